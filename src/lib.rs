@@ -1,0 +1,33 @@
+//! ethcloud: a layer-2 VPN over UDP.
+//!
+//! Every Ethernet frame read from a tap device is sent over UDP to the peer that owns its
+//! destination MAC (or to all peers when unknown), and peers cross-connect into a full mesh by
+//! exchanging peer lists. The wire protocol is the one in the ethcloud man page.
+//!
+//! ```text
+//! main ──→ cli, error, daemon, sys::*             the binary shell
+//! daemon ──→ node, io, stats, time, sys::epoll    the thin loop: the only place that reads the real clock
+//! sys::* ──→ io (implements it), libc, c/tapdev   the only unsafe code
+//! node ──→ wire, switch, peers, stats, io, time   pure core
+//! switch, peers ──→ wire (Mac, VlanId), time
+//! wire ──→ core/std only
+//! ```
+//!
+//! The core (`wire`, `switch`, `peers`, `node`, `buf`, `time`, `io`, `stats`) performs no I/O and
+//! reads no clock, so tests drive it deterministically in a simulator.
+
+#![deny(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+#![warn(missing_docs)]
+
+pub mod buf;
+pub mod io;
+pub mod node;
+pub mod peers;
+pub mod stats;
+pub mod switch;
+pub mod time;
+pub mod wire;

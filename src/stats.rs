@@ -1,0 +1,214 @@
+//! Counters: what crossed the node and what was dropped, and why.
+//!
+//! Owns the counters and their names only. The node increments them; the daemon and tests read
+//! them. Plain `u64`s, no atomics: one thread owns a node.
+
+use core::fmt;
+
+use crate::wire;
+
+/// Why a packet was not delivered. Every drop has exactly one reason and one counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// The datagram's token is not ours.
+    WrongToken,
+    /// The datagram could not be parsed.
+    Malformed(wire::Error),
+    /// The datagram claims to come from one of our own addresses.
+    FromSelf,
+    /// A message from a new address while the peer table is full.
+    PeerTableFull,
+    /// A frame from the device that is not a valid Ethernet frame.
+    BadDeviceFrame,
+    /// A frame from the device with no peer to send it to.
+    NoPeers,
+    /// The device refused a frame (queue full or error).
+    DeviceWrite,
+}
+
+impl DropReason {
+    /// Number of distinct counters.
+    pub const COUNT: usize = 10;
+
+    /// Every counter index with its name, in a fixed order.
+    pub const NAMES: [&'static str; DropReason::COUNT] = [
+        "wrong_token",
+        "truncated",
+        "unknown_kind",
+        "frame_too_short",
+        "truncated_vlan_tag",
+        "from_self",
+        "peer_table_full",
+        "bad_device_frame",
+        "no_peers",
+        "device_write",
+    ];
+
+    /// The counter index of this reason.
+    pub const fn index(self) -> usize {
+        match self {
+            DropReason::WrongToken => 0,
+            DropReason::Malformed(wire::Error::Truncated) => 1,
+            DropReason::Malformed(wire::Error::UnknownKind(_)) => 2,
+            DropReason::Malformed(wire::Error::FrameTooShort) => 3,
+            DropReason::Malformed(wire::Error::TruncatedVlanTag) => 4,
+            DropReason::FromSelf => 5,
+            DropReason::PeerTableFull => 6,
+            DropReason::BadDeviceFrame => 7,
+            DropReason::NoPeers => 8,
+            DropReason::DeviceWrite => 9,
+        }
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DropReason::WrongToken => f.write_str("wrong token"),
+            DropReason::Malformed(e) => write!(f, "malformed: {e}"),
+            DropReason::FromSelf => f.write_str("sent from our own address"),
+            DropReason::PeerTableFull => f.write_str("peer table full"),
+            DropReason::BadDeviceFrame => f.write_str("invalid frame from the device"),
+            DropReason::NoPeers => f.write_str("no peers to send to"),
+            DropReason::DeviceWrite => f.write_str("device write failed"),
+        }
+    }
+}
+
+/// The node's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames read from the device.
+    pub frames_from_device: u64,
+    /// Bytes of those frames.
+    pub bytes_from_device: u64,
+    /// Frames written to the device.
+    pub frames_to_device: u64,
+    /// Bytes of those frames.
+    pub bytes_to_device: u64,
+    /// Device frames sent to exactly one peer (destination known).
+    pub frames_unicast: u64,
+    /// Device frames sent to every peer (destination unknown, broadcast or multicast).
+    pub frames_flooded: u64,
+    /// Datagrams received, valid or not.
+    pub datagrams_received: u64,
+    /// Bytes of those datagrams.
+    pub bytes_received: u64,
+    /// Datagrams handed to the socket successfully.
+    pub datagrams_sent: u64,
+    /// Bytes of those datagrams.
+    pub bytes_sent: u64,
+    /// Management datagrams (peer lists, get-peers, close) sent.
+    pub control_sent: u64,
+    /// Bytes of those management datagrams.
+    pub control_bytes_sent: u64,
+    /// Sends that failed because the socket buffer was full.
+    pub send_would_block: u64,
+    /// Sends that failed for any other reason.
+    pub send_errors: u64,
+    /// MAC entries that moved from one peer to another.
+    pub mac_moves: u64,
+    /// MAC entries not learned because a table cap was reached.
+    pub macs_refused: u64,
+    /// Peer-list entries ignored (own, unspecified, multicast, port 0, unreachable family).
+    pub peer_entries_ignored: u64,
+    /// Addresses not queued for contact because the queue was full.
+    pub contacts_refused: u64,
+    /// Dropped packets, indexed by [`DropReason::index`].
+    pub drops: [u64; DropReason::COUNT],
+}
+
+impl Stats {
+    /// Counts one drop.
+    pub fn count_drop(&mut self, reason: DropReason) {
+        if let Some(c) = self.drops.get_mut(reason.index()) {
+            *c = c.saturating_add(1);
+        }
+    }
+
+    /// The drop counter for `reason`.
+    pub fn drops_of(&self, reason: DropReason) -> u64 {
+        self.drops.get(reason.index()).copied().unwrap_or(0)
+    }
+
+    /// All drops together.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().fold(0u64, |a, b| a.saturating_add(*b))
+    }
+}
+
+impl fmt::Display for Stats {
+    /// One line, `name=value` pairs, drops only where non-zero.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "frames_from_device={} bytes_from_device={} frames_to_device={} bytes_to_device={} \
+             unicast={} flooded={} datagrams_received={} bytes_received={} datagrams_sent={} \
+             bytes_sent={} control_sent={} control_bytes_sent={} send_would_block={} send_errors={} \
+             mac_moves={} macs_refused={} peer_entries_ignored={} contacts_refused={}",
+            self.frames_from_device,
+            self.bytes_from_device,
+            self.frames_to_device,
+            self.bytes_to_device,
+            self.frames_unicast,
+            self.frames_flooded,
+            self.datagrams_received,
+            self.bytes_received,
+            self.datagrams_sent,
+            self.bytes_sent,
+            self.control_sent,
+            self.control_bytes_sent,
+            self.send_would_block,
+            self.send_errors,
+            self.mac_moves,
+            self.macs_refused,
+            self.peer_entries_ignored,
+            self.contacts_refused,
+        )?;
+        for (name, count) in DropReason::NAMES.iter().zip(self.drops.iter()) {
+            if *count > 0 {
+                write!(f, " drop_{name}={count}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_reason_indices_are_distinct_and_named() {
+        let all = [
+            DropReason::WrongToken,
+            DropReason::Malformed(wire::Error::Truncated),
+            DropReason::Malformed(wire::Error::UnknownKind(9)),
+            DropReason::Malformed(wire::Error::FrameTooShort),
+            DropReason::Malformed(wire::Error::TruncatedVlanTag),
+            DropReason::FromSelf,
+            DropReason::PeerTableFull,
+            DropReason::BadDeviceFrame,
+            DropReason::NoPeers,
+            DropReason::DeviceWrite,
+        ];
+        let mut seen = [false; DropReason::COUNT];
+        for r in all {
+            assert!(!seen[r.index()], "{r} shares an index");
+            seen[r.index()] = true;
+        }
+        assert!(seen.iter().all(|s| *s));
+    }
+
+    #[test]
+    fn stats_display_lists_nonzero_drops_only() {
+        let mut s = Stats::default();
+        s.count_drop(DropReason::WrongToken);
+        s.count_drop(DropReason::WrongToken);
+        let line = s.to_string();
+        assert!(line.contains("drop_wrong_token=2"));
+        assert!(!line.contains("drop_truncated"));
+        assert_eq!(s.total_drops(), 2);
+        assert_eq!(s.drops_of(DropReason::WrongToken), 2);
+    }
+}
