@@ -1,34 +1,83 @@
-//! PLACEHOLDER API (being written): signatures only.
+//! [`Node`]: everything the spec says an ethcloud node does, with no I/O of its own.
+//!
+//! Owns the behaviour: token check, MAC learning, unicast or flood, add-on-hear peers, answering
+//! and sending "get peer list", gossip of √n peer subsets, timeouts, Close. It writes through the
+//! [`Socket`] and [`Device`] traits and reads time only from the `now` it is given, so the daemon
+//! and the simulator drive the very same code. It must not touch the OS, a clock or threads.
+//!
+//! Choices made where the spec is silent:
+//! - A valid message from an unknown address makes it a peer, except `Close`, which only ever
+//!   removes. Addresses from peer lists are queued and sent "get peer list" at a bounded rate
+//!   (`contacts_per_second`), each at most [`peers::LEARNED_ATTEMPTS`] times with back-off; they
+//!   become peers only when they answer.
+//! - `--connect` addresses are retried forever with exponential back-off (1 s doubling to 60 s),
+//!   also after they time out or close.
+//! - Gossip follows the Trickle idea: after the peer set grows, rounds start 1 s apart and double
+//!   up to a steady interval. A round sends ⌈√n⌉ peers (round-robin) a list of ⌈√n⌉ peers
+//!   (round-robin, never the receiver itself). The steady interval is chosen so that every peer
+//!   hears from us at least every `min(peer_timeout / 4, 60 s)`: peers stay alive with margin and
+//!   NAT mappings stay open.
+//! - A "get peer list" is answered with up to 255 peers per address family, never including the
+//!   asker itself.
+
+use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use log::{debug, info, warn};
+
 use crate::buf::PacketBuf;
 use crate::io::{Device, Socket};
+use crate::peers::{self, canonical, ceil_sqrt, is_unusable, Contacts, PeerTable, Touch};
 use crate::stats::{DropReason, Stats};
+use crate::switch::{self, Learned, SwitchTable};
 use crate::time::Instant;
-use crate::wire::Token;
+use crate::wire::{
+    self, emit_control, emit_header, emit_peers, peers::MAX_PEER_LIST_BODY_LEN, Frame, Kind,
+    Message, Packet, Token, HEADER_LEN,
+};
 
-/// Node configuration.
-#[derive(Clone, Debug)]
+/// How often [`Node::housekeep`] wants to run.
+pub const HOUSEKEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// The shortest gossip interval, used right after the peer set changed.
+pub const GOSSIP_INTERVAL_MIN: Duration = Duration::from_secs(1);
+/// Every peer hears from us at least this often (or every quarter of the peer timeout, if
+/// shorter), which keeps NAT mappings open.
+pub const KEEPALIVE_MAX: Duration = Duration::from_secs(60);
+/// Default rate of "get peer list" sent to addresses not yet peers.
+pub const DEFAULT_CONTACTS_PER_SECOND: usize = 64;
+
+/// How a node is set up. Build with [`Config::new`] and change fields as needed.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Network token.
+    /// The network token; datagrams with another token are dropped.
     pub token: Token,
-    /// --peer-timeout.
+    /// A peer silent this long is removed (`--peer-timeout`).
     pub peer_timeout: Duration,
-    /// --mac-timeout.
+    /// A MAC entry not refreshed this long is removed (`--mac-timeout`).
     pub mac_timeout: Duration,
-    /// Resolved --connect addresses.
+    /// Addresses to connect to (`--connect`), already resolved.
     pub connect: Vec<SocketAddr>,
-    /// Our own addresses (listen port on every local IP).
+    /// Addresses that are ourselves: never a peer, never contacted.
     pub own_addrs: Vec<SocketAddr>,
-    /// The socket can reach IPv4 peers.
+    /// The socket can send to IPv4 addresses.
     pub accepts_ipv4: bool,
-    /// The socket can reach IPv6 peers.
+    /// The socket can send to IPv6 addresses.
     pub accepts_ipv6: bool,
+    /// Cap on the peer table.
+    pub max_peers: usize,
+    /// Cap on the MAC table.
+    pub max_macs: usize,
+    /// Cap on MAC entries behind one peer.
+    pub max_macs_per_peer: usize,
+    /// Cap on the addresses waiting to be contacted.
+    pub max_contacts: usize,
+    /// "get peer list" messages per second to addresses that are not peers yet.
+    pub contacts_per_second: usize,
 }
 
 impl Config {
-    /// Defaults of the spec for `token`.
+    /// The spec's defaults (peer timeout 1800 s, MAC timeout 300 s) for `token`.
     pub fn new(token: Token) -> Config {
         Config {
             token,
@@ -38,41 +87,551 @@ impl Config {
             own_addrs: Vec::new(),
             accepts_ipv4: true,
             accepts_ipv6: true,
+            max_peers: peers::DEFAULT_MAX_PEERS,
+            max_macs: switch::DEFAULT_MAX_ENTRIES,
+            max_macs_per_peer: switch::DEFAULT_MAX_ENTRIES_PER_PEER,
+            max_contacts: peers::DEFAULT_MAX_CONTACTS,
+            contacts_per_second: DEFAULT_CONTACTS_PER_SECOND,
+        }
+    }
+
+    fn is_own(&self, addr: SocketAddr) -> bool {
+        self.own_addrs.contains(&addr)
+    }
+
+    fn is_configured(&self, addr: SocketAddr) -> bool {
+        self.connect.contains(&addr)
+    }
+
+    fn can_reach(&self, addr: SocketAddr) -> bool {
+        match addr {
+            SocketAddr::V4(_) => self.accepts_ipv4,
+            SocketAddr::V6(_) => self.accepts_ipv6,
+        }
+    }
+
+    /// How often every peer must hear from us.
+    fn keepalive(&self) -> Duration {
+        (self.peer_timeout / 4).clamp(GOSSIP_INTERVAL_MIN, KEEPALIVE_MAX)
+    }
+}
+
+/// The steady gossip plan for `n` peers: (interval between rounds, peers per round), such that
+/// every peer is sent a list at least once per `keepalive`.
+fn gossip_plan(n: usize, keepalive: Duration) -> (Duration, usize) {
+    if n == 0 {
+        return (keepalive, 0);
+    }
+    let k = ceil_sqrt(n);
+    let rounds = n.div_ceil(k);
+    let interval = keepalive / u32::try_from(rounds).unwrap_or(u32::MAX);
+    if interval >= GOSSIP_INTERVAL_MIN {
+        return (interval, k);
+    }
+    let rounds = usize::try_from(keepalive.as_secs()).unwrap_or(usize::MAX).max(1);
+    (GOSSIP_INTERVAL_MIN, n.div_ceil(rounds).max(k))
+}
+
+/// Send side: the socket plus which kinds of failure were already logged at warn.
+struct Tx<S> {
+    socket: S,
+    warned: u8,
+}
+
+impl<S: Socket> Tx<S> {
+    /// Sends one datagram; counts success or failure; warns once per kind of failure.
+    fn send(&mut self, stats: &mut Stats, to: SocketAddr, datagram: &[u8], is_control: bool) {
+        match self.socket.send_to(datagram, to) {
+            Ok(()) => {
+                stats.datagrams_sent += 1;
+                stats.bytes_sent += datagram.len() as u64;
+                if is_control {
+                    stats.control_sent += 1;
+                    stats.control_bytes_sent += datagram.len() as u64;
+                }
+            }
+            Err(e) => {
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    stats.send_would_block += 1;
+                } else {
+                    stats.send_errors += 1;
+                }
+                let bit = error_bit(e.kind());
+                if self.warned & bit == 0 {
+                    self.warned |= bit;
+                    warn!("sending to {to} failed: {e} (counted; further failures of this kind are logged at debug)");
+                } else {
+                    debug!("sending to {to} failed: {e}");
+                }
+            }
         }
     }
 }
 
-/// The node.
+fn error_bit(kind: io::ErrorKind) -> u8 {
+    match kind {
+        io::ErrorKind::WouldBlock => 1,
+        io::ErrorKind::ConnectionRefused => 2,
+        io::ErrorKind::PermissionDenied => 4,
+        io::ErrorKind::NetworkUnreachable | io::ErrorKind::HostUnreachable => 8,
+        io::ErrorKind::InvalidInput | io::ErrorKind::AddrNotAvailable => 16,
+        _ => 32,
+    }
+}
+
+/// One ethcloud node: a learning switch whose ports are peers.
 pub struct Node<S: Socket, D: Device> {
     config: Config,
-    socket: S,
+    tx: Tx<S>,
     device: D,
+    device_warned: bool,
+    peers: PeerTable,
+    switch: SwitchTable,
+    contacts: Contacts,
     stats: Stats,
+    /// Scratch space for management messages, allocated once.
+    control: Box<[u8]>,
+    /// Scratch lists for housekeeping, reused.
+    targets: Vec<SocketAddr>,
+    entries: Vec<SocketAddr>,
+    gossip_cursor: Option<SocketAddr>,
+    share_cursor: Option<SocketAddr>,
+    gossip_interval: Duration,
+    next_gossip: Instant,
+    next_housekeep: Instant,
+    contact_tokens: usize,
+    last_refill: Instant,
 }
 
 impl<S: Socket, D: Device> Node<S, D> {
-    /// New node.
-    pub fn new(config: Config, socket: S, device: D, _now: Instant) -> Self {
-        Node { config, socket, device, stats: Stats::default() }
+    /// A node with no peers yet. Its `--connect` addresses (minus our own) are contacted at the
+    /// first [`Node::housekeep`], which [`Node::next_deadline`] asks for at once.
+    pub fn new(mut config: Config, socket: S, device: D, now: Instant) -> Self {
+        let connect = core::mem::take(&mut config.connect);
+        let contact_tokens = config.contacts_per_second.max(1);
+        let mut node = Node {
+            peers: PeerTable::new(config.max_peers),
+            switch: SwitchTable::new(config.mac_timeout, config.max_macs, config.max_macs_per_peer),
+            tx: Tx { socket, warned: 0 },
+            device,
+            device_warned: false,
+            stats: Stats::default(),
+            control: vec![0u8; HEADER_LEN + MAX_PEER_LIST_BODY_LEN].into_boxed_slice(),
+            targets: Vec::new(),
+            entries: Vec::new(),
+            gossip_cursor: None,
+            share_cursor: None,
+            gossip_interval: GOSSIP_INTERVAL_MIN,
+            next_gossip: now + GOSSIP_INTERVAL_MIN,
+            next_housekeep: now,
+            contact_tokens,
+            last_refill: now,
+            contacts: Contacts::new(config.max_contacts),
+            config,
+        };
+        for addr in connect {
+            node.add_connect(now, addr);
+        }
+        node
     }
-    /// A datagram arrived.
-    pub fn on_datagram(&mut self, _now: Instant, _from: SocketAddr, _datagram: &[u8]) -> Result<(), DropReason> { Ok(()) }
-    /// A frame was read into buf.frame_room()[..len].
-    pub fn on_frame(&mut self, _now: Instant, _buf: &mut PacketBuf, _len: usize) -> Result<(), DropReason> { Ok(()) }
-    /// Timers.
-    pub fn housekeep(&mut self, _now: Instant) {}
-    /// When housekeep must run next.
-    pub fn next_deadline(&self) -> Instant { Instant::FAR_FUTURE }
-    /// Send Close to all.
-    pub fn shutdown(&mut self, _now: Instant) {}
-    /// Counters.
-    pub fn stats(&self) -> &Stats { &self.stats }
+
+    /// Adds a `--connect` address: contacted at the next housekeeping, retried with back-off
+    /// until it answers, and again whenever it is lost. Our own address, an unusable one or one
+    /// of a family the socket cannot reach is refused with a warning. Returns whether it was
+    /// added (or already there).
+    pub fn add_connect(&mut self, now: Instant, addr: SocketAddr) -> bool {
+        let addr = canonical(addr);
+        if self.config.is_own(addr) {
+            warn!("not connecting to {addr}: that is this node's own address");
+            return false;
+        }
+        if is_unusable(addr) {
+            warn!("not connecting to {addr}: no node can be reached there");
+            return false;
+        }
+        if !self.config.can_reach(addr) {
+            warn!("not connecting to {addr}: the listen socket cannot reach that address family");
+            return false;
+        }
+        if !self.config.connect.contains(&addr) {
+            self.config.connect.push(addr);
+            if !self.peers.contains(addr) {
+                self.contacts.add_configured(addr, now);
+            }
+            self.next_housekeep = self.next_housekeep.min(now);
+        }
+        true
+    }
+
+    /// Handles one datagram received from `from`. // HOT PATH
+    ///
+    /// # Errors
+    ///
+    /// The [`DropReason`] when the datagram is not acted on; it has already been counted and
+    /// logged at debug, so callers may ignore it.
+    pub fn on_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) -> Result<(), DropReason> {
+        self.stats.datagrams_received += 1;
+        self.stats.bytes_received += datagram.len() as u64;
+        let from = canonical(from);
+        let result = self.handle_datagram(now, from, datagram);
+        if let Err(reason) = result {
+            self.stats.count_drop(reason);
+            debug!("dropped {} bytes from {from}: {reason}", datagram.len());
+        }
+        result
+    }
+
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) -> Result<(), DropReason> {
+        let packet = Packet::new_checked(datagram).map_err(DropReason::Malformed)?;
+        if packet.token() != self.config.token {
+            return Err(DropReason::WrongToken);
+        }
+        if self.config.is_own(from) {
+            return Err(DropReason::FromSelf);
+        }
+        let message = Message::parse(packet).map_err(DropReason::Malformed)?;
+        if let Message::Close = message {
+            self.remove_peer(now, from, "closed by peer");
+            return Ok(());
+        }
+        match self.peers.touch(now, from) {
+            Touch::Refreshed => {}
+            Touch::Added => self.on_peer_added(now, from),
+            Touch::Full => return Err(DropReason::PeerTableFull),
+        }
+        match message {
+            Message::Frame(frame) => self.deliver(now, from, frame),
+            Message::Peers(list) => {
+                self.learn_addresses(now, from, list);
+                Ok(())
+            }
+            Message::GetPeers => {
+                self.send_peer_list(from);
+                Ok(())
+            }
+            Message::Close => Ok(()),
+        }
+    }
+
+    /// Learns the frame's source and writes it to the device. // HOT PATH
+    fn deliver(&mut self, now: Instant, from: SocketAddr, frame: Frame<&[u8]>) -> Result<(), DropReason> {
+        let src = frame.src();
+        if !src.is_multicast() {
+            let vlan = frame.vlan();
+            match self.switch.learn(now, vlan, src, from) {
+                Learned::Refreshed => {}
+                Learned::New => debug!("learned {src} on {vlan} at {from}"),
+                Learned::Moved { from: old } => {
+                    self.stats.mac_moves += 1;
+                    debug!("{src} on {vlan} moved from {old} to {from}");
+                }
+                Learned::Refused => {
+                    self.stats.macs_refused += 1;
+                    debug!("not learning {src} on {vlan} at {from}: mac table full");
+                }
+            }
+        }
+        let bytes = frame.as_bytes();
+        match self.device.write_frame(bytes) {
+            Ok(()) => {
+                self.stats.frames_to_device += 1;
+                self.stats.bytes_to_device += bytes.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                if !self.device_warned {
+                    self.device_warned = true;
+                    warn!("writing a frame to the device failed: {e} (counted as drops; further failures are logged at debug)");
+                }
+                Err(DropReason::DeviceWrite)
+            }
+        }
+    }
+
+    fn learn_addresses(&mut self, now: Instant, from: SocketAddr, list: wire::PeerList<'_>) {
+        for addr in list.iter() {
+            let addr = canonical(addr);
+            if addr == from || self.peers.contains(addr) || self.contacts.contains(addr) {
+                continue;
+            }
+            if is_unusable(addr) || self.config.is_own(addr) || !self.config.can_reach(addr) {
+                self.stats.peer_entries_ignored += 1;
+                continue;
+            }
+            if !self.contacts.add_learned(now, addr) {
+                self.stats.contacts_refused += 1;
+                debug!("not contacting {addr}: contact queue full");
+            }
+        }
+    }
+
+    fn on_peer_added(&mut self, now: Instant, addr: SocketAddr) {
+        self.contacts.remove(addr);
+        info!("peer {addr} added ({} peers)", self.peers.len());
+        // The peer set changed: gossip soon again (Trickle reset).
+        self.gossip_interval = GOSSIP_INTERVAL_MIN;
+        self.next_gossip = self.next_gossip.min(now + GOSSIP_INTERVAL_MIN);
+    }
+
+    fn remove_peer(&mut self, now: Instant, addr: SocketAddr, reason: &str) {
+        if !self.peers.remove(addr) {
+            return;
+        }
+        let macs = self.switch.forget_peer(addr);
+        info!("peer {addr} removed: {reason} ({} peers)", self.peers.len());
+        if macs > 0 {
+            debug!("forgot {macs} mac entries behind {addr}");
+        }
+        if self.config.is_configured(addr) {
+            self.contacts.add_configured(addr, now + peers::CONNECT_BACKOFF_START);
+        }
+    }
+
+    /// Sends `to` our peers, up to 255 per family, leaving `to` itself out.
+    fn send_peer_list(&mut self, to: SocketAddr) {
+        let addrs = self.peers.addrs().filter(move |a| *a != to);
+        if let Ok((len, _)) = emit_peers(self.config.token, addrs, &mut self.control) {
+            if let Some(datagram) = self.control.get(..len) {
+                self.tx.send(&mut self.stats, to, datagram, true);
+            }
+        }
+    }
+
+    fn send_control(&mut self, to: SocketAddr, kind: Kind) {
+        if let Ok(len) = emit_control(self.config.token, kind, &mut self.control) {
+            if let Some(datagram) = self.control.get(..len) {
+                self.tx.send(&mut self.stats, to, datagram, true);
+            }
+        }
+    }
+
+    /// Sends the frame read into `buf.frame_room()[..len]` to the peer owning its destination, or
+    /// to every peer. The header is written in front of the frame in place. // HOT PATH
+    ///
+    /// # Errors
+    ///
+    /// [`DropReason::BadDeviceFrame`] for a frame without a whole Ethernet header,
+    /// [`DropReason::NoPeers`] when there is nobody to send to. Both are already counted.
+    pub fn on_frame(&mut self, now: Instant, buf: &mut PacketBuf, len: usize) -> Result<(), DropReason> {
+        self.stats.frames_from_device += 1;
+        self.stats.bytes_from_device += len as u64;
+        let result = self.forward(now, buf, len);
+        if let Err(reason) = result {
+            self.stats.count_drop(reason);
+            debug!("dropped a {len}-byte frame from the device: {reason}");
+        }
+        result
+    }
+
+    fn forward(&mut self, now: Instant, buf: &mut PacketBuf, len: usize) -> Result<(), DropReason> {
+        let (dst, vlan) = match Frame::new_checked(buf.frame(len)) {
+            Ok(frame) => (frame.dst(), frame.vlan()),
+            Err(_) => return Err(DropReason::BadDeviceFrame),
+        };
+        let target = if dst.is_multicast() {
+            None
+        } else {
+            self.switch.lookup(now, vlan, dst)
+        };
+        if target.is_none() && self.peers.is_empty() {
+            return Err(DropReason::NoPeers);
+        }
+        let datagram = buf.header_and_frame_mut(len);
+        if emit_header(self.config.token, Kind::Frame, datagram).is_err() {
+            return Err(DropReason::BadDeviceFrame);
+        }
+        let datagram: &[u8] = datagram;
+        match target {
+            Some(peer) => {
+                self.stats.frames_unicast += 1;
+                self.tx.send(&mut self.stats, peer, datagram, false);
+            }
+            None => {
+                self.stats.frames_flooded += 1;
+                for peer in self.peers.addrs() {
+                    self.tx.send(&mut self.stats, peer, datagram, false);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the timers: expires peers and MAC entries, contacts queued addresses, gossips.
+    /// Call it whenever `now >= self.next_deadline()`; calling it more often is harmless.
+    pub fn housekeep(&mut self, now: Instant) {
+        self.next_housekeep = now + HOUSEKEEP_INTERVAL;
+
+        let mut expired = core::mem::take(&mut self.targets);
+        expired.clear();
+        self.peers
+            .collect_expired(now, self.config.peer_timeout, &mut expired);
+        for addr in expired.iter() {
+            self.remove_peer(now, *addr, "timed out");
+        }
+        self.targets = expired;
+
+        self.switch.expire(now, |vlan, mac, peer| {
+            debug!("{mac} on {vlan} at {peer} expired");
+        });
+
+        self.contact_due(now);
+
+        if now >= self.next_gossip {
+            self.gossip(now);
+        }
+    }
+
+    fn contact_due(&mut self, now: Instant) {
+        let rate = self.config.contacts_per_second.max(1);
+        let elapsed_ms = now.saturating_duration_since(self.last_refill).as_millis();
+        let refill = usize::try_from(elapsed_ms.saturating_mul(rate as u128) / 1000).unwrap_or(usize::MAX);
+        if refill > 0 {
+            self.contact_tokens = self.contact_tokens.saturating_add(refill).min(rate);
+            self.last_refill = now;
+        }
+        let mut due = core::mem::take(&mut self.targets);
+        due.clear();
+        self.contacts.take_due(now, self.contact_tokens, &mut due);
+        self.contact_tokens -= due.len().min(self.contact_tokens);
+        for addr in due.iter() {
+            debug!("asking {addr} for its peer list");
+            self.send_control(*addr, Kind::GetPeers);
+        }
+        self.targets = due;
+    }
+
+    /// One gossip round: ⌈√n⌉ peers each get a list of ⌈√n⌉ peers, both round-robin.
+    fn gossip(&mut self, now: Instant) {
+        let n = self.peers.len();
+        let (steady, per_round) = gossip_plan(n, self.config.keepalive());
+        self.gossip_interval = (self.gossip_interval * 2).min(steady).max(GOSSIP_INTERVAL_MIN);
+        self.next_gossip = now + self.gossip_interval;
+        if n == 0 {
+            return;
+        }
+        let share = ceil_sqrt(n);
+        let mut targets = core::mem::take(&mut self.targets);
+        targets.clear();
+        self.peers
+            .round_robin(&mut self.gossip_cursor, per_round, &mut targets);
+        let mut entries = core::mem::take(&mut self.entries);
+        for to in targets.iter().copied() {
+            entries.clear();
+            self.peers
+                .round_robin(&mut self.share_cursor, share + 1, &mut entries);
+            let list = entries.iter().copied().filter(move |a| *a != to).take(share);
+            if let Ok((len, count)) = emit_peers(self.config.token, list, &mut self.control) {
+                if let Some(datagram) = self.control.get(..len) {
+                    debug!("gossip: sending {count} peers to {to}");
+                    self.tx.send(&mut self.stats, to, datagram, true);
+                }
+            }
+        }
+        self.entries = entries;
+        self.targets = targets;
+    }
+
+    /// When [`Node::housekeep`] should run next.
+    pub fn next_deadline(&self) -> Instant {
+        self.next_housekeep
+    }
+
+    /// Sends Close to every peer (the spec's shutdown rule) and forgets them.
+    pub fn shutdown(&mut self, now: Instant) {
+        let mut peers = core::mem::take(&mut self.targets);
+        peers.clear();
+        peers.extend(self.peers.addrs());
+        for addr in peers.iter() {
+            self.send_control(*addr, Kind::Close);
+        }
+        info!("sent close to {} peers", peers.len());
+        for addr in peers.iter() {
+            self.peers.remove(*addr);
+            self.switch.forget_peer(*addr);
+        }
+        self.targets = peers;
+        self.next_housekeep = now + HOUSEKEEP_INTERVAL;
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
     /// Number of peers.
-    pub fn peer_count(&self) -> usize { 0 }
-    /// Config.
-    pub fn config(&self) -> &Config { &self.config }
-    /// Socket.
-    pub fn socket_mut(&mut self) -> &mut S { &mut self.socket }
-    /// Device.
-    pub fn device_mut(&mut self) -> &mut D { &mut self.device }
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// The peer table.
+    pub fn peers(&self) -> &PeerTable {
+        &self.peers
+    }
+
+    /// The MAC table.
+    pub fn switch_table(&self) -> &SwitchTable {
+        &self.switch
+    }
+
+    /// Addresses waiting to be contacted.
+    pub fn contacts(&self) -> &Contacts {
+        &self.contacts
+    }
+
+    /// The configuration in force (`connect` holds the usable `--connect` addresses).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The socket.
+    pub fn socket(&self) -> &S {
+        &self.tx.socket
+    }
+
+    /// The socket, mutably (the daemon receives on it).
+    pub fn socket_mut(&mut self) -> &mut S {
+        &mut self.tx.socket
+    }
+
+    /// The device.
+    pub fn device(&self) -> &D {
+        &self.device
+    }
+
+    /// The device, mutably (the daemon reads frames from it).
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.device
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gossip_plan_reaches_every_peer_within_keepalive() {
+        let keepalive = Duration::from_secs(60);
+        for n in [1usize, 2, 5, 10, 100, 1000, 4096] {
+            let (interval, k) = gossip_plan(n, keepalive);
+            let rounds = n.div_ceil(k);
+            let cycle = interval * u32::try_from(rounds).unwrap();
+            assert!(cycle <= keepalive, "n={n}: {cycle:?}");
+            assert!(interval >= GOSSIP_INTERVAL_MIN);
+            assert!(k >= ceil_sqrt(n));
+        }
+        // with a short timeout the per-round count grows instead of the interval shrinking
+        let (interval, k) = gossip_plan(1000, Duration::from_secs(5));
+        assert_eq!(interval, GOSSIP_INTERVAL_MIN);
+        assert_eq!(k, 200);
+    }
+
+    #[test]
+    fn keepalive_is_a_quarter_of_the_timeout_capped_at_a_minute() {
+        let mut c = Config::new(Token::default());
+        assert_eq!(c.keepalive(), KEEPALIVE_MAX);
+        c.peer_timeout = Duration::from_secs(20);
+        assert_eq!(c.keepalive(), Duration::from_secs(5));
+        c.peer_timeout = Duration::from_secs(1);
+        assert_eq!(c.keepalive(), GOSSIP_INTERVAL_MIN);
+    }
 }

@@ -1,1 +1,261 @@
-//! placeholder
+//! [`SwitchTable`]: the learning switch's MAC table, keyed by (VLAN, MAC).
+//!
+//! Owns which peer a (VLAN, MAC) was last seen behind, and for how long that holds. It does not
+//! decide what to do with a frame (that is `node`) and never sees bytes or sockets.
+//!
+//! The table is capped in total and per peer, so nobody on the network can grow it without bound:
+//! a full table refuses new entries (the caller counts them) and the frames to those MACs are
+//! flooded, as for any unknown destination.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::time::Instant;
+use crate::wire::{Mac, VlanId};
+
+/// Default cap on the whole table.
+pub const DEFAULT_MAX_ENTRIES: usize = 65_536;
+/// Default cap on the entries that point at one peer.
+pub const DEFAULT_MAX_ENTRIES_PER_PEER: usize = 4_096;
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    peer: SocketAddr,
+    expires: Instant,
+}
+
+/// What [`SwitchTable::learn`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Learned {
+    /// A new entry.
+    New,
+    /// The entry already pointed at this peer; its timeout was renewed.
+    Refreshed,
+    /// The entry pointed at another peer and now points at this one.
+    Moved {
+        /// The peer it pointed at before.
+        from: SocketAddr,
+    },
+    /// Not learned: a cap was reached.
+    Refused,
+}
+
+/// The MAC table.
+#[derive(Debug)]
+pub struct SwitchTable {
+    entries: HashMap<(VlanId, Mac), Entry>,
+    per_peer: HashMap<SocketAddr, usize>,
+    timeout: Duration,
+    max_entries: usize,
+    max_per_peer: usize,
+}
+
+impl SwitchTable {
+    /// An empty table whose entries live for `timeout` after they were last seen.
+    pub fn new(timeout: Duration, max_entries: usize, max_per_peer: usize) -> SwitchTable {
+        SwitchTable {
+            entries: HashMap::new(),
+            per_peer: HashMap::new(),
+            timeout,
+            max_entries,
+            max_per_peer,
+        }
+    }
+
+    /// Records that `mac` on `vlan` sits behind `peer`, as of `now`. // HOT PATH
+    ///
+    /// Group (multicast or broadcast) addresses are never learned; callers filter them.
+    pub fn learn(&mut self, now: Instant, vlan: VlanId, mac: Mac, peer: SocketAddr) -> Learned {
+        let expires = now + self.timeout;
+        if let Some(entry) = self.entries.get_mut(&(vlan, mac)) {
+            entry.expires = expires;
+            if entry.peer == peer {
+                return Learned::Refreshed;
+            }
+            let from = entry.peer;
+            if count_of(&self.per_peer, peer) >= self.max_per_peer {
+                // The new owner is at its cap: keep the old entry rather than exceed it.
+                return Learned::Refused;
+            }
+            entry.peer = peer;
+            decrement(&mut self.per_peer, from);
+            *self.per_peer.entry(peer).or_insert(0) += 1;
+            return Learned::Moved { from };
+        }
+        if self.entries.len() >= self.max_entries
+            || count_of(&self.per_peer, peer) >= self.max_per_peer
+        {
+            return Learned::Refused;
+        }
+        self.entries.insert((vlan, mac), Entry { peer, expires });
+        *self.per_peer.entry(peer).or_insert(0) += 1;
+        Learned::New
+    }
+
+    /// The peer behind `mac` on `vlan`, if known and not expired at `now`. // HOT PATH
+    pub fn lookup(&self, now: Instant, vlan: VlanId, mac: Mac) -> Option<SocketAddr> {
+        self.entries
+            .get(&(vlan, mac))
+            .filter(|e| e.expires > now)
+            .map(|e| e.peer)
+    }
+
+    /// Removes entries not seen for the timeout; calls `on_expired` for each. Returns how many.
+    pub fn expire(&mut self, now: Instant, mut on_expired: impl FnMut(VlanId, Mac, SocketAddr)) -> usize {
+        let before = self.entries.len();
+        let per_peer = &mut self.per_peer;
+        self.entries.retain(|&(vlan, mac), e| {
+            if e.expires > now {
+                return true;
+            }
+            on_expired(vlan, mac, e.peer);
+            decrement(per_peer, e.peer);
+            false
+        });
+        before - self.entries.len()
+    }
+
+    /// Removes every entry that points at `peer`. Returns how many.
+    pub fn forget_peer(&mut self, peer: SocketAddr) -> usize {
+        if self.per_peer.remove(&peer).is_none() {
+            return 0;
+        }
+        let before = self.entries.len();
+        self.entries.retain(|_, e| e.peer != peer);
+        before - self.entries.len()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of entries pointing at `peer`.
+    pub fn count_for(&self, peer: SocketAddr) -> usize {
+        count_of(&self.per_peer, peer)
+    }
+
+    /// Every entry as (VLAN, MAC, peer, expiry), in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (VlanId, Mac, SocketAddr, Instant)> + '_ {
+        self.entries
+            .iter()
+            .map(|(&(vlan, mac), e)| (vlan, mac, e.peer, e.expires))
+    }
+}
+
+fn count_of(map: &HashMap<SocketAddr, usize>, peer: SocketAddr) -> usize {
+    map.get(&peer).copied().unwrap_or(0)
+}
+
+fn decrement(map: &mut HashMap<SocketAddr, usize>, peer: SocketAddr) {
+    if let Some(n) = map.get_mut(&peer) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(&peer);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(n: u8) -> SocketAddr {
+        SocketAddr::from(([198, 18, 0, n], 3210))
+    }
+    const M: Mac = Mac([2, 0, 0, 0, 0, 1]);
+    const T0: Instant = Instant::ZERO;
+
+    fn table() -> SwitchTable {
+        SwitchTable::new(Duration::from_secs(300), 8, 4)
+    }
+
+    #[test]
+    fn switch_learn_keeps_vlans_apart() {
+        let mut t = table();
+        assert_eq!(t.learn(T0, VlanId::new(10), M, addr(1)), Learned::New);
+        assert_eq!(t.learn(T0, VlanId::new(20), M, addr(2)), Learned::New);
+        assert_eq!(t.lookup(T0, VlanId::new(10), M), Some(addr(1)));
+        assert_eq!(t.lookup(T0, VlanId::new(20), M), Some(addr(2)));
+        assert_eq!(t.lookup(T0, VlanId::UNTAGGED, M), None);
+    }
+
+    #[test]
+    fn switch_mac_seen_from_another_peer_moves_there() {
+        let mut t = table();
+        t.learn(T0, VlanId::UNTAGGED, M, addr(1));
+        assert_eq!(t.learn(T0, VlanId::UNTAGGED, M, addr(1)), Learned::Refreshed);
+        assert_eq!(
+            t.learn(T0, VlanId::UNTAGGED, M, addr(2)),
+            Learned::Moved { from: addr(1) }
+        );
+        assert_eq!(t.lookup(T0, VlanId::UNTAGGED, M), Some(addr(2)));
+        assert_eq!((t.count_for(addr(1)), t.count_for(addr(2))), (0, 1));
+    }
+
+    #[test]
+    fn switch_entry_expires_after_timeout_unless_refreshed() {
+        let mut t = table();
+        t.learn(T0, VlanId::UNTAGGED, M, addr(1));
+        let almost = Instant::from_secs(299);
+        assert_eq!(t.expire(almost, |_, _, _| {}), 0);
+        t.learn(almost, VlanId::UNTAGGED, M, addr(1));
+        assert_eq!(t.expire(Instant::from_secs(300), |_, _, _| {}), 0);
+        assert_eq!(t.lookup(Instant::from_secs(598), VlanId::UNTAGGED, M), Some(addr(1)));
+        assert_eq!(t.lookup(Instant::from_secs(599), VlanId::UNTAGGED, M), None);
+        let mut expired = Vec::new();
+        assert_eq!(t.expire(Instant::from_secs(599), |v, m, p| expired.push((v, m, p))), 1);
+        assert_eq!(expired, vec![(VlanId::UNTAGGED, M, addr(1))]);
+        assert!(t.is_empty());
+        assert_eq!(t.count_for(addr(1)), 0);
+    }
+
+    #[test]
+    fn switch_forget_peer_removes_only_its_entries() {
+        let mut t = table();
+        t.learn(T0, VlanId::UNTAGGED, M, addr(1));
+        t.learn(T0, VlanId::new(5), M, addr(1));
+        t.learn(T0, VlanId::UNTAGGED, Mac([2, 0, 0, 0, 0, 9]), addr(2));
+        assert_eq!(t.forget_peer(addr(1)), 2);
+        assert_eq!(t.forget_peer(addr(1)), 0);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.lookup(T0, VlanId::UNTAGGED, M), None);
+    }
+
+    #[test]
+    fn switch_caps_total_and_per_peer_entries() {
+        let mut t = table();
+        for i in 0..4u8 {
+            assert_eq!(t.learn(T0, VlanId::UNTAGGED, Mac([2, 0, 0, 0, 1, i]), addr(1)), Learned::New);
+        }
+        assert_eq!(
+            t.learn(T0, VlanId::UNTAGGED, Mac([2, 0, 0, 0, 1, 99]), addr(1)),
+            Learned::Refused,
+            "per-peer cap"
+        );
+        for i in 0..4u8 {
+            assert_eq!(t.learn(T0, VlanId::UNTAGGED, Mac([2, 0, 0, 0, 2, i]), addr(2)), Learned::New);
+        }
+        assert_eq!(
+            t.learn(T0, VlanId::UNTAGGED, Mac([2, 0, 0, 0, 3, 0]), addr(3)),
+            Learned::Refused,
+            "total cap"
+        );
+        assert_eq!(t.len(), 8);
+        // a move onto a peer at its cap is refused and the old owner kept
+        assert_eq!(
+            t.learn(T0, VlanId::UNTAGGED, Mac([2, 0, 0, 0, 2, 0]), addr(1)),
+            Learned::Refused
+        );
+        assert_eq!(
+            t.lookup(T0, VlanId::UNTAGGED, Mac([2, 0, 0, 0, 2, 0])),
+            Some(addr(2))
+        );
+    }
+}

@@ -1,0 +1,329 @@
+//! Mesh behaviour in the simulator: convergence, Close, timeouts, self-detection, partitions,
+//! loss, NAT hole punching, determinism.
+
+mod sim;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ethcloud::stats::DropReason;
+use ethcloud::wire::{self, Token};
+use sim::Simulator;
+
+fn report(name: &str, sim: &Simulator, took: Duration) {
+    println!(
+        "{name}: seed {:#x}, {} nodes, full mesh after {} s simulated, {} management bytes per node, {} datagrams delivered",
+        sim.seed,
+        sim.nodes.len(),
+        took.as_secs(),
+        sim.control_bytes_per_node(),
+        sim.delivered
+    );
+}
+
+#[test]
+fn chain_of_ten_becomes_full_mesh() {
+    let mut sim = Simulator::new(0x5eed);
+    let cfg = Simulator::config();
+    let nodes: Vec<SocketAddr> = (0..10).map(|_| sim.add_node(&cfg)).collect();
+    for w in nodes.windows(2) {
+        sim.connect(w[1], w[0]);
+    }
+    let took = sim.advance_until(Duration::from_secs(120), |s| s.is_full_mesh());
+    sim.assert_full_mesh();
+    report("chain of 10", &sim, took);
+}
+
+#[test]
+fn star_of_200_becomes_full_mesh() {
+    let mut sim = Simulator::new(0x57a2);
+    let cfg = Simulator::config();
+    let hub = sim.add_node(&cfg);
+    for _ in 0..199 {
+        let n = sim.add_node(&cfg);
+        sim.connect(n, hub);
+    }
+    let took = sim.advance_until(Duration::from_secs(300), |s| s.is_full_mesh());
+    sim.assert_full_mesh();
+    report("star of 200", &sim, took);
+}
+
+#[test]
+fn random_tree_of_200_becomes_full_mesh() {
+    let mut sim = Simulator::new(0x7233);
+    let cfg = Simulator::config();
+    let mut nodes: Vec<SocketAddr> = Vec::new();
+    for i in 0..200 {
+        let n = sim.add_node(&cfg);
+        if i > 0 {
+            let parent = nodes[sim.rng.below(nodes.len())];
+            sim.connect(n, parent);
+        }
+        nodes.push(n);
+    }
+    let took = sim.advance_until(Duration::from_secs(300), |s| s.is_full_mesh());
+    sim.assert_full_mesh();
+    report("random tree of 200", &sim, took);
+}
+
+#[test]
+fn mesh_forms_with_five_percent_loss() {
+    let mut sim = Simulator::new(0x1055);
+    sim.loss_per_mille = 50;
+    let cfg = Simulator::config();
+    let nodes: Vec<SocketAddr> = (0..20).map(|_| sim.add_node(&cfg)).collect();
+    for w in nodes.windows(2) {
+        sim.connect(w[1], w[0]);
+    }
+    let took = sim.advance_until(Duration::from_secs(600), |s| s.is_full_mesh());
+    assert!(sim.lost > 0, "seed {:#x}: the loss model dropped nothing", sim.seed);
+    report("chain of 20 with 5% loss", &sim, took);
+    // and it stays whole: nobody times out through loss
+    sim.advance(Duration::from_secs(3600));
+    sim.assert_full_mesh();
+}
+
+#[test]
+fn mesh_stays_whole_for_hours_without_data_traffic() {
+    let mut sim = Simulator::new(0x1d1e);
+    let mut cfg = Simulator::config();
+    cfg.peer_timeout = Duration::from_secs(120);
+    let nodes: Vec<SocketAddr> = (0..30).map(|_| sim.add_node(&cfg)).collect();
+    for n in &nodes[1..] {
+        sim.connect(*n, nodes[0]);
+    }
+    sim.advance_until(Duration::from_secs(300), |s| s.is_full_mesh());
+    let before = sim.control_bytes_per_node();
+    sim.advance(Duration::from_secs(3 * 3600));
+    sim.assert_full_mesh();
+    let per_minute = (sim.control_bytes_per_node() - before) / 180;
+    println!("30 nodes, peer timeout 120 s: {per_minute} management bytes per node per minute in steady state");
+}
+
+#[test]
+fn close_removes_the_sender_at_once() {
+    let mut sim = Simulator::new(0xc105e);
+    let cfg = Simulator::config();
+    let [a, b, c] = sim.add_nodes(&cfg);
+    sim.connect(b, a);
+    sim.connect(c, a);
+    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    sim.shutdown(c);
+    sim.run_until_idle(100);
+    assert_eq!(sim.peers_of(a), [b].into());
+    assert_eq!(sim.peers_of(b), [a].into());
+}
+
+#[test]
+fn node_killed_without_close_disappears_after_peer_timeout_not_before() {
+    let mut sim = Simulator::new(0xdead);
+    let mut cfg = Simulator::config();
+    cfg.peer_timeout = Duration::from_secs(60);
+    let [a, b, c] = sim.add_nodes(&cfg);
+    sim.connect(b, a);
+    sim.connect(c, a);
+    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    sim.kill(c);
+    sim.advance(Duration::from_secs(30));
+    assert!(sim.peers_of(a).contains(&c), "removed before the timeout");
+    sim.advance(Duration::from_secs(31));
+    assert!(!sim.peers_of(a).contains(&c));
+    assert!(!sim.peers_of(b).contains(&c));
+    // and no peer list brings the dead node back
+    sim.advance(Duration::from_secs(900));
+    assert!(!sim.peers_of(a).contains(&c));
+    assert!(!sim.peers_of(b).contains(&c));
+    sim.assert_full_mesh();
+}
+
+#[test]
+fn dead_node_in_a_large_mesh_is_not_kept_alive_by_gossip() {
+    let mut sim = Simulator::new(0xd0d0);
+    let mut cfg = Simulator::config();
+    cfg.peer_timeout = Duration::from_secs(60);
+    let nodes: Vec<SocketAddr> = (0..25).map(|_| sim.add_node(&cfg)).collect();
+    for n in &nodes[1..] {
+        sim.connect(*n, nodes[0]);
+    }
+    sim.advance_until(Duration::from_secs(120), |s| s.is_full_mesh());
+    let dead = nodes[7];
+    sim.kill(dead);
+    sim.advance(Duration::from_secs(61));
+    for n in sim.nodes.keys() {
+        assert!(!sim.peers_of(*n).contains(&dead), "{n} still has the dead node");
+    }
+    sim.advance(Duration::from_secs(600));
+    for n in sim.nodes.keys() {
+        assert!(!sim.peers_of(*n).contains(&dead), "{n} re-added the dead node");
+    }
+}
+
+#[test]
+fn restarted_connect_peer_is_reconnected() {
+    let mut sim = Simulator::new(0xbac0);
+    let mut cfg = Simulator::config();
+    cfg.peer_timeout = Duration::from_secs(60);
+    let [a, b] = sim.add_nodes(&cfg);
+    sim.connect(b, a);
+    sim.advance_until(Duration::from_secs(10), |s| s.is_full_mesh());
+    sim.shutdown(a);
+    sim.advance(Duration::from_secs(5));
+    sim.restart(a); // a forgot everything; b still has a as its --connect peer
+    let took = sim.advance_until(Duration::from_secs(120), |s| s.is_full_mesh());
+    println!("reconnected {} s after restart", took.as_secs());
+}
+
+#[test]
+fn node_given_its_own_address_never_peers_with_itself() {
+    let mut sim = Simulator::new(0x5e1f);
+    let cfg = Simulator::config();
+    let [a, b] = sim.add_nodes(&cfg);
+    sim.connect(a, a);
+    sim.connect(b, a);
+    sim.advance(Duration::from_secs(30));
+    assert_eq!(sim.peers_of(a), [b].into());
+    assert_eq!(sim.peers_of(b), [a].into());
+    assert!(!sim.nodes[&a].contacts().contains(a));
+}
+
+#[test]
+fn peer_list_naming_the_receiver_is_not_followed_to_itself() {
+    let mut sim = Simulator::new(0x5e2f);
+    let cfg = Simulator::config();
+    let [a, b] = sim.add_nodes(&cfg);
+    sim.connect(b, a);
+    sim.advance(Duration::from_secs(5));
+    // b hand-crafts a peer list that names a itself
+    let mut buf = [0u8; 64];
+    let (len, _) = wire::emit_peers(Token::new(1).unwrap(), [a].into_iter(), &mut buf).unwrap();
+    let now = sim.now;
+    sim.nodes.get_mut(&a).unwrap().on_datagram(now, b, &buf[..len]).unwrap();
+    assert!(!sim.nodes[&a].contacts().contains(a));
+    assert_eq!(sim.stats(a).peer_entries_ignored, 1);
+    // a datagram claiming to come from a's own address is dropped
+    let mut get = [0u8; 8];
+    wire::emit_control(Token::new(1).unwrap(), wire::Kind::GetPeers, &mut get).unwrap();
+    let r = sim.nodes.get_mut(&a).unwrap().on_datagram(now, a, &get);
+    assert_eq!(r, Err(DropReason::FromSelf));
+    assert_eq!(sim.peers_of(a), [b].into());
+}
+
+#[test]
+fn addresses_from_peer_lists_become_peers_only_when_they_answer() {
+    let mut sim = Simulator::new(0xadd);
+    let cfg = Simulator::config();
+    let [a, b] = sim.add_nodes(&cfg);
+    sim.connect(b, a);
+    sim.advance(Duration::from_secs(5));
+    let ghost: SocketAddr = "198.19.9.9:3210".parse().unwrap();
+    let mut buf = [0u8; 64];
+    let (len, _) = wire::emit_peers(Token::new(1).unwrap(), [ghost].into_iter(), &mut buf).unwrap();
+    let now = sim.now;
+    sim.nodes.get_mut(&a).unwrap().on_datagram(now, b, &buf[..len]).unwrap();
+    assert!(sim.nodes[&a].contacts().contains(ghost), "queued for contact");
+    sim.advance(Duration::from_secs(60));
+    assert!(!sim.peers_of(a).contains(&ghost), "never answered, never a peer");
+}
+
+#[test]
+fn wrong_token_is_dropped_and_counted() {
+    let mut sim = Simulator::new(0x70c);
+    let cfg = Simulator::config();
+    let mut other = Simulator::config();
+    other.token = Token::new(2).unwrap();
+    let a = sim.add_node(&cfg);
+    let b = sim.add_node(&other);
+    sim.connect(b, a);
+    sim.advance(Duration::from_secs(10));
+    assert!(sim.peers_of(a).is_empty());
+    assert!(sim.peers_of(b).is_empty());
+    assert!(sim.stats(a).drops_of(DropReason::WrongToken) > 0);
+}
+
+#[test]
+fn partition_that_heals_reforms_the_mesh() {
+    let mut sim = Simulator::new(0x9a27);
+    let mut cfg = Simulator::config();
+    cfg.peer_timeout = Duration::from_secs(60);
+    let nodes: Vec<SocketAddr> = (0..6).map(|_| sim.add_node(&cfg)).collect();
+    for w in nodes.windows(2) {
+        sim.connect(w[1], w[0]);
+    }
+    sim.advance_until(Duration::from_secs(120), |s| s.is_full_mesh());
+    let (left, right) = nodes.split_at(3);
+    for l in left {
+        for r in right {
+            sim.partition(*l, *r);
+        }
+    }
+    sim.advance(Duration::from_secs(120));
+    for l in left {
+        for r in right {
+            assert!(!sim.peers_of(*l).contains(r), "partition did not separate");
+        }
+    }
+    sim.heal_all();
+    // nodes[3] still has nodes[2] as its --connect address, so the sides find each other
+    let took = sim.advance_until(Duration::from_secs(300), |s| s.is_full_mesh());
+    report("healed partition of 6", &sim, took);
+}
+
+#[test]
+fn nodes_behind_nat_punch_holes_to_each_other() {
+    let mut sim = Simulator::new(0x0a7);
+    let cfg = Simulator::config();
+    let [public, x, y] = sim.add_nodes(&cfg);
+    sim.set_nat(x);
+    sim.set_nat(y);
+    sim.connect(x, public);
+    sim.connect(y, public);
+    let took = sim.advance_until(Duration::from_secs(120), |s| s.is_full_mesh());
+    report("two NAT'ed nodes and a public one", &sim, took);
+    // and the holes stay open: keepalives keep the mappings alive
+    sim.advance(Duration::from_secs(3600));
+    sim.assert_full_mesh();
+}
+
+#[test]
+fn same_seed_gives_same_trace_and_loss_changes_it() {
+    fn run(seed: u64) -> u64 {
+        let mut sim = Simulator::new(seed);
+        sim.loss_per_mille = 100;
+        let cfg = Simulator::config();
+        let nodes: Vec<SocketAddr> = (0..12).map(|_| sim.add_node(&cfg)).collect();
+        for w in nodes.windows(2) {
+            sim.connect(w[1], w[0]);
+        }
+        sim.advance(Duration::from_secs(120));
+        sim.trace_hash
+    }
+    assert_eq!(run(42), run(42));
+    assert_ne!(run(42), run(43));
+}
+
+#[test]
+fn everyone_restarting_at_once_causes_no_storm() {
+    let mut sim = Simulator::new(0x5707);
+    let cfg = Simulator::config();
+    let nodes: Vec<SocketAddr> = (0..60).map(|_| sim.add_node(&cfg)).collect();
+    for n in &nodes[1..] {
+        sim.connect(*n, nodes[0]);
+    }
+    sim.advance_until(Duration::from_secs(120), |s| s.is_full_mesh());
+    for n in &nodes {
+        sim.kill(*n);
+    }
+    for n in &nodes {
+        sim.restart(*n);
+    }
+    let mut worst = 0u64;
+    for _ in 0..120 {
+        let before = sim.delivered;
+        sim.tick();
+        worst = worst.max(sim.delivered - before);
+    }
+    sim.assert_full_mesh();
+    let per_node = worst / nodes.len() as u64;
+    println!("60 nodes restarting at once: at most {worst} datagrams in one second ({per_node} per node)");
+    assert!(per_node < 200, "seed {:#x}: storm: {per_node} datagrams per node per second", sim.seed);
+}

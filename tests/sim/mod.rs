@@ -1,0 +1,412 @@
+//! A deterministic, in-process network of ethcloud nodes.
+//!
+//! Owns the fake network only: datagrams in flight (FIFO, zero latency), loss from a seeded
+//! xorshift RNG, blocked links (partitions), NAT'ed nodes, and a fake clock advanced in 1-second
+//! ticks. It drives the library's public API (`Node`, `Socket`, `Device`) and nothing else: no
+//! threads, no sockets, no wall clock, ordered maps only. The same seed gives the same trace;
+//! every assertion names the seed.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ethcloud::buf::PacketBuf;
+use ethcloud::io::{Device, Socket};
+use ethcloud::node::{Config, Node};
+use ethcloud::stats::Stats;
+use ethcloud::time::Instant;
+use ethcloud::wire::Token;
+
+/// How long a NAT keeps a mapping open after the inside node last sent to an address.
+pub const NAT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A socket that records what the node sends.
+#[derive(Default)]
+pub struct SimSocket {
+    pub outbox: Vec<(SocketAddr, Vec<u8>)>,
+}
+
+impl Socket for SimSocket {
+    fn send_to(&mut self, datagram: &[u8], to: SocketAddr) -> io::Result<()> {
+        self.outbox.push((to, datagram.to_vec()));
+        Ok(())
+    }
+}
+
+/// A tap device that records the frames written to it.
+#[derive(Default)]
+pub struct SimDevice {
+    pub written: Vec<Vec<u8>>,
+}
+
+impl Device for SimDevice {
+    fn write_frame(&mut self, frame: &[u8]) -> io::Result<()> {
+        self.written.push(frame.to_vec());
+        Ok(())
+    }
+}
+
+/// Small deterministic RNG (xorshift64).
+pub struct XorShift64(u64);
+
+impl XorShift64 {
+    pub fn new(seed: u64) -> Self {
+        XorShift64(seed.max(1))
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    /// Uniform-ish in 0..n (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+pub type SimNode = Node<SimSocket, SimDevice>;
+
+struct Datagram {
+    from: SocketAddr,
+    to: SocketAddr,
+    bytes: Vec<u8>,
+}
+
+pub struct Simulator {
+    pub seed: u64,
+    pub now: Instant,
+    pub nodes: BTreeMap<SocketAddr, SimNode>,
+    configs: BTreeMap<SocketAddr, Config>,
+    in_flight: VecDeque<Datagram>,
+    pub rng: XorShift64,
+    /// Chance in 1000 that any datagram is lost.
+    pub loss_per_mille: u16,
+    blocked: BTreeSet<(SocketAddr, SocketAddr)>,
+    /// NAT'ed node → (remote → last time the node sent to it).
+    nat: BTreeMap<SocketAddr, BTreeMap<SocketAddr, Instant>>,
+    next_host: u32,
+    buf: PacketBuf,
+    /// FNV-1a over every delivered datagram (time, from, to, bytes): the trace fingerprint.
+    pub trace_hash: u64,
+    pub delivered: u64,
+    pub lost: u64,
+}
+
+impl Simulator {
+    pub fn new(seed: u64) -> Self {
+        Simulator {
+            seed,
+            now: Instant::from_secs(1_000),
+            nodes: BTreeMap::new(),
+            configs: BTreeMap::new(),
+            in_flight: VecDeque::new(),
+            rng: XorShift64::new(seed),
+            loss_per_mille: 0,
+            blocked: BTreeSet::new(),
+            nat: BTreeMap::new(),
+            next_host: 1,
+            buf: PacketBuf::new(),
+            trace_hash: 0xcbf2_9ce4_8422_2325,
+            delivered: 0,
+            lost: 0,
+        }
+    }
+
+    /// A config for tests: token 1, the spec's timeouts.
+    pub fn config() -> Config {
+        Config::new(Token::new(1).unwrap())
+    }
+
+    /// A fresh address in 198.18.0.0/15.
+    pub fn next_addr(&mut self) -> SocketAddr {
+        let n = self.next_host;
+        self.next_host += 1;
+        let ip = 0xc612_0000u32 + n; // 198.18.0.0 + n
+        SocketAddr::from((std::net::Ipv4Addr::from(ip), 3210))
+    }
+
+    /// Adds a node at a fresh address; it knows its own address.
+    pub fn add_node(&mut self, cfg: &Config) -> SocketAddr {
+        let addr = self.next_addr();
+        self.add_node_at(addr, cfg);
+        addr
+    }
+
+    pub fn add_nodes<const N: usize>(&mut self, cfg: &Config) -> [SocketAddr; N] {
+        std::array::from_fn(|_| self.add_node(cfg))
+    }
+
+    /// Adds (or restarts) a node at `addr`.
+    pub fn add_node_at(&mut self, addr: SocketAddr, cfg: &Config) {
+        let mut cfg = cfg.clone();
+        if !cfg.own_addrs.contains(&addr) {
+            cfg.own_addrs.push(addr);
+        }
+        let node = Node::new(cfg.clone(), SimSocket::default(), SimDevice::default(), self.now);
+        self.configs.insert(addr, cfg);
+        self.nodes.insert(addr, node);
+        self.flush(addr);
+    }
+
+    fn node(&mut self, addr: SocketAddr) -> &mut SimNode {
+        let seed = self.seed;
+        self.nodes
+            .get_mut(&addr)
+            .unwrap_or_else(|| panic!("seed {seed:#x}: no node at {addr}"))
+    }
+
+    /// Tells `a` to connect to `b` (as `-c b`).
+    pub fn connect(&mut self, a: SocketAddr, b: SocketAddr) {
+        let now = self.now;
+        self.node(a).add_connect(now, b);
+        if let Some(cfg) = self.configs.get_mut(&a) {
+            cfg.connect.push(b); // remembered for restarts
+        }
+    }
+
+    /// Moves what `addr` sent into flight.
+    fn flush(&mut self, addr: SocketAddr) {
+        let now = self.now;
+        let Some(node) = self.nodes.get_mut(&addr) else {
+            return;
+        };
+        let out = std::mem::take(&mut node.socket_mut().outbox);
+        for (to, bytes) in out {
+            if let Some(seen) = self.nat.get_mut(&addr) {
+                seen.insert(to, now);
+            }
+            self.in_flight.push_back(Datagram { from: addr, to, bytes });
+        }
+    }
+
+    /// A frame appears on `a`'s tap device.
+    pub fn inject_frame(&mut self, a: SocketAddr, frame: &[u8]) {
+        let now = self.now;
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.frame_room()[..frame.len()].copy_from_slice(frame);
+        let _ = self.node(a).on_frame(now, &mut buf, frame.len());
+        self.buf = buf;
+        self.flush(a);
+    }
+
+    /// Frames written to `b`'s tap since the last call.
+    pub fn take_frames(&mut self, b: SocketAddr) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.node(b).device_mut().written)
+    }
+
+    /// Removes `a` without a Close (crash, power cut).
+    pub fn kill(&mut self, a: SocketAddr) {
+        self.nodes.remove(&a);
+    }
+
+    /// Stops `a` cleanly: it sends Close to its peers, then is gone.
+    pub fn shutdown(&mut self, a: SocketAddr) {
+        let now = self.now;
+        self.node(a).shutdown(now);
+        self.flush(a);
+        self.nodes.remove(&a);
+    }
+
+    /// Restarts a node at `a` with its previous configuration.
+    pub fn restart(&mut self, a: SocketAddr) {
+        let cfg = self.configs.get(&a).cloned().expect("restart of a node never added");
+        self.add_node_at(a, &cfg);
+    }
+
+    /// Drops all datagrams between `a` and `b`, both ways.
+    pub fn partition(&mut self, a: SocketAddr, b: SocketAddr) {
+        self.blocked.insert((a, b));
+        self.blocked.insert((b, a));
+    }
+
+    pub fn heal(&mut self, a: SocketAddr, b: SocketAddr) {
+        self.blocked.remove(&(a, b));
+        self.blocked.remove(&(b, a));
+    }
+
+    pub fn heal_all(&mut self) {
+        self.blocked.clear();
+    }
+
+    /// Puts `a` behind a NAT: datagrams to it pass only from addresses it sent to in the last
+    /// [`NAT_TIMEOUT`].
+    pub fn set_nat(&mut self, a: SocketAddr) {
+        self.nat.entry(a).or_default();
+    }
+
+    fn record(&mut self, d: &Datagram) {
+        let mut h = self.trace_hash;
+        let mut feed = |bytes: &[u8]| {
+            for b in bytes {
+                h ^= u64::from(*b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        feed(&self.now.as_millis().to_le_bytes());
+        feed(d.from.to_string().as_bytes());
+        feed(d.to.to_string().as_bytes());
+        feed(&d.bytes);
+        self.trace_hash = h;
+    }
+
+    /// Delivers (or drops) one datagram. Returns false when nothing was in flight.
+    pub fn step(&mut self) -> bool {
+        let Some(d) = self.in_flight.pop_front() else {
+            return false;
+        };
+        if self.loss_per_mille > 0 && self.rng.below(1000) < usize::from(self.loss_per_mille) {
+            self.lost += 1;
+            return true;
+        }
+        if self.blocked.contains(&(d.from, d.to)) {
+            self.lost += 1;
+            return true;
+        }
+        if let Some(seen) = self.nat.get(&d.to) {
+            let open = seen
+                .get(&d.from)
+                .is_some_and(|t| self.now.saturating_duration_since(*t) < NAT_TIMEOUT);
+            if !open {
+                self.lost += 1;
+                return true;
+            }
+        }
+        if !self.nodes.contains_key(&d.to) {
+            self.lost += 1;
+            return true;
+        }
+        self.record(&d);
+        self.delivered += 1;
+        let now = self.now;
+        let _ = self.node(d.to).on_datagram(now, d.from, &d.bytes);
+        self.flush(d.to);
+        true
+    }
+
+    /// Delivers until nothing is in flight; panics (naming the seed) past `max_steps`, which
+    /// catches message storms.
+    pub fn run_until_idle(&mut self, max_steps: usize) {
+        for _ in 0..max_steps {
+            if !self.step() {
+                return;
+            }
+        }
+        panic!(
+            "seed {:#x}: still {} datagrams in flight after {max_steps} steps (storm?)",
+            self.seed,
+            self.in_flight.len()
+        );
+    }
+
+    /// One second passes: every node whose deadline is due housekeeps (in address order), then
+    /// the network settles.
+    pub fn tick(&mut self) {
+        self.now += Duration::from_secs(1);
+        let now = self.now;
+        let addrs: Vec<SocketAddr> = self.nodes.keys().copied().collect();
+        for addr in addrs {
+            let node = self.node(addr);
+            if now >= node.next_deadline() {
+                node.housekeep(now);
+            }
+            self.flush(addr);
+        }
+        let budget = 1000 + 200 * self.nodes.len() * self.nodes.len();
+        self.run_until_idle(budget);
+    }
+
+    /// Advances the clock by `d` in 1-second ticks.
+    pub fn advance(&mut self, d: Duration) {
+        for _ in 0..d.as_secs() {
+            self.tick();
+        }
+    }
+
+    /// Advances until `cond` holds; returns the simulated time it took. Panics past `limit`.
+    pub fn advance_until(
+        &mut self,
+        limit: Duration,
+        mut cond: impl FnMut(&Simulator) -> bool,
+    ) -> Duration {
+        let start = self.now;
+        for _ in 0..limit.as_secs() {
+            if cond(self) {
+                return self.now.saturating_duration_since(start);
+            }
+            self.tick();
+        }
+        if cond(self) {
+            return self.now.saturating_duration_since(start);
+        }
+        panic!("seed {:#x}: condition not reached within {limit:?}", self.seed);
+    }
+
+    /// True when every node has every other node as a peer, and nothing else.
+    pub fn is_full_mesh(&self) -> bool {
+        let all: BTreeSet<SocketAddr> = self.nodes.keys().copied().collect();
+        self.nodes.iter().all(|(addr, node)| {
+            let peers: BTreeSet<SocketAddr> = node.peers().addrs().collect();
+            peers.len() == all.len() - 1 && peers.iter().all(|p| all.contains(p) && p != addr)
+        })
+    }
+
+    pub fn assert_full_mesh(&self) {
+        for (addr, node) in &self.nodes {
+            let peers: BTreeSet<SocketAddr> = node.peers().addrs().collect();
+            let missing: Vec<_> = self
+                .nodes
+                .keys()
+                .filter(|a| *a != addr && !peers.contains(a))
+                .collect();
+            let extra: Vec<_> = peers.iter().filter(|p| !self.nodes.contains_key(p)).collect();
+            assert!(
+                missing.is_empty() && extra.is_empty() && !peers.contains(addr),
+                "seed {:#x}: {addr} is not fully meshed: missing {missing:?}, extra {extra:?}",
+                self.seed
+            );
+        }
+    }
+
+    pub fn peers_of(&self, a: SocketAddr) -> BTreeSet<SocketAddr> {
+        self.nodes
+            .get(&a)
+            .map(|n| n.peers().addrs().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn stats(&self, a: SocketAddr) -> Stats {
+        self.nodes.get(&a).map(|n| n.stats().clone()).unwrap_or_default()
+    }
+
+    /// Management bytes sent, averaged over the live nodes.
+    pub fn control_bytes_per_node(&self) -> u64 {
+        let total: u64 = self.nodes.values().map(|n| n.stats().control_bytes_sent).sum();
+        total / self.nodes.len().max(1) as u64
+    }
+}
+
+/// An Ethernet frame: dst, src, optional 802.1Q tag, EtherType 0x0800, 46 bytes of payload.
+pub fn frame(dst: [u8; 6], src: [u8; 6], vlan: Option<u16>, payload_byte: u8) -> Vec<u8> {
+    let mut f = Vec::with_capacity(64);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    if let Some(v) = vlan {
+        f.extend_from_slice(&[0x81, 0x00]);
+        f.extend_from_slice(&v.to_be_bytes());
+    }
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend(std::iter::repeat(payload_byte).take(46));
+    f
+}
+
+pub const BROADCAST: [u8; 6] = [0xff; 6];
+
+pub fn mac(n: u8) -> [u8; 6] {
+    [0x02, 0, 0, 0, 0, n]
+}
