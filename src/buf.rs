@@ -35,7 +35,9 @@ impl Default for PacketBuf {
 
 impl core::fmt::Debug for PacketBuf {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("PacketBuf").field("len", &self.bytes.len()).finish()
+        f.debug_struct("PacketBuf")
+            .field("len", &self.bytes.len())
+            .finish()
     }
 }
 

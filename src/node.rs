@@ -128,7 +128,9 @@ fn gossip_plan(n: usize, keepalive: Duration) -> (Duration, usize) {
     if interval >= GOSSIP_INTERVAL_MIN {
         return (interval, k);
     }
-    let rounds = usize::try_from(keepalive.as_secs()).unwrap_or(usize::MAX).max(1);
+    let rounds = usize::try_from(keepalive.as_secs())
+        .unwrap_or(usize::MAX)
+        .max(1);
     (GOSSIP_INTERVAL_MIN, n.div_ceil(rounds).max(k))
 }
 
@@ -211,7 +213,11 @@ impl<S: Socket, D: Device> Node<S, D> {
         let contact_tokens = config.contacts_per_second.max(1);
         let mut node = Node {
             peers: PeerTable::new(config.max_peers),
-            switch: SwitchTable::new(config.mac_timeout, config.max_macs, config.max_macs_per_peer),
+            switch: SwitchTable::new(
+                config.mac_timeout,
+                config.max_macs,
+                config.max_macs_per_peer,
+            ),
             tx: Tx { socket, warned: 0 },
             device,
             device_warned: false,
@@ -269,7 +275,12 @@ impl<S: Socket, D: Device> Node<S, D> {
     ///
     /// The [`DropReason`] when the datagram is not acted on; it has already been counted and
     /// logged at debug, so callers may ignore it.
-    pub fn on_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) -> Result<(), DropReason> {
+    pub fn on_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) -> Result<(), DropReason> {
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += datagram.len() as u64;
         let from = canonical(from);
@@ -281,7 +292,12 @@ impl<S: Socket, D: Device> Node<S, D> {
         result
     }
 
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) -> Result<(), DropReason> {
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) -> Result<(), DropReason> {
         let packet = Packet::new_checked(datagram).map_err(DropReason::Malformed)?;
         if packet.token() != self.config.token {
             return Err(DropReason::WrongToken);
@@ -314,7 +330,12 @@ impl<S: Socket, D: Device> Node<S, D> {
     }
 
     /// Learns the frame's source and writes it to the device. // HOT PATH
-    fn deliver(&mut self, now: Instant, from: SocketAddr, frame: Frame<&[u8]>) -> Result<(), DropReason> {
+    fn deliver(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        frame: Frame<&[u8]>,
+    ) -> Result<(), DropReason> {
         let src = frame.src();
         if !src.is_multicast() {
             let vlan = frame.vlan();
@@ -383,7 +404,8 @@ impl<S: Socket, D: Device> Node<S, D> {
             debug!("forgot {macs} mac entries behind {addr}");
         }
         if self.config.is_configured(addr) {
-            self.contacts.add_configured(addr, now + peers::CONNECT_BACKOFF_START);
+            self.contacts
+                .add_configured(addr, now + peers::CONNECT_BACKOFF_START);
         }
     }
 
@@ -412,7 +434,12 @@ impl<S: Socket, D: Device> Node<S, D> {
     ///
     /// [`DropReason::BadDeviceFrame`] for a frame without a whole Ethernet header,
     /// [`DropReason::NoPeers`] when there is nobody to send to. Both are already counted.
-    pub fn on_frame(&mut self, now: Instant, buf: &mut PacketBuf, len: usize) -> Result<(), DropReason> {
+    pub fn on_frame(
+        &mut self,
+        now: Instant,
+        buf: &mut PacketBuf,
+        len: usize,
+    ) -> Result<(), DropReason> {
         self.stats.frames_from_device += 1;
         self.stats.bytes_from_device += len as u64;
         let result = self.forward(now, buf, len);
@@ -484,7 +511,8 @@ impl<S: Socket, D: Device> Node<S, D> {
     fn contact_due(&mut self, now: Instant) {
         let rate = self.config.contacts_per_second.max(1);
         let elapsed_ms = now.saturating_duration_since(self.last_refill).as_millis();
-        let refill = usize::try_from(elapsed_ms.saturating_mul(rate as u128) / 1000).unwrap_or(usize::MAX);
+        let refill =
+            usize::try_from(elapsed_ms.saturating_mul(rate as u128) / 1000).unwrap_or(usize::MAX);
         if refill > 0 {
             self.contact_tokens = self.contact_tokens.saturating_add(refill).min(rate);
             self.last_refill = now;
@@ -504,7 +532,9 @@ impl<S: Socket, D: Device> Node<S, D> {
     fn gossip(&mut self, now: Instant) {
         let n = self.peers.len();
         let (steady, per_round) = gossip_plan(n, self.config.keepalive());
-        self.gossip_interval = (self.gossip_interval * 2).min(steady).max(GOSSIP_INTERVAL_MIN);
+        self.gossip_interval = (self.gossip_interval * 2)
+            .min(steady)
+            .max(GOSSIP_INTERVAL_MIN);
         self.next_gossip = now + self.gossip_interval;
         if n == 0 {
             return;
@@ -519,7 +549,11 @@ impl<S: Socket, D: Device> Node<S, D> {
             entries.clear();
             self.peers
                 .round_robin(&mut self.share_cursor, share + 1, &mut entries);
-            let list = entries.iter().copied().filter(move |a| *a != to).take(share);
+            let list = entries
+                .iter()
+                .copied()
+                .filter(move |a| *a != to)
+                .take(share);
             if let Ok((len, count)) = emit_peers(self.config.token, list, &mut self.control) {
                 if let Some(datagram) = self.control.get(..len) {
                     debug!("gossip: sending {count} peers to {to}");

@@ -166,7 +166,12 @@ impl PeerTable {
 
     /// Up to `count` peers in round-robin order, starting after `cursor` and wrapping once;
     /// appended to `out`. Moves `cursor` to the last one taken.
-    pub fn round_robin(&self, cursor: &mut Option<SocketAddr>, count: usize, out: &mut Vec<SocketAddr>) {
+    pub fn round_robin(
+        &self,
+        cursor: &mut Option<SocketAddr>,
+        count: usize,
+        out: &mut Vec<SocketAddr>,
+    ) {
         let start = out.len();
         let after = match *cursor {
             Some(c) => self.peers.range((Bound::Excluded(c), Bound::Unbounded)),
@@ -328,7 +333,14 @@ mod tests {
 
     #[test]
     fn unusable_addresses_are_recognised() {
-        for bad in ["0.0.0.0:3210", "224.0.0.1:3210", "255.255.255.255:3210", "[::]:3210", "[ff02::1]:3210", "198.18.0.1:0"] {
+        for bad in [
+            "0.0.0.0:3210",
+            "224.0.0.1:3210",
+            "255.255.255.255:3210",
+            "[::]:3210",
+            "[ff02::1]:3210",
+            "198.18.0.1:0",
+        ] {
             assert!(is_unusable(bad.parse().unwrap()), "{bad}");
         }
         assert!(!is_unusable(addr(1)));
@@ -367,7 +379,10 @@ mod tests {
         t.round_robin(&mut cursor, 2, &mut out);
         t.round_robin(&mut cursor, 2, &mut out);
         t.round_robin(&mut cursor, 2, &mut out);
-        assert_eq!(out, vec![addr(1), addr(2), addr(3), addr(4), addr(5), addr(1)]);
+        assert_eq!(
+            out,
+            vec![addr(1), addr(2), addr(3), addr(4), addr(5), addr(1)]
+        );
         out.clear();
         t.round_robin(&mut cursor, 9, &mut out);
         assert_eq!(out.len(), 5, "wraps at most once");

@@ -102,7 +102,11 @@ impl SwitchTable {
     }
 
     /// Removes entries not seen for the timeout; calls `on_expired` for each. Returns how many.
-    pub fn expire(&mut self, now: Instant, mut on_expired: impl FnMut(VlanId, Mac, SocketAddr)) -> usize {
+    pub fn expire(
+        &mut self,
+        now: Instant,
+        mut on_expired: impl FnMut(VlanId, Mac, SocketAddr),
+    ) -> usize {
         let before = self.entries.len();
         let per_peer = &mut self.per_peer;
         self.entries.retain(|&(vlan, mac), e| {
@@ -190,7 +194,10 @@ mod tests {
     fn switch_mac_seen_from_another_peer_moves_there() {
         let mut t = table();
         t.learn(T0, VlanId::UNTAGGED, M, addr(1));
-        assert_eq!(t.learn(T0, VlanId::UNTAGGED, M, addr(1)), Learned::Refreshed);
+        assert_eq!(
+            t.learn(T0, VlanId::UNTAGGED, M, addr(1)),
+            Learned::Refreshed
+        );
         assert_eq!(
             t.learn(T0, VlanId::UNTAGGED, M, addr(2)),
             Learned::Moved { from: addr(1) }
@@ -207,10 +214,16 @@ mod tests {
         assert_eq!(t.expire(almost, |_, _, _| {}), 0);
         t.learn(almost, VlanId::UNTAGGED, M, addr(1));
         assert_eq!(t.expire(Instant::from_secs(300), |_, _, _| {}), 0);
-        assert_eq!(t.lookup(Instant::from_secs(598), VlanId::UNTAGGED, M), Some(addr(1)));
+        assert_eq!(
+            t.lookup(Instant::from_secs(598), VlanId::UNTAGGED, M),
+            Some(addr(1))
+        );
         assert_eq!(t.lookup(Instant::from_secs(599), VlanId::UNTAGGED, M), None);
         let mut expired = Vec::new();
-        assert_eq!(t.expire(Instant::from_secs(599), |v, m, p| expired.push((v, m, p))), 1);
+        assert_eq!(
+            t.expire(Instant::from_secs(599), |v, m, p| expired.push((v, m, p))),
+            1
+        );
         assert_eq!(expired, vec![(VlanId::UNTAGGED, M, addr(1))]);
         assert!(t.is_empty());
         assert_eq!(t.count_for(addr(1)), 0);
@@ -232,7 +245,10 @@ mod tests {
     fn switch_caps_total_and_per_peer_entries() {
         let mut t = table();
         for i in 0..4u8 {
-            assert_eq!(t.learn(T0, VlanId::UNTAGGED, Mac([2, 0, 0, 0, 1, i]), addr(1)), Learned::New);
+            assert_eq!(
+                t.learn(T0, VlanId::UNTAGGED, Mac([2, 0, 0, 0, 1, i]), addr(1)),
+                Learned::New
+            );
         }
         assert_eq!(
             t.learn(T0, VlanId::UNTAGGED, Mac([2, 0, 0, 0, 1, 99]), addr(1)),
@@ -240,7 +256,10 @@ mod tests {
             "per-peer cap"
         );
         for i in 0..4u8 {
-            assert_eq!(t.learn(T0, VlanId::UNTAGGED, Mac([2, 0, 0, 0, 2, i]), addr(2)), Learned::New);
+            assert_eq!(
+                t.learn(T0, VlanId::UNTAGGED, Mac([2, 0, 0, 0, 2, i]), addr(2)),
+                Learned::New
+            );
         }
         assert_eq!(
             t.learn(T0, VlanId::UNTAGGED, Mac([2, 0, 0, 0, 3, 0]), addr(3)),

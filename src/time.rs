@@ -77,7 +77,10 @@ mod tests {
 
     #[test]
     fn instant_add_saturates_instead_of_overflowing() {
-        assert_eq!(Instant::FAR_FUTURE + Duration::from_secs(1), Instant::FAR_FUTURE);
+        assert_eq!(
+            Instant::FAR_FUTURE + Duration::from_secs(1),
+            Instant::FAR_FUTURE
+        );
         assert_eq!(Instant::ZERO + Duration::MAX, Instant::FAR_FUTURE);
     }
 

@@ -73,7 +73,12 @@ fn packet_path_makes_no_allocation_after_warm_up() {
     let peers: Vec<SocketAddr> = (1..=8)
         .map(|i| SocketAddr::from(([198, 18, 0, i], 3210)))
         .collect();
-    let mut node = Node::new(Config::new(token), NullSocket::default(), NullDevice::default(), Instant::ZERO);
+    let mut node = Node::new(
+        Config::new(token),
+        NullSocket::default(),
+        NullDevice::default(),
+        Instant::ZERO,
+    );
     let now = Instant::from_secs(1);
     let mut get = [0u8; 8];
     wire::emit_control(token, wire::Kind::GetPeers, &mut get).unwrap();

@@ -76,7 +76,11 @@ fn mesh_forms_with_five_percent_loss() {
         sim.connect(w[1], w[0]);
     }
     let took = sim.advance_until(Duration::from_secs(600), |s| s.is_full_mesh());
-    assert!(sim.lost > 0, "seed {:#x}: the loss model dropped nothing", sim.seed);
+    assert!(
+        sim.lost > 0,
+        "seed {:#x}: the loss model dropped nothing",
+        sim.seed
+    );
     report("chain of 20 with 5% loss", &sim, took);
     // and it stays whole: nobody times out through loss
     sim.advance(Duration::from_secs(3600));
@@ -150,11 +154,17 @@ fn dead_node_in_a_large_mesh_is_not_kept_alive_by_gossip() {
     sim.kill(dead);
     sim.advance(Duration::from_secs(61));
     for n in sim.nodes.keys() {
-        assert!(!sim.peers_of(*n).contains(&dead), "{n} still has the dead node");
+        assert!(
+            !sim.peers_of(*n).contains(&dead),
+            "{n} still has the dead node"
+        );
     }
     sim.advance(Duration::from_secs(600));
     for n in sim.nodes.keys() {
-        assert!(!sim.peers_of(*n).contains(&dead), "{n} re-added the dead node");
+        assert!(
+            !sim.peers_of(*n).contains(&dead),
+            "{n} re-added the dead node"
+        );
     }
 }
 
@@ -197,7 +207,11 @@ fn peer_list_naming_the_receiver_is_not_followed_to_itself() {
     let mut buf = [0u8; 64];
     let (len, _) = wire::emit_peers(Token::new(1).unwrap(), [a].into_iter(), &mut buf).unwrap();
     let now = sim.now;
-    sim.nodes.get_mut(&a).unwrap().on_datagram(now, b, &buf[..len]).unwrap();
+    sim.nodes
+        .get_mut(&a)
+        .unwrap()
+        .on_datagram(now, b, &buf[..len])
+        .unwrap();
     assert!(!sim.nodes[&a].contacts().contains(a));
     assert_eq!(sim.stats(a).peer_entries_ignored, 1);
     // a datagram claiming to come from a's own address is dropped
@@ -219,10 +233,20 @@ fn addresses_from_peer_lists_become_peers_only_when_they_answer() {
     let mut buf = [0u8; 64];
     let (len, _) = wire::emit_peers(Token::new(1).unwrap(), [ghost].into_iter(), &mut buf).unwrap();
     let now = sim.now;
-    sim.nodes.get_mut(&a).unwrap().on_datagram(now, b, &buf[..len]).unwrap();
-    assert!(sim.nodes[&a].contacts().contains(ghost), "queued for contact");
+    sim.nodes
+        .get_mut(&a)
+        .unwrap()
+        .on_datagram(now, b, &buf[..len])
+        .unwrap();
+    assert!(
+        sim.nodes[&a].contacts().contains(ghost),
+        "queued for contact"
+    );
     sim.advance(Duration::from_secs(60));
-    assert!(!sim.peers_of(a).contains(&ghost), "never answered, never a peer");
+    assert!(
+        !sim.peers_of(a).contains(&ghost),
+        "never answered, never a peer"
+    );
 }
 
 #[test]
@@ -325,5 +349,9 @@ fn everyone_restarting_at_once_causes_no_storm() {
     sim.assert_full_mesh();
     let per_node = worst / nodes.len() as u64;
     println!("60 nodes restarting at once: at most {worst} datagrams in one second ({per_node} per node)");
-    assert!(per_node < 200, "seed {:#x}: storm: {per_node} datagrams per node per second", sim.seed);
+    assert!(
+        per_node < 200,
+        "seed {:#x}: storm: {per_node} datagrams per node per second",
+        sim.seed
+    );
 }

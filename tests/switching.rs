@@ -50,13 +50,19 @@ fn unknown_destination_floods_and_learned_goes_unicast() {
     sim.inject_frame(b, &frame(mac(1), mac(2), None, 2));
     sim.run_until_idle(100);
     assert_eq!(sim.take_frames(a).len(), 1);
-    assert!(sim.take_frames(c).is_empty(), "b learned mac(1) from the flood");
+    assert!(
+        sim.take_frames(c).is_empty(),
+        "b learned mac(1) from the flood"
+    );
 
     // now a → mac(2) goes to b only
     sim.inject_frame(a, &to_b);
     sim.run_until_idle(100);
     assert_eq!(sim.take_frames(b).len(), 1);
-    assert!(sim.take_frames(c).is_empty(), "learned destination must be unicast");
+    assert!(
+        sim.take_frames(c).is_empty(),
+        "learned destination must be unicast"
+    );
     assert_eq!(sim.stats(a).frames_unicast, 1);
 }
 
@@ -76,7 +82,10 @@ fn broadcast_goes_to_every_peer_and_is_never_forwarded_again() {
         assert_eq!(sim.take_frames(n).len(), 1);
     }
     let after: u64 = [b, c, d].iter().map(|n| sim.stats(*n).datagrams_sent).sum();
-    assert_eq!(before, after, "receivers must not re-send a frame from the network");
+    assert_eq!(
+        before, after,
+        "receivers must not re-send a frame from the network"
+    );
 }
 
 #[test]
@@ -189,7 +198,11 @@ fn after_close_no_data_goes_to_the_closed_peer_even_for_its_macs() {
     let sent_before = sim.stats(a).datagrams_sent;
     sim.inject_frame(a, &frame(mac(2), mac(1), None, 0));
     sim.run_until_idle(100);
-    assert_eq!(sim.stats(a).datagrams_sent, sent_before + 1, "flooded to c only");
+    assert_eq!(
+        sim.stats(a).datagrams_sent,
+        sent_before + 1,
+        "flooded to c only"
+    );
     assert_eq!(sim.take_frames(c).len(), 2);
 }
 

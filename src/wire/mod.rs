@@ -193,7 +193,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The raw switch byte.
     pub fn kind_byte(&self) -> u8 {
-        self.buffer.as_ref().get(TOKEN_LEN).copied().unwrap_or(u8::MAX)
+        self.buffer
+            .as_ref()
+            .get(TOKEN_LEN)
+            .copied()
+            .unwrap_or(u8::MAX)
     }
 
     /// Everything after the switch byte.
@@ -343,7 +347,10 @@ mod tests {
     #[test]
     fn close_and_get_peers_round_trip_and_tolerate_trailing_bytes() {
         let t = Token::new(7).unwrap();
-        for (kind, msg) in [(Kind::Close, Message::Close), (Kind::GetPeers, Message::GetPeers)] {
+        for (kind, msg) in [
+            (Kind::Close, Message::Close),
+            (Kind::GetPeers, Message::GetPeers),
+        ] {
             let mut buf = [0xeeu8; 12];
             let len = emit_control(t, kind, &mut buf).unwrap();
             assert_eq!(parse(&buf[..len]), Ok(msg));
@@ -367,8 +374,10 @@ mod tests {
     #[test]
     fn peers_round_trip_through_whole_message() {
         let t = Token::new(99).unwrap();
-        let addrs: Vec<std::net::SocketAddr> =
-            vec!["198.18.1.2:3210".parse().unwrap(), "[fd00::7]:9".parse().unwrap()];
+        let addrs: Vec<std::net::SocketAddr> = vec![
+            "198.18.1.2:3210".parse().unwrap(),
+            "[fd00::7]:9".parse().unwrap(),
+        ];
         let mut buf = [0u8; 256];
         let (len, n) = emit_peers(t, addrs.iter().copied(), &mut buf).unwrap();
         assert_eq!(n, 2);

@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn peer_list_round_trips_mixed_families() {
-        let addrs = vec![
+        let addrs = [
             v4("198.18.0.1:1"),
             v4("[fd00::2]:2"),
             v4("198.19.255.254:65535"),
@@ -198,7 +198,10 @@ mod tests {
     fn peer_list_emit_caps_each_family_at_255() {
         let addrs: Vec<SocketAddr> = (0..300u32)
             .map(|i| SocketAddr::from((Ipv4Addr::from(0xc612_0000 + i), 1)))
-            .chain((0..300u16).map(|i| SocketAddr::from((Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, i), 2))))
+            .chain(
+                (0..300u16)
+                    .map(|i| SocketAddr::from((Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, i), 2))),
+            )
             .collect();
         let mut buf = [0u8; MAX_PEER_LIST_BODY_LEN];
         let (len, n) = emit_peer_list(addrs.iter().copied(), &mut buf);
@@ -228,7 +231,11 @@ mod tests {
         let mut buf = [0u8; 64];
         let (len, _) = emit_peer_list(addrs.iter().copied(), &mut buf);
         for cut in 0..len {
-            assert_eq!(PeerList::parse(&buf[..cut]), Err(Error::Truncated), "cut {cut}");
+            assert_eq!(
+                PeerList::parse(&buf[..cut]),
+                Err(Error::Truncated),
+                "cut {cut}"
+            );
         }
         assert!(PeerList::parse(&buf[..len]).is_ok());
     }

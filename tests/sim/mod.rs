@@ -148,7 +148,12 @@ impl Simulator {
         if !cfg.own_addrs.contains(&addr) {
             cfg.own_addrs.push(addr);
         }
-        let node = Node::new(cfg.clone(), SimSocket::default(), SimDevice::default(), self.now);
+        let node = Node::new(
+            cfg.clone(),
+            SimSocket::default(),
+            SimDevice::default(),
+            self.now,
+        );
         self.configs.insert(addr, cfg);
         self.nodes.insert(addr, node);
         self.flush(addr);
@@ -181,7 +186,11 @@ impl Simulator {
             if let Some(seen) = self.nat.get_mut(&addr) {
                 seen.insert(to, now);
             }
-            self.in_flight.push_back(Datagram { from: addr, to, bytes });
+            self.in_flight.push_back(Datagram {
+                from: addr,
+                to,
+                bytes,
+            });
         }
     }
 
@@ -215,7 +224,11 @@ impl Simulator {
 
     /// Restarts a node at `a` with its previous configuration.
     pub fn restart(&mut self, a: SocketAddr) {
-        let cfg = self.configs.get(&a).cloned().expect("restart of a node never added");
+        let cfg = self
+            .configs
+            .get(&a)
+            .cloned()
+            .expect("restart of a node never added");
         self.add_node_at(a, &cfg);
     }
 
@@ -344,7 +357,10 @@ impl Simulator {
         if cond(self) {
             return self.now.saturating_duration_since(start);
         }
-        panic!("seed {:#x}: condition not reached within {limit:?}", self.seed);
+        panic!(
+            "seed {:#x}: condition not reached within {limit:?}",
+            self.seed
+        );
     }
 
     /// True when every node has every other node as a peer, and nothing else.
@@ -364,7 +380,10 @@ impl Simulator {
                 .keys()
                 .filter(|a| *a != addr && !peers.contains(a))
                 .collect();
-            let extra: Vec<_> = peers.iter().filter(|p| !self.nodes.contains_key(p)).collect();
+            let extra: Vec<_> = peers
+                .iter()
+                .filter(|p| !self.nodes.contains_key(p))
+                .collect();
             assert!(
                 missing.is_empty() && extra.is_empty() && !peers.contains(addr),
                 "seed {:#x}: {addr} is not fully meshed: missing {missing:?}, extra {extra:?}",
@@ -381,12 +400,19 @@ impl Simulator {
     }
 
     pub fn stats(&self, a: SocketAddr) -> Stats {
-        self.nodes.get(&a).map(|n| n.stats().clone()).unwrap_or_default()
+        self.nodes
+            .get(&a)
+            .map(|n| n.stats().clone())
+            .unwrap_or_default()
     }
 
     /// Management bytes sent, averaged over the live nodes.
     pub fn control_bytes_per_node(&self) -> u64 {
-        let total: u64 = self.nodes.values().map(|n| n.stats().control_bytes_sent).sum();
+        let total: u64 = self
+            .nodes
+            .values()
+            .map(|n| n.stats().control_bytes_sent)
+            .sum();
         total / self.nodes.len().max(1) as u64
     }
 }
