@@ -62,8 +62,12 @@ fn main() {
     let peers: Vec<SocketAddr> = (1..=8)
         .map(|i| SocketAddr::from(([198, 18, 0, i], 3210)))
         .collect();
+    let mut answer = [0u8; 10];
+    let (answer_len, _) = wire::emit_peers(token, std::iter::empty(), &mut answer).expect("fits");
     for p in &peers {
         node.on_datagram(now, *p, &get).expect("valid");
+        node.on_datagram(now, *p, &answer[..answer_len])
+            .expect("valid");
     }
     let local = [2, 0, 0, 0, 0, 1];
     let remote = [2, 0, 0, 0, 0, 2];

@@ -7,7 +7,14 @@
 //!
 //! Choices made where the spec is silent:
 //! - A valid message from an unknown address makes it a peer, except `Close`, which only ever
-//!   removes. Addresses from peer lists are queued and sent "get peer list" at a bounded rate
+//!   removes. A new peer is *unverified* until it answers a "get peer list" of ours with its
+//!   peer list (the spec's own exchange, so any conforming node passes). Until then it is sent
+//!   nothing but that request (at most one per [`CHALLENGE_INTERVAL`]) and, if it asked for our
+//!   list, a short list: together at most [`AMPLIFICATION_FACTOR`] times the size of its
+//!   request. It gets no frames, its frames teach the MAC table nothing, its peer lists are
+//!   not followed, and it is dropped after [`UNVERIFIED_TIMEOUT`]. Once verified it gets our
+//!   whole list. So a forged source address cannot make us flood or amplify towards a victim.
+//! - Addresses from peer lists are queued and sent "get peer list" at a bounded rate
 //!   (`contacts_per_second`), each at most [`peers::LEARNED_ATTEMPTS`] times with back-off; they
 //!   become peers only when they answer.
 //! - `--connect` addresses are retried forever with exponential back-off (1 s doubling to 60 s),
@@ -17,8 +24,8 @@
 //!   (round-robin, never the receiver itself). The steady interval is chosen so that every peer
 //!   hears from us at least every `min(peer_timeout / 4, 60 s)`: peers stay alive with margin and
 //!   NAT mappings stay open.
-//! - A "get peer list" is answered with up to 255 peers per address family, never including the
-//!   asker itself.
+//! - A "get peer list" from a verified peer is answered with up to 255 verified peers per
+//!   address family, never including the asker itself. Only verified peers are ever shared.
 
 use std::io;
 use std::net::SocketAddr;
@@ -44,6 +51,15 @@ pub const GOSSIP_INTERVAL_MIN: Duration = Duration::from_secs(1);
 /// Every peer hears from us at least this often (or every quarter of the peer timeout, if
 /// shorter), which keeps NAT mappings open.
 pub const KEEPALIVE_MAX: Duration = Duration::from_secs(60);
+/// A peer list verifies its sender if we asked that address for it at most this long ago.
+pub const ANSWER_WINDOW: Duration = Duration::from_secs(30);
+/// An unverified peer is sent at most one "get peer list" per this interval.
+pub const CHALLENGE_INTERVAL: Duration = Duration::from_secs(5);
+/// What we send an unverified address in answer to one datagram is at most this many times as
+/// large as that datagram.
+pub const AMPLIFICATION_FACTOR: usize = 3;
+/// An unverified peer that has not answered within this time is dropped.
+pub const UNVERIFIED_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default rate of "get peer list" sent to addresses not yet peers.
 pub const DEFAULT_CONTACTS_PER_SECOND: usize = 64;
 
@@ -310,34 +326,110 @@ impl<S: Socket, D: Device> Node<S, D> {
             self.remove_peer(now, from, "closed by peer");
             return Ok(());
         }
-        match self.peers.touch(now, from) {
-            Touch::Refreshed => {}
-            Touch::Added => self.on_peer_added(now, from),
+        // A peer list from an address we recently asked is its answer: the address receives
+        // what we send there. Decide before `touch`, which may add the peer.
+        let is_answer = matches!(message, Message::Peers(_)) && self.asked_recently(now, from);
+        let mut is_verified = match self.peers.touch(now, from) {
+            Touch::Refreshed { is_verified } => is_verified,
+            Touch::Added => {
+                debug!("new unverified peer {from}");
+                false
+            }
             Touch::Full => return Err(DropReason::PeerTableFull),
+        };
+        if is_answer && !is_verified {
+            self.verify_peer(now, from);
+            is_verified = true;
+        }
+        if !is_verified {
+            self.challenge(now, from, &message, datagram.len());
         }
         match message {
-            Message::Frame(frame) => self.deliver(now, from, frame),
+            Message::Frame(frame) => self.deliver(now, from, frame, is_verified),
             Message::Peers(list) => {
-                self.learn_addresses(now, from, list);
+                if is_verified {
+                    self.learn_addresses(now, from, list);
+                }
                 Ok(())
             }
             Message::GetPeers => {
-                self.send_peer_list(from);
+                if is_verified {
+                    self.send_peer_list(from, MAX_PEER_LIST_BODY_LEN);
+                }
                 Ok(())
             }
             Message::Close => Ok(()),
         }
     }
 
+    /// True if we sent `addr` a "get peer list" within [`ANSWER_WINDOW`].
+    fn asked_recently(&self, now: Instant, addr: SocketAddr) -> bool {
+        let recent = |at: Option<Instant>| {
+            at.is_some_and(|t| now.saturating_duration_since(t) <= ANSWER_WINDOW)
+        };
+        recent(self.contacts.get(addr).and_then(|c| c.last_sent))
+            || recent(self.peers.get(addr).and_then(|p| p.asked_at))
+    }
+
+    /// Sends an unverified peer a "get peer list" (its answer will verify it), at most once per
+    /// [`CHALLENGE_INTERVAL`]. If it asked for our peer list, it also gets a list no larger than
+    /// [`AMPLIFICATION_FACTOR`] times its request. Nothing else is ever sent to an address that
+    /// has not answered us, so a forged source address cannot turn us into an amplifier.
+    fn challenge(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        message: &Message<'_>,
+        request_len: usize,
+    ) {
+        let Some(peer) = self.peers.get_mut(to) else {
+            return;
+        };
+        if peer
+            .asked_at
+            .is_some_and(|t| now.saturating_duration_since(t) < CHALLENGE_INTERVAL)
+        {
+            self.stats.replies_limited += 1;
+            return;
+        }
+        peer.asked_at = Some(now);
+        if let Message::GetPeers = message {
+            let budget = request_len.saturating_mul(AMPLIFICATION_FACTOR);
+            let body_budget = budget.saturating_sub(2 * HEADER_LEN);
+            self.send_peer_list(to, body_budget);
+        }
+        debug!("asking unverified peer {to} for its peer list");
+        self.send_control(to, Kind::GetPeers);
+    }
+
+    fn verify_peer(&mut self, now: Instant, addr: SocketAddr) {
+        let was_asked_as_peer = self.peers.get(addr).is_some_and(|p| p.asked_at.is_some());
+        if !self.peers.verify(addr) {
+            return;
+        }
+        self.contacts.remove(addr);
+        info!("peer {addr} added ({} peers)", self.peers.verified_len());
+        // The peer set changed: gossip soon again (Trickle reset).
+        self.gossip_interval = GOSSIP_INTERVAL_MIN;
+        self.next_gossip = self.next_gossip.min(now + GOSSIP_INTERVAL_MIN);
+        if was_asked_as_peer {
+            // It contacted us first and got only a short list then: send the whole list now.
+            self.send_peer_list(addr, MAX_PEER_LIST_BODY_LEN);
+        }
+    }
+
     /// Learns the frame's source and writes it to the device. // HOT PATH
+    /// Only frames from verified peers teach the MAC table, so unicast never goes to an address
+    /// that has not shown it receives our packets.
     fn deliver(
         &mut self,
         now: Instant,
         from: SocketAddr,
         frame: Frame<&[u8]>,
+        is_verified: bool,
     ) -> Result<(), DropReason> {
         let src = frame.src();
-        if !src.is_multicast() {
+        if is_verified && !src.is_multicast() {
             let vlan = frame.vlan();
             match self.switch.learn(now, vlan, src, from) {
                 Learned::Refreshed => {}
@@ -386,20 +478,19 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
     }
 
-    fn on_peer_added(&mut self, now: Instant, addr: SocketAddr) {
-        self.contacts.remove(addr);
-        info!("peer {addr} added ({} peers)", self.peers.len());
-        // The peer set changed: gossip soon again (Trickle reset).
-        self.gossip_interval = GOSSIP_INTERVAL_MIN;
-        self.next_gossip = self.next_gossip.min(now + GOSSIP_INTERVAL_MIN);
-    }
-
     fn remove_peer(&mut self, now: Instant, addr: SocketAddr, reason: &str) {
-        if !self.peers.remove(addr) {
+        let Some(peer) = self.peers.remove(addr) else {
             return;
-        }
+        };
         let macs = self.switch.forget_peer(addr);
-        info!("peer {addr} removed: {reason} ({} peers)", self.peers.len());
+        if peer.is_verified {
+            info!(
+                "peer {addr} removed: {reason} ({} peers)",
+                self.peers.verified_len()
+            );
+        } else {
+            debug!("unverified peer {addr} removed: {reason}");
+        }
         if macs > 0 {
             debug!("forgot {macs} mac entries behind {addr}");
         }
@@ -409,10 +500,15 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
     }
 
-    /// Sends `to` our peers, up to 255 per family, leaving `to` itself out.
-    fn send_peer_list(&mut self, to: SocketAddr) {
-        let addrs = self.peers.addrs().filter(move |a| *a != to);
-        if let Ok((len, _)) = emit_peers(self.config.token, addrs, &mut self.control) {
+    /// Sends `to` our verified peers, leaving `to` itself out: up to 255 per family, and no
+    /// more than fit in a body of `body_budget` bytes.
+    fn send_peer_list(&mut self, to: SocketAddr, body_budget: usize) {
+        let addrs = self.peers.verified_addrs().filter(move |a| *a != to);
+        let len = (HEADER_LEN + body_budget).min(self.control.len());
+        let Some(buf) = self.control.get_mut(..len) else {
+            return;
+        };
+        if let Ok((len, _)) = emit_peers(self.config.token, addrs, buf) {
             if let Some(datagram) = self.control.get(..len) {
                 self.tx.send(&mut self.stats, to, datagram, true);
             }
@@ -460,7 +556,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         } else {
             self.switch.lookup(now, vlan, dst)
         };
-        if target.is_none() && self.peers.is_empty() {
+        if target.is_none() && self.peers.verified_len() == 0 {
             return Err(DropReason::NoPeers);
         }
         let datagram = buf.header_and_frame_mut(len);
@@ -475,7 +571,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             }
             None => {
                 self.stats.frames_flooded += 1;
-                for peer in self.peers.addrs() {
+                for peer in self.peers.verified_addrs() {
                     self.tx.send(&mut self.stats, peer, datagram, false);
                 }
             }
@@ -490,8 +586,13 @@ impl<S: Socket, D: Device> Node<S, D> {
 
         let mut expired = core::mem::take(&mut self.targets);
         expired.clear();
-        self.peers
-            .collect_expired(now, self.config.peer_timeout, &mut expired);
+        let unverified_timeout = UNVERIFIED_TIMEOUT.min(self.config.peer_timeout);
+        self.peers.collect_expired(
+            now,
+            self.config.peer_timeout,
+            unverified_timeout,
+            &mut expired,
+        );
         for addr in expired.iter() {
             self.remove_peer(now, *addr, "timed out");
         }
@@ -574,11 +675,13 @@ impl<S: Socket, D: Device> Node<S, D> {
     pub fn shutdown(&mut self, now: Instant) {
         let mut peers = core::mem::take(&mut self.targets);
         peers.clear();
-        peers.extend(self.peers.addrs());
+        peers.extend(self.peers.verified_addrs());
         for addr in peers.iter() {
             self.send_control(*addr, Kind::Close);
         }
         info!("sent close to {} peers", peers.len());
+        peers.clear();
+        peers.extend(self.peers.addrs());
         for addr in peers.iter() {
             self.peers.remove(*addr);
             self.switch.forget_peer(*addr);
@@ -592,9 +695,9 @@ impl<S: Socket, D: Device> Node<S, D> {
         &self.stats
     }
 
-    /// Number of peers.
+    /// Number of verified peers: those that are sent data.
     pub fn peer_count(&self) -> usize {
-        self.peers.len()
+        self.peers.verified_len()
     }
 
     /// The peer table.

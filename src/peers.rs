@@ -71,16 +71,24 @@ pub struct Peer {
     pub added: Instant,
     /// When we last received a valid message from it.
     pub last_seen: Instant,
+    /// It answered a "get peer list" of ours, so it really receives what we send to that
+    /// address. Only verified peers are sent data, gossip and full peer lists.
+    pub is_verified: bool,
+    /// When we last sent it a "get peer list" (a challenge, or a contact attempt).
+    pub asked_at: Option<Instant>,
 }
 
 /// What [`PeerTable::touch`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Touch {
-    /// The address is a new peer.
+    /// The address is a new, unverified peer.
     Added,
     /// The address was already a peer; refreshed.
-    Refreshed,
-    /// The address is not a peer and the table is full.
+    Refreshed {
+        /// Whether that peer is verified.
+        is_verified: bool,
+    },
+    /// The address is not a peer and the table is full of verified peers.
     Full,
 }
 
@@ -88,6 +96,7 @@ pub enum Touch {
 #[derive(Debug)]
 pub struct PeerTable {
     peers: BTreeMap<SocketAddr, Peer>,
+    verified: usize,
     max: usize,
 }
 
@@ -96,37 +105,75 @@ impl PeerTable {
     pub fn new(max: usize) -> PeerTable {
         PeerTable {
             peers: BTreeMap::new(),
+            verified: 0,
             max,
         }
     }
 
-    /// Records a valid message from `addr` at `now`, adding it if there is room. // HOT PATH
+    /// Records a valid message from `addr` at `now`, adding it (unverified) if there is room.
+    /// When the table is full, the unverified peer added longest ago makes room. // HOT PATH
     pub fn touch(&mut self, now: Instant, addr: SocketAddr) -> Touch {
         if let Some(peer) = self.peers.get_mut(&addr) {
             peer.last_seen = now;
-            return Touch::Refreshed;
+            return Touch::Refreshed {
+                is_verified: peer.is_verified,
+            };
         }
         if self.peers.len() >= self.max {
-            return Touch::Full;
+            let oldest = self
+                .peers
+                .iter()
+                .filter(|(_, p)| !p.is_verified)
+                .min_by_key(|(_, p)| p.added)
+                .map(|(a, _)| *a);
+            match oldest {
+                Some(victim) => {
+                    self.peers.remove(&victim);
+                }
+                None => return Touch::Full,
+            }
         }
         self.peers.insert(
             addr,
             Peer {
                 added: now,
                 last_seen: now,
+                is_verified: false,
+                asked_at: None,
             },
         );
         Touch::Added
     }
 
-    /// Removes `addr`; true if it was a peer.
-    pub fn remove(&mut self, addr: SocketAddr) -> bool {
-        self.peers.remove(&addr).is_some()
+    /// Marks `addr` verified; true if it is a peer that was not verified before.
+    pub fn verify(&mut self, addr: SocketAddr) -> bool {
+        match self.peers.get_mut(&addr) {
+            Some(peer) if !peer.is_verified => {
+                peer.is_verified = true;
+                self.verified += 1;
+                true
+            }
+            _ => false,
+        }
     }
 
-    /// True if `addr` is a peer.
+    /// Removes `addr`; returns what it was, if it was a peer.
+    pub fn remove(&mut self, addr: SocketAddr) -> Option<Peer> {
+        let peer = self.peers.remove(&addr)?;
+        if peer.is_verified {
+            self.verified = self.verified.saturating_sub(1);
+        }
+        Some(peer)
+    }
+
+    /// True if `addr` is a peer (verified or not).
     pub fn contains(&self, addr: SocketAddr) -> bool {
         self.peers.contains_key(&addr)
+    }
+
+    /// True if `addr` is a verified peer.
+    pub fn is_verified(&self, addr: SocketAddr) -> bool {
+        self.peers.get(&addr).is_some_and(|p| p.is_verified)
     }
 
     /// The peer at `addr`.
@@ -134,19 +181,37 @@ impl PeerTable {
         self.peers.get(&addr)
     }
 
-    /// Number of peers.
+    /// The peer at `addr`, mutably.
+    pub fn get_mut(&mut self, addr: SocketAddr) -> Option<&mut Peer> {
+        self.peers.get_mut(&addr)
+    }
+
+    /// Number of peers, verified or not.
     pub fn len(&self) -> usize {
         self.peers.len()
     }
 
-    /// True when there are no peers.
+    /// Number of verified peers.
+    pub fn verified_len(&self) -> usize {
+        self.verified
+    }
+
+    /// True when there are no peers at all.
     pub fn is_empty(&self) -> bool {
         self.peers.is_empty()
     }
 
-    /// Every peer's address, in address order.
+    /// Every peer's address, verified or not, in address order.
     pub fn addrs(&self) -> impl Iterator<Item = SocketAddr> + Clone + '_ {
         self.peers.keys().copied()
+    }
+
+    /// The verified peers' addresses, in address order. // HOT PATH (flooding)
+    pub fn verified_addrs(&self) -> impl Iterator<Item = SocketAddr> + Clone + '_ {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.is_verified)
+            .map(|(a, _)| *a)
     }
 
     /// Every peer with what we know of it, in address order.
@@ -154,18 +219,28 @@ impl PeerTable {
         self.peers.iter().map(|(a, p)| (*a, p))
     }
 
-    /// The peers not heard from since `now - timeout`, in address order, appended to `out`.
-    pub fn collect_expired(&self, now: Instant, timeout: Duration, out: &mut Vec<SocketAddr>) {
+    /// Appends to `out` the peers to drop at `now`: verified ones silent for `timeout`, and
+    /// unverified ones not verified within `unverified_timeout` of being added.
+    pub fn collect_expired(
+        &self,
+        now: Instant,
+        timeout: Duration,
+        unverified_timeout: Duration,
+        out: &mut Vec<SocketAddr>,
+    ) {
         out.extend(
             self.peers
                 .iter()
-                .filter(|(_, p)| p.last_seen + timeout <= now)
+                .filter(|(_, p)| {
+                    p.last_seen + timeout <= now
+                        || (!p.is_verified && p.added + unverified_timeout <= now)
+                })
                 .map(|(a, _)| *a),
         );
     }
 
-    /// Up to `count` peers in round-robin order, starting after `cursor` and wrapping once;
-    /// appended to `out`. Moves `cursor` to the last one taken.
+    /// Up to `count` verified peers in round-robin order, starting after `cursor` and wrapping
+    /// once; appended to `out`. Moves `cursor` to the last one taken.
     pub fn round_robin(
         &self,
         cursor: &mut Option<SocketAddr>,
@@ -173,20 +248,36 @@ impl PeerTable {
         out: &mut Vec<SocketAddr>,
     ) {
         let start = out.len();
-        let after = match *cursor {
-            Some(c) => self.peers.range((Bound::Excluded(c), Bound::Unbounded)),
-            None => self.peers.range(..),
+        let (after, before) = match *cursor {
+            Some(c) => (
+                self.peers.range((Bound::Excluded(c), Bound::Unbounded)),
+                self.peers.range((Bound::Unbounded, Bound::Included(c))),
+            ),
+            None => (
+                self.peers.range::<SocketAddr, _>(..),
+                // empty: nothing sorts below the smallest address
+                self.peers
+                    .range((Bound::Unbounded, Bound::Excluded(MIN_ADDR))),
+            ),
         };
-        let before = match *cursor {
-            Some(c) => self.peers.range(..=c),
-            None => self.peers.range(..SocketAddr::from(([0, 0, 0, 0], 0))),
-        };
-        out.extend(after.chain(before).map(|(a, _)| *a).take(count));
+        out.extend(
+            after
+                .chain(before)
+                .filter(|(_, p)| p.is_verified)
+                .map(|(a, _)| *a)
+                .take(count),
+        );
         if let Some(last) = out.get(start..).and_then(|taken| taken.last()) {
             *cursor = Some(*last);
         }
     }
 }
+
+/// The smallest socket address, used to express an empty range.
+const MIN_ADDR: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::UNSPECIFIED,
+    0,
+));
 
 /// One address we are trying to reach with "get peer list".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,6 +292,8 @@ pub struct Contact {
     pub is_configured: bool,
     /// For learned addresses: when the entry is forgotten once given up.
     pub forget_at: Instant,
+    /// When we last sent it "get peer list".
+    pub last_sent: Option<Instant>,
 }
 
 /// Addresses to contact, with back-off, capped.
@@ -230,6 +323,7 @@ impl Contacts {
                 attempts: 0,
                 is_configured: true,
                 forget_at: Instant::FAR_FUTURE,
+                last_sent: None,
             },
         );
     }
@@ -251,6 +345,7 @@ impl Contacts {
                 attempts: 0,
                 is_configured: false,
                 forget_at: now + LEARNED_QUIET_PERIOD,
+                last_sent: None,
             },
         );
         true
@@ -294,6 +389,7 @@ impl Contacts {
                 continue;
             }
             out.push(*addr);
+            c.last_sent = Some(now);
             c.attempts = c.attempts.saturating_add(1);
             c.next_attempt = now + c.backoff;
             let cap = if c.is_configured {
@@ -359,20 +455,31 @@ mod tests {
     fn peer_table_touch_adds_refreshes_and_caps() {
         let mut t = PeerTable::new(2);
         assert_eq!(t.touch(Instant::ZERO, addr(1)), Touch::Added);
-        assert_eq!(t.touch(Instant::from_secs(5), addr(1)), Touch::Refreshed);
+        assert_eq!(
+            t.touch(Instant::from_secs(5), addr(1)),
+            Touch::Refreshed { is_verified: false }
+        );
         assert_eq!(t.get(addr(1)).unwrap().last_seen, Instant::from_secs(5));
         assert_eq!(t.touch(Instant::ZERO, addr(2)), Touch::Added);
+        assert!(t.verify(addr(1)));
+        assert!(!t.verify(addr(1)));
+        assert!(t.verify(addr(2)));
+        assert_eq!(t.verified_len(), 2);
         assert_eq!(t.touch(Instant::ZERO, addr(3)), Touch::Full);
         assert_eq!(t.len(), 2);
-        assert!(t.remove(addr(1)));
-        assert!(!t.remove(addr(1)));
+        assert!(t.remove(addr(1)).is_some());
+        assert!(t.remove(addr(1)).is_none());
+        assert_eq!(t.verified_len(), 1);
     }
 
     #[test]
     fn peer_table_round_robin_visits_everyone_in_turn() {
         let mut t = PeerTable::new(10);
-        for n in 1..=5 {
+        for n in 1..=6 {
             t.touch(Instant::ZERO, addr(n));
+            if n != 6 {
+                t.verify(addr(n));
+            }
         }
         let mut cursor = None;
         let mut out = Vec::new();
@@ -385,7 +492,7 @@ mod tests {
         );
         out.clear();
         t.round_robin(&mut cursor, 9, &mut out);
-        assert_eq!(out.len(), 5, "wraps at most once");
+        assert_eq!(out.len(), 5, "wraps at most once, skips the unverified");
         // the cursor may point at a removed peer
         t.remove(addr(1));
         out.clear();
@@ -398,11 +505,36 @@ mod tests {
         let mut t = PeerTable::new(10);
         t.touch(Instant::ZERO, addr(1));
         t.touch(Instant::from_secs(10), addr(2));
+        t.verify(addr(1));
+        t.verify(addr(2));
+        let (timeout, unverified) = (Duration::from_secs(60), Duration::from_secs(5));
         let mut out = Vec::new();
-        t.collect_expired(Instant::from_secs(59), Duration::from_secs(60), &mut out);
+        t.collect_expired(Instant::from_secs(59), timeout, unverified, &mut out);
         assert!(out.is_empty());
-        t.collect_expired(Instant::from_secs(60), Duration::from_secs(60), &mut out);
+        t.collect_expired(Instant::from_secs(60), timeout, unverified, &mut out);
         assert_eq!(out, vec![addr(1)]);
+    }
+
+    #[test]
+    fn peer_table_unverified_expire_early_and_make_room_when_full() {
+        let mut t = PeerTable::new(2);
+        t.touch(Instant::ZERO, addr(1));
+        t.touch(Instant::from_secs(1), addr(2));
+        t.verify(addr(2));
+        let mut out = Vec::new();
+        t.collect_expired(
+            Instant::from_secs(5),
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+            &mut out,
+        );
+        assert_eq!(out, vec![addr(1)], "not verified in time");
+        // full: the oldest unverified peer makes room, a verified one never does
+        assert_eq!(t.touch(Instant::from_secs(2), addr(3)), Touch::Added);
+        assert!(!t.contains(addr(1)));
+        assert!(t.contains(addr(2)));
+        t.verify(addr(3));
+        assert_eq!(t.touch(Instant::from_secs(3), addr(4)), Touch::Full);
     }
 
     #[test]

@@ -114,6 +114,8 @@ pub struct Stats {
     pub peer_entries_ignored: u64,
     /// Addresses not queued for contact because the queue was full.
     pub contacts_refused: u64,
+    /// Messages from unverified peers left unanswered by the per-address rate limit.
+    pub replies_limited: u64,
     /// Dropped packets, indexed by [`DropReason::index`].
     pub drops: [u64; DropReason::COUNT],
 }
@@ -145,7 +147,8 @@ impl fmt::Display for Stats {
             "frames_from_device={} bytes_from_device={} frames_to_device={} bytes_to_device={} \
              unicast={} flooded={} datagrams_received={} bytes_received={} datagrams_sent={} \
              bytes_sent={} control_sent={} control_bytes_sent={} send_would_block={} send_errors={} \
-             mac_moves={} macs_refused={} peer_entries_ignored={} contacts_refused={}",
+             mac_moves={} macs_refused={} peer_entries_ignored={} contacts_refused={} \
+             replies_limited={}",
             self.frames_from_device,
             self.bytes_from_device,
             self.frames_to_device,
@@ -164,6 +167,7 @@ impl fmt::Display for Stats {
             self.macs_refused,
             self.peer_entries_ignored,
             self.contacts_refused,
+            self.replies_limited,
         )?;
         for (name, count) in DropReason::NAMES.iter().zip(self.drops.iter()) {
             if *count > 0 {

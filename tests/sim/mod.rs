@@ -367,14 +367,14 @@ impl Simulator {
     pub fn is_full_mesh(&self) -> bool {
         let all: BTreeSet<SocketAddr> = self.nodes.keys().copied().collect();
         self.nodes.iter().all(|(addr, node)| {
-            let peers: BTreeSet<SocketAddr> = node.peers().addrs().collect();
+            let peers: BTreeSet<SocketAddr> = node.peers().verified_addrs().collect();
             peers.len() == all.len() - 1 && peers.iter().all(|p| all.contains(p) && p != addr)
         })
     }
 
     pub fn assert_full_mesh(&self) {
         for (addr, node) in &self.nodes {
-            let peers: BTreeSet<SocketAddr> = node.peers().addrs().collect();
+            let peers: BTreeSet<SocketAddr> = node.peers().verified_addrs().collect();
             let missing: Vec<_> = self
                 .nodes
                 .keys()
@@ -392,10 +392,11 @@ impl Simulator {
         }
     }
 
+    /// The verified peers of `a` (those it sends data to).
     pub fn peers_of(&self, a: SocketAddr) -> BTreeSet<SocketAddr> {
         self.nodes
             .get(&a)
-            .map(|n| n.peers().addrs().collect())
+            .map(|n| n.peers().verified_addrs().collect())
             .unwrap_or_default()
     }
 
