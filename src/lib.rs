@@ -24,10 +24,14 @@
 #![warn(missing_docs)]
 
 pub mod buf;
+pub mod cli;
+pub mod daemon;
+pub mod error;
 pub mod io;
 pub mod node;
 pub mod peers;
 pub mod stats;
 pub mod switch;
+pub mod sys;
 pub mod time;
 pub mod wire;

@@ -1,0 +1,27 @@
+/* ethcloud tap helper: turns an open /dev/net/tun fd into a tap device.
+ * Owns the TUNSETIFF ioctl only; opening and closing the fd is done in Rust (src/sys/tap.rs). */
+#include <errno.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <net/if.h>
+#include <linux/if_tun.h>
+
+/* Attaches `fd` to the tap device `name` (a template like "ethcloud%d" is allowed) with
+ * IFF_TAP | IFF_NO_PI, then copies the kernel's chosen name back into `name`.
+ * `name` must be a NUL-terminated buffer of `name_len` >= IFNAMSIZ bytes.
+ * Returns 0 on success or -errno. */
+int ethcloud_tap_setup(int fd, char *name, size_t name_len)
+{
+    struct ifreq ifr;
+
+    if (name == NULL || name_len < IFNAMSIZ)
+        return -EINVAL;
+    memset(&ifr, 0, sizeof(ifr));
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    if (ioctl(fd, TUNSETIFF, (void *)&ifr) < 0)
+        return -errno;
+    memset(name, 0, name_len);
+    strncpy(name, ifr.ifr_name, IFNAMSIZ - 1);
+    return 0;
+}

@@ -1,0 +1,138 @@
+//! [`SignalFd`]: SIGINT, SIGTERM and SIGUSR1 delivered as readable events on an fd.
+//!
+//! Owns blocking those three signals (so their default action, killing the process, never
+//! runs) and reading them from a signalfd that sits in the daemon's epoll set. It does not
+//! decide what a signal means: the daemon does.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::mem;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// A signal ethcloud handles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT (Ctrl-C): shut down cleanly.
+    Interrupt,
+    /// SIGTERM: shut down cleanly.
+    Terminate,
+    /// SIGUSR1: log the counters.
+    User1,
+}
+
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+            Signal::User1 => "SIGUSR1",
+        })
+    }
+}
+
+impl Signal {
+    fn from_number(number: u32) -> Option<Signal> {
+        let number = libc::c_int::try_from(number).ok()?;
+        match number {
+            libc::SIGINT => Some(Signal::Interrupt),
+            libc::SIGTERM => Some(Signal::Terminate),
+            libc::SIGUSR1 => Some(Signal::User1),
+            _ => None,
+        }
+    }
+}
+
+/// A non-blocking signalfd for SIGINT, SIGTERM and SIGUSR1.
+#[derive(Debug)]
+pub struct SignalFd {
+    /// The signalfd (holds the `OwnedFd`); `File` gives us `read`.
+    file: File,
+}
+
+const SIGINFO_LEN: usize = mem::size_of::<libc::signalfd_siginfo>();
+
+impl SignalFd {
+    /// Blocks SIGINT, SIGTERM and SIGUSR1 for the calling thread (with `sigprocmask`) and
+    /// returns a signalfd that reports them. Call it before any other thread is started, so
+    /// that threads inherit the mask.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of `sigprocmask` or `signalfd`.
+    pub fn new() -> io::Result<SignalFd> {
+        let mut set = mem::MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigemptyset() initialises the whole set it is given a valid pointer to.
+        syscall!(sigemptyset(set.as_mut_ptr()))?;
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1] {
+            // SAFETY: `set` was initialised by sigemptyset() above; `signal` is valid.
+            syscall!(sigaddset(set.as_mut_ptr(), signal))?;
+        }
+        // SAFETY: sigemptyset() succeeded, so every byte of `set` is initialised.
+        let set = unsafe { set.assume_init() };
+        // SAFETY: `set` is an initialised sigset_t that outlives the call; the old mask is not
+        // wanted, so a null pointer is allowed.
+        syscall!(sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()))?;
+        // SAFETY: -1 asks for a new fd; `set` is initialised and only read.
+        let raw = syscall!(signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC))?;
+        // SAFETY: `raw` was just returned by signalfd(), is open, and nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(SignalFd {
+            file: File::from(fd),
+        })
+    }
+
+    /// The next pending signal, or `None` when none is pending.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of `read`, other than `EAGAIN`.
+    pub fn read(&mut self) -> io::Result<Option<Signal>> {
+        let mut info = [0u8; SIGINFO_LEN];
+        loop {
+            match self.file.read(&mut info) {
+                Ok(len) if len == SIGINFO_LEN => {
+                    // `ssi_signo` is the first field, a native-endian u32.
+                    let mut signo = [0u8; 4];
+                    signo.copy_from_slice(info.get(..4).unwrap_or(&[0; 4]));
+                    match Signal::from_number(u32::from_ne_bytes(signo)) {
+                        Some(signal) => return Ok(Some(signal)),
+                        None => continue,
+                    }
+                }
+                Ok(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "short read from signalfd",
+                    ))
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl AsFd for SignalFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signalfd_reports_a_raised_sigusr1_instead_of_dying() {
+        // The test harness runs each test on its own thread; the mask is per thread, and
+        // raise() sends to the calling thread, so this stays inside this test.
+        let mut signals = SignalFd::new().unwrap();
+        assert_eq!(signals.read().unwrap(), None);
+        // SAFETY: raise() takes a signal number; SIGUSR1 is blocked on this thread above.
+        let rc = unsafe { libc::raise(libc::SIGUSR1) };
+        assert_eq!(rc, 0);
+        assert_eq!(signals.read().unwrap(), Some(Signal::User1));
+        assert_eq!(signals.read().unwrap(), None);
+    }
+}
