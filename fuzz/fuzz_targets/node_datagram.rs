@@ -1,0 +1,72 @@
+//! A node driven by a structured script: datagrams from a handful of addresses (right token or
+//! not, any switch byte, any body), frames from the device, and time passing with housekeeping.
+//! Never a panic; the tables never exceed their caps.
+#![no_main]
+
+use std::io;
+use std::net::SocketAddr;
+
+use ethcloud::buf::PacketBuf;
+use ethcloud::io::{Device, Socket};
+use ethcloud::node::{Config, Node};
+use ethcloud::time::Instant;
+use ethcloud::wire::Token;
+use libfuzzer_sys::fuzz_target;
+
+struct Null;
+impl Socket for Null {
+    fn send_to(&mut self, _: &[u8], _: SocketAddr) -> io::Result<()> {
+        Ok(())
+    }
+}
+impl Device for Null {
+    fn write_frame(&mut self, _: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let token = Token::new(0x0102_0304).unwrap();
+    let mut config = Config::new(token);
+    config.max_peers = 8;
+    config.max_macs = 16;
+    config.max_macs_per_peer = 4;
+    config.max_contacts = 8;
+    config.peer_timeout = std::time::Duration::from_secs(20);
+    config.mac_timeout = std::time::Duration::from_secs(10);
+    config.own_addrs = vec![SocketAddr::from(([198, 18, 0, 1], 3210))];
+    let mut node = Node::new(config, Null, Null, Instant::ZERO);
+    let mut now = Instant::ZERO;
+    let mut buf = PacketBuf::new();
+    let mut rest = data;
+    // each op: [op, arg, len, bytes...]
+    while let [op, arg, len, tail @ ..] = rest {
+        let len = usize::from(*len).min(tail.len());
+        let (body, next) = tail.split_at(len);
+        rest = next;
+        match op % 4 {
+            0 | 1 => {
+                let from = SocketAddr::from(([198, 18, 0, arg % 12], 3210));
+                let mut datagram = Vec::with_capacity(8 + body.len());
+                if op % 4 == 0 {
+                    datagram.extend_from_slice(&token.to_bytes());
+                    datagram.push(arg % 5);
+                }
+                datagram.extend_from_slice(body);
+                let _ = node.on_datagram(now, from, &datagram);
+            }
+            2 => {
+                buf.frame_room()[..body.len()].copy_from_slice(body);
+                let _ = node.on_frame(now, &mut buf, body.len());
+            }
+            _ => {
+                now += std::time::Duration::from_millis(u64::from(*arg) * 100);
+                node.housekeep(now);
+            }
+        }
+        assert!(node.peers().len() <= 8);
+        assert!(node.switch_table().len() <= 16);
+        assert!(node.contacts().len() <= 8 + 0);
+    }
+    node.shutdown(now);
+});
