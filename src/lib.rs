@@ -28,6 +28,7 @@ pub mod cli;
 pub mod daemon;
 pub mod error;
 pub mod io;
+pub mod limit;
 pub mod node;
 pub mod peers;
 pub mod stats;

@@ -35,6 +35,7 @@ use log::{debug, info, warn};
 
 use crate::buf::PacketBuf;
 use crate::io::{Device, Socket};
+use crate::limit::RateLimiter;
 use crate::peers::{self, canonical, ceil_sqrt, is_unusable, Contacts, PeerTable, Touch};
 use crate::stats::{DropReason, Stats};
 use crate::switch::{self, Learned, SwitchTable};
@@ -90,6 +91,9 @@ pub struct Config {
     pub max_contacts: usize,
     /// "get peer list" messages per second to addresses that are not peers yet.
     pub contacts_per_second: usize,
+    /// Broadcast and multicast frames per second accepted from one source (each peer, and our
+    /// own device); `None` for no limit. Frames over the limit are dropped and counted.
+    pub broadcast_limit: Option<u64>,
 }
 
 impl Config {
@@ -108,6 +112,7 @@ impl Config {
             max_macs_per_peer: switch::DEFAULT_MAX_ENTRIES_PER_PEER,
             max_contacts: peers::DEFAULT_MAX_CONTACTS,
             contacts_per_second: DEFAULT_CONTACTS_PER_SECOND,
+            broadcast_limit: None,
         }
     }
 
@@ -217,16 +222,23 @@ pub struct Node<S: Socket, D: Device> {
     gossip_interval: Duration,
     next_gossip: Instant,
     next_housekeep: Instant,
-    contact_tokens: usize,
-    last_refill: Instant,
+    contact_limiter: RateLimiter,
+    device_broadcasts: RateLimiter,
+    /// Which "table full" warnings were already given (one each).
+    full_warned: u8,
 }
+
+const FULL_PEERS: u8 = 1;
+const FULL_MACS: u8 = 2;
+const FULL_CONTACTS: u8 = 4;
 
 impl<S: Socket, D: Device> Node<S, D> {
     /// A node with no peers yet. Its `--connect` addresses (minus our own) are contacted at the
     /// first [`Node::housekeep`], which [`Node::next_deadline`] asks for at once.
     pub fn new(mut config: Config, socket: S, device: D, now: Instant) -> Self {
         let connect = core::mem::take(&mut config.connect);
-        let contact_tokens = config.contacts_per_second.max(1);
+        let contact_rate = config.contacts_per_second.max(1) as u64;
+        let broadcast_rate = config.broadcast_limit.unwrap_or(0);
         let mut node = Node {
             peers: PeerTable::new(config.max_peers),
             switch: SwitchTable::new(
@@ -246,8 +258,9 @@ impl<S: Socket, D: Device> Node<S, D> {
             gossip_interval: GOSSIP_INTERVAL_MIN,
             next_gossip: now + GOSSIP_INTERVAL_MIN,
             next_housekeep: now,
-            contact_tokens,
-            last_refill: now,
+            contact_limiter: RateLimiter::new(now, contact_rate),
+            device_broadcasts: RateLimiter::new(now, broadcast_rate),
+            full_warned: 0,
             contacts: Contacts::new(config.max_contacts),
             config,
         };
@@ -335,7 +348,13 @@ impl<S: Socket, D: Device> Node<S, D> {
                 debug!("new unverified peer {from}");
                 false
             }
-            Touch::Full => return Err(DropReason::PeerTableFull),
+            Touch::Full => {
+                if self.first_time_full(FULL_PEERS) {
+                    let max = self.config.max_peers;
+                    warn!("peer table full ({max} verified peers): new addresses are ignored (counted; warned once)");
+                }
+                return Err(DropReason::PeerTableFull);
+            }
         };
         if is_answer && !is_verified {
             self.verify_peer(now, from);
@@ -428,6 +447,17 @@ impl<S: Socket, D: Device> Node<S, D> {
         frame: Frame<&[u8]>,
         is_verified: bool,
     ) -> Result<(), DropReason> {
+        if let Some(rate) = self.config.broadcast_limit {
+            if frame.dst().is_multicast() {
+                let allowed = self
+                    .peers
+                    .get_mut(from)
+                    .is_some_and(|p| p.broadcasts.allow(now, rate));
+                if !allowed {
+                    return Err(DropReason::BroadcastLimit);
+                }
+            }
+        }
         let src = frame.src();
         if is_verified && !src.is_multicast() {
             let vlan = frame.vlan();
@@ -440,6 +470,11 @@ impl<S: Socket, D: Device> Node<S, D> {
                 }
                 Learned::Refused => {
                     self.stats.macs_refused += 1;
+                    if self.first_time_full(FULL_MACS) {
+                        let (total, per_peer) =
+                            (self.config.max_macs, self.config.max_macs_per_peer);
+                        warn!("mac table full ({total} entries, {per_peer} per peer): frames to new macs are flooded (counted; warned once)");
+                    }
                     debug!("not learning {src} on {vlan} at {from}: mac table full");
                 }
             }
@@ -473,6 +508,10 @@ impl<S: Socket, D: Device> Node<S, D> {
             }
             if !self.contacts.add_learned(now, addr) {
                 self.stats.contacts_refused += 1;
+                if self.first_time_full(FULL_CONTACTS) {
+                    let max = self.config.max_contacts;
+                    warn!("contact queue full ({max} addresses): addresses from peer lists are ignored (counted; warned once)");
+                }
                 debug!("not contacting {addr}: contact queue full");
             }
         }
@@ -552,6 +591,11 @@ impl<S: Socket, D: Device> Node<S, D> {
             Err(_) => return Err(DropReason::BadDeviceFrame),
         };
         let target = if dst.is_multicast() {
+            if let Some(rate) = self.config.broadcast_limit {
+                if !self.device_broadcasts.allow(now, rate) {
+                    return Err(DropReason::BroadcastLimit);
+                }
+            }
             None
         } else {
             self.switch.lookup(now, vlan, dst)
@@ -610,23 +654,25 @@ impl<S: Socket, D: Device> Node<S, D> {
     }
 
     fn contact_due(&mut self, now: Instant) {
-        let rate = self.config.contacts_per_second.max(1);
-        let elapsed_ms = now.saturating_duration_since(self.last_refill).as_millis();
-        let refill =
-            usize::try_from(elapsed_ms.saturating_mul(rate as u128) / 1000).unwrap_or(usize::MAX);
-        if refill > 0 {
-            self.contact_tokens = self.contact_tokens.saturating_add(refill).min(rate);
-            self.last_refill = now;
-        }
+        let rate = self.config.contacts_per_second.max(1) as u64;
+        let budget = self.contact_limiter.available(now, rate);
         let mut due = core::mem::take(&mut self.targets);
         due.clear();
-        self.contacts.take_due(now, self.contact_tokens, &mut due);
-        self.contact_tokens -= due.len().min(self.contact_tokens);
+        self.contacts
+            .take_due(now, usize::try_from(budget).unwrap_or(usize::MAX), &mut due);
+        self.contact_limiter.take(due.len() as u64);
         for addr in due.iter() {
             debug!("asking {addr} for its peer list");
             self.send_control(*addr, Kind::GetPeers);
         }
         self.targets = due;
+    }
+
+    /// True the first time a table of this kind is found full: warn then, only count later.
+    fn first_time_full(&mut self, which: u8) -> bool {
+        let first = self.full_warned & which == 0;
+        self.full_warned |= which;
+        first
     }
 
     /// One gossip round: ⌈√n⌉ peers each get a list of ⌈√n⌉ peers, both round-robin.

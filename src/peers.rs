@@ -13,6 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::Bound;
 use std::time::Duration;
 
+use crate::limit::RateLimiter;
 use crate::time::Instant;
 
 /// Default cap on the number of peers.
@@ -76,6 +77,8 @@ pub struct Peer {
     pub is_verified: bool,
     /// When we last sent it a "get peer list" (a challenge, or a contact attempt).
     pub asked_at: Option<Instant>,
+    /// Its broadcast and multicast frames, when those are rate-limited.
+    pub broadcasts: RateLimiter,
 }
 
 /// What [`PeerTable::touch`] did.
@@ -140,6 +143,7 @@ impl PeerTable {
                 last_seen: now,
                 is_verified: false,
                 asked_at: None,
+                broadcasts: RateLimiter::new(now, u64::MAX),
             },
         );
         Touch::Added

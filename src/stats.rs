@@ -24,11 +24,13 @@ pub enum DropReason {
     NoPeers,
     /// The device refused a frame (queue full or error).
     DeviceWrite,
+    /// A broadcast or multicast frame over its source's rate limit (`broadcast_limit`).
+    BroadcastLimit,
 }
 
 impl DropReason {
     /// Number of distinct counters.
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 11;
 
     /// Every counter index with its name, in a fixed order.
     pub const NAMES: [&'static str; DropReason::COUNT] = [
@@ -42,6 +44,7 @@ impl DropReason {
         "bad_device_frame",
         "no_peers",
         "device_write",
+        "broadcast_limit",
     ];
 
     /// The counter index of this reason.
@@ -57,6 +60,7 @@ impl DropReason {
             DropReason::BadDeviceFrame => 7,
             DropReason::NoPeers => 8,
             DropReason::DeviceWrite => 9,
+            DropReason::BroadcastLimit => 10,
         }
     }
 }
@@ -71,6 +75,7 @@ impl fmt::Display for DropReason {
             DropReason::BadDeviceFrame => f.write_str("invalid frame from the device"),
             DropReason::NoPeers => f.write_str("no peers to send to"),
             DropReason::DeviceWrite => f.write_str("device write failed"),
+            DropReason::BroadcastLimit => f.write_str("broadcast rate limit"),
         }
     }
 }
@@ -195,6 +200,7 @@ mod tests {
             DropReason::BadDeviceFrame,
             DropReason::NoPeers,
             DropReason::DeviceWrite,
+            DropReason::BroadcastLimit,
         ];
         let mut seen = [false; DropReason::COUNT];
         for r in all {

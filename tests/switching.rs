@@ -217,3 +217,48 @@ fn frames_with_nowhere_to_go_or_too_short_are_counted_drops() {
     assert_eq!(s.drops_of(DropReason::NoPeers), 1);
     assert_eq!(s.drops_of(DropReason::BadDeviceFrame), 1);
 }
+
+#[test]
+fn broadcast_limit_caps_each_source_and_counts_the_rest() {
+    let mut sim = Simulator::new(11);
+    let mut cfg = Simulator::config();
+    cfg.broadcast_limit = Some(10);
+    let [a, b] = sim.add_nodes(&cfg);
+    sim.connect(b, a);
+    sim.advance_until(Duration::from_secs(10), |s| s.is_full_mesh());
+    // b's device storms: b itself lets 10 through
+    for _ in 0..100 {
+        sim.inject_frame(b, &frame(BROADCAST, mac(2), None, 0));
+    }
+    sim.run_until_idle(1000);
+    assert_eq!(sim.take_frames(a).len(), 10);
+    assert_eq!(sim.stats(b).drops_of(DropReason::BroadcastLimit), 90);
+    // unicast is never limited
+    for _ in 0..100 {
+        sim.inject_frame(b, &frame(mac(1), mac(2), None, 0));
+    }
+    sim.run_until_idle(1000);
+    assert_eq!(sim.take_frames(a).len(), 100);
+    // a second later the budget is back
+    sim.advance(Duration::from_secs(1));
+    sim.inject_frame(b, &frame(BROADCAST, mac(2), None, 0));
+    sim.run_until_idle(1000);
+    assert_eq!(sim.take_frames(a).len(), 1);
+}
+
+#[test]
+fn broadcast_limit_applies_per_peer_on_receive() {
+    let mut sim = Simulator::new(12);
+    let mut limited = Simulator::config();
+    limited.broadcast_limit = Some(5);
+    let a = sim.add_node(&limited);
+    let b = sim.add_node(&Simulator::config()); // b itself has no limit
+    sim.connect(b, a);
+    sim.advance_until(Duration::from_secs(10), |s| s.is_full_mesh());
+    for _ in 0..50 {
+        sim.inject_frame(b, &frame(BROADCAST, mac(2), None, 0));
+    }
+    sim.run_until_idle(1000);
+    assert_eq!(sim.take_frames(a).len(), 5);
+    assert_eq!(sim.stats(a).drops_of(DropReason::BroadcastLimit), 45);
+}
