@@ -717,6 +717,21 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.next_housekeep
     }
 
+    /// Forgets a `--connect` address (e.g. a DNS name now resolves elsewhere): it is no longer
+    /// retried. If it is a peer it stays one until it times out or closes, like any other.
+    pub fn remove_connect(&mut self, addr: SocketAddr) {
+        let addr = canonical(addr);
+        self.config.connect.retain(|a| *a != addr);
+        if self.contacts.get(addr).is_some_and(|c| c.is_configured) {
+            self.contacts.remove(addr);
+        }
+    }
+
+    /// True if `addr` is a verified peer.
+    pub fn is_peer(&self, addr: SocketAddr) -> bool {
+        self.peers.is_verified(canonical(addr))
+    }
+
     /// Sends Close to every peer (the spec's shutdown rule) and forgets them.
     pub fn shutdown(&mut self, now: Instant) {
         let mut peers = core::mem::take(&mut self.targets);

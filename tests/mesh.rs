@@ -355,3 +355,24 @@ fn everyone_restarting_at_once_causes_no_storm() {
         sim.seed
     );
 }
+
+#[test]
+fn removed_connect_address_is_no_longer_retried() {
+    let mut sim = Simulator::new(0x4e4);
+    let cfg = Simulator::config();
+    let a = sim.add_node(&cfg);
+    let gone: SocketAddr = "198.19.7.7:3210".parse().unwrap();
+    sim.connect(a, gone);
+    sim.advance(Duration::from_secs(2));
+    assert!(sim.nodes[&a].contacts().contains(gone));
+    sim.nodes.get_mut(&a).unwrap().remove_connect(gone);
+    assert!(!sim.nodes[&a].contacts().contains(gone));
+    assert!(!sim.nodes[&a].config().connect.contains(&gone));
+    let sent = sim.stats(a).control_sent;
+    sim.advance(Duration::from_secs(300));
+    assert_eq!(
+        sim.stats(a).control_sent,
+        sent,
+        "nothing sent to the removed address"
+    );
+}
