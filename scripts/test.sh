@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The whole test suite, as root: sudo scripts/test.sh
+#
+# Installs what the tests need if it is missing (Debian packages, rustfmt, clippy), then runs,
+# stopping at the first failure: formatting, clippy, the check that the core never touches the
+# OS, the man page build, every test including the root-only end-to-end tests in network
+# namespaces, and the doc tests. Exits non-zero if anything fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+fail() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] ||
+    fail "run as root (sudo scripts/test.sh): the end-to-end tests need network namespaces and /dev/net/tun"
+command -v cargo >/dev/null || fail "cargo not found: install Rust (https://rustup.rs) first"
+
+step "tools"
+missing=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have ip || missing+=(iproute2)
+have ss || missing+=(iproute2)
+have iperf3 || missing+=(iperf3)
+have ping || missing+=(iputils-ping)
+have python3 || missing+=(python3)
+have pandoc || missing+=(pandoc)
+have man || missing+=(man-db)
+have groff || missing+=(groff-base)
+have cc || missing+=(gcc libc6-dev)
+have systemd-analyze || missing+=(systemd)
+have dpkg-deb || missing+=(dpkg)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! cargo fmt --version >/dev/null 2>&1; then rustup component add rustfmt; fi
+if ! cargo clippy --version >/dev/null 2>&1; then rustup component add clippy; fi
+if ! command -v cargo-deb >/dev/null 2>&1; then
+    echo "installing cargo-deb (once, about 90 s)"
+    cargo install cargo-deb --locked
+fi
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    echo "installing cargo-fuzz (once, about 60 s)"
+    cargo install cargo-fuzz --locked
+fi
+[ -e /dev/net/tun ] || fail "/dev/net/tun is missing (modprobe tun)"
+echo "ok"
+
+# Namespaces left behind by an end-to-end test run that was killed (named ec<pid>n<k>...).
+for ns in $(ip netns list | awk '{print $1}' | grep -E '^ec[0-9]+n[0-9]+(sw|h[0-9]+)$' || true); do
+    pid="${ns#ec}"
+    pid="${pid%%n*}"
+    if [ ! -d "/proc/$pid" ]; then
+        ip netns del "$ns" || true
+        rm -rf "/etc/netns/$ns"
+    fi
+done
+
+step "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+step "the core never touches the OS"
+core=(src/wire src/switch.rs src/peers.rs src/node.rs src/time.rs src/io.rs src/stats.rs src/buf.rs src/limit.rs)
+for path in "${core[@]}"; do
+    [ -e "$path" ] || fail "core file $path is missing: update the list in scripts/test.sh"
+done
+if grep -rnE 'libc::|UdpSocket|Instant::now|SystemTime|std::os::fd|thread_local' "${core[@]}"; then
+    fail "the lines above use the OS, a clock or thread-locals in the pure core"
+fi
+echo "ok"
+
+step "man page (scripts/man.sh)"
+bash scripts/man.sh
+
+step "Debian package and systemd units (scripts/deb.sh)"
+bash scripts/deb.sh
+
+# Benchmarks are not run here (they are type-checked by clippy above and run by hand:
+# cargo bench, scripts/bench.sh, scripts/scale.sh); every test target is.
+step "cargo test --lib --bins --tests -- --include-ignored"
+cargo test --lib --bins --tests -- --include-ignored
+
+step "fuzzing, bounded (scripts/fuzz.sh 25)"
+bash scripts/fuzz.sh 25
+
+step "cargo test --doc"
+cargo test --doc
+
+printf '\ntest.sh: all passed\n'

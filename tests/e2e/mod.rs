@@ -1,0 +1,558 @@
+//! A small lab for end-to-end tests: the real `ethcloud` binary in network namespaces.
+//!
+//! Owns the namespaces, links and processes one test creates, and removes them all in `Drop`,
+//! also when the test panics: every process it started is stopped by PID (SIGTERM, then
+//! SIGKILL), and every namespace it created is deleted by name. Nothing outside its own
+//! namespaces is touched.
+//!
+//! Layout of one lab (all names start with a prefix unique to the test, `ec<pid>n<k>`):
+//!
+//! ```text
+//!   <prefix>sw : bridge br0 ── p1 ── p2 ── p3 ...         (the underlay "switch")
+//!   <prefix>h1 : eth0 198.18.0.1/24 fd00::1/64 ── p1      ethcloud0 198.19.0.1/24 fd00:19::1/64
+//!   <prefix>h2 : eth0 198.18.0.2/24 fd00::2/64 ── p2      ethcloud0 198.19.0.2/24 fd00:19::2/64
+//! ```
+//!
+//! Every wait is a poll for a condition with a deadline; there is no sleep-and-hope.
+
+#![allow(dead_code)]
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub const ETHCLOUD: &str = env!("CARGO_BIN_EXE_ethcloud");
+/// The tap name every daemon gets (`ethcloud%d` in a fresh namespace is `ethcloud0`).
+pub const TAP: &str = "ethcloud0";
+/// The UDP port every daemon listens on (each host is its own namespace).
+pub const PORT: u16 = 3210;
+/// How long a condition that should hold soon may take.
+pub const SOON: Duration = Duration::from_secs(20);
+
+const POLL: Duration = Duration::from_millis(100);
+const RAWFRAME: &str = include_str!("rawframe.py");
+
+static NEXT_LAB: AtomicUsize = AtomicUsize::new(0);
+
+/// One host of a lab: a namespace wired to the underlay bridge.
+#[derive(Clone, Debug)]
+pub struct Host {
+    /// 1-based host number; its addresses end in it.
+    pub index: u8,
+    /// The namespace name.
+    pub ns: String,
+}
+
+impl Host {
+    /// Underlay IPv4 address, e.g. `198.18.0.1`.
+    pub fn underlay_v4(&self) -> String {
+        format!("198.18.0.{}", self.index)
+    }
+    /// Underlay IPv6 address, e.g. `fd00::1`.
+    pub fn underlay_v6(&self) -> String {
+        format!("fd00::{}", self.index)
+    }
+    /// The daemon's address over the IPv4 underlay, as ethcloud logs it: `198.18.0.1:3210`.
+    pub fn addr_v4(&self) -> String {
+        format!("{}:{PORT}", self.underlay_v4())
+    }
+    /// The daemon's address over the IPv6 underlay, as ethcloud logs it: `[fd00::1]:3210`.
+    pub fn addr_v6(&self) -> String {
+        format!("[{}]:{PORT}", self.underlay_v6())
+    }
+    /// Overlay IPv4 address on the tap, e.g. `198.19.0.1`.
+    pub fn overlay_v4(&self) -> String {
+        format!("198.19.0.{}", self.index)
+    }
+    /// Overlay IPv6 address on the tap, e.g. `fd00:19::1`.
+    pub fn overlay_v6(&self) -> String {
+        format!("fd00:19::{}", self.index)
+    }
+}
+
+/// A running daemon started by the lab.
+pub struct Daemon {
+    /// The host it runs on.
+    pub host: Host,
+    child: Child,
+    log: PathBuf,
+    status: Option<ExitStatus>,
+}
+
+impl Daemon {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+    /// Everything it has logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    /// Sends it a signal.
+    pub fn signal(&self, signal: libc::c_int) {
+        if self.status.is_none() {
+            send_signal(self.child.id(), signal);
+        }
+    }
+    /// Waits until its log contains `needle`; returns how long that took, or panics at the
+    /// deadline (or if the daemon died).
+    pub fn wait_log(&mut self, needle: &str, timeout: Duration) -> Duration {
+        self.wait_log_count(needle, 1, timeout)
+    }
+    /// Waits until its log contains `needle` at least `count` times; returns how long that
+    /// took, or panics at the deadline (or if the daemon died first).
+    pub fn wait_log_count(&mut self, needle: &str, count: usize, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            if self.log().matches(needle).count() >= count {
+                return start.elapsed();
+            }
+            if let Some(status) = self.poll_exit() {
+                if self.log().matches(needle).count() >= count {
+                    return start.elapsed();
+                }
+                panic!(
+                    "{} exited ({status}) before logging {needle:?} {count} times",
+                    self.host.ns
+                );
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{} did not log {needle:?} {count} times within {timeout:?}",
+                self.host.ns
+            );
+            thread::sleep(POLL);
+        }
+    }
+    /// Waits for the process to exit and returns its status, or panics at the deadline.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.poll_exit() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} (pid {}) still running {timeout:?} after it was asked to stop",
+                self.host.ns,
+                self.pid()
+            );
+            thread::sleep(POLL);
+        }
+    }
+    /// The exit status if it has exited.
+    pub fn poll_exit(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status
+    }
+    fn stop(&mut self) {
+        stop_child(&mut self.child, self.status.is_some());
+        self.status = self.child.try_wait().ok().flatten();
+    }
+}
+
+/// Namespaces, links and processes of one test; all removed on drop.
+pub struct Lab {
+    prefix: String,
+    dir: PathBuf,
+    namespaces: Vec<String>,
+    switch_ns: String,
+    hosts: Vec<Host>,
+    /// The daemons, in start order.
+    pub daemons: Vec<Daemon>,
+    helpers: Vec<Child>,
+    /// Start daemons with `-v` (debug logs; the default). Off: info level.
+    pub verbose: bool,
+}
+
+impl Lab {
+    /// A lab with `hosts` hosts on one underlay bridge, each with IPv4 and IPv6 addresses.
+    pub fn new(hosts: u8) -> Lab {
+        assert!(
+            is_root(),
+            "end-to-end tests need root (network namespaces and /dev/net/tun)"
+        );
+        let prefix = format!(
+            "ec{}n{}",
+            std::process::id(),
+            NEXT_LAB.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = std::env::temp_dir().join(format!("ethcloud-e2e-{prefix}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create the lab's temp dir");
+        let switch_ns = format!("{prefix}sw");
+        let mut lab = Lab {
+            prefix,
+            dir,
+            namespaces: Vec::new(),
+            switch_ns: switch_ns.clone(),
+            hosts: Vec::new(),
+            daemons: Vec::new(),
+            helpers: Vec::new(),
+            verbose: true,
+        };
+        lab.add_namespace(&switch_ns);
+        ip(&["-n", &switch_ns, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &switch_ns, "link", "set", "br0", "up"]);
+        for index in 1..=hosts {
+            lab.add_host(index);
+        }
+        lab
+    }
+
+    /// Host number `index` (1-based).
+    pub fn host(&self, index: u8) -> Host {
+        self.hosts[usize::from(index) - 1].clone()
+    }
+
+    fn add_namespace(&mut self, ns: &str) {
+        ip(&["netns", "add", ns]);
+        self.namespaces.push(ns.to_owned());
+        ip(&["-n", ns, "link", "set", "lo", "up"]);
+    }
+
+    fn add_host(&mut self, index: u8) {
+        let host = Host {
+            index,
+            ns: format!("{}h{index}", self.prefix),
+        };
+        self.add_namespace(&host.ns);
+        let port = format!("p{index}");
+        let sw = self.switch_ns.as_str();
+        ip(&[
+            "-n", &host.ns, "link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns",
+            sw,
+        ]);
+        ip(&["-n", sw, "link", "set", &port, "master", "br0", "up"]);
+        let v4 = format!("{}/24", host.underlay_v4());
+        let v6 = format!("{}/64", host.underlay_v6());
+        ip(&["-n", &host.ns, "addr", "add", &v4, "dev", "eth0"]);
+        ip(&["-n", &host.ns, "addr", "add", &v6, "dev", "eth0", "nodad"]);
+        ip(&["-n", &host.ns, "link", "set", "eth0", "up"]);
+        self.hosts.push(host);
+    }
+
+    /// Starts `ethcloud ARGS` on `host` (with `-v`, stderr to a log file), waits for its tap and
+    /// sets it up as an operator would: MTU 1400, up, the host's overlay addresses. Returns
+    /// the daemon's index in [`Lab::daemons`].
+    pub fn start(&mut self, host: &Host, args: &[&str]) -> usize {
+        let id = self.spawn(host, args);
+        self.wait_for_tap(id);
+        let ns = host.ns.as_str();
+        ip(&["-n", ns, "link", "set", TAP, "mtu", "1400", "up"]);
+        let v4 = format!("{}/24", host.overlay_v4());
+        let v6 = format!("{}/64", host.overlay_v6());
+        ip(&["-n", ns, "addr", "add", &v4, "dev", TAP]);
+        ip(&["-n", ns, "addr", "add", &v6, "dev", TAP, "nodad"]);
+        id
+    }
+
+    /// Starts `ethcloud -v ARGS` on `host` without waiting for anything.
+    pub fn spawn(&mut self, host: &Host, args: &[&str]) -> usize {
+        let log = self
+            .dir
+            .join(format!("{}-{}.log", host.ns, self.daemons.len()));
+        let stderr = File::create(&log).expect("create a daemon log file");
+        let level: &[&str] = if self.verbose { &["-v"] } else { &[] };
+        let child = Command::new("ip")
+            .args(["netns", "exec", &host.ns, ETHCLOUD])
+            .args(level)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start ethcloud under ip netns exec");
+        self.daemons.push(Daemon {
+            host: host.clone(),
+            child,
+            log,
+            status: None,
+        });
+        self.daemons.len() - 1
+    }
+
+    fn wait_for_tap(&mut self, id: usize) {
+        let ns = self.daemons[id].host.ns.clone();
+        let start = Instant::now();
+        loop {
+            let shown = Command::new("ip")
+                .args(["-n", &ns, "link", "show", "dev", TAP])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("run ip");
+            if shown.success() {
+                return;
+            }
+            if let Some(status) = self.daemons[id].poll_exit() {
+                panic!("ethcloud on {ns} exited ({status}) before creating {TAP}");
+            }
+            assert!(start.elapsed() < SOON, "no {TAP} in {ns} after {SOON:?}");
+            thread::sleep(POLL);
+        }
+    }
+
+    /// Pings `target` from `from` (one echo, 1 s wait) until it answers; false at the deadline.
+    pub fn ping_within(&self, from: &Host, target: &str, timeout: Duration) -> bool {
+        let start = Instant::now();
+        loop {
+            if self.ping_once(from, target) {
+                return true;
+            }
+            if start.elapsed() >= timeout {
+                return false;
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// One ping (`-c1 -W1`): true if it was answered.
+    pub fn ping_once(&self, from: &Host, target: &str) -> bool {
+        Command::new("ip")
+            .args([
+                "netns", "exec", &from.ns, "ping", "-n", "-q", "-c1", "-W1", target,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run ping")
+            .success()
+    }
+
+    /// Asserts that `from` reaches `target` within [`SOON`].
+    pub fn assert_ping(&self, from: &Host, target: &str) {
+        assert!(
+            self.ping_within(from, target, SOON),
+            "{} cannot ping {target} within {SOON:?}",
+            from.ns
+        );
+    }
+
+    /// Runs `COMMAND` in `host`'s namespace and returns its output, killing it at the deadline.
+    pub fn run(&self, host: &Host, command: &[&str], timeout: Duration) -> Output {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &host.ns])
+            .args(command)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start a command under ip netns exec");
+        let start = Instant::now();
+        loop {
+            if child.try_wait().expect("wait for a command").is_some() {
+                return child
+                    .wait_with_output()
+                    .expect("collect a command's output");
+            }
+            if start.elapsed() >= timeout {
+                stop_child(&mut child, false);
+                let out = child
+                    .wait_with_output()
+                    .expect("collect a command's output");
+                panic!(
+                    "{command:?} on {} did not finish within {timeout:?}; stdout: {} stderr: {}",
+                    host.ns,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// Starts a helper process in `host`'s namespace with stdout to a file in the lab's dir;
+    /// it is stopped (by PID) when the lab is dropped. Returns the stdout file.
+    pub fn helper(&mut self, host: &Host, name: &str, command: &[&str]) -> PathBuf {
+        let out = self.dir.join(format!("{}-{name}.out", host.ns));
+        let stdout = File::create(&out).expect("create a helper's output file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &host.ns])
+            .args(command)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a helper under ip netns exec");
+        self.helpers.push(child);
+        out
+    }
+
+    /// Writes the raw-frame script into the lab's dir and returns its path.
+    pub fn rawframe_script(&self) -> PathBuf {
+        let path = self.dir.join("rawframe.py");
+        if !path.exists() {
+            fs::write(&path, RAWFRAME).expect("write rawframe.py");
+        }
+        path
+    }
+
+    /// Starts capturing test frames on `host`'s tap for `seconds`; waits until the capture is
+    /// ready and returns its output file.
+    pub fn capture(&mut self, host: &Host, name: &str, seconds: u32) -> PathBuf {
+        let script = self.rawframe_script();
+        let secs = seconds.to_string();
+        let out = self.helper(
+            host,
+            name,
+            &[
+                "python3",
+                script.to_str().expect("utf-8 path"),
+                "capture",
+                TAP,
+                &secs,
+            ],
+        );
+        wait_file_contains(&out, "ready", SOON);
+        out
+    }
+
+    /// Sends one test frame from `host`'s tap: `vid` None for untagged.
+    pub fn send_frame(&self, host: &Host, dst: &str, src: &str, vid: Option<u16>, marker: &str) {
+        let script = self.rawframe_script();
+        let vid = vid.map_or_else(|| "none".to_owned(), |v| v.to_string());
+        let out = self.run(
+            host,
+            &[
+                "python3",
+                script.to_str().expect("utf-8 path"),
+                "send",
+                TAP,
+                dst,
+                src,
+                &vid,
+                marker,
+            ],
+            SOON,
+        );
+        assert!(
+            out.status.success(),
+            "sending a raw frame on {} failed: {}",
+            host.ns,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for daemon in &mut self.daemons {
+            daemon.stop();
+        }
+        for child in &mut self.helpers {
+            stop_child(child, false);
+        }
+        if thread::panicking() {
+            for daemon in &self.daemons {
+                eprintln!(
+                    "----- ethcloud on {} (pid {}, exit {:?}) -----\n{}",
+                    daemon.host.ns,
+                    daemon.pid(),
+                    daemon.status,
+                    daemon.log()
+                );
+            }
+            eprintln!("(logs kept in {})", self.dir.display());
+        }
+        for ns in self.namespaces.iter().rev() {
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        if !thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Waits until the file contains `needle`; returns how long that took or panics at the deadline.
+pub fn wait_file_contains(path: &Path, needle: &str, timeout: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        if fs::read_to_string(path)
+            .unwrap_or_default()
+            .contains(needle)
+        {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "{} has no {needle:?} after {timeout:?}; it has:\n{}",
+            path.display(),
+            fs::read_to_string(path).unwrap_or_default()
+        );
+        thread::sleep(POLL);
+    }
+}
+
+/// Waits until something listens on TCP `port` in `host`'s namespace, or panics at [`SOON`].
+pub fn wait_port(lab: &Lab, host: &Host, port: u16) {
+    let start = Instant::now();
+    let needle = format!(":{port} ");
+    loop {
+        let out = lab.run(host, &["ss", "-Htln"], SOON);
+        if String::from_utf8_lossy(&out.stdout).contains(&needle) {
+            return;
+        }
+        assert!(
+            start.elapsed() < SOON,
+            "nothing listens on port {port} in {}",
+            host.ns
+        );
+        thread::sleep(POLL);
+    }
+}
+
+/// Runs `ip ARGS`, panicking with its stderr if it fails.
+pub fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn send_signal(pid: u32, signal: libc::c_int) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill has no memory-safety preconditions; `pid` is a child we started and have
+    // not reaped yet, so the PID cannot have been reused.
+    unsafe {
+        libc::kill(pid, signal);
+    }
+}
+
+/// Stops a child by PID: SIGTERM, up to 3 s, then SIGKILL; always reaps it.
+fn stop_child(child: &mut Child, already_exited: bool) {
+    if already_exited || child.try_wait().ok().flatten().is_some() {
+        return;
+    }
+    send_signal(child.id(), libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
