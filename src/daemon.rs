@@ -3,8 +3,16 @@
 //!
 //! Owns the real clock (the only module that reads `std::time::Instant`), the packet buffer
 //! (allocated once), the per-wake-up budget, and what signals mean: SIGINT/SIGTERM shut down
-//! cleanly (the node sends `Close` to every peer), SIGUSR1 logs the counters. It does not touch
-//! packet contents: every frame and datagram goes to the node, which counts and logs drops.
+//! cleanly (the node sends `Close` to every peer), SIGUSR1 logs the counters and the status
+//! (peers, MAC table). It does not touch packet contents: every frame and datagram goes to the
+//! node, which counts and logs drops.
+//!
+//! Batching: datagrams come in with `recvmmsg` (and UDP GRO, if on: one message holds a run of
+//! datagrams, cut here by their segment size); a tap opened with a vnet header hands out
+//! super-frames, cut here into real frames by `offload::segment`. Sends are queued by the
+//! socket and frames to the tap may be held for coalescing: [`Node::flush`] sends and writes
+//! them after every receive batch, after every [`FLUSH_AT`] queued datagrams, and at the end
+//! of each drain, before the loop sleeps again, so a lone frame is never held back.
 
 use std::io;
 use std::os::fd::AsFd;
@@ -15,16 +23,30 @@ use log::{debug, info, warn};
 use crate::buf::PacketBuf;
 use crate::error::Error;
 use crate::node::{Config, Node};
+use crate::offload::segment::{complete_checksum, Segmenter};
+use crate::offload::vnet::{VnetHdr, GSO_NONE, VNET_HDR_LEN};
+use crate::service::Service;
+use crate::status::LoopCounters;
 use crate::sys::epoll::Poll;
 use crate::sys::signal::{Signal, SignalFd};
 use crate::sys::tap::TapDevice;
 use crate::sys::timer::Timer;
-use crate::sys::udp::UdpSocket;
+use crate::sys::udp::{RecvBatch, UdpSocket, RECV_SLOTS};
 use crate::time::Instant;
 
 /// Packets read from one fd per wake-up at most, so one busy fd cannot starve the others
 /// (the fd stays ready, so level-triggered epoll wakes us again for the rest).
 pub const BUDGET: usize = 64;
+
+/// `recvmmsg` calls per wake-up at most (each up to [`RECV_SLOTS`] messages).
+pub const SOCKET_BATCHES: usize = 4;
+
+/// Queued datagrams at which the tap drain flushes without waiting for its end (a super-frame
+/// is a few dozen datagrams: send them while the next one is read).
+pub const FLUSH_AT: usize = 32;
+
+/// Bytes of the tap read buffer with a vnet header: the header and a 64 KiB super-frame.
+const SUPERFRAME_BUF_LEN: usize = VNET_HDR_LEN + (1 << 16) + 64;
 
 /// The longest the loop sleeps, whatever the node's deadline (a safety net; the node's own
 /// deadline is never more than about a second away).
@@ -68,11 +90,14 @@ pub enum Exit {
 pub struct LoopStats {
     /// Receive errors on the UDP socket that were ignored (ICMP errors such as `ECONNREFUSED`).
     pub socket_errors: u64,
+    /// Super-frames from the tap that could not be segmented (or checksummed) and were dropped.
+    pub offload_errors: u64,
 }
 
 /// Builds a [`Node`] over `socket` and `device` and runs it until `signals` reports SIGINT or
-/// SIGTERM. Create `signals` as early as possible (it blocks the signals), so that a signal
-/// sent during start-up is handled here instead of killing the process.
+/// SIGTERM, polling `service` (stats file, re-resolved names) after each wake-up. Create
+/// `signals` as early as possible (it blocks the signals), so that a signal sent during
+/// start-up is handled here instead of killing the process.
 ///
 /// # Errors
 ///
@@ -84,7 +109,21 @@ pub fn run(
     socket: UdpSocket,
     device: TapDevice,
     signals: SignalFd,
+    service: Service,
 ) -> Result<Exit, Error> {
+    let mut socket = socket;
+    socket.enable_batching();
+    info!(
+        "offloads: tap {}; udp {}",
+        device.offloads(),
+        socket.offloads()
+    );
+    let vnet_hdr_len = device.vnet_hdr_len();
+    let superframe_len = if vnet_hdr_len > 0 {
+        SUPERFRAME_BUF_LEN
+    } else {
+        0
+    };
     let timer = Timer::new().map_err(Error::Timer)?;
     let poll = Poll::new().map_err(Error::Epoll)?;
     poll.register(device.as_fd(), TOKEN_DEVICE)
@@ -102,8 +141,12 @@ pub fn run(
         signals,
         clock,
         buf: PacketBuf::new(),
+        rx: RecvBatch::new(),
+        superframe: vec![0u8; superframe_len].into_boxed_slice(),
+        vnet_hdr_len,
         stats: LoopStats::default(),
         armed_for: None,
+        service,
     }
     .run()
 }
@@ -116,9 +159,17 @@ struct Daemon {
     signals: SignalFd,
     clock: Clock,
     buf: PacketBuf,
+    /// Receive slots for `recvmmsg`.
+    rx: RecvBatch,
+    /// Tap reads land here when the tap has a vnet header (empty otherwise).
+    superframe: Box<[u8]>,
+    /// Bytes of vnet header in front of each tap read (0 without offloads).
+    vnet_hdr_len: usize,
     stats: LoopStats,
     /// When the timer is set to fire, if it is armed.
     armed_for: Option<Instant>,
+    /// The periodic jobs besides forwarding (stats file, re-resolved `--connect` names).
+    service: Service,
 }
 
 impl Daemon {
@@ -164,6 +215,18 @@ impl Daemon {
             if now >= self.node.next_deadline() {
                 self.node.housekeep(now);
             }
+            let counters = self.loop_counters();
+            self.service.poll(now, &mut self.node, counters);
+            // Whatever is still queued or held goes out before the loop sleeps.
+            self.node.flush();
+        }
+    }
+
+    /// The loop's own counters, for the status snapshot.
+    fn loop_counters(&self) -> LoopCounters {
+        LoopCounters {
+            socket_errors: self.stats.socket_errors,
+            offload_errors: self.stats.offload_errors,
         }
     }
 
@@ -174,27 +237,46 @@ impl Daemon {
                 Signal::Interrupt | Signal::Terminate => {
                     info!("shutting down ({signal})");
                     self.node.shutdown(now);
+                    // The Close messages are queued: send them before leaving.
+                    self.node.flush();
                     return Ok(Some(Exit::Signal));
                 }
-                Signal::User1 => info!(
-                    "stats: peers={} {} socket_errors={}",
-                    self.node.peer_count(),
-                    self.node.stats(),
-                    self.stats.socket_errors
-                ),
+                Signal::User1 => {
+                    info!(
+                        "stats: peers={} {} socket_errors={} offload_errors={}",
+                        self.node.peer_count(),
+                        self.node.stats(),
+                        self.stats.socket_errors,
+                        self.stats.offload_errors
+                    );
+                    let counters = self.loop_counters();
+                    self.service.log_status(now, &self.node, counters);
+                }
             }
         }
         Ok(None)
     }
 
-    /// Reads up to [`BUDGET`] datagrams and hands each to the node.
+    /// Receives up to [`SOCKET_BATCHES`] batches of messages, hands each datagram to the
+    /// node, and flushes after each batch.
     // HOT PATH
     fn drain_socket(&mut self, now: Instant) -> Result<(), Error> {
-        for _ in 0..BUDGET {
-            match self.node.socket_mut().recv_from(self.buf.datagram_room()) {
-                Ok((len, from)) => {
-                    // A drop is counted and logged by the node itself.
-                    let _ = self.node.on_datagram(now, from, self.buf.datagram(len));
+        for _ in 0..SOCKET_BATCHES {
+            match self.node.socket_mut().recv_batch(&mut self.rx) {
+                Ok(count) => {
+                    for i in 0..count {
+                        let Some((from, bytes, segment_len)) = self.rx.get(i) else {
+                            continue;
+                        };
+                        for datagram in bytes.chunks(segment_len) {
+                            // A drop is counted and logged by the node itself.
+                            let _ = self.node.on_datagram(now, from, datagram);
+                        }
+                    }
+                    self.node.flush();
+                    if count < RECV_SLOTS {
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -216,10 +298,24 @@ impl Daemon {
     // HOT PATH
     fn drain_device(&mut self, now: Instant) -> Result<(), Error> {
         for _ in 0..BUDGET {
-            match self.node.device_mut().read(self.buf.frame_room()) {
+            let room = if self.vnet_hdr_len > 0 {
+                &mut self.superframe[..]
+            } else {
+                self.buf.frame_room()
+            };
+            match self.node.device_mut().read(room) {
+                Ok(len) if self.vnet_hdr_len > 0 => {
+                    self.on_superframe(now, len);
+                    if self.node.socket().queued() >= FLUSH_AT {
+                        self.node.flush();
+                    }
+                }
                 Ok(len) => {
                     // A drop is counted and logged by the node itself.
                     let _ = self.node.on_frame(now, &mut self.buf, len);
+                    if self.node.socket().queued() >= FLUSH_AT {
+                        self.node.flush();
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -236,6 +332,52 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+}
+
+impl Daemon {
+    /// Handles one tap read of `len` bytes in `superframe` (vnet header first): completes a
+    /// checksum the kernel left to us, or cuts a super-frame into real frames, and hands each
+    /// frame to the node.
+    // HOT PATH
+    fn on_superframe(&mut self, now: Instant, len: usize) {
+        let Some(packet) = self.superframe.get_mut(..len) else {
+            return;
+        };
+        let Some(hdr) = VnetHdr::parse(packet) else {
+            self.offload_error(len, "shorter than its vnet header");
+            return;
+        };
+        let frame = &mut packet[VNET_HDR_LEN..];
+        if hdr.gso_type == GSO_NONE {
+            if let Err(e) = complete_checksum(&hdr, frame) {
+                self.offload_error(len, e);
+                return;
+            }
+            let Some(room) = self.buf.frame_room().get_mut(..frame.len()) else {
+                self.offload_error(len, "frame larger than the packet buffer");
+                return;
+            };
+            room.copy_from_slice(frame);
+            let _ = self.node.on_frame(now, &mut self.buf, frame.len());
+            return;
+        }
+        let mut segments = match Segmenter::new(&hdr, frame) {
+            Ok(s) => s,
+            Err(e) => {
+                self.offload_error(len, e);
+                return;
+            }
+        };
+        while let Some(segment_len) = segments.next_into(self.buf.frame_room()) {
+            // A drop is counted and logged by the node itself.
+            let _ = self.node.on_frame(now, &mut self.buf, segment_len);
+        }
+    }
+
+    fn offload_error(&mut self, len: usize, reason: impl core::fmt::Display) {
+        self.stats.offload_errors = self.stats.offload_errors.saturating_add(1);
+        debug!("dropped a {len}-byte read from the tap: {reason}");
     }
 }
 

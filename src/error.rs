@@ -1,7 +1,8 @@
 //! [`Error`]: everything that can stop ethcloud before or outside the packet path.
 //!
-//! Owns the start-up and OS-edge failures (bad command-line values, tap, socket, epoll,
-//! signals, timers, name resolution) and their one-line messages. It does not cover packets:
+//! Owns the start-up and OS-edge failures (bad command-line values, the config file, tap,
+//! socket, epoll, signals, timers, name resolution, the interface set-up, the `--ifup` and
+//! `--ifdown` commands, dropping privileges) and their one-line messages. It does not cover packets:
 //! a bad packet is a `stats::DropReason`, counted by the node and never fatal.
 //!
 //! Each variant carries its context. `Display` is written by hand: one line, lower case, no
@@ -11,12 +12,15 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitStatus;
 
 use crate::wire::Token;
 
 /// Exit code for a failure at run time or start-up (tap, socket, name resolution).
 pub const EXIT_FAILURE: u8 = 1;
-/// Exit code for a bad command line (the same code clap uses for its own usage errors).
+/// Exit code for a bad command line or config file (the same code clap uses for its own usage
+/// errors).
 pub const EXIT_USAGE: u8 = 2;
 
 /// A failure at start-up or at an OS edge.
@@ -107,6 +111,118 @@ pub enum Error {
     },
     /// Receiving from the UDP socket failed for good.
     SocketRecv(io::Error),
+    /// A size limit (`--max-peers`, `--broadcast-limit`, ...) is zero.
+    InvalidLimit {
+        /// The option, e.g. `--max-peers`.
+        option: &'static str,
+    },
+    /// `--mtu` is outside what an Ethernet tap and one UDP datagram allow.
+    InvalidMtu {
+        /// The value as given.
+        value: u32,
+    },
+    /// A command-line option that needs another one, or excludes it.
+    InvalidCombination {
+        /// What is wrong, naming the options.
+        reason: &'static str,
+    },
+    /// The `--config` file could not be read.
+    ConfigRead {
+        /// The path as given.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The `--config` file is not valid TOML, has an unknown key, or a value of the wrong type.
+    ConfigParse {
+        /// The path as given.
+        path: PathBuf,
+        /// The 1-based line of the problem.
+        line: usize,
+        /// The key concerned, when known.
+        key: Option<String>,
+        /// What is wrong, one line.
+        message: String,
+    },
+    /// A value from the `--config` file failed the check its command-line option has.
+    ConfigValue {
+        /// The path as given.
+        path: PathBuf,
+        /// The 1-based line of the key.
+        line: usize,
+        /// The key.
+        key: &'static str,
+        /// The error the value gave.
+        source: Box<Error>,
+    },
+    /// `--user` names no user (and is not a number).
+    UnknownUser {
+        /// The name as given.
+        name: String,
+    },
+    /// `--group` names no group (and is not a number).
+    UnknownGroup {
+        /// The name as given.
+        name: String,
+    },
+    /// The user or group database could not be read.
+    UserLookup {
+        /// The user or group name.
+        name: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Switching to `--user` / `--group` failed.
+    DropPrivileges {
+        /// `user:group` as resolved.
+        to: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Setting the tap device's MTU or bringing it up failed.
+    SetUpDevice {
+        /// The device name.
+        name: String,
+        /// What was being done, e.g. `set the MTU to 1450`.
+        action: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// An `--ifup` or `--ifdown` command could not be started or failed.
+    Hook {
+        /// `--ifup` or `--ifdown`.
+        option: &'static str,
+        /// The command as given.
+        command: String,
+        /// What went wrong.
+        failure: HookFailure,
+    },
+}
+
+/// How an `--ifup` / `--ifdown` command failed.
+#[derive(Debug)]
+pub enum HookFailure {
+    /// `/bin/sh` could not be started.
+    Spawn(io::Error),
+    /// The command exited unsuccessfully.
+    Status(ExitStatus),
+    /// The command did not finish in time and was killed.
+    Timeout(std::time::Duration),
+}
+
+impl fmt::Display for HookFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HookFailure::Spawn(source) => write!(f, "cannot run /bin/sh: {}", OsError(source)),
+            HookFailure::Status(status) => match status.code() {
+                Some(code) => write!(f, "exited with status {code}"),
+                None => write!(f, "was killed ({status})"),
+            },
+            HookFailure::Timeout(limit) => {
+                write!(f, "still running after {} s, killed", limit.as_secs())
+            }
+        }
+    }
 }
 
 impl Error {
@@ -130,6 +246,14 @@ impl Error {
                 | Error::UnreachablePeer { .. }
                 | Error::InvalidDeviceName { .. }
                 | Error::InvalidTimeout { .. }
+                | Error::InvalidLimit { .. }
+                | Error::InvalidMtu { .. }
+                | Error::InvalidCombination { .. }
+                | Error::ConfigRead { .. }
+                | Error::ConfigParse { .. }
+                | Error::ConfigValue { .. }
+                | Error::UnknownUser { .. }
+                | Error::UnknownGroup { .. }
         )
     }
 }
@@ -282,6 +406,78 @@ impl fmt::Display for Error {
                 "cannot receive from the UDP socket: {} (restart ethcloud)",
                 OsError(source)
             ),
+            Error::InvalidLimit { option } => write!(f, "invalid {option}: must be at least 1"),
+            Error::InvalidMtu { value } => write!(
+                f,
+                "invalid --mtu {value}: must be from {} to {} (leave it out for the underlay's \
+                 default, 1450 over IPv4 or 1430 over IPv6)",
+                crate::cli::MIN_MTU,
+                crate::cli::MAX_MTU
+            ),
+            Error::InvalidCombination { reason } => f.write_str(reason),
+            Error::ConfigRead { path, source } => write!(
+                f,
+                "cannot read config file {}: {} (check the --config path)",
+                path.display(),
+                OsError(source)
+            ),
+            Error::ConfigParse {
+                path,
+                line,
+                key,
+                message,
+            } => {
+                write!(f, "config file {}, line {line}: ", path.display())?;
+                if let Some(key) = key {
+                    write!(f, "key {key}: ")?;
+                }
+                f.write_str(message)
+            }
+            Error::ConfigValue {
+                path,
+                line,
+                key,
+                source,
+            } => write!(
+                f,
+                "config file {}, line {line}: key {key}: {source}",
+                path.display()
+            ),
+            Error::UnknownUser { name } => write!(
+                f,
+                "invalid --user {name:?}: no such user (create it, e.g. with `adduser --system \
+                 {name}`, or give a number)"
+            ),
+            Error::UnknownGroup { name } => write!(
+                f,
+                "invalid --group {name:?}: no such group (create it, e.g. with `addgroup --system \
+                 {name}`, or give a number)"
+            ),
+            Error::UserLookup { name, source } => write!(
+                f,
+                "cannot look up user or group {name:?}: {} (check /etc/nsswitch.conf)",
+                OsError(source)
+            ),
+            Error::DropPrivileges { to, source } => write!(
+                f,
+                "cannot switch to {to}: {} (--user and --group need ethcloud to start as root, \
+                 or with CAP_SETUID and CAP_SETGID)",
+                OsError(source)
+            ),
+            Error::SetUpDevice {
+                name,
+                action,
+                source,
+            } => write!(
+                f,
+                "tap device {name}: cannot {action}: {} (needs root or CAP_NET_ADMIN)",
+                OsError(source)
+            ),
+            Error::Hook {
+                option,
+                command,
+                failure,
+            } => write!(f, "{option} command {command:?} {failure}"),
         }
     }
 }
@@ -290,6 +486,10 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Resolve { source, .. }
+            | Error::ConfigRead { source, .. }
+            | Error::UserLookup { source, .. }
+            | Error::DropPrivileges { source, .. }
+            | Error::SetUpDevice { source, .. }
             | Error::OpenTap { source, .. }
             | Error::Bind { source, .. }
             | Error::DeviceRead { source, .. } => Some(source),
@@ -298,6 +498,11 @@ impl std::error::Error for Error {
             | Error::Signal(source)
             | Error::Timer(source)
             | Error::SocketRecv(source) => Some(source),
+            Error::ConfigValue { source, .. } => Some(source.as_ref()),
+            Error::Hook {
+                failure: HookFailure::Spawn(source),
+                ..
+            } => Some(source),
             _ => None,
         }
     }

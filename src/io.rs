@@ -11,12 +11,33 @@ use std::net::SocketAddr;
 /// Implementations must not block: a full send buffer is reported as
 /// [`io::ErrorKind::WouldBlock`], which the core counts as a drop.
 pub trait Socket {
-    /// Sends one datagram to `to`.
+    /// Sends one datagram to `to`, or queues it (copied) until [`Socket::flush`]: an
+    /// implementation may batch datagrams into one system call.
     ///
     /// # Errors
     ///
     /// Any OS error; the core counts it and never retries.
     fn send_to(&mut self, datagram: &[u8], to: SocketAddr) -> io::Result<()>;
+
+    /// Sends whatever [`Socket::send_to`] queued. The core calls it after each batch of
+    /// input (through [`crate::node::Node::flush`]), so a lone datagram waits for nothing.
+    /// The default queues nothing, so it does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`FlushError`]: how many queued datagrams were dropped, and the first error.
+    fn flush(&mut self) -> Result<(), FlushError> {
+        Ok(())
+    }
+}
+
+/// What a flush could not deliver: the count is exact, the error is the first one seen.
+#[derive(Debug)]
+pub struct FlushError {
+    /// Datagrams (or frames) that were dropped.
+    pub dropped: u64,
+    /// The first error.
+    pub error: io::Error,
 }
 
 /// Where the core delivers Ethernet frames that arrived from peers (the tap device).
@@ -29,4 +50,15 @@ pub trait Device {
     ///
     /// Any OS error; the core counts it and never retries.
     fn write_frame(&mut self, frame: &[u8]) -> io::Result<()>;
+
+    /// Writes whatever [`Device::write_frame`] held back (e.g. TCP segments being coalesced
+    /// into one super-frame). The core calls it after each batch of input. The default holds
+    /// nothing back, so it does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`FlushError`]: how many held frames were dropped, and the first error.
+    fn flush(&mut self) -> Result<(), FlushError> {
+        Ok(())
+    }
 }

@@ -6,6 +6,8 @@
 //!
 //! ```text
 //! main ──→ cli, error, daemon, sys::*             the binary shell
+//! cli ──→ config                                  the command line over the config file
+//! main ──→ hook; daemon ──→ service ──→ status     ifup/ifdown, stats file, re-resolving names
 //! daemon ──→ node, io, stats, time, sys::epoll    the thin loop: the only place that reads the real clock
 //! sys::* ──→ io (implements it), libc, c/tapdev   the only unsafe code
 //! node ──→ wire, switch, peers, stats, io, time   pure core
@@ -25,13 +27,18 @@
 
 pub mod buf;
 pub mod cli;
+pub mod config;
 pub mod daemon;
 pub mod error;
+pub mod hook;
 pub mod io;
 pub mod limit;
 pub mod node;
+pub mod offload;
 pub mod peers;
+pub mod service;
 pub mod stats;
+pub mod status;
 pub mod switch;
 pub mod sys;
 pub mod time;

@@ -1,58 +1,175 @@
-//! The `ethcloud` binary: parse the command line, set up logging, open the tap device and the
-//! socket, run the daemon, and turn any error into one line on stderr and an exit code.
+//! The `ethcloud` binary: parse the command line (over the `--config` file), set up logging,
+//! open the tap device and the socket, run the daemon, and turn any error into one line on
+//! stderr and an exit code.
 //!
-//! Owns the order of start-up only: block signals, check the arguments, resolve peers, bind,
-//! open the tap (so a bad peer name or listen address never creates a tap device), log one
-//! `started: ...` line, run. Everything else lives in the library.
-//! Exit codes: 0 clean exit (also after SIGINT/SIGTERM), 1 run-time failure, 2 usage error.
+//! Owns the order of start-up and shutdown only:
+//!
+//! 1. check the arguments and the config file (before logging is set up, since they choose
+//!    the log level), or print shell completions and exit;
+//! 2. block signals, look up `--user`, resolve peers, bind, open the tap (so a bad peer name,
+//!    user or listen address never creates a tap device), set its MTU and bring it up;
+//! 3. run `--ifup`, drop privileges, log one `started: ...` line, tell systemd `READY=1`;
+//! 4. run the loop; then tell systemd `STOPPING=1` and run `--ifdown` while the tap still
+//!    exists (a second fd keeps it alive until then).
+//!
+//! Everything else lives in the library.
+//! Exit codes: 0 clean exit (also after SIGINT/SIGTERM), 1 run-time failure, 2 usage or
+//! config error.
 
+use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::process::ExitCode;
 
-use clap::Parser;
-use log::info;
+use clap::{CommandFactory, Parser};
+use log::{info, warn};
 
-use ethcloud::cli::Args;
+use ethcloud::cli::{unique_addrs, Args, Host, Settings};
 use ethcloud::daemon;
 use ethcloud::error::Error;
-use ethcloud::sys::{ifaddrs, signal::SignalFd, tap::TapDevice, udp::UdpSocket};
+use ethcloud::hook::{self, HOOK_TIMEOUT};
+use ethcloud::service::{NamedPeer, Service, StatsFileSpec};
+use ethcloud::status::Header;
+use ethcloud::sys::privdrop::{self, Identity};
+use ethcloud::sys::{ifaddrs, netdev, notify, signal::SignalFd, tap::TapDevice, udp::UdpSocket};
+use ethcloud::time::Instant;
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(shell) = args.completions {
+        clap_complete::generate(shell, &mut Args::command(), "ethcloud", &mut io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    let settings = match args.check() {
+        Ok(settings) => settings,
+        Err(err) => return fail(&err),
+    };
     env_logger::Builder::new()
-        .filter_level(args.log_level())
+        .filter_level(settings.log_level)
         .parse_default_env()
         .init();
-    match run(&args) {
+    match run(&settings) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("ethcloud: {err}");
-            ExitCode::from(err.exit_code())
-        }
+        Err(err) => fail(&err),
     }
 }
 
-fn run(args: &Args) -> Result<(), Error> {
+fn fail(err: &Error) -> ExitCode {
+    eprintln!("ethcloud: {err}");
+    ExitCode::from(err.exit_code())
+}
+
+fn run(settings: &Settings) -> Result<(), Error> {
     // First, so that SIGINT/SIGTERM during start-up lead to a clean exit, not a kill.
     let signals = SignalFd::new().map_err(Error::Signal)?;
-    let settings = args.check()?;
-    let connect = settings.resolve_peers()?;
-    let socket = UdpSocket::bind(settings.listen)?;
+    let identity = match &settings.user {
+        Some(user) => Some(Identity::resolve(user, settings.group.as_deref())?),
+        None => None,
+    };
+    let resolved = settings.resolve_each()?;
+    let mut socket = UdpSocket::bind(settings.listen)?;
+    if settings.offload {
+        socket.enable_offloads();
+    }
     let listen = socket.local_addr().map_err(|source| Error::Bind {
         addr: settings.listen,
         source,
     })?;
     let own_addrs = ifaddrs::own_addrs(listen).map_err(Error::LocalAddrs)?;
-    let device = TapDevice::open(&settings.device)?;
-    let config = settings.node_config(connect, own_addrs, socket.families());
+    let device = TapDevice::open_with(&settings.device, settings.offload)?;
+    let name = device.name().to_owned();
+    set_up_device(&name, settings.mtu)?;
+    info!("device {name}: mtu {}, up", settings.mtu);
+    // A second fd on the tap keeps the interface alive after the loop has dropped the device,
+    // so that --ifdown still finds it.
+    let keep_tap = match device.as_fd().try_clone_to_owned() {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            warn!("cannot duplicate the tap fd ({e}); --ifdown will run after {name} is gone");
+            None
+        }
+    };
+    if let Some(command) = &settings.ifup {
+        hook::run("--ifup", command, &name, HOOK_TIMEOUT)?;
+    }
+    if let Some(identity) = &identity {
+        privdrop::drop_to(identity)?;
+        info!("running as {identity}");
+    }
+
+    let families = socket.families();
+    let config = settings.node_config(unique_addrs(&resolved), own_addrs, families);
     info!(
-        "started: device {}, listening on {listen}, token {}, peers to connect: {}",
-        device.name(),
+        "started: device {name}, listening on {listen}, token {}, peers to connect: {}",
         config.token,
         peer_list(&config.connect)
     );
-    daemon::run(config, socket, device, signals)?;
+    let service = service(settings, &name, listen, &resolved, families);
+    tell_systemd(notify::READY);
+
+    let result = daemon::run(config, socket, device, signals, service);
+
+    tell_systemd(notify::STOPPING);
+    if let Some(command) = &settings.ifdown {
+        if let Err(err) = hook::run("--ifdown", command, &name, HOOK_TIMEOUT) {
+            warn!("{err}");
+        }
+    }
+    drop(keep_tap);
+    result.map(|_| ())
+}
+
+/// Sets the tap's MTU and brings it up.
+fn set_up_device(name: &str, mtu: u32) -> Result<(), Error> {
+    let fail = |action: String| {
+        let name = name.to_owned();
+        move |source| Error::SetUpDevice {
+            name,
+            action,
+            source,
+        }
+    };
+    netdev::set_mtu(name, mtu).map_err(fail(format!("set the MTU to {mtu}")))?;
+    netdev::set_up(name).map_err(fail("bring it up".to_owned()))?;
     Ok(())
+}
+
+/// The periodic jobs: the stats file and re-resolving the `--connect` names.
+fn service(
+    settings: &Settings,
+    device: &str,
+    listen: SocketAddr,
+    resolved: &[(ethcloud::cli::PeerAddr, SocketAddr)],
+    families: ethcloud::sys::udp::Families,
+) -> Service {
+    let stats = settings.stats_file.clone().map(|path| StatsFileSpec {
+        path,
+        interval: settings.stats_interval,
+        format: settings.stats_format,
+    });
+    let mut names = Vec::new();
+    let mut literals = Vec::new();
+    for (peer, addr) in resolved {
+        match peer.host {
+            Host::Name(_) => names.push(NamedPeer {
+                peer: peer.clone(),
+                addr: *addr,
+            }),
+            Host::Ip(_) => literals.push(*addr),
+        }
+    }
+    let header = Header {
+        device: device.to_owned(),
+        listen,
+    };
+    Service::new(header, stats, names, literals, families, Instant::ZERO)
+}
+
+/// Sends `state` to systemd if it is listening; a failure is worth a warning, not an exit.
+fn tell_systemd(state: &str) {
+    if let Err(e) = notify::notify(state) {
+        warn!("cannot tell systemd {state}: {e}");
+    }
 }
 
 /// `a, b, c`, or `none`.

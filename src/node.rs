@@ -41,8 +41,9 @@ use crate::stats::{DropReason, Stats};
 use crate::switch::{self, Learned, SwitchTable};
 use crate::time::Instant;
 use crate::wire::{
-    self, emit_control, emit_header, emit_peers, peers::MAX_PEER_LIST_BODY_LEN, Frame, Kind,
-    Message, Packet, Token, HEADER_LEN,
+    self, emit_control, emit_header, emit_peers,
+    peers::{MAX_ENTRIES_PER_FAMILY, MAX_PEER_LIST_BODY_LEN, V4_ENTRY_LEN},
+    Frame, Kind, Message, Packet, Token, HEADER_LEN,
 };
 
 /// How often [`Node::housekeep`] wants to run.
@@ -219,6 +220,8 @@ pub struct Node<S: Socket, D: Device> {
     entries: Vec<SocketAddr>,
     gossip_cursor: Option<SocketAddr>,
     share_cursor: Option<SocketAddr>,
+    /// Where the last peer list we sent ended, per family (IPv4, IPv6).
+    list_cursors: [Option<SocketAddr>; 2],
     gossip_interval: Duration,
     next_gossip: Instant,
     next_housekeep: Instant,
@@ -255,6 +258,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             entries: Vec::new(),
             gossip_cursor: None,
             share_cursor: None,
+            list_cursors: [None, None],
             gossip_interval: GOSSIP_INTERVAL_MIN,
             next_gossip: now + GOSSIP_INTERVAL_MIN,
             next_housekeep: now,
@@ -540,17 +544,39 @@ impl<S: Socket, D: Device> Node<S, D> {
     }
 
     /// Sends `to` our verified peers, leaving `to` itself out: up to 255 per family, and no
-    /// more than fit in a body of `body_budget` bytes.
+    /// more than fit in a body of `body_budget` bytes. Each family's list starts where the
+    /// previous list ended, so when there are more peers than fit, successive askers learn
+    /// different parts of the mesh; and only the entries sent are walked, not the whole table.
     fn send_peer_list(&mut self, to: SocketAddr, body_budget: usize) {
-        let addrs = self.peers.verified_addrs().filter(move |a| *a != to);
+        let peers = &self.peers;
+        let family = |is_v6: bool, cursor: Option<SocketAddr>| {
+            peers
+                .verified_of_family_after(is_v6, cursor)
+                .filter(move |a| *a != to)
+                .take(MAX_ENTRIES_PER_FAMILY)
+        };
+        let [cursor_v4, cursor_v6] = self.list_cursors;
+        let (v4, v6) = (family(false, cursor_v4), family(true, cursor_v6));
         let len = (HEADER_LEN + body_budget).min(self.control.len());
         let Some(buf) = self.control.get_mut(..len) else {
             return;
         };
-        if let Ok((len, _)) = emit_peers(self.config.token, addrs, buf) {
-            if let Some(datagram) = self.control.get(..len) {
-                self.tx.send(&mut self.stats, to, datagram, true);
-            }
+        let Ok((len, _)) = emit_peers(self.config.token, v4.clone().chain(v6.clone()), buf) else {
+            return;
+        };
+        // The body starts with the IPv4 count, and the IPv6 count follows the IPv4 entries.
+        let n4 = buf.get(HEADER_LEN).map_or(0, |n| usize::from(*n));
+        let n6 = buf
+            .get(HEADER_LEN + 1 + n4 * V4_ENTRY_LEN)
+            .map_or(0, |n| usize::from(*n));
+        if let Some(last) = n4.checked_sub(1).and_then(|i| v4.clone().nth(i)) {
+            self.list_cursors[0] = Some(last);
+        }
+        if let Some(last) = n6.checked_sub(1).and_then(|i| v6.clone().nth(i)) {
+            self.list_cursors[1] = Some(last);
+        }
+        if let Some(datagram) = self.control.get(..len) {
+            self.tx.send(&mut self.stats, to, datagram, true);
         }
     }
 
@@ -710,6 +736,48 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
         self.entries = entries;
         self.targets = targets;
+    }
+
+    /// Sends the datagrams the socket queued and writes the frames the device held back
+    /// ([`Socket::flush`], [`Device::flush`]). Call it after each batch of input, before
+    /// waiting for more, so that nothing is held longer than one batch and a lone frame goes
+    /// out at once. Failures are counted like those of single sends and writes (the queued
+    /// datagrams were counted as sent when queued, and are moved to the failure counters).
+    // HOT PATH
+    pub fn flush(&mut self) {
+        if let Err(e) = self.tx.socket.flush() {
+            self.stats.datagrams_sent = self.stats.datagrams_sent.saturating_sub(e.dropped);
+            if e.error.kind() == io::ErrorKind::WouldBlock {
+                self.stats.send_would_block += e.dropped;
+            } else {
+                self.stats.send_errors += e.dropped;
+            }
+            let bit = error_bit(e.error.kind());
+            if self.tx.warned & bit == 0 {
+                self.tx.warned |= bit;
+                warn!(
+                    "sending {} queued datagrams failed: {} (counted; further failures of this kind are logged at debug)",
+                    e.dropped, e.error
+                );
+            } else {
+                debug!("sending {} queued datagrams failed: {}", e.dropped, e.error);
+            }
+        }
+        if let Err(e) = self.device.flush() {
+            self.stats.frames_to_device = self.stats.frames_to_device.saturating_sub(e.dropped);
+            for _ in 0..e.dropped {
+                self.stats.count_drop(DropReason::DeviceWrite);
+            }
+            if !self.device_warned {
+                self.device_warned = true;
+                warn!("writing held frames to the device failed: {} (counted as drops; further failures are logged at debug)", e.error);
+            } else {
+                debug!(
+                    "writing {} held frames to the device failed: {}",
+                    e.dropped, e.error
+                );
+            }
+        }
     }
 
     /// When [`Node::housekeep`] should run next.

@@ -275,12 +275,74 @@ impl PeerTable {
             *cursor = Some(*last);
         }
     }
+
+    /// The verified peers of one address family (IPv6 if `is_v6`) in address order, starting
+    /// after `cursor` (if it is of that family) and wrapping once. Only that family's part of
+    /// the table is walked, and lazily: taking the first k costs O(k + log n) when most peers
+    /// are verified, not O(n).
+    pub fn verified_of_family_after(
+        &self,
+        is_v6: bool,
+        cursor: Option<SocketAddr>,
+    ) -> impl Iterator<Item = SocketAddr> + Clone + '_ {
+        let (low, high) = if is_v6 {
+            (MIN_V6, MAX_V6)
+        } else {
+            (MIN_ADDR, MAX_V4)
+        };
+        let (after, before) = match cursor {
+            Some(c) if c.is_ipv6() == is_v6 => (
+                self.peers
+                    .range((Bound::Excluded(c), Bound::Included(high))),
+                self.peers.range((Bound::Included(low), Bound::Included(c))),
+            ),
+            _ => (
+                self.peers
+                    .range((Bound::Included(low), Bound::Included(high))),
+                // empty: start and end are the same address, the end excluded
+                self.peers
+                    .range((Bound::Included(low), Bound::Excluded(low))),
+            ),
+        };
+        after
+            .chain(before)
+            .filter(|(_, p)| p.is_verified)
+            .map(|(a, _)| *a)
+    }
 }
 
 /// The smallest socket address, used to express an empty range.
 const MIN_ADDR: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
     std::net::Ipv4Addr::UNSPECIFIED,
     0,
+));
+/// The largest IPv4 socket address: every IPv4 address sorts at or below it.
+const MAX_V4: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::BROADCAST,
+    u16::MAX,
+));
+/// The smallest IPv6 socket address: every IPv6 address sorts at or above it.
+const MIN_V6: SocketAddr = SocketAddr::V6(std::net::SocketAddrV6::new(
+    std::net::Ipv6Addr::UNSPECIFIED,
+    0,
+    0,
+    0,
+));
+/// The largest IPv6 socket address (flow info and scope id included in the order).
+const MAX_V6: SocketAddr = SocketAddr::V6(std::net::SocketAddrV6::new(
+    std::net::Ipv6Addr::new(
+        u16::MAX,
+        u16::MAX,
+        u16::MAX,
+        u16::MAX,
+        u16::MAX,
+        u16::MAX,
+        u16::MAX,
+        u16::MAX,
+    ),
+    u16::MAX,
+    u32::MAX,
+    u32::MAX,
 ));
 
 /// One address we are trying to reach with "get peer list".
@@ -502,6 +564,28 @@ mod tests {
         out.clear();
         t.round_robin(&mut cursor, 1, &mut out);
         assert_eq!(out, vec![addr(2)]);
+    }
+
+    #[test]
+    fn peer_table_family_walk_starts_after_the_cursor_and_keeps_families_apart() {
+        let mut t = PeerTable::new(10);
+        let v6: SocketAddr = "[fd00::1]:3210".parse().unwrap();
+        for a in [addr(1), addr(2), addr(3), addr(4), v6] {
+            t.touch(Instant::ZERO, a);
+            if a != addr(3) {
+                t.verify(a);
+            }
+        }
+        let walk = |is_v6, cursor| -> Vec<SocketAddr> {
+            t.verified_of_family_after(is_v6, cursor).collect()
+        };
+        assert_eq!(walk(false, None), vec![addr(1), addr(2), addr(4)]);
+        assert_eq!(walk(false, Some(addr(2))), vec![addr(4), addr(1), addr(2)]);
+        assert_eq!(walk(false, Some(addr(3))), vec![addr(4), addr(1), addr(2)]);
+        assert_eq!(walk(false, Some(v6)), vec![addr(1), addr(2), addr(4)]);
+        assert_eq!(walk(true, None), vec![v6]);
+        assert_eq!(walk(true, Some(v6)), vec![v6]);
+        assert_eq!(walk(true, Some(addr(1))), vec![v6]);
     }
 
     #[test]

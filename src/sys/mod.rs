@@ -1,4 +1,5 @@
-//! The operating-system edges: tap device, UDP socket, epoll, signalfd, timerfd, local addresses.
+//! The operating-system edges: tap device, UDP socket, epoll, signalfd, timerfd, local addresses,
+//! interface MTU and flags, systemd notification, dropping privileges.
 //!
 //! Owns every `unsafe` block and every libc call of the crate (this is the only module with
 //! `#![allow(unsafe_code)]`; the lint setting covers its submodules). Every libc call goes
@@ -30,6 +31,9 @@ macro_rules! syscall {
 
 pub mod epoll;
 pub mod ifaddrs;
+pub mod netdev;
+pub mod notify;
+pub mod privdrop;
 pub mod signal;
 pub mod tap;
 pub mod timer;

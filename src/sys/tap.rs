@@ -4,25 +4,66 @@
 //! The `TUNSETIFF` ioctl is done by the C helper `c/tapdev.c`, which also reports the name the
 //! kernel chose (so a template such as `ethcloud%d` becomes `ethcloud0`). It does not configure
 //! addresses or bring the link up: that is the operator's job (`ip link set ... up`).
+//!
+//! With offloads ([`TapDevice::open_with`]), the device is opened with `IFF_VNET_HDR` and
+//! `TUNSETOFFLOAD` (checksum, TSO4/6, USO4/6, each probed, falling back to less): every read
+//! then starts with a virtio-net header and may be a 64 KiB super-frame, which the daemon cuts
+//! with `offload::segment`; frames written go through an `offload::coalesce::Coalescer`, and
+//! [`Device::flush`] writes what it holds.
 
-use std::ffi::{c_char, c_int, CStr};
+use std::ffi::{c_char, c_int, c_ulong, c_void, CStr};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 use crate::error::Error;
-use crate::io::Device;
+use crate::io::{Device, FlushError};
+use crate::offload::coalesce::{Coalescer, Push};
+use crate::offload::vnet::{VnetHdr, VNET_HDR_LEN};
 
 /// The size of a Linux interface-name buffer, NUL included (`IFNAMSIZ`).
 pub const IFNAMSIZ: usize = libc::IFNAMSIZ;
 
 const TUN_PATH: &str = "/dev/net/tun";
 
+/// `_IOW('T', 208, unsigned int)` from `linux/if_tun.h`.
+const TUNSETOFFLOAD: c_ulong = 0x4004_54d0;
+
 extern "C" {
-    /// `c/tapdev.c`: `TUNSETIFF` with `IFF_TAP | IFF_NO_PI` on `fd`, then copies the kernel's
-    /// name back into `name`. Returns 0 or `-errno`.
-    fn ethcloud_tap_setup(fd: c_int, name: *mut c_char, name_len: usize) -> c_int;
+    /// `c/tapdev.c`: `TUNSETIFF` with `IFF_TAP | IFF_NO_PI` (and `IFF_VNET_HDR` if `vnet_hdr`
+    /// is non-zero) on `fd`, then copies the kernel's name back into `name`. Returns 0 or
+    /// `-errno`.
+    fn ethcloud_tap_setup(fd: c_int, name: *mut c_char, name_len: usize, vnet_hdr: c_int) -> c_int;
+}
+
+/// Which offloads the tap device accepted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TapOffloads {
+    /// Frames carry a virtio-net header (`IFF_VNET_HDR`).
+    pub vnet_hdr: bool,
+    /// The kernel may leave checksums to us (`TUN_F_CSUM`).
+    pub checksum: bool,
+    /// TCP super-frames (`TUN_F_TSO4 | TUN_F_TSO6`).
+    pub tso: bool,
+    /// UDP super-frames (`TUN_F_USO4 | TUN_F_USO6`, Linux 6.2+).
+    pub uso: bool,
+}
+
+impl core::fmt::Display for TapOffloads {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if !self.vnet_hdr {
+            return f.write_str("off");
+        }
+        let on = |b: bool| if b { "on" } else { "off" };
+        write!(
+            f,
+            "vnet header, checksum {}, tso {}, uso {}, tcp coalescing on",
+            on(self.checksum),
+            on(self.tso),
+            on(self.uso)
+        )
+    }
 }
 
 /// Checks `name` against the kernel's rules for interface names, so a bad name gets a clear
@@ -57,6 +98,12 @@ pub struct TapDevice {
     file: File,
     /// The name the kernel gave the interface.
     name: String,
+    offloads: TapOffloads,
+    /// Holds TCP segments on their way to the tap (only with a vnet header).
+    coalescer: Option<Coalescer>,
+    /// Held frames whose write failed, reported at the next [`Device::flush`].
+    failed: u64,
+    first_error: Option<io::Error>,
 }
 
 impl TapDevice {
@@ -69,6 +116,79 @@ impl TapDevice {
     /// if `/dev/net/tun` cannot be opened or the kernel refuses the device (e.g. no
     /// `CAP_NET_ADMIN`).
     pub fn open(name: &str) -> Result<TapDevice, Error> {
+        Self::open_with(name, false)
+    }
+
+    /// Like [`TapDevice::open`]; with `offload`, also asks for a virtio-net header and the
+    /// checksum, TSO and USO offloads, taking what the kernel grants (see
+    /// [`TapDevice::offloads`]). A kernel that refuses the header gets a plain tap.
+    ///
+    /// # Errors
+    ///
+    /// As [`TapDevice::open`].
+    pub fn open_with(name: &str, offload: bool) -> Result<TapDevice, Error> {
+        if offload {
+            if let Ok(mut tap) = Self::open_flags(name, true) {
+                tap.offloads = tap.probe_offloads();
+                tap.coalescer = Some(Coalescer::new());
+                return Ok(tap);
+            }
+        }
+        Self::open_flags(name, false)
+    }
+
+    /// Asks for the most offloads the kernel grants: everything, then without USO, then
+    /// none (the vnet header stays; it is then just zeroes).
+    fn probe_offloads(&self) -> TapOffloads {
+        let csum = libc::TUN_F_CSUM;
+        let tso = libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
+        let uso = libc::TUN_F_USO4 | libc::TUN_F_USO6;
+        for (flags, offloads) in [
+            (
+                csum | tso | uso,
+                TapOffloads {
+                    vnet_hdr: true,
+                    checksum: true,
+                    tso: true,
+                    uso: true,
+                },
+            ),
+            (
+                csum | tso,
+                TapOffloads {
+                    vnet_hdr: true,
+                    checksum: true,
+                    tso: true,
+                    uso: false,
+                },
+            ),
+            (
+                0,
+                TapOffloads {
+                    vnet_hdr: true,
+                    ..TapOffloads::default()
+                },
+            ),
+        ] {
+            // SAFETY: `file` is an open tun fd attached to a device; TUNSETOFFLOAD takes the
+            // flags by value and touches no memory of ours.
+            if syscall!(ioctl(
+                self.file.as_raw_fd(),
+                TUNSETOFFLOAD,
+                c_ulong::from(flags)
+            ))
+            .is_ok()
+            {
+                return offloads;
+            }
+        }
+        TapOffloads {
+            vnet_hdr: true,
+            ..TapOffloads::default()
+        }
+    }
+
+    fn open_flags(name: &str, vnet_hdr: bool) -> Result<TapDevice, Error> {
         check_name(name).map_err(|reason| Error::InvalidDeviceName {
             name: name.to_owned(),
             reason,
@@ -92,7 +212,14 @@ impl TapDevice {
         // SAFETY: `file` owns an open /dev/net/tun fd for the duration of the call; `buf` is
         // a writable buffer of exactly `buf.len()` == IFNAMSIZ bytes, NUL-terminated because
         // `check_name` proved `name.len() < IFNAMSIZ` and the buffer started zeroed.
-        let rc = unsafe { ethcloud_tap_setup(file.as_raw_fd(), buf.as_mut_ptr(), buf.len()) };
+        let rc = unsafe {
+            ethcloud_tap_setup(
+                file.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+                c_int::from(vnet_hdr),
+            )
+        };
         if rc < 0 {
             let errno = rc.checked_neg().unwrap_or(libc::EINVAL);
             return Err(open_error(io::Error::from_raw_os_error(errno)));
@@ -104,7 +231,50 @@ impl TapDevice {
         Ok(TapDevice {
             file,
             name: real_name,
+            offloads: TapOffloads {
+                vnet_hdr,
+                ..TapOffloads::default()
+            },
+            coalescer: None,
+            failed: 0,
+            first_error: None,
         })
+    }
+
+    /// The offloads in force.
+    pub fn offloads(&self) -> TapOffloads {
+        self.offloads
+    }
+
+    /// Bytes of virtio-net header in front of every frame read: [`VNET_HDR_LEN`] or 0.
+    pub fn vnet_hdr_len(&self) -> usize {
+        if self.offloads.vnet_hdr {
+            VNET_HDR_LEN
+        } else {
+            0
+        }
+    }
+
+    /// Writes what the coalescer holds; a failure is remembered for [`Device::flush`].
+    // HOT PATH
+    fn write_held(&mut self) {
+        let Some(coalescer) = self.coalescer.as_mut() else {
+            return;
+        };
+        let count = coalescer.held() as u64;
+        let Some((hdr, frame)) = coalescer.take() else {
+            return;
+        };
+        if let Err(e) = write_vnet(self.file.as_fd(), &hdr, frame) {
+            self.remember(count, e);
+        }
+    }
+
+    fn remember(&mut self, count: u64, error: io::Error) {
+        self.failed += count;
+        if self.first_error.is_none() {
+            self.first_error = Some(error);
+        }
     }
 
     /// The interface name the kernel chose (never a `%d` template).
@@ -113,6 +283,8 @@ impl TapDevice {
     }
 
     /// Reads one frame into `buf` and returns its length. A frame longer than `buf` is cut.
+    /// With a vnet header ([`TapDevice::vnet_hdr_len`] > 0), `buf` starts with that header
+    /// and the frame may be a super-frame of up to 64 KiB.
     ///
     /// # Errors
     ///
@@ -123,10 +295,57 @@ impl TapDevice {
     }
 }
 
+/// Writes `frame` behind the virtio-net header `hdr`, in one `writev`.
+// HOT PATH
+fn write_vnet(fd: BorrowedFd<'_>, hdr: &VnetHdr, frame: &[u8]) -> io::Result<()> {
+    let head = hdr.to_bytes();
+    let iov = [
+        libc::iovec {
+            iov_base: head.as_ptr().cast_mut().cast::<c_void>(),
+            iov_len: head.len(),
+        },
+        libc::iovec {
+            iov_base: frame.as_ptr().cast_mut().cast::<c_void>(),
+            iov_len: frame.len(),
+        },
+    ];
+    // SAFETY: `fd` is an open tun fd borrowed for the call; `iov` holds two iovecs that point
+    // to `head` and `frame`, both alive and of the given lengths for the whole call, and
+    // writev only reads them.
+    let written = syscall!(writev(fd.as_raw_fd(), iov.as_ptr(), 2))?;
+    if usize::try_from(written).ok() == Some(head.len() + frame.len()) {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "short write to the tap device",
+        ))
+    }
+}
+
 impl Device for TapDevice {
-    /// Writes one frame; the kernel takes it whole or not at all.
+    /// Writes one frame; the kernel takes it whole or not at all. With offloads, a TCP
+    /// segment may be held for coalescing until the next [`Device::flush`]; any other frame
+    /// is written at once (after what is held, so the order is kept).
     // HOT PATH
     fn write_frame(&mut self, frame: &[u8]) -> io::Result<()> {
+        if self.offloads.vnet_hdr {
+            if let Some(coalescer) = self.coalescer.as_mut() {
+                match coalescer.push(frame) {
+                    Push::Held => return Ok(()),
+                    Push::Rejected => {}
+                    Push::FlushFirst => {
+                        self.write_held();
+                        if let Some(coalescer) = self.coalescer.as_mut() {
+                            if coalescer.push(frame) == Push::Held {
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+            }
+            return write_vnet(self.file.as_fd(), &VnetHdr::default(), frame);
+        }
         let written = self.file.write(frame)?;
         if written == frame.len() {
             Ok(())
@@ -135,6 +354,19 @@ impl Device for TapDevice {
                 io::ErrorKind::WriteZero,
                 "short write to the tap device",
             ))
+        }
+    }
+
+    /// Writes the coalesced super-frame, if any, and reports held frames whose write failed.
+    // HOT PATH
+    fn flush(&mut self) -> Result<(), FlushError> {
+        self.write_held();
+        match self.first_error.take() {
+            None => Ok(()),
+            Some(error) => Err(FlushError {
+                dropped: core::mem::take(&mut self.failed),
+                error,
+            }),
         }
     }
 }

@@ -262,8 +262,14 @@ impl Simulator {
             }
         };
         feed(&self.now.as_millis().to_le_bytes());
-        feed(d.from.to_string().as_bytes());
-        feed(d.to.to_string().as_bytes());
+        // the addresses as bytes (not text: no allocation per datagram)
+        for addr in [d.from, d.to] {
+            match addr.ip() {
+                std::net::IpAddr::V4(ip) => feed(&ip.octets()),
+                std::net::IpAddr::V6(ip) => feed(&ip.octets()),
+            }
+            feed(&addr.port().to_be_bytes());
+        }
         feed(&d.bytes);
         self.trace_hash = h;
     }
@@ -415,6 +421,25 @@ impl Simulator {
             .map(|n| n.stats().control_bytes_sent)
             .sum();
         total / self.nodes.len().max(1) as u64
+    }
+
+    /// True when every node has as many verified peers as there are other nodes. Cheaper than
+    /// [`Simulator::is_full_mesh`] (no sets), and the same thing as long as no node has left:
+    /// a verified peer answered us, so it is a node of this simulator.
+    pub fn is_full_mesh_by_count(&self) -> bool {
+        let others = self.nodes.len().saturating_sub(1);
+        self.nodes.values().all(|n| n.peer_count() == others)
+    }
+
+    /// Datagrams in flight right now.
+    pub fn in_flight_len(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Gives back spare capacity of the simulator's own queues, so that heap measurements
+    /// count the nodes rather than the high-water mark of the network.
+    pub fn shrink_buffers(&mut self) {
+        self.in_flight.shrink_to_fit();
     }
 }
 

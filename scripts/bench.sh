@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# Throughput, packet rate, latency and CPU of ethcloud against the kernel's own VXLAN, as root:
+#
+#   sudo scripts/bench.sh [--quick] [--reps N] [--secs S] [--variant LABEL=ARGS]... [--out FILE]
+#
+#   --quick            1 repetition, 2-second runs (a CI smoke test, under a minute)
+#   --reps N           repetitions (default 3); the table shows medians
+#   --secs S           seconds per iperf3 run (default 4)
+#   --variant L=ARGS   an ethcloud set-up to measure, with extra daemon arguments; repeatable.
+#                      Default: "ethcloud=" (defaults). E.g. --variant ethcloud= --variant
+#                      no-offload=--no-offload
+#   --variant-bin L=PATH  like --variant, but run the executable PATH instead of this tree's
+#                      build (e.g. an older build, to measure a step against it)
+#   --out FILE         also write the table (markdown) to FILE
+#
+# Builds release, makes two namespaces joined by one veth (underlay 198.18.50.0/24, MTU 1500),
+# and in them a VXLAN (id 4242, UDP 4789, overlay 198.19.50.0/24) and one ethcloud pair per
+# variant (overlay 198.19.5<i>.0/24); every overlay device has MTU 1400. Then, for each
+# repetition, it runs the same tests over each of them in turn (interleaved, so drift hits all
+# alike): iperf3 TCP with 1 and 4 streams, iperf3 UDP with 64-byte payloads at full speed
+# (received packet rate and loss), ping (20 echoes, 10 ms apart) and UDP ping-pong
+# (examples/pingpong.rs, 2000 rounds, one-way = RTT/2). CPU is measured over the TCP 1-stream
+# run: for ethcloud the two daemons' utime+stime (/proc/PID/stat), and for everyone the whole
+# system's busy time (/proc/stat), both in % of one core (2 cores = 200 %).
+# Numbers come only from here, never from a timed test. Every wait has a deadline; on any exit
+# it stops what it started by PID and deletes its namespaces by name.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+reps=3
+secs=4
+pingpong_rounds=2000
+variants=()
+bins=()
+out=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) reps=1; secs=2; pingpong_rounds=1000 ;;
+        --reps) reps="$2"; shift ;;
+        --secs) secs="$2"; shift ;;
+        --variant) variants+=("$2"); shift ;;
+        --variant-bin) variants+=("${2%%=*}="); bins+=("$2"); shift ;;
+        --out) out="$2"; shift ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+[ "${#variants[@]}" -gt 0 ] || variants=("ethcloud=")
+[ "$(id -u)" -eq 0 ] || { echo "bench.sh: run as root (namespaces, /dev/net/tun)" >&2; exit 1; }
+for tool in ip iperf3 ping python3 cargo; do
+    command -v "$tool" >/dev/null || { echo "bench.sh: $tool is missing" >&2; exit 1; }
+done
+
+echo "==> building (cargo build --release, example pingpong)"
+cargo build --release --quiet --bin ethcloud --example pingpong
+bin="$PWD/target/release/ethcloud"
+pingpong="$PWD/target/release/examples/pingpong"
+
+a="ecbench$$a"
+b="ecbench$$b"
+work="$(mktemp -d /tmp/ethcloud-bench.XXXXXX)"
+results="$work/results.tsv"
+pids=()
+namespaces=()
+
+cleanup() {
+    trap - EXIT INT TERM
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for _ in $(seq 30); do
+        alive=0
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [ "$alive" -eq 0 ] && break
+        sleep 0.1
+    done
+    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    echo "(logs in $work)"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Waits (at most $1 seconds) until the command after it succeeds.
+wait_for() {
+    local deadline=$((SECONDS + $1)); shift
+    until "$@" >/dev/null 2>&1; do
+        [ "$SECONDS" -lt "$deadline" ] || return 1
+        sleep 0.1
+    done
+}
+
+echo "==> namespaces $a, $b over one veth"
+for ns in "$a" "$b"; do
+    ip netns add "$ns"
+    namespaces+=("$ns")
+    ip -n "$ns" link set lo up
+done
+ip -n "$a" link add eth0 type veth peer name eth0 netns "$b"
+ip -n "$a" addr add 198.18.50.1/24 dev eth0
+ip -n "$b" addr add 198.18.50.2/24 dev eth0
+ip -n "$a" link set eth0 up
+ip -n "$b" link set eth0 up
+
+echo "==> vxlan (overlay 198.19.50.0/24, mtu 1400)"
+for side in 1 2; do
+    ns=$a; other=2
+    [ "$side" = 2 ] && { ns=$b; other=1; }
+    ip -n "$ns" link add vx0 type vxlan id 4242 local "198.18.50.$side" \
+        remote "198.18.50.$other" dstport 4789 dev eth0
+    ip -n "$ns" link set vx0 mtu 1400 up
+    ip -n "$ns" addr add "198.19.50.$side/24" dev vx0
+done
+
+# systems: "label|server ip in b|pid list (ethcloud only)"
+systems=("vxlan|198.19.50.2|")
+index=0
+for variant in "${variants[@]}"; do
+    index=$((index + 1))
+    label="${variant%%=*}"
+    extra="${variant#*=}"
+    net="198.19.5$index"
+    port=$((3210 + index))
+    tap="ecb$index"
+    vbin="$bin"
+    for entry in "${bins[@]}"; do
+        [ "${entry%%=*}" = "$label" ] && vbin="${entry#*=}"
+    done
+    echo "==> $label: $vbin $extra (overlay $net.0/24, tap $tap, port $port)"
+    vpids=""
+    for side in 1 2; do
+        ns=$a; other=2
+        [ "$side" = 2 ] && { ns=$b; other=1; }
+        # shellcheck disable=SC2086
+        ip netns exec "$ns" "$vbin" -d "$tap" -l "198.18.50.$side:$port" -t "$((4000 + index))" \
+            -c "198.18.50.$other:$port" $extra 2>"$work/$label-$side.log" &
+        pid=$!
+        pids+=("$pid")
+        vpids="$vpids $pid"
+        wait_for 10 ip -n "$ns" link show dev "$tap" ||
+            { echo "bench.sh: no tap $tap in $ns"; cat "$work/$label-$side.log"; exit 1; }
+        ip -n "$ns" link set "$tap" mtu 1400 up
+        ip -n "$ns" addr add "$net.$side/24" dev "$tap"
+    done
+    wait_for 20 ip netns exec "$a" ping -c1 -W1 "$net.2" ||
+        { echo "bench.sh: $label overlay does not ping"; cat "$work/$label-"*.log; exit 1; }
+    systems+=("$label|$net.2|$vpids")
+done
+wait_for 20 ip netns exec "$a" ping -c1 -W1 198.19.50.2 ||
+    { echo "bench.sh: vxlan overlay does not ping"; exit 1; }
+
+echo "==> servers in $b (iperf3, pingpong)"
+ip netns exec "$b" iperf3 -s -p 5201 >"$work/iperf3-server.log" 2>&1 &
+pids+=("$!")
+ip netns exec "$b" "$pingpong" server 0.0.0.0:7000 600 >/dev/null 2>&1 &
+pids+=("$!")
+wait_for 10 ip netns exec "$b" ss -Hltn 'sport = :5201' || true
+wait_for 10 bash -c "ip netns exec $b ss -Hltn 'sport = :5201' | grep -q 5201"
+
+# Sum of utime+stime (clock ticks) over the given PIDs.
+proc_ticks() {
+    local total=0 pid fields
+    for pid in "$@"; do
+        fields=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+        # after "comm) ": field 3 is state, so utime (14) and stime (15) are words 12 and 13
+        total=$((total + $(echo "$fields" | awk '{print $12 + $13}')))
+    done
+    echo "$total"
+}
+# Busy (non-idle, non-iowait) ticks of the whole system.
+system_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; }
+
+record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$results"; }
+
+iperf() {
+    local label=$1 ip=$2; shift 2
+    local json="$work/$label-$RANDOM.json"
+    if ! timeout $((secs + 15)) ip netns exec "$a" iperf3 -c "$ip" -p 5201 -t "$secs" -J "$@" >"$json"; then
+        echo "  iperf3 $* to $ip failed" >&2
+        return 1
+    fi
+    echo "$json"
+}
+
+run_tests() {
+    local label=$1 ip=$2 vpids=$3 json t0 b0 p0 t1 b1 p1 ticks
+    ticks=$(getconf CLK_TCK)
+    # TCP, 1 stream, with CPU.
+    t0=$(date +%s.%N); b0=$(system_busy); p0=$(proc_ticks $vpids)
+    if json=$(iperf "$label" "$ip"); then
+        t1=$(date +%s.%N); b1=$(system_busy); p1=$(proc_ticks $vpids)
+        record "$label" tcp1_gbps "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e9)' "$json")"
+        record "$label" sys_cpu "$(python3 -c "print(100*($b1-$b0)/$ticks/($t1-$t0))")"
+        [ -n "$vpids" ] && record "$label" vpn_cpu "$(python3 -c "print(100*($p1-$p0)/$ticks/($t1-$t0))")"
+    fi
+    # TCP, 4 streams.
+    if json=$(iperf "$label" "$ip" -P 4); then
+        record "$label" tcp4_gbps "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e9)' "$json")"
+    fi
+    # UDP, 64-byte payloads, unlimited rate: received packets per second and loss.
+    if json=$(iperf "$label" "$ip" -u -b 0 -l 64); then
+        python3 - "$json" "$label" >>"$results" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))["end"]["sum"]
+got = s["packets"] - s["lost_packets"]
+print(f"{sys.argv[2]}\tudp64_kpps\t{got / s['seconds'] / 1e3}")
+print(f"{sys.argv[2]}\tudp64_loss\t{s['lost_percent']}")
+EOF
+    fi
+    # ping: 20 echoes 10 ms apart, average RTT.
+    local rtt
+    rtt=$(timeout 20 ip netns exec "$a" ping -n -q -c 20 -i 0.01 -W 1 "$ip" |
+        awk -F'/' '/^rtt/{print $5}') || true
+    [ -n "$rtt" ] && record "$label" ping_rtt_us "$(python3 -c "print($rtt*1000)")"
+    # UDP ping-pong, one-way latency.
+    local pp
+    pp=$(timeout 60 ip netns exec "$a" "$pingpong" client "$ip:7000" "$pingpong_rounds") || true
+    [ -n "$pp" ] && record "$label" pingpong_us "$(echo "$pp" | sed 's/.*median_us=\([0-9.]*\).*/\1/')"
+}
+
+: >"$results"
+for rep in $(seq "$reps"); do
+    for system in "${systems[@]}"; do
+        IFS='|' read -r label ip vpids <<<"$system"
+        echo "==> repetition $rep/$reps: $label"
+        run_tests "$label" "$ip" "$vpids"
+    done
+done
+
+echo
+python3 - "$results" "$reps" "$secs" "$out" <<'EOF'
+import statistics, sys
+from collections import defaultdict
+path, reps, secs, out = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+data = defaultdict(lambda: defaultdict(list))
+order = []
+for line in open(path):
+    label, metric, value = line.rstrip("\n").split("\t")
+    if label not in order:
+        order.append(label)
+    data[label][metric].append(float(value))
+cols = [("tcp1_gbps", "TCP 1 stream Gb/s", 2), ("tcp4_gbps", "TCP 4 streams Gb/s", 2),
+        ("udp64_kpps", "UDP 64 B kpps", 0), ("udp64_loss", "UDP 64 B loss %", 1),
+        ("ping_rtt_us", "ping RTT µs", 0), ("pingpong_us", "UDP one-way µs", 1),
+        ("vpn_cpu", "VPN CPU % (TCP 1)", 0), ("sys_cpu", "system CPU % (TCP 1)", 0)]
+def med(label, key):
+    v = data[label].get(key)
+    return statistics.median(v) if v else None
+def fmt(x, d):
+    return "-" if x is None else f"{x:.{d}f}"
+lines = [f"medians of {reps} repetition(s), {secs} s per iperf3 run; CPU in % of one core (2 cores = 200 %)", "",
+         "| system | " + " | ".join(c[1] for c in cols) + " |",
+         "|---|" + "---:|" * len(cols)]
+for label in order:
+    lines.append(f"| {label} | " + " | ".join(fmt(med(label, k), d) for k, _, d in cols) + " |")
+base = "vxlan"
+for label in order:
+    if label == base:
+        continue
+    r = []
+    for k, _, _ in cols[:3] + cols[4:6]:
+        x, y = med(label, k), med(base, k)
+        r.append("-" if x is None or not y else f"{x / y:.2f}")
+    lines.append(f"| {label}/vxlan | {r[0]}× | {r[1]}× | {r[2]}× | | {r[3]}× | {r[4]}× | | |")
+text = "\n".join(lines)
+print(text)
+if out:
+    open(out, "w").write(text + "\n")
+EOF

@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# Scale test with real daemons, as root: sudo scripts/scale.sh [N]   (N defaults to 32)
+#
+#   underlay 198.18.0.0/16: namespaces <p>h1..<p>hN, each with eth0 on a bridge in <p>sw
+#   overlay  198.19.0.0/16: each node's tap ethcloud0 (mtu 1400)
+#   bootstrapped as a chain: node k runs `-c` node k-1, and must find the other N-2 itself
+#
+# Builds ethcloud (release), starts N daemons (token 42, --peer-timeout 60), waits until every
+# daemon logs N-1 verified peers, and reports the seconds that took. Then pings 20 random pairs
+# across the overlay (a reply proves a direct link: ethcloud never forwards between peers), and
+# measures every daemon over an idle window of ~10 s: CPU (utime+stime from /proc/PID/stat),
+# RSS (VmRSS and VmHWM from /proc/PID/status) and management bytes sent (from the counters
+# SIGUSR1 logs), each as min / median / max. Exits non-zero on any failure. Every wait has a
+# deadline; whatever happens, it stops the daemons it started by PID and deletes the namespaces
+# it created by name. `scripts/scale.sh 12` is the reduced form CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+n="${1:-32}"
+[[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 2 ] && [ "$n" -le 1000 ] ||
+    { echo "scale.sh: N must be a number from 2 to 1000, not '$n'" >&2; exit 2; }
+[ "$(id -u)" -eq 0 ] || { echo "scale.sh: run as root (sudo scripts/scale.sh $n)" >&2; exit 1; }
+
+missing=()
+command -v ip >/dev/null || missing+=(iproute2)
+command -v ping >/dev/null || missing+=(iputils-ping)
+command -v cc >/dev/null || missing+=(gcc libc6-dev)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "scale.sh: installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+echo "==> building ethcloud (cargo build --release)"
+cargo build --release --quiet
+bin="$PWD/target/release/ethcloud"
+
+prefix="ecsc$$"
+switch_ns="${prefix}sw"
+token=42
+port=3210
+pings=20
+idle_secs=10
+mesh_deadline=$((60 + 2 * n)) # seconds; the simulator says a chain of 100 needs well under 60
+logs="$(mktemp -d /tmp/ethcloud-scale.XXXXXX)"
+namespaces=()
+pids=()
+ok=0
+
+cleanup() {
+    trap - EXIT INT TERM
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for _ in $(seq 50); do
+        alive=0
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [ "$alive" -eq 0 ] && break
+        sleep 0.1
+    done
+    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [ "$ok" -ne 1 ]; then
+        shown=0
+        for log in "$logs"/*.log; do
+            [ -e "$log" ] || continue
+            [ "$shown" -lt 4 ] || break
+            echo "----- last lines of $(basename "$log") -----"
+            tail -n 15 "$log"
+            shown=$((shown + 1))
+        done
+    fi
+    for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    rm -rf "$logs"
+    echo "==> cleaned up: stopped ${#pids[@]} daemons, deleted ${#namespaces[@]} namespaces"
+}
+trap cleanup EXIT
+trap 'echo "scale.sh: interrupted"; exit 130' INT TERM
+
+die() { echo "scale.sh: FAILED: $*" >&2; exit 1; }
+
+# Addresses of node k (1-based): 198.18.a.b on the underlay, 198.19.a.b on the overlay.
+host_part() { echo "$(($1 / 200)).$(($1 % 200 + 1))"; }
+underlay() { echo "198.18.$(host_part "$1")"; }
+overlay() { echo "198.19.$(host_part "$1")"; }
+ns_of() { echo "${prefix}h$1"; }
+
+add_ns() {
+    ip netns add "$1"
+    namespaces+=("$1")
+    ip -n "$1" link set lo up
+}
+
+# The current verified peer count of node k, from the last "peer ... added/removed (k peers)".
+peer_count() {
+    local line
+    line="$(grep -oE 'peer [^ ]+ (added|removed).*\([0-9]+ peers\)' "$logs/$1.log" | tail -n 1 || true)"
+    [[ "$line" =~ \(([0-9]+)\ peers\)$ ]] && echo "${BASH_REMATCH[1]}" || echo 0
+}
+
+# min / median / max of the numbers on stdin, with a printf format for each.
+summary() {
+    sort -g | awk -v fmt="$1" '{ v[NR] = $1 } END {
+        if (NR == 0) { print "none"; exit }
+        med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf fmt " / " fmt " / " fmt "\n", v[1], med, v[NR] }'
+}
+
+echo "==> $n namespaces on a bridge"
+add_ns "$switch_ns"
+ip -n "$switch_ns" link add br0 type bridge
+ip -n "$switch_ns" link set br0 up
+for k in $(seq "$n"); do
+    ns="$(ns_of "$k")"
+    add_ns "$ns"
+    ip -n "$ns" link add eth0 type veth peer name "p$k" netns "$switch_ns"
+    ip -n "$switch_ns" link set "p$k" master br0 up
+    ip -n "$ns" addr add "$(underlay "$k")/16" dev eth0
+    ip -n "$ns" link set eth0 up
+done
+
+echo "==> starting $n daemons as a chain (node k connects to node k-1)"
+start=$SECONDS
+for k in $(seq "$n"); do
+    args=(-t "$token" -l "0.0.0.0:$port" --peer-timeout 60)
+    [ "$k" -gt 1 ] && args+=(-c "$(underlay $((k - 1))):$port")
+    ip netns exec "$(ns_of "$k")" "$bin" "${args[@]}" </dev/null >/dev/null 2>"$logs/$k.log" &
+    pids+=("$!")
+done
+started=$(date +%s.%N)
+for k in $(seq "$n"); do
+    ns="$(ns_of "$k")"
+    deadline=$((SECONDS + 20))
+    until ip -n "$ns" link show dev ethcloud0 >/dev/null 2>&1; do
+        kill -0 "${pids[$((k - 1))]}" 2>/dev/null || die "daemon $k exited before creating its tap"
+        [ "$SECONDS" -lt "$deadline" ] || die "no ethcloud0 in $ns after 20 s"
+        sleep 0.1
+    done
+    ip -n "$ns" link set ethcloud0 mtu 1400 up
+    ip -n "$ns" addr add "$(overlay "$k")/16" dev ethcloud0
+done
+
+echo "==> waiting (at most ${mesh_deadline} s) until every daemon has $((n - 1)) peers"
+deadline=$((start + mesh_deadline))
+while :; do
+    done_count=0
+    lowest=$n
+    for k in $(seq "$n"); do
+        kill -0 "${pids[$((k - 1))]}" 2>/dev/null || die "daemon $k exited"
+        c="$(peer_count "$k")"
+        [ "$c" -eq $((n - 1)) ] && done_count=$((done_count + 1))
+        [ "$c" -lt "$lowest" ] && lowest=$c
+    done
+    [ "$done_count" -eq "$n" ] && break
+    [ "$SECONDS" -lt "$deadline" ] ||
+        die "no full mesh after ${mesh_deadline} s: $done_count of $n daemons have all peers, the fewest is $lowest"
+    sleep 0.2
+done
+mesh_secs="$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
+echo "full mesh: all $n daemons have $((n - 1)) peers ${mesh_secs} s after the last one started"
+
+echo "==> pinging $pings random pairs across the overlay"
+RANDOM=42
+failed=0
+for _ in $(seq "$pings"); do
+    a=$((RANDOM % n + 1))
+    b=$((RANDOM % n + 1))
+    while [ "$b" -eq "$a" ]; do b=$((RANDOM % n + 1)); done
+    if ip netns exec "$(ns_of "$a")" ping -n -q -c 3 -i 0.2 -W 2 "$(overlay "$b")" >/dev/null 2>&1; then
+        echo "  node $a -> node $b ($(overlay "$b")): ok"
+    else
+        echo "  node $a -> node $b ($(overlay "$b")): FAILED"
+        failed=$((failed + 1))
+    fi
+done
+[ "$failed" -eq 0 ] || die "$failed of $pings pings failed"
+
+# control_bytes_sent of every daemon, in order, via SIGUSR1 (logged as "stats: ...").
+control_bytes() {
+    local before=()
+    for k in $(seq "$n"); do before+=("$(grep -c 'stats: peers=' "$logs/$k.log" || true)"); done
+    for pid in "${pids[@]}"; do kill -USR1 "$pid"; done
+    for k in $(seq "$n"); do
+        local deadline=$((SECONDS + 5)) line
+        while [ "$(grep -c 'stats: peers=' "$logs/$k.log" || true)" -le "${before[$((k - 1))]}" ]; do
+            [ "$SECONDS" -lt "$deadline" ] || die "daemon $k logged no stats after SIGUSR1"
+            sleep 0.05
+        done
+        line="$(grep 'stats: peers=' "$logs/$k.log" | tail -n 1)"
+        [[ "$line" =~ control_bytes_sent=([0-9]+) ]] || die "no control_bytes_sent in: $line"
+        echo "${BASH_REMATCH[1]}"
+    done
+}
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+echo "==> idle for ${idle_secs} s: CPU, memory and management traffic per daemon"
+mapfile -t bytes0 < <(control_bytes)
+ticks0=()
+for pid in "${pids[@]}"; do ticks0+=("$(cpu_ticks "$pid")"); done
+t0=$(date +%s.%N)
+sleep "$idle_secs" # a measurement window, not a wait for a condition
+ticks1=()
+for pid in "${pids[@]}"; do ticks1+=("$(cpu_ticks "$pid")"); done
+t1=$(date +%s.%N)
+mapfile -t bytes1 < <(control_bytes)
+elapsed="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')"
+hz="$(getconf CLK_TCK)"
+
+cpu="$(for i in "${!pids[@]}"; do
+    awk -v d=$((ticks1[i] - ticks0[i])) -v hz="$hz" -v s="$elapsed" 'BEGIN { print 100 * d / hz / s }'
+done | summary '%.2f')"
+rss="$(for pid in "${pids[@]}"; do awk '/^VmRSS:/ { print $2 / 1024 }' "/proc/$pid/status"; done | summary '%.1f')"
+hwm="$(for pid in "${pids[@]}"; do awk '/^VmHWM:/ { print $2 / 1024 }' "/proc/$pid/status"; done | summary '%.1f')"
+mgmt="$(for i in "${!pids[@]}"; do
+    awk -v d=$((bytes1[i] - bytes0[i])) -v s="$elapsed" 'BEGIN { print d / s }'
+done | summary '%.0f')"
+
+echo
+echo "scale.sh results: $n daemons, chain bootstrap, --peer-timeout 60 (keepalive 15 s)"
+echo "  full mesh after:                 ${mesh_secs} s"
+echo "  pings across the overlay:        $pings of $pings answered"
+echo "  idle CPU per daemon (%):         $cpu   (min / median / max over ${elapsed%.*} s)"
+echo "  VmRSS per daemon (MiB):          $rss"
+echo "  VmHWM per daemon (MiB):          $hwm"
+echo "  management bytes/s per daemon:   $mgmt   (idle, from SIGUSR1 counters)"
+ok=1
+echo "scale: 1 passed, 0 failed"

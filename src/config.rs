@@ -1,0 +1,379 @@
+//! The configuration file (`--config FILE`): TOML, one key per long option, e.g.
+//!
+//! ```toml
+//! device = "vpn0"
+//! listen = "[::]:3210"
+//! token = 7
+//! connect = ["vpn.example.org:3210", "198.18.0.1:3210"]
+//! peer-timeout = 1800
+//! ifup = "ip addr add 198.19.0.1/24 dev $IFNAME"
+//! ```
+//!
+//! Owns reading the file, the TOML syntax, the set of keys and their types, and turning any
+//! TOML or type error into one line that names the key and the line. It does not check values
+//! (a token that is too large, a listen address without a port): `cli` checks file and command
+//! line with the same rules, and reports a bad file value with its key and line from
+//! [`ConfigFile::line_of`]. It does not merge either: `cli` does, the command line winning.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use toml::de::DeTable;
+
+use crate::error::Error;
+use crate::status::StatsFormat;
+
+/// Where operators keep one file per network; the systemd unit `ethcloud@NAME` reads
+/// `/etc/ethcloud/NAME.toml`.
+pub const CONFIG_DIR: &str = "/etc/ethcloud";
+
+/// Every key the file may hold: the long options, less `--config`, `--completions`, `--help`
+/// and `--version`.
+pub const KEYS: [&str; 21] = [
+    "device",
+    "listen",
+    "token",
+    "connect",
+    "peer-timeout",
+    "mac-timeout",
+    "verbose",
+    "quiet",
+    "max-peers",
+    "max-macs",
+    "max-macs-per-peer",
+    "broadcast-limit",
+    "user",
+    "group",
+    "ifup",
+    "ifdown",
+    "mtu",
+    "stats-file",
+    "stats-interval",
+    "stats-format",
+    "no-offload",
+];
+
+/// The values a config file sets; `None` where it says nothing. Types only: the values are
+/// checked by `cli`, exactly like the options of the same name.
+#[derive(Deserialize, Debug, Default, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileValues {
+    /// `--device`.
+    pub device: Option<String>,
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--token`: a number, or a string of digits.
+    #[serde(default, deserialize_with = "number_or_string")]
+    pub token: Option<String>,
+    /// `--connect`, as an array of `host:port` strings.
+    pub connect: Option<Vec<String>>,
+    /// `--peer-timeout`, seconds.
+    pub peer_timeout: Option<u64>,
+    /// `--mac-timeout`, seconds.
+    pub mac_timeout: Option<u64>,
+    /// `--verbose`.
+    pub verbose: Option<bool>,
+    /// `--quiet`.
+    pub quiet: Option<bool>,
+    /// `--max-peers`.
+    pub max_peers: Option<usize>,
+    /// `--max-macs`.
+    pub max_macs: Option<usize>,
+    /// `--max-macs-per-peer`.
+    pub max_macs_per_peer: Option<usize>,
+    /// `--broadcast-limit`, frames per second.
+    pub broadcast_limit: Option<u64>,
+    /// `--user`.
+    pub user: Option<String>,
+    /// `--group`.
+    pub group: Option<String>,
+    /// `--ifup`.
+    pub ifup: Option<String>,
+    /// `--ifdown`.
+    pub ifdown: Option<String>,
+    /// `--mtu`.
+    pub mtu: Option<u32>,
+    /// `--stats-file`.
+    pub stats_file: Option<PathBuf>,
+    /// `--stats-interval`, seconds.
+    pub stats_interval: Option<u64>,
+    /// `--stats-format`.
+    pub stats_format: Option<StatsFormat>,
+    /// `--no-offload`.
+    pub no_offload: Option<bool>,
+}
+
+/// A parsed config file: its values and the line of each key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigFile {
+    /// The path it was read from, for messages.
+    pub path: PathBuf,
+    /// The values.
+    pub values: FileValues,
+    /// The 1-based line of each key present.
+    lines: BTreeMap<String, usize>,
+}
+
+impl ConfigFile {
+    /// Reads and parses `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConfigRead`] if the file cannot be read (or is not UTF-8), else as
+    /// [`ConfigFile::parse`].
+    pub fn read(path: &Path) -> Result<ConfigFile, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+            path: path.to_owned(),
+            source,
+        })?;
+        ConfigFile::parse(path, &text)
+    }
+
+    /// Parses `text`; `path` is only used in messages.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConfigParse`] with the line (and the key, when there is one) for invalid TOML,
+    /// a key that is not in [`KEYS`], or a value of the wrong type.
+    pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, Error> {
+        let parse_error = |line, key: Option<&str>, message: String| Error::ConfigParse {
+            path: path.to_owned(),
+            line,
+            key: key.map(str::to_owned),
+            message,
+        };
+        // First the syntax alone, which keeps the position of every key and value.
+        let table = DeTable::parse(text).map_err(|e| {
+            let line = e.span().map_or(1, |span| line_at(text, span.start));
+            let key = text
+                .lines()
+                .nth(line.saturating_sub(1))
+                .and_then(key_of_line);
+            parse_error(line, key, one_line(e.message()))
+        })?;
+        let mut entries: Vec<(String, usize, std::ops::Range<usize>)> = Vec::new();
+        for (key, value) in table.get_ref().iter() {
+            let name: &str = key.get_ref();
+            let line = line_at(text, key.span().start);
+            if !KEYS.contains(&name) {
+                return Err(parse_error(
+                    line,
+                    Some(name),
+                    format!(
+                        "unknown key (the keys are the long options: {})",
+                        KEYS.join(", ")
+                    ),
+                ));
+            }
+            entries.push((name.to_owned(), line, key.span().start..value.span().end));
+        }
+        // Then the types; a type error's position tells which key it is about.
+        let values: FileValues = toml::from_str(text).map_err(|e| {
+            let at = e.span().map_or(0, |span| span.start);
+            let key = entries.iter().find(|(_, _, span)| span.contains(&at));
+            match key {
+                Some((name, line, _)) => parse_error(*line, Some(name), one_line(e.message())),
+                None => parse_error(line_at(text, at), None, one_line(e.message())),
+            }
+        })?;
+        let lines = entries
+            .into_iter()
+            .map(|(name, line, _)| (name, line))
+            .collect();
+        Ok(ConfigFile {
+            path: path.to_owned(),
+            values,
+            lines,
+        })
+    }
+
+    /// The 1-based line of `key`, if the file has it.
+    pub fn line_of(&self, key: &str) -> Option<usize> {
+        self.lines.get(key).copied()
+    }
+}
+
+/// The 1-based line holding byte `offset` of `text`.
+fn line_at(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    let before = text.get(..end).unwrap_or(text);
+    before.bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+/// The key a `key = value` line assigns to, if the line looks like one.
+fn key_of_line(line: &str) -> Option<&str> {
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    let is_bare_key = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    is_bare_key.then_some(key)
+}
+
+/// Folds a possibly multi-line message into one line.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `token = 7` and `token = "7"` both work; the digits are checked by `cli`.
+fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    struct TokenVisitor;
+    impl Visitor<'_> for TokenVisitor {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a non-negative integer")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(v.to_owned()))
+        }
+    }
+    d.deserialize_any(TokenVisitor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ConfigFile, Error> {
+        ConfigFile::parse(Path::new("/etc/ethcloud/test.toml"), text)
+    }
+
+    fn parse_error(text: &str) -> String {
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{err}");
+        let line = err.to_string();
+        assert!(!line.contains('\n'), "{line}");
+        line
+    }
+
+    #[test]
+    fn every_key_is_accepted_with_its_type() {
+        let text = r#"
+device = "vpn0"
+listen = "[::]:3210"
+token = 7
+connect = ["198.18.0.1:3210", "peer.example:3210"]
+peer-timeout = 60
+mac-timeout = 30
+verbose = true
+quiet = false
+max-peers = 10
+max-macs = 100
+max-macs-per-peer = 20
+broadcast-limit = 50
+user = "nobody"
+group = "nogroup"
+ifup = "ip addr add 198.19.0.1/24 dev $IFNAME"
+ifdown = "true"
+mtu = 1400
+stats-file = "/run/ethcloud/vpn0/stats"
+stats-interval = 5
+stats-format = "prometheus"
+no-offload = true
+"#;
+        let file = parse(text).unwrap();
+        let v = &file.values;
+        assert_eq!(v.device.as_deref(), Some("vpn0"));
+        assert_eq!(v.token.as_deref(), Some("7"));
+        assert_eq!(v.connect.as_ref().map(Vec::len), Some(2));
+        assert_eq!(v.max_macs_per_peer, Some(20));
+        assert_eq!(v.stats_format, Some(StatsFormat::Prometheus));
+        assert_eq!(v.mtu, Some(1400));
+        for key in KEYS {
+            assert!(
+                file.line_of(key).is_some(),
+                "{key} is in KEYS but not tested"
+            );
+        }
+        assert_eq!(file.line_of("device"), Some(2));
+        assert_eq!(file.line_of("stats-format"), Some(21));
+        assert_eq!(v.no_offload, Some(true));
+    }
+
+    #[test]
+    fn shipped_example_is_valid() {
+        let example = include_str!("../dist/example.toml");
+        let file = parse(example).unwrap();
+        assert_eq!(file.values.token.as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn empty_file_sets_nothing() {
+        assert_eq!(parse("# nothing\n").unwrap().values, FileValues::default());
+    }
+
+    #[test]
+    fn token_may_be_a_string_of_digits() {
+        let file = parse("token = \"134\"\n").unwrap();
+        assert_eq!(file.values.token.as_deref(), Some("134"));
+    }
+
+    #[test]
+    fn unknown_key_names_the_key_and_the_line() {
+        let text = parse_error("device = \"vpn0\"\n\npeer_timeout = 5\n");
+        assert!(
+            text.starts_with("config file /etc/ethcloud/test.toml, line 3: key peer_timeout: "),
+            "{text}"
+        );
+        assert!(text.contains("unknown key"), "{text}");
+        assert!(text.contains("peer-timeout"), "{text}");
+    }
+
+    #[test]
+    fn a_table_is_an_unknown_key() {
+        let text = parse_error("token = 1\n[network]\ndevice = \"x\"\n");
+        assert!(text.contains("line 2: key network: unknown key"), "{text}");
+    }
+
+    #[test]
+    fn value_of_the_wrong_type_names_the_key_and_the_line() {
+        let text = parse_error("device = \"vpn0\"\npeer-timeout = \"soon\"\n");
+        assert!(text.contains("line 2: key peer-timeout: "), "{text}");
+        assert!(text.contains("invalid type"), "{text}");
+        let text = parse_error("mtu = -5\n");
+        assert!(text.contains("line 1: key mtu: "), "{text}");
+        let text = parse_error("stats-format = \"xml\"\n");
+        assert!(text.contains("line 1: key stats-format: "), "{text}");
+        assert!(text.contains("prometheus"), "{text}");
+    }
+
+    #[test]
+    fn wrong_element_in_a_multi_line_array_names_the_array_key() {
+        let text = parse_error("token = 1\nconnect = [\n  \"198.18.0.1:1\",\n  5,\n]\n");
+        assert!(text.contains("line 2: key connect: "), "{text}");
+    }
+
+    #[test]
+    fn bad_syntax_names_the_line() {
+        let text = parse_error("device = \"vpn0\"\nlisten = \n");
+        assert!(
+            text.starts_with("config file /etc/ethcloud/test.toml, line 2: key listen: "),
+            "{text}"
+        );
+        let text = parse_error("device = \"vpn0\"\n\"unterminated\n");
+        assert!(text.contains("line 2: "), "{text}");
+        let text = parse_error("device = \"vpn0\"\ndevice = \"vpn1\"\n");
+        assert!(text.contains("line 2"), "{text}");
+    }
+
+    #[test]
+    fn missing_file_is_a_config_error() {
+        let err = ConfigFile::read(Path::new("/nonexistent/ethcloud.toml")).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string()
+                .starts_with("cannot read config file /nonexistent/ethcloud.toml: "),
+            "{err}"
+        );
+    }
+}

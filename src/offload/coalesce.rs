@@ -1,0 +1,429 @@
+//! Coalescing TCP segments on the way to the tap (user-space GRO).
+//!
+//! Consecutive, in-order data segments of one TCP flow become one super-frame: the first
+//! segment's headers, every segment's payload, and a `GSO_TCPV4`/`GSO_TCPV6` virtio header
+//! with `F_NEEDS_CSUM`, so the kernel's TCP stack takes them as one packet. The rules follow
+//! Linux GRO: same Ethernet header, same addresses, TOS/traffic class, TTL/hop limit, ports,
+//! ACK number, window and TCP options; sequence numbers that continue exactly; flags ACK (PSH
+//! allowed, and it ends the run); every payload the size of the first except a shorter last
+//! one (which ends the run); at most 64 KiB. A segment joins only if its IPv4 header checksum
+//! and its TCP checksum are valid, so nothing corrupt is ever blessed with a fresh checksum.
+//! IPv4 segments need DF and no options; IPv6 segments no extension headers; frames with a
+//! VLAN tag are never coalesced (the tap refuses GSO frames whose EtherType is not IP).
+//! Anything else passes through untouched. One flow is held at a time.
+//!
+//! It owns the rules and the held bytes; when to write them out is the caller's choice
+//! ([`Coalescer::take`] after each batch of received datagrams).
+
+use super::checksum;
+use super::vnet::{VnetHdr, F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6};
+use super::{be16, be32, fix_ipv4_checksum, put16, Layout, IPV6_HEADER_LEN, PROTO_TCP};
+
+/// Bytes of an Ethernet header without a tag.
+const ETHERNET_LEN: usize = 14;
+/// The largest IP packet a super-frame may hold (the 16-bit length fields).
+const MAX_IP_LEN: usize = 65_535;
+/// Capacity of the held super-frame.
+pub const MAX_SUPER_LEN: usize = ETHERNET_LEN + MAX_IP_LEN;
+
+const TCP_ACK: u8 = 0x10;
+const TCP_PSH: u8 = 0x08;
+
+/// What [`Coalescer::push`] did with a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Push {
+    /// The frame is held (it started or extended the super-frame).
+    Held,
+    /// The frame does not extend what is held: write out [`Coalescer::take`] first, then
+    /// push the frame again.
+    FlushFirst,
+    /// Nothing is held and the frame cannot be coalesced: write it as it is.
+    Rejected,
+}
+
+/// A TCP data segment that may be coalesced.
+#[derive(Clone, Copy, Debug)]
+struct Segment {
+    layout: Layout,
+    hdr_len: usize,
+    seq: u32,
+    payload_len: usize,
+    is_push: bool,
+}
+
+impl Segment {
+    fn parse(frame: &[u8]) -> Option<Segment> {
+        let layout = Layout::parse(frame).ok()?;
+        if layout.protocol != PROTO_TCP || layout.l3 != ETHERNET_LEN {
+            return None;
+        }
+        let Layout { l3, l4, .. } = layout;
+        let ip_len = if layout.is_ipv6 {
+            usize::from(be16(frame, l3 + 4).ok()?) + IPV6_HEADER_LEN
+        } else {
+            // IHL 5 and DF set (so IDs do not matter, RFC 6864).
+            if l4 - l3 != 20 || frame[l3 + 6] & 0x40 == 0 {
+                return None;
+            }
+            usize::from(be16(frame, l3 + 2).ok()?)
+        };
+        if ip_len != frame.len() - l3 {
+            return None;
+        }
+        let doff = usize::from(*frame.get(l4 + 12)? >> 4) * 4;
+        let hdr_len = l4 + doff;
+        if doff < 20 || hdr_len >= frame.len() {
+            return None;
+        }
+        let flags = frame[l4 + 13];
+        if flags & !TCP_PSH != TCP_ACK || be16(frame, l4 + 18).ok()? != 0 {
+            return None;
+        }
+        if !layout.is_ipv6 && checksum::fold(checksum::add(0, &frame[l3..l4])) != 0xffff {
+            return None;
+        }
+        let sum = layout.pseudo_header(frame, frame.len() - l4);
+        if checksum::fold(checksum::add(sum, &frame[l4..])) != 0xffff {
+            return None;
+        }
+        Some(Segment {
+            layout,
+            hdr_len,
+            seq: be32(frame, l4 + 4).ok()?,
+            payload_len: frame.len() - hdr_len,
+            is_push: flags & TCP_PSH != 0,
+        })
+    }
+}
+
+/// The flow being held.
+#[derive(Clone, Copy, Debug)]
+struct Flow {
+    layout: Layout,
+    hdr_len: usize,
+    mss: usize,
+    next_seq: u32,
+    count: u32,
+    is_closed: bool,
+    is_push: bool,
+}
+
+/// Holds one growing super-frame. Allocated once.
+pub struct Coalescer {
+    buf: Box<[u8]>,
+    len: usize,
+    flow: Option<Flow>,
+}
+
+impl Default for Coalescer {
+    fn default() -> Self {
+        Coalescer::new()
+    }
+}
+
+impl core::fmt::Debug for Coalescer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Coalescer")
+            .field("len", &self.len)
+            .field("flow", &self.flow)
+            .finish()
+    }
+}
+
+impl Coalescer {
+    /// An empty coalescer (allocates its buffer).
+    pub fn new() -> Coalescer {
+        Coalescer {
+            buf: vec![0u8; MAX_SUPER_LEN].into_boxed_slice(),
+            len: 0,
+            flow: None,
+        }
+    }
+
+    /// How many segments are held.
+    pub fn held(&self) -> usize {
+        self.flow.map_or(0, |f| f.count as usize)
+    }
+
+    /// True if nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.flow.is_none()
+    }
+
+    /// Offers one frame; see [`Push`] for what the caller must do next.
+    // HOT PATH
+    pub fn push(&mut self, frame: &[u8]) -> Push {
+        let Some(seg) = Segment::parse(frame) else {
+            return if self.flow.is_some() {
+                Push::FlushFirst
+            } else {
+                Push::Rejected
+            };
+        };
+        match self.flow {
+            None => {
+                let Some(slot) = self.buf.get_mut(..frame.len()) else {
+                    return Push::Rejected;
+                };
+                slot.copy_from_slice(frame);
+                self.len = frame.len();
+                self.flow = Some(Flow {
+                    layout: seg.layout,
+                    hdr_len: seg.hdr_len,
+                    mss: seg.payload_len,
+                    next_seq: seg.seq.wrapping_add(seg.payload_len as u32),
+                    count: 1,
+                    is_closed: seg.is_push,
+                    is_push: seg.is_push,
+                });
+                Push::Held
+            }
+            Some(flow) if self.extends(&flow, &seg, frame) => {
+                let end = self.len + seg.payload_len;
+                self.buf[self.len..end].copy_from_slice(&frame[seg.hdr_len..]);
+                self.len = end;
+                self.flow = Some(Flow {
+                    next_seq: flow.next_seq.wrapping_add(seg.payload_len as u32),
+                    count: flow.count + 1,
+                    is_closed: seg.is_push || seg.payload_len < flow.mss,
+                    is_push: seg.is_push,
+                    ..flow
+                });
+                Push::Held
+            }
+            Some(_) => Push::FlushFirst,
+        }
+    }
+
+    fn extends(&self, flow: &Flow, seg: &Segment, frame: &[u8]) -> bool {
+        let Layout {
+            l3, l4, is_ipv6, ..
+        } = flow.layout;
+        let held = &self.buf[..self.len];
+        let same = |a: usize, b: usize| frame.get(a..b) == held.get(a..b);
+        !flow.is_closed
+            && seg.layout == flow.layout
+            && seg.hdr_len == flow.hdr_len
+            && seg.seq == flow.next_seq
+            && seg.payload_len <= flow.mss
+            && self.len + seg.payload_len - l3 <= MAX_IP_LEN
+            && same(0, l3)
+            && if is_ipv6 {
+                same(l3, l3 + 4) && same(l3 + 6, l4)
+            } else {
+                same(l3, l3 + 2) && same(l3 + 6, l3 + 10) && same(l3 + 12, l4)
+            }
+            && same(l4, l4 + 4)
+            && same(l4 + 8, l4 + 13)
+            && same(l4 + 14, l4 + 16)
+            && same(l4 + 18, flow.hdr_len)
+    }
+
+    /// Hands out what is held and empties the coalescer: a single segment exactly as it came
+    /// (with a plain header), or a super-frame with fixed-up lengths and checksums and the
+    /// GSO header that describes it. `None` if nothing is held.
+    // HOT PATH
+    pub fn take(&mut self) -> Option<(VnetHdr, &[u8])> {
+        let flow = self.flow.take()?;
+        let len = core::mem::take(&mut self.len);
+        let frame = self.buf.get_mut(..len)?;
+        if flow.count == 1 {
+            return Some((VnetHdr::default(), frame));
+        }
+        let Layout {
+            l3, l4, is_ipv6, ..
+        } = flow.layout;
+        if is_ipv6 {
+            put16(frame, l3 + 4, u16::try_from(len - l4).ok()?);
+        } else {
+            put16(frame, l3 + 2, u16::try_from(len - l3).ok()?);
+            fix_ipv4_checksum(frame, l3, l4);
+        }
+        if flow.is_push {
+            frame[l4 + 13] |= TCP_PSH;
+        }
+        // F_NEEDS_CSUM: the field holds the pseudo-header sum; the kernel adds the rest.
+        let pseudo = checksum::fold(flow.layout.pseudo_header(frame, len - l4));
+        put16(frame, l4 + 16, pseudo);
+        let hdr = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type: if is_ipv6 { GSO_TCPV6 } else { GSO_TCPV4 },
+            hdr_len: u16::try_from(flow.hdr_len).ok()?,
+            gso_size: u16::try_from(flow.mss).ok()?,
+            csum_start: u16::try_from(l4).ok()?,
+            csum_offset: 16,
+        };
+        Some((hdr, frame))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::segment::Segmenter;
+    use super::super::testing::*;
+    use super::*;
+
+    /// Pushes every frame the way the tap device does; returns what would be written.
+    fn run(frames: &[Vec<u8>]) -> Vec<(VnetHdr, Vec<u8>)> {
+        let mut c = Coalescer::new();
+        let mut written = Vec::new();
+        for f in frames {
+            for _ in 0..2 {
+                match c.push(f) {
+                    Push::Held => break,
+                    Push::Rejected => {
+                        written.push((VnetHdr::default(), f.clone()));
+                        break;
+                    }
+                    Push::FlushFirst => {
+                        let (h, b) = c.take().unwrap();
+                        written.push((h, b.to_vec()));
+                    }
+                }
+            }
+        }
+        if let Some((h, b)) = c.take() {
+            written.push((h, b.to_vec()));
+        }
+        assert!(c.is_empty());
+        written
+    }
+
+    #[test]
+    fn segments_coalesce_into_the_super_frame_they_were_cut_from() {
+        for spec in all_specs() {
+            if spec.protocol != PROTO_TCP || spec.vlan.is_some() {
+                continue;
+            }
+            for payload_len in [1348 * 2, 1348 * 3 + 1, 1348 * 40 + 999] {
+                let payload = pattern(payload_len);
+                let (hdr, superframe) = build_super(&spec, &payload, 1348);
+                let segments = build_segments(&spec, &payload, 1348);
+                let written = run(&segments);
+                assert_eq!(written.len(), 1, "{spec:?} {payload_len}");
+                assert_eq!(written[0].0, hdr, "{spec:?}");
+                assert_eq!(written[0].1, superframe, "{spec:?} {payload_len}");
+                // And cutting it again gives the very same segments.
+                let mut s = Segmenter::new(&written[0].0, &written[0].1).unwrap();
+                let mut out = vec![0u8; 2000];
+                for want in &segments {
+                    let len = s.next_into(&mut out).unwrap();
+                    assert_eq!(&out[..len], &want[..]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_lone_segment_passes_through_untouched() {
+        let spec = Spec::tcp(false, None);
+        let segments = build_segments(&spec, &pattern(100), 1348);
+        let written = run(&segments);
+        assert_eq!(written, [(VnetHdr::default(), segments[0].clone())]);
+    }
+
+    #[test]
+    fn runs_over_64_kib_are_split_and_each_part_is_valid() {
+        let spec = Spec::tcp(false, None);
+        let payload = pattern(1348 * 100);
+        let segments = build_segments(&spec, &payload, 1348);
+        let written = run(&segments);
+        assert!(written.len() >= 3, "{}", written.len());
+        let mut again = Vec::new();
+        for (h, f) in &written {
+            assert!(f.len() <= MAX_SUPER_LEN);
+            let mut s = Segmenter::new(h, f).unwrap();
+            let mut out = vec![0u8; 2000];
+            while let Some(len) = s.next_into(&mut out) {
+                again.push(out[..len].to_vec());
+            }
+        }
+        // PSH is only on the very last segment of the original run.
+        assert_eq!(again.len(), segments.len());
+        for (i, (a, b)) in again.iter().zip(&segments).enumerate() {
+            let (mut a, mut b) = (a.clone(), b.clone());
+            let l4 = spec.l4();
+            // IPv4 IDs restart per super-frame; DF makes them meaningless (RFC 6864).
+            for x in [&mut a, &mut b] {
+                x[18..20].fill(0);
+                x[24..26].fill(0);
+            }
+            assert_eq!(a[..l4 + 13], b[..l4 + 13], "segment {i}");
+            assert_eq!(a[l4 + 14..l4 + 16], b[l4 + 14..l4 + 16], "segment {i}");
+            assert_eq!(a[l4 + 18..], b[l4 + 18..], "segment {i}");
+        }
+    }
+
+    #[test]
+    fn gaps_other_flows_flags_and_bad_checksums_end_a_run() {
+        let spec = Spec::tcp(false, None);
+        let payload = pattern(1348 * 4);
+        let segs = build_segments(&spec, &payload, 1348);
+
+        // A missing segment: two super-frames.
+        let written = run(&[segs[0].clone(), segs[1].clone(), segs[3].clone()]);
+        assert_eq!(written.len(), 2);
+        assert_eq!(written[1], (VnetHdr::default(), segs[3].clone()));
+
+        // Another flow in between keeps order: A, B, A.
+        let mut other = spec.clone();
+        other.src_port += 1;
+        let b = build_segments(&other, &pattern(500), 1348).remove(0);
+        let written = run(&[segs[0].clone(), b.clone(), segs[1].clone()]);
+        assert_eq!(written.len(), 3);
+        assert_eq!(written[1].1, b);
+
+        // SYN, FIN, RST or URG: never held.
+        for flags in [0x02, 0x11, 0x04, 0x30] {
+            let mut s = spec.clone();
+            s.tcp_flags = flags;
+            let f = build_segments(&s, &pattern(100), 1348).remove(0);
+            assert_eq!(
+                Coalescer::new().push(&f),
+                Push::Rejected,
+                "flags {flags:#x}"
+            );
+        }
+
+        // A corrupted payload: not held, written as it is (the kernel drops it).
+        let mut bad = segs[1].clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        let written = run(&[segs[0].clone(), bad.clone(), segs[2].clone()]);
+        assert_eq!(written.len(), 3);
+        assert_eq!(written[1].1, bad);
+
+        // A short segment ends the run; the next one starts a new one.
+        let short = build_segments(&spec, &pattern(1348 + 10), 1348);
+        let mut next = spec.clone();
+        next.seq = spec.seq.wrapping_add(1358);
+        let after = build_segments(&next, &pattern(1348 * 2), 1348);
+        let mut all = short.clone();
+        all.extend(after);
+        assert_eq!(run(&all).len(), 2);
+    }
+
+    #[test]
+    fn tagged_udp_fragmented_and_garbage_frames_are_rejected() {
+        let mut c = Coalescer::new();
+        let tagged = build_segments(&Spec::tcp(false, Some(7)), &pattern(100), 1348);
+        assert_eq!(c.push(&tagged[0]), Push::Rejected);
+        let udp = build_segments(&Spec::udp(false, None), &pattern(100), 1348);
+        assert_eq!(c.push(&udp[0]), Push::Rejected);
+        let mut no_df = build_segments(&Spec::tcp(false, None), &pattern(100), 1348).remove(0);
+        no_df[20] &= !0x40;
+        assert_eq!(c.push(&no_df), Push::Rejected);
+        let mut seed = 99u32;
+        for _ in 0..5000 {
+            let len = (xorshift(&mut seed) % 120) as usize;
+            let mut f: Vec<u8> = (0..len).map(|_| xorshift(&mut seed) as u8).collect();
+            if len > 14 {
+                f[12] = 0x08;
+                f[13] = 0x00;
+            }
+            if c.push(&f) == Push::FlushFirst {
+                c.take();
+            }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Segmentation offloads done in user space: pure code over byte slices, no I/O, no libc.
+//!
+//! A tap opened with `IFF_VNET_HDR` and `TUNSETOFFLOAD` hands ethcloud TCP and UDP
+//! *super-frames* of up to 64 KiB with a [`vnet::VnetHdr`] in front, and accepts them back.
+//! The wire never sees one: every datagram still carries exactly one real Ethernet frame no
+//! larger than the overlay MTU, so nodes with and without offloads interoperate.
+//!
+//! - [`segment`] cuts a super-frame read from the tap into real frames (`gso_size` payload
+//!   bytes each, the last one shorter) with correct IPv4/IPv6 lengths and IDs, TCP sequence
+//!   numbers and flags, and full TCP/UDP checksums; it also completes a plain frame whose
+//!   checksum the kernel left to us.
+//! - [`coalesce`] does the reverse on the way to the tap: consecutive in-order TCP segments of
+//!   one flow become one super-frame with a `GSO_TCPV4`/`GSO_TCPV6` header, so the kernel's
+//!   TCP stack handles them as one packet (as Linux GRO and wireguard-go's TUN GRO do).
+//! - [`checksum`] is the Internet checksum both use.
+//!
+//! It owns header layouts and arithmetic only; opening the tap, the ioctls and the socket
+//! options are in `sys`, and when to flush is decided by the daemon.
+
+pub mod checksum;
+pub mod coalesce;
+pub mod segment;
+pub mod vnet;
+
+use core::fmt;
+
+/// EtherType of IPv4.
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+/// EtherType of IPv6.
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+/// EtherType (TPID) of an 802.1Q VLAN tag.
+pub const ETHERTYPE_VLAN: u16 = 0x8100;
+/// EtherType (TPID) of an 802.1ad service tag (QinQ).
+pub const ETHERTYPE_QINQ: u16 = 0x88a8;
+/// IP protocol number of TCP.
+pub const PROTO_TCP: u8 = 6;
+/// IP protocol number of UDP.
+pub const PROTO_UDP: u8 = 17;
+/// Bytes of the fixed IPv6 header.
+pub const IPV6_HEADER_LEN: usize = 40;
+/// Bytes of a UDP header.
+pub const UDP_HEADER_LEN: usize = 8;
+/// The most VLAN tags in front of the IP header that are looked through.
+pub const MAX_VLAN_TAGS: usize = 2;
+
+/// Why a frame could not be segmented or coalesced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The frame ends inside its headers.
+    Truncated,
+    /// Not IPv4 or IPv6 (after at most [`MAX_VLAN_TAGS`] tags).
+    NotIp,
+    /// The IP header is malformed or carries another protocol than the offload says.
+    BadIpHeader,
+    /// A `gso_type` ethcloud does not handle.
+    UnsupportedGso(u8),
+    /// `gso_size` is 0.
+    ZeroGsoSize,
+    /// The checksum position lies outside the frame.
+    BadChecksumOffset,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Truncated => f.write_str("super-frame ends inside its headers"),
+            Error::NotIp => f.write_str("super-frame is not ipv4 or ipv6"),
+            Error::BadIpHeader => f.write_str("super-frame has a malformed ip header"),
+            Error::UnsupportedGso(t) => write!(f, "unsupported gso type {t}"),
+            Error::ZeroGsoSize => f.write_str("gso size 0"),
+            Error::BadChecksumOffset => f.write_str("checksum offset outside the frame"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Where the headers of an IP frame start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Offset of the IP header (after the Ethernet header and any VLAN tags).
+    pub l3: usize,
+    /// Offset of the transport header.
+    pub l4: usize,
+    /// IPv6 rather than IPv4.
+    pub is_ipv6: bool,
+    /// The transport protocol ([`PROTO_TCP`] or [`PROTO_UDP`]).
+    pub protocol: u8,
+}
+
+impl Layout {
+    /// Parses the Ethernet header (with up to [`MAX_VLAN_TAGS`] tags) and the IP header of
+    /// `frame`. IPv4 options are allowed; IPv6 extension headers and IPv4 fragments are not.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Truncated`], [`Error::NotIp`] or [`Error::BadIpHeader`].
+    pub fn parse(frame: &[u8]) -> Result<Layout, Error> {
+        let mut type_at = 12;
+        let mut l3 = None;
+        for _ in 0..=MAX_VLAN_TAGS {
+            match be16(frame, type_at)? {
+                ETHERTYPE_VLAN | ETHERTYPE_QINQ => type_at += 4,
+                ETHERTYPE_IPV4 => {
+                    l3 = Some((type_at + 2, false));
+                    break;
+                }
+                ETHERTYPE_IPV6 => {
+                    l3 = Some((type_at + 2, true));
+                    break;
+                }
+                _ => return Err(Error::NotIp),
+            }
+        }
+        let (l3, is_ipv6) = l3.ok_or(Error::NotIp)?;
+        let first = *frame.get(l3).ok_or(Error::Truncated)?;
+        if is_ipv6 {
+            if first >> 4 != 6 {
+                return Err(Error::BadIpHeader);
+            }
+            let protocol = *frame.get(l3 + 6).ok_or(Error::Truncated)?;
+            let l4 = l3 + IPV6_HEADER_LEN;
+            if frame.len() < l4 {
+                return Err(Error::Truncated);
+            }
+            Ok(Layout {
+                l3,
+                l4,
+                is_ipv6,
+                protocol,
+            })
+        } else {
+            let ihl = usize::from(first & 0x0f) * 4;
+            if first >> 4 != 4 || ihl < 20 {
+                return Err(Error::BadIpHeader);
+            }
+            let l4 = l3 + ihl;
+            if frame.len() < l4 {
+                return Err(Error::Truncated);
+            }
+            // More-fragments bit or a fragment offset: not a whole transport packet.
+            if be16(frame, l3 + 6)? & 0x3fff != 0 {
+                return Err(Error::BadIpHeader);
+            }
+            Ok(Layout {
+                l3,
+                l4,
+                is_ipv6,
+                protocol: frame[l3 + 9],
+            })
+        }
+    }
+
+    /// The source and destination address bytes (4 or 16 each).
+    pub fn addrs<'a>(&self, frame: &'a [u8]) -> (&'a [u8], &'a [u8]) {
+        let (src, dst) = if self.is_ipv6 {
+            (self.l3 + 8..self.l3 + 24, self.l3 + 24..self.l3 + 40)
+        } else {
+            (self.l3 + 12..self.l3 + 16, self.l3 + 16..self.l3 + 20)
+        };
+        (
+            frame.get(src).unwrap_or_default(),
+            frame.get(dst).unwrap_or_default(),
+        )
+    }
+
+    /// The pseudo-header sum for a transport packet of `l4_len` bytes.
+    pub fn pseudo_header(&self, frame: &[u8], l4_len: usize) -> u64 {
+        let (src, dst) = self.addrs(frame);
+        checksum::pseudo_header(src, dst, self.protocol, l4_len)
+    }
+}
+
+/// The big-endian `u16` at `at`.
+fn be16(b: &[u8], at: usize) -> Result<u16, Error> {
+    match b.get(at..at + 2) {
+        Some(&[x, y]) => Ok(u16::from_be_bytes([x, y])),
+        _ => Err(Error::Truncated),
+    }
+}
+
+/// The big-endian `u32` at `at`.
+fn be32(b: &[u8], at: usize) -> Result<u32, Error> {
+    match b.get(at..at + 4) {
+        Some(&[w, x, y, z]) => Ok(u32::from_be_bytes([w, x, y, z])),
+        _ => Err(Error::Truncated),
+    }
+}
+
+/// Writes `v` big-endian at `at` (nothing if it does not fit).
+fn put16(b: &mut [u8], at: usize, v: u16) {
+    if let Some(s) = b.get_mut(at..at + 2) {
+        s.copy_from_slice(&v.to_be_bytes());
+    }
+}
+
+/// Writes `v` big-endian at `at` (nothing if it does not fit).
+fn put32(b: &mut [u8], at: usize, v: u32) {
+    if let Some(s) = b.get_mut(at..at + 4) {
+        s.copy_from_slice(&v.to_be_bytes());
+    }
+}
+
+/// Recomputes the IPv4 header checksum of the header `frame[l3..l4]`.
+fn fix_ipv4_checksum(frame: &mut [u8], l3: usize, l4: usize) {
+    put16(frame, l3 + 10, 0);
+    let sum = checksum::finish(checksum::add(0, frame.get(l3..l4).unwrap_or_default()));
+    put16(frame, l3 + 10, sum);
+}
+
+#[cfg(test)]
+pub(crate) mod testing;

@@ -1,0 +1,442 @@
+//! What the daemon does besides forwarding, on its own slow clock: write the status snapshot
+//! to the `--stats-file` every `--stats-interval`, log it on SIGUSR1, and re-resolve the
+//! `--connect` names whose address is not a peer, so that a peer with a dynamic address is
+//! found again.
+//!
+//! Owns those periodic jobs and their state. The daemon's loop calls [`Service::poll`] after
+//! every wake-up (it only compares two instants unless a job is due) and
+//! [`Service::log_status`] on SIGUSR1. Nothing here runs on the packet path, and nothing
+//! here blocks the loop: names are resolved on a helper thread, one round at a time, whose
+//! results the loop picks up at a later poll. The node is changed only through
+//! [`Node::add_connect`] and [`Node::remove_connect`].
+
+use std::fs;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::time::Duration;
+
+use log::{debug, info, warn};
+
+use crate::cli::PeerAddr;
+use crate::error::Error;
+use crate::io::{Device, Socket};
+use crate::node::Node;
+use crate::status::{self, Header, LoopCounters, StatsFormat, TextParts};
+use crate::sys::udp::Families;
+use crate::time::Instant;
+
+/// How often `--connect` names that are not peers are resolved again.
+pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
+/// At most this many MAC addresses are logged on SIGUSR1 (the stats file has them all).
+pub const LOGGED_MACS: usize = 100;
+
+/// Where and how to write the stats file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatsFileSpec {
+    /// The file; it is replaced atomically (a temporary file beside it, then a rename).
+    pub path: PathBuf,
+    /// How often.
+    pub interval: Duration,
+    /// In which format.
+    pub format: StatsFormat,
+}
+
+/// A `--connect` value that is a DNS name, with the address it resolved to last.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedPeer {
+    /// The value as given.
+    pub peer: PeerAddr,
+    /// The address in use (given to the node as a connect address).
+    pub addr: SocketAddr,
+}
+
+/// The periodic jobs of one daemon.
+#[derive(Debug)]
+pub struct Service {
+    header: Header,
+    stats: Option<StatsFile>,
+    resolver: Resolver,
+}
+
+#[derive(Debug)]
+struct StatsFile {
+    spec: StatsFileSpec,
+    next_at: Instant,
+    /// The last write failed (warned once; further failures are logged at debug).
+    failing: bool,
+}
+
+/// One resolution round's results: for each name (by index), its address or the error.
+type Round = Vec<(usize, Result<SocketAddr, Error>)>;
+
+#[derive(Debug)]
+struct Resolver {
+    names: Vec<NamedPeer>,
+    /// Literal `--connect` addresses: never removed from the node for a name's sake.
+    literals: Vec<SocketAddr>,
+    /// Names whose last resolution failed (warned once until it works again).
+    failing: Vec<bool>,
+    families: Families,
+    listen: SocketAddr,
+    next_at: Instant,
+    pending: Option<Receiver<Round>>,
+}
+
+impl Service {
+    /// The jobs for a daemon with `header`; `stats` if a stats file is wanted; `names` the
+    /// `--connect` names as resolved at start-up, `literals` the literal `--connect`
+    /// addresses; `families` what the socket on `header.listen` reaches. The first stats file
+    /// is written at the first poll, the first re-resolution is [`RESOLVE_INTERVAL`] after
+    /// `now`.
+    pub fn new(
+        header: Header,
+        stats: Option<StatsFileSpec>,
+        names: Vec<NamedPeer>,
+        literals: Vec<SocketAddr>,
+        families: Families,
+        now: Instant,
+    ) -> Service {
+        let listen = header.listen;
+        Service {
+            header,
+            stats: stats.map(|spec| StatsFile {
+                spec,
+                next_at: Instant::ZERO,
+                failing: false,
+            }),
+            resolver: Resolver {
+                failing: vec![false; names.len()],
+                names,
+                literals,
+                families,
+                listen,
+                next_at: now + RESOLVE_INTERVAL,
+                pending: None,
+            },
+        }
+    }
+
+    /// Runs the jobs that are due at `now`. Cheap when none is.
+    pub fn poll<S: Socket, D: Device>(
+        &mut self,
+        now: Instant,
+        node: &mut Node<S, D>,
+        extra: LoopCounters,
+    ) {
+        self.resolver.poll(now, node);
+        if let Some(stats) = &mut self.stats {
+            if now >= stats.next_at {
+                stats.next_at = now + stats.spec.interval;
+                let text = status::render(stats.spec.format, &self.header, now, node, extra);
+                stats.write(&text);
+            }
+        }
+    }
+
+    /// Logs the peers and MAC addresses at info, one line each (at most [`LOGGED_MACS`] MAC
+    /// lines); the daemon logs the counters itself.
+    pub fn log_status<S: Socket, D: Device>(
+        &self,
+        now: Instant,
+        node: &Node<S, D>,
+        extra: LoopCounters,
+    ) {
+        let parts = TextParts {
+            counters: false,
+            max_macs: LOGGED_MACS,
+        };
+        let text = status::render_text(&self.header, now, node, extra, parts);
+        for line in text.lines().skip(1) {
+            info!("status: {line}");
+        }
+    }
+
+    /// The `--connect` names and their current addresses.
+    pub fn names(&self) -> &[NamedPeer] {
+        &self.resolver.names
+    }
+}
+
+impl StatsFile {
+    fn write(&mut self, text: &str) {
+        match write_atomically(&self.spec.path, text.as_bytes()) {
+            Ok(()) => {
+                if self.failing {
+                    info!("stats file {} written again", self.spec.path.display());
+                }
+                self.failing = false;
+            }
+            Err(e) if self.failing => {
+                debug!("cannot write stats file {}: {e}", self.spec.path.display());
+            }
+            Err(e) => {
+                self.failing = true;
+                warn!(
+                    "cannot write stats file {}: {e} (is its directory writable by the user \
+                     ethcloud runs as? further failures are logged at debug)",
+                    self.spec.path.display()
+                );
+            }
+        }
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`, so that a
+/// reader sees the old content or the new, never half of it.
+///
+/// # Errors
+///
+/// The OS error of creating, writing or renaming; the temporary file is removed on failure.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let result = fs::File::create(&tmp)
+        .and_then(|mut file| file.write_all(bytes))
+        .and_then(|()| fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+impl Resolver {
+    fn poll<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>) {
+        if let Some(pending) = &self.pending {
+            match pending.try_recv() {
+                Ok(round) => {
+                    self.pending = None;
+                    self.apply(now, node, round);
+                }
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => self.pending = None,
+            }
+        }
+        if now < self.next_at || self.pending.is_some() {
+            return;
+        }
+        self.next_at = now + RESOLVE_INTERVAL;
+        let due: Vec<(usize, PeerAddr)> = self
+            .names
+            .iter()
+            .enumerate()
+            .filter(|(_, named)| !node.is_peer(named.addr))
+            .map(|(i, named)| (i, named.peer.clone()))
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        debug!("resolving {} --connect names again", due.len());
+        let (families, listen) = (self.families, self.listen);
+        let (tx, rx) = mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("resolve".to_owned())
+            .spawn(move || {
+                let round: Round = due
+                    .into_iter()
+                    .map(|(i, peer)| (i, peer.resolve(families, listen)))
+                    .collect();
+                let _ = tx.send(round);
+            });
+        match spawned {
+            Ok(_) => self.pending = Some(rx),
+            Err(e) => warn!("cannot start a thread to resolve --connect names: {e}"),
+        }
+    }
+
+    /// Takes in one round of results: a name at a new address is connected there instead.
+    fn apply<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>, round: Round) {
+        for (i, result) in round {
+            let (Some(named), Some(failing)) = (self.names.get(i), self.failing.get_mut(i)) else {
+                continue;
+            };
+            let old = named.addr;
+            match result {
+                Ok(new) if new == old => {
+                    if std::mem::take(failing) {
+                        info!("{} resolves again, still to {old}", named.peer.text);
+                    }
+                }
+                Ok(new) => {
+                    *failing = false;
+                    info!("{} now resolves to {new} (was {old})", named.peer.text);
+                    let still_used = self.literals.contains(&old)
+                        || self
+                            .names
+                            .iter()
+                            .enumerate()
+                            .any(|(j, other)| j != i && other.addr == old);
+                    if !still_used {
+                        node.remove_connect(old);
+                    }
+                    node.add_connect(now, new);
+                    if let Some(named) = self.names.get_mut(i) {
+                        named.addr = new;
+                    }
+                }
+                Err(e) if *failing => debug!("{e}; still trying {old}"),
+                Err(e) => {
+                    *failing = true;
+                    warn!("{e}; still trying {old} (further failures are logged at debug)");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::parse_peer;
+    use crate::node::Config;
+    use crate::wire::Token;
+
+    struct NullSocket;
+    impl Socket for NullSocket {
+        fn send_to(&mut self, _: &[u8], _: SocketAddr) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    struct NullDevice;
+    impl Device for NullDevice {
+        fn write_frame(&mut self, _: &[u8]) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    fn node(connect: &[SocketAddr]) -> Node<NullSocket, NullDevice> {
+        let mut config = Config::new(Token::new(7).unwrap());
+        config.connect = connect.to_vec();
+        Node::new(config, NullSocket, NullDevice, Instant::ZERO)
+    }
+
+    fn service(names: Vec<NamedPeer>, literals: Vec<SocketAddr>) -> Service {
+        let header = Header {
+            device: "ethcloud0".to_owned(),
+            listen: addr("0.0.0.0:3210"),
+        };
+        let families = Families::of(&header.listen);
+        Service::new(header, None, names, literals, families, Instant::ZERO)
+    }
+
+    fn named(text: &str, at: &str) -> NamedPeer {
+        NamedPeer {
+            peer: parse_peer(text).unwrap(),
+            addr: addr(at),
+        }
+    }
+
+    #[test]
+    fn name_at_a_new_address_is_connected_there_instead() {
+        let old = addr("198.18.0.2:3210");
+        let new = addr("198.18.0.3:3210");
+        let mut node = node(&[old]);
+        let mut svc = service(vec![named("peer.example:3210", "198.18.0.2:3210")], vec![]);
+        svc.resolver
+            .apply(Instant::from_secs(30), &mut node, vec![(0, Ok(new))]);
+        assert_eq!(node.config().connect, [new]);
+        assert_eq!(svc.names()[0].addr, new);
+    }
+
+    #[test]
+    fn old_address_that_is_also_a_literal_stays() {
+        let old = addr("198.18.0.2:3210");
+        let new = addr("198.18.0.3:3210");
+        let mut node = node(&[old]);
+        let mut svc = service(
+            vec![named("peer.example:3210", "198.18.0.2:3210")],
+            vec![old],
+        );
+        svc.resolver
+            .apply(Instant::ZERO, &mut node, vec![(0, Ok(new))]);
+        assert_eq!(node.config().connect, [old, new]);
+    }
+
+    #[test]
+    fn failed_resolution_keeps_the_old_address() {
+        let old = addr("198.18.0.2:3210");
+        let mut node = node(&[old]);
+        let mut svc = service(vec![named("peer.example:3210", "198.18.0.2:3210")], vec![]);
+        let err = Error::Resolve {
+            peer: "peer.example:3210".to_owned(),
+            source: io::Error::other("temporary failure"),
+        };
+        svc.resolver
+            .apply(Instant::ZERO, &mut node, vec![(0, Err(err))]);
+        assert_eq!(node.config().connect, [old]);
+        assert!(svc.resolver.failing[0]);
+        svc.resolver
+            .apply(Instant::ZERO, &mut node, vec![(0, Ok(old))]);
+        assert!(!svc.resolver.failing[0]);
+    }
+
+    #[test]
+    fn names_are_resolved_again_only_after_the_interval_and_on_a_thread() {
+        let mut node = node(&[addr("127.0.0.1:3210")]);
+        let mut svc = service(vec![named("localhost:3210", "127.0.0.1:3210")], vec![]);
+        svc.poll(Instant::from_secs(1), &mut node, LoopCounters::default());
+        assert!(svc.resolver.pending.is_none());
+        svc.poll(Instant::from_secs(30), &mut node, LoopCounters::default());
+        assert!(svc.resolver.pending.is_some());
+        // The round comes back within a few seconds; poll for it with a deadline.
+        let start = std::time::Instant::now();
+        while svc.resolver.pending.is_some() {
+            assert!(start.elapsed() < Duration::from_secs(10), "no result");
+            std::thread::sleep(Duration::from_millis(10));
+            svc.poll(Instant::from_secs(31), &mut node, LoopCounters::default());
+        }
+        assert_eq!(svc.names()[0].addr, addr("127.0.0.1:3210"));
+        assert!(!svc.resolver.failing[0]);
+    }
+
+    #[test]
+    fn stats_file_is_replaced_whole() {
+        let dir = std::env::temp_dir().join(format!("ethcloud-stats-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("stats");
+        write_atomically(&path, b"first\n").unwrap();
+        write_atomically(&path, b"second\n").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "second\n");
+        let left: Vec<_> = fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(left.len(), 1, "the temporary file is gone");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn stats_file_is_written_at_the_first_poll_and_then_every_interval() {
+        let dir = std::env::temp_dir().join(format!("ethcloud-stats2-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("stats");
+        let mut svc = service(vec![], vec![]);
+        svc.stats = Some(StatsFile {
+            spec: StatsFileSpec {
+                path: path.clone(),
+                interval: Duration::from_secs(10),
+                format: StatsFormat::Text,
+            },
+            next_at: Instant::ZERO,
+            failing: false,
+        });
+        let mut node = node(&[]);
+        svc.poll(Instant::from_secs(1), &mut node, LoopCounters::default());
+        let first = fs::read_to_string(&path).unwrap();
+        assert!(first.contains("uptime 1.0s"), "{first}");
+        svc.poll(Instant::from_secs(5), &mut node, LoopCounters::default());
+        assert_eq!(fs::read_to_string(&path).unwrap(), first);
+        svc.poll(Instant::from_secs(11), &mut node, LoopCounters::default());
+        assert!(fs::read_to_string(&path).unwrap().contains("uptime 11.0s"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,539 @@
+//! The status snapshot an operator asks for first: which peers (and when each was last heard
+//! from), which MAC addresses on which VLAN live behind which peer, and the counters (frames
+//! and bytes each way, drops by reason), as plain text or in the Prometheus text format.
+//!
+//! Owns the rendering only: [`render`] reads a `&Node` and returns a `String`. It runs off the
+//! packet path (every few seconds, or on SIGUSR1), so it may allocate. It never changes the
+//! node and does no I/O; `service` writes the result to the stats file and the log.
+//!
+//! The text format, one fact per line, sorted so that two snapshots diff cleanly:
+//!
+//! ```text
+//! ethcloud status
+//! device ethcloud0
+//! listen 0.0.0.0:3210
+//! token 7
+//! uptime 42.1s
+//! peers 1
+//! peer 198.18.0.2:3210 verified, last seen 0.4s ago, 1 macs
+//! connect 198.18.0.2:3210 peer
+//! macs 1
+//! mac 02:ec:00:00:00:02 vlan 0 at 198.18.0.2:3210, expires in 299.6s
+//! counters
+//! frames_from_device 12
+//! ...
+//! drop_wrong_token 0
+//! ```
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::io::{Device, Socket};
+use crate::node::Node;
+use crate::stats::{DropReason, Stats};
+use crate::time::Instant;
+use crate::wire::ethernet::{Mac, VlanId};
+
+/// The format of the stats file (`--stats-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StatsFormat {
+    /// One fact per line, for people and `grep`.
+    #[default]
+    Text,
+    /// The Prometheus text exposition format, e.g. for node_exporter's textfile collector.
+    Prometheus,
+}
+
+/// What the snapshot says about the daemon itself, besides the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The tap device's name.
+    pub device: String,
+    /// The bound listen address.
+    pub listen: SocketAddr,
+}
+
+/// Counters of the daemon's loop that the node does not keep.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoopCounters {
+    /// Failed receives on the socket (ICMP errors), ignored by the loop.
+    pub socket_errors: u64,
+    /// Super-frames from the tap that could not be segmented and were dropped.
+    pub offload_errors: u64,
+}
+
+/// Which parts of the text snapshot to write, and how many MAC lines at most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TextParts {
+    /// Include the counters section.
+    pub counters: bool,
+    /// At most this many `mac` lines; the rest is summarised in one line.
+    pub max_macs: usize,
+}
+
+impl TextParts {
+    /// Everything (the stats file).
+    pub const ALL: TextParts = TextParts {
+        counters: true,
+        max_macs: usize::MAX,
+    };
+}
+
+/// The snapshot in `format`.
+pub fn render<S: Socket, D: Device>(
+    format: StatsFormat,
+    header: &Header,
+    now: Instant,
+    node: &Node<S, D>,
+    extra: LoopCounters,
+) -> String {
+    match format {
+        StatsFormat::Text => render_text(header, now, node, extra, TextParts::ALL),
+        StatsFormat::Prometheus => render_prometheus(header, now, node, extra),
+    }
+}
+
+/// The plain-text snapshot (see the module docs), limited to `parts`.
+pub fn render_text<S: Socket, D: Device>(
+    header: &Header,
+    now: Instant,
+    node: &Node<S, D>,
+    extra: LoopCounters,
+    parts: TextParts,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "ethcloud status");
+    let _ = writeln!(out, "device {}", header.device);
+    let _ = writeln!(out, "listen {}", header.listen);
+    let _ = writeln!(out, "token {}", node.config().token);
+    let _ = writeln!(
+        out,
+        "uptime {}",
+        secs(now.saturating_duration_since(Instant::ZERO))
+    );
+
+    let _ = writeln!(out, "peers {}", node.peer_count());
+    for (addr, peer) in node.peers().iter() {
+        let state = if peer.is_verified {
+            "verified"
+        } else {
+            "unverified"
+        };
+        let _ = writeln!(
+            out,
+            "peer {addr} {state}, last seen {} ago, {} macs",
+            secs(now.saturating_duration_since(peer.last_seen)),
+            node.switch_table().count_for(addr)
+        );
+    }
+    for addr in &node.config().connect {
+        if node.is_peer(*addr) {
+            let _ = writeln!(out, "connect {addr} peer");
+        } else if let Some(contact) = node.contacts().get(*addr) {
+            let _ = writeln!(
+                out,
+                "connect {addr} trying, {} attempts, next in {}",
+                contact.attempts,
+                secs(contact.next_attempt.saturating_duration_since(now))
+            );
+        } else {
+            let _ = writeln!(out, "connect {addr} waiting");
+        }
+    }
+
+    let macs = sorted_macs(node);
+    let _ = writeln!(out, "macs {}", macs.len());
+    for (vlan, mac, peer, expires) in macs.iter().take(parts.max_macs) {
+        let _ = writeln!(
+            out,
+            "mac {mac} vlan {} at {peer}, expires in {}",
+            vlan.get(),
+            secs(expires.saturating_duration_since(now))
+        );
+    }
+    if macs.len() > parts.max_macs {
+        let _ = writeln!(
+            out,
+            "mac ... {} more (see the stats file)",
+            macs.len() - parts.max_macs
+        );
+    }
+
+    if parts.counters {
+        let _ = writeln!(out, "counters");
+        for (name, value, _) in counters(node.stats(), extra) {
+            let _ = writeln!(out, "{name} {value}");
+        }
+        for (name, value) in drops(node.stats()) {
+            let _ = writeln!(out, "drop_{name} {value}");
+        }
+    }
+    out
+}
+
+/// The snapshot in the Prometheus text exposition format (version 0.0.4). Every series has a
+/// `device` label, so that the files of several networks can be collected side by side.
+/// MAC addresses are not listed one by one (a series each would be too many); their number
+/// per peer is.
+pub fn render_prometheus<S: Socket, D: Device>(
+    header: &Header,
+    now: Instant,
+    node: &Node<S, D>,
+    extra: LoopCounters,
+) -> String {
+    let mut p = Prometheus {
+        out: String::new(),
+        device: label(&header.device),
+    };
+    let uptime = now.saturating_duration_since(Instant::ZERO);
+    p.family(
+        "uptime_seconds",
+        "gauge",
+        "Seconds since the daemon started.",
+    );
+    p.sample("uptime_seconds", "", uptime.as_secs_f64());
+    p.family("peers", "gauge", "Verified peers.");
+    p.sample("peers", "", node.peer_count());
+    p.family(
+        "peer_last_seen_seconds",
+        "gauge",
+        "Seconds since each peer was last heard from.",
+    );
+    for (addr, peer) in node.peers().iter() {
+        let labels = format!(",peer=\"{addr}\",verified=\"{}\"", peer.is_verified);
+        let ago = now.saturating_duration_since(peer.last_seen);
+        p.sample("peer_last_seen_seconds", &labels, ago.as_secs_f64());
+    }
+    p.family(
+        "peer_macs",
+        "gauge",
+        "MAC addresses learned behind each peer.",
+    );
+    for (addr, _) in node.peers().iter() {
+        let labels = format!(",peer=\"{addr}\"");
+        let count = node.switch_table().count_for(addr);
+        p.sample("peer_macs", &labels, count);
+    }
+    p.family("macs", "gauge", "Entries in the MAC table.");
+    p.sample("macs", "", node.switch_table().len());
+    for (name, value, help) in counters(node.stats(), extra) {
+        let metric = format!("{name}_total");
+        p.family(&metric, "counter", help);
+        p.sample(&metric, "", value);
+    }
+    p.family("drops_total", "counter", "Packets dropped, by reason.");
+    for (reason, value) in drops(node.stats()) {
+        p.sample("drops_total", &format!(",reason=\"{reason}\""), value);
+    }
+    p.out
+}
+
+/// The Prometheus text being built.
+struct Prometheus {
+    out: String,
+    /// The escaped device name, the label every series has.
+    device: String,
+}
+
+impl Prometheus {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP ethcloud_{name} {help}");
+        let _ = writeln!(self.out, "# TYPE ethcloud_{name} {kind}");
+    }
+
+    /// One sample; `labels` is empty or starts with a comma.
+    fn sample(&mut self, name: &str, labels: &str, value: impl std::fmt::Display) {
+        let _ = writeln!(
+            self.out,
+            "ethcloud_{name}{{device=\"{}\"{labels}}} {value}",
+            self.device
+        );
+    }
+}
+
+/// The node's counters plus the loop's, as (name, value, help), in a fixed order.
+pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'static str); 21] {
+    [
+        (
+            "frames_from_device",
+            stats.frames_from_device,
+            "Frames read from the tap device.",
+        ),
+        (
+            "bytes_from_device",
+            stats.bytes_from_device,
+            "Bytes of frames read from the tap device.",
+        ),
+        (
+            "frames_to_device",
+            stats.frames_to_device,
+            "Frames written to the tap device.",
+        ),
+        (
+            "bytes_to_device",
+            stats.bytes_to_device,
+            "Bytes of frames written to the tap device.",
+        ),
+        (
+            "frames_unicast",
+            stats.frames_unicast,
+            "Tap frames sent to one peer.",
+        ),
+        (
+            "frames_flooded",
+            stats.frames_flooded,
+            "Tap frames sent to every peer.",
+        ),
+        (
+            "datagrams_received",
+            stats.datagrams_received,
+            "UDP datagrams received, valid or not.",
+        ),
+        (
+            "bytes_received",
+            stats.bytes_received,
+            "Bytes of UDP datagrams received.",
+        ),
+        (
+            "datagrams_sent",
+            stats.datagrams_sent,
+            "UDP datagrams sent.",
+        ),
+        (
+            "bytes_sent",
+            stats.bytes_sent,
+            "Bytes of UDP datagrams sent.",
+        ),
+        (
+            "control_sent",
+            stats.control_sent,
+            "Management datagrams sent.",
+        ),
+        (
+            "control_bytes_sent",
+            stats.control_bytes_sent,
+            "Bytes of management datagrams sent.",
+        ),
+        (
+            "send_would_block",
+            stats.send_would_block,
+            "Sends refused because the socket buffer was full.",
+        ),
+        (
+            "send_errors",
+            stats.send_errors,
+            "Sends that failed for another reason.",
+        ),
+        (
+            "mac_moves",
+            stats.mac_moves,
+            "MAC entries that moved to another peer.",
+        ),
+        (
+            "macs_refused",
+            stats.macs_refused,
+            "MAC entries not learned because a table was full.",
+        ),
+        (
+            "peer_entries_ignored",
+            stats.peer_entries_ignored,
+            "Unusable peer-list entries ignored.",
+        ),
+        (
+            "contacts_refused",
+            stats.contacts_refused,
+            "Addresses not contacted because the queue was full.",
+        ),
+        (
+            "replies_limited",
+            stats.replies_limited,
+            "Messages from unverified peers left unanswered.",
+        ),
+        (
+            "socket_errors",
+            extra.socket_errors,
+            "Failed receives on the UDP socket.",
+        ),
+        (
+            "offload_errors",
+            extra.offload_errors,
+            "Tap super-frames that could not be segmented.",
+        ),
+    ]
+}
+
+/// Every drop reason with its count, zeros included, in [`DropReason::NAMES`] order.
+pub fn drops(stats: &Stats) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+    DropReason::NAMES
+        .iter()
+        .copied()
+        .zip(stats.drops.iter().copied())
+}
+
+fn sorted_macs<S: Socket, D: Device>(node: &Node<S, D>) -> Vec<(VlanId, Mac, SocketAddr, Instant)> {
+    let mut macs: Vec<_> = node.switch_table().iter().collect();
+    macs.sort_unstable_by_key(|(vlan, mac, _, _)| (*vlan, mac.0));
+    macs
+}
+
+/// `12.3s`.
+fn secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+/// A Prometheus label value: `\`, `"` and newlines escaped.
+fn label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::Config;
+    use crate::wire::{emit_frame, emit_peers, Token};
+    use std::io;
+
+    struct NullSocket;
+    impl Socket for NullSocket {
+        fn send_to(&mut self, _: &[u8], _: SocketAddr) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    struct NullDevice;
+    impl Device for NullDevice {
+        fn write_frame(&mut self, _: &[u8]) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    const PEER: &str = "198.18.0.2:3210";
+    const PEER_MAC: [u8; 6] = [0x02, 0xec, 0, 0, 0, 0x02];
+
+    /// A node that asked `PEER` for its peers, got an answer (so `PEER` is verified) and then
+    /// a frame from MAC 02:ec:00:00:00:02 on VLAN 0, and one datagram of another network.
+    fn node_with_a_peer() -> (Node<NullSocket, NullDevice>, Instant) {
+        let token = Token::new(7).unwrap();
+        let peer: SocketAddr = PEER.parse().unwrap();
+        let mut config = Config::new(token);
+        config.connect = vec![peer];
+        let mut node = Node::new(config, NullSocket, NullDevice, Instant::ZERO);
+        node.housekeep(Instant::ZERO);
+        let mut buf = [0u8; 256];
+        let (len, _) = emit_peers(token, std::iter::empty(), &mut buf).unwrap();
+        node.on_datagram(Instant::from_millis(100), peer, &buf[..len])
+            .unwrap();
+        let mut frame = [0u8; 60];
+        frame[..6].copy_from_slice(&[0xff; 6]);
+        frame[6..12].copy_from_slice(&PEER_MAC);
+        let len = emit_frame(token, &frame, &mut buf).unwrap();
+        node.on_datagram(Instant::from_millis(200), peer, &buf[..len])
+            .unwrap();
+        let mut foreign = buf;
+        foreign[0] ^= 1;
+        let _ = node.on_datagram(Instant::from_millis(300), peer, &foreign[..len]);
+        (node, Instant::from_millis(1200))
+    }
+
+    fn header() -> Header {
+        Header {
+            device: "ethcloud0".to_owned(),
+            listen: "0.0.0.0:3210".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn text_names_the_peer_its_mac_and_the_counters() {
+        let (node, now) = node_with_a_peer();
+        let extra = LoopCounters {
+            socket_errors: 4,
+            offload_errors: 0,
+        };
+        let text = render(StatsFormat::Text, &header(), now, &node, extra);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "ethcloud status");
+        for expected in [
+            "device ethcloud0",
+            "listen 0.0.0.0:3210",
+            "token 7",
+            "uptime 1.2s",
+            "peers 1",
+            "peer 198.18.0.2:3210 verified, last seen 1.0s ago, 1 macs",
+            "connect 198.18.0.2:3210 peer",
+            "macs 1",
+            "frames_to_device 1",
+            "bytes_to_device 60",
+            "drop_wrong_token 1",
+            "drop_no_peers 0",
+            "socket_errors 4",
+        ] {
+            assert!(lines.contains(&expected), "no {expected:?} in:\n{text}");
+        }
+        assert!(
+            text.contains("mac 02:ec:00:00:00:02 vlan 0 at 198.18.0.2:3210, expires in 299.0s"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn log_parts_cut_the_mac_list_and_leave_out_the_counters() {
+        let (node, now) = node_with_a_peer();
+        let parts = TextParts {
+            counters: false,
+            max_macs: 0,
+        };
+        let text = render_text(&header(), now, &node, LoopCounters::default(), parts);
+        assert!(text.contains("mac ... 1 more"), "{text}");
+        assert!(!text.contains("frames_to_device"), "{text}");
+    }
+
+    #[test]
+    fn prometheus_has_typed_families_and_device_labels() {
+        let (node, now) = node_with_a_peer();
+        let text = render(
+            StatsFormat::Prometheus,
+            &header(),
+            now,
+            &node,
+            LoopCounters::default(),
+        );
+        for expected in [
+            "# TYPE ethcloud_peers gauge",
+            "ethcloud_peers{device=\"ethcloud0\"} 1",
+            "ethcloud_peer_last_seen_seconds{device=\"ethcloud0\",peer=\"198.18.0.2:3210\",verified=\"true\"} 1",
+            "ethcloud_peer_macs{device=\"ethcloud0\",peer=\"198.18.0.2:3210\"} 1",
+            "# TYPE ethcloud_frames_to_device_total counter",
+            "ethcloud_frames_to_device_total{device=\"ethcloud0\"} 1",
+            "ethcloud_drops_total{device=\"ethcloud0\",reason=\"wrong_token\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == expected), "no {expected:?} in:\n{text}");
+        }
+        // Every sample line belongs to a family declared before it.
+        let mut declared = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                declared.push(rest.split(' ').next().unwrap().to_owned());
+            } else if !line.starts_with('#') {
+                let name = line.split('{').next().unwrap();
+                assert!(declared.iter().any(|d| d == name), "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -1,0 +1,428 @@
+//! Running ethcloud as a service, end to end: the real binary in network namespaces (the lab
+//! of `e2e/mod.rs`), driven by a config file, with `--ifup` / `--ifdown`, the MTU it sets on
+//! the tap, the stats file, `--user`, `-c` by a name from an `/etc/hosts` entry (through
+//! `ip netns exec`'s `/etc/netns/NS/hosts`), reconnecting after a peer restarts, and the
+//! systemd readiness notification.
+//!
+//! These need root, so they are `#[ignore]`d; `scripts/test.sh` (and so `.ci/run`) runs them
+//! with `--include-ignored`. Each test's files live in a scratch directory and
+//! `/etc/netns/<its namespaces>`, all removed on drop, also when the test fails; the lab stops
+//! every daemon by PID and deletes its namespaces.
+
+mod e2e;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use e2e::{wait_file_contains, Host, Lab, ETHCLOUD, SOON, TAP};
+
+/// Longer than one `--connect` re-resolution round (30 s) plus a contact attempt.
+const RESOLVE_SOON: Duration = Duration::from_secs(50);
+const POLL: Duration = Duration::from_millis(100);
+
+/// A scratch directory (writable by everyone, for the `--user` test) and `/etc/netns/NS`
+/// directories, removed on drop.
+struct Scratch {
+    dir: PathBuf,
+    netns_dirs: Vec<PathBuf>,
+}
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("ethcloud-svc-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create the scratch dir");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777))
+            .expect("chmod the scratch dir");
+        Scratch {
+            dir,
+            netns_dirs: Vec::new(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Writes `text` to a file in the scratch dir and returns its path.
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        fs::write(&path, text).expect("write a scratch file");
+        path
+    }
+
+    /// `/etc/netns/NS/hosts` for `host`: `ip netns exec` mounts it over `/etc/hosts`. Later
+    /// calls rewrite the same file in place, so a running daemon sees the change.
+    fn hosts(&mut self, host: &Host, text: &str) {
+        let dir = Path::new("/etc/netns").join(&host.ns);
+        if !self.netns_dirs.contains(&dir) {
+            fs::create_dir_all(&dir).expect("create /etc/netns/NS");
+            self.netns_dirs.push(dir.clone());
+        }
+        let hosts = dir.join("hosts");
+        let content = format!("127.0.0.1 localhost\n{text}\n");
+        if hosts.exists() {
+            // In place (same inode): a bind mount of the old inode sees the new content.
+            fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&hosts)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, content.as_bytes()))
+                .expect("rewrite the hosts file");
+        } else {
+            fs::write(&hosts, content).expect("write the hosts file");
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for dir in &self.netns_dirs {
+            let _ = fs::remove_dir_all(dir);
+        }
+        if thread::panicking() {
+            eprintln!("(scratch files kept in {})", self.dir.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// `ip link show` of the tap in `host`'s namespace.
+fn tap_link(lab: &Lab, host: &Host) -> String {
+    let out = lab.run(host, &["ip", "link", "show", "dev", TAP], SOON);
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn tap_mac(lab: &Lab, host: &Host) -> String {
+    let path = format!("/sys/class/net/{TAP}/address");
+    let out = lab.run(host, &["cat", &path], SOON);
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Waits until `check` holds for the file's content; returns the content.
+fn wait_file(path: &Path, what: &str, timeout: Duration, check: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        if check(&text) {
+            return text;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "{} has no {what} after {timeout:?}:\n{text}",
+            path.display()
+        );
+        thread::sleep(POLL);
+    }
+}
+
+/// The counter `name` in a text stats snapshot.
+fn counter(stats: &str, name: &str) -> u64 {
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Overlay set-up as an operator writes it into `ifup`: the address, logged to `log`.
+fn ifup_command(host: &Host, log: &Path) -> String {
+    format!(
+        "ip addr add {}/24 dev \"$IFNAME\" && echo \"up $IFNAME\" >> {}",
+        host.overlay_v4(),
+        log.display()
+    )
+}
+
+#[test]
+#[ignore = "needs root + netns; .ci/run passes --include-ignored"]
+fn config_file_sets_mtu_and_up_runs_ifup_and_ifdown_and_writes_stats_after_traffic() {
+    let mut lab = Lab::new(2);
+    let scratch = Scratch::new("config");
+    let (a, b) = (lab.host(1), lab.host(2));
+    let hooks_a = scratch.path("hooks-a.log");
+    let stats_a = scratch.path("a.stats");
+    let config_a = scratch.file(
+        "a.toml",
+        &format!(
+            "# host A\nlisten = \"0.0.0.0:3210\"\ntoken = 7\nstats-file = \"{}\"\n\
+             stats-interval = 1\nifup = '{}'\nifdown = 'echo \"down $IFNAME\" >> {}'\n",
+            stats_a.display(),
+            ifup_command(&a, &hooks_a),
+            hooks_a.display()
+        ),
+    );
+    // B's file has another token and MTU; the command line overrides both.
+    let hooks_b = scratch.path("hooks-b.log");
+    let config_b = scratch.file(
+        "b.toml",
+        &format!(
+            "listen = \"[::]:3210\"\ntoken = 99\nmtu = 1300\nconnect = [\"{}\"]\nifup = '{}'\n",
+            a.addr_v4(),
+            ifup_command(&b, &hooks_b)
+        ),
+    );
+    let config_a = config_a.to_str().expect("utf-8 path");
+    let config_b = config_b.to_str().expect("utf-8 path");
+    let da = lab.spawn(&a, &["--config", config_a]);
+    let db = lab.spawn(&b, &["--config", config_b, "-t", "7", "--mtu", "1400"]);
+    lab.daemons[da].wait_log(
+        "started: device ethcloud0, listening on 0.0.0.0:3210, token 7",
+        SOON,
+    );
+    lab.daemons[db].wait_log(
+        "started: device ethcloud0, listening on [::]:3210, token 7",
+        SOON,
+    );
+
+    // The tap is up, with 1450 = 1500 - 20 - 8 - 8 - 14 on A and the command line's 1400 on B.
+    let link_a = tap_link(&lab, &a);
+    assert!(link_a.contains(" mtu 1450 "), "{link_a}");
+    assert!(link_a.contains(",UP"), "{link_a}");
+    let link_b = tap_link(&lab, &b);
+    assert!(link_b.contains(" mtu 1400 "), "{link_b}");
+    assert!(link_b.contains(",UP"), "{link_b}");
+    wait_file_contains(&hooks_a, "up ethcloud0", SOON);
+    wait_file_contains(&hooks_b, "up ethcloud0", SOON);
+
+    // The addresses ifup added carry traffic: nothing else configured the taps.
+    lab.daemons[da].wait_log(&format!("peer {} added", b.addr_v4()), SOON);
+    lab.assert_ping(&a, &b.overlay_v4());
+    let out = lab.run(
+        &a,
+        &["ping", "-n", "-q", "-c5", "-i0.2", "-W2", &b.overlay_v4()],
+        SOON,
+    );
+    assert!(out.status.success(), "{out:?}");
+
+    let mac_b = tap_mac(&lab, &b);
+    let peer_line = format!("peer {} verified, last seen ", b.addr_v4());
+    let mac_line = format!("mac {mac_b} vlan 0 at {},", b.addr_v4());
+    let stats = wait_file(&stats_a, "peer, MAC and traffic", SOON, |text| {
+        text.contains(&peer_line)
+            && text.contains(&mac_line)
+            && counter(text, "frames_to_device") >= 5
+            && counter(text, "frames_from_device") >= 5
+    });
+    for line in [
+        "ethcloud status",
+        "device ethcloud0",
+        "listen 0.0.0.0:3210",
+        "token 7",
+        "peers 1",
+        "drop_wrong_token 0",
+    ] {
+        assert!(stats.lines().any(|l| l == line), "no {line:?} in:\n{stats}");
+    }
+    assert!(counter(&stats, "bytes_to_device") > 5 * 84, "{stats}");
+    assert!(counter(&stats, "bytes_sent") > 0, "{stats}");
+
+    lab.daemons[da].signal(libc::SIGTERM);
+    assert_eq!(lab.daemons[da].wait_exit(SOON).code(), Some(0));
+    wait_file_contains(&hooks_a, "down ethcloud0", SOON);
+}
+
+#[test]
+#[ignore = "needs root + netns; .ci/run passes --include-ignored"]
+fn daemon_drops_to_nobody_after_setup_and_still_forwards() {
+    let mut lab = Lab::new(2);
+    let scratch = Scratch::new("user");
+    let (a, b) = (lab.host(1), lab.host(2));
+    let hooks_a = scratch.path("hooks-a.log");
+    let hooks_b = scratch.path("hooks-b.log");
+    let stats_a = scratch.path("a.stats");
+    let ifup_a = ifup_command(&a, &hooks_a);
+    let ifup_b = ifup_command(&b, &hooks_b);
+    let stats_arg = stats_a.to_str().expect("utf-8 path");
+    let da = lab.spawn(
+        &a,
+        &[
+            "-t",
+            "7",
+            "--user",
+            "nobody",
+            "--ifup",
+            &ifup_a,
+            "--stats-file",
+            stats_arg,
+            "--stats-interval",
+            "1",
+        ],
+    );
+    let connect = a.addr_v4();
+    let db = lab.spawn(&b, &["-t", "7", "-c", &connect, "--ifup", &ifup_b]);
+    lab.daemons[da].wait_log("running as user nobody (uid 65534), group nogroup", SOON);
+    lab.daemons[da].wait_log("started: ", SOON);
+    lab.daemons[db].wait_log(&format!("peer {} added", a.addr_v4()), SOON);
+
+    // The process itself (ip netns exec execs it, same PID) runs as nobody, without
+    // capabilities, for real, effective and saved ids.
+    let pid = lab.daemons[da].pid();
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).expect("read comm");
+    assert_eq!(comm.trim(), "ethcloud");
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    assert_eq!(field("Uid:"), "65534 65534 65534 65534", "{status}");
+    assert_eq!(field("Gid:"), "65534 65534 65534 65534", "{status}");
+    assert_eq!(field("Groups:"), "65534", "{status}");
+    assert_eq!(field("CapEff:"), "0000000000000000", "{status}");
+
+    // ... and still forwards both ways, and writes its stats file as nobody.
+    lab.assert_ping(&a, &b.overlay_v4());
+    lab.assert_ping(&b, &a.overlay_v4());
+    wait_file(&stats_a, "a peer", SOON, |text| text.contains("peers 1"));
+    let meta = fs::metadata(&stats_a).expect("stats file metadata");
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
+
+    // SIGUSR1 logs the status as well as the counters.
+    lab.daemons[da].signal(libc::SIGUSR1);
+    lab.daemons[da].wait_log(&format!("status: peer {} verified", b.addr_v4()), SOON);
+    lab.daemons[da].wait_log("stats: peers=1 ", SOON);
+}
+
+#[test]
+#[ignore = "needs root + netns; .ci/run passes --include-ignored"]
+fn connect_by_hosts_name_reconnects_after_the_peer_restarts_and_follows_a_new_address() {
+    const NAME: &str = "peer-a.ethcloud.test";
+    let mut lab = Lab::new(2);
+    let mut scratch = Scratch::new("dns");
+    let (a, b) = (lab.host(1), lab.host(2));
+    scratch.hosts(&b, &format!("{} {NAME}", a.underlay_v4()));
+    let connect = format!("{NAME}:3210");
+
+    let first = lab.spawn(&a, &["-t", "7", "--peer-timeout", "60"]);
+    let db = lab.spawn(&b, &["-t", "7", "--peer-timeout", "60", "-c", &connect]);
+    let added_a = format!("peer {} added", a.addr_v4());
+    lab.daemons[db].wait_log(&format!("peers to connect: {}", a.addr_v4()), SOON);
+    lab.daemons[db].wait_log(&added_a, SOON);
+
+    // A restarts in place: B hears Close, then finds A again by itself (back-off retries).
+    lab.daemons[first].signal(libc::SIGTERM);
+    assert_eq!(lab.daemons[first].wait_exit(SOON).code(), Some(0));
+    lab.daemons[db].wait_log(
+        &format!("peer {} removed: closed by peer", a.addr_v4()),
+        SOON,
+    );
+    let second = lab.spawn(&a, &["-t", "7", "--peer-timeout", "60"]);
+    lab.daemons[second].wait_log("started: ", SOON);
+    let start = Instant::now();
+    while lab.daemons[db].log().matches(&added_a).count() < 2 {
+        assert!(
+            start.elapsed() < SOON,
+            "B did not reconnect to A within {SOON:?}:\n{}",
+            lab.daemons[db].log()
+        );
+        thread::sleep(POLL);
+    }
+
+    // A moves to another address and the name follows it: B resolves the name again (it is
+    // no longer a peer) and connects to the new address.
+    let moved = "198.18.0.11";
+    let out = lab.run(
+        &a,
+        &["ip", "addr", "add", &format!("{moved}/24"), "dev", "eth0"],
+        SOON,
+    );
+    assert!(out.status.success(), "{out:?}");
+    lab.daemons[second].signal(libc::SIGTERM);
+    assert_eq!(lab.daemons[second].wait_exit(SOON).code(), Some(0));
+    lab.daemons[db].wait_log(
+        &format!("peer {} removed: closed by peer", a.addr_v4()),
+        SOON,
+    );
+    let listen = format!("{moved}:3210");
+    let third = lab.spawn(&a, &["-t", "7", "-l", &listen]);
+    lab.daemons[third].wait_log("started: ", SOON);
+    scratch.hosts(&b, &format!("{moved} {NAME}"));
+    lab.daemons[db].wait_log(
+        &format!("{connect} now resolves to {listen} (was {})", a.addr_v4()),
+        RESOLVE_SOON,
+    );
+    lab.daemons[db].wait_log(&format!("peer {listen} added"), SOON);
+    lab.daemons[third].wait_log(&format!("peer {} added", b.addr_v4()), SOON);
+}
+
+/// A daemon started directly (not through the lab) in a fresh network namespace
+/// (`unshare --net`), stopped by PID on drop.
+struct Bare {
+    child: Child,
+}
+
+impl Drop for Bare {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+                // SAFETY: kill takes no pointers; `pid` is our unreaped child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs root + netns; .ci/run passes --include-ignored"]
+fn systemd_hears_ready_once_the_tap_is_up_and_stopping_at_sigterm() {
+    let scratch = Scratch::new("notify");
+    let socket_path = scratch.path("notify.sock");
+    let listener = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    listener
+        .set_read_timeout(Some(SOON))
+        .expect("set a read timeout");
+    let tap_state = scratch.path("tap-at-ready");
+    // ifup records the tap's state as it is before READY=1 can be sent.
+    let ifup = format!("ip link show dev \"$IFNAME\" > {}", tap_state.display());
+    let mut bare = Bare {
+        child: Command::new("unshare")
+            .args(["--net", ETHCLOUD, "-l", "127.0.0.1:3210", "--ifup", &ifup])
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ethcloud under unshare"),
+    };
+    let mut buf = [0u8; 256];
+    let n = listener
+        .recv(&mut buf)
+        .expect("READY=1 within the deadline");
+    assert_eq!(&buf[..n], b"READY=1");
+    let state = fs::read_to_string(&tap_state).expect("ifup ran before READY=1");
+    assert!(
+        state.contains(",UP") && state.contains(" mtu 1450 "),
+        "{state}"
+    );
+
+    let pid = libc::pid_t::try_from(bare.child.id()).expect("pid fits");
+    // SAFETY: kill takes no pointers; `pid` is our unreaped child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let n = listener
+        .recv(&mut buf)
+        .expect("STOPPING=1 within the deadline");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = bare.child.try_wait().expect("wait for ethcloud") {
+            break status;
+        }
+        assert!(
+            start.elapsed() < SOON,
+            "ethcloud still running after SIGTERM"
+        );
+        thread::sleep(POLL);
+    };
+    assert_eq!(status.code(), Some(0));
+}
