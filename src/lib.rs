@@ -28,6 +28,7 @@
 pub mod buf;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod daemon;
 pub mod error;
 pub mod hook;

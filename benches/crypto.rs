@@ -1,0 +1,85 @@
+//! Nanoseconds per seal and per open of a 1400-byte frame in keyed mode (`ethcloud::crypto`),
+//! in place in a `PacketBuf`-shaped buffer.
+//!
+//! Run: `cargo bench --bench crypto`. Prints the median of 11 runs.
+
+use std::hint::black_box;
+use std::time::Instant as WallClock;
+
+use ethcloud::buf::{BUF_LEN, HEADROOM};
+use ethcloud::crypto::{Key, Opener, Sealer, FRONT_LEN, OVERHEAD, TAG_LEN};
+use ethcloud::wire::{Token, HEADER_LEN, TOKEN_LEN};
+
+const FRAME_LEN: usize = 1400;
+const RUNS: usize = 11;
+const SEALS_PER_RUN: u32 = 100_000;
+/// Packets sealed (untimed) and then opened (timed) per batch; each can be opened only once.
+const BATCH: usize = 2048;
+const BATCHES_PER_RUN: usize = 25;
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn main() {
+    let token = Token::new(7).expect("small token");
+    let key = Key::from_bytes([0x42; 32]);
+    let mut session = [0u8; 16];
+    session[..8].copy_from_slice(&1_740_787_200_000u64.to_be_bytes());
+    let mut sealer = Sealer::new(&key, session);
+    let mut opener = Opener::new(&key, 4096);
+
+    // The switch byte sits where it does in a PacketBuf: right after the token at HEADROOM.
+    let switch_at = HEADROOM + TOKEN_LEN;
+    let inner_len = 1 + FRAME_LEN;
+    let mut buf = vec![0u8; BUF_LEN];
+    buf[switch_at + 1..switch_at + inner_len].fill(0xab);
+
+    let seal_ns: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let start = WallClock::now();
+            for _ in 0..SEALS_PER_RUN {
+                let r = sealer
+                    .seal(token, black_box(&mut buf), switch_at, inner_len)
+                    .expect("room in a PacketBuf");
+                black_box(r);
+            }
+            start.elapsed().as_nanos() as f64 / f64::from(SEALS_PER_RUN)
+        })
+        .collect();
+
+    let sealed_len = HEADER_LEN + FRAME_LEN + OVERHEAD;
+    let mut batch = vec![vec![0u8; sealed_len]; BATCH];
+    let open_ns: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let mut elapsed = 0u128;
+            for _ in 0..BATCHES_PER_RUN {
+                for packet in &mut batch {
+                    packet[FRONT_LEN] = 0;
+                    packet[FRONT_LEN + 1..sealed_len - TAG_LEN].fill(0xab);
+                    let r = sealer
+                        .seal(token, packet, FRONT_LEN, inner_len)
+                        .expect("exact room");
+                    assert_eq!(r, 0..sealed_len);
+                }
+                let start = WallClock::now();
+                for packet in &mut batch {
+                    let r = opener.open(black_box(packet)).expect("fresh sealed packet");
+                    black_box(r);
+                }
+                elapsed += start.elapsed().as_nanos();
+            }
+            elapsed as f64 / (BATCH * BATCHES_PER_RUN) as f64
+        })
+        .collect();
+
+    println!(
+        "seal {FRAME_LEN}-byte frame: {:7.1} ns (median of {RUNS})",
+        median(seal_ns)
+    );
+    println!(
+        "open {FRAME_LEN}-byte frame: {:7.1} ns (median of {RUNS})",
+        median(open_ns)
+    );
+}
