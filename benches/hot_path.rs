@@ -65,8 +65,8 @@ fn main() {
     let mut answer = [0u8; 10];
     let (answer_len, _) = wire::emit_peers(token, std::iter::empty(), &mut answer).expect("fits");
     for p in &peers {
-        node.on_datagram(now, *p, &get).expect("valid");
-        node.on_datagram(now, *p, &answer[..answer_len])
+        node.on_datagram(now, *p, &mut get.clone()).expect("valid");
+        node.on_datagram(now, *p, &mut answer[..answer_len])
             .expect("valid");
     }
     let local = [2, 0, 0, 0, 0, 1];
@@ -74,14 +74,14 @@ fn main() {
     let mut incoming = vec![0u8; 1500];
     let len = wire::emit_frame(token, &frame(local, remote), &mut incoming).expect("fits");
     incoming.truncate(len);
-    node.on_datagram(now, peers[0], &incoming).expect("valid");
+    node.on_datagram(now, peers[0], &mut incoming).expect("valid");
 
     let unicast = frame(remote, local);
     let broadcast = frame([0xff; 6], local);
     let mut buf = PacketBuf::new();
 
     let rx = median_ns(|| {
-        let _ = node.on_datagram(now, peers[0], black_box(&incoming));
+        let _ = node.on_datagram(now, peers[0], black_box(&mut incoming));
     });
     let tx = median_ns(|| {
         buf.frame_room()[..unicast.len()].copy_from_slice(&unicast);

@@ -19,6 +19,8 @@ pub const HEADROOM: usize = 64;
 pub const TAILROOM: usize = 64;
 /// Where a frame read from the device starts.
 pub const FRAME_OFFSET: usize = HEADROOM + HEADER_LEN;
+/// Where the switch byte of a frame datagram sits (right before the frame).
+pub const SWITCH_AT: usize = FRAME_OFFSET - 1;
 /// Total size of a [`PacketBuf`].
 pub const BUF_LEN: usize = HEADROOM + MAX_DATAGRAM_LEN + TAILROOM;
 
@@ -73,6 +75,16 @@ impl PacketBuf {
     pub fn datagram(&self, len: usize) -> &[u8] {
         let end = HEADROOM + len.min(MAX_DATAGRAM_LEN);
         self.bytes.get(HEADROOM..end).unwrap_or_default()
+    }
+
+    /// The whole buffer, headroom and tailroom included (for sealing in place).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The whole buffer, mutably (for sealing in place).
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
     }
 
     /// The header slot and the frame of `frame_len` bytes behind it, as one mutable slice:

@@ -18,6 +18,7 @@ use clap::Parser;
 use log::LevelFilter;
 
 use crate::config::{ConfigFile, FileValues};
+use crate::crypto;
 use crate::error::Error;
 use crate::node::Config;
 use crate::status::StatsFormat;
@@ -138,7 +139,7 @@ pub struct Args {
     #[arg(long = "ifdown", value_name = "CMD")]
     pub ifdown: Option<String>,
 
-    /// MTU of the tap device [default: 1450 with an IPv4 listen address, 1430 with IPv6]
+    /// MTU of the tap device [default: 1450 with an IPv4 listen address, 1430 with IPv6; 41 less with --key-file]
     #[arg(long = "mtu", value_name = "BYTES")]
     pub mtu: Option<u32>,
 
@@ -157,6 +158,10 @@ pub struct Args {
     /// Turn off the segmentation offloads (tap TSO/USO/checksum, UDP GSO/GRO, TCP coalescing)
     #[arg(long = "no-offload")]
     pub no_offload: bool,
+
+    /// Seal every packet with the key in FILE (32 bytes, 64 hex digits, or a passphrase)
+    #[arg(long = "key-file", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 
     /// Print a completion script for SHELL to standard output and exit
     #[arg(long = "completions", value_name = "SHELL")]
@@ -206,6 +211,8 @@ pub struct Settings {
     pub stats_format: StatsFormat,
     /// Use the segmentation offloads where the kernel supports them (not `--no-offload`).
     pub offload: bool,
+    /// The key file for the keyed mode, if any.
+    pub key_file: Option<PathBuf>,
 }
 
 /// The host part of a `--connect` value.
@@ -448,8 +455,18 @@ impl Args {
             }));
         }
 
+        let (key_file, _) = pick(
+            self.key_file.clone().map(Some),
+            file,
+            "key-file",
+            |f| f.key_file.clone().map(Some),
+            None,
+        );
         let (mtu, at) = pick(self.mtu.map(Some), file, "mtu", |f| f.mtu.map(Some), None);
         let mtu = match mtu {
+            // Sealing adds crypto::OVERHEAD bytes to every datagram.
+            None if key_file.is_some() => default_mtu(families)
+                .saturating_sub(u32::try_from(crypto::OVERHEAD).unwrap_or(u32::MAX)),
             None => default_mtu(families),
             Some(value) if (MIN_MTU..=MAX_MTU).contains(&value) => value,
             Some(value) => return Err(at.blame(Error::InvalidMtu { value })),
@@ -547,6 +564,7 @@ impl Args {
             stats_interval,
             stats_format,
             offload: !no_offload,
+            key_file,
         })
     }
 }

@@ -32,7 +32,7 @@ pub const CONFIG_DIR: &str = "/etc/ethcloud";
 
 /// Every key the file may hold: the long options, less `--config`, `--completions`, `--help`
 /// and `--version`.
-pub const KEYS: [&str; 21] = [
+pub const KEYS: [&str; 22] = [
     "device",
     "listen",
     "token",
@@ -54,6 +54,7 @@ pub const KEYS: [&str; 21] = [
     "stats-interval",
     "stats-format",
     "no-offload",
+    "key-file",
 ];
 
 /// The values a config file sets; `None` where it says nothing. Types only: the values are
@@ -104,6 +105,8 @@ pub struct FileValues {
     pub stats_format: Option<StatsFormat>,
     /// `--no-offload`.
     pub no_offload: Option<bool>,
+    /// `--key-file`.
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 /// A parsed config file: its values and the line of each key.
@@ -280,6 +283,7 @@ stats-file = "/run/ethcloud/vpn0/stats"
 stats-interval = 5
 stats-format = "prometheus"
 no-offload = true
+key-file = "/etc/ethcloud/vpn0.key"
 "#;
         let file = parse(text).unwrap();
         let v = &file.values;
@@ -298,6 +302,10 @@ no-offload = true
         assert_eq!(file.line_of("device"), Some(2));
         assert_eq!(file.line_of("stats-format"), Some(21));
         assert_eq!(v.no_offload, Some(true));
+        assert_eq!(
+            v.key_file.as_deref(),
+            Some(std::path::Path::new("/etc/ethcloud/vpn0.key"))
+        );
     }
 
     #[test]

@@ -99,6 +99,7 @@ mod field {
 }
 
 /// A 32-byte network key. Its bytes are overwritten with zeros when it is dropped.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Key([u8; KEY_LEN]);
 
 impl fmt::Debug for Key {

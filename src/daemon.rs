@@ -265,10 +265,10 @@ impl Daemon {
             match self.node.socket_mut().recv_batch(&mut self.rx) {
                 Ok(count) => {
                     for i in 0..count {
-                        let Some((from, bytes, segment_len)) = self.rx.get(i) else {
+                        let Some((from, bytes, segment_len)) = self.rx.get_mut(i) else {
                             continue;
                         };
-                        for datagram in bytes.chunks(segment_len) {
+                        for datagram in bytes.chunks_mut(segment_len) {
                             // A drop is counted and logged by the node itself.
                             let _ = self.node.on_datagram(now, from, datagram);
                         }

@@ -133,6 +133,22 @@ pub enum Error {
         /// The OS error.
         source: io::Error,
     },
+    /// The `--key-file` cannot be read.
+    KeyFileRead {
+        /// The path as given.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The `--key-file` holds no usable key.
+    KeyFile {
+        /// The path as given.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The OS random number generator failed.
+    Random(io::Error),
     /// The `--config` file is not valid TOML, has an unknown key, or a value of the wrong type.
     ConfigParse {
         /// The path as given.
@@ -250,6 +266,8 @@ impl Error {
                 | Error::InvalidMtu { .. }
                 | Error::InvalidCombination { .. }
                 | Error::ConfigRead { .. }
+                | Error::KeyFileRead { .. }
+                | Error::KeyFile { .. }
                 | Error::ConfigParse { .. }
                 | Error::ConfigValue { .. }
                 | Error::UnknownUser { .. }
@@ -415,6 +433,22 @@ impl fmt::Display for Error {
                 crate::cli::MAX_MTU
             ),
             Error::InvalidCombination { reason } => f.write_str(reason),
+            Error::KeyFileRead { path, source } => write!(
+                f,
+                "cannot read key file {}: {} (check the --key-file path and its permissions)",
+                path.display(),
+                OsError(source)
+            ),
+            Error::KeyFile { path, reason } => write!(
+                f,
+                "key file {}: {reason} (use 32 raw bytes, 64 hex digits, or a passphrase)",
+                path.display()
+            ),
+            Error::Random(source) => write!(
+                f,
+                "cannot read the system's random number generator: {}",
+                OsError(source)
+            ),
             Error::ConfigRead { path, source } => write!(
                 f,
                 "cannot read config file {}: {} (check the --config path)",

@@ -25,13 +25,17 @@ use clap::{CommandFactory, Parser};
 use log::{info, warn};
 
 use ethcloud::cli::{unique_addrs, Args, Host, Settings};
+use ethcloud::crypto::{Key, SESSION_LEN};
 use ethcloud::daemon;
 use ethcloud::error::Error;
 use ethcloud::hook::{self, HOOK_TIMEOUT};
+use ethcloud::node::Keyed;
 use ethcloud::service::{NamedPeer, Service, StatsFileSpec};
 use ethcloud::status::Header;
 use ethcloud::sys::privdrop::{self, Identity};
-use ethcloud::sys::{ifaddrs, netdev, notify, signal::SignalFd, tap::TapDevice, udp::UdpSocket};
+use ethcloud::sys::{
+    ifaddrs, netdev, notify, random, signal::SignalFd, tap::TapDevice, udp::UdpSocket,
+};
 use ethcloud::time::Instant;
 
 fn main() -> ExitCode {
@@ -66,6 +70,10 @@ fn run(settings: &Settings) -> Result<(), Error> {
         Some(user) => Some(Identity::resolve(user, settings.group.as_deref())?),
         None => None,
     };
+    let keyed = match &settings.key_file {
+        Some(path) => Some(load_key(path, settings.token)?),
+        None => None,
+    };
     let resolved = settings.resolve_each()?;
     let mut socket = UdpSocket::bind(settings.listen)?;
     if settings.offload {
@@ -98,7 +106,8 @@ fn run(settings: &Settings) -> Result<(), Error> {
     }
 
     let families = socket.families();
-    let config = settings.node_config(unique_addrs(&resolved), own_addrs, families);
+    let mut config = settings.node_config(unique_addrs(&resolved), own_addrs, families);
+    config.keyed = keyed;
     info!(
         "started: device {name}, listening on {listen}, token {}, peers to connect: {}",
         config.token,
@@ -120,6 +129,33 @@ fn run(settings: &Settings) -> Result<(), Error> {
 }
 
 /// Sets the tap's MTU and brings it up.
+/// Reads the key file and makes this run's session: the start time in milliseconds since the
+/// Unix epoch, then 8 random bytes, so that no two runs ever use the same nonces.
+fn load_key(path: &std::path::Path, token: ethcloud::wire::Token) -> Result<Keyed, Error> {
+    let mut contents = std::fs::read(path).map_err(|source| Error::KeyFileRead {
+        path: path.to_owned(),
+        source,
+    })?;
+    let key = Key::from_file_contents(&contents, token);
+    contents.fill(0);
+    let key = key.map_err(|e| Error::KeyFile {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let mut session = [0u8; SESSION_LEN];
+    session[..8].copy_from_slice(&millis.to_be_bytes());
+    random::fill(&mut session[8..]).map_err(Error::Random)?;
+    info!(
+        "keyed mode: every packet is sealed (XChaCha20-Poly1305) with the key from {}",
+        path.display()
+    );
+    Ok(Keyed { key, session })
+}
+
 fn set_up_device(name: &str, mtu: u32) -> Result<(), Error> {
     let fail = |action: String| {
         let name = name.to_owned();

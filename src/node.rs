@@ -33,7 +33,8 @@ use std::time::Duration;
 
 use log::{debug, info, warn};
 
-use crate::buf::PacketBuf;
+use crate::buf::{PacketBuf, HEADROOM, SWITCH_AT};
+use crate::crypto::{self, Key, OpenError, Opener, Sealer};
 use crate::io::{Device, Socket};
 use crate::limit::RateLimiter;
 use crate::peers::{self, canonical, ceil_sqrt, is_unusable, Contacts, PeerTable, Touch};
@@ -95,7 +96,26 @@ pub struct Config {
     /// Broadcast and multicast frames per second accepted from one source (each peer, and our
     /// own device); `None` for no limit. Frames over the limit are dropped and counted.
     pub broadcast_limit: Option<u64>,
+    /// The network key and this run's session, for the keyed mode; `None` for the seed's
+    /// cleartext protocol.
+    pub keyed: Option<Keyed>,
 }
+
+/// Keyed mode: every datagram is sealed with the network key (see [`crate::crypto`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keyed {
+    /// The network key.
+    pub key: Key,
+    /// This run's session: start time in ms since the Unix epoch (big-endian) and 8 random
+    /// bytes. It must differ on every start, so that nonces never repeat.
+    pub session: [u8; crypto::SESSION_LEN],
+}
+
+/// How many senders' sessions a keyed node remembers for replay protection.
+pub const MAX_SESSIONS: usize = 4 * peers::DEFAULT_MAX_PEERS;
+
+/// Where a clear control datagram starts in the control buffer: room for sealing in front.
+const CONTROL_AT: usize = crypto::FRONT_LEN - wire::TOKEN_LEN;
 
 impl Config {
     /// The spec's defaults (peer timeout 1800 s, MAC timeout 300 s) for `token`.
@@ -114,6 +134,7 @@ impl Config {
             max_contacts: peers::DEFAULT_MAX_CONTACTS,
             contacts_per_second: DEFAULT_CONTACTS_PER_SECOND,
             broadcast_limit: None,
+            keyed: None,
         }
     }
 
@@ -206,6 +227,8 @@ fn error_bit(kind: io::ErrorKind) -> u8 {
 /// One ethcloud node: a learning switch whose ports are peers.
 pub struct Node<S: Socket, D: Device> {
     config: Config,
+    /// Keyed mode: our sealer and the opener with its replay windows.
+    crypto: Option<(Sealer, Opener)>,
     tx: Tx<S>,
     device: D,
     device_warned: bool,
@@ -242,7 +265,13 @@ impl<S: Socket, D: Device> Node<S, D> {
         let connect = core::mem::take(&mut config.connect);
         let contact_rate = config.contacts_per_second.max(1) as u64;
         let broadcast_rate = config.broadcast_limit.unwrap_or(0);
+        let crypto = config.keyed.as_ref().map(|k| {
+            let mut opener = Opener::new(&k.key, MAX_SESSIONS);
+            opener.refuse_session(k.session);
+            (Sealer::new(&k.key, k.session), opener)
+        });
         let mut node = Node {
+            crypto,
             peers: PeerTable::new(config.max_peers),
             switch: SwitchTable::new(
                 config.mac_timeout,
@@ -253,7 +282,8 @@ impl<S: Socket, D: Device> Node<S, D> {
             device,
             device_warned: false,
             stats: Stats::default(),
-            control: vec![0u8; HEADER_LEN + MAX_PEER_LIST_BODY_LEN].into_boxed_slice(),
+            control: vec![0u8; CONTROL_AT + HEADER_LEN + MAX_PEER_LIST_BODY_LEN + crypto::TAG_LEN]
+                .into_boxed_slice(),
             targets: Vec::new(),
             entries: Vec::new(),
             gossip_cursor: None,
@@ -312,7 +342,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         &mut self,
         now: Instant,
         from: SocketAddr,
-        datagram: &[u8],
+        datagram: &mut [u8],
     ) -> Result<(), DropReason> {
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += datagram.len() as u64;
@@ -329,15 +359,30 @@ impl<S: Socket, D: Device> Node<S, D> {
         &mut self,
         now: Instant,
         from: SocketAddr,
-        datagram: &[u8],
+        datagram: &mut [u8],
     ) -> Result<(), DropReason> {
-        let packet = Packet::new_checked(datagram).map_err(DropReason::Malformed)?;
+        let packet = Packet::new_checked(&*datagram).map_err(DropReason::Malformed)?;
         if packet.token() != self.config.token {
             return Err(DropReason::WrongToken);
         }
         if self.config.is_own(from) {
             return Err(DropReason::FromSelf);
         }
+        let wire_len = datagram.len();
+        // Keyed mode: only what opens with the key and is no replay goes on, decrypted in place.
+        let datagram: &[u8] = match &mut self.crypto {
+            None => datagram,
+            Some((_, opener)) => {
+                let range = opener.open(datagram).map_err(|e| match e {
+                    OpenError::Replayed | OpenError::StaleSession => DropReason::Replayed,
+                    OpenError::Truncated | OpenError::NotSealed | OpenError::Forged => {
+                        DropReason::Unauthenticated
+                    }
+                })?;
+                datagram.get(range).unwrap_or_default()
+            }
+        };
+        let packet = Packet::new_checked(datagram).map_err(DropReason::Malformed)?;
         let message = Message::parse(packet).map_err(DropReason::Malformed)?;
         if let Message::Close = message {
             self.remove_peer(now, from, "closed by peer");
@@ -365,7 +410,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             is_verified = true;
         }
         if !is_verified {
-            self.challenge(now, from, &message, datagram.len());
+            self.challenge(now, from, &message, wire_len);
         }
         match message {
             Message::Frame(frame) => self.deliver(now, from, frame, is_verified),
@@ -418,7 +463,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         peer.asked_at = Some(now);
         if let Message::GetPeers = message {
             let budget = request_len.saturating_mul(AMPLIFICATION_FACTOR);
-            let body_budget = budget.saturating_sub(2 * HEADER_LEN);
+            let body_budget = budget.saturating_sub(2 * (HEADER_LEN + self.seal_overhead()));
             self.send_peer_list(to, body_budget);
         }
         debug!("asking unverified peer {to} for its peer list");
@@ -548,6 +593,13 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// previous list ended, so when there are more peers than fit, successive askers learn
     /// different parts of the mesh; and only the entries sent are walked, not the whole table.
     fn send_peer_list(&mut self, to: SocketAddr, body_budget: usize) {
+        if let Some(len) = self.emit_peer_list(to, body_budget) {
+            self.send_control_buffer(to, len);
+        }
+    }
+
+    /// Writes the peer list for `to` at [`CONTROL_AT`]; returns its length.
+    fn emit_peer_list(&mut self, to: SocketAddr, body_budget: usize) -> Option<usize> {
         let peers = &self.peers;
         let family = |is_v6: bool, cursor: Option<SocketAddr>| {
             peers
@@ -557,13 +609,10 @@ impl<S: Socket, D: Device> Node<S, D> {
         };
         let [cursor_v4, cursor_v6] = self.list_cursors;
         let (v4, v6) = (family(false, cursor_v4), family(true, cursor_v6));
-        let len = (HEADER_LEN + body_budget).min(self.control.len());
-        let Some(buf) = self.control.get_mut(..len) else {
-            return;
-        };
-        let Ok((len, _)) = emit_peers(self.config.token, v4.clone().chain(v6.clone()), buf) else {
-            return;
-        };
+        let room = self.control.len() - CONTROL_AT - crypto::TAG_LEN;
+        let len = (HEADER_LEN + body_budget).min(room);
+        let buf = self.control.get_mut(CONTROL_AT..CONTROL_AT + len)?;
+        let (len, _) = emit_peers(self.config.token, v4.clone().chain(v6.clone()), buf).ok()?;
         // The body starts with the IPv4 count, and the IPv6 count follows the IPv4 entries.
         let n4 = buf.get(HEADER_LEN).map_or(0, |n| usize::from(*n));
         let n6 = buf
@@ -575,16 +624,47 @@ impl<S: Socket, D: Device> Node<S, D> {
         if let Some(last) = n6.checked_sub(1).and_then(|i| v6.clone().nth(i)) {
             self.list_cursors[1] = Some(last);
         }
-        if let Some(datagram) = self.control.get(..len) {
+        Some(len)
+    }
+
+    fn send_control(&mut self, to: SocketAddr, kind: Kind) {
+        let Some(buf) = self.control.get_mut(CONTROL_AT..) else {
+            return;
+        };
+        if let Ok(len) = emit_control(self.config.token, kind, buf) {
+            self.send_control_buffer(to, len);
+        }
+    }
+
+    /// Sends the clear datagram of `len` bytes at [`CONTROL_AT`] in the control buffer, sealed
+    /// first in keyed mode.
+    fn send_control_buffer(&mut self, to: SocketAddr, len: usize) {
+        let range = match &mut self.crypto {
+            None => CONTROL_AT..CONTROL_AT + len,
+            Some((sealer, _)) => {
+                let switch_at = CONTROL_AT + wire::TOKEN_LEN;
+                let inner_len = len.saturating_sub(wire::TOKEN_LEN);
+                match sealer.seal(self.config.token, &mut self.control, switch_at, inner_len) {
+                    Ok(range) => range,
+                    Err(e) => {
+                        self.stats.send_errors += 1;
+                        debug!("cannot seal a message to {to}: {e}");
+                        return;
+                    }
+                }
+            }
+        };
+        if let Some(datagram) = self.control.get(range) {
             self.tx.send(&mut self.stats, to, datagram, true);
         }
     }
 
-    fn send_control(&mut self, to: SocketAddr, kind: Kind) {
-        if let Ok(len) = emit_control(self.config.token, kind, &mut self.control) {
-            if let Some(datagram) = self.control.get(..len) {
-                self.tx.send(&mut self.stats, to, datagram, true);
-            }
+    /// Bytes a datagram grows by when sealed (0 in the clear protocol).
+    fn seal_overhead(&self) -> usize {
+        if self.crypto.is_some() {
+            crypto::OVERHEAD
+        } else {
+            0
         }
     }
 
@@ -633,7 +713,16 @@ impl<S: Socket, D: Device> Node<S, D> {
         if emit_header(self.config.token, Kind::Frame, datagram).is_err() {
             return Err(DropReason::BadDeviceFrame);
         }
-        let datagram: &[u8] = datagram;
+        let range = match &mut self.crypto {
+            None => HEADROOM..HEADROOM + HEADER_LEN + len,
+            Some((sealer, _)) => {
+                match sealer.seal(self.config.token, buf.bytes_mut(), SWITCH_AT, 1 + len) {
+                    Ok(range) => range,
+                    Err(_) => return Err(DropReason::BadDeviceFrame),
+                }
+            }
+        };
+        let datagram: &[u8] = buf.bytes().get(range).unwrap_or_default();
         match target {
             Some(peer) => {
                 self.stats.frames_unicast += 1;
@@ -727,11 +816,13 @@ impl<S: Socket, D: Device> Node<S, D> {
                 .copied()
                 .filter(move |a| *a != to)
                 .take(share);
-            if let Ok((len, count)) = emit_peers(self.config.token, list, &mut self.control) {
-                if let Some(datagram) = self.control.get(..len) {
-                    debug!("gossip: sending {count} peers to {to}");
-                    self.tx.send(&mut self.stats, to, datagram, true);
-                }
+            let end = self.control.len() - crypto::TAG_LEN;
+            let Some(buf) = self.control.get_mut(CONTROL_AT..end) else {
+                continue;
+            };
+            if let Ok((len, count)) = emit_peers(self.config.token, list, buf) {
+                debug!("gossip: sending {count} peers to {to}");
+                self.send_control_buffer(to, len);
             }
         }
         self.entries = entries;

@@ -101,6 +101,12 @@ pub struct PeerTable {
     peers: BTreeMap<SocketAddr, Peer>,
     verified: usize,
     max: usize,
+    /// No peer expires before this, for the timeouts in `quiet_for`: lets
+    /// [`PeerTable::collect_expired`] skip its walk over every peer. Set back to zero whenever
+    /// a deadline may have moved earlier (a peer added, or changed through `get_mut`).
+    quiet_until: Instant,
+    /// The (timeout, unverified timeout) that `quiet_until` was computed for.
+    quiet_for: (Duration, Duration),
 }
 
 impl PeerTable {
@@ -110,6 +116,8 @@ impl PeerTable {
             peers: BTreeMap::new(),
             verified: 0,
             max,
+            quiet_until: Instant::ZERO,
+            quiet_for: (Duration::ZERO, Duration::ZERO),
         }
     }
 
@@ -136,6 +144,7 @@ impl PeerTable {
                 None => return Touch::Full,
             }
         }
+        self.quiet_until = Instant::ZERO;
         self.peers.insert(
             addr,
             Peer {
@@ -185,8 +194,10 @@ impl PeerTable {
         self.peers.get(&addr)
     }
 
-    /// The peer at `addr`, mutably.
+    /// The peer at `addr`, mutably. (The caller may move its deadlines, so the next
+    /// [`PeerTable::collect_expired`] walks the whole table again.)
     pub fn get_mut(&mut self, addr: SocketAddr) -> Option<&mut Peer> {
+        self.quiet_until = Instant::ZERO;
         self.peers.get_mut(&addr)
     }
 
@@ -225,22 +236,37 @@ impl PeerTable {
 
     /// Appends to `out` the peers to drop at `now`: verified ones silent for `timeout`, and
     /// unverified ones not verified within `unverified_timeout` of being added.
+    ///
+    /// A walk over the table also notes the earliest deadline still ahead; until then, calls
+    /// with the same timeouts return at once (hearing from a peer only moves its deadline
+    /// later). So housekeeping every second costs O(n) only about once per timeout, not every
+    /// second.
     pub fn collect_expired(
-        &self,
+        &mut self,
         now: Instant,
         timeout: Duration,
         unverified_timeout: Duration,
         out: &mut Vec<SocketAddr>,
     ) {
-        out.extend(
-            self.peers
-                .iter()
-                .filter(|(_, p)| {
-                    p.last_seen + timeout <= now
-                        || (!p.is_verified && p.added + unverified_timeout <= now)
-                })
-                .map(|(a, _)| *a),
-        );
+        if now < self.quiet_until && self.quiet_for == (timeout, unverified_timeout) {
+            return;
+        }
+        let start = out.len();
+        let mut earliest = Instant::FAR_FUTURE;
+        for (addr, p) in self.peers.iter() {
+            let mut deadline = p.last_seen + timeout;
+            if !p.is_verified {
+                deadline = deadline.min(p.added + unverified_timeout);
+            }
+            if deadline <= now {
+                out.push(*addr);
+            } else {
+                earliest = earliest.min(deadline);
+            }
+        }
+        // Whatever is returned stays due until the caller removes it: look again next time.
+        self.quiet_until = if out.len() > start { now } else { earliest };
+        self.quiet_for = (timeout, unverified_timeout);
     }
 
     /// Up to `count` verified peers in round-robin order, starting after `cursor` and wrapping
@@ -599,6 +625,42 @@ mod tests {
         let mut out = Vec::new();
         t.collect_expired(Instant::from_secs(59), timeout, unverified, &mut out);
         assert!(out.is_empty());
+        t.collect_expired(Instant::from_secs(60), timeout, unverified, &mut out);
+        assert_eq!(out, vec![addr(1)]);
+    }
+
+    #[test]
+    fn peer_table_expiry_walk_is_skipped_until_the_earliest_deadline() {
+        let mut t = PeerTable::new(10);
+        t.touch(Instant::ZERO, addr(1));
+        t.verify(addr(1));
+        let (timeout, unverified) = (Duration::from_secs(60), Duration::from_secs(5));
+        let mut out = Vec::new();
+        t.collect_expired(Instant::from_secs(1), timeout, unverified, &mut out);
+        assert_eq!(t.quiet_until, Instant::from_secs(60));
+        // a new peer may expire sooner: the next call walks again and sees it
+        t.touch(Instant::from_secs(2), addr(2));
+        t.collect_expired(Instant::from_secs(6), timeout, unverified, &mut out);
+        assert!(out.is_empty());
+        t.collect_expired(Instant::from_secs(7), timeout, unverified, &mut out);
+        assert_eq!(out, vec![addr(2)], "unverified, not answered in time");
+        t.remove(addr(2));
+        out.clear();
+        t.collect_expired(Instant::from_secs(8), timeout, unverified, &mut out);
+        assert!(out.is_empty());
+        // other timeouts: walks again
+        t.collect_expired(
+            Instant::from_secs(8),
+            Duration::from_secs(8),
+            unverified,
+            &mut out,
+        );
+        assert_eq!(out, vec![addr(1)]);
+        // a deadline moved through get_mut is seen at the next call
+        out.clear();
+        t.touch(Instant::from_secs(8), addr(1));
+        t.collect_expired(Instant::from_secs(9), timeout, unverified, &mut out);
+        t.get_mut(addr(1)).unwrap().last_seen = Instant::ZERO;
         t.collect_expired(Instant::from_secs(60), timeout, unverified, &mut out);
         assert_eq!(out, vec![addr(1)]);
     }

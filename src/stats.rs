@@ -26,11 +26,15 @@ pub enum DropReason {
     DeviceWrite,
     /// A broadcast or multicast frame over its source's rate limit (`broadcast_limit`).
     BroadcastLimit,
+    /// Keyed mode: a datagram that is not sealed with our key (or was altered).
+    Unauthenticated,
+    /// Keyed mode: a sealed datagram seen before (or from a forgotten old session).
+    Replayed,
 }
 
 impl DropReason {
     /// Number of distinct counters.
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 13;
 
     /// Every counter index with its name, in a fixed order.
     pub const NAMES: [&'static str; DropReason::COUNT] = [
@@ -45,6 +49,8 @@ impl DropReason {
         "no_peers",
         "device_write",
         "broadcast_limit",
+        "unauthenticated",
+        "replayed",
     ];
 
     /// The counter index of this reason.
@@ -61,6 +67,8 @@ impl DropReason {
             DropReason::NoPeers => 8,
             DropReason::DeviceWrite => 9,
             DropReason::BroadcastLimit => 10,
+            DropReason::Unauthenticated => 11,
+            DropReason::Replayed => 12,
         }
     }
 }
@@ -76,6 +84,8 @@ impl fmt::Display for DropReason {
             DropReason::NoPeers => f.write_str("no peers to send to"),
             DropReason::DeviceWrite => f.write_str("device write failed"),
             DropReason::BroadcastLimit => f.write_str("broadcast rate limit"),
+            DropReason::Unauthenticated => f.write_str("not sealed with our key"),
+            DropReason::Replayed => f.write_str("replayed"),
         }
     }
 }
@@ -201,6 +211,8 @@ mod tests {
             DropReason::NoPeers,
             DropReason::DeviceWrite,
             DropReason::BroadcastLimit,
+            DropReason::Unauthenticated,
+            DropReason::Replayed,
         ];
         let mut seen = [false; DropReason::COUNT];
         for r in all {

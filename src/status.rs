@@ -433,17 +433,17 @@ mod tests {
         node.housekeep(Instant::ZERO);
         let mut buf = [0u8; 256];
         let (len, _) = emit_peers(token, std::iter::empty(), &mut buf).unwrap();
-        node.on_datagram(Instant::from_millis(100), peer, &buf[..len])
+        node.on_datagram(Instant::from_millis(100), peer, &mut buf[..len])
             .unwrap();
         let mut frame = [0u8; 60];
         frame[..6].copy_from_slice(&[0xff; 6]);
         frame[6..12].copy_from_slice(&PEER_MAC);
         let len = emit_frame(token, &frame, &mut buf).unwrap();
-        node.on_datagram(Instant::from_millis(200), peer, &buf[..len])
+        node.on_datagram(Instant::from_millis(200), peer, &mut buf[..len])
             .unwrap();
         let mut foreign = buf;
         foreign[0] ^= 1;
-        let _ = node.on_datagram(Instant::from_millis(300), peer, &foreign[..len]);
+        let _ = node.on_datagram(Instant::from_millis(300), peer, &mut foreign[..len]);
         (node, Instant::from_millis(1200))
     }
 

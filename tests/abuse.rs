@@ -48,7 +48,7 @@ fn get_peers_burst_from_a_fresh_address_yields_at_most_three_times_one_request()
             .nodes
             .get_mut(&a)
             .unwrap()
-            .on_datagram(now, victim, &request);
+            .on_datagram(now, victim, &mut request.clone());
     }
     let (count, bytes) = queued_to(&mut sim, a, victim);
     let sent = burst * request.len();
@@ -65,7 +65,7 @@ fn get_peers_burst_from_a_fresh_address_yields_at_most_three_times_one_request()
     assert_eq!(sim.stats(a).replies_limited, burst as u64 - 1);
     // a verified peer asking gets the whole list
     let b = nodes[1];
-    let _ = sim.nodes.get_mut(&a).unwrap().on_datagram(now, b, &request);
+    let _ = sim.nodes.get_mut(&a).unwrap().on_datagram(now, b, &mut request.clone());
     let (_, bytes) = queued_to(&mut sim, a, b);
     assert!(
         bytes >= 8 + 2 + 38 * 6,
@@ -87,7 +87,7 @@ fn forged_frames_earn_no_data_and_are_not_learned() {
             .nodes
             .get_mut(&a)
             .unwrap()
-            .on_datagram(now, forged, &datagram[..len]);
+            .on_datagram(now, forged, &mut datagram[..len]);
     }
     assert_eq!(sim.take_frames(a).len(), 100, "frames are still delivered");
     let (count, bytes) = queued_to(&mut sim, a, forged);

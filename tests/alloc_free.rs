@@ -16,10 +16,33 @@ struct Counting;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
+thread_local! {
+    /// Only the measuring thread counts, into its own counter: the test harness and other
+    /// tests allocate on their own threads.
+    static COUNTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static COUNTED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn count_one() {
+    ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    if COUNTING.with(|c| c.get()) {
+        COUNTED.with(|c| c.set(c.get() + 1));
+    }
+}
+
+/// Runs `f` with this thread's allocations counted; returns how many there were.
+fn allocations_in(f: impl FnOnce()) -> u64 {
+    COUNTED.with(|c| c.set(0));
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    COUNTED.with(|c| c.get())
+}
+
 // SAFETY: forwards to the system allocator unchanged; only counts calls.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_one();
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc(layout) }
     }
@@ -28,7 +51,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_one();
         // SAFETY: same contract as our caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -36,6 +59,7 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
+
 
 #[derive(Default)]
 struct NullSocket {
@@ -86,15 +110,16 @@ fn packet_path_makes_no_allocation_after_warm_up() {
     let mut answer = [0u8; 10];
     let (answer_len, _) = wire::emit_peers(token, std::iter::empty(), &mut answer).unwrap();
     for p in &peers {
-        node.on_datagram(now, *p, &get).unwrap();
-        node.on_datagram(now, *p, &answer[..answer_len]).unwrap();
+        node.on_datagram(now, *p, &mut get.clone()).unwrap();
+        node.on_datagram(now, *p, &mut answer[..answer_len])
+            .unwrap();
     }
     assert_eq!(node.peer_count(), peers.len());
     let remote_mac = [2, 0, 0, 0, 0, 2];
     let local_mac = [2, 0, 0, 0, 0, 1];
     let mut incoming = vec![0u8; 1500];
     let len = wire::emit_frame(token, &ethernet(local_mac, remote_mac), &mut incoming).unwrap();
-    let incoming = &incoming[..len];
+    let incoming = &mut incoming[..len];
     let unicast = ethernet(remote_mac, local_mac);
     let broadcast = ethernet([0xff; 6], local_mac);
     let mut buf = PacketBuf::new();
@@ -110,9 +135,7 @@ fn packet_path_makes_no_allocation_after_warm_up() {
     };
     run(&mut node, 100); // warm-up: tables reach their steady size
     let sent_before = node.socket().sent;
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    run(&mut node, 10_000);
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = allocations_in(|| run(&mut node, 10_000));
 
     assert_eq!(allocations, 0, "allocations on the packet path");
     assert_eq!(node.device().written, 10_100);
@@ -120,4 +143,121 @@ fn packet_path_makes_no_allocation_after_warm_up() {
     assert_eq!(node.stats().frames_flooded, 10_100);
     // per round: 1 unicast + 8 flooded
     assert_eq!(node.socket().sent - sent_before, 10_000 * 9);
+}
+
+/// Keeps the datagrams sent since the last `take`, in fixed slots (no allocation).
+struct Capture {
+    slots: Box<[[u8; 2048]; 8]>,
+    lens: [usize; 8],
+    count: usize,
+}
+impl Capture {
+    fn new() -> Capture {
+        Capture {
+            slots: Box::new([[0; 2048]; 8]),
+            lens: [0; 8],
+            count: 0,
+        }
+    }
+    /// Copies datagram `i` of the ones sent into `out`; returns its length.
+    fn copy(&self, i: usize, out: &mut [u8]) -> usize {
+        let len = self.lens[i];
+        out[..len].copy_from_slice(&self.slots[i][..len]);
+        len
+    }
+}
+impl Socket for Capture {
+    fn send_to(&mut self, datagram: &[u8], _to: SocketAddr) -> io::Result<()> {
+        let slot = self.count % 8;
+        let len = datagram.len().min(2048);
+        self.slots[slot][..len].copy_from_slice(&datagram[..len]);
+        self.lens[slot] = len;
+        self.count += 1;
+        Ok(())
+    }
+}
+
+/// Delivers everything `from` sent since the last call to `to`.
+fn deliver(
+    from: &mut Node<Capture, NullDevice>,
+    from_addr: SocketAddr,
+    to: &mut Node<Capture, NullDevice>,
+    now: Instant,
+    scratch: &mut [u8],
+) {
+    let count = from.socket().count.min(8);
+    for i in 0..count {
+        let len = from.socket().copy(i, scratch);
+        let _ = to.on_datagram(now, from_addr, &mut scratch[..len]);
+    }
+    from.socket_mut().count = 0;
+}
+
+#[test]
+fn keyed_packet_path_makes_no_allocation_after_warm_up() {
+    use ethcloud::crypto::Key;
+    use ethcloud::node::Keyed;
+    let token = Token::new(7).unwrap();
+    let keyed = |session: u8| {
+        let mut config = Config::new(token);
+        config.keyed = Some(Keyed {
+            key: Key::from_bytes([3; 32]),
+            session: [session; 16],
+        });
+        config
+    };
+    let (a_addr, b_addr) = (
+        SocketAddr::from(([198, 18, 0, 1], 3210)),
+        SocketAddr::from(([198, 18, 0, 2], 3210)),
+    );
+    let mut a = Node::new(
+        keyed(1),
+        Capture::new(),
+        NullDevice::default(),
+        Instant::ZERO,
+    );
+    let mut b = Node::new(
+        keyed(2),
+        Capture::new(),
+        NullDevice::default(),
+        Instant::ZERO,
+    );
+    let now = Instant::from_secs(1);
+    let mut scratch = vec![0u8; 2048];
+    // b contacts a (its --connect address); the two verify each other by exchanging messages
+    b.add_connect(now, a_addr);
+    b.housekeep(now);
+    for _ in 0..4 {
+        deliver(&mut b, b_addr, &mut a, now, &mut scratch);
+        deliver(&mut a, a_addr, &mut b, now, &mut scratch);
+    }
+    assert_eq!(
+        (a.peer_count(), b.peer_count()),
+        (1, 1),
+        "keyed nodes verified each other"
+    );
+    let remote_mac = [2, 0, 0, 0, 0, 2];
+    let local_mac = [2, 0, 0, 0, 0, 1];
+    let from_b = ethernet(local_mac, remote_mac);
+    let to_b = ethernet(remote_mac, local_mac);
+    let mut buf = PacketBuf::new();
+    let mut round = |a: &mut Node<Capture, NullDevice>, b: &mut Node<Capture, NullDevice>| {
+        buf.frame_room()[..from_b.len()].copy_from_slice(&from_b);
+        b.on_frame(now, &mut buf, from_b.len()).unwrap();
+        deliver(b, b_addr, a, now, &mut scratch);
+        buf.frame_room()[..to_b.len()].copy_from_slice(&to_b);
+        a.on_frame(now, &mut buf, to_b.len()).unwrap();
+        a.socket_mut().count = 0;
+    };
+    for _ in 0..100 {
+        round(&mut a, &mut b);
+    }
+    let allocations = allocations_in(|| {
+        for _ in 0..10_000 {
+            round(&mut a, &mut b);
+        }
+    });
+    assert_eq!(allocations, 0, "allocations on the keyed packet path");
+    assert_eq!(a.device().written, 10_100);
+    assert_eq!(a.stats().frames_unicast, 10_100);
 }

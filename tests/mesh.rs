@@ -210,14 +210,14 @@ fn peer_list_naming_the_receiver_is_not_followed_to_itself() {
     sim.nodes
         .get_mut(&a)
         .unwrap()
-        .on_datagram(now, b, &buf[..len])
+        .on_datagram(now, b, &mut buf[..len])
         .unwrap();
     assert!(!sim.nodes[&a].contacts().contains(a));
     assert_eq!(sim.stats(a).peer_entries_ignored, 1);
     // a datagram claiming to come from a's own address is dropped
     let mut get = [0u8; 8];
     wire::emit_control(Token::new(1).unwrap(), wire::Kind::GetPeers, &mut get).unwrap();
-    let r = sim.nodes.get_mut(&a).unwrap().on_datagram(now, a, &get);
+    let r = sim.nodes.get_mut(&a).unwrap().on_datagram(now, a, &mut get);
     assert_eq!(r, Err(DropReason::FromSelf));
     assert_eq!(sim.peers_of(a), [b].into());
 }
@@ -236,7 +236,7 @@ fn addresses_from_peer_lists_become_peers_only_when_they_answer() {
     sim.nodes
         .get_mut(&a)
         .unwrap()
-        .on_datagram(now, b, &buf[..len])
+        .on_datagram(now, b, &mut buf[..len])
         .unwrap();
     assert!(
         sim.nodes[&a].contacts().contains(ghost),

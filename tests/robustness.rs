@@ -38,7 +38,7 @@ fn random_datagrams_never_panic_and_every_one_is_accounted_for() {
                 .nodes
                 .get_mut(&a)
                 .unwrap()
-                .on_datagram(now, from, &bytes[..len]);
+                .on_datagram(now, from, &mut bytes[..len]);
             // the node's replies go nowhere in particular; keep the outbox from growing
             sim.nodes.get_mut(&a).unwrap().socket_mut().outbox.clear();
         }

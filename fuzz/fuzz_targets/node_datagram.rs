@@ -53,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
                     datagram.push(arg % 5);
                 }
                 datagram.extend_from_slice(body);
-                let _ = node.on_datagram(now, from, &datagram);
+                let _ = node.on_datagram(now, from, &mut datagram);
             }
             2 => {
                 buf.frame_room()[..body.len()].copy_from_slice(body);

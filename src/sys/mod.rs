@@ -34,6 +34,7 @@ pub mod ifaddrs;
 pub mod netdev;
 pub mod notify;
 pub mod privdrop;
+pub mod random;
 pub mod signal;
 pub mod tap;
 pub mod timer;

@@ -238,6 +238,18 @@ impl RecvBatch {
         let bytes = self.bytes.get(start..start + len)?;
         Some((from?, bytes, segment_len.max(1)))
     }
+
+    /// Like [`RecvBatch::get`], with the bytes mutable (keyed mode decrypts in place).
+    // HOT PATH
+    pub fn get_mut(&mut self, i: usize) -> Option<(SocketAddr, &mut [u8], usize)> {
+        if i >= self.count {
+            return None;
+        }
+        let (len, segment_len, from) = *self.received.get(i)?;
+        let start = i * RECV_SLOT_LEN;
+        let bytes = self.bytes.get_mut(start..start + len)?;
+        Some((from?, bytes, segment_len.max(1)))
+    }
 }
 
 /// Which address families a socket bound to some listen address can talk to.

@@ -13,6 +13,10 @@ fixed count and returns.
         COUNT "get peer list" messages from one fresh socket on SRC_IP, then listens 2 s and
         prints `sent=BYTES received=BYTES replies=N`.
 
+    flood.py sniff IFACE SECONDS HEXPATTERN
+        Prints `ready`, then captures for SECONDS and prints `udp=N matches=M`: how many
+        IPv4 UDP packets to or from port 3210 it saw, and how many contained the pattern.
+
 Prints one summary line; exits 0.
 """
 
@@ -88,12 +92,38 @@ def getpeers(target, port, token, count, source):
     print(f"sent={count * len(request)} received={received} replies={replies}")
 
 
+def sniff(iface, seconds, pattern):
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    s.bind((iface, 0))
+    s.settimeout(0.2)
+    print("ready", flush=True)
+    udp = matches = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            continue
+        if len(data) < 42 or data[12:14] != b"\x08\x00" or data[23] != 17:
+            continue
+        ihl = (data[14] & 0x0F) * 4
+        sport, dport = struct.unpack(">HH", data[14 + ihl : 18 + ihl])
+        if 3210 not in (sport, dport):
+            continue
+        udp += 1
+        if pattern in data[14 + ihl + 8 :]:
+            matches += 1
+    print(f"udp={udp} matches={matches}", flush=True)
+
+
 def main(argv):
     mode = argv[1]
     if mode == "frames":
         frames(argv[2], int(argv[3]))
     elif mode == "datagrams":
         datagrams(argv[2], int(argv[3]), int(argv[4]), int(argv[5]), argv[6:])
+    elif mode == "sniff":
+        sniff(argv[2], float(argv[3]), bytes.fromhex(argv[4]))
     elif mode == "getpeers":
         getpeers(argv[2], int(argv[3]), int(argv[4]), int(argv[5]), argv[6])
     else:

@@ -96,6 +96,19 @@ pub struct Simulator {
     pub trace_hash: u64,
     pub delivered: u64,
     pub lost: u64,
+    /// When `Some`, every delivered datagram's bytes are kept here (what a wiretap sees).
+    pub wire_log: Option<Vec<Vec<u8>>>,
+    starts: u32,
+}
+
+fn ip_bits(addr: SocketAddr) -> u32 {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) => u32::from(ip),
+        std::net::IpAddr::V6(ip) => ip
+            .octets()
+            .iter()
+            .fold(0, |h, b| h.rotate_left(5) ^ u32::from(*b)),
+    }
 }
 
 impl Simulator {
@@ -115,6 +128,8 @@ impl Simulator {
             trace_hash: 0xcbf2_9ce4_8422_2325,
             delivered: 0,
             lost: 0,
+            wire_log: None,
+            starts: 0,
         }
     }
 
@@ -148,8 +163,17 @@ impl Simulator {
         if !cfg.own_addrs.contains(&addr) {
             cfg.own_addrs.push(addr);
         }
+        let mut run_cfg = cfg.clone();
+        if let Some(keyed) = run_cfg.keyed.as_mut() {
+            // A fresh session per start, as the daemon makes one: start time, then the
+            // address and a start counter in place of random bytes.
+            self.starts += 1;
+            keyed.session[..8].copy_from_slice(&self.now.as_millis().to_be_bytes());
+            let tail = (u64::from(self.starts) << 32) ^ u64::from(ip_bits(addr));
+            keyed.session[8..].copy_from_slice(&tail.to_be_bytes());
+        }
         let node = Node::new(
-            cfg.clone(),
+            run_cfg,
             SimSocket::default(),
             SimDevice::default(),
             self.now,
@@ -254,6 +278,9 @@ impl Simulator {
     }
 
     fn record(&mut self, d: &Datagram) {
+        if let Some(log) = self.wire_log.as_mut() {
+            log.push(d.bytes.clone());
+        }
         let mut h = self.trace_hash;
         let mut feed = |bytes: &[u8]| {
             for b in bytes {
@@ -272,6 +299,11 @@ impl Simulator {
         }
         feed(&d.bytes);
         self.trace_hash = h;
+    }
+
+    /// Puts a datagram in flight as if `from` had sent it (forged, replayed or captured bytes).
+    pub fn inject_datagram(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+        self.in_flight.push_back(Datagram { from, to, bytes });
     }
 
     /// Delivers (or drops) one datagram. Returns false when nothing was in flight.
@@ -303,7 +335,8 @@ impl Simulator {
         self.record(&d);
         self.delivered += 1;
         let now = self.now;
-        let _ = self.node(d.to).on_datagram(now, d.from, &d.bytes);
+        let mut d = d;
+        let _ = self.node(d.to).on_datagram(now, d.from, &mut d.bytes);
         self.flush(d.to);
         true
     }
