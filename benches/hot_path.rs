@@ -74,7 +74,8 @@ fn main() {
     let mut incoming = vec![0u8; 1500];
     let len = wire::emit_frame(token, &frame(local, remote), &mut incoming).expect("fits");
     incoming.truncate(len);
-    node.on_datagram(now, peers[0], &mut incoming).expect("valid");
+    node.on_datagram(now, peers[0], &mut incoming)
+        .expect("valid");
 
     let unicast = frame(remote, local);
     let broadcast = frame([0xff; 6], local);

@@ -208,6 +208,9 @@ hz="$(getconf CLK_TCK)"
 cpu="$(for i in "${!pids[@]}"; do
     awk -v d=$((ticks1[i] - ticks0[i])) -v hz="$hz" -v s="$elapsed" 'BEGIN { print 100 * d / hz / s }'
 done | summary '%.2f')"
+total_ms="$(for i in "${!pids[@]}"; do
+    awk -v t="${ticks1[i]}" -v hz="$hz" 'BEGIN { print 1000 * t / hz }'
+done | summary '%.0f')"
 rss="$(for pid in "${pids[@]}"; do awk '/^VmRSS:/ { print $2 / 1024 }' "/proc/$pid/status"; done | summary '%.1f')"
 hwm="$(for pid in "${pids[@]}"; do awk '/^VmHWM:/ { print $2 / 1024 }' "/proc/$pid/status"; done | summary '%.1f')"
 mgmt="$(for i in "${!pids[@]}"; do
@@ -218,7 +221,8 @@ echo
 echo "scale.sh results: $n daemons, chain bootstrap, --peer-timeout 60 (keepalive 15 s)"
 echo "  full mesh after:                 ${mesh_secs} s"
 echo "  pings across the overlay:        $pings of $pings answered"
-echo "  idle CPU per daemon (%):         $cpu   (min / median / max over ${elapsed%.*} s)"
+echo "  idle CPU per daemon (%):         $cpu   (min / median / max over ${elapsed%.*} s; /proc counts 1/$hz s)"
+echo "  CPU time since start (ms):       $total_ms   (bootstrap, pings and idle)"
 echo "  VmRSS per daemon (MiB):          $rss"
 echo "  VmHWM per daemon (MiB):          $hwm"
 echo "  management bytes/s per daemon:   $mgmt   (idle, from SIGUSR1 counters)"

@@ -65,7 +65,11 @@ fn get_peers_burst_from_a_fresh_address_yields_at_most_three_times_one_request()
     assert_eq!(sim.stats(a).replies_limited, burst as u64 - 1);
     // a verified peer asking gets the whole list
     let b = nodes[1];
-    let _ = sim.nodes.get_mut(&a).unwrap().on_datagram(now, b, &mut request.clone());
+    let _ = sim
+        .nodes
+        .get_mut(&a)
+        .unwrap()
+        .on_datagram(now, b, &mut request.clone());
     let (_, bytes) = queued_to(&mut sim, a, b);
     assert!(
         bytes >= 8 + 2 + 38 * 6,

@@ -60,7 +60,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-
 #[derive(Default)]
 struct NullSocket {
     sent: u64,
