@@ -25,7 +25,8 @@ int ethcloud_tap_setup(int fd, char *name, size_t name_len, int vnet_hdr)
     strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
     if (ioctl(fd, TUNSETIFF, (void *)&ifr) < 0)
         return -errno;
+    /* The kernel's name is NUL-terminated within IFNAMSIZ; copy it with its terminator. */
     memset(name, 0, name_len);
-    strncpy(name, ifr.ifr_name, IFNAMSIZ - 1);
+    memcpy(name, ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ - 1));
     return 0;
 }

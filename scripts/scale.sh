@@ -13,6 +13,11 @@
 # SIGUSR1 logs), each as min / median / max. Exits non-zero on any failure. Every wait has a
 # deadline; whatever happens, it stops the daemons it started by PID and deletes the namespaces
 # it created by name. `scripts/scale.sh 12` is the reduced form CI runs.
+#
+# Linux keeps one neighbour (ARP/ND) table for all namespaces, capped by gc_thresh3 (default
+# 1024). N hosts on one segment need about 2·N² entries (underlay and overlay), so beyond ~25
+# hosts ARP fails ("neighbor table overflow" in dmesg, ENOBUFS in ping). The script raises
+# gc_thresh2/3 for IPv4 and IPv6 while it runs if they are too low, and puts them back on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +51,7 @@ logs="$(mktemp -d /tmp/ethcloud-scale.XXXXXX)"
 namespaces=()
 pids=()
 ok=0
+restore_sysctls=()
 
 cleanup() {
     trap - EXIT INT TERM
@@ -69,6 +75,7 @@ cleanup() {
         done
     fi
     for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    for setting in "${restore_sysctls[@]}"; do sysctl -q -w "$setting" >/dev/null || true; done
     rm -rf "$logs"
     echo "==> cleaned up: stopped ${#pids[@]} daemons, deleted ${#namespaces[@]} namespaces"
 }
@@ -103,6 +110,20 @@ summary() {
         med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
         printf fmt " / " fmt " / " fmt "\n", v[1], med, v[NR] }'
 }
+
+need=$((2 * n * n + 1024))
+for family in ipv4 ipv6; do
+    for k in 2 3; do
+        key="net.$family.neigh.default.gc_thresh$k"
+        old="$(sysctl -n "$key")"
+        if [ "$old" -lt "$need" ]; then
+            restore_sysctls+=("$key=$old")
+            sysctl -q -w "$key=$need"
+        fi
+    done
+done
+[ "${#restore_sysctls[@]}" -eq 0 ] ||
+    echo "==> neighbour tables: gc_thresh2/3 raised to $need while the test runs (restored on exit)"
 
 echo "==> $n namespaces on a bridge"
 add_ns "$switch_ns"

@@ -53,6 +53,11 @@ pub const ETHCLOUD_HEADER_LEN: u32 = 8;
 /// The Ethernet header every frame carries on top of its payload, untagged
 /// (`wire::ethernet::ETHERNET_HEADER_LEN`).
 pub const FRAME_HEADER_LEN: u32 = 14;
+/// The default `--busy-poll`, in microseconds.
+pub const DEFAULT_BUSY_POLL_USECS: u64 = 50;
+/// The largest `--busy-poll`, in microseconds.
+pub const MAX_BUSY_POLL_USECS: u64 = 100_000;
+
 /// The smallest `--mtu`: the least IPv4 needs.
 pub const MIN_MTU: u32 = 68;
 /// The largest `--mtu`: a VLAN-tagged frame of this MTU (18-byte header) still fits into one
@@ -159,6 +164,10 @@ pub struct Args {
     #[arg(long = "no-offload")]
     pub no_offload: bool,
 
+    /// After traffic, poll without sleeping for USECS microseconds (lower latency, more CPU) [default: 50]
+    #[arg(long = "busy-poll", value_name = "USECS")]
+    pub busy_poll_usecs: Option<u64>,
+
     /// Seal every packet with the key in FILE (32 bytes, 64 hex digits, or a passphrase)
     #[arg(long = "key-file", value_name = "FILE")]
     pub key_file: Option<PathBuf>,
@@ -213,6 +222,8 @@ pub struct Settings {
     pub offload: bool,
     /// The key file for the keyed mode, if any.
     pub key_file: Option<PathBuf>,
+    /// How long the loop keeps polling without sleeping after traffic.
+    pub busy_poll: Duration,
 }
 
 /// The host part of a `--connect` value.
@@ -462,6 +473,19 @@ impl Args {
             |f| f.key_file.clone().map(Some),
             None,
         );
+        let (busy_poll_usecs, at) = pick(
+            self.busy_poll_usecs,
+            file,
+            "busy-poll",
+            |f| f.busy_poll,
+            DEFAULT_BUSY_POLL_USECS,
+        );
+        if busy_poll_usecs > MAX_BUSY_POLL_USECS {
+            return Err(at.blame(Error::InvalidBusyPoll {
+                value: busy_poll_usecs,
+            }));
+        }
+        let busy_poll = Duration::from_micros(busy_poll_usecs);
         let (mtu, at) = pick(self.mtu.map(Some), file, "mtu", |f| f.mtu.map(Some), None);
         let mtu = match mtu {
             // Sealing adds crypto::OVERHEAD bytes to every datagram.
@@ -565,6 +589,7 @@ impl Args {
             stats_format,
             offload: !no_offload,
             key_file,
+            busy_poll,
         })
     }
 }
@@ -822,6 +847,12 @@ mod tests {
         assert_eq!(s.log_level, LevelFilter::Info);
         assert!(s.offload);
         assert!(!check(&["--no-offload"]).unwrap().offload);
+        assert_eq!(
+            check(&[]).unwrap().busy_poll,
+            Duration::from_micros(DEFAULT_BUSY_POLL_USECS)
+        );
+        assert!(check(&["--busy-poll", "0"]).unwrap().busy_poll.is_zero());
+        assert!(check(&["--busy-poll", "100001"]).is_err());
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub const CONFIG_DIR: &str = "/etc/ethcloud";
 
 /// Every key the file may hold: the long options, less `--config`, `--completions`, `--help`
 /// and `--version`.
-pub const KEYS: [&str; 22] = [
+pub const KEYS: [&str; 23] = [
     "device",
     "listen",
     "token",
@@ -55,6 +55,7 @@ pub const KEYS: [&str; 22] = [
     "stats-format",
     "no-offload",
     "key-file",
+    "busy-poll",
 ];
 
 /// The values a config file sets; `None` where it says nothing. Types only: the values are
@@ -107,6 +108,8 @@ pub struct FileValues {
     pub no_offload: Option<bool>,
     /// `--key-file`.
     pub key_file: Option<std::path::PathBuf>,
+    /// `--busy-poll`, microseconds.
+    pub busy_poll: Option<u64>,
 }
 
 /// A parsed config file: its values and the line of each key.
@@ -284,6 +287,7 @@ stats-interval = 5
 stats-format = "prometheus"
 no-offload = true
 key-file = "/etc/ethcloud/vpn0.key"
+busy-poll = 0
 "#;
         let file = parse(text).unwrap();
         let v = &file.values;

@@ -1,29 +1,45 @@
-//! Keyed mode (issue #8): sealing and opening datagrams with XChaCha20-Poly1305, replay
-//! windows per sender session, and the key file (a raw key or an Argon2id passphrase).
+//! Keyed mode (issue #8): sealing and opening datagrams with ChaCha20-Poly1305 or AES-256-GCM
+//! (`ring`), per-session subkeys, replay windows per sender session, and the key file (a raw
+//! key or an Argon2id passphrase).
 //!
 //! Owns the sealed byte layout, the key derivation and the replay state. It performs no I/O and
 //! reads no clock and no RNG: the caller supplies the session (start time and random bytes),
 //! and decides what to do with a packet that fails (drop it and count it).
 //!
 //! ```text
-//! clear:                                   | token: 7 | switch: 1 | body ... |
-//! sealed: | token: 7 | 0x80 | session: 16 | counter: 8 | ciphertext of (switch | body) | tag: 16 |
-//!         '--- associated data ---'  '------ nonce: 24 ------'
-//!         ^ switch_at - FRONT_LEN                  ^ switch_at                ^ end of body
+//! clear:                                      | token 7 | switch 1 | body ... |
+//! sealed: | token 7 | marker 1 | session 16 | counter 8 | ciphertext of (switch | body) | tag 16 |
+//!         '- associated data -'
+//!         ^ switch_at - FRONT_LEN                         ^ switch_at                   ^ body end
 //! ```
 //!
-//! - The token stays in clear and, with the marker byte [`SEALED_KIND`] (0x80, never a valid
-//!   switch byte), is the AEAD's associated data: several networks can share a port, and the
-//!   receiver can pick the network before it decrypts.
-//! - The nonce is the 16-byte session followed by the 8-byte big-endian counter. The session is
-//!   the sender's process start time (milliseconds since the Unix epoch, 8 bytes big-endian)
-//!   followed by 8 random bytes; the counter starts at 0 and goes up by one per sealed packet.
-//!   A (session, counter) pair is never used twice, also across restarts (a new start time and
-//!   new random bytes).
+//! - The token stays in clear and, with the marker byte, is the AEAD's associated data:
+//!   several networks can share a port, and the receiver can pick the network before it
+//!   decrypts.
+//! - The marker names the cipher ([`Cipher`]): 0x80 = ChaCha20-Poly1305 (RFC 8439), 0x81 =
+//!   AES-256-GCM. Neither is a valid clear switch byte. Every node opens both; each seals with
+//!   the one its CPU does fast ([`Cipher::preferred`]): AES-256-GCM where the CPU has AES
+//!   instructions, ChaCha20-Poly1305 elsewhere.
+//! - The session is the sender's process start time (milliseconds since the Unix epoch, 8 bytes
+//!   big-endian) followed by 8 random bytes; the counter (8 bytes big-endian) starts at 0 and
+//!   goes up by one per sealed packet.
+//! - Each (session, cipher) seals with its own subkey: `HKDF-SHA256(salt =
+//!   "ethcloud-session-v1", ikm = network key, info = session ‖ marker)`, 32 bytes. The 96-bit
+//!   AEAD nonce is 4 zero bytes followed by the counter, so it is unique per subkey, and a new
+//!   session (every start: a new start time and new random bytes) gets a new subkey: a nonce
+//!   never repeats under one key, also across restarts.
 //! - The clear switch byte sits where it sits in a clear datagram, so sealing and opening never
 //!   move the frame: the seal adds [`FRONT_LEN`] - 7 = 25 bytes in front of the switch byte
 //!   (in the headroom of [`crate::buf::PacketBuf`]) and [`TAG_LEN`] bytes behind the body (in
 //!   its tailroom). [`OVERHEAD`] = 41 bytes in all.
+//!
+//! **Keys.** The [`Sealer`] derives its subkey once, at construction. The [`Opener`] derives a
+//! sender session's subkey when it first sees the session, and keeps it (a `ring`
+//! `LessSafeKey`) with that session's replay window, but remembers the session only once a
+//! packet's tag verified under it: a packet of an unknown session costs one HKDF and one key
+//! setup (about a microsecond) and never memory. A session is bound to the cipher of its first
+//! authenticated packet; a packet of a remembered session under the other marker is refused as
+//! [`OpenError::Forged`] (no honest sender does that: a sealer uses one cipher for its life).
 //!
 //! **Replay protection.** [`Opener`] keeps one window per sender *session* (not per address, so
 //! a replay from another source address is caught as well): the highest counter seen and a
@@ -35,11 +51,13 @@
 //! Sessions live in a `std::collections::HashMap` with the default, randomly keyed hasher (no
 //! one can craft colliding sessions) capped at `max_sessions`. It is a map rather than a fixed
 //! array because lookups are by a 16-byte key on every packet; its memory is reserved for the
-//! first [`INITIAL_SESSIONS`] at construction and grows only when a *new, authenticated*
-//! session is inserted, never while opening packets of known sessions, so the steady state
-//! allocates nothing. When the map is full, the least recently used session is evicted (found
-//! by a scan: rare, and only a key holder can cause it) and a `floor` is raised to its start
-//! time; a session that is not in the map and started at or before the floor is refused
+//! first [`INITIAL_SESSIONS`] at construction; it grows, and a session's state is boxed, only
+//! when a *new, authenticated* session is inserted, never while opening packets of known
+//! sessions, so the steady state allocates nothing. A remembered session takes about
+//! [`SESSION_STATE_LEN`] bytes (window and subkey, boxed, plus its map entry): 4096 sessions
+//! take about 3.5 MiB. When the map is full, the least recently used session is evicted
+//! (found by a scan: rare, and only a key holder can cause it) and a `floor` is raised to its
+//! start time; a session that is not in the map and started at or before the floor is refused
 //! ([`OpenError::StaleSession`]), so replays of forgotten sessions stay refused. There is no
 //! time-based expiry. The floor compares start times read from different machines' clocks: a
 //! peer whose clock is far behind may, after evictions, have to wait for its clock to pass the
@@ -50,24 +68,24 @@ use core::ops::Range;
 use std::collections::HashMap;
 
 use argon2::{Algorithm, Argon2, Params, Version};
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
+use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
+use ring::hkdf::{self, Prk, Salt};
 
 use crate::wire::{Token, TOKEN_LEN};
 
-/// The byte after the token that marks a sealed datagram (never a valid clear switch byte).
-pub const SEALED_KIND: u8 = 0x80;
 /// Bytes of a sender session: start time in ms (8, big-endian), then 8 random bytes.
 pub const SESSION_LEN: usize = 16;
-/// Bytes of the XChaCha20 nonce: session then counter.
-pub const NONCE_LEN: usize = 24;
-/// Bytes of the Poly1305 tag at the end of a sealed datagram.
+/// Bytes of the packet counter on the wire (big-endian).
+pub const COUNTER_LEN: usize = 8;
+/// Bytes of the AEAD nonce: 4 zero bytes, then the counter.
+pub const NONCE_LEN: usize = 12;
+/// Bytes of the authentication tag at the end of a sealed datagram.
 pub const TAG_LEN: usize = 16;
-/// Bytes in front of the clear switch byte: token, marker and nonce.
-pub const FRONT_LEN: usize = TOKEN_LEN + 1 + NONCE_LEN;
-/// Sealed length minus clear length: marker, nonce and tag.
-pub const OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
-/// Bytes of a key.
+/// Bytes in front of the clear switch byte: token, marker, session and counter.
+pub const FRONT_LEN: usize = TOKEN_LEN + 1 + SESSION_LEN + COUNTER_LEN;
+/// Sealed length minus clear length: marker, session, counter and tag.
+pub const OVERHEAD: usize = 1 + SESSION_LEN + COUNTER_LEN + TAG_LEN;
+/// Bytes of a key (the network key and every subkey).
 pub const KEY_LEN: usize = 32;
 /// Sessions an [`Opener`] reserves room for up front (it grows up to `max_sessions`).
 pub const INITIAL_SESSIONS: usize = 64;
@@ -75,6 +93,11 @@ pub const INITIAL_SESSIONS: usize = 64;
 pub const MAX_PASSPHRASE_LEN: usize = 1024;
 /// Counters accepted below the highest one seen, per session.
 pub const WINDOW_LEN: u64 = 2048;
+/// Bytes an [`Opener`] keeps per remembered session: its map entry (session and pointer) and
+/// the boxed replay window, cipher and subkey (about 850 bytes on x86_64), not counting the
+/// allocator's and the map's spare room.
+pub const SESSION_STATE_LEN: usize =
+    SESSION_LEN + core::mem::size_of::<Box<SessionState>>() + core::mem::size_of::<SessionState>();
 
 /// Argon2id memory cost in KiB (64 MiB).
 const KDF_MEMORY_KIB: u32 = 64 * 1024;
@@ -84,6 +107,8 @@ const KDF_PASSES: u32 = 3;
 const KDF_LANES: u32 = 1;
 /// Salt prefix; the token's 7 wire bytes follow it.
 const KDF_SALT_PREFIX: &[u8; 16] = b"ethcloud-key-v1:";
+/// HKDF-SHA256 salt of the per-session subkeys.
+const SUBKEY_SALT: &[u8; 19] = b"ethcloud-session-v1";
 
 /// Offsets inside a sealed datagram.
 mod field {
@@ -94,8 +119,80 @@ mod field {
     pub const AAD_END: usize = MARKER + 1;
     pub const SESSION: usize = AAD_END;
     pub const COUNTER: usize = SESSION + SESSION_LEN;
-    pub const NONCE: usize = SESSION;
     pub const SWITCH: usize = FRONT_LEN;
+}
+
+/// The AEAD of a sealed datagram, named by its marker byte (the byte after the token).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cipher {
+    /// ChaCha20-Poly1305 (RFC 8439), marker 0x80: fast everywhere in software.
+    ChaCha20Poly1305,
+    /// AES-256-GCM, marker 0x81: the fastest where the CPU has AES and carry-less multiply
+    /// instructions.
+    Aes256Gcm,
+}
+
+impl Cipher {
+    /// Both ciphers, in marker order.
+    pub const ALL: [Cipher; 2] = [Cipher::ChaCha20Poly1305, Cipher::Aes256Gcm];
+
+    /// The marker byte after the token: 0x80 or 0x81 (never a valid clear switch byte).
+    pub const fn marker(self) -> u8 {
+        match self {
+            Cipher::ChaCha20Poly1305 => 0x80,
+            Cipher::Aes256Gcm => 0x81,
+        }
+    }
+
+    /// The cipher a marker byte names, if any.
+    pub const fn from_marker(marker: u8) -> Option<Cipher> {
+        match marker {
+            0x80 => Some(Cipher::ChaCha20Poly1305),
+            0x81 => Some(Cipher::Aes256Gcm),
+            _ => None,
+        }
+    }
+
+    /// The cipher this CPU seals fastest: AES-256-GCM when it has AES instructions (AES-NI and
+    /// PCLMULQDQ on x86_64, the AES extension on aarch64), ChaCha20-Poly1305 otherwise.
+    pub fn preferred() -> Cipher {
+        if has_aes_instructions() {
+            Cipher::Aes256Gcm
+        } else {
+            Cipher::ChaCha20Poly1305
+        }
+    }
+
+    fn algorithm(self) -> &'static aead::Algorithm {
+        match self {
+            Cipher::ChaCha20Poly1305 => &aead::CHACHA20_POLY1305,
+            Cipher::Aes256Gcm => &aead::AES_256_GCM,
+        }
+    }
+}
+
+impl fmt::Display for Cipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Cipher::ChaCha20Poly1305 => "ChaCha20-Poly1305",
+            Cipher::Aes256Gcm => "AES-256-GCM",
+        })
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_aes_instructions() -> bool {
+    std::arch::is_x86_feature_detected!("aes") && std::arch::is_x86_feature_detected!("pclmulqdq")
+}
+
+#[cfg(target_arch = "aarch64")]
+fn has_aes_instructions() -> bool {
+    std::arch::is_aarch64_feature_detected!("aes")
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn has_aes_instructions() -> bool {
+    false
 }
 
 /// A 32-byte network key. Its bytes are overwritten with zeros when it is dropped.
@@ -193,9 +290,30 @@ impl Key {
         Key(bytes)
     }
 
-    fn cipher(&self) -> XChaCha20Poly1305 {
-        XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&self.0))
+    /// The HKDF-SHA256 pseudorandom key from which the session subkeys are expanded.
+    fn subkey_prk(&self) -> Prk {
+        Salt::new(hkdf::HKDF_SHA256, SUBKEY_SALT).extract(&self.0)
     }
+}
+
+/// The subkey of one sender session and cipher: HKDF-Expand(prk, session ‖ marker, 32 bytes).
+#[allow(clippy::expect_used)]
+fn subkey(prk: &Prk, session: &[u8; SESSION_LEN], cipher: Cipher) -> LessSafeKey {
+    let marker = [cipher.marker()];
+    let info: [&[u8]; 2] = [session, &marker];
+    let okm = prk
+        .expand(&info, cipher.algorithm())
+        // expand fails only past 255 × 32 bytes; this asks for 32.
+        .expect("invariant: a 32-byte HKDF-SHA256 output is always possible");
+    LessSafeKey::new(UnboundKey::from(okm))
+}
+
+/// The AEAD nonce of `counter`: 4 zero bytes, then the counter big-endian.
+fn nonce(counter: u64) -> Nonce {
+    let mut bytes = [0u8; NONCE_LEN];
+    let (_, count) = bytes.split_at_mut(NONCE_LEN - COUNTER_LEN);
+    count.copy_from_slice(&counter.to_be_bytes());
+    Nonce::assume_unique_for_key(bytes)
 }
 
 /// Exactly 64 hex digits (either case) into a key.
@@ -246,11 +364,12 @@ impl std::error::Error for SealError {}
 /// Why a datagram could not be opened. Small and `Copy`, so the caller can count it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OpenError {
-    /// Shorter than a token, marker, nonce and tag.
+    /// Shorter than a token, marker, session, counter and tag.
     Truncated,
-    /// The byte after the token is not [`SEALED_KIND`].
+    /// The byte after the token is no [`Cipher`] marker (0x80 or 0x81).
     NotSealed,
-    /// The tag does not match: wrong key, wrong token or altered bytes.
+    /// The tag does not match: wrong key, wrong token, altered bytes, or the other cipher than
+    /// this session's.
     Forged,
     /// The counter was seen already, or is older than the window.
     Replayed,
@@ -274,7 +393,8 @@ impl std::error::Error for OpenError {}
 
 /// Seals outgoing datagrams for one session: one per process, counters from 0.
 pub struct Sealer {
-    cipher: XChaCha20Poly1305,
+    key: LessSafeKey,
+    cipher: Cipher,
     session: [u8; SESSION_LEN],
     next: u64,
 }
@@ -282,6 +402,7 @@ pub struct Sealer {
 impl fmt::Debug for Sealer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sealer")
+            .field("cipher", &self.cipher)
             .field("session", &self.session)
             .field("next", &self.next)
             .finish_non_exhaustive()
@@ -289,14 +410,27 @@ impl fmt::Debug for Sealer {
 }
 
 impl Sealer {
-    /// A sealer for `session`: the process start time in milliseconds since the Unix epoch
-    /// (8 bytes big-endian) followed by 8 random bytes, both read by the caller.
+    /// A sealer for `session` with this CPU's fastest cipher ([`Cipher::preferred`]).
+    /// `session` is the process start time in milliseconds since the Unix epoch (8 bytes
+    /// big-endian) followed by 8 random bytes, both read by the caller; it must differ on every
+    /// start.
     pub fn new(key: &Key, session: [u8; SESSION_LEN]) -> Sealer {
+        Sealer::with_cipher(key, session, Cipher::preferred())
+    }
+
+    /// A sealer for `session` with the given cipher (tests, test vectors, benchmarks).
+    pub fn with_cipher(key: &Key, session: [u8; SESSION_LEN], cipher: Cipher) -> Sealer {
         Sealer {
-            cipher: key.cipher(),
+            key: subkey(&key.subkey_prk(), &session, cipher),
+            cipher,
             session,
             next: 0,
         }
+    }
+
+    /// The cipher this sealer uses.
+    pub fn cipher(&self) -> Cipher {
+        self.cipher
     }
 
     /// Seals in place. `buf[switch_at .. switch_at + inner_len]` holds the clear switch byte and
@@ -327,22 +461,19 @@ impl Sealer {
 
         let (front, rest) = sealed.split_at_mut(FRONT_LEN);
         let (inner, tag_room) = rest.split_at_mut(inner_len);
-        let mut nonce = [0u8; NONCE_LEN];
-        let (session, count) = nonce.split_at_mut(SESSION_LEN);
+        let (aad, session_counter) = front.split_at_mut(field::AAD_END);
+        let (token_room, marker) = aad.split_at_mut(TOKEN_LEN);
+        token_room.copy_from_slice(&token.to_bytes());
+        marker.fill(self.cipher.marker());
+        let (session, count) = session_counter.split_at_mut(SESSION_LEN);
         session.copy_from_slice(&self.session);
         count.copy_from_slice(&counter.to_be_bytes());
 
-        let (aad, nonce_room) = front.split_at_mut(field::AAD_END);
-        let (token_room, marker) = aad.split_at_mut(TOKEN_LEN);
-        token_room.copy_from_slice(&token.to_bytes());
-        marker.fill(SEALED_KIND);
-        nonce_room.copy_from_slice(&nonce);
-
         let tag = self
-            .cipher
-            .encrypt_in_place_detached(&XNonce::from(nonce), aad, inner)
+            .key
+            .seal_in_place_separate_tag(nonce(counter), Aad::from(&*aad), inner)
             .map_err(|_| SealError::NoRoom)?;
-        tag_room.copy_from_slice(&tag);
+        tag_room.copy_from_slice(tag.as_ref());
         self.next = counter + 1;
         Ok(start..end)
     }
@@ -447,10 +578,20 @@ fn start_time(session: &[u8; SESSION_LEN]) -> u64 {
     u64::from_be_bytes(ms)
 }
 
-/// Opens incoming datagrams of one key and remembers each sender session's replay window.
+/// What an [`Opener`] remembers of one sender session.
+struct SessionState {
+    window: Window,
+    /// The cipher of the session's first authenticated packet; its subkey is `key`.
+    cipher: Cipher,
+    key: LessSafeKey,
+}
+
+/// Opens incoming datagrams of one key and remembers each sender session's subkey and replay
+/// window.
 pub struct Opener {
-    cipher: XChaCha20Poly1305,
-    sessions: HashMap<[u8; SESSION_LEN], Window>,
+    prk: Prk,
+    /// Boxed, so that the map's spare slots cost a pointer each rather than a subkey.
+    sessions: HashMap<[u8; SESSION_LEN], Box<SessionState>>,
     max_sessions: usize,
     /// Unknown sessions that started at or before this (ms) are refused.
     floor: Option<u64>,
@@ -471,10 +612,11 @@ impl fmt::Debug for Opener {
 
 impl Opener {
     /// An opener that remembers at most `max_sessions` sender sessions (at least 1), e.g. 4096.
+    /// It opens both ciphers.
     pub fn new(key: &Key, max_sessions: usize) -> Opener {
         let max_sessions = max_sessions.max(1);
         Opener {
-            cipher: key.cipher(),
+            prk: key.subkey_prk(),
             sessions: HashMap::with_capacity(max_sessions.min(INITIAL_SESSIONS)),
             max_sessions,
             floor: None,
@@ -497,75 +639,83 @@ impl Opener {
     /// Authenticates and decrypts a sealed datagram in place. On success returns the range of
     /// the clear datagram (token, switch byte, body; the token is copied to just before the
     /// decrypted switch byte) inside `datagram`. The replay window is checked before decrypting
-    /// and updated only once the tag has verified.
+    /// and updated only once the tag has verified; an unknown session is remembered only then.
     ///
     /// # Errors
     ///
     /// [`OpenError::Truncated`] / [`OpenError::NotSealed`] for a malformed header,
     /// [`OpenError::Replayed`] / [`OpenError::StaleSession`] from the replay state (the bytes
-    /// are untouched), [`OpenError::Forged`] when the tag does not verify.
+    /// are untouched), [`OpenError::Forged`] when the tag does not verify (the bytes after the
+    /// counter are then unspecified).
     // HOT PATH: no allocation for known sessions, no copy of the body.
     pub fn open(&mut self, datagram: &mut [u8]) -> Result<Range<usize>, OpenError> {
         let marker = *datagram.get(field::MARKER).ok_or(OpenError::Truncated)?;
-        if marker != SEALED_KIND {
-            return Err(OpenError::NotSealed);
-        }
+        let cipher = Cipher::from_marker(marker).ok_or(OpenError::NotSealed)?;
         let tag_at = datagram
             .len()
             .checked_sub(TAG_LEN)
             .filter(|&t| t >= FRONT_LEN)
             .ok_or(OpenError::Truncated)?;
-        let (head, tag) = datagram.split_at_mut(tag_at);
-        let (front, inner) = head.split_at_mut(FRONT_LEN);
-        let tag = <[u8; TAG_LEN]>::try_from(&*tag).map_err(|_| OpenError::Truncated)?;
-        let nonce = front
-            .get(field::NONCE..FRONT_LEN)
-            .and_then(|n| <[u8; NONCE_LEN]>::try_from(n).ok())
-            .ok_or(OpenError::Truncated)?;
+        // `front` is token, marker, session and counter; `sealed` is ciphertext and tag.
+        let (front, sealed) = datagram.split_at_mut(FRONT_LEN);
         let session = front
             .get(field::SESSION..field::COUNTER)
             .and_then(|s| <[u8; SESSION_LEN]>::try_from(s).ok())
             .ok_or(OpenError::Truncated)?;
         let counter = front
             .get(field::COUNTER..FRONT_LEN)
-            .and_then(|c| <[u8; 8]>::try_from(c).ok())
+            .and_then(|c| <[u8; COUNTER_LEN]>::try_from(c).ok())
             .map(u64::from_be_bytes)
             .ok_or(OpenError::Truncated)?;
+        let aad = Aad::from(front.get(..field::AAD_END).ok_or(OpenError::Truncated)?);
 
         if self.own == Some(session) {
             return Err(OpenError::Replayed);
         }
-        match self.sessions.get(&session) {
-            Some(window) => window.check(counter)?,
-            None if self.floor.is_some_and(|f| start_time(&session) <= f) => {
-                return Err(OpenError::StaleSession)
+        if let Some(state) = self.sessions.get_mut(&session) {
+            if state.cipher != cipher {
+                return Err(OpenError::Forged);
             }
-            None => {}
+            state.window.check(counter)?;
+            state
+                .key
+                .open_in_place(nonce(counter), aad, sealed)
+                .map_err(|_| OpenError::Forged)?;
+            self.tick = self.tick.wrapping_add(1);
+            state.window.accept(counter);
+            state.window.last_used = self.tick;
+        } else {
+            if self.floor.is_some_and(|f| start_time(&session) <= f) {
+                return Err(OpenError::StaleSession);
+            }
+            let key = subkey(&self.prk, &session, cipher);
+            key.open_in_place(nonce(counter), aad, sealed)
+                .map_err(|_| OpenError::Forged)?;
+            self.insert(session, cipher, key, counter);
         }
-
-        let aad = front.get(..field::AAD_END).ok_or(OpenError::Truncated)?;
-        self.cipher
-            .decrypt_in_place_detached(&XNonce::from(nonce), aad, inner, &Tag::from(tag))
-            .map_err(|_| OpenError::Forged)?;
-
-        self.remember(session, counter);
         front.copy_within(..TOKEN_LEN, field::SWITCH - TOKEN_LEN);
         Ok(field::SWITCH - TOKEN_LEN..tag_at)
     }
 
-    /// Records an authenticated (session, counter) that passed the replay check.
-    fn remember(&mut self, session: [u8; SESSION_LEN], counter: u64) {
+    /// Remembers a new session whose first packet (at `counter`) authenticated under `key`.
+    fn insert(
+        &mut self,
+        session: [u8; SESSION_LEN],
+        cipher: Cipher,
+        key: LessSafeKey,
+        counter: u64,
+    ) {
         self.tick = self.tick.wrapping_add(1);
-        if let Some(window) = self.sessions.get_mut(&session) {
-            window.accept(counter);
-            window.last_used = self.tick;
-            return;
-        }
         if self.sessions.len() >= self.max_sessions {
             self.evict_least_recently_used();
         }
-        self.sessions
-            .insert(session, Window::new(counter, self.tick));
+        let window = Window::new(counter, self.tick);
+        let state = Box::new(SessionState {
+            window,
+            cipher,
+            key,
+        });
+        self.sessions.insert(session, state);
     }
 
     /// Forgets the least recently used session and raises the floor to its start time.
@@ -573,7 +723,7 @@ impl Opener {
         let victim = self
             .sessions
             .iter()
-            .min_by_key(|(_, w)| w.last_used)
+            .min_by_key(|(_, s)| s.window.last_used)
             .map(|(s, _)| *s);
         if let Some(victim) = victim {
             self.sessions.remove(&victim);
@@ -646,14 +796,37 @@ mod tests {
     /// A short frame: dst 02:00:00:00:00:02, src 02:00:00:00:00:01, type 0x88b5, "ethcloud".
     const FRAME: &[u8] = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x88\xb5ethcloud";
 
-    /// Key 00..1f, session above, token 134, counter 0: GetPeers `00 00 00 00 00 00 86 02`.
-    const GOLDEN_GET_PEERS: &str =
+    /// Key 00..1f, session above, token 134, ChaCha20-Poly1305, counter 0: GetPeers
+    /// `00 00 00 00 00 00 86 02`.
+    const GOLDEN_CHACHA_GET_PEERS: &str =
         "00000000000086 80 000001954ef62c00a1b2c3d4e5f60718 0000000000000000
-        14 14e34143c0ee688e42ce86deecb62bb6";
+        33 f90b86332c8d19e427a75b292bf4bcda";
     /// The same sealer's next packet, counter 1: the frame above.
-    const GOLDEN_FRAME: &str = "00000000000086 80 000001954ef62c00a1b2c3d4e5f60718 0000000000000001
-        c5cb6839c5d2f2d267daeef15e9cc556421d0926f46f7d
-        99db6671e48f7690dd860cebc21f72db";
+    const GOLDEN_CHACHA_FRAME: &str =
+        "00000000000086 80 000001954ef62c00a1b2c3d4e5f60718 0000000000000001
+        952ea48274012f1b7ec549c2258eba0e4532ad1125a68a
+        afa7ac29d7ed05feade7446205bc0088";
+    /// As [`GOLDEN_CHACHA_GET_PEERS`] with AES-256-GCM.
+    const GOLDEN_AES_GET_PEERS: &str =
+        "00000000000086 81 000001954ef62c00a1b2c3d4e5f60718 0000000000000000
+        20 f0e55546ccac14a690343b75f025c5c2";
+    /// As [`GOLDEN_CHACHA_FRAME`] with AES-256-GCM.
+    const GOLDEN_AES_FRAME: &str =
+        "00000000000086 81 000001954ef62c00a1b2c3d4e5f60718 0000000000000001
+        336ebce272494c8927b37df1e562552c1a7ff10682f183
+        c7e45c8ef357f0efaee73884b1ac0ca4";
+    /// HKDF-SHA256(salt "ethcloud-session-v1", ikm key 00..1f, info session ‖ marker), 32 bytes.
+    const GOLDEN_CHACHA_SUBKEY: &str =
+        "89253bdee09f8f23c1f1416d78d43d0e09ea6891d24f1ae8853130f12eacab36";
+    const GOLDEN_AES_SUBKEY: &str =
+        "176a5bcc65c53537e60ebbd51b250ab868b5cb92c3453e53958fba0e0678e49b";
+
+    fn golden(cipher: Cipher) -> (&'static str, &'static str) {
+        match cipher {
+            Cipher::ChaCha20Poly1305 => (GOLDEN_CHACHA_GET_PEERS, GOLDEN_CHACHA_FRAME),
+            Cipher::Aes256Gcm => (GOLDEN_AES_GET_PEERS, GOLDEN_AES_FRAME),
+        }
+    }
 
     fn clear_get_peers() -> Vec<u8> {
         let mut b = vec![0u8; 8];
@@ -668,13 +841,14 @@ mod tests {
         b
     }
 
-    fn sealed_frame() -> Vec<u8> {
-        seal(&mut Sealer::new(&test_key(), SESSION), &clear_frame())
+    fn sealed_frame(cipher: Cipher) -> Vec<u8> {
+        let mut sealer = Sealer::with_cipher(&test_key(), SESSION, cipher);
+        seal(&mut sealer, &clear_frame())
     }
 
     /// Seals an empty GetPeers body at `counter` of `session`.
-    fn packet(session: [u8; 16], counter: u64) -> Vec<u8> {
-        let mut sealer = Sealer::new(&test_key(), session);
+    fn packet(cipher: Cipher, session: [u8; 16], counter: u64) -> Vec<u8> {
+        let mut sealer = Sealer::with_cipher(&test_key(), session, cipher);
         sealer.next = counter;
         seal(&mut sealer, &clear_get_peers())
     }
@@ -686,29 +860,77 @@ mod tests {
         assert_eq!(FRONT_LEN - TOKEN_LEN + TAG_LEN, OVERHEAD);
         const { assert!(FRONT_LEN - TOKEN_LEN <= crate::buf::HEADROOM) };
         const { assert!(TAG_LEN <= crate::buf::TAILROOM) };
-        assert!(SEALED_KIND > Kind::Close as u8);
+        for cipher in Cipher::ALL {
+            assert!(cipher.marker() > Kind::Close as u8);
+            assert_eq!(Cipher::from_marker(cipher.marker()), Some(cipher));
+            assert_eq!(cipher.algorithm().tag_len(), TAG_LEN);
+            assert_eq!(cipher.algorithm().nonce_len(), NONCE_LEN);
+            assert_eq!(cipher.algorithm().key_len(), KEY_LEN);
+        }
+        let markers: Vec<u8> = (0..=255)
+            .filter(|&m| Cipher::from_marker(m).is_some())
+            .collect();
+        assert_eq!(markers, [0x80, 0x81]);
+    }
+
+    #[test]
+    fn preferred_cipher_follows_the_cpu() {
+        let expected = if has_aes_instructions() {
+            Cipher::Aes256Gcm
+        } else {
+            Cipher::ChaCha20Poly1305
+        };
+        assert_eq!(Cipher::preferred(), expected);
+        assert_eq!(Sealer::new(&test_key(), SESSION).cipher(), expected);
+        assert_eq!(Cipher::Aes256Gcm.to_string(), "AES-256-GCM");
+        assert_eq!(Cipher::ChaCha20Poly1305.to_string(), "ChaCha20-Poly1305");
+    }
+
+    #[test]
+    fn session_subkeys_match_golden_vectors() {
+        for (cipher, expected) in [
+            (Cipher::ChaCha20Poly1305, GOLDEN_CHACHA_SUBKEY),
+            (Cipher::Aes256Gcm, GOLDEN_AES_SUBKEY),
+        ] {
+            let marker = [cipher.marker()];
+            let info: [&[u8]; 2] = [&SESSION, &marker];
+            let mut okm = [0u8; KEY_LEN];
+            test_key()
+                .subkey_prk()
+                .expand(&info, cipher.algorithm())
+                .unwrap()
+                .fill(&mut okm)
+                .unwrap();
+            assert_eq!(hex(&okm), expected, "{cipher}");
+        }
     }
 
     #[test]
     fn sealed_get_peers_and_frame_match_golden_vectors() {
         assert_eq!(clear_get_peers(), unhex("00000000000086 02"));
-        let mut sealer = Sealer::new(&test_key(), SESSION);
-        let get_peers = seal(&mut sealer, &clear_get_peers());
-        let frame = seal(&mut sealer, &clear_frame());
-        assert_eq!(hex(&get_peers), hex(&unhex(GOLDEN_GET_PEERS)));
-        assert_eq!(hex(&frame), hex(&unhex(GOLDEN_FRAME)));
-        assert_eq!(get_peers.len(), 8 + OVERHEAD);
-        assert_eq!(frame.len(), 8 + FRAME.len() + OVERHEAD);
+        for cipher in Cipher::ALL {
+            let (golden_get_peers, golden_frame) = golden(cipher);
+            let mut sealer = Sealer::with_cipher(&test_key(), SESSION, cipher);
+            let get_peers = seal(&mut sealer, &clear_get_peers());
+            let frame = seal(&mut sealer, &clear_frame());
+            assert_eq!(hex(&get_peers), hex(&unhex(golden_get_peers)), "{cipher}");
+            assert_eq!(hex(&frame), hex(&unhex(golden_frame)), "{cipher}");
+            assert_eq!(get_peers.len(), 8 + OVERHEAD);
+            assert_eq!(frame.len(), 8 + FRAME.len() + OVERHEAD);
+        }
     }
 
     #[test]
     fn golden_vectors_open_back_to_clear_datagrams() {
-        let mut opener = Opener::new(&test_key(), 16);
-        assert_eq!(
-            open(&mut opener, &unhex(GOLDEN_GET_PEERS)),
-            Ok(clear_get_peers())
-        );
-        assert_eq!(open(&mut opener, &unhex(GOLDEN_FRAME)), Ok(clear_frame()));
+        for cipher in Cipher::ALL {
+            let (golden_get_peers, golden_frame) = golden(cipher);
+            let mut opener = Opener::new(&test_key(), 16);
+            assert_eq!(
+                open(&mut opener, &unhex(golden_get_peers)),
+                Ok(clear_get_peers())
+            );
+            assert_eq!(open(&mut opener, &unhex(golden_frame)), Ok(clear_frame()));
+        }
     }
 
     #[test]
@@ -725,42 +947,94 @@ mod tests {
             let n = wire::emit_control(t, kind, &mut b).unwrap();
             clears.push(b[..n].to_vec());
         }
-        let mut sealer = Sealer::new(&test_key(), SESSION);
+        for cipher in Cipher::ALL {
+            let mut sealer = Sealer::with_cipher(&test_key(), SESSION, cipher);
+            let mut opener = Opener::new(&test_key(), 16);
+            for clear in &clears {
+                let sealed = seal(&mut sealer, clear);
+                assert_eq!(sealed.len(), clear.len() + OVERHEAD);
+                assert_eq!(sealed[..TOKEN_LEN], clear[..TOKEN_LEN], "token in clear");
+                assert_eq!(sealed[TOKEN_LEN], cipher.marker());
+                let opened = open(&mut opener, &sealed).unwrap();
+                assert_eq!(&opened, clear);
+                let pkt = Packet::new_checked(&opened[..]).unwrap();
+                assert_eq!(pkt.token(), t);
+                assert!(Message::parse(pkt).is_ok());
+            }
+        }
+    }
+
+    #[test]
+    fn chacha_and_aes_sealers_interoperate_with_one_opener() {
+        let chacha_session = session(1_000, 1);
+        let aes_session = session(2_000, 2);
+        let mut chacha = Sealer::with_cipher(&test_key(), chacha_session, Cipher::ChaCha20Poly1305);
+        let mut aes = Sealer::with_cipher(&test_key(), aes_session, Cipher::Aes256Gcm);
         let mut opener = Opener::new(&test_key(), 16);
-        for clear in &clears {
-            let sealed = seal(&mut sealer, clear);
-            assert_eq!(sealed.len(), clear.len() + OVERHEAD);
-            assert_eq!(sealed[..TOKEN_LEN], clear[..TOKEN_LEN], "token in clear");
-            assert_eq!(sealed[TOKEN_LEN], SEALED_KIND);
-            let opened = open(&mut opener, &sealed).unwrap();
-            assert_eq!(&opened, clear);
-            let pkt = Packet::new_checked(&opened[..]).unwrap();
-            assert_eq!(pkt.token(), t);
-            assert!(Message::parse(pkt).is_ok());
+        for _ in 0..3 {
+            for sealer in [&mut chacha, &mut aes] {
+                let sealed = seal(sealer, &clear_frame());
+                assert_eq!(sealed[TOKEN_LEN], sealer.cipher().marker());
+                assert_eq!(open(&mut opener, &sealed), Ok(clear_frame()));
+                assert_eq!(open(&mut opener, &sealed), Err(OpenError::Replayed));
+            }
+        }
+        assert_eq!(opener.sessions(), 2);
+    }
+
+    #[test]
+    fn same_counter_in_two_sessions_or_ciphers_gives_unrelated_ciphertexts() {
+        // The nonce holds only the counter: the subkey must differ per session and per cipher.
+        let a = packet(Cipher::Aes256Gcm, session(1, 1), 0);
+        let b = packet(Cipher::Aes256Gcm, session(1, 2), 0);
+        let c = packet(Cipher::ChaCha20Poly1305, session(1, 1), 0);
+        assert_ne!(a[FRONT_LEN..], b[FRONT_LEN..]);
+        assert_ne!(a[FRONT_LEN..], c[FRONT_LEN..]);
+    }
+
+    #[test]
+    fn known_session_under_the_other_marker_is_refused_without_harm() {
+        for cipher in Cipher::ALL {
+            let other = Cipher::ALL.into_iter().find(|&c| c != cipher).unwrap();
+            let mut opener = Opener::new(&test_key(), 16);
+            assert!(open(&mut opener, &packet(cipher, SESSION, 0)).is_ok());
+            // A genuine seal of the same session under the other cipher (no honest sender does
+            // this), and the first packet with only its marker switched.
+            let switched = packet(other, SESSION, 1);
+            let mut relabelled = packet(cipher, SESSION, 2);
+            relabelled[TOKEN_LEN] = other.marker();
+            for bad in [&switched, &relabelled] {
+                assert_eq!(open(&mut opener, bad), Err(OpenError::Forged));
+            }
+            assert_eq!(opener.sessions(), 1);
+            assert!(open(&mut opener, &packet(cipher, SESSION, 1)).is_ok());
+            assert!(open(&mut opener, &packet(cipher, SESSION, 2)).is_ok());
         }
     }
 
     #[test]
     fn seal_in_place_leaves_frame_position_and_returns_its_range() {
         // Like a PacketBuf: headroom, token, switch byte, frame, tailroom.
-        let switch_at = crate::buf::HEADROOM + TOKEN_LEN;
-        let mut buf = vec![0u8; crate::buf::BUF_LEN];
-        buf[switch_at] = Kind::Frame as u8;
-        buf[switch_at + 1..switch_at + 1 + FRAME.len()].copy_from_slice(FRAME);
-        let inner_len = 1 + FRAME.len();
-        let mut sealer = Sealer::new(&test_key(), SESSION);
-        let sealed = sealer
-            .seal(token(), &mut buf, switch_at, inner_len)
-            .unwrap();
-        assert_eq!(
-            sealed,
-            switch_at - FRONT_LEN..switch_at + inner_len + TAG_LEN
-        );
-        let mut opener = Opener::new(&test_key(), 16);
-        let clear = opener.open(&mut buf[sealed.clone()]).unwrap();
-        let clear = clear.start + sealed.start..clear.end + sealed.start;
-        assert_eq!(clear, switch_at - TOKEN_LEN..switch_at + inner_len);
-        assert_eq!(buf[clear], clear_frame()[..]);
+        for cipher in Cipher::ALL {
+            let switch_at = crate::buf::HEADROOM + TOKEN_LEN;
+            let mut buf = vec![0u8; crate::buf::BUF_LEN];
+            buf[switch_at] = Kind::Frame as u8;
+            buf[switch_at + 1..switch_at + 1 + FRAME.len()].copy_from_slice(FRAME);
+            let inner_len = 1 + FRAME.len();
+            let mut sealer = Sealer::with_cipher(&test_key(), SESSION, cipher);
+            let sealed = sealer
+                .seal(token(), &mut buf, switch_at, inner_len)
+                .unwrap();
+            assert_eq!(
+                sealed,
+                switch_at - FRONT_LEN..switch_at + inner_len + TAG_LEN
+            );
+            let mut opener = Opener::new(&test_key(), 16);
+            let clear = opener.open(&mut buf[sealed.clone()]).unwrap();
+            let clear = clear.start + sealed.start..clear.end + sealed.start;
+            assert_eq!(clear, switch_at - TOKEN_LEN..switch_at + inner_len);
+            assert_eq!(buf[clear], clear_frame()[..]);
+        }
     }
 
     #[test]
@@ -801,36 +1075,53 @@ mod tests {
 
     #[test]
     fn flipping_any_single_byte_fails_to_open() {
-        let sealed = sealed_frame();
-        for at in 0..sealed.len() {
-            for mask in [0x01u8, 0x80, 0xff] {
-                let mut bad = sealed.clone();
-                bad[at] ^= mask;
-                let expected = if at == TOKEN_LEN {
-                    OpenError::NotSealed
-                } else {
-                    OpenError::Forged
-                };
-                let mut opener = Opener::new(&test_key(), 16);
-                assert_eq!(
-                    open(&mut opener, &bad),
-                    Err(expected),
-                    "byte {at} ^ {mask:#x}"
-                );
-                // The forgery did not spoil the window for the real packet.
-                assert_eq!(open(&mut opener, &sealed), Ok(clear_frame()));
+        for cipher in Cipher::ALL {
+            let sealed = sealed_frame(cipher);
+            for at in 0..sealed.len() {
+                for mask in [0x01u8, 0x80, 0xff] {
+                    let mut bad = sealed.clone();
+                    bad[at] ^= mask;
+                    // 0x80 ^ 0x01 is 0x81 and back: the other cipher's marker, so a forgery.
+                    let expected = if at == TOKEN_LEN && Cipher::from_marker(bad[at]).is_none() {
+                        OpenError::NotSealed
+                    } else {
+                        OpenError::Forged
+                    };
+                    let mut opener = Opener::new(&test_key(), 16);
+                    assert_eq!(
+                        open(&mut opener, &bad),
+                        Err(expected),
+                        "{cipher}: byte {at} ^ {mask:#x}"
+                    );
+                    assert_eq!(opener.sessions(), 0, "a forgery is not remembered");
+                    // The forgery did not spoil the window for the real packet.
+                    assert_eq!(open(&mut opener, &sealed), Ok(clear_frame()));
+                    // Nor does one against a remembered session.
+                    let mut next = packet(cipher, SESSION, 1);
+                    let at = at.min(next.len() - 1);
+                    next[at] ^= mask;
+                    assert!(open(&mut opener, &next).is_err());
+                    next[at] ^= mask;
+                    assert!(open(&mut opener, &next).is_ok(), "{cipher}: byte {at}");
+                }
             }
         }
     }
 
     #[test]
     fn other_key_or_token_fails_to_open() {
-        let mut opener = Opener::new(&Key::from_bytes([9; 32]), 16);
-        assert_eq!(open(&mut opener, &sealed_frame()), Err(OpenError::Forged));
-        let mut other = sealed_frame();
-        other[..TOKEN_LEN].copy_from_slice(&Token::new(135).unwrap().to_bytes());
-        let mut opener = Opener::new(&test_key(), 16);
-        assert_eq!(open(&mut opener, &other), Err(OpenError::Forged));
+        for cipher in Cipher::ALL {
+            let mut opener = Opener::new(&Key::from_bytes([9; 32]), 16);
+            assert_eq!(
+                open(&mut opener, &sealed_frame(cipher)),
+                Err(OpenError::Forged)
+            );
+            let mut other = sealed_frame(cipher);
+            other[..TOKEN_LEN].copy_from_slice(&Token::new(135).unwrap().to_bytes());
+            let mut opener = Opener::new(&test_key(), 16);
+            assert_eq!(open(&mut opener, &other), Err(OpenError::Forged));
+            assert_eq!(opener.sessions(), 0);
+        }
     }
 
     #[test]
@@ -845,21 +1136,23 @@ mod tests {
 
     #[test]
     fn truncation_at_every_length_fails_without_panic() {
-        let sealed = sealed_frame();
-        let mut opener = Opener::new(&test_key(), 16);
-        for len in 0..sealed.len() {
-            let expected = if len < FRONT_LEN + TAG_LEN {
-                OpenError::Truncated
-            } else {
-                OpenError::Forged
-            };
-            assert_eq!(
-                open(&mut opener, &sealed[..len]),
-                Err(expected),
-                "len {len}"
-            );
+        for cipher in Cipher::ALL {
+            let sealed = sealed_frame(cipher);
+            let mut opener = Opener::new(&test_key(), 16);
+            for len in 0..sealed.len() {
+                let expected = if len < FRONT_LEN + TAG_LEN {
+                    OpenError::Truncated
+                } else {
+                    OpenError::Forged
+                };
+                assert_eq!(
+                    open(&mut opener, &sealed[..len]),
+                    Err(expected),
+                    "{cipher}: len {len}"
+                );
+            }
+            assert!(open(&mut opener, &sealed).is_ok());
         }
-        assert!(open(&mut opener, &sealed).is_ok());
     }
 
     #[test]
@@ -879,7 +1172,7 @@ mod tests {
                 *b = u8::try_from(next() & 0xff).unwrap();
             }
             if len > TOKEN_LEN && next() % 4 != 0 {
-                buf[TOKEN_LEN] = SEALED_KIND;
+                buf[TOKEN_LEN] = Cipher::ALL[usize::try_from(next() % 2).unwrap()].marker();
             }
             assert!(opener.open(&mut buf[..len]).is_err());
         }
@@ -887,46 +1180,60 @@ mod tests {
     }
 
     #[test]
-    fn replayed_packet_is_dropped() {
-        let mut opener = Opener::new(&test_key(), 16);
-        let p = packet(SESSION, 5);
-        assert!(open(&mut opener, &p).is_ok());
-        assert_eq!(open(&mut opener, &p), Err(OpenError::Replayed));
-        assert_eq!(open(&mut opener, &p), Err(OpenError::Replayed));
+    fn remembered_session_state_stays_small() {
+        // The node's MAX_SESSIONS times this is its worst case (plus the map's spare slots).
+        const { assert!(SESSION_STATE_LEN <= 1024) };
+        // With the node's MAX_SESSIONS, the worst case stays a few MiB.
+        const { assert!(crate::node::MAX_SESSIONS * SESSION_STATE_LEN <= 4 << 20) };
     }
 
+    #[test]
+    fn replayed_packet_is_dropped() {
+        for cipher in Cipher::ALL {
+            let mut opener = Opener::new(&test_key(), 16);
+            let p = packet(cipher, SESSION, 5);
+            assert!(open(&mut opener, &p).is_ok());
+            assert_eq!(open(&mut opener, &p), Err(OpenError::Replayed));
+            assert_eq!(open(&mut opener, &p), Err(OpenError::Replayed));
+        }
+    }
     #[test]
     fn reordered_packets_within_window_are_accepted_once() {
-        let mut opener = Opener::new(&test_key(), 16);
-        let order = [10u64, 3, 12, 11, 0, 2047, 5, 1000];
-        for c in order {
-            assert!(open(&mut opener, &packet(SESSION, c)).is_ok(), "first {c}");
+        for cipher in Cipher::ALL {
+            let mut opener = Opener::new(&test_key(), 16);
+            let order = [10u64, 3, 12, 11, 0, 2047, 5, 1000];
+            for c in order {
+                assert!(
+                    open(&mut opener, &packet(cipher, SESSION, c)).is_ok(),
+                    "first {c}"
+                );
+            }
+            for c in order {
+                assert_eq!(
+                    open(&mut opener, &packet(cipher, SESSION, c)),
+                    Err(OpenError::Replayed),
+                    "again {c}"
+                );
+            }
+            assert!(open(&mut opener, &packet(cipher, SESSION, 4)).is_ok());
         }
-        for c in order {
-            assert_eq!(
-                open(&mut opener, &packet(SESSION, c)),
-                Err(OpenError::Replayed),
-                "again {c}"
-            );
-        }
-        assert!(open(&mut opener, &packet(SESSION, 4)).is_ok());
     }
-
     #[test]
     fn counter_older_than_window_is_dropped() {
-        let mut opener = Opener::new(&test_key(), 16);
-        assert!(open(&mut opener, &packet(SESSION, 3000)).is_ok());
-        assert_eq!(
-            open(&mut opener, &packet(SESSION, 3000 - WINDOW_LEN)),
-            Err(OpenError::Replayed)
-        );
-        assert!(open(&mut opener, &packet(SESSION, 3000 - WINDOW_LEN + 1)).is_ok());
-        assert_eq!(
-            open(&mut opener, &packet(SESSION, 0)),
-            Err(OpenError::Replayed)
-        );
+        for cipher in Cipher::ALL {
+            let mut opener = Opener::new(&test_key(), 16);
+            assert!(open(&mut opener, &packet(cipher, SESSION, 3000)).is_ok());
+            assert_eq!(
+                open(&mut opener, &packet(cipher, SESSION, 3000 - WINDOW_LEN)),
+                Err(OpenError::Replayed)
+            );
+            assert!(open(&mut opener, &packet(cipher, SESSION, 3000 - WINDOW_LEN + 1)).is_ok());
+            assert_eq!(
+                open(&mut opener, &packet(cipher, SESSION, 0)),
+                Err(OpenError::Replayed)
+            );
+        }
     }
-
     #[test]
     fn window_slide_keeps_seen_counters_and_frees_new_slots() {
         let mut w = Window::new(0, 0);
@@ -981,68 +1288,75 @@ mod tests {
 
     #[test]
     fn second_session_from_same_sender_is_independent() {
-        let mut opener = Opener::new(&test_key(), 16);
-        let restarted = session(start_time(&SESSION) + 60_000, 42);
-        assert!(open(&mut opener, &packet(SESSION, 7)).is_ok());
-        assert!(open(&mut opener, &packet(restarted, 7)).is_ok());
-        assert!(open(&mut opener, &packet(restarted, 0)).is_ok());
-        assert_eq!(
-            open(&mut opener, &packet(SESSION, 7)),
-            Err(OpenError::Replayed)
-        );
-        assert!(open(&mut opener, &packet(SESSION, 0)).is_ok());
-        assert_eq!(opener.sessions(), 2);
+        for cipher in Cipher::ALL {
+            let mut opener = Opener::new(&test_key(), 16);
+            let restarted = session(start_time(&SESSION) + 60_000, 42);
+            assert!(open(&mut opener, &packet(cipher, SESSION, 7)).is_ok());
+            assert!(open(&mut opener, &packet(cipher, restarted, 7)).is_ok());
+            assert!(open(&mut opener, &packet(cipher, restarted, 0)).is_ok());
+            assert_eq!(
+                open(&mut opener, &packet(cipher, SESSION, 7)),
+                Err(OpenError::Replayed)
+            );
+            assert!(open(&mut opener, &packet(cipher, SESSION, 0)).is_ok());
+            assert_eq!(opener.sessions(), 2);
+        }
     }
-
     #[test]
     fn lru_eviction_raises_floor_and_refuses_stale_sessions() {
-        let (a, b, c) = (session(100, 1), session(200, 2), session(300, 3));
-        let mut opener = Opener::new(&test_key(), 2);
-        assert!(open(&mut opener, &packet(a, 0)).is_ok());
-        assert!(open(&mut opener, &packet(b, 0)).is_ok());
-        assert!(open(&mut opener, &packet(a, 1)).is_ok()); // b is now least recently used
-        assert!(open(&mut opener, &packet(c, 0)).is_ok()); // evicts b, floor = 200
-        assert_eq!(opener.sessions(), 2);
-        assert_eq!(opener.floor, Some(200));
-        assert_eq!(
-            open(&mut opener, &packet(b, 0)),
-            Err(OpenError::StaleSession),
-            "a replay of the forgotten session"
-        );
-        assert_eq!(
-            open(&mut opener, &packet(b, 1)),
-            Err(OpenError::StaleSession)
-        );
-        assert_eq!(
-            open(&mut opener, &packet(session(150, 9), 0)),
-            Err(OpenError::StaleSession),
-            "an unknown session older than the floor"
-        );
-        assert_eq!(
-            open(&mut opener, &packet(a, 1)),
-            Err(OpenError::Replayed),
-            "remembered sessions keep their windows"
-        );
-        assert!(open(&mut opener, &packet(a, 2)).is_ok());
-        // A newer session evicts c (least recently used); a's start time is below the floor,
-        // but a is still remembered, so it keeps working.
-        assert!(open(&mut opener, &packet(session(400, 4), 0)).is_ok());
-        assert_eq!(opener.floor, Some(300));
-        assert!(open(&mut opener, &packet(a, 3)).is_ok());
-        assert_eq!(
-            open(&mut opener, &packet(c, 1)),
-            Err(OpenError::StaleSession)
-        );
+        for cipher in Cipher::ALL {
+            let (a, b, c) = (session(100, 1), session(200, 2), session(300, 3));
+            let mut opener = Opener::new(&test_key(), 2);
+            assert!(open(&mut opener, &packet(cipher, a, 0)).is_ok());
+            assert!(open(&mut opener, &packet(cipher, b, 0)).is_ok());
+            // b is now least recently used.
+            assert!(open(&mut opener, &packet(cipher, a, 1)).is_ok());
+            assert!(open(&mut opener, &packet(cipher, c, 0)).is_ok()); // evicts b, floor = 200
+            assert_eq!(opener.sessions(), 2);
+            assert_eq!(opener.floor, Some(200));
+            assert_eq!(
+                open(&mut opener, &packet(cipher, b, 0)),
+                Err(OpenError::StaleSession),
+                "a replay of the forgotten session"
+            );
+            assert_eq!(
+                open(&mut opener, &packet(cipher, b, 1)),
+                Err(OpenError::StaleSession)
+            );
+            assert_eq!(
+                open(&mut opener, &packet(cipher, session(150, 9), 0)),
+                Err(OpenError::StaleSession),
+                "an unknown session older than the floor"
+            );
+            assert_eq!(
+                open(&mut opener, &packet(cipher, a, 1)),
+                Err(OpenError::Replayed),
+                "remembered sessions keep their windows"
+            );
+            assert!(open(&mut opener, &packet(cipher, a, 2)).is_ok());
+            // A newer session evicts c (least recently used); a's start time is below the floor,
+            // but a is still remembered, so it keeps working.
+            assert!(open(&mut opener, &packet(cipher, session(400, 4), 0)).is_ok());
+            assert_eq!(opener.floor, Some(300));
+            assert!(open(&mut opener, &packet(cipher, a, 3)).is_ok());
+            assert_eq!(
+                open(&mut opener, &packet(cipher, c, 1)),
+                Err(OpenError::StaleSession)
+            );
+        }
     }
-
     #[test]
     fn own_session_reflected_back_is_refused() {
-        let mut opener = Opener::new(&test_key(), 16);
-        opener.refuse_session(SESSION);
-        assert_eq!(open(&mut opener, &sealed_frame()), Err(OpenError::Replayed));
-        assert!(open(&mut opener, &packet(session(1, 1), 0)).is_ok());
+        for cipher in Cipher::ALL {
+            let mut opener = Opener::new(&test_key(), 16);
+            opener.refuse_session(SESSION);
+            assert_eq!(
+                open(&mut opener, &sealed_frame(cipher)),
+                Err(OpenError::Replayed)
+            );
+            assert!(open(&mut opener, &packet(cipher, session(1, 1), 0)).is_ok());
+        }
     }
-
     #[test]
     fn raw_and_hex_key_files_parse() {
         let raw: Vec<u8> = (0..32).collect();

@@ -110,6 +110,7 @@ pub fn run(
     device: TapDevice,
     signals: SignalFd,
     service: Service,
+    busy_poll: Duration,
 ) -> Result<Exit, Error> {
     let mut socket = socket;
     socket.enable_batching();
@@ -145,6 +146,8 @@ pub fn run(
         superframe: vec![0u8; superframe_len].into_boxed_slice(),
         vnet_hdr_len,
         stats: LoopStats::default(),
+        busy_poll,
+        spin_until: None,
         armed_for: None,
         service,
     }
@@ -170,6 +173,11 @@ struct Daemon {
     armed_for: Option<Instant>,
     /// The periodic jobs besides forwarding (stats file, re-resolved `--connect` names).
     service: Service,
+    /// After traffic, keep polling without sleeping this long (`--busy-poll`): the next packet
+    /// of a conversation then finds the loop awake instead of paying a wake-up.
+    busy_poll: Duration,
+    /// Until when the loop polls without sleeping.
+    spin_until: Option<std::time::Instant>,
 }
 
 impl Daemon {
@@ -190,12 +198,19 @@ impl Daemon {
             }
 
             ready.fill(false);
-            for token in self.poll.wait(None).map_err(Error::Epoll)? {
+            let spinning = self
+                .spin_until
+                .is_some_and(|until| std::time::Instant::now() < until);
+            let timeout = spinning.then_some(Duration::ZERO);
+            for token in self.poll.wait(timeout).map_err(Error::Epoll)? {
                 if let Some(flag) = usize::try_from(token).ok().and_then(|i| ready.get_mut(i)) {
                     *flag = true;
                 }
             }
             let [device, socket, timer, signal] = ready;
+            if (device || socket) && !self.busy_poll.is_zero() {
+                self.spin_until = Some(std::time::Instant::now() + self.busy_poll);
+            }
 
             let now = self.clock.now();
             if signal {

@@ -133,6 +133,11 @@ pub enum Error {
         /// The OS error.
         source: io::Error,
     },
+    /// `--busy-poll` is out of range.
+    InvalidBusyPoll {
+        /// The value as given, in microseconds.
+        value: u64,
+    },
     /// The `--key-file` cannot be read.
     KeyFileRead {
         /// The path as given.
@@ -267,6 +272,7 @@ impl Error {
                 | Error::InvalidCombination { .. }
                 | Error::ConfigRead { .. }
                 | Error::KeyFileRead { .. }
+                | Error::InvalidBusyPoll { .. }
                 | Error::KeyFile { .. }
                 | Error::ConfigParse { .. }
                 | Error::ConfigValue { .. }
@@ -433,6 +439,10 @@ impl fmt::Display for Error {
                 crate::cli::MAX_MTU
             ),
             Error::InvalidCombination { reason } => f.write_str(reason),
+            Error::InvalidBusyPoll { value } => write!(
+                f,
+                "invalid --busy-poll {value}: must be at most 100000 microseconds (0 turns it off)"
+            ),
             Error::KeyFileRead { path, source } => write!(
                 f,
                 "cannot read key file {}: {} (check the --key-file path and its permissions)",

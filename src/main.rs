@@ -116,7 +116,7 @@ fn run(settings: &Settings) -> Result<(), Error> {
     let service = service(settings, &name, listen, &resolved, families);
     tell_systemd(notify::READY);
 
-    let result = daemon::run(config, socket, device, signals, service);
+    let result = daemon::run(config, socket, device, signals, service, settings.busy_poll);
 
     tell_systemd(notify::STOPPING);
     if let Some(command) = &settings.ifdown {
@@ -150,7 +150,8 @@ fn load_key(path: &std::path::Path, token: ethcloud::wire::Token) -> Result<Keye
     session[..8].copy_from_slice(&millis.to_be_bytes());
     random::fill(&mut session[8..]).map_err(Error::Random)?;
     info!(
-        "keyed mode: every packet is sealed (XChaCha20-Poly1305) with the key from {}",
+        "keyed mode: every packet is sealed ({}, the fastest on this CPU) with the key from {}",
+        ethcloud::crypto::Cipher::preferred(),
         path.display()
     );
     Ok(Keyed { key, session })

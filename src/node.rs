@@ -112,7 +112,7 @@ pub struct Keyed {
 }
 
 /// How many senders' sessions a keyed node remembers for replay protection.
-pub const MAX_SESSIONS: usize = 4 * peers::DEFAULT_MAX_PEERS;
+pub const MAX_SESSIONS: usize = peers::DEFAULT_MAX_PEERS;
 
 /// Where a clear control datagram starts in the control buffer: room for sealing in front.
 const CONTROL_AT: usize = crypto::FRONT_LEN - wire::TOKEN_LEN;
