@@ -12,6 +12,7 @@
 #   --variant-bin L=PATH  like --variant, but run the executable PATH instead of this tree's
 #                      build (e.g. an older build, to measure a step against it)
 #   --out FILE         also write the table (markdown) to FILE
+#   --latency-only     only ping and UDP ping-pong (quick iterations on latency)
 #
 # Builds release, makes two namespaces joined by one veth (underlay 198.18.50.0/24, MTU 1500),
 # and in them a VXLAN (id 4242, UDP 4789, overlay 198.19.50.0/24) and one ethcloud pair per
@@ -33,6 +34,7 @@ pingpong_rounds=2000
 variants=()
 bins=()
 out=""
+latency_only=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) reps=1; secs=2; pingpong_rounds=1000 ;;
@@ -41,7 +43,8 @@ while [ $# -gt 0 ]; do
         --variant) variants+=("$2"); shift ;;
         --variant-bin) variants+=("${2%%=*}="); bins+=("$2"); shift ;;
         --out) out="$2"; shift ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        --latency-only) latency_only=1 ;;
+        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -182,7 +185,7 @@ iperf() {
     echo "$json"
 }
 
-run_tests() {
+run_throughput() {
     local label=$1 ip=$2 vpids=$3 json t0 b0 p0 t1 b1 p1 ticks
     ticks=$(getconf CLK_TCK)
     # TCP, 1 stream, with CPU.
@@ -199,23 +202,30 @@ run_tests() {
     fi
     # UDP, 64-byte payloads, unlimited rate: received packets per second and loss.
     if json=$(iperf "$label" "$ip" -u -b 0 -l 64); then
-        python3 - "$json" "$label" >>"$results" <<'EOF'
+        python3 - "$json" "$label" >>"$results" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))["end"]["sum"]
 got = s["packets"] - s["lost_packets"]
 print(f"{sys.argv[2]}\tudp64_kpps\t{got / s['seconds'] / 1e3}")
 print(f"{sys.argv[2]}\tudp64_loss\t{s['lost_percent']}")
-EOF
+PY
     fi
+}
+
+run_latency() {
+    local label=$1 ip=$2 rtt pp
     # ping: 20 echoes 10 ms apart, average RTT.
-    local rtt
     rtt=$(timeout 20 ip netns exec "$a" ping -n -q -c 20 -i 0.01 -W 1 "$ip" |
         awk -F'/' '/^rtt/{print $5}') || true
     [ -n "$rtt" ] && record "$label" ping_rtt_us "$(python3 -c "print($rtt*1000)")"
     # UDP ping-pong, one-way latency.
-    local pp
     pp=$(timeout 60 ip netns exec "$a" "$pingpong" client "$ip:7000" "$pingpong_rounds") || true
     [ -n "$pp" ] && record "$label" pingpong_us "$(echo "$pp" | sed 's/.*median_us=\([0-9.]*\).*/\1/')"
+}
+
+run_tests() {
+    [ "$latency_only" -eq 1 ] || run_throughput "$@"
+    run_latency "$@"
 }
 
 : >"$results"

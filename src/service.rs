@@ -295,20 +295,8 @@ mod tests {
     use super::*;
     use crate::cli::parse_peer;
     use crate::node::Config;
+    use crate::status::test_io::{NullDevice, NullSocket};
     use crate::wire::Token;
-
-    struct NullSocket;
-    impl Socket for NullSocket {
-        fn send_to(&mut self, _: &[u8], _: SocketAddr) -> io::Result<()> {
-            Ok(())
-        }
-    }
-    struct NullDevice;
-    impl Device for NullDevice {
-        fn write_frame(&mut self, _: &[u8]) -> io::Result<()> {
-            Ok(())
-        }
-    }
 
     fn addr(text: &str) -> SocketAddr {
         text.parse().unwrap()

@@ -399,25 +399,38 @@ fn label(value: &str) -> String {
     out
 }
 
+/// Test doubles for the unit tests here and in `service`, which render and poll a real
+/// [`Node`]: a socket and a device that accept everything and keep nothing.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::node::Config;
-    use crate::wire::{emit_frame, emit_peers, Token};
+pub(crate) mod test_io {
     use std::io;
+    use std::net::SocketAddr;
 
-    struct NullSocket;
+    use crate::io::{Device, Socket};
+
+    /// A socket that drops every datagram.
+    pub(crate) struct NullSocket;
     impl Socket for NullSocket {
         fn send_to(&mut self, _: &[u8], _: SocketAddr) -> io::Result<()> {
             Ok(())
         }
     }
-    struct NullDevice;
+
+    /// A device that drops every frame.
+    pub(crate) struct NullDevice;
     impl Device for NullDevice {
         fn write_frame(&mut self, _: &[u8]) -> io::Result<()> {
             Ok(())
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::Config;
+    use crate::wire::{emit_frame, emit_peers, Token};
+    use test_io::{NullDevice, NullSocket};
 
     const PEER: &str = "198.18.0.2:3210";
     const PEER_MAC: [u8; 6] = [0x02, 0xec, 0, 0, 0, 0x02];

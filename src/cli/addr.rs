@@ -1,0 +1,177 @@
+//! The values of `--token`, `--listen` and `--connect` as text: their syntax, parsed once
+//! into [`Token`], [`SocketAddr`] and [`PeerAddr`], and resolving a [`PeerAddr`] that is a DNS
+//! name.
+//!
+//! Owns the address syntax (IPv6 in brackets, a port that must be there, what may pass as a
+//! DNS name) and the error message naming what is wrong. Which value is used (command line,
+//! file or default) is decided in `check`, never here.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+
+use crate::error::Error;
+use crate::sys::udp::{unmap, Families};
+use crate::wire::Token;
+
+/// The host part of a `--connect` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    /// A literal IPv4 or IPv6 address.
+    Ip(IpAddr),
+    /// A DNS name, resolved at start-up and again while it is not a peer.
+    Name(String),
+}
+
+/// A `--connect` value: `host:port`, with the text kept for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddr {
+    /// The value as given.
+    pub text: String,
+    /// The host part.
+    pub host: Host,
+    /// The port (never 0).
+    pub port: u16,
+}
+
+impl PeerAddr {
+    /// The first address of this peer of a family in `families` (a literal IP is its own
+    /// address). v4-mapped IPv6 addresses count as IPv4.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Resolve`] if the name cannot be resolved, [`Error::NoUsableAddress`] if no
+    /// address of a reachable family comes back.
+    pub fn resolve(&self, families: Families, listen: SocketAddr) -> Result<SocketAddr, Error> {
+        let found = match &self.host {
+            Host::Ip(ip) => Some(unmap(SocketAddr::new(*ip, self.port))),
+            Host::Name(name) => (name.as_str(), self.port)
+                .to_socket_addrs()
+                .map_err(|source| Error::Resolve {
+                    peer: self.text.clone(),
+                    source,
+                })?
+                .map(unmap)
+                .find(|addr| families.reaches(addr)),
+        };
+        found
+            .filter(|addr| families.reaches(addr))
+            .ok_or_else(|| Error::NoUsableAddress {
+                peer: self.text.clone(),
+                listen,
+            })
+    }
+}
+
+/// Parses `--token`: a decimal number below 2^56.
+///
+/// # Errors
+///
+/// [`Error::InvalidToken`] for anything else.
+pub fn parse_token(text: &str) -> Result<Token, Error> {
+    let invalid = |reason| Error::InvalidToken {
+        value: text.to_owned(),
+        reason,
+    };
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid("not a decimal number"));
+    }
+    let too_large = "too large";
+    let value: u64 = text.parse().map_err(|_| invalid(too_large))?;
+    Token::new(value).map_err(|_| invalid(too_large))
+}
+
+/// Parses `--listen`: an IP address (IPv6 in brackets) and a port, e.g. `0.0.0.0:3210` or
+/// `[::]:3210`. Port 0 asks the kernel for a free port.
+///
+/// # Errors
+///
+/// [`Error::InvalidListen`] naming what is wrong.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, Error> {
+    let invalid = |reason| Error::InvalidListen {
+        value: text.to_owned(),
+        reason,
+    };
+    let (host, port) = split_host_port(text).map_err(invalid)?;
+    let ip = parse_ip(host)
+        .map_err(invalid)?
+        .ok_or_else(|| invalid("the host must be an IP address, not a name"))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// Parses a `--connect` value: `host:port` where host is an IPv4 address, an IPv6 address in
+/// brackets or a DNS name, and port is 1 to 65535.
+///
+/// # Errors
+///
+/// [`Error::InvalidPeer`] naming what is wrong.
+pub fn parse_peer(text: &str) -> Result<PeerAddr, Error> {
+    let invalid = |reason| Error::InvalidPeer {
+        value: text.to_owned(),
+        reason,
+    };
+    let (host, port) = split_host_port(text).map_err(invalid)?;
+    if port == 0 {
+        return Err(invalid("port 0 cannot be connected to"));
+    }
+    let host = match parse_ip(host).map_err(invalid)? {
+        Some(ip) => Host::Ip(ip),
+        None if is_dns_name(host) => Host::Name(host.to_owned()),
+        None => return Err(invalid("the host is neither an IP address nor a DNS name")),
+    };
+    Ok(PeerAddr {
+        text: text.to_owned(),
+        host,
+        port,
+    })
+}
+
+/// Splits `host:port`, checking the port. The host is returned as written (brackets kept).
+fn split_host_port(text: &str) -> Result<(&str, u16), &'static str> {
+    if text.ends_with(']') {
+        return Err("missing port");
+    }
+    let (host, port) = text.rsplit_once(':').ok_or("missing port")?;
+    if port.is_empty() {
+        return Err("missing port");
+    }
+    if host.is_empty() {
+        return Err("missing host");
+    }
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("the port is not a number");
+    }
+    let port = port.parse::<u16>().map_err(|_| "the port is above 65535")?;
+    Ok((host, port))
+}
+
+/// `Some(ip)` for an IPv4 address or a bracketed IPv6 address, `None` for anything that may
+/// be a DNS name.
+fn parse_ip(host: &str) -> Result<Option<IpAddr>, &'static str> {
+    if let Some(inner) = host.strip_prefix('[') {
+        let inner = inner
+            .strip_suffix(']')
+            .ok_or("unbalanced '[' in the host")?;
+        return inner
+            .parse::<Ipv6Addr>()
+            .map(|ip| Some(IpAddr::V6(ip)))
+            .map_err(|_| "not an IPv6 address inside the brackets");
+    }
+    if host.contains(':') {
+        return Err("an IPv6 address must be in brackets, e.g. [fd00::1]:3210");
+    }
+    Ok(host.parse::<IpAddr>().ok())
+}
+
+/// A plausible DNS name: dot-separated labels of letters, digits, `-` and `_`, at most 253
+/// bytes. The resolver has the last word.
+fn is_dns_name(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}

@@ -1,0 +1,361 @@
+//! [`Args::check`]: the raw command line and the `--config` file turned into [`Settings`],
+//! option by option: the command-line value, else the file's, else the default, then checked.
+//!
+//! Owns the precedence rule, the defaults being applied and every value check that spans
+//! options (`--group` needs `--user`, a literal `--connect` address the listen socket can
+//! reach, the MTU with and without `--key-file`), and blaming a bad file value on its key and
+//! line. It opens nothing but the config file and resolves no names; the syntax of a single
+//! address or token is `addr`'s.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use log::LevelFilter;
+
+use super::{
+    default_mtu, parse_listen, parse_peer, parse_token, Args, Host, Settings,
+    DEFAULT_BUSY_POLL_USECS, DEFAULT_DEVICE, DEFAULT_LISTEN, DEFAULT_MAC_TIMEOUT_SECS,
+    DEFAULT_PEER_TIMEOUT_SECS, DEFAULT_STATS_INTERVAL_SECS, DEFAULT_TOKEN, MAX_BUSY_POLL_USECS,
+    MAX_MTU, MIN_MTU,
+};
+use crate::config::{ConfigFile, FileValues};
+use crate::crypto;
+use crate::error::Error;
+use crate::status::StatsFormat;
+use crate::sys::tap;
+use crate::sys::udp::Families;
+use crate::{peers, switch};
+
+/// Where a value came from: the command line (or the built-in default), or a key of the
+/// config file, so that an error can point at the right place.
+#[derive(Clone, Copy, Debug)]
+enum Origin<'a> {
+    CommandLine,
+    File(&'a ConfigFile, &'static str),
+}
+
+impl Origin<'_> {
+    /// `err` as it should be reported for a value from here.
+    fn blame(self, err: Error) -> Error {
+        match self {
+            Origin::CommandLine => err,
+            Origin::File(file, key) => Error::ConfigValue {
+                path: file.path.clone(),
+                line: file.line_of(key).unwrap_or(0),
+                key,
+                source: Box::new(err),
+            },
+        }
+    }
+}
+
+/// The command-line value if there is one, else the file's, else `default`.
+fn pick<'a, T>(
+    given: Option<T>,
+    file: Option<&'a ConfigFile>,
+    key: &'static str,
+    from_file: impl FnOnce(&FileValues) -> Option<T>,
+    default: T,
+) -> (T, Origin<'a>) {
+    if let Some(value) = given {
+        return (value, Origin::CommandLine);
+    }
+    match file.and_then(|f| from_file(&f.values).map(|v| (v, f))) {
+        Some((value, f)) => (value, Origin::File(f, key)),
+        None => (default, Origin::CommandLine),
+    }
+}
+
+impl Args {
+    /// Reads the `--config` file, if any, and checks every value, the command line winning
+    /// over the file.
+    ///
+    /// # Errors
+    ///
+    /// As [`Args::check_with`], plus the errors of [`ConfigFile::read`].
+    pub fn check(&self) -> Result<Settings, Error> {
+        let file = match &self.config {
+            Some(path) => Some(ConfigFile::read(path)?),
+            None => None,
+        };
+        self.check_with(file.as_ref())
+    }
+
+    /// Checks every value and returns them typed: for each option the command-line value,
+    /// else the one from `file`, else the default.
+    ///
+    /// # Errors
+    ///
+    /// A usage error ([`Error::exit_code`] 2) naming the first bad value: token not a number
+    /// or 2^56 or more, listen or connect address without a valid port, a device name the
+    /// kernel would refuse, a timeout, cap or interval of 0, an MTU out of range, `--group`
+    /// without `--user`, `verbose` with `quiet`, or a literal `--connect` IP of a family the
+    /// listen address cannot reach. A value from `file` is reported as
+    /// [`Error::ConfigValue`], with its key and line.
+    pub fn check_with(&self, file: Option<&ConfigFile>) -> Result<Settings, Error> {
+        let (device, at) = pick(
+            self.device.clone(),
+            file,
+            "device",
+            |f| f.device.clone(),
+            DEFAULT_DEVICE.to_owned(),
+        );
+        tap::check_name(&device).map_err(|reason| {
+            at.blame(Error::InvalidDeviceName {
+                name: device.clone(),
+                reason,
+            })
+        })?;
+        let (listen, at) = pick(
+            self.listen.clone(),
+            file,
+            "listen",
+            |f| f.listen.clone(),
+            DEFAULT_LISTEN.to_owned(),
+        );
+        let listen = parse_listen(&listen).map_err(|e| at.blame(e))?;
+        let (token, at) = pick(
+            self.token.clone(),
+            file,
+            "token",
+            |f| f.token.clone(),
+            DEFAULT_TOKEN.to_owned(),
+        );
+        let token = parse_token(&token).map_err(|e| at.blame(e))?;
+
+        let given_connect = (!self.connect.is_empty()).then(|| self.connect.clone());
+        let (connect_texts, at) = pick(
+            given_connect,
+            file,
+            "connect",
+            |f| f.connect.clone(),
+            Vec::new(),
+        );
+        let families = Families::of(&listen);
+        let mut connect = Vec::with_capacity(connect_texts.len());
+        for text in &connect_texts {
+            let peer = parse_peer(text).map_err(|e| at.blame(e))?;
+            if let Host::Ip(ip) = peer.host {
+                let addr = SocketAddr::new(ip, peer.port);
+                if !families.reaches(&addr) {
+                    return Err(at.blame(Error::UnreachablePeer { peer: addr, listen }));
+                }
+            }
+            connect.push(peer);
+        }
+
+        let secs = |given: Option<u64>,
+                    key: &'static str,
+                    from_file: fn(&FileValues) -> Option<u64>,
+                    default: u64,
+                    option: &'static str| {
+            let (value, at) = pick(given, file, key, from_file, default);
+            timeout(value, option).map_err(|e| at.blame(e))
+        };
+        let peer_timeout = secs(
+            self.peer_timeout_secs,
+            "peer-timeout",
+            |f| f.peer_timeout,
+            DEFAULT_PEER_TIMEOUT_SECS,
+            "--peer-timeout",
+        )?;
+        let mac_timeout = secs(
+            self.mac_timeout_secs,
+            "mac-timeout",
+            |f| f.mac_timeout,
+            DEFAULT_MAC_TIMEOUT_SECS,
+            "--mac-timeout",
+        )?;
+        let stats_interval = secs(
+            self.stats_interval_secs,
+            "stats-interval",
+            |f| f.stats_interval,
+            DEFAULT_STATS_INTERVAL_SECS,
+            "--stats-interval",
+        )?;
+
+        let cap = |given: Option<usize>,
+                   key: &'static str,
+                   from_file: fn(&FileValues) -> Option<usize>,
+                   default: usize,
+                   option: &'static str| {
+            let (value, at) = pick(given, file, key, from_file, default);
+            at_least_1(value, option).map_err(|e| at.blame(e))
+        };
+        let max_peers = cap(
+            self.max_peers,
+            "max-peers",
+            |f| f.max_peers,
+            peers::DEFAULT_MAX_PEERS,
+            "--max-peers",
+        )?;
+        let max_macs = cap(
+            self.max_macs,
+            "max-macs",
+            |f| f.max_macs,
+            switch::DEFAULT_MAX_ENTRIES,
+            "--max-macs",
+        )?;
+        let max_macs_per_peer = cap(
+            self.max_macs_per_peer,
+            "max-macs-per-peer",
+            |f| f.max_macs_per_peer,
+            switch::DEFAULT_MAX_ENTRIES_PER_PEER,
+            "--max-macs-per-peer",
+        )?;
+        let (broadcast_limit, at) = pick(
+            self.broadcast_limit.map(Some),
+            file,
+            "broadcast-limit",
+            |f| f.broadcast_limit.map(Some),
+            None,
+        );
+        if broadcast_limit == Some(0) {
+            return Err(at.blame(Error::InvalidLimit {
+                option: "--broadcast-limit",
+            }));
+        }
+
+        let (key_file, _) = pick(
+            self.key_file.clone().map(Some),
+            file,
+            "key-file",
+            |f| f.key_file.clone().map(Some),
+            None,
+        );
+        let (busy_poll_usecs, at) = pick(
+            self.busy_poll_usecs,
+            file,
+            "busy-poll",
+            |f| f.busy_poll,
+            DEFAULT_BUSY_POLL_USECS,
+        );
+        if busy_poll_usecs > MAX_BUSY_POLL_USECS {
+            return Err(at.blame(Error::InvalidBusyPoll {
+                value: busy_poll_usecs,
+            }));
+        }
+        let busy_poll = Duration::from_micros(busy_poll_usecs);
+        let (mtu, at) = pick(self.mtu.map(Some), file, "mtu", |f| f.mtu.map(Some), None);
+        let mtu = match mtu {
+            // Sealing adds crypto::OVERHEAD bytes to every datagram.
+            None if key_file.is_some() => default_mtu(families)
+                .saturating_sub(u32::try_from(crypto::OVERHEAD).unwrap_or(u32::MAX)),
+            None => default_mtu(families),
+            Some(value) if (MIN_MTU..=MAX_MTU).contains(&value) => value,
+            Some(value) => return Err(at.blame(Error::InvalidMtu { value })),
+        };
+
+        let (user, _) = pick(
+            self.user.clone().map(Some),
+            file,
+            "user",
+            |f| f.user.clone().map(Some),
+            None,
+        );
+        let (group, at) = pick(
+            self.group.clone().map(Some),
+            file,
+            "group",
+            |f| f.group.clone().map(Some),
+            None,
+        );
+        if group.is_some() && user.is_none() {
+            return Err(at.blame(Error::InvalidCombination {
+                reason: "--group needs --user (ethcloud switches user and group together)",
+            }));
+        }
+        let (ifup, _) = pick(
+            self.ifup.clone().map(Some),
+            file,
+            "ifup",
+            |f| f.ifup.clone().map(Some),
+            None,
+        );
+        let (ifdown, _) = pick(
+            self.ifdown.clone().map(Some),
+            file,
+            "ifdown",
+            |f| f.ifdown.clone().map(Some),
+            None,
+        );
+        let (stats_file, _) = pick(
+            self.stats_file.clone().map(Some),
+            file,
+            "stats-file",
+            |f| f.stats_file.clone().map(Some),
+            None,
+        );
+        let (stats_format, _) = pick(
+            self.stats_format,
+            file,
+            "stats-format",
+            |f| f.stats_format,
+            StatsFormat::Text,
+        );
+
+        let (no_offload, _) = pick(
+            self.no_offload.then_some(true),
+            file,
+            "no-offload",
+            |f| f.no_offload,
+            false,
+        );
+
+        let log_level = if self.verbose || self.quiet {
+            self.log_level()
+        } else {
+            match file.map(|f| (f, f.values.verbose, f.values.quiet)) {
+                Some((f, Some(true), Some(true))) => {
+                    return Err(Origin::File(f, "quiet").blame(Error::InvalidCombination {
+                        reason: "--quiet cannot be combined with --verbose",
+                    }))
+                }
+                Some((_, Some(true), _)) => LevelFilter::Debug,
+                Some((_, _, Some(true))) => LevelFilter::Error,
+                _ => LevelFilter::Info,
+            }
+        };
+
+        Ok(Settings {
+            device,
+            listen,
+            token,
+            connect,
+            peer_timeout,
+            mac_timeout,
+            log_level,
+            max_peers,
+            max_macs,
+            max_macs_per_peer,
+            broadcast_limit,
+            user,
+            group,
+            ifup,
+            ifdown,
+            mtu,
+            stats_file,
+            stats_interval,
+            stats_format,
+            offload: !no_offload,
+            key_file,
+            busy_poll,
+        })
+    }
+}
+
+fn timeout(secs: u64, option: &'static str) -> Result<Duration, Error> {
+    if secs == 0 {
+        Err(Error::InvalidTimeout { option })
+    } else {
+        Ok(Duration::from_secs(secs))
+    }
+}
+
+fn at_least_1(value: usize, option: &'static str) -> Result<usize, Error> {
+    if value == 0 {
+        Err(Error::InvalidLimit { option })
+    } else {
+        Ok(value)
+    }
+}

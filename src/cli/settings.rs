@@ -1,0 +1,131 @@
+//! [`Settings`]: the command line after checking, typed values only, and what the binary
+//! derives from it: the `--connect` peers resolved to addresses, and the node's [`Config`].
+//!
+//! Owns nothing but these conversions. Values get here only through [`Args::check`]
+//! (`check`), so nothing here validates again; it opens no socket or device, that is `main`'s.
+//!
+//! [`Args::check`]: super::Args::check
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use log::LevelFilter;
+
+use super::PeerAddr;
+use crate::error::Error;
+use crate::node::Config;
+use crate::status::StatsFormat;
+use crate::sys::udp::Families;
+use crate::wire::Token;
+
+/// The command line after checking: typed values only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The tap device name (maybe a `%d` template), checked against the kernel's rules.
+    pub device: String,
+    /// The address to bind the UDP socket to.
+    pub listen: SocketAddr,
+    /// The network token.
+    pub token: Token,
+    /// The `--connect` peers, syntax checked but not resolved.
+    pub connect: Vec<PeerAddr>,
+    /// How long a silent peer is kept.
+    pub peer_timeout: Duration,
+    /// How long a learned MAC address is kept.
+    pub mac_timeout: Duration,
+    /// The log level from `-v` / `-q` (`RUST_LOG` may still override it).
+    pub log_level: LevelFilter,
+    /// Cap on the peer table.
+    pub max_peers: usize,
+    /// Cap on the MAC table.
+    pub max_macs: usize,
+    /// Cap on the MAC entries behind one peer.
+    pub max_macs_per_peer: usize,
+    /// Broadcast and multicast frames per second per source; `None` for no limit.
+    pub broadcast_limit: Option<u64>,
+    /// The user to switch to, if any.
+    pub user: Option<String>,
+    /// The group to switch to along with `user` (`None`: the user's primary group).
+    pub group: Option<String>,
+    /// The `--ifup` command.
+    pub ifup: Option<String>,
+    /// The `--ifdown` command.
+    pub ifdown: Option<String>,
+    /// The tap MTU (`--mtu`, else [`default_mtu`](super::default_mtu) for the listen address).
+    pub mtu: u32,
+    /// The stats file, if any.
+    pub stats_file: Option<PathBuf>,
+    /// How often the stats file is written.
+    pub stats_interval: Duration,
+    /// The stats file's format.
+    pub stats_format: StatsFormat,
+    /// Use the segmentation offloads where the kernel supports them (not `--no-offload`).
+    pub offload: bool,
+    /// The key file for the keyed mode, if any.
+    pub key_file: Option<PathBuf>,
+    /// How long the loop keeps polling without sleeping after traffic.
+    pub busy_poll: Duration,
+}
+
+impl Settings {
+    /// Resolves every `--connect` peer to one address the socket on `listen` can reach, in
+    /// command-line order, each with the value it came from (several values may give the
+    /// same address).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Resolve`] if a name cannot be resolved, [`Error::NoUsableAddress`] if it
+    /// resolves only to addresses of the other family.
+    pub fn resolve_each(&self) -> Result<Vec<(PeerAddr, SocketAddr)>, Error> {
+        let families = Families::of(&self.listen);
+        self.connect
+            .iter()
+            .map(|peer| Ok((peer.clone(), peer.resolve(families, self.listen)?)))
+            .collect()
+    }
+
+    /// Resolves every `--connect` peer to one address the socket on `listen` can reach,
+    /// dropping duplicates, in command-line order.
+    ///
+    /// # Errors
+    ///
+    /// As [`Settings::resolve_each`].
+    pub fn resolve_peers(&self) -> Result<Vec<SocketAddr>, Error> {
+        Ok(unique_addrs(&self.resolve_each()?))
+    }
+
+    /// The node's configuration: the spec's defaults, then the checked values. `connect` and
+    /// `own_addrs` are the resolved peers and the local addresses; `families` those the bound
+    /// socket reaches.
+    pub fn node_config(
+        &self,
+        connect: Vec<SocketAddr>,
+        own_addrs: Vec<SocketAddr>,
+        families: Families,
+    ) -> Config {
+        let mut config = Config::new(self.token);
+        config.peer_timeout = self.peer_timeout;
+        config.mac_timeout = self.mac_timeout;
+        config.connect = connect;
+        config.own_addrs = own_addrs;
+        config.accepts_ipv4 = families.ipv4;
+        config.accepts_ipv6 = families.ipv6;
+        config.max_peers = self.max_peers;
+        config.max_macs = self.max_macs;
+        config.max_macs_per_peer = self.max_macs_per_peer;
+        config.broadcast_limit = self.broadcast_limit;
+        config
+    }
+}
+
+/// The addresses of `resolved`, first occurrence kept, in order.
+pub fn unique_addrs(resolved: &[(PeerAddr, SocketAddr)]) -> Vec<SocketAddr> {
+    let mut addrs: Vec<SocketAddr> = Vec::with_capacity(resolved.len());
+    for (_, addr) in resolved {
+        if !addrs.contains(addr) {
+            addrs.push(*addr);
+        }
+    }
+    addrs
+}

@@ -1,0 +1,478 @@
+//! Unit tests of the command line as a whole: clap's parsing, the checks, the config file
+//! under the command line, and the conversions of [`Settings`]. Behaviour that needs the
+//! binary or a tap device is tested in `tests/cli.rs`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::error::ErrorKind;
+use clap::Parser;
+use log::LevelFilter;
+
+use super::*;
+use crate::config::ConfigFile;
+use crate::error::Error;
+use crate::status::StatsFormat;
+use crate::sys::udp::Families;
+use crate::wire::Token;
+
+fn args(list: &[&str]) -> Result<Args, clap::Error> {
+    Args::try_parse_from(std::iter::once("ethcloud").chain(list.iter().copied()))
+}
+
+fn check(list: &[&str]) -> Result<Settings, Error> {
+    args(list).unwrap().check()
+}
+
+fn usage_error(list: &[&str]) -> String {
+    let err = check(list).unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    err.to_string()
+}
+
+#[test]
+fn defaults_match_the_spec() {
+    let s = check(&[]).unwrap();
+    assert_eq!(s.device, "ethcloud%d");
+    assert_eq!(s.listen, "0.0.0.0:3210".parse().unwrap());
+    assert_eq!(s.token, Token::new(0).unwrap());
+    assert!(s.connect.is_empty());
+    assert_eq!(s.peer_timeout, Duration::from_secs(1800));
+    assert_eq!(s.mac_timeout, Duration::from_secs(300));
+    assert_eq!(s.log_level, LevelFilter::Info);
+    assert!(s.offload);
+    assert!(!check(&["--no-offload"]).unwrap().offload);
+    assert_eq!(
+        check(&[]).unwrap().busy_poll,
+        Duration::from_micros(DEFAULT_BUSY_POLL_USECS)
+    );
+    assert!(check(&["--busy-poll", "0"]).unwrap().busy_poll.is_zero());
+    assert!(check(&["--busy-poll", "100001"]).is_err());
+}
+
+#[test]
+fn short_and_long_options_are_the_specs() {
+    let s = check(&[
+        "-d",
+        "vpn0",
+        "-l",
+        "[::]:4000",
+        "-t",
+        "134",
+        "-c",
+        "198.18.0.2:3210",
+        "-c",
+        "[fd00::2]:3210",
+        "--peer-timeout",
+        "60",
+        "--mac-timeout",
+        "30",
+        "-v",
+    ])
+    .unwrap();
+    assert_eq!(s.device, "vpn0");
+    assert_eq!(s.listen, "[::]:4000".parse().unwrap());
+    assert_eq!(s.token.get(), 134);
+    assert_eq!(s.connect.len(), 2);
+    assert_eq!(s.peer_timeout, Duration::from_secs(60));
+    assert_eq!(s.mac_timeout, Duration::from_secs(30));
+    assert_eq!(s.log_level, LevelFilter::Debug);
+    let long = check(&[
+        "--device",
+        "vpn0",
+        "--listen",
+        "[::]:4000",
+        "--token",
+        "134",
+        "--connect",
+        "198.18.0.2:3210",
+        "--quiet",
+    ])
+    .unwrap();
+    assert_eq!(long.log_level, LevelFilter::Error);
+    assert_eq!(long.token.get(), 134);
+}
+
+#[test]
+fn verbose_with_quiet_is_a_clap_conflict() {
+    let err = args(&["-v", "-q"]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
+    assert_eq!(err.exit_code(), 2);
+}
+
+#[test]
+fn non_numeric_timeout_is_a_clap_error() {
+    let err = args(&["--peer-timeout", "soon"]).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+}
+
+#[test]
+fn token_of_2_pow_56_is_rejected_naming_the_limit() {
+    let text = usage_error(&["-t", "72057594037927936"]);
+    assert!(text.contains("too large"), "{text}");
+    assert!(text.contains("72057594037927935"), "{text}");
+    assert_eq!(
+        check(&["-t", "72057594037927935"]).unwrap().token,
+        Token::MAX
+    );
+}
+
+#[test]
+fn token_beyond_u64_is_too_large() {
+    let text = usage_error(&["-t", "99999999999999999999999"]);
+    assert!(text.contains("too large"), "{text}");
+}
+
+#[test]
+fn token_not_a_number_is_rejected() {
+    for bad in ["abc", "", "-1", "1e3", " 1", "0x10"] {
+        let text = usage_error(&[&format!("--token={bad}")]);
+        assert!(text.contains("not a decimal number"), "{bad:?}: {text}");
+    }
+}
+
+#[test]
+fn listen_without_valid_port_is_rejected() {
+    for (bad, why) in [
+        ("0.0.0.0", "missing port"),
+        ("0.0.0.0:", "missing port"),
+        ("[::]", "missing port"),
+        ("0.0.0.0:99999", "above 65535"),
+        ("0.0.0.0:http", "not a number"),
+        (":3210", "missing host"),
+        ("::1:3210", "brackets"),
+        ("localhost:3210", "IP address"),
+        ("[nonsense]:3210", "IPv6"),
+    ] {
+        let text = usage_error(&["-l", bad]);
+        assert!(text.contains(why), "{bad:?}: {text}");
+        assert!(text.starts_with("invalid listen address"), "{text}");
+    }
+}
+
+#[test]
+fn listen_accepts_ipv4_ipv6_and_port_0() {
+    assert_eq!(
+        check(&["-l", "[fd00::1]:0"]).unwrap().listen,
+        "[fd00::1]:0".parse().unwrap()
+    );
+    assert_eq!(
+        check(&["-l", "127.0.0.1:3210"]).unwrap().listen,
+        "127.0.0.1:3210".parse().unwrap()
+    );
+}
+
+#[test]
+fn connect_without_valid_port_is_rejected() {
+    for (bad, why) in [
+        ("198.18.0.2", "missing port"),
+        ("198.18.0.2:0", "port 0"),
+        ("198.18.0.2:65536", "above 65535"),
+        ("[fd00::2]", "missing port"),
+        ("fd00::2:3210", "brackets"),
+        ("bad host:3210", "neither"),
+        ("a..b:3210", "neither"),
+    ] {
+        let text = usage_error(&["-l", "[::]:3210", "-c", bad]);
+        assert!(text.contains(why), "{bad:?}: {text}");
+        assert!(text.starts_with("invalid peer address"), "{text}");
+    }
+}
+
+#[test]
+fn connect_accepts_ipv4_bracketed_ipv6_and_names() {
+    let s = check(&[
+        "-l",
+        "[::]:3210",
+        "-c",
+        "198.18.0.2:1",
+        "-c",
+        "[fd00::2]:2",
+        "-c",
+        "peer-1.example:3",
+    ])
+    .unwrap();
+    assert_eq!(s.connect[0].host, Host::Ip("198.18.0.2".parse().unwrap()));
+    assert_eq!(s.connect[1].host, Host::Ip("fd00::2".parse().unwrap()));
+    assert_eq!(s.connect[2].host, Host::Name("peer-1.example".to_owned()));
+    assert_eq!(s.connect[2].port, 3);
+}
+
+#[test]
+fn connect_ipv6_peer_from_ipv4_socket_is_rejected() {
+    let text = usage_error(&["-l", "0.0.0.0:3210", "-c", "[fd00::2]:3210"]);
+    assert!(text.contains("reaches only IPv4"), "{text}");
+}
+
+#[test]
+fn device_name_of_16_bytes_or_more_is_rejected() {
+    let text = usage_error(&["-d", "abcdefghijklmnop"]);
+    assert!(text.contains("IFNAMSIZ"), "{text}");
+    usage_error(&["-d", "a-name-of-20-chars!!"]);
+    usage_error(&["-d", ""]);
+    assert_eq!(
+        check(&["-d", "abcdefghijklmno"]).unwrap().device,
+        "abcdefghijklmno"
+    );
+}
+
+#[test]
+fn zero_timeouts_are_rejected() {
+    let text = usage_error(&["--peer-timeout", "0"]);
+    assert!(text.contains("--peer-timeout"), "{text}");
+    let text = usage_error(&["--mac-timeout", "0"]);
+    assert!(text.contains("--mac-timeout"), "{text}");
+    assert_eq!(
+        check(&["--mac-timeout", "1"]).unwrap().mac_timeout,
+        Duration::from_secs(1)
+    );
+}
+
+#[test]
+fn literal_peers_resolve_without_dns_and_v4_mapped_becomes_ipv4() {
+    let s = check(&[
+        "-l",
+        "[::]:3210",
+        "-c",
+        "[::ffff:198.18.0.2]:3210",
+        "-c",
+        "198.18.0.2:3210",
+        "-c",
+        "[fd00::2]:3210",
+    ])
+    .unwrap();
+    let addrs = s.resolve_peers().unwrap();
+    assert_eq!(
+        addrs,
+        [
+            "198.18.0.2:3210".parse().unwrap(),
+            "[fd00::2]:3210".parse().unwrap()
+        ]
+    );
+}
+
+#[test]
+fn localhost_resolves_to_the_listen_family() {
+    let s = check(&["-l", "0.0.0.0:3210", "-c", "localhost:3210"]).unwrap();
+    let addrs = s.resolve_peers().unwrap();
+    assert_eq!(addrs, ["127.0.0.1:3210".parse().unwrap()]);
+}
+
+#[test]
+fn unresolvable_name_is_a_runtime_error_naming_the_peer() {
+    let s = check(&["-c", "nonexistent.invalid:3210"]).unwrap();
+    let err = s.resolve_peers().unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    let text = err.to_string();
+    assert!(
+        text.starts_with("cannot resolve peer address nonexistent.invalid:3210: "),
+        "{text}"
+    );
+}
+
+#[test]
+fn node_config_carries_the_checked_values() {
+    let s = check(&["-t", "7", "--peer-timeout", "9", "--mac-timeout", "8"]).unwrap();
+    let families = Families::of(&s.listen);
+    let peer: SocketAddr = "198.18.0.2:3210".parse().unwrap();
+    let own: SocketAddr = "198.18.0.1:3210".parse().unwrap();
+    let config = s.node_config(vec![peer], vec![own], families);
+    assert_eq!(config.token.get(), 7);
+    assert_eq!(config.peer_timeout, Duration::from_secs(9));
+    assert_eq!(config.mac_timeout, Duration::from_secs(8));
+    assert_eq!(config.connect, [peer]);
+    assert_eq!(config.own_addrs, [own]);
+    assert!(config.accepts_ipv4 && !config.accepts_ipv6);
+}
+
+fn file(text: &str) -> ConfigFile {
+    ConfigFile::parse(std::path::Path::new("/etc/ethcloud/vpn0.toml"), text).unwrap()
+}
+
+fn check_file(list: &[&str], text: &str) -> Result<Settings, Error> {
+    args(list).unwrap().check_with(Some(&file(text)))
+}
+
+const FILE: &str = r#"
+device = "vpn0"
+listen = "[::]:4000"
+token = 134
+connect = ["198.18.0.2:3210", "[fd00::2]:3210"]
+peer-timeout = 60
+quiet = true
+max-peers = 10
+broadcast-limit = 100
+mtu = 1400
+user = "nobody"
+stats-file = "/run/ethcloud/vpn0/stats"
+stats-format = "prometheus"
+"#;
+
+#[test]
+fn config_file_values_apply_where_the_command_line_is_silent() {
+    let s = check_file(&[], FILE).unwrap();
+    assert_eq!(s.device, "vpn0");
+    assert_eq!(s.listen, "[::]:4000".parse().unwrap());
+    assert_eq!(s.token.get(), 134);
+    assert_eq!(s.connect.len(), 2);
+    assert_eq!(s.peer_timeout, Duration::from_secs(60));
+    assert_eq!(s.mac_timeout, Duration::from_secs(300), "default");
+    assert_eq!(s.log_level, LevelFilter::Error);
+    assert_eq!(s.max_peers, 10);
+    assert_eq!(s.broadcast_limit, Some(100));
+    assert_eq!(s.mtu, 1400);
+    assert_eq!(s.user.as_deref(), Some("nobody"));
+    assert_eq!(s.stats_format, StatsFormat::Prometheus);
+    assert_eq!(s.stats_interval, Duration::from_secs(10), "default");
+}
+
+#[test]
+fn command_line_overrides_the_config_file() {
+    let s = check_file(
+        &[
+            "-d",
+            "vpn9",
+            "-t",
+            "9",
+            "-c",
+            "198.18.0.9:3210",
+            "--peer-timeout",
+            "5",
+            "-v",
+            "--mtu",
+            "1300",
+            "--stats-format",
+            "text",
+        ],
+        FILE,
+    )
+    .unwrap();
+    assert_eq!(s.device, "vpn9");
+    assert_eq!(s.token.get(), 9);
+    assert_eq!(s.connect.len(), 1, "-c replaces the file's list");
+    assert_eq!(s.connect[0].text, "198.18.0.9:3210");
+    assert_eq!(s.peer_timeout, Duration::from_secs(5));
+    assert_eq!(s.log_level, LevelFilter::Debug, "-v beats quiet = true");
+    assert_eq!(s.mtu, 1300);
+    assert_eq!(s.stats_format, StatsFormat::Text);
+    assert_eq!(s.listen, "[::]:4000".parse().unwrap(), "not overridden");
+}
+
+#[test]
+fn bad_config_value_names_the_file_the_key_and_the_line() {
+    let err = check_file(&[], "device = \"vpn0\"\n\npeer-timeout = 0\n").unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert_eq!(
+        err.to_string(),
+        "config file /etc/ethcloud/vpn0.toml, line 3: key peer-timeout: \
+         invalid --peer-timeout: must be at least 1 second"
+    );
+    let err = check_file(&[], "token = 72057594037927936\n").unwrap_err();
+    assert!(
+        err.to_string().contains("line 1: key token: invalid token"),
+        "{err}"
+    );
+    let err = check_file(&[], "connect = [\"198.18.0.1\"]\n").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("key connect: invalid peer address"),
+        "{err}"
+    );
+    let err = check_file(&[], "max-macs = 0\n").unwrap_err();
+    assert!(
+        err.to_string().contains("key max-macs: invalid --max-macs"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_config_value_overridden_on_the_command_line_is_no_error() {
+    let s = check_file(&["--peer-timeout", "7"], "peer-timeout = 0\n").unwrap();
+    assert_eq!(s.peer_timeout, Duration::from_secs(7));
+}
+
+#[test]
+fn bad_command_line_value_is_not_blamed_on_the_file() {
+    let err = check_file(&["--mtu", "20"], "mtu = 1400\n").unwrap_err();
+    assert!(err.to_string().starts_with("invalid --mtu 20"), "{err}");
+}
+
+#[test]
+fn default_mtu_leaves_room_for_the_underlay_headers() {
+    assert_eq!(check(&[]).unwrap().mtu, 1450);
+    assert_eq!(check(&["-l", "[::]:3210"]).unwrap().mtu, 1430);
+    assert_eq!(check(&["-l", "[fd00::1]:3210"]).unwrap().mtu, 1430);
+    assert_eq!(
+        check(&["-l", "[::ffff:198.18.0.1]:3210"]).unwrap().mtu,
+        1450
+    );
+    assert_eq!(ETHCLOUD_HEADER_LEN as usize, crate::wire::HEADER_LEN);
+    assert_eq!(
+        FRAME_HEADER_LEN as usize,
+        crate::wire::ethernet::ETHERNET_HEADER_LEN
+    );
+    let tagged = crate::wire::ethernet::TAGGED_HEADER_LEN;
+    assert_eq!(MAX_MTU as usize + tagged, crate::wire::MAX_FRAME_LEN);
+}
+
+#[test]
+fn mtu_out_of_range_is_rejected() {
+    usage_error(&["--mtu", "67"]);
+    usage_error(&["--mtu", "65482"]);
+    assert_eq!(check(&["--mtu", "68"]).unwrap().mtu, 68);
+    assert_eq!(check(&["--mtu", "65481"]).unwrap().mtu, 65481);
+}
+
+#[test]
+fn caps_and_broadcast_limit_reach_the_node_config() {
+    let s = check(&[
+        "--max-peers",
+        "3",
+        "--max-macs",
+        "4",
+        "--max-macs-per-peer",
+        "2",
+        "--broadcast-limit",
+        "50",
+    ])
+    .unwrap();
+    let config = s.node_config(vec![], vec![], Families::of(&s.listen));
+    assert_eq!(config.max_peers, 3);
+    assert_eq!(config.max_macs, 4);
+    assert_eq!(config.max_macs_per_peer, 2);
+    assert_eq!(config.broadcast_limit, Some(50));
+    let defaults = check(&[]).unwrap();
+    assert_eq!(defaults.max_peers, 4096);
+    assert_eq!(defaults.max_macs, 65536);
+    assert_eq!(defaults.max_macs_per_peer, 4096);
+    assert_eq!(defaults.broadcast_limit, None);
+}
+
+#[test]
+fn zero_caps_are_rejected() {
+    for option in [
+        "--max-peers",
+        "--max-macs",
+        "--max-macs-per-peer",
+        "--broadcast-limit",
+    ] {
+        let text = usage_error(&[option, "0"]);
+        assert!(text.contains(option), "{text}");
+    }
+    usage_error(&["--stats-interval", "0"]);
+}
+
+#[test]
+fn group_without_user_is_rejected() {
+    let text = usage_error(&["--group", "nogroup"]);
+    assert!(text.contains("--group needs --user"), "{text}");
+    assert!(check(&["--user", "nobody", "--group", "nogroup"]).is_ok());
+}
+
+#[test]
+fn resolve_each_keeps_every_value_with_its_address() {
+    let s = check(&["-c", "127.0.0.1:1", "-c", "localhost:1"]).unwrap();
+    let each = s.resolve_each().unwrap();
+    assert_eq!(each.len(), 2);
+    assert_eq!(unique_addrs(&each), ["127.0.0.1:1".parse().unwrap()]);
+}
