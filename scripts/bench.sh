@@ -13,6 +13,9 @@
 #                      build (e.g. an older build, to measure a step against it)
 #   --out FILE         also write the table (markdown) to FILE
 #   --latency-only     only ping and UDP ping-pong (quick iterations on latency)
+#   --floor            add a row "floor": examples/minirelay.rs, a bare tap<->UDP relay that
+#                      spins on both fds and does nothing else; the latency any user-space
+#                      relay pays for its two extra trips through the kernel
 #
 # Builds release, makes two namespaces joined by one veth (underlay 198.18.50.0/24, MTU 1500),
 # and in them a VXLAN (id 4242, UDP 4789, overlay 198.19.50.0/24) and one ethcloud pair per
@@ -35,6 +38,7 @@ variants=()
 bins=()
 out=""
 latency_only=0
+floor=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) reps=1; secs=2; pingpong_rounds=1000 ;;
@@ -44,7 +48,8 @@ while [ $# -gt 0 ]; do
         --variant-bin) variants+=("${2%%=*}="); bins+=("$2"); shift ;;
         --out) out="$2"; shift ;;
         --latency-only) latency_only=1 ;;
-        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+        --floor) variants+=("floor="); floor=1 ;;
+        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -56,7 +61,7 @@ for tool in ip iperf3 ping python3 cargo; do
 done
 
 echo "==> building (cargo build --release, example pingpong)"
-cargo build --release --quiet --bin ethcloud --example pingpong
+cargo build --release --quiet --bin ethcloud --example pingpong --example minirelay
 bin="$PWD/target/release/ethcloud"
 pingpong="$PWD/target/release/examples/pingpong"
 
@@ -134,9 +139,14 @@ for variant in "${variants[@]}"; do
     for side in 1 2; do
         ns=$a; other=2
         [ "$side" = 2 ] && { ns=$b; other=1; }
-        # shellcheck disable=SC2086
-        ip netns exec "$ns" "$vbin" -d "$tap" -l "198.18.50.$side:$port" -t "$((4000 + index))" \
-            -c "198.18.50.$other:$port" $extra 2>"$work/$label-$side.log" &
+        if [ "$floor" -eq 1 ] && [ "$label" = floor ]; then
+            ip netns exec "$ns" "$PWD/target/release/examples/minirelay" "$tap" \
+                "198.18.50.$side:$port" "198.18.50.$other:$port" 3600 2>"$work/$label-$side.log" &
+        else
+            # shellcheck disable=SC2086
+            ip netns exec "$ns" "$vbin" -d "$tap" -l "198.18.50.$side:$port" -t "$((4000 + index))" \
+                -c "198.18.50.$other:$port" $extra 2>"$work/$label-$side.log" &
+        fi
         pid=$!
         pids+=("$pid")
         vpids="$vpids $pid"

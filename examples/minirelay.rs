@@ -1,0 +1,77 @@
+//! The latency floor of any user-space L2 relay, a helper of `scripts/bench.sh --floor`.
+//!
+//! `minirelay TAP LISTEN PEER SECS` opens the tap device TAP (no offloads), binds a UDP socket
+//! to LISTEN and, for SECS seconds, relays: every frame read from the tap is sent whole to
+//! PEER, every datagram received is written whole to the tap. After a packet it polls both fds
+//! without sleeping for 50 µs (ethcloud's default `--busy-poll`, without the yield), then
+//! sleeps in epoll. No protocol, no header, no table, no batching. What it measures is the
+//! cost of the two extra trips through the kernel that every user-space VPN pays (tap read and
+//! UDP send, UDP receive and tap write), against which ethcloud's own latency can be judged.
+//! Not a VPN: no token, no checks; for the benchmark's namespaces only.
+
+use std::env;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use std::os::fd::AsFd;
+
+use ethcloud::io::Device;
+use ethcloud::sys::epoll::Poll;
+use ethcloud::sys::tap::TapDevice;
+
+const SPIN: Duration = Duration::from_micros(50);
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("minirelay: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let [tap, listen, peer, secs] = args.as_slice() else {
+        return Err("usage: minirelay TAP LISTEN PEER SECS".into());
+    };
+    let peer: SocketAddr = peer.parse()?;
+    let deadline = Instant::now() + Duration::from_secs(secs.parse()?);
+    let mut tap = TapDevice::open_with(tap, false)?;
+    let socket = UdpSocket::bind(listen.parse::<SocketAddr>()?)?;
+    socket.set_nonblocking(true)?;
+    let mut poll = Poll::new()?;
+    poll.register(tap.as_fd(), 0)?;
+    poll.register(socket.as_fd(), 1)?;
+    let mut buf = vec![0u8; 65_536];
+    let mut last_packet = Instant::now();
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(());
+        }
+        if now.duration_since(last_packet) > SPIN {
+            poll.wait(Some(Duration::from_secs(1)))?.for_each(drop);
+        }
+        match tap.read(&mut buf) {
+            Ok(len) => {
+                let _ = socket.send_to(&buf[..len], peer);
+                last_packet = Instant::now();
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e.into()),
+        }
+        match socket.recv(&mut buf) {
+            Ok(len) => {
+                let _ = tap.write_frame(&buf[..len]);
+                last_packet = Instant::now();
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
