@@ -46,7 +46,7 @@ token=42
 port=3210
 pings=20
 idle_secs=10
-mesh_deadline=$((60 + 2 * n)) # seconds; the simulator says a chain of 100 needs well under 60
+mesh_deadline=$((30 + n)) # seconds; the simulator says a chain of 100 needs 8 s, 12 daemons take ~3 s
 logs="$(mktemp -d /tmp/ethcloud-scale.XXXXXX)"
 namespaces=()
 pids=()
@@ -215,6 +215,7 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 echo "==> idle for ${idle_secs} s: CPU, memory and management traffic per daemon"
 mapfile -t bytes0 < <(control_bytes)
+[ "${#bytes0[@]}" -eq "$n" ] || die "read the counters of ${#bytes0[@]} of $n daemons"
 ticks0=()
 for pid in "${pids[@]}"; do ticks0+=("$(cpu_ticks "$pid")"); done
 t0=$(date +%s.%N)
@@ -223,6 +224,7 @@ ticks1=()
 for pid in "${pids[@]}"; do ticks1+=("$(cpu_ticks "$pid")"); done
 t1=$(date +%s.%N)
 mapfile -t bytes1 < <(control_bytes)
+[ "${#bytes1[@]}" -eq "$n" ] || die "read the counters of ${#bytes1[@]} of $n daemons"
 elapsed="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')"
 hz="$(getconf CLK_TCK)"
 

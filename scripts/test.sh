@@ -81,9 +81,12 @@ step "Debian package and systemd units (scripts/deb.sh)"
 bash scripts/deb.sh
 
 # Benchmarks are not run here (they are type-checked by clippy above and run by hand:
-# cargo bench, scripts/bench.sh, scripts/scale.sh); every test target is.
+# cargo bench, scripts/bench.sh, scripts/scale.sh 32; its 12-daemon form runs below); every test target is.
 step "cargo test --lib --bins --tests -- --include-ignored"
 cargo test --lib --bins --tests -- --include-ignored
+
+step "scale: 12 daemons"
+bash scripts/scale.sh 12
 
 step "fuzzing, bounded (scripts/fuzz.sh 25)"
 bash scripts/fuzz.sh 25

@@ -19,11 +19,19 @@
 //!   become peers only when they answer.
 //! - `--connect` addresses are retried forever with exponential back-off (1 s doubling to 60 s),
 //!   also after they time out or close.
-//! - Gossip follows the Trickle idea: after the peer set grows, rounds start 1 s apart and double
-//!   up to a steady interval. A round sends ⌈√n⌉ peers (round-robin) a list of ⌈√n⌉ peers
-//!   (round-robin, never the receiver itself). The steady interval is chosen so that every peer
-//!   hears from us at least every `min(peer_timeout / 4, 60 s)`: peers stay alive with margin and
-//!   NAT mappings stay open.
+//! - Keepalive and gossip are separate. Every peer must hear from us at least once per
+//!   K = `min(peer_timeout / 4, 60 s)`, so that it keeps us (with margin) and NAT mappings stay
+//!   open. A sweep goes round the verified peers (round-robin) twice per K and sends the
+//!   smallest valid message, an empty peer list (10 bytes in the clear), to those that have
+//!   been sent nothing for half a K: so each gets one about every K − 2 s, and a gossip list
+//!   sent to a peer stands in for its next keepalive.
+//! - Gossip rounds follow Trickle ([`peers::Trickle`]): after the peer set grows, intervals start
+//!   at 1 s and double up to K, with one round at a random point in the second half of each. A
+//!   round sends the next ⌈√n⌉ peers of a round-robin in random order a list of ⌈√n⌉ peers
+//!   (round-robin, never the receiver itself). At the steady interval a round is skipped if
+//!   [`GOSSIP_REDUNDANCY`] lists that taught us nothing new arrived in the interval before it
+//!   (Trickle's suppression), so in steady state only a few nodes per interval gossip, and
+//!   gossip per node grows as √n·log n. See `docs/scale.md`.
 //! - A "get peer list" from a verified peer is answered with up to 255 verified peers per
 //!   address family, never including the asker itself. Only verified peers are ever shared.
 
@@ -37,7 +45,9 @@ use crate::buf::{PacketBuf, HEADROOM, SWITCH_AT};
 use crate::crypto::{self, Key, OpenError, Opener, Sealer};
 use crate::io::{Device, Socket};
 use crate::limit::RateLimiter;
-use crate::peers::{self, canonical, ceil_sqrt, is_unusable, Contacts, PeerTable, Touch};
+use crate::peers::{
+    self, canonical, ceil_sqrt, is_unusable, Contacts, PeerTable, Sweep, Touch, Trickle,
+};
 use crate::stats::{DropReason, Stats};
 use crate::switch::{self, Learned, SwitchTable};
 use crate::time::Instant;
@@ -49,11 +59,14 @@ use crate::wire::{
 
 /// How often [`Node::housekeep`] wants to run.
 pub const HOUSEKEEP_INTERVAL: Duration = Duration::from_secs(1);
-/// The shortest gossip interval, used right after the peer set changed.
+/// The shortest gossip interval, used right after the peer set grew.
 pub const GOSSIP_INTERVAL_MIN: Duration = Duration::from_secs(1);
 /// Every peer hears from us at least this often (or every quarter of the peer timeout, if
-/// shorter), which keeps NAT mappings open.
+/// shorter), which keeps NAT mappings open. It is also the longest gossip interval.
 pub const KEEPALIVE_MAX: Duration = Duration::from_secs(60);
+/// Trickle's redundancy constant k: at the longest interval, a gossip round is skipped if this
+/// many peer lists that taught us nothing new arrived in the interval before it.
+pub const GOSSIP_REDUNDANCY: u32 = 2;
 /// A peer list verifies its sender if we asked that address for it at most this long ago.
 pub const ANSWER_WINDOW: Duration = Duration::from_secs(30);
 /// An unverified peer is sent at most one "get peer list" per this interval.
@@ -159,22 +172,25 @@ impl Config {
     }
 }
 
-/// The steady gossip plan for `n` peers: (interval between rounds, peers per round), such that
-/// every peer is sent a list at least once per `keepalive`.
-fn gossip_plan(n: usize, keepalive: Duration) -> (Duration, usize) {
-    if n == 0 {
-        return (keepalive, 0);
+/// A seed for the gossip timer's random points: our own addresses and the start time, so that
+/// nodes started together still pick different points, and the simulator stays deterministic.
+fn trickle_seed(config: &Config, now: Instant) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    feed(&now.as_millis().to_le_bytes());
+    for addr in &config.own_addrs {
+        match addr {
+            SocketAddr::V4(a) => feed(&a.ip().octets()),
+            SocketAddr::V6(a) => feed(&a.ip().octets()),
+        }
+        feed(&addr.port().to_be_bytes());
     }
-    let k = ceil_sqrt(n);
-    let rounds = n.div_ceil(k);
-    let interval = keepalive / u32::try_from(rounds).unwrap_or(u32::MAX);
-    if interval >= GOSSIP_INTERVAL_MIN {
-        return (interval, k);
-    }
-    let rounds = usize::try_from(keepalive.as_secs())
-        .unwrap_or(usize::MAX)
-        .max(1);
-    (GOSSIP_INTERVAL_MIN, n.div_ceil(rounds).max(k))
+    h
 }
 
 /// Send side: the socket plus which kinds of failure were already logged at warn.
@@ -241,12 +257,18 @@ pub struct Node<S: Socket, D: Device> {
     /// Scratch lists for housekeeping, reused.
     targets: Vec<SocketAddr>,
     entries: Vec<SocketAddr>,
-    gossip_cursor: Option<SocketAddr>,
+    /// Where the keepalive sweep over the verified peers is.
+    sweep_cursor: Option<SocketAddr>,
+    /// Where the gossip round-robin (in random order) is.
+    gossip_position: usize,
+    /// How many peers the keepalive sweep visits at each housekeeping.
+    keepalives: Sweep,
+    /// Which peers the next gossip list names (round-robin).
     share_cursor: Option<SocketAddr>,
     /// Where the last peer list we sent ended, per family (IPv4, IPv6).
     list_cursors: [Option<SocketAddr>; 2],
-    gossip_interval: Duration,
-    next_gossip: Instant,
+    /// When gossip rounds run.
+    trickle: Trickle,
     next_housekeep: Instant,
     contact_limiter: RateLimiter,
     device_broadcasts: RateLimiter,
@@ -286,11 +308,12 @@ impl<S: Socket, D: Device> Node<S, D> {
                 .into_boxed_slice(),
             targets: Vec::new(),
             entries: Vec::new(),
-            gossip_cursor: None,
+            sweep_cursor: None,
+            gossip_position: 0,
+            keepalives: Sweep::new(now),
             share_cursor: None,
             list_cursors: [None, None],
-            gossip_interval: GOSSIP_INTERVAL_MIN,
-            next_gossip: now + GOSSIP_INTERVAL_MIN,
+            trickle: Trickle::new(now, GOSSIP_INTERVAL_MIN, trickle_seed(&config, now)),
             next_housekeep: now,
             contact_limiter: RateLimiter::new(now, contact_rate),
             device_broadcasts: RateLimiter::new(now, broadcast_rate),
@@ -477,9 +500,8 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
         self.contacts.remove(addr);
         info!("peer {addr} added ({} peers)", self.peers.verified_len());
-        // The peer set changed: gossip soon again (Trickle reset).
-        self.gossip_interval = GOSSIP_INTERVAL_MIN;
-        self.next_gossip = self.next_gossip.min(now + GOSSIP_INTERVAL_MIN);
+        // The peer set grew: there is news to spread, gossip soon again (Trickle reset).
+        self.trickle.reset(now, GOSSIP_INTERVAL_MIN);
         if was_asked_as_peer {
             // It contacted us first and got only a short list then: send the whole list now.
             self.send_peer_list(addr, MAX_PEER_LIST_BODY_LEN);
@@ -545,7 +567,10 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
     }
 
+    /// Queues the addresses in a verified peer's list that are new to us. A non-empty list with
+    /// nothing new is *consistent* and counts towards suppressing our next steady gossip round.
     fn learn_addresses(&mut self, now: Instant, from: SocketAddr, list: wire::PeerList<'_>) {
+        let mut news = 0usize;
         for addr in list.iter() {
             let addr = canonical(addr);
             if addr == from || self.peers.contains(addr) || self.contacts.contains(addr) {
@@ -555,6 +580,7 @@ impl<S: Socket, D: Device> Node<S, D> {
                 self.stats.peer_entries_ignored += 1;
                 continue;
             }
+            news += 1;
             if !self.contacts.add_learned(now, addr) {
                 self.stats.contacts_refused += 1;
                 if self.first_time_full(FULL_CONTACTS) {
@@ -563,6 +589,9 @@ impl<S: Socket, D: Device> Node<S, D> {
                 }
                 debug!("not contacting {addr}: contact queue full");
             }
+        }
+        if news == 0 && !list.is_empty() {
+            self.trickle.heard_consistent();
         }
     }
 
@@ -763,9 +792,14 @@ impl<S: Socket, D: Device> Node<S, D> {
 
         self.contact_due(now);
 
-        if now >= self.next_gossip {
+        let keepalive = self.config.keepalive();
+        if self
+            .trickle
+            .poll(now, GOSSIP_INTERVAL_MIN, keepalive, GOSSIP_REDUNDANCY)
+        {
             self.gossip(now);
         }
+        self.send_keepalives(now, keepalive);
     }
 
     fn contact_due(&mut self, now: Instant) {
@@ -790,22 +824,65 @@ impl<S: Socket, D: Device> Node<S, D> {
         first
     }
 
-    /// One gossip round: ⌈√n⌉ peers each get a list of ⌈√n⌉ peers, both round-robin.
+    /// The keepalive sweep: goes round the verified peers in turn, twice per keepalive K, and
+    /// sends an empty peer list to each one that has been sent nothing for a while.
+    ///
+    /// With H the housekeeping interval, a sweep takes P = (K − 2H) / 2 and a peer is sent a
+    /// keepalive when it has been sent nothing for S = P + H. Visits to one peer come P apart,
+    /// give or take H, so: a peer sent nothing else gets a keepalive every other visit, every
+    /// 2P = K − 2H; and after a keepalive or a gossip list the next one comes at most
+    /// S + P + H = K later (plus however late a housekeeping runs). A gossip list thus stands
+    /// in for a keepalive. Below K = 4H the rule is simply a keepalive at every visit, one per
+    /// K − H.
+    fn send_keepalives(&mut self, now: Instant, keepalive: Duration) {
+        let h = HOUSEKEEP_INTERVAL;
+        let (period, idle) = if keepalive >= h * 4 {
+            let period = (keepalive - h * 2) / 2;
+            (period, period + h)
+        } else {
+            (keepalive.saturating_sub(h).max(h), Duration::ZERO)
+        };
+        let due = self.keepalives.due(now, self.peers.verified_len(), period);
+        if due == 0 {
+            return;
+        }
+        let mut targets = core::mem::take(&mut self.targets);
+        targets.clear();
+        self.peers
+            .sweep(&mut self.sweep_cursor, due, now, idle, &mut targets);
+        for to in targets.iter().copied() {
+            let end = self.control.len() - crypto::TAG_LEN;
+            let Some(buf) = self.control.get_mut(CONTROL_AT..end) else {
+                continue;
+            };
+            if let Ok((len, _)) = emit_peers(self.config.token, core::iter::empty(), buf) {
+                self.send_control_buffer(to, len);
+            }
+        }
+        self.targets = targets;
+    }
+
+    /// One gossip round: the next ⌈√n⌉ peers of a round-robin in random order each get a list
+    /// of ⌈√n⌉ peers (round-robin). The round-robin reaches every peer in turn (which matters
+    /// while the mesh forms: a peer that lost our answer hears from us again soon); its random
+    /// order keeps the lists of many nodes spread evenly over the mesh (in address order, nodes
+    /// that started together gossip to the same peers at the same time, and suppression works
+    /// badly).
     fn gossip(&mut self, now: Instant) {
-        let n = self.peers.len();
-        let (steady, per_round) = gossip_plan(n, self.config.keepalive());
-        self.gossip_interval = (self.gossip_interval * 2)
-            .min(steady)
-            .max(GOSSIP_INTERVAL_MIN);
-        self.next_gossip = now + self.gossip_interval;
+        let n = self.peers.verified_len();
         if n == 0 {
             return;
         }
         let share = ceil_sqrt(n);
         let mut targets = core::mem::take(&mut self.targets);
         targets.clear();
-        self.peers
-            .round_robin(&mut self.gossip_cursor, per_round, &mut targets);
+        let trickle = &mut self.trickle;
+        self.peers.shuffled_round_robin(
+            &mut self.gossip_position,
+            share,
+            || trickle.next_random(),
+            &mut targets,
+        );
         let mut entries = core::mem::take(&mut self.entries);
         for to in targets.iter().copied() {
             entries.clear();
@@ -823,6 +900,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             if let Ok((len, count)) = emit_peers(self.config.token, list, buf) {
                 debug!("gossip: sending {count} peers to {to}");
                 self.send_control_buffer(to, len);
+                self.peers.note_sent(to, now);
             }
         }
         self.entries = entries;
@@ -910,6 +988,12 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.next_housekeep = now + HOUSEKEEP_INTERVAL;
     }
 
+    /// The current gossip interval (1 s right after the peer set grew, doubling up to the
+    /// keepalive).
+    pub fn gossip_interval(&self) -> Duration {
+        self.trickle.interval()
+    }
+
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -965,21 +1049,186 @@ impl<S: Socket, D: Device> Node<S, D> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn gossip_plan_reaches_every_peer_within_keepalive() {
-        let keepalive = Duration::from_secs(60);
-        for n in [1usize, 2, 5, 10, 100, 1000, 4096] {
-            let (interval, k) = gossip_plan(n, keepalive);
-            let rounds = n.div_ceil(k);
-            let cycle = interval * u32::try_from(rounds).unwrap();
-            assert!(cycle <= keepalive, "n={n}: {cycle:?}");
-            assert!(interval >= GOSSIP_INTERVAL_MIN);
-            assert!(k >= ceil_sqrt(n));
+    /// Records what the node sends: (time, to, length, switch byte).
+    #[derive(Default)]
+    struct Recorder {
+        now: Instant,
+        sent: Vec<(Instant, SocketAddr, usize, u8)>,
+    }
+
+    impl Socket for Recorder {
+        fn send_to(&mut self, datagram: &[u8], to: SocketAddr) -> io::Result<()> {
+            let kind = datagram.get(wire::TOKEN_LEN).copied().unwrap_or(0xff);
+            self.sent.push((self.now, to, datagram.len(), kind));
+            Ok(())
         }
-        // with a short timeout the per-round count grows instead of the interval shrinking
-        let (interval, k) = gossip_plan(1000, Duration::from_secs(5));
-        assert_eq!(interval, GOSSIP_INTERVAL_MIN);
-        assert_eq!(k, 200);
+    }
+
+    struct NoDevice;
+
+    impl Device for NoDevice {
+        fn write_frame(&mut self, _frame: &[u8]) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A node with `n` verified peers (198.18.1.k:3210, each answered our "get peer list" with an
+    /// empty list) at time 10 s, and its peer timeout set to `timeout`.
+    fn node_with_peers(n: u8, timeout: Duration) -> (Node<Recorder, NoDevice>, Vec<SocketAddr>) {
+        let token = Token::new(5).unwrap();
+        let mut config = Config::new(token);
+        config.peer_timeout = timeout;
+        let mut now = Instant::from_secs(10);
+        let mut node = Node::new(config, Recorder::default(), NoDevice, now);
+        let peers: Vec<SocketAddr> = (1..=n)
+            .map(|k| SocketAddr::from(([198, 18, 1, k], 3210)))
+            .collect();
+        for p in &peers {
+            node.add_connect(now, *p);
+        }
+        node.housekeep(now);
+        let mut answer = [0u8; 16];
+        let (len, _) = emit_peers(token, core::iter::empty(), &mut answer).unwrap();
+        for p in &peers {
+            let mut d = answer;
+            node.on_datagram(now, *p, &mut d[..len]).unwrap();
+        }
+        assert_eq!(node.peer_count(), usize::from(n));
+        now += Duration::from_secs(1);
+        node.socket_mut().now = now;
+        node.socket_mut().sent.clear();
+        (node, peers)
+    }
+
+    /// For each peer, the messages it was sent in order: (time, length).
+    fn per_peer(node: &Node<Recorder, NoDevice>, p: SocketAddr) -> Vec<(Instant, usize)> {
+        let sent = &node.socket().sent;
+        sent.iter()
+            .filter(|s| s.1 == p)
+            .map(|s| (s.0, s.2))
+            .collect()
+    }
+
+    #[test]
+    fn every_peer_hears_from_us_at_least_once_per_keepalive_and_keepalives_are_empty_lists() {
+        let timeout = Duration::from_secs(120);
+        let keepalive = Duration::from_secs(30);
+        let (mut node, peers) = node_with_peers(7, timeout);
+        let start = node.socket().now;
+        let mut now = start;
+        // housekeeping not on whole seconds, as in a real loop, and each one 3 ms late
+        let step = Duration::from_millis(1_003);
+        let mut answer = [0u8; 16];
+        let (len, _) =
+            emit_peers(Token::new(5).unwrap(), core::iter::empty(), &mut answer).unwrap();
+        // 20 keepalive periods; the peers keep talking to us (empty lists), so none times out
+        while now < start + keepalive * 20 {
+            node.socket_mut().now = now;
+            node.housekeep(now);
+            for p in &peers {
+                let mut d = answer;
+                node.on_datagram(now, *p, &mut d[..len]).unwrap();
+            }
+            now += step;
+        }
+        assert_eq!(node.peer_count(), peers.len());
+        assert!(
+            node.socket().sent.iter().all(|s| s.3 == 1),
+            "only peer lists"
+        );
+        // K = 30 s: the sweep takes P = 14 s, and a keepalive goes to a peer sent nothing for
+        // S = 15 s; so the longest silence is S + P + one housekeeping step
+        let bound = keepalive + (step - HOUSEKEEP_INTERVAL);
+        for p in &peers {
+            let msgs = per_peer(&node, *p);
+            let mut last = start;
+            for (at, len) in &msgs {
+                assert!(*len >= 10);
+                let gap = at.saturating_duration_since(last);
+                assert!(gap <= bound, "{p} waited {gap:?} (keepalive {keepalive:?})");
+                last = *at;
+            }
+            let gap = now.saturating_duration_since(last);
+            assert!(gap <= bound, "{p} waited {gap:?} at the end");
+            // one keepalive about every 2P = 28 s, when nothing else was sent: 600 / 28 = 21.4
+            let empty = msgs.iter().filter(|m| m.1 == 10).count();
+            assert!(
+                (15..=22).contains(&empty),
+                "{p}: {empty} keepalives in 20 keepalive periods"
+            );
+        }
+    }
+
+    #[test]
+    fn gossip_lists_stand_in_for_keepalives_and_suppression_quiets_steady_rounds() {
+        let keepalive = Duration::from_secs(60);
+        let (mut node, peers) = node_with_peers(16, Duration::from_secs(1800));
+        let token = Token::new(5).unwrap();
+        let start = node.socket().now;
+        let mut now = start;
+        // a peer names others to us (nothing new): consistent lists, one per 5 s
+        let mut list = [0u8; 128];
+        let (len, _) = emit_peers(token, peers.iter().copied().take(4), &mut list).unwrap();
+        let mut rounds_in_last_half = 0;
+        while now < start + keepalive * 20 {
+            node.socket_mut().now = now;
+            let before = node.socket().sent.len();
+            node.housekeep(now);
+            let gossip = node.socket().sent[before..]
+                .iter()
+                .filter(|s| s.2 > 10)
+                .count();
+            if now >= start + keepalive * 10 && gossip > 0 {
+                rounds_in_last_half += 1;
+            }
+            if (now.as_millis() / 1000) % 5 == 0 {
+                let mut d = list;
+                node.on_datagram(now, peers[15], &mut d[..len]).unwrap();
+            }
+            now += Duration::from_secs(1);
+        }
+        assert_eq!(node.peer_count(), peers.len());
+        assert_eq!(rounds_in_last_half, 0, "steady rounds are suppressed");
+        let sent = &node.socket().sent;
+        // the early rounds (intervals of 1, 2, 4, 8, 16, 32 s) went to 4 peers each, with 4
+        // entries (never the receiver itself)
+        let lists: Vec<_> = sent.iter().filter(|s| s.2 > 10).collect();
+        assert!(lists.iter().all(|s| s.2 == 10 + 4 * 6));
+        assert_eq!(lists.len(), 6 * 4);
+        // K = 60 s: P = 29 s, S = 30 s. A keepalive goes only to a peer sent nothing, gossip
+        // included, for S; so a gossip list stands in for the next keepalive. And nobody waits
+        // longer than K.
+        let idle = Duration::from_secs(30);
+        let mut keepalives = 0;
+        for p in &peers {
+            let mut last = start;
+            for (i, (at, len)) in per_peer(&node, *p).into_iter().enumerate() {
+                let gap = at.saturating_duration_since(last);
+                assert!(gap <= keepalive, "{p} waited {gap:?}");
+                if len == 10 && i > 0 {
+                    assert!(
+                        gap >= idle,
+                        "{p}: a keepalive only {gap:?} after the last list"
+                    );
+                }
+                keepalives += usize::from(len == 10);
+                last = at;
+            }
+        }
+        // one per peer about every 2P = 58 s: 16 × 1200 / 58 = 331
+        assert!(
+            keepalives <= 16 * 1200 / 58 + 16,
+            "{keepalives} keepalives to 16 peers in 20 minutes"
+        );
+    }
+
+    #[test]
+    fn keepalive_is_an_empty_peer_list_of_ten_bytes() {
+        let mut buf = [0u8; 16];
+        let (len, count) =
+            emit_peers(Token::new(5).unwrap(), core::iter::empty(), &mut buf).unwrap();
+        assert_eq!((len, count), (10, 0));
+        assert_eq!(&buf[7..10], &[1, 0, 0]);
     }
 
     #[test]

@@ -65,6 +65,149 @@ pub fn ceil_sqrt(n: usize) -> usize {
     r
 }
 
+/// When to run gossip rounds: a Trickle timer (RFC 6206, simplified).
+///
+/// Time is cut into intervals. Each interval has one planned round at a point picked at random
+/// in its second half. When an interval ends, the next one starts at the *planned* end (so
+/// rounds do not drift later by the housekeeping granularity) and is twice as long, up to
+/// `imax`. [`Trickle::reset`] starts over at `imin` (the peer set grew: there is news to
+/// spread). Once at `imax`, the round of an interval is suppressed if `k` or more
+/// *consistent* lists (lists that taught us nothing new, [`Trickle::heard_consistent`]) arrived
+/// in that interval before it: enough of the mesh is already gossiping, so in steady state only
+/// a few nodes per interval send rounds, whatever the size of the mesh.
+///
+/// The random point comes from a small deterministic generator seeded by the caller, so the
+/// same seed and the same calls give the same rounds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trickle {
+    interval: Duration,
+    start: Instant,
+    round_at: Instant,
+    round_done: bool,
+    heard: u32,
+    rng: u64,
+}
+
+impl Trickle {
+    /// A timer whose first interval, of length `imin`, starts at `now`.
+    pub fn new(now: Instant, imin: Duration, seed: u64) -> Trickle {
+        let mut t = Trickle {
+            interval: imin,
+            start: now,
+            round_at: now,
+            round_done: false,
+            heard: 0,
+            rng: seed | 1,
+        };
+        t.begin(now, imin);
+        t
+    }
+
+    /// The current interval length.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// When the current interval's round is planned.
+    pub fn round_at(&self) -> Instant {
+        self.round_at
+    }
+
+    /// Consistent lists heard so far in the current interval.
+    pub fn heard(&self) -> u32 {
+        self.heard
+    }
+
+    /// The next number of the timer's pseudo-random generator (xorshift64); the node also
+    /// picks its gossip targets with it.
+    pub fn next_random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    fn begin(&mut self, start: Instant, interval: Duration) {
+        let ms = u64::try_from(interval.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let half = ms / 2;
+        let offset = half + self.next_random() % (ms - half).max(1);
+        self.start = start;
+        self.interval = interval;
+        self.round_at = start + Duration::from_millis(offset);
+        self.round_done = false;
+        self.heard = 0;
+    }
+
+    /// Starts over with an interval of `imin` from `now`, unless already at `imin` (Trickle's
+    /// rule: the current short interval's round comes soon anyway).
+    pub fn reset(&mut self, now: Instant, imin: Duration) {
+        if self.interval > imin {
+            self.begin(now, imin);
+        }
+    }
+
+    /// Counts a list that taught us nothing new.
+    pub fn heard_consistent(&mut self) {
+        self.heard = self.heard.saturating_add(1);
+    }
+
+    /// Call at every housekeeping: true if a gossip round is due now. Also moves on to the next
+    /// interval when this one is over. After a stall longer than the next interval, that
+    /// interval starts at `now` instead of at the planned time, so a stall is followed by at
+    /// most one round, not a burst of catch-up rounds.
+    pub fn poll(&mut self, now: Instant, imin: Duration, imax: Duration, k: u32) -> bool {
+        let mut send = false;
+        if !self.round_done && now >= self.round_at {
+            self.round_done = true;
+            send = !(self.interval >= imax && self.heard >= k);
+        }
+        let end = self.start + self.interval;
+        if now >= end {
+            let interval = (self.interval * 2).min(imax).max(imin);
+            let start = if end + interval <= now { now } else { end };
+            self.begin(start, interval);
+        }
+        send
+    }
+}
+
+/// How many peers the keepalive sweep visits at each housekeeping: `n` per `period` on
+/// average, whatever the spacing of the calls, carrying the fraction over (no rounding drift)
+/// and owing at most one full sweep after a stall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sweep {
+    last: Instant,
+    /// Visits owed, in peer·milliseconds (one visit per `period` in ms).
+    owed: u64,
+}
+
+impl Sweep {
+    /// A sweep that owes nothing at `now`.
+    pub fn new(now: Instant) -> Sweep {
+        Sweep { last: now, owed: 0 }
+    }
+
+    /// The number of visits due at `now` for `n` peers, each to be visited once per `period`.
+    pub fn due(&mut self, now: Instant, n: usize, period: Duration) -> usize {
+        let dt =
+            u64::try_from(now.saturating_duration_since(self.last).as_millis()).unwrap_or(u64::MAX);
+        self.last = self.last.max(now);
+        let period = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
+        let n = u64::try_from(n).unwrap_or(u64::MAX);
+        self.owed = self
+            .owed
+            .saturating_add(n.saturating_mul(dt))
+            .min(n.saturating_mul(period));
+        let visits = self.owed / period;
+        self.owed -= visits * period;
+        usize::try_from(visits).unwrap_or(usize::MAX)
+    }
+}
+
 /// What we know about one peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Peer {
@@ -79,6 +222,11 @@ pub struct Peer {
     pub asked_at: Option<Instant>,
     /// Its broadcast and multicast frames, when those are rate-limited.
     pub broadcasts: RateLimiter,
+    /// When we last sent it a keepalive or a gossip list, or when it was added (we answer a
+    /// new peer at once).
+    pub last_sent: Instant,
+    /// Its place in the table's list of verified peers (meaningful only when verified).
+    slot: usize,
 }
 
 /// What [`PeerTable::touch`] did.
@@ -99,7 +247,9 @@ pub enum Touch {
 #[derive(Debug)]
 pub struct PeerTable {
     peers: BTreeMap<SocketAddr, Peer>,
-    verified: usize,
+    /// The verified peers in no particular order, so that one can be picked at random in O(1).
+    /// Each verified peer's `slot` is its index here.
+    verified: Vec<SocketAddr>,
     max: usize,
     /// No peer expires before this, for the timeouts in `quiet_for`: lets
     /// [`PeerTable::collect_expired`] skip its walk over every peer. Set back to zero whenever
@@ -114,7 +264,7 @@ impl PeerTable {
     pub fn new(max: usize) -> PeerTable {
         PeerTable {
             peers: BTreeMap::new(),
-            verified: 0,
+            verified: Vec::new(),
             max,
             quiet_until: Instant::ZERO,
             quiet_for: (Duration::ZERO, Duration::ZERO),
@@ -153,6 +303,8 @@ impl PeerTable {
                 is_verified: false,
                 asked_at: None,
                 broadcasts: RateLimiter::new(now, u64::MAX),
+                last_sent: now,
+                slot: 0,
             },
         );
         Touch::Added
@@ -163,7 +315,8 @@ impl PeerTable {
         match self.peers.get_mut(&addr) {
             Some(peer) if !peer.is_verified => {
                 peer.is_verified = true;
-                self.verified += 1;
+                peer.slot = self.verified.len();
+                self.verified.push(addr);
                 true
             }
             _ => false,
@@ -173,10 +326,71 @@ impl PeerTable {
     /// Removes `addr`; returns what it was, if it was a peer.
     pub fn remove(&mut self, addr: SocketAddr) -> Option<Peer> {
         let peer = self.peers.remove(&addr)?;
-        if peer.is_verified {
-            self.verified = self.verified.saturating_sub(1);
+        if peer.is_verified && self.verified.get(peer.slot) == Some(&addr) {
+            self.verified.swap_remove(peer.slot);
+            if let Some(moved) = self.verified.get(peer.slot).copied() {
+                if let Some(p) = self.peers.get_mut(&moved) {
+                    p.slot = peer.slot;
+                }
+            }
         }
         Some(peer)
+    }
+
+    /// Notes that we sent `addr` a gossip list at `now` (it counts as a keepalive).
+    pub fn note_sent(&mut self, addr: SocketAddr, now: Instant) {
+        // Not through `get_mut`: this moves no expiry deadline.
+        if let Some(p) = self.peers.get_mut(&addr) {
+            p.last_sent = p.last_sent.max(now);
+        }
+    }
+
+    /// Appends to `out` the next `count` verified peers (at most all of them, each once) of a
+    /// round-robin in random order: each round of the table is a fresh random permutation,
+    /// drawn as it goes (Fisher-Yates, with `random` as the source), so every peer comes once
+    /// per round, and two nodes' orders have nothing in common. `position` is the caller's
+    /// place in the round. O(count · log n).
+    pub fn shuffled_round_robin(
+        &mut self,
+        position: &mut usize,
+        count: usize,
+        mut random: impl FnMut() -> u64,
+        out: &mut Vec<SocketAddr>,
+    ) {
+        let n = self.verified.len();
+        // Peers taken in this call before a new round began sit at the end of the list: they
+        // are not drawn again in this call.
+        let mut taken_before_wrap = 0usize;
+        for taken in 0..count.min(n) {
+            if *position >= n {
+                *position = 0;
+                taken_before_wrap = taken;
+            }
+            let end = n - taken_before_wrap;
+            if *position >= end {
+                break;
+            }
+            let span = u64::try_from(end - *position).unwrap_or(u64::MAX);
+            let j = *position + usize::try_from(random() % span).unwrap_or(0);
+            self.swap_verified(*position, j);
+            if let Some(addr) = self.verified.get(*position) {
+                out.push(*addr);
+            }
+            *position += 1;
+        }
+    }
+
+    fn swap_verified(&mut self, i: usize, j: usize) {
+        if i == j || i >= self.verified.len() || j >= self.verified.len() {
+            return;
+        }
+        self.verified.swap(i, j);
+        for k in [i, j] {
+            let addr = self.verified[k];
+            if let Some(p) = self.peers.get_mut(&addr) {
+                p.slot = k;
+            }
+        }
     }
 
     /// True if `addr` is a peer (verified or not).
@@ -208,7 +422,7 @@ impl PeerTable {
 
     /// Number of verified peers.
     pub fn verified_len(&self) -> usize {
-        self.verified
+        self.verified.len()
     }
 
     /// True when there are no peers at all.
@@ -299,6 +513,45 @@ impl PeerTable {
         );
         if let Some(last) = out.get(start..).and_then(|taken| taken.last()) {
             *cursor = Some(*last);
+        }
+    }
+
+    /// The keepalive sweep: walks up to `count` verified peers in round-robin order, starting
+    /// after `cursor` and wrapping once, and appends to `out` those not sent anything for at
+    /// least `idle` before `now`, noting them as sent at `now`. Moves `cursor` to the last peer
+    /// walked.
+    pub fn sweep(
+        &mut self,
+        cursor: &mut Option<SocketAddr>,
+        count: usize,
+        now: Instant,
+        idle: Duration,
+        out: &mut Vec<SocketAddr>,
+    ) {
+        let mut walked = 0usize;
+        let mut last = None;
+        let mut part = |range: std::collections::btree_map::RangeMut<'_, SocketAddr, Peer>| {
+            for (addr, p) in range.filter(|(_, p)| p.is_verified) {
+                if walked >= count {
+                    break;
+                }
+                walked += 1;
+                last = Some(*addr);
+                if now.saturating_duration_since(p.last_sent) >= idle {
+                    p.last_sent = now;
+                    out.push(*addr);
+                }
+            }
+        };
+        match *cursor {
+            Some(c) => {
+                part(self.peers.range_mut((Bound::Excluded(c), Bound::Unbounded)));
+                part(self.peers.range_mut((Bound::Unbounded, Bound::Included(c))));
+            }
+            None => part(self.peers.range_mut::<SocketAddr, _>(..)),
+        }
+        if last.is_some() {
+            *cursor = last;
         }
     }
 
@@ -593,6 +846,103 @@ mod tests {
     }
 
     #[test]
+    fn peer_table_shuffled_round_robin_gives_each_peer_once_per_round_in_random_order() {
+        let mut t = PeerTable::new(300);
+        for i in 1..=200u8 {
+            t.touch(Instant::ZERO, addr(i));
+            if i % 4 != 0 {
+                t.verify(addr(i));
+            }
+        }
+        // remove some, verified or not: the unordered list stays exact
+        for i in (1..=200u8).step_by(7) {
+            t.remove(addr(i));
+        }
+        let verified: std::collections::BTreeSet<SocketAddr> = t.verified_addrs().collect();
+        let n = verified.len();
+        assert_eq!(t.verified_len(), n);
+        let mut rng = 0x1234_5678_u64;
+        let mut random = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        // rounds of 12 straddle the end of each permutation: still no repeats within a call,
+        // and each permutation holds every peer once
+        let mut position = 0;
+        let mut order = Vec::new();
+        for _ in 0..(3 * n).div_ceil(12) {
+            let mut out = Vec::new();
+            t.shuffled_round_robin(&mut position, 12, &mut random, &mut out);
+            assert_eq!(out.len(), 12);
+            let distinct: std::collections::BTreeSet<_> = out.iter().copied().collect();
+            assert_eq!(distinct.len(), 12, "distinct within a call");
+            order.extend(out);
+        }
+        let first: Vec<SocketAddr> = order[..n].to_vec();
+        let second: Vec<SocketAddr> = order[n..2 * n].to_vec();
+        assert_eq!(
+            first
+                .iter()
+                .copied()
+                .collect::<std::collections::BTreeSet<_>>(),
+            verified
+        );
+        assert_eq!(
+            second
+                .iter()
+                .copied()
+                .collect::<std::collections::BTreeSet<_>>(),
+            verified
+        );
+        assert_ne!(first, second, "a fresh order each round");
+        let sorted: Vec<SocketAddr> = verified.iter().copied().collect();
+        assert_ne!(first, sorted, "not address order");
+        // the slots still match after all the swaps: removals stay exact
+        for a in sorted.iter().take(50) {
+            t.remove(*a);
+        }
+        let mut out = Vec::new();
+        t.shuffled_round_robin(&mut position, 1000, &mut random, &mut out);
+        let rest: std::collections::BTreeSet<_> = t.verified_addrs().collect();
+        assert_eq!(out.len(), n - 50);
+        assert_eq!(
+            out.into_iter().collect::<std::collections::BTreeSet<_>>(),
+            rest
+        );
+        PeerTable::new(4).shuffled_round_robin(&mut position, 3, &mut random, &mut Vec::new());
+    }
+
+    #[test]
+    fn peer_table_sweep_sends_to_the_idle_only_and_goes_round_in_order() {
+        let mut t = PeerTable::new(10);
+        for i in 1..=5u8 {
+            t.touch(Instant::ZERO, addr(i));
+            if i != 3 {
+                t.verify(addr(i));
+            }
+        }
+        let idle = Duration::from_secs(30);
+        let mut cursor = None;
+        let mut out = Vec::new();
+        // nobody idle yet: walked, nothing sent, cursor moved
+        t.sweep(&mut cursor, 2, Instant::from_secs(10), idle, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(cursor, Some(addr(2)));
+        t.note_sent(addr(4), Instant::from_secs(20));
+        t.sweep(&mut cursor, 3, Instant::from_secs(30), idle, &mut out);
+        // 4 (sent at 20 s) is skipped, 3 is unverified; wraps to 1
+        assert_eq!(out, vec![addr(5), addr(1)]);
+        assert_eq!(cursor, Some(addr(1)));
+        assert_eq!(t.get(addr(5)).unwrap().last_sent, Instant::from_secs(30));
+        out.clear();
+        t.sweep(&mut cursor, 10, Instant::from_secs(49), idle, &mut out);
+        assert_eq!(out, vec![addr(2)], "walks each verified peer once at most");
+        assert_eq!(cursor, Some(addr(1)));
+    }
+
+    #[test]
     fn peer_table_family_walk_starts_after_the_cursor_and_keeps_families_apart() {
         let mut t = PeerTable::new(10);
         let v6: SocketAddr = "[fd00::1]:3210".parse().unwrap();
@@ -685,6 +1035,135 @@ mod tests {
         assert!(t.contains(addr(2)));
         t.verify(addr(3));
         assert_eq!(t.touch(Instant::from_secs(3), addr(4)), Touch::Full);
+    }
+
+    const IMIN: Duration = Duration::from_secs(1);
+    const IMAX: Duration = Duration::from_secs(60);
+
+    /// Polls `t` once per `step` from `from` for `secs` seconds; the times of its rounds.
+    fn rounds(t: &mut Trickle, from: Instant, secs: u64, step: Duration, k: u32) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut now = from;
+        while now < from + Duration::from_secs(secs) {
+            if t.poll(now, IMIN, IMAX, k) {
+                out.push(now.as_millis());
+            }
+            now += step;
+        }
+        out
+    }
+
+    #[test]
+    fn trickle_doubles_from_imin_to_imax_with_one_round_per_interval() {
+        let mut t = Trickle::new(Instant::ZERO, IMIN, 7);
+        let r = rounds(&mut t, Instant::ZERO, 603 + 1, Duration::from_secs(1), 2);
+        // intervals 1, 2, 4, 8, 16, 32 s (ending at 63 s), then 60 s: 6 + 9 rounds by 603 s,
+        // each in the second half of its interval
+        assert_eq!(r.len(), 6 + 9, "{r:?}");
+        let starts = [0u64, 1, 3, 7, 15, 31];
+        for (i, start) in starts.iter().enumerate() {
+            let len = 1u64 << i;
+            let at = r[i] / 1000;
+            assert!(
+                at >= start + len / 2 && at <= start + len,
+                "round {i} at {at}"
+            );
+        }
+        assert_eq!(t.interval(), IMAX);
+    }
+
+    #[test]
+    fn trickle_plans_from_the_planned_time_so_late_polls_do_not_drift() {
+        // polled every 1.7 s: intervals still start at multiples of 60 s after the doubling
+        let mut t = Trickle::new(Instant::ZERO, IMIN, 9);
+        let step = Duration::from_millis(1_700);
+        let r = rounds(&mut t, Instant::ZERO, 63 + 60 * 100, step, 2);
+        // one round per 60 s interval: 100 steady intervals, not fewer (drift would lose some)
+        assert_eq!(r.len(), 6 + 100, "{} rounds", r.len());
+        for w in r[6..].windows(2) {
+            let gap = w[1] - w[0];
+            assert!(gap < 2 * 60_000, "{gap} ms between steady rounds");
+        }
+    }
+
+    #[test]
+    fn trickle_after_a_stall_sends_one_round_not_a_burst() {
+        let mut t = Trickle::new(Instant::ZERO, IMIN, 3);
+        let _ = rounds(&mut t, Instant::ZERO, 300, Duration::from_secs(1), 2);
+        // an hour without housekeeping, then polls every second again
+        let back = Instant::from_secs(300 + 3600);
+        let r = rounds(&mut t, back, 60, Duration::from_secs(1), 2);
+        assert!(r.len() <= 1, "burst after a stall: {r:?}");
+        assert_eq!(r.len(), 1, "one round within an interval of coming back");
+    }
+
+    #[test]
+    fn trickle_suppresses_steady_rounds_after_k_consistent_lists_and_resets_on_news() {
+        let mut t = Trickle::new(Instant::ZERO, IMIN, 5);
+        let _ = rounds(&mut t, Instant::ZERO, 200, Duration::from_secs(1), 2);
+        assert_eq!(t.interval(), IMAX);
+        // two consistent lists early in each interval: every steady round is skipped
+        let mut now = Instant::from_secs(200);
+        let mut sent = 0;
+        for s in 0..600u64 {
+            if s % 20 == 0 {
+                t.heard_consistent();
+                t.heard_consistent();
+            }
+            if t.poll(now, IMIN, IMAX, 2) {
+                sent += 1;
+            }
+            now += Duration::from_secs(1);
+        }
+        assert_eq!(sent, 0);
+        // one is not enough with k = 2
+        let mut sent = 0;
+        for _ in 0..600u64 {
+            if t.heard() == 0 {
+                t.heard_consistent();
+            }
+            if t.poll(now, IMIN, IMAX, 2) {
+                sent += 1;
+            }
+            now += Duration::from_secs(1);
+        }
+        assert_eq!(sent, 10);
+        // news: back to 1 s intervals, and short intervals are never suppressed
+        t.reset(now, IMIN);
+        assert_eq!(t.interval(), IMIN);
+        t.heard_consistent();
+        t.heard_consistent();
+        now += Duration::from_secs(1);
+        assert!(t.poll(now, IMIN, IMAX, 2));
+    }
+
+    #[test]
+    fn sweep_visits_n_per_period_without_rounding_drift_and_caps_after_a_stall() {
+        let period = Duration::from_secs(59);
+        let mut s = Sweep::new(Instant::ZERO);
+        let mut now = Instant::ZERO;
+        let mut total = 0;
+        for _ in 0..59 * 10 {
+            now += Duration::from_secs(1);
+            total += s.due(now, 7, period);
+        }
+        assert_eq!(total, 70, "7 peers, 10 periods");
+        // uneven calls
+        let mut total = 0;
+        for i in 0..1000u64 {
+            now += Duration::from_millis(500 + (i * 37) % 1000);
+            total += s.due(now, 1000, period);
+        }
+        let elapsed = 500 * 1000 + (0..1000u64).map(|i| (i * 37) % 1000).sum::<u64>();
+        let expected = 1000 * elapsed / 59_000;
+        assert!(
+            total.abs_diff(expected as usize) <= 1,
+            "{total} vs {expected}"
+        );
+        // a stall owes at most one full sweep
+        now += Duration::from_secs(3600);
+        assert_eq!(s.due(now, 1000, period), 1000);
+        assert_eq!(s.due(now, 1000, period), 0);
     }
 
     #[test]

@@ -104,6 +104,79 @@ fn mesh_stays_whole_for_hours_without_data_traffic() {
     println!("30 nodes, peer timeout 120 s: {per_minute} management bytes per node per minute in steady state");
 }
 
+/// The liveness rule: a peer drops us if it hears nothing for the peer timeout, so every peer
+/// must hear from us at least once per keepalive K = timeout / 4 (here 30 s), also when there
+/// is no data and gossip has gone quiet. Over 10 timeouts of an idle mesh, no peer waits longer
+/// than K for any other, and none times out (a timed-out peer that comes back is re-added,
+/// which would show as a later `added` time).
+#[test]
+fn idle_mesh_every_peer_hears_from_every_other_within_the_keepalive() {
+    let mut sim = Simulator::new(0x11fe);
+    let timeout = Duration::from_secs(120);
+    let keepalive = timeout / 4;
+    let mut cfg = Simulator::config();
+    cfg.peer_timeout = timeout;
+    let mut nodes: Vec<SocketAddr> = Vec::new();
+    for i in 0..40 {
+        let n = sim.add_node(&cfg);
+        if i > 0 {
+            let parent = nodes[sim.rng.below(nodes.len())];
+            sim.connect(n, parent);
+        }
+        nodes.push(n);
+    }
+    sim.advance_until(Duration::from_secs(120), |s| s.is_full_mesh());
+    // let gossip settle to its longest interval (it doubles from 1 s up to K)
+    sim.advance(Duration::from_secs(120));
+    let watch_start = sim.now;
+    sim.watch_gaps();
+    let before = sim.traffic_total();
+    sim.advance(timeout * 10);
+    sim.assert_full_mesh();
+    for (addr, node) in &sim.nodes {
+        for (peer, p) in node.peers().iter() {
+            assert!(
+                p.added <= watch_start,
+                "seed {:#x}: {addr} lost {peer} and added it again at {}",
+                sim.seed,
+                p.added
+            );
+        }
+    }
+    let ((from, to), gap) = sim.longest_gap().expect("pairs watched");
+    println!(
+        "40 nodes idle for {} s: the longest any peer went without hearing from another was {} s ({from} -> {to}), keepalive {} s",
+        (timeout * 10).as_secs(),
+        gap.as_secs(),
+        keepalive.as_secs()
+    );
+    assert!(
+        gap <= keepalive,
+        "seed {:#x}: {to} heard nothing from {from} for {gap:?}, more than the keepalive {keepalive:?}",
+        sim.seed
+    );
+    // and it is done with about one empty list per peer per K, not with gossip
+    let mut t = sim.traffic_total();
+    t.keepalives -= before.keepalives;
+    t.lists -= before.lists;
+    // the floor the liveness rule forces: 40 nodes × 39 peers once per K. With K = 30 s a peer
+    // sent nothing else gets an empty list every 28 s (K − 2 s), so at most
+    // 40 × 39 × 1200 / 28 of them, give or take one per node; gossip lists stand in for some.
+    let floor = 40 * 39 * 40;
+    let most = 40 * 39 * 1200 / 28 + 40;
+    println!(
+        "  sent: {} keepalives and {} gossip lists (floor 40·39 per K: {floor}; at most {most} keepalives)",
+        t.keepalives, t.lists
+    );
+    assert!(
+        t.keepalives + t.lists >= floor && t.keepalives <= most,
+        "seed {:#x}: {} keepalives and {} lists in 40 keepalive periods",
+        sim.seed,
+        t.keepalives,
+        t.lists
+    );
+}
+
 #[test]
 fn close_removes_the_sender_at_once() {
     let mut sim = Simulator::new(0xc105e);

@@ -1,6 +1,7 @@
 //! Scale sanity in the simulator, small enough for a debug build: 10 % churn in a mesh of 100
-//! heals and the dead leave every peer table by the timeout, and everyone restarting at once
-//! stays under a stated per-node message bound. The full-size figures (N up to 1000) come from
+//! heals and the dead leave every peer table by the timeout, steady-state traffic per node is a
+//! linear keepalive floor plus gossip growing no faster than √N·log N, and everyone restarting
+//! at once stays under a stated per-node message bound. The full-size figures (N up to 1000) come from
 //! `cargo bench --bench scale` and are kept in `docs/scale.md`.
 
 mod sim;
@@ -93,6 +94,79 @@ fn mesh_of_100_heals_after_ten_percent_churn_and_forgets_the_dead_by_the_timeout
         silent.len(),
         timeout.as_secs(),
         took.as_secs()
+    );
+}
+
+/// Steady-state management traffic per node per minute, measured in an idle mesh of N = 50 and
+/// N = 200 (random tree, default timeouts, so K = 60 s), 10 simulated minutes after the mesh
+/// formed and gossip settled. The model (`docs/scale.md`):
+/// - keepalives: the liveness rule forces one datagram to each of the N − 1 peers per K. A peer
+///   sent nothing else gets an empty list (10 bytes) every K − 2 s, so at most (N − 1)·60/58
+///   per minute; a gossip list stands in for one. Linear.
+/// - gossip: Trickle at its longest interval (K), with suppression, sends about
+///   (2/3)·ln N lists of ⌈√(N−1)⌉ entries per node per interval: ∝ √N·log N bytes. Measured
+///   here: 4.0 and 3.8·√N·log₂N B/min at N = 50 and 200.
+///
+/// The bounds: keepalives and lists together at least N − 1 per minute, keepalives at most
+/// (N − 1)·60/58 + 1, gossip under 8·√N·log₂N B/min, and from N = 50 to N = 200 it grows by at most
+/// 1.25 times the growth of √N·log N (2.71×, so 3.39×): linear growth (4×), the old design's
+/// N^1.5 (8×) or a gossip storm would fail it.
+#[test]
+fn steady_state_traffic_is_a_linear_keepalive_floor_plus_gossip_under_sqrt_n_log_n() {
+    let mut gossip = Vec::new();
+    for (n, seed) in [(50usize, 0x57ea_d050u64), (200, 0x57ea_d200)] {
+        let mut sim = Simulator::new(seed);
+        let cfg = Simulator::config();
+        let _ = random_tree(&mut sim, &cfg, n);
+        sim.advance_until(Duration::from_secs(300), |s| s.is_full_mesh_by_count());
+        sim.advance(Duration::from_secs(180));
+        let before = sim.traffic_total();
+        let minutes = 10;
+        sim.advance(Duration::from_secs(60 * minutes));
+        sim.assert_full_mesh();
+        let after = sim.traffic_total();
+        let per_node_minute = (n as u64 * minutes) as f64;
+        let keepalives = (after.keepalives - before.keepalives) as f64 / per_node_minute;
+        let keepalive_bytes =
+            (after.keepalive_bytes - before.keepalive_bytes) as f64 / per_node_minute;
+        let lists = (after.lists - before.lists) as f64 / per_node_minute;
+        let list_bytes = (after.list_bytes - before.list_bytes) as f64 / per_node_minute;
+        let requests = after.requests - before.requests;
+        let nf = n as f64;
+        let reference = nf.sqrt() * nf.log2();
+        println!(
+            "N = {n}: per node per minute {keepalives:.1} keepalives ({keepalive_bytes:.0} B), {lists:.2} gossip lists ({list_bytes:.0} B = {:.2}·√N·log₂N), {requests} requests in all",
+            list_bytes / reference
+        );
+        let floor = (n - 1) as f64;
+        assert!(
+            keepalives + lists >= floor && keepalives <= floor * 60.0 / 58.0 + 1.0,
+            "seed {seed:#x}: {keepalives:.1} keepalives and {lists:.1} lists per node per minute for {} peers",
+            n - 1
+        );
+        assert_eq!(
+            after.keepalive_bytes - before.keepalive_bytes,
+            10 * (after.keepalives - before.keepalives),
+            "keepalives are empty peer lists of 10 bytes"
+        );
+        assert!(
+            list_bytes <= 8.0 * reference,
+            "seed {seed:#x}: gossip {list_bytes:.0} B per node per minute at N = {n}, over 8·√N·log₂N = {:.0}",
+            8.0 * reference
+        );
+        assert_eq!(
+            requests, 0,
+            "seed {seed:#x}: nobody is asked anything in steady state"
+        );
+        gossip.push((nf, list_bytes));
+    }
+    let (small, large) = (gossip[0], gossip[1]);
+    let growth = large.1 / small.1;
+    let reference = (large.0.sqrt() * large.0.log2()) / (small.0.sqrt() * small.0.log2());
+    println!("gossip grew {growth:.2}× from N = 50 to 200; √N·log N grows {reference:.2}×");
+    assert!(
+        growth <= 1.25 * reference,
+        "gossip grew {growth:.2}× from N = 50 to N = 200 (√N·log N: {reference:.2}×)"
     );
 }
 

@@ -72,6 +72,59 @@ impl XorShift64 {
 
 pub type SimNode = Node<SimSocket, SimDevice>;
 
+/// What one node sent, by kind, as a wiretap sees it (clear protocol; sealed datagrams of the
+/// keyed mode are counted as `sealed`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Empty peer lists (10 bytes): keepalives.
+    pub keepalives: u64,
+    pub keepalive_bytes: u64,
+    /// Peer lists with entries: gossip, and answers to "get peer list".
+    pub lists: u64,
+    pub list_bytes: u64,
+    /// "get peer list" and Close.
+    pub requests: u64,
+    pub request_bytes: u64,
+    /// Ethernet frames.
+    pub frames: u64,
+    /// Sealed datagrams (keyed mode), any kind.
+    pub sealed: u64,
+}
+
+impl Traffic {
+    fn count(&mut self, bytes: &[u8]) {
+        let len = bytes.len() as u64;
+        match bytes.get(7) {
+            Some(1) if len == 10 => {
+                self.keepalives += 1;
+                self.keepalive_bytes += len;
+            }
+            Some(1) => {
+                self.lists += 1;
+                self.list_bytes += len;
+            }
+            Some(2) | Some(3) => {
+                self.requests += 1;
+                self.request_bytes += len;
+            }
+            Some(0) => self.frames += 1,
+            _ => self.sealed += 1,
+        }
+    }
+
+    /// Adds `other` to `self`.
+    pub fn add(&mut self, other: &Traffic) {
+        self.keepalives += other.keepalives;
+        self.keepalive_bytes += other.keepalive_bytes;
+        self.lists += other.lists;
+        self.list_bytes += other.list_bytes;
+        self.requests += other.requests;
+        self.request_bytes += other.request_bytes;
+        self.frames += other.frames;
+        self.sealed += other.sealed;
+    }
+}
+
 struct Datagram {
     from: SocketAddr,
     to: SocketAddr,
@@ -99,6 +152,11 @@ pub struct Simulator {
     /// When `Some`, every delivered datagram's bytes are kept here (what a wiretap sees).
     pub wire_log: Option<Vec<Vec<u8>>>,
     starts: u32,
+    /// What each node sent, by kind (kept across restarts at the same address).
+    pub traffic: BTreeMap<SocketAddr, Traffic>,
+    /// When `Some`: for each watched pair (from, to), the last delivery and the longest silence
+    /// so far ([`Simulator::watch_gaps`]).
+    gaps: Option<BTreeMap<(SocketAddr, SocketAddr), (Instant, Duration)>>,
 }
 
 fn ip_bits(addr: SocketAddr) -> u32 {
@@ -130,6 +188,8 @@ impl Simulator {
             lost: 0,
             wire_log: None,
             starts: 0,
+            traffic: BTreeMap::new(),
+            gaps: None,
         }
     }
 
@@ -206,6 +266,12 @@ impl Simulator {
             return;
         };
         let out = std::mem::take(&mut node.socket_mut().outbox);
+        if !out.is_empty() {
+            let traffic = self.traffic.entry(addr).or_default();
+            for (_, bytes) in &out {
+                traffic.count(bytes);
+            }
+        }
         for (to, bytes) in out {
             if let Some(seen) = self.nat.get_mut(&addr) {
                 seen.insert(to, now);
@@ -334,6 +400,10 @@ impl Simulator {
         }
         self.record(&d);
         self.delivered += 1;
+        if let Some((last, longest)) = self.gaps.as_mut().and_then(|g| g.get_mut(&(d.from, d.to))) {
+            *longest = (*longest).max(self.now.saturating_duration_since(*last));
+            *last = self.now;
+        }
         let now = self.now;
         let mut d = d;
         let _ = self.node(d.to).on_datagram(now, d.from, &mut d.bytes);
@@ -464,6 +534,43 @@ impl Simulator {
         self.nodes.values().all(|n| n.peer_count() == others)
     }
 
+    /// Starts watching every pair (a, b) where b is a verified peer of a now: from here on,
+    /// the simulator notes the longest time b goes without receiving a datagram from a.
+    pub fn watch_gaps(&mut self) {
+        let now = self.now;
+        let mut gaps = BTreeMap::new();
+        for (a, node) in &self.nodes {
+            for b in node.peers().verified_addrs() {
+                gaps.insert((*a, b), (now, Duration::ZERO));
+            }
+        }
+        self.gaps = Some(gaps);
+    }
+
+    /// The watched pair that went longest without a delivery, counting the silence up to now,
+    /// and that silence.
+    pub fn longest_gap(&self) -> Option<((SocketAddr, SocketAddr), Duration)> {
+        let now = self.now;
+        self.gaps
+            .as_ref()?
+            .iter()
+            .map(|(pair, (last, longest))| {
+                (*pair, (*longest).max(now.saturating_duration_since(*last)))
+            })
+            .max_by_key(|(_, gap)| *gap)
+    }
+
+    /// What all live nodes sent, summed.
+    pub fn traffic_total(&self) -> Traffic {
+        let mut total = Traffic::default();
+        for (addr, t) in &self.traffic {
+            if self.nodes.contains_key(addr) {
+                total.add(t);
+            }
+        }
+        total
+    }
+
     /// Datagrams in flight right now.
     pub fn in_flight_len(&self) -> usize {
         self.in_flight.len()
@@ -486,7 +593,7 @@ pub fn frame(dst: [u8; 6], src: [u8; 6], vlan: Option<u16>, payload_byte: u8) ->
         f.extend_from_slice(&v.to_be_bytes());
     }
     f.extend_from_slice(&[0x08, 0x00]);
-    f.extend(std::iter::repeat(payload_byte).take(46));
+    f.extend(std::iter::repeat_n(payload_byte, 46));
     f
 }
 
