@@ -1,0 +1,220 @@
+//! Keyed mode (issue #8): sealing and opening datagrams with ChaCha20-Poly1305 or AES-256-GCM
+//! (`ring`), per-session subkeys, replay windows per sender session, and the key file (a raw
+//! key or an Argon2id passphrase).
+//!
+//! Owns the sealed byte layout, the key derivation and the replay state. It performs no I/O and
+//! reads no clock and no RNG: the caller supplies the session (start time and random bytes),
+//! and decides what to do with a packet that fails (drop it and count it).
+//!
+//! ```text
+//! clear:                                      | token 7 | switch 1 | body ... |
+//! sealed: | token 7 | marker 1 | session 16 | counter 8 | ciphertext of (switch | body) | tag 16 |
+//!         '- associated data -'
+//!         ^ switch_at - FRONT_LEN                         ^ switch_at                   ^ body end
+//! ```
+//!
+//! - The token stays in clear and, with the marker byte, is the AEAD's associated data:
+//!   several networks can share a port, and the receiver can pick the network before it
+//!   decrypts.
+//! - The marker names the cipher ([`Cipher`]): 0x80 = ChaCha20-Poly1305 (RFC 8439), 0x81 =
+//!   AES-256-GCM. Neither is a valid clear switch byte. Every node opens both; each seals with
+//!   the one its CPU does fast ([`Cipher::preferred`]): AES-256-GCM where the CPU has AES
+//!   instructions, ChaCha20-Poly1305 elsewhere.
+//! - The session is the sender's process start time (milliseconds since the Unix epoch, 8 bytes
+//!   big-endian) followed by 8 random bytes; the counter (8 bytes big-endian) starts at 0 and
+//!   goes up by one per sealed packet.
+//! - Each (session, cipher) seals with its own subkey: `HKDF-SHA256(salt =
+//!   "ethcloud-session-v1", ikm = network key, info = session ‖ marker)`, 32 bytes. The 96-bit
+//!   AEAD nonce is 4 zero bytes followed by the counter, so it is unique per subkey, and a new
+//!   session (every start: a new start time and new random bytes) gets a new subkey: a nonce
+//!   never repeats under one key, also across restarts.
+//! - The clear switch byte sits where it sits in a clear datagram, so sealing and opening never
+//!   move the frame: the seal adds [`FRONT_LEN`] - 7 = 25 bytes in front of the switch byte
+//!   (in the headroom of [`crate::buf::PacketBuf`]) and [`TAG_LEN`] bytes behind the body (in
+//!   its tailroom). [`OVERHEAD`] = 41 bytes in all.
+//!
+//! **Keys.** The [`Sealer`] derives its subkey once, at construction. The [`Opener`] derives a
+//! sender session's subkey when it first sees the session, and keeps it (a `ring`
+//! `LessSafeKey`) with that session's replay window, but remembers the session only once a
+//! packet's tag verified under it: a packet of an unknown session costs one HKDF and one key
+//! setup (about a microsecond) and never memory. A session is bound to the cipher of its first
+//! authenticated packet; a packet of a remembered session under the other marker is refused as
+//! [`OpenError::Forged`] (no honest sender does that: a sealer uses one cipher for its life).
+//!
+//! **Replay protection.** [`Opener`] keeps one window per sender *session* (not per address, so
+//! a replay from another source address is caught as well): the highest counter seen and a
+//! 2048-bit bitmap of the counters below it, as WireGuard does (RFC 6479). A counter is accepted
+//! once if it is above the highest or within the 2048 below it and not yet seen; anything older
+//! is dropped. The window is checked before decrypting (a cheap reject) and updated only after
+//! the tag verified, so forged packets never change it.
+//!
+//! Sessions live in a `std::collections::HashMap` with the default, randomly keyed hasher (no
+//! one can craft colliding sessions) capped at `max_sessions`. It is a map rather than a fixed
+//! array because lookups are by a 16-byte key on every packet; its memory is reserved for the
+//! first [`INITIAL_SESSIONS`] at construction; it grows, and a session's state is boxed, only
+//! when a *new, authenticated* session is inserted, never while opening packets of known
+//! sessions, so the steady state allocates nothing. A remembered session takes about
+//! [`SESSION_STATE_LEN`] bytes (window and subkey, boxed, plus its map entry): 4096 sessions
+//! take about 3.5 MiB. When the map is full, the least recently used session is evicted
+//! (found by a scan: rare, and only a key holder can cause it) and a `floor` is raised to its
+//! start time; a session that is not in the map and started at or before the floor is refused
+//! ([`OpenError::StaleSession`]), so replays of forgotten sessions stay refused. There is no
+//! time-based expiry. The floor compares start times read from different machines' clocks: a
+//! peer whose clock is far behind may, after evictions, have to wait for its clock to pass the
+//! floor, so `max_sessions` should comfortably exceed the number of peers.
+//!
+//! The parts, one responsibility each:
+//!
+//! ```text
+//! key.rs    Key and the key file: raw, hex or an Argon2id passphrase; the HKDF input key
+//! seal.rs   Sealer and SealError: sealing outgoing datagrams in place
+//! open.rs   Opener and OpenError: opening, the replay windows and the sender sessions
+//! tests.rs  the unit tests of sealing and opening, with the golden vectors
+//! ```
+//!
+//! This file holds the layout constants, the [`Cipher`] markers and the subkey and nonce
+//! derivation that sealing and opening share; everything public is re-exported here, so the
+//! rest of the crate names it `crypto::Sealer`, `crypto::Opener`, ...
+
+use core::fmt;
+
+use ring::aead::{self, LessSafeKey, Nonce, UnboundKey};
+use ring::hkdf::Prk;
+
+use crate::wire::TOKEN_LEN;
+
+mod key;
+mod open;
+mod seal;
+#[cfg(test)]
+mod tests;
+
+pub use key::{Key, KeyError};
+pub use open::{OpenError, Opener, SESSION_STATE_LEN};
+pub use seal::{SealError, Sealer};
+
+/// Bytes of a sender session: start time in ms (8, big-endian), then 8 random bytes.
+pub const SESSION_LEN: usize = 16;
+/// Bytes of the packet counter on the wire (big-endian).
+pub const COUNTER_LEN: usize = 8;
+/// Bytes of the AEAD nonce: 4 zero bytes, then the counter.
+pub const NONCE_LEN: usize = 12;
+/// Bytes of the authentication tag at the end of a sealed datagram.
+pub const TAG_LEN: usize = 16;
+/// Bytes in front of the clear switch byte: token, marker, session and counter.
+pub const FRONT_LEN: usize = TOKEN_LEN + 1 + SESSION_LEN + COUNTER_LEN;
+/// Sealed length minus clear length: marker, session, counter and tag.
+pub const OVERHEAD: usize = 1 + SESSION_LEN + COUNTER_LEN + TAG_LEN;
+/// Bytes of a key (the network key and every subkey).
+pub const KEY_LEN: usize = 32;
+/// Sessions an [`Opener`] reserves room for up front (it grows up to `max_sessions`).
+pub const INITIAL_SESSIONS: usize = 64;
+/// The longest passphrase accepted in a key file.
+pub const MAX_PASSPHRASE_LEN: usize = 1024;
+/// Counters accepted below the highest one seen, per session.
+pub const WINDOW_LEN: u64 = 2048;
+
+/// Offsets inside a sealed datagram.
+mod field {
+    use super::{FRONT_LEN, SESSION_LEN};
+    use crate::wire::TOKEN_LEN;
+    pub const MARKER: usize = TOKEN_LEN;
+    /// Associated data: token and marker.
+    pub const AAD_END: usize = MARKER + 1;
+    pub const SESSION: usize = AAD_END;
+    pub const COUNTER: usize = SESSION + SESSION_LEN;
+    pub const SWITCH: usize = FRONT_LEN;
+}
+
+/// The AEAD of a sealed datagram, named by its marker byte (the byte after the token).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cipher {
+    /// ChaCha20-Poly1305 (RFC 8439), marker 0x80: fast everywhere in software.
+    ChaCha20Poly1305,
+    /// AES-256-GCM, marker 0x81: the fastest where the CPU has AES and carry-less multiply
+    /// instructions.
+    Aes256Gcm,
+}
+
+impl Cipher {
+    /// Both ciphers, in marker order.
+    pub const ALL: [Cipher; 2] = [Cipher::ChaCha20Poly1305, Cipher::Aes256Gcm];
+
+    /// The marker byte after the token: 0x80 or 0x81 (never a valid clear switch byte).
+    pub const fn marker(self) -> u8 {
+        match self {
+            Cipher::ChaCha20Poly1305 => 0x80,
+            Cipher::Aes256Gcm => 0x81,
+        }
+    }
+
+    /// The cipher a marker byte names, if any.
+    pub const fn from_marker(marker: u8) -> Option<Cipher> {
+        match marker {
+            0x80 => Some(Cipher::ChaCha20Poly1305),
+            0x81 => Some(Cipher::Aes256Gcm),
+            _ => None,
+        }
+    }
+
+    /// The cipher this CPU seals fastest: AES-256-GCM when it has AES instructions (AES-NI and
+    /// PCLMULQDQ on x86_64, the AES extension on aarch64), ChaCha20-Poly1305 otherwise.
+    pub fn preferred() -> Cipher {
+        if has_aes_instructions() {
+            Cipher::Aes256Gcm
+        } else {
+            Cipher::ChaCha20Poly1305
+        }
+    }
+
+    fn algorithm(self) -> &'static aead::Algorithm {
+        match self {
+            Cipher::ChaCha20Poly1305 => &aead::CHACHA20_POLY1305,
+            Cipher::Aes256Gcm => &aead::AES_256_GCM,
+        }
+    }
+}
+
+impl fmt::Display for Cipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Cipher::ChaCha20Poly1305 => "ChaCha20-Poly1305",
+            Cipher::Aes256Gcm => "AES-256-GCM",
+        })
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_aes_instructions() -> bool {
+    std::arch::is_x86_feature_detected!("aes") && std::arch::is_x86_feature_detected!("pclmulqdq")
+}
+
+#[cfg(target_arch = "aarch64")]
+fn has_aes_instructions() -> bool {
+    std::arch::is_aarch64_feature_detected!("aes")
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn has_aes_instructions() -> bool {
+    false
+}
+
+/// The subkey of one sender session and cipher: HKDF-Expand(prk, session ‖ marker, 32 bytes).
+#[allow(clippy::expect_used)]
+fn subkey(prk: &Prk, session: &[u8; SESSION_LEN], cipher: Cipher) -> LessSafeKey {
+    let marker = [cipher.marker()];
+    let info: [&[u8]; 2] = [session, &marker];
+    let okm = prk
+        .expand(&info, cipher.algorithm())
+        // expand fails only past 255 × 32 bytes; this asks for 32.
+        .expect("invariant: a 32-byte HKDF-SHA256 output is always possible");
+    LessSafeKey::new(UnboundKey::from(okm))
+}
+
+/// The AEAD nonce of `counter`: 4 zero bytes, then the counter big-endian.
+fn nonce(counter: u64) -> Nonce {
+    let mut bytes = [0u8; NONCE_LEN];
+    let (_, count) = bytes.split_at_mut(NONCE_LEN - COUNTER_LEN);
+    count.copy_from_slice(&counter.to_be_bytes());
+    Nonce::assume_unique_for_key(bytes)
+}

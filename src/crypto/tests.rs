@@ -1,0 +1,594 @@
+//! Unit tests of sealing and opening as a whole: the layout, the golden vectors of both
+//! ciphers, round trips, tampering and truncation, and the replay rules seen through
+//! [`Opener::open`]. The replay window's own tests sit beside it in `open`, the key file's in
+//! `key`.
+
+use super::open::start_time;
+use super::*;
+use crate::wire::{self, Kind, Message, Packet, Token};
+
+const TOKEN: u64 = 134;
+/// Start time 1740786510848 ms (2025-02-28T23:48:30.848Z), then 8 fixed "random" bytes.
+const SESSION: [u8; 16] = [
+    0x00, 0x00, 0x01, 0x95, 0x4e, 0xf6, 0x2c, 0x00, 0xa1, 0xb2, 0xc3, 0xd4, 0xe5, 0xf6, 0x07, 0x18,
+];
+
+pub(super) fn token() -> Token {
+    Token::new(TOKEN).unwrap()
+}
+
+pub(super) fn test_key() -> Key {
+    let mut bytes = [0u8; 32];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = u8::try_from(i).unwrap();
+    }
+    Key::from_bytes(bytes)
+}
+
+pub(super) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    let s: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+    s.chunks(2)
+        .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
+        .collect()
+}
+
+fn session(start_ms: u64, random: u64) -> [u8; 16] {
+    let mut s = [0u8; 16];
+    s[..8].copy_from_slice(&start_ms.to_be_bytes());
+    s[8..].copy_from_slice(&random.to_be_bytes());
+    s
+}
+
+/// Seals a clear datagram (token ‖ switch ‖ body) and returns the sealed bytes.
+fn seal(sealer: &mut Sealer, clear: &[u8]) -> Vec<u8> {
+    let inner = &clear[TOKEN_LEN..];
+    let mut buf = vec![0u8; FRONT_LEN + inner.len() + TAG_LEN];
+    buf[FRONT_LEN..FRONT_LEN + inner.len()].copy_from_slice(inner);
+    let token = Token::from_bytes(clear[..TOKEN_LEN].try_into().unwrap());
+    let range = sealer
+        .seal(token, &mut buf, FRONT_LEN, inner.len())
+        .unwrap();
+    assert_eq!(range, 0..buf.len());
+    buf
+}
+
+fn open(opener: &mut Opener, sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
+    let mut buf = sealed.to_vec();
+    opener.open(&mut buf).map(|r| buf[r].to_vec())
+}
+
+/// A short frame: dst 02:00:00:00:00:02, src 02:00:00:00:00:01, type 0x88b5, "ethcloud".
+const FRAME: &[u8] = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x88\xb5ethcloud";
+
+/// Key 00..1f, session above, token 134, ChaCha20-Poly1305, counter 0: GetPeers
+/// `00 00 00 00 00 00 86 02`.
+const GOLDEN_CHACHA_GET_PEERS: &str =
+    "00000000000086 80 000001954ef62c00a1b2c3d4e5f60718 0000000000000000
+    33 f90b86332c8d19e427a75b292bf4bcda";
+/// The same sealer's next packet, counter 1: the frame above.
+const GOLDEN_CHACHA_FRAME: &str =
+    "00000000000086 80 000001954ef62c00a1b2c3d4e5f60718 0000000000000001
+    952ea48274012f1b7ec549c2258eba0e4532ad1125a68a
+    afa7ac29d7ed05feade7446205bc0088";
+/// As [`GOLDEN_CHACHA_GET_PEERS`] with AES-256-GCM.
+const GOLDEN_AES_GET_PEERS: &str =
+    "00000000000086 81 000001954ef62c00a1b2c3d4e5f60718 0000000000000000
+    20 f0e55546ccac14a690343b75f025c5c2";
+/// As [`GOLDEN_CHACHA_FRAME`] with AES-256-GCM.
+const GOLDEN_AES_FRAME: &str = "00000000000086 81 000001954ef62c00a1b2c3d4e5f60718 0000000000000001
+    336ebce272494c8927b37df1e562552c1a7ff10682f183
+    c7e45c8ef357f0efaee73884b1ac0ca4";
+/// HKDF-SHA256(salt "ethcloud-session-v1", ikm key 00..1f, info session ‖ marker), 32 bytes.
+const GOLDEN_CHACHA_SUBKEY: &str =
+    "89253bdee09f8f23c1f1416d78d43d0e09ea6891d24f1ae8853130f12eacab36";
+const GOLDEN_AES_SUBKEY: &str = "176a5bcc65c53537e60ebbd51b250ab868b5cb92c3453e53958fba0e0678e49b";
+
+fn golden(cipher: Cipher) -> (&'static str, &'static str) {
+    match cipher {
+        Cipher::ChaCha20Poly1305 => (GOLDEN_CHACHA_GET_PEERS, GOLDEN_CHACHA_FRAME),
+        Cipher::Aes256Gcm => (GOLDEN_AES_GET_PEERS, GOLDEN_AES_FRAME),
+    }
+}
+
+fn clear_get_peers() -> Vec<u8> {
+    let mut b = vec![0u8; 8];
+    wire::emit_control(token(), Kind::GetPeers, &mut b).unwrap();
+    b
+}
+
+fn clear_frame() -> Vec<u8> {
+    let mut b = vec![0u8; 8 + FRAME.len()];
+    let n = wire::emit_frame(token(), FRAME, &mut b).unwrap();
+    b.truncate(n);
+    b
+}
+
+fn sealed_frame(cipher: Cipher) -> Vec<u8> {
+    let mut sealer = Sealer::with_cipher(&test_key(), SESSION, cipher);
+    seal(&mut sealer, &clear_frame())
+}
+
+/// Seals an empty GetPeers body at `counter` of `session`.
+fn packet(cipher: Cipher, session: [u8; 16], counter: u64) -> Vec<u8> {
+    let mut sealer = Sealer::with_cipher(&test_key(), session, cipher);
+    sealer.next = counter;
+    seal(&mut sealer, &clear_get_peers())
+}
+
+#[test]
+fn layout_constants_add_up_and_fit_packet_buf() {
+    assert_eq!(FRONT_LEN, 32);
+    assert_eq!(OVERHEAD, 41);
+    assert_eq!(FRONT_LEN - TOKEN_LEN + TAG_LEN, OVERHEAD);
+    const { assert!(FRONT_LEN - TOKEN_LEN <= crate::buf::HEADROOM) };
+    const { assert!(TAG_LEN <= crate::buf::TAILROOM) };
+    for cipher in Cipher::ALL {
+        assert!(cipher.marker() > Kind::Close as u8);
+        assert_eq!(Cipher::from_marker(cipher.marker()), Some(cipher));
+        assert_eq!(cipher.algorithm().tag_len(), TAG_LEN);
+        assert_eq!(cipher.algorithm().nonce_len(), NONCE_LEN);
+        assert_eq!(cipher.algorithm().key_len(), KEY_LEN);
+    }
+    let markers: Vec<u8> = (0..=255)
+        .filter(|&m| Cipher::from_marker(m).is_some())
+        .collect();
+    assert_eq!(markers, [0x80, 0x81]);
+}
+
+#[test]
+fn preferred_cipher_follows_the_cpu() {
+    let expected = if has_aes_instructions() {
+        Cipher::Aes256Gcm
+    } else {
+        Cipher::ChaCha20Poly1305
+    };
+    assert_eq!(Cipher::preferred(), expected);
+    assert_eq!(Sealer::new(&test_key(), SESSION).cipher(), expected);
+    assert_eq!(Cipher::Aes256Gcm.to_string(), "AES-256-GCM");
+    assert_eq!(Cipher::ChaCha20Poly1305.to_string(), "ChaCha20-Poly1305");
+}
+
+#[test]
+fn session_subkeys_match_golden_vectors() {
+    for (cipher, expected) in [
+        (Cipher::ChaCha20Poly1305, GOLDEN_CHACHA_SUBKEY),
+        (Cipher::Aes256Gcm, GOLDEN_AES_SUBKEY),
+    ] {
+        let marker = [cipher.marker()];
+        let info: [&[u8]; 2] = [&SESSION, &marker];
+        let mut okm = [0u8; KEY_LEN];
+        test_key()
+            .subkey_prk()
+            .expand(&info, cipher.algorithm())
+            .unwrap()
+            .fill(&mut okm)
+            .unwrap();
+        assert_eq!(hex(&okm), expected, "{cipher}");
+    }
+}
+
+#[test]
+fn sealed_get_peers_and_frame_match_golden_vectors() {
+    assert_eq!(clear_get_peers(), unhex("00000000000086 02"));
+    for cipher in Cipher::ALL {
+        let (golden_get_peers, golden_frame) = golden(cipher);
+        let mut sealer = Sealer::with_cipher(&test_key(), SESSION, cipher);
+        let get_peers = seal(&mut sealer, &clear_get_peers());
+        let frame = seal(&mut sealer, &clear_frame());
+        assert_eq!(hex(&get_peers), hex(&unhex(golden_get_peers)), "{cipher}");
+        assert_eq!(hex(&frame), hex(&unhex(golden_frame)), "{cipher}");
+        assert_eq!(get_peers.len(), 8 + OVERHEAD);
+        assert_eq!(frame.len(), 8 + FRAME.len() + OVERHEAD);
+    }
+}
+
+#[test]
+fn golden_vectors_open_back_to_clear_datagrams() {
+    for cipher in Cipher::ALL {
+        let (golden_get_peers, golden_frame) = golden(cipher);
+        let mut opener = Opener::new(&test_key(), 16);
+        assert_eq!(
+            open(&mut opener, &unhex(golden_get_peers)),
+            Ok(clear_get_peers())
+        );
+        assert_eq!(open(&mut opener, &unhex(golden_frame)), Ok(clear_frame()));
+    }
+}
+
+#[test]
+fn seal_then_open_round_trips_every_kind() {
+    let t = token();
+    let addrs: Vec<std::net::SocketAddr> = vec!["198.18.1.2:3210".parse().unwrap()];
+    let mut clears = Vec::new();
+    let mut b = vec![0u8; 64];
+    let n = wire::emit_frame(t, FRAME, &mut b).unwrap();
+    clears.push(b[..n].to_vec());
+    let (n, _) = wire::emit_peers(t, addrs.iter().copied(), &mut b).unwrap();
+    clears.push(b[..n].to_vec());
+    for kind in [Kind::GetPeers, Kind::Close] {
+        let n = wire::emit_control(t, kind, &mut b).unwrap();
+        clears.push(b[..n].to_vec());
+    }
+    for cipher in Cipher::ALL {
+        let mut sealer = Sealer::with_cipher(&test_key(), SESSION, cipher);
+        let mut opener = Opener::new(&test_key(), 16);
+        for clear in &clears {
+            let sealed = seal(&mut sealer, clear);
+            assert_eq!(sealed.len(), clear.len() + OVERHEAD);
+            assert_eq!(sealed[..TOKEN_LEN], clear[..TOKEN_LEN], "token in clear");
+            assert_eq!(sealed[TOKEN_LEN], cipher.marker());
+            let opened = open(&mut opener, &sealed).unwrap();
+            assert_eq!(&opened, clear);
+            let pkt = Packet::new_checked(&opened[..]).unwrap();
+            assert_eq!(pkt.token(), t);
+            assert!(Message::parse(pkt).is_ok());
+        }
+    }
+}
+
+#[test]
+fn chacha_and_aes_sealers_interoperate_with_one_opener() {
+    let chacha_session = session(1_000, 1);
+    let aes_session = session(2_000, 2);
+    let mut chacha = Sealer::with_cipher(&test_key(), chacha_session, Cipher::ChaCha20Poly1305);
+    let mut aes = Sealer::with_cipher(&test_key(), aes_session, Cipher::Aes256Gcm);
+    let mut opener = Opener::new(&test_key(), 16);
+    for _ in 0..3 {
+        for sealer in [&mut chacha, &mut aes] {
+            let sealed = seal(sealer, &clear_frame());
+            assert_eq!(sealed[TOKEN_LEN], sealer.cipher().marker());
+            assert_eq!(open(&mut opener, &sealed), Ok(clear_frame()));
+            assert_eq!(open(&mut opener, &sealed), Err(OpenError::Replayed));
+        }
+    }
+    assert_eq!(opener.sessions(), 2);
+}
+
+#[test]
+fn same_counter_in_two_sessions_or_ciphers_gives_unrelated_ciphertexts() {
+    // The nonce holds only the counter: the subkey must differ per session and per cipher.
+    let a = packet(Cipher::Aes256Gcm, session(1, 1), 0);
+    let b = packet(Cipher::Aes256Gcm, session(1, 2), 0);
+    let c = packet(Cipher::ChaCha20Poly1305, session(1, 1), 0);
+    assert_ne!(a[FRONT_LEN..], b[FRONT_LEN..]);
+    assert_ne!(a[FRONT_LEN..], c[FRONT_LEN..]);
+}
+
+#[test]
+fn known_session_under_the_other_marker_is_refused_without_harm() {
+    for cipher in Cipher::ALL {
+        let other = Cipher::ALL.into_iter().find(|&c| c != cipher).unwrap();
+        let mut opener = Opener::new(&test_key(), 16);
+        assert!(open(&mut opener, &packet(cipher, SESSION, 0)).is_ok());
+        // A genuine seal of the same session under the other cipher (no honest sender does
+        // this), and the first packet with only its marker switched.
+        let switched = packet(other, SESSION, 1);
+        let mut relabelled = packet(cipher, SESSION, 2);
+        relabelled[TOKEN_LEN] = other.marker();
+        for bad in [&switched, &relabelled] {
+            assert_eq!(open(&mut opener, bad), Err(OpenError::Forged));
+        }
+        assert_eq!(opener.sessions(), 1);
+        assert!(open(&mut opener, &packet(cipher, SESSION, 1)).is_ok());
+        assert!(open(&mut opener, &packet(cipher, SESSION, 2)).is_ok());
+    }
+}
+
+#[test]
+fn seal_in_place_leaves_frame_position_and_returns_its_range() {
+    // Like a PacketBuf: headroom, token, switch byte, frame, tailroom.
+    for cipher in Cipher::ALL {
+        let switch_at = crate::buf::HEADROOM + TOKEN_LEN;
+        let mut buf = vec![0u8; crate::buf::BUF_LEN];
+        buf[switch_at] = Kind::Frame as u8;
+        buf[switch_at + 1..switch_at + 1 + FRAME.len()].copy_from_slice(FRAME);
+        let inner_len = 1 + FRAME.len();
+        let mut sealer = Sealer::with_cipher(&test_key(), SESSION, cipher);
+        let sealed = sealer
+            .seal(token(), &mut buf, switch_at, inner_len)
+            .unwrap();
+        assert_eq!(
+            sealed,
+            switch_at - FRONT_LEN..switch_at + inner_len + TAG_LEN
+        );
+        let mut opener = Opener::new(&test_key(), 16);
+        let clear = opener.open(&mut buf[sealed.clone()]).unwrap();
+        let clear = clear.start + sealed.start..clear.end + sealed.start;
+        assert_eq!(clear, switch_at - TOKEN_LEN..switch_at + inner_len);
+        assert_eq!(buf[clear], clear_frame()[..]);
+    }
+}
+
+#[test]
+fn seal_without_room_is_refused_and_writes_nothing() {
+    let mut sealer = Sealer::new(&test_key(), SESSION);
+    let mut buf = [7u8; 64];
+    let refused = [
+        (FRONT_LEN - 1, 1),          // no room in front
+        (FRONT_LEN, 64 - FRONT_LEN), // no room for the tag
+        (usize::MAX, 1),
+        (FRONT_LEN, usize::MAX),
+    ];
+    for (switch_at, inner_len) in refused {
+        assert_eq!(
+            sealer.seal(token(), &mut buf, switch_at, inner_len),
+            Err(SealError::NoRoom)
+        );
+    }
+    assert_eq!(buf, [7u8; 64]);
+    assert_eq!(sealer.next, 0, "no counter used");
+    assert!(sealer
+        .seal(token(), &mut buf, FRONT_LEN, 64 - FRONT_LEN - TAG_LEN)
+        .is_ok());
+    assert_eq!(sealer.next, 1);
+}
+
+#[test]
+fn seal_refuses_once_counter_is_exhausted() {
+    let mut sealer = Sealer::new(&test_key(), SESSION);
+    sealer.next = u64::MAX - 1;
+    let mut buf = [0u8; 64];
+    assert!(sealer.seal(token(), &mut buf, FRONT_LEN, 1).is_ok());
+    assert_eq!(
+        sealer.seal(token(), &mut buf, FRONT_LEN, 1),
+        Err(SealError::CounterExhausted)
+    );
+}
+
+#[test]
+fn flipping_any_single_byte_fails_to_open() {
+    for cipher in Cipher::ALL {
+        let sealed = sealed_frame(cipher);
+        for at in 0..sealed.len() {
+            for mask in [0x01u8, 0x80, 0xff] {
+                let mut bad = sealed.clone();
+                bad[at] ^= mask;
+                // 0x80 ^ 0x01 is 0x81 and back: the other cipher's marker, so a forgery.
+                let expected = if at == TOKEN_LEN && Cipher::from_marker(bad[at]).is_none() {
+                    OpenError::NotSealed
+                } else {
+                    OpenError::Forged
+                };
+                let mut opener = Opener::new(&test_key(), 16);
+                assert_eq!(
+                    open(&mut opener, &bad),
+                    Err(expected),
+                    "{cipher}: byte {at} ^ {mask:#x}"
+                );
+                assert_eq!(opener.sessions(), 0, "a forgery is not remembered");
+                // The forgery did not spoil the window for the real packet.
+                assert_eq!(open(&mut opener, &sealed), Ok(clear_frame()));
+                // Nor does one against a remembered session.
+                let mut next = packet(cipher, SESSION, 1);
+                let at = at.min(next.len() - 1);
+                next[at] ^= mask;
+                assert!(open(&mut opener, &next).is_err());
+                next[at] ^= mask;
+                assert!(open(&mut opener, &next).is_ok(), "{cipher}: byte {at}");
+            }
+        }
+    }
+}
+
+#[test]
+fn other_key_or_token_fails_to_open() {
+    for cipher in Cipher::ALL {
+        let mut opener = Opener::new(&Key::from_bytes([9; 32]), 16);
+        assert_eq!(
+            open(&mut opener, &sealed_frame(cipher)),
+            Err(OpenError::Forged)
+        );
+        let mut other = sealed_frame(cipher);
+        other[..TOKEN_LEN].copy_from_slice(&Token::new(135).unwrap().to_bytes());
+        let mut opener = Opener::new(&test_key(), 16);
+        assert_eq!(open(&mut opener, &other), Err(OpenError::Forged));
+        assert_eq!(opener.sessions(), 0);
+    }
+}
+
+#[test]
+fn clear_datagram_is_not_sealed() {
+    let mut opener = Opener::new(&test_key(), 16);
+    assert_eq!(
+        open(&mut opener, &clear_get_peers()),
+        Err(OpenError::NotSealed)
+    );
+    assert_eq!(open(&mut opener, &clear_frame()), Err(OpenError::NotSealed));
+}
+
+#[test]
+fn truncation_at_every_length_fails_without_panic() {
+    for cipher in Cipher::ALL {
+        let sealed = sealed_frame(cipher);
+        let mut opener = Opener::new(&test_key(), 16);
+        for len in 0..sealed.len() {
+            let expected = if len < FRONT_LEN + TAG_LEN {
+                OpenError::Truncated
+            } else {
+                OpenError::Forged
+            };
+            assert_eq!(
+                open(&mut opener, &sealed[..len]),
+                Err(expected),
+                "{cipher}: len {len}"
+            );
+        }
+        assert!(open(&mut opener, &sealed).is_ok());
+    }
+}
+
+#[test]
+fn seeded_random_bytes_never_panic_or_open() {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut opener = Opener::new(&test_key(), 4);
+    let mut buf = [0u8; 200];
+    for _ in 0..20_000 {
+        let len = usize::try_from(next() % 200).unwrap();
+        for b in buf.iter_mut().take(len) {
+            *b = u8::try_from(next() & 0xff).unwrap();
+        }
+        if len > TOKEN_LEN && next() % 4 != 0 {
+            buf[TOKEN_LEN] = Cipher::ALL[usize::try_from(next() % 2).unwrap()].marker();
+        }
+        assert!(opener.open(&mut buf[..len]).is_err());
+    }
+    assert_eq!(opener.sessions(), 0);
+}
+
+#[test]
+fn remembered_session_state_stays_small() {
+    // The node's MAX_SESSIONS times this is its worst case (plus the map's spare slots).
+    const { assert!(SESSION_STATE_LEN <= 1024) };
+    // With the node's MAX_SESSIONS, the worst case stays a few MiB.
+    const { assert!(crate::node::MAX_SESSIONS * SESSION_STATE_LEN <= 4 << 20) };
+}
+
+#[test]
+fn replayed_packet_is_dropped() {
+    for cipher in Cipher::ALL {
+        let mut opener = Opener::new(&test_key(), 16);
+        let p = packet(cipher, SESSION, 5);
+        assert!(open(&mut opener, &p).is_ok());
+        assert_eq!(open(&mut opener, &p), Err(OpenError::Replayed));
+        assert_eq!(open(&mut opener, &p), Err(OpenError::Replayed));
+    }
+}
+#[test]
+fn reordered_packets_within_window_are_accepted_once() {
+    for cipher in Cipher::ALL {
+        let mut opener = Opener::new(&test_key(), 16);
+        let order = [10u64, 3, 12, 11, 0, 2047, 5, 1000];
+        for c in order {
+            assert!(
+                open(&mut opener, &packet(cipher, SESSION, c)).is_ok(),
+                "first {c}"
+            );
+        }
+        for c in order {
+            assert_eq!(
+                open(&mut opener, &packet(cipher, SESSION, c)),
+                Err(OpenError::Replayed),
+                "again {c}"
+            );
+        }
+        assert!(open(&mut opener, &packet(cipher, SESSION, 4)).is_ok());
+    }
+}
+#[test]
+fn counter_older_than_window_is_dropped() {
+    for cipher in Cipher::ALL {
+        let mut opener = Opener::new(&test_key(), 16);
+        assert!(open(&mut opener, &packet(cipher, SESSION, 3000)).is_ok());
+        assert_eq!(
+            open(&mut opener, &packet(cipher, SESSION, 3000 - WINDOW_LEN)),
+            Err(OpenError::Replayed)
+        );
+        assert!(open(&mut opener, &packet(cipher, SESSION, 3000 - WINDOW_LEN + 1)).is_ok());
+        assert_eq!(
+            open(&mut opener, &packet(cipher, SESSION, 0)),
+            Err(OpenError::Replayed)
+        );
+    }
+}
+
+#[test]
+fn second_session_from_same_sender_is_independent() {
+    for cipher in Cipher::ALL {
+        let mut opener = Opener::new(&test_key(), 16);
+        let restarted = session(start_time(&SESSION) + 60_000, 42);
+        assert!(open(&mut opener, &packet(cipher, SESSION, 7)).is_ok());
+        assert!(open(&mut opener, &packet(cipher, restarted, 7)).is_ok());
+        assert!(open(&mut opener, &packet(cipher, restarted, 0)).is_ok());
+        assert_eq!(
+            open(&mut opener, &packet(cipher, SESSION, 7)),
+            Err(OpenError::Replayed)
+        );
+        assert!(open(&mut opener, &packet(cipher, SESSION, 0)).is_ok());
+        assert_eq!(opener.sessions(), 2);
+    }
+}
+#[test]
+fn lru_eviction_raises_floor_and_refuses_stale_sessions() {
+    for cipher in Cipher::ALL {
+        let (a, b, c) = (session(100, 1), session(200, 2), session(300, 3));
+        let mut opener = Opener::new(&test_key(), 2);
+        assert!(open(&mut opener, &packet(cipher, a, 0)).is_ok());
+        assert!(open(&mut opener, &packet(cipher, b, 0)).is_ok());
+        // b is now least recently used.
+        assert!(open(&mut opener, &packet(cipher, a, 1)).is_ok());
+        assert!(open(&mut opener, &packet(cipher, c, 0)).is_ok()); // evicts b, floor = 200
+        assert_eq!(opener.sessions(), 2);
+        assert_eq!(opener.floor, Some(200));
+        assert_eq!(
+            open(&mut opener, &packet(cipher, b, 0)),
+            Err(OpenError::StaleSession),
+            "a replay of the forgotten session"
+        );
+        assert_eq!(
+            open(&mut opener, &packet(cipher, b, 1)),
+            Err(OpenError::StaleSession)
+        );
+        assert_eq!(
+            open(&mut opener, &packet(cipher, session(150, 9), 0)),
+            Err(OpenError::StaleSession),
+            "an unknown session older than the floor"
+        );
+        assert_eq!(
+            open(&mut opener, &packet(cipher, a, 1)),
+            Err(OpenError::Replayed),
+            "remembered sessions keep their windows"
+        );
+        assert!(open(&mut opener, &packet(cipher, a, 2)).is_ok());
+        // A newer session evicts c (least recently used); a's start time is below the floor,
+        // but a is still remembered, so it keeps working.
+        assert!(open(&mut opener, &packet(cipher, session(400, 4), 0)).is_ok());
+        assert_eq!(opener.floor, Some(300));
+        assert!(open(&mut opener, &packet(cipher, a, 3)).is_ok());
+        assert_eq!(
+            open(&mut opener, &packet(cipher, c, 1)),
+            Err(OpenError::StaleSession)
+        );
+    }
+}
+#[test]
+fn own_session_reflected_back_is_refused() {
+    for cipher in Cipher::ALL {
+        let mut opener = Opener::new(&test_key(), 16);
+        opener.refuse_session(SESSION);
+        assert_eq!(
+            open(&mut opener, &sealed_frame(cipher)),
+            Err(OpenError::Replayed)
+        );
+        assert!(open(&mut opener, &packet(cipher, session(1, 1), 0)).is_ok());
+    }
+}
+
+#[test]
+fn error_messages_are_one_lower_case_line() {
+    let open_errors = [
+        OpenError::Truncated,
+        OpenError::NotSealed,
+        OpenError::Forged,
+        OpenError::Replayed,
+        OpenError::StaleSession,
+    ];
+    let seal_errors = [SealError::NoRoom, SealError::CounterExhausted];
+    let texts = open_errors
+        .iter()
+        .map(ToString::to_string)
+        .chain(seal_errors.iter().map(ToString::to_string));
+    for text in texts {
+        assert!(!text.is_empty() && !text.contains('\n'), "{text}");
+        assert_eq!(text, text.to_lowercase());
+    }
+}

@@ -1,0 +1,148 @@
+//! [`Contacts`]: the addresses we are trying to reach with "get peer list", configured
+//! (`--connect`, tried forever with back-off) or learned from peer lists (tried a few times,
+//! then remembered quietly), capped.
+//!
+//! Owns when each address is due and its back-off. It sends nothing: `node` takes the due
+//! addresses and sends.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::{
+    CONNECT_BACKOFF_MAX, CONNECT_BACKOFF_START, LEARNED_ATTEMPTS, LEARNED_BACKOFF_START,
+    LEARNED_QUIET_PERIOD,
+};
+use crate::time::Instant;
+
+/// One address we are trying to reach with "get peer list".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Contact {
+    /// When to send the next "get peer list".
+    pub next_attempt: Instant,
+    /// The delay after the next attempt.
+    pub backoff: Duration,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// From `--connect` (tried forever) rather than from a peer list (tried a few times).
+    pub is_configured: bool,
+    /// For learned addresses: when the entry is forgotten once given up.
+    pub forget_at: Instant,
+    /// When we last sent it "get peer list".
+    pub last_sent: Option<Instant>,
+}
+
+/// Addresses to contact, with back-off, capped.
+#[derive(Debug)]
+pub struct Contacts {
+    entries: BTreeMap<SocketAddr, Contact>,
+    max: usize,
+}
+
+impl Contacts {
+    /// An empty queue holding at most `max` addresses.
+    pub fn new(max: usize) -> Contacts {
+        Contacts {
+            entries: BTreeMap::new(),
+            max,
+        }
+    }
+
+    /// Queues a `--connect` address for an attempt at `at`. Configured addresses are never
+    /// refused for lack of room and never given up.
+    pub fn add_configured(&mut self, addr: SocketAddr, at: Instant) {
+        self.entries.insert(
+            addr,
+            Contact {
+                next_attempt: at,
+                backoff: CONNECT_BACKOFF_START,
+                attempts: 0,
+                is_configured: true,
+                forget_at: Instant::FAR_FUTURE,
+                last_sent: None,
+            },
+        );
+    }
+
+    /// Queues an address learned from a peer list, unless it is already queued (or was given up
+    /// recently). Returns false if it was refused because the queue is full.
+    pub fn add_learned(&mut self, now: Instant, addr: SocketAddr) -> bool {
+        if self.entries.contains_key(&addr) {
+            return true;
+        }
+        if self.entries.len() >= self.max {
+            return false;
+        }
+        self.entries.insert(
+            addr,
+            Contact {
+                next_attempt: now,
+                backoff: LEARNED_BACKOFF_START,
+                attempts: 0,
+                is_configured: false,
+                forget_at: now + LEARNED_QUIET_PERIOD,
+                last_sent: None,
+            },
+        );
+        true
+    }
+
+    /// Removes `addr` (it answered, so it is a peer now). Returns what was queued.
+    pub fn remove(&mut self, addr: SocketAddr) -> Option<Contact> {
+        self.entries.remove(&addr)
+    }
+
+    /// True if `addr` is queued.
+    pub fn contains(&self, addr: SocketAddr) -> bool {
+        self.entries.contains_key(&addr)
+    }
+
+    /// Number of queued addresses (including given-up ones still remembered).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The queued entry for `addr`.
+    pub fn get(&self, addr: SocketAddr) -> Option<&Contact> {
+        self.entries.get(&addr)
+    }
+
+    /// Forgets given-up learned entries whose quiet period is over, then appends up to `limit`
+    /// addresses due at `now` to `out` and schedules each one's next attempt.
+    pub fn take_due(&mut self, now: Instant, limit: usize, out: &mut Vec<SocketAddr>) {
+        self.entries
+            .retain(|_, c| c.is_configured || c.attempts < LEARNED_ATTEMPTS || c.forget_at > now);
+        for (addr, c) in self.entries.iter_mut() {
+            if out.len() >= limit {
+                break;
+            }
+            if c.next_attempt > now || (!c.is_configured && c.attempts >= LEARNED_ATTEMPTS) {
+                continue;
+            }
+            out.push(*addr);
+            c.last_sent = Some(now);
+            c.attempts = c.attempts.saturating_add(1);
+            c.next_attempt = now + c.backoff;
+            let cap = if c.is_configured {
+                CONNECT_BACKOFF_MAX
+            } else {
+                LEARNED_QUIET_PERIOD
+            };
+            c.backoff = c.backoff.saturating_mul(2).min(cap);
+        }
+    }
+
+    /// The earliest time an entry becomes due, if any is waiting.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.entries
+            .values()
+            .filter(|c| c.is_configured || c.attempts < LEARNED_ATTEMPTS)
+            .map(|c| c.next_attempt)
+            .min()
+    }
+}

@@ -1,0 +1,84 @@
+//! [`PeerTable`] (who we talk to) and [`Contacts`] (whom we are trying to reach), plus the
+//! rules for which addresses are worth contacting at all.
+//!
+//! Owns the bookkeeping: when a peer was last heard from, round-robin cursors for gossip, and
+//! back-off for addresses that have not answered yet. It never sends anything and never parses
+//! bytes; `node` asks it what to do and does it.
+//!
+//! Iteration order is the order of addresses (`BTreeMap`), so the same inputs always give the
+//! same decisions: the simulator depends on it.
+//!
+//! The parts, one responsibility each:
+//!
+//! ```text
+//! table.rs     PeerTable: the peers, their verification, expiry and the gossip cursors
+//! contacts.rs  Contacts: the addresses being contacted, with back-off
+//! pacing.rs    Trickle and Sweep: when gossip rounds and keepalives are due
+//! tests.rs     the unit tests of the whole module
+//! ```
+//!
+//! This file holds the limits and back-off constants and the rules for which addresses are
+//! worth contacting; everything public is re-exported here, so the rest of the crate names it
+//! `peers::PeerTable`, `peers::Contacts`, ...
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+mod contacts;
+mod pacing;
+mod table;
+#[cfg(test)]
+mod tests;
+
+pub use contacts::{Contact, Contacts};
+pub use pacing::{Sweep, Trickle};
+pub use table::{Peer, PeerTable, Touch};
+
+/// Default cap on the number of peers.
+pub const DEFAULT_MAX_PEERS: usize = 4_096;
+/// Default cap on the addresses waiting to be contacted.
+pub const DEFAULT_MAX_CONTACTS: usize = 4_096;
+
+/// First retry delay for a `--connect` address that has not answered.
+pub const CONNECT_BACKOFF_START: Duration = Duration::from_secs(1);
+/// Longest retry delay for a `--connect` address.
+pub const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// First retry delay for an address learned from a peer list.
+pub const LEARNED_BACKOFF_START: Duration = Duration::from_secs(2);
+/// How often an address learned from a peer list is tried before it is given up.
+pub const LEARNED_ATTEMPTS: u32 = 3;
+/// How long a given-up learned address is remembered, so that peer lists naming it again do not
+/// make us contact it again before then.
+pub const LEARNED_QUIET_PERIOD: Duration = Duration::from_secs(300);
+
+/// Turns an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) into the plain IPv4 one, so that one peer
+/// has one address whichever socket family it arrived on.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::from((v4, v6.port())),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
+}
+
+/// True for addresses nobody can be reached at: unspecified, multicast, broadcast, port 0.
+pub fn is_unusable(addr: SocketAddr) -> bool {
+    if addr.port() == 0 {
+        return true;
+    }
+    match addr.ip() {
+        IpAddr::V4(ip) => ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast(),
+        IpAddr::V6(ip) => ip.is_unspecified() || ip.is_multicast(),
+    }
+}
+
+/// ⌈√n⌉ without floating point; 0 for 0.
+pub fn ceil_sqrt(n: usize) -> usize {
+    let mut r = 0usize;
+    while r.saturating_mul(r) < n {
+        r += 1;
+    }
+    r
+}

@@ -1,0 +1,430 @@
+//! [`PeerTable`]: the peers we have heard from, verified or not, with when each was last
+//! heard from and sent to, their expiry, and the cursors and shuffles that pick whom gossip
+//! and keepalives go to next.
+//!
+//! Owns the table's bookkeeping and its cap. It never sends anything and never parses bytes;
+//! the order of addresses (`BTreeMap`) keeps every walk deterministic.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::ops::Bound;
+use std::time::Duration;
+
+use crate::limit::RateLimiter;
+use crate::time::Instant;
+
+/// What we know about one peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// When it was added.
+    pub added: Instant,
+    /// When we last received a valid message from it.
+    pub last_seen: Instant,
+    /// It answered a "get peer list" of ours, so it really receives what we send to that
+    /// address. Only verified peers are sent data, gossip and full peer lists.
+    pub is_verified: bool,
+    /// When we last sent it a "get peer list" (a challenge, or a contact attempt).
+    pub asked_at: Option<Instant>,
+    /// Its broadcast and multicast frames, when those are rate-limited.
+    pub broadcasts: RateLimiter,
+    /// When we last sent it a keepalive or a gossip list, or when it was added (we answer a
+    /// new peer at once).
+    pub last_sent: Instant,
+    /// Its place in the table's list of verified peers (meaningful only when verified).
+    slot: usize,
+}
+
+/// What [`PeerTable::touch`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Touch {
+    /// The address is a new, unverified peer.
+    Added,
+    /// The address was already a peer; refreshed.
+    Refreshed {
+        /// Whether that peer is verified.
+        is_verified: bool,
+    },
+    /// The address is not a peer and the table is full of verified peers.
+    Full,
+}
+
+/// The peers: addresses we have heard from and not yet timed out.
+#[derive(Debug)]
+pub struct PeerTable {
+    peers: BTreeMap<SocketAddr, Peer>,
+    /// The verified peers in no particular order, so that one can be picked at random in O(1).
+    /// Each verified peer's `slot` is its index here.
+    verified: Vec<SocketAddr>,
+    max: usize,
+    /// No peer expires before this, for the timeouts in `quiet_for`: lets
+    /// [`PeerTable::collect_expired`] skip its walk over every peer. Set back to zero whenever
+    /// a deadline may have moved earlier (a peer added, or changed through `get_mut`).
+    pub(super) quiet_until: Instant,
+    /// The (timeout, unverified timeout) that `quiet_until` was computed for.
+    quiet_for: (Duration, Duration),
+}
+
+impl PeerTable {
+    /// An empty table holding at most `max` peers.
+    pub fn new(max: usize) -> PeerTable {
+        PeerTable {
+            peers: BTreeMap::new(),
+            verified: Vec::new(),
+            max,
+            quiet_until: Instant::ZERO,
+            quiet_for: (Duration::ZERO, Duration::ZERO),
+        }
+    }
+
+    /// Records a valid message from `addr` at `now`, adding it (unverified) if there is room.
+    /// When the table is full, the unverified peer added longest ago makes room. // HOT PATH
+    pub fn touch(&mut self, now: Instant, addr: SocketAddr) -> Touch {
+        if let Some(peer) = self.peers.get_mut(&addr) {
+            peer.last_seen = now;
+            return Touch::Refreshed {
+                is_verified: peer.is_verified,
+            };
+        }
+        if self.peers.len() >= self.max {
+            let oldest = self
+                .peers
+                .iter()
+                .filter(|(_, p)| !p.is_verified)
+                .min_by_key(|(_, p)| p.added)
+                .map(|(a, _)| *a);
+            match oldest {
+                Some(victim) => {
+                    self.peers.remove(&victim);
+                }
+                None => return Touch::Full,
+            }
+        }
+        self.quiet_until = Instant::ZERO;
+        self.peers.insert(
+            addr,
+            Peer {
+                added: now,
+                last_seen: now,
+                is_verified: false,
+                asked_at: None,
+                broadcasts: RateLimiter::new(now, u64::MAX),
+                last_sent: now,
+                slot: 0,
+            },
+        );
+        Touch::Added
+    }
+
+    /// Marks `addr` verified; true if it is a peer that was not verified before.
+    pub fn verify(&mut self, addr: SocketAddr) -> bool {
+        match self.peers.get_mut(&addr) {
+            Some(peer) if !peer.is_verified => {
+                peer.is_verified = true;
+                peer.slot = self.verified.len();
+                self.verified.push(addr);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Removes `addr`; returns what it was, if it was a peer.
+    pub fn remove(&mut self, addr: SocketAddr) -> Option<Peer> {
+        let peer = self.peers.remove(&addr)?;
+        if peer.is_verified && self.verified.get(peer.slot) == Some(&addr) {
+            self.verified.swap_remove(peer.slot);
+            if let Some(moved) = self.verified.get(peer.slot).copied() {
+                if let Some(p) = self.peers.get_mut(&moved) {
+                    p.slot = peer.slot;
+                }
+            }
+        }
+        Some(peer)
+    }
+
+    /// Notes that we sent `addr` a gossip list at `now` (it counts as a keepalive).
+    pub fn note_sent(&mut self, addr: SocketAddr, now: Instant) {
+        // Not through `get_mut`: this moves no expiry deadline.
+        if let Some(p) = self.peers.get_mut(&addr) {
+            p.last_sent = p.last_sent.max(now);
+        }
+    }
+
+    /// Appends to `out` the next `count` verified peers (at most all of them, each once) of a
+    /// round-robin in random order: each round of the table is a fresh random permutation,
+    /// drawn as it goes (Fisher-Yates, with `random` as the source), so every peer comes once
+    /// per round, and two nodes' orders have nothing in common. `position` is the caller's
+    /// place in the round. O(count · log n).
+    pub fn shuffled_round_robin(
+        &mut self,
+        position: &mut usize,
+        count: usize,
+        mut random: impl FnMut() -> u64,
+        out: &mut Vec<SocketAddr>,
+    ) {
+        let n = self.verified.len();
+        // Peers taken in this call before a new round began sit at the end of the list: they
+        // are not drawn again in this call.
+        let mut taken_before_wrap = 0usize;
+        for taken in 0..count.min(n) {
+            if *position >= n {
+                *position = 0;
+                taken_before_wrap = taken;
+            }
+            let end = n - taken_before_wrap;
+            if *position >= end {
+                break;
+            }
+            let span = u64::try_from(end - *position).unwrap_or(u64::MAX);
+            let j = *position + usize::try_from(random() % span).unwrap_or(0);
+            self.swap_verified(*position, j);
+            if let Some(addr) = self.verified.get(*position) {
+                out.push(*addr);
+            }
+            *position += 1;
+        }
+    }
+
+    fn swap_verified(&mut self, i: usize, j: usize) {
+        if i == j || i >= self.verified.len() || j >= self.verified.len() {
+            return;
+        }
+        self.verified.swap(i, j);
+        for k in [i, j] {
+            let addr = self.verified[k];
+            if let Some(p) = self.peers.get_mut(&addr) {
+                p.slot = k;
+            }
+        }
+    }
+
+    /// True if `addr` is a peer (verified or not).
+    pub fn contains(&self, addr: SocketAddr) -> bool {
+        self.peers.contains_key(&addr)
+    }
+
+    /// True if `addr` is a verified peer.
+    pub fn is_verified(&self, addr: SocketAddr) -> bool {
+        self.peers.get(&addr).is_some_and(|p| p.is_verified)
+    }
+
+    /// The peer at `addr`.
+    pub fn get(&self, addr: SocketAddr) -> Option<&Peer> {
+        self.peers.get(&addr)
+    }
+
+    /// The peer at `addr`, mutably. (The caller may move its deadlines, so the next
+    /// [`PeerTable::collect_expired`] walks the whole table again.)
+    pub fn get_mut(&mut self, addr: SocketAddr) -> Option<&mut Peer> {
+        self.quiet_until = Instant::ZERO;
+        self.peers.get_mut(&addr)
+    }
+
+    /// Number of peers, verified or not.
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Number of verified peers.
+    pub fn verified_len(&self) -> usize {
+        self.verified.len()
+    }
+
+    /// True when there are no peers at all.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// Every peer's address, verified or not, in address order.
+    pub fn addrs(&self) -> impl Iterator<Item = SocketAddr> + Clone + '_ {
+        self.peers.keys().copied()
+    }
+
+    /// The verified peers' addresses, in address order. // HOT PATH (flooding)
+    pub fn verified_addrs(&self) -> impl Iterator<Item = SocketAddr> + Clone + '_ {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.is_verified)
+            .map(|(a, _)| *a)
+    }
+
+    /// Every peer with what we know of it, in address order.
+    pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, &Peer)> + '_ {
+        self.peers.iter().map(|(a, p)| (*a, p))
+    }
+
+    /// Appends to `out` the peers to drop at `now`: verified ones silent for `timeout`, and
+    /// unverified ones not verified within `unverified_timeout` of being added.
+    ///
+    /// A walk over the table also notes the earliest deadline still ahead; until then, calls
+    /// with the same timeouts return at once (hearing from a peer only moves its deadline
+    /// later). So housekeeping every second costs O(n) only about once per timeout, not every
+    /// second.
+    pub fn collect_expired(
+        &mut self,
+        now: Instant,
+        timeout: Duration,
+        unverified_timeout: Duration,
+        out: &mut Vec<SocketAddr>,
+    ) {
+        if now < self.quiet_until && self.quiet_for == (timeout, unverified_timeout) {
+            return;
+        }
+        let start = out.len();
+        let mut earliest = Instant::FAR_FUTURE;
+        for (addr, p) in self.peers.iter() {
+            let mut deadline = p.last_seen + timeout;
+            if !p.is_verified {
+                deadline = deadline.min(p.added + unverified_timeout);
+            }
+            if deadline <= now {
+                out.push(*addr);
+            } else {
+                earliest = earliest.min(deadline);
+            }
+        }
+        // Whatever is returned stays due until the caller removes it: look again next time.
+        self.quiet_until = if out.len() > start { now } else { earliest };
+        self.quiet_for = (timeout, unverified_timeout);
+    }
+
+    /// Up to `count` verified peers in round-robin order, starting after `cursor` and wrapping
+    /// once; appended to `out`. Moves `cursor` to the last one taken.
+    pub fn round_robin(
+        &self,
+        cursor: &mut Option<SocketAddr>,
+        count: usize,
+        out: &mut Vec<SocketAddr>,
+    ) {
+        let start = out.len();
+        let (after, before) = match *cursor {
+            Some(c) => (
+                self.peers.range((Bound::Excluded(c), Bound::Unbounded)),
+                self.peers.range((Bound::Unbounded, Bound::Included(c))),
+            ),
+            None => (
+                self.peers.range::<SocketAddr, _>(..),
+                // empty: nothing sorts below the smallest address
+                self.peers
+                    .range((Bound::Unbounded, Bound::Excluded(MIN_ADDR))),
+            ),
+        };
+        out.extend(
+            after
+                .chain(before)
+                .filter(|(_, p)| p.is_verified)
+                .map(|(a, _)| *a)
+                .take(count),
+        );
+        if let Some(last) = out.get(start..).and_then(|taken| taken.last()) {
+            *cursor = Some(*last);
+        }
+    }
+
+    /// The keepalive sweep: walks up to `count` verified peers in round-robin order, starting
+    /// after `cursor` and wrapping once, and appends to `out` those not sent anything for at
+    /// least `idle` before `now`, noting them as sent at `now`. Moves `cursor` to the last peer
+    /// walked.
+    pub fn sweep(
+        &mut self,
+        cursor: &mut Option<SocketAddr>,
+        count: usize,
+        now: Instant,
+        idle: Duration,
+        out: &mut Vec<SocketAddr>,
+    ) {
+        let mut walked = 0usize;
+        let mut last = None;
+        let mut part = |range: std::collections::btree_map::RangeMut<'_, SocketAddr, Peer>| {
+            for (addr, p) in range.filter(|(_, p)| p.is_verified) {
+                if walked >= count {
+                    break;
+                }
+                walked += 1;
+                last = Some(*addr);
+                if now.saturating_duration_since(p.last_sent) >= idle {
+                    p.last_sent = now;
+                    out.push(*addr);
+                }
+            }
+        };
+        match *cursor {
+            Some(c) => {
+                part(self.peers.range_mut((Bound::Excluded(c), Bound::Unbounded)));
+                part(self.peers.range_mut((Bound::Unbounded, Bound::Included(c))));
+            }
+            None => part(self.peers.range_mut::<SocketAddr, _>(..)),
+        }
+        if last.is_some() {
+            *cursor = last;
+        }
+    }
+
+    /// The verified peers of one address family (IPv6 if `is_v6`) in address order, starting
+    /// after `cursor` (if it is of that family) and wrapping once. Only that family's part of
+    /// the table is walked, and lazily: taking the first k costs O(k + log n) when most peers
+    /// are verified, not O(n).
+    pub fn verified_of_family_after(
+        &self,
+        is_v6: bool,
+        cursor: Option<SocketAddr>,
+    ) -> impl Iterator<Item = SocketAddr> + Clone + '_ {
+        let (low, high) = if is_v6 {
+            (MIN_V6, MAX_V6)
+        } else {
+            (MIN_ADDR, MAX_V4)
+        };
+        let (after, before) = match cursor {
+            Some(c) if c.is_ipv6() == is_v6 => (
+                self.peers
+                    .range((Bound::Excluded(c), Bound::Included(high))),
+                self.peers.range((Bound::Included(low), Bound::Included(c))),
+            ),
+            _ => (
+                self.peers
+                    .range((Bound::Included(low), Bound::Included(high))),
+                // empty: start and end are the same address, the end excluded
+                self.peers
+                    .range((Bound::Included(low), Bound::Excluded(low))),
+            ),
+        };
+        after
+            .chain(before)
+            .filter(|(_, p)| p.is_verified)
+            .map(|(a, _)| *a)
+    }
+}
+
+/// The smallest socket address, used to express an empty range.
+const MIN_ADDR: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::UNSPECIFIED,
+    0,
+));
+/// The largest IPv4 socket address: every IPv4 address sorts at or below it.
+const MAX_V4: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::BROADCAST,
+    u16::MAX,
+));
+/// The smallest IPv6 socket address: every IPv6 address sorts at or above it.
+const MIN_V6: SocketAddr = SocketAddr::V6(std::net::SocketAddrV6::new(
+    std::net::Ipv6Addr::UNSPECIFIED,
+    0,
+    0,
+    0,
+));
+/// The largest IPv6 socket address (flow info and scope id included in the order).
+const MAX_V6: SocketAddr = SocketAddr::V6(std::net::SocketAddrV6::new(
+    std::net::Ipv6Addr::new(
+        u16::MAX,
+        u16::MAX,
+        u16::MAX,
+        u16::MAX,
+        u16::MAX,
+        u16::MAX,
+        u16::MAX,
+        u16::MAX,
+    ),
+    u16::MAX,
+    u32::MAX,
+    u32::MAX,
+));

@@ -1,0 +1,248 @@
+//! The batched send path: [`UdpSocket::enable_batching`] and the queue that `send_to` copies
+//! datagrams into, and [`Socket::flush`], which sends the queue with as few `sendmmsg` calls
+//! as possible, runs to one peer as one UDP GSO message where that is on.
+//!
+//! Owns the send queue, GSO runs, counting the datagrams the kernel refuses, and writing IPv4
+//! peers v4-mapped on a dual-stack socket. It creates no socket and sets no option but the
+//! per-message segment size; receiving is `recv`'s.
+
+use std::ffi::{c_uint, c_void};
+use std::io;
+use std::mem;
+use std::net::{SocketAddr, SocketAddrV6};
+use std::os::fd::AsRawFd;
+
+use log::info;
+
+use super::{
+    unmap, Cmsg, SockAddr, UdpSocket, GSO_MAX_BYTES, GSO_MAX_SEGMENTS, SEND_BATCH,
+    SEND_QUEUE_DATAGRAMS, SEND_QUEUE_LEN, UDP_SEGMENT,
+};
+use crate::io::{FlushError, Socket};
+
+/// Datagrams queued by `send_to`, back to back, until the next flush.
+pub(super) struct SendQueue {
+    bytes: Box<[u8]>,
+    used: usize,
+    /// (start in `bytes`, length, destination as the kernel sees it)
+    entries: Vec<(usize, usize, SocketAddr)>,
+    failed: u64,
+    first_error: Option<io::Error>,
+}
+
+impl SendQueue {
+    fn fail(&mut self, count: usize, error: io::Error) {
+        self.failed += count as u64;
+        if self.first_error.is_none() {
+            self.first_error = Some(error);
+        }
+    }
+}
+
+impl core::fmt::Debug for SendQueue {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SendQueue")
+            .field("queued", &self.entries.len())
+            .finish()
+    }
+}
+
+impl UdpSocket {
+    /// From now on `send_to` queues datagrams (copied) and [`Socket::flush`] sends them with
+    /// as few `sendmmsg` calls as possible. Allocates the queue once.
+    pub fn enable_batching(&mut self) {
+        if self.queue.is_none() {
+            self.queue = Some(SendQueue {
+                bytes: vec![0u8; SEND_QUEUE_LEN].into_boxed_slice(),
+                used: 0,
+                entries: Vec::with_capacity(SEND_QUEUE_DATAGRAMS),
+                failed: 0,
+                first_error: None,
+            });
+        }
+    }
+
+    /// Datagrams waiting in the send queue.
+    pub fn queued(&self) -> usize {
+        self.queue.as_ref().map_or(0, |q| q.entries.len())
+    }
+
+    /// Sends everything queued: runs of equal-sized datagrams to one peer as one GSO message
+    /// (if on), up to [`SEND_BATCH`] messages per `sendmmsg`. A failed message is dropped and
+    /// counted; a full socket buffer drops the rest of the queue. If the kernel refuses a GSO
+    /// message (e.g. a segment above the path MTU), GSO is turned off for good and the run
+    /// is sent again datagram by datagram.
+    // HOT PATH
+    fn send_queued(&mut self) {
+        let Some(mut q) = self.queue.take() else {
+            return;
+        };
+        let total = q.entries.len();
+        let mut next = 0;
+        // Each round sends at least one message, drops one, or turns GSO off (once).
+        for _ in 0..2 * total + 2 {
+            if next >= total {
+                break;
+            }
+            // SAFETY: plain C structs; all zeroes (null pointers, zero lengths) is valid.
+            let mut msgs: [libc::mmsghdr; SEND_BATCH] = unsafe { mem::zeroed() };
+            // SAFETY: as above.
+            let mut iovs: [libc::iovec; SEND_BATCH] = unsafe { mem::zeroed() };
+            let mut addrs = [SockAddr::zeroed(); SEND_BATCH];
+            let mut cmsgs = [Cmsg::<u16>::new(libc::SOL_UDP, UDP_SEGMENT, 0); SEND_BATCH];
+            let mut spans = [0usize; SEND_BATCH];
+            let mut count = 0;
+            let mut at = next;
+            while count < SEND_BATCH && at < total {
+                let (start, len, to) = q.entries[at];
+                let mut run = 1;
+                let mut bytes = len;
+                if self.offloads.gso {
+                    while at + run < total && run < GSO_MAX_SEGMENTS {
+                        let (_, prev_len, _) = q.entries[at + run - 1];
+                        let (_, next_len, next_to) = q.entries[at + run];
+                        if next_to != to
+                            || prev_len != len
+                            || next_len > len
+                            || bytes + next_len > GSO_MAX_BYTES
+                        {
+                            break;
+                        }
+                        bytes += next_len;
+                        run += 1;
+                    }
+                }
+                let Some(slice) = q.bytes.get(start..start + bytes) else {
+                    break;
+                };
+                iovs[count].iov_base = slice.as_ptr().cast_mut().cast::<c_void>();
+                iovs[count].iov_len = slice.len();
+                let (addr, addr_len) = SockAddr::new(to);
+                addrs[count] = addr;
+                let hdr = &mut msgs[count].msg_hdr;
+                hdr.msg_name = (&mut addrs[count] as *mut SockAddr).cast::<c_void>();
+                hdr.msg_namelen = addr_len;
+                hdr.msg_iov = &mut iovs[count];
+                hdr.msg_iovlen = 1;
+                if run > 1 {
+                    cmsgs[count].data = u16::try_from(len).unwrap_or(u16::MAX);
+                    hdr.msg_control = (&mut cmsgs[count] as *mut Cmsg<u16>).cast::<c_void>();
+                    hdr.msg_controllen = mem::size_of::<Cmsg<u16>>() as _;
+                }
+                spans[count] = run;
+                count += 1;
+                at += run;
+            }
+            if count == 0 {
+                q.fail(total - next, io::Error::other("send queue is inconsistent"));
+                break;
+            }
+            // SAFETY: `msgs[..count]` are initialised mmsghdrs whose names, iovecs and
+            // control messages point into `addrs`, `iovs`, `cmsgs` and `q.bytes`, all alive
+            // and of the stated lengths until the call returns; sendmmsg only reads them.
+            let result = syscall!(sendmmsg(
+                self.socket.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                count as c_uint,
+                0
+            ));
+            match result {
+                Ok(sent) => {
+                    let sent = usize::try_from(sent).unwrap_or(0).min(count);
+                    if sent == 0 {
+                        q.fail(total - next, io::Error::other("sendmmsg sent nothing"));
+                        break;
+                    }
+                    next += spans[..sent].iter().sum::<usize>();
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if spans[0] > 1 && is_gso_refusal(&e) => {
+                    self.offloads.gso = false;
+                    info!("UDP GSO refused by the kernel ({e}): sending datagrams one by one from now on");
+                }
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.raw_os_error() == Some(libc::ENOBUFS) =>
+                {
+                    q.fail(total - next, e);
+                    break;
+                }
+                Err(e) => {
+                    q.fail(spans[0], e);
+                    next += spans[0];
+                }
+            }
+        }
+        q.entries.clear();
+        q.used = 0;
+        self.queue = Some(q);
+    }
+
+    /// The address to hand to the kernel for the peer `to`.
+    fn wire_addr(&self, to: SocketAddr) -> SocketAddr {
+        match (self.is_ipv6, to) {
+            (true, SocketAddr::V4(a)) => {
+                SocketAddr::V6(SocketAddrV6::new(a.ip().to_ipv6_mapped(), a.port(), 0, 0))
+            }
+            (false, SocketAddr::V6(_)) => unmap(to),
+            _ => to,
+        }
+    }
+}
+
+/// Errors with which the kernel refuses a GSO message it would take as single datagrams.
+fn is_gso_refusal(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::EIO | libc::EMSGSIZE | libc::EOPNOTSUPP)
+    )
+}
+
+impl Socket for UdpSocket {
+    /// Sends one datagram, or queues it if batching is on; IPv4 peers are written v4-mapped
+    /// on a dual-stack socket.
+    // HOT PATH
+    fn send_to(&mut self, datagram: &[u8], to: SocketAddr) -> io::Result<()> {
+        let to = self.wire_addr(to);
+        if let Some(q) = self.queue.as_ref() {
+            if datagram.len() <= q.bytes.len() {
+                if q.used + datagram.len() > q.bytes.len()
+                    || q.entries.len() >= SEND_QUEUE_DATAGRAMS
+                {
+                    self.send_queued();
+                }
+                if let Some(q) = self.queue.as_mut() {
+                    let start = q.used;
+                    if let Some(slot) = q.bytes.get_mut(start..start + datagram.len()) {
+                        slot.copy_from_slice(datagram);
+                        q.used += datagram.len();
+                        q.entries.push((start, datagram.len(), to));
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        let sent = self.socket.send_to(datagram, to)?;
+        if sent == datagram.len() {
+            Ok(())
+        } else {
+            Err(io::Error::new(io::ErrorKind::WriteZero, "short UDP send"))
+        }
+    }
+
+    /// Sends what `send_to` queued (see [`UdpSocket::enable_batching`]).
+    // HOT PATH
+    fn flush(&mut self) -> Result<(), FlushError> {
+        self.send_queued();
+        let Some(q) = self.queue.as_mut() else {
+            return Ok(());
+        };
+        match q.first_error.take() {
+            None => Ok(()),
+            Some(error) => Err(FlushError {
+                dropped: mem::take(&mut q.failed),
+                error,
+            }),
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Creating the socket: `socket`, `IPV6_V6ONLY` off for a dual-stack bind, the socket
+//! buffer sizes, `bind`, and probing the UDP offloads ([`UdpSocket::enable_offloads`]); plus
+//! the socket's plain accessors.
+//!
+//! Owns the socket options and nothing on the packet path: sending is `send`'s, receiving
+//! `recv`'s. Every fd is held in an [`OwnedFd`] from the moment `socket` returns it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use log::debug;
+
+use super::{
+    socklen, unmap, Families, UdpOffloads, UdpSocket, SOCKET_BUF_LEN, UDP_GRO, UDP_SEGMENT,
+};
+use crate::error::Error;
+
+fn set_int_option(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    let value_ptr: *const libc::c_int = &value;
+    // SAFETY: `fd` is an open socket borrowed for the call; `value_ptr` points to a live
+    // `c_int` and the length passed is exactly its size.
+    syscall!(setsockopt(
+        fd.as_raw_fd(),
+        level,
+        name,
+        value_ptr.cast(),
+        socklen::<libc::c_int>()
+    ))?;
+    Ok(())
+}
+
+fn bind_raw(fd: BorrowedFd<'_>, addr: &SocketAddr) -> io::Result<()> {
+    match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            let sin_ptr: *const libc::sockaddr_in = &sin;
+            // SAFETY: `fd` is an open AF_INET socket; `sin_ptr` points to a fully initialised
+            // `sockaddr_in` that outlives the call, and the length is its exact size.
+            syscall!(bind(
+                fd.as_raw_fd(),
+                sin_ptr.cast(),
+                socklen::<libc::sockaddr_in>()
+            ))?;
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            let sin6_ptr: *const libc::sockaddr_in6 = &sin6;
+            // SAFETY: `fd` is an open AF_INET6 socket; `sin6_ptr` points to a fully
+            // initialised `sockaddr_in6` that outlives the call, and the length is its size.
+            syscall!(bind(
+                fd.as_raw_fd(),
+                sin6_ptr.cast(),
+                socklen::<libc::sockaddr_in6>()
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// Asks for bigger socket buffers: `SO_*BUFFORCE` (root may pass `net.core.*mem_max`), else
+/// the plain option, which the kernel caps. Failure only costs throughput, so it is logged.
+fn grow_buffers(fd: BorrowedFd<'_>) {
+    let len = libc::c_int::try_from(SOCKET_BUF_LEN).unwrap_or(libc::c_int::MAX);
+    for (force, plain, what) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, "receive"),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, "send"),
+    ] {
+        if set_int_option(fd, libc::SOL_SOCKET, force, len).is_err() {
+            if let Err(e) = set_int_option(fd, libc::SOL_SOCKET, plain, len) {
+                debug!("cannot set the socket {what} buffer to {len} bytes: {e}");
+            }
+        }
+    }
+}
+
+impl UdpSocket {
+    /// Creates a non-blocking UDP socket bound to `addr`. An IPv6 address is bound with
+    /// `IPV6_V6ONLY` off, so `[::]:port` serves IPv4 peers too. Socket buffers of
+    /// [`SOCKET_BUF_LEN`] are asked for (best effort).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] if the socket cannot be created, configured or bound.
+    pub fn bind(addr: SocketAddr) -> Result<UdpSocket, Error> {
+        Self::bind_io(&addr).map_err(|source| Error::Bind { addr, source })
+    }
+
+    fn bind_io(addr: &SocketAddr) -> io::Result<UdpSocket> {
+        let is_ipv6 = addr.is_ipv6();
+        let domain = if is_ipv6 {
+            libc::AF_INET6
+        } else {
+            libc::AF_INET
+        };
+        let kind = libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+        // SAFETY: socket() takes plain integers and returns a new fd or -1.
+        let raw = syscall!(socket(domain, kind, 0))?;
+        // SAFETY: `raw` was just returned by socket(), is open, and nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        if is_ipv6 {
+            set_int_option(fd.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0)?;
+        }
+        grow_buffers(fd.as_fd());
+        bind_raw(fd.as_fd(), addr)?;
+        Ok(UdpSocket {
+            socket: std::net::UdpSocket::from(fd),
+            is_ipv6,
+            families: Families::of(addr),
+            queue: None,
+            offloads: UdpOffloads::default(),
+        })
+    }
+
+    /// Turns on UDP GSO (used by batched sends) and UDP GRO (used by
+    /// [`UdpSocket::recv_batch`]) where the kernel supports them, and returns which are on.
+    pub fn enable_offloads(&mut self) -> UdpOffloads {
+        let fd = self.socket.as_fd();
+        // Segment size 0 means "none by default": this only probes that the option exists.
+        let gso = set_int_option(fd, libc::SOL_UDP, UDP_SEGMENT, 0).is_ok();
+        let gro = set_int_option(fd, libc::SOL_UDP, UDP_GRO, 1).is_ok();
+        self.offloads = UdpOffloads { gso, gro };
+        self.offloads
+    }
+
+    /// The offloads in force.
+    pub fn offloads(&self) -> UdpOffloads {
+        self.offloads
+    }
+
+    /// The address the socket is bound to (with the real port if 0 was asked for), unmapped.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of `getsockname`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr().map(unmap)
+    }
+
+    /// The address families this socket can reach.
+    pub fn families(&self) -> Families {
+        self.families
+    }
+}

@@ -1,0 +1,153 @@
+//! Unit tests of the UDP socket as a whole: address families and translation, dual-stack
+//! traffic on loopback, batched sends with and without the offloads, and counting refused
+//! datagrams.
+
+use std::io;
+use std::net::SocketAddr;
+
+use super::*;
+use crate::error::Error;
+use crate::io::Socket;
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn families_follow_the_listen_address() {
+    let both = Families {
+        ipv4: true,
+        ipv6: true,
+    };
+    assert_eq!(Families::of(&addr("[::]:3210")), both);
+    assert!(!Families::of(&addr("0.0.0.0:3210")).ipv6);
+    assert!(!Families::of(&addr("[fd00::1]:3210")).ipv4);
+    assert!(!Families::of(&addr("[::ffff:198.18.0.1]:3210")).ipv6);
+}
+
+#[test]
+fn unmap_turns_v4_mapped_into_plain_ipv4() {
+    assert_eq!(unmap(addr("[::ffff:198.18.0.1]:7")), addr("198.18.0.1:7"));
+    assert_eq!(unmap(addr("[fd00::1]:7")), addr("[fd00::1]:7"));
+    assert_eq!(unmap(addr("198.18.0.1:7")), addr("198.18.0.1:7"));
+}
+
+#[test]
+fn dual_stack_socket_talks_to_ipv4_and_reports_plain_ipv4_senders() {
+    let mut v6 = UdpSocket::bind(addr("[::]:0")).unwrap();
+    let mut v4 = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+    let v6_port = v6.local_addr().unwrap().port();
+    let v4_addr = v4.local_addr().unwrap();
+    assert_eq!(v4_addr.ip().to_string(), "127.0.0.1");
+
+    v6.send_to(b"ping", v4_addr).unwrap();
+    let mut buf = [0u8; 16];
+    let (len, from) = recv_blocking(&mut v4, &mut buf);
+    assert_eq!(&buf[..len], b"ping");
+    assert_eq!(from, addr(&format!("127.0.0.1:{v6_port}")));
+
+    v4.send_to(b"pong", addr(&format!("127.0.0.1:{v6_port}")))
+        .unwrap();
+    let (len, from) = recv_blocking(&mut v6, &mut buf);
+    assert_eq!(&buf[..len], b"pong");
+    assert_eq!(
+        from, v4_addr,
+        "v4-mapped sender must come back as plain IPv4"
+    );
+}
+
+#[test]
+fn empty_socket_reports_would_block() {
+    let mut socket = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+    let err = socket.recv_from(&mut [0u8; 8]).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+}
+
+#[test]
+fn bind_to_foreign_address_fails_with_context() {
+    let err = UdpSocket::bind(addr("198.18.255.254:3210")).unwrap_err();
+    assert!(matches!(err, Error::Bind { .. }), "{err}");
+}
+
+/// Receives with `recv_batch` until `count` datagrams arrived (cut by segment size).
+fn recv_datagrams(socket: &mut UdpSocket, count: usize) -> Vec<(SocketAddr, Vec<u8>)> {
+    let mut batch = RecvBatch::new();
+    let mut got = Vec::new();
+    for _ in 0..1000 {
+        match socket.recv_batch(&mut batch) {
+            Ok(n) => {
+                for i in 0..n {
+                    let (from, bytes, segment_len) = batch.get(i).unwrap();
+                    for d in bytes.chunks(segment_len) {
+                        got.push((from, d.to_vec()));
+                    }
+                }
+                if got.len() >= count {
+                    return got;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(e) => panic!("recv_batch failed: {e}"),
+        }
+    }
+    panic!("only {} of {count} datagrams within a second", got.len());
+}
+
+#[test]
+fn batched_sends_with_gso_arrive_as_the_same_datagrams_with_and_without_gro() {
+    let mut tx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+    tx.enable_batching();
+    let offloads = tx.enable_offloads();
+    let mut with_gro = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+    with_gro.enable_offloads();
+    let mut without = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+    let from = tx.local_addr().unwrap();
+    let mut want = Vec::new();
+    for i in 0..10u8 {
+        want.push(vec![i; 1000]);
+    }
+    want.push(vec![10; 333]);
+    for rx in [&mut with_gro, &mut without] {
+        let to = rx.local_addr().unwrap();
+        for d in &want {
+            tx.send_to(d, to).unwrap();
+        }
+        assert_eq!(tx.queued(), want.len(), "{offloads}");
+        tx.flush().unwrap();
+        assert_eq!(tx.queued(), 0);
+        let got = recv_datagrams(rx, want.len());
+        assert_eq!(got.len(), want.len());
+        for ((f, d), w) in got.iter().zip(&want) {
+            assert_eq!(*f, from);
+            assert_eq!(d, w);
+        }
+    }
+}
+
+#[test]
+fn flush_counts_datagrams_the_kernel_refuses() {
+    let mut tx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+    tx.enable_batching();
+    // Port 0 cannot be sent to: every datagram fails, and the flush says how many.
+    for _ in 0..3 {
+        tx.send_to(b"x", addr("127.0.0.1:0")).unwrap();
+    }
+    let err = tx.flush().unwrap_err();
+    assert_eq!(err.dropped, 3, "{}", err.error);
+    assert!(tx.flush().is_ok(), "the failure is reported once");
+}
+
+fn recv_blocking(socket: &mut UdpSocket, buf: &mut [u8]) -> (usize, SocketAddr) {
+    for _ in 0..1000 {
+        match socket.recv_from(buf) {
+            Ok(r) => return r,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(e) => panic!("recv failed: {e}"),
+        }
+    }
+    panic!("nothing received within a second");
+}
