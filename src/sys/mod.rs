@@ -3,7 +3,7 @@
 //!
 //! Owns every `unsafe` block and every libc call of the crate (this is the only module with
 //! `#![allow(unsafe_code)]`; the lint setting covers its submodules). Every libc call goes
-//! through [`syscall!`], every `unsafe` block starts with a `// SAFETY:` comment, and every file
+//! through `syscall!`, every `unsafe` block starts with a `// SAFETY:` comment, and every file
 //! descriptor is held in an [`std::os::fd::OwnedFd`] (or a type wrapping one) from the moment it
 //! exists, so no error path can leak it. Nothing here knows the protocol: the core (`node`)
 //! sees these types only through the traits in `crate::io`.
