@@ -69,6 +69,10 @@ pub const KEEPALIVE_MAX: Duration = Duration::from_secs(60);
 pub const GOSSIP_REDUNDANCY: u32 = 2;
 /// A peer list verifies its sender if we asked that address for it at most this long ago.
 pub const ANSWER_WINDOW: Duration = Duration::from_secs(30);
+/// A peer added less than [`ANSWER_WINDOW`] / 3 ago that asks for our list is (usually)
+/// checking us; it is sent one empty peer list this long after our answer, unless something
+/// else reached it first. See [`Node::follow_up`].
+pub const FOLLOW_UP_DELAY: Duration = Duration::from_secs(6);
 /// An unverified peer is sent at most one "get peer list" per this interval.
 pub const CHALLENGE_INTERVAL: Duration = Duration::from_secs(5);
 /// What we send an unverified address in answer to one datagram is at most this many times as
@@ -256,6 +260,9 @@ pub struct Node<S: Socket, D: Device> {
     control: Box<[u8]>,
     /// Scratch lists for housekeeping, reused.
     targets: Vec<SocketAddr>,
+    /// New peers that asked for our list, with when we answered (see [`FOLLOW_UP_DELAY`]);
+    /// at most `max_peers` entries.
+    follow_ups: Vec<(Instant, SocketAddr)>,
     entries: Vec<SocketAddr>,
     /// Where the keepalive sweep over the verified peers is.
     sweep_cursor: Option<SocketAddr>,
@@ -307,6 +314,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             control: vec![0u8; CONTROL_AT + HEADER_LEN + MAX_PEER_LIST_BODY_LEN + crypto::TAG_LEN]
                 .into_boxed_slice(),
             targets: Vec::new(),
+            follow_ups: Vec::new(),
             entries: Vec::new(),
             sweep_cursor: None,
             gossip_position: 0,
@@ -446,6 +454,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             Message::GetPeers => {
                 if is_verified {
                     self.send_peer_list(from, MAX_PEER_LIST_BODY_LEN);
+                    self.follow_up(now, from);
                 }
                 Ok(())
             }
@@ -491,6 +500,50 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
         debug!("asking unverified peer {to} for its peer list");
         self.send_control(to, Kind::GetPeers);
+    }
+
+    /// Queues one empty peer list to a new peer that asked for our list: its request is
+    /// usually the challenge that verifies us, and if our answer is lost it drops us after
+    /// [`UNVERIFIED_TIMEOUT`] while we keep it, until our next keepalive (up to K later)
+    /// starts the exchange again. Any peer list from us within [`ANSWER_WINDOW`] of its
+    /// request verifies us there, so this one costs 10 bytes per request of a new peer (which
+    /// already cost us a full list) and closes the gap in [`FOLLOW_UP_DELAY`]. It is sent even
+    /// if we sent that peer something since: that may have been lost as well.
+    fn follow_up(&mut self, now: Instant, addr: SocketAddr) {
+        let is_new = self
+            .peers
+            .get(addr)
+            .is_some_and(|p| now.saturating_duration_since(p.added) < ANSWER_WINDOW / 3);
+        if is_new && self.follow_ups.len() < self.config.max_peers {
+            self.follow_ups.push((now, addr));
+        }
+    }
+
+    /// Sends the follow-ups that are due (see [`Node::follow_up`]).
+    fn send_follow_ups(&mut self, now: Instant) {
+        let mut i = 0;
+        while let Some(&(answered, addr)) = self.follow_ups.get(i) {
+            if now < answered + FOLLOW_UP_DELAY {
+                i += 1;
+                continue;
+            }
+            self.follow_ups.swap_remove(i);
+            let Some(peer) = self.peers.get_mut(addr) else {
+                continue;
+            };
+            if !peer.is_verified {
+                continue;
+            }
+            peer.last_sent = now;
+            let end = self.control.len() - crypto::TAG_LEN;
+            let Some(buf) = self.control.get_mut(CONTROL_AT..end) else {
+                continue;
+            };
+            if let Ok((len, _)) = emit_peers(self.config.token, core::iter::empty(), buf) {
+                debug!("follow-up to new peer {addr}");
+                self.send_control_buffer(addr, len);
+            }
+        }
     }
 
     fn verify_peer(&mut self, now: Instant, addr: SocketAddr) {
@@ -800,6 +853,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             self.gossip(now);
         }
         self.send_keepalives(now, keepalive);
+        self.send_follow_ups(now);
     }
 
     fn contact_due(&mut self, now: Instant) {
