@@ -73,6 +73,8 @@ pub const ANSWER_WINDOW: Duration = Duration::from_secs(30);
 /// checking us; it is sent one empty peer list this long after our answer, unless something
 /// else reached it first. See [`Node::follow_up`].
 pub const FOLLOW_UP_DELAY: Duration = Duration::from_secs(6);
+/// Follow-up slots kept allocated when none is pending.
+const FOLLOW_UPS_KEPT: usize = 16;
 /// An unverified peer is sent at most one "get peer list" per this interval.
 pub const CHALLENGE_INTERVAL: Duration = Duration::from_secs(5);
 /// What we send an unverified address in answer to one datagram is at most this many times as
@@ -519,8 +521,15 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
     }
 
-    /// Sends the follow-ups that are due (see [`Node::follow_up`]).
+    /// Sends the follow-ups that are due (see [`Node::follow_up`]). The queue fills only while
+    /// links form; once it is empty its memory is given back.
     fn send_follow_ups(&mut self, now: Instant) {
+        if self.follow_ups.is_empty() {
+            if self.follow_ups.capacity() > FOLLOW_UPS_KEPT {
+                self.follow_ups.shrink_to(FOLLOW_UPS_KEPT);
+            }
+            return;
+        }
         let mut i = 0;
         while let Some(&(answered, addr)) = self.follow_ups.get(i) {
             if now < answered + FOLLOW_UP_DELAY {
