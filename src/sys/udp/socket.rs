@@ -12,7 +12,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use log::debug;
 
 use super::{
-    socklen, unmap, Families, UdpOffloads, UdpSocket, SOCKET_BUF_LEN, UDP_GRO, UDP_SEGMENT,
+    socklen, unmap, Families, SockAddr, UdpOffloads, UdpSocket, SOCKET_BUF_LEN, UDP_GRO,
+    UDP_SEGMENT,
 };
 use crate::error::Error;
 
@@ -36,45 +37,12 @@ fn set_int_option(
 }
 
 fn bind_raw(fd: BorrowedFd<'_>, addr: &SocketAddr) -> io::Result<()> {
-    match addr {
-        SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            let sin_ptr: *const libc::sockaddr_in = &sin;
-            // SAFETY: `fd` is an open AF_INET socket; `sin_ptr` points to a fully initialised
-            // `sockaddr_in` that outlives the call, and the length is its exact size.
-            syscall!(bind(
-                fd.as_raw_fd(),
-                sin_ptr.cast(),
-                socklen::<libc::sockaddr_in>()
-            ))?;
-        }
-        SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            let sin6_ptr: *const libc::sockaddr_in6 = &sin6;
-            // SAFETY: `fd` is an open AF_INET6 socket; `sin6_ptr` points to a fully
-            // initialised `sockaddr_in6` that outlives the call, and the length is its size.
-            syscall!(bind(
-                fd.as_raw_fd(),
-                sin6_ptr.cast(),
-                socklen::<libc::sockaddr_in6>()
-            ))?;
-        }
-    }
+    let (sockaddr, len) = SockAddr::new(*addr);
+    let ptr: *const SockAddr = &sockaddr;
+    // SAFETY: `fd` is an open socket of `addr`'s family; `ptr` points to a `SockAddr` whose
+    // variant for that family is fully initialised and outlives the call, and `len` is that
+    // variant's exact size, so the kernel reads only initialised bytes.
+    syscall!(bind(fd.as_raw_fd(), ptr.cast(), len))?;
     Ok(())
 }
 
