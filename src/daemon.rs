@@ -4,7 +4,8 @@
 //! Owns the real clock (the only module that reads `std::time::Instant`), the packet buffer
 //! (allocated once), the per-wake-up budget, and what signals mean: SIGINT/SIGTERM shut down
 //! cleanly (the node sends `Close` to every peer), SIGUSR1 logs the counters and the status
-//! (peers, MAC table). It does not touch packet contents: every frame and datagram goes to the
+//! (peers, MAC table), SIGHUP re-reads the key file in keyed mode and hands a changed key to
+//! [`Node::rekey`] (key rotation). It does not touch packet contents: every frame and datagram goes to the
 //! node, which counts and logs drops.
 //!
 //! Batching: datagrams come in with `recvmmsg` (and UDP GRO, if on: one message holds a run of
@@ -16,13 +17,15 @@
 
 use std::io;
 use std::os::fd::AsFd;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use log::{debug, info, warn};
 
 use crate::buf::PacketBuf;
+use crate::crypto::{Key, SESSION_LEN};
 use crate::error::Error;
-use crate::node::{Config, Node};
+use crate::node::{Config, Keyed, Node, Rekey, KEY_GRACE, KEY_ROLLOVER};
 use crate::offload::segment::{complete_checksum, Segmenter};
 use crate::offload::vnet::{VnetHdr, GSO_NONE, VNET_HDR_LEN};
 use crate::service::Service;
@@ -101,7 +104,8 @@ pub struct LoopStats {
 /// Builds a [`Node`] over `socket` and `device` and runs it until `signals` reports SIGINT or
 /// SIGTERM, polling `service` (stats file, re-resolved names) after each wake-up. Create
 /// `signals` as early as possible (it blocks the signals), so that a signal sent during
-/// start-up is handled here instead of killing the process.
+/// start-up is handled here instead of killing the process. `key_file` is the keyed mode's
+/// key file, re-read on SIGHUP (`None` without keyed mode).
 ///
 /// # Errors
 ///
@@ -115,6 +119,7 @@ pub fn run(
     signals: SignalFd,
     service: Service,
     busy_poll: Duration,
+    key_file: Option<PathBuf>,
 ) -> Result<Exit, Error> {
     let mut socket = socket;
     socket.enable_batching();
@@ -138,6 +143,7 @@ pub fn run(
         .map_err(Error::Epoll)?;
 
     let clock = Clock::start();
+    let token = config.token;
     let node = Node::new(config, socket, device, clock.now());
     Daemon {
         node,
@@ -155,6 +161,8 @@ pub fn run(
         spins: 0,
         armed_for: None,
         service,
+        key_file,
+        token,
     }
     .run()
 }
@@ -188,6 +196,10 @@ struct Daemon {
     spin_until: Option<std::time::Instant>,
     /// Passes since the spin began (0 when not spinning).
     spins: u32,
+    /// The keyed mode's key file, re-read on SIGHUP.
+    key_file: Option<PathBuf>,
+    /// The network's token (salts a passphrase key).
+    token: crate::wire::Token,
 }
 
 impl Daemon {
@@ -272,6 +284,37 @@ impl Daemon {
         }
     }
 
+    /// SIGHUP: re-reads the key file (same path, same parsing as at start-up) and starts a key
+    /// rotation if the key changed. Any failure is a warning; the key in use stays.
+    fn reload_key(&mut self, now: Instant) {
+        let Some(path) = &self.key_file else {
+            info!("SIGHUP: not in keyed mode, nothing to reload");
+            return;
+        };
+        let key_and_session = read_key(path, self.token).and_then(|key| Ok((key, new_session()?)));
+        let (key, session) = match key_and_session {
+            Ok(pair) => pair,
+            Err(e) => {
+                warn!("SIGHUP: {e}; keeping the key in use");
+                return;
+            }
+        };
+        match self.node.rekey(now, Keyed { key, session }) {
+            Rekey::Started => {}
+            Rekey::Unchanged => info!(
+                "SIGHUP: the key in {} is unchanged; nothing to do",
+                path.display()
+            ),
+            Rekey::Busy => warn!(
+                "SIGHUP: a key rotation is under way (it takes {} s); the key in {} is ignored, \
+                 send SIGHUP again once the log says it is done",
+                (KEY_ROLLOVER + KEY_GRACE).as_secs(),
+                path.display()
+            ),
+            Rekey::NotKeyed => info!("SIGHUP: not in keyed mode, nothing to reload"),
+        }
+    }
+
     /// Handles every pending signal; `Some` when the loop must end.
     fn on_signals(&mut self, now: Instant) -> Result<Option<Exit>, Error> {
         while let Some(signal) = self.signals.read().map_err(Error::Signal)? {
@@ -294,6 +337,7 @@ impl Daemon {
                     let counters = self.loop_counters();
                     self.service.log_status(now, &self.node, counters);
                 }
+                Signal::Hangup => self.reload_key(now),
             }
         }
         Ok(None)
@@ -454,6 +498,45 @@ fn is_icmp_error(e: &io::Error) -> bool {
 /// Errors that may go away by themselves (memory pressure).
 fn is_transient(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOMEM | libc::ENOBUFS))
+}
+
+/// Reads and parses the key file (see [`Key::from_file_contents`]), at start-up and on SIGHUP;
+/// the contents are wiped once parsed.
+///
+/// # Errors
+///
+/// [`Error::KeyFileRead`] if the file cannot be read, [`Error::KeyFile`] if it holds no usable
+/// key.
+pub fn read_key(path: &std::path::Path, token: crate::wire::Token) -> Result<Key, Error> {
+    let mut contents = std::fs::read(path).map_err(|source| Error::KeyFileRead {
+        path: path.to_owned(),
+        source,
+    })?;
+    let key = Key::from_file_contents(&contents, token);
+    contents.fill(0);
+    key.map_err(|e| Error::KeyFile {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// A new keyed-mode session, at start-up and for each new key: the time now in milliseconds
+/// since the Unix epoch (big-endian), then 8 random bytes, so that no two runs or keys ever
+/// share nonces.
+///
+/// # Errors
+///
+/// [`Error::Random`] if the OS gives no random bytes.
+pub fn new_session() -> Result<[u8; SESSION_LEN], Error> {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let mut session = [0u8; SESSION_LEN];
+    let (time, random) = session.split_at_mut(8);
+    time.copy_from_slice(&millis.to_be_bytes());
+    crate::sys::random::fill(random).map_err(Error::Random)?;
+    Ok(session)
 }
 
 #[cfg(test)]

@@ -25,7 +25,6 @@ use clap::{CommandFactory, Parser};
 use log::{info, warn};
 
 use ethcloud::cli::{unique_addrs, Args, Host, Settings};
-use ethcloud::crypto::{Key, SESSION_LEN};
 use ethcloud::daemon;
 use ethcloud::error::Error;
 use ethcloud::hook::{self, HOOK_TIMEOUT};
@@ -33,9 +32,7 @@ use ethcloud::node::Keyed;
 use ethcloud::service::{NamedPeer, Service, StatsFileSpec};
 use ethcloud::status::Header;
 use ethcloud::sys::privdrop::{self, Identity};
-use ethcloud::sys::{
-    ifaddrs, netdev, notify, random, signal::SignalFd, tap::TapDevice, udp::UdpSocket,
-};
+use ethcloud::sys::{ifaddrs, netdev, notify, signal::SignalFd, tap::TapDevice, udp::UdpSocket};
 use ethcloud::time::Instant;
 
 fn main() -> ExitCode {
@@ -116,7 +113,15 @@ fn run(settings: &Settings) -> Result<(), Error> {
     let service = service(settings, &name, listen, &resolved, families);
     tell_systemd(notify::READY);
 
-    let result = daemon::run(config, socket, device, signals, service, settings.busy_poll);
+    let result = daemon::run(
+        config,
+        socket,
+        device,
+        signals,
+        service,
+        settings.busy_poll,
+        settings.key_file.clone(),
+    );
 
     tell_systemd(notify::STOPPING);
     if let Some(command) = &settings.ifdown {
@@ -128,27 +133,11 @@ fn run(settings: &Settings) -> Result<(), Error> {
     result.map(|_| ())
 }
 
-/// Sets the tap's MTU and brings it up.
 /// Reads the key file and makes this run's session: the start time in milliseconds since the
 /// Unix epoch, then 8 random bytes, so that no two runs ever use the same nonces.
 fn load_key(path: &std::path::Path, token: ethcloud::wire::Token) -> Result<Keyed, Error> {
-    let mut contents = std::fs::read(path).map_err(|source| Error::KeyFileRead {
-        path: path.to_owned(),
-        source,
-    })?;
-    let key = Key::from_file_contents(&contents, token);
-    contents.fill(0);
-    let key = key.map_err(|e| Error::KeyFile {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0);
-    let mut session = [0u8; SESSION_LEN];
-    session[..8].copy_from_slice(&millis.to_be_bytes());
-    random::fill(&mut session[8..]).map_err(Error::Random)?;
+    let key = daemon::read_key(path, token)?;
+    let session = daemon::new_session()?;
     info!(
         "keyed mode: every packet is sealed ({}, the fastest on this CPU) with the key from {}",
         ethcloud::crypto::Cipher::preferred(),
@@ -157,6 +146,7 @@ fn load_key(path: &std::path::Path, token: ethcloud::wire::Token) -> Result<Keye
     Ok(Keyed { key, session })
 }
 
+/// Sets the tap's MTU and brings it up.
 fn set_up_device(name: &str, mtu: u32) -> Result<(), Error> {
     let fail = |action: String| {
         let name = name.to_owned();

@@ -71,7 +71,7 @@ pub const GOSSIP_REDUNDANCY: u32 = 2;
 pub const ANSWER_WINDOW: Duration = Duration::from_secs(30);
 /// A peer added less than [`ANSWER_WINDOW`] / 3 ago that asks for our list is (usually)
 /// checking us; it is sent one empty peer list this long after our answer, unless something
-/// else reached it first. See [`Node::follow_up`].
+/// else reached it first (see `Node::follow_up`).
 pub const FOLLOW_UP_DELAY: Duration = Duration::from_secs(6);
 /// Follow-up slots kept allocated when none is pending.
 const FOLLOW_UPS_KEPT: usize = 16;
@@ -128,6 +128,40 @@ pub struct Keyed {
     /// This run's session: start time in ms since the Unix epoch (big-endian) and 8 random
     /// bytes. It must differ on every start, so that nonces never repeat.
     pub session: [u8; crypto::SESSION_LEN],
+}
+
+/// Key rotation, phase 1: after [`Node::rekey`], the node opens new sender sessions under the
+/// new key as well as the old one, but keeps sealing with its old key and session this long,
+/// so that peers given the new key within this time can open what it sends once it switches.
+pub const KEY_ROLLOVER: Duration = Duration::from_secs(60);
+/// Key rotation, phase 2: after the node switched to sealing with the new key (in a new
+/// session), it still accepts the old key this long; then the old key is retired: new sessions
+/// under it are refused and those remembered are forgotten, so a node without the new key is
+/// cut off.
+pub const KEY_GRACE: Duration = Duration::from_secs(60);
+
+/// What [`Node::rekey`] did with a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rekey {
+    /// The node is not in keyed mode; nothing changed.
+    NotKeyed,
+    /// The key is the one in use (or being rotated to); nothing changed.
+    Unchanged,
+    /// Another key rotation is under way (it ends within [`KEY_ROLLOVER`] + [`KEY_GRACE`]);
+    /// nothing changed.
+    Busy,
+    /// A key rotation to the new key started.
+    Started,
+}
+
+/// A key rotation under way (see [`Node::rekey`]).
+#[derive(Debug)]
+enum Rollover {
+    /// Phase 1: new sessions open under both keys; we seal with the old one until `until`,
+    /// then with `next`.
+    Opening { next: Keyed, until: Instant },
+    /// Phase 2: we seal with the new key; the old one is retired at `until`.
+    Sealing { until: Instant },
 }
 
 /// How many senders' sessions a keyed node remembers for replay protection.
@@ -251,6 +285,8 @@ pub struct Node<S: Socket, D: Device> {
     config: Config,
     /// Keyed mode: our sealer and the opener with its replay windows.
     crypto: Option<(Sealer, Opener)>,
+    /// Keyed mode: the key rotation under way, if any.
+    rollover: Option<Rollover>,
     tx: Tx<S>,
     device: D,
     device_warned: bool,
@@ -303,6 +339,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         });
         let mut node = Node {
             crypto,
+            rollover: None,
             peers: PeerTable::new(config.max_peers),
             switch: SwitchTable::new(
                 config.mac_timeout,
@@ -863,6 +900,84 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
         self.send_keepalives(now, keepalive);
         self.send_follow_ups(now);
+        self.advance_rollover(now);
+    }
+
+    /// Keyed mode: starts a rotation to `next.key` (see [`KEY_ROLLOVER`] and [`KEY_GRACE`]).
+    /// At once, new sender sessions are opened under the new key as well as the old one; after
+    /// [`KEY_ROLLOVER`] the node seals with the new key in the session `next.session` (made by
+    /// the caller like the first one: the time now, then 8 fresh random bytes); after a further
+    /// [`KEY_GRACE`] the old key is retired. The phases advance in [`Node::housekeep`]. A key
+    /// equal to the newest one, or any key while a rotation is under way, changes nothing.
+    pub fn rekey(&mut self, now: Instant, next: Keyed) -> Rekey {
+        let (Some((_, opener)), Some(current)) = (&mut self.crypto, &self.config.keyed) else {
+            return Rekey::NotKeyed;
+        };
+        let newest = match &self.rollover {
+            Some(Rollover::Opening { next, .. }) => &next.key,
+            _ => &current.key,
+        };
+        if *newest == next.key {
+            return Rekey::Unchanged;
+        }
+        if self.rollover.is_some() {
+            return Rekey::Busy;
+        }
+        opener.add_key(&next.key);
+        opener.refuse_session(next.session);
+        info!(
+            "key rotation: new key; new sessions open under the old and the new key; sealing \
+             with the old key for another {} s",
+            KEY_ROLLOVER.as_secs()
+        );
+        self.rollover = Some(Rollover::Opening {
+            next,
+            until: now + KEY_ROLLOVER,
+        });
+        Rekey::Started
+    }
+
+    /// Moves a key rotation on to its next phase when its time has come.
+    fn advance_rollover(&mut self, now: Instant) {
+        let due = match &self.rollover {
+            Some(Rollover::Opening { until, .. } | Rollover::Sealing { until }) => now >= *until,
+            None => false,
+        };
+        if !due {
+            return;
+        }
+        match self.rollover.take() {
+            Some(Rollover::Opening { next, .. }) => {
+                if let Some((sealer, _)) = &mut self.crypto {
+                    *sealer = Sealer::new(&next.key, next.session);
+                }
+                self.config.keyed = Some(next);
+                self.rollover = Some(Rollover::Sealing {
+                    until: now + KEY_GRACE,
+                });
+                info!(
+                    "key rotation: sealing with the new key now; the old key is still accepted \
+                     for {} s",
+                    KEY_GRACE.as_secs()
+                );
+            }
+            Some(Rollover::Sealing { .. }) => {
+                let forgotten = self
+                    .crypto
+                    .as_mut()
+                    .map_or(0, |(_, opener)| opener.retire_old_key());
+                info!(
+                    "key rotation done: the old key is retired ({forgotten} sender sessions \
+                     under it forgotten)"
+                );
+            }
+            None => {}
+        }
+    }
+
+    /// Whether a key rotation is under way (from [`Node::rekey`] until the old key is retired).
+    pub fn is_rotating_key(&self) -> bool {
+        self.rollover.is_some()
     }
 
     fn contact_due(&mut self, now: Instant) {

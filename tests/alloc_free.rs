@@ -259,4 +259,33 @@ fn keyed_packet_path_makes_no_allocation_after_warm_up() {
     assert_eq!(allocations, 0, "allocations on the keyed packet path");
     assert_eq!(a.device().written, 10_100);
     assert_eq!(a.stats().frames_unicast, 10_100);
+
+    // A key rotation: two keys at once, then sealing with the new key in a new session.
+    use ethcloud::node::{Rekey, KEY_ROLLOVER};
+    let new_key = Key::from_bytes([4; 32]);
+    let rekey = |node: &mut Node<Capture, NullDevice>, session: u8| {
+        let next = Keyed {
+            key: new_key.clone(),
+            session: [session; 16],
+        };
+        assert_eq!(node.rekey(now, next), Rekey::Started);
+    };
+    rekey(&mut a, 11);
+    rekey(&mut b, 12);
+    for phase in ["both keys held", "sealing with the new key"] {
+        for _ in 0..100 {
+            round(&mut a, &mut b);
+        }
+        let allocations = allocations_in(|| {
+            for _ in 0..1_000 {
+                round(&mut a, &mut b);
+            }
+        });
+        assert_eq!(allocations, 0, "allocations during a key rotation: {phase}");
+        for node in [&mut a, &mut b] {
+            node.housekeep(now + KEY_ROLLOVER);
+            node.socket_mut().count = 0;
+        }
+    }
+    assert_eq!(a.device().written, 12_300, "no frame lost in the rotation");
 }

@@ -1,6 +1,9 @@
 //! Keyed mode end to end, with the real binary in network namespaces: two nodes with the same
 //! key file ping each other and nothing readable crosses the wire; a node with another key and
 //! a node without one are ignored (no reply, no peer, counted drops).
+//! Key rotation: SIGHUP after a new key file starts the rollover, pings keep working through
+//! it and after both nodes seal with the new key; SIGHUP without keyed mode, with an
+//! unchanged key or an unreadable key file changes nothing and kills nothing.
 //! Root-only and `#[ignore]`d; `.ci/run` passes `--include-ignored`.
 
 mod e2e;
@@ -123,6 +126,72 @@ fn same_key_pings_wrong_key_and_no_key_are_ignored_and_the_wire_shows_no_payload
             stats.contains("frames_to_device=0 "),
             "a stranger got frames: {stats}"
         );
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs root + netns; .ci/run passes --include-ignored"]
+fn sighup_with_a_new_key_file_rotates_the_key_and_pings_keep_working() {
+    let dir = std::env::temp_dir().join(format!("ethcloud-rotate-{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("temp dir");
+    let (key1, key2) = (dir.join("h1.key"), dir.join("h2.key"));
+    let old_key = "11".repeat(32);
+    let new_key = "22".repeat(32);
+    fs::write(&key1, &old_key).expect("write key");
+    fs::write(&key2, &old_key).expect("write key");
+
+    let mut lab = Lab::new(3);
+    let (h1, h2, h3) = (lab.host(1), lab.host(2), lab.host(3));
+    let hub = h1.addr_v4();
+    lab.start(
+        &h1,
+        &["-t", "3", "--key-file", key1.to_str().expect("utf-8")],
+    );
+    lab.start(
+        &h2,
+        &[
+            "-t",
+            "3",
+            "--key-file",
+            key2.to_str().expect("utf-8"),
+            "-c",
+            &hub,
+        ],
+    );
+    lab.start(&h3, &["-t", "4"]); // not keyed
+    lab.daemons[0].wait_log(&format!("peer {} added", h2.addr_v4()), SOON);
+    lab.assert_ping(&h1, &h2.overlay_v4());
+
+    // Without keyed mode SIGHUP is logged and ignored (its default action would kill).
+    lab.daemons[2].signal(libc::SIGHUP);
+    lab.daemons[2].wait_log("SIGHUP: not in keyed mode", SOON);
+    // An unchanged key file changes nothing; an unreadable one keeps the key in use.
+    lab.daemons[0].signal(libc::SIGHUP);
+    lab.daemons[0].wait_log("is unchanged", SOON);
+    fs::write(&key1, "").expect("write key");
+    lab.daemons[0].signal(libc::SIGHUP);
+    lab.daemons[0].wait_log("keeping the key in use", SOON);
+    lab.assert_ping(&h1, &h2.overlay_v4());
+
+    // The operator's procedure: the new key on every node, then SIGHUP to each.
+    fs::write(&key1, &new_key).expect("write key");
+    fs::write(&key2, &new_key).expect("write key");
+    lab.daemons[0].signal(libc::SIGHUP);
+    lab.daemons[0].wait_log("key rotation: new key", SOON);
+    lab.assert_ping(&h1, &h2.overlay_v4());
+    lab.daemons[1].signal(libc::SIGHUP);
+    lab.daemons[1].wait_log("key rotation: new key", SOON);
+    lab.assert_ping(&h2, &h1.overlay_v4());
+    // Pings keep working while each node switches to sealing with the new key.
+    let rollover = Duration::from_secs(ethcloud::node::KEY_ROLLOVER.as_secs() + 15);
+    for id in [0, 1] {
+        lab.daemons[id].wait_log("key rotation: sealing with the new key now", rollover);
+        lab.assert_ping(&h1, &h2.overlay_v4());
+        lab.assert_ping(&h2, &h1.overlay_v4());
+    }
+    for d in &mut lab.daemons {
+        assert!(d.poll_exit().is_none(), "{} died", d.host.ns);
     }
     let _ = fs::remove_dir_all(&dir);
 }

@@ -40,6 +40,9 @@
 //! setup (about a microsecond) and never memory. A session is bound to the cipher of its first
 //! authenticated packet; a packet of a remembered session under the other marker is refused as
 //! [`OpenError::Forged`] (no honest sender does that: a sealer uses one cipher for its life).
+//! During a key rotation the opener holds two keys and tries an unknown session under the
+//! newer one first, then the older one, until the older key is retired (see `open.rs`); the
+//! wire does not change.
 //!
 //! **Replay protection.** [`Opener`] keeps one window per sender *session* (not per address, so
 //! a replay from another source address is caught as well): the highest counter seen and a
@@ -70,6 +73,7 @@
 //! seal.rs   Sealer and SealError: sealing outgoing datagrams in place
 //! open.rs   Opener and OpenError: opening, the replay windows and the sender sessions
 //! tests.rs  the unit tests of sealing and opening, with the golden vectors
+//! tests_rotation.rs  the unit tests of an opener with two keys (key rotation)
 //! ```
 //!
 //! This file holds the layout constants, the [`Cipher`] markers and the subkey and nonce
@@ -88,6 +92,8 @@ mod open;
 mod seal;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rotation;
 
 pub use key::{Key, KeyError};
 pub use open::{OpenError, Opener, SESSION_STATE_LEN};

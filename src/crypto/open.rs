@@ -3,8 +3,18 @@
 //! [`OpenError`].
 //!
 //! Owns the replay rules (checked before decrypting, updated only after the tag verified) and
-//! the session memory. It allocates only when a new, authenticated session is remembered, and
-//! reads no clock: session start times come from the packets.
+//! the session memory. It allocates only when a new, authenticated session is remembered (and
+//! once per key rotation, for [`Opener::add_key`]'s scratch buffer), and reads no clock: session
+//! start times come from the packets.
+//!
+//! **Key rotation.** An opener holds one key, or two while a key rotation is under way
+//! ([`Opener::add_key`] until [`Opener::retire_old_key`]). A remembered session keeps the
+//! subkey it was derived with, so only a packet of an unknown session needs the keys: it is
+//! tried under the newer key first, then under the older one. `ring` wipes the plaintext of a
+//! packet that fails, so for the second try the sealed bytes are first copied into a scratch
+//! buffer reserved by `add_key` (this costs a copy only for the first packet of each new
+//! session while two keys are held). Each remembered session is tagged with the generation of
+//! the key it was derived with; retiring the older key forgets the sessions of its generation.
 
 use core::fmt;
 use core::ops::Range;
@@ -160,12 +170,27 @@ struct SessionState {
     /// The cipher of the session's first authenticated packet; its subkey is `key`.
     cipher: Cipher,
     key: LessSafeKey,
+    /// The generation of the network key `key` was derived from (see [`Opener::add_key`]).
+    generation: u32,
 }
 
-/// Opens incoming datagrams of one key and remembers each sender session's subkey and replay
-/// window.
+/// The largest sealed part (ciphertext and tag) that [`Opener::add_key`]'s scratch buffer
+/// holds: a whole UDP payload. A longer one (no UDP datagram is) is tried under the newer key
+/// only.
+const SCRATCH_LEN: usize = 65_536;
+
+/// Opens incoming datagrams of one key (two during a key rotation) and remembers each sender
+/// session's subkey and replay window.
 pub struct Opener {
+    /// The newest key's HKDF input key; its generation is `generation`.
     prk: Prk,
+    /// During a key rotation, the previous key's (generation `generation - 1`).
+    old_prk: Option<Prk>,
+    /// Counts the keys added by [`Opener::add_key`]: 0 for the key of [`Opener::new`].
+    generation: u32,
+    /// The sealed bytes of a packet tried under the newer key, kept for the older one; its room
+    /// is reserved by [`Opener::add_key`].
+    scratch: Vec<u8>,
     /// Boxed, so that the map's spare slots cost a pointer each rather than a subkey.
     sessions: HashMap<[u8; SESSION_LEN], Box<SessionState>>,
     max_sessions: usize,
@@ -173,7 +198,8 @@ pub struct Opener {
     pub(super) floor: Option<u64>,
     /// Counts accepted packets; orders sessions for LRU eviction.
     tick: u64,
-    own: Option<[u8; SESSION_LEN]>,
+    /// This node's own sessions (the current one, and the one before a key rotation).
+    own: [Option<[u8; SESSION_LEN]>; 2],
 }
 
 impl fmt::Debug for Opener {
@@ -182,6 +208,8 @@ impl fmt::Debug for Opener {
             .field("sessions", &self.sessions.len())
             .field("max_sessions", &self.max_sessions)
             .field("floor", &self.floor)
+            .field("generation", &self.generation)
+            .field("old_key", &self.old_prk.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -193,18 +221,56 @@ impl Opener {
         let max_sessions = max_sessions.max(1);
         Opener {
             prk: key.subkey_prk(),
+            old_prk: None,
+            generation: 0,
+            scratch: Vec::new(),
             sessions: HashMap::with_capacity(max_sessions.min(INITIAL_SESSIONS)),
             max_sessions,
             floor: None,
             tick: 0,
-            own: None,
+            own: [None; 2],
         }
     }
 
     /// Refuses packets of `session` (as [`OpenError::Replayed`]): give it this node's own
-    /// session, so that its packets reflected back to it are dropped.
+    /// session, so that its packets reflected back to it are dropped. The last two sessions
+    /// given are refused (the current one and the one before a key rotation).
     pub fn refuse_session(&mut self, session: [u8; SESSION_LEN]) {
-        self.own = Some(session);
+        if self.own[0] != Some(session) {
+            self.own = [Some(session), self.own[0]];
+        }
+    }
+
+    /// Starts a key rotation: `key` becomes the newest key and the current one is kept as the
+    /// older key, so that new sender sessions open under either (newest first). Remembered
+    /// sessions keep their subkeys. If an older key was still held, it is retired first
+    /// ([`Opener::retire_old_key`]): at most two keys are held.
+    pub fn add_key(&mut self, key: &Key) {
+        if self.old_prk.is_some() {
+            self.retire_old_key();
+        }
+        self.old_prk = Some(core::mem::replace(&mut self.prk, key.subkey_prk()));
+        self.generation = self.generation.wrapping_add(1);
+        self.scratch = Vec::with_capacity(SCRATCH_LEN);
+    }
+
+    /// Ends a key rotation: new sessions under the older key are refused from now on, and the
+    /// remembered sessions that were derived from it are forgotten (their packets then fail as
+    /// [`OpenError::Forged`]). Returns how many sessions were forgotten; 0 without an older key.
+    pub fn retire_old_key(&mut self) -> usize {
+        if self.old_prk.take().is_none() {
+            return 0;
+        }
+        self.scratch = Vec::new();
+        let before = self.sessions.len();
+        let generation = self.generation;
+        self.sessions.retain(|_, s| s.generation == generation);
+        before - self.sessions.len()
+    }
+
+    /// Whether an older key is held (a key rotation is under way).
+    pub fn has_old_key(&self) -> bool {
+        self.old_prk.is_some()
     }
 
     /// The number of sender sessions remembered.
@@ -245,7 +311,7 @@ impl Opener {
             .ok_or(OpenError::Truncated)?;
         let aad = Aad::from(front.get(..field::AAD_END).ok_or(OpenError::Truncated)?);
 
-        if self.own == Some(session) {
+        if self.own.contains(&Some(session)) {
             return Err(OpenError::Replayed);
         }
         if let Some(state) = self.sessions.get_mut(&session) {
@@ -264,21 +330,54 @@ impl Opener {
             if self.floor.is_some_and(|f| start_time(&session) <= f) {
                 return Err(OpenError::StaleSession);
             }
-            let key = subkey(&self.prk, &session, cipher);
-            key.open_in_place(nonce(counter), aad, sealed)
-                .map_err(|_| OpenError::Forged)?;
-            self.insert(session, cipher, key, counter);
+            let (key, generation) =
+                self.open_new_session(&session, cipher, counter, aad, sealed)?;
+            self.insert(session, cipher, key, generation, counter);
         }
         front.copy_within(..TOKEN_LEN, field::SWITCH - TOKEN_LEN);
         Ok(field::SWITCH - TOKEN_LEN..tag_at)
     }
 
-    /// Remembers a new session whose first packet (at `counter`) authenticated under `key`.
+    /// Opens the first packet of an unknown session in place: under the newest key, else under
+    /// the older one during a key rotation. Returns the subkey that opened it and its key's
+    /// generation.
+    fn open_new_session(
+        &mut self,
+        session: &[u8; SESSION_LEN],
+        cipher: Cipher,
+        counter: u64,
+        aad: Aad<&[u8]>,
+        sealed: &mut [u8],
+    ) -> Result<(LessSafeKey, u32), OpenError> {
+        let key = subkey(&self.prk, session, cipher);
+        let old_prk = match &self.old_prk {
+            Some(old) if sealed.len() <= self.scratch.capacity() => old,
+            _ => {
+                key.open_in_place(nonce(counter), aad, sealed)
+                    .map_err(|_| OpenError::Forged)?;
+                return Ok((key, self.generation));
+            }
+        };
+        self.scratch.clear();
+        self.scratch.extend_from_slice(sealed);
+        if key.open_in_place(nonce(counter), aad, sealed).is_ok() {
+            return Ok((key, self.generation));
+        }
+        sealed.copy_from_slice(&self.scratch);
+        let key = subkey(old_prk, session, cipher);
+        key.open_in_place(nonce(counter), aad, sealed)
+            .map_err(|_| OpenError::Forged)?;
+        Ok((key, self.generation.wrapping_sub(1)))
+    }
+
+    /// Remembers a new session whose first packet (at `counter`) authenticated under `key`, of
+    /// the key of `generation`.
     fn insert(
         &mut self,
         session: [u8; SESSION_LEN],
         cipher: Cipher,
         key: LessSafeKey,
+        generation: u32,
         counter: u64,
     ) {
         self.tick = self.tick.wrapping_add(1);
@@ -290,6 +389,7 @@ impl Opener {
             window,
             cipher,
             key,
+            generation,
         });
         self.sessions.insert(session, state);
     }

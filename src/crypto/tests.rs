@@ -36,7 +36,7 @@ fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-fn session(start_ms: u64, random: u64) -> [u8; 16] {
+pub(super) fn session(start_ms: u64, random: u64) -> [u8; 16] {
     let mut s = [0u8; 16];
     s[..8].copy_from_slice(&start_ms.to_be_bytes());
     s[8..].copy_from_slice(&random.to_be_bytes());
@@ -44,7 +44,7 @@ fn session(start_ms: u64, random: u64) -> [u8; 16] {
 }
 
 /// Seals a clear datagram (token ‖ switch ‖ body) and returns the sealed bytes.
-fn seal(sealer: &mut Sealer, clear: &[u8]) -> Vec<u8> {
+pub(super) fn seal(sealer: &mut Sealer, clear: &[u8]) -> Vec<u8> {
     let inner = &clear[TOKEN_LEN..];
     let mut buf = vec![0u8; FRONT_LEN + inner.len() + TAG_LEN];
     buf[FRONT_LEN..FRONT_LEN + inner.len()].copy_from_slice(inner);
@@ -56,7 +56,7 @@ fn seal(sealer: &mut Sealer, clear: &[u8]) -> Vec<u8> {
     buf
 }
 
-fn open(opener: &mut Opener, sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
+pub(super) fn open(opener: &mut Opener, sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
     let mut buf = sealed.to_vec();
     opener.open(&mut buf).map(|r| buf[r].to_vec())
 }
@@ -94,13 +94,13 @@ fn golden(cipher: Cipher) -> (&'static str, &'static str) {
     }
 }
 
-fn clear_get_peers() -> Vec<u8> {
+pub(super) fn clear_get_peers() -> Vec<u8> {
     let mut b = vec![0u8; 8];
     wire::emit_control(token(), Kind::GetPeers, &mut b).unwrap();
     b
 }
 
-fn clear_frame() -> Vec<u8> {
+pub(super) fn clear_frame() -> Vec<u8> {
     let mut b = vec![0u8; 8 + FRAME.len()];
     let n = wire::emit_frame(token(), FRAME, &mut b).unwrap();
     b.truncate(n);

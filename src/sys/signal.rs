@@ -1,6 +1,6 @@
-//! [`SignalFd`]: SIGINT, SIGTERM and SIGUSR1 delivered as readable events on an fd.
+//! [`SignalFd`]: SIGINT, SIGTERM, SIGUSR1 and SIGHUP delivered as readable events on an fd.
 //!
-//! Owns blocking those three signals (so their default action, killing the process, never
+//! Owns blocking those four signals (so their default action, killing the process, never
 //! runs) and reading them from a signalfd that sits in the daemon's epoll set. It does not
 //! decide what a signal means: the daemon does.
 
@@ -18,6 +18,8 @@ pub enum Signal {
     Terminate,
     /// SIGUSR1: log the counters.
     User1,
+    /// SIGHUP: re-read the key file (keyed mode).
+    Hangup,
 }
 
 impl std::fmt::Display for Signal {
@@ -26,6 +28,7 @@ impl std::fmt::Display for Signal {
             Signal::Interrupt => "SIGINT",
             Signal::Terminate => "SIGTERM",
             Signal::User1 => "SIGUSR1",
+            Signal::Hangup => "SIGHUP",
         })
     }
 }
@@ -37,12 +40,13 @@ impl Signal {
             libc::SIGINT => Some(Signal::Interrupt),
             libc::SIGTERM => Some(Signal::Terminate),
             libc::SIGUSR1 => Some(Signal::User1),
+            libc::SIGHUP => Some(Signal::Hangup),
             _ => None,
         }
     }
 }
 
-/// A non-blocking signalfd for SIGINT, SIGTERM and SIGUSR1.
+/// A non-blocking signalfd for SIGINT, SIGTERM, SIGUSR1 and SIGHUP.
 #[derive(Debug)]
 pub struct SignalFd {
     /// The signalfd (holds the `OwnedFd`); `File` gives us `read`.
@@ -52,7 +56,7 @@ pub struct SignalFd {
 const SIGINFO_LEN: usize = mem::size_of::<libc::signalfd_siginfo>();
 
 impl SignalFd {
-    /// Blocks SIGINT, SIGTERM and SIGUSR1 for the calling thread (with `sigprocmask`) and
+    /// Blocks SIGINT, SIGTERM, SIGUSR1 and SIGHUP for the calling thread (with `sigprocmask`) and
     /// returns a signalfd that reports them. Call it before any other thread is started, so
     /// that threads inherit the mask.
     ///
@@ -63,7 +67,7 @@ impl SignalFd {
         let mut set = mem::MaybeUninit::<libc::sigset_t>::uninit();
         // SAFETY: sigemptyset() initialises the whole set it is given a valid pointer to.
         syscall!(sigemptyset(set.as_mut_ptr()))?;
-        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1] {
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1, libc::SIGHUP] {
             // SAFETY: `set` was initialised by sigemptyset() above; `signal` is valid.
             syscall!(sigaddset(set.as_mut_ptr(), signal))?;
         }
@@ -134,5 +138,9 @@ mod tests {
         assert_eq!(rc, 0);
         assert_eq!(signals.read().unwrap(), Some(Signal::User1));
         assert_eq!(signals.read().unwrap(), None);
+        // SAFETY: as above; SIGHUP (whose default action is to terminate) is blocked too.
+        let rc = unsafe { libc::raise(libc::SIGHUP) };
+        assert_eq!(rc, 0);
+        assert_eq!(signals.read().unwrap(), Some(Signal::Hangup));
     }
 }

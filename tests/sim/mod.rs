@@ -243,6 +243,25 @@ impl Simulator {
         self.flush(addr);
     }
 
+    /// Gives keyed node `a` a new key, as SIGHUP after a new key file does: a fresh session is
+    /// made as at a start ([`Node::rekey`]). Restarts of `a` use the new key.
+    pub fn rekey(&mut self, a: SocketAddr, key: ethcloud::crypto::Key) -> ethcloud::node::Rekey {
+        self.starts += 1;
+        let mut session = [0u8; 16];
+        session[..8].copy_from_slice(&self.now.as_millis().to_be_bytes());
+        let tail = (u64::from(self.starts) << 32) ^ u64::from(ip_bits(a));
+        session[8..].copy_from_slice(&tail.to_be_bytes());
+        if let Some(keyed) = self.configs.get_mut(&a).and_then(|c| c.keyed.as_mut()) {
+            keyed.key = key.clone();
+        }
+        let now = self.now;
+        let done = self
+            .node(a)
+            .rekey(now, ethcloud::node::Keyed { key, session });
+        self.flush(a);
+        done
+    }
+
     fn node(&mut self, addr: SocketAddr) -> &mut SimNode {
         let seed = self.seed;
         self.nodes

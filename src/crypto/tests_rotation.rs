@@ -1,0 +1,131 @@
+//! Unit tests of key rotation in the [`Opener`]: two keys at once, the newest tried first,
+//! remembered sessions tagged with their key's generation, and retiring the older key.
+
+use super::tests::{clear_frame, clear_get_peers, open, seal, session};
+use super::*;
+
+fn key(byte: u8) -> Key {
+    Key::from_bytes([byte; KEY_LEN])
+}
+
+fn sealer(key_byte: u8, random: u64, cipher: Cipher) -> Sealer {
+    Sealer::with_cipher(&key(key_byte), session(1_000 + random, random), cipher)
+}
+
+#[test]
+fn opener_with_two_keys_opens_new_sessions_under_either_and_keeps_old_ones() {
+    for cipher in Cipher::ALL {
+        let mut opener = Opener::new(&key(1), 16);
+        let mut remembered = sealer(1, 1, cipher);
+        assert!(open(&mut opener, &seal(&mut remembered, &clear_get_peers())).is_ok());
+        assert!(!opener.has_old_key());
+
+        opener.add_key(&key(2));
+        assert!(opener.has_old_key());
+        // A session remembered before keeps opening.
+        assert!(open(&mut opener, &seal(&mut remembered, &clear_get_peers())).is_ok());
+        // A new session under the new key, and one under the old key (the second try): both
+        // decrypt to the right bytes.
+        let mut new_key = sealer(2, 2, cipher);
+        let mut old_key = sealer(1, 3, cipher);
+        for s in [&mut new_key, &mut old_key] {
+            assert_eq!(
+                open(&mut opener, &seal(s, &clear_frame())),
+                Ok(clear_frame())
+            );
+            assert_eq!(
+                open(&mut opener, &seal(s, &clear_frame())),
+                Ok(clear_frame())
+            );
+        }
+        assert_eq!(opener.sessions(), 3);
+        // A third key opens nothing, and the failed tries leave no session behind.
+        let mut other = sealer(3, 4, cipher);
+        assert_eq!(
+            open(&mut opener, &seal(&mut other, &clear_frame())),
+            Err(OpenError::Forged)
+        );
+        assert_eq!(opener.sessions(), 3);
+        // A replay of the first packet of the session under the old key is still caught.
+        let mut again = sealer(1, 3, cipher);
+        assert_eq!(
+            open(&mut opener, &seal(&mut again, &clear_frame())),
+            Err(OpenError::Replayed)
+        );
+    }
+}
+
+#[test]
+fn retiring_the_old_key_forgets_its_sessions_and_refuses_new_ones() {
+    for cipher in Cipher::ALL {
+        let mut opener = Opener::new(&key(1), 16);
+        let mut before = sealer(1, 1, cipher);
+        assert!(open(&mut opener, &seal(&mut before, &clear_get_peers())).is_ok());
+        opener.add_key(&key(2));
+        let mut old_key = sealer(1, 2, cipher);
+        let mut new_key = sealer(2, 3, cipher);
+        assert!(open(&mut opener, &seal(&mut old_key, &clear_get_peers())).is_ok());
+        assert!(open(&mut opener, &seal(&mut new_key, &clear_get_peers())).is_ok());
+        assert_eq!(opener.sessions(), 3);
+
+        assert_eq!(opener.retire_old_key(), 2, "both sessions of the old key");
+        assert!(!opener.has_old_key());
+        assert_eq!(opener.sessions(), 1);
+        for s in [&mut before, &mut old_key] {
+            assert_eq!(
+                open(&mut opener, &seal(s, &clear_get_peers())),
+                Err(OpenError::Forged)
+            );
+        }
+        let mut late = sealer(1, 4, cipher);
+        assert_eq!(
+            open(&mut opener, &seal(&mut late, &clear_get_peers())),
+            Err(OpenError::Forged),
+            "a new session under the retired key"
+        );
+        assert!(open(&mut opener, &seal(&mut new_key, &clear_get_peers())).is_ok());
+        let mut fresh = sealer(2, 5, cipher);
+        assert!(open(&mut opener, &seal(&mut fresh, &clear_get_peers())).is_ok());
+        assert_eq!(opener.retire_old_key(), 0, "nothing left to retire");
+        assert_eq!(opener.sessions(), 2);
+    }
+}
+
+#[test]
+fn a_third_key_retires_the_first_at_most_two_keys_are_held() {
+    let cipher = Cipher::preferred();
+    let mut opener = Opener::new(&key(1), 16);
+    let mut first = sealer(1, 1, cipher);
+    assert!(open(&mut opener, &seal(&mut first, &clear_get_peers())).is_ok());
+    opener.add_key(&key(2));
+    opener.add_key(&key(3));
+    assert_eq!(opener.sessions(), 0, "the first key's session is forgotten");
+    let mut s1 = sealer(1, 2, cipher);
+    let mut s2 = sealer(2, 3, cipher);
+    let mut s3 = sealer(3, 4, cipher);
+    assert_eq!(
+        open(&mut opener, &seal(&mut s1, &clear_get_peers())),
+        Err(OpenError::Forged)
+    );
+    assert!(open(&mut opener, &seal(&mut s2, &clear_get_peers())).is_ok());
+    assert!(open(&mut opener, &seal(&mut s3, &clear_get_peers())).is_ok());
+}
+
+#[test]
+fn own_sessions_before_and_after_a_rotation_are_both_refused() {
+    let cipher = Cipher::preferred();
+    let (first, second) = (session(1_000, 1), session(2_000, 2));
+    let mut opener = Opener::new(&key(1), 16);
+    opener.refuse_session(first);
+    opener.add_key(&key(2));
+    opener.refuse_session(second);
+    opener.refuse_session(second); // twice changes nothing
+    let mut old = Sealer::with_cipher(&key(1), first, cipher);
+    let mut new = Sealer::with_cipher(&key(2), second, cipher);
+    for s in [&mut old, &mut new] {
+        assert_eq!(
+            open(&mut opener, &seal(s, &clear_get_peers())),
+            Err(OpenError::Replayed)
+        );
+    }
+}
