@@ -46,6 +46,9 @@ dpkg-deb -x "$deb" "$root"
 mkdir -p "$root/lib/systemd"
 cp -a /lib/systemd/system "$root/lib/systemd/"
 cp "$root"/usr/lib/systemd/system/ethcloud* "$root/lib/systemd/system/"
+# ExecReload runs the system's /bin/kill (procps), which the package does not ship.
+mkdir -p "$root/bin"
+cp /bin/kill "$root/bin/"
 # verify exits 0 on unknown keys and the like, so any output at all is a failure.
 out="$(systemd-analyze verify --man=no --root="$root" ethcloud@example.service ethcloud.target 2>&1)" ||
     fail "systemd-analyze verify failed: $out"
