@@ -123,18 +123,35 @@ pub struct ConfigFile {
     lines: BTreeMap<String, usize>,
 }
 
+/// The longest configuration file [`ConfigFile::read`] accepts, in bytes.
+pub const MAX_CONFIG_LEN: u64 = 1 << 20;
+
 impl ConfigFile {
     /// Reads and parses `path`.
     ///
     /// # Errors
     ///
-    /// [`Error::ConfigRead`] if the file cannot be read (or is not UTF-8), else as
+    /// [`Error::ConfigRead`] if the file cannot be read, is not UTF-8 or is longer than
+    /// [`MAX_CONFIG_LEN`] (a path to something endless must not grow memory), else as
     /// [`ConfigFile::parse`].
     pub fn read(path: &Path) -> Result<ConfigFile, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
-            path: path.to_owned(),
-            source,
-        })?;
+        use std::io::Read;
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_CONFIG_LEN + 1).read_to_string(&mut text))
+            .and_then(|len| {
+                if len as u64 > MAX_CONFIG_LEN {
+                    Err(std::io::Error::other(format!(
+                        "longer than {MAX_CONFIG_LEN} bytes"
+                    )))
+                } else {
+                    Ok(())
+                }
+            })
+            .map_err(|source| Error::ConfigRead {
+                path: path.to_owned(),
+                source,
+            })?;
         ConfigFile::parse(path, &text)
     }
 
@@ -260,6 +277,22 @@ mod tests {
         let line = err.to_string();
         assert!(!line.contains('\n'), "{line}");
         line
+    }
+
+    #[test]
+    fn a_config_file_past_the_bound_is_refused_unread() {
+        let dir = std::env::temp_dir().join(format!("ethcloud-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let huge = dir.join("huge.toml");
+        let mut text = String::from("token = 7\n");
+        text.push_str(&"#".repeat(usize::try_from(MAX_CONFIG_LEN).unwrap()));
+        std::fs::write(&huge, text).unwrap();
+        let err = ConfigFile::read(&huge).unwrap_err();
+        assert!(err.to_string().contains("longer than"), "{err}");
+        let small = dir.join("small.toml");
+        std::fs::write(&small, "token = 7\n").unwrap();
+        assert!(ConfigFile::read(&small).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

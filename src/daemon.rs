@@ -500,18 +500,35 @@ fn is_transient(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOMEM | libc::ENOBUFS))
 }
 
+/// The longest key file [`read_key`] accepts, in bytes.
+pub const MAX_KEY_FILE_LEN: u64 = 64 * 1024;
+
 /// Reads and parses the key file (see [`Key::from_file_contents`]), at start-up and on SIGHUP;
 /// the contents are wiped once parsed.
 ///
 /// # Errors
 ///
 /// [`Error::KeyFileRead`] if the file cannot be read, [`Error::KeyFile`] if it holds no usable
-/// key.
+/// key or is longer than [`MAX_KEY_FILE_LEN`].
 pub fn read_key(path: &std::path::Path, token: crate::wire::Token) -> Result<Key, Error> {
-    let mut contents = std::fs::read(path).map_err(|source| Error::KeyFileRead {
+    use std::io::Read;
+    let read_error = |source| Error::KeyFileRead {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    // Bounded: a key file is 32 to 64 bytes or a passphrase; a path to something endless
+    // (a device, a pipe) must not grow memory.
+    let mut contents = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_KEY_FILE_LEN + 1).read_to_end(&mut contents))
+        .map_err(read_error)?;
+    if contents.len() as u64 > MAX_KEY_FILE_LEN {
+        contents.fill(0);
+        return Err(Error::KeyFile {
+            path: path.to_owned(),
+            reason: format!("longer than {MAX_KEY_FILE_LEN} bytes"),
+        });
+    }
     let key = Key::from_file_contents(&contents, token);
     contents.fill(0);
     key.map_err(|e| Error::KeyFile {
@@ -550,6 +567,30 @@ mod tests {
         let b = clock.now();
         assert!(a.as_millis() < 1000);
         assert!(b >= a);
+    }
+
+    #[test]
+    fn key_files_are_read_whole_but_never_past_the_bound() {
+        let dir = std::env::temp_dir().join(format!("ethcloud-keyfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let token = crate::wire::Token::new(7).unwrap();
+        let good = dir.join("good.key");
+        std::fs::write(&good, [0x42u8; 32]).unwrap();
+        assert!(read_key(&good, token).is_ok());
+        let huge = dir.join("huge.key");
+        std::fs::write(
+            &huge,
+            vec![b'a'; usize::try_from(MAX_KEY_FILE_LEN).unwrap() + 1],
+        )
+        .unwrap();
+        let err = read_key(&huge, token).unwrap_err();
+        assert!(matches!(err, Error::KeyFile { .. }), "{err}");
+        assert!(err.to_string().contains("longer than"), "{err}");
+        assert!(matches!(
+            read_key(&dir.join("missing.key"), token),
+            Err(Error::KeyFileRead { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -7,19 +7,9 @@ mod sim;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ethcloud::crypto::{Cipher, Key};
-use ethcloud::node::Keyed;
+use ethcloud::crypto::Cipher;
 use ethcloud::stats::DropReason;
 use sim::{frame, mac, Simulator, BROADCAST};
-
-fn keyed_config(key_byte: u8) -> ethcloud::node::Config {
-    let mut cfg = Simulator::config();
-    cfg.keyed = Some(Keyed {
-        key: Key::from_bytes([key_byte; 32]),
-        session: [0; 16], // the simulator gives every start its own session
-    });
-    cfg
-}
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
@@ -29,7 +19,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 fn keyed_nodes_mesh_and_carry_frames_that_never_appear_in_clear_on_the_wire() {
     let mut sim = Simulator::new(0x8e1);
     sim.wire_log = Some(Vec::new());
-    let cfg = keyed_config(7);
+    let cfg = Simulator::keyed_config(7);
     let [a, b, c] = sim.add_nodes(&cfg);
     sim.connect(b, a);
     sim.connect(c, b);
@@ -59,8 +49,8 @@ fn keyed_nodes_mesh_and_carry_frames_that_never_appear_in_clear_on_the_wire() {
 #[test]
 fn node_with_another_key_or_none_is_ignored_no_peer_no_frame_no_reply() {
     let mut sim = Simulator::new(0x8e2);
-    let [a, b] = sim.add_nodes(&keyed_config(7));
-    let wrong = sim.add_node(&keyed_config(8));
+    let [a, b] = sim.add_nodes(&Simulator::keyed_config(7));
+    let wrong = sim.add_node(&Simulator::keyed_config(8));
     let clear = sim.add_node(&Simulator::config());
     sim.connect(b, a);
     sim.connect(wrong, a);
@@ -101,7 +91,7 @@ fn node_with_another_key_or_none_is_ignored_no_peer_no_frame_no_reply() {
 fn sealed_by_other_key_frame() -> Vec<u8> {
     // a frame sealed by a node with key 8: build one through a throwaway simulation
     let mut sim = Simulator::new(0x8e9);
-    let [x, y] = sim.add_nodes(&keyed_config(8));
+    let [x, y] = sim.add_nodes(&Simulator::keyed_config(8));
     sim.connect(y, x);
     sim.advance_until(Duration::from_secs(10), |s| s.is_full_mesh());
     sim.wire_log = Some(Vec::new());
@@ -124,7 +114,7 @@ fn capture(sim: &mut Simulator, a: SocketAddr, b: SocketAddr, frames: u8) -> Vec
 #[test]
 fn replays_drop_and_reordering_within_the_window_is_accepted_once() {
     let mut sim = Simulator::new(0x8e3);
-    let [a, b] = sim.add_nodes(&keyed_config(7));
+    let [a, b] = sim.add_nodes(&Simulator::keyed_config(7));
     sim.connect(b, a);
     sim.advance_until(Duration::from_secs(10), |s| s.is_full_mesh());
     let sealed = capture(&mut sim, a, b, 3);
@@ -167,7 +157,7 @@ fn replays_drop_and_reordering_within_the_window_is_accepted_once() {
 #[test]
 fn flipping_any_byte_of_a_sealed_frame_makes_it_drop() {
     let mut sim = Simulator::new(0x8e4);
-    let [a, b] = sim.add_nodes(&keyed_config(7));
+    let [a, b] = sim.add_nodes(&Simulator::keyed_config(7));
     sim.connect(b, a);
     sim.advance_until(Duration::from_secs(10), |s| s.is_full_mesh());
     let now = sim.now;
@@ -201,7 +191,7 @@ fn flipping_any_byte_of_a_sealed_frame_makes_it_drop() {
 #[test]
 fn restarted_keyed_node_rejoins_with_a_new_session() {
     let mut sim = Simulator::new(0x8e5);
-    let mut cfg = keyed_config(7);
+    let mut cfg = Simulator::keyed_config(7);
     cfg.peer_timeout = Duration::from_secs(60);
     let [a, b] = sim.add_nodes(&cfg);
     sim.connect(b, a);

@@ -9,17 +9,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ethcloud::crypto::Key;
-use ethcloud::node::{Keyed, Rekey, KEY_GRACE, KEY_ROLLOVER};
+use ethcloud::node::{Rekey, KEY_GRACE, KEY_ROLLOVER};
 use sim::{frame, mac, Simulator, BROADCAST};
-
-fn keyed_config(key_byte: u8) -> ethcloud::node::Config {
-    let mut cfg = Simulator::config();
-    cfg.keyed = Some(Keyed {
-        key: Key::from_bytes([key_byte; 32]),
-        session: [0; 16], // the simulator gives every start its own session
-    });
-    cfg
-}
 
 /// Sends one frame from each node of `nodes` to each other (node i has MAC i + 1) and returns
 /// how many of them arrived at their destination, exactly once each.
@@ -51,7 +42,7 @@ fn exchange(sim: &mut Simulator, nodes: &[SocketAddr], round: u8) -> usize {
 fn key_rotation_keeps_frames_flowing_and_cuts_off_a_node_without_the_new_key() {
     let seed = 0x8e7;
     let mut sim = Simulator::new(seed);
-    let old = keyed_config(7);
+    let old = Simulator::keyed_config(7);
     let [a, b, c] = sim.add_nodes(&old);
     let laggard = sim.add_node(&old); // never gets the new key
     sim.connect(b, a);
@@ -154,7 +145,7 @@ fn rekey_without_keyed_mode_or_during_a_rotation_changes_nothing() {
     let mut sim = Simulator::new(0x8e8);
     let clear = sim.add_node(&Simulator::config());
     assert_eq!(sim.rekey(clear, Key::from_bytes([9; 32])), Rekey::NotKeyed);
-    let a = sim.add_node(&keyed_config(7));
+    let a = sim.add_node(&Simulator::keyed_config(7));
     assert_eq!(sim.rekey(a, Key::from_bytes([7; 32])), Rekey::Unchanged);
     assert_eq!(sim.rekey(a, Key::from_bytes([9; 32])), Rekey::Started);
     assert_eq!(sim.rekey(a, Key::from_bytes([10; 32])), Rekey::Busy);

@@ -198,6 +198,17 @@ impl Simulator {
         Config::new(Token::new(1).unwrap())
     }
 
+    /// [`Simulator::config`] in keyed mode with the key of 32 `key_byte`s (the simulator
+    /// gives every start its own session).
+    pub fn keyed_config(key_byte: u8) -> Config {
+        let mut cfg = Simulator::config();
+        cfg.keyed = Some(ethcloud::node::Keyed {
+            key: ethcloud::crypto::Key::from_bytes([key_byte; 32]),
+            session: [0; 16],
+        });
+        cfg
+    }
+
     /// A fresh address in 198.18.0.0/15.
     pub fn next_addr(&mut self) -> SocketAddr {
         let n = self.next_host;
