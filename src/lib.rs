@@ -32,6 +32,7 @@ pub mod crypto;
 pub mod daemon;
 pub mod error;
 pub mod hook;
+pub mod identity;
 pub mod io;
 pub mod limit;
 pub mod node;

@@ -1,0 +1,359 @@
+//! Per-node keys: [`SecretKey`] (an X25519 private key, wiped on drop) and [`PublicKey`], their
+//! text form (standard base64 with padding, 44 characters, as `wg genkey` prints), and the
+//! trusted set ([`TrustedKeys`]) read from a trust file's contents.
+//!
+//! Owns the key text formats and the trust-file format. It reads no file and no RNG: the
+//! caller passes file contents and random bytes.
+
+use core::fmt;
+use std::collections::HashMap;
+
+use snow::params::DHChoice;
+use snow::resolvers::{CryptoResolver, DefaultResolver};
+
+/// Bytes of an X25519 key, private or public.
+pub const KEY_LEN: usize = 32;
+/// Characters of a key in text form (base64 of 32 bytes, with one `=` of padding).
+pub const KEY_TEXT_LEN: usize = 44;
+/// The most keys a trusted set holds; more is refused with an error.
+pub const MAX_TRUSTED_KEYS: usize = 4096;
+
+/// An X25519 public key: a node's identity.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PublicKey(pub [u8; KEY_LEN]);
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({self})")
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = [0u8; KEY_TEXT_LEN];
+        encode(&self.0, &mut text);
+        f.pad(core::str::from_utf8(&text).unwrap_or("?"))
+    }
+}
+
+impl PublicKey {
+    /// The public key in its text form, `key`, surrounding white space ignored.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyTextError`] when it is not 44 characters of base64 for 32 bytes.
+    pub fn from_text(key: &str) -> Result<PublicKey, KeyTextError> {
+        decode(key.trim()).map(PublicKey)
+    }
+}
+
+/// An X25519 private key. Its bytes are overwritten with zeros when it is dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretKey([u8; KEY_LEN]);
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey(..)")
+    }
+}
+
+impl Drop for SecretKey {
+    fn drop(&mut self) {
+        self.0.fill(0);
+        // Keeps the compiler from treating the stores above as dead.
+        std::hint::black_box(&self.0);
+    }
+}
+
+impl SecretKey {
+    /// A private key from 32 random bytes (clamped as X25519 asks).
+    pub fn from_random(mut bytes: [u8; KEY_LEN]) -> SecretKey {
+        bytes[0] &= 248;
+        bytes[31] &= 127;
+        bytes[31] |= 64;
+        SecretKey(bytes)
+    }
+
+    /// The private key in its text form (a key file's contents), surrounding white space
+    /// ignored.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyTextError`] when it is not 44 characters of base64 for 32 bytes.
+    pub fn from_text(key: &str) -> Result<SecretKey, KeyTextError> {
+        decode(key.trim()).map(SecretKey)
+    }
+
+    /// The private key's bytes (for the handshake).
+    pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+
+    /// The text form: 44 characters of base64, as `ethcloud genkey` prints it.
+    pub fn to_text(&self) -> String {
+        let mut text = [0u8; KEY_TEXT_LEN];
+        encode(&self.0, &mut text);
+        let s = String::from_utf8_lossy(&text).into_owned();
+        text.fill(0);
+        s
+    }
+
+    /// The public key of this private key (X25519 with the base point).
+    pub fn public_key(&self) -> PublicKey {
+        let mut public = [0u8; KEY_LEN];
+        if let Some(mut dh) = DefaultResolver.resolve_dh(&DHChoice::Curve25519) {
+            dh.set(&self.0);
+            public.copy_from_slice(dh.pubkey());
+        }
+        PublicKey(public)
+    }
+}
+
+/// Why a key's text form was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyTextError {
+    /// Not 44 characters long.
+    Length(usize),
+    /// A character that is not base64, or padding in the wrong place.
+    NotBase64,
+}
+
+impl fmt::Display for KeyTextError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyTextError::Length(n) => write!(
+                f,
+                "a key is {KEY_TEXT_LEN} characters of base64 (as ethcloud genkey prints), not {n}"
+            ),
+            KeyTextError::NotBase64 => f.write_str("a key is base64 (as ethcloud genkey prints)"),
+        }
+    }
+}
+
+impl std::error::Error for KeyTextError {}
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 of 32 bytes, with padding.
+fn encode(bytes: &[u8; KEY_LEN], out: &mut [u8; KEY_TEXT_LEN]) {
+    let sextet = |v: u32, shift: u32| ALPHABET[((v >> shift) & 63) as usize];
+    let mut o = 0;
+    for chunk in bytes.chunks(3) {
+        let b = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
+        let v = (b(0) << 16) | (b(1) << 8) | b(2);
+        out[o] = sextet(v, 18);
+        out[o + 1] = sextet(v, 12);
+        out[o + 2] = if chunk.len() > 1 { sextet(v, 6) } else { b'=' };
+        out[o + 3] = if chunk.len() > 2 { sextet(v, 0) } else { b'=' };
+        o += 4;
+    }
+}
+
+fn decode(text: &str) -> Result<[u8; KEY_LEN], KeyTextError> {
+    let text = text.as_bytes();
+    if text.len() != KEY_TEXT_LEN {
+        return Err(KeyTextError::Length(text.len()));
+    }
+    if text[KEY_TEXT_LEN - 1] != b'=' {
+        return Err(KeyTextError::NotBase64);
+    }
+    let value = |c: u8| -> Result<u32, KeyTextError> {
+        ALPHABET
+            .iter()
+            .position(|a| *a == c)
+            .map(|p| p as u32)
+            .ok_or(KeyTextError::NotBase64)
+    };
+    let mut out = [0u8; KEY_LEN];
+    let mut o = 0;
+    for chunk in text[..KEY_TEXT_LEN - 4].chunks(4) {
+        let v = chunk
+            .iter()
+            .try_fold(0u32, |v, c| Ok((v << 6) | value(*c)?))?;
+        out[o] = (v >> 16) as u8;
+        out[o + 1] = (v >> 8) as u8;
+        out[o + 2] = v as u8;
+        o += 3;
+    }
+    // The last group: 2 bytes in 3 characters and one `=`.
+    let tail = &text[KEY_TEXT_LEN - 4..KEY_TEXT_LEN - 1];
+    let v = tail
+        .iter()
+        .try_fold(0u32, |v, c| Ok((v << 6) | value(*c)?))?;
+    if v & 3 != 0 {
+        // Non-zero bits past the last byte: not the canonical form of any key.
+        return Err(KeyTextError::NotBase64);
+    }
+    out[o] = (v >> 10) as u8;
+    out[o + 1] = (v >> 2) as u8;
+    Ok(out)
+}
+
+/// The set of public keys this node trusts, each with the name it was given (its file name, or
+/// the text after the key on its line).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedKeys {
+    keys: HashMap<PublicKey, String>,
+}
+
+/// Why a trust file's contents were refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrustError {
+    /// The 1-based line number.
+    pub line: usize,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl fmt::Display for TrustError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.reason)
+    }
+}
+
+impl std::error::Error for TrustError {}
+
+impl TrustedKeys {
+    /// An empty set.
+    pub fn new() -> TrustedKeys {
+        TrustedKeys::default()
+    }
+
+    /// Adds the keys of a trust file's contents: one public key per line, optionally followed
+    /// by white space and a name; empty lines and lines starting with `#` are skipped.
+    /// `default_name` names keys that have none on their line.
+    ///
+    /// # Errors
+    ///
+    /// [`TrustError`] naming the first bad line, or the line past [`MAX_TRUSTED_KEYS`].
+    pub fn add_contents(&mut self, contents: &str, default_name: &str) -> Result<(), TrustError> {
+        for (i, line) in contents.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (key, name) = match line.split_once(char::is_whitespace) {
+                Some((key, name)) => (key, name.trim()),
+                None => (line, default_name),
+            };
+            let key = PublicKey::from_text(key).map_err(|e| TrustError {
+                line: i + 1,
+                reason: e.to_string(),
+            })?;
+            if !self.keys.contains_key(&key) && self.keys.len() >= MAX_TRUSTED_KEYS {
+                return Err(TrustError {
+                    line: i + 1,
+                    reason: format!("more than {MAX_TRUSTED_KEYS} trusted keys"),
+                });
+            }
+            self.keys.insert(key, name.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Adds one key with a name.
+    pub fn insert(&mut self, key: PublicKey, name: &str) {
+        self.keys.insert(key, name.to_owned());
+    }
+
+    /// Removes one key; returns whether it was there.
+    pub fn remove(&mut self, key: &PublicKey) -> bool {
+        self.keys.remove(key).is_some()
+    }
+
+    /// Whether `key` is trusted.
+    pub fn contains(&self, key: &PublicKey) -> bool {
+        self.keys.contains_key(key)
+    }
+
+    /// The name `key` was given, if it is trusted.
+    pub fn name(&self, key: &PublicKey) -> Option<&str> {
+        self.keys.get(key).map(String::as_str)
+    }
+
+    /// How many keys are trusted.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no key is trusted.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The trusted keys, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &PublicKey> + '_ {
+        self.keys.keys()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_round_trip_and_rfc7748_public_key() {
+        // RFC 7748 section 6.1: Alice's private and public key.
+        let private = hex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
+        let public = hex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
+        let secret = SecretKey(private);
+        assert_eq!(secret.public_key(), PublicKey(public));
+        let text = secret.to_text();
+        assert_eq!(text.len(), KEY_TEXT_LEN);
+        assert_eq!(SecretKey::from_text(&format!(" {text}\n")), Ok(secret));
+        let p = PublicKey(public);
+        assert_eq!(PublicKey::from_text(&p.to_string()), Ok(p));
+        assert_eq!(
+            p.to_string(),
+            "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo="
+        );
+    }
+
+    #[test]
+    fn bad_key_text_is_refused() {
+        assert_eq!(PublicKey::from_text(""), Err(KeyTextError::Length(0)));
+        let good = "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=";
+        assert!(PublicKey::from_text(good).is_ok());
+        assert_eq!(
+            PublicKey::from_text(&good.replace('h', "!")),
+            Err(KeyTextError::NotBase64)
+        );
+        assert_eq!(
+            PublicKey::from_text(&good.replace('=', "A")),
+            Err(KeyTextError::NotBase64)
+        );
+        // 'p' has its low bits set: no 32-byte key encodes to it.
+        assert_eq!(
+            PublicKey::from_text("hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmp="),
+            Err(KeyTextError::NotBase64)
+        );
+        for n in [43, 45, 100] {
+            assert_eq!(
+                PublicKey::from_text(&"A".repeat(n)),
+                Err(KeyTextError::Length(n))
+            );
+        }
+    }
+
+    #[test]
+    fn trust_file_lines_comments_names_and_errors() {
+        let mut t = TrustedKeys::new();
+        let a = SecretKey::from_random([1; 32]).public_key();
+        let b = SecretKey::from_random([2; 32]).public_key();
+        let contents = format!("# nodes\n\n{a} alpha node\n  {b}\n");
+        t.add_contents(&contents, "file").unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.name(&a), Some("alpha node"));
+        assert_eq!(t.name(&b), Some("file"));
+        let err = t.add_contents("# x\nnot-a-key\n", "f").unwrap_err();
+        assert_eq!(err.line, 2);
+    }
+
+    fn hex(s: &str) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
+        }
+        out
+    }
+}
