@@ -42,7 +42,11 @@ use std::time::Duration;
 use log::{debug, info, warn};
 
 use crate::buf::{PacketBuf, HEADROOM, SWITCH_AT};
+use crate::buf::BUF_LEN;
 use crate::crypto::{self, Key, OpenError, Opener, Sealer};
+use crate::identity::{
+    handshake, HandshakeEvent, IdentityConfig, SealOutcome, SecretKey, Sessions, TrustedKeys,
+};
 use crate::io::{Device, Socket};
 use crate::limit::RateLimiter;
 use crate::peers::{
@@ -118,6 +122,21 @@ pub struct Config {
     /// The network key and this run's session, for the keyed mode; `None` for the seed's
     /// cleartext protocol.
     pub keyed: Option<Keyed>,
+    /// Per-node identity: our private key, the keys we trust and the session timers; `None`
+    /// unless `--private-key` is given. Excludes `keyed`.
+    pub identity: Option<IdentitySetup>,
+}
+
+/// Per-node identity mode (see [`crate::identity`]): every datagram is sealed with a session
+/// made by a Noise IK handshake with the peer's own key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentitySetup {
+    /// Our private key.
+    pub secret: SecretKey,
+    /// The public keys we trust.
+    pub trusted: TrustedKeys,
+    /// Session timers and limits.
+    pub config: IdentityConfig,
 }
 
 /// Keyed mode: every datagram is sealed with the network key (see [`crate::crypto`]).
@@ -188,6 +207,7 @@ impl Config {
             contacts_per_second: DEFAULT_CONTACTS_PER_SECOND,
             broadcast_limit: None,
             keyed: None,
+            identity: None,
         }
     }
 
@@ -269,6 +289,16 @@ impl<S: Socket> Tx<S> {
     }
 }
 
+/// The drop counter of a datagram that did not open (keyed and identity mode).
+fn open_drop_reason(e: OpenError) -> DropReason {
+    match e {
+        OpenError::Replayed | OpenError::StaleSession => DropReason::Replayed,
+        OpenError::Truncated | OpenError::NotSealed | OpenError::Forged => {
+            DropReason::Unauthenticated
+        }
+    }
+}
+
 fn error_bit(kind: io::ErrorKind) -> u8 {
     match kind {
         io::ErrorKind::WouldBlock => 1,
@@ -287,6 +317,12 @@ pub struct Node<S: Socket, D: Device> {
     crypto: Option<(Sealer, Opener)>,
     /// Keyed mode: the key rotation under way, if any.
     rollover: Option<Rollover>,
+    /// Identity mode: the sessions with each trusted key.
+    sessions: Option<Box<Sessions>>,
+    /// Identity mode: where a flooded datagram is copied and sealed for each peer.
+    flood: Box<[u8]>,
+    /// The time of the latest call that gave us one (for the sealing of control messages).
+    now: Instant,
     tx: Tx<S>,
     device: D,
     device_warned: bool,
@@ -337,9 +373,26 @@ impl<S: Socket, D: Device> Node<S, D> {
             opener.refuse_session(k.session);
             (Sealer::new(&k.key, k.session), opener)
         });
+        let sessions = config.identity.as_ref().map(|setup| {
+            Box::new(Sessions::new(
+                handshake::Identity::new(setup.secret.clone()),
+                config.token,
+                setup.trusted.clone(),
+                setup.config.clone(),
+                now,
+            ))
+        });
+        let flood = if sessions.is_some() {
+            vec![0u8; BUF_LEN].into_boxed_slice()
+        } else {
+            Box::default()
+        };
         let mut node = Node {
             crypto,
             rollover: None,
+            sessions,
+            flood,
+            now,
             peers: PeerTable::new(config.max_peers),
             switch: SwitchTable::new(
                 config.mac_timeout,
@@ -416,8 +469,10 @@ impl<S: Socket, D: Device> Node<S, D> {
     ) -> Result<(), DropReason> {
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += datagram.len() as u64;
+        self.now = now;
         let from = canonical(from);
         let result = self.handle_datagram(now, from, datagram);
+        self.flush_handshakes(now);
         if let Err(reason) = result {
             self.stats.count_drop(reason);
             debug!("dropped {} bytes from {from}: {reason}", datagram.len());
@@ -439,19 +494,66 @@ impl<S: Socket, D: Device> Node<S, D> {
             return Err(DropReason::FromSelf);
         }
         let wire_len = datagram.len();
+        if let Some(sessions) = &mut self.sessions {
+            let marker = datagram.get(wire::TOKEN_LEN).copied();
+            if marker == Some(handshake::INITIATION) || marker == Some(handshake::RESPONSE) {
+                return self.on_handshake(now, from, datagram);
+            }
+            // Identity mode: only what opens with a session of a trusted key goes on.
+            let range = sessions
+                .open(now, from, datagram)
+                .map_err(open_drop_reason)?;
+            let datagram: &[u8] = datagram.get(range).unwrap_or_default();
+            return self.handle_clear(now, from, datagram, wire_len);
+        }
         // Keyed mode: only what opens with the key and is no replay goes on, decrypted in place.
         let datagram: &[u8] = match &mut self.crypto {
             None => datagram,
             Some((_, opener)) => {
-                let range = opener.open(datagram).map_err(|e| match e {
-                    OpenError::Replayed | OpenError::StaleSession => DropReason::Replayed,
-                    OpenError::Truncated | OpenError::NotSealed | OpenError::Forged => {
-                        DropReason::Unauthenticated
-                    }
-                })?;
+                let range = opener.open(datagram).map_err(open_drop_reason)?;
                 datagram.get(range).unwrap_or_default()
             }
         };
+        self.handle_clear(now, from, datagram, wire_len)
+    }
+
+    /// Identity mode: a handshake message; a response goes back at once, and a session we
+    /// started is greeted with a "get peer list" if its address is no verified peer yet.
+    fn on_handshake(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        msg: &[u8],
+    ) -> Result<(), DropReason> {
+        let Some(sessions) = &mut self.sessions else {
+            return Err(DropReason::Unauthenticated);
+        };
+        match sessions.on_handshake(now, from, msg, &mut self.control) {
+            HandshakeEvent::Answered(len) => {
+                if let Some(reply) = self.control.get(..len) {
+                    self.tx.send(&mut self.stats, from, reply, true);
+                }
+                Ok(())
+            }
+            HandshakeEvent::Completed => {
+                if !self.peers.is_verified(from) {
+                    debug!("asking {from} for its peer list (session made)");
+                    self.send_control(from, Kind::GetPeers);
+                }
+                Ok(())
+            }
+            HandshakeEvent::Dropped => Err(DropReason::Unauthenticated),
+        }
+    }
+
+    /// Acts on a clear datagram (opened first in keyed and identity mode).
+    fn handle_clear(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+        wire_len: usize,
+    ) -> Result<(), DropReason> {
         let packet = Packet::new_checked(datagram).map_err(DropReason::Malformed)?;
         let message = Message::parse(packet).map_err(DropReason::Malformed)?;
         if let Message::Close = message {
@@ -767,6 +869,25 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// Sends the clear datagram of `len` bytes at [`CONTROL_AT`] in the control buffer, sealed
     /// first in keyed mode.
     fn send_control_buffer(&mut self, to: SocketAddr, len: usize) {
+        if let Some(sessions) = &mut self.sessions {
+            let switch_at = CONTROL_AT + wire::TOKEN_LEN;
+            let inner_len = len.saturating_sub(wire::TOKEN_LEN);
+            match sessions.seal(self.now, to, &mut self.control, switch_at, inner_len) {
+                Ok(range) => {
+                    if let Some(datagram) = self.control.get(range) {
+                        self.tx.send(&mut self.stats, to, datagram, true);
+                    }
+                }
+                Err(SealOutcome::NoSession) => {
+                    debug!("no session with {to} yet: a handshake is started")
+                }
+                Err(SealOutcome::Seal(e)) => {
+                    self.stats.send_errors += 1;
+                    debug!("cannot seal a message to {to}: {e}");
+                }
+            }
+            return;
+        }
         let range = match &mut self.crypto {
             None => CONTROL_AT..CONTROL_AT + len,
             Some((sealer, _)) => {
@@ -789,7 +910,7 @@ impl<S: Socket, D: Device> Node<S, D> {
 
     /// Bytes a datagram grows by when sealed (0 in the clear protocol).
     fn seal_overhead(&self) -> usize {
-        if self.crypto.is_some() {
+        if self.crypto.is_some() || self.sessions.is_some() {
             crypto::OVERHEAD
         } else {
             0
@@ -811,7 +932,9 @@ impl<S: Socket, D: Device> Node<S, D> {
     ) -> Result<(), DropReason> {
         self.stats.frames_from_device += 1;
         self.stats.bytes_from_device += len as u64;
+        self.now = now;
         let result = self.forward(now, buf, len);
+        self.flush_handshakes(now);
         if let Err(reason) = result {
             self.stats.count_drop(reason);
             debug!("dropped a {len}-byte frame from the device: {reason}");
@@ -841,6 +964,9 @@ impl<S: Socket, D: Device> Node<S, D> {
         if emit_header(self.config.token, Kind::Frame, datagram).is_err() {
             return Err(DropReason::BadDeviceFrame);
         }
+        if self.sessions.is_some() {
+            return self.forward_sealed_per_peer(now, buf, len, target);
+        }
         let range = match &mut self.crypto {
             None => HEADROOM..HEADROOM + HEADER_LEN + len,
             Some((sealer, _)) => {
@@ -866,10 +992,103 @@ impl<S: Socket, D: Device> Node<S, D> {
         Ok(())
     }
 
+    /// Identity mode: seals the frame datagram in `buf` with the session of each receiver: in
+    /// place for one, in a copy per peer for a flood. // HOT PATH
+    fn forward_sealed_per_peer(
+        &mut self,
+        now: Instant,
+        buf: &mut PacketBuf,
+        len: usize,
+        target: Option<SocketAddr>,
+    ) -> Result<(), DropReason> {
+        let Node {
+            sessions: Some(sessions),
+            tx,
+            stats,
+            peers,
+            flood,
+            ..
+        } = self
+        else {
+            return Err(DropReason::BadDeviceFrame);
+        };
+        let clear_end = HEADROOM + HEADER_LEN + len;
+        match target {
+            Some(peer) => {
+                stats.frames_unicast += 1;
+                if let Ok(range) = sessions.seal(now, peer, buf.bytes_mut(), SWITCH_AT, 1 + len) {
+                    if let Some(datagram) = buf.bytes().get(range) {
+                        tx.send(stats, peer, datagram, false);
+                    }
+                }
+            }
+            None => {
+                stats.frames_flooded += 1;
+                let (Some(clear), Some(copy)) =
+                    (buf.bytes().get(HEADROOM..clear_end), flood.get_mut(HEADROOM..clear_end))
+                else {
+                    return Err(DropReason::BadDeviceFrame);
+                };
+                copy.copy_from_slice(clear);
+                for peer in peers.verified_addrs() {
+                    // Each seal encrypts the copy in place: restore the clear bytes first.
+                    if let (Some(clear), Some(copy)) =
+                        (buf.bytes().get(HEADROOM..clear_end), flood.get_mut(HEADROOM..clear_end))
+                    {
+                        copy.copy_from_slice(clear);
+                    }
+                    if let Ok(range) = sessions.seal(now, peer, flood, SWITCH_AT, 1 + len) {
+                        if let Some(datagram) = flood.get(range) {
+                            tx.send(stats, peer, datagram, false);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Identity mode: starts the handshakes that sealing asked for.
+    fn flush_handshakes(&mut self, now: Instant) {
+        let Node {
+            sessions: Some(sessions),
+            tx,
+            stats,
+            ..
+        } = self
+        else {
+            return;
+        };
+        if sessions.has_wanted() {
+            sessions.flush(now, &mut |to, bytes| tx.send(stats, to, bytes, true));
+        }
+    }
+
+    /// Identity mode: replaces the trusted keys (SIGHUP). The sessions of keys no longer
+    /// trusted are dropped at once and their addresses removed from the peers; returns how
+    /// many addresses were removed. Does nothing in the other modes.
+    pub fn set_trusted(&mut self, now: Instant, trusted: TrustedKeys) -> usize {
+        let Some(sessions) = &mut self.sessions else {
+            return 0;
+        };
+        let addrs = sessions.set_trusted(trusted);
+        for addr in addrs.iter() {
+            self.remove_peer(now, *addr, "its key is no longer trusted");
+            self.contacts.remove(*addr);
+        }
+        addrs.len()
+    }
+
+    /// Identity mode: the sessions (keys, counters); `None` in the other modes.
+    pub fn sessions(&self) -> Option<&Sessions> {
+        self.sessions.as_deref()
+    }
+
     /// Runs the timers: expires peers and MAC entries, contacts queued addresses, gossips.
     /// Call it whenever `now >= self.next_deadline()`; calling it more often is harmless.
     pub fn housekeep(&mut self, now: Instant) {
         self.next_housekeep = now + HOUSEKEEP_INTERVAL;
+        self.now = now;
 
         let mut expired = core::mem::take(&mut self.targets);
         expired.clear();
@@ -901,6 +1120,15 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.send_keepalives(now, keepalive);
         self.send_follow_ups(now);
         self.advance_rollover(now);
+        if let Node {
+            sessions: Some(sessions),
+            tx,
+            stats,
+            ..
+        } = self
+        {
+            sessions.housekeep(now, &mut |to, bytes| tx.send(stats, to, bytes, true));
+        }
     }
 
     /// Keyed mode: starts a rotation to `next.key` (see [`KEY_ROLLOVER`] and [`KEY_GRACE`]).
@@ -1149,6 +1377,7 @@ impl<S: Socket, D: Device> Node<S, D> {
 
     /// Sends Close to every peer (the spec's shutdown rule) and forgets them.
     pub fn shutdown(&mut self, now: Instant) {
+        self.now = now;
         let mut peers = core::mem::take(&mut self.targets);
         peers.clear();
         peers.extend(self.peers.verified_addrs());

@@ -73,6 +73,11 @@ impl Sealer {
         }
     }
 
+    /// How many packets this sealer has sealed (the next counter).
+    pub fn sealed(&self) -> u64 {
+        self.next
+    }
+
     /// The cipher this sealer uses.
     pub fn cipher(&self) -> Cipher {
         self.cipher

@@ -6,6 +6,10 @@
 //! rest of the core it performs no I/O and reads no clock or RNG: the caller passes time,
 //! random bytes and file contents.
 
+pub mod handshake;
 pub mod keys;
+pub mod session;
 
+pub use handshake::{Established, HandshakeError, Identity};
 pub use keys::{KeyTextError, PublicKey, SecretKey, TrustError, TrustedKeys};
+pub use session::{HandshakeEvent, IdentityConfig, SealOutcome, SessionStats, Sessions};

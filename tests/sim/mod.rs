@@ -112,6 +112,11 @@ impl Traffic {
         }
     }
 
+    /// Datagrams of every kind.
+    pub fn datagrams(&self) -> u64 {
+        self.keepalives + self.lists + self.requests + self.frames + self.sealed
+    }
+
     /// Adds `other` to `self`.
     pub fn add(&mut self, other: &Traffic) {
         self.keepalives += other.keepalives;
@@ -151,6 +156,8 @@ pub struct Simulator {
     pub lost: u64,
     /// When `Some`, every delivered datagram's bytes are kept here (what a wiretap sees).
     pub wire_log: Option<Vec<Vec<u8>>>,
+    /// Datagrams delivered to each address.
+    received: BTreeMap<SocketAddr, u64>,
     starts: u32,
     /// What each node sent, by kind (kept across restarts at the same address).
     pub traffic: BTreeMap<SocketAddr, Traffic>,
@@ -187,6 +194,7 @@ impl Simulator {
             delivered: 0,
             lost: 0,
             wire_log: None,
+            received: BTreeMap::new(),
             starts: 0,
             traffic: BTreeMap::new(),
             gaps: None,
@@ -207,6 +215,28 @@ impl Simulator {
             session: [0; 16],
         });
         cfg
+    }
+
+    /// [`Simulator::config`] in identity mode: the private key made from 32 `secret` bytes,
+    /// trusting the public keys of the nodes named by `trusted` (their `secret` bytes).
+    pub fn identity_config(secret: u8, trusted: &[u8]) -> Config {
+        use ethcloud::identity::{IdentityConfig, SecretKey, TrustedKeys};
+        let mut cfg = Simulator::config();
+        let mut keys = TrustedKeys::new();
+        for t in trusted {
+            keys.insert(Simulator::public_key(*t), &format!("node{t}"));
+        }
+        cfg.identity = Some(ethcloud::node::IdentitySetup {
+            secret: SecretKey::from_random([secret; 32]),
+            trusted: keys,
+            config: IdentityConfig::new(Instant::ZERO, 1_700_000_000_000_000_000, u64::from(secret)),
+        });
+        cfg
+    }
+
+    /// The public key of the node made with `secret` bytes (see [`Simulator::identity_config`]).
+    pub fn public_key(secret: u8) -> ethcloud::identity::PublicKey {
+        ethcloud::identity::SecretKey::from_random([secret; 32]).public_key()
     }
 
     /// A fresh address in 198.18.0.0/15.
@@ -243,6 +273,13 @@ impl Simulator {
             let tail = (u64::from(self.starts) << 32) ^ u64::from(ip_bits(addr));
             keyed.session[8..].copy_from_slice(&tail.to_be_bytes());
         }
+        if let Some(identity) = run_cfg.identity.as_mut() {
+            // The wall clock moves on with the simulated one; the index seed differs per start.
+            self.starts += 1;
+            identity.config.started = self.now;
+            identity.config.wall_start_nanos += self.now.as_millis() * 1_000_000;
+            identity.config.seed ^= (u64::from(self.starts) << 32) ^ u64::from(ip_bits(addr));
+        }
         let node = Node::new(
             run_cfg,
             SimSocket::default(),
@@ -278,6 +315,41 @@ impl Simulator {
         self.nodes
             .get_mut(&addr)
             .unwrap_or_else(|| panic!("seed {seed:#x}: no node at {addr}"))
+    }
+
+    /// Identity mode: `a` now trusts only the nodes named by `trusted` (as SIGHUP after the
+    /// trust file changed). Returns how many peer addresses were cut off.
+    pub fn set_trusted(&mut self, a: SocketAddr, trusted: &[u8]) -> usize {
+        let mut keys = ethcloud::identity::TrustedKeys::new();
+        for t in trusted {
+            keys.insert(Simulator::public_key(*t), &format!("node{t}"));
+        }
+        if let Some(identity) = self.configs.get_mut(&a).and_then(|c| c.identity.as_mut()) {
+            identity.trusted = keys.clone();
+        }
+        let now = self.now;
+        let cut = self.node(a).set_trusted(now, keys);
+        self.flush(a);
+        cut
+    }
+
+    /// Identity mode: the session counters of `a`.
+    pub fn session_stats(&self, a: SocketAddr) -> ethcloud::identity::SessionStats {
+        self.nodes
+            .get(&a)
+            .and_then(|n| n.sessions())
+            .map(|s| *s.stats())
+            .unwrap_or_default()
+    }
+
+    /// Identity mode: the id of the session `a` seals with towards the node made with `secret`.
+    pub fn session_id(&self, a: SocketAddr, secret: u8) -> Option<[u8; 16]> {
+        let key = Simulator::public_key(secret);
+        self.nodes
+            .get(&a)
+            .and_then(|n| n.sessions())
+            .and_then(|s| s.current_session(&key))
+            .map(|(id, _, _)| id)
     }
 
     /// Tells `a` to connect to `b` (as `-c b`).
@@ -430,6 +502,7 @@ impl Simulator {
         }
         self.record(&d);
         self.delivered += 1;
+        *self.received.entry(d.to).or_default() += 1;
         if let Some((last, longest)) = self.gaps.as_mut().and_then(|g| g.get_mut(&(d.from, d.to))) {
             *longest = (*longest).max(self.now.saturating_duration_since(*last));
             *last = self.now;
@@ -503,6 +576,27 @@ impl Simulator {
     }
 
     /// True when every node has every other node as a peer, and nothing else.
+    /// Whether each of `among` has every other one of them as a verified peer.
+    pub fn is_full_mesh_among(&self, among: &[SocketAddr]) -> bool {
+        among.iter().all(|a| {
+            let peers = self.peers_of(*a);
+            among.iter().all(|b| b == a || peers.contains(b))
+        })
+    }
+
+    /// Datagrams delivered to `a` so far (from anyone).
+    pub fn received_by(&self, a: SocketAddr) -> u64 {
+        self.received.get(&a).copied().unwrap_or(0)
+    }
+
+    /// Identity mode: the receiving sessions `a` holds.
+    pub fn node_sessions(&self, a: SocketAddr) -> usize {
+        self.nodes
+            .get(&a)
+            .and_then(|n| n.sessions())
+            .map_or(0, |s| s.open_sessions())
+    }
+
     pub fn is_full_mesh(&self) -> bool {
         let all: BTreeSet<SocketAddr> = self.nodes.keys().copied().collect();
         self.nodes.iter().all(|(addr, node)| {

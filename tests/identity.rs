@@ -1,0 +1,229 @@
+//! Per-node identity in the simulator: nodes with their own keys that trust each other mesh and
+//! carry frames over Noise IK sessions; a node nobody trusts gets no reply at all; a replayed
+//! handshake is refused; sessions are renewed on the timer and old keys forgotten; a key removed
+//! from the trusted set is cut off at once and cannot rejoin while the rest carries on; a flood
+//! of handshake initiations is rate-limited and keeps no state.
+
+mod sim;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ethcloud::identity::handshake::{self, Identity, INITIATION};
+use ethcloud::identity::SecretKey;
+use ethcloud::wire::Token;
+use sim::{frame, mac, Simulator};
+
+const ABC: [u8; 3] = [1, 2, 3];
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Nodes 1..=n that trust each other, in a chain (each connects to the one before).
+fn chain(sim: &mut Simulator, n: u8) -> Vec<SocketAddr> {
+    let all: Vec<u8> = (1..=n).collect();
+    let mut addrs = Vec::new();
+    for i in 1..=n {
+        let a = sim.add_node(&Simulator::identity_config(i, &all));
+        if let Some(prev) = addrs.last() {
+            sim.connect(a, *prev);
+        }
+        addrs.push(a);
+    }
+    addrs
+}
+
+/// Sends one frame from `from` (mac `m`) to `to` (mac `n`) and says whether it arrived whole.
+fn carries(sim: &mut Simulator, from: SocketAddr, to: SocketAddr, m: u8, n: u8) -> bool {
+    let f = frame(mac(n), mac(m), None, 0);
+    sim.inject_frame(from, &f);
+    sim.run_until_idle(10_000);
+    sim.take_frames(to).contains(&f)
+}
+
+#[test]
+fn chain_of_ten_keyed_nodes_becomes_a_full_mesh_and_nothing_is_clear_on_the_wire() {
+    let mut sim = Simulator::new(0x1d1);
+    sim.wire_log = Some(Vec::new());
+    let nodes = chain(&mut sim, 10);
+    let took = sim.advance_until(Duration::from_secs(120), |s| s.is_full_mesh());
+    println!("chain of 10 with per-node keys: full mesh after {} s", took.as_secs());
+    sim.assert_full_mesh();
+    let mut payload = frame(mac(2), mac(1), None, 0);
+    payload[14..].copy_from_slice(&[0x5a; 46]);
+    sim.inject_frame(nodes[0], &payload);
+    sim.run_until_idle(10_000);
+    assert!(sim.take_frames(nodes[9]).contains(&payload), "flooded frame reached the far end");
+    let wire = sim.wire_log.take().unwrap();
+    for d in &wire {
+        assert!(
+            matches!(d[7], 0x80 | 0x81 | 0x90 | 0x91),
+            "every datagram is sealed or a handshake: {:#x}",
+            d[7]
+        );
+        assert!(!contains(d, &[0x5a; 16]), "payload visible on the wire");
+        assert!(!contains(d, &mac(1)), "a MAC visible on the wire");
+    }
+    for a in &nodes {
+        let s = sim.session_stats(*a);
+        assert!(s.sessions_made >= 9, "{a}: {s:?}");
+        assert_eq!(s.handshakes_forged + s.handshakes_untrusted, 0, "{a}: {s:?}");
+    }
+}
+
+#[test]
+fn a_valid_key_that_nobody_trusts_gets_no_reply_at_all() {
+    let mut sim = Simulator::new(0x1d2);
+    let [a, b, c] = ABC.map(|i| sim.add_node(&Simulator::identity_config(i, &ABC)));
+    // Node 4 trusts everyone, but nobody trusts it.
+    let d = sim.add_node(&Simulator::identity_config(4, &[1, 2, 3, 4]));
+    sim.connect(b, a);
+    sim.connect(c, b);
+    sim.connect(d, a);
+    sim.connect(d, b);
+    sim.wire_log = Some(Vec::new());
+    sim.advance(Duration::from_secs(60));
+    assert!(sim.is_full_mesh_among(&[a, b, c]));
+    assert!(sim.peers_of(d).is_empty());
+    for x in [a, b, c] {
+        assert!(!sim.peers_of(x).contains(&d));
+        assert!(sim.session_stats(x).handshakes_untrusted > 0, "{x} refused 4");
+    }
+    assert!(
+        sim.traffic.get(&d).map_or(0, |t| t.datagrams()) > 0,
+        "node 4 did try"
+    );
+    assert_eq!(sim.received_by(d), 0, "node 4 received nothing at all");
+}
+
+#[test]
+fn a_replayed_initiation_is_refused_and_answered_by_nothing() {
+    let mut sim = Simulator::new(0x1d3);
+    let [a, b] = [1u8, 2].map(|i| sim.add_node(&Simulator::identity_config(i, &[1, 2])));
+    sim.wire_log = Some(Vec::new());
+    sim.connect(b, a);
+    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    let wire = sim.wire_log.take().unwrap();
+    let initiation = wire
+        .iter()
+        .find(|d| d[7] == INITIATION)
+        .expect("an initiation was sent")
+        .clone();
+    let before = sim.session_stats(a);
+    let received_by_b = sim.received_by(b);
+    sim.inject_datagram(b, a, initiation);
+    sim.run_until_idle(100);
+    let after = sim.session_stats(a);
+    assert_eq!(after.handshakes_replayed, before.handshakes_replayed + 1);
+    assert_eq!(after.responses_sent, before.responses_sent, "no answer to a replay");
+    assert_eq!(after.sessions_made, before.sessions_made);
+    assert_eq!(sim.received_by(b), received_by_b);
+}
+
+#[test]
+fn sessions_are_renewed_on_the_timer_and_old_traffic_cannot_be_opened_afterwards() {
+    let mut sim = Simulator::new(0x1d5);
+    let [a, b] = [1u8, 2].map(|i| sim.add_node(&Simulator::identity_config(i, &[1, 2])));
+    sim.connect(b, a);
+    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    let first = sim.session_id(a, 2).expect("a session with 2");
+    sim.wire_log = Some(Vec::new());
+    assert!(carries(&mut sim, a, b, 1, 2));
+    let recorded: Vec<Vec<u8>> = sim.wire_log.take().unwrap();
+    assert!(!recorded.is_empty());
+    // Ten minutes with a frame every 10 s each way: every frame arrives across the renewals.
+    let mut lost = 0;
+    for i in 0..60 {
+        sim.advance(Duration::from_secs(10));
+        if !carries(&mut sim, a, b, 1, 2) || !carries(&mut sim, b, a, 2, 1) {
+            lost += 1;
+            println!("lost at {i}");
+        }
+    }
+    assert_eq!(lost, 0);
+    let (sa, sb) = (sim.session_stats(a), sim.session_stats(b));
+    println!("after 10 min: a {sa:?}\nb {sb:?}");
+    assert!(sa.rekeys + sb.rekeys >= 4, "renewed about every 2 minutes");
+    let now = sim.session_id(a, 2).expect("a session with 2");
+    assert_ne!(first, now, "the session changed");
+    // What was recorded under the first session no longer opens: its keys are gone.
+    let drops = sim.stats(b).total_drops();
+    for d in recorded {
+        sim.inject_datagram(a, b, d);
+    }
+    sim.run_until_idle(100);
+    assert!(sim.stats(b).total_drops() > drops);
+    assert!(sim.take_frames(b).is_empty(), "an old frame was delivered again");
+}
+
+#[test]
+fn a_key_removed_from_the_trusted_set_is_cut_off_at_once_and_cannot_rejoin() {
+    let mut sim = Simulator::new(0x1d6);
+    let all = [1u8, 2, 3, 4];
+    let [a, b, c, d] = all.map(|i| sim.add_node(&Simulator::identity_config(i, &all)));
+    sim.connect(b, a);
+    sim.connect(c, b);
+    sim.connect(d, c);
+    sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
+    sim.assert_full_mesh();
+    // SIGHUP on a, b and c with node 4 taken out of their trust files.
+    for x in [a, b, c] {
+        assert!(sim.set_trusted(x, &ABC) >= 1, "{x} dropped node 4's session");
+        assert!(!sim.peers_of(x).contains(&d));
+    }
+    // Traffic between the rest flows on, at once and later.
+    assert!(carries(&mut sim, a, c, 1, 3));
+    for _ in 0..30 {
+        sim.advance(Duration::from_secs(10));
+        for x in [a, b, c] {
+            assert!(!sim.peers_of(x).contains(&d), "node 4 rejoined {x}");
+        }
+        assert!(carries(&mut sim, a, c, 1, 3) && carries(&mut sim, c, b, 3, 2));
+    }
+    assert!(sim.is_full_mesh_among(&[a, b, c]));
+    assert!(sim.session_stats(a).handshakes_untrusted > 0, "node 4 kept trying");
+}
+
+#[test]
+fn a_flood_of_initiations_keeps_no_state_and_the_mesh_carries_on() {
+    let mut sim = Simulator::new(0x1d7);
+    let [a, b] = [1u8, 2].map(|i| sim.add_node(&Simulator::identity_config(i, &[1, 2])));
+    sim.connect(b, a);
+    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    // An untrusted key that knows a's public key: every initiation passes mac1.
+    let attacker = Identity::new(SecretKey::from_random([66; 32]));
+    let mut out = [0u8; 256];
+    let target = Simulator::public_key(1);
+    let mut sent = 0;
+    for round in 0..100u16 {
+        for i in 0..1000u16 {
+            let port = 1024 + (round * 7 + i) % 60000;
+            let from = SocketAddr::from(([198, 18, 200, 1], port));
+            let (_, len) = handshake::initiate(
+                &attacker,
+                Token::new(1).unwrap(),
+                &target,
+                u32::from(i),
+                handshake::timestamp(1 + u64::from(round) * 1000 + u64::from(i)),
+                None,
+                &mut out,
+            )
+            .unwrap();
+            sim.inject_datagram(from, a, out[..len].to_vec());
+            sent += 1;
+        }
+        sim.run_until_idle(2_000);
+        if round % 10 == 9 {
+            sim.tick();
+        }
+    }
+    let s = sim.session_stats(a);
+    println!("{sent} initiations: {s:?}");
+    assert_eq!(s.responses_sent, 1.min(s.responses_sent), "no answer to the flood");
+    assert!(s.handshakes_rate_limited > 90_000, "{s:?}");
+    assert!(s.handshakes_untrusted <= 20 * 10 + 20, "at most the per-source rate was looked at");
+    assert!(carries(&mut sim, a, b, 1, 2));
+    assert!(carries(&mut sim, b, a, 2, 1));
+    assert_eq!(sim.node_sessions(a), 2, "no state kept for the flood");
+}
