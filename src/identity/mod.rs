@@ -3,13 +3,64 @@
 //! sessions it yields.
 //!
 //! Owns the identity keys, the trust set, the handshake messages and the session keys. Like the
-//! rest of the core it performs no I/O and reads no clock or RNG: the caller passes time,
-//! random bytes and file contents.
+//! rest of the core it performs no I/O and reads no clock: the caller passes time, random bytes
+//! and file contents (only the handshake's ephemeral keys come from `snow`'s RNG).
+//!
+//! **The handshake** is `Noise_IK_25519_ChaChaPoly_BLAKE2s` with the prologue
+//! `"ethcloud-ik-v1"` followed by the token's 7 wire bytes; the initiator knows the responder's
+//! static public key beforehand. Every message starts with the 7-byte token in clear, so
+//! several networks can share a port. All integers are big-endian; a message of any other
+//! length is refused.
+//!
+//! ```text
+//! initiation, type 0x90, 136 bytes:
+//! | token 7 | 0x90 | sender_index 4 | e 32 | enc s 48 | enc timestamp 28 | mac1 16 |
+//!                                    '------- noise message 1, 108 -------'
+//! response, type 0x91, 80 bytes:
+//! | token 7 | 0x91 | sender_index 4 | receiver_index 4 | e 32 | enc empty 16 | mac1 16 |
+//!                                                       '- noise msg 2, 48 -'
+//! ```
+//!
+//! - The sender index names the sender's handshake; the response's receiver index is the
+//!   initiation's sender index. Indices are covered by mac1 only (as in WireGuard), not by
+//!   Noise.
+//! - The initiation's payload is a 12-byte TAI64N timestamp: 8 bytes of 2^62 + seconds since
+//!   the Unix epoch, 4 bytes of nanoseconds. The responder keeps the newest timestamp per
+//!   initiator key and refuses an initiation that is not newer, so a replayed initiation does
+//!   nothing.
+//! - mac1 is the first 16 bytes of HMAC-SHA256 keyed with SHA-256(`"ethcloud-mac1-v1"` ‖ the
+//!   receiver's static public key) over all the message's bytes before it (the initiation is
+//!   mac'd to the responder's key, the response to the initiator's). The receiver checks it
+//!   first, so a message aimed at another key, or altered, costs one HMAC and is dropped before
+//!   any Diffie-Hellman.
+//! - The responder answers only an initiation whose static key it trusts.
+//! - After the handshake both ends split the Noise state into two 32-byte keys, initiator to
+//!   responder and back, and take the session ids from the handshake hash `h`:
+//!   `session_i2r` = SHA-256(h ‖ `"i2r"`)\[..16\], `session_r2i` = SHA-256(h ‖ `"r2i"`)\[..16\].
+//!   Each direction seals with its key and session as keyed mode does (`crypto`). Every
+//!   handshake has fresh ephemeral keys, so a later handshake's keys open nothing of an
+//!   earlier one's (forward secrecy).
+//!
+//! The parts:
+//!
+//! ```text
+//! keys.rs             SecretKey, PublicKey, their text form, TrustedKeys and the trust file
+//! handshake.rs        Identity, the two messages, mac1, Initiator, Established
+//! tests_handshake.rs  the handshake's unit tests, with the golden vectors
+//! tests_handshake_tamper.rs  its tests against altered, forged and truncated messages
+//! ```
 
 pub mod handshake;
 pub mod keys;
 pub mod session;
+#[cfg(test)]
+mod tests_handshake;
+#[cfg(test)]
+mod tests_handshake_tamper;
 
-pub use handshake::{Established, HandshakeError, Identity};
+pub use handshake::{
+    check_initiation, check_response, initiate, respond, timestamp, Established, HandshakeError,
+    Identity, Initiator, INITIATION, INITIATION_LEN, RESPONSE, RESPONSE_LEN, TIMESTAMP_LEN,
+};
 pub use keys::{KeyTextError, PublicKey, SecretKey, TrustError, TrustedKeys};
 pub use session::{HandshakeEvent, IdentityConfig, SealOutcome, SessionStats, Sessions};
