@@ -1,8 +1,9 @@
 //! [`Error`]: everything that can stop ethcloud before or outside the packet path.
 //!
-//! Owns the start-up and OS-edge failures (bad command-line values, the config file, tap,
-//! socket, epoll, signals, timers, name resolution, the interface set-up, the `--ifup` and
-//! `--ifdown` commands, dropping privileges) and their one-line messages. It does not cover packets:
+//! Owns the start-up and OS-edge failures (bad command-line values, the config file, the key
+//! files, tap, socket, epoll, signals, timers, name resolution, the interface set-up, the
+//! `--ifup` and `--ifdown` commands, dropping privileges, the key tools' standard input and
+//! output) and their one-line messages. It does not cover packets:
 //! a bad packet is a `stats::DropReason`, counted by the node and never fatal.
 //!
 //! Each variant carries its context. `Display` is written by hand: one line, lower case, no
@@ -697,6 +698,34 @@ mod tests {
     }
 
     #[test]
+    fn key_file_errors_are_config_errors_and_name_the_fix() {
+        let mode = Error::PrivateKeyMode {
+            path: PathBuf::from("/etc/ethcloud/vpn0.key"),
+            mode: 0o100640,
+        };
+        assert_eq!(
+            mode.to_string(),
+            "private key file /etc/ethcloud/vpn0.key can be read by others (mode 0640): run \
+             `chmod 600 /etc/ethcloud/vpn0.key` and use a new key if others may have read it"
+        );
+        assert_eq!(mode.exit_code(), EXIT_USAGE);
+        let stdio = Error::Stdio {
+            action: "read from standard input",
+            source: io::Error::from_raw_os_error(libc::EIO),
+        };
+        assert_eq!(stdio.exit_code(), EXIT_FAILURE);
+        let whole_file = Error::Trusted {
+            path: PathBuf::from("/etc/ethcloud/t.d"),
+            line: None,
+            reason: "more than 4096 files".to_owned(),
+        };
+        assert_eq!(
+            whole_file.to_string(),
+            "trusted keys /etc/ethcloud/t.d: more than 4096 files"
+        );
+    }
+
+    #[test]
     fn every_message_is_one_line_without_final_period() {
         let errors = [
             Error::InvalidToken {
@@ -712,6 +741,19 @@ mod tests {
                 source: io::Error::other("name not known"),
             },
             Error::SocketRecv(io::Error::from_raw_os_error(libc::EBADF)),
+            Error::PrivateKeyMode {
+                path: PathBuf::from("/etc/ethcloud/vpn0.key"),
+                mode: 0o100644,
+            },
+            Error::Trusted {
+                path: PathBuf::from("/etc/ethcloud/vpn0.trusted"),
+                line: Some(3),
+                reason: "a key is base64".to_owned(),
+            },
+            Error::Stdio {
+                action: "write to standard output",
+                source: io::Error::from_raw_os_error(libc::EPIPE),
+            },
         ];
         for err in errors {
             let text = err.to_string();

@@ -4,8 +4,8 @@
 //! Owns the precedence rule, the defaults being applied and every value check that spans
 //! options (`--group` needs `--user`, a literal `--connect` address the listen socket can
 //! reach, `--private-key` with `--trusted` but without `--key-file`, the MTU with and without
-//! a key), and blaming a bad file value on its key and
-//! line. It opens nothing but the config file and resolves no names; the syntax of a single
+//! a key), and blaming a bad file value on its key and line. It opens nothing but the config
+//! file (the key files are read by `main`) and resolves no names; the syntax of a single
 //! address or token is `addr`'s.
 
 use std::net::SocketAddr;
