@@ -32,7 +32,7 @@ pub const CONFIG_DIR: &str = "/etc/ethcloud";
 
 /// Every key the file may hold: the long options, less `--config`, `--completions`, `--help`
 /// and `--version`.
-pub const KEYS: [&str; 23] = [
+pub const KEYS: [&str; 25] = [
     "device",
     "listen",
     "token",
@@ -56,6 +56,8 @@ pub const KEYS: [&str; 23] = [
     "no-offload",
     "key-file",
     "busy-poll",
+    "private-key",
+    "trusted",
 ];
 
 /// The values a config file sets; `None` where it says nothing. Types only: the values are
@@ -110,6 +112,11 @@ pub struct FileValues {
     pub key_file: Option<std::path::PathBuf>,
     /// `--busy-poll`, microseconds.
     pub busy_poll: Option<u64>,
+    /// `--private-key`.
+    pub private_key: Option<PathBuf>,
+    /// `--trusted`: one path, or an array of paths.
+    #[serde(default, deserialize_with = "path_or_paths")]
+    pub trusted: Option<Vec<PathBuf>>,
 }
 
 /// A parsed config file: its values and the line of each key.
@@ -263,6 +270,28 @@ fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D
     d.deserialize_any(TokenVisitor)
 }
 
+/// `trusted = "/etc/ethcloud/trusted"` and `trusted = ["a", "b"]` both work.
+fn path_or_paths<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<PathBuf>>, D::Error> {
+    struct PathsVisitor;
+    impl<'de> Visitor<'de> for PathsVisitor {
+        type Value = Option<Vec<PathBuf>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a path or an array of paths")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(vec![PathBuf::from(v)]))
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut paths = Vec::new();
+            while let Some(path) = seq.next_element::<PathBuf>()? {
+                paths.push(path);
+            }
+            Ok(Some(paths))
+        }
+    }
+    d.deserialize_any(PathsVisitor)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +350,8 @@ stats-format = "prometheus"
 no-offload = true
 key-file = "/etc/ethcloud/vpn0.key"
 busy-poll = 0
+private-key = "/etc/ethcloud/vpn0.private"
+trusted = ["/etc/ethcloud/vpn0.trusted", "/etc/ethcloud/vpn0.trusted.d"]
 "#;
         let file = parse(text).unwrap();
         let v = &file.values;
@@ -343,6 +374,33 @@ busy-poll = 0
             v.key_file.as_deref(),
             Some(std::path::Path::new("/etc/ethcloud/vpn0.key"))
         );
+        assert_eq!(
+            v.private_key.as_deref(),
+            Some(Path::new("/etc/ethcloud/vpn0.private"))
+        );
+        assert_eq!(
+            v.trusted,
+            Some(vec![
+                PathBuf::from("/etc/ethcloud/vpn0.trusted"),
+                PathBuf::from("/etc/ethcloud/vpn0.trusted.d")
+            ])
+        );
+    }
+
+    #[test]
+    fn trusted_is_a_path_or_an_array_of_paths() {
+        let file = parse("trusted = \"/etc/ethcloud/trusted.d\"\n").unwrap();
+        assert_eq!(
+            file.values.trusted,
+            Some(vec![PathBuf::from("/etc/ethcloud/trusted.d")])
+        );
+        let file = parse("trusted = []\n").unwrap();
+        assert_eq!(file.values.trusted, Some(Vec::new()));
+        let text = parse_error("token = 1\ntrusted = 5\n");
+        assert!(text.contains("line 2: key trusted: "), "{text}");
+        assert!(text.contains("a path or an array of paths"), "{text}");
+        let text = parse_error("trusted = [\"a\", 5]\n");
+        assert!(text.contains("line 1: key trusted: "), "{text}");
     }
 
     #[test]

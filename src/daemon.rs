@@ -25,6 +25,7 @@ use log::{debug, info, warn};
 use crate::buf::PacketBuf;
 use crate::crypto::{Key, SESSION_LEN};
 use crate::error::Error;
+use crate::keyfiles::NodeIdentity;
 use crate::node::{Config, Keyed, Node, Rekey, KEY_GRACE, KEY_ROLLOVER};
 use crate::offload::segment::{complete_checksum, Segmenter};
 use crate::offload::vnet::{VnetHdr, GSO_NONE, VNET_HDR_LEN};
@@ -101,11 +102,22 @@ pub struct LoopStats {
     pub offload_errors: u64,
 }
 
+/// The keys the daemon is given besides the node's [`Config`], with where they came from, to
+/// be read again on SIGHUP.
+#[derive(Debug, Default)]
+pub struct KeySources {
+    /// The keyed mode's key file (`None` without keyed mode).
+    pub key_file: Option<PathBuf>,
+    /// The per-node identity as loaded at start-up, with its paths (`None` without per-node
+    /// keys).
+    pub identity: Option<NodeIdentity>,
+}
+
 /// Builds a [`Node`] over `socket` and `device` and runs it until `signals` reports SIGINT or
 /// SIGTERM, polling `service` (stats file, re-resolved names) after each wake-up. Create
 /// `signals` as early as possible (it blocks the signals), so that a signal sent during
-/// start-up is handled here instead of killing the process. `key_file` is the keyed mode's
-/// key file, re-read on SIGHUP (`None` without keyed mode).
+/// start-up is handled here instead of killing the process. `keys` holds the keyed mode's
+/// key file, re-read on SIGHUP, and the per-node identity.
 ///
 /// # Errors
 ///
@@ -119,8 +131,18 @@ pub fn run(
     signals: SignalFd,
     service: Service,
     busy_poll: Duration,
-    key_file: Option<PathBuf>,
+    keys: KeySources,
 ) -> Result<Exit, Error> {
+    let KeySources { key_file, identity } = keys;
+    // identity: wired by the node integration (the handshake, and re-reading both files on
+    // SIGHUP). Until then the keys are only carried here, and the node runs without them.
+    if let Some(identity) = &identity {
+        warn!(
+            "per-node keys: {} trusted keys loaded, but this build does not use them yet: \
+             traffic is not authenticated by them",
+            identity.trusted.len()
+        );
+    }
     let mut socket = socket;
     socket.enable_batching();
     info!(
@@ -162,6 +184,7 @@ pub fn run(
         armed_for: None,
         service,
         key_file,
+        identity,
         token,
     }
     .run()
@@ -200,6 +223,13 @@ struct Daemon {
     key_file: Option<PathBuf>,
     /// The network's token (salts a passphrase key).
     token: crate::wire::Token,
+    /// The per-node identity and the paths it was read from (`--private-key`, `--trusted`).
+    // identity: wired by the node integration
+    #[expect(
+        dead_code,
+        reason = "identity: wired by the node integration, which reads it"
+    )]
+    identity: Option<NodeIdentity>,
 }
 
 impl Daemon {

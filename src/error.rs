@@ -1,8 +1,9 @@
 //! [`Error`]: everything that can stop ethcloud before or outside the packet path.
 //!
-//! Owns the start-up and OS-edge failures (bad command-line values, the config file, tap,
-//! socket, epoll, signals, timers, name resolution, the interface set-up, the `--ifup` and
-//! `--ifdown` commands, dropping privileges) and their one-line messages. It does not cover packets:
+//! Owns the start-up and OS-edge failures (bad command-line values, the config file, the key
+//! files, tap, socket, epoll, signals, timers, name resolution, the interface set-up, the
+//! `--ifup` and `--ifdown` commands, dropping privileges, the key tools' standard input and
+//! output) and their one-line messages. It does not cover packets:
 //! a bad packet is a `stats::DropReason`, counted by the node and never fatal.
 //!
 //! Each variant carries its context. `Display` is written by hand: one line, lower case, no
@@ -154,6 +155,55 @@ pub enum Error {
     },
     /// The OS random number generator failed.
     Random(io::Error),
+    /// The `--private-key` file cannot be opened or read.
+    PrivateKeyRead {
+        /// The path as given.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The `--private-key` file lets its group or others read it.
+    PrivateKeyMode {
+        /// The path as given.
+        path: PathBuf,
+        /// The file's permission bits.
+        mode: u32,
+    },
+    /// The `--private-key` file holds no usable private key.
+    PrivateKey {
+        /// The path as given.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `--trusted` file or directory cannot be opened or read.
+    TrustedRead {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A `--trusted` file or directory holds something other than trusted public keys.
+    Trusted {
+        /// The file or directory.
+        path: PathBuf,
+        /// The 1-based line of the problem, when it is about one line.
+        line: Option<usize>,
+        /// What is wrong, one line.
+        reason: String,
+    },
+    /// The private key given to `ethcloud pubkey` on standard input is not one.
+    KeyInput {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Standard input or output failed (`ethcloud genkey` and `ethcloud pubkey`).
+    Stdio {
+        /// `read from standard input` or `write to standard output`.
+        action: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
     /// The `--config` file is not valid TOML, has an unknown key, or a value of the wrong type.
     ConfigParse {
         /// The path as given.
@@ -274,6 +324,12 @@ impl Error {
                 | Error::KeyFileRead { .. }
                 | Error::InvalidBusyPoll { .. }
                 | Error::KeyFile { .. }
+                | Error::PrivateKeyRead { .. }
+                | Error::PrivateKeyMode { .. }
+                | Error::PrivateKey { .. }
+                | Error::TrustedRead { .. }
+                | Error::Trusted { .. }
+                | Error::KeyInput { .. }
                 | Error::ConfigParse { .. }
                 | Error::ConfigValue { .. }
                 | Error::UnknownUser { .. }
@@ -459,6 +515,45 @@ impl fmt::Display for Error {
                 "cannot read the system's random number generator: {}",
                 OsError(source)
             ),
+            Error::PrivateKeyRead { path, source } => write!(
+                f,
+                "cannot read private key file {}: {} (check the --private-key path)",
+                path.display(),
+                OsError(source)
+            ),
+            Error::PrivateKeyMode { path, mode } => write!(
+                f,
+                "private key file {} can be read by others (mode {:04o}): run `chmod 600 {}` \
+                 and use a new key if others may have read it",
+                path.display(),
+                mode & 0o7777,
+                path.display()
+            ),
+            Error::PrivateKey { path, reason } => write!(
+                f,
+                "private key file {}: {reason} (make one with `umask 077; ethcloud genkey > FILE`)",
+                path.display()
+            ),
+            Error::TrustedRead { path, source } => write!(
+                f,
+                "cannot read trusted keys {}: {} (check the --trusted path)",
+                path.display(),
+                OsError(source)
+            ),
+            Error::Trusted { path, line, reason } => {
+                write!(f, "trusted keys {}", path.display())?;
+                if let Some(line) = line {
+                    write!(f, ", line {line}")?;
+                }
+                write!(f, ": {reason}")
+            }
+            Error::KeyInput { reason } => write!(
+                f,
+                "standard input: {reason} (give a private key, e.g. `ethcloud pubkey < FILE`)"
+            ),
+            Error::Stdio { action, source } => {
+                write!(f, "cannot {action}: {}", OsError(source))
+            }
             Error::ConfigRead { path, source } => write!(
                 f,
                 "cannot read config file {}: {} (check the --config path)",
@@ -536,7 +631,10 @@ impl std::error::Error for Error {
             | Error::SetUpDevice { source, .. }
             | Error::OpenTap { source, .. }
             | Error::Bind { source, .. }
-            | Error::DeviceRead { source, .. } => Some(source),
+            | Error::DeviceRead { source, .. }
+            | Error::PrivateKeyRead { source, .. }
+            | Error::TrustedRead { source, .. }
+            | Error::Stdio { source, .. } => Some(source),
             Error::LocalAddrs(source)
             | Error::Epoll(source)
             | Error::Signal(source)
@@ -600,6 +698,34 @@ mod tests {
     }
 
     #[test]
+    fn key_file_errors_are_config_errors_and_name_the_fix() {
+        let mode = Error::PrivateKeyMode {
+            path: PathBuf::from("/etc/ethcloud/vpn0.key"),
+            mode: 0o100640,
+        };
+        assert_eq!(
+            mode.to_string(),
+            "private key file /etc/ethcloud/vpn0.key can be read by others (mode 0640): run \
+             `chmod 600 /etc/ethcloud/vpn0.key` and use a new key if others may have read it"
+        );
+        assert_eq!(mode.exit_code(), EXIT_USAGE);
+        let stdio = Error::Stdio {
+            action: "read from standard input",
+            source: io::Error::from_raw_os_error(libc::EIO),
+        };
+        assert_eq!(stdio.exit_code(), EXIT_FAILURE);
+        let whole_file = Error::Trusted {
+            path: PathBuf::from("/etc/ethcloud/t.d"),
+            line: None,
+            reason: "more than 4096 files".to_owned(),
+        };
+        assert_eq!(
+            whole_file.to_string(),
+            "trusted keys /etc/ethcloud/t.d: more than 4096 files"
+        );
+    }
+
+    #[test]
     fn every_message_is_one_line_without_final_period() {
         let errors = [
             Error::InvalidToken {
@@ -615,6 +741,19 @@ mod tests {
                 source: io::Error::other("name not known"),
             },
             Error::SocketRecv(io::Error::from_raw_os_error(libc::EBADF)),
+            Error::PrivateKeyMode {
+                path: PathBuf::from("/etc/ethcloud/vpn0.key"),
+                mode: 0o100644,
+            },
+            Error::Trusted {
+                path: PathBuf::from("/etc/ethcloud/vpn0.trusted"),
+                line: Some(3),
+                reason: "a key is base64".to_owned(),
+            },
+            Error::Stdio {
+                action: "write to standard output",
+                source: io::Error::from_raw_os_error(libc::EPIPE),
+            },
         ];
         for err in errors {
             let text = err.to_string();

@@ -8,6 +8,7 @@
 //! main ──→ cli, error, daemon, sys::*             the binary shell
 //! cli ──→ config                                  the command line over the config file
 //! main ──→ hook; daemon ──→ service ──→ status     ifup/ifdown, stats file, re-resolving names
+//! main ──→ keyfiles ──→ identity, sys::random      per-node key files, genkey and pubkey
 //! daemon ──→ node, io, stats, time, sys::epoll    the thin loop: the only place that reads the real clock
 //! sys::* ──→ io (implements it), libc, c/tapdev   the only unsafe code
 //! node ──→ wire, switch, peers, stats, io, time   pure core
@@ -34,6 +35,7 @@ pub mod error;
 pub mod hook;
 pub mod identity;
 pub mod io;
+pub mod keyfiles;
 pub mod limit;
 pub mod node;
 pub mod offload;

@@ -4,10 +4,12 @@
 //!
 //! Owns the order of start-up and shutdown only:
 //!
-//! 1. check the arguments and the config file (before logging is set up, since they choose
-//!    the log level), or print shell completions and exit;
-//! 2. block signals, look up `--user`, resolve peers, bind, open the tap (so a bad peer name,
-//!    user or listen address never creates a tap device), set its MTU and bring it up;
+//! 1. run a key tool (`genkey`, `pubkey`) and exit, or check the arguments and the config
+//!    file (before logging is set up, since they choose the log level), or print shell
+//!    completions and exit;
+//! 2. block signals, look up `--user`, read the key files, resolve peers, bind, open the tap
+//!    (so a bad peer name, user, key file or listen address never creates a tap device), set
+//!    its MTU and bring it up;
 //! 3. run `--ifup`, drop privileges, log one `started: ...` line, tell systemd `READY=1`;
 //! 4. run the loop; then tell systemd `STOPPING=1` and run `--ifdown` while the tap still
 //!    exists (a second fd keeps it alive until then).
@@ -19,15 +21,17 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 use log::{info, warn};
 
-use ethcloud::cli::{unique_addrs, Args, Host, Settings};
+use ethcloud::cli::{unique_addrs, Args, Command, Host, Settings};
 use ethcloud::daemon;
 use ethcloud::error::Error;
 use ethcloud::hook::{self, HOOK_TIMEOUT};
+use ethcloud::keyfiles::{self, NodeIdentity};
 use ethcloud::node::Keyed;
 use ethcloud::service::{NamedPeer, Service, StatsFileSpec};
 use ethcloud::status::Header;
@@ -37,6 +41,19 @@ use ethcloud::time::Instant;
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(command) = args.command {
+        let result = match command {
+            Command::Genkey => {
+                warn_if_stdout_readable_by_others();
+                keyfiles::genkey(&mut io::stdout().lock())
+            }
+            Command::Pubkey => keyfiles::pubkey(io::stdin().lock(), &mut io::stdout().lock()),
+        };
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&err),
+        };
+    }
     if let Some(shell) = args.completions {
         clap_complete::generate(shell, &mut Args::command(), "ethcloud", &mut io::stdout());
         return ExitCode::SUCCESS;
@@ -69,6 +86,10 @@ fn run(settings: &Settings) -> Result<(), Error> {
     };
     let keyed = match &settings.key_file {
         Some(path) => Some(load_key(path, settings.token)?),
+        None => None,
+    };
+    let node_identity = match &settings.private_key {
+        Some(path) => Some(load_identity(path, &settings.trusted)?),
         None => None,
     };
     let resolved = settings.resolve_each()?;
@@ -120,7 +141,10 @@ fn run(settings: &Settings) -> Result<(), Error> {
         signals,
         service,
         settings.busy_poll,
-        settings.key_file.clone(),
+        daemon::KeySources {
+            key_file: settings.key_file.clone(),
+            identity: node_identity,
+        },
     );
 
     tell_systemd(notify::STOPPING);
@@ -144,6 +168,43 @@ fn load_key(path: &std::path::Path, token: ethcloud::wire::Token) -> Result<Keye
         path.display()
     );
     Ok(Keyed { key, session })
+}
+
+/// Reads the node's private key and the keys it trusts (refusing a key file others may read).
+fn load_identity(
+    path: &std::path::Path,
+    trusted: &[std::path::PathBuf],
+) -> Result<NodeIdentity, Error> {
+    let identity = NodeIdentity::load(path, trusted)?;
+    info!(
+        "per-node keys: public key {} (from {}); trusted keys: {}",
+        identity.secret.public_key(),
+        path.display(),
+        identity.trusted.len()
+    );
+    if identity.trusted.is_empty() {
+        warn!("per-node keys: --trusted names no key, so no node will be accepted");
+    }
+    Ok(identity)
+}
+
+/// `ethcloud genkey > FILE` leaves the key as readable as the shell's umask makes FILE; say so
+/// (as `wg genkey` does) when that lets others read it. The key is written all the same.
+fn warn_if_stdout_readable_by_others() {
+    let Ok(fd) = io::stdout().as_fd().try_clone_to_owned() else {
+        return;
+    };
+    let Ok(meta) = std::fs::File::from(fd).metadata() else {
+        return;
+    };
+    let mode = meta.permissions().mode();
+    if meta.is_file() && mode & keyfiles::PRIVATE_KEY_FORBIDDEN_MODE != 0 {
+        eprintln!(
+            "ethcloud: warning: the key goes to a file others can read (mode {:04o}); \
+             chmod 600 it, and next time run `umask 077` first",
+            mode & 0o7777
+        );
+    }
 }
 
 /// Sets the tap's MTU and brings it up.

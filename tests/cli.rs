@@ -155,6 +155,170 @@ fn version_exits_0() {
     );
 }
 
+/// RFC 7748 section 6.1, Alice's key pair, in text form.
+const ALICE_PRIVATE: &str = "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=";
+const ALICE_PUBLIC: &str = "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=";
+
+/// A listen address that is not local: should a start-up check be missing, the daemon fails
+/// to bind (exit 1) before it touches any tap device.
+const FOREIGN_LISTEN: &str = "198.18.255.254:3210";
+
+/// Runs the binary with `input` on its standard input.
+fn run_with_input(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    // The child may exit before reading everything; a broken pipe is its answer, not ours.
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    child.wait_with_output().expect("the binary exits")
+}
+
+/// A fresh directory for one test's files.
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ethcloud-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn write_file(path: &std::path::Path, contents: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, contents).expect("write");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+#[test]
+fn genkey_prints_a_new_key_each_run_and_pubkey_derives_its_public_key() {
+    let genkey = || {
+        let out = run(&["genkey"]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(out.stderr.is_empty(), "{out:?}");
+        let key = String::from_utf8(out.stdout).expect("text");
+        assert_eq!(key.len(), 45, "{key:?}");
+        assert!(key.ends_with("=\n"), "{key:?}");
+        key
+    };
+    let (a, b) = (genkey(), genkey());
+    assert_ne!(a, b);
+    for key in [a, b] {
+        let out = run_with_input(&["pubkey"], key.as_bytes());
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let public = String::from_utf8(out.stdout).expect("text");
+        assert_eq!(public.len(), 45, "{public:?}");
+        assert_ne!(public, key);
+    }
+}
+
+#[test]
+fn pubkey_of_rfc7748_alice_is_her_public_key() {
+    let out = run_with_input(&["pubkey"], format!("{ALICE_PRIVATE}\n").as_bytes());
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{ALICE_PUBLIC}\n")
+    );
+    // No newline at the end is fine too (`printf %s KEY | ethcloud pubkey`).
+    let out = run_with_input(&["pubkey"], ALICE_PRIVATE.as_bytes());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{ALICE_PUBLIC}\n")
+    );
+}
+
+#[test]
+fn pubkey_of_garbage_fails_with_one_line() {
+    for input in [&b"garbage\n"[..], b"", &[0xff; 44], &[b'A'; 10_000]] {
+        let out = run_with_input(&["pubkey"], input);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+        assert!(stderr.starts_with("ethcloud: standard input: "), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn key_tools_do_not_take_daemon_options() {
+    let out = run(&["-t", "7", "genkey"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn private_key_with_key_file_exits_2() {
+    let line = assert_fails(
+        &[
+            "--private-key",
+            "/nonexistent/a.key",
+            "--trusted",
+            "/nonexistent/trusted",
+            "--key-file",
+            "/nonexistent/b.key",
+            "-l",
+            FOREIGN_LISTEN,
+        ],
+        2,
+    );
+    assert!(
+        line.starts_with("ethcloud: --private-key cannot be combined with --key-file"),
+        "{line}"
+    );
+    let line = assert_fails(&["--private-key", "/nonexistent/a.key"], 2);
+    assert!(line.contains("--private-key needs --trusted"), "{line}");
+}
+
+#[test]
+fn world_readable_private_key_exits_with_the_chmod_hint() {
+    let dir = temp_dir("mode");
+    let key = dir.join("node.key");
+    let trusted = dir.join("trusted");
+    write_file(&key, &format!("{ALICE_PRIVATE}\n"), 0o644);
+    write_file(&trusted, &format!("{ALICE_PUBLIC} alice\n"), 0o644);
+    let key_arg = key.to_str().expect("utf-8 path");
+    let args = [
+        "--private-key",
+        key_arg,
+        "--trusted",
+        trusted.to_str().expect("utf-8 path"),
+        "-l",
+        FOREIGN_LISTEN,
+        "-q",
+    ];
+    let line = assert_fails(&args, 2);
+    assert!(
+        line.starts_with(&format!(
+            "ethcloud: private key file {key_arg} can be read by others"
+        )),
+        "{line}"
+    );
+    assert!(line.contains(&format!("chmod 600 {key_arg}")), "{line}");
+
+    // Once it is 0600 the keys load, and start-up goes on to the (failing) bind.
+    write_file(&key, &format!("{ALICE_PRIVATE}\n"), 0o600);
+    let line = assert_fails(&args, 1);
+    assert!(line.starts_with("ethcloud: cannot listen on "), "{line}");
+
+    // A bad trusted key is named with its file and line.
+    write_file(&trusted, "# nodes\nnot-a-key\n", 0o644);
+    let line = assert_fails(&args, 2);
+    assert!(
+        line.starts_with(&format!(
+            "ethcloud: trusted keys {}, line 2: ",
+            trusted.display()
+        )),
+        "{line}"
+    );
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
 #[test]
 #[ignore = "needs root + netns; .ci/run passes --include-ignored"]
 fn existing_non_tap_interface_exits_1_with_a_hint() {

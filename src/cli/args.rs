@@ -7,22 +7,29 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use log::LevelFilter;
 
 use crate::status::StatsFormat;
 
-/// The raw command line: the options of the seed spec plus the service options. Options
-/// with a default are `Option`s here, so that a value from `--config` shows through where the
-/// command line says nothing; [`Args::check`] applies the defaults.
+/// The raw command line: the options of the seed spec plus the service options, or one of
+/// the key tools ([`Command`]). Options with a default are `Option`s here, so that a value
+/// from `--config` shows through where the command line says nothing; [`Args::check`]
+/// applies the defaults.
 #[derive(Parser, Debug, Clone, PartialEq, Eq)]
 #[command(
     name = "ethcloud",
     version,
     about = "Layer 2 VPN over UDP: a learning Ethernet switch whose ports are peers in a \
-             self-forming mesh"
+             self-forming mesh",
+    args_conflicts_with_subcommands = true,
+    disable_help_subcommand = true
 )]
 pub struct Args {
+    /// A key tool to run instead of the daemon; `None` runs the daemon.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Read options from this TOML file (keys are the long options, e.g. peer-timeout = 60);
     /// options on the command line win. Convention: /etc/ethcloud/NAME.toml
     #[arg(long = "config", value_name = "FILE")]
@@ -92,7 +99,7 @@ pub struct Args {
     #[arg(long = "ifdown", value_name = "CMD")]
     pub ifdown: Option<String>,
 
-    /// MTU of the tap device [default: 1450 with an IPv4 listen address, 1430 with IPv6; 41 less with --key-file]
+    /// MTU of the tap device [default: 1450 with an IPv4 listen address, 1430 with IPv6; 41 less with --key-file or --private-key]
     #[arg(long = "mtu", value_name = "BYTES")]
     pub mtu: Option<u32>,
 
@@ -120,9 +127,27 @@ pub struct Args {
     #[arg(long = "key-file", value_name = "FILE")]
     pub key_file: Option<PathBuf>,
 
+    /// Per-node keys: this node's private key (from `ethcloud genkey`, mode 600); needs --trusted
+    #[arg(long = "private-key", value_name = "FILE")]
+    pub private_key: Option<PathBuf>,
+
+    /// Public keys this node accepts: a file of keys, one per line, or a directory of such
+    /// files; repeat for more
+    #[arg(long = "trusted", value_name = "PATH")]
+    pub trusted: Vec<PathBuf>,
+
     /// Print a completion script for SHELL to standard output and exit
     #[arg(long = "completions", value_name = "SHELL")]
     pub completions: Option<clap_complete::Shell>,
+}
+
+/// The key tools: each prints its result on standard output and exits, without the daemon.
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Print a new private key for --private-key (e.g. umask 077; ethcloud genkey > vpn0.key)
+    Genkey,
+    /// Read a private key on standard input and print its public key, for the others' --trusted
+    Pubkey,
 }
 
 impl Args {

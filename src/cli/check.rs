@@ -3,8 +3,9 @@
 //!
 //! Owns the precedence rule, the defaults being applied and every value check that spans
 //! options (`--group` needs `--user`, a literal `--connect` address the listen socket can
-//! reach, the MTU with and without `--key-file`), and blaming a bad file value on its key and
-//! line. It opens nothing but the config file and resolves no names; the syntax of a single
+//! reach, `--private-key` with `--trusted` but without `--key-file`, the MTU with and without
+//! a key), and blaming a bad file value on its key and line. It opens nothing but the config
+//! file (the key files are read by `main`) and resolves no names; the syntax of a single
 //! address or token is `addr`'s.
 
 use std::net::SocketAddr;
@@ -89,8 +90,9 @@ impl Args {
     /// A usage error ([`Error::exit_code`] 2) naming the first bad value: token not a number
     /// or 2^56 or more, listen or connect address without a valid port, a device name the
     /// kernel would refuse, a timeout, cap or interval of 0, an MTU out of range, `--group`
-    /// without `--user`, `verbose` with `quiet`, or a literal `--connect` IP of a family the
-    /// listen address cannot reach. A value from `file` is reported as
+    /// without `--user`, `verbose` with `quiet`, `--private-key` with `--key-file` or without
+    /// `--trusted`, `--trusted` without `--private-key`, or a literal `--connect` IP of a
+    /// family the listen address cannot reach. A value from `file` is reported as
     /// [`Error::ConfigValue`], with its key and line.
     pub fn check_with(&self, file: Option<&ConfigFile>) -> Result<Settings, Error> {
         let (device, at) = pick(
@@ -216,13 +218,50 @@ impl Args {
             }));
         }
 
-        let (key_file, _) = pick(
+        let (key_file, key_file_at) = pick(
             self.key_file.clone().map(Some),
             file,
             "key-file",
             |f| f.key_file.clone().map(Some),
             None,
         );
+        let (private_key, private_key_at) = pick(
+            self.private_key.clone().map(Some),
+            file,
+            "private-key",
+            |f| f.private_key.clone().map(Some),
+            None,
+        );
+        let given_trusted = (!self.trusted.is_empty()).then(|| self.trusted.clone());
+        let (trusted, trusted_at) = pick(
+            given_trusted,
+            file,
+            "trusted",
+            |f| f.trusted.clone(),
+            Vec::new(),
+        );
+        if key_file.is_some() && private_key.is_some() {
+            return Err(blame_either(
+                private_key_at,
+                key_file_at,
+                Error::InvalidCombination {
+                    reason: "--private-key cannot be combined with --key-file (per-node keys \
+                             or one network-wide key: choose one)",
+                },
+            ));
+        }
+        if private_key.is_some() && trusted.is_empty() {
+            return Err(private_key_at.blame(Error::InvalidCombination {
+                reason: "--private-key needs --trusted (the public keys this node accepts: \
+                         a file, or a directory of files)",
+            }));
+        }
+        if private_key.is_none() && !trusted.is_empty() {
+            return Err(trusted_at.blame(Error::InvalidCombination {
+                reason: "--trusted needs --private-key (this node's own key, from \
+                         `ethcloud genkey`)",
+            }));
+        }
         let (busy_poll_usecs, at) = pick(
             self.busy_poll_usecs,
             file,
@@ -238,8 +277,9 @@ impl Args {
         let busy_poll = Duration::from_micros(busy_poll_usecs);
         let (mtu, at) = pick(self.mtu.map(Some), file, "mtu", |f| f.mtu.map(Some), None);
         let mtu = match mtu {
-            // Sealing adds crypto::OVERHEAD bytes to every datagram.
-            None if key_file.is_some() => default_mtu(families)
+            // Sealing adds crypto::OVERHEAD bytes to every datagram; per-node keys are given
+            // the same room.
+            None if key_file.is_some() || private_key.is_some() => default_mtu(families)
                 .saturating_sub(u32::try_from(crypto::OVERHEAD).unwrap_or(u32::MAX)),
             None => default_mtu(families),
             Some(value) if (MIN_MTU..=MAX_MTU).contains(&value) => value,
@@ -339,8 +379,20 @@ impl Args {
             stats_format,
             offload: !no_offload,
             key_file,
+            private_key,
+            trusted,
             busy_poll,
         })
+    }
+}
+
+/// `err` blamed on the first of `a` and `b` that is a config file key (the value an operator
+/// may not see on the command line), else as it is.
+fn blame_either(a: Origin<'_>, b: Origin<'_>, err: Error) -> Error {
+    match (a, b) {
+        (Origin::File(..), _) => a.blame(err),
+        (_, Origin::File(..)) => b.blame(err),
+        _ => err,
     }
 }
 

@@ -13,7 +13,7 @@
 //! The parts, one responsibility each:
 //!
 //! ```text
-//! args.rs      the clap definitions: Args, its options, help texts and -v / -q
+//! args.rs      the clap definitions: Args, its options, help texts and -v / -q, the key tools
 //! check.rs     Args::check: the config file under the command line, defaults, validation
 //! settings.rs  Settings, the checked values, and what main derives from them
 //! addr.rs      the --token, --listen and --connect syntax, and resolving --connect names
@@ -35,7 +35,7 @@ mod settings;
 mod tests;
 
 pub use addr::{parse_listen, parse_peer, parse_token, Host, PeerAddr};
-pub use args::Args;
+pub use args::{Args, Command};
 pub use settings::{unique_addrs, Settings};
 
 /// `--device` when neither the command line nor the config file gives one.

@@ -64,6 +64,11 @@ pub struct Settings {
     pub offload: bool,
     /// The key file for the keyed mode, if any.
     pub key_file: Option<PathBuf>,
+    /// The node's private key file for per-node keys, if any (never together with `key_file`).
+    pub private_key: Option<PathBuf>,
+    /// The trusted public keys' files and directories; not empty exactly when `private_key`
+    /// is set.
+    pub trusted: Vec<PathBuf>,
     /// How long the loop keeps polling without sleeping after traffic.
     pub busy_poll: Duration,
 }

@@ -476,3 +476,119 @@ fn resolve_each_keeps_every_value_with_its_address() {
     assert_eq!(each.len(), 2);
     assert_eq!(unique_addrs(&each), ["127.0.0.1:1".parse().unwrap()]);
 }
+
+#[test]
+fn key_tools_are_subcommands_and_leave_the_daemon_usage_alone() {
+    assert_eq!(args(&["genkey"]).unwrap().command, Some(Command::Genkey));
+    assert_eq!(args(&["pubkey"]).unwrap().command, Some(Command::Pubkey));
+    let daemon = args(&["-t", "7", "-c", "198.18.0.1:3210"]).unwrap();
+    assert_eq!(daemon.command, None);
+    assert!(daemon.check().is_ok());
+    // Daemon options and a key tool do not mix.
+    for list in [
+        &["-t", "7", "genkey"][..],
+        &["genkey", "-t", "7"],
+        &["--private-key", "k", "pubkey"],
+    ] {
+        let err = args(list).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{list:?}: {err}");
+    }
+    assert_eq!(
+        args(&["frobnicate"]).unwrap_err().kind(),
+        ErrorKind::InvalidSubcommand
+    );
+    assert_eq!(args(&["genkey", "extra"]).unwrap_err().exit_code(), 2);
+}
+
+#[test]
+fn private_key_and_trusted_reach_the_settings() {
+    let s = check(&[
+        "--private-key",
+        "/etc/ethcloud/vpn0.key",
+        "--trusted",
+        "/etc/ethcloud/vpn0.trusted",
+        "--trusted",
+        "/etc/ethcloud/vpn0.trusted.d",
+    ])
+    .unwrap();
+    assert_eq!(
+        s.private_key.as_deref(),
+        Some(std::path::Path::new("/etc/ethcloud/vpn0.key"))
+    );
+    assert_eq!(
+        s.trusted,
+        [
+            std::path::PathBuf::from("/etc/ethcloud/vpn0.trusted"),
+            std::path::PathBuf::from("/etc/ethcloud/vpn0.trusted.d"),
+        ]
+    );
+    assert_eq!(s.key_file, None);
+    let plain = check(&[]).unwrap();
+    assert_eq!((plain.private_key, plain.trusted.len()), (None, 0));
+}
+
+#[test]
+fn private_key_conflicts_with_key_file_and_needs_trusted() {
+    let text = usage_error(&["--private-key", "a", "--trusted", "t", "--key-file", "b"]);
+    assert!(
+        text.starts_with("--private-key cannot be combined with --key-file"),
+        "{text}"
+    );
+    let text = usage_error(&["--private-key", "a"]);
+    assert!(text.starts_with("--private-key needs --trusted"), "{text}");
+    let text = usage_error(&["--trusted", "t"]);
+    assert!(text.starts_with("--trusted needs --private-key"), "{text}");
+    // Across the command line and the file: the file's key is named.
+    let err = check_file(
+        &["--private-key", "a", "--trusted", "t"],
+        "token = 1\nkey-file = \"/etc/ethcloud/vpn0.psk\"\n",
+    )
+    .unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(
+        err.to_string().starts_with(
+            "config file /etc/ethcloud/vpn0.toml, line 2: key key-file: \
+             --private-key cannot be combined with --key-file"
+        ),
+        "{err}"
+    );
+    let err = check_file(&[], "private-key = \"a\"\ntrusted = []\n").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("line 1: key private-key: --private-key needs --trusted"),
+        "{err}"
+    );
+}
+
+#[test]
+fn private_key_and_trusted_come_from_the_file_and_the_command_line_wins() {
+    let text = "private-key = \"/etc/ethcloud/a.key\"\ntrusted = \"/etc/ethcloud/t\"\n";
+    let s = check_file(&[], text).unwrap();
+    assert_eq!(
+        s.private_key.as_deref(),
+        Some(std::path::Path::new("/etc/ethcloud/a.key"))
+    );
+    assert_eq!(s.trusted, [std::path::PathBuf::from("/etc/ethcloud/t")]);
+    let s = check_file(&["--trusted", "u", "--trusted", "v"], text).unwrap();
+    assert_eq!(
+        s.trusted,
+        [std::path::PathBuf::from("u"), std::path::PathBuf::from("v")]
+    );
+}
+
+#[test]
+fn private_key_leaves_the_same_mtu_room_as_key_file() {
+    let keyed = check(&["--key-file", "k"]).unwrap().mtu;
+    let per_node = check(&["--private-key", "k", "--trusted", "t"])
+        .unwrap()
+        .mtu;
+    assert_eq!(per_node, keyed);
+    assert_eq!(
+        per_node,
+        1450 - u32::try_from(crate::crypto::OVERHEAD).unwrap()
+    );
+    let v6 = check(&["-l", "[::]:3210", "--private-key", "k", "--trusted", "t"]).unwrap();
+    assert_eq!(v6.mtu, 1389);
+    let given = check(&["--mtu", "1300", "--private-key", "k", "--trusted", "t"]).unwrap();
+    assert_eq!(given.mtu, 1300);
+}

@@ -1,0 +1,560 @@
+//! The files and streams of per-node identity (issue #12), at the OS edge: the `--private-key`
+//! file, the `--trusted` files and directories, and the key tools `ethcloud genkey` and
+//! `ethcloud pubkey`.
+//!
+//! Owns reading these with a bound (a path to something endless must not grow memory),
+//! refusing a private key file that others may read, the layout of a trust directory, and
+//! naming the file and line of anything bad in one [`Error`]. The key and trust-file formats
+//! themselves are [`identity::keys`](crate::identity::keys)'s; the random bytes come from
+//! [`sys::random`](crate::sys::random).
+//!
+//! A trust directory holds one trust file per entry: its regular files (symbolic links
+//! followed), sorted by name, each file's name naming the keys that have no name on their
+//! line. Hidden files (`.name`) and editor backups (`name~`) are skipped, so that a key
+//! removed from a file does not live on in its backup.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::identity::keys::KEY_LEN;
+use crate::identity::{SecretKey, TrustedKeys};
+
+/// The longest `--private-key` file accepted, in bytes (as for `--key-file`).
+pub const MAX_PRIVATE_KEY_LEN: u64 = 64 * 1024;
+/// The longest trust file accepted, in bytes.
+pub const MAX_TRUST_FILE_LEN: u64 = 1 << 20;
+/// The most files a trust directory may hold.
+pub const MAX_TRUST_DIR_FILES: usize = 4096;
+/// The longest private key `ethcloud pubkey` reads on standard input, in bytes.
+pub const MAX_KEY_INPUT_LEN: u64 = 4096;
+/// Permission bits of a private key file that must be clear: none for group or others.
+pub const PRIVATE_KEY_FORBIDDEN_MODE: u32 = 0o077;
+
+/// A node's identity as loaded at start-up: its private key and the public keys it trusts,
+/// with the paths they came from (to be read again on SIGHUP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeIdentity {
+    /// The node's private key.
+    pub secret: SecretKey,
+    /// The public keys the node accepts.
+    pub trusted: TrustedKeys,
+    /// The `--private-key` file.
+    pub private_key: PathBuf,
+    /// The `--trusted` files and directories, in the order given.
+    pub trusted_paths: Vec<PathBuf>,
+}
+
+impl NodeIdentity {
+    /// Loads the private key from `private_key` and the trusted keys from `trusted` (see
+    /// [`load_identity`]) and keeps the paths.
+    ///
+    /// # Errors
+    ///
+    /// As [`load_identity`].
+    pub fn load(private_key: &Path, trusted: &[PathBuf]) -> Result<NodeIdentity, Error> {
+        let (secret, trusted_keys) = load_identity(private_key, trusted)?;
+        Ok(NodeIdentity {
+            secret,
+            trusted: trusted_keys,
+            private_key: private_key.to_owned(),
+            trusted_paths: trusted.to_vec(),
+        })
+    }
+}
+
+/// Reads the node's private key from `private_key` ([`read_private_key`]) and the keys it
+/// trusts from every path of `trusted` ([`read_trusted`]).
+///
+/// # Errors
+///
+/// As [`read_private_key`] and [`read_trusted`]; the private key is read first.
+pub fn load_identity(
+    private_key: &Path,
+    trusted: &[PathBuf],
+) -> Result<(SecretKey, TrustedKeys), Error> {
+    let secret = read_private_key(private_key)?;
+    let trusted = read_trusted(trusted)?;
+    Ok((secret, trusted))
+}
+
+/// Reads a private key file: one key in text form (as `ethcloud genkey` prints it), white
+/// space around it ignored. The file's mode is checked before anything is read from it, and
+/// the contents are wiped once parsed.
+///
+/// # Errors
+///
+/// [`Error::PrivateKeyMode`] if the group or others may read the file (any bit of
+/// [`PRIVATE_KEY_FORBIDDEN_MODE`]), [`Error::PrivateKeyRead`] if it cannot be opened or read,
+/// [`Error::PrivateKey`] if it is longer than [`MAX_PRIVATE_KEY_LEN`] or holds no key.
+pub fn read_private_key(path: &Path) -> Result<SecretKey, Error> {
+    let read_error = |source| Error::PrivateKeyRead {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(read_error)?;
+    let mode = file.metadata().map_err(read_error)?.permissions().mode();
+    if mode & PRIVATE_KEY_FORBIDDEN_MODE != 0 {
+        return Err(Error::PrivateKeyMode {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    let mut contents = read_bounded(file, MAX_PRIVATE_KEY_LEN)
+        .map_err(read_error)?
+        .ok_or_else(|| Error::PrivateKey {
+            path: path.to_owned(),
+            reason: format!("longer than {MAX_PRIVATE_KEY_LEN} bytes"),
+        })?;
+    let key = parse_secret(&contents);
+    wipe(&mut contents);
+    key.map_err(|reason| Error::PrivateKey {
+        path: path.to_owned(),
+        reason,
+    })
+}
+
+/// Reads the trusted public keys from `paths`, each a trust file or a directory of trust files
+/// (see the module documentation), into one set. A key without a name on its line is named
+/// after its file.
+///
+/// # Errors
+///
+/// [`Error::TrustedRead`] if a path, a directory entry or a file cannot be read;
+/// [`Error::Trusted`] for a file longer than [`MAX_TRUST_FILE_LEN`] or not UTF-8, a directory
+/// of more than [`MAX_TRUST_DIR_FILES`] files, a path that is neither a file nor a directory,
+/// and for a bad key (with its line) or a key past
+/// [`MAX_TRUSTED_KEYS`](crate::identity::keys::MAX_TRUSTED_KEYS).
+pub fn read_trusted(paths: &[PathBuf]) -> Result<TrustedKeys, Error> {
+    let mut trusted = TrustedKeys::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|source| Error::TrustedRead {
+            path: path.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            for file in trust_dir_files(path)? {
+                add_trust_file(&mut trusted, &file)?;
+            }
+        } else if meta.is_file() {
+            add_trust_file(&mut trusted, path)?;
+        } else {
+            return Err(Error::Trusted {
+                path: path.clone(),
+                line: None,
+                reason: "neither a file nor a directory".to_owned(),
+            });
+        }
+    }
+    Ok(trusted)
+}
+
+/// The trust files of directory `dir`: its regular files (links followed), less hidden files
+/// and backups, sorted by name.
+fn trust_dir_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let read_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::TrustedRead { path, source }
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read_error(dir))? {
+        let entry = entry.map_err(read_error(dir))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name.ends_with('~') {
+            continue;
+        }
+        let path = entry.path();
+        // Follows a symbolic link; a dangling one is an error rather than a key quietly lost.
+        let meta = std::fs::metadata(&path).map_err(read_error(&path))?;
+        if !meta.is_file() {
+            continue;
+        }
+        if files.len() >= MAX_TRUST_DIR_FILES {
+            return Err(Error::Trusted {
+                path: dir.to_owned(),
+                line: None,
+                reason: format!("more than {MAX_TRUST_DIR_FILES} files"),
+            });
+        }
+        files.push(path);
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Adds the keys of trust file `path` to `trusted`, named after the file where their line
+/// names none.
+fn add_trust_file(trusted: &mut TrustedKeys, path: &Path) -> Result<(), Error> {
+    let read_error = |source| Error::TrustedRead {
+        path: path.to_owned(),
+        source,
+    };
+    let bad = |line: Option<usize>, reason: String| Error::Trusted {
+        path: path.to_owned(),
+        line,
+        reason,
+    };
+    let file = File::open(path).map_err(read_error)?;
+    let contents = read_bounded(file, MAX_TRUST_FILE_LEN)
+        .map_err(read_error)?
+        .ok_or_else(|| bad(None, format!("longer than {MAX_TRUST_FILE_LEN} bytes")))?;
+    let text = std::str::from_utf8(&contents).map_err(|e| {
+        let line = line_at(&contents, e.valid_up_to());
+        bad(Some(line), "not UTF-8 text".to_owned())
+    })?;
+    let default_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    trusted
+        .add_contents(text, &default_name)
+        .map_err(|e| bad(Some(e.line), e.reason))
+}
+
+/// `ethcloud genkey`: writes a new private key (32 bytes from the kernel's random number
+/// generator, clamped for X25519) to `out` in text form, with a newline.
+///
+/// # Errors
+///
+/// [`Error::Random`] if the kernel gives no random bytes, [`Error::Stdio`] if `out` fails.
+pub fn genkey(out: &mut impl Write) -> Result<(), Error> {
+    let mut bytes = [0u8; KEY_LEN];
+    crate::sys::random::fill(&mut bytes).map_err(Error::Random)?;
+    let key = SecretKey::from_random(bytes);
+    wipe(&mut bytes);
+    let mut line = key.to_text().into_bytes();
+    line.push(b'\n');
+    let written = out.write_all(&line).and_then(|()| out.flush());
+    wipe(&mut line);
+    written.map_err(|source| Error::Stdio {
+        action: "write to standard output",
+        source,
+    })
+}
+
+/// `ethcloud pubkey`: reads a private key in text form from `input` (at most
+/// [`MAX_KEY_INPUT_LEN`] bytes, white space around it ignored) and writes its public key to
+/// `out`, with a newline.
+///
+/// # Errors
+///
+/// [`Error::KeyInput`] if the input is too long or holds no private key, [`Error::Stdio`] if
+/// reading `input` or writing `out` fails.
+pub fn pubkey(input: impl Read, out: &mut impl Write) -> Result<(), Error> {
+    let mut contents = read_bounded(input, MAX_KEY_INPUT_LEN)
+        .map_err(|source| Error::Stdio {
+            action: "read from standard input",
+            source,
+        })?
+        .ok_or_else(|| Error::KeyInput {
+            reason: format!("longer than {MAX_KEY_INPUT_LEN} bytes"),
+        })?;
+    let key = parse_secret(&contents);
+    wipe(&mut contents);
+    let public = key
+        .map_err(|reason| Error::KeyInput { reason })?
+        .public_key();
+    writeln!(out, "{public}")
+        .and_then(|()| out.flush())
+        .map_err(|source| Error::Stdio {
+            action: "write to standard output",
+            source,
+        })
+}
+
+/// A private key from a file's or stream's bytes; the reason, one line, if they hold none.
+fn parse_secret(bytes: &[u8]) -> Result<SecretKey, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        "not text: a private key is 44 characters of base64, as ethcloud genkey prints".to_owned()
+    })?;
+    SecretKey::from_text(text).map_err(|e| e.to_string())
+}
+
+/// Everything `reader` gives, or `None` if that is more than `limit` bytes; reads at most
+/// `limit + 1` bytes either way.
+fn read_bounded(reader: impl Read, limit: u64) -> io::Result<Option<Vec<u8>>> {
+    let mut contents = Vec::new();
+    reader
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut contents)?;
+    if u64::try_from(contents.len()).unwrap_or(u64::MAX) > limit {
+        wipe(&mut contents);
+        return Ok(None);
+    }
+    Ok(Some(contents))
+}
+
+/// Overwrites `bytes` with zeros (key material that is no longer needed).
+fn wipe(bytes: &mut [u8]) {
+    bytes.fill(0);
+    // Keeps the compiler from treating the stores above as dead.
+    std::hint::black_box(&*bytes);
+}
+
+/// The 1-based line holding byte `offset` of `bytes`.
+fn line_at(bytes: &[u8], offset: usize) -> usize {
+    let before = bytes.get(..offset).unwrap_or(bytes);
+    before.iter().filter(|b| **b == b'\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::PublicKey;
+
+    /// RFC 7748 section 6.1, Alice's key pair, in text form.
+    const ALICE_PRIVATE: &str = "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=";
+    const ALICE_PUBLIC: &str = "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=";
+
+    /// A fresh, empty directory for one test; removed again on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir = std::env::temp_dir()
+                .join(format!("ethcloud-keyfiles-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+
+        fn write(&self, name: &str, contents: &[u8], mode: u32) -> PathBuf {
+            let path = self.0.join(name);
+            std::fs::write(&path, contents).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            path
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn public(seed: u8) -> PublicKey {
+        SecretKey::from_random([seed; 32]).public_key()
+    }
+
+    #[test]
+    fn private_key_and_trust_file_load() {
+        let dir = TempDir::new("load");
+        let key = dir.write("node.key", format!("{ALICE_PRIVATE}\n").as_bytes(), 0o600);
+        let trust = dir.write(
+            "peers",
+            format!("# the others\n{} beta\n\n{}\n", public(1), public(2)).as_bytes(),
+            0o644,
+        );
+        let (secret, trusted) = load_identity(&key, std::slice::from_ref(&trust)).unwrap();
+        assert_eq!(secret.public_key().to_string(), ALICE_PUBLIC);
+        assert_eq!(trusted.len(), 2);
+        assert_eq!(trusted.name(&public(1)), Some("beta"));
+        assert_eq!(trusted.name(&public(2)), Some("peers"));
+
+        let identity = NodeIdentity::load(&key, std::slice::from_ref(&trust)).unwrap();
+        assert_eq!(identity.private_key, key);
+        assert_eq!(identity.trusted_paths, vec![trust]);
+        assert_eq!(identity.trusted, trusted);
+    }
+
+    #[test]
+    fn private_key_readable_by_group_or_others_is_refused_naming_chmod() {
+        let dir = TempDir::new("mode");
+        for mode in [0o644, 0o640, 0o604, 0o601, 0o610, 0o666] {
+            let key = dir.write("node.key", ALICE_PRIVATE.as_bytes(), mode);
+            let err = read_private_key(&key).unwrap_err();
+            assert!(
+                matches!(err, Error::PrivateKeyMode { .. }),
+                "{mode:o}: {err}"
+            );
+            let text = err.to_string();
+            assert!(text.contains(&key.display().to_string()), "{text}");
+            assert!(
+                text.contains(&format!("chmod 600 {}", key.display())),
+                "{text}"
+            );
+            assert!(text.contains(&format!("mode 0{mode:o}")), "{text}");
+            assert!(!text.contains('\n'), "{text}");
+        }
+        for mode in [0o600, 0o400, 0o700] {
+            let key = dir.write("node.key", ALICE_PRIVATE.as_bytes(), mode);
+            assert!(read_private_key(&key).is_ok(), "{mode:o}");
+        }
+    }
+
+    #[test]
+    fn bad_private_key_files_are_one_line_errors() {
+        let dir = TempDir::new("badkey");
+        let garbage = dir.write("garbage.key", b"not a key\n", 0o600);
+        let err = read_private_key(&garbage).unwrap_err();
+        assert!(matches!(err, Error::PrivateKey { .. }), "{err}");
+        assert!(err.to_string().contains("garbage.key"), "{err}");
+        assert!(err.to_string().contains("ethcloud genkey"), "{err}");
+        assert_eq!(err.exit_code(), 2);
+
+        let binary = dir.write("raw.key", &[0xff; 32], 0o600);
+        assert!(read_private_key(&binary)
+            .unwrap_err()
+            .to_string()
+            .contains("not text"));
+
+        let huge = vec![b' '; usize::try_from(MAX_PRIVATE_KEY_LEN).unwrap() + 1];
+        let huge = dir.write("huge.key", &huge, 0o600);
+        let err = read_private_key(&huge).unwrap_err();
+        assert!(err.to_string().contains("longer than 65536 bytes"), "{err}");
+        // Exactly at the bound is read (and then refused only for its contents).
+        let padded = format!(
+            "{ALICE_PRIVATE}{}",
+            " ".repeat(usize::try_from(MAX_PRIVATE_KEY_LEN).unwrap() - ALICE_PRIVATE.len())
+        );
+        let padded = dir.write("padded.key", padded.as_bytes(), 0o600);
+        assert!(read_private_key(&padded).is_ok());
+
+        let err = read_private_key(&dir.0.join("missing.key")).unwrap_err();
+        assert!(matches!(err, Error::PrivateKeyRead { .. }), "{err}");
+        assert!(err.to_string().contains("missing.key"), "{err}");
+    }
+
+    #[test]
+    fn bad_trust_line_is_reported_with_file_and_line() {
+        let dir = TempDir::new("badline");
+        let key = dir.write("node.key", ALICE_PRIVATE.as_bytes(), 0o600);
+        let trust = dir.write(
+            "peers",
+            format!(
+                "# ok\n{}\n\n{} gamma\nhSDwCYkwp1R0i33ctD73Wg2/Og0m\n",
+                public(1),
+                public(2)
+            )
+            .as_bytes(),
+            0o644,
+        );
+        let err = load_identity(&key, std::slice::from_ref(&trust)).unwrap_err();
+        assert!(
+            matches!(err, Error::Trusted { line: Some(5), .. }),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("trusted keys {}, line 5: ", trust.display())),
+            "{text}"
+        );
+        assert!(!text.contains('\n'), "{text}");
+        assert_eq!(err.exit_code(), 2);
+
+        let latin1 = dir.write("latin1", b"# ok\n# caf\xe9\n", 0o644);
+        let err = read_trusted(&[latin1]).unwrap_err();
+        assert!(err.to_string().contains("line 2: not UTF-8 text"), "{err}");
+    }
+
+    #[test]
+    fn trust_directory_reads_its_files_sorted_named_by_file() {
+        let dir = TempDir::new("dir");
+        let trust = dir.0.join("trusted.d");
+        std::fs::create_dir(&trust).unwrap();
+        let write = |name: &str, contents: String| {
+            std::fs::write(trust.join(name), contents).unwrap();
+        };
+        write("alpha", format!("{}\n", public(1)));
+        write("beta", format!("# beta's key\n{}\n", public(2)));
+        // The later file (by name) wins for a key in two files.
+        write(
+            "gamma",
+            format!("{} gamma-laptop\n{}\n", public(3), public(1)),
+        );
+        write(".hidden", format!("{}\n", public(4)));
+        write("beta~", format!("{}\n", public(5)));
+        std::fs::create_dir(trust.join("subdir")).unwrap();
+        std::fs::write(trust.join("subdir").join("x"), format!("{}\n", public(6))).unwrap();
+        std::os::unix::fs::symlink(trust.join("beta"), trust.join("link")).unwrap();
+
+        let trusted = read_trusted(std::slice::from_ref(&trust)).unwrap();
+        assert_eq!(trusted.len(), 3, "{trusted:?}");
+        assert_eq!(trusted.name(&public(1)), Some("gamma"));
+        // "link" sorts after "beta": the link's name wins.
+        assert_eq!(trusted.name(&public(2)), Some("link"));
+        assert_eq!(trusted.name(&public(3)), Some("gamma-laptop"));
+        for hidden in [4, 5, 6] {
+            assert!(!trusted.contains(&public(hidden)), "{hidden}");
+        }
+
+        // A directory and a file together; an empty directory adds nothing.
+        let empty = dir.0.join("empty.d");
+        std::fs::create_dir(&empty).unwrap();
+        let extra = dir.write("extra", format!("{} extra\n", public(7)).as_bytes(), 0o644);
+        let trusted = read_trusted(&[trust.clone(), empty, extra]).unwrap();
+        assert_eq!(trusted.len(), 4);
+        assert_eq!(trusted.name(&public(7)), Some("extra"));
+
+        // A dangling link is an error naming it, not a key quietly dropped.
+        std::os::unix::fs::symlink(trust.join("gone"), trust.join("dangling")).unwrap();
+        let err = read_trusted(&[trust]).unwrap_err();
+        assert!(matches!(err, Error::TrustedRead { .. }), "{err}");
+        assert!(err.to_string().contains("dangling"), "{err}");
+    }
+
+    #[test]
+    fn trust_files_and_directories_are_bounded() {
+        let dir = TempDir::new("bounds");
+        let mut big = format!("{} big\n", public(1)).into_bytes();
+        big.resize(usize::try_from(MAX_TRUST_FILE_LEN).unwrap() + 1, b'\n');
+        let big = dir.write("big", &big, 0o644);
+        let err = read_trusted(std::slice::from_ref(&big)).unwrap_err();
+        assert!(matches!(err, Error::Trusted { line: None, .. }), "{err}");
+        assert!(
+            err.to_string().contains("longer than 1048576 bytes"),
+            "{err}"
+        );
+
+        let many = dir.0.join("many.d");
+        std::fs::create_dir(&many).unwrap();
+        for i in 0..=MAX_TRUST_DIR_FILES {
+            std::fs::write(many.join(format!("n{i:05}")), "# no key\n").unwrap();
+        }
+        let err = read_trusted(std::slice::from_ref(&many)).unwrap_err();
+        assert!(err.to_string().contains("more than 4096 files"), "{err}");
+        std::fs::remove_file(many.join("n00000")).unwrap();
+        assert!(read_trusted(&[many]).unwrap().is_empty());
+
+        let err = read_trusted(&[PathBuf::from("/dev/null")]).unwrap_err();
+        assert!(
+            err.to_string().contains("neither a file nor a directory"),
+            "{err}"
+        );
+        let err = read_trusted(&[dir.0.join("missing")]).unwrap_err();
+        assert!(matches!(err, Error::TrustedRead { .. }), "{err}");
+    }
+
+    #[test]
+    fn genkey_prints_a_fresh_key_each_time() {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        genkey(&mut a).unwrap();
+        genkey(&mut b).unwrap();
+        assert_ne!(a, b);
+        let text = String::from_utf8(a).unwrap();
+        assert_eq!(text.len(), 45);
+        assert!(text.ends_with('\n'));
+        let key = SecretKey::from_text(&text).unwrap();
+        // Clamped as X25519 asks.
+        assert_eq!(key.as_bytes()[0] & 7, 0);
+        assert_eq!(key.as_bytes()[31] & 0xc0, 0x40);
+    }
+
+    #[test]
+    fn pubkey_of_rfc7748_alice_and_of_garbage() {
+        let mut out = Vec::new();
+        pubkey(format!("{ALICE_PRIVATE}\n").as_bytes(), &mut out).unwrap();
+        assert_eq!(out, format!("{ALICE_PUBLIC}\n").into_bytes());
+
+        let err = pubkey(&b"garbage\n"[..], &mut Vec::new()).unwrap_err();
+        assert!(matches!(err, Error::KeyInput { .. }), "{err}");
+        assert!(!err.to_string().contains('\n'), "{err}");
+
+        let long = vec![b' '; usize::try_from(MAX_KEY_INPUT_LEN).unwrap() + 1];
+        let err = pubkey(&long[..], &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("longer than 4096 bytes"), "{err}");
+    }
+}
