@@ -32,7 +32,7 @@ pub const CONFIG_DIR: &str = "/etc/ethcloud";
 
 /// Every key the file may hold: the long options, less `--config`, `--completions`, `--help`
 /// and `--version`.
-pub const KEYS: [&str; 25] = [
+pub const KEYS: [&str; 26] = [
     "device",
     "listen",
     "token",
@@ -58,6 +58,7 @@ pub const KEYS: [&str; 25] = [
     "busy-poll",
     "private-key",
     "trusted",
+    "rekey-after",
 ];
 
 /// The values a config file sets; `None` where it says nothing. Types only: the values are
@@ -117,6 +118,8 @@ pub struct FileValues {
     /// `--trusted`: one path, or an array of paths.
     #[serde(default, deserialize_with = "path_or_paths")]
     pub trusted: Option<Vec<PathBuf>>,
+    /// `--rekey-after`, seconds.
+    pub rekey_after: Option<u64>,
 }
 
 /// A parsed config file: its values and the line of each key.

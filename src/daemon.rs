@@ -25,8 +25,9 @@ use log::{debug, info, warn};
 use crate::buf::PacketBuf;
 use crate::crypto::{Key, SESSION_LEN};
 use crate::error::Error;
+use crate::identity::IdentityConfig;
 use crate::keyfiles::NodeIdentity;
-use crate::node::{Config, Keyed, Node, Rekey, KEY_GRACE, KEY_ROLLOVER};
+use crate::node::{Config, IdentitySetup, Keyed, Node, Rekey, KEY_GRACE, KEY_ROLLOVER};
 use crate::offload::segment::{complete_checksum, Segmenter};
 use crate::offload::vnet::{VnetHdr, GSO_NONE, VNET_HDR_LEN};
 use crate::service::Service;
@@ -108,6 +109,8 @@ pub struct LoopStats {
 pub struct KeySources {
     /// The keyed mode's key file (`None` without keyed mode).
     pub key_file: Option<PathBuf>,
+    /// Identity mode: renew sessions this often (`--rekey-after`; `None` for the default).
+    pub rekey_after: Option<Duration>,
     /// The per-node identity as loaded at start-up, with its paths (`None` without per-node
     /// keys).
     pub identity: Option<NodeIdentity>,
@@ -133,15 +136,29 @@ pub fn run(
     busy_poll: Duration,
     keys: KeySources,
 ) -> Result<Exit, Error> {
-    let KeySources { key_file, identity } = keys;
-    // identity: wired by the node integration (the handshake, and re-reading both files on
-    // SIGHUP). Until then the keys are only carried here, and the node runs without them.
+    let KeySources {
+        key_file,
+        identity,
+        rekey_after,
+    } = keys;
+    let mut config = config;
+    let clock = Clock::start();
     if let Some(identity) = &identity {
-        warn!(
-            "per-node keys: {} trusted keys loaded, but this build does not use them yet: \
-             traffic is not authenticated by them",
-            identity.trusted.len()
+        let mut setup = IdentityConfig::new(clock.now(), wall_nanos(), random_u64()?);
+        if let Some(rekey_after) = rekey_after {
+            setup.rekey_after = rekey_after;
+        }
+        info!(
+            "per-node keys: public key {}, {} trusted keys; sessions renewed every {} s",
+            identity.secret.public_key(),
+            identity.trusted.len(),
+            setup.rekey_after.as_secs()
         );
+        config.identity = Some(IdentitySetup {
+            secret: identity.secret.clone(),
+            trusted: identity.trusted.clone(),
+            config: setup,
+        });
     }
     let mut socket = socket;
     socket.enable_batching();
@@ -164,7 +181,6 @@ pub fn run(
         .and_then(|()| poll.register(signals.as_fd(), TOKEN_SIGNAL))
         .map_err(Error::Epoll)?;
 
-    let clock = Clock::start();
     let token = config.token;
     let node = Node::new(config, socket, device, clock.now());
     Daemon {
@@ -223,12 +239,8 @@ struct Daemon {
     key_file: Option<PathBuf>,
     /// The network's token (salts a passphrase key).
     token: crate::wire::Token,
-    /// The per-node identity and the paths it was read from (`--private-key`, `--trusted`).
-    // identity: wired by the node integration
-    #[expect(
-        dead_code,
-        reason = "identity: wired by the node integration, which reads it"
-    )]
+    /// The per-node identity and the paths it was read from (`--private-key`, `--trusted`):
+    /// the trusted keys are read again on SIGHUP.
     identity: Option<NodeIdentity>,
 }
 
@@ -317,6 +329,10 @@ impl Daemon {
     /// SIGHUP: re-reads the key file (same path, same parsing as at start-up) and starts a key
     /// rotation if the key changed. Any failure is a warning; the key in use stays.
     fn reload_key(&mut self, now: Instant) {
+        if let Some(identity) = &mut self.identity {
+            reload_trusted(&mut self.node, identity, now);
+            return;
+        }
         let Some(path) = &self.key_file else {
             info!("SIGHUP: not in keyed mode, nothing to reload");
             return;
@@ -565,6 +581,43 @@ pub fn read_key(path: &std::path::Path, token: crate::wire::Token) -> Result<Key
         path: path.to_owned(),
         reason: e.to_string(),
     })
+}
+
+/// SIGHUP in identity mode: reads the `--trusted` files again and hands the new set to the
+/// node, which drops the sessions of keys no longer in it at once. A failure is a warning; the
+/// set in use stays. The private key is read only at start-up.
+fn reload_trusted(
+    node: &mut Node<UdpSocket, TapDevice>,
+    identity: &mut NodeIdentity,
+    now: Instant,
+) {
+    match crate::keyfiles::read_trusted(&identity.trusted_paths) {
+        Ok(trusted) => {
+            let (before, after) = (identity.trusted.len(), trusted.len());
+            identity.trusted = trusted.clone();
+            let cut = node.set_trusted(now, trusted);
+            info!(
+                "SIGHUP: trusted keys read again: {after} (were {before}); {cut} peer addresses \
+                 cut off"
+            );
+        }
+        Err(e) => warn!("SIGHUP: {e}; keeping the trusted keys in use"),
+    }
+}
+
+/// Nanoseconds since the Unix epoch (0 if the clock is before it).
+fn wall_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Eight random bytes from the OS.
+fn random_u64() -> Result<u64, Error> {
+    let mut bytes = [0u8; 8];
+    crate::sys::random::fill(&mut bytes).map_err(Error::Random)?;
+    Ok(u64::from_le_bytes(bytes))
 }
 
 /// A new keyed-mode session, at start-up and for each new key: the time now in milliseconds

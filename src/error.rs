@@ -134,6 +134,11 @@ pub enum Error {
         /// The OS error.
         source: io::Error,
     },
+    /// `--rekey-after` is out of range.
+    InvalidRekeyAfter {
+        /// The value as given, in seconds.
+        value: u64,
+    },
     /// `--busy-poll` is out of range.
     InvalidBusyPoll {
         /// The value as given, in microseconds.
@@ -323,6 +328,7 @@ impl Error {
                 | Error::ConfigRead { .. }
                 | Error::KeyFileRead { .. }
                 | Error::InvalidBusyPoll { .. }
+                | Error::InvalidRekeyAfter { .. }
                 | Error::KeyFile { .. }
                 | Error::PrivateKeyRead { .. }
                 | Error::PrivateKeyMode { .. }
@@ -495,6 +501,12 @@ impl fmt::Display for Error {
                 crate::cli::MAX_MTU
             ),
             Error::InvalidCombination { reason } => f.write_str(reason),
+            Error::InvalidRekeyAfter { value } => write!(
+                f,
+                "invalid --rekey-after {value}: must be between {} and {} seconds",
+                crate::cli::MIN_REKEY_AFTER_SECS,
+                crate::cli::MAX_REKEY_AFTER_SECS
+            ),
             Error::InvalidBusyPoll { value } => write!(
                 f,
                 "invalid --busy-poll {value}: must be at most 100000 microseconds (0 turns it off)"

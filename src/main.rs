@@ -144,6 +144,7 @@ fn run(settings: &Settings) -> Result<(), Error> {
         daemon::KeySources {
             key_file: settings.key_file.clone(),
             identity: node_identity,
+            rekey_after: Some(settings.rekey_after),
         },
     );
 

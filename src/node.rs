@@ -41,8 +41,8 @@ use std::time::Duration;
 
 use log::{debug, info, warn};
 
-use crate::buf::{PacketBuf, HEADROOM, SWITCH_AT};
 use crate::buf::BUF_LEN;
+use crate::buf::{PacketBuf, HEADROOM, SWITCH_AT};
 use crate::crypto::{self, Key, OpenError, Opener, Sealer};
 use crate::identity::{
     handshake, HandshakeEvent, IdentityConfig, SealOutcome, SecretKey, Sessions, TrustedKeys,
@@ -1024,17 +1024,19 @@ impl<S: Socket, D: Device> Node<S, D> {
             }
             None => {
                 stats.frames_flooded += 1;
-                let (Some(clear), Some(copy)) =
-                    (buf.bytes().get(HEADROOM..clear_end), flood.get_mut(HEADROOM..clear_end))
-                else {
+                let (Some(clear), Some(copy)) = (
+                    buf.bytes().get(HEADROOM..clear_end),
+                    flood.get_mut(HEADROOM..clear_end),
+                ) else {
                     return Err(DropReason::BadDeviceFrame);
                 };
                 copy.copy_from_slice(clear);
                 for peer in peers.verified_addrs() {
                     // Each seal encrypts the copy in place: restore the clear bytes first.
-                    if let (Some(clear), Some(copy)) =
-                        (buf.bytes().get(HEADROOM..clear_end), flood.get_mut(HEADROOM..clear_end))
-                    {
+                    if let (Some(clear), Some(copy)) = (
+                        buf.bytes().get(HEADROOM..clear_end),
+                        flood.get_mut(HEADROOM..clear_end),
+                    ) {
                         copy.copy_from_slice(clear);
                     }
                     if let Ok(range) = sessions.seal(now, peer, flood, SWITCH_AT, 1 + len) {

@@ -48,13 +48,19 @@ fn chain_of_ten_keyed_nodes_becomes_a_full_mesh_and_nothing_is_clear_on_the_wire
     sim.wire_log = Some(Vec::new());
     let nodes = chain(&mut sim, 10);
     let took = sim.advance_until(Duration::from_secs(120), |s| s.is_full_mesh());
-    println!("chain of 10 with per-node keys: full mesh after {} s", took.as_secs());
+    println!(
+        "chain of 10 with per-node keys: full mesh after {} s",
+        took.as_secs()
+    );
     sim.assert_full_mesh();
     let mut payload = frame(mac(2), mac(1), None, 0);
     payload[14..].copy_from_slice(&[0x5a; 46]);
     sim.inject_frame(nodes[0], &payload);
     sim.run_until_idle(10_000);
-    assert!(sim.take_frames(nodes[9]).contains(&payload), "flooded frame reached the far end");
+    assert!(
+        sim.take_frames(nodes[9]).contains(&payload),
+        "flooded frame reached the far end"
+    );
     let wire = sim.wire_log.take().unwrap();
     for d in &wire {
         assert!(
@@ -68,7 +74,11 @@ fn chain_of_ten_keyed_nodes_becomes_a_full_mesh_and_nothing_is_clear_on_the_wire
     for a in &nodes {
         let s = sim.session_stats(*a);
         assert!(s.sessions_made >= 9, "{a}: {s:?}");
-        assert_eq!(s.handshakes_forged + s.handshakes_untrusted, 0, "{a}: {s:?}");
+        assert_eq!(
+            s.handshakes_forged + s.handshakes_untrusted,
+            0,
+            "{a}: {s:?}"
+        );
     }
 }
 
@@ -88,7 +98,10 @@ fn a_valid_key_that_nobody_trusts_gets_no_reply_at_all() {
     assert!(sim.peers_of(d).is_empty());
     for x in [a, b, c] {
         assert!(!sim.peers_of(x).contains(&d));
-        assert!(sim.session_stats(x).handshakes_untrusted > 0, "{x} refused 4");
+        assert!(
+            sim.session_stats(x).handshakes_untrusted > 0,
+            "{x} refused 4"
+        );
     }
     assert!(
         sim.traffic.get(&d).map_or(0, |t| t.datagrams()) > 0,
@@ -116,7 +129,10 @@ fn a_replayed_initiation_is_refused_and_answered_by_nothing() {
     sim.run_until_idle(100);
     let after = sim.session_stats(a);
     assert_eq!(after.handshakes_replayed, before.handshakes_replayed + 1);
-    assert_eq!(after.responses_sent, before.responses_sent, "no answer to a replay");
+    assert_eq!(
+        after.responses_sent, before.responses_sent,
+        "no answer to a replay"
+    );
     assert_eq!(after.sessions_made, before.sessions_made);
     assert_eq!(sim.received_by(b), received_by_b);
 }
@@ -154,7 +170,10 @@ fn sessions_are_renewed_on_the_timer_and_old_traffic_cannot_be_opened_afterwards
     }
     sim.run_until_idle(100);
     assert!(sim.stats(b).total_drops() > drops);
-    assert!(sim.take_frames(b).is_empty(), "an old frame was delivered again");
+    assert!(
+        sim.take_frames(b).is_empty(),
+        "an old frame was delivered again"
+    );
 }
 
 #[test]
@@ -169,7 +188,10 @@ fn a_key_removed_from_the_trusted_set_is_cut_off_at_once_and_cannot_rejoin() {
     sim.assert_full_mesh();
     // SIGHUP on a, b and c with node 4 taken out of their trust files.
     for x in [a, b, c] {
-        assert!(sim.set_trusted(x, &ABC) >= 1, "{x} dropped node 4's session");
+        assert!(
+            sim.set_trusted(x, &ABC) >= 1,
+            "{x} dropped node 4's session"
+        );
         assert!(!sim.peers_of(x).contains(&d));
     }
     // Traffic between the rest flows on, at once and later.
@@ -182,7 +204,10 @@ fn a_key_removed_from_the_trusted_set_is_cut_off_at_once_and_cannot_rejoin() {
         assert!(carries(&mut sim, a, c, 1, 3) && carries(&mut sim, c, b, 3, 2));
     }
     assert!(sim.is_full_mesh_among(&[a, b, c]));
-    assert!(sim.session_stats(a).handshakes_untrusted > 0, "node 4 kept trying");
+    assert!(
+        sim.session_stats(a).handshakes_untrusted > 0,
+        "node 4 kept trying"
+    );
 }
 
 #[test]
@@ -220,9 +245,16 @@ fn a_flood_of_initiations_keeps_no_state_and_the_mesh_carries_on() {
     }
     let s = sim.session_stats(a);
     println!("{sent} initiations: {s:?}");
-    assert_eq!(s.responses_sent, 1.min(s.responses_sent), "no answer to the flood");
+    assert_eq!(
+        s.responses_sent,
+        1.min(s.responses_sent),
+        "no answer to the flood"
+    );
     assert!(s.handshakes_rate_limited > 90_000, "{s:?}");
-    assert!(s.handshakes_untrusted <= 20 * 10 + 20, "at most the per-source rate was looked at");
+    assert!(
+        s.handshakes_untrusted <= 20 * 10 + 20,
+        "at most the per-source rate was looked at"
+    );
     assert!(carries(&mut sim, a, b, 1, 2));
     assert!(carries(&mut sim, b, a, 2, 1));
     assert_eq!(sim.node_sessions(a), 2, "no state kept for the flood");

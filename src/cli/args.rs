@@ -136,6 +136,10 @@ pub struct Args {
     #[arg(long = "trusted", value_name = "PATH")]
     pub trusted: Vec<PathBuf>,
 
+    /// Per-node keys: make new session keys with each peer every SECS seconds [default: 120]
+    #[arg(long = "rekey-after", value_name = "SECS")]
+    pub rekey_after_secs: Option<u64>,
+
     /// Print a completion script for SHELL to standard output and exit
     #[arg(long = "completions", value_name = "SHELL")]
     pub completions: Option<clap_complete::Shell>,

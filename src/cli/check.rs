@@ -16,8 +16,9 @@ use log::LevelFilter;
 use super::{
     default_mtu, parse_listen, parse_peer, parse_token, Args, Host, Settings,
     DEFAULT_BUSY_POLL_USECS, DEFAULT_DEVICE, DEFAULT_LISTEN, DEFAULT_MAC_TIMEOUT_SECS,
-    DEFAULT_PEER_TIMEOUT_SECS, DEFAULT_STATS_INTERVAL_SECS, DEFAULT_TOKEN, MAX_BUSY_POLL_USECS,
-    MAX_MTU, MIN_MTU,
+    DEFAULT_PEER_TIMEOUT_SECS, DEFAULT_REKEY_AFTER_SECS, DEFAULT_STATS_INTERVAL_SECS,
+    DEFAULT_TOKEN, MAX_BUSY_POLL_USECS, MAX_MTU, MAX_REKEY_AFTER_SECS, MIN_MTU,
+    MIN_REKEY_AFTER_SECS,
 };
 use crate::config::{ConfigFile, FileValues};
 use crate::crypto;
@@ -275,6 +276,19 @@ impl Args {
             }));
         }
         let busy_poll = Duration::from_micros(busy_poll_usecs);
+        let (rekey_after_secs, at) = pick(
+            self.rekey_after_secs,
+            file,
+            "rekey-after",
+            |f| f.rekey_after,
+            DEFAULT_REKEY_AFTER_SECS,
+        );
+        if !(MIN_REKEY_AFTER_SECS..=MAX_REKEY_AFTER_SECS).contains(&rekey_after_secs) {
+            return Err(at.blame(Error::InvalidRekeyAfter {
+                value: rekey_after_secs,
+            }));
+        }
+        let rekey_after = Duration::from_secs(rekey_after_secs);
         let (mtu, at) = pick(self.mtu.map(Some), file, "mtu", |f| f.mtu.map(Some), None);
         let mtu = match mtu {
             // Sealing adds crypto::OVERHEAD bytes to every datagram; per-node keys are given
@@ -382,6 +396,7 @@ impl Args {
             private_key,
             trusted,
             busy_poll,
+            rekey_after,
         })
     }
 }

@@ -66,6 +66,12 @@ pub const ETHCLOUD_HEADER_LEN: u32 = 8;
 pub const FRAME_HEADER_LEN: u32 = 14;
 /// The default `--busy-poll`, in microseconds.
 pub const DEFAULT_BUSY_POLL_USECS: u64 = 50;
+/// Default `--rekey-after`, seconds (as WireGuard's REKEY_AFTER_TIME).
+pub const DEFAULT_REKEY_AFTER_SECS: u64 = 120;
+/// Smallest `--rekey-after`, seconds.
+pub const MIN_REKEY_AFTER_SECS: u64 = 10;
+/// Largest `--rekey-after`, seconds.
+pub const MAX_REKEY_AFTER_SECS: u64 = 86_400;
 /// The largest `--busy-poll`, in microseconds.
 pub const MAX_BUSY_POLL_USECS: u64 = 100_000;
 

@@ -71,6 +71,8 @@ pub struct Settings {
     pub trusted: Vec<PathBuf>,
     /// How long the loop keeps polling without sleeping after traffic.
     pub busy_poll: Duration,
+    /// Per-node keys: how often sessions are renewed.
+    pub rekey_after: Duration,
 }
 
 impl Settings {

@@ -271,7 +271,10 @@ impl Sessions {
 
     /// The current sending session of `key`: its 16-byte id, when it was made, and how many
     /// packets it sealed.
-    pub fn current_session(&self, key: &PublicKey) -> Option<([u8; crypto::SESSION_LEN], Instant, u64)> {
+    pub fn current_session(
+        &self,
+        key: &PublicKey,
+    ) -> Option<([u8; crypto::SESSION_LEN], Instant, u64)> {
         let s = self.keys.get(key)?.current.as_ref()?;
         Some((s.recv_session, s.made, s.sealer.sealed()))
     }
@@ -621,7 +624,11 @@ impl Sessions {
     /// One round of initiations to `addr`: to its key if known, else to every trusted key
     /// without a live session (at most [`MAX_PROBES`]).
     fn round(&mut self, now: Instant, addr: SocketAddr, send: &mut dyn FnMut(SocketAddr, &[u8])) {
-        let (last, cursor) = self.rounds.get(&addr).copied().unwrap_or((Instant::ZERO, 0));
+        let (last, cursor) = self
+            .rounds
+            .get(&addr)
+            .copied()
+            .unwrap_or((Instant::ZERO, 0));
         if self.rounds.contains_key(&addr) && now < last + HANDSHAKE_RETRY {
             return;
         }
@@ -641,11 +648,15 @@ impl Sessions {
                         break;
                     };
                     next_cursor = at + 1;
-                    let live = self
-                        .keys
-                        .get(&key)
-                        .is_some_and(|s| s.current.as_ref().is_some_and(|c| now < c.made + self.config.rekey_after + REJECT_SLACK));
-                    let in_flight = self.pending.values().any(|p| p.initiator.remote == key && p.addr == addr);
+                    let live = self.keys.get(&key).is_some_and(|s| {
+                        s.current
+                            .as_ref()
+                            .is_some_and(|c| now < c.made + self.config.rekey_after + REJECT_SLACK)
+                    });
+                    let in_flight = self
+                        .pending
+                        .values()
+                        .any(|p| p.initiator.remote == key && p.addr == addr);
                     if live || in_flight {
                         continue;
                     }
@@ -655,8 +666,7 @@ impl Sessions {
             }
         }
         if self.rounds.len() >= MAX_WANTED * 4 {
-            self.rounds
-                .retain(|_, (at, _)| now < *at + HANDSHAKE_RETRY);
+            self.rounds.retain(|_, (at, _)| now < *at + HANDSHAKE_RETRY);
         }
         self.rounds.insert(addr, (now, next_cursor));
     }
@@ -682,7 +692,15 @@ impl Sessions {
         let index = self.next_index();
         let timestamp = self.timestamp(now);
         let scratch = &mut self.scratch[..];
-        match handshake::initiate(&self.identity, self.token, &key, index, timestamp, None, scratch) {
+        match handshake::initiate(
+            &self.identity,
+            self.token,
+            &key,
+            index,
+            timestamp,
+            None,
+            scratch,
+        ) {
             Ok((initiator, len)) => {
                 if let Some(bytes) = scratch.get(..len) {
                     send(addr, bytes);
@@ -703,8 +721,7 @@ impl Sessions {
 
     /// Timers: renewals due, handshakes timed out, sessions expired. `send` sends one datagram.
     pub fn housekeep(&mut self, now: Instant, send: &mut dyn FnMut(SocketAddr, &[u8])) {
-        self.pending
-            .retain(|_, p| now < p.sent + HANDSHAKE_TIMEOUT);
+        self.pending.retain(|_, p| now < p.sent + HANDSHAKE_TIMEOUT);
         let rekey_after = self.config.rekey_after;
         let reject = rekey_after + REJECT_SLACK + RECEIVE_GRACE;
         self.by_session.retain(|_, s| now < s.made + reject);

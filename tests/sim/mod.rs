@@ -229,7 +229,11 @@ impl Simulator {
         cfg.identity = Some(ethcloud::node::IdentitySetup {
             secret: SecretKey::from_random([secret; 32]),
             trusted: keys,
-            config: IdentityConfig::new(Instant::ZERO, 1_700_000_000_000_000_000, u64::from(secret)),
+            config: IdentityConfig::new(
+                Instant::ZERO,
+                1_700_000_000_000_000_000,
+                u64::from(secret),
+            ),
         });
         cfg
     }
