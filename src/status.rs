@@ -130,6 +130,25 @@ pub fn render_text<S: Socket, D: Device>(
             node.switch_table().count_for(addr)
         );
     }
+    if let Some(sessions) = node.sessions() {
+        let _ = writeln!(out, "public key {}", sessions.public());
+        let _ = writeln!(out, "trusted keys {}", sessions.trusted().len());
+        for (addr, peer) in node.peers().iter() {
+            let Some(key) = sessions.key_of(*addr) else {
+                continue;
+            };
+            if let Some((id, made, sealed)) = sessions.current_session(&key) {
+                let name = sessions.trusted().name(&key).unwrap_or("");
+                let _ = writeln!(
+                    out,
+                    "session {addr} key {key} ({name}), id {}, made {} ago, {sealed} packets sealed{}",
+                    hex_prefix(&id),
+                    secs(now.saturating_duration_since(made)),
+                    if peer.is_verified { "" } else { ", peer unverified" }
+                );
+            }
+        }
+    }
     for addr in &node.config().connect {
         if node.is_peer(*addr) {
             let _ = writeln!(out, "connect {addr} peer");
@@ -170,6 +189,11 @@ pub fn render_text<S: Socket, D: Device>(
         }
         for (name, value) in drops(node.stats()) {
             let _ = writeln!(out, "drop_{name} {value}");
+        }
+        if let Some(sessions) = node.sessions() {
+            for (name, value, _) in sessions.stats().named() {
+                let _ = writeln!(out, "{name} {value}");
+            }
         }
     }
     out
@@ -228,6 +252,13 @@ pub fn render_prometheus<S: Socket, D: Device>(
     p.family("drops_total", "counter", "Packets dropped, by reason.");
     for (reason, value) in drops(node.stats()) {
         p.sample("drops_total", &format!(",reason=\"{reason}\""), value);
+    }
+    if let Some(sessions) = node.sessions() {
+        for (name, value, help) in sessions.stats().named() {
+            let metric = format!("{name}_total");
+            p.family(&metric, "counter", help);
+            p.sample(&metric, "", value);
+        }
     }
     p.out
 }
@@ -381,6 +412,11 @@ fn sorted_macs<S: Socket, D: Device>(node: &Node<S, D>) -> Vec<(VlanId, Mac, Soc
 }
 
 /// `12.3s`.
+/// The first 4 bytes of a session id in hex: enough to see it change.
+fn hex_prefix(id: &[u8]) -> String {
+    id.iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
 fn secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }

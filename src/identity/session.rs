@@ -132,6 +132,74 @@ pub struct SessionStats {
     pub revoked: u64,
 }
 
+impl SessionStats {
+    /// Every counter with its name (as in the stats file) and a one-line description.
+    pub fn named(&self) -> [(&'static str, u64, &'static str); 12] {
+        [
+            (
+                "handshake_initiations_sent",
+                self.initiations_sent,
+                "Handshake initiations sent.",
+            ),
+            (
+                "handshake_responses_sent",
+                self.responses_sent,
+                "Handshake initiations accepted and answered.",
+            ),
+            (
+                "sessions_made",
+                self.sessions_made,
+                "Sessions made with a trusted key (either role).",
+            ),
+            (
+                "session_rekeys",
+                self.rekeys,
+                "Sessions that replaced an older one with the same key.",
+            ),
+            (
+                "handshakes_invalid",
+                self.handshakes_invalid,
+                "Handshake messages with a bad length, type or mac1.",
+            ),
+            (
+                "handshakes_forged",
+                self.handshakes_forged,
+                "Handshake messages that failed Noise authentication.",
+            ),
+            (
+                "handshakes_untrusted",
+                self.handshakes_untrusted,
+                "Initiations from keys not trusted.",
+            ),
+            (
+                "handshakes_replayed",
+                self.handshakes_replayed,
+                "Initiations with an old timestamp (replays).",
+            ),
+            (
+                "handshakes_rate_limited",
+                self.handshakes_rate_limited,
+                "Initiations over the rate limit, not looked at.",
+            ),
+            (
+                "handshake_responses_unexpected",
+                self.responses_unexpected,
+                "Responses to no handshake of ours.",
+            ),
+            (
+                "sends_without_session",
+                self.no_session,
+                "Datagrams not sent: no session with the address yet.",
+            ),
+            (
+                "sessions_revoked",
+                self.revoked,
+                "Sessions dropped because their key was no longer trusted.",
+            ),
+        ]
+    }
+}
+
 /// What a handshake message led to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HandshakeEvent {
