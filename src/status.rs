@@ -134,7 +134,7 @@ pub fn render_text<S: Socket, D: Device>(
         let _ = writeln!(out, "public key {}", sessions.public());
         let _ = writeln!(out, "trusted keys {}", sessions.trusted().len());
         for (addr, peer) in node.peers().iter() {
-            let Some(key) = sessions.key_of(*addr) else {
+            let Some(key) = sessions.key_of(addr) else {
                 continue;
             };
             if let Some((id, made, sealed)) = sessions.current_session(&key) {
