@@ -55,60 +55,29 @@ while [ $# -gt 0 ]; do
     shift
 done
 [ "${#variants[@]}" -gt 0 ] || variants=("ethcloud=")
-[ "$(id -u)" -eq 0 ] || { echo "bench.sh: run as root (namespaces, /dev/net/tun)" >&2; exit 1; }
-for tool in ip iperf3 ping python3 cargo; do
-    command -v "$tool" >/dev/null || { echo "bench.sh: $tool is missing" >&2; exit 1; }
-done
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+need_root
+need_tools ip=iproute2 ss=iproute2 iperf3=iperf3 ping=iputils-ping python3=python3 "cc=gcc libc6-dev"
+command -v cargo >/dev/null || die "cargo is missing"
 
-echo "==> building (cargo build --release, example pingpong)"
-cargo build --release --quiet --bin ethcloud --example pingpong --example minirelay
-bin="$PWD/target/release/ethcloud"
+build_release --bin ethcloud --example pingpong --example minirelay
 pingpong="$PWD/target/release/examples/pingpong"
 
 a="ecbench$$a"
 b="ecbench$$b"
 work="$(mktemp -d /tmp/ethcloud-bench.XXXXXX)"
 results="$work/results.tsv"
-pids=()
-namespaces=()
 
 cleanup() {
-    trap - EXIT INT TERM
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for _ in $(seq 30); do
-        alive=0
-        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-        [ "$alive" -eq 0 ] && break
-        sleep 0.1
-    done
-    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    stop_pids 3
+    delete_namespaces
     echo "(logs in $work)"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Waits (at most $1 seconds) until the command after it succeeds.
-wait_for() {
-    local deadline=$((SECONDS + $1)); shift
-    until "$@" >/dev/null 2>&1; do
-        [ "$SECONDS" -lt "$deadline" ] || return 1
-        sleep 0.1
-    done
-}
+on_exit cleanup
 
 echo "==> namespaces $a, $b over one veth"
-for ns in "$a" "$b"; do
-    ip netns add "$ns"
-    namespaces+=("$ns")
-    ip -n "$ns" link set lo up
-done
-ip -n "$a" link add eth0 type veth peer name eth0 netns "$b"
-ip -n "$a" addr add 198.18.50.1/24 dev eth0
-ip -n "$b" addr add 198.18.50.2/24 dev eth0
-ip -n "$a" link set eth0 up
-ip -n "$b" link set eth0 up
+veth_pair "$a" 198.18.50.1/24 "$b" 198.18.50.2/24
 
 echo "==> vxlan (overlay 198.19.50.0/24, mtu 1400)"
 for side in 1 2; do
@@ -116,7 +85,7 @@ for side in 1 2; do
     [ "$side" = 2 ] && { ns=$b; other=1; }
     ip -n "$ns" link add vx0 type vxlan id 4242 local "198.18.50.$side" \
         remote "198.18.50.$other" dstport 4789 dev eth0
-    ip -n "$ns" link set vx0 mtu 1400 up
+    ip -n "$ns" link set vx0 mtu "$overlay_mtu" up
     ip -n "$ns" addr add "198.19.50.$side/24" dev vx0
 done
 
@@ -150,17 +119,14 @@ for variant in "${variants[@]}"; do
         pid=$!
         pids+=("$pid")
         vpids="$vpids $pid"
-        wait_for 10 ip -n "$ns" link show dev "$tap" ||
-            { echo "bench.sh: no tap $tap in $ns"; cat "$work/$label-$side.log"; exit 1; }
-        ip -n "$ns" link set "$tap" mtu 1400 up
-        ip -n "$ns" addr add "$net.$side/24" dev "$tap"
+        tap_up 10 "$ns" "$tap" "$net.$side/24" "$pid" ||
+            { cat "$work/$label-$side.log"; die "no tap $tap in $ns"; }
     done
     wait_for 20 ip netns exec "$a" ping -c1 -W1 "$net.2" ||
-        { echo "bench.sh: $label overlay does not ping"; cat "$work/$label-"*.log; exit 1; }
+        { cat "$work/$label-"*.log; die "$label overlay does not ping"; }
     systems+=("$label|$net.2|$vpids")
 done
-wait_for 20 ip netns exec "$a" ping -c1 -W1 198.19.50.2 ||
-    { echo "bench.sh: vxlan overlay does not ping"; exit 1; }
+wait_or_die 20 "vxlan overlay does not ping" ip netns exec "$a" ping -c1 -W1 198.19.50.2
 
 echo "==> servers in $b (iperf3, pingpong)"
 ip netns exec "$b" iperf3 -s -p 5201 >"$work/iperf3-server.log" 2>&1 &
@@ -196,15 +162,16 @@ iperf() {
 }
 
 run_throughput() {
-    local label=$1 ip=$2 vpids=$3 json t0 b0 p0 t1 b1 p1 ticks
+    local label=$1 ip=$2 json t0 b0 p0 t1 b1 p1 ticks vpids
+    read -ra vpids <<<"$3" # the daemons' PIDs (none for vxlan)
     ticks=$(getconf CLK_TCK)
     # TCP, 1 stream, with CPU.
-    t0=$(date +%s.%N); b0=$(system_busy); p0=$(proc_ticks $vpids)
+    t0=$(date +%s.%N); b0=$(system_busy); p0=$(proc_ticks "${vpids[@]}")
     if json=$(iperf "$label" "$ip"); then
-        t1=$(date +%s.%N); b1=$(system_busy); p1=$(proc_ticks $vpids)
+        t1=$(date +%s.%N); b1=$(system_busy); p1=$(proc_ticks "${vpids[@]}")
         record "$label" tcp1_gbps "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e9)' "$json")"
         record "$label" sys_cpu "$(python3 -c "print(100*($b1-$b0)/$ticks/($t1-$t0))")"
-        [ -n "$vpids" ] && record "$label" vpn_cpu "$(python3 -c "print(100*($p1-$p0)/$ticks/($t1-$t0))")"
+        [ "${#vpids[@]}" -gt 0 ] && record "$label" vpn_cpu "$(python3 -c "print(100*($p1-$p0)/$ticks/($t1-$t0))")"
     fi
     # TCP, 4 streams.
     if json=$(iperf "$label" "$ip" -P 4); then
@@ -230,7 +197,8 @@ run_latency() {
     [ -n "$rtt" ] && record "$label" ping_rtt_us "$(python3 -c "print($rtt*1000)")"
     # UDP ping-pong, one-way latency.
     pp=$(timeout 60 ip netns exec "$a" "$pingpong" client "$ip:7000" "$pingpong_rounds") || true
-    [ -n "$pp" ] && record "$label" pingpong_us "$(echo "$pp" | sed 's/.*median_us=\([0-9.]*\).*/\1/')"
+    pp="${pp##*median_us=}"
+    [ -n "$pp" ] && record "$label" pingpong_us "${pp%%[!0-9.]*}"
 }
 
 run_tests() {

@@ -2,8 +2,10 @@
 # Builds the Debian package target/debian/ethcloud_*.deb and checks it: the release binary,
 # the man page, the systemd units (checked with systemd-analyze verify against the packaged
 # binary), an example config and the shell completions.
-# Needs cargo-deb (cargo install cargo-deb), pandoc (for the man page), systemd (for
-# systemd-analyze) and dpkg-deb. Usage: scripts/deb.sh
+# `cargo deb` alone builds the same package (the man page and completions are checked in, in
+# dist/); this script also checks that they are current (scripts/assets.sh --check) and checks
+# the result. Needs cargo-deb (cargo install cargo-deb), pandoc and man (for the check),
+# systemd (for systemd-analyze) and dpkg-deb. Usage: scripts/deb.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,12 +14,8 @@ command -v cargo-deb >/dev/null || fail "cargo-deb not found: cargo install carg
 command -v systemd-analyze >/dev/null || fail "systemd-analyze not found: apt-get install systemd"
 
 cargo build --release --locked
-mkdir -p target/assets/completions
-bash scripts/man.sh target/assets/ethcloud.1
-bin=target/release/ethcloud
-"$bin" --completions bash > target/assets/completions/ethcloud.bash
-"$bin" --completions zsh > target/assets/completions/_ethcloud
-"$bin" --completions fish > target/assets/completions/ethcloud.fish
+# The man page and completions are checked in (dist/); package them only if they are current.
+bash scripts/assets.sh --check
 deb="$(cargo deb --no-build --locked 2>&1 | tail -n 1)"
 [ -f "$deb" ] || fail "cargo deb did not report a package: $deb"
 echo "deb.sh: built $deb"

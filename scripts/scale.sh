@@ -22,23 +22,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 n="${1:-32}"
-[[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 2 ] && [ "$n" -le 1000 ] ||
-    { echo "scale.sh: N must be a number from 2 to 1000, not '$n'" >&2; exit 2; }
-[ "$(id -u)" -eq 0 ] || { echo "scale.sh: run as root (sudo scripts/scale.sh $n)" >&2; exit 1; }
-
-missing=()
-command -v ip >/dev/null || missing+=(iproute2)
-command -v ping >/dev/null || missing+=(iputils-ping)
-command -v cc >/dev/null || missing+=(gcc libc6-dev)
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "scale.sh: installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if ! [[ "$n" =~ ^[0-9]+$ ]] || [ "$n" -lt 2 ] || [ "$n" -gt 1000 ]; then
+    echo "scale.sh: N must be a number from 2 to 1000, not '$n'" >&2
+    exit 2
 fi
 
-echo "==> building ethcloud (cargo build --release)"
-cargo build --release --quiet
-bin="$PWD/target/release/ethcloud"
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+
+need_root "$n"
+need_tools ip=iproute2 ping=iputils-ping "cc=gcc libc6-dev"
+build_release
 
 prefix="ecsc$$"
 switch_ns="${prefix}sw"
@@ -48,53 +42,23 @@ pings=20
 idle_secs=10
 mesh_deadline=$((30 + n)) # seconds; the simulator says a chain of 100 needs 8 s, 12 daemons take ~3 s
 logs="$(mktemp -d /tmp/ethcloud-scale.XXXXXX)"
-namespaces=()
-pids=()
 ok=0
 restore_sysctls=()
 
 cleanup() {
-    trap - EXIT INT TERM
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for _ in $(seq 50); do
-        alive=0
-        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-        [ "$alive" -eq 0 ] && break
-        sleep 0.1
-    done
-    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [ "$ok" -ne 1 ]; then
-        shown=0
-        for log in "$logs"/*.log; do
-            [ -e "$log" ] || continue
-            [ "$shown" -lt 4 ] || break
-            echo "----- last lines of $(basename "$log") -----"
-            tail -n 15 "$log"
-            shown=$((shown + 1))
-        done
-    fi
-    for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    stop_pids 5
+    [ "$ok" -eq 1 ] || show_logs "$logs" 15 4
+    delete_namespaces
     for setting in "${restore_sysctls[@]}"; do sysctl -q -w "$setting" >/dev/null || true; done
     rm -rf "$logs"
-    echo "==> cleaned up: stopped ${#pids[@]} daemons, deleted ${#namespaces[@]} namespaces"
 }
-trap cleanup EXIT
-trap 'echo "scale.sh: interrupted"; exit 130' INT TERM
-
-die() { echo "scale.sh: FAILED: $*" >&2; exit 1; }
+on_exit cleanup
 
 # Addresses of node k (1-based): 198.18.a.b on the underlay, 198.19.a.b on the overlay.
 host_part() { echo "$(($1 / 200)).$(($1 % 200 + 1))"; }
 underlay() { echo "198.18.$(host_part "$1")"; }
 overlay() { echo "198.19.$(host_part "$1")"; }
 ns_of() { echo "${prefix}h$1"; }
-
-add_ns() {
-    ip netns add "$1"
-    namespaces+=("$1")
-    ip -n "$1" link set lo up
-}
 
 # The current verified peer count of node k, from the last "peer ... added/removed (k peers)".
 peer_count() {
@@ -126,16 +90,9 @@ done
     echo "==> neighbour tables: gc_thresh2/3 raised to $need while the test runs (restored on exit)"
 
 echo "==> $n namespaces on a bridge"
-add_ns "$switch_ns"
-ip -n "$switch_ns" link add br0 type bridge
-ip -n "$switch_ns" link set br0 up
+add_bridge "$switch_ns"
 for k in $(seq "$n"); do
-    ns="$(ns_of "$k")"
-    add_ns "$ns"
-    ip -n "$ns" link add eth0 type veth peer name "p$k" netns "$switch_ns"
-    ip -n "$switch_ns" link set "p$k" master br0 up
-    ip -n "$ns" addr add "$(underlay "$k")/16" dev eth0
-    ip -n "$ns" link set eth0 up
+    bridge_port "$switch_ns" "$(ns_of "$k")" "p$k" "$(underlay "$k")/16"
 done
 
 echo "==> starting $n daemons as a chain (node k connects to node k-1)"
@@ -148,15 +105,8 @@ for k in $(seq "$n"); do
 done
 started=$(date +%s.%N)
 for k in $(seq "$n"); do
-    ns="$(ns_of "$k")"
-    deadline=$((SECONDS + 20))
-    until ip -n "$ns" link show dev ethcloud0 >/dev/null 2>&1; do
-        kill -0 "${pids[$((k - 1))]}" 2>/dev/null || die "daemon $k exited before creating its tap"
-        [ "$SECONDS" -lt "$deadline" ] || die "no ethcloud0 in $ns after 20 s"
-        sleep 0.1
-    done
-    ip -n "$ns" link set ethcloud0 mtu 1400 up
-    ip -n "$ns" addr add "$(overlay "$k")/16" dev ethcloud0
+    tap_up 20 "$(ns_of "$k")" ethcloud0 "$(overlay "$k")/16" "${pids[$((k - 1))]}" ||
+        die "daemon $k created no ethcloud0 in $(ns_of "$k") (exited, or not within 20 s)"
 done
 
 echo "==> waiting (at most ${mesh_deadline} s) until every daemon has $((n - 1)) peers"

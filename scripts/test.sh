@@ -3,8 +3,9 @@
 #
 # Installs what the tests need if it is missing (Debian packages, rustfmt, clippy), then runs,
 # stopping at the first failure: formatting, clippy, the check that the core never touches the
-# OS, the man page build, every test including the root-only end-to-end tests in network
-# namespaces, and the doc tests. Exits non-zero if anything fails.
+# OS, bash -n and shellcheck over scripts/, the check that the man page and completions in
+# dist/ are current, the Debian package, every test including the root-only end-to-end tests
+# in network namespaces, and the doc tests. Exits non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,25 +17,11 @@ fail() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
 command -v cargo >/dev/null || fail "cargo not found: install Rust (https://rustup.rs) first"
 
 step "tools"
-missing=()
-have() { command -v "$1" >/dev/null 2>&1; }
-have ip || missing+=(iproute2)
-have ss || missing+=(iproute2)
-have iperf3 || missing+=(iperf3)
-have ping || missing+=(iputils-ping)
-have python3 || missing+=(python3)
-have pandoc || missing+=(pandoc)
-have man || missing+=(man-db)
-have groff || missing+=(groff-base)
-have cc || missing+=(gcc libc6-dev)
-have systemd-analyze || missing+=(systemd)
-have dpkg-deb || missing+=(dpkg)
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "installing: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+need_tools ip=iproute2 ss=iproute2 iperf3=iperf3 ping=iputils-ping python3=python3 pandoc=pandoc \
+    man=man-db groff=groff-base "cc=gcc libc6-dev" systemd-analyze=systemd dpkg-deb=dpkg \
+    shellcheck=shellcheck
 if ! cargo fmt --version >/dev/null 2>&1; then rustup component add rustfmt; fi
 if ! cargo clippy --version >/dev/null 2>&1; then rustup component add clippy; fi
 if ! command -v cargo-deb >/dev/null 2>&1; then
@@ -74,8 +61,13 @@ if grep -rnE 'libc::|UdpSocket|Instant::now|SystemTime|std::os::fd|thread_local'
 fi
 echo "ok"
 
-step "man page (scripts/man.sh)"
-bash scripts/man.sh
+step "scripts: bash -n, shellcheck"
+for script in scripts/*.sh; do bash -n "$script"; done
+shellcheck --severity=warning scripts/*.sh
+echo "ok"
+
+step "man page and completions in dist/ are current (scripts/assets.sh --check)"
+bash scripts/assets.sh --check
 
 step "Debian package and systemd units (scripts/deb.sh)"
 bash scripts/deb.sh
