@@ -289,3 +289,118 @@ fn keyed_packet_path_makes_no_allocation_after_warm_up() {
     }
     assert_eq!(a.device().written, 12_300, "no frame lost in the rotation");
 }
+
+#[test]
+fn identity_packet_path_makes_no_allocation_with_sessions_held() {
+    use ethcloud::identity::{IdentityConfig, SecretKey, TrustedKeys};
+    use ethcloud::node::IdentitySetup;
+    let token = Token::new(7).unwrap();
+    let secret = |n: u8| SecretKey::from_random([n; 32]);
+    let mut trusted = TrustedKeys::new();
+    trusted.insert(secret(1).public_key(), "a");
+    trusted.insert(secret(2).public_key(), "b");
+    let identity = |n: u8| {
+        let mut config = Config::new(token);
+        config.identity = Some(IdentitySetup {
+            secret: secret(n),
+            trusted: trusted.clone(),
+            config: IdentityConfig::new(Instant::ZERO, 1_700_000_000_000_000_000, u64::from(n)),
+        });
+        config
+    };
+    let (a_addr, b_addr) = (
+        SocketAddr::from(([198, 18, 0, 1], 3210)),
+        SocketAddr::from(([198, 18, 0, 2], 3210)),
+    );
+    let mut a = Node::new(
+        identity(1),
+        Capture::new(),
+        NullDevice::default(),
+        Instant::ZERO,
+    );
+    let mut b = Node::new(
+        identity(2),
+        Capture::new(),
+        NullDevice::default(),
+        Instant::ZERO,
+    );
+    let mut now = Instant::from_secs(1);
+    let mut scratch = vec![0u8; 2048];
+    // b contacts a: handshake, then the two verify each other by exchanging peer lists.
+    b.add_connect(now, a_addr);
+    b.housekeep(now);
+    for _ in 0..6 {
+        deliver(&mut b, b_addr, &mut a, now, &mut scratch);
+        deliver(&mut a, a_addr, &mut b, now, &mut scratch);
+    }
+    assert_eq!(
+        (a.peer_count(), b.peer_count()),
+        (1, 1),
+        "nodes with per-node keys verified each other"
+    );
+    let remote_mac = [2, 0, 0, 0, 0, 2];
+    let local_mac = [2, 0, 0, 0, 0, 1];
+    let from_b = ethernet(local_mac, remote_mac);
+    let to_b = ethernet(remote_mac, local_mac);
+    let broadcast = ethernet([0xff; 6], local_mac);
+    let mut buf = PacketBuf::new();
+    let mut round =
+        |a: &mut Node<Capture, NullDevice>, b: &mut Node<Capture, NullDevice>, now: Instant| {
+            buf.frame_room()[..from_b.len()].copy_from_slice(&from_b);
+            b.on_frame(now, &mut buf, from_b.len()).unwrap();
+            deliver(b, b_addr, a, now, &mut scratch);
+            buf.frame_room()[..to_b.len()].copy_from_slice(&to_b);
+            a.on_frame(now, &mut buf, to_b.len()).unwrap();
+            // A flood: sealed once per peer, in the flood copy.
+            buf.frame_room()[..broadcast.len()].copy_from_slice(&broadcast);
+            a.on_frame(now, &mut buf, broadcast.len()).unwrap();
+            deliver(a, a_addr, b, now, &mut scratch);
+        };
+    for _ in 0..100 {
+        round(&mut a, &mut b, now);
+    }
+    let allocations = allocations_in(|| {
+        for _ in 0..10_000 {
+            round(&mut a, &mut b, now);
+        }
+    });
+    assert_eq!(
+        allocations, 0,
+        "allocations on the per-node-key packet path"
+    );
+    assert_eq!(a.device().written, 10_100);
+    assert_eq!(b.device().written, 2 * 10_100);
+
+    // A renewal: the new session is current and the previous one is still held.
+    let rekeys = a.sessions().unwrap().stats().rekeys + b.sessions().unwrap().stats().rekeys;
+    now += std::time::Duration::from_secs(121);
+    for node in [&mut a, &mut b] {
+        node.housekeep(now);
+    }
+    let mut scratch2 = vec![0u8; 2048];
+    for _ in 0..4 {
+        deliver(&mut a, a_addr, &mut b, now, &mut scratch2);
+        deliver(&mut b, b_addr, &mut a, now, &mut scratch2);
+    }
+    let renewed = a.sessions().unwrap().stats().rekeys + b.sessions().unwrap().stats().rekeys;
+    assert!(renewed > rekeys, "the session was renewed");
+    assert_eq!(
+        a.sessions().unwrap().open_sessions(),
+        2,
+        "current and previous held"
+    );
+    for _ in 0..100 {
+        round(&mut a, &mut b, now);
+    }
+    let allocations = allocations_in(|| {
+        for _ in 0..1_000 {
+            round(&mut a, &mut b, now);
+        }
+    });
+    assert_eq!(allocations, 0, "allocations after a renewal");
+    assert_eq!(
+        a.device().written,
+        11_200,
+        "no frame lost across the renewal"
+    );
+}
