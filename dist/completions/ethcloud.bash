@@ -16,6 +16,12 @@ _ethcloud() {
             ",$1")
                 cmd="ethcloud"
                 ;;
+            ethcloud,genkey)
+                cmd="ethcloud__subcmd__genkey"
+                ;;
+            ethcloud,pubkey)
+                cmd="ethcloud__subcmd__pubkey"
+                ;;
             *)
                 ;;
         esac
@@ -23,7 +29,7 @@ _ethcloud() {
 
     case "${cmd}" in
         ethcloud)
-            opts="-d -l -t -c -v -q -h -V --config --device --listen --token --connect --peer-timeout --mac-timeout --verbose --quiet --max-peers --max-macs --max-macs-per-peer --broadcast-limit --user --group --ifup --ifdown --mtu --stats-file --stats-interval --stats-format --no-offload --busy-poll --key-file --completions --help --version"
+            opts="-d -l -t -c -v -q -h -V --config --device --listen --token --connect --peer-timeout --mac-timeout --verbose --quiet --max-peers --max-macs --max-macs-per-peer --broadcast-limit --user --group --ifup --ifdown --mtu --stats-file --stats-interval --stats-format --no-offload --busy-poll --key-file --private-key --trusted --rekey-after --completions --help --version genkey pubkey"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -129,10 +135,50 @@ _ethcloud() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --private-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trusted)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rekey-after)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --completions)
                     COMPREPLY=($(compgen -W "bash elvish fish powershell zsh" -- "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ethcloud__subcmd__genkey)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ethcloud__subcmd__pubkey)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
