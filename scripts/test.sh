@@ -29,6 +29,8 @@ have groff || missing+=(groff-base)
 have cc || missing+=(gcc libc6-dev)
 have systemd-analyze || missing+=(systemd)
 have dpkg-deb || missing+=(dpkg)
+have setpriv || missing+=(util-linux)
+python3 -c 'import jsonschema' 2>/dev/null || missing+=(python3-jsonschema)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -65,7 +67,7 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
 step "the core never touches the OS"
-core=(src/wire src/switch.rs src/peers src/node.rs src/time.rs src/io.rs src/stats.rs src/buf.rs src/limit.rs)
+core=(src/wire src/switch.rs src/peers src/node.rs src/time.rs src/io.rs src/stats.rs src/buf.rs src/limit.rs src/show.rs)
 for path in "${core[@]}"; do
     [ -e "$path" ] || fail "core file $path is missing: update the list in scripts/test.sh"
 done

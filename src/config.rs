@@ -32,7 +32,7 @@ pub const CONFIG_DIR: &str = "/etc/ethcloud";
 
 /// Every key the file may hold: the long options, less `--config`, `--completions`, `--help`
 /// and `--version`.
-pub const KEYS: [&str; 23] = [
+pub const KEYS: [&str; 24] = [
     "device",
     "listen",
     "token",
@@ -56,6 +56,7 @@ pub const KEYS: [&str; 23] = [
     "no-offload",
     "key-file",
     "busy-poll",
+    "control-socket",
 ];
 
 /// The values a config file sets; `None` where it says nothing. Types only: the values are
@@ -110,6 +111,8 @@ pub struct FileValues {
     pub key_file: Option<std::path::PathBuf>,
     /// `--busy-poll`, microseconds.
     pub busy_poll: Option<u64>,
+    /// `--control-socket`.
+    pub control_socket: Option<PathBuf>,
 }
 
 /// A parsed config file: its values and the line of each key.
@@ -321,6 +324,7 @@ stats-format = "prometheus"
 no-offload = true
 key-file = "/etc/ethcloud/vpn0.key"
 busy-poll = 0
+control-socket = "/run/ethcloud/vpn0.sock"
 "#;
         let file = parse(text).unwrap();
         let v = &file.values;

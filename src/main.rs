@@ -24,13 +24,14 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 use log::{info, warn};
 
-use ethcloud::cli::{unique_addrs, Args, Host, Settings};
+use ethcloud::cli::{unique_addrs, Args, Command, Host, Settings, ShowArgs};
 use ethcloud::daemon;
 use ethcloud::error::Error;
 use ethcloud::hook::{self, HOOK_TIMEOUT};
 use ethcloud::node::Keyed;
 use ethcloud::service::{NamedPeer, Service, StatsFileSpec};
 use ethcloud::status::Header;
+use ethcloud::sys::control::{self, ControlServer};
 use ethcloud::sys::privdrop::{self, Identity};
 use ethcloud::sys::{ifaddrs, netdev, notify, signal::SignalFd, tap::TapDevice, udp::UdpSocket};
 use ethcloud::time::Instant;
@@ -40,6 +41,9 @@ fn main() -> ExitCode {
     if let Some(shell) = args.completions {
         clap_complete::generate(shell, &mut Args::command(), "ethcloud", &mut io::stdout());
         return ExitCode::SUCCESS;
+    }
+    if let Some(Command::Show(show)) = &args.command {
+        return show_command(&args, show);
     }
     let settings = match args.check() {
         Ok(settings) => settings,
@@ -94,6 +98,7 @@ fn run(settings: &Settings) -> Result<(), Error> {
             None
         }
     };
+    let control = open_control(settings, &name);
     if let Some(command) = &settings.ifup {
         hook::run("--ifup", command, &name, HOOK_TIMEOUT)?;
     }
@@ -110,7 +115,7 @@ fn run(settings: &Settings) -> Result<(), Error> {
         config.token,
         peer_list(&config.connect)
     );
-    let service = service(settings, &name, listen, &resolved, families);
+    let service = service(settings, &name, listen, &resolved, families).with_control(control);
     tell_systemd(notify::READY);
 
     let result = daemon::run(
@@ -131,6 +136,57 @@ fn run(settings: &Settings) -> Result<(), Error> {
     }
     drop(keep_tap);
     result.map(|_| ())
+}
+
+/// `ethcloud show [--json]`: asks the daemon at the control socket and prints its answer.
+/// Exit 0 with the answer on stdout; 1 with one line on stderr if there is no answer or the
+/// daemon answers with an error.
+fn show_command(args: &Args, show: &ShowArgs) -> ExitCode {
+    let path = show
+        .socket
+        .clone()
+        .or_else(|| args.control_socket.clone())
+        .unwrap_or_else(|| {
+            control::find_default(show.device.as_deref().or(args.device.as_deref()))
+        });
+    let request = if show.json { "show json" } else { "show" };
+    match control::request(&path, request) {
+        Ok(answer) if answer.starts_with("error: ") => {
+            eprint!("ethcloud: {answer}");
+            ExitCode::FAILURE
+        }
+        Ok(answer) => {
+            print!("{answer}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("ethcloud: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Listens on the control socket (`--control-socket`, else the device's default path). A
+/// failure is a warning: the VPN runs without `ethcloud show`.
+fn open_control(settings: &Settings, device: &str) -> Option<ControlServer> {
+    let path = settings
+        .control_socket
+        .clone()
+        .unwrap_or_else(|| control::default_path(device));
+    match ControlServer::bind(&path) {
+        Ok(server) => {
+            info!("control socket {}: ethcloud show asks here", path.display());
+            Some(server)
+        }
+        Err(e) => {
+            warn!(
+                "no control socket at {}: {e}; `ethcloud show` cannot reach this daemon \
+                 (choose another path with --control-socket)",
+                path.display()
+            );
+            None
+        }
+    }
 }
 
 /// Reads the key file and makes this run's session: the start time in milliseconds since the

@@ -241,7 +241,14 @@ struct Tx<S> {
 
 impl<S: Socket> Tx<S> {
     /// Sends one datagram; counts success or failure; warns once per kind of failure.
-    fn send(&mut self, stats: &mut Stats, to: SocketAddr, datagram: &[u8], is_control: bool) {
+    /// Returns whether the socket took it.
+    fn send(
+        &mut self,
+        stats: &mut Stats,
+        to: SocketAddr,
+        datagram: &[u8],
+        is_control: bool,
+    ) -> bool {
         match self.socket.send_to(datagram, to) {
             Ok(()) => {
                 stats.datagrams_sent += 1;
@@ -250,6 +257,7 @@ impl<S: Socket> Tx<S> {
                     stats.control_sent += 1;
                     stats.control_bytes_sent += datagram.len() as u64;
                 }
+                true
             }
             Err(e) => {
                 if e.kind() == io::ErrorKind::WouldBlock {
@@ -264,6 +272,7 @@ impl<S: Socket> Tx<S> {
                 } else {
                     debug!("sending to {to} failed: {e}");
                 }
+                false
             }
         }
     }
@@ -461,7 +470,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         // A peer list from an address we recently asked is its answer: the address receives
         // what we send there. Decide before `touch`, which may add the peer.
         let is_answer = matches!(message, Message::Peers(_)) && self.asked_recently(now, from);
-        let mut is_verified = match self.peers.touch(now, from) {
+        let mut is_verified = match self.peers.touch_received(now, from, wire_len) {
             Touch::Refreshed { is_verified } => is_verified,
             Touch::Added => {
                 debug!("new unverified peer {from}");
@@ -783,7 +792,9 @@ impl<S: Socket, D: Device> Node<S, D> {
             }
         };
         if let Some(datagram) = self.control.get(range) {
-            self.tx.send(&mut self.stats, to, datagram, true);
+            if self.tx.send(&mut self.stats, to, datagram, true) {
+                self.peers.count_sent(to, datagram.len());
+            }
         }
     }
 
@@ -854,13 +865,18 @@ impl<S: Socket, D: Device> Node<S, D> {
         match target {
             Some(peer) => {
                 self.stats.frames_unicast += 1;
-                self.tx.send(&mut self.stats, peer, datagram, false);
+                if self.tx.send(&mut self.stats, peer, datagram, false) {
+                    self.peers.count_sent(peer, datagram.len());
+                }
             }
             None => {
                 self.stats.frames_flooded += 1;
-                for peer in self.peers.verified_addrs() {
-                    self.tx.send(&mut self.stats, peer, datagram, false);
-                }
+                let (tx, stats) = (&mut self.tx, &mut self.stats);
+                self.peers.for_each_verified(|peer, traffic| {
+                    if tx.send(stats, peer, datagram, false) {
+                        traffic.count_sent(datagram.len());
+                    }
+                });
             }
         }
         Ok(())

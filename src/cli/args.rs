@@ -123,6 +123,38 @@ pub struct Args {
     /// Print a completion script for SHELL to standard output and exit
     #[arg(long = "completions", value_name = "SHELL")]
     pub completions: Option<clap_complete::Shell>,
+
+    /// Unix socket `ethcloud show` asks (root-only) [default: /run/ethcloud/DEVICE.sock]
+    #[arg(long = "control-socket", value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
+
+    /// A subcommand instead of running the daemon
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands; without one, `ethcloud` runs the daemon.
+#[derive(clap::Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Ask the running daemon for its peers, MAC table and counters (like `wg show`)
+    Show(ShowArgs),
+}
+
+/// The options of `ethcloud show`.
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+pub struct ShowArgs {
+    /// The daemon's tap device: asks /run/ethcloud/DEVICE.sock
+    #[arg(value_name = "DEVICE")]
+    pub device: Option<String>,
+
+    /// Print the answer as JSON (one object, schema in the man page)
+    #[arg(long = "json")]
+    pub json: bool,
+
+    /// The daemon's control socket [default: /run/ethcloud/DEVICE.sock, else the only
+    /// socket in /run/ethcloud, else /run/ethcloud/ethcloud0.sock]
+    #[arg(long = "socket", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
 }
 
 impl Args {

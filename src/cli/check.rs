@@ -286,6 +286,13 @@ impl Args {
             |f| f.stats_file.clone().map(Some),
             None,
         );
+        let (control_socket, _) = pick(
+            self.control_socket.clone().map(Some),
+            file,
+            "control-socket",
+            |f| f.control_socket.clone().map(Some),
+            None,
+        );
         let (stats_format, _) = pick(
             self.stats_format,
             file,
@@ -340,6 +347,7 @@ impl Args {
             offload: !no_offload,
             key_file,
             busy_poll,
+            control_socket,
         })
     }
 }

@@ -66,6 +66,9 @@ pub struct Settings {
     pub key_file: Option<PathBuf>,
     /// How long the loop keeps polling without sleeping after traffic.
     pub busy_poll: Duration,
+    /// The control socket `ethcloud show` asks (`--control-socket`); `None`: the default
+    /// path for the device, [`crate::sys::control::default_path`].
+    pub control_socket: Option<PathBuf>,
 }
 
 impl Settings {

@@ -476,3 +476,30 @@ fn resolve_each_keeps_every_value_with_its_address() {
     assert_eq!(each.len(), 2);
     assert_eq!(unique_addrs(&each), ["127.0.0.1:1".parse().unwrap()]);
 }
+
+#[test]
+fn show_subcommand_takes_a_device_json_and_a_socket() {
+    let parsed = args(&["show", "vpn0", "--json", "--socket", "/tmp/x.sock"]).unwrap();
+    assert_eq!(
+        parsed.command,
+        Some(Command::Show(ShowArgs {
+            device: Some("vpn0".to_owned()),
+            json: true,
+            socket: Some("/tmp/x.sock".into()),
+        }))
+    );
+    let parsed = args(&["show"]).unwrap();
+    assert_eq!(
+        parsed.command,
+        Some(Command::Show(ShowArgs {
+            device: None,
+            json: false,
+            socket: None,
+        }))
+    );
+    // The daemon's command line has no subcommand.
+    assert_eq!(args(&["-t", "7"]).unwrap().command, None);
+    let settings = check(&["--control-socket", "/run/x.sock"]).unwrap();
+    assert_eq!(settings.control_socket, Some("/run/x.sock".into()));
+    assert_eq!(check(&[]).unwrap().control_socket, None);
+}
