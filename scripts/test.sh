@@ -30,6 +30,8 @@ have cc || missing+=(gcc libc6-dev)
 have systemd-analyze || missing+=(systemd)
 have dpkg-deb || missing+=(dpkg)
 have setpriv || missing+=(util-linux)
+have nft || missing+=(nftables)
+have conntrack || missing+=(conntrack)
 python3 -c 'import jsonschema' 2>/dev/null || missing+=(python3-jsonschema)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
