@@ -142,13 +142,27 @@ fn run(settings: &Settings) -> Result<(), Error> {
 /// Exit 0 with the answer on stdout; 1 with one line on stderr if there is no answer or the
 /// daemon answers with an error.
 fn show_command(args: &Args, show: &ShowArgs) -> ExitCode {
+    // `ethcloud --config /etc/ethcloud/NAME.toml show` asks that instance.
+    let file = match &args.config {
+        Some(path) => match ethcloud::config::ConfigFile::read(path) {
+            Ok(file) => Some(file.values),
+            Err(err) => return fail(&err),
+        },
+        None => None,
+    };
+    let file_socket = file.as_ref().and_then(|f| f.control_socket.clone());
+    let file_device = file.and_then(|f| f.device);
+    let device = show
+        .device
+        .clone()
+        .or_else(|| args.device.clone())
+        .or(file_device);
     let path = show
         .socket
         .clone()
         .or_else(|| args.control_socket.clone())
-        .unwrap_or_else(|| {
-            control::find_default(show.device.as_deref().or(args.device.as_deref()))
-        });
+        .or(file_socket)
+        .unwrap_or_else(|| control::find_default(device.as_deref()));
     let request = if show.json { "show json" } else { "show" };
     match control::request(&path, request) {
         Ok(answer) if answer.starts_with("error: ") => {

@@ -238,6 +238,14 @@ fn bad_requests_get_an_error_and_silent_clients_hold_nothing_up() {
         assert!(rest.is_empty());
     }
 
+    // Clients that ask and hang up at once (the answer meets a closed socket: EPIPE, never
+    // a SIGPIPE that would kill the daemon).
+    for _ in 0..20 {
+        let mut client = UnixStream::connect(&sock).unwrap();
+        client.write_all(b"show json\n").unwrap();
+        drop(client);
+    }
+
     // An over-long request line is cut off, not buffered.
     let mut client = UnixStream::connect(&sock).unwrap();
     client
@@ -247,6 +255,13 @@ fn bad_requests_get_an_error_and_silent_clients_hold_nothing_up() {
     let mut rest = Vec::new();
     let _ = client.read_to_end(&mut rest);
     assert!(rest.is_empty(), "{}", text(&rest));
+
+    // The daemon is alive and well after all that.
+    let out = show(&lab, &[], &["--socket", sock.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let answer = text(&out.stdout);
+    assert!(number_after(&answer, "control_timed_out") >= 3, "{answer}");
+    assert!(lab.daemons[0].poll_exit().is_none());
 }
 
 #[test]

@@ -151,8 +151,9 @@ pub struct ShowArgs {
     #[arg(long = "json")]
     pub json: bool,
 
-    /// The daemon's control socket [default: /run/ethcloud/DEVICE.sock, else the only
-    /// socket in /run/ethcloud, else /run/ethcloud/ethcloud0.sock]
+    /// The daemon's control socket [default: --control-socket or the --config file's
+    /// control-socket, else /run/ethcloud/DEVICE.sock (DEVICE from here, -d or the config
+    /// file), else the only socket in /run/ethcloud, else /run/ethcloud/ethcloud0.sock]
     #[arg(long = "socket", value_name = "PATH")]
     pub socket: Option<PathBuf>,
 }

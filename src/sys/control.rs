@@ -308,7 +308,8 @@ fn read_line(client: &mut Client) -> io::Result<bool> {
     }
 }
 
-/// Writes `answer` without waiting; false if it did not all fit.
+/// Writes `answer` without waiting; false if it did not all fit or the client is gone (a
+/// Rust program ignores SIGPIPE, so a client that hung up is an `EPIPE` here, not a signal).
 fn write_answer(mut stream: &UnixStream, answer: &[u8]) -> bool {
     let mut rest = answer;
     while !rest.is_empty() {
