@@ -12,7 +12,8 @@
 //! A and B learn each other's public address (the router's, port 3210 kept by masquerade)
 //! from P's peer list and punch through both NATs. The direct path is shown by stopping P
 //! and pinging on; NAT rebinding by flushing both routers' conntrack tables (every mapping
-//! is lost at once) and timing how long until the ping gets through again.
+//! is lost at once) and timing how long until the ping gets through again, and by making
+//! one router map to other ports (A's public port changes) with P still running.
 //!
 //! Needs root, `nft` (Debian package nftables) and `conntrack` (package conntrack);
 //! `scripts/test.sh` installs them. `#[ignore]`d like every namespace test.
@@ -31,6 +32,9 @@ const MESH: Duration = Duration::from_secs(25);
 /// How long the ping between the NATed nodes may take to come back after both routers
 /// lost every mapping (the next datagram each way makes new ones).
 const HEAL: Duration = Duration::from_secs(20);
+/// How long the ping may take to come back after a node's public port changed (its new
+/// address must reach the other node: in its own datagrams or in the public node's list).
+const REBIND: Duration = Duration::from_secs(30);
 
 /// One site behind a NAT: its router (a lab host on the internet bridge) and the node
 /// behind it.
@@ -145,8 +149,8 @@ fn nat_site(lab: &mut Lab, router_index: u8) -> Site {
 struct SocketDir(PathBuf);
 
 impl SocketDir {
-    fn new() -> SocketDir {
-        let dir = std::env::temp_dir().join(format!("ethcloud-nat-{}", std::process::id()));
+    fn new(test: &str) -> SocketDir {
+        let dir = std::env::temp_dir().join(format!("ethcloud-nat-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         SocketDir(dir)
@@ -215,7 +219,7 @@ fn nodes_behind_two_nats_mesh_talk_directly_without_the_public_node_and_survive_
     let public = lab.host(1);
     let a = nat_site(&mut lab, 2);
     let b = nat_site(&mut lab, 3);
-    let dir = SocketDir::new();
+    let dir = SocketDir::new("mesh");
     let sock_a = dir.path("a.sock");
     let p = public.addr_v4();
 
@@ -305,6 +309,68 @@ fn nodes_behind_two_nats_mesh_talk_directly_without_the_public_node_and_survive_
         &lab,
         &a.node,
         &b.node.overlay_v4(),
+        3,
+        Duration::from_secs(20),
+    );
+}
+
+#[test]
+#[ignore = "needs root + netns + nft + conntrack; .ci/run passes --include-ignored"]
+fn a_nated_node_whose_public_port_changes_is_found_again() {
+    let mut lab = Lab::new(3);
+    let public = lab.host(1);
+    let a = nat_site(&mut lab, 2);
+    let b = nat_site(&mut lab, 3);
+    let dir = SocketDir::new("rebind");
+    let sock_b = dir.path("b.sock");
+    let p = public.addr_v4();
+    lab.start(&public, &["-t", "7"]);
+    lab.start(&a.node, &["-t", "7", "-c", &p]);
+    lab.start(&b.node, &["-t", "7", "-c", &p, "--control-socket", &sock_b]);
+    lab.daemons[1].wait_log(&format!("peer {} added", b.public_addr()), MESH);
+    lab.daemons[2].wait_log(&format!("peer {} added", a.public_addr()), MESH);
+    lab.assert_ping(&a.node, &b.node.overlay_v4());
+
+    // Router 2 now maps to other ports and forgets its mappings: A's public port changes.
+    must(&lab, &a.router, &["nft", "flush chain ip nat postrouting"]);
+    must(
+        &lab,
+        &a.router,
+        &[
+            "nft",
+            "add rule ip nat postrouting oifname eth0 meta l4proto udp masquerade to :40000-40999",
+        ],
+    );
+    must(&lab, &a.router, &["conntrack", "-F"]);
+    let changed = Instant::now();
+    let healed = lab.ping_within(&a.node, &b.node.overlay_v4(), REBIND);
+    let took = changed.elapsed();
+    let answer = show(&lab, &b.node, &sock_b);
+    assert!(
+        healed,
+        "no ping {REBIND:?} after A's public port changed\nR2 conntrack:\n{}\nR3 conntrack:\n{}\nB:\n{answer}",
+        conntrack(&lab, &a.router),
+        conntrack(&lab, &b.router),
+    );
+    println!("ping healed {took:?} after A's public port changed; B's view:\n{answer}");
+    // B has A at its new public address, verified (through P's peer list or A's own
+    // datagrams); the old address stays listed until it times out (--peer-timeout).
+    let new_addr = answer
+        .lines()
+        .filter_map(|l| l.strip_prefix("peer: 198.18.0.2:"))
+        .filter_map(|port| port.parse::<u16>().ok())
+        .find(|port| (40000..=40999).contains(port));
+    let new_addr = new_addr.map(|port| format!("198.18.0.2:{port}"));
+    assert!(
+        new_addr
+            .as_deref()
+            .is_some_and(|addr| shows_verified_peer(&answer, addr)),
+        "{answer}"
+    );
+    ping_run(
+        &lab,
+        &b.node,
+        &a.node.overlay_v4(),
         3,
         Duration::from_secs(20),
     );
