@@ -22,6 +22,12 @@ step "tools"
 need_tools ip=iproute2 ss=iproute2 iperf3=iperf3 ping=iputils-ping python3=python3 pandoc=pandoc \
     man=man-db groff=groff-base "cc=gcc libc6-dev" systemd-analyze=systemd dpkg-deb=dpkg \
     shellcheck=shellcheck
+need_tools setpriv=util-linux nft=nftables conntrack=conntrack tcpdump=tcpdump
+if ! python3 -c 'import jsonschema' 2>/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends python3-jsonschema >/dev/null
+fi
 if ! cargo fmt --version >/dev/null 2>&1; then rustup component add rustfmt; fi
 if ! cargo clippy --version >/dev/null 2>&1; then rustup component add clippy; fi
 if ! command -v cargo-deb >/dev/null 2>&1; then
@@ -52,7 +58,7 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
 step "the core never touches the OS"
-core=(src/wire src/switch.rs src/peers src/node.rs src/time.rs src/io.rs src/stats.rs src/buf.rs src/limit.rs)
+core=(src/wire src/switch.rs src/peers src/node.rs src/time.rs src/io.rs src/stats.rs src/buf.rs src/limit.rs src/show.rs)
 for path in "${core[@]}"; do
     [ -e "$path" ] || fail "core file $path is missing: update the list in scripts/test.sh"
 done

@@ -32,7 +32,7 @@ pub const CONFIG_DIR: &str = "/etc/ethcloud";
 
 /// Every key the file may hold: the long options, less `--config`, `--completions`, `--help`
 /// and `--version`.
-pub const KEYS: [&str; 26] = [
+pub const KEYS: [&str; 27] = [
     "device",
     "listen",
     "token",
@@ -59,6 +59,7 @@ pub const KEYS: [&str; 26] = [
     "private-key",
     "trusted",
     "rekey-after",
+    "control-socket",
 ];
 
 /// The values a config file sets; `None` where it says nothing. Types only: the values are
@@ -120,6 +121,8 @@ pub struct FileValues {
     pub trusted: Option<Vec<PathBuf>>,
     /// `--rekey-after`, seconds.
     pub rekey_after: Option<u64>,
+    /// `--control-socket`.
+    pub control_socket: Option<PathBuf>,
 }
 
 /// A parsed config file: its values and the line of each key.
@@ -355,6 +358,8 @@ key-file = "/etc/ethcloud/vpn0.key"
 busy-poll = 0
 private-key = "/etc/ethcloud/vpn0.private"
 trusted = ["/etc/ethcloud/vpn0.trusted", "/etc/ethcloud/vpn0.trusted.d"]
+control-socket = "/run/ethcloud/vpn0.sock"
+rekey-after = 60
 "#;
         let file = parse(text).unwrap();
         let v = &file.values;

@@ -65,6 +65,7 @@ const TOKEN_DEVICE: u64 = 0;
 const TOKEN_SOCKET: u64 = 1;
 const TOKEN_TIMER: u64 = 2;
 const TOKEN_SIGNAL: u64 = 3;
+const TOKEN_CONTROL: u64 = 4;
 
 /// The monotonic clock, as the core sees it: milliseconds since the daemon started.
 #[derive(Debug, Clone, Copy)]
@@ -179,6 +180,10 @@ pub fn run(
         .and_then(|()| poll.register(socket.as_fd(), TOKEN_SOCKET))
         .and_then(|()| poll.register(timer.as_fd(), TOKEN_TIMER))
         .and_then(|()| poll.register(signals.as_fd(), TOKEN_SIGNAL))
+        .and_then(|()| match service.control_fd() {
+            Some(fd) => poll.register(fd, TOKEN_CONTROL),
+            None => Ok(()),
+        })
         .map_err(Error::Epoll)?;
 
     let token = config.token;
@@ -246,7 +251,7 @@ struct Daemon {
 
 impl Daemon {
     fn run(mut self) -> Result<Exit, Error> {
-        let mut ready = [false; 4];
+        let mut ready = [false; 5];
         loop {
             let now = self.clock.now();
             // Re-arm only when the timer would fire too late (or already fired): saves a
@@ -272,8 +277,8 @@ impl Daemon {
             };
             if spinning && self.spins % SPIN_EPOLL_EVERY != 0 {
                 // Try both packet fds straight away (an empty try is one cheap syscall each).
-                // (`ready` is indexed by token: device, socket, timer, signal.)
-                ready = [true, true, false, false];
+                // (`ready` is indexed by token: device, socket, timer, signal, control.)
+                ready = [true, true, false, false, false];
             } else {
                 let timeout = spinning.then_some(Duration::ZERO);
                 for token in self.poll.wait(timeout).map_err(Error::Epoll)? {
@@ -282,7 +287,7 @@ impl Daemon {
                     }
                 }
             }
-            let [device, socket, timer, signal] = ready;
+            let [device, socket, timer, signal, control] = ready;
 
             let now = self.clock.now();
             if signal {
@@ -313,6 +318,9 @@ impl Daemon {
             }
             let counters = self.loop_counters();
             self.service.poll(now, &mut self.node, counters);
+            // `ethcloud show` clients (never blocks).
+            let wake = control.then_some((&self.poll, TOKEN_CONTROL));
+            self.service.serve_control(now, wake, &self.node, counters);
             // Whatever is still queued or held goes out before the loop sleeps.
             self.node.flush();
         }

@@ -9,6 +9,7 @@
 //! cli ──→ config                                  the command line over the config file
 //! main ──→ hook; daemon ──→ service ──→ status     ifup/ifdown, stats file, re-resolving names
 //! main ──→ keyfiles ──→ identity, sys::random      per-node key files, genkey and pubkey
+//! service ──→ show, sys::control                  `ethcloud show`: the control socket's answers
 //! daemon ──→ node, io, stats, time, sys::epoll    the thin loop: the only place that reads the real clock
 //! sys::* ──→ io (implements it), libc, c/tapdev   the only unsafe code
 //! node ──→ wire, switch, peers, stats, io, time   pure core
@@ -16,7 +17,7 @@
 //! wire ──→ core/std only
 //! ```
 //!
-//! The core (`wire`, `switch`, `peers`, `node`, `buf`, `time`, `io`, `stats`) performs no I/O and
+//! The core (`wire`, `switch`, `peers`, `node`, `buf`, `time`, `io`, `stats`, `show`) performs no I/O and
 //! reads no clock, so tests drive it deterministically in a simulator.
 
 #![deny(unsafe_code)]
@@ -41,6 +42,7 @@ pub mod node;
 pub mod offload;
 pub mod peers;
 pub mod service;
+pub mod show;
 pub mod stats;
 pub mod status;
 pub mod switch;

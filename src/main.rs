@@ -27,7 +27,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 use log::{info, warn};
 
-use ethcloud::cli::{unique_addrs, Args, Command, Host, Settings};
+use ethcloud::cli::{unique_addrs, Args, Command, Host, Settings, ShowArgs};
 use ethcloud::daemon;
 use ethcloud::error::Error;
 use ethcloud::hook::{self, HOOK_TIMEOUT};
@@ -35,6 +35,7 @@ use ethcloud::keyfiles::{self, NodeIdentity};
 use ethcloud::node::Keyed;
 use ethcloud::service::{NamedPeer, Service, StatsFileSpec};
 use ethcloud::status::Header;
+use ethcloud::sys::control::{self, ControlServer};
 use ethcloud::sys::privdrop::{self, Identity};
 use ethcloud::sys::{ifaddrs, netdev, notify, signal::SignalFd, tap::TapDevice, udp::UdpSocket};
 use ethcloud::time::Instant;
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
                 keyfiles::genkey(&mut io::stdout().lock())
             }
             Command::Pubkey => keyfiles::pubkey(io::stdin().lock(), &mut io::stdout().lock()),
+            Command::Show(show) => return show_command(&show),
         };
         return match result {
             Ok(()) => ExitCode::SUCCESS,
@@ -115,6 +117,7 @@ fn run(settings: &Settings) -> Result<(), Error> {
             None
         }
     };
+    let control = open_control(settings, &name);
     if let Some(command) = &settings.ifup {
         hook::run("--ifup", command, &name, HOOK_TIMEOUT)?;
     }
@@ -131,7 +134,7 @@ fn run(settings: &Settings) -> Result<(), Error> {
         config.token,
         peer_list(&config.connect)
     );
-    let service = service(settings, &name, listen, &resolved, families);
+    let service = service(settings, &name, listen, &resolved, families).with_control(control);
     tell_systemd(notify::READY);
 
     let result = daemon::run(
@@ -156,6 +159,66 @@ fn run(settings: &Settings) -> Result<(), Error> {
     }
     drop(keep_tap);
     result.map(|_| ())
+}
+
+/// `ethcloud show [--json]`: asks the daemon at the control socket and prints its answer.
+/// Exit 0 with the answer on stdout; 1 with one line on stderr if there is no answer or the
+/// daemon answers with an error.
+fn show_command(show: &ShowArgs) -> ExitCode {
+    // `ethcloud show --config /etc/ethcloud/NAME.toml` asks that instance.
+    let file = match &show.config {
+        Some(path) => match ethcloud::config::ConfigFile::read(path) {
+            Ok(file) => Some(file.values),
+            Err(err) => return fail(&err),
+        },
+        None => None,
+    };
+    let file_socket = file.as_ref().and_then(|f| f.control_socket.clone());
+    let file_device = file.and_then(|f| f.device);
+    let device = show.device.clone().or(file_device);
+    let path = show
+        .socket
+        .clone()
+        .or(file_socket)
+        .unwrap_or_else(|| control::find_default(device.as_deref()));
+    let request = if show.json { "show json" } else { "show" };
+    match control::request(&path, request) {
+        Ok(answer) if answer.starts_with("error: ") => {
+            eprint!("ethcloud: {answer}");
+            ExitCode::FAILURE
+        }
+        Ok(answer) => {
+            print!("{answer}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("ethcloud: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Listens on the control socket (`--control-socket`, else the device's default path). A
+/// failure is a warning: the VPN runs without `ethcloud show`.
+fn open_control(settings: &Settings, device: &str) -> Option<ControlServer> {
+    let path = settings
+        .control_socket
+        .clone()
+        .unwrap_or_else(|| control::default_path(device));
+    match ControlServer::bind(&path) {
+        Ok(server) => {
+            info!("control socket {}: ethcloud show asks here", path.display());
+            Some(server)
+        }
+        Err(e) => {
+            warn!(
+                "no control socket at {}: {e}; `ethcloud show` cannot reach this daemon \
+                 (choose another path with --control-socket)",
+                path.display()
+            );
+            None
+        }
+    }
 }
 
 /// Reads the key file and makes this run's session: the start time in milliseconds since the

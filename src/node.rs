@@ -261,7 +261,14 @@ struct Tx<S> {
 
 impl<S: Socket> Tx<S> {
     /// Sends one datagram; counts success or failure; warns once per kind of failure.
-    fn send(&mut self, stats: &mut Stats, to: SocketAddr, datagram: &[u8], is_control: bool) {
+    /// Returns whether the socket took it.
+    fn send(
+        &mut self,
+        stats: &mut Stats,
+        to: SocketAddr,
+        datagram: &[u8],
+        is_control: bool,
+    ) -> bool {
         match self.socket.send_to(datagram, to) {
             Ok(()) => {
                 stats.datagrams_sent += 1;
@@ -270,6 +277,7 @@ impl<S: Socket> Tx<S> {
                     stats.control_sent += 1;
                     stats.control_bytes_sent += datagram.len() as u64;
                 }
+                true
             }
             Err(e) => {
                 if e.kind() == io::ErrorKind::WouldBlock {
@@ -284,6 +292,7 @@ impl<S: Socket> Tx<S> {
                 } else {
                     debug!("sending to {to} failed: {e}");
                 }
+                false
             }
         }
     }
@@ -563,7 +572,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         // A peer list from an address we recently asked is its answer: the address receives
         // what we send there. Decide before `touch`, which may add the peer.
         let is_answer = matches!(message, Message::Peers(_)) && self.asked_recently(now, from);
-        let mut is_verified = match self.peers.touch(now, from) {
+        let mut is_verified = match self.peers.touch_received(now, from, wire_len) {
             Touch::Refreshed { is_verified } => is_verified,
             Touch::Added => {
                 debug!("new unverified peer {from}");
@@ -875,7 +884,9 @@ impl<S: Socket, D: Device> Node<S, D> {
             match sessions.seal(self.now, to, &mut self.control, switch_at, inner_len) {
                 Ok(range) => {
                     if let Some(datagram) = self.control.get(range) {
-                        self.tx.send(&mut self.stats, to, datagram, true);
+                        if self.tx.send(&mut self.stats, to, datagram, true) {
+                            self.peers.count_sent(to, datagram.len());
+                        }
                     }
                 }
                 Err(SealOutcome::NoSession) => {
@@ -904,7 +915,9 @@ impl<S: Socket, D: Device> Node<S, D> {
             }
         };
         if let Some(datagram) = self.control.get(range) {
-            self.tx.send(&mut self.stats, to, datagram, true);
+            if self.tx.send(&mut self.stats, to, datagram, true) {
+                self.peers.count_sent(to, datagram.len());
+            }
         }
     }
 
@@ -980,13 +993,18 @@ impl<S: Socket, D: Device> Node<S, D> {
         match target {
             Some(peer) => {
                 self.stats.frames_unicast += 1;
-                self.tx.send(&mut self.stats, peer, datagram, false);
+                if self.tx.send(&mut self.stats, peer, datagram, false) {
+                    self.peers.count_sent(peer, datagram.len());
+                }
             }
             None => {
                 self.stats.frames_flooded += 1;
-                for peer in self.peers.verified_addrs() {
-                    self.tx.send(&mut self.stats, peer, datagram, false);
-                }
+                let (tx, stats) = (&mut self.tx, &mut self.stats);
+                self.peers.for_each_verified(|peer, traffic| {
+                    if tx.send(stats, peer, datagram, false) {
+                        traffic.count_sent(datagram.len());
+                    }
+                });
             }
         }
         Ok(())
@@ -1018,7 +1036,9 @@ impl<S: Socket, D: Device> Node<S, D> {
                 stats.frames_unicast += 1;
                 if let Ok(range) = sessions.seal(now, peer, buf.bytes_mut(), SWITCH_AT, 1 + len) {
                     if let Some(datagram) = buf.bytes().get(range) {
-                        tx.send(stats, peer, datagram, false);
+                        if tx.send(stats, peer, datagram, false) {
+                            peers.count_sent(peer, datagram.len());
+                        }
                     }
                 }
             }
@@ -1031,7 +1051,7 @@ impl<S: Socket, D: Device> Node<S, D> {
                     return Err(DropReason::BadDeviceFrame);
                 };
                 copy.copy_from_slice(clear);
-                for peer in peers.verified_addrs() {
+                peers.for_each_verified(|peer, traffic| {
                     // Each seal encrypts the copy in place: restore the clear bytes first.
                     if let (Some(clear), Some(copy)) = (
                         buf.bytes().get(HEADROOM..clear_end),
@@ -1041,10 +1061,12 @@ impl<S: Socket, D: Device> Node<S, D> {
                     }
                     if let Ok(range) = sessions.seal(now, peer, flood, SWITCH_AT, 1 + len) {
                         if let Some(datagram) = flood.get(range) {
-                            tx.send(stats, peer, datagram, false);
+                            if tx.send(stats, peer, datagram, false) {
+                                traffic.count_sent(datagram.len());
+                            }
                         }
                     }
-                }
+                });
             }
         }
         Ok(())
@@ -1062,7 +1084,9 @@ impl<S: Socket, D: Device> Node<S, D> {
             return;
         };
         if sessions.has_wanted() {
-            sessions.flush(now, &mut |to, bytes| tx.send(stats, to, bytes, true));
+            sessions.flush(now, &mut |to, bytes| {
+                tx.send(stats, to, bytes, true);
+            });
         }
     }
 
@@ -1129,7 +1153,9 @@ impl<S: Socket, D: Device> Node<S, D> {
             ..
         } = self
         {
-            sessions.housekeep(now, &mut |to, bytes| tx.send(stats, to, bytes, true));
+            sessions.housekeep(now, &mut |to, bytes| {
+                tx.send(stats, to, bytes, true);
+            });
         }
     }
 

@@ -1,7 +1,7 @@
 //! What the daemon does besides forwarding, on its own slow clock: write the status snapshot
-//! to the `--stats-file` every `--stats-interval`, log it on SIGUSR1, and re-resolve the
+//! to the `--stats-file` every `--stats-interval`, log it on SIGUSR1, re-resolve the
 //! `--connect` names whose address is not a peer, so that a peer with a dynamic address is
-//! found again.
+//! found again, and answer `ethcloud show` on the control socket ([`Service::serve_control`]).
 //!
 //! Owns those periodic jobs and their state. The daemon's loop calls [`Service::poll`] after
 //! every wake-up (it only compares two instants unless a job is due) and
@@ -23,7 +23,10 @@ use crate::cli::PeerAddr;
 use crate::error::Error;
 use crate::io::{Device, Socket};
 use crate::node::Node;
+use crate::show::{self, Request};
 use crate::status::{self, Header, LoopCounters, StatsFormat, TextParts};
+use crate::sys::control::ControlServer;
+use crate::sys::epoll::Poll;
 use crate::sys::udp::Families;
 use crate::time::Instant;
 
@@ -58,6 +61,8 @@ pub struct Service {
     header: Header,
     stats: Option<StatsFile>,
     resolver: Resolver,
+    /// The control socket `ethcloud show` asks, if it could be opened.
+    control: Option<ControlServer>,
 }
 
 #[derive(Debug)]
@@ -115,7 +120,51 @@ impl Service {
                 next_at: now + RESOLVE_INTERVAL,
                 pending: None,
             },
+            control: None,
         }
+    }
+
+    /// The same jobs, also answering `ethcloud show` on `control`.
+    pub fn with_control(mut self, control: Option<ControlServer>) -> Service {
+        self.control = control;
+        self
+    }
+
+    /// The control socket's fd, for the daemon's epoll set (its clients join the set under
+    /// the same token, see [`Service::serve_control`]).
+    pub fn control_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.control.as_ref().map(|c| c.as_fd())
+    }
+
+    /// The device and listen address the snapshots name.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Answers `ethcloud show`: `wake` is `Some((poll, token))` when the control socket's
+    /// token was ready (new clients are registered with `poll` under `token`); either way,
+    /// clients silent past their deadline are dropped. Never blocks; cheap without clients.
+    pub fn serve_control<S: Socket, D: Device>(
+        &mut self,
+        now: Instant,
+        wake: Option<(&Poll, u64)>,
+        node: &Node<S, D>,
+        extra: LoopCounters,
+    ) {
+        let Some(control) = &mut self.control else {
+            return;
+        };
+        let Some((poll, token)) = wake else {
+            control.expire(now);
+            return;
+        };
+        let header = &self.header;
+        let counters = control.stats();
+        control.on_ready(now, poll, token, |line| match Request::parse(line) {
+            Ok(request) => show::answer(request, header, now, node, extra, counters),
+            Err(error) => error,
+        });
     }
 
     /// Runs the jobs that are due at `now`. Cheap when none is.

@@ -22,6 +22,9 @@ _ethcloud() {
             ethcloud,pubkey)
                 cmd="ethcloud__subcmd__pubkey"
                 ;;
+            ethcloud,show)
+                cmd="ethcloud__subcmd__show"
+                ;;
             *)
                 ;;
         esac
@@ -29,7 +32,7 @@ _ethcloud() {
 
     case "${cmd}" in
         ethcloud)
-            opts="-d -l -t -c -v -q -h -V --config --device --listen --token --connect --peer-timeout --mac-timeout --verbose --quiet --max-peers --max-macs --max-macs-per-peer --broadcast-limit --user --group --ifup --ifdown --mtu --stats-file --stats-interval --stats-format --no-offload --busy-poll --key-file --private-key --trusted --rekey-after --completions --help --version genkey pubkey"
+            opts="-d -l -t -c -v -q -h -V --config --device --listen --token --connect --peer-timeout --mac-timeout --verbose --quiet --max-peers --max-macs --max-macs-per-peer --broadcast-limit --user --group --ifup --ifdown --mtu --stats-file --stats-interval --stats-format --no-offload --busy-poll --key-file --private-key --trusted --rekey-after --completions --control-socket --help --version show genkey pubkey"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -151,6 +154,10 @@ _ethcloud() {
                     COMPREPLY=($(compgen -W "bash elvish fish powershell zsh" -- "${cur}"))
                     return 0
                     ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -179,6 +186,28 @@ _ethcloud() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ethcloud__subcmd__show)
+            opts="-h --json --config --socket --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_ethcloud_global_optspecs
-    string join \n config= d/device= l/listen= t/token= c/connect= peer-timeout= mac-timeout= v/verbose q/quiet max-peers= max-macs= max-macs-per-peer= broadcast-limit= user= group= ifup= ifdown= mtu= stats-file= stats-interval= stats-format= no-offload busy-poll= key-file= private-key= trusted= rekey-after= completions= h/help V/version
+    string join \n config= d/device= l/listen= t/token= c/connect= peer-timeout= mac-timeout= v/verbose q/quiet max-peers= max-macs= max-macs-per-peer= broadcast-limit= user= group= ifup= ifdown= mtu= stats-file= stats-interval= stats-format= no-offload busy-poll= key-file= private-key= trusted= rekey-after= completions= control-socket= h/help V/version
 end
 
 function __fish_ethcloud_needs_command
@@ -54,12 +54,18 @@ elvish\t''
 fish\t''
 powershell\t''
 zsh\t''"
+complete -c ethcloud -n "__fish_ethcloud_needs_command" -l control-socket -d 'Unix socket `ethcloud show` asks (root-only) [default: /run/ethcloud/DEVICE.sock]' -r -F
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s v -l verbose -d 'Log verbosely'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s q -l quiet -d 'Only print error messages'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l no-offload -d 'Turn off the segmentation offloads (tap TSO/USO/checksum, UDP GSO/GRO, TCP coalescing)'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s V -l version -d 'Print version'
+complete -c ethcloud -n "__fish_ethcloud_needs_command" -f -a "show" -d 'Ask the running daemon for its peers, MAC table and counters (like `wg show`)'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -f -a "genkey" -d 'Print a new private key for --private-key (e.g. umask 077; ethcloud genkey > vpn0.key)'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -f -a "pubkey" -d 'Read a private key on standard input and print its public key, for the others\' --trusted'
+complete -c ethcloud -n "__fish_ethcloud_using_subcommand show" -l config -d 'The daemon\'s config file: its control-socket and device keys name the socket' -r -F
+complete -c ethcloud -n "__fish_ethcloud_using_subcommand show" -l socket -d 'The daemon\'s control socket [default: the --config file\'s control-socket, else /run/ethcloud/DEVICE.sock (DEVICE from here or the config file), else the only socket in /run/ethcloud, else /run/ethcloud/ethcloud0.sock]' -r -F
+complete -c ethcloud -n "__fish_ethcloud_using_subcommand show" -l json -d 'Print the answer as JSON (one object, schema in the man page)'
+complete -c ethcloud -n "__fish_ethcloud_using_subcommand show" -s h -l help -d 'Print help'
 complete -c ethcloud -n "__fish_ethcloud_using_subcommand genkey" -s h -l help -d 'Print help'
 complete -c ethcloud -n "__fish_ethcloud_using_subcommand pubkey" -s h -l help -d 'Print help'

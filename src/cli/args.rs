@@ -143,11 +143,40 @@ pub struct Args {
     /// Print a completion script for SHELL to standard output and exit
     #[arg(long = "completions", value_name = "SHELL")]
     pub completions: Option<clap_complete::Shell>,
+
+    /// Unix socket `ethcloud show` asks (root-only) [default: /run/ethcloud/DEVICE.sock]
+    #[arg(long = "control-socket", value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
 }
 
-/// The key tools: each prints its result on standard output and exits, without the daemon.
-#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+/// The options of `ethcloud show`.
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+pub struct ShowArgs {
+    /// The daemon's tap device: asks /run/ethcloud/DEVICE.sock
+    #[arg(value_name = "DEVICE")]
+    pub device: Option<String>,
+
+    /// Print the answer as JSON (one object, schema in the man page)
+    #[arg(long = "json")]
+    pub json: bool,
+
+    /// The daemon's config file: its control-socket and device keys name the socket
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The daemon's control socket [default: the --config file's control-socket, else
+    /// /run/ethcloud/DEVICE.sock (DEVICE from here or the config file), else the only socket
+    /// in /run/ethcloud, else /run/ethcloud/ethcloud0.sock]
+    #[arg(long = "socket", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+/// The tools that run instead of the daemon: each prints its result on standard output and
+/// exits.
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// Ask the running daemon for its peers, MAC table and counters (like `wg show`)
+    Show(ShowArgs),
     /// Print a new private key for --private-key (e.g. umask 077; ethcloud genkey > vpn0.key)
     Genkey,
     /// Read a private key on standard input and print its public key, for the others' --trusted

@@ -340,6 +340,13 @@ impl Args {
             |f| f.stats_file.clone().map(Some),
             None,
         );
+        let (control_socket, _) = pick(
+            self.control_socket.clone().map(Some),
+            file,
+            "control-socket",
+            |f| f.control_socket.clone().map(Some),
+            None,
+        );
         let (stats_format, _) = pick(
             self.stats_format,
             file,
@@ -397,6 +404,7 @@ impl Args {
             trusted,
             busy_poll,
             rekey_after,
+            control_socket,
         })
     }
 }

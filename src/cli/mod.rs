@@ -35,7 +35,7 @@ mod settings;
 mod tests;
 
 pub use addr::{parse_listen, parse_peer, parse_token, Host, PeerAddr};
-pub use args::{Args, Command};
+pub use args::{Args, Command, ShowArgs};
 pub use settings::{unique_addrs, Settings};
 
 /// `--device` when neither the command line nor the config file gives one.

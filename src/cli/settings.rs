@@ -73,6 +73,9 @@ pub struct Settings {
     pub busy_poll: Duration,
     /// Per-node keys: how often sessions are renewed.
     pub rekey_after: Duration,
+    /// The control socket `ethcloud show` asks (`--control-socket`); `None`: the default
+    /// path for the device, [`crate::sys::control::default_path`].
+    pub control_socket: Option<PathBuf>,
 }
 
 impl Settings {

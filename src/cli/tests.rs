@@ -592,3 +592,32 @@ fn private_key_leaves_the_same_mtu_room_as_key_file() {
     let given = check(&["--mtu", "1300", "--private-key", "k", "--trusted", "t"]).unwrap();
     assert_eq!(given.mtu, 1300);
 }
+
+#[test]
+fn show_subcommand_takes_a_device_json_and_a_socket() {
+    let parsed = args(&["show", "vpn0", "--json", "--socket", "/tmp/x.sock"]).unwrap();
+    assert_eq!(
+        parsed.command,
+        Some(Command::Show(ShowArgs {
+            device: Some("vpn0".to_owned()),
+            json: true,
+            config: None,
+            socket: Some("/tmp/x.sock".into()),
+        }))
+    );
+    let parsed = args(&["show"]).unwrap();
+    assert_eq!(
+        parsed.command,
+        Some(Command::Show(ShowArgs {
+            device: None,
+            json: false,
+            config: None,
+            socket: None,
+        }))
+    );
+    // The daemon's command line has no subcommand.
+    assert_eq!(args(&["-t", "7"]).unwrap().command, None);
+    let settings = check(&["--control-socket", "/run/x.sock"]).unwrap();
+    assert_eq!(settings.control_socket, Some("/run/x.sock".into()));
+    assert_eq!(check(&[]).unwrap().control_socket, None);
+}

@@ -32,7 +32,7 @@ mod tests;
 
 pub use contacts::{Contact, Contacts};
 pub use pacing::{Sweep, Trickle};
-pub use table::{Peer, PeerTable, Touch};
+pub use table::{Peer, PeerTable, Touch, Traffic};
 
 /// Default cap on the number of peers.
 pub const DEFAULT_MAX_PEERS: usize = 4_096;

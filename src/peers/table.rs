@@ -30,8 +30,41 @@ pub struct Peer {
     /// When we last sent it a keepalive or a gossip list, or when it was added (we answer a
     /// new peer at once).
     pub last_sent: Instant,
+    /// Datagrams and bytes to and from it (for `ethcloud show`).
+    pub traffic: Traffic,
     /// Its place in the table's list of verified peers (meaningful only when verified).
     slot: usize,
+}
+
+/// Datagrams and bytes exchanged with one peer, as they were on the wire (sealed, in keyed
+/// mode). Received: valid datagrams from it; sent: datagrams handed to the socket for it
+/// (a later batched send that fails is counted in the node's totals only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Valid datagrams received from it.
+    pub rx_datagrams: u64,
+    /// Bytes of those datagrams.
+    pub rx_bytes: u64,
+    /// Datagrams sent to it.
+    pub tx_datagrams: u64,
+    /// Bytes of those datagrams.
+    pub tx_bytes: u64,
+}
+
+impl Traffic {
+    /// Counts one datagram of `len` bytes sent. // HOT PATH
+    #[inline]
+    pub fn count_sent(&mut self, len: usize) {
+        self.tx_datagrams = self.tx_datagrams.wrapping_add(1);
+        self.tx_bytes = self.tx_bytes.wrapping_add(len as u64);
+    }
+
+    /// Counts one datagram of `len` bytes received. // HOT PATH
+    #[inline]
+    pub fn count_received(&mut self, len: usize) {
+        self.rx_datagrams = self.rx_datagrams.wrapping_add(1);
+        self.rx_bytes = self.rx_bytes.wrapping_add(len as u64);
+    }
 }
 
 /// What [`PeerTable::touch`] did.
@@ -77,10 +110,44 @@ impl PeerTable {
     }
 
     /// Records a valid message from `addr` at `now`, adding it (unverified) if there is room.
-    /// When the table is full, the unverified peer added longest ago makes room. // HOT PATH
+    /// When the table is full, the unverified peer added longest ago makes room. Counts no
+    /// traffic; see [`PeerTable::touch_received`].
     pub fn touch(&mut self, now: Instant, addr: SocketAddr) -> Touch {
+        self.touch_inner(now, addr, None)
+    }
+
+    /// [`PeerTable::touch`] for a valid datagram of `len` bytes, counted in the peer's
+    /// [`Traffic`] (when it is or becomes a peer). // HOT PATH
+    pub fn touch_received(&mut self, now: Instant, addr: SocketAddr, len: usize) -> Touch {
+        self.touch_inner(now, addr, Some(len))
+    }
+
+    /// Counts a datagram of `len` bytes sent to `addr`, if it is a peer (one lookup, two
+    /// additions). // HOT PATH
+    #[inline]
+    pub fn count_sent(&mut self, addr: SocketAddr, len: usize) {
+        // Not through `get_mut`: this moves no expiry deadline.
+        if let Some(p) = self.peers.get_mut(&addr) {
+            p.traffic.count_sent(len);
+        }
+    }
+
+    /// Calls `f` with every verified peer's address and traffic counters, in address order
+    /// (flooding: send, then count). // HOT PATH
+    #[inline]
+    pub fn for_each_verified(&mut self, mut f: impl FnMut(SocketAddr, &mut Traffic)) {
+        // Not through `get_mut`: this moves no expiry deadline.
+        for (addr, p) in self.peers.iter_mut().filter(|(_, p)| p.is_verified) {
+            f(*addr, &mut p.traffic);
+        }
+    }
+
+    fn touch_inner(&mut self, now: Instant, addr: SocketAddr, len: Option<usize>) -> Touch {
         if let Some(peer) = self.peers.get_mut(&addr) {
             peer.last_seen = now;
+            if let Some(len) = len {
+                peer.traffic.count_received(len);
+            }
             return Touch::Refreshed {
                 is_verified: peer.is_verified,
             };
@@ -100,6 +167,10 @@ impl PeerTable {
             }
         }
         self.quiet_until = Instant::ZERO;
+        let mut traffic = Traffic::default();
+        if let Some(len) = len {
+            traffic.count_received(len);
+        }
         self.peers.insert(
             addr,
             Peer {
@@ -109,6 +180,7 @@ impl PeerTable {
                 asked_at: None,
                 broadcasts: RateLimiter::new(now, u64::MAX),
                 last_sent: now,
+                traffic,
                 slot: 0,
             },
         );

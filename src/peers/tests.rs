@@ -464,3 +464,36 @@ fn contacts_refuse_learned_beyond_cap_and_limit_per_call() {
     assert_eq!(out, vec![addr(1)]);
     assert_eq!(c.next_due(), Some(Instant::ZERO));
 }
+
+#[test]
+fn traffic_is_counted_per_peer_each_way() {
+    let mut t = PeerTable::new(4);
+    assert_eq!(t.touch_received(Instant::ZERO, addr(1), 100), Touch::Added);
+    t.touch_received(Instant::from_secs(1), addr(1), 50);
+    t.touch(Instant::from_secs(2), addr(1));
+    t.count_sent(addr(1), 70);
+    // Not a peer: nothing to count, nothing added.
+    t.count_sent(addr(2), 70);
+    assert!(!t.contains(addr(2)));
+    let traffic = t.get(addr(1)).unwrap().traffic;
+    assert_eq!(
+        traffic,
+        Traffic {
+            rx_datagrams: 2,
+            rx_bytes: 150,
+            tx_datagrams: 1,
+            tx_bytes: 70
+        }
+    );
+    // Flooding counts only verified peers.
+    t.touch(Instant::ZERO, addr(3));
+    t.verify(addr(1));
+    let mut seen = Vec::new();
+    t.for_each_verified(|a, traffic| {
+        traffic.count_sent(10);
+        seen.push(a);
+    });
+    assert_eq!(seen, [addr(1)]);
+    assert_eq!(t.get(addr(1)).unwrap().traffic.tx_bytes, 80);
+    assert_eq!(t.get(addr(3)).unwrap().traffic, Traffic::default());
+}

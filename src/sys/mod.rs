@@ -1,4 +1,5 @@
-//! The operating-system edges: tap device, UDP socket, epoll, signalfd, timerfd, local addresses,
+//! The operating-system edges: tap device, UDP socket, epoll, signalfd, timerfd, the control
+//! socket of `ethcloud show`, local addresses,
 //! interface MTU and flags, systemd notification, dropping privileges.
 //!
 //! Owns every `unsafe` block and every libc call of the crate (this is the only module with
@@ -29,6 +30,7 @@ macro_rules! syscall {
     }};
 }
 
+pub mod control;
 pub mod epoll;
 pub mod ifaddrs;
 pub mod netdev;

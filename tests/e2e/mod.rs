@@ -211,6 +211,14 @@ impl Lab {
         self.hosts[usize::from(index) - 1].clone()
     }
 
+    /// A namespace of this lab with no links yet, named with the lab's prefix and `suffix`
+    /// (e.g. `h12`), removed with the lab. Returns its name.
+    pub fn extra_namespace(&mut self, suffix: &str) -> String {
+        let ns = format!("{}{suffix}", self.prefix);
+        self.add_namespace(&ns);
+        ns
+    }
+
     fn add_namespace(&mut self, ns: &str) {
         ip(&["netns", "add", ns]);
         self.namespaces.push(ns.to_owned());

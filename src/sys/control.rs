@@ -1,0 +1,556 @@
+//! The control socket: a Unix stream socket on which the daemon answers `ethcloud show`, and
+//! the client side that asks it.
+//!
+//! Owns the socket file (its directory, mode 0600, replacing a stale one, removing it at
+//! exit), the daemon's non-blocking handling of clients, and the client's error messages. It
+//! does not know what an answer says: the daemon hands it a function from request line to
+//! answer (`show` renders it).
+//!
+//! The daemon's side never blocks the packet path: the listening socket and every client are
+//! non-blocking and in the daemon's epoll set; a wake-up accepts at most [`ACCEPTS_PER_WAKE`]
+//! clients, keeps at most [`MAX_CLIENTS`] waiting for their request line (at most
+//! [`MAX_REQUEST_LEN`] bytes, within [`REQUEST_DEADLINE`]), and writes each answer once,
+//! without waiting: a client whose answer does not fit into its socket buffer is dropped
+//! and counted.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::show::{ControlStats, MAX_REQUEST_LEN};
+use crate::sys::epoll::Poll;
+use crate::time::Instant;
+
+/// The directory of the default control sockets.
+pub const CONTROL_DIR: &str = "/run/ethcloud";
+
+/// Clients accepted per wake-up at most.
+pub const ACCEPTS_PER_WAKE: usize = 4;
+
+/// Clients waiting for their request line at most; more are turned away.
+pub const MAX_CLIENTS: usize = 8;
+
+/// How long a client may take to send its request line once connected.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(1);
+
+/// The send buffer asked for each client, so that an answer goes out in one write.
+pub const ANSWER_BUFFER: usize = 4 << 20;
+
+/// How long the client waits for the daemon's answer.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest answer the client reads.
+pub const MAX_ANSWER_LEN: u64 = 64 << 20;
+
+/// `/run/ethcloud/DEVICE.sock`: the control socket of the daemon on tap `device`.
+pub fn default_path(device: &str) -> PathBuf {
+    Path::new(CONTROL_DIR).join(format!("{device}.sock"))
+}
+
+/// The socket `ethcloud show` asks when `--socket` is not given: the default path of
+/// `device` (with `-d`, unless it is a `%d` template), else the only `*.sock` in
+/// [`CONTROL_DIR`], else the default path of `ethcloud0`.
+pub fn find_default(device: Option<&str>) -> PathBuf {
+    if let Some(device) = device.filter(|d| !d.contains('%')) {
+        return default_path(device);
+    }
+    let sockets: Vec<PathBuf> = fs::read_dir(CONTROL_DIR)
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "sock"))
+                .take(2)
+                .collect()
+        })
+        .unwrap_or_default();
+    match sockets.as_slice() {
+        [only] => only.clone(),
+        _ => default_path("ethcloud0"),
+    }
+}
+
+/// One connected client waiting for its request line.
+#[derive(Debug)]
+struct Client {
+    stream: UnixStream,
+    line: Vec<u8>,
+    deadline: Instant,
+}
+
+/// The daemon's listening control socket and its waiting clients.
+#[derive(Debug)]
+pub struct ControlServer {
+    listener: UnixListener,
+    path: PathBuf,
+    /// Device and inode of the socket file we made, so that exit removes only that one.
+    file_id: (u64, u64),
+    clients: Vec<Client>,
+    stats: ControlStats,
+}
+
+impl ControlServer {
+    /// Listens on `path`: creates its directory (mode 0755) if missing, replaces a stale
+    /// socket file nobody listens on, creates the socket with mode 0600 (root-only) and makes
+    /// it non-blocking.
+    ///
+    /// # Errors
+    ///
+    /// `AddrInUse` if a daemon listens there already, `AlreadyExists` if something other than
+    /// a socket is there (it is left alone), else the OS error of creating the directory or
+    /// binding.
+    pub fn bind(path: &Path) -> io::Result<ControlServer> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(dir)?;
+            }
+        }
+        match fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_socket() => match UnixStream::connect(path) {
+                Ok(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        "a running daemon listens there",
+                    ))
+                }
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    // Stale: its daemon is gone.
+                    fs::remove_file(path)?;
+                }
+                Err(e) => return Err(e),
+            },
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "it exists and is not a socket (left alone)",
+                ))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let listener = bind_private(path)?;
+        // Also set explicitly, whatever the umask did.
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+        listener.set_nonblocking(true)?;
+        let meta = fs::symlink_metadata(path)?;
+        Ok(ControlServer {
+            listener,
+            path: path.to_owned(),
+            file_id: (meta.dev(), meta.ino()),
+            clients: Vec::new(),
+            stats: ControlStats::default(),
+        })
+    }
+
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> ControlStats {
+        self.stats
+    }
+
+    /// Clients waiting for their request line.
+    pub fn waiting(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Handles a wake-up on `token` (the listening socket's, which every client shares):
+    /// accepts new clients (registering them with `poll` under `token`), reads what waiting
+    /// clients sent, answers each complete request line with `respond(line)` and closes it,
+    /// and drops clients past their deadline. Never blocks.
+    pub fn on_ready(
+        &mut self,
+        now: Instant,
+        poll: &Poll,
+        token: u64,
+        mut respond: impl FnMut(&[u8]) -> String,
+    ) {
+        self.accept(now, poll, token);
+        let mut i = 0;
+        while let Some(client) = self.clients.get_mut(i) {
+            match read_line(client) {
+                Ok(false) => i += 1,
+                Ok(true) => {
+                    let client = self.clients.swap_remove(i);
+                    let answer = respond(&client.line);
+                    self.stats.answered += 1;
+                    if !write_answer(&client.stream, answer.as_bytes()) {
+                        self.stats.dropped_answers += 1;
+                        log::debug!("control socket: answer did not fit, client dropped");
+                    }
+                }
+                Err(e) => {
+                    log::debug!("control socket: client dropped: {e}");
+                    self.clients.swap_remove(i);
+                }
+            }
+        }
+        self.expire(now);
+    }
+
+    /// Drops clients whose request did not come within [`REQUEST_DEADLINE`]. Cheap when no
+    /// client waits; the loop calls it after every wake-up.
+    pub fn expire(&mut self, now: Instant) {
+        if self.clients.is_empty() {
+            return;
+        }
+        let before = self.clients.len();
+        self.clients.retain(|c| now < c.deadline);
+        let dropped = before - self.clients.len();
+        if dropped > 0 {
+            self.stats.timed_out += dropped as u64;
+            log::debug!("control socket: dropped {dropped} silent clients");
+        }
+    }
+
+    fn accept(&mut self, now: Instant, poll: &Poll, token: u64) {
+        for _ in 0..ACCEPTS_PER_WAKE {
+            let stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::debug!("control socket: accept failed: {e}");
+                    return;
+                }
+            };
+            if self.clients.len() >= MAX_CLIENTS {
+                // Accepted and closed at once, so the listener does not stay readable.
+                self.stats.refused += 1;
+                let mut stream = stream;
+                let _ = stream.set_nonblocking(true);
+                let _ = stream.write(b"error: busy, try again\n");
+                continue;
+            }
+            if let Err(e) = stream
+                .set_nonblocking(true)
+                .and_then(|()| poll.register(stream.as_fd(), token))
+            {
+                log::debug!("control socket: cannot watch a client: {e}");
+                continue;
+            }
+            raise_send_buffer(&stream);
+            self.clients.push(Client {
+                stream,
+                line: Vec::new(),
+                deadline: now + REQUEST_DEADLINE,
+            });
+        }
+    }
+}
+
+impl AsFd for ControlServer {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.listener.as_fd()
+    }
+}
+
+impl Drop for ControlServer {
+    /// Removes the socket file if it is still ours (it may fail after dropping privileges;
+    /// the next daemon then replaces the stale file).
+    fn drop(&mut self) {
+        let ours =
+            fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.file_id);
+        if ours {
+            if let Err(e) = fs::remove_file(&self.path) {
+                log::debug!("cannot remove {}: {e}", self.path.display());
+            }
+        }
+    }
+}
+
+/// Reads what `client` sent so far; true once it holds a whole line (or the client closed its
+/// side after sending something).
+///
+/// # Errors
+///
+/// The read error, `UnexpectedEof` if the client closed without a request, `InvalidData` if
+/// the line is longer than [`MAX_REQUEST_LEN`].
+fn read_line(client: &mut Client) -> io::Result<bool> {
+    let mut buf = [0u8; MAX_REQUEST_LEN];
+    loop {
+        let room = MAX_REQUEST_LEN.saturating_sub(client.line.len());
+        let Some(dst) = buf.get_mut(..room) else {
+            return Err(io::ErrorKind::InvalidData.into());
+        };
+        if dst.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request line too long",
+            ));
+        }
+        match client.stream.read(dst) {
+            Ok(0) if client.line.is_empty() => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(0) => return Ok(true),
+            Ok(n) => {
+                let got = dst.get(..n).unwrap_or_default();
+                if let Some(end) = got.iter().position(|&b| b == b'\n') {
+                    client
+                        .line
+                        .extend_from_slice(got.get(..end).unwrap_or_default());
+                    return Ok(true);
+                }
+                client.line.extend_from_slice(got);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Writes `answer` without waiting; false if it did not all fit or the client is gone (a
+/// Rust program ignores SIGPIPE, so a client that hung up is an `EPIPE` here, not a signal).
+fn write_answer(mut stream: &UnixStream, answer: &[u8]) -> bool {
+    let mut rest = answer;
+    while !rest.is_empty() {
+        match stream.write(rest) {
+            Ok(0) => return false,
+            Ok(n) => rest = rest.get(n..).unwrap_or_default(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Asks for an [`ANSWER_BUFFER`]-byte send buffer: `SO_SNDBUFFORCE` (root may exceed
+/// `wmem_max`), else `SO_SNDBUF`. Best effort.
+fn raise_send_buffer(stream: &UnixStream) {
+    let size = libc::c_int::try_from(ANSWER_BUFFER).unwrap_or(libc::c_int::MAX);
+    let size_ptr: *const libc::c_int = &size;
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    for option in [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF] {
+        // SAFETY: the fd is open for the call; `size_ptr` points to a live c_int of `len`
+        // bytes that the kernel only reads.
+        let set = syscall!(setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            size_ptr.cast(),
+            len
+        ));
+        if set.is_ok() {
+            return;
+        }
+    }
+}
+
+/// Binds a listening Unix socket at `path` whose file is created with mode 0600 (never
+/// wider, whatever the umask): on Linux, `bind` gives the file the socket inode's mode, which
+/// `fchmod` sets first.
+fn bind_private(path: &Path) -> io::Result<UnixListener> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid (empty) value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    if bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "a socket path must be shorter than {} bytes",
+                addr.sun_path.len()
+            ),
+        ));
+    }
+    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: socket() takes plain integers and returns a new fd or -1.
+    let raw = syscall!(socket(
+        libc::AF_UNIX,
+        libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+        0
+    ))?;
+    // SAFETY: `raw` was just returned by socket(), is open, and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: the fd is open for the call.
+    syscall!(fchmod(fd.as_raw_fd(), 0o600))?;
+    let len = std::mem::offset_of!(libc::sockaddr_un, sun_path) + bytes.len() + 1;
+    let len = libc::socklen_t::try_from(len).unwrap_or(libc::socklen_t::MAX);
+    let addr_ptr: *const libc::sockaddr_un = &addr;
+    // SAFETY: the fd is open; `addr_ptr` points to a live sockaddr_un whose first `len`
+    // bytes hold the family and the NUL-terminated path; the kernel only reads them.
+    syscall!(bind(fd.as_raw_fd(), addr_ptr.cast(), len))?;
+    // SAFETY: the fd is an open, bound stream socket.
+    syscall!(listen(fd.as_raw_fd(), 16))?;
+    Ok(UnixListener::from(fd))
+}
+
+/// Why `ethcloud show` got no answer; its `Display` is the one line the user sees.
+#[derive(Debug)]
+pub struct ClientError(String);
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+/// Sends the request `line` (a newline is added) to the control socket at `path` and returns
+/// the whole answer.
+///
+/// # Errors
+///
+/// [`ClientError`] with one line saying what is wrong: no daemon (nothing at `path`), not a
+/// socket, nobody listening, permission denied, a timeout, or an answer that is not UTF-8.
+pub fn request(path: &Path, line: &str) -> Result<String, ClientError> {
+    let shown = path.display();
+    let mut stream = UnixStream::connect(path).map_err(|e| connect_error(path, &e))?;
+    let io_error = |e: io::Error| ClientError(format!("control socket {shown}: {e}"));
+    stream
+        .set_read_timeout(Some(CLIENT_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(CLIENT_TIMEOUT)))
+        .map_err(io_error)?;
+    stream
+        .write_all(format!("{line}\n").as_bytes())
+        .map_err(io_error)?;
+    let mut answer = Vec::new();
+    stream
+        .take(MAX_ANSWER_LEN)
+        .read_to_end(&mut answer)
+        .map_err(|e| {
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) {
+                ClientError(format!(
+                    "the daemon at {shown} did not answer within {} s",
+                    CLIENT_TIMEOUT.as_secs()
+                ))
+            } else {
+                io_error(e)
+            }
+        })?;
+    if answer.is_empty() {
+        return Err(ClientError(format!(
+            "the daemon at {shown} closed the connection without an answer (busy? try again)"
+        )));
+    }
+    String::from_utf8(answer)
+        .map_err(|_| ClientError(format!("the answer from {shown} is not UTF-8")))
+}
+
+/// The one-line message for a failed connect to `path`.
+fn connect_error(path: &Path, e: &io::Error) -> ClientError {
+    let shown = path.display();
+    let kind = e.kind();
+    ClientError(match fs::symlink_metadata(path) {
+        Err(m) if m.kind() == io::ErrorKind::NotFound => {
+            format!("no ethcloud daemon at {shown} (is it running? --socket)")
+        }
+        _ if kind == io::ErrorKind::PermissionDenied => {
+            format!("permission denied on {shown}: run as root")
+        }
+        Ok(m) if !m.file_type().is_socket() => {
+            format!("{shown} is not a socket (wrong --socket?)")
+        }
+        _ if kind == io::ErrorKind::ConnectionRefused => format!(
+            "nothing listens on {shown} (a stale socket of a daemon that is gone? wrong --socket?)"
+        ),
+        _ => format!("cannot connect to {shown}: {e}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("ethcloud-control-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn serves_a_request_then_removes_its_file() {
+        let dir = temp_dir("serve");
+        let path = dir.join("sub").join("x.sock");
+        let mut server = ControlServer::bind(&path).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let poll = Poll::new().unwrap();
+        poll.register(server.as_fd(), 9).unwrap();
+        let client_path = path.clone();
+        let client = std::thread::spawn(move || request(&client_path, "show"));
+        let start = std::time::Instant::now();
+        while !client.is_finished() {
+            assert!(start.elapsed() < Duration::from_secs(10));
+            server.on_ready(Instant::ZERO, &poll, 9, |line| {
+                format!("you said {}\n", String::from_utf8_lossy(line))
+            });
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(client.join().unwrap().unwrap(), "you said show\n");
+        assert_eq!(server.stats().answered, 1);
+        // A second server on the same path is refused while this one lives.
+        let err = ControlServer::bind(&path).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        drop(server);
+        assert!(!path.exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_stale_socket_is_replaced_but_a_regular_file_is_not() {
+        let dir = temp_dir("stale");
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.sock");
+        drop(UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+        let server = ControlServer::bind(&path).unwrap();
+        drop(server);
+        fs::write(&path, "not a socket").unwrap();
+        let err = ControlServer::bind(&path).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "not a socket");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn silent_clients_are_dropped_at_the_deadline() {
+        let dir = temp_dir("silent");
+        let path = dir.join("x.sock");
+        let mut server = ControlServer::bind(&path).unwrap();
+        let poll = Poll::new().unwrap();
+        let _silent = UnixStream::connect(&path).unwrap();
+        server.on_ready(Instant::ZERO, &poll, 9, |_| unreachable!());
+        assert_eq!(server.waiting(), 1);
+        server.expire(Instant::ZERO + REQUEST_DEADLINE);
+        assert_eq!(server.waiting(), 0);
+        assert_eq!(server.stats().timed_out, 1);
+        drop(server);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn client_errors_say_what_is_wrong() {
+        let dir = temp_dir("errors");
+        fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.sock");
+        let err = request(&missing, "show").unwrap_err().to_string();
+        assert!(err.starts_with("no ethcloud daemon at "), "{err}");
+        let file = dir.join("file");
+        fs::write(&file, "").unwrap();
+        let err = request(&file, "show").unwrap_err().to_string();
+        assert!(err.contains("is not a socket"), "{err}");
+        let stale = dir.join("stale.sock");
+        drop(UnixListener::bind(&stale).unwrap());
+        let err = request(&stale, "show").unwrap_err().to_string();
+        assert!(err.starts_with("nothing listens on "), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
