@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# Throughput, packet rate, latency and CPU of ethcloud against the kernel's own VXLAN, as root:
+# Throughput, packet rate, latency and CPU of ethcloud against the kernel's own VXLAN and a
+# WireGuard, as root:
 #
 #   sudo scripts/bench.sh [--quick] [--reps N] [--secs S] [--variant LABEL=ARGS]... [--out FILE]
+#                         [--no-wireguard] [--wg-threads N]
 #
-#   --quick            1 repetition, 2-second runs (a CI smoke test, under a minute)
+#   --quick            1 repetition, 2-second runs (a smoke test, about a minute)
 #   --reps N           repetitions (default 3); the table shows medians
 #   --secs S           seconds per iperf3 run (default 4)
 #   --variant L=ARGS   an ethcloud set-up to measure, with extra daemon arguments; repeatable.
-#                      Default: "ethcloud=" (defaults). E.g. --variant ethcloud= --variant
-#                      no-offload=--no-offload
+#                      In ARGS, {key-file} is a network key made for the run, and {private-key}
+#                      and {trusted} are each node's own key and a trust file naming the other
+#                      node's public key (made with this build's genkey/pubkey). Default: the
+#                      three modes, "ethcloud=" (clear), "keyed=--key-file {key-file}" and
+#                      "identity=--private-key {private-key} --trusted {trusted}" (per-node keys).
+#                      E.g. --variant ethcloud= --variant no-offload=--no-offload
 #   --variant-bin L=PATH  like --variant, but run the executable PATH instead of this tree's
 #                      build (e.g. an older build, to measure a step against it)
 #   --out FILE         also write the table (markdown) to FILE
@@ -16,16 +22,25 @@
 #   --floor            add a row "floor": examples/minirelay.rs, a bare tap<->UDP relay that
 #                      spins on both fds and does nothing else; the latency any user-space
 #                      relay pays for its two extra trips through the kernel
+#   --no-wireguard     leave out the WireGuard row (else wg and boringtun-cli are installed if
+#                      missing: apt-get wireguard-tools, cargo install boringtun-cli, once)
+#   --wg-threads N     boringtun's worker threads (default 4, boringtun's own default)
 #
 # Builds release, makes two namespaces joined by one veth (underlay 198.18.50.0/24, MTU 1500),
 # and in them a VXLAN (id 4242, UDP 4789, overlay 198.19.50.0/24) and one ethcloud pair per
-# variant (overlay 198.19.5<i>.0/24); every overlay device has MTU 1400. Then, for each
+# variant (overlay 198.19.5<i>.0/24); every overlay device has MTU 1400. Unless --no-wireguard,
+# also a WireGuard tunnel between the same two namespaces (overlay 198.19.60.0/24, UDP 51820):
+# this kernel may have no WireGuard module, so it is always the user-space boringtun-cli
+# (Cloudflare's WireGuard in Rust, a layer-3 tun, MTU 1420 as wg-quick's default for a
+# 1500-byte link) set up with wg; row "wg-boringtun". Then, for each
 # repetition, it runs the same tests over each of them in turn (interleaved, so drift hits all
 # alike): iperf3 TCP with 1 and 4 streams, iperf3 UDP with 64-byte payloads at full speed
 # (received packet rate and loss), ping (20 echoes, 10 ms apart) and UDP ping-pong
 # (examples/pingpong.rs, 2000 rounds, one-way = RTT/2). CPU is measured over the TCP 1-stream
-# run: for ethcloud the two daemons' utime+stime (/proc/PID/stat), and for everyone the whole
-# system's busy time (/proc/stat), both in % of one core (2 cores = 200 %).
+# run: for ethcloud and boringtun the two daemons' utime+stime (/proc/PID/stat), and for
+# everyone the whole system's busy time (/proc/stat), both in % of one core (2 cores = 200 %).
+# Below the table: same-run ratios of the modes (identity/clear, identity/keyed,
+# identity/WireGuard), each row's TCP 1-stream figure per repetition, and the load average.
 # Numbers come only from here, never from a timed test. Every wait has a deadline; on any exit
 # it stops what it started by PID and deletes its namespaces by name.
 set -euo pipefail
@@ -39,6 +54,8 @@ bins=()
 out=""
 latency_only=0
 floor=0
+wireguard=1
+wg_threads=4
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) reps=1; secs=2; pingpong_rounds=1000 ;;
@@ -49,17 +66,26 @@ while [ $# -gt 0 ]; do
         --out) out="$2"; shift ;;
         --latency-only) latency_only=1 ;;
         --floor) variants+=("floor="); floor=1 ;;
-        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+        --no-wireguard) wireguard=0 ;;
+        --wg-threads) wg_threads="$2"; shift ;;
+        -h|--help) sed -n '2,45p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
-[ "${#variants[@]}" -gt 0 ] || variants=("ethcloud=")
+[ "${#variants[@]}" -gt 0 ] ||
+    variants=("ethcloud=" "keyed=--key-file {key-file}"
+        "identity=--private-key {private-key} --trusted {trusted}")
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 need_root
 need_tools ip=iproute2 ss=iproute2 iperf3=iperf3 ping=iputils-ping python3=python3 "cc=gcc libc6-dev"
 command -v cargo >/dev/null || die "cargo is missing"
+if [ "$wireguard" -eq 1 ]; then
+    need_tools wg=wireguard-tools
+    need_cargo_tool boringtun-cli boringtun-cli ||
+        die "boringtun-cli could not be installed (or leave WireGuard out: --no-wireguard)"
+fi
 
 build_release --bin ethcloud --example pingpong --example minirelay
 pingpong="$PWD/target/release/examples/pingpong"
@@ -69,15 +95,28 @@ b="ecbench$$b"
 work="$(mktemp -d /tmp/ethcloud-bench.XXXXXX)"
 results="$work/results.tsv"
 
+wg_devs=()
 cleanup() {
     stop_pids 3
     delete_namespaces
+    local dev
+    for dev in "${wg_devs[@]}"; do rm -f "/var/run/wireguard/$dev.sock"; done
     echo "(logs in $work)"
 }
 on_exit cleanup
 
 echo "==> namespaces $a, $b over one veth"
 veth_pair "$a" 198.18.50.1/24 "$b" 198.18.50.2/24
+
+echo "==> keys in $work: a network key (keyed), a key pair per node (identity)"
+(
+    umask 077
+    python3 -c 'import secrets; print(secrets.token_hex(32))' >"$work/network.key"
+    for side in 1 2; do "$bin" genkey >"$work/node$side.key"; done
+)
+for side in 1 2; do "$bin" pubkey <"$work/node$side.key" >"$work/node$side.pub"; done
+echo "$(cat "$work/node2.pub") node2" >"$work/trusted1"
+echo "$(cat "$work/node1.pub") node1" >"$work/trusted2"
 
 echo "==> vxlan (overlay 198.19.50.0/24, mtu 1400)"
 for side in 1 2; do
@@ -112,9 +151,13 @@ for variant in "${variants[@]}"; do
             ip netns exec "$ns" "$PWD/target/release/examples/minirelay" "$tap" \
                 "198.18.50.$side:$port" "198.18.50.$other:$port" 3600 2>"$work/$label-$side.log" &
         else
+            # This side's files in place of {key-file}, {private-key}, {trusted}.
+            args="${extra//"{key-file}"/$work/network.key}"
+            args="${args//"{private-key}"/$work/node$side.key}"
+            args="${args//"{trusted}"/$work/trusted$side}"
             # shellcheck disable=SC2086
             ip netns exec "$ns" "$vbin" -d "$tap" -l "198.18.50.$side:$port" -t "$((4000 + index))" \
-                -c "198.18.50.$other:$port" $extra 2>"$work/$label-$side.log" &
+                -c "198.18.50.$other:$port" $args 2>"$work/$label-$side.log" &
         fi
         pid=$!
         pids+=("$pid")
@@ -126,6 +169,41 @@ for variant in "${variants[@]}"; do
         { cat "$work/$label-"*.log; die "$label overlay does not ping"; }
     systems+=("$label|$net.2|$vpids")
 done
+
+# WireGuard in user space: boringtun-cli makes tun $dev and its UAPI socket
+# /var/run/wireguard/$dev.sock (the names are global, hence the PID in them), which wg talks to.
+wg_label=wg-boringtun
+wg_mtu=1420
+if [ "$wireguard" -eq 1 ]; then
+    echo "==> $wg_label: WireGuard in user space, $(boringtun-cli --version) with $wg_threads" \
+        "threads (overlay 198.19.60.0/24, L3 tun, mtu $wg_mtu, port 51820)"
+    (
+        umask 077
+        for side in 1 2; do wg genkey >"$work/wg$side.key"; done
+    )
+    vpids=""
+    for side in 1 2; do
+        ns=$a; other=2
+        [ "$side" = 2 ] && { ns=$b; other=1; }
+        dev="ecwg$$n$side"
+        wg_devs+=("$dev")
+        ip netns exec "$ns" boringtun-cli "$dev" --foreground --disable-drop-privileges \
+            --threads "$wg_threads" --verbosity error >"$work/$wg_label-$side.log" 2>&1 &
+        pid=$!
+        pids+=("$pid")
+        vpids="$vpids $pid"
+        wait_for --pid "$pid" 10 test -S "/var/run/wireguard/$dev.sock" ||
+            { cat "$work/$wg_label-$side.log"; die "boringtun made no $dev in $ns"; }
+        ip netns exec "$ns" wg set "$dev" private-key "$work/wg$side.key" listen-port 51820 \
+            peer "$(wg pubkey <"$work/wg$other.key")" endpoint "198.18.50.$other:51820" \
+            allowed-ips "198.19.60.$other/32"
+        ip -n "$ns" addr add "198.19.60.$side/24" dev "$dev"
+        ip -n "$ns" link set "$dev" mtu "$wg_mtu" up
+    done
+    wait_for 20 ip netns exec "$a" ping -c1 -W1 198.19.60.2 ||
+        { cat "$work/$wg_label-"*.log; die "$wg_label overlay does not ping"; }
+    systems+=("$wg_label|198.19.60.2|$vpids")
+fi
 wait_or_die 20 "vxlan overlay does not ping" ip netns exec "$a" ping -c1 -W1 198.19.50.2
 
 echo "==> servers in $b (iperf3, pingpong)"
@@ -207,6 +285,7 @@ run_tests() {
 }
 
 : >"$results"
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 for rep in $(seq "$reps"); do
     for system in "${systems[@]}"; do
         IFS='|' read -r label ip vpids <<<"$system"
@@ -215,11 +294,16 @@ for rep in $(seq "$reps"); do
     done
 done
 
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+
 echo
-python3 - "$results" "$reps" "$secs" "$out" <<'EOF'
+wg_note=""
+[ "$wireguard" -eq 1 ] && wg_note="$wg_label: WireGuard in user space ($(boringtun-cli --version), \
+$wg_threads threads; layer 3, tun MTU $wg_mtu), not the kernel's"
+python3 - "$results" "$reps" "$secs" "$out" "$load_start" "$load_end" "$wg_note" <<'EOF'
 import statistics, sys
 from collections import defaultdict
-path, reps, secs, out = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+path, reps, secs, out, load_start, load_end, wg_note = sys.argv[1:8]
 data = defaultdict(lambda: defaultdict(list))
 order = []
 for line in open(path):
@@ -250,6 +334,34 @@ for label in order:
         x, y = med(label, k), med(base, k)
         r.append("-" if x is None or not y else f"{x / y:.2f}")
     lines.append(f"| {label}/vxlan | {r[0]}× | {r[1]}× | {r[2]}× | | {r[3]}× | {r[4]}× | | |")
+# The modes against each other (issue #12: identity ≥ 0.8 × clear on TCP 1 stream).
+pairs = [(x, y, t) for x, y, t in [
+    ("identity", "ethcloud", "≥ 0.8× on TCP 1 stream"), ("identity", "keyed", "≈ 1× (same sealing)"),
+    ("identity", "wg-boringtun", ""), ("keyed", "ethcloud", ""), ("ethcloud", "wg-boringtun", "")]
+    if x in data and y in data]
+if pairs:
+    # Also the median of the per-repetition ratios: the two ran seconds apart in each
+    # repetition, so drift in the machine's load cancels better than in a ratio of medians.
+    lines += ["", "| same-run ratio (of medians) | TCP 1 stream | TCP 4 streams | UDP 64 B rate "
+              "| TCP 1 stream, median of per-repetition ratios | target |",
+              "|---|---:|---:|---:|---:|---|"]
+    for x, y, target in pairs:
+        r = []
+        for k in ("tcp1_gbps", "tcp4_gbps", "udp64_kpps"):
+            a, b = med(x, k), med(y, k)
+            r.append("-" if a is None or not b else f"{a / b:.2f}×")
+        a, b = data[x].get("tcp1_gbps", []), data[y].get("tcp1_gbps", [])
+        paired = [p / q for p, q in zip(a, b) if q] if len(a) == len(b) else []
+        r.append(f"{statistics.median(paired):.2f}×" if paired else "-")
+        lines.append(f"| {x}/{y} | " + " | ".join(r) + f" | {target} |")
+lines.append("")
+for label in order:
+    v = data[label].get("tcp1_gbps")
+    if v:
+        lines.append(f"- TCP 1 stream Gb/s per repetition, {label}: " + ", ".join(f"{x:.2f}" for x in v))
+if wg_note:
+    lines.append("- " + wg_note)
+lines.append(f"- load average (1, 5, 15 min) at the start of the measurements: {load_start}; at the end: {load_end}")
 text = "\n".join(lines)
 print(text)
 if out:

@@ -55,6 +55,17 @@ need_tools() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# need_cargo_tool COMMAND CRATE: cargo install --locked CRATE (into ~/.cargo/bin, once) unless
+# COMMAND is already on PATH or there; puts ~/.cargo/bin on PATH (sudo may have dropped it).
+need_cargo_tool() {
+    local cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+    case ":$PATH:" in *":$cargo_bin:"*) ;; *) PATH="$PATH:$cargo_bin" ;; esac
+    command -v "$1" >/dev/null 2>&1 && return 0
+    echo "$lib_name: installing $2 (cargo install --locked $2, once; a few minutes)"
+    cargo install --locked --quiet "$2"
+    command -v "$1" >/dev/null 2>&1
+}
+
 # build_release [CARGO ARGS]: cargo build --release; sets bin to the ethcloud binary.
 build_release() {
     echo "==> building ethcloud (cargo build --release${1:+ $*})"
