@@ -48,6 +48,34 @@ use crate::limit::RateLimiter;
 use crate::time::Instant;
 use crate::wire::{Token, TOKEN_LEN};
 
+/// A fast hasher for the session tables, which are looked up for every packet. They hold
+/// only what authenticated handshakes and packets inserted (trusted keys, their addresses and
+/// their sessions), so nobody can fill them with colliding keys, and SipHash's protection
+/// against that is not needed; a lookup of an attacker's bytes costs one hash either way.
+#[derive(Clone, Copy, Default)]
+pub struct FastHasher(u64);
+
+impl core::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        for b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(K);
+        }
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, core::hash::BuildHasherDefault<FastHasher>>;
+
 /// An address is sent at most one round of initiations per this interval.
 pub const HANDSHAKE_RETRY: Duration = Duration::from_secs(5);
 /// A handshake not answered within this time is forgotten.
@@ -255,9 +283,9 @@ pub struct Sessions {
     /// The trusted keys, sorted, for probing in a fixed order.
     probe_order: Vec<PublicKey>,
     config: IdentityConfig,
-    keys: HashMap<PublicKey, KeyState>,
-    by_addr: HashMap<SocketAddr, PublicKey>,
-    by_session: HashMap<[u8; crypto::SESSION_LEN], RecvSession>,
+    keys: FastMap<PublicKey, KeyState>,
+    by_addr: FastMap<SocketAddr, PublicKey>,
+    by_session: FastMap<[u8; crypto::SESSION_LEN], RecvSession>,
     pending: HashMap<u32, Pending>,
     /// Addresses to start a handshake round with.
     wanted: Vec<SocketAddr>,
@@ -298,9 +326,9 @@ impl Sessions {
             all_sources: RateLimiter::new(now, config.handshakes_per_second),
             rng: config.seed | 1,
             config,
-            keys: HashMap::new(),
-            by_addr: HashMap::new(),
-            by_session: HashMap::new(),
+            keys: FastMap::default(),
+            by_addr: FastMap::default(),
+            by_session: FastMap::default(),
             pending: HashMap::new(),
             wanted: Vec::with_capacity(16),
             rounds: HashMap::new(),
