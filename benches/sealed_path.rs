@@ -87,16 +87,14 @@ fn measure(config: impl Fn(u8) -> Config) -> f64 {
     let (ma, mb) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
     // b learns a's MAC, a learns b's: unicast both ways.
     let mut buf = PacketBuf::new();
-    for (x, y, src, dst) in [(&mut a, &mut b, ma, mb)] {
-        let f = frame(dst, src);
-        buf.frame_room()[..f.len()].copy_from_slice(&f);
-        let _ = x.on_frame(now, &mut buf, f.len());
-        pump(x, a_addr, y, now);
-        let back = frame(src, dst);
-        buf.frame_room()[..back.len()].copy_from_slice(&back);
-        let _ = y.on_frame(now, &mut buf, back.len());
-        pump(y, b_addr, x, now);
-    }
+    let there = frame(mb, ma);
+    buf.frame_room()[..there.len()].copy_from_slice(&there);
+    let _ = a.on_frame(now, &mut buf, there.len());
+    pump(&mut a, a_addr, &mut b, now);
+    let back = frame(ma, mb);
+    buf.frame_room()[..back.len()].copy_from_slice(&back);
+    let _ = b.on_frame(now, &mut buf, back.len());
+    pump(&mut b, b_addr, &mut a, now);
     a.socket_mut().keep_all = false;
     let f = frame(mb, ma);
     let mut datagram = vec![0u8; 2048];
