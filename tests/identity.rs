@@ -273,3 +273,32 @@ fn a_flood_of_initiations_keeps_no_state_and_the_mesh_carries_on() {
         "no state kept for the flood"
     );
 }
+
+#[test]
+fn sessions_are_renewed_after_a_message_count_too() {
+    let mut sim = Simulator::new(0x1d8);
+    let cfg = |i: u8| {
+        let mut c = Simulator::identity_config(i, &[1, 2]);
+        if let Some(id) = c.identity.as_mut() {
+            id.config.rekey_after_messages = 50;
+        }
+        c
+    };
+    let [a, b] = [1u8, 2].map(|i| sim.add_node(&cfg(i)));
+    sim.connect(b, a);
+    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    let first = sim.session_id(a, 2).expect("a session with 2");
+    let rekeys = sim.session_stats(a).rekeys + sim.session_stats(b).rekeys;
+    // 300 frames each way within 30 s (far less than the 120 s timer): every frame arrives.
+    for _ in 0..30 {
+        for _ in 0..10 {
+            assert!(carries(&mut sim, a, b, 1, 2));
+            assert!(carries(&mut sim, b, a, 2, 1));
+        }
+        sim.tick();
+    }
+    let renewed = sim.session_stats(a).rekeys + sim.session_stats(b).rekeys;
+    println!("600 frames, renewal after 50 sealed: {} renewals", renewed - rekeys);
+    assert!(renewed - rekeys >= 4, "renewed by count");
+    assert_ne!(sim.session_id(a, 2), Some(first));
+}
