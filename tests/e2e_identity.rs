@@ -242,7 +242,7 @@ fn unix_now() -> f64 {
 /// Runs `f` on a thread that entered `host`'s network namespace (so its sockets live there)
 /// and returns its result.
 fn in_netns<T: Send + 'static>(host: &Host, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{}", host.ns);
+    let path = format!("/var/run/netns/{}", host.ns);
     thread::spawn(move || {
         let ns = fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
         // SAFETY: setns with a valid namespace fd; it moves only this thread.
@@ -347,6 +347,15 @@ fn iperf3(lab: &mut Lab, client: &Host, server: &Host, secs: u32) -> f64 {
         .unwrap_or_else(|| panic!("no Gbits/sec in {line:?}"));
     words[at - 1].parse().expect("a rate")
 }
+
+/// The counters of refused handshake messages.
+const HANDSHAKE_REFUSALS: [&str; 5] = [
+    "handshakes_invalid",
+    "handshakes_forged",
+    "handshakes_untrusted",
+    "handshakes_replayed",
+    "handshakes_rate_limited",
+];
 
 // ---------------------------------------------------------------------------------------------
 // The tests.
@@ -1020,6 +1029,7 @@ fn a_flood_of_100k_untrusted_initiations_leaves_rss_and_cpu_bounded_and_traffic_
         counter(st, "handshake_responses_sent").is_some_and(|v| v >= 1)
             && session_id(st, &h2.addr_v4()).is_some()
     });
+    let measured = Instant::now();
     let (hwm0, rss0) = rss_kib(pid);
     let cpu0 = cpu_secs(pid);
 
@@ -1062,7 +1072,30 @@ fn a_flood_of_100k_untrusted_initiations_leaves_rss_and_cpu_bounded_and_traffic_
     })
     .unwrap_or_else(|e| panic!("handshake_flood failed: {e}"));
     e2e::wait_file_contains(&ping, "packets transmitted", Duration::from_secs(30));
-    thread::sleep(Duration::from_millis(1500)); // one more stats snapshot
+    // Until the daemon has worked through what it read: two snapshots a second and more apart
+    // with the same handshake counters, which include the flood.
+    let handled = |st: &str| -> u64 {
+        HANDSHAKE_REFUSALS
+            .iter()
+            .map(|n| counter(st, n).unwrap_or(0))
+            .sum()
+    };
+    let handled_before = handled(&before);
+    let drained = Instant::now();
+    let mut last = (handled_before, Instant::now());
+    loop {
+        let now = handled(&read_stats(&stats1));
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if now > handled_before && last.1.elapsed() > Duration::from_millis(1200) {
+            break;
+        }
+        assert!(
+            drained.elapsed() < Duration::from_secs(60),
+            "the target's handshake counters did not settle"
+        );
+        thread::sleep(POLL);
+    }
     let (hwm1, rss1) = rss_kib(pid);
     let cpu = cpu_secs(pid) - cpu0;
     let after = read_stats(&stats1);
@@ -1072,16 +1105,7 @@ fn a_flood_of_100k_untrusted_initiations_leaves_rss_and_cpu_bounded_and_traffic_
 
     let delta =
         |name: &str| counter(&after, name).unwrap_or(0) - counter(&before, name).unwrap_or(0);
-    let seen: u64 = [
-        "handshakes_invalid",
-        "handshakes_forged",
-        "handshakes_untrusted",
-        "handshakes_replayed",
-        "handshakes_rate_limited",
-    ]
-    .iter()
-    .map(|n| delta(n))
-    .sum();
+    let seen: u64 = HANDSHAKE_REFUSALS.iter().map(|n| delta(n)).sum();
     let seconds: f64 = field(&flood, "seconds")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
@@ -1107,22 +1131,35 @@ fn a_flood_of_100k_untrusted_initiations_leaves_rss_and_cpu_bounded_and_traffic_
         "peak RSS grew by {} KiB (bound {RSS_BOUND_KIB})",
         hwm1 - hwm0
     );
-    // Each initiation that reached Noise costs two Diffie-Hellmans (~100 us); only those within
-    // the rate limit may get there, so the daemon spends far less than that per datagram.
+    // Each initiation that reaches Noise costs two Diffie-Hellmans; only those within the rate
+    // limit (500/s in all, a bucket of one second's worth) get there, so the daemon spends far
+    // less than that per datagram sent. A debug build spends milliseconds per Diffie-Hellman:
+    // it reads only a few hundred of the datagrams (the kernel drops the rest for a full
+    // socket buffer, RcvbufErrors above), never reaches the limit, and gets a looser bound.
+    let cpu_bound_us = if cfg!(debug_assertions) { 150.0 } else { 50.0 };
     assert!(
-        cpu * 1e6 / (FLOOD as f64) < 50.0,
-        "{cpu:.2} s of CPU for the flood"
+        cpu * 1e6 / (FLOOD as f64) < cpu_bound_us,
+        "{cpu:.2} s of CPU for the flood (bound {cpu_bound_us} us per datagram)"
     );
     assert_eq!(
         delta("handshake_responses_sent"),
         0,
         "an untrusted key was answered"
     );
+    let window = measured.elapsed().as_secs_f64() + 2.0; // the snapshots lag up to 1 s each
+    let noise_bound = (500.0 * (window + 1.0)) as u64;
     assert!(
-        delta("handshakes_rate_limited") > 0,
-        "the rate limit never engaged"
+        delta("handshakes_untrusted") <= noise_bound,
+        "{} initiations reached Noise in {window:.1} s, over the rate limit",
+        delta("handshakes_untrusted")
     );
     assert!(delta("handshakes_untrusted") > 0);
+    if !cfg!(debug_assertions) {
+        assert!(
+            delta("handshakes_rate_limited") > 0,
+            "the rate limit never engaged"
+        );
+    }
     assert!(
         rx * 10 >= tx * 9,
         "trusted pings: only {rx} of {tx} answered"
