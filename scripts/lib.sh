@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # The namespace plumbing shared by the scripts that run real ethcloud daemons (demo.sh,
 # bench.sh, scale.sh): checks for root and tools, the release build, network namespaces,
-# veths, a bridge, tap set-up, waits with a deadline, and clean-up on every exit. Sourced,
-# never run, from the repository root:
+# veths, a bridge, tap set-up, waits with a deadline, and clean-up on every exit (test.sh
+# uses need_tools). Sourced, never run, from the repository root:
 #
 #   cd "$(dirname "$0")/.."
 #   . scripts/lib.sh
