@@ -1099,8 +1099,9 @@ impl<S: Socket, D: Device> Node<S, D> {
         };
         let addrs = sessions.set_trusted(trusted);
         for addr in addrs.iter() {
+            // A --connect address stays in the contacts (with back-off), so that it comes back
+            // if its key is trusted again; its handshakes meanwhile get no answer.
             self.remove_peer(now, *addr, "its key is no longer trusted");
-            self.contacts.remove(*addr);
         }
         addrs.len()
     }

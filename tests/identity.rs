@@ -298,7 +298,10 @@ fn sessions_are_renewed_after_a_message_count_too() {
         sim.tick();
     }
     let renewed = sim.session_stats(a).rekeys + sim.session_stats(b).rekeys;
-    println!("600 frames, renewal after 50 sealed: {} renewals", renewed - rekeys);
+    println!(
+        "600 frames, renewal after 50 sealed: {} renewals",
+        renewed - rekeys
+    );
     assert!(renewed - rekeys >= 4, "renewed by count");
     assert_ne!(sim.session_id(a, 2), Some(first));
 }

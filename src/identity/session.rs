@@ -595,7 +595,7 @@ impl Sessions {
             self.stats.handshakes_invalid += 1;
             return HandshakeEvent::Dropped;
         };
-        let Some(pending) = self.pending.remove(&receiver_index) else {
+        let Some(pending) = self.pending.get_mut(&receiver_index) else {
             self.stats.responses_unexpected += 1;
             return HandshakeEvent::Dropped;
         };
@@ -603,11 +603,12 @@ impl Sessions {
             self.stats.handshakes_untrusted += 1;
             return HandshakeEvent::Dropped;
         }
-        let mut pending = pending;
+        // A refused response leaves the handshake in flight: anyone who knows our public key
+        // can make a response that passes mac1, and it must not cancel the real one.
         match pending.initiator.complete(msg) {
             Ok(established) => {
                 let key = established.remote;
-                // Other initiations to this key (other addresses) are moot now.
+                // This and other initiations to this key (other addresses) are done with.
                 self.pending.retain(|_, p| p.initiator.remote != key);
                 self.install(now, from, established);
                 HandshakeEvent::Completed
