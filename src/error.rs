@@ -121,6 +121,10 @@ pub enum Error {
     InvalidMtu {
         /// The value as given.
         value: u32,
+        /// The smallest MTU allowed.
+        min: u32,
+        /// The largest MTU allowed.
+        max: u32,
     },
     /// A command-line option that needs another one, or excludes it.
     InvalidCombination {
@@ -138,6 +142,10 @@ pub enum Error {
     InvalidRekeyAfter {
         /// The value as given, in seconds.
         value: u64,
+        /// The smallest value allowed, in seconds.
+        min: u64,
+        /// The largest value allowed, in seconds.
+        max: u64,
     },
     /// `--busy-poll` is out of range.
     InvalidBusyPoll {
@@ -493,19 +501,15 @@ impl fmt::Display for Error {
                 OsError(source)
             ),
             Error::InvalidLimit { option } => write!(f, "invalid {option}: must be at least 1"),
-            Error::InvalidMtu { value } => write!(
+            Error::InvalidMtu { value, min, max } => write!(
                 f,
-                "invalid --mtu {value}: must be from {} to {} (leave it out for the underlay's \
-                 default, 1450 over IPv4 or 1430 over IPv6)",
-                crate::cli::MIN_MTU,
-                crate::cli::MAX_MTU
+                "invalid --mtu {value}: must be from {min} to {max} (leave it out for the \
+                 underlay's default, 1450 over IPv4 or 1430 over IPv6)"
             ),
             Error::InvalidCombination { reason } => f.write_str(reason),
-            Error::InvalidRekeyAfter { value } => write!(
+            Error::InvalidRekeyAfter { value, min, max } => write!(
                 f,
-                "invalid --rekey-after {value}: must be between {} and {} seconds",
-                crate::cli::MIN_REKEY_AFTER_SECS,
-                crate::cli::MAX_REKEY_AFTER_SECS
+                "invalid --rekey-after {value}: must be between {min} and {max} seconds"
             ),
             Error::InvalidBusyPoll { value } => write!(
                 f,

@@ -13,6 +13,7 @@
 //! daemon ──→ node, io, stats, time, sys::epoll    the thin loop: the only place that reads the real clock
 //! sys::* ──→ io (implements it), libc, c/tapdev   the only unsafe code
 //! node ──→ wire, switch, peers, stats, io, time   pure core
+//!   node/mod.rs: the facade; forward, receive, verify, mesh, seal, tx: one responsibility each
 //! switch, peers ──→ wire (Mac, VlanId), time
 //! wire ──→ core/std only
 //! ```

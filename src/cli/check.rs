@@ -286,6 +286,8 @@ impl Args {
         if !(MIN_REKEY_AFTER_SECS..=MAX_REKEY_AFTER_SECS).contains(&rekey_after_secs) {
             return Err(at.blame(Error::InvalidRekeyAfter {
                 value: rekey_after_secs,
+                min: MIN_REKEY_AFTER_SECS,
+                max: MAX_REKEY_AFTER_SECS,
             }));
         }
         let rekey_after = Duration::from_secs(rekey_after_secs);
@@ -297,7 +299,13 @@ impl Args {
                 .saturating_sub(u32::try_from(crypto::OVERHEAD).unwrap_or(u32::MAX)),
             None => default_mtu(families),
             Some(value) if (MIN_MTU..=MAX_MTU).contains(&value) => value,
-            Some(value) => return Err(at.blame(Error::InvalidMtu { value })),
+            Some(value) => {
+                return Err(at.blame(Error::InvalidMtu {
+                    value,
+                    min: MIN_MTU,
+                    max: MAX_MTU,
+                }))
+            }
         };
 
         let (user, _) = pick(

@@ -1,0 +1,361 @@
+//! Mesh upkeep: housekeeping (expiry of peers and MAC entries, the contact queue, gossip,
+//! keepalives, follow-ups, the phases of a key rotation), `--connect` addresses, learning
+//! addresses from verified peers' lists, the peer lists we send, removing peers, and the
+//! Close to every peer at shutdown.
+//!
+//! It never forwards frames or writes to the device (`forward.rs`) and never seals or opens
+//! anything itself (`seal.rs`): its messages go out through `send_control` and
+//! `send_control_buffer`.
+//!
+//! Choices made where the spec is silent:
+//! - Addresses from peer lists are queued and sent "get peer list" at a bounded rate
+//!   (`contacts_per_second`), each at most [`peers::LEARNED_ATTEMPTS`] times with back-off; they
+//!   become peers only when they answer.
+//! - `--connect` addresses are retried forever with exponential back-off (1 s doubling to 60 s),
+//!   also after they time out or close.
+//! - Keepalive and gossip are separate. Every peer must hear from us at least once per
+//!   K = `min(peer_timeout / 4, 60 s)`, so that it keeps us (with margin) and NAT mappings stay
+//!   open. A sweep goes round the verified peers (round-robin) twice per K and sends the
+//!   smallest valid message, an empty peer list (10 bytes in the clear), to those that have
+//!   been sent nothing for half a K: so each gets one about every K − 2 s, and a gossip list
+//!   sent to a peer stands in for its next keepalive.
+//! - Gossip rounds follow Trickle ([`peers::Trickle`]): after the peer set grows, intervals start
+//!   at 1 s and double up to K, with one round at a random point in the second half of each. A
+//!   round sends the next ⌈√n⌉ peers of a round-robin in random order a list of ⌈√n⌉ peers
+//!   (round-robin, never the receiver itself). At the steady interval a round is skipped if
+//!   [`GOSSIP_REDUNDANCY`] lists that taught us nothing new arrived in the interval before it
+//!   (Trickle's suppression), so in steady state only a few nodes per interval gossip, and
+//!   gossip per node grows as √n·log n. See `docs/scale.md`.
+//! - A "get peer list" from a verified peer is answered with up to 255 verified peers per
+//!   address family, never including the asker itself. Only verified peers are ever shared.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use log::{debug, info, warn};
+
+use super::{
+    Config, Node, CONTROL_AT, FULL_CONTACTS, GOSSIP_INTERVAL_MIN, GOSSIP_REDUNDANCY,
+    HOUSEKEEP_INTERVAL, UNVERIFIED_TIMEOUT,
+};
+use crate::crypto;
+use crate::io::{Device, Socket};
+use crate::peers::{self, canonical, ceil_sqrt, is_unusable};
+use crate::time::Instant;
+use crate::wire::{
+    self, emit_peers,
+    peers::{MAX_ENTRIES_PER_FAMILY, V4_ENTRY_LEN},
+    Kind, HEADER_LEN,
+};
+
+/// A seed for the gossip timer's random points: our own addresses and the start time, so that
+/// nodes started together still pick different points, and the simulator stays deterministic.
+pub(super) fn trickle_seed(config: &Config, now: Instant) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    feed(&now.as_millis().to_le_bytes());
+    for addr in &config.own_addrs {
+        match addr {
+            SocketAddr::V4(a) => feed(&a.ip().octets()),
+            SocketAddr::V6(a) => feed(&a.ip().octets()),
+        }
+        feed(&addr.port().to_be_bytes());
+    }
+    h
+}
+
+impl<S: Socket, D: Device> Node<S, D> {
+    /// Adds a `--connect` address: contacted at the next housekeeping, retried with back-off
+    /// until it answers, and again whenever it is lost. Our own address, an unusable one or one
+    /// of a family the socket cannot reach is refused with a warning. Returns whether it was
+    /// added (or already there).
+    pub fn add_connect(&mut self, now: Instant, addr: SocketAddr) -> bool {
+        let addr = canonical(addr);
+        if self.config.is_own(addr) {
+            warn!("not connecting to {addr}: that is this node's own address");
+            return false;
+        }
+        if is_unusable(addr) {
+            warn!("not connecting to {addr}: no node can be reached there");
+            return false;
+        }
+        if !self.config.can_reach(addr) {
+            warn!("not connecting to {addr}: the listen socket cannot reach that address family");
+            return false;
+        }
+        if !self.config.connect.contains(&addr) {
+            self.config.connect.push(addr);
+            if !self.peers.contains(addr) {
+                self.contacts.add_configured(addr, now);
+            }
+            self.next_housekeep = self.next_housekeep.min(now);
+        }
+        true
+    }
+
+    /// Forgets a `--connect` address (e.g. a DNS name now resolves elsewhere): it is no longer
+    /// retried. If it is a peer it stays one until it times out or closes, like any other.
+    pub fn remove_connect(&mut self, addr: SocketAddr) {
+        let addr = canonical(addr);
+        self.config.connect.retain(|a| *a != addr);
+        if self.contacts.get(addr).is_some_and(|c| c.is_configured) {
+            self.contacts.remove(addr);
+        }
+    }
+
+    /// Sends Close to every peer (the spec's shutdown rule) and forgets them.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.now = now;
+        let mut peers = core::mem::take(&mut self.targets);
+        peers.clear();
+        peers.extend(self.peers.verified_addrs());
+        for addr in peers.iter() {
+            self.send_control(*addr, Kind::Close);
+        }
+        info!("sent close to {} peers", peers.len());
+        peers.clear();
+        peers.extend(self.peers.addrs());
+        for addr in peers.iter() {
+            self.peers.remove(*addr);
+            self.switch.forget_peer(*addr);
+        }
+        self.targets = peers;
+        self.next_housekeep = now + HOUSEKEEP_INTERVAL;
+    }
+
+    /// Runs the timers: expires peers and MAC entries, contacts queued addresses, gossips.
+    /// Call it whenever `now >= self.next_deadline()`; calling it more often is harmless.
+    pub fn housekeep(&mut self, now: Instant) {
+        self.next_housekeep = now + HOUSEKEEP_INTERVAL;
+        self.now = now;
+
+        let mut expired = core::mem::take(&mut self.targets);
+        expired.clear();
+        let unverified_timeout = UNVERIFIED_TIMEOUT.min(self.config.peer_timeout);
+        self.peers.collect_expired(
+            now,
+            self.config.peer_timeout,
+            unverified_timeout,
+            &mut expired,
+        );
+        for addr in expired.iter() {
+            self.remove_peer(now, *addr, "timed out");
+        }
+        self.targets = expired;
+
+        self.switch.expire(now, |vlan, mac, peer| {
+            debug!("{mac} on {vlan} at {peer} expired");
+        });
+
+        self.contact_due(now);
+
+        let keepalive = self.config.keepalive();
+        if self
+            .trickle
+            .poll(now, GOSSIP_INTERVAL_MIN, keepalive, GOSSIP_REDUNDANCY)
+        {
+            self.gossip(now);
+        }
+        self.send_keepalives(now, keepalive);
+        self.send_follow_ups(now);
+        self.advance_rollover(now);
+        self.housekeep_sessions(now);
+    }
+
+    fn contact_due(&mut self, now: Instant) {
+        let rate = self.config.contacts_per_second.max(1) as u64;
+        let budget = self.contact_limiter.available(now, rate);
+        let mut due = core::mem::take(&mut self.targets);
+        due.clear();
+        self.contacts
+            .take_due(now, usize::try_from(budget).unwrap_or(usize::MAX), &mut due);
+        self.contact_limiter.take(due.len() as u64);
+        for addr in due.iter() {
+            debug!("asking {addr} for its peer list");
+            self.send_control(*addr, Kind::GetPeers);
+        }
+        self.targets = due;
+    }
+
+    /// The keepalive sweep: goes round the verified peers in turn, twice per keepalive K, and
+    /// sends an empty peer list to each one that has been sent nothing for a while.
+    ///
+    /// With H the housekeeping interval, a sweep takes P = (K − 2H) / 2 and a peer is sent a
+    /// keepalive when it has been sent nothing for S = P + H. Visits to one peer come P apart,
+    /// give or take H, so: a peer sent nothing else gets a keepalive every other visit, every
+    /// 2P = K − 2H; and after a keepalive or a gossip list the next one comes at most
+    /// S + P + H = K later (plus however late a housekeeping runs). A gossip list thus stands
+    /// in for a keepalive. Below K = 4H the rule is simply a keepalive at every visit, one per
+    /// K − H.
+    fn send_keepalives(&mut self, now: Instant, keepalive: Duration) {
+        let h = HOUSEKEEP_INTERVAL;
+        let (period, idle) = if keepalive >= h * 4 {
+            let period = (keepalive - h * 2) / 2;
+            (period, period + h)
+        } else {
+            (keepalive.saturating_sub(h).max(h), Duration::ZERO)
+        };
+        let due = self.keepalives.due(now, self.peers.verified_len(), period);
+        if due == 0 {
+            return;
+        }
+        let mut targets = core::mem::take(&mut self.targets);
+        targets.clear();
+        self.peers
+            .sweep(&mut self.sweep_cursor, due, now, idle, &mut targets);
+        for to in targets.iter().copied() {
+            let end = self.control.len() - crypto::TAG_LEN;
+            let Some(buf) = self.control.get_mut(CONTROL_AT..end) else {
+                continue;
+            };
+            if let Ok((len, _)) = emit_peers(self.config.token, core::iter::empty(), buf) {
+                self.send_control_buffer(to, len);
+            }
+        }
+        self.targets = targets;
+    }
+
+    /// One gossip round: the next ⌈√n⌉ peers of a round-robin in random order each get a list
+    /// of ⌈√n⌉ peers (round-robin). The round-robin reaches every peer in turn (which matters
+    /// while the mesh forms: a peer that lost our answer hears from us again soon); its random
+    /// order keeps the lists of many nodes spread evenly over the mesh (in address order, nodes
+    /// that started together gossip to the same peers at the same time, and suppression works
+    /// badly).
+    fn gossip(&mut self, now: Instant) {
+        let n = self.peers.verified_len();
+        if n == 0 {
+            return;
+        }
+        let share = ceil_sqrt(n);
+        let mut targets = core::mem::take(&mut self.targets);
+        targets.clear();
+        let trickle = &mut self.trickle;
+        self.peers.shuffled_round_robin(
+            &mut self.gossip_position,
+            share,
+            || trickle.next_random(),
+            &mut targets,
+        );
+        let mut entries = core::mem::take(&mut self.entries);
+        for to in targets.iter().copied() {
+            entries.clear();
+            self.peers
+                .round_robin(&mut self.share_cursor, share + 1, &mut entries);
+            let list = entries
+                .iter()
+                .copied()
+                .filter(move |a| *a != to)
+                .take(share);
+            let end = self.control.len() - crypto::TAG_LEN;
+            let Some(buf) = self.control.get_mut(CONTROL_AT..end) else {
+                continue;
+            };
+            if let Ok((len, count)) = emit_peers(self.config.token, list, buf) {
+                debug!("gossip: sending {count} peers to {to}");
+                self.send_control_buffer(to, len);
+                self.peers.note_sent(to, now);
+            }
+        }
+        self.entries = entries;
+        self.targets = targets;
+    }
+
+    /// Queues the addresses in a verified peer's list that are new to us. A non-empty list with
+    /// nothing new is *consistent* and counts towards suppressing our next steady gossip round.
+    pub(super) fn learn_addresses(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        list: wire::PeerList<'_>,
+    ) {
+        let mut news = 0usize;
+        for addr in list.iter() {
+            let addr = canonical(addr);
+            if addr == from || self.peers.contains(addr) || self.contacts.contains(addr) {
+                continue;
+            }
+            if is_unusable(addr) || self.config.is_own(addr) || !self.config.can_reach(addr) {
+                self.stats.peer_entries_ignored += 1;
+                continue;
+            }
+            news += 1;
+            if !self.contacts.add_learned(now, addr) {
+                self.stats.contacts_refused += 1;
+                if self.first_time_full(FULL_CONTACTS) {
+                    let max = self.config.max_contacts;
+                    warn!("contact queue full ({max} addresses): addresses from peer lists are ignored (counted; warned once)");
+                }
+                debug!("not contacting {addr}: contact queue full");
+            }
+        }
+        if news == 0 && !list.is_empty() {
+            self.trickle.heard_consistent();
+        }
+    }
+
+    pub(super) fn remove_peer(&mut self, now: Instant, addr: SocketAddr, reason: &str) {
+        let Some(peer) = self.peers.remove(addr) else {
+            return;
+        };
+        let macs = self.switch.forget_peer(addr);
+        if peer.is_verified {
+            info!(
+                "peer {addr} removed: {reason} ({} peers)",
+                self.peers.verified_len()
+            );
+        } else {
+            debug!("unverified peer {addr} removed: {reason}");
+        }
+        if macs > 0 {
+            debug!("forgot {macs} mac entries behind {addr}");
+        }
+        if self.config.is_configured(addr) {
+            self.contacts
+                .add_configured(addr, now + peers::CONNECT_BACKOFF_START);
+        }
+    }
+
+    /// Sends `to` our verified peers, leaving `to` itself out: up to 255 per family, and no
+    /// more than fit in a body of `body_budget` bytes. Each family's list starts where the
+    /// previous list ended, so when there are more peers than fit, successive askers learn
+    /// different parts of the mesh; and only the entries sent are walked, not the whole table.
+    pub(super) fn send_peer_list(&mut self, to: SocketAddr, body_budget: usize) {
+        if let Some(len) = self.emit_peer_list(to, body_budget) {
+            self.send_control_buffer(to, len);
+        }
+    }
+
+    /// Writes the peer list for `to` at [`CONTROL_AT`]; returns its length.
+    fn emit_peer_list(&mut self, to: SocketAddr, body_budget: usize) -> Option<usize> {
+        let peers = &self.peers;
+        let family = |is_v6: bool, cursor: Option<SocketAddr>| {
+            peers
+                .verified_of_family_after(is_v6, cursor)
+                .filter(move |a| *a != to)
+                .take(MAX_ENTRIES_PER_FAMILY)
+        };
+        let [cursor_v4, cursor_v6] = self.list_cursors;
+        let (v4, v6) = (family(false, cursor_v4), family(true, cursor_v6));
+        let room = self.control.len() - CONTROL_AT - crypto::TAG_LEN;
+        let len = (HEADER_LEN + body_budget).min(room);
+        let buf = self.control.get_mut(CONTROL_AT..CONTROL_AT + len)?;
+        let (len, _) = emit_peers(self.config.token, v4.clone().chain(v6.clone()), buf).ok()?;
+        // The body starts with the IPv4 count, and the IPv6 count follows the IPv4 entries.
+        let n4 = buf.get(HEADER_LEN).map_or(0, |n| usize::from(*n));
+        let n6 = buf
+            .get(HEADER_LEN + 1 + n4 * V4_ENTRY_LEN)
+            .map_or(0, |n| usize::from(*n));
+        if let Some(last) = n4.checked_sub(1).and_then(|i| v4.clone().nth(i)) {
+            self.list_cursors[0] = Some(last);
+        }
+        if let Some(last) = n6.checked_sub(1).and_then(|i| v6.clone().nth(i)) {
+            self.list_cursors[1] = Some(last);
+        }
+        Some(len)
+    }
+}

@@ -1,0 +1,413 @@
+//! [`Node`]: everything the spec says an ethcloud node does, with no I/O of its own.
+//!
+//! Owns the behaviour: token check, MAC learning, unicast or flood, add-on-hear peers, answering
+//! and sending "get peer list", gossip of √n peer subsets, timeouts, Close. It writes through the
+//! [`Socket`] and [`Device`] traits and reads time only from the `now` it is given, so the daemon
+//! and the simulator drive the very same code. It must not touch the OS, a clock or threads.
+//!
+//! This file is the facade: the [`Node`] struct, its [`Config`] and the keyed and identity
+//! set-ups, the constants, [`Node::new`] and the accessors. The behaviour is split by
+//! responsibility, each file an `impl Node` block of its own that uses the fields and the
+//! helpers of the others but owns its part:
+//! - `forward.rs`, the hot path: a frame from the device to one peer or to all (`on_frame`),
+//!   and a frame from a peer to the device (`deliver`);
+//! - `receive.rs`: a datagram from the socket: token, opening, handshakes, and what each kind
+//!   of message leads to;
+//! - `verify.rs`: verifying new peers: the challenge, the amplification bound, follow-ups;
+//! - `mesh.rs`: mesh upkeep: housekeeping, `--connect` and the contact queue, keepalives,
+//!   gossip, the peer lists we send, learning addresses, removing peers, shutdown;
+//! - `seal.rs`: the keyed and identity modes' glue: sealing control messages, key rotation,
+//!   the trusted keys, starting handshakes;
+//! - `tx.rs`: the send side: the socket, counting and warning once per kind of failure,
+//!   [`Node::flush`].
+//!
+//! The choices made where the spec is silent are listed with the code that makes them: how a
+//! new peer is verified and what an unverified address may be sent in `verify.rs`; contacts,
+//! `--connect` retries, keepalives, gossip and the lists we answer with in `mesh.rs`.
+
+mod forward;
+mod mesh;
+mod receive;
+mod seal;
+#[cfg(test)]
+mod tests;
+mod tx;
+mod verify;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::buf::BUF_LEN;
+use crate::crypto::{self, Key, Opener, Sealer};
+use crate::identity::{handshake, IdentityConfig, SecretKey, Sessions, TrustedKeys};
+use crate::io::{Device, Socket};
+use crate::limit::RateLimiter;
+use crate::peers::{self, canonical, Contacts, PeerTable, Sweep, Trickle};
+use crate::stats::Stats;
+use crate::switch::{self, SwitchTable};
+use crate::time::Instant;
+use crate::wire::{self, peers::MAX_PEER_LIST_BODY_LEN, Token, HEADER_LEN};
+
+use mesh::trickle_seed;
+use seal::Rollover;
+use tx::Tx;
+
+/// How often [`Node::housekeep`] wants to run.
+pub const HOUSEKEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// The shortest gossip interval, used right after the peer set grew.
+pub const GOSSIP_INTERVAL_MIN: Duration = Duration::from_secs(1);
+/// Every peer hears from us at least this often (or every quarter of the peer timeout, if
+/// shorter), which keeps NAT mappings open. It is also the longest gossip interval.
+pub const KEEPALIVE_MAX: Duration = Duration::from_secs(60);
+/// Trickle's redundancy constant k: at the longest interval, a gossip round is skipped if this
+/// many peer lists that taught us nothing new arrived in the interval before it.
+pub const GOSSIP_REDUNDANCY: u32 = 2;
+/// A peer list verifies its sender if we asked that address for it at most this long ago.
+pub const ANSWER_WINDOW: Duration = Duration::from_secs(30);
+/// A peer added less than [`ANSWER_WINDOW`] / 3 ago that asks for our list is (usually)
+/// checking us; it is sent one empty peer list this long after our answer, unless something
+/// else reached it first (see `Node::follow_up`).
+pub const FOLLOW_UP_DELAY: Duration = Duration::from_secs(6);
+/// An unverified peer is sent at most one "get peer list" per this interval.
+pub const CHALLENGE_INTERVAL: Duration = Duration::from_secs(5);
+/// What we send an unverified address in answer to one datagram is at most this many times as
+/// large as that datagram.
+pub const AMPLIFICATION_FACTOR: usize = 3;
+/// An unverified peer that has not answered within this time is dropped.
+pub const UNVERIFIED_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default rate of "get peer list" sent to addresses not yet peers.
+pub const DEFAULT_CONTACTS_PER_SECOND: usize = 64;
+
+/// How a node is set up. Build with [`Config::new`] and change fields as needed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The network token; datagrams with another token are dropped.
+    pub token: Token,
+    /// A peer silent this long is removed (`--peer-timeout`).
+    pub peer_timeout: Duration,
+    /// A MAC entry not refreshed this long is removed (`--mac-timeout`).
+    pub mac_timeout: Duration,
+    /// Addresses to connect to (`--connect`), already resolved.
+    pub connect: Vec<SocketAddr>,
+    /// Addresses that are ourselves: never a peer, never contacted.
+    pub own_addrs: Vec<SocketAddr>,
+    /// The socket can send to IPv4 addresses.
+    pub accepts_ipv4: bool,
+    /// The socket can send to IPv6 addresses.
+    pub accepts_ipv6: bool,
+    /// Cap on the peer table.
+    pub max_peers: usize,
+    /// Cap on the MAC table.
+    pub max_macs: usize,
+    /// Cap on MAC entries behind one peer.
+    pub max_macs_per_peer: usize,
+    /// Cap on the addresses waiting to be contacted.
+    pub max_contacts: usize,
+    /// "get peer list" messages per second to addresses that are not peers yet.
+    pub contacts_per_second: usize,
+    /// Broadcast and multicast frames per second accepted from one source (each peer, and our
+    /// own device); `None` for no limit. Frames over the limit are dropped and counted.
+    pub broadcast_limit: Option<u64>,
+    /// The network key and this run's session, for the keyed mode; `None` for the seed's
+    /// cleartext protocol.
+    pub keyed: Option<Keyed>,
+    /// Per-node identity: our private key, the keys we trust and the session timers; `None`
+    /// unless `--private-key` is given. Excludes `keyed`.
+    pub identity: Option<IdentitySetup>,
+}
+
+/// Per-node identity mode (see [`crate::identity`]): every datagram is sealed with a session
+/// made by a Noise IK handshake with the peer's own key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentitySetup {
+    /// Our private key.
+    pub secret: SecretKey,
+    /// The public keys we trust.
+    pub trusted: TrustedKeys,
+    /// Session timers and limits.
+    pub config: IdentityConfig,
+}
+
+/// Keyed mode: every datagram is sealed with the network key (see [`crate::crypto`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keyed {
+    /// The network key.
+    pub key: Key,
+    /// This run's session: start time in ms since the Unix epoch (big-endian) and 8 random
+    /// bytes. It must differ on every start, so that nonces never repeat.
+    pub session: [u8; crypto::SESSION_LEN],
+}
+
+/// Key rotation, phase 1: after [`Node::rekey`], the node opens new sender sessions under the
+/// new key as well as the old one, but keeps sealing with its old key and session this long,
+/// so that peers given the new key within this time can open what it sends once it switches.
+pub const KEY_ROLLOVER: Duration = Duration::from_secs(60);
+/// Key rotation, phase 2: after the node switched to sealing with the new key (in a new
+/// session), it still accepts the old key this long; then the old key is retired: new sessions
+/// under it are refused and those remembered are forgotten, so a node without the new key is
+/// cut off.
+pub const KEY_GRACE: Duration = Duration::from_secs(60);
+
+/// What [`Node::rekey`] did with a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rekey {
+    /// The node is not in keyed mode; nothing changed.
+    NotKeyed,
+    /// The key is the one in use (or being rotated to); nothing changed.
+    Unchanged,
+    /// Another key rotation is under way (it ends within [`KEY_ROLLOVER`] + [`KEY_GRACE`]);
+    /// nothing changed.
+    Busy,
+    /// A key rotation to the new key started.
+    Started,
+}
+
+/// How many senders' sessions a keyed node remembers for replay protection.
+pub const MAX_SESSIONS: usize = peers::DEFAULT_MAX_PEERS;
+
+/// Where a clear control datagram starts in the control buffer: room for sealing in front.
+const CONTROL_AT: usize = crypto::FRONT_LEN - wire::TOKEN_LEN;
+
+impl Config {
+    /// The spec's defaults (peer timeout 1800 s, MAC timeout 300 s) for `token`.
+    pub fn new(token: Token) -> Config {
+        Config {
+            token,
+            peer_timeout: Duration::from_secs(1800),
+            mac_timeout: Duration::from_secs(300),
+            connect: Vec::new(),
+            own_addrs: Vec::new(),
+            accepts_ipv4: true,
+            accepts_ipv6: true,
+            max_peers: peers::DEFAULT_MAX_PEERS,
+            max_macs: switch::DEFAULT_MAX_ENTRIES,
+            max_macs_per_peer: switch::DEFAULT_MAX_ENTRIES_PER_PEER,
+            max_contacts: peers::DEFAULT_MAX_CONTACTS,
+            contacts_per_second: DEFAULT_CONTACTS_PER_SECOND,
+            broadcast_limit: None,
+            keyed: None,
+            identity: None,
+        }
+    }
+
+    fn is_own(&self, addr: SocketAddr) -> bool {
+        self.own_addrs.contains(&addr)
+    }
+
+    fn is_configured(&self, addr: SocketAddr) -> bool {
+        self.connect.contains(&addr)
+    }
+
+    fn can_reach(&self, addr: SocketAddr) -> bool {
+        match addr {
+            SocketAddr::V4(_) => self.accepts_ipv4,
+            SocketAddr::V6(_) => self.accepts_ipv6,
+        }
+    }
+
+    /// How often every peer must hear from us.
+    fn keepalive(&self) -> Duration {
+        (self.peer_timeout / 4).clamp(GOSSIP_INTERVAL_MIN, KEEPALIVE_MAX)
+    }
+}
+
+/// One ethcloud node: a learning switch whose ports are peers.
+pub struct Node<S: Socket, D: Device> {
+    config: Config,
+    /// Keyed mode: our sealer and the opener with its replay windows.
+    crypto: Option<(Sealer, Opener)>,
+    /// Keyed mode: the key rotation under way, if any.
+    rollover: Option<Rollover>,
+    /// Identity mode: the sessions with each trusted key.
+    sessions: Option<Box<Sessions>>,
+    /// Identity mode: where a flooded datagram is copied and sealed for each peer.
+    flood: Box<[u8]>,
+    /// The time of the latest call that gave us one (for the sealing of control messages).
+    now: Instant,
+    tx: Tx<S>,
+    device: D,
+    device_warned: bool,
+    peers: PeerTable,
+    switch: SwitchTable,
+    contacts: Contacts,
+    stats: Stats,
+    /// Scratch space for management messages, allocated once.
+    control: Box<[u8]>,
+    /// Scratch lists for housekeeping, reused.
+    targets: Vec<SocketAddr>,
+    /// New peers that asked for our list, with when we answered (see [`FOLLOW_UP_DELAY`]);
+    /// at most `max_peers` entries.
+    follow_ups: Vec<(Instant, SocketAddr)>,
+    entries: Vec<SocketAddr>,
+    /// Where the keepalive sweep over the verified peers is.
+    sweep_cursor: Option<SocketAddr>,
+    /// Where the gossip round-robin (in random order) is.
+    gossip_position: usize,
+    /// How many peers the keepalive sweep visits at each housekeeping.
+    keepalives: Sweep,
+    /// Which peers the next gossip list names (round-robin).
+    share_cursor: Option<SocketAddr>,
+    /// Where the last peer list we sent ended, per family (IPv4, IPv6).
+    list_cursors: [Option<SocketAddr>; 2],
+    /// When gossip rounds run.
+    trickle: Trickle,
+    next_housekeep: Instant,
+    contact_limiter: RateLimiter,
+    device_broadcasts: RateLimiter,
+    /// Which "table full" warnings were already given (one each).
+    full_warned: u8,
+}
+
+const FULL_PEERS: u8 = 1;
+const FULL_MACS: u8 = 2;
+const FULL_CONTACTS: u8 = 4;
+
+impl<S: Socket, D: Device> Node<S, D> {
+    /// A node with no peers yet. Its `--connect` addresses (minus our own) are contacted at the
+    /// first [`Node::housekeep`], which [`Node::next_deadline`] asks for at once.
+    pub fn new(mut config: Config, socket: S, device: D, now: Instant) -> Self {
+        let connect = core::mem::take(&mut config.connect);
+        let contact_rate = config.contacts_per_second.max(1) as u64;
+        let broadcast_rate = config.broadcast_limit.unwrap_or(0);
+        let crypto = config.keyed.as_ref().map(|k| {
+            let mut opener = Opener::new(&k.key, MAX_SESSIONS);
+            opener.refuse_session(k.session);
+            (Sealer::new(&k.key, k.session), opener)
+        });
+        let sessions = config.identity.as_ref().map(|setup| {
+            Box::new(Sessions::new(
+                handshake::Identity::new(setup.secret.clone()),
+                config.token,
+                setup.trusted.clone(),
+                setup.config.clone(),
+                now,
+            ))
+        });
+        let flood = if sessions.is_some() {
+            vec![0u8; BUF_LEN].into_boxed_slice()
+        } else {
+            Box::default()
+        };
+        let mut node = Node {
+            crypto,
+            rollover: None,
+            sessions,
+            flood,
+            now,
+            peers: PeerTable::new(config.max_peers),
+            switch: SwitchTable::new(
+                config.mac_timeout,
+                config.max_macs,
+                config.max_macs_per_peer,
+            ),
+            tx: Tx { socket, warned: 0 },
+            device,
+            device_warned: false,
+            stats: Stats::default(),
+            control: vec![0u8; CONTROL_AT + HEADER_LEN + MAX_PEER_LIST_BODY_LEN + crypto::TAG_LEN]
+                .into_boxed_slice(),
+            targets: Vec::new(),
+            follow_ups: Vec::new(),
+            entries: Vec::new(),
+            sweep_cursor: None,
+            gossip_position: 0,
+            keepalives: Sweep::new(now),
+            share_cursor: None,
+            list_cursors: [None, None],
+            trickle: Trickle::new(now, GOSSIP_INTERVAL_MIN, trickle_seed(&config, now)),
+            next_housekeep: now,
+            contact_limiter: RateLimiter::new(now, contact_rate),
+            device_broadcasts: RateLimiter::new(now, broadcast_rate),
+            full_warned: 0,
+            contacts: Contacts::new(config.max_contacts),
+            config,
+        };
+        for addr in connect {
+            node.add_connect(now, addr);
+        }
+        node
+    }
+
+    /// True the first time a table of this kind is found full: warn then, only count later.
+    fn first_time_full(&mut self, which: u8) -> bool {
+        let first = self.full_warned & which == 0;
+        self.full_warned |= which;
+        first
+    }
+
+    /// When [`Node::housekeep`] should run next.
+    pub fn next_deadline(&self) -> Instant {
+        self.next_housekeep
+    }
+
+    /// True if `addr` is a verified peer.
+    pub fn is_peer(&self, addr: SocketAddr) -> bool {
+        self.peers.is_verified(canonical(addr))
+    }
+
+    /// The current gossip interval (1 s right after the peer set grew, doubling up to the
+    /// keepalive).
+    pub fn gossip_interval(&self) -> Duration {
+        self.trickle.interval()
+    }
+
+    /// Identity mode: the sessions (keys, counters); `None` in the other modes.
+    pub fn sessions(&self) -> Option<&Sessions> {
+        self.sessions.as_deref()
+    }
+
+    /// Whether a key rotation is under way (from [`Node::rekey`] until the old key is retired).
+    pub fn is_rotating_key(&self) -> bool {
+        self.rollover.is_some()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Number of verified peers: those that are sent data.
+    pub fn peer_count(&self) -> usize {
+        self.peers.verified_len()
+    }
+
+    /// The peer table.
+    pub fn peers(&self) -> &PeerTable {
+        &self.peers
+    }
+
+    /// The MAC table.
+    pub fn switch_table(&self) -> &SwitchTable {
+        &self.switch
+    }
+
+    /// Addresses waiting to be contacted.
+    pub fn contacts(&self) -> &Contacts {
+        &self.contacts
+    }
+
+    /// The configuration in force (`connect` holds the usable `--connect` addresses).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The socket.
+    pub fn socket(&self) -> &S {
+        &self.tx.socket
+    }
+
+    /// The socket, mutably (the daemon receives on it).
+    pub fn socket_mut(&mut self) -> &mut S {
+        &mut self.tx.socket
+    }
+
+    /// The device.
+    pub fn device(&self) -> &D {
+        &self.device
+    }
+
+    /// The device, mutably (the daemon reads frames from it).
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.device
+    }
+}

@@ -1,0 +1,181 @@
+//! A datagram from the socket: the token check, opening it (keyed and identity mode) or
+//! handing a handshake message to the sessions, adding its sender as a peer on hearing it
+//! (add-on-hear), and what each kind of message leads to: a frame to `deliver`, a peer list to
+//! `learn_addresses`, "get peer list" to our list, Close to removing the peer.
+//!
+//! It decides what a message means, not how the answers are made: frames are written in
+//! `forward.rs`, challenges and verification are `verify.rs`'s, lists and removal `mesh.rs`'s,
+//! sealing `seal.rs`'s.
+
+use std::net::SocketAddr;
+
+use log::{debug, warn};
+
+use super::{Node, FULL_PEERS};
+use crate::crypto::OpenError;
+use crate::identity::{handshake, HandshakeEvent};
+use crate::io::{Device, Socket};
+use crate::peers::{canonical, Touch};
+use crate::stats::DropReason;
+use crate::time::Instant;
+use crate::wire::{self, peers::MAX_PEER_LIST_BODY_LEN, Kind, Message, Packet};
+
+impl<S: Socket, D: Device> Node<S, D> {
+    /// Handles one datagram received from `from`. // HOT PATH
+    ///
+    /// # Errors
+    ///
+    /// The [`DropReason`] when the datagram is not acted on; it has already been counted and
+    /// logged at debug, so callers may ignore it.
+    pub fn on_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &mut [u8],
+    ) -> Result<(), DropReason> {
+        self.stats.datagrams_received += 1;
+        self.stats.bytes_received += datagram.len() as u64;
+        self.now = now;
+        let from = canonical(from);
+        let result = self.handle_datagram(now, from, datagram);
+        self.flush_handshakes(now);
+        if let Err(reason) = result {
+            self.stats.count_drop(reason);
+            debug!("dropped {} bytes from {from}: {reason}", datagram.len());
+        }
+        result
+    }
+
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &mut [u8],
+    ) -> Result<(), DropReason> {
+        let packet = Packet::new_checked(&*datagram).map_err(DropReason::Malformed)?;
+        if packet.token() != self.config.token {
+            return Err(DropReason::WrongToken);
+        }
+        if self.config.is_own(from) {
+            return Err(DropReason::FromSelf);
+        }
+        let wire_len = datagram.len();
+        if let Some(sessions) = &mut self.sessions {
+            let marker = datagram.get(wire::TOKEN_LEN).copied();
+            if marker == Some(handshake::INITIATION) || marker == Some(handshake::RESPONSE) {
+                return self.on_handshake(now, from, datagram);
+            }
+            // Identity mode: only what opens with a session of a trusted key goes on.
+            let range = sessions
+                .open(now, from, datagram)
+                .map_err(open_drop_reason)?;
+            let datagram: &[u8] = datagram.get(range).unwrap_or_default();
+            return self.handle_clear(now, from, datagram, wire_len);
+        }
+        // Keyed mode: only what opens with the key and is no replay goes on, decrypted in place.
+        let datagram: &[u8] = match &mut self.crypto {
+            None => datagram,
+            Some((_, opener)) => {
+                let range = opener.open(datagram).map_err(open_drop_reason)?;
+                datagram.get(range).unwrap_or_default()
+            }
+        };
+        self.handle_clear(now, from, datagram, wire_len)
+    }
+
+    /// Identity mode: a handshake message; a response goes back at once, and a session we
+    /// started is greeted with a "get peer list" if its address is no verified peer yet.
+    fn on_handshake(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        msg: &[u8],
+    ) -> Result<(), DropReason> {
+        let Some(sessions) = &mut self.sessions else {
+            return Err(DropReason::Unauthenticated);
+        };
+        match sessions.on_handshake(now, from, msg, &mut self.control) {
+            HandshakeEvent::Answered(len) => {
+                if let Some(reply) = self.control.get(..len) {
+                    self.tx.send(&mut self.stats, from, reply, true);
+                }
+                Ok(())
+            }
+            HandshakeEvent::Completed => {
+                if !self.peers.is_verified(from) {
+                    debug!("asking {from} for its peer list (session made)");
+                    self.send_control(from, Kind::GetPeers);
+                }
+                Ok(())
+            }
+            HandshakeEvent::Dropped => Err(DropReason::Unauthenticated),
+        }
+    }
+
+    /// Acts on a clear datagram (opened first in keyed and identity mode).
+    fn handle_clear(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+        wire_len: usize,
+    ) -> Result<(), DropReason> {
+        let packet = Packet::new_checked(datagram).map_err(DropReason::Malformed)?;
+        let message = Message::parse(packet).map_err(DropReason::Malformed)?;
+        if let Message::Close = message {
+            self.remove_peer(now, from, "closed by peer");
+            return Ok(());
+        }
+        // A peer list from an address we recently asked is its answer: the address receives
+        // what we send there. Decide before `touch`, which may add the peer.
+        let is_answer = matches!(message, Message::Peers(_)) && self.asked_recently(now, from);
+        let mut is_verified = match self.peers.touch_received(now, from, wire_len) {
+            Touch::Refreshed { is_verified } => is_verified,
+            Touch::Added => {
+                debug!("new unverified peer {from}");
+                false
+            }
+            Touch::Full => {
+                if self.first_time_full(FULL_PEERS) {
+                    let max = self.config.max_peers;
+                    warn!("peer table full ({max} verified peers): new addresses are ignored (counted; warned once)");
+                }
+                return Err(DropReason::PeerTableFull);
+            }
+        };
+        if is_answer && !is_verified {
+            self.verify_peer(now, from);
+            is_verified = true;
+        }
+        if !is_verified {
+            self.challenge(now, from, &message, wire_len);
+        }
+        match message {
+            Message::Frame(frame) => self.deliver(now, from, frame, is_verified),
+            Message::Peers(list) => {
+                if is_verified {
+                    self.learn_addresses(now, from, list);
+                }
+                Ok(())
+            }
+            Message::GetPeers => {
+                if is_verified {
+                    self.send_peer_list(from, MAX_PEER_LIST_BODY_LEN);
+                    self.follow_up(now, from);
+                }
+                Ok(())
+            }
+            Message::Close => Ok(()),
+        }
+    }
+}
+
+/// The drop counter of a datagram that did not open (keyed and identity mode).
+fn open_drop_reason(e: OpenError) -> DropReason {
+    match e {
+        OpenError::Replayed | OpenError::StaleSession => DropReason::Replayed,
+        OpenError::Truncated | OpenError::NotSealed | OpenError::Forged => {
+            DropReason::Unauthenticated
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Unit tests of the keepalive sweep and gossip timing (the simulator in `tests/` covers the
+//! rest).
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::{Config, Node, GOSSIP_INTERVAL_MIN, HOUSEKEEP_INTERVAL, KEEPALIVE_MAX};
+use crate::io::{Device, Socket};
+use crate::time::Instant;
+use crate::wire::{self, emit_peers, Token};
+
+/// Records what the node sends: (time, to, length, switch byte).
+#[derive(Default)]
+struct Recorder {
+    now: Instant,
+    sent: Vec<(Instant, SocketAddr, usize, u8)>,
+}
+
+impl Socket for Recorder {
+    fn send_to(&mut self, datagram: &[u8], to: SocketAddr) -> io::Result<()> {
+        let kind = datagram.get(wire::TOKEN_LEN).copied().unwrap_or(0xff);
+        self.sent.push((self.now, to, datagram.len(), kind));
+        Ok(())
+    }
+}
+
+struct NoDevice;
+
+impl Device for NoDevice {
+    fn write_frame(&mut self, _frame: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A node with `n` verified peers (198.18.1.k:3210, each answered our "get peer list" with an
+/// empty list) at time 10 s, and its peer timeout set to `timeout`.
+fn node_with_peers(n: u8, timeout: Duration) -> (Node<Recorder, NoDevice>, Vec<SocketAddr>) {
+    let token = Token::new(5).unwrap();
+    let mut config = Config::new(token);
+    config.peer_timeout = timeout;
+    let mut now = Instant::from_secs(10);
+    let mut node = Node::new(config, Recorder::default(), NoDevice, now);
+    let peers: Vec<SocketAddr> = (1..=n)
+        .map(|k| SocketAddr::from(([198, 18, 1, k], 3210)))
+        .collect();
+    for p in &peers {
+        node.add_connect(now, *p);
+    }
+    node.housekeep(now);
+    let mut answer = [0u8; 16];
+    let (len, _) = emit_peers(token, core::iter::empty(), &mut answer).unwrap();
+    for p in &peers {
+        let mut d = answer;
+        node.on_datagram(now, *p, &mut d[..len]).unwrap();
+    }
+    assert_eq!(node.peer_count(), usize::from(n));
+    now += Duration::from_secs(1);
+    node.socket_mut().now = now;
+    node.socket_mut().sent.clear();
+    (node, peers)
+}
+
+/// For each peer, the messages it was sent in order: (time, length).
+fn per_peer(node: &Node<Recorder, NoDevice>, p: SocketAddr) -> Vec<(Instant, usize)> {
+    let sent = &node.socket().sent;
+    sent.iter()
+        .filter(|s| s.1 == p)
+        .map(|s| (s.0, s.2))
+        .collect()
+}
+
+#[test]
+fn every_peer_hears_from_us_at_least_once_per_keepalive_and_keepalives_are_empty_lists() {
+    let timeout = Duration::from_secs(120);
+    let keepalive = Duration::from_secs(30);
+    let (mut node, peers) = node_with_peers(7, timeout);
+    let start = node.socket().now;
+    let mut now = start;
+    // housekeeping not on whole seconds, as in a real loop, and each one 3 ms late
+    let step = Duration::from_millis(1_003);
+    let mut answer = [0u8; 16];
+    let (len, _) = emit_peers(Token::new(5).unwrap(), core::iter::empty(), &mut answer).unwrap();
+    // 20 keepalive periods; the peers keep talking to us (empty lists), so none times out
+    while now < start + keepalive * 20 {
+        node.socket_mut().now = now;
+        node.housekeep(now);
+        for p in &peers {
+            let mut d = answer;
+            node.on_datagram(now, *p, &mut d[..len]).unwrap();
+        }
+        now += step;
+    }
+    assert_eq!(node.peer_count(), peers.len());
+    assert!(
+        node.socket().sent.iter().all(|s| s.3 == 1),
+        "only peer lists"
+    );
+    // K = 30 s: the sweep takes P = 14 s, and a keepalive goes to a peer sent nothing for
+    // S = 15 s; so the longest silence is S + P + one housekeeping step
+    let bound = keepalive + (step - HOUSEKEEP_INTERVAL);
+    for p in &peers {
+        let msgs = per_peer(&node, *p);
+        let mut last = start;
+        for (at, len) in &msgs {
+            assert!(*len >= 10);
+            let gap = at.saturating_duration_since(last);
+            assert!(gap <= bound, "{p} waited {gap:?} (keepalive {keepalive:?})");
+            last = *at;
+        }
+        let gap = now.saturating_duration_since(last);
+        assert!(gap <= bound, "{p} waited {gap:?} at the end");
+        // one keepalive about every 2P = 28 s, when nothing else was sent: 600 / 28 = 21.4
+        let empty = msgs.iter().filter(|m| m.1 == 10).count();
+        assert!(
+            (15..=22).contains(&empty),
+            "{p}: {empty} keepalives in 20 keepalive periods"
+        );
+    }
+}
+
+#[test]
+fn gossip_lists_stand_in_for_keepalives_and_suppression_quiets_steady_rounds() {
+    let keepalive = Duration::from_secs(60);
+    let (mut node, peers) = node_with_peers(16, Duration::from_secs(1800));
+    let token = Token::new(5).unwrap();
+    let start = node.socket().now;
+    let mut now = start;
+    // a peer names others to us (nothing new): consistent lists, one per 5 s
+    let mut list = [0u8; 128];
+    let (len, _) = emit_peers(token, peers.iter().copied().take(4), &mut list).unwrap();
+    let mut rounds_in_last_half = 0;
+    while now < start + keepalive * 20 {
+        node.socket_mut().now = now;
+        let before = node.socket().sent.len();
+        node.housekeep(now);
+        let gossip = node.socket().sent[before..]
+            .iter()
+            .filter(|s| s.2 > 10)
+            .count();
+        if now >= start + keepalive * 10 && gossip > 0 {
+            rounds_in_last_half += 1;
+        }
+        if (now.as_millis() / 1000) % 5 == 0 {
+            let mut d = list;
+            node.on_datagram(now, peers[15], &mut d[..len]).unwrap();
+        }
+        now += Duration::from_secs(1);
+    }
+    assert_eq!(node.peer_count(), peers.len());
+    assert_eq!(rounds_in_last_half, 0, "steady rounds are suppressed");
+    let sent = &node.socket().sent;
+    // the early rounds (intervals of 1, 2, 4, 8, 16, 32 s) went to 4 peers each, with 4
+    // entries (never the receiver itself)
+    let lists: Vec<_> = sent.iter().filter(|s| s.2 > 10).collect();
+    assert!(lists.iter().all(|s| s.2 == 10 + 4 * 6));
+    assert_eq!(lists.len(), 6 * 4);
+    // K = 60 s: P = 29 s, S = 30 s. A keepalive goes only to a peer sent nothing, gossip
+    // included, for S; so a gossip list stands in for the next keepalive. And nobody waits
+    // longer than K.
+    let idle = Duration::from_secs(30);
+    let mut keepalives = 0;
+    for p in &peers {
+        let mut last = start;
+        for (i, (at, len)) in per_peer(&node, *p).into_iter().enumerate() {
+            let gap = at.saturating_duration_since(last);
+            assert!(gap <= keepalive, "{p} waited {gap:?}");
+            if len == 10 && i > 0 {
+                assert!(
+                    gap >= idle,
+                    "{p}: a keepalive only {gap:?} after the last list"
+                );
+            }
+            keepalives += usize::from(len == 10);
+            last = at;
+        }
+    }
+    // one per peer about every 2P = 58 s: 16 × 1200 / 58 = 331
+    assert!(
+        keepalives <= 16 * 1200 / 58 + 16,
+        "{keepalives} keepalives to 16 peers in 20 minutes"
+    );
+}
+
+#[test]
+fn keepalive_is_an_empty_peer_list_of_ten_bytes() {
+    let mut buf = [0u8; 16];
+    let (len, count) = emit_peers(Token::new(5).unwrap(), core::iter::empty(), &mut buf).unwrap();
+    assert_eq!((len, count), (10, 0));
+    assert_eq!(&buf[7..10], &[1, 0, 0]);
+}
+
+#[test]
+fn keepalive_is_a_quarter_of_the_timeout_capped_at_a_minute() {
+    let mut c = Config::new(Token::default());
+    assert_eq!(c.keepalive(), KEEPALIVE_MAX);
+    c.peer_timeout = Duration::from_secs(20);
+    assert_eq!(c.keepalive(), Duration::from_secs(5));
+    c.peer_timeout = Duration::from_secs(1);
+    assert_eq!(c.keepalive(), GOSSIP_INTERVAL_MIN);
+}

@@ -1,0 +1,115 @@
+//! The send side of a [`Node`]: the socket, wrapped in [`Tx`] so that every datagram sent is
+//! counted and each kind of failure is warned about once, and [`Node::flush`], which sends what
+//! the socket queued and writes what the device held back.
+//!
+//! It decides nothing about what is sent or to whom, and never seals: callers hand it finished
+//! datagrams.
+
+use std::io;
+use std::net::SocketAddr;
+
+use log::{debug, warn};
+
+use super::Node;
+use crate::io::{Device, Socket};
+use crate::stats::{DropReason, Stats};
+
+/// Send side: the socket plus which kinds of failure were already logged at warn.
+pub(super) struct Tx<S> {
+    pub(super) socket: S,
+    pub(super) warned: u8,
+}
+
+impl<S: Socket> Tx<S> {
+    /// Sends one datagram; counts success or failure; warns once per kind of failure.
+    /// Returns whether the socket took it.
+    pub(super) fn send(
+        &mut self,
+        stats: &mut Stats,
+        to: SocketAddr,
+        datagram: &[u8],
+        is_control: bool,
+    ) -> bool {
+        match self.socket.send_to(datagram, to) {
+            Ok(()) => {
+                stats.datagrams_sent += 1;
+                stats.bytes_sent += datagram.len() as u64;
+                if is_control {
+                    stats.control_sent += 1;
+                    stats.control_bytes_sent += datagram.len() as u64;
+                }
+                true
+            }
+            Err(e) => {
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    stats.send_would_block += 1;
+                } else {
+                    stats.send_errors += 1;
+                }
+                let bit = error_bit(e.kind());
+                if self.warned & bit == 0 {
+                    self.warned |= bit;
+                    warn!("sending to {to} failed: {e} (counted; further failures of this kind are logged at debug)");
+                } else {
+                    debug!("sending to {to} failed: {e}");
+                }
+                false
+            }
+        }
+    }
+}
+
+fn error_bit(kind: io::ErrorKind) -> u8 {
+    match kind {
+        io::ErrorKind::WouldBlock => 1,
+        io::ErrorKind::ConnectionRefused => 2,
+        io::ErrorKind::PermissionDenied => 4,
+        io::ErrorKind::NetworkUnreachable | io::ErrorKind::HostUnreachable => 8,
+        io::ErrorKind::InvalidInput | io::ErrorKind::AddrNotAvailable => 16,
+        _ => 32,
+    }
+}
+
+impl<S: Socket, D: Device> Node<S, D> {
+    /// Sends the datagrams the socket queued and writes the frames the device held back
+    /// ([`Socket::flush`], [`Device::flush`]). Call it after each batch of input, before
+    /// waiting for more, so that nothing is held longer than one batch and a lone frame goes
+    /// out at once. Failures are counted like those of single sends and writes (the queued
+    /// datagrams were counted as sent when queued, and are moved to the failure counters).
+    // HOT PATH
+    pub fn flush(&mut self) {
+        if let Err(e) = self.tx.socket.flush() {
+            self.stats.datagrams_sent = self.stats.datagrams_sent.saturating_sub(e.dropped);
+            if e.error.kind() == io::ErrorKind::WouldBlock {
+                self.stats.send_would_block += e.dropped;
+            } else {
+                self.stats.send_errors += e.dropped;
+            }
+            let bit = error_bit(e.error.kind());
+            if self.tx.warned & bit == 0 {
+                self.tx.warned |= bit;
+                warn!(
+                    "sending {} queued datagrams failed: {} (counted; further failures of this kind are logged at debug)",
+                    e.dropped, e.error
+                );
+            } else {
+                debug!("sending {} queued datagrams failed: {}", e.dropped, e.error);
+            }
+        }
+        if let Err(e) = self.device.flush() {
+            self.stats.frames_to_device = self.stats.frames_to_device.saturating_sub(e.dropped);
+            for _ in 0..e.dropped {
+                self.stats.count_drop(DropReason::DeviceWrite);
+            }
+            if !self.device_warned {
+                self.device_warned = true;
+                warn!("writing held frames to the device failed: {} (counted as drops; further failures are logged at debug)", e.error);
+            } else {
+                debug!(
+                    "writing {} held frames to the device failed: {}",
+                    e.dropped, e.error
+                );
+            }
+        }
+    }
+}
