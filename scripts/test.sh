@@ -57,6 +57,10 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
+step "the core builds without the OS edges (cargo clippy --lib --no-default-features)"
+cargo clippy --lib --no-default-features --quiet -- -D warnings
+echo "ok"
+
 step "the core never touches the OS"
 core=(src/wire src/switch.rs src/peers src/node src/crypto src/identity src/offload src/time.rs src/io.rs
     src/stats.rs src/buf.rs src/limit.rs src/show.rs)

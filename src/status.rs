@@ -38,7 +38,8 @@ use crate::time::Instant;
 use crate::wire::ethernet::{Mac, VlanId};
 
 /// The format of the stats file (`--stats-format`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "os", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum StatsFormat {
     /// One fact per line, for people and `grep`.
