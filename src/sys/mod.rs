@@ -1,5 +1,6 @@
 //! The operating-system edges: tap device, UDP socket, epoll, signalfd, timerfd, local addresses,
-//! interface MTU and flags, systemd notification, dropping privileges.
+//! interface MTU, flags and drop counters, systemd notification, dropping privileges, the
+//! thread's context switches.
 //!
 //! Owns every `unsafe` block and every libc call of the crate (this is the only module with
 //! `#![allow(unsafe_code)]`; the lint setting covers its submodules). Every libc call goes
@@ -35,6 +36,7 @@ pub mod netdev;
 pub mod notify;
 pub mod privdrop;
 pub mod random;
+pub mod sched;
 pub mod signal;
 pub mod tap;
 pub mod timer;
