@@ -106,7 +106,7 @@ pub struct LoopStats {
     pub udp_receive_overflows: u64,
     /// The tap device's transmit drops (its queue to us full), as last read.
     pub tap_queue_drops: u64,
-    /// Spins ended early because another task wanted the processor.
+    /// Spins ended early because the scheduler preempted them for another task.
     pub busy_poll_yields: u64,
 }
 
@@ -208,10 +208,10 @@ struct Daemon {
     /// daemon started in its own session (its own autogroup) or in its own cgroup (a systemd
     /// service) is alone in its group, so there it yields to nobody and the spin holds the
     /// processor until the scheduler preempts it. So each empty pass also asks whether the
-    /// thread was switched out while runnable since the spin began (involuntary context
-    /// switches: preempted, or a yield that did hand over): if so, another task wanted this
-    /// processor, the spin ends and the loop sleeps in epoll until the next packet, which
-    /// starts a new spin. (A hold-off after such a spin, 10 ms without spinning, was measured
+    /// thread was preempted since the last pass (its involuntary context switches grew
+    /// outside its own `sched_yield`): if so, another task wanted this processor and could
+    /// not get it by our yield, the spin ends and the loop sleeps in epoll until the next
+    /// packet, which starts a new spin. (A hold-off after such a spin, 10 ms without spinning, was measured
     /// and rejected: it doubled the ping-pong latency under load and bought no throughput.)
     busy_poll: Duration,
     /// Until when the loop polls without sleeping.
@@ -319,18 +319,24 @@ impl Daemon {
         self.spin_until = Some(std::time::Instant::now() + self.busy_poll);
     }
 
-    /// A spinning pass that found nothing: end the spin if another task took this processor
-    /// since the spin began (see [`Daemon::busy_poll`]), else yield and poll again.
+    /// A spinning pass that found nothing: end the spin if the scheduler took this processor
+    /// away since the last pass (see [`Daemon::busy_poll`]), else yield and poll again.
+    ///
+    /// A switch inside our own `sched_yield` does not end the spin: the yield worked, the
+    /// other task ran, and the spin holds back nobody (it resumes only when that task is done
+    /// or waits). Any other switch is a preemption: a task that wanted this processor had to
+    /// take it from us.
     fn idle_spin_pass(&mut self) {
-        let switches = crate::sys::sched::involuntary_switches().unwrap_or(self.spin_switches);
+        use crate::sys::sched::involuntary_switches;
+        let switches = involuntary_switches().unwrap_or(self.spin_switches);
         if switches != self.spin_switches {
             self.spin_switches = switches;
             self.spin_until = None;
             self.stats.busy_poll_yields = self.stats.busy_poll_yields.saturating_add(1);
         } else {
-            // Hands the processor to a task of our own scheduling group, if one is runnable
-            // (the next pass then sees the switch and stops spinning).
+            // Hands the processor to a task of our own scheduling group, if one is runnable.
             std::thread::yield_now();
+            self.spin_switches = involuntary_switches().unwrap_or(self.spin_switches);
         }
     }
 

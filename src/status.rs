@@ -70,7 +70,7 @@ pub struct LoopCounters {
     /// Frames the kernel dropped at the tap device because its queue toward the daemon was
     /// full (the device's transmit drops, read about once a second).
     pub tap_queue_drops: u64,
-    /// Busy-poll spins ended early because another task wanted the processor.
+    /// Busy-poll spins ended early because the scheduler preempted them for another task.
     pub busy_poll_yields: u64,
 }
 
@@ -384,7 +384,7 @@ pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'st
         (
             "busy_poll_yields",
             extra.busy_poll_yields,
-            "Busy-poll spins ended early because another task wanted the CPU.",
+            "Busy-poll spins ended early because another task preempted them.",
         ),
     ]
 }
