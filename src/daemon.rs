@@ -211,14 +211,16 @@ struct Daemon {
     /// thread was preempted since the last pass (its involuntary context switches grew
     /// outside its own `sched_yield`): if so, another task wanted this processor and could
     /// not get it by our yield, the spin ends and the loop sleeps in epoll until the next
-    /// packet, which starts a new spin. (A hold-off after such a spin, 10 ms without spinning, was measured
-    /// and rejected: it doubled the ping-pong latency under load and bought no throughput.)
+    /// packet, which starts a new spin. (A hold-off after such a spin, 10 ms without
+    /// spinning, was measured and rejected: it doubled the ping-pong latency under load and
+    /// bought no throughput; see docs/performance.md, issue #16.)
     busy_poll: Duration,
     /// Until when the loop polls without sleeping.
     spin_until: Option<std::time::Instant>,
     /// Passes since the spin began (0 when not spinning).
     spins: u32,
-    /// The thread's involuntary context switches when the current spin began.
+    /// The thread's involuntary context switches as of the current spin's last pass (its
+    /// start, or right after its last yield).
     spin_switches: u64,
     /// When the kernel's drop counters are read next.
     kernel_counters_at: Instant,
