@@ -57,6 +57,9 @@ const SUPERFRAME_BUF_LEN: usize = VNET_HDR_LEN + (1 << 16) + 64;
 /// try the socket and the tap directly, which saves the `epoll_wait` when a packet is there.
 const SPIN_EPOLL_EVERY: u32 = 16;
 
+/// How often the kernel's drop counters of the socket and the tap are read for the status.
+const KERNEL_COUNTERS_EVERY: Duration = Duration::from_secs(1);
+
 /// The longest the loop sleeps, whatever the node's deadline (a safety net; the node's own
 /// deadline is never more than about a second away).
 pub const MAX_SLEEP: Duration = Duration::from_secs(1);
@@ -102,6 +105,12 @@ pub struct LoopStats {
     pub socket_errors: u64,
     /// Super-frames from the tap that could not be segmented (or checksummed) and were dropped.
     pub offload_errors: u64,
+    /// The UDP socket's kernel drop counter (receive buffer full), as last read.
+    pub udp_receive_overflows: u64,
+    /// The tap device's transmit drops (its queue to us full), as last read.
+    pub tap_queue_drops: u64,
+    /// Spins ended early because the scheduler preempted them for another task.
+    pub busy_poll_yields: u64,
 }
 
 /// The keys the daemon is given besides the node's [`Config`], with where they came from, to
@@ -202,6 +211,8 @@ pub fn run(
         busy_poll,
         spin_until: None,
         spins: 0,
+        spin_switches: 0,
+        kernel_counters_at: Instant::ZERO,
         armed_for: None,
         service,
         key_file,
@@ -235,11 +246,28 @@ struct Daemon {
     /// the socket and the tap directly (epoll only every [`SPIN_EPOLL_EVERY`] passes), and an
     /// empty pass yields the core: a task woken by our last packet (on a small machine, the
     /// very application waiting for it) then runs at once instead of waiting for the spin.
+    ///
+    /// The spin only pays while this processor has nothing else to do. `sched_yield` cannot
+    /// be relied on to say so: it only yields to tasks of the same scheduling group, and a
+    /// daemon started in its own session (its own autogroup) or in its own cgroup (a systemd
+    /// service) is alone in its group, so there it yields to nobody and the spin holds the
+    /// processor until the scheduler preempts it. So each empty pass also asks whether the
+    /// thread was preempted since the last pass (its involuntary context switches grew
+    /// outside its own `sched_yield`): if so, another task wanted this processor and could
+    /// not get it by our yield, the spin ends and the loop sleeps in epoll until the next
+    /// packet, which starts a new spin. (A hold-off after such a spin, 10 ms without
+    /// spinning, was measured and rejected: it doubled the ping-pong latency under load and
+    /// bought no throughput; see docs/performance.md, issue #16.)
     busy_poll: Duration,
     /// Until when the loop polls without sleeping.
     spin_until: Option<std::time::Instant>,
     /// Passes since the spin began (0 when not spinning).
     spins: u32,
+    /// The thread's involuntary context switches as of the current spin's last pass (its
+    /// start, or right after its last yield).
+    spin_switches: u64,
+    /// When the kernel's drop counters are read next.
+    kernel_counters_at: Instant,
     /// The keyed mode's key file, re-read on SIGHUP.
     key_file: Option<PathBuf>,
     /// The network's token (salts a passphrase key).
@@ -303,18 +331,19 @@ impl Daemon {
                 traffic |= self.drain_device(now)?;
             }
             if traffic && !self.busy_poll.is_zero() {
-                self.spin_until = Some(std::time::Instant::now() + self.busy_poll);
+                self.extend_spin(spinning);
             } else if spinning && !traffic {
-                // Measured (docs/performance.md): yielding on every empty pass costs about
-                // 2 µs of one-way latency on an idle machine, and saves 50 µs when any other
-                // task wants the core.
-                std::thread::yield_now();
+                self.idle_spin_pass();
             }
             if timer {
                 self.timer.clear().map_err(Error::Timer)?;
             }
             if now >= self.node.next_deadline() {
                 self.node.housekeep(now);
+            }
+            if now >= self.kernel_counters_at {
+                self.kernel_counters_at = now + KERNEL_COUNTERS_EVERY;
+                self.read_kernel_counters();
             }
             let counters = self.loop_counters();
             self.service.poll(now, &mut self.node, counters);
@@ -326,11 +355,64 @@ impl Daemon {
         }
     }
 
+    /// After a pass with traffic: spin on for [`Daemon::busy_poll`] from now. A new spin
+    /// notes the thread's involuntary context switches, to tell later whether anyone took the
+    /// processor.
+    fn extend_spin(&mut self, spinning: bool) {
+        if !spinning {
+            match crate::sys::sched::involuntary_switches() {
+                Ok(switches) => self.spin_switches = switches,
+                Err(e) => {
+                    // Cannot tell contention: spin as before rather than not at all.
+                    debug!("getrusage failed: {e}");
+                }
+            }
+        }
+        self.spin_until = Some(std::time::Instant::now() + self.busy_poll);
+    }
+
+    /// A spinning pass that found nothing: end the spin if the scheduler took this processor
+    /// away since the last pass (see [`Daemon::busy_poll`]), else yield and poll again.
+    ///
+    /// A switch inside our own `sched_yield` does not end the spin: the yield worked, the
+    /// other task ran, and the spin holds back nobody (it resumes only when that task is done
+    /// or waits). Any other switch is a preemption: a task that wanted this processor had to
+    /// take it from us.
+    fn idle_spin_pass(&mut self) {
+        use crate::sys::sched::involuntary_switches;
+        let switches = involuntary_switches().unwrap_or(self.spin_switches);
+        if switches != self.spin_switches {
+            self.spin_switches = switches;
+            self.spin_until = None;
+            self.stats.busy_poll_yields = self.stats.busy_poll_yields.saturating_add(1);
+        } else {
+            // Hands the processor to a task of our own scheduling group, if one is runnable.
+            std::thread::yield_now();
+            self.spin_switches = involuntary_switches().unwrap_or(self.spin_switches);
+        }
+    }
+
+    /// Reads the kernel's drop counters of the socket and the tap (a `getsockopt` and a read
+    /// of `/proc/net/dev`, about once a second). A failure keeps the last value.
+    fn read_kernel_counters(&mut self) {
+        match self.node.socket().receive_drops() {
+            Ok(drops) => self.stats.udp_receive_overflows = drops,
+            Err(e) => debug!("cannot read the UDP socket's drop counter: {e}"),
+        }
+        match crate::sys::netdev::tx_dropped(self.node.device().name()) {
+            Ok(drops) => self.stats.tap_queue_drops = drops,
+            Err(e) => debug!("cannot read the tap's drop counter: {e}"),
+        }
+    }
+
     /// The loop's own counters, for the status snapshot.
     fn loop_counters(&self) -> LoopCounters {
         LoopCounters {
             socket_errors: self.stats.socket_errors,
             offload_errors: self.stats.offload_errors,
+            udp_receive_overflows: self.stats.udp_receive_overflows,
+            tap_queue_drops: self.stats.tap_queue_drops,
+            busy_poll_yields: self.stats.busy_poll_yields,
         }
     }
 
@@ -381,12 +463,17 @@ impl Daemon {
                     return Ok(Some(Exit::Signal));
                 }
                 Signal::User1 => {
+                    self.read_kernel_counters();
                     info!(
-                        "stats: peers={} {} socket_errors={} offload_errors={}",
+                        "stats: peers={} {} socket_errors={} offload_errors={} \
+                         udp_receive_overflows={} tap_queue_drops={} busy_poll_yields={}",
                         self.node.peer_count(),
                         self.node.stats(),
                         self.stats.socket_errors,
-                        self.stats.offload_errors
+                        self.stats.offload_errors,
+                        self.stats.udp_receive_overflows,
+                        self.stats.tap_queue_drops,
+                        self.stats.busy_poll_yields
                     );
                     let counters = self.loop_counters();
                     self.service.log_status(now, &self.node, counters);

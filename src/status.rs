@@ -65,6 +65,14 @@ pub struct LoopCounters {
     pub socket_errors: u64,
     /// Super-frames from the tap that could not be segmented and were dropped.
     pub offload_errors: u64,
+    /// Datagrams the kernel dropped on the UDP socket because its receive buffer was full
+    /// (the socket's drop counter, read about once a second).
+    pub udp_receive_overflows: u64,
+    /// Frames the kernel dropped at the tap device because its queue toward the daemon was
+    /// full (the device's transmit drops, read about once a second).
+    pub tap_queue_drops: u64,
+    /// Busy-poll spins ended early because the scheduler preempted them for another task.
+    pub busy_poll_yields: u64,
 }
 
 /// Which parts of the text snapshot to write, and how many MAC lines at most.
@@ -288,7 +296,7 @@ impl Prometheus {
 }
 
 /// The node's counters plus the loop's, as (name, value, help), in a fixed order.
-pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'static str); 21] {
+pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'static str); 24] {
     [
         (
             "frames_from_device",
@@ -394,6 +402,21 @@ pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'st
             "offload_errors",
             extra.offload_errors,
             "Tap super-frames that could not be segmented.",
+        ),
+        (
+            "udp_receive_overflows",
+            extra.udp_receive_overflows,
+            "Datagrams the kernel dropped because the UDP receive buffer was full.",
+        ),
+        (
+            "tap_queue_drops",
+            extra.tap_queue_drops,
+            "Frames the kernel dropped because the tap queue to the daemon was full.",
+        ),
+        (
+            "busy_poll_yields",
+            extra.busy_poll_yields,
+            "Busy-poll spins ended early because another task preempted them.",
         ),
     ]
 }
@@ -510,6 +533,9 @@ mod tests {
         let extra = LoopCounters {
             socket_errors: 4,
             offload_errors: 0,
+            udp_receive_overflows: 17,
+            tap_queue_drops: 5,
+            busy_poll_yields: 0,
         };
         let text = render(StatsFormat::Text, &header(), now, &node, extra);
         let lines: Vec<&str> = text.lines().collect();
@@ -528,6 +554,9 @@ mod tests {
             "drop_wrong_token 1",
             "drop_no_peers 0",
             "socket_errors 4",
+            "udp_receive_overflows 17",
+            "tap_queue_drops 5",
+            "busy_poll_yields 0",
         ] {
             assert!(lines.contains(&expected), "no {expected:?} in:\n{text}");
         }

@@ -1,6 +1,6 @@
 //! The operating-system edges: tap device, UDP socket, epoll, signalfd, timerfd, the control
-//! socket of `ethcloud show`, local addresses,
-//! interface MTU and flags, systemd notification, dropping privileges.
+//! socket of `ethcloud show`, local addresses, interface MTU, flags and drop counters, systemd
+//! notification, dropping privileges, the thread's context switches.
 //!
 //! Owns every `unsafe` block and every libc call of the crate (this is the only module with
 //! `#![allow(unsafe_code)]`; the lint setting covers its submodules). Every libc call goes
@@ -37,6 +37,7 @@ pub mod netdev;
 pub mod notify;
 pub mod privdrop;
 pub mod random;
+pub mod sched;
 pub mod signal;
 pub mod tap;
 pub mod timer;

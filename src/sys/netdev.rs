@@ -1,7 +1,8 @@
 //! Interface settings by name: the MTU and the up flag, through the classic `SIOC[GS]IFMTU` and
-//! `SIOC[GS]IFFLAGS` ioctls on a throw-away datagram socket.
+//! `SIOC[GS]IFFLAGS` ioctls on a throw-away datagram socket; and the interface's transmit drop
+//! counter, from `/proc/net/dev` of the daemon's network namespace.
 //!
-//! Owns those four ioctls and the `ifreq` they use. It does not create or delete interfaces
+//! Owns those four ioctls, the `ifreq` they use, and reading that one counter. It does not create or delete interfaces
 //! (that is `tap`) and sets no addresses or routes (that is the operator's `--ifup` command).
 //! Changing an interface needs `CAP_NET_ADMIN` in its network namespace; reading does not.
 
@@ -115,6 +116,37 @@ fn up_flag() -> libc::c_short {
     libc::c_short::try_from(libc::IFF_UP).unwrap_or(1)
 }
 
+/// Frames the kernel dropped on their way out of interface `name` since it was created (the
+/// `drop` column under "Transmit" in `/proc/net/dev`). For a tap device "transmit" is the
+/// kernel handing frames to the daemon: these are frames that found the device's queue
+/// (`txqueuelen` frames) full because the daemon did not read fast enough. A file read: call
+/// it now and then, not per packet.
+///
+/// # Errors
+///
+/// The I/O error of reading `/proc/net/dev`, or `NotFound` if it has no line for `name`.
+pub fn tx_dropped(name: &str) -> io::Result<u64> {
+    let text = std::fs::read_to_string("/proc/net/dev")?;
+    parse_tx_dropped(&text, name).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no counters for {name} in /proc/net/dev"),
+        )
+    })
+}
+
+/// The transmit `drop` column of `name`'s line in the text of `/proc/net/dev`: after
+/// `name:`, eight receive columns, then transmit bytes, packets, errs, drop.
+fn parse_tx_dropped(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let (iface, counters) = line.split_once(':')?;
+        if iface.trim() != name {
+            return None;
+        }
+        counters.split_whitespace().nth(11)?.parse().ok()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +155,22 @@ mod tests {
     fn loopback_is_up_with_a_readable_mtu() {
         assert!(is_up("lo").unwrap());
         assert!(mtu("lo").unwrap() >= 1280);
+    }
+
+    #[test]
+    fn tx_drops_are_the_twelfth_counter_of_the_device_line() {
+        let text = "Inter-|   Receive                                                |  Transmit\n \
+            face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    \
+            lo: 100 2 0 0 0 0 0 0 100 2 0 0 0 0 0 0\n\
+            bntap0: 4164184 63083 0 1 0 0 0 0 5248875787 761169 0 93581 0 0 0 0\n";
+        assert_eq!(parse_tx_dropped(text, "bntap0"), Some(93_581));
+        assert_eq!(parse_tx_dropped(text, "lo"), Some(0));
+        assert_eq!(parse_tx_dropped(text, "bntap"), None);
+        assert!(tx_dropped("lo").is_ok());
+        assert_eq!(
+            tx_dropped("ecl-nosuchdev").unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
     }
 
     #[test]

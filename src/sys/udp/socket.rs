@@ -6,6 +6,7 @@
 //! `recv`'s. Every fd is held in an [`OwnedFd`] from the moment `socket` returns it.
 
 use std::io;
+use std::mem;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
@@ -16,6 +17,11 @@ use super::{
     UDP_SEGMENT,
 };
 use crate::error::Error;
+
+/// Entries of the `SO_MEMINFO` array this code reads (`SK_MEMINFO_VARS` of `linux/sock_diag.h`).
+const SK_MEMINFO_VARS: usize = 9;
+/// Index of the socket's drop counter in it.
+const SK_MEMINFO_DROPS: usize = 8;
 
 fn set_int_option(
     fd: BorrowedFd<'_>,
@@ -109,6 +115,38 @@ impl UdpSocket {
         let gro = set_int_option(fd, libc::SOL_UDP, UDP_GRO, 1).is_ok();
         self.offloads = UdpOffloads { gso, gro };
         self.offloads
+    }
+
+    /// Datagrams the kernel dropped on this socket before the daemon could read them, since it
+    /// was created: the socket's drop counter (`SO_MEMINFO`, `SK_MEMINFO_DROPS`), which grows
+    /// when a datagram finds the receive buffer full (and, rarely, for a bad UDP checksum). One
+    /// `getsockopt`: read it now and then, not per packet.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of `getsockopt` (`ENOPROTOOPT` before Linux 4.6).
+    pub fn receive_drops(&self) -> io::Result<u64> {
+        let mut meminfo = [0u32; SK_MEMINFO_VARS];
+        let mut len = socklen::<[u32; SK_MEMINFO_VARS]>();
+        let len_ptr: *mut libc::socklen_t = &mut len;
+        // SAFETY: the socket is open for the duration of the call; `meminfo` is a writable
+        // buffer of exactly `len` bytes and `len_ptr` points to that length, so the kernel
+        // writes at most `len` bytes and stores the length it wrote.
+        syscall!(getsockopt(
+            self.socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MEMINFO,
+            meminfo.as_mut_ptr().cast(),
+            len_ptr
+        ))?;
+        let written = usize::try_from(len).unwrap_or(0) / mem::size_of::<u32>();
+        if written <= SK_MEMINFO_DROPS {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "SO_MEMINFO without a drop counter",
+            ));
+        }
+        Ok(u64::from(meminfo[SK_MEMINFO_DROPS]))
     }
 
     /// The offloads in force.

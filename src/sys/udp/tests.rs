@@ -1,6 +1,6 @@
 //! Unit tests of the UDP socket as a whole: address families and translation, dual-stack
 //! traffic on loopback, batched sends with and without the offloads, and counting refused
-//! datagrams.
+//! datagrams, and the kernel's drop counter.
 
 use std::io;
 use std::net::SocketAddr;
@@ -61,6 +61,27 @@ fn empty_socket_reports_would_block() {
     let mut socket = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
     let err = socket.recv_from(&mut [0u8; 8]).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+}
+
+#[test]
+fn receive_drops_count_datagrams_that_found_the_buffer_full() {
+    let receiver = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+    assert_eq!(receiver.receive_drops().unwrap(), 0);
+    let to = receiver.local_addr().unwrap();
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Nobody reads: each 1-byte datagram costs the buffer far more than a byte (its skb), so
+    // even a 4 MiB buffer overflows long before 100 000 of them.
+    let mut sent = 0u64;
+    for _ in 0..100_000 {
+        if sender.send_to(&[0x55], to).is_ok() {
+            sent += 1;
+        }
+        if sent % 1000 == 0 && receiver.receive_drops().unwrap() > 0 {
+            break;
+        }
+    }
+    let drops = receiver.receive_drops().unwrap();
+    assert!(drops > 0 && drops <= sent, "{drops} drops of {sent}");
 }
 
 #[test]
