@@ -550,6 +550,9 @@ mod tests {
         let extra = LoopCounters {
             socket_errors: 4,
             offload_errors: 0,
+            udp_receive_overflows: 0,
+            tap_queue_drops: 0,
+            busy_poll_yields: 0,
         };
         let text = render_text(
             &header("ethcloud0"),
