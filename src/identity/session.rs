@@ -253,6 +253,9 @@ struct RecvSession {
     opener: Opener,
     remote: PublicKey,
     made: Instant,
+    /// Where its last packet came from: while that stays the same, the address bindings need
+    /// no look-up.
+    last_from: Option<SocketAddr>,
 }
 
 /// What we hold per trusted key.
@@ -494,6 +497,10 @@ impl Sessions {
             return Err(OpenError::StaleSession);
         }
         let range = session.opener.open(datagram)?;
+        if session.last_from == Some(from) {
+            return Ok(range);
+        }
+        session.last_from = Some(from);
         let remote = session.remote;
         // The key now sends from here (a NAT may have moved it): send there too.
         if self.by_addr.get(&from) != Some(&remote) {
@@ -674,6 +681,7 @@ impl Sessions {
                 opener,
                 remote: key,
                 made: now,
+                last_from: None,
             },
         );
         self.bind(addr, key);
