@@ -11,7 +11,7 @@
 #
 # Why checked in, and not made by build.rs: `cargo deb` takes its assets from fixed paths,
 # while a build script may write only into its OUT_DIR (a hashed directory cargo-deb cannot
-# name); the completions come from the clap definitions in src/cli, which build.rs cannot
+# name); the completions come from the clap definitions in src/os/cli, which build.rs cannot
 # compile without building the crate a second time; and the man page needs pandoc, which a
 # packager should not need for `cargo deb`. Checked-in files make `cargo deb` work from a clean
 # checkout with nothing but cargo-deb, and --check keeps them from going stale.

@@ -62,8 +62,8 @@ cargo clippy --lib --no-default-features --quiet -- -D warnings
 echo "ok"
 
 step "the core never touches the OS"
-core=(src/wire src/switch.rs src/peers src/node src/crypto src/identity src/offload src/time.rs src/io.rs
-    src/stats.rs src/buf.rs src/limit.rs src/show.rs)
+core=(src/core/wire src/core/switch.rs src/core/peers src/core/node src/core/crypto src/core/identity src/core/offload src/core/time.rs src/core/io.rs
+    src/core/stats.rs src/core/buf.rs src/core/limit.rs src/core/show.rs)
 for path in "${core[@]}"; do
     [ -e "$path" ] || fail "core file $path is missing: update the list in scripts/test.sh"
 done

@@ -4,6 +4,10 @@
 //! destination MAC (or to all peers when unknown), and peers cross-connect into a full mesh by
 //! exchanging peer lists. The wire protocol is the one in the ethcloud man page.
 //!
+//! The files follow the design: `src/core/` is the pure core and `src/os/` the OS edges
+//! (see `docs/architecture.md`); both re-export their modules here, so paths stay short
+//! (`ethcloud::wire`, `crate::node`).
+//!
 //! ```text
 //! main ──→ cli, error, daemon, sys::*             the binary shell
 //! cli ──→ config                                  the command line over the config file
@@ -32,33 +36,13 @@
 )]
 #![warn(missing_docs)]
 
-pub mod buf;
+pub mod core;
 #[cfg(feature = "os")]
-pub mod cli;
+pub mod os;
+
+// The modules keep their short paths (`ethcloud::wire`, `crate::node`, ...) wherever they live.
+pub use self::core::{
+    buf, crypto, identity, io, limit, node, offload, peers, show, stats, status, switch, time, wire,
+};
 #[cfg(feature = "os")]
-pub mod config;
-pub mod crypto;
-#[cfg(feature = "os")]
-pub mod daemon;
-#[cfg(feature = "os")]
-pub mod error;
-#[cfg(feature = "os")]
-pub mod hook;
-pub mod identity;
-pub mod io;
-#[cfg(feature = "os")]
-pub mod keyfiles;
-pub mod limit;
-pub mod node;
-pub mod offload;
-pub mod peers;
-#[cfg(feature = "os")]
-pub mod service;
-pub mod show;
-pub mod stats;
-pub mod status;
-pub mod switch;
-#[cfg(feature = "os")]
-pub mod sys;
-pub mod time;
-pub mod wire;
+pub use self::os::{cli, config, daemon, error, hook, keyfiles, service, sys};

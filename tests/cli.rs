@@ -3,7 +3,7 @@
 //! `ethcloud: `" for every error of ours (clap keeps its own format for its usage errors).
 //!
 //! Owns only black-box runs of the built binary; the validation rules themselves are unit
-//! tested in `src/cli/tests.rs`. Cases that create a tap device need root and run in a throw-away
+//! tested in `src/os/cli/tests.rs`. Cases that create a tap device need root and run in a throw-away
 //! network namespace (`unshare --net`), so they are `#[ignore]`d by default.
 
 use std::io::{BufRead, BufReader};

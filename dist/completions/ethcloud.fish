@@ -26,7 +26,7 @@ end
 
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l config -d 'Read options from this TOML file (keys are the long options, e.g. peer-timeout = 60); options on the command line win. Convention: /etc/ethcloud/NAME.toml' -r -F
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s d -l device -d 'Name of the tap device (%d lets the kernel pick a number) [default: ethcloud%d]' -r
-complete -c ethcloud -n "__fish_ethcloud_needs_command" -s l -l listen -d 'Address to listen on ([::]:port also serves IPv4 peers) [default: 0.0.0.0:3210]' -r
+complete -c ethcloud -n "__fish_ethcloud_needs_command" -s l -l listen -d 'Address to listen on (`[::]:port` also serves IPv4 peers) [default: 0.0.0.0:3210]' -r
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s t -l token -d 'Token that identifies the network [default: 0]' -r
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s c -l connect -d 'List of peers (addr:port) to connect to; repeat for more peers' -r
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l peer-timeout -d 'Peer timeout in seconds [default: 1800]' -r

@@ -413,7 +413,7 @@ rekey-after = 60
 
     #[test]
     fn shipped_example_is_valid() {
-        let example = include_str!("../dist/example.toml");
+        let example = include_str!("../../dist/example.toml");
         let file = parse(example).unwrap();
         assert_eq!(file.values.token.as_deref(), Some("7"));
     }

@@ -39,7 +39,7 @@ pub struct Args {
     #[arg(short = 'd', long = "device", value_name = "device")]
     pub device: Option<String>,
 
-    /// Address to listen on ([::]:port also serves IPv4 peers) [default: 0.0.0.0:3210]
+    /// Address to listen on (`[::]:port` also serves IPv4 peers) [default: 0.0.0.0:3210]
     #[arg(short = 'l', long = "listen", value_name = "listen")]
     pub listen: Option<String>,
 
