@@ -488,37 +488,7 @@ fn json_secs(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::Config;
-    use crate::status::test_io::{NullDevice, NullSocket};
-    use crate::wire::{emit_frame, emit_peers, Token};
-
-    const PEER: &str = "198.18.0.2:3210";
-    const PEER_MAC: [u8; 6] = [0x02, 0xec, 0, 0, 0, 0x02];
-
-    /// A node that has `PEER` as a verified peer with one MAC on VLAN 0, having received a
-    /// peer list and a frame from it (and one datagram of another network).
-    fn node_with_a_peer() -> (Node<NullSocket, NullDevice>, Instant) {
-        let token = Token::new(7).unwrap();
-        let peer: SocketAddr = PEER.parse().unwrap();
-        let mut config = Config::new(token);
-        config.connect = vec![peer];
-        let mut node = Node::new(config, NullSocket, NullDevice, Instant::ZERO);
-        node.housekeep(Instant::ZERO);
-        let mut buf = [0u8; 256];
-        let (len, _) = emit_peers(token, std::iter::empty(), &mut buf).unwrap();
-        node.on_datagram(Instant::from_millis(100), peer, &mut buf[..len])
-            .unwrap();
-        let mut frame = [0u8; 60];
-        frame[..6].copy_from_slice(&[0xff; 6]);
-        frame[6..12].copy_from_slice(&PEER_MAC);
-        let len = emit_frame(token, &frame, &mut buf).unwrap();
-        node.on_datagram(Instant::from_millis(200), peer, &mut buf[..len])
-            .unwrap();
-        let mut foreign = buf;
-        foreign[0] ^= 1;
-        let _ = node.on_datagram(Instant::from_millis(300), peer, &mut foreign[..len]);
-        (node, Instant::from_millis(1200))
-    }
+    use crate::status::test_io::{node_with_a_peer, PEER_MAC};
 
     fn header(device: &str) -> Header {
         Header {

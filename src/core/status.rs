@@ -467,6 +467,9 @@ pub(crate) mod test_io {
     use std::net::SocketAddr;
 
     use crate::io::{Device, Socket};
+    use crate::node::{Config, Node};
+    use crate::time::Instant;
+    use crate::wire::{emit_frame, emit_peers, Token};
 
     /// A socket that drops every datagram.
     pub(crate) struct NullSocket;
@@ -483,21 +486,12 @@ pub(crate) mod test_io {
             Ok(())
         }
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::node::Config;
-    use crate::wire::{emit_frame, emit_peers, Token};
-    use test_io::{NullDevice, NullSocket};
-
-    const PEER: &str = "198.18.0.2:3210";
-    const PEER_MAC: [u8; 6] = [0x02, 0xec, 0, 0, 0, 0x02];
+    pub(crate) const PEER: &str = "198.18.0.2:3210";
+    pub(crate) const PEER_MAC: [u8; 6] = [0x02, 0xec, 0, 0, 0, 0x02];
 
     /// A node that asked `PEER` for its peers, got an answer (so `PEER` is verified) and then
     /// a frame from MAC 02:ec:00:00:00:02 on VLAN 0, and one datagram of another network.
-    fn node_with_a_peer() -> (Node<NullSocket, NullDevice>, Instant) {
+    pub(crate) fn node_with_a_peer() -> (Node<NullSocket, NullDevice>, Instant) {
         let token = Token::new(7).unwrap();
         let peer: SocketAddr = PEER.parse().unwrap();
         let mut config = Config::new(token);
@@ -519,6 +513,12 @@ mod tests {
         let _ = node.on_datagram(Instant::from_millis(300), peer, &mut foreign[..len]);
         (node, Instant::from_millis(1200))
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use test_io::node_with_a_peer;
 
     fn header() -> Header {
         Header {
