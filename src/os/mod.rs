@@ -3,7 +3,7 @@
 //! The tap device, the UDP socket, epoll, signals, timers and the control socket (`sys`, the
 //! only `unsafe` code), the loop that reads the real clock and drives the node (`daemon`), the
 //! periodic service jobs (`service`), ifup/ifdown hooks (`hook`), the command line and the
-//! config file (`cli`, `config`), key files (`keyfiles`) and the start-up errors (`error`).
+//! config file (`cli`, `config`), resolving `--connect` names (`resolve`), key files (`keyfiles`) and the start-up errors (`error`).
 //! Built only with the `os` feature (the default). Nothing in `crate::core` may use it.
 
 pub mod cli;
@@ -12,5 +12,6 @@ pub mod daemon;
 pub mod error;
 pub mod hook;
 pub mod keyfiles;
+pub mod resolve;
 pub mod service;
 pub mod sys;

@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use log::{debug, info, warn};
 
-use crate::cli::PeerAddr;
 use crate::error::Error;
 use crate::io::{Device, Socket};
 use crate::node::Node;
+use crate::os::resolve::PeerAddr;
 use crate::show::{self, Request};
 use crate::status::{self, Header, LoopCounters, StatsFormat, TextParts};
 use crate::sys::control::ControlServer;
@@ -342,8 +342,8 @@ impl Resolver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::parse_peer;
     use crate::node::Config;
+    use crate::os::resolve::Host;
     use crate::status::test_io::{NullDevice, NullSocket};
     use crate::wire::Token;
 
@@ -368,7 +368,14 @@ mod tests {
 
     fn named(text: &str, at: &str) -> NamedPeer {
         NamedPeer {
-            peer: parse_peer(text).unwrap(),
+            peer: {
+                let (host, port) = text.rsplit_once(':').unwrap();
+                PeerAddr {
+                    text: text.to_owned(),
+                    host: Host::Name(host.to_owned()),
+                    port: port.parse().unwrap(),
+                }
+            },
             addr: addr(at),
         }
     }

@@ -1,65 +1,15 @@
 //! The values of `--token`, `--listen` and `--connect` as text: their syntax, parsed once
-//! into [`Token`], [`SocketAddr`] and [`PeerAddr`], and resolving a [`PeerAddr`] that is a DNS
-//! name.
+//! into [`Token`], [`SocketAddr`] and [`PeerAddr`] (resolving one is `os::resolve`'s job).
 //!
 //! Owns the address syntax (IPv6 in brackets, a port that must be there, what may pass as a
 //! DNS name) and the error message naming what is wrong. Which value is used (command line,
 //! file or default) is decided in `check`, never here.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use crate::error::Error;
-use crate::sys::udp::{unmap, Families};
+pub use crate::os::resolve::{Host, PeerAddr};
 use crate::wire::Token;
-
-/// The host part of a `--connect` value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Host {
-    /// A literal IPv4 or IPv6 address.
-    Ip(IpAddr),
-    /// A DNS name, resolved at start-up and again while it is not a peer.
-    Name(String),
-}
-
-/// A `--connect` value: `host:port`, with the text kept for messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerAddr {
-    /// The value as given.
-    pub text: String,
-    /// The host part.
-    pub host: Host,
-    /// The port (never 0).
-    pub port: u16,
-}
-
-impl PeerAddr {
-    /// The first address of this peer of a family in `families` (a literal IP is its own
-    /// address). v4-mapped IPv6 addresses count as IPv4.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Resolve`] if the name cannot be resolved, [`Error::NoUsableAddress`] if no
-    /// address of a reachable family comes back.
-    pub fn resolve(&self, families: Families, listen: SocketAddr) -> Result<SocketAddr, Error> {
-        let found = match &self.host {
-            Host::Ip(ip) => Some(unmap(SocketAddr::new(*ip, self.port))),
-            Host::Name(name) => (name.as_str(), self.port)
-                .to_socket_addrs()
-                .map_err(|source| Error::Resolve {
-                    peer: self.text.clone(),
-                    source,
-                })?
-                .map(unmap)
-                .find(|addr| families.reaches(addr)),
-        };
-        found
-            .filter(|addr| families.reaches(addr))
-            .ok_or_else(|| Error::NoUsableAddress {
-                peer: self.text.clone(),
-                listen,
-            })
-    }
-}
 
 /// Parses `--token`: a decimal number below 2^56.
 ///
