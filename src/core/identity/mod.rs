@@ -46,6 +46,8 @@
 //! ```text
 //! keys.rs             SecretKey, PublicKey, their text form, TrustedKeys and the trust file
 //! handshake.rs        Identity, the two messages, mac1, Initiator, Established
+//! session/          Sessions: the session table (mod.rs), its handshakes and timers
+//!                    (handshakes.rs), its counters and table hasher (stats.rs)
 //! tests_handshake.rs  the handshake's unit tests, with the golden vectors
 //! tests_handshake_tamper.rs  its tests against altered, forged and truncated messages
 //! ```

@@ -1,0 +1,363 @@
+//! The handshakes of [`Sessions`]: answering initiations (mac1, rate limits, trust, replay),
+//! completing our own, starting rounds to addresses without a session, and the renewal timers.
+//! The session table itself (sealing, opening, installing what a handshake made) is the
+//! parent module's.
+
+use std::net::{IpAddr, SocketAddr};
+
+use log::{debug, info};
+
+use super::{
+    HandshakeEvent, Pending, RecvSession, SendSession, Sessions, HANDSHAKE_RETRY,
+    HANDSHAKE_TIMEOUT, MAX_PENDING, MAX_PROBES, MAX_SOURCES, MAX_WANTED, RECEIVE_GRACE,
+    REJECT_SLACK, RESPONDER_REKEY_DELAY,
+};
+use crate::crypto::{Opener, Sealer};
+use crate::identity::handshake::{self, Established, HandshakeError, INITIATION, RESPONSE};
+use crate::identity::keys::PublicKey;
+use crate::limit::RateLimiter;
+use crate::time::Instant;
+use crate::wire::TOKEN_LEN;
+
+impl Sessions {
+    /// Handles a handshake message (the byte after the token is [`INITIATION`] or
+    /// [`RESPONSE`]); a response to send back is written to `out`.
+    pub fn on_handshake(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        msg: &[u8],
+        out: &mut [u8],
+    ) -> HandshakeEvent {
+        match msg.get(TOKEN_LEN).copied() {
+            Some(INITIATION) => self.on_initiation(now, from, msg, out),
+            Some(RESPONSE) => self.on_response(now, from, msg),
+            _ => {
+                self.stats.handshakes_invalid += 1;
+                HandshakeEvent::Dropped
+            }
+        }
+    }
+
+    fn on_initiation(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        msg: &[u8],
+        out: &mut [u8],
+    ) -> HandshakeEvent {
+        if handshake::check_initiation(&self.identity, msg).is_err() {
+            self.stats.handshakes_invalid += 1;
+            return HandshakeEvent::Dropped;
+        }
+        if !self.within_rate(now, from.ip()) {
+            self.stats.handshakes_rate_limited += 1;
+            return HandshakeEvent::Dropped;
+        }
+        let local_index = self.next_index();
+        let trusted = &self.trusted;
+        let keys = &self.keys;
+        let mut timestamp = None;
+        let result = handshake::respond(
+            &self.identity,
+            self.token,
+            msg,
+            |key| trusted.contains(key),
+            |key, ts| {
+                let newer = keys
+                    .get(key)
+                    .and_then(|s| s.last_timestamp)
+                    .is_none_or(|last| ts > &last);
+                if newer {
+                    timestamp = Some(*ts);
+                }
+                newer
+            },
+            local_index,
+            None,
+            out,
+        );
+        match result {
+            Ok((established, len)) => {
+                self.stats.responses_sent += 1;
+                let key = established.remote;
+                self.install(now, from, established);
+                if let (Some(state), Some(ts)) = (self.keys.get_mut(&key), timestamp) {
+                    state.last_timestamp = Some(ts);
+                }
+                HandshakeEvent::Answered(len)
+            }
+            Err(e) => {
+                self.count_refusal(e);
+                debug!("handshake initiation from {from} refused: {e}");
+                HandshakeEvent::Dropped
+            }
+        }
+    }
+
+    fn on_response(&mut self, now: Instant, from: SocketAddr, msg: &[u8]) -> HandshakeEvent {
+        let Ok((_, receiver_index)) = handshake::check_response(&self.identity, msg) else {
+            self.stats.handshakes_invalid += 1;
+            return HandshakeEvent::Dropped;
+        };
+        let Some(pending) = self.pending.get_mut(&receiver_index) else {
+            self.stats.responses_unexpected += 1;
+            return HandshakeEvent::Dropped;
+        };
+        if !self.trusted.contains(&pending.initiator.remote) {
+            self.stats.handshakes_untrusted += 1;
+            return HandshakeEvent::Dropped;
+        }
+        // A refused response leaves the handshake in flight: anyone who knows our public key
+        // can make a response that passes mac1, and it must not cancel the real one.
+        match pending.initiator.complete(msg) {
+            Ok(established) => {
+                let key = established.remote;
+                // This and other initiations to this key (other addresses) are done with.
+                self.pending.retain(|_, p| p.initiator.remote != key);
+                self.install(now, from, established);
+                HandshakeEvent::Completed
+            }
+            Err(e) => {
+                self.count_refusal(e);
+                debug!("handshake response from {from} refused: {e}");
+                HandshakeEvent::Dropped
+            }
+        }
+    }
+
+    fn count_refusal(&mut self, e: HandshakeError) {
+        match e {
+            HandshakeError::Untrusted => self.stats.handshakes_untrusted += 1,
+            HandshakeError::Replayed => self.stats.handshakes_replayed += 1,
+            HandshakeError::Noise => self.stats.handshakes_forged += 1,
+            _ => self.stats.handshakes_invalid += 1,
+        }
+    }
+
+    /// Per-source and overall rate limits on handshakes answered.
+    fn within_rate(&mut self, now: Instant, ip: IpAddr) -> bool {
+        let per_source = self.config.handshakes_per_source;
+        if self.sources.len() >= MAX_SOURCES && !self.sources.contains_key(&ip) {
+            // Buckets refill in a second: forgetting them all costs at most one second's
+            // allowance per source, and keeps the map bounded.
+            self.sources.clear();
+        }
+        let bucket = self
+            .sources
+            .entry(ip)
+            .or_insert_with(|| RateLimiter::new(now, per_source));
+        bucket.allow(now, per_source)
+            && self
+                .all_sources
+                .allow(now, self.config.handshakes_per_second)
+    }
+
+    /// Makes `established` the current session of its key, at `addr`.
+    fn install(&mut self, now: Instant, addr: SocketAddr, established: Established) {
+        let key = established.remote;
+        let state = self.keys.entry(key).or_default();
+        if let Some((older, _)) = state.previous.take() {
+            self.by_session.remove(&older);
+        }
+        let renewed = state.current.is_some();
+        if let Some(current) = state.current.take() {
+            state.previous = Some((current.recv_session, current.made));
+        }
+        state.current = Some(SendSession {
+            sealer: Sealer::new(&established.send_key, established.send_session),
+            recv_session: established.recv_session,
+            made: now,
+            is_initiator: established.is_initiator,
+        });
+        state.addr = Some(addr);
+        let mut opener = Opener::new(&established.recv_key, 1);
+        opener.refuse_session(established.send_session);
+        self.by_session.insert(
+            established.recv_session,
+            RecvSession {
+                opener,
+                remote: key,
+                made: now,
+                last_from: None,
+            },
+        );
+        self.bind(addr, key);
+        self.wanted.retain(|a| *a != addr);
+        self.stats.sessions_made += 1;
+        if renewed {
+            self.stats.rekeys += 1;
+            debug!("session with {key} at {addr} renewed");
+        } else {
+            let name = self.trusted.name(&key).unwrap_or("");
+            info!("session with {key} ({name}) at {addr} made");
+        }
+    }
+
+    fn next_index(&mut self) -> u32 {
+        loop {
+            // xorshift64
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            let index = (self.rng >> 32) as u32;
+            if !self.pending.contains_key(&index) {
+                return index;
+            }
+        }
+    }
+
+    fn timestamp(&self, now: Instant) -> [u8; handshake::TIMESTAMP_LEN] {
+        let since = now.saturating_duration_since(self.config.started);
+        let nanos = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX);
+        handshake::timestamp(self.config.wall_start_nanos.saturating_add(nanos))
+    }
+
+    /// Starts the handshake rounds queued by [`Sessions::seal`] and [`Sessions::want`], and the
+    /// renewals that are due; `send` sends one datagram.
+    pub fn flush(&mut self, now: Instant, send: &mut dyn FnMut(SocketAddr, &[u8])) {
+        let wanted = core::mem::take(&mut self.wanted);
+        for addr in wanted.iter() {
+            self.round(now, *addr, send);
+        }
+        self.wanted = wanted;
+        self.wanted.clear();
+    }
+
+    /// One round of initiations to `addr`: to its key if known, else to every trusted key
+    /// without a live session (at most [`MAX_PROBES`]).
+    fn round(&mut self, now: Instant, addr: SocketAddr, send: &mut dyn FnMut(SocketAddr, &[u8])) {
+        let (last, cursor) = self
+            .rounds
+            .get(&addr)
+            .copied()
+            .unwrap_or((Instant::ZERO, 0));
+        if self.rounds.contains_key(&addr) && now < last + HANDSHAKE_RETRY {
+            return;
+        }
+        let known = self.by_addr.get(&addr).copied();
+        let mut next_cursor = cursor;
+        match known {
+            Some(key) => self.initiate(now, addr, key, send),
+            None => {
+                let n = self.probe_order.len();
+                let mut sent = 0;
+                for i in 0..n {
+                    if sent >= MAX_PROBES {
+                        break;
+                    }
+                    let at = (cursor + i) % n;
+                    let Some(key) = self.probe_order.get(at).copied() else {
+                        break;
+                    };
+                    next_cursor = at + 1;
+                    let live = self.keys.get(&key).is_some_and(|s| {
+                        s.current
+                            .as_ref()
+                            .is_some_and(|c| now < c.made + self.config.rekey_after + REJECT_SLACK)
+                    });
+                    let in_flight = self
+                        .pending
+                        .values()
+                        .any(|p| p.initiator.remote == key && p.addr == addr);
+                    if live || in_flight {
+                        continue;
+                    }
+                    self.initiate(now, addr, key, send);
+                    sent += 1;
+                }
+            }
+        }
+        if self.rounds.len() >= MAX_WANTED * 4 {
+            self.rounds.retain(|_, (at, _)| now < *at + HANDSHAKE_RETRY);
+        }
+        self.rounds.insert(addr, (now, next_cursor));
+    }
+
+    fn initiate(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        key: PublicKey,
+        send: &mut dyn FnMut(SocketAddr, &[u8]),
+    ) {
+        if self.pending.len() >= MAX_PENDING {
+            // Forget the oldest handshake in flight.
+            if let Some(oldest) = self
+                .pending
+                .iter()
+                .min_by_key(|(_, p)| p.sent)
+                .map(|(i, _)| *i)
+            {
+                self.pending.remove(&oldest);
+            }
+        }
+        let index = self.next_index();
+        let timestamp = self.timestamp(now);
+        let scratch = &mut self.scratch[..];
+        match handshake::initiate(
+            &self.identity,
+            self.token,
+            &key,
+            index,
+            timestamp,
+            None,
+            scratch,
+        ) {
+            Ok((initiator, len)) => {
+                if let Some(bytes) = scratch.get(..len) {
+                    send(addr, bytes);
+                }
+                self.stats.initiations_sent += 1;
+                self.pending.insert(
+                    index,
+                    Pending {
+                        initiator,
+                        addr,
+                        sent: now,
+                    },
+                );
+            }
+            Err(e) => debug!("cannot start a handshake with {key} at {addr}: {e}"),
+        }
+    }
+
+    /// Timers: renewals due, handshakes timed out, sessions expired. `send` sends one datagram.
+    pub fn housekeep(&mut self, now: Instant, send: &mut dyn FnMut(SocketAddr, &[u8])) {
+        self.pending.retain(|_, p| now < p.sent + HANDSHAKE_TIMEOUT);
+        let rekey_after = self.config.rekey_after;
+        let reject = rekey_after + REJECT_SLACK + RECEIVE_GRACE;
+        self.by_session.retain(|_, s| now < s.made + reject);
+        let mut due = Vec::new();
+        for (key, state) in self.keys.iter_mut() {
+            if let Some((_, made)) = state.previous {
+                if now >= made + reject {
+                    state.previous = None;
+                }
+            }
+            let Some(current) = &state.current else {
+                continue;
+            };
+            let after = if current.is_initiator {
+                rekey_after
+            } else {
+                rekey_after + RESPONDER_REKEY_DELAY
+            };
+            let old = now >= current.made + after
+                || current.sealer.sealed() >= self.config.rekey_after_messages;
+            let recently = state.last_rekey.is_some_and(|t| now < t + HANDSHAKE_RETRY);
+            if let (true, false, Some(addr)) = (old, recently, state.addr) {
+                state.last_rekey = Some(now);
+                due.push((addr, *key));
+            }
+        }
+        for (addr, key) in due {
+            let in_flight = self.pending.values().any(|p| p.initiator.remote == key);
+            if !in_flight {
+                debug!("renewing the session with {key} at {addr}");
+                self.initiate(now, addr, key, send);
+            }
+        }
+        self.flush(now, send);
+    }
+}

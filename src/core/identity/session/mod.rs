@@ -1,0 +1,412 @@
+//! [`Sessions`]: the identity mode's session table: which trusted key stands behind which
+//! address, the data sessions each handshake yields (a [`Sealer`] to send, an [`Opener`] to
+//! receive), when to renew them, and the handshakes in flight.
+//!
+//! Owns the session lifecycle: handshakes are started for addresses we must send to and have
+//! no session with, answered only for trusted keys and within a rate limit, renewed on a timer
+//! and after a message count, and the keys of a session older than the one before the current
+//! are dropped. It performs no I/O (what to send is passed to a `send` callback) and reads no
+//! clock: `now` comes from the caller, the wall time of handshake timestamps is derived from the
+//! wall time at start given in [`IdentityConfig`].
+//!
+//! Rules, in the order a reader of the man page meets them:
+//! - A node seals every datagram to an address with the session of the key that answered
+//!   there; an address with no session gets nothing but handshake initiations. Datagrams to it
+//!   are dropped (and counted) and a handshake is started (at most one round per
+//!   [`HANDSHAKE_RETRY`] per address).
+//! - The initiator of a handshake must know the responder's key. For an address whose key is
+//!   unknown (a `--connect` address, or one learnt from a peer list), one initiation is sent for
+//!   each trusted key that has no live session yet, at most [`MAX_PROBES`] per round, starting
+//!   where the previous round to that address stopped. Initiations aimed at another key fail
+//!   the responder's mac1 check and cost it one HMAC.
+//! - The responder answers an initiation only after its mac1 is right, the source is within
+//!   its rate limit ([`IdentityConfig::handshakes_per_second`] in all and
+//!   [`IdentityConfig::handshakes_per_source`] per source IP address), the Noise message
+//!   opens, the initiator's key is trusted and its timestamp is newer than the last one
+//!   accepted from that key. Otherwise it sends nothing and keeps nothing.
+//! - A session is renewed by its initiator [`IdentityConfig::rekey_after`] after it was made
+//!   (by the responder [`RESPONDER_REKEY_DELAY`] later, should the initiator not do it), or
+//!   once it sealed [`IdentityConfig::rekey_after_messages`] packets. It seals nothing past
+//!   [`IdentityConfig::rekey_after`] + [`REJECT_SLACK`] or twice the message count, and opens
+//!   nothing after that plus [`RECEIVE_GRACE`]. When a new session is made with a key, the one
+//!   before it is still opened (the peer may not have switched yet) and the one before that is
+//!   forgotten: its keys are dropped.
+
+use core::ops::Range;
+use core::time::Duration;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use log::info;
+
+use super::handshake::{self, Identity, Initiator};
+use super::keys::{PublicKey, TrustedKeys};
+use crate::crypto::{self, OpenError, Opener, SealError, Sealer};
+use crate::limit::RateLimiter;
+use crate::time::Instant;
+use crate::wire::{Token, TOKEN_LEN};
+
+mod handshakes;
+mod stats;
+
+use stats::FastMap;
+pub use stats::{FastHasher, SessionStats};
+
+/// An address is sent at most one round of initiations per this interval.
+pub const HANDSHAKE_RETRY: Duration = Duration::from_secs(5);
+/// A handshake not answered within this time is forgotten.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most initiations sent to one address in one round.
+pub const MAX_PROBES: usize = 64;
+/// The most handshakes in flight (initiator side).
+pub const MAX_PENDING: usize = 1024;
+/// The most addresses waiting for a handshake round.
+pub const MAX_WANTED: usize = 1024;
+/// The most source addresses with a handshake rate bucket of their own.
+pub const MAX_SOURCES: usize = 4096;
+/// The most address-to-key bindings remembered.
+pub const MAX_BINDINGS: usize = 8192;
+/// The responder of a session renews it this long after its initiator would have.
+pub const RESPONDER_REKEY_DELAY: Duration = Duration::from_secs(30);
+/// A session seals nothing this long after it should have been renewed.
+pub const REJECT_SLACK: Duration = Duration::from_secs(60);
+/// A session opens packets this long after it stopped sealing.
+pub const RECEIVE_GRACE: Duration = Duration::from_secs(10);
+
+/// How the identity mode is set up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityConfig {
+    /// Renew a session this long after it was made (120 s by default, as WireGuard).
+    pub rekey_after: Duration,
+    /// Renew a session once it sealed this many packets.
+    pub rekey_after_messages: u64,
+    /// Handshakes answered per second, from all sources together.
+    pub handshakes_per_second: u64,
+    /// Handshakes answered per second from one source IP address.
+    pub handshakes_per_source: u64,
+    /// Wall time at `started`, in nanoseconds since the Unix epoch (for handshake timestamps).
+    pub wall_start_nanos: u64,
+    /// The node's clock reading when `wall_start_nanos` was taken.
+    pub started: Instant,
+    /// Seed for handshake indices (random bytes from the caller).
+    pub seed: u64,
+}
+
+impl IdentityConfig {
+    /// The defaults, with the wall time and seed the caller read.
+    pub fn new(started: Instant, wall_start_nanos: u64, seed: u64) -> IdentityConfig {
+        IdentityConfig {
+            rekey_after: Duration::from_secs(120),
+            rekey_after_messages: 1 << 40,
+            handshakes_per_second: 500,
+            handshakes_per_source: 20,
+            wall_start_nanos,
+            started,
+            seed,
+        }
+    }
+}
+
+/// What a handshake message led to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandshakeEvent {
+    /// We answered an initiation (the response is in `out[..len]`, to be sent back) and hold
+    /// a new session with its sender.
+    Answered(usize),
+    /// Our initiation was answered: we hold a new session with the sender.
+    Completed,
+    /// Dropped, for the reason counted in [`SessionStats`].
+    Dropped,
+}
+
+/// The sending half of a session and what we need to know to renew it.
+struct SendSession {
+    sealer: Sealer,
+    recv_session: [u8; crypto::SESSION_LEN],
+    made: Instant,
+    is_initiator: bool,
+}
+
+/// A session's receiving half.
+struct RecvSession {
+    opener: Opener,
+    remote: PublicKey,
+    made: Instant,
+    /// Where its last packet came from: while that stays the same, the address bindings need
+    /// no look-up.
+    last_from: Option<SocketAddr>,
+}
+
+/// What we hold per trusted key.
+#[derive(Default)]
+struct KeyState {
+    /// Where the key last answered or sent from.
+    addr: Option<SocketAddr>,
+    current: Option<SendSession>,
+    /// The receiving session of the session before `current`, and when it was made.
+    previous: Option<([u8; crypto::SESSION_LEN], Instant)>,
+    /// The newest handshake timestamp accepted from this key.
+    last_timestamp: Option<[u8; handshake::TIMESTAMP_LEN]>,
+    /// When we last started a renewal with this key.
+    last_rekey: Option<Instant>,
+}
+
+struct Pending {
+    initiator: Initiator,
+    addr: SocketAddr,
+    sent: Instant,
+}
+
+/// The identity mode's sessions. See the module doc.
+pub struct Sessions {
+    identity: Identity,
+    token: Token,
+    trusted: TrustedKeys,
+    /// The trusted keys, sorted, for probing in a fixed order.
+    probe_order: Vec<PublicKey>,
+    config: IdentityConfig,
+    keys: FastMap<PublicKey, KeyState>,
+    by_addr: FastMap<SocketAddr, PublicKey>,
+    by_session: FastMap<[u8; crypto::SESSION_LEN], RecvSession>,
+    pending: HashMap<u32, Pending>,
+    /// Addresses to start a handshake round with.
+    wanted: Vec<SocketAddr>,
+    /// When each address last had a round, and where its probing stopped.
+    rounds: HashMap<SocketAddr, (Instant, usize)>,
+    sources: HashMap<IpAddr, RateLimiter>,
+    all_sources: RateLimiter,
+    rng: u64,
+    scratch: Box<[u8; 256]>,
+    stats: SessionStats,
+}
+
+impl core::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("public", &self.identity.public())
+            .field("trusted", &self.trusted.len())
+            .field("sessions", &self.by_session.len())
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sessions {
+    /// Sessions for `identity` on the network `token`, trusting `trusted`.
+    pub fn new(
+        identity: Identity,
+        token: Token,
+        trusted: TrustedKeys,
+        config: IdentityConfig,
+        now: Instant,
+    ) -> Sessions {
+        let mut sessions = Sessions {
+            identity,
+            token,
+            trusted: TrustedKeys::new(),
+            probe_order: Vec::new(),
+            all_sources: RateLimiter::new(now, config.handshakes_per_second),
+            rng: config.seed | 1,
+            config,
+            keys: FastMap::default(),
+            by_addr: FastMap::default(),
+            by_session: FastMap::default(),
+            pending: HashMap::new(),
+            wanted: Vec::with_capacity(16),
+            rounds: HashMap::new(),
+            sources: HashMap::new(),
+            scratch: Box::new([0u8; 256]),
+            stats: SessionStats::default(),
+        };
+        sessions.set_trusted(trusted);
+        sessions
+    }
+
+    /// Our own public key.
+    pub fn public(&self) -> PublicKey {
+        self.identity.public()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &SessionStats {
+        &self.stats
+    }
+
+    /// The trusted keys.
+    pub fn trusted(&self) -> &TrustedKeys {
+        &self.trusted
+    }
+
+    /// Sessions that can be opened now (current and previous ones).
+    pub fn open_sessions(&self) -> usize {
+        self.by_session.len()
+    }
+
+    /// The key behind `addr`, if a session was made there.
+    pub fn key_of(&self, addr: SocketAddr) -> Option<PublicKey> {
+        self.by_addr.get(&addr).copied()
+    }
+
+    /// The current sending session of `key`: its 16-byte id, when it was made, and how many
+    /// packets it sealed.
+    pub fn current_session(
+        &self,
+        key: &PublicKey,
+    ) -> Option<([u8; crypto::SESSION_LEN], Instant, u64)> {
+        let s = self.keys.get(key)?.current.as_ref()?;
+        Some((s.recv_session, s.made, s.sealer.sealed()))
+    }
+
+    /// Replaces the trusted set (start-up and SIGHUP). Sessions with keys no longer trusted are
+    /// dropped at once; returns the addresses they were bound to, for the node to remove.
+    pub fn set_trusted(&mut self, mut trusted: TrustedKeys) -> Vec<SocketAddr> {
+        let own = self.identity.public();
+        trusted.remove(&own);
+        let mut probe_order: Vec<PublicKey> = trusted.iter().copied().collect();
+        probe_order.sort_unstable();
+        self.probe_order = probe_order;
+        self.trusted = trusted;
+        let revoked: Vec<PublicKey> = self
+            .keys
+            .keys()
+            .filter(|k| !self.trusted.contains(k))
+            .copied()
+            .collect();
+        let mut addrs = Vec::new();
+        for key in revoked {
+            if let Some(state) = self.keys.remove(&key) {
+                if state.current.is_some() {
+                    self.stats.revoked += 1;
+                }
+                if let Some(current) = state.current {
+                    self.by_session.remove(&current.recv_session);
+                }
+                if let Some((previous, _)) = state.previous {
+                    self.by_session.remove(&previous);
+                }
+                info!(
+                    "key {key} is no longer trusted: its sessions are dropped (now {} trusted keys)",
+                    self.trusted.len()
+                );
+            }
+        }
+        // Whatever is left of them: receiving sessions, bindings, handshakes in flight.
+        let trusted = &self.trusted;
+        self.by_session.retain(|_, s| trusted.contains(&s.remote));
+        self.by_addr.retain(|addr, key| {
+            let keep = trusted.contains(key);
+            if !keep {
+                addrs.push(*addr);
+            }
+            keep
+        });
+        self.pending
+            .retain(|_, p| trusted.contains(&p.initiator.remote));
+        addrs
+    }
+
+    /// Seals the clear datagram at `buf[switch_at - TOKEN_LEN .. switch_at + inner_len]` for
+    /// `to`, in place. // HOT PATH
+    ///
+    /// # Errors
+    ///
+    /// [`SealOutcome::NoSession`] when there is no live session with `to` (a handshake is then
+    /// queued, started by [`Sessions::flush`]); [`SealOutcome::Seal`] when the buffer lacks room.
+    pub fn seal(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        buf: &mut [u8],
+        switch_at: usize,
+        inner_len: usize,
+    ) -> Result<Range<usize>, SealOutcome> {
+        let reject_after = self.config.rekey_after + REJECT_SLACK;
+        let max_messages = self.config.rekey_after_messages.saturating_mul(2);
+        let session = self
+            .by_addr
+            .get(&to)
+            .and_then(|key| self.keys.get_mut(key))
+            .and_then(|state| state.current.as_mut())
+            .filter(|s| now < s.made + reject_after && s.sealer.sealed() < max_messages);
+        match session {
+            Some(s) => s
+                .sealer
+                .seal(self.token, buf, switch_at, inner_len)
+                .map_err(SealOutcome::Seal),
+            None => {
+                self.stats.no_session += 1;
+                self.want(to);
+                Err(SealOutcome::NoSession)
+            }
+        }
+    }
+
+    /// Queues a handshake round with `to` (started by [`Sessions::flush`]).
+    pub fn want(&mut self, to: SocketAddr) {
+        if self.wanted.len() < MAX_WANTED && !self.wanted.contains(&to) {
+            self.wanted.push(to);
+        }
+    }
+
+    /// Whether handshakes are waiting to be started by [`Sessions::flush`].
+    pub fn has_wanted(&self) -> bool {
+        !self.wanted.is_empty()
+    }
+
+    /// Opens a sealed datagram from `from` in place; returns the clear part's range. // HOT PATH
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError`]: not sealed, of no session we hold (counted as forged), expired, altered
+    /// or replayed.
+    pub fn open(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &mut [u8],
+    ) -> Result<Range<usize>, OpenError> {
+        let mut id = [0u8; crypto::SESSION_LEN];
+        let field = datagram
+            .get(TOKEN_LEN + 1..TOKEN_LEN + 1 + crypto::SESSION_LEN)
+            .ok_or(OpenError::Truncated)?;
+        id.copy_from_slice(field);
+        let expired = self.config.rekey_after + REJECT_SLACK + RECEIVE_GRACE;
+        let session = self.by_session.get_mut(&id).ok_or(OpenError::Forged)?;
+        if now >= session.made + expired {
+            return Err(OpenError::StaleSession);
+        }
+        let range = session.opener.open(datagram)?;
+        if session.last_from == Some(from) {
+            return Ok(range);
+        }
+        session.last_from = Some(from);
+        let remote = session.remote;
+        // The key now sends from here (a NAT may have moved it): send there too.
+        if self.by_addr.get(&from) != Some(&remote) {
+            self.bind(from, remote);
+        }
+        if let Some(state) = self.keys.get_mut(&remote) {
+            state.addr = Some(from);
+        }
+        Ok(range)
+    }
+
+    fn bind(&mut self, addr: SocketAddr, key: PublicKey) {
+        if self.by_addr.len() >= MAX_BINDINGS && !self.by_addr.contains_key(&addr) {
+            // Keep only the addresses the keys use now.
+            let keys = &self.keys;
+            self.by_addr
+                .retain(|a, k| keys.get(k).is_some_and(|s| s.addr == Some(*a)));
+        }
+        self.by_addr.insert(addr, key);
+    }
+}
+
+/// Why [`Sessions::seal`] sealed nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SealOutcome {
+    /// No live session with the address; a handshake was queued.
+    NoSession,
+    /// The sealer failed.
+    Seal(SealError),
+}

@@ -1,0 +1,129 @@
+//! The identity mode's counters ([`SessionStats`]) and the hasher of its per-packet tables
+//! ([`FastHasher`]).
+
+use std::collections::HashMap;
+
+/// A fast hasher for the session tables, which are looked up for every packet. They hold
+/// only what authenticated handshakes and packets inserted (trusted keys, their addresses and
+/// their sessions), so nobody can fill them with colliding keys, and SipHash's protection
+/// against that is not needed; a lookup of an attacker's bytes costs one hash either way.
+#[derive(Clone, Copy, Default)]
+pub struct FastHasher(u64);
+
+impl core::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        for b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(K);
+        }
+    }
+}
+
+pub(super) type FastMap<K, V> = HashMap<K, V, core::hash::BuildHasherDefault<FastHasher>>;
+
+/// Counters of the identity mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Initiations sent.
+    pub initiations_sent: u64,
+    /// Responses sent (initiations accepted).
+    pub responses_sent: u64,
+    /// Sessions made (either role).
+    pub sessions_made: u64,
+    /// Sessions made that replaced a session with the same key (renewals).
+    pub rekeys: u64,
+    /// Handshake messages with a bad length, type or mac1 (aimed at another key, or altered).
+    pub handshakes_invalid: u64,
+    /// Handshake messages whose Noise payload did not open (wrong keys, impersonation).
+    pub handshakes_forged: u64,
+    /// Initiations from keys we do not trust.
+    pub handshakes_untrusted: u64,
+    /// Initiations with a timestamp not newer than the last one of their key (replays).
+    pub handshakes_replayed: u64,
+    /// Initiations not looked at because their source was over its rate limit.
+    pub handshakes_rate_limited: u64,
+    /// Responses to no handshake of ours.
+    pub responses_unexpected: u64,
+    /// Datagrams not sent because no session exists with their address.
+    pub no_session: u64,
+    /// Sessions dropped because their key was removed from the trusted set.
+    pub revoked: u64,
+}
+
+impl SessionStats {
+    /// Every counter with its name (as in the stats file) and a one-line description.
+    pub fn named(&self) -> [(&'static str, u64, &'static str); 12] {
+        [
+            (
+                "handshake_initiations_sent",
+                self.initiations_sent,
+                "Handshake initiations sent.",
+            ),
+            (
+                "handshake_responses_sent",
+                self.responses_sent,
+                "Handshake initiations accepted and answered.",
+            ),
+            (
+                "sessions_made",
+                self.sessions_made,
+                "Sessions made with a trusted key (either role).",
+            ),
+            (
+                "session_rekeys",
+                self.rekeys,
+                "Sessions that replaced an older one with the same key.",
+            ),
+            (
+                "handshakes_invalid",
+                self.handshakes_invalid,
+                "Handshake messages with a bad length, type or mac1.",
+            ),
+            (
+                "handshakes_forged",
+                self.handshakes_forged,
+                "Handshake messages that failed Noise authentication.",
+            ),
+            (
+                "handshakes_untrusted",
+                self.handshakes_untrusted,
+                "Initiations from keys not trusted.",
+            ),
+            (
+                "handshakes_replayed",
+                self.handshakes_replayed,
+                "Initiations with an old timestamp (replays).",
+            ),
+            (
+                "handshakes_rate_limited",
+                self.handshakes_rate_limited,
+                "Initiations over the rate limit, not looked at.",
+            ),
+            (
+                "handshake_responses_unexpected",
+                self.responses_unexpected,
+                "Responses to no handshake of ours.",
+            ),
+            (
+                "sends_without_session",
+                self.no_session,
+                "Datagrams not sent: no session with the address yet.",
+            ),
+            (
+                "sessions_revoked",
+                self.revoked,
+                "Sessions dropped because their key was no longer trusted.",
+            ),
+        ]
+    }
+}
