@@ -5,7 +5,8 @@
 //! (allocated once), the per-wake-up budget, and what signals mean: SIGINT/SIGTERM shut down
 //! cleanly (the node sends `Close` to every peer), SIGUSR1 logs the counters and the status
 //! (peers, MAC table), SIGHUP re-reads the key file in keyed mode and hands a changed key to
-//! [`Node::rekey`] (key rotation). It does not touch packet contents: every frame and datagram goes to the
+//! [`Node::rekey`] (key rotation), and with per-node keys re-reads the trust files and hands
+//! them to [`Node::set_trusted`] (revocation). It does not touch packet contents: every frame and datagram goes to the
 //! node, which counts and logs drops.
 //!
 //! Batching: datagrams come in with `recvmmsg` (and UDP GRO, if on: one message holds a run of
