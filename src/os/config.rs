@@ -32,7 +32,7 @@ pub const CONFIG_DIR: &str = "/etc/ethcloud";
 
 /// Every key the file may hold: the long options, less `--config`, `--completions`, `--help`
 /// and `--version`.
-pub const KEYS: [&str; 27] = [
+pub const KEYS: [&str; 28] = [
     "device",
     "listen",
     "token",
@@ -59,6 +59,7 @@ pub const KEYS: [&str; 27] = [
     "private-key",
     "trusted",
     "rekey-after",
+    "keepalive",
     "control-socket",
 ];
 
@@ -121,6 +122,8 @@ pub struct FileValues {
     pub trusted: Option<Vec<PathBuf>>,
     /// `--rekey-after`, seconds.
     pub rekey_after: Option<u64>,
+    /// `--keepalive`, seconds.
+    pub keepalive: Option<u64>,
     /// `--control-socket`.
     pub control_socket: Option<PathBuf>,
 }
@@ -360,6 +363,7 @@ private-key = "/etc/ethcloud/vpn0.private"
 trusted = ["/etc/ethcloud/vpn0.trusted", "/etc/ethcloud/vpn0.trusted.d"]
 control-socket = "/run/ethcloud/vpn0.sock"
 rekey-after = 60
+keepalive = 20
 "#;
         let file = parse(text).unwrap();
         let v = &file.values;

@@ -108,6 +108,10 @@ pub struct Config {
     /// Broadcast and multicast frames per second accepted from one source (each peer, and our
     /// own device); `None` for no limit. Frames over the limit are dropped and counted.
     pub broadcast_limit: Option<u64>,
+    /// Every peer hears from us at least this often (`--keepalive`), which also keeps NAT
+    /// mappings open; `None` for a quarter of `peer_timeout`, between
+    /// [`GOSSIP_INTERVAL_MIN`] and [`KEEPALIVE_MAX`].
+    pub keepalive: Option<Duration>,
     /// The network key and this run's session, for the keyed mode; `None` for the seed's
     /// cleartext protocol.
     pub keyed: Option<Keyed>,
@@ -185,6 +189,7 @@ impl Config {
             max_contacts: peers::DEFAULT_MAX_CONTACTS,
             contacts_per_second: DEFAULT_CONTACTS_PER_SECOND,
             broadcast_limit: None,
+            keepalive: None,
             keyed: None,
             identity: None,
         }
@@ -207,7 +212,9 @@ impl Config {
 
     /// How often every peer must hear from us.
     fn keepalive(&self) -> Duration {
-        (self.peer_timeout / 4).clamp(GOSSIP_INTERVAL_MIN, KEEPALIVE_MAX)
+        self.keepalive
+            .unwrap_or_else(|| (self.peer_timeout / 4).clamp(GOSSIP_INTERVAL_MIN, KEEPALIVE_MAX))
+            .max(GOSSIP_INTERVAL_MIN)
     }
 }
 

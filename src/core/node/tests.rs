@@ -198,4 +198,10 @@ fn keepalive_is_a_quarter_of_the_timeout_capped_at_a_minute() {
     assert_eq!(c.keepalive(), Duration::from_secs(5));
     c.peer_timeout = Duration::from_secs(1);
     assert_eq!(c.keepalive(), GOSSIP_INTERVAL_MIN);
+    // --keepalive wins, e.g. for a NAT that forgets mappings after 30 s.
+    c.peer_timeout = Duration::from_secs(1800);
+    c.keepalive = Some(Duration::from_secs(15));
+    assert_eq!(c.keepalive(), Duration::from_secs(15));
+    c.keepalive = Some(Duration::from_secs(300));
+    assert_eq!(c.keepalive(), Duration::from_secs(300));
 }

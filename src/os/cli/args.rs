@@ -55,6 +55,11 @@ pub struct Args {
     #[arg(long = "peer-timeout", value_name = "peer_timeout")]
     pub peer_timeout_secs: Option<u64>,
 
+    /// Send every peer something at least every SECS seconds, which keeps NAT mappings open
+    /// [default: a quarter of --peer-timeout, at most 60]
+    #[arg(long = "keepalive", value_name = "SECS")]
+    pub keepalive_secs: Option<u64>,
+
     /// Mac table entry timeout in seconds [default: 300]
     #[arg(long = "mac-timeout", value_name = "mac_timeout")]
     pub mac_timeout_secs: Option<u64>,

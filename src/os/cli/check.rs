@@ -162,6 +162,23 @@ impl Args {
             DEFAULT_PEER_TIMEOUT_SECS,
             "--peer-timeout",
         )?;
+        let (keepalive, at) = pick(
+            self.keepalive_secs.map(Some),
+            file,
+            "keepalive",
+            |f| f.keepalive.map(Some),
+            None,
+        );
+        let keepalive = match keepalive {
+            Some(secs) if secs == 0 || Duration::from_secs(secs) > peer_timeout / 2 => {
+                return Err(at.blame(Error::InvalidCombination {
+                    reason: "--keepalive must be at least 1 second and at most half of \
+                             --peer-timeout (so that a peer hears from us twice before it \
+                             gives up)",
+                }));
+            }
+            other => other.map(Duration::from_secs),
+        };
         let mac_timeout = secs(
             self.mac_timeout_secs,
             "mac-timeout",
@@ -392,6 +409,7 @@ impl Args {
             token,
             connect,
             peer_timeout,
+            keepalive,
             mac_timeout,
             log_level,
             max_peers,

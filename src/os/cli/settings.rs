@@ -32,6 +32,8 @@ pub struct Settings {
     pub connect: Vec<PeerAddr>,
     /// How long a silent peer is kept.
     pub peer_timeout: Duration,
+    /// `--keepalive`; `None` for the node's default (a quarter of the peer timeout).
+    pub keepalive: Option<Duration>,
     /// How long a learned MAC address is kept.
     pub mac_timeout: Duration,
     /// The log level from `-v` / `-q` (`RUST_LOG` may still override it).
@@ -125,6 +127,7 @@ impl Settings {
         config.max_macs = self.max_macs;
         config.max_macs_per_peer = self.max_macs_per_peer;
         config.broadcast_limit = self.broadcast_limit;
+        config.keepalive = self.keepalive;
         config
     }
 }

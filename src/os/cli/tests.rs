@@ -621,3 +621,24 @@ fn show_subcommand_takes_a_device_json_and_a_socket() {
     assert_eq!(settings.control_socket, Some("/run/x.sock".into()));
     assert_eq!(check(&[]).unwrap().control_socket, None);
 }
+
+#[test]
+fn keepalive_is_optional_and_at_most_half_the_peer_timeout() {
+    assert_eq!(check(&[]).unwrap().keepalive, None);
+    assert_eq!(
+        check(&["--keepalive", "15"]).unwrap().keepalive,
+        Some(Duration::from_secs(15))
+    );
+    assert!(check(&["--keepalive", "0"]).is_err());
+    assert!(check(&["--keepalive", "900"]).is_ok());
+    assert!(check(&["--keepalive", "901"]).is_err());
+    let err = check(&["--keepalive", "40", "--peer-timeout", "60"]).unwrap_err();
+    assert!(err.to_string().contains("half of --peer-timeout"), "{err}");
+    let s = check(&["--keepalive", "20", "--peer-timeout", "60"]).unwrap();
+    let config = s.node_config(
+        Vec::new(),
+        Vec::new(),
+        crate::sys::udp::Families::of(&s.listen),
+    );
+    assert_eq!(config.keepalive, Some(Duration::from_secs(20)));
+}
