@@ -64,7 +64,7 @@ fn chain_of_ten_keyed_nodes_becomes_a_full_mesh_and_nothing_is_clear_on_the_wire
     let wire = sim.wire_log.take().unwrap();
     for d in &wire {
         assert!(
-            matches!(d[7], 0x80 | 0x81 | 0x90 | 0x91),
+            matches!(d[7], 0x80 | 0x82 | 0x90 | 0x91),
             "every datagram is sealed or a handshake: {:#x}",
             d[7]
         );

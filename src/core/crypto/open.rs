@@ -40,7 +40,7 @@ pub const SESSION_STATE_LEN: usize =
 pub enum OpenError {
     /// Shorter than a token, marker, session, counter and tag.
     Truncated,
-    /// The byte after the token is no [`Cipher`] marker (0x80 or 0x81).
+    /// The byte after the token is no [`Cipher`] marker (0x80, 0x81 or 0x82).
     NotSealed,
     /// The tag does not match: wrong key, wrong token, altered bytes, or the other cipher than
     /// this session's.

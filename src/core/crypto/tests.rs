@@ -82,15 +82,27 @@ const GOLDEN_AES_GET_PEERS: &str =
 const GOLDEN_AES_FRAME: &str = "00000000000086 81 000001954ef62c00a1b2c3d4e5f60718 0000000000000001
     336ebce272494c8927b37df1e562552c1a7ff10682f183
     c7e45c8ef357f0efaee73884b1ac0ca4";
-/// HKDF-SHA256(salt "ethcloud-session-v1", ikm key 00..1f, info session ‖ marker), 32 bytes.
+/// As [`GOLDEN_CHACHA_GET_PEERS`] with AES-128-GCM (computed with Python's `cryptography`).
+const GOLDEN_AES128_GET_PEERS: &str =
+    "00000000000086 82 000001954ef62c00a1b2c3d4e5f60718 0000000000000000
+    31 1f6ab05e7f68c9f2e9134e574a239c4f";
+/// As [`GOLDEN_CHACHA_FRAME`] with AES-128-GCM.
+const GOLDEN_AES128_FRAME: &str =
+    "00000000000086 82 000001954ef62c00a1b2c3d4e5f60718 0000000000000001
+    e153315fc8ccd19cb2406d697624563bca79fc89f7076e
+    697675f4f76b23894aa5b07d2c0eea0c";
+/// HKDF-SHA256(salt "ethcloud-session-v1", ikm key 00..1f, info session ‖ marker), 32 bytes
+/// (16 for AES-128-GCM).
 const GOLDEN_CHACHA_SUBKEY: &str =
     "89253bdee09f8f23c1f1416d78d43d0e09ea6891d24f1ae8853130f12eacab36";
 const GOLDEN_AES_SUBKEY: &str = "176a5bcc65c53537e60ebbd51b250ab868b5cb92c3453e53958fba0e0678e49b";
+const GOLDEN_AES128_SUBKEY: &str = "bcec15d78c3d1df277247e6618a4659b";
 
 fn golden(cipher: Cipher) -> (&'static str, &'static str) {
     match cipher {
         Cipher::ChaCha20Poly1305 => (GOLDEN_CHACHA_GET_PEERS, GOLDEN_CHACHA_FRAME),
         Cipher::Aes256Gcm => (GOLDEN_AES_GET_PEERS, GOLDEN_AES_FRAME),
+        Cipher::Aes128Gcm => (GOLDEN_AES128_GET_PEERS, GOLDEN_AES128_FRAME),
     }
 }
 
@@ -131,12 +143,17 @@ fn layout_constants_add_up_and_fit_packet_buf() {
         assert_eq!(Cipher::from_marker(cipher.marker()), Some(cipher));
         assert_eq!(cipher.algorithm().tag_len(), TAG_LEN);
         assert_eq!(cipher.algorithm().nonce_len(), NONCE_LEN);
-        assert_eq!(cipher.algorithm().key_len(), KEY_LEN);
+        let key_len = if cipher == Cipher::Aes128Gcm {
+            16
+        } else {
+            KEY_LEN
+        };
+        assert_eq!(cipher.algorithm().key_len(), key_len);
     }
     let markers: Vec<u8> = (0..=255)
         .filter(|&m| Cipher::from_marker(m).is_some())
         .collect();
-    assert_eq!(markers, [0x80, 0x81]);
+    assert_eq!(markers, [0x80, 0x81, 0x82]);
 }
 
 #[test]
@@ -157,10 +174,11 @@ fn session_subkeys_match_golden_vectors() {
     for (cipher, expected) in [
         (Cipher::ChaCha20Poly1305, GOLDEN_CHACHA_SUBKEY),
         (Cipher::Aes256Gcm, GOLDEN_AES_SUBKEY),
+        (Cipher::Aes128Gcm, GOLDEN_AES128_SUBKEY),
     ] {
         let marker = [cipher.marker()];
         let info: [&[u8]; 2] = [&SESSION, &marker];
-        let mut okm = [0u8; KEY_LEN];
+        let mut okm = vec![0u8; cipher.algorithm().key_len()];
         test_key()
             .subkey_prk()
             .expand(&info, cipher.algorithm())

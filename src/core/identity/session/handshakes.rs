@@ -12,7 +12,7 @@ use super::{
     HANDSHAKE_TIMEOUT, MAX_PENDING, MAX_PROBES, MAX_SOURCES, MAX_WANTED, RECEIVE_GRACE,
     REJECT_SLACK, RESPONDER_REKEY_DELAY,
 };
-use crate::crypto::{Opener, Sealer};
+use crate::crypto::{Cipher, Opener, Sealer};
 use crate::identity::handshake::{self, Established, HandshakeError, INITIATION, RESPONSE};
 use crate::identity::keys::PublicKey;
 use crate::limit::RateLimiter;
@@ -165,7 +165,11 @@ impl Sessions {
             state.previous = Some((current.recv_session, current.made));
         }
         state.current = Some(SendSession {
-            sealer: Sealer::new(&established.send_key, established.send_session),
+            sealer: Sealer::with_cipher(
+                &established.send_key,
+                established.send_session,
+                Cipher::preferred_for_sessions(),
+            ),
             recv_session: established.recv_session,
             made: now,
             is_initiator: established.is_initiator,
