@@ -19,6 +19,7 @@ pub mod limit;
 pub mod node;
 pub mod offload;
 pub mod peers;
+pub mod relay;
 pub mod show;
 pub mod stats;
 pub mod status;

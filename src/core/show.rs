@@ -1,7 +1,7 @@
 //! What `ethcloud show` prints: the daemon's answer to a request on its control socket, in
 //! the spirit of `wg show`: the interface (device, listen address, mode, uptime), each peer
 //! (address, verified or not, last heard, datagrams and bytes each way), the `--connect`
-//! addresses, the MAC table per VLAN, and the counters.
+//! addresses, the addresses reached through a relay, the MAC table per VLAN, and the counters.
 //!
 //! Owns the request syntax ([`Request::parse`]) and the rendering ([`answer`], [`render_text`],
 //! [`render_json`]). Pure: it reads a `&Node` and returns a `String`, does no I/O and reads no
@@ -20,6 +20,8 @@
 //!            "tx_datagrams":15,"tx_bytes":2345}],
 //!  "peers_total":1,
 //!  "connect":[{"address":"198.18.0.2:3210","state":"peer"}],
+//!  "relays":[{"address":"198.18.0.3:40000","via":"198.18.0.1:3210","state":"active",
+//!             "since_secs":3.0}],
 //!  "macs":[{"vlan":0,"mac":"02:ec:00:00:00:02","peer":"198.18.0.2:3210","age_secs":1.0,
 //!           "expires_in_secs":299.0}],
 //!  "macs_total":1,
@@ -39,6 +41,14 @@ use crate::node::Node;
 use crate::status::{counters, drops, Header, LoopCounters};
 use crate::time::Instant;
 use crate::wire::ethernet::{Mac, VlanId};
+
+/// `active` or `superseded`.
+fn route_state(route: &crate::relay::Route) -> &'static str {
+    match route.state {
+        crate::relay::RouteState::Active => "active",
+        crate::relay::RouteState::Superseded(_) => "superseded",
+    }
+}
 
 /// The version of the JSON form.
 pub const JSON_VERSION: u32 = 1;
@@ -251,6 +261,17 @@ pub fn render_text<S: Socket, D: Device>(
         let _ = writeln!(out, "connect: {addr} ({state})");
     }
 
+    for (addr, route) in node.relay_table().routes().take(MAX_LISTED) {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "relay: {addr} via {}", route.via);
+        let _ = writeln!(out, "  state: {}", route_state(route));
+        let _ = writeln!(
+            out,
+            "  since: {} ago",
+            secs(now.saturating_duration_since(route.since))
+        );
+    }
+
     let macs = sorted_macs(node);
     let _ = writeln!(out);
     let _ = writeln!(out, "mac table: {} entries", macs.len());
@@ -367,6 +388,23 @@ pub fn render_json<S: Socket, D: Device>(
         out.push_str("{\"address\":");
         json_string(&mut out, &addr.to_string());
         let _ = write!(out, ",\"state\":\"{state}\"}}");
+    }
+
+    out.push_str("],\"relays\":[");
+    for (i, (addr, route)) in node.relay_table().routes().take(MAX_LISTED).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"address\":");
+        json_string(&mut out, &addr.to_string());
+        out.push_str(",\"via\":");
+        json_string(&mut out, &route.via.to_string());
+        let _ = write!(
+            out,
+            ",\"state\":\"{}\",\"since_secs\":{}}}",
+            route_state(route),
+            json_secs(now.saturating_duration_since(route.since))
+        );
     }
 
     out.push_str("],\"macs\":[");

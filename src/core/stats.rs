@@ -30,11 +30,18 @@ pub enum DropReason {
     Unauthenticated,
     /// Keyed mode: a sealed datagram seen before (or from a forgotten old session).
     Replayed,
+    /// A relay message that is not allowed: from or to a peer that did not announce relaying,
+    /// from an unverified peer, to an address that is not a peer, or with relaying off.
+    RelayRefused,
+    /// A frame to relay over the relay rate limit (`relay_rate`).
+    RelayRateLimited,
+    /// A relayed frame from a node we now reach directly (a duplicate).
+    RelaySuperseded,
 }
 
 impl DropReason {
     /// Number of distinct counters.
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 16;
 
     /// Every counter index with its name, in a fixed order.
     pub const NAMES: [&'static str; DropReason::COUNT] = [
@@ -51,6 +58,9 @@ impl DropReason {
         "broadcast_limit",
         "unauthenticated",
         "replayed",
+        "relay_refused",
+        "relay_rate_limited",
+        "relay_superseded",
     ];
 
     /// The counter index of this reason.
@@ -69,6 +79,9 @@ impl DropReason {
             DropReason::BroadcastLimit => 10,
             DropReason::Unauthenticated => 11,
             DropReason::Replayed => 12,
+            DropReason::RelayRefused => 13,
+            DropReason::RelayRateLimited => 14,
+            DropReason::RelaySuperseded => 15,
         }
     }
 }
@@ -86,6 +99,9 @@ impl fmt::Display for DropReason {
             DropReason::BroadcastLimit => f.write_str("broadcast rate limit"),
             DropReason::Unauthenticated => f.write_str("not sealed with our key"),
             DropReason::Replayed => f.write_str("replayed"),
+            DropReason::RelayRefused => f.write_str("relaying not allowed"),
+            DropReason::RelayRateLimited => f.write_str("relay rate limit"),
+            DropReason::RelaySuperseded => f.write_str("relayed copy of a direct path"),
         }
     }
 }
@@ -131,6 +147,12 @@ pub struct Stats {
     pub contacts_refused: u64,
     /// Messages from unverified peers left unanswered by the per-address rate limit.
     pub replies_limited: u64,
+    /// Frames we sent through a relay (RelayTo).
+    pub relay_frames_sent: u64,
+    /// Frames that reached us through a relay (RelayedFrom) and were delivered.
+    pub relay_frames_received: u64,
+    /// Frames we passed on as a relay for two of our peers.
+    pub relayed_for_others: u64,
     /// Dropped packets, indexed by [`DropReason::index`].
     pub drops: [u64; DropReason::COUNT],
 }
@@ -163,7 +185,8 @@ impl fmt::Display for Stats {
              unicast={} flooded={} datagrams_received={} bytes_received={} datagrams_sent={} \
              bytes_sent={} control_sent={} control_bytes_sent={} send_would_block={} send_errors={} \
              mac_moves={} macs_refused={} peer_entries_ignored={} contacts_refused={} \
-             replies_limited={}",
+             replies_limited={} relay_frames_sent={} relay_frames_received={} \
+             relayed_for_others={}",
             self.frames_from_device,
             self.bytes_from_device,
             self.frames_to_device,
@@ -183,6 +206,9 @@ impl fmt::Display for Stats {
             self.peer_entries_ignored,
             self.contacts_refused,
             self.replies_limited,
+            self.relay_frames_sent,
+            self.relay_frames_received,
+            self.relayed_for_others,
         )?;
         for (name, count) in DropReason::NAMES.iter().zip(self.drops.iter()) {
             if *count > 0 {
@@ -213,6 +239,9 @@ mod tests {
             DropReason::BroadcastLimit,
             DropReason::Unauthenticated,
             DropReason::Replayed,
+            DropReason::RelayRefused,
+            DropReason::RelayRateLimited,
+            DropReason::RelaySuperseded,
         ];
         let mut seen = [false; DropReason::COUNT];
         for r in all {

@@ -296,7 +296,7 @@ impl Prometheus {
 }
 
 /// The node's counters plus the loop's, as (name, value, help), in a fixed order.
-pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'static str); 24] {
+pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'static str); 27] {
     [
         (
             "frames_from_device",
@@ -392,6 +392,21 @@ pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'st
             "replies_limited",
             stats.replies_limited,
             "Messages from unverified peers left unanswered.",
+        ),
+        (
+            "relay_frames_sent",
+            stats.relay_frames_sent,
+            "Frames sent through a relay.",
+        ),
+        (
+            "relay_frames_received",
+            stats.relay_frames_received,
+            "Frames that reached us through a relay.",
+        ),
+        (
+            "relayed_for_others",
+            stats.relayed_for_others,
+            "Frames passed on as a relay for two peers.",
         ),
         (
             "socket_errors",

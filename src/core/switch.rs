@@ -101,6 +101,20 @@ impl SwitchTable {
             .map(|e| e.peer)
     }
 
+    /// The peer behind `mac` on `vlan` if it was seen there within `fresh` before `now`.
+    pub fn seen_within(
+        &self,
+        now: Instant,
+        vlan: VlanId,
+        mac: Mac,
+        fresh: Duration,
+    ) -> Option<SocketAddr> {
+        let entry = self.entries.get(&(vlan, mac))?;
+        let seen = entry.expires.saturating_duration_since(now);
+        // `expires` is last seen + timeout: seen within `fresh` iff expires - now >= timeout - fresh.
+        (entry.expires > now && seen + fresh >= self.timeout).then_some(entry.peer)
+    }
+
     /// Removes entries not seen for the timeout; calls `on_expired` for each. Returns how many.
     pub fn expire(
         &mut self,

@@ -32,7 +32,7 @@ pub const CONFIG_DIR: &str = "/etc/ethcloud";
 
 /// Every key the file may hold: the long options, less `--config`, `--completions`, `--help`
 /// and `--version`.
-pub const KEYS: [&str; 28] = [
+pub const KEYS: [&str; 30] = [
     "device",
     "listen",
     "token",
@@ -61,6 +61,8 @@ pub const KEYS: [&str; 28] = [
     "rekey-after",
     "keepalive",
     "control-socket",
+    "no-relay",
+    "relay-rate",
 ];
 
 /// The values a config file sets; `None` where it says nothing. Types only: the values are
@@ -126,6 +128,10 @@ pub struct FileValues {
     pub keepalive: Option<u64>,
     /// `--control-socket`.
     pub control_socket: Option<PathBuf>,
+    /// `--no-relay`.
+    pub no_relay: Option<bool>,
+    /// `--relay-rate`, Mbit/s.
+    pub relay_rate: Option<u64>,
 }
 
 /// A parsed config file: its values and the line of each key.
@@ -364,6 +370,8 @@ trusted = ["/etc/ethcloud/vpn0.trusted", "/etc/ethcloud/vpn0.trusted.d"]
 control-socket = "/run/ethcloud/vpn0.sock"
 rekey-after = 60
 keepalive = 20
+no-relay = true
+relay-rate = 10
 "#;
         let file = parse(text).unwrap();
         let v = &file.values;
@@ -382,6 +390,7 @@ keepalive = 20
         assert_eq!(file.line_of("device"), Some(2));
         assert_eq!(file.line_of("stats-format"), Some(21));
         assert_eq!(v.no_offload, Some(true));
+        assert_eq!((v.no_relay, v.relay_rate), (Some(true), Some(10)));
         assert_eq!(
             v.key_file.as_deref(),
             Some(std::path::Path::new("/etc/ethcloud/vpn0.key"))

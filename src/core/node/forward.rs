@@ -69,6 +69,18 @@ impl<S: Socket, D: Device> Node<S, D> {
         if target.is_none() && self.peers.verified_len() == 0 {
             return Err(DropReason::NoPeers);
         }
+        if self.relay.has_active() {
+            // Through a relay, before the frame is sealed in place for the direct peers.
+            match target {
+                Some(peer) => {
+                    if self.relay_unicast(now, peer, buf.frame(len)) {
+                        self.stats.frames_unicast += 1;
+                        return Ok(());
+                    }
+                }
+                None => self.relay_flood(now, buf.frame(len)),
+            }
+        }
         let datagram = buf.header_and_frame_mut(len);
         if emit_header(self.config.token, Kind::Frame, datagram).is_err() {
             return Err(DropReason::BadDeviceFrame);
@@ -178,11 +190,24 @@ impl<S: Socket, D: Device> Node<S, D> {
         frame: Frame<&[u8]>,
         is_verified: bool,
     ) -> Result<(), DropReason> {
+        self.deliver_at(now, from, from, frame, is_verified)
+    }
+
+    /// [`Node::deliver`] for a frame from the node at `from` that reached us through the peer
+    /// `limit_by` (itself, unless relayed), whose broadcast limit it counts against.
+    pub(super) fn deliver_at(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        limit_by: SocketAddr,
+        frame: Frame<&[u8]>,
+        is_verified: bool,
+    ) -> Result<(), DropReason> {
         if let Some(rate) = self.config.broadcast_limit {
             if frame.dst().is_multicast() {
                 let allowed = self
                     .peers
-                    .get_mut(from)
+                    .get_mut(limit_by)
                     .is_some_and(|p| p.broadcasts.allow(now, rate));
                 if !allowed {
                     return Err(DropReason::BroadcastLimit);
@@ -198,6 +223,10 @@ impl<S: Socket, D: Device> Node<S, D> {
                 Learned::Moved { from: old } => {
                     self.stats.mac_moves += 1;
                     debug!("{src} on {vlan} moved from {old} to {from}");
+                    if from == limit_by && !self.relay.is_empty() {
+                        // Directly from a node we reached through a relay at `old`.
+                        self.relay_on_moved(now, old, from);
+                    }
                 }
                 Learned::Refused => {
                     self.stats.macs_refused += 1;

@@ -153,6 +153,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         });
 
         self.contact_due(now);
+        self.relay_housekeep(now);
 
         let keepalive = self.config.keepalive();
         if self
@@ -274,9 +275,16 @@ impl<S: Socket, D: Device> Node<S, D> {
         list: wire::PeerList<'_>,
     ) {
         let mut news = 0usize;
+        let relay_listed = self.relays() && self.relay.is_capable(from);
         for addr in list.iter() {
             let addr = canonical(addr);
-            if addr == from || self.peers.contains(addr) || self.contacts.contains(addr) {
+            if addr == from {
+                continue;
+            }
+            if relay_listed && !is_unusable(addr) && !self.config.is_own(addr) {
+                self.relay_on_listed(now, from, addr);
+            }
+            if self.peers.contains(addr) || self.contacts.contains(addr) {
                 continue;
             }
             if is_unusable(addr) || self.config.is_own(addr) || !self.config.can_reach(addr) {
@@ -303,6 +311,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             return;
         };
         let macs = self.switch.forget_peer(addr);
+        self.relay_on_removed(addr);
         if peer.is_verified {
             info!(
                 "peer {addr} removed: {reason} ({} peers)",

@@ -28,6 +28,7 @@
 mod forward;
 mod mesh;
 mod receive;
+mod relay;
 mod seal;
 #[cfg(test)]
 mod tests;
@@ -43,6 +44,7 @@ use crate::identity::{handshake, IdentityConfig, SecretKey, Sessions, TrustedKey
 use crate::io::{Device, Socket};
 use crate::limit::RateLimiter;
 use crate::peers::{self, canonical, Contacts, PeerTable, Sweep, Trickle};
+use crate::relay::RelayTable;
 use crate::stats::Stats;
 use crate::switch::{self, SwitchTable};
 use crate::time::Instant;
@@ -118,7 +120,17 @@ pub struct Config {
     /// Per-node identity: our private key, the keys we trust and the session timers; `None`
     /// unless `--private-key` is given. Excludes `keyed`.
     pub identity: Option<IdentitySetup>,
+    /// Take part in relaying (`--no-relay` turns it off): announce it in a Hello, send through
+    /// relays to addresses we cannot reach directly, accept relayed frames. Only in the sealed
+    /// modes (`keyed` or `identity`); the seed's protocol never relays.
+    pub relay: bool,
+    /// The most bytes per second of frames we pass on for others as a relay (`--relay-rate`);
+    /// 0: we do not relay for others (but may still use relays).
+    pub relay_rate: u64,
 }
+
+/// Default for [`Config::relay_rate`]: 100 Mbit/s.
+pub const DEFAULT_RELAY_RATE: u64 = 100_000_000 / 8;
 
 /// Per-node identity mode (see [`crate::identity`]): every datagram is sealed with a session
 /// made by a Noise IK handshake with the peer's own key.
@@ -192,6 +204,8 @@ impl Config {
             keepalive: None,
             keyed: None,
             identity: None,
+            relay: true,
+            relay_rate: DEFAULT_RELAY_RATE,
         }
     }
 
@@ -263,6 +277,12 @@ pub struct Node<S: Socket, D: Device> {
     device_broadcasts: RateLimiter,
     /// Which "table full" warnings were already given (one each).
     full_warned: u8,
+    /// Relaying: who relays, and the addresses we reach through a relay.
+    relay: RelayTable,
+    /// Bytes per second of frames relayed for others.
+    relay_limiter: RateLimiter,
+    /// Scratch list of (address, relay) for a flood through relays, reused.
+    relay_targets: Vec<(SocketAddr, SocketAddr)>,
 }
 
 const FULL_PEERS: u8 = 1;
@@ -290,6 +310,13 @@ impl<S: Socket, D: Device> Node<S, D> {
                 now,
             ))
         });
+        let sealed = sessions.is_some() || crypto.is_some();
+        let control_len = if sealed && config.relay {
+            // Room for a relayed frame: the largest datagram and its seal.
+            CONTROL_AT + wire::MAX_DATAGRAM_LEN + crypto::TAG_LEN
+        } else {
+            CONTROL_AT + HEADER_LEN + MAX_PEER_LIST_BODY_LEN + crypto::TAG_LEN
+        };
         let flood = if sessions.is_some() {
             vec![0u8; BUF_LEN].into_boxed_slice()
         } else {
@@ -311,8 +338,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             device,
             device_warned: false,
             stats: Stats::default(),
-            control: vec![0u8; CONTROL_AT + HEADER_LEN + MAX_PEER_LIST_BODY_LEN + crypto::TAG_LEN]
-                .into_boxed_slice(),
+            control: vec![0u8; control_len].into_boxed_slice(),
             targets: Vec::new(),
             follow_ups: Vec::new(),
             entries: Vec::new(),
@@ -326,6 +352,9 @@ impl<S: Socket, D: Device> Node<S, D> {
             contact_limiter: RateLimiter::new(now, contact_rate),
             device_broadcasts: RateLimiter::new(now, broadcast_rate),
             full_warned: 0,
+            relay: RelayTable::new(),
+            relay_limiter: RateLimiter::new(now, config.relay_rate),
+            relay_targets: Vec::new(),
             contacts: Contacts::new(config.max_contacts),
             config,
         };
@@ -386,6 +415,16 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// The MAC table.
     pub fn switch_table(&self) -> &SwitchTable {
         &self.switch
+    }
+
+    /// The relay state: which peers relay, and the routes through them.
+    pub fn relay_table(&self) -> &RelayTable {
+        &self.relay
+    }
+
+    /// Whether this node takes part in relaying: a sealed mode and `relay` on.
+    pub fn relays(&self) -> bool {
+        self.config.relay && (self.crypto.is_some() || self.sessions.is_some())
     }
 
     /// Addresses waiting to be contacted.

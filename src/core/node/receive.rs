@@ -121,6 +121,10 @@ impl<S: Socket, D: Device> Node<S, D> {
         wire_len: usize,
     ) -> Result<(), DropReason> {
         let packet = Packet::new_checked(datagram).map_err(DropReason::Malformed)?;
+        if wire::relay::is_extension(packet.kind_byte()) && self.relays() {
+            // Sealed modes only: the seed's protocol has no such kinds.
+            return self.on_extension(now, from, datagram, wire_len);
+        }
         let message = Message::parse(packet).map_err(DropReason::Malformed)?;
         if let Message::Close = message {
             self.remove_peer(now, from, "closed by peer");

@@ -42,13 +42,18 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// Sends the clear datagram of `len` bytes at [`CONTROL_AT`] in the control buffer, sealed
     /// first in keyed mode.
     pub(super) fn send_control_buffer(&mut self, to: SocketAddr, len: usize) {
+        self.send_sealed(to, len, true);
+    }
+
+    /// [`Node::send_control_buffer`], counted as a control message or not (a relayed frame).
+    pub(super) fn send_sealed(&mut self, to: SocketAddr, len: usize, is_control: bool) {
         if let Some(sessions) = &mut self.sessions {
             let switch_at = CONTROL_AT + wire::TOKEN_LEN;
             let inner_len = len.saturating_sub(wire::TOKEN_LEN);
             match sessions.seal(self.now, to, &mut self.control, switch_at, inner_len) {
                 Ok(range) => {
                     if let Some(datagram) = self.control.get(range) {
-                        if self.tx.send(&mut self.stats, to, datagram, true) {
+                        if self.tx.send(&mut self.stats, to, datagram, is_control) {
                             self.peers.count_sent(to, datagram.len());
                         }
                     }
@@ -79,7 +84,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             }
         };
         if let Some(datagram) = self.control.get(range) {
-            if self.tx.send(&mut self.stats, to, datagram, true) {
+            if self.tx.send(&mut self.stats, to, datagram, is_control) {
                 self.peers.count_sent(to, datagram.len());
             }
         }

@@ -88,6 +88,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             // It contacted us first and got only a short list then: send the whole list now.
             self.send_peer_list(addr, MAX_PEER_LIST_BODY_LEN);
         }
+        self.relay_on_verified(addr);
     }
 
     /// Queues one empty peer list to a new peer that asked for our list: its request is

@@ -30,6 +30,7 @@
 
 pub mod ethernet;
 pub mod peers;
+pub mod relay;
 
 use core::fmt;
 

@@ -124,6 +124,15 @@ pub struct Args {
     #[arg(long = "no-offload")]
     pub no_offload: bool,
 
+    /// Never relay (network key or per-node keys only): do not forward frames for two peers
+    /// that cannot reach each other, and do not send through other nodes
+    #[arg(long = "no-relay")]
+    pub no_relay: bool,
+
+    /// Relay for others at most MBIT megabits per second in all; 0: use relays but never be one [default: 100]
+    #[arg(long = "relay-rate", value_name = "MBIT")]
+    pub relay_rate_mbit: Option<u64>,
+
     /// After traffic, poll without sleeping for USECS microseconds (lower latency, more CPU) [default: 50]
     #[arg(long = "busy-poll", value_name = "USECS")]
     pub busy_poll_usecs: Option<u64>,

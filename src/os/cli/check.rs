@@ -16,9 +16,9 @@ use log::LevelFilter;
 use super::{
     default_mtu, parse_listen, parse_peer, parse_token, Args, Host, Settings,
     DEFAULT_BUSY_POLL_USECS, DEFAULT_DEVICE, DEFAULT_LISTEN, DEFAULT_MAC_TIMEOUT_SECS,
-    DEFAULT_PEER_TIMEOUT_SECS, DEFAULT_REKEY_AFTER_SECS, DEFAULT_STATS_INTERVAL_SECS,
-    DEFAULT_TOKEN, MAX_BUSY_POLL_USECS, MAX_MTU, MAX_REKEY_AFTER_SECS, MIN_MTU,
-    MIN_REKEY_AFTER_SECS,
+    DEFAULT_PEER_TIMEOUT_SECS, DEFAULT_REKEY_AFTER_SECS, DEFAULT_RELAY_RATE_MBIT,
+    DEFAULT_STATS_INTERVAL_SECS, DEFAULT_TOKEN, MAX_BUSY_POLL_USECS, MAX_MTU, MAX_REKEY_AFTER_SECS,
+    MAX_RELAY_RATE_MBIT, MIN_MTU, MIN_REKEY_AFTER_SECS,
 };
 use crate::config::{ConfigFile, FileValues};
 use crate::crypto;
@@ -388,6 +388,27 @@ impl Args {
             false,
         );
 
+        let (no_relay, _) = pick(
+            self.no_relay.then_some(true),
+            file,
+            "no-relay",
+            |f| f.no_relay,
+            false,
+        );
+        let (relay_rate_mbit, at) = pick(
+            self.relay_rate_mbit,
+            file,
+            "relay-rate",
+            |f| f.relay_rate,
+            DEFAULT_RELAY_RATE_MBIT,
+        );
+        if relay_rate_mbit > MAX_RELAY_RATE_MBIT {
+            return Err(at.blame(Error::InvalidCombination {
+                reason: "--relay-rate must be at most 100000 (Mbit/s); 0 turns relaying for \
+                         others off",
+            }));
+        }
+
         let log_level = if self.verbose || self.quiet {
             self.log_level()
         } else {
@@ -431,6 +452,8 @@ impl Args {
             busy_poll,
             rekey_after,
             control_socket,
+            relay: !no_relay,
+            relay_rate: relay_rate_mbit.saturating_mul(1_000_000 / 8),
         })
     }
 }

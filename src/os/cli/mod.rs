@@ -74,6 +74,10 @@ pub const MIN_REKEY_AFTER_SECS: u64 = 10;
 pub const MAX_REKEY_AFTER_SECS: u64 = 86_400;
 /// The largest `--busy-poll`, in microseconds.
 pub const MAX_BUSY_POLL_USECS: u64 = 100_000;
+/// Default `--relay-rate`, Mbit/s.
+pub const DEFAULT_RELAY_RATE_MBIT: u64 = 100;
+/// Largest `--relay-rate`, Mbit/s.
+pub const MAX_RELAY_RATE_MBIT: u64 = 100_000;
 
 /// The smallest `--mtu`: the least IPv4 needs.
 pub const MIN_MTU: u32 = 68;

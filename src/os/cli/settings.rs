@@ -78,6 +78,10 @@ pub struct Settings {
     /// The control socket `ethcloud show` asks (`--control-socket`); `None`: the default
     /// path for the device, [`crate::sys::control::default_path`].
     pub control_socket: Option<PathBuf>,
+    /// Take part in relaying (not `--no-relay`); sealed modes only.
+    pub relay: bool,
+    /// `--relay-rate`, in bytes per second.
+    pub relay_rate: u64,
 }
 
 impl Settings {
@@ -128,6 +132,8 @@ impl Settings {
         config.max_macs_per_peer = self.max_macs_per_peer;
         config.broadcast_limit = self.broadcast_limit;
         config.keepalive = self.keepalive;
+        config.relay = self.relay;
+        config.relay_rate = self.relay_rate;
         config
     }
 }

@@ -1,0 +1,290 @@
+//! Relaying (man page: RELAYING): the Hello that announces it, frames sent through a relay to
+//! an address we cannot reach directly, frames relayed for two of our peers, and frames that
+//! reach us through a relay. Only in the sealed modes, where every message comes from a node
+//! that opened a session with us; the seed's cleartext protocol never carries any of it.
+//!
+//! It decides per message whether relaying is allowed, within the rate limit and without loops
+//! (a relayed frame is delivered, never passed on); the routes themselves are
+//! `crate::relay`'s. It must not change the peer table, and it sends only through
+//! `send_sealed` (control buffer, sealed like any control message).
+
+use std::net::SocketAddr;
+
+use log::{debug, info};
+
+use super::{Node, CONTROL_AT};
+use crate::io::{Device, Socket};
+use crate::peers::canonical;
+use crate::relay::{Accept, DIRECT_FRESH};
+use crate::stats::DropReason;
+use crate::time::Instant;
+use crate::wire::relay::{
+    emit_hello, emit_relayed, Extension, FLAG_ANSWER, FLAG_RELAY, FLAG_RELAYED, RELAYED_FROM,
+    RELAY_TO,
+};
+use crate::wire::Frame;
+
+impl<S: Socket, D: Device> Node<S, D> {
+    /// Our Hello flags: we take part, and we relay for others unless the rate is 0.
+    fn hello_flags(&self) -> u8 {
+        if self.config.relay_rate > 0 {
+            FLAG_RELAY | FLAG_RELAYED
+        } else {
+            FLAG_RELAYED
+        }
+    }
+
+    /// Sends `to` our Hello, asking for its own if `answer`.
+    pub(super) fn send_hello(&mut self, to: SocketAddr, answer: bool) {
+        if !self.relays() {
+            return;
+        }
+        let flags = self.hello_flags() | if answer { FLAG_ANSWER } else { 0 };
+        let token = self.config.token;
+        let Some(out) = self.control.get_mut(CONTROL_AT..) else {
+            return;
+        };
+        if let Ok(len) = emit_hello(token, flags, out) {
+            self.send_control_buffer(to, len);
+        }
+    }
+
+    /// A verified peer became one: announce relaying, and end any route to its address.
+    pub(super) fn relay_on_verified(&mut self, addr: SocketAddr) {
+        if !self.relays() {
+            return;
+        }
+        if let Some(via) = self.relay.on_direct(addr) {
+            info!("{addr} is a direct peer now: no longer relayed through {via}");
+        }
+        self.send_hello(addr, true);
+    }
+
+    /// A peer is gone: the routes through it end, and the MACs learnt behind them.
+    pub(super) fn relay_on_removed(&mut self, addr: SocketAddr) {
+        if self.relay.is_empty() && self.relay.capable_len() == 0 {
+            return;
+        }
+        for gone in self.relay.forget_peer(addr) {
+            self.switch.forget_peer(gone);
+            info!("relay route to {gone} ended: {addr} is gone");
+        }
+    }
+
+    /// A relaying peer listed `addr`: a candidate for a route if it stays out of reach.
+    pub(super) fn relay_on_listed(&mut self, now: Instant, via: SocketAddr, addr: SocketAddr) {
+        if self.relays() && !self.peers.is_verified(addr) {
+            self.relay.on_listed(now, via, addr);
+        }
+    }
+
+    /// Housekeeping: candidates due become routes, stale routes end, and the addresses of
+    /// routes are tried directly from time to time.
+    pub(super) fn relay_housekeep(&mut self, now: Instant) {
+        if self.relay.is_empty() {
+            return;
+        }
+        let mut tries = core::mem::take(&mut self.targets);
+        tries.clear();
+        self.relay.due_direct_tries(now, &mut tries);
+        for addr in &tries {
+            if !self.peers.contains(*addr) && !self.contacts.contains(*addr) {
+                debug!("trying {addr} directly again (reached through a relay)");
+                self.contacts.add_learned(now, *addr);
+            }
+        }
+        self.targets = tries;
+        let Node {
+            relay,
+            peers,
+            switch,
+            ..
+        } = self;
+        relay.housekeep(
+            now,
+            |addr| peers.is_verified(addr),
+            |addr, via| {
+                info!(
+                    "no direct path to {addr} after {}s: relaying through {via}",
+                    crate::relay::RELAY_AFTER.as_secs()
+                );
+            },
+            |addr, via| {
+                switch.forget_peer(addr);
+                info!("relay route to {addr} through {via} ended");
+            },
+        );
+    }
+
+    /// A MAC of the node behind the route to `old` arrived directly from `now_at`: the direct
+    /// path replaces the relay.
+    pub(super) fn relay_on_moved(&mut self, now: Instant, old: SocketAddr, now_at: SocketAddr) {
+        if let Some(via) = self.relay.supersede(now, old) {
+            self.switch.forget_peer(old);
+            info!("direct path to {now_at} replaces the relay through {via} (to {old})");
+        }
+    }
+
+    /// Sends `frame` to `to` through the relaying peer `via`.
+    fn send_relayed(&mut self, now: Instant, via: SocketAddr, to: SocketAddr, frame: &[u8]) {
+        let token = self.config.token;
+        let Some(out) = self.control.get_mut(CONTROL_AT..) else {
+            return;
+        };
+        match emit_relayed(token, RELAY_TO, to, frame, out) {
+            Ok(len) => {
+                self.stats.relay_frames_sent += 1;
+                self.relay.note_used(now, to);
+                self.send_sealed(via, len, false);
+            }
+            Err(e) => {
+                self.stats.send_errors += 1;
+                debug!("cannot relay a {}-byte frame to {to}: {e}", frame.len());
+            }
+        }
+    }
+
+    /// The hot path's part: a unicast frame to `target` goes through its relay if it has an
+    /// active route; returns whether it did. // HOT PATH
+    #[inline]
+    pub(super) fn relay_unicast(&mut self, now: Instant, target: SocketAddr, frame: &[u8]) -> bool {
+        let Some(via) = self.relay.route(target) else {
+            return false;
+        };
+        self.send_relayed(now, via, target, frame);
+        true
+    }
+
+    /// A flooded frame also goes to every address reached through a relay.
+    pub(super) fn relay_flood(&mut self, now: Instant, frame: &[u8]) {
+        if !self.relay.has_active() {
+            return;
+        }
+        let mut targets = core::mem::take(&mut self.relay_targets);
+        targets.clear();
+        self.relay
+            .for_each_active(|addr, via| targets.push((addr, via)));
+        for (addr, via) in &targets {
+            self.send_relayed(now, *via, *addr, frame);
+        }
+        self.relay_targets = targets;
+    }
+
+    /// An extension message (opened, from `from`): a Hello, a frame to relay, or a relayed
+    /// frame. Only peers are heard, and only verified peers relay or are relayed for.
+    pub(super) fn on_extension(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+        wire_len: usize,
+    ) -> Result<(), DropReason> {
+        let message = Extension::parse(datagram).map_err(DropReason::Malformed)?;
+        // A Hello is heard from any peer, verified or not: it opened with a session, so an
+        // authenticated node sent it, and it may come before we verified that address. The
+        // rest needs a verified peer.
+        let known = match message {
+            Extension::Hello { .. } => self.peers.contains(from),
+            _ => self.peers.is_verified(from),
+        };
+        if !self.relays() || !known {
+            return Err(DropReason::RelayRefused);
+        }
+        let _ = self.peers.touch_received(now, from, wire_len);
+        match message {
+            Extension::Hello { flags, .. } => {
+                let relays = flags & FLAG_RELAY != 0;
+                let accepts = flags & FLAG_RELAYED != 0;
+                let had = (self.relay.is_capable(from), self.relay.accepts(from));
+                for gone in self.relay.set_flags(from, relays, accepts) {
+                    self.switch.forget_peer(gone);
+                }
+                if had != (relays && accepts, accepts) {
+                    debug!("{from} relays: {relays}, takes relayed frames: {accepts}");
+                }
+                if flags & FLAG_ANSWER != 0 {
+                    self.send_hello(from, false);
+                }
+                Ok(())
+            }
+            Extension::RelayTo { to, frame } => self.relay_for(now, from, canonical(to), frame),
+            Extension::RelayedFrom {
+                from: origin,
+                frame,
+            } => self.on_relayed(now, from, canonical(origin), frame),
+        }
+    }
+
+    /// `from` asks us to pass `frame` to our peer `to`.
+    fn relay_for(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        to: SocketAddr,
+        frame: Frame<&[u8]>,
+    ) -> Result<(), DropReason> {
+        let rate = self.config.relay_rate;
+        if rate == 0
+            || to == from
+            || !self.relay.accepts(from)
+            || !self.relay.accepts(to)
+            || !self.peers.is_verified(to)
+        {
+            return Err(DropReason::RelayRefused);
+        }
+        let bytes = frame.as_bytes();
+        let len = bytes.len() as u64;
+        if self.relay_limiter.available(now, rate) < len {
+            return Err(DropReason::RelayRateLimited);
+        }
+        self.relay_limiter.take(len);
+        let token = self.config.token;
+        let Some(out) = self.control.get_mut(CONTROL_AT..) else {
+            return Err(DropReason::RelayRefused);
+        };
+        let len =
+            emit_relayed(token, RELAYED_FROM, from, bytes, out).map_err(DropReason::Malformed)?;
+        self.stats.relayed_for_others += 1;
+        self.send_sealed(to, len, false);
+        Ok(())
+    }
+
+    /// `frame` from the node at `origin` reached us through the relaying peer `via`.
+    fn on_relayed(
+        &mut self,
+        now: Instant,
+        via: SocketAddr,
+        origin: SocketAddr,
+        frame: Frame<&[u8]>,
+    ) -> Result<(), DropReason> {
+        if !self.relay.is_capable(via) || origin == via || self.config.is_own(origin) {
+            return Err(DropReason::RelayRefused);
+        }
+        if self.peers.is_verified(origin) {
+            // We reach it directly: this is a copy of what comes (or will come) that way.
+            return Err(DropReason::RelaySuperseded);
+        }
+        let src = frame.src();
+        if !src.is_multicast() {
+            if let Some(at) = self
+                .switch
+                .seen_within(now, frame.vlan(), src, DIRECT_FRESH)
+            {
+                if at != origin && self.peers.is_verified(at) {
+                    // Its node reaches us directly (from `at`): the relay is a detour now.
+                    self.relay.accept_relayed(now, via, origin);
+                    self.relay_on_moved(now, origin, at);
+                    return Err(DropReason::RelaySuperseded);
+                }
+            }
+        }
+        match self.relay.accept_relayed(now, via, origin) {
+            Accept::Known => {}
+            Accept::New => info!("frames from {origin} arrive through the relay {via}"),
+            Accept::Superseded => return Err(DropReason::RelaySuperseded),
+            Accept::Full => return Err(DropReason::RelayRefused),
+        }
+        self.stats.relay_frames_received += 1;
+        self.deliver_at(now, origin, via, frame, true)
+    }
+}

@@ -1,0 +1,312 @@
+//! The relay extension's messages (man page: RELAYING): parsing and emitting, nothing else.
+//!
+//! These kinds exist only inside sealed datagrams (network key or per-node keys), where every
+//! sender is an ethcloud node that opened a session with us; the seed's cleartext protocol never
+//! carries them, and [`crate::wire::Message::parse`] keeps refusing their switch bytes. Which
+//! peer may relay, and to whom, is decided in `crate::relay` and the node, never here.
+//!
+//! ```text
+//! | token: 7 | 0x10 | version: u8 = 1 | flags: u8 | (ignored trailing bytes)      Hello
+//! | token: 7 | 0x11 | address | frame ...                                           RelayTo
+//! | token: 7 | 0x12 | address | frame ...                                           RelayedFrom
+//!   address = 0x04 | ipv4[4] | port[2]     or     0x06 | ipv6[16] | port[2]   (big-endian)
+//!   flags: 0x01 = please answer with your Hello; 0x02 = relays for its peers;
+//!          0x04 = sends through relays and accepts relayed frames; other bits: ignore
+//! ```
+//!
+//! `RelayTo` asks the receiver to pass the frame to its peer at `address`; the receiver sends
+//! that peer a `RelayedFrom` whose `address` is where the original sender is, as the relay sees
+//! it. The frame is a whole Ethernet frame, as in a seed Frame message.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use super::{Error, Frame, Token, HEADER_LEN, TOKEN_LEN};
+
+/// Switch byte of a Hello: the sender's relay capabilities.
+pub const HELLO: u8 = 0x10;
+/// Switch byte of a RelayTo: "pass this frame to your peer at this address".
+pub const RELAY_TO: u8 = 0x11;
+/// Switch byte of a RelayedFrom: "this frame comes from the node at this address".
+pub const RELAYED_FROM: u8 = 0x12;
+/// The Hello version this node speaks.
+pub const HELLO_VERSION: u8 = 1;
+/// Hello flag: the receiver should answer with its own Hello.
+pub const FLAG_ANSWER: u8 = 0x01;
+/// Hello flag: the sender relays for its peers.
+pub const FLAG_RELAY: u8 = 0x02;
+/// Hello flag: the sender sends through relays and accepts relayed frames.
+pub const FLAG_RELAYED: u8 = 0x04;
+/// Bytes of a Hello message (header, version, flags).
+pub const HELLO_LEN: usize = HEADER_LEN + 2;
+/// Bytes of an IPv4 address field.
+pub const V4_ADDR_LEN: usize = 7;
+/// Bytes of an IPv6 address field.
+pub const V6_ADDR_LEN: usize = 19;
+/// The most bytes an address field takes: what relaying adds to a frame datagram at most.
+pub const MAX_ADDR_LEN: usize = V6_ADDR_LEN;
+
+/// True for the switch bytes of this extension.
+pub const fn is_extension(kind: u8) -> bool {
+    matches!(kind, HELLO | RELAY_TO | RELAYED_FROM)
+}
+
+/// A parsed extension message, borrowing the datagram's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extension<'a> {
+    /// The sender's capabilities.
+    Hello {
+        /// The sender's Hello version (1 today; later versions keep these two bytes).
+        version: u8,
+        /// [`FLAG_ANSWER`], [`FLAG_RELAY`], [`FLAG_RELAYED`]; unknown bits are ignored.
+        flags: u8,
+    },
+    /// Pass `frame` on to the peer at `to`.
+    RelayTo {
+        /// The final receiver, as the relay knows it.
+        to: SocketAddr,
+        /// The frame.
+        frame: Frame<&'a [u8]>,
+    },
+    /// `frame` was relayed from the node at `from`.
+    RelayedFrom {
+        /// The original sender, as the relay knows it.
+        from: SocketAddr,
+        /// The frame.
+        frame: Frame<&'a [u8]>,
+    },
+}
+
+impl<'a> Extension<'a> {
+    /// Parses a whole datagram (header included) whose switch byte is an extension's.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownKind`] for a switch byte outside the extension, [`Error::Truncated`] for
+    /// a short body or an address field of an unknown family, and the frame errors for a frame
+    /// shorter than its Ethernet header.
+    pub fn parse(datagram: &'a [u8]) -> Result<Extension<'a>, Error> {
+        let kind = *datagram.get(TOKEN_LEN).ok_or(Error::Truncated)?;
+        let body = datagram.get(HEADER_LEN..).ok_or(Error::Truncated)?;
+        match kind {
+            HELLO => match body {
+                [version, flags, ..] => Ok(Extension::Hello {
+                    version: *version,
+                    flags: *flags,
+                }),
+                _ => Err(Error::Truncated),
+            },
+            RELAY_TO => {
+                let (to, rest) = parse_addr(body)?;
+                Ok(Extension::RelayTo {
+                    to,
+                    frame: Frame::new_checked(rest)?,
+                })
+            }
+            RELAYED_FROM => {
+                let (from, rest) = parse_addr(body)?;
+                Ok(Extension::RelayedFrom {
+                    from,
+                    frame: Frame::new_checked(rest)?,
+                })
+            }
+            other => Err(Error::UnknownKind(other)),
+        }
+    }
+}
+
+/// Reads an address field; returns it and the bytes after it.
+fn parse_addr(body: &[u8]) -> Result<(SocketAddr, &[u8]), Error> {
+    match body.first() {
+        Some(4) => {
+            let field = body.get(..V4_ADDR_LEN).ok_or(Error::Truncated)?;
+            let mut ip = [0u8; 4];
+            ip.copy_from_slice(field.get(1..5).ok_or(Error::Truncated)?);
+            let port = u16::from_be_bytes([field[5], field[6]]);
+            let rest = body.get(V4_ADDR_LEN..).unwrap_or_default();
+            Ok((SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port), rest))
+        }
+        Some(6) => {
+            let field = body.get(..V6_ADDR_LEN).ok_or(Error::Truncated)?;
+            let mut ip = [0u8; 16];
+            ip.copy_from_slice(field.get(1..17).ok_or(Error::Truncated)?);
+            let port = u16::from_be_bytes([field[17], field[18]]);
+            let rest = body.get(V6_ADDR_LEN..).unwrap_or_default();
+            Ok((SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), port), rest))
+        }
+        _ => Err(Error::Truncated),
+    }
+}
+
+/// Bytes of the address field for `addr`.
+pub fn addr_len(addr: SocketAddr) -> usize {
+    match addr {
+        SocketAddr::V4(_) => V4_ADDR_LEN,
+        SocketAddr::V6(_) => V6_ADDR_LEN,
+    }
+}
+
+/// Writes a Hello with `flags` and returns its length, [`HELLO_LEN`].
+///
+/// # Errors
+///
+/// [`Error::Truncated`] when `buf` is shorter than [`HELLO_LEN`].
+pub fn emit_hello(token: Token, flags: u8, buf: &mut [u8]) -> Result<usize, Error> {
+    let out = buf.get_mut(..HELLO_LEN).ok_or(Error::Truncated)?;
+    out[..TOKEN_LEN].copy_from_slice(&token.to_bytes());
+    out[TOKEN_LEN] = HELLO;
+    out[HEADER_LEN] = HELLO_VERSION;
+    out[HEADER_LEN + 1] = flags;
+    Ok(HELLO_LEN)
+}
+
+/// Writes the header and address field of a `RelayTo` or `RelayedFrom` (`kind`) and the
+/// `frame` behind them; returns the datagram's length.
+///
+/// # Errors
+///
+/// [`Error::Truncated`] when `buf` cannot hold it all, [`Error::UnknownKind`] for a `kind`
+/// that is neither.
+pub fn emit_relayed(
+    token: Token,
+    kind: u8,
+    addr: SocketAddr,
+    frame: &[u8],
+    buf: &mut [u8],
+) -> Result<usize, Error> {
+    if kind != RELAY_TO && kind != RELAYED_FROM {
+        return Err(Error::UnknownKind(kind));
+    }
+    let at = HEADER_LEN + addr_len(addr);
+    let len = at + frame.len();
+    let out = buf.get_mut(..len).ok_or(Error::Truncated)?;
+    out[..TOKEN_LEN].copy_from_slice(&token.to_bytes());
+    out[TOKEN_LEN] = kind;
+    let field = &mut out[HEADER_LEN..at];
+    match addr {
+        SocketAddr::V4(a) => {
+            field[0] = 4;
+            field[1..5].copy_from_slice(&a.ip().octets());
+            field[5..7].copy_from_slice(&a.port().to_be_bytes());
+        }
+        SocketAddr::V6(a) => {
+            field[0] = 6;
+            field[1..17].copy_from_slice(&a.ip().octets());
+            field[17..19].copy_from_slice(&a.port().to_be_bytes());
+        }
+    }
+    out[at..].copy_from_slice(frame);
+    Ok(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Token = match Token::new(7) {
+        Ok(t) => t,
+        Err(_) => Token::MAX,
+    };
+
+    fn frame() -> Vec<u8> {
+        let mut f = vec![0u8; 60];
+        f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f
+    }
+
+    #[test]
+    fn hello_is_golden_vector_and_round_trips() {
+        let mut buf = [0u8; 16];
+        let len = emit_hello(T, FLAG_ANSWER | FLAG_RELAY | FLAG_RELAYED, &mut buf).unwrap();
+        assert_eq!(&buf[..len], &[0, 0, 0, 0, 0, 0, 7, 0x10, 1, 7]);
+        assert_eq!(
+            Extension::parse(&buf[..len]),
+            Ok(Extension::Hello {
+                version: 1,
+                flags: 7
+            })
+        );
+        // Trailing bytes (a later version's) are ignored.
+        assert!(Extension::parse(&buf[..len + 3]).is_ok());
+        assert_eq!(Extension::parse(&buf[..len - 1]), Err(Error::Truncated));
+    }
+
+    #[test]
+    fn relay_to_v4_is_golden_vector_and_round_trips() {
+        let f = frame();
+        let to: SocketAddr = "198.18.0.3:3210".parse().unwrap();
+        let mut buf = [0u8; 128];
+        let len = emit_relayed(T, RELAY_TO, to, &f, &mut buf).unwrap();
+        assert_eq!(len, 8 + 7 + 60);
+        assert_eq!(
+            &buf[..15],
+            &[0, 0, 0, 0, 0, 0, 7, 0x11, 4, 198, 18, 0, 3, 0x0c, 0x8a]
+        );
+        match Extension::parse(&buf[..len]) {
+            Ok(Extension::RelayTo { to: got, frame }) => {
+                assert_eq!(got, to);
+                assert_eq!(frame.as_bytes(), &f[..]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn relayed_from_v6_round_trips() {
+        let f = frame();
+        let from: SocketAddr = "[fd00::5]:40000".parse().unwrap();
+        let mut buf = [0u8; 128];
+        let len = emit_relayed(T, RELAYED_FROM, from, &f, &mut buf).unwrap();
+        assert_eq!(len, 8 + 19 + 60);
+        assert_eq!(buf[7..9], [0x12, 6]);
+        match Extension::parse(&buf[..len]) {
+            Ok(Extension::RelayedFrom { from: got, frame }) => {
+                assert_eq!(got, from);
+                assert_eq!(frame.as_bytes(), &f[..]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_truncation_and_bad_family_is_refused_without_panic() {
+        let f = frame();
+        let mut buf = [0u8; 128];
+        for addr in ["198.18.0.3:1", "[fd00::1]:2"] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            let len = emit_relayed(T, RELAY_TO, addr, &f, &mut buf).unwrap();
+            for cut in 0..HEADER_LEN + addr_len(addr) + 14 {
+                assert!(Extension::parse(&buf[..cut]).is_err(), "cut at {cut}");
+            }
+            assert!(Extension::parse(&buf[..len]).is_ok());
+        }
+        for family in [0u8, 5, 7, 255] {
+            buf[HEADER_LEN] = family;
+            assert_eq!(Extension::parse(&buf[..80]), Err(Error::Truncated));
+        }
+        assert_eq!(
+            emit_relayed(T, HELLO, "198.18.0.1:1".parse().unwrap(), &f, &mut buf),
+            Err(Error::UnknownKind(HELLO))
+        );
+        let mut small = [0u8; 20];
+        assert_eq!(
+            emit_relayed(T, RELAY_TO, "198.18.0.1:1".parse().unwrap(), &f, &mut small),
+            Err(Error::Truncated)
+        );
+    }
+
+    #[test]
+    fn seed_parser_still_refuses_extension_kinds() {
+        for kind in [HELLO, RELAY_TO, RELAYED_FROM] {
+            let bytes = [0, 0, 0, 0, 0, 0, 7, kind, 1, 3];
+            let packet = super::super::Packet::new_checked(&bytes[..]).unwrap();
+            assert_eq!(
+                super::super::Message::parse(packet),
+                Err(Error::UnknownKind(kind))
+            );
+            assert!(is_extension(kind));
+        }
+        assert!(!is_extension(0) && !is_extension(3) && !is_extension(0x80));
+    }
+}

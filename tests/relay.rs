@@ -1,0 +1,320 @@
+//! Relaying, simulated (man page: RELAYING): two nodes that cannot reach each other talk through
+//! a peer both reach, and directly once they can; a ring relays one hop and never loops; a
+//! node that did not announce relaying gets nothing relayed; the relay rate is capped; and the
+//! seed's cleartext protocol never carries a byte of it. Partitions stand in for NATs that
+//! no hole punching gets through (the namespace test `e2e_relay` uses real ones).
+
+mod sim;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ethcloud::crypto::{Key, Sealer};
+use ethcloud::relay::{RouteState, RELAY_AFTER};
+use ethcloud::stats::DropReason;
+use ethcloud::wire::relay::{emit_relayed, RELAY_TO};
+use ethcloud::wire::{Message, Packet, Token, HEADER_LEN, TOKEN_LEN};
+use sim::Simulator;
+
+/// A frame from `src` (the last byte of a locally administered MAC) to `dst` (`0xff`:
+/// broadcast), carrying `marker`.
+fn frame(src: u8, dst: u8, marker: u8) -> Vec<u8> {
+    let mut f = vec![0u8; 64];
+    f[..6].copy_from_slice(&if dst == 0xff {
+        [0xff; 6]
+    } else {
+        [2, 0xec, 0, 0, 0, dst]
+    });
+    f[6..12].copy_from_slice(&[2, 0xec, 0, 0, 0, src]);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    f[14] = marker;
+    f
+}
+
+/// The frames `b`'s device got since the last call that carry `marker`.
+fn got(sim: &mut Simulator, b: SocketAddr, marker: u8) -> usize {
+    sim.take_frames(b)
+        .iter()
+        .filter(|f| f.get(14) == Some(&marker))
+        .count()
+}
+
+fn route(sim: &Simulator, at: SocketAddr, to: SocketAddr) -> Option<(SocketAddr, RouteState)> {
+    sim.nodes[&at]
+        .relay_table()
+        .routes()
+        .find(|(addr, _)| *addr == to)
+        .map(|(_, r)| (r.via, r.state))
+}
+
+/// P public; A and B connect to P but cannot reach each other.
+fn triangle(sim: &mut Simulator, cfg: [&ethcloud::node::Config; 3]) -> [SocketAddr; 3] {
+    let p = sim.add_node(cfg[0]);
+    let a = sim.add_node(cfg[1]);
+    let b = sim.add_node(cfg[2]);
+    sim.partition(a, b);
+    sim.connect(a, p);
+    sim.connect(b, p);
+    [p, a, b]
+}
+
+fn relayed_pair_talks(seed: u64, cfg: [&ethcloud::node::Config; 3]) {
+    let mut sim = Simulator::new(seed);
+    let [p, a, b] = triangle(&mut sim, cfg);
+    let took = sim.advance_until(Duration::from_secs(40), |s| {
+        route(s, a, b).is_some_and(|r| r == (p, RouteState::Active))
+    });
+    assert!(took >= RELAY_AFTER, "relayed after {took:?}");
+    println!("seed {seed:#x}: A relays to B through P {took:?} after start");
+    assert!(!sim.peers_of(a).contains(&b));
+
+    // A broadcast from A reaches B (through P) and P, once each.
+    sim.inject_frame(a, &frame(1, 0xff, 0x51));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, b, 0x51), 1);
+    assert_eq!(got(&mut sim, p, 0x51), 1);
+    // B answers A by MAC: learnt behind the relayed address, it goes back through P.
+    sim.inject_frame(b, &frame(2, 1, 0x52));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, a, 0x52), 1);
+    assert_eq!(got(&mut sim, p, 0x52), 0, "a unicast is not flooded");
+    sim.inject_frame(a, &frame(1, 2, 0x53));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, b, 0x53), 1);
+    let (sa, sb, sp) = (sim.stats(a), sim.stats(b), sim.stats(p));
+    assert_eq!(sa.relay_frames_sent, 2, "{sa}");
+    assert_eq!(sb.relay_frames_received, 2, "{sb}");
+    assert_eq!(sp.relayed_for_others, 3, "{sp}");
+    for reason in [
+        DropReason::RelayRefused,
+        DropReason::RelayRateLimited,
+        DropReason::RelaySuperseded,
+    ] {
+        assert_eq!(sp.drops_of(reason), 0, "{sp}");
+    }
+
+    // The path opens: A and B become direct peers and the relay is off the path.
+    sim.heal(a, b);
+    let took = sim.advance_until(Duration::from_secs(300), |s| {
+        s.peers_of(a).contains(&b) && s.peers_of(b).contains(&a)
+    });
+    println!("seed {seed:#x}: direct path {took:?} after the partition healed");
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(route(&sim, a, b), None);
+    assert_eq!(route(&sim, b, a), None);
+    let before = sim.stats(p).relayed_for_others;
+    sim.inject_frame(a, &frame(1, 2, 0x54));
+    sim.inject_frame(a, &frame(1, 0xff, 0x55));
+    sim.inject_frame(b, &frame(2, 1, 0x56));
+    sim.run_until_idle(1000);
+    let at_b = sim.take_frames(b);
+    let count = |frames: &[Vec<u8>], marker: u8| frames.iter().filter(|f| f[14] == marker).count();
+    assert_eq!(count(&at_b, 0x54), 1);
+    assert_eq!(count(&at_b, 0x55), 1);
+    assert_eq!(got(&mut sim, a, 0x56), 1);
+    assert_eq!(sim.stats(p).relayed_for_others, before, "still relayed");
+}
+
+#[test]
+fn keyed_nodes_that_cannot_reach_each_other_talk_through_a_relay_then_directly() {
+    let cfg = Simulator::keyed_config(7);
+    relayed_pair_talks(0x5e1a_0001, [&cfg, &cfg, &cfg]);
+}
+
+#[test]
+fn nodes_with_per_node_keys_relay_too() {
+    let all = [1u8, 2, 3];
+    let cfgs = all.map(|i| Simulator::identity_config(i, &all));
+    relayed_pair_talks(0x5e1a_0002, [&cfgs[0], &cfgs[1], &cfgs[2]]);
+}
+
+/// A ring of `n` keyed nodes where only neighbours reach each other.
+fn ring(sim: &mut Simulator, n: usize) -> Vec<SocketAddr> {
+    let cfg = Simulator::keyed_config(9);
+    let nodes: Vec<SocketAddr> = (0..n).map(|_| sim.add_node(&cfg)).collect();
+    for i in 0..n {
+        for j in i + 1..n {
+            let distance = (j - i).min(n - (j - i));
+            if distance > 1 {
+                sim.partition(nodes[i], nodes[j]);
+            }
+        }
+        sim.connect(nodes[i], nodes[(i + 1) % n]);
+    }
+    nodes
+}
+
+#[test]
+fn a_ring_relays_one_hop_and_a_flood_never_loops() {
+    for n in [4usize, 5, 6] {
+        let mut sim = Simulator::new(0x5e1a_0100 + n as u64);
+        let nodes = ring(&mut sim, n);
+        sim.advance(Duration::from_secs(60));
+        // Every node reaches the nodes two hops away through the one between (some relay),
+        // and nothing farther.
+        for (i, at) in nodes.iter().enumerate() {
+            let routes: Vec<SocketAddr> = sim.nodes[at]
+                .relay_table()
+                .routes()
+                .filter(|(_, r)| r.state == RouteState::Active)
+                .map(|(addr, _)| addr)
+                .collect();
+            let mut expected: Vec<SocketAddr> = [(i + 2) % n, (i + n - 2) % n]
+                .into_iter()
+                .filter(|&j| j != i && (n + j - i) % n != 1 && (n + i - j) % n != 1)
+                .map(|j| nodes[j])
+                .collect();
+            expected.sort();
+            expected.dedup();
+            assert_eq!(routes, expected, "ring of {n}: routes of node {i}");
+        }
+        // One broadcast: each node within two hops gets it exactly once, the network goes
+        // quiet at once (run_until_idle panics on a storm), and nobody farther gets it.
+        let delivered = sim.delivered;
+        sim.inject_frame(nodes[0], &frame(0x10, 0xff, 0x61));
+        sim.run_until_idle(100);
+        for (i, node) in nodes.iter().enumerate().skip(1) {
+            let distance = i.min(n - i);
+            let expected = usize::from(distance <= 2);
+            assert_eq!(
+                got(&mut sim, *node, 0x61),
+                expected,
+                "ring of {n}: copies at node {i} ({distance} hops)"
+            );
+        }
+        let datagrams = sim.delivered - delivered;
+        // Two direct copies, and for each node two hops away a RelayTo and a RelayedFrom.
+        let far = nodes.len().saturating_sub(3).min(2) as u64;
+        assert_eq!(
+            datagrams,
+            2 + 2 * far,
+            "ring of {n}: datagrams for one flood"
+        );
+        println!("ring of {n}: one broadcast took {datagrams} datagrams");
+    }
+}
+
+#[test]
+fn a_node_with_relaying_off_relays_nothing_and_is_used_by_nobody() {
+    let on = Simulator::keyed_config(7);
+    let mut off = on.clone();
+    off.relay = false;
+    let mut sim = Simulator::new(0x5e1a_0200);
+    let [p, a, b] = triangle(&mut sim, [&off, &on, &on]);
+    sim.advance(Duration::from_secs(60));
+    assert!(sim.is_full_mesh_among(&[p, a]) && sim.is_full_mesh_among(&[p, b]));
+    assert_eq!(route(&sim, a, b), None);
+    sim.inject_frame(a, &frame(1, 0xff, 0x71));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, b, 0x71), 0);
+    assert_eq!(sim.stats(p).relayed_for_others, 0);
+    assert_eq!(sim.stats(a).relay_frames_sent, 0);
+}
+
+/// A keyed datagram as a node with a session of its own would seal it.
+fn sealed(key_byte: u8, session: u8, clear: &[u8]) -> Vec<u8> {
+    let mut sealer = Sealer::new(&Key::from_bytes([key_byte; 32]), [session; 16]);
+    let mut buf = vec![0u8; 64 + clear.len() + 64];
+    let at = 64;
+    buf[at - TOKEN_LEN..at - TOKEN_LEN + clear.len()].copy_from_slice(clear);
+    let token = Token::new(1).unwrap();
+    let range = sealer
+        .seal(
+            token,
+            &mut buf,
+            at - TOKEN_LEN + TOKEN_LEN,
+            clear.len() - TOKEN_LEN,
+        )
+        .unwrap();
+    buf[range].to_vec()
+}
+
+#[test]
+fn a_member_that_did_not_announce_relaying_gets_nothing_relayed() {
+    let on = Simulator::keyed_config(7);
+    let mut off = on.clone();
+    off.relay = false;
+    let mut sim = Simulator::new(0x5e1a_0300);
+    // M has the key and is P's verified peer, but never announced relaying.
+    let [p, m, b] = triangle(&mut sim, [&on, &off, &on]);
+    sim.advance(Duration::from_secs(30));
+    assert!(sim.peers_of(p).contains(&m) && sim.peers_of(p).contains(&b));
+    let mut clear = vec![0u8; 200];
+    let len = emit_relayed(
+        Token::new(1).unwrap(),
+        RELAY_TO,
+        b,
+        &frame(3, 0xff, 0x81),
+        &mut clear,
+    )
+    .unwrap();
+    for i in 0..10u8 {
+        let datagram = sealed(7, 0x40 + i, &clear[..len]);
+        sim.inject_datagram(m, p, datagram);
+    }
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, b, 0x81), 0);
+    let sp = sim.stats(p);
+    assert_eq!(sp.relayed_for_others, 0);
+    assert_eq!(sp.drops_of(DropReason::RelayRefused), 10, "{sp}");
+    // And an outsider without the key does not even get that far.
+    let mut outsider = clear[..len].to_vec();
+    outsider[HEADER_LEN] = 4;
+    sim.inject_datagram("198.18.9.9:3210".parse().unwrap(), p, outsider);
+    sim.run_until_idle(100);
+    assert_eq!(got(&mut sim, b, 0x81), 0);
+}
+
+#[test]
+fn relaying_for_others_is_capped_by_the_relay_rate() {
+    let mut relay = Simulator::keyed_config(7);
+    relay.relay_rate = 6_400; // bytes per second: 100 frames of 64 bytes
+    let on = Simulator::keyed_config(7);
+    let mut sim = Simulator::new(0x5e1a_0400);
+    let [p, a, b] = triangle(&mut sim, [&relay, &on, &on]);
+    sim.advance_until(Duration::from_secs(40), |s| route(s, a, b).is_some());
+    sim.advance(Duration::from_secs(2));
+    let before = sim.stats(p).relayed_for_others;
+    for i in 0..1000u32 {
+        sim.inject_frame(a, &frame(1, 0xff, (i % 200) as u8));
+    }
+    sim.run_until_idle(10_000);
+    let sp = sim.stats(p);
+    let relayed = sp.relayed_for_others - before;
+    let limited = sp.drops_of(DropReason::RelayRateLimited);
+    assert!(
+        relayed <= 100,
+        "relayed {relayed} frames in one second: {sp}"
+    );
+    assert_eq!(relayed + limited, 1000, "{sp}");
+    println!("1000 frames to relay at once, 6400 B/s cap: {relayed} relayed, {limited} dropped");
+}
+
+#[test]
+fn the_seed_protocol_with_relaying_on_never_carries_an_extension_byte() {
+    let cfg = Simulator::config();
+    assert!(cfg.relay, "relaying is on by default");
+    let mut sim = Simulator::new(0x5e1a_0500);
+    sim.wire_log = Some(Vec::new());
+    let [p, a, b] = triangle(&mut sim, [&cfg, &cfg, &cfg]);
+    sim.advance(Duration::from_secs(60));
+    for i in 0..20u8 {
+        sim.inject_frame(a, &frame(1, 0xff, i));
+        sim.inject_frame(b, &frame(2, 1, i));
+        sim.tick();
+    }
+    for at in [p, a, b] {
+        assert!(sim.nodes[&at].relay_table().is_empty());
+        assert!(!sim.nodes[&at].relays());
+    }
+    let log = sim.wire_log.take().unwrap_or_default();
+    assert!(log.len() > 50, "{} datagrams", log.len());
+    for bytes in &log {
+        let packet = Packet::new_checked(&bytes[..]).unwrap();
+        assert!(
+            Message::parse(packet).is_ok(),
+            "a datagram the seed cannot parse: {bytes:02x?}"
+        );
+    }
+    assert_eq!(got(&mut sim, b, 5), 0, "clear nodes never relay");
+}
