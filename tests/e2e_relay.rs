@@ -485,6 +485,36 @@ fn symmetric_nats_talk_through_the_relay_then_directly_once_one_nat_is_endpoint_
         "direct path A-B {:?} after R2 became full-cone; A's view:\n{direct}",
         opened.elapsed()
     );
+    // The node id in the Hello tells P that A at 198.18.0.2:3210 is the A it knew at its
+    // old random port: the old address goes at once (not after the peer timeout), so P no
+    // longer lists it and A never relays to its own old address.
+    let moved = Instant::now();
+    loop {
+        let answer_p = show(&lab, &public, &sock_p);
+        let a_at_p = verified_peers(&answer_p, &a.public_prefix());
+        let answer_a = show(&lab, &a.node, &sock_a);
+        let own = relays_to(&answer_a, &a.public_prefix());
+        if a_at_p == [format!("{}:3210", a.router.underlay_v4())] && own.is_empty() {
+            break;
+        }
+        assert!(
+            moved.elapsed() < DIRECT,
+            "P still lists A at {a_at_p:?}, or A relays to itself {own:?}\n{answer_p}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!(
+        "P knows A only at its new address, {:?} after the direct path",
+        moved.elapsed()
+    );
+    // And A knows where the internet sees it (from the address field of P's Hello).
+    let answer_a = show(&lab, &a.node, &sock_a);
+    let seen = format!("  seen by peers at: {}:3210", a.router.underlay_v4());
+    assert!(
+        answer_a.lines().any(|l| l.starts_with(&seen)),
+        "A's show has no {seen:?}:\n{answer_a}"
+    );
+
     // Relayed copies dropped once the direct path showed (a drop counter: listed under
     // "drops:" only when not zero).
     let superseded = direct

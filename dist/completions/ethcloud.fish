@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_ethcloud_global_optspecs
-    string join \n config= d/device= l/listen= t/token= c/connect= peer-timeout= keepalive= mac-timeout= v/verbose q/quiet max-peers= max-macs= max-macs-per-peer= broadcast-limit= user= group= ifup= ifdown= mtu= stats-file= stats-interval= stats-format= no-offload busy-poll= key-file= private-key= trusted= rekey-after= completions= control-socket= h/help V/version
+    string join \n config= d/device= l/listen= t/token= c/connect= peer-timeout= keepalive= mac-timeout= v/verbose q/quiet max-peers= max-macs= max-macs-per-peer= broadcast-limit= user= group= ifup= ifdown= mtu= stats-file= stats-interval= stats-format= no-offload no-relay relay-rate= busy-poll= key-file= private-key= trusted= rekey-after= completions= control-socket= h/help V/version
 end
 
 function __fish_ethcloud_needs_command
@@ -45,6 +45,7 @@ complete -c ethcloud -n "__fish_ethcloud_needs_command" -l stats-file -d 'Write 
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l stats-interval -d 'Seconds between two writes of --stats-file [default: 10]' -r
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l stats-format -d 'Format of --stats-file [default: text]' -r -f -a "text\t'One fact per line, for people and `grep`'
 prometheus\t'The Prometheus text exposition format, e.g. for node_exporter\'s textfile collector'"
+complete -c ethcloud -n "__fish_ethcloud_needs_command" -l relay-rate -d 'Relay for others at most MBIT megabits per second in all; 0: use relays but never be one [default: 100]' -r
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l busy-poll -d 'After traffic, poll without sleeping for USECS microseconds (lower latency, more CPU) [default: 50]' -r
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l key-file -d 'Seal every packet with the key in FILE (32 bytes, 64 hex digits, or a passphrase)' -r -F
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l private-key -d 'Per-node keys: this node\'s private key (from `ethcloud genkey`, mode 600); needs --trusted' -r -F
@@ -59,6 +60,7 @@ complete -c ethcloud -n "__fish_ethcloud_needs_command" -l control-socket -d 'Un
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s v -l verbose -d 'Log verbosely'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s q -l quiet -d 'Only print error messages'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l no-offload -d 'Turn off the segmentation offloads (tap TSO/USO/checksum, UDP GSO/GRO, TCP coalescing)'
+complete -c ethcloud -n "__fish_ethcloud_needs_command" -l no-relay -d 'Never relay (network key or per-node keys only): do not forward frames for two peers that cannot reach each other, and do not send through other nodes'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s V -l version -d 'Print version'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -f -a "show" -d 'Ask the running daemon for its peers, MAC table and counters (like `wg show`)'

@@ -35,6 +35,8 @@ pub const DIRECT_FRESH: Duration = Duration::from_secs(5);
 /// While a route is active, its address is tried directly (a contact attempt, which also
 /// punches holes) this often, so that a direct path takes over once one exists.
 pub const DIRECT_RETRY: Duration = Duration::from_secs(30);
+/// The most addresses of our own (as peers see us) remembered.
+pub const MAX_PUBLIC: usize = 16;
 /// The most routes and candidates together.
 pub const MAX_ENTRIES: usize = 1024;
 
@@ -54,7 +56,8 @@ pub struct Route {
     pub via: SocketAddr,
     /// When the route was made.
     pub since: Instant,
-    /// When it was last listed by `via` or carried a frame either way.
+    /// When it was last listed by `via` or a frame came through it (what we send through it
+    /// does not count: that proves nothing about the far end).
     pub last_used: Instant,
     /// Active or superseded.
     pub state: RouteState,
@@ -87,6 +90,10 @@ pub enum Accept {
 pub struct RelayTable {
     capable: BTreeSet<SocketAddr>,
     accepting: BTreeSet<SocketAddr>,
+    /// The node id each peer announced in its Hello.
+    ids: BTreeMap<SocketAddr, u64>,
+    /// Our own addresses as peers see them (newest last), at most [`MAX_PUBLIC`].
+    public: Vec<SocketAddr>,
     candidates: BTreeMap<SocketAddr, Candidate>,
     routes: BTreeMap<SocketAddr, Route>,
     /// Active routes, counted so that the hot path can skip the table when there are none.
@@ -117,6 +124,41 @@ impl RelayTable {
         }
     }
 
+    /// `peer` announced node id `id`; returns another peer that announced the same id (the
+    /// same node at an older address), if any.
+    pub fn set_id(&mut self, peer: SocketAddr, id: u64) -> Option<SocketAddr> {
+        let other = self
+            .ids
+            .iter()
+            .find(|(addr, other)| **other == id && **addr != peer)
+            .map(|(addr, _)| *addr);
+        self.ids.insert(peer, id);
+        other
+    }
+
+    /// A peer sees us at `addr`: remember it as ours (the oldest of [`MAX_PUBLIC`] goes).
+    /// Returns whether it was new.
+    pub fn add_public(&mut self, addr: SocketAddr) -> bool {
+        if self.public.contains(&addr) {
+            return false;
+        }
+        if self.public.len() >= MAX_PUBLIC {
+            self.public.remove(0);
+        }
+        self.public.push(addr);
+        true
+    }
+
+    /// Whether a peer told us that `addr` is where it sees us.
+    pub fn is_public(&self, addr: SocketAddr) -> bool {
+        self.public.contains(&addr)
+    }
+
+    /// Our own addresses as peers see them, oldest first.
+    pub fn public_addrs(&self) -> &[SocketAddr] {
+        &self.public
+    }
+
     /// Whether `peer` announced that it relays for others.
     pub fn is_capable(&self, peer: SocketAddr) -> bool {
         self.capable.contains(&peer)
@@ -137,6 +179,7 @@ impl RelayTable {
     pub fn forget_peer(&mut self, peer: SocketAddr) -> Vec<SocketAddr> {
         self.capable.remove(&peer);
         self.accepting.remove(&peer);
+        self.ids.remove(&peer);
         self.remove_route(peer);
         self.candidates.remove(&peer);
         self.drop_via(peer)
@@ -203,13 +246,6 @@ impl RelayTable {
             if r.state == RouteState::Active {
                 f(*addr, r.via);
             }
-        }
-    }
-
-    /// Notes that a frame went through the route to `addr`.
-    pub fn note_used(&mut self, now: Instant, addr: SocketAddr) {
-        if let Some(r) = self.routes.get_mut(&addr) {
-            r.last_used = now;
         }
     }
 
@@ -424,6 +460,16 @@ mod tests {
         assert_eq!(table.on_direct(a(X)), Some(a(R)));
         assert_eq!(table.route(a(X)), None);
         assert!(!table.has_active());
+    }
+
+    #[test]
+    fn a_node_id_seen_at_a_second_address_names_the_first() {
+        let mut table = table();
+        assert_eq!(table.set_id(a(R), 7), None);
+        assert_eq!(table.set_id(a(R), 7), None, "the same address again");
+        assert_eq!(table.set_id(a(X), 7), Some(a(R)));
+        table.forget_peer(a(R));
+        assert_eq!(table.set_id(a(X), 7), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //!
 //! ```text
 //! {"version":1,"device":"ethcloud0","listen":"0.0.0.0:3210","mode":"clear","token":7,
-//!  "uptime_secs":12.345,
+//!  "uptime_secs":12.345,"public_addrs":["198.18.0.2:3210"],
 //!  "peers":[{"address":"198.18.0.2:3210","verified":true,"last_heard_secs_ago":0.4,
 //!            "added_secs_ago":12.0,"macs":1,"rx_datagrams":12,"rx_bytes":1234,
 //!            "tx_datagrams":15,"tx_bytes":2345}],
@@ -213,6 +213,11 @@ pub fn render_text<S: Socket, D: Device>(
         let _ = writeln!(out, "  public key: {}", sessions.public());
         let _ = writeln!(out, "  trusted keys: {}", sessions.trusted().len());
     }
+    let public = node.relay_table().public_addrs();
+    if !public.is_empty() {
+        let list: Vec<String> = public.iter().rev().map(ToString::to_string).collect();
+        let _ = writeln!(out, "  seen by peers at: {}", list.join(", "));
+    }
     let _ = writeln!(out, "  token: {}", node.config().token);
     let _ = writeln!(out, "  uptime: {}", secs(uptime(now)));
 
@@ -337,6 +342,14 @@ pub fn render_json<S: Socket, D: Device>(
         json_secs(uptime(now))
     );
 
+    out.push_str(",\"public_addrs\":[");
+    for (i, addr) in node.relay_table().public_addrs().iter().rev().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_string(&mut out, &addr.to_string());
+    }
+    out.push(']');
     out.push_str(",\"peers\":[");
     let peers = node.peers();
     for (i, (addr, peer)) in peers.iter().take(MAX_LISTED).enumerate() {

@@ -73,12 +73,12 @@ impl<S: Socket, D: Device> Node<S, D> {
             // Through a relay, before the frame is sealed in place for the direct peers.
             match target {
                 Some(peer) => {
-                    if self.relay_unicast(now, peer, buf.frame(len)) {
+                    if self.relay_unicast(peer, buf.frame(len)) {
                         self.stats.frames_unicast += 1;
                         return Ok(());
                     }
                 }
-                None => self.relay_flood(now, buf.frame(len)),
+                None => self.relay_flood(buf.frame(len)),
             }
         }
         let datagram = buf.header_and_frame_mut(len);

@@ -284,7 +284,10 @@ impl<S: Socket, D: Device> Node<S, D> {
             if relay_listed && !is_unusable(addr) && !self.config.is_own(addr) {
                 self.relay_on_listed(now, from, addr);
             }
-            if self.peers.contains(addr) || self.contacts.contains(addr) {
+            if self.peers.contains(addr)
+                || self.contacts.contains(addr)
+                || self.relay.is_public(addr)
+            {
                 continue;
             }
             if is_unusable(addr) || self.config.is_own(addr) || !self.config.can_reach(addr) {

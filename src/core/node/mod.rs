@@ -120,6 +120,8 @@ pub struct Config {
     /// Per-node identity: our private key, the keys we trust and the session timers; `None`
     /// unless `--private-key` is given. Excludes `keyed`.
     pub identity: Option<IdentitySetup>,
+    /// How many of `own_addrs` the node found out itself (see [`MAX_LEARNT_OWN`]).
+    pub learnt_own: usize,
     /// Take part in relaying (`--no-relay` turns it off): announce it in a Hello, send through
     /// relays to addresses we cannot reach directly, accept relayed frames. Only in the sealed
     /// modes (`keyed` or `identity`); the seed's protocol never relays.
@@ -128,6 +130,9 @@ pub struct Config {
     /// 0: we do not relay for others (but may still use relays).
     pub relay_rate: u64,
 }
+
+/// The most addresses a node adds to its own when its Hello comes back from them.
+pub const MAX_LEARNT_OWN: usize = 16;
 
 /// Default for [`Config::relay_rate`]: 100 Mbit/s.
 pub const DEFAULT_RELAY_RATE: u64 = 100_000_000 / 8;
@@ -206,11 +211,28 @@ impl Config {
             identity: None,
             relay: true,
             relay_rate: DEFAULT_RELAY_RATE,
+            learnt_own: 0,
         }
     }
 
     fn is_own(&self, addr: SocketAddr) -> bool {
         self.own_addrs.contains(&addr)
+    }
+
+    /// Remembers that `addr` reaches this node (found out from our own Hello coming back);
+    /// at most [`MAX_LEARNT_OWN`] such addresses are added, the oldest going first.
+    fn add_own(&mut self, addr: SocketAddr) {
+        if self.is_own(addr) {
+            return;
+        }
+        if self.learnt_own >= MAX_LEARNT_OWN {
+            if let Some(at) = self.own_addrs.len().checked_sub(MAX_LEARNT_OWN) {
+                self.own_addrs.remove(at);
+            }
+        } else {
+            self.learnt_own += 1;
+        }
+        self.own_addrs.push(addr);
     }
 
     fn is_configured(&self, addr: SocketAddr) -> bool {
@@ -283,11 +305,25 @@ pub struct Node<S: Socket, D: Device> {
     relay_limiter: RateLimiter,
     /// Scratch list of (address, relay) for a flood through relays, reused.
     relay_targets: Vec<(SocketAddr, SocketAddr)>,
+    /// Our node id in Hellos: the random half of the keyed session, or the first 8 bytes of
+    /// our public key (the same at every address we speak from).
+    node_id: u64,
 }
 
 const FULL_PEERS: u8 = 1;
 const FULL_MACS: u8 = 2;
 const FULL_CONTACTS: u8 = 4;
+
+/// The node id a node announces in its Hellos (0 in the cleartext protocol, which has none).
+fn node_id(config: &Config) -> u64 {
+    let mut id = [0u8; 8];
+    if let Some(identity) = &config.identity {
+        id.copy_from_slice(&identity.secret.public_key().0[..8]);
+    } else if let Some(keyed) = &config.keyed {
+        id.copy_from_slice(&keyed.session[crypto::SESSION_LEN - 8..]);
+    }
+    u64::from_be_bytes(id)
+}
 
 impl<S: Socket, D: Device> Node<S, D> {
     /// A node with no peers yet. Its `--connect` addresses (minus our own) are contacted at the
@@ -311,6 +347,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             ))
         });
         let sealed = sessions.is_some() || crypto.is_some();
+        let node_id = node_id(&config);
         let control_len = if sealed && config.relay {
             // Room for a relayed frame: the largest datagram and its seal.
             CONTROL_AT + wire::MAX_DATAGRAM_LEN + crypto::TAG_LEN
@@ -355,6 +392,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             relay: RelayTable::new(),
             relay_limiter: RateLimiter::new(now, config.relay_rate),
             relay_targets: Vec::new(),
+            node_id,
             contacts: Contacts::new(config.max_contacts),
             config,
         };

@@ -44,7 +44,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         let Some(out) = self.control.get_mut(CONTROL_AT..) else {
             return;
         };
-        if let Ok(len) = emit_hello(token, flags, out) {
+        if let Ok(len) = emit_hello(token, flags, self.node_id, to, out) {
             self.send_control_buffer(to, len);
         }
     }
@@ -73,7 +73,7 @@ impl<S: Socket, D: Device> Node<S, D> {
 
     /// A relaying peer listed `addr`: a candidate for a route if it stays out of reach.
     pub(super) fn relay_on_listed(&mut self, now: Instant, via: SocketAddr, addr: SocketAddr) {
-        if self.relays() && !self.peers.is_verified(addr) {
+        if self.relays() && !self.peers.is_verified(addr) && !self.relay.is_public(addr) {
             self.relay.on_listed(now, via, addr);
         }
     }
@@ -126,7 +126,7 @@ impl<S: Socket, D: Device> Node<S, D> {
     }
 
     /// Sends `frame` to `to` through the relaying peer `via`.
-    fn send_relayed(&mut self, now: Instant, via: SocketAddr, to: SocketAddr, frame: &[u8]) {
+    fn send_relayed(&mut self, via: SocketAddr, to: SocketAddr, frame: &[u8]) {
         let token = self.config.token;
         let Some(out) = self.control.get_mut(CONTROL_AT..) else {
             return;
@@ -134,7 +134,6 @@ impl<S: Socket, D: Device> Node<S, D> {
         match emit_relayed(token, RELAY_TO, to, frame, out) {
             Ok(len) => {
                 self.stats.relay_frames_sent += 1;
-                self.relay.note_used(now, to);
                 self.send_sealed(via, len, false);
             }
             Err(e) => {
@@ -147,16 +146,16 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// The hot path's part: a unicast frame to `target` goes through its relay if it has an
     /// active route; returns whether it did. // HOT PATH
     #[inline]
-    pub(super) fn relay_unicast(&mut self, now: Instant, target: SocketAddr, frame: &[u8]) -> bool {
+    pub(super) fn relay_unicast(&mut self, target: SocketAddr, frame: &[u8]) -> bool {
         let Some(via) = self.relay.route(target) else {
             return false;
         };
-        self.send_relayed(now, via, target, frame);
+        self.send_relayed(via, target, frame);
         true
     }
 
     /// A flooded frame also goes to every address reached through a relay.
-    pub(super) fn relay_flood(&mut self, now: Instant, frame: &[u8]) {
+    pub(super) fn relay_flood(&mut self, frame: &[u8]) {
         if !self.relay.has_active() {
             return;
         }
@@ -165,7 +164,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.relay
             .for_each_active(|addr, via| targets.push((addr, via)));
         for (addr, via) in &targets {
-            self.send_relayed(now, *via, *addr, frame);
+            self.send_relayed(*via, *addr, frame);
         }
         self.relay_targets = targets;
     }
@@ -192,7 +191,38 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
         let _ = self.peers.touch_received(now, from, wire_len);
         match message {
-            Extension::Hello { flags, .. } => {
+            Extension::Hello {
+                flags,
+                node_id,
+                observed,
+                ..
+            } => {
+                // Where `from` sees us: one of our own public addresses, which we never
+                // contact or relay to (taken from any member; it only stops contacts and
+                // routes, and datagrams from it are still heard).
+                let observed = canonical(observed);
+                if self.relay.add_public(observed) {
+                    debug!("{from} sees this node at {observed}");
+                    self.contacts.remove(observed);
+                    for gone in self.relay.forget_peer(observed) {
+                        self.switch.forget_peer(gone);
+                    }
+                }
+                if node_id == self.node_id && self.is_own_key(from) {
+                    // Our own Hello: that address reaches this node (an old public address
+                    // of ours, looped back by a NAT). Never a peer.
+                    self.remove_peer(now, from, "it is this node");
+                    self.config.add_own(from);
+                    return Ok(());
+                }
+                if let Some(old) = self.relay.set_id(from, node_id) {
+                    if self.same_key(old, from) {
+                        // The node moved (its NAT gave it a new address): the old address
+                        // goes at once instead of after the peer timeout.
+                        self.remove_peer(now, old, "the same node speaks from a new address");
+                        info!("{old} moved to {from}");
+                    }
+                }
                 let relays = flags & FLAG_RELAY != 0;
                 let accepts = flags & FLAG_RELAYED != 0;
                 let had = (self.relay.is_capable(from), self.relay.accepts(from));
@@ -212,6 +242,25 @@ impl<S: Socket, D: Device> Node<S, D> {
                 from: origin,
                 frame,
             } => self.on_relayed(now, from, canonical(origin), frame),
+        }
+    }
+
+    /// With per-node keys, whether the session at `addr` is with our own key; true otherwise.
+    fn is_own_key(&self, addr: SocketAddr) -> bool {
+        match &self.sessions {
+            Some(sessions) => sessions.key_of(addr) == Some(sessions.public()),
+            None => true,
+        }
+    }
+
+    /// Whether two peers are the same node by their keys: with per-node keys the sessions
+    /// must belong to one key; with a network key any member could claim any id anyway.
+    fn same_key(&self, a: SocketAddr, b: SocketAddr) -> bool {
+        match &self.sessions {
+            Some(sessions) => {
+                sessions.key_of(a).is_some() && sessions.key_of(a) == sessions.key_of(b)
+            }
+            None => true,
         }
     }
 

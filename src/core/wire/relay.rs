@@ -6,7 +6,7 @@
 //! peer may relay, and to whom, is decided in `crate::relay` and the node, never here.
 //!
 //! ```text
-//! | token: 7 | 0x10 | version: u8 = 1 | flags: u8 | (ignored trailing bytes)      Hello
+//! | token: 7 | 0x10 | version: u8 = 1 | flags: u8 | node id: 8 | address | (ignored ...)  Hello
 //! | token: 7 | 0x11 | address | frame ...                                           RelayTo
 //! | token: 7 | 0x12 | address | frame ...                                           RelayedFrom
 //!   address = 0x04 | ipv4[4] | port[2]     or     0x06 | ipv6[16] | port[2]   (big-endian)
@@ -14,6 +14,8 @@
 //!          0x04 = sends through relays and accepts relayed frames; other bits: ignore
 //! ```
 //!
+//! A Hello's address is the receiver's, as the sender sees it (where its datagrams come from:
+//! a NAT's public address and port), so a node learns its own public addresses.
 //! `RelayTo` asks the receiver to pass the frame to its peer at `address`; the receiver sends
 //! that peer a `RelayedFrom` whose `address` is where the original sender is, as the relay sees
 //! it. The frame is a whole Ethernet frame, as in a seed Frame message.
@@ -36,8 +38,8 @@ pub const FLAG_ANSWER: u8 = 0x01;
 pub const FLAG_RELAY: u8 = 0x02;
 /// Hello flag: the sender sends through relays and accepts relayed frames.
 pub const FLAG_RELAYED: u8 = 0x04;
-/// Bytes of a Hello message (header, version, flags).
-pub const HELLO_LEN: usize = HEADER_LEN + 2;
+/// Bytes of a Hello message before its address field (header, version, flags, node id).
+pub const HELLO_FIXED_LEN: usize = HEADER_LEN + 2 + 8;
 /// Bytes of an IPv4 address field.
 pub const V4_ADDR_LEN: usize = 7;
 /// Bytes of an IPv6 address field.
@@ -59,6 +61,11 @@ pub enum Extension<'a> {
         version: u8,
         /// [`FLAG_ANSWER`], [`FLAG_RELAY`], [`FLAG_RELAYED`]; unknown bits are ignored.
         flags: u8,
+        /// The sender's node id: the same for every address the node speaks from (so a
+        /// peer seen at a new address is known to be the one at the old address).
+        node_id: u64,
+        /// The receiver's address as the sender sees it.
+        observed: SocketAddr,
     },
     /// Pass `frame` on to the peer at `to`.
     RelayTo {
@@ -89,10 +96,17 @@ impl<'a> Extension<'a> {
         let body = datagram.get(HEADER_LEN..).ok_or(Error::Truncated)?;
         match kind {
             HELLO => match body {
-                [version, flags, ..] => Ok(Extension::Hello {
-                    version: *version,
-                    flags: *flags,
-                }),
+                [version, flags, rest @ ..] if rest.len() >= 8 => {
+                    let mut node_id = [0u8; 8];
+                    node_id.copy_from_slice(rest.get(..8).ok_or(Error::Truncated)?);
+                    let (observed, _) = parse_addr(rest.get(8..).unwrap_or_default())?;
+                    Ok(Extension::Hello {
+                        version: *version,
+                        flags: *flags,
+                        node_id: u64::from_be_bytes(node_id),
+                        observed,
+                    })
+                }
                 _ => Err(Error::Truncated),
             },
             RELAY_TO => {
@@ -145,18 +159,44 @@ pub fn addr_len(addr: SocketAddr) -> usize {
     }
 }
 
-/// Writes a Hello with `flags` and returns its length, [`HELLO_LEN`].
+/// Writes a Hello with `flags`, `node_id` and the receiver's address as we see it
+/// (`observed`); returns its length.
 ///
 /// # Errors
 ///
-/// [`Error::Truncated`] when `buf` is shorter than [`HELLO_LEN`].
-pub fn emit_hello(token: Token, flags: u8, buf: &mut [u8]) -> Result<usize, Error> {
-    let out = buf.get_mut(..HELLO_LEN).ok_or(Error::Truncated)?;
+/// [`Error::Truncated`] when `buf` cannot hold it.
+pub fn emit_hello(
+    token: Token,
+    flags: u8,
+    node_id: u64,
+    observed: SocketAddr,
+    buf: &mut [u8],
+) -> Result<usize, Error> {
+    let len = HELLO_FIXED_LEN + addr_len(observed);
+    let out = buf.get_mut(..len).ok_or(Error::Truncated)?;
     out[..TOKEN_LEN].copy_from_slice(&token.to_bytes());
     out[TOKEN_LEN] = HELLO;
     out[HEADER_LEN] = HELLO_VERSION;
     out[HEADER_LEN + 1] = flags;
-    Ok(HELLO_LEN)
+    out[HEADER_LEN + 2..HELLO_FIXED_LEN].copy_from_slice(&node_id.to_be_bytes());
+    write_addr(observed, &mut out[HELLO_FIXED_LEN..]);
+    Ok(len)
+}
+
+/// Writes the address field of `addr` into `field` (exactly [`addr_len`] bytes).
+fn write_addr(addr: SocketAddr, field: &mut [u8]) {
+    match addr {
+        SocketAddr::V4(a) => {
+            field[0] = 4;
+            field[1..5].copy_from_slice(&a.ip().octets());
+            field[5..7].copy_from_slice(&a.port().to_be_bytes());
+        }
+        SocketAddr::V6(a) => {
+            field[0] = 6;
+            field[1..17].copy_from_slice(&a.ip().octets());
+            field[17..19].copy_from_slice(&a.port().to_be_bytes());
+        }
+    }
 }
 
 /// Writes the header and address field of a `RelayTo` or `RelayedFrom` (`kind`) and the
@@ -181,19 +221,7 @@ pub fn emit_relayed(
     let out = buf.get_mut(..len).ok_or(Error::Truncated)?;
     out[..TOKEN_LEN].copy_from_slice(&token.to_bytes());
     out[TOKEN_LEN] = kind;
-    let field = &mut out[HEADER_LEN..at];
-    match addr {
-        SocketAddr::V4(a) => {
-            field[0] = 4;
-            field[1..5].copy_from_slice(&a.ip().octets());
-            field[5..7].copy_from_slice(&a.port().to_be_bytes());
-        }
-        SocketAddr::V6(a) => {
-            field[0] = 6;
-            field[1..17].copy_from_slice(&a.ip().octets());
-            field[17..19].copy_from_slice(&a.port().to_be_bytes());
-        }
-    }
+    write_addr(addr, &mut out[HEADER_LEN..at]);
     out[at..].copy_from_slice(frame);
     Ok(len)
 }
@@ -217,14 +245,24 @@ mod tests {
 
     #[test]
     fn hello_is_golden_vector_and_round_trips() {
-        let mut buf = [0u8; 16];
-        let len = emit_hello(T, FLAG_ANSWER | FLAG_RELAY | FLAG_RELAYED, &mut buf).unwrap();
-        assert_eq!(&buf[..len], &[0, 0, 0, 0, 0, 0, 7, 0x10, 1, 7]);
+        let mut buf = [0u8; 48];
+        let flags = FLAG_ANSWER | FLAG_RELAY | FLAG_RELAYED;
+        let you: SocketAddr = "198.18.0.2:3210".parse().unwrap();
+        let len = emit_hello(T, flags, 0x0102_0304_0506_0708, you, &mut buf).unwrap();
+        assert_eq!(
+            &buf[..len],
+            &[
+                0, 0, 0, 0, 0, 0, 7, 0x10, 1, 7, 1, 2, 3, 4, 5, 6, 7, 8, 4, 198, 18, 0, 2, 0x0c,
+                0x8a
+            ]
+        );
         assert_eq!(
             Extension::parse(&buf[..len]),
             Ok(Extension::Hello {
                 version: 1,
-                flags: 7
+                flags: 7,
+                node_id: 0x0102_0304_0506_0708,
+                observed: you,
             })
         );
         // Trailing bytes (a later version's) are ignored.
@@ -299,7 +337,9 @@ mod tests {
     #[test]
     fn seed_parser_still_refuses_extension_kinds() {
         for kind in [HELLO, RELAY_TO, RELAYED_FROM] {
-            let bytes = [0, 0, 0, 0, 0, 0, 7, kind, 1, 3];
+            let bytes = [
+                0, 0, 0, 0, 0, 0, 7, kind, 1, 3, 0, 0, 0, 0, 0, 0, 0, 0, 4, 1, 2, 3, 4, 0, 1,
+            ];
             let packet = super::super::Packet::new_checked(&bytes[..]).unwrap();
             assert_eq!(
                 super::super::Message::parse(packet),
