@@ -73,4 +73,43 @@ proptest! {
             }
         }
     }
+
+    #[test]
+    fn relay_messages_round_trip(
+        t in token(),
+        to_relay in any::<bool>(),
+        a in addr(),
+        frame in proptest::collection::vec(any::<u8>(), 14..1600),
+        flags in any::<u8>(),
+        id in any::<u64>(),
+    ) {
+        use ethcloud::wire::relay::{self, Extension};
+        let mut buf = vec![0u8; 2000];
+        let kind = if to_relay { relay::RELAY_TO } else { relay::RELAYED_FROM };
+        let len = relay::emit_relayed(t, kind, a, &frame, &mut buf).unwrap();
+        match Extension::parse(&buf[..len]) {
+            Ok(Extension::RelayTo { to: got, frame: f }) | Ok(Extension::RelayedFrom { from: got, frame: f }) => {
+                prop_assert_eq!(got, a);
+                prop_assert_eq!(f.as_bytes(), &frame[..]);
+                prop_assert_eq!(buf[wire::TOKEN_LEN], kind);
+            }
+            other => prop_assert!(false, "{:?}", other),
+        }
+        let len = relay::emit_hello(t, flags, id, a, &mut buf).unwrap();
+        prop_assert_eq!(
+            Extension::parse(&buf[..len]),
+            Ok(Extension::Hello { version: relay::HELLO_VERSION, flags, node_id: id, observed: a })
+        );
+        // Every shorter prefix is refused, never a panic.
+        for cut in 0..len {
+            prop_assert!(Extension::parse(&buf[..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_relay_parser(kind in 0x10u8..=0x12, bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let mut datagram = vec![0u8, 0, 0, 0, 0, 0, 7, kind];
+        datagram.extend_from_slice(&bytes);
+        let _ = ethcloud::wire::relay::Extension::parse(&datagram);
+    }
 }

@@ -184,6 +184,20 @@ fn decrement(map: &mut HashMap<SocketAddr, usize>, peer: SocketAddr) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn seen_within_tells_how_fresh_an_entry_is() {
+        let peer: SocketAddr = "198.18.0.2:3210".parse().unwrap();
+        let mac = Mac([2, 0, 0, 0, 0, 1]);
+        let mut table = SwitchTable::new(Duration::from_secs(300), 16, 16);
+        table.learn(Instant::from_secs(100), VlanId::UNTAGGED, mac, peer);
+        let fresh = Duration::from_secs(5);
+        let at = |s| table.seen_within(Instant::from_secs(s), VlanId::UNTAGGED, mac, fresh);
+        assert_eq!(at(100), Some(peer));
+        assert_eq!(at(105), Some(peer));
+        assert_eq!(at(106), None);
+        assert_eq!(at(400), None);
+    }
+
     fn addr(n: u8) -> SocketAddr {
         SocketAddr::from(([198, 18, 0, n], 3210))
     }

@@ -623,6 +623,29 @@ fn show_subcommand_takes_a_device_json_and_a_socket() {
 }
 
 #[test]
+fn relay_is_on_by_default_and_its_rate_is_checked() {
+    let s = check(&[]).unwrap();
+    assert!(s.relay);
+    assert_eq!(s.relay_rate, 100 * 1_000_000 / 8);
+    let s = check(&["--no-relay", "--relay-rate", "0"]).unwrap();
+    assert!(!s.relay);
+    assert_eq!(s.relay_rate, 0);
+    assert!(check(&["--relay-rate", "100000"]).is_ok());
+    let err = check(&["--relay-rate", "100001"]).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("--relay-rate must be at most 100000"),
+        "{err}"
+    );
+    let config = s.node_config(
+        Vec::new(),
+        Vec::new(),
+        crate::sys::udp::Families::of(&s.listen),
+    );
+    assert!(!config.relay);
+}
+
+#[test]
 fn keepalive_is_optional_and_at_most_half_the_peer_timeout() {
     assert_eq!(check(&[]).unwrap().keepalive, None);
     assert_eq!(
