@@ -318,3 +318,39 @@ fn the_seed_protocol_with_relaying_on_never_carries_an_extension_byte() {
     }
     assert_eq!(got(&mut sim, b, 5), 0, "clear nodes never relay");
 }
+
+#[test]
+fn a_node_whose_nat_gives_it_a_new_address_replaces_the_old_one_at_once() {
+    for (name, cfgs) in [
+        ("keyed", [1u8, 2, 3].map(|_| Simulator::keyed_config(7))),
+        (
+            "per-node keys",
+            [1u8, 2, 3].map(|i| Simulator::identity_config(i, &[1, 2, 3])),
+        ),
+    ] {
+        let mut sim = Simulator::new(0x5e1a_0600);
+        let p = sim.add_node(&cfgs[0]);
+        let a = sim.add_node(&cfgs[1]);
+        let b = sim.add_node(&cfgs[2]);
+        sim.connect(a, p);
+        sim.connect(b, p);
+        sim.advance_until(Duration::from_secs(60), |s| {
+            s.is_full_mesh_among(&[p, a, b])
+        });
+        let moved: SocketAddr = "198.18.7.7:40000".parse().unwrap();
+        sim.rebind(a, moved);
+        // The old address would otherwise stay a peer for the whole peer timeout (1800 s).
+        let took = sim.advance_until(Duration::from_secs(120), |s| {
+            [p, b].iter().all(|n| {
+                let peers = s.peers_of(*n);
+                peers.contains(&moved) && !peers.contains(&a)
+            })
+        });
+        println!("{name}: the old address was replaced {took:?} after the move");
+        let seen = sim.nodes[&moved].relay_table().public_addrs().to_vec();
+        assert!(seen.contains(&moved), "{name}: A sees itself at {seen:?}");
+        sim.inject_frame(b, &frame(2, 0xff, 0x91));
+        sim.run_until_idle(1000);
+        assert_eq!(got(&mut sim, moved, 0x91), 1, "{name}");
+    }
+}

@@ -428,6 +428,18 @@ impl Simulator {
         self.add_node_at(a, &cfg);
     }
 
+    /// A NAT in front of `old` gives it a new public address `new`: the node goes on with its
+    /// state, but everything it sends now comes from `new` and only `new` reaches it (its own
+    /// idea of its address does not change, as behind a real NAT).
+    pub fn rebind(&mut self, old: SocketAddr, new: SocketAddr) {
+        if let Some(node) = self.nodes.remove(&old) {
+            self.nodes.insert(new, node);
+        }
+        if let Some(cfg) = self.configs.remove(&old) {
+            self.configs.insert(new, cfg);
+        }
+    }
+
     /// Drops all datagrams between `a` and `b`, both ways.
     pub fn partition(&mut self, a: SocketAddr, b: SocketAddr) {
         self.blocked.insert((a, b));
