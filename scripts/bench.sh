@@ -15,8 +15,9 @@
 #                      three modes, "ethcloud=" (clear), "keyed=--key-file {key-file}" and
 #                      "identity=--private-key {private-key} --trusted {trusted}" (per-node keys).
 #                      E.g. --variant ethcloud= --variant no-offload=--no-offload
-#   --variant-bin L=PATH  like --variant, but run the executable PATH instead of this tree's
-#                      build (e.g. an older build, to measure a step against it)
+#   --variant-bin L=PATH  run the executable PATH instead of this tree's build for variant L
+#                      (e.g. an older build, to measure a step against it), with the ARGS of a
+#                      --variant L=ARGS if one is given, else with none
 #   --out FILE         also write the table (markdown) to FILE
 #   --latency-only     only ping and UDP ping-pong (quick iterations on latency)
 #   --floor            add a row "floor": examples/minirelay.rs, a bare tap<->UDP relay that
@@ -25,6 +26,8 @@
 #   --no-wireguard     leave out the WireGuard row (else wg and boringtun-cli are installed if
 #                      missing: apt-get wireguard-tools, cargo install boringtun-cli, once)
 #   --wg-threads N     boringtun's worker threads (default 4, boringtun's own default)
+#   --udp-rate KPPS    offered rate of the fixed-rate UDP test (default 100 thousand 64-byte
+#                      datagrams per second): loss at the same offered rate for every system
 #
 # Builds release, makes two namespaces joined by one veth (underlay 198.18.50.0/24, MTU 1500),
 # and in them a VXLAN (id 4242, UDP 4789, overlay 198.19.50.0/24) and one ethcloud pair per
@@ -51,6 +54,7 @@ secs=4
 pingpong_rounds=2000
 variants=()
 bins=()
+udp_rate=100
 out=""
 latency_only=0
 floor=0
@@ -62,16 +66,24 @@ while [ $# -gt 0 ]; do
         --reps) reps="$2"; shift ;;
         --secs) secs="$2"; shift ;;
         --variant) variants+=("$2"); shift ;;
-        --variant-bin) variants+=("${2%%=*}="); bins+=("$2"); shift ;;
+        --variant-bin) bins+=("$2"); shift ;;
         --out) out="$2"; shift ;;
         --latency-only) latency_only=1 ;;
         --floor) variants+=("floor="); floor=1 ;;
         --no-wireguard) wireguard=0 ;;
         --wg-threads) wg_threads="$2"; shift ;;
-        -h|--help) sed -n '2,45p' "$0"; exit 0 ;;
+        --udp-rate) udp_rate="$2"; shift ;;
+        -h|--help) sed -n '2,48p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
+done
+[[ "$udp_rate" =~ ^[1-9][0-9]{0,5}$ ]] || { echo "bench.sh: --udp-rate wants 1..999999 (thousand datagrams/s)" >&2; exit 2; }
+# A --variant-bin whose label no --variant names is measured with no extra arguments.
+for entry in "${bins[@]}"; do
+    named=0
+    for v in "${variants[@]}"; do [ "${v%%=*}" = "${entry%%=*}" ] && named=1; done
+    [ "$named" -eq 1 ] || variants+=("${entry%%=*}=")
 done
 [ "${#variants[@]}" -gt 0 ] ||
     variants=("ethcloud=" "keyed=--key-file {key-file}"
@@ -239,30 +251,63 @@ iperf() {
     echo "$json"
 }
 
+# Received Gb/s of an iperf3 TCP report; fails, saying why, when the report has none (iperf3
+# can exit 0 with an "error" member and no totals).
+tcp_gbps() {
+    python3 - "$1" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+try:
+    print(report["end"]["sum_received"]["bits_per_second"] / 1e9)
+except (KeyError, TypeError):
+    print(f"  iperf3 TCP gave no result: {report.get('error', 'no end.sum_received')}", file=sys.stderr)
+    sys.exit(1)
+PY
+}
+
 run_throughput() {
-    local label=$1 ip=$2 json t0 b0 p0 t1 b1 p1 ticks vpids
+    local label=$1 ip=$2 json gbps t0 b0 p0 t1 b1 p1 ticks vpids
     read -ra vpids <<<"$3" # the daemons' PIDs (none for vxlan)
     ticks=$(getconf CLK_TCK)
     # TCP, 1 stream, with CPU.
     t0=$(date +%s.%N); b0=$(system_busy); p0=$(proc_ticks "${vpids[@]}")
     if json=$(iperf "$label" "$ip"); then
         t1=$(date +%s.%N); b1=$(system_busy); p1=$(proc_ticks "${vpids[@]}")
-        record "$label" tcp1_gbps "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e9)' "$json")"
+        gbps=$(tcp_gbps "$json") && record "$label" tcp1_gbps "$gbps"
         record "$label" sys_cpu "$(python3 -c "print(100*($b1-$b0)/$ticks/($t1-$t0))")"
         [ "${#vpids[@]}" -gt 0 ] && record "$label" vpn_cpu "$(python3 -c "print(100*($p1-$p0)/$ticks/($t1-$t0))")"
     fi
     # TCP, 4 streams.
     if json=$(iperf "$label" "$ip" -P 4); then
-        record "$label" tcp4_gbps "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e9)' "$json")"
+        gbps=$(tcp_gbps "$json") && record "$label" tcp4_gbps "$gbps"
     fi
     # UDP, 64-byte payloads, unlimited rate: received packets per second and loss.
     if json=$(iperf "$label" "$ip" -u -b 0 -l 64); then
         python3 - "$json" "$label" >>"$results" <<'PY'
 import json, sys
-s = json.load(open(sys.argv[1]))["end"]["sum"]
+report = json.load(open(sys.argv[1]))
+s = report.get("end", {}).get("sum")
+if not s or "packets" not in s:
+    print(f"  iperf3 UDP gave no result: {report.get('error', 'no end.sum')}", file=sys.stderr)
+    sys.exit(0)
 got = s["packets"] - s["lost_packets"]
 print(f"{sys.argv[2]}\tudp64_kpps\t{got / s['seconds'] / 1e3}")
 print(f"{sys.argv[2]}\tudp64_loss\t{s['lost_percent']}")
+PY
+    fi
+    # UDP, 64-byte payloads at a fixed offered rate, the same for every system: loss. (At full
+    # speed the offered rate differs: VXLAN encapsulates in the sender's own system call, so
+    # the sender slows to what it forwards, while a tap accepts whatever comes and drops the
+    # rest; at the same offered rate the losses compare.)
+    if json=$(iperf "$label" "$ip" -u -b "$((udp_rate * 1000 * 64 * 8))" -l 64); then
+        python3 - "$json" "$label" >>"$results" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+s = report.get("end", {}).get("sum")
+if not s or "packets" not in s:
+    print(f"  iperf3 UDP gave no result: {report.get('error', 'no end.sum')}", file=sys.stderr)
+    sys.exit(0)
+print(f"{sys.argv[2]}\tudp64_fixed_loss\t{s['lost_percent']}")
 PY
     fi
 }
@@ -300,10 +345,10 @@ echo
 wg_note=""
 [ "$wireguard" -eq 1 ] && wg_note="$wg_label: WireGuard in user space ($(boringtun-cli --version), \
 $wg_threads threads; layer 3, tun MTU $wg_mtu), not the kernel's"
-python3 - "$results" "$reps" "$secs" "$out" "$load_start" "$load_end" "$wg_note" <<'EOF'
+python3 - "$results" "$reps" "$secs" "$out" "$load_start" "$load_end" "$wg_note" "$udp_rate" <<'EOF'
 import statistics, sys
 from collections import defaultdict
-path, reps, secs, out, load_start, load_end, wg_note = sys.argv[1:8]
+path, reps, secs, out, load_start, load_end, wg_note, udp_rate = sys.argv[1:9]
 data = defaultdict(lambda: defaultdict(list))
 order = []
 for line in open(path):
@@ -313,6 +358,7 @@ for line in open(path):
     data[label][metric].append(float(value))
 cols = [("tcp1_gbps", "TCP 1 stream Gb/s", 2), ("tcp4_gbps", "TCP 4 streams Gb/s", 2),
         ("udp64_kpps", "UDP 64 B kpps", 0), ("udp64_loss", "UDP 64 B loss %", 1),
+        ("udp64_fixed_loss", f"UDP 64 B loss % at {udp_rate} kpps", 1),
         ("ping_rtt_us", "ping RTT µs", 0), ("pingpong_us", "UDP one-way µs", 1),
         ("vpn_cpu", "VPN CPU % (TCP 1)", 0), ("sys_cpu", "system CPU % (TCP 1)", 0)]
 def med(label, key):
@@ -330,10 +376,10 @@ for label in order:
     if label == base:
         continue
     r = []
-    for k, _, _ in cols[:3] + cols[4:6]:
+    for k, _, _ in cols[:3] + cols[5:7]:
         x, y = med(label, k), med(base, k)
         r.append("-" if x is None or not y else f"{x / y:.2f}")
-    lines.append(f"| {label}/vxlan | {r[0]}× | {r[1]}× | {r[2]}× | | {r[3]}× | {r[4]}× | | |")
+    lines.append(f"| {label}/vxlan | {r[0]}× | {r[1]}× | {r[2]}× | | | {r[3]}× | {r[4]}× | | |")
 # The modes against each other (issue #12: identity ≥ 0.8 × clear on TCP 1 stream).
 pairs = [(x, y, t) for x, y, t in [
     ("identity", "ethcloud", "≥ 0.8× on TCP 1 stream"), ("identity", "keyed", "≈ 1× (same sealing)"),
