@@ -1,10 +1,12 @@
 //! The latency floor of any user-space L2 relay, a helper of `scripts/bench.sh --floor`.
 //!
-//! `minirelay TAP LISTEN PEER SECS` opens the tap device TAP (no offloads), binds a UDP socket
-//! to LISTEN and, for SECS seconds, relays: every frame read from the tap is sent whole to
-//! PEER, every datagram received is written whole to the tap. After a packet it polls both fds
-//! without sleeping for 50 µs (ethcloud's default `--busy-poll`, without the yield), then
-//! sleeps in epoll. No protocol, no header, no table, no batching. What it measures is the
+//! `minirelay TAP LISTEN PEER SECS [yield]` opens the tap device TAP (no offloads), binds a UDP
+//! socket to LISTEN and, for SECS seconds, relays: every frame read from the tap is sent whole
+//! to PEER, every datagram received is written whole to the tap. After a packet it polls both
+//! fds without sleeping for 50 µs (ethcloud's default `--busy-poll`), then sleeps in epoll.
+//! With `yield`, a pass that found nothing calls `sched_yield`, as ethcloud's spin does (the
+//! same policy, so the floor and ethcloud differ only in the work done per packet); without
+//! it, it never yields. No protocol, no header, no table, no batching. What it measures is the
 //! cost of the two extra trips through the kernel that every user-space VPN pays (tap read and
 //! UDP send, UDP receive and tap write), against which ethcloud's own latency can be judged.
 //! Not a VPN: no token, no checks; for the benchmark's namespaces only.
@@ -35,8 +37,10 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = env::args().skip(1).collect();
-    let [tap, listen, peer, secs] = args.as_slice() else {
-        return Err("usage: minirelay TAP LISTEN PEER SECS".into());
+    let (tap, listen, peer, secs, yields) = match args.as_slice() {
+        [tap, listen, peer, secs] => (tap, listen, peer, secs, false),
+        [tap, listen, peer, secs, y] if y == "yield" => (tap, listen, peer, secs, true),
+        _ => return Err("usage: minirelay TAP LISTEN PEER SECS [yield]".into()),
     };
     let peer: SocketAddr = peer.parse()?;
     let deadline = Instant::now() + Duration::from_secs(secs.parse()?);
@@ -56,10 +60,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         if now.duration_since(last_packet) > SPIN {
             poll.wait(Some(Duration::from_secs(1)))?.for_each(drop);
         }
+        let mut moved = false;
         match tap.read(&mut buf) {
             Ok(len) => {
                 let _ = socket.send_to(&buf[..len], peer);
                 last_packet = Instant::now();
+                moved = true;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e.into()),
@@ -68,10 +74,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             Ok(len) => {
                 let _ = tap.write_frame(&buf[..len]);
                 last_packet = Instant::now();
+                moved = true;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
             Err(e) => return Err(e.into()),
+        }
+        if yields && !moved {
+            std::thread::yield_now();
         }
     }
 }

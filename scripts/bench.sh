@@ -20,9 +20,10 @@
 #                      --variant L=ARGS if one is given, else with none
 #   --out FILE         also write the table (markdown) to FILE
 #   --latency-only     only ping and UDP ping-pong (quick iterations on latency)
-#   --floor            add a row "floor": examples/minirelay.rs, a bare tap<->UDP relay that
-#                      spins on both fds and does nothing else; the latency any user-space
-#                      relay pays for its two extra trips through the kernel
+#   --floor            add rows "floor" and "floor-yield": examples/minirelay.rs, a bare
+#                      tap<->UDP relay that spins on both fds and does nothing else (the
+#                      latency any user-space relay pays for its two extra trips through the
+#                      kernel), without and with ethcloud's yield on every empty spin pass
 #   --no-wireguard     leave out the WireGuard row (else wg and boringtun-cli are installed if
 #                      missing: apt-get wireguard-tools, cargo install boringtun-cli, once)
 #   --wg-threads N     boringtun's worker threads (default 4, boringtun's own default)
@@ -69,11 +70,11 @@ while [ $# -gt 0 ]; do
         --variant-bin) bins+=("$2"); shift ;;
         --out) out="$2"; shift ;;
         --latency-only) latency_only=1 ;;
-        --floor) variants+=("floor="); floor=1 ;;
+        --floor) variants+=("floor=" "floor-yield="); floor=1 ;;
         --no-wireguard) wireguard=0 ;;
         --wg-threads) wg_threads="$2"; shift ;;
         --udp-rate) udp_rate="$2"; shift ;;
-        -h|--help) sed -n '2,48p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,49p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -159,9 +160,12 @@ for variant in "${variants[@]}"; do
     for side in 1 2; do
         ns=$a; other=2
         [ "$side" = 2 ] && { ns=$b; other=1; }
-        if [ "$floor" -eq 1 ] && [ "$label" = floor ]; then
+        if [ "$floor" -eq 1 ] && [[ "$label" = floor || "$label" = floor-yield ]]; then
+            yields=""
+            [ "$label" = floor-yield ] && yields=yield
+            # shellcheck disable=SC2086
             ip netns exec "$ns" "$PWD/target/release/examples/minirelay" "$tap" \
-                "198.18.50.$side:$port" "198.18.50.$other:$port" 3600 2>"$work/$label-$side.log" &
+                "198.18.50.$side:$port" "198.18.50.$other:$port" 3600 $yields 2>"$work/$label-$side.log" &
         else
             # This side's files in place of {key-file}, {private-key}, {trusted}.
             args="${extra//"{key-file}"/$work/network.key}"
@@ -400,6 +404,16 @@ if pairs:
         paired = [p / q for p, q in zip(a, b) if q] if len(a) == len(b) else []
         r.append(f"{statistics.median(paired):.2f}×" if paired else "-")
         lines.append(f"| {x}/{y} | " + " | ".join(r) + f" | {target} |")
+# Latency against the bare relay floors (issue #14: one-way ≤ 1.15× the floor).
+floors = [f for f in ("floor", "floor-yield") if med(f, "pingpong_us")]
+if floors:
+    lines += ["", "| UDP one-way latency, same run | " + " | ".join(f"× {f}" for f in floors) + " |",
+              "|---|" + "---:|" * len(floors)]
+    for label in order:
+        if label in ("vxlan", "floor", "floor-yield") or not med(label, "pingpong_us"):
+            continue
+        lines.append(f"| {label} | " + " | ".join(
+            f"{med(label, 'pingpong_us') / med(f, 'pingpong_us'):.2f}×" for f in floors) + " |")
 lines.append("")
 for label in order:
     v = data[label].get("tcp1_gbps")

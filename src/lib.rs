@@ -46,4 +46,4 @@ pub use self::core::{
     time, wire,
 };
 #[cfg(feature = "os")]
-pub use self::os::{cli, config, daemon, error, hook, keyfiles, service, sys};
+pub use self::os::{cli, config, daemon, error, hook, keyfiles, service, spin, sys};

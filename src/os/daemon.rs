@@ -32,6 +32,7 @@ use crate::node::{Config, IdentitySetup, Keyed, Node, Rekey, KEY_GRACE, KEY_ROLL
 use crate::offload::segment::{complete_checksum, Segmenter};
 use crate::offload::vnet::{VnetHdr, GSO_NONE, VNET_HDR_LEN};
 use crate::service::Service;
+use crate::spin::{Idle, Pass, Spin};
 use crate::status::LoopCounters;
 use crate::sys::epoll::Poll;
 use crate::sys::signal::{Signal, SignalFd};
@@ -53,10 +54,6 @@ pub const FLUSH_AT: usize = 32;
 
 /// Bytes of the tap read buffer with a vnet header: the header and a 64 KiB super-frame.
 const SUPERFRAME_BUF_LEN: usize = VNET_HDR_LEN + (1 << 16) + 64;
-
-/// While spinning, one pass in this many asks epoll (for the timer and signals); the others
-/// try the socket and the tap directly, which saves the `epoll_wait` when a packet is there.
-const SPIN_EPOLL_EVERY: u32 = 16;
 
 /// How often the kernel's drop counters of the socket and the tap are read for the status.
 const KERNEL_COUNTERS_EVERY: Duration = Duration::from_secs(1);
@@ -209,10 +206,7 @@ pub fn run(
         superframe: vec![0u8; superframe_len].into_boxed_slice(),
         vnet_hdr_len,
         stats: LoopStats::default(),
-        busy_poll,
-        spin_until: None,
-        spins: 0,
-        spin_switches: 0,
+        spin: Spin::new(busy_poll, std::time::Instant::now()),
         kernel_counters_at: Instant::ZERO,
         armed_for: None,
         service,
@@ -242,9 +236,10 @@ struct Daemon {
     armed_for: Option<Instant>,
     /// The periodic jobs besides forwarding (stats file, re-resolved `--connect` names).
     service: Service,
-    /// After traffic, keep polling without sleeping this long (`--busy-poll`): the next packet
+    /// The busy-poll spin ([`crate::spin`]). After traffic, keep polling without sleeping
+    /// for `--busy-poll`: the next packet
     /// of a conversation then finds the loop awake instead of paying a wake-up. A pass tries
-    /// the socket and the tap directly (epoll only every [`SPIN_EPOLL_EVERY`] passes), and an
+    /// the socket and the tap directly (epoll only every [`SPIN_EPOLL_EVERY`](crate::spin::SPIN_EPOLL_EVERY) passes), and an
     /// empty pass yields the core: a task woken by our last packet (on a small machine, the
     /// very application waiting for it) then runs at once instead of waiting for the spin.
     ///
@@ -253,20 +248,13 @@ struct Daemon {
     /// daemon started in its own session (its own autogroup) or in its own cgroup (a systemd
     /// service) is alone in its group, so there it yields to nobody and the spin holds the
     /// processor until the scheduler preempts it. So each empty pass also asks whether the
-    /// thread was preempted since the last pass (its involuntary context switches grew
-    /// outside its own `sched_yield`): if so, another task wanted this processor and could
-    /// not get it by our yield, the spin ends and the loop sleeps in epoll until the next
-    /// packet, which starts a new spin. (A hold-off after such a spin, 10 ms without
+    /// thread was switched out since the last pass (a gap longer than [`PREEMPTED_GAP`](crate::spin::PREEMPTED_GAP)
+    /// outside its own `sched_yield`, read from the clock): if so, another task wanted this
+    /// processor and could not get it by our yield, the spin ends and the loop sleeps in
+    /// epoll until the next packet, which starts a new spin. (A hold-off after such a spin, 10 ms without
     /// spinning, was measured and rejected: it doubled the ping-pong latency under load and
     /// bought no throughput; see docs/performance.md, issue #16.)
-    busy_poll: Duration,
-    /// Until when the loop polls without sleeping.
-    spin_until: Option<std::time::Instant>,
-    /// Passes since the spin began (0 when not spinning).
-    spins: u32,
-    /// The thread's involuntary context switches as of the current spin's last pass (its
-    /// start, or right after its last yield).
-    spin_switches: u64,
+    spin: Spin,
     /// When the kernel's drop counters are read next.
     kernel_counters_at: Instant,
     /// The keyed mode's key file, re-read on SIGHUP.
@@ -296,20 +284,13 @@ impl Daemon {
             }
 
             ready.fill(false);
-            let spinning = self
-                .spin_until
-                .is_some_and(|until| std::time::Instant::now() < until);
-            self.spins = if spinning {
-                self.spins.wrapping_add(1)
-            } else {
-                0
-            };
-            if spinning && self.spins % SPIN_EPOLL_EVERY != 0 {
+            let pass = self.spin.begin_pass(std::time::Instant::now());
+            if pass == Pass::TryDirect {
                 // Try both packet fds straight away (an empty try is one cheap syscall each).
                 // (`ready` is indexed by token: device, socket, timer, signal, control.)
                 ready = [true, true, false, false, false];
             } else {
-                let timeout = spinning.then_some(Duration::ZERO);
+                let timeout = (pass == Pass::PollNow).then_some(Duration::ZERO);
                 for token in self.poll.wait(timeout).map_err(Error::Epoll)? {
                     if let Some(flag) = usize::try_from(token).ok().and_then(|i| ready.get_mut(i)) {
                         *flag = true;
@@ -331,9 +312,9 @@ impl Daemon {
             if device {
                 traffic |= self.drain_device(now)?;
             }
-            if traffic && !self.busy_poll.is_zero() {
-                self.extend_spin(spinning);
-            } else if spinning && !traffic {
+            if traffic {
+                self.spin.traffic(std::time::Instant::now());
+            } else if pass != Pass::Sleep {
                 self.idle_spin_pass();
             }
             if timer {
@@ -356,40 +337,19 @@ impl Daemon {
         }
     }
 
-    /// After a pass with traffic: spin on for [`Daemon::busy_poll`] from now. A new spin
-    /// notes the thread's involuntary context switches, to tell later whether anyone took the
-    /// processor.
-    fn extend_spin(&mut self, spinning: bool) {
-        if !spinning {
-            match crate::sys::sched::involuntary_switches() {
-                Ok(switches) => self.spin_switches = switches,
-                Err(e) => {
-                    // Cannot tell contention: spin as before rather than not at all.
-                    debug!("getrusage failed: {e}");
-                }
-            }
-        }
-        self.spin_until = Some(std::time::Instant::now() + self.busy_poll);
-    }
-
-    /// A spinning pass that found nothing: end the spin if the scheduler took this processor
-    /// away since the last pass (see [`Daemon::busy_poll`]), else yield and poll again.
-    ///
-    /// A switch inside our own `sched_yield` does not end the spin: the yield worked, the
-    /// other task ran, and the spin holds back nobody (it resumes only when that task is done
-    /// or waits). Any other switch is a preemption: a task that wanted this processor had to
-    /// take it from us.
+    /// A spinning pass that found nothing: yield and poll again, or, if the scheduler took
+    /// this processor away since the last pass (see [`Daemon::busy_poll`] and
+    /// [`crate::spin`]), let the spin end.
     fn idle_spin_pass(&mut self) {
-        use crate::sys::sched::involuntary_switches;
-        let switches = involuntary_switches().unwrap_or(self.spin_switches);
-        if switches != self.spin_switches {
-            self.spin_switches = switches;
-            self.spin_until = None;
-            self.stats.busy_poll_yields = self.stats.busy_poll_yields.saturating_add(1);
-        } else {
-            // Hands the processor to a task of our own scheduling group, if one is runnable.
-            std::thread::yield_now();
-            self.spin_switches = involuntary_switches().unwrap_or(self.spin_switches);
+        match self.spin.idle(std::time::Instant::now()) {
+            Idle::Yield => {
+                // Hands the processor to a task of our own scheduling group, if one is runnable.
+                std::thread::yield_now();
+                self.spin.yielded(std::time::Instant::now());
+            }
+            Idle::Preempted => {
+                self.stats.busy_poll_yields = self.stats.busy_poll_yields.saturating_add(1);
+            }
         }
     }
 

@@ -3,7 +3,8 @@
 //! The tap device, the UDP socket, epoll, signals, timers and the control socket (`sys`, the
 //! only `unsafe` code), the loop that reads the real clock and drives the node (`daemon`), the
 //! periodic service jobs (`service`), ifup/ifdown hooks (`hook`), the command line and the
-//! config file (`cli`, `config`), resolving `--connect` names (`resolve`), key files (`keyfiles`) and the start-up errors (`error`).
+//! config file (`cli`, `config`), resolving `--connect` names (`resolve`), key files
+//! (`keyfiles`), the busy-poll spin's decisions (`spin`) and the start-up errors (`error`).
 //! Built only with the `os` feature (the default). Nothing in `crate::core` may use it.
 
 pub mod cli;
@@ -14,4 +15,5 @@ pub mod hook;
 pub mod keyfiles;
 pub mod resolve;
 pub mod service;
+pub mod spin;
 pub mod sys;

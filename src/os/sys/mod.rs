@@ -37,7 +37,6 @@ pub mod netdev;
 pub mod notify;
 pub mod privdrop;
 pub mod random;
-pub mod sched;
 pub mod signal;
 pub mod tap;
 pub mod timer;
