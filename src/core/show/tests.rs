@@ -1,0 +1,173 @@
+//! The unit tests of `ethcloud show`: request parsing, and both forms.
+
+use super::json::json_secs;
+use super::*;
+use crate::status::test_io::{node_with_a_peer, PEER_MAC};
+
+fn header(device: &str) -> Header {
+    Header {
+        device: device.to_owned(),
+        listen: "0.0.0.0:3210".parse().unwrap(),
+    }
+}
+
+#[test]
+fn requests_parse_and_anything_else_is_an_error_line() {
+    assert_eq!(Request::parse(b"show\n"), Ok(Request::Text));
+    assert_eq!(Request::parse(b"show"), Ok(Request::Text));
+    assert_eq!(Request::parse(b" show  json\r\n"), Ok(Request::Json));
+    let err = Request::parse(b"shwo\n").unwrap_err();
+    assert!(err.starts_with("error: unknown request \"shwo\""), "{err}");
+    assert!(err.ends_with('\n'));
+    let err = Request::parse(b"show\x1b[2J\n").unwrap_err();
+    assert!(
+        !err.contains('\x1b'),
+        "control characters are escaped: {err:?}"
+    );
+    assert!(Request::parse(b"").is_err());
+    assert!(Request::parse(&[0xff, 0xfe]).is_err());
+}
+
+#[test]
+fn text_shows_the_peer_its_traffic_the_mac_and_the_counters() {
+    let (node, now) = node_with_a_peer();
+    let extra = LoopCounters {
+        socket_errors: 4,
+        offload_errors: 0,
+        udp_receive_overflows: 0,
+        tap_queue_drops: 0,
+        busy_poll_yields: 0,
+    };
+    let text = render_text(
+        &header("ethcloud0"),
+        now,
+        &node,
+        extra,
+        ControlStats::default(),
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "interface: ethcloud0");
+    for expected in [
+        "  listening on: 0.0.0.0:3210",
+        "  mode: clear",
+        "  token: 7",
+        "  uptime: 1.2s",
+        "peer: 198.18.0.2:3210",
+        "  state: verified",
+        "  last heard: 1.0s ago",
+        "  macs: 1",
+        "connect: 198.18.0.2:3210 (peer)",
+        "mac table: 1 entries",
+        "  vlan 0:",
+        "    02:ec:00:00:00:02 at 198.18.0.2:3210, age 1.0s",
+        "  frames_to_device: 1",
+        "  socket_errors: 4",
+        "  drops: wrong_token 1",
+    ] {
+        assert!(lines.contains(&expected), "no {expected:?} in:\n{text}");
+    }
+    // Two valid datagrams came from the peer (the foreign one does not count).
+    assert!(
+        lines.contains(&"  transfer: 2 datagrams (78 bytes) received, 0 datagrams (0 bytes) sent"),
+        "{text}"
+    );
+}
+
+#[test]
+fn sent_frames_are_counted_per_peer_unicast_and_flooded() {
+    let (mut node, now) = node_with_a_peer();
+    let mut buf = crate::buf::PacketBuf::new();
+    for dst in [PEER_MAC, [0xff; 6]] {
+        let room = buf.frame_room();
+        room[..60].fill(0);
+        room[..6].copy_from_slice(&dst);
+        room[6..12].copy_from_slice(&[0x02, 0xec, 0, 0, 0, 0x01]);
+        node.on_frame(now, &mut buf, 60).unwrap();
+    }
+    let text = render_text(
+        &header("ethcloud0"),
+        now,
+        &node,
+        LoopCounters::default(),
+        ControlStats::default(),
+    );
+    assert!(
+        text.contains("  transfer: 2 datagrams (78 bytes) received, 2 datagrams (136 bytes) sent"),
+        "{text}"
+    );
+    let json = render_json(
+        &header("ethcloud0"),
+        now,
+        &node,
+        LoopCounters::default(),
+        ControlStats::default(),
+    );
+    assert!(
+        json.contains("\"rx_datagrams\":2,\"rx_bytes\":78,\"tx_datagrams\":2,\"tx_bytes\":136}"),
+        "{json}"
+    );
+}
+
+#[test]
+fn json_has_every_key_and_escapes_the_device_name() {
+    let (node, now) = node_with_a_peer();
+    let json = render_json(
+        &header("we\"ird\\\n"),
+        now,
+        &node,
+        LoopCounters::default(),
+        ControlStats::default(),
+    );
+    assert!(
+        json.ends_with("}\n") && !json.trim_end().contains('\n'),
+        "{json}"
+    );
+    assert!(
+        json.starts_with("{\"version\":1,\"device\":\"we\\\"ird\\\\\\n\""),
+        "{json}"
+    );
+    for expected in [
+        "\"listen\":\"0.0.0.0:3210\"",
+        "\"mode\":\"clear\"",
+        "\"token\":7",
+        "\"uptime_secs\":1.200",
+        "\"peers\":[{\"address\":\"198.18.0.2:3210\",\"verified\":true,\"last_heard_secs_ago\":1.000",
+        "\"rx_datagrams\":2,",
+        "\"peers_total\":1",
+        "\"connect\":[{\"address\":\"198.18.0.2:3210\",\"state\":\"peer\"}]",
+        "\"macs\":[{\"vlan\":0,\"mac\":\"02:ec:00:00:00:02\",\"peer\":\"198.18.0.2:3210\",\"age_secs\":1.000,\"expires_in_secs\":299.000}]",
+        "\"macs_total\":1",
+        "\"frames_to_device\":1",
+        "\"wrong_token\":1",
+    ] {
+        assert!(json.contains(expected), "no {expected} in {json}");
+    }
+    // Balanced brackets outside strings: a cheap structural check (the end-to-end test
+    // validates the JSON against the schema).
+    let (mut depth, mut in_string, mut escaped) = (0i32, false, false);
+    for c in json.chars() {
+        match (in_string, escaped, c) {
+            (true, true, _) => escaped = false,
+            (true, false, '\\') => escaped = true,
+            (true, false, '"') | (false, _, '"') => in_string = !in_string,
+            (false, _, '{' | '[') => depth += 1,
+            (false, _, '}' | ']') => depth -= 1,
+            _ => {}
+        }
+        assert!(depth >= 0);
+    }
+    assert_eq!((depth, in_string), (0, false));
+}
+
+#[test]
+fn json_strings_escape_quotes_backslashes_and_control_characters() {
+    let mut out = String::new();
+    json_string(&mut out, "a\"b\\c\nd\re\tf\u{1}g\u{7f}h\u{8}\u{c}é");
+    assert_eq!(out, "\"a\\\"b\\\\c\\nd\\re\\tf\\u0001g\\u007fh\\b\\fé\"");
+}
+
+#[test]
+fn seconds_are_json_numbers_with_milliseconds() {
+    assert_eq!(json_secs(Duration::from_millis(12_345)), "12.345");
+    assert_eq!(json_secs(Duration::ZERO), "0.000");
+}
