@@ -20,11 +20,9 @@
 
 mod e2e;
 
-use std::path::PathBuf;
-use std::process::Output;
 use std::time::{Duration, Instant};
 
-use e2e::{ip, Host, Lab, ETHCLOUD};
+use e2e::{conntrack, must, nat_lab, ping_run, show, TestDir};
 
 /// How long the two NATed nodes may take to find each other through the public node
 /// (peer lists, then a contact attempt or two through both NATs).
@@ -35,142 +33,6 @@ const HEAL: Duration = Duration::from_secs(20);
 /// How long the ping may take to come back after a node's public port changed (its new
 /// address must reach the other node: in its own datagrams or in the public node's list).
 const REBIND: Duration = Duration::from_secs(30);
-
-/// One site behind a NAT: its router (a lab host on the internet bridge) and the node
-/// behind it.
-struct Site {
-    router: Host,
-    node: Host,
-}
-
-impl Site {
-    /// The node's address as the internet sees it: the router's, port 3210 (masquerade keeps
-    /// the port when it is free).
-    fn public_addr(&self) -> String {
-        self.router.addr_v4()
-    }
-}
-
-/// Runs `command` in `host`'s namespace and asserts that it succeeds.
-fn must(lab: &Lab, host: &Host, command: &[&str]) -> Output {
-    let out = lab.run(host, command, Duration::from_secs(20));
-    assert!(
-        out.status.success(),
-        "{command:?} in {} failed: {}{}",
-        host.ns,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// Turns lab host `router_index` into a masquerading router for a new LAN
-/// 198.18.`router_index`.0/24 with one node, 198.18.`router_index`.2, behind it.
-fn nat_site(lab: &mut Lab, router_index: u8) -> Site {
-    let router = lab.host(router_index);
-    let index = 10 + router_index;
-    let ns = lab.extra_namespace(&format!("h{index}"));
-    let node = Host { index, ns };
-    let lan = format!("198.18.{router_index}");
-    ip(&[
-        "-n", &router.ns, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns",
-        &node.ns,
-    ]);
-    ip(&[
-        "-n",
-        &router.ns,
-        "addr",
-        "add",
-        &format!("{lan}.1/24"),
-        "dev",
-        "lan0",
-    ]);
-    ip(&["-n", &router.ns, "link", "set", "lan0", "up"]);
-    ip(&[
-        "-n",
-        &node.ns,
-        "addr",
-        "add",
-        &format!("{lan}.2/24"),
-        "dev",
-        "eth0",
-    ]);
-    ip(&["-n", &node.ns, "link", "set", "eth0", "up"]);
-    ip(&[
-        "-n",
-        &node.ns,
-        "route",
-        "add",
-        "default",
-        "via",
-        &format!("{lan}.1"),
-    ]);
-    must(lab, &router, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    must(lab, &router, &["nft", "add table ip nat"]);
-    must(
-        lab,
-        &router,
-        &[
-            "nft",
-            "add chain ip nat postrouting { type nat hook postrouting priority srcnat ; }",
-        ],
-    );
-    must(
-        lab,
-        &router,
-        &["nft", "add rule ip nat postrouting oifname eth0 masquerade"],
-    );
-    // The router's own stateful firewall, as on any home router: nothing unsolicited from
-    // the internet reaches the router itself. Such a packet is dropped before conntrack
-    // confirms an entry for it, so it cannot occupy the tuple that the node's own mapping
-    // towards the sender will need (without this, the first hole-punching packet from the
-    // other side makes Linux give the node's mapping a random port: a symmetric NAT).
-    must(lab, &router, &["nft", "add table ip filter"]);
-    must(
-        lab,
-        &router,
-        &[
-            "nft",
-            "add chain ip filter input { type filter hook input priority filter ; }",
-        ],
-    );
-    must(
-        lab,
-        &router,
-        &[
-            "nft",
-            "add rule ip filter input iifname eth0 ct state new,invalid drop",
-        ],
-    );
-    Site { router, node }
-}
-
-/// A directory for the control sockets, removed on drop.
-struct SocketDir(PathBuf);
-
-impl SocketDir {
-    fn new(test: &str) -> SocketDir {
-        let dir = std::env::temp_dir().join(format!("ethcloud-nat-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        SocketDir(dir)
-    }
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for SocketDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `ethcloud show` against `socket`.
-fn show(lab: &Lab, host: &Host, socket: &str) -> String {
-    let out = must(lab, host, &[ETHCLOUD, "show", "--socket", socket]);
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// True if the `ethcloud show` text lists `peer` as verified.
 fn shows_verified_peer(answer: &str, peer: &str) -> bool {
@@ -183,43 +45,12 @@ fn shows_verified_peer(answer: &str, peer: &str) -> bool {
     false
 }
 
-/// Pings `target` from `from` until `count` pings in a row are answered; panics at `deadline`.
-fn ping_run(lab: &Lab, from: &Host, target: &str, count: usize, timeout: Duration) {
-    let start = Instant::now();
-    let mut run = 0;
-    while run < count {
-        assert!(
-            start.elapsed() < timeout,
-            "{} could not ping {target} {count} times in a row within {timeout:?}",
-            from.ns
-        );
-        if lab.ping_once(from, target) {
-            run += 1;
-        } else {
-            run = 0;
-        }
-    }
-}
-
-/// The routers' conntrack entries between the two sites, for the failure messages.
-fn conntrack(lab: &Lab, router: &Host) -> String {
-    let out = lab.run(
-        router,
-        &["conntrack", "-L", "-p", "udp"],
-        Duration::from_secs(10),
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 #[ignore = "needs root + netns + nft + conntrack; .ci/run passes --include-ignored"]
 fn nodes_behind_two_nats_mesh_talk_directly_without_the_public_node_and_survive_a_conntrack_flush()
 {
-    let mut lab = Lab::new(3);
-    let public = lab.host(1);
-    let a = nat_site(&mut lab, 2);
-    let b = nat_site(&mut lab, 3);
-    let dir = SocketDir::new("mesh");
+    let (mut lab, public, a, b) = nat_lab("masquerade");
+    let dir = TestDir::new("nat", "mesh");
     let sock_a = dir.path("a.sock");
     let p = public.addr_v4();
 
@@ -317,11 +148,8 @@ fn nodes_behind_two_nats_mesh_talk_directly_without_the_public_node_and_survive_
 #[test]
 #[ignore = "needs root + netns + nft + conntrack; .ci/run passes --include-ignored"]
 fn a_nated_node_whose_public_port_changes_is_found_again() {
-    let mut lab = Lab::new(3);
-    let public = lab.host(1);
-    let a = nat_site(&mut lab, 2);
-    let b = nat_site(&mut lab, 3);
-    let dir = SocketDir::new("rebind");
+    let (mut lab, public, a, b) = nat_lab("masquerade");
+    let dir = TestDir::new("nat", "rebind");
     let sock_b = dir.path("b.sock");
     let p = public.addr_v4();
     lab.start(&public, &["-t", "7"]);

@@ -30,11 +30,9 @@
 mod e2e;
 
 use std::fs;
-use std::path::PathBuf;
-use std::process::Output;
 use std::time::{Duration, Instant};
 
-use e2e::{ip, Host, Lab, ETHCLOUD, SOON};
+use e2e::{conntrack, must, nat_lab, ping_run, show, Host, Lab, Site, TestDir, ETHCLOUD, SOON};
 
 /// How long until A pings B through the relay, counted from both NATed nodes' start (peer
 /// lists, RELAY_AFTER = 10 s without a direct path, then the route through P).
@@ -46,98 +44,6 @@ const DIRECT: Duration = Duration::from_secs(60);
 const UNREACHABLE: Duration = Duration::from_secs(30);
 /// The public node's underlay address, as the NATed nodes know it.
 const VIA: &str = "198.18.0.1:3210";
-
-/// One site behind a NAT: its router (a lab host on the internet bridge) and the node
-/// behind it.
-struct Site {
-    router: Host,
-    node: Host,
-}
-
-impl Site {
-    /// The node's address on its LAN (what a DNAT on its router forwards to).
-    fn lan_v4(&self) -> String {
-        format!("198.18.{}.2", self.router.index)
-    }
-    /// How every address the internet sees for this node begins: the router's IPv4 and a
-    /// colon (the port depends on the destination behind a symmetric NAT).
-    fn public_prefix(&self) -> String {
-        format!("{}:", self.router.underlay_v4())
-    }
-}
-
-/// Runs `command` in `host`'s namespace and asserts that it succeeds.
-fn must(lab: &Lab, host: &Host, command: &[&str]) -> Output {
-    let out = lab.run(host, command, Duration::from_secs(20));
-    assert!(
-        out.status.success(),
-        "{command:?} in {} failed: {}{}",
-        host.ns,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// Turns lab host `router_index` into a NAT router for a new LAN 198.18.`router_index`.0/24
-/// with one node, 198.18.`router_index`.2, behind it. `masquerade` is the postrouting rule's
-/// statement (`masquerade random` for a symmetric NAT). As in tests/e2e_nat.rs, the router's
-/// input filter drops everything unsolicited from the internet.
-fn nat_site(lab: &mut Lab, router_index: u8, masquerade: &str) -> Site {
-    let router = lab.host(router_index);
-    let index = 10 + router_index;
-    let ns = lab.extra_namespace(&format!("h{index}"));
-    let node = Host { index, ns };
-    let lan = format!("198.18.{router_index}");
-    ip(&[
-        "-n", &router.ns, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns",
-        &node.ns,
-    ]);
-    let router_lan = format!("{lan}.1/24");
-    ip(&["-n", &router.ns, "addr", "add", &router_lan, "dev", "lan0"]);
-    ip(&["-n", &router.ns, "link", "set", "lan0", "up"]);
-    let node_lan = format!("{lan}.2/24");
-    ip(&["-n", &node.ns, "addr", "add", &node_lan, "dev", "eth0"]);
-    ip(&["-n", &node.ns, "link", "set", "eth0", "up"]);
-    let gateway = format!("{lan}.1");
-    ip(&["-n", &node.ns, "route", "add", "default", "via", &gateway]);
-    must(lab, &router, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    must(lab, &router, &["nft", "add table ip nat"]);
-    must(
-        lab,
-        &router,
-        &[
-            "nft",
-            "add chain ip nat postrouting { type nat hook postrouting priority srcnat ; }",
-        ],
-    );
-    must(
-        lab,
-        &router,
-        &[
-            "nft",
-            &format!("add rule ip nat postrouting oifname eth0 {masquerade}"),
-        ],
-    );
-    must(lab, &router, &["nft", "add table ip filter"]);
-    must(
-        lab,
-        &router,
-        &[
-            "nft",
-            "add chain ip filter input { type filter hook input priority filter ; }",
-        ],
-    );
-    must(
-        lab,
-        &router,
-        &[
-            "nft",
-            "add rule ip filter input iifname eth0 ct state new,invalid drop",
-        ],
-    );
-    Site { router, node }
-}
 
 /// Makes `site`'s router endpoint-independent and reachable unsolicited on port 3210 (a
 /// full-cone-like NAT): plain masquerade (keeps port 3210 when it is free), a DNAT of UDP
@@ -173,39 +79,12 @@ fn make_full_cone(lab: &Lab, site: &Site) {
     must(lab, router, &["conntrack", "-F"]);
 }
 
-/// A directory for the key file and the control sockets, removed on drop.
-struct TestDir(PathBuf);
-
-impl TestDir {
-    fn new(test: &str) -> TestDir {
-        let dir =
-            std::env::temp_dir().join(format!("ethcloud-relay-{test}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TestDir(dir)
-    }
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_string_lossy().into_owned()
-    }
-    /// Writes the network key file (a passphrase, as tests/e2e_keyed.rs does) and returns
-    /// its path.
-    fn key_file(&self) -> String {
-        let path = self.path("net.key");
-        fs::write(&path, "relay me through the public node\n").expect("write the key file");
-        path
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `ethcloud show` (text) against `socket`.
-fn show(lab: &Lab, host: &Host, socket: &str) -> String {
-    let out = must(lab, host, &[ETHCLOUD, "show", "--socket", socket]);
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// Writes the network key file (a passphrase, as tests/e2e_keyed.rs does) into `dir` and
+/// returns its path.
+fn key_file(dir: &TestDir) -> String {
+    let path = dir.path("net.key");
+    fs::write(&path, "relay me through the public node\n").expect("write the key file");
+    path
 }
 
 /// `ethcloud show --json` against `socket`.
@@ -310,35 +189,6 @@ fn must_counter(answer: &str, name: &str, who: &str) -> u64 {
         .unwrap_or_else(|| panic!("{who}'s show has no counter {name:?}:\n{answer}"))
 }
 
-/// Pings `target` from `from` until `count` pings in a row are answered; panics at the
-/// deadline.
-fn ping_run(lab: &Lab, from: &Host, target: &str, count: usize, timeout: Duration) {
-    let start = Instant::now();
-    let mut run = 0;
-    while run < count {
-        assert!(
-            start.elapsed() < timeout,
-            "{} could not ping {target} {count} times in a row within {timeout:?}",
-            from.ns
-        );
-        if lab.ping_once(from, target) {
-            run += 1;
-        } else {
-            run = 0;
-        }
-    }
-}
-
-/// A router's UDP conntrack entries, for evidence and failure messages.
-fn conntrack(lab: &Lab, router: &Host) -> String {
-    let out = lab.run(
-        router,
-        &["conntrack", "-L", "-p", "udp"],
-        Duration::from_secs(10),
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Asserts that the two symmetric NATs kept A and B from a direct path: A lists no verified
 /// peer on B's router, and R2 has no two-way (ASSURED) mapping towards B's router.
 fn assert_no_direct_path(lab: &Lab, a: &Site, b: &Site, answer_a: &str) {
@@ -358,12 +208,9 @@ fn assert_no_direct_path(lab: &Lab, a: &Site, b: &Site, answer_a: &str) {
 #[test]
 #[ignore = "needs root + netns + nft + conntrack; .ci/run passes --include-ignored"]
 fn symmetric_nats_talk_through_the_relay_then_directly_once_one_nat_is_endpoint_independent() {
-    let mut lab = Lab::new(3);
-    let public = lab.host(1);
-    let a = nat_site(&mut lab, 2, "masquerade random");
-    let b = nat_site(&mut lab, 3, "masquerade random");
-    let dir = TestDir::new("symmetric");
-    let key = dir.key_file();
+    let (mut lab, public, a, b) = nat_lab("masquerade random");
+    let dir = TestDir::new("relay", "symmetric");
+    let key = key_file(&dir);
     let (sock_p, sock_a, sock_b) = (dir.path("p.sock"), dir.path("a.sock"), dir.path("b.sock"));
 
     let p = lab.start(
@@ -547,12 +394,9 @@ fn symmetric_nats_talk_through_the_relay_then_directly_once_one_nat_is_endpoint_
 #[test]
 #[ignore = "needs root + netns + nft + conntrack; .ci/run passes --include-ignored"]
 fn a_node_with_no_relay_is_not_relayed_for() {
-    let mut lab = Lab::new(3);
-    let public = lab.host(1);
-    let a = nat_site(&mut lab, 2, "masquerade random");
-    let b = nat_site(&mut lab, 3, "masquerade random");
-    let dir = TestDir::new("norelay");
-    let key = dir.key_file();
+    let (mut lab, public, a, b) = nat_lab("masquerade random");
+    let dir = TestDir::new("relay", "norelay");
+    let key = key_file(&dir);
     let (sock_p, sock_a) = (dir.path("p.sock"), dir.path("a.sock"));
 
     let p = lab.start(

@@ -521,6 +521,183 @@ pub fn wait_port(lab: &Lab, host: &Host, port: u16) {
     }
 }
 
+/// Runs `command` in `host`'s namespace (20 s at most) and asserts that it succeeds.
+pub fn must(lab: &Lab, host: &Host, command: &[&str]) -> Output {
+    let out = lab.run(host, command, Duration::from_secs(20));
+    assert!(
+        out.status.success(),
+        "{command:?} in {} failed: {}{}",
+        host.ns,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `ethcloud show` (text) against `socket`, run in `host`'s namespace; must succeed.
+pub fn show(lab: &Lab, host: &Host, socket: &str) -> String {
+    let out = must(lab, host, &[ETHCLOUD, "show", "--socket", socket]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Pings `target` from `from` until `count` pings in a row are answered; panics at the
+/// deadline.
+pub fn ping_run(lab: &Lab, from: &Host, target: &str, count: usize, timeout: Duration) {
+    let start = Instant::now();
+    let mut run = 0;
+    while run < count {
+        assert!(
+            start.elapsed() < timeout,
+            "{} could not ping {target} {count} times in a row within {timeout:?}",
+            from.ns
+        );
+        if lab.ping_once(from, target) {
+            run += 1;
+        } else {
+            run = 0;
+        }
+    }
+}
+
+/// A scratch directory for a test's control sockets (and key files), removed on drop.
+pub struct TestDir(PathBuf);
+
+impl TestDir {
+    /// A fresh, empty `ethcloud-<suite>-<test>-<pid>` in the temp dir (e.g. suite `nat`).
+    pub fn new(suite: &str, test: &str) -> TestDir {
+        let dir =
+            std::env::temp_dir().join(format!("ethcloud-{suite}-{test}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TestDir(dir)
+    }
+    /// The path of `name` in the directory, as a string for a command line.
+    pub fn path(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One site behind a NAT (made by [`nat_site`]): its router (a lab host on the internet
+/// bridge) and the node behind it.
+pub struct Site {
+    /// The router: lab host `k`, underlay 198.18.0.`k` on eth0, 198.18.`k`.1 on lan0.
+    pub router: Host,
+    /// The node behind it: namespace `<prefix>h1k`, 198.18.`k`.2 on eth0.
+    pub node: Host,
+}
+
+impl Site {
+    /// The node's address as the internet sees it behind a port-keeping NAT: the router's,
+    /// port 3210 (masquerade keeps the port when it is free).
+    pub fn public_addr(&self) -> String {
+        self.router.addr_v4()
+    }
+    /// How every address the internet sees for this node begins: the router's IPv4 and a
+    /// colon (the port depends on the destination behind a symmetric NAT).
+    pub fn public_prefix(&self) -> String {
+        format!("{}:", self.router.underlay_v4())
+    }
+    /// The node's address on its LAN (what a DNAT on its router forwards to).
+    pub fn lan_v4(&self) -> String {
+        format!("198.18.{}.2", self.router.index)
+    }
+}
+
+/// Turns lab host `router_index` into a NAT router for a new LAN 198.18.`router_index`.0/24
+/// with one node, 198.18.`router_index`.2 (lab host number 10 + `router_index`, namespace
+/// `<prefix>h1<router_index>`), behind it. `masquerade` is the statement of the postrouting
+/// rule on eth0 (`masquerade` keeps the port when it is free; `masquerade random` makes a
+/// symmetric NAT). The router's input filter drops everything unsolicited from the internet.
+/// Needs `nft`; the namespace goes with the lab.
+pub fn nat_site(lab: &mut Lab, router_index: u8, masquerade: &str) -> Site {
+    let router = lab.host(router_index);
+    let index = 10 + router_index;
+    let ns = lab.extra_namespace(&format!("h{index}"));
+    let node = Host { index, ns };
+    let lan = format!("198.18.{router_index}");
+    ip(&[
+        "-n", &router.ns, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns",
+        &node.ns,
+    ]);
+    let router_lan = format!("{lan}.1/24");
+    ip(&["-n", &router.ns, "addr", "add", &router_lan, "dev", "lan0"]);
+    ip(&["-n", &router.ns, "link", "set", "lan0", "up"]);
+    let node_lan = format!("{lan}.2/24");
+    ip(&["-n", &node.ns, "addr", "add", &node_lan, "dev", "eth0"]);
+    ip(&["-n", &node.ns, "link", "set", "eth0", "up"]);
+    let gateway = format!("{lan}.1");
+    ip(&["-n", &node.ns, "route", "add", "default", "via", &gateway]);
+    must(lab, &router, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    must(lab, &router, &["nft", "add table ip nat"]);
+    must(
+        lab,
+        &router,
+        &[
+            "nft",
+            "add chain ip nat postrouting { type nat hook postrouting priority srcnat ; }",
+        ],
+    );
+    must(
+        lab,
+        &router,
+        &[
+            "nft",
+            &format!("add rule ip nat postrouting oifname eth0 {masquerade}"),
+        ],
+    );
+    // The router's own stateful firewall, as on any home router: nothing unsolicited from
+    // the internet reaches the router itself. Such a packet is dropped before conntrack
+    // confirms an entry for it, so it cannot occupy the tuple that the node's own mapping
+    // towards the sender will need (without this, the first hole-punching packet from the
+    // other side makes Linux give the node's mapping a random port: a symmetric NAT).
+    must(lab, &router, &["nft", "add table ip filter"]);
+    must(
+        lab,
+        &router,
+        &[
+            "nft",
+            "add chain ip filter input { type filter hook input priority filter ; }",
+        ],
+    );
+    must(
+        lab,
+        &router,
+        &[
+            "nft",
+            "add rule ip filter input iifname eth0 ct state new,invalid drop",
+        ],
+    );
+    Site { router, node }
+}
+
+/// The NAT lab: three hosts on the internet bridge, host 1 the public one, hosts 2 and 3
+/// NAT routers with one node behind each ([`nat_site`] with the `masquerade` statement).
+/// Returns the lab, the public host and the sites behind routers 2 and 3.
+pub fn nat_lab(masquerade: &str) -> (Lab, Host, Site, Site) {
+    let mut lab = Lab::new(3);
+    let public = lab.host(1);
+    let a = nat_site(&mut lab, 2, masquerade);
+    let b = nat_site(&mut lab, 3, masquerade);
+    (lab, public, a, b)
+}
+
+/// A router's UDP conntrack entries (`conntrack -L -p udp`), for evidence and failure
+/// messages.
+pub fn conntrack(lab: &Lab, router: &Host) -> String {
+    let out = lab.run(
+        router,
+        &["conntrack", "-L", "-p", "udp"],
+        Duration::from_secs(10),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Runs `ip ARGS`, panicking with its stderr if it fails.
 pub fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("run ip");
