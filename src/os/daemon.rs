@@ -84,8 +84,14 @@ impl Clock {
 
     /// Milliseconds since [`Clock::start`].
     pub fn now(&self) -> Instant {
-        let millis = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Instant::from_millis(millis)
+        self.at(std::time::Instant::now())
+    }
+
+    /// The core's time at `instant`, read from the std clock earlier (milliseconds since
+    /// [`Clock::start`]; zero before it).
+    pub fn at(&self, instant: std::time::Instant) -> Instant {
+        let since = instant.saturating_duration_since(self.start);
+        Instant::from_millis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
     }
 }
 
@@ -269,7 +275,29 @@ struct Daemon {
 impl Daemon {
     fn run(mut self) -> Result<Exit, Error> {
         let mut ready = [false; 5];
+        // When the last pass ended (std clock): the next pass starts from it, so a spinning
+        // pass reads the clock only after its reads and after its yield.
+        let mut pass_end = std::time::Instant::now();
         loop {
+            let pass = self.spin.begin_pass(pass_end);
+            if pass == Pass::TryDirect {
+                // Spinning: try both packet fds straight away (an empty try is one cheap
+                // syscall each). A pass that finds nothing yields and goes on to the next
+                // at once, without the bookkeeping: it queued nothing, and the epoll pass
+                // every `SPIN_EPOLL_EVERY` sees the timer, signals and the control socket.
+                let now = self.clock.at(pass_end);
+                let from_socket = self.drain_socket(now)?;
+                let from_device = self.drain_device(now)?;
+                pass_end = std::time::Instant::now();
+                if from_socket || from_device {
+                    self.spin.traffic(pass_end);
+                    self.after_pass(now, false, false)?;
+                } else {
+                    pass_end = self.idle_spin_pass(pass_end);
+                }
+                continue;
+            }
+
             let now = self.clock.now();
             // Re-arm only when the timer would fire too late (or already fired): saves a
             // syscall per wake-up under load. Firing early is harmless.
@@ -284,19 +312,13 @@ impl Daemon {
             }
 
             ready.fill(false);
-            let pass = self.spin.begin_pass(std::time::Instant::now());
-            if pass == Pass::TryDirect {
-                // Try both packet fds straight away (an empty try is one cheap syscall each).
-                // (`ready` is indexed by token: device, socket, timer, signal, control.)
-                ready = [true, true, false, false, false];
-            } else {
-                let timeout = (pass == Pass::PollNow).then_some(Duration::ZERO);
-                for token in self.poll.wait(timeout).map_err(Error::Epoll)? {
-                    if let Some(flag) = usize::try_from(token).ok().and_then(|i| ready.get_mut(i)) {
-                        *flag = true;
-                    }
+            let timeout = (pass == Pass::PollNow).then_some(Duration::ZERO);
+            for token in self.poll.wait(timeout).map_err(Error::Epoll)? {
+                if let Some(flag) = usize::try_from(token).ok().and_then(|i| ready.get_mut(i)) {
+                    *flag = true;
                 }
             }
+            // (`ready` is indexed by token: device, socket, timer, signal, control.)
             let [device, socket, timer, signal, control] = ready;
 
             let now = self.clock.now();
@@ -312,43 +334,54 @@ impl Daemon {
             if device {
                 traffic |= self.drain_device(now)?;
             }
+            pass_end = std::time::Instant::now();
             if traffic {
-                self.spin.traffic(std::time::Instant::now());
-            } else if pass != Pass::Sleep {
-                self.idle_spin_pass();
+                self.spin.traffic(pass_end);
+            } else if pass == Pass::PollNow {
+                pass_end = self.idle_spin_pass(pass_end);
             }
-            if timer {
-                self.timer.clear().map_err(Error::Timer)?;
-            }
-            if now >= self.node.next_deadline() {
-                self.node.housekeep(now);
-            }
-            if now >= self.kernel_counters_at {
-                self.kernel_counters_at = now + KERNEL_COUNTERS_EVERY;
-                self.read_kernel_counters();
-            }
-            let counters = self.loop_counters();
-            self.service.poll(now, &mut self.node, counters);
-            // `ethcloud show` clients (never blocks).
-            let wake = control.then_some((&self.poll, TOKEN_CONTROL));
-            self.service.serve_control(now, wake, &self.node, counters);
-            // Whatever is still queued or held goes out before the loop sleeps.
-            self.node.flush();
+            self.after_pass(now, timer, control)?;
         }
     }
 
-    /// A spinning pass that found nothing: yield and poll again, or, if the scheduler took
-    /// this processor away since the last pass (see [`Daemon::busy_poll`] and
-    /// [`crate::spin`]), let the spin end.
-    fn idle_spin_pass(&mut self) {
-        match self.spin.idle(std::time::Instant::now()) {
+    /// The end of a pass that moved packets or asked epoll: the timer, the node's
+    /// housekeeping, the kernel's counters, the service jobs and `ethcloud show` clients,
+    /// then whatever is still queued or held goes out before the loop sleeps.
+    fn after_pass(&mut self, now: Instant, timer: bool, control: bool) -> Result<(), Error> {
+        if timer {
+            self.timer.clear().map_err(Error::Timer)?;
+        }
+        if now >= self.node.next_deadline() {
+            self.node.housekeep(now);
+        }
+        if now >= self.kernel_counters_at {
+            self.kernel_counters_at = now + KERNEL_COUNTERS_EVERY;
+            self.read_kernel_counters();
+        }
+        let counters = self.loop_counters();
+        self.service.poll(now, &mut self.node, counters);
+        // `ethcloud show` clients (never blocks).
+        let wake = control.then_some((&self.poll, TOKEN_CONTROL));
+        self.service.serve_control(now, wake, &self.node, counters);
+        self.node.flush();
+        Ok(())
+    }
+
+    /// A spinning pass that found nothing, at `now`: yield and poll again, or, if the
+    /// scheduler took this processor away since the last pass (see [`Daemon::busy_poll`] and
+    /// [`crate::spin`]), let the spin end. Returns when the pass ended (after the yield).
+    fn idle_spin_pass(&mut self, now: std::time::Instant) -> std::time::Instant {
+        match self.spin.idle(now) {
             Idle::Yield => {
                 // Hands the processor to a task of our own scheduling group, if one is runnable.
                 std::thread::yield_now();
-                self.spin.yielded(std::time::Instant::now());
+                let end = std::time::Instant::now();
+                self.spin.yielded(end);
+                end
             }
             Idle::Preempted => {
                 self.stats.busy_poll_yields = self.stats.busy_poll_yields.saturating_add(1);
+                now
             }
         }
     }
@@ -698,6 +731,17 @@ pub fn new_session() -> Result<[u8; SESSION_LEN], Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clock_at_an_earlier_reading_is_its_millisecond_and_zero_before_the_start() {
+        let clock = Clock::start();
+        let later = clock.start + Duration::from_micros(12_345_678);
+        assert_eq!(clock.at(later), Instant::from_millis(12_345));
+        assert_eq!(clock.at(clock.start), Instant::ZERO);
+        if let Some(before) = clock.start.checked_sub(Duration::from_secs(1)) {
+            assert_eq!(clock.at(before), Instant::ZERO);
+        }
+    }
 
     #[test]
     fn clock_starts_near_zero_and_never_goes_back() {
