@@ -6,8 +6,8 @@
 //! cleanly (the node sends `Close` to every peer), SIGUSR1 logs the counters and the status
 //! (peers, MAC table), SIGHUP re-reads the key file in keyed mode and hands a changed key to
 //! [`Node::rekey`] (key rotation), and with per-node keys re-reads the trust files and hands
-//! them to [`Node::set_trusted`] (revocation). It does not touch packet contents: every frame and datagram goes to the
-//! node, which counts and logs drops.
+//! them to [`Node::set_trusted`] (revocation). It does not touch packet contents: every frame
+//! and datagram goes to the node, which counts and logs drops.
 //!
 //! Batching: datagrams come in with `recvmmsg` (and UDP GRO, if on: one message holds a run of
 //! datagrams, cut here by their segment size); a tap opened with a vnet header hands out
@@ -15,6 +15,11 @@
 //! socket and frames to the tap may be held for coalescing: [`Node::flush`] sends and writes
 //! them after every receive batch, after every [`FLUSH_AT`] queued datagrams, and at the end
 //! of each drain, before the loop sleeps again, so a lone frame is never held back.
+//!
+//! Busy polling: after traffic the loop spins for `--busy-poll` ([`crate::spin`] decides how
+//! each pass looks for work and when the spin ends). A spinning pass that finds nothing
+//! yields and starts the next one at once, without the timer, housekeeping and service jobs,
+//! which run after every pass that moved packets and every epoll pass.
 
 use std::io;
 use std::os::fd::AsFd;
@@ -243,23 +248,24 @@ struct Daemon {
     /// The periodic jobs besides forwarding (stats file, re-resolved `--connect` names).
     service: Service,
     /// The busy-poll spin ([`crate::spin`]). After traffic, keep polling without sleeping
-    /// for `--busy-poll`: the next packet
-    /// of a conversation then finds the loop awake instead of paying a wake-up. A pass tries
-    /// the socket and the tap directly (epoll only every [`SPIN_EPOLL_EVERY`](crate::spin::SPIN_EPOLL_EVERY) passes), and an
-    /// empty pass yields the core: a task woken by our last packet (on a small machine, the
-    /// very application waiting for it) then runs at once instead of waiting for the spin.
+    /// for `--busy-poll`: the next packet of a conversation then finds the loop awake instead
+    /// of paying a wake-up. A pass tries the socket and the tap directly (epoll only every
+    /// [`SPIN_EPOLL_EVERY`](crate::spin::SPIN_EPOLL_EVERY) passes), and an empty pass yields
+    /// the core: a task woken by our last packet (on a small machine, the very application
+    /// waiting for it) then runs at once instead of waiting for the spin.
     ///
     /// The spin only pays while this processor has nothing else to do. `sched_yield` cannot
     /// be relied on to say so: it only yields to tasks of the same scheduling group, and a
     /// daemon started in its own session (its own autogroup) or in its own cgroup (a systemd
     /// service) is alone in its group, so there it yields to nobody and the spin holds the
     /// processor until the scheduler preempts it. So each empty pass also asks whether the
-    /// thread was switched out since the last pass (a gap longer than [`PREEMPTED_GAP`](crate::spin::PREEMPTED_GAP)
-    /// outside its own `sched_yield`, read from the clock): if so, another task wanted this
-    /// processor and could not get it by our yield, the spin ends and the loop sleeps in
-    /// epoll until the next packet, which starts a new spin. (A hold-off after such a spin, 10 ms without
-    /// spinning, was measured and rejected: it doubled the ping-pong latency under load and
-    /// bought no throughput; see docs/performance.md, issue #16.)
+    /// thread was switched out since the last pass (a gap longer than
+    /// [`PREEMPTED_GAP`](crate::spin::PREEMPTED_GAP) outside its own `sched_yield`, read from
+    /// the clock): if so, another task wanted this processor and could not get it by our
+    /// yield, the spin ends and the loop sleeps in epoll until the next packet, which starts a
+    /// new spin. (A hold-off after such a spin, 10 ms without spinning, was measured and
+    /// rejected: it doubled the ping-pong latency under load and bought no throughput; see
+    /// docs/performance.md, issue #16.)
     spin: Spin,
     /// When the kernel's drop counters are read next.
     kernel_counters_at: Instant,
