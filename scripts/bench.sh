@@ -290,33 +290,35 @@ run_throughput() {
     fi
     # UDP, 64-byte payloads, unlimited rate: received packets per second and loss.
     if json=$(iperf "$label" "$ip" -u -b 0 -l 64); then
-        python3 - "$json" "$label" >>"$results" <<'PY'
-import json, sys
-report = json.load(open(sys.argv[1]))
-s = report.get("end", {}).get("sum")
-if not s or "packets" not in s:
-    print(f"  iperf3 UDP gave no result: {report.get('error', 'no end.sum')}", file=sys.stderr)
-    sys.exit(0)
-got = s["packets"] - s["lost_packets"]
-print(f"{sys.argv[2]}\tudp64_kpps\t{got / s['seconds'] / 1e3}")
-print(f"{sys.argv[2]}\tudp64_loss\t{s['lost_percent']}")
-PY
+        udp_result "$json" "$label" full >>"$results"
     fi
     # UDP, 64-byte payloads at a fixed offered rate, the same for every system: loss. (At full
     # speed the offered rate differs: VXLAN encapsulates in the sender's own system call, so
     # the sender slows to what it forwards, while a tap accepts whatever comes and drops the
     # rest; at the same offered rate the losses compare.)
     if json=$(iperf "$label" "$ip" -u -b "$((udp_rate * 1000 * 64 * 8))" -l 64); then
-        python3 - "$json" "$label" >>"$results" <<'PY'
+        udp_result "$json" "$label" fixed >>"$results"
+    fi
+}
+
+# The result lines of an iperf3 UDP report: at full speed ("full") the received rate and the
+# loss, at the fixed rate ("fixed") the loss; nothing, saying why, when the report has none.
+udp_result() {
+    python3 - "$@" <<'PY'
 import json, sys
-report = json.load(open(sys.argv[1]))
+path, label, mode = sys.argv[1:4]
+report = json.load(open(path))
 s = report.get("end", {}).get("sum")
 if not s or "packets" not in s:
     print(f"  iperf3 UDP gave no result: {report.get('error', 'no end.sum')}", file=sys.stderr)
     sys.exit(0)
-print(f"{sys.argv[2]}\tudp64_fixed_loss\t{s['lost_percent']}")
+if mode == "full":
+    got = s["packets"] - s["lost_packets"]
+    print(f"{label}\tudp64_kpps\t{got / s['seconds'] / 1e3}")
+    print(f"{label}\tudp64_loss\t{s['lost_percent']}")
+else:
+    print(f"{label}\tudp64_fixed_loss\t{s['lost_percent']}")
 PY
-    fi
 }
 
 run_latency() {
