@@ -224,8 +224,8 @@ fn open_control(settings: &Settings, device: &str) -> Option<ControlServer> {
 /// Reads the key file and makes this run's session: the start time in milliseconds since the
 /// Unix epoch, then 8 random bytes, so that no two runs ever use the same nonces.
 fn load_key(path: &std::path::Path, token: ethcloud::wire::Token) -> Result<Keyed, Error> {
-    let key = daemon::read_key(path, token)?;
-    let session = daemon::new_session()?;
+    let key = keyfiles::read_key(path, token)?;
+    let session = keyfiles::new_session()?;
     info!(
         "keyed mode: every packet is sealed ({}, the fastest on this CPU) with the key from {}",
         ethcloud::crypto::Cipher::preferred(),

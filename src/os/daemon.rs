@@ -29,10 +29,10 @@ use std::time::Duration;
 use log::{debug, info, warn};
 
 use crate::buf::PacketBuf;
-use crate::crypto::{Key, SESSION_LEN};
+
 use crate::error::Error;
 use crate::identity::IdentityConfig;
-use crate::keyfiles::NodeIdentity;
+use crate::keyfiles::{new_session, read_key, NodeIdentity};
 use crate::node::{Config, IdentitySetup, Keyed, Node, Rekey, KEY_GRACE, KEY_ROLLOVER};
 use crate::offload::segment::{complete_checksum, Segmenter};
 use crate::offload::vnet::{VnetHdr, GSO_NONE, VNET_HDR_LEN};
@@ -641,43 +641,6 @@ fn is_transient(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOMEM | libc::ENOBUFS))
 }
 
-/// The longest key file [`read_key`] accepts, in bytes.
-pub const MAX_KEY_FILE_LEN: u64 = 64 * 1024;
-
-/// Reads and parses the key file (see [`Key::from_file_contents`]), at start-up and on SIGHUP;
-/// the contents are wiped once parsed.
-///
-/// # Errors
-///
-/// [`Error::KeyFileRead`] if the file cannot be read, [`Error::KeyFile`] if it holds no usable
-/// key or is longer than [`MAX_KEY_FILE_LEN`].
-pub fn read_key(path: &std::path::Path, token: crate::wire::Token) -> Result<Key, Error> {
-    use std::io::Read;
-    let read_error = |source| Error::KeyFileRead {
-        path: path.to_owned(),
-        source,
-    };
-    // Bounded: a key file is 32 to 64 bytes or a passphrase; a path to something endless
-    // (a device, a pipe) must not grow memory.
-    let mut contents = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(MAX_KEY_FILE_LEN + 1).read_to_end(&mut contents))
-        .map_err(read_error)?;
-    if contents.len() as u64 > MAX_KEY_FILE_LEN {
-        contents.fill(0);
-        return Err(Error::KeyFile {
-            path: path.to_owned(),
-            reason: format!("longer than {MAX_KEY_FILE_LEN} bytes"),
-        });
-    }
-    let key = Key::from_file_contents(&contents, token);
-    contents.fill(0);
-    key.map_err(|e| Error::KeyFile {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })
-}
-
 /// SIGHUP in identity mode: reads the `--trusted` files again and hands the new set to the
 /// node, which drops the sessions of keys no longer in it at once. A failure is a warning; the
 /// set in use stays. The private key is read only at start-up.
@@ -715,25 +678,6 @@ fn random_u64() -> Result<u64, Error> {
     Ok(u64::from_le_bytes(bytes))
 }
 
-/// A new keyed-mode session, at start-up and for each new key: the time now in milliseconds
-/// since the Unix epoch (big-endian), then 8 random bytes, so that no two runs or keys ever
-/// share nonces.
-///
-/// # Errors
-///
-/// [`Error::Random`] if the OS gives no random bytes.
-pub fn new_session() -> Result<[u8; SESSION_LEN], Error> {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0);
-    let mut session = [0u8; SESSION_LEN];
-    let (time, random) = session.split_at_mut(8);
-    time.copy_from_slice(&millis.to_be_bytes());
-    crate::sys::random::fill(random).map_err(Error::Random)?;
-    Ok(session)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -756,30 +700,6 @@ mod tests {
         let b = clock.now();
         assert!(a.as_millis() < 1000);
         assert!(b >= a);
-    }
-
-    #[test]
-    fn key_files_are_read_whole_but_never_past_the_bound() {
-        let dir = std::env::temp_dir().join(format!("ethcloud-keyfile-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let token = crate::wire::Token::new(7).unwrap();
-        let good = dir.join("good.key");
-        std::fs::write(&good, [0x42u8; 32]).unwrap();
-        assert!(read_key(&good, token).is_ok());
-        let huge = dir.join("huge.key");
-        std::fs::write(
-            &huge,
-            vec![b'a'; usize::try_from(MAX_KEY_FILE_LEN).unwrap() + 1],
-        )
-        .unwrap();
-        let err = read_key(&huge, token).unwrap_err();
-        assert!(matches!(err, Error::KeyFile { .. }), "{err}");
-        assert!(err.to_string().contains("longer than"), "{err}");
-        assert!(matches!(
-            read_key(&dir.join("missing.key"), token),
-            Err(Error::KeyFileRead { .. })
-        ));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,0 +1,66 @@
+//! The network key of keyed mode at the OS edge: the `--key-file` (read at start-up and on
+//! SIGHUP, bounded, wiped once parsed) and the sender session a node seals under with it.
+//!
+//! The key file's formats (raw, hex, an Argon2id passphrase) are
+//! [`crypto::Key`](crate::crypto::Key)'s; the random bytes come from
+//! [`sys::random`](crate::sys::random).
+
+use std::fs::File;
+use std::path::Path;
+
+use super::{read_bounded, wipe};
+use crate::crypto::{Key, SESSION_LEN};
+use crate::error::Error;
+use crate::wire::Token;
+
+/// The longest key file [`read_key`] accepts, in bytes.
+pub const MAX_KEY_FILE_LEN: u64 = 64 * 1024;
+
+/// Reads and parses the key file (see [`Key::from_file_contents`]), at start-up and on SIGHUP;
+/// the contents are wiped once parsed.
+///
+/// # Errors
+///
+/// [`Error::KeyFileRead`] if the file cannot be read, [`Error::KeyFile`] if it holds no usable
+/// key or is longer than [`MAX_KEY_FILE_LEN`].
+pub fn read_key(path: &Path, token: Token) -> Result<Key, Error> {
+    // Bounded: a key file is 32 to 64 bytes or a passphrase; a path to something endless
+    // (a device, a pipe) must not grow memory.
+    let contents = File::open(path)
+        .and_then(|file| read_bounded(file, MAX_KEY_FILE_LEN))
+        .map_err(|source| Error::KeyFileRead {
+            path: path.to_owned(),
+            source,
+        })?;
+    let Some(mut contents) = contents else {
+        return Err(Error::KeyFile {
+            path: path.to_owned(),
+            reason: format!("longer than {MAX_KEY_FILE_LEN} bytes"),
+        });
+    };
+    let key = Key::from_file_contents(&contents, token);
+    wipe(&mut contents);
+    key.map_err(|e| Error::KeyFile {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// A new keyed-mode session, at start-up and for each new key: the time now in milliseconds
+/// since the Unix epoch (big-endian), then 8 random bytes, so that no two runs or keys ever
+/// share nonces.
+///
+/// # Errors
+///
+/// [`Error::Random`] if the OS gives no random bytes.
+pub fn new_session() -> Result<[u8; SESSION_LEN], Error> {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let mut session = [0u8; SESSION_LEN];
+    let (time, random) = session.split_at_mut(8);
+    time.copy_from_slice(&millis.to_be_bytes());
+    crate::sys::random::fill(random).map_err(Error::Random)?;
+    Ok(session)
+}

@@ -1,0 +1,282 @@
+//! The unit tests of the key files: the private key, the trust files and directories, the key
+//! tools, and the network key file.
+
+use super::*;
+use crate::identity::PublicKey;
+
+/// RFC 7748 section 6.1, Alice's key pair, in text form.
+const ALICE_PRIVATE: &str = "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=";
+const ALICE_PUBLIC: &str = "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=";
+
+/// A fresh, empty directory for one test; removed again on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir =
+            std::env::temp_dir().join(format!("ethcloud-keyfiles-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn write(&self, name: &str, contents: &[u8], mode: u32) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn public(seed: u8) -> PublicKey {
+    SecretKey::from_random([seed; 32]).public_key()
+}
+
+#[test]
+fn private_key_and_trust_file_load() {
+    let dir = TempDir::new("load");
+    let key = dir.write("node.key", format!("{ALICE_PRIVATE}\n").as_bytes(), 0o600);
+    let trust = dir.write(
+        "peers",
+        format!("# the others\n{} beta\n\n{}\n", public(1), public(2)).as_bytes(),
+        0o644,
+    );
+    let (secret, trusted) = load_identity(&key, std::slice::from_ref(&trust)).unwrap();
+    assert_eq!(secret.public_key().to_string(), ALICE_PUBLIC);
+    assert_eq!(trusted.len(), 2);
+    assert_eq!(trusted.name(&public(1)), Some("beta"));
+    assert_eq!(trusted.name(&public(2)), Some("peers"));
+
+    let identity = NodeIdentity::load(&key, std::slice::from_ref(&trust)).unwrap();
+    assert_eq!(identity.private_key, key);
+    assert_eq!(identity.trusted_paths, vec![trust]);
+    assert_eq!(identity.trusted, trusted);
+}
+
+#[test]
+fn private_key_readable_by_group_or_others_is_refused_naming_chmod() {
+    let dir = TempDir::new("mode");
+    for mode in [0o644, 0o640, 0o604, 0o601, 0o610, 0o666] {
+        let key = dir.write("node.key", ALICE_PRIVATE.as_bytes(), mode);
+        let err = read_private_key(&key).unwrap_err();
+        assert!(
+            matches!(err, Error::PrivateKeyMode { .. }),
+            "{mode:o}: {err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(&key.display().to_string()), "{text}");
+        assert!(
+            text.contains(&format!("chmod 600 {}", key.display())),
+            "{text}"
+        );
+        assert!(text.contains(&format!("mode 0{mode:o}")), "{text}");
+        assert!(!text.contains('\n'), "{text}");
+    }
+    for mode in [0o600, 0o400, 0o700] {
+        let key = dir.write("node.key", ALICE_PRIVATE.as_bytes(), mode);
+        assert!(read_private_key(&key).is_ok(), "{mode:o}");
+    }
+}
+
+#[test]
+fn bad_private_key_files_are_one_line_errors() {
+    let dir = TempDir::new("badkey");
+    let garbage = dir.write("garbage.key", b"not a key\n", 0o600);
+    let err = read_private_key(&garbage).unwrap_err();
+    assert!(matches!(err, Error::PrivateKey { .. }), "{err}");
+    assert!(err.to_string().contains("garbage.key"), "{err}");
+    assert!(err.to_string().contains("ethcloud genkey"), "{err}");
+    assert_eq!(err.exit_code(), 2);
+
+    let binary = dir.write("raw.key", &[0xff; 32], 0o600);
+    assert!(read_private_key(&binary)
+        .unwrap_err()
+        .to_string()
+        .contains("not text"));
+
+    let huge = vec![b' '; usize::try_from(MAX_PRIVATE_KEY_LEN).unwrap() + 1];
+    let huge = dir.write("huge.key", &huge, 0o600);
+    let err = read_private_key(&huge).unwrap_err();
+    assert!(err.to_string().contains("longer than 65536 bytes"), "{err}");
+    // Exactly at the bound is read (and then refused only for its contents).
+    let padded = format!(
+        "{ALICE_PRIVATE}{}",
+        " ".repeat(usize::try_from(MAX_PRIVATE_KEY_LEN).unwrap() - ALICE_PRIVATE.len())
+    );
+    let padded = dir.write("padded.key", padded.as_bytes(), 0o600);
+    assert!(read_private_key(&padded).is_ok());
+
+    let err = read_private_key(&dir.0.join("missing.key")).unwrap_err();
+    assert!(matches!(err, Error::PrivateKeyRead { .. }), "{err}");
+    assert!(err.to_string().contains("missing.key"), "{err}");
+}
+
+#[test]
+fn bad_trust_line_is_reported_with_file_and_line() {
+    let dir = TempDir::new("badline");
+    let key = dir.write("node.key", ALICE_PRIVATE.as_bytes(), 0o600);
+    let trust = dir.write(
+        "peers",
+        format!(
+            "# ok\n{}\n\n{} gamma\nhSDwCYkwp1R0i33ctD73Wg2/Og0m\n",
+            public(1),
+            public(2)
+        )
+        .as_bytes(),
+        0o644,
+    );
+    let err = load_identity(&key, std::slice::from_ref(&trust)).unwrap_err();
+    assert!(
+        matches!(err, Error::Trusted { line: Some(5), .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("trusted keys {}, line 5: ", trust.display())),
+        "{text}"
+    );
+    assert!(!text.contains('\n'), "{text}");
+    assert_eq!(err.exit_code(), 2);
+
+    let latin1 = dir.write("latin1", b"# ok\n# caf\xe9\n", 0o644);
+    let err = read_trusted(&[latin1]).unwrap_err();
+    assert!(err.to_string().contains("line 2: not UTF-8 text"), "{err}");
+}
+
+#[test]
+fn trust_directory_reads_its_files_sorted_named_by_file() {
+    let dir = TempDir::new("dir");
+    let trust = dir.0.join("trusted.d");
+    std::fs::create_dir(&trust).unwrap();
+    let write = |name: &str, contents: String| {
+        std::fs::write(trust.join(name), contents).unwrap();
+    };
+    write("alpha", format!("{}\n", public(1)));
+    write("beta", format!("# beta's key\n{}\n", public(2)));
+    // The later file (by name) wins for a key in two files.
+    write(
+        "gamma",
+        format!("{} gamma-laptop\n{}\n", public(3), public(1)),
+    );
+    write(".hidden", format!("{}\n", public(4)));
+    write("beta~", format!("{}\n", public(5)));
+    std::fs::create_dir(trust.join("subdir")).unwrap();
+    std::fs::write(trust.join("subdir").join("x"), format!("{}\n", public(6))).unwrap();
+    std::os::unix::fs::symlink(trust.join("beta"), trust.join("link")).unwrap();
+
+    let trusted = read_trusted(std::slice::from_ref(&trust)).unwrap();
+    assert_eq!(trusted.len(), 3, "{trusted:?}");
+    assert_eq!(trusted.name(&public(1)), Some("gamma"));
+    // "link" sorts after "beta": the link's name wins.
+    assert_eq!(trusted.name(&public(2)), Some("link"));
+    assert_eq!(trusted.name(&public(3)), Some("gamma-laptop"));
+    for hidden in [4, 5, 6] {
+        assert!(!trusted.contains(&public(hidden)), "{hidden}");
+    }
+
+    // A directory and a file together; an empty directory adds nothing.
+    let empty = dir.0.join("empty.d");
+    std::fs::create_dir(&empty).unwrap();
+    let extra = dir.write("extra", format!("{} extra\n", public(7)).as_bytes(), 0o644);
+    let trusted = read_trusted(&[trust.clone(), empty, extra]).unwrap();
+    assert_eq!(trusted.len(), 4);
+    assert_eq!(trusted.name(&public(7)), Some("extra"));
+
+    // A dangling link is an error naming it, not a key quietly dropped.
+    std::os::unix::fs::symlink(trust.join("gone"), trust.join("dangling")).unwrap();
+    let err = read_trusted(&[trust]).unwrap_err();
+    assert!(matches!(err, Error::TrustedRead { .. }), "{err}");
+    assert!(err.to_string().contains("dangling"), "{err}");
+}
+
+#[test]
+fn trust_files_and_directories_are_bounded() {
+    let dir = TempDir::new("bounds");
+    let mut big = format!("{} big\n", public(1)).into_bytes();
+    big.resize(usize::try_from(MAX_TRUST_FILE_LEN).unwrap() + 1, b'\n');
+    let big = dir.write("big", &big, 0o644);
+    let err = read_trusted(std::slice::from_ref(&big)).unwrap_err();
+    assert!(matches!(err, Error::Trusted { line: None, .. }), "{err}");
+    assert!(
+        err.to_string().contains("longer than 1048576 bytes"),
+        "{err}"
+    );
+
+    let many = dir.0.join("many.d");
+    std::fs::create_dir(&many).unwrap();
+    for i in 0..=MAX_TRUST_DIR_FILES {
+        std::fs::write(many.join(format!("n{i:05}")), "# no key\n").unwrap();
+    }
+    let err = read_trusted(std::slice::from_ref(&many)).unwrap_err();
+    assert!(err.to_string().contains("more than 4096 files"), "{err}");
+    std::fs::remove_file(many.join("n00000")).unwrap();
+    assert!(read_trusted(&[many]).unwrap().is_empty());
+
+    let err = read_trusted(&[PathBuf::from("/dev/null")]).unwrap_err();
+    assert!(
+        err.to_string().contains("neither a file nor a directory"),
+        "{err}"
+    );
+    let err = read_trusted(&[dir.0.join("missing")]).unwrap_err();
+    assert!(matches!(err, Error::TrustedRead { .. }), "{err}");
+}
+
+#[test]
+fn genkey_prints_a_fresh_key_each_time() {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    genkey(&mut a).unwrap();
+    genkey(&mut b).unwrap();
+    assert_ne!(a, b);
+    let text = String::from_utf8(a).unwrap();
+    assert_eq!(text.len(), 45);
+    assert!(text.ends_with('\n'));
+    let key = SecretKey::from_text(&text).unwrap();
+    // Clamped as X25519 asks.
+    assert_eq!(key.as_bytes()[0] & 7, 0);
+    assert_eq!(key.as_bytes()[31] & 0xc0, 0x40);
+}
+
+#[test]
+fn pubkey_of_rfc7748_alice_and_of_garbage() {
+    let mut out = Vec::new();
+    pubkey(format!("{ALICE_PRIVATE}\n").as_bytes(), &mut out).unwrap();
+    assert_eq!(out, format!("{ALICE_PUBLIC}\n").into_bytes());
+
+    let err = pubkey(&b"garbage\n"[..], &mut Vec::new()).unwrap_err();
+    assert!(matches!(err, Error::KeyInput { .. }), "{err}");
+    assert!(!err.to_string().contains('\n'), "{err}");
+
+    let long = vec![b' '; usize::try_from(MAX_KEY_INPUT_LEN).unwrap() + 1];
+    let err = pubkey(&long[..], &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("longer than 4096 bytes"), "{err}");
+}
+
+#[test]
+fn key_files_are_read_whole_but_never_past_the_bound() {
+    let dir = std::env::temp_dir().join(format!("ethcloud-keyfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = crate::wire::Token::new(7).unwrap();
+    let good = dir.join("good.key");
+    std::fs::write(&good, [0x42u8; 32]).unwrap();
+    assert!(read_key(&good, token).is_ok());
+    let huge = dir.join("huge.key");
+    std::fs::write(
+        &huge,
+        vec![b'a'; usize::try_from(MAX_KEY_FILE_LEN).unwrap() + 1],
+    )
+    .unwrap();
+    let err = read_key(&huge, token).unwrap_err();
+    assert!(matches!(err, Error::KeyFile { .. }), "{err}");
+    assert!(err.to_string().contains("longer than"), "{err}");
+    assert!(matches!(
+        read_key(&dir.join("missing.key"), token),
+        Err(Error::KeyFileRead { .. })
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
