@@ -16,35 +16,40 @@
 //! them after every receive batch, after every [`FLUSH_AT`] queued datagrams, and at the end
 //! of each drain, before the loop sleeps again, so a lone frame is never held back.
 //!
+//! The parts: this file sets the loop up and runs it (passes, spin, bookkeeping); `drain.rs`
+//! is the packet path (the socket and tap drains, super-frames cut into frames); `signals.rs`
+//! handles the signals and the SIGHUP reloads.
+//!
 //! Busy polling: after traffic the loop spins for `--busy-poll` ([`crate::spin`] decides how
 //! each pass looks for work and when the spin ends). A spinning pass that finds nothing
 //! yields and starts the next one at once, without the timer, housekeeping and service jobs,
 //! which run after every pass that moved packets and every epoll pass.
 
-use std::io;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use log::{debug, info, warn};
+use log::{debug, info};
 
 use crate::buf::PacketBuf;
 
 use crate::error::Error;
 use crate::identity::IdentityConfig;
-use crate::keyfiles::{new_session, read_key, NodeIdentity};
-use crate::node::{Config, IdentitySetup, Keyed, Node, Rekey, KEY_GRACE, KEY_ROLLOVER};
-use crate::offload::segment::{complete_checksum, Segmenter};
-use crate::offload::vnet::{VnetHdr, GSO_NONE, VNET_HDR_LEN};
+use crate::keyfiles::NodeIdentity;
+use crate::node::{Config, IdentitySetup, Node};
+use crate::offload::vnet::VNET_HDR_LEN;
 use crate::service::Service;
 use crate::spin::{Idle, Pass, Spin};
 use crate::status::LoopCounters;
 use crate::sys::epoll::Poll;
-use crate::sys::signal::{Signal, SignalFd};
+use crate::sys::signal::SignalFd;
 use crate::sys::tap::TapDevice;
 use crate::sys::timer::Timer;
-use crate::sys::udp::{RecvBatch, UdpSocket, RECV_SLOTS};
+use crate::sys::udp::{RecvBatch, UdpSocket};
 use crate::time::Instant;
+
+mod drain;
+mod signals;
 
 /// Packets read from one fd per wake-up at most, so one busy fd cannot starve the others
 /// (the fd stays ready, so level-triggered epoll wakes us again for the rest).
@@ -415,252 +420,6 @@ impl Daemon {
             busy_poll_yields: self.stats.busy_poll_yields,
         }
     }
-
-    /// SIGHUP: re-reads the key file (same path, same parsing as at start-up) and starts a key
-    /// rotation if the key changed. Any failure is a warning; the key in use stays.
-    fn reload_key(&mut self, now: Instant) {
-        if let Some(identity) = &mut self.identity {
-            reload_trusted(&mut self.node, identity, now);
-            return;
-        }
-        let Some(path) = &self.key_file else {
-            info!("SIGHUP: not in keyed mode, nothing to reload");
-            return;
-        };
-        let key_and_session = read_key(path, self.token).and_then(|key| Ok((key, new_session()?)));
-        let (key, session) = match key_and_session {
-            Ok(pair) => pair,
-            Err(e) => {
-                warn!("SIGHUP: {e}; keeping the key in use");
-                return;
-            }
-        };
-        match self.node.rekey(now, Keyed { key, session }) {
-            Rekey::Started => {}
-            Rekey::Unchanged => info!(
-                "SIGHUP: the key in {} is unchanged; nothing to do",
-                path.display()
-            ),
-            Rekey::Busy => warn!(
-                "SIGHUP: a key rotation is under way (it takes {} s); the key in {} is ignored, \
-                 send SIGHUP again once the log says it is done",
-                (KEY_ROLLOVER + KEY_GRACE).as_secs(),
-                path.display()
-            ),
-            Rekey::NotKeyed => info!("SIGHUP: not in keyed mode, nothing to reload"),
-        }
-    }
-
-    /// Handles every pending signal; `Some` when the loop must end.
-    fn on_signals(&mut self, now: Instant) -> Result<Option<Exit>, Error> {
-        while let Some(signal) = self.signals.read().map_err(Error::Signal)? {
-            match signal {
-                Signal::Interrupt | Signal::Terminate => {
-                    info!("shutting down ({signal})");
-                    self.node.shutdown(now);
-                    // The Close messages are queued: send them before leaving.
-                    self.node.flush();
-                    return Ok(Some(Exit::Signal));
-                }
-                Signal::User1 => {
-                    self.read_kernel_counters();
-                    info!(
-                        "stats: peers={} {} socket_errors={} offload_errors={} \
-                         udp_receive_overflows={} tap_queue_drops={} busy_poll_yields={}",
-                        self.node.peer_count(),
-                        self.node.stats(),
-                        self.stats.socket_errors,
-                        self.stats.offload_errors,
-                        self.stats.udp_receive_overflows,
-                        self.stats.tap_queue_drops,
-                        self.stats.busy_poll_yields
-                    );
-                    let counters = self.loop_counters();
-                    self.service.log_status(now, &self.node, counters);
-                }
-                Signal::Hangup => self.reload_key(now),
-            }
-        }
-        Ok(None)
-    }
-
-    /// Receives up to [`SOCKET_BATCHES`] batches of messages, hands each datagram to the
-    /// node, and flushes after each batch. Returns whether anything came.
-    // HOT PATH
-    fn drain_socket(&mut self, now: Instant) -> Result<bool, Error> {
-        let mut traffic = false;
-        for _ in 0..SOCKET_BATCHES {
-            match self.node.socket_mut().recv_batch(&mut self.rx) {
-                Ok(count) => {
-                    traffic = true;
-                    for i in 0..count {
-                        let Some((from, bytes, segment_len)) = self.rx.get_mut(i) else {
-                            continue;
-                        };
-                        for datagram in bytes.chunks_mut(segment_len) {
-                            // A drop is counted and logged by the node itself.
-                            let _ = self.node.on_datagram(now, from, datagram);
-                        }
-                    }
-                    self.node.flush();
-                    if count < RECV_SLOTS {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if is_icmp_error(&e) => {
-                    self.stats.socket_errors = self.stats.socket_errors.saturating_add(1);
-                    debug!("ignored UDP receive error: {e}");
-                }
-                Err(e) if is_transient(&e) => {
-                    warn!("UDP receive failed, retrying later: {e}");
-                    break;
-                }
-                Err(e) => return Err(Error::SocketRecv(e)),
-            }
-        }
-        Ok(traffic)
-    }
-
-    /// Reads up to [`BUDGET`] frames from the tap device and hands each to the node.
-    ///
-    /// What the first read yields is sent at once, before the next read: a lone frame (a ping,
-    /// a request) then leaves without waiting for the read that finds the device empty, and a
-    /// burst costs one extra send per wake-up. Returns whether anything came.
-    // HOT PATH
-    fn drain_device(&mut self, now: Instant) -> Result<bool, Error> {
-        let mut traffic = false;
-        for i in 0..BUDGET {
-            let room = if self.vnet_hdr_len > 0 {
-                &mut self.superframe[..]
-            } else {
-                self.buf.frame_room()
-            };
-            match self.node.device_mut().read(room) {
-                Ok(len) if self.vnet_hdr_len > 0 => {
-                    traffic = true;
-                    self.on_superframe(now, len);
-                    if i == 0 || self.node.socket().queued() >= FLUSH_AT {
-                        self.node.flush();
-                    }
-                }
-                Ok(len) => {
-                    traffic = true;
-                    // A drop is counted and logged by the node itself.
-                    let _ = self.node.on_frame(now, &mut self.buf, len);
-                    if i == 0 || self.node.socket().queued() >= FLUSH_AT {
-                        self.node.flush();
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if is_transient(&e) => {
-                    warn!("tap read failed, retrying later: {e}");
-                    break;
-                }
-                Err(source) => {
-                    return Err(Error::DeviceRead {
-                        name: self.node.device_mut().name().to_owned(),
-                        source,
-                    })
-                }
-            }
-        }
-        Ok(traffic)
-    }
-}
-
-impl Daemon {
-    /// Handles one tap read of `len` bytes in `superframe` (vnet header first): completes a
-    /// checksum the kernel left to us, or cuts a super-frame into real frames, and hands each
-    /// frame to the node.
-    // HOT PATH
-    fn on_superframe(&mut self, now: Instant, len: usize) {
-        let Some(packet) = self.superframe.get_mut(..len) else {
-            return;
-        };
-        let Some(hdr) = VnetHdr::parse(packet) else {
-            self.offload_error(len, "shorter than its vnet header");
-            return;
-        };
-        let frame = &mut packet[VNET_HDR_LEN..];
-        if hdr.gso_type == GSO_NONE {
-            if let Err(e) = complete_checksum(&hdr, frame) {
-                self.offload_error(len, e);
-                return;
-            }
-            let Some(room) = self.buf.frame_room().get_mut(..frame.len()) else {
-                self.offload_error(len, "frame larger than the packet buffer");
-                return;
-            };
-            room.copy_from_slice(frame);
-            let _ = self.node.on_frame(now, &mut self.buf, frame.len());
-            return;
-        }
-        let mut segments = match Segmenter::new(&hdr, frame) {
-            Ok(s) => s,
-            Err(e) => {
-                self.offload_error(len, e);
-                return;
-            }
-        };
-        while let Some(segment_len) = segments.next_into(self.buf.frame_room()) {
-            // A drop is counted and logged by the node itself.
-            let _ = self.node.on_frame(now, &mut self.buf, segment_len);
-        }
-    }
-
-    fn offload_error(&mut self, len: usize, reason: impl core::fmt::Display) {
-        self.stats.offload_errors = self.stats.offload_errors.saturating_add(1);
-        debug!("dropped a {len}-byte read from the tap: {reason}");
-    }
-}
-
-/// Errors a UDP socket reports because of an ICMP message about an earlier send: they say
-/// nothing about the socket itself, so the loop goes on.
-fn is_icmp_error(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(
-            libc::ECONNREFUSED
-                | libc::ECONNRESET
-                | libc::EHOSTUNREACH
-                | libc::ENETUNREACH
-                | libc::EHOSTDOWN
-                | libc::ENETDOWN
-                | libc::EPROTO
-                | libc::EMSGSIZE
-                | libc::ETIMEDOUT
-        )
-    )
-}
-
-/// Errors that may go away by themselves (memory pressure).
-fn is_transient(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOMEM | libc::ENOBUFS))
-}
-
-/// SIGHUP in identity mode: reads the `--trusted` files again and hands the new set to the
-/// node, which drops the sessions of keys no longer in it at once. A failure is a warning; the
-/// set in use stays. The private key is read only at start-up.
-fn reload_trusted(
-    node: &mut Node<UdpSocket, TapDevice>,
-    identity: &mut NodeIdentity,
-    now: Instant,
-) {
-    match crate::keyfiles::read_trusted(&identity.trusted_paths) {
-        Ok(trusted) => {
-            let (before, after) = (identity.trusted.len(), trusted.len());
-            identity.trusted = trusted.clone();
-            let cut = node.set_trusted(now, trusted);
-            info!(
-                "SIGHUP: trusted keys read again: {after} (were {before}); {cut} peer addresses \
-                 cut off"
-            );
-        }
-        Err(e) => warn!("SIGHUP: {e}; keeping the trusted keys in use"),
-    }
 }
 
 /// Nanoseconds since the Unix epoch (0 if the clock is before it).
@@ -700,14 +459,5 @@ mod tests {
         let b = clock.now();
         assert!(a.as_millis() < 1000);
         assert!(b >= a);
-    }
-
-    #[test]
-    fn icmp_errors_are_not_fatal_but_bad_fd_is() {
-        assert!(is_icmp_error(&io::Error::from_raw_os_error(
-            libc::ECONNREFUSED
-        )));
-        assert!(!is_icmp_error(&io::Error::from_raw_os_error(libc::EBADF)));
-        assert!(!is_transient(&io::Error::from_raw_os_error(libc::EBADF)));
     }
 }

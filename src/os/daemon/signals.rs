@@ -1,0 +1,106 @@
+//! Signals and what they mean: SIGINT/SIGTERM end the loop cleanly, SIGUSR1 logs the counters
+//! and the status, SIGHUP reads the key file again (keyed mode) or the trust files (per-node
+//! keys).
+
+use log::{info, warn};
+
+use super::{Daemon, Exit};
+use crate::error::Error;
+use crate::keyfiles::{new_session, read_key, NodeIdentity};
+use crate::node::{Keyed, Node, Rekey, KEY_GRACE, KEY_ROLLOVER};
+use crate::sys::signal::Signal;
+use crate::sys::tap::TapDevice;
+use crate::sys::udp::UdpSocket;
+use crate::time::Instant;
+
+impl Daemon {
+    /// SIGHUP: re-reads the key file (same path, same parsing as at start-up) and starts a key
+    /// rotation if the key changed. Any failure is a warning; the key in use stays.
+    fn reload_key(&mut self, now: Instant) {
+        if let Some(identity) = &mut self.identity {
+            reload_trusted(&mut self.node, identity, now);
+            return;
+        }
+        let Some(path) = &self.key_file else {
+            info!("SIGHUP: not in keyed mode, nothing to reload");
+            return;
+        };
+        let key_and_session = read_key(path, self.token).and_then(|key| Ok((key, new_session()?)));
+        let (key, session) = match key_and_session {
+            Ok(pair) => pair,
+            Err(e) => {
+                warn!("SIGHUP: {e}; keeping the key in use");
+                return;
+            }
+        };
+        match self.node.rekey(now, Keyed { key, session }) {
+            Rekey::Started => {}
+            Rekey::Unchanged => info!(
+                "SIGHUP: the key in {} is unchanged; nothing to do",
+                path.display()
+            ),
+            Rekey::Busy => warn!(
+                "SIGHUP: a key rotation is under way (it takes {} s); the key in {} is ignored, \
+                 send SIGHUP again once the log says it is done",
+                (KEY_ROLLOVER + KEY_GRACE).as_secs(),
+                path.display()
+            ),
+            Rekey::NotKeyed => info!("SIGHUP: not in keyed mode, nothing to reload"),
+        }
+    }
+
+    /// Handles every pending signal; `Some` when the loop must end.
+    pub(super) fn on_signals(&mut self, now: Instant) -> Result<Option<Exit>, Error> {
+        while let Some(signal) = self.signals.read().map_err(Error::Signal)? {
+            match signal {
+                Signal::Interrupt | Signal::Terminate => {
+                    info!("shutting down ({signal})");
+                    self.node.shutdown(now);
+                    // The Close messages are queued: send them before leaving.
+                    self.node.flush();
+                    return Ok(Some(Exit::Signal));
+                }
+                Signal::User1 => {
+                    self.read_kernel_counters();
+                    info!(
+                        "stats: peers={} {} socket_errors={} offload_errors={} \
+                         udp_receive_overflows={} tap_queue_drops={} busy_poll_yields={}",
+                        self.node.peer_count(),
+                        self.node.stats(),
+                        self.stats.socket_errors,
+                        self.stats.offload_errors,
+                        self.stats.udp_receive_overflows,
+                        self.stats.tap_queue_drops,
+                        self.stats.busy_poll_yields
+                    );
+                    let counters = self.loop_counters();
+                    self.service.log_status(now, &self.node, counters);
+                }
+                Signal::Hangup => self.reload_key(now),
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// SIGHUP in identity mode: reads the `--trusted` files again and hands the new set to the
+/// node, which drops the sessions of keys no longer in it at once. A failure is a warning; the
+/// set in use stays. The private key is read only at start-up.
+fn reload_trusted(
+    node: &mut Node<UdpSocket, TapDevice>,
+    identity: &mut NodeIdentity,
+    now: Instant,
+) {
+    match crate::keyfiles::read_trusted(&identity.trusted_paths) {
+        Ok(trusted) => {
+            let (before, after) = (identity.trusted.len(), trusted.len());
+            identity.trusted = trusted.clone();
+            let cut = node.set_trusted(now, trusted);
+            info!(
+                "SIGHUP: trusted keys read again: {after} (were {before}); {cut} peer addresses \
+                 cut off"
+            );
+        }
+        Err(e) => warn!("SIGHUP: {e}; keeping the trusted keys in use"),
+    }
+}
