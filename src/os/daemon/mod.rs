@@ -55,7 +55,8 @@ mod signals;
 /// (the fd stays ready, so level-triggered epoll wakes us again for the rest).
 pub const BUDGET: usize = 64;
 
-/// `recvmmsg` calls per wake-up at most (each up to [`RECV_SLOTS`] messages).
+/// `recvmmsg` calls per wake-up at most (each up to
+/// [`RECV_SLOTS`](crate::sys::udp::RECV_SLOTS) messages).
 pub const SOCKET_BATCHES: usize = 4;
 
 /// Queued datagrams at which the tap drain flushes without waiting for its end (a super-frame
