@@ -32,7 +32,9 @@ mod e2e;
 use std::fs;
 use std::time::{Duration, Instant};
 
-use e2e::{conntrack, must, nat_lab, ping_run, show, Host, Lab, Site, TestDir, ETHCLOUD, SOON};
+use e2e::{
+    conntrack, counter, must, nat_lab, ping_run, show, Host, Lab, Site, TestDir, ETHCLOUD, SOON,
+};
 
 /// How long until A pings B through the relay, counted from both NATed nodes' start (peer
 /// lists, RELAY_AFTER = 10 s without a direct path, then the route through P).
@@ -170,17 +172,6 @@ fn relays_to(answer: &str, prefix: &str) -> Vec<Relay> {
         .into_iter()
         .filter(|r| r.address.starts_with(prefix) && r.via == VIA)
         .collect()
-}
-
-/// The counter `name` (`  name: value` under `counters:`), or None if `show` has no such
-/// counter.
-fn counter(answer: &str, name: &str) -> Option<u64> {
-    let needle = format!("  {name}: ");
-    answer
-        .lines()
-        .skip_while(|l| *l != "counters:")
-        .find_map(|l| l.strip_prefix(&needle))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 /// The counter `name`, panicking with the whole answer if `show` does not have it.

@@ -23,11 +23,11 @@ mod e2e;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
-use e2e::{wait_file_contains, Host, Lab, ETHCLOUD, SOON};
+use e2e::{counter, show, wait_file_contains, Host, Lab, TestDir, SOON};
 
 /// The token of the run, as the seed peer and `-t` spell it.
 const TOKEN: u64 = 7;
@@ -52,50 +52,8 @@ fn seedpeer() -> String {
         .into_owned()
 }
 
-/// A scratch directory for the control socket, removed on drop.
-struct TestDir(PathBuf);
-
-impl TestDir {
-    fn new(test: &str) -> TestDir {
-        let dir = std::env::temp_dir().join(format!(
-            "ethcloud-seedinterop-{test}-{}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create the test's temp dir");
-        TestDir(dir)
-    }
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Runs `command` in `host`'s namespace and asserts that it succeeds.
-fn must(lab: &Lab, host: &Host, command: &[&str]) -> Output {
-    let out = lab.run(host, command, SOON);
-    assert!(
-        out.status.success(),
-        "{command:?} in {} failed: {}{}",
-        host.ns,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    out
-}
-
-/// `ethcloud show` (text) against `socket`.
-fn show(lab: &Lab, host: &Host, socket: &str) -> String {
-    text(&must(lab, host, &[ETHCLOUD, "show", "--socket", socket]).stdout)
 }
 
 /// Waits until `host`'s `show` lists `peer` with `state: verified`; panics at the deadline.
@@ -115,16 +73,6 @@ fn wait_verified(lab: &Lab, host: &Host, socket: &str, peer: &str) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// The counter `name` under `counters:` of a `show` text, if listed.
-fn counter(answer: &str, name: &str) -> Option<u64> {
-    let needle = format!("  {name}: ");
-    answer
-        .lines()
-        .skip_while(|l| *l != "counters:")
-        .find_map(|l| l.strip_prefix(&needle))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 /// A test frame exactly as `rawframe.py send` builds it: broadcast from `src`, an optional
@@ -186,7 +134,7 @@ fn count(counts: &[(String, u64)], name: &str, summary: &str) -> u64 {
 /// byte for byte and the seed peer's verdict on everything the node sent; returns the seed
 /// peer's summary line and the shapes (kind and length) of the node's control messages.
 fn run_against_seed_peer(name: &str, relay_args: &[&str]) -> (String, BTreeSet<String>) {
-    let dir = TestDir::new(name);
+    let dir = TestDir::new("seedinterop", name);
     let mut lab = Lab::new(2);
     let (node, seed) = (lab.host(1), lab.host(2));
     let sock = dir.path("node.sock");

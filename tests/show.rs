@@ -15,33 +15,13 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use e2e::{Lab, ETHCLOUD, SOON};
+use e2e::{Lab, TestDir, ETHCLOUD, SOON};
 
 /// How long one `ethcloud show` may take (it times out by itself after 5 s).
 const CLIENT: Duration = Duration::from_secs(10);
-
-/// A directory for this test's sockets, open to everybody (the `nobody` client must reach
-/// the socket to be refused by it), removed on drop.
-struct SocketDir(PathBuf);
-
-impl SocketDir {
-    fn new(name: &str) -> SocketDir {
-        let dir = std::env::temp_dir().join(format!("ethcloud-show-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        SocketDir(dir)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for SocketDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+/// The mode of the test's socket directory: open to everybody (the `nobody` client must
+/// reach the socket to be refused by it).
+const SOCKET_DIR_MODE: u32 = 0o755;
 
 /// Runs `ethcloud show ARGS` (as `prefix`, e.g. setpriv, if given) on `lab`'s host 1.
 fn show(lab: &Lab, prefix: &[&str], args: &[&str]) -> Output {
@@ -75,10 +55,10 @@ fn number_after(answer: &str, key: &str) -> u64 {
 }
 
 /// Two nodes with control sockets in `dir`, connected and pinging; returns host 1's socket.
-fn two_pinging_nodes(lab: &mut Lab, dir: &SocketDir) -> PathBuf {
+fn two_pinging_nodes(lab: &mut Lab, dir: &TestDir) -> PathBuf {
     let (a, b) = (lab.host(1), lab.host(2));
-    let sock_a = dir.path("a.sock");
-    let sock_b = dir.path("b.sock");
+    let sock_a = dir.join("a.sock");
+    let sock_b = dir.join("b.sock");
     let (sa, sb) = (sock_a.to_str().unwrap(), sock_b.to_str().unwrap());
     lab.start(&a, &["-t", "7", "--control-socket", sa]);
     lab.start(&b, &["-t", "7", "--control-socket", sb, "-c", &a.addr_v4()]);
@@ -93,7 +73,7 @@ fn two_pinging_nodes(lab: &mut Lab, dir: &SocketDir) -> PathBuf {
 #[ignore = "needs root + netns; .ci/run passes --include-ignored"]
 fn show_lists_the_peer_its_macs_and_counters_in_text_and_json() {
     let mut lab = Lab::new(2);
-    let dir = SocketDir::new("answer");
+    let dir = TestDir::with_mode("show", "answer", SOCKET_DIR_MODE);
     let sock = two_pinging_nodes(&mut lab, &dir);
     let sock = sock.to_str().unwrap();
     let b = lab.host(2);
@@ -145,7 +125,7 @@ fn show_lists_the_peer_its_macs_and_counters_in_text_and_json() {
     let json = text(&out.stdout);
     assert!(out.status.success(), "{}{json}", text(&out.stderr));
     println!("ethcloud show --json:\n{json}");
-    let file = dir.path("show.json");
+    let file = dir.join("show.json");
     std::fs::write(&file, &json).unwrap();
     let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/show.schema.json");
     let checker = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/show_check.py");
@@ -195,7 +175,7 @@ fn show_lists_the_peer_its_macs_and_counters_in_text_and_json() {
 #[ignore = "needs root + netns; .ci/run passes --include-ignored"]
 fn bad_requests_get_an_error_and_silent_clients_hold_nothing_up() {
     let mut lab = Lab::new(2);
-    let dir = SocketDir::new("requests");
+    let dir = TestDir::with_mode("show", "requests", SOCKET_DIR_MODE);
     let sock = two_pinging_nodes(&mut lab, &dir);
 
     // A request that is not one: one error line, then the daemon closes.
@@ -268,10 +248,10 @@ fn bad_requests_get_an_error_and_silent_clients_hold_nothing_up() {
 #[ignore = "needs root + netns; .ci/run passes --include-ignored"]
 fn show_errors_no_daemon_wrong_socket_not_permitted() {
     let mut lab = Lab::new(2);
-    let dir = SocketDir::new("errors");
+    let dir = TestDir::with_mode("show", "errors", SOCKET_DIR_MODE);
     let sock = two_pinging_nodes(&mut lab, &dir);
 
-    let missing = dir.path("missing.sock");
+    let missing = dir.join("missing.sock");
     let out = show(&lab, &[], &["--socket", missing.to_str().unwrap()]);
     assert_fails_with(
         &out,
@@ -281,12 +261,12 @@ fn show_errors_no_daemon_wrong_socket_not_permitted() {
         ),
     );
 
-    let file = dir.path("regular-file");
+    let file = dir.join("regular-file");
     std::fs::write(&file, "not a socket").unwrap();
     let out = show(&lab, &[], &["--socket", file.to_str().unwrap()]);
     assert_fails_with(&out, "is not a socket");
 
-    let stale = dir.path("stale.sock");
+    let stale = dir.join("stale.sock");
     drop(UnixListener::bind(&stale).unwrap());
     let out = show(&lab, &[], &["--socket", stale.to_str().unwrap()]);
     assert_fails_with(&out, "nothing listens on");

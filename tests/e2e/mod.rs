@@ -18,6 +18,7 @@
 #![allow(dead_code)]
 
 use std::fs::{self, File};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -540,6 +541,17 @@ pub fn show(lab: &Lab, host: &Host, socket: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The counter `name` (`  name: value` under `counters:`) of a `show` text, or None if
+/// `show` has no such counter.
+pub fn counter(answer: &str, name: &str) -> Option<u64> {
+    let needle = format!("  {name}: ");
+    answer
+        .lines()
+        .skip_while(|l| *l != "counters:")
+        .find_map(|l| l.strip_prefix(&needle))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Pings `target` from `from` until `count` pings in a row are answered; panics at the
 /// deadline.
 pub fn ping_run(lab: &Lab, from: &Host, target: &str, count: usize, timeout: Duration) {
@@ -571,9 +583,20 @@ impl TestDir {
         fs::create_dir_all(&dir).unwrap();
         TestDir(dir)
     }
+    /// [`TestDir::new`], then the directory's permission bits set to `mode` (e.g. `0o755`, so
+    /// that a client run as `nobody` can reach a socket in it).
+    pub fn with_mode(suite: &str, test: &str, mode: u32) -> TestDir {
+        let dir = TestDir::new(suite, test);
+        fs::set_permissions(&dir.0, fs::Permissions::from_mode(mode)).unwrap();
+        dir
+    }
+    /// The path of `name` in the directory.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
     /// The path of `name` in the directory, as a string for a command line.
     pub fn path(&self, name: &str) -> String {
-        self.0.join(name).to_string_lossy().into_owned()
+        self.join(name).to_string_lossy().into_owned()
     }
 }
 
