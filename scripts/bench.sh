@@ -20,11 +20,14 @@
 #                      --variant L=ARGS if one is given, else with none
 #   --out FILE         also write the table (markdown) to FILE
 #   --latency-only     only ping and UDP ping-pong (quick iterations on latency)
-#   --floor            add rows "floor" and "floor-yield": examples/minirelay.rs, a bare
+#   --floor            add rows "floor" and "floor-yield": examples/minirelay, a bare
 #                      tap<->UDP relay that spins on both fds and does nothing else (the
 #                      latency any user-space relay pays for its two extra trips through the
 #                      kernel), without and with ethcloud's yield on every empty spin pass;
 #                      latency only, next to the variants (given or default)
+#   --floor-mode M     with --floor, also a row "floor-M": the relay in its io_uring mode M
+#                      (uring, uring-spin, uring-defer or sqpoll; see examples/minirelay);
+#                      repeatable
 #   --no-wireguard     leave out the WireGuard row (else wg and boringtun-cli are installed if
 #                      missing: apt-get wireguard-tools, cargo install boringtun-cli, once)
 #   --wg-threads N     boringtun's worker threads (default 4, boringtun's own default)
@@ -60,6 +63,7 @@ udp_rate=100
 out=""
 latency_only=0
 floor=0
+floor_modes=()
 wireguard=1
 wg_threads=4
 while [ $# -gt 0 ]; do
@@ -72,6 +76,12 @@ while [ $# -gt 0 ]; do
         --out) out="$2"; shift ;;
         --latency-only) latency_only=1 ;;
         --floor) floor=1 ;;
+        --floor-mode)
+            case "$2" in
+                uring|uring-spin|uring-defer|sqpoll) floor_modes+=("floor-$2=") ;;
+                *) echo "bench.sh: --floor-mode wants uring, uring-spin, uring-defer or sqpoll" >&2; exit 2 ;;
+            esac
+            shift ;;
         --no-wireguard) wireguard=0 ;;
         --wg-threads) wg_threads="$2"; shift ;;
         --udp-rate) udp_rate="$2"; shift ;;
@@ -91,7 +101,8 @@ done
     variants=("ethcloud=" "keyed=--key-file {key-file}"
         "identity=--private-key {private-key} --trusted {trusted}")
 # The floors come in addition to the variants (given or default), measured first.
-[ "$floor" -eq 0 ] || variants=("floor=" "floor-yield=" "${variants[@]}")
+[ "${#floor_modes[@]}" -eq 0 ] || [ "$floor" -eq 1 ] || { echo "bench.sh: --floor-mode needs --floor" >&2; exit 2; }
+[ "$floor" -eq 0 ] || variants=("floor=" "floor-yield=" "${floor_modes[@]}" "${variants[@]}")
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 need_root
@@ -163,9 +174,9 @@ for variant in "${variants[@]}"; do
     for side in 1 2; do
         ns=$a; other=2
         [ "$side" = 2 ] && { ns=$b; other=1; }
-        if [ "$floor" -eq 1 ] && [[ "$label" = floor || "$label" = floor-yield ]]; then
+        if [ "$floor" -eq 1 ] && [[ "$label" = floor || "$label" = floor-* ]]; then
             yields=""
-            [ "$label" = floor-yield ] && yields=yield
+            [ "$label" = floor ] || yields="${label#floor-}"
             # shellcheck disable=SC2086
             ip netns exec "$ns" "$PWD/target/release/examples/minirelay" "$tap" \
                 "198.18.50.$side:$port" "198.18.50.$other:$port" 3600 $yields 2>"$work/$label-$side.log" &
@@ -336,7 +347,7 @@ run_latency() {
 run_tests() {
     # The floors are latency yardsticks (no offloads, one packet per system call): their
     # throughput says nothing, so it is not measured.
-    [ "$latency_only" -eq 1 ] || [[ "$1" = floor || "$1" = floor-yield ]] || run_throughput "$@"
+    [ "$latency_only" -eq 1 ] || [[ "$1" = floor || "$1" = floor-* ]] || run_throughput "$@"
     run_latency "$@"
 }
 

@@ -10,6 +10,22 @@
 //! cost of the two extra trips through the kernel that every user-space VPN pays (tap read and
 //! UDP send, UDP receive and tap write), against which ethcloud's own latency can be judged.
 //! Not a VPN: no token, no checks; for the benchmark's namespaces only.
+//!
+//! Issue #14 asked whether io_uring lowers the floor itself. The last argument may instead be
+//! one of these, the same relay with its reads and sends made through an io_uring (crate
+//! `io-uring`; a read posted on the tap and a receive on the socket at all times, each
+//! completion answered by a send or a write and the read posted again, in one
+//! `io_uring_enter` that submits both and waits for the next completion):
+//! - `uring`: always waits in `io_uring_enter` (one system call per packet and relay, where
+//!   the epoll relay makes two to three);
+//! - `uring-spin`: after a packet, spins for 50 µs on the completion ring in user space with
+//!   no system call at all (`IORING_SETUP_COOP_TASKRUN` and `TASKRUN_FLAG`: the kernel flags
+//!   pending work in the ring instead of interrupting the task), yielding on empty passes;
+//! - `sqpoll`: `IORING_SETUP_SQPOLL`, a kernel thread that takes the submissions, so a
+//!   spinning relay makes no system call to send either; it spins like `uring-spin`.
+//!
+//! Run by hand (see docs/performance.md, "io_uring for the floor"); `scripts/bench.sh` uses
+//! the epoll relay.
 
 use std::env;
 use std::io;
@@ -22,6 +38,8 @@ use std::os::fd::AsFd;
 use ethcloud::io::Device;
 use ethcloud::sys::epoll::Poll;
 use ethcloud::sys::tap::TapDevice;
+
+mod uring;
 
 const SPIN: Duration = Duration::from_micros(50);
 
@@ -37,16 +55,29 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = env::args().skip(1).collect();
-    let (tap, listen, peer, secs, yields) = match args.as_slice() {
-        [tap, listen, peer, secs] => (tap, listen, peer, secs, false),
-        [tap, listen, peer, secs, y] if y == "yield" => (tap, listen, peer, secs, true),
-        _ => return Err("usage: minirelay TAP LISTEN PEER SECS [yield]".into()),
-    };
+    let (tap, listen, peer, secs, mode) =
+        match args.as_slice() {
+            [tap, listen, peer, secs] => (tap, listen, peer, secs, ""),
+            [tap, listen, peer, secs, mode] => (tap, listen, peer, secs, mode.as_str()),
+            _ => return Err(
+                "usage: minirelay TAP LISTEN PEER SECS [yield|uring|uring-spin|uring-defer|sqpoll]"
+                    .into(),
+            ),
+        };
     let peer: SocketAddr = peer.parse()?;
     let deadline = Instant::now() + Duration::from_secs(secs.parse()?);
     let mut tap = TapDevice::open_with(tap, false)?;
     let socket = UdpSocket::bind(listen.parse::<SocketAddr>()?)?;
     socket.set_nonblocking(true)?;
+    let yields = match mode {
+        "" => false,
+        "yield" => true,
+        "uring" => return uring::run(&tap, &socket, peer, deadline, uring::Mode::Wait),
+        "uring-spin" => return uring::run(&tap, &socket, peer, deadline, uring::Mode::Spin),
+        "uring-defer" => return uring::run(&tap, &socket, peer, deadline, uring::Mode::Defer),
+        "sqpoll" => return uring::run(&tap, &socket, peer, deadline, uring::Mode::SqPoll),
+        other => return Err(format!("unknown mode {other}").into()),
+    };
     let mut poll = Poll::new()?;
     poll.register(tap.as_fd(), 0)?;
     poll.register(socket.as_fd(), 1)?;
