@@ -21,11 +21,13 @@
 //! - `uring-spin`: after a packet, spins for 50 µs on the completion ring in user space with
 //!   no system call at all (`IORING_SETUP_COOP_TASKRUN` and `TASKRUN_FLAG`: the kernel flags
 //!   pending work in the ring instead of interrupting the task), yielding on empty passes;
+//! - `uring-defer`: as `uring-spin`, with the completion work deferred to the relay's next
+//!   `io_uring_enter` (`IORING_SETUP_DEFER_TASKRUN` and `SINGLE_ISSUER`);
 //! - `sqpoll`: `IORING_SETUP_SQPOLL`, a kernel thread that takes the submissions, so a
 //!   spinning relay makes no system call to send either; it spins like `uring-spin`.
 //!
-//! Run by hand (see docs/performance.md, "io_uring for the floor"); `scripts/bench.sh` uses
-//! the epoll relay.
+//! `scripts/bench.sh --floor --floor-mode M` adds the relay in mode M as a row `floor-M`; the
+//! results and why none was adopted are in docs/performance.md, "io_uring for the floor".
 
 use std::env;
 use std::io;
