@@ -175,11 +175,11 @@ for variant in "${variants[@]}"; do
         ns=$a; other=2
         [ "$side" = 2 ] && { ns=$b; other=1; }
         if [ "$floor" -eq 1 ] && [[ "$label" = floor || "$label" = floor-* ]]; then
-            yields=""
-            [ "$label" = floor ] || yields="${label#floor-}"
+            relay_mode=""  # none, yield or an io_uring mode (see --floor-mode)
+            [ "$label" = floor ] || relay_mode="${label#floor-}"
             # shellcheck disable=SC2086
             ip netns exec "$ns" "$PWD/target/release/examples/minirelay" "$tap" \
-                "198.18.50.$side:$port" "198.18.50.$other:$port" 3600 $yields 2>"$work/$label-$side.log" &
+                "198.18.50.$side:$port" "198.18.50.$other:$port" 3600 $relay_mode 2>"$work/$label-$side.log" &
         else
             # This side's files in place of {key-file}, {private-key}, {trusted}.
             args="${extra//"{key-file}"/$work/network.key}"

@@ -115,6 +115,45 @@ fn sockaddr(peer: SocketAddr) -> (Box<libc::sockaddr_storage>, libc::socklen_t) 
     (storage, len as libc::socklen_t)
 }
 
+/// Queues `entry`, submitting what is queued first if the submission ring is full.
+fn push(ring: &mut IoUring, entry: squeue::Entry) -> io::Result<()> {
+    loop {
+        // SAFETY: every buffer, iovec and msghdr an entry points to lives in `run`'s pools and
+        // vectors, which are neither freed nor moved until it returns, and a buffer is reused
+        // only after its operation completed.
+        if unsafe { ring.submission().push(&entry) }.is_ok() {
+            return Ok(());
+        }
+        ring.submit()?;
+    }
+}
+
+/// Posts a read of kind `kind` (`TAP_READ` or `SOCK_RECV`) on `fd` into a free buffer of
+/// `pool`, or notes that one is waiting for a buffer.
+fn post_read(ring: &mut IoUring, pool: &mut Pool, fd: i32, kind: u64) -> io::Result<()> {
+    let Some(i) = pool.take() else {
+        pool.waiting = true;
+        return Ok(());
+    };
+    let (buf, len) = (pool.bufs[i].as_mut_ptr(), BUF_LEN as u32);
+    let entry = if kind == TAP_READ {
+        opcode::Read::new(types::Fd(fd), buf, len).build()
+    } else {
+        opcode::Recv::new(types::Fd(fd), buf, len).build()
+    };
+    push(ring, entry.user_data(tag(kind, i)))
+}
+
+/// Frees buffer `i` of `pool` after its send or write, and posts the read waiting for it.
+fn release(ring: &mut IoUring, pool: &mut Pool, i: usize, fd: i32, kind: u64) -> io::Result<()> {
+    pool.free[i] = true;
+    if pool.waiting {
+        pool.waiting = false;
+        return post_read(ring, pool, fd, kind);
+    }
+    Ok(())
+}
+
 /// Relays until `deadline`, waiting as `mode` says.
 pub fn run(
     tap: &TapDevice,
@@ -157,7 +196,7 @@ pub fn run(
             iov_len: 0,
         })
         .collect();
-    let mut msgs: Vec<libc::msghdr> = (0..BUFS)
+    let msgs: Vec<libc::msghdr> = (0..BUFS)
         .map(|i| {
             // SAFETY: an all-zero msghdr is valid; the fields used are set below.
             let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -169,57 +208,8 @@ pub fn run(
         })
         .collect();
 
-    let mut post = |ring: &mut IoUring, entry: squeue::Entry| -> io::Result<()> {
-        loop {
-            // SAFETY: every buffer, iovec and msghdr an entry points to lives in this
-            // function's pools and vectors, which are neither freed nor moved until it returns,
-            // and a buffer is reused only after its operation completed.
-            if unsafe { ring.submission().push(&entry) }.is_ok() {
-                return Ok(());
-            }
-            ring.submit()?;
-        }
-    };
-    let read_tap = |pool: &mut Pool,
-                    ring: &mut IoUring,
-                    post: &mut dyn FnMut(&mut IoUring, squeue::Entry) -> io::Result<()>|
-     -> io::Result<()> {
-        match pool.take() {
-            Some(i) => post(
-                ring,
-                opcode::Read::new(types::Fd(tap_fd), pool.bufs[i].as_mut_ptr(), BUF_LEN as u32)
-                    .build()
-                    .user_data(tag(TAP_READ, i)),
-            ),
-            None => {
-                pool.waiting = true;
-                Ok(())
-            }
-        }
-    };
-    let recv_socket = |pool: &mut Pool,
-                       ring: &mut IoUring,
-                       post: &mut dyn FnMut(&mut IoUring, squeue::Entry) -> io::Result<()>|
-     -> io::Result<()> {
-        match pool.take() {
-            Some(i) => post(
-                ring,
-                opcode::Recv::new(
-                    types::Fd(sock_fd),
-                    pool.bufs[i].as_mut_ptr(),
-                    BUF_LEN as u32,
-                )
-                .build()
-                .user_data(tag(SOCK_RECV, i)),
-            ),
-            None => {
-                pool.waiting = true;
-                Ok(())
-            }
-        }
-    };
-    read_tap(&mut from_tap, &mut ring, &mut post)?;
-    recv_socket(&mut from_socket, &mut ring, &mut post)?;
+    post_read(&mut ring, &mut from_tap, tap_fd, TAP_READ)?;
+    post_read(&mut ring, &mut from_socket, sock_fd, SOCK_RECV)?;
 
     let timeout = types::Timespec::new().sec(1);
     let wait_args = types::SubmitArgs::new().timespec(&timeout);
@@ -232,13 +222,12 @@ pub fn run(
         }
         let spinning = mode != Mode::Wait && now.duration_since(last_packet) <= SPIN;
         if spinning {
-            // A system call only if there is something to submit (without SQPOLL) or work the
-            // kernel flagged for this task.
-            let pending = !ring.submission().is_empty() && mode != Mode::SqPoll;
-            if pending || ring.submission().taskrun() || ring.submission().cq_overflow() {
+            // With SQPOLL, `submit` makes a system call only to wake the sleeping thread;
+            // otherwise only if there is something to submit or work the kernel flagged.
+            let sq = ring.submission();
+            if mode == Mode::SqPoll || !sq.is_empty() || sq.taskrun() || sq.cq_overflow() {
+                drop(sq);
                 ring.submit()?;
-            } else if mode == Mode::SqPoll {
-                ring.submit()?; // no system call unless the thread sleeps
             }
         } else {
             match ring.submitter().submit_with_args(1, &wait_args) {
@@ -258,8 +247,7 @@ pub fn run(
                     if result > 0 {
                         moved = true;
                         iovecs[i].iov_len = result as usize;
-                        msgs[i].msg_iov = &mut iovecs[i];
-                        post(
+                        push(
                             &mut ring,
                             opcode::SendMsg::new(types::Fd(sock_fd), &msgs[i])
                                 .build()
@@ -271,19 +259,13 @@ pub fn run(
                             return Err(io::Error::from_raw_os_error(-result).into());
                         }
                     }
-                    read_tap(&mut from_tap, &mut ring, &mut post)?;
+                    post_read(&mut ring, &mut from_tap, tap_fd, TAP_READ)?;
                 }
-                SEND => {
-                    from_tap.free[i] = true;
-                    if from_tap.waiting {
-                        from_tap.waiting = false;
-                        read_tap(&mut from_tap, &mut ring, &mut post)?;
-                    }
-                }
+                SEND => release(&mut ring, &mut from_tap, i, tap_fd, TAP_READ)?,
                 SOCK_RECV => {
                     if result > 0 {
                         moved = true;
-                        post(
+                        push(
                             &mut ring,
                             opcode::Write::new(
                                 types::Fd(tap_fd),
@@ -297,15 +279,9 @@ pub fn run(
                         // Errors from ICMP about earlier sends, or an empty datagram.
                         from_socket.free[i] = true;
                     }
-                    recv_socket(&mut from_socket, &mut ring, &mut post)?;
+                    post_read(&mut ring, &mut from_socket, sock_fd, SOCK_RECV)?;
                 }
-                _ => {
-                    from_socket.free[i] = true;
-                    if from_socket.waiting {
-                        from_socket.waiting = false;
-                        recv_socket(&mut from_socket, &mut ring, &mut post)?;
-                    }
-                }
+                _ => release(&mut ring, &mut from_socket, i, sock_fd, SOCK_RECV)?,
             }
         }
         if moved {
