@@ -1,19 +1,80 @@
 //! The Internet checksum (RFC 1071): one's-complement sums over big-endian 16-bit words.
 //!
-//! Owns the arithmetic only. Sums are kept unfolded in a `u64` so that the pieces of one
+//! Owns the arithmetic only (and the slot for a faster routine the OS edge may install; it
+//! never looks at the CPU itself). Sums are kept unfolded in a `u64` so that the pieces of one
 //! checksum (pseudo-header, header, payload) can be added before [`fold`]ing; every piece but
 //! the last must have an even length.
 
-/// Adds `data` to the running sum `acc` (an odd last byte counts as its high half).
-///
-/// The bulk is summed as native-endian 32-bit words in four independent `u64` lanes (which
-/// the compiler turns into vector adds), folded, and byte-swapped into network order at the
-/// end: the one's-complement sum does not depend on byte order (RFC 1071, section 2(B)).
-/// The lanes cannot overflow: a slice would need 2^32 chunks to carry out of 64 bits.
+use std::sync::OnceLock;
+
+/// A routine that sums like [`add_portable`]: same arguments, same result for every input.
+pub type SumFn = fn(u64, &[u8]) -> u64;
+
+/// The faster equivalent of [`add_portable`] that the OS edge installed, if any.
+static FAST: OnceLock<SumFn> = OnceLock::new();
+
+/// Makes [`add`] use `sum` from now on, after checking that it agrees with [`add_portable`]
+/// on inputs of every length class and alignment (lengths 0 to 300 at 8 offsets and a 64 KiB
+/// slice). Returns false, and changes nothing, if it disagrees or if a routine is already
+/// installed. The OS edge calls this once at start-up with a routine compiled for the CPU's
+/// vector instructions (see `sys::cpu`); the core never looks at the CPU itself.
+pub fn install(sum: SumFn) -> bool {
+    agrees_with_portable(sum) && FAST.set(sum).is_ok()
+}
+
+/// The check [`install`] makes: `sum` gives [`add_portable`]'s result on every test input.
+fn agrees_with_portable(sum: SumFn) -> bool {
+    let data: Vec<u8> = (0..65_600u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let short = (0..8).all(|at| {
+        (0..300).all(|len| {
+            let d = &data[at..at + len];
+            sum(7, d) == add_portable(7, d)
+        })
+    });
+    let ones = [0xffu8; 65_535];
+    short
+        && sum(0, &data[1..65_536]) == add_portable(0, &data[1..65_536])
+        && sum(0, &ones) == add_portable(0, &ones)
+}
+
+/// True if [`install`] put a faster routine in place.
+pub fn accelerated() -> bool {
+    FAST.get().is_some()
+}
+
+/// Slices shorter than this (addresses, headers) are summed inline by [`add_portable`] even
+/// where a faster routine is installed: for them the call would cost more than it saves.
+const FAST_MIN_LEN: usize = 128;
+
+/// Adds `data` to the running sum `acc` (an odd last byte counts as its high half): with the
+/// routine [`install`]ed, if any and if `data` is long enough, else with [`add_portable`].
+/// The result is the same.
 // HOT PATH
 pub fn add(acc: u64, data: &[u8]) -> u64 {
-    let mut lanes = [0u64; 4];
-    let mut chunks = data.chunks_exact(16);
+    if data.len() >= FAST_MIN_LEN {
+        if let Some(sum) = FAST.get() {
+            return sum(acc, data);
+        }
+    }
+    add_portable(acc, data)
+}
+
+/// Adds `data` to the running sum `acc` (an odd last byte counts as its high half), in
+/// portable code.
+///
+/// The bulk is summed as native-endian 32-bit words in eight independent `u64` lanes (which
+/// the compiler turns into vector adds: two 128-bit registers with the baseline's SSE2, one
+/// 256-bit register where the caller is compiled for AVX2), folded, and byte-swapped into
+/// network order at the end: the one's-complement sum does not depend on byte order (RFC 1071,
+/// section 2(B)). The lanes cannot overflow: a slice would need 2^32 chunks to carry out of
+/// 64 bits. Always inlined, so that a caller compiled with more vector instructions gets a
+/// loop compiled with them.
+#[inline(always)]
+pub fn add_portable(acc: u64, data: &[u8]) -> u64 {
+    let mut lanes = [0u64; 8];
+    let mut chunks = data.chunks_exact(32);
     for chunk in &mut chunks {
         for (lane, word) in lanes.iter_mut().zip(chunk.chunks_exact(4)) {
             let mut b = [0u8; 4];
@@ -66,6 +127,18 @@ pub fn pseudo_header(src: &[u8], dst: &[u8], protocol: u8, l4_len: usize) -> u64
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_routine_that_sums_like_the_portable_one_is_accepted() {
+        assert!(agrees_with_portable(add_portable));
+        // Wrong only from 64 bytes on, or only at the odd last byte: both caught.
+        assert!(!agrees_with_portable(|acc, d| {
+            add_portable(acc, d) + u64::from(d.len() >= 64)
+        }));
+        assert!(!agrees_with_portable(|acc, d| {
+            add_portable(acc, d.get(..d.len() & !1).unwrap_or_default())
+        }));
+    }
 
     #[test]
     fn rfc1071_example_sums_to_ddf2() {

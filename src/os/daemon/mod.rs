@@ -187,8 +187,9 @@ pub fn run(
     }
     let mut socket = socket;
     socket.enable_batching();
+    let checksum = crate::sys::cpu::install_fast_checksum().unwrap_or("portable");
     info!(
-        "offloads: tap {}; udp {}",
+        "offloads: tap {}; udp {}; checksum {checksum}",
         device.offloads(),
         socket.offloads()
     );

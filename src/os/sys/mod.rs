@@ -1,6 +1,7 @@
 //! The operating-system edges: tap device, UDP socket, epoll, signalfd, timerfd, the control
 //! socket of `ethcloud show`, local addresses, interface MTU, flags and drop counters, systemd
-//! notification, dropping privileges, the thread's context switches.
+//! notification, dropping privileges, the thread's context switches, the CPU's vector
+//! instructions for the checksum.
 //!
 //! Owns every `unsafe` block and every libc call of the crate (this is the only module with
 //! `#![allow(unsafe_code)]`; the lint setting covers its submodules). Every libc call goes
@@ -31,6 +32,7 @@ macro_rules! syscall {
 }
 
 pub mod control;
+pub mod cpu;
 pub mod epoll;
 pub mod ifaddrs;
 pub mod netdev;
