@@ -1,7 +1,7 @@
 //! The Internet checksum (RFC 1071): one's-complement sums over big-endian 16-bit words.
 //!
-//! Owns the arithmetic only (and the slot for a faster routine the OS edge may install; it
-//! never looks at the CPU itself). Sums are kept unfolded in a `u64` so that the pieces of one
+//! Owns the arithmetic only, and the one slot (a `OnceLock`, set at most once, at start-up)
+//! for a faster routine the OS edge may install; it never looks at the CPU itself. Sums are kept unfolded in a `u64` so that the pieces of one
 //! checksum (pseudo-header, header, payload) can be added before [`fold`]ing; every piece but
 //! the last must have an even length.
 
@@ -14,8 +14,8 @@ pub type SumFn = fn(u64, &[u8]) -> u64;
 static FAST: OnceLock<SumFn> = OnceLock::new();
 
 /// Makes [`add`] use `sum` from now on, after checking that it agrees with [`add_portable`]
-/// on inputs of every length class and alignment (lengths 0 to 300 at 8 offsets and a 64 KiB
-/// slice). Returns false, and changes nothing, if it disagrees or if a routine is already
+/// on inputs of every length class and alignment (lengths 0 to 300 at 8 offsets, and two
+/// 64 KiB slices, one of them all ones so that every word carries). Returns false, and changes nothing, if it disagrees or if a routine is already
 /// installed. The OS edge calls this once at start-up with a routine compiled for the CPU's
 /// vector instructions (see `sys::cpu`); the core never looks at the CPU itself.
 pub fn install(sum: SumFn) -> bool {
@@ -33,7 +33,7 @@ fn agrees_with_portable(sum: SumFn) -> bool {
             sum(7, d) == add_portable(7, d)
         })
     });
-    let ones = [0xffu8; 65_535];
+    let ones = vec![0xffu8; 65_535];
     short
         && sum(0, &data[1..65_536]) == add_portable(0, &data[1..65_536])
         && sum(0, &ones) == add_portable(0, &ones)
@@ -65,8 +65,8 @@ pub fn add(acc: u64, data: &[u8]) -> u64 {
 /// portable code.
 ///
 /// The bulk is summed as native-endian 32-bit words in eight independent `u64` lanes (which
-/// the compiler turns into vector adds: two 128-bit registers with the baseline's SSE2, one
-/// 256-bit register where the caller is compiled for AVX2), folded, and byte-swapped into
+/// the compiler turns into vector adds: four 128-bit registers with the baseline's SSE2, two
+/// 256-bit ones where the caller is compiled for AVX2), folded, and byte-swapped into
 /// network order at the end: the one's-complement sum does not depend on byte order (RFC 1071,
 /// section 2(B)). The lanes cannot overflow: a slice would need 2^32 chunks to carry out of
 /// 64 bits. Always inlined, so that a caller compiled with more vector instructions gets a
