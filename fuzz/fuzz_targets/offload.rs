@@ -1,0 +1,176 @@
+//! The offload code on input it does not choose: the coalescer on frames from the network
+//! (some of them valid TCP segments of one flow, some broken in one field), and the segmenter
+//! and checksum completion on any vnet header and any bytes from the tap.
+//!
+//! Never a panic, and what comes out is what went in: a lone frame comes back as it was, a
+//! coalesced super-frame holds exactly the payloads of the frames that joined it, and cutting
+//! it again gives frames that coalesce back into the same super-frame.
+#![no_main]
+
+use ethcloud::offload::checksum;
+use ethcloud::offload::coalesce::{Coalescer, Push, MAX_SUPER_LEN};
+use ethcloud::offload::segment::{complete_checksum, Segmenter};
+use ethcloud::offload::vnet::{VnetHdr, GSO_NONE, GSO_TCPV4, GSO_TCPV6, VNET_HDR_LEN};
+use libfuzzer_sys::fuzz_target;
+
+/// Ethernet + IPv4 (DF) or IPv6 + TCP (ACK, with `opt` bytes of options) + `payload`, with
+/// valid lengths and checksums.
+fn tcp_frame(ipv6: bool, opt: usize, seq: u32, flags: u8, port: u16, payload: &[u8]) -> Vec<u8> {
+    let l3 = 14;
+    let l4 = l3 + if ipv6 { 40 } else { 20 };
+    let tcp_len = 20 + opt + payload.len();
+    let mut f = vec![0u8; l4 + tcp_len];
+    f[..12].copy_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
+    if ipv6 {
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        f[l3] = 0x60;
+        f[l3 + 4..l3 + 6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
+        f[l3 + 6] = 6;
+        f[l3 + 7] = 64;
+        f[l3 + 8] = 0xfd;
+        f[l3 + 23] = 1;
+        f[l3 + 24] = 0xfd;
+        f[l3 + 39] = 2;
+    } else {
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[l3] = 0x45;
+        f[l3 + 2..l3 + 4].copy_from_slice(&((20 + tcp_len) as u16).to_be_bytes());
+        f[l3 + 6] = 0x40;
+        f[l3 + 8] = 64;
+        f[l3 + 9] = 6;
+        f[l3 + 12..l3 + 16].copy_from_slice(&[198, 19, 0, 1]);
+        f[l3 + 16..l3 + 20].copy_from_slice(&[198, 19, 0, 2]);
+        let sum = checksum::finish(checksum::add(0, &f[l3..l4]));
+        f[l3 + 10..l3 + 12].copy_from_slice(&sum.to_be_bytes());
+    }
+    f[l4..l4 + 2].copy_from_slice(&port.to_be_bytes());
+    f[l4 + 2..l4 + 4].copy_from_slice(&5201u16.to_be_bytes());
+    f[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
+    f[l4 + 12] = (((20 + opt) / 4) as u8) << 4;
+    f[l4 + 13] = flags;
+    f[l4 + 14] = 2;
+    for b in &mut f[l4 + 20..l4 + 20 + opt] {
+        *b = 1; // NOP
+    }
+    f[l4 + 20 + opt..].copy_from_slice(payload);
+    let (src, dst) = if ipv6 {
+        (&f[l3 + 8..l3 + 24], &f[l3 + 24..l3 + 40])
+    } else {
+        (&f[l3 + 12..l3 + 16], &f[l3 + 16..l3 + 20])
+    };
+    let pseudo = checksum::pseudo_header(src, dst, 6, tcp_len);
+    let sum = checksum::finish(checksum::add(pseudo, &f[l4..]));
+    f[l4 + 16..l4 + 18].copy_from_slice(&sum.to_be_bytes());
+    f
+}
+
+/// The TCP payload of a frame this target built (header lengths known from the frame).
+fn payload_of(frame: &[u8]) -> &[u8] {
+    let l4 = if frame[12] == 0x86 { 54 } else { 34 };
+    let doff = usize::from(frame[l4 + 12] >> 4) * 4;
+    &frame[l4 + doff..]
+}
+
+/// Checks what the coalescer gives back against the frames that went into it.
+fn check_taken(co: &mut Coalescer, run: &mut Vec<Vec<u8>>) {
+    let Some((hdr, out)) = co.take() else {
+        assert!(run.is_empty());
+        return;
+    };
+    let (hdr, out) = (hdr, out.to_vec());
+    assert!(out.len() <= MAX_SUPER_LEN);
+    if run.len() == 1 {
+        assert_eq!(hdr.gso_type, GSO_NONE);
+        assert_eq!(out, run[0]);
+    } else {
+        assert!(hdr.gso_type == GSO_TCPV4 || hdr.gso_type == GSO_TCPV6);
+        let joined: Vec<u8> = run.iter().flat_map(|f| payload_of(f).iter().copied()).collect();
+        assert_eq!(payload_of(&out), &joined[..]);
+        // Cut again and coalesce again: the same super-frame.
+        let mut cut = Segmenter::new(&hdr, &out).expect("a super-frame we made cuts");
+        assert_eq!(cut.count(), run.len());
+        let mut again = Coalescer::new();
+        let mut piece = vec![0u8; cut.max_segment_len()];
+        while let Some(len) = cut.next_into(&mut piece) {
+            assert!(matches!(again.push(&piece[..len]), Push::Held));
+        }
+        let (_, back) = again.take().expect("held");
+        assert_eq!(back, &out[..]);
+    }
+    run.clear();
+}
+
+fn coalesce(data: &[u8]) {
+    let Some((&first, mut rest)) = data.split_first() else {
+        return;
+    };
+    let ipv6 = first & 1 != 0;
+    let opt = usize::from(first >> 1 & 3) * 4;
+    let mut seq = u32::from_be_bytes([first, 0x5a, 0, 0]);
+    let mut co = Coalescer::new();
+    let mut run: Vec<Vec<u8>> = Vec::new();
+    // Each frame: [control, length]; its payload is the next `length` * 8 bytes of the input
+    // (padded with a pattern if the input runs out).
+    while let [ctl, len, tail @ ..] = rest {
+        rest = tail;
+        let n = usize::from(*len) * 8;
+        let payload: Vec<u8> = (0..n).map(|i| tail.get(i).copied().unwrap_or(i as u8)).collect();
+        let flags = match ctl & 0x0c {
+            0x04 => 0x18,      // ACK PSH
+            0x08 => 0x11,      // ACK FIN: never joins
+            _ => 0x10,         // ACK
+        };
+        let seq_here = if ctl & 0x10 != 0 { seq.wrapping_add(1) } else { seq };
+        let port = if ctl & 0x20 != 0 { 40_001 } else { 40_000 };
+        let mut frame = tcp_frame(ipv6, opt, seq_here, flags, port, &payload);
+        if ctl & 0x40 != 0 {
+            // One byte broken after the checksums were made: the frame must not join a run.
+            let at = usize::from(*ctl) % frame.len();
+            frame[at] ^= 0x80;
+        }
+        seq = seq_here.wrapping_add(payload.len() as u32);
+        loop {
+            match co.push(&frame) {
+                Push::Held => {
+                    run.push(frame);
+                    break;
+                }
+                Push::FlushFirst => check_taken(&mut co, &mut run),
+                Push::Rejected => break,
+            }
+        }
+        if ctl & 0x80 != 0 {
+            check_taken(&mut co, &mut run);
+        }
+    }
+    check_taken(&mut co, &mut run);
+}
+
+fn segment(data: &[u8]) {
+    let Some(hdr) = VnetHdr::parse(data) else {
+        return;
+    };
+    let frame = &data[VNET_HDR_LEN..];
+    let _ = complete_checksum(&hdr, &mut frame.to_vec());
+    let Ok(mut cut) = Segmenter::new(&hdr, frame) else {
+        return;
+    };
+    let max = cut.max_segment_len();
+    let count = cut.count();
+    let mut out = vec![0u8; max];
+    let mut n = 0;
+    while let Some(len) = cut.next_into(&mut out) {
+        assert!(len <= max);
+        n += 1;
+        assert!(n <= count);
+    }
+    assert_eq!(n, count);
+}
+
+fuzz_target!(|data: &[u8]| {
+    match data.split_first() {
+        Some((mode, rest)) if mode % 2 == 0 => coalesce(rest),
+        Some((_, rest)) => segment(rest),
+        None => {}
+    }
+});
