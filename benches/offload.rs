@@ -109,13 +109,25 @@ fn main() {
         "  portable checksum: {portable:>8.0} ns ({:.0} ns per frame)",
         portable / frames as f64
     );
-    match ethcloud::sys::cpu::install_fast_checksum() {
-        Some(name) => {
+    match ethcloud::sys::cpu::calibrate() {
+        Some((calibration, sum)) => {
+            assert!(ethcloud::offload::checksum::install(sum));
             let fast = median_ns(&hdr, &frame);
+            let name = calibration.name;
             println!(
                 "  {name} checksum:     {fast:>8.0} ns ({:.0} ns per frame), {:.2}x the portable time",
                 fast / frames as f64,
                 fast / portable
+            );
+            println!(
+                "  start-up calibration: {name} {} ns, portable {} ns per 1448 bytes: the daemon {}",
+                calibration.vector_ns,
+                calibration.portable_ns,
+                if calibration.pays {
+                    "installs it"
+                } else {
+                    "keeps the portable sum"
+                }
             );
         }
         None => println!("  no faster checksum for this CPU: the daemon uses the portable one"),

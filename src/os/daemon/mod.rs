@@ -187,7 +187,7 @@ pub fn run(
     }
     let mut socket = socket;
     socket.enable_batching();
-    let checksum = crate::sys::cpu::install_fast_checksum().unwrap_or("portable");
+    let checksum = crate::sys::cpu::install_fast_checksum();
     info!(
         "offloads: tap {}; udp {}; checksum {checksum}",
         device.offloads(),
