@@ -48,7 +48,8 @@
 # run: for ethcloud and boringtun the two daemons' utime+stime (/proc/PID/stat), and for
 # everyone the whole system's busy time (/proc/stat), both in % of one core (2 cores = 200 %).
 # Below the table: same-run ratios of the modes (identity/clear, identity/keyed,
-# identity/WireGuard), each row's TCP 1-stream figure per repetition, and the load average.
+# identity/WireGuard), each row's TCP 1-stream figure per repetition, the load average, and
+# the machine (CPU model, the flags that matter for copies and sums, kernel, mitigation).
 # Numbers come only from here, never from a timed test. Every wait has a deadline; on any exit
 # it stops what it started by PID and deletes its namespaces by name.
 set -euo pipefail
@@ -367,10 +368,24 @@ echo
 wg_note=""
 [ "$wireguard" -eq 1 ] && wg_note="$wg_label: WireGuard in user space ($(boringtun-cli --version), \
 $wg_threads threads; layer 3, tun MTU $wg_mtu), not the kernel's"
-python3 - "$results" "$reps" "$secs" "$out" "$load_start" "$load_end" "$wg_note" "$udp_rate" <<'EOF'
+# The machine, because the ratios depend on it: copies cost much more where the CPU has no
+# fast `rep movsb` (erms, fsrm), and the kernel's mitigations tax every system call.
+cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+has_flags=""
+for flag in erms fsrm avx2 avx512f vaes; do
+    [[ "$cpu_flags" == *" $flag "* ]] && has_flags="$has_flags $flag"
+done
+machine="$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//') \
+(family $(grep -m1 '^cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' '), \
+model $(grep -m1 '^model[[:space:]]*:' /proc/cpuinfo | cut -d: -f2 | tr -d ' '), \
+$(grep -m1 '^cpu MHz' /proc/cpuinfo | cut -d: -f2 | tr -d ' ' | cut -d. -f1) MHz), \
+$(nproc) cores; flags:${has_flags:- none of erms fsrm avx2 avx512f vaes}; kernel $(uname -r); \
+retbleed: $(cat /sys/devices/system/cpu/vulnerabilities/retbleed 2>/dev/null || echo unknown)"
+python3 - "$results" "$reps" "$secs" "$out" "$load_start" "$load_end" "$wg_note" "$udp_rate" \
+    "$machine" <<'EOF'
 import statistics, sys
 from collections import defaultdict
-path, reps, secs, out, load_start, load_end, wg_note, udp_rate = sys.argv[1:9]
+path, reps, secs, out, load_start, load_end, wg_note, udp_rate, machine = sys.argv[1:10]
 data = defaultdict(lambda: defaultdict(list))
 order = []
 for line in open(path):
@@ -440,6 +455,7 @@ for label in order:
 if wg_note:
     lines.append("- " + wg_note)
 lines.append(f"- load average (1, 5, 15 min) at the start of the measurements: {load_start}; at the end: {load_end}")
+lines.append(f"- machine: {machine}")
 text = "\n".join(lines)
 print(text)
 if out:
