@@ -120,9 +120,10 @@ fn main() {
                 fast / portable
             );
             println!(
-                "  start-up calibration: {name} {} ns, portable {} ns per 1448 bytes: the daemon {}",
+                "  start-up calibration: {name} {} ns, portable {} ns per {} bytes: the daemon {}",
                 calibration.vector_ns,
                 calibration.portable_ns,
+                ethcloud::sys::cpu::CALIBRATION_SLICE,
                 if calibration.pays {
                     "installs it"
                 } else {

@@ -40,12 +40,12 @@ pub fn candidate() -> Option<(&'static str, checksum::SumFn)> {
 }
 
 /// Bytes per slice in [`calibrate`]: a full-sized frame's TCP payload at the default MTU.
-const CALIBRATION_SLICE: usize = 1448;
+pub const CALIBRATION_SLICE: usize = 1448;
 /// Rounds in [`calibrate`], alternating between the two routines; the best round counts.
-const CALIBRATION_ROUNDS: usize = 24;
+pub const CALIBRATION_ROUNDS: usize = 24;
 /// The vector routine is installed only if its best round takes at most this share of the
 /// portable code's (in percent): a routine that is not clearly faster is not worth the call.
-const CALIBRATION_MAX_PERCENT: u128 = 97;
+pub const CALIBRATION_MAX_PERCENT: u128 = 97;
 
 /// What [`calibrate`] measured: the vector routine's and the portable code's time for one
 /// [`CALIBRATION_SLICE`]-byte slice, in nanoseconds (best of the rounds).
