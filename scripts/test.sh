@@ -9,7 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says when it starts (seconds since test.sh began), so a slow CI run shows where
+# its time went; the last line gives the total (CI's budget is 20 minutes).
+step() { printf '\n==> %s [%d s]\n' "$*" "$SECONDS"; }
 fail() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] ||
@@ -97,4 +99,4 @@ bash scripts/fuzz.sh 25
 step "cargo test --doc"
 cargo test --doc
 
-printf '\ntest.sh: all passed\n'
+printf '\ntest.sh: all passed in %d s\n' "$SECONDS"
