@@ -6,6 +6,7 @@
 //! deadline. It does not decide when to run it: `main` runs `--ifup` once the tap is up (still
 //! with root's privileges) and `--ifdown` after the loop ends, while the tap still exists.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
@@ -24,7 +25,9 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// Runs `command` with `/bin/sh -c`, `IFNAME=ifname` in its environment, stdin from
 /// `/dev/null` and stdout and stderr shared with the daemon (so they land in its log), and
-/// waits up to `timeout` for it. `option` (`--ifup` / `--ifdown`) names it in messages.
+/// waits up to `timeout` for it. `option` (`--ifup` / `--ifdown`) names it in messages. The
+/// command runs in a process group of its own, so that on timeout everything it started is
+/// killed with it, not left running.
 ///
 /// # Errors
 ///
@@ -49,6 +52,7 @@ pub fn run(
         // Only the daemon may talk to systemd about the service's state.
         .env_remove(NOTIFY_SOCKET)
         .stdin(Stdio::null())
+        .process_group(0)
         .spawn()
         .map_err(|e| fail(HookFailure::Spawn(e)))?;
     // Counted in polls rather than read from a clock: the daemon owns the clock.
@@ -64,7 +68,11 @@ pub fn run(
             Err(e) => return Err(fail(HookFailure::Spawn(e))),
         }
     }
-    // Our own child, not yet reaped: its PID cannot have been reused.
+    // Our own child, not yet reaped: its PID, which is also its group's id, cannot have been
+    // reused. The group first, so that what the shell started dies too.
+    if let Err(e) = crate::sys::signal::kill_process_group(child.id()) {
+        debug!("killing the process group of the {option} command: {e}");
+    }
     let _ = child.kill();
     let _ = child.wait();
     Err(fail(HookFailure::Timeout(timeout)))
@@ -108,5 +116,45 @@ mod tests {
         .unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(10));
         assert!(err.to_string().contains("killed"), "{err}");
+    }
+
+    /// Whether process `pid` is gone: no such process, or a zombie waiting to be reaped.
+    fn is_gone(pid: &str) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        }
+    }
+
+    #[test]
+    fn what_a_command_over_its_time_started_is_killed_too() {
+        let dir = std::env::temp_dir().join(format!("ethcloud-hook-kill-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let pid_file = dir.join("pid");
+        // The shell starts a grandchild in the background, writes its PID and waits for it.
+        let command = format!("sleep 30 & echo $! > '{}'; wait", pid_file.display());
+        let err = run("--ifup", &command, "ethcloud0", Duration::from_millis(300)).unwrap_err();
+        assert!(err.to_string().contains("killed"), "{err}");
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let pid = pid.trim();
+        assert!(!pid.is_empty());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !is_gone(pid) && std::time::Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        let gone = is_gone(pid);
+        if !gone {
+            // Do not leave it behind when the test fails.
+            let _ = Command::new("kill").arg("-9").arg(pid).status();
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            gone,
+            "the command's background child {pid} outlived the timeout"
+        );
     }
 }

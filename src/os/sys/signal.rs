@@ -1,13 +1,33 @@
 //! [`SignalFd`]: SIGINT, SIGTERM, SIGUSR1 and SIGHUP delivered as readable events on an fd.
 //!
 //! Owns blocking those four signals (so their default action, killing the process, never
-//! runs) and reading them from a signalfd that sits in the daemon's epoll set. It does not
-//! decide what a signal means: the daemon does.
+//! runs) and reading them from a signalfd that sits in the daemon's epoll set, and killing a
+//! hook command's process group ([`kill_process_group`]). It does not decide what a signal
+//! means: the daemon does.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::mem;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// Sends SIGKILL to every process in the process group `pgid`: a child started as the leader
+/// of a group of its own (`CommandExt::process_group(0)`, so the group's id is the child's
+/// PID), and whatever it started that is still in the group. Killing only the child would
+/// leave those running, orphaned, and still holding the daemon's stdout and stderr.
+///
+/// # Errors
+///
+/// `InvalidInput` for a `pgid` of 0 or 1 or one that is not a PID (it would name our own
+/// group, or every process); `ESRCH` if the group is empty.
+pub fn kill_process_group(pgid: u32) -> io::Result<()> {
+    let pgid = libc::pid_t::try_from(pgid)
+        .ok()
+        .filter(|&p| p > 1)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours; a negative PID names
+    // the process group, and `pgid` > 1 rules out our own group (0) and every process (-1).
+    syscall!(kill(-pgid, libc::SIGKILL)).map(|_| ())
+}
 
 /// A signal ethcloud handles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
