@@ -13,6 +13,10 @@ fi
 export RUSTC_BOOTSTRAP=1
 for target in $(cd fuzz && cargo fuzz list); do
     echo "fuzz: $target for ${secs}s"
-    (cd fuzz && cargo fuzz run "$target" -- -max_total_time="$secs" -rss_limit_mb=2048 2>&1 | tail -n 2)
+    # No sanitizer: the fuzzed code is the pure core, safe Rust, where AddressSanitizer has
+    # nothing to find that a panic would not show; without it the targets build faster and
+    # run more inputs per second.
+    (cd fuzz && cargo fuzz run --sanitizer none "$target" -- -max_total_time="$secs" \
+        -rss_limit_mb=2048 2>&1 | tail -n 2)
 done
 echo "fuzz: all targets ran without a crash"
