@@ -87,18 +87,12 @@ bash scripts/deb.sh
 
 # Benchmarks are not run here (they are type-checked by clippy above and run by hand:
 # cargo bench, scripts/bench.sh, scripts/scale.sh 32; its 12-daemon form runs below); every test target is.
-# With cargo-nextest, where it is installed (this script does not install it), every test
-# runs in a process of its own, as many at a time as there are cores, across all test
-# binaries instead of one binary after the other: 4.4 instead of 6.4 minutes on a 2 GHz
-# Zen 1, and a child process a test leaves running is reported (LEAK). Without it, cargo
-# test runs the same tests.
-if cargo nextest --version >/dev/null 2>&1; then
-    step "cargo nextest run --lib --bins --tests --run-ignored all"
-    cargo nextest run --lib --bins --tests --run-ignored all --final-status-level slow
-else
-    step "cargo test --lib --bins --tests -- --include-ignored"
-    cargo test --lib --bins --tests -- --include-ignored
-fi
+# Not cargo nextest, although it runs the same tests in 4.4 instead of 6.4 minutes here
+# (in parallel across test binaries): paired with another binary's heavy test, the
+# 100,000-handshake flood test lost 16 of 120 trusted pings against its bound of 12 in a
+# CI run, where cargo test pairs it only with its own binary's tests.
+step "cargo test --lib --bins --tests -- --include-ignored"
+cargo test --lib --bins --tests -- --include-ignored
 
 step "scale: 12 daemons"
 bash scripts/scale.sh 12
