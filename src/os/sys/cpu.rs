@@ -62,10 +62,11 @@ pub struct Calibration {
 }
 
 /// Times the vector routine this CPU can run against the portable code, on 64 KiB of data in
-/// [`CALIBRATION_SLICE`]-byte slices, [`CALIBRATION_ROUNDS`] alternating rounds (about 100 µs
-/// in all). Having the instructions does not make the routine faster: on AMD Zen 1, which
-/// splits every 256-bit operation in two, the AVX2 sum is slower than the portable one
-/// behind the indirect call (`cargo bench --bench offload`). `None` without a vector routine.
+/// [`CALIBRATION_SLICE`]-byte slices, [`CALIBRATION_ROUNDS`] alternating rounds (under a
+/// millisecond in all). Having the instructions does not make the routine faster: on AMD
+/// Zen 1, which splits every 256-bit operation in two, the AVX2 sum is slower than the
+/// portable one behind the indirect call (`cargo bench --bench offload`). `None` without a
+/// vector routine.
 pub fn calibrate() -> Option<(Calibration, checksum::SumFn)> {
     let (name, sum) = candidate()?;
     let data: Vec<u8> = (0..65_536u32)
