@@ -82,11 +82,17 @@ pub fn run(
 mod tests {
     use super::*;
 
-    #[test]
-    fn command_sees_ifname() {
-        let dir = std::env::temp_dir().join(format!("ethcloud-hook-{}", std::process::id()));
+    /// An empty directory of this test process's own, named after `tag`.
+    fn fresh_dir(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("ethcloud-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn command_sees_ifname() {
+        let dir = fresh_dir("hook");
         let out = dir.join("out");
         let command = format!("echo \"up $IFNAME\" > '{}'", out.display());
         run("--ifup", &command, "ethcloud7", HOOK_TIMEOUT).unwrap();
@@ -131,9 +137,7 @@ mod tests {
 
     #[test]
     fn what_a_command_over_its_time_started_is_killed_too() {
-        let dir = std::env::temp_dir().join(format!("ethcloud-hook-kill-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = fresh_dir("hook-kill");
         let pid_file = dir.join("pid");
         // The shell starts a grandchild in the background, writes its PID and waits for it.
         let command = format!("sleep 30 & echo $! > '{}'; wait", pid_file.display());
