@@ -28,8 +28,9 @@
 #   --floor-mode M     with --floor, also a row "floor-M": the relay in its io_uring mode M
 #                      (uring, uring-spin, uring-defer or sqpoll; see examples/minirelay);
 #                      repeatable
-#   --no-wireguard     leave out the WireGuard row (else wg and boringtun-cli are installed if
-#                      missing: apt-get wireguard-tools, cargo install boringtun-cli, once)
+#   --no-wireguard     leave out the WireGuard rows (else wg, wireguard-go and boringtun-cli
+#                      are installed if missing: apt-get wireguard-tools wireguard-go, cargo
+#                      install boringtun-cli, once)
 #   --wg-threads N     boringtun's worker threads (default 4, boringtun's own default)
 #   --udp-rate KPPS    offered rate of the fixed-rate UDP test (default 100 thousand 64-byte
 #                      datagrams per second): loss at the same offered rate for every system
@@ -37,15 +38,16 @@
 # Builds release, makes two namespaces joined by one veth (underlay 198.18.50.0/24, MTU 1500),
 # and in them a VXLAN (id 4242, UDP 4789, overlay 198.19.50.0/24) and one ethcloud pair per
 # variant (overlay 198.19.5<i>.0/24); every overlay device has MTU 1400. Unless --no-wireguard,
-# also a WireGuard tunnel between the same two namespaces (overlay 198.19.60.0/24, UDP 51820):
-# this kernel may have no WireGuard module, so it is always the user-space boringtun-cli
-# (Cloudflare's WireGuard in Rust, a layer-3 tun, MTU 1420 as wg-quick's default for a
-# 1500-byte link) set up with wg; row "wg-boringtun". Then, for each
+# also two WireGuard tunnels between the same two namespaces, set up with wg: this kernel may
+# have no WireGuard module, so they are the user-space ones, row "wg-go" (wireguard-go, the
+# WireGuard project's own implementation in Go; overlay 198.19.61.0/24, UDP 51821) and row
+# "wg-boringtun" (boringtun-cli, Cloudflare's in Rust; 198.19.60.0/24, UDP 51820), each a
+# layer-3 tun with MTU 1420, wg-quick's default for a 1500-byte link. Then, for each
 # repetition, it runs the same tests over each of them in turn (interleaved, so drift hits all
 # alike): iperf3 TCP with 1 and 4 streams, iperf3 UDP with 64-byte payloads at full speed
 # (received packet rate and loss), ping (20 echoes, 10 ms apart) and UDP ping-pong
 # (examples/pingpong.rs, 2000 rounds, one-way = RTT/2). CPU is measured over the TCP 1-stream
-# run: for ethcloud and boringtun the two daemons' utime+stime (/proc/PID/stat), and for
+# run: for ethcloud and WireGuard the two daemons' utime+stime (/proc/PID/stat), and for
 # everyone the whole system's busy time (/proc/stat), both in % of one core (2 cores = 200 %).
 # Below the table: same-run ratios of the modes (identity/clear, identity/keyed,
 # identity/WireGuard), each row's TCP 1-stream figure per repetition, the load average, and
@@ -110,7 +112,7 @@ need_root
 need_tools ip=iproute2 ss=iproute2 iperf3=iperf3 ping=iputils-ping python3=python3 "cc=gcc libc6-dev"
 command -v cargo >/dev/null || die "cargo is missing"
 if [ "$wireguard" -eq 1 ]; then
-    need_tools wg=wireguard-tools
+    need_tools wg=wireguard-tools wireguard-go=wireguard-go
     need_cargo_tool boringtun-cli boringtun-cli ||
         die "boringtun-cli could not be installed (or leave WireGuard out: --no-wireguard)"
 fi
@@ -201,39 +203,57 @@ for variant in "${variants[@]}"; do
     systems+=("$label|$net.2|$vpids")
 done
 
-# WireGuard in user space: boringtun-cli makes tun $dev and its UAPI socket
+# WireGuard in user space: each implementation makes tun $dev and its UAPI socket
 # /var/run/wireguard/$dev.sock (the names are global, hence the PID in them), which wg talks to.
-wg_label=wg-boringtun
+# wg_up LABEL NET PORT: one WireGuard pair of implementation LABEL (wg-go or wg-boringtun),
+# overlay NET.0/24, UDP PORT.
 wg_mtu=1420
-if [ "$wireguard" -eq 1 ]; then
-    echo "==> $wg_label: WireGuard in user space, $(boringtun-cli --version) with $wg_threads" \
-        "threads (overlay 198.19.60.0/24, L3 tun, mtu $wg_mtu, port 51820)"
-    (
-        umask 077
-        for side in 1 2; do wg genkey >"$work/wg$side.key"; done
-    )
-    vpids=""
+wg_up() {
+    local label=$1 net=$2 port=$3 side ns other dev pid vpids=""
     for side in 1 2; do
         ns=$a; other=2
         [ "$side" = 2 ] && { ns=$b; other=1; }
-        dev="ecwg$$n$side"
+        dev="ecw${label:3:1}$$n$side" # ecwg<pid>n1 for wg-go, ecwb<pid>n1 for wg-boringtun
         wg_devs+=("$dev")
-        ip netns exec "$ns" boringtun-cli "$dev" --foreground --disable-drop-privileges \
-            --threads "$wg_threads" --verbosity error >"$work/$wg_label-$side.log" 2>&1 &
+        case "$label" in
+            wg-go)
+                # -f: stay in the foreground (our child, stopped by PID like the others).
+                ip netns exec "$ns" wireguard-go -f "$dev" >"$work/$label-$side.log" 2>&1 & ;;
+            wg-boringtun)
+                ip netns exec "$ns" boringtun-cli "$dev" --foreground --disable-drop-privileges \
+                    --threads "$wg_threads" --verbosity error >"$work/$label-$side.log" 2>&1 & ;;
+        esac
         pid=$!
         pids+=("$pid")
         vpids="$vpids $pid"
         wait_for --pid "$pid" 10 test -S "/var/run/wireguard/$dev.sock" ||
-            { cat "$work/$wg_label-$side.log"; die "boringtun made no $dev in $ns"; }
-        ip netns exec "$ns" wg set "$dev" private-key "$work/wg$side.key" listen-port 51820 \
-            peer "$(wg pubkey <"$work/wg$other.key")" endpoint "198.18.50.$other:51820" \
-            allowed-ips "198.19.60.$other/32"
-        ip -n "$ns" addr add "198.19.60.$side/24" dev "$dev"
+            { cat "$work/$label-$side.log"; die "$label made no $dev in $ns"; }
+        ip netns exec "$ns" wg set "$dev" private-key "$work/wg$side.key" listen-port "$port" \
+            peer "$(wg pubkey <"$work/wg$other.key")" endpoint "198.18.50.$other:$port" \
+            allowed-ips "$net.$other/32"
+        ip -n "$ns" addr add "$net.$side/24" dev "$dev"
         ip -n "$ns" link set "$dev" mtu "$wg_mtu" up
     done
-    wait_for 20 ip netns exec "$a" ping -c1 -W1 198.19.60.2 ||
-        { cat "$work/$wg_label-"*.log; die "$wg_label overlay does not ping"; }
-    systems+=("$wg_label|198.19.60.2|$vpids")
+    wait_for 20 ip netns exec "$a" ping -c1 -W1 "$net.2" ||
+        { cat "$work/$label-"*.log; die "$label overlay does not ping"; }
+    systems+=("$label|$net.2|$vpids")
+}
+wg_note=""
+if [ "$wireguard" -eq 1 ]; then
+    (
+        umask 077
+        for side in 1 2; do wg genkey >"$work/wg$side.key"; done
+    )
+    go_version="$(wireguard-go --version | head -1)"
+    echo "==> wg-go: WireGuard in user space, $go_version, the WireGuard project's own" \
+        "(overlay 198.19.61.0/24, L3 tun, mtu $wg_mtu, port 51821)"
+    wg_up wg-go 198.19.61 51821
+    echo "==> wg-boringtun: WireGuard in user space, $(boringtun-cli --version) with" \
+        "$wg_threads threads (overlay 198.19.60.0/24, L3 tun, mtu $wg_mtu, port 51820)"
+    wg_up wg-boringtun 198.19.60 51820
+    wg_note="wg-go: $go_version (Go, the WireGuard project's own user-space implementation; \
+layer 3, tun MTU $wg_mtu); wg-boringtun: $(boringtun-cli --version), $wg_threads threads \
+(layer 3, tun MTU $wg_mtu); both in user space, not the kernel's WireGuard"
 fi
 wait_or_die 20 "vxlan overlay does not ping" ip netns exec "$a" ping -c1 -W1 198.19.50.2
 
@@ -365,9 +385,6 @@ done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo
-wg_note=""
-[ "$wireguard" -eq 1 ] && wg_note="$wg_label: WireGuard in user space ($(boringtun-cli --version), \
-$wg_threads threads; layer 3, tun MTU $wg_mtu), not the kernel's"
 # The machine, because the ratios depend on it: copies cost much more where the CPU has no
 # fast `rep movsb` (erms, fsrm), and the kernel's mitigations tax every system call.
 cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
@@ -420,7 +437,9 @@ for label in order:
 # The modes against each other (issue #12: identity ≥ 0.8 × clear on TCP 1 stream).
 pairs = [(x, y, t) for x, y, t in [
     ("identity", "ethcloud", "≥ 0.8× on TCP 1 stream"), ("identity", "keyed", "≈ 1× (same sealing)"),
-    ("identity", "wg-boringtun", ""), ("keyed", "ethcloud", ""), ("ethcloud", "wg-boringtun", "")]
+    ("identity", "wg-go", "≥ 1× WireGuard (#14; here its own user-space one)"),
+    ("identity", "wg-boringtun", ""), ("keyed", "ethcloud", ""), ("ethcloud", "wg-go", ""),
+    ("ethcloud", "wg-boringtun", "")]
     if x in data and y in data]
 if pairs:
     # Also the median of the per-repetition ratios: the two ran seconds apart in each
