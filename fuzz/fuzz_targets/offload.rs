@@ -1,6 +1,6 @@
 //! The offload code on input it does not choose: the coalescer on frames from the network
-//! (some of them valid TCP segments of one flow, some broken in one field), and the segmenter
-//! and checksum completion on any vnet header and any bytes from the tap.
+//! (some of them valid TCP segments or UDP datagrams of one flow, some broken in one field),
+//! and the segmenter and checksum completion on any vnet header and any bytes from the tap.
 //!
 //! Never a panic, and what comes out is what went in: a lone frame comes back as it was, a
 //! coalesced super-frame holds exactly the payloads of the frames that joined it, and cutting
@@ -10,7 +10,9 @@
 use ethcloud::offload::checksum;
 use ethcloud::offload::coalesce::{Coalescer, Push, MAX_SUPER_LEN};
 use ethcloud::offload::segment::{complete_checksum, Segmenter};
-use ethcloud::offload::vnet::{VnetHdr, GSO_NONE, GSO_TCPV4, GSO_TCPV6, VNET_HDR_LEN};
+use ethcloud::offload::vnet::{
+    VnetHdr, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, VNET_HDR_LEN,
+};
 use libfuzzer_sys::fuzz_target;
 
 /// Ethernet + IPv4 (DF) or IPv6 + TCP (ACK, with `opt` bytes of options) + `payload`, with
@@ -64,9 +66,47 @@ fn tcp_frame(ipv6: bool, opt: usize, seq: u32, flags: u8, port: u16, payload: &[
     f
 }
 
-/// The TCP payload of a frame this target built (header lengths known from the frame).
+/// The same frame as UDP: what `tcp_frame` built, its TCP header replaced by a UDP one.
+fn udp_frame(ipv6: bool, port: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = tcp_frame(ipv6, 0, 0, 0x10, port, &[]);
+    let l3 = 14;
+    let l4 = l3 + if ipv6 { 40 } else { 20 };
+    let udp_len = 8 + payload.len();
+    f.truncate(l4 + 8);
+    f.extend_from_slice(payload);
+    if ipv6 {
+        f[l3 + 4..l3 + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+        f[l3 + 6] = 17;
+    } else {
+        f[l3 + 2..l3 + 4].copy_from_slice(&((20 + udp_len) as u16).to_be_bytes());
+        f[l3 + 9] = 17;
+        f[l3 + 10..l3 + 12].fill(0);
+        let sum = checksum::finish(checksum::add(0, &f[l3..l4]));
+        f[l3 + 10..l3 + 12].copy_from_slice(&sum.to_be_bytes());
+    }
+    f[l4 + 4..l4 + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+    f[l4 + 6..l4 + 8].fill(0);
+    let (src, dst) = if ipv6 {
+        (&f[l3 + 8..l3 + 24], &f[l3 + 24..l3 + 40])
+    } else {
+        (&f[l3 + 12..l3 + 16], &f[l3 + 16..l3 + 20])
+    };
+    let pseudo = checksum::pseudo_header(src, dst, 17, udp_len);
+    let sum = match checksum::finish(checksum::add(pseudo, &f[l4..])) {
+        0 => 0xffff,
+        sum => sum,
+    };
+    f[l4 + 6..l4 + 8].copy_from_slice(&sum.to_be_bytes());
+    f
+}
+
+/// The TCP or UDP payload of a frame this target built (header lengths known from the frame).
 fn payload_of(frame: &[u8]) -> &[u8] {
     let l4 = if frame[12] == 0x86 { 54 } else { 34 };
+    let protocol = if frame[12] == 0x86 { frame[20] } else { frame[23] };
+    if protocol == 17 {
+        return &frame[l4 + 8..];
+    }
     let doff = usize::from(frame[l4 + 12] >> 4) * 4;
     &frame[l4 + doff..]
 }
@@ -83,13 +123,13 @@ fn check_taken(co: &mut Coalescer, run: &mut Vec<Vec<u8>>) {
         assert_eq!(hdr.gso_type, GSO_NONE);
         assert_eq!(out, run[0]);
     } else {
-        assert!(hdr.gso_type == GSO_TCPV4 || hdr.gso_type == GSO_TCPV6);
+        assert!([GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4].contains(&hdr.gso_type));
         let joined: Vec<u8> = run.iter().flat_map(|f| payload_of(f).iter().copied()).collect();
         assert_eq!(payload_of(&out), &joined[..]);
         // Cut again and coalesce again: the same super-frame.
         let mut cut = Segmenter::new(&hdr, &out).expect("a super-frame we made cuts");
         assert_eq!(cut.count(), run.len());
-        let mut again = Coalescer::new();
+        let mut again = Coalescer::with_udp();
         let mut piece = vec![0u8; cut.max_segment_len()];
         while let Some(len) = cut.next_into(&mut piece) {
             assert!(matches!(again.push(&piece[..len]), Push::Held));
@@ -106,8 +146,14 @@ fn coalesce(data: &[u8]) {
     };
     let ipv6 = first & 1 != 0;
     let opt = usize::from(first >> 1 & 3) * 4;
+    // Bit 3: the frames are UDP datagrams, bit 4: also coalesced (else they pass through).
+    let is_udp = first & 0x08 != 0;
     let mut seq = u32::from_be_bytes([first, 0x5a, 0, 0]);
-    let mut co = Coalescer::new();
+    let mut co = if first & 0x10 != 0 {
+        Coalescer::with_udp()
+    } else {
+        Coalescer::new()
+    };
     let mut run: Vec<Vec<u8>> = Vec::new();
     // Each frame: [control, length]; its payload is the next `length` * 8 bytes of the input
     // (padded with a pattern if the input runs out).
@@ -122,7 +168,11 @@ fn coalesce(data: &[u8]) {
         };
         let seq_here = if ctl & 0x10 != 0 { seq.wrapping_add(1) } else { seq };
         let port = if ctl & 0x20 != 0 { 40_001 } else { 40_000 };
-        let mut frame = tcp_frame(ipv6, opt, seq_here, flags, port, &payload);
+        let mut frame = if is_udp {
+            udp_frame(ipv6, port, &payload)
+        } else {
+            tcp_frame(ipv6, opt, seq_here, flags, port, &payload)
+        };
         if ctl & 0x40 != 0 {
             // One byte broken after the checksums were made: the frame must not join a run.
             let at = usize::from(*ctl) % frame.len();

@@ -397,9 +397,14 @@ impl Lab {
 
     /// Writes the raw-frame script into the lab's dir and returns its path.
     pub fn rawframe_script(&self) -> PathBuf {
-        let path = self.dir.join("rawframe.py");
+        self.script("rawframe.py", RAWFRAME)
+    }
+
+    /// Writes a script (`text`) into the lab's dir as `name`, once, and returns its path.
+    pub fn script(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.join(name);
         if !path.exists() {
-            fs::write(&path, RAWFRAME).expect("write rawframe.py");
+            fs::write(&path, text).unwrap_or_else(|e| panic!("write {name}: {e}"));
         }
         path
     }

@@ -1,4 +1,4 @@
-//! Coalescing TCP segments on the way to the tap (user-space GRO).
+//! Coalescing TCP segments and UDP datagrams on the way to the tap (user-space GRO).
 //!
 //! Consecutive, in-order data segments of one TCP flow become one super-frame: the first
 //! segment's headers, every segment's payload, and a `GSO_TCPV4`/`GSO_TCPV6` virtio header
@@ -12,12 +12,25 @@
 //! VLAN tag are never coalesced (the tap refuses GSO frames whose EtherType is not IP).
 //! Anything else passes through untouched. One flow is held at a time.
 //!
+//! With [`Coalescer::with_udp`] (a tap that takes USO, Linux 6.2+), consecutive datagrams of
+//! one UDP flow are coalesced the same way into a `GSO_UDP_L4` super-frame, as Linux's UDP
+//! GRO does for a socket that asks for it: same headers but the lengths, IPv4 ID and
+//! checksums; a valid, non-zero UDP checksum; every payload the size of the first except a
+//! shorter last one (which ends the run); at most [`MAX_UDP_SEGMENTS`] datagrams. The kernel
+//! cuts the super-frame back into the very datagrams (lengths, checksums and, under DF,
+//! meaningless IPv4 IDs recomputed) before any socket or another interface sees them, so a
+//! receiving application gets what was sent, one datagram per `recv`, in order; what it
+//! saves is a tap write and a trip through the IP layer per datagram.
+//!
 //! It owns the rules and the held bytes; when to write them out is the caller's choice
 //! ([`Coalescer::take`] after each batch of received datagrams).
 
 use super::checksum;
-use super::vnet::{VnetHdr, F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6};
-use super::{be16, be32, fix_ipv4_checksum, put16, Layout, IPV6_HEADER_LEN, PROTO_TCP};
+use super::vnet::{VnetHdr, F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
+use super::{
+    be16, be32, fix_ipv4_checksum, put16, Layout, IPV6_HEADER_LEN, PROTO_TCP, PROTO_UDP,
+    UDP_HEADER_LEN,
+};
 
 /// Bytes of an Ethernet header without a tag.
 const ETHERNET_LEN: usize = 14;
@@ -26,8 +39,16 @@ const MAX_IP_LEN: usize = 65_535;
 /// Capacity of the held super-frame.
 pub const MAX_SUPER_LEN: usize = ETHERNET_LEN + MAX_IP_LEN;
 
+/// The most datagrams in one UDP super-frame (Linux's `UDP_GRO_CNT_MAX`; the kernel takes
+/// up to `UDP_MAX_SEGMENTS`, 64 or 128 depending on its version).
+pub const MAX_UDP_SEGMENTS: u32 = 64;
+
 const TCP_ACK: u8 = 0x10;
 const TCP_PSH: u8 = 0x08;
+/// Where the checksum lies in a TCP header.
+const TCP_CHECKSUM_OFFSET: u16 = 16;
+/// Where the checksum lies in a UDP header.
+const UDP_CHECKSUM_OFFSET: u16 = 6;
 
 /// What [`Coalescer::push`] did with a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,20 +62,27 @@ pub enum Push {
     Rejected,
 }
 
-/// A TCP data segment that may be coalesced.
+/// A TCP data segment or a UDP datagram that may be coalesced.
 #[derive(Clone, Copy, Debug)]
 struct Segment {
     layout: Layout,
     hdr_len: usize,
+    /// The TCP sequence number (0 for UDP).
     seq: u32,
     payload_len: usize,
     is_push: bool,
 }
 
 impl Segment {
-    fn parse(frame: &[u8]) -> Option<Segment> {
+    /// The segment `frame` is, if it may be coalesced (UDP only with `udp`).
+    fn parse(frame: &[u8], udp: bool) -> Option<Segment> {
         let layout = Layout::parse(frame).ok()?;
-        if layout.protocol != PROTO_TCP || layout.l3 != ETHERNET_LEN {
+        let is_udp = match layout.protocol {
+            PROTO_TCP => false,
+            PROTO_UDP if udp => true,
+            _ => return None,
+        };
+        if layout.l3 != ETHERNET_LEN {
             return None;
         }
         let Layout { l3, l4, .. } = layout;
@@ -69,6 +97,9 @@ impl Segment {
         };
         if ip_len != frame.len() - l3 {
             return None;
+        }
+        if is_udp {
+            return Segment::parse_udp(frame, layout);
         }
         let doff = usize::from(*frame.get(l4 + 12)? >> 4) * 4;
         let hdr_len = l4 + doff;
@@ -94,6 +125,36 @@ impl Segment {
             is_push: flags & TCP_PSH != 0,
         })
     }
+
+    /// The UDP half of [`Segment::parse`]: the IP header is checked, `frame` holds exactly
+    /// the IP packet.
+    fn parse_udp(frame: &[u8], layout: Layout) -> Option<Segment> {
+        let Layout { l3, l4, .. } = layout;
+        let hdr_len = l4 + UDP_HEADER_LEN;
+        // A payload (a `gso_size` of 0 is refused), the UDP length saying the same as the IP
+        // length, and a checksum: 0 means none was sent (IPv4), and the kernel would put a
+        // real one on each datagram it cuts, so such datagrams pass through as they are.
+        if hdr_len >= frame.len()
+            || usize::from(be16(frame, l4 + 4).ok()?) != frame.len() - l4
+            || be16(frame, l4 + 6).ok()? == 0
+        {
+            return None;
+        }
+        if !layout.is_ipv6 && checksum::fold(checksum::add(0, &frame[l3..l4])) != 0xffff {
+            return None;
+        }
+        let sum = layout.pseudo_header(frame, frame.len() - l4);
+        if checksum::fold(checksum::add(sum, &frame[l4..])) != 0xffff {
+            return None;
+        }
+        Some(Segment {
+            layout,
+            hdr_len,
+            seq: 0,
+            payload_len: frame.len() - hdr_len,
+            is_push: false,
+        })
+    }
 }
 
 /// The flow being held.
@@ -113,6 +174,8 @@ pub struct Coalescer {
     buf: Box<[u8]>,
     len: usize,
     flow: Option<Flow>,
+    /// UDP datagrams are coalesced too ([`Coalescer::with_udp`]).
+    udp: bool,
 }
 
 impl Default for Coalescer {
@@ -131,12 +194,22 @@ impl core::fmt::Debug for Coalescer {
 }
 
 impl Coalescer {
-    /// An empty coalescer (allocates its buffer).
+    /// An empty coalescer of TCP segments (allocates its buffer).
     pub fn new() -> Coalescer {
         Coalescer {
             buf: vec![0u8; MAX_SUPER_LEN].into_boxed_slice(),
             len: 0,
             flow: None,
+            udp: false,
+        }
+    }
+
+    /// An empty coalescer of TCP segments and UDP datagrams, for a tap that takes
+    /// `GSO_UDP_L4` super-frames (USO).
+    pub fn with_udp() -> Coalescer {
+        Coalescer {
+            udp: true,
+            ..Coalescer::new()
         }
     }
 
@@ -153,7 +226,7 @@ impl Coalescer {
     /// Offers one frame; see [`Push`] for what the caller must do next.
     // HOT PATH
     pub fn push(&mut self, frame: &[u8]) -> Push {
-        let Some(seg) = Segment::parse(frame) else {
+        let Some(seg) = Segment::parse(frame, self.udp) else {
             return if self.flow.is_some() {
                 Push::FlushFirst
             } else {
@@ -201,10 +274,10 @@ impl Coalescer {
         } = flow.layout;
         let held = &self.buf[..self.len];
         let same = |a: usize, b: usize| frame.get(a..b) == held.get(a..b);
+        let is_udp = flow.layout.protocol == PROTO_UDP;
         !flow.is_closed
             && seg.layout == flow.layout
             && seg.hdr_len == flow.hdr_len
-            && seg.seq == flow.next_seq
             && seg.payload_len <= flow.mss
             && self.len + seg.payload_len - l3 <= MAX_IP_LEN
             && same(0, l3)
@@ -214,9 +287,15 @@ impl Coalescer {
                 same(l3, l3 + 2) && same(l3 + 6, l3 + 10) && same(l3 + 12, l4)
             }
             && same(l4, l4 + 4)
-            && same(l4 + 8, l4 + 13)
-            && same(l4 + 14, l4 + 16)
-            && same(l4 + 18, flow.hdr_len)
+            && if is_udp {
+                // Ports above; the length and checksum differ; nothing else in the header.
+                flow.count < MAX_UDP_SEGMENTS
+            } else {
+                seg.seq == flow.next_seq
+                    && same(l4 + 8, l4 + 13)
+                    && same(l4 + 14, l4 + 16)
+                    && same(l4 + 18, flow.hdr_len)
+            }
     }
 
     /// Hands out what is held and empties the coalescer: a single segment exactly as it came
@@ -239,19 +318,29 @@ impl Coalescer {
             put16(frame, l3 + 2, u16::try_from(len - l3).ok()?);
             fix_ipv4_checksum(frame, l3, l4);
         }
-        if flow.is_push {
-            frame[l4 + 13] |= TCP_PSH;
-        }
+        let is_udp = flow.layout.protocol == PROTO_UDP;
+        let (gso_type, csum_offset) = if is_udp {
+            // The UDP length of the whole super-frame, as a USO send has it; the kernel
+            // gives each datagram it cuts its own.
+            put16(frame, l4 + 4, u16::try_from(len - l4).ok()?);
+            (GSO_UDP_L4, UDP_CHECKSUM_OFFSET)
+        } else {
+            if flow.is_push {
+                frame[l4 + 13] |= TCP_PSH;
+            }
+            let gso_type = if is_ipv6 { GSO_TCPV6 } else { GSO_TCPV4 };
+            (gso_type, TCP_CHECKSUM_OFFSET)
+        };
         // F_NEEDS_CSUM: the field holds the pseudo-header sum; the kernel adds the rest.
         let pseudo = checksum::fold(flow.layout.pseudo_header(frame, len - l4));
-        put16(frame, l4 + 16, pseudo);
+        put16(frame, l4 + usize::from(csum_offset), pseudo);
         let hdr = VnetHdr {
             flags: F_NEEDS_CSUM,
-            gso_type: if is_ipv6 { GSO_TCPV6 } else { GSO_TCPV4 },
+            gso_type,
             hdr_len: u16::try_from(flow.hdr_len).ok()?,
             gso_size: u16::try_from(flow.mss).ok()?,
             csum_start: u16::try_from(l4).ok()?,
-            csum_offset: 16,
+            csum_offset,
         };
         Some((hdr, frame))
     }
@@ -261,11 +350,16 @@ impl Coalescer {
 mod tests {
     use super::super::segment::Segmenter;
     use super::super::testing::*;
+    use super::super::vnet::GSO_NONE;
     use super::*;
 
     /// Pushes every frame the way the tap device does; returns what would be written.
     fn run(frames: &[Vec<u8>]) -> Vec<(VnetHdr, Vec<u8>)> {
-        let mut c = Coalescer::new();
+        run_with(Coalescer::new(), frames)
+    }
+
+    /// [`run`] through `c`.
+    fn run_with(mut c: Coalescer, frames: &[Vec<u8>]) -> Vec<(VnetHdr, Vec<u8>)> {
         let mut written = Vec::new();
         for f in frames {
             for _ in 0..2 {
@@ -425,5 +519,131 @@ mod tests {
                 c.take();
             }
         }
+    }
+
+    /// Cuts each written frame (a super-frame by its header) back into real frames.
+    fn cut_all(written: &[(VnetHdr, Vec<u8>)]) -> Vec<Vec<u8>> {
+        let mut frames = Vec::new();
+        for (h, f) in written {
+            if h.gso_type == GSO_NONE {
+                frames.push(f.clone());
+                continue;
+            }
+            let mut s = Segmenter::new(h, f).unwrap();
+            let mut out = vec![0u8; 2000];
+            while let Some(len) = s.next_into(&mut out) {
+                frames.push(out[..len].to_vec());
+            }
+        }
+        frames
+    }
+
+    #[test]
+    fn udp_datagrams_coalesce_into_the_uso_super_frame_they_were_cut_from() {
+        for is_ipv6 in [false, true] {
+            let spec = Spec::udp(is_ipv6, None);
+            // Even sizes, a shorter last one, one alone, 64-byte datagrams (the packet-rate
+            // test's), and exactly MAX_UDP_SEGMENTS of them.
+            for (payload_len, size) in [(1372 * 3, 1372), (1372 * 5 + 7, 1372), (64 * 30, 64)]
+                .into_iter()
+                .chain([(64 * MAX_UDP_SEGMENTS as usize, 64), (300 * 2 + 1, 300)])
+            {
+                let payload = pattern(payload_len);
+                let (hdr, superframe) = build_super(&spec, &payload, size);
+                let datagrams = build_segments(&spec, &payload, size);
+                let written = run_with(Coalescer::with_udp(), &datagrams);
+                assert_eq!(written.len(), 1, "{spec:?} {payload_len}");
+                assert_eq!(written[0].0, hdr, "{spec:?} {payload_len}");
+                assert_eq!(written[0].1, superframe, "{spec:?} {payload_len}");
+                // The kernel's cut (our segmenter does the same) gives back every datagram.
+                assert_eq!(cut_all(&written), datagrams, "{spec:?} {payload_len}");
+            }
+        }
+    }
+
+    #[test]
+    fn udp_runs_stop_at_the_segment_cap_a_short_datagram_and_another_flow() {
+        let spec = Spec::udp(false, None);
+        let datagrams = build_segments(&spec, &pattern(64 * 150), 64);
+        let written = run_with(Coalescer::with_udp(), &datagrams);
+        assert_eq!(written.len(), 3, "150 datagrams: 64 + 64 + 22");
+        for (h, _) in &written {
+            assert_eq!(h.gso_type, GSO_UDP_L4);
+        }
+        assert_eq!(cut_all(&written), datagrams);
+
+        // A short datagram ends the run: [100, 30], then [100] alone.
+        let mut all = build_segments(&spec, &pattern(100 + 30), 100);
+        let next = build_segments(&spec, &pattern(100), 100).remove(0);
+        all.push(next.clone());
+        let written = run_with(Coalescer::with_udp(), &all);
+        assert_eq!(written.len(), 2);
+        assert_eq!(written[0].0.gso_type, GSO_UDP_L4);
+        assert_eq!(written[1], (VnetHdr::default(), next.clone()));
+        assert_eq!(cut_all(&written), all);
+        // A longer datagram does not join: [100], then [200].
+        let long = build_segments(&spec, &pattern(200), 200).remove(0);
+        let all = vec![next.clone(), long.clone()];
+        let written = run_with(Coalescer::with_udp(), &all);
+        assert_eq!(
+            written,
+            [(VnetHdr::default(), next), (VnetHdr::default(), long)]
+        );
+
+        // Another flow in between keeps the order: A, B, A.
+        let mut other = spec.clone();
+        other.src_port += 1;
+        let a = build_segments(&spec, &pattern(128), 64);
+        let b = build_segments(&other, &pattern(64), 64);
+        let all = vec![a[0].clone(), b[0].clone(), a[1].clone()];
+        let written = run_with(Coalescer::with_udp(), &all);
+        assert_eq!(written.len(), 3);
+        assert_eq!(cut_all(&written), all);
+
+        // UDP after TCP and TCP after UDP: separate runs, order kept.
+        let tcp = build_segments(&Spec::tcp(false, None), &pattern(1348 * 2), 1348);
+        let all = vec![
+            a[0].clone(),
+            a[1].clone(),
+            tcp[0].clone(),
+            tcp[1].clone(),
+            a[0].clone(),
+        ];
+        let written = run_with(Coalescer::with_udp(), &all);
+        assert_eq!(written.len(), 3);
+        assert_eq!(written[0].0.gso_type, GSO_UDP_L4);
+        assert_eq!(written[1].0.gso_type, GSO_TCPV4);
+        assert_eq!(cut_all(&written), all);
+    }
+
+    #[test]
+    fn udp_without_a_checksum_corrupt_tagged_or_off_passes_through() {
+        let spec = Spec::udp(false, None);
+        let good = build_segments(&spec, &pattern(64 * 3), 64);
+        let l4 = spec.l4();
+        // No checksum (0, allowed in IPv4): the kernel would invent one; left alone.
+        let mut no_sum = good[1].clone();
+        no_sum[l4 + 6..l4 + 8].fill(0);
+        // A corrupt payload: never blessed with a fresh checksum.
+        let mut corrupt = good[1].clone();
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 0x55;
+        // A UDP length that disagrees with the IP length.
+        let mut bad_len = good[1].clone();
+        bad_len[l4 + 5] ^= 1;
+        for bad in [no_sum, corrupt, bad_len] {
+            assert_eq!(Coalescer::with_udp().push(&bad), Push::Rejected);
+            let all = vec![good[0].clone(), bad.clone(), good[2].clone()];
+            let written = run_with(Coalescer::with_udp(), &all);
+            assert_eq!(written.len(), 3);
+            assert_eq!(written[1], (VnetHdr::default(), bad));
+        }
+        // No payload: a gso_size of 0 is refused by the kernel.
+        let empty = build_segments(&spec, &[], 64);
+        assert_eq!(Coalescer::with_udp().push(&empty[0]), Push::Rejected);
+        // Tagged frames and a coalescer without UDP: never held.
+        let tagged = build_segments(&Spec::udp(false, Some(7)), &pattern(64), 64);
+        assert_eq!(Coalescer::with_udp().push(&tagged[0]), Push::Rejected);
+        assert_eq!(run(&good).len(), 3);
     }
 }

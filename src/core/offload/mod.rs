@@ -11,7 +11,8 @@
 //!   checksum the kernel left to us.
 //! - [`coalesce`] does the reverse on the way to the tap: consecutive in-order TCP segments of
 //!   one flow become one super-frame with a `GSO_TCPV4`/`GSO_TCPV6` header, so the kernel's
-//!   TCP stack handles them as one packet (as Linux GRO and wireguard-go's TUN GRO do).
+//!   TCP stack handles them as one packet (as Linux GRO and wireguard-go's TUN GRO do); with
+//!   a tap that takes USO, runs of UDP datagrams of one flow become `GSO_UDP_L4` super-frames.
 //! - [`checksum`] is the Internet checksum both use.
 //!
 //! It owns header layouts and arithmetic only; opening the tap, the ioctls and the socket

@@ -8,8 +8,8 @@
 //! With offloads ([`TapDevice::open_with`]), the device is opened with `IFF_VNET_HDR` and
 //! `TUNSETOFFLOAD` (checksum, TSO4/6, USO4/6, each probed, falling back to less): every read
 //! then starts with a virtio-net header and may be a 64 KiB super-frame, which the daemon cuts
-//! with `offload::segment`; frames written go through an `offload::coalesce::Coalescer`, and
-//! [`Device::flush`] writes what it holds.
+//! with `offload::segment`; frames written go through an `offload::coalesce::Coalescer` (TCP,
+//! and UDP too when the kernel grants USO), and [`Device::flush`] writes what it holds.
 
 use std::ffi::{c_char, c_int, c_ulong, c_void, CStr};
 use std::fs::{File, OpenOptions};
@@ -58,9 +58,10 @@ impl core::fmt::Display for TapOffloads {
         let on = |b: bool| if b { "on" } else { "off" };
         write!(
             f,
-            "vnet header, checksum {}, tso {}, uso {}, tcp coalescing on",
+            "vnet header, checksum {}, tso {}, uso {}, coalescing tcp on, udp {}",
             on(self.checksum),
             on(self.tso),
+            on(self.uso),
             on(self.uso)
         )
     }
@@ -99,7 +100,8 @@ pub struct TapDevice {
     /// The name the kernel gave the interface.
     name: String,
     offloads: TapOffloads,
-    /// Holds TCP segments on their way to the tap (only with a vnet header).
+    /// Holds TCP segments (and UDP datagrams, with USO) on their way to the tap (only with a
+    /// vnet header).
     coalescer: Option<Coalescer>,
     /// Held frames whose write failed, reported at the next [`Device::flush`].
     failed: u64,
@@ -130,7 +132,12 @@ impl TapDevice {
         if offload {
             if let Ok(mut tap) = Self::open_flags(name, true) {
                 tap.offloads = tap.probe_offloads();
-                tap.coalescer = Some(Coalescer::new());
+                // UDP super-frames are only written to a tap that takes them (USO).
+                tap.coalescer = Some(if tap.offloads.uso {
+                    Coalescer::with_udp()
+                } else {
+                    Coalescer::new()
+                });
                 return Ok(tap);
             }
         }
@@ -325,8 +332,9 @@ fn write_vnet(fd: BorrowedFd<'_>, hdr: &VnetHdr, frame: &[u8]) -> io::Result<()>
 
 impl Device for TapDevice {
     /// Writes one frame; the kernel takes it whole or not at all. With offloads, a TCP
-    /// segment may be held for coalescing until the next [`Device::flush`]; any other frame
-    /// is written at once (after what is held, so the order is kept).
+    /// segment (or, with USO, a UDP datagram) may be held for coalescing until the next
+    /// [`Device::flush`]; any other frame is written at once (after what is held, so the
+    /// order is kept).
     // HOT PATH
     fn write_frame(&mut self, frame: &[u8]) -> io::Result<()> {
         if self.offloads.vnet_hdr {
