@@ -48,7 +48,8 @@
 # (received packet rate and loss), ping (20 echoes, 10 ms apart) and UDP ping-pong
 # (examples/pingpong.rs, 2000 rounds, one-way = RTT/2). CPU is measured over the TCP 1-stream
 # run: for ethcloud and WireGuard the two daemons' utime+stime (/proc/PID/stat), and for
-# everyone the whole system's busy time (/proc/stat), both in % of one core (2 cores = 200 %).
+# everyone the whole system's busy time (/proc/stat), both in % of one core (2 cores = 200 %);
+# the daemons' CPU also over the fixed-rate UDP run (the same work for everyone).
 # Below the table: same-run ratios of the modes (identity/clear, identity/keyed,
 # identity/WireGuard), each row's TCP 1-stream figure per repetition, the load average, and
 # the machine (CPU model, the flags that matter for copies and sums, kernel, mitigation).
@@ -328,8 +329,13 @@ run_throughput() {
     # speed the offered rate differs: VXLAN encapsulates in the sender's own system call, so
     # the sender slows to what it forwards, while a tap accepts whatever comes and drops the
     # rest; at the same offered rate the losses compare.)
+    t0=$(date +%s.%N); p0=$(proc_ticks "${vpids[@]}")
     if json=$(iperf "$label" "$ip" -u -b "$((udp_rate * 1000 * 64 * 8))" -l 64); then
+        t1=$(date +%s.%N); p1=$(proc_ticks "${vpids[@]}")
         udp_result "$json" "$label" fixed >>"$results"
+        if [ "${#vpids[@]}" -gt 0 ]; then
+            record "$label" vpn_cpu_udp "$(python3 -c "print(100*($p1-$p0)/$ticks/($t1-$t0))")"
+        fi
     fi
 }
 
@@ -414,7 +420,8 @@ cols = [("tcp1_gbps", "TCP 1 stream Gb/s", 2), ("tcp4_gbps", "TCP 4 streams Gb/s
         ("udp64_kpps", "UDP 64 B kpps", 0), ("udp64_loss", "UDP 64 B loss %", 1),
         ("udp64_fixed_loss", f"UDP 64 B loss % at {udp_rate} kpps", 1),
         ("ping_rtt_us", "ping RTT µs", 0), ("pingpong_us", "UDP one-way µs", 1),
-        ("vpn_cpu", "VPN CPU % (TCP 1)", 0), ("sys_cpu", "system CPU % (TCP 1)", 0)]
+        ("vpn_cpu", "VPN CPU % (TCP 1)", 0), ("sys_cpu", "system CPU % (TCP 1)", 0),
+        ("vpn_cpu_udp", f"VPN CPU % (UDP 64 B at {udp_rate} kpps)", 0)]
 def med(label, key):
     v = data[label].get(key)
     return statistics.median(v) if v else None
@@ -433,7 +440,7 @@ for label in order:
     for k, _, _ in cols[:3] + cols[5:7]:
         x, y = med(label, k), med(base, k)
         r.append("-" if x is None or not y else f"{x / y:.2f}")
-    lines.append(f"| {label}/vxlan | {r[0]}× | {r[1]}× | {r[2]}× | | | {r[3]}× | {r[4]}× | | |")
+    lines.append(f"| {label}/vxlan | {r[0]}× | {r[1]}× | {r[2]}× | | | {r[3]}× | {r[4]}× | | | |")
 # The modes against each other (issue #12: identity ≥ 0.8 × clear on TCP 1 stream).
 pairs = [(x, y, t) for x, y, t in [
     ("identity", "ethcloud", "≥ 0.8× on TCP 1 stream"), ("identity", "keyed", "≈ 1× (same sealing)"),
