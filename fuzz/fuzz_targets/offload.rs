@@ -10,9 +10,7 @@
 use ethcloud::offload::checksum;
 use ethcloud::offload::coalesce::{Coalescer, Push, MAX_SUPER_LEN};
 use ethcloud::offload::segment::{complete_checksum, Segmenter};
-use ethcloud::offload::vnet::{
-    VnetHdr, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, VNET_HDR_LEN,
-};
+use ethcloud::offload::vnet::{VnetHdr, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, VNET_HDR_LEN};
 use libfuzzer_sys::fuzz_target;
 
 /// Ethernet + IPv4 (DF) or IPv6 + TCP (ACK, with `opt` bytes of options) + `payload`, with
@@ -103,7 +101,11 @@ fn udp_frame(ipv6: bool, port: u16, payload: &[u8]) -> Vec<u8> {
 /// The TCP or UDP payload of a frame this target built (header lengths known from the frame).
 fn payload_of(frame: &[u8]) -> &[u8] {
     let l4 = if frame[12] == 0x86 { 54 } else { 34 };
-    let protocol = if frame[12] == 0x86 { frame[20] } else { frame[23] };
+    let protocol = if frame[12] == 0x86 {
+        frame[20]
+    } else {
+        frame[23]
+    };
     if protocol == 17 {
         return &frame[l4 + 8..];
     }
@@ -124,7 +126,10 @@ fn check_taken(co: &mut Coalescer, run: &mut Vec<Vec<u8>>) {
         assert_eq!(out, run[0]);
     } else {
         assert!([GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4].contains(&hdr.gso_type));
-        let joined: Vec<u8> = run.iter().flat_map(|f| payload_of(f).iter().copied()).collect();
+        let joined: Vec<u8> = run
+            .iter()
+            .flat_map(|f| payload_of(f).iter().copied())
+            .collect();
         assert_eq!(payload_of(&out), &joined[..]);
         // Cut again and coalesce again: the same super-frame.
         let mut cut = Segmenter::new(&hdr, &out).expect("a super-frame we made cuts");
@@ -160,13 +165,19 @@ fn coalesce(data: &[u8]) {
     while let [ctl, len, tail @ ..] = rest {
         rest = tail;
         let n = usize::from(*len) * 8;
-        let payload: Vec<u8> = (0..n).map(|i| tail.get(i).copied().unwrap_or(i as u8)).collect();
+        let payload: Vec<u8> = (0..n)
+            .map(|i| tail.get(i).copied().unwrap_or(i as u8))
+            .collect();
         let flags = match ctl & 0x0c {
-            0x04 => 0x18,      // ACK PSH
-            0x08 => 0x11,      // ACK FIN: never joins
-            _ => 0x10,         // ACK
+            0x04 => 0x18, // ACK PSH
+            0x08 => 0x11, // ACK FIN: never joins
+            _ => 0x10,    // ACK
         };
-        let seq_here = if ctl & 0x10 != 0 { seq.wrapping_add(1) } else { seq };
+        let seq_here = if ctl & 0x10 != 0 {
+            seq.wrapping_add(1)
+        } else {
+            seq
+        };
         let port = if ctl & 0x20 != 0 { 40_001 } else { 40_000 };
         let mut frame = if is_udp {
             udp_frame(ipv6, port, &payload)

@@ -30,7 +30,8 @@ fuzz_target!(|data: &[u8]| {
             Ok(Extension::RelayTo { to: addr, frame })
             | Ok(Extension::RelayedFrom { from: addr, frame }) => {
                 let kind = packet.kind_byte();
-                let len = relay::emit_relayed(token, kind, addr, frame.as_bytes(), &mut buf).unwrap();
+                let len =
+                    relay::emit_relayed(token, kind, addr, frame.as_bytes(), &mut buf).unwrap();
                 assert_eq!(&buf[..len], data);
             }
             Err(_) => {}
