@@ -1,7 +1,10 @@
 //! Nanoseconds per frame through the core, with in-memory socket and device that do nothing:
-//! tap→UDP (unicast to a learned MAC, and a flood to 8 peers) and UDP→tap.
+//! tap→UDP (unicast to a learned MAC, and a flood to 8 peers) and UDP→tap. Also what each
+//! pass of the busy-poll spin pays at the socket when nothing has come: one `recv_batch`
+//! (a `recvmmsg`) on an empty, real UDP socket on loopback.
 //!
-//! Run: `cargo bench --bench hot_path`. Prints the median of 11 runs of 200 000 frames each.
+//! Run: `cargo bench --bench hot_path`. Prints the median of 11 runs of 200 000 frames (or
+//! calls) each.
 
 use std::hint::black_box;
 use std::io;
@@ -11,6 +14,7 @@ use std::time::Instant as WallClock;
 use ethcloud::buf::PacketBuf;
 use ethcloud::io::{Device, Socket};
 use ethcloud::node::{Config, Node};
+use ethcloud::sys::udp::{RecvBatch, UdpSocket};
 use ethcloud::time::Instant;
 use ethcloud::wire::{self, Token};
 
@@ -96,4 +100,12 @@ fn main() {
     println!("  udp -> tap (learn + deliver):        {rx:8.1} ns/frame");
     println!("  tap -> udp (unicast, incl. 1400 B copy into buffer): {tx:8.1} ns/frame");
     println!("  tap -> udp (flood to 8 peers, incl. copy):           {flood:8.1} ns/frame");
+
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut socket = UdpSocket::bind(loopback).expect("a UDP socket on loopback");
+    let mut batch = RecvBatch::new();
+    let empty = median_ns(|| {
+        let _ = black_box(socket.recv_batch(&mut batch));
+    });
+    println!("  empty socket, one recv_batch (a busy-poll pass): {empty:8.1} ns/call");
 }

@@ -17,9 +17,16 @@ use log::debug;
 use super::{socklen, unmap, Cmsg, SockAddr, UdpSocket, RECV_SLOTS, RECV_SLOT_LEN, UDP_GRO};
 
 /// Buffers for [`UdpSocket::recv_batch`]: [`RECV_SLOTS`] slots of [`RECV_SLOT_LEN`] bytes,
-/// allocated once.
+/// and the `recvmmsg` headers that describe them, allocated once.
 pub struct RecvBatch {
     bytes: Box<[u8]>,
+    /// One message header, I/O vector, sender address and control buffer per slot, kept
+    /// between calls: each call points them at the slots again but does not clear them
+    /// (the busy-poll spin makes a call on every pass, most of them finding nothing).
+    msgs: Box<[libc::mmsghdr; RECV_SLOTS]>,
+    iovs: Box<[libc::iovec; RECV_SLOTS]>,
+    addrs: Box<[SockAddr; RECV_SLOTS]>,
+    cmsgs: Box<[Cmsg<c_int>; RECV_SLOTS]>,
     /// (length, segment length, sender) per received message.
     received: [(usize, usize, Option<SocketAddr>); RECV_SLOTS],
     count: usize,
@@ -44,6 +51,13 @@ impl RecvBatch {
     pub fn new() -> RecvBatch {
         RecvBatch {
             bytes: vec![0u8; RECV_SLOTS * RECV_SLOT_LEN].into_boxed_slice(),
+            // SAFETY: mmsghdr and iovec are plain C structs; all zeroes (null pointers, zero
+            // lengths) is a valid value.
+            msgs: Box::new(unsafe { mem::zeroed() }),
+            // SAFETY: as above.
+            iovs: Box::new(unsafe { mem::zeroed() }),
+            addrs: Box::new([SockAddr::zeroed(); RECV_SLOTS]),
+            cmsgs: Box::new([Cmsg::<c_int>::new(0, 0, 0); RECV_SLOTS]),
             received: [(0, 0, None); RECV_SLOTS],
             count: 0,
         }
@@ -97,19 +111,23 @@ impl UdpSocket {
     // HOT PATH
     pub fn recv_batch(&mut self, batch: &mut RecvBatch) -> io::Result<usize> {
         batch.count = 0;
-        // SAFETY: mmsghdr and iovec are plain C structs; all zeroes (null pointers, zero
-        // lengths) is a valid value.
-        let mut msgs: [libc::mmsghdr; RECV_SLOTS] = unsafe { mem::zeroed() };
-        // SAFETY: as above.
-        let mut iovs: [libc::iovec; RECV_SLOTS] = unsafe { mem::zeroed() };
-        let mut addrs = [SockAddr::zeroed(); RECV_SLOTS];
-        let mut cmsgs = [Cmsg::<c_int>::new(0, 0, 0); RECV_SLOTS];
+        let RecvBatch {
+            bytes,
+            msgs,
+            iovs,
+            addrs,
+            cmsgs,
+            received,
+            count,
+        } = batch;
+        // Every field the kernel reads is set again (the lengths it wrote back included);
+        // the pointers are taken afresh from the buffers they point into.
         for ((((msg, iov), addr), cmsg), slot) in msgs
             .iter_mut()
             .zip(iovs.iter_mut())
             .zip(addrs.iter_mut())
             .zip(cmsgs.iter_mut())
-            .zip(batch.bytes.chunks_exact_mut(RECV_SLOT_LEN))
+            .zip(bytes.chunks_exact_mut(RECV_SLOT_LEN))
         {
             iov.iov_base = slot.as_mut_ptr().cast::<c_void>();
             iov.iov_len = slot.len();
@@ -121,9 +139,9 @@ impl UdpSocket {
             msg.msg_hdr.msg_controllen = mem::size_of::<Cmsg<c_int>>() as _;
         }
         // SAFETY: `msgs` holds RECV_SLOTS initialised mmsghdrs whose iovecs, names and
-        // control buffers point into `iovs`, `addrs`, `cmsgs` and `batch.bytes`, all alive
-        // and of the stated lengths until the call returns; the kernel writes only within
-        // them. A null timeout is allowed.
+        // control buffers point into `iovs`, `addrs`, `cmsgs` and `bytes`, all alive, not
+        // otherwise borrowed and of the stated lengths until the call returns; the kernel
+        // writes only within them. A null timeout is allowed.
         let n = syscall!(recvmmsg(
             self.socket.as_raw_fd(),
             msgs.as_mut_ptr(),
@@ -153,9 +171,9 @@ impl UdpSocket {
             } else {
                 addrs[i].get().map(unmap)
             };
-            batch.received[i] = (len.min(RECV_SLOT_LEN), segment_len, from);
+            received[i] = (len.min(RECV_SLOT_LEN), segment_len, from);
         }
-        batch.count = n;
+        *count = n;
         Ok(n)
     }
 
