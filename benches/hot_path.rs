@@ -1,7 +1,8 @@
 //! Nanoseconds per frame through the core, with in-memory socket and device that do nothing:
 //! tap→UDP (unicast to a learned MAC, and a flood to 8 peers) and UDP→tap. Also what each
 //! pass of the busy-poll spin pays at the socket when nothing has come: one `recv_batch`
-//! (a `recvmmsg`) on an empty, real UDP socket on loopback.
+//! (a `recvmmsg`) on an empty, real UDP socket on loopback; and what a lone datagram costs
+//! through the send queue (`send_to`, then `flush`: one `sendmmsg`) to a socket on loopback.
 //!
 //! Run: `cargo bench --bench hot_path`. Prints the median of 11 runs of 200 000 frames (or
 //! calls) each.
@@ -108,4 +109,21 @@ fn main() {
         let _ = black_box(socket.recv_batch(&mut batch));
     });
     println!("  empty socket, one recv_batch (a busy-poll pass): {empty:8.1} ns/call");
+
+    // A lone datagram through the send queue (a ping, a request): queued, then one sendmmsg.
+    // It goes to the receiving socket itself, which is drained now and then.
+    let mut sender = UdpSocket::bind(loopback).expect("a UDP socket on loopback");
+    sender.enable_batching();
+    let to = socket.local_addr().expect("bound");
+    let datagram = [0u8; 64];
+    let mut sent = 0u32;
+    let lone = median_ns(|| {
+        let _ = sender.send_to(black_box(&datagram), to);
+        let _ = sender.flush();
+        sent += 1;
+        if sent % 16 == 0 {
+            while socket.recv_batch(&mut batch).is_ok_and(|n| n > 0) {}
+        }
+    });
+    println!("  one 64-byte datagram queued and flushed (sendmmsg): {lone:8.1} ns/datagram");
 }

@@ -28,6 +28,13 @@ pub(super) struct SendQueue {
     entries: Vec<(usize, usize, SocketAddr)>,
     failed: u64,
     first_error: Option<io::Error>,
+    /// One message header, I/O vector, address and GSO control message per message of a
+    /// `sendmmsg`, kept between flushes: each flush fills in the ones it sends, completely,
+    /// instead of clearing 8 KiB of them first (a lone datagram is flushed on its own).
+    msgs: Box<[libc::mmsghdr; SEND_BATCH]>,
+    iovs: Box<[libc::iovec; SEND_BATCH]>,
+    addrs: Box<[SockAddr; SEND_BATCH]>,
+    cmsgs: Box<[Cmsg<u16>; SEND_BATCH]>,
 }
 
 impl SendQueue {
@@ -58,6 +65,12 @@ impl UdpSocket {
                 entries: Vec::with_capacity(SEND_QUEUE_DATAGRAMS),
                 failed: 0,
                 first_error: None,
+                // SAFETY: plain C structs; all zeroes (null pointers, zero lengths) is valid.
+                msgs: Box::new(unsafe { mem::zeroed() }),
+                // SAFETY: as above.
+                iovs: Box::new(unsafe { mem::zeroed() }),
+                addrs: Box::new([SockAddr::zeroed(); SEND_BATCH]),
+                cmsgs: Box::new([Cmsg::<u16>::new(libc::SOL_UDP, UDP_SEGMENT, 0); SEND_BATCH]),
             });
         }
     }
@@ -84,23 +97,26 @@ impl UdpSocket {
             if next >= total {
                 break;
             }
-            // SAFETY: plain C structs; all zeroes (null pointers, zero lengths) is valid.
-            let mut msgs: [libc::mmsghdr; SEND_BATCH] = unsafe { mem::zeroed() };
-            // SAFETY: as above.
-            let mut iovs: [libc::iovec; SEND_BATCH] = unsafe { mem::zeroed() };
-            let mut addrs = [SockAddr::zeroed(); SEND_BATCH];
-            let mut cmsgs = [Cmsg::<u16>::new(libc::SOL_UDP, UDP_SEGMENT, 0); SEND_BATCH];
+            let SendQueue {
+                bytes: queued,
+                entries,
+                msgs,
+                iovs,
+                addrs,
+                cmsgs,
+                ..
+            } = &mut q;
             let mut spans = [0usize; SEND_BATCH];
             let mut count = 0;
             let mut at = next;
             while count < SEND_BATCH && at < total {
-                let (start, len, to) = q.entries[at];
+                let (start, len, to) = entries[at];
                 let mut run = 1;
                 let mut bytes = len;
                 if self.offloads.gso {
                     while at + run < total && run < GSO_MAX_SEGMENTS {
-                        let (_, prev_len, _) = q.entries[at + run - 1];
-                        let (_, next_len, next_to) = q.entries[at + run];
+                        let (_, prev_len, _) = entries[at + run - 1];
+                        let (_, next_len, next_to) = entries[at + run];
                         if next_to != to
                             || prev_len != len
                             || next_len > len
@@ -112,7 +128,7 @@ impl UdpSocket {
                         run += 1;
                     }
                 }
-                let Some(slice) = q.bytes.get(start..start + bytes) else {
+                let Some(slice) = queued.get(start..start + bytes) else {
                     break;
                 };
                 iovs[count].iov_base = slice.as_ptr().cast_mut().cast::<c_void>();
@@ -124,10 +140,15 @@ impl UdpSocket {
                 hdr.msg_namelen = addr_len;
                 hdr.msg_iov = &mut iovs[count];
                 hdr.msg_iovlen = 1;
+                hdr.msg_flags = 0;
+                // Every field is set: the arrays keep what the last flush put there.
                 if run > 1 {
                     cmsgs[count].data = u16::try_from(len).unwrap_or(u16::MAX);
                     hdr.msg_control = (&mut cmsgs[count] as *mut Cmsg<u16>).cast::<c_void>();
                     hdr.msg_controllen = mem::size_of::<Cmsg<u16>>() as _;
+                } else {
+                    hdr.msg_control = std::ptr::null_mut();
+                    hdr.msg_controllen = 0;
                 }
                 spans[count] = run;
                 count += 1;
@@ -137,9 +158,10 @@ impl UdpSocket {
                 q.fail(total - next, io::Error::other("send queue is inconsistent"));
                 break;
             }
-            // SAFETY: `msgs[..count]` are initialised mmsghdrs whose names, iovecs and
-            // control messages point into `addrs`, `iovs`, `cmsgs` and `q.bytes`, all alive
-            // and of the stated lengths until the call returns; sendmmsg only reads them.
+            // SAFETY: `msgs[..count]` are initialised mmsghdrs, every field set above, whose
+            // names, iovecs and control messages point into `addrs`, `iovs`, `cmsgs` and the
+            // queue's bytes, all alive and of the stated lengths until the call returns;
+            // sendmmsg only reads them (and writes each `msg_len`).
             let result = syscall!(sendmmsg(
                 self.socket.as_raw_fd(),
                 msgs.as_mut_ptr(),

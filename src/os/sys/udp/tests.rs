@@ -148,6 +148,29 @@ fn batched_sends_with_gso_arrive_as_the_same_datagrams_with_and_without_gro() {
 }
 
 #[test]
+fn a_flush_after_a_gso_run_sends_its_lone_datagram_whole() {
+    // The message headers are kept between flushes: a lone datagram after a GSO run must
+    // not go out with the run's segment size (it would arrive cut in three).
+    let mut tx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+    tx.enable_batching();
+    tx.enable_offloads();
+    let mut rx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+    let to = rx.local_addr().unwrap();
+    let run: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 100]).collect();
+    for d in &run {
+        tx.send_to(d, to).unwrap();
+    }
+    tx.flush().unwrap();
+    let lone = vec![9u8; 300];
+    tx.send_to(&lone, to).unwrap();
+    tx.flush().unwrap();
+    let got = recv_datagrams(&mut rx, run.len() + 1);
+    let sizes: Vec<usize> = got.iter().map(|(_, d)| d.len()).collect();
+    assert_eq!(sizes, [100, 100, 100, 100, 100, 300]);
+    assert_eq!(got[5].1, lone);
+}
+
+#[test]
 fn flush_counts_datagrams_the_kernel_refuses() {
     let mut tx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
     tx.enable_batching();
