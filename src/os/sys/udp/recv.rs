@@ -38,6 +38,11 @@ impl Default for RecvBatch {
     }
 }
 
+// SAFETY: the only pointers in a RecvBatch are those its message headers hold, and they
+// point into the batch's own heap buffers, which move with it; nothing is shared with another
+// value, so the batch (and the socket's worker with it) may move to another thread.
+unsafe impl Send for RecvBatch {}
+
 impl core::fmt::Debug for RecvBatch {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("RecvBatch")

@@ -46,6 +46,11 @@ impl SendQueue {
     }
 }
 
+// SAFETY: the only pointers in a SendQueue are those its message headers hold, and they
+// point into the queue's own heap buffers, which move with it; nothing is shared with another
+// value, so the queue (and the socket that owns it) may move to another thread.
+unsafe impl Send for SendQueue {}
+
 impl core::fmt::Debug for SendQueue {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("SendQueue")

@@ -92,10 +92,18 @@ fn bind_to_foreign_address_fails_with_context() {
 
 /// Receives with `recv_batch` until `count` datagrams arrived (cut by segment size).
 fn recv_datagrams(socket: &mut UdpSocket, count: usize) -> Vec<(SocketAddr, Vec<u8>)> {
-    let mut batch = RecvBatch::new();
+    recv_datagrams_into(socket, &mut RecvBatch::new(), count)
+}
+
+/// [`recv_datagrams`] through `batch`.
+fn recv_datagrams_into(
+    socket: &mut UdpSocket,
+    batch: &mut RecvBatch,
+    count: usize,
+) -> Vec<(SocketAddr, Vec<u8>)> {
     let mut got = Vec::new();
     for _ in 0..1000 {
-        match socket.recv_batch(&mut batch) {
+        match socket.recv_batch(batch) {
             Ok(n) => {
                 for i in 0..n {
                     let (from, bytes, segment_len) = batch.get(i).unwrap();
@@ -145,6 +153,28 @@ fn batched_sends_with_gso_arrive_as_the_same_datagrams_with_and_without_gro() {
             assert_eq!(d, w);
         }
     }
+}
+
+#[test]
+fn a_socket_and_its_receive_batch_may_move_to_another_thread() {
+    // The kept message headers hold raw pointers; a worker thread must still be able to own
+    // a socket and its batch (checked at compile time, and used once).
+    fn is_send<T: Send>(_: &T) {}
+    let mut tx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+    tx.enable_batching();
+    let batch = RecvBatch::new();
+    is_send(&tx);
+    is_send(&batch);
+    let rx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+    let to = rx.local_addr().unwrap();
+    let worker = std::thread::spawn(move || {
+        let (mut rx, mut batch) = (rx, batch);
+        recv_datagrams_into(&mut rx, &mut batch, 1)
+    });
+    tx.send_to(&[7u8; 50], to).unwrap();
+    tx.flush().unwrap();
+    let got = worker.join().unwrap();
+    assert_eq!(got, vec![(tx.local_addr().unwrap(), vec![7u8; 50])]);
 }
 
 #[test]
