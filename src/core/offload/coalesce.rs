@@ -98,18 +98,12 @@ impl Segment {
         if ip_len != frame.len() - l3 {
             return None;
         }
-        if is_udp {
-            return Segment::parse_udp(frame, layout);
-        }
-        let doff = usize::from(*frame.get(l4 + 12)? >> 4) * 4;
-        let hdr_len = l4 + doff;
-        if doff < 20 || hdr_len >= frame.len() {
-            return None;
-        }
-        let flags = frame[l4 + 13];
-        if flags & !TCP_PSH != TCP_ACK || be16(frame, l4 + 18).ok()? != 0 {
-            return None;
-        }
+        let (hdr_len, seq, is_push) = if is_udp {
+            Segment::udp_header(frame, l4)?
+        } else {
+            Segment::tcp_header(frame, l4)?
+        };
+        // Nothing corrupt is ever blessed with a fresh checksum.
         if !layout.is_ipv6 && checksum::fold(checksum::add(0, &frame[l3..l4])) != 0xffff {
             return None;
         }
@@ -120,16 +114,30 @@ impl Segment {
         Some(Segment {
             layout,
             hdr_len,
-            seq: be32(frame, l4 + 4).ok()?,
+            seq,
             payload_len: frame.len() - hdr_len,
-            is_push: flags & TCP_PSH != 0,
+            is_push,
         })
     }
 
-    /// The UDP half of [`Segment::parse`]: the IP header is checked, `frame` holds exactly
-    /// the IP packet.
-    fn parse_udp(frame: &[u8], layout: Layout) -> Option<Segment> {
-        let Layout { l3, l4, .. } = layout;
+    /// A TCP data segment's header at `l4`: (header end, sequence number, PSH), if it may
+    /// join a run (flags ACK or ACK PSH, no urgent pointer, a payload).
+    fn tcp_header(frame: &[u8], l4: usize) -> Option<(usize, u32, bool)> {
+        let doff = usize::from(*frame.get(l4 + 12)? >> 4) * 4;
+        let hdr_len = l4 + doff;
+        if doff < 20 || hdr_len >= frame.len() {
+            return None;
+        }
+        let flags = frame[l4 + 13];
+        if flags & !TCP_PSH != TCP_ACK || be16(frame, l4 + 18).ok()? != 0 {
+            return None;
+        }
+        Some((hdr_len, be32(frame, l4 + 4).ok()?, flags & TCP_PSH != 0))
+    }
+
+    /// A UDP header at `l4` of a frame that holds exactly its IP packet: (header end, 0,
+    /// false), if the datagram may join a run.
+    fn udp_header(frame: &[u8], l4: usize) -> Option<(usize, u32, bool)> {
         let hdr_len = l4 + UDP_HEADER_LEN;
         // A payload (a `gso_size` of 0 is refused), the UDP length saying the same as the IP
         // length, and a checksum: 0 means none was sent (IPv4), and the kernel would put a
@@ -140,20 +148,7 @@ impl Segment {
         {
             return None;
         }
-        if !layout.is_ipv6 && checksum::fold(checksum::add(0, &frame[l3..l4])) != 0xffff {
-            return None;
-        }
-        let sum = layout.pseudo_header(frame, frame.len() - l4);
-        if checksum::fold(checksum::add(sum, &frame[l4..])) != 0xffff {
-            return None;
-        }
-        Some(Segment {
-            layout,
-            hdr_len,
-            seq: 0,
-            payload_len: frame.len() - hdr_len,
-            is_push: false,
-        })
+        Some((hdr_len, 0, false))
     }
 }
 
