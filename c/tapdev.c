@@ -8,11 +8,12 @@
 
 /* Attaches `fd` to the tap device `name` (a template like "ethcloud%d" is allowed) with
  * IFF_TAP | IFF_NO_PI (plus IFF_VNET_HDR if `vnet_hdr` is non-zero: every frame read or
- * written then carries a 10-byte virtio-net header), then copies the kernel's chosen name
- * back into `name`.
+ * written then carries a 10-byte virtio-net header; plus IFF_MULTI_QUEUE if `multi_queue` is
+ * non-zero: each fd so attached is one queue of the device), then copies the kernel's chosen
+ * name back into `name`.
  * `name` must be a NUL-terminated buffer of `name_len` >= IFNAMSIZ bytes.
  * Returns 0 on success or -errno. */
-int ethcloud_tap_setup(int fd, char *name, size_t name_len, int vnet_hdr)
+int ethcloud_tap_setup(int fd, char *name, size_t name_len, int vnet_hdr, int multi_queue)
 {
     struct ifreq ifr;
 
@@ -22,6 +23,8 @@ int ethcloud_tap_setup(int fd, char *name, size_t name_len, int vnet_hdr)
     ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
     if (vnet_hdr)
         ifr.ifr_flags |= IFF_VNET_HDR;
+    if (multi_queue)
+        ifr.ifr_flags |= IFF_MULTI_QUEUE;
     strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
     if (ioctl(fd, TUNSETIFF, (void *)&ifr) < 0)
         return -errno;

@@ -42,8 +42,8 @@ pub mod os;
 
 // The modules keep their short paths (`ethcloud::wire`, `crate::node`, ...) wherever they live.
 pub use self::core::{
-    buf, crypto, identity, io, limit, node, offload, peers, relay, show, stats, status, switch,
-    time, wire,
+    buf, crypto, identity, io, lane, limit, node, offload, peers, relay, show, stats, status,
+    switch, time, wire,
 };
 #[cfg(feature = "os")]
 pub use self::os::{cli, config, daemon, error, hook, keyfiles, service, spin, sys};

@@ -104,7 +104,7 @@ fn run(settings: &Settings) -> Result<(), Error> {
         source,
     })?;
     let own_addrs = ifaddrs::own_addrs(listen).map_err(Error::LocalAddrs)?;
-    let device = TapDevice::open_with(&settings.device, settings.offload)?;
+    let device = TapDevice::open_queues(&settings.device, settings.offload, settings.threads)?;
     let name = device.name().to_owned();
     set_up_device(&name, settings.mtu)?;
     info!("device {name}: mtu {}, up", settings.mtu);

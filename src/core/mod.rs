@@ -15,6 +15,7 @@ pub mod buf;
 pub mod crypto;
 pub mod identity;
 pub mod io;
+pub mod lane;
 pub mod limit;
 pub mod node;
 pub mod offload;

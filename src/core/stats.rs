@@ -174,6 +174,65 @@ impl Stats {
     pub fn total_drops(&self) -> u64 {
         self.drops.iter().fold(0u64, |a, b| a.saturating_add(*b))
     }
+
+    /// Adds every counter of `other` to ours (a `--threads` lane's counters, see
+    /// [`crate::lane`]).
+    pub fn add(&mut self, other: &Stats) {
+        let Stats {
+            frames_from_device,
+            bytes_from_device,
+            frames_to_device,
+            bytes_to_device,
+            frames_unicast,
+            frames_flooded,
+            datagrams_received,
+            bytes_received,
+            datagrams_sent,
+            bytes_sent,
+            control_sent,
+            control_bytes_sent,
+            send_would_block,
+            send_errors,
+            mac_moves,
+            macs_refused,
+            peer_entries_ignored,
+            contacts_refused,
+            replies_limited,
+            relay_frames_sent,
+            relay_frames_received,
+            relayed_for_others,
+            drops,
+        } = other;
+        for (ours, theirs) in [
+            (&mut self.frames_from_device, frames_from_device),
+            (&mut self.bytes_from_device, bytes_from_device),
+            (&mut self.frames_to_device, frames_to_device),
+            (&mut self.bytes_to_device, bytes_to_device),
+            (&mut self.frames_unicast, frames_unicast),
+            (&mut self.frames_flooded, frames_flooded),
+            (&mut self.datagrams_received, datagrams_received),
+            (&mut self.bytes_received, bytes_received),
+            (&mut self.datagrams_sent, datagrams_sent),
+            (&mut self.bytes_sent, bytes_sent),
+            (&mut self.control_sent, control_sent),
+            (&mut self.control_bytes_sent, control_bytes_sent),
+            (&mut self.send_would_block, send_would_block),
+            (&mut self.send_errors, send_errors),
+            (&mut self.mac_moves, mac_moves),
+            (&mut self.macs_refused, macs_refused),
+            (&mut self.peer_entries_ignored, peer_entries_ignored),
+            (&mut self.contacts_refused, contacts_refused),
+            (&mut self.replies_limited, replies_limited),
+            (&mut self.relay_frames_sent, relay_frames_sent),
+            (&mut self.relay_frames_received, relay_frames_received),
+            (&mut self.relayed_for_others, relayed_for_others),
+        ] {
+            *ours = ours.saturating_add(*theirs);
+        }
+        for (ours, theirs) in self.drops.iter_mut().zip(drops) {
+            *ours = ours.saturating_add(*theirs);
+        }
+    }
 }
 
 impl fmt::Display for Stats {

@@ -73,6 +73,36 @@ pub struct SwitchTable {
     timeout: Duration,
     max_entries: usize,
     max_per_peer: usize,
+    /// Entries added, moved or removed since the table was made (see [`SwitchTable::changes`]).
+    changes: u64,
+}
+
+/// A read-only copy of the [`SwitchTable`]'s entries, for lookups on another thread (a
+/// `--threads` lane, see [`crate::lane`]). It is a snapshot: it never learns or expires
+/// anything itself, but [`MacView::lookup`] still honours each entry's expiry.
+#[derive(Clone, Debug, Default)]
+pub struct MacView {
+    entries: HashMap<Key, Entry>,
+}
+
+impl MacView {
+    /// The peer behind `mac` on `vlan` in the snapshot, if not expired at `now`. // HOT PATH
+    pub fn lookup(&self, now: Instant, vlan: VlanId, mac: Mac) -> Option<SocketAddr> {
+        self.entries
+            .get(&Key::new(vlan, mac))
+            .filter(|e| e.expires > now)
+            .map(|e| e.peer)
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
 }
 
 impl SwitchTable {
@@ -84,6 +114,22 @@ impl SwitchTable {
             timeout,
             max_entries,
             max_per_peer,
+            changes: 0,
+        }
+    }
+
+    /// How many times an entry was added, moved to another peer or removed: a counter that
+    /// only grows, so a snapshot ([`SwitchTable::view`]) taken at one count is current as
+    /// long as the count stays the same. Refreshing an entry does not count.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// A copy of every entry, for lookups on another thread. O(n): take it when
+    /// [`SwitchTable::changes`] moved, and not more often than needed.
+    pub fn view(&self) -> MacView {
+        MacView {
+            entries: self.entries.clone(),
         }
     }
 
@@ -103,6 +149,7 @@ impl SwitchTable {
                 return Learned::Refused;
             }
             entry.peer = peer;
+            self.changes += 1;
             decrement(&mut self.per_peer, from);
             *self.per_peer.entry(peer).or_insert(0) += 1;
             return Learned::Moved { from };
@@ -114,6 +161,7 @@ impl SwitchTable {
         }
         self.entries
             .insert(Key::new(vlan, mac), Entry { peer, expires });
+        self.changes += 1;
         *self.per_peer.entry(peer).or_insert(0) += 1;
         Learned::New
     }
@@ -156,7 +204,9 @@ impl SwitchTable {
             decrement(per_peer, e.peer);
             false
         });
-        before - self.entries.len()
+        let removed = before - self.entries.len();
+        self.changes += removed as u64;
+        removed
     }
 
     /// Removes every entry that points at `peer`. Returns how many.
@@ -166,7 +216,9 @@ impl SwitchTable {
         }
         let before = self.entries.len();
         self.entries.retain(|_, e| e.peer != peer);
-        before - self.entries.len()
+        let removed = before - self.entries.len();
+        self.changes += removed as u64;
+        removed
     }
 
     /// Number of entries.

@@ -32,7 +32,7 @@ pub const CONFIG_DIR: &str = "/etc/ethcloud";
 
 /// Every key the file may hold: the long options, less `--config`, `--completions`, `--help`
 /// and `--version`.
-pub const KEYS: [&str; 30] = [
+pub const KEYS: [&str; 31] = [
     "device",
     "listen",
     "token",
@@ -56,6 +56,7 @@ pub const KEYS: [&str; 30] = [
     "no-offload",
     "key-file",
     "busy-poll",
+    "threads",
     "private-key",
     "trusted",
     "rekey-after",
@@ -117,6 +118,8 @@ pub struct FileValues {
     pub key_file: Option<std::path::PathBuf>,
     /// `--busy-poll`, microseconds.
     pub busy_poll: Option<u64>,
+    /// `--threads`.
+    pub threads: Option<u64>,
     /// `--private-key`.
     pub private_key: Option<PathBuf>,
     /// `--trusted`: one path, or an array of paths.

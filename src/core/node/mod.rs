@@ -32,8 +32,9 @@ mod relay;
 mod seal;
 #[cfg(test)]
 mod tests;
-mod tx;
+pub(crate) mod tx;
 mod verify;
+mod view;
 
 use std::net::SocketAddr;
 use std::time::Duration;

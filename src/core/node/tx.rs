@@ -14,16 +14,17 @@ use super::Node;
 use crate::io::{Device, Socket};
 use crate::stats::{DropReason, Stats};
 
-/// Send side: the socket plus which kinds of failure were already logged at warn.
-pub(super) struct Tx<S> {
-    pub(super) socket: S,
-    pub(super) warned: u8,
+/// Send side: the socket plus which kinds of failure were already logged at warn. Shared by
+/// the node and the `--threads` lanes ([`crate::lane`]).
+pub(crate) struct Tx<S> {
+    pub(crate) socket: S,
+    pub(crate) warned: u8,
 }
 
 impl<S: Socket> Tx<S> {
     /// Sends one datagram; counts success or failure; warns once per kind of failure.
     /// Returns whether the socket took it.
-    pub(super) fn send(
+    pub(crate) fn send(
         &mut self,
         stats: &mut Stats,
         to: SocketAddr,
@@ -59,6 +60,31 @@ impl<S: Socket> Tx<S> {
     }
 }
 
+impl<S: Socket> Tx<S> {
+    /// Sends what the socket queued ([`Socket::flush`]); failures are moved from the sent
+    /// counters to the failure counters and warned about once per kind. // HOT PATH
+    pub(crate) fn flush(&mut self, stats: &mut Stats) {
+        if let Err(e) = self.socket.flush() {
+            stats.datagrams_sent = stats.datagrams_sent.saturating_sub(e.dropped);
+            if e.error.kind() == io::ErrorKind::WouldBlock {
+                stats.send_would_block += e.dropped;
+            } else {
+                stats.send_errors += e.dropped;
+            }
+            let bit = error_bit(e.error.kind());
+            if self.warned & bit == 0 {
+                self.warned |= bit;
+                warn!(
+                    "sending {} queued datagrams failed: {} (counted; further failures of this kind are logged at debug)",
+                    e.dropped, e.error
+                );
+            } else {
+                debug!("sending {} queued datagrams failed: {}", e.dropped, e.error);
+            }
+        }
+    }
+}
+
 fn error_bit(kind: io::ErrorKind) -> u8 {
     match kind {
         io::ErrorKind::WouldBlock => 1,
@@ -78,24 +104,7 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// datagrams were counted as sent when queued, and are moved to the failure counters).
     // HOT PATH
     pub fn flush(&mut self) {
-        if let Err(e) = self.tx.socket.flush() {
-            self.stats.datagrams_sent = self.stats.datagrams_sent.saturating_sub(e.dropped);
-            if e.error.kind() == io::ErrorKind::WouldBlock {
-                self.stats.send_would_block += e.dropped;
-            } else {
-                self.stats.send_errors += e.dropped;
-            }
-            let bit = error_bit(e.error.kind());
-            if self.tx.warned & bit == 0 {
-                self.tx.warned |= bit;
-                warn!(
-                    "sending {} queued datagrams failed: {} (counted; further failures of this kind are logged at debug)",
-                    e.dropped, e.error
-                );
-            } else {
-                debug!("sending {} queued datagrams failed: {}", e.dropped, e.error);
-            }
-        }
+        self.tx.flush(&mut self.stats);
         if let Err(e) = self.device.flush() {
             self.stats.frames_to_device = self.stats.frames_to_device.saturating_sub(e.dropped);
             for _ in 0..e.dropped {

@@ -20,6 +20,7 @@
 
 pub mod checksum;
 pub mod coalesce;
+pub mod flow;
 pub mod segment;
 pub mod vnet;
 

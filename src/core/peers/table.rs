@@ -59,6 +59,12 @@ impl Traffic {
         self.tx_bytes = self.tx_bytes.wrapping_add(len as u64);
     }
 
+    /// Counts `datagrams` datagrams of `bytes` bytes in all sent (by a `--threads` lane).
+    pub fn count_sent_many(&mut self, datagrams: u64, bytes: u64) {
+        self.tx_datagrams = self.tx_datagrams.wrapping_add(datagrams);
+        self.tx_bytes = self.tx_bytes.wrapping_add(bytes);
+    }
+
     /// Counts one datagram of `len` bytes received. // HOT PATH
     #[inline]
     pub fn count_received(&mut self, len: usize) {
@@ -95,6 +101,8 @@ pub struct PeerTable {
     pub(super) quiet_until: Instant,
     /// The (timeout, unverified timeout) that `quiet_until` was computed for.
     quiet_for: (Duration, Duration),
+    /// How many times a peer became verified or a verified peer was removed.
+    verified_changes: u64,
 }
 
 impl PeerTable {
@@ -106,6 +114,7 @@ impl PeerTable {
             max,
             quiet_until: Instant::ZERO,
             quiet_for: (Duration::ZERO, Duration::ZERO),
+            verified_changes: 0,
         }
     }
 
@@ -129,6 +138,15 @@ impl PeerTable {
         // Not through `get_mut`: this moves no expiry deadline.
         if let Some(p) = self.peers.get_mut(&addr) {
             p.traffic.count_sent(len);
+        }
+    }
+
+    /// Counts `datagrams` datagrams of `bytes` bytes in all sent to `addr` (by a `--threads`
+    /// lane), if it is still a peer.
+    pub fn count_sent_many(&mut self, addr: SocketAddr, datagrams: u64, bytes: u64) {
+        // Not through `get_mut`: this moves no expiry deadline.
+        if let Some(p) = self.peers.get_mut(&addr) {
+            p.traffic.count_sent_many(datagrams, bytes);
         }
     }
 
@@ -194,10 +212,18 @@ impl PeerTable {
                 peer.is_verified = true;
                 peer.slot = self.verified.len();
                 self.verified.push(addr);
+                self.verified_changes += 1;
                 true
             }
             _ => false,
         }
+    }
+
+    /// How many times a peer became verified or a verified peer was removed: a counter that
+    /// only grows, so a copy of [`PeerTable::verified_addrs`] taken at one count is current as
+    /// long as the count stays the same.
+    pub fn verified_changes(&self) -> u64 {
+        self.verified_changes
     }
 
     /// Removes `addr`; returns what it was, if it was a peer.
@@ -205,6 +231,7 @@ impl PeerTable {
         let peer = self.peers.remove(&addr)?;
         if peer.is_verified && self.verified.get(peer.slot) == Some(&addr) {
             self.verified.swap_remove(peer.slot);
+            self.verified_changes += 1;
             if let Some(moved) = self.verified.get(peer.slot).copied() {
                 if let Some(p) = self.peers.get_mut(&moved) {
                     p.slot = peer.slot;

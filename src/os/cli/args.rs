@@ -133,6 +133,10 @@ pub struct Args {
     #[arg(long = "relay-rate", value_name = "MBIT")]
     pub relay_rate_mbit: Option<u64>,
 
+    /// Forward frames from the device on N threads, one per queue of a multi-queue tap (clear protocol only) [default: 1]
+    #[arg(long = "threads", value_name = "N")]
+    pub threads: Option<u64>,
+
     /// After traffic, poll without sleeping for USECS microseconds (lower latency, more CPU) [default: 50]
     #[arg(long = "busy-poll", value_name = "USECS")]
     pub busy_poll_usecs: Option<u64>,

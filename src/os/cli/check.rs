@@ -17,8 +17,8 @@ use super::{
     default_mtu, parse_listen, parse_peer, parse_token, Args, Host, Settings,
     DEFAULT_BUSY_POLL_USECS, DEFAULT_DEVICE, DEFAULT_LISTEN, DEFAULT_MAC_TIMEOUT_SECS,
     DEFAULT_PEER_TIMEOUT_SECS, DEFAULT_REKEY_AFTER_SECS, DEFAULT_RELAY_RATE_MBIT,
-    DEFAULT_STATS_INTERVAL_SECS, DEFAULT_TOKEN, MAX_BUSY_POLL_USECS, MAX_MTU, MAX_REKEY_AFTER_SECS,
-    MAX_RELAY_RATE_MBIT, MIN_MTU, MIN_REKEY_AFTER_SECS,
+    DEFAULT_STATS_INTERVAL_SECS, DEFAULT_THREADS, DEFAULT_TOKEN, MAX_BUSY_POLL_USECS, MAX_MTU,
+    MAX_REKEY_AFTER_SECS, MAX_RELAY_RATE_MBIT, MAX_THREADS, MIN_MTU, MIN_REKEY_AFTER_SECS,
 };
 use crate::config::{ConfigFile, FileValues};
 use crate::crypto;
@@ -293,6 +293,24 @@ impl Args {
             }));
         }
         let busy_poll = Duration::from_micros(busy_poll_usecs);
+        let (threads, threads_at) = pick(
+            self.threads,
+            file,
+            "threads",
+            |f| f.threads,
+            DEFAULT_THREADS,
+        );
+        if !(1..=MAX_THREADS).contains(&threads) {
+            return Err(threads_at.blame(Error::InvalidThreads { value: threads }));
+        }
+        if threads > 1 && (key_file.is_some() || private_key.is_some()) {
+            return Err(threads_at.blame(Error::InvalidCombination {
+                reason: "--threads above 1 works in the clear protocol only for now (not with \
+                         --key-file or --private-key: their sessions are not shared between \
+                         threads yet)",
+            }));
+        }
+        let threads = usize::try_from(threads).unwrap_or(1);
         let (rekey_after_secs, at) = pick(
             self.rekey_after_secs,
             file,
@@ -450,6 +468,7 @@ impl Args {
             private_key,
             trusted,
             busy_poll,
+            threads,
             rekey_after,
             control_socket,
             relay: !no_relay,

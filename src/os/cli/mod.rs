@@ -72,6 +72,10 @@ pub const DEFAULT_REKEY_AFTER_SECS: u64 = 120;
 pub const MIN_REKEY_AFTER_SECS: u64 = 10;
 /// Largest `--rekey-after`, seconds.
 pub const MAX_REKEY_AFTER_SECS: u64 = 86_400;
+/// The default `--threads`: one (the loop alone; see the man page for why not one per core).
+pub const DEFAULT_THREADS: u64 = 1;
+/// The largest `--threads`.
+pub const MAX_THREADS: u64 = 16;
 /// The largest `--busy-poll`, in microseconds.
 pub const MAX_BUSY_POLL_USECS: u64 = 100_000;
 /// Default `--relay-rate`, Mbit/s.

@@ -73,6 +73,9 @@ pub struct Settings {
     pub trusted: Vec<PathBuf>,
     /// How long the loop keeps polling without sleeping after traffic.
     pub busy_poll: Duration,
+    /// Threads forwarding frames from the device (`--threads`): the loop and `threads - 1`
+    /// lanes, one tap queue each; more than 1 only in the clear protocol.
+    pub threads: usize,
     /// Per-node keys: how often sessions are renewed.
     pub rekey_after: Duration,
     /// The control socket `ethcloud show` asks (`--control-socket`); `None`: the default

@@ -665,3 +665,34 @@ fn keepalive_is_optional_and_at_most_half_the_peer_timeout() {
     );
     assert_eq!(config.keepalive, Some(Duration::from_secs(20)));
 }
+
+#[test]
+fn threads_default_to_one_are_bounded_and_need_the_clear_protocol() {
+    assert_eq!(check(&[]).unwrap().threads, 1);
+    assert_eq!(check(&["--threads", "2"]).unwrap().threads, 2);
+    assert_eq!(check(&["--threads", "16"]).unwrap().threads, 16);
+    for bad in ["0", "17"] {
+        let err = usage_error(&["--threads", bad]);
+        assert_eq!(
+            err,
+            format!("invalid --threads {bad}: must be between 1 and 16")
+        );
+    }
+    assert!(args(&["--threads", "-1"]).is_err());
+    for sealed in [
+        &["--key-file", "/k"][..],
+        &["--private-key", "/k", "--trusted", "/t"][..],
+    ] {
+        let mut list = vec!["--threads", "2"];
+        list.extend_from_slice(sealed);
+        let err = usage_error(&list);
+        assert!(
+            err.contains("--threads above 1 works in the clear protocol only"),
+            "{err}"
+        );
+        // One thread is fine in every mode.
+        let mut list = vec!["--threads", "1"];
+        list.extend_from_slice(sealed);
+        assert!(check(&list).is_ok());
+    }
+}

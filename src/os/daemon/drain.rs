@@ -6,6 +6,7 @@ use std::io;
 use log::{debug, warn};
 
 use super::{Daemon, BUDGET, FLUSH_AT, SOCKET_BATCHES};
+use crate::buf::PacketBuf;
 use crate::error::Error;
 use crate::offload::segment::{complete_checksum, Segmenter};
 use crate::offload::vnet::{VnetHdr, GSO_NONE, VNET_HDR_LEN};
@@ -107,34 +108,13 @@ impl Daemon {
         let Some(packet) = self.superframe.get_mut(..len) else {
             return;
         };
-        let Some(hdr) = VnetHdr::parse(packet) else {
-            self.offload_error(len, "shorter than its vnet header");
-            return;
-        };
-        let frame = &mut packet[VNET_HDR_LEN..];
-        if hdr.gso_type == GSO_NONE {
-            if let Err(e) = complete_checksum(&hdr, frame) {
-                self.offload_error(len, e);
-                return;
-            }
-            let Some(room) = self.buf.frame_room().get_mut(..frame.len()) else {
-                self.offload_error(len, "frame larger than the packet buffer");
-                return;
-            };
-            room.copy_from_slice(frame);
-            let _ = self.node.on_frame(now, &mut self.buf, frame.len());
-            return;
-        }
-        let mut segments = match Segmenter::new(&hdr, frame) {
-            Ok(s) => s,
-            Err(e) => {
-                self.offload_error(len, e);
-                return;
-            }
-        };
-        while let Some(segment_len) = segments.next_into(self.buf.frame_room()) {
+        let node = &mut self.node;
+        let result = cut_superframe(packet, &mut self.buf, |buf, frame_len| {
             // A drop is counted and logged by the node itself.
-            let _ = self.node.on_frame(now, &mut self.buf, segment_len);
+            let _ = node.on_frame(now, buf, frame_len);
+        });
+        if let Err(e) = result {
+            self.offload_error(len, e);
         }
     }
 
@@ -145,9 +125,57 @@ impl Daemon {
     }
 }
 
+/// Why a tap read could not be cut into frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum CutError {
+    /// Shorter than its vnet header.
+    Short,
+    /// A plain frame larger than the packet buffer.
+    TooLarge,
+    /// The checksum or the segmentation failed.
+    Offload(crate::offload::Error),
+}
+
+impl core::fmt::Display for CutError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            CutError::Short => f.write_str("shorter than its vnet header"),
+            CutError::TooLarge => f.write_str("frame larger than the packet buffer"),
+            CutError::Offload(e) => e.fmt(f),
+        }
+    }
+}
+
+/// One tap read, `packet` (vnet header first): completes a checksum the kernel left to us,
+/// or cuts a super-frame into real frames, each put into `buf.frame_room()` and handed to
+/// `each` with its length. Shared by the loop and the `--threads` lanes. // HOT PATH
+pub(super) fn cut_superframe(
+    packet: &mut [u8],
+    buf: &mut PacketBuf,
+    mut each: impl FnMut(&mut PacketBuf, usize),
+) -> Result<(), CutError> {
+    let hdr = VnetHdr::parse(packet).ok_or(CutError::Short)?;
+    let frame = packet.get_mut(VNET_HDR_LEN..).ok_or(CutError::Short)?;
+    if hdr.gso_type == GSO_NONE {
+        complete_checksum(&hdr, frame).map_err(CutError::Offload)?;
+        let room = buf
+            .frame_room()
+            .get_mut(..frame.len())
+            .ok_or(CutError::TooLarge)?;
+        room.copy_from_slice(frame);
+        each(buf, frame.len());
+        return Ok(());
+    }
+    let mut segments = Segmenter::new(&hdr, frame).map_err(CutError::Offload)?;
+    while let Some(segment_len) = segments.next_into(buf.frame_room()) {
+        each(buf, segment_len);
+    }
+    Ok(())
+}
+
 /// Errors a UDP socket reports because of an ICMP message about an earlier send: they say
 /// nothing about the socket itself, so the loop goes on.
-fn is_icmp_error(e: &io::Error) -> bool {
+pub(super) fn is_icmp_error(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(
@@ -165,7 +193,7 @@ fn is_icmp_error(e: &io::Error) -> bool {
 }
 
 /// Errors that may go away by themselves (memory pressure).
-fn is_transient(e: &io::Error) -> bool {
+pub(super) fn is_transient(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOMEM | libc::ENOBUFS))
 }
 

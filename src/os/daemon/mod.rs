@@ -47,8 +47,10 @@ use crate::sys::tap::TapDevice;
 use crate::sys::timer::Timer;
 use crate::sys::udp::{RecvBatch, UdpSocket};
 use crate::time::Instant;
+use lanes::Lanes;
 
 mod drain;
+mod lanes;
 mod signals;
 
 /// Packets read from one fd per wake-up at most, so one busy fd cannot starve the others
@@ -145,7 +147,8 @@ pub struct KeySources {
 /// SIGTERM, polling `service` (stats file, re-resolved names) after each wake-up. Create
 /// `signals` as early as possible (it blocks the signals), so that a signal sent during
 /// start-up is handled here instead of killing the process. `keys` holds the keyed mode's
-/// key file, re-read on SIGHUP, and the per-node identity.
+/// key file, re-read on SIGHUP, and the per-node identity. The tap's other queues
+/// ([`TapDevice::take_lanes`], `--threads`) get a lane each.
 ///
 /// # Errors
 ///
@@ -187,6 +190,8 @@ pub fn run(
     }
     let mut socket = socket;
     socket.enable_batching();
+    let mut device = device;
+    let queues = device.take_lanes();
     let checksum = crate::sys::cpu::install_fast_checksum();
     info!(
         "offloads: tap {}; udp {}; checksum {checksum}",
@@ -213,7 +218,16 @@ pub fn run(
 
     let token = config.token;
     let node = Node::new(config, socket, device, clock.now());
+    let lanes = Lanes::start(&node, queues, clock, vnet_hdr_len)?;
+    if lanes.len() > 0 {
+        info!(
+            "threads: {} (the loop and {} lanes, one tap queue each)",
+            lanes.len() + 1,
+            lanes.len()
+        );
+    }
     Daemon {
+        lanes,
         node,
         poll,
         timer,
@@ -238,6 +252,8 @@ pub fn run(
 /// Everything the loop owns.
 struct Daemon {
     node: Node<UdpSocket, TapDevice>,
+    /// The `--threads` lanes (none by default).
+    lanes: Lanes,
     poll: Poll,
     timer: Timer,
     signals: SignalFd,
@@ -367,6 +383,7 @@ impl Daemon {
         if now >= self.node.next_deadline() {
             self.node.housekeep(now);
         }
+        self.lanes.tend(now, &mut self.node);
         if now >= self.kernel_counters_at {
             self.kernel_counters_at = now + KERNEL_COUNTERS_EVERY;
             self.read_kernel_counters();

@@ -55,6 +55,8 @@ impl Daemon {
             match signal {
                 Signal::Interrupt | Signal::Terminate => {
                     info!("shutting down ({signal})");
+                    // The lanes first: nothing is sent after the Close messages.
+                    self.lanes.stop(&mut self.node);
                     self.node.shutdown(now);
                     // The Close messages are queued: send them before leaving.
                     self.node.flush();

@@ -182,6 +182,12 @@ impl fmt::Display for Error {
                 f,
                 "invalid --rekey-after {value}: must be between {min} and {max} seconds"
             ),
+            Error::InvalidThreads { value } => write!(
+                f,
+                "invalid --threads {value}: must be between 1 and {}",
+                crate::cli::MAX_THREADS
+            ),
+            Error::Lanes(reason) => write!(f, "cannot start the --threads lanes: {reason}"),
             Error::InvalidBusyPoll { value } => write!(
                 f,
                 "invalid --busy-poll {value}: must be at most 100000 microseconds (0 turns it off)"

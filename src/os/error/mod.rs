@@ -145,6 +145,13 @@ pub enum Error {
         /// The largest value allowed, in seconds.
         max: u64,
     },
+    /// `--threads` is out of range.
+    InvalidThreads {
+        /// The value as given.
+        value: u64,
+    },
+    /// The `--threads` lanes could not be started.
+    Lanes(String),
     /// `--busy-poll` is out of range.
     InvalidBusyPoll {
         /// The value as given, in microseconds.
@@ -319,6 +326,7 @@ impl Error {
                 | Error::ConfigRead { .. }
                 | Error::KeyFileRead { .. }
                 | Error::InvalidBusyPoll { .. }
+                | Error::InvalidThreads { .. }
                 | Error::InvalidRekeyAfter { .. }
                 | Error::KeyFile { .. }
                 | Error::PrivateKeyRead { .. }

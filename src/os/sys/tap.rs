@@ -20,6 +20,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use crate::error::Error;
 use crate::io::{Device, FlushError};
 use crate::offload::coalesce::{Coalescer, Push};
+use crate::offload::flow::queue_of;
 use crate::offload::vnet::{VnetHdr, VNET_HDR_LEN};
 
 /// The size of a Linux interface-name buffer, NUL included (`IFNAMSIZ`).
@@ -32,9 +33,15 @@ const TUNSETOFFLOAD: c_ulong = 0x4004_54d0;
 
 extern "C" {
     /// `c/tapdev.c`: `TUNSETIFF` with `IFF_TAP | IFF_NO_PI` (and `IFF_VNET_HDR` if `vnet_hdr`
-    /// is non-zero) on `fd`, then copies the kernel's name back into `name`. Returns 0 or
-    /// `-errno`.
-    fn ethcloud_tap_setup(fd: c_int, name: *mut c_char, name_len: usize, vnet_hdr: c_int) -> c_int;
+    /// is non-zero, `IFF_MULTI_QUEUE` if `multi_queue` is) on `fd`, then copies the kernel's
+    /// name back into `name`. Returns 0 or `-errno`.
+    fn ethcloud_tap_setup(
+        fd: c_int,
+        name: *mut c_char,
+        name_len: usize,
+        vnet_hdr: c_int,
+        multi_queue: c_int,
+    ) -> c_int;
 }
 
 /// Which offloads the tap device accepted.
@@ -106,6 +113,39 @@ pub struct TapDevice {
     /// Held frames whose write failed, reported at the next [`Device::flush`].
     failed: u64,
     first_error: Option<io::Error>,
+    /// With several queues ([`TapDevice::open_queues`]): the other queues' fds (duplicates of
+    /// the lanes' [`TapQueue`]s). Each frame is written through the queue its flow hashes to
+    /// ([`queue_of`]), so that the kernel sends the flow's outgoing frames to that queue's
+    /// lane; empty with one queue.
+    other_queues: Vec<File>,
+    /// The other queues for reading, until the lanes take them ([`TapDevice::take_lanes`]).
+    lanes: Vec<TapQueue>,
+}
+
+/// One more queue of a multi-queue tap, for a `--threads` lane: reads only (every write
+/// goes through the [`TapDevice`], which picks the queue).
+#[derive(Debug)]
+pub struct TapQueue {
+    file: File,
+}
+
+impl TapQueue {
+    /// Reads one frame (or, with a vnet header, one super-frame) into `buf`, as
+    /// [`TapDevice::read`] does.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::WouldBlock`] when no frame is waiting; any other OS error as is.
+    // HOT PATH
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.file.read(buf)
+    }
+}
+
+impl AsFd for TapQueue {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
 }
 
 impl TapDevice {
@@ -129,8 +169,44 @@ impl TapDevice {
     ///
     /// As [`TapDevice::open`].
     pub fn open_with(name: &str, offload: bool) -> Result<TapDevice, Error> {
+        Self::open_offload(name, offload, false)
+    }
+
+    /// Like [`TapDevice::open_with`], with `queues` queues (`IFF_MULTI_QUEUE`) if more than
+    /// one: the device reads from the first and writes through all of them, and the
+    /// `queues - 1` others wait in [`TapDevice::take_lanes`] for the lanes to read from. With
+    /// one queue this is [`TapDevice::open_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`TapDevice::open`]; a device that exists already without `IFF_MULTI_QUEUE` (or
+    /// with it, asked for one queue) is refused by the kernel with `EINVAL`.
+    pub fn open_queues(name: &str, offload: bool, queues: usize) -> Result<TapDevice, Error> {
+        if queues <= 1 {
+            return Self::open_with(name, offload);
+        }
+        let mut tap = Self::open_offload(name, offload, true)?;
+        let vnet_hdr = tap.offloads.vnet_hdr;
+        for _ in 1..queues {
+            let (file, _) = attach(&tap.name, vnet_hdr, true)?;
+            let writer = file.try_clone().map_err(|source| Error::OpenTap {
+                name: tap.name.clone(),
+                source,
+            })?;
+            tap.other_queues.push(writer);
+            tap.lanes.push(TapQueue { file });
+        }
+        Ok(tap)
+    }
+
+    /// The queues opened for lanes by [`TapDevice::open_queues`] (once; empty after).
+    pub fn take_lanes(&mut self) -> Vec<TapQueue> {
+        std::mem::take(&mut self.lanes)
+    }
+
+    fn open_offload(name: &str, offload: bool, multi_queue: bool) -> Result<TapDevice, Error> {
         if offload {
-            if let Ok(mut tap) = Self::open_flags(name, true) {
+            if let Ok(mut tap) = Self::open_flags(name, true, multi_queue) {
                 tap.offloads = tap.probe_offloads();
                 // UDP super-frames are only written to a tap that takes them (USO).
                 tap.coalescer = Some(if tap.offloads.uso {
@@ -141,7 +217,7 @@ impl TapDevice {
                 return Ok(tap);
             }
         }
-        Self::open_flags(name, false)
+        Self::open_flags(name, false, multi_queue)
     }
 
     /// Asks for the most offloads the kernel grants: everything, then without USO, then
@@ -195,46 +271,8 @@ impl TapDevice {
         }
     }
 
-    fn open_flags(name: &str, vnet_hdr: bool) -> Result<TapDevice, Error> {
-        check_name(name).map_err(|reason| Error::InvalidDeviceName {
-            name: name.to_owned(),
-            reason,
-        })?;
-        let open_error = |source| Error::OpenTap {
-            name: name.to_owned(),
-            source,
-        };
-        // std opens with O_CLOEXEC and returns the fd already owned by the `File`.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(TUN_PATH)
-            .map_err(open_error)?;
-
-        let mut buf = [0 as c_char; IFNAMSIZ];
-        for (slot, byte) in buf.iter_mut().zip(name.bytes()) {
-            *slot = c_char::from_ne_bytes([byte]);
-        }
-        // SAFETY: `file` owns an open /dev/net/tun fd for the duration of the call; `buf` is
-        // a writable buffer of exactly `buf.len()` == IFNAMSIZ bytes, NUL-terminated because
-        // `check_name` proved `name.len() < IFNAMSIZ` and the buffer started zeroed.
-        let rc = unsafe {
-            ethcloud_tap_setup(
-                file.as_raw_fd(),
-                buf.as_mut_ptr(),
-                buf.len(),
-                c_int::from(vnet_hdr),
-            )
-        };
-        if rc < 0 {
-            let errno = rc.checked_neg().unwrap_or(libc::EINVAL);
-            return Err(open_error(io::Error::from_raw_os_error(errno)));
-        }
-        let bytes = buf.map(|c| c.to_ne_bytes()[0]);
-        let real_name = CStr::from_bytes_until_nul(&bytes)
-            .map(|c| c.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
+    fn open_flags(name: &str, vnet_hdr: bool, multi_queue: bool) -> Result<TapDevice, Error> {
+        let (file, real_name) = attach(name, vnet_hdr, multi_queue)?;
         Ok(TapDevice {
             file,
             name: real_name,
@@ -245,6 +283,8 @@ impl TapDevice {
             coalescer: None,
             failed: 0,
             first_error: None,
+            other_queues: Vec::new(),
+            lanes: Vec::new(),
         })
     }
 
@@ -272,7 +312,11 @@ impl TapDevice {
         let Some((hdr, frame)) = coalescer.take() else {
             return;
         };
-        if let Err(e) = write_vnet(self.file.as_fd(), &hdr, frame) {
+        if let Err(e) = write_vnet(
+            queue_for(&self.file, &self.other_queues, frame),
+            &hdr,
+            frame,
+        ) {
             self.remember(count, e);
         }
     }
@@ -300,6 +344,52 @@ impl TapDevice {
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.file.read(buf)
     }
+}
+
+/// Opens `/dev/net/tun` and attaches it to the tap `name` with the given flags; returns the
+/// file and the name the kernel chose.
+fn attach(name: &str, vnet_hdr: bool, multi_queue: bool) -> Result<(File, String), Error> {
+    check_name(name).map_err(|reason| Error::InvalidDeviceName {
+        name: name.to_owned(),
+        reason,
+    })?;
+    let open_error = |source| Error::OpenTap {
+        name: name.to_owned(),
+        source,
+    };
+    // std opens with O_CLOEXEC and returns the fd already owned by the `File`.
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(TUN_PATH)
+        .map_err(open_error)?;
+
+    let mut buf = [0 as c_char; IFNAMSIZ];
+    for (slot, byte) in buf.iter_mut().zip(name.bytes()) {
+        *slot = c_char::from_ne_bytes([byte]);
+    }
+    // SAFETY: `file` owns an open /dev/net/tun fd for the duration of the call; `buf` is
+    // a writable buffer of exactly `buf.len()` == IFNAMSIZ bytes, NUL-terminated because
+    // `check_name` proved `name.len() < IFNAMSIZ` and the buffer started zeroed.
+    let rc = unsafe {
+        ethcloud_tap_setup(
+            file.as_raw_fd(),
+            buf.as_mut_ptr(),
+            buf.len(),
+            c_int::from(vnet_hdr),
+            c_int::from(multi_queue),
+        )
+    };
+    if rc < 0 {
+        let errno = rc.checked_neg().unwrap_or(libc::EINVAL);
+        return Err(open_error(io::Error::from_raw_os_error(errno)));
+    }
+    let bytes = buf.map(|c| c.to_ne_bytes()[0]);
+    let real_name = CStr::from_bytes_until_nul(&bytes)
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
+    Ok((file, real_name))
 }
 
 /// Writes `frame` behind the virtio-net header `hdr`, in one `writev`.
@@ -330,6 +420,31 @@ fn write_vnet(fd: BorrowedFd<'_>, hdr: &VnetHdr, frame: &[u8]) -> io::Result<()>
     }
 }
 
+/// The fd to write `frame` through: `first` with one queue, else the queue its flow hashes
+/// to among `first` and `others`. // HOT PATH
+fn queue_for<'a>(first: &'a File, others: &'a [File], frame: &[u8]) -> BorrowedFd<'a> {
+    if others.is_empty() {
+        return first.as_fd();
+    }
+    match queue_of(frame, others.len() + 1).checked_sub(1) {
+        Some(i) => others.get(i).map_or(first.as_fd(), AsFd::as_fd),
+        None => first.as_fd(),
+    }
+}
+
+/// Writes `frame` as is (no vnet header) to `fd`; returns how many bytes the kernel took.
+// HOT PATH
+fn write_plain(fd: BorrowedFd<'_>, frame: &[u8]) -> io::Result<usize> {
+    // SAFETY: `fd` is an open tun fd borrowed for the call; `frame` is alive and of the given
+    // length for the whole call, and write only reads it.
+    let written = syscall!(write(
+        fd.as_raw_fd(),
+        frame.as_ptr().cast::<c_void>(),
+        frame.len()
+    ))?;
+    Ok(usize::try_from(written).unwrap_or(0))
+}
+
 impl Device for TapDevice {
     /// Writes one frame; the kernel takes it whole or not at all. With offloads, a TCP
     /// segment (or, with USO, a UDP datagram) may be held for coalescing until the next
@@ -352,9 +467,17 @@ impl Device for TapDevice {
                     }
                 }
             }
-            return write_vnet(self.file.as_fd(), &VnetHdr::default(), frame);
+            return write_vnet(
+                queue_for(&self.file, &self.other_queues, frame),
+                &VnetHdr::default(),
+                frame,
+            );
         }
-        let written = self.file.write(frame)?;
+        let written = if self.other_queues.is_empty() {
+            self.file.write(frame)?
+        } else {
+            write_plain(queue_for(&self.file, &self.other_queues, frame), frame)?
+        };
         if written == frame.len() {
             Ok(())
         } else {

@@ -106,6 +106,23 @@ impl UdpSocket {
         })
     }
 
+    /// A second handle on the same socket (a duplicated fd), with its own send queue (off
+    /// until [`UdpSocket::enable_batching`]) and the same offloads: a `--threads` lane sends
+    /// through it. Datagrams sent through either leave from the same address and port.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of `dup` (`EMFILE`, ...).
+    pub fn try_clone(&self) -> io::Result<UdpSocket> {
+        Ok(UdpSocket {
+            socket: self.socket.try_clone()?,
+            is_ipv6: self.is_ipv6,
+            families: self.families,
+            queue: None,
+            offloads: self.offloads,
+        })
+    }
+
     /// Turns on UDP GSO (used by batched sends) and UDP GRO (used by
     /// [`UdpSocket::recv_batch`]) where the kernel supports them, and returns which are on.
     pub fn enable_offloads(&mut self) -> UdpOffloads {

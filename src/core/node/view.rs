@@ -1,0 +1,42 @@
+//! The node's side of the `--threads` lanes ([`crate::lane`]): the snapshot they forward with
+//! and taking back what they counted. It must not be called per frame: a view is a copy of the
+//! MAC table.
+
+use super::Node;
+use crate::io::{Device, Socket};
+use crate::lane::{ForwardView, LaneCounts};
+
+impl<S: Socket, D: Device> Node<S, D> {
+    /// A snapshot for the `--threads` lanes ([`crate::lane`]), or `None` in a mode a lane
+    /// cannot serve: a network key or per-node keys (sealing needs sessions of the lane's
+    /// own), or relays in use.
+    pub fn forward_view(&self) -> Option<ForwardView> {
+        if self.crypto.is_some() || self.sessions.is_some() || self.relay.has_active() {
+            return None;
+        }
+        Some(ForwardView {
+            generation: self.forward_generation(),
+            token: self.config.token,
+            peers: self.peers.verified_addrs().collect(),
+            macs: self.switch.view(),
+            broadcast_limit: self.config.broadcast_limit,
+        })
+    }
+
+    /// A number that moves whenever what [`Node::forward_view`] would show changes (a MAC
+    /// entry added, moved or removed, a peer verified or removed). Refreshed MAC entries do
+    /// not move it: their new expiry reaches the lanes with the next view taken anyway.
+    pub fn forward_generation(&self) -> u64 {
+        self.switch
+            .changes()
+            .wrapping_add(self.peers.verified_changes())
+    }
+
+    /// Adds what a lane counted to the node's counters and to the peers' traffic.
+    pub fn absorb_lane(&mut self, counts: &LaneCounts) {
+        self.stats.add(&counts.stats);
+        for &(peer, datagrams, bytes) in &counts.sent {
+            self.peers.count_sent_many(peer, datagrams, bytes);
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! [`flow_hash`]: which flow a frame belongs to, the same number for both directions of one
+//! conversation, for picking a queue of a multi-queue tap (`--threads`).
+//!
+//! Why the daemon needs it: a multi-queue tap sends a flow's outgoing frames to the queue
+//! that last wrote one of that flow's incoming frames (the kernel's automatic flow steering,
+//! by a symmetric hash of its own). If every received frame were written through one queue,
+//! every flow would come back on that one queue and the other lanes would idle. Writing each
+//! frame through the queue its flow hashes to here spreads the flows, and keeps each flow on
+//! one queue, so its frames stay in order.
+//!
+//! Pure arithmetic over the frame's headers; nothing here is a security boundary (a peer can
+//! only choose which lane carries its own flows).
+
+use super::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+
+const ETHERTYPE_VLAN: u16 = 0x8100;
+const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
+
+/// A hash of the frame's flow: IP addresses, protocol and, for TCP and UDP (not in an IPv4
+/// fragment after the first), ports; symmetric, so both directions hash alike. Frames that
+/// are not IP (ARP, ...) hash to 0.
+// HOT PATH
+pub fn flow_hash(frame: &[u8]) -> u32 {
+    let Some(mut ethertype) = be16(frame, 12) else {
+        return 0;
+    };
+    let mut l3 = 14;
+    if ethertype == ETHERTYPE_VLAN {
+        let Some(inner) = be16(frame, 16) else {
+            return 0;
+        };
+        ethertype = inner;
+        l3 = 18;
+    }
+    let Some(ip) = frame.get(l3..) else {
+        return 0;
+    };
+    let (proto, addrs, l4): (u8, u64, Option<&[u8]>) = match ethertype {
+        ETHERTYPE_IPV4 => {
+            let Some(header) = ip.get(..20) else {
+                return 0;
+            };
+            let ihl = usize::from(header[0] & 0x0f) * 4;
+            let offset = u16::from_be_bytes([header[6], header[7]]) & 0x1fff;
+            let src = u64::from(u32::from_be_bytes([
+                header[12], header[13], header[14], header[15],
+            ]));
+            let dst = u64::from(u32::from_be_bytes([
+                header[16], header[17], header[18], header[19],
+            ]));
+            let l4 = if offset == 0 { ip.get(ihl..) } else { None };
+            (header[9], src ^ dst, l4)
+        }
+        ETHERTYPE_IPV6 => {
+            let Some(header) = ip.get(..40) else {
+                return 0;
+            };
+            let mut addrs = 0u64;
+            for word in header[8..40].chunks_exact(8) {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(word);
+                addrs ^= u64::from_be_bytes(w);
+            }
+            (header[6], addrs, ip.get(40..))
+        }
+        _ => return 0,
+    };
+    let ports = match (proto, l4) {
+        (PROTO_TCP | PROTO_UDP, Some(l4)) => match (be16(l4, 0), be16(l4, 2)) {
+            (Some(a), Some(b)) => u64::from(a ^ b),
+            _ => 0,
+        },
+        _ => 0,
+    };
+    let mixed = (addrs ^ (ports << 32) ^ u64::from(proto)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    // The high half is the best mixed.
+    (mixed >> 32) as u32
+}
+
+/// Which of `queues` queues the frame's flow goes through (0 with one queue).
+// HOT PATH
+pub fn queue_of(frame: &[u8], queues: usize) -> usize {
+    if queues <= 1 {
+        return 0;
+    }
+    let hash = u64::from(flow_hash(frame));
+    // Multiply and shift instead of a division, as the kernel does.
+    ((hash * queues as u64) >> 32) as usize
+}
+
+fn be16(bytes: &[u8], at: usize) -> Option<u16> {
+    let pair = bytes.get(at..at + 2)?;
+    Some(u16::from_be_bytes([pair[0], pair[1]]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An Ethernet + IPv4 + TCP/UDP frame from (`src`, `sport`) to (`dst`, `dport`).
+    fn ipv4(proto: u8, src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 20];
+        f[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+        f[14] = 0x45;
+        f[14 + 9] = proto;
+        f[14 + 12..14 + 16].copy_from_slice(&src);
+        f[14 + 16..14 + 20].copy_from_slice(&dst);
+        f[34..36].copy_from_slice(&sport.to_be_bytes());
+        f[36..38].copy_from_slice(&dport.to_be_bytes());
+        f
+    }
+
+    fn ipv6(src: [u8; 16], sport: u16, dst: [u8; 16], dport: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 40 + 8];
+        f[12..14].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
+        f[14] = 0x60;
+        f[14 + 6] = PROTO_UDP;
+        f[14 + 8..14 + 24].copy_from_slice(&src);
+        f[14 + 24..14 + 40].copy_from_slice(&dst);
+        f[54..56].copy_from_slice(&sport.to_be_bytes());
+        f[56..58].copy_from_slice(&dport.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn both_directions_of_a_flow_hash_alike_and_other_flows_differ() {
+        let a = [198, 18, 0, 1];
+        let b = [198, 18, 0, 2];
+        let there = ipv4(PROTO_TCP, a, 40_000, b, 5201);
+        let back = ipv4(PROTO_TCP, b, 5201, a, 40_000);
+        assert_eq!(flow_hash(&there), flow_hash(&back));
+        assert_ne!(
+            flow_hash(&there),
+            flow_hash(&ipv4(PROTO_TCP, a, 40_001, b, 5201))
+        );
+        assert_ne!(
+            flow_hash(&there),
+            flow_hash(&ipv4(PROTO_UDP, a, 40_000, b, 5201))
+        );
+        let mut tagged = there.clone();
+        tagged.splice(12..12, [0x81, 0x00, 0x00, 0x07]);
+        assert_eq!(flow_hash(&tagged), flow_hash(&there));
+
+        let (x, y) = ([0xfd; 16], [0xfe; 16]);
+        assert_eq!(flow_hash(&ipv6(x, 1, y, 2)), flow_hash(&ipv6(y, 2, x, 1)));
+        assert_ne!(flow_hash(&ipv6(x, 1, y, 2)), flow_hash(&ipv6(x, 1, y, 3)));
+    }
+
+    #[test]
+    fn flows_spread_over_the_queues_and_odd_frames_go_to_queue_0() {
+        let mut per_queue = [0usize; 4];
+        for port in 0..4000u16 {
+            let frame = ipv4(
+                PROTO_TCP,
+                [198, 18, 0, 1],
+                30_000 + port,
+                [198, 18, 0, 2],
+                5201,
+            );
+            per_queue[queue_of(&frame, 4)] += 1;
+        }
+        // 1000 each if perfectly even; each queue gets a fair share.
+        assert!(
+            per_queue.iter().all(|&n| (700..1300).contains(&n)),
+            "{per_queue:?}"
+        );
+        for short in [&[][..], &[0u8; 13][..], &[0u8; 60][..]] {
+            assert_eq!(queue_of(short, 4), 0);
+        }
+        let mut truncated = ipv4(PROTO_TCP, [198, 18, 0, 1], 1, [198, 18, 0, 2], 2);
+        truncated.truncate(30);
+        assert_eq!(flow_hash(&truncated), 0);
+        assert_eq!(queue_of(&ipv4(PROTO_TCP, [1; 4], 1, [2; 4], 2), 1), 0);
+    }
+}

@@ -1,0 +1,323 @@
+//! The `--threads` lanes, OS side: one thread per extra queue of a multi-queue tap, each
+//! running a [`Lane`] over its queue and a duplicate of the UDP socket, and the hand-over with
+//! the loop's thread.
+//!
+//! Owns the threads, their own small loops (epoll on one queue, up to [`BUDGET`] reads per
+//! wake-up, the same super-frame cutting as the loop's) and the two things shared with the
+//! loop's thread, neither of them touched per frame:
+//! - the view: the loop publishes a new [`ForwardView`] when [`Node::forward_generation`]
+//!   moved (at most every [`PUBLISH_MIN_GAP`]) and at least every [`PUBLISH_EVERY`] (to carry
+//!   refreshed MAC expiries); a lane checks one atomic version per wake-up and takes the
+//!   mutex only when it moved;
+//! - the counts: each lane hands what it counted to the loop every [`REPORT_EVERY`] and when
+//!   it stops; the loop adds them to the node's counters.
+//!
+//! Everything else (receiving, learning, control messages, timers, signals) stays on the
+//! loop's thread. A lane that fails (its queue gone) logs one line and ends; the loop's own
+//! queue fails at the same time and ends the daemon.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use log::{debug, error, warn};
+
+use super::drain::{cut_superframe, is_transient};
+use super::{Clock, BUDGET, FLUSH_AT, SUPERFRAME_BUF_LEN};
+use crate::buf::PacketBuf;
+use crate::error::Error;
+use crate::lane::{ForwardView, Lane, LaneCounts};
+use crate::node::Node;
+use crate::sys::epoll::Poll;
+use crate::sys::tap::{TapDevice, TapQueue};
+use crate::sys::udp::UdpSocket;
+use crate::time::Instant;
+
+/// The fewest milliseconds between two views published after changes: a flood of new MACs
+/// costs at most this many copies of the table per second.
+pub const PUBLISH_MIN_GAP: Duration = Duration::from_millis(20);
+/// A view is published at least this often, changed or not (refreshed expiries).
+pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// How often a lane hands its counts to the loop.
+pub const REPORT_EVERY: Duration = Duration::from_secs(1);
+/// The longest a lane sleeps without looking at the stop flag and the view.
+const LANE_WAKE: Duration = Duration::from_millis(100);
+
+/// What the loop's thread and the lanes share.
+struct Shared {
+    view: Mutex<Arc<ForwardView>>,
+    /// Moves with every view published.
+    version: AtomicU64,
+    /// Counts handed over by the lanes, not yet added to the node's.
+    counts: Mutex<Vec<LaneCounts>>,
+    stop: AtomicBool,
+}
+
+/// The lanes, as the loop's thread sees them.
+pub(super) struct Lanes {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    /// The generation of the last view published, and when.
+    published: u64,
+    published_at: Instant,
+}
+
+impl Lanes {
+    /// Starts one lane per queue in `queues`, each sending through a duplicate of `socket`,
+    /// with the node's current view. No queues: no threads, and every other call is cheap.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Lanes`] if the node's mode has no view for lanes (sealed modes), the socket
+    /// cannot be duplicated or a thread cannot be started.
+    pub(super) fn start(
+        node: &Node<UdpSocket, TapDevice>,
+        queues: Vec<TapQueue>,
+        clock: Clock,
+        vnet_hdr_len: usize,
+    ) -> Result<Lanes, Error> {
+        let view = if queues.is_empty() {
+            ForwardView::empty(node.config().token)
+        } else {
+            node.forward_view().ok_or(Error::Lanes(
+                "--threads above 1 works in the clear protocol only (no --key-file or \
+                 --private-key) for now"
+                    .into(),
+            ))?
+        };
+        let now = clock.now();
+        let published = view.generation;
+        let shared = Arc::new(Shared {
+            view: Mutex::new(Arc::new(view)),
+            version: AtomicU64::new(0),
+            counts: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+        });
+        let mut lanes = Lanes {
+            shared,
+            threads: Vec::new(),
+            published,
+            published_at: now,
+        };
+        for (i, queue) in queues.into_iter().enumerate() {
+            let index = i + 1;
+            let socket = node
+                .socket()
+                .try_clone()
+                .map_err(|e| Error::Lanes(format!("cannot duplicate the UDP socket: {e}")))?;
+            let shared = Arc::clone(&lanes.shared);
+            let thread = std::thread::Builder::new()
+                .name(format!("ethcloud-lane{index}"))
+                .spawn(move || run_lane(index, queue, socket, &shared, clock, vnet_hdr_len))
+                .map_err(|e| Error::Lanes(format!("cannot start lane {index}: {e}")))?;
+            lanes.threads.push(thread);
+        }
+        Ok(lanes)
+    }
+
+    /// How many lanes run besides the loop.
+    pub(super) fn len(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// After a pass: publishes a new view if the node's changed (and [`PUBLISH_MIN_GAP`]
+    /// passed) or [`PUBLISH_EVERY`] passed, and adds the counts the lanes handed over.
+    pub(super) fn tend(&mut self, now: Instant, node: &mut Node<UdpSocket, TapDevice>) {
+        if self.threads.is_empty() {
+            return;
+        }
+        let since = now.saturating_duration_since(self.published_at);
+        let changed = node.forward_generation() != self.published;
+        if (changed && since >= PUBLISH_MIN_GAP) || since >= PUBLISH_EVERY {
+            if let Some(view) = node.forward_view() {
+                self.published = view.generation;
+                self.published_at = now;
+                *self
+                    .shared
+                    .view
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Arc::new(view);
+                self.shared.version.fetch_add(1, Ordering::Release);
+            }
+        }
+        self.absorb(node);
+    }
+
+    /// Adds the counts the lanes handed over to the node's counters.
+    pub(super) fn absorb(&mut self, node: &mut Node<UdpSocket, TapDevice>) {
+        let mut counts = self
+            .shared
+            .counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for c in counts.drain(..) {
+            node.absorb_lane(&c);
+        }
+    }
+
+    /// Stops every lane and waits for it; their last counts go to the node.
+    pub(super) fn stop(&mut self, node: &mut Node<UdpSocket, TapDevice>) {
+        self.shared.stop.store(true, Ordering::Release);
+        for thread in self.threads.drain(..) {
+            if thread.join().is_err() {
+                error!("a lane thread panicked");
+            }
+        }
+        self.absorb(node);
+    }
+}
+
+impl Drop for Lanes {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A lane's thread: reads its queue, forwards each frame with the current view, hands over
+/// its counts now and then, until the stop flag is set or its queue fails.
+fn run_lane(
+    index: usize,
+    mut queue: TapQueue,
+    mut socket: UdpSocket,
+    shared: &Shared,
+    clock: Clock,
+    vnet_hdr_len: usize,
+) {
+    let mut poll = match Poll::new().and_then(|poll| {
+        poll.register(std::os::fd::AsFd::as_fd(&queue), 0)?;
+        Ok(poll)
+    }) {
+        Ok(poll) => poll,
+        Err(e) => {
+            error!("lane {index}: cannot set up epoll: {e}; this lane stops");
+            return;
+        }
+    };
+    socket.enable_batching();
+    let mut version = shared.version.load(Ordering::Acquire);
+    let view = Arc::clone(&shared.view.lock().unwrap_or_else(PoisonError::into_inner));
+    let mut lane = Lane::new(socket, view, clock.now());
+    let mut buf = PacketBuf::new();
+    let mut superframe = vec![
+        0u8;
+        if vnet_hdr_len > 0 {
+            SUPERFRAME_BUF_LEN
+        } else {
+            0
+        }
+    ];
+    let mut report_at = clock.now() + REPORT_EVERY;
+    let mut offload_errors = 0u64;
+    let mut forwarded = 0u64;
+    debug!("lane {index} started");
+    while !shared.stop.load(Ordering::Acquire) {
+        if let Err(e) = poll.wait(Some(LANE_WAKE)) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                error!("lane {index}: epoll failed: {e}; this lane stops");
+                break;
+            }
+        }
+        let now = clock.now();
+        let current = shared.version.load(Ordering::Acquire);
+        if current != version {
+            version = current;
+            let view = Arc::clone(&shared.view.lock().unwrap_or_else(PoisonError::into_inner));
+            lane.set_view(view);
+        }
+        if !drain_queue(
+            &mut queue,
+            &mut lane,
+            &mut buf,
+            &mut superframe,
+            now,
+            &mut offload_errors,
+            index,
+        ) {
+            break;
+        }
+        lane.flush();
+        if now >= report_at {
+            report_at = now + REPORT_EVERY;
+            forwarded += hand_over(shared, &mut lane);
+        }
+    }
+    lane.flush();
+    forwarded += hand_over(shared, &mut lane);
+    debug!(
+        "lane {index} stopped after {forwarded} frames from the device \
+         ({offload_errors} tap reads that could not be cut into frames)"
+    );
+}
+
+/// Reads up to [`BUDGET`] frames (or super-frames) from the queue and forwards them. Returns
+/// false when the queue failed for good.
+// HOT PATH
+fn drain_queue(
+    queue: &mut TapQueue,
+    lane: &mut Lane<UdpSocket>,
+    buf: &mut PacketBuf,
+    superframe: &mut [u8],
+    now: Instant,
+    offload_errors: &mut u64,
+    index: usize,
+) -> bool {
+    for i in 0..BUDGET {
+        let with_vnet = !superframe.is_empty();
+        let room = if with_vnet {
+            &mut superframe[..]
+        } else {
+            buf.frame_room()
+        };
+        match queue.read(room) {
+            Ok(len) => {
+                if with_vnet {
+                    let Some(packet) = superframe.get_mut(..len) else {
+                        continue;
+                    };
+                    let result = cut_superframe(packet, buf, |buf, frame_len| {
+                        // A drop is counted and logged by the lane itself.
+                        let _ = lane.on_frame(now, buf, frame_len);
+                    });
+                    if let Err(e) = result {
+                        *offload_errors += 1;
+                        debug!("lane {index}: dropped a {len}-byte read from the tap: {e}");
+                    }
+                } else {
+                    let _ = lane.on_frame(now, buf, len);
+                }
+                if i == 0 || lane.socket().queued() >= FLUSH_AT {
+                    lane.flush();
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if is_transient(&e) => {
+                warn!("lane {index}: tap read failed, retrying later: {e}");
+                break;
+            }
+            Err(e) => {
+                error!("lane {index}: tap read failed: {e}; this lane stops");
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Hands what the lane counted to the loop's thread; returns how many frames from the
+/// device that was.
+fn hand_over(shared: &Shared, lane: &mut Lane<UdpSocket>) -> u64 {
+    let counts = lane.take_counts();
+    let frames = counts.stats.frames_from_device;
+    shared
+        .counts
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(counts);
+    frames
+}

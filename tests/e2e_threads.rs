@@ -1,0 +1,142 @@
+//! End-to-end tests of `--threads`: two nodes with a two-queue tap each carry ping, TCP with
+//! several streams both ways, and many UDP flows at once, each flow whole and in order, and
+//! the second thread (the lane) forwards its share. Root only, like the rest of the
+//! end-to-end suite; it reuses its lab (`e2e/mod.rs`).
+
+mod e2e;
+
+use std::time::{Duration, Instant};
+
+use e2e::{Host, Lab, SOON};
+
+/// Waits until an iperf3 server listens on port 5201 in `host`.
+fn wait_iperf3_server(lab: &Lab, host: &Host) {
+    let start = Instant::now();
+    loop {
+        let out = lab.run(host, &["ss", "-Hltn", "sport = :5201"], SOON);
+        if !out.stdout.is_empty() {
+            return;
+        }
+        assert!(
+            start.elapsed() < SOON,
+            "iperf3 server not listening on {} after {SOON:?}",
+            host.ns
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs a 2-second iperf3 TCP test with 4 streams from `from` to `server` (with `extra`
+/// arguments such as `-R`) and asserts it completed with data received.
+fn iperf3(lab: &Lab, from: &Host, server: &str, extra: &[&str]) {
+    let mut args = vec![
+        "iperf3",
+        "-c",
+        server,
+        "-t",
+        "2",
+        "-P",
+        "4",
+        "--connect-timeout",
+        "5000",
+    ];
+    args.extend_from_slice(extra);
+    let out = lab.run(from, &args, Duration::from_secs(30));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let receiver = stdout
+        .lines()
+        .find(|l| l.starts_with("[SUM]") && l.contains("receiver"))
+        .unwrap_or_default();
+    assert!(
+        out.status.success() && !receiver.is_empty() && !receiver.contains(" 0.00 Bytes"),
+        "iperf3 {args:?} failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{}: {receiver}", args.join(" "));
+}
+
+/// The number in the daemon's "lane N stopped after F frames" line, once it has exited.
+fn lane_frames(lab: &Lab, daemon: usize, lane: usize) -> u64 {
+    let log = lab.daemons[daemon].log();
+    let needle = format!("lane {lane} stopped after ");
+    let line = log
+        .lines()
+        .find(|l| l.contains(&needle))
+        .unwrap_or_else(|| panic!("no '{needle}' line in the log:\n{log}"));
+    line.split(&needle)
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read the frame count in: {line}"))
+}
+
+#[test]
+#[ignore = "needs root + netns; .ci/run passes --include-ignored"]
+fn two_threads_carry_ping_tcp_streams_and_many_flows_in_order_and_the_lane_does_its_share() {
+    const PORT: &str = "7200";
+    const FLOWS: &str = "16";
+    const COUNT: &str = "200";
+    let mut lab = Lab::new(2);
+    let (a, b) = (lab.host(1), lab.host(2));
+    lab.start(&a, &["-l", "[::]:3210", "-t", "7", "--threads", "2"]);
+    let connect = a.addr_v4();
+    lab.start(
+        &b,
+        &[
+            "-l",
+            "[::]:3210",
+            "-t",
+            "7",
+            "-c",
+            &connect,
+            "--threads",
+            "2",
+        ],
+    );
+    for daemon in 0..2 {
+        lab.daemons[daemon].wait_log("threads: 2 (the loop and 1 lanes", SOON);
+    }
+    lab.daemons[0].wait_log(&format!("peer {} added", b.addr_v4()), SOON);
+    lab.daemons[1].wait_log(&format!("peer {} added", a.addr_v4()), SOON);
+    lab.assert_ping(&a, &b.overlay_v4());
+    lab.assert_ping(&b, &a.overlay_v4());
+    lab.assert_ping(&a, &b.overlay_v6());
+
+    // Many flows from a to b at once: the tap spreads them over its two queues, so both of
+    // a's threads send; every flow must arrive whole and in order.
+    let script = lab.script("flows.py", include_str!("e2e/flows.py"));
+    let script = script.to_str().expect("utf-8 path").to_owned();
+    let out = lab.helper(
+        &b,
+        "flows",
+        &["python3", &script, "receive", PORT, FLOWS, COUNT, "30"],
+    );
+    e2e::wait_file_contains(&out, "listening", SOON);
+    let target = b.overlay_v4();
+    let sent = lab.run(
+        &a,
+        &["python3", &script, "send", &target, PORT, FLOWS, COUNT],
+        Duration::from_secs(30),
+    );
+    assert!(sent.status.success(), "send: {sent:?}");
+    e2e::wait_file_contains(&out, "flows ok", Duration::from_secs(30));
+
+    // TCP, 4 streams, both ways and over both overlay families.
+    lab.helper(&b, "iperf3-server", &["iperf3", "-s"]);
+    wait_iperf3_server(&lab, &b);
+    let (v4, v6) = (b.overlay_v4(), b.overlay_v6());
+    iperf3(&lab, &a, &v4, &[]);
+    iperf3(&lab, &a, &v4, &["-R"]);
+    iperf3(&lab, &a, &v6, &[]);
+
+    // Stop both; each lane logs what it forwarded. a's lane carried some of the 16 flows
+    // (all 16 hashing to one queue has a chance of 1 in 65 536) and of the TCP streams.
+    for daemon in 0..2 {
+        lab.daemons[daemon].signal(libc::SIGTERM);
+        let status = lab.daemons[daemon].wait_exit(SOON);
+        assert!(status.success(), "daemon {daemon} exited with {status}");
+    }
+    let (a_lane, b_lane) = (lane_frames(&lab, 0, 1), lane_frames(&lab, 1, 1));
+    eprintln!("frames from the device forwarded by the lanes: a {a_lane}, b {b_lane}");
+    assert!(a_lane > 0, "a's lane forwarded nothing");
+}
