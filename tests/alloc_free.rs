@@ -404,3 +404,61 @@ fn identity_packet_path_makes_no_allocation_with_sessions_held() {
         "no frame lost across the renewal"
     );
 }
+
+#[test]
+fn a_lanes_packet_path_makes_no_allocation_after_warm_up() {
+    use ethcloud::lane::Lane;
+    use std::sync::Arc;
+
+    let token = Token::new(7).unwrap();
+    let peers: Vec<SocketAddr> = (1..=8)
+        .map(|i| SocketAddr::from(([198, 18, 0, i], 3210)))
+        .collect();
+    let mut node = Node::new(
+        Config::new(token),
+        NullSocket::default(),
+        NullDevice::default(),
+        Instant::ZERO,
+    );
+    let now = Instant::from_secs(1);
+    let mut get = [0u8; 8];
+    wire::emit_control(token, wire::Kind::GetPeers, &mut get).unwrap();
+    let mut answer = [0u8; 10];
+    let (answer_len, _) = wire::emit_peers(token, std::iter::empty(), &mut answer).unwrap();
+    for p in &peers {
+        node.on_datagram(now, *p, &mut get.clone()).unwrap();
+        node.on_datagram(now, *p, &mut answer[..answer_len])
+            .unwrap();
+    }
+    let remote_mac = [2, 0, 0, 0, 0, 2];
+    let local_mac = [2, 0, 0, 0, 0, 1];
+    let mut incoming = vec![0u8; 1500];
+    let len = wire::emit_frame(token, &ethernet(local_mac, remote_mac), &mut incoming).unwrap();
+    node.on_datagram(now, peers[0], &mut incoming[..len])
+        .unwrap();
+    let view = Arc::new(node.forward_view().expect("a view in the clear protocol"));
+    let mut lane = Lane::new(NullSocket::default(), view, now);
+    let unicast = ethernet(remote_mac, local_mac);
+    let broadcast = ethernet([0xff; 6], local_mac);
+    let mut buf = PacketBuf::new();
+
+    let mut run = |lane: &mut Lane<NullSocket>, rounds: usize| {
+        for _ in 0..rounds {
+            buf.frame_room()[..unicast.len()].copy_from_slice(&unicast);
+            lane.on_frame(now, &mut buf, unicast.len()).unwrap();
+            buf.frame_room()[..broadcast.len()].copy_from_slice(&broadcast);
+            lane.on_frame(now, &mut buf, broadcast.len()).unwrap();
+            lane.flush();
+        }
+    };
+    run(&mut lane, 100);
+    let sent_before = lane.socket().sent;
+    let allocations = allocations_in(|| run(&mut lane, 10_000));
+
+    assert_eq!(allocations, 0, "allocations on a lane's packet path");
+    // per round: 1 unicast + 8 flooded
+    assert_eq!(lane.socket().sent - sent_before, 10_000 * 9);
+    let counts = lane.take_counts();
+    assert_eq!(counts.stats.frames_unicast, 10_100);
+    assert_eq!(counts.stats.frames_flooded, 10_100);
+}

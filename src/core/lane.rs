@@ -223,3 +223,215 @@ impl<S: Socket> Lane<S> {
         &self.tx.socket
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+    use crate::io::Device;
+    use crate::node::{Config, Node};
+    use crate::stats::DropReason;
+    use crate::wire::{self, Kind};
+
+    /// Keeps every datagram sent, with its address.
+    #[derive(Default)]
+    struct Recorder(Vec<(SocketAddr, Vec<u8>)>);
+    impl Socket for Recorder {
+        fn send_to(&mut self, datagram: &[u8], to: SocketAddr) -> io::Result<()> {
+            self.0.push((to, datagram.to_vec()));
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct Sink;
+    impl Device for Sink {
+        fn write_frame(&mut self, _frame: &[u8]) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn peer(i: u8) -> SocketAddr {
+        SocketAddr::from(([198, 18, 0, i], 3210))
+    }
+
+    fn frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
+        let mut f = vec![0x5a; len];
+        f[..6].copy_from_slice(&dst);
+        f[6..12].copy_from_slice(&src);
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f
+    }
+
+    /// A node in the clear protocol with `peers` verified peers; the first one has sent us a
+    /// frame from `remote` (so the MAC table knows it).
+    fn node_with_peers(peers: u8, remote: [u8; 6], now: Instant) -> Node<Recorder, Sink> {
+        let token = Token::new(7).unwrap();
+        let mut node = Node::new(Config::new(token), Recorder::default(), Sink, Instant::ZERO);
+        let mut get = [0u8; 8];
+        wire::emit_control(token, Kind::GetPeers, &mut get).unwrap();
+        let mut answer = [0u8; 10];
+        let (answer_len, _) = wire::emit_peers(token, std::iter::empty(), &mut answer).unwrap();
+        for i in 1..=peers {
+            node.on_datagram(now, peer(i), &mut get.clone()).unwrap();
+            node.on_datagram(now, peer(i), &mut answer[..answer_len])
+                .unwrap();
+        }
+        let mut incoming = vec![0u8; 200];
+        let len =
+            wire::emit_frame(token, &frame([2, 0, 0, 0, 0, 1], remote, 60), &mut incoming).unwrap();
+        node.on_datagram(now, peer(1), &mut incoming[..len])
+            .unwrap();
+        node
+    }
+
+    fn send_through_node(
+        node: &mut Node<Recorder, Sink>,
+        now: Instant,
+        f: &[u8],
+    ) -> Vec<(SocketAddr, Vec<u8>)> {
+        node.socket_mut().0.clear();
+        let mut buf = PacketBuf::new();
+        buf.frame_room()[..f.len()].copy_from_slice(f);
+        let _ = node.on_frame(now, &mut buf, f.len());
+        let mut sent = std::mem::take(&mut node.socket_mut().0);
+        sent.sort();
+        sent
+    }
+
+    fn send_through_lane(
+        lane: &mut Lane<Recorder>,
+        now: Instant,
+        f: &[u8],
+    ) -> Vec<(SocketAddr, Vec<u8>)> {
+        lane.tx.socket.0.clear();
+        let mut buf = PacketBuf::new();
+        buf.frame_room()[..f.len()].copy_from_slice(f);
+        let _ = lane.on_frame(now, &mut buf, f.len());
+        let mut sent = std::mem::take(&mut lane.tx.socket.0);
+        sent.sort();
+        sent
+    }
+
+    #[test]
+    fn a_lane_sends_what_the_node_sends_byte_for_byte_unicast_flood_and_broadcast() {
+        let now = Instant::from_secs(1);
+        let remote = [2, 0, 0, 0, 0, 2];
+        let mut node = node_with_peers(3, remote, now);
+        let view = Arc::new(node.forward_view().unwrap());
+        assert_eq!(view.peers().len(), 3);
+        assert_eq!(view.macs(), 1);
+        let mut lane = Lane::new(Recorder::default(), view, now);
+        let local = [2, 0, 0, 0, 0, 1];
+        for f in [
+            frame(remote, local, 1400),                 // known: unicast to peer 1
+            frame([2, 0, 0, 0, 0, 9], local, 60),       // unknown: flooded
+            frame([0xff; 6], local, 342),               // broadcast: flooded
+            frame([0x33, 0x33, 0, 0, 0, 1], local, 86), // multicast: flooded
+        ] {
+            let by_node = send_through_node(&mut node, now, &f);
+            let by_lane = send_through_lane(&mut lane, now, &f);
+            assert!(!by_node.is_empty());
+            assert_eq!(by_lane, by_node);
+        }
+        assert_eq!(
+            send_through_lane(&mut lane, now, &frame(remote, local, 100))
+                .iter()
+                .map(|(to, _)| *to)
+                .collect::<Vec<_>>(),
+            vec![peer(1)]
+        );
+        // A frame too short for an Ethernet header is dropped and counted, as by the node.
+        let mut buf = PacketBuf::new();
+        assert_eq!(
+            lane.on_frame(now, &mut buf, 10),
+            Err(DropReason::BadDeviceFrame)
+        );
+        // The MAC entry expires in the view as in the table.
+        let later = now + node.config().mac_timeout;
+        let sent = send_through_lane(&mut lane, later, &frame(remote, local, 100));
+        assert_eq!(sent.len(), 3, "an expired entry floods");
+    }
+
+    #[test]
+    fn counts_go_back_to_the_node_and_the_generation_moves_with_what_the_view_shows() {
+        let now = Instant::from_secs(1);
+        let remote = [2, 0, 0, 0, 0, 2];
+        let mut node = node_with_peers(2, remote, now);
+        let generation = node.forward_generation();
+        let view = Arc::new(node.forward_view().unwrap());
+        assert_eq!(view.generation, generation);
+        let mut lane = Lane::new(Recorder::default(), view, now);
+        let local = [2, 0, 0, 0, 0, 1];
+        send_through_lane(&mut lane, now, &frame(remote, local, 100)); // 1 datagram
+        send_through_lane(&mut lane, now, &frame([0xff; 6], local, 100)); // 2 datagrams
+        let counts = lane.take_counts();
+        assert_eq!(counts.stats.frames_from_device, 2);
+        assert_eq!(counts.stats.datagrams_sent, 3);
+        let mut sent = counts.sent.clone();
+        sent.sort();
+        assert_eq!(sent, vec![(peer(1), 2, 216), (peer(2), 1, 108)]);
+        assert_eq!(lane.take_counts(), LaneCounts::default());
+
+        let before = node.stats().clone();
+        let traffic_before = node.peers().get(peer(1)).unwrap().traffic;
+        node.absorb_lane(&counts);
+        assert_eq!(
+            node.stats().frames_from_device,
+            before.frames_from_device + 2
+        );
+        assert_eq!(node.stats().datagrams_sent, before.datagrams_sent + 3);
+        let traffic = node.peers().get(peer(1)).unwrap().traffic;
+        assert_eq!(traffic.tx_datagrams, traffic_before.tx_datagrams + 2);
+        assert_eq!(traffic.tx_bytes, traffic_before.tx_bytes + 216);
+
+        // Refreshing a MAC does not move the generation; a new MAC and a new peer do.
+        let token = node.config().token;
+        let mut incoming = vec![0u8; 200];
+        let len = wire::emit_frame(token, &frame(local, remote, 60), &mut incoming).unwrap();
+        node.on_datagram(now, peer(1), &mut incoming[..len])
+            .unwrap();
+        assert_eq!(node.forward_generation(), generation);
+        let len =
+            wire::emit_frame(token, &frame(local, [2, 0, 0, 0, 0, 3], 60), &mut incoming).unwrap();
+        node.on_datagram(now, peer(2), &mut incoming[..len])
+            .unwrap();
+        assert_ne!(node.forward_generation(), generation);
+        let view = Arc::new(node.forward_view().unwrap());
+        lane.set_view(view);
+        let sent = send_through_lane(&mut lane, now, &frame([2, 0, 0, 0, 0, 3], local, 100));
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, peer(2));
+    }
+
+    #[test]
+    fn no_view_in_a_sealed_mode_and_an_empty_view_sends_nothing() {
+        use crate::crypto::Key;
+        use crate::node::Keyed;
+        let token = Token::new(7).unwrap();
+        let mut config = Config::new(token);
+        config.keyed = Some(Keyed {
+            key: Key::from_bytes([9; 32]),
+            session: [1; crate::crypto::SESSION_LEN],
+        });
+        let node = Node::new(config, Recorder::default(), Sink, Instant::ZERO);
+        assert!(node.forward_view().is_none());
+
+        let now = Instant::from_secs(1);
+        let mut lane = Lane::new(
+            Recorder::default(),
+            Arc::new(ForwardView::empty(token)),
+            now,
+        );
+        let mut buf = PacketBuf::new();
+        let f = frame([0xff; 6], [2, 0, 0, 0, 0, 1], 60);
+        buf.frame_room()[..f.len()].copy_from_slice(&f);
+        assert_eq!(
+            lane.on_frame(now, &mut buf, f.len()),
+            Err(DropReason::NoPeers)
+        );
+        assert!(lane.tx.socket.0.is_empty());
+        assert_eq!(lane.take_counts().stats.drops_of(DropReason::NoPeers), 1);
+    }
+}

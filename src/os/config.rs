@@ -375,6 +375,7 @@ rekey-after = 60
 keepalive = 20
 no-relay = true
 relay-rate = 10
+threads = 2
 "#;
         let file = parse(text).unwrap();
         let v = &file.values;
@@ -394,6 +395,7 @@ relay-rate = 10
         assert_eq!(file.line_of("stats-format"), Some(21));
         assert_eq!(v.no_offload, Some(true));
         assert_eq!((v.no_relay, v.relay_rate), (Some(true), Some(10)));
+        assert_eq!(v.threads, Some(2));
         assert_eq!(
             v.key_file.as_deref(),
             Some(std::path::Path::new("/etc/ethcloud/vpn0.key"))
