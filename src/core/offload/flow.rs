@@ -173,4 +173,23 @@ mod tests {
         assert_eq!(flow_hash(&truncated), 0);
         assert_eq!(queue_of(&ipv4(PROTO_TCP, [1; 4], 1, [2; 4], 2), 1), 0);
     }
+
+    proptest::proptest! {
+        /// Any bytes at all: no panic, a queue in range, and IP frames cut anywhere still
+        /// hash without reading past their end.
+        #[test]
+        fn any_bytes_hash_to_a_queue_in_range(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120),
+            queues in 1usize..17,
+            kind in 0u8..3,
+        ) {
+            let mut bytes = bytes;
+            if bytes.len() >= 14 {
+                let ethertype: u16 = [ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN][usize::from(kind)];
+                bytes[12..14].copy_from_slice(&ethertype.to_be_bytes());
+            }
+            proptest::prop_assert!(queue_of(&bytes, queues) < queues);
+            let _ = flow_hash(&bytes);
+        }
+    }
 }

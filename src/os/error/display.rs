@@ -57,7 +57,10 @@ fn tap_hint(name: &str, source: &io::Error) -> String {
         }
         Some(libc::EBUSY) => format!("({name} is in use by another program)"),
         Some(libc::EINVAL) => {
-            format!("(is {name} an existing interface that is not a tap device?)")
+            format!(
+                "(is {name} an existing interface that is not a tap device, or a tap made \
+                 with another number of queues: one for --threads 1, multi_queue for more?)"
+            )
         }
         _ => "(needs root or CAP_NET_ADMIN and /dev/net/tun)".to_owned(),
     }
