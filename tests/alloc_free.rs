@@ -90,9 +90,12 @@ fn ethernet(dst: [u8; 6], src: [u8; 6]) -> [u8; 1400] {
     f
 }
 
-#[test]
-fn packet_path_makes_no_allocation_after_warm_up() {
-    let token = Token::new(7).unwrap();
+/// A clear-protocol node with 8 verified peers (each asked for our list, was challenged and
+/// answered), at `now`.
+fn node_with_8_peers(
+    token: Token,
+    now: Instant,
+) -> (Node<NullSocket, NullDevice>, Vec<SocketAddr>) {
     let peers: Vec<SocketAddr> = (1..=8)
         .map(|i| SocketAddr::from(([198, 18, 0, i], 3210)))
         .collect();
@@ -102,10 +105,8 @@ fn packet_path_makes_no_allocation_after_warm_up() {
         NullDevice::default(),
         Instant::ZERO,
     );
-    let now = Instant::from_secs(1);
     let mut get = [0u8; 8];
     wire::emit_control(token, wire::Kind::GetPeers, &mut get).unwrap();
-    // each peer asks for our list, is challenged, and answers: now verified
     let mut answer = [0u8; 10];
     let (answer_len, _) = wire::emit_peers(token, std::iter::empty(), &mut answer).unwrap();
     for p in &peers {
@@ -114,6 +115,14 @@ fn packet_path_makes_no_allocation_after_warm_up() {
             .unwrap();
     }
     assert_eq!(node.peer_count(), peers.len());
+    (node, peers)
+}
+
+#[test]
+fn packet_path_makes_no_allocation_after_warm_up() {
+    let token = Token::new(7).unwrap();
+    let now = Instant::from_secs(1);
+    let (mut node, peers) = node_with_8_peers(token, now);
     let remote_mac = [2, 0, 0, 0, 0, 2];
     let local_mac = [2, 0, 0, 0, 0, 1];
     let mut incoming = vec![0u8; 1500];
@@ -411,25 +420,8 @@ fn a_lanes_packet_path_makes_no_allocation_after_warm_up() {
     use std::sync::Arc;
 
     let token = Token::new(7).unwrap();
-    let peers: Vec<SocketAddr> = (1..=8)
-        .map(|i| SocketAddr::from(([198, 18, 0, i], 3210)))
-        .collect();
-    let mut node = Node::new(
-        Config::new(token),
-        NullSocket::default(),
-        NullDevice::default(),
-        Instant::ZERO,
-    );
     let now = Instant::from_secs(1);
-    let mut get = [0u8; 8];
-    wire::emit_control(token, wire::Kind::GetPeers, &mut get).unwrap();
-    let mut answer = [0u8; 10];
-    let (answer_len, _) = wire::emit_peers(token, std::iter::empty(), &mut answer).unwrap();
-    for p in &peers {
-        node.on_datagram(now, *p, &mut get.clone()).unwrap();
-        node.on_datagram(now, *p, &mut answer[..answer_len])
-            .unwrap();
-    }
+    let (mut node, peers) = node_with_8_peers(token, now);
     let remote_mac = [2, 0, 0, 0, 0, 2];
     let local_mac = [2, 0, 0, 0, 0, 1];
     let mut incoming = vec![0u8; 1500];

@@ -6,57 +6,7 @@
 
 mod e2e;
 
-use std::time::{Duration, Instant};
-
 use e2e::{Host, Lab, SOON};
-
-/// Waits until an iperf3 server listens on port 5201 in `host`.
-fn wait_iperf3_server(lab: &Lab, host: &Host) {
-    let start = Instant::now();
-    loop {
-        let out = lab.run(host, &["ss", "-Hltn", "sport = :5201"], SOON);
-        if !out.stdout.is_empty() {
-            return;
-        }
-        assert!(
-            start.elapsed() < SOON,
-            "iperf3 server not listening on {} after {SOON:?}",
-            host.ns
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Runs a 2-second iperf3 TCP test from `from` to `server` (with `extra` arguments such as
-/// `-R`) and asserts it completed with data received.
-fn iperf3(lab: &Lab, from: &Host, server: &str, extra: &[&str]) {
-    let mut args = vec![
-        "iperf3",
-        "-c",
-        server,
-        "-t",
-        "2",
-        "--connect-timeout",
-        "5000",
-    ];
-    args.extend_from_slice(extra);
-    let out = lab.run(from, &args, Duration::from_secs(30));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("receiver"),
-        "iperf3 {args:?} failed: {stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let receiver = stdout
-        .lines()
-        .find(|l| l.contains("receiver"))
-        .unwrap_or_default();
-    assert!(
-        !receiver.contains(" 0.00 Bytes"),
-        "nothing arrived: {receiver}"
-    );
-    eprintln!("{}: {receiver}", args.join(" "));
-}
 
 /// Asks a daemon for its counters (SIGUSR1) and asserts no super-frame was dropped.
 fn assert_no_offload_errors(lab: &mut Lab, daemon: usize) {
@@ -91,13 +41,13 @@ fn offload_node_and_no_offload_node_carry_tcp_both_ways_over_ipv4_and_ipv6() {
     lab.assert_ping(&a, &b.overlay_v6());
 
     lab.helper(&b, "iperf3-server", &["iperf3", "-s"]);
-    wait_iperf3_server(&lab, &b);
+    e2e::wait_port(&lab, &b, 5201);
     let (v4, v6) = (b.overlay_v4(), b.overlay_v6());
     // offload -> no-offload and back, over both overlay families
-    iperf3(&lab, &a, &v4, &[]);
-    iperf3(&lab, &a, &v4, &["-R"]);
-    iperf3(&lab, &a, &v6, &[]);
-    iperf3(&lab, &a, &v6, &["-R"]);
+    e2e::iperf3_tcp(&lab, &a, &v4, &[]);
+    e2e::iperf3_tcp(&lab, &a, &v4, &["-R"]);
+    e2e::iperf3_tcp(&lab, &a, &v6, &[]);
+    e2e::iperf3_tcp(&lab, &a, &v6, &["-R"]);
     assert_no_offload_errors(&mut lab, 0);
 }
 

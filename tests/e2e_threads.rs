@@ -5,55 +5,9 @@
 
 mod e2e;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use e2e::{Host, Lab, SOON};
-
-/// Waits until an iperf3 server listens on port 5201 in `host`.
-fn wait_iperf3_server(lab: &Lab, host: &Host) {
-    let start = Instant::now();
-    loop {
-        let out = lab.run(host, &["ss", "-Hltn", "sport = :5201"], SOON);
-        if !out.stdout.is_empty() {
-            return;
-        }
-        assert!(
-            start.elapsed() < SOON,
-            "iperf3 server not listening on {} after {SOON:?}",
-            host.ns
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Runs a 2-second iperf3 TCP test with 4 streams from `from` to `server` (with `extra`
-/// arguments such as `-R`) and asserts it completed with data received.
-fn iperf3(lab: &Lab, from: &Host, server: &str, extra: &[&str]) {
-    let mut args = vec![
-        "iperf3",
-        "-c",
-        server,
-        "-t",
-        "2",
-        "-P",
-        "4",
-        "--connect-timeout",
-        "5000",
-    ];
-    args.extend_from_slice(extra);
-    let out = lab.run(from, &args, Duration::from_secs(30));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let receiver = stdout
-        .lines()
-        .find(|l| l.starts_with("[SUM]") && l.contains("receiver"))
-        .unwrap_or_default();
-    assert!(
-        out.status.success() && !receiver.is_empty() && !receiver.contains(" 0.00 Bytes"),
-        "iperf3 {args:?} failed: {stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("{}: {receiver}", args.join(" "));
-}
+use e2e::{Lab, SOON};
 
 /// The number in the daemon's "lane N stopped after F frames" line, once it has exited.
 fn lane_frames(lab: &Lab, daemon: usize, lane: usize) -> u64 {
@@ -123,11 +77,11 @@ fn two_threads_carry_ping_tcp_streams_and_many_flows_in_order_and_the_lane_does_
 
     // TCP, 4 streams, both ways and over both overlay families.
     lab.helper(&b, "iperf3-server", &["iperf3", "-s"]);
-    wait_iperf3_server(&lab, &b);
+    e2e::wait_port(&lab, &b, 5201);
     let (v4, v6) = (b.overlay_v4(), b.overlay_v6());
-    iperf3(&lab, &a, &v4, &[]);
-    iperf3(&lab, &a, &v4, &["-R"]);
-    iperf3(&lab, &a, &v6, &[]);
+    e2e::iperf3_tcp(&lab, &a, &v4, &["-P", "4"]);
+    e2e::iperf3_tcp(&lab, &a, &v4, &["-P", "4", "-R"]);
+    e2e::iperf3_tcp(&lab, &a, &v6, &["-P", "4"]);
 
     // Stop both; each lane logs what it forwarded. a's lane carried some of the 16 flows
     // (all 16 hashing to one queue has a chance of 1 in 65 536) and of the TCP streams.

@@ -509,6 +509,41 @@ pub fn wait_file_contains(path: &Path, needle: &str, timeout: Duration) -> Durat
     }
 }
 
+/// Runs a 2-second iperf3 TCP test from `from` to the iperf3 server at `server` (with
+/// `extra` arguments such as `-R` or `-P 4`), asserts it completed with data received, and
+/// returns the receiver's line (the `[SUM]` line with several streams).
+pub fn iperf3_tcp(lab: &Lab, from: &Host, server: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "iperf3",
+        "-c",
+        server,
+        "-t",
+        "2",
+        "--connect-timeout",
+        "5000",
+    ];
+    args.extend_from_slice(extra);
+    let out = lab.run(from, &args, Duration::from_secs(30));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // With several streams the last receiver line is their sum.
+    let receiver = stdout
+        .lines()
+        .rfind(|l| l.contains("receiver"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        out.status.success() && !receiver.is_empty(),
+        "iperf3 {args:?} failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !receiver.contains(" 0.00 Bytes"),
+        "nothing arrived: {receiver}"
+    );
+    eprintln!("{}: {receiver}", args.join(" "));
+    receiver
+}
+
 /// Waits until something listens on TCP `port` in `host`'s namespace, or panics at [`SOON`].
 pub fn wait_port(lab: &Lab, host: &Host, port: u16) {
     let start = Instant::now();
