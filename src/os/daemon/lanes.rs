@@ -122,6 +122,14 @@ impl Lanes {
         self.threads.len()
     }
 
+    /// When the loop must wake up to publish a view that changed but was held back by
+    /// [`PUBLISH_MIN_GAP`] (`None` without lanes or changes), so that a lane learns of a new
+    /// peer within that gap even when nothing else wakes the loop.
+    pub(super) fn publish_due(&self, node: &Node<UdpSocket, TapDevice>) -> Option<Instant> {
+        (!self.threads.is_empty() && node.forward_generation() != self.published)
+            .then(|| self.published_at + PUBLISH_MIN_GAP)
+    }
+
     /// After a pass: publishes a new view if the node's changed (and [`PUBLISH_MIN_GAP`]
     /// passed) or [`PUBLISH_EVERY`] passed, and adds the counts the lanes handed over.
     pub(super) fn tend(&mut self, now: Instant, node: &mut Node<UdpSocket, TapDevice>) {

@@ -330,7 +330,10 @@ impl Daemon {
             let now = self.clock.now();
             // Re-arm only when the timer would fire too late (or already fired): saves a
             // syscall per wake-up under load. Firing early is harmless.
-            let target = self.node.next_deadline().min(now + MAX_SLEEP);
+            let mut target = self.node.next_deadline().min(now + MAX_SLEEP);
+            if let Some(publish) = self.lanes.publish_due(&self.node) {
+                target = target.min(publish);
+            }
             if self
                 .armed_for
                 .is_none_or(|armed| target < armed || armed <= now)
