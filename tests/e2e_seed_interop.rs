@@ -318,6 +318,17 @@ fn clear_node_with_no_relay_speaks_the_same_seed_protocol_to_a_seed_peer() {
 }
 
 #[test]
+#[ignore = "needs root + netns; .ci/run passes --include-ignored"]
+fn clear_node_with_two_threads_speaks_the_same_seed_protocol_to_a_seed_peer() {
+    // `--threads 2`: whichever thread reads a frame (the tap picks the queue by its own
+    // hash of the frame), it must be the same token | 0x00 | frame on the wire, and the
+    // lane must be stopped before the node's Close, which ends the seed peer's run.
+    let (summary, shapes) = run_against_seed_peer("threads", &["--threads", "2"]);
+    println!("--threads 2: {summary}");
+    assert_eq!(shapes, expected_shapes(), "{summary}");
+}
+
+#[test]
 fn seedpeer_selftest_flags_every_malformed_datagram() {
     let out = Command::new("python3")
         .args([seedpeer().as_str(), "selftest"])
