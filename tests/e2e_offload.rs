@@ -8,19 +8,6 @@ mod e2e;
 
 use e2e::{Host, Lab, SOON};
 
-/// Asks a daemon for its counters (SIGUSR1) and asserts no super-frame was dropped.
-fn assert_no_offload_errors(lab: &mut Lab, daemon: usize) {
-    lab.daemons[daemon].signal(libc::SIGUSR1);
-    lab.daemons[daemon].wait_log("offload_errors=", SOON);
-    let log = lab.daemons[daemon].log();
-    let last = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("offload_errors="))
-        .unwrap_or_default();
-    assert!(last.contains("offload_errors=0"), "{last}");
-}
-
 #[test]
 #[ignore = "needs root + netns; .ci/run passes --include-ignored"]
 fn offload_node_and_no_offload_node_carry_tcp_both_ways_over_ipv4_and_ipv6() {
@@ -48,7 +35,7 @@ fn offload_node_and_no_offload_node_carry_tcp_both_ways_over_ipv4_and_ipv6() {
     e2e::iperf3_tcp(&lab, &a, &v4, &["-R"]);
     e2e::iperf3_tcp(&lab, &a, &v6, &[]);
     e2e::iperf3_tcp(&lab, &a, &v6, &["-R"]);
-    assert_no_offload_errors(&mut lab, 0);
+    e2e::assert_no_offload_errors(&mut lab, 0);
 }
 
 /// A counter of interface `dev` in `host`'s namespace (`/sys/class/net/DEV/statistics/NAME`).
@@ -128,5 +115,5 @@ fn udp_bursts_are_coalesced_and_arrive_whole_and_in_order_over_ipv4_and_ipv6() {
         first += BURST;
     }
     e2e::wait_file_contains(&out, "done", SOON);
-    assert_no_offload_errors(&mut lab, 1);
+    e2e::assert_no_offload_errors(&mut lab, 1);
 }

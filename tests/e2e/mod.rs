@@ -544,6 +544,19 @@ pub fn iperf3_tcp(lab: &Lab, from: &Host, server: &str, extra: &[&str]) -> Strin
     receiver
 }
 
+/// Asks a daemon for its counters (SIGUSR1) and asserts no super-frame was dropped.
+pub fn assert_no_offload_errors(lab: &mut Lab, daemon: usize) {
+    lab.daemons[daemon].signal(libc::SIGUSR1);
+    lab.daemons[daemon].wait_log("offload_errors=", SOON);
+    let log = lab.daemons[daemon].log();
+    let last = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("offload_errors="))
+        .unwrap_or_default();
+    assert!(last.contains("offload_errors=0"), "{last}");
+}
+
 /// Waits until something listens on TCP `port` in `host`'s namespace, or panics at [`SOON`].
 pub fn wait_port(lab: &Lab, host: &Host, port: u16) {
     let start = Instant::now();

@@ -50,8 +50,9 @@ struct Shared {
     view: Mutex<Arc<ForwardView>>,
     /// Moves with every view published.
     version: AtomicU64,
-    /// Counts handed over by the lanes, not yet added to the node's.
-    counts: Mutex<Vec<LaneCounts>>,
+    /// Counts handed over by the lanes, not yet added to the node's, each with the lane's
+    /// tap reads that could not be cut into frames.
+    counts: Mutex<Vec<(LaneCounts, u64)>>,
     stop: AtomicBool,
 }
 
@@ -62,6 +63,8 @@ pub(super) struct Lanes {
     /// The generation of the last view published, and when.
     published: u64,
     published_at: Instant,
+    /// Tap reads the lanes could not cut into frames, as handed over so far.
+    offload_errors: u64,
 }
 
 impl Lanes {
@@ -100,6 +103,7 @@ impl Lanes {
             threads: Vec::new(),
             published,
             published_at: now,
+            offload_errors: 0,
         };
         for (i, queue) in queues.into_iter().enumerate() {
             let index = i + 1;
@@ -160,9 +164,16 @@ impl Lanes {
             .counts
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        for c in counts.drain(..) {
+        for (c, offload_errors) in counts.drain(..) {
             node.absorb_lane(&c);
+            self.offload_errors = self.offload_errors.saturating_add(offload_errors);
         }
+    }
+
+    /// Tap reads the lanes could not cut into frames (added to the loop's own
+    /// `offload_errors` in the status).
+    pub(super) fn offload_errors(&self) -> u64 {
+        self.offload_errors
     }
 
     /// Stops every lane and waits for it; their last counts go to the node.
@@ -220,7 +231,9 @@ fn run_lane(
         }
     ];
     let mut report_at = clock.now() + REPORT_EVERY;
+    // Tap reads that could not be cut into frames, since the last hand-over and in all.
     let mut offload_errors = 0u64;
+    let mut offload_errors_total = 0u64;
     let mut forwarded = 0u64;
     debug!("lane {index} started");
     while !shared.stop.load(Ordering::Acquire) {
@@ -251,14 +264,16 @@ fn run_lane(
         lane.flush();
         if now >= report_at {
             report_at = now + REPORT_EVERY;
-            forwarded += hand_over(shared, &mut lane);
+            offload_errors_total += offload_errors;
+            forwarded += hand_over(shared, &mut lane, std::mem::take(&mut offload_errors));
         }
     }
     lane.flush();
-    forwarded += hand_over(shared, &mut lane);
+    offload_errors_total += offload_errors;
+    forwarded += hand_over(shared, &mut lane, offload_errors);
     debug!(
         "lane {index} stopped after {forwarded} frames from the device \
-         ({offload_errors} tap reads that could not be cut into frames)"
+         ({offload_errors_total} tap reads that could not be cut into frames)"
     );
 }
 
@@ -317,15 +332,15 @@ fn drain_queue(
     true
 }
 
-/// Hands what the lane counted to the loop's thread; returns how many frames from the
-/// device that was.
-fn hand_over(shared: &Shared, lane: &mut Lane<UdpSocket>) -> u64 {
+/// Hands what the lane counted (and its `offload_errors`) to the loop's thread; returns how
+/// many frames from the device that was.
+fn hand_over(shared: &Shared, lane: &mut Lane<UdpSocket>, offload_errors: u64) -> u64 {
     let counts = lane.take_counts();
     let frames = counts.stats.frames_from_device;
     shared
         .counts
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .push(counts);
+        .push((counts, offload_errors));
     frames
 }

@@ -436,7 +436,10 @@ impl Daemon {
     fn loop_counters(&self) -> LoopCounters {
         LoopCounters {
             socket_errors: self.stats.socket_errors,
-            offload_errors: self.stats.offload_errors,
+            offload_errors: self
+                .stats
+                .offload_errors
+                .saturating_add(self.lanes.offload_errors()),
             udp_receive_overflows: self.stats.udp_receive_overflows,
             tap_queue_drops: self.stats.tap_queue_drops,
             busy_poll_yields: self.stats.busy_poll_yields,

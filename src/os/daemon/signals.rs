@@ -64,18 +64,19 @@ impl Daemon {
                 }
                 Signal::User1 => {
                     self.read_kernel_counters();
+                    // The loop's counters with the lanes' (`--threads`) added.
+                    let counters = self.loop_counters();
                     info!(
                         "stats: peers={} {} socket_errors={} offload_errors={} \
                          udp_receive_overflows={} tap_queue_drops={} busy_poll_yields={}",
                         self.node.peer_count(),
                         self.node.stats(),
-                        self.stats.socket_errors,
-                        self.stats.offload_errors,
-                        self.stats.udp_receive_overflows,
-                        self.stats.tap_queue_drops,
-                        self.stats.busy_poll_yields
+                        counters.socket_errors,
+                        counters.offload_errors,
+                        counters.udp_receive_overflows,
+                        counters.tap_queue_drops,
+                        counters.busy_poll_yields
                     );
-                    let counters = self.loop_counters();
                     self.service.log_status(now, &self.node, counters);
                 }
                 Signal::Hangup => self.reload_key(now),
