@@ -175,6 +175,10 @@ impl<S: Socket> Lane<S> {
             .bytes()
             .get(HEADROOM..HEADROOM + HEADER_LEN + len)
             .unwrap_or_default();
+        match target {
+            Some(_) => stats.frames_unicast += 1,
+            None => stats.frames_flooded += 1,
+        }
         let mut send = |peer: SocketAddr| {
             if tx.send(stats, peer, datagram, false) {
                 // Never allocates: room for every peer of the view was reserved.
@@ -184,16 +188,8 @@ impl<S: Socket> Lane<S> {
             }
         };
         match target {
-            Some(peer) => {
-                send(peer);
-                self.stats.frames_unicast += 1;
-            }
-            None => {
-                for &peer in &view.peers {
-                    send(peer);
-                }
-                self.stats.frames_flooded += 1;
-            }
+            Some(peer) => send(peer),
+            None => view.peers.iter().for_each(|&peer| send(peer)),
         }
         Ok(())
     }

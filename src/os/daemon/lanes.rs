@@ -178,22 +178,25 @@ impl Lanes {
 
     /// Stops every lane and waits for it; their last counts go to the node.
     pub(super) fn stop(&mut self, node: &mut Node<UdpSocket, TapDevice>) {
+        self.join();
+        self.absorb(node);
+    }
+
+    /// Sets the stop flag and waits for every lane (each notices within [`LANE_WAKE`]).
+    fn join(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
         for thread in self.threads.drain(..) {
             if thread.join().is_err() {
                 error!("a lane thread panicked");
             }
         }
-        self.absorb(node);
     }
 }
 
 impl Drop for Lanes {
+    /// The loop ended without [`Lanes::stop`] (an error): the lanes end with it.
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Release);
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
+        self.join();
     }
 }
 

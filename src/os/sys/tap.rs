@@ -13,7 +13,7 @@
 
 use std::ffi::{c_char, c_int, c_ulong, c_void, CStr};
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 
@@ -473,11 +473,7 @@ impl Device for TapDevice {
                 frame,
             );
         }
-        let written = if self.other_queues.is_empty() {
-            self.file.write(frame)?
-        } else {
-            write_plain(queue_for(&self.file, &self.other_queues, frame), frame)?
-        };
+        let written = write_plain(queue_for(&self.file, &self.other_queues, frame), frame)?;
         if written == frame.len() {
             Ok(())
         } else {
