@@ -73,9 +73,17 @@ pub fn flow_hash(frame: &[u8]) -> u32 {
         },
         _ => 0,
     };
-    let mixed = (addrs ^ (ports << 32) ^ u64::from(proto)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    // The high half is the best mixed.
-    (mixed >> 32) as u32
+    // A full 64-bit finaliser (MurmurHash3's fmix64): every input bit moves every output
+    // bit. A single multiply is not enough: its top bits ignore the low bits of the ports, so
+    // connections whose ports differ by 2 (Linux hands out even ports to connect()) all
+    // landed on one queue of two.
+    let mut x = addrs ^ (ports << 32) ^ u64::from(proto);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^= x >> 33;
+    (x >> 32) as u32
 }
 
 /// Which of `queues` queues the frame's flow goes through (0 with one queue).
@@ -172,6 +180,40 @@ mod tests {
         truncated.truncate(30);
         assert_eq!(flow_hash(&truncated), 0);
         assert_eq!(queue_of(&ipv4(PROTO_TCP, [1; 4], 1, [2; 4], 2), 1), 0);
+    }
+
+    /// Neighbouring flows (ports 1, 2, 4, ... apart, as one client's connections are, or
+    /// neighbouring addresses) are as likely as any two flows to share a queue: about 1 in
+    /// `queues`, never always.
+    #[test]
+    fn neighbouring_flows_share_a_queue_no_more_often_than_chance() {
+        let frame =
+            |addr: u8, port: u16| ipv4(PROTO_TCP, [198, 18, 0, addr], port, [198, 18, 1, 2], 5201);
+        for queues in [2usize, 4] {
+            for stride in [1u16, 2, 4, 8, 16] {
+                let same = (0..2000u16)
+                    .filter(|&i| {
+                        let port = 32_768 + 7 * i;
+                        queue_of(&frame(1, port), queues)
+                            == queue_of(&frame(1, port + stride), queues)
+                    })
+                    .count();
+                let expected = 2000 / queues;
+                assert!(
+                    same.abs_diff(expected) < expected / 4,
+                    "ports {stride} apart on {queues} queues: {same} of 2000 pairs share one"
+                );
+            }
+            let same = (1..=200u8)
+                .filter(|&a| {
+                    queue_of(&frame(a, 40_000), queues) == queue_of(&frame(a + 1, 40_000), queues)
+                })
+                .count();
+            assert!(
+                same.abs_diff(200 / queues) < 200 / queues / 2,
+                "neighbouring addresses on {queues} queues: {same} of 200 pairs share one"
+            );
+        }
     }
 
     proptest::proptest! {
