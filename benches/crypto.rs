@@ -29,7 +29,7 @@ fn bench(cipher: Cipher) {
     let key = Key::from_bytes([0x42; 32]);
     let mut session = [0u8; 16];
     session[..8].copy_from_slice(&1_740_787_200_000u64.to_be_bytes());
-    let mut sealer = Sealer::with_cipher(&key, session, cipher);
+    let sealer = Sealer::with_cipher(&key, session, cipher);
     let mut opener = Opener::new(&key, 4096);
 
     // The switch byte sits where it does in a PacketBuf: right after the token at HEADROOM.

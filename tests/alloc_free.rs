@@ -269,6 +269,41 @@ fn keyed_packet_path_makes_no_allocation_after_warm_up() {
     assert_eq!(a.device().written, 10_100);
     assert_eq!(a.stats().frames_unicast, 10_100);
 
+    // A `--threads` lane of a, sealing with a's sealer: no allocation either, and b opens
+    // every datagram it sends (one session with a, counters shared).
+    {
+        use ethcloud::lane::Lane;
+        let view = std::sync::Arc::new(a.forward_view().expect("a view in keyed mode"));
+        let mut lane = Lane::new(Capture::new(), view, now);
+        let broadcast = ethernet([0xff; 6], local_mac);
+        let (mut buf, mut scratch) = (PacketBuf::new(), vec![0u8; 2048]);
+        let mut lane_round = |lane: &mut Lane<Capture>, b: &mut Node<Capture, NullDevice>| {
+            for f in [&to_b, &broadcast] {
+                buf.frame_room()[..f.len()].copy_from_slice(f);
+                lane.on_frame(now, &mut buf, f.len()).unwrap();
+                lane.flush();
+                // The one datagram just sent (b is a's only peer).
+                let last = (lane.socket().count - 1) % 8;
+                let len = lane.socket().copy(last, &mut scratch);
+                b.on_datagram(now, a_addr, &mut scratch[..len]).unwrap();
+            }
+        };
+        for _ in 0..100 {
+            lane_round(&mut lane, &mut b);
+        }
+        let written = b.device().written;
+        let allocations = allocations_in(|| {
+            for _ in 0..10_000 {
+                lane_round(&mut lane, &mut b);
+            }
+        });
+        assert_eq!(allocations, 0, "allocations on a keyed lane's packet path");
+        assert_eq!(b.device().written - written, 20_000, "b opened every one");
+        let counts = lane.take_counts();
+        assert_eq!(counts.stats.frames_unicast, 10_100);
+        assert_eq!(counts.stats.frames_flooded, 10_100);
+    }
+
     // A key rotation: two keys at once, then sealing with the new key in a new session.
     use ethcloud::node::{Rekey, KEY_ROLLOVER};
     let new_key = Key::from_bytes([4; 32]);

@@ -1,6 +1,7 @@
 //! End-to-end tests of `--threads`: two nodes with a two-queue tap each carry ping, TCP with
 //! several streams both ways, and many UDP flows at once, each flow whole and in order, and
-//! the second thread (the lane) forwards its share. Root only, like the rest of the
+//! the second thread (the lane) forwards its share; in the clear protocol and in keyed mode
+//! (where the lane seals with the loop's session). Root only, like the rest of the
 //! end-to-end suite; it reuses its lab (`e2e/mod.rs`).
 
 mod e2e;
@@ -27,26 +28,35 @@ fn lane_frames(lab: &Lab, daemon: usize, lane: usize) -> u64 {
 #[test]
 #[ignore = "needs root + netns; .ci/run passes --include-ignored"]
 fn two_threads_carry_ping_tcp_streams_and_many_flows_in_order_and_the_lane_does_its_share() {
+    two_threads(None);
+}
+
+#[test]
+#[ignore = "needs root + netns; .ci/run passes --include-ignored"]
+fn two_threads_with_a_network_key_carry_the_same_and_the_lane_seals_its_share() {
+    two_threads(Some(
+        "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e\n",
+    ));
+}
+
+/// Two nodes with `--threads 2` (and `--key-file` with `key`, if given): ping, 16 UDP flows
+/// in order, iperf3 with 4 streams both ways and over IPv6, and a's lane forwarded frames.
+fn two_threads(key: Option<&str>) {
     const PORT: &str = "7200";
     const FLOWS: &str = "16";
     const COUNT: &str = "200";
     let mut lab = Lab::new(2);
     let (a, b) = (lab.host(1), lab.host(2));
-    lab.start(&a, &["-l", "[::]:3210", "-t", "7", "--threads", "2"]);
+    let key_file = key.map(|key| lab.script("net.key", key));
+    let mut common = vec!["-l", "[::]:3210", "-t", "7", "--threads", "2"];
+    if let Some(path) = &key_file {
+        common.extend(["--key-file", path.to_str().expect("utf-8 path")]);
+    }
+    lab.start(&a, &common);
     let connect = a.addr_v4();
-    lab.start(
-        &b,
-        &[
-            "-l",
-            "[::]:3210",
-            "-t",
-            "7",
-            "-c",
-            &connect,
-            "--threads",
-            "2",
-        ],
-    );
+    let mut args = common.clone();
+    args.extend(["-c", &connect]);
+    lab.start(&b, &args);
     for daemon in 0..2 {
         lab.daemons[daemon].wait_log("threads: 2 (the loop and 1 lanes", SOON);
     }

@@ -213,7 +213,7 @@ fn a_node_with_relaying_off_relays_nothing_and_is_used_by_nobody() {
 
 /// A keyed datagram as a node with a session of its own would seal it.
 fn sealed(key_byte: u8, session: u8, clear: &[u8]) -> Vec<u8> {
-    let mut sealer = Sealer::new(&Key::from_bytes([key_byte; 32]), [session; 16]);
+    let sealer = Sealer::new(&Key::from_bytes([key_byte; 32]), [session; 16]);
     let mut buf = vec![0u8; 64 + clear.len() + 64];
     let at = 64;
     buf[at - TOKEN_LEN..at - TOKEN_LEN + clear.len()].copy_from_slice(clear);
@@ -353,4 +353,67 @@ fn a_node_whose_nat_gives_it_a_new_address_replaces_the_old_one_at_once() {
         sim.run_until_idle(1000);
         assert_eq!(got(&mut sim, moved, 0x91), 1, "{name}");
     }
+}
+
+/// Datagrams sent, with their addresses.
+type Sent = Vec<(SocketAddr, Vec<u8>)>;
+
+/// Keeps what a lane sends, for the simulator to deliver.
+#[derive(Clone, Default)]
+struct Recorder(std::rc::Rc<std::cell::RefCell<Sent>>);
+impl ethcloud::io::Socket for Recorder {
+    fn send_to(&mut self, datagram: &[u8], to: SocketAddr) -> std::io::Result<()> {
+        self.0.borrow_mut().push((to, datagram.to_vec()));
+        Ok(())
+    }
+}
+
+#[test]
+fn a_keyed_lane_sends_through_the_relay_as_its_node_does() {
+    use ethcloud::buf::PacketBuf;
+    use ethcloud::lane::Lane;
+    use std::sync::Arc;
+
+    let cfg = Simulator::keyed_config(7);
+    let mut sim = Simulator::new(0x5e1a_0600);
+    let [p, a, b] = triangle(&mut sim, [&cfg, &cfg, &cfg]);
+    sim.advance_until(Duration::from_secs(40), |s| {
+        route(s, a, b).is_some_and(|r| r == (p, RouteState::Active))
+    });
+    // B makes itself known to A (through P), so that A's MAC table knows B's MAC.
+    sim.inject_frame(b, &frame(2, 0xff, 0x60));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, a, 0x60), 1);
+    let view = sim.nodes[&a].forward_view().expect("keyed mode has a view");
+    assert!(view.is_sealed());
+    assert_eq!(view.relays(), &[(b, p)]);
+    assert_eq!(view.peers(), &[p]);
+
+    // What a lane of A sends for a broadcast and for a unicast to B, delivered as A's.
+    let recorder = Recorder::default();
+    let mut lane = Lane::new(recorder.clone(), Arc::new(view), sim.now);
+    let before = sim.stats(p).relayed_for_others;
+    for (f, to_p) in [(frame(1, 0xff, 0x61), 1), (frame(1, 2, 0x62), 0)] {
+        let mut buf = PacketBuf::new();
+        buf.frame_room()[..f.len()].copy_from_slice(&f);
+        lane.on_frame(sim.now, &mut buf, f.len()).unwrap();
+        lane.flush();
+        let sent = std::mem::take(&mut *recorder.0.borrow_mut());
+        assert!(
+            sent.iter().all(|(to, _)| *to == p),
+            "all through P: {sent:?}"
+        );
+        for (to, bytes) in sent {
+            sim.inject_datagram(a, to, bytes);
+        }
+        sim.run_until_idle(1000);
+        assert_eq!(got(&mut sim, b, f[14]), 1, "B gets {:#x} once", f[14]);
+        assert_eq!(got(&mut sim, p, f[14]), to_p, "P gets {:#x}", f[14]);
+    }
+    let counts = lane.take_counts();
+    assert_eq!(counts.stats.relay_frames_sent, 2);
+    assert_eq!(counts.stats.frames_flooded, 1);
+    assert_eq!(counts.stats.frames_unicast, 1);
+    assert_eq!(sim.stats(p).relayed_for_others, before + 2);
+    assert_eq!(sim.stats(b).drops_of(DropReason::Replayed), 0);
 }

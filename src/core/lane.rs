@@ -1,19 +1,23 @@
 //! [`Lane`]: one more worker's share of the packet path (`--threads`): frames read from one
 //! queue of a multi-queue tap, sent to the peers that own their destinations, in the seed's
-//! clear protocol.
+//! clear protocol or sealed with the network key.
 //!
 //! Owns the forwarding decision away from the node's thread. A lane reads a [`ForwardView`],
-//! a read-only snapshot of what the node knows (the MAC table, the verified peers, the token
-//! and the broadcast limit), which the node's thread takes with [`Node::forward_view`](crate::node::Node::forward_view)
+//! a read-only snapshot of what the node knows (the MAC table, the verified peers, the token,
+//! the broadcast limit, and in keyed mode the sealer and the active relay routes), which the
+//! node's thread takes with [`Node::forward_view`](crate::node::Node::forward_view)
 //! whenever [`Node::forward_generation`](crate::node::Node::forward_generation) moved, and keeps its own counters and broadcast
 //! limit, handed back to the node with [`Lane::take_counts`] and [`Node::absorb_lane`](crate::node::Node::absorb_lane).
 //!
-//! What a lane does is what [`Node::on_frame`](crate::node::Node::on_frame) does for a frame in the clear mode, byte for
-//! byte on the wire: the same header, unicast to the peer the MAC table names, or a flood to
-//! every verified peer. What it must not do: touch the node, its peer table or its MAC table,
-//! send anything but frames, or learn anything. Everything else (receiving, learning, control
-//! messages, the sealed modes, relaying) stays on the node's thread, and [`Node::forward_view`](crate::node::Node::forward_view)
-//! gives no view in the modes a lane cannot serve.
+//! What a lane does is what [`Node::on_frame`](crate::node::Node::on_frame) does for a frame in the clear and keyed
+//! modes, byte for byte on the wire: the same header, unicast to the peer the MAC table
+//! names (through its relay if it has an active route), or a flood to every verified peer
+//! and every relayed address; in keyed mode sealed with the node's own sealer, whose
+//! counter the node and all lanes share (an atomic), so the receiver sees one session.
+//! What it must not do: touch the node, its peer table or its MAC table, send anything but
+//! frames, or learn anything. Everything else (receiving, learning, control messages,
+//! per-node-key sessions) stays on the node's thread, and [`Node::forward_view`](crate::node::Node::forward_view)
+//! gives no view with per-node keys.
 //!
 //! The snapshot may be late by one publication: a frame to a MAC learned since is flooded
 //! (as any unknown destination is), and a peer removed since may get a frame or two. The
@@ -25,14 +29,21 @@ use std::sync::Arc;
 
 use log::debug;
 
-use crate::buf::{PacketBuf, HEADROOM};
+use crate::buf::{PacketBuf, HEADROOM, SWITCH_AT};
+use crate::crypto::{self, Sealer};
 use crate::io::Socket;
 use crate::limit::RateLimiter;
 use crate::node::tx::Tx;
 use crate::stats::{DropReason, Stats};
 use crate::switch::MacView;
 use crate::time::Instant;
-use crate::wire::{emit_header, Frame, Kind, Token, HEADER_LEN};
+use crate::wire::relay::{emit_relayed, RELAY_TO};
+use crate::wire::{self, emit_header, Frame, Kind, Token, HEADER_LEN, TOKEN_LEN};
+
+/// Where a relayed frame is written in a lane's relay buffer: room for the seal in front.
+const RELAY_AT: usize = crypto::FRONT_LEN - TOKEN_LEN;
+/// A lane's relay buffer: the largest datagram with its seal around it.
+const RELAY_BUF_LEN: usize = RELAY_AT + wire::MAX_DATAGRAM_LEN + crypto::TAG_LEN;
 
 /// A read-only snapshot of what a lane needs to forward frames: taken by
 /// [`Node::forward_view`](crate::node::Node::forward_view), shared by every lane behind an [`Arc`].
@@ -45,6 +56,10 @@ pub struct ForwardView {
     pub(crate) peers: Vec<SocketAddr>,
     pub(crate) macs: MacView,
     pub(crate) broadcast_limit: Option<u64>,
+    /// Keyed mode: the node's sealer (its counter shared by the node and every lane).
+    pub(crate) sealer: Option<Arc<Sealer>>,
+    /// Keyed mode: the active relay routes, (address, relaying peer), in address order.
+    pub(crate) relays: Vec<(SocketAddr, SocketAddr)>,
 }
 
 impl ForwardView {
@@ -57,6 +72,8 @@ impl ForwardView {
             peers: Vec::new(),
             macs: MacView::default(),
             broadcast_limit: None,
+            sealer: None,
+            relays: Vec::new(),
         }
     }
 
@@ -68,6 +85,28 @@ impl ForwardView {
     /// Entries of the MAC table in the view.
     pub fn macs(&self) -> usize {
         self.macs.len()
+    }
+
+    /// Whether frames are sealed (keyed mode).
+    pub fn is_sealed(&self) -> bool {
+        self.sealer.is_some()
+    }
+
+    /// The active relay routes, (address, relaying peer).
+    pub fn relays(&self) -> &[(SocketAddr, SocketAddr)] {
+        &self.relays
+    }
+
+    /// The relaying peer of the active route to `addr`, if any. // HOT PATH
+    fn route(&self, addr: SocketAddr) -> Option<SocketAddr> {
+        if self.relays.is_empty() {
+            return None;
+        }
+        self.relays
+            .binary_search_by_key(&addr, |&(a, _)| a)
+            .ok()
+            .and_then(|i| self.relays.get(i))
+            .map(|&(_, via)| via)
     }
 }
 
@@ -90,19 +129,24 @@ pub struct Lane<S> {
     /// (datagrams, bytes) sent to each peer since the last [`Lane::take_counts`]; room for
     /// every peer of the view is reserved when the view is set, so counting never allocates.
     sent: HashMap<SocketAddr, (u64, u64)>,
+    /// Where a frame to a relayed address is wrapped and sealed; allocated with the first
+    /// view that has relay routes.
+    relay_buf: Box<[u8]>,
 }
 
 impl<S: Socket> Lane<S> {
     /// A lane that sends through `socket` and forwards with `view`.
     pub fn new(socket: S, view: Arc<ForwardView>, now: Instant) -> Lane<S> {
-        let sent = HashMap::with_capacity(view.peers.len());
-        Lane {
+        let mut lane = Lane {
             tx: Tx { socket, warned: 0 },
             broadcasts: RateLimiter::new(now, view.broadcast_limit.unwrap_or(u64::MAX)),
-            view,
+            view: Arc::new(ForwardView::empty(view.token)),
             stats: Stats::default(),
-            sent,
-        }
+            sent: HashMap::new(),
+            relay_buf: Box::default(),
+        };
+        lane.set_view(view);
+        lane
     }
 
     /// The view in use.
@@ -110,22 +154,25 @@ impl<S: Socket> Lane<S> {
         &self.view
     }
 
-    /// Forwards with `view` from now on (this may allocate room for the per-peer counts:
-    /// call it when the view changed, not per frame).
+    /// Forwards with `view` from now on (this may allocate room for the per-peer counts and
+    /// the relay buffer: call it when the view changed, not per frame).
     pub fn set_view(&mut self, view: Arc<ForwardView>) {
-        self.sent.reserve(view.peers.len());
+        self.sent.reserve(view.peers.len() + view.relays.len());
+        if !view.relays.is_empty() && self.relay_buf.is_empty() {
+            self.relay_buf = vec![0u8; RELAY_BUF_LEN].into_boxed_slice();
+        }
         self.view = view;
     }
 
     /// Sends the frame read into `buf.frame_room()[..len]` to the peer owning its
-    /// destination, or to every verified peer, as [`Node::on_frame`](crate::node::Node::on_frame) does in the clear mode.
-    /// The header is written in front of the frame in place. // HOT PATH
+    /// destination, or to every verified peer, as [`Node::on_frame`](crate::node::Node::on_frame) does in the clear and
+    /// keyed modes. The header (and the seal) is written around the frame in place. // HOT PATH
     ///
     /// # Errors
     ///
-    /// [`DropReason::BadDeviceFrame`] for a frame without a whole Ethernet header,
-    /// [`DropReason::BroadcastLimit`] over the broadcast limit, [`DropReason::NoPeers`] when
-    /// there is nobody to send to. All are already counted.
+    /// [`DropReason::BadDeviceFrame`] for a frame without a whole Ethernet header (or one
+    /// that cannot be sealed), [`DropReason::BroadcastLimit`] over the broadcast limit,
+    /// [`DropReason::NoPeers`] when there is nobody to send to. All are already counted.
     pub fn on_frame(
         &mut self,
         now: Instant,
@@ -149,6 +196,7 @@ impl<S: Socket> Lane<S> {
             stats,
             broadcasts,
             sent,
+            relay_buf,
         } = self;
         let (dst, vlan) = match Frame::new_checked(buf.frame(len)) {
             Ok(frame) => (frame.dst(), frame.vlan()),
@@ -167,29 +215,47 @@ impl<S: Socket> Lane<S> {
         if target.is_none() && view.peers.is_empty() {
             return Err(DropReason::NoPeers);
         }
+        let mut out = Out {
+            tx,
+            stats,
+            sent,
+            token: view.token,
+            sealer: view.sealer.as_deref(),
+        };
+        if !view.relays.is_empty() {
+            // Through a relay, before the frame is sealed in place for the direct peers.
+            match target.and_then(|peer| view.route(peer).map(|via| (peer, via))) {
+                Some((peer, via)) => {
+                    out.stats.frames_unicast += 1;
+                    out.send_relayed(relay_buf, via, peer, buf.frame(len));
+                    return Ok(());
+                }
+                None if target.is_none() => {
+                    for &(addr, via) in &view.relays {
+                        out.send_relayed(relay_buf, via, addr, buf.frame(len));
+                    }
+                }
+                None => {}
+            }
+        }
         let datagram = buf.header_and_frame_mut(len);
         if emit_header(view.token, Kind::Frame, datagram).is_err() {
             return Err(DropReason::BadDeviceFrame);
         }
-        let datagram: &[u8] = buf
-            .bytes()
-            .get(HEADROOM..HEADROOM + HEADER_LEN + len)
-            .unwrap_or_default();
-        match target {
-            Some(_) => stats.frames_unicast += 1,
-            None => stats.frames_flooded += 1,
-        }
-        let mut send = |peer: SocketAddr| {
-            if tx.send(stats, peer, datagram, false) {
-                // Never allocates: room for every peer of the view was reserved.
-                let count = sent.entry(peer).or_insert((0, 0));
-                count.0 += 1;
-                count.1 += datagram.len() as u64;
-            }
+        let range = match out.sealer {
+            None => HEADROOM..HEADROOM + HEADER_LEN + len,
+            Some(sealer) => sealer
+                .seal(view.token, buf.bytes_mut(), SWITCH_AT, 1 + len)
+                .map_err(|_| DropReason::BadDeviceFrame)?,
         };
+        let datagram: &[u8] = buf.bytes().get(range).unwrap_or_default();
         match target {
-            Some(peer) => send(peer),
-            None => view.peers.iter().for_each(|&peer| send(peer)),
+            Some(_) => out.stats.frames_unicast += 1,
+            None => out.stats.frames_flooded += 1,
+        }
+        match target {
+            Some(peer) => out.send(peer, datagram),
+            None => view.peers.iter().for_each(|&peer| out.send(peer, datagram)),
         }
         Ok(())
     }
@@ -207,7 +273,8 @@ impl<S: Socket> Lane<S> {
             .drain()
             .map(|(peer, (datagrams, bytes))| (peer, datagrams, bytes))
             .collect();
-        self.sent.reserve(self.view.peers.len());
+        self.sent
+            .reserve(self.view.peers.len() + self.view.relays.len());
         LaneCounts {
             stats: std::mem::take(&mut self.stats),
             sent,
@@ -217,6 +284,56 @@ impl<S: Socket> Lane<S> {
     /// The socket (how many datagrams it holds queued, for the daemon).
     pub fn socket(&self) -> &S {
         &self.tx.socket
+    }
+}
+
+/// A lane's sending side for one frame: the socket, the counters and the seal.
+struct Out<'a, S> {
+    tx: &'a mut Tx<S>,
+    stats: &'a mut Stats,
+    sent: &'a mut HashMap<SocketAddr, (u64, u64)>,
+    token: Token,
+    sealer: Option<&'a Sealer>,
+}
+
+impl<S: Socket> Out<'_, S> {
+    /// Sends one datagram and counts it for `peer`. // HOT PATH
+    fn send(&mut self, peer: SocketAddr, datagram: &[u8]) {
+        if self.tx.send(self.stats, peer, datagram, false) {
+            // Never allocates: room for every peer of the view was reserved.
+            let count = self.sent.entry(peer).or_insert((0, 0));
+            count.0 += 1;
+            count.1 += datagram.len() as u64;
+        }
+    }
+
+    /// Sends `frame` to `to` through the relaying peer `via`, wrapped and sealed in `buf`
+    /// as the node's own relayed frames are (man page: RELAYING).
+    fn send_relayed(&mut self, buf: &mut [u8], via: SocketAddr, to: SocketAddr, frame: &[u8]) {
+        let (Some(sealer), Some(out)) = (self.sealer, buf.get_mut(RELAY_AT..)) else {
+            return;
+        };
+        let len = match emit_relayed(self.token, RELAY_TO, to, frame, out) {
+            Ok(len) => len,
+            Err(e) => {
+                self.stats.send_errors += 1;
+                debug!("cannot relay a {}-byte frame to {to}: {e}", frame.len());
+                return;
+            }
+        };
+        self.stats.relay_frames_sent += 1;
+        let switch_at = RELAY_AT + TOKEN_LEN;
+        match sealer.seal(self.token, buf, switch_at, len.saturating_sub(TOKEN_LEN)) {
+            Ok(range) => {
+                if let Some(datagram) = buf.get(range) {
+                    self.send(via, datagram);
+                }
+            }
+            Err(e) => {
+                self.stats.send_errors += 1;
+                debug!("cannot seal a message to {via}: {e}");
+            }
+        }
     }
 }
 
@@ -401,15 +518,145 @@ mod tests {
         assert_eq!(sent[0].0, peer(2));
     }
 
-    #[test]
-    fn no_view_in_a_sealed_mode_and_an_empty_view_sends_nothing() {
-        use crate::crypto::Key;
-        use crate::node::Keyed;
+    /// A keyed node with `peers` verified peers that sealed their datagrams with `remote`;
+    /// the first one has sent us a frame from `mac`.
+    fn keyed_node_with_peers(
+        peers: u8,
+        mac: [u8; 6],
+        remote: &Sealer,
+        now: Instant,
+    ) -> Node<Recorder, Sink> {
         let token = Token::new(7).unwrap();
         let mut config = Config::new(token);
-        config.keyed = Some(Keyed {
-            key: Key::from_bytes([9; 32]),
-            session: [1; crate::crypto::SESSION_LEN],
+        config.keyed = Some(crate::node::Keyed {
+            key: crate::crypto::Key::from_bytes([9; 32]),
+            session: [1; crypto::SESSION_LEN],
+        });
+        let mut node = Node::new(config, Recorder::default(), Sink, Instant::ZERO);
+        let seal = |clear: &[u8]| {
+            let inner = clear.len() - TOKEN_LEN;
+            let mut buf = vec![0u8; crypto::FRONT_LEN + inner + crypto::TAG_LEN];
+            buf[crypto::FRONT_LEN..crypto::FRONT_LEN + inner].copy_from_slice(&clear[TOKEN_LEN..]);
+            let range = remote
+                .seal(token, &mut buf, crypto::FRONT_LEN, inner)
+                .unwrap();
+            buf[range].to_vec()
+        };
+        let mut get = [0u8; 8];
+        wire::emit_control(token, Kind::GetPeers, &mut get).unwrap();
+        let mut answer = [0u8; 10];
+        let (answer_len, _) = wire::emit_peers(token, std::iter::empty(), &mut answer).unwrap();
+        for i in 1..=peers {
+            node.on_datagram(now, peer(i), &mut seal(&get)).unwrap();
+            node.on_datagram(now, peer(i), &mut seal(&answer[..answer_len]))
+                .unwrap();
+        }
+        let mut incoming = vec![0u8; 200];
+        let len =
+            wire::emit_frame(token, &frame([2, 0, 0, 0, 0, 1], mac, 60), &mut incoming).unwrap();
+        node.on_datagram(now, peer(1), &mut seal(&incoming[..len]))
+            .unwrap();
+        assert_eq!(node.peers().verified_len(), usize::from(peers));
+        node
+    }
+
+    /// Opens `sent` with the network key of [`keyed_node_with_peers`]: (to, session,
+    /// counter, opened bytes) each.
+    fn open_all(sent: &[(SocketAddr, Vec<u8>)]) -> Vec<(SocketAddr, Vec<u8>, u64, Vec<u8>)> {
+        sent.iter()
+            .map(|(to, sealed)| {
+                // One opener each: a flood sends one sealed datagram to every peer.
+                let mut opener = crypto::Opener::new(&crate::crypto::Key::from_bytes([9; 32]), 1);
+                let session = sealed[TOKEN_LEN + 1..TOKEN_LEN + 1 + crypto::SESSION_LEN].to_vec();
+                let at = TOKEN_LEN + 1 + crypto::SESSION_LEN;
+                let counter = u64::from_be_bytes(sealed[at..at + 8].try_into().unwrap());
+                let mut buf = sealed.clone();
+                let range = opener.open(&mut buf).expect("a lane's datagram opens");
+                (*to, session, counter, buf[range].to_vec())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_keyed_lane_seals_what_the_node_seals_in_the_node_s_session_with_counters_of_its_own() {
+        let now = Instant::from_secs(1);
+        let mac = [2, 0, 0, 0, 0, 2];
+        let remote = Sealer::new(&crate::crypto::Key::from_bytes([9; 32]), [2; 16]);
+        let mut node = keyed_node_with_peers(3, mac, &remote, now);
+        let view = Arc::new(node.forward_view().expect("keyed mode has a view"));
+        assert!(view.is_sealed());
+        let mut lane = Lane::new(Recorder::default(), view, now);
+        let local = [2, 0, 0, 0, 0, 1];
+        let mut counters = Vec::new();
+        for f in [
+            frame(mac, local, 1400),                    // known: unicast to peer 1
+            frame([2, 0, 0, 0, 0, 9], local, 60),       // unknown: flooded
+            frame([0xff; 6], local, 342),               // broadcast: flooded
+            frame([0x33, 0x33, 0, 0, 0, 1], local, 86), // multicast: flooded
+        ] {
+            let by_node = open_all(&send_through_node(&mut node, now, &f));
+            let by_lane = open_all(&send_through_lane(&mut lane, now, &f));
+            assert!(!by_node.is_empty());
+            assert_eq!(by_lane.len(), by_node.len());
+            for (n, l) in by_node.iter().zip(&by_lane) {
+                assert_eq!(l.0, n.0, "same receiver");
+                assert_eq!(l.1, n.1, "the node's one session");
+                assert_eq!(l.1, vec![1; crypto::SESSION_LEN]);
+                assert_eq!(l.3, n.3, "same clear datagram");
+                assert!(l.3.ends_with(&f), "the frame itself");
+            }
+            // A flood is one sealed datagram (one counter) sent to every peer.
+            for sent in [&by_node, &by_lane] {
+                assert!(sent.iter().all(|d| d.2 == sent[0].2));
+                counters.push(sent[0].2);
+            }
+        }
+        let all = counters.len();
+        counters.sort_unstable();
+        counters.dedup();
+        assert_eq!(counters.len(), all, "no counter used twice");
+        assert_eq!(all, 8);
+    }
+
+    #[test]
+    fn a_sealer_shared_by_threads_never_uses_a_counter_twice() {
+        let sealer = Arc::new(Sealer::new(
+            &crate::crypto::Key::from_bytes([9; 32]),
+            [3; 16],
+        ));
+        let token = Token::new(7).unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let sealer = Arc::clone(&sealer);
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 64];
+                    (0..2000)
+                        .map(|_| {
+                            let range = sealer.seal(token, &mut buf, crypto::FRONT_LEN, 8).unwrap();
+                            let at = range.start + TOKEN_LEN + 1 + crypto::SESSION_LEN;
+                            u64::from_be_bytes(buf[at..at + 8].try_into().unwrap())
+                        })
+                        .collect::<Vec<u64>>()
+                })
+            })
+            .collect();
+        let mut all: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..8000).collect::<Vec<u64>>());
+        assert_eq!(sealer.sealed(), 8000);
+    }
+
+    #[test]
+    fn no_view_with_per_node_keys_and_an_empty_view_sends_nothing() {
+        let token = Token::new(7).unwrap();
+        let mut config = Config::new(token);
+        config.identity = Some(crate::node::IdentitySetup {
+            secret: crate::identity::SecretKey::from_random([5; 32]),
+            trusted: crate::identity::TrustedKeys::new(),
+            config: crate::identity::IdentityConfig::new(Instant::ZERO, 1, 5),
         });
         let node = Node::new(config, Recorder::default(), Sink, Instant::ZERO);
         assert!(node.forward_view().is_none());

@@ -98,6 +98,9 @@ pub struct RelayTable {
     routes: BTreeMap<SocketAddr, Route>,
     /// Active routes, counted so that the hot path can skip the table when there are none.
     active: usize,
+    /// Moves whenever an active route is made, ends or changes its relay (see
+    /// [`RelayTable::changes`]).
+    changes: u64,
 }
 
 impl RelayTable {
@@ -231,6 +234,13 @@ impl RelayTable {
             .map(|r| r.via)
     }
 
+    /// A number that moves whenever the active routes change (one made, superseded or
+    /// removed, or its relay changed): what the `--threads` lanes' snapshot of the routes
+    /// is checked against.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
     /// Whether any route is active (so floods must also go through relays). // HOT PATH
     #[inline]
     pub fn has_active(&self) -> bool {
@@ -257,7 +267,10 @@ impl RelayTable {
                 RouteState::Active => {
                     r.last_used = now;
                     // The other side picked this relay; follow it if ours differs.
-                    r.via = via;
+                    if r.via != via {
+                        r.via = via;
+                        self.changes = self.changes.wrapping_add(1);
+                    }
                     Accept::Known
                 }
             };
@@ -279,6 +292,7 @@ impl RelayTable {
         }
         r.state = RouteState::Superseded(now);
         self.active -= 1;
+        self.changes = self.changes.wrapping_add(1);
         Some(r.via)
     }
 
@@ -377,12 +391,14 @@ impl RelayTable {
         if old.is_none_or(|r| r.state != RouteState::Active) {
             self.active += 1;
         }
+        self.changes = self.changes.wrapping_add(1);
     }
 
     fn remove_route(&mut self, addr: SocketAddr) -> Option<Route> {
         let r = self.routes.remove(&addr)?;
         if r.state == RouteState::Active {
             self.active -= 1;
+            self.changes = self.changes.wrapping_add(1);
         }
         Some(r)
     }

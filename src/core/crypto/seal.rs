@@ -4,9 +4,15 @@
 //! Owns writing the sealed header (token, marker, session, counter) in front of the clear
 //! switch byte and the tag behind the body. It never moves the frame, allocates nothing per
 //! packet, and reads no clock or RNG: the caller supplies the session.
+//!
+//! A sealer may be shared by several threads (the `--threads` lanes, behind an `Arc`): the
+//! counter is an atomic, and each seal takes the next one with a single compare-and-swap, so
+//! no counter is ever used twice. Threads sealing at once may send their counters slightly
+//! out of order; the receiver's replay window (2048 counters) takes that.
 
 use core::fmt;
 use core::ops::Range;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use ring::aead::{Aad, LessSafeKey};
 
@@ -41,7 +47,8 @@ pub struct Sealer {
     key: LessSafeKey,
     cipher: Cipher,
     session: [u8; SESSION_LEN],
-    pub(super) next: u64,
+    /// The next counter; `u64::MAX` once all are used.
+    pub(super) next: AtomicU64,
 }
 
 impl fmt::Debug for Sealer {
@@ -49,7 +56,7 @@ impl fmt::Debug for Sealer {
         f.debug_struct("Sealer")
             .field("cipher", &self.cipher)
             .field("session", &self.session)
-            .field("next", &self.next)
+            .field("next", &self.sealed())
             .finish_non_exhaustive()
     }
 }
@@ -69,13 +76,13 @@ impl Sealer {
             key: subkey(&key.subkey_prk(), &session, cipher),
             cipher,
             session,
-            next: 0,
+            next: AtomicU64::new(0),
         }
     }
 
     /// How many packets this sealer has sealed (the next counter).
     pub fn sealed(&self) -> u64 {
-        self.next
+        self.next.load(Ordering::Relaxed)
     }
 
     /// The cipher this sealer uses.
@@ -94,7 +101,7 @@ impl Sealer {
     /// [`SealError::CounterExhausted`] after 2^64 - 1 packets.
     // HOT PATH: no allocation, no copy of the body.
     pub fn seal(
-        &mut self,
+        &self,
         token: Token,
         buf: &mut [u8],
         switch_at: usize,
@@ -104,10 +111,11 @@ impl Sealer {
         let body_end = switch_at.checked_add(inner_len).ok_or(SealError::NoRoom)?;
         let end = body_end.checked_add(TAG_LEN).ok_or(SealError::NoRoom)?;
         let sealed = buf.get_mut(start..end).ok_or(SealError::NoRoom)?;
-        if self.next == u64::MAX {
-            return Err(SealError::CounterExhausted);
-        }
-        let counter = self.next;
+        // Each counter once, also across threads; `u64::MAX` itself is never used.
+        let counter = self
+            .next
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1))
+            .map_err(|_| SealError::CounterExhausted)?;
 
         let (front, rest) = sealed.split_at_mut(FRONT_LEN);
         let (inner, tag_room) = rest.split_at_mut(inner_len);
@@ -124,7 +132,6 @@ impl Sealer {
             .seal_in_place_separate_tag(nonce(counter), Aad::from(&*aad), inner)
             .map_err(|_| SealError::NoRoom)?;
         tag_room.copy_from_slice(tag.as_ref());
-        self.next = counter + 1;
         Ok(start..end)
     }
 }

@@ -127,7 +127,7 @@ fn sealed_frame(cipher: Cipher) -> Vec<u8> {
 /// Seals an empty GetPeers body at `counter` of `session`.
 fn packet(cipher: Cipher, session: [u8; 16], counter: u64) -> Vec<u8> {
     let mut sealer = Sealer::with_cipher(&test_key(), session, cipher);
-    sealer.next = counter;
+    sealer.next = counter.into();
     seal(&mut sealer, &clear_get_peers())
 }
 
@@ -305,7 +305,7 @@ fn seal_in_place_leaves_frame_position_and_returns_its_range() {
         buf[switch_at] = Kind::Frame as u8;
         buf[switch_at + 1..switch_at + 1 + FRAME.len()].copy_from_slice(FRAME);
         let inner_len = 1 + FRAME.len();
-        let mut sealer = Sealer::with_cipher(&test_key(), SESSION, cipher);
+        let sealer = Sealer::with_cipher(&test_key(), SESSION, cipher);
         let sealed = sealer
             .seal(token(), &mut buf, switch_at, inner_len)
             .unwrap();
@@ -323,7 +323,7 @@ fn seal_in_place_leaves_frame_position_and_returns_its_range() {
 
 #[test]
 fn seal_without_room_is_refused_and_writes_nothing() {
-    let mut sealer = Sealer::new(&test_key(), SESSION);
+    let sealer = Sealer::new(&test_key(), SESSION);
     let mut buf = [7u8; 64];
     let refused = [
         (FRONT_LEN - 1, 1),          // no room in front
@@ -338,17 +338,17 @@ fn seal_without_room_is_refused_and_writes_nothing() {
         );
     }
     assert_eq!(buf, [7u8; 64]);
-    assert_eq!(sealer.next, 0, "no counter used");
+    assert_eq!(sealer.sealed(), 0, "no counter used");
     assert!(sealer
         .seal(token(), &mut buf, FRONT_LEN, 64 - FRONT_LEN - TAG_LEN)
         .is_ok());
-    assert_eq!(sealer.next, 1);
+    assert_eq!(sealer.sealed(), 1);
 }
 
 #[test]
 fn seal_refuses_once_counter_is_exhausted() {
     let mut sealer = Sealer::new(&test_key(), SESSION);
-    sealer.next = u64::MAX - 1;
+    sealer.next = (u64::MAX - 1).into();
     let mut buf = [0u8; 64];
     assert!(sealer.seal(token(), &mut buf, FRONT_LEN, 1).is_ok());
     assert_eq!(

@@ -97,7 +97,7 @@ fn handshake() -> (Established, Established, Vec<u8>, Vec<u8>) {
 const INNER: &[u8] = b"\x00\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x88\xb5ethcloud";
 
 fn seal(key: &Key, session: [u8; 16]) -> Vec<u8> {
-    let mut sealer = Sealer::with_cipher(key, session, Cipher::ChaCha20Poly1305);
+    let sealer = Sealer::with_cipher(key, session, Cipher::ChaCha20Poly1305);
     let mut buf = vec![0u8; FRONT_LEN + INNER.len() + TAG_LEN];
     buf[FRONT_LEN..FRONT_LEN + INNER.len()].copy_from_slice(INNER);
     let range = sealer

@@ -37,6 +37,7 @@ mod verify;
 mod view;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::buf::BUF_LEN;
@@ -258,8 +259,12 @@ impl Config {
 /// One ethcloud node: a learning switch whose ports are peers.
 pub struct Node<S: Socket, D: Device> {
     config: Config,
-    /// Keyed mode: our sealer and the opener with its replay windows.
-    crypto: Option<(Sealer, Opener)>,
+    /// Keyed mode: our sealer (shared with the `--threads` lanes) and the opener with its
+    /// replay windows.
+    crypto: Option<(Arc<Sealer>, Opener)>,
+    /// Keyed mode: moves whenever the sealer is replaced (key rotation), for
+    /// [`Node::forward_generation`].
+    sealer_changes: u64,
     /// Keyed mode: the key rotation under way, if any.
     rollover: Option<Rollover>,
     /// Identity mode: the sessions with each trusted key.
@@ -336,7 +341,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         let crypto = config.keyed.as_ref().map(|k| {
             let mut opener = Opener::new(&k.key, MAX_SESSIONS);
             opener.refuse_session(k.session);
-            (Sealer::new(&k.key, k.session), opener)
+            (Arc::new(Sealer::new(&k.key, k.session)), opener)
         });
         let sessions = config.identity.as_ref().map(|setup| {
             Box::new(Sessions::new(
@@ -362,6 +367,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         };
         let mut node = Node {
             crypto,
+            sealer_changes: 0,
             rollover: None,
             sessions,
             flood,

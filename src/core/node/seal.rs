@@ -9,6 +9,7 @@
 //! path in `forward.rs`, datagrams opened in `receive.rs`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use log::{debug, info};
 
@@ -145,7 +146,8 @@ impl<S: Socket, D: Device> Node<S, D> {
         match self.rollover.take() {
             Some(Rollover::Opening { next, .. }) => {
                 if let Some((sealer, _)) = &mut self.crypto {
-                    *sealer = Sealer::new(&next.key, next.session);
+                    *sealer = Arc::new(Sealer::new(&next.key, next.session));
+                    self.sealer_changes = self.sealer_changes.wrapping_add(1);
                 }
                 self.config.keyed = Some(next);
                 self.rollover = Some(Rollover::Sealing {

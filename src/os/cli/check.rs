@@ -303,10 +303,10 @@ impl Args {
         if !(1..=MAX_THREADS).contains(&threads) {
             return Err(threads_at.blame(Error::InvalidThreads { value: threads }));
         }
-        if threads > 1 && (key_file.is_some() || private_key.is_some()) {
+        if threads > 1 && private_key.is_some() {
             return Err(threads_at.blame(Error::InvalidCombination {
-                reason: "--threads above 1 works in the clear protocol only for now (not with \
-                         --key-file or --private-key: their sessions are not shared between \
+                reason: "--threads above 1 works with no key or --key-file only for now (not \
+                         with --private-key: its per-peer sessions are not shared between \
                          threads yet)",
             }));
         }

@@ -73,7 +73,7 @@ impl Lanes {
     ///
     /// # Errors
     ///
-    /// [`Error::Lanes`] if the node's mode has no view for lanes (sealed modes), the socket
+    /// [`Error::Lanes`] if the node's mode has no view for lanes (per-node keys), the socket
     /// cannot be duplicated or a thread cannot be started.
     pub(super) fn start(
         node: &Node<UdpSocket, TapDevice>,
@@ -85,7 +85,7 @@ impl Lanes {
             ForwardView::empty(node.config().token)
         } else {
             node.forward_view().ok_or(Error::Lanes(
-                "--threads above 1 works in the clear protocol only (no --key-file or \
+                "--threads above 1 works with no key or --key-file only (not with \
                  --private-key) for now"
                     .into(),
             ))?
