@@ -8,7 +8,7 @@
 //! A sealer may be shared by several threads (the `--threads` lanes, behind an `Arc`): the
 //! counter is an atomic, and each seal takes the next one with a single compare-and-swap, so
 //! no counter is ever used twice. Threads sealing at once may send their counters slightly
-//! out of order; the receiver's replay window (2048 counters) takes that.
+//! out of order; the receiver's replay window ([`super::WINDOW_LEN`] counters) takes that.
 
 use core::fmt;
 use core::ops::Range;
