@@ -273,7 +273,7 @@ fn keyed_packet_path_makes_no_allocation_after_warm_up() {
     // every datagram it sends (one session with a, counters shared).
     {
         use ethcloud::lane::Lane;
-        let view = std::sync::Arc::new(a.forward_view().expect("a view in keyed mode"));
+        let view = std::sync::Arc::new(a.forward_view());
         let mut lane = Lane::new(Capture::new(), view, now);
         let broadcast = ethernet([0xff; 6], local_mac);
         let (mut buf, mut scratch) = (PacketBuf::new(), vec![0u8; 2048]);
@@ -415,6 +415,45 @@ fn identity_packet_path_makes_no_allocation_with_sessions_held() {
     assert_eq!(a.device().written, 10_100);
     assert_eq!(b.device().written, 2 * 10_100);
 
+    // A `--threads` lane of a, sealing with a's session with b: no allocation either, and b
+    // opens every datagram it sends.
+    {
+        use ethcloud::lane::Lane;
+        let view = std::sync::Arc::new(a.forward_view());
+        assert_eq!(view.per_peer().map(|p| p.len()), Some(1));
+        let mut lane = Lane::new(Capture::new(), view, now);
+        let (mut buf, mut scratch) = (PacketBuf::new(), vec![0u8; 2048]);
+        let mut lane_round = |lane: &mut Lane<Capture>, b: &mut Node<Capture, NullDevice>| {
+            for f in [&to_b, &broadcast] {
+                buf.frame_room()[..f.len()].copy_from_slice(f);
+                lane.on_frame(now, &mut buf, f.len()).unwrap();
+                lane.flush();
+                // The one datagram just sent (b is a's only peer).
+                let last = (lane.socket().count - 1) % 8;
+                let len = lane.socket().copy(last, &mut scratch);
+                b.on_datagram(now, a_addr, &mut scratch[..len]).unwrap();
+            }
+        };
+        for _ in 0..100 {
+            lane_round(&mut lane, &mut b);
+        }
+        let written = b.device().written;
+        let allocations = allocations_in(|| {
+            for _ in 0..10_000 {
+                lane_round(&mut lane, &mut b);
+            }
+        });
+        assert_eq!(
+            allocations, 0,
+            "allocations on a per-node-key lane's packet path"
+        );
+        assert_eq!(b.device().written - written, 20_000, "b opened every one");
+        let counts = lane.take_counts();
+        assert_eq!(counts.no_session, 0);
+        assert_eq!(counts.stats.frames_unicast, 10_100);
+        assert_eq!(counts.stats.frames_flooded, 10_100);
+    }
+
     // A renewal: the new session is current and the previous one is still held.
     let rekeys = a.sessions().unwrap().stats().rekeys + b.sessions().unwrap().stats().rekeys;
     now += std::time::Duration::from_secs(121);
@@ -463,7 +502,7 @@ fn a_lanes_packet_path_makes_no_allocation_after_warm_up() {
     let len = wire::emit_frame(token, &ethernet(local_mac, remote_mac), &mut incoming).unwrap();
     node.on_datagram(now, peers[0], &mut incoming[..len])
         .unwrap();
-    let view = Arc::new(node.forward_view().expect("a view in the clear protocol"));
+    let view = Arc::new(node.forward_view());
     let mut lane = Lane::new(NullSocket::default(), view, now);
     let unicast = ethernet(remote_mac, local_mac);
     let broadcast = ethernet([0xff; 6], local_mac);

@@ -1,14 +1,16 @@
 //! End-to-end tests of `--threads`: two nodes with a two-queue tap each carry ping, TCP with
 //! several streams both ways, and many UDP flows at once, each flow whole and in order, and
-//! the second thread (the lane) forwards its share; in the clear protocol and in keyed mode
-//! (where the lane seals with the loop's session). Root only, like the rest of the
-//! end-to-end suite; it reuses its lab (`e2e/mod.rs`).
+//! the second thread (the lane) forwards its share; in the clear protocol, in keyed mode and
+//! with per-node keys (where the lane seals with the loop's sessions). Root only, like the
+//! rest of the end-to-end suite; it reuses its lab (`e2e/mod.rs`).
 
 mod e2e;
 
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use e2e::{Lab, SOON};
+use e2e::{Lab, ETHCLOUD, SOON};
 
 /// The number in the daemon's "lane N stopped after F frames" line, once it has exited.
 fn lane_frames(lab: &Lab, daemon: usize, lane: usize) -> u64 {
@@ -28,33 +30,93 @@ fn lane_frames(lab: &Lab, daemon: usize, lane: usize) -> u64 {
 #[test]
 #[ignore = "needs root + netns; .ci/run passes --include-ignored"]
 fn two_threads_carry_ping_tcp_streams_and_many_flows_in_order_and_the_lane_does_its_share() {
-    two_threads(None);
+    two_threads(Mode::Clear);
 }
 
 #[test]
 #[ignore = "needs root + netns; .ci/run passes --include-ignored"]
 fn two_threads_with_a_network_key_carry_the_same_and_the_lane_seals_its_share() {
-    two_threads(Some(
-        "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e\n",
-    ));
+    two_threads(Mode::Keyed);
 }
 
-/// Two nodes with `--threads 2` (and `--key-file` with `key`, if given): ping, 16 UDP flows
-/// in order, iperf3 with 4 streams both ways and over IPv6, and a's lane forwarded frames.
-fn two_threads(key: Option<&str>) {
+#[test]
+#[ignore = "needs root + netns; .ci/run passes --include-ignored"]
+fn two_threads_with_per_node_keys_carry_the_same_and_the_lane_seals_per_peer() {
+    two_threads(Mode::Identity);
+}
+
+/// The protocol the two nodes speak.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Clear,
+    Keyed,
+    Identity,
+}
+
+/// Runs `ethcloud ARGS` with `stdin`, returns its standard output.
+fn ethcloud_output(args: &[&str], stdin: Option<&std::path::Path>) -> String {
+    let mut cmd = Command::new(ETHCLOUD);
+    cmd.args(args);
+    if let Some(path) = stdin {
+        cmd.stdin(Stdio::from(
+            std::fs::File::open(path).expect("open stdin file"),
+        ));
+    }
+    let out = cmd.output().expect("run ethcloud");
+    assert!(out.status.success(), "ethcloud {args:?}: {out:?}");
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Two nodes with `--threads 2` in `mode`: ping, 16 UDP flows in order, iperf3 with 4
+/// streams both ways and over IPv6, and a's lane forwarded frames.
+fn two_threads(mode: Mode) {
     const PORT: &str = "7200";
     const FLOWS: &str = "16";
     const COUNT: &str = "200";
     let mut lab = Lab::new(2);
     let (a, b) = (lab.host(1), lab.host(2));
-    let key_file = key.map(|key| lab.script("net.key", key));
-    let mut common = vec!["-l", "[::]:3210", "-t", "7", "--threads", "2"];
-    if let Some(path) = &key_file {
-        common.extend(["--key-file", path.to_str().expect("utf-8 path")]);
+    let common = vec!["-l", "[::]:3210", "-t", "7", "--threads", "2"];
+    let mut per_node: [Vec<String>; 2] = [Vec::new(), Vec::new()];
+    match mode {
+        Mode::Clear => {}
+        Mode::Keyed => {
+            let key = lab.script("net.key", &"5e".repeat(32));
+            let key = key.to_str().expect("utf-8 path").to_owned();
+            for args in &mut per_node {
+                args.extend(["--key-file".to_owned(), key.clone()]);
+            }
+        }
+        Mode::Identity => {
+            // A key pair per node (ethcloud genkey / pubkey), each trusting both.
+            let mut trust = String::new();
+            let mut keys = Vec::new();
+            for name in ["a", "b"] {
+                let private =
+                    lab.script(&format!("{name}.key"), &ethcloud_output(&["genkey"], None));
+                std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600))
+                    .expect("chmod 600");
+                let public = ethcloud_output(&["pubkey"], Some(&private));
+                trust.push_str(&format!("{} {name}\n", public.trim()));
+                keys.push(private.to_str().expect("utf-8 path").to_owned());
+            }
+            let trusted = lab.script("trusted", &trust);
+            let trusted = trusted.to_str().expect("utf-8 path").to_owned();
+            for (args, key) in per_node.iter_mut().zip(keys) {
+                args.extend([
+                    "--private-key".to_owned(),
+                    key,
+                    "--trusted".to_owned(),
+                    trusted.clone(),
+                ]);
+            }
+        }
     }
-    lab.start(&a, &common);
+    let mut args: Vec<&str> = common.clone();
+    args.extend(per_node[0].iter().map(String::as_str));
+    lab.start(&a, &args);
     let connect = a.addr_v4();
-    let mut args = common.clone();
+    let mut args: Vec<&str> = common.clone();
+    args.extend(per_node[1].iter().map(String::as_str));
     args.extend(["-c", &connect]);
     lab.start(&b, &args);
     for daemon in 0..2 {

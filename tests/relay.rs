@@ -370,13 +370,26 @@ impl ethcloud::io::Socket for Recorder {
 
 #[test]
 fn a_keyed_lane_sends_through_the_relay_as_its_node_does() {
+    let cfg = Simulator::keyed_config(7);
+    lane_sends_through_the_relay_as_its_node_does(0x5e1a_0600, [&cfg, &cfg, &cfg]);
+}
+
+#[test]
+fn a_lane_with_per_node_keys_sends_through_the_relay_as_its_node_does() {
+    let all = [1u8, 2, 3];
+    let cfgs = all.map(|i| Simulator::identity_config(i, &all));
+    lane_sends_through_the_relay_as_its_node_does(0x5e1a_0700, [&cfgs[0], &cfgs[1], &cfgs[2]]);
+}
+
+/// In the triangle (A reaches B only through P), a `--threads` lane of A sends a broadcast to
+/// P directly and to B through P, and a unicast to B through P, each sealed as A's own.
+fn lane_sends_through_the_relay_as_its_node_does(seed: u64, cfg: [&ethcloud::node::Config; 3]) {
     use ethcloud::buf::PacketBuf;
     use ethcloud::lane::Lane;
     use std::sync::Arc;
 
-    let cfg = Simulator::keyed_config(7);
-    let mut sim = Simulator::new(0x5e1a_0600);
-    let [p, a, b] = triangle(&mut sim, [&cfg, &cfg, &cfg]);
+    let mut sim = Simulator::new(seed);
+    let [p, a, b] = triangle(&mut sim, cfg);
     sim.advance_until(Duration::from_secs(40), |s| {
         route(s, a, b).is_some_and(|r| r == (p, RouteState::Active))
     });
@@ -384,7 +397,7 @@ fn a_keyed_lane_sends_through_the_relay_as_its_node_does() {
     sim.inject_frame(b, &frame(2, 0xff, 0x60));
     sim.run_until_idle(1000);
     assert_eq!(got(&mut sim, a, 0x60), 1);
-    let view = sim.nodes[&a].forward_view().expect("keyed mode has a view");
+    let view = sim.nodes[&a].forward_view();
     assert!(view.is_sealed());
     assert_eq!(view.relays(), &[(b, p)]);
     assert_eq!(view.peers(), &[p]);
@@ -416,4 +429,52 @@ fn a_keyed_lane_sends_through_the_relay_as_its_node_does() {
     assert_eq!(counts.stats.frames_unicast, 1);
     assert_eq!(sim.stats(p).relayed_for_others, before + 2);
     assert_eq!(sim.stats(b).drops_of(DropReason::Replayed), 0);
+}
+
+#[test]
+fn a_lane_with_per_node_keys_seals_a_flood_for_each_peer_with_its_own_session() {
+    use ethcloud::buf::PacketBuf;
+    use ethcloud::lane::Lane;
+    use std::sync::Arc;
+
+    let all = [1u8, 2, 3];
+    let mut sim = Simulator::new(0x5e1a_0800);
+    let [a, b, c] = all.map(|i| sim.add_node(&Simulator::identity_config(i, &all)));
+    sim.connect(b, a);
+    sim.connect(c, a);
+    sim.advance(Duration::from_secs(30));
+    assert!(sim.is_full_mesh_among(&[a, b, c]));
+    // B makes itself known to A, so that A's MAC table knows B's MAC.
+    sim.inject_frame(b, &frame(2, 0xff, 0x80));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, a, 0x80), 1);
+    got(&mut sim, c, 0x80);
+    let view = sim.nodes[&a].forward_view();
+    assert_eq!(
+        view.per_peer().map(|p| p.len()),
+        Some(2),
+        "a session with B and C"
+    );
+
+    let recorder = Recorder::default();
+    let mut lane = Lane::new(recorder.clone(), Arc::new(view), sim.now);
+    // A broadcast (one copy per peer, each sealed with that peer's session) and a unicast.
+    for (f, to_c) in [(frame(1, 0xff, 0x81), 1), (frame(1, 2, 0x82), 0)] {
+        let mut buf = PacketBuf::new();
+        buf.frame_room()[..f.len()].copy_from_slice(&f);
+        lane.on_frame(sim.now, &mut buf, f.len()).unwrap();
+        lane.flush();
+        for (to, bytes) in std::mem::take(&mut *recorder.0.borrow_mut()) {
+            sim.inject_datagram(a, to, bytes);
+        }
+        sim.run_until_idle(1000);
+        assert_eq!(got(&mut sim, b, f[14]), 1, "B gets {:#x} once", f[14]);
+        assert_eq!(got(&mut sim, c, f[14]), to_c, "C gets {:#x}", f[14]);
+    }
+    let counts = lane.take_counts();
+    assert_eq!(counts.no_session, 0);
+    assert_eq!(counts.stats.datagrams_sent, 3);
+    for x in [b, c] {
+        assert_eq!(sim.stats(x).drops_of(DropReason::Unauthenticated), 0);
+    }
 }

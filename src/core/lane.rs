@@ -1,23 +1,24 @@
 //! [`Lane`]: one more worker's share of the packet path (`--threads`): frames read from one
 //! queue of a multi-queue tap, sent to the peers that own their destinations, in the seed's
-//! clear protocol or sealed with the network key.
+//! clear protocol, sealed with the network key, or sealed per peer (per-node keys).
 //!
 //! Owns the forwarding decision away from the node's thread. A lane reads a [`ForwardView`],
 //! a read-only snapshot of what the node knows (the MAC table, the verified peers, the token,
-//! the broadcast limit, and in keyed mode the sealer and the active relay routes), which the
+//! the broadcast limit, the sealers and the active relay routes), which the
 //! node's thread takes with [`Node::forward_view`](crate::node::Node::forward_view)
 //! whenever [`Node::forward_generation`](crate::node::Node::forward_generation) moved, and keeps its own counters and broadcast
 //! limit, handed back to the node with [`Lane::take_counts`] and [`Node::absorb_lane`](crate::node::Node::absorb_lane).
 //!
-//! What a lane does is what [`Node::on_frame`](crate::node::Node::on_frame) does for a frame in the clear and keyed
-//! modes, byte for byte on the wire: the same header, unicast to the peer the MAC table
-//! names (through its relay if it has an active route), or a flood to every verified peer
-//! and every relayed address; in keyed mode sealed with the node's own sealer, whose
-//! counter the node and all lanes share (an atomic), so the receiver sees one session.
-//! What it must not do: touch the node, its peer table or its MAC table, send anything but
-//! frames, or learn anything. Everything else (receiving, learning, control messages,
-//! per-node-key sessions) stays on the node's thread, and [`Node::forward_view`](crate::node::Node::forward_view)
-//! gives no view with per-node keys.
+//! What a lane does is what [`Node::on_frame`](crate::node::Node::on_frame) does for a frame, byte for byte on the wire
+//! but for the counters: the same header, unicast to the peer the MAC table names (through
+//! its relay if it has an active route), or a flood to every verified peer and every relayed
+//! address; sealed with the node's own sealers (the network key's, or the current session of
+//! each peer's key), whose counters the node and all lanes share (atomics), so a receiver
+//! sees one sender session. What it must not do: touch the node, its peer table, its MAC
+//! table or its sessions, send anything but frames, or learn anything. Everything else
+//! (receiving, learning, control messages, handshakes) stays on the node's thread; a frame
+//! to a peer with no live session is dropped and counted, and the peer handed back to the
+//! node, which starts the handshake.
 //!
 //! The snapshot may be late by one publication: a frame to a MAC learned since is flooded
 //! (as any unknown destination is), and a peer removed since may get a frame or two. The
@@ -29,7 +30,7 @@ use std::sync::Arc;
 
 use log::debug;
 
-use crate::buf::{PacketBuf, HEADROOM, SWITCH_AT};
+use crate::buf::{PacketBuf, BUF_LEN, HEADROOM, SWITCH_AT};
 use crate::crypto::{self, Sealer};
 use crate::io::Socket;
 use crate::limit::RateLimiter;
@@ -44,6 +45,37 @@ use crate::wire::{self, emit_header, Frame, Kind, Token, HEADER_LEN, TOKEN_LEN};
 const RELAY_AT: usize = crypto::FRONT_LEN - TOKEN_LEN;
 /// A lane's relay buffer: the largest datagram with its seal around it.
 const RELAY_BUF_LEN: usize = RELAY_AT + wire::MAX_DATAGRAM_LEN + crypto::TAG_LEN;
+/// The most peers a lane hands back per report as wanting a handshake.
+const MAX_WANTED: usize = 16;
+
+/// Per-node keys: the sealer of each peer's current session, as a lane needs them.
+#[derive(Clone, Debug, Default)]
+pub struct PeerSealers {
+    /// (address, the current session's sealer, the time from which it seals nothing more),
+    /// in address order.
+    pub(crate) sealers: Vec<(SocketAddr, Arc<Sealer>, Instant)>,
+    /// A session seals nothing once it sealed this many packets.
+    pub(crate) max_messages: u64,
+}
+
+impl PeerSealers {
+    /// The sealer for `peer`, if its session is live at `now`. // HOT PATH
+    fn get(&self, peer: SocketAddr, now: Instant) -> Option<&Sealer> {
+        let i = self.sealers.binary_search_by_key(&peer, |e| e.0).ok()?;
+        let (_, sealer, until) = self.sealers.get(i)?;
+        (now < *until && sealer.sealed() < self.max_messages).then_some(&**sealer)
+    }
+
+    /// How many peers have a session.
+    pub fn len(&self) -> usize {
+        self.sealers.len()
+    }
+
+    /// True when no peer has a session.
+    pub fn is_empty(&self) -> bool {
+        self.sealers.is_empty()
+    }
+}
 
 /// A read-only snapshot of what a lane needs to forward frames: taken by
 /// [`Node::forward_view`](crate::node::Node::forward_view), shared by every lane behind an [`Arc`].
@@ -58,7 +90,9 @@ pub struct ForwardView {
     pub(crate) broadcast_limit: Option<u64>,
     /// Keyed mode: the node's sealer (its counter shared by the node and every lane).
     pub(crate) sealer: Option<Arc<Sealer>>,
-    /// Keyed mode: the active relay routes, (address, relaying peer), in address order.
+    /// Per-node keys: each peer's current sending session.
+    pub(crate) per_peer: Option<PeerSealers>,
+    /// Sealed modes: the active relay routes, (address, relaying peer), in address order.
     pub(crate) relays: Vec<(SocketAddr, SocketAddr)>,
 }
 
@@ -73,6 +107,7 @@ impl ForwardView {
             macs: MacView::default(),
             broadcast_limit: None,
             sealer: None,
+            per_peer: None,
             relays: Vec::new(),
         }
     }
@@ -87,9 +122,14 @@ impl ForwardView {
         self.macs.len()
     }
 
-    /// Whether frames are sealed (keyed mode).
+    /// Whether frames are sealed (keyed mode or per-node keys).
     pub fn is_sealed(&self) -> bool {
-        self.sealer.is_some()
+        self.sealer.is_some() || self.per_peer.is_some()
+    }
+
+    /// Per-node keys: the peers' sending sessions.
+    pub fn per_peer(&self) -> Option<&PeerSealers> {
+        self.per_peer.as_ref()
     }
 
     /// The active relay routes, (address, relaying peer).
@@ -118,6 +158,11 @@ pub struct LaneCounts {
     pub stats: Stats,
     /// (peer, datagrams, bytes) sent to each peer, for the peers' traffic counters.
     pub sent: Vec<(SocketAddr, u64, u64)>,
+    /// Per-node keys: datagrams not sent for want of a live session with their peer.
+    pub no_session: u64,
+    /// Per-node keys: the peers those were for (at most 16), for the node to start
+    /// handshakes with.
+    pub wanted: Vec<SocketAddr>,
 }
 
 /// One lane: forwards frames with the snapshot it was given, through its own socket.
@@ -132,6 +177,12 @@ pub struct Lane<S> {
     /// Where a frame to a relayed address is wrapped and sealed; allocated with the first
     /// view that has relay routes.
     relay_buf: Box<[u8]>,
+    /// Per-node keys: where a flooded datagram is copied and sealed for each peer; allocated
+    /// with the first such view.
+    flood_buf: Box<[u8]>,
+    /// Per-node keys: what could not be sealed since the last [`Lane::take_counts`].
+    no_session: u64,
+    wanted: Vec<SocketAddr>,
 }
 
 impl<S: Socket> Lane<S> {
@@ -144,6 +195,9 @@ impl<S: Socket> Lane<S> {
             stats: Stats::default(),
             sent: HashMap::new(),
             relay_buf: Box::default(),
+            flood_buf: Box::default(),
+            no_session: 0,
+            wanted: Vec::with_capacity(MAX_WANTED),
         };
         lane.set_view(view);
         lane
@@ -160,6 +214,9 @@ impl<S: Socket> Lane<S> {
         self.sent.reserve(view.peers.len() + view.relays.len());
         if !view.relays.is_empty() && self.relay_buf.is_empty() {
             self.relay_buf = vec![0u8; RELAY_BUF_LEN].into_boxed_slice();
+        }
+        if view.per_peer.is_some() && self.flood_buf.is_empty() {
+            self.flood_buf = vec![0u8; BUF_LEN].into_boxed_slice();
         }
         self.view = view;
     }
@@ -197,6 +254,9 @@ impl<S: Socket> Lane<S> {
             broadcasts,
             sent,
             relay_buf,
+            flood_buf,
+            no_session,
+            wanted,
         } = self;
         let (dst, vlan) = match Frame::new_checked(buf.frame(len)) {
             Ok(frame) => (frame.dst(), frame.vlan()),
@@ -215,12 +275,20 @@ impl<S: Socket> Lane<S> {
         if target.is_none() && view.peers.is_empty() {
             return Err(DropReason::NoPeers);
         }
+        let seal = match (&view.sealer, &view.per_peer) {
+            (Some(sealer), _) => Seal::Keyed(sealer),
+            (None, Some(per_peer)) => Seal::PerPeer(per_peer),
+            (None, None) => Seal::Clear,
+        };
         let mut out = Out {
             tx,
             stats,
             sent,
+            no_session,
+            wanted,
             token: view.token,
-            sealer: view.sealer.as_deref(),
+            seal,
+            now,
         };
         if !view.relays.is_empty() {
             // Through a relay, before the frame is sealed in place for the direct peers.
@@ -242,17 +310,39 @@ impl<S: Socket> Lane<S> {
         if emit_header(view.token, Kind::Frame, datagram).is_err() {
             return Err(DropReason::BadDeviceFrame);
         }
-        let range = match out.sealer {
-            None => HEADROOM..HEADROOM + HEADER_LEN + len,
-            Some(sealer) => sealer
-                .seal(view.token, buf.bytes_mut(), SWITCH_AT, 1 + len)
-                .map_err(|_| DropReason::BadDeviceFrame)?,
-        };
-        let datagram: &[u8] = buf.bytes().get(range).unwrap_or_default();
         match target {
             Some(_) => out.stats.frames_unicast += 1,
             None => out.stats.frames_flooded += 1,
         }
+        let range = match out.seal {
+            Seal::Clear => HEADROOM..HEADROOM + HEADER_LEN + len,
+            Seal::Keyed(sealer) => sealer
+                .seal(view.token, buf.bytes_mut(), SWITCH_AT, 1 + len)
+                .map_err(|_| DropReason::BadDeviceFrame)?,
+            Seal::PerPeer(_) => {
+                // Sealed for each receiver with its own session: in place for one, in a copy
+                // per peer for a flood.
+                match target {
+                    Some(peer) => out.seal_and_send(peer, buf.bytes_mut(), 1 + len),
+                    None => {
+                        let clear = HEADROOM..HEADROOM + HEADER_LEN + len;
+                        for &peer in &view.peers {
+                            let (Some(from), Some(copy)) = (
+                                buf.bytes().get(clear.clone()),
+                                flood_buf.get_mut(clear.clone()),
+                            ) else {
+                                return Err(DropReason::BadDeviceFrame);
+                            };
+                            // Each seal encrypts the copy in place: restore the clear bytes.
+                            copy.copy_from_slice(from);
+                            out.seal_and_send(peer, flood_buf, 1 + len);
+                        }
+                    }
+                }
+                return Ok(());
+            }
+        };
+        let datagram: &[u8] = buf.bytes().get(range).unwrap_or_default();
         match target {
             Some(peer) => out.send(peer, datagram),
             None => view.peers.iter().for_each(|&peer| out.send(peer, datagram)),
@@ -275,9 +365,13 @@ impl<S: Socket> Lane<S> {
             .collect();
         self.sent
             .reserve(self.view.peers.len() + self.view.relays.len());
+        let wanted = self.wanted.clone();
+        self.wanted.clear();
         LaneCounts {
             stats: std::mem::take(&mut self.stats),
             sent,
+            no_session: std::mem::take(&mut self.no_session),
+            wanted,
         }
     }
 
@@ -287,16 +381,30 @@ impl<S: Socket> Lane<S> {
     }
 }
 
+/// How a lane's datagrams are sealed.
+#[derive(Clone, Copy)]
+enum Seal<'a> {
+    /// The seed's clear protocol.
+    Clear,
+    /// Keyed mode: one sealer for every peer.
+    Keyed(&'a Sealer),
+    /// Per-node keys: each peer's own session.
+    PerPeer(&'a PeerSealers),
+}
+
 /// A lane's sending side for one frame: the socket, the counters and the seal.
 struct Out<'a, S> {
     tx: &'a mut Tx<S>,
     stats: &'a mut Stats,
     sent: &'a mut HashMap<SocketAddr, (u64, u64)>,
+    no_session: &'a mut u64,
+    wanted: &'a mut Vec<SocketAddr>,
     token: Token,
-    sealer: Option<&'a Sealer>,
+    seal: Seal<'a>,
+    now: Instant,
 }
 
-impl<S: Socket> Out<'_, S> {
+impl<'a, S: Socket> Out<'a, S> {
     /// Sends one datagram and counts it for `peer`. // HOT PATH
     fn send(&mut self, peer: SocketAddr, datagram: &[u8]) {
         if self.tx.send(self.stats, peer, datagram, false) {
@@ -307,10 +415,45 @@ impl<S: Socket> Out<'_, S> {
         }
     }
 
+    /// The sealer for datagrams to `peer`: `None` in the clear protocol, and `Err` with
+    /// per-node keys when `peer` has no live session (counted, and `peer` noted for a
+    /// handshake). // HOT PATH
+    fn sealer_for(&mut self, peer: SocketAddr) -> Result<Option<&'a Sealer>, ()> {
+        match self.seal {
+            Seal::Clear => Ok(None),
+            Seal::Keyed(sealer) => Ok(Some(sealer)),
+            Seal::PerPeer(per_peer) => match per_peer.get(peer, self.now) {
+                Some(sealer) => Ok(Some(sealer)),
+                None => {
+                    *self.no_session += 1;
+                    if self.wanted.len() < MAX_WANTED && !self.wanted.contains(&peer) {
+                        // Never allocates: the capacity is MAX_WANTED.
+                        self.wanted.push(peer);
+                    }
+                    Err(())
+                }
+            },
+        }
+    }
+
+    /// Per-node keys: seals the clear datagram whose switch byte is at [`SWITCH_AT`] in
+    /// `bytes` (`inner_len` bytes from it) for `peer` in place and sends it. // HOT PATH
+    fn seal_and_send(&mut self, peer: SocketAddr, bytes: &mut [u8], inner_len: usize) {
+        let token = self.token;
+        let range = match self.sealer_for(peer) {
+            Ok(Some(sealer)) => sealer.seal(token, bytes, SWITCH_AT, inner_len).ok(),
+            Ok(None) => Some(SWITCH_AT - TOKEN_LEN..SWITCH_AT + inner_len),
+            Err(()) => None,
+        };
+        if let Some(datagram) = range.and_then(|r| bytes.get(r)) {
+            self.send(peer, datagram);
+        }
+    }
+
     /// Sends `frame` to `to` through the relaying peer `via`, wrapped and sealed in `buf`
     /// as the node's own relayed frames are (man page: RELAYING).
     fn send_relayed(&mut self, buf: &mut [u8], via: SocketAddr, to: SocketAddr, frame: &[u8]) {
-        let (Some(sealer), Some(out)) = (self.sealer, buf.get_mut(RELAY_AT..)) else {
+        let Some(out) = buf.get_mut(RELAY_AT..) else {
             return;
         };
         let len = match emit_relayed(self.token, RELAY_TO, to, frame, out) {
@@ -322,8 +465,18 @@ impl<S: Socket> Out<'_, S> {
             }
         };
         self.stats.relay_frames_sent += 1;
-        let switch_at = RELAY_AT + TOKEN_LEN;
-        match sealer.seal(self.token, buf, switch_at, len.saturating_sub(TOKEN_LEN)) {
+        let token = self.token;
+        let sealed = match self.sealer_for(via) {
+            Ok(Some(sealer)) => sealer.seal(
+                token,
+                buf,
+                RELAY_AT + TOKEN_LEN,
+                len.saturating_sub(TOKEN_LEN),
+            ),
+            // Relaying exists only in the sealed modes.
+            Ok(None) | Err(()) => return,
+        };
+        match sealed {
             Ok(range) => {
                 if let Some(datagram) = buf.get(range) {
                     self.send(via, datagram);
@@ -432,7 +585,7 @@ mod tests {
         let now = Instant::from_secs(1);
         let remote = [2, 0, 0, 0, 0, 2];
         let mut node = node_with_peers(3, remote, now);
-        let view = Arc::new(node.forward_view().unwrap());
+        let view = Arc::new(node.forward_view());
         assert_eq!(view.peers().len(), 3);
         assert_eq!(view.macs(), 1);
         let mut lane = Lane::new(Recorder::default(), view, now);
@@ -473,7 +626,7 @@ mod tests {
         let remote = [2, 0, 0, 0, 0, 2];
         let mut node = node_with_peers(2, remote, now);
         let generation = node.forward_generation();
-        let view = Arc::new(node.forward_view().unwrap());
+        let view = Arc::new(node.forward_view());
         assert_eq!(view.generation, generation);
         let mut lane = Lane::new(Recorder::default(), view, now);
         let local = [2, 0, 0, 0, 0, 1];
@@ -511,7 +664,7 @@ mod tests {
         node.on_datagram(now, peer(2), &mut incoming[..len])
             .unwrap();
         assert_ne!(node.forward_generation(), generation);
-        let view = Arc::new(node.forward_view().unwrap());
+        let view = Arc::new(node.forward_view());
         lane.set_view(view);
         let sent = send_through_lane(&mut lane, now, &frame([2, 0, 0, 0, 0, 3], local, 100));
         assert_eq!(sent.len(), 1);
@@ -583,7 +736,7 @@ mod tests {
         let mac = [2, 0, 0, 0, 0, 2];
         let remote = Sealer::new(&crate::crypto::Key::from_bytes([9; 32]), [2; 16]);
         let mut node = keyed_node_with_peers(3, mac, &remote, now);
-        let view = Arc::new(node.forward_view().expect("keyed mode has a view"));
+        let view = Arc::new(node.forward_view());
         assert!(view.is_sealed());
         let mut lane = Lane::new(Recorder::default(), view, now);
         let local = [2, 0, 0, 0, 0, 1];
@@ -650,18 +803,50 @@ mod tests {
     }
 
     #[test]
-    fn no_view_with_per_node_keys_and_an_empty_view_sends_nothing() {
+    fn with_per_node_keys_a_peer_without_a_session_is_counted_and_handed_back_for_a_handshake() {
+        use crate::identity::{IdentityConfig, SecretKey, TrustedKeys};
         let token = Token::new(7).unwrap();
         let mut config = Config::new(token);
+        let mut trusted = TrustedKeys::new();
+        trusted.insert(SecretKey::from_random([6; 32]).public_key(), "other");
         config.identity = Some(crate::node::IdentitySetup {
-            secret: crate::identity::SecretKey::from_random([5; 32]),
-            trusted: crate::identity::TrustedKeys::new(),
-            config: crate::identity::IdentityConfig::new(Instant::ZERO, 1, 5),
+            secret: SecretKey::from_random([5; 32]),
+            trusted,
+            config: IdentityConfig::new(Instant::ZERO, 1, 5),
         });
-        let node = Node::new(config, Recorder::default(), Sink, Instant::ZERO);
-        assert!(node.forward_view().is_none());
-
         let now = Instant::from_secs(1);
+        let mut node = Node::new(config, Recorder::default(), Sink, Instant::ZERO);
+        let view = node.forward_view();
+        assert!(view.is_sealed());
+        assert_eq!(view.per_peer().map(PeerSealers::len), Some(0));
+
+        // A verified peer with no session (it expired, say): nothing is sent to it.
+        let view = ForwardView {
+            peers: vec![peer(1)],
+            ..view
+        };
+        let mut lane = Lane::new(Recorder::default(), Arc::new(view), now);
+        for f in [
+            frame([0xff; 6], [2, 0, 0, 0, 0, 1], 60),
+            frame([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 1], 60),
+        ] {
+            assert!(send_through_lane(&mut lane, now, &f).is_empty());
+        }
+        let counts = lane.take_counts();
+        assert_eq!(counts.no_session, 2);
+        assert_eq!(counts.wanted, vec![peer(1)], "once");
+        assert_eq!(counts.stats.frames_flooded, 2);
+        assert_eq!(counts.stats.datagrams_sent, 0);
+
+        // The node counts them and starts a handshake with the peer at once.
+        node.socket_mut().0.clear();
+        node.absorb_lane(&counts);
+        assert_eq!(node.sessions().map(|s| s.stats().no_session), Some(2));
+        let sent = std::mem::take(&mut node.socket_mut().0);
+        assert_eq!(sent.len(), 1, "one initiation: {sent:?}");
+        assert_eq!(sent[0].0, peer(1));
+
+        // An empty view sends nothing at all.
         let mut lane = Lane::new(
             Recorder::default(),
             Arc::new(ForwardView::empty(token)),

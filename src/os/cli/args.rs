@@ -133,7 +133,7 @@ pub struct Args {
     #[arg(long = "relay-rate", value_name = "MBIT")]
     pub relay_rate_mbit: Option<u64>,
 
-    /// Forward frames from the device on N threads, one per queue of a multi-queue tap (not with --private-key) [default: 1]
+    /// Forward frames from the device on N threads, one per queue of a multi-queue tap [default: 1]
     #[arg(long = "threads", value_name = "N")]
     pub threads: Option<u64>,
 

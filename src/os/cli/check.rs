@@ -303,13 +303,6 @@ impl Args {
         if !(1..=MAX_THREADS).contains(&threads) {
             return Err(threads_at.blame(Error::InvalidThreads { value: threads }));
         }
-        if threads > 1 && private_key.is_some() {
-            return Err(threads_at.blame(Error::InvalidCombination {
-                reason: "--threads above 1 works with no key or --key-file only for now (not \
-                         with --private-key: its per-peer sessions are not shared between \
-                         threads yet)",
-            }));
-        }
         let threads = usize::try_from(threads).unwrap_or(1);
         let (rekey_after_secs, at) = pick(
             self.rekey_after_secs,

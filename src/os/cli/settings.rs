@@ -74,7 +74,7 @@ pub struct Settings {
     /// How long the loop keeps polling without sleeping after traffic.
     pub busy_poll: Duration,
     /// Threads forwarding frames from the device (`--threads`): the loop and `threads - 1`
-    /// lanes, one tap queue each; more than 1 not with per-node keys.
+    /// lanes, one tap queue each.
     pub threads: usize,
     /// Per-node keys: how often sessions are renewed.
     pub rekey_after: Duration,

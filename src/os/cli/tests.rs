@@ -667,7 +667,7 @@ fn keepalive_is_optional_and_at_most_half_the_peer_timeout() {
 }
 
 #[test]
-fn threads_default_to_one_are_bounded_and_refused_with_per_node_keys() {
+fn threads_default_to_one_are_bounded_and_work_in_every_mode() {
     assert_eq!(check(&[]).unwrap().threads, 1);
     assert_eq!(check(&["--threads", "2"]).unwrap().threads, 2);
     assert_eq!(check(&["--threads", "16"]).unwrap().threads, 16);
@@ -679,22 +679,12 @@ fn threads_default_to_one_are_bounded_and_refused_with_per_node_keys() {
         );
     }
     assert!(args(&["--threads", "-1"]).is_err());
-    assert_eq!(
-        check(&["--threads", "2", "--key-file", "/k"])
-            .unwrap()
-            .threads,
-        2
-    );
-    let identity = ["--private-key", "/k", "--trusted", "/t"];
-    let mut list = vec!["--threads", "2"];
-    list.extend_from_slice(&identity);
-    let err = usage_error(&list);
-    assert!(
-        err.contains("--threads above 1 works with no key or --key-file only"),
-        "{err}"
-    );
-    // One thread is fine in every mode.
-    let mut list = vec!["--threads", "1"];
-    list.extend_from_slice(&identity);
-    assert!(check(&list).is_ok());
+    for sealed in [
+        &["--key-file", "/k"][..],
+        &["--private-key", "/k", "--trusted", "/t"][..],
+    ] {
+        let mut list = vec!["--threads", "4"];
+        list.extend_from_slice(sealed);
+        assert_eq!(check(&list).unwrap().threads, 4, "{list:?}");
+    }
 }

@@ -73,8 +73,7 @@ impl Lanes {
     ///
     /// # Errors
     ///
-    /// [`Error::Lanes`] if the node's mode has no view for lanes (per-node keys), the socket
-    /// cannot be duplicated or a thread cannot be started.
+    /// [`Error::Lanes`] if the socket cannot be duplicated or a thread cannot be started.
     pub(super) fn start(
         node: &Node<UdpSocket, TapDevice>,
         queues: Vec<TapQueue>,
@@ -84,11 +83,7 @@ impl Lanes {
         let view = if queues.is_empty() {
             ForwardView::empty(node.config().token)
         } else {
-            node.forward_view().ok_or(Error::Lanes(
-                "--threads above 1 works with no key or --key-file only (not with \
-                 --private-key) for now"
-                    .into(),
-            ))?
+            node.forward_view()
         };
         let now = clock.now();
         let published = view.generation;
@@ -143,16 +138,15 @@ impl Lanes {
         let since = now.saturating_duration_since(self.published_at);
         let changed = node.forward_generation() != self.published;
         if (changed && since >= PUBLISH_MIN_GAP) || since >= PUBLISH_EVERY {
-            if let Some(view) = node.forward_view() {
-                self.published = view.generation;
-                self.published_at = now;
-                *self
-                    .shared
-                    .view
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Arc::new(view);
-                self.shared.version.fetch_add(1, Ordering::Release);
-            }
+            let view = node.forward_view();
+            self.published = view.generation;
+            self.published_at = now;
+            *self
+                .shared
+                .view
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Arc::new(view);
+            self.shared.version.fetch_add(1, Ordering::Release);
         }
         self.absorb(node);
     }

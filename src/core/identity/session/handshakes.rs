@@ -4,6 +4,7 @@
 //! parent module's.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use log::{debug, info};
 
@@ -165,11 +166,11 @@ impl Sessions {
             state.previous = Some((current.recv_session, current.made));
         }
         state.current = Some(SendSession {
-            sealer: Sealer::with_cipher(
+            sealer: Arc::new(Sealer::with_cipher(
                 &established.send_key,
                 established.send_session,
                 Cipher::preferred_for_sessions(),
-            ),
+            )),
             recv_session: established.recv_session,
             made: now,
             is_initiator: established.is_initiator,
@@ -187,6 +188,7 @@ impl Sessions {
             },
         );
         self.bind(addr, key);
+        self.changes = self.changes.wrapping_add(1);
         self.wanted.retain(|a| *a != addr);
         self.stats.sessions_made += 1;
         if renewed {

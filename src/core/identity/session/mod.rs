@@ -36,6 +36,7 @@ use core::ops::Range;
 use core::time::Duration;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use log::info;
 
@@ -121,7 +122,9 @@ pub enum HandshakeEvent {
 
 /// The sending half of a session and what we need to know to renew it.
 struct SendSession {
-    sealer: Sealer,
+    /// Shared with the `--threads` lanes ([`Sessions::for_each_sending`]); its counter is an
+    /// atomic, so the lanes seal in this one session.
+    sealer: Arc<Sealer>,
     recv_session: [u8; crypto::SESSION_LEN],
     made: Instant,
     is_initiator: bool,
@@ -178,6 +181,8 @@ pub struct Sessions {
     rng: u64,
     scratch: Box<[u8; 256]>,
     stats: SessionStats,
+    /// Moves whenever what [`Sessions::for_each_sending`] shows changes.
+    changes: u64,
 }
 
 impl core::fmt::Debug for Sessions {
@@ -217,6 +222,7 @@ impl Sessions {
             sources: HashMap::new(),
             scratch: Box::new([0u8; 256]),
             stats: SessionStats::default(),
+            changes: 0,
         };
         sessions.set_trusted(trusted);
         sessions
@@ -257,9 +263,40 @@ impl Sessions {
         Some((s.recv_session, s.made, s.sealer.sealed()))
     }
 
+    /// Calls `f(addr, sealer, until)` for every address bound to a key with a current sending
+    /// session: the session that [`Sessions::seal`] would seal with for `addr`, and the time
+    /// from which it seals nothing more. For the `--threads` lanes, which also stop at
+    /// [`Sessions::max_messages`] sealed.
+    pub fn for_each_sending(&self, mut f: impl FnMut(SocketAddr, &Arc<Sealer>, Instant)) {
+        let reject_after = self.config.rekey_after + REJECT_SLACK;
+        for (addr, key) in &self.by_addr {
+            if let Some(s) = self.keys.get(key).and_then(|k| k.current.as_ref()) {
+                f(*addr, &s.sealer, s.made + reject_after);
+            }
+        }
+    }
+
+    /// A session seals nothing once it sealed this many packets.
+    pub fn max_messages(&self) -> u64 {
+        self.config.rekey_after_messages.saturating_mul(2)
+    }
+
+    /// A number that moves whenever what [`Sessions::for_each_sending`] shows changes (a
+    /// session made, renewed or dropped, an address bound to another key).
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// Adds `n` datagrams that a `--threads` lane could not seal for want of a session
+    /// (counted as [`SessionStats::no_session`]).
+    pub fn count_no_session(&mut self, n: u64) {
+        self.stats.no_session += n;
+    }
+
     /// Replaces the trusted set (start-up and SIGHUP). Sessions with keys no longer trusted are
     /// dropped at once; returns the addresses they were bound to, for the node to remove.
     pub fn set_trusted(&mut self, mut trusted: TrustedKeys) -> Vec<SocketAddr> {
+        self.changes = self.changes.wrapping_add(1);
         let own = self.identity.public();
         trusted.remove(&own);
         let mut probe_order: Vec<PublicKey> = trusted.iter().copied().collect();
@@ -321,7 +358,7 @@ impl Sessions {
         inner_len: usize,
     ) -> Result<Range<usize>, SealOutcome> {
         let reject_after = self.config.rekey_after + REJECT_SLACK;
-        let max_messages = self.config.rekey_after_messages.saturating_mul(2);
+        let max_messages = self.max_messages();
         let session = self
             .by_addr
             .get(&to)
@@ -398,7 +435,9 @@ impl Sessions {
             self.by_addr
                 .retain(|a, k| keys.get(k).is_some_and(|s| s.addr == Some(*a)));
         }
-        self.by_addr.insert(addr, key);
+        if self.by_addr.insert(addr, key) != Some(key) {
+            self.changes = self.changes.wrapping_add(1);
+        }
     }
 }
 
