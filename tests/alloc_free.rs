@@ -201,6 +201,49 @@ fn deliver(
     from.socket_mut().count = 0;
 }
 
+/// Runs a `--threads` lane with `a`'s view (`b` its only peer): 10 100 rounds of a unicast
+/// frame (`to_b`) and a broadcast, every datagram delivered to `b`. Checks that the last
+/// 10 000 rounds allocate nothing and that `b` opened every datagram; returns the lane's
+/// counts.
+fn lane_to_b_allocates_nothing(
+    a: &Node<Capture, NullDevice>,
+    b: &mut Node<Capture, NullDevice>,
+    a_addr: SocketAddr,
+    now: Instant,
+    to_b: &[u8; 1400],
+    mode: &str,
+) -> ethcloud::lane::LaneCounts {
+    use ethcloud::lane::Lane;
+    let mut lane = Lane::new(Capture::new(), std::sync::Arc::new(a.forward_view()), now);
+    let broadcast = ethernet([0xff; 6], [2, 0, 0, 0, 0, 1]);
+    let (mut buf, mut scratch) = (PacketBuf::new(), vec![0u8; 2048]);
+    let mut round = |lane: &mut Lane<Capture>, b: &mut Node<Capture, NullDevice>| {
+        for f in [to_b, &broadcast] {
+            buf.frame_room()[..f.len()].copy_from_slice(f);
+            lane.on_frame(now, &mut buf, f.len()).unwrap();
+            lane.flush();
+            // The one datagram just sent (b is a's only peer).
+            let last = (lane.socket().count - 1) % 8;
+            let len = lane.socket().copy(last, &mut scratch);
+            b.on_datagram(now, a_addr, &mut scratch[..len]).unwrap();
+        }
+    };
+    for _ in 0..100 {
+        round(&mut lane, b);
+    }
+    let written = b.device().written;
+    let allocations = allocations_in(|| {
+        for _ in 0..10_000 {
+            round(&mut lane, b);
+        }
+    });
+    assert_eq!(allocations, 0, "allocations on a {mode} lane's packet path");
+    assert_eq!(b.device().written - written, 20_000, "b opened every one");
+    let counts = lane.take_counts();
+    assert_eq!(counts.stats.frames_flooded, 10_100);
+    counts
+}
+
 #[test]
 fn keyed_packet_path_makes_no_allocation_after_warm_up() {
     use ethcloud::crypto::Key;
@@ -271,38 +314,8 @@ fn keyed_packet_path_makes_no_allocation_after_warm_up() {
 
     // A `--threads` lane of a, sealing with a's sealer: no allocation either, and b opens
     // every datagram it sends (one session with a, counters shared).
-    {
-        use ethcloud::lane::Lane;
-        let view = std::sync::Arc::new(a.forward_view());
-        let mut lane = Lane::new(Capture::new(), view, now);
-        let broadcast = ethernet([0xff; 6], local_mac);
-        let (mut buf, mut scratch) = (PacketBuf::new(), vec![0u8; 2048]);
-        let mut lane_round = |lane: &mut Lane<Capture>, b: &mut Node<Capture, NullDevice>| {
-            for f in [&to_b, &broadcast] {
-                buf.frame_room()[..f.len()].copy_from_slice(f);
-                lane.on_frame(now, &mut buf, f.len()).unwrap();
-                lane.flush();
-                // The one datagram just sent (b is a's only peer).
-                let last = (lane.socket().count - 1) % 8;
-                let len = lane.socket().copy(last, &mut scratch);
-                b.on_datagram(now, a_addr, &mut scratch[..len]).unwrap();
-            }
-        };
-        for _ in 0..100 {
-            lane_round(&mut lane, &mut b);
-        }
-        let written = b.device().written;
-        let allocations = allocations_in(|| {
-            for _ in 0..10_000 {
-                lane_round(&mut lane, &mut b);
-            }
-        });
-        assert_eq!(allocations, 0, "allocations on a keyed lane's packet path");
-        assert_eq!(b.device().written - written, 20_000, "b opened every one");
-        let counts = lane.take_counts();
-        assert_eq!(counts.stats.frames_unicast, 10_100);
-        assert_eq!(counts.stats.frames_flooded, 10_100);
-    }
+    let counts = lane_to_b_allocates_nothing(&a, &mut b, a_addr, now, &to_b, "keyed");
+    assert_eq!(counts.stats.frames_unicast, 10_100);
 
     // A key rotation: two keys at once, then sealing with the new key in a new session.
     use ethcloud::node::{Rekey, KEY_ROLLOVER};
@@ -417,42 +430,9 @@ fn identity_packet_path_makes_no_allocation_with_sessions_held() {
 
     // A `--threads` lane of a, sealing with a's session with b: no allocation either, and b
     // opens every datagram it sends.
-    {
-        use ethcloud::lane::Lane;
-        let view = std::sync::Arc::new(a.forward_view());
-        assert_eq!(view.per_peer().map(|p| p.len()), Some(1));
-        let mut lane = Lane::new(Capture::new(), view, now);
-        let (mut buf, mut scratch) = (PacketBuf::new(), vec![0u8; 2048]);
-        let mut lane_round = |lane: &mut Lane<Capture>, b: &mut Node<Capture, NullDevice>| {
-            for f in [&to_b, &broadcast] {
-                buf.frame_room()[..f.len()].copy_from_slice(f);
-                lane.on_frame(now, &mut buf, f.len()).unwrap();
-                lane.flush();
-                // The one datagram just sent (b is a's only peer).
-                let last = (lane.socket().count - 1) % 8;
-                let len = lane.socket().copy(last, &mut scratch);
-                b.on_datagram(now, a_addr, &mut scratch[..len]).unwrap();
-            }
-        };
-        for _ in 0..100 {
-            lane_round(&mut lane, &mut b);
-        }
-        let written = b.device().written;
-        let allocations = allocations_in(|| {
-            for _ in 0..10_000 {
-                lane_round(&mut lane, &mut b);
-            }
-        });
-        assert_eq!(
-            allocations, 0,
-            "allocations on a per-node-key lane's packet path"
-        );
-        assert_eq!(b.device().written - written, 20_000, "b opened every one");
-        let counts = lane.take_counts();
-        assert_eq!(counts.no_session, 0);
-        assert_eq!(counts.stats.frames_unicast, 10_100);
-        assert_eq!(counts.stats.frames_flooded, 10_100);
-    }
+    assert_eq!(a.forward_view().per_peer().map(|p| p.len()), Some(1));
+    let counts = lane_to_b_allocates_nothing(&a, &mut b, a_addr, now, &to_b, "per-node-key");
+    assert_eq!(counts.no_session, 0);
 
     // A renewal: the new session is current and the previous one is still held.
     let rekeys = a.sessions().unwrap().stats().rekeys + b.sessions().unwrap().stats().rekeys;

@@ -46,7 +46,7 @@ complete -c ethcloud -n "__fish_ethcloud_needs_command" -l stats-interval -d 'Se
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l stats-format -d 'Format of --stats-file [default: text]' -r -f -a "text\t'One fact per line, for people and `grep`'
 prometheus\t'The Prometheus text exposition format, e.g. for node_exporter\'s textfile collector'"
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l relay-rate -d 'Relay for others at most MBIT megabits per second in all; 0: use relays but never be one [default: 100]' -r
-complete -c ethcloud -n "__fish_ethcloud_needs_command" -l threads -d 'Forward frames from the device on N threads, one per queue of a multi-queue tap (not with --private-key) [default: 1]' -r
+complete -c ethcloud -n "__fish_ethcloud_needs_command" -l threads -d 'Forward frames from the device on N threads, one per queue of a multi-queue tap [default: 1]' -r
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l busy-poll -d 'After traffic, poll without sleeping for USECS microseconds (lower latency, more CPU) [default: 50]' -r
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l key-file -d 'Seal every packet with the key in FILE (32 bytes, 64 hex digits, or a passphrase)' -r -F
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l private-key -d 'Per-node keys: this node\'s private key (from `ethcloud genkey`, mode 600); needs --trusted' -r -F

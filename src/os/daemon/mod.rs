@@ -1,5 +1,5 @@
-//! The event loop: one thread, one epoll set over the tap device, the UDP socket, a timerfd and
-//! a signalfd, driving a [`Node`].
+//! The event loop: one thread (and the `--threads` lanes of `lanes.rs`), one epoll set over the tap
+//! device, the UDP socket, a timerfd and a signalfd, driving a [`Node`].
 //!
 //! Owns the real clock (the only module that reads `std::time::Instant`), the packet buffer
 //! (allocated once), the per-wake-up budget, and what signals mean: SIGINT/SIGTERM shut down
