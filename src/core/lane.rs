@@ -310,10 +310,10 @@ impl<S: Socket> Lane<S> {
         if emit_header(view.token, Kind::Frame, datagram).is_err() {
             return Err(DropReason::BadDeviceFrame);
         }
-        match target {
-            Some(_) => out.stats.frames_unicast += 1,
-            None => out.stats.frames_flooded += 1,
-        }
+        let count = |stats: &mut Stats| match target {
+            Some(_) => stats.frames_unicast += 1,
+            None => stats.frames_flooded += 1,
+        };
         let range = match out.seal {
             Seal::Clear => HEADROOM..HEADROOM + HEADER_LEN + len,
             Seal::Keyed(sealer) => sealer
@@ -322,6 +322,7 @@ impl<S: Socket> Lane<S> {
             Seal::PerPeer(_) => {
                 // Sealed for each receiver with its own session: in place for one, in a copy
                 // per peer for a flood.
+                count(out.stats);
                 match target {
                     Some(peer) => out.seal_and_send(peer, buf.bytes_mut(), 1 + len),
                     None => {
@@ -342,6 +343,7 @@ impl<S: Socket> Lane<S> {
                 return Ok(());
             }
         };
+        count(out.stats);
         let datagram: &[u8] = buf.bytes().get(range).unwrap_or_default();
         match target {
             Some(peer) => out.send(peer, datagram),
