@@ -32,6 +32,7 @@ use log::debug;
 
 use crate::buf::{PacketBuf, BUF_LEN, HEADROOM, SWITCH_AT};
 use crate::crypto::{self, Sealer};
+use crate::identity::session::may_seal;
 use crate::io::Socket;
 use crate::limit::RateLimiter;
 use crate::node::tx::Tx;
@@ -63,7 +64,7 @@ impl PeerSealers {
     fn get(&self, peer: SocketAddr, now: Instant) -> Option<&Sealer> {
         let i = self.sealers.binary_search_by_key(&peer, |e| e.0).ok()?;
         let (_, sealer, until) = self.sealers.get(i)?;
-        (now < *until && sealer.sealed() < self.max_messages).then_some(&**sealer)
+        may_seal(sealer, *until, self.max_messages, now).then_some(&**sealer)
     }
 
     /// How many peers have a session.
@@ -367,8 +368,7 @@ impl<S: Socket> Lane<S> {
             .collect();
         self.sent
             .reserve(self.view.peers.len() + self.view.relays.len());
-        let wanted = self.wanted.clone();
-        self.wanted.clear();
+        let wanted = std::mem::replace(&mut self.wanted, Vec::with_capacity(MAX_WANTED));
         LaneCounts {
             stats: std::mem::take(&mut self.stats),
             sent,

@@ -108,6 +108,15 @@ impl IdentityConfig {
     }
 }
 
+/// Whether a sending session that seals nothing from `until` on, with `sealer`, may seal one
+/// more packet at `now`: before `until` and under `max_messages` sealed (see the module doc).
+/// The one rule for [`Sessions::seal`] and for the `--threads` lanes' copies of the sessions.
+// HOT PATH
+#[inline]
+pub fn may_seal(sealer: &Sealer, until: Instant, max_messages: u64, now: Instant) -> bool {
+    now < until && sealer.sealed() < max_messages
+}
+
 /// What a handshake message led to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HandshakeEvent {
@@ -364,7 +373,7 @@ impl Sessions {
             .get(&to)
             .and_then(|key| self.keys.get_mut(key))
             .and_then(|state| state.current.as_mut())
-            .filter(|s| now < s.made + reject_after && s.sealer.sealed() < max_messages);
+            .filter(|s| may_seal(&s.sealer, s.made + reject_after, max_messages, now));
         match session {
             Some(s) => s
                 .sealer
