@@ -18,13 +18,14 @@
 //! sys::* ──→ io (implements it), libc, c/tapdev   the only unsafe code
 //! node ──→ wire, switch, peers, stats, io, time   pure core
 //!   node/mod.rs: the facade; forward, receive, verify, mesh, seal, tx: one responsibility each
+//! node, lane ──→ outbound                         a frame's way out, decided once for both
 //! switch, peers ──→ wire (Mac, VlanId), time
 //! wire ──→ core/std only
 //! ```
 //!
-//! The core (`wire`, `switch`, `peers`, `node`, `crypto`, `identity`, `offload`, `buf`, `time`,
-//! `io`, `stats`, `limit`, `show`, `status`) performs no I/O and reads no clock, so tests drive
-//! it deterministically in a simulator. The OS edges (`sys`, `daemon`, `service`, `hook`, `cli`,
+//! The core (`wire`, `switch`, `peers`, `node`, `outbound`, `lane`, `relay`, `crypto`,
+//! `identity`, `offload`, `buf`, `time`, `io`, `stats`, `limit`, `show`, `status`) performs no
+//! I/O and reads no clock, so tests drive it deterministically in a simulator. The OS edges (`sys`, `daemon`, `service`, `hook`, `cli`,
 //! `config`, `keyfiles`, `error`) build only with the `os` feature (on by default), and so do
 //! libc, clap and the config parser: `cargo check --lib --no-default-features` builds the core
 //! alone, which fails if the core reaches for any of them.
@@ -42,8 +43,8 @@ pub mod os;
 
 // The modules keep their short paths (`ethcloud::wire`, `crate::node`, ...) wherever they live.
 pub use self::core::{
-    buf, crypto, identity, io, lane, limit, node, offload, peers, relay, show, stats, status,
-    switch, time, wire,
+    buf, crypto, identity, io, lane, limit, node, offload, outbound, peers, relay, show, stats,
+    status, switch, time, wire,
 };
 #[cfg(feature = "os")]
 pub use self::os::{cli, config, daemon, error, hook, keyfiles, service, spin, sys};

@@ -9,16 +9,17 @@
 //! whenever [`Node::forward_generation`](crate::node::Node::forward_generation) moved, and keeps its own counters and broadcast
 //! limit, handed back to the node with [`Lane::take_counts`] and [`Node::absorb_lane`](crate::node::Node::absorb_lane).
 //!
-//! What a lane does is what [`Node::on_frame`](crate::node::Node::on_frame) does for a frame, byte for byte on the wire
-//! but for the counters: the same header, unicast to the peer the MAC table names (through
-//! its relay if it has an active route), or a flood to every verified peer and every relayed
-//! address; sealed with the node's own sealers (the network key's, or the current session of
-//! each peer's key), whose counters the node and all lanes share (atomics), so a receiver
-//! sees one sender session. What it must not do: touch the node, its peer table, its MAC
-//! table or its sessions, send anything but frames, or learn anything. Everything else
-//! (receiving, learning, control messages, handshakes) stays on the node's thread; a frame
-//! to a peer with no live session is dropped and counted, and the peer handed back to the
-//! node, which starts the handshake.
+//! What a lane does is what [`Node::on_frame`](crate::node::Node::on_frame) does for a frame:
+//! both call `outbound::forward`, the lane answering its questions from the view,
+//! so the same header goes to the same peer, byte for byte on the wire but for the counters:
+//! unicast to the peer the MAC table names (through its relay if it has an active route), or
+//! a flood to every verified peer and every relayed address; sealed with the node's own
+//! sealers (the network key's, or the current session of each peer's key), whose counters the
+//! node and all lanes share (atomics), so a receiver sees one sender session. What it must not
+//! do: touch the node, its peer table, its MAC table or its sessions, send anything but
+//! frames, or learn anything. Everything else (receiving, learning, control messages,
+//! handshakes) stays on the node's thread; a frame to a peer with no live session is dropped
+//! and counted, and the peer handed back to the node, which starts the handshake.
 //!
 //! The snapshot may be late by one publication: a frame to a MAC learned since is flooded
 //! (as any unknown destination is), and a peer removed since may get a frame or two. The
@@ -36,11 +37,12 @@ use crate::identity::session::may_seal;
 use crate::io::Socket;
 use crate::limit::RateLimiter;
 use crate::node::tx::Tx;
+use crate::outbound::{self, Outbound, Sealing};
 use crate::stats::{DropReason, Stats};
 use crate::switch::MacView;
 use crate::time::Instant;
 use crate::wire::relay::{emit_relayed, RELAY_TO};
-use crate::wire::{self, emit_header, Frame, Kind, Token, HEADER_LEN, TOKEN_LEN};
+use crate::wire::{self, Mac, Token, VlanId, TOKEN_LEN};
 
 /// Where a relayed frame is written in a lane's relay buffer: room for the seal in front.
 const RELAY_AT: usize = crypto::FRONT_LEN - TOKEN_LEN;
@@ -239,118 +241,12 @@ impl<S: Socket> Lane<S> {
     ) -> Result<(), DropReason> {
         self.stats.frames_from_device += 1;
         self.stats.bytes_from_device += len as u64;
-        let result = self.forward(now, buf, len);
+        let result = outbound::forward(self, now, buf, len);
         if let Err(reason) = result {
             self.stats.count_drop(reason);
             debug!("dropped a {len}-byte frame from the device: {reason}");
         }
         result
-    }
-
-    fn forward(&mut self, now: Instant, buf: &mut PacketBuf, len: usize) -> Result<(), DropReason> {
-        let Lane {
-            tx,
-            view,
-            stats,
-            broadcasts,
-            sent,
-            relay_buf,
-            flood_buf,
-            no_session,
-            wanted,
-        } = self;
-        let (dst, vlan) = match Frame::new_checked(buf.frame(len)) {
-            Ok(frame) => (frame.dst(), frame.vlan()),
-            Err(_) => return Err(DropReason::BadDeviceFrame),
-        };
-        let target = if dst.is_multicast() {
-            if let Some(rate) = view.broadcast_limit {
-                if !broadcasts.allow(now, rate) {
-                    return Err(DropReason::BroadcastLimit);
-                }
-            }
-            None
-        } else {
-            view.macs.lookup(now, vlan, dst)
-        };
-        if target.is_none() && view.peers.is_empty() {
-            return Err(DropReason::NoPeers);
-        }
-        let seal = match (&view.sealer, &view.per_peer) {
-            (Some(sealer), _) => Seal::Keyed(sealer),
-            (None, Some(per_peer)) => Seal::PerPeer(per_peer),
-            (None, None) => Seal::Clear,
-        };
-        let mut out = Out {
-            tx,
-            stats,
-            sent,
-            no_session,
-            wanted,
-            token: view.token,
-            seal,
-            now,
-        };
-        if !view.relays.is_empty() {
-            // Through a relay, before the frame is sealed in place for the direct peers.
-            match target.and_then(|peer| view.route(peer).map(|via| (peer, via))) {
-                Some((peer, via)) => {
-                    out.stats.frames_unicast += 1;
-                    out.send_relayed(relay_buf, via, peer, buf.frame(len));
-                    return Ok(());
-                }
-                None if target.is_none() => {
-                    for &(addr, via) in &view.relays {
-                        out.send_relayed(relay_buf, via, addr, buf.frame(len));
-                    }
-                }
-                None => {}
-            }
-        }
-        let datagram = buf.header_and_frame_mut(len);
-        if emit_header(view.token, Kind::Frame, datagram).is_err() {
-            return Err(DropReason::BadDeviceFrame);
-        }
-        let count = |stats: &mut Stats| match target {
-            Some(_) => stats.frames_unicast += 1,
-            None => stats.frames_flooded += 1,
-        };
-        let range = match out.seal {
-            Seal::Clear => HEADROOM..HEADROOM + HEADER_LEN + len,
-            Seal::Keyed(sealer) => sealer
-                .seal(view.token, buf.bytes_mut(), SWITCH_AT, 1 + len)
-                .map_err(|_| DropReason::BadDeviceFrame)?,
-            Seal::PerPeer(_) => {
-                // Sealed for each receiver with its own session: in place for one, in a copy
-                // per peer for a flood.
-                count(out.stats);
-                match target {
-                    Some(peer) => out.seal_and_send(peer, buf.bytes_mut(), 1 + len),
-                    None => {
-                        let clear = HEADROOM..HEADROOM + HEADER_LEN + len;
-                        for &peer in &view.peers {
-                            let (Some(from), Some(copy)) = (
-                                buf.bytes().get(clear.clone()),
-                                flood_buf.get_mut(clear.clone()),
-                            ) else {
-                                return Err(DropReason::BadDeviceFrame);
-                            };
-                            // Each seal encrypts the copy in place: restore the clear bytes.
-                            copy.copy_from_slice(from);
-                            out.seal_and_send(peer, flood_buf, 1 + len);
-                        }
-                    }
-                }
-                return Ok(());
-            }
-        };
-        count(out.stats);
-        let datagram: &[u8] = buf.bytes().get(range).unwrap_or_default();
-        match target {
-            Some(peer) => out.send(peer, datagram),
-            None => view.peers.iter().for_each(|&peer| out.send(peer, datagram)),
-        }
-        Ok(())
     }
 
     /// Sends what the socket queued (see [`Node::flush`](crate::node::Node::flush)). // HOT PATH
@@ -383,30 +279,133 @@ impl<S: Socket> Lane<S> {
     }
 }
 
-/// How a lane's datagrams are sealed.
-#[derive(Clone, Copy)]
-enum Seal<'a> {
-    /// The seed's clear protocol.
-    Clear,
-    /// Keyed mode: one sealer for every peer.
-    Keyed(&'a Sealer),
-    /// Per-node keys: each peer's own session.
-    PerPeer(&'a PeerSealers),
+impl<S> Lane<S> {
+    /// The lane split into its view, its relay and flood buffers, and its sending side.
+    fn parts(&mut self) -> (&ForwardView, &mut [u8], &mut [u8], Out<'_, S>) {
+        let Lane {
+            tx,
+            view,
+            stats,
+            broadcasts: _,
+            sent,
+            relay_buf,
+            flood_buf,
+            no_session,
+            wanted,
+        } = self;
+        let out = Out {
+            tx,
+            stats,
+            sent,
+            no_session,
+            wanted,
+        };
+        (view, relay_buf, flood_buf, out)
+    }
 }
 
-/// A lane's sending side for one frame: the socket, the counters and the seal.
+/// A lane's answers to `outbound::forward`: its snapshot of the node's tables, its own
+/// broadcast limit and counters, the shared sealers. // HOT PATH
+impl<S: Socket> Outbound for Lane<S> {
+    fn token(&self) -> Token {
+        self.view.token
+    }
+
+    fn allow_broadcast(&mut self, now: Instant) -> bool {
+        match self.view.broadcast_limit {
+            Some(rate) => self.broadcasts.allow(now, rate),
+            None => true,
+        }
+    }
+
+    fn lookup(&self, now: Instant, vlan: VlanId, dst: Mac) -> Option<SocketAddr> {
+        self.view.macs.lookup(now, vlan, dst)
+    }
+
+    fn has_peers(&self) -> bool {
+        !self.view.peers.is_empty()
+    }
+
+    fn relaying(&self) -> bool {
+        !self.view.relays.is_empty()
+    }
+
+    fn relay_to(&mut self, now: Instant, peer: SocketAddr, frame: &[u8]) -> bool {
+        let (view, relay_buf, _, mut out) = self.parts();
+        let Some(via) = view.route(peer) else {
+            return false;
+        };
+        out.send_relayed(view, now, relay_buf, via, peer, frame);
+        true
+    }
+
+    fn relay_to_all(&mut self, now: Instant, frame: &[u8]) {
+        let (view, relay_buf, _, mut out) = self.parts();
+        for &(addr, via) in &view.relays {
+            out.send_relayed(view, now, relay_buf, via, addr, frame);
+        }
+    }
+
+    fn sealing(&self) -> Sealing<'_> {
+        match (&self.view.sealer, &self.view.per_peer) {
+            (Some(sealer), _) => Sealing::Keyed(sealer),
+            (None, Some(_)) => Sealing::PerPeer,
+            (None, None) => Sealing::Clear,
+        }
+    }
+
+    fn stats(&mut self) -> &mut Stats {
+        &mut self.stats
+    }
+
+    fn send(&mut self, peer: SocketAddr, datagram: &[u8]) {
+        self.parts().3.send(peer, datagram);
+    }
+
+    fn send_to_all(&mut self, datagram: &[u8]) {
+        let (view, _, _, mut out) = self.parts();
+        view.peers.iter().for_each(|&peer| out.send(peer, datagram));
+    }
+
+    fn seal_and_send(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        bytes: &mut [u8],
+        inner_len: usize,
+    ) {
+        let (view, _, _, mut out) = self.parts();
+        out.seal_and_send(view, now, peer, bytes, inner_len);
+    }
+
+    fn seal_and_send_to_all(&mut self, now: Instant, clear: &[u8]) -> Result<(), DropReason> {
+        let (view, _, flood_buf, mut out) = self.parts();
+        let room = HEADROOM..HEADROOM + clear.len();
+        if flood_buf.get(room.clone()).is_none() {
+            return Err(DropReason::BadDeviceFrame);
+        }
+        let inner_len = clear.len().saturating_sub(SWITCH_AT - HEADROOM);
+        for &peer in &view.peers {
+            // Each seal encrypts the copy in place: the clear bytes go in again for each peer.
+            if let Some(copy) = flood_buf.get_mut(room.clone()) {
+                copy.copy_from_slice(clear);
+            }
+            out.seal_and_send(view, now, peer, flood_buf, inner_len);
+        }
+        Ok(())
+    }
+}
+
+/// A lane's sending side: the socket and the counters.
 struct Out<'a, S> {
     tx: &'a mut Tx<S>,
     stats: &'a mut Stats,
     sent: &'a mut HashMap<SocketAddr, (u64, u64)>,
     no_session: &'a mut u64,
     wanted: &'a mut Vec<SocketAddr>,
-    token: Token,
-    seal: Seal<'a>,
-    now: Instant,
 }
 
-impl<'a, S: Socket> Out<'a, S> {
+impl<S: Socket> Out<'_, S> {
     /// Sends one datagram and counts it for `peer`. // HOT PATH
     fn send(&mut self, peer: SocketAddr, datagram: &[u8]) {
         if self.tx.send(self.stats, peer, datagram, false) {
@@ -417,14 +416,19 @@ impl<'a, S: Socket> Out<'a, S> {
         }
     }
 
-    /// The sealer for datagrams to `peer`: `None` in the clear protocol, and `Err` with
-    /// per-node keys when `peer` has no live session (counted, and `peer` noted for a
-    /// handshake). // HOT PATH
-    fn sealer_for(&mut self, peer: SocketAddr) -> Result<Option<&'a Sealer>, ()> {
-        match self.seal {
-            Seal::Clear => Ok(None),
-            Seal::Keyed(sealer) => Ok(Some(sealer)),
-            Seal::PerPeer(per_peer) => match per_peer.get(peer, self.now) {
+    /// The sealer for datagrams to `peer` in `view`: `None` in the clear protocol, and `Err`
+    /// with per-node keys when `peer` has no live session at `now` (counted, and `peer` noted
+    /// for a handshake). // HOT PATH
+    fn sealer_for<'v>(
+        &mut self,
+        view: &'v ForwardView,
+        now: Instant,
+        peer: SocketAddr,
+    ) -> Result<Option<&'v Sealer>, ()> {
+        match (&view.sealer, &view.per_peer) {
+            (Some(sealer), _) => Ok(Some(sealer)),
+            (None, None) => Ok(None),
+            (None, Some(per_peer)) => match per_peer.get(peer, now) {
                 Some(sealer) => Ok(Some(sealer)),
                 None => {
                     *self.no_session += 1;
@@ -440,10 +444,16 @@ impl<'a, S: Socket> Out<'a, S> {
 
     /// Per-node keys: seals the clear datagram whose switch byte is at [`SWITCH_AT`] in
     /// `bytes` (`inner_len` bytes from it) for `peer` in place and sends it. // HOT PATH
-    fn seal_and_send(&mut self, peer: SocketAddr, bytes: &mut [u8], inner_len: usize) {
-        let token = self.token;
-        let range = match self.sealer_for(peer) {
-            Ok(Some(sealer)) => sealer.seal(token, bytes, SWITCH_AT, inner_len).ok(),
+    fn seal_and_send(
+        &mut self,
+        view: &ForwardView,
+        now: Instant,
+        peer: SocketAddr,
+        bytes: &mut [u8],
+        inner_len: usize,
+    ) {
+        let range = match self.sealer_for(view, now, peer) {
+            Ok(Some(sealer)) => sealer.seal(view.token, bytes, SWITCH_AT, inner_len).ok(),
             Ok(None) => Some(SWITCH_AT - TOKEN_LEN..SWITCH_AT + inner_len),
             Err(()) => None,
         };
@@ -454,11 +464,19 @@ impl<'a, S: Socket> Out<'a, S> {
 
     /// Sends `frame` to `to` through the relaying peer `via`, wrapped and sealed in `buf`
     /// as the node's own relayed frames are (man page: RELAYING).
-    fn send_relayed(&mut self, buf: &mut [u8], via: SocketAddr, to: SocketAddr, frame: &[u8]) {
+    fn send_relayed(
+        &mut self,
+        view: &ForwardView,
+        now: Instant,
+        buf: &mut [u8],
+        via: SocketAddr,
+        to: SocketAddr,
+        frame: &[u8],
+    ) {
         let Some(out) = buf.get_mut(RELAY_AT..) else {
             return;
         };
-        let len = match emit_relayed(self.token, RELAY_TO, to, frame, out) {
+        let len = match emit_relayed(view.token, RELAY_TO, to, frame, out) {
             Ok(len) => len,
             Err(e) => {
                 self.stats.send_errors += 1;
@@ -467,10 +485,9 @@ impl<'a, S: Socket> Out<'a, S> {
             }
         };
         self.stats.relay_frames_sent += 1;
-        let token = self.token;
-        let sealed = match self.sealer_for(via) {
+        let sealed = match self.sealer_for(view, now, via) {
             Ok(Some(sealer)) => sealer.seal(
-                token,
+                view.token,
                 buf,
                 RELAY_AT + TOKEN_LEN,
                 len.saturating_sub(TOKEN_LEN),

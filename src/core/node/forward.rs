@@ -1,7 +1,9 @@
 //! The hot path: a frame read from the device goes to the peer that owns its destination MAC
-//! or to every verified peer (`on_frame`, `forward`, and `forward_sealed_per_peer` in identity
-//! mode), and a frame received from a peer teaches the MAC table and goes to the device
-//! (`deliver`). Every frame passes once, in one buffer, with no copy and no allocation.
+//! or to every verified peer (`on_frame`: the decisions are [`crate::outbound`]'s, which this
+//! file answers from the node's tables and sessions by implementing `Outbound`), and a frame
+//! received from a peer teaches the MAC table and goes to the device (`deliver`). Every frame
+//! passes once, in one buffer, with no copy and no allocation (but the per-peer copies of a
+//! flood with per-node keys).
 //!
 //! It owns the MAC table's learning and lookups and the broadcast limits. It must not allocate,
 //! send control messages or change the peer table (beyond counting traffic and the per-peer
@@ -15,10 +17,11 @@ use log::{debug, warn};
 use super::{Node, FULL_MACS};
 use crate::buf::{PacketBuf, HEADROOM, SWITCH_AT};
 use crate::io::{Device, Socket};
-use crate::stats::DropReason;
+use crate::outbound::{self, Outbound, Sealing};
+use crate::stats::{DropReason, Stats};
 use crate::switch::Learned;
 use crate::time::Instant;
-use crate::wire::{emit_header, Frame, Kind, HEADER_LEN};
+use crate::wire::{Frame, Mac, Token, VlanId};
 
 impl<S: Socket, D: Device> Node<S, D> {
     /// Sends the frame read into `buf.frame_room()[..len]` to the peer owning its destination, or
@@ -37,147 +40,13 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.stats.frames_from_device += 1;
         self.stats.bytes_from_device += len as u64;
         self.now = now;
-        let result = self.forward(now, buf, len);
+        let result = outbound::forward(self, now, buf, len);
         self.flush_handshakes(now);
         if let Err(reason) = result {
             self.stats.count_drop(reason);
             debug!("dropped a {len}-byte frame from the device: {reason}");
         }
         result
-    }
-
-    pub(super) fn forward(
-        &mut self,
-        now: Instant,
-        buf: &mut PacketBuf,
-        len: usize,
-    ) -> Result<(), DropReason> {
-        let (dst, vlan) = match Frame::new_checked(buf.frame(len)) {
-            Ok(frame) => (frame.dst(), frame.vlan()),
-            Err(_) => return Err(DropReason::BadDeviceFrame),
-        };
-        let target = if dst.is_multicast() {
-            if let Some(rate) = self.config.broadcast_limit {
-                if !self.device_broadcasts.allow(now, rate) {
-                    return Err(DropReason::BroadcastLimit);
-                }
-            }
-            None
-        } else {
-            self.switch.lookup(now, vlan, dst)
-        };
-        if target.is_none() && self.peers.verified_len() == 0 {
-            return Err(DropReason::NoPeers);
-        }
-        if self.relay.has_active() {
-            // Through a relay, before the frame is sealed in place for the direct peers.
-            match target {
-                Some(peer) => {
-                    if self.relay_unicast(peer, buf.frame(len)) {
-                        self.stats.frames_unicast += 1;
-                        return Ok(());
-                    }
-                }
-                None => self.relay_flood(buf.frame(len)),
-            }
-        }
-        let datagram = buf.header_and_frame_mut(len);
-        if emit_header(self.config.token, Kind::Frame, datagram).is_err() {
-            return Err(DropReason::BadDeviceFrame);
-        }
-        if self.sessions.is_some() {
-            return self.forward_sealed_per_peer(now, buf, len, target);
-        }
-        let range = match &mut self.crypto {
-            None => HEADROOM..HEADROOM + HEADER_LEN + len,
-            Some((sealer, _)) => {
-                match sealer.seal(self.config.token, buf.bytes_mut(), SWITCH_AT, 1 + len) {
-                    Ok(range) => range,
-                    Err(_) => return Err(DropReason::BadDeviceFrame),
-                }
-            }
-        };
-        let datagram: &[u8] = buf.bytes().get(range).unwrap_or_default();
-        match target {
-            Some(peer) => {
-                self.stats.frames_unicast += 1;
-                if self.tx.send(&mut self.stats, peer, datagram, false) {
-                    self.peers.count_sent(peer, datagram.len());
-                }
-            }
-            None => {
-                self.stats.frames_flooded += 1;
-                let (tx, stats) = (&mut self.tx, &mut self.stats);
-                self.peers.for_each_verified(|peer, traffic| {
-                    if tx.send(stats, peer, datagram, false) {
-                        traffic.count_sent(datagram.len());
-                    }
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Identity mode: seals the frame datagram in `buf` with the session of each receiver: in
-    /// place for one, in a copy per peer for a flood. // HOT PATH
-    pub(super) fn forward_sealed_per_peer(
-        &mut self,
-        now: Instant,
-        buf: &mut PacketBuf,
-        len: usize,
-        target: Option<SocketAddr>,
-    ) -> Result<(), DropReason> {
-        let Node {
-            sessions: Some(sessions),
-            tx,
-            stats,
-            peers,
-            flood,
-            ..
-        } = self
-        else {
-            return Err(DropReason::BadDeviceFrame);
-        };
-        let clear_end = HEADROOM + HEADER_LEN + len;
-        match target {
-            Some(peer) => {
-                stats.frames_unicast += 1;
-                if let Ok(range) = sessions.seal(now, peer, buf.bytes_mut(), SWITCH_AT, 1 + len) {
-                    if let Some(datagram) = buf.bytes().get(range) {
-                        if tx.send(stats, peer, datagram, false) {
-                            peers.count_sent(peer, datagram.len());
-                        }
-                    }
-                }
-            }
-            None => {
-                stats.frames_flooded += 1;
-                let (Some(clear), Some(copy)) = (
-                    buf.bytes().get(HEADROOM..clear_end),
-                    flood.get_mut(HEADROOM..clear_end),
-                ) else {
-                    return Err(DropReason::BadDeviceFrame);
-                };
-                copy.copy_from_slice(clear);
-                peers.for_each_verified(|peer, traffic| {
-                    // Each seal encrypts the copy in place: restore the clear bytes first.
-                    if let (Some(clear), Some(copy)) = (
-                        buf.bytes().get(HEADROOM..clear_end),
-                        flood.get_mut(HEADROOM..clear_end),
-                    ) {
-                        copy.copy_from_slice(clear);
-                    }
-                    if let Ok(range) = sessions.seal(now, peer, flood, SWITCH_AT, 1 + len) {
-                        if let Some(datagram) = flood.get(range) {
-                            if tx.send(stats, peer, datagram, false) {
-                                traffic.count_sent(datagram.len());
-                            }
-                        }
-                    }
-                });
-            }
-        }
-        Ok(())
     }
 
     /// Learns the frame's source and writes it to the device. // HOT PATH
@@ -254,5 +123,118 @@ impl<S: Socket, D: Device> Node<S, D> {
                 Err(DropReason::DeviceWrite)
             }
         }
+    }
+}
+
+/// The node's answers to `outbound::forward`: its own MAC table, verified peers,
+/// relay routes and sealers. // HOT PATH
+impl<S: Socket, D: Device> Outbound for Node<S, D> {
+    fn token(&self) -> Token {
+        self.config.token
+    }
+
+    fn allow_broadcast(&mut self, now: Instant) -> bool {
+        match self.config.broadcast_limit {
+            Some(rate) => self.device_broadcasts.allow(now, rate),
+            None => true,
+        }
+    }
+
+    fn lookup(&self, now: Instant, vlan: VlanId, dst: Mac) -> Option<SocketAddr> {
+        self.switch.lookup(now, vlan, dst)
+    }
+
+    fn has_peers(&self) -> bool {
+        self.peers.verified_len() > 0
+    }
+
+    fn relaying(&self) -> bool {
+        self.relay.has_active()
+    }
+
+    fn relay_to(&mut self, _now: Instant, peer: SocketAddr, frame: &[u8]) -> bool {
+        self.relay_unicast(peer, frame)
+    }
+
+    fn relay_to_all(&mut self, _now: Instant, frame: &[u8]) {
+        self.relay_flood(frame);
+    }
+
+    fn sealing(&self) -> Sealing<'_> {
+        match (&self.sessions, &self.crypto) {
+            (Some(_), _) => Sealing::PerPeer,
+            (None, Some((sealer, _))) => Sealing::Keyed(sealer),
+            (None, None) => Sealing::Clear,
+        }
+    }
+
+    fn stats(&mut self) -> &mut Stats {
+        &mut self.stats
+    }
+
+    fn send(&mut self, peer: SocketAddr, datagram: &[u8]) {
+        if self.tx.send(&mut self.stats, peer, datagram, false) {
+            self.peers.count_sent(peer, datagram.len());
+        }
+    }
+
+    fn send_to_all(&mut self, datagram: &[u8]) {
+        let (tx, stats) = (&mut self.tx, &mut self.stats);
+        self.peers.for_each_verified(|peer, traffic| {
+            if tx.send(stats, peer, datagram, false) {
+                traffic.count_sent(datagram.len());
+            }
+        });
+    }
+
+    fn seal_and_send(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        bytes: &mut [u8],
+        inner_len: usize,
+    ) {
+        let Some(sessions) = &mut self.sessions else {
+            return;
+        };
+        // Without a session, `seal` counts it and asks for a handshake (started by `on_frame`).
+        if let Ok(range) = sessions.seal(now, peer, bytes, SWITCH_AT, inner_len) {
+            if let Some(datagram) = bytes.get(range) {
+                self.send(peer, datagram);
+            }
+        }
+    }
+
+    fn seal_and_send_to_all(&mut self, now: Instant, clear: &[u8]) -> Result<(), DropReason> {
+        let Node {
+            sessions: Some(sessions),
+            tx,
+            stats,
+            peers,
+            flood,
+            ..
+        } = self
+        else {
+            return Err(DropReason::BadDeviceFrame);
+        };
+        let room = HEADROOM..HEADROOM + clear.len();
+        if flood.get(room.clone()).is_none() {
+            return Err(DropReason::BadDeviceFrame);
+        }
+        let inner_len = clear.len().saturating_sub(SWITCH_AT - HEADROOM);
+        peers.for_each_verified(|peer, traffic| {
+            // Each seal encrypts the copy in place: the clear bytes go in again for each peer.
+            if let Some(copy) = flood.get_mut(room.clone()) {
+                copy.copy_from_slice(clear);
+            }
+            if let Ok(range) = sessions.seal(now, peer, flood, SWITCH_AT, inner_len) {
+                if let Some(datagram) = flood.get(range) {
+                    if tx.send(stats, peer, datagram, false) {
+                        traffic.count_sent(datagram.len());
+                    }
+                }
+            }
+        });
+        Ok(())
     }
 }
