@@ -27,13 +27,11 @@ mod handshake_flood;
 
 use std::fs;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use e2e::{Host, Lab, ETHCLOUD, PORT, SOON, TAP};
+use e2e::{Host, Lab, PORT, SOON, TAP};
 
 const IDWIRE: &str = include_str!("e2e/idwire.py");
 const TOKEN: &str = "7";
@@ -79,29 +77,8 @@ struct Key {
 }
 
 fn genkey(scratch: &Scratch, name: &str) -> Key {
-    let out = Command::new(ETHCLOUD)
-        .arg("genkey")
-        .output()
-        .expect("run ethcloud genkey");
-    assert!(out.status.success(), "genkey failed: {out:?}");
     let file = scratch.path(&format!("{name}.key"));
-    fs::write(&file, &out.stdout).expect("write the key file");
-    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).expect("chmod 600");
-    let out = Command::new(ETHCLOUD)
-        .arg("pubkey")
-        .stdin(fs::File::open(&file).expect("open the key file"))
-        .output()
-        .expect("run ethcloud pubkey");
-    assert!(out.status.success(), "pubkey failed: {out:?}");
-    let public = String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned();
-    assert_eq!(
-        public.len(),
-        44,
-        "a public key is 44 characters: {public:?}"
-    );
+    let public = e2e::genkey(&file);
     Key { file, public }
 }
 

@@ -6,11 +6,9 @@
 
 mod e2e;
 
-use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use e2e::{Lab, ETHCLOUD, SOON};
+use e2e::{Lab, SOON};
 
 /// The number in the daemon's "lane N stopped after F frames" line, once it has exited.
 fn lane_frames(lab: &Lab, daemon: usize, lane: usize) -> u64 {
@@ -53,20 +51,6 @@ enum Mode {
     Identity,
 }
 
-/// Runs `ethcloud ARGS` with `stdin`, returns its standard output.
-fn ethcloud_output(args: &[&str], stdin: Option<&std::path::Path>) -> String {
-    let mut cmd = Command::new(ETHCLOUD);
-    cmd.args(args);
-    if let Some(path) = stdin {
-        cmd.stdin(Stdio::from(
-            std::fs::File::open(path).expect("open stdin file"),
-        ));
-    }
-    let out = cmd.output().expect("run ethcloud");
-    assert!(out.status.success(), "ethcloud {args:?}: {out:?}");
-    String::from_utf8(out.stdout).expect("utf-8")
-}
-
 /// Two nodes with `--threads 2` in `mode`: ping, 16 UDP flows in order, iperf3 with 4
 /// streams both ways and over IPv6, and a's lane forwarded frames.
 fn two_threads(mode: Mode) {
@@ -91,12 +75,9 @@ fn two_threads(mode: Mode) {
             let mut trust = String::new();
             let mut keys = Vec::new();
             for name in ["a", "b"] {
-                let private =
-                    lab.script(&format!("{name}.key"), &ethcloud_output(&["genkey"], None));
-                std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600))
-                    .expect("chmod 600");
-                let public = ethcloud_output(&["pubkey"], Some(&private));
-                trust.push_str(&format!("{} {name}\n", public.trim()));
+                let private = lab.file(&format!("{name}.key"));
+                let public = e2e::genkey(&private);
+                trust.push_str(&format!("{public} {name}\n"));
                 keys.push(private.to_str().expect("utf-8 path").to_owned());
             }
             let trusted = lab.script("trusted", &trust);

@@ -27,6 +27,34 @@ use std::time::{Duration, Instant};
 
 /// The binary under test.
 pub const ETHCLOUD: &str = env!("CARGO_BIN_EXE_ethcloud");
+
+/// Makes a node's key pair with the binary itself: `ethcloud genkey` into `file` (mode 600),
+/// then `ethcloud pubkey` reading it; returns the public key (44 characters of base64).
+pub fn genkey(file: &Path) -> String {
+    let out = Command::new(ETHCLOUD)
+        .arg("genkey")
+        .output()
+        .expect("run ethcloud genkey");
+    assert!(out.status.success(), "genkey failed: {out:?}");
+    fs::write(file, &out.stdout).expect("write the key file");
+    fs::set_permissions(file, fs::Permissions::from_mode(0o600)).expect("chmod 600");
+    let out = Command::new(ETHCLOUD)
+        .arg("pubkey")
+        .stdin(File::open(file).expect("open the key file"))
+        .output()
+        .expect("run ethcloud pubkey");
+    assert!(out.status.success(), "pubkey failed: {out:?}");
+    let public = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned();
+    assert_eq!(
+        public.len(),
+        44,
+        "a public key is 44 characters: {public:?}"
+    );
+    public
+}
 /// The tap name every daemon gets (`ethcloud%d` in a fresh namespace is `ethcloud0`).
 pub const TAP: &str = "ethcloud0";
 /// The UDP port every daemon listens on (each host is its own namespace).
@@ -398,6 +426,11 @@ impl Lab {
     /// Writes the raw-frame script into the lab's dir and returns its path.
     pub fn rawframe_script(&self) -> PathBuf {
         self.script("rawframe.py", RAWFRAME)
+    }
+
+    /// The path of a file `name` in the lab's dir (removed with the lab).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
     }
 
     /// Writes a script (`text`) into the lab's dir as `name`, once, and returns its path.
