@@ -158,3 +158,244 @@ fn count(stats: &mut Stats, target: Option<SocketAddr>) {
         None => stats.frames_flooded += 1,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The decision procedure against a scripted [`Outbound`] that records what it is asked,
+    //! so the order of the steps (relays before the seal, the count after it) is checked on
+    //! its own, apart from the node and the lanes that answer it in real use.
+
+    use super::*;
+    use crate::crypto::{Key, Opener};
+    use crate::wire::TOKEN_LEN;
+
+    const NOW: Instant = Instant::from_secs(100);
+
+    fn addr(i: u8) -> SocketAddr {
+        SocketAddr::from(([198, 18, 0, i], 3210))
+    }
+
+    fn token() -> Token {
+        Token::new(7).expect("small token")
+    }
+
+    /// What the procedure asked the double to do, in order.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Event {
+        RelayTo(SocketAddr, Vec<u8>),
+        RelayToAll(Vec<u8>),
+        Send(SocketAddr, Vec<u8>),
+        SendToAll(Vec<u8>),
+        /// Per-node keys: the clear datagram (token, switch byte, frame) handed over.
+        SealAndSend(SocketAddr, Vec<u8>),
+        SealAndSendToAll(Vec<u8>),
+    }
+
+    #[derive(Default)]
+    struct Script {
+        peers: Vec<SocketAddr>,
+        /// The peer any unicast destination is behind.
+        owner: Option<SocketAddr>,
+        refuse_broadcasts: bool,
+        /// (address, relaying peer).
+        routes: Vec<(SocketAddr, SocketAddr)>,
+        sealer: Option<Sealer>,
+        per_peer: bool,
+        stats: Stats,
+        events: Vec<Event>,
+    }
+
+    impl Outbound for Script {
+        fn token(&self) -> Token {
+            token()
+        }
+        fn allow_broadcast(&mut self, _now: Instant) -> bool {
+            !self.refuse_broadcasts
+        }
+        fn lookup(&self, _now: Instant, _vlan: VlanId, _dst: Mac) -> Option<SocketAddr> {
+            self.owner
+        }
+        fn has_peers(&self) -> bool {
+            !self.peers.is_empty()
+        }
+        fn relaying(&self) -> bool {
+            !self.routes.is_empty()
+        }
+        fn relay_to(&mut self, _now: Instant, peer: SocketAddr, frame: &[u8]) -> bool {
+            let routed = self.routes.iter().any(|&(a, _)| a == peer);
+            if routed {
+                self.events.push(Event::RelayTo(peer, frame.to_vec()));
+            }
+            routed
+        }
+        fn relay_to_all(&mut self, _now: Instant, frame: &[u8]) {
+            self.events.push(Event::RelayToAll(frame.to_vec()));
+        }
+        fn sealing(&self) -> Sealing<'_> {
+            match (&self.sealer, self.per_peer) {
+                (Some(sealer), _) => Sealing::Keyed(sealer),
+                (None, true) => Sealing::PerPeer,
+                (None, false) => Sealing::Clear,
+            }
+        }
+        fn stats(&mut self) -> &mut Stats {
+            &mut self.stats
+        }
+        fn send(&mut self, peer: SocketAddr, datagram: &[u8]) {
+            self.events.push(Event::Send(peer, datagram.to_vec()));
+        }
+        fn send_to_all(&mut self, datagram: &[u8]) {
+            self.events.push(Event::SendToAll(datagram.to_vec()));
+        }
+        fn seal_and_send(
+            &mut self,
+            _now: Instant,
+            peer: SocketAddr,
+            bytes: &mut [u8],
+            inner_len: usize,
+        ) {
+            let clear = bytes[SWITCH_AT - TOKEN_LEN..SWITCH_AT + inner_len].to_vec();
+            self.events.push(Event::SealAndSend(peer, clear));
+        }
+        fn seal_and_send_to_all(&mut self, _now: Instant, clear: &[u8]) -> Result<(), DropReason> {
+            self.events.push(Event::SealAndSendToAll(clear.to_vec()));
+            Ok(())
+        }
+    }
+
+    /// A frame to `dst` from a fixed unicast source, `len` bytes.
+    fn frame(dst: [u8; 6], len: usize) -> Vec<u8> {
+        let mut f = vec![0x5a; len];
+        f[..6].copy_from_slice(&dst);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f
+    }
+
+    const UNICAST: [u8; 6] = [2, 0, 0, 0, 0, 2];
+    const BROADCAST: [u8; 6] = [0xff; 6];
+
+    /// The clear datagram of `frame`: token, switch byte 0, the frame.
+    fn clear(frame: &[u8]) -> Vec<u8> {
+        let mut d = token().to_bytes().to_vec();
+        d.push(Kind::Frame as u8);
+        d.extend_from_slice(frame);
+        d
+    }
+
+    fn run(script: &mut Script, frame: &[u8]) -> Result<(), DropReason> {
+        let mut buf = PacketBuf::new();
+        buf.frame_room()[..frame.len()].copy_from_slice(frame);
+        forward(script, NOW, &mut buf, frame.len())
+    }
+
+    #[test]
+    fn a_frame_shorter_than_an_ethernet_header_is_refused_before_any_question() {
+        let mut s = Script {
+            peers: vec![addr(2)],
+            ..Script::default()
+        };
+        assert_eq!(run(&mut s, &[0xff; 13]), Err(DropReason::BadDeviceFrame));
+        assert_eq!(s.events, []);
+        assert_eq!(s.stats, Stats::default());
+    }
+
+    #[test]
+    fn in_the_clear_a_known_destination_gets_one_datagram_and_the_rest_is_flooded() {
+        let mut s = Script {
+            peers: vec![addr(2), addr(3)],
+            owner: Some(addr(3)),
+            ..Script::default()
+        };
+        let (uni, bcast) = (frame(UNICAST, 60), frame(BROADCAST, 60));
+        run(&mut s, &uni).expect("sent");
+        run(&mut s, &bcast).expect("flooded");
+        s.owner = None;
+        run(&mut s, &uni).expect("flooded, unknown");
+        assert_eq!(
+            s.events,
+            [
+                Event::Send(addr(3), clear(&uni)),
+                Event::SendToAll(clear(&bcast)),
+                Event::SendToAll(clear(&uni)),
+            ]
+        );
+        assert_eq!((s.stats.frames_unicast, s.stats.frames_flooded), (1, 2));
+    }
+
+    #[test]
+    fn over_the_broadcast_limit_or_with_nobody_to_send_to_nothing_goes() {
+        let mut s = Script {
+            peers: vec![addr(2)],
+            refuse_broadcasts: true,
+            ..Script::default()
+        };
+        assert_eq!(
+            run(&mut s, &frame(BROADCAST, 60)),
+            Err(DropReason::BroadcastLimit)
+        );
+        // A unicast is not a broadcast: it is flooded.
+        run(&mut s, &frame(UNICAST, 60)).expect("flooded");
+        s.peers.clear();
+        s.refuse_broadcasts = false;
+        assert_eq!(run(&mut s, &frame(UNICAST, 60)), Err(DropReason::NoPeers));
+        assert_eq!(run(&mut s, &frame(BROADCAST, 60)), Err(DropReason::NoPeers));
+        // A destination whose owner is known still goes, verified peers or not (a lane's
+        // view may be one publication late).
+        s.owner = Some(addr(4));
+        run(&mut s, &frame(UNICAST, 60)).expect("sent");
+        assert_eq!(s.events.len(), 2, "{:?}", s.events);
+        assert_eq!((s.stats.frames_unicast, s.stats.frames_flooded), (1, 1));
+    }
+
+    #[test]
+    fn relays_get_the_clear_frame_before_the_seal_and_a_relayed_unicast_goes_only_there() {
+        let key = Key::from_bytes([0x42; 32]);
+        let session = [7u8; 16];
+        let mut s = Script {
+            peers: vec![addr(2)],
+            owner: Some(addr(9)),
+            routes: vec![(addr(9), addr(2))],
+            sealer: Some(Sealer::new(&key, session)),
+            ..Script::default()
+        };
+        let (uni, bcast) = (frame(UNICAST, 100), frame(BROADCAST, 100));
+        run(&mut s, &uni).expect("relayed");
+        run(&mut s, &bcast).expect("flooded");
+        assert_eq!(s.events.len(), 3, "{:?}", s.events);
+        assert_eq!(s.events[0], Event::RelayTo(addr(9), uni));
+        // A flood goes to the relayed addresses first, with the frame still clear...
+        assert_eq!(s.events[1], Event::RelayToAll(bcast.clone()));
+        // ...then, sealed once, to the direct peers; it opens to the clear datagram.
+        let Event::SendToAll(sealed) = &s.events[2] else {
+            panic!("a flood to the peers: {:?}", s.events[2]);
+        };
+        let mut sealed = sealed.clone();
+        assert_ne!(sealed, clear(&bcast));
+        let mut opener = Opener::new(&key, 16);
+        let range = opener.open(&mut sealed).expect("opens");
+        assert_eq!(sealed[range], clear(&bcast)[..]);
+        assert_eq!((s.stats.frames_unicast, s.stats.frames_flooded), (1, 1));
+    }
+
+    #[test]
+    fn with_per_node_keys_each_peer_s_seal_gets_the_clear_datagram_already_counted() {
+        let mut s = Script {
+            peers: vec![addr(2), addr(3)],
+            owner: Some(addr(3)),
+            per_peer: true,
+            ..Script::default()
+        };
+        let (uni, bcast) = (frame(UNICAST, 1400), frame(BROADCAST, 1400));
+        run(&mut s, &uni).expect("sealed for one");
+        run(&mut s, &bcast).expect("sealed for each");
+        assert_eq!(
+            s.events,
+            [
+                Event::SealAndSend(addr(3), clear(&uni)),
+                Event::SealAndSendToAll(clear(&bcast)),
+            ]
+        );
+        assert_eq!((s.stats.frames_unicast, s.stats.frames_flooded), (1, 1));
+    }
+}
