@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use log::debug;
 
-use crate::buf::{PacketBuf, BUF_LEN, HEADROOM, SWITCH_AT};
+use crate::buf::{PacketBuf, BUF_LEN, SWITCH_AT};
 use crate::crypto::{self, Sealer};
 use crate::identity::session::may_seal;
 use crate::io::Socket;
@@ -312,10 +312,7 @@ impl<S: Socket> Outbound for Lane<S> {
     }
 
     fn allow_broadcast(&mut self, now: Instant) -> bool {
-        match self.view.broadcast_limit {
-            Some(rate) => self.broadcasts.allow(now, rate),
-            None => true,
-        }
+        self.broadcasts.allow_within(now, self.view.broadcast_limit)
     }
 
     fn lookup(&self, now: Instant, vlan: VlanId, dst: Mac) -> Option<SocketAddr> {
@@ -380,16 +377,8 @@ impl<S: Socket> Outbound for Lane<S> {
 
     fn seal_and_send_to_all(&mut self, now: Instant, clear: &[u8]) -> Result<(), DropReason> {
         let (view, _, flood_buf, mut out) = self.parts();
-        let room = HEADROOM..HEADROOM + clear.len();
-        if flood_buf.get(room.clone()).is_none() {
-            return Err(DropReason::BadDeviceFrame);
-        }
-        let inner_len = clear.len().saturating_sub(SWITCH_AT - HEADROOM);
         for &peer in &view.peers {
-            // Each seal encrypts the copy in place: the clear bytes go in again for each peer.
-            if let Some(copy) = flood_buf.get_mut(room.clone()) {
-                copy.copy_from_slice(clear);
-            }
+            let inner_len = outbound::refill(flood_buf, clear)?;
             out.seal_and_send(view, now, peer, flood_buf, inner_len);
         }
         Ok(())

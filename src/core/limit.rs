@@ -43,6 +43,12 @@ impl RateLimiter {
         true
     }
 
+    /// [`RateLimiter::allow`] under a limit that may be off: with `None`, always true (and
+    /// nothing taken). // HOT PATH
+    pub fn allow_within(&mut self, now: Instant, limit: Option<u64>) -> bool {
+        limit.is_none_or(|rate| self.allow(now, rate))
+    }
+
     /// How many tokens are available at `now` (without taking any).
     pub fn available(&mut self, now: Instant, rate: u64) -> u64 {
         self.refill(now, rate);
@@ -87,5 +93,16 @@ mod tests {
         assert!(r.allow(Instant::FAR_FUTURE, u64::MAX));
         let mut z = RateLimiter::new(Instant::ZERO, 0);
         assert!(!z.allow(Instant::FAR_FUTURE, 0));
+    }
+
+    #[test]
+    fn allow_within_no_limit_always_allows_and_takes_nothing() {
+        let t0 = Instant::from_secs(10);
+        let mut limiter = RateLimiter::new(t0, 2);
+        assert!((0..100).all(|_| limiter.allow_within(t0, None)));
+        assert_eq!(limiter.available(t0, 2), 2);
+        assert!(limiter.allow_within(t0, Some(2)));
+        assert!(limiter.allow_within(t0, Some(2)));
+        assert!(!limiter.allow_within(t0, Some(2)));
     }
 }

@@ -151,6 +151,25 @@ pub(crate) fn forward<O: Outbound>(
     Ok(())
 }
 
+/// Per-node keys: puts a fresh copy of the clear datagram `clear` at [`HEADROOM`] in `flood`
+/// (each seal encrypts its copy in place, so every peer of a flood needs one) and returns the
+/// length from the switch byte that a seal at [`SWITCH_AT`] covers. // HOT PATH
+///
+/// # Errors
+///
+/// [`DropReason::BadDeviceFrame`] if `clear` does not fit in `flood` (or is shorter than a
+/// token).
+pub(crate) fn refill(flood: &mut [u8], clear: &[u8]) -> Result<usize, DropReason> {
+    let copy = flood
+        .get_mut(HEADROOM..HEADROOM + clear.len())
+        .ok_or(DropReason::BadDeviceFrame)?;
+    copy.copy_from_slice(clear);
+    clear
+        .len()
+        .checked_sub(SWITCH_AT - HEADROOM)
+        .ok_or(DropReason::BadDeviceFrame)
+}
+
 /// Counts a frame that goes out as unicast (to `target`) or flooded (no target).
 fn count(stats: &mut Stats, target: Option<SocketAddr>) {
     match target {
@@ -397,5 +416,27 @@ mod tests {
             ]
         );
         assert_eq!((s.stats.frames_unicast, s.stats.frames_flooded), (1, 1));
+    }
+
+    #[test]
+    fn a_flood_copy_is_refilled_whole_each_time_and_refused_when_it_does_not_fit() {
+        let mut flood = vec![0u8; 256];
+        let datagram = clear(&frame(BROADCAST, 60));
+        // A seal scribbled over the last copy: the next one is whole again.
+        flood[HEADROOM..HEADROOM + 20].fill(0xee);
+        let inner_len = refill(&mut flood, &datagram).expect("fits");
+        assert_eq!(flood[HEADROOM..HEADROOM + datagram.len()], datagram[..]);
+        assert_eq!(inner_len, 1 + 60, "the switch byte and the frame");
+        assert_eq!(SWITCH_AT - TOKEN_LEN, HEADROOM);
+        let mut small = vec![0u8; HEADROOM + 10];
+        assert_eq!(
+            refill(&mut small, &datagram),
+            Err(DropReason::BadDeviceFrame)
+        );
+        assert_eq!(
+            refill(&mut flood, &datagram[..3]),
+            Err(DropReason::BadDeviceFrame),
+            "shorter than a token"
+        );
     }
 }

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use log::{debug, warn};
 
 use super::{Node, FULL_MACS};
-use crate::buf::{PacketBuf, HEADROOM, SWITCH_AT};
+use crate::buf::{PacketBuf, SWITCH_AT};
 use crate::io::{Device, Socket};
 use crate::outbound::{self, Outbound, Sealing};
 use crate::stats::{DropReason, Stats};
@@ -134,10 +134,8 @@ impl<S: Socket, D: Device> Outbound for Node<S, D> {
     }
 
     fn allow_broadcast(&mut self, now: Instant) -> bool {
-        match self.config.broadcast_limit {
-            Some(rate) => self.device_broadcasts.allow(now, rate),
-            None => true,
-        }
+        self.device_broadcasts
+            .allow_within(now, self.config.broadcast_limit)
     }
 
     fn lookup(&self, now: Instant, vlan: VlanId, dst: Mac) -> Option<SocketAddr> {
@@ -217,16 +215,15 @@ impl<S: Socket, D: Device> Outbound for Node<S, D> {
         else {
             return Err(DropReason::BadDeviceFrame);
         };
-        let room = HEADROOM..HEADROOM + clear.len();
-        if flood.get(room.clone()).is_none() {
-            return Err(DropReason::BadDeviceFrame);
-        }
-        let inner_len = clear.len().saturating_sub(SWITCH_AT - HEADROOM);
+        let mut result = Ok(());
         peers.for_each_verified(|peer, traffic| {
-            // Each seal encrypts the copy in place: the clear bytes go in again for each peer.
-            if let Some(copy) = flood.get_mut(room.clone()) {
-                copy.copy_from_slice(clear);
-            }
+            let inner_len = match outbound::refill(flood, clear) {
+                Ok(inner_len) => inner_len,
+                Err(e) => {
+                    result = Err(e);
+                    return;
+                }
+            };
             if let Ok(range) = sessions.seal(now, peer, flood, SWITCH_AT, inner_len) {
                 if let Some(datagram) = flood.get(range) {
                     if tx.send(stats, peer, datagram, false) {
@@ -235,6 +232,6 @@ impl<S: Socket, D: Device> Outbound for Node<S, D> {
                 }
             }
         });
-        Ok(())
+        result
     }
 }
