@@ -628,6 +628,91 @@ mod tests {
         assert_eq!(sent.len(), 3, "an expired entry floods");
     }
 
+    /// The MACs the property below draws from: `mac(i)` is a unicast address.
+    fn mac(i: u8) -> [u8; 6] {
+        [2, 0, 0, 0, 1, i]
+    }
+
+    /// A frame of `len` bytes (cut at `len` even inside its header) from `src` to `dst`,
+    /// tagged with `vlan` if given.
+    fn tagged(dst: [u8; 6], src: [u8; 6], vlan: Option<u16>, len: usize) -> Vec<u8> {
+        let mut f = vec![0x5a; len.max(18)];
+        f[..6].copy_from_slice(&dst);
+        f[6..12].copy_from_slice(&src);
+        match vlan {
+            Some(vid) => {
+                f[12..14].copy_from_slice(&[0x81, 0x00]);
+                f[14..16].copy_from_slice(&vid.to_be_bytes());
+                f[16..18].copy_from_slice(&[0x08, 0x00]);
+            }
+            None => f[12..14].copy_from_slice(&[0x08, 0x00]),
+        }
+        f.truncate(len);
+        f
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        /// Whatever the node learned and whatever comes from the device (known, unknown,
+        /// broadcast or multicast destinations, tagged or not, any length, a broadcast limit
+        /// or none), a lane fed the node's view sends the very datagrams the node sends, to the
+        /// same peers, and counts the same: both go through `outbound::forward`.
+        #[test]
+        fn a_lane_sends_and_counts_what_the_node_does_for_any_frame(
+            learned in proptest::collection::vec((1u8..4, 0u8..6, proptest::option::of(1u16..4)), 0..10),
+            frames in proptest::collection::vec(
+                (0u8..4, 0u8..8, proptest::option::of(1u16..4), 0usize..1515), 1..20),
+            limit in proptest::option::of(1u64..4),
+        ) {
+            let now = Instant::from_secs(1);
+            let token = Token::new(7).unwrap();
+            let mut config = Config::new(token);
+            config.broadcast_limit = limit;
+            let mut node = Node::new(config, Recorder::default(), Sink, Instant::ZERO);
+            let mut get = [0u8; 8];
+            wire::emit_control(token, Kind::GetPeers, &mut get).unwrap();
+            let mut answer = [0u8; 10];
+            let (answer_len, _) = wire::emit_peers(token, std::iter::empty(), &mut answer).unwrap();
+            for i in 1..=3 {
+                node.on_datagram(now, peer(i), &mut get.clone()).unwrap();
+                node.on_datagram(now, peer(i), &mut answer[..answer_len]).unwrap();
+            }
+            // MACs learned behind the peers, on VLANs or not (a MAC may move between peers).
+            let mut incoming = vec![0u8; 200];
+            for &(from, m, vlan) in &learned {
+                let f = tagged([2, 0, 0, 0, 0, 1], mac(m), vlan, 60);
+                let len = wire::emit_frame(token, &f, &mut incoming).unwrap();
+                let _ = node.on_datagram(now, peer(from), &mut incoming[..len]);
+            }
+            let mut lane = Lane::new(Recorder::default(), Arc::new(node.forward_view()), now);
+            let before = node.stats().clone();
+            let local = [2, 0, 0, 0, 0, 1];
+            for &(kind, m, vlan, len) in &frames {
+                let dst = match kind {
+                    0 => mac(m),                       // learned (on some VLAN) or not
+                    1 => [0xff; 6],                    // broadcast
+                    2 => [0x01, 0x00, 0x5e, 0, 0, m],  // multicast
+                    _ => [2, 0, 0, 0, 2, m],           // never learned
+                };
+                let f = tagged(dst, local, vlan, len);
+                let by_node = send_through_node(&mut node, now, &f);
+                let by_lane = send_through_lane(&mut lane, now, &f);
+                proptest::prop_assert_eq!(by_lane, by_node);
+            }
+            let counts = lane.take_counts().stats;
+            let node_stats = node.stats();
+            proptest::prop_assert_eq!(
+                counts.frames_unicast, node_stats.frames_unicast - before.frames_unicast);
+            proptest::prop_assert_eq!(
+                counts.frames_flooded, node_stats.frames_flooded - before.frames_flooded);
+            proptest::prop_assert_eq!(
+                counts.datagrams_sent, node_stats.datagrams_sent - before.datagrams_sent);
+            proptest::prop_assert_eq!(
+                counts.total_drops(), node_stats.total_drops() - before.total_drops());
+            proptest::prop_assert_eq!(counts.frames_from_device, frames.len() as u64);
+        }
+    }
+
     #[test]
     fn counts_go_back_to_the_node_and_the_generation_moves_with_what_the_view_shows() {
         let now = Instant::from_secs(1);
