@@ -15,6 +15,8 @@
 
 use std::net::SocketAddr;
 
+use log::debug;
+
 use crate::buf::{PacketBuf, HEADROOM, SWITCH_AT};
 use crate::crypto::Sealer;
 use crate::stats::{DropReason, Stats};
@@ -72,6 +74,31 @@ pub(crate) trait Outbound {
     ///
     /// [`DropReason::BadDeviceFrame`] if `clear` does not fit the copy.
     fn seal_and_send_to_all(&mut self, now: Instant, clear: &[u8]) -> Result<(), DropReason>;
+}
+
+/// A frame read from the device into `buf.frame_room()[..len]`: counted as such, sent with
+/// [`forward`], and if it cannot go, counted as a drop with its reason and logged at debug.
+/// What [`Node::on_frame`](crate::node::Node::on_frame) and
+/// [`Lane::on_frame`](crate::lane::Lane::on_frame) both do. // HOT PATH
+///
+/// # Errors
+///
+/// As [`forward`]; the drop is already counted.
+pub(crate) fn from_device<O: Outbound>(
+    out: &mut O,
+    now: Instant,
+    buf: &mut PacketBuf,
+    len: usize,
+) -> Result<(), DropReason> {
+    let stats = out.stats();
+    stats.frames_from_device += 1;
+    stats.bytes_from_device += len as u64;
+    let result = forward(out, now, buf, len);
+    if let Err(reason) = result {
+        out.stats().count_drop(reason);
+        debug!("dropped a {len}-byte frame from the device: {reason}");
+    }
+    result
 }
 
 /// Sends the frame read into `buf.frame_room()[..len]` to the peer owning its destination, or

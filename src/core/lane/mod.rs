@@ -225,8 +225,9 @@ impl<S: Socket> Lane<S> {
     }
 
     /// Sends the frame read into `buf.frame_room()[..len]` to the peer owning its
-    /// destination, or to every verified peer, as [`Node::on_frame`](crate::node::Node::on_frame) does in the clear and
-    /// keyed modes. The header (and the seal) is written around the frame in place. // HOT PATH
+    /// destination, or to every verified peer, as [`Node::on_frame`](crate::node::Node::on_frame)
+    /// does, in every mode. The header (and the seal) is written around the frame in place.
+    /// // HOT PATH
     ///
     /// # Errors
     ///
@@ -239,14 +240,7 @@ impl<S: Socket> Lane<S> {
         buf: &mut PacketBuf,
         len: usize,
     ) -> Result<(), DropReason> {
-        self.stats.frames_from_device += 1;
-        self.stats.bytes_from_device += len as u64;
-        let result = outbound::forward(self, now, buf, len);
-        if let Err(reason) = result {
-            self.stats.count_drop(reason);
-            debug!("dropped a {len}-byte frame from the device: {reason}");
-        }
-        result
+        outbound::from_device(self, now, buf, len)
     }
 
     /// Sends what the socket queued (see [`Node::flush`](crate::node::Node::flush)). // HOT PATH

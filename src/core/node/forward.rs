@@ -29,23 +29,19 @@ impl<S: Socket, D: Device> Node<S, D> {
     ///
     /// # Errors
     ///
-    /// [`DropReason::BadDeviceFrame`] for a frame without a whole Ethernet header,
-    /// [`DropReason::NoPeers`] when there is nobody to send to. Both are already counted.
+    /// [`DropReason::BadDeviceFrame`] for a frame without a whole Ethernet header (or one
+    /// that cannot be sealed), [`DropReason::BroadcastLimit`] over the broadcast limit,
+    /// [`DropReason::NoPeers`] when there is nobody to send to. All are already counted.
     pub fn on_frame(
         &mut self,
         now: Instant,
         buf: &mut PacketBuf,
         len: usize,
     ) -> Result<(), DropReason> {
-        self.stats.frames_from_device += 1;
-        self.stats.bytes_from_device += len as u64;
         self.now = now;
-        let result = outbound::forward(self, now, buf, len);
+        let result = outbound::from_device(self, now, buf, len);
+        // Per-node keys: handshakes with the peers that had no session for this frame.
         self.flush_handshakes(now);
-        if let Err(reason) = result {
-            self.stats.count_drop(reason);
-            debug!("dropped a {len}-byte frame from the device: {reason}");
-        }
         result
     }
 
