@@ -25,9 +25,13 @@
 #                      latency any user-space relay pays for its two extra trips through the
 #                      kernel), without and with ethcloud's yield on every empty spin pass;
 #                      latency only, next to the variants (given or default)
-#   --floor-mode M     with --floor, also a row "floor-M": the relay in its io_uring mode M
-#                      (uring, uring-spin, uring-defer or sqpoll; see examples/minirelay);
-#                      repeatable
+#   --floor-mode M     with --floor, also a row "floor-M": the relay in mode M, one of its
+#                      io_uring modes (uring, uring-spin, uring-defer, sqpoll), busypoll
+#                      (SO_BUSY_POLL on its socket) or xdp (an AF_XDP socket for the
+#                      underlay); see examples/minirelay. busypoll and xdp get an underlay
+#                      veth of their own (198.18.5<i>.0/24; GRO on for busypoll, so that the
+#                      veth has a NAPI context to poll; ethtool is installed if missing), so
+#                      that the other rows' underlay stays as it is; repeatable
 #   --no-wireguard     leave out the WireGuard rows (else wg, wireguard-go and boringtun-cli
 #                      are installed if missing: apt-get wireguard-tools wireguard-go, cargo
 #                      install boringtun-cli, once)
@@ -82,8 +86,8 @@ while [ $# -gt 0 ]; do
         --floor) floor=1 ;;
         --floor-mode)
             case "$2" in
-                uring|uring-spin|uring-defer|sqpoll) floor_modes+=("floor-$2=") ;;
-                *) echo "bench.sh: --floor-mode wants uring, uring-spin, uring-defer or sqpoll" >&2; exit 2 ;;
+                uring|uring-spin|uring-defer|sqpoll|busypoll|xdp) floor_modes+=("floor-$2=") ;;
+                *) echo "bench.sh: --floor-mode wants uring, uring-spin, uring-defer, sqpoll, busypoll or xdp" >&2; exit 2 ;;
             esac
             shift ;;
         --no-wireguard) wireguard=0 ;;
@@ -112,6 +116,7 @@ done
 need_root
 need_tools ip=iproute2 ss=iproute2 iperf3=iperf3 ping=iputils-ping python3=python3 "cc=gcc libc6-dev"
 command -v cargo >/dev/null || die "cargo is missing"
+[[ " ${floor_modes[*]} " != *" floor-busypoll= "* ]] || need_tools ethtool=ethtool
 if [ "$wireguard" -eq 1 ]; then
     need_tools wg=wireguard-tools wireguard-go=wireguard-go
     need_cargo_tool boringtun-cli boringtun-cli ||
@@ -175,15 +180,30 @@ for variant in "${variants[@]}"; do
     done
     echo "==> $label: $vbin $extra (overlay $net.0/24, tap $tap, port $port)"
     vpids=""
+    # The relay's underlay: the shared veth, or for busypoll and xdp one of its own.
+    underlay="198.18.50"
+    if [[ "$label" = floor-busypoll || "$label" = floor-xdp ]]; then
+        underlay="198.18.5$index"
+        ul="ul$index"
+        ip -n "$a" link add "$ul" type veth peer name "$ul" netns "$b"
+        for side in 1 2; do
+            ns=$a; [ "$side" = 2 ] && ns=$b
+            ip -n "$ns" addr add "$underlay.$side/24" dev "$ul"
+            ip -n "$ns" link set "$ul" up
+            [ "$label" = floor-xdp ] || ip netns exec "$ns" ethtool -K "$ul" gro on >/dev/null
+        done
+    fi
     for side in 1 2; do
         ns=$a; other=2
         [ "$side" = 2 ] && { ns=$b; other=1; }
         if [ "$floor" -eq 1 ] && [[ "$label" = floor || "$label" = floor-* ]]; then
             relay_mode=""  # none, yield or an io_uring mode (see --floor-mode)
             [ "$label" = floor ] || relay_mode="${label#floor-}"
+            # The xdp relay writes its own Ethernet headers: it is given the peer's MAC.
+            [ "$label" != floor-xdp ] || relay_mode="xdp $ul $(ip netns exec "$([ "$side" = 1 ] && echo "$b" || echo "$a")" cat "/sys/class/net/$ul/address")"
             # shellcheck disable=SC2086
             ip netns exec "$ns" "$PWD/target/release/examples/minirelay" "$tap" \
-                "198.18.50.$side:$port" "198.18.50.$other:$port" 3600 $relay_mode 2>"$work/$label-$side.log" &
+                "$underlay.$side:$port" "$underlay.$other:$port" 3600 $relay_mode 2>"$work/$label-$side.log" &
         else
             # This side's files in place of {key-file}, {private-key}, {trusted}.
             args="${extra//"{key-file}"/$work/network.key}"

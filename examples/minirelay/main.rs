@@ -26,6 +26,15 @@
 //! - `sqpoll`: `IORING_SETUP_SQPOLL`, a kernel thread that takes the submissions, so a
 //!   spinning relay makes no system call to send either; it spins like `uring-spin`.
 //!
+//! Two more modes try what else the kernel offers for the floor (issue #14):
+//! - `busypoll`: the `yield` relay with `SO_BUSY_POLL` (50 µs) and `SO_PREFER_BUSY_POLL` on
+//!   its socket, so that every receive that finds the socket empty first runs the underlay
+//!   device's NAPI poll in the relay's own context. A veth has a NAPI context only with GRO on
+//!   (or an XDP program), which `bench.sh` arranges for this row on an underlay of its own.
+//! - `xdp IFACE PEER_MAC`: the `yield` relay with the UDP underlay replaced by an AF_XDP
+//!   socket on IFACE (`xdp.rs`): no IP or UDP layer in the kernel on either side and no system
+//!   call to receive; the relay writes the Ethernet, IPv4 and UDP headers itself.
+//!
 //! `scripts/bench.sh --floor --floor-mode M` adds the relay in mode M as a row `floor-M`; the
 //! results and why none was adopted are in docs/performance.md, "io_uring for the floor".
 
@@ -42,6 +51,7 @@ use ethcloud::sys::epoll::Poll;
 use ethcloud::sys::tap::TapDevice;
 
 mod uring;
+mod xdp;
 
 const SPIN: Duration = Duration::from_micros(50);
 
@@ -55,14 +65,67 @@ fn main() -> ExitCode {
     }
 }
 
+/// `SO_BUSY_POLL` of 50 µs and `SO_PREFER_BUSY_POLL` on `socket` (root may raise them above
+/// the `net.core.busy_read` sysctl).
+fn busy_poll(socket: &UdpSocket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    for (name, value) in [(libc::SO_BUSY_POLL, 50), (libc::SO_PREFER_BUSY_POLL, 1)] {
+        let value: libc::c_int = value;
+        // SAFETY: `value` is a live c_int of the size given.
+        let ret = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// What `SO_INCOMING_NAPI_ID` says of the last datagram `socket` received: the NAPI context
+/// that busy polling polls (0: none, so `SO_BUSY_POLL` has nothing to do).
+fn napi_id(socket: &UdpSocket) -> String {
+    use std::os::fd::AsRawFd;
+    let mut id: libc::c_uint = 0;
+    let mut len = std::mem::size_of::<libc::c_uint>() as libc::socklen_t;
+    // SAFETY: `id` and `len` are live and `len` is `id`'s size.
+    let ret = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_INCOMING_NAPI_ID,
+            (&mut id as *mut libc::c_uint).cast(),
+            &mut len,
+        )
+    };
+    if ret < 0 {
+        format!("SO_INCOMING_NAPI_ID: {}", io::Error::last_os_error())
+    } else if id == 0 {
+        "the socket has no NAPI context to poll (NAPI id 0)".to_string()
+    } else {
+        format!("polling the NAPI context {id} of the underlay")
+    }
+}
+
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = env::args().skip(1).collect();
     let (tap, listen, peer, secs, mode) =
         match args.as_slice() {
             [tap, listen, peer, secs] => (tap, listen, peer, secs, ""),
             [tap, listen, peer, secs, mode] => (tap, listen, peer, secs, mode.as_str()),
+            [tap, listen, peer, secs, mode, iface, peer_mac] if mode == "xdp" => {
+                let deadline = Instant::now() + Duration::from_secs(secs.parse()?);
+                let mut tap = TapDevice::open_with(tap, false)?;
+                return xdp::run(&mut tap, iface, listen.parse()?, peer.parse()?, peer_mac, deadline);
+            }
             _ => return Err(
-                "usage: minirelay TAP LISTEN PEER SECS [yield|uring|uring-spin|uring-defer|sqpoll]"
+                "usage: minirelay TAP LISTEN PEER SECS [yield|busypoll|uring|uring-spin|uring-defer|sqpoll|xdp IFACE PEER_MAC]"
                     .into(),
             ),
         };
@@ -74,6 +137,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let yields = match mode {
         "" => false,
         "yield" => true,
+        "busypoll" => {
+            busy_poll(&socket)?;
+            true
+        }
         "uring" => return uring::run(&tap, &socket, peer, deadline, uring::Mode::Wait),
         "uring-spin" => return uring::run(&tap, &socket, peer, deadline, uring::Mode::Spin),
         "uring-defer" => return uring::run(&tap, &socket, peer, deadline, uring::Mode::Defer),
@@ -85,6 +152,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     poll.register(socket.as_fd(), 1)?;
     let mut buf = vec![0u8; 65_536];
     let mut last_packet = Instant::now();
+    // busypoll: the NAPI context the socket polls is reported once, after the first datagram.
+    let mut napi_reported = mode != "busypoll";
     loop {
         let now = Instant::now();
         if now >= deadline {
@@ -108,6 +177,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 let _ = tap.write_frame(&buf[..len]);
                 last_packet = Instant::now();
                 moved = true;
+                if !napi_reported {
+                    napi_reported = true;
+                    eprintln!("minirelay: busypoll: {}", napi_id(&socket));
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
