@@ -32,6 +32,9 @@
 #                      veth of their own (198.18.5<i>.0/24; GRO on for busypoll, so that the
 #                      veth has a NAPI context to poll; ethtool is installed if missing), so
 #                      that the other rows' underlay stays as it is; repeatable
+#   --floor-throughput with --floor, run the throughput tests on the floor rows too (one
+#                      frame per system call and no offloads: a yardstick of the relays'
+#                      per-frame cost against each other, not against ethcloud)
 #   --no-wireguard     leave out the WireGuard rows (else wg, wireguard-go and boringtun-cli
 #                      are installed if missing: apt-get wireguard-tools wireguard-go, cargo
 #                      install boringtun-cli, once)
@@ -72,6 +75,7 @@ out=""
 latency_only=0
 floor=0
 floor_modes=()
+floor_throughput=0
 wireguard=1
 wg_threads=4
 while [ $# -gt 0 ]; do
@@ -84,6 +88,7 @@ while [ $# -gt 0 ]; do
         --out) out="$2"; shift ;;
         --latency-only) latency_only=1 ;;
         --floor) floor=1 ;;
+        --floor-throughput) floor_throughput=1 ;;
         --floor-mode)
             case "$2" in
                 uring|uring-spin|uring-defer|sqpoll|busypoll|xdp) floor_modes+=("floor-$2=") ;;
@@ -110,6 +115,7 @@ done
         "identity=--private-key {private-key} --trusted {trusted}")
 # The floors come in addition to the variants (given or default), measured first.
 [ "${#floor_modes[@]}" -eq 0 ] || [ "$floor" -eq 1 ] || { echo "bench.sh: --floor-mode needs --floor" >&2; exit 2; }
+[ "$floor_throughput" -eq 0 ] || [ "$floor" -eq 1 ] || { echo "bench.sh: --floor-throughput needs --floor" >&2; exit 2; }
 [ "$floor" -eq 0 ] || variants=("floor=" "floor-yield=" "${floor_modes[@]}" "${variants[@]}")
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
@@ -197,7 +203,7 @@ for variant in "${variants[@]}"; do
         ns=$a; other=2
         [ "$side" = 2 ] && { ns=$b; other=1; }
         if [ "$floor" -eq 1 ] && [[ "$label" = floor || "$label" = floor-* ]]; then
-            relay_mode=""  # none, yield or an io_uring mode (see --floor-mode)
+            relay_mode=""  # none, or a mode of --floor-mode
             [ "$label" = floor ] || relay_mode="${label#floor-}"
             # The xdp relay writes its own Ethernet headers: it is given the peer's MAC.
             [ "$label" != floor-xdp ] || relay_mode="xdp $ul $(ip netns exec "$([ "$side" = 1 ] && echo "$b" || echo "$a")" cat "/sys/class/net/$ul/address")"
@@ -393,8 +399,9 @@ run_latency() {
 
 run_tests() {
     # The floors are latency yardsticks (no offloads, one packet per system call): their
-    # throughput says nothing, so it is not measured.
-    [ "$latency_only" -eq 1 ] || [[ "$1" = floor || "$1" = floor-* ]] || run_throughput "$@"
+    # throughput says nothing against ethcloud, so it is measured only with --floor-throughput.
+    [ "$latency_only" -eq 1 ] || { [[ "$1" = floor || "$1" = floor-* ]] && [ "$floor_throughput" -eq 0 ]; } ||
+        run_throughput "$@"
     run_latency "$@"
 }
 
