@@ -97,32 +97,14 @@ impl Identity {
 /// The OS error of `getpwnam_r` (other than "not found"), `InvalidInput` for a name with NUL.
 pub fn lookup_user(name: &str) -> io::Result<Option<(libc::uid_t, libc::gid_t, String)>> {
     let name_c = c_name(name)?;
-    let mut buf = vec![0 as c_char; FIRST_ENTRY_BUF];
-    loop {
-        let mut entry = MaybeUninit::<libc::passwd>::uninit();
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: `name_c` is NUL-terminated; `entry` and `result` are valid places to write;
-        // `buf` is writable for `buf.len()` bytes and outlives every use of `entry`'s strings
-        // (none: only the ids are read).
-        let rc = syscall!(getpwnam_r(
-            name_c.as_ptr(),
-            entry.as_mut_ptr(),
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result
-        ))?;
-        match rc {
-            0 if result.is_null() => return Ok(None),
-            0 => {
-                // SAFETY: rc == 0 and `result` is non-null, so `entry` was filled in.
-                let entry = unsafe { entry.assume_init() };
-                return Ok(Some((entry.pw_uid, entry.pw_gid, name.to_owned())));
-            }
-            libc::ERANGE if buf.len() < MAX_ENTRY_BUF => buf.resize(buf.len() * 2, 0),
-            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
-            code => return Err(io::Error::from_raw_os_error(code)),
-        }
-    }
+    nss_entry(
+        // SAFETY: `name_c` is NUL-terminated; the other arguments come from `nss_entry`,
+        // which documents them.
+        |entry, buf, len, result| unsafe {
+            libc::getpwnam_r(name_c.as_ptr(), entry, buf, len, result)
+        },
+        |entry: &libc::passwd| (entry.pw_uid, entry.pw_gid, name.to_owned()),
+    )
 }
 
 /// The gid of group `name`, `None` if there is no such group.
@@ -132,58 +114,58 @@ pub fn lookup_user(name: &str) -> io::Result<Option<(libc::uid_t, libc::gid_t, S
 /// The OS error of `getgrnam_r` (other than "not found"), `InvalidInput` for a name with NUL.
 pub fn lookup_group(name: &str) -> io::Result<Option<libc::gid_t>> {
     let name_c = c_name(name)?;
-    let mut buf = vec![0 as c_char; FIRST_ENTRY_BUF];
-    loop {
-        let mut entry = MaybeUninit::<libc::group>::uninit();
-        let mut result: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: as in `lookup_user`, with a `group` entry.
-        let rc = syscall!(getgrnam_r(
-            name_c.as_ptr(),
-            entry.as_mut_ptr(),
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result
-        ))?;
-        match rc {
-            0 if result.is_null() => return Ok(None),
-            0 => {
-                // SAFETY: rc == 0 and `result` is non-null, so `entry` was filled in.
-                let entry = unsafe { entry.assume_init() };
-                return Ok(Some(entry.gr_gid));
-            }
-            libc::ERANGE if buf.len() < MAX_ENTRY_BUF => buf.resize(buf.len() * 2, 0),
-            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
-            code => return Err(io::Error::from_raw_os_error(code)),
-        }
-    }
+    nss_entry(
+        // SAFETY: as in `lookup_user`.
+        |entry, buf, len, result| unsafe {
+            libc::getgrnam_r(name_c.as_ptr(), entry, buf, len, result)
+        },
+        |entry: &libc::group| entry.gr_gid,
+    )
 }
 
 /// The name of group `gid`, if it has one.
 fn group_name(gid: libc::gid_t) -> Option<String> {
+    nss_entry(
+        // SAFETY: the arguments come from `nss_entry`, which documents them.
+        |entry, buf, len, result| unsafe { libc::getgrgid_r(gid, entry, buf, len, result) },
+        |entry: &libc::group| {
+            // SAFETY: `gr_name` of a filled-in entry points to a NUL-terminated string inside
+            // the buffer, alive while `nss_entry` calls this.
+            let name = unsafe { CStr::from_ptr(entry.gr_name) };
+            name.to_string_lossy().into_owned()
+        },
+    )
+    .ok()
+    .flatten()
+}
+
+/// One entry of a `get*_r` function of the user and group databases, whose strings live in a
+/// buffer of the caller's: `call(entry, buf, buf_len, result)` is made with a valid place to
+/// write the entry, a writable buffer of `buf_len` bytes and a valid place for the result
+/// pointer; on `ERANGE` the buffer doubles (up to [`MAX_ENTRY_BUF`]) and the call is made
+/// again. `read` gets the filled-in entry while the buffer is alive.
+///
+/// # Errors
+///
+/// The error code `call` returned, other than those that mean "no such entry" (`Ok(None)`).
+fn nss_entry<E, T>(
+    call: impl Fn(*mut E, *mut c_char, usize, *mut *mut E) -> libc::c_int,
+    read: impl FnOnce(&E) -> T,
+) -> io::Result<Option<T>> {
     let mut buf = vec![0 as c_char; FIRST_ENTRY_BUF];
     loop {
-        let mut entry = MaybeUninit::<libc::group>::uninit();
-        let mut result: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: `entry` and `result` are valid places to write; `buf` is writable for
-        // `buf.len()` bytes and outlives the read of `gr_name` below.
-        let rc = syscall!(getgrgid_r(
-            gid,
-            entry.as_mut_ptr(),
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result
-        ))
-        .ok()?;
-        match rc {
-            0 if result.is_null() => return None,
+        let mut entry = MaybeUninit::<E>::uninit();
+        let mut result: *mut E = std::ptr::null_mut();
+        match call(entry.as_mut_ptr(), buf.as_mut_ptr(), buf.len(), &mut result) {
+            0 if result.is_null() => return Ok(None),
             0 => {
-                // SAFETY: rc == 0 and `result` is non-null, so `entry` was filled in, and its
-                // `gr_name` points to a NUL-terminated string inside `buf`, still alive.
-                let name = unsafe { CStr::from_ptr(entry.assume_init().gr_name) };
-                return Some(name.to_string_lossy().into_owned());
+                // SAFETY: the call returned 0 with a non-null result, so `entry` was filled in.
+                let entry = unsafe { entry.assume_init_ref() };
+                return Ok(Some(read(entry)));
             }
             libc::ERANGE if buf.len() < MAX_ENTRY_BUF => buf.resize(buf.len() * 2, 0),
-            _ => return None,
+            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
+            code => return Err(io::Error::from_raw_os_error(code)),
         }
     }
 }
@@ -258,6 +240,39 @@ mod tests {
         assert_eq!(lookup_user("ethcloud-no-such-user").unwrap(), None);
         assert_eq!(lookup_group("ethcloud-no-such-group").unwrap(), None);
         assert!(lookup_user("a\0b").is_err());
+    }
+
+    #[test]
+    fn an_entry_grows_its_buffer_on_erange_up_to_the_limit() {
+        // A database whose entry needs 5000 bytes: 1024, 2048 and 4096 are refused.
+        let tried = std::cell::RefCell::new(Vec::new());
+        let found = nss_entry(
+            |entry: *mut u32, _buf, len, result| {
+                tried.borrow_mut().push(len);
+                if len < 5000 {
+                    return libc::ERANGE;
+                }
+                // SAFETY: `nss_entry` hands valid places to write the entry and the result.
+                unsafe {
+                    entry.write(7);
+                    *result = entry;
+                }
+                0
+            },
+            |entry| *entry,
+        );
+        assert_eq!(found.unwrap(), Some(7));
+        assert_eq!(*tried.borrow(), vec![1024, 2048, 4096, 8192]);
+        // One that never fits stops at the limit with the error, not in an endless loop.
+        let err = nss_entry(|_: *mut u32, _, _, _| libc::ERANGE, |e| *e).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ERANGE));
+        // "Not found" codes are no entry; any other code is an error.
+        assert_eq!(
+            nss_entry(|_: *mut u32, _, _, _| libc::ENOENT, |e| *e).unwrap(),
+            None
+        );
+        let err = nss_entry(|_: *mut u32, _, _, _| libc::EIO, |e| *e).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EIO));
     }
 
     #[test]
