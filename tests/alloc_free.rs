@@ -201,6 +201,48 @@ fn deliver(
     from.socket_mut().count = 0;
 }
 
+/// The test pair's addresses: a at .1, b at .2.
+fn pair_addrs() -> (SocketAddr, SocketAddr) {
+    (
+        SocketAddr::from(([198, 18, 0, 1], 3210)),
+        SocketAddr::from(([198, 18, 0, 2], 3210)),
+    )
+}
+
+/// Nodes a and b made from `config(1)` and `config(2)`, b given a as its `--connect`
+/// address, after `exchanges` rounds of everything each sent delivered to the other at
+/// `now`; asserts that they verified each other (`mode` names them in the message).
+fn connected_pair(
+    config: impl Fn(u8) -> Config,
+    exchanges: usize,
+    now: Instant,
+    mode: &str,
+) -> (Node<Capture, NullDevice>, Node<Capture, NullDevice>) {
+    let (a_addr, b_addr) = pair_addrs();
+    let node = |n| {
+        Node::new(
+            config(n),
+            Capture::new(),
+            NullDevice::default(),
+            Instant::ZERO,
+        )
+    };
+    let (mut a, mut b) = (node(1), node(2));
+    let mut scratch = vec![0u8; 2048];
+    b.add_connect(now, a_addr);
+    b.housekeep(now);
+    for _ in 0..exchanges {
+        deliver(&mut b, b_addr, &mut a, now, &mut scratch);
+        deliver(&mut a, a_addr, &mut b, now, &mut scratch);
+    }
+    assert_eq!(
+        (a.peer_count(), b.peer_count()),
+        (1, 1),
+        "{mode} nodes verified each other"
+    );
+    (a, b)
+}
+
 /// Runs a `--threads` lane with `a`'s view (`b` its only peer): 10 100 rounds of a unicast
 /// frame (`to_b`) and a broadcast, every datagram delivered to `b`. Checks that the last
 /// 10 000 rounds allocate nothing and that `b` opened every datagram; returns the lane's
@@ -257,36 +299,11 @@ fn keyed_packet_path_makes_no_allocation_after_warm_up() {
         });
         config
     };
-    let (a_addr, b_addr) = (
-        SocketAddr::from(([198, 18, 0, 1], 3210)),
-        SocketAddr::from(([198, 18, 0, 2], 3210)),
-    );
-    let mut a = Node::new(
-        keyed(1),
-        Capture::new(),
-        NullDevice::default(),
-        Instant::ZERO,
-    );
-    let mut b = Node::new(
-        keyed(2),
-        Capture::new(),
-        NullDevice::default(),
-        Instant::ZERO,
-    );
+    let (a_addr, b_addr) = pair_addrs();
     let now = Instant::from_secs(1);
-    let mut scratch = vec![0u8; 2048];
     // b contacts a (its --connect address); the two verify each other by exchanging messages
-    b.add_connect(now, a_addr);
-    b.housekeep(now);
-    for _ in 0..4 {
-        deliver(&mut b, b_addr, &mut a, now, &mut scratch);
-        deliver(&mut a, a_addr, &mut b, now, &mut scratch);
-    }
-    assert_eq!(
-        (a.peer_count(), b.peer_count()),
-        (1, 1),
-        "keyed nodes verified each other"
-    );
+    let (mut a, mut b) = connected_pair(keyed, 4, now, "keyed");
+    let mut scratch = vec![0u8; 2048];
     let remote_mac = [2, 0, 0, 0, 0, 2];
     let local_mac = [2, 0, 0, 0, 0, 1];
     let from_b = ethernet(local_mac, remote_mac);
@@ -365,36 +382,11 @@ fn identity_packet_path_makes_no_allocation_with_sessions_held() {
         });
         config
     };
-    let (a_addr, b_addr) = (
-        SocketAddr::from(([198, 18, 0, 1], 3210)),
-        SocketAddr::from(([198, 18, 0, 2], 3210)),
-    );
-    let mut a = Node::new(
-        identity(1),
-        Capture::new(),
-        NullDevice::default(),
-        Instant::ZERO,
-    );
-    let mut b = Node::new(
-        identity(2),
-        Capture::new(),
-        NullDevice::default(),
-        Instant::ZERO,
-    );
+    let (a_addr, b_addr) = pair_addrs();
     let mut now = Instant::from_secs(1);
-    let mut scratch = vec![0u8; 2048];
     // b contacts a: handshake, then the two verify each other by exchanging peer lists.
-    b.add_connect(now, a_addr);
-    b.housekeep(now);
-    for _ in 0..6 {
-        deliver(&mut b, b_addr, &mut a, now, &mut scratch);
-        deliver(&mut a, a_addr, &mut b, now, &mut scratch);
-    }
-    assert_eq!(
-        (a.peer_count(), b.peer_count()),
-        (1, 1),
-        "nodes with per-node keys verified each other"
-    );
+    let (mut a, mut b) = connected_pair(identity, 6, now, "per-node key");
+    let mut scratch = vec![0u8; 2048];
     let remote_mac = [2, 0, 0, 0, 0, 2];
     let local_mac = [2, 0, 0, 0, 0, 1];
     let from_b = ethernet(local_mac, remote_mac);
