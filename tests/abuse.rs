@@ -13,10 +13,7 @@ use sim::{frame, mac, Simulator, BROADCAST};
 fn mesh(seed: u64, n: usize) -> (Simulator, Vec<SocketAddr>) {
     let mut sim = Simulator::new(seed);
     let cfg = Simulator::config();
-    let nodes: Vec<SocketAddr> = (0..n).map(|_| sim.add_node(&cfg)).collect();
-    for node in &nodes[1..] {
-        sim.connect(*node, nodes[0]);
-    }
+    let nodes = sim.add_star(&cfg, n);
     sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
     (sim, nodes)
 }

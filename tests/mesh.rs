@@ -25,10 +25,7 @@ fn report(name: &str, sim: &Simulator, took: Duration) {
 fn chain_of_ten_becomes_full_mesh() {
     let mut sim = Simulator::new(0x5eed);
     let cfg = Simulator::config();
-    let nodes: Vec<SocketAddr> = (0..10).map(|_| sim.add_node(&cfg)).collect();
-    for w in nodes.windows(2) {
-        sim.connect(w[1], w[0]);
-    }
+    sim.add_chain(&cfg, 10);
     let took = sim.advance_until(Duration::from_secs(120), |s| s.is_full_mesh());
     sim.assert_full_mesh();
     report("chain of 10", &sim, took);
@@ -71,10 +68,7 @@ fn mesh_forms_with_five_percent_loss() {
     let mut sim = Simulator::new(0x1055);
     sim.loss_per_mille = 50;
     let cfg = Simulator::config();
-    let nodes: Vec<SocketAddr> = (0..20).map(|_| sim.add_node(&cfg)).collect();
-    for w in nodes.windows(2) {
-        sim.connect(w[1], w[0]);
-    }
+    sim.add_chain(&cfg, 20);
     let took = sim.advance_until(Duration::from_secs(600), |s| s.is_full_mesh());
     assert!(
         sim.lost > 0,
@@ -99,10 +93,7 @@ fn lost_answers_heal_in_seconds_not_at_the_next_keepalive() {
         let mut sim = Simulator::new(seed);
         sim.loss_per_mille = 50;
         let cfg = Simulator::config();
-        let nodes: Vec<SocketAddr> = (0..20).map(|_| sim.add_node(&cfg)).collect();
-        for w in nodes.windows(2) {
-            sim.connect(w[1], w[0]);
-        }
+        sim.add_chain(&cfg, 20);
         let t = sim.advance_until(Duration::from_secs(300), |s| s.is_full_mesh());
         took.push(t.as_secs());
     }
@@ -120,10 +111,7 @@ fn mesh_stays_whole_for_hours_without_data_traffic() {
     let mut sim = Simulator::new(0x1d1e);
     let mut cfg = Simulator::config();
     cfg.peer_timeout = Duration::from_secs(120);
-    let nodes: Vec<SocketAddr> = (0..30).map(|_| sim.add_node(&cfg)).collect();
-    for n in &nodes[1..] {
-        sim.connect(*n, nodes[0]);
-    }
+    sim.add_star(&cfg, 30);
     sim.advance_until(Duration::from_secs(300), |s| s.is_full_mesh());
     let before = sim.control_bytes_per_node();
     sim.advance(Duration::from_secs(3 * 3600));
@@ -246,10 +234,7 @@ fn dead_node_in_a_large_mesh_is_not_kept_alive_by_gossip() {
     let mut sim = Simulator::new(0xd0d0);
     let mut cfg = Simulator::config();
     cfg.peer_timeout = Duration::from_secs(60);
-    let nodes: Vec<SocketAddr> = (0..25).map(|_| sim.add_node(&cfg)).collect();
-    for n in &nodes[1..] {
-        sim.connect(*n, nodes[0]);
-    }
+    let nodes = sim.add_star(&cfg, 25);
     sim.advance_until(Duration::from_secs(120), |s| s.is_full_mesh());
     let dead = nodes[7];
     sim.kill(dead);
@@ -370,10 +355,7 @@ fn partition_that_heals_reforms_the_mesh() {
     let mut sim = Simulator::new(0x9a27);
     let mut cfg = Simulator::config();
     cfg.peer_timeout = Duration::from_secs(60);
-    let nodes: Vec<SocketAddr> = (0..6).map(|_| sim.add_node(&cfg)).collect();
-    for w in nodes.windows(2) {
-        sim.connect(w[1], w[0]);
-    }
+    let nodes = sim.add_chain(&cfg, 6);
     sim.advance_until(Duration::from_secs(120), |s| s.is_full_mesh());
     let (left, right) = nodes.split_at(3);
     for l in left {
@@ -415,10 +397,7 @@ fn same_seed_gives_same_trace_and_loss_changes_it() {
         let mut sim = Simulator::new(seed);
         sim.loss_per_mille = 100;
         let cfg = Simulator::config();
-        let nodes: Vec<SocketAddr> = (0..12).map(|_| sim.add_node(&cfg)).collect();
-        for w in nodes.windows(2) {
-            sim.connect(w[1], w[0]);
-        }
+        sim.add_chain(&cfg, 12);
         sim.advance(Duration::from_secs(120));
         sim.trace_hash
     }
@@ -430,10 +409,7 @@ fn same_seed_gives_same_trace_and_loss_changes_it() {
 fn everyone_restarting_at_once_causes_no_storm() {
     let mut sim = Simulator::new(0x5707);
     let cfg = Simulator::config();
-    let nodes: Vec<SocketAddr> = (0..60).map(|_| sim.add_node(&cfg)).collect();
-    for n in &nodes[1..] {
-        sim.connect(*n, nodes[0]);
-    }
+    let nodes = sim.add_star(&cfg, 60);
     sim.advance_until(Duration::from_secs(120), |s| s.is_full_mesh());
     for n in &nodes {
         sim.kill(*n);

@@ -2,18 +2,31 @@
 
 mod sim;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use ethcloud::node::Config;
 use ethcloud::stats::DropReason;
 use sim::{frame, mac, Simulator, BROADCAST};
 
-fn two_connected(seed: u64) -> (Simulator, std::net::SocketAddr, std::net::SocketAddr) {
+fn two_connected(seed: u64) -> (Simulator, SocketAddr, SocketAddr) {
     let mut sim = Simulator::new(seed);
     let cfg = Simulator::config();
     let [a, b] = sim.add_nodes(&cfg);
     sim.connect(a, b);
     sim.advance_until(Duration::from_secs(10), |s| s.is_full_mesh());
     (sim, a, b)
+}
+
+/// Three nodes of `cfg`, b and c given a as their `--connect` address, once they are a full
+/// mesh.
+fn three_in_mesh(seed: u64, cfg: &Config) -> (Simulator, SocketAddr, SocketAddr, SocketAddr) {
+    let mut sim = Simulator::new(seed);
+    let [a, b, c] = sim.add_nodes(cfg);
+    sim.connect(b, a);
+    sim.connect(c, a);
+    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    (sim, a, b, c)
 }
 
 #[test]
@@ -31,12 +44,7 @@ fn two_nodes_frames_cross_both_ways_verbatim() {
 
 #[test]
 fn unknown_destination_floods_and_learned_goes_unicast() {
-    let mut sim = Simulator::new(2);
-    let cfg = Simulator::config();
-    let [a, b, c] = sim.add_nodes(&cfg);
-    sim.connect(b, a);
-    sim.connect(c, a);
-    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    let (mut sim, a, b, c) = three_in_mesh(2, &Simulator::config());
 
     // unknown destination: everyone gets it
     let to_b = frame(mac(2), mac(1), None, 1);
@@ -90,12 +98,7 @@ fn broadcast_goes_to_every_peer_and_is_never_forwarded_again() {
 
 #[test]
 fn vlans_zero_ten_and_twenty_are_learned_apart_with_the_same_mac() {
-    let mut sim = Simulator::new(4);
-    let cfg = Simulator::config();
-    let [a, b, c] = sim.add_nodes(&cfg);
-    sim.connect(b, a);
-    sim.connect(c, a);
-    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    let (mut sim, a, b, c) = three_in_mesh(4, &Simulator::config());
     // the same MAC lives behind b on VLAN 0 and 10, behind c on VLAN 20
     for (node, vlan) in [(b, None), (b, Some(10)), (c, Some(20))] {
         sim.inject_frame(node, &frame(BROADCAST, mac(9), vlan, 0));
@@ -136,12 +139,7 @@ fn broadcast_and_multicast_sources_are_never_learned() {
 
 #[test]
 fn mac_seen_at_another_peer_moves_there_and_is_counted() {
-    let mut sim = Simulator::new(7);
-    let cfg = Simulator::config();
-    let [a, b, c] = sim.add_nodes(&cfg);
-    sim.connect(b, a);
-    sim.connect(c, a);
-    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    let (mut sim, a, b, c) = three_in_mesh(7, &Simulator::config());
     sim.inject_frame(b, &frame(BROADCAST, mac(5), None, 0));
     sim.run_until_idle(100);
     sim.inject_frame(c, &frame(BROADCAST, mac(5), None, 0));
@@ -159,13 +157,9 @@ fn mac_seen_at_another_peer_moves_there_and_is_counted() {
 
 #[test]
 fn mac_entry_expires_after_mac_timeout_on_the_fake_clock() {
-    let mut sim = Simulator::new(8);
     let mut cfg = Simulator::config();
     cfg.mac_timeout = Duration::from_secs(30);
-    let [a, b, c] = sim.add_nodes(&cfg);
-    sim.connect(b, a);
-    sim.connect(c, a);
-    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    let (mut sim, a, b, c) = three_in_mesh(8, &cfg);
     sim.inject_frame(b, &frame(BROADCAST, mac(2), None, 0));
     sim.run_until_idle(100);
     assert_eq!(sim.nodes[&a].switch_table().len(), 1);
@@ -183,12 +177,7 @@ fn mac_entry_expires_after_mac_timeout_on_the_fake_clock() {
 
 #[test]
 fn after_close_no_data_goes_to_the_closed_peer_even_for_its_macs() {
-    let mut sim = Simulator::new(9);
-    let cfg = Simulator::config();
-    let [a, b, c] = sim.add_nodes(&cfg);
-    sim.connect(b, a);
-    sim.connect(c, a);
-    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    let (mut sim, a, b, c) = three_in_mesh(9, &Simulator::config());
     sim.inject_frame(b, &frame(BROADCAST, mac(2), None, 0));
     sim.run_until_idle(100);
     sim.shutdown(b);

@@ -262,6 +262,26 @@ impl Simulator {
         std::array::from_fn(|_| self.add_node(cfg))
     }
 
+    /// Adds `n` nodes of `cfg`, each given the one before it as its `--connect` address (a
+    /// chain: only neighbours know each other at first).
+    pub fn add_chain(&mut self, cfg: &Config, n: usize) -> Vec<SocketAddr> {
+        let nodes: Vec<SocketAddr> = (0..n).map(|_| self.add_node(cfg)).collect();
+        for w in nodes.windows(2) {
+            self.connect(w[1], w[0]);
+        }
+        nodes
+    }
+
+    /// Adds `n` nodes of `cfg`, each after the first given the first as its `--connect`
+    /// address (a star around the first).
+    pub fn add_star(&mut self, cfg: &Config, n: usize) -> Vec<SocketAddr> {
+        let nodes: Vec<SocketAddr> = (0..n).map(|_| self.add_node(cfg)).collect();
+        for node in &nodes[1..] {
+            self.connect(*node, nodes[0]);
+        }
+        nodes
+    }
+
     /// Adds (or restarts) a node at `addr`.
     pub fn add_node_at(&mut self, addr: SocketAddr, cfg: &Config) {
         let mut cfg = cfg.clone();
