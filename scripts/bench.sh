@@ -206,7 +206,10 @@ for variant in "${variants[@]}"; do
             relay_mode=""  # none, or a mode of --floor-mode
             [ "$label" = floor ] || relay_mode="${label#floor-}"
             # The xdp relay writes its own Ethernet headers: it is given the peer's MAC.
-            [ "$label" != floor-xdp ] || relay_mode="xdp $ul $(ip netns exec "$([ "$side" = 1 ] && echo "$b" || echo "$a")" cat "/sys/class/net/$ul/address")"
+            if [ "$label" = floor-xdp ]; then
+                other_ns=$b; [ "$side" = 2 ] && other_ns=$a
+                relay_mode="xdp $ul $(ip netns exec "$other_ns" cat "/sys/class/net/$ul/address")"
+            fi
             # shellcheck disable=SC2086
             ip netns exec "$ns" "$PWD/target/release/examples/minirelay" "$tap" \
                 "$underlay.$side:$port" "$underlay.$other:$port" 3600 $relay_mode 2>"$work/$label-$side.log" &

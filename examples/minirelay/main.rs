@@ -71,21 +71,33 @@ fn busy_poll(socket: &UdpSocket) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     for (name, value) in [(libc::SO_BUSY_POLL, 50), (libc::SO_PREFER_BUSY_POLL, 1)] {
         let value: libc::c_int = value;
-        // SAFETY: `value` is a live c_int of the size given.
-        let ret = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                name,
-                (&value as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if ret < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        setsockopt(socket.as_raw_fd(), libc::SOL_SOCKET, name, &value)?;
     }
     Ok(())
+}
+
+/// setsockopt(2) of `value` (a plain C value of its own size) at `level`/`name` on `fd`.
+fn setsockopt<T>(
+    fd: std::os::fd::RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: `value` is a live `T` of the size given; the kernel only reads it.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// What `SO_INCOMING_NAPI_ID` says of the last datagram `socket` received: the NAPI context

@@ -19,7 +19,10 @@ use std::ptr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::setsockopt;
+
 use ethcloud::io::Device;
+use ethcloud::offload::checksum;
 use ethcloud::sys::tap::TapDevice;
 
 /// After a packet, spin this long before sleeping (ethcloud's default `--busy-poll`).
@@ -268,24 +271,6 @@ impl Ring {
     }
 }
 
-fn setsockopt<T>(fd: RawFd, name: libc::c_int, value: &T) -> io::Result<()> {
-    // SAFETY: `value` is a live `T` of the size given.
-    let ret = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_XDP,
-            name,
-            (value as *const T).cast(),
-            std::mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 fn mac(text: &str) -> Result<[u8; 6], Box<dyn Error>> {
     let parts: Vec<u8> = text
         .trim()
@@ -295,18 +280,6 @@ fn mac(text: &str) -> Result<[u8; 6], Box<dyn Error>> {
     parts
         .try_into()
         .map_err(|_| format!("not a MAC address: {text}").into())
-}
-
-/// The IPv4 header checksum of `header` (20 bytes, its checksum field zero).
-fn ip_checksum(header: &[u8]) -> u16 {
-    let mut sum: u32 = header
-        .chunks(2)
-        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 /// Relays between `tap` and the AF_XDP socket on `iface` until `deadline` (the same spin,
@@ -361,14 +334,15 @@ pub fn run(
         flags: 0,
         tx_metadata_len: 0,
     };
-    setsockopt(fd, libc::XDP_UMEM_REG, &reg).map_err(|e| format!("XDP_UMEM_REG: {e}"))?;
+    setsockopt(fd, libc::SOL_XDP, libc::XDP_UMEM_REG, &reg)
+        .map_err(|e| format!("XDP_UMEM_REG: {e}"))?;
     for ring in [
         libc::XDP_UMEM_FILL_RING,
         libc::XDP_UMEM_COMPLETION_RING,
         libc::XDP_RX_RING,
         libc::XDP_TX_RING,
     ] {
-        setsockopt(fd, ring, &RING).map_err(|e| format!("ring size: {e}"))?;
+        setsockopt(fd, libc::SOL_XDP, ring, &RING).map_err(|e| format!("ring size: {e}"))?;
     }
     // SAFETY: an all-zero `xdp_mmap_offsets` is valid; it is filled by getsockopt below.
     let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
@@ -508,7 +482,7 @@ pub fn run(
                     chunk[..HEADERS].copy_from_slice(&headers);
                     let ip_len = (20 + 8 + len) as u16;
                     chunk[16..18].copy_from_slice(&ip_len.to_be_bytes());
-                    let sum = ip_checksum(&chunk[14..34]);
+                    let sum = checksum::finish(checksum::add(0, &chunk[14..34]));
                     chunk[24..26].copy_from_slice(&sum.to_be_bytes());
                     chunk[38..40].copy_from_slice(&(8 + len as u16).to_be_bytes());
                     let desc = libc::xdp_desc {
