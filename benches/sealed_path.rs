@@ -1,6 +1,7 @@
 //! Nanoseconds per 1400-byte frame through two nodes' cores, sender and receiver together
-//! (tap→seal→UDP on one node, UDP→open→tap on the other), in the three modes: the seed's clear
-//! protocol, keyed mode (`--key-file`) and per-node keys (`--private-key`). Socket and device are
+//! (tap→seal→UDP on one node, UDP→open→tap on the other), in the modes: the seed's clear
+//! protocol, keyed mode (`--key-file`) and per-node keys (`--private-key`, with and without
+//! `--no-aegis`). Socket and device are
 //! in memory; the last datagram sent is kept in a fixed buffer and handed to the other node.
 //! It isolates what sealing and the session lookups cost from the kernel, which a throughput
 //! benchmark on a busy machine cannot.
@@ -84,6 +85,15 @@ fn measure(config: impl Fn(u8) -> Config) -> f64 {
         pump(&mut a, a_addr, &mut b, now);
     }
     assert_eq!((a.peer_count(), b.peer_count()), (1, 1), "the nodes met");
+    // A second later: the renewal the Hellos asked for (sessions move to AEGIS-128L where
+    // both ends open it and this CPU has AES instructions).
+    let now = Instant::from_secs(2);
+    for _ in 0..4 {
+        a.housekeep(now);
+        b.housekeep(now);
+        pump(&mut b, b_addr, &mut a, now);
+        pump(&mut a, a_addr, &mut b, now);
+    }
     let (ma, mb) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
     // b learns a's MAC, a learns b's: unicast both ways.
     let mut buf = PacketBuf::new();
@@ -121,7 +131,8 @@ fn measure(config: impl Fn(u8) -> Config) -> f64 {
 
 fn main() {
     let token = Token::new(7).expect("small token");
-    // SEALED_PATH_ONLY=identity (or keyed, clear) measures one mode, e.g. under perf.
+    // SEALED_PATH_ONLY=identity (or identity-no-aegis, keyed, clear) measures one mode, e.g.
+    // under perf.
     let only = std::env::var("SEALED_PATH_ONLY").unwrap_or_default();
     let wanted = |mode: &str| only.is_empty() || only == mode;
     let clear = if wanted("clear") {
@@ -145,18 +156,25 @@ fn main() {
     for n in [1u8, 2] {
         trusted.insert(SecretKey::from_random([n; 32]).public_key(), "node");
     }
+    let identity_config = |n: u8, aegis: bool| {
+        let mut c = Config::new(token);
+        c.identity = Some(IdentitySetup {
+            secret: SecretKey::from_random([n; 32]),
+            trusted: trusted.clone(),
+            config: IdentityConfig::new(Instant::ZERO, 1_700_000_000_000_000_000, u64::from(n)),
+        });
+        c.aegis = aegis;
+        c
+    };
     let identity = if !wanted("identity") {
         f64::NAN
     } else {
-        measure(|n| {
-            let mut c = Config::new(token);
-            c.identity = Some(IdentitySetup {
-                secret: SecretKey::from_random([n; 32]),
-                trusted: trusted.clone(),
-                config: IdentityConfig::new(Instant::ZERO, 1_700_000_000_000_000_000, u64::from(n)),
-            });
-            c
-        })
+        measure(|n| identity_config(n, true))
+    };
+    let identity_gcm = if !wanted("identity-no-aegis") {
+        f64::NAN
+    } else {
+        measure(|n| identity_config(n, false))
     };
     println!("sealed path, 1400-byte frames, seal on one node + open on the other, median of {RUNS} x {FRAMES}:");
     println!("  clear (seed protocol):     {clear:8.1} ns/frame");
@@ -165,7 +183,13 @@ fn main() {
         keyed / clear
     );
     println!(
-        "  per-node keys (identity):  {identity:8.1} ns/frame  ({:.2}x keyed)",
-        identity / keyed
+        "  per-node keys (identity):  {identity:8.1} ns/frame  ({:.2}x keyed; {} where both ends open AEGIS-128L)",
+        identity / keyed,
+        ethcloud::crypto::Cipher::preferred_for_sessions(true)
+    );
+    println!(
+        "  per-node keys, --no-aegis: {identity_gcm:8.1} ns/frame  ({:.2}x keyed; {})",
+        identity_gcm / keyed,
+        ethcloud::crypto::Cipher::preferred_for_sessions(false)
     );
 }

@@ -366,6 +366,7 @@ fn keyed_packet_path_makes_no_allocation_after_warm_up() {
 
 #[test]
 fn identity_packet_path_makes_no_allocation_with_sessions_held() {
+    use ethcloud::crypto::Cipher;
     use ethcloud::identity::{IdentityConfig, SecretKey, TrustedKeys};
     use ethcloud::node::IdentitySetup;
     let token = Token::new(7).unwrap();
@@ -386,6 +387,15 @@ fn identity_packet_path_makes_no_allocation_with_sessions_held() {
     let mut now = Instant::from_secs(1);
     // b contacts a: handshake, then the two verify each other by exchanging peer lists.
     let (mut a, mut b) = connected_pair(identity, 6, now, "per-node key");
+    // The first sessions seal with AES-128-GCM (the AEGIS-128L flag came in the Hellos after
+    // them); the renewal below moves both to AEGIS-128L, so both paths are checked.
+    let cipher = |n: &Node<Capture, NullDevice>, peer: u8| {
+        n.sessions()
+            .unwrap()
+            .current_cipher(&secret(peer).public_key())
+    };
+    let first = Cipher::preferred_for_sessions(false);
+    assert_eq!((cipher(&a, 2), cipher(&b, 1)), (Some(first), Some(first)));
     let mut scratch = vec![0u8; 2048];
     let remote_mac = [2, 0, 0, 0, 0, 2];
     let local_mac = [2, 0, 0, 0, 0, 1];
@@ -439,6 +449,11 @@ fn identity_packet_path_makes_no_allocation_with_sessions_held() {
     }
     let renewed = a.sessions().unwrap().stats().rekeys + b.sessions().unwrap().stats().rekeys;
     assert!(renewed > rekeys, "the session was renewed");
+    let renewed = Cipher::preferred_for_sessions(true);
+    assert_eq!(
+        (cipher(&a, 2), cipher(&b, 1)),
+        (Some(renewed), Some(renewed))
+    );
     assert_eq!(
         a.sessions().unwrap().open_sessions(),
         2,

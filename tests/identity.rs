@@ -9,6 +9,7 @@ mod sim;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use ethcloud::crypto::Cipher;
 use ethcloud::identity::handshake::{self, Identity, INITIATION};
 use ethcloud::identity::SecretKey;
 use ethcloud::wire::Token;
@@ -64,7 +65,7 @@ fn chain_of_ten_keyed_nodes_becomes_a_full_mesh_and_nothing_is_clear_on_the_wire
     let wire = sim.wire_log.take().unwrap();
     for d in &wire {
         assert!(
-            matches!(d[7], 0x80 | 0x82 | 0x90 | 0x91),
+            matches!(d[7], 0x80 | 0x82 | 0x83 | 0x90 | 0x91),
             "every datagram is sealed or a handshake: {:#x}",
             d[7]
         );
@@ -219,7 +220,14 @@ fn a_flood_of_initiations_keeps_no_state_and_the_mesh_carries_on() {
     let [a, b] = [1u8, 2].map(|i| sim.add_node(&Simulator::identity_config(i, &[1, 2])));
     sim.connect(b, a);
     sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    // The sessions settle first: the renewal to AEGIS-128L (where this CPU has AES
+    // instructions) is an answered handshake too, and not the flood's.
+    let settled = Cipher::preferred_for_sessions(true);
+    sim.advance_until(Duration::from_secs(30), |s| {
+        s.session_cipher(a, 2) == Some(settled) && s.session_cipher(b, 1) == Some(settled)
+    });
     let sessions_before = sim.node_sessions(a);
+    let responses_before = sim.session_stats(a).responses_sent;
     // An untrusted key that knows a's public key: every initiation passes mac1.
     let attacker = Identity::new(SecretKey::from_random([66; 32]));
     let target = Simulator::public_key(1);
@@ -255,11 +263,7 @@ fn a_flood_of_initiations_keeps_no_state_and_the_mesh_carries_on() {
     }
     let s = sim.session_stats(a);
     println!("{sent} initiations: {s:?}");
-    assert_eq!(
-        s.responses_sent,
-        1.min(s.responses_sent),
-        "no answer to the flood"
-    );
+    assert_eq!(s.responses_sent, responses_before, "no answer to the flood");
     assert!(s.handshakes_rate_limited > 90_000, "{s:?}");
     assert!(
         s.handshakes_untrusted <= 20 * 10 + 20,
@@ -304,4 +308,88 @@ fn sessions_are_renewed_after_a_message_count_too() {
     );
     assert!(renewed - rekeys >= 4, "renewed by count");
     assert_ne!(sim.session_id(a, 2), Some(first));
+}
+
+/// The marker bytes of the sealed datagrams in `wire` (handshakes left out).
+fn markers(wire: &[Vec<u8>]) -> std::collections::BTreeSet<u8> {
+    wire.iter()
+        .filter_map(|d| d.get(7).copied())
+        .filter(|m| !matches!(m, 0x90 | 0x91))
+        .collect()
+}
+
+#[test]
+fn sessions_move_to_aegis_once_both_ends_say_they_open_it() {
+    if Cipher::preferred_for_sessions(true) != Cipher::Aegis128L {
+        println!("no AES instructions: sessions stay on ChaCha20-Poly1305, nothing to test");
+        return;
+    }
+    let mut sim = Simulator::new(0x1da);
+    let [a, b] = [1u8, 2].map(|i| sim.add_node(&Simulator::identity_config(i, &[1, 2])));
+    sim.connect(b, a);
+    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    let took = sim.advance_until(Duration::from_secs(30), |s| {
+        s.session_cipher(a, 2) == Some(Cipher::Aegis128L)
+            && s.session_cipher(b, 1) == Some(Cipher::Aegis128L)
+    });
+    println!(
+        "both directions on AEGIS-128L {} s after the mesh",
+        took.as_secs()
+    );
+    assert_eq!(sim.session_cipher(a, 2), Some(Cipher::Aegis128L));
+    assert_eq!(sim.session_cipher(b, 1), Some(Cipher::Aegis128L));
+    // One renewal did it: the first session and the one the Hellos asked for.
+    let (sa, sb) = (sim.session_stats(a), sim.session_stats(b));
+    assert_eq!(
+        (sa.sessions_made, sb.sessions_made),
+        (2, 2),
+        "{sa:?} {sb:?}"
+    );
+    sim.wire_log = Some(Vec::new());
+    assert!(carries(&mut sim, a, b, 1, 2));
+    assert!(carries(&mut sim, b, a, 2, 1));
+    // Two minutes on: the timer renews the sessions, still under AEGIS-128L.
+    for _ in 0..12 {
+        sim.advance(Duration::from_secs(10));
+        assert!(carries(&mut sim, a, b, 1, 2));
+        assert!(carries(&mut sim, b, a, 2, 1));
+    }
+    assert!(sim.session_stats(a).rekeys + sim.session_stats(b).rekeys >= 2);
+    let wire = sim.wire_log.take().unwrap();
+    assert_eq!(
+        markers(&wire),
+        [0x83].into(),
+        "everything sealed with AEGIS-128L"
+    );
+}
+
+#[test]
+fn a_node_that_does_not_say_it_opens_aegis_is_never_sent_it() {
+    // Like an ethcloud from before AEGIS-128L: `--no-aegis` sends no AEGIS flag in its Hello.
+    let mut sim = Simulator::new(0x1db);
+    let a = sim.add_node(&Simulator::identity_config(1, &[1, 2]));
+    let mut old = Simulator::identity_config(2, &[1, 2]);
+    old.aegis = false;
+    let b = sim.add_node(&old);
+    sim.wire_log = Some(Vec::new());
+    sim.connect(b, a);
+    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    sim.advance(Duration::from_secs(30));
+    assert!(carries(&mut sim, a, b, 1, 2));
+    assert!(carries(&mut sim, b, a, 2, 1));
+    let wire = sim.wire_log.take().unwrap();
+    let expected = Cipher::preferred_for_sessions(false);
+    assert_eq!(
+        markers(&wire),
+        [expected.marker()].into(),
+        "no AEGIS-128L either way"
+    );
+    assert_eq!(sim.session_cipher(a, 2), Some(expected));
+    assert_eq!(sim.session_cipher(b, 1), Some(expected));
+    let (sa, sb) = (sim.session_stats(a), sim.session_stats(b));
+    assert_eq!(
+        (sa.sessions_made, sb.sessions_made),
+        (1, 1),
+        "no renewal for a cipher"
+    );
 }

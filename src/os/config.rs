@@ -32,7 +32,7 @@ pub const CONFIG_DIR: &str = "/etc/ethcloud";
 
 /// Every key the file may hold: the long options, less `--config`, `--completions`, `--help`
 /// and `--version`.
-pub const KEYS: [&str; 31] = [
+pub const KEYS: [&str; 32] = [
     "device",
     "listen",
     "token",
@@ -64,6 +64,7 @@ pub const KEYS: [&str; 31] = [
     "control-socket",
     "no-relay",
     "relay-rate",
+    "no-aegis",
 ];
 
 /// The values a config file sets; `None` where it says nothing. Types only: the values are
@@ -133,6 +134,8 @@ pub struct FileValues {
     pub control_socket: Option<PathBuf>,
     /// `--no-relay`.
     pub no_relay: Option<bool>,
+    /// `--no-aegis`.
+    pub no_aegis: Option<bool>,
     /// `--relay-rate`, Mbit/s.
     pub relay_rate: Option<u64>,
 }
@@ -375,6 +378,7 @@ rekey-after = 60
 keepalive = 20
 no-relay = true
 relay-rate = 10
+no-aegis = true
 threads = 2
 "#;
         let file = parse(text).unwrap();
@@ -395,6 +399,7 @@ threads = 2
         assert_eq!(file.line_of("stats-format"), Some(21));
         assert_eq!(v.no_offload, Some(true));
         assert_eq!((v.no_relay, v.relay_rate), (Some(true), Some(10)));
+        assert_eq!(v.no_aegis, Some(true));
         assert_eq!(v.threads, Some(2));
         assert_eq!(
             v.key_file.as_deref(),

@@ -376,6 +376,15 @@ impl Simulator {
             .map(|(id, _, _)| id)
     }
 
+    /// Identity mode: the cipher `a` seals with towards the node made with `secret`.
+    pub fn session_cipher(&self, a: SocketAddr, secret: u8) -> Option<ethcloud::crypto::Cipher> {
+        let key = Simulator::public_key(secret);
+        self.nodes
+            .get(&a)
+            .and_then(|n| n.sessions())
+            .and_then(|s| s.current_cipher(&key))
+    }
+
     /// Tells `a` to connect to `b` (as `-c b`).
     pub fn connect(&mut self, a: SocketAddr, b: SocketAddr) {
         let now = self.now;

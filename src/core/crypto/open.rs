@@ -10,7 +10,7 @@
 //! **Key rotation.** An opener holds one key, or two while a key rotation is under way
 //! ([`Opener::add_key`] until [`Opener::retire_old_key`]). A remembered session keeps the
 //! subkey it was derived with, so only a packet of an unknown session needs the keys: it is
-//! tried under the newer key first, then under the older one. `ring` wipes the plaintext of a
+//! tried under the newer key first, then under the older one. The AEAD wipes the plaintext of a
 //! packet that fails, so for the second try the sealed bytes are first copied into a scratch
 //! buffer reserved by `add_key` (this costs a copy only for the first packet of each new
 //! session while two keys are held). Each remembered session is tagged with the generation of
@@ -20,11 +20,10 @@ use core::fmt;
 use core::ops::Range;
 use std::collections::HashMap;
 
-use ring::aead::{Aad, LessSafeKey};
 use ring::hkdf::Prk;
 
 use super::{
-    field, nonce, subkey, Cipher, Key, COUNTER_LEN, FRONT_LEN, INITIAL_SESSIONS, SESSION_LEN,
+    field, subkey, AeadKey, Cipher, Key, COUNTER_LEN, FRONT_LEN, INITIAL_SESSIONS, SESSION_LEN,
     TAG_LEN, WINDOW_LEN,
 };
 use crate::wire::TOKEN_LEN;
@@ -40,7 +39,7 @@ pub const SESSION_STATE_LEN: usize =
 pub enum OpenError {
     /// Shorter than a token, marker, session, counter and tag.
     Truncated,
-    /// The byte after the token is no [`Cipher`] marker (0x80, 0x81 or 0x82).
+    /// The byte after the token is no [`Cipher`] marker (0x80 to 0x83).
     NotSealed,
     /// The tag does not match: wrong key, wrong token, altered bytes, or the other cipher than
     /// this session's.
@@ -169,7 +168,7 @@ struct SessionState {
     window: Window,
     /// The cipher of the session's first authenticated packet; its subkey is `key`.
     cipher: Cipher,
-    key: LessSafeKey,
+    key: AeadKey,
     /// The generation of the network key `key` was derived from (see [`Opener::add_key`]).
     generation: u32,
 }
@@ -309,7 +308,7 @@ impl Opener {
             .and_then(|c| <[u8; COUNTER_LEN]>::try_from(c).ok())
             .map(u64::from_be_bytes)
             .ok_or(OpenError::Truncated)?;
-        let aad = Aad::from(front.get(..field::AAD_END).ok_or(OpenError::Truncated)?);
+        let aad = front.get(..field::AAD_END).ok_or(OpenError::Truncated)?;
 
         if self.own.contains(&Some(session)) {
             return Err(OpenError::Replayed);
@@ -319,10 +318,9 @@ impl Opener {
                 return Err(OpenError::Forged);
             }
             state.window.check(counter)?;
-            state
-                .key
-                .open_in_place(nonce(counter), aad, sealed)
-                .map_err(|_| OpenError::Forged)?;
+            if !state.key.open(counter, aad, sealed) {
+                return Err(OpenError::Forged);
+            }
             self.tick = self.tick.wrapping_add(1);
             state.window.accept(counter);
             state.window.last_used = self.tick;
@@ -346,27 +344,29 @@ impl Opener {
         session: &[u8; SESSION_LEN],
         cipher: Cipher,
         counter: u64,
-        aad: Aad<&[u8]>,
+        aad: &[u8],
         sealed: &mut [u8],
-    ) -> Result<(LessSafeKey, u32), OpenError> {
+    ) -> Result<(AeadKey, u32), OpenError> {
         let key = subkey(&self.prk, session, cipher);
         let old_prk = match &self.old_prk {
             Some(old) if sealed.len() <= self.scratch.capacity() => old,
             _ => {
-                key.open_in_place(nonce(counter), aad, sealed)
-                    .map_err(|_| OpenError::Forged)?;
+                if !key.open(counter, aad, sealed) {
+                    return Err(OpenError::Forged);
+                }
                 return Ok((key, self.generation));
             }
         };
         self.scratch.clear();
         self.scratch.extend_from_slice(sealed);
-        if key.open_in_place(nonce(counter), aad, sealed).is_ok() {
+        if key.open(counter, aad, sealed) {
             return Ok((key, self.generation));
         }
         sealed.copy_from_slice(&self.scratch);
         let key = subkey(old_prk, session, cipher);
-        key.open_in_place(nonce(counter), aad, sealed)
-            .map_err(|_| OpenError::Forged)?;
+        if !key.open(counter, aad, sealed) {
+            return Err(OpenError::Forged);
+        }
         Ok((key, self.generation.wrapping_sub(1)))
     }
 
@@ -376,7 +376,7 @@ impl Opener {
         &mut self,
         session: [u8; SESSION_LEN],
         cipher: Cipher,
-        key: LessSafeKey,
+        key: AeadKey,
         generation: u32,
         counter: u64,
     ) {

@@ -14,9 +14,7 @@ use core::fmt;
 use core::ops::Range;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use ring::aead::{Aad, LessSafeKey};
-
-use super::{field, nonce, subkey, Cipher, Key, FRONT_LEN, SESSION_LEN, TAG_LEN};
+use super::{field, subkey, AeadKey, Cipher, Key, FRONT_LEN, SESSION_LEN, TAG_LEN};
 use crate::wire::{Token, TOKEN_LEN};
 
 /// Why a packet could not be sealed.
@@ -44,7 +42,7 @@ impl std::error::Error for SealError {}
 
 /// Seals outgoing datagrams for one session: one per process, counters from 0.
 pub struct Sealer {
-    key: LessSafeKey,
+    key: AeadKey,
     cipher: Cipher,
     session: [u8; SESSION_LEN],
     /// The next counter; `u64::MAX` once all are used.
@@ -129,9 +127,9 @@ impl Sealer {
 
         let tag = self
             .key
-            .seal_in_place_separate_tag(nonce(counter), Aad::from(&*aad), inner)
-            .map_err(|_| SealError::NoRoom)?;
-        tag_room.copy_from_slice(tag.as_ref());
+            .seal(counter, aad, inner)
+            .ok_or(SealError::NoRoom)?;
+        tag_room.copy_from_slice(&tag);
         Ok(start..end)
     }
 }

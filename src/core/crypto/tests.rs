@@ -91,18 +91,31 @@ const GOLDEN_AES128_FRAME: &str =
     "00000000000086 82 000001954ef62c00a1b2c3d4e5f60718 0000000000000001
     e153315fc8ccd19cb2406d697624563bca79fc89f7076e
     697675f4f76b23894aa5b07d2c0eea0c";
+/// As [`GOLDEN_CHACHA_GET_PEERS`] with AEGIS-128L (computed with an AEGIS-128L written
+/// apart from this crate's, in `scripts/aegis_vectors.py`, checked there against the draft's
+/// test vector 1).
+const GOLDEN_AEGIS_GET_PEERS: &str =
+    "00000000000086 83 000001954ef62c00a1b2c3d4e5f60718 0000000000000000
+    32 d9ca7969f17c1da5112c1e568b401543";
+/// As [`GOLDEN_CHACHA_FRAME`] with AEGIS-128L.
+const GOLDEN_AEGIS_FRAME: &str =
+    "00000000000086 83 000001954ef62c00a1b2c3d4e5f60718 0000000000000001
+    694b195affb3fff28b838d58f78151520576b2e5bba3f6
+    5f3e02cdf62515109a34fbc8b4f818c9";
 /// HKDF-SHA256(salt "ethcloud-session-v1", ikm key 00..1f, info session ‖ marker), 32 bytes
-/// (16 for AES-128-GCM).
+/// (16 for AES-128-GCM and AEGIS-128L).
 const GOLDEN_CHACHA_SUBKEY: &str =
     "89253bdee09f8f23c1f1416d78d43d0e09ea6891d24f1ae8853130f12eacab36";
 const GOLDEN_AES_SUBKEY: &str = "176a5bcc65c53537e60ebbd51b250ab868b5cb92c3453e53958fba0e0678e49b";
 const GOLDEN_AES128_SUBKEY: &str = "bcec15d78c3d1df277247e6618a4659b";
+const GOLDEN_AEGIS_SUBKEY: &str = "34137d5848a46dfb61239381e0e24af3";
 
 fn golden(cipher: Cipher) -> (&'static str, &'static str) {
     match cipher {
         Cipher::ChaCha20Poly1305 => (GOLDEN_CHACHA_GET_PEERS, GOLDEN_CHACHA_FRAME),
         Cipher::Aes256Gcm => (GOLDEN_AES_GET_PEERS, GOLDEN_AES_FRAME),
         Cipher::Aes128Gcm => (GOLDEN_AES128_GET_PEERS, GOLDEN_AES128_FRAME),
+        Cipher::Aegis128L => (GOLDEN_AEGIS_GET_PEERS, GOLDEN_AEGIS_FRAME),
     }
 }
 
@@ -141,19 +154,21 @@ fn layout_constants_add_up_and_fit_packet_buf() {
     for cipher in Cipher::ALL {
         assert!(cipher.marker() > Kind::Close as u8);
         assert_eq!(Cipher::from_marker(cipher.marker()), Some(cipher));
-        assert_eq!(cipher.algorithm().tag_len(), TAG_LEN);
-        assert_eq!(cipher.algorithm().nonce_len(), NONCE_LEN);
-        let key_len = if cipher == Cipher::Aes128Gcm {
-            16
-        } else {
-            KEY_LEN
+        if let Some(algorithm) = cipher.ring_algorithm() {
+            assert_eq!(algorithm.tag_len(), TAG_LEN);
+            assert_eq!(algorithm.nonce_len(), NONCE_LEN);
+            assert_eq!(algorithm.key_len(), cipher.key_len());
+        }
+        let key_len = match cipher {
+            Cipher::Aes128Gcm | Cipher::Aegis128L => 16,
+            _ => KEY_LEN,
         };
-        assert_eq!(cipher.algorithm().key_len(), key_len);
+        assert_eq!(cipher.key_len(), key_len);
     }
     let markers: Vec<u8> = (0..=255)
         .filter(|&m| Cipher::from_marker(m).is_some())
         .collect();
-    assert_eq!(markers, [0x80, 0x81, 0x82]);
+    assert_eq!(markers, [0x80, 0x81, 0x82, 0x83]);
 }
 
 #[test]
@@ -175,13 +190,14 @@ fn session_subkeys_match_golden_vectors() {
         (Cipher::ChaCha20Poly1305, GOLDEN_CHACHA_SUBKEY),
         (Cipher::Aes256Gcm, GOLDEN_AES_SUBKEY),
         (Cipher::Aes128Gcm, GOLDEN_AES128_SUBKEY),
+        (Cipher::Aegis128L, GOLDEN_AEGIS_SUBKEY),
     ] {
         let marker = [cipher.marker()];
         let info: [&[u8]; 2] = [&SESSION, &marker];
-        let mut okm = vec![0u8; cipher.algorithm().key_len()];
+        let mut okm = vec![0u8; cipher.key_len()];
         test_key()
             .subkey_prk()
-            .expand(&info, cipher.algorithm())
+            .expand(&info, SubkeyLen(cipher.key_len()))
             .unwrap()
             .fill(&mut okm)
             .unwrap();
@@ -456,7 +472,7 @@ fn seeded_random_bytes_never_panic_or_open() {
             *b = u8::try_from(next() & 0xff).unwrap();
         }
         if len > TOKEN_LEN && next() % 4 != 0 {
-            buf[TOKEN_LEN] = Cipher::ALL[usize::try_from(next() % 2).unwrap()].marker();
+            buf[TOKEN_LEN] = Cipher::ALL[usize::try_from(next() % 4).unwrap()].marker();
         }
         assert!(opener.open(&mut buf[..len]).is_err());
     }
@@ -610,4 +626,17 @@ fn error_messages_are_one_lower_case_line() {
         assert!(!text.is_empty() && !text.contains('\n'), "{text}");
         assert_eq!(text, text.to_lowercase());
     }
+}
+
+#[test]
+fn sessions_seal_with_aegis_only_to_a_peer_that_opens_it_and_with_aes_instructions() {
+    let (with, without) = if has_aes_instructions() {
+        (Cipher::Aegis128L, Cipher::Aes128Gcm)
+    } else {
+        (Cipher::ChaCha20Poly1305, Cipher::ChaCha20Poly1305)
+    };
+    assert_eq!(Cipher::preferred_for_sessions(true), with);
+    assert_eq!(Cipher::preferred_for_sessions(false), without);
+    assert_eq!(Cipher::Aegis128L.to_string(), "AEGIS-128L");
+    assert_eq!(Cipher::Aegis128L.key_len(), 16);
 }

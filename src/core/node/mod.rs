@@ -131,6 +131,9 @@ pub struct Config {
     /// The most bytes per second of frames we pass on for others as a relay (`--relay-rate`);
     /// 0: we do not relay for others (but may still use relays).
     pub relay_rate: u64,
+    /// Sealed modes: tell peers (in the Hello) that we open AEGIS-128L, and seal with it to
+    /// the peers that say so (`--no-aegis` turns both off). See [`crate::crypto::Cipher`].
+    pub aegis: bool,
 }
 
 /// The most addresses a node adds to its own when its Hello comes back from them.
@@ -213,6 +216,7 @@ impl Config {
             identity: None,
             relay: true,
             relay_rate: DEFAULT_RELAY_RATE,
+            aegis: true,
             learnt_own: 0,
         }
     }
@@ -469,7 +473,12 @@ impl<S: Socket, D: Device> Node<S, D> {
 
     /// Whether this node takes part in relaying: a sealed mode and `relay` on.
     pub fn relays(&self) -> bool {
-        self.config.relay && (self.crypto.is_some() || self.sessions.is_some())
+        self.config.relay && self.is_sealed()
+    }
+
+    /// Whether this node seals its datagrams (a network key or per-node keys).
+    pub fn is_sealed(&self) -> bool {
+        self.crypto.is_some() || self.sessions.is_some()
     }
 
     /// Addresses waiting to be contacted.

@@ -19,24 +19,30 @@ use crate::relay::{Accept, DIRECT_FRESH};
 use crate::stats::DropReason;
 use crate::time::Instant;
 use crate::wire::relay::{
-    emit_hello, emit_relayed, Extension, FLAG_ANSWER, FLAG_RELAY, FLAG_RELAYED, RELAYED_FROM,
-    RELAY_TO,
+    emit_hello, emit_relayed, Extension, FLAG_AEGIS, FLAG_ANSWER, FLAG_RELAY, FLAG_RELAYED,
+    RELAYED_FROM, RELAY_TO,
 };
 use crate::wire::Frame;
 
 impl<S: Socket, D: Device> Node<S, D> {
-    /// Our Hello flags: we take part, and we relay for others unless the rate is 0.
+    /// Our Hello flags: we open AEGIS-128L (unless `--no-aegis`); with relaying on, we take part, and we relay for
+    /// others unless the rate is 0.
     fn hello_flags(&self) -> u8 {
-        if self.config.relay_rate > 0 {
-            FLAG_RELAY | FLAG_RELAYED
+        let relay = match (self.relays(), self.config.relay_rate > 0) {
+            (false, _) => 0,
+            (true, true) => FLAG_RELAY | FLAG_RELAYED,
+            (true, false) => FLAG_RELAYED,
+        };
+        if self.config.aegis {
+            relay | FLAG_AEGIS
         } else {
-            FLAG_RELAYED
+            relay
         }
     }
 
-    /// Sends `to` our Hello, asking for its own if `answer`.
+    /// Sends `to` our Hello, asking for its own if `answer`. Only in the sealed modes.
     pub(super) fn send_hello(&mut self, to: SocketAddr, answer: bool) {
-        if !self.relays() {
+        if !self.is_sealed() {
             return;
         }
         let flags = self.hello_flags() | if answer { FLAG_ANSWER } else { 0 };
@@ -49,13 +55,13 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
     }
 
-    /// A verified peer became one: announce relaying, and end any route to its address.
+    /// A verified peer became one: send our Hello (sealed modes), and end any route to its
+    /// address.
     pub(super) fn relay_on_verified(&mut self, addr: SocketAddr) {
-        if !self.relays() {
-            return;
-        }
-        if let Some(via) = self.relay.on_direct(addr) {
-            info!("{addr} is a direct peer now: no longer relayed through {via}");
+        if self.relays() {
+            if let Some(via) = self.relay.on_direct(addr) {
+                info!("{addr} is a direct peer now: no longer relayed through {via}");
+            }
         }
         self.send_hello(addr, true);
     }
@@ -186,6 +192,19 @@ impl<S: Socket, D: Device> Node<S, D> {
             Extension::Hello { .. } => self.peers.contains(from),
             _ => self.peers.is_verified(from),
         };
+        if let (Extension::Hello { flags, .. }, true) = (message, known) {
+            if let (Some(sessions), true) = (&mut self.sessions, self.config.aegis) {
+                sessions.set_opens_aegis(from, flags & FLAG_AEGIS != 0);
+            }
+            if !self.relays() {
+                // Relaying is off: the Hello only told us which ciphers the peer opens.
+                let _ = self.peers.touch_received(now, from, wire_len);
+                if flags & FLAG_ANSWER != 0 {
+                    self.send_hello(from, false);
+                }
+                return Ok(());
+            }
+        }
         if !self.relays() || !known {
             return Err(DropReason::RelayRefused);
         }

@@ -11,7 +11,8 @@
 //! | token: 7 | 0x12 | address | frame ...                                           RelayedFrom
 //!   address = 0x04 | ipv4[4] | port[2]     or     0x06 | ipv6[16] | port[2]   (big-endian)
 //!   flags: 0x01 = please answer with your Hello; 0x02 = relays for its peers;
-//!          0x04 = sends through relays and accepts relayed frames; other bits: ignore
+//!          0x04 = sends through relays and accepts relayed frames;
+//!          0x08 = opens datagrams sealed with AEGIS-128L (marker 0x83); other bits: ignore
 //! ```
 //!
 //! A Hello's address is the receiver's, as the sender sees it (where its datagrams come from:
@@ -38,6 +39,10 @@ pub const FLAG_ANSWER: u8 = 0x01;
 pub const FLAG_RELAY: u8 = 0x02;
 /// Hello flag: the sender sends through relays and accepts relayed frames.
 pub const FLAG_RELAYED: u8 = 0x04;
+/// Hello flag: the sender opens datagrams sealed with AEGIS-128L (marker 0x83), so sessions
+/// of per-node keys may seal to it with that cipher (`crate::crypto::Cipher::Aegis128L`).
+/// Not a relay capability: a node sends its Hello in the sealed modes even with relaying off.
+pub const FLAG_AEGIS: u8 = 0x08;
 /// Bytes of a Hello message before its address field (header, version, flags, node id).
 pub const HELLO_FIXED_LEN: usize = HEADER_LEN + 2 + 8;
 /// Bytes of an IPv4 address field.

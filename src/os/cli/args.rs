@@ -129,6 +129,11 @@ pub struct Args {
     #[arg(long = "no-relay")]
     pub no_relay: bool,
 
+    /// Never seal with AEGIS-128L, nor tell peers we open it: sessions and sealed frames stay
+    /// on AES-GCM or ChaCha20-Poly1305 (network key or per-node keys only)
+    #[arg(long = "no-aegis")]
+    pub no_aegis: bool,
+
     /// Relay for others at most MBIT megabits per second in all; 0: use relays but never be one [default: 100]
     #[arg(long = "relay-rate", value_name = "MBIT")]
     pub relay_rate_mbit: Option<u64>,

@@ -406,6 +406,13 @@ impl Args {
             |f| f.no_relay,
             false,
         );
+        let (no_aegis, _) = pick(
+            self.no_aegis.then_some(true),
+            file,
+            "no-aegis",
+            |f| f.no_aegis,
+            false,
+        );
         let (relay_rate_mbit, at) = pick(
             self.relay_rate_mbit,
             file,
@@ -465,6 +472,7 @@ impl Args {
             rekey_after,
             control_socket,
             relay: !no_relay,
+            aegis: !no_aegis,
             relay_rate: relay_rate_mbit.saturating_mul(1_000_000 / 8),
         })
     }

@@ -85,6 +85,8 @@ pub struct Settings {
     pub relay: bool,
     /// `--relay-rate`, in bytes per second.
     pub relay_rate: u64,
+    /// Seal with AEGIS-128L where peers open it, and say that we do (not `--no-aegis`).
+    pub aegis: bool,
 }
 
 impl Settings {
@@ -137,6 +139,7 @@ impl Settings {
         config.keepalive = self.keepalive;
         config.relay = self.relay;
         config.relay_rate = self.relay_rate;
+        config.aegis = self.aegis;
         config
     }
 }

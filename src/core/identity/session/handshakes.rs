@@ -162,6 +162,7 @@ impl Sessions {
             self.by_session.remove(&older);
         }
         let renewed = state.current.is_some();
+        let cipher = Cipher::preferred_for_sessions(state.opens_aegis);
         if let Some(current) = state.current.take() {
             state.previous = Some((current.recv_session, current.made));
         }
@@ -169,7 +170,7 @@ impl Sessions {
             sealer: Arc::new(Sealer::with_cipher(
                 &established.send_key,
                 established.send_session,
-                Cipher::preferred_for_sessions(),
+                cipher,
             )),
             recv_session: established.recv_session,
             made: now,
@@ -335,6 +336,7 @@ impl Sessions {
         let reject = rekey_after + REJECT_SLACK + RECEIVE_GRACE;
         self.by_session.retain(|_, s| now < s.made + reject);
         let mut due = Vec::new();
+        let aegis = Cipher::preferred_for_sessions(true);
         for (key, state) in self.keys.iter_mut() {
             if let Some((_, made)) = state.previous {
                 if now >= made + reject {
@@ -349,8 +351,16 @@ impl Sessions {
             } else {
                 rekey_after + RESPONDER_REKEY_DELAY
             };
+            // A peer that opens AEGIS-128L, in a session under another cipher that we would
+            // seal with AEGIS-128L: renew now (the initiator), or once the initiator had its
+            // chance (the responder).
+            let upgrade = state.opens_aegis
+                && aegis == Cipher::Aegis128L
+                && current.sealer.cipher() != aegis
+                && (current.is_initiator || now >= current.made + HANDSHAKE_RETRY);
             let old = now >= current.made + after
-                || current.sealer.sealed() >= self.config.rekey_after_messages;
+                || current.sealer.sealed() >= self.config.rekey_after_messages
+                || upgrade;
             let recently = state.last_rekey.is_some_and(|t| now < t + HANDSHAKE_RETRY);
             if let (true, false, Some(addr)) = (old, recently, state.addr) {
                 state.last_rekey = Some(now);

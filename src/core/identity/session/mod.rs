@@ -161,6 +161,9 @@ struct KeyState {
     last_timestamp: Option<[u8; handshake::TIMESTAMP_LEN]>,
     /// When we last started a renewal with this key.
     last_rekey: Option<Instant>,
+    /// The key's node said (in its Hello) that it opens AEGIS-128L: its sessions seal with it
+    /// from the next one on (see [`Sessions::set_opens_aegis`]).
+    opens_aegis: bool,
 }
 
 struct Pending {
@@ -385,6 +388,23 @@ impl Sessions {
                 Err(SealOutcome::NoSession)
             }
         }
+    }
+
+    /// Records whether the node at `addr` opens AEGIS-128L (its Hello says so; the Hello came
+    /// in a session, so its key sent it). Sessions with its key made from now on seal with
+    /// AEGIS-128L where this CPU has AES instructions. A current session under another cipher
+    /// is renewed at the next [`Sessions::housekeep`] by its initiator, or by its responder once
+    /// it is [`HANDSHAKE_RETRY`] old (the initiator had its chance). Unknown addresses are
+    /// ignored.
+    pub fn set_opens_aegis(&mut self, addr: SocketAddr, opens: bool) {
+        if let Some(state) = self.by_addr.get(&addr).and_then(|k| self.keys.get_mut(k)) {
+            state.opens_aegis = opens;
+        }
+    }
+
+    /// The cipher the current sending session of `key` seals with.
+    pub fn current_cipher(&self, key: &PublicKey) -> Option<crypto::Cipher> {
+        Some(self.keys.get(key)?.current.as_ref()?.sealer.cipher())
     }
 
     /// Queues a handshake round with `to` (started by [`Sessions::flush`]).
