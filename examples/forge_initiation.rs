@@ -13,7 +13,9 @@
 //! [`initiate`] for the same keys and ephemeral key, so a "no reply" means the forgery was
 //! refused, not that the forger is wrong. Then it sends `COUNT` initiations (fresh ephemeral
 //! key, index and timestamp each, 100 ms apart) from one UDP socket to `TARGET`, listens until
-//! `WAIT_SECS` after the last one, and prints `sent=N replies=M`, exit status 0.
+//! `WAIT_SECS` after the last one, and prints `sent=N replies=M responses=R`, exit status 0:
+//! M datagrams of any kind came back, R of them handshake responses (a genuine initiation's
+//! session also carries the responder's Hello).
 
 use std::env;
 use std::fs::{self, File};
@@ -24,10 +26,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ethcloud::identity::handshake::{
     initiate, timestamp, Identity, INITIATION, INITIATION_LEN, MAC1_LABEL, MAC1_LEN, NOISE_PARAMS,
-    PROLOGUE_PREFIX, TIMESTAMP_LEN,
+    PROLOGUE_PREFIX, RESPONSE, RESPONSE_LEN, TIMESTAMP_LEN,
 };
 use ethcloud::identity::keys::{PublicKey, SecretKey, KEY_LEN};
-use ethcloud::wire::Token;
+use ethcloud::wire::{Token, TOKEN_LEN};
 use ring::{digest, hmac};
 use snow::params::{CipherChoice, DHChoice, HashChoice};
 use snow::resolvers::{CryptoResolver, DefaultResolver};
@@ -83,6 +85,7 @@ pub fn run(args: &[String]) -> Result<String, String> {
     }
     let deadline = Instant::now() + Duration::from_secs_f64(wait);
     let mut replies = 0u32;
+    let mut responses = 0u32;
     let mut buf = [0u8; 2048];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -95,6 +98,9 @@ pub fn run(args: &[String]) -> Result<String, String> {
         match socket.recv_from(&mut buf) {
             Ok((n, from)) => {
                 replies += 1;
+                if n == RESPONSE_LEN && buf.get(TOKEN_LEN) == Some(&RESPONSE) {
+                    responses += 1;
+                }
                 eprintln!("forge_initiation: {n} bytes from {from}");
             }
             Err(e)
@@ -108,7 +114,9 @@ pub fn run(args: &[String]) -> Result<String, String> {
             Err(e) => return Err(format!("recv: {e}")),
         }
     }
-    Ok(format!("sent={sent} replies={replies}"))
+    Ok(format!(
+        "sent={sent} replies={replies} responses={responses}"
+    ))
 }
 
 /// The hand-built message must be byte for byte `ethcloud`'s initiation when it is built

@@ -366,6 +366,17 @@ fn keyed_packet_path_makes_no_allocation_after_warm_up() {
 
 #[test]
 fn identity_packet_path_makes_no_allocation_with_sessions_held() {
+    identity_packet_path_makes_no_allocation(true);
+}
+
+#[test]
+fn identity_packet_path_with_no_aegis_makes_no_allocation_with_sessions_held() {
+    identity_packet_path_makes_no_allocation(false);
+}
+
+/// Two per-node-key nodes, with AEGIS-128L on (both ends open it: the sessions switch once
+/// the Hellos are through) or off (`--no-aegis`: AES-128-GCM where the CPU has AES).
+fn identity_packet_path_makes_no_allocation(aegis: bool) {
     use ethcloud::crypto::Cipher;
     use ethcloud::identity::{IdentityConfig, SecretKey, TrustedKeys};
     use ethcloud::node::IdentitySetup;
@@ -381,21 +392,25 @@ fn identity_packet_path_makes_no_allocation_with_sessions_held() {
             trusted: trusted.clone(),
             config: IdentityConfig::new(Instant::ZERO, 1_700_000_000_000_000_000, u64::from(n)),
         });
+        config.aegis = aegis;
         config
     };
     let (a_addr, b_addr) = pair_addrs();
     let mut now = Instant::from_secs(1);
     // b contacts a: handshake, then the two verify each other by exchanging peer lists.
     let (mut a, mut b) = connected_pair(identity, 6, now, "per-node key");
-    // The first sessions seal with AES-128-GCM (the AEGIS-128L flag came in the Hellos after
-    // them); the renewal below moves both to AEGIS-128L, so both paths are checked.
+    // The Hellos went through with the handshake and the peer lists: with AEGIS-128L on,
+    // both sending halves switched to it (on a CPU with AES instructions).
     let cipher = |n: &Node<Capture, NullDevice>, peer: u8| {
         n.sessions()
             .unwrap()
             .current_cipher(&secret(peer).public_key())
     };
-    let first = Cipher::preferred_for_sessions(false);
-    assert_eq!((cipher(&a, 2), cipher(&b, 1)), (Some(first), Some(first)));
+    let expected = Cipher::preferred_for_sessions(aegis);
+    assert_eq!(
+        (cipher(&a, 2), cipher(&b, 1)),
+        (Some(expected), Some(expected))
+    );
     let mut scratch = vec![0u8; 2048];
     let remote_mac = [2, 0, 0, 0, 0, 2];
     let local_mac = [2, 0, 0, 0, 0, 1];
@@ -449,10 +464,10 @@ fn identity_packet_path_makes_no_allocation_with_sessions_held() {
     }
     let renewed = a.sessions().unwrap().stats().rekeys + b.sessions().unwrap().stats().rekeys;
     assert!(renewed > rekeys, "the session was renewed");
-    let renewed = Cipher::preferred_for_sessions(true);
     assert_eq!(
         (cipher(&a, 2), cipher(&b, 1)),
-        (Some(renewed), Some(renewed))
+        (Some(expected), Some(expected)),
+        "the renewed sessions switched too"
     );
     assert_eq!(
         a.sessions().unwrap().open_sessions(),

@@ -338,29 +338,46 @@ fn sessions_move_to_aegis_once_both_ends_say_they_open_it() {
     );
     assert_eq!(sim.session_cipher(a, 2), Some(Cipher::Aegis128L));
     assert_eq!(sim.session_cipher(b, 1), Some(Cipher::Aegis128L));
-    // One renewal did it: the first session and the one the Hellos asked for.
+    // No renewal for it: each end switched its half of the first session once the other's
+    // Hello came in it.
     let (sa, sb) = (sim.session_stats(a), sim.session_stats(b));
     assert_eq!(
         (sa.sessions_made, sb.sessions_made),
-        (2, 2),
+        (1, 1),
+        "{sa:?} {sb:?}"
+    );
+    assert_eq!(
+        (sa.aegis_switches, sb.aegis_switches),
+        (1, 1),
         "{sa:?} {sb:?}"
     );
     sim.wire_log = Some(Vec::new());
     assert!(carries(&mut sim, a, b, 1, 2));
     assert!(carries(&mut sim, b, a, 2, 1));
-    // Two minutes on: the timer renews the sessions, still under AEGIS-128L.
-    for _ in 0..12 {
+    // Three minutes on: the timer renews the sessions, and each renewed one switches too.
+    for _ in 0..18 {
         sim.advance(Duration::from_secs(10));
         assert!(carries(&mut sim, a, b, 1, 2));
         assert!(carries(&mut sim, b, a, 2, 1));
     }
-    assert!(sim.session_stats(a).rekeys + sim.session_stats(b).rekeys >= 2);
-    let wire = sim.wire_log.take().unwrap();
+    let (sa, sb) = (sim.session_stats(a), sim.session_stats(b));
+    assert!(sa.rekeys >= 1, "{sa:?} {sb:?}");
     assert_eq!(
-        markers(&wire),
-        [0x83].into(),
-        "everything sealed with AEGIS-128L"
+        (sa.aegis_switches, sb.aegis_switches),
+        (1 + sa.rekeys, 1 + sb.rekeys),
+        "every renewed session switched too"
     );
+    assert_eq!(sim.session_cipher(a, 2), Some(Cipher::Aegis128L));
+    assert_eq!(sim.session_cipher(b, 1), Some(Cipher::Aegis128L));
+    // Frames went under AEGIS-128L; only the messages between a renewal's handshake and its
+    // Hellos (the Hellos themselves) under AES-128-GCM.
+    let wire = sim.wire_log.take().unwrap();
+    let aegis = wire.iter().filter(|d| d.get(7) == Some(&0x83)).count();
+    let gcm = wire.iter().filter(|d| d.get(7) == Some(&0x82)).count();
+    println!("{aegis} datagrams under AEGIS-128L, {gcm} under AES-128-GCM");
+    assert!(aegis >= 2 * 19, "{aegis}");
+    assert!(gcm <= 4 * usize::try_from(sa.rekeys).unwrap(), "{gcm}");
+    assert!(markers(&wire).is_subset(&[0x82, 0x83].into()));
 }
 
 #[test]
@@ -388,8 +405,42 @@ fn a_node_that_does_not_say_it_opens_aegis_is_never_sent_it() {
     assert_eq!(sim.session_cipher(b, 1), Some(expected));
     let (sa, sb) = (sim.session_stats(a), sim.session_stats(b));
     assert_eq!(
-        (sa.sessions_made, sb.sessions_made),
-        (1, 1),
-        "no renewal for a cipher"
+        (sa.aegis_switches, sb.aegis_switches),
+        (0, 0),
+        "{sa:?} {sb:?}"
     );
+}
+
+#[test]
+fn a_peer_that_comes_back_without_aegis_is_sent_what_it_opens() {
+    // What a node learnt of a peer's ciphers holds for that peer's session only: b crashes
+    // and comes back at the same address and with the same key as an ethcloud that does not
+    // open AEGIS-128L (an older version, or `--no-aegis`), and a must not go on with it.
+    let mut sim = Simulator::new(0x1dc);
+    let [a, b] = [1u8, 2].map(|i| sim.add_node(&Simulator::identity_config(i, &[1, 2])));
+    sim.connect(b, a);
+    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    sim.advance(Duration::from_secs(5));
+    let aegis = Cipher::preferred_for_sessions(true);
+    assert_eq!(sim.session_cipher(a, 2), Some(aegis));
+    assert!(carries(&mut sim, a, b, 1, 2));
+    sim.kill(b);
+    let mut old = Simulator::identity_config(2, &[1, 2]);
+    old.aegis = false;
+    old.connect = vec![a];
+    sim.add_node_at(b, &old);
+    let took = sim.advance_until(Duration::from_secs(60), |s| {
+        s.session_cipher(a, 2) == Some(Cipher::preferred_for_sessions(false))
+    });
+    println!(
+        "a seals to the restarted b with its old cipher after {} s",
+        took.as_secs()
+    );
+    sim.advance(Duration::from_secs(5));
+    assert_eq!(
+        sim.session_cipher(a, 2),
+        Some(Cipher::preferred_for_sessions(false))
+    );
+    assert!(carries(&mut sim, a, b, 1, 2));
+    assert!(carries(&mut sim, b, a, 2, 1));
 }

@@ -8,7 +8,6 @@
 //! layout: the caller hands it the associated data, the bytes to seal or open, and the counter.
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey};
-use zeroize::Zeroize;
 
 use super::{Cipher, COUNTER_LEN, NONCE_LEN, TAG_LEN};
 
@@ -31,7 +30,9 @@ pub(super) struct AegisKey([u8; AEGIS_LEN]);
 
 impl Drop for AegisKey {
     fn drop(&mut self) {
-        self.0.zeroize();
+        self.0.fill(0);
+        // Keeps the compiler from treating the stores above as dead (as `Key` does).
+        std::hint::black_box(&self.0);
     }
 }
 

@@ -282,7 +282,8 @@ fn subkey(prk: &Prk, session: &[u8; SESSION_LEN], cipher: Cipher) -> AeadKey {
         // expand fails only past 255 × 32 bytes; this asks for 16 or 32.
         .expect("invariant: a 16- or 32-byte HKDF-SHA256 output is always possible");
     let key = AeadKey::new(cipher, okm);
-    zeroize::Zeroize::zeroize(okm);
+    okm.fill(0);
+    core::hint::black_box(&okm);
     // The length is the cipher's own key length, which every cipher takes.
     key.expect("invariant: a subkey of the cipher's key length is a valid key")
 }

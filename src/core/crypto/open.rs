@@ -197,6 +197,9 @@ pub struct Opener {
     pub(super) floor: Option<u64>,
     /// Counts accepted packets; orders sessions for LRU eviction.
     tick: u64,
+    /// Whether a remembered session sealed under another cipher may move to AEGIS-128L
+    /// ([`Opener::allow_switch_to_aegis`]).
+    switch_to_aegis: bool,
     /// This node's own sessions (the current one, and the one before a key rotation).
     own: [Option<[u8; SESSION_LEN]>; 2],
 }
@@ -227,6 +230,7 @@ impl Opener {
             max_sessions,
             floor: None,
             tick: 0,
+            switch_to_aegis: false,
             own: [None; 2],
         }
     }
@@ -238,6 +242,16 @@ impl Opener {
         if self.own[0] != Some(session) {
             self.own = [Some(session), self.own[0]];
         }
+    }
+
+    /// Lets a remembered session move from the cipher of its first packet to AEGIS-128L, once:
+    /// the first packet under marker 0x83 that opens under the session's AEGIS-128L subkey
+    /// binds the session to AEGIS-128L, and packets under the old cipher are refused from then
+    /// on. For the sessions of per-node keys, whose sender switches once the receiver said it
+    /// opens AEGIS-128L ([`Sealer::switched`](super::Sealer::switched)). A packet that tries
+    /// and fails costs one subkey derivation, as a packet of an unknown session does.
+    pub fn allow_switch_to_aegis(&mut self) {
+        self.switch_to_aegis = true;
     }
 
     /// Starts a key rotation: `key` becomes the newest key and the current one is kept as the
@@ -314,11 +328,24 @@ impl Opener {
             return Err(OpenError::Replayed);
         }
         if let Some(state) = self.sessions.get_mut(&session) {
-            if state.cipher != cipher {
+            let switching = state.cipher != cipher;
+            if switching && !(self.switch_to_aegis && cipher == Cipher::Aegis128L) {
                 return Err(OpenError::Forged);
             }
             state.window.check(counter)?;
-            if !state.key.open(counter, aad, sealed) {
+            if switching {
+                let prk = if state.generation == self.generation {
+                    &self.prk
+                } else {
+                    self.old_prk.as_ref().ok_or(OpenError::Forged)?
+                };
+                let key = subkey(prk, &session, cipher);
+                if !key.open(counter, aad, sealed) {
+                    return Err(OpenError::Forged);
+                }
+                state.cipher = cipher;
+                state.key = key;
+            } else if !state.key.open(counter, aad, sealed) {
                 return Err(OpenError::Forged);
             }
             self.tick = self.tick.wrapping_add(1);

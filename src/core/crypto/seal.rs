@@ -78,6 +78,18 @@ impl Sealer {
         }
     }
 
+    /// A sealer for the same `key` and `session` as `old` (whose key the caller kept) under
+    /// `cipher`, going on from `old`'s next counter: the switch of a session of per-node keys
+    /// to AEGIS-128L (see [`Opener::allow_switch_to_aegis`](super::Opener::allow_switch_to_aegis)).
+    /// Counters stay unique under each subkey, since the subkey differs by cipher.
+    pub fn switched(old: &Sealer, key: &Key, cipher: Cipher) -> Sealer {
+        let sealer = Sealer::with_cipher(key, old.session, cipher);
+        sealer
+            .next
+            .store(old.next.load(Ordering::Relaxed), Ordering::Relaxed);
+        sealer
+    }
+
     /// How many packets this sealer has sealed (the next counter).
     pub fn sealed(&self) -> u64 {
         self.next.load(Ordering::Relaxed)

@@ -640,3 +640,60 @@ fn sessions_seal_with_aegis_only_to_a_peer_that_opens_it_and_with_aes_instructio
     assert_eq!(Cipher::Aegis128L.to_string(), "AEGIS-128L");
     assert_eq!(Cipher::Aegis128L.key_len(), 16);
 }
+
+#[test]
+fn a_session_may_switch_to_aegis_once_where_the_opener_allows_it() {
+    // Three packets under AES-128-GCM (counters 0..3), then the switch: counters go on.
+    let mut gcm = Sealer::with_cipher(&test_key(), SESSION, Cipher::Aes128Gcm);
+    let under_gcm: Vec<Vec<u8>> = (0..3).map(|_| seal(&mut gcm, &clear_frame())).collect();
+    let mut aegis = Sealer::switched(&gcm, &test_key(), Cipher::Aegis128L);
+    assert_eq!((aegis.cipher(), aegis.sealed()), (Cipher::Aegis128L, 3));
+    let under_aegis: Vec<Vec<u8>> = (0..3).map(|_| seal(&mut aegis, &clear_frame())).collect();
+    assert_eq!(under_aegis[0][TOKEN_LEN], 0x83);
+    assert_eq!(
+        &under_aegis[0][FRONT_LEN - 8..FRONT_LEN],
+        &3u64.to_be_bytes()
+    );
+
+    // Not allowed (keyed mode): a known session under another marker is forged.
+    let mut strict = Opener::new(&test_key(), 4);
+    assert_eq!(open(&mut strict, &under_gcm[0]), Ok(clear_frame()));
+    assert_eq!(open(&mut strict, &under_aegis[0]), Err(OpenError::Forged));
+
+    // Allowed (sessions of per-node keys): a forgery under 0x83 changes nothing, the real
+    // switch binds the session to AEGIS-128L, and AES-128-GCM is refused after it.
+    let mut opener = Opener::new(&test_key(), 1);
+    opener.allow_switch_to_aegis();
+    assert_eq!(open(&mut opener, &under_gcm[0]), Ok(clear_frame()));
+    let mut forged = under_aegis[0].clone();
+    *forged.last_mut().unwrap() ^= 1;
+    assert_eq!(open(&mut opener, &forged), Err(OpenError::Forged));
+    assert_eq!(
+        open(&mut opener, &under_gcm[1]),
+        Ok(clear_frame()),
+        "still on AES-128-GCM"
+    );
+    assert_eq!(open(&mut opener, &under_aegis[0]), Ok(clear_frame()));
+    assert_eq!(open(&mut opener, &under_aegis[0]), Err(OpenError::Replayed));
+    assert_eq!(open(&mut opener, &under_aegis[2]), Ok(clear_frame()));
+    assert_eq!(
+        open(&mut opener, &under_gcm[2]),
+        Err(OpenError::Forged),
+        "no way back"
+    );
+    assert_eq!(
+        open(&mut opener, &under_aegis[1]),
+        Ok(clear_frame()),
+        "reordered, in the window"
+    );
+    // Only AEGIS-128L: a switch to another cipher is refused.
+    let mut chacha = Sealer::switched(&gcm, &test_key(), Cipher::ChaCha20Poly1305);
+    let mut opener = Opener::new(&test_key(), 1);
+    opener.allow_switch_to_aegis();
+    assert_eq!(open(&mut opener, &under_gcm[0]), Ok(clear_frame()));
+    assert_eq!(
+        open(&mut opener, &seal(&mut chacha, &clear_frame())),
+        Err(OpenError::Forged)
+    );
+    assert_eq!(opener.sessions(), 1);
+}

@@ -99,6 +99,7 @@ impl<S: Socket, D: Device> Node<S, D> {
                 if let Some(reply) = self.control.get(..len) {
                     self.tx.send(&mut self.stats, from, reply, true);
                 }
+                self.hello_in_new_session(from, false);
                 Ok(())
             }
             HandshakeEvent::Completed => {
@@ -106,6 +107,7 @@ impl<S: Socket, D: Device> Node<S, D> {
                     debug!("asking {from} for its peer list (session made)");
                     self.send_control(from, Kind::GetPeers);
                 }
+                self.hello_in_new_session(from, true);
                 Ok(())
             }
             HandshakeEvent::Dropped => Err(DropReason::Unauthenticated),
@@ -121,7 +123,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         wire_len: usize,
     ) -> Result<(), DropReason> {
         let packet = Packet::new_checked(datagram).map_err(DropReason::Malformed)?;
-        if wire::relay::is_extension(packet.kind_byte()) && self.relays() {
+        if wire::relay::is_extension(packet.kind_byte()) && self.is_sealed() {
             // Sealed modes only: the seed's protocol has no such kinds.
             return self.on_extension(now, from, datagram, wire_len);
         }

@@ -55,6 +55,15 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
     }
 
+    /// Per-node keys: a session was made with `to`: our Hello in it tells the peer that we
+    /// open AEGIS-128L, so that it switches its half of this session (the initiator asks for
+    /// the responder's Hello too). Not with `--no-aegis`.
+    pub(super) fn hello_in_new_session(&mut self, to: SocketAddr, answer: bool) {
+        if self.config.aegis {
+            self.send_hello(to, answer);
+        }
+    }
+
     /// A verified peer became one: send our Hello (sealed modes), and end any route to its
     /// address.
     pub(super) fn relay_on_verified(&mut self, addr: SocketAddr) {
@@ -192,13 +201,20 @@ impl<S: Socket, D: Device> Node<S, D> {
             Extension::Hello { .. } => self.peers.contains(from),
             _ => self.peers.is_verified(from),
         };
-        if let (Extension::Hello { flags, .. }, true) = (message, known) {
+        if let Extension::Hello { flags, .. } = message {
+            // The cipher flag counts whoever sent it: with per-node keys it speaks for the
+            // session it came in (see `Sessions::peer_opens_aegis`).
             if let (Some(sessions), true) = (&mut self.sessions, self.config.aegis) {
-                sessions.set_opens_aegis(from, flags & FLAG_AEGIS != 0);
+                if flags & FLAG_AEGIS != 0 && sessions.peer_opens_aegis() {
+                    debug!("sealing to {from} with AEGIS-128L now (it opens it)");
+                }
             }
-            if !self.relays() {
-                // Relaying is off: the Hello only told us which ciphers the peer opens.
-                let _ = self.peers.touch_received(now, from, wire_len);
+            if !self.relays() || !known {
+                // Relaying off, or not a peer (yet): the Hello only said which ciphers the
+                // sender opens.
+                if known {
+                    let _ = self.peers.touch_received(now, from, wire_len);
+                }
                 if flags & FLAG_ANSWER != 0 {
                     self.send_hello(from, false);
                 }

@@ -67,12 +67,12 @@ pub fn render_json<S: Socket, D: Device>(
                 json_string(out, &k.key);
                 out.push_str(",\"key_name\":");
                 json_string(out, &k.name);
-                if let Some((id, age, sealed)) = k.session {
+                if let Some((id, age, sealed, cipher)) = k.session {
                     out.push_str(",\"session\":");
                     json_string(out, &id);
                     let _ = write!(
                         out,
-                        ",\"session_age_secs\":{},\"session_sealed\":{sealed}",
+                        ",\"session_age_secs\":{},\"session_sealed\":{sealed},\"session_cipher\":\"{cipher}\"",
                         json_secs(age)
                     );
                 }

@@ -35,6 +35,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::crypto::Cipher;
 use crate::io::{Device, Socket};
 use crate::node::Node;
 use crate::status::{Header, LoopCounters};
@@ -154,11 +155,11 @@ fn mode<S: Socket, D: Device>(node: &Node<S, D>) -> &'static str {
 }
 
 /// Per-node keys: the key behind `addr` with its name, and its current session (id in hex,
-/// age, packets sealed), if any.
+/// age, packets sealed, the cipher it seals with), if any.
 struct PeerKey {
     key: String,
     name: String,
-    session: Option<(String, Duration, u64)>,
+    session: Option<(String, Duration, u64, Cipher)>,
 }
 
 fn peer_key<S: Socket, D: Device>(
@@ -168,10 +169,14 @@ fn peer_key<S: Socket, D: Device>(
 ) -> Option<PeerKey> {
     let sessions = node.sessions()?;
     let key = sessions.key_of(addr)?;
-    let session = sessions.current_session(&key).map(|(id, made, sealed)| {
-        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-        (hex, now.saturating_duration_since(made), sealed)
-    });
+    let cipher = sessions.current_cipher(&key);
+    let session = sessions
+        .current_session(&key)
+        .zip(cipher)
+        .map(|((id, made, sealed), cipher)| {
+            let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            (hex, now.saturating_duration_since(made), sealed, cipher)
+        });
     Some(PeerKey {
         key: key.to_string(),
         name: sessions.trusted().name(&key).unwrap_or("").to_owned(),

@@ -84,10 +84,10 @@ pub fn render_text<S: Socket, D: Device>(
         let _ = writeln!(out, "  macs: {}", node.switch_table().count_for(addr));
         if let Some(k) = peer_key(node, now, addr) {
             let _ = writeln!(out, "  key: {} ({})", k.key, k.name);
-            if let Some((id, age, sealed)) = k.session {
+            if let Some((id, age, sealed, cipher)) = k.session {
                 let _ = writeln!(
                     out,
-                    "  session: {id}, made {} ago, {sealed} packets sealed",
+                    "  session: {id}, made {} ago, {sealed} packets sealed, {cipher}",
                     secs(age)
                 );
             }

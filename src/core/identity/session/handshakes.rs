@@ -162,7 +162,9 @@ impl Sessions {
             self.by_session.remove(&older);
         }
         let renewed = state.current.is_some();
-        let cipher = Cipher::preferred_for_sessions(state.opens_aegis);
+        // AEGIS-128L only once the peer's Hello in this session says it opens it.
+        let cipher = Cipher::preferred_for_sessions(false);
+        let aegis = Cipher::preferred_for_sessions(true);
         if let Some(current) = state.current.take() {
             state.previous = Some((current.recv_session, current.made));
         }
@@ -172,6 +174,7 @@ impl Sessions {
                 established.send_session,
                 cipher,
             )),
+            switch_key: (aegis != cipher).then(|| established.send_key.clone()),
             recv_session: established.recv_session,
             made: now,
             is_initiator: established.is_initiator,
@@ -179,6 +182,7 @@ impl Sessions {
         state.addr = Some(addr);
         let mut opener = Opener::new(&established.recv_key, 1);
         opener.refuse_session(established.send_session);
+        opener.allow_switch_to_aegis();
         self.by_session.insert(
             established.recv_session,
             RecvSession {
@@ -336,7 +340,6 @@ impl Sessions {
         let reject = rekey_after + REJECT_SLACK + RECEIVE_GRACE;
         self.by_session.retain(|_, s| now < s.made + reject);
         let mut due = Vec::new();
-        let aegis = Cipher::preferred_for_sessions(true);
         for (key, state) in self.keys.iter_mut() {
             if let Some((_, made)) = state.previous {
                 if now >= made + reject {
@@ -351,16 +354,8 @@ impl Sessions {
             } else {
                 rekey_after + RESPONDER_REKEY_DELAY
             };
-            // A peer that opens AEGIS-128L, in a session under another cipher that we would
-            // seal with AEGIS-128L: renew now (the initiator), or once the initiator had its
-            // chance (the responder).
-            let upgrade = state.opens_aegis
-                && aegis == Cipher::Aegis128L
-                && current.sealer.cipher() != aegis
-                && (current.is_initiator || now >= current.made + HANDSHAKE_RETRY);
             let old = now >= current.made + after
-                || current.sealer.sealed() >= self.config.rekey_after_messages
-                || upgrade;
+                || current.sealer.sealed() >= self.config.rekey_after_messages;
             let recently = state.last_rekey.is_some_and(|t| now < t + HANDSHAKE_RETRY);
             if let (true, false, Some(addr)) = (old, recently, state.addr) {
                 state.last_rekey = Some(now);

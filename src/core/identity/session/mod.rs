@@ -134,6 +134,9 @@ struct SendSession {
     /// Shared with the `--threads` lanes ([`Sessions::for_each_sending`]); its counter is an
     /// atomic, so the lanes seal in this one session.
     sealer: Arc<Sealer>,
+    /// The session's sending key, kept to switch `sealer` to AEGIS-128L
+    /// ([`Sessions::peer_opens_aegis`]); `None` once switched (or where it never will be).
+    switch_key: Option<crypto::Key>,
     recv_session: [u8; crypto::SESSION_LEN],
     made: Instant,
     is_initiator: bool,
@@ -161,9 +164,6 @@ struct KeyState {
     last_timestamp: Option<[u8; handshake::TIMESTAMP_LEN]>,
     /// When we last started a renewal with this key.
     last_rekey: Option<Instant>,
-    /// The key's node said (in its Hello) that it opens AEGIS-128L: its sessions seal with it
-    /// from the next one on (see [`Sessions::set_opens_aegis`]).
-    opens_aegis: bool,
 }
 
 struct Pending {
@@ -195,6 +195,8 @@ pub struct Sessions {
     stats: SessionStats,
     /// Moves whenever what [`Sessions::for_each_sending`] shows changes.
     changes: u64,
+    /// The receiving session of the datagram [`Sessions::open`] opened last.
+    last_opened: Option<[u8; crypto::SESSION_LEN]>,
 }
 
 impl core::fmt::Debug for Sessions {
@@ -235,6 +237,7 @@ impl Sessions {
             scratch: Box::new([0u8; 256]),
             stats: SessionStats::default(),
             changes: 0,
+            last_opened: None,
         };
         sessions.set_trusted(trusted);
         sessions
@@ -390,16 +393,38 @@ impl Sessions {
         }
     }
 
-    /// Records whether the node at `addr` opens AEGIS-128L (its Hello says so; the Hello came
-    /// in a session, so its key sent it). Sessions with its key made from now on seal with
-    /// AEGIS-128L where this CPU has AES instructions. A current session under another cipher
-    /// is renewed at the next [`Sessions::housekeep`] by its initiator, or by its responder once
-    /// it is [`HANDSHAKE_RETRY`] old (the initiator had its chance). Unknown addresses are
-    /// ignored.
-    pub fn set_opens_aegis(&mut self, addr: SocketAddr, opens: bool) {
-        if let Some(state) = self.by_addr.get(&addr).and_then(|k| self.keys.get_mut(k)) {
-            state.opens_aegis = opens;
+    /// The datagram opened last (by [`Sessions::open`]) said that its sender opens
+    /// AEGIS-128L: a Hello with that flag. If it came in the receiving half of the current
+    /// session with its key, the peer behind that session (that very handshake, so that very
+    /// process) opens AEGIS-128L, and the sending half switches to it, going on with its
+    /// counter ([`Sealer::switched`]), where this CPU has AES instructions. Returns whether it
+    /// switched. The receiver lets the session switch ([`Opener::allow_switch_to_aegis`]).
+    pub fn peer_opens_aegis(&mut self) -> bool {
+        let Some(id) = self.last_opened else {
+            return false;
+        };
+        let Some(remote) = self.by_session.get(&id).map(|s| s.remote) else {
+            return false;
+        };
+        let Some(current) = self
+            .keys
+            .get_mut(&remote)
+            .and_then(|state| state.current.as_mut())
+            .filter(|c| c.recv_session == id)
+        else {
+            return false;
+        };
+        let aegis = crypto::Cipher::preferred_for_sessions(true);
+        let Some(key) = current.switch_key.take() else {
+            return false;
+        };
+        if aegis != crypto::Cipher::Aegis128L || current.sealer.cipher() == aegis {
+            return false;
         }
+        current.sealer = Arc::new(Sealer::switched(&current.sealer, &key, aegis));
+        self.changes = self.changes.wrapping_add(1);
+        self.stats.aegis_switches += 1;
+        true
     }
 
     /// The cipher the current sending session of `key` seals with.
@@ -442,6 +467,7 @@ impl Sessions {
             return Err(OpenError::StaleSession);
         }
         let range = session.opener.open(datagram)?;
+        self.last_opened = Some(id);
         if session.last_from == Some(from) {
             return Ok(range);
         }

@@ -58,11 +58,13 @@ pub struct SessionStats {
     pub no_session: u64,
     /// Sessions dropped because their key was removed from the trusted set.
     pub revoked: u64,
+    /// Sending sessions switched to AEGIS-128L because the peer's Hello said it opens it.
+    pub aegis_switches: u64,
 }
 
 impl SessionStats {
     /// Every counter with its name (as in the stats file) and a one-line description.
-    pub fn named(&self) -> [(&'static str, u64, &'static str); 12] {
+    pub fn named(&self) -> [(&'static str, u64, &'static str); 13] {
         [
             (
                 "handshake_initiations_sent",
@@ -123,6 +125,11 @@ impl SessionStats {
                 "sessions_revoked",
                 self.revoked,
                 "Sessions dropped because their key was no longer trusted.",
+            ),
+            (
+                "sessions_switched_to_aegis",
+                self.aegis_switches,
+                "Sending sessions switched to AEGIS-128L (the peer opens it).",
             ),
         ]
     }
