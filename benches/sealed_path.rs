@@ -1,7 +1,7 @@
 //! Nanoseconds per 1400-byte frame through two nodes' cores, sender and receiver together
 //! (tap→seal→UDP on one node, UDP→open→tap on the other), in the modes: the seed's clear
-//! protocol, keyed mode (`--key-file`) and per-node keys (`--private-key`, with and without
-//! `--no-aegis`). Socket and device are
+//! protocol, keyed mode (`--key-file`) and per-node keys (`--private-key`), each of the two
+//! with and without `--no-aegis`. Socket and device are
 //! in memory; the last datagram sent is kept in a fixed buffer and handed to the other node.
 //! It isolates what sealing and the session lookups cost from the kernel, which a throughput
 //! benchmark on a busy machine cannot.
@@ -131,8 +131,8 @@ fn measure(config: impl Fn(u8) -> Config) -> f64 {
 
 fn main() {
     let token = Token::new(7).expect("small token");
-    // SEALED_PATH_ONLY=identity (or identity-no-aegis, keyed, clear) measures one mode, e.g.
-    // under perf.
+    // SEALED_PATH_ONLY=identity (or identity-no-aegis, keyed, keyed-no-aegis, clear) measures
+    // one mode, e.g. under perf.
     let only = std::env::var("SEALED_PATH_ONLY").unwrap_or_default();
     let wanted = |mode: &str| only.is_empty() || only == mode;
     let clear = if wanted("clear") {
@@ -140,17 +140,24 @@ fn main() {
     } else {
         f64::NAN
     };
+    let keyed_config = |n: u8, aegis: bool| {
+        let mut c = Config::new(token);
+        c.keyed = Some(Keyed {
+            key: Key::from_bytes([3; 32]),
+            session: [n; 16],
+        });
+        c.aegis = aegis;
+        c
+    };
     let keyed = if !wanted("keyed") {
         f64::NAN
     } else {
-        measure(|n| {
-            let mut c = Config::new(token);
-            c.keyed = Some(Keyed {
-                key: Key::from_bytes([3; 32]),
-                session: [n; 16],
-            });
-            c
-        })
+        measure(|n| keyed_config(n, true))
+    };
+    let keyed_gcm = if !wanted("keyed-no-aegis") {
+        f64::NAN
+    } else {
+        measure(|n| keyed_config(n, false))
     };
     let mut trusted = TrustedKeys::new();
     for n in [1u8, 2] {
@@ -179,8 +186,14 @@ fn main() {
     println!("sealed path, 1400-byte frames, seal on one node + open on the other, median of {RUNS} x {FRAMES}:");
     println!("  clear (seed protocol):     {clear:8.1} ns/frame");
     println!(
-        "  keyed (--key-file):        {keyed:8.1} ns/frame  ({:.2}x clear)",
-        keyed / clear
+        "  keyed (--key-file):        {keyed:8.1} ns/frame  ({:.2}x clear; {} where every peer opens AEGIS-128L)",
+        keyed / clear,
+        ethcloud::crypto::Cipher::preferred_for_sessions(true)
+    );
+    println!(
+        "  keyed, --no-aegis:         {keyed_gcm:8.1} ns/frame  ({:.2}x clear; {})",
+        keyed_gcm / clear,
+        ethcloud::crypto::Cipher::preferred()
     );
     println!(
         "  per-node keys (identity):  {identity:8.1} ns/frame  ({:.2}x keyed; {} where both ends open AEGIS-128L)",

@@ -473,7 +473,8 @@ for label in order:
     lines.append(f"| {label}/vxlan | {r[0]}× | {r[1]}× | {r[2]}× | | | {r[3]}× | {r[4]}× | | | |")
 # The modes against each other (issue #12: identity ≥ 0.8 × clear on TCP 1 stream).
 pairs = [(x, y, t) for x, y, t in [
-    ("identity", "ethcloud", "≥ 0.8× on TCP 1 stream"), ("identity", "keyed", "≈ 1× (same sealing)"),
+    ("identity", "ethcloud", "≥ 0.8× on TCP 1 stream"), ("identity", "keyed", ""),
+    ("identity", "identity-no-aegis", "AEGIS-128L against AES-128-GCM"),
     ("identity", "wg-go", "≥ 1× WireGuard (#14; here its own user-space one)"),
     ("identity", "wg-boringtun", ""), ("keyed", "ethcloud", ""), ("ethcloud", "wg-go", ""),
     ("ethcloud", "wg-boringtun", "")]

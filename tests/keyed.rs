@@ -32,11 +32,18 @@ fn keyed_nodes_mesh_and_carry_frames_that_never_appear_in_clear_on_the_wire() {
     assert_eq!(sim.take_frames(b), vec![payload.clone()]);
     let wire = sim.wire_log.take().unwrap();
     assert!(!wire.is_empty());
+    // This CPU's cipher, and AEGIS-128L once the Hellos said every peer opens it.
+    let aegis = Cipher::preferred_for_sessions(true).marker();
+    assert_eq!(
+        wire.last().map(|d| d[7]),
+        Some(aegis),
+        "the frame went under AEGIS-128L (on a CPU with AES)"
+    );
     for datagram in &wire {
-        assert_eq!(
-            datagram[7],
-            Cipher::preferred().marker(),
-            "every datagram is sealed with this CPU's cipher"
+        assert!(
+            datagram[7] == Cipher::preferred().marker() || datagram[7] == aegis,
+            "every datagram is sealed with this CPU's ciphers: {:#x}",
+            datagram[7]
         );
         assert!(
             !contains(datagram, &[0x5a; 16]),
@@ -207,4 +214,112 @@ fn restarted_keyed_node_rejoins_with_a_new_session() {
     sim.inject_frame(a, &frame(BROADCAST, mac(1), None, 0));
     sim.run_until_idle(100);
     assert_eq!(sim.take_frames(b).len(), 1);
+}
+
+/// A broadcast from `from` (mac `m`, payload byte `p`): which of `to` got it.
+fn broadcast_reaches(
+    sim: &mut Simulator,
+    from: SocketAddr,
+    m: u8,
+    p: u8,
+    to: &[SocketAddr],
+) -> usize {
+    let f = frame(BROADCAST, mac(m), None, p);
+    sim.inject_frame(from, &f);
+    sim.run_until_idle(10_000);
+    to.iter()
+        .filter(|n| sim.take_frames(**n).contains(&f))
+        .count()
+}
+
+#[test]
+fn frames_go_under_aegis_while_every_peer_opens_it_and_never_to_an_older_node() {
+    if Cipher::preferred_for_sessions(true) != Cipher::Aegis128L {
+        println!("no AES instructions: keyed mode stays on ChaCha20-Poly1305, nothing to test");
+        return;
+    }
+    let mut sim = Simulator::new(0x8ea);
+    let cfg = Simulator::keyed_config(7);
+    let nodes = sim.add_chain(&cfg, 3);
+    sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
+    sim.advance(Duration::from_secs(2));
+    sim.wire_log = Some(Vec::new());
+    assert_eq!(broadcast_reaches(&mut sim, nodes[0], 1, 1, &nodes[1..]), 2);
+    let wire = sim.wire_log.take().unwrap();
+    assert!(
+        wire.iter().all(|d| d[7] == 0x83),
+        "frames and all else under AEGIS-128L among nodes that open it"
+    );
+
+    // An ethcloud from before AEGIS-128L joins: frames go back to this CPU's first cipher
+    // (one seal for every receiver), and nothing under AEGIS-128L ever reaches it.
+    let mut old_cfg = cfg.clone();
+    old_cfg.aegis = false;
+    let old = sim.next_addr();
+    sim.old_nodes.insert(old);
+    sim.add_node_at(old, &old_cfg);
+    sim.connect(old, nodes[0]);
+    let took = sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
+    println!("the older node is in the mesh after {} s", took.as_secs());
+    sim.advance(Duration::from_secs(2));
+    sim.wire_log = Some(Vec::new());
+    let all: Vec<SocketAddr> = nodes[1..].iter().copied().chain([old]).collect();
+    assert_eq!(broadcast_reaches(&mut sim, nodes[0], 1, 2, &all), 3);
+    let wire = sim.wire_log.take().unwrap();
+    assert!(wire.iter().all(|d| d[7] == Cipher::preferred().marker()));
+    assert_eq!(sim.aegis_to_old, 0, "the older node was sent AEGIS-128L");
+
+    // It leaves: frames go under AEGIS-128L again.
+    sim.shutdown(old);
+    sim.advance(Duration::from_secs(2));
+    sim.wire_log = Some(Vec::new());
+    assert_eq!(broadcast_reaches(&mut sim, nodes[0], 1, 3, &nodes[1..]), 2);
+    let wire = sim.wire_log.take().unwrap();
+    let markers: Vec<(u8, usize)> = wire.iter().map(|d| (d[7], d.len())).collect();
+    assert!(wire.iter().all(|d| d[7] == 0x83), "{markers:?}");
+}
+
+#[test]
+fn a_keyed_peer_that_comes_back_without_aegis_is_sent_what_it_opens() {
+    // b crashes and comes back at its address as an ethcloud from before AEGIS-128L: a must
+    // notice the new process (a new sender session) and stop sealing with AEGIS-128L to it.
+    let mut sim = Simulator::new(0x8eb);
+    let cfg = Simulator::keyed_config(7);
+    let [a, b] = sim.add_nodes(&cfg);
+    sim.connect(b, a);
+    sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(broadcast_reaches(&mut sim, a, 1, 1, &[b]), 1);
+    sim.kill(b);
+    let mut old_cfg = cfg.clone();
+    old_cfg.aegis = false;
+    old_cfg.connect = vec![a];
+    sim.old_nodes.insert(b);
+    sim.add_node_at(b, &old_cfg);
+    // Bounded: at most 60 simulated seconds, one broadcast each way per second.
+    let mut took = Duration::ZERO;
+    while took < Duration::from_secs(60) {
+        sim.advance(Duration::from_secs(1));
+        took += Duration::from_secs(1);
+        let there = broadcast_reaches(&mut sim, a, 1, 9, &[b]) == 1;
+        if there && broadcast_reaches(&mut sim, b, 2, 9, &[a]) == 1 {
+            break;
+        }
+    }
+    println!(
+        "frames between a and the restarted b after {} s ({} AEGIS-128L datagrams lost on the way)",
+        took.as_secs(),
+        sim.aegis_to_old
+    );
+    let lost = sim.aegis_to_old;
+    for i in 0..10 {
+        sim.advance(Duration::from_secs(3));
+        assert_eq!(broadcast_reaches(&mut sim, a, 1, 10 + i, &[b]), 1);
+        assert_eq!(broadcast_reaches(&mut sim, b, 2, 10 + i, &[a]), 1);
+    }
+    assert_eq!(
+        sim.aegis_to_old, lost,
+        "AEGIS-128L to the older node after it was noticed"
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
 }

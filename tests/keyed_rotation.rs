@@ -8,7 +8,7 @@ mod sim;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ethcloud::crypto::Key;
+use ethcloud::crypto::{Cipher, Key};
 use ethcloud::node::{Rekey, KEY_GRACE, KEY_ROLLOVER};
 use sim::{frame, mac, Simulator, BROADCAST};
 
@@ -138,6 +138,17 @@ fn key_rotation_keeps_frames_flowing_and_cuts_off_a_node_without_the_new_key() {
         }
     }
     assert_eq!(exchange(&mut sim, &rotated, 3), 6, "seed {seed:#x}: after");
+    // Under the new key they seal in new sessions: each asked the others for a Hello in
+    // theirs, and frames go under AEGIS-128L again (on a CPU with AES).
+    sim.wire_log = Some(Vec::new());
+    assert_eq!(exchange(&mut sim, &rotated, 4), 6, "seed {seed:#x}: after");
+    let wire = sim.wire_log.take().unwrap();
+    let aegis = Cipher::preferred_for_sessions(true).marker();
+    let markers: Vec<u8> = wire.iter().map(|d| d[7]).collect();
+    assert!(
+        markers.iter().all(|m| *m == aegis),
+        "seed {seed:#x}: {markers:x?}"
+    );
 }
 
 #[test]

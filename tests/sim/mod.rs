@@ -156,6 +156,12 @@ pub struct Simulator {
     pub lost: u64,
     /// When `Some`, every delivered datagram's bytes are kept here (what a wiretap sees).
     pub wire_log: Option<Vec<Vec<u8>>>,
+    /// Nodes that stand for an ethcloud from before AEGIS-128L (give them `aegis = false` too,
+    /// so that they do not announce it): a datagram under marker 0x83 to one of them is
+    /// dropped, as such a node drops what it cannot open, and counted in `aegis_to_old`.
+    pub old_nodes: BTreeSet<SocketAddr>,
+    /// Datagrams under AEGIS-128L sent to one of `old_nodes`.
+    pub aegis_to_old: u64,
     /// Datagrams delivered to each address.
     received: BTreeMap<SocketAddr, u64>,
     starts: u32,
@@ -194,6 +200,8 @@ impl Simulator {
             delivered: 0,
             lost: 0,
             wire_log: None,
+            old_nodes: BTreeSet::new(),
+            aegis_to_old: 0,
             received: BTreeMap::new(),
             starts: 0,
             traffic: BTreeMap::new(),
@@ -543,6 +551,10 @@ impl Simulator {
         }
         if !self.nodes.contains_key(&d.to) {
             self.lost += 1;
+            return true;
+        }
+        if self.old_nodes.contains(&d.to) && d.bytes.get(7) == Some(&0x83) {
+            self.aegis_to_old += 1;
             return true;
         }
         self.record(&d);

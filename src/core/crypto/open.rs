@@ -173,6 +173,9 @@ struct SessionState {
     generation: u32,
 }
 
+/// How many of this node's own sessions an [`Opener`] refuses ([`Opener::refuse_session`]).
+const OWN_SESSIONS: usize = 4;
+
 /// The largest sealed part (ciphertext and tag) that [`Opener::add_key`]'s scratch buffer
 /// holds: a whole UDP payload. A longer one (no UDP datagram is) is tried under the newer key
 /// only.
@@ -200,8 +203,9 @@ pub struct Opener {
     /// Whether a remembered session sealed under another cipher may move to AEGIS-128L
     /// ([`Opener::allow_switch_to_aegis`]).
     switch_to_aegis: bool,
-    /// This node's own sessions (the current one, and the one before a key rotation).
-    own: [Option<[u8; SESSION_LEN]>; 2],
+    /// This node's own sessions (the current ones, and those before a key rotation; keyed
+    /// mode may seal in two at once, one per cipher).
+    own: [Option<[u8; SESSION_LEN]>; OWN_SESSIONS],
 }
 
 impl fmt::Debug for Opener {
@@ -231,16 +235,18 @@ impl Opener {
             floor: None,
             tick: 0,
             switch_to_aegis: false,
-            own: [None; 2],
+            own: [None; OWN_SESSIONS],
         }
     }
 
     /// Refuses packets of `session` (as [`OpenError::Replayed`]): give it this node's own
-    /// session, so that its packets reflected back to it are dropped. The last two sessions
-    /// given are refused (the current one and the one before a key rotation).
+    /// session, so that its packets reflected back to it are dropped. The last four sessions
+    /// given are refused (in keyed mode the current one of each of its two ciphers, and the
+    /// two before a key rotation).
     pub fn refuse_session(&mut self, session: [u8; SESSION_LEN]) {
-        if self.own[0] != Some(session) {
-            self.own = [Some(session), self.own[0]];
+        if !self.own.contains(&Some(session)) {
+            self.own.rotate_right(1);
+            self.own[0] = Some(session);
         }
     }
 

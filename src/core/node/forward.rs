@@ -157,7 +157,7 @@ impl<S: Socket, D: Device> Outbound for Node<S, D> {
     fn sealing(&self) -> Sealing<'_> {
         match (&self.sessions, &self.crypto) {
             (Some(_), _) => Sealing::PerPeer,
-            (None, Some((sealer, _))) => Sealing::Keyed(sealer),
+            (None, Some((sealer, _))) => Sealing::Keyed(self.frame_sealer().unwrap_or(sealer)),
             (None, None) => Sealing::Clear,
         }
     }

@@ -266,8 +266,12 @@ pub struct Node<S: Socket, D: Device> {
     /// Keyed mode: our sealer (shared with the `--threads` lanes) and the opener with its
     /// replay windows.
     crypto: Option<(Arc<Sealer>, Opener)>,
-    /// Keyed mode: moves whenever the sealer is replaced (key rotation), for
-    /// [`Node::forward_generation`].
+    /// Keyed mode with AEGIS-128L: the second sealer and the peers that open it.
+    keyed_aegis: Option<seal::KeyedAegis>,
+    /// Keyed mode: the sender session of the datagram opened last.
+    last_session: [u8; crypto::SESSION_LEN],
+    /// Keyed mode: moves whenever the sealer of frames is replaced (key rotation, frames
+    /// switched to or from AEGIS-128L), for [`Node::forward_generation`].
     sealer_changes: u64,
     /// Keyed mode: the key rotation under way, if any.
     rollover: Option<Rollover>,
@@ -342,9 +346,17 @@ impl<S: Socket, D: Device> Node<S, D> {
         let connect = core::mem::take(&mut config.connect);
         let contact_rate = config.contacts_per_second.max(1) as u64;
         let broadcast_rate = config.broadcast_limit.unwrap_or(0);
+        let keyed_aegis = config
+            .keyed
+            .as_ref()
+            .filter(|_| config.aegis)
+            .and_then(seal::KeyedAegis::new);
         let crypto = config.keyed.as_ref().map(|k| {
             let mut opener = Opener::new(&k.key, MAX_SESSIONS);
             opener.refuse_session(k.session);
+            if let Some(aegis) = &keyed_aegis {
+                opener.refuse_session(aegis.session());
+            }
             (Arc::new(Sealer::new(&k.key, k.session)), opener)
         });
         let sessions = config.identity.as_ref().map(|setup| {
@@ -371,6 +383,8 @@ impl<S: Socket, D: Device> Node<S, D> {
         };
         let mut node = Node {
             crypto,
+            keyed_aegis,
+            last_session: [0; crypto::SESSION_LEN],
             sealer_changes: 0,
             rollover: None,
             sessions,

@@ -77,6 +77,11 @@ impl<S: Socket, D: Device> Node<S, D> {
             None => datagram,
             Some((_, opener)) => {
                 let range = opener.open(datagram).map_err(open_drop_reason)?;
+                if self.keyed_aegis.is_some() {
+                    if let Some(session) = datagram.get(wire::TOKEN_LEN + 1..wire::TOKEN_LEN + 17) {
+                        self.last_session.copy_from_slice(session);
+                    }
+                }
                 datagram.get(range).unwrap_or_default()
             }
         };
@@ -128,6 +133,10 @@ impl<S: Socket, D: Device> Node<S, D> {
             return self.on_extension(now, from, datagram, wire_len);
         }
         let message = Message::parse(packet).map_err(DropReason::Malformed)?;
+        if self.keyed_aegis.is_some() && !matches!(message, Message::Frame(_)) {
+            // A restarted peer, or one under a new key, asks and answers in a new session.
+            self.keyed_aegis_seen(from);
+        }
         if let Message::Close = message {
             self.remove_peer(now, from, "closed by peer");
             return Ok(());

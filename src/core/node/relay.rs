@@ -67,6 +67,7 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// A verified peer became one: send our Hello (sealed modes), and end any route to its
     /// address.
     pub(super) fn relay_on_verified(&mut self, addr: SocketAddr) {
+        self.keyed_aegis_update();
         if self.relays() {
             if let Some(via) = self.relay.on_direct(addr) {
                 info!("{addr} is a direct peer now: no longer relayed through {via}");
@@ -77,6 +78,7 @@ impl<S: Socket, D: Device> Node<S, D> {
 
     /// A peer is gone: the routes through it end, and the MACs learnt behind them.
     pub(super) fn relay_on_removed(&mut self, addr: SocketAddr) {
+        self.keyed_aegis_forget(addr);
         if self.relay.is_empty() && self.relay.capable_len() == 0 {
             return;
         }
@@ -204,10 +206,14 @@ impl<S: Socket, D: Device> Node<S, D> {
         if let Extension::Hello { flags, .. } = message {
             // The cipher flag counts whoever sent it: with per-node keys it speaks for the
             // session it came in (see `Sessions::peer_opens_aegis`).
-            if let (Some(sessions), true) = (&mut self.sessions, self.config.aegis) {
-                if flags & FLAG_AEGIS != 0 && sessions.peer_opens_aegis() {
+            let opens = flags & FLAG_AEGIS != 0;
+            if let Some(sessions) = &mut self.sessions {
+                if self.config.aegis && opens && sessions.peer_opens_aegis() {
                     debug!("sealing to {from} with AEGIS-128L now (it opens it)");
                 }
+            } else if known {
+                // Keyed mode (a no-op with `--no-aegis`).
+                self.keyed_aegis_hello(from, opens);
             }
             if !self.relays() || !known {
                 // Relaying off, or not a peer (yet): the Hello only said which ciphers the

@@ -34,7 +34,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             peers: self.peers.verified_addrs().collect(),
             macs: self.switch.view(),
             broadcast_limit: self.config.broadcast_limit,
-            sealer: self.crypto.as_ref().map(|(sealer, _)| Arc::clone(sealer)),
+            sealer: self.frame_sealer().map(Arc::clone),
             per_peer,
             relays,
         }
