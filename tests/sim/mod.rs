@@ -780,6 +780,18 @@ pub fn frame(dst: [u8; 6], src: [u8; 6], vlan: Option<u16>, payload_byte: u8) ->
 
 pub const BROADCAST: [u8; 6] = [0xff; 6];
 
+/// Whether this CPU seals with AEGIS-128L (it has AES instructions); says so when not, for
+/// the tests of AEGIS-128L that then have nothing to check (everything stays on
+/// ChaCha20-Poly1305 there).
+pub fn seals_aegis_here() -> bool {
+    let here = ethcloud::crypto::Cipher::preferred_for_sessions(true)
+        == ethcloud::crypto::Cipher::Aegis128L;
+    if !here {
+        println!("no AES instructions: no AEGIS-128L, nothing to test");
+    }
+    here
+}
+
 pub fn mac(n: u8) -> [u8; 6] {
     [0x02, 0, 0, 0, 0, n]
 }
