@@ -155,9 +155,9 @@ impl<S: Socket, D: Device> Outbound for Node<S, D> {
     }
 
     fn sealing(&self) -> Sealing<'_> {
-        match (&self.sessions, &self.crypto) {
+        match (&self.sessions, self.frame_sealer()) {
             (Some(_), _) => Sealing::PerPeer,
-            (None, Some((sealer, _))) => Sealing::Keyed(self.frame_sealer().unwrap_or(sealer)),
+            (None, Some(sealer)) => Sealing::Keyed(sealer),
             (None, None) => Sealing::Clear,
         }
     }

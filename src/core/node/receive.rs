@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use log::{debug, warn};
 
 use super::{Node, FULL_PEERS};
-use crate::crypto::OpenError;
+use crate::crypto::{self, OpenError};
 use crate::identity::{handshake, HandshakeEvent};
 use crate::io::{Device, Socket};
 use crate::peers::{canonical, Touch};
@@ -78,7 +78,8 @@ impl<S: Socket, D: Device> Node<S, D> {
             Some((_, opener)) => {
                 let range = opener.open(datagram).map_err(open_drop_reason)?;
                 if self.keyed_aegis.is_some() {
-                    if let Some(session) = datagram.get(wire::TOKEN_LEN + 1..wire::TOKEN_LEN + 17) {
+                    let at = wire::TOKEN_LEN + 1;
+                    if let Some(session) = datagram.get(at..at + crypto::SESSION_LEN) {
                         self.last_session.copy_from_slice(session);
                     }
                 }

@@ -135,7 +135,8 @@ struct SendSession {
     /// atomic, so the lanes seal in this one session.
     sealer: Arc<Sealer>,
     /// The session's sending key, kept to switch `sealer` to AEGIS-128L
-    /// ([`Sessions::peer_opens_aegis`]); `None` once switched (or where it never will be).
+    /// ([`Sessions::peer_opens_aegis`]); `None` once switched, and from the start where this
+    /// CPU would not seal AEGIS-128L (no AES instructions).
     switch_key: Option<crypto::Key>,
     recv_session: [u8; crypto::SESSION_LEN],
     made: Instant,
@@ -414,14 +415,15 @@ impl Sessions {
         else {
             return false;
         };
-        let aegis = crypto::Cipher::preferred_for_sessions(true);
+        // Kept only where this CPU seals AEGIS-128L and the session does not yet.
         let Some(key) = current.switch_key.take() else {
             return false;
         };
-        if aegis != crypto::Cipher::Aegis128L || current.sealer.cipher() == aegis {
-            return false;
-        }
-        current.sealer = Arc::new(Sealer::switched(&current.sealer, &key, aegis));
+        current.sealer = Arc::new(Sealer::switched(
+            &current.sealer,
+            &key,
+            crypto::Cipher::Aegis128L,
+        ));
         self.changes = self.changes.wrapping_add(1);
         self.stats.aegis_switches += 1;
         true
