@@ -1113,12 +1113,14 @@ fn a_flood_of_100k_untrusted_initiations_leaves_rss_and_cpu_bounded_and_traffic_
         "peak RSS grew by {} KiB (bound {RSS_BOUND_KIB})",
         hwm1 - hwm0
     );
-    // Each initiation that reaches Noise costs two Diffie-Hellmans; only those within the rate
-    // limit (500/s in all, a bucket of one second's worth) get there, so the daemon spends far
-    // less than that per datagram sent. A debug build spends milliseconds per Diffie-Hellman:
-    // it reads only a few hundred of the datagrams (the kernel drops the rest for a full
-    // socket buffer, RcvbufErrors above), never reaches the limit, and gets a looser bound.
-    let cpu_bound_us = if cfg!(debug_assertions) { 150.0 } else { 50.0 };
+    // Each initiation that reaches Noise costs two Diffie-Hellmans (about 300 us here); only
+    // those within the rate limit (500/s in all, a bucket of one second's worth) get there, so
+    // the daemon spends far less than that per datagram sent. The debug build that
+    // `cargo test` runs (its crypto crates optimised, see Cargo.toml) reads tens of thousands
+    // of the datagrams and spent 6.6 to 11 us per datagram sent in the runs of 2026-12-05
+    // (the kernel drops what it has no time for: RcvbufErrors above), so one bound serves both
+    // builds.
+    let cpu_bound_us = 50.0;
     assert!(
         cpu * 1e6 / (FLOOD as f64) < cpu_bound_us,
         "{cpu:.2} s of CPU for the flood (bound {cpu_bound_us} us per datagram)"
@@ -1136,12 +1138,10 @@ fn a_flood_of_100k_untrusted_initiations_leaves_rss_and_cpu_bounded_and_traffic_
         delta("handshakes_untrusted")
     );
     assert!(delta("handshakes_untrusted") > 0);
-    if !cfg!(debug_assertions) {
-        assert!(
-            delta("handshakes_rate_limited") > 0,
-            "the rate limit never engaged"
-        );
-    }
+    assert!(
+        delta("handshakes_rate_limited") > 0,
+        "the rate limit never engaged"
+    );
     assert!(
         rx * 10 >= tx * 9,
         "trusted pings: only {rx} of {tx} answered"

@@ -28,6 +28,7 @@ use snow::params::NoiseParams;
 use snow::{Builder, HandshakeState};
 
 use super::keys::{PublicKey, SecretKey, KEY_LEN};
+use super::resolver::{KeyPair, Resolver};
 use crate::crypto::{self, SESSION_LEN};
 use crate::wire::{Token, TOKEN_LEN};
 
@@ -148,6 +149,13 @@ impl Identity {
     pub fn public(&self) -> PublicKey {
         self.public
     }
+
+    /// A `snow` builder for `params` whose X25519 knows this key pair, so that building the
+    /// state does not derive the public key again (see `resolver`).
+    fn builder<'a>(&self, params: NoiseParams) -> Builder<'a> {
+        let pair = KeyPair::new(*self.secret.as_bytes(), self.public.0);
+        Builder::with_resolver(params, Box::new(Resolver::new(pair)))
+    }
 }
 
 /// An initiation in flight (initiator side), waiting for its response.
@@ -230,7 +238,8 @@ pub fn initiate(
         .ok_or(HandshakeError::NoRoom)?;
     let params = params()?;
     let prologue = prologue(token);
-    let mut builder = Builder::new(params)
+    let mut builder = id
+        .builder(params)
         .local_private_key(id.secret.as_bytes())?
         .remote_public_key(&remote.0)?
         .prologue(&prologue)?;
@@ -310,7 +319,8 @@ pub fn respond(
 
     let params = params()?;
     let prologue = prologue(token);
-    let mut builder = Builder::new(params)
+    let mut builder = id
+        .builder(params)
         .local_private_key(id.secret.as_bytes())?
         .prologue(&prologue)?;
     if let Some(e) = ephemeral {

@@ -46,6 +46,7 @@
 //! ```text
 //! keys.rs             SecretKey, PublicKey, their text form, TrustedKeys and the trust file
 //! handshake.rs        Identity, the two messages, mac1, Initiator, Established
+//! resolver.rs         the snow resolver whose X25519 reuses the node's own public key
 //! session/          Sessions: the session table (mod.rs), its handshakes and timers
 //!                    (handshakes.rs), its counters and table hasher (stats.rs)
 //! tests_handshake.rs  the handshake's unit tests, with the golden vectors
@@ -54,6 +55,7 @@
 
 pub mod handshake;
 pub mod keys;
+mod resolver;
 pub mod session;
 #[cfg(test)]
 mod tests_handshake;
