@@ -22,13 +22,14 @@
 //! mac1 only, as in WireGuard: one rewritten on the path breaks that handshake, nothing more.
 
 use core::fmt;
+use std::sync::Arc;
 
 use ring::{digest, hmac};
 use snow::params::NoiseParams;
 use snow::{Builder, HandshakeState};
 
 use super::keys::{PublicKey, SecretKey, KEY_LEN};
-use super::resolver::{KeyPair, Resolver};
+use super::resolver::{Refusal, Resolver, Statics};
 use crate::crypto::{self, SESSION_LEN};
 use crate::wire::{Token, TOKEN_LEN};
 
@@ -125,21 +126,23 @@ impl From<snow::Error> for HandshakeError {
     }
 }
 
-/// This node's static key pair and its precomputed mac1 key (the one peers mac their messages
-/// to this node with).
+/// This node's static key pair, its precomputed mac1 key (the one peers mac their messages
+/// to this node with), and its static-static secret with each key it trusts.
 #[derive(Debug)]
 pub struct Identity {
     secret: SecretKey,
     public: PublicKey,
     mac1: hmac::Key,
+    statics: Arc<Statics>,
 }
 
 impl Identity {
-    /// The identity of `secret`.
+    /// The identity of `secret`, trusting no key yet ([`Identity::set_trusted`]).
     pub fn new(secret: SecretKey) -> Identity {
         let public = secret.public_key();
         Identity {
             mac1: mac1_key(&public),
+            statics: Arc::new(Statics::new(*secret.as_bytes(), public.0)),
             secret,
             public,
         }
@@ -150,11 +153,31 @@ impl Identity {
         self.public
     }
 
-    /// A `snow` builder for `params` whose X25519 knows this key pair, so that building the
-    /// state does not derive the public key again (see `resolver`).
-    fn builder<'a>(&self, params: NoiseParams) -> Builder<'a> {
-        let pair = KeyPair::new(*self.secret.as_bytes(), self.public.0);
-        Builder::with_resolver(params, Box::new(Resolver::new(pair)))
+    /// Trusts exactly `keys`: keeps the static-static secret with each (one X25519 for each
+    /// key not trusted before), as the handshakes use it. [`respond`] refuses, after one
+    /// Diffie-Hellman, an initiation whose static key is not among them.
+    pub fn set_trusted<'a>(&mut self, keys: impl IntoIterator<Item = &'a PublicKey>) {
+        self.statics = Arc::new(self.statics.trusting(keys.into_iter().map(|k| &k.0)));
+    }
+
+    /// How many keys [`Identity::set_trusted`] gave.
+    pub fn trusted_len(&self) -> usize {
+        self.statics.len()
+    }
+
+    /// A `snow` builder for `params` whose X25519 knows this node's statics (see `resolver`);
+    /// a responder's says through `refusal` that it refused an untrusted static key.
+    fn builder<'a>(
+        &self,
+        params: NoiseParams,
+        responder: Option<([u8; KEY_LEN], Refusal)>,
+    ) -> Builder<'a> {
+        let statics = Arc::clone(&self.statics);
+        let resolver = match responder {
+            Some((ephemeral, refusal)) => Resolver::responder(statics, ephemeral, refusal),
+            None => Resolver::initiator(statics),
+        };
+        Builder::with_resolver(params, Box::new(resolver))
     }
 }
 
@@ -239,7 +262,7 @@ pub fn initiate(
     let params = params()?;
     let prologue = prologue(token);
     let mut builder = id
-        .builder(params)
+        .builder(params, None)
         .local_private_key(id.secret.as_bytes())?
         .remote_public_key(&remote.0)?
         .prologue(&prologue)?;
@@ -281,7 +304,7 @@ pub fn check_initiation(id: &Identity, msg: &[u8]) -> Result<u32, HandshakeError
     Ok(index_at(msg, field::SENDER))
 }
 
-/// The responder's full step: [`check_initiation`], the Noise read (two Diffie-Hellmans), then
+/// The responder's full step: [`check_initiation`], the Noise read, then
 /// `is_trusted(initiator's key)`, then `timestamp_ok(initiator's key, timestamp)` (the caller
 /// keeps the newest timestamp per key and accepts only newer ones), then writes the response
 /// into `out[..RESPONSE_LEN]` and returns the finished handshake with the length written.
@@ -291,12 +314,18 @@ pub fn check_initiation(id: &Identity, msg: &[u8]) -> Result<u32, HandshakeError
 /// initiation from a trusted key, and only when `out` has room, so a refused message never
 /// moves the caller's newest timestamp.
 ///
+/// The Noise read costs one Diffie-Hellman (`es`); the static-static one comes from the
+/// secrets [`Identity::set_trusted`] computed, and an initiator key with none there ends the
+/// read as [`HandshakeError::Untrusted`] before `is_trusted` is asked. So `is_trusted` is a
+/// second word, for a caller whose trust may be narrower than the identity's.
+///
 /// # Errors
 ///
 /// [`HandshakeError::NoRoom`] when `out` is short (checked first); those of
 /// [`check_initiation`]; [`HandshakeError::Token`] when the clear token is not `token`;
 /// [`HandshakeError::Noise`] when the message does not decrypt (wrong keys, altered);
-/// [`HandshakeError::Untrusted`] and [`HandshakeError::Replayed`] when a callback says no.
+/// [`HandshakeError::Untrusted`] when the initiator's key is not among the identity's trusted
+/// keys or `is_trusted` says no; [`HandshakeError::Replayed`] when `timestamp_ok` says no.
 #[allow(clippy::too_many_arguments)]
 pub fn respond(
     id: &Identity,
@@ -317,10 +346,16 @@ pub fn respond(
         .get(field::INIT_NOISE..field::INIT_MAC1)
         .ok_or(HandshakeError::Length)?;
 
+    let their_ephemeral: [u8; KEY_LEN] = noise
+        .get(..KEY_LEN)
+        .and_then(|e| e.try_into().ok())
+        .ok_or(HandshakeError::Length)?;
+
     let params = params()?;
     let prologue = prologue(token);
+    let refusal = Refusal::default();
     let mut builder = id
-        .builder(params)
+        .builder(params, Some((their_ephemeral, refusal.clone())))
         .local_private_key(id.secret.as_bytes())?
         .prologue(&prologue)?;
     if let Some(e) = ephemeral {
@@ -329,7 +364,12 @@ pub fn respond(
     let mut state = builder.build_responder()?;
 
     let mut payload = [0u8; INITIATION_NOISE_LEN];
-    let n = state.read_message(noise, &mut payload)?;
+    let n = match state.read_message(noise, &mut payload) {
+        Ok(n) => n,
+        // The initiator's static key has no static-static secret here: not trusted.
+        Err(_) if refusal.refused() => return Err(HandshakeError::Untrusted),
+        Err(e) => return Err(e.into()),
+    };
     let ts: [u8; TIMESTAMP_LEN] = payload
         .get(..n)
         .and_then(|p| p.try_into().ok())

@@ -33,7 +33,9 @@
 //!   mac'd to the responder's key, the response to the initiator's). The receiver checks it
 //!   first, so a message aimed at another key, or altered, costs one HMAC and is dropped before
 //!   any Diffie-Hellman.
-//! - The responder answers only an initiation whose static key it trusts.
+//! - The responder answers only an initiation whose static key it trusts. It computes the
+//!   static-static Diffie-Hellman with each trusted key once, when it reads the trust set, so
+//!   an initiation from a key it does not trust ends after one Diffie-Hellman (`resolver`).
 //! - After the handshake both ends split the Noise state into two 32-byte keys, initiator to
 //!   responder and back, and take the session ids from the handshake hash `h`:
 //!   `session_i2r` = SHA-256(h ‖ `"i2r"`)\[..16\], `session_r2i` = SHA-256(h ‖ `"r2i"`)\[..16\].

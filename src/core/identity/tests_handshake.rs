@@ -23,16 +23,27 @@ pub(super) fn token() -> Token {
     Token::new(TOKEN).unwrap()
 }
 
-/// Alice's identity, made once (a public key costs a scalar multiplication, slow unoptimised).
-pub(super) fn alice() -> &'static Identity {
-    static ALICE: OnceLock<Identity> = OnceLock::new();
-    ALICE.get_or_init(|| Identity::new(SecretKey::from_random([1; 32])))
+/// The identity of the key `[seed; 32]`, trusting the keys of `peers` (as seeds).
+pub(super) fn identity(seed: u8, peers: &[u8]) -> Identity {
+    let mut id = Identity::new(SecretKey::from_random([seed; 32]));
+    let keys: Vec<PublicKey> = peers
+        .iter()
+        .map(|p| SecretKey::from_random([*p; 32]).public_key())
+        .collect();
+    id.set_trusted(&keys);
+    id
 }
 
-/// Bob's identity, made once.
+/// Alice's identity, trusting Bob, made once (a public key costs a scalar multiplication).
+pub(super) fn alice() -> &'static Identity {
+    static ALICE: OnceLock<Identity> = OnceLock::new();
+    ALICE.get_or_init(|| identity(1, &[2]))
+}
+
+/// Bob's identity, trusting Alice, made once.
 pub(super) fn bob() -> &'static Identity {
     static BOB: OnceLock<Identity> = OnceLock::new();
-    BOB.get_or_init(|| Identity::new(SecretKey::from_random([2; 32])))
+    BOB.get_or_init(|| identity(2, &[1]))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -284,6 +295,72 @@ fn untrusted_initiator_is_refused_and_nothing_is_written() {
         "an untrusted key must not move the timestamp store"
     );
     assert_eq!(out, [0xaa; RESPONSE_LEN]);
+}
+
+#[test]
+fn an_initiator_the_identity_does_not_trust_is_refused_before_the_static_static_dh() {
+    // Carol's initiation is well made (mac1, Noise) but Bob holds no secret for her key: the
+    // read stops at `ss`, and `is_trusted` is never asked.
+    let carol = identity(5, &[2]);
+    let mut msg = [0u8; INITIATION_LEN];
+    initiate(
+        &carol,
+        token(),
+        &bob().public(),
+        INIT_INDEX,
+        timestamp(UNIX_NANOS),
+        None,
+        &mut msg,
+    )
+    .unwrap();
+    let asked = Cell::new(false);
+    let mut out = [0xaa; RESPONSE_LEN];
+    let result = respond(
+        bob(),
+        token(),
+        &msg,
+        |_| {
+            asked.set(true);
+            true
+        },
+        |_, _| true,
+        RESP_INDEX,
+        None,
+        &mut out,
+    );
+    assert_eq!(result.err(), Some(HandshakeError::Untrusted));
+    assert!(!asked.get(), "the read went past ss");
+    assert_eq!(out, [0xaa; RESPONSE_LEN]);
+    // Once Bob trusts her, the same initiation is answered.
+    let mut bob_too = identity(2, &[1, 5]);
+    assert_eq!(bob_too.trusted_len(), 2);
+    assert!(respond(
+        &bob_too,
+        token(),
+        &msg,
+        |_| true,
+        |_, _| true,
+        1,
+        None,
+        &mut out
+    )
+    .is_ok());
+    // And when he stops, refused again.
+    bob_too.set_trusted(&[alice().public()]);
+    assert_eq!(
+        respond(
+            &bob_too,
+            token(),
+            &msg,
+            |_| true,
+            |_, _| true,
+            1,
+            None,
+            &mut out
+        )
+        .err(),
+        Some(HandshakeError::Untrusted)
+    );
 }
 
 #[test]

@@ -319,6 +319,8 @@ impl Sessions {
         probe_order.sort_unstable();
         self.probe_order = probe_order;
         self.trusted = trusted;
+        // The static-static secret with each key (one X25519 for each new one).
+        self.identity.set_trusted(self.trusted.iter());
         let revoked: Vec<PublicKey> = self
             .keys
             .keys()
