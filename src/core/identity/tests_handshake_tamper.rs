@@ -2,15 +2,13 @@
 //! length, mac1 recomputed by an attacker, random messages, an impersonator with a trusted
 //! public key, a message aimed at another key, and another network's token.
 
-use std::cell::Cell;
-
 use snow::params::{CipherChoice, DHChoice, HashChoice};
 use snow::resolvers::{CryptoResolver, DefaultResolver};
 
 use super::handshake::*;
 use super::keys::{PublicKey, SecretKey};
 use super::tests_handshake::{
-    alice, answer, bob, initiation, remac, token, E_INIT, E_RESP, INIT_INDEX, RESP_INDEX, TOKEN,
+    alice, answer, answer_asking, bob, initiation, remac, token, E_INIT, E_RESP, INIT_INDEX, TOKEN,
     UNIX_NANOS,
 };
 use crate::wire::{Token, TOKEN_LEN};
@@ -232,23 +230,10 @@ fn initiation_aimed_at_another_key_fails_mac1_before_any_diffie_hellman() {
     .unwrap();
     assert_eq!(check_initiation(bob(), &out[..n]), Err(HandshakeError::Mac));
     assert_eq!(check_initiation(&carol, &out[..n]), Ok(INIT_INDEX));
-    let asked = Cell::new(false);
     let mut reply = [0u8; RESPONSE_LEN];
-    let result = respond(
-        bob(),
-        token(),
-        &out[..n],
-        |_| {
-            asked.set(true);
-            true
-        },
-        |_, _| true,
-        RESP_INDEX,
-        None,
-        &mut reply,
-    );
+    let (result, asked) = answer_asking(&out[..n], &mut reply);
     assert_eq!(result.err(), Some(HandshakeError::Mac));
-    assert!(!asked.get());
+    assert!(!asked);
     // And a response aimed at another initiator fails Alice's mac1 likewise.
     let (_, msg1) = initiation(timestamp(UNIX_NANOS), None);
     let (_, msg2) = answer(&msg1, None).unwrap();
