@@ -46,6 +46,12 @@ fn wipe(secret: &mut [u8; KEY_LEN]) {
     std::hint::black_box(secret);
 }
 
+/// Whether two secrets are equal, in time that does not depend on where they differ.
+fn same_secret(a: &[u8; KEY_LEN], b: &[u8; KEY_LEN]) -> bool {
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
 /// X25519 of `secret` and `point` (`secret` is clamped, as X25519 asks).
 fn x25519(secret: [u8; KEY_LEN], point: [u8; KEY_LEN]) -> [u8; KEY_LEN] {
     MontgomeryPoint(point).mul_clamped(secret).to_bytes()
@@ -200,7 +206,7 @@ struct X25519 {
 
 impl X25519 {
     fn set_secret(&mut self, secret: [u8; KEY_LEN]) {
-        self.is_static = secret == self.statics.secret;
+        self.is_static = same_secret(&secret, &self.statics.secret);
         self.public = if self.is_static {
             self.statics.public
         } else {
@@ -374,6 +380,17 @@ mod tests {
         assert_eq!(second.shared[&a], [5; 32]);
         assert_eq!(second.shared[&b], x25519([7; 32], b));
         assert_eq!(first.trusting(&[]).len(), 0);
+    }
+
+    #[test]
+    fn secrets_compare_equal_only_when_every_byte_is() {
+        let a = [7u8; 32];
+        assert!(same_secret(&a, &[7; 32]));
+        for i in [0, 17, 31] {
+            let mut b = a;
+            b[i] ^= 0x80;
+            assert!(!same_secret(&a, &b));
+        }
     }
 
     #[test]
