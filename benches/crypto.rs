@@ -5,6 +5,10 @@
 //! seal takes its counter with an atomic compare-and-swap (`fetch_update`, as in
 //! `Sealer::seal`), measured here on one thread against a plain increment.
 //!
+//! And the handshake (`ethcloud::identity::handshake`, issue #12): microseconds to refuse an
+//! initiation from a key the responder does not trust (what a handshake flood costs once past
+//! the rate limit), to answer one from a trusted key, and to make one.
+//!
 //! Run: `cargo bench --bench crypto`. Prints the median of 11 runs.
 
 use std::hint::black_box;
@@ -13,6 +17,10 @@ use std::time::Instant as WallClock;
 
 use ethcloud::buf::{BUF_LEN, HEADROOM};
 use ethcloud::crypto::{Cipher, Key, Opener, Sealer, FRONT_LEN, OVERHEAD, TAG_LEN};
+use ethcloud::identity::handshake::{
+    initiate, respond, timestamp, Identity, INITIATION_LEN, RESPONSE_LEN,
+};
+use ethcloud::identity::keys::SecretKey;
 use ethcloud::wire::{Token, HEADER_LEN, TOKEN_LEN};
 
 const FRAME_LEN: usize = 1400;
@@ -147,10 +155,89 @@ fn counter() {
     );
 }
 
+/// Microseconds per call of `f`, median of [`RUNS`] runs of `per_run` calls.
+fn micros(per_run: u32, mut f: impl FnMut()) -> f64 {
+    median(
+        (0..RUNS)
+            .map(|_| {
+                let start = WallClock::now();
+                for _ in 0..per_run {
+                    f();
+                }
+                start.elapsed().as_secs_f64() * 1e6 / f64::from(per_run)
+            })
+            .collect(),
+    )
+}
+
+/// The handshake's three costs (see the module doc). Bob trusts Alice only and Alice Bob, as
+/// nodes do after reading their trust files; Carol's initiation is well made but untrusted.
+fn handshakes() {
+    const PER_RUN: u32 = 100;
+    let token = Token::new(7).expect("small token");
+    let mut alice = Identity::new(SecretKey::from_random([1; 32]));
+    let carol = Identity::new(SecretKey::from_random([3; 32]));
+    let mut bob = Identity::new(SecretKey::from_random([2; 32]));
+    bob.set_trusted(&[alice.public()]);
+    alice.set_trusted(&[bob.public()]);
+    let message = |from: &Identity| {
+        let mut out = [0u8; INITIATION_LEN];
+        initiate(from, token, &bob.public(), 1, timestamp(1), None, &mut out)
+            .expect("an initiation");
+        out
+    };
+    let (trusted, untrusted) = (message(&alice), message(&carol));
+    let mut out = [0u8; RESPONSE_LEN];
+    let refuse = micros(PER_RUN, || {
+        let r = respond(
+            &bob,
+            token,
+            &untrusted,
+            |_| true,
+            |_, _| true,
+            2,
+            None,
+            &mut out,
+        );
+        assert!(r.is_err());
+    });
+    let answer = micros(PER_RUN, || {
+        let r = respond(
+            &bob,
+            token,
+            &trusted,
+            |_| true,
+            |_, _| true,
+            2,
+            None,
+            &mut out,
+        );
+        assert!(r.is_ok());
+    });
+    let mut init = [0u8; INITIATION_LEN];
+    let make = micros(PER_RUN, || {
+        let r = initiate(
+            &alice,
+            token,
+            &bob.public(),
+            1,
+            timestamp(1),
+            None,
+            &mut init,
+        );
+        black_box(r.expect("an initiation"));
+    });
+    println!(
+        "         handshake: refuse an untrusted initiation {refuse:6.1} us, answer a trusted one \
+         {answer:6.1} us, make one {make:6.1} us (medians of {RUNS})"
+    );
+}
+
 fn main() {
     println!("preferred on this CPU: {}", Cipher::preferred());
     for cipher in Cipher::ALL {
         bench(cipher);
     }
     counter();
+    handshakes();
 }
