@@ -1,7 +1,8 @@
 //! Nanoseconds per 1400-byte frame through two nodes' cores, sender and receiver together
 //! (tap→seal→UDP on one node, UDP→open→tap on the other), in the modes: the seed's clear
 //! protocol, keyed mode (`--key-file`) and per-node keys (`--private-key`), each of the two
-//! with and without `--no-aegis`. Socket and device are
+//! with and without `--no-aegis`, and per-node keys with AEGIS-128X4 (both ends saying that
+//! it pays, whatever this CPU). Socket and device are
 //! in memory; the last datagram sent is kept in a fixed buffer and handed to the other node.
 //! It isolates what sealing and the session lookups cost from the kernel, which a throughput
 //! benchmark on a busy machine cannot.
@@ -131,7 +132,8 @@ fn measure(config: impl Fn(u8) -> Config) -> f64 {
 
 fn main() {
     let token = Token::new(7).expect("small token");
-    // SEALED_PATH_ONLY=identity (or identity-no-aegis, keyed, keyed-no-aegis, clear) measures
+    // SEALED_PATH_ONLY=identity (or identity-x4, identity-no-aegis, keyed, keyed-no-aegis,
+    // clear) measures
     // one mode, e.g. under perf.
     let only = std::env::var("SEALED_PATH_ONLY").unwrap_or_default();
     let wanted = |mode: &str| only.is_empty() || only == mode;
@@ -163,7 +165,7 @@ fn main() {
     for n in [1u8, 2] {
         trusted.insert(SecretKey::from_random([n; 32]).public_key(), "node");
     }
-    let identity_config = |n: u8, aegis: bool| {
+    let identity_config = |n: u8, aegis: bool, x4: bool| {
         let mut c = Config::new(token);
         c.identity = Some(IdentitySetup {
             secret: SecretKey::from_random([n; 32]),
@@ -171,17 +173,23 @@ fn main() {
             config: IdentityConfig::new(Instant::ZERO, 1_700_000_000_000_000_000, u64::from(n)),
         });
         c.aegis = aegis;
+        c.aegis_x4 = x4;
         c
     };
     let identity = if !wanted("identity") {
         f64::NAN
     } else {
-        measure(|n| identity_config(n, true))
+        measure(|n| identity_config(n, true, false))
+    };
+    let identity_x4 = if !wanted("identity-x4") {
+        f64::NAN
+    } else {
+        measure(|n| identity_config(n, true, true))
     };
     let identity_gcm = if !wanted("identity-no-aegis") {
         f64::NAN
     } else {
-        measure(|n| identity_config(n, false))
+        measure(|n| identity_config(n, false, false))
     };
     println!("sealed path, 1400-byte frames, seal on one node + open on the other, median of {RUNS} x {FRAMES}:");
     println!("  clear (seed protocol):     {clear:8.1} ns/frame");
@@ -199,6 +207,11 @@ fn main() {
         "  per-node keys (identity):  {identity:8.1} ns/frame  ({:.2}x keyed; {} where both ends open AEGIS-128L)",
         identity / keyed,
         ethcloud::crypto::Cipher::preferred_for_sessions(true)
+    );
+    println!(
+        "  per-node keys, AEGIS-128X4:{identity_x4:8.1} ns/frame  ({:.2}x keyed; where both ends have 512-bit vector AES: {})",
+        identity_x4 / keyed,
+        if ethcloud::crypto::has_vector_aes() { "this CPU has it" } else { "not this CPU" }
     );
     println!(
         "  per-node keys, --no-aegis: {identity_gcm:8.1} ns/frame  ({:.2}x keyed; {})",

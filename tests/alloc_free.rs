@@ -366,17 +366,23 @@ fn keyed_packet_path_makes_no_allocation_after_warm_up() {
 
 #[test]
 fn identity_packet_path_makes_no_allocation_with_sessions_held() {
-    identity_packet_path_makes_no_allocation(true);
+    identity_packet_path_makes_no_allocation(true, false);
+}
+
+#[test]
+fn identity_packet_path_with_aegis_128x4_makes_no_allocation_with_sessions_held() {
+    identity_packet_path_makes_no_allocation(true, true);
 }
 
 #[test]
 fn identity_packet_path_with_no_aegis_makes_no_allocation_with_sessions_held() {
-    identity_packet_path_makes_no_allocation(false);
+    identity_packet_path_makes_no_allocation(false, false);
 }
 
 /// Two per-node-key nodes, with AEGIS-128L on (both ends open it: the sessions switch once
-/// the Hellos are through) or off (`--no-aegis`: AES-128-GCM where the CPU has AES).
-fn identity_packet_path_makes_no_allocation(aegis: bool) {
+/// the Hellos are through), AEGIS-128X4 on too (`x4`: both say it pays, whatever this CPU),
+/// or off (`--no-aegis`: AES-128-GCM where the CPU has AES).
+fn identity_packet_path_makes_no_allocation(aegis: bool, x4: bool) {
     use ethcloud::crypto::Cipher;
     use ethcloud::identity::{IdentityConfig, SecretKey, TrustedKeys};
     use ethcloud::node::IdentitySetup;
@@ -393,6 +399,7 @@ fn identity_packet_path_makes_no_allocation(aegis: bool) {
             config: IdentityConfig::new(Instant::ZERO, 1_700_000_000_000_000_000, u64::from(n)),
         });
         config.aegis = aegis;
+        config.aegis_x4 = x4;
         config
     };
     let (a_addr, b_addr) = pair_addrs();
@@ -406,7 +413,10 @@ fn identity_packet_path_makes_no_allocation(aegis: bool) {
             .unwrap()
             .current_cipher(&secret(peer).public_key())
     };
-    let expected = Cipher::preferred_for_sessions(aegis);
+    let expected = match Cipher::preferred_for_sessions(aegis) {
+        Cipher::Aegis128L if x4 => Cipher::Aegis128X4,
+        other => other,
+    };
     assert_eq!(
         (cipher(&a, 2), cipher(&b, 1)),
         (Some(expected), Some(expected))

@@ -355,9 +355,15 @@ fn three_nodes_with_per_node_keys_ping_each_other_and_carry_iperf3() {
     let hosts: Vec<Host> = (1..=3).map(|i| lab.host(i)).collect();
     let hub = hosts[0].addr_v4();
     let mut stats = Vec::new();
+    let sockets: Vec<String> = (1..=3)
+        .map(|i| s(&scratch.path(&format!("h{i}.sock"))))
+        .collect();
     for (i, host) in hosts.iter().enumerate() {
-        let extra: &[&str] = if i == 0 { &[] } else { &["-c", &hub] };
-        stats.push(start_node(&mut lab, &scratch, host, &keys[i], &trusted, extra).1);
+        let mut extra = vec!["--control-socket", sockets[i].as_str()];
+        if i > 0 {
+            extra.extend(["-c", hub.as_str()]);
+        }
+        stats.push(start_node(&mut lab, &scratch, host, &keys[i], &trusted, &extra).1);
     }
     let start = Instant::now();
     for from in &hosts {
@@ -391,6 +397,21 @@ fn three_nodes_with_per_node_keys_ping_each_other_and_carry_iperf3() {
         // Both sessions switched to AEGIS-128L after the Hellos (on a CPU with AES).
         if Cipher::preferred_for_sessions(true) == Cipher::Aegis128L {
             wait_counter(path, "sessions_switched_to_aegis", 2, SOON);
+            // To AEGIS-128X4 where the CPU (the same at both ends here) has 512-bit vector AES:
+            // `ethcloud show` names the cipher of both sessions.
+            let cipher = if ethcloud::crypto::has_vector_aes() {
+                Cipher::Aegis128X4
+            } else {
+                Cipher::Aegis128L
+            };
+            let out = lab.run(
+                &hosts[i],
+                &[e2e::ETHCLOUD, "show", "--socket", &sockets[i]],
+                SOON,
+            );
+            let shown = String::from_utf8_lossy(&out.stdout);
+            let line = format!("packets sealed, {cipher}");
+            assert_eq!(shown.matches(&line).count(), 2, "{out:?}");
         }
     }
     let gbps = iperf3(&mut lab, &hosts[0], &hosts[2], 3);

@@ -382,6 +382,58 @@ fn sessions_move_to_aegis_once_both_ends_say_they_open_it() {
     assert!(markers(&wire).is_subset(&[0x82, 0x83].into()));
 }
 
+/// Two nodes of per-node keys meshed, with `aegis_x4` as given for each.
+fn pair_with_x4(seed: u64, x4: [bool; 2]) -> (Simulator, SocketAddr, SocketAddr) {
+    let mut sim = Simulator::new(seed);
+    let mut ca = Simulator::identity_config(1, &[1, 2]);
+    let mut cb = Simulator::identity_config(2, &[1, 2]);
+    ca.aegis_x4 = x4[0];
+    cb.aegis_x4 = x4[1];
+    let a = sim.add_node(&ca);
+    let b = sim.add_node(&cb);
+    sim.wire_log = Some(Vec::new());
+    sim.connect(b, a);
+    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    (sim, a, b)
+}
+
+#[test]
+fn sessions_move_to_aegis_128x4_only_where_both_ends_say_it_pays() {
+    if !sim::seals_aegis_here() {
+        return;
+    }
+    // Both say so: both halves go to AEGIS-128X4 (0x84), and frames travel under it.
+    let (mut sim, a, b) = pair_with_x4(0x1e0, [true, true]);
+    sim.advance_until(Duration::from_secs(30), |s| {
+        s.session_cipher(a, 2) == Some(Cipher::Aegis128X4)
+            && s.session_cipher(b, 1) == Some(Cipher::Aegis128X4)
+    });
+    assert_eq!(sim.session_cipher(a, 2), Some(Cipher::Aegis128X4));
+    assert_eq!(sim.session_cipher(b, 1), Some(Cipher::Aegis128X4));
+    let (sa, sb) = (sim.session_stats(a), sim.session_stats(b));
+    assert_eq!((sa.aegis_switches, sb.aegis_switches), (1, 1));
+    sim.wire_log = Some(Vec::new());
+    assert!(carries(&mut sim, a, b, 1, 2));
+    assert!(carries(&mut sim, b, a, 2, 1));
+    let wire = sim.wire_log.take().unwrap();
+    assert_eq!(markers(&wire), [0x84].into(), "frames under AEGIS-128X4");
+
+    // Only one says so: AEGIS-128L both ways, never 0x84.
+    for x4 in [[true, false], [false, true]] {
+        let (mut sim, a, b) = pair_with_x4(0x1e1, x4);
+        sim.advance_until(Duration::from_secs(30), |s| {
+            s.session_cipher(a, 2) == Some(Cipher::Aegis128L)
+                && s.session_cipher(b, 1) == Some(Cipher::Aegis128L)
+        });
+        assert_eq!(sim.session_cipher(a, 2), Some(Cipher::Aegis128L), "{x4:?}");
+        assert_eq!(sim.session_cipher(b, 1), Some(Cipher::Aegis128L), "{x4:?}");
+        assert!(carries(&mut sim, a, b, 1, 2));
+        assert!(carries(&mut sim, b, a, 2, 1));
+        let wire = sim.wire_log.take().unwrap();
+        assert!(!markers(&wire).contains(&0x84), "{x4:?}");
+    }
+}
+
 #[test]
 fn a_node_that_does_not_say_it_opens_aegis_is_never_sent_it() {
     // Like an ethcloud from before AEGIS-128L: `--no-aegis` sends no AEGIS flag in its Hello.

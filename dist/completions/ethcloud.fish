@@ -62,7 +62,7 @@ complete -c ethcloud -n "__fish_ethcloud_needs_command" -s v -l verbose -d 'Log 
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s q -l quiet -d 'Only print error messages'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l no-offload -d 'Turn off the segmentation offloads (tap TSO/USO/checksum, UDP GSO/GRO, TCP coalescing)'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l no-relay -d 'Never relay (network key or per-node keys only): do not forward frames for two peers that cannot reach each other, and do not send through other nodes'
-complete -c ethcloud -n "__fish_ethcloud_needs_command" -l no-aegis -d 'Never seal with AEGIS-128L, nor tell peers we open it: sessions and sealed frames stay on AES-GCM or ChaCha20-Poly1305 (network key or per-node keys only)'
+complete -c ethcloud -n "__fish_ethcloud_needs_command" -l no-aegis -d 'Never seal with AEGIS-128L or AEGIS-128X4, nor tell peers we open them: sessions and sealed frames stay on AES-GCM or ChaCha20-Poly1305 (network key or per-node keys only)'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s V -l version -d 'Print version'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -f -a "show" -d 'Ask the running daemon for its peers, MAC table and counters (like `wg show`)'

@@ -11,7 +11,7 @@ AF_PACKET sockets. Bounded: every mode returns after its SECONDS (or one frame).
         addresses of what arrived.
     idwire.py grab IFACE SECONDS PORT MINLEN OUTFILE
         Prints `ready`, then waits up to SECONDS for the first arriving IPv4 UDP datagram from
-        source port PORT that is sealed (byte 0x80 to 0x83 after the token) with a UDP payload
+        source port PORT that is sealed (byte 0x80 to 0x84 after the token) with a UDP payload
         of at least MINLEN bytes; writes the whole Ethernet frame as hex to OUTFILE and prints
         `grabbed bytes=N marker=0xMM session=HEX` (or `grabbed none`).
     idwire.py inject IFACE HEXFILE
@@ -122,7 +122,7 @@ def grab(iface, seconds, port, minlen, outfile):
         if sport != port or len(payload) < max(minlen, TOKEN_LEN + 17):
             continue
         marker = payload[TOKEN_LEN]
-        if marker not in (0x80, 0x81, 0x82, 0x83):
+        if marker not in (0x80, 0x81, 0x82, 0x83, 0x84):
             continue
         total = struct.unpack(">H", data[16:18])[0]
         frame = data[: 14 + total]

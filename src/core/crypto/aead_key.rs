@@ -1,6 +1,7 @@
 //! [`AeadKey`]: one session subkey, ready to seal and open, for whichever [`Cipher`] it was
-//! derived for: `ring`'s AES-GCM and ChaCha20-Poly1305, or AEGIS-128L (the `aegis` crate,
-//! libaegis by the draft's co-author, with its own run-time choice of AES instructions).
+//! derived for: `ring`'s AES-GCM and ChaCha20-Poly1305, or AEGIS-128L and AEGIS-128X4 (the
+//! `aegis` crate, libaegis by the draft's co-author, with its own run-time choice of AES
+//! instructions).
 //!
 //! Owns the per-cipher nonce layout (4 zero bytes then the counter for the 96-bit nonces of
 //! `ring`'s ciphers, 8 zero bytes then the counter for AEGIS-128L's 128-bit nonce) and the
@@ -23,9 +24,11 @@ pub(super) enum AeadKey {
     Ring(LessSafeKey),
     /// AEGIS-128L; the key bytes are wiped when dropped.
     Aegis128L(AegisKey),
+    /// AEGIS-128X4; the key bytes are wiped when dropped.
+    Aegis128X4(AegisKey),
 }
 
-/// An AEGIS-128L key, wiped when dropped.
+/// An AEGIS-128L or AEGIS-128X4 key, wiped when dropped.
 pub(super) struct AegisKey([u8; AEGIS_LEN]);
 
 impl Drop for AegisKey {
@@ -45,7 +48,8 @@ fn ring_nonce(counter: u64) -> Nonce {
     Nonce::assume_unique_for_key(bytes)
 }
 
-/// The 128-bit nonce of `counter` for AEGIS-128L: 8 zero bytes, then the counter big-endian.
+/// The 128-bit nonce of `counter` for the AEGIS ciphers: 8 zero bytes, then the counter
+/// big-endian.
 fn aegis_nonce(counter: u64) -> [u8; AEGIS_LEN] {
     let mut bytes = [0u8; AEGIS_LEN];
     let (_, count) = bytes.split_at_mut(AEGIS_LEN - COUNTER_LEN);
@@ -61,9 +65,14 @@ impl AeadKey {
             Some(algorithm) => UnboundKey::new(algorithm, okm)
                 .ok()
                 .map(|k| AeadKey::Ring(LessSafeKey::new(k))),
-            None => <[u8; AEGIS_LEN]>::try_from(okm)
-                .ok()
-                .map(|k| AeadKey::Aegis128L(AegisKey(k))),
+            None => {
+                let key = AegisKey(<[u8; AEGIS_LEN]>::try_from(okm).ok()?);
+                Some(if cipher == Cipher::Aegis128X4 {
+                    AeadKey::Aegis128X4(key)
+                } else {
+                    AeadKey::Aegis128L(key)
+                })
+            }
         }
     }
 
@@ -81,6 +90,10 @@ impl AeadKey {
                 aegis::aegis128l::Aegis128L::<TAG_LEN>::new(key, &aegis_nonce(counter))
                     .encrypt_in_place(inner, aad),
             ),
+            AeadKey::Aegis128X4(AegisKey(key)) => Some(
+                aegis::aegis128x4::Aegis128X4::<TAG_LEN>::new(key, &aegis_nonce(counter))
+                    .encrypt_in_place(inner, aad),
+            ),
         }
     }
 
@@ -92,20 +105,25 @@ impl AeadKey {
             AeadKey::Ring(key) => key
                 .open_in_place(ring_nonce(counter), Aad::from(aad), sealed)
                 .is_ok(),
-            AeadKey::Aegis128L(AegisKey(key)) => {
-                let Some(tag_at) = sealed.len().checked_sub(TAG_LEN) else {
-                    return false;
-                };
-                let (text, tag) = sealed.split_at_mut(tag_at);
-                let Ok(tag) = <&[u8; TAG_LEN]>::try_from(&*tag) else {
-                    return false;
-                };
+            AeadKey::Aegis128L(AegisKey(key)) => split_tag(sealed).is_some_and(|(text, tag)| {
                 aegis::aegis128l::Aegis128L::<TAG_LEN>::new(key, &aegis_nonce(counter))
                     .decrypt_in_place(text, tag, aad)
                     .is_ok()
-            }
+            }),
+            AeadKey::Aegis128X4(AegisKey(key)) => split_tag(sealed).is_some_and(|(text, tag)| {
+                aegis::aegis128x4::Aegis128X4::<TAG_LEN>::new(key, &aegis_nonce(counter))
+                    .decrypt_in_place(text, tag, aad)
+                    .is_ok()
+            }),
         }
     }
+}
+
+/// `sealed` split into its ciphertext and its [`TAG_LEN`]-byte tag; `None` when shorter.
+fn split_tag(sealed: &mut [u8]) -> Option<(&mut [u8], &[u8; TAG_LEN])> {
+    let tag_at = sealed.len().checked_sub(TAG_LEN)?;
+    let (text, tag) = sealed.split_at_mut(tag_at);
+    Some((text, <&[u8; TAG_LEN]>::try_from(&*tag).ok()?))
 }
 
 #[cfg(test)]
@@ -136,6 +154,42 @@ mod tests {
         assert_eq!(tag.to_vec(), unhex("abe0ece80c24868a226a35d16bdae37a"));
     }
 
+    /// Test vector 2 of draft-irtf-cfrg-aegis-aead for AEGIS-128X4 (128-bit tag; 8 bytes of
+    /// associated data, 120 of message), and `AeadKey` computes the same.
+    #[test]
+    fn aegis_128x4_matches_the_drafts_test_vector() {
+        let key = unhex("000102030405060708090a0b0c0d0e0f");
+        let nonce: [u8; 16] = unhex("101112131415161718191a1b1c1d1e1f")
+            .try_into()
+            .unwrap();
+        let mut msg = unhex(&"04050607".repeat(30));
+        let tag =
+            aegis::aegis128x4::Aegis128X4::<16>::new(key.as_slice().try_into().unwrap(), &nonce)
+                .encrypt_in_place(&mut msg, &unhex("0102030401020304"));
+        assert_eq!(
+            msg,
+            unhex(
+                "e836118562f4479c9d35c17356a833114c21f9aa39e4dda5e5c87f4152a00fce\
+                 9a7c38f832eafe8b1c12f8a7cf12a81a1ad8a9c24ba9dedfbdaa586ffea67ddc\
+                 801ea97d9ab4a872f42d0e352e2713dacd609f9442c17517c5a29daf3e2a3fac\
+                 4ff6b1380c4e46df7b086af6ce6bc1ed594b8dd64aed2a7e"
+            )
+        );
+        assert_eq!(tag.to_vec(), unhex("0e56ab94e2e85db80f9d54010caabfb4"));
+        // The same through `AeadKey`, whose nonce is 8 zero bytes then the counter.
+        let sealer = AeadKey::new(Cipher::Aegis128X4, &key).unwrap();
+        assert!(matches!(sealer, AeadKey::Aegis128X4(_)));
+        let mut text = *b"sixteen bytes!!!";
+        let tag = sealer.seal(9, b"ad", &mut text).unwrap();
+        let mut expect = *b"sixteen bytes!!!";
+        let expect_tag = aegis::aegis128x4::Aegis128X4::<16>::new(
+            key.as_slice().try_into().unwrap(),
+            &aegis_nonce(9),
+        )
+        .encrypt_in_place(&mut expect, b"ad");
+        assert_eq!((text, tag), (expect, expect_tag));
+    }
+
     #[test]
     fn nonces_put_the_counter_last() {
         assert_eq!(
@@ -145,9 +199,15 @@ mod tests {
     }
 
     #[test]
-    fn aegis_key_seals_opens_and_refuses() {
-        let key = AeadKey::new(Cipher::Aegis128L, &[7u8; 16]).unwrap();
-        assert!(AeadKey::new(Cipher::Aegis128L, &[7u8; 32]).is_none());
+    fn aegis_keys_seal_open_and_refuse() {
+        for cipher in [Cipher::Aegis128L, Cipher::Aegis128X4] {
+            aegis_key_seals_opens_and_refuses(cipher);
+        }
+    }
+
+    fn aegis_key_seals_opens_and_refuses(cipher: Cipher) {
+        let key = AeadKey::new(cipher, &[7u8; 16]).unwrap();
+        assert!(AeadKey::new(cipher, &[7u8; 32]).is_none());
         let mut buf = *b"a frame of some bytes, then room";
         let (text, tag_room) = buf.split_at_mut(16);
         let tag = key.seal(5, b"aad", text).unwrap();

@@ -200,7 +200,7 @@ pub struct Opener {
     pub(super) floor: Option<u64>,
     /// Counts accepted packets; orders sessions for LRU eviction.
     tick: u64,
-    /// Whether a remembered session sealed under another cipher may move to AEGIS-128L
+    /// Whether a remembered session sealed under another cipher may move to an AEGIS cipher
     /// ([`Opener::allow_switch_to_aegis`]).
     switch_to_aegis: bool,
     /// This node's own sessions (the current ones, and those before a key rotation; keyed
@@ -250,10 +250,11 @@ impl Opener {
         }
     }
 
-    /// Lets a remembered session move from the cipher of its first packet to AEGIS-128L, once:
-    /// the first packet under marker 0x83 that opens under the session's AEGIS-128L subkey
-    /// binds the session to AEGIS-128L, and packets under the old cipher are refused from then
-    /// on. For the sessions of per-node keys, whose sender switches once the receiver said it
+    /// Lets a remembered session move from the cipher of its first packet to AEGIS-128L or
+    /// AEGIS-128X4, once: the first packet under marker 0x83 or 0x84 that opens under the
+    /// session's subkey of that cipher binds the session to it, and packets under any other
+    /// cipher are refused from then on (a session that began under an AEGIS cipher never
+    /// switches). For the sessions of per-node keys, whose sender switches once the receiver said it
     /// opens AEGIS-128L ([`Sealer::switched`](super::Sealer::switched)). A packet that tries
     /// and fails costs one subkey derivation, as a packet of an unknown session does.
     pub fn allow_switch_to_aegis(&mut self) {
@@ -335,7 +336,9 @@ impl Opener {
         }
         if let Some(state) = self.sessions.get_mut(&session) {
             let switching = state.cipher != cipher;
-            if switching && !(self.switch_to_aegis && cipher == Cipher::Aegis128L) {
+            // The one switch allowed: from a cipher that is no AEGIS to an AEGIS one.
+            if switching && !(self.switch_to_aegis && cipher.is_aegis() && !state.cipher.is_aegis())
+            {
                 return Err(OpenError::Forged);
             }
             state.window.check(counter)?;

@@ -102,13 +102,24 @@ const GOLDEN_AEGIS_FRAME: &str =
     "00000000000086 83 000001954ef62c00a1b2c3d4e5f60718 0000000000000001
     694b195affb3fff28b838d58f78151520576b2e5bba3f6
     5f3e02cdf62515109a34fbc8b4f818c9";
+/// As [`GOLDEN_CHACHA_GET_PEERS`] with AEGIS-128X4 (from `scripts/aegis_vectors.py` too, its
+/// AEGIS-128X4 checked there against the draft's test vector 2 for it).
+const GOLDEN_AEGIS_X4_GET_PEERS: &str =
+    "00000000000086 84 000001954ef62c00a1b2c3d4e5f60718 0000000000000000
+    24 b3e19a5fd0d8755b595c85ca937f09cb";
+/// As [`GOLDEN_CHACHA_FRAME`] with AEGIS-128X4.
+const GOLDEN_AEGIS_X4_FRAME: &str =
+    "00000000000086 84 000001954ef62c00a1b2c3d4e5f60718 0000000000000001
+    a725d40167ca0bbefd3bc52190b2680f9c427b759c9470
+    ed7532e08e737376bd41ba9856f78d62";
 /// HKDF-SHA256(salt "ethcloud-session-v1", ikm key 00..1f, info session ‖ marker), 32 bytes
-/// (16 for AES-128-GCM and AEGIS-128L).
+/// (16 for AES-128-GCM and the AEGIS ciphers).
 const GOLDEN_CHACHA_SUBKEY: &str =
     "89253bdee09f8f23c1f1416d78d43d0e09ea6891d24f1ae8853130f12eacab36";
 const GOLDEN_AES_SUBKEY: &str = "176a5bcc65c53537e60ebbd51b250ab868b5cb92c3453e53958fba0e0678e49b";
 const GOLDEN_AES128_SUBKEY: &str = "bcec15d78c3d1df277247e6618a4659b";
 const GOLDEN_AEGIS_SUBKEY: &str = "34137d5848a46dfb61239381e0e24af3";
+const GOLDEN_AEGIS_X4_SUBKEY: &str = "cda2e26fe4bbf5270bc801117bc1ce79";
 
 fn golden(cipher: Cipher) -> (&'static str, &'static str) {
     match cipher {
@@ -116,6 +127,7 @@ fn golden(cipher: Cipher) -> (&'static str, &'static str) {
         Cipher::Aes256Gcm => (GOLDEN_AES_GET_PEERS, GOLDEN_AES_FRAME),
         Cipher::Aes128Gcm => (GOLDEN_AES128_GET_PEERS, GOLDEN_AES128_FRAME),
         Cipher::Aegis128L => (GOLDEN_AEGIS_GET_PEERS, GOLDEN_AEGIS_FRAME),
+        Cipher::Aegis128X4 => (GOLDEN_AEGIS_X4_GET_PEERS, GOLDEN_AEGIS_X4_FRAME),
     }
 }
 
@@ -160,7 +172,7 @@ fn layout_constants_add_up_and_fit_packet_buf() {
             assert_eq!(algorithm.key_len(), cipher.key_len());
         }
         let key_len = match cipher {
-            Cipher::Aes128Gcm | Cipher::Aegis128L => 16,
+            Cipher::Aes128Gcm | Cipher::Aegis128L | Cipher::Aegis128X4 => 16,
             _ => KEY_LEN,
         };
         assert_eq!(cipher.key_len(), key_len);
@@ -168,7 +180,9 @@ fn layout_constants_add_up_and_fit_packet_buf() {
     let markers: Vec<u8> = (0..=255)
         .filter(|&m| Cipher::from_marker(m).is_some())
         .collect();
-    assert_eq!(markers, [0x80, 0x81, 0x82, 0x83]);
+    assert_eq!(markers, [0x80, 0x81, 0x82, 0x83, 0x84]);
+    let aegis: Vec<Cipher> = Cipher::ALL.into_iter().filter(|c| c.is_aegis()).collect();
+    assert_eq!(aegis, [Cipher::Aegis128L, Cipher::Aegis128X4]);
 }
 
 #[test]
@@ -191,6 +205,7 @@ fn session_subkeys_match_golden_vectors() {
         (Cipher::Aes256Gcm, GOLDEN_AES_SUBKEY),
         (Cipher::Aes128Gcm, GOLDEN_AES128_SUBKEY),
         (Cipher::Aegis128L, GOLDEN_AEGIS_SUBKEY),
+        (Cipher::Aegis128X4, GOLDEN_AEGIS_X4_SUBKEY),
     ] {
         let marker = [cipher.marker()];
         let info: [&[u8]; 2] = [&SESSION, &marker];
@@ -472,7 +487,7 @@ fn seeded_random_bytes_never_panic_or_open() {
             *b = u8::try_from(next() & 0xff).unwrap();
         }
         if len > TOKEN_LEN && next() % 4 != 0 {
-            buf[TOKEN_LEN] = Cipher::ALL[usize::try_from(next() % 4).unwrap()].marker();
+            buf[TOKEN_LEN] = Cipher::ALL[usize::try_from(next() % 5).unwrap()].marker();
         }
         assert!(opener.open(&mut buf[..len]).is_err());
     }
@@ -639,6 +654,8 @@ fn sessions_seal_with_aegis_only_to_a_peer_that_opens_it_and_with_aes_instructio
     assert_eq!(Cipher::preferred_for_sessions(false), without);
     assert_eq!(Cipher::Aegis128L.to_string(), "AEGIS-128L");
     assert_eq!(Cipher::Aegis128L.key_len(), 16);
+    assert_eq!(Cipher::Aegis128X4.to_string(), "AEGIS-128X4");
+    assert_eq!(Cipher::Aegis128X4.key_len(), 16);
 }
 
 #[test]
@@ -686,7 +703,7 @@ fn a_session_may_switch_to_aegis_once_where_the_opener_allows_it() {
         Ok(clear_frame()),
         "reordered, in the window"
     );
-    // Only AEGIS-128L: a switch to another cipher is refused.
+    // Only to an AEGIS cipher: a switch to another cipher is refused.
     let mut chacha = Sealer::switched(&gcm, &test_key(), Cipher::ChaCha20Poly1305);
     let mut opener = Opener::new(&test_key(), 1);
     opener.allow_switch_to_aegis();
@@ -696,4 +713,36 @@ fn a_session_may_switch_to_aegis_once_where_the_opener_allows_it() {
         Err(OpenError::Forged)
     );
     assert_eq!(opener.sessions(), 1);
+}
+
+#[test]
+fn a_session_may_switch_to_aegis_128x4_once_and_never_between_aegis_ciphers() {
+    let mut gcm = Sealer::with_cipher(&test_key(), SESSION, Cipher::Aes128Gcm);
+    let first = seal(&mut gcm, &clear_frame());
+    let mut x4 = Sealer::switched(&gcm, &test_key(), Cipher::Aegis128X4);
+    let mut l = Sealer::switched(&gcm, &test_key(), Cipher::Aegis128L);
+    let under_x4: Vec<Vec<u8>> = (0..2).map(|_| seal(&mut x4, &clear_frame())).collect();
+    let under_l = seal(&mut l, &clear_frame());
+    assert_eq!(under_x4[0][TOKEN_LEN], 0x84);
+
+    // Not allowed (keyed mode): refused like any other marker.
+    let mut strict = Opener::new(&test_key(), 4);
+    assert_eq!(open(&mut strict, &first), Ok(clear_frame()));
+    assert_eq!(open(&mut strict, &under_x4[0]), Err(OpenError::Forged));
+
+    // Allowed: the switch to AEGIS-128X4 binds the session to it; neither AES-128-GCM nor
+    // AEGIS-128L opens after it (no switch from one AEGIS cipher to the other).
+    let mut opener = Opener::new(&test_key(), 1);
+    opener.allow_switch_to_aegis();
+    assert_eq!(open(&mut opener, &first), Ok(clear_frame()));
+    assert_eq!(open(&mut opener, &under_x4[0]), Ok(clear_frame()));
+    assert_eq!(open(&mut opener, &under_l), Err(OpenError::Forged));
+    assert_eq!(open(&mut opener, &under_x4[1]), Ok(clear_frame()));
+
+    // And a session that switched to AEGIS-128L does not move on to AEGIS-128X4.
+    let mut opener = Opener::new(&test_key(), 1);
+    opener.allow_switch_to_aegis();
+    assert_eq!(open(&mut opener, &first), Ok(clear_frame()));
+    assert_eq!(open(&mut opener, &under_l), Ok(clear_frame()));
+    assert_eq!(open(&mut opener, &under_x4[1]), Err(OpenError::Forged));
 }

@@ -134,6 +134,10 @@ pub struct Config {
     /// Sealed modes: tell peers (in the Hello) that we open AEGIS-128L, and seal with it to
     /// the peers that say so (`--no-aegis` turns both off). See [`crate::crypto::Cipher`].
     pub aegis: bool,
+    /// Sealed modes, with `aegis`: tell peers that AEGIS-128X4 pays here (512-bit vector AES),
+    /// and seal with it to per-node-key peers that say the same. Default: whether this CPU
+    /// has it ([`crate::crypto::has_vector_aes`]); `--no-aegis` turns it off with `aegis`.
+    pub aegis_x4: bool,
 }
 
 /// The most addresses a node adds to its own when its Hello comes back from them.
@@ -217,6 +221,7 @@ impl Config {
             relay: true,
             relay_rate: DEFAULT_RELAY_RATE,
             aegis: true,
+            aegis_x4: crate::crypto::has_vector_aes(),
             learnt_own: 0,
         }
     }

@@ -19,13 +19,14 @@ use crate::relay::{Accept, DIRECT_FRESH};
 use crate::stats::DropReason;
 use crate::time::Instant;
 use crate::wire::relay::{
-    emit_hello, emit_relayed, Extension, FLAG_AEGIS, FLAG_ANSWER, FLAG_RELAY, FLAG_RELAYED,
-    RELAYED_FROM, RELAY_TO,
+    emit_hello, emit_relayed, Extension, FLAG_AEGIS, FLAG_AEGIS_X4, FLAG_ANSWER, FLAG_RELAY,
+    FLAG_RELAYED, RELAYED_FROM, RELAY_TO,
 };
 use crate::wire::Frame;
 
 impl<S: Socket, D: Device> Node<S, D> {
-    /// Our Hello flags: we open AEGIS-128L (unless `--no-aegis`); with relaying on, we take part, and we relay for
+    /// Our Hello flags: we open AEGIS-128L (unless `--no-aegis`), and AEGIS-128X4 pays here
+    /// (`aegis_x4`: this CPU has 512-bit vector AES); with relaying on, we take part, and we relay for
     /// others unless the rate is 0.
     fn hello_flags(&self) -> u8 {
         let relay = match (self.relays(), self.config.relay_rate > 0) {
@@ -33,10 +34,10 @@ impl<S: Socket, D: Device> Node<S, D> {
             (true, true) => FLAG_RELAY | FLAG_RELAYED,
             (true, false) => FLAG_RELAYED,
         };
-        if self.config.aegis {
-            relay | FLAG_AEGIS
-        } else {
-            relay
+        match (self.config.aegis, self.config.aegis_x4) {
+            (false, _) => relay,
+            (true, false) => relay | FLAG_AEGIS,
+            (true, true) => relay | FLAG_AEGIS | FLAG_AEGIS_X4,
         }
     }
 
@@ -208,8 +209,12 @@ impl<S: Socket, D: Device> Node<S, D> {
             // session it came in (see `Sessions::peer_opens_aegis`).
             let opens = flags & FLAG_AEGIS != 0;
             if let Some(sessions) = &mut self.sessions {
-                if self.config.aegis && opens && sessions.peer_opens_aegis() {
-                    debug!("sealing to {from} with AEGIS-128L now (it opens it)");
+                let x4 = flags & FLAG_AEGIS_X4 != 0 && self.config.aegis_x4;
+                if let Some(cipher) = (self.config.aegis && opens)
+                    .then(|| sessions.peer_opens_aegis(x4))
+                    .flatten()
+                {
+                    debug!("sealing to {from} with {cipher} now (it opens it)");
                 }
             } else if known {
                 // Keyed mode (a no-op with `--no-aegis`).

@@ -129,8 +129,8 @@ pub struct Args {
     #[arg(long = "no-relay")]
     pub no_relay: bool,
 
-    /// Never seal with AEGIS-128L, nor tell peers we open it: sessions and sealed frames stay
-    /// on AES-GCM or ChaCha20-Poly1305 (network key or per-node keys only)
+    /// Never seal with AEGIS-128L or AEGIS-128X4, nor tell peers we open them: sessions and
+    /// sealed frames stay on AES-GCM or ChaCha20-Poly1305 (network key or per-node keys only)
     #[arg(long = "no-aegis")]
     pub no_aegis: bool,
 

@@ -399,36 +399,31 @@ impl Sessions {
     /// The datagram opened last (by [`Sessions::open`]) said that its sender opens
     /// AEGIS-128L: a Hello with that flag. If it came in the receiving half of the current
     /// session with its key, the peer behind that session (that very handshake, so that very
-    /// process) opens AEGIS-128L, and the sending half switches to it, going on with its
-    /// counter ([`Sealer::switched`]), where this CPU has AES instructions. Returns whether it
-    /// switched. The receiver lets the session switch ([`Opener::allow_switch_to_aegis`]).
-    pub fn peer_opens_aegis(&mut self) -> bool {
-        let Some(id) = self.last_opened else {
-            return false;
-        };
-        let Some(remote) = self.by_session.get(&id).map(|s| s.remote) else {
-            return false;
-        };
-        let Some(current) = self
+    /// process) opens AEGIS-128L, and the sending half switches to an AEGIS cipher, going on
+    /// with its counter ([`Sealer::switched`]), where this CPU has AES instructions:
+    /// AEGIS-128X4 if `x4` (the node found that both ends have 512-bit vector AES: the
+    /// Hello's second AEGIS flag and its own `aegis_x4`), AEGIS-128L otherwise. Returns the
+    /// cipher it switched to, if it did. The receiver lets the session switch
+    /// ([`Opener::allow_switch_to_aegis`]).
+    pub fn peer_opens_aegis(&mut self, x4: bool) -> Option<crypto::Cipher> {
+        let id = self.last_opened?;
+        let remote = self.by_session.get(&id).map(|s| s.remote)?;
+        let current = self
             .keys
             .get_mut(&remote)
             .and_then(|state| state.current.as_mut())
-            .filter(|c| c.recv_session == id)
-        else {
-            return false;
-        };
+            .filter(|c| c.recv_session == id)?;
         // Kept only where this CPU seals AEGIS-128L and the session does not yet.
-        let Some(key) = current.switch_key.take() else {
-            return false;
+        let key = current.switch_key.take()?;
+        let cipher = if x4 {
+            crypto::Cipher::Aegis128X4
+        } else {
+            crypto::Cipher::Aegis128L
         };
-        current.sealer = Arc::new(Sealer::switched(
-            &current.sealer,
-            &key,
-            crypto::Cipher::Aegis128L,
-        ));
+        current.sealer = Arc::new(Sealer::switched(&current.sealer, &key, cipher));
         self.changes = self.changes.wrapping_add(1);
         self.stats.aegis_switches += 1;
-        true
+        Some(cipher)
     }
 
     /// The cipher the current sending session of `key` seals with.
