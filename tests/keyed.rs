@@ -232,21 +232,30 @@ fn broadcast_reaches(
         .count()
 }
 
-#[test]
-fn frames_go_under_aegis_while_every_peer_opens_it_and_never_to_an_older_node() {
-    if !sim::seals_aegis_here() {
-        return;
-    }
-    let mut sim = Simulator::new(0x8ea);
-    let cfg = Simulator::keyed_config(7);
+/// A chain of three keyed nodes (`aegis_x4` as given), meshed, and the cipher markers of
+/// everything on the wire while the first one's broadcast reaches the other two.
+fn keyed_three(seed: u64, x4: bool) -> (Simulator, Vec<SocketAddr>, Vec<u8>) {
+    let mut sim = Simulator::new(seed);
+    let mut cfg = Simulator::keyed_config(7);
+    cfg.aegis_x4 = x4;
     let nodes = sim.add_chain(&cfg, 3);
     sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
     sim.advance(Duration::from_secs(2));
     sim.wire_log = Some(Vec::new());
     assert_eq!(broadcast_reaches(&mut sim, nodes[0], 1, 1, &nodes[1..]), 2);
-    let wire = sim.wire_log.take().unwrap();
+    let markers = sim.wire_log.take().unwrap().iter().map(|d| d[7]).collect();
+    (sim, nodes, markers)
+}
+
+#[test]
+fn frames_go_under_aegis_while_every_peer_opens_it_and_never_to_an_older_node() {
+    if !sim::seals_aegis_here() {
+        return;
+    }
+    let (mut sim, nodes, markers) = keyed_three(0x8ea, false);
+    let cfg = Simulator::keyed_config(7);
     assert!(
-        wire.iter().all(|d| d[7] == 0x83),
+        markers.iter().all(|&m| m == 0x83),
         "frames and all else under AEGIS-128L among nodes that open it"
     );
 
@@ -276,6 +285,45 @@ fn frames_go_under_aegis_while_every_peer_opens_it_and_never_to_an_older_node() 
     let wire = sim.wire_log.take().unwrap();
     let markers: Vec<(u8, usize)> = wire.iter().map(|d| (d[7], d.len())).collect();
     assert!(wire.iter().all(|d| d[7] == 0x83), "{markers:?}");
+}
+
+#[test]
+fn keyed_frames_go_under_aegis_128x4_while_every_peer_has_vector_aes() {
+    if !sim::seals_aegis_here() {
+        return;
+    }
+    // Three nodes that all say AEGIS-128X4 pays (whatever this CPU): everything under 0x84.
+    let (mut sim, nodes, markers) = keyed_three(0x8ec, true);
+    assert!(markers.iter().all(|&m| m == 0x84), "{markers:?}");
+
+    // A node without it joins: frames go under AEGIS-128L (which every node opens); to each
+    // other, the first three keep sealing their control messages with AEGIS-128X4.
+    let mut l_cfg = Simulator::keyed_config(7);
+    l_cfg.aegis_x4 = false;
+    let l = sim.next_addr();
+    sim.add_node_at(l, &l_cfg);
+    sim.connect(l, nodes[0]);
+    sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
+    sim.advance(Duration::from_secs(2));
+    sim.wire_log = Some(Vec::new());
+    let all: Vec<SocketAddr> = nodes[1..].iter().copied().chain([l]).collect();
+    assert_eq!(broadcast_reaches(&mut sim, nodes[0], 1, 2, &all), 3);
+    let wire = sim.wire_log.take().unwrap();
+    let markers: Vec<u8> = wire.iter().map(|d| d[7]).collect();
+    assert!(wire.iter().all(|d| d[7] == 0x83), "{markers:?}");
+    // The newcomer never seals with AEGIS-128X4.
+    sim.wire_log = Some(Vec::new());
+    assert_eq!(broadcast_reaches(&mut sim, l, 2, 3, &nodes), 3);
+    let wire = sim.wire_log.take().unwrap();
+    assert!(wire.iter().all(|d| d[7] == 0x83));
+
+    // It leaves: frames go under AEGIS-128X4 again.
+    sim.shutdown(l);
+    sim.advance(Duration::from_secs(2));
+    sim.wire_log = Some(Vec::new());
+    assert_eq!(broadcast_reaches(&mut sim, nodes[0], 1, 4, &nodes[1..]), 2);
+    let wire = sim.wire_log.take().unwrap();
+    assert!(wire.iter().all(|d| d[7] == 0x84));
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Keyed mode (issue #8): sealing and opening datagrams with AES-GCM or ChaCha20-Poly1305
-//! (`ring`) or AEGIS-128L (`aegis`), per-session subkeys, replay windows per sender session, and the key file (a raw
-//! key or an Argon2id passphrase).
+//! (`ring`) or AEGIS-128L and AEGIS-128X4 (`aegis`), per-session subkeys, replay windows per
+//! sender session, and the key file (a raw key or an Argon2id passphrase).
 //!
 //! Owns the sealed byte layout, the key derivation and the replay state. It performs no I/O and
 //! reads no clock and no RNG: the caller supplies the session (start time and random bytes),
@@ -23,11 +23,12 @@
 //!   ChaCha20-Poly1305 elsewhere. Sessions of per-node keys, whose keys live two minutes, seal
 //!   with AES-128-GCM there instead ([`Cipher::preferred_for_sessions`]): four fewer rounds per
 //!   block, 128-bit keys like TLS's default suite; older keyed-mode nodes never see it. To a
-//!   peer that said it opens AEGIS-128L (a flag in its Hello) they seal with AEGIS-128L, about
-//!   three times as fast again where the CPU has no vector AES; where both ends have 512-bit
-//!   vector AES (a second flag in the Hello), with AEGIS-128X4, the same construction on four
-//!   lanes, about 1.6 times as fast again per 1400-byte frame. The per-cipher key and nonce
-//!   handling is `aead_key.rs`'s.
+//!   peer that said it opens AEGIS-128L (a flag in its Hello) both modes seal with AEGIS-128L,
+//!   about three times as fast again where the CPU has no vector AES; where both ends have
+//!   512-bit vector AES (a second flag in the Hello), with AEGIS-128X4, the same construction
+//!   on four lanes, about 1.6 times as fast again per 1400-byte frame (the node decides; see
+//!   `node/seal.rs` and the sessions). The per-cipher key and nonce handling is
+//!   `aead_key.rs`'s.
 //! - The session is the sender's process start time (milliseconds since the Unix epoch, 8 bytes
 //!   big-endian) followed by 8 random bytes; the counter (8 bytes big-endian) starts at 0 and
 //!   goes up by one per sealed packet.
@@ -165,9 +166,9 @@ pub enum Cipher {
     Aegis128L,
     /// AEGIS-128X4 (draft-irtf-cfrg-aegis-aead, four lanes of AEGIS-128L), marker 0x84: about
     /// 1.6 times as fast as AEGIS-128L per 1400-byte frame where the CPU has 512-bit vector
-    /// AES (VAES with AVX-512), slower than it elsewhere; sealed only by the sessions of
-    /// per-node keys, where both ends have it ([`has_vector_aes`],
-    /// [`crate::wire::relay::FLAG_AEGIS_X4`]).
+    /// AES (VAES with AVX-512), slower than it elsewhere; sealed only where both ends have it
+    /// ([`has_vector_aes`], [`crate::wire::relay::FLAG_AEGIS_X4`]): by a session of per-node
+    /// keys, or in keyed mode to such peers (frames while every verified peer has it).
     Aegis128X4,
 }
 

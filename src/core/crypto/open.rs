@@ -174,7 +174,7 @@ struct SessionState {
 }
 
 /// How many of this node's own sessions an [`Opener`] refuses ([`Opener::refuse_session`]).
-const OWN_SESSIONS: usize = 4;
+const OWN_SESSIONS: usize = 6;
 
 /// The largest sealed part (ciphertext and tag) that [`Opener::add_key`]'s scratch buffer
 /// holds: a whole UDP payload. A longer one (no UDP datagram is) is tried under the newer key
@@ -204,7 +204,7 @@ pub struct Opener {
     /// ([`Opener::allow_switch_to_aegis`]).
     switch_to_aegis: bool,
     /// This node's own sessions (the current ones, and those before a key rotation; keyed
-    /// mode may seal in two at once, one per cipher).
+    /// mode may seal in three at once, one per cipher).
     own: [Option<[u8; SESSION_LEN]>; OWN_SESSIONS],
 }
 
@@ -240,9 +240,9 @@ impl Opener {
     }
 
     /// Refuses packets of `session` (as [`OpenError::Replayed`]): give it this node's own
-    /// session, so that its packets reflected back to it are dropped. The last four sessions
-    /// given are refused (in keyed mode the current one of each of its two ciphers, and the
-    /// two before a key rotation).
+    /// session, so that its packets reflected back to it are dropped. The last six sessions
+    /// given are refused (in keyed mode the current one of each of its up to three ciphers,
+    /// and the three before a key rotation).
     pub fn refuse_session(&mut self, session: [u8; SESSION_LEN]) {
         if !self.own.contains(&Some(session)) {
             self.own.rotate_right(1);

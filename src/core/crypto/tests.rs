@@ -624,6 +624,26 @@ fn own_session_reflected_back_is_refused() {
 }
 
 #[test]
+fn the_last_six_own_sessions_are_refused() {
+    // Keyed mode: three ciphers' sessions now and three before a key rotation.
+    let mut opener = Opener::new(&test_key(), 16);
+    let own: Vec<[u8; SESSION_LEN]> = (1..=7).map(|i| session(1, i)).collect();
+    for s in &own[..6] {
+        opener.refuse_session(*s);
+    }
+    for s in &own[..6] {
+        let sealed = packet(Cipher::Aegis128L, *s, 0);
+        assert_eq!(open(&mut opener, &sealed), Err(OpenError::Replayed));
+    }
+    opener.refuse_session(own[6]);
+    let first = packet(Cipher::Aegis128L, own[0], 0);
+    assert!(
+        open(&mut opener, &first).is_ok(),
+        "the oldest one is let go"
+    );
+}
+
+#[test]
 fn error_messages_are_one_lower_case_line() {
     let open_errors = [
         OpenError::Truncated,

@@ -355,12 +355,12 @@ impl<S: Socket, D: Device> Node<S, D> {
             .keyed
             .as_ref()
             .filter(|_| config.aegis)
-            .and_then(seal::KeyedAegis::new);
+            .and_then(|k| seal::KeyedAegis::new(k, config.aegis_x4));
         let crypto = config.keyed.as_ref().map(|k| {
             let mut opener = Opener::new(&k.key, MAX_SESSIONS);
             opener.refuse_session(k.session);
-            if let Some(aegis) = &keyed_aegis {
-                opener.refuse_session(aegis.session());
+            for session in keyed_aegis.iter().flat_map(seal::KeyedAegis::sessions) {
+                opener.refuse_session(session);
             }
             (Arc::new(Sealer::new(&k.key, k.session)), opener)
         });

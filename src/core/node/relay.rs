@@ -218,7 +218,7 @@ impl<S: Socket, D: Device> Node<S, D> {
                 }
             } else if known {
                 // Keyed mode (a no-op with `--no-aegis`).
-                self.keyed_aegis_hello(from, opens);
+                self.keyed_aegis_hello(from, opens, flags & FLAG_AEGIS_X4 != 0);
             }
             if !self.relays() || !known {
                 // Relaying off, or not a peer (yet): the Hello only said which ciphers the

@@ -32,43 +32,51 @@ pub(super) enum Rollover {
 }
 
 /// Keyed mode with AEGIS-128L (not `--no-aegis`, and a CPU with AES instructions): a second
-/// sealer, in a session of its own, for the peers whose Hello said they open AEGIS-128L.
-/// Control messages to such a peer are sealed with it; frames only while every verified peer
-/// opens it, since a flood is sealed once for all of them.
+/// sealer, in a session of its own, for the peers whose Hello said they open AEGIS-128L, and,
+/// where this CPU has 512-bit vector AES (`aegis_x4`), a third one for AEGIS-128X4 in a third
+/// session, for the peers whose Hello said they have it too. Control messages to a peer are
+/// sealed with the fastest of them it takes; frames with the fastest that every verified peer
+/// takes, since a flood is sealed once for all of them.
 #[derive(Debug)]
 pub(super) struct KeyedAegis {
     sealer: Arc<Sealer>,
     /// The session `sealer` seals in ([`aegis_session`] of the node's).
     session: [u8; crypto::SESSION_LEN],
+    /// The AEGIS-128X4 sealer and its session ([`x4_session`] of the node's), if `aegis_x4`.
+    x4: Option<(Arc<Sealer>, [u8; crypto::SESSION_LEN])>,
     /// The peers whose Hello had the AEGIS-128L flag, each with the sender session the Hello
-    /// came in: the flag holds for that process of the peer only (see
-    /// [`Node::keyed_aegis_seen`]). At most the peer table's peers: each leaves with its peer.
-    peers: HashMap<SocketAddr, [u8; crypto::SESSION_LEN]>,
-    /// Every verified peer (at least one) is in `peers`: frames are sealed with `sealer`.
-    frames: bool,
+    /// came in (the flags hold for that process of the peer only: see
+    /// [`Node::keyed_aegis_seen`]) and whether it also had the AEGIS-128X4 flag. At most the
+    /// peer table's peers: each leaves with its peer.
+    peers: HashMap<SocketAddr, ([u8; crypto::SESSION_LEN], bool)>,
+    /// What frames are sealed with: AEGIS-128X4 or AEGIS-128L while every verified peer (at
+    /// least one) takes it, else `None`: the network key's first cipher.
+    frames: Option<Cipher>,
 }
 
 impl KeyedAegis {
     /// The AEGIS-128L sealer for the network key `keyed`, if this CPU has AES instructions
-    /// (elsewhere AEGIS-128L in software would be slower than ChaCha20-Poly1305).
-    pub(super) fn new(keyed: &Keyed) -> Option<KeyedAegis> {
+    /// (elsewhere AEGIS-128L in software would be slower than ChaCha20-Poly1305), with the
+    /// AEGIS-128X4 one if `x4`.
+    pub(super) fn new(keyed: &Keyed, x4: bool) -> Option<KeyedAegis> {
         (Cipher::preferred_for_sessions(true) == Cipher::Aegis128L).then(|| {
             let session = aegis_session(keyed.session);
             KeyedAegis {
                 sealer: Arc::new(Sealer::with_cipher(&keyed.key, session, Cipher::Aegis128L)),
                 session,
+                x4: x4.then(|| x4_sealer(keyed)),
                 peers: HashMap::new(),
-                frames: false,
+                frames: None,
             }
         })
     }
 
-    /// The session the AEGIS-128L sealer seals in.
-    pub(super) fn session(&self) -> [u8; crypto::SESSION_LEN] {
-        self.session
+    /// The sessions the AEGIS sealers seal in (AEGIS-128L's, then AEGIS-128X4's if any).
+    pub(super) fn sessions(&self) -> impl Iterator<Item = [u8; crypto::SESSION_LEN]> + '_ {
+        std::iter::once(self.session).chain(self.x4.as_ref().map(|(_, s)| *s))
     }
 
-    /// A key rotation: the AEGIS-128L sealer seals with the new key `next` from now on.
+    /// A key rotation: the AEGIS sealers seal with the new key `next` from now on.
     fn rekey(&mut self, next: &Keyed) {
         self.session = aegis_session(next.session);
         self.sealer = Arc::new(Sealer::with_cipher(
@@ -76,7 +84,36 @@ impl KeyedAegis {
             self.session,
             Cipher::Aegis128L,
         ));
+        if self.x4.is_some() {
+            self.x4 = Some(x4_sealer(next));
+        }
     }
+
+    /// The sealer of `cipher` (AEGIS-128X4 only if there is one).
+    fn sealer_of(&self, cipher: Cipher) -> &Arc<Sealer> {
+        match (&self.x4, cipher) {
+            (Some((sealer, _)), Cipher::Aegis128X4) => sealer,
+            _ => &self.sealer,
+        }
+    }
+
+    /// The AEGIS cipher the peer at `to` takes, if any: AEGIS-128X4 where it said it has
+    /// 512-bit vector AES and this node seals it, else AEGIS-128L if it opens that.
+    fn cipher_for(&self, to: SocketAddr) -> Option<Cipher> {
+        let (_, x4) = self.peers.get(&to)?;
+        Some(if *x4 && self.x4.is_some() {
+            Cipher::Aegis128X4
+        } else {
+            Cipher::Aegis128L
+        })
+    }
+}
+
+/// The AEGIS-128X4 sealer of `keyed` and its session.
+fn x4_sealer(keyed: &Keyed) -> (Arc<Sealer>, [u8; crypto::SESSION_LEN]) {
+    let session = x4_session(keyed.session);
+    let sealer = Sealer::with_cipher(&keyed.key, session, Cipher::Aegis128X4);
+    (Arc::new(sealer), session)
 }
 
 /// Keyed mode: the session of the AEGIS-128L sealer, made from the node's session: the same
@@ -84,46 +121,71 @@ impl KeyedAegis {
 /// back). A receiver binds a session to one cipher, so the two need two ids; the subkeys
 /// differ by the marker anyway.
 pub(super) fn aegis_session(session: [u8; crypto::SESSION_LEN]) -> [u8; crypto::SESSION_LEN] {
+    twin(session, 0xff)
+}
+
+/// Keyed mode: the session of the AEGIS-128X4 sealer: the node's session with each of the 8
+/// random bytes XORed with 0x55 (so 0xaa from the AEGIS-128L session's).
+pub(super) fn x4_session(session: [u8; crypto::SESSION_LEN]) -> [u8; crypto::SESSION_LEN] {
+    twin(session, 0x55)
+}
+
+/// `session` with each of its 8 random bytes XORed with `mask`.
+fn twin(session: [u8; crypto::SESSION_LEN], mask: u8) -> [u8; crypto::SESSION_LEN] {
     let mut s = session;
     for b in s.iter_mut().skip(crypto::SESSION_LEN - 8) {
-        *b = !*b;
+        *b ^= mask;
     }
     s
 }
 
-/// Keyed mode: the sealer for a control message to `to`: AEGIS-128L if `to` opens it.
+/// Keyed mode: whether `a` and `b` are sessions of one process of a node: the same, or twins
+/// of each other (its own session, its AEGIS-128L one, its AEGIS-128X4 one).
+fn same_process(a: &[u8; crypto::SESSION_LEN], b: &[u8; crypto::SESSION_LEN]) -> bool {
+    [0x00, 0xff, 0x55, 0xaa]
+        .iter()
+        .any(|&mask| twin(*a, mask) == *b)
+}
+
+/// Keyed mode: the sealer for a control message to `to`: the AEGIS cipher `to` takes, if any.
 fn keyed_sealer_for<'a>(
     aegis: &'a Option<KeyedAegis>,
     crypto: &'a Option<(Arc<Sealer>, Opener)>,
     to: SocketAddr,
 ) -> Option<&'a Sealer> {
-    match (aegis, crypto) {
-        (Some(aegis), _) if aegis.peers.contains_key(&to) => Some(&aegis.sealer),
-        (_, Some((sealer, _))) => Some(sealer),
-        (_, None) => None,
+    let chosen = aegis
+        .as_ref()
+        .and_then(|a| a.cipher_for(to).map(|c| a.sealer_of(c)));
+    match (chosen, crypto) {
+        (Some(sealer), _) => Some(sealer),
+        (None, Some((sealer, _))) => Some(sealer),
+        (None, None) => None,
     }
 }
 
 impl<S: Socket, D: Device> Node<S, D> {
     /// Keyed mode: the sealer of frames (sealed once for every receiver), shared with the
-    /// `--threads` lanes: AEGIS-128L while every verified peer opens it.
+    /// `--threads` lanes: AEGIS-128X4 or AEGIS-128L while every verified peer takes it.
     pub(super) fn frame_sealer(&self) -> Option<&Arc<Sealer>> {
         match (&self.keyed_aegis, &self.crypto) {
-            (Some(aegis), _) if aegis.frames => Some(&aegis.sealer),
+            (Some(aegis), _) if aegis.frames.is_some() => {
+                Some(aegis.sealer_of(aegis.frames.unwrap_or(Cipher::Aegis128L)))
+            }
             (_, Some((sealer, _))) => Some(sealer),
             (_, None) => None,
         }
     }
 
     /// Keyed mode: a Hello from the peer at `from` (in the peer table) came in the sender
-    /// session of the datagram opened last, and says whether it opens AEGIS-128L.
-    pub(super) fn keyed_aegis_hello(&mut self, from: SocketAddr, opens: bool) {
+    /// session of the datagram opened last, and says whether it opens AEGIS-128L (`opens`)
+    /// and has 512-bit vector AES (`x4`).
+    pub(super) fn keyed_aegis_hello(&mut self, from: SocketAddr, opens: bool, x4: bool) {
         let session = self.last_session;
         let Some(aegis) = &mut self.keyed_aegis else {
             return;
         };
         let changed = if opens {
-            aegis.peers.insert(from, session) != Some(session)
+            aegis.peers.insert(from, (session, x4)) != Some((session, x4))
         } else {
             aegis.peers.remove(&from).is_some()
         };
@@ -133,18 +195,18 @@ impl<S: Socket, D: Device> Node<S, D> {
     }
 
     /// Keyed mode: a control message from `from` opened in [`Node::last_session`]. If `from`
-    /// said it opens AEGIS-128L in another session than this one or its AEGIS-128L twin, the
+    /// said it opens AEGIS-128L in another session than this one or its AEGIS twins, the
     /// node behind it is another process (a restart, perhaps of a version without AEGIS-128L)
-    /// or sealed under a new key: the flag is dropped until a new Hello, which we ask for.
+    /// or sealed under a new key: the flags are dropped until a new Hello, which we ask for.
     pub(super) fn keyed_aegis_seen(&mut self, from: SocketAddr) {
         let session = self.last_session;
         let Some(aegis) = &mut self.keyed_aegis else {
             return;
         };
-        let Some(said_in) = aegis.peers.get(&from).copied() else {
+        let Some((said_in, _)) = aegis.peers.get(&from).copied() else {
             return;
         };
-        if session == said_in || session == aegis_session(said_in) {
+        if same_process(&session, &said_in) {
             return;
         }
         aegis.peers.remove(&from);
@@ -164,8 +226,8 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
     }
 
-    /// Keyed mode: decides again whether frames are sealed with AEGIS-128L (after a Hello, a
-    /// peer verified or removed).
+    /// Keyed mode: decides again whether frames are sealed with AEGIS-128X4, AEGIS-128L or
+    /// neither (after a Hello, a peer verified or removed).
     pub(super) fn keyed_aegis_update(&mut self) {
         let Node {
             keyed_aegis: Some(aegis),
@@ -176,14 +238,23 @@ impl<S: Socket, D: Device> Node<S, D> {
             return;
         };
         let mut all = peers.verified_len() > 0;
-        peers.for_each_verified(|peer, _| all &= aegis.peers.contains_key(&peer));
-        if all != aegis.frames {
-            aegis.frames = all;
+        let mut all_x4 = all && aegis.x4.is_some();
+        peers.for_each_verified(|peer, _| {
+            let cipher = aegis.cipher_for(peer);
+            all &= cipher.is_some();
+            all_x4 &= cipher == Some(Cipher::Aegis128X4);
+        });
+        let frames = match (all_x4, all) {
+            (true, _) => Some(Cipher::Aegis128X4),
+            (false, true) => Some(Cipher::Aegis128L),
+            (false, false) => None,
+        };
+        if frames != aegis.frames {
+            aegis.frames = frames;
             self.sealer_changes = self.sealer_changes.wrapping_add(1);
-            if all {
-                info!("frames are sealed with AEGIS-128L now: every peer opens it");
-            } else {
-                info!("frames are sealed with the network key's first cipher again: not every peer opens AEGIS-128L");
+            match frames {
+                Some(cipher) => info!("frames are sealed with {cipher} now: every peer opens it"),
+                None => info!("frames are sealed with the network key's first cipher again: not every peer opens AEGIS-128L"),
             }
         }
     }
@@ -279,8 +350,11 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
         opener.add_key(&next.key);
         opener.refuse_session(next.session);
-        if self.keyed_aegis.is_some() {
+        if let Some(aegis) = &self.keyed_aegis {
             opener.refuse_session(aegis_session(next.session));
+            if aegis.x4.is_some() {
+                opener.refuse_session(x4_session(next.session));
+            }
         }
         info!(
             "key rotation: new key; new sessions open under the old and the new key; sealing \
@@ -383,5 +457,33 @@ impl<S: Socket, D: Device> Node<S, D> {
             self.remove_peer(now, *addr, "its key is no longer trusted");
         }
         addrs.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_sessions_are_told_apart_from_another_process() {
+        let base: [u8; crypto::SESSION_LEN] = *b"\x00\x00\x01\x95\x4e\xf6\x2c\x00rand0m!!";
+        let l = aegis_session(base);
+        let x4 = x4_session(base);
+        assert_eq!(aegis_session(l), base, "an involution");
+        assert_eq!(x4_session(x4), base, "an involution");
+        assert_ne!(l, x4);
+        assert_eq!(&l[..8], &base[..8], "the start time stays");
+        for (a, b) in [(base, l), (base, x4), (l, x4), (x4, l), (x4, x4)] {
+            assert!(same_process(&a, &b));
+        }
+        // Another process: other random bytes, or another start time.
+        let mut other = base;
+        other[15] ^= 1;
+        let mut later = base;
+        later[7] ^= 1;
+        for s in [other, later, aegis_session(other), x4_session(later)] {
+            assert!(!same_process(&base, &s), "{s:02x?}");
+            assert!(!same_process(&x4, &s), "{s:02x?}");
+        }
     }
 }

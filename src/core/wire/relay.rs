@@ -44,8 +44,9 @@ pub const FLAG_RELAYED: u8 = 0x04;
 /// Not a relay capability: a node sends its Hello in the sealed modes even with relaying off.
 pub const FLAG_AEGIS: u8 = 0x08;
 /// Hello flag, only with [`FLAG_AEGIS`]: the sender's CPU has 512-bit vector AES (VAES with
-/// AVX-512), so a session of per-node keys whose own CPU has it too seals to it with
-/// AEGIS-128X4 (marker 0x84, `crate::crypto::Cipher::Aegis128X4`) rather than AEGIS-128L.
+/// AVX-512), so a node whose own CPU has it too seals to it with AEGIS-128X4 (marker 0x84,
+/// `crate::crypto::Cipher::Aegis128X4`) rather than AEGIS-128L (in keyed mode, frames only
+/// while every verified peer said so).
 /// Every node of this version opens AEGIS-128X4; the flag says where it pays.
 pub const FLAG_AEGIS_X4: u8 = 0x10;
 /// Bytes of a Hello message before its address field (header, version, flags, node id).
