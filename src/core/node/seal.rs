@@ -167,12 +167,10 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// Keyed mode: the sealer of frames (sealed once for every receiver), shared with the
     /// `--threads` lanes: AEGIS-128X4 or AEGIS-128L while every verified peer takes it.
     pub(super) fn frame_sealer(&self) -> Option<&Arc<Sealer>> {
-        match (&self.keyed_aegis, &self.crypto) {
-            (Some(aegis), _) if aegis.frames.is_some() => {
-                Some(aegis.sealer_of(aegis.frames.unwrap_or(Cipher::Aegis128L)))
-            }
-            (_, Some((sealer, _))) => Some(sealer),
-            (_, None) => None,
+        let aegis = self.keyed_aegis.as_ref();
+        match aegis.and_then(|a| Some(a.sealer_of(a.frames?))) {
+            Some(sealer) => Some(sealer),
+            None => self.crypto.as_ref().map(|(sealer, _)| sealer),
         }
     }
 
