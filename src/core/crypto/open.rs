@@ -254,8 +254,8 @@ impl Opener {
     /// AEGIS-128X4, once: the first packet under marker 0x83 or 0x84 that opens under the
     /// session's subkey of that cipher binds the session to it, and packets under any other
     /// cipher are refused from then on (a session that began under an AEGIS cipher never
-    /// switches). For the sessions of per-node keys, whose sender switches once the receiver said it
-    /// opens AEGIS-128L ([`Sealer::switched`](super::Sealer::switched)). A packet that tries
+    /// switches). For the sessions of per-node keys, whose sender switches once the receiver
+    /// said it opens AEGIS-128L ([`Sealer::switched`](super::Sealer::switched)). A packet that tries
     /// and fails costs one subkey derivation, as a packet of an unknown session does.
     pub fn allow_switch_to_aegis(&mut self) {
         self.switch_to_aegis = true;

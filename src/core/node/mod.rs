@@ -135,8 +135,9 @@ pub struct Config {
     /// the peers that say so (`--no-aegis` turns both off). See [`crate::crypto::Cipher`].
     pub aegis: bool,
     /// Sealed modes, with `aegis`: tell peers that AEGIS-128X4 pays here (512-bit vector AES),
-    /// and seal with it to per-node-key peers that say the same. Default: whether this CPU
-    /// has it ([`crate::crypto::has_vector_aes`]); `--no-aegis` turns it off with `aegis`.
+    /// and seal with it to the peers that say the same (in keyed mode frames only while every
+    /// verified peer does). Default: whether this CPU has it
+    /// ([`crate::crypto::has_vector_aes`]); `--no-aegis` turns it off with `aegis`.
     pub aegis_x4: bool,
 }
 

@@ -26,8 +26,8 @@ use crate::wire::Frame;
 
 impl<S: Socket, D: Device> Node<S, D> {
     /// Our Hello flags: we open AEGIS-128L (unless `--no-aegis`), and AEGIS-128X4 pays here
-    /// (`aegis_x4`: this CPU has 512-bit vector AES); with relaying on, we take part, and we relay for
-    /// others unless the rate is 0.
+    /// (`aegis_x4`: this CPU has 512-bit vector AES); with relaying on, we take part, and we
+    /// relay for others unless the rate is 0.
     fn hello_flags(&self) -> u8 {
         let relay = match (self.relays(), self.config.relay_rate > 0) {
             (false, _) => 0,

@@ -153,25 +153,21 @@ fn keyed_sealer_for<'a>(
     crypto: &'a Option<(Arc<Sealer>, Opener)>,
     to: SocketAddr,
 ) -> Option<&'a Sealer> {
-    let chosen = aegis
+    aegis
         .as_ref()
-        .and_then(|a| a.cipher_for(to).map(|c| a.sealer_of(c)));
-    match (chosen, crypto) {
-        (Some(sealer), _) => Some(sealer),
-        (None, Some((sealer, _))) => Some(sealer),
-        (None, None) => None,
-    }
+        .and_then(|a| Some(a.sealer_of(a.cipher_for(to)?)))
+        .or_else(|| crypto.as_ref().map(|(sealer, _)| sealer))
+        .map(Arc::as_ref)
 }
 
 impl<S: Socket, D: Device> Node<S, D> {
     /// Keyed mode: the sealer of frames (sealed once for every receiver), shared with the
     /// `--threads` lanes: AEGIS-128X4 or AEGIS-128L while every verified peer takes it.
     pub(super) fn frame_sealer(&self) -> Option<&Arc<Sealer>> {
-        let aegis = self.keyed_aegis.as_ref();
-        match aegis.and_then(|a| Some(a.sealer_of(a.frames?))) {
-            Some(sealer) => Some(sealer),
-            None => self.crypto.as_ref().map(|(sealer, _)| sealer),
-        }
+        self.keyed_aegis
+            .as_ref()
+            .and_then(|a| Some(a.sealer_of(a.frames?)))
+            .or_else(|| self.crypto.as_ref().map(|(sealer, _)| sealer))
     }
 
     /// Keyed mode: a Hello from the peer at `from` (in the peer table) came in the sender
