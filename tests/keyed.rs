@@ -370,3 +370,17 @@ fn a_keyed_peer_that_comes_back_without_aegis_is_sent_what_it_opens() {
     );
     assert!(took < Duration::from_secs(10), "took {took:?}");
 }
+
+#[test]
+fn only_sealed_nodes_let_their_device_take_checksums_as_they_are() {
+    // A frame that reached the device in a sealed mode passed an AEAD tag, so its TCP and
+    // UDP checksums need no second sum (as Linux takes WireGuard's packets); a clear node's
+    // frames are checked as before.
+    let mut sim = Simulator::new(0xc5);
+    let clear = sim.add_node(&Simulator::config());
+    let keyed = sim.add_node(&Simulator::keyed_config(7));
+    let identity = sim.add_node(&Simulator::identity_config(1, &[2]));
+    assert!(!sim.nodes[&clear].device().trusts_checksums);
+    assert!(sim.nodes[&keyed].device().trusts_checksums);
+    assert!(sim.nodes[&identity].device().trusts_checksums);
+}

@@ -40,12 +40,18 @@ impl Socket for SimSocket {
 #[derive(Default)]
 pub struct SimDevice {
     pub written: Vec<Vec<u8>>,
+    /// What the node last passed to [`Device::trust_checksums`].
+    pub trusts_checksums: bool,
 }
 
 impl Device for SimDevice {
     fn write_frame(&mut self, frame: &[u8]) -> io::Result<()> {
         self.written.push(frame.to_vec());
         Ok(())
+    }
+
+    fn trust_checksums(&mut self, on: bool) {
+        self.trusts_checksums = on;
     }
 }
 

@@ -7,7 +7,8 @@
 //! ACK number, window and TCP options; sequence numbers that continue exactly; flags ACK (PSH
 //! allowed, and it ends the run); every payload the size of the first except a shorter last
 //! one (which ends the run); at most 64 KiB. A segment joins only if its IPv4 header checksum
-//! and its TCP checksum are valid, so nothing corrupt is ever blessed with a fresh checksum.
+//! and its TCP checksum are valid, so nothing corrupt is ever blessed with a fresh checksum
+//! (but see the sealed modes below).
 //! IPv4 segments need DF and no options; IPv6 segments no extension headers; frames with a
 //! VLAN tag are never coalesced (the tap refuses GSO frames whose EtherType is not IP).
 //! Anything else passes through untouched. One flow is held at a time.
@@ -21,6 +22,12 @@
 //! meaningless IPv4 IDs recomputed) before any socket or another interface sees them, so a
 //! receiving application gets what was sent, one datagram per `recv`, in order; what it
 //! saves is a tap write and a trip through the IP layer per datagram.
+//!
+//! In the sealed modes ([`Coalescer::trust_checksums`]) the TCP and UDP checksums of the
+//! frames are not checked: every frame came in a datagram whose AEAD tag proved it to be, byte
+//! for byte, what a trusted node sealed, checksums included. Linux does the same for the
+//! packets WireGuard decrypts (it marks them `CHECKSUM_UNNECESSARY`, and GRO then joins them
+//! without summing them). The IPv4 header checksum is still checked (20 bytes).
 //!
 //! It owns the rules and the held bytes; when to write them out is the caller's choice
 //! ([`Coalescer::take`] after each batch of received datagrams).
@@ -74,8 +81,9 @@ struct Segment {
 }
 
 impl Segment {
-    /// The segment `frame` is, if it may be coalesced (UDP only with `udp`).
-    fn parse(frame: &[u8], udp: bool) -> Option<Segment> {
+    /// The segment `frame` is, if it may be coalesced (UDP only with `udp`; the TCP or UDP
+    /// checksum is not checked with `trusted`).
+    fn parse(frame: &[u8], udp: bool, trusted: bool) -> Option<Segment> {
         let layout = Layout::parse(frame).ok()?;
         let is_udp = match layout.protocol {
             PROTO_TCP => false,
@@ -107,9 +115,11 @@ impl Segment {
         if !layout.is_ipv6 && checksum::fold(checksum::add(0, &frame[l3..l4])) != 0xffff {
             return None;
         }
-        let sum = layout.pseudo_header(frame, frame.len() - l4);
-        if checksum::fold(checksum::add(sum, &frame[l4..])) != 0xffff {
-            return None;
+        if !trusted {
+            let sum = layout.pseudo_header(frame, frame.len() - l4);
+            if checksum::fold(checksum::add(sum, &frame[l4..])) != 0xffff {
+                return None;
+            }
         }
         Some(Segment {
             layout,
@@ -171,6 +181,8 @@ pub struct Coalescer {
     flow: Option<Flow>,
     /// UDP datagrams are coalesced too ([`Coalescer::with_udp`]).
     udp: bool,
+    /// TCP and UDP checksums are taken as they are ([`Coalescer::trust_checksums`]).
+    trusted: bool,
 }
 
 impl Default for Coalescer {
@@ -196,6 +208,7 @@ impl Coalescer {
             len: 0,
             flow: None,
             udp: false,
+            trusted: false,
         }
     }
 
@@ -206,6 +219,15 @@ impl Coalescer {
             udp: true,
             ..Coalescer::new()
         }
+    }
+
+    /// With `on`, the frames pushed from now on are not checked for a valid TCP or UDP
+    /// checksum before they join a run: the caller vouches that an AEAD tag proved each one
+    /// unchanged since a trusted sender wrote its checksum (the sealed modes). The checksum
+    /// of an IPv4 header is still checked. A lone frame is handed out as it came, so the
+    /// kernel checks it as it checks any frame.
+    pub fn trust_checksums(&mut self, on: bool) {
+        self.trusted = on;
     }
 
     /// How many segments are held.
@@ -221,7 +243,7 @@ impl Coalescer {
     /// Offers one frame; see [`Push`] for what the caller must do next.
     // HOT PATH
     pub fn push(&mut self, frame: &[u8]) -> Push {
-        let Some(seg) = Segment::parse(frame, self.udp) else {
+        let Some(seg) = Segment::parse(frame, self.udp, self.trusted) else {
             return if self.flow.is_some() {
                 Push::FlushFirst
             } else {
@@ -490,6 +512,52 @@ mod tests {
         let mut all = short.clone();
         all.extend(after);
         assert_eq!(run(&all).len(), 2);
+    }
+
+    #[test]
+    fn trusted_checksums_are_not_summed_but_ipv4_headers_still_are() {
+        for spec in [
+            Spec::tcp(false, None),
+            Spec::tcp(true, None),
+            Spec::udp(false, None),
+            Spec::udp(true, None),
+        ] {
+            let segs = build_segments(&spec, &pattern(1348 * 3), 1348);
+            // A payload byte changed behind the checksum's back: only a trusting coalescer
+            // joins it (an AEAD tag vouched for it; the sum is not looked at).
+            let mut odd = segs[1].clone();
+            let last = odd.len() - 1;
+            odd[last] ^= 0x5a;
+            let frames = [segs[0].clone(), odd.clone(), segs[2].clone()];
+            assert_eq!(
+                run_with(Coalescer::with_udp(), &frames).len(),
+                3,
+                "{spec:?}"
+            );
+            let mut trusting = Coalescer::with_udp();
+            trusting.trust_checksums(true);
+            let written = run_with(trusting, &frames);
+            assert_eq!(written.len(), 1, "{spec:?}");
+            // What the kernel is handed is the joined payloads, with a checksum to complete.
+            assert_eq!(written[0].0.flags, F_NEEDS_CSUM, "{spec:?}");
+            let hdr_len = written[0].1.len() - 1348 * 3;
+            assert_eq!(written[0].1[hdr_len + 1348 * 2 - 1], odd[last], "{spec:?}");
+
+            // Turned off again: checked as before.
+            let mut c = Coalescer::with_udp();
+            c.trust_checksums(true);
+            c.trust_checksums(false);
+            assert_eq!(run_with(c, &frames).len(), 3, "{spec:?}");
+        }
+        // A bad IPv4 header checksum is refused even when trusting.
+        let segs = build_segments(&Spec::tcp(false, None), &pattern(1348 * 2), 1348);
+        let mut bad_ip = segs[1].clone();
+        bad_ip[14 + 10] ^= 0x01;
+        let mut trusting = Coalescer::new();
+        trusting.trust_checksums(true);
+        let written = run_with(trusting, &[segs[0].clone(), bad_ip.clone()]);
+        assert_eq!(written.len(), 2);
+        assert_eq!(written[1], (VnetHdr::default(), bad_ip));
     }
 
     #[test]

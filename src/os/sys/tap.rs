@@ -484,6 +484,13 @@ impl Device for TapDevice {
         }
     }
 
+    /// Sets the coalescer's trust ([`Coalescer::trust_checksums`]), if there is one.
+    fn trust_checksums(&mut self, on: bool) {
+        if let Some(coalescer) = self.coalescer.as_mut() {
+            coalescer.trust_checksums(on);
+        }
+    }
+
     /// Writes the coalesced super-frame, if any, and reports held frames whose write failed.
     // HOT PATH
     fn flush(&mut self) -> Result<(), FlushError> {
