@@ -159,6 +159,8 @@ fn coalesce(data: &[u8]) {
     } else {
         Coalescer::new()
     };
+    // Bit 5: the sealed modes' coalescer, which takes TCP and UDP checksums as they are.
+    co.trust_checksums(first & 0x20 != 0);
     let mut run: Vec<Vec<u8>> = Vec::new();
     // Each frame: [control, length]; its payload is the next `length` * 8 bytes of the input
     // (padded with a pattern if the input runs out).
