@@ -279,7 +279,12 @@ fn udp_rcvbuf_errors(lab: &Lab, host: &Host) -> u64 {
 /// Starts an iperf3 server on `server`'s overlay address, runs a `secs`-second TCP test from
 /// `client` and returns the receiver's rate in Gb/s.
 fn iperf3(lab: &mut Lab, client: &Host, server: &Host, secs: u32) -> f64 {
-    let bind = server.overlay_v4();
+    iperf3_at(lab, client, server, &server.overlay_v4(), secs)
+}
+
+/// [`iperf3`] to the server's overlay address `bind` (IPv4 or IPv6).
+fn iperf3_at(lab: &mut Lab, client: &Host, server: &Host, bind: &str, secs: u32) -> f64 {
+    let bind = bind.to_owned();
     lab.helper(
         server,
         "iperf3-server",
@@ -324,6 +329,29 @@ fn iperf3(lab: &mut Lab, client: &Host, server: &Host, secs: u32) -> f64 {
         .position(|w| *w == "Gbits/sec")
         .unwrap_or_else(|| panic!("no Gbits/sec in {line:?}"));
     words[at - 1].parse().expect("a rate")
+}
+
+/// The kernel's count of TCP segments received with a bad checksum in `host`'s namespace
+/// (`InCsumErrors` of `Tcp` in /proc/net/snmp, IPv4 and IPv6 alike).
+fn tcp_checksum_errors(lab: &Lab, host: &Host) -> u64 {
+    let out = lab.run(host, &["cat", "/proc/net/snmp"], SOON);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (
+        tcp.next().unwrap_or_default(),
+        tcp.next().unwrap_or_default(),
+    );
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "InCsumErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no Tcp InCsumErrors in /proc/net/snmp of {}: {text}",
+                host.ns
+            )
+        })
 }
 
 /// The counters of refused handshake messages.
@@ -417,6 +445,93 @@ fn three_nodes_with_per_node_keys_ping_each_other_and_carry_iperf3() {
     let gbps = iperf3(&mut lab, &hosts[0], &hosts[2], 3);
     println!("iperf3 h1 -> h3 over per-node-key sessions, 3 s TCP: {gbps:.2} Gb/s");
     assert!(gbps > 0.0);
+    for d in &mut lab.daemons {
+        assert!(d.poll_exit().is_none(), "{} died", d.host.ns);
+    }
+}
+
+#[test]
+#[ignore = "needs root + netns; scripts/test.sh passes --include-ignored"]
+fn checksums_are_left_partial_only_to_a_peer_whose_tap_completes_them() {
+    // h1 and h2 have taps with a virtio-net header: each says in its Hellos that it completes
+    // TCP/UDP checksums left partial (flag 0x20). h3 runs with --no-offload (a plain tap, as
+    // an older node would be to this extension): it never says so, and must be sent frames
+    // with complete checksums, or its kernel would drop them and TCP would stall.
+    let scratch = Scratch::new("partial");
+    let keys: Vec<Key> = (1..=3)
+        .map(|i| genkey(&scratch, &format!("h{i}")))
+        .collect();
+    let trusted = scratch.path("net.trusted");
+    trust_file(
+        &trusted,
+        &[(&keys[0], "h1"), (&keys[1], "h2"), (&keys[2], "h3")],
+    );
+    let mut lab = Lab::new(3);
+    let hosts: Vec<Host> = (1..=3).map(|i| lab.host(i)).collect();
+    let hub = hosts[0].addr_v4();
+    let mut stats = Vec::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let mut extra = Vec::new();
+        if i > 0 {
+            extra.extend(["-c", hub.as_str()]);
+        }
+        if i == 2 {
+            extra.push("--no-offload");
+        }
+        stats.push(start_node(&mut lab, &scratch, host, &keys[i], &trusted, &extra).1);
+    }
+    for to in &hosts[1..] {
+        lab.assert_ping(&hosts[0], &to.overlay_v4());
+        lab.assert_ping(to, &hosts[0].overlay_v4());
+    }
+    // h2's Hello in its session with h1 said it completes checksums; h3's did not.
+    lab.daemons[0].wait_log(
+        &format!(
+            "{} completes checksums left partial: true",
+            hosts[1].addr_v4()
+        ),
+        SOON,
+    );
+
+    // To h3 and back: complete checksums both ways, nothing left partial by h1.
+    let gbps = iperf3(&mut lab, &hosts[0], &hosts[2], 2);
+    println!("h1 -> h3 (plain tap), 2 s TCP: {gbps:.2} Gb/s");
+    assert!(gbps > 0.1, "{gbps}");
+    let gbps = iperf3(&mut lab, &hosts[2], &hosts[0], 2);
+    println!("h3 -> h1, 2 s TCP: {gbps:.2} Gb/s");
+    assert!(gbps > 0.1, "{gbps}");
+    let snapshot = wait_stats(&stats[0], SOON, "a snapshot after the runs", |st| {
+        counter(st, "frames_to_device").is_some_and(|v| v > 1000)
+    });
+    assert_eq!(
+        counter(&snapshot, "partial_checksum_superframes"),
+        Some(0),
+        "h1 left checksums partial for h3, which does not complete them"
+    );
+
+    // To h2: the super-frames h1 cuts leave their checksums to h2, and TCP runs as well.
+    let gbps = iperf3(&mut lab, &hosts[0], &hosts[1], 2);
+    println!("h1 -> h2 (checksums left partial), 2 s TCP: {gbps:.2} Gb/s");
+    assert!(gbps > 0.1, "{gbps}");
+    let partial = wait_counter(&stats[0], "partial_checksum_superframes", 100, SOON);
+    println!("h1 cut {partial} super-frames for h2 with partial checksums");
+    // And over IPv6 (the other pseudo-header).
+    let v6 = hosts[1].overlay_v6();
+    let gbps = iperf3_at(&mut lab, &hosts[0], &hosts[1], &v6, 2);
+    println!("h1 -> h2 over IPv6, 2 s TCP: {gbps:.2} Gb/s");
+    assert!(gbps > 0.1, "{gbps}");
+    let more = wait_counter(
+        &stats[0],
+        "partial_checksum_superframes",
+        partial + 100,
+        SOON,
+    );
+    println!("{} more over IPv6", more - partial);
+    // No receiving kernel ever saw a bad TCP checksum: h2 completed every one left partial
+    // (coalesced or not), and h3 was never sent one.
+    for host in &hosts[1..] {
+        assert_eq!(tcp_checksum_errors(&lab, host), 0, "in {}", host.ns);
+    }
     for d in &mut lab.daemons {
         assert!(d.poll_exit().is_none(), "{} died", d.host.ns);
     }

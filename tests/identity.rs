@@ -507,3 +507,60 @@ fn a_peer_that_comes_back_without_aegis_is_sent_what_it_opens() {
     }
     assert_eq!(sim.aegis_to_old, lost);
 }
+
+#[test]
+fn checksums_are_left_partial_only_to_peers_that_complete_them_in_their_current_session() {
+    // b's device completes checksums left partial (a tap with a virtio-net header) and says so
+    // in its Hellos (flag 0x20); c's does not (a plain tap, or an older node).
+    let mut sim = Simulator::new(0x1f0);
+    let a = sim.add_node(&Simulator::identity_config(1, &[1, 2, 3]));
+    let b = sim.add_node(&Simulator::identity_config(2, &[1, 2, 3]));
+    let c = sim.next_addr();
+    sim.plain_devices.insert(c);
+    sim.add_node_at(c, &Simulator::identity_config(3, &[1, 2, 3]));
+    assert!(!sim.leaves_partial(a, mac(2), None), "nothing known yet");
+    sim.connect(b, a);
+    sim.connect(c, a);
+    sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
+    sim.advance(Duration::from_secs(5));
+    // a learns b's and c's MACs from their frames.
+    assert!(carries(&mut sim, b, a, 2, 1));
+    assert!(carries(&mut sim, c, a, 3, 1));
+    assert!(sim.leaves_partial(a, mac(2), None));
+    assert!(
+        !sim.leaves_partial(a, mac(3), None),
+        "c never said it completes them"
+    );
+    assert!(
+        !sim.leaves_partial(a, mac(9), None),
+        "an unknown MAC is flooded"
+    );
+    assert!(
+        !sim.leaves_partial(a, sim::BROADCAST, None),
+        "a flood goes to c too"
+    );
+    assert!(!sim.leaves_partial(a, mac(2), Some(5)), "a tagged frame");
+    assert!(!sim.leaves_partial(b, mac(3), None));
+    assert!(carries(&mut sim, a, c, 1, 3));
+    assert!(
+        sim.leaves_partial(c, mac(1), None),
+        "c may still leave them to a"
+    );
+
+    // Renewed sessions keep it once the peer's Hello in the new session says so again.
+    sim.advance(Duration::from_secs(200));
+    assert!(carries(&mut sim, b, a, 2, 1));
+    assert!(sim.leaves_partial(a, mac(2), None));
+
+    // b comes back at the same address with the same key but a plain device: the new
+    // session starts without the flag, and b's Hello in it does not set it.
+    sim.plain_devices.insert(b);
+    sim.restart(b);
+    sim.advance(Duration::from_secs(30));
+    assert!(carries(&mut sim, b, a, 2, 1));
+    assert!(carries(&mut sim, a, b, 1, 2));
+    assert!(
+        !sim.leaves_partial(a, mac(2), None),
+        "b's new process does not complete them"
+    );
+}

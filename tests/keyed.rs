@@ -384,3 +384,40 @@ fn only_sealed_nodes_let_their_device_take_checksums_as_they_are() {
     assert!(sim.nodes[&keyed].device().trusts_checksums);
     assert!(sim.nodes[&identity].device().trusts_checksums);
 }
+
+#[test]
+fn keyed_checksums_are_left_partial_only_to_peers_that_complete_them() {
+    // As with per-node keys (tests/identity.rs), where this CPU seals AEGIS-128L: the flag is
+    // kept with the peer's AEGIS flags, for the process (sender session) that sent it.
+    let mut sim = Simulator::new(0xc6);
+    let cfg = Simulator::keyed_config(7);
+    let a = sim.add_node(&cfg);
+    let b = sim.add_node(&cfg);
+    let c = sim.next_addr();
+    sim.plain_devices.insert(c);
+    sim.add_node_at(c, &cfg);
+    sim.connect(b, a);
+    sim.connect(c, a);
+    sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
+    sim.advance(Duration::from_secs(5));
+    for (from, m) in [(b, 2), (c, 3)] {
+        let f = frame(mac(1), mac(m), None, 0);
+        sim.inject_frame(from, &f);
+        sim.run_until_idle(1000);
+        assert!(sim.take_frames(a).contains(&f));
+    }
+    let aes = sim::seals_aegis_here();
+    assert_eq!(sim.leaves_partial(a, mac(2), None), aes);
+    assert!(!sim.leaves_partial(a, mac(3), None));
+    assert!(!sim.leaves_partial(a, BROADCAST, None));
+
+    // b comes back as a process with a plain device: its new session drops the flag.
+    sim.plain_devices.insert(b);
+    sim.restart(b);
+    sim.advance(Duration::from_secs(30));
+    let f = frame(mac(1), mac(2), None, 1);
+    sim.inject_frame(b, &f);
+    sim.run_until_idle(1000);
+    assert!(sim.take_frames(a).contains(&f));
+    assert!(!sim.leaves_partial(a, mac(2), None));
+}

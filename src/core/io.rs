@@ -65,8 +65,13 @@ pub trait Device {
     /// Called once by the node: with `on` (the sealed modes), every frame it writes came in a
     /// datagram whose AEAD tag proved it unchanged since a trusted node sealed it, so a
     /// device that joins frames (user-space GRO) may take their TCP and UDP checksums as they
-    /// are instead of summing them. The default does nothing.
-    fn trust_checksums(&mut self, on: bool) {
+    /// are instead of summing them. Returns whether the device then also *completes* those
+    /// checksums: it hands every untagged TCP or UDP frame to the kernel as one whose checksum
+    /// is still to be filled in, so peers may leave them partial (the Hello flag
+    /// [`crate::wire::relay::FLAG_PARTIAL_CHECKSUMS`]). The default does nothing and returns
+    /// false.
+    fn trust_checksums(&mut self, on: bool) -> bool {
         let _ = on;
+        false
     }
 }

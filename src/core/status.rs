@@ -73,6 +73,9 @@ pub struct LoopCounters {
     pub tap_queue_drops: u64,
     /// Busy-poll spins ended early because the scheduler preempted them for another task.
     pub busy_poll_yields: u64,
+    /// Tap super-frames cut into frames whose TCP or UDP checksums were left to the
+    /// receiving peer to complete (it sent the Hello flag 0x20).
+    pub partial_checksum_superframes: u64,
 }
 
 /// Which parts of the text snapshot to write, and how many MAC lines at most.
@@ -296,7 +299,7 @@ impl Prometheus {
 }
 
 /// The node's counters plus the loop's, as (name, value, help), in a fixed order.
-pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'static str); 27] {
+pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'static str); 28] {
     [
         (
             "frames_from_device",
@@ -433,6 +436,11 @@ pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'st
             extra.busy_poll_yields,
             "Busy-poll spins ended early because another task preempted them.",
         ),
+        (
+            "partial_checksum_superframes",
+            extra.partial_checksum_superframes,
+            "Tap super-frames cut with their checksums left to the receiving peer.",
+        ),
     ]
 }
 
@@ -551,6 +559,7 @@ mod tests {
             udp_receive_overflows: 17,
             tap_queue_drops: 5,
             busy_poll_yields: 0,
+            partial_checksum_superframes: 3,
         };
         let text = render(StatsFormat::Text, &header(), now, &node, extra);
         let lines: Vec<&str> = text.lines().collect();
@@ -572,6 +581,7 @@ mod tests {
             "udp_receive_overflows 17",
             "tap_queue_drops 5",
             "busy_poll_yields 0",
+            "partial_checksum_superframes 3",
         ] {
             assert!(lines.contains(&expected), "no {expected:?} in:\n{text}");
         }

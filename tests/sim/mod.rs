@@ -42,6 +42,9 @@ pub struct SimDevice {
     pub written: Vec<Vec<u8>>,
     /// What the node last passed to [`Device::trust_checksums`].
     pub trusts_checksums: bool,
+    /// Whether it says it completes checksums when trusting them (as a tap with a virtio-net
+    /// header does); see [`Simulator::plain_devices`].
+    pub completes_checksums: bool,
 }
 
 impl Device for SimDevice {
@@ -50,8 +53,9 @@ impl Device for SimDevice {
         Ok(())
     }
 
-    fn trust_checksums(&mut self, on: bool) {
+    fn trust_checksums(&mut self, on: bool) -> bool {
         self.trusts_checksums = on;
+        on && self.completes_checksums
     }
 }
 
@@ -168,6 +172,10 @@ pub struct Simulator {
     pub old_nodes: BTreeSet<SocketAddr>,
     /// Datagrams under AEGIS-128L sent to one of `old_nodes`.
     pub aegis_to_old: u64,
+    /// Addresses whose nodes (when started or restarted) get a device that does not complete
+    /// checksums, as a tap without a virtio-net header or an older ethcloud: they do not
+    /// announce the Hello flag 0x20. Every other node's device does.
+    pub plain_devices: BTreeSet<SocketAddr>,
     /// Datagrams delivered to each address.
     received: BTreeMap<SocketAddr, u64>,
     starts: u32,
@@ -208,6 +216,7 @@ impl Simulator {
             wire_log: None,
             old_nodes: BTreeSet::new(),
             aegis_to_old: 0,
+            plain_devices: BTreeSet::new(),
             received: BTreeMap::new(),
             starts: 0,
             traffic: BTreeMap::new(),
@@ -322,12 +331,11 @@ impl Simulator {
             identity.config.wall_start_nanos += self.now.as_millis() * 1_000_000;
             identity.config.seed ^= (u64::from(self.starts) << 32) ^ u64::from(ip_bits(addr));
         }
-        let node = Node::new(
-            run_cfg,
-            SimSocket::default(),
-            SimDevice::default(),
-            self.now,
-        );
+        let device = SimDevice {
+            completes_checksums: !self.plain_devices.contains(&addr),
+            ..SimDevice::default()
+        };
+        let node = Node::new(run_cfg, SimSocket::default(), device, self.now);
         self.configs.insert(addr, cfg);
         self.nodes.insert(addr, node);
         self.flush(addr);
@@ -466,6 +474,13 @@ impl Simulator {
     }
 
     /// Restarts a node at `a` with its previous configuration.
+    /// Whether node `at` would leave the TCP/UDP checksums of the frames it cuts from a
+    /// super-frame to `dst` (on `vlan`) partial, now.
+    pub fn leaves_partial(&self, at: SocketAddr, dst: [u8; 6], vlan: Option<u16>) -> bool {
+        let f = frame(dst, mac(0xfe), vlan, 0);
+        self.nodes[&at].leaves_checksums_partial(self.now, &f)
+    }
+
     pub fn restart(&mut self, a: SocketAddr) {
         let cfg = self
             .configs

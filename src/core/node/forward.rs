@@ -45,6 +45,33 @@ impl<S: Socket, D: Device> Node<S, D> {
         result
     }
 
+    /// Whether the frames about to be cut from a super-frame that starts with `frame` (its
+    /// Ethernet header at least) may leave their TCP or UDP checksum partial: an untagged
+    /// unicast to a MAC we know at a verified peer that we reach directly (no relay route) and
+    /// that said, in the process and session it runs now, that it completes such checksums
+    /// (Hello flag 0x20). Per-node keys: with a live session; network key: where the peer's
+    /// AEGIS flags are tracked (this CPU seals AEGIS-128L). Always false in the clear
+    /// protocol, where a seed node takes every frame as it is. // HOT PATH (once per read)
+    pub fn leaves_checksums_partial(&self, now: Instant, frame: &[u8]) -> bool {
+        let Ok(frame) = Frame::new_checked(frame) else {
+            return false;
+        };
+        if frame.is_tagged() || frame.dst().is_multicast() {
+            return false;
+        }
+        let Some(peer) = self.switch.lookup(now, VlanId::UNTAGGED, frame.dst()) else {
+            return false;
+        };
+        if !self.peers.is_verified(peer) || self.relay.route(peer).is_some() {
+            return false;
+        }
+        match (&self.sessions, &self.keyed_aegis) {
+            (Some(sessions), _) => sessions.completes_checksums(now, peer),
+            (None, Some(aegis)) => aegis.completes_checksums(peer),
+            (None, None) => false,
+        }
+    }
+
     /// Learns the frame's source and writes it to the device. // HOT PATH
     /// Only frames from verified peers teach the MAC table, so unicast never goes to an address
     /// that has not shown it receives our packets.

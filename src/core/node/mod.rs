@@ -290,6 +290,9 @@ pub struct Node<S: Socket, D: Device> {
     tx: Tx<S>,
     device: D,
     device_warned: bool,
+    /// Our device completes TCP and UDP checksums left partial (sealed modes, a device that
+    /// says so): our Hellos carry the flag 0x20.
+    completes_checksums: bool,
     peers: PeerTable,
     switch: SwitchTable,
     contacts: Contacts,
@@ -377,7 +380,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         let sealed = sessions.is_some() || crypto.is_some();
         let mut device = device;
         // Every frame a sealed node writes has passed an AEAD tag (`Device::trust_checksums`).
-        device.trust_checksums(sealed);
+        let completes_checksums = device.trust_checksums(sealed) && sealed;
         let node_id = node_id(&config);
         let control_len = if sealed && config.relay {
             // Room for a relayed frame: the largest datagram and its seal.
@@ -408,6 +411,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             tx: Tx { socket, warned: 0 },
             device,
             device_warned: false,
+            completes_checksums,
             stats: Stats::default(),
             control: vec![0u8; control_len].into_boxed_slice(),
             targets: Vec::new(),

@@ -19,21 +19,24 @@ use crate::relay::{Accept, DIRECT_FRESH};
 use crate::stats::DropReason;
 use crate::time::Instant;
 use crate::wire::relay::{
-    emit_hello, emit_relayed, Extension, FLAG_AEGIS, FLAG_AEGIS_X4, FLAG_ANSWER, FLAG_RELAY,
-    FLAG_RELAYED, RELAYED_FROM, RELAY_TO,
+    emit_hello, emit_relayed, Extension, FLAG_AEGIS, FLAG_AEGIS_X4, FLAG_ANSWER,
+    FLAG_PARTIAL_CHECKSUMS, FLAG_RELAY, FLAG_RELAYED, RELAYED_FROM, RELAY_TO,
 };
 use crate::wire::Frame;
 
 impl<S: Socket, D: Device> Node<S, D> {
     /// Our Hello flags: we open AEGIS-128L (unless `--no-aegis`), and AEGIS-128X4 pays here
     /// (`aegis_x4`: this CPU has 512-bit vector AES); with relaying on, we take part, and we
-    /// relay for others unless the rate is 0.
+    /// relay for others unless the rate is 0; our device completes checksums left partial.
     fn hello_flags(&self) -> u8 {
-        let relay = match (self.relays(), self.config.relay_rate > 0) {
+        let mut relay = match (self.relays(), self.config.relay_rate > 0) {
             (false, _) => 0,
             (true, true) => FLAG_RELAY | FLAG_RELAYED,
             (true, false) => FLAG_RELAYED,
         };
+        if self.completes_checksums {
+            relay |= FLAG_PARTIAL_CHECKSUMS;
+        }
         match (self.config.aegis, self.config.aegis_x4) {
             (false, _) => relay,
             (true, false) => relay | FLAG_AEGIS,
@@ -208,7 +211,11 @@ impl<S: Socket, D: Device> Node<S, D> {
             // The cipher flag counts whoever sent it: with per-node keys it speaks for the
             // session it came in (see `Sessions::peer_opens_aegis`).
             let opens = flags & FLAG_AEGIS != 0;
+            let completes = flags & FLAG_PARTIAL_CHECKSUMS != 0;
             if let Some(sessions) = &mut self.sessions {
+                if sessions.peer_completes_checksums(completes) {
+                    debug!("{from} completes checksums left partial: {completes}");
+                }
                 let x4 = flags & FLAG_AEGIS_X4 != 0 && self.config.aegis_x4;
                 if let Some(cipher) = (self.config.aegis && opens)
                     .then(|| sessions.peer_opens_aegis(x4))
@@ -218,7 +225,7 @@ impl<S: Socket, D: Device> Node<S, D> {
                 }
             } else if known {
                 // Keyed mode (a no-op with `--no-aegis`).
-                self.keyed_aegis_hello(from, opens, flags & FLAG_AEGIS_X4 != 0);
+                self.keyed_aegis_hello(from, opens, flags & FLAG_AEGIS_X4 != 0, completes);
             }
             if !self.relays() || !known {
                 // Relaying off, or not a peer (yet): the Hello only said which ciphers the

@@ -46,9 +46,10 @@ pub(super) struct KeyedAegis {
     x4: Option<(Arc<Sealer>, [u8; crypto::SESSION_LEN])>,
     /// The peers whose Hello had the AEGIS-128L flag, each with the sender session the Hello
     /// came in (the flags hold for that process of the peer only: see
-    /// [`Node::keyed_aegis_seen`]) and whether it also had the AEGIS-128X4 flag. At most the
-    /// peer table's peers: each leaves with its peer.
-    peers: HashMap<SocketAddr, ([u8; crypto::SESSION_LEN], bool)>,
+    /// [`Node::keyed_aegis_seen`]), whether it also had the AEGIS-128X4 flag, and whether it
+    /// had the partial-checksum flag (0x20). At most the peer table's peers: each leaves with
+    /// its peer.
+    peers: HashMap<SocketAddr, ([u8; crypto::SESSION_LEN], bool, bool)>,
     /// What frames are sealed with: AEGIS-128X4 or AEGIS-128L while every verified peer (at
     /// least one) takes it, else `None`: the network key's first cipher.
     frames: Option<Cipher>,
@@ -97,10 +98,16 @@ impl KeyedAegis {
         }
     }
 
+    /// Whether the peer at `to` said, in the process it runs now, that it completes checksums
+    /// left partial (Hello flag 0x20).
+    pub(super) fn completes_checksums(&self, to: SocketAddr) -> bool {
+        self.peers.get(&to).is_some_and(|p| p.2)
+    }
+
     /// The AEGIS cipher the peer at `to` takes, if any: AEGIS-128X4 where it said it has
     /// 512-bit vector AES and this node seals it, else AEGIS-128L if it opens that.
     fn cipher_for(&self, to: SocketAddr) -> Option<Cipher> {
-        let (_, x4) = self.peers.get(&to)?;
+        let (_, x4, _) = self.peers.get(&to)?;
         Some(if *x4 && self.x4.is_some() {
             Cipher::Aegis128X4
         } else {
@@ -173,13 +180,20 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// Keyed mode: a Hello from the peer at `from` (in the peer table) came in the sender
     /// session of the datagram opened last, and says whether it opens AEGIS-128L (`opens`)
     /// and has 512-bit vector AES (`x4`).
-    pub(super) fn keyed_aegis_hello(&mut self, from: SocketAddr, opens: bool, x4: bool) {
+    pub(super) fn keyed_aegis_hello(
+        &mut self,
+        from: SocketAddr,
+        opens: bool,
+        x4: bool,
+        partial: bool,
+    ) {
         let session = self.last_session;
         let Some(aegis) = &mut self.keyed_aegis else {
             return;
         };
         let changed = if opens {
-            aegis.peers.insert(from, (session, x4)) != Some((session, x4))
+            let new = (session, x4, partial);
+            aegis.peers.insert(from, new) != Some(new)
         } else {
             aegis.peers.remove(&from).is_some()
         };
@@ -197,7 +211,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         let Some(aegis) = &mut self.keyed_aegis else {
             return;
         };
-        let Some((said_in, _)) = aegis.peers.get(&from).copied() else {
+        let Some((said_in, _, _)) = aegis.peers.get(&from).copied() else {
             return;
         };
         if same_process(&session, &said_in) {

@@ -27,7 +27,11 @@
 //! frames are not checked: every frame came in a datagram whose AEAD tag proved it to be, byte
 //! for byte, what a trusted node sealed, checksums included. Linux does the same for the
 //! packets WireGuard decrypts (it marks them `CHECKSUM_UNNECESSARY`, and GRO then joins them
-//! without summing them). The IPv4 header checksum is still checked (20 bytes).
+//! without summing them). The IPv4 header checksum is still checked (20 bytes). A trusting
+//! coalescer also hands a lone TCP or UDP frame to the kernel as one whose checksum is still
+//! to be completed ([`partial_checksum`]), so a peer may leave the payload out of the
+//! checksums of the frames it cuts (the Hello flag 0x20,
+//! [`crate::wire::relay::FLAG_PARTIAL_CHECKSUMS`]).
 //!
 //! It owns the rules and the held bytes; when to write them out is the caller's choice
 //! ([`Coalescer::take`] after each batch of received datagrams).
@@ -56,6 +60,61 @@ const TCP_PSH: u8 = 0x08;
 const TCP_CHECKSUM_OFFSET: u16 = 16;
 /// Where the checksum lies in a UDP header.
 const UDP_CHECKSUM_OFFSET: u16 = 6;
+
+/// How to hand a frame to the kernel with its TCP or UDP checksum still to be completed
+/// (`F_NEEDS_CSUM`), from [`partial_checksum`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartialChecksum {
+    /// The virtio-net header to write in front of the frame.
+    pub hdr: VnetHdr,
+    /// Where the checksum field lies in the frame.
+    pub field: usize,
+    /// What the field must hold: the pseudo-header sum, folded and not complemented.
+    pub pseudo: u16,
+}
+
+/// If `frame` is one a node that announced the Hello flag 0x20 completes the checksum of:
+/// untagged, IPv4 that is not a fragment (options allowed) or IPv6 with no extension header,
+/// TCP (a whole header) or UDP (its length saying the same as the IP length), the IP length
+/// covering the frame exactly (no Ethernet padding, which the kernel would sum). Whatever the
+/// field holds now (a complete checksum, or only the pseudo-header sum a peer left there) is
+/// replaced by the pseudo-header sum, and the kernel sums the rest or, for a local socket,
+/// takes it as it takes any frame with a checksum still to be completed.
+pub fn partial_checksum(frame: &[u8]) -> Option<PartialChecksum> {
+    let layout = Layout::parse(frame).ok()?;
+    if layout.l3 != ETHERNET_LEN {
+        return None;
+    }
+    let Layout { l3, l4, .. } = layout;
+    let ip_len = if layout.is_ipv6 {
+        usize::from(be16(frame, l3 + 4).ok()?) + IPV6_HEADER_LEN
+    } else {
+        usize::from(be16(frame, l3 + 2).ok()?)
+    };
+    if ip_len != frame.len() - l3 {
+        return None;
+    }
+    let csum_offset = match layout.protocol {
+        PROTO_TCP if frame.len() >= l4 + 20 => TCP_CHECKSUM_OFFSET,
+        PROTO_UDP
+            if frame.len() >= l4 + UDP_HEADER_LEN
+                && usize::from(be16(frame, l4 + 4).ok()?) == frame.len() - l4 =>
+        {
+            UDP_CHECKSUM_OFFSET
+        }
+        _ => return None,
+    };
+    Some(PartialChecksum {
+        hdr: VnetHdr {
+            flags: F_NEEDS_CSUM,
+            csum_start: u16::try_from(l4).ok()?,
+            csum_offset,
+            ..VnetHdr::default()
+        },
+        field: l4 + usize::from(csum_offset),
+        pseudo: checksum::fold(layout.pseudo_header(frame, frame.len() - l4)),
+    })
+}
 
 /// What [`Coalescer::push`] did with a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -223,9 +282,9 @@ impl Coalescer {
 
     /// With `on`, the frames pushed from now on are not checked for a valid TCP or UDP
     /// checksum before they join a run: the caller vouches that an AEAD tag proved each one
-    /// unchanged since a trusted sender wrote its checksum (the sealed modes). The checksum
-    /// of an IPv4 header is still checked. A lone frame is handed out as it came, so the
-    /// kernel checks it as it checks any frame.
+    /// unchanged since a trusted sender sealed it (the sealed modes). The checksum of an IPv4
+    /// header is still checked. A lone frame is handed out with its checksum left to the
+    /// kernel to complete ([`partial_checksum`]), so its sender may have left it partial.
     pub fn trust_checksums(&mut self, on: bool) {
         self.trusted = on;
     }
@@ -324,6 +383,11 @@ impl Coalescer {
         let len = core::mem::take(&mut self.len);
         let frame = self.buf.get_mut(..len)?;
         if flow.count == 1 {
+            // Trusted: its checksum may have been left partial by the peer (flag 0x20).
+            if let Some(partial) = partial_checksum(frame).filter(|_| self.trusted) {
+                put16(frame, partial.field, partial.pseudo);
+                return Some((partial.hdr, frame));
+            }
             return Some((VnetHdr::default(), frame));
         }
         let Layout {
@@ -512,6 +576,59 @@ mod tests {
         let mut all = short.clone();
         all.extend(after);
         assert_eq!(run(&all).len(), 2);
+    }
+
+    /// What a node that completes checksums hands to the kernel for a lone frame: untagged
+    /// TCP or UDP over IPv4 or IPv6, exact length, the field set to the pseudo-header sum;
+    /// anything else goes as it came.
+    #[test]
+    fn lone_frames_are_left_to_the_kernel_to_complete_only_where_it_can() {
+        for spec in all_specs() {
+            let frame = build_segments(&spec, &pattern(300), 1348).remove(0);
+            let got = partial_checksum(&frame);
+            if spec.vlan.is_some() {
+                assert_eq!(got, None, "{spec:?}");
+                continue;
+            }
+            let p = got.unwrap_or_else(|| panic!("{spec:?}"));
+            assert_eq!(p.field, spec.checksum_at(), "{spec:?}");
+            assert_eq!(usize::from(p.hdr.csum_start), spec.l4(), "{spec:?}");
+            assert_eq!(
+                usize::from(p.hdr.csum_start + p.hdr.csum_offset),
+                p.field,
+                "{spec:?}"
+            );
+            assert_eq!((p.hdr.flags, p.hdr.gso_type), (F_NEEDS_CSUM, 0), "{spec:?}");
+            // Completing the field as the kernel would gives the frame's own checksum.
+            let mut done = frame.clone();
+            put16(&mut done, p.field, p.pseudo);
+            let sum = checksum::finish(checksum::add(0, &done[spec.l4()..]));
+            assert_eq!(sum.to_be_bytes(), frame[p.field..p.field + 2], "{spec:?}");
+
+            // Through a trusting coalescer, a lone segment comes out so prepared.
+            let mut c = Coalescer::with_udp();
+            c.trust_checksums(true);
+            let written = run_with(c, std::slice::from_ref(&frame));
+            assert_eq!(written.len(), 1);
+            assert_eq!(written[0].0, p.hdr, "{spec:?}");
+            assert_eq!(written[0].1, done, "{spec:?}");
+
+            // Ethernet padding after the IP packet, or a frame cut short: as it came.
+            let mut padded = frame.clone();
+            padded.extend([0u8; 6]);
+            assert_eq!(partial_checksum(&padded), None, "{spec:?}");
+            assert_eq!(partial_checksum(&frame[..spec.l4() + 4]), None, "{spec:?}");
+        }
+        // Not TCP or UDP, a fragment, not IP: as they came.
+        let mut icmp = build_segments(&Spec::tcp(false, None), &pattern(100), 1348).remove(0);
+        icmp[14 + 9] = 1;
+        assert_eq!(partial_checksum(&icmp), None);
+        let mut fragment = build_segments(&Spec::udp(false, None), &pattern(100), 1348).remove(0);
+        fragment[14 + 6] |= 0x20; // more fragments
+        assert_eq!(partial_checksum(&fragment), None);
+        let mut arp = fragment.clone();
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(partial_checksum(&arp), None);
     }
 
     #[test]

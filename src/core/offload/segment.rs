@@ -13,6 +13,8 @@ use super::{
     UDP_HEADER_LEN,
 };
 
+/// Bytes of an Ethernet header without a tag.
+const ETHERNET_LEN: usize = 14;
 const TCP_FIN: u8 = 0x01;
 const TCP_PSH: u8 = 0x08;
 const TCP_CWR: u8 = 0x80;
@@ -50,6 +52,9 @@ pub struct Segmenter<'a> {
     offset: usize,
     index: u32,
     count: u32,
+    /// The TCP/UDP checksum field gets the pseudo-header sum only
+    /// ([`Segmenter::leave_checksums_partial`]).
+    partial: bool,
 }
 
 impl<'a> Segmenter<'a> {
@@ -102,7 +107,17 @@ impl<'a> Segmenter<'a> {
             offset: 0,
             index: 0,
             count,
+            partial: false,
         })
+    }
+
+    /// Leaves the TCP or UDP checksum of every frame partial: the field holds the
+    /// pseudo-header sum (folded, not complemented), as a checksum offload expects, and the
+    /// payload is not summed. For a receiver that completes such checksums (the Hello flag
+    /// 0x20) only, which takes untagged frames only: on a tagged super-frame this does
+    /// nothing. The IPv4 header checksum is always computed.
+    pub fn leave_checksums_partial(&mut self) {
+        self.partial = self.layout.l3 == ETHERNET_LEN;
     }
 
     /// How many frames the super-frame becomes.
@@ -158,6 +173,12 @@ impl<'a> Segmenter<'a> {
         };
         put16(out, check_at, 0);
         let sum = self.layout.pseudo_header(out, len - l4);
+        if self.partial {
+            put16(out, check_at, checksum::fold(sum));
+            self.offset += chunk;
+            self.index += 1;
+            return Some(len);
+        }
         let sum = checksum::finish(checksum::add(sum, &out[l4..]));
         let sum = if sum == 0 && self.layout.protocol == PROTO_UDP {
             0xffff
@@ -206,6 +227,48 @@ mod tests {
                     assert!(got.len() <= spec.header_len() + 1348);
                 }
             }
+        }
+    }
+
+    /// Left partial: the same frames but for the checksum field, which holds the
+    /// pseudo-header sum; and completing that field gives back the full frames. Tagged
+    /// super-frames ignore the request (receivers complete untagged frames only).
+    #[test]
+    fn partial_checksums_hold_the_pseudo_header_sum_and_only_untagged() {
+        for spec in all_specs() {
+            let payload = pattern(1348 * 3 + 5);
+            let (hdr, superframe) = build_super(&spec, &payload, 1348);
+            let full = cut(&hdr, &superframe);
+            let mut s = Segmenter::new(&hdr, &superframe).unwrap();
+            s.leave_checksums_partial();
+            let mut out = vec![0u8; 2000];
+            let at = spec.checksum_at();
+            let mut n = 0;
+            while let Some(len) = s.next_into(&mut out) {
+                let got = &out[..len];
+                let want = &full[n];
+                n += 1;
+                if spec.vlan.is_some() {
+                    assert_eq!(got, &want[..], "{spec:?}: tagged frames stay complete");
+                    continue;
+                }
+                assert_eq!(got[..at], want[..at], "{spec:?}");
+                assert_eq!(got[at + 2..], want[at + 2..], "{spec:?}");
+                let layout = Layout::parse(got).unwrap();
+                let pseudo = checksum::fold(layout.pseudo_header(got, len - layout.l4));
+                assert_eq!(be16(got, at).unwrap(), pseudo, "{spec:?}");
+                assert!(!checksums_valid(got), "{spec:?}: the payload is not summed");
+                let partial = VnetHdr {
+                    flags: F_NEEDS_CSUM,
+                    csum_start: layout.l4 as u16,
+                    csum_offset: (at - layout.l4) as u16,
+                    ..VnetHdr::default()
+                };
+                let mut done = got.to_vec();
+                complete_checksum(&partial, &mut done).unwrap();
+                assert_eq!(done, *want, "{spec:?}: completed, it is the full frame");
+            }
+            assert_eq!(n, full.len());
         }
     }
 

@@ -37,6 +37,7 @@ fn text_shows_the_peer_its_traffic_the_mac_and_the_counters() {
         udp_receive_overflows: 0,
         tap_queue_drops: 0,
         busy_poll_yields: 0,
+        partial_checksum_superframes: 0,
     };
     let text = render_text(
         &header("ethcloud0"),

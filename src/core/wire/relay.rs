@@ -12,7 +12,9 @@
 //!   address = 0x04 | ipv4[4] | port[2]     or     0x06 | ipv6[16] | port[2]   (big-endian)
 //!   flags: 0x01 = please answer with your Hello; 0x02 = relays for its peers;
 //!          0x04 = sends through relays and accepts relayed frames;
-//!          0x08 = opens datagrams sealed with AEGIS-128L (marker 0x83); other bits: ignore
+//!          0x08 = opens datagrams sealed with AEGIS-128L (marker 0x83);
+//!          0x10 = with 0x08: has 512-bit vector AES (AEGIS-128X4, marker 0x84);
+//!          0x20 = completes TCP/UDP checksums left partial; other bits: ignore
 //! ```
 //!
 //! A Hello's address is the receiver's, as the sender sees it (where its datagrams come from:
@@ -49,6 +51,12 @@ pub const FLAG_AEGIS: u8 = 0x08;
 /// while every verified peer said so).
 /// Every node of this version opens AEGIS-128X4; the flag says where it pays.
 pub const FLAG_AEGIS_X4: u8 = 0x10;
+/// Hello flag: the sender completes the TCP and UDP checksums of the frames it is sent (its
+/// tap takes frames whose checksum is left to the kernel), so the frames a node cuts from its
+/// own super-frames may go to it with the checksum field holding only the pseudo-header sum
+/// (untagged IPv4 or IPv6 frames, unicast to it directly; see the man page, PERFORMANCE).
+/// Counts for the session it came in (per-node keys) or the sender's session (network key).
+pub const FLAG_PARTIAL_CHECKSUMS: u8 = 0x20;
 /// Bytes of a Hello message before its address field (header, version, flags, node id).
 pub const HELLO_FIXED_LEN: usize = HEADER_LEN + 2 + 8;
 /// Bytes of an IPv4 address field.

@@ -109,7 +109,18 @@ impl Daemon {
             return;
         };
         let node = &mut self.node;
-        let result = cut_superframe(packet, &mut self.buf, |buf, frame_len| {
+        // The frames cut from a super-frame may leave their checksums to a receiver that
+        // completes them (flag 0x20); a lone frame is never asked about.
+        let is_super = VnetHdr::parse(packet).is_some_and(|hdr| hdr.gso_type != GSO_NONE);
+        let partial = is_super
+            && packet
+                .get(VNET_HDR_LEN..)
+                .is_some_and(|frame| node.leaves_checksums_partial(now, frame));
+        if partial {
+            self.stats.partial_checksum_superframes =
+                self.stats.partial_checksum_superframes.wrapping_add(1);
+        }
+        let result = cut_superframe(packet, &mut self.buf, partial, |buf, frame_len| {
             // A drop is counted and logged by the node itself.
             let _ = node.on_frame(now, buf, frame_len);
         });
@@ -148,10 +159,13 @@ impl core::fmt::Display for CutError {
 
 /// One tap read, `packet` (vnet header first): completes a checksum the kernel left to us,
 /// or cuts a super-frame into real frames, each put into `buf.frame_room()` and handed to
-/// `each` with its length. Shared by the loop and the `--threads` lanes. // HOT PATH
+/// `each` with its length; with `partial`, the cut frames' TCP or UDP checksums are left
+/// partial ([`Segmenter::leave_checksums_partial`]). Shared by the loop and the `--threads`
+/// lanes (which always pass false). // HOT PATH
 pub(super) fn cut_superframe(
     packet: &mut [u8],
     buf: &mut PacketBuf,
+    partial: bool,
     mut each: impl FnMut(&mut PacketBuf, usize),
 ) -> Result<(), CutError> {
     let hdr = VnetHdr::parse(packet).ok_or(CutError::Short)?;
@@ -167,6 +181,9 @@ pub(super) fn cut_superframe(
         return Ok(());
     }
     let mut segments = Segmenter::new(&hdr, frame).map_err(CutError::Offload)?;
+    if partial {
+        segments.leave_checksums_partial();
+    }
     while let Some(segment_len) = segments.next_into(buf.frame_room()) {
         each(buf, segment_len);
     }

@@ -299,7 +299,9 @@ fn drain_queue(
                     let Some(packet) = superframe.get_mut(..len) else {
                         continue;
                     };
-                    let result = cut_superframe(packet, buf, |buf, frame_len| {
+                    // Lanes always send complete checksums (their view does not carry the
+                    // peers' partial-checksum flags).
+                    let result = cut_superframe(packet, buf, false, |buf, frame_len| {
                         // A drop is counted and logged by the lane itself.
                         let _ = lane.on_frame(now, buf, frame_len);
                     });

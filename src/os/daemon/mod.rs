@@ -128,6 +128,8 @@ pub struct LoopStats {
     pub tap_queue_drops: u64,
     /// Spins ended early because the scheduler preempted them for another task.
     pub busy_poll_yields: u64,
+    /// Tap super-frames cut with their checksums left partial for the receiving peer.
+    pub partial_checksum_superframes: u64,
 }
 
 /// The keys the daemon is given besides the node's [`Config`], with where they came from, to
@@ -443,6 +445,7 @@ impl Daemon {
             udp_receive_overflows: self.stats.udp_receive_overflows,
             tap_queue_drops: self.stats.tap_queue_drops,
             busy_poll_yields: self.stats.busy_poll_yields,
+            partial_checksum_superframes: self.stats.partial_checksum_superframes,
         }
     }
 }

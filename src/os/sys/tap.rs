@@ -19,7 +19,7 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use crate::error::Error;
 use crate::io::{Device, FlushError};
-use crate::offload::coalesce::{Coalescer, Push};
+use crate::offload::coalesce::{partial_checksum, Coalescer, Push};
 use crate::offload::flow::queue_of;
 use crate::offload::vnet::{VnetHdr, VNET_HDR_LEN};
 
@@ -110,6 +110,9 @@ pub struct TapDevice {
     /// Holds TCP segments (and UDP datagrams, with USO) on their way to the tap (only with a
     /// vnet header).
     coalescer: Option<Coalescer>,
+    /// The node trusts the frames' checksums and we complete them ([`Device::trust_checksums`]):
+    /// TCP and UDP frames are written with their checksum left to the kernel.
+    completes: bool,
     /// Held frames whose write failed, reported at the next [`Device::flush`].
     failed: u64,
     first_error: Option<io::Error>,
@@ -281,6 +284,7 @@ impl TapDevice {
                 ..TapOffloads::default()
             },
             coalescer: None,
+            completes: false,
             failed: 0,
             first_error: None,
             other_queues: Vec::new(),
@@ -420,6 +424,34 @@ fn write_vnet(fd: BorrowedFd<'_>, hdr: &VnetHdr, frame: &[u8]) -> io::Result<()>
     }
 }
 
+/// Writes `hdr` and the frame made of `parts`, in order, as one tap write. // HOT PATH
+fn write_vnet_parts(fd: BorrowedFd<'_>, hdr: &VnetHdr, parts: &[&[u8]; 3]) -> io::Result<()> {
+    let head = hdr.to_bytes();
+    let iovec = |b: &[u8]| libc::iovec {
+        iov_base: b.as_ptr().cast_mut().cast::<c_void>(),
+        iov_len: b.len(),
+    };
+    let iov = [
+        iovec(&head),
+        iovec(parts[0]),
+        iovec(parts[1]),
+        iovec(parts[2]),
+    ];
+    let len = head.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+    // SAFETY: `fd` is an open tun fd borrowed for the call; `iov` holds four iovecs that
+    // point to `head` and the three parts, all alive and of the given lengths for the whole
+    // call, and writev only reads them.
+    let written = syscall!(writev(fd.as_raw_fd(), iov.as_ptr(), 4))?;
+    if usize::try_from(written).ok() == Some(len) {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "short write to the tap device",
+        ))
+    }
+}
+
 /// The fd to write `frame` through: `first` with one queue, else the queue its flow hashes
 /// to among `first` and `others`. // HOT PATH
 fn queue_for<'a>(first: &'a File, others: &'a [File], frame: &[u8]) -> BorrowedFd<'a> {
@@ -467,11 +499,15 @@ impl Device for TapDevice {
                     }
                 }
             }
-            return write_vnet(
-                queue_for(&self.file, &self.other_queues, frame),
-                &VnetHdr::default(),
-                frame,
-            );
+            let fd = queue_for(&self.file, &self.other_queues, frame);
+            if let Some(partial) = partial_checksum(frame).filter(|_| self.completes) {
+                // Its checksum may have been left partial by the peer (Hello flag 0x20).
+                let (head, tail) = frame.split_at(partial.field);
+                let field = partial.pseudo.to_be_bytes();
+                let rest = tail.get(2..).unwrap_or_default();
+                return write_vnet_parts(fd, &partial.hdr, &[head, &field, rest]);
+            }
+            return write_vnet(fd, &VnetHdr::default(), frame);
         }
         let written = write_plain(queue_for(&self.file, &self.other_queues, frame), frame)?;
         if written == frame.len() {
@@ -485,10 +521,16 @@ impl Device for TapDevice {
     }
 
     /// Sets the coalescer's trust ([`Coalescer::trust_checksums`]), if there is one.
-    fn trust_checksums(&mut self, on: bool) {
-        if let Some(coalescer) = self.coalescer.as_mut() {
-            coalescer.trust_checksums(on);
-        }
+    /// With a vnet header: the coalescer trusts the checksums ([`Coalescer::trust_checksums`])
+    /// and lone TCP and UDP frames are written with their checksum left to the kernel, so this
+    /// device completes checksums (true). Without one, nothing changes (false).
+    fn trust_checksums(&mut self, on: bool) -> bool {
+        let Some(coalescer) = self.coalescer.as_mut() else {
+            return false;
+        };
+        coalescer.trust_checksums(on);
+        self.completes = on;
+        on
     }
 
     /// Writes the coalesced super-frame, if any, and reports held frames whose write failed.

@@ -178,6 +178,7 @@ impl Sessions {
             recv_session: established.recv_session,
             made: now,
             is_initiator: established.is_initiator,
+            completes_checksums: false,
         });
         state.addr = Some(addr);
         let mut opener = Opener::new(&established.recv_key, 1);

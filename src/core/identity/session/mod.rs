@@ -141,6 +141,9 @@ struct SendSession {
     recv_session: [u8; crypto::SESSION_LEN],
     made: Instant,
     is_initiator: bool,
+    /// The peer's Hello in this session had the partial-checksum flag (0x20)
+    /// ([`Sessions::peer_completes_checksums`]).
+    completes_checksums: bool,
 }
 
 /// A session's receiving half.
@@ -424,6 +427,47 @@ impl Sessions {
         self.changes = self.changes.wrapping_add(1);
         self.stats.aegis_switches += 1;
         Some(cipher)
+    }
+
+    /// The datagram opened last (by [`Sessions::open`]) was a Hello; `on` is its
+    /// partial-checksum flag (0x20). It counts if it came in the receiving half of the current
+    /// session with its key: then the process behind that session completes TCP and UDP
+    /// checksums left partial, or does not. A new session starts without it. Returns whether
+    /// that changed anything.
+    pub fn peer_completes_checksums(&mut self, on: bool) -> bool {
+        let Some(id) = self.last_opened else {
+            return false;
+        };
+        let Some(remote) = self.by_session.get(&id).map(|s| s.remote) else {
+            return false;
+        };
+        let Some(current) = self
+            .keys
+            .get_mut(&remote)
+            .and_then(|state| state.current.as_mut())
+            .filter(|c| c.recv_session == id)
+        else {
+            return false;
+        };
+        let changed = current.completes_checksums != on;
+        current.completes_checksums = on;
+        changed
+    }
+
+    /// Whether the current session with the peer at `to` may still seal and its peer said in
+    /// it that it completes checksums left partial ([`Sessions::peer_completes_checksums`]).
+    /// // HOT PATH (once per super-frame)
+    pub fn completes_checksums(&self, now: Instant, to: SocketAddr) -> bool {
+        let reject_after = self.config.rekey_after + REJECT_SLACK;
+        let max_messages = self.max_messages();
+        self.by_addr
+            .get(&to)
+            .and_then(|key| self.keys.get(key))
+            .and_then(|state| state.current.as_ref())
+            .is_some_and(|s| {
+                s.completes_checksums
+                    && may_seal(&s.sealer, s.made + reject_after, max_messages, now)
+            })
     }
 
     /// The cipher the current sending session of `key` seals with.
