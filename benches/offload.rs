@@ -4,8 +4,9 @@
 //! does before its tap write (each frame's checksums verified first). The checksum is most of
 //! this work, so the figure is given twice in one run: with the portable sum, and with the
 //! routine the daemon installs at start-up for this CPU (`sys::cpu`, e.g. AVX2), and their ratio;
-//! then once more as in the sealed modes, where the receiving node does not verify the checksums
-//! (`Coalescer::trust_checksums`).
+//! then as in the sealed modes, where the receiving node does not verify the checksums
+//! (`Coalescer::trust_checksums`), and where the sending node also leaves them partial for a
+//! receiver that completes them (`Segmenter::leave_checksums_partial`).
 //!
 //! Run: `cargo bench --bench offload`. Prints the median of 11 runs of 2 000 super-frames.
 
@@ -69,8 +70,17 @@ fn super_frame() -> (VnetHdr, Vec<u8>) {
 }
 
 /// Cuts `frame` and coalesces the pieces; returns the coalesced length (all must join).
-fn round_trip(hdr: &VnetHdr, frame: &[u8], out: &mut [u8], co: &mut Coalescer) -> usize {
+fn round_trip(
+    hdr: &VnetHdr,
+    frame: &[u8],
+    out: &mut [u8],
+    co: &mut Coalescer,
+    partial: bool,
+) -> usize {
     let mut segments = Segmenter::new(hdr, frame).expect("a valid super-frame");
+    if partial {
+        segments.leave_checksums_partial();
+    }
     while let Some(len) = segments.next_into(out) {
         let pushed = co.push(&out[..len]);
         assert!(matches!(pushed, Push::Held), "every frame joins the run");
@@ -78,7 +88,7 @@ fn round_trip(hdr: &VnetHdr, frame: &[u8], out: &mut [u8], co: &mut Coalescer) -
     co.take().map_or(0, |(_, f)| f.len())
 }
 
-fn median_ns(hdr: &VnetHdr, frame: &[u8], trusted: bool) -> f64 {
+fn median_ns(hdr: &VnetHdr, frame: &[u8], trusted: bool, partial: bool) -> f64 {
     const ROUNDS: usize = 2_000;
     let mut out = vec![0u8; 2048];
     let mut co = Coalescer::new();
@@ -87,7 +97,7 @@ fn median_ns(hdr: &VnetHdr, frame: &[u8], trusted: bool) -> f64 {
         .map(|_| {
             let start = Instant::now();
             for _ in 0..ROUNDS {
-                black_box(round_trip(hdr, black_box(frame), &mut out, &mut co));
+                black_box(round_trip(hdr, black_box(frame), &mut out, &mut co, partial));
             }
             start.elapsed().as_nanos() as f64 / ROUNDS as f64
         })
@@ -100,14 +110,14 @@ fn main() {
     let (hdr, frame) = super_frame();
     let mut out = vec![0u8; 2048];
     let mut co = Coalescer::new();
-    let whole = round_trip(&hdr, &frame, &mut out, &mut co);
+    let whole = round_trip(&hdr, &frame, &mut out, &mut co, false);
     assert_eq!(whole, frame.len(), "the super-frame comes back whole");
     let frames = PAYLOAD.div_ceil(MSS);
     println!(
         "one {}-byte TCP super-frame, cut into {frames} frames and coalesced back:",
         frame.len()
     );
-    let portable = median_ns(&hdr, &frame, false);
+    let portable = median_ns(&hdr, &frame, false, false);
     println!(
         "  portable checksum: {portable:>8.0} ns ({:.0} ns per frame)",
         portable / frames as f64
@@ -115,7 +125,7 @@ fn main() {
     match ethcloud::sys::cpu::calibrate() {
         Some((calibration, sum)) => {
             assert!(ethcloud::offload::checksum::install(sum));
-            let fast = median_ns(&hdr, &frame, false);
+            let fast = median_ns(&hdr, &frame, false, false);
             let name = calibration.name;
             println!(
                 "  {name} checksum:     {fast:>8.0} ns ({:.0} ns per frame), {:.2}x the portable time",
@@ -138,9 +148,15 @@ fn main() {
     }
     // The sealed modes: the receiving node takes the frames' checksums as the AEAD vouched
     // for them, so only the sending node sums (with the routine installed above).
-    let trusted = median_ns(&hdr, &frame, true);
+    let trusted = median_ns(&hdr, &frame, true, false);
     println!(
         "  sealed modes (receiver trusts the checksums): {trusted:>8.0} ns ({:.0} ns per frame)",
         trusted / frames as f64
+    );
+    // And to a peer that completes checksums (Hello flag 0x20): the sender sums nothing either.
+    let partial = median_ns(&hdr, &frame, true, true);
+    println!(
+        "  sealed modes, checksums left to the receiver:   {partial:>8.0} ns ({:.0} ns per frame)",
+        partial / frames as f64
     );
 }
