@@ -97,7 +97,13 @@ fn median_ns(hdr: &VnetHdr, frame: &[u8], trusted: bool, partial: bool) -> f64 {
         .map(|_| {
             let start = Instant::now();
             for _ in 0..ROUNDS {
-                black_box(round_trip(hdr, black_box(frame), &mut out, &mut co, partial));
+                black_box(round_trip(
+                    hdr,
+                    black_box(frame),
+                    &mut out,
+                    &mut co,
+                    partial,
+                ));
             }
             start.elapsed().as_nanos() as f64 / ROUNDS as f64
         })

@@ -2,13 +2,14 @@
 //! (some of them valid TCP segments or UDP datagrams of one flow, some broken in one field),
 //! and the segmenter and checksum completion on any vnet header and any bytes from the tap.
 //!
-//! Never a panic, and what comes out is what went in: a lone frame comes back as it was, a
+//! Never a panic, and what comes out is what went in: a lone frame comes back as it was (or,
+//! from a coalescer that trusts checksums, with the field set for the kernel to complete), a
 //! coalesced super-frame holds exactly the payloads of the frames that joined it, and cutting
 //! it again gives frames that coalesce back into the same super-frame.
 #![no_main]
 
 use ethcloud::offload::checksum;
-use ethcloud::offload::coalesce::{Coalescer, Push, MAX_SUPER_LEN};
+use ethcloud::offload::coalesce::{partial_checksum, Coalescer, Push, MAX_SUPER_LEN};
 use ethcloud::offload::segment::{complete_checksum, Segmenter};
 use ethcloud::offload::vnet::{VnetHdr, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, VNET_HDR_LEN};
 use libfuzzer_sys::fuzz_target;
@@ -113,8 +114,9 @@ fn payload_of(frame: &[u8]) -> &[u8] {
     &frame[l4 + doff..]
 }
 
-/// Checks what the coalescer gives back against the frames that went into it.
-fn check_taken(co: &mut Coalescer, run: &mut Vec<Vec<u8>>) {
+/// Checks what the coalescer gives back against the frames that went into it (`trusted`: it
+/// hands a lone TCP or UDP frame out for the kernel to complete its checksum).
+fn check_taken(co: &mut Coalescer, run: &mut Vec<Vec<u8>>, trusted: bool) {
     let Some((hdr, out)) = co.take() else {
         assert!(run.is_empty());
         return;
@@ -123,7 +125,18 @@ fn check_taken(co: &mut Coalescer, run: &mut Vec<Vec<u8>>) {
     assert!(out.len() <= MAX_SUPER_LEN);
     if run.len() == 1 {
         assert_eq!(hdr.gso_type, GSO_NONE);
-        assert_eq!(out, run[0]);
+        match partial_checksum(&run[0]).filter(|_| trusted) {
+            Some(p) => {
+                assert_eq!(hdr, p.hdr);
+                let mut want = run[0].clone();
+                want[p.field..p.field + 2].copy_from_slice(&p.pseudo.to_be_bytes());
+                assert_eq!(out, want);
+            }
+            None => {
+                assert_eq!(hdr, VnetHdr::default());
+                assert_eq!(out, run[0]);
+            }
+        }
     } else {
         assert!([GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4].contains(&hdr.gso_type));
         let joined: Vec<u8> = run
@@ -160,7 +173,8 @@ fn coalesce(data: &[u8]) {
         Coalescer::new()
     };
     // Bit 5: the sealed modes' coalescer, which takes TCP and UDP checksums as they are.
-    co.trust_checksums(first & 0x20 != 0);
+    let trusted = first & 0x20 != 0;
+    co.trust_checksums(trusted);
     let mut run: Vec<Vec<u8>> = Vec::new();
     // Each frame: [control, length]; its payload is the next `length` * 8 bytes of the input
     // (padded with a pattern if the input runs out).
@@ -198,15 +212,15 @@ fn coalesce(data: &[u8]) {
                     run.push(frame);
                     break;
                 }
-                Push::FlushFirst => check_taken(&mut co, &mut run),
+                Push::FlushFirst => check_taken(&mut co, &mut run, trusted),
                 Push::Rejected => break,
             }
         }
         if ctl & 0x80 != 0 {
-            check_taken(&mut co, &mut run);
+            check_taken(&mut co, &mut run, trusted);
         }
     }
-    check_taken(&mut co, &mut run);
+    check_taken(&mut co, &mut run, trusted);
 }
 
 fn segment(data: &[u8]) {
@@ -218,6 +232,10 @@ fn segment(data: &[u8]) {
     let Ok(mut cut) = Segmenter::new(&hdr, frame) else {
         return;
     };
+    if hdr.flags & 0x80 != 0 {
+        // Unused vnet flag bit: cut for a peer that completes checksums.
+        cut.leave_checksums_partial();
+    }
     let max = cut.max_segment_len();
     let count = cut.count();
     let mut out = vec![0u8; max];
