@@ -331,6 +331,17 @@ fn iperf3_at(lab: &mut Lab, client: &Host, server: &Host, bind: &str, secs: u32)
     words[at - 1].parse().expect("a rate")
 }
 
+/// Keys for h1, h2 and h3, and a trust file `net.trusted` naming all three.
+fn three_members(scratch: &Scratch) -> (Vec<Key>, PathBuf) {
+    let keys: Vec<Key> = (1..=3).map(|i| genkey(scratch, &format!("h{i}"))).collect();
+    let trusted = scratch.path("net.trusted");
+    trust_file(
+        &trusted,
+        &[(&keys[0], "h1"), (&keys[1], "h2"), (&keys[2], "h3")],
+    );
+    (keys, trusted)
+}
+
 /// The kernel's count of TCP segments received with a bad checksum in `host`'s namespace
 /// (`InCsumErrors` of `Tcp` in /proc/net/snmp, IPv4 and IPv6 alike).
 fn tcp_checksum_errors(lab: &Lab, host: &Host) -> u64 {
@@ -370,14 +381,7 @@ const HANDSHAKE_REFUSALS: [&str; 5] = [
 #[ignore = "needs root + netns; scripts/test.sh passes --include-ignored"]
 fn three_nodes_with_per_node_keys_ping_each_other_and_carry_iperf3() {
     let scratch = Scratch::new("three");
-    let keys: Vec<Key> = (1..=3)
-        .map(|i| genkey(&scratch, &format!("h{i}")))
-        .collect();
-    let trusted = scratch.path("net.trusted");
-    trust_file(
-        &trusted,
-        &[(&keys[0], "h1"), (&keys[1], "h2"), (&keys[2], "h3")],
-    );
+    let (keys, trusted) = three_members(&scratch);
 
     let mut lab = Lab::new(3);
     let hosts: Vec<Host> = (1..=3).map(|i| lab.host(i)).collect();
@@ -458,14 +462,7 @@ fn checksums_are_left_partial_only_to_a_peer_whose_tap_completes_them() {
     // an older node would be to this extension): it never says so, and must be sent frames
     // with complete checksums, or its kernel would drop them and TCP would stall.
     let scratch = Scratch::new("partial");
-    let keys: Vec<Key> = (1..=3)
-        .map(|i| genkey(&scratch, &format!("h{i}")))
-        .collect();
-    let trusted = scratch.path("net.trusted");
-    trust_file(
-        &trusted,
-        &[(&keys[0], "h1"), (&keys[1], "h2"), (&keys[2], "h3")],
-    );
+    let (keys, trusted) = three_members(&scratch);
     let mut lab = Lab::new(3);
     let hosts: Vec<Host> = (1..=3).map(|i| lab.host(i)).collect();
     let hub = hosts[0].addr_v4();

@@ -73,6 +73,18 @@ pub struct PartialChecksum {
     pub pseudo: u16,
 }
 
+/// Whether the IP length of `frame` (laid out as `layout`) covers the frame from its IP
+/// header to its end exactly: no Ethernet padding after the packet, nothing cut off.
+fn ip_covers_frame(frame: &[u8], layout: &Layout) -> bool {
+    let l3 = layout.l3;
+    let ip_len = if layout.is_ipv6 {
+        be16(frame, l3 + 4).map(|len| usize::from(len) + IPV6_HEADER_LEN)
+    } else {
+        be16(frame, l3 + 2).map(usize::from)
+    };
+    ip_len.ok() == Some(frame.len() - l3)
+}
+
 /// If `frame` is one a node that announced the Hello flag 0x20 completes the checksum of:
 /// untagged, IPv4 that is not a fragment (options allowed) or IPv6 with no extension header,
 /// TCP (a whole header) or UDP (its length saying the same as the IP length), the IP length
@@ -85,15 +97,10 @@ pub fn partial_checksum(frame: &[u8]) -> Option<PartialChecksum> {
     if layout.l3 != ETHERNET_LEN {
         return None;
     }
-    let Layout { l3, l4, .. } = layout;
-    let ip_len = if layout.is_ipv6 {
-        usize::from(be16(frame, l3 + 4).ok()?) + IPV6_HEADER_LEN
-    } else {
-        usize::from(be16(frame, l3 + 2).ok()?)
-    };
-    if ip_len != frame.len() - l3 {
+    if !ip_covers_frame(frame, &layout) {
         return None;
     }
+    let l4 = layout.l4;
     let csum_offset = match layout.protocol {
         PROTO_TCP if frame.len() >= l4 + 20 => TCP_CHECKSUM_OFFSET,
         PROTO_UDP
@@ -153,16 +160,11 @@ impl Segment {
             return None;
         }
         let Layout { l3, l4, .. } = layout;
-        let ip_len = if layout.is_ipv6 {
-            usize::from(be16(frame, l3 + 4).ok()?) + IPV6_HEADER_LEN
-        } else {
-            // IHL 5 and DF set (so IDs do not matter, RFC 6864).
-            if l4 - l3 != 20 || frame[l3 + 6] & 0x40 == 0 {
-                return None;
-            }
-            usize::from(be16(frame, l3 + 2).ok()?)
-        };
-        if ip_len != frame.len() - l3 {
+        // IPv4: IHL 5 and DF set (so IDs do not matter, RFC 6864).
+        if !layout.is_ipv6 && (l4 - l3 != 20 || frame[l3 + 6] & 0x40 == 0) {
+            return None;
+        }
+        if !ip_covers_frame(frame, &layout) {
             return None;
         }
         let (hdr_len, seq, is_push) = if is_udp {

@@ -172,18 +172,15 @@ impl<'a> Segmenter<'a> {
             l4 + 6
         };
         put16(out, check_at, 0);
-        let sum = self.layout.pseudo_header(out, len - l4);
-        if self.partial {
-            put16(out, check_at, checksum::fold(sum));
-            self.offset += chunk;
-            self.index += 1;
-            return Some(len);
-        }
-        let sum = checksum::finish(checksum::add(sum, &out[l4..]));
-        let sum = if sum == 0 && self.layout.protocol == PROTO_UDP {
-            0xffff
+        let pseudo = self.layout.pseudo_header(out, len - l4);
+        let sum = if self.partial {
+            // Left to the receiver: the pseudo-header sum only.
+            checksum::fold(pseudo)
         } else {
-            sum
+            match checksum::finish(checksum::add(pseudo, &out[l4..])) {
+                0 if self.layout.protocol == PROTO_UDP => 0xffff,
+                sum => sum,
+            }
         };
         put16(out, check_at, sum);
 
