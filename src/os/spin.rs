@@ -1,6 +1,7 @@
 //! The busy-poll spin's decisions: after traffic, poll on without sleeping for `--busy-poll`;
 //! on each pass that finds nothing, yield the processor, or end the spin when the thread was
-//! switched out since the last pass.
+//! switched out since the last pass; after a quiet pass, yield right after writing a few
+//! frames to the device.
 //!
 //! Owns only the decisions, over instants handed in by the daemon, which owns the clock and
 //! makes the system calls (the reads, `epoll_wait`, `sched_yield`); so the policy is tested
@@ -17,6 +18,10 @@ pub const SPIN_EPOLL_EVERY: u32 = 16;
 /// switched out: another task wanted this processor, and the spin ends. An empty pass takes a
 /// few microseconds; a task that takes the processor holds it for at least its own run.
 pub const PREEMPTED_GAP: Duration = Duration::from_micros(20);
+
+/// A pass that wrote at most this many frames to the device, while spinning is on, yields
+/// right after the writes ([`Spin::yield_after_writing`]).
+pub const YIELD_AFTER_WRITING_AT_MOST: u64 = 4;
 
 /// How the loop should look for work on this pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +54,8 @@ pub struct Spin {
     passes: u32,
     /// When the spin's last pass ended: its last traffic, or right after its last yield.
     mark: Instant,
+    /// The last pass moved nothing, or the loop slept: traffic now starts an exchange.
+    quiet: bool,
 }
 
 impl Spin {
@@ -59,6 +66,7 @@ impl Spin {
             until: None,
             passes: 0,
             mark: now,
+            quiet: true,
         }
     }
 
@@ -67,6 +75,7 @@ impl Spin {
         if self.until.is_none_or(|until| now >= until) {
             self.until = None;
             self.passes = 0;
+            self.quiet = true;
             return Pass::Sleep;
         }
         self.passes = self.passes.wrapping_add(1);
@@ -79,6 +88,7 @@ impl Spin {
 
     /// A pass moved packets (it ended at `now`): spin on for `busy_poll` from now.
     pub fn traffic(&mut self, now: Instant) {
+        self.quiet = false;
         if self.busy_poll.is_zero() {
             return;
         }
@@ -86,9 +96,30 @@ impl Spin {
         self.until = Some(now + self.busy_poll);
     }
 
+    /// Whether to yield right after the socket's datagrams made the node write `written`
+    /// frames to the device: yes for a few (at most [`YIELD_AFTER_WRITING_AT_MOST`]) after a
+    /// quiet pass (or a sleep), while spinning is on.
+    ///
+    /// A frame written to the tap wakes the application waiting for it, often on this very
+    /// processor. A task that yields as often as the spin does keeps being picked anew, and
+    /// the scheduler protects a freshly picked task's slice from wake-up preemption (EEVDF's
+    /// run-to-parity), so the woken application would wait for the spin's next idle yield:
+    /// a tap read, the pass's housekeeping and the next pass's two reads later. Yielding at
+    /// once lets a reply be on its way by the time the loop reads the tap. Only for a few
+    /// frames after a quiet pass (a request, a reply): a burst, or frames in the middle of
+    /// traffic, are a stream, whose reader gets its turn at the spin's next idle yield, and a
+    /// yield there is one more system call in the busiest loop. A non-spinning node sleeps in
+    /// epoll right after and needs no yield.
+    pub fn yield_after_writing(&self, written: u64) -> bool {
+        self.quiet
+            && !self.busy_poll.is_zero()
+            && (1..=YIELD_AFTER_WRITING_AT_MOST).contains(&written)
+    }
+
     /// A spinning pass found nothing at `now`: yield, or end the spin if the time since the
     /// last pass, outside our own yields, shows that the thread was switched out.
     pub fn idle(&mut self, now: Instant) -> Idle {
+        self.quiet = true;
         if now.saturating_duration_since(self.mark) > PREEMPTED_GAP {
             self.until = None;
             self.passes = 0;
@@ -123,6 +154,31 @@ mod tests {
         assert_eq!(spin.begin_pass(t0 + 89 * US), Pass::TryDirect);
         assert_eq!(spin.begin_pass(t0 + 90 * US), Pass::Sleep);
         assert_eq!(spin.begin_pass(t0 + 91 * US), Pass::Sleep);
+    }
+
+    #[test]
+    fn yields_after_writing_a_few_frames_but_not_a_burst_nor_nothing() {
+        let t0 = Instant::now();
+        let mut spin = Spin::new(50 * US, t0);
+        assert!(!spin.yield_after_writing(0));
+        assert!(spin.yield_after_writing(1));
+        assert!(spin.yield_after_writing(YIELD_AFTER_WRITING_AT_MOST));
+        assert!(!spin.yield_after_writing(YIELD_AFTER_WRITING_AT_MOST + 1));
+        assert!(!spin.yield_after_writing(u64::MAX));
+        // In the middle of traffic: no yield, until a pass finds nothing.
+        spin.traffic(t0);
+        assert_eq!(spin.begin_pass(t0 + US), Pass::TryDirect);
+        assert!(!spin.yield_after_writing(1));
+        assert_eq!(spin.idle(t0 + 2 * US), Idle::Yield);
+        spin.yielded(t0 + 3 * US);
+        assert_eq!(spin.begin_pass(t0 + 4 * US), Pass::TryDirect);
+        assert!(spin.yield_after_writing(1));
+        // After traffic the spin ends and the loop sleeps: the next packet starts afresh.
+        spin.traffic(t0 + 5 * US);
+        assert_eq!(spin.begin_pass(t0 + 100 * US), Pass::Sleep);
+        assert!(spin.yield_after_writing(2));
+        let off = Spin::new(Duration::ZERO, t0);
+        assert!(!off.yield_after_writing(1));
     }
 
     #[test]

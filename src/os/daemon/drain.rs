@@ -15,10 +15,12 @@ use crate::time::Instant;
 
 impl Daemon {
     /// Receives up to [`SOCKET_BATCHES`] batches of messages, hands each datagram to the
-    /// node, and flushes after each batch. Returns whether anything came.
+    /// node, and flushes after each batch. Returns whether anything came, and how many frames
+    /// the node wrote to the device meanwhile.
     // HOT PATH
-    pub(super) fn drain_socket(&mut self, now: Instant) -> Result<bool, Error> {
+    pub(super) fn drain_socket(&mut self, now: Instant) -> Result<Drained, Error> {
         let mut traffic = false;
+        let written_before = self.node.stats().frames_to_device;
         for _ in 0..SOCKET_BATCHES {
             match self.node.socket_mut().recv_batch(&mut self.rx) {
                 Ok(count) => {
@@ -50,7 +52,14 @@ impl Daemon {
                 Err(e) => return Err(Error::SocketRecv(e)),
             }
         }
-        Ok(traffic)
+        Ok(Drained {
+            traffic,
+            written: self
+                .node
+                .stats()
+                .frames_to_device
+                .wrapping_sub(written_before),
+        })
     }
 
     /// Reads up to [`BUDGET`] frames from the tap device and hands each to the node.
@@ -134,6 +143,15 @@ impl Daemon {
         self.stats.offload_errors = self.stats.offload_errors.saturating_add(1);
         debug!("dropped a {len}-byte read from the tap: {reason}");
     }
+}
+
+/// What [`Daemon::drain_socket`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Drained {
+    /// Anything came (datagrams, or an error worth another pass).
+    pub(super) traffic: bool,
+    /// Frames the node wrote to the device.
+    pub(super) written: u64,
 }
 
 /// Why a tap read could not be cut into frames.

@@ -277,7 +277,9 @@ struct Daemon {
     /// of paying a wake-up. A pass tries the socket and the tap directly (epoll only every
     /// [`SPIN_EPOLL_EVERY`](crate::spin::SPIN_EPOLL_EVERY) passes), and an empty pass yields
     /// the core: a task woken by our last packet (on a small machine, the very application
-    /// waiting for it) then runs at once instead of waiting for the spin.
+    /// waiting for it) then runs at once instead of waiting for the spin. A pass that wrote a
+    /// few frames to the tap after a quiet pass yields right after the writes
+    /// ([`Spin::yield_after_writing`]), not only at the next empty pass.
     ///
     /// The spin only pays while this processor has nothing else to do. `sched_yield` cannot
     /// be relied on to say so: it only yields to tasks of the same scheduling group, and a
@@ -317,7 +319,7 @@ impl Daemon {
                 // at once, without the bookkeeping: it queued nothing, and the epoll pass
                 // every `SPIN_EPOLL_EVERY` sees the timer, signals and the control socket.
                 let now = self.clock.at(pass_end);
-                let from_socket = self.drain_socket(now)?;
+                let from_socket = self.drain_socket_and_yield(now)?;
                 let from_device = self.drain_device(now)?;
                 pass_end = std::time::Instant::now();
                 if from_socket || from_device {
@@ -363,7 +365,7 @@ impl Daemon {
             }
             let mut traffic = false;
             if socket {
-                traffic |= self.drain_socket(now)?;
+                traffic |= self.drain_socket_and_yield(now)?;
             }
             if device {
                 traffic |= self.drain_device(now)?;
@@ -400,6 +402,17 @@ impl Daemon {
         self.service.serve_control(now, wake, &self.node, counters);
         self.node.flush();
         Ok(())
+    }
+
+    /// [`Daemon::drain_socket`], then a yield if it wrote a few frames to the device
+    /// ([`Spin::yield_after_writing`]: the application they woke runs now). Returns whether
+    /// anything came.
+    fn drain_socket_and_yield(&mut self, now: Instant) -> Result<bool, Error> {
+        let drained = self.drain_socket(now)?;
+        if self.spin.yield_after_writing(drained.written) {
+            std::thread::yield_now();
+        }
+        Ok(drained.traffic)
     }
 
     /// A spinning pass that found nothing, at `now`: yield and poll again, or, if the
