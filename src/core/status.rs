@@ -76,6 +76,9 @@ pub struct LoopCounters {
     /// Tap super-frames cut into frames whose TCP or UDP checksums were left to the
     /// receiving peer to complete (it sent the Hello flag 0x20).
     pub partial_checksum_superframes: u64,
+    /// Yields of the busy-poll spin right after writing a few frames to the tap (a request
+    /// or a reply), so that the application they woke runs at once.
+    pub busy_poll_write_yields: u64,
 }
 
 /// Which parts of the text snapshot to write, and how many MAC lines at most.
@@ -299,7 +302,7 @@ impl Prometheus {
 }
 
 /// The node's counters plus the loop's, as (name, value, help), in a fixed order.
-pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'static str); 28] {
+pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'static str); 29] {
     [
         (
             "frames_from_device",
@@ -441,6 +444,11 @@ pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'st
             extra.partial_checksum_superframes,
             "Tap super-frames cut with their checksums left to the receiving peer.",
         ),
+        (
+            "busy_poll_write_yields",
+            extra.busy_poll_write_yields,
+            "Yields right after writing a request or reply to the tap.",
+        ),
     ]
 }
 
@@ -560,6 +568,7 @@ mod tests {
             tap_queue_drops: 5,
             busy_poll_yields: 0,
             partial_checksum_superframes: 3,
+            busy_poll_write_yields: 9,
         };
         let text = render(StatsFormat::Text, &header(), now, &node, extra);
         let lines: Vec<&str> = text.lines().collect();
@@ -582,6 +591,7 @@ mod tests {
             "tap_queue_drops 5",
             "busy_poll_yields 0",
             "partial_checksum_superframes 3",
+            "busy_poll_write_yields 9",
         ] {
             assert!(lines.contains(&expected), "no {expected:?} in:\n{text}");
         }

@@ -130,6 +130,8 @@ pub struct LoopStats {
     pub busy_poll_yields: u64,
     /// Tap super-frames cut with their checksums left partial for the receiving peer.
     pub partial_checksum_superframes: u64,
+    /// Yields right after writing a request or reply to the tap (`Spin::yield_after_writing`).
+    pub busy_poll_write_yields: u64,
 }
 
 /// The keys the daemon is given besides the node's [`Config`], with where they came from, to
@@ -410,6 +412,7 @@ impl Daemon {
     fn drain_socket_and_yield(&mut self, now: Instant) -> Result<bool, Error> {
         let drained = self.drain_socket(now)?;
         if self.spin.yield_after_writing(drained.written) {
+            self.stats.busy_poll_write_yields = self.stats.busy_poll_write_yields.wrapping_add(1);
             std::thread::yield_now();
         }
         Ok(drained.traffic)
@@ -459,6 +462,7 @@ impl Daemon {
             tap_queue_drops: self.stats.tap_queue_drops,
             busy_poll_yields: self.stats.busy_poll_yields,
             partial_checksum_superframes: self.stats.partial_checksum_superframes,
+            busy_poll_write_yields: self.stats.busy_poll_write_yields,
         }
     }
 }
