@@ -319,7 +319,7 @@ impl TapDevice {
         if let Err(e) = write_vnet(
             queue_for(&self.file, &self.other_queues, frame),
             &hdr,
-            frame,
+            &[frame],
         ) {
             self.remember(count, e);
         }
@@ -396,52 +396,30 @@ fn attach(name: &str, vnet_hdr: bool, multi_queue: bool) -> Result<(File, String
     Ok((file, real_name))
 }
 
-/// Writes `frame` behind the virtio-net header `hdr`, in one `writev`.
-// HOT PATH
-fn write_vnet(fd: BorrowedFd<'_>, hdr: &VnetHdr, frame: &[u8]) -> io::Result<()> {
-    let head = hdr.to_bytes();
-    let iov = [
-        libc::iovec {
-            iov_base: head.as_ptr().cast_mut().cast::<c_void>(),
-            iov_len: head.len(),
-        },
-        libc::iovec {
-            iov_base: frame.as_ptr().cast_mut().cast::<c_void>(),
-            iov_len: frame.len(),
-        },
-    ];
-    // SAFETY: `fd` is an open tun fd borrowed for the call; `iov` holds two iovecs that point
-    // to `head` and `frame`, both alive and of the given lengths for the whole call, and
-    // writev only reads them.
-    let written = syscall!(writev(fd.as_raw_fd(), iov.as_ptr(), 2))?;
-    if usize::try_from(written).ok() == Some(head.len() + frame.len()) {
-        Ok(())
-    } else {
-        Err(io::Error::new(
-            io::ErrorKind::WriteZero,
-            "short write to the tap device",
-        ))
-    }
-}
-
-/// Writes `hdr` and the frame made of `parts`, in order, as one tap write. // HOT PATH
-fn write_vnet_parts(fd: BorrowedFd<'_>, hdr: &VnetHdr, parts: &[&[u8]; 3]) -> io::Result<()> {
+/// Writes the virtio-net header `hdr` and behind it the frame made of `parts` (one to three
+/// slices, in order), in one `writev`. // HOT PATH
+fn write_vnet(fd: BorrowedFd<'_>, hdr: &VnetHdr, parts: &[&[u8]]) -> io::Result<()> {
     let head = hdr.to_bytes();
     let iovec = |b: &[u8]| libc::iovec {
         iov_base: b.as_ptr().cast_mut().cast::<c_void>(),
         iov_len: b.len(),
     };
-    let iov = [
-        iovec(&head),
-        iovec(parts[0]),
-        iovec(parts[1]),
-        iovec(parts[2]),
-    ];
+    let mut iov = [iovec(&head), iovec(&[]), iovec(&[]), iovec(&[])];
+    let count = 1 + parts.len();
+    let slots = iov.get_mut(1..count).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a frame in more than three parts",
+        )
+    })?;
+    for (slot, part) in slots.iter_mut().zip(parts) {
+        *slot = iovec(part);
+    }
     let len = head.len() + parts.iter().map(|p| p.len()).sum::<usize>();
-    // SAFETY: `fd` is an open tun fd borrowed for the call; `iov` holds four iovecs that
-    // point to `head` and the three parts, all alive and of the given lengths for the whole
-    // call, and writev only reads them.
-    let written = syscall!(writev(fd.as_raw_fd(), iov.as_ptr(), 4))?;
+    // SAFETY: `fd` is an open tun fd borrowed for the call; the first `count` (at most four)
+    // iovecs of `iov` point to `head` and the parts, all alive and of the given lengths for
+    // the whole call, and writev only reads them.
+    let written = syscall!(writev(fd.as_raw_fd(), iov.as_ptr(), count as libc::c_int))?;
     if usize::try_from(written).ok() == Some(len) {
         Ok(())
     } else {
@@ -505,9 +483,9 @@ impl Device for TapDevice {
                 let (head, tail) = frame.split_at(partial.field);
                 let field = partial.pseudo.to_be_bytes();
                 let rest = tail.get(2..).unwrap_or_default();
-                return write_vnet_parts(fd, &partial.hdr, &[head, &field, rest]);
+                return write_vnet(fd, &partial.hdr, &[head, &field, rest]);
             }
-            return write_vnet(fd, &VnetHdr::default(), frame);
+            return write_vnet(fd, &VnetHdr::default(), &[frame]);
         }
         let written = write_plain(queue_for(&self.file, &self.other_queues, frame), frame)?;
         if written == frame.len() {
