@@ -1,17 +1,14 @@
 //! Cutting a TSO/USO super-frame read from the tap into real frames (user-space GSO).
 //!
 //! Owns the per-segment header rewrite: IPv4 total length, ID (+1 per segment) and header
-//! checksum, IPv6 payload length, TCP sequence number and flags (FIN and PSH only on the last
+//! checksum (from a sum of the shared header fields made once per super-frame), IPv6 payload length, TCP sequence number and flags (FIN and PSH only on the last
 //! segment, CWR only on the first), UDP length, and the full TCP/UDP checksum of every
 //! segment. VLAN tags and IP options are copied as they are. It never allocates: each segment
 //! is written into a buffer the caller lends.
 
 use super::checksum;
 use super::vnet::{VnetHdr, F_NEEDS_CSUM, GSO_ECN, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
-use super::{
-    be16, be32, fix_ipv4_checksum, put16, put32, Error, Layout, PROTO_TCP, PROTO_UDP,
-    UDP_HEADER_LEN,
-};
+use super::{be16, be32, put16, put32, Error, Layout, PROTO_TCP, PROTO_UDP, UDP_HEADER_LEN};
 
 /// Bytes of an Ethernet header without a tag.
 const ETHERNET_LEN: usize = 14;
@@ -41,6 +38,26 @@ pub fn complete_checksum(hdr: &VnetHdr, frame: &mut [u8]) -> Result<(), Error> {
     Ok(())
 }
 
+/// The sum of the IPv4 header at `frame[l3..l4]` with the total length (bytes 2-3), ID
+/// (4-5) and header checksum (10-11) taken as zero: what every segment's header sums to
+/// before its own length and ID are added. The header is at most 60 bytes.
+fn ipv4_header_base(frame: &[u8], l3: usize, l4: usize) -> u64 {
+    let mut header = [0u8; 60];
+    let Some(src) = frame.get(l3..l4) else {
+        return 0;
+    };
+    let Some(room) = header.get_mut(..src.len()) else {
+        return 0;
+    };
+    room.copy_from_slice(src);
+    for field in [2, 4, 10] {
+        if let Some(word) = room.get_mut(field..field + 2) {
+            word.fill(0);
+        }
+    }
+    checksum::add(0, room)
+}
+
 /// An iterator-like cutter over one super-frame: [`Segmenter::next_into`] writes one real
 /// frame after the other.
 #[derive(Debug)]
@@ -55,6 +72,13 @@ pub struct Segmenter<'a> {
     /// The TCP/UDP checksum field gets the pseudo-header sum only
     /// ([`Segmenter::leave_checksums_partial`]).
     partial: bool,
+    /// The pseudo-header sum without the transport length (addresses and protocol), which
+    /// every segment shares.
+    pseudo_base: u64,
+    /// IPv4: the sum of the IP header with its total length, ID and checksum fields taken as
+    /// zero, which every segment shares (the two fields are added per segment, as the
+    /// kernel's GSO does); 0 for IPv6.
+    ipv4_base: u64,
 }
 
 impl<'a> Segmenter<'a> {
@@ -99,6 +123,12 @@ impl<'a> Segmenter<'a> {
         let mss = usize::from(hdr.gso_size);
         let payload = frame.len() - hdr_len;
         let count = u32::try_from(payload.div_ceil(mss).max(1)).unwrap_or(u32::MAX);
+        let pseudo_base = layout.pseudo_header(frame, 0);
+        let ipv4_base = if layout.is_ipv6 {
+            0
+        } else {
+            ipv4_header_base(frame, layout.l3, layout.l4)
+        };
         Ok(Segmenter {
             frame,
             layout,
@@ -108,6 +138,8 @@ impl<'a> Segmenter<'a> {
             index: 0,
             count,
             partial: false,
+            pseudo_base,
+            ipv4_base,
         })
     }
 
@@ -150,10 +182,12 @@ impl<'a> Segmenter<'a> {
         if self.layout.is_ipv6 {
             put16(out, l3 + 4, u16::try_from(len - l4).ok()?);
         } else {
-            put16(out, l3 + 2, u16::try_from(len - l3).ok()?);
-            let id = be16(out, l3 + 4).ok()?;
-            put16(out, l3 + 4, id.wrapping_add(self.index as u16));
-            fix_ipv4_checksum(out, l3, l4);
+            let total = u16::try_from(len - l3).ok()?;
+            let id = be16(out, l3 + 4).ok()?.wrapping_add(self.index as u16);
+            put16(out, l3 + 2, total);
+            put16(out, l3 + 4, id);
+            let sum = self.ipv4_base + u64::from(total) + u64::from(id);
+            put16(out, l3 + 10, checksum::finish(sum));
         }
         let check_at = if self.layout.protocol == PROTO_TCP {
             let seq = be32(out, l4 + 4).ok()?;
@@ -172,7 +206,7 @@ impl<'a> Segmenter<'a> {
             l4 + 6
         };
         put16(out, check_at, 0);
-        let pseudo = self.layout.pseudo_header(out, len - l4);
+        let pseudo = self.pseudo_base + (len - l4) as u64;
         let sum = if self.partial {
             // Left to the receiver: the pseudo-header sum only.
             checksum::fold(pseudo)
@@ -373,5 +407,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// IPv4 options and an ID that wraps: every segment's header checksum (made from the
+    /// sum shared by the segments) equals one computed over the whole header, and the TCP
+    /// checksum behind the longer header verifies.
+    #[test]
+    fn ipv4_header_checksums_hold_with_options_and_a_wrapping_id() {
+        let spec = Spec {
+            ip_id: 0xfffe,
+            ..Spec::tcp(false, None)
+        };
+        let payload = pattern(1348 * 4 + 3);
+        let (hdr, plain) = build_super(&spec, &payload, 1348);
+        let l3 = spec.l3();
+        // Four bytes of options (three NOPs and the end of the list): IHL 6.
+        let mut frame = plain[..l3 + 20].to_vec();
+        frame[l3] = 0x46;
+        frame.extend_from_slice(&[1, 1, 1, 0]);
+        frame.extend_from_slice(&plain[l3 + 20..]);
+        let mut s = Segmenter::new(&hdr, &frame).unwrap();
+        assert_eq!(s.count(), 5);
+        let mut out = vec![0u8; 2000];
+        let mut index = 0u16;
+        while let Some(len) = s.next_into(&mut out) {
+            let got = &out[..len];
+            assert_eq!(be16(got, l3 + 4).unwrap(), 0xfffeu16.wrapping_add(index));
+            assert_eq!(usize::from(be16(got, l3 + 2).unwrap()), len - l3);
+            let mut want = got.to_vec();
+            super::super::fix_ipv4_checksum(&mut want, l3, l3 + 24);
+            assert_eq!(got, &want[..], "segment {index}");
+            let l4 = l3 + 24;
+            let layout = Layout::parse(got).unwrap();
+            assert_eq!(layout.l4, l4);
+            let pseudo = layout.pseudo_header(got, len - l4);
+            assert_eq!(checksum::fold(checksum::add(pseudo, &got[l4..])), 0xffff);
+            index += 1;
+        }
+        assert_eq!(index, 5);
     }
 }
