@@ -1,10 +1,11 @@
 //! Cutting a TSO/USO super-frame read from the tap into real frames (user-space GSO).
 //!
 //! Owns the per-segment header rewrite: IPv4 total length, ID (+1 per segment) and header
-//! checksum (from a sum of the shared header fields made once per super-frame), IPv6 payload length, TCP sequence number and flags (FIN and PSH only on the last
-//! segment, CWR only on the first), UDP length, and the full TCP/UDP checksum of every
-//! segment. VLAN tags and IP options are copied as they are. It never allocates: each segment
-//! is written into a buffer the caller lends.
+//! checksum (from a sum of the shared header fields made once per super-frame), IPv6 payload
+//! length, TCP sequence number and flags (FIN and PSH only on the last segment, CWR only on
+//! the first), UDP length, and the full TCP/UDP checksum of every segment. VLAN tags and IP
+//! options are copied as they are. It never allocates: each segment is written into a buffer
+//! the caller lends.
 
 use super::checksum;
 use super::vnet::{VnetHdr, F_NEEDS_CSUM, GSO_ECN, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
