@@ -13,8 +13,9 @@
 //!   it stops; the loop adds them to the node's counters.
 //!
 //! Everything else (receiving, learning, control messages, timers, signals) stays on the
-//! loop's thread. A lane that fails (its queue gone) logs one line and ends; the loop's own
-//! queue fails at the same time and ends the daemon.
+//! loop's thread. A lane that fails (its queue gone, its epoll broken) logs one line and
+//! ends, and the loop ends the daemon at its next pass ([`Error::LaneEnded`]): flows steered
+//! to that queue would otherwise be lost without a word.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -131,9 +132,23 @@ impl Lanes {
 
     /// After a pass: publishes a new view if the node's changed (and [`PUBLISH_MIN_GAP`]
     /// passed) or [`PUBLISH_EVERY`] passed, and adds the counts the lanes handed over.
-    pub(super) fn tend(&mut self, now: Instant, node: &mut Node<UdpSocket, TapDevice>) {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LaneEnded`] when a lane's thread has ended (it logged why). The loop holds
+    /// a duplicate of every queue's fd for its writes, so the queue stays attached and the
+    /// kernel keeps steering flows to it: nobody would read them, and the daemon must stop
+    /// (a service manager restarts it) rather than lose those flows without a word.
+    pub(super) fn tend(
+        &mut self,
+        now: Instant,
+        node: &mut Node<UdpSocket, TapDevice>,
+    ) -> Result<(), Error> {
         if self.threads.is_empty() {
-            return;
+            return Ok(());
+        }
+        if let Some(index) = self.ended() {
+            return Err(Error::LaneEnded { index });
         }
         let since = now.saturating_duration_since(self.published_at);
         let changed = node.forward_generation() != self.published;
@@ -149,6 +164,16 @@ impl Lanes {
             self.shared.version.fetch_add(1, Ordering::Release);
         }
         self.absorb(node);
+        Ok(())
+    }
+
+    /// The number of the first lane whose thread has ended, if one has (while running, a
+    /// lane ends only when it fails; at the stop, [`Lanes::stop`] ends them all).
+    fn ended(&self) -> Option<usize> {
+        self.threads
+            .iter()
+            .position(JoinHandle::is_finished)
+            .map(|i| i + 1)
     }
 
     /// Adds the counts the lanes handed over to the node's counters.
@@ -342,4 +367,78 @@ fn hand_over(shared: &Shared, lane: &mut Lane<UdpSocket>, offload_errors: u64) -
         .unwrap_or_else(PoisonError::into_inner)
         .push((counts, offload_errors));
     frames
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant as StdInstant;
+
+    use super::*;
+    use crate::wire::Token;
+
+    /// `Lanes` over the given threads, as `Lanes::start` would hold them.
+    fn lanes(shared: Arc<Shared>, threads: Vec<JoinHandle<()>>) -> Lanes {
+        Lanes {
+            shared,
+            threads,
+            published: 0,
+            published_at: Instant::ZERO,
+            offload_errors: 0,
+        }
+    }
+
+    fn shared() -> Arc<Shared> {
+        let token = Token::new(7).expect("a valid token");
+        Arc::new(Shared {
+            view: Mutex::new(Arc::new(ForwardView::empty(token))),
+            version: AtomicU64::new(0),
+            counts: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+        })
+    }
+
+    /// A thread that runs until the stop flag is set, as a lane does.
+    fn running(shared: &Arc<Shared>) -> JoinHandle<()> {
+        let shared = Arc::clone(shared);
+        std::thread::spawn(move || {
+            let deadline = StdInstant::now() + Duration::from_secs(30);
+            while !shared.stop.load(Ordering::Acquire) && StdInstant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    }
+
+    #[test]
+    fn a_lane_that_ended_is_named_and_ends_the_daemon() {
+        let shared = shared();
+        let first = running(&shared);
+        let second = std::thread::spawn(|| {});
+        let mut lanes = lanes(Arc::clone(&shared), vec![first, second]);
+        let deadline = StdInstant::now() + Duration::from_secs(10);
+        while lanes.ended().is_none() && StdInstant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(lanes.ended(), Some(2), "the second lane (queue 2) ended");
+        let err = Error::LaneEnded { index: 2 };
+        assert_eq!(
+            err.to_string(),
+            "--threads lane 2 stopped (see the error before); stopping, because the flows \
+             on its tap queue would be lost"
+        );
+        assert!(!err.is_usage());
+        // Dropping the lanes stops and joins the one still running.
+        lanes.join();
+        assert!(lanes.threads.is_empty());
+    }
+
+    #[test]
+    fn lanes_that_run_are_not_reported() {
+        let shared = shared();
+        let mut lanes = lanes(
+            Arc::clone(&shared),
+            vec![running(&shared), running(&shared)],
+        );
+        assert_eq!(lanes.ended(), None);
+        lanes.join();
+    }
 }

@@ -392,7 +392,7 @@ impl Daemon {
         if now >= self.node.next_deadline() {
             self.node.housekeep(now);
         }
-        self.lanes.tend(now, &mut self.node);
+        self.lanes.tend(now, &mut self.node)?;
         if now >= self.kernel_counters_at {
             self.kernel_counters_at = now + KERNEL_COUNTERS_EVERY;
             self.read_kernel_counters();

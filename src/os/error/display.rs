@@ -191,6 +191,11 @@ impl fmt::Display for Error {
                 crate::cli::MAX_THREADS
             ),
             Error::Lanes(reason) => write!(f, "cannot start the --threads lanes: {reason}"),
+            Error::LaneEnded { index } => write!(
+                f,
+                "--threads lane {index} stopped (see the error before); stopping, because \
+                 the flows on its tap queue would be lost"
+            ),
             Error::InvalidBusyPoll { value } => write!(
                 f,
                 "invalid --busy-poll {value}: must be at most 100000 microseconds (0 turns it off)"

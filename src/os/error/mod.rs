@@ -152,6 +152,12 @@ pub enum Error {
     },
     /// The `--threads` lanes could not be started.
     Lanes(String),
+    /// A `--threads` lane ended while the daemon ran (its own error line says why): the flows
+    /// the kernel steers to its queue would be lost, so the daemon ends too.
+    LaneEnded {
+        /// The lane's number (1 for the second queue).
+        index: usize,
+    },
     /// `--busy-poll` is out of range.
     InvalidBusyPoll {
         /// The value as given, in microseconds.
