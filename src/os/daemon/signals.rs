@@ -68,14 +68,17 @@ impl Daemon {
                     let counters = self.loop_counters();
                     info!(
                         "stats: peers={} {} socket_errors={} offload_errors={} \
-                         udp_receive_overflows={} tap_queue_drops={} busy_poll_yields={}",
+                         udp_receive_overflows={} tap_queue_drops={} busy_poll_yields={} \
+                         partial_checksum_superframes={} busy_poll_write_yields={}",
                         self.node.peer_count(),
                         self.node.stats(),
                         counters.socket_errors,
                         counters.offload_errors,
                         counters.udp_receive_overflows,
                         counters.tap_queue_drops,
-                        counters.busy_poll_yields
+                        counters.busy_poll_yields,
+                        counters.partial_checksum_superframes,
+                        counters.busy_poll_write_yields
                     );
                     self.service.log_status(now, &self.node, counters);
                 }

@@ -1,0 +1,72 @@
+//! The man page against the code: every config-file key, every counter of the SIGUSR1 line
+//! and every drop reason that the code knows is named in the section of `ethcloud.md` that
+//! documents it. A key, counter or reason added to the code without a word in the man page
+//! fails here.
+
+use ethcloud::config::KEYS;
+use ethcloud::stats::{DropReason, Stats};
+
+const MAN_PAGE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/ethcloud.md"));
+
+/// The text of the top-level section `# NAME` of the man page, up to the next one.
+fn section(name: &str) -> &'static str {
+    let heading = format!("\n# {name}\n");
+    let Some(start) = MAN_PAGE.find(&heading) else {
+        panic!("the man page has no section {name}");
+    };
+    let body = &MAN_PAGE[start + heading.len()..];
+    let end = body.find("\n# ").unwrap_or(body.len());
+    &body[..end]
+}
+
+/// The names in `names` that `text` does not set in bold (`**name**`).
+fn missing<'a>(text: &str, names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    names
+        .into_iter()
+        .filter(|name| !text.contains(&format!("**{name}**")))
+        .collect()
+}
+
+#[test]
+fn every_config_key_is_listed_under_configuration_file() {
+    let gaps = missing(section("CONFIGURATION FILE"), KEYS);
+    assert!(
+        gaps.is_empty(),
+        "keys missing from CONFIGURATION FILE: {gaps:?}"
+    );
+}
+
+#[test]
+fn every_drop_reason_is_explained_under_logging() {
+    let gaps = missing(section("LOGGING"), DropReason::NAMES);
+    assert!(
+        gaps.is_empty(),
+        "drop reasons missing from LOGGING: {gaps:?}"
+    );
+}
+
+#[test]
+fn every_counter_of_the_stats_line_is_named_under_logging() {
+    // The node's part of the SIGUSR1 line, with every counter at zero (drops are printed
+    // only where non-zero, and are checked above).
+    let line = Stats::default().to_string();
+    let names: Vec<&str> = line
+        .split_whitespace()
+        .filter_map(|pair| pair.split_once('=').map(|(name, _)| name))
+        .collect();
+    assert!(names.len() > 10, "{line}");
+    // The daemon's own counters, which the SIGUSR1 line adds after the node's.
+    let daemon = [
+        "peers",
+        "socket_errors",
+        "offload_errors",
+        "udp_receive_overflows",
+        "tap_queue_drops",
+        "busy_poll_yields",
+        "partial_checksum_superframes",
+        "busy_poll_write_yields",
+    ];
+    let logging = section("LOGGING");
+    let gaps = missing(logging, names.iter().copied().chain(daemon));
+    assert!(gaps.is_empty(), "counters missing from LOGGING: {gaps:?}");
+}
