@@ -70,3 +70,22 @@ fn every_counter_of_the_stats_line_is_named_under_logging() {
     let gaps = missing(logging, names.iter().copied().chain(daemon));
     assert!(gaps.is_empty(), "counters missing from LOGGING: {gaps:?}");
 }
+
+#[test]
+fn every_long_option_is_described_under_options() {
+    use clap::CommandFactory;
+    let command = ethcloud::cli::Args::command();
+    let options = section("OPTIONS");
+    let names: Vec<String> = command
+        .get_arguments()
+        .filter_map(|arg| arg.get_long())
+        .filter(|long| !matches!(*long, "help" | "version"))
+        .map(str::to_owned)
+        .collect();
+    assert!(names.len() > 20, "{names:?}");
+    let gaps: Vec<&String> = names
+        .iter()
+        .filter(|long| !options.contains(&format!("**\\--{long}**")))
+        .collect();
+    assert!(gaps.is_empty(), "options missing from OPTIONS: {gaps:?}");
+}
