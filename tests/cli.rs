@@ -6,26 +6,108 @@
 //! tested in `src/os/cli/tests.rs`. Cases that create a tap device need root and run in a throw-away
 //! network namespace (`unshare --net`), so they are `#[ignore]`d by default.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ethcloud");
 
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
+/// The longest a run of the binary may take: every case here ends at once unless a check
+/// that should stop it before it starts working no longer does.
+const RUN_LIMIT: Duration = Duration::from_secs(20);
+
+/// A child process that is killed (by its PID) and reaped when dropped, also when a test
+/// panics before it ends.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads all of `source` on a thread of its own, so that a full pipe never blocks the child.
+fn read_all(mut source: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = source.read_to_end(&mut bytes);
+        bytes
+    })
+}
+
+/// Runs `command` to its end with `input` on its standard input (none if empty), at most
+/// [`RUN_LIMIT`]: one that runs longer is killed and fails the test.
+fn output_within_limit(mut command: Command, input: &[u8]) -> Output {
+    let stdin = if input.is_empty() {
+        Stdio::null()
+    } else {
+        Stdio::piped()
+    };
+    let child = command
         .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the binary runs")
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command runs");
+    let mut child = Guard(child);
+    if let Some(mut stdin) = child.0.stdin.take() {
+        use std::io::Write;
+        let input = input.to_vec();
+        // The child may exit before reading everything; a broken pipe is its answer, not
+        // ours. Written on a thread, so that a child that never reads cannot block the test.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
+    let stdout = read_all(child.0.stdout.take().expect("stdout is piped"));
+    let stderr = read_all(child.0.stderr.take().expect("stderr is piped"));
+    let deadline = Instant::now() + RUN_LIMIT;
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("the child can be waited for") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{command:?} did not end within {RUN_LIMIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("the stdout reader ends"),
+        stderr: stderr.join().expect("the stderr reader ends"),
+    }
+}
+
+fn run(args: &[&str]) -> Output {
+    let mut command = Command::new(BIN);
+    command.args(args);
+    output_within_limit(command, &[])
+}
+
+/// [`run`] in a network namespace of its own with nothing but a loopback that is down
+/// (`unshare -rn`: a user namespace too, so that it needs no root): whatever the binary
+/// tries to send, a DNS query included, goes nowhere.
+fn run_isolated(args: &[&str]) -> Output {
+    let mut command = Command::new("unshare");
+    command.arg("-rn").arg(BIN).args(args);
+    output_within_limit(command, &[])
 }
 
 /// Asserts the exit code and that stderr is exactly one line starting with `ethcloud: `;
 /// returns that line.
 fn assert_fails(args: &[&str], code: i32) -> String {
-    let out = run(args);
+    assert_output_fails(args, &run(args), code)
+}
+
+/// [`assert_fails`] for an output already taken.
+fn assert_output_fails(args: &[&str], out: &Output, code: i32) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
     let lines: Vec<&str> = stderr.lines().collect();
@@ -113,7 +195,9 @@ fn listen_on_a_foreign_address_exits_1_before_touching_the_tap() {
 
 #[test]
 fn unresolvable_peer_name_exits_1_before_touching_the_tap() {
-    let line = assert_fails(&["-c", "nonexistent.invalid:3210", "-d", "lo"], 1);
+    // Isolated: the resolver's query must not leave this machine.
+    let args = ["-c", "nonexistent.invalid:3210", "-d", "lo"];
+    let line = assert_output_fails(&args, &run_isolated(&args), 1);
     assert!(
         line.starts_with("ethcloud: cannot resolve peer address nonexistent.invalid:3210: "),
         "{line}"
@@ -165,20 +249,9 @@ const FOREIGN_LISTEN: &str = "198.18.255.254:3210";
 
 /// Runs the binary with `input` on its standard input.
 fn run_with_input(args: &[&str], input: &[u8]) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    // The child may exit before reading everything; a broken pipe is its answer, not ours.
-    let _ = stdin.write_all(input);
-    drop(stdin);
-    child.wait_with_output().expect("the binary exits")
+    let mut command = Command::new(BIN);
+    command.args(args);
+    output_within_limit(command, input)
 }
 
 /// A fresh directory for one test's files.
@@ -322,11 +395,9 @@ fn world_readable_private_key_exits_with_the_chmod_hint() {
 #[test]
 #[ignore = "needs root + netns; .ci/run passes --include-ignored"]
 fn existing_non_tap_interface_exits_1_with_a_hint() {
-    let out = Command::new("unshare")
-        .args(["--net", BIN, "-d", "lo", "-l", "0.0.0.0:3210"])
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("unshare runs");
+    let mut command = Command::new("unshare");
+    command.args(["--net", BIN, "-d", "lo", "-l", "0.0.0.0:3210"]);
+    let out = output_within_limit(command, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -339,7 +410,7 @@ fn existing_non_tap_interface_exits_1_with_a_hint() {
 #[test]
 #[ignore = "needs root + netns; .ci/run passes --include-ignored"]
 fn template_device_starts_logs_its_real_name_and_sigterm_exits_0() {
-    let mut child = Command::new("unshare")
+    let child = Command::new("unshare")
         .args([
             "--net",
             BIN,
@@ -358,7 +429,9 @@ fn template_device_starts_logs_its_real_name_and_sigterm_exits_0() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("unshare runs");
-    let stderr = child.stderr.take().expect("stderr is piped");
+    // Killed by its PID if anything below fails.
+    let mut child = Guard(child);
+    let stderr = child.0.stderr.take().expect("stderr is piped");
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -378,12 +451,23 @@ fn template_device_starts_logs_its_real_name_and_sigterm_exits_0() {
     );
 
     // SIGUSR1 logs the counters and keeps running.
-    signal(child.id(), "USR1");
+    signal(child.0.id(), "USR1");
     let stats = wait_for(&rx, "stats: ");
     assert!(stats.contains("stats: peers=0 "), "{stats}");
 
-    signal(child.id(), "TERM");
-    let status = child.wait().expect("the daemon exits");
+    signal(child.0.id(), "TERM");
+    let deadline = Instant::now() + RUN_LIMIT;
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("the daemon can be waited for") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exit within {RUN_LIMIT:?} of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // The daemon has exited, so its stderr ends and the reader with it.
     let rest: Vec<String> = rx.iter().collect();
     reader.join().expect("the reader thread ends");
     assert_eq!(status.code(), Some(0), "{rest:?}");
@@ -393,12 +477,14 @@ fn template_device_starts_logs_its_real_name_and_sigterm_exits_0() {
     );
 }
 
-/// The first line containing `needle`, skipping others (e.g. warnings about unreachable
-/// peers: the namespace has no routes).
+/// The first line containing `needle` within 10 s, skipping others (e.g. warnings about
+/// unreachable peers: the namespace has no routes).
 fn wait_for(rx: &mpsc::Receiver<String>, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
+        let left = deadline.saturating_duration_since(Instant::now());
         let line = rx
-            .recv_timeout(Duration::from_secs(10))
+            .recv_timeout(left)
             .unwrap_or_else(|_| panic!("no line with {needle:?} within 10 s"));
         if line.contains(needle) {
             return line;

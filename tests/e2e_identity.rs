@@ -1163,7 +1163,8 @@ fn a_flood_of_100k_untrusted_initiations_leaves_rss_and_cpu_bounded_and_traffic_
             &h1.overlay_v4(),
         ],
     );
-    thread::sleep(Duration::from_millis(500));
+    // The flood starts once the ping is going: its first reply is in the log.
+    e2e::wait_file_contains(&ping, "bytes from", SOON);
     let mut args: Vec<String> = vec![
         TOKEN.to_owned(),
         k1.public.clone(),

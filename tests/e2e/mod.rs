@@ -18,10 +18,12 @@
 #![allow(dead_code)]
 
 use std::fs::{self, File};
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -383,26 +385,57 @@ impl Lab {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start a command under ip netns exec");
+        // Both pipes are read on threads of their own while the command runs: a command that
+        // writes more than a pipe holds (64 KiB) must not block and run into the deadline.
+        let read_all = |pipe: Option<Box<dyn Read + Send>>| {
+            let (tx, rx) = mpsc::channel();
+            thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut bytes);
+                }
+                let _ = tx.send(bytes);
+            });
+            rx
+        };
+        let stdout = read_all(
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let stderr = read_all(
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        // What a reader got, waiting at most a second past the command's end (a process the
+        // command left behind may hold the pipe open).
+        let collect = |rx: &mpsc::Receiver<Vec<u8>>| {
+            rx.recv_timeout(Duration::from_secs(1)).unwrap_or_default()
+        };
         let start = Instant::now();
-        loop {
-            if child.try_wait().expect("wait for a command").is_some() {
-                return child
-                    .wait_with_output()
-                    .expect("collect a command's output");
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for a command") {
+                break status;
             }
             if start.elapsed() >= timeout {
                 stop_child(&mut child, false);
-                let out = child
-                    .wait_with_output()
-                    .expect("collect a command's output");
+                let _ = child.wait();
                 panic!(
                     "{command:?} on {} did not finish within {timeout:?}; stdout: {} stderr: {}",
                     host.ns,
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
+                    String::from_utf8_lossy(&collect(&stdout)),
+                    String::from_utf8_lossy(&collect(&stderr))
                 );
             }
             thread::sleep(POLL);
+        };
+        Output {
+            status,
+            stdout: collect(&stdout),
+            stderr: collect(&stderr),
         }
     }
 
@@ -579,8 +612,10 @@ pub fn iperf3_tcp(lab: &Lab, from: &Host, server: &str, extra: &[&str]) -> Strin
 
 /// Asks a daemon for its counters (SIGUSR1) and asserts no super-frame was dropped.
 pub fn assert_no_offload_errors(lab: &mut Lab, daemon: usize) {
+    // The stats line this signal asks for, not one an earlier SIGUSR1 left in the log.
+    let before = lab.daemons[daemon].log().matches("offload_errors=").count();
     lab.daemons[daemon].signal(libc::SIGUSR1);
-    lab.daemons[daemon].wait_log("offload_errors=", SOON);
+    lab.daemons[daemon].wait_log_count("offload_errors=", before + 1, SOON);
     let log = lab.daemons[daemon].log();
     let last = log
         .lines()
