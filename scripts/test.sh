@@ -43,11 +43,13 @@ fi
 [ -e /dev/net/tun ] || fail "/dev/net/tun is missing (modprobe tun)"
 echo "ok"
 
-# Namespaces left behind by an end-to-end test run that was killed (named ec<pid>n<k>...).
+# Namespaces left behind by an end-to-end test run that was killed (named ec<pid>n<k>...):
+# those whose test process is gone and that are over 30 minutes old (a run in another PID
+# namespace sharing /run/netns may still be using a younger one).
 for ns in $(ip netns list | awk '{print $1}' | grep -E '^ec[0-9]+n[0-9]+(sw|h[0-9]+)$' || true); do
     pid="${ns#ec}"
     pid="${pid%%n*}"
-    if [ ! -d "/proc/$pid" ]; then
+    if [ ! -d "/proc/$pid" ] && [ -n "$(find "/run/netns/$ns" -maxdepth 0 -mmin +30 2>/dev/null)" ]; then
         ip netns del "$ns" || true
         rm -rf "/etc/netns/$ns"
     fi
