@@ -426,7 +426,7 @@ mod tests {
              on its tap queue would be lost"
         );
         assert!(!err.is_usage());
-        // Dropping the lanes stops and joins the one still running.
+        // Stopping sets the flag and joins the lane still running.
         lanes.join();
         assert!(lanes.threads.is_empty());
     }
