@@ -11,15 +11,15 @@ mod e2e;
 use std::fs;
 use std::time::Duration;
 
-use e2e::{Lab, SOON};
+use e2e::{Lab, TestDir, SOON};
 
 const FLOOD: &str = include_str!("e2e/flood.py");
 
 #[test]
 #[ignore = "needs root + netns; .ci/run passes --include-ignored"]
 fn same_key_pings_wrong_key_and_no_key_are_ignored_and_the_wire_shows_no_payload() {
-    let dir = std::env::temp_dir().join(format!("ethcloud-keyed-{}", std::process::id()));
-    fs::create_dir_all(&dir).expect("temp dir");
+    // Removed when the test ends, also when it fails.
+    let dir = TestDir::new("keyed", "wire");
     let good = dir.join("good.key");
     let other = dir.join("other.key");
     fs::write(&good, "correct horse battery staple\n").expect("write key");
@@ -141,14 +141,12 @@ fn same_key_pings_wrong_key_and_no_key_are_ignored_and_the_wire_shows_no_payload
             "a stranger got frames: {stats}"
         );
     }
-    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
 #[ignore = "needs root + netns; .ci/run passes --include-ignored"]
 fn sighup_with_a_new_key_file_rotates_the_key_and_pings_keep_working() {
-    let dir = std::env::temp_dir().join(format!("ethcloud-rotate-{}", std::process::id()));
-    fs::create_dir_all(&dir).expect("temp dir");
+    let dir = TestDir::new("keyed", "rotate");
     let (key1, key2) = (dir.join("h1.key"), dir.join("h2.key"));
     let old_key = "11".repeat(32);
     let new_key = "22".repeat(32);
@@ -207,5 +205,4 @@ fn sighup_with_a_new_key_file_rotates_the_key_and_pings_keep_working() {
     for d in &mut lab.daemons {
         assert!(d.poll_exit().is_none(), "{} died", d.host.ns);
     }
-    let _ = fs::remove_dir_all(&dir);
 }
