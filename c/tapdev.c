@@ -1,5 +1,5 @@
 /* ethcloud tap helper: turns an open /dev/net/tun fd into a tap device.
- * Owns the TUNSETIFF ioctl only; opening and closing the fd is done in Rust (src/sys/tap.rs). */
+ * Owns the TUNSETIFF ioctl only; opening and closing the fd is done in Rust (src/os/sys/tap.rs). */
 #include <errno.h>
 #include <string.h>
 #include <sys/ioctl.h>

@@ -100,7 +100,15 @@ start=$SECONDS
 for k in $(seq "$n"); do
     args=(-t "$token" -l "0.0.0.0:$port" --peer-timeout 60)
     [ "$k" -gt 1 ] && args+=(-c "$(underlay $((k - 1))):$port")
-    ip netns exec "$(ns_of "$k")" "$bin" "${args[@]}" </dev/null >/dev/null 2>"$logs/$k.log" &
+    # The peer counts are read from the "peer ... added (k peers)" lines, of which a daemon
+    # logs at most 120 a minute at info and the rest at debug (LOGGING in the man page): with
+    # more nodes than that, the mesh module logs at debug too.
+    if [ "$n" -gt 100 ]; then
+        ip netns exec "$(ns_of "$k")" env RUST_LOG=info,ethcloud::core::node::mesh=debug \
+            "$bin" "${args[@]}" </dev/null >/dev/null 2>"$logs/$k.log" &
+    else
+        ip netns exec "$(ns_of "$k")" "$bin" "${args[@]}" </dev/null >/dev/null 2>"$logs/$k.log" &
+    fi
     pids+=("$!")
 done
 started=$(date +%s.%N)

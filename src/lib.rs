@@ -14,7 +14,7 @@
 //! main ──→ hook; daemon ──→ service ──→ status     ifup/ifdown, stats file, re-resolving names
 //! main ──→ keyfiles ──→ identity, sys::random      per-node key files, genkey and pubkey
 //! service ──→ show, sys::control                  `ethcloud show`: the control socket's answers
-//! daemon ──→ node, io, stats, time, sys::epoll    the thin loop: the only place that reads the real clock
+//! daemon ──→ node, io, stats, time, sys::epoll    the thin loop: the only reader of the node's clock
 //! sys::* ──→ io (implements it), libc, c/tapdev   the only unsafe code
 //! node ──→ wire, switch, peers, stats, io, time   pure core
 //!   node/mod.rs: the facade; forward, receive, verify, mesh, seal, tx: one responsibility each

@@ -2,9 +2,9 @@
 //!
 //! Owns the buffer layout only. A frame read from the device lands at [`FRAME_OFFSET`], so the
 //! 8-byte ethcloud header can be written in front of it in place; [`HEADROOM`] bytes before the
-//! header and [`TAILROOM`] bytes after the largest datagram are kept free for a later
-//! authenticated-encryption mode (a nonce in front, a tag behind) so that it, too, will never
-//! have to copy a packet.
+//! header and [`TAILROOM`] bytes after the largest datagram are kept free for the sealed
+//! modes (their marker, session and counter in front, the tag behind), so that sealing, too,
+//! never copies a packet.
 //!
 //! ```text
 //! | HEADROOM | header (8) | frame (up to MAX_FRAME_LEN) | TAILROOM |

@@ -1,7 +1,11 @@
-//! [`RateLimiter`]: a token bucket on the injected clock.
+//! [`RateLimiter`]: a token bucket on the injected clock; [`LogBudget`]: at most so many
+//! log lines per window.
 //!
 //! Owns the arithmetic only; callers decide what is limited (contacts per second, broadcast
-//! frames per source). No allocation, no clock reads, saturating arithmetic throughout.
+//! frames per source, log lines that the network can cause). No allocation, no clock reads,
+//! saturating arithmetic throughout.
+
+use std::time::Duration;
 
 use crate::time::Instant;
 
@@ -61,9 +65,67 @@ impl RateLimiter {
     }
 }
 
+/// At most `max` events per window of a fixed length, the windows back to back from the
+/// first event; counts the events refused since the last one allowed, so that the caller can
+/// say how many it left out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogBudget {
+    window_start: Instant,
+    used: u32,
+    left_out: u64,
+}
+
+impl LogBudget {
+    /// A budget whose first window starts at `now`.
+    pub const fn new(now: Instant) -> LogBudget {
+        LogBudget {
+            window_start: now,
+            used: 0,
+            left_out: 0,
+        }
+    }
+
+    /// Whether one more event fits at `now`, at most `max` per `window`. If it does, returns
+    /// how many events were refused since the last one allowed (and starts counting anew);
+    /// `None` if it does not (and counts it).
+    pub fn allow(&mut self, now: Instant, max: u32, window: Duration) -> Option<u64> {
+        if now.saturating_duration_since(self.window_start) >= window {
+            self.window_start = now;
+            self.used = 0;
+        }
+        if self.used >= max {
+            self.left_out = self.left_out.saturating_add(1);
+            return None;
+        }
+        self.used += 1;
+        Some(std::mem::take(&mut self.left_out))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_budget_allows_max_per_window_then_reports_what_it_left_out() {
+        let minute = Duration::from_secs(60);
+        let mut b = LogBudget::new(Instant::ZERO);
+        for i in 0..3 {
+            assert_eq!(b.allow(Instant::from_secs(i), 3, minute), Some(0));
+        }
+        // The fourth to the tenth in the same minute are refused and counted.
+        for i in 3..10 {
+            assert_eq!(b.allow(Instant::from_secs(i), 3, minute), None);
+        }
+        assert_eq!(b.allow(Instant::from_secs(59), 3, minute), None);
+        // A new window: the first one allowed says how many were left out, once.
+        assert_eq!(b.allow(Instant::from_secs(60), 3, minute), Some(8));
+        assert_eq!(b.allow(Instant::from_secs(61), 3, minute), Some(0));
+        // Extreme times and a zero budget neither panic nor allow anything.
+        let mut zero = LogBudget::new(Instant::FAR_FUTURE);
+        assert_eq!(zero.allow(Instant::ZERO, 0, minute), None);
+        assert_eq!(zero.allow(Instant::FAR_FUTURE, 0, Duration::ZERO), None);
+    }
 
     #[test]
     fn rate_limiter_allows_a_burst_then_the_rate() {

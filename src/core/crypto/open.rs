@@ -39,7 +39,7 @@ pub const SESSION_STATE_LEN: usize =
 pub enum OpenError {
     /// Shorter than a token, marker, session, counter and tag.
     Truncated,
-    /// The byte after the token is no [`Cipher`] marker (0x80 to 0x83).
+    /// The byte after the token is no [`Cipher`] marker (0x80 to 0x84).
     NotSealed,
     /// The tag does not match: wrong key, wrong token, altered bytes, or the other cipher than
     /// this session's.

@@ -29,6 +29,7 @@
 //! - A "get peer list" from a verified peer is answered with up to 255 verified peers per
 //!   address family, never including the asker itself. Only verified peers are ever shared.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -36,7 +37,7 @@ use log::{debug, info, warn};
 
 use super::{
     Config, Node, CONTROL_AT, FULL_CONTACTS, GOSSIP_INTERVAL_MIN, GOSSIP_REDUNDANCY,
-    HOUSEKEEP_INTERVAL, UNVERIFIED_TIMEOUT,
+    HOUSEKEEP_INTERVAL, LOG_BUDGET, LOG_WINDOW, UNVERIFIED_TIMEOUT,
 };
 use crate::crypto;
 use crate::io::{Device, Socket};
@@ -70,6 +71,24 @@ pub(super) fn trickle_seed(config: &Config, now: Instant) -> u64 {
 }
 
 impl<S: Socket, D: Device> Node<S, D> {
+    /// Logs an event about a peer or a relay route at info, within [`LOG_BUDGET`] lines
+    /// per [`LOG_WINDOW`]; past it at debug, and the next line at info first says how many
+    /// were left out. The network can cause these events at will, the log must not grow
+    /// with them.
+    pub(super) fn note(&mut self, now: Instant, event: fmt::Arguments<'_>) {
+        match self.log_budget.allow(now, LOG_BUDGET, LOG_WINDOW) {
+            Some(0) => info!("{event}"),
+            Some(left_out) => {
+                info!(
+                    "{left_out} more events about peers and relay routes were logged at debug \
+                     only (at most {LOG_BUDGET} a minute at info; -v shows them all)"
+                );
+                info!("{event}");
+            }
+            None => debug!("{event}"),
+        }
+    }
+
     /// Adds a `--connect` address: contacted at the next housekeeping, retried with back-off
     /// until it answers, and again whenever it is lost. Our own address, an unusable one or one
     /// of a family the socket cannot reach is refused with a warning. Returns whether it was
@@ -316,9 +335,10 @@ impl<S: Socket, D: Device> Node<S, D> {
         let macs = self.switch.forget_peer(addr);
         self.relay_on_removed(addr);
         if peer.is_verified {
-            info!(
-                "peer {addr} removed: {reason} ({} peers)",
-                self.peers.verified_len()
+            let count = self.peers.verified_len();
+            self.note(
+                now,
+                format_args!("peer {addr} removed: {reason} ({count} peers)"),
             );
         } else {
             debug!("unverified peer {addr} removed: {reason}");

@@ -44,7 +44,7 @@ use crate::buf::BUF_LEN;
 use crate::crypto::{self, Key, Opener, Sealer};
 use crate::identity::{handshake, IdentityConfig, SecretKey, Sessions, TrustedKeys};
 use crate::io::{Device, Socket};
-use crate::limit::RateLimiter;
+use crate::limit::{LogBudget, RateLimiter};
 use crate::peers::{self, canonical, Contacts, PeerTable, Sweep, Trickle};
 use crate::relay::RelayTable;
 use crate::stats::Stats;
@@ -56,6 +56,13 @@ use mesh::trickle_seed;
 use seal::Rollover;
 use tx::Tx;
 
+/// At most this many lines at info about peers and relay routes per [`LOG_WINDOW`]: those
+/// events are worth an operator's attention, but anyone who knows the token can cause them
+/// (a peer added and closed again takes three datagrams). Past it they go to debug, and the
+/// next line at info says how many were left out.
+pub const LOG_BUDGET: u32 = 120;
+/// The window of [`LOG_BUDGET`].
+pub const LOG_WINDOW: Duration = Duration::from_secs(60);
 /// How often [`Node::housekeep`] wants to run.
 pub const HOUSEKEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// The shortest gossip interval, used right after the peer set grew.
@@ -290,6 +297,9 @@ pub struct Node<S: Socket, D: Device> {
     tx: Tx<S>,
     device: D,
     device_warned: bool,
+    /// Lines at info about peers and relay routes, which the network can cause: at most
+    /// [`LOG_BUDGET`] per [`LOG_WINDOW`] (see `Node::note`).
+    log_budget: LogBudget,
     /// Our device completes TCP and UDP checksums left partial (sealed modes, a device that
     /// says so): our Hellos carry the flag 0x20.
     completes_checksums: bool,
@@ -411,6 +421,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             tx: Tx { socket, warned: 0 },
             device,
             device_warned: false,
+            log_budget: LogBudget::new(now),
             completes_checksums,
             stats: Stats::default(),
             control: vec![0u8; control_len].into_boxed_slice(),

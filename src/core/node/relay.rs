@@ -74,7 +74,10 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.keyed_aegis_update();
         if self.relays() {
             if let Some(via) = self.relay.on_direct(addr) {
-                info!("{addr} is a direct peer now: no longer relayed through {via}");
+                self.note(
+                    self.now,
+                    format_args!("{addr} is a direct peer now: no longer relayed through {via}"),
+                );
             }
         }
         self.send_hello(addr, true);
@@ -88,7 +91,10 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
         for gone in self.relay.forget_peer(addr) {
             self.switch.forget_peer(gone);
-            info!("relay route to {gone} ended: {addr} is gone");
+            self.note(
+                self.now,
+                format_args!("relay route to {gone} ended: {addr} is gone"),
+            );
         }
     }
 
@@ -142,7 +148,10 @@ impl<S: Socket, D: Device> Node<S, D> {
     pub(super) fn relay_on_moved(&mut self, now: Instant, old: SocketAddr, now_at: SocketAddr) {
         if let Some(via) = self.relay.supersede(now, old) {
             self.switch.forget_peer(old);
-            info!("direct path to {now_at} replaces the relay through {via} (to {old})");
+            self.note(
+                now,
+                format_args!("direct path to {now_at} replaces the relay through {via} (to {old})"),
+            );
         }
     }
 
@@ -273,7 +282,7 @@ impl<S: Socket, D: Device> Node<S, D> {
                         // The node moved (its NAT gave it a new address): the old address
                         // goes at once instead of after the peer timeout.
                         self.remove_peer(now, old, "the same node speaks from a new address");
-                        info!("{old} moved to {from}");
+                        self.note(now, format_args!("{old} moved to {from}"));
                     }
                 }
                 let relays = flags & FLAG_RELAY != 0;
@@ -382,7 +391,10 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
         match self.relay.accept_relayed(now, via, origin) {
             Accept::Known => {}
-            Accept::New => info!("frames from {origin} arrive through the relay {via}"),
+            Accept::New => self.note(
+                now,
+                format_args!("frames from {origin} arrive through the relay {via}"),
+            ),
             Accept::Superseded => return Err(DropReason::RelaySuperseded),
             Accept::Full => return Err(DropReason::RelayRefused),
         }

@@ -260,9 +260,20 @@ impl<S: Socket, D: Device> Node<S, D> {
         if frames != aegis.frames {
             aegis.frames = frames;
             self.sealer_changes = self.sealer_changes.wrapping_add(1);
+            // A peer's Hello flags decide this, so peers can make it flip: within the budget.
+            let now = self.now;
             match frames {
-                Some(cipher) => info!("frames are sealed with {cipher} now: every peer opens it"),
-                None => info!("frames are sealed with the network key's first cipher again: not every peer opens AEGIS-128L"),
+                Some(cipher) => self.note(
+                    now,
+                    format_args!("frames are sealed with {cipher} now: every peer opens it"),
+                ),
+                None => self.note(
+                    now,
+                    format_args!(
+                        "frames are sealed with the network key's first cipher again: \
+                         not every peer opens AEGIS-128L"
+                    ),
+                ),
             }
         }
     }

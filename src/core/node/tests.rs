@@ -205,3 +205,30 @@ fn keepalive_is_a_quarter_of_the_timeout_capped_at_a_minute() {
     c.keepalive = Some(Duration::from_secs(300));
     assert_eq!(c.keepalive(), Duration::from_secs(300));
 }
+
+#[test]
+fn peers_added_and_removed_take_from_the_log_budget() {
+    use super::{LOG_BUDGET, LOG_WINDOW};
+    // 40 peers verified at 10 s: 40 lines at info.
+    let (mut node, peers) = node_with_peers(40, Duration::from_secs(60));
+    let now = Instant::from_secs(11);
+    // Two of them close: 2 more.
+    for p in &peers[..2] {
+        let mut close = [0u8; 8];
+        let len =
+            wire::emit_control(Token::new(5).unwrap(), wire::Kind::Close, &mut close).unwrap();
+        node.on_datagram(now, *p, &mut close[..len]).unwrap();
+    }
+    assert_eq!(node.peer_count(), 38);
+    // What is left of the minute's budget: LOG_BUDGET - 42 lines, then none.
+    let left = (0..LOG_BUDGET)
+        .take_while(|_| node.log_budget.allow(now, LOG_BUDGET, LOG_WINDOW).is_some())
+        .count();
+    assert_eq!(left, usize::try_from(LOG_BUDGET).unwrap() - 42);
+    // A minute after the first line, a new window, which first reports the one refused.
+    let later = Instant::from_secs(70);
+    assert_eq!(
+        node.log_budget.allow(later, LOG_BUDGET, LOG_WINDOW),
+        Some(1)
+    );
+}

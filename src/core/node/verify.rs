@@ -20,7 +20,7 @@
 
 use std::net::SocketAddr;
 
-use log::{debug, info};
+use log::debug;
 
 use super::{
     Node, AMPLIFICATION_FACTOR, ANSWER_WINDOW, CHALLENGE_INTERVAL, CONTROL_AT, FOLLOW_UP_DELAY,
@@ -81,7 +81,8 @@ impl<S: Socket, D: Device> Node<S, D> {
             return;
         }
         self.contacts.remove(addr);
-        info!("peer {addr} added ({} peers)", self.peers.verified_len());
+        let count = self.peers.verified_len();
+        self.note(now, format_args!("peer {addr} added ({count} peers)"));
         // The peer set grew: there is news to spread, gossip soon again (Trickle reset).
         self.trickle.reset(now, GOSSIP_INTERVAL_MIN);
         if was_asked_as_peer {

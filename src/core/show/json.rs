@@ -1,5 +1,8 @@
 //! The JSON form of `ethcloud show`, for programs (see [`render_json`] and the schema in
 //! `tests/show.schema.json`).
+//!
+//! Owns the JSON layout only; it reads the node it is given and never changes it, and does
+//! no I/O (the request and the socket are the parent module's and `sys::control`'s).
 
 use std::fmt::Write as _;
 use std::time::Duration;

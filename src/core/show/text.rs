@@ -1,4 +1,7 @@
 //! The text form of `ethcloud show`, for people (see [`render_text`]).
+//!
+//! Owns the text layout only; it reads the node it is given and never changes it, and does
+//! no I/O (the request and the socket are the parent module's and `sys::control`'s).
 
 use std::fmt::Write as _;
 

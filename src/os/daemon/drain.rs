@@ -1,5 +1,9 @@
 //! The packet path of the loop: draining the UDP socket and the tap device, and cutting the
 //! tap's super-frames into frames, every frame and datagram handed to the node.
+//!
+//! Owns the per-wake-up reads and their error handling (ICMP errors counted, memory pressure
+//! warned once per run of failures, anything else fatal); what a frame or datagram means is
+//! the node's, when the loop sleeps or spins is `mod.rs`'s.
 
 use std::io;
 
@@ -25,6 +29,7 @@ impl Daemon {
             match self.node.socket_mut().recv_batch(&mut self.rx) {
                 Ok(count) => {
                     traffic = true;
+                    self.recv_trouble.over();
                     for i in 0..count {
                         let Some((from, bytes, segment_len)) = self.rx.get_mut(i) else {
                             continue;
@@ -46,7 +51,7 @@ impl Daemon {
                     debug!("ignored UDP receive error: {e}");
                 }
                 Err(e) if is_transient(&e) => {
-                    warn!("UDP receive failed, retrying later: {e}");
+                    self.recv_trouble.failed("UDP receive", &e);
                     break;
                 }
                 Err(e) => return Err(Error::SocketRecv(e)),
@@ -86,6 +91,7 @@ impl Daemon {
                 }
                 Ok(len) => {
                     traffic = true;
+                    self.read_trouble.over();
                     // A drop is counted and logged by the node itself.
                     let _ = self.node.on_frame(now, &mut self.buf, len);
                     if i == 0 || self.node.socket().queued() >= FLUSH_AT {
@@ -95,7 +101,7 @@ impl Daemon {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if is_transient(&e) => {
-                    warn!("tap read failed, retrying later: {e}");
+                    self.read_trouble.failed("tap read", &e);
                     break;
                 }
                 Err(source) => {
@@ -232,9 +238,46 @@ pub(super) fn is_transient(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOMEM | libc::ENOBUFS))
 }
 
+/// A run of transient failures of one kind of I/O (see [`is_transient`]): warned about once
+/// when it starts, at debug while it lasts (the loop retries on every pass, thousands of
+/// times a second while it spins), and over at the next success.
+#[derive(Debug, Default)]
+pub(super) struct Trouble {
+    on: bool,
+}
+
+impl Trouble {
+    /// `what` failed with `e`; retried later.
+    pub(super) fn failed(&mut self, what: &str, e: &io::Error) {
+        if std::mem::replace(&mut self.on, true) {
+            debug!("{what} failed again, retrying later: {e}");
+        } else {
+            warn!("{what} failed, retrying later: {e} (warned once until it works again)");
+        }
+    }
+
+    /// It worked: the next failure is warned about again. // HOT PATH
+    pub(super) fn over(&mut self) {
+        self.on = false;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trouble_warns_once_per_run_of_failures() {
+        let e = io::Error::from_raw_os_error(libc::ENOBUFS);
+        let mut t = Trouble::default();
+        assert!(!t.on);
+        t.failed("UDP receive", &e);
+        assert!(t.on, "the first failure starts a run");
+        t.failed("UDP receive", &e);
+        assert!(t.on);
+        t.over();
+        assert!(!t.on, "a success ends it: the next failure warns again");
+    }
 
     #[test]
     fn icmp_errors_are_not_fatal_but_bad_fd_is() {

@@ -23,9 +23,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use log::{debug, error, warn};
+use log::{debug, error};
 
-use super::drain::{cut_superframe, is_transient};
+use super::drain::{cut_superframe, is_transient, Trouble};
 use super::{Clock, BUDGET, FLUSH_AT, SUPERFRAME_BUF_LEN};
 use crate::buf::PacketBuf;
 use crate::error::Error;
@@ -257,6 +257,7 @@ fn run_lane(
     let mut offload_errors = 0u64;
     let mut offload_errors_total = 0u64;
     let mut forwarded = 0u64;
+    let mut trouble = Trouble::default();
     debug!("lane {index} started");
     while !shared.stop.load(Ordering::Acquire) {
         if let Err(e) = poll.wait(Some(LANE_WAKE)) {
@@ -279,6 +280,7 @@ fn run_lane(
             &mut superframe,
             now,
             &mut offload_errors,
+            &mut trouble,
             index,
         ) {
             break;
@@ -302,6 +304,7 @@ fn run_lane(
 /// Reads up to [`BUDGET`] frames (or super-frames) from the queue and forwards them. Returns
 /// false when the queue failed for good.
 // HOT PATH
+#[allow(clippy::too_many_arguments)] // the lane's loop state, lent for one call
 fn drain_queue(
     queue: &mut TapQueue,
     lane: &mut Lane<UdpSocket>,
@@ -309,6 +312,7 @@ fn drain_queue(
     superframe: &mut [u8],
     now: Instant,
     offload_errors: &mut u64,
+    trouble: &mut Trouble,
     index: usize,
 ) -> bool {
     for i in 0..BUDGET {
@@ -320,6 +324,7 @@ fn drain_queue(
         };
         match queue.read(room) {
             Ok(len) => {
+                trouble.over();
                 if with_vnet {
                     let Some(packet) = superframe.get_mut(..len) else {
                         continue;
@@ -344,7 +349,7 @@ fn drain_queue(
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if is_transient(&e) => {
-                warn!("lane {index}: tap read failed, retrying later: {e}");
+                trouble.failed("a lane's tap read", &e);
                 break;
             }
             Err(e) => {

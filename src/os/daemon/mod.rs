@@ -1,7 +1,8 @@
 //! The event loop: one thread (and the `--threads` lanes of `lanes.rs`), one epoll set over the tap
 //! device, the UDP socket, a timerfd and a signalfd, driving a [`Node`].
 //!
-//! Owns the real clock (the only module that reads `std::time::Instant`), the packet buffer
+//! Owns the clock the node runs on (elsewhere `std::time` is read only for a keyed session's
+//! id, in `keyfiles`, and to time the checksum at start-up, in `sys::cpu`), the packet buffer
 //! (allocated once), the per-wake-up budget, and what signals mean: SIGINT/SIGTERM shut down
 //! cleanly (the node sends `Close` to every peer), SIGUSR1 logs the counters and the status
 //! (peers, MAC table), SIGHUP re-reads the key file in keyed mode and hands a changed key to
@@ -47,6 +48,7 @@ use crate::sys::tap::TapDevice;
 use crate::sys::timer::Timer;
 use crate::sys::udp::{RecvBatch, UdpSocket};
 use crate::time::Instant;
+use drain::Trouble;
 use lanes::Lanes;
 
 mod drain;
@@ -242,6 +244,8 @@ pub fn run(
         superframe: vec![0u8; superframe_len].into_boxed_slice(),
         vnet_hdr_len,
         stats: LoopStats::default(),
+        recv_trouble: Trouble::default(),
+        read_trouble: Trouble::default(),
         spin: Spin::new(busy_poll, std::time::Instant::now()),
         kernel_counters_at: Instant::ZERO,
         armed_for: None,
@@ -270,6 +274,9 @@ struct Daemon {
     /// Bytes of vnet header in front of each tap read (0 without offloads).
     vnet_hdr_len: usize,
     stats: LoopStats,
+    /// Transient failures of the socket's receives and of the tap's reads (warned once each).
+    recv_trouble: Trouble,
+    read_trouble: Trouble,
     /// When the timer is set to fire, if it is armed.
     armed_for: Option<Instant>,
     /// The periodic jobs besides forwarding (stats file, re-resolved `--connect` names).

@@ -1,6 +1,9 @@
 //! Signals and what they mean: SIGINT/SIGTERM end the loop cleanly, SIGUSR1 logs the counters
 //! and the status, SIGHUP reads the key file again (keyed mode) or the trust files (per-node
 //! keys).
+//!
+//! Owns the reaction to each signal; the signalfd itself is `sys::signal`'s, and reading key
+//! and trust files is `keyfiles`'.
 
 use log::{info, warn};
 

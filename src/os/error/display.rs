@@ -1,5 +1,7 @@
 //! The one-line messages of [`Error`] and [`HookFailure`]: lower case, no final period, the
 //! OS error without std's ` (os error N)` suffix, and a hint on how to fix it in parentheses.
+//!
+//! Owns the wording only: which error is which, and its exit code, is `mod.rs`'s.
 
 use std::fmt;
 use std::io;

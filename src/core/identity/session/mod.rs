@@ -235,7 +235,8 @@ impl Sessions {
             by_addr: FastMap::default(),
             by_session: FastMap::default(),
             pending: HashMap::new(),
-            wanted: Vec::with_capacity(16),
+            // All it may ever hold: `want` runs on the packet path and must not allocate.
+            wanted: Vec::with_capacity(MAX_WANTED),
             rounds: HashMap::new(),
             sources: HashMap::new(),
             scratch: Box::new([0u8; 256]),

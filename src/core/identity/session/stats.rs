@@ -1,5 +1,8 @@
 //! The identity mode's counters ([`SessionStats`]) and the hasher of its per-packet tables
 //! ([`FastHasher`]).
+//!
+//! Owns their definitions only: the sessions count, the status renders; nothing here
+//! decides anything or touches a session.
 
 use std::collections::HashMap;
 
