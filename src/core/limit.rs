@@ -65,6 +65,15 @@ impl RateLimiter {
     }
 }
 
+/// At most this many lines at info per [`LOG_WINDOW`] about events that the network can
+/// cause (peers added and removed, relay routes, sessions made): worth an operator's
+/// attention, but anyone who knows the token can make a peer come and go (three datagrams),
+/// and members can make sessions and routes. Past it they go to debug, and the next line at
+/// info says how many were left out.
+pub const LOG_BUDGET: u32 = 120;
+/// The window of [`LOG_BUDGET`].
+pub const LOG_WINDOW: Duration = Duration::from_secs(60);
+
 /// At most `max` events per window of a fixed length, the windows back to back from the
 /// first event; counts the events refused since the last one allowed, so that the caller can
 /// say how many it left out.

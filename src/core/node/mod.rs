@@ -45,6 +45,7 @@ use crate::crypto::{self, Key, Opener, Sealer};
 use crate::identity::{handshake, IdentityConfig, SecretKey, Sessions, TrustedKeys};
 use crate::io::{Device, Socket};
 use crate::limit::{LogBudget, RateLimiter};
+pub use crate::limit::{LOG_BUDGET, LOG_WINDOW};
 use crate::peers::{self, canonical, Contacts, PeerTable, Sweep, Trickle};
 use crate::relay::RelayTable;
 use crate::stats::Stats;
@@ -56,13 +57,6 @@ use mesh::trickle_seed;
 use seal::Rollover;
 use tx::Tx;
 
-/// At most this many lines at info about peers and relay routes per [`LOG_WINDOW`]: those
-/// events are worth an operator's attention, but anyone who knows the token can cause them
-/// (a peer added and closed again takes three datagrams). Past it they go to debug, and the
-/// next line at info says how many were left out.
-pub const LOG_BUDGET: u32 = 120;
-/// The window of [`LOG_BUDGET`].
-pub const LOG_WINDOW: Duration = Duration::from_secs(60);
 /// How often [`Node::housekeep`] wants to run.
 pub const HOUSEKEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// The shortest gossip interval, used right after the peer set grew.

@@ -17,6 +17,7 @@ use crate::crypto::{Cipher, Opener, Sealer};
 use crate::identity::handshake::{self, Established, HandshakeError, INITIATION, RESPONSE};
 use crate::identity::keys::PublicKey;
 use crate::limit::RateLimiter;
+use crate::limit::{LOG_BUDGET, LOG_WINDOW};
 use crate::time::Instant;
 use crate::wire::TOKEN_LEN;
 
@@ -202,7 +203,17 @@ impl Sessions {
             debug!("session with {key} at {addr} renewed");
         } else {
             let name = self.trusted.name(&key).unwrap_or("");
-            info!("session with {key} ({name}) at {addr} made");
+            match self.log_budget.allow(now, LOG_BUDGET, LOG_WINDOW) {
+                Some(0) => info!("session with {key} ({name}) at {addr} made"),
+                Some(left_out) => {
+                    info!(
+                        "{left_out} more sessions made were logged at debug only (at most \
+                         {LOG_BUDGET} a minute at info; -v shows them all)"
+                    );
+                    info!("session with {key} ({name}) at {addr} made");
+                }
+                None => debug!("session with {key} ({name}) at {addr} made"),
+            }
         }
     }
 

@@ -43,7 +43,7 @@ use log::info;
 use super::handshake::{self, Identity, Initiator};
 use super::keys::{PublicKey, TrustedKeys};
 use crate::crypto::{self, OpenError, Opener, SealError, Sealer};
-use crate::limit::RateLimiter;
+use crate::limit::{LogBudget, RateLimiter};
 use crate::time::Instant;
 use crate::wire::{Token, TOKEN_LEN};
 
@@ -190,6 +190,9 @@ pub struct Sessions {
     pending: HashMap<u32, Pending>,
     /// Addresses to start a handshake round with.
     wanted: Vec<SocketAddr>,
+    /// The "session ... made" lines at info, which a trusted peer can cause at the handshake
+    /// rate: within [`LOG_BUDGET`](crate::limit::LOG_BUDGET) a minute.
+    log_budget: LogBudget,
     /// When each address last had a round, and where its probing stopped.
     rounds: HashMap<SocketAddr, (Instant, usize)>,
     sources: HashMap<IpAddr, RateLimiter>,
@@ -229,6 +232,7 @@ impl Sessions {
             trusted: TrustedKeys::new(),
             probe_order: Vec::new(),
             all_sources: RateLimiter::new(now, config.handshakes_per_second),
+            log_budget: LogBudget::new(now),
             rng: config.seed | 1,
             config,
             keys: FastMap::default(),
