@@ -37,7 +37,8 @@ impl RateLimiter {
         self.tokens = self.tokens.min(rate);
     }
 
-    /// Takes one token if there is one, at `rate` per second. // HOT PATH
+    /// Takes one token if there is one, at `rate` per second.
+    // HOT PATH
     pub fn allow(&mut self, now: Instant, rate: u64) -> bool {
         self.refill(now, rate);
         if self.tokens == 0 {
@@ -48,7 +49,8 @@ impl RateLimiter {
     }
 
     /// [`RateLimiter::allow`] under a limit that may be off: with `None`, always true (and
-    /// nothing taken). // HOT PATH
+    /// nothing taken).
+    // HOT PATH
     pub fn allow_within(&mut self, now: Instant, limit: Option<u64>) -> bool {
         limit.is_none_or(|rate| self.allow(now, rate))
     }

@@ -79,11 +79,12 @@ pub(crate) trait Outbound {
 /// A frame read from the device into `buf.frame_room()[..len]`: counted as such, sent with
 /// [`forward`], and if it cannot go, counted as a drop with its reason and logged at debug.
 /// What [`Node::on_frame`](crate::node::Node::on_frame) and
-/// [`Lane::on_frame`](crate::lane::Lane::on_frame) both do. // HOT PATH
+/// [`Lane::on_frame`](crate::lane::Lane::on_frame) both do.
 ///
 /// # Errors
 ///
 /// As [`forward`]; the drop is already counted.
+// HOT PATH
 pub(crate) fn from_device<O: Outbound>(
     out: &mut O,
     now: Instant,
@@ -103,13 +104,14 @@ pub(crate) fn from_device<O: Outbound>(
 
 /// Sends the frame read into `buf.frame_room()[..len]` to the peer owning its destination, or
 /// to every verified peer and every relayed address, through `out`. The header (and the seal)
-/// is written around the frame in place. // HOT PATH
+/// is written around the frame in place.
 ///
 /// # Errors
 ///
 /// [`DropReason::BadDeviceFrame`] for a frame without a whole Ethernet header (or one that
 /// cannot be sealed), [`DropReason::BroadcastLimit`] over the broadcast limit,
 /// [`DropReason::NoPeers`] when there is nobody to send to. The caller counts them.
+// HOT PATH
 pub(crate) fn forward<O: Outbound>(
     out: &mut O,
     now: Instant,
@@ -180,12 +182,13 @@ pub(crate) fn forward<O: Outbound>(
 
 /// Per-node keys: puts a fresh copy of the clear datagram `clear` at [`HEADROOM`] in `flood`
 /// (each seal encrypts its copy in place, so every peer of a flood needs one) and returns the
-/// length from the switch byte that a seal at [`SWITCH_AT`] covers. // HOT PATH
+/// length from the switch byte that a seal at [`SWITCH_AT`] covers.
 ///
 /// # Errors
 ///
 /// [`DropReason::BadDeviceFrame`] if `clear` does not fit in `flood` (or is shorter than a
 /// token).
+// HOT PATH
 pub(crate) fn refill(flood: &mut [u8], clear: &[u8]) -> Result<usize, DropReason> {
     let copy = flood
         .get_mut(HEADROOM..HEADROOM + clear.len())

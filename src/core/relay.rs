@@ -222,7 +222,8 @@ impl RelayTable {
         }
     }
 
-    /// The relay of the active route to `addr`, if any. // HOT PATH
+    /// The relay of the active route to `addr`, if any.
+    // HOT PATH
     #[inline]
     pub fn route(&self, addr: SocketAddr) -> Option<SocketAddr> {
         if self.active == 0 {
@@ -241,7 +242,8 @@ impl RelayTable {
         self.changes
     }
 
-    /// Whether any route is active (so floods must also go through relays). // HOT PATH
+    /// Whether any route is active (so floods must also go through relays).
+    // HOT PATH
     #[inline]
     pub fn has_active(&self) -> bool {
         self.active > 0

@@ -86,7 +86,8 @@ pub struct MacView {
 }
 
 impl MacView {
-    /// The peer behind `mac` on `vlan` in the snapshot, if not expired at `now`. // HOT PATH
+    /// The peer behind `mac` on `vlan` in the snapshot, if not expired at `now`.
+    // HOT PATH
     pub fn lookup(&self, now: Instant, vlan: VlanId, mac: Mac) -> Option<SocketAddr> {
         self.entries
             .get(&Key::new(vlan, mac))
@@ -133,9 +134,10 @@ impl SwitchTable {
         }
     }
 
-    /// Records that `mac` on `vlan` sits behind `peer`, as of `now`. // HOT PATH
+    /// Records that `mac` on `vlan` sits behind `peer`, as of `now`.
     ///
     /// Group (multicast or broadcast) addresses are never learned; callers filter them.
+    // HOT PATH
     pub fn learn(&mut self, now: Instant, vlan: VlanId, mac: Mac, peer: SocketAddr) -> Learned {
         let expires = now + self.timeout;
         if let Some(entry) = self.entries.get_mut(&Key::new(vlan, mac)) {
@@ -166,7 +168,8 @@ impl SwitchTable {
         Learned::New
     }
 
-    /// The peer behind `mac` on `vlan`, if known and not expired at `now`. // HOT PATH
+    /// The peer behind `mac` on `vlan`, if known and not expired at `now`.
+    // HOT PATH
     pub fn lookup(&self, now: Instant, vlan: VlanId, mac: Mac) -> Option<SocketAddr> {
         self.entries
             .get(&Key::new(vlan, mac))

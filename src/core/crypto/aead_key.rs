@@ -77,7 +77,8 @@ impl AeadKey {
     }
 
     /// Encrypts `inner` in place under `counter`, authenticating `aad` with it; returns the
-    /// tag. // HOT PATH
+    /// tag.
+    // HOT PATH
     pub(super) fn seal(&self, counter: u64, aad: &[u8], inner: &mut [u8]) -> Option<[u8; TAG_LEN]> {
         match self {
             AeadKey::Ring(key) => {
@@ -99,7 +100,8 @@ impl AeadKey {
 
     /// Checks and decrypts `sealed` (ciphertext then the [`TAG_LEN`]-byte tag) in place under
     /// `counter` and `aad`. `false` when it does not verify (the ciphertext's bytes are then
-    /// unspecified: both libraries wipe them). // HOT PATH
+    /// unspecified: both libraries wipe them).
+    // HOT PATH
     pub(super) fn open(&self, counter: u64, aad: &[u8], sealed: &mut [u8]) -> bool {
         match self {
             AeadKey::Ring(key) => key

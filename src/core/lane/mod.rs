@@ -62,7 +62,8 @@ pub struct PeerSealers {
 }
 
 impl PeerSealers {
-    /// The sealer for `peer`, if its session is live at `now`. // HOT PATH
+    /// The sealer for `peer`, if its session is live at `now`.
+    // HOT PATH
     fn get(&self, peer: SocketAddr, now: Instant) -> Option<&Sealer> {
         let i = self.sealers.binary_search_by_key(&peer, |e| e.0).ok()?;
         let (_, sealer, until) = self.sealers.get(i)?;
@@ -140,7 +141,8 @@ impl ForwardView {
         &self.relays
     }
 
-    /// The relaying peer of the active route to `addr`, if any. // HOT PATH
+    /// The relaying peer of the active route to `addr`, if any.
+    // HOT PATH
     fn route(&self, addr: SocketAddr) -> Option<SocketAddr> {
         if self.relays.is_empty() {
             return None;
@@ -227,13 +229,14 @@ impl<S: Socket> Lane<S> {
     /// Sends the frame read into `buf.frame_room()[..len]` to the peer owning its
     /// destination, or to every verified peer, as [`Node::on_frame`](crate::node::Node::on_frame)
     /// does, in every mode. The header (and the seal) is written around the frame in place.
-    /// // HOT PATH
+    ///
     ///
     /// # Errors
     ///
     /// [`DropReason::BadDeviceFrame`] for a frame without a whole Ethernet header (or one
     /// that cannot be sealed), [`DropReason::BroadcastLimit`] over the broadcast limit,
     /// [`DropReason::NoPeers`] when there is nobody to send to. All are already counted.
+    // HOT PATH
     pub fn on_frame(
         &mut self,
         now: Instant,
@@ -243,7 +246,8 @@ impl<S: Socket> Lane<S> {
         outbound::from_device(self, now, buf, len)
     }
 
-    /// Sends what the socket queued (see [`Node::flush`](crate::node::Node::flush)). // HOT PATH
+    /// Sends what the socket queued (see [`Node::flush`](crate::node::Node::flush)).
+    // HOT PATH
     pub fn flush(&mut self) {
         self.tx.flush(&mut self.stats);
     }
@@ -299,7 +303,8 @@ impl<S> Lane<S> {
 }
 
 /// A lane's answers to `outbound::forward`: its snapshot of the node's tables, its own
-/// broadcast limit and counters, the shared sealers. // HOT PATH
+/// broadcast limit and counters, the shared sealers.
+// HOT PATH
 impl<S: Socket> Outbound for Lane<S> {
     fn token(&self) -> Token {
         self.view.token
@@ -389,7 +394,8 @@ struct Out<'a, S> {
 }
 
 impl<S: Socket> Out<'_, S> {
-    /// Sends one datagram and counts it for `peer`. // HOT PATH
+    /// Sends one datagram and counts it for `peer`.
+    // HOT PATH
     fn send(&mut self, peer: SocketAddr, datagram: &[u8]) {
         if self.tx.send(self.stats, peer, datagram, false) {
             // Never allocates: room for every peer of the view was reserved.
@@ -401,7 +407,8 @@ impl<S: Socket> Out<'_, S> {
 
     /// The sealer for datagrams to `peer` in `view`: `None` in the clear protocol, and `Err`
     /// with per-node keys when `peer` has no live session at `now` (counted, and `peer` noted
-    /// for a handshake). // HOT PATH
+    /// for a handshake).
+    // HOT PATH
     fn sealer_for<'v>(
         &mut self,
         view: &'v ForwardView,
@@ -426,7 +433,8 @@ impl<S: Socket> Out<'_, S> {
     }
 
     /// Per-node keys: seals the clear datagram whose switch byte is at [`SWITCH_AT`] in
-    /// `bytes` (`inner_len` bytes from it) for `peer` in place and sends it. // HOT PATH
+    /// `bytes` (`inner_len` bytes from it) for `peer` in place and sends it.
+    // HOT PATH
     fn seal_and_send(
         &mut self,
         view: &ForwardView,

@@ -25,13 +25,14 @@ use crate::wire::{Frame, Mac, Token, VlanId};
 
 impl<S: Socket, D: Device> Node<S, D> {
     /// Sends the frame read into `buf.frame_room()[..len]` to the peer owning its destination, or
-    /// to every peer. The header is written in front of the frame in place. // HOT PATH
+    /// to every peer. The header is written in front of the frame in place.
     ///
     /// # Errors
     ///
     /// [`DropReason::BadDeviceFrame`] for a frame without a whole Ethernet header (or one
     /// that cannot be sealed), [`DropReason::BroadcastLimit`] over the broadcast limit,
     /// [`DropReason::NoPeers`] when there is nobody to send to. All are already counted.
+    // HOT PATH
     pub fn on_frame(
         &mut self,
         now: Instant,
@@ -51,7 +52,8 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// that said, in the process and session it runs now, that it completes such checksums
     /// (Hello flag 0x20). Per-node keys: with a live session; network key: where the peer's
     /// AEGIS flags are tracked (this CPU seals AEGIS-128L). Always false in the clear
-    /// protocol, where a seed node takes every frame as it is. // HOT PATH (once per read)
+    /// protocol, where a seed node takes every frame as it is.
+    // HOT PATH (once per read)
     pub fn leaves_checksums_partial(&self, now: Instant, frame: &[u8]) -> bool {
         let Ok(frame) = Frame::new_checked(frame) else {
             return false;
@@ -72,9 +74,10 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
     }
 
-    /// Learns the frame's source and writes it to the device. // HOT PATH
+    /// Learns the frame's source and writes it to the device.
     /// Only frames from verified peers teach the MAC table, so unicast never goes to an address
     /// that has not shown it receives our packets.
+    // HOT PATH
     pub(super) fn deliver(
         &mut self,
         now: Instant,
@@ -150,7 +153,8 @@ impl<S: Socket, D: Device> Node<S, D> {
 }
 
 /// The node's answers to `outbound::forward`: its own MAC table, verified peers,
-/// relay routes and sealers. // HOT PATH
+/// relay routes and sealers.
+// HOT PATH
 impl<S: Socket, D: Device> Outbound for Node<S, D> {
     fn token(&self) -> Token {
         self.config.token

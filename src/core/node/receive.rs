@@ -21,12 +21,13 @@ use crate::time::Instant;
 use crate::wire::{self, peers::MAX_PEER_LIST_BODY_LEN, Kind, Message, Packet};
 
 impl<S: Socket, D: Device> Node<S, D> {
-    /// Handles one datagram received from `from`. // HOT PATH
+    /// Handles one datagram received from `from`.
     ///
     /// # Errors
     ///
     /// The [`DropReason`] when the datagram is not acted on; it has already been counted and
     /// logged at debug, so callers may ignore it.
+    // HOT PATH
     pub fn on_datagram(
         &mut self,
         now: Instant,

@@ -174,7 +174,8 @@ impl<S: Socket, D: Device> Node<S, D> {
     }
 
     /// The hot path's part: a unicast frame to `target` goes through its relay if it has an
-    /// active route; returns whether it did. // HOT PATH
+    /// active route; returns whether it did.
+    // HOT PATH
     #[inline]
     pub(super) fn relay_unicast(&mut self, target: SocketAddr, frame: &[u8]) -> bool {
         let Some(via) = self.relay.route(target) else {

@@ -62,7 +62,8 @@ impl<S: Socket> Tx<S> {
 
 impl<S: Socket> Tx<S> {
     /// Sends what the socket queued ([`Socket::flush`]); failures are moved from the sent
-    /// counters to the failure counters and warned about once per kind. // HOT PATH
+    /// counters to the failure counters and warned about once per kind.
+    // HOT PATH
     pub(crate) fn flush(&mut self, stats: &mut Stats) {
         if let Err(e) = self.socket.flush() {
             stats.datagrams_sent = stats.datagrams_sent.saturating_sub(e.dropped);

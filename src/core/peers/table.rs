@@ -52,7 +52,8 @@ pub struct Traffic {
 }
 
 impl Traffic {
-    /// Counts one datagram of `len` bytes sent. // HOT PATH
+    /// Counts one datagram of `len` bytes sent.
+    // HOT PATH
     #[inline]
     pub fn count_sent(&mut self, len: usize) {
         self.tx_datagrams = self.tx_datagrams.wrapping_add(1);
@@ -65,7 +66,8 @@ impl Traffic {
         self.tx_bytes = self.tx_bytes.wrapping_add(bytes);
     }
 
-    /// Counts one datagram of `len` bytes received. // HOT PATH
+    /// Counts one datagram of `len` bytes received.
+    // HOT PATH
     #[inline]
     pub fn count_received(&mut self, len: usize) {
         self.rx_datagrams = self.rx_datagrams.wrapping_add(1);
@@ -126,13 +128,15 @@ impl PeerTable {
     }
 
     /// [`PeerTable::touch`] for a valid datagram of `len` bytes, counted in the peer's
-    /// [`Traffic`] (when it is or becomes a peer). // HOT PATH
+    /// [`Traffic`] (when it is or becomes a peer).
+    // HOT PATH
     pub fn touch_received(&mut self, now: Instant, addr: SocketAddr, len: usize) -> Touch {
         self.touch_inner(now, addr, Some(len))
     }
 
     /// Counts a datagram of `len` bytes sent to `addr`, if it is a peer (one lookup, two
-    /// additions). // HOT PATH
+    /// additions).
+    // HOT PATH
     #[inline]
     pub fn count_sent(&mut self, addr: SocketAddr, len: usize) {
         // Not through `get_mut`: this moves no expiry deadline.
@@ -151,7 +155,8 @@ impl PeerTable {
     }
 
     /// Calls `f` with every verified peer's address and traffic counters, in address order
-    /// (flooding: send, then count). // HOT PATH
+    /// (flooding: send, then count).
+    // HOT PATH
     #[inline]
     pub fn for_each_verified(&mut self, mut f: impl FnMut(SocketAddr, &mut Traffic)) {
         // Not through `get_mut`: this moves no expiry deadline.
@@ -339,7 +344,8 @@ impl PeerTable {
         self.peers.keys().copied()
     }
 
-    /// The verified peers' addresses, in address order. // HOT PATH (flooding)
+    /// The verified peers' addresses, in address order.
+    // HOT PATH (flooding)
     pub fn verified_addrs(&self) -> impl Iterator<Item = SocketAddr> + Clone + '_ {
         self.peers
             .iter()

@@ -185,7 +185,8 @@ impl core::fmt::Display for CutError {
 /// or cuts a super-frame into real frames, each put into `buf.frame_room()` and handed to
 /// `each` with its length; with `partial`, the cut frames' TCP or UDP checksums are left
 /// partial ([`Segmenter::leave_checksums_partial`]). Shared by the loop and the `--threads`
-/// lanes (which always pass false). // HOT PATH
+/// lanes (which always pass false).
+// HOT PATH
 pub(super) fn cut_superframe(
     packet: &mut [u8],
     buf: &mut PacketBuf,
@@ -256,7 +257,8 @@ impl Trouble {
         }
     }
 
-    /// It worked: the next failure is warned about again. // HOT PATH
+    /// It worked: the next failure is warned about again.
+    // HOT PATH
     pub(super) fn over(&mut self) {
         self.on = false;
     }

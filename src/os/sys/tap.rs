@@ -397,7 +397,8 @@ fn attach(name: &str, vnet_hdr: bool, multi_queue: bool) -> Result<(File, String
 }
 
 /// Writes the virtio-net header `hdr` and behind it the frame made of `parts` (one to three
-/// slices, in order), in one `writev`. // HOT PATH
+/// slices, in order), in one `writev`.
+// HOT PATH
 fn write_vnet(fd: BorrowedFd<'_>, hdr: &VnetHdr, parts: &[&[u8]]) -> io::Result<()> {
     let head = hdr.to_bytes();
     let iovec = |b: &[u8]| libc::iovec {
@@ -431,7 +432,8 @@ fn write_vnet(fd: BorrowedFd<'_>, hdr: &VnetHdr, parts: &[&[u8]]) -> io::Result<
 }
 
 /// The fd to write `frame` through: `first` with one queue, else the queue its flow hashes
-/// to among `first` and `others`. // HOT PATH
+/// to among `first` and `others`.
+// HOT PATH
 fn queue_for<'a>(first: &'a File, others: &'a [File], frame: &[u8]) -> BorrowedFd<'a> {
     if others.is_empty() {
         return first.as_fd();

@@ -16,8 +16,7 @@ use super::{
 use crate::crypto::{Cipher, Opener, Sealer};
 use crate::identity::handshake::{self, Established, HandshakeError, INITIATION, RESPONSE};
 use crate::identity::keys::PublicKey;
-use crate::limit::RateLimiter;
-use crate::limit::{LOG_BUDGET, LOG_WINDOW};
+use crate::limit::{RateLimiter, LOG_BUDGET, LOG_WINDOW};
 use crate::time::Instant;
 use crate::wire::TOKEN_LEN;
 

@@ -369,12 +369,13 @@ impl Sessions {
     }
 
     /// Seals the clear datagram at `buf[switch_at - TOKEN_LEN .. switch_at + inner_len]` for
-    /// `to`, in place. // HOT PATH
+    /// `to`, in place.
     ///
     /// # Errors
     ///
     /// [`SealOutcome::NoSession`] when there is no live session with `to` (a handshake is then
     /// queued, started by [`Sessions::flush`]); [`SealOutcome::Seal`] when the buffer lacks room.
+    // HOT PATH
     pub fn seal(
         &mut self,
         now: Instant,
@@ -461,7 +462,7 @@ impl Sessions {
 
     /// Whether the current session with the peer at `to` may still seal and its peer said in
     /// it that it completes checksums left partial ([`Sessions::peer_completes_checksums`]).
-    /// // HOT PATH (once per super-frame)
+    // HOT PATH (once per super-frame)
     pub fn completes_checksums(&self, now: Instant, to: SocketAddr) -> bool {
         let reject_after = self.config.rekey_after + REJECT_SLACK;
         let max_messages = self.max_messages();
@@ -492,12 +493,13 @@ impl Sessions {
         !self.wanted.is_empty()
     }
 
-    /// Opens a sealed datagram from `from` in place; returns the clear part's range. // HOT PATH
+    /// Opens a sealed datagram from `from` in place; returns the clear part's range.
     ///
     /// # Errors
     ///
     /// [`OpenError`]: not sealed, of no session we hold (counted as forged), expired, altered
     /// or replayed.
+    // HOT PATH
     pub fn open(
         &mut self,
         now: Instant,
