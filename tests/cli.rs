@@ -22,6 +22,24 @@ const RUN_LIMIT: Duration = Duration::from_secs(20);
 /// panics before it ends.
 struct Guard(Child);
 
+impl Guard {
+    /// Waits for the child to exit, at most `limit`; past it the test fails (and the drop
+    /// kills the child). `what` names it in the failure.
+    fn wait_within(&mut self, limit: Duration, what: &str) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.0.try_wait().expect("the child can be waited for") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} did not end within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
 impl Drop for Guard {
     fn drop(&mut self) {
         if matches!(self.0.try_wait(), Ok(None)) {
@@ -67,17 +85,7 @@ fn output_within_limit(mut command: Command, input: &[u8]) -> Output {
     }
     let stdout = read_all(child.0.stdout.take().expect("stdout is piped"));
     let stderr = read_all(child.0.stderr.take().expect("stderr is piped"));
-    let deadline = Instant::now() + RUN_LIMIT;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("the child can be waited for") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{command:?} did not end within {RUN_LIMIT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let status = child.wait_within(RUN_LIMIT, &format!("{command:?}"));
     Output {
         status,
         stdout: stdout.join().expect("the stdout reader ends"),
@@ -456,17 +464,7 @@ fn template_device_starts_logs_its_real_name_and_sigterm_exits_0() {
     assert!(stats.contains("stats: peers=0 "), "{stats}");
 
     signal(child.0.id(), "TERM");
-    let deadline = Instant::now() + RUN_LIMIT;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("the daemon can be waited for") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no exit within {RUN_LIMIT:?} of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let status = child.wait_within(RUN_LIMIT, "the daemon after SIGTERM");
     // The daemon has exited, so its stderr ends and the reader with it.
     let rest: Vec<String> = rx.iter().collect();
     reader.join().expect("the reader thread ends");
