@@ -212,7 +212,7 @@ impl ConfigFile {
             if !KEYS.contains(&name) {
                 return Err(parse_error(
                     line,
-                    Some(name),
+                    Some(&shown_key(name)),
                     format!(
                         "unknown key (the keys are the long options: {})",
                         KEYS.join(", ")
@@ -258,11 +258,26 @@ fn line_at(text: &str, offset: usize) -> usize {
 fn key_of_line(line: &str) -> Option<&str> {
     let (key, _) = line.split_once('=')?;
     let key = key.trim();
-    let is_bare_key = !key.is_empty()
+    is_bare_key(key).then_some(key)
+}
+
+/// Whether `key` is written as TOML's bare keys are: ASCII letters, digits, `-` and `_`.
+fn is_bare_key(key: &str) -> bool {
+    !key.is_empty()
         && key
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    is_bare_key.then_some(key)
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A key from the file as an error message shows it: as written if it is a bare key, else
+/// quoted with its special characters escaped (a quoted key may hold a line break, and the
+/// message must stay one line).
+fn shown_key(key: &str) -> String {
+    if is_bare_key(key) {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
+    }
 }
 
 /// Folds a possibly multi-line message into one line.
@@ -461,6 +476,16 @@ threads = 2
         );
         assert!(text.contains("unknown key"), "{text}");
         assert!(text.contains("peer-timeout"), "{text}");
+    }
+
+    #[test]
+    fn a_quoted_unknown_key_is_shown_escaped_on_one_line() {
+        let text = parse_error("token = 1\n\"dev\\nice\" = 2\n");
+        assert!(
+            text.contains("line 2: key \"dev\\nice\": unknown key"),
+            "{text}"
+        );
+        assert!(!text.contains('\n'), "{text}");
     }
 
     #[test]
