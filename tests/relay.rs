@@ -321,11 +321,24 @@ fn the_seed_protocol_with_relaying_on_never_carries_an_extension_byte() {
 
 #[test]
 fn a_node_whose_nat_gives_it_a_new_address_replaces_the_old_one_at_once() {
+    // Relaying off (`--no-relay`) changes nothing here: a move is the mesh's business.
+    let no_relay = |mut cfg: ethcloud::node::Config| {
+        cfg.relay = false;
+        cfg
+    };
     for (name, cfgs) in [
         ("keyed", [1u8, 2, 3].map(|_| Simulator::keyed_config(7))),
         (
             "per-node keys",
             [1u8, 2, 3].map(|i| Simulator::identity_config(i, &[1, 2, 3])),
+        ),
+        (
+            "keyed, relaying off",
+            [1u8, 2, 3].map(|_| no_relay(Simulator::keyed_config(7))),
+        ),
+        (
+            "per-node keys, relaying off",
+            [1u8, 2, 3].map(|i| no_relay(Simulator::identity_config(i, &[1, 2, 3]))),
         ),
     ] {
         let mut sim = Simulator::new(0x5e1a_0600);

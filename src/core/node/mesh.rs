@@ -16,7 +16,7 @@
 //! - Keepalive and gossip are separate. Every peer must hear from us at least once per
 //!   K = `min(peer_timeout / 4, 60 s)`, so that it keeps us (with margin) and NAT mappings stay
 //!   open. A sweep goes round the verified peers (round-robin) twice per K and sends the
-//!   smallest valid message, an empty peer list (10 bytes in the clear), to those that have
+//!   smallest peer list, an empty one (10 bytes in the clear), to those that have
 //!   been sent nothing for half a K: so each gets one about every K − 2 s, and a gossip list
 //!   sent to a peer stands in for its next keepalive.
 //! - Gossip rounds follow Trickle ([`peers::Trickle`]): after the peer set grows, intervals start

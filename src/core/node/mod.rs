@@ -123,8 +123,6 @@ pub struct Config {
     /// Per-node identity: our private key, the keys we trust and the session timers; `None`
     /// unless `--private-key` is given. Excludes `keyed`.
     pub identity: Option<IdentitySetup>,
-    /// How many of `own_addrs` the node found out itself (see [`MAX_LEARNT_OWN`]).
-    pub learnt_own: usize,
     /// Take part in relaying (`--no-relay` turns it off): announce it in a Hello, send through
     /// relays to addresses we cannot reach directly, accept relayed frames. Only in the sealed
     /// modes (`keyed` or `identity`); the seed's protocol never relays.
@@ -141,9 +139,6 @@ pub struct Config {
     /// ([`crate::crypto::has_vector_aes`]); `--no-aegis` turns it off with `aegis`.
     pub aegis_x4: bool,
 }
-
-/// The most addresses a node adds to its own when its Hello comes back from them.
-pub const MAX_LEARNT_OWN: usize = 16;
 
 /// Default for [`Config::relay_rate`]: 100 Mbit/s.
 pub const DEFAULT_RELAY_RATE: u64 = 100_000_000 / 8;
@@ -224,28 +219,11 @@ impl Config {
             relay_rate: DEFAULT_RELAY_RATE,
             aegis: true,
             aegis_x4: crate::crypto::has_vector_aes(),
-            learnt_own: 0,
         }
     }
 
     fn is_own(&self, addr: SocketAddr) -> bool {
         self.own_addrs.contains(&addr)
-    }
-
-    /// Remembers that `addr` reaches this node (found out from our own Hello coming back);
-    /// at most [`MAX_LEARNT_OWN`] such addresses are added, the oldest going first.
-    fn add_own(&mut self, addr: SocketAddr) {
-        if self.is_own(addr) {
-            return;
-        }
-        if self.learnt_own >= MAX_LEARNT_OWN {
-            if let Some(at) = self.own_addrs.len().checked_sub(MAX_LEARNT_OWN) {
-                self.own_addrs.remove(at);
-            }
-        } else {
-            self.learnt_own += 1;
-        }
-        self.own_addrs.push(addr);
     }
 
     fn is_configured(&self, addr: SocketAddr) -> bool {

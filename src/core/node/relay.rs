@@ -237,19 +237,14 @@ impl<S: Socket, D: Device> Node<S, D> {
                 // Keyed mode (a no-op with `--no-aegis`).
                 self.keyed_aegis_hello(from, opens, flags & FLAG_AEGIS_X4 != 0, completes);
             }
-            if !self.relays() || !known {
-                // Relaying off, or not a peer (yet): the Hello only said which ciphers the
-                // sender opens.
-                if known {
-                    let _ = self.peers.touch_received(now, from, wire_len);
-                }
+            if !known {
+                // Not a peer (yet): the Hello only said which ciphers the sender opens.
                 if flags & FLAG_ANSWER != 0 {
                     self.send_hello(from, false);
                 }
                 return Ok(());
             }
-        }
-        if !self.relays() || !known {
+        } else if !self.relays() || !known {
             return Err(DropReason::RelayRefused);
         }
         let _ = self.peers.touch_received(now, from, wire_len);
@@ -271,13 +266,6 @@ impl<S: Socket, D: Device> Node<S, D> {
                         self.switch.forget_peer(gone);
                     }
                 }
-                if node_id == self.node_id && self.is_own_key(from) {
-                    // Our own Hello: that address reaches this node (an old public address
-                    // of ours, looped back by a NAT). Never a peer.
-                    self.remove_peer(now, from, "it is this node");
-                    self.config.add_own(from);
-                    return Ok(());
-                }
                 if let Some(old) = self.relay.set_id(from, node_id) {
                     if self.same_key(old, from) {
                         // The node moved (its NAT gave it a new address): the old address
@@ -286,8 +274,9 @@ impl<S: Socket, D: Device> Node<S, D> {
                         self.note(now, format_args!("{old} moved to {from}"));
                     }
                 }
-                let relays = flags & FLAG_RELAY != 0;
-                let accepts = flags & FLAG_RELAYED != 0;
+                // With relaying off, nobody is relayed for, to or through.
+                let relays = flags & FLAG_RELAY != 0 && self.relays();
+                let accepts = flags & FLAG_RELAYED != 0 && self.relays();
                 let had = (self.relay.is_capable(from), self.relay.accepts(from));
                 for gone in self.relay.set_flags(from, relays, accepts) {
                     self.switch.forget_peer(gone);
@@ -305,14 +294,6 @@ impl<S: Socket, D: Device> Node<S, D> {
                 from: origin,
                 frame,
             } => self.on_relayed(now, from, canonical(origin), frame),
-        }
-    }
-
-    /// With per-node keys, whether the session at `addr` is with our own key; true otherwise.
-    fn is_own_key(&self, addr: SocketAddr) -> bool {
-        match &self.sessions {
-            Some(sessions) => sessions.key_of(addr) == Some(sessions.public()),
-            None => true,
         }
     }
 
