@@ -360,6 +360,15 @@ fn a_node_whose_nat_gives_it_a_new_address_replaces_the_old_one_at_once() {
             })
         });
         println!("{name}: the old address was replaced {took:?} after the move");
+        for n in [p, b] {
+            // The old address's node id went with it.
+            let ids = sim.nodes[&n].relay_table().known_ids();
+            let peers = sim.peers_of(n).len();
+            assert!(
+                ids <= peers,
+                "{name}: {n} holds {ids} node ids for {peers} peers"
+            );
+        }
         let seen = sim.nodes[&moved].relay_table().public_addrs().to_vec();
         assert!(seen.contains(&moved), "{name}: A sees itself at {seen:?}");
         sim.inject_frame(b, &frame(2, 0xff, 0x91));

@@ -5,8 +5,10 @@
 //! Owns the order of the decisions and what is counted: the destination (the broadcast limit
 //! for a multicast frame, the MAC table for a unicast one), "nobody to send to", the relay
 //! routes first (before the frame is sealed in place for the direct peers), the header, then
-//! one seal for every receiver (keyed mode) or one per receiver (per-node keys), and a frame
-//! counted as unicast or flooded only once it could be sealed.
+//! one seal for every receiver (keyed mode) or one per receiver (per-node keys). A frame is
+//! counted as unicast or flooded once it is decided and sealed (keyed mode), or once it is
+//! decided (per-node keys, where a peer without a session is counted as well, and a frame sent
+//! through a relay).
 //!
 //! What each step reads and where each datagram goes belong to the caller, through
 //! `Outbound`: the node answers from its own tables and sessions, a lane from its snapshot

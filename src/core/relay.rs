@@ -177,7 +177,14 @@ impl RelayTable {
         self.capable.len()
     }
 
-    /// `peer` is gone: forget that it relays, the routes through it and the route to it.
+    /// How many peers' node ids (from their Hellos) the table holds: at most one per peer in
+    /// the peer table, since a peer's goes with it ([`RelayTable::forget_peer`]).
+    pub fn known_ids(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// `peer` is gone: forget that it relays, its node id, the routes through it and the
+    /// route to it.
     /// Returns the addresses whose routes went through it.
     pub fn forget_peer(&mut self, peer: SocketAddr) -> Vec<SocketAddr> {
         self.capable.remove(&peer);

@@ -141,15 +141,18 @@ impl SwitchTable {
     pub fn learn(&mut self, now: Instant, vlan: VlanId, mac: Mac, peer: SocketAddr) -> Learned {
         let expires = now + self.timeout;
         if let Some(entry) = self.entries.get_mut(&Key::new(vlan, mac)) {
-            entry.expires = expires;
             if entry.peer == peer {
+                entry.expires = expires;
                 return Learned::Refreshed;
             }
             let from = entry.peer;
             if count_of(&self.per_peer, peer) >= self.max_per_peer {
-                // The new owner is at its cap: keep the old entry rather than exceed it.
+                // The new owner is at its cap: keep the old entry rather than exceed it, but
+                // do not refresh it either (the MAC was not heard behind the old owner), so
+                // it expires unless the old owner still sends from it.
                 return Learned::Refused;
             }
+            entry.expires = expires;
             entry.peer = peer;
             self.changes += 1;
             decrement(&mut self.per_peer, from);
@@ -397,6 +400,21 @@ mod tests {
         assert_eq!(
             t.lookup(T0, VlanId::UNTAGGED, Mac([2, 0, 0, 0, 2, 0])),
             Some(addr(2))
+        );
+        // ... and not refreshed by the refused move: frames from the capped peer do not keep
+        // the old owner's entry alive past its own timeout.
+        let late = T0 + Duration::from_secs(200);
+        assert_eq!(
+            t.learn(late, VlanId::UNTAGGED, Mac([2, 0, 0, 0, 2, 0]), addr(1)),
+            Learned::Refused
+        );
+        assert_eq!(
+            t.lookup(
+                T0 + Duration::from_secs(300),
+                VlanId::UNTAGGED,
+                Mac([2, 0, 0, 0, 2, 0])
+            ),
+            None
         );
     }
 }

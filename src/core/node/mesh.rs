@@ -14,8 +14,8 @@
 //! - `--connect` addresses are retried forever with exponential back-off (1 s doubling to 60 s),
 //!   also after they time out or close.
 //! - Keepalive and gossip are separate. Every peer must hear from us at least once per
-//!   K = `min(peer_timeout / 4, 60 s)`, so that it keeps us (with margin) and NAT mappings stay
-//!   open. A sweep goes round the verified peers (round-robin) twice per K and sends the
+//!   K = `min(peer_timeout / 4, 60 s)` (or `--keepalive`, at most half the peer timeout), so
+//!   that it keeps us (with margin) and NAT mappings stay open. A sweep goes round the verified peers (round-robin) twice per K and sends the
 //!   smallest peer list, an empty one (10 bytes in the clear), to those that have
 //!   been sent nothing for half a K: so each gets one about every K − 2 s, and a gossip list
 //!   sent to a peer stands in for its next keepalive.
@@ -332,9 +332,21 @@ impl<S: Socket, D: Device> Node<S, D> {
         let Some(peer) = self.peers.remove(addr) else {
             return;
         };
+        self.after_removal(now, addr, peer.is_verified, reason);
+    }
+
+    /// Forgets what the node keeps about `addr` besides its peer-table entry, which is gone
+    /// (removed by [`Node::remove_peer`], or evicted by the table to make room), and logs it.
+    pub(super) fn after_removal(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        was_verified: bool,
+        reason: &str,
+    ) {
         let macs = self.switch.forget_peer(addr);
         self.relay_on_removed(addr);
-        if peer.is_verified {
+        if was_verified {
             let count = self.peers.verified_len();
             self.note(
                 now,

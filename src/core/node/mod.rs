@@ -61,8 +61,9 @@ use tx::Tx;
 pub const HOUSEKEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// The shortest gossip interval, used right after the peer set grew.
 pub const GOSSIP_INTERVAL_MIN: Duration = Duration::from_secs(1);
-/// Every peer hears from us at least this often (or every quarter of the peer timeout, if
-/// shorter), which keeps NAT mappings open. It is also the longest gossip interval.
+/// Without `--keepalive`, every peer hears from us at least this often (or every quarter of the
+/// peer timeout, if shorter), which keeps NAT mappings open; it is then also the longest gossip
+/// interval. `--keepalive` sets both, up to half the peer timeout.
 pub const KEEPALIVE_MAX: Duration = Duration::from_secs(60);
 /// Trickle's redundancy constant k: at the longest interval, a gossip round is skipped if this
 /// many peer lists that taught us nothing new arrived in the interval before it.
@@ -111,7 +112,8 @@ pub struct Config {
     /// "get peer list" messages per second to addresses that are not peers yet.
     pub contacts_per_second: usize,
     /// Broadcast and multicast frames per second accepted from one source (each peer, and our
-    /// own device); `None` for no limit. Frames over the limit are dropped and counted.
+    /// own device, where each `--threads` lane keeps a bucket of its own for its queue);
+    /// `None` for no limit. Frames over the limit are dropped and counted.
     pub broadcast_limit: Option<u64>,
     /// Every peer hears from us at least this often (`--keepalive`), which also keeps NAT
     /// mappings open; `None` for a quarter of `peer_timeout`, between

@@ -148,8 +148,11 @@ impl<S: Socket, D: Device> Node<S, D> {
         let is_answer = matches!(message, Message::Peers(_)) && self.asked_recently(now, from);
         let mut is_verified = match self.peers.touch_received(now, from, wire_len) {
             Touch::Refreshed { is_verified } => is_verified,
-            Touch::Added => {
+            Touch::Added { evicted } => {
                 debug!("new unverified peer {from}");
+                if let Some(victim) = evicted {
+                    self.after_removal(now, victim, false, "the peer table is full");
+                }
                 false
             }
             Touch::Full => {

@@ -5,7 +5,8 @@
 //!
 //! It decides per message whether relaying is allowed, within the rate limit and without loops
 //! (a relayed frame is delivered, never passed on); the routes themselves are
-//! `crate::relay`'s. It must not change the peer table, and it sends only through
+//! `crate::relay`'s. It changes the peer table only as any message does (a peer heard from is
+//! refreshed; a moved node's old address is removed), and it sends only through
 //! `send_sealed` (control buffer, sealed like any control message).
 
 use std::net::SocketAddr;
@@ -86,9 +87,8 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// A peer is gone: the routes through it end, and the MACs learnt behind them.
     pub(super) fn relay_on_removed(&mut self, addr: SocketAddr) {
         self.keyed_aegis_forget(addr);
-        if self.relay.is_empty() && self.relay.capable_len() == 0 {
-            return;
-        }
+        // Always, also with no routes and no relaying peer: the table keeps each peer's node
+        // id and flags from its Hello, and they must go with the peer.
         for gone in self.relay.forget_peer(addr) {
             self.switch.forget_peer(gone);
             self.note(

@@ -8,12 +8,15 @@
 //! through `send_control` and `send_control_buffer` (`seal.rs`).
 //!
 //! Choice made where the spec is silent:
-//! - A valid message from an unknown address makes it a peer, except `Close`, which only ever
-//!   removes. A new peer is *unverified* until it answers a "get peer list" of ours with its
-//!   peer list (the spec's own exchange, so any conforming node passes). Until then it is sent
-//!   nothing but that request (at most one per [`CHALLENGE_INTERVAL`]) and, if it asked for our
-//!   list, a short list: together at most [`AMPLIFICATION_FACTOR`] times the size of its
-//!   request. It gets no frames, its frames teach the MAC table nothing, its peer lists are
+//! - A valid message of the seed's protocol from an unknown address makes it a peer, except
+//!   `Close`, which only ever removes (the sealed modes' handshake and relay messages never
+//!   make a peer). A new peer is *unverified* until it answers a "get peer list" of ours with
+//!   its peer list (the spec's own exchange, so any conforming node passes). Until then this
+//!   module sends it nothing but that request (at most one per [`CHALLENGE_INTERVAL`]) and, if
+//!   it asked for our list, a short list: together at most [`AMPLIFICATION_FACTOR`] times the
+//!   size of its request. (In the sealed modes, where only members' datagrams open, a Hello
+//!   that asks for one is answered from any address, and with per-node keys a handshake
+//!   initiation gets its response and a Hello: each about the size of what came in.) It gets no frames, its frames teach the MAC table nothing, its peer lists are
 //!   not followed, and it is dropped after [`UNVERIFIED_TIMEOUT`](super::UNVERIFIED_TIMEOUT).
 //!   Once verified it gets our whole list. So a forged source address cannot make us flood or
 //!   amplify towards a victim.
@@ -46,8 +49,9 @@ impl<S: Socket, D: Device> Node<S, D> {
 
     /// Sends an unverified peer a "get peer list" (its answer will verify it), at most once per
     /// [`CHALLENGE_INTERVAL`]. If it asked for our peer list, it also gets a list no larger than
-    /// [`AMPLIFICATION_FACTOR`] times its request. Nothing else is ever sent to an address that
-    /// has not answered us, so a forged source address cannot turn us into an amplifier.
+    /// [`AMPLIFICATION_FACTOR`] times its request. Nothing else of the seed's protocol is sent
+    /// to an address that has not answered us, so a forged source address cannot turn us into
+    /// an amplifier (the sealed modes' answers, see the module doc, need a member's datagram).
     pub(super) fn challenge(
         &mut self,
         now: Instant,

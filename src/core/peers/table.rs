@@ -79,7 +79,11 @@ impl Traffic {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Touch {
     /// The address is a new, unverified peer.
-    Added,
+    Added {
+        /// The unverified peer removed to make room for it (the table was full), if any: the
+        /// caller forgets what else it kept about that address.
+        evicted: Option<SocketAddr>,
+    },
     /// The address was already a peer; refreshed.
     Refreshed {
         /// Whether that peer is verified.
@@ -175,6 +179,7 @@ impl PeerTable {
                 is_verified: peer.is_verified,
             };
         }
+        let mut evicted = None;
         if self.peers.len() >= self.max {
             let oldest = self
                 .peers
@@ -185,6 +190,7 @@ impl PeerTable {
             match oldest {
                 Some(victim) => {
                     self.peers.remove(&victim);
+                    evicted = Some(victim);
                 }
                 None => return Touch::Full,
             }
@@ -207,7 +213,7 @@ impl PeerTable {
                 slot: 0,
             },
         );
-        Touch::Added
+        Touch::Added { evicted }
     }
 
     /// Marks `addr` verified; true if it is a peer that was not verified before.

@@ -46,13 +46,19 @@ fn ceil_sqrt_matches_definition() {
 #[test]
 fn peer_table_touch_adds_refreshes_and_caps() {
     let mut t = PeerTable::new(2);
-    assert_eq!(t.touch(Instant::ZERO, addr(1)), Touch::Added);
+    assert_eq!(
+        t.touch(Instant::ZERO, addr(1)),
+        Touch::Added { evicted: None }
+    );
     assert_eq!(
         t.touch(Instant::from_secs(5), addr(1)),
         Touch::Refreshed { is_verified: false }
     );
     assert_eq!(t.get(addr(1)).unwrap().last_seen, Instant::from_secs(5));
-    assert_eq!(t.touch(Instant::ZERO, addr(2)), Touch::Added);
+    assert_eq!(
+        t.touch(Instant::ZERO, addr(2)),
+        Touch::Added { evicted: None }
+    );
     assert!(t.verify(addr(1)));
     assert!(!t.verify(addr(1)));
     assert!(t.verify(addr(2)));
@@ -276,7 +282,13 @@ fn peer_table_unverified_expire_early_and_make_room_when_full() {
     );
     assert_eq!(out, vec![addr(1)], "not verified in time");
     // full: the oldest unverified peer makes room, a verified one never does
-    assert_eq!(t.touch(Instant::from_secs(2), addr(3)), Touch::Added);
+    assert_eq!(
+        t.touch(Instant::from_secs(2), addr(3)),
+        Touch::Added {
+            evicted: Some(addr(1))
+        },
+        "the evicted address is told, for the node to forget the rest"
+    );
     assert!(!t.contains(addr(1)));
     assert!(t.contains(addr(2)));
     t.verify(addr(3));
@@ -468,7 +480,10 @@ fn contacts_refuse_learned_beyond_cap_and_limit_per_call() {
 #[test]
 fn traffic_is_counted_per_peer_each_way() {
     let mut t = PeerTable::new(4);
-    assert_eq!(t.touch_received(Instant::ZERO, addr(1), 100), Touch::Added);
+    assert_eq!(
+        t.touch_received(Instant::ZERO, addr(1), 100),
+        Touch::Added { evicted: None }
+    );
     t.touch_received(Instant::from_secs(1), addr(1), 50);
     t.touch(Instant::from_secs(2), addr(1));
     t.count_sent(addr(1), 70);

@@ -82,18 +82,15 @@ impl Daemon {
                 self.buf.frame_room()
             };
             match self.node.device_mut().read(room) {
-                Ok(len) if self.vnet_hdr_len > 0 => {
-                    traffic = true;
-                    self.on_superframe(now, len);
-                    if i == 0 || self.node.socket().queued() >= FLUSH_AT {
-                        self.node.flush();
-                    }
-                }
                 Ok(len) => {
                     traffic = true;
                     self.read_trouble.over();
-                    // A drop is counted and logged by the node itself.
-                    let _ = self.node.on_frame(now, &mut self.buf, len);
+                    if self.vnet_hdr_len > 0 {
+                        self.on_superframe(now, len);
+                    } else {
+                        // A drop is counted and logged by the node itself.
+                        let _ = self.node.on_frame(now, &mut self.buf, len);
+                    }
                     if i == 0 || self.node.socket().queued() >= FLUSH_AT {
                         self.node.flush();
                     }
@@ -154,7 +151,7 @@ impl Daemon {
 /// What [`Daemon::drain_socket`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Drained {
-    /// Anything came (datagrams, or an error worth another pass).
+    /// Anything came.
     pub(super) traffic: bool,
     /// Frames the node wrote to the device.
     pub(super) written: u64,

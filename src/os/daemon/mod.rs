@@ -426,7 +426,7 @@ impl Daemon {
     }
 
     /// A spinning pass that found nothing, at `now`: yield and poll again, or, if the
-    /// scheduler took this processor away since the last pass (see [`Daemon::busy_poll`] and
+    /// scheduler took this processor away since the last pass (see the `spin` field and
     /// [`crate::spin`]), let the spin end. Returns when the pass ended (after the yield).
     fn idle_spin_pass(&mut self, now: std::time::Instant) -> std::time::Instant {
         match self.spin.idle(now) {
