@@ -26,7 +26,8 @@ pub struct Contact {
     pub attempts: u32,
     /// From `--connect` (tried forever) rather than from a peer list (tried a few times).
     pub is_configured: bool,
-    /// For learned addresses: when the entry is forgotten once given up.
+    /// For learned addresses: when the entry is forgotten, [`LEARNED_QUIET_PERIOD`] after it
+    /// was given up (far in the future until then).
     pub forget_at: Instant,
     /// When we last sent it "get peer list".
     pub last_sent: Option<Instant>,
@@ -80,7 +81,7 @@ impl Contacts {
                 backoff: LEARNED_BACKOFF_START,
                 attempts: 0,
                 is_configured: false,
-                forget_at: now + LEARNED_QUIET_PERIOD,
+                forget_at: Instant::FAR_FUTURE,
                 last_sent: None,
             },
         );
@@ -128,12 +129,13 @@ impl Contacts {
             c.last_sent = Some(now);
             c.attempts = c.attempts.saturating_add(1);
             c.next_attempt = now + c.backoff;
-            let cap = if c.is_configured {
-                CONNECT_BACKOFF_MAX
-            } else {
-                LEARNED_QUIET_PERIOD
-            };
-            c.backoff = c.backoff.saturating_mul(2).min(cap);
+            if !c.is_configured && c.attempts >= LEARNED_ATTEMPTS {
+                // Given up when the last attempt's answer is due; quiet from then on, however
+                // late a busy queue got to the attempts.
+                c.forget_at = c.next_attempt + LEARNED_QUIET_PERIOD;
+            }
+            // (A learned address is given up long before its back-off gets near the cap.)
+            c.backoff = c.backoff.saturating_mul(2).min(CONNECT_BACKOFF_MAX);
         }
     }
 

@@ -459,10 +459,46 @@ fn contacts_learned_are_tried_a_few_times_then_remembered_quietly() {
     assert_eq!(attempts, usize::try_from(LEARNED_ATTEMPTS).unwrap());
     assert!(c.contains(addr(1)));
     assert_eq!(c.next_due(), None);
+    // Tried at 0, 2 and 6 s; given up at 14 s, when the last attempt's answer was due.
+    let given_up = Instant::from_secs(14);
     let mut out = Vec::new();
-    c.take_due(Instant::ZERO + LEARNED_QUIET_PERIOD, 10, &mut out);
+    c.take_due(
+        given_up + (LEARNED_QUIET_PERIOD - Duration::from_secs(1)),
+        10,
+        &mut out,
+    );
+    assert!(out.is_empty());
+    assert!(c.contains(addr(1)), "remembered for the whole quiet period");
+    c.take_due(given_up + LEARNED_QUIET_PERIOD, 10, &mut out);
     assert!(out.is_empty());
     assert!(!c.contains(addr(1)), "forgotten after the quiet period");
+}
+
+#[test]
+fn contacts_learned_quiet_period_counts_from_giving_up_also_when_attempts_came_late() {
+    let mut c = Contacts::new(4);
+    assert!(c.add_learned(Instant::ZERO, addr(1)));
+    // A busy queue gets to the address only after 1000 s.
+    let start = Instant::from_secs(1000);
+    let mut out = Vec::new();
+    for s in 0..20 {
+        c.take_due(start + Duration::from_secs(s), 10, &mut out);
+    }
+    assert_eq!(out.len(), usize::try_from(LEARNED_ATTEMPTS).unwrap());
+    // Given up at 1014 s: a peer list naming it again within the quiet period is ignored.
+    let later = start + Duration::from_secs(14) + (LEARNED_QUIET_PERIOD - Duration::from_secs(1));
+    out.clear();
+    c.take_due(later, 10, &mut out);
+    assert!(
+        c.contains(addr(1)),
+        "remembered although added over 300 s ago"
+    );
+    c.add_learned(later, addr(1));
+    c.take_due(later, 10, &mut out);
+    assert!(
+        out.is_empty(),
+        "not contacted again within the quiet period"
+    );
 }
 
 #[test]
