@@ -4,7 +4,7 @@
 //! instructions).
 //!
 //! Owns the per-cipher nonce layout (4 zero bytes then the counter for the 96-bit nonces of
-//! `ring`'s ciphers, 8 zero bytes then the counter for AEGIS-128L's 128-bit nonce) and the
+//! `ring`'s ciphers, 8 zero bytes then the counter for the AEGIS ciphers' 128-bit nonce) and the
 //! wiping of AEGIS subkeys on drop (`ring` wipes its own). It knows nothing of the datagram
 //! layout: the caller hands it the associated data, the bytes to seal or open, and the counter.
 

@@ -222,7 +222,7 @@ impl fmt::Debug for Opener {
 
 impl Opener {
     /// An opener that remembers at most `max_sessions` sender sessions (at least 1), e.g. 4096.
-    /// It opens both ciphers.
+    /// It opens every cipher; each datagram's marker says which.
     pub fn new(key: &Key, max_sessions: usize) -> Opener {
         let max_sessions = max_sessions.max(1);
         Opener {

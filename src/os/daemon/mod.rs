@@ -160,7 +160,9 @@ pub struct KeySources {
 ///
 /// [`Error::Epoll`], [`Error::Signal`] or [`Error::Timer`] if the loop cannot be set up or
 /// waited on; [`Error::DeviceRead`] if the tap device fails for good (e.g. it was deleted);
-/// [`Error::SocketRecv`] if the socket fails with anything but a transient or ICMP error.
+/// [`Error::SocketRecv`] if the socket fails with anything but a transient or ICMP error;
+/// [`Error::Lanes`] if a `--threads` lane cannot be started, [`Error::LaneEnded`] if one ends;
+/// [`Error::Random`] if the kernel gives no random bytes (per-node keys, at start).
 pub fn run(
     config: Config,
     socket: UdpSocket,

@@ -61,7 +61,8 @@ pub struct SessionStats {
     pub no_session: u64,
     /// Sessions dropped because their key was removed from the trusted set.
     pub revoked: u64,
-    /// Sending sessions switched to AEGIS-128L because the peer's Hello said it opens it.
+    /// Sending sessions switched to AEGIS-128L or AEGIS-128X4 because the peer's Hello said
+    /// it opens it.
     pub aegis_switches: u64,
 }
 
@@ -132,7 +133,7 @@ impl SessionStats {
             (
                 "sessions_switched_to_aegis",
                 self.aegis_switches,
-                "Sending sessions switched to AEGIS-128L (the peer opens it).",
+                "Sending sessions switched to AEGIS-128L or AEGIS-128X4 (the peer opens it).",
             ),
         ]
     }
