@@ -12,7 +12,7 @@ use std::time::Duration;
 use ethcloud::crypto::{Key, Sealer};
 use ethcloud::relay::{RouteState, RELAY_AFTER};
 use ethcloud::stats::DropReason;
-use ethcloud::wire::relay::{emit_relayed, RELAY_TO};
+use ethcloud::wire::relay::{emit_hello, emit_relayed, FLAG_ANSWER, RELAY_TO};
 use ethcloud::wire::{Message, Packet, Token, HEADER_LEN, TOKEN_LEN};
 use sim::Simulator;
 
@@ -93,9 +93,10 @@ fn relayed_pair_talks(seed: u64, cfg: [&ethcloud::node::Config; 3]) {
         assert_eq!(sp.drops_of(reason), 0, "{sp}");
     }
 
-    // The path opens: A and B become direct peers and the relay is off the path.
+    // The path opens: A and B become direct peers and the relay is off the path, found by the
+    // route's direct tries (every 30 s), although each gave the other's address up long ago.
     sim.heal(a, b);
-    let took = sim.advance_until(Duration::from_secs(300), |s| {
+    let took = sim.advance_until(Duration::from_secs(45), |s| {
         s.peers_of(a).contains(&b) && s.peers_of(b).contains(&a)
     });
     println!("seed {seed:#x}: direct path {took:?} after the partition healed");
@@ -499,4 +500,35 @@ fn a_lane_with_per_node_keys_seals_a_flood_for_each_peer_with_its_own_session() 
     for x in [b, c] {
         assert_eq!(sim.stats(x).drops_of(DropReason::Unauthenticated), 0);
     }
+}
+
+#[test]
+fn an_unverified_peer_evicted_from_a_full_table_leaves_no_node_id_behind() {
+    let mut cfg = Simulator::keyed_config(7);
+    cfg.max_peers = 1;
+    let mut sim = Simulator::new(0x5e1a_0700);
+    let p = sim.add_node(&cfg);
+    let token = Token::new(1).unwrap();
+    let mut clear = vec![0u8; 64];
+    let ask = |session: u8| {
+        let mut buf = vec![0u8; HEADER_LEN];
+        ethcloud::wire::emit_control(token, ethcloud::wire::Kind::GetPeers, &mut buf).unwrap();
+        sealed(7, session, &buf)
+    };
+    // X asks for P's peer list (an unverified peer now), then says hello with a node id.
+    let x: SocketAddr = "198.18.9.1:3210".parse().unwrap();
+    sim.inject_datagram(x, p, ask(0x50));
+    let len = emit_hello(token, FLAG_ANSWER, 0x1234, p, &mut clear).unwrap();
+    sim.inject_datagram(x, p, sealed(7, 0x52, &clear[..len]));
+    sim.run_until_idle(100);
+    assert_eq!(sim.nodes[&p].relay_table().known_ids(), 1);
+    // Y makes room for itself: X, the oldest unverified peer, is evicted with all it left.
+    let y: SocketAddr = "198.18.9.2:3210".parse().unwrap();
+    sim.inject_datagram(y, p, ask(0x51));
+    sim.run_until_idle(100);
+    assert_eq!(
+        sim.nodes[&p].relay_table().known_ids(),
+        0,
+        "X's node id stayed"
+    );
 }

@@ -115,9 +115,8 @@ impl<S: Socket, D: Device> Node<S, D> {
         tries.clear();
         self.relay.due_direct_tries(now, &mut tries);
         for addr in &tries {
-            if !self.peers.contains(*addr) && !self.contacts.contains(*addr) {
+            if !self.peers.contains(*addr) && self.contacts.try_once_more(now, *addr) {
                 debug!("trying {addr} directly again (reached through a relay)");
-                self.contacts.add_learned(now, *addr);
             }
         }
         self.targets = tries;

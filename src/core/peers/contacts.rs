@@ -88,6 +88,23 @@ impl Contacts {
         true
     }
 
+    /// One more attempt at `addr`, due at `now` (a relay route's regular direct try): a learned
+    /// address that was given up gets one attempt despite its quiet period, and is given up
+    /// again if it does not answer; a new one is queued as by [`Contacts::add_learned`].
+    /// Returns whether an attempt was queued (false: one is queued already, or no room).
+    pub fn try_once_more(&mut self, now: Instant, addr: SocketAddr) -> bool {
+        match self.entries.get_mut(&addr) {
+            Some(c) if !c.is_configured && c.attempts >= LEARNED_ATTEMPTS => {
+                c.attempts = LEARNED_ATTEMPTS - 1;
+                c.next_attempt = now;
+                c.forget_at = Instant::FAR_FUTURE;
+                true
+            }
+            Some(_) => false,
+            None => self.add_learned(now, addr),
+        }
+    }
+
     /// Removes `addr` (it answered, so it is a peer now). Returns what was queued.
     pub fn remove(&mut self, addr: SocketAddr) -> Option<Contact> {
         self.entries.remove(&addr)

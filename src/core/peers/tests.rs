@@ -475,6 +475,30 @@ fn contacts_learned_are_tried_a_few_times_then_remembered_quietly() {
 }
 
 #[test]
+fn contacts_a_given_up_address_can_be_tried_once_more() {
+    let mut c = Contacts::new(4);
+    assert!(c.try_once_more(Instant::ZERO, addr(1)), "new: queued");
+    assert!(
+        !c.try_once_more(Instant::ZERO, addr(1)),
+        "being tried already"
+    );
+    let mut out = Vec::new();
+    for s in 0..20 {
+        c.take_due(Instant::from_secs(s), 10, &mut out);
+    }
+    assert_eq!(out.len(), usize::try_from(LEARNED_ATTEMPTS).unwrap());
+    // Given up and quiet; a relay route's direct try still gets one attempt, and one only.
+    let at = Instant::from_secs(30);
+    assert!(c.try_once_more(at, addr(1)));
+    out.clear();
+    for s in 30..60 {
+        c.take_due(Instant::from_secs(s), 10, &mut out);
+    }
+    assert_eq!(out, [addr(1)]);
+    assert!(c.contains(addr(1)), "given up again, and remembered");
+}
+
+#[test]
 fn contacts_learned_quiet_period_counts_from_giving_up_also_when_attempts_came_late() {
     let mut c = Contacts::new(4);
     assert!(c.add_learned(Instant::ZERO, addr(1)));
