@@ -9,9 +9,12 @@
 //! The daemon's side never blocks the packet path: the listening socket and every client are
 //! non-blocking and in the daemon's epoll set; a wake-up accepts at most [`ACCEPTS_PER_WAKE`]
 //! clients, keeps at most [`MAX_CLIENTS`] waiting for their request line (at most
-//! [`MAX_REQUEST_LEN`] bytes, within [`REQUEST_DEADLINE`]), and writes each answer once,
-//! without waiting: a client whose answer does not fit into its socket buffer is dropped
-//! and counted.
+//! [`MAX_REQUEST_LEN`] bytes, within [`REQUEST_DEADLINE`]), and writes each answer without
+//! waiting: what does not fit into the client's socket buffer at once goes out as the socket
+//! takes it (the client is then watched for room to write). A client that has not taken its
+//! whole answer within [`ANSWER_DEADLINE`], twice the time [`request`] waits for each read,
+//! is dropped and counted; so a client that reads as `request` does never takes a cut-off
+//! answer for a whole one: it gives up with an error first.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -42,6 +45,10 @@ pub const ANSWER_BUFFER: usize = 4 << 20;
 
 /// How long the client waits for the daemon's answer.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the daemon keeps writing an answer that did not fit at once (longer than
+/// [`CLIENT_TIMEOUT`], so that the client gives up first).
+pub const ANSWER_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The longest answer the client reads.
 pub const MAX_ANSWER_LEN: u64 = 64 << 20;
@@ -81,14 +88,27 @@ struct Client {
     deadline: Instant,
 }
 
-/// The daemon's listening control socket and its waiting clients.
+/// One client whose answer did not fit into its socket buffer at once.
+#[derive(Debug)]
+struct Answering {
+    stream: UnixStream,
+    answer: Vec<u8>,
+    /// Bytes of `answer` written so far.
+    sent: usize,
+    deadline: Instant,
+}
+
+/// The daemon's listening control socket and its clients.
 #[derive(Debug)]
 pub struct ControlServer {
     listener: UnixListener,
     path: PathBuf,
     /// Device and inode of the socket file we made, so that exit removes only that one.
     file_id: (u64, u64),
+    /// Waiting for their request line.
     clients: Vec<Client>,
+    /// Taking the rest of their answer; at most [`MAX_CLIENTS`] together with `clients`.
+    answering: Vec<Answering>,
     stats: ControlStats,
 }
 
@@ -144,6 +164,7 @@ impl ControlServer {
             path: path.to_owned(),
             file_id: (meta.dev(), meta.ino()),
             clients: Vec::new(),
+            answering: Vec::new(),
             stats: ControlStats::default(),
         })
     }
@@ -158,14 +179,15 @@ impl ControlServer {
         self.stats
     }
 
-    /// Clients waiting for their request line.
+    /// Clients waiting for their request line or taking their answer.
     pub fn waiting(&self) -> usize {
-        self.clients.len()
+        self.clients.len() + self.answering.len()
     }
 
     /// Handles a wake-up on `token` (the listening socket's, which every client shares):
-    /// accepts new clients (registering them with `poll` under `token`), reads what waiting
-    /// clients sent, answers each complete request line with `respond(line)` and closes it,
+    /// accepts new clients (registering them with `poll` under `token`), writes more of the
+    /// answers that did not fit at once, reads what waiting clients sent, answers each
+    /// complete request line with `respond(line)` and closes it once the answer is written,
     /// and drops clients past their deadline. Never blocks.
     pub fn on_ready(
         &mut self,
@@ -175,18 +197,28 @@ impl ControlServer {
         mut respond: impl FnMut(&[u8]) -> String,
     ) {
         self.accept(now, poll, token);
+        self.answering.retain_mut(|a| {
+            match write_some(&a.stream, a.answer.get(a.sent..).unwrap_or_default()) {
+                Ok(n) => {
+                    a.sent += n;
+                    a.sent < a.answer.len()
+                }
+                Err(e) => {
+                    self.stats.dropped_answers += 1;
+                    log::debug!("control socket: client dropped while answered: {e}");
+                    false
+                }
+            }
+        });
         let mut i = 0;
         while let Some(client) = self.clients.get_mut(i) {
             match read_line(client) {
                 Ok(false) => i += 1,
                 Ok(true) => {
                     let client = self.clients.swap_remove(i);
-                    let answer = respond(&client.line);
+                    let answer = respond(&client.line).into_bytes();
                     self.stats.answered += 1;
-                    if !write_answer(&client.stream, answer.as_bytes()) {
-                        self.stats.dropped_answers += 1;
-                        log::debug!("control socket: answer did not fit, client dropped");
-                    }
+                    self.answer(now, poll, token, client.stream, answer);
                 }
                 Err(e) => {
                     log::debug!("control socket: client dropped: {e}");
@@ -197,10 +229,42 @@ impl ControlServer {
         self.expire(now);
     }
 
-    /// Drops clients whose request did not come within [`REQUEST_DEADLINE`]. Cheap when no
-    /// client waits; the loop calls it after every wake-up.
+    /// Writes what fits of `answer` to `stream` now; the rest goes out on later wake-ups.
+    fn answer(
+        &mut self,
+        now: Instant,
+        poll: &Poll,
+        token: u64,
+        stream: UnixStream,
+        answer: Vec<u8>,
+    ) {
+        let sent = match write_some(&stream, &answer) {
+            Ok(sent) if sent == answer.len() => return,
+            Ok(sent) => sent,
+            Err(e) => {
+                self.stats.dropped_answers += 1;
+                log::debug!("control socket: client dropped while answered: {e}");
+                return;
+            }
+        };
+        if let Err(e) = poll.watch_writable(stream.as_fd(), token) {
+            self.stats.dropped_answers += 1;
+            log::debug!("control socket: cannot watch a client for writing: {e}");
+            return;
+        }
+        self.answering.push(Answering {
+            stream,
+            answer,
+            sent,
+            deadline: now + ANSWER_DEADLINE,
+        });
+    }
+
+    /// Drops clients whose request did not come within [`REQUEST_DEADLINE`], or who did not
+    /// take their answer within [`ANSWER_DEADLINE`]. Cheap when no client waits; the loop
+    /// calls it after every wake-up.
     pub fn expire(&mut self, now: Instant) {
-        if self.clients.is_empty() {
+        if self.clients.is_empty() && self.answering.is_empty() {
             return;
         }
         let before = self.clients.len();
@@ -209,6 +273,13 @@ impl ControlServer {
         if dropped > 0 {
             self.stats.timed_out += dropped as u64;
             log::debug!("control socket: dropped {dropped} silent clients");
+        }
+        let before = self.answering.len();
+        self.answering.retain(|a| now < a.deadline);
+        let dropped = before - self.answering.len();
+        if dropped > 0 {
+            self.stats.dropped_answers += dropped as u64;
+            log::debug!("control socket: dropped {dropped} clients that did not take their answer");
         }
     }
 
@@ -223,7 +294,7 @@ impl ControlServer {
                     return;
                 }
             };
-            if self.clients.len() >= MAX_CLIENTS {
+            if self.waiting() >= MAX_CLIENTS {
                 // Accepted and closed at once, so the listener does not stay readable.
                 self.stats.refused += 1;
                 let mut stream = stream;
@@ -308,19 +379,24 @@ fn read_line(client: &mut Client) -> io::Result<bool> {
     }
 }
 
-/// Writes `answer` without waiting; false if it did not all fit or the client is gone (a
-/// Rust program ignores SIGPIPE, so a client that hung up is an `EPIPE` here, not a signal).
-fn write_answer(mut stream: &UnixStream, answer: &[u8]) -> bool {
-    let mut rest = answer;
-    while !rest.is_empty() {
+/// Writes what fits of `bytes` without waiting; returns how many were written.
+///
+/// # Errors
+///
+/// The write error (a Rust program ignores SIGPIPE, so a client that hung up is an `EPIPE`
+/// here, not a signal), or `WriteZero`.
+fn write_some(mut stream: &UnixStream, bytes: &[u8]) -> io::Result<usize> {
+    let mut sent = 0;
+    while let Some(rest) = bytes.get(sent..).filter(|r| !r.is_empty()) {
         match stream.write(rest) {
-            Ok(0) => return false,
-            Ok(n) => rest = rest.get(n..).unwrap_or_default(),
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
+            Err(e) => return Err(e),
         }
     }
-    true
+    Ok(sent)
 }
 
 /// Asks for an [`ANSWER_BUFFER`]-byte send buffer: `SO_SNDBUFFORCE` (root may exceed
@@ -501,6 +577,61 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
         drop(server);
         assert!(!path.exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_answer_larger_than_the_socket_buffer_arrives_whole() {
+        let dir = temp_dir("large");
+        let path = dir.join("x.sock");
+        let mut server = ControlServer::bind(&path).unwrap();
+        let poll = Poll::new().unwrap();
+        poll.register(server.as_fd(), 9).unwrap();
+        // Four times ANSWER_BUFFER: it cannot go out in one write.
+        let big: String = (0..ANSWER_BUFFER / 8)
+            .map(|i| format!("{:07}\n", i % 10_000_000))
+            .collect::<String>()
+            .repeat(4);
+        let client_path = path.clone();
+        let client = std::thread::spawn(move || request(&client_path, "show"));
+        let start = std::time::Instant::now();
+        while !client.is_finished() {
+            assert!(start.elapsed() < Duration::from_secs(20));
+            server.on_ready(Instant::ZERO, &poll, 9, |_| big.clone());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let answer = client.join().unwrap().unwrap();
+        assert!(answer == big, "{} of {} bytes", answer.len(), big.len());
+        assert_eq!(server.stats().answered, 1);
+        assert_eq!(server.stats().dropped_answers, 0);
+        assert_eq!(server.waiting(), 0);
+        drop(server);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_client_that_does_not_take_its_answer_is_dropped_at_the_deadline() {
+        let dir = temp_dir("slow");
+        let path = dir.join("x.sock");
+        let mut server = ControlServer::bind(&path).unwrap();
+        let poll = Poll::new().unwrap();
+        poll.register(server.as_fd(), 9).unwrap();
+        let mut client = UnixStream::connect(&path).unwrap();
+        client.write_all(b"show\n").unwrap();
+        let big = "x".repeat(4 * ANSWER_BUFFER);
+        for _ in 0..100 {
+            server.on_ready(Instant::ZERO, &poll, 9, |_| big.clone());
+            if server.stats().answered == 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(server.stats().answered, 1);
+        assert_eq!(server.waiting(), 1, "still taking its answer");
+        server.expire(Instant::ZERO + ANSWER_DEADLINE);
+        assert_eq!(server.waiting(), 0);
+        assert_eq!(server.stats().dropped_answers, 1);
+        drop(server);
         fs::remove_dir_all(&dir).unwrap();
     }
 

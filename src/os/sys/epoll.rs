@@ -52,8 +52,28 @@ impl Poll {
     ///
     /// The OS error of `epoll_ctl`, e.g. `EEXIST` if `fd` is already registered.
     pub fn register(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
+        self.control(libc::EPOLL_CTL_ADD, fd, token, libc::EPOLLIN)
+    }
+
+    /// Watches the registered `fd` for room to write instead of for input (level-triggered),
+    /// under `token`.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of `epoll_ctl`, e.g. `ENOENT` if `fd` is not registered.
+    pub fn watch_writable(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
+        self.control(libc::EPOLL_CTL_MOD, fd, token, libc::EPOLLOUT)
+    }
+
+    fn control(
+        &self,
+        op: libc::c_int,
+        fd: BorrowedFd<'_>,
+        token: u64,
+        events: libc::c_int,
+    ) -> io::Result<()> {
         let mut event = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
+            events: events as u32,
             u64: token,
         };
         let event_ptr: *mut libc::epoll_event = &mut event;
@@ -61,7 +81,7 @@ impl Poll {
         // `epoll_event` that the kernel only reads.
         syscall!(epoll_ctl(
             self.fd.as_raw_fd(),
-            libc::EPOLL_CTL_ADD,
+            op,
             fd.as_raw_fd(),
             event_ptr
         ))?;
