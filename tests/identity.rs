@@ -564,3 +564,45 @@ fn checksums_are_left_partial_only_to_peers_that_complete_them_in_their_current_
         "b's new process does not complete them"
     );
 }
+
+#[test]
+fn a_member_cannot_take_over_another_members_address() {
+    let mut sim = Simulator::new(0x1d_0900);
+    let nodes = chain(&mut sim, 3);
+    let (a, b, m) = (nodes[0], nodes[1], nodes[2]);
+    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    assert!(carries(&mut sim, a, b, 1, 2));
+    assert!(carries(&mut sim, m, a, 3, 1));
+
+    // M seals a frame for A in its own session, but sends it with B's address as its source.
+    sim.inject_frame(m, &frame([0xff; 6], mac(3), None, 7));
+    assert!(sim.spoof_source(m, a, None, b));
+    sim.run_until_idle(10_000);
+    assert_eq!(sim.session_stats(a).address_in_use, 1);
+    // A still seals what it sends to B's address for B, and B still opens it.
+    assert!(carries(&mut sim, a, b, 1, 2));
+
+    // An initiation of M's key (M's own, fresh) that claims B's address: no answer, no
+    // session.
+    let mut out = [0u8; 256];
+    let (_, len) = handshake::initiate(
+        &Identity::new(SecretKey::from_random([3; 32])),
+        Token::new(1).unwrap(),
+        &Simulator::public_key(1),
+        7,
+        handshake::timestamp(1_800_000_000_000_000_000),
+        None,
+        &mut out,
+    )
+    .unwrap();
+    let responses = sim.session_stats(a).responses_sent;
+    sim.inject_datagram(b, a, out[..len].to_vec());
+    sim.run_until_idle(10_000);
+    assert_eq!(sim.session_stats(a).responses_sent, responses, "answered");
+    assert_eq!(sim.session_stats(a).address_in_use, 2);
+    assert!(carries(&mut sim, a, b, 1, 2));
+    // M from its own address is as welcome as ever.
+    sim.advance(Duration::from_secs(60));
+    assert!(carries(&mut sim, m, a, 3, 1));
+    assert!(carries(&mut sim, a, b, 1, 2));
+}

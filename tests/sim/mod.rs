@@ -552,6 +552,28 @@ impl Simulator {
         self.in_flight.push_back(Datagram { from, to, bytes });
     }
 
+    /// Gives the first datagram in flight from `from` to `to` whose byte after the token is
+    /// `kind` (any, if `None`) the source address `as_from` instead: a node that forges its
+    /// source. Returns whether there was one.
+    pub fn spoof_source(
+        &mut self,
+        from: SocketAddr,
+        to: SocketAddr,
+        kind: Option<u8>,
+        as_from: SocketAddr,
+    ) -> bool {
+        let found = self.in_flight.iter_mut().find(|d| {
+            d.from == from && d.to == to && kind.is_none_or(|k| d.bytes.get(7) == Some(&k))
+        });
+        match found {
+            Some(d) => {
+                d.from = as_from;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Delivers (or drops) one datagram. Returns false when nothing was in flight.
     pub fn step(&mut self) -> bool {
         let Some(d) = self.in_flight.pop_front() else {

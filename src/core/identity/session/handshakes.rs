@@ -79,6 +79,13 @@ impl Sessions {
             out,
         );
         match result {
+            Ok((established, _)) if self.used_by_other(from, &established.remote, now) => {
+                // An initiation of one trusted key from the address of another that still
+                // uses it: a member posing as another. No answer, no session.
+                self.stats.address_in_use += 1;
+                debug!("handshake initiation from {from} refused: another trusted key uses that address");
+                HandshakeEvent::Dropped
+            }
             Ok((established, len)) => {
                 self.stats.responses_sent += 1;
                 let key = established.remote;

@@ -517,12 +517,22 @@ impl Sessions {
             return Err(OpenError::StaleSession);
         }
         let range = session.opener.open(datagram)?;
-        self.last_opened = Some(id);
         if session.last_from == Some(from) {
+            self.last_opened = Some(id);
             return Ok(range);
         }
-        session.last_from = Some(from);
         let remote = session.remote;
+        if self.used_by_other(from, &remote, now) {
+            // A member's datagram with the source address of another member that still
+            // sends from there: refused, so that no trusted key can take over another's
+            // address (and have what we send there sealed for itself).
+            self.stats.address_in_use += 1;
+            return Err(OpenError::Forged);
+        }
+        self.last_opened = Some(id);
+        if let Some(session) = self.by_session.get_mut(&id) {
+            session.last_from = Some(from);
+        }
         // The key now sends from here (a NAT may have moved it): send there too.
         if self.by_addr.get(&from) != Some(&remote) {
             self.bind(from, remote);
@@ -531,6 +541,23 @@ impl Sessions {
             state.addr = Some(from);
         }
         Ok(range)
+    }
+
+    /// Whether `addr` belongs to another trusted key than `key` that still uses it: the key
+    /// last sent from there, in a session that is not past its end. A key that moved away,
+    /// or whose session ended (a node gone for good), leaves the address free.
+    fn used_by_other(&self, addr: SocketAddr, key: &PublicKey, now: Instant) -> bool {
+        let Some(owner) = self.by_addr.get(&addr).filter(|owner| *owner != key) else {
+            return false;
+        };
+        let end = self.config.rekey_after + REJECT_SLACK + RECEIVE_GRACE;
+        self.keys.get(owner).is_some_and(|state| {
+            state.addr == Some(addr)
+                && state
+                    .current
+                    .as_ref()
+                    .is_some_and(|current| now < current.made + end)
+        })
     }
 
     fn bind(&mut self, addr: SocketAddr, key: PublicKey) {

@@ -64,11 +64,14 @@ pub struct SessionStats {
     /// Sending sessions switched to AEGIS-128L or AEGIS-128X4 because the peer's Hello said
     /// it opens it.
     pub aegis_switches: u64,
+    /// Initiations and datagrams of one trusted key from an address another trusted key still
+    /// uses (a member posing as another), refused.
+    pub address_in_use: u64,
 }
 
 impl SessionStats {
     /// Every counter with its name (as in the stats file) and a one-line description.
-    pub fn named(&self) -> [(&'static str, u64, &'static str); 13] {
+    pub fn named(&self) -> [(&'static str, u64, &'static str); 14] {
         [
             (
                 "handshake_initiations_sent",
@@ -134,6 +137,11 @@ impl SessionStats {
                 "sessions_switched_to_aegis",
                 self.aegis_switches,
                 "Sending sessions switched to AEGIS-128L or AEGIS-128X4 (the peer opens it).",
+            ),
+            (
+                "sessions_address_in_use",
+                self.address_in_use,
+                "Initiations and datagrams of one key from an address another key uses, refused.",
             ),
         ]
     }
