@@ -31,10 +31,17 @@ impl RateLimiter {
         let refill = elapsed_ms.saturating_mul(rate) / 1000;
         if refill > 0 {
             self.tokens = self.tokens.saturating_add(refill);
+            // Only the time those whole tokens stand for is used up (rounded up); the rest
+            // counts towards the next one, so that a slow, steady caller still gets `rate`.
+            let used_ms = refill.saturating_mul(1000).div_ceil(rate).min(elapsed_ms);
+            self.last_refill += Duration::from_millis(used_ms);
+        }
+        // never more than one second's worth, also when the rate was lowered since; a full
+        // bucket saves no time for later
+        if self.tokens >= rate {
+            self.tokens = rate;
             self.last_refill = now;
         }
-        // never more than one second's worth, also when the rate was lowered since
-        self.tokens = self.tokens.min(rate);
     }
 
     /// Takes one token if there is one, at `rate` per second.
@@ -116,6 +123,35 @@ impl LogBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_caller_slower_than_a_token_still_gets_the_whole_rate() {
+        let mut bucket = RateLimiter::new(Instant::ZERO, 10);
+        for _ in 0..10 {
+            assert!(bucket.allow(Instant::ZERO, 10));
+        }
+        assert!(!bucket.allow(Instant::ZERO, 10));
+        // One try every 90 ms for 10 s: a token comes every 100 ms, so about 100 pass (the
+        // time between two tokens is not lost when a try comes between them).
+        let passed = (1..=111u64)
+            .filter(|k| bucket.allow(Instant::ZERO + Duration::from_millis(90 * k), 10))
+            .count();
+        assert!((98..=100).contains(&passed), "{passed} of about 100");
+    }
+
+    #[test]
+    fn a_full_bucket_saves_nothing_for_later() {
+        let mut bucket = RateLimiter::new(Instant::ZERO, 10);
+        assert_eq!(bucket.available(Instant::from_secs(100), 10), 10);
+        for _ in 0..10 {
+            assert!(bucket.allow(Instant::from_secs(100), 10));
+        }
+        assert!(!bucket.allow(Instant::from_secs(100), 10));
+        assert_eq!(
+            bucket.available(Instant::from_secs(100) + Duration::from_millis(150), 10),
+            1
+        );
+    }
 
     #[test]
     fn log_budget_allows_max_per_window_then_reports_what_it_left_out() {
