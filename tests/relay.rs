@@ -532,3 +532,31 @@ fn an_unverified_peer_evicted_from_a_full_table_leaves_no_node_id_behind() {
         "X's node id stayed"
     );
 }
+
+#[test]
+fn an_ipv4_only_node_reaches_an_ipv6_only_one_through_a_dual_stack_relay_and_never_directly() {
+    let relay = Simulator::keyed_config(7);
+    let mut v4_only = Simulator::keyed_config(7);
+    v4_only.accepts_ipv6 = false;
+    let mut v6_only = Simulator::keyed_config(7);
+    v6_only.accepts_ipv4 = false;
+    let mut sim = Simulator::new(0x5e1a_0800);
+    let p = sim.add_node(&relay);
+    let a = sim.add_node(&v4_only);
+    let c: SocketAddr = "[fd00::3]:3210".parse().unwrap();
+    sim.add_node_at(c, &v6_only);
+    sim.connect(a, p);
+    sim.connect(p, c);
+    sim.advance_until(Duration::from_secs(40), |s| {
+        route(s, a, c).is_some_and(|r| r == (p, RouteState::Active))
+    });
+    sim.inject_frame(a, &frame(1, 0xff, 0x61));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, c, 0x61), 1);
+    // Past several of the route's direct tries: A never sends to an IPv6 address.
+    let sent = sim.stats(a).send_errors;
+    sim.advance(Duration::from_secs(120));
+    assert!(!sim.peers_of(a).contains(&c), "A reached C directly");
+    assert_eq!(route(&sim, a, c), Some((p, RouteState::Active)));
+    assert_eq!(sim.stats(a).send_errors, sent);
+}

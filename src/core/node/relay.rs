@@ -115,7 +115,12 @@ impl<S: Socket, D: Device> Node<S, D> {
         tries.clear();
         self.relay.due_direct_tries(now, &mut tries);
         for addr in &tries {
-            if !self.peers.contains(*addr) && self.contacts.try_once_more(now, *addr) {
+            // An address of a family our socket cannot send to is reached through relays
+            // only (a dual-stack relay joins an IPv4-only and an IPv6-only node).
+            if !self.peers.contains(*addr)
+                && self.config.can_reach(*addr)
+                && self.contacts.try_once_more(now, *addr)
+            {
                 debug!("trying {addr} directly again (reached through a relay)");
             }
         }
