@@ -43,8 +43,9 @@ impl fmt::Display for Identity {
 }
 
 impl Identity {
-    /// Looks up `user` (a name, or a number with no entry) and `group` (likewise; default:
-    /// the user's primary group, or the same number as the uid for a bare number).
+    /// Looks up `user` (a name, or a uid) and `group` (likewise; default: the user's primary
+    /// group, also for a uid that has an entry, or the same number as the uid for a uid that
+    /// has none).
     ///
     /// # Errors
     ///
@@ -59,7 +60,11 @@ impl Identity {
             match lookup_user(user).map_err(lookup_error(user))? {
                 Some(entry) => entry,
                 None => match user.parse::<libc::uid_t>() {
-                    Ok(uid) => (uid, uid, user.to_owned()),
+                    Ok(uid) => user_by_uid(uid).map_err(lookup_error(user))?.unwrap_or((
+                        uid,
+                        uid,
+                        user.to_owned(),
+                    )),
                     Err(_) => {
                         return Err(Error::UnknownUser {
                             name: user.to_owned(),
@@ -104,6 +109,28 @@ pub fn lookup_user(name: &str) -> io::Result<Option<(libc::uid_t, libc::gid_t, S
             libc::getpwnam_r(name_c.as_ptr(), entry, buf, len, result)
         },
         |entry: &libc::passwd| (entry.pw_uid, entry.pw_gid, name.to_owned()),
+    )
+}
+
+/// The uid, primary gid and name of the user with `uid`, `None` if it has no entry.
+///
+/// # Errors
+///
+/// The OS error of `getpwuid_r` (other than "not found").
+fn user_by_uid(uid: libc::uid_t) -> io::Result<Option<(libc::uid_t, libc::gid_t, String)>> {
+    nss_entry(
+        // SAFETY: the arguments come from `nss_entry`, which documents them.
+        |entry, buf, len, result| unsafe { libc::getpwuid_r(uid, entry, buf, len, result) },
+        |entry: &libc::passwd| {
+            // SAFETY: `pw_name` of a filled-in entry points to a NUL-terminated string inside
+            // the buffer, alive while `nss_entry` calls this.
+            let name = unsafe { CStr::from_ptr(entry.pw_name) };
+            (
+                entry.pw_uid,
+                entry.pw_gid,
+                name.to_string_lossy().into_owned(),
+            )
+        },
     )
 }
 
@@ -233,6 +260,27 @@ mod tests {
         assert_eq!((uid, gid), (0, 0));
         assert_eq!(lookup_group("root").unwrap(), Some(0));
         assert_eq!(group_name(0).as_deref(), Some("root"));
+    }
+
+    #[test]
+    fn a_uid_with_an_entry_gets_its_primary_group() {
+        // Any user whose primary gid differs from its uid (Debian has several, e.g. sync).
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let entry = passwd.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            let uid: libc::uid_t = fields.get(2)?.parse().ok()?;
+            let gid: libc::gid_t = fields.get(3)?.parse().ok()?;
+            (uid != gid).then_some((uid, gid))
+        });
+        let Some((uid, gid)) = entry else {
+            println!("no user with uid != gid here: nothing to check");
+            return;
+        };
+        let id = Identity::resolve(&uid.to_string(), None).unwrap();
+        assert_eq!((id.uid, id.gid), (uid, gid));
+        // A uid with no entry: the same number as its group.
+        let id = Identity::resolve("4242424", None).unwrap();
+        assert_eq!((id.uid, id.gid), (4_242_424, 4_242_424));
     }
 
     #[test]
