@@ -233,7 +233,10 @@ impl StatsFile {
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`, so that a
-/// reader sees the old content or the new, never half of it.
+/// reader sees the old content or the new, never half of it. The temporary file is made anew
+/// (whatever had its name is removed first, and it must not exist when it is created), so
+/// that a symbolic link, hard link or FIFO planted under that name in a directory others may
+/// write to is never written through or waited on.
 ///
 /// # Errors
 ///
@@ -246,7 +249,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     tmp_name.push(name);
     tmp_name.push(".tmp");
     let tmp = path.with_file_name(tmp_name);
-    let result = fs::File::create(&tmp)
+    let _ = fs::remove_file(&tmp);
+    let result = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
         .and_then(|mut file| file.write_all(bytes))
         .and_then(|()| fs::rename(&tmp, path));
     if result.is_err() {
@@ -454,6 +461,23 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap(), "second\n");
         let left: Vec<_> = fs::read_dir(&dir).unwrap().collect();
         assert_eq!(left.len(), 1, "the temporary file is gone");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_link_planted_as_the_temporary_file_is_not_written_through() {
+        let dir = std::env::temp_dir().join(format!("ethcloud-stats3-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        fs::write(&victim, b"precious\n").unwrap();
+        let path = dir.join("stats");
+        std::os::unix::fs::symlink(&victim, dir.join(".stats.tmp")).unwrap();
+        write_atomically(&path, b"first\n").unwrap();
+        fs::hard_link(&victim, dir.join(".stats.tmp")).unwrap();
+        write_atomically(&path, b"second\n").unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "second\n");
         fs::remove_dir_all(&dir).unwrap();
     }
 

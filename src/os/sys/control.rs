@@ -19,7 +19,7 @@
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -154,9 +154,9 @@ impl ControlServer {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
+        // Mode 0600 or stricter from the start (no chmod by path afterwards: in a directory
+        // others may write to, the path could name something else by then).
         let listener = bind_private(path)?;
-        // Also set explicitly, whatever the umask did.
-        fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
         listener.set_nonblocking(true)?;
         let meta = fs::symlink_metadata(path)?;
         Ok(ControlServer {
@@ -422,8 +422,8 @@ fn raise_send_buffer(stream: &UnixStream) {
 }
 
 /// Binds a listening Unix socket at `path` whose file is created with mode 0600 (never
-/// wider, whatever the umask): on Linux, `bind` gives the file the socket inode's mode, which
-/// `fchmod` sets first.
+/// wider; a umask can only take bits away): on Linux, `bind` gives the file the socket
+/// inode's mode less the umask, and `fchmod` sets that mode first.
 fn bind_private(path: &Path) -> io::Result<UnixListener> {
     use std::os::unix::ffi::OsStrExt;
     let bytes = path.as_os_str().as_bytes();
@@ -543,6 +543,7 @@ fn connect_error(path: &Path, e: &io::Error) -> ClientError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn temp_dir(name: &str) -> PathBuf {
         let dir =
