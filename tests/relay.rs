@@ -560,3 +560,47 @@ fn an_ipv4_only_node_reaches_an_ipv6_only_one_through_a_dual_stack_relay_and_nev
     assert_eq!(route(&sim, a, c), Some((p, RouteState::Active)));
     assert_eq!(sim.stats(a).send_errors, sent);
 }
+
+#[test]
+fn a_dual_stack_node_given_by_both_addresses_stays_a_peer_at_both_without_flapping() {
+    // Keyed mode. (With per-node keys the second address gets no session of its own, since
+    // the key has one already, and stays unverified: one peer, nothing to flap.)
+    {
+        let name = "keyed";
+        let cfgs = [1u8, 2].map(|_| Simulator::keyed_config(7));
+        let mut sim = Simulator::new(0x5e1a_0900);
+        let (a, a6): (SocketAddr, SocketAddr) = (
+            "198.18.0.1:3210".parse().unwrap(),
+            "[fd00::1]:3210".parse().unwrap(),
+        );
+        let (b, b6): (SocketAddr, SocketAddr) = (
+            "198.18.0.2:3210".parse().unwrap(),
+            "[fd00::2]:3210".parse().unwrap(),
+        );
+        for (at, alias, cfg) in [(a, a6, &cfgs[0]), (b, b6, &cfgs[1])] {
+            let mut cfg = cfg.clone();
+            cfg.own_addrs.push(alias);
+            sim.add_node_at(at, &cfg);
+            sim.add_alias(at, alias);
+        }
+        // A is given both of B's addresses (-c 198.18.0.2:3210 -c [fd00::2]:3210).
+        sim.connect(a, b);
+        sim.connect(a, b6);
+        sim.advance(Duration::from_secs(30));
+        // Then for two minutes, every second: B stays a peer at both (it used to be dropped
+        // at one as "moved", found again at once as a --connect address, and so on).
+        for second in 0..120 {
+            let peers = sim.peers_of(a);
+            assert!(
+                peers.contains(&b) && peers.contains(&b6),
+                "{name}: {second} s in, A's peers are {peers:?}"
+            );
+            sim.tick();
+        }
+        // A frame from B reaches A (twice: B floods to both of A's addresses, the known
+        // limitation of a node with two addresses).
+        sim.inject_frame(b, &frame(2, 0xff, 0x71));
+        sim.run_until_idle(1000);
+        assert!(got(&mut sim, a, 0x71) >= 1, "{name}");
+    }
+}

@@ -158,6 +158,8 @@ pub struct Simulator {
     blocked: BTreeSet<(SocketAddr, SocketAddr)>,
     /// NAT'ed node → (remote → last time the node sent to it).
     nat: BTreeMap<SocketAddr, BTreeMap<SocketAddr, Instant>>,
+    /// A second address of a node (of the other family: a dual-stack host) → the node.
+    aliases: BTreeMap<SocketAddr, SocketAddr>,
     next_host: u32,
     buf: PacketBuf,
     /// FNV-1a over every delivered datagram (time, from, to, bytes): the trace fingerprint.
@@ -208,6 +210,7 @@ impl Simulator {
             loss_per_mille: 0,
             blocked: BTreeSet::new(),
             nat: BTreeMap::new(),
+            aliases: BTreeMap::new(),
             next_host: 1,
             buf: PacketBuf::new(),
             trace_hash: 0xcbf2_9ce4_8422_2325,
@@ -420,6 +423,30 @@ impl Simulator {
         }
     }
 
+    /// Gives the node at `node` a second address `alias` of the other family, as a dual-stack
+    /// host has: datagrams to `alias` reach it, and what it sends to an address of that
+    /// family leaves from `alias`. The node must know `alias` as its own (`own_addrs` of its
+    /// config), as the daemon knows its local addresses.
+    pub fn add_alias(&mut self, node: SocketAddr, alias: SocketAddr) {
+        assert_ne!(
+            node.is_ipv4(),
+            alias.is_ipv4(),
+            "an alias is of the other family"
+        );
+        self.aliases.insert(alias, node);
+    }
+
+    /// The address a datagram from the node at `addr` to `to` leaves from.
+    fn source(&self, addr: SocketAddr, to: SocketAddr) -> SocketAddr {
+        if addr.is_ipv4() == to.is_ipv4() {
+            return addr;
+        }
+        self.aliases
+            .iter()
+            .find(|(alias, node)| **node == addr && alias.is_ipv4() == to.is_ipv4())
+            .map_or(addr, |(alias, _)| *alias)
+    }
+
     /// Moves what `addr` sent into flight.
     fn flush(&mut self, addr: SocketAddr) {
         let now = self.now;
@@ -437,11 +464,8 @@ impl Simulator {
             if let Some(seen) = self.nat.get_mut(&addr) {
                 seen.insert(to, now);
             }
-            self.in_flight.push_back(Datagram {
-                from: addr,
-                to,
-                bytes,
-            });
+            let from = self.source(addr, to);
+            self.in_flight.push_back(Datagram { from, to, bytes });
         }
     }
 
@@ -596,7 +620,8 @@ impl Simulator {
                 return true;
             }
         }
-        if !self.nodes.contains_key(&d.to) {
+        let at = self.aliases.get(&d.to).copied().unwrap_or(d.to);
+        if !self.nodes.contains_key(&at) {
             self.lost += 1;
             return true;
         }
@@ -606,15 +631,15 @@ impl Simulator {
         }
         self.record(&d);
         self.delivered += 1;
-        *self.received.entry(d.to).or_default() += 1;
+        *self.received.entry(at).or_default() += 1;
         if let Some((last, longest)) = self.gaps.as_mut().and_then(|g| g.get_mut(&(d.from, d.to))) {
             *longest = (*longest).max(self.now.saturating_duration_since(*last));
             *last = self.now;
         }
         let now = self.now;
         let mut d = d;
-        let _ = self.node(d.to).on_datagram(now, d.from, &mut d.bytes);
-        self.flush(d.to);
+        let _ = self.node(at).on_datagram(now, d.from, &mut d.bytes);
+        self.flush(at);
         true
     }
 

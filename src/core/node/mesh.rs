@@ -173,6 +173,7 @@ impl<S: Socket, D: Device> Node<S, D> {
 
         self.contact_due(now);
         self.relay_housekeep(now);
+        self.settle_moves(now);
 
         let keepalive = self.config.keepalive();
         if self

@@ -142,6 +142,21 @@ pub struct Config {
     pub aegis_x4: bool,
 }
 
+/// How long an address whose node spoke from a new one has to answer a "get peer list" before
+/// it is dropped as moved (a node that has both addresses answers at both, and keeps both).
+pub const MOVE_CHECK: Duration = Duration::from_secs(5);
+/// The most addresses checked for a move at once; past it a move is left to the peer timeout.
+pub const MAX_MOVE_CHECKS: usize = 64;
+
+/// An address whose node (same node id, and with per-node keys the same key) spoke from `new`.
+#[derive(Clone, Copy, Debug)]
+struct MoveCheck {
+    old: SocketAddr,
+    new: SocketAddr,
+    /// When it was asked for its peer list.
+    asked: Instant,
+}
+
 /// Default for [`Config::relay_rate`]: 100 Mbit/s.
 pub const DEFAULT_RELAY_RATE: u64 = 100_000_000 / 8;
 
@@ -285,6 +300,9 @@ pub struct Node<S: Socket, D: Device> {
     control: Box<[u8]>,
     /// Scratch lists for housekeeping, reused.
     targets: Vec<SocketAddr>,
+    /// Addresses whose node spoke from a new one: asked for their peer list, and dropped if
+    /// they do not answer within [`MOVE_CHECK`] (see `relay.rs`); at most [`MAX_MOVE_CHECKS`].
+    move_checks: Vec<MoveCheck>,
     /// New peers that asked for our list, with when we answered (see [`FOLLOW_UP_DELAY`]);
     /// at most `max_peers` entries.
     follow_ups: Vec<(Instant, SocketAddr)>,
@@ -400,6 +418,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             stats: Stats::default(),
             control: vec![0u8; control_len].into_boxed_slice(),
             targets: Vec::new(),
+            move_checks: Vec::new(),
             follow_ups: Vec::new(),
             entries: Vec::new(),
             sweep_cursor: None,

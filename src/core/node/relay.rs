@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use log::{debug, info};
 
-use super::{Node, CONTROL_AT};
+use super::{MoveCheck, Node, CONTROL_AT, MAX_MOVE_CHECKS, MOVE_CHECK};
 use crate::io::{Device, Socket};
 use crate::peers::canonical;
 use crate::relay::{Accept, DIRECT_FRESH};
@@ -23,7 +23,7 @@ use crate::wire::relay::{
     emit_hello, emit_relayed, Extension, FLAG_AEGIS, FLAG_AEGIS_X4, FLAG_ANSWER,
     FLAG_PARTIAL_CHECKSUMS, FLAG_RELAY, FLAG_RELAYED, RELAYED_FROM, RELAY_TO,
 };
-use crate::wire::Frame;
+use crate::wire::{Frame, Kind};
 
 impl<S: Socket, D: Device> Node<S, D> {
     /// Our Hello flags: we open AEGIS-128L (unless `--no-aegis`), and AEGIS-128X4 pays here
@@ -272,10 +272,10 @@ impl<S: Socket, D: Device> Node<S, D> {
                 }
                 if let Some(old) = self.relay.set_id(from, node_id) {
                     if self.same_key(old, from) {
-                        // The node moved (its NAT gave it a new address): the old address
-                        // goes at once instead of after the peer timeout.
-                        self.remove_peer(now, old, "the same node speaks from a new address");
-                        self.note(now, format_args!("{old} moved to {from}"));
+                        // The node moved (its NAT gave it a new address), or it has both
+                        // (IPv4 and IPv6): the old address is asked, and goes unless it
+                        // answers, instead of staying until the peer timeout.
+                        self.check_move(now, old, from);
                     }
                 }
                 // With relaying off, nobody is relayed for, to or through.
@@ -299,6 +299,52 @@ impl<S: Socket, D: Device> Node<S, D> {
                 frame,
             } => self.on_relayed(now, from, canonical(origin), frame),
         }
+    }
+
+    /// The node at `old` speaks from `new` now: asks `old` for its peer list and drops it at
+    /// [`Node::settle_moves`] unless it answers within [`MOVE_CHECK`].
+    fn check_move(&mut self, now: Instant, old: SocketAddr, new: SocketAddr) {
+        if self.move_checks.len() >= MAX_MOVE_CHECKS
+            || self
+                .move_checks
+                .iter()
+                .any(|m| m.old == old || m.new == old)
+        {
+            return;
+        }
+        debug!("{old} speaks from {new} too: asking {old} whether it is still there");
+        self.send_control(old, Kind::GetPeers);
+        self.move_checks.push(MoveCheck {
+            old,
+            new,
+            asked: now,
+        });
+    }
+
+    /// Housekeeping of [`Node::check_move`]: an address that answered stays (the node has
+    /// both), one that did not within [`MOVE_CHECK`] is dropped as moved.
+    pub(super) fn settle_moves(&mut self, now: Instant) {
+        if self.move_checks.is_empty() {
+            return;
+        }
+        let mut checks = core::mem::take(&mut self.move_checks);
+        checks.retain(|m| {
+            let answered = match self.peers.get(m.old) {
+                None => return false,
+                Some(peer) => peer.last_seen > m.asked,
+            };
+            if answered {
+                debug!("{} answers as well as {}: the node has both", m.old, m.new);
+                return false;
+            }
+            if now < m.asked + MOVE_CHECK {
+                return true;
+            }
+            self.remove_peer(now, m.old, "the same node speaks from a new address");
+            self.note(now, format_args!("{} moved to {}", m.old, m.new));
+            false
+        });
+        self.move_checks = checks;
     }
 
     /// Whether two peers are the same node by their keys: with per-node keys the sessions
