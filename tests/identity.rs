@@ -606,3 +606,21 @@ fn a_member_cannot_take_over_another_members_address() {
     assert!(carries(&mut sim, m, a, 3, 1));
     assert!(carries(&mut sim, a, b, 1, 2));
 }
+
+#[test]
+fn a_peer_gone_for_good_is_not_sent_initiations_for_ever() {
+    let mut sim = Simulator::new(0x1d_0a00);
+    let (a, b) = meshed_pair(&mut sim);
+    sim.kill(b);
+    // A tries to renew, keeps the peer until the peer timeout (keepalives ask for a session
+    // too), then lets it go.
+    sim.advance(Duration::from_secs(2_000));
+    assert!(!sim.peers_of(a).contains(&b));
+    let sent = sim.session_stats(a).initiations_sent;
+    sim.advance(Duration::from_secs(600));
+    assert_eq!(
+        sim.session_stats(a).initiations_sent,
+        sent,
+        "initiations to an address nobody answers at, on the renewal timer"
+    );
+}

@@ -358,11 +358,24 @@ impl Sessions {
         let reject = rekey_after + REJECT_SLACK + RECEIVE_GRACE;
         self.by_session.retain(|_, s| now < s.made + reject);
         let mut due = Vec::new();
+        let mut ended = false;
         for (key, state) in self.keys.iter_mut() {
             if let Some((_, made)) = state.previous {
                 if now >= made + reject {
                     state.previous = None;
                 }
+            }
+            if state
+                .current
+                .as_ref()
+                .is_some_and(|c| now >= c.made + reject)
+            {
+                // Not renewed in time (the peer is gone, or unreachable): the session ends,
+                // its keys are forgotten, and no more renewals are tried on the timer. A
+                // handshake starts again only when something is to be sent there.
+                state.current = None;
+                ended = true;
+                debug!("session with {key} ended: not renewed");
             }
             let Some(current) = &state.current else {
                 continue;
@@ -379,6 +392,9 @@ impl Sessions {
                 state.last_rekey = Some(now);
                 due.push((addr, *key));
             }
+        }
+        if ended {
+            self.changes = self.changes.wrapping_add(1);
         }
         for (addr, key) in due {
             let in_flight = self.pending.values().any(|p| p.initiator.remote == key);
