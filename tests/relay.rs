@@ -518,7 +518,7 @@ fn an_unverified_peer_evicted_from_a_full_table_leaves_no_node_id_behind() {
     // X asks for P's peer list (an unverified peer now), then says hello with a node id.
     let x: SocketAddr = "198.18.9.1:3210".parse().unwrap();
     sim.inject_datagram(x, p, ask(0x50));
-    let len = emit_hello(token, FLAG_ANSWER, 0x1234, p, &mut clear).unwrap();
+    let len = emit_hello(token, FLAG_ANSWER, 0x1234, p, None, &mut clear).unwrap();
     sim.inject_datagram(x, p, sealed(7, 0x52, &clear[..len]));
     sim.run_until_idle(100);
     assert_eq!(sim.nodes[&p].relay_table().known_ids(), 1);
@@ -603,4 +603,53 @@ fn a_dual_stack_node_given_by_both_addresses_stays_a_peer_at_both_without_flappi
         sim.run_until_idle(1000);
         assert!(got(&mut sim, a, 0x71) >= 1, "{name}");
     }
+}
+
+/// Per-node keys: P trusts everyone; A, given `a_trusts`, and B, which trusts everyone, cannot
+/// reach each other directly. Returns the simulator and [p, a, b] once A's route to B through
+/// P is active (or after 40 s).
+fn per_node_triangle(seed: u64, a_trusts: &[u8]) -> (Simulator, [SocketAddr; 3]) {
+    let p = Simulator::identity_config(1, &[1, 2, 3]);
+    let a = Simulator::identity_config(2, a_trusts);
+    let b = Simulator::identity_config(3, &[1, 2, 3]);
+    let mut sim = Simulator::new(seed);
+    let nodes = triangle(&mut sim, [&p, &a, &b]);
+    sim.advance(Duration::from_secs(40));
+    (sim, nodes)
+}
+
+#[test]
+fn a_relay_passes_nothing_between_nodes_that_do_not_trust_the_same_members() {
+    // A does not trust B (node 3); P, which trusts both, must not join them.
+    let (mut sim, [p, a, b]) = per_node_triangle(0x5e1a_0a00, &[1, 2]);
+    let members = |n: SocketAddr| sim.nodes[&n].sessions().map(|s| s.members());
+    assert_eq!(
+        members(p),
+        members(b),
+        "the same trust file, the same members"
+    );
+    assert_ne!(members(a), members(b));
+    sim.inject_frame(b, &frame(3, 0xff, 0x81));
+    sim.inject_frame(a, &frame(2, 0xff, 0x82));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, a, 0x81), 0, "B reached A through P");
+    assert_eq!(got(&mut sim, b, 0x82), 0, "A reached B through P");
+    assert_eq!(sim.stats(p).relayed_for_others, 0);
+}
+
+#[test]
+fn a_key_revoked_by_sighup_is_cut_off_from_relaying_at_once() {
+    let (mut sim, [p, a, b]) = per_node_triangle(0x5e1a_0b00, &[1, 2, 3]);
+    assert_eq!(route(&sim, a, b), Some((p, RouteState::Active)));
+    sim.inject_frame(b, &frame(3, 0xff, 0x83));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, a, 0x83), 1, "relaying works while A trusts B");
+    // A revokes B (SIGHUP with B's key gone from A's trust file).
+    sim.set_trusted(a, &[1, 2]);
+    sim.run_until_idle(1000);
+    sim.inject_frame(b, &frame(3, 0xff, 0x84));
+    sim.inject_frame(a, &frame(2, 0xff, 0x85));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, a, 0x84), 0, "B still reaches A through P");
+    assert_eq!(got(&mut sim, b, 0x85), 0, "A still reaches B through P");
 }

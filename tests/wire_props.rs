@@ -95,14 +95,21 @@ proptest! {
             }
             other => prop_assert!(false, "{:?}", other),
         }
-        let len = relay::emit_hello(t, flags, id, a, &mut buf).unwrap();
+        let members = (id % 2 == 0).then_some(id.rotate_left(17));
+        let len = relay::emit_hello(t, flags, id, a, members, &mut buf).unwrap();
         prop_assert_eq!(
             Extension::parse(&buf[..len]),
-            Ok(Extension::Hello { version: relay::HELLO_VERSION, flags, node_id: id, observed: a })
+            Ok(Extension::Hello { version: relay::HELLO_VERSION, flags, node_id: id, observed: a, members })
         );
-        // Every shorter prefix is refused, never a panic.
-        for cut in 0..len {
+        // Every prefix shorter than the address's end is refused, never a panic; a cut
+        // members' digest is no digest.
+        let without = len - members.map_or(0, |_| 8);
+        for cut in 0..without {
             prop_assert!(Extension::parse(&buf[..cut]).is_err());
+        }
+        for cut in without..len {
+            let cut_digest = matches!(Extension::parse(&buf[..cut]), Ok(Extension::Hello { members: None, .. }));
+            prop_assert!(cut_digest, "cut at {}", cut);
         }
     }
 

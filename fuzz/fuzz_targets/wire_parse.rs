@@ -20,8 +20,10 @@ fuzz_target!(|data: &[u8]| {
                 flags,
                 node_id,
                 observed,
+                members,
             }) => {
-                let len = relay::emit_hello(token, flags, node_id, observed, &mut buf).unwrap();
+                let len =
+                    relay::emit_hello(token, flags, node_id, observed, members, &mut buf).unwrap();
                 // We write version 1; any other version parses the same (later versions keep
                 // these fields and add theirs behind).
                 buf[HEADER_LEN] = version;

@@ -92,6 +92,8 @@ pub struct RelayTable {
     accepting: BTreeSet<SocketAddr>,
     /// The node id each peer announced in its Hello.
     ids: BTreeMap<SocketAddr, u64>,
+    /// Per-node keys: the members' digest each peer announced in its Hello.
+    members: BTreeMap<SocketAddr, u64>,
     /// Our own addresses as peers see them (newest last), at most [`MAX_PUBLIC`].
     public: Vec<SocketAddr>,
     candidates: BTreeMap<SocketAddr, Candidate>,
@@ -137,6 +139,19 @@ impl RelayTable {
             .map(|(addr, _)| *addr);
         self.ids.insert(peer, id);
         other
+    }
+
+    /// `peer` announced the digest of the members it trusts (per-node keys), or none.
+    pub fn set_members(&mut self, peer: SocketAddr, members: Option<u64>) {
+        match members {
+            Some(m) => self.members.insert(peer, m),
+            None => self.members.remove(&peer),
+        };
+    }
+
+    /// Whether `a` and `b` announced the same members' digest (both announced one).
+    pub fn same_members(&self, a: SocketAddr, b: SocketAddr) -> bool {
+        matches!((self.members.get(&a), self.members.get(&b)), (Some(x), Some(y)) if x == y)
     }
 
     /// A peer sees us at `addr`: remember it as ours (the oldest of [`MAX_PUBLIC`] goes).
@@ -190,6 +205,7 @@ impl RelayTable {
         self.capable.remove(&peer);
         self.accepting.remove(&peer);
         self.ids.remove(&peer);
+        self.members.remove(&peer);
         self.remove_route(peer);
         self.candidates.remove(&peer);
         self.drop_via(peer)

@@ -55,7 +55,8 @@ impl<S: Socket, D: Device> Node<S, D> {
         let Some(out) = self.control.get_mut(CONTROL_AT..) else {
             return;
         };
-        if let Ok(len) = emit_hello(token, flags, self.node_id, to, out) {
+        let members = self.sessions.as_ref().map(|s| s.members());
+        if let Ok(len) = emit_hello(token, flags, self.node_id, to, members, out) {
             self.send_control_buffer(to, len);
         }
     }
@@ -257,6 +258,7 @@ impl<S: Socket, D: Device> Node<S, D> {
                 flags,
                 node_id,
                 observed,
+                members,
                 ..
             } => {
                 // Where `from` sees us: one of our own public addresses, which we never
@@ -281,6 +283,7 @@ impl<S: Socket, D: Device> Node<S, D> {
                 // With relaying off, nobody is relayed for, to or through.
                 let relays = flags & FLAG_RELAY != 0 && self.relays();
                 let accepts = flags & FLAG_RELAYED != 0 && self.relays();
+                self.relay.set_members(from, members);
                 let had = (self.relay.is_capable(from), self.relay.accepts(from));
                 for gone in self.relay.set_flags(from, relays, accepts) {
                     self.switch.forget_peer(gone);
@@ -373,6 +376,12 @@ impl<S: Socket, D: Device> Node<S, D> {
             || !self.relay.accepts(to)
             || !self.peers.is_verified(to)
         {
+            return Err(DropReason::RelayRefused);
+        }
+        if self.sessions.is_some() && !self.relay.same_members(from, to) {
+            // Per-node keys: only between two nodes that trust the same members (so each
+            // trusts the other), whatever we trust; a node that revoked a key, or never
+            // trusted it, is not reached by it through us.
             return Err(DropReason::RelayRefused);
         }
         let bytes = frame.as_bytes();

@@ -475,6 +475,15 @@ impl<S: Socket, D: Device> Node<S, D> {
             // if its key is trusted again; its handshakes meanwhile get no answer.
             self.remove_peer(now, *addr, "its key is no longer trusted");
         }
+        // Our members' digest changed with the set: every peer hears it at once, so that the
+        // relays among them stop passing frames between us and a node we no longer trust.
+        let mut peers = core::mem::take(&mut self.targets);
+        peers.clear();
+        self.peers.for_each_verified(|addr, _| peers.push(addr));
+        for peer in peers.iter() {
+            self.send_hello(*peer, false);
+        }
+        self.targets = peers;
         addrs.len()
     }
 }

@@ -6,7 +6,7 @@
 //! peer may relay, and to whom, is decided in `crate::relay` and the node, never here.
 //!
 //! ```text
-//! | token: 7 | 0x10 | version: u8 = 1 | flags: u8 | node id: 8 | address | (ignored ...)  Hello
+//! | token: 7 | 0x10 | version: u8 = 1 | flags: u8 | node id: 8 | address | [members: 8] | (ignored ...)  Hello
 //! | token: 7 | 0x11 | address | frame ...                                           RelayTo
 //! | token: 7 | 0x12 | address | frame ...                                           RelayedFrom
 //!   address = 0x04 | ipv4[4] | port[2]     or     0x06 | ipv6[16] | port[2]   (big-endian)
@@ -18,7 +18,10 @@
 //! ```
 //!
 //! A Hello's address is the receiver's, as the sender sees it (where its datagrams come from:
-//! a NAT's public address and port), so a node learns its own public addresses.
+//! a NAT's public address and port), so a node learns its own public addresses. With per-node
+//! keys, `members` follows: a digest of the keys the sender trusts and its own
+//! (`crate::identity::Sessions::members`); a relay passes frames only between two nodes whose
+//! digests are the same.
 //! `RelayTo` asks the receiver to pass the frame to its peer at `address`; the receiver sends
 //! that peer a `RelayedFrom` whose `address` is where the original sender is, as the relay sees
 //! it. The frame is a whole Ethernet frame, as in a seed Frame message.
@@ -86,6 +89,9 @@ pub enum Extension<'a> {
         node_id: u64,
         /// The receiver's address as the sender sees it.
         observed: SocketAddr,
+        /// Per-node keys: the digest of the members the sender trusts (itself included);
+        /// `None` with a network key, or from a version without it.
+        members: Option<u64>,
     },
     /// Pass `frame` on to the peer at `to`.
     RelayTo {
@@ -119,12 +125,17 @@ impl<'a> Extension<'a> {
                 [version, flags, rest @ ..] if rest.len() >= 8 => {
                     let mut node_id = [0u8; 8];
                     node_id.copy_from_slice(rest.get(..8).ok_or(Error::Truncated)?);
-                    let (observed, _) = parse_addr(rest.get(8..).unwrap_or_default())?;
+                    let (observed, after) = parse_addr(rest.get(8..).unwrap_or_default())?;
+                    let members = after
+                        .get(..8)
+                        .and_then(|m| <[u8; 8]>::try_from(m).ok())
+                        .map(u64::from_be_bytes);
                     Ok(Extension::Hello {
                         version: *version,
                         flags: *flags,
                         node_id: u64::from_be_bytes(node_id),
                         observed,
+                        members,
                     })
                 }
                 _ => Err(Error::Truncated),
@@ -190,16 +201,21 @@ pub fn emit_hello(
     flags: u8,
     node_id: u64,
     observed: SocketAddr,
+    members: Option<u64>,
     buf: &mut [u8],
 ) -> Result<usize, Error> {
-    let len = HELLO_FIXED_LEN + addr_len(observed);
+    let at = HELLO_FIXED_LEN + addr_len(observed);
+    let len = at + members.map_or(0, |_| 8);
     let out = buf.get_mut(..len).ok_or(Error::Truncated)?;
     out[..TOKEN_LEN].copy_from_slice(&token.to_bytes());
     out[TOKEN_LEN] = HELLO;
     out[HEADER_LEN] = HELLO_VERSION;
     out[HEADER_LEN + 1] = flags;
     out[HEADER_LEN + 2..HELLO_FIXED_LEN].copy_from_slice(&node_id.to_be_bytes());
-    write_addr(observed, &mut out[HELLO_FIXED_LEN..]);
+    write_addr(observed, &mut out[HELLO_FIXED_LEN..at]);
+    if let Some(members) = members {
+        out[at..len].copy_from_slice(&members.to_be_bytes());
+    }
     Ok(len)
 }
 
@@ -268,7 +284,7 @@ mod tests {
         let mut buf = [0u8; 48];
         let flags = FLAG_ANSWER | FLAG_RELAY | FLAG_RELAYED;
         let you: SocketAddr = "198.18.0.2:3210".parse().unwrap();
-        let len = emit_hello(T, flags, 0x0102_0304_0506_0708, you, &mut buf).unwrap();
+        let len = emit_hello(T, flags, 0x0102_0304_0506_0708, you, None, &mut buf).unwrap();
         assert_eq!(
             &buf[..len],
             &[
@@ -283,11 +299,30 @@ mod tests {
                 flags: 7,
                 node_id: 0x0102_0304_0506_0708,
                 observed: you,
+                members: None,
             })
         );
         // Trailing bytes (a later version's) are ignored.
         assert!(Extension::parse(&buf[..len + 3]).is_ok());
         assert_eq!(Extension::parse(&buf[..len - 1]), Err(Error::Truncated));
+        // With per-node keys the members' digest follows the address.
+        let len = emit_hello(T, flags, 1, you, Some(0x1122_3344_5566_7788), &mut buf).unwrap();
+        assert_eq!(
+            &buf[len - 8..len],
+            &[0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]
+        );
+        assert!(matches!(
+            Extension::parse(&buf[..len]),
+            Ok(Extension::Hello {
+                members: Some(0x1122_3344_5566_7788),
+                ..
+            })
+        ));
+        // Fewer than 8 bytes after the address: no digest (and no error).
+        assert!(matches!(
+            Extension::parse(&buf[..len - 1]),
+            Ok(Extension::Hello { members: None, .. })
+        ));
     }
 
     #[test]

@@ -183,6 +183,8 @@ pub struct Sessions {
     trusted: TrustedKeys,
     /// The trusted keys, sorted, for probing in a fixed order.
     probe_order: Vec<PublicKey>,
+    /// [`Sessions::members`]: a digest of the trusted keys and our own.
+    members: u64,
     config: IdentityConfig,
     keys: FastMap<PublicKey, KeyState>,
     by_addr: FastMap<SocketAddr, PublicKey>,
@@ -231,6 +233,7 @@ impl Sessions {
             token,
             trusted: TrustedKeys::new(),
             probe_order: Vec::new(),
+            members: 0,
             all_sources: RateLimiter::new(now, config.handshakes_per_second),
             log_budget: LogBudget::new(now),
             rng: config.seed | 1,
@@ -300,6 +303,15 @@ impl Sessions {
         }
     }
 
+    /// The first 8 bytes (big-endian) of SHA-256 over the sorted public keys of the trusted
+    /// set and this node's own: nodes that trust the same set of members (each its own key
+    /// included, as when every node is given the same trust file) have the same digest. Sent
+    /// in the Hello, so that a relay passes frames only between nodes that trust the same
+    /// members (man page: RELAYING).
+    pub fn members(&self) -> u64 {
+        self.members
+    }
+
     /// A session seals nothing once it sealed this many packets.
     pub fn max_messages(&self) -> u64 {
         self.config.rekey_after_messages.saturating_mul(2)
@@ -325,6 +337,7 @@ impl Sessions {
         trusted.remove(&own);
         let mut probe_order: Vec<PublicKey> = trusted.iter().copied().collect();
         probe_order.sort_unstable();
+        self.members = members_digest(&probe_order, &own);
         self.probe_order = probe_order;
         self.trusted = trusted;
         // The static-static secret with each key (one X25519 for each new one).
@@ -580,4 +593,18 @@ pub enum SealOutcome {
     NoSession,
     /// The sealer failed.
     Seal(SealError),
+}
+
+/// See [`Sessions::members`]: `trusted` sorted, without `own`.
+fn members_digest(trusted: &[PublicKey], own: &PublicKey) -> u64 {
+    let mut all: Vec<&PublicKey> = trusted.iter().chain(core::iter::once(own)).collect();
+    all.sort_unstable();
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for key in all {
+        ctx.update(&key.0);
+    }
+    let digest = ctx.finish();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(digest.as_ref().get(..8).unwrap_or(&[0; 8]));
+    u64::from_be_bytes(first)
 }
