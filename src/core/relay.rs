@@ -322,12 +322,14 @@ impl RelayTable {
     }
 
     /// Time passes: candidates listed for [`RELAY_AFTER`] whose relay still relays become
-    /// routes (`on_new(addr, via)` is called for each); stale entries go. `is_direct` tells
-    /// whether an address is a direct verified peer now.
+    /// routes (`on_new(addr, via)` is called for each), unless `not_tried_yet` says the
+    /// address has not been asked directly yet (it waits in the contact queue); stale entries
+    /// go. `is_direct` tells whether an address is a direct verified peer now.
     pub fn housekeep(
         &mut self,
         now: Instant,
         is_direct: impl Fn(SocketAddr) -> bool,
+        not_tried_yet: impl Fn(SocketAddr) -> bool,
         mut on_new: impl FnMut(SocketAddr, SocketAddr),
         mut on_gone: impl FnMut(SocketAddr, SocketAddr),
     ) {
@@ -340,7 +342,10 @@ impl RelayTable {
         let due: Vec<(SocketAddr, SocketAddr)> = self
             .candidates
             .iter()
-            .filter(|(_, c)| now.saturating_duration_since(c.first_listed) >= RELAY_AFTER)
+            .filter(|(addr, c)| {
+                now.saturating_duration_since(c.first_listed) >= RELAY_AFTER
+                    && !not_tried_yet(**addr)
+            })
             .map(|(a, c)| (*a, c.via))
             .collect();
         for (addr, via) in due {
@@ -466,8 +471,30 @@ mod tests {
 
     fn housekeep(table: &mut RelayTable, now: Instant) -> Vec<(SocketAddr, SocketAddr)> {
         let mut new = Vec::new();
-        table.housekeep(now, |_| false, |x, v| new.push((x, v)), |_, _| {});
+        table.housekeep(
+            now,
+            |_| false,
+            |_| false,
+            |x, v| new.push((x, v)),
+            |_, _| {},
+        );
         new
+    }
+
+    #[test]
+    fn an_address_not_asked_directly_yet_is_not_relayed() {
+        let mut table = table();
+        table.on_listed(t(0), a(R), a(X));
+        let mut new = Vec::new();
+        table.housekeep(
+            t(30),
+            |_| false,
+            |x| x == a(X),
+            |x, v| new.push((x, v)),
+            |_, _| {},
+        );
+        assert!(new.is_empty(), "still in the contact queue");
+        assert_eq!(housekeep(&mut table, t(31)), vec![(a(X), a(R))]);
     }
 
     #[test]
@@ -494,7 +521,7 @@ mod tests {
         let mut table = table();
         table.on_listed(t(0), a(R), a(X));
         let mut new = 0;
-        table.housekeep(t(11), |x| x == a(X), |_, _| new += 1, |_, _| {});
+        table.housekeep(t(11), |x| x == a(X), |_| false, |_, _| new += 1, |_, _| {});
         assert_eq!(new, 0);
         table.on_listed(t(12), a(R), a(X));
         housekeep(&mut table, t(30));
@@ -546,6 +573,7 @@ mod tests {
         let mut gone = Vec::new();
         table.housekeep(
             t(10) + ROUTE_IDLE,
+            |_| false,
             |_| false,
             |_, _| {},
             |x, v| gone.push((x, v)),

@@ -130,11 +130,15 @@ impl<S: Socket, D: Device> Node<S, D> {
             relay,
             peers,
             switch,
+            contacts,
             ..
         } = self;
         relay.housekeep(
             now,
             |addr| peers.is_verified(addr),
+            // Still waiting in the contact queue (a node that joins a large mesh asks at most
+            // `contacts_per_second` a second): not out of reach, only not asked yet.
+            |addr| contacts.get(addr).is_some_and(|c| c.attempts == 0),
             |addr, via| {
                 info!(
                     "no direct path to {addr} after {}s: relaying through {via}",
