@@ -122,7 +122,11 @@ fn run(settings: &Settings) -> Result<(), Error> {
         hook::run("--ifup", command, &name, HOOK_TIMEOUT)?;
     }
     if let Some(identity) = &identity {
-        privdrop::drop_to(identity)?;
+        if let Err(err) = privdrop::drop_to(identity) {
+            // --ifup ran: its counterpart runs too (still as root, since the switch failed).
+            run_ifdown(settings, &name);
+            return Err(err);
+        }
         info!("running as {identity}");
     }
 
@@ -152,13 +156,18 @@ fn run(settings: &Settings) -> Result<(), Error> {
     );
 
     tell_systemd(notify::STOPPING);
+    run_ifdown(settings, &name);
+    drop(keep_tap);
+    result.map(|_| ())
+}
+
+/// Runs `--ifdown`, if given; a failure is a warning (the daemon is stopping anyway).
+fn run_ifdown(settings: &Settings, name: &str) {
     if let Some(command) = &settings.ifdown {
-        if let Err(err) = hook::run("--ifdown", command, &name, HOOK_TIMEOUT) {
+        if let Err(err) = hook::run("--ifdown", command, name, HOOK_TIMEOUT) {
             warn!("{err}");
         }
     }
-    drop(keep_tap);
-    result.map(|_| ())
 }
 
 /// `ethcloud show [--json]`: asks the daemon at the control socket and prints its answer.

@@ -402,6 +402,42 @@ fn world_readable_private_key_exits_with_the_chmod_hint() {
 
 #[test]
 #[ignore = "needs root + netns; .ci/run passes --include-ignored"]
+fn ifdown_runs_when_dropping_privileges_fails_after_ifup() {
+    let dir = temp_dir("ifdown");
+    let (up, down, socket) = (dir.join("up"), dir.join("down"), dir.join("c.sock"));
+    let ifup = format!("touch {}", up.display());
+    let ifdown = format!("touch {}", down.display());
+    // A user namespace that maps only root: the switch to uid 4242 fails, after --ifup ran.
+    let args = [
+        "-q",
+        "-d",
+        "ectest0",
+        "-l",
+        "127.0.0.1:0",
+        "--user",
+        "4242",
+        "--control-socket",
+        socket.to_str().expect("utf-8 path"),
+        "--ifup",
+        &ifup,
+        "--ifdown",
+        &ifdown,
+    ];
+    let line = assert_output_fails(&args, &run_isolated(&args), 1);
+    assert!(
+        line.starts_with("ethcloud: cannot switch to user 4242"),
+        "{line}"
+    );
+    assert!(up.exists(), "--ifup did not run");
+    assert!(
+        down.exists(),
+        "--ifdown did not run after the failed switch"
+    );
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+#[ignore = "needs root + netns; .ci/run passes --include-ignored"]
 fn existing_non_tap_interface_exits_1_with_a_hint() {
     let mut command = Command::new("unshare");
     command.args(["--net", BIN, "-d", "lo", "-l", "0.0.0.0:3210"]);
