@@ -132,11 +132,17 @@ impl ControlServer {
             }
         }
         match fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_socket() => match UnixStream::connect(path) {
+            Ok(meta) if meta.file_type().is_socket() => match connect_now(path) {
                 Ok(_) => {
                     return Err(io::Error::new(
                         io::ErrorKind::AddrInUse,
                         "a running daemon listens there",
+                    ))
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        "a daemon listens there (its queue of clients is full)",
                     ))
                 }
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
@@ -425,6 +431,56 @@ fn raise_send_buffer(stream: &UnixStream) {
 /// wider; a umask can only take bits away): on Linux, `bind` gives the file the socket
 /// inode's mode less the umask, and `fchmod` sets that mode first.
 fn bind_private(path: &Path) -> io::Result<UnixListener> {
+    let (addr, len) = unix_addr(path)?;
+    let fd = unix_socket(0)?;
+    // SAFETY: the fd is open for the call.
+    syscall!(fchmod(fd.as_raw_fd(), 0o600))?;
+    let addr_ptr: *const libc::sockaddr_un = &addr;
+    // SAFETY: the fd is open; `addr_ptr` points to a live sockaddr_un whose first `len`
+    // bytes hold the family and the NUL-terminated path; the kernel only reads them.
+    syscall!(bind(fd.as_raw_fd(), addr_ptr.cast(), len))?;
+    // SAFETY: the fd is an open, bound stream socket.
+    syscall!(listen(fd.as_raw_fd(), 16))?;
+    Ok(UnixListener::from(fd))
+}
+
+/// Connects to the socket at `path` without waiting: a listener whose queue of connections is
+/// full (a daemon stopped, or busy starting) is `WouldBlock` at once instead of a connect that
+/// waits until it takes one. The stream returned is blocking.
+///
+/// # Errors
+///
+/// The OS error of `connect` (`ConnectionRefused`: nobody listens; `WouldBlock`: queue full).
+fn connect_now(path: &Path) -> io::Result<UnixStream> {
+    let (addr, len) = unix_addr(path)?;
+    let fd = unix_socket(libc::SOCK_NONBLOCK)?;
+    let addr_ptr: *const libc::sockaddr_un = &addr;
+    // SAFETY: the fd is open; `addr_ptr` points to a live sockaddr_un whose first `len`
+    // bytes hold the family and the NUL-terminated path; the kernel only reads them.
+    syscall!(connect(fd.as_raw_fd(), addr_ptr.cast(), len))?;
+    let stream = UnixStream::from(fd);
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
+
+/// A new Unix stream socket (close-on-exec, plus `flags`).
+fn unix_socket(flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: socket() takes plain integers and returns a new fd or -1.
+    let raw = syscall!(socket(
+        libc::AF_UNIX,
+        libc::SOCK_STREAM | libc::SOCK_CLOEXEC | flags,
+        0
+    ))?;
+    // SAFETY: `raw` was just returned by socket(), is open, and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// The `sockaddr_un` of `path` and its length.
+///
+/// # Errors
+///
+/// `InvalidInput` for a path too long for it or holding a NUL byte.
+fn unix_addr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
     use std::os::unix::ffi::OsStrExt;
     let bytes = path.as_os_str().as_bytes();
     // SAFETY: sockaddr_un is plain data; all zeroes is a valid (empty) value.
@@ -442,25 +498,11 @@ fn bind_private(path: &Path) -> io::Result<UnixListener> {
     for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
         *dst = *src as libc::c_char;
     }
-    // SAFETY: socket() takes plain integers and returns a new fd or -1.
-    let raw = syscall!(socket(
-        libc::AF_UNIX,
-        libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-        0
-    ))?;
-    // SAFETY: `raw` was just returned by socket(), is open, and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: the fd is open for the call.
-    syscall!(fchmod(fd.as_raw_fd(), 0o600))?;
     let len = std::mem::offset_of!(libc::sockaddr_un, sun_path) + bytes.len() + 1;
-    let len = libc::socklen_t::try_from(len).unwrap_or(libc::socklen_t::MAX);
-    let addr_ptr: *const libc::sockaddr_un = &addr;
-    // SAFETY: the fd is open; `addr_ptr` points to a live sockaddr_un whose first `len`
-    // bytes hold the family and the NUL-terminated path; the kernel only reads them.
-    syscall!(bind(fd.as_raw_fd(), addr_ptr.cast(), len))?;
-    // SAFETY: the fd is an open, bound stream socket.
-    syscall!(listen(fd.as_raw_fd(), 16))?;
-    Ok(UnixListener::from(fd))
+    Ok((
+        addr,
+        libc::socklen_t::try_from(len).unwrap_or(libc::socklen_t::MAX),
+    ))
 }
 
 /// Why `ethcloud show` got no answer; its `Display` is the one line the user sees.
@@ -484,7 +526,7 @@ impl std::error::Error for ClientError {}
 /// socket, nobody listening, permission denied, a timeout, or an answer that is not UTF-8.
 pub fn request(path: &Path, line: &str) -> Result<String, ClientError> {
     let shown = path.display();
-    let mut stream = UnixStream::connect(path).map_err(|e| connect_error(path, &e))?;
+    let mut stream = connect_now(path).map_err(|e| connect_error(path, &e))?;
     let io_error = |e: io::Error| ClientError(format!("control socket {shown}: {e}"));
     stream
         .set_read_timeout(Some(CLIENT_TIMEOUT))
@@ -535,6 +577,10 @@ fn connect_error(path: &Path, e: &io::Error) -> ClientError {
         }
         _ if kind == io::ErrorKind::ConnectionRefused => format!(
             "nothing listens on {shown} (a stale socket of a daemon that is gone? wrong --socket?)"
+        ),
+        _ if kind == io::ErrorKind::WouldBlock => format!(
+            "the daemon at {shown} takes no more clients now (stopped, or still starting?); \
+             try again"
         ),
         _ => format!("cannot connect to {shown}: {e}"),
     })
@@ -683,6 +729,34 @@ mod tests {
         drop(UnixListener::bind(&stale).unwrap());
         let err = request(&stale, "show").unwrap_err().to_string();
         assert!(err.starts_with("nothing listens on "), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_listener_whose_queue_is_full_is_told_at_once_not_waited_for() {
+        let dir = temp_dir("full");
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.sock");
+        // A daemon that takes no clients (stopped, or still in --ifup): its queue fills up.
+        let listener = bind_private(&path).unwrap();
+        let mut queued = Vec::new();
+        for _ in 0..100 {
+            match connect_now(&path) {
+                Ok(stream) => queued.push(stream),
+                Err(e) => {
+                    assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+                    break;
+                }
+            }
+        }
+        assert!(queued.len() < 100, "the queue never filled");
+        let start = std::time::Instant::now();
+        let err = request(&path, "show").unwrap_err().to_string();
+        assert!(err.contains("takes no more clients now"), "{err}");
+        let err = ControlServer::bind(&path).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
+        assert!(start.elapsed() < Duration::from_secs(1));
+        drop(listener);
         fs::remove_dir_all(&dir).unwrap();
     }
 }
