@@ -180,6 +180,7 @@ impl CryptoResolver for Resolver {
                 secret: [0; KEY_LEN],
                 public: [0; KEY_LEN],
                 is_static: false,
+                es_done: AtomicBool::new(false),
             })),
             _ => None,
         }
@@ -202,6 +203,10 @@ struct X25519 {
     public: [u8; KEY_LEN],
     /// Whether `secret` is the node's static key.
     is_static: bool,
+    /// A responder's `es` was computed: the initiation's ephemeral key gets one
+    /// Diffie-Hellman with our static key, not two (an initiator that claims its ephemeral
+    /// key as its static one would otherwise get `ss` computed as well).
+    es_done: AtomicBool,
 }
 
 impl X25519 {
@@ -273,7 +278,7 @@ impl Dh for X25519 {
                 return Ok(());
             }
             if let Some((ephemeral, refusal)) = &self.responder {
-                if point != *ephemeral {
+                if point != *ephemeral || self.es_done.swap(true, Ordering::Relaxed) {
                     // `ss` with a key we hold no secret for: not trusted.
                     refusal.0.store(true, Ordering::Relaxed);
                     return Err(snow::Error::Dh);
@@ -368,6 +373,18 @@ mod tests {
         // The ephemeral keys are never refused.
         let e = ours(&resolver, &[21; 32]);
         assert!(dh(&*e, &stranger).is_ok());
+    }
+
+    #[test]
+    fn a_responder_computes_one_dh_with_the_initiations_ephemeral_key_not_two() {
+        let ephemeral = public(&[13; 32]);
+        let refusal = Refusal::default();
+        let resolver = Resolver::responder(statics(&[]), ephemeral, refusal.clone());
+        let s = ours(&resolver, &[7; 32]);
+        assert!(dh(&*s, &ephemeral).is_ok(), "es");
+        // An initiator that claims its ephemeral key as its static one: `ss` is refused.
+        assert!(dh(&*s, &ephemeral).is_err());
+        assert!(refusal.refused());
     }
 
     #[test]
