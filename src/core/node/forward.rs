@@ -16,6 +16,7 @@ use log::{debug, warn};
 
 use super::{Node, FULL_MACS};
 use crate::buf::{PacketBuf, SWITCH_AT};
+use crate::identity::SealOutcome;
 use crate::io::{Device, Socket};
 use crate::outbound::{self, Outbound, Sealing};
 use crate::stats::{DropReason, Stats};
@@ -223,10 +224,14 @@ impl<S: Socket, D: Device> Outbound for Node<S, D> {
             return;
         };
         // Without a session, `seal` counts it and asks for a handshake (started by `on_frame`).
-        if let Ok(range) = sessions.seal(now, peer, bytes, SWITCH_AT, inner_len) {
-            if let Some(datagram) = bytes.get(range) {
-                self.send(peer, datagram);
+        match sessions.seal(now, peer, bytes, SWITCH_AT, inner_len) {
+            Ok(range) => {
+                if let Some(datagram) = bytes.get(range) {
+                    self.send(peer, datagram);
+                }
             }
+            Err(SealOutcome::Seal(_)) => self.stats.send_errors += 1,
+            Err(SealOutcome::NoSession) => {}
         }
     }
 
@@ -251,12 +256,16 @@ impl<S: Socket, D: Device> Outbound for Node<S, D> {
                     return;
                 }
             };
-            if let Ok(range) = sessions.seal(now, peer, flood, SWITCH_AT, inner_len) {
-                if let Some(datagram) = flood.get(range) {
-                    if tx.send(stats, peer, datagram, false) {
-                        traffic.count_sent(datagram.len());
+            match sessions.seal(now, peer, flood, SWITCH_AT, inner_len) {
+                Ok(range) => {
+                    if let Some(datagram) = flood.get(range) {
+                        if tx.send(stats, peer, datagram, false) {
+                            traffic.count_sent(datagram.len());
+                        }
                     }
                 }
+                Err(SealOutcome::Seal(_)) => stats.send_errors += 1,
+                Err(SealOutcome::NoSession) => {}
             }
         });
         result

@@ -236,10 +236,16 @@ impl Sessions {
         }
     }
 
-    fn timestamp(&self, now: Instant) -> [u8; handshake::TIMESTAMP_LEN] {
+    fn timestamp(&mut self, now: Instant) -> [u8; handshake::TIMESTAMP_LEN] {
         let since = now.saturating_duration_since(self.config.started);
         let nanos = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX);
-        handshake::timestamp(self.config.wall_start_nanos.saturating_add(nanos))
+        let at = self
+            .config
+            .wall_start_nanos
+            .saturating_add(nanos)
+            .max(self.last_initiation.saturating_add(1));
+        self.last_initiation = at;
+        handshake::timestamp(at)
     }
 
     /// Starts the handshake rounds queued by [`Sessions::seal`] and [`Sessions::want`], and the
@@ -404,5 +410,32 @@ impl Sessions {
             }
         }
         self.flush(now, send);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{handshake::Identity, IdentityConfig, SecretKey, TrustedKeys};
+    use crate::wire::Token;
+    use std::time::Duration;
+
+    #[test]
+    fn initiations_in_the_same_instant_carry_later_and_later_timestamps() {
+        let mut sessions = Sessions::new(
+            Identity::new(SecretKey::from_random([7; 32])),
+            Token::MAX,
+            TrustedKeys::new(),
+            IdentityConfig::new(Instant::ZERO, 1_700_000_000_000_000_000, 1),
+            Instant::ZERO,
+        );
+        let now = Instant::from_secs(5);
+        let first = sessions.timestamp(now);
+        let second = sessions.timestamp(now);
+        assert!(
+            second > first,
+            "a second initiation would be taken for a replay"
+        );
+        assert!(sessions.timestamp(now + Duration::from_secs(1)) > second);
     }
 }

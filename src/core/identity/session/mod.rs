@@ -200,6 +200,9 @@ pub struct Sessions {
     sources: HashMap<IpAddr, RateLimiter>,
     all_sources: RateLimiter,
     rng: u64,
+    /// The timestamp of our last initiation (nanoseconds since the Unix epoch): each next one
+    /// is later, also two in the same instant, so that a peer never takes one for a replay.
+    last_initiation: u64,
     scratch: Box<[u8; 256]>,
     stats: SessionStats,
     /// Moves whenever what [`Sessions::for_each_sending`] shows changes.
@@ -237,6 +240,7 @@ impl Sessions {
             all_sources: RateLimiter::new(now, config.handshakes_per_second),
             log_budget: LogBudget::new(now),
             rng: config.seed | 1,
+            last_initiation: 0,
             config,
             keys: FastMap::default(),
             by_addr: FastMap::default(),
