@@ -624,3 +624,55 @@ fn a_peer_gone_for_good_is_not_sent_initiations_for_ever() {
         "initiations to an address nobody answers at, on the renewal timer"
     );
 }
+
+#[test]
+fn a_flood_of_initiations_from_many_addresses_does_not_starve_the_renewals() {
+    let mut sim = Simulator::new(0x1d_0b00);
+    // Low limits, so that the flood is cheap to simulate: 20 a second from all sources, 2
+    // from one.
+    let cfgs = [1u8, 2].map(|i| {
+        let mut cfg = Simulator::identity_config(i, &[1, 2]);
+        if let Some(identity) = cfg.identity.as_mut() {
+            identity.config.handshakes_per_second = 20;
+            identity.config.handshakes_per_source = 2;
+        }
+        cfg
+    });
+    let [a, b] = cfgs.each_ref().map(|cfg| sim.add_node(cfg));
+    sim.connect(b, a);
+    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    let attacker = Identity::new(SecretKey::from_random([66; 32]));
+    let flood = [(a, 1u8), (b, 2)].map(|(node, secret)| {
+        let mut out = [0u8; 256];
+        let (_, len) = handshake::initiate(
+            &attacker,
+            Token::new(1).unwrap(),
+            &Simulator::public_key(secret),
+            1,
+            handshake::timestamp(1),
+            None,
+            &mut out,
+        )
+        .unwrap();
+        (node, out[..len].to_vec())
+    });
+    // At both nodes, from 40 addresses, 2 initiations each, every second: twice the limit of
+    // all sources, for longer than a session lives without renewal.
+    for _ in 0..300 {
+        for (node, initiation) in &flood {
+            for host in 0..40u8 {
+                let from = SocketAddr::from(([198, 18, 201, host], 4000));
+                for _ in 0..2 {
+                    sim.inject_datagram(from, *node, initiation.clone());
+                }
+            }
+        }
+        sim.tick();
+    }
+    assert!(sim.session_stats(a).handshakes_rate_limited > 0);
+    assert!(
+        carries(&mut sim, a, b, 1, 2),
+        "the sessions were not renewed"
+    );
+    assert!(carries(&mut sim, b, a, 2, 1));
+}

@@ -51,7 +51,7 @@ impl Sessions {
             self.stats.handshakes_invalid += 1;
             return HandshakeEvent::Dropped;
         }
-        if !self.within_rate(now, from.ip()) {
+        if !self.within_rate(now, from) {
             self.stats.handshakes_rate_limited += 1;
             return HandshakeEvent::Dropped;
         }
@@ -144,19 +144,34 @@ impl Sessions {
     }
 
     /// Per-source and overall rate limits on handshakes answered.
-    fn within_rate(&mut self, now: Instant, ip: IpAddr) -> bool {
+    fn within_rate(&mut self, now: Instant, from: SocketAddr) -> bool {
         let per_source = self.config.handshakes_per_source;
-        if self.sources.len() >= MAX_SOURCES && !self.sources.contains_key(&ip) {
-            // Buckets refill in a second: forgetting them all costs at most one second's
-            // allowance per source, and keeps the map bounded.
-            self.sources.clear();
+        // An IPv6 source is its /64: one host usually has a whole /64 to pick from.
+        let source = match from.ip() {
+            IpAddr::V6(ip) => IpAddr::V6((u128::from(ip) & !u128::from(u64::MAX)).into()),
+            ip => ip,
+        };
+        if self.sources.len() >= MAX_SOURCES && !self.sources.contains_key(&source) {
+            // Full buckets are of sources quiet for a second: forgetting them loses nothing.
+            self.sources
+                .retain(|_, bucket| bucket.available(now, per_source) < per_source);
+            if self.sources.len() >= MAX_SOURCES {
+                // Still full (a flood from many sources): forgetting them all costs at most one
+                // second's allowance per source, and keeps the map bounded.
+                self.sources.clear();
+            }
         }
         let bucket = self
             .sources
-            .entry(ip)
+            .entry(source)
             .or_insert_with(|| RateLimiter::new(now, per_source));
-        bucket.allow(now, per_source)
-            && self
+        if !bucket.allow(now, per_source) {
+            return false;
+        }
+        // An address that a trusted key uses is past the limit of all sources together: a
+        // flood from many addresses cannot starve the renewals of the sessions we have.
+        self.by_addr.contains_key(&from)
+            || self
                 .all_sources
                 .allow(now, self.config.handshakes_per_second)
     }
