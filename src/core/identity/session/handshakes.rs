@@ -168,12 +168,14 @@ impl Sessions {
         if !bucket.allow(now, per_source) {
             return false;
         }
-        // An address that a trusted key uses is past the limit of all sources together: a
-        // flood from many addresses cannot starve the renewals of the sessions we have.
-        self.by_addr.contains_key(&from)
-            || self
-                .all_sources
-                .allow(now, self.config.handshakes_per_second)
+        // An address that a trusted key uses draws on a bucket of its own: a flood from
+        // many other addresses cannot starve the renewals of the sessions we have.
+        let rate = self.config.handshakes_per_second;
+        if self.by_addr.contains_key(&from) {
+            self.known_sources.allow(now, rate)
+        } else {
+            self.all_sources.allow(now, rate)
+        }
     }
 
     /// Makes `established` the current session of its key, at `addr`.

@@ -198,7 +198,12 @@ pub struct Sessions {
     /// When each address last had a round, and where its probing stopped.
     rounds: HashMap<SocketAddr, (Instant, usize)>,
     sources: HashMap<IpAddr, RateLimiter>,
+    /// Initiations from addresses no trusted key uses, all together.
     all_sources: RateLimiter,
+    /// Initiations from addresses a trusted key uses, all together: a bucket of their own, so
+    /// that a flood from other addresses cannot starve renewals, and the CPU spent on
+    /// handshakes stays bounded by the two.
+    known_sources: RateLimiter,
     rng: u64,
     /// The timestamp of our last initiation (nanoseconds since the Unix epoch): each next one
     /// is later, also two in the same instant, so that a peer never takes one for a replay.
@@ -238,6 +243,7 @@ impl Sessions {
             probe_order: Vec::new(),
             members: 0,
             all_sources: RateLimiter::new(now, config.handshakes_per_second),
+            known_sources: RateLimiter::new(now, config.handshakes_per_second),
             log_budget: LogBudget::new(now),
             rng: config.seed | 1,
             last_initiation: 0,
