@@ -676,3 +676,25 @@ fn a_flood_of_initiations_from_many_addresses_does_not_starve_the_renewals() {
     );
     assert!(carries(&mut sim, b, a, 2, 1));
 }
+
+#[test]
+fn a_lost_response_to_a_renewal_does_not_cut_the_answering_side_off() {
+    let mut sim = Simulator::new(0x1d_0c00);
+    let (a, b) = meshed_pair(&mut sim);
+    // B started the session and starts its renewals; A's answer to one is lost.
+    sim.lose_next(a, b, handshake::RESPONSE);
+    sim.advance_until(Duration::from_secs(200), |s| s.lost_next());
+    // A holds the new session, B does not: A must go on sealing in the one B has.
+    assert!(
+        carries(&mut sim, a, b, 1, 2),
+        "A sealed in a session B does not have"
+    );
+    assert!(carries(&mut sim, b, a, 2, 1));
+    // B's next try completes the renewal, and both carry on in it.
+    sim.advance(Duration::from_secs(30));
+    assert!(carries(&mut sim, a, b, 1, 2));
+    assert!(carries(&mut sim, b, a, 2, 1));
+    sim.advance(Duration::from_secs(300));
+    assert!(carries(&mut sim, a, b, 1, 2));
+    assert!(carries(&mut sim, b, a, 2, 1));
+}

@@ -160,6 +160,8 @@ pub struct Simulator {
     nat: BTreeMap<SocketAddr, BTreeMap<SocketAddr, Instant>>,
     /// A second address of a node (of the other family: a dual-stack host) → the node.
     aliases: BTreeMap<SocketAddr, SocketAddr>,
+    /// (from, to, byte after the token): the next such datagram is lost.
+    lose_next: Option<(SocketAddr, SocketAddr, u8)>,
     next_host: u32,
     buf: PacketBuf,
     /// FNV-1a over every delivered datagram (time, from, to, bytes): the trace fingerprint.
@@ -211,6 +213,7 @@ impl Simulator {
             blocked: BTreeSet::new(),
             nat: BTreeMap::new(),
             aliases: BTreeMap::new(),
+            lose_next: None,
             next_host: 1,
             buf: PacketBuf::new(),
             trace_hash: 0xcbf2_9ce4_8422_2325,
@@ -598,11 +601,29 @@ impl Simulator {
         }
     }
 
+    /// The next datagram from `from` to `to` whose byte after the token is `kind` is lost
+    /// (once); [`Simulator::lost_next`] says whether that happened yet.
+    pub fn lose_next(&mut self, from: SocketAddr, to: SocketAddr, kind: u8) {
+        self.lose_next = Some((from, to, kind));
+    }
+
+    /// Whether the datagram [`Simulator::lose_next`] asked for was lost.
+    pub fn lost_next(&self) -> bool {
+        self.lose_next.is_none()
+    }
+
     /// Delivers (or drops) one datagram. Returns false when nothing was in flight.
     pub fn step(&mut self) -> bool {
         let Some(d) = self.in_flight.pop_front() else {
             return false;
         };
+        if self.lose_next.is_some_and(|(from, to, kind)| {
+            d.from == from && d.to == to && d.bytes.get(7) == Some(&kind)
+        }) {
+            self.lose_next = None;
+            self.lost += 1;
+            return true;
+        }
         if self.loss_per_mille > 0 && self.rng.below(1000) < usize::from(self.loss_per_mille) {
             self.lost += 1;
             return true;

@@ -62,12 +62,11 @@ impl<S: Socket, D: Device> Node<S, D> {
     }
 
     /// Per-node keys: a session was made with `to`: our Hello in it tells the peer that we
-    /// open AEGIS-128L, so that it switches its half of this session (the initiator asks for
-    /// the responder's Hello too). Not with `--no-aegis`.
+    /// open AEGIS-128L (so that it switches its half of this session; the initiator asks for
+    /// the responder's Hello too), and the initiator's confirms the session to the responder
+    /// at once, which seals in it only from then on.
     pub(super) fn hello_in_new_session(&mut self, to: SocketAddr, answer: bool) {
-        if self.config.aegis {
-            self.send_hello(to, answer);
-        }
+        self.send_hello(to, answer);
     }
 
     /// A verified peer became one: send our Hello (sealed modes), and end any route to its

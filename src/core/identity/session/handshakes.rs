@@ -178,21 +178,22 @@ impl Sessions {
         }
     }
 
-    /// Makes `established` the current session of its key, at `addr`.
+    /// Makes `established` the current session of its key, at `addr`; a renewal we answered
+    /// (not started) waits as the key's next session until the initiator shows it has it too.
     fn install(&mut self, now: Instant, addr: SocketAddr, established: Established) {
         let key = established.remote;
         let state = self.keys.entry(key).or_default();
-        if let Some((older, _)) = state.previous.take() {
-            self.by_session.remove(&older);
-        }
         let renewed = state.current.is_some();
+        let confirm_first = renewed && !established.is_initiator;
+        if !confirm_first {
+            if let Some((older, _)) = state.previous.take() {
+                self.by_session.remove(&older);
+            }
+        }
         // AEGIS-128L only once the peer's Hello in this session says it opens it.
         let cipher = Cipher::preferred_for_sessions(false);
         let aegis = Cipher::preferred_for_sessions(true);
-        if let Some(current) = state.current.take() {
-            state.previous = Some((current.recv_session, current.made));
-        }
-        state.current = Some(SendSession {
+        let send = SendSession {
             sealer: Arc::new(Sealer::with_cipher(
                 &established.send_key,
                 established.send_session,
@@ -203,7 +204,16 @@ impl Sessions {
             made: now,
             is_initiator: established.is_initiator,
             completes_checksums: false,
-        });
+        };
+        if confirm_first {
+            state.next = Some(send);
+        } else {
+            if let Some(current) = state.current.take() {
+                state.previous = Some((current.recv_session, current.made));
+            }
+            state.next = None;
+            state.current = Some(send);
+        }
         state.addr = Some(addr);
         let mut opener = Opener::new(&established.recv_key, 1);
         opener.refuse_session(established.send_session);
@@ -387,6 +397,9 @@ impl Sessions {
                 if now >= made + reject {
                     state.previous = None;
                 }
+            }
+            if state.next.as_ref().is_some_and(|n| now >= n.made + reject) {
+                state.next = None;
             }
             if state
                 .current

@@ -162,6 +162,10 @@ struct KeyState {
     /// Where the key last answered or sent from.
     addr: Option<SocketAddr>,
     current: Option<SendSession>,
+    /// A renewal we answered, not yet confirmed: we keep sealing in `current` until a
+    /// datagram of this one opens, which shows that the initiator has it too (its response
+    /// may have been lost), and then make it `current`.
+    next: Option<SendSession>,
     /// The receiving session of the session before `current`, and when it was made.
     previous: Option<([u8; crypto::SESSION_LEN], Instant)>,
     /// The newest handshake timestamp accepted from this key.
@@ -367,6 +371,9 @@ impl Sessions {
                 if let Some(current) = state.current {
                     self.by_session.remove(&current.recv_session);
                 }
+                if let Some(next) = state.next {
+                    self.by_session.remove(&next.recv_session);
+                }
                 if let Some((previous, _)) = state.previous {
                     self.by_session.remove(&previous);
                 }
@@ -562,6 +569,21 @@ impl Sessions {
         }
         if let Some(state) = self.keys.get_mut(&remote) {
             state.addr = Some(from);
+            if state
+                .next
+                .as_ref()
+                .is_some_and(|next| next.recv_session == id)
+            {
+                // The renewal we answered is confirmed: seal in it from now on.
+                if let Some((older, _)) = state.previous.take() {
+                    self.by_session.remove(&older);
+                }
+                if let Some(current) = state.current.take() {
+                    state.previous = Some((current.recv_session, current.made));
+                }
+                state.current = state.next.take();
+                self.changes = self.changes.wrapping_add(1);
+            }
         }
         Ok(range)
     }
