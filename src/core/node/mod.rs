@@ -472,6 +472,14 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.sessions.as_deref()
     }
 
+    /// Per-node keys: the wall clock, read again by the caller (see
+    /// [`Sessions::set_wall_clock`]); nothing in the other modes.
+    pub fn set_wall_clock(&mut self, now: Instant, wall_nanos: u64) {
+        if let Some(sessions) = &mut self.sessions {
+            sessions.set_wall_clock(now, wall_nanos);
+        }
+    }
+
     /// Whether a key rotation is under way (from [`Node::rekey`] until the old key is retired).
     pub fn is_rotating_key(&self) -> bool {
         self.rollover.is_some()

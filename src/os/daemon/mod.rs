@@ -405,6 +405,8 @@ impl Daemon {
         if now >= self.kernel_counters_at {
             self.kernel_counters_at = now + KERNEL_COUNTERS_EVERY;
             self.read_kernel_counters();
+            // Handshake timestamps follow the wall clock, should it be set while we run.
+            self.node.set_wall_clock(now, wall_nanos());
         }
         let counters = self.loop_counters();
         self.service.poll(now, &mut self.node, counters);

@@ -468,4 +468,27 @@ mod tests {
         );
         assert!(sessions.timestamp(now + Duration::from_secs(1)) > second);
     }
+
+    #[test]
+    fn timestamps_follow_the_wall_clock_when_it_is_set_later_and_never_go_back() {
+        // Started with the clock a day behind.
+        let day = 86_400_000_000_000u64;
+        let wall = 1_700_000_000_000_000_000u64;
+        let mut sessions = Sessions::new(
+            Identity::new(SecretKey::from_random([7; 32])),
+            Token::MAX,
+            TrustedKeys::new(),
+            IdentityConfig::new(Instant::ZERO, wall - day, 1),
+            Instant::ZERO,
+        );
+        let before = sessions.timestamp(Instant::from_secs(10));
+        assert!(before < handshake::timestamp(wall));
+        // NTP sets the clock; the daemon tells the sessions.
+        sessions.set_wall_clock(Instant::from_secs(20), wall);
+        let after = sessions.timestamp(Instant::from_secs(21));
+        assert!(after > handshake::timestamp(wall));
+        // And back a day (a bad clock): never earlier than the last one.
+        sessions.set_wall_clock(Instant::from_secs(30), wall - day);
+        assert!(sessions.timestamp(Instant::from_secs(31)) > after);
+    }
 }

@@ -326,6 +326,16 @@ impl Sessions {
         self.members
     }
 
+    /// The wall clock read again (nanoseconds since the Unix epoch at `now`), so that the
+    /// timestamps of our initiations follow it when it was set after we started (a host whose
+    /// clock was behind until NTP set it would otherwise stay behind, and peers that remember a
+    /// later timestamp of ours refuse our initiations as replays). Each timestamp is still
+    /// later than the one before, whatever the clock does.
+    pub fn set_wall_clock(&mut self, now: Instant, wall_nanos: u64) {
+        self.config.started = now;
+        self.config.wall_start_nanos = wall_nanos;
+    }
+
     /// A session seals nothing once it sealed this many packets.
     pub fn max_messages(&self) -> u64 {
         self.config.rekey_after_messages.saturating_mul(2)
