@@ -28,9 +28,6 @@ pub const IFNAMSIZ: usize = libc::IFNAMSIZ;
 
 const TUN_PATH: &str = "/dev/net/tun";
 
-/// `_IOW('T', 208, unsigned int)` from `linux/if_tun.h`.
-const TUNSETOFFLOAD: c_ulong = 0x4004_54d0;
-
 extern "C" {
     /// `c/tapdev.c`: `TUNSETIFF` with `IFF_TAP | IFF_NO_PI` (and `IFF_VNET_HDR` if `vnet_hdr`
     /// is non-zero, `IFF_MULTI_QUEUE` if `multi_queue` is) on `fd`, then copies the kernel's
@@ -260,7 +257,7 @@ impl TapDevice {
             // flags by value and touches no memory of ours.
             if syscall!(ioctl(
                 self.file.as_raw_fd(),
-                TUNSETOFFLOAD,
+                libc::TUNSETOFFLOAD,
                 c_ulong::from(flags)
             ))
             .is_ok()
