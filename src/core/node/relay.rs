@@ -117,11 +117,13 @@ impl<S: Socket, D: Device> Node<S, D> {
         for addr in &tries {
             // An address of a family our socket cannot send to is reached through relays
             // only (a dual-stack relay joins an IPv4-only and an IPv6-only node).
-            if !self.peers.contains(*addr)
-                && self.config.can_reach(*addr)
-                && self.contacts.try_once_more(now, *addr)
-            {
-                debug!("trying {addr} directly again (reached through a relay)");
+            if self.peers.contains(*addr) || !self.config.can_reach(*addr) {
+                continue;
+            }
+            match self.contacts.try_once_more(now, *addr) {
+                Some(true) => debug!("trying {addr} directly again (reached through a relay)"),
+                Some(false) => {}
+                None => self.stats.contacts_refused += 1,
             }
         }
         self.targets = tries;

@@ -90,18 +90,24 @@ impl Contacts {
 
     /// One more attempt at `addr`, due at `now` (a relay route's regular direct try): a learned
     /// address that was given up gets one attempt despite its quiet period, and is given up
-    /// again if it does not answer; a new one is queued as by [`Contacts::add_learned`].
-    /// Returns whether an attempt was queued (false: one is queued already, or no room).
-    pub fn try_once_more(&mut self, now: Instant, addr: SocketAddr) -> bool {
+    /// again if it does not answer; a `--connect` address is tried now rather than at the end
+    /// of its back-off; a new one is queued as by [`Contacts::add_learned`]. Returns
+    /// `Some(true)` if an attempt was queued, `Some(false)` if one was queued already, `None`
+    /// if there was no room.
+    pub fn try_once_more(&mut self, now: Instant, addr: SocketAddr) -> Option<bool> {
         match self.entries.get_mut(&addr) {
             Some(c) if !c.is_configured && c.attempts >= LEARNED_ATTEMPTS => {
                 c.attempts = LEARNED_ATTEMPTS - 1;
                 c.next_attempt = now;
                 c.forget_at = Instant::FAR_FUTURE;
-                true
+                Some(true)
             }
-            Some(_) => false,
-            None => self.add_learned(now, addr),
+            Some(c) if c.is_configured && c.next_attempt > now => {
+                c.next_attempt = now;
+                Some(true)
+            }
+            Some(_) => Some(false),
+            None => self.add_learned(now, addr).then_some(true),
         }
     }
 

@@ -477,9 +477,14 @@ fn contacts_learned_are_tried_a_few_times_then_remembered_quietly() {
 #[test]
 fn contacts_a_given_up_address_can_be_tried_once_more() {
     let mut c = Contacts::new(4);
-    assert!(c.try_once_more(Instant::ZERO, addr(1)), "new: queued");
-    assert!(
-        !c.try_once_more(Instant::ZERO, addr(1)),
+    assert_eq!(
+        c.try_once_more(Instant::ZERO, addr(1)),
+        Some(true),
+        "new: queued"
+    );
+    assert_eq!(
+        c.try_once_more(Instant::ZERO, addr(1)),
+        Some(false),
         "being tried already"
     );
     let mut out = Vec::new();
@@ -489,13 +494,22 @@ fn contacts_a_given_up_address_can_be_tried_once_more() {
     assert_eq!(out.len(), usize::try_from(LEARNED_ATTEMPTS).unwrap());
     // Given up and quiet; a relay route's direct try still gets one attempt, and one only.
     let at = Instant::from_secs(30);
-    assert!(c.try_once_more(at, addr(1)));
+    assert_eq!(c.try_once_more(at, addr(1)), Some(true));
     out.clear();
     for s in 30..60 {
         c.take_due(Instant::from_secs(s), 10, &mut out);
     }
     assert_eq!(out, [addr(1)]);
     assert!(c.contains(addr(1)), "given up again, and remembered");
+    // A --connect address in its back-off is tried now; a full queue says so.
+    c.add_configured(addr(2), Instant::from_secs(100));
+    assert_eq!(c.try_once_more(Instant::from_secs(60), addr(2)), Some(true));
+    out.clear();
+    c.take_due(Instant::from_secs(60), 10, &mut out);
+    assert_eq!(out, [addr(2)]);
+    let mut full = Contacts::new(1);
+    full.add_configured(addr(3), Instant::ZERO);
+    assert_eq!(full.try_once_more(Instant::ZERO, addr(4)), None);
 }
 
 #[test]
