@@ -13,6 +13,9 @@ use crate::time::Instant;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimiter {
     tokens: u64,
+    /// Thousandths of a token earned but not yet a whole one (the clock counts milliseconds),
+    /// so that a caller slower than one token per call still gets the whole rate.
+    fraction: u64,
     last_refill: Instant,
 }
 
@@ -21,6 +24,7 @@ impl RateLimiter {
     pub fn new(now: Instant, rate: u64) -> RateLimiter {
         RateLimiter {
             tokens: rate,
+            fraction: 0,
             last_refill: now,
         }
     }
@@ -28,19 +32,18 @@ impl RateLimiter {
     fn refill(&mut self, now: Instant, rate: u64) {
         let elapsed_ms = u64::try_from(now.saturating_duration_since(self.last_refill).as_millis())
             .unwrap_or(u64::MAX);
-        let refill = elapsed_ms.saturating_mul(rate) / 1000;
-        if refill > 0 {
-            self.tokens = self.tokens.saturating_add(refill);
-            // Only the time those whole tokens stand for is used up (rounded up); the rest
-            // counts towards the next one, so that a slow, steady caller still gets `rate`.
-            let used_ms = refill.saturating_mul(1000).div_ceil(rate).min(elapsed_ms);
-            self.last_refill += Duration::from_millis(used_ms);
-        }
+        // `rate` per second is `rate` thousandths of a token per millisecond.
+        let earned = elapsed_ms
+            .saturating_mul(rate)
+            .saturating_add(self.fraction);
+        self.tokens = self.tokens.saturating_add(earned / 1000);
+        self.fraction = earned % 1000;
+        self.last_refill = now;
         // never more than one second's worth, also when the rate was lowered since; a full
         // bucket saves no time for later
         if self.tokens >= rate {
             self.tokens = rate;
-            self.last_refill = now;
+            self.fraction = 0;
         }
     }
 
@@ -137,6 +140,22 @@ mod tests {
             .filter(|k| bucket.allow(Instant::ZERO + Duration::from_millis(90 * k), 10))
             .count();
         assert!((98..=100).contains(&passed), "{passed} of about 100");
+    }
+
+    #[test]
+    fn rates_that_do_not_divide_a_second_are_kept_too() {
+        for rate in [300u64, 700, 3] {
+            let mut bucket = RateLimiter::new(Instant::ZERO, rate);
+            bucket.take(rate);
+            // A call every millisecond for 10 s, each taking what is there.
+            let mut got = 0;
+            for ms in 1..=10_000u64 {
+                let now = Instant::ZERO + Duration::from_millis(ms);
+                got += bucket.available(now, rate);
+                bucket.take(rate);
+            }
+            assert!(got.abs_diff(10 * rate) <= 1, "{got} at {rate} a second");
+        }
     }
 
     #[test]

@@ -233,10 +233,10 @@ impl StatsFile {
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`, so that a
-/// reader sees the old content or the new, never half of it. The temporary file is made anew
-/// (whatever had its name is removed first, and it must not exist when it is created), so
-/// that a symbolic link, hard link or FIFO planted under that name in a directory others may
-/// write to is never written through or waited on.
+/// reader sees the old content or the new, never half of it. The temporary file has a random
+/// name and must not exist when it is created, so that nothing planted in a directory others
+/// may write to (a symbolic link, a hard link, a FIFO, a file we may not remove) is written
+/// through, waited on or in the way.
 ///
 /// # Errors
 ///
@@ -245,11 +245,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut random = [0u8; 8];
+    crate::sys::random::fill(&mut random)?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
-    tmp_name.push(".tmp");
+    tmp_name.push(format!(".{:016x}.tmp", u64::from_le_bytes(random)));
     let tmp = path.with_file_name(tmp_name);
-    let _ = fs::remove_file(&tmp);
     let result = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -472,12 +473,18 @@ mod tests {
         let victim = dir.join("victim");
         fs::write(&victim, b"precious\n").unwrap();
         let path = dir.join("stats");
+        // Planted where a predictable temporary name would be.
         std::os::unix::fs::symlink(&victim, dir.join(".stats.tmp")).unwrap();
+        fs::hard_link(&victim, dir.join(".stats.0000000000000000.tmp")).unwrap();
         write_atomically(&path, b"first\n").unwrap();
-        fs::hard_link(&victim, dir.join(".stats.tmp")).unwrap();
         write_atomically(&path, b"second\n").unwrap();
         assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
         assert_eq!(fs::read_to_string(&path).unwrap(), "second\n");
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            4,
+            "no temporary file left"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 

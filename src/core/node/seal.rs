@@ -469,11 +469,16 @@ impl<S: Socket, D: Device> Node<S, D> {
         let Some(sessions) = &mut self.sessions else {
             return 0;
         };
+        let members = sessions.members();
         let addrs = sessions.set_trusted(trusted);
+        let changed = sessions.members() != members;
         for addr in addrs.iter() {
             // A --connect address stays in the contacts (with back-off), so that it comes back
             // if its key is trusted again; its handshakes meanwhile get no answer.
             self.remove_peer(now, *addr, "its key is no longer trusted");
+        }
+        if !changed {
+            return addrs.len();
         }
         // Our members' digest changed with the set: every peer hears it at once, so that the
         // relays among them stop passing frames between us and a node we no longer trust.

@@ -11,10 +11,10 @@
 //! clients, keeps at most [`MAX_CLIENTS`] waiting for their request line (at most
 //! [`MAX_REQUEST_LEN`] bytes, within [`REQUEST_DEADLINE`]), and writes each answer without
 //! waiting: what does not fit into the client's socket buffer at once goes out as the socket
-//! takes it (the client is then watched for room to write). A client that has not taken its
-//! whole answer within [`ANSWER_DEADLINE`], twice the time [`request`] waits for each read,
-//! is dropped and counted; so a client that reads as `request` does never takes a cut-off
-//! answer for a whole one: it gives up with an error first.
+//! takes it (the client is then watched for room to write). A client that takes nothing of
+//! its answer for [`ANSWER_DEADLINE`], twice the time [`request`] waits for each read, is
+//! dropped and counted; so a client that reads as `request` does gives up with an error
+//! before it could take a cut-off answer for a whole one (unless it is stopped itself).
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -206,6 +206,10 @@ impl ControlServer {
         self.answering.retain_mut(|a| {
             match write_some(&a.stream, a.answer.get(a.sent..).unwrap_or_default()) {
                 Ok(n) => {
+                    if n > 0 {
+                        // The client reads: it has another ANSWER_DEADLINE for the rest.
+                        a.deadline = now + ANSWER_DEADLINE;
+                    }
                     a.sent += n;
                     a.sent < a.answer.len()
                 }

@@ -108,16 +108,29 @@ impl Sessions {
             self.stats.handshakes_invalid += 1;
             return HandshakeEvent::Dropped;
         };
-        let Some(pending) = self.pending.get_mut(&receiver_index) else {
+        let Some(remote) = self
+            .pending
+            .get(&receiver_index)
+            .map(|p| p.initiator.remote)
+        else {
             self.stats.responses_unexpected += 1;
             return HandshakeEvent::Dropped;
         };
-        if !self.trusted.contains(&pending.initiator.remote) {
+        if !self.trusted.contains(&remote) {
             self.stats.handshakes_untrusted += 1;
             return HandshakeEvent::Dropped;
         }
         // A refused response leaves the handshake in flight: anyone who knows our public key
-        // can make a response that passes mac1, and it must not cancel the real one.
+        // can make a response that passes mac1, and it must not cancel the real one. Nor may
+        // a response claim the address of another member (see `on_initiation`).
+        if self.used_by_other(from, &remote, now) {
+            self.stats.address_in_use += 1;
+            debug!("handshake response from {from} refused: another trusted key uses that address");
+            return HandshakeEvent::Dropped;
+        }
+        let Some(pending) = self.pending.get_mut(&receiver_index) else {
+            return HandshakeEvent::Dropped;
+        };
         match pending.initiator.complete(msg) {
             Ok(established) => {
                 let key = established.remote;
@@ -145,6 +158,14 @@ impl Sessions {
 
     /// Per-source and overall rate limits on handshakes answered.
     fn within_rate(&mut self, now: Instant, from: SocketAddr) -> bool {
+        let rate = self.config.handshakes_per_second;
+        if self.by_addr.contains_key(&from) {
+            // An address that a trusted key uses draws on a bucket of its own, not on that of
+            // its IP address: a flood from other addresses (other hosts behind the same NAT
+            // address or in the same /64 too) cannot starve the renewals of the sessions we
+            // have.
+            return self.known_sources.allow(now, rate);
+        }
         let per_source = self.config.handshakes_per_source;
         // An IPv6 source is its /64: one host usually has a whole /64 to pick from.
         let source = match from.ip() {
@@ -165,17 +186,7 @@ impl Sessions {
             .sources
             .entry(source)
             .or_insert_with(|| RateLimiter::new(now, per_source));
-        if !bucket.allow(now, per_source) {
-            return false;
-        }
-        // An address that a trusted key uses draws on a bucket of its own: a flood from
-        // many other addresses cannot starve the renewals of the sessions we have.
-        let rate = self.config.handshakes_per_second;
-        if self.by_addr.contains_key(&from) {
-            self.known_sources.allow(now, rate)
-        } else {
-            self.all_sources.allow(now, rate)
-        }
+        bucket.allow(now, per_source) && self.all_sources.allow(now, rate)
     }
 
     /// Makes `established` the current session of its key, at `addr`; a renewal we answered
@@ -206,13 +217,20 @@ impl Sessions {
             completes_checksums: false,
         };
         if confirm_first {
-            state.next = Some(send);
+            // An unconfirmed renewal that a newer one replaces is of no use any more (the
+            // initiator tried again: it never had it): its keys go, so that a key holds at most
+            // one such session.
+            if let Some(stale) = state.next.replace(send) {
+                self.by_session.remove(&stale.recv_session);
+            }
         } else {
             if let Some(current) = state.current.take() {
                 state.previous = Some((current.recv_session, current.made));
             }
-            state.next = None;
             state.current = Some(send);
+            // A renewal of the peer's we answered meanwhile (both started one at once): the
+            // peer may seal in it, so its receiving half stays until it expires.
+            state.next = None;
         }
         state.addr = Some(addr);
         let mut opener = Opener::new(&established.recv_key, 1);
@@ -399,6 +417,7 @@ impl Sessions {
                 }
             }
             if state.next.as_ref().is_some_and(|n| now >= n.made + reject) {
+                // (Its receiving half went with `by_session` above.)
                 state.next = None;
             }
             if state
