@@ -451,11 +451,17 @@ mod tests {
         assert!(!svc.resolver.failing[0]);
     }
 
-    #[test]
-    fn stats_file_is_replaced_whole() {
-        let dir = std::env::temp_dir().join(format!("ethcloud-stats-{}", std::process::id()));
+    /// An empty directory of this test run's own.
+    fn fresh_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("ethcloud-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn stats_file_is_replaced_whole() {
+        let dir = fresh_dir("stats");
         let path = dir.join("stats");
         write_atomically(&path, b"first\n").unwrap();
         write_atomically(&path, b"second\n").unwrap();
@@ -467,9 +473,7 @@ mod tests {
 
     #[test]
     fn a_link_planted_as_the_temporary_file_is_not_written_through() {
-        let dir = std::env::temp_dir().join(format!("ethcloud-stats3-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let dir = fresh_dir("stats3");
         let victim = dir.join("victim");
         fs::write(&victim, b"precious\n").unwrap();
         let path = dir.join("stats");
@@ -490,9 +494,7 @@ mod tests {
 
     #[test]
     fn stats_file_is_written_at_the_first_poll_and_then_every_interval() {
-        let dir = std::env::temp_dir().join(format!("ethcloud-stats2-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let dir = fresh_dir("stats2");
         let path = dir.join("stats");
         let mut svc = service(vec![], vec![]);
         svc.stats = Some(StatsFile {

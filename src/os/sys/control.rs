@@ -602,6 +602,16 @@ mod tests {
         dir
     }
 
+    /// A server on `x.sock` in a fresh directory, watched by a poll under token 9.
+    fn serving(name: &str) -> (PathBuf, PathBuf, ControlServer, Poll) {
+        let dir = temp_dir(name);
+        let path = dir.join("x.sock");
+        let server = ControlServer::bind(&path).unwrap();
+        let poll = Poll::new().unwrap();
+        poll.register(server.as_fd(), 9).unwrap();
+        (dir, path, server, poll)
+    }
+
     #[test]
     fn serves_a_request_then_removes_its_file() {
         let dir = temp_dir("serve");
@@ -633,11 +643,7 @@ mod tests {
 
     #[test]
     fn an_answer_larger_than_the_socket_buffer_arrives_whole() {
-        let dir = temp_dir("large");
-        let path = dir.join("x.sock");
-        let mut server = ControlServer::bind(&path).unwrap();
-        let poll = Poll::new().unwrap();
-        poll.register(server.as_fd(), 9).unwrap();
+        let (dir, path, mut server, poll) = serving("large");
         // Four times ANSWER_BUFFER: it cannot go out in one write.
         let big: String = (0..ANSWER_BUFFER / 8)
             .map(|i| format!("{:07}\n", i % 10_000_000))
@@ -662,11 +668,7 @@ mod tests {
 
     #[test]
     fn a_client_that_does_not_take_its_answer_is_dropped_at_the_deadline() {
-        let dir = temp_dir("slow");
-        let path = dir.join("x.sock");
-        let mut server = ControlServer::bind(&path).unwrap();
-        let poll = Poll::new().unwrap();
-        poll.register(server.as_fd(), 9).unwrap();
+        let (dir, path, mut server, poll) = serving("slow");
         let mut client = UnixStream::connect(&path).unwrap();
         client.write_all(b"show\n").unwrap();
         let big = "x".repeat(4 * ANSWER_BUFFER);
