@@ -12,6 +12,7 @@ use std::time::Duration;
 use ethcloud::crypto::Cipher;
 use ethcloud::identity::handshake::{self, Identity, INITIATION};
 use ethcloud::identity::SecretKey;
+use ethcloud::stats::DropReason;
 use ethcloud::wire::Token;
 use sim::{frame, mac, Simulator};
 
@@ -697,4 +698,93 @@ fn a_lost_response_to_a_renewal_does_not_cut_the_answering_side_off() {
     sim.advance(Duration::from_secs(300));
     assert!(carries(&mut sim, a, b, 1, 2));
     assert!(carries(&mut sim, b, a, 2, 1));
+}
+
+/// What a `--threads` lane of `at`, forwarding with `view`, sends for one broadcast `f`:
+/// delivered by the simulator as `at`'s own datagrams. Returns the lane's counts.
+fn lane_broadcast(
+    sim: &mut Simulator,
+    at: SocketAddr,
+    view: ethcloud::lane::ForwardView,
+    f: &[u8],
+) -> ethcloud::lane::LaneCounts {
+    use ethcloud::buf::PacketBuf;
+    use ethcloud::lane::Lane;
+
+    let recorder = sim::Recorder::default();
+    let mut lane = Lane::new(recorder.clone(), std::sync::Arc::new(view), sim.now);
+    let mut buf = PacketBuf::new();
+    buf.frame_room()[..f.len()].copy_from_slice(f);
+    lane.on_frame(sim.now, &mut buf, f.len()).unwrap();
+    lane.flush();
+    for (to, bytes) in std::mem::take(&mut *recorder.0.borrow_mut()) {
+        sim.inject_datagram(at, to, bytes);
+    }
+    sim.run_until_idle(1000);
+    lane.take_counts()
+}
+
+#[test]
+fn a_lane_that_still_holds_the_view_from_before_the_aegis_switch_seals_with_aegis() {
+    if !sim::seals_aegis_here() {
+        return;
+    }
+    let mut sim = Simulator::new(0x1e1);
+    let (a, b) = meshed_pair(&mut sim);
+    sim.advance_until(Duration::from_secs(30), |s| {
+        s.session_cipher(b, 1) == Some(Cipher::Aegis128L)
+    });
+    // On to the renewal, one datagram at a time: b's view is taken as soon as b seals in the
+    // renewed session, before the Hellos switch it to AEGIS-128L.
+    let first = sim.session_id(b, 1);
+    let mut early = None;
+    for _ in 0..100_000 {
+        let renewed = sim.session_id(b, 1) != first;
+        if renewed && sim.session_cipher(b, 1) == Some(Cipher::Aes128Gcm) {
+            early = Some(sim.nodes[&b].forward_view());
+            break;
+        }
+        if !sim.step() {
+            sim.tick_timers();
+        }
+    }
+    let early = early.expect("b renews its session within 100,000 steps");
+    assert!(early.peers().contains(&a));
+    sim.advance_until(Duration::from_secs(30), |s| {
+        s.session_cipher(a, 2) == Some(Cipher::Aegis128L)
+            && s.session_cipher(b, 1) == Some(Cipher::Aegis128L)
+    });
+    assert_eq!(sim.session_cipher(b, 1), Some(Cipher::Aegis128L));
+    // a has opened AEGIS-128L in b's renewed session by now, and refuses AES-128-GCM in it:
+    // what the lane seals must be AEGIS-128L too.
+    assert!(carries(&mut sim, b, a, 2, 1));
+    let refused = sim.stats(a).drops_of(DropReason::Unauthenticated);
+    let f = frame(sim::BROADCAST, mac(2), None, 0x71);
+    let counts = lane_broadcast(&mut sim, b, early, &f);
+    assert_eq!(counts.stats.frames_flooded, 1);
+    assert_eq!(
+        sim.take_frames(a),
+        vec![f],
+        "a got the lane's frame ({:?})",
+        sim.stats(a)
+    );
+    assert_eq!(sim.stats(a).drops_of(DropReason::Unauthenticated), refused);
+}
+
+#[test]
+fn a_lane_that_still_holds_the_view_from_before_a_revocation_sends_the_revoked_key_nothing() {
+    let mut sim = Simulator::new(0x1e2);
+    let (a, b) = meshed_pair(&mut sim);
+    let view = sim.nodes[&a].forward_view();
+    assert_eq!(view.per_peer().map(|p| p.len()), Some(1));
+    // SIGHUP on a with b's key taken out; b still trusts a.
+    assert_eq!(sim.set_trusted(a, &[1]), 1);
+    let f = frame(sim::BROADCAST, mac(1), None, 0x72);
+    let counts = lane_broadcast(&mut sim, a, view, &f);
+    assert!(
+        sim.take_frames(b).is_empty(),
+        "the revoked key got a frame from the lane"
+    );
+    assert_eq!(counts.no_session, 1, "counted as sent to no live session");
+    assert_eq!(counts.stats.send_errors, 0);
 }

@@ -14,7 +14,7 @@ use ethcloud::relay::{RouteState, RELAY_AFTER};
 use ethcloud::stats::DropReason;
 use ethcloud::wire::relay::{emit_hello, emit_relayed, FLAG_ANSWER, RELAY_TO};
 use ethcloud::wire::{Message, Packet, Token, HEADER_LEN, TOKEN_LEN};
-use sim::Simulator;
+use sim::{Recorder, Simulator};
 
 /// A frame from `src` (the last byte of a locally administered MAC) to `dst` (`0xff`:
 /// broadcast), carrying `marker`.
@@ -375,19 +375,6 @@ fn a_node_whose_nat_gives_it_a_new_address_replaces_the_old_one_at_once() {
         sim.inject_frame(b, &frame(2, 0xff, 0x91));
         sim.run_until_idle(1000);
         assert_eq!(got(&mut sim, moved, 0x91), 1, "{name}");
-    }
-}
-
-/// Datagrams sent, with their addresses.
-type Sent = Vec<(SocketAddr, Vec<u8>)>;
-
-/// Keeps what a lane sends, for the simulator to deliver.
-#[derive(Clone, Default)]
-struct Recorder(std::rc::Rc<std::cell::RefCell<Sent>>);
-impl ethcloud::io::Socket for Recorder {
-    fn send_to(&mut self, datagram: &[u8], to: SocketAddr) -> std::io::Result<()> {
-        self.0.borrow_mut().push((to, datagram.to_vec()));
-        Ok(())
     }
 }
 

@@ -682,6 +682,14 @@ impl Simulator {
     /// One second passes: every node whose deadline is due housekeeps (in address order), then
     /// the network settles.
     pub fn tick(&mut self) {
+        self.tick_timers();
+        let budget = 1000 + 200 * self.nodes.len() * self.nodes.len();
+        self.run_until_idle(budget);
+    }
+
+    /// One second passes and every node whose deadline is due housekeeps (in address order);
+    /// what they send stays in flight, for [`Simulator::step`].
+    pub fn tick_timers(&mut self) {
         self.now += Duration::from_secs(1);
         let now = self.now;
         let addrs: Vec<SocketAddr> = self.nodes.keys().copied().collect();
@@ -692,8 +700,6 @@ impl Simulator {
             }
             self.flush(addr);
         }
-        let budget = 1000 + 200 * self.nodes.len() * self.nodes.len();
-        self.run_until_idle(budget);
     }
 
     /// Advances the clock by `d` in 1-second ticks.
@@ -872,6 +878,21 @@ pub fn frame(dst: [u8; 6], src: [u8; 6], vlan: Option<u16>, payload_byte: u8) ->
 }
 
 pub const BROADCAST: [u8; 6] = [0xff; 6];
+
+/// Datagrams sent, with their addresses.
+pub type Sent = Vec<(SocketAddr, Vec<u8>)>;
+
+/// Keeps what a `--threads` lane sends, for the simulator to deliver
+/// ([`Simulator::inject_datagram`]).
+#[derive(Clone, Default)]
+pub struct Recorder(pub std::rc::Rc<std::cell::RefCell<Sent>>);
+
+impl Socket for Recorder {
+    fn send_to(&mut self, datagram: &[u8], to: SocketAddr) -> io::Result<()> {
+        self.0.borrow_mut().push((to, datagram.to_vec()));
+        Ok(())
+    }
+}
 
 /// Whether this CPU seals with AEGIS-128L (it has AES instructions); says so when not, for
 /// the tests of AEGIS-128L that then have nothing to check (everything stays on

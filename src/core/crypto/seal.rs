@@ -9,10 +9,18 @@
 //! counter is an atomic, and each seal takes the next one with a single compare-and-swap, so
 //! no counter is ever used twice. Threads sealing at once may send their counters slightly
 //! out of order; the receiver's replay window ([`super::WINDOW_LEN`] counters) takes that.
+//!
+//! A thread may hold a sealer a little longer than the session it seals in lasts (a lane
+//! sees the node's changes with its next view, up to 20 ms later). So a sealer that is
+//! replaced (a renewed session, the switch to AEGIS) is told its successor
+//! ([`Sealer::forward_to`]), and one whose session ends (a revoked key) is retired
+//! ([`Sealer::retire`]): from then on every holder seals with the successor, or seals
+//! nothing, at the cost of one atomic load per packet.
 
 use core::fmt;
 use core::ops::Range;
 use core::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use super::{field, subkey, AeadKey, Cipher, Key, FRONT_LEN, SESSION_LEN, TAG_LEN};
 use crate::wire::{Token, TOKEN_LEN};
@@ -25,6 +33,8 @@ pub enum SealError {
     NoRoom,
     /// All 2^64 - 1 counters of this session are used; a new session (restart) is needed.
     CounterExhausted,
+    /// The session ended ([`Sealer::retire`]): nothing is sealed in it any more.
+    Retired,
 }
 
 impl fmt::Display for SealError {
@@ -34,6 +44,7 @@ impl fmt::Display for SealError {
             SealError::CounterExhausted => {
                 f.write_str("packet counter exhausted; a restart starts a new session")
             }
+            SealError::Retired => f.write_str("the session ended"),
         }
     }
 }
@@ -47,7 +58,15 @@ pub struct Sealer {
     session: [u8; SESSION_LEN],
     /// The next counter; `u64::MAX` once all are used.
     pub(super) next: AtomicU64,
+    /// Set once the session is replaced or ended: the sealer that seals in its place
+    /// (`Some`, [`Sealer::forward_to`]) or none (`None`, [`Sealer::retire`]).
+    after: OnceLock<Option<Arc<Sealer>>>,
 }
+
+/// How many counters a cipher switch ([`Sealer::switched`]) skips: a thread that began a seal
+/// with the old cipher just before the switch takes its counter from below the gap, so the
+/// receiver does not refuse the new cipher's first packets as replays of those.
+pub(super) const SWITCH_GAP: u64 = 64;
 
 impl fmt::Debug for Sealer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -75,29 +94,80 @@ impl Sealer {
             cipher,
             session,
             next: AtomicU64::new(0),
+            after: OnceLock::new(),
         }
     }
 
     /// A sealer for the same `key` and `session` as `old` (whose key the caller kept) under
     /// `cipher`, going on from `old`'s next counter: the switch of a session of per-node keys
     /// to AEGIS-128L (see [`Opener::allow_switch_to_aegis`](super::Opener::allow_switch_to_aegis)).
-    /// Counters stay unique under each subkey, since the subkey differs by cipher.
+    /// Counters stay unique under each subkey, since the subkey differs by cipher; the new
+    /// sealer skips a few ([`SWITCH_GAP`]) for seals of the old one still under way. The
+    /// caller then hands it to the old one's holders with [`Sealer::forward_to`].
     pub fn switched(old: &Sealer, key: &Key, cipher: Cipher) -> Sealer {
         let sealer = Sealer::with_cipher(key, old.session, cipher);
+        let next = old.current().next.load(Ordering::Relaxed);
         sealer
             .next
-            .store(old.next.load(Ordering::Relaxed), Ordering::Relaxed);
+            .store(next.saturating_add(SWITCH_GAP), Ordering::Relaxed);
         sealer
     }
 
-    /// How many packets this sealer has sealed (the next counter).
+    /// From now on this sealer seals with `next` (the session's new cipher, or the session
+    /// that renewed it), also for the threads that still hold this one. Only the first call
+    /// (of this and [`Sealer::retire`]) counts: a sealer is replaced at most once.
+    pub fn forward_to(&self, next: Arc<Sealer>) {
+        let _ = self.after.set(Some(next));
+    }
+
+    /// From now on this sealer seals nothing ([`SealError::Retired`]), also for the threads that
+    /// still hold it: its session ended (a revoked key, a session not renewed in time). Does
+    /// nothing if it was already forwarded or retired.
+    pub fn retire(&self) {
+        let _ = self.after.set(None);
+    }
+
+    /// The sealer that seals in this one's place: itself, or the last of its successors;
+    /// `None` once retired.
+    // HOT PATH: one atomic load for a sealer still in use.
+    #[inline]
+    fn live(&self) -> Option<&Sealer> {
+        let mut sealer = self;
+        // Ends: each successor was made after the sealer it follows, so there is no cycle.
+        while let Some(after) = sealer.after.get() {
+            sealer = after.as_deref()?;
+        }
+        Some(sealer)
+    }
+
+    /// This sealer's last successor, or itself if it was never forwarded (also if retired).
+    fn current(&self) -> &Sealer {
+        let mut sealer = self;
+        while let Some(Some(next)) = sealer.after.get() {
+            sealer = next;
+        }
+        sealer
+    }
+
+    /// Whether [`Sealer::retire`] ended it (or the sealer it forwards to).
+    pub fn is_retired(&self) -> bool {
+        self.live().is_none()
+    }
+
+    /// How many packets this sealer has sealed (the next counter); of its last successor once
+    /// forwarded.
+    // HOT PATH
+    #[inline]
     pub fn sealed(&self) -> u64 {
-        self.next.load(Ordering::Relaxed)
+        match self.after.get() {
+            None => self.next.load(Ordering::Relaxed),
+            Some(_) => self.current().next.load(Ordering::Relaxed),
+        }
     }
 
     /// The cipher this sealer uses.
     pub fn cipher(&self) -> Cipher {
-        self.cipher
+        self.current().cipher
     }
 
     /// Seals in place. `buf[switch_at .. switch_at + inner_len]` holds the clear switch byte and
@@ -111,6 +181,21 @@ impl Sealer {
     /// [`SealError::CounterExhausted`] after 2^64 - 1 packets.
     // HOT PATH: no allocation, no copy of the body.
     pub fn seal(
+        &self,
+        token: Token,
+        buf: &mut [u8],
+        switch_at: usize,
+        inner_len: usize,
+    ) -> Result<Range<usize>, SealError> {
+        self.live()
+            .ok_or(SealError::Retired)?
+            .seal_here(token, buf, switch_at, inner_len)
+    }
+
+    /// [`Sealer::seal`] with this very sealer.
+    // HOT PATH
+    #[inline]
+    fn seal_here(
         &self,
         token: Token,
         buf: &mut [u8],

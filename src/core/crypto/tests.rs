@@ -3,6 +3,8 @@
 //! [`Opener::open`]. The replay window's own tests sit beside it in `open`, the key file's in
 //! `key`.
 
+use std::sync::Arc;
+
 use super::open::start_time;
 use super::*;
 use crate::wire::{self, Kind, Message, Packet, Token};
@@ -45,6 +47,11 @@ pub(super) fn session(start_ms: u64, random: u64) -> [u8; 16] {
 
 /// Seals a clear datagram (token ‖ switch ‖ body) and returns the sealed bytes.
 pub(super) fn seal(sealer: &mut Sealer, clear: &[u8]) -> Vec<u8> {
+    seal_with(sealer, clear)
+}
+
+/// [`seal`] with a sealer shared behind an `Arc`, as the `--threads` lanes hold them.
+fn seal_with(sealer: &Sealer, clear: &[u8]) -> Vec<u8> {
     let inner = &clear[TOKEN_LEN..];
     let mut buf = vec![0u8; FRONT_LEN + inner.len() + TAG_LEN];
     buf[FRONT_LEN..FRONT_LEN + inner.len()].copy_from_slice(inner);
@@ -652,7 +659,11 @@ fn error_messages_are_one_lower_case_line() {
         OpenError::Replayed,
         OpenError::StaleSession,
     ];
-    let seal_errors = [SealError::NoRoom, SealError::CounterExhausted];
+    let seal_errors = [
+        SealError::NoRoom,
+        SealError::CounterExhausted,
+        SealError::Retired,
+    ];
     let texts = open_errors
         .iter()
         .map(ToString::to_string)
@@ -680,16 +691,18 @@ fn sessions_seal_with_aegis_only_to_a_peer_that_opens_it_and_with_aes_instructio
 
 #[test]
 fn a_session_may_switch_to_aegis_once_where_the_opener_allows_it() {
-    // Three packets under AES-128-GCM (counters 0..3), then the switch: counters go on.
+    // Three packets under AES-128-GCM (counters 0..3), then the switch: counters go on, past
+    // a gap for seals of the old cipher still under way on other threads.
     let mut gcm = Sealer::with_cipher(&test_key(), SESSION, Cipher::Aes128Gcm);
     let under_gcm: Vec<Vec<u8>> = (0..3).map(|_| seal(&mut gcm, &clear_frame())).collect();
     let mut aegis = Sealer::switched(&gcm, &test_key(), Cipher::Aegis128L);
-    assert_eq!((aegis.cipher(), aegis.sealed()), (Cipher::Aegis128L, 3));
+    let first = 3 + seal::SWITCH_GAP;
+    assert_eq!((aegis.cipher(), aegis.sealed()), (Cipher::Aegis128L, first));
     let under_aegis: Vec<Vec<u8>> = (0..3).map(|_| seal(&mut aegis, &clear_frame())).collect();
     assert_eq!(under_aegis[0][TOKEN_LEN], 0x83);
     assert_eq!(
         &under_aegis[0][FRONT_LEN - 8..FRONT_LEN],
-        &3u64.to_be_bytes()
+        &first.to_be_bytes()
     );
 
     // Not allowed (keyed mode): a known session under another marker is forged.
@@ -765,4 +778,61 @@ fn a_session_may_switch_to_aegis_128x4_once_and_never_between_aegis_ciphers() {
     assert_eq!(open(&mut opener, &first), Ok(clear_frame()));
     assert_eq!(open(&mut opener, &under_l), Ok(clear_frame()));
     assert_eq!(open(&mut opener, &under_x4[1]), Err(OpenError::Forged));
+}
+
+#[test]
+fn a_replaced_sealer_seals_with_its_successor_and_a_retired_one_seals_nothing() {
+    // A lane holds `old` (its view is from before the switch) while the node switches the
+    // session to AEGIS-128L: what the lane seals from then on is under the new cipher, with
+    // the new sealer's counters, and opens where the old cipher would now be refused.
+    let old = Arc::new(Sealer::with_cipher(&test_key(), SESSION, Cipher::Aes128Gcm));
+    let lane = Arc::clone(&old);
+    let mut opener = Opener::new(&test_key(), 1);
+    opener.allow_switch_to_aegis();
+    assert_eq!(
+        open(&mut opener, &seal_with(&lane, &clear_frame())),
+        Ok(clear_frame())
+    );
+    let new = Arc::new(Sealer::switched(&old, &test_key(), Cipher::Aegis128L));
+    old.forward_to(Arc::clone(&new));
+    assert_eq!(
+        open(&mut opener, &seal_with(&new, &clear_frame())),
+        Ok(clear_frame())
+    );
+    let from_lane = seal_with(&lane, &clear_frame());
+    assert_eq!(from_lane[TOKEN_LEN], 0x83, "sealed by the successor");
+    assert_eq!(open(&mut opener, &from_lane), Ok(clear_frame()));
+    assert_eq!(
+        (lane.cipher(), lane.sealed(), new.sealed()),
+        (
+            Cipher::Aegis128L,
+            2 + 1 + seal::SWITCH_GAP,
+            2 + 1 + seal::SWITCH_GAP
+        ),
+        "one counter for both"
+    );
+    assert!(!lane.is_retired());
+    // Forwarded once only: a later call changes nothing.
+    old.forward_to(Arc::new(Sealer::with_cipher(
+        &test_key(),
+        session(1, 2),
+        Cipher::Aes128Gcm,
+    )));
+    assert_eq!(seal_with(&lane, &clear_frame())[TOKEN_LEN], 0x83);
+
+    // The session then ends (its key revoked): every holder, through the chain, seals nothing
+    // and writes nothing.
+    new.retire();
+    assert!(lane.is_retired() && new.is_retired());
+    let mut buf = vec![0u8; 200];
+    let before = buf.clone();
+    assert_eq!(
+        lane.seal(token(), &mut buf, FRONT_LEN, 20),
+        Err(SealError::Retired)
+    );
+    assert_eq!(
+        new.seal(token(), &mut buf, FRONT_LEN, 20),
+        Err(SealError::Retired)
+    );
+    assert_eq!(buf, before);
 }

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use log::debug;
 
 use crate::buf::{PacketBuf, BUF_LEN, SWITCH_AT};
-use crate::crypto::{self, Sealer};
+use crate::crypto::{self, SealError, Sealer};
 use crate::identity::session::may_seal;
 use crate::io::Socket;
 use crate::limit::RateLimiter;
@@ -444,7 +444,13 @@ impl<S: Socket> Out<'_, S> {
         inner_len: usize,
     ) {
         let range = match self.sealer_for(view, now, peer) {
-            Ok(Some(sealer)) => sealer.seal(view.token, bytes, SWITCH_AT, inner_len).ok(),
+            Ok(Some(sealer)) => match sealer.seal(view.token, bytes, SWITCH_AT, inner_len) {
+                Ok(range) => Some(range),
+                Err(e) => {
+                    self.seal_failed(peer, e);
+                    None
+                }
+            },
             Ok(None) => Some(SWITCH_AT - TOKEN_LEN..SWITCH_AT + inner_len),
             Err(()) => None,
         };
@@ -492,10 +498,18 @@ impl<S: Socket> Out<'_, S> {
                     self.send(via, datagram);
                 }
             }
-            Err(e) => {
-                self.stats.send_errors += 1;
-                debug!("cannot seal a message to {via}: {e}");
-            }
+            Err(e) => self.seal_failed(via, e),
+        }
+    }
+
+    /// Counts a seal that failed: a session that ended since the view was taken (a revoked
+    /// key) as no session, anything else as a send error.
+    fn seal_failed(&mut self, peer: SocketAddr, e: SealError) {
+        if e == SealError::Retired {
+            *self.no_session += 1;
+        } else {
+            self.stats.send_errors += 1;
+            debug!("cannot seal a message to {peer}: {e}");
         }
     }
 }

@@ -221,10 +221,13 @@ impl Sessions {
             // initiator tried again: it never had it): its keys go, so that a key holds at most
             // one such session.
             if let Some(stale) = state.next.replace(send) {
+                stale.sealer.retire();
                 self.by_session.remove(&stale.recv_session);
             }
         } else {
             if let Some(current) = state.current.take() {
+                // The lanes that still hold the old one seal in the new one at once.
+                current.sealer.forward_to(Arc::clone(&send.sealer));
                 state.previous = Some((current.recv_session, current.made));
             }
             state.current = Some(send);
@@ -428,7 +431,9 @@ impl Sessions {
                 // Not renewed in time (the peer is gone, or unreachable): the session ends,
                 // its keys are forgotten, and no more renewals are tried on the timer. A
                 // handshake starts again only when something is to be sent there.
-                state.current = None;
+                if let Some(current) = state.current.take() {
+                    current.sealer.retire();
+                }
                 ended = true;
                 debug!("session with {key} ended: not renewed");
             }

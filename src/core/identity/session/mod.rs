@@ -379,9 +379,12 @@ impl Sessions {
                     self.stats.revoked += 1;
                 }
                 if let Some(current) = state.current {
+                    // Also for the lanes that still hold it: nothing more reaches the key.
+                    current.sealer.retire();
                     self.by_session.remove(&current.recv_session);
                 }
                 if let Some(next) = state.next {
+                    next.sealer.retire();
                     self.by_session.remove(&next.recv_session);
                 }
                 if let Some((previous, _)) = state.previous {
@@ -469,7 +472,11 @@ impl Sessions {
         } else {
             crypto::Cipher::Aegis128L
         };
-        current.sealer = Arc::new(Sealer::switched(&current.sealer, &key, cipher));
+        let switched = Arc::new(Sealer::switched(&current.sealer, &key, cipher));
+        // The lanes that hold the old one seal with the new cipher at once too: the receiver
+        // refuses the old cipher in this session after the first packet of the new one.
+        current.sealer.forward_to(Arc::clone(&switched));
+        current.sealer = switched;
         self.changes = self.changes.wrapping_add(1);
         self.stats.aegis_switches += 1;
         Some(cipher)
@@ -588,10 +595,15 @@ impl Sessions {
                 if let Some((older, _)) = state.previous.take() {
                     self.by_session.remove(&older);
                 }
-                if let Some(current) = state.current.take() {
-                    state.previous = Some((current.recv_session, current.made));
-                }
+                let old = state.current.take();
                 state.current = state.next.take();
+                if let Some(old) = old {
+                    if let Some(current) = &state.current {
+                        // Lanes still holding the old one seal in the new one too.
+                        old.sealer.forward_to(Arc::clone(&current.sealer));
+                    }
+                    state.previous = Some((old.recv_session, old.made));
+                }
                 self.changes = self.changes.wrapping_add(1);
             }
         }
