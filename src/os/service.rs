@@ -142,23 +142,26 @@ impl Service {
         &self.header
     }
 
-    /// Answers `ethcloud show`: `wake` is `Some((poll, token))` when the control socket's
-    /// token was ready (new clients are registered with `poll` under `token`); either way,
-    /// clients silent past their deadline are dropped. Never blocks; cheap without clients.
+    /// Answers `ethcloud show`: `wake` is `(poll, token, ready)`, `ready` when the control
+    /// socket's token was (new clients are registered with `poll` under `token`); either way,
+    /// clients silent past their deadline are dropped, and a listener paused after a failed
+    /// `accept` is watched again when its pause is over. Never blocks; cheap without clients.
     pub fn serve_control<S: Socket, D: Device>(
         &mut self,
         now: Instant,
-        wake: Option<(&Poll, u64)>,
+        wake: (&Poll, u64, bool),
         node: &Node<S, D>,
         extra: LoopCounters,
     ) {
         let Some(control) = &mut self.control else {
             return;
         };
-        let Some((poll, token)) = wake else {
+        let (poll, token, ready) = wake;
+        if !ready {
+            control.resume(now, poll, token);
             control.expire(now);
             return;
-        };
+        }
         let header = &self.header;
         let counters = control.stats();
         control.on_ready(now, poll, token, |line| match Request::parse(line) {

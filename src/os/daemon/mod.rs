@@ -411,7 +411,7 @@ impl Daemon {
         let counters = self.loop_counters();
         self.service.poll(now, &mut self.node, counters);
         // `ethcloud show` clients (never blocks).
-        let wake = control.then_some((&self.poll, TOKEN_CONTROL));
+        let wake = (&self.poll, TOKEN_CONTROL, control);
         self.service.serve_control(now, wake, &self.node, counters);
         self.node.flush();
         Ok(())

@@ -15,6 +15,9 @@
 //! its answer for [`ANSWER_DEADLINE`], twice the time [`request`] waits for each read, is
 //! dropped and counted; so a client that reads as `request` does gives up with an error
 //! before it could take a cut-off answer for a whole one (unless it is stopped itself).
+//! An `accept` that fails for want of resources (no file descriptor or memory left) leaves
+//! the listener readable, so it is not watched for [`ACCEPT_PAUSE`] (the waiting clients
+//! stay in the kernel's queue): otherwise the loop would wake up at once, again and again.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -49,6 +52,9 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the daemon keeps writing an answer that did not fit at once (longer than
 /// [`CLIENT_TIMEOUT`], so that the client gives up first).
 pub const ANSWER_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long the listener is not watched after an `accept` failed for want of resources.
+pub const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 
 /// The longest answer the client reads.
 pub const MAX_ANSWER_LEN: u64 = 64 << 20;
@@ -110,6 +116,10 @@ pub struct ControlServer {
     /// Taking the rest of their answer; at most [`MAX_CLIENTS`] together with `clients`.
     answering: Vec<Answering>,
     stats: ControlStats,
+    /// Set while the listener is not watched after an `accept` failed: when to watch it again.
+    paused_until: Option<Instant>,
+    /// Whether the last `accept` failed (only the first failure of a run is logged at warn).
+    accept_failing: bool,
 }
 
 impl ControlServer {
@@ -172,6 +182,8 @@ impl ControlServer {
             clients: Vec::new(),
             answering: Vec::new(),
             stats: ControlStats::default(),
+            paused_until: None,
+            accept_failing: false,
         })
     }
 
@@ -202,7 +214,10 @@ impl ControlServer {
         token: u64,
         mut respond: impl FnMut(&[u8]) -> String,
     ) {
-        self.accept(now, poll, token);
+        self.resume(now, poll, token);
+        if !self.is_paused() {
+            self.accept(now, poll, token);
+        }
         self.answering.retain_mut(|a| {
             match write_some(&a.stream, a.answer.get(a.sent..).unwrap_or_default()) {
                 Ok(n) => {
@@ -300,10 +315,11 @@ impl ControlServer {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    log::debug!("control socket: accept failed: {e}");
+                    self.pause_accepting(now, poll, token, &e);
                     return;
                 }
             };
+            self.accept_failing = false;
             if self.waiting() >= MAX_CLIENTS {
                 // Accepted and closed at once, so the listener does not stay readable.
                 self.stats.refused += 1;
@@ -326,6 +342,43 @@ impl ControlServer {
                 deadline: now + REQUEST_DEADLINE,
             });
         }
+    }
+}
+
+impl ControlServer {
+    /// After `accept` failed with `e` (out of file descriptors or memory; the client stays in
+    /// the kernel's queue, so the listener stays readable): the listener is not watched for
+    /// [`ACCEPT_PAUSE`], then [`ControlServer::resume`] watches it again.
+    fn pause_accepting(&mut self, now: Instant, poll: &Poll, token: u64, e: &io::Error) {
+        if self.accept_failing {
+            log::debug!("control socket: accept failed again: {e}");
+        } else {
+            log::warn!(
+                "control socket: cannot accept clients: {e}; trying again every {} s",
+                ACCEPT_PAUSE.as_secs()
+            );
+        }
+        self.accept_failing = true;
+        match poll.mute(self.listener.as_fd(), token) {
+            Ok(()) => self.paused_until = Some(now + ACCEPT_PAUSE),
+            Err(e) => log::debug!("control socket: cannot pause the listener: {e}"),
+        }
+    }
+
+    /// Watches the listener again once a pause after a failed `accept` is over. Cheap when
+    /// there is none; the loop calls it after every wake-up (it wakes at least every second).
+    pub fn resume(&mut self, now: Instant, poll: &Poll, token: u64) {
+        if self.paused_until.is_some_and(|until| now >= until) {
+            match poll.watch_readable(self.listener.as_fd(), token) {
+                Ok(()) => self.paused_until = None,
+                Err(e) => log::debug!("control socket: cannot watch the listener again: {e}"),
+            }
+        }
+    }
+
+    /// Whether the listener is paused after a failed `accept`.
+    pub fn is_paused(&self) -> bool {
+        self.paused_until.is_some()
     }
 }
 
@@ -610,6 +663,72 @@ mod tests {
         let poll = Poll::new().unwrap();
         poll.register(server.as_fd(), 9).unwrap();
         (dir, path, server, poll)
+    }
+
+    /// The environment variable under which the test binary runs
+    /// [`a_failed_accept_pauses_the_listener_instead_of_waking_the_loop_again_and_again`] in a
+    /// child process (it lowers the process's file-descriptor limit).
+    const EMFILE_CHILD: &str = "ETHCLOUD_TEST_CONTROL_EMFILE";
+
+    #[test]
+    fn a_failed_accept_pauses_the_listener_instead_of_waking_the_loop_again_and_again() {
+        const NAME: &str = "os::sys::control::tests::\
+            a_failed_accept_pauses_the_listener_instead_of_waking_the_loop_again_and_again";
+        if std::env::var_os(EMFILE_CHILD).is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", NAME, "--test-threads=1", "--nocapture"])
+                .env(EMFILE_CHILD, "1")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "child: {stdout}");
+            assert!(stdout.contains("1 passed"), "the child ran it: {stdout}");
+            return;
+        }
+        // In the child: a client waits in the queue, and no file descriptor is left to
+        // accept it with.
+        let (dir, path, mut server, mut poll) = serving("emfile");
+        let client = UnixStream::connect(&path).unwrap();
+        let limit = libc::rlimit {
+            rlim_cur: 256,
+            rlim_max: 256,
+        };
+        // SAFETY: `limit` is a valid rlimit; lowering this process's own limit affects only
+        // the child process this test runs in.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+        let mut fillers = Vec::new();
+        for _ in 0..300 {
+            match fs::File::open("/dev/null") {
+                Ok(f) => fillers.push(f),
+                Err(e) => {
+                    assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e}");
+                    break;
+                }
+            }
+        }
+        let ready = |poll: &mut Poll| poll.wait(Some(Duration::ZERO)).unwrap().count();
+        assert_eq!(ready(&mut poll), 1, "the client waits");
+        let at = Instant::ZERO;
+        server.on_ready(at, &poll, 9, |_| String::new());
+        assert!(server.is_paused());
+        assert_eq!(server.waiting(), 0);
+        // The client still waits in the queue, but the loop is not woken for it.
+        assert_eq!(ready(&mut poll), 0, "woken again at once: it would spin");
+        drop(fillers);
+        server.resume(at + ACCEPT_PAUSE / 2, &poll, 9);
+        assert_eq!(ready(&mut poll), 0, "paused for ACCEPT_PAUSE");
+        server.resume(at + ACCEPT_PAUSE, &poll, 9);
+        assert!(!server.is_paused());
+        assert_eq!(ready(&mut poll), 1);
+        server.on_ready(at + ACCEPT_PAUSE, &poll, 9, |_| String::new());
+        assert_eq!(
+            server.waiting(),
+            1,
+            "accepted once descriptors are free again"
+        );
+        drop(client);
+        drop(server);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

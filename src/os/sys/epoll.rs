@@ -65,6 +65,25 @@ impl Poll {
         self.control(libc::EPOLL_CTL_MOD, fd, token, libc::EPOLLOUT)
     }
 
+    /// Stops watching the registered `fd` for anything but errors (it stays registered, under
+    /// `token`), until [`Poll::watch_readable`].
+    ///
+    /// # Errors
+    ///
+    /// The OS error of `epoll_ctl`, e.g. `ENOENT` if `fd` is not registered.
+    pub fn mute(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
+        self.control(libc::EPOLL_CTL_MOD, fd, token, 0)
+    }
+
+    /// Watches the registered `fd` for readability again (level-triggered), under `token`.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of `epoll_ctl`, e.g. `ENOENT` if `fd` is not registered.
+    pub fn watch_readable(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
+        self.control(libc::EPOLL_CTL_MOD, fd, token, libc::EPOLLIN)
+    }
+
     fn control(
         &self,
         op: libc::c_int,
