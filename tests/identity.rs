@@ -700,6 +700,36 @@ fn a_lost_response_to_a_renewal_does_not_cut_the_answering_side_off() {
     assert!(carries(&mut sim, b, a, 2, 1));
 }
 
+#[test]
+fn the_answering_side_of_a_renewal_sends_nothing_more_in_the_session_before_it() {
+    let mut sim = Simulator::new(0x1d_0d00);
+    let (a, b) = meshed_pair(&mut sim);
+    // B started the session and starts its renewals; A answers them. (What A seals in carries
+    // the id B receives it under.)
+    let (before, a_sends_in) = (sim.session_id(a, 2).unwrap(), sim.session_id(b, 1).unwrap());
+    sim.wire_log = Some(Vec::new());
+    sim.advance_until(Duration::from_secs(200), |s| {
+        s.session_id(a, 2).is_some_and(|id| id != before)
+    });
+    let wire = sim.wire_log.take().unwrap();
+    let response = wire
+        .iter()
+        .position(|d| d.get(7) == Some(&handshake::RESPONSE))
+        .expect("A answered a renewal");
+    // From its response on, A seals in the new session once B's Hello confirms it; its own
+    // Hello, which B's asks for, goes in the new one too (in the old one B would ignore it).
+    let in_old = wire[response..]
+        .iter()
+        .filter(|d| d.get(8..24) == Some(&a_sends_in[..]))
+        .count();
+    assert_eq!(
+        in_old, 0,
+        "datagrams A sealed in the old session after answering"
+    );
+    assert!(carries(&mut sim, a, b, 1, 2));
+    assert!(carries(&mut sim, b, a, 2, 1));
+}
+
 /// What a `--threads` lane of `at`, forwarding with `view`, sends for one broadcast `f`:
 /// delivered by the simulator as `at`'s own datagrams. Returns the lane's counts.
 fn lane_broadcast(

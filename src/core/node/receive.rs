@@ -102,11 +102,16 @@ impl<S: Socket, D: Device> Node<S, D> {
             return Err(DropReason::Unauthenticated);
         };
         match sessions.on_handshake(now, from, msg, &mut self.control) {
-            HandshakeEvent::Answered(len) => {
+            HandshakeEvent::Answered(len, current) => {
                 if let Some(reply) = self.control.get(..len) {
                     self.tx.send(&mut self.stats, from, reply, true);
                 }
-                self.hello_in_new_session(from, false);
+                // A renewal we answered is sealed in once the initiator's Hello confirms it,
+                // and that Hello asks for ours: sent now, ours would go in the session before,
+                // where it says nothing of the new one.
+                if current {
+                    self.hello_in_new_session(from, false);
+                }
                 Ok(())
             }
             HandshakeEvent::Completed => {

@@ -89,11 +89,11 @@ impl Sessions {
             Ok((established, len)) => {
                 self.stats.responses_sent += 1;
                 let key = established.remote;
-                self.install(now, from, established);
+                let current = self.install(now, from, established);
                 if let (Some(state), Some(ts)) = (self.keys.get_mut(&key), timestamp) {
                     state.last_timestamp = Some(ts);
                 }
-                HandshakeEvent::Answered(len)
+                HandshakeEvent::Answered(len, current)
             }
             Err(e) => {
                 self.count_refusal(e);
@@ -191,7 +191,8 @@ impl Sessions {
 
     /// Makes `established` the current session of its key, at `addr`; a renewal we answered
     /// (not started) waits as the key's next session until the initiator shows it has it too.
-    fn install(&mut self, now: Instant, addr: SocketAddr, established: Established) {
+    /// Returns whether it is the current session now (false for such a renewal).
+    fn install(&mut self, now: Instant, addr: SocketAddr, established: Established) -> bool {
         let key = established.remote;
         let state = self.keys.entry(key).or_default();
         let renewed = state.current.is_some();
@@ -269,6 +270,7 @@ impl Sessions {
                 None => debug!("session with {key} ({name}) at {addr} made"),
             }
         }
+        !confirm_first
     }
 
     fn next_index(&mut self) -> u32 {

@@ -121,8 +121,9 @@ pub fn may_seal(sealer: &Sealer, until: Instant, max_messages: u64, now: Instant
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HandshakeEvent {
     /// We answered an initiation (the response is in `out[..len]`, to be sent back) and hold
-    /// a new session with its sender.
-    Answered(usize),
+    /// a new session with its sender: the current one if `true`, else a renewal that waits for
+    /// the initiator's first datagram in it (we seal in the session before until then).
+    Answered(usize, bool),
     /// Our initiation was answered: we hold a new session with the sender.
     Completed,
     /// Dropped, for the reason counted in [`SessionStats`].
