@@ -12,7 +12,9 @@ use std::time::Duration;
 use ethcloud::crypto::{Key, Sealer};
 use ethcloud::relay::{RouteState, RELAY_AFTER};
 use ethcloud::stats::DropReason;
-use ethcloud::wire::relay::{emit_hello, emit_relayed, FLAG_ANSWER, RELAY_TO};
+use ethcloud::wire::relay::{
+    emit_hello, emit_relayed, FLAG_ANSWER, FLAG_NAMES_KEYS, FLAG_RELAY, FLAG_RELAYED, RELAY_TO,
+};
 use ethcloud::wire::{Message, Packet, Token, HEADER_LEN, TOKEN_LEN};
 use sim::{Recorder, Simulator};
 
@@ -639,4 +641,56 @@ fn a_key_revoked_by_sighup_is_cut_off_from_relaying_at_once() {
     sim.run_until_idle(1000);
     assert_eq!(got(&mut sim, a, 0x84), 0, "B still reaches A through P");
     assert_eq!(got(&mut sim, b, 0x85), 0, "A still reaches B through P");
+}
+
+#[test]
+fn a_revoked_key_that_lies_about_its_members_still_gets_nothing_through_a_relay() {
+    // A does not trust B (node 3); P trusts both. B, modified, tells P that it trusts the same
+    // members as A (A's digest in its Hello), so P joins them: A must still refuse B, by the
+    // key P names for B's address.
+    let (mut sim, [p, a, b]) = per_node_triangle(0x5e1a_0c00, &[1, 2]);
+    let lie = sim.nodes[&a].sessions().map(|s| s.members());
+    let mut node_id = [0u8; 8];
+    node_id.copy_from_slice(&Simulator::public_key(3).0[..8]);
+    let mut buf = vec![0u8; 256];
+    let at = ethcloud::crypto::FRONT_LEN;
+    let flags = FLAG_RELAY | FLAG_RELAYED | FLAG_NAMES_KEYS;
+    let token = Token::new(1).unwrap();
+    let len = emit_hello(
+        token,
+        flags,
+        u64::from_be_bytes(node_id),
+        p,
+        lie,
+        &mut buf[at - TOKEN_LEN..],
+    )
+    .unwrap();
+    let now = sim.now;
+    let sealed = sim
+        .nodes
+        .get_mut(&b)
+        .and_then(|n| n.sessions_mut())
+        .unwrap()
+        .seal(now, p, &mut buf, at, len - TOKEN_LEN)
+        .unwrap();
+    sim.inject_datagram(b, p, buf[sealed].to_vec());
+    sim.run_until_idle(1000);
+
+    let before = sim.stats(p).relayed_for_others;
+    sim.inject_frame(b, &frame(3, 0xff, 0x86));
+    sim.inject_frame(a, &frame(2, 0xff, 0x87));
+    sim.run_until_idle(1000);
+    assert!(
+        sim.stats(p).relayed_for_others > before,
+        "P believed B's lie and relayed"
+    );
+    assert_eq!(got(&mut sim, a, 0x86), 0, "B reached A through P");
+    assert_eq!(got(&mut sim, b, 0x87), 0, "A reached B through P");
+    assert!(matches!(route(&sim, a, b), Some((via, RouteState::Refused(_))) if via == p));
+    assert!(sim.stats(a).drops_of(DropReason::RelayUnverified) >= 1);
+    // Later on too (B's lie stands until its next Hello).
+    sim.advance(Duration::from_secs(30));
+    sim.inject_frame(b, &frame(3, 0xff, 0x88));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, a, 0x88), 0, "B reached A through P");
 }

@@ -111,10 +111,23 @@ proptest! {
             let cut_digest = matches!(Extension::parse(&buf[..cut]), Ok(Extension::Hello { members: None, .. }));
             prop_assert!(cut_digest, "cut at {}", cut);
         }
+        // KeyQuery and KeyAnswer: round trip, and every cut one is refused.
+        let key: [u8; relay::KEY_LEN] = core::array::from_fn(|i| (id >> (i % 8)) as u8 ^ flags);
+        for named in [None, Some(&key)] {
+            let len = relay::emit_key_message(t, a, named, &mut buf).unwrap();
+            let parsed = Extension::parse(&buf[..len]);
+            match named {
+                None => prop_assert_eq!(parsed, Ok(Extension::KeyQuery { addr: a })),
+                Some(k) => prop_assert_eq!(parsed, Ok(Extension::KeyAnswer { addr: a, key: *k })),
+            }
+            for cut in 0..len {
+                prop_assert!(Extension::parse(&buf[..cut]).is_err(), "cut at {}", cut);
+            }
+        }
     }
 
     #[test]
-    fn arbitrary_bytes_never_panic_the_relay_parser(kind in 0x10u8..=0x12, bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+    fn arbitrary_bytes_never_panic_the_relay_parser(kind in 0x10u8..=0x14, bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let mut datagram = vec![0u8, 0, 0, 0, 0, 0, 7, kind];
         datagram.extend_from_slice(&bytes);
         let _ = ethcloud::wire::relay::Extension::parse(&datagram);

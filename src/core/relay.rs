@@ -12,6 +12,10 @@
 //!   same node shows (its MACs arrive directly): then it is *superseded* for
 //!   [`SUPERSEDED_FOR`], and frames relayed from it are dropped as duplicates.
 //! - Routes are one hop: a RelayedFrom is delivered, never passed on, so no loop can form.
+//! - Per-node keys, through a relay that names keys (Hello flag 0x40): a route is *checking*
+//!   until the relay named the key its far end holds, and carries frames (either way) only if
+//!   that key is one we trust; one we do not trust makes it *refused* for [`REFUSED_FOR`]. The
+//!   key is asked again every [`KEY_RECHECK`], and a SIGHUP that revokes it refuses the route.
 //!
 //! It holds addresses and times only: it never sends, parses or touches the peer or MAC table;
 //! the node asks it and acts.
@@ -35,6 +39,13 @@ pub const DIRECT_FRESH: Duration = Duration::from_secs(5);
 /// While a route is active, its address is tried directly (a contact attempt, which also
 /// punches holes) this often, so that a direct path takes over once one exists.
 pub const DIRECT_RETRY: Duration = Duration::from_secs(30);
+/// A route still checking asks its relay for the far end's key this often.
+pub const KEY_ASK_EVERY: Duration = Duration::from_secs(5);
+/// An active route asks its relay for the far end's key again this often (the relay may have
+/// a new node at that address by now).
+pub const KEY_RECHECK: Duration = Duration::from_secs(60);
+/// A route whose far end showed a key we do not trust stays refused this long.
+pub const REFUSED_FOR: Duration = Duration::from_secs(300);
 /// The most addresses of our own (as peers see us) remembered.
 pub const MAX_PUBLIC: usize = 16;
 /// The most routes and candidates together.
@@ -47,6 +58,12 @@ pub enum RouteState {
     Active,
     /// A direct path replaced it at the given time; relayed frames from it are dropped.
     Superseded(Instant),
+    /// Per-node keys: waiting for the relay to name the key of the node at the address;
+    /// nothing is sent or delivered yet.
+    Checking,
+    /// Per-node keys: the node at the address holds a key we do not trust (since the given
+    /// time); nothing is sent or delivered.
+    Refused(Instant),
 }
 
 /// One address reached through a relay.
@@ -63,6 +80,10 @@ pub struct Route {
     pub state: RouteState,
     /// When its address was last tried directly.
     pub tried: Instant,
+    /// Per-node keys: the key the relay named for the node at the address, if it did.
+    pub key: Option<[u8; 32]>,
+    /// When the relay was last asked for that key (`None`: not yet).
+    pub asked: Option<Instant>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -83,6 +104,22 @@ pub enum Accept {
     Superseded,
     /// Drop it: the table is full.
     Full,
+    /// Drop it: the route waits for its relay to name the sender's key (ask it, if
+    /// [`RelayTable::ask_due`] says so).
+    Checking,
+    /// Drop it: the sender holds a key we do not trust.
+    Refused,
+}
+
+/// What a key named by a relay ([`RelayTable::on_key`]) did to a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyVerdict {
+    /// A trusted key: the route, checking until now, carries frames.
+    Activated,
+    /// A key we do not trust: the route is refused.
+    Refused,
+    /// Nothing changed (no such route through that relay, or the same verdict as before).
+    Unchanged,
 }
 
 /// The relay state of one node. See the module doc.
@@ -94,6 +131,8 @@ pub struct RelayTable {
     ids: BTreeMap<SocketAddr, u64>,
     /// Per-node keys: the members' digest each peer announced in its Hello.
     members: BTreeMap<SocketAddr, u64>,
+    /// Per-node keys: the relaying peers that name the keys of their peers (Hello flag 0x40).
+    names_keys: BTreeSet<SocketAddr>,
     /// Our own addresses as peers see them (newest last), at most [`MAX_PUBLIC`].
     public: Vec<SocketAddr>,
     candidates: BTreeMap<SocketAddr, Candidate>,
@@ -147,6 +186,16 @@ impl RelayTable {
             Some(m) => self.members.insert(peer, m),
             None => self.members.remove(&peer),
         };
+    }
+
+    /// Per-node keys: whether `peer` said in its Hello that it names the keys of the peers it
+    /// relays to. Routes through such a peer are checked ([`RouteState::Checking`]).
+    pub fn set_names_keys(&mut self, peer: SocketAddr, names: bool) {
+        if names {
+            self.names_keys.insert(peer);
+        } else {
+            self.names_keys.remove(&peer);
+        }
     }
 
     /// Whether `a` and `b` announced the same members' digest (both announced one).
@@ -206,6 +255,7 @@ impl RelayTable {
         self.accepting.remove(&peer);
         self.ids.remove(&peer);
         self.members.remove(&peer);
+        self.names_keys.remove(&peer);
         self.remove_route(peer);
         self.candidates.remove(&peer);
         self.drop_via(peer)
@@ -286,15 +336,41 @@ impl RelayTable {
 
     /// A frame from `from` reached us through the relaying peer `via`: may it be delivered?
     pub fn accept_relayed(&mut self, now: Instant, via: SocketAddr, from: SocketAddr) -> Accept {
+        let names_keys = self.names_keys.contains(&via);
         if let Some(r) = self.routes.get_mut(&from) {
             return match r.state {
                 RouteState::Superseded(_) => Accept::Superseded,
+                RouteState::Refused(_) => Accept::Refused,
+                RouteState::Checking => {
+                    r.last_used = now;
+                    if r.via != via {
+                        // Asked of the relay the other side picked.
+                        r.via = via;
+                        r.asked = None;
+                        if !names_keys {
+                            // (Not naming keys: as without the check.)
+                            r.state = RouteState::Active;
+                            self.active += 1;
+                            self.changes = self.changes.wrapping_add(1);
+                            return Accept::Known;
+                        }
+                    }
+                    Accept::Checking
+                }
                 RouteState::Active => {
                     r.last_used = now;
                     // The other side picked this relay; follow it if ours differs.
                     if r.via != via {
                         r.via = via;
                         self.changes = self.changes.wrapping_add(1);
+                        if names_keys {
+                            // The key is asked of the new relay before anything passes.
+                            r.state = RouteState::Checking;
+                            r.key = None;
+                            r.asked = None;
+                            self.active -= 1;
+                            return Accept::Checking;
+                        }
                     }
                     Accept::Known
                 }
@@ -304,8 +380,107 @@ impl RelayTable {
         if !had_candidate && self.len() >= MAX_ENTRIES {
             return Accept::Full;
         }
-        self.insert_active(from, via, now);
-        Accept::New
+        match self.insert(from, via, now) {
+            RouteState::Active => Accept::New,
+            _ => Accept::Checking,
+        }
+    }
+
+    /// Per-node keys: whether the relay of the route to `addr` is to be asked for the key of
+    /// the node there now (never asked, or not for [`KEY_ASK_EVERY`] while checking, or for
+    /// [`KEY_RECHECK`] while active); if so, notes it as asked and returns the relay.
+    pub fn ask_due(&mut self, now: Instant, addr: SocketAddr) -> Option<SocketAddr> {
+        let names_keys = &self.names_keys;
+        let r = self
+            .routes
+            .get_mut(&addr)
+            .filter(|r| names_keys.contains(&r.via))?;
+        let every = match r.state {
+            RouteState::Checking => KEY_ASK_EVERY,
+            RouteState::Active => KEY_RECHECK,
+            RouteState::Superseded(_) | RouteState::Refused(_) => return None,
+        };
+        if r.asked
+            .is_some_and(|at| now.saturating_duration_since(at) < every)
+        {
+            return None;
+        }
+        r.asked = Some(now);
+        Some(r.via)
+    }
+
+    /// Appends to `out` every (address, relay) whose key is to be asked now
+    /// ([`RelayTable::ask_due`]).
+    pub fn due_key_queries(&mut self, now: Instant, out: &mut Vec<(SocketAddr, SocketAddr)>) {
+        if self.names_keys.is_empty() {
+            return;
+        }
+        let addrs: Vec<SocketAddr> = self.routes.keys().copied().collect();
+        for addr in addrs {
+            if let Some(via) = self.ask_due(now, addr) {
+                out.push((addr, via));
+            }
+        }
+    }
+
+    /// The relaying peer `via` named `key` for its peer at `addr`; `trusted` says whether we
+    /// trust it. Only a route to `addr` through `via` that is checking or active takes it.
+    pub fn on_key(
+        &mut self,
+        now: Instant,
+        via: SocketAddr,
+        addr: SocketAddr,
+        key: [u8; 32],
+        trusted: bool,
+    ) -> KeyVerdict {
+        let Some(r) = self.routes.get_mut(&addr).filter(|r| r.via == via) else {
+            return KeyVerdict::Unchanged;
+        };
+        let was_active = match r.state {
+            RouteState::Checking => false,
+            RouteState::Active => true,
+            RouteState::Superseded(_) | RouteState::Refused(_) => return KeyVerdict::Unchanged,
+        };
+        r.key = Some(key);
+        match (trusted, was_active) {
+            (true, true) => KeyVerdict::Unchanged,
+            (true, false) => {
+                r.state = RouteState::Active;
+                r.last_used = now;
+                self.active += 1;
+                self.changes = self.changes.wrapping_add(1);
+                KeyVerdict::Activated
+            }
+            (false, _) => {
+                r.state = RouteState::Refused(now);
+                if was_active {
+                    self.active -= 1;
+                    self.changes = self.changes.wrapping_add(1);
+                }
+                KeyVerdict::Refused
+            }
+        }
+    }
+
+    /// Per-node keys, after SIGHUP changed the trusted keys: active routes whose far end's key
+    /// `trusted` no longer accepts are refused. Returns their addresses.
+    pub fn retrust(
+        &mut self,
+        now: Instant,
+        trusted: impl Fn(&[u8; 32]) -> bool,
+    ) -> Vec<SocketAddr> {
+        let mut refused = Vec::new();
+        for (addr, r) in &mut self.routes {
+            if r.state == RouteState::Active && r.key.is_some_and(|k| !trusted(&k)) {
+                r.state = RouteState::Refused(now);
+                refused.push(*addr);
+            }
+        }
+        if !refused.is_empty() {
+            self.active -= refused.len();
+            self.changes = self.changes.wrapping_add(1);
+        }
+        refused
     }
 
     /// A direct path to the node behind the route to `addr` showed: supersede the route.
@@ -322,7 +497,8 @@ impl RelayTable {
     }
 
     /// Time passes: candidates listed for [`RELAY_AFTER`] whose relay still relays become
-    /// routes (`on_new(addr, via)` is called for each), unless `not_tried_yet` says the
+    /// routes (`on_new(addr, via, state)` is called for each: active, or checking through a
+    /// relay that names keys), unless `not_tried_yet` says the
     /// address has not been asked directly yet (it waits in the contact queue); stale entries
     /// go. `is_direct` tells whether an address is a direct verified peer now.
     pub fn housekeep(
@@ -330,7 +506,7 @@ impl RelayTable {
         now: Instant,
         is_direct: impl Fn(SocketAddr) -> bool,
         not_tried_yet: impl Fn(SocketAddr) -> bool,
-        mut on_new: impl FnMut(SocketAddr, SocketAddr),
+        mut on_new: impl FnMut(SocketAddr, SocketAddr, RouteState),
         mut on_gone: impl FnMut(SocketAddr, SocketAddr),
     ) {
         let capable = &self.capable;
@@ -350,18 +526,19 @@ impl RelayTable {
             .collect();
         for (addr, via) in due {
             self.candidates.remove(&addr);
-            self.insert_active(addr, via, now);
-            on_new(addr, via);
+            let state = self.insert(addr, via, now);
+            on_new(addr, via, state);
         }
         let mut gone = Vec::new();
         for (addr, r) in &self.routes {
             let stale = match r.state {
-                RouteState::Active => {
+                RouteState::Active | RouteState::Checking => {
                     is_direct(*addr)
                         || !self.capable.contains(&r.via)
                         || now.saturating_duration_since(r.last_used) >= ROUTE_IDLE
                 }
                 RouteState::Superseded(at) => now.saturating_duration_since(at) >= SUPERSEDED_FOR,
+                RouteState::Refused(at) => now.saturating_duration_since(at) >= REFUSED_FOR,
             };
             if stale {
                 gone.push((*addr, r.via));
@@ -407,21 +584,34 @@ impl RelayTable {
         self.len() == 0
     }
 
-    fn insert_active(&mut self, addr: SocketAddr, via: SocketAddr, now: Instant) {
+    /// Makes a route to `addr` through `via`: active, or checking where `via` names keys.
+    /// Returns its state.
+    fn insert(&mut self, addr: SocketAddr, via: SocketAddr, now: Instant) -> RouteState {
+        let state = if self.names_keys.contains(&via) {
+            RouteState::Checking
+        } else {
+            RouteState::Active
+        };
         let old = self.routes.insert(
             addr,
             Route {
                 via,
                 since: now,
                 last_used: now,
-                state: RouteState::Active,
+                state,
                 tried: now,
+                key: None,
+                asked: None,
             },
         );
-        if old.is_none_or(|r| r.state != RouteState::Active) {
-            self.active += 1;
+        let was_active = old.is_some_and(|r| r.state == RouteState::Active);
+        match (was_active, state == RouteState::Active) {
+            (false, true) => self.active += 1,
+            (true, false) => self.active -= 1,
+            _ => {}
         }
         self.changes = self.changes.wrapping_add(1);
+        state
     }
 
     fn remove_route(&mut self, addr: SocketAddr) -> Option<Route> {
@@ -475,7 +665,7 @@ mod tests {
             now,
             |_| false,
             |_| false,
-            |x, v| new.push((x, v)),
+            |x, v, _| new.push((x, v)),
             |_, _| {},
         );
         new
@@ -490,7 +680,7 @@ mod tests {
             t(30),
             |_| false,
             |x| x == a(X),
-            |x, v| new.push((x, v)),
+            |x, v, _| new.push((x, v)),
             |_, _| {},
         );
         assert!(new.is_empty(), "still in the contact queue");
@@ -521,7 +711,13 @@ mod tests {
         let mut table = table();
         table.on_listed(t(0), a(R), a(X));
         let mut new = 0;
-        table.housekeep(t(11), |x| x == a(X), |_| false, |_, _| new += 1, |_, _| {});
+        table.housekeep(
+            t(11),
+            |x| x == a(X),
+            |_| false,
+            |_, _, _| new += 1,
+            |_, _| {},
+        );
         assert_eq!(new, 0);
         table.on_listed(t(12), a(R), a(X));
         housekeep(&mut table, t(30));
@@ -575,7 +771,7 @@ mod tests {
             t(10) + ROUTE_IDLE,
             |_| false,
             |_| false,
-            |_, _| {},
+            |_, _, _| {},
             |x, v| gone.push((x, v)),
         );
         assert_eq!(gone, vec![(a(X), a(R))]);
@@ -596,5 +792,92 @@ mod tests {
             table.accept_relayed(t(0), a(R), a("198.18.9.9:9")),
             Accept::Full
         );
+    }
+
+    #[test]
+    fn through_a_relay_that_names_keys_a_route_carries_frames_only_for_a_trusted_key() {
+        let mut table = table();
+        table.set_names_keys(a(R), true);
+        let (key, other) = ([7u8; 32], [8u8; 32]);
+        // A route made by the timer starts checking: nothing goes through it yet.
+        table.on_listed(t(0), a(R), a(X));
+        housekeep(&mut table, t(10));
+        assert_eq!(
+            table.routes().next().map(|(_, r)| r.state),
+            Some(RouteState::Checking)
+        );
+        assert_eq!(table.route(a(X)), None);
+        assert!(!table.has_active());
+        // Its key is asked at once, then every KEY_ASK_EVERY while checking.
+        let mut asked = Vec::new();
+        table.due_key_queries(t(10), &mut asked);
+        assert_eq!(asked, vec![(a(X), a(R))]);
+        assert_eq!(table.ask_due(t(14), a(X)), None);
+        assert_eq!(table.ask_due(t(15), a(X)), Some(a(R)));
+        // Frames relayed from it meanwhile are dropped.
+        assert_eq!(table.accept_relayed(t(15), a(R), a(X)), Accept::Checking);
+        // Another relay's answer is not taken; the relay's, with a trusted key, activates it.
+        let changes = table.changes();
+        assert_eq!(
+            table.on_key(t(16), a(X), a(X), key, true),
+            KeyVerdict::Unchanged
+        );
+        assert_eq!(
+            table.on_key(t(16), a(R), a(X), key, true),
+            KeyVerdict::Activated
+        );
+        assert_ne!(table.changes(), changes);
+        assert_eq!(table.route(a(X)), Some(a(R)));
+        assert_eq!(table.accept_relayed(t(17), a(R), a(X)), Accept::Known);
+        // Asked again every KEY_RECHECK; the same answer changes nothing.
+        assert_eq!(table.ask_due(t(17), a(X)), None);
+        assert_eq!(table.ask_due(t(16) + KEY_RECHECK, a(X)), Some(a(R)));
+        assert_eq!(
+            table.on_key(t(80), a(R), a(X), key, true),
+            KeyVerdict::Unchanged
+        );
+        // SIGHUP revokes the key: refused at once, and for REFUSED_FOR.
+        assert_eq!(table.retrust(t(90), |k| *k != key), vec![a(X)]);
+        assert_eq!(table.route(a(X)), None);
+        assert_eq!(table.accept_relayed(t(91), a(R), a(X)), Accept::Refused);
+        assert_eq!(table.ask_due(t(200), a(X)), None);
+        housekeep(&mut table, t(89) + REFUSED_FOR);
+        assert_eq!(table.len(), 1);
+        housekeep(&mut table, t(90) + REFUSED_FOR);
+        assert!(table.is_empty());
+
+        // A route made by a relayed frame checks too, and a key we do not trust refuses it.
+        assert_eq!(table.accept_relayed(t(400), a(R), a(X)), Accept::Checking);
+        assert_eq!(table.ask_due(t(400), a(X)), Some(a(R)));
+        assert_eq!(
+            table.on_key(t(401), a(R), a(X), other, false),
+            KeyVerdict::Refused
+        );
+        assert_eq!(table.accept_relayed(t(402), a(R), a(X)), Accept::Refused);
+        assert!(!table.has_active());
+    }
+
+    #[test]
+    fn an_active_route_that_moves_to_a_relay_naming_keys_is_checked_again() {
+        let mut table = table();
+        let q = a("198.18.0.2:3210");
+        table.set_flags(q, true, true);
+        table.set_names_keys(q, true);
+        // Through R (which names no keys, an earlier version): active at once.
+        assert_eq!(table.accept_relayed(t(0), a(R), a(X)), Accept::New);
+        assert_eq!(table.route(a(X)), Some(a(R)));
+        // The far end picks Q, which names keys: checked before anything passes.
+        assert_eq!(table.accept_relayed(t(1), q, a(X)), Accept::Checking);
+        assert_eq!(table.route(a(X)), None);
+        assert_eq!(table.ask_due(t(1), a(X)), Some(q));
+        assert_eq!(
+            table.on_key(t(2), q, a(X), [1; 32], true),
+            KeyVerdict::Activated
+        );
+        assert_eq!(table.route(a(X)), Some(q));
+        // A relay that stops naming keys leaves its routes as they are.
+        table.set_names_keys(q, false);
+        assert_eq!(table.ask_due(t(100), a(X)), None);
+        assert_eq!(table.route(a(X)), Some(q));
     }
 }

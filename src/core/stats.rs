@@ -37,11 +37,14 @@ pub enum DropReason {
     RelayRateLimited,
     /// A relayed frame from a node we now reach directly (a duplicate).
     RelaySuperseded,
+    /// Per-node keys: a relayed frame from a node whose key its relay has not named yet, or
+    /// named as one we do not trust.
+    RelayUnverified,
 }
 
 impl DropReason {
     /// Number of distinct counters.
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 17;
 
     /// Every counter index with its name, in a fixed order.
     pub const NAMES: [&'static str; DropReason::COUNT] = [
@@ -61,6 +64,7 @@ impl DropReason {
         "relay_refused",
         "relay_rate_limited",
         "relay_superseded",
+        "relay_unverified",
     ];
 
     /// The counter index of this reason.
@@ -82,6 +86,7 @@ impl DropReason {
             DropReason::RelayRefused => 13,
             DropReason::RelayRateLimited => 14,
             DropReason::RelaySuperseded => 15,
+            DropReason::RelayUnverified => 16,
         }
     }
 }
@@ -102,6 +107,9 @@ impl fmt::Display for DropReason {
             DropReason::RelayRefused => f.write_str("relaying not allowed"),
             DropReason::RelayRateLimited => f.write_str("relay rate limit"),
             DropReason::RelaySuperseded => f.write_str("relayed copy of a direct path"),
+            DropReason::RelayUnverified => {
+                f.write_str("relayed from a key not checked or not trusted")
+            }
         }
     }
 }
@@ -301,6 +309,7 @@ mod tests {
             DropReason::RelayRefused,
             DropReason::RelayRateLimited,
             DropReason::RelaySuperseded,
+            DropReason::RelayUnverified,
         ];
         let mut seen = [false; DropReason::COUNT];
         for r in all {

@@ -472,6 +472,12 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.sessions.as_deref()
     }
 
+    /// Identity mode: the sessions, to seal with them outside the node's own messages (a test
+    /// that speaks for this node as a modified one would); `None` in the other modes.
+    pub fn sessions_mut(&mut self) -> Option<&mut Sessions> {
+        self.sessions.as_deref_mut()
+    }
+
     /// Per-node keys: the wall clock, read again by the caller (see
     /// [`Sessions::set_wall_clock`]); nothing in the other modes.
     pub fn set_wall_clock(&mut self, now: Instant, wall_nanos: u64) {

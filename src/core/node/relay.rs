@@ -14,25 +14,33 @@ use std::net::SocketAddr;
 use log::{debug, info};
 
 use super::{MoveCheck, Node, CONTROL_AT, MAX_MOVE_CHECKS, MOVE_CHECK};
+use crate::identity::PublicKey;
 use crate::io::{Device, Socket};
 use crate::peers::canonical;
-use crate::relay::{Accept, DIRECT_FRESH};
+use crate::relay::{Accept, KeyVerdict, RouteState, DIRECT_FRESH};
 use crate::stats::DropReason;
 use crate::time::Instant;
 use crate::wire::relay::{
-    emit_hello, emit_relayed, Extension, FLAG_AEGIS, FLAG_AEGIS_X4, FLAG_ANSWER,
-    FLAG_PARTIAL_CHECKSUMS, FLAG_RELAY, FLAG_RELAYED, RELAYED_FROM, RELAY_TO,
+    emit_hello, emit_key_message, emit_relayed, Extension, FLAG_AEGIS, FLAG_AEGIS_X4, FLAG_ANSWER,
+    FLAG_NAMES_KEYS, FLAG_PARTIAL_CHECKSUMS, FLAG_RELAY, FLAG_RELAYED, KEY_LEN, RELAYED_FROM,
+    RELAY_TO,
 };
 use crate::wire::{Frame, Kind};
 
 impl<S: Socket, D: Device> Node<S, D> {
     /// Our Hello flags: we open AEGIS-128L (unless `--no-aegis`), and AEGIS-128X4 pays here
     /// (`aegis_x4`: this CPU has 512-bit vector AES); with relaying on, we take part, and we
-    /// relay for others unless the rate is 0; our device completes checksums left partial.
+    /// relay for others unless the rate is 0 (with per-node keys naming their keys); our
+    /// device completes checksums left partial.
     fn hello_flags(&self) -> u8 {
+        let names_keys = if self.sessions.is_some() {
+            FLAG_NAMES_KEYS
+        } else {
+            0
+        };
         let mut relay = match (self.relays(), self.config.relay_rate > 0) {
             (false, _) => 0,
-            (true, true) => FLAG_RELAY | FLAG_RELAYED,
+            (true, true) => FLAG_RELAY | FLAG_RELAYED | names_keys,
             (true, false) => FLAG_RELAYED,
         };
         if self.completes_checksums {
@@ -140,9 +148,14 @@ impl<S: Socket, D: Device> Node<S, D> {
             // Still waiting in the contact queue (a node that joins a large mesh asks at most
             // `contacts_per_second` a second): not out of reach, only not asked yet.
             |addr| contacts.get(addr).is_some_and(|c| c.attempts == 0),
-            |addr, via| {
+            |addr, via, state| {
+                let checking = if state == RouteState::Checking {
+                    " (once it names the key there)"
+                } else {
+                    ""
+                };
                 info!(
-                    "no direct path to {addr} after {}s: relaying through {via}",
+                    "no direct path to {addr} after {}s: relaying through {via}{checking}",
                     crate::relay::RELAY_AFTER.as_secs()
                 );
             },
@@ -151,6 +164,96 @@ impl<S: Socket, D: Device> Node<S, D> {
                 info!("relay route to {addr} through {via} ended");
             },
         );
+        // Per-node keys: ask the relays for the keys of the routes' far ends (new routes at
+        // once, then from time to time).
+        let mut queries = core::mem::take(&mut self.relay_targets);
+        queries.clear();
+        self.relay.due_key_queries(now, &mut queries);
+        for (addr, via) in &queries {
+            self.send_key_message(*via, *addr, None);
+        }
+        self.relay_targets = queries;
+    }
+
+    /// Sends `to` a KeyQuery about `addr`, or with `key` a KeyAnswer.
+    fn send_key_message(&mut self, to: SocketAddr, addr: SocketAddr, key: Option<&[u8; KEY_LEN]>) {
+        let token = self.config.token;
+        let Some(out) = self.control.get_mut(CONTROL_AT..) else {
+            return;
+        };
+        if let Ok(len) = emit_key_message(token, addr, key, out) {
+            self.send_sealed(to, len, false);
+        }
+    }
+
+    /// Per-node keys: `from` asks which key our peer at `addr` holds. Answered for a peer that
+    /// takes part in relaying about one that does too (what a route through us needs).
+    fn on_key_query(&mut self, from: SocketAddr, addr: SocketAddr) -> Result<(), DropReason> {
+        let key = self
+            .sessions
+            .as_ref()
+            .filter(|_| {
+                self.config.relay_rate > 0
+                    && self.relay.accepts(from)
+                    && self.relay.accepts(addr)
+                    && self.peers.is_verified(addr)
+            })
+            .and_then(|sessions| sessions.key_of(addr))
+            .ok_or(DropReason::RelayRefused)?;
+        self.send_key_message(from, addr, Some(&key.0));
+        Ok(())
+    }
+
+    /// Per-node keys: the relaying peer `via` says its peer at `addr` holds `key`: a route to
+    /// `addr` through `via` carries frames only if we trust it.
+    fn on_key_answer(
+        &mut self,
+        now: Instant,
+        via: SocketAddr,
+        addr: SocketAddr,
+        key: [u8; KEY_LEN],
+    ) {
+        let Some(sessions) = &self.sessions else {
+            return;
+        };
+        let public = PublicKey(key);
+        let trusted = sessions.trusted().contains(&public);
+        match self.relay.on_key(now, via, addr, key, trusted) {
+            KeyVerdict::Activated => {
+                // (Once per route made.)
+                let name = sessions.trusted().name(&public).unwrap_or("").to_owned();
+                self.note(
+                    now,
+                    format_args!("relaying with {addr} through {via}: key {public} ({name})"),
+                );
+            }
+            KeyVerdict::Refused => {
+                self.switch.forget_peer(addr);
+                self.note(
+                    now,
+                    format_args!(
+                        "not relaying with {addr} through {via}: its key {public} is not trusted"
+                    ),
+                );
+            }
+            KeyVerdict::Unchanged => {}
+        }
+    }
+
+    /// After SIGHUP changed the trusted keys: routes to nodes whose key is no longer trusted
+    /// are refused at once.
+    pub(super) fn relay_retrust(&mut self, now: Instant) {
+        let Some(sessions) = &self.sessions else {
+            return;
+        };
+        let trusted = sessions.trusted();
+        for addr in self
+            .relay
+            .retrust(now, |key| trusted.contains(&PublicKey(*key)))
+        {
+            self.switch.forget_peer(addr);
+            info!("relay route to {addr} refused: its key is no longer trusted");
+        }
     }
 
     /// A MAC of the node behind the route to `old` arrived directly from `now_at`: the direct
@@ -289,6 +392,10 @@ impl<S: Socket, D: Device> Node<S, D> {
                 let relays = flags & FLAG_RELAY != 0 && self.relays();
                 let accepts = flags & FLAG_RELAYED != 0 && self.relays();
                 self.relay.set_members(from, members);
+                self.relay.set_names_keys(
+                    from,
+                    relays && flags & FLAG_NAMES_KEYS != 0 && self.sessions.is_some(),
+                );
                 let had = (self.relay.is_capable(from), self.relay.accepts(from));
                 for gone in self.relay.set_flags(from, relays, accepts) {
                     self.switch.forget_peer(gone);
@@ -306,6 +413,11 @@ impl<S: Socket, D: Device> Node<S, D> {
                 from: origin,
                 frame,
             } => self.on_relayed(now, from, canonical(origin), frame),
+            Extension::KeyQuery { addr } => self.on_key_query(from, canonical(addr)),
+            Extension::KeyAnswer { addr, key } => {
+                self.on_key_answer(now, from, canonical(addr), key);
+                Ok(())
+            }
         }
     }
 
@@ -443,6 +555,13 @@ impl<S: Socket, D: Device> Node<S, D> {
             ),
             Accept::Superseded => return Err(DropReason::RelaySuperseded),
             Accept::Full => return Err(DropReason::RelayRefused),
+            Accept::Checking => {
+                if let Some(via) = self.relay.ask_due(now, origin) {
+                    self.send_key_message(via, origin, None);
+                }
+                return Err(DropReason::RelayUnverified);
+            }
+            Accept::Refused => return Err(DropReason::RelayUnverified),
         }
         self.stats.relay_frames_received += 1;
         self.deliver_at(now, origin, via, frame, true)

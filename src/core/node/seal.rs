@@ -477,6 +477,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             // if its key is trusted again; its handshakes meanwhile get no answer.
             self.remove_peer(now, *addr, "its key is no longer trusted");
         }
+        self.relay_retrust(now);
         if !changed {
             return addrs.len();
         }

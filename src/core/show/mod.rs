@@ -50,11 +50,13 @@ mod text;
 pub use json::{json_string, render_json};
 pub use text::render_text;
 
-/// `active` or `superseded`.
+/// `active`, `superseded`, `checking` or `refused`.
 fn route_state(route: &crate::relay::Route) -> &'static str {
     match route.state {
         crate::relay::RouteState::Active => "active",
         crate::relay::RouteState::Superseded(_) => "superseded",
+        crate::relay::RouteState::Checking => "checking",
+        crate::relay::RouteState::Refused(_) => "refused",
     }
 }
 

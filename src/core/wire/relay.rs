@@ -9,12 +9,15 @@
 //! | token: 7 | 0x10 | version: u8 = 1 | flags: u8 | node id: 8 | address | [members: 8] | (ignored ...)  Hello
 //! | token: 7 | 0x11 | address | frame ...                                           RelayTo
 //! | token: 7 | 0x12 | address | frame ...                                           RelayedFrom
+//! | token: 7 | 0x13 | address | (ignored ...)                                       KeyQuery
+//! | token: 7 | 0x14 | address | key: 32 | (ignored ...)                             KeyAnswer
 //!   address = 0x04 | ipv4[4] | port[2]     or     0x06 | ipv6[16] | port[2]   (big-endian)
 //!   flags: 0x01 = please answer with your Hello; 0x02 = relays for its peers;
 //!          0x04 = sends through relays and accepts relayed frames;
 //!          0x08 = opens datagrams sealed with AEGIS-128L (marker 0x83);
 //!          0x10 = with 0x08: has 512-bit vector AES (AEGIS-128X4, marker 0x84);
-//!          0x20 = completes TCP/UDP checksums left partial; other bits: ignore
+//!          0x20 = completes TCP/UDP checksums left partial;
+//!          0x40 = (per-node keys, with 0x02) answers KeyQuery; other bits: ignore
 //! ```
 //!
 //! A Hello's address is the receiver's, as the sender sees it (where its datagrams come from:
@@ -25,6 +28,9 @@
 //! `RelayTo` asks the receiver to pass the frame to its peer at `address`; the receiver sends
 //! that peer a `RelayedFrom` whose `address` is where the original sender is, as the relay sees
 //! it. The frame is a whole Ethernet frame, as in a seed Frame message.
+//! With per-node keys, `KeyQuery` asks a relay which public key its peer at `address` holds a
+//! session with, and `KeyAnswer` says it, so that the far ends of a route check each other's
+//! key against their own trusted keys before any frame passes.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -36,6 +42,12 @@ pub const HELLO: u8 = 0x10;
 pub const RELAY_TO: u8 = 0x11;
 /// Switch byte of a RelayedFrom: "this frame comes from the node at this address".
 pub const RELAYED_FROM: u8 = 0x12;
+/// Switch byte of a KeyQuery: "which key does your peer at this address hold?"
+pub const KEY_QUERY: u8 = 0x13;
+/// Switch byte of a KeyAnswer: "my peer at this address holds this key".
+pub const KEY_ANSWER: u8 = 0x14;
+/// Bytes of a public key in a KeyAnswer.
+pub const KEY_LEN: usize = 32;
 /// The Hello version this node speaks.
 pub const HELLO_VERSION: u8 = 1;
 /// Hello flag: the receiver should answer with its own Hello.
@@ -60,6 +72,10 @@ pub const FLAG_AEGIS_X4: u8 = 0x10;
 /// (untagged IPv4 or IPv6 frames, unicast to it directly; see the man page, PERFORMANCE).
 /// Counts for the session it came in (per-node keys) or the sender's session (network key).
 pub const FLAG_PARTIAL_CHECKSUMS: u8 = 0x20;
+/// Hello flag, per-node keys only and only with [`FLAG_RELAY`]: the sender answers a
+/// [`KEY_QUERY`] about the peers it relays to, so that a route through it carries frames only
+/// once the node at its far end showed a key this node trusts.
+pub const FLAG_NAMES_KEYS: u8 = 0x40;
 /// Bytes of a Hello message before its address field (header, version, flags, node id).
 pub const HELLO_FIXED_LEN: usize = HEADER_LEN + 2 + 8;
 /// Bytes of an IPv4 address field.
@@ -71,7 +87,10 @@ pub const MAX_ADDR_LEN: usize = V6_ADDR_LEN;
 
 /// True for the switch bytes of this extension.
 pub const fn is_extension(kind: u8) -> bool {
-    matches!(kind, HELLO | RELAY_TO | RELAYED_FROM)
+    matches!(
+        kind,
+        HELLO | RELAY_TO | RELAYED_FROM | KEY_QUERY | KEY_ANSWER
+    )
 }
 
 /// A parsed extension message, borrowing the datagram's bytes.
@@ -106,6 +125,18 @@ pub enum Extension<'a> {
         from: SocketAddr,
         /// The frame.
         frame: Frame<&'a [u8]>,
+    },
+    /// Which public key does the relay's peer at `addr` hold its session with?
+    KeyQuery {
+        /// The far end of a route through the relay, as the relay knows it.
+        addr: SocketAddr,
+    },
+    /// The relay's peer at `addr` holds its session with `key`.
+    KeyAnswer {
+        /// The address the query named.
+        addr: SocketAddr,
+        /// The peer's public key (X25519, 32 bytes).
+        key: [u8; KEY_LEN],
     },
 }
 
@@ -153,6 +184,18 @@ impl<'a> Extension<'a> {
                     from,
                     frame: Frame::new_checked(rest)?,
                 })
+            }
+            KEY_QUERY => {
+                let (addr, _) = parse_addr(body)?;
+                Ok(Extension::KeyQuery { addr })
+            }
+            KEY_ANSWER => {
+                let (addr, rest) = parse_addr(body)?;
+                let key = rest
+                    .get(..KEY_LEN)
+                    .and_then(|k| <[u8; KEY_LEN]>::try_from(k).ok())
+                    .ok_or(Error::Truncated)?;
+                Ok(Extension::KeyAnswer { addr, key })
             }
             other => Err(Error::UnknownKind(other)),
         }
@@ -259,6 +302,30 @@ pub fn emit_relayed(
     out[TOKEN_LEN] = kind;
     write_addr(addr, &mut out[HEADER_LEN..at]);
     out[at..].copy_from_slice(frame);
+    Ok(len)
+}
+
+/// Writes a KeyQuery about `addr` (with `key`, a KeyAnswer saying that `addr` holds it);
+/// returns its length.
+///
+/// # Errors
+///
+/// [`Error::Truncated`] when `buf` cannot hold it.
+pub fn emit_key_message(
+    token: Token,
+    addr: SocketAddr,
+    key: Option<&[u8; KEY_LEN]>,
+    buf: &mut [u8],
+) -> Result<usize, Error> {
+    let at = HEADER_LEN + addr_len(addr);
+    let len = at + key.map_or(0, |_| KEY_LEN);
+    let out = buf.get_mut(..len).ok_or(Error::Truncated)?;
+    out[..TOKEN_LEN].copy_from_slice(&token.to_bytes());
+    out[TOKEN_LEN] = if key.is_some() { KEY_ANSWER } else { KEY_QUERY };
+    write_addr(addr, &mut out[HEADER_LEN..at]);
+    if let Some(key) = key {
+        out[at..].copy_from_slice(key);
+    }
     Ok(len)
 }
 
@@ -390,8 +457,45 @@ mod tests {
     }
 
     #[test]
+    fn key_query_and_answer_are_golden_vectors_and_round_trip() {
+        let addr: SocketAddr = "198.18.0.3:3210".parse().unwrap();
+        let mut buf = [0u8; 64];
+        let len = emit_key_message(T, addr, None, &mut buf).unwrap();
+        assert_eq!(
+            &buf[..len],
+            &[0, 0, 0, 0, 0, 0, 7, 0x13, 4, 198, 18, 0, 3, 0x0c, 0x8a]
+        );
+        assert_eq!(
+            Extension::parse(&buf[..len]),
+            Ok(Extension::KeyQuery { addr })
+        );
+        // Trailing bytes (a later version's) are ignored; a cut address is not.
+        assert!(Extension::parse(&buf[..len + 2]).is_ok());
+        assert_eq!(Extension::parse(&buf[..len - 1]), Err(Error::Truncated));
+
+        let key: [u8; KEY_LEN] = core::array::from_fn(|i| i as u8);
+        let v6: SocketAddr = "[fd00::5]:40000".parse().unwrap();
+        let len = emit_key_message(T, v6, Some(&key), &mut buf).unwrap();
+        assert_eq!(len, 8 + 19 + 32);
+        assert_eq!(buf[7..9], [0x14, 6]);
+        assert_eq!(&buf[27..59], &key);
+        assert_eq!(
+            Extension::parse(&buf[..len]),
+            Ok(Extension::KeyAnswer { addr: v6, key })
+        );
+        for cut in 0..len {
+            assert!(Extension::parse(&buf[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut small = [0u8; 40];
+        assert_eq!(
+            emit_key_message(T, v6, Some(&key), &mut small),
+            Err(Error::Truncated)
+        );
+    }
+
+    #[test]
     fn seed_parser_still_refuses_extension_kinds() {
-        for kind in [HELLO, RELAY_TO, RELAYED_FROM] {
+        for kind in [HELLO, RELAY_TO, RELAYED_FROM, KEY_QUERY, KEY_ANSWER] {
             let bytes = [
                 0, 0, 0, 0, 0, 0, 7, kind, 1, 3, 0, 0, 0, 0, 0, 0, 0, 0, 4, 1, 2, 3, 4, 0, 1,
             ];
