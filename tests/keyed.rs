@@ -421,3 +421,34 @@ fn keyed_checksums_are_left_partial_only_to_peers_that_complete_them() {
     assert!(sim.take_frames(a).contains(&f));
     assert!(!sim.leaves_partial(a, mac(2), None));
 }
+
+#[test]
+fn a_lost_hello_is_asked_for_again_so_frames_still_move_to_aegis() {
+    if !sim::seals_aegis_here() {
+        return;
+    }
+    // Pairs that mesh over a lossy path: a Hello or its answer lost there must not keep the
+    // frames off AEGIS-128L once the path is clean again.
+    let mut stuck = Vec::new();
+    for seed in 0..12u64 {
+        let mut sim = Simulator::new(0x8f0 + seed);
+        let [a, b] = sim.add_nodes::<2>(&Simulator::keyed_config(7));
+        sim.loss_per_mille = 400;
+        sim.connect(b, a);
+        sim.advance_until(Duration::from_secs(120), |s| s.is_full_mesh());
+        assert!(sim.is_full_mesh(), "seed {seed}: no mesh");
+        sim.loss_per_mille = 0;
+        sim.advance(Duration::from_secs(30));
+        sim.wire_log = Some(Vec::new());
+        assert_eq!(broadcast_reaches(&mut sim, a, 1, 9, &[b]), 1);
+        assert_eq!(broadcast_reaches(&mut sim, b, 2, 9, &[a]), 1);
+        let wire = sim.wire_log.take().unwrap();
+        if !wire.iter().all(|d| d[7] == 0x83) {
+            stuck.push(seed);
+        }
+    }
+    assert!(
+        stuck.is_empty(),
+        "frames not under AEGIS-128L: seeds {stuck:?}"
+    );
+}

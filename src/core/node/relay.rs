@@ -66,6 +66,9 @@ impl<S: Socket, D: Device> Node<S, D> {
         let members = self.sessions.as_ref().map(|s| s.members());
         if let Ok(len) = emit_hello(token, flags, self.node_id, to, members, out) {
             self.send_control_buffer(to, len);
+            if answer {
+                self.keyed_asked_hello(to);
+            }
         }
     }
 
