@@ -72,10 +72,13 @@
 //! when a *new, authenticated* session is inserted, never while opening packets of known
 //! sessions, so the steady state allocates nothing. A remembered session takes about
 //! [`SESSION_STATE_LEN`] bytes (window and subkey, boxed, plus its map entry): 4096 sessions
-//! take about 6.5 MiB. When the map is full, the least recently used session is evicted
-//! (found by a scan: rare, and only a key holder can cause it) and a `floor` is raised to its
-//! start time; a session that is not in the map and started at or before the floor is refused
-//! ([`OpenError::StaleSession`]), so replays of forgotten sessions stay refused. There is no
+//! take about 6.5 MiB (the node allows four per peer). When the map is full, the sender process
+//! used least recently is evicted, all its sessions (those with its start time) at once (found
+//! by a scan: rare, and only a key holder can cause it), and a `floor` is raised to its start
+//! time; a session that is not in the map and started at or before the floor is refused
+//! ([`OpenError::StaleSession`]) unless a session with its very start time is still
+//! remembered (its twin under another cipher), so replays of forgotten sessions stay refused.
+//! There is no
 //! time-based expiry. The floor compares start times read from different machines' clocks: a
 //! peer whose clock is far behind may, after evictions, have to wait for its clock to pass the
 //! floor, so `max_sessions` should comfortably exceed the number of peers.

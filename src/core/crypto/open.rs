@@ -15,6 +15,13 @@
 //! buffer reserved by `add_key` (this costs a copy only for the first packet of each new
 //! session while two keys are held). Each remembered session is tagged with the generation of
 //! the key it was derived with; retiring the older key forgets the sessions of its generation.
+//!
+//! **Eviction.** When the map is full, the sender *process* used least recently goes: every
+//! remembered session with its start time (a keyed node seals in up to three sessions, one
+//! per cipher, that share it), and the floor rises to that start time. An unknown session that
+//! started no later than the floor is refused, unless a session with its very start time is
+//! still remembered: then it is a twin of a process that was never evicted (evicting one
+//! session of a process evicts them all), which has just started to seal with another cipher.
 
 use core::fmt;
 use core::ops::Range;
@@ -196,8 +203,10 @@ pub struct Opener {
     /// Boxed, so that the map's spare slots cost a pointer each rather than a subkey.
     sessions: HashMap<[u8; SESSION_LEN], Box<SessionState>>,
     max_sessions: usize,
-    /// Unknown sessions that started at or before this (ms) are refused.
+    /// Unknown sessions that started at or before this (ms) are refused (but see `starts`).
     pub(super) floor: Option<u64>,
+    /// How many remembered sessions have each start time: a process's twins.
+    starts: HashMap<u64, u32>,
     /// Counts accepted packets; orders sessions for LRU eviction.
     tick: u64,
     /// Whether a remembered session sealed under another cipher may move to an AEGIS cipher
@@ -233,6 +242,7 @@ impl Opener {
             sessions: HashMap::with_capacity(max_sessions.min(INITIAL_SESSIONS)),
             max_sessions,
             floor: None,
+            starts: HashMap::new(),
             tick: 0,
             switch_to_aegis: false,
             own: [None; OWN_SESSIONS],
@@ -285,6 +295,7 @@ impl Opener {
         let before = self.sessions.len();
         let generation = self.generation;
         self.sessions.retain(|_, s| s.generation == generation);
+        self.recount_starts();
         before - self.sessions.len()
     }
 
@@ -361,7 +372,8 @@ impl Opener {
             state.window.accept(counter);
             state.window.last_used = self.tick;
         } else {
-            if self.floor.is_some_and(|f| start_time(&session) <= f) {
+            let start = start_time(&session);
+            if self.floor.is_some_and(|f| start <= f) && !self.starts.contains_key(&start) {
                 return Err(OpenError::StaleSession);
             }
             let (key, generation) =
@@ -420,6 +432,7 @@ impl Opener {
         if self.sessions.len() >= self.max_sessions {
             self.evict_least_recently_used();
         }
+        *self.starts.entry(start_time(&session)).or_insert(0) += 1;
         let window = Window::new(counter, self.tick);
         let state = Box::new(SessionState {
             window,
@@ -430,17 +443,28 @@ impl Opener {
         self.sessions.insert(session, state);
     }
 
-    /// Forgets the least recently used session and raises the floor to its start time.
+    /// Forgets the sender process used least recently (every session with its start time,
+    /// used last when the most recent of them was) and raises the floor to its start time.
+    /// Runs only when a new session arrives with the map full.
     fn evict_least_recently_used(&mut self) {
-        let victim = self
-            .sessions
-            .iter()
-            .min_by_key(|(_, s)| s.window.last_used)
-            .map(|(s, _)| *s);
-        if let Some(victim) = victim {
-            self.sessions.remove(&victim);
-            let start = start_time(&victim);
-            self.floor = Some(self.floor.map_or(start, |f| f.max(start)));
+        let mut used: HashMap<u64, u64> = HashMap::with_capacity(self.starts.len());
+        for (id, s) in &self.sessions {
+            let last = used.entry(start_time(id)).or_insert(0);
+            *last = (*last).max(s.window.last_used);
+        }
+        let Some(victim) = used.iter().min_by_key(|(_, last)| **last).map(|(s, _)| *s) else {
+            return;
+        };
+        self.sessions.retain(|id, _| start_time(id) != victim);
+        self.starts.remove(&victim);
+        self.floor = Some(self.floor.map_or(victim, |f| f.max(victim)));
+    }
+
+    /// Counts the remembered sessions per start time again (after many were forgotten).
+    fn recount_starts(&mut self) {
+        self.starts.clear();
+        for id in self.sessions.keys() {
+            *self.starts.entry(start_time(id)).or_insert(0) += 1;
         }
     }
 }

@@ -206,8 +206,14 @@ pub enum Rekey {
     Started,
 }
 
-/// How many senders' sessions a keyed node remembers for replay protection.
-pub const MAX_SESSIONS: usize = peers::DEFAULT_MAX_PEERS;
+/// How many sessions a keyed node remembers per peer it may have (`max_peers`): a peer's
+/// process seals in up to three (one per cipher), and one more leaves room for processes that
+/// ended (restarts), which go first when the map is full.
+pub const SESSIONS_PER_PEER: usize = 4;
+
+/// How many senders' sessions a keyed node remembers for replay protection by default
+/// ([`SESSIONS_PER_PEER`] for each of the default most peers).
+pub const MAX_SESSIONS: usize = SESSIONS_PER_PEER * peers::DEFAULT_MAX_PEERS;
 
 /// Where a clear control datagram starts in the control buffer: room for sealing in front.
 const CONTROL_AT: usize = crypto::FRONT_LEN - wire::TOKEN_LEN;
@@ -363,7 +369,8 @@ impl<S: Socket, D: Device> Node<S, D> {
             .filter(|_| config.aegis)
             .and_then(|k| seal::KeyedAegis::new(k, config.aegis_x4));
         let crypto = config.keyed.as_ref().map(|k| {
-            let mut opener = Opener::new(&k.key, MAX_SESSIONS);
+            let mut opener =
+                Opener::new(&k.key, config.max_peers.saturating_mul(SESSIONS_PER_PEER));
             opener.refuse_session(k.session);
             for session in keyed_aegis.iter().flat_map(seal::KeyedAegis::sessions) {
                 opener.refuse_session(session);
