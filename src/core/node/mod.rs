@@ -189,8 +189,11 @@ pub const KEY_ROLLOVER: Duration = Duration::from_secs(60);
 /// Key rotation, phase 2: after the node switched to sealing with the new key (in a new
 /// session), it still accepts the old key this long; then the old key is retired: new sessions
 /// under it are refused and those remembered are forgotten, so a node without the new key is
-/// cut off.
-pub const KEY_GRACE: Duration = Duration::from_secs(60);
+/// cut off. Longer than [`KEY_ROLLOVER`] by 10 s: a peer given SIGHUP 59.9 s after this node
+/// switches at its first housekeeping after its own 60 s, up to a second later (and lanes
+/// later still, by up to 20 ms), so with equal phases this node would retire the old key
+/// before that peer stopped sealing with it.
+pub const KEY_GRACE: Duration = Duration::from_secs(70);
 
 /// What [`Node::rekey`] did with a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
