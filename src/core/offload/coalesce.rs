@@ -212,7 +212,8 @@ impl Segment {
         let hdr_len = l4 + UDP_HEADER_LEN;
         // A payload (a `gso_size` of 0 is refused), the UDP length saying the same as the IP
         // length, and a checksum: 0 means none was sent (IPv4), and the kernel would put a
-        // real one on each datagram it cuts, so such datagrams pass through as they are.
+        // real one on each datagram it cuts, so such datagrams are not merged (a node that
+        // completes checksums still writes them partial, and its kernel adds one).
         if hdr_len >= frame.len()
             || usize::from(be16(frame, l4 + 4).ok()?) != frame.len() - l4
             || be16(frame, l4 + 6).ok()? == 0

@@ -148,9 +148,10 @@ impl<'a> Segmenter<'a> {
     /// pseudo-header sum (folded, not complemented), as a checksum offload expects, and the
     /// payload is not summed. For a receiver that completes such checksums (the Hello flag
     /// 0x20) only, which takes untagged frames only: on a tagged super-frame this does
-    /// nothing. The IPv4 header checksum is always computed.
-    pub fn leave_checksums_partial(&mut self) {
+    /// nothing. The IPv4 header checksum is always computed. Returns whether it took.
+    pub fn leave_checksums_partial(&mut self) -> bool {
         self.partial = self.layout.l3 == ETHERNET_LEN;
+        self.partial
     }
 
     /// How many frames the super-frame becomes.

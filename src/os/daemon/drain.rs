@@ -128,16 +128,17 @@ impl Daemon {
             && packet
                 .get(VNET_HDR_LEN..)
                 .is_some_and(|frame| node.leaves_checksums_partial(now, frame));
-        if partial {
-            self.stats.partial_checksum_superframes =
-                self.stats.partial_checksum_superframes.wrapping_add(1);
-        }
         let result = cut_superframe(packet, &mut self.buf, partial, |buf, frame_len| {
             // A drop is counted and logged by the node itself.
             let _ = node.on_frame(now, buf, frame_len);
         });
-        if let Err(e) = result {
-            self.offload_error(len, e);
+        match result {
+            Ok(true) => {
+                self.stats.partial_checksum_superframes =
+                    self.stats.partial_checksum_superframes.wrapping_add(1);
+            }
+            Ok(false) => {}
+            Err(e) => self.offload_error(len, e),
         }
     }
 
@@ -166,6 +167,9 @@ pub(super) enum CutError {
     TooLarge,
     /// The checksum or the segmentation failed.
     Offload(crate::offload::Error),
+    /// A segment did not fit into the packet buffer (or its lengths into 16 bits): this and
+    /// the segments after it were not sent.
+    SegmentTooLarge,
 }
 
 impl core::fmt::Display for CutError {
@@ -174,6 +178,7 @@ impl core::fmt::Display for CutError {
             CutError::Short => f.write_str("shorter than its vnet header"),
             CutError::TooLarge => f.write_str("frame larger than the packet buffer"),
             CutError::Offload(e) => e.fmt(f),
+            CutError::SegmentTooLarge => f.write_str("a segment larger than the packet buffer"),
         }
     }
 }
@@ -181,15 +186,19 @@ impl core::fmt::Display for CutError {
 /// One tap read, `packet` (vnet header first): completes a checksum the kernel left to us,
 /// or cuts a super-frame into real frames, each put into `buf.frame_room()` and handed to
 /// `each` with its length; with `partial`, the cut frames' TCP or UDP checksums are left
-/// partial ([`Segmenter::leave_checksums_partial`]). Shared by the loop and the `--threads`
-/// lanes (which always pass false).
+/// partial ([`Segmenter::leave_checksums_partial`]). Returns whether they were (an untagged
+/// super-frame). Shared by the loop and the `--threads` lanes (which always pass false).
+///
+/// # Errors
+///
+/// [`CutError`]; frames already handed to `each` stay sent.
 // HOT PATH
 pub(super) fn cut_superframe(
     packet: &mut [u8],
     buf: &mut PacketBuf,
     partial: bool,
     mut each: impl FnMut(&mut PacketBuf, usize),
-) -> Result<(), CutError> {
+) -> Result<bool, CutError> {
     let hdr = VnetHdr::parse(packet).ok_or(CutError::Short)?;
     let frame = packet.get_mut(VNET_HDR_LEN..).ok_or(CutError::Short)?;
     if hdr.gso_type == GSO_NONE {
@@ -200,16 +209,19 @@ pub(super) fn cut_superframe(
             .ok_or(CutError::TooLarge)?;
         room.copy_from_slice(frame);
         each(buf, frame.len());
-        return Ok(());
+        return Ok(false);
     }
     let mut segments = Segmenter::new(&hdr, frame).map_err(CutError::Offload)?;
-    if partial {
-        segments.leave_checksums_partial();
-    }
+    let left_partial = partial && segments.leave_checksums_partial();
+    let mut cut = 0;
     while let Some(segment_len) = segments.next_into(buf.frame_room()) {
         each(buf, segment_len);
+        cut += 1;
     }
-    Ok(())
+    if cut < segments.count() {
+        return Err(CutError::SegmentTooLarge);
+    }
+    Ok(left_partial)
 }
 
 /// Errors a UDP socket reports because of an ICMP message about an earlier send: they say
@@ -276,6 +288,34 @@ mod tests {
         assert!(t.on);
         t.over();
         assert!(!t.on, "a success ends it: the next failure warns again");
+    }
+
+    #[test]
+    fn a_super_frame_cut_short_is_an_error_and_partial_is_said_only_where_it_took() {
+        use crate::offload::testing::{build_super, pattern, Spec};
+        let cut = |spec: &Spec, payload: usize, mss: usize, partial: bool| {
+            let (hdr, frame) = build_super(spec, &pattern(payload), mss);
+            let mut packet = hdr.to_bytes().to_vec();
+            packet.extend_from_slice(&frame);
+            let mut buf = PacketBuf::new();
+            let mut frames = 0;
+            let result = cut_superframe(&mut packet, &mut buf, partial, |_, _| frames += 1);
+            (result, frames)
+        };
+        // Two segments, cut and handed on; left partial only where asked and untagged.
+        let tcp = Spec::tcp(false, None);
+        assert_eq!(cut(&tcp, 2000, 1000, true), (Ok(true), 2));
+        assert_eq!(cut(&tcp, 2000, 1000, false), (Ok(false), 2));
+        assert_eq!(
+            cut(&Spec::tcp(false, Some(7)), 2000, 1000, true),
+            (Ok(false), 2)
+        );
+        // A segment larger than the packet buffer: not silently the end of the read.
+        let big = Spec::tcp(true, None);
+        assert_eq!(
+            cut(&big, 65_460, 65_450, false),
+            (Err(CutError::SegmentTooLarge), 0)
+        );
     }
 
     #[test]
