@@ -1,12 +1,15 @@
 //! A node driven by a structured script: datagrams from a handful of addresses (right token or
 //! not, any switch byte, any body), frames from the device, and time passing with housekeeping.
-//! Never a panic; the tables never exceed their caps.
+//! Never a panic; the tables never exceed their caps. With the first byte odd the node has a
+//! network key, and each datagram is sealed with it (by one of a few sender sessions) first,
+//! so that the sealed modes' messages (Hello, relaying, key queries) are reached too.
 #![no_main]
 
 use std::io;
 use std::net::SocketAddr;
 
 use ethcloud::buf::PacketBuf;
+use ethcloud::crypto::{Key, Sealer, FRONT_LEN, TAG_LEN};
 use ethcloud::io::{Device, Socket};
 use ethcloud::node::{Config, Node};
 use ethcloud::time::Instant;
@@ -35,10 +38,28 @@ fuzz_target!(|data: &[u8]| {
     config.peer_timeout = std::time::Duration::from_secs(20);
     config.mac_timeout = std::time::Duration::from_secs(10);
     config.own_addrs = vec![SocketAddr::from(([198, 18, 0, 1], 3210))];
+    let Some((mode, mut rest)) = data.split_first() else {
+        return;
+    };
+    let key = Key::from_bytes([7; 32]);
+    let keyed = mode % 2 == 1;
+    if keyed {
+        config.keyed = Some(ethcloud::node::Keyed {
+            key: key.clone(),
+            session: [1; 16],
+        });
+    }
+    // Sender sessions of a few peers (start times 2..=5 ms, so never below the node's).
+    let sealers: Vec<Sealer> = (2u8..6)
+        .map(|i| {
+            let mut session = [i; 16];
+            session[..8].copy_from_slice(&u64::from(i).to_be_bytes());
+            Sealer::new(&key, session)
+        })
+        .collect();
     let mut node = Node::new(config, Null, Null, Instant::ZERO);
     let mut now = Instant::ZERO;
     let mut buf = PacketBuf::new();
-    let mut rest = data;
     // each op: [op, arg, len, bytes...]
     while let [op, arg, len, tail @ ..] = rest {
         let len = usize::from(*len).min(tail.len());
@@ -47,7 +68,22 @@ fuzz_target!(|data: &[u8]| {
         match op % 4 {
             0 | 1 => {
                 let from = SocketAddr::from(([198, 18, 0, arg % 12], 3210));
-                let mut datagram = Vec::with_capacity(8 + body.len());
+                let mut datagram = Vec::with_capacity(FRONT_LEN + 8 + body.len() + TAG_LEN);
+                if keyed && op % 4 == 0 {
+                    // Sealed: any switch byte up to the relay extension's last, any body.
+                    datagram.resize(FRONT_LEN, 0);
+                    datagram.push(arg % 0x15);
+                    datagram.extend_from_slice(body);
+                    datagram.resize(datagram.len() + TAG_LEN, 0);
+                    let sealer = &sealers[usize::from(arg / 0x15) % sealers.len()];
+                    let inner = 1 + body.len();
+                    let Ok(range) = sealer.seal(token, &mut datagram, FRONT_LEN, inner) else {
+                        continue;
+                    };
+                    let mut sealed = datagram[range].to_vec();
+                    let _ = node.on_datagram(now, from, &mut sealed);
+                    continue;
+                }
                 if op % 4 == 0 {
                     datagram.extend_from_slice(&token.to_bytes());
                     datagram.push(arg % 5);

@@ -36,6 +36,15 @@ fuzz_target!(|data: &[u8]| {
                     relay::emit_relayed(token, kind, addr, frame.as_bytes(), &mut buf).unwrap();
                 assert_eq!(&buf[..len], data);
             }
+            Ok(Extension::KeyQuery { addr }) => {
+                let len = relay::emit_key_message(token, addr, None, &mut buf).unwrap();
+                // Trailing bytes (a later version's) are ignored.
+                assert_eq!(&buf[..len], &data[..len]);
+            }
+            Ok(Extension::KeyAnswer { addr, key }) => {
+                let len = relay::emit_key_message(token, addr, Some(&key), &mut buf).unwrap();
+                assert_eq!(&buf[..len], &data[..len]);
+            }
             Err(_) => {}
         }
         return;
