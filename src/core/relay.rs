@@ -46,6 +46,9 @@ pub const KEY_ASK_EVERY: Duration = Duration::from_secs(5);
 pub const KEY_RECHECK: Duration = Duration::from_secs(60);
 /// A route whose far end showed a key we do not trust stays refused this long.
 pub const REFUSED_FOR: Duration = Duration::from_secs(300);
+/// A route still checking whose relay did not answer this many queries (every
+/// [`KEY_ASK_EVERY`]) is refused: the relay will not name that key.
+pub const KEY_ASKS: u8 = 6;
 /// The most addresses of our own (as peers see us) remembered.
 pub const MAX_PUBLIC: usize = 16;
 /// The most routes and candidates together.
@@ -84,6 +87,8 @@ pub struct Route {
     pub key: Option<[u8; 32]>,
     /// When the relay was last asked for that key (`None`: not yet).
     pub asked: Option<Instant>,
+    /// Queries sent since the relay last answered.
+    pub unanswered: u8,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -190,11 +195,19 @@ impl RelayTable {
 
     /// Per-node keys: whether `peer` said in its Hello that it names the keys of the peers it
     /// relays to. Routes through such a peer are checked ([`RouteState::Checking`]).
+    /// A relay that stops naming keys (it restarted as an earlier version) leaves its routes
+    /// that were still checking active, as routes through such a relay are.
     pub fn set_names_keys(&mut self, peer: SocketAddr, names: bool) {
         if names {
             self.names_keys.insert(peer);
-        } else {
-            self.names_keys.remove(&peer);
+        } else if self.names_keys.remove(&peer) {
+            for r in self.routes.values_mut() {
+                if r.via == peer && r.state == RouteState::Checking {
+                    r.state = RouteState::Active;
+                    self.active += 1;
+                    self.changes = self.changes.wrapping_add(1);
+                }
+            }
         }
     }
 
@@ -340,13 +353,24 @@ impl RelayTable {
         if let Some(r) = self.routes.get_mut(&from) {
             return match r.state {
                 RouteState::Superseded(_) => Accept::Superseded,
-                RouteState::Refused(_) => Accept::Refused,
+                RouteState::Refused(_) if r.via == via || !names_keys => Accept::Refused,
+                RouteState::Refused(_) => {
+                    // The far end picked another relay: its key is asked of that one.
+                    r.via = via;
+                    r.state = RouteState::Checking;
+                    r.key = None;
+                    r.asked = None;
+                    r.unanswered = 0;
+                    r.last_used = now;
+                    Accept::Checking
+                }
                 RouteState::Checking => {
                     r.last_used = now;
                     if r.via != via {
                         // Asked of the relay the other side picked.
                         r.via = via;
                         r.asked = None;
+                        r.unanswered = 0;
                         if !names_keys {
                             // (Not naming keys: as without the check.)
                             r.state = RouteState::Active;
@@ -368,6 +392,7 @@ impl RelayTable {
                             r.state = RouteState::Checking;
                             r.key = None;
                             r.asked = None;
+                            r.unanswered = 0;
                             self.active -= 1;
                             return Accept::Checking;
                         }
@@ -388,25 +413,11 @@ impl RelayTable {
 
     /// Per-node keys: whether the relay of the route to `addr` is to be asked for the key of
     /// the node there now (never asked, or not for [`KEY_ASK_EVERY`] while checking, or for
-    /// [`KEY_RECHECK`] while active); if so, notes it as asked and returns the relay.
+    /// [`KEY_RECHECK`] while active); if so, notes it as asked and returns the relay. A route
+    /// still checking after [`KEY_ASKS`] unanswered queries is refused instead.
     pub fn ask_due(&mut self, now: Instant, addr: SocketAddr) -> Option<SocketAddr> {
-        let names_keys = &self.names_keys;
-        let r = self
-            .routes
-            .get_mut(&addr)
-            .filter(|r| names_keys.contains(&r.via))?;
-        let every = match r.state {
-            RouteState::Checking => KEY_ASK_EVERY,
-            RouteState::Active => KEY_RECHECK,
-            RouteState::Superseded(_) | RouteState::Refused(_) => return None,
-        };
-        if r.asked
-            .is_some_and(|at| now.saturating_duration_since(at) < every)
-        {
-            return None;
-        }
-        r.asked = Some(now);
-        Some(r.via)
+        let r = self.routes.get_mut(&addr)?;
+        ask_due(&self.names_keys, now, r)
     }
 
     /// Appends to `out` every (address, relay) whose key is to be asked now
@@ -415,10 +426,10 @@ impl RelayTable {
         if self.names_keys.is_empty() {
             return;
         }
-        let addrs: Vec<SocketAddr> = self.routes.keys().copied().collect();
-        for addr in addrs {
-            if let Some(via) = self.ask_due(now, addr) {
-                out.push((addr, via));
+        let names_keys = &self.names_keys;
+        for (addr, r) in &mut self.routes {
+            if let Some(via) = ask_due(names_keys, now, r) {
+                out.push((*addr, via));
             }
         }
     }
@@ -442,6 +453,7 @@ impl RelayTable {
             RouteState::Superseded(_) | RouteState::Refused(_) => return KeyVerdict::Unchanged,
         };
         r.key = Some(key);
+        r.unanswered = 0;
         match (trusted, was_active) {
             (true, true) => KeyVerdict::Unchanged,
             (true, false) => {
@@ -463,7 +475,8 @@ impl RelayTable {
     }
 
     /// Per-node keys, after SIGHUP changed the trusted keys: active routes whose far end's key
-    /// `trusted` no longer accepts are refused. Returns their addresses.
+    /// `trusted` no longer accepts are refused, and refused ones whose key it now accepts are
+    /// checked again. Returns the addresses refused.
     pub fn retrust(
         &mut self,
         now: Instant,
@@ -471,9 +484,17 @@ impl RelayTable {
     ) -> Vec<SocketAddr> {
         let mut refused = Vec::new();
         for (addr, r) in &mut self.routes {
-            if r.state == RouteState::Active && r.key.is_some_and(|k| !trusted(&k)) {
-                r.state = RouteState::Refused(now);
-                refused.push(*addr);
+            match r.state {
+                RouteState::Active if r.key.is_some_and(|k| !trusted(&k)) => {
+                    r.state = RouteState::Refused(now);
+                    refused.push(*addr);
+                }
+                RouteState::Refused(_) if r.key.is_some_and(|k| trusted(&k)) => {
+                    r.state = RouteState::Checking;
+                    r.asked = None;
+                    r.unanswered = 0;
+                }
+                _ => {}
             }
         }
         if !refused.is_empty() {
@@ -484,15 +505,19 @@ impl RelayTable {
     }
 
     /// A direct path to the node behind the route to `addr` showed: supersede the route.
-    /// Returns its relay if it was active.
+    /// Returns its relay if it was active (or still checking).
     pub fn supersede(&mut self, now: Instant, addr: SocketAddr) -> Option<SocketAddr> {
         let r = self.routes.get_mut(&addr)?;
-        if r.state != RouteState::Active {
-            return None;
+        match r.state {
+            RouteState::Active => {
+                self.active -= 1;
+                self.changes = self.changes.wrapping_add(1);
+            }
+            // Not carrying frames yet: superseded all the same, so that it never starts to.
+            RouteState::Checking => {}
+            RouteState::Superseded(_) | RouteState::Refused(_) => return None,
         }
         r.state = RouteState::Superseded(now);
-        self.active -= 1;
-        self.changes = self.changes.wrapping_add(1);
         Some(r.via)
     }
 
@@ -602,6 +627,7 @@ impl RelayTable {
                 tried: now,
                 key: None,
                 asked: None,
+                unanswered: 0,
             },
         );
         let was_active = old.is_some_and(|r| r.state == RouteState::Active);
@@ -636,6 +662,32 @@ impl RelayTable {
         }
         gone
     }
+}
+
+/// [`RelayTable::ask_due`] for one route `r`, `names_keys` being the relays that name keys.
+fn ask_due(names_keys: &BTreeSet<SocketAddr>, now: Instant, r: &mut Route) -> Option<SocketAddr> {
+    if !names_keys.contains(&r.via) {
+        return None;
+    }
+    let every = match r.state {
+        RouteState::Checking => KEY_ASK_EVERY,
+        RouteState::Active => KEY_RECHECK,
+        RouteState::Superseded(_) | RouteState::Refused(_) => return None,
+    };
+    if r.asked
+        .is_some_and(|at| now.saturating_duration_since(at) < every)
+    {
+        return None;
+    }
+    if r.state == RouteState::Checking && r.unanswered >= KEY_ASKS {
+        // The relay does not name that key (the node there takes no part in relaying, or
+        // the relay does not know it): refused, as a key not trusted is.
+        r.state = RouteState::Refused(now);
+        return None;
+    }
+    r.asked = Some(now);
+    r.unanswered = r.unanswered.saturating_add(1);
+    Some(r.via)
 }
 
 #[cfg(test)]
@@ -879,5 +931,81 @@ mod tests {
         table.set_names_keys(q, false);
         assert_eq!(table.ask_due(t(100), a(X)), None);
         assert_eq!(table.route(a(X)), Some(q));
+    }
+
+    #[test]
+    fn a_checking_route_is_superseded_refused_when_unanswered_and_rechecked_when_trusted() {
+        let mut table = table();
+        table.set_names_keys(a(R), true);
+        let key = [9u8; 32];
+        // Superseded while still checking: it never starts to carry frames.
+        assert_eq!(table.accept_relayed(t(0), a(R), a(X)), Accept::Checking);
+        assert_eq!(table.supersede(t(0), a(X)), Some(a(R)));
+        assert_eq!(
+            table.on_key(t(1), a(R), a(X), key, true),
+            KeyVerdict::Unchanged
+        );
+        assert_eq!(table.route(a(X)), None);
+        assert_eq!(table.accept_relayed(t(1), a(R), a(X)), Accept::Superseded);
+        housekeep(&mut table, t(0) + SUPERSEDED_FOR);
+        assert!(table.is_empty());
+
+        // A relay that never answers: refused after KEY_ASKS queries.
+        assert_eq!(table.accept_relayed(t(100), a(R), a(X)), Accept::Checking);
+        let mut sent = 0;
+        for i in 0..20 {
+            if table.ask_due(t(100) + KEY_ASK_EVERY * i, a(X)).is_some() {
+                sent += 1;
+            }
+        }
+        assert_eq!(sent, usize::from(KEY_ASKS));
+        assert!(matches!(
+            table.routes().next().map(|(_, r)| r.state),
+            Some(RouteState::Refused(_))
+        ));
+        assert_eq!(table.accept_relayed(t(300), a(R), a(X)), Accept::Refused);
+
+        // Refused for a key not trusted, then SIGHUP trusts it: checked again.
+        let y = a("198.18.0.7:1");
+        assert_eq!(table.accept_relayed(t(300), a(R), y), Accept::Checking);
+        assert_eq!(table.ask_due(t(300), y), Some(a(R)));
+        assert_eq!(
+            table.on_key(t(300), a(R), y, key, false),
+            KeyVerdict::Refused
+        );
+        assert!(table.retrust(t(301), |k| *k == key).is_empty());
+        assert_eq!(table.accept_relayed(t(302), a(R), y), Accept::Checking);
+        assert_eq!(table.ask_due(t(302), y), Some(a(R)));
+        assert_eq!(
+            table.on_key(t(303), a(R), y, key, true),
+            KeyVerdict::Activated
+        );
+        assert_eq!(table.route(y), Some(a(R)));
+    }
+
+    #[test]
+    fn routes_through_a_relay_that_stops_naming_keys_are_used_as_before() {
+        let mut table = table();
+        table.set_names_keys(a(R), true);
+        assert_eq!(table.accept_relayed(t(0), a(R), a(X)), Accept::Checking);
+        assert!(!table.has_active());
+        // R restarts as an earlier version: its Hello has no 0x40.
+        table.set_names_keys(a(R), false);
+        assert_eq!(table.route(a(X)), Some(a(R)));
+        assert_eq!(table.accept_relayed(t(1), a(R), a(X)), Accept::Known);
+        // A refused route whose far end picks another relay is checked through that one.
+        let q = a("198.18.0.2:3210");
+        table.set_flags(q, true, true);
+        table.set_names_keys(q, true);
+        table.set_names_keys(a(R), true);
+        let y = a("198.18.0.7:1");
+        assert_eq!(table.accept_relayed(t(2), a(R), y), Accept::Checking);
+        assert_eq!(table.ask_due(t(2), y), Some(a(R)));
+        assert_eq!(
+            table.on_key(t(3), a(R), y, [1; 32], false),
+            KeyVerdict::Refused
+        );
+        assert_eq!(table.accept_relayed(t(4), q, y), Accept::Checking);
+        assert_eq!(table.ask_due(t(4), y), Some(q));
     }
 }

@@ -378,7 +378,9 @@ impl Opener {
             }
             let (key, generation) =
                 self.open_new_session(&session, cipher, counter, aad, sealed)?;
-            self.insert(session, cipher, key, generation, counter);
+            if !self.insert(session, cipher, key, generation, counter) {
+                return Err(OpenError::StaleSession);
+            }
         }
         front.copy_within(..TOKEN_LEN, field::SWITCH - TOKEN_LEN);
         Ok(field::SWITCH - TOKEN_LEN..tag_at)
@@ -419,7 +421,9 @@ impl Opener {
     }
 
     /// Remembers a new session whose first packet (at `counter`) authenticated under `key`, of
-    /// the key of `generation`.
+    /// the key of `generation`. Returns false, remembering nothing, when the map is full of
+    /// that session's own process (its twins): the packet must then be refused, since a
+    /// session that is not remembered has no replay window.
     fn insert(
         &mut self,
         session: [u8; SESSION_LEN],
@@ -427,10 +431,12 @@ impl Opener {
         key: AeadKey,
         generation: u32,
         counter: u64,
-    ) {
+    ) -> bool {
         self.tick = self.tick.wrapping_add(1);
-        if self.sessions.len() >= self.max_sessions {
-            self.evict_least_recently_used();
+        if self.sessions.len() >= self.max_sessions
+            && !self.evict_least_recently_used(start_time(&session))
+        {
+            return false;
         }
         *self.starts.entry(start_time(&session)).or_insert(0) += 1;
         let window = Window::new(counter, self.tick);
@@ -441,23 +447,31 @@ impl Opener {
             generation,
         });
         self.sessions.insert(session, state);
+        true
     }
 
     /// Forgets the sender process used least recently (every session with its start time,
     /// used last when the most recent of them was) and raises the floor to its start time.
-    /// Runs only when a new session arrives with the map full.
-    fn evict_least_recently_used(&mut self) {
+    /// Never the process that started at `arriving`: the new session is its twin, and
+    /// evicting the process would let the twin in and then, through the exemption of twins,
+    /// replays of the sessions just forgotten. Runs only when a new session arrives with the
+    /// map full; returns false if nothing could go.
+    fn evict_least_recently_used(&mut self, arriving: u64) -> bool {
         let mut used: HashMap<u64, u64> = HashMap::with_capacity(self.starts.len());
         for (id, s) in &self.sessions {
-            let last = used.entry(start_time(id)).or_insert(0);
-            *last = (*last).max(s.window.last_used);
+            let start = start_time(id);
+            if start != arriving {
+                let last = used.entry(start).or_insert(0);
+                *last = (*last).max(s.window.last_used);
+            }
         }
         let Some(victim) = used.iter().min_by_key(|(_, last)| **last).map(|(s, _)| *s) else {
-            return;
+            return false;
         };
         self.sessions.retain(|id, _| start_time(id) != victim);
         self.starts.remove(&victim);
         self.floor = Some(self.floor.map_or(victim, |f| f.max(victim)));
+        true
     }
 
     /// Counts the remembered sessions per start time again (after many were forgotten).

@@ -657,6 +657,29 @@ fn eviction_takes_a_whole_process_and_spares_the_twins_of_a_live_one() {
             Err(OpenError::StaleSession)
         );
     }
+
+    // A process never evicts itself for its own twin: with the map full and the arriving
+    // twin's process least recently used, another process goes.
+    let mut opener = Opener::new(&test_key(), 2);
+    let (p_base, p_x4, q) = (twin(500, 1), twin(500, 3), twin(600, 1));
+    assert!(open(&mut opener, &packet(Cipher::ChaCha20Poly1305, p_base, 0)).is_ok());
+    assert!(open(&mut opener, &packet(Cipher::ChaCha20Poly1305, q, 0)).is_ok());
+    assert!(open(&mut opener, &packet(Cipher::ChaCha20Poly1305, p_x4, 0)).is_ok());
+    assert_eq!(opener.floor, Some(600), "q went, not p");
+    assert_eq!(
+        open(&mut opener, &packet(Cipher::ChaCha20Poly1305, p_base, 0)),
+        Err(OpenError::Replayed),
+        "p's first session keeps its window: no replay"
+    );
+    // The map full of one process: a third twin is refused, not let in unremembered.
+    assert_eq!(
+        open(
+            &mut opener,
+            &packet(Cipher::ChaCha20Poly1305, twin(500, 2), 0)
+        ),
+        Err(OpenError::StaleSession)
+    );
+    assert_eq!(opener.sessions(), 2);
 }
 
 #[test]

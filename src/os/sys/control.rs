@@ -314,9 +314,14 @@ impl ControlServer {
                 Ok((stream, _)) => stream,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
+                Err(e) if is_out_of_resources(&e) => {
                     self.pause_accepting(now, poll, token, &e);
                     return;
+                }
+                Err(e) => {
+                    // E.g. a client gone before it was accepted (ECONNABORTED): the next one.
+                    log::debug!("control socket: accept failed: {e}");
+                    continue;
                 }
             };
             self.accept_failing = false;
@@ -380,6 +385,15 @@ impl ControlServer {
     pub fn is_paused(&self) -> bool {
         self.paused_until.is_some()
     }
+}
+
+/// Whether `accept` failed for want of file descriptors or memory: then the client stays in
+/// the queue, and trying again at once fails the same way.
+fn is_out_of_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS)
+    )
 }
 
 impl AsFd for ControlServer {
