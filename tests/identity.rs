@@ -818,3 +818,34 @@ fn a_lane_that_still_holds_the_view_from_before_a_revocation_sends_the_revoked_k
     assert_eq!(counts.no_session, 1, "counted as sent to no live session");
     assert_eq!(counts.stats.send_errors, 0);
 }
+
+#[test]
+fn a_lost_hello_is_asked_for_again_so_sessions_still_move_to_aegis() {
+    if !sim::seals_aegis_here() {
+        return;
+    }
+    // Pairs whose sessions are made over a lossy path: a Hello lost there must not keep the
+    // session off AEGIS-128L until its renewal once the path is clean again.
+    let mut stuck = Vec::new();
+    for seed in 0..12u64 {
+        let mut sim = Simulator::new(0x1f00 + seed);
+        let [a, b] = [1u8, 2].map(|i| sim.add_node(&Simulator::identity_config(i, &[1, 2])));
+        sim.loss_per_mille = 400;
+        sim.connect(b, a);
+        sim.advance_until(Duration::from_secs(300), |s| {
+            s.session_id(a, 2).is_some() && s.session_id(b, 1).is_some()
+        });
+        sim.loss_per_mille = 0;
+        sim.advance(Duration::from_secs(30));
+        let aegis = [sim.session_cipher(a, 2), sim.session_cipher(b, 1)]
+            .iter()
+            .all(|c| *c == Some(Cipher::Aegis128L));
+        if !aegis {
+            stuck.push(seed);
+        }
+    }
+    assert!(
+        stuck.is_empty(),
+        "sessions not on AEGIS-128L: seeds {stuck:?}"
+    );
+}

@@ -174,7 +174,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.contact_due(now);
         self.relay_housekeep(now);
         self.settle_moves(now);
-        self.keyed_hello_retries(now);
+        self.hello_retries(now);
 
         let keepalive = self.config.keepalive();
         if self

@@ -36,6 +36,7 @@ pub(crate) mod tx;
 mod verify;
 mod view;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -312,6 +313,9 @@ pub struct Node<S: Socket, D: Device> {
     /// Addresses whose node spoke from a new one: asked for their peer list, and dropped if
     /// they do not answer within [`MOVE_CHECK`] (see `relay.rs`); at most [`MAX_MOVE_CHECKS`].
     move_checks: Vec<MoveCheck>,
+    /// Sealed modes: peers asked for their Hello and not heard yet, with when they were last
+    /// asked and how many times (see `Node::hello_retries`); at most `max_peers`.
+    hello_asked: HashMap<SocketAddr, (Instant, u8)>,
     /// New peers that asked for our list, with when we answered (see [`FOLLOW_UP_DELAY`]);
     /// at most `max_peers` entries.
     follow_ups: Vec<(Instant, SocketAddr)>,
@@ -429,6 +433,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             control: vec![0u8; control_len].into_boxed_slice(),
             targets: Vec::new(),
             move_checks: Vec::new(),
+            hello_asked: HashMap::new(),
             follow_ups: Vec::new(),
             entries: Vec::new(),
             sweep_cursor: None,

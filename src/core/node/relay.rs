@@ -10,6 +10,7 @@
 //! `send_sealed` (control buffer, sealed like any control message).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use log::{debug, info};
 
@@ -26,6 +27,11 @@ use crate::wire::relay::{
     RELAY_TO,
 };
 use crate::wire::{Frame, Kind};
+
+/// A peer asked for its Hello and silent this long is asked again ...
+pub const HELLO_RETRY: Duration = Duration::from_secs(5);
+/// ... up to this many times in all.
+pub const HELLO_TRIES: u8 = 5;
 
 impl<S: Socket, D: Device> Node<S, D> {
     /// Our Hello flags: we open AEGIS-128L (unless `--no-aegis`), and AEGIS-128X4 pays here
@@ -67,9 +73,55 @@ impl<S: Socket, D: Device> Node<S, D> {
         if let Ok(len) = emit_hello(token, flags, self.node_id, to, members, out) {
             self.send_control_buffer(to, len);
             if answer {
-                self.keyed_asked_hello(to);
+                self.asked_hello(to);
             }
         }
+    }
+
+    /// Whether `addr` is a peer whose Hello we wait for: a verified peer, or (per-node keys)
+    /// an address a session was made with.
+    fn awaits_hello(&self, addr: SocketAddr) -> bool {
+        self.peers.is_verified(addr)
+            || self
+                .sessions
+                .as_ref()
+                .is_some_and(|s| s.key_of(addr).is_some())
+    }
+
+    /// We asked `to` for its Hello: noted, to ask again if it stays silent
+    /// ([`Node::hello_retries`]). One lost Hello would otherwise keep the frames off AEGIS
+    /// (keyed mode: for every peer, for good; per-node keys: that session's, until renewed).
+    fn asked_hello(&mut self, to: SocketAddr) {
+        let now = self.now;
+        let room = self.hello_asked.len() < self.config.max_peers;
+        if self.awaits_hello(to) && (room || self.hello_asked.contains_key(&to)) {
+            let entry = self.hello_asked.entry(to).or_insert((now, 0));
+            *entry = (now, entry.1.saturating_add(1));
+        }
+    }
+
+    /// Housekeeping: the peers asked for their Hello and silent for [`HELLO_RETRY`] are asked
+    /// again, up to [`HELLO_TRIES`] times in all.
+    pub(super) fn hello_retries(&mut self, now: Instant) {
+        if self.hello_asked.is_empty() {
+            return;
+        }
+        let mut asked = core::mem::take(&mut self.hello_asked);
+        asked.retain(|addr, (_, tries)| *tries < HELLO_TRIES && self.awaits_hello(*addr));
+        self.hello_asked = asked;
+        let mut due = core::mem::take(&mut self.targets);
+        due.clear();
+        due.extend(
+            self.hello_asked
+                .iter()
+                .filter(|(_, (at, _))| now.saturating_duration_since(*at) >= HELLO_RETRY)
+                .map(|(addr, _)| *addr),
+        );
+        for to in due.iter() {
+            debug!("asking {to} for its Hello again");
+            self.send_hello(*to, true);
+        }
+        self.targets = due;
     }
 
     /// Per-node keys: a session was made with `to`: our Hello in it tells the peer that we
@@ -98,6 +150,7 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// A peer is gone: the routes through it end, and the MACs learnt behind them.
     pub(super) fn relay_on_removed(&mut self, addr: SocketAddr) {
         self.keyed_aegis_forget(addr);
+        self.hello_asked.remove(&addr);
         // Always, also with no routes and no relaying peer: the table keeps each peer's node
         // id and flags from its Hello, and they must go with the peer.
         for gone in self.relay.forget_peer(addr) {
@@ -334,6 +387,8 @@ impl<S: Socket, D: Device> Node<S, D> {
             _ => self.peers.is_verified(from),
         };
         if let Extension::Hello { flags, .. } = message {
+            // It answered (or spoke first): no need to ask again.
+            self.hello_asked.remove(&from);
             // The cipher flag counts whoever sent it: with per-node keys it speaks for the
             // session it came in (see `Sessions::peer_opens_aegis`).
             let opens = flags & FLAG_AEGIS != 0;

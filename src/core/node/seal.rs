@@ -20,7 +20,6 @@ use crate::identity::{SealOutcome, TrustedKeys};
 use crate::io::{Device, Socket};
 use crate::time::Instant;
 use crate::wire::{self, emit_control, Kind};
-use std::time::Duration;
 
 /// A key rotation under way (see [`Node::rekey`]).
 #[derive(Debug)]
@@ -54,15 +53,7 @@ pub(super) struct KeyedAegis {
     /// What frames are sealed with: AEGIS-128X4 or AEGIS-128L while every verified peer (at
     /// least one) takes it, else `None`: the network key's first cipher.
     frames: Option<Cipher>,
-    /// Verified peers asked for their Hello and not heard yet: when last asked, and how many
-    /// times. One lost Hello would otherwise keep every frame off AEGIS for good.
-    asked: HashMap<SocketAddr, (Instant, u8)>,
 }
-
-/// Keyed mode: a peer asked for its Hello and silent this long is asked again ...
-pub const HELLO_RETRY: Duration = Duration::from_secs(5);
-/// ... up to this many times in all.
-pub const HELLO_TRIES: u8 = 5;
 
 impl KeyedAegis {
     /// The AEGIS-128L sealer for the network key `keyed`, if this CPU has AES instructions
@@ -77,7 +68,6 @@ impl KeyedAegis {
                 x4: x4.then(|| x4_sealer(keyed)),
                 peers: HashMap::new(),
                 frames: None,
-                asked: HashMap::new(),
             }
         })
     }
@@ -201,7 +191,6 @@ impl<S: Socket, D: Device> Node<S, D> {
         let Some(aegis) = &mut self.keyed_aegis else {
             return;
         };
-        aegis.asked.remove(&from);
         let changed = if opens {
             let new = (session, x4, partial);
             aegis.peers.insert(from, new) != Some(new)
@@ -236,53 +225,11 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.send_hello(from, true);
     }
 
-    /// Keyed mode: we asked the verified peer `to` for its Hello (noted, to ask again if it
-    /// stays silent: see [`Node::keyed_hello_retries`]).
-    pub(super) fn keyed_asked_hello(&mut self, to: SocketAddr) {
-        let now = self.now;
-        if let Some(aegis) = &mut self.keyed_aegis {
-            if self.peers.is_verified(to) {
-                let entry = aegis.asked.entry(to).or_insert((now, 0));
-                *entry = (now, entry.1.saturating_add(1));
-            }
-        }
-    }
-
-    /// Keyed mode, housekeeping: the peers asked for their Hello and silent for
-    /// [`HELLO_RETRY`] are asked again, up to [`HELLO_TRIES`] times in all.
-    pub(super) fn keyed_hello_retries(&mut self, now: Instant) {
-        let Some(aegis) = &mut self.keyed_aegis else {
-            return;
-        };
-        if aegis.asked.is_empty() {
-            return;
-        }
-        let peers = &self.peers;
-        aegis
-            .asked
-            .retain(|addr, (_, tries)| *tries < HELLO_TRIES && peers.is_verified(*addr));
-        let mut due = core::mem::take(&mut self.targets);
-        due.clear();
-        due.extend(
-            aegis
-                .asked
-                .iter()
-                .filter(|(_, (at, _))| now.saturating_duration_since(*at) >= HELLO_RETRY)
-                .map(|(addr, _)| *addr),
-        );
-        for to in due.iter() {
-            debug!("asking {to} for its Hello again");
-            self.send_hello(*to, true);
-        }
-        self.targets = due;
-    }
-
     /// Keyed mode: the peer at `addr` is gone.
     pub(super) fn keyed_aegis_forget(&mut self, addr: SocketAddr) {
         if let Some(aegis) = &mut self.keyed_aegis {
             // Also when it did not open AEGIS-128L: then perhaps every peer left does.
             aegis.peers.remove(&addr);
-            aegis.asked.remove(&addr);
             self.keyed_aegis_update();
         }
     }
