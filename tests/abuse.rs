@@ -1,12 +1,16 @@
 //! A forged source address cannot make a node an amplifier: an address that has not answered
-//! one of our requests gets at most a small, rate-limited reply and no data.
+//! one of our requests gets at most a small, rate-limited reply and no data; and one verified
+//! by a blind forged answer (the clear protocol has no nonce) gets at most one whole peer list
+//! a second, within a budget for all.
 
 mod sim;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ethcloud::node::{AMPLIFICATION_FACTOR, UNVERIFIED_TIMEOUT};
+use ethcloud::node::{
+    AMPLIFICATION_FACTOR, LIST_ANSWER_INTERVAL, LIST_ANSWER_RATE, UNVERIFIED_TIMEOUT,
+};
 use ethcloud::wire::{self, Kind, Token};
 use sim::{frame, mac, Simulator, BROADCAST};
 
@@ -106,4 +110,72 @@ fn forged_frames_earn_no_data_and_are_not_learned() {
     // and the unverified entry goes away
     sim.advance(UNVERIFIED_TIMEOUT + Duration::from_secs(1));
     assert!(!sim.nodes[&a].peers().contains(forged));
+}
+
+#[test]
+fn forged_verified_addresses_get_one_whole_list_a_second_each_and_within_the_budget_together() {
+    // The seed's "get peer list" carries no nonce: whoever forges a source address can send
+    // the request and then, blindly, an answer to ours, and the address is verified. What it
+    // then gets in whole lists is bounded, per address and in all.
+    let (mut sim, nodes) = mesh(0xa40, 40);
+    let a = nodes[0];
+    let token = Token::new(1).unwrap();
+    let mut get = [0u8; 8];
+    wire::emit_control(token, Kind::GetPeers, &mut get).unwrap();
+    let mut empty = [0u8; 10];
+    let (len, _) = wire::emit_peers(token, std::iter::empty(), &mut empty).unwrap();
+    let fakes: Vec<SocketAddr> = (0..1200u32)
+        .map(|i| SocketAddr::from(([198, 19, (i >> 8) as u8, i as u8], 4000)))
+        .collect();
+    let now = sim.now;
+    let node = sim.nodes.get_mut(&a).unwrap();
+    for v in &fakes {
+        let _ = node.on_datagram(now, *v, &mut get.clone());
+        let _ = node.on_datagram(now, *v, &mut empty[..len].to_vec());
+    }
+    assert_eq!(
+        node.peers().verified_len(),
+        39 + fakes.len(),
+        "forged, and verified"
+    );
+    let _ = queued_to(&mut sim, a, a);
+    sim.nodes.get_mut(&a).unwrap().socket_mut().outbox.clear();
+
+    // Every forged address asks ten times at once.
+    let limited = sim.stats(a).replies_limited;
+    let node = sim.nodes.get_mut(&a).unwrap();
+    for v in &fakes {
+        for _ in 0..10 {
+            let _ = node.on_datagram(now, *v, &mut get.clone());
+        }
+    }
+    let outbox = std::mem::take(&mut sim.nodes.get_mut(&a).unwrap().socket_mut().outbox);
+    let lists: Vec<&(SocketAddr, Vec<u8>)> = outbox
+        .iter()
+        .filter(|(_, d)| d.get(7) == Some(&1))
+        .collect();
+    let bytes: usize = lists.iter().map(|(_, d)| d.len()).sum();
+    let mut per_address = std::collections::BTreeMap::new();
+    for (to, _) in &lists {
+        *per_address.entry(*to).or_insert(0) += 1;
+    }
+    println!(
+        "{} requests from {} forged verified addresses: {} whole lists, {bytes} bytes",
+        10 * fakes.len(),
+        fakes.len(),
+        lists.len()
+    );
+    assert!(
+        per_address.values().all(|n| *n == 1),
+        "one list per address"
+    );
+    assert!(bytes as u64 <= LIST_ANSWER_RATE, "{bytes} bytes");
+    assert!(lists.len() < fakes.len(), "the budget held some back");
+    assert!(sim.stats(a).replies_limited >= limited + 9 * fakes.len() as u64);
+    // A second later one may ask again.
+    let later = now + LIST_ANSWER_INTERVAL;
+    let node = sim.nodes.get_mut(&a).unwrap();
+    let _ = node.on_datagram(later, fakes[0], &mut get.clone());
+    let (count, _) = queued_to(&mut sim, a, fakes[0]);
+    assert!(count >= 1);
 }

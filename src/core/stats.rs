@@ -153,7 +153,8 @@ pub struct Stats {
     pub peer_entries_ignored: u64,
     /// Addresses not queued for contact because the queue was full.
     pub contacts_refused: u64,
-    /// Messages from unverified peers left unanswered by the per-address rate limit.
+    /// Messages from unverified peers left unanswered by the per-address rate limit, and
+    /// verified peers' requests for the whole peer list left unanswered by its limits.
     pub replies_limited: u64,
     /// Frames we sent through a relay (RelayTo).
     pub relay_frames_sent: u64,

@@ -377,7 +377,7 @@ impl<S: Socket, D: Device> Node<S, D> {
     }
 
     /// Writes the peer list for `to` at [`CONTROL_AT`]; returns its length.
-    fn emit_peer_list(&mut self, to: SocketAddr, body_budget: usize) -> Option<usize> {
+    pub(super) fn emit_peer_list(&mut self, to: SocketAddr, body_budget: usize) -> Option<usize> {
         let peers = &self.peers;
         let family = |is_v6: bool, cursor: Option<SocketAddr>| {
             peers

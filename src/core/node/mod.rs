@@ -80,6 +80,12 @@ pub const CHALLENGE_INTERVAL: Duration = Duration::from_secs(5);
 /// What we send an unverified address in answer to one datagram is at most this many times as
 /// large as that datagram.
 pub const AMPLIFICATION_FACTOR: usize = 3;
+/// A verified peer's "get peer list" is answered with our whole list at most once per this
+/// interval: in the clear protocol anyone who forges a source address can get it verified
+/// (the seed's request carries no nonce), and an 8-byte request may bring up to 6 KB.
+pub const LIST_ANSWER_INTERVAL: Duration = Duration::from_secs(1);
+/// Bytes a second of whole peer lists sent in answer to requests, to all peers together.
+pub const LIST_ANSWER_RATE: u64 = 1 << 20;
 /// An unverified peer that has not answered within this time is dropped.
 pub const UNVERIFIED_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default rate of "get peer list" sent to addresses not yet peers.
@@ -341,6 +347,8 @@ pub struct Node<S: Socket, D: Device> {
     relay: RelayTable,
     /// Bytes per second of frames relayed for others.
     relay_limiter: RateLimiter,
+    /// Bytes of whole peer lists sent in answer ([`LIST_ANSWER_RATE`]).
+    list_limiter: RateLimiter,
     /// Scratch list of (address, relay) for a flood through relays, reused.
     relay_targets: Vec<(SocketAddr, SocketAddr)>,
     /// Our node id in Hellos: the random half of the keyed session, or the first 8 bytes of
@@ -448,6 +456,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             full_warned: 0,
             relay: RelayTable::new(),
             relay_limiter: RateLimiter::new(now, config.relay_rate),
+            list_limiter: RateLimiter::new(now, LIST_ANSWER_RATE),
             relay_targets: Vec::new(),
             node_id,
             contacts: Contacts::new(config.max_contacts),

@@ -18,7 +18,7 @@ use crate::io::{Device, Socket};
 use crate::peers::{canonical, Touch};
 use crate::stats::DropReason;
 use crate::time::Instant;
-use crate::wire::{self, peers::MAX_PEER_LIST_BODY_LEN, Kind, Message, Packet};
+use crate::wire::{self, Kind, Message, Packet};
 
 impl<S: Socket, D: Device> Node<S, D> {
     /// Handles one datagram received from `from`.
@@ -185,8 +185,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             }
             Message::GetPeers => {
                 if is_verified {
-                    self.send_peer_list(from, MAX_PEER_LIST_BODY_LEN);
-                    self.follow_up(now, from);
+                    self.answer_get_peers(now, from);
                 }
                 Ok(())
             }

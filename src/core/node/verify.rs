@@ -27,7 +27,7 @@ use log::debug;
 
 use super::{
     Node, AMPLIFICATION_FACTOR, ANSWER_WINDOW, CHALLENGE_INTERVAL, CONTROL_AT, FOLLOW_UP_DELAY,
-    GOSSIP_INTERVAL_MIN,
+    GOSSIP_INTERVAL_MIN, LIST_ANSWER_INTERVAL, LIST_ANSWER_RATE,
 };
 use crate::crypto;
 use crate::io::{Device, Socket};
@@ -79,6 +79,29 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.send_control(to, Kind::GetPeers);
     }
 
+    /// A verified peer asked for our peer list: the whole list, at most once per
+    /// [`LIST_ANSWER_INTERVAL`] per peer and within [`LIST_ANSWER_RATE`] for all (the rest is
+    /// counted in `replies_limited`).
+    pub(super) fn answer_get_peers(&mut self, now: Instant, from: SocketAddr) {
+        let Some(peer) = self.peers.get_mut(from) else {
+            return;
+        };
+        let recently = peer
+            .listed_at
+            .is_some_and(|t| now.saturating_duration_since(t) < LIST_ANSWER_INTERVAL);
+        let largest = (HEADER_LEN + MAX_PEER_LIST_BODY_LEN) as u64;
+        if recently || self.list_limiter.available(now, LIST_ANSWER_RATE) < largest {
+            self.stats.replies_limited += 1;
+            return;
+        }
+        peer.listed_at = Some(now);
+        if let Some(len) = self.emit_peer_list(from, MAX_PEER_LIST_BODY_LEN) {
+            self.list_limiter.take(len as u64);
+            self.send_control_buffer(from, len);
+        }
+        self.follow_up(now, from);
+    }
+
     pub(super) fn verify_peer(&mut self, now: Instant, addr: SocketAddr) {
         let was_asked_as_peer = self.peers.get(addr).is_some_and(|p| p.asked_at.is_some());
         if !self.peers.verify(addr) {
@@ -109,7 +132,11 @@ impl<S: Socket, D: Device> Node<S, D> {
             .peers
             .get(addr)
             .is_some_and(|p| now.saturating_duration_since(p.added) < ANSWER_WINDOW / 3);
-        if is_new && self.follow_ups.len() < self.config.max_peers {
+        // One pending per peer (its requests are answered at most once a second anyway).
+        if is_new
+            && self.follow_ups.len() < self.config.max_peers
+            && !self.follow_ups.iter().any(|(_, a)| *a == addr)
+        {
             self.follow_ups.push((now, addr));
         }
     }

@@ -25,6 +25,8 @@ pub struct Peer {
     pub is_verified: bool,
     /// When we last sent it a "get peer list" (a challenge, or a contact attempt).
     pub asked_at: Option<Instant>,
+    /// When we last answered its "get peer list" with our whole list (verified peers only).
+    pub listed_at: Option<Instant>,
     /// Its broadcast and multicast frames, when those are rate-limited.
     pub broadcasts: RateLimiter,
     /// When we last sent it a keepalive or a gossip list, or when it was added (we answer a
@@ -207,6 +209,7 @@ impl PeerTable {
                 last_seen: now,
                 is_verified: false,
                 asked_at: None,
+                listed_at: None,
                 broadcasts: RateLimiter::new(now, u64::MAX),
                 last_sent: now,
                 traffic,
