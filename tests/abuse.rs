@@ -179,3 +179,34 @@ fn forged_verified_addresses_get_one_whole_list_a_second_each_and_within_the_bud
     let (count, _) = queued_to(&mut sim, a, fakes[0]);
     assert!(count >= 1);
 }
+
+#[test]
+fn a_table_full_of_verified_addresses_still_takes_a_connect_address_back() {
+    // A holds at most 8 peers; someone fills its table with 8 verified addresses of its own
+    // (here forged: request, then a blind answer). A's `--connect` peer C must still get in.
+    let mut sim = Simulator::new(0xa41);
+    let mut cfg = Simulator::config();
+    cfg.max_peers = 8;
+    let a = sim.add_node(&cfg);
+    let c = sim.next_addr();
+    sim.connect(a, c);
+    let token = Token::new(1).unwrap();
+    let mut get = [0u8; 8];
+    wire::emit_control(token, Kind::GetPeers, &mut get).unwrap();
+    let mut empty = [0u8; 10];
+    let (len, _) = wire::emit_peers(token, std::iter::empty(), &mut empty).unwrap();
+    let now = sim.now;
+    let node = sim.nodes.get_mut(&a).unwrap();
+    for i in 0..8u8 {
+        let v = SocketAddr::from(([198, 19, 7, i], 4000));
+        let _ = node.on_datagram(now, v, &mut get.clone());
+        let _ = node.on_datagram(now, v, &mut empty[..len].to_vec());
+    }
+    assert_eq!(node.peers().verified_len(), 8);
+    node.socket_mut().outbox.clear();
+    // C starts; A's attempts reach it, and its answers must find room.
+    sim.add_node_at(c, &Simulator::config());
+    sim.advance_until(Duration::from_secs(120), |s| s.peers_of(a).contains(&c));
+    assert!(sim.peers_of(a).contains(&c));
+    assert_eq!(sim.nodes[&a].peers().verified_len(), 8);
+}

@@ -86,6 +86,9 @@ pub const AMPLIFICATION_FACTOR: usize = 3;
 pub const LIST_ANSWER_INTERVAL: Duration = Duration::from_secs(1);
 /// Bytes a second of whole peer lists sent in answer to requests, to all peers together.
 pub const LIST_ANSWER_RATE: u64 = 1 << 20;
+/// With the peer table full of verified peers, a `--connect` address that speaks gets the
+/// room of the peer heard from least recently, at most once per this interval.
+pub const CONFIGURED_ROOM_INTERVAL: Duration = Duration::from_secs(1);
 /// An unverified peer that has not answered within this time is dropped.
 pub const UNVERIFIED_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default rate of "get peer list" sent to addresses not yet peers.
@@ -322,6 +325,9 @@ pub struct Node<S: Socket, D: Device> {
     /// Sealed modes: peers asked for their Hello and not heard yet, with when they were last
     /// asked and how many times (see `Node::hello_retries`); at most `max_peers`.
     hello_asked: HashMap<SocketAddr, (Instant, u8)>,
+    /// When a verified peer last made room for a `--connect` address (see
+    /// `Node::room_for_configured`).
+    configured_room_at: Option<Instant>,
     /// New peers that asked for our list, with when we answered (see [`FOLLOW_UP_DELAY`]);
     /// at most `max_peers` entries.
     follow_ups: Vec<(Instant, SocketAddr)>,
@@ -442,6 +448,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             targets: Vec::new(),
             move_checks: Vec::new(),
             hello_asked: HashMap::new(),
+            configured_room_at: None,
             follow_ups: Vec::new(),
             entries: Vec::new(),
             sweep_cursor: None,

@@ -160,6 +160,13 @@ impl<S: Socket, D: Device> Node<S, D> {
                 }
                 false
             }
+            Touch::Full if self.room_for_configured(now, from) => {
+                match self.peers.touch_received(now, from, wire_len) {
+                    Touch::Refreshed { is_verified } => is_verified,
+                    Touch::Added { .. } => false,
+                    Touch::Full => return Err(DropReason::PeerTableFull),
+                }
+            }
             Touch::Full => {
                 if self.first_time_full(FULL_PEERS) {
                     let max = self.config.max_peers;

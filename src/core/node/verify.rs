@@ -26,8 +26,8 @@ use std::net::SocketAddr;
 use log::debug;
 
 use super::{
-    Node, AMPLIFICATION_FACTOR, ANSWER_WINDOW, CHALLENGE_INTERVAL, CONTROL_AT, FOLLOW_UP_DELAY,
-    GOSSIP_INTERVAL_MIN, LIST_ANSWER_INTERVAL, LIST_ANSWER_RATE,
+    Node, AMPLIFICATION_FACTOR, ANSWER_WINDOW, CHALLENGE_INTERVAL, CONFIGURED_ROOM_INTERVAL,
+    CONTROL_AT, FOLLOW_UP_DELAY, GOSSIP_INTERVAL_MIN, LIST_ANSWER_INTERVAL, LIST_ANSWER_RATE,
 };
 use crate::crypto;
 use crate::io::{Device, Socket};
@@ -100,6 +100,27 @@ impl<S: Socket, D: Device> Node<S, D> {
             self.send_control_buffer(from, len);
         }
         self.follow_up(now, from);
+    }
+
+    /// The peer table is full of verified peers and `from`, a `--connect` address, is not
+    /// among them: the verified peer heard from least recently makes room for it, at most once
+    /// per [`CONFIGURED_ROOM_INTERVAL`] (whoever fills the table with addresses of its own
+    /// must not keep a configured peer out for good, and a forged source of a configured
+    /// address must not empty the table). Returns whether there is room now.
+    pub(super) fn room_for_configured(&mut self, now: Instant, from: SocketAddr) -> bool {
+        let configured = self.contacts.get(from).is_some_and(|c| c.is_configured);
+        let due = self
+            .configured_room_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= CONFIGURED_ROOM_INTERVAL);
+        if !configured || !due {
+            return false;
+        }
+        self.configured_room_at = Some(now);
+        let Some(victim) = self.peers.evict_quietest() else {
+            return false;
+        };
+        self.after_removal(now, victim, true, "room for a --connect address");
+        true
     }
 
     pub(super) fn verify_peer(&mut self, now: Instant, addr: SocketAddr) {

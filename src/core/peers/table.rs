@@ -240,6 +240,19 @@ impl PeerTable {
         self.verified_changes
     }
 
+    /// Removes the verified peer heard from least recently, to make room when the table is
+    /// full of verified peers (see `Node`: only for a `--connect` address, at most once a
+    /// second). Returns its address. A scan of the table.
+    pub fn evict_quietest(&mut self) -> Option<SocketAddr> {
+        let victim = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.is_verified)
+            .min_by_key(|(_, p)| p.last_seen)
+            .map(|(a, _)| *a)?;
+        self.remove(victim).map(|_| victim)
+    }
+
     /// Removes `addr`; returns what it was, if it was a peer.
     pub fn remove(&mut self, addr: SocketAddr) -> Option<Peer> {
         let peer = self.peers.remove(&addr)?;
