@@ -5,7 +5,7 @@
 //! Owns the table's bookkeeping and its cap. It never sends anything and never parses bytes;
 //! the order of addresses (`BTreeMap`) keeps every walk deterministic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::ops::Bound;
 use std::time::Duration;
@@ -16,7 +16,8 @@ use crate::time::Instant;
 /// What we know about one peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Peer {
-    /// When it was added.
+    /// When it was added. Never changed afterwards: the table's index of unverified peers is
+    /// keyed by it.
     pub added: Instant,
     /// When we last received a valid message from it.
     pub last_seen: Instant,
@@ -102,6 +103,10 @@ pub struct PeerTable {
     /// The verified peers in no particular order, so that one can be picked at random in O(1).
     /// Each verified peer's `slot` is its index here.
     verified: Vec<SocketAddr>,
+    /// The unverified peers by the time they were added: the oldest makes room in O(log n)
+    /// when the table is full (a scan per datagram from a new address would let a flood of
+    /// such datagrams cost a walk of the whole table each).
+    unverified: BTreeSet<(Instant, SocketAddr)>,
     max: usize,
     /// No peer expires before this, for the timeouts in `quiet_for`: lets
     /// [`PeerTable::collect_expired`] skip its walk over every peer. Set back to zero whenever
@@ -119,6 +124,7 @@ impl PeerTable {
         PeerTable {
             peers: BTreeMap::new(),
             verified: Vec::new(),
+            unverified: BTreeSet::new(),
             max,
             quiet_until: Instant::ZERO,
             quiet_for: (Duration::ZERO, Duration::ZERO),
@@ -183,20 +189,15 @@ impl PeerTable {
         }
         let mut evicted = None;
         if self.peers.len() >= self.max {
-            let oldest = self
-                .peers
-                .iter()
-                .filter(|(_, p)| !p.is_verified)
-                .min_by_key(|(_, p)| p.added)
-                .map(|(a, _)| *a);
-            match oldest {
-                Some(victim) => {
+            match self.unverified.pop_first() {
+                Some((_, victim)) => {
                     self.peers.remove(&victim);
                     evicted = Some(victim);
                 }
                 None => return Touch::Full,
             }
         }
+        self.unverified.insert((now, addr));
         self.quiet_until = Instant::ZERO;
         let mut traffic = Traffic::default();
         if let Some(len) = len {
@@ -224,6 +225,7 @@ impl PeerTable {
         match self.peers.get_mut(&addr) {
             Some(peer) if !peer.is_verified => {
                 peer.is_verified = true;
+                self.unverified.remove(&(peer.added, addr));
                 peer.slot = self.verified.len();
                 self.verified.push(addr);
                 self.verified_changes += 1;
@@ -256,6 +258,9 @@ impl PeerTable {
     /// Removes `addr`; returns what it was, if it was a peer.
     pub fn remove(&mut self, addr: SocketAddr) -> Option<Peer> {
         let peer = self.peers.remove(&addr)?;
+        if !peer.is_verified {
+            self.unverified.remove(&(peer.added, addr));
+        }
         if peer.is_verified && self.verified.get(peer.slot) == Some(&addr) {
             self.verified.swap_remove(peer.slot);
             self.verified_changes += 1;

@@ -295,6 +295,61 @@ fn peer_table_unverified_expire_early_and_make_room_when_full() {
     assert_eq!(t.touch(Instant::from_secs(3), addr(4)), Touch::Full);
 }
 
+#[test]
+fn peer_table_evicts_the_oldest_unverified_peer_as_a_scan_would() {
+    // A model: the unverified peers by (added, address), checked against the table's index
+    // over a random run of adds, verifications, removals and evictions.
+    let mut t = PeerTable::new(16);
+    let mut model: Vec<(Instant, SocketAddr)> = Vec::new();
+    let mut verified: Vec<SocketAddr> = Vec::new();
+    let mut x = 0x2545_f491_u32;
+    for step in 0..5_000u64 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let a = addr((x % 40) as u8 + 1);
+        let now = Instant::from_secs(step / 3);
+        match x % 5 {
+            0 | 1 => {
+                let known = t.contains(a);
+                match t.touch(now, a) {
+                    Touch::Added { evicted } => {
+                        assert!(!known);
+                        model.sort();
+                        if let Some(e) = evicted {
+                            assert_eq!(model.first().map(|m| m.1), Some(e), "step {step}");
+                            model.remove(0);
+                        }
+                        model.push((now, a));
+                    }
+                    Touch::Refreshed { .. } => assert!(known),
+                    Touch::Full => assert!(model.is_empty() && verified.len() == 16),
+                }
+            }
+            2 => {
+                if t.verify(a) {
+                    model.retain(|m| m.1 != a);
+                    verified.push(a);
+                }
+            }
+            3 => {
+                if t.remove(a).is_some() {
+                    model.retain(|m| m.1 != a);
+                    verified.retain(|v| *v != a);
+                }
+            }
+            _ => {
+                if let Some(gone) = t.evict_quietest() {
+                    assert!(verified.contains(&gone));
+                    verified.retain(|v| *v != gone);
+                }
+            }
+        }
+        assert_eq!(t.len(), model.len() + verified.len(), "step {step}");
+        assert_eq!(t.verified_len(), verified.len(), "step {step}");
+    }
+}
+
 const IMIN: Duration = Duration::from_secs(1);
 const IMAX: Duration = Duration::from_secs(60);
 
