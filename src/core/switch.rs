@@ -47,6 +47,8 @@ impl Key {
 struct Entry {
     peer: SocketAddr,
     expires: Instant,
+    /// Its place in its peer's list of keys (`SwitchTable::per_peer`).
+    slot: u32,
 }
 
 /// What [`SwitchTable::learn`] did.
@@ -69,7 +71,12 @@ pub enum Learned {
 #[derive(Debug)]
 pub struct SwitchTable {
     entries: HashMap<Key, Entry>,
-    per_peer: HashMap<SocketAddr, usize>,
+    /// The keys of each peer's entries (each entry's `slot` is its index there): a peer's
+    /// entries go in time proportional to their number, not to the table's size (removing a
+    /// peer is something the network can cause at a high rate).
+    per_peer: HashMap<SocketAddr, Vec<Key>>,
+    /// Reused by [`SwitchTable::expire`].
+    expired: Vec<Key>,
     timeout: Duration,
     max_entries: usize,
     max_per_peer: usize,
@@ -112,6 +119,7 @@ impl SwitchTable {
         SwitchTable {
             entries: HashMap::new(),
             per_peer: HashMap::new(),
+            expired: Vec::new(),
             timeout,
             max_entries,
             max_per_peer,
@@ -140,12 +148,13 @@ impl SwitchTable {
     // HOT PATH
     pub fn learn(&mut self, now: Instant, vlan: VlanId, mac: Mac, peer: SocketAddr) -> Learned {
         let expires = now + self.timeout;
-        if let Some(entry) = self.entries.get_mut(&Key::new(vlan, mac)) {
+        let key = Key::new(vlan, mac);
+        if let Some(entry) = self.entries.get_mut(&key) {
             if entry.peer == peer {
                 entry.expires = expires;
                 return Learned::Refreshed;
             }
-            let from = entry.peer;
+            let (from, slot) = (entry.peer, entry.slot);
             if count_of(&self.per_peer, peer) >= self.max_per_peer {
                 // The new owner is at its cap: keep the old entry rather than exceed it, but
                 // do not refresh it either (the MAC was not heard behind the old owner), so
@@ -154,9 +163,9 @@ impl SwitchTable {
             }
             entry.expires = expires;
             entry.peer = peer;
+            entry.slot = attach(&mut self.per_peer, peer, key);
             self.changes += 1;
-            decrement(&mut self.per_peer, from);
-            *self.per_peer.entry(peer).or_insert(0) += 1;
+            detach(&mut self.per_peer, &mut self.entries, from, slot);
             return Learned::Moved { from };
         }
         if self.entries.len() >= self.max_entries
@@ -164,10 +173,16 @@ impl SwitchTable {
         {
             return Learned::Refused;
         }
-        self.entries
-            .insert(Key::new(vlan, mac), Entry { peer, expires });
+        let slot = attach(&mut self.per_peer, peer, key);
+        self.entries.insert(
+            key,
+            Entry {
+                peer,
+                expires,
+                slot,
+            },
+        );
         self.changes += 1;
-        *self.per_peer.entry(peer).or_insert(0) += 1;
         Learned::New
     }
 
@@ -200,31 +215,36 @@ impl SwitchTable {
         now: Instant,
         mut on_expired: impl FnMut(VlanId, Mac, SocketAddr),
     ) -> usize {
-        let before = self.entries.len();
-        let per_peer = &mut self.per_peer;
-        self.entries.retain(|&key, e| {
-            if e.expires > now {
-                return true;
+        let mut expired = core::mem::take(&mut self.expired);
+        expired.clear();
+        expired.extend(
+            self.entries
+                .iter()
+                .filter(|(_, e)| e.expires <= now)
+                .map(|(key, _)| *key),
+        );
+        for key in &expired {
+            if let Some(e) = self.entries.remove(key) {
+                on_expired(key.vlan(), key.mac(), e.peer);
+                detach(&mut self.per_peer, &mut self.entries, e.peer, e.slot);
             }
-            on_expired(key.vlan(), key.mac(), e.peer);
-            decrement(per_peer, e.peer);
-            false
-        });
-        let removed = before - self.entries.len();
+        }
+        let removed = expired.len();
+        self.expired = expired;
         self.changes += removed as u64;
         removed
     }
 
     /// Removes every entry that points at `peer`. Returns how many.
     pub fn forget_peer(&mut self, peer: SocketAddr) -> usize {
-        if self.per_peer.remove(&peer).is_none() {
+        let Some(keys) = self.per_peer.remove(&peer) else {
             return 0;
+        };
+        for key in &keys {
+            self.entries.remove(key);
         }
-        let before = self.entries.len();
-        self.entries.retain(|_, e| e.peer != peer);
-        let removed = before - self.entries.len();
-        self.changes += removed as u64;
-        removed
+        self.changes += keys.len() as u64;
+        keys.len()
     }
 
     /// Number of entries.
@@ -250,16 +270,41 @@ impl SwitchTable {
     }
 }
 
-fn count_of(map: &HashMap<SocketAddr, usize>, peer: SocketAddr) -> usize {
-    map.get(&peer).copied().unwrap_or(0)
+fn count_of(map: &HashMap<SocketAddr, Vec<Key>>, peer: SocketAddr) -> usize {
+    map.get(&peer).map_or(0, Vec::len)
 }
 
-fn decrement(map: &mut HashMap<SocketAddr, usize>, peer: SocketAddr) {
-    if let Some(n) = map.get_mut(&peer) {
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            map.remove(&peer);
+/// Adds `key` to `peer`'s list; returns its slot there.
+fn attach(map: &mut HashMap<SocketAddr, Vec<Key>>, peer: SocketAddr, key: Key) -> u32 {
+    let keys = map.entry(peer).or_default();
+    keys.push(key);
+    // At most the per-peer cap, far below u32::MAX.
+    u32::try_from(keys.len() - 1).unwrap_or(u32::MAX)
+}
+
+/// Takes the key at `slot` out of `peer`'s list: the last key moves into its place (its
+/// entry's slot is updated), and a peer left with none goes from the map.
+fn detach(
+    map: &mut HashMap<SocketAddr, Vec<Key>>,
+    entries: &mut HashMap<Key, Entry>,
+    peer: SocketAddr,
+    slot: u32,
+) {
+    let Some(keys) = map.get_mut(&peer) else {
+        return;
+    };
+    let slot = slot as usize;
+    if slot >= keys.len() {
+        return;
+    }
+    keys.swap_remove(slot);
+    if let Some(moved) = keys.get(slot) {
+        if let Some(e) = entries.get_mut(moved) {
+            e.slot = u32::try_from(slot).unwrap_or(u32::MAX);
         }
+    }
+    if keys.is_empty() {
+        map.remove(&peer);
     }
 }
 
@@ -416,5 +461,42 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn each_peers_list_of_keys_matches_the_entries_through_learning_moves_expiry_and_removal() {
+        let mut table = SwitchTable::new(Duration::from_secs(30), 64, 24);
+        let mut x = 0x9e37_79b9_u32;
+        for step in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let now = Instant::from_secs(step / 50);
+            let peer = addr((x % 5) as u8 + 1);
+            let mac = Mac([2, 0, 0, 0, 0, (x >> 8) as u8 % 90]);
+            let vlan = VlanId::new(((x >> 16) % 2) as u16);
+            match x % 23 {
+                0 => {
+                    table.forget_peer(peer);
+                }
+                1 => {
+                    table.expire(now, |_, _, _| {});
+                }
+                _ => {
+                    table.learn(now, vlan, mac, peer);
+                }
+            }
+            let listed: usize = table.per_peer.values().map(Vec::len).sum();
+            assert_eq!(listed, table.entries.len(), "step {step}");
+            for (key, e) in &table.entries {
+                let keys = &table.per_peer[&e.peer];
+                assert_eq!(keys[e.slot as usize], *key, "step {step}");
+            }
+            assert!(table
+                .per_peer
+                .values()
+                .all(|k| !k.is_empty() && k.len() <= 24));
+            assert!(table.entries.len() <= 64);
+        }
     }
 }
