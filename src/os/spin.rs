@@ -134,6 +134,13 @@ impl Spin {
     pub fn yielded(&mut self, now: Instant) {
         self.mark = now;
     }
+
+    /// The loop's own bookkeeping after a pass (flushing what the pass queued, housekeeping,
+    /// the periodic jobs) ended at `now`: that time does not count as being switched out
+    /// either, so the next quiet pass measures its gap from here.
+    pub fn own_work_done(&mut self, now: Instant) {
+        self.mark = now;
+    }
 }
 
 #[cfg(test)]
@@ -228,6 +235,21 @@ mod tests {
         spin.yielded(t0 + 32 * US);
         assert_eq!(spin.begin_pass(t0 + 34 * US), Pass::TryDirect);
         assert_eq!(spin.idle(t0 + 34 * US), Idle::Yield);
+    }
+
+    #[test]
+    fn the_loops_own_bookkeeping_after_traffic_is_not_a_preemption() {
+        let t0 = Instant::now();
+        let mut spin = Spin::new(50 * US, t0);
+        // Traffic at t0, then 30 µs of flushing and housekeeping of our own.
+        spin.traffic(t0);
+        spin.own_work_done(t0 + 30 * US);
+        assert_eq!(spin.begin_pass(t0 + 31 * US), Pass::TryDirect);
+        assert_eq!(spin.idle(t0 + 32 * US), Idle::Yield, "still spinning");
+        // Without it the same gap reads as being switched out.
+        let mut spin = Spin::new(50 * US, t0);
+        spin.traffic(t0);
+        assert_eq!(spin.idle(t0 + 32 * US), Idle::Preempted);
     }
 
     #[test]

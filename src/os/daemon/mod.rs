@@ -336,6 +336,8 @@ impl Daemon {
                 if from_socket || from_device {
                     self.spin.traffic(pass_end);
                     self.after_pass(now, false, false)?;
+                    pass_end = std::time::Instant::now();
+                    self.spin.own_work_done(pass_end);
                 } else {
                     pass_end = self.idle_spin_pass(pass_end);
                 }
@@ -388,6 +390,10 @@ impl Daemon {
                 pass_end = self.idle_spin_pass(pass_end);
             }
             self.after_pass(now, timer, control)?;
+            if pass == Pass::PollNow || traffic {
+                pass_end = std::time::Instant::now();
+                self.spin.own_work_done(pass_end);
+            }
         }
     }
 
