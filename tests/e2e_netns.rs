@@ -442,3 +442,18 @@ fn connect_address_is_found_again_after_that_node_restarts() {
     eprintln!("A found the restarted B after {took:?}");
     assert_pings_both_ways(&lab);
 }
+
+#[test]
+#[ignore = "needs root + netns; .ci/run passes --include-ignored"]
+fn a_node_whose_tap_is_deleted_exits_with_an_error_and_its_peer_hears_close_at_once() {
+    let mut lab = Lab::new(2);
+    let a = lab.host(1);
+    two_connected_nodes(&mut lab, "0.0.0.0:3210", &a.addr_v4(), e2e::Host::addr_v4);
+    e2e::ip(&["-n", &a.ns, "link", "del", e2e::TAP]);
+    let status = lab.daemons[0].wait_exit(SOON);
+    assert_eq!(status.code(), Some(1), "A's exit status");
+    assert!(lab.daemons[0].log().contains("cannot read from tap device"));
+    // Not after the peer timeout (30 minutes): A's Close tells B at once.
+    let removed = format!("peer {} removed: closed by peer", a.addr_v4());
+    lab.daemons[1].wait_log(&removed, SOON);
+}

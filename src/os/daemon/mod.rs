@@ -317,7 +317,22 @@ struct Daemon {
 }
 
 impl Daemon {
+    /// Runs the loop until a signal ends it. When it fails instead (the tap deleted, a lane
+    /// ended, ...), the peers are still sent their Close messages, as at SIGTERM, so that
+    /// they stop sending here at once rather than after the peer timeout (a send that fails
+    /// too is only counted).
     fn run(mut self) -> Result<Exit, Error> {
+        let result = self.serve();
+        if result.is_err() {
+            let now = self.clock.now();
+            self.lanes.stop(&mut self.node);
+            self.node.shutdown(now);
+            self.node.flush();
+        }
+        result
+    }
+
+    fn serve(&mut self) -> Result<Exit, Error> {
         let mut ready = [false; 5];
         // When the last pass ended (std clock): the next pass starts from it, so a spinning
         // pass reads the clock only after its reads and after its yield.
