@@ -326,7 +326,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             }
         }
         if news == 0 && !list.is_empty() {
-            self.trickle.heard_consistent();
+            self.trickle.heard_consistent(from);
         }
     }
 

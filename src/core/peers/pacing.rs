@@ -6,6 +6,7 @@
 //! in and the randomness comes from a generator seeded by the caller, so the same inputs give
 //! the same rounds.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::time::Instant;
@@ -30,6 +31,9 @@ pub struct Trickle {
     round_at: Instant,
     round_done: bool,
     heard: u32,
+    /// Who sent the consistent list counted last in this interval: one sender's lists count
+    /// once in a row, so that a single peer cannot silence our gossip by repeating itself.
+    heard_from: Option<SocketAddr>,
     rng: u64,
 }
 
@@ -42,6 +46,7 @@ impl Trickle {
             round_at: now,
             round_done: false,
             heard: 0,
+            heard_from: None,
             rng: seed | 1,
         };
         t.begin(now, imin);
@@ -85,6 +90,7 @@ impl Trickle {
         self.round_at = start + Duration::from_millis(offset);
         self.round_done = false;
         self.heard = 0;
+        self.heard_from = None;
     }
 
     /// Starts over with an interval of `imin` from `now`, unless already at `imin` (Trickle's
@@ -95,8 +101,13 @@ impl Trickle {
         }
     }
 
-    /// Counts a list that taught us nothing new.
-    pub fn heard_consistent(&mut self) {
+    /// Counts a list from `from` that taught us nothing new; not if the list counted last in
+    /// this interval came from `from` too.
+    pub fn heard_consistent(&mut self, from: SocketAddr) {
+        if self.heard_from == Some(from) {
+            return;
+        }
+        self.heard_from = Some(from);
         self.heard = self.heard.saturating_add(1);
     }
 

@@ -420,8 +420,8 @@ fn trickle_suppresses_steady_rounds_after_k_consistent_lists_and_resets_on_news(
     let mut sent = 0;
     for s in 0..600u64 {
         if s % 20 == 0 {
-            t.heard_consistent();
-            t.heard_consistent();
+            t.heard_consistent(addr(1));
+            t.heard_consistent(addr(2));
         }
         if t.poll(now, IMIN, IMAX, 2) {
             sent += 1;
@@ -433,7 +433,7 @@ fn trickle_suppresses_steady_rounds_after_k_consistent_lists_and_resets_on_news(
     let mut sent = 0;
     for _ in 0..600u64 {
         if t.heard() == 0 {
-            t.heard_consistent();
+            t.heard_consistent(addr(1));
         }
         if t.poll(now, IMIN, IMAX, 2) {
             sent += 1;
@@ -441,11 +441,24 @@ fn trickle_suppresses_steady_rounds_after_k_consistent_lists_and_resets_on_news(
         now += Duration::from_secs(1);
     }
     assert_eq!(sent, 10);
+    // nor one peer repeating itself: its lists count once in a row
+    let mut sent = 0;
+    for _ in 0..600u64 {
+        for _ in 0..5 {
+            t.heard_consistent(addr(3));
+        }
+        if t.poll(now, IMIN, IMAX, 2) {
+            sent += 1;
+        }
+        now += Duration::from_secs(1);
+    }
+    // (One round per 60 s interval; where the window cuts an interval decides 9 or 10.)
+    assert!(sent >= 9, "silenced by one peer: {sent} rounds");
     // news: back to 1 s intervals, and short intervals are never suppressed
     t.reset(now, IMIN);
     assert_eq!(t.interval(), IMIN);
-    t.heard_consistent();
-    t.heard_consistent();
+    t.heard_consistent(addr(1));
+    t.heard_consistent(addr(2));
     now += Duration::from_secs(1);
     assert!(t.poll(now, IMIN, IMAX, 2));
 }
