@@ -10,7 +10,10 @@
 //! - sessions are renewed on the timer (`--rekey-after 10`) without loss, and a datagram
 //!   captured two sessions ago and replayed is dropped before the tap;
 //! - a flood of 100,000 initiations (`examples/handshake_flood.rs`) leaves RSS and CPU bounded
-//!   and trusted traffic flowing.
+//!   and trusted traffic flowing;
+//! - a flood that forges the two peers' own addresses (a third host sends from them with
+//!   `IP_TRANSPARENT`) does not stop their sessions from renewing: the cookie replies reach the
+//!   real peers, which come back with mac2.
 //!
 //! Root-only and `#[ignore]`d; scripts/test.sh passes `--include-ignored`. The two examples
 //! are compiled into this test as modules and run on a thread that entered the attacker's
@@ -1234,11 +1237,13 @@ fn a_flood_of_100k_untrusted_initiations_leaves_rss_and_cpu_bounded_and_traffic_
     println!("datagrams the kernel dropped at h1 for a full socket buffer (UDP RcvbufErrors): {rcvbuf_errors}");
     println!(
         "counters: handshakes_rate_limited +{}, handshakes_untrusted +{}, handshakes_invalid +{}, \
-         handshake_responses_sent +{}; trusted ping h2 -> h1 during the flood: {rx}/{tx} answered",
+         handshake_responses_sent +{}, handshake_cookies_sent +{}; trusted ping h2 -> h1 during \
+         the flood: {rx}/{tx} answered",
         delta("handshakes_rate_limited"),
         delta("handshakes_untrusted"),
         delta("handshakes_invalid"),
-        delta("handshake_responses_sent")
+        delta("handshake_responses_sent"),
+        delta("handshake_cookies_sent")
     );
     assert_eq!(num(&flood, "sent"), FLOOD);
     assert!(seconds > 0.0);
@@ -1277,9 +1282,245 @@ fn a_flood_of_100k_untrusted_initiations_leaves_rss_and_cpu_bounded_and_traffic_
         delta("handshakes_rate_limited") > 0,
         "the rate limit never engaged"
     );
+    // Each initiation over the limit drew one cookie reply (56 bytes against its 136), no more.
+    assert_eq!(
+        delta("handshake_cookies_sent"),
+        delta("handshakes_rate_limited")
+    );
     assert!(
         rx * 10 >= tx * 9,
         "trusted pings: only {rx} of {tx} answered"
     );
     assert!(lab.daemons[d1].poll_exit().is_none(), "the target died");
+}
+
+/// A UDP socket bound to `src`, an address this namespace does not have: `IP_TRANSPARENT`
+/// (root) lets it bind there and send with it as the source, as a host that forges its source
+/// addresses does.
+fn forging_socket(src: std::net::SocketAddrV4) -> std::io::Result<std::net::UdpSocket> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: socket() with constant arguments; the descriptor is handed to the UdpSocket
+    // below at once, which owns and closes it.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket() and nothing else owns it.
+    let sock = unsafe { std::net::UdpSocket::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt on our own descriptor with a pointer to a live c_int and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_IP,
+            libc::IP_TRANSPARENT,
+            std::ptr::from_ref(&one).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: src.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*src.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: bind on our own descriptor with a pointer to a live sockaddr_in and its size.
+    let rc = unsafe {
+        libc::bind(
+            fd,
+            std::ptr::from_ref(&sin).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(sock)
+}
+
+/// Sends, for `seconds`, `rate` initiations a second to each `(responder key, target, forged
+/// source)`: made by a key nobody trusts, each passes the responder's mac1, and each leaves
+/// with the source address (IP and port) of another node. Returns how many were sent.
+fn forged_flood(targets: &[(String, String, String)], rate: u64, seconds: u64) -> u64 {
+    use ethcloud::identity::handshake::{initiate, timestamp, Identity, INITIATION_LEN};
+    use ethcloud::identity::keys::{PublicKey, SecretKey};
+    use ethcloud::wire::Token;
+    let token = Token::new(TOKEN.parse().unwrap_or(7)).expect("the test token");
+    let attacker = Identity::new(SecretKey::from_random([0x5a; 32]));
+    let wall = (unix_now() * 1e9) as u64;
+    let flows: Vec<(
+        std::net::UdpSocket,
+        std::net::SocketAddr,
+        Vec<[u8; INITIATION_LEN]>,
+    )> = targets
+        .iter()
+        .map(|(key, target, source)| {
+            let key = PublicKey::from_text(key).expect("a public key");
+            let source: std::net::SocketAddrV4 = source.parse().expect("an IPv4 source");
+            let sock = forging_socket(source)
+                .unwrap_or_else(|e| panic!("a socket with the source {source}: {e}"));
+            let messages = (0..64u32)
+                .map(|i| {
+                    let mut out = [0u8; INITIATION_LEN];
+                    initiate(
+                        &attacker,
+                        token,
+                        &key,
+                        i,
+                        timestamp(wall + u64::from(i)),
+                        None,
+                        &mut out,
+                    )
+                    .expect("an initiation");
+                    out
+                })
+                .collect();
+            (sock, target.parse().expect("a target"), messages)
+        })
+        .collect();
+    let start = Instant::now();
+    let total = rate * seconds;
+    let mut sent = 0u64;
+    for i in 0..total {
+        for (sock, target, messages) in &flows {
+            // A full send buffer drops the datagram, as a flood would.
+            if sock
+                .send_to(&messages[i as usize % messages.len()], target)
+                .is_ok()
+            {
+                sent += 1;
+            }
+        }
+        // Evenly paced, as a steady flood is: a sleep would send bursts, and between them a
+        // rate bucket fills up for whoever comes next. (Bounded by the flood's length.)
+        let due = Duration::from_secs_f64((i + 1) as f64 / rate as f64);
+        while start.elapsed() < due {
+            thread::yield_now();
+        }
+    }
+    sent
+}
+
+#[test]
+#[ignore = "needs root + netns; scripts/test.sh passes --include-ignored"]
+fn a_flood_that_forges_the_peers_own_addresses_does_not_stop_their_renewals() {
+    // Per direction twenty times the 500 a second that the addresses of trusted keys get,
+    // evenly spread, for three and a half renewal periods.
+    const RATE: u64 = 10_000;
+    const SECONDS: u64 = 35;
+    let scratch = Scratch::new("forged");
+    let k1 = genkey(&scratch, "h1");
+    let k2 = genkey(&scratch, "h2");
+    let trusted = scratch.path("net.trusted");
+    trust_file(&trusted, &[(&k1, "h1"), (&k2, "h2")]);
+
+    let mut lab = Lab::new(3);
+    lab.verbose = false;
+    let (h1, h2, h3) = (lab.host(1), lab.host(2), lab.host(3));
+    let rekey = ["--rekey-after", "10"];
+    let (d1, stats1) = start_node(&mut lab, &scratch, &h1, &k1, &trusted, &rekey);
+    let (d2, stats2) = start_node(
+        &mut lab,
+        &scratch,
+        &h2,
+        &k2,
+        &trusted,
+        &["-c", &h1.addr_v4(), rekey[0], rekey[1]],
+    );
+    lab.assert_ping(&h2, &h1.overlay_v4());
+    let before1 = wait_stats(&stats1, SOON, "a session with h2", |st| {
+        session_id(st, &h2.addr_v4()).is_some()
+    });
+    let before2 = wait_stats(&stats2, SOON, "a session with h1", |st| {
+        session_id(st, &h1.addr_v4()).is_some()
+    });
+    let ping = lab.helper(
+        &h2,
+        "ping",
+        &[
+            "ping",
+            "-n",
+            "-i",
+            "0.2",
+            "-c",
+            &(SECONDS * 5).to_string(),
+            "-W",
+            "1",
+            &h1.overlay_v4(),
+        ],
+    );
+    // h3 sends h1 initiations from h2's address and h2 initiations from h1's.
+    let targets = vec![
+        (k1.public.clone(), h1.addr_v4(), h2.addr_v4()),
+        (k2.public.clone(), h2.addr_v4(), h1.addr_v4()),
+    ];
+    let sent = in_netns(&h3, move || forged_flood(&targets, RATE, SECONDS));
+    e2e::wait_file_contains(&ping, "packets transmitted", Duration::from_secs(30));
+    // Snapshots written after the flood (the file is written every second).
+    let flood_over = SystemTime::now() + Duration::from_millis(100);
+    let written_after = |path: &Path| {
+        let deadline = Instant::now() + SOON;
+        while fs::metadata(path)
+            .and_then(|m| m.modified())
+            .map_or(true, |t| t <= flood_over)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{}: no new snapshot",
+                path.display()
+            );
+            thread::sleep(POLL);
+        }
+        read_stats(path)
+    };
+    let after1 = written_after(&stats1);
+    let after2 = written_after(&stats2);
+    let (tx, rx) =
+        ping_summary(&fs::read_to_string(&ping).unwrap_or_default()).expect("ping summary");
+    let delta = |after: &str, before: &str, name: &str| {
+        counter(after, name).unwrap_or(0) - counter(before, name).unwrap_or(0)
+    };
+    let report = |after: &str, before: &str| {
+        [
+            "handshakes_rate_limited",
+            "handshake_cookies_sent",
+            "handshake_cookies_received",
+            "handshake_cookies_unexpected",
+            "handshakes_proven",
+            "session_rekeys",
+        ]
+        .map(|n| format!("{n} +{}", delta(after, before, n)))
+        .join(", ")
+    };
+    println!("forged initiations sent: {sent}; h2 -> h1 ping during the flood: {rx}/{tx}");
+    println!("h1: {}", report(&after1, &before1));
+    println!("h2: {}", report(&after2, &before2));
+    assert!(sent > RATE * SECONDS, "the flood did not go out: {sent}");
+    for (after, before) in [(&after1, &before1), (&after2, &before2)] {
+        assert!(
+            delta(after, before, "handshakes_rate_limited") > RATE * SECONDS / 2,
+            "the flood did not reach the limit"
+        );
+        // Renewals every 10 s, started by either side: at least two in 35 s at each end.
+        assert!(
+            delta(after, before, "session_rekeys") >= 2,
+            "the sessions were not renewed through the flood"
+        );
+        // The replies to initiations forged with a node's address reach that node, which
+        // drops them.
+        assert!(delta(after, before, "handshake_cookies_unexpected") > 0);
+    }
+    assert!(
+        delta(&after1, &before1, "handshakes_proven")
+            + delta(&after2, &before2, "handshakes_proven")
+            > 0
+    );
+    assert!(rx * 10 >= tx * 9, "h2 -> h1: only {rx} of {tx} answered");
+    assert!(lab.daemons[d1].poll_exit().is_none(), "h1's daemon died");
+    assert!(lab.daemons[d2].poll_exit().is_none(), "h2's daemon died");
 }

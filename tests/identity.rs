@@ -262,7 +262,8 @@ fn a_flood_of_initiations_keeps_no_state_and_the_mesh_carries_on() {
             sim.inject_datagram(from, a, initiations[usize::from(i % 100)].clone());
             sent += 1;
         }
-        sim.run_until_idle(2_000);
+        // Each initiation over the limit draws one cookie reply (to nobody here).
+        sim.run_until_idle(4_000);
         if round % 10 == 9 {
             sim.tick();
         }
@@ -271,6 +272,10 @@ fn a_flood_of_initiations_keeps_no_state_and_the_mesh_carries_on() {
     println!("{sent} initiations: {s:?}");
     assert_eq!(s.responses_sent, responses_before, "no answer to the flood");
     assert!(s.handshakes_rate_limited > 90_000, "{s:?}");
+    assert_eq!(
+        s.cookies_sent, s.handshakes_rate_limited,
+        "one cookie reply per initiation over the limit, no more"
+    );
     assert!(
         s.handshakes_untrusted <= 20 * 10 + 20,
         "at most the per-source rate was looked at"
@@ -671,6 +676,69 @@ fn a_flood_of_initiations_from_many_addresses_does_not_starve_the_renewals() {
         sim.tick();
     }
     assert!(sim.session_stats(a).handshakes_rate_limited > 0);
+    assert!(
+        carries(&mut sim, a, b, 1, 2),
+        "the sessions were not renewed"
+    );
+    assert!(carries(&mut sim, b, a, 2, 1));
+}
+
+#[test]
+fn a_flood_that_forges_a_peers_own_address_does_not_starve_its_renewals() {
+    let mut sim = Simulator::new(0x1d_0b80);
+    // Low limits, as above: 20 initiations a second from the addresses trusted keys use.
+    let cfgs = [1u8, 2].map(|i| {
+        let mut cfg = Simulator::identity_config(i, &[1, 2]);
+        if let Some(identity) = cfg.identity.as_mut() {
+            identity.config.handshakes_per_second = 20;
+            identity.config.handshakes_per_source = 2;
+        }
+        cfg
+    });
+    let [a, b] = cfgs.each_ref().map(|cfg| sim.add_node(cfg));
+    sim.connect(b, a);
+    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    let made = sim.session_stats(a).sessions_made;
+    let attacker = Identity::new(SecretKey::from_random([66; 32]));
+    // Each node gets initiations that pass its mac1 from the other's own address: 80 a
+    // second, four times what that bucket takes, for longer than a session lives without
+    // renewal (120 s + 60 s). The attacker never sees what is sent to the forged address.
+    let flood = [(a, b, 1u8), (b, a, 2)].map(|(node, forged, secret)| {
+        let mut out = [0u8; 256];
+        let (_, len) = handshake::initiate(
+            &attacker,
+            Token::new(1).unwrap(),
+            &Simulator::public_key(secret),
+            1,
+            handshake::timestamp(1),
+            None,
+            &mut out,
+        )
+        .unwrap();
+        (node, forged, out[..len].to_vec())
+    });
+    for _ in 0..300 {
+        for (node, forged, initiation) in &flood {
+            for _ in 0..80 {
+                sim.inject_datagram(*forged, *node, initiation.clone());
+            }
+        }
+        sim.tick();
+    }
+    let s = sim.session_stats(a);
+    assert!(s.handshakes_rate_limited > 10_000, "{s:?}");
+    assert!(
+        s.sessions_made >= made + 2,
+        "the sessions were not renewed: {s:?}"
+    );
+    // Through cookies: the real peer, which receives at its address, came back with mac2;
+    // the replies to the forged initiations reached it too, and it dropped them.
+    let t = sim.session_stats(b);
+    assert!(
+        t.cookies_received >= 1 && s.initiations_proven >= 1,
+        "{s:?} {t:?}"
+    );
+    assert!(t.cookies_unexpected > 10_000, "{t:?}");
     assert!(
         carries(&mut sim, a, b, 1, 2),
         "the sessions were not renewed"

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 
+use ethcloud::identity::cookie::{self, CookieSecret};
 use ethcloud::identity::handshake::{self, Identity};
 use ethcloud::identity::{HandshakeEvent, IdentityConfig, SecretKey, Sessions, TrustedKeys};
 use ethcloud::time::Instant;
@@ -19,6 +20,16 @@ fuzz_target!(|data: &[u8]| {
     let _ = handshake::check_initiation(&id, data);
     let _ = handshake::check_response(&id, data);
     let _ = handshake::respond(&id, token, data, |_| true, |_, _| true, 1, None, &mut out);
+    // The cookie reply and mac2 (an initiation of 152 bytes), both ways.
+    let from = SocketAddr::from(([198, 18, 0, 9], 3210));
+    let _ = cookie::reply_receiver(data);
+    let mut initiation = [0u8; handshake::INITIATION_LEN];
+    let len = initiation.len().min(data.len());
+    initiation[..len].copy_from_slice(&data[..len]);
+    assert!(cookie::open_reply(token, &id.public(), &initiation, data).is_err());
+    let mut secret = CookieSecret::new(&id.public(), Instant::ZERO);
+    let _ = secret.proves(Instant::from_secs(1), from, data);
+    let _ = secret.write_reply(Instant::from_secs(1), from, data, &mut out);
 
     // And through the session table, as a datagram from the network.
     let mut trusted = TrustedKeys::new();
@@ -31,11 +42,19 @@ fuzz_target!(|data: &[u8]| {
         IdentityConfig::new(Instant::ZERO, 0, 7),
         now,
     );
-    let from = SocketAddr::from(([198, 18, 0, 9], 3210));
-    // Arbitrary bytes cannot make an initiation from key 2 (that needs its private key).
-    assert_ne!(
-        sessions.on_handshake(now, from, data, &mut out),
-        HandshakeEvent::Completed
+    // A handshake of ours in flight to `from`, so that a cookie reply has something to
+    // answer.
+    sessions.want(from);
+    sessions.flush(now, &mut |_, _| {});
+    // Arbitrary bytes cannot make an initiation from key 2 (that needs its private key), nor
+    // a cookie reply that opens (that needs the initiation's mac1 and the cipher broken).
+    let event = sessions.on_handshake(now, from, data, &mut out);
+    assert!(
+        !matches!(
+            event,
+            HandshakeEvent::Completed | HandshakeEvent::Answered(..) | HandshakeEvent::Retried(_)
+        ),
+        "{event:?}"
     );
     let mut datagram = data.to_vec();
     assert!(sessions.open(now, from, &mut datagram).is_err());

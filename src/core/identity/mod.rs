@@ -48,6 +48,7 @@
 //! ```text
 //! keys.rs             SecretKey, PublicKey, their text form, TrustedKeys and the trust file
 //! handshake.rs        Identity, the two messages, mac1, Initiator, Established
+//! cookie.rs           the cookie reply and mac2, for a responder over its rate limit
 //! resolver.rs         the snow resolver whose X25519 reuses the node's own public key
 //! session/          Sessions: the session table (mod.rs), its handshakes and timers
 //!                    (handshakes.rs), its counters and table hasher (stats.rs)
@@ -55,6 +56,7 @@
 //! tests_handshake_tamper.rs  its tests against altered, forged and truncated messages
 //! ```
 
+pub mod cookie;
 pub mod handshake;
 pub mod keys;
 mod resolver;

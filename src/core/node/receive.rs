@@ -13,7 +13,7 @@ use log::{debug, warn};
 
 use super::{Node, FULL_PEERS};
 use crate::crypto::{self, OpenError};
-use crate::identity::{handshake, HandshakeEvent};
+use crate::identity::{cookie, handshake, HandshakeEvent};
 use crate::io::{Device, Socket};
 use crate::peers::{canonical, Touch};
 use crate::stats::DropReason;
@@ -63,7 +63,10 @@ impl<S: Socket, D: Device> Node<S, D> {
         let wire_len = datagram.len();
         if let Some(sessions) = &mut self.sessions {
             let marker = datagram.get(wire::TOKEN_LEN).copied();
-            if marker == Some(handshake::INITIATION) || marker == Some(handshake::RESPONSE) {
+            if marker == Some(handshake::INITIATION)
+                || marker == Some(handshake::RESPONSE)
+                || marker == Some(cookie::COOKIE_REPLY)
+            {
                 return self.on_handshake(now, from, datagram);
             }
             // Identity mode: only what opens with a session of a trusted key goes on.
@@ -123,6 +126,19 @@ impl<S: Socket, D: Device> Node<S, D> {
                 Ok(())
             }
             HandshakeEvent::Dropped => Err(DropReason::Unauthenticated),
+            HandshakeEvent::CookieReply(len) => {
+                if let Some(reply) = self.control.get(..len) {
+                    self.tx.send(&mut self.stats, from, reply, true);
+                }
+                // The initiation itself is not answered.
+                Err(DropReason::Unauthenticated)
+            }
+            HandshakeEvent::Retried(len) => {
+                if let Some(again) = self.control.get(..len) {
+                    self.tx.send(&mut self.stats, from, again, true);
+                }
+                Ok(())
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 //! The session table itself (sealing, opening, installing what a handshake made) is the
 //! parent module's.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -14,15 +15,18 @@ use super::{
     REJECT_SLACK, RESPONDER_REKEY_DELAY,
 };
 use crate::crypto::{Cipher, Opener, Sealer};
-use crate::identity::handshake::{self, Established, HandshakeError, INITIATION, RESPONSE};
+use crate::identity::cookie::{self, COOKIE_LIFETIME, COOKIE_REPLY, INITIATION_WITH_MAC2_LEN};
+use crate::identity::handshake::{
+    self, Established, HandshakeError, INITIATION, INITIATION_LEN, RESPONSE,
+};
 use crate::identity::keys::PublicKey;
 use crate::limit::{RateLimiter, LOG_BUDGET, LOG_WINDOW};
 use crate::time::Instant;
 use crate::wire::TOKEN_LEN;
 
 impl Sessions {
-    /// Handles a handshake message (the byte after the token is [`INITIATION`] or
-    /// [`RESPONSE`]); a response to send back is written to `out`.
+    /// Handles a handshake message (the byte after the token is [`INITIATION`], [`RESPONSE`]
+    /// or [`COOKIE_REPLY`]); a message to send back is written to `out`.
     pub fn on_handshake(
         &mut self,
         now: Instant,
@@ -33,6 +37,7 @@ impl Sessions {
         match msg.get(TOKEN_LEN).copied() {
             Some(INITIATION) => self.on_initiation(now, from, msg, out),
             Some(RESPONSE) => self.on_response(now, from, msg),
+            Some(COOKIE_REPLY) => self.on_cookie_reply(now, from, msg, out),
             _ => {
                 self.stats.handshakes_invalid += 1;
                 HandshakeEvent::Dropped
@@ -44,16 +49,46 @@ impl Sessions {
         &mut self,
         now: Instant,
         from: SocketAddr,
-        msg: &[u8],
+        full: &[u8],
         out: &mut [u8],
     ) -> HandshakeEvent {
+        let msg = full;
+        // An initiation with mac2 is the 136-byte one and 16 bytes more (`cookie`).
+        let with_mac2 = msg.len() == INITIATION_WITH_MAC2_LEN;
+        let msg = if with_mac2 {
+            msg.get(..INITIATION_LEN).unwrap_or_default()
+        } else {
+            msg
+        };
         if handshake::check_initiation(&self.identity, msg).is_err() {
             self.stats.handshakes_invalid += 1;
             return HandshakeEvent::Dropped;
         }
-        if !self.within_rate(now, from) {
+        // mac2 is looked at only after mac1, which is checked over the first 136 bytes.
+        let proven = with_mac2 && self.cookie_secret.proves(now, from, full);
+        if proven {
+            self.stats.initiations_proven += 1;
+        }
+        let within = if proven {
+            self.within_proven_rate(now, from)
+        } else {
+            self.within_rate(now, from)
+        };
+        if !within {
             self.stats.handshakes_rate_limited += 1;
-            return HandshakeEvent::Dropped;
+            if proven {
+                return HandshakeEvent::Dropped;
+            }
+            // Over the limit, and nothing shows that the sender receives at its source: a
+            // cookie reply, which only a sender that does can use. At most one reply, of 56
+            // bytes, per initiation of 136 or more.
+            return match self.cookie_secret.write_reply(now, from, msg, out) {
+                Ok(len) => {
+                    self.stats.cookies_sent += 1;
+                    HandshakeEvent::CookieReply(len)
+                }
+                Err(_) => HandshakeEvent::Dropped,
+            };
         }
         let local_index = self.next_index();
         let trusted = &self.trusted;
@@ -147,6 +182,68 @@ impl Sessions {
         }
     }
 
+    /// A cookie reply: the responder was over its rate limit for one of our initiations. The
+    /// cookie is kept for the address, and the initiation goes again at once with mac2 (once).
+    fn on_cookie_reply(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        msg: &[u8],
+        out: &mut [u8],
+    ) -> HandshakeEvent {
+        let Some(index) = cookie::reply_receiver(msg) else {
+            self.stats.handshakes_invalid += 1;
+            return HandshakeEvent::Dropped;
+        };
+        // Only from the address the initiation went to: the cookie is for our address as that
+        // responder sees it. (Replies to initiations forged with our address come here too.)
+        let Some(pending) = self.pending.get_mut(&index).filter(|p| p.addr == from) else {
+            self.stats.cookies_unexpected += 1;
+            return HandshakeEvent::Dropped;
+        };
+        let opened =
+            cookie::open_reply(self.token, &pending.initiator.remote, &pending.message, msg);
+        let Ok(got) = opened else {
+            self.stats.cookies_unexpected += 1;
+            return HandshakeEvent::Dropped;
+        };
+        self.stats.cookies_received += 1;
+        let again = !pending.retried;
+        pending.retried = true;
+        let message = pending.message;
+        self.keep_cookie(now, from, got);
+        let Some(out) = out.get_mut(..INITIATION_WITH_MAC2_LEN) else {
+            return HandshakeEvent::Dropped;
+        };
+        if !again {
+            return HandshakeEvent::Dropped;
+        }
+        out[..INITIATION_LEN].copy_from_slice(&message);
+        out[INITIATION_LEN..].copy_from_slice(&cookie::mac2(&got, &message));
+        self.stats.initiations_sent += 1;
+        debug!("handshake with {from}: sent again with a cookie (the responder is over its rate limit)");
+        HandshakeEvent::Retried(INITIATION_WITH_MAC2_LEN)
+    }
+
+    /// Keeps `got`, the cookie `from` sent us; the table holds at most [`MAX_PENDING`].
+    fn keep_cookie(&mut self, now: Instant, from: SocketAddr, got: cookie::Cookie) {
+        if self.cookies.len() >= MAX_PENDING && !self.cookies.contains_key(&from) {
+            self.cookies
+                .retain(|_, (_, at)| now < *at + COOKIE_LIFETIME);
+            if self.cookies.len() >= MAX_PENDING {
+                if let Some(oldest) = self
+                    .cookies
+                    .iter()
+                    .min_by_key(|(_, (_, at))| *at)
+                    .map(|(a, _)| *a)
+                {
+                    self.cookies.remove(&oldest);
+                }
+            }
+        }
+        self.cookies.insert(from, (got, now));
+    }
+
     fn count_refusal(&mut self, e: HandshakeError) {
         match e {
             HandshakeError::Untrusted => self.stats.handshakes_untrusted += 1,
@@ -166,27 +263,27 @@ impl Sessions {
             // have.
             return self.known_sources.allow(now, rate);
         }
-        let per_source = self.config.handshakes_per_source;
-        // An IPv6 source is its /64: one host usually has a whole /64 to pick from.
-        let source = match from.ip() {
-            IpAddr::V6(ip) => IpAddr::V6((u128::from(ip) & !u128::from(u64::MAX)).into()),
-            ip => ip,
-        };
-        if self.sources.len() >= MAX_SOURCES && !self.sources.contains_key(&source) {
-            // Full buckets are of sources quiet for a second: forgetting them loses nothing.
-            self.sources
-                .retain(|_, bucket| bucket.available(now, per_source) < per_source);
-            if self.sources.len() >= MAX_SOURCES {
-                // Still full (a flood from many sources): forgetting them all costs at most one
-                // second's allowance per source, and keeps the map bounded.
-                self.sources.clear();
-            }
+        source_allows(
+            &mut self.sources,
+            now,
+            from,
+            self.config.handshakes_per_source,
+        ) && self.all_sources.allow(now, rate)
+    }
+
+    /// The same limits for initiations whose mac2 proves their source address, on buckets of
+    /// their own: what floods the ones above from forged addresses cannot reach these.
+    fn within_proven_rate(&mut self, now: Instant, from: SocketAddr) -> bool {
+        let rate = self.config.handshakes_per_second;
+        if self.by_addr.contains_key(&from) {
+            return self.proven_known.allow(now, rate);
         }
-        let bucket = self
-            .sources
-            .entry(source)
-            .or_insert_with(|| RateLimiter::new(now, per_source));
-        bucket.allow(now, per_source) && self.all_sources.allow(now, rate)
+        source_allows(
+            &mut self.proven_sources,
+            now,
+            from,
+            self.config.handshakes_per_source,
+        ) && self.proven_all.allow(now, rate)
     }
 
     /// Makes `established` the current session of its key, at `addr`; a renewal we answered
@@ -390,6 +487,23 @@ impl Sessions {
             scratch,
         ) {
             Ok((initiator, len)) => {
+                let mut message = [0u8; INITIATION_LEN];
+                if let Some(bytes) = scratch.get(..len) {
+                    message.copy_from_slice(bytes);
+                }
+                // mac2 for a responder that sent us a cookie lately (and so is a version that
+                // reads it); to any other, the initiation as it always was.
+                let fresh = self
+                    .cookies
+                    .get(&addr)
+                    .filter(|(_, at)| now < *at + COOKIE_LIFETIME);
+                let len = match (fresh, scratch.get_mut(len..INITIATION_WITH_MAC2_LEN)) {
+                    (Some((got, _)), Some(tail)) => {
+                        tail.copy_from_slice(&cookie::mac2(got, &message));
+                        INITIATION_WITH_MAC2_LEN
+                    }
+                    _ => len,
+                };
                 if let Some(bytes) = scratch.get(..len) {
                     send(addr, bytes);
                 }
@@ -400,6 +514,8 @@ impl Sessions {
                         initiator,
                         addr,
                         sent: now,
+                        message,
+                        retried: false,
                     },
                 );
             }
@@ -410,6 +526,8 @@ impl Sessions {
     /// Timers: renewals due, handshakes timed out, sessions expired. `send` sends one datagram.
     pub fn housekeep(&mut self, now: Instant, send: &mut dyn FnMut(SocketAddr, &[u8])) {
         self.pending.retain(|_, p| now < p.sent + HANDSHAKE_TIMEOUT);
+        self.cookies
+            .retain(|_, (_, at)| now < *at + COOKIE_LIFETIME);
         let rekey_after = self.config.rekey_after;
         let reject = rekey_after + REJECT_SLACK + RECEIVE_GRACE;
         self.by_session.retain(|_, s| now < s.made + reject);
@@ -469,10 +587,40 @@ impl Sessions {
     }
 }
 
+/// Whether the per-source bucket of `from` in `sources` (an IPv6 source counts as its /64)
+/// allows one more initiation at `per_source` a second; `sources` holds at most
+/// [`MAX_SOURCES`] buckets.
+fn source_allows(
+    sources: &mut HashMap<IpAddr, RateLimiter>,
+    now: Instant,
+    from: SocketAddr,
+    per_source: u64,
+) -> bool {
+    // An IPv6 source is its /64: one host usually has a whole /64 to pick from.
+    let source = match from.ip() {
+        IpAddr::V6(ip) => IpAddr::V6((u128::from(ip) & !u128::from(u64::MAX)).into()),
+        ip => ip,
+    };
+    if sources.len() >= MAX_SOURCES && !sources.contains_key(&source) {
+        // Full buckets are of sources quiet for a second: forgetting them loses nothing.
+        sources.retain(|_, bucket| bucket.available(now, per_source) < per_source);
+        if sources.len() >= MAX_SOURCES {
+            // Still full (a flood from many sources): forgetting them all costs at most one
+            // second's allowance per source, and keeps the map bounded.
+            sources.clear();
+        }
+    }
+    sources
+        .entry(source)
+        .or_insert_with(|| RateLimiter::new(now, per_source))
+        .allow(now, per_source)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::identity::{handshake::Identity, IdentityConfig, SecretKey, TrustedKeys};
+    use crate::identity::{HandshakeEvent, INITIATION_LEN};
     use crate::wire::Token;
     use std::time::Duration;
 
@@ -516,5 +664,151 @@ mod tests {
         // And back a day (a bad clock): never earlier than the last one.
         sessions.set_wall_clock(Instant::from_secs(30), wall - day);
         assert!(sessions.timestamp(Instant::from_secs(31)) > after);
+    }
+
+    /// Two nodes that trust each other; b answers `per_second` initiations a second from the
+    /// addresses trusted keys use, and from all others.
+    fn cookie_pair(per_second: u64) -> (Sessions, Sessions, SocketAddr, SocketAddr) {
+        let keys = [1u8, 2].map(|i| SecretKey::from_random([i; 32]));
+        let publics = [keys[1].public_key(), keys[0].public_key()];
+        let mut other = publics.into_iter();
+        let [a, b] = keys.map(|k| {
+            let mut cfg = IdentityConfig::new(Instant::ZERO, 1_700_000_000_000_000_000, 9);
+            cfg.handshakes_per_second = per_second;
+            cfg.handshakes_per_source = per_second;
+            let mut trusted = TrustedKeys::new();
+            if let Some(key) = other.next() {
+                trusted.insert(key, "");
+            }
+            Sessions::new(Identity::new(k), Token::MAX, trusted, cfg, Instant::ZERO)
+        });
+        let addrs = ["198.18.0.1:3210", "198.18.0.2:3210"].map(|s| s.parse().unwrap());
+        (a, b, addrs[0], addrs[1])
+    }
+
+    /// `n` initiations that pass `to`'s mac1, from a key it does not trust, sent from `from`
+    /// (a flood that spends `to`'s allowance).
+    fn flood(to: &mut Sessions, now: Instant, from: SocketAddr, n: usize) {
+        let stranger = Identity::new(SecretKey::from_random([77; 32]));
+        let mut out = [0u8; 256];
+        for i in 0..n {
+            let (_, len) = handshake::initiate(
+                &stranger,
+                Token::MAX,
+                &to.public(),
+                7,
+                handshake::timestamp(1 + i as u64),
+                None,
+                &mut out,
+            )
+            .unwrap();
+            let msg = out[..len].to_vec();
+            to.on_handshake(now, from, &msg, &mut out);
+        }
+    }
+
+    /// What `a` sends when it starts a handshake round with `to` at `now`.
+    fn round_to(a: &mut Sessions, now: Instant, to: SocketAddr) -> Vec<Vec<u8>> {
+        let mut sent = Vec::new();
+        a.want(to);
+        a.flush(now, &mut |addr, bytes| {
+            assert_eq!(addr, to);
+            sent.push(bytes.to_vec());
+        });
+        sent
+    }
+
+    #[test]
+    fn a_cookie_reply_brings_the_initiation_back_with_mac2_and_that_one_is_answered() {
+        let (mut a, mut b, at_a, at_b) = cookie_pair(2);
+        let mut now = Instant::from_secs(1);
+        let mut out = [0u8; 256];
+        // Before any reply, a node sends the initiation as it always was: 136 bytes.
+        let first = round_to(&mut a, now, at_b);
+        assert!(!first.is_empty());
+        assert!(first.iter().all(|m| m.len() == INITIATION_LEN));
+        assert_eq!(first.len(), 1);
+        // b's allowance for the second is spent by a flood from a's address.
+        flood(&mut b, now, at_a, 2);
+        let HandshakeEvent::CookieReply(len) = b.on_handshake(now, at_a, &first[0], &mut out)
+        else {
+            panic!("no cookie reply over the limit");
+        };
+        let reply = out[..len].to_vec();
+        // From elsewhere, the reply is not taken.
+        let elsewhere: SocketAddr = "198.18.0.9:3210".parse().unwrap();
+        assert_eq!(
+            a.on_handshake(now, elsewhere, &reply, &mut out),
+            HandshakeEvent::Dropped
+        );
+        assert_eq!(a.stats().cookies_unexpected, 1);
+        let HandshakeEvent::Retried(len) = a.on_handshake(now, at_b, &reply, &mut out) else {
+            panic!("the initiation was not sent again");
+        };
+        assert_eq!(len, INITIATION_WITH_MAC2_LEN);
+        assert_eq!(
+            &out[..INITIATION_LEN],
+            &first[0][..],
+            "the same initiation, mac2 added"
+        );
+        let again = out[..len].to_vec();
+        // Once per initiation: a second reply to it brings nothing more.
+        assert_eq!(
+            a.on_handshake(now, at_b, &reply, &mut out),
+            HandshakeEvent::Dropped
+        );
+        // b is still over its limit for unproven initiations, but this one is proven.
+        assert!(matches!(
+            b.on_handshake(now, at_a, &first[0], &mut out),
+            HandshakeEvent::CookieReply(_)
+        ));
+        assert!(matches!(
+            b.on_handshake(now, at_a, &again, &mut out),
+            HandshakeEvent::Answered(_, true)
+        ));
+        assert_eq!(b.stats().initiations_proven, 1);
+        // The cookie goes on the initiations to b for its lifetime, and to b only.
+        now += Duration::from_secs(20);
+        a.housekeep(now, &mut |_, _| {});
+        let later = round_to(&mut a, now, at_b);
+        assert!(!later.is_empty());
+        assert!(later.iter().all(|m| m.len() == INITIATION_WITH_MAC2_LEN));
+        let other: SocketAddr = "198.18.0.3:3210".parse().unwrap();
+        let to_other = round_to(&mut a, now, other);
+        assert!(!to_other.is_empty());
+        assert!(to_other.iter().all(|m| m.len() == INITIATION_LEN));
+        // (A round to b's address again, once the one in flight timed out.)
+        now = Instant::from_secs(1) + COOKIE_LIFETIME;
+        a.housekeep(now, &mut |_, _| {});
+        let expired = round_to(&mut a, now, at_b);
+        assert!(!expired.is_empty());
+        assert!(expired.iter().all(|m| m.len() == INITIATION_LEN));
+    }
+
+    #[test]
+    fn a_proof_for_one_address_is_no_proof_for_another() {
+        let (mut a, mut b, at_a, at_b) = cookie_pair(1);
+        let now = Instant::from_secs(1);
+        let mut out = [0u8; 256];
+        let first = round_to(&mut a, now, at_b);
+        flood(&mut b, now, at_a, 1);
+        let HandshakeEvent::CookieReply(len) = b.on_handshake(now, at_a, &first[0], &mut out)
+        else {
+            panic!("no cookie reply over the limit");
+        };
+        let reply = out[..len].to_vec();
+        let HandshakeEvent::Retried(len) = a.on_handshake(now, at_b, &reply, &mut out) else {
+            panic!("not sent again");
+        };
+        let again = out[..len].to_vec();
+        // The same bytes from another address (or port) prove nothing there: a cookie reply
+        // again, no answer.
+        let moved: SocketAddr = "198.18.0.1:3211".parse().unwrap();
+        assert!(matches!(
+            b.on_handshake(now, moved, &again, &mut out),
+            HandshakeEvent::CookieReply(_)
+        ));
+        assert_eq!(b.stats().initiations_proven, 0);
+        assert_eq!(b.stats().responses_sent, 0);
     }
 }

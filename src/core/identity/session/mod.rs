@@ -23,7 +23,13 @@
 //!   its rate limit ([`IdentityConfig::handshakes_per_second`] in all and
 //!   [`IdentityConfig::handshakes_per_source`] per source IP address), the Noise message
 //!   opens, the initiator's key is trusted and its timestamp is newer than the last one
-//!   accepted from that key. Otherwise it sends nothing and keeps nothing.
+//!   accepted from that key. Otherwise it sends nothing and keeps nothing, except over the
+//!   rate limit: there the source gets a cookie reply (`cookie`), and an initiation that
+//!   comes back with its mac2 draws on buckets of its own, which forged sources never reach.
+//! - The initiator sends an initiation again at once, with mac2, when a cookie reply answers
+//!   it, and adds mac2 to its initiations to that address while the cookie is fresh
+//!   ([`COOKIE_LIFETIME`](super::cookie::COOKIE_LIFETIME)); never to an address that sent
+//!   none, so a node of an earlier version gets the initiation it knows.
 //! - A session is renewed by its initiator [`IdentityConfig::rekey_after`] after it was made
 //!   (by the responder [`RESPONDER_REKEY_DELAY`] later, should the initiator not do it), or
 //!   once it sealed [`IdentityConfig::rekey_after_messages`] packets. It seals nothing past
@@ -40,6 +46,7 @@ use std::sync::Arc;
 
 use log::info;
 
+use super::cookie::{Cookie, CookieSecret};
 use super::handshake::{self, Identity, Initiator};
 use super::keys::{PublicKey, TrustedKeys};
 use crate::crypto::{self, OpenError, Opener, SealError, Sealer};
@@ -128,6 +135,12 @@ pub enum HandshakeEvent {
     Completed,
     /// Dropped, for the reason counted in [`SessionStats`].
     Dropped,
+    /// An initiation over the rate limit without a proof of its source address: dropped too,
+    /// and the cookie reply in `out[..len]` is to be sent back to its source.
+    CookieReply(usize),
+    /// A cookie reply to one of our initiations: the initiation again, with mac2, is in
+    /// `out[..len]`, to be sent back to the reply's source.
+    Retried(usize),
 }
 
 /// The sending half of a session and what we need to know to renew it.
@@ -179,6 +192,11 @@ struct Pending {
     initiator: Initiator,
     addr: SocketAddr,
     sent: Instant,
+    /// The initiation as sent, without mac2: a cookie reply's associated data is its mac1,
+    /// and a reply has it sent again with mac2.
+    message: [u8; handshake::INITIATION_LEN],
+    /// Whether a cookie reply already had it sent again (once per initiation).
+    retried: bool,
 }
 
 /// The identity mode's sessions. See the module doc.
@@ -209,6 +227,18 @@ pub struct Sessions {
     /// that a flood from other addresses cannot starve renewals, and the CPU spent on
     /// handshakes stays bounded by the two.
     known_sources: RateLimiter,
+    /// The responder's cookie secret: initiations over the limits above get a cookie reply,
+    /// and those that come back with its mac2 draw on the three buckets below instead.
+    cookie_secret: CookieSecret,
+    /// Proven initiations (mac2) per source IP address.
+    proven_sources: HashMap<IpAddr, RateLimiter>,
+    /// Proven initiations from addresses no trusted key uses, all together.
+    proven_all: RateLimiter,
+    /// Proven initiations from addresses a trusted key uses, all together: forged source
+    /// addresses never get here, so a flood that forges peers' addresses cannot starve them.
+    proven_known: RateLimiter,
+    /// The initiator's cookies, by the address whose reply brought them, and when.
+    cookies: HashMap<SocketAddr, (Cookie, Instant)>,
     rng: u64,
     /// The timestamp of our last initiation (nanoseconds since the Unix epoch): each next one
     /// is later, also two in the same instant, so that a peer never takes one for a replay.
@@ -241,6 +271,7 @@ impl Sessions {
         config: IdentityConfig,
         now: Instant,
     ) -> Sessions {
+        let cookie_secret = CookieSecret::new(&identity.public(), now);
         let mut sessions = Sessions {
             identity,
             token,
@@ -249,6 +280,11 @@ impl Sessions {
             members: 0,
             all_sources: RateLimiter::new(now, config.handshakes_per_second),
             known_sources: RateLimiter::new(now, config.handshakes_per_second),
+            cookie_secret,
+            proven_sources: HashMap::new(),
+            proven_all: RateLimiter::new(now, config.handshakes_per_second),
+            proven_known: RateLimiter::new(now, config.handshakes_per_second),
+            cookies: HashMap::new(),
             log_budget: LogBudget::new(now),
             rng: config.seed | 1,
             last_initiation: 0,

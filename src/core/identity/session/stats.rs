@@ -67,11 +67,20 @@ pub struct SessionStats {
     /// Initiations and datagrams of one trusted key from an address another trusted key still
     /// uses (a member posing as another), refused.
     pub address_in_use: u64,
+    /// Cookie replies sent to initiations over the rate limit that did not prove their source.
+    pub cookies_sent: u64,
+    /// Cookie replies to our own initiations, opened and kept.
+    pub cookies_received: u64,
+    /// Cookie replies to no initiation of ours, from elsewhere, or that did not open (among
+    /// them the replies to initiations others forged with our address).
+    pub cookies_unexpected: u64,
+    /// Initiations whose mac2 proved that their sender receives at their source address.
+    pub initiations_proven: u64,
 }
 
 impl SessionStats {
     /// Every counter with its name (as in the stats file) and a one-line description.
-    pub fn named(&self) -> [(&'static str, u64, &'static str); 14] {
+    pub fn named(&self) -> [(&'static str, u64, &'static str); 18] {
         [
             (
                 "handshake_initiations_sent",
@@ -142,6 +151,26 @@ impl SessionStats {
                 "sessions_address_in_use",
                 self.address_in_use,
                 "Initiations and datagrams of one key from an address another key uses, refused.",
+            ),
+            (
+                "handshake_cookies_sent",
+                self.cookies_sent,
+                "Cookie replies sent to initiations over the rate limit.",
+            ),
+            (
+                "handshake_cookies_received",
+                self.cookies_received,
+                "Cookie replies to our initiations, kept.",
+            ),
+            (
+                "handshake_cookies_unexpected",
+                self.cookies_unexpected,
+                "Cookie replies to no initiation of ours, or that did not open.",
+            ),
+            (
+                "handshakes_proven",
+                self.initiations_proven,
+                "Initiations whose mac2 proved their source address.",
             ),
         ]
     }
