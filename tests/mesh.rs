@@ -283,6 +283,39 @@ fn node_given_its_own_address_never_peers_with_itself() {
 }
 
 #[test]
+fn loopback_addresses_in_a_remote_peers_list_are_not_contacted() {
+    let mut sim = Simulator::new(0x5e3f);
+    let cfg = Simulator::config();
+    let [a, b] = sim.add_nodes(&cfg);
+    sim.connect(b, a);
+    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    assert!(!b.ip().is_loopback());
+    // b (verified, not on loopback) names loopback addresses, which would be this host's own
+    // services, and one ordinary address.
+    let far = SocketAddr::from(([198, 18, 77, 7], 3210));
+    let listed: [SocketAddr; 4] = [
+        SocketAddr::from(([127, 0, 0, 1], 53)),
+        SocketAddr::from(([127, 9, 9, 9], 3210)),
+        "[::1]:5353".parse().unwrap(),
+        far,
+    ];
+    let mut buf = [0u8; 128];
+    let (len, _) = wire::emit_peers(Token::new(1).unwrap(), listed.into_iter(), &mut buf).unwrap();
+    let now = sim.now;
+    let ignored = sim.stats(a).peer_entries_ignored;
+    sim.nodes
+        .get_mut(&a)
+        .unwrap()
+        .on_datagram(now, b, &mut buf[..len])
+        .unwrap();
+    for addr in &listed[..3] {
+        assert!(!sim.nodes[&a].contacts().contains(*addr), "{addr} queued");
+    }
+    assert!(sim.nodes[&a].contacts().contains(far));
+    assert_eq!(sim.stats(a).peer_entries_ignored, ignored + 3);
+}
+
+#[test]
 fn peer_list_naming_the_receiver_is_not_followed_to_itself() {
     let mut sim = Simulator::new(0x5e2f);
     let cfg = Simulator::config();

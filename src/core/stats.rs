@@ -149,7 +149,8 @@ pub struct Stats {
     pub mac_moves: u64,
     /// MAC entries not learned because a table cap was reached.
     pub macs_refused: u64,
-    /// Peer-list entries ignored (own, unspecified, multicast, port 0, unreachable family).
+    /// Peer-list entries ignored (own, unspecified, multicast, port 0, unreachable family, a
+    /// remote peer's loopback addresses).
     pub peer_entries_ignored: u64,
     /// Addresses not queued for contact because the queue was full.
     pub contacts_refused: u64,

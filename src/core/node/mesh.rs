@@ -302,7 +302,9 @@ impl<S: Socket, D: Device> Node<S, D> {
             if addr == from {
                 continue;
             }
-            if relay_listed && !is_unusable(addr) && !self.config.is_own(addr) {
+            let foreign_loopback = addr.ip().is_loopback() && !from.ip().is_loopback();
+            if relay_listed && !is_unusable(addr) && !foreign_loopback && !self.config.is_own(addr)
+            {
                 self.relay_on_listed(now, from, addr);
             }
             if self.peers.contains(addr)
@@ -311,7 +313,14 @@ impl<S: Socket, D: Device> Node<S, D> {
             {
                 continue;
             }
-            if is_unusable(addr) || self.config.is_own(addr) || !self.config.can_reach(addr) {
+            // A loopback address in the list of a peer that is not on loopback itself names
+            // a host of that peer's, never one of ours: probing it would only send our "get
+            // peer list" to whatever listens on that port of this very host.
+            if is_unusable(addr)
+                || foreign_loopback
+                || self.config.is_own(addr)
+                || !self.config.can_reach(addr)
+            {
                 self.stats.peer_entries_ignored += 1;
                 continue;
             }
