@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     let mut initiation = [0u8; handshake::INITIATION_LEN];
     let len = initiation.len().min(data.len());
     initiation[..len].copy_from_slice(&data[..len]);
-    assert!(cookie::open_reply(token, &id.public(), &initiation, data).is_err());
+    let _ = cookie::open_reply(token, &id.public(), &initiation, data);
     let mut secret = CookieSecret::new(&id.public(), Instant::ZERO);
     let _ = secret.proves(Instant::from_secs(1), from, data);
     let _ = secret.write_reply(Instant::from_secs(1), from, data, &mut out);
@@ -47,7 +47,8 @@ fuzz_target!(|data: &[u8]| {
     sessions.want(from);
     sessions.flush(now, &mut |_, _| {});
     // Arbitrary bytes cannot make an initiation from key 2 (that needs its private key), nor
-    // a cookie reply that opens (that needs the initiation's mac1 and the cipher broken).
+    // a cookie reply that opens for the initiation in flight (whose mac1, the associated
+    // data, depends on an ephemeral key the input never sees).
     let event = sessions.on_handshake(now, from, data, &mut out);
     assert!(
         !matches!(

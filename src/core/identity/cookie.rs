@@ -22,8 +22,11 @@
 //! - The reply's receiver index is the initiation's sender index. The cookie is sealed with
 //!   ChaCha20-Poly1305 under SHA-256(`"ethcloud-cookie-v1"` ‖ the responder's static public
 //!   key), with the reply's nonce and, as associated data, the mac1 of the initiation it
-//!   answers: only the sender of that initiation (who knows its mac1) can use the reply, and
-//!   a reply that anyone else forges or replays fails to open.
+//!   answers: the initiator takes a reply only for an initiation of its own, so one made for
+//!   another initiation, or by someone who never saw that initiation (an off-path forger),
+//!   does not open. (The key follows from the public key: someone who sees both the
+//!   initiation and the reply can read the cookie, but that one already receives at the
+//!   address.)
 //! - mac2 is the first 16 bytes of HMAC-SHA256 keyed with the cookie over the 136 bytes of the
 //!   initiation before it. An initiator adds it for [`COOKIE_LIFETIME`] after a reply from
 //!   that address, and never otherwise, so a node that has never sent a reply (an earlier
@@ -155,30 +158,23 @@ pub fn open_reply(
     Ok(cookie)
 }
 
-/// Fills `buf` from the operating system's random source. Should that ever fail, the bytes
-/// are derived from `fallback` (the secret before, unknown outside) and the clock, and a
-/// warning says so.
-fn random_bytes(buf: &mut [u8], fallback: &[u8], now: Instant) {
+/// Fills `buf` from the operating system's random source; false (with a warning) if it failed.
+fn random_bytes(buf: &mut [u8]) -> bool {
     if SystemRandom::new().fill(buf).is_ok() {
-        return;
+        return true;
     }
-    warn!("the random source failed: the handshake cookie secret is derived from the one before");
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    ctx.update(fallback);
-    ctx.update(&now.as_millis().to_be_bytes());
-    let d = ctx.finish();
-    for (b, d) in buf.iter_mut().zip(d.as_ref().iter().cycle()) {
-        *b = *d;
-    }
+    warn!("the random source failed: no new handshake cookie secret (tried again later)");
+    false
 }
 
 /// The responder's side: the cookie secret (a new one every [`SECRET_LIFETIME`], the one before
 /// still accepted), the key its replies are sealed with, and their nonces (a random 8-byte
-/// prefix drawn with each secret, then a 4-byte count).
+/// prefix drawn with each secret, then a 4-byte count). Should the random source fail, the
+/// secret in use is kept; without any (it failed from the start), no reply is made and no
+/// mac2 proves anything, which leaves the rate limits as they were without cookies.
 pub struct CookieSecret {
-    secret: hmac::Key,
+    secret: Option<hmac::Key>,
     previous: Option<hmac::Key>,
-    raw: [u8; 32],
     /// The period of `secret`: the time in [`SECRET_LIFETIME`]s.
     period: u64,
     reply_key: Option<aead::LessSafeKey>,
@@ -198,14 +194,12 @@ impl CookieSecret {
     /// A fresh secret for the responder whose static public key is `own`.
     pub fn new(own: &PublicKey, now: Instant) -> CookieSecret {
         let mut raw = [0u8; 32];
-        random_bytes(&mut raw, &own.0, now);
         let mut nonce_prefix = [0u8; 8];
-        random_bytes(&mut nonce_prefix, &raw, now);
+        let drawn = random_bytes(&mut raw) && random_bytes(&mut nonce_prefix);
         CookieSecret {
-            secret: hmac::Key::new(hmac::HMAC_SHA256, &raw),
+            secret: drawn.then(|| hmac::Key::new(hmac::HMAC_SHA256, &raw)),
             previous: None,
-            raw,
-            period: now.as_millis() / SECRET_LIFETIME.as_millis().max(1) as u64,
+            period: period_of(now),
             reply_key: reply_key(own).ok(),
             nonce_prefix,
             count: 0,
@@ -216,19 +210,21 @@ impl CookieSecret {
     /// the period before is still accepted. So a cookie is good for at least one period and
     /// at most two.
     fn rotate(&mut self, now: Instant) {
-        let period = now.as_millis() / SECRET_LIFETIME.as_millis().max(1) as u64;
+        let period = period_of(now);
         if period == self.period {
             return;
         }
         let mut raw = [0u8; 32];
-        random_bytes(&mut raw, &self.raw, now);
-        let fresh = hmac::Key::new(hmac::HMAC_SHA256, &raw);
-        let old = core::mem::replace(&mut self.secret, fresh);
-        self.previous = (period == self.period + 1).then_some(old);
-        self.raw = raw;
-        self.period = period;
         let mut prefix = [0u8; 8];
-        random_bytes(&mut prefix, &raw, now);
+        if !(random_bytes(&mut raw) && random_bytes(&mut prefix)) {
+            // Keep what we have (if anything), and try again in the next period.
+            self.period = period;
+            return;
+        }
+        let fresh = hmac::Key::new(hmac::HMAC_SHA256, &raw);
+        let old = self.secret.replace(fresh);
+        self.previous = old.filter(|_| period == self.period + 1);
+        self.period = period;
         self.nonce_prefix = prefix;
         self.count = 0;
     }
@@ -248,7 +244,7 @@ impl CookieSecret {
             return false;
         }
         let addr = address_bytes(from);
-        [Some(&self.secret), self.previous.as_ref()]
+        [self.secret.as_ref(), self.previous.as_ref()]
             .into_iter()
             .flatten()
             .any(|secret| {
@@ -282,18 +278,21 @@ impl CookieSecret {
             .ok_or(HandshakeError::Length)?;
         let aad = mac1_of(initiation).ok_or(HandshakeError::Length)?;
         let key = self.reply_key.as_ref().ok_or(HandshakeError::Noise)?;
+        let secret = self.secret.as_ref().ok_or(HandshakeError::Noise)?;
         self.count = self.count.wrapping_add(1);
         if self.count == 0 {
             // 2^32 replies under one prefix: draw another rather than repeat a nonce.
             let mut prefix = [0u8; 8];
-            random_bytes(&mut prefix, &self.raw, now);
+            if !random_bytes(&mut prefix) {
+                return Err(HandshakeError::Noise);
+            }
             self.nonce_prefix = prefix;
         }
         let mut nonce = [0u8; 12];
         nonce[..8].copy_from_slice(&self.nonce_prefix);
         nonce[8..].copy_from_slice(&self.count.to_be_bytes());
         let mut sealed = [0u8; COOKIE_LEN + 16];
-        sealed[..COOKIE_LEN].copy_from_slice(&cookie(&self.secret, &address_bytes(from)));
+        sealed[..COOKIE_LEN].copy_from_slice(&cookie(secret, &address_bytes(from)));
         let tag = key
             .seal_in_place_separate_tag(
                 aead::Nonce::assume_unique_for_key(nonce),
@@ -310,6 +309,11 @@ impl CookieSecret {
         out[field::SEALED..].copy_from_slice(&sealed);
         Ok(COOKIE_REPLY_LEN)
     }
+}
+
+/// The period of [`SECRET_LIFETIME`] that `now` falls in.
+fn period_of(now: Instant) -> u64 {
+    now.as_millis() / (SECRET_LIFETIME.as_secs() * 1000).max(1)
 }
 
 /// A source address as the cookie covers it: 16 bytes of IP (IPv4 mapped), 2 of port.

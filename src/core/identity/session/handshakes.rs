@@ -210,6 +210,7 @@ impl Sessions {
         self.stats.cookies_received += 1;
         let again = !pending.retried;
         pending.retried = true;
+        pending.with_mac2 |= again;
         let message = pending.message;
         self.keep_cookie(now, from, got);
         let Some(out) = out.get_mut(..INITIATION_WITH_MAC2_LEN) else {
@@ -276,7 +277,12 @@ impl Sessions {
     fn within_proven_rate(&mut self, now: Instant, from: SocketAddr) -> bool {
         let rate = self.config.handshakes_per_second;
         if self.by_addr.contains_key(&from) {
-            return self.proven_known.allow(now, rate);
+            // Each of these addresses has a bucket of its own as well, so that no one of them
+            // (a member's, or one whose proven initiations someone on the path replays) takes
+            // the whole allowance of the others.
+            let per_source = self.config.handshakes_per_source;
+            return bucket_allows(&mut self.proven_addrs, from, now, per_source)
+                && self.proven_known.allow(now, rate);
         }
         source_allows(
             &mut self.proven_sources,
@@ -488,7 +494,7 @@ impl Sessions {
         ) {
             Ok((initiator, len)) => {
                 let mut message = [0u8; INITIATION_LEN];
-                if let Some(bytes) = scratch.get(..len) {
+                if let Some(bytes) = scratch.get(..INITIATION_LEN) {
                     message.copy_from_slice(bytes);
                 }
                 // mac2 for a responder that sent us a cookie lately (and so is a version that
@@ -516,6 +522,7 @@ impl Sessions {
                         sent: now,
                         message,
                         retried: false,
+                        with_mac2: len == INITIATION_WITH_MAC2_LEN,
                     },
                 );
             }
@@ -525,7 +532,17 @@ impl Sessions {
 
     /// Timers: renewals due, handshakes timed out, sessions expired. `send` sends one datagram.
     pub fn housekeep(&mut self, now: Instant, send: &mut dyn FnMut(SocketAddr, &[u8])) {
-        self.pending.retain(|_, p| now < p.sent + HANDSHAKE_TIMEOUT);
+        // An initiation with mac2 that nobody answered: its cookie goes, and the next one to
+        // that address is the plain 136 bytes again. (A forged reply, or a node of an earlier
+        // version now at that address, cannot keep us sending what goes unread.)
+        let cookies = &mut self.cookies;
+        self.pending.retain(|_, p| {
+            let live = now < p.sent + HANDSHAKE_TIMEOUT;
+            if !live && p.with_mac2 {
+                cookies.remove(&p.addr);
+            }
+            live
+        });
         self.cookies
             .retain(|_, (_, at)| now < *at + COOKIE_LIFETIME);
         let rekey_after = self.config.rekey_after;
@@ -601,19 +618,30 @@ fn source_allows(
         IpAddr::V6(ip) => IpAddr::V6((u128::from(ip) & !u128::from(u64::MAX)).into()),
         ip => ip,
     };
-    if sources.len() >= MAX_SOURCES && !sources.contains_key(&source) {
+    bucket_allows(sources, source, now, per_source)
+}
+
+/// Whether `key`'s bucket in `buckets` allows one more initiation at `rate` a second;
+/// `buckets` holds at most [`MAX_SOURCES`].
+fn bucket_allows<K: core::hash::Hash + Eq>(
+    buckets: &mut HashMap<K, RateLimiter>,
+    key: K,
+    now: Instant,
+    rate: u64,
+) -> bool {
+    if buckets.len() >= MAX_SOURCES && !buckets.contains_key(&key) {
         // Full buckets are of sources quiet for a second: forgetting them loses nothing.
-        sources.retain(|_, bucket| bucket.available(now, per_source) < per_source);
-        if sources.len() >= MAX_SOURCES {
+        buckets.retain(|_, bucket| bucket.available(now, rate) < rate);
+        if buckets.len() >= MAX_SOURCES {
             // Still full (a flood from many sources): forgetting them all costs at most one
             // second's allowance per source, and keeps the map bounded.
-            sources.clear();
+            buckets.clear();
         }
     }
-    sources
-        .entry(source)
-        .or_insert_with(|| RateLimiter::new(now, per_source))
-        .allow(now, per_source)
+    buckets
+        .entry(key)
+        .or_insert_with(|| RateLimiter::new(now, rate))
+        .allow(now, rate)
 }
 
 #[cfg(test)]
@@ -757,26 +785,32 @@ mod tests {
             a.on_handshake(now, at_b, &reply, &mut out),
             HandshakeEvent::Dropped
         );
+        // The cookie is b's address's only: to another address, the plain initiation.
+        let other: SocketAddr = "198.18.0.3:3210".parse().unwrap();
+        let to_other = round_to(&mut a, now, other);
+        assert!(!to_other.is_empty());
+        assert!(to_other.iter().all(|m| m.len() == INITIATION_LEN));
         // b is still over its limit for unproven initiations, but this one is proven.
         assert!(matches!(
             b.on_handshake(now, at_a, &first[0], &mut out),
             HandshakeEvent::CookieReply(_)
         ));
-        assert!(matches!(
-            b.on_handshake(now, at_a, &again, &mut out),
-            HandshakeEvent::Answered(_, true)
-        ));
+        let HandshakeEvent::Answered(len, true) = b.on_handshake(now, at_a, &again, &mut out)
+        else {
+            panic!("the initiation with mac2 was not answered");
+        };
         assert_eq!(b.stats().initiations_proven, 1);
-        // The cookie goes on the initiations to b for its lifetime, and to b only.
+        let response = out[..len].to_vec();
+        assert_eq!(
+            a.on_handshake(now, at_b, &response, &mut out),
+            HandshakeEvent::Completed
+        );
+        // The cookie goes on the initiations to b for its lifetime.
         now += Duration::from_secs(20);
         a.housekeep(now, &mut |_, _| {});
         let later = round_to(&mut a, now, at_b);
         assert!(!later.is_empty());
         assert!(later.iter().all(|m| m.len() == INITIATION_WITH_MAC2_LEN));
-        let other: SocketAddr = "198.18.0.3:3210".parse().unwrap();
-        let to_other = round_to(&mut a, now, other);
-        assert!(!to_other.is_empty());
-        assert!(to_other.iter().all(|m| m.len() == INITIATION_LEN));
         // (A round to b's address again, once the one in flight timed out.)
         now = Instant::from_secs(1) + COOKIE_LIFETIME;
         a.housekeep(now, &mut |_, _| {});
@@ -810,5 +844,90 @@ mod tests {
         ));
         assert_eq!(b.stats().initiations_proven, 0);
         assert_eq!(b.stats().responses_sent, 0);
+    }
+
+    #[test]
+    fn an_initiation_with_a_wrong_mac2_is_taken_as_one_without() {
+        let (mut a, mut b, at_a, at_b) = cookie_pair(1);
+        let now = Instant::from_secs(1);
+        let mut out = [0u8; 256];
+        let first = round_to(&mut a, now, at_b);
+        let mut wrong = first[0].clone();
+        wrong.extend_from_slice(&[0x5a; 16]);
+        // Within the limit: answered as the 136 bytes would be.
+        assert!(matches!(
+            b.on_handshake(now, at_a, &wrong, &mut out),
+            HandshakeEvent::Answered(_, true)
+        ));
+        assert_eq!(b.stats().initiations_proven, 0);
+        // Over it: a cookie reply, as for any initiation without a proof.
+        flood(&mut b, now, at_a, 1);
+        assert!(matches!(
+            b.on_handshake(now, at_a, &wrong, &mut out),
+            HandshakeEvent::CookieReply(_)
+        ));
+    }
+
+    #[test]
+    fn a_cookie_is_dropped_when_an_initiation_with_its_mac2_goes_unanswered() {
+        let (mut a, mut b, at_a, at_b) = cookie_pair(1);
+        let now = Instant::from_secs(1);
+        let mut out = [0u8; 256];
+        let first = round_to(&mut a, now, at_b);
+        flood(&mut b, now, at_a, 1);
+        let HandshakeEvent::CookieReply(len) = b.on_handshake(now, at_a, &first[0], &mut out)
+        else {
+            panic!("no cookie reply over the limit");
+        };
+        let reply = out[..len].to_vec();
+        assert!(matches!(
+            a.on_handshake(now, at_b, &reply, &mut out),
+            HandshakeEvent::Retried(_)
+        ));
+        // The initiation with mac2 is lost (or unread: a node of an earlier version took the
+        // address, or the reply was forged). Once it times out, a sends the plain one again.
+        let later = now + HANDSHAKE_TIMEOUT + Duration::from_secs(1);
+        a.housekeep(later, &mut |_, _| {});
+        let again = round_to(&mut a, later, at_b);
+        assert!(!again.is_empty());
+        assert!(
+            again.iter().all(|m| m.len() == INITIATION_LEN),
+            "{:?}",
+            again.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn one_peer_address_cannot_spend_the_proven_allowance_of_the_others() {
+        let (mut a, mut b, at_a, at_b) = cookie_pair(40);
+        let mut now = Instant::from_secs(1);
+        let mut out = [0u8; 256];
+        let first = round_to(&mut a, now, at_b);
+        assert!(matches!(
+            b.on_handshake(now, at_a, &first[0], &mut out),
+            HandshakeEvent::Answered(_, true)
+        ));
+        assert!(b.by_addr.contains_key(&at_a));
+        // a's address is one a trusted key uses now. Per address, 2 a second; in all, 40.
+        b.config.handshakes_per_source = 2;
+        now += Duration::from_secs(2);
+        // Proven initiations from a's address (replayed by someone on the path, say), more
+        // than that address's own bucket takes: 2 get through, and the rest of the 40 stay
+        // for the other addresses.
+        let mut reply = [0u8; 64];
+        let n = b
+            .cookie_secret
+            .write_reply(now, at_a, &first[0], &mut reply)
+            .unwrap();
+        let cookie = cookie::open_reply(Token::MAX, &b.public(), &first[0], &reply[..n]).unwrap();
+        let mut proven = first[0].clone();
+        proven.extend_from_slice(&cookie::mac2(&cookie, &first[0]));
+        let before = b.stats().initiations_proven;
+        let limited = b.stats().handshakes_rate_limited;
+        for _ in 0..10 {
+            b.on_handshake(now, at_a, &proven, &mut out);
+        }
+        assert_eq!(b.stats().initiations_proven, before + 10);
+        assert_eq!(b.stats().handshakes_rate_limited, limited + 8);
     }
 }

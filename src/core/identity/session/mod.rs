@@ -197,6 +197,8 @@ struct Pending {
     message: [u8; handshake::INITIATION_LEN],
     /// Whether a cookie reply already had it sent again (once per initiation).
     retried: bool,
+    /// Whether it went with mac2 (at first, or sent again after a cookie reply).
+    with_mac2: bool,
 }
 
 /// The identity mode's sessions. See the module doc.
@@ -237,6 +239,8 @@ pub struct Sessions {
     /// Proven initiations from addresses a trusted key uses, all together: forged source
     /// addresses never get here, so a flood that forges peers' addresses cannot starve them.
     proven_known: RateLimiter,
+    /// And per such address.
+    proven_addrs: HashMap<SocketAddr, RateLimiter>,
     /// The initiator's cookies, by the address whose reply brought them, and when.
     cookies: HashMap<SocketAddr, (Cookie, Instant)>,
     rng: u64,
@@ -284,6 +288,7 @@ impl Sessions {
             proven_sources: HashMap::new(),
             proven_all: RateLimiter::new(now, config.handshakes_per_second),
             proven_known: RateLimiter::new(now, config.handshakes_per_second),
+            proven_addrs: HashMap::new(),
             cookies: HashMap::new(),
             log_budget: LogBudget::new(now),
             rng: config.seed | 1,
