@@ -165,7 +165,7 @@ impl ConfigFile {
     pub fn read(path: &Path) -> Result<ConfigFile, Error> {
         use std::io::Read;
         let mut text = String::new();
-        std::fs::File::open(path)
+        crate::keyfiles::open_for_reading(path)
             .and_then(|file| file.take(MAX_CONFIG_LEN + 1).read_to_string(&mut text))
             .and_then(|len| {
                 if len as u64 > MAX_CONFIG_LEN {

@@ -17,6 +17,8 @@ pub const KEY_LEN: usize = 32;
 pub const KEY_TEXT_LEN: usize = 44;
 /// The most keys a trusted set holds; more is refused with an error.
 pub const MAX_TRUSTED_KEYS: usize = 4096;
+/// The longest name a trusted key may have, in bytes.
+pub const MAX_KEY_NAME_LEN: usize = 64;
 
 /// An X25519 public key: a node's identity.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -213,6 +215,18 @@ impl fmt::Display for TrustError {
 
 impl std::error::Error for TrustError {}
 
+/// What is wrong with `name` as a trusted key's name, if anything (see
+/// [`TrustedKeys::add_contents`]).
+fn name_problem(name: &str) -> Option<String> {
+    if name.len() > MAX_KEY_NAME_LEN {
+        return Some(format!("is longer than {MAX_KEY_NAME_LEN} bytes"));
+    }
+    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    name.chars()
+        .find(|c| c.is_control() || bidi(*c))
+        .map(|c| format!("holds the character {:?}", c))
+}
+
 impl TrustedKeys {
     /// An empty set.
     pub fn new() -> TrustedKeys {
@@ -223,23 +237,39 @@ impl TrustedKeys {
     /// by white space and a name; empty lines and lines starting with `#` are skipped.
     /// `default_name` names keys that have none on their line.
     ///
+    /// A name goes into log lines, the status file and `ethcloud show`, so it must be at most
+    /// [`MAX_KEY_NAME_LEN`] bytes and hold no control character and no bidirectional
+    /// formatting character (which could forge lines or reorder what a terminal shows).
+    ///
     /// # Errors
     ///
-    /// [`TrustError`] naming the first bad line, or the line past [`MAX_TRUSTED_KEYS`].
+    /// [`TrustError`] naming the first bad line (a bad key, or a bad name), or the line past
+    /// [`MAX_TRUSTED_KEYS`].
     pub fn add_contents(&mut self, contents: &str, default_name: &str) -> Result<(), TrustError> {
         for (i, line) in contents.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (key, name) = match line.split_once(char::is_whitespace) {
-                Some((key, name)) => (key, name.trim()),
-                None => (line, default_name),
+            let (key, name, by_file) = match line.split_once(char::is_whitespace) {
+                Some((key, name)) => (key, name.trim(), false),
+                None => (line, default_name, true),
             };
             let key = PublicKey::from_text(key).map_err(|e| TrustError {
                 line: i + 1,
                 reason: e.to_string(),
             })?;
+            if let Some(reason) = name_problem(name) {
+                let whose = if by_file {
+                    "the file's name, which names this key,"
+                } else {
+                    "the name"
+                };
+                return Err(TrustError {
+                    line: i + 1,
+                    reason: format!("{whose} {reason} (a name goes into logs and status)"),
+                });
+            }
             if !self.keys.contains_key(&key) && self.keys.len() >= MAX_TRUSTED_KEYS {
                 return Err(TrustError {
                     line: i + 1,
@@ -347,6 +377,34 @@ mod tests {
         assert_eq!(t.name(&b), Some("file"));
         let err = t.add_contents("# x\nnot-a-key\n", "f").unwrap_err();
         assert_eq!(err.line, 2);
+    }
+
+    #[test]
+    fn names_that_could_forge_log_or_status_lines_are_refused_with_their_line() {
+        let a = SecretKey::from_random([1; 32]).public_key();
+        let long = "n".repeat(MAX_KEY_NAME_LEN + 1);
+        for (contents, default_name) in [
+            (format!("{a} evil\u{1b}[2J\n"), "file"),
+            (format!("# c\n{a} right\u{202e}left\n"), "file"),
+            (format!("\n\n{a} {long}\n"), "file"),
+            // The file's own name, for a key without one on its line.
+            (format!("{a}\n"), "peer\n1.2.3.4:1 verified"),
+        ] {
+            let mut t = TrustedKeys::new();
+            let err = t.add_contents(&contents, default_name).unwrap_err();
+            let line = contents.lines().position(|l| l.starts_with(&a.to_string()));
+            assert_eq!(Some(err.line), line.map(|l| l + 1), "{err}");
+            assert!(
+                !err.reason.contains('\n') && !err.reason.contains('\u{1b}'),
+                "{err}"
+            );
+            assert!(t.is_empty());
+        }
+        // Within the bounds: taken, also with spaces and non-ASCII letters.
+        let mut t = TrustedKeys::new();
+        let name = format!("Zürich {}", "n".repeat(MAX_KEY_NAME_LEN - 8));
+        t.add_contents(&format!("{a} {name}\n"), "file").unwrap();
+        assert_eq!(t.name(&a), Some(name.as_str()));
     }
 
     fn hex(s: &str) -> [u8; 32] {

@@ -17,8 +17,8 @@ use super::{
     default_mtu, parse_listen, parse_peer, parse_token, Args, Host, Settings,
     DEFAULT_BUSY_POLL_USECS, DEFAULT_DEVICE, DEFAULT_LISTEN, DEFAULT_MAC_TIMEOUT_SECS,
     DEFAULT_PEER_TIMEOUT_SECS, DEFAULT_REKEY_AFTER_SECS, DEFAULT_RELAY_RATE_MBIT,
-    DEFAULT_STATS_INTERVAL_SECS, DEFAULT_THREADS, DEFAULT_TOKEN, MAX_BUSY_POLL_USECS, MAX_MTU,
-    MAX_REKEY_AFTER_SECS, MAX_RELAY_RATE_MBIT, MAX_THREADS, MIN_MTU, MIN_REKEY_AFTER_SECS,
+    DEFAULT_STATS_INTERVAL_SECS, DEFAULT_THREADS, DEFAULT_TOKEN, MAX_BUSY_POLL_USECS, MAX_CONNECT,
+    MAX_MTU, MAX_REKEY_AFTER_SECS, MAX_RELAY_RATE_MBIT, MAX_THREADS, MIN_MTU, MIN_REKEY_AFTER_SECS,
 };
 use crate::config::{ConfigFile, FileValues};
 use crate::crypto;
@@ -134,6 +134,12 @@ impl Args {
             |f| f.connect.clone(),
             Vec::new(),
         );
+        if connect_texts.len() > MAX_CONNECT {
+            return Err(at.blame(Error::InvalidCombination {
+                reason:
+                    "more than 1024 --connect addresses (peers learn the others from peer lists)",
+            }));
+        }
         let families = Families::of(&listen);
         let mut connect = Vec::with_capacity(connect_texts.len());
         for text in &connect_texts {
@@ -326,13 +332,22 @@ impl Args {
             None if key_file.is_some() || private_key.is_some() => default_mtu(families)
                 .saturating_sub(u32::try_from(crypto::OVERHEAD).unwrap_or(u32::MAX)),
             None => default_mtu(families),
-            Some(value) if (MIN_MTU..=MAX_MTU).contains(&value) => value,
             Some(value) => {
-                return Err(at.blame(Error::InvalidMtu {
-                    value,
-                    min: MIN_MTU,
-                    max: MAX_MTU,
-                }))
+                // A sealed datagram is crypto::OVERHEAD bytes longer, and must still fit in one
+                // UDP datagram.
+                let max = if key_file.is_some() || private_key.is_some() {
+                    MAX_MTU.saturating_sub(u32::try_from(crypto::OVERHEAD).unwrap_or(u32::MAX))
+                } else {
+                    MAX_MTU
+                };
+                if !(MIN_MTU..=max).contains(&value) {
+                    return Err(at.blame(Error::InvalidMtu {
+                        value,
+                        min: MIN_MTU,
+                        max,
+                    }));
+                }
+                value
             }
         };
 

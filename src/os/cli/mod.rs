@@ -83,6 +83,9 @@ pub const DEFAULT_RELAY_RATE_MBIT: u64 = 100;
 /// Largest `--relay-rate`, Mbit/s.
 pub const MAX_RELAY_RATE_MBIT: u64 = 100_000;
 
+/// The most `--connect` addresses (each is resolved at start-up, one after the other).
+pub const MAX_CONNECT: usize = 1024;
+
 /// The smallest `--mtu`: the least IPv4 needs.
 pub const MIN_MTU: u32 = 68;
 /// The largest `--mtu`: a VLAN-tagged frame of this MTU (18-byte header) still fits into one

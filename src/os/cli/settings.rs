@@ -146,11 +146,10 @@ impl Settings {
 
 /// The addresses of `resolved`, first occurrence kept, in order.
 pub fn unique_addrs(resolved: &[(PeerAddr, SocketAddr)]) -> Vec<SocketAddr> {
-    let mut addrs: Vec<SocketAddr> = Vec::with_capacity(resolved.len());
-    for (_, addr) in resolved {
-        if !addrs.contains(addr) {
-            addrs.push(*addr);
-        }
-    }
-    addrs
+    let mut seen = std::collections::HashSet::with_capacity(resolved.len());
+    resolved
+        .iter()
+        .map(|(_, addr)| *addr)
+        .filter(|addr| seen.insert(*addr))
+        .collect()
 }

@@ -416,11 +416,40 @@ fn default_mtu_leaves_room_for_the_underlay_headers() {
 }
 
 #[test]
+fn more_than_1024_connect_addresses_are_a_usage_error() {
+    let many: Vec<String> = (0..=MAX_CONNECT)
+        .map(|i| format!("198.18.{}.{}:3210", i / 250, i % 250 + 1))
+        .collect();
+    let mut args: Vec<&str> = Vec::new();
+    for a in &many[..MAX_CONNECT] {
+        args.extend(["-c", a.as_str()]);
+    }
+    assert_eq!(check(&args).unwrap().connect.len(), MAX_CONNECT);
+    args.extend(["-c", many[MAX_CONNECT].as_str()]);
+    let text = usage_error(&args);
+    assert!(text.contains("more than 1024 --connect"), "{text}");
+}
+
+#[test]
 fn mtu_out_of_range_is_rejected() {
     usage_error(&["--mtu", "67"]);
     usage_error(&["--mtu", "65482"]);
     assert_eq!(check(&["--mtu", "68"]).unwrap().mtu, 68);
     assert_eq!(check(&["--mtu", "65481"]).unwrap().mtu, 65481);
+    // Sealed, a full frame grows by the seal's 41 bytes and must still fit one datagram.
+    let sealed_max = MAX_MTU - crate::crypto::OVERHEAD as u32;
+    assert_eq!(sealed_max, 65440);
+    usage_error(&["--key-file", "k", "--mtu", "65441"]);
+    usage_error(&["--private-key", "p", "--trusted", "t", "--mtu", "65441"]);
+    assert_eq!(
+        check(&["--key-file", "k", "--mtu", "65440"]).unwrap().mtu,
+        65440
+    );
+    let datagram = sealed_max as usize
+        + crate::wire::ethernet::TAGGED_HEADER_LEN
+        + crate::wire::HEADER_LEN
+        + crate::crypto::OVERHEAD;
+    assert_eq!(datagram, 65_507, "the largest UDP payload over IPv4");
 }
 
 #[test]

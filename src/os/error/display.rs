@@ -224,6 +224,14 @@ impl fmt::Display for Error {
                 path.display(),
                 OsError(source)
             ),
+            Error::PrivateKeyOwner { path, uid } => write!(
+                f,
+                "private key file {} belongs to user {uid}, who could replace this node's \
+                 identity: it must belong to root or to the user ethcloud runs as \
+                 (chown root {})",
+                path.display(),
+                path.display()
+            ),
             Error::PrivateKeyMode { path, mode } => write!(
                 f,
                 "private key file {} can be read by others (mode {:04o}): run `chmod 600 {}` \
@@ -240,11 +248,11 @@ impl fmt::Display for Error {
             Error::TrustedRead { path, source } => write!(
                 f,
                 "cannot read trusted keys {}: {} (check the --trusted path)",
-                path.display(),
+                OnOneLine(path),
                 OsError(source)
             ),
             Error::Trusted { path, line, reason } => {
-                write!(f, "trusted keys {}", path.display())?;
+                write!(f, "trusted keys {}", OnOneLine(path))?;
                 if let Some(line) = line {
                     write!(f, ", line {line}")?;
                 }
@@ -320,6 +328,22 @@ impl fmt::Display for Error {
                 command,
                 failure,
             } => write!(f, "{option} command {command:?} {failure}"),
+        }
+    }
+}
+
+/// A path as `Display` shows it, unless it holds a control character (a file in a trust
+/// directory may be named anything, a newline included): then quoted and escaped, so that the
+/// error stays one line.
+struct OnOneLine<'a>(&'a std::path::Path);
+
+impl fmt::Display for OnOneLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = self.0.display().to_string();
+        if shown.chars().any(char::is_control) {
+            write!(f, "{shown:?}")
+        } else {
+            f.write_str(&shown)
         }
     }
 }

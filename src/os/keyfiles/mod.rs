@@ -14,7 +14,6 @@
 //! line. Hidden files (`.name`) and editor backups (`name~`) are skipped, so that a key
 //! removed from a file does not live on in its backup.
 
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -22,6 +21,7 @@ use std::path::{Path, PathBuf};
 use crate::error::Error;
 use crate::identity::keys::KEY_LEN;
 use crate::identity::{SecretKey, TrustedKeys};
+pub(crate) use crate::sys::files::open_for_reading;
 
 /// The longest `--private-key` file accepted, in bytes (as for `--key-file`).
 pub const MAX_PRIVATE_KEY_LEN: u64 = 64 * 1024;
@@ -88,19 +88,29 @@ pub fn load_identity(
 /// # Errors
 ///
 /// [`Error::PrivateKeyMode`] if the group or others may read the file (any bit of
-/// [`PRIVATE_KEY_FORBIDDEN_MODE`]), [`Error::PrivateKeyRead`] if it cannot be opened or read,
+/// [`PRIVATE_KEY_FORBIDDEN_MODE`]), [`Error::PrivateKeyOwner`] if it belongs to a user other
+/// than root and the one we run as, [`Error::PrivateKeyRead`] if it cannot be opened or read,
 /// [`Error::PrivateKey`] if it is longer than [`MAX_PRIVATE_KEY_LEN`] or holds no key.
 pub fn read_private_key(path: &Path) -> Result<SecretKey, Error> {
     let read_error = |source| Error::PrivateKeyRead {
         path: path.to_owned(),
         source,
     };
-    let file = File::open(path).map_err(read_error)?;
-    let mode = file.metadata().map_err(read_error)?.permissions().mode();
+    let file = open_for_reading(path).map_err(read_error)?;
+    let meta = file.metadata().map_err(read_error)?;
+    let mode = meta.permissions().mode();
     if mode & PRIVATE_KEY_FORBIDDEN_MODE != 0 {
         return Err(Error::PrivateKeyMode {
             path: path.to_owned(),
             mode,
+        });
+    }
+    let (_, euid, _, _) = crate::sys::privdrop::current_ids();
+    let uid = std::os::unix::fs::MetadataExt::uid(&meta);
+    if uid != 0 && uid != euid {
+        return Err(Error::PrivateKeyOwner {
+            path: path.to_owned(),
+            uid,
         });
     }
     let mut contents = read_bounded(file, MAX_PRIVATE_KEY_LEN)
@@ -198,7 +208,7 @@ fn add_trust_file(trusted: &mut TrustedKeys, path: &Path) -> Result<(), Error> {
         line,
         reason,
     };
-    let file = File::open(path).map_err(read_error)?;
+    let file = open_for_reading(path).map_err(read_error)?;
     let contents = read_bounded(file, MAX_TRUST_FILE_LEN)
         .map_err(read_error)?
         .ok_or_else(|| bad(None, format!("longer than {MAX_TRUST_FILE_LEN} bytes")))?;

@@ -5,10 +5,10 @@
 //! [`crypto::Key`](crate::crypto::Key)'s; the random bytes come from
 //! [`sys::random`](crate::sys::random).
 
-use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use super::{read_bounded, wipe};
+use super::{open_for_reading, read_bounded, wipe};
 use crate::crypto::{Key, SESSION_LEN};
 use crate::error::Error;
 use crate::wire::Token;
@@ -26,8 +26,21 @@ pub const MAX_KEY_FILE_LEN: u64 = 64 * 1024;
 pub fn read_key(path: &Path, token: Token) -> Result<Key, Error> {
     // Bounded: a key file is 32 to 64 bytes or a passphrase; a path to something endless
     // (a device, a pipe) must not grow memory.
-    let contents = File::open(path)
-        .and_then(|file| read_bounded(file, MAX_KEY_FILE_LEN))
+    let contents = open_for_reading(path)
+        .and_then(|file| {
+            // The whole network's secret: other users reading it is a mistake worth a word.
+            // (Not refused: the group may have to read it after --user, and earlier versions
+            // took any mode.)
+            let mode = file.metadata()?.permissions().mode();
+            if mode & 0o007 != 0 {
+                log::warn!(
+                    "the key file {} may be read by other users (mode {:o}): chmod o-rwx it",
+                    path.display(),
+                    mode & 0o7777
+                );
+            }
+            read_bounded(file, MAX_KEY_FILE_LEN)
+        })
         .map_err(|source| Error::KeyFileRead {
             path: path.to_owned(),
             source,

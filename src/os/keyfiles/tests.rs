@@ -280,3 +280,121 @@ fn key_files_are_read_whole_but_never_past_the_bound() {
     ));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Runs `f` on a thread and waits at most 5 s for it: `None` if it did not return by then
+/// (the thread is left behind; the test fails).
+fn within_5s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(5)).ok()
+}
+
+#[test]
+fn a_fifo_nobody_writes_is_an_error_at_once_not_a_wait_for_ever() {
+    let dir = TempDir::new("fifo");
+    let fifo = dir.0.join("key");
+    crate::sys::files::make_fifo(&fifo, 0o600).unwrap();
+    let path = fifo.clone();
+    let private = within_5s(move || read_private_key(&path).is_err());
+    assert_eq!(private, Some(true), "--private-key on a FIFO");
+    let path = fifo.clone();
+    let network = within_5s(move || network::read_key(&path, crate::wire::Token::MAX).is_err());
+    assert_eq!(network, Some(true), "--key-file on a FIFO");
+    let path = fifo.clone();
+    let trusted = within_5s(move || read_trusted(&[path]).is_err());
+    assert_eq!(trusted, Some(true), "--trusted on a FIFO");
+    let path = fifo.clone();
+    // (Read as empty: a configuration file without settings, which is valid.)
+    let config = within_5s(move || crate::config::ConfigFile::read(&path).is_ok());
+    assert_eq!(config, Some(true), "--config on a FIFO");
+}
+
+#[test]
+fn a_fifo_with_a_writer_is_read_as_a_file_would_be() {
+    // As a shell's process substitution gives one: --key-file <(...).
+    let dir = TempDir::new("fifo-written");
+    let fifo = dir.0.join("key");
+    crate::sys::files::make_fifo(&fifo, 0o600).unwrap();
+    let path = fifo.clone();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        // The open blocks until a reader has the FIFO open; a reader that closed it again
+        // before the write (it found it empty) makes the write fail: once more, bounded.
+        (0..50).any(|_| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .and_then(|mut w| w.write_all(b"correct horse battery staple\n"))
+                .is_ok()
+        })
+    });
+    // The reader opens first or second; either way it reads what the writer wrote, once
+    // the writer has it open (a reader that opened first and found no writer yet reads an
+    // empty FIFO: tried again, bounded).
+    let mut key = None;
+    for _ in 0..50 {
+        let path = fifo.clone();
+        match within_5s(move || network::read_key(&path, crate::wire::Token::MAX)) {
+            Some(Ok(k)) => {
+                key = Some(k);
+                break;
+            }
+            Some(Err(_)) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            None => break,
+        }
+    }
+    assert!(key.is_some(), "the passphrase from a FIFO was not read");
+    assert!(writer.join().unwrap());
+}
+
+#[test]
+fn a_private_key_of_another_user_is_refused() {
+    let dir = TempDir::new("owner");
+    let key = dir.write("node.key", ALICE_PRIVATE.as_bytes(), 0o600);
+    let (_, euid, _, _) = crate::sys::privdrop::current_ids();
+    let other = if euid == 54_321 { 54_322 } else { 54_321 };
+    if std::os::unix::fs::chown(&key, Some(other), None).is_err() {
+        // Not root: only root may give a file away, and an unprivileged test user cannot
+        // make the case. (The suite runs as root.)
+        eprintln!("skipped: chown needs root");
+        return;
+    }
+    let err = read_private_key(&key).unwrap_err();
+    assert!(
+        matches!(err, Error::PrivateKeyOwner { uid, .. } if uid == other),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&key.display().to_string()));
+    // Root's, or our own: taken.
+    std::os::unix::fs::chown(&key, Some(euid), None).unwrap();
+    assert!(read_private_key(&key).is_ok());
+    if euid != 0 {
+        std::os::unix::fs::chown(&key, Some(0), None).unwrap();
+        assert!(read_private_key(&key).is_ok());
+    }
+}
+
+#[test]
+fn a_trust_file_whose_name_would_forge_lines_is_refused_in_one_line() {
+    let dir = TempDir::new("badname");
+    let trust = dir.0.join("trusted.d");
+    std::fs::create_dir(&trust).unwrap();
+    // A key without a name on its line is named after its file: this one's name would add a
+    // line to the status file.
+    let file = trust.join("node\npeer 198.18.0.66:1 verified");
+    std::fs::write(&file, format!("{ALICE_PUBLIC}\n")).unwrap();
+    let err = read_trusted(std::slice::from_ref(&trust)).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, Error::Trusted { line: Some(1), .. }),
+        "{text}"
+    );
+    assert!(!text.contains('\n'), "{text}");
+    assert!(text.contains("file's name"), "{text}");
+    // Named on its line instead: taken.
+    std::fs::write(&file, format!("{ALICE_PUBLIC} node\n")).unwrap();
+    let trusted = read_trusted(&[trust]).unwrap();
+    assert_eq!(trusted.len(), 1);
+}

@@ -34,6 +34,7 @@ macro_rules! syscall {
 pub mod control;
 pub mod cpu;
 pub mod epoll;
+pub mod files;
 pub mod ifaddrs;
 pub mod netdev;
 pub mod notify;

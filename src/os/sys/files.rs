@@ -1,0 +1,45 @@
+//! Opening the files an operator names (key files, trust files, the configuration file)
+//! without waiting on them, and making a FIFO (for the tests of that).
+//!
+//! Owns those two calls; what is read and how it is checked is `keyfiles`' and `config`'s.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Opens `path` for reading without waiting for a writer: a FIFO that nobody writes would
+/// block a plain open for good (at start-up, or on SIGHUP in the forwarding loop itself), and
+/// with SIGTERM blocked. Opened non-blocking and then switched back to blocking reads, a FIFO
+/// without a writer reads as empty (an error about the contents follows), and one with a
+/// writer (a shell's process substitution) is read as usual.
+///
+/// # Errors
+///
+/// What `open(2)` or `fcntl(2)` returned.
+pub fn open_for_reading(path: &Path) -> io::Result<File> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let fd = file.as_raw_fd();
+    // SAFETY: F_GETFL on a descriptor `file` owns and keeps open across the call.
+    let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
+    // SAFETY: F_SETFL with an integer flag word on the same descriptor.
+    syscall!(fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK))?;
+    Ok(file)
+}
+
+/// Makes a FIFO at `path` with mode `mode` (less the umask).
+///
+/// # Errors
+///
+/// What `mkfifo(3)` returned; `InvalidInput` for a path with a NUL byte.
+pub fn make_fifo(path: &Path, mode: u32) -> io::Result<()> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `c_path` is a NUL-terminated string that lives across the call.
+    syscall!(mkfifo(c_path.as_ptr(), mode as libc::mode_t))?;
+    Ok(())
+}
