@@ -166,12 +166,22 @@ impl ConfigFile {
         use std::io::Read;
         let mut text = String::new();
         crate::keyfiles::open_for_reading(path)
-            .and_then(|file| file.take(MAX_CONFIG_LEN + 1).read_to_string(&mut text))
-            .and_then(|len| {
+            .and_then(|file| {
+                let regular = file.metadata()?.is_file();
+                let len = file.take(MAX_CONFIG_LEN + 1).read_to_string(&mut text)?;
+                Ok((regular, len))
+            })
+            .and_then(|(regular, len)| {
                 if len as u64 > MAX_CONFIG_LEN {
                     Err(std::io::Error::other(format!(
                         "longer than {MAX_CONFIG_LEN} bytes"
                     )))
+                } else if len == 0 && !regular {
+                    // A FIFO whose writer is not there (yet): starting on the defaults
+                    // instead of the settings meant for us would be worse than stopping.
+                    Err(std::io::Error::other(
+                        "not a regular file, and nothing to read from it",
+                    ))
                 } else {
                     Ok(())
                 }

@@ -284,6 +284,8 @@ impl CookieSecret {
             // 2^32 replies under one prefix: draw another rather than repeat a nonce.
             let mut prefix = [0u8; 8];
             if !random_bytes(&mut prefix) {
+                // No reply rather than a nonce used before: none until the next secret.
+                self.secret = None;
                 return Err(HandshakeError::Noise);
             }
             self.nonce_prefix = prefix;

@@ -215,16 +215,37 @@ impl fmt::Display for TrustError {
 
 impl std::error::Error for TrustError {}
 
-/// What is wrong with `name` as a trusted key's name, if anything (see
-/// [`TrustedKeys::add_contents`]).
-fn name_problem(name: &str) -> Option<String> {
-    if name.len() > MAX_KEY_NAME_LEN {
-        return Some(format!("is longer than {MAX_KEY_NAME_LEN} bytes"));
+/// A character that must not reach a log line, the status file or a terminal as it is: a
+/// control character (a newline would forge a line, ESC drives terminals) or a bidirectional
+/// formatting one (it reorders what a terminal shows).
+fn is_unshowable(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `name` as a trusted key's name may be shown (see [`TrustedKeys::add_contents`]), or `None`
+/// when it may be shown as it is.
+fn cleaned_name(name: &str) -> Option<String> {
+    if name.len() <= MAX_KEY_NAME_LEN && !name.chars().any(is_unshowable) {
+        return None;
     }
-    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-    name.chars()
-        .find(|c| c.is_control() || bidi(*c))
-        .map(|c| format!("holds the character {:?}", c))
+    let mut out = String::with_capacity(MAX_KEY_NAME_LEN);
+    for c in name.chars() {
+        let c = match c {
+            '\t' => ' ',
+            c if is_unshowable(c) => '?',
+            c => c,
+        };
+        if out.len() + c.len_utf8() > MAX_KEY_NAME_LEN {
+            break;
+        }
+        out.push(c);
+    }
+    Some(out)
 }
 
 impl TrustedKeys {
@@ -237,48 +258,51 @@ impl TrustedKeys {
     /// by white space and a name; empty lines and lines starting with `#` are skipped.
     /// `default_name` names keys that have none on their line.
     ///
-    /// A name goes into log lines, the status file and `ethcloud show`, so it must be at most
-    /// [`MAX_KEY_NAME_LEN`] bytes and hold no control character and no bidirectional
-    /// formatting character (which could forge lines or reorder what a terminal shows).
+    /// A name goes into log lines, the status file and `ethcloud show`, so it is kept to
+    /// [`MAX_KEY_NAME_LEN`] bytes (cut at a character boundary), with a tab as a space and any
+    /// other control or bidirectional formatting character as `?` (a newline could forge
+    /// lines, ESC drives terminals). Returns the first line whose name was changed so, for
+    /// the caller to warn about.
     ///
     /// # Errors
     ///
-    /// [`TrustError`] naming the first bad line (a bad key, or a bad name), or the line past
+    /// [`TrustError`] naming the first bad line (a bad key), or the line past
     /// [`MAX_TRUSTED_KEYS`].
-    pub fn add_contents(&mut self, contents: &str, default_name: &str) -> Result<(), TrustError> {
+    pub fn add_contents(
+        &mut self,
+        contents: &str,
+        default_name: &str,
+    ) -> Result<Option<usize>, TrustError> {
+        let mut cleaned = None;
         for (i, line) in contents.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (key, name, by_file) = match line.split_once(char::is_whitespace) {
-                Some((key, name)) => (key, name.trim(), false),
-                None => (line, default_name, true),
+            let (key, name) = match line.split_once(char::is_whitespace) {
+                Some((key, name)) => (key, name.trim()),
+                None => (line, default_name),
             };
             let key = PublicKey::from_text(key).map_err(|e| TrustError {
                 line: i + 1,
                 reason: e.to_string(),
             })?;
-            if let Some(reason) = name_problem(name) {
-                let whose = if by_file {
-                    "the file's name, which names this key,"
-                } else {
-                    "the name"
-                };
-                return Err(TrustError {
-                    line: i + 1,
-                    reason: format!("{whose} {reason} (a name goes into logs and status)"),
-                });
-            }
+            let name = match cleaned_name(name) {
+                Some(shown) => {
+                    cleaned = cleaned.or(Some(i + 1));
+                    shown
+                }
+                None => name.to_owned(),
+            };
             if !self.keys.contains_key(&key) && self.keys.len() >= MAX_TRUSTED_KEYS {
                 return Err(TrustError {
                     line: i + 1,
                     reason: format!("more than {MAX_TRUSTED_KEYS} trusted keys"),
                 });
             }
-            self.keys.insert(key, name.to_owned());
+            self.keys.insert(key, name);
         }
-        Ok(())
+        Ok(cleaned)
     }
 
     /// Adds one key with a name.
@@ -380,30 +404,61 @@ mod tests {
     }
 
     #[test]
-    fn names_that_could_forge_log_or_status_lines_are_refused_with_their_line() {
+    fn names_that_could_forge_log_or_status_lines_are_cleaned_and_their_line_named() {
         let a = SecretKey::from_random([1; 32]).public_key();
         let long = "n".repeat(MAX_KEY_NAME_LEN + 1);
-        for (contents, default_name) in [
-            (format!("{a} evil\u{1b}[2J\n"), "file"),
-            (format!("# c\n{a} right\u{202e}left\n"), "file"),
-            (format!("\n\n{a} {long}\n"), "file"),
+        for (contents, default_name, line, shown) in [
+            (
+                format!("{a} evil\u{1b}[2J\n"),
+                "file",
+                1,
+                "evil?[2J".to_owned(),
+            ),
+            (
+                format!("# c\n{a} right\u{202e}left\n"),
+                "file",
+                2,
+                "right?left".to_owned(),
+            ),
+            (
+                format!("{a} gw\tBerlin\n"),
+                "file",
+                1,
+                "gw Berlin".to_owned(),
+            ),
+            (
+                format!("\n\n{a} {long}\n"),
+                "file",
+                3,
+                "n".repeat(MAX_KEY_NAME_LEN),
+            ),
             // The file's own name, for a key without one on its line.
-            (format!("{a}\n"), "peer\n1.2.3.4:1 verified"),
+            (
+                format!("{a}\n"),
+                "peer\n1.2.3.4:1 verified",
+                1,
+                "peer?1.2.3.4:1 verified".to_owned(),
+            ),
+            // Cut at a character boundary.
+            (
+                format!("{a} {}é\n", "n".repeat(MAX_KEY_NAME_LEN - 1)),
+                "file",
+                1,
+                "n".repeat(MAX_KEY_NAME_LEN - 1),
+            ),
         ] {
             let mut t = TrustedKeys::new();
-            let err = t.add_contents(&contents, default_name).unwrap_err();
-            let line = contents.lines().position(|l| l.starts_with(&a.to_string()));
-            assert_eq!(Some(err.line), line.map(|l| l + 1), "{err}");
-            assert!(
-                !err.reason.contains('\n') && !err.reason.contains('\u{1b}'),
-                "{err}"
+            assert_eq!(
+                t.add_contents(&contents, default_name),
+                Ok(Some(line)),
+                "{contents:?}"
             );
-            assert!(t.is_empty());
+            assert_eq!(t.name(&a), Some(shown.as_str()));
         }
-        // Within the bounds: taken, also with spaces and non-ASCII letters.
+        // Within the bounds: taken as it is, also with spaces and non-ASCII letters.
         let mut t = TrustedKeys::new();
         let name = format!("Zürich {}", "n".repeat(MAX_KEY_NAME_LEN - 8));
-        t.add_contents(&format!("{a} {name}\n"), "file").unwrap();
+        assert_eq!(t.add_contents(&format!("{a} {name}\n"), "file"), Ok(None));
         assert_eq!(t.name(&a), Some(name.as_str()));
     }
 

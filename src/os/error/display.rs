@@ -224,14 +224,6 @@ impl fmt::Display for Error {
                 path.display(),
                 OsError(source)
             ),
-            Error::PrivateKeyOwner { path, uid } => write!(
-                f,
-                "private key file {} belongs to user {uid}, who could replace this node's \
-                 identity: it must belong to root or to the user ethcloud runs as \
-                 (chown root {})",
-                path.display(),
-                path.display()
-            ),
             Error::PrivateKeyMode { path, mode } => write!(
                 f,
                 "private key file {} can be read by others (mode {:04o}): run `chmod 600 {}` \

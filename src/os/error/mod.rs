@@ -193,14 +193,6 @@ pub enum Error {
         /// The file's permission bits.
         mode: u32,
     },
-    /// The `--private-key` file belongs to a user other than root and the daemon's own, who
-    /// could replace the node's identity.
-    PrivateKeyOwner {
-        /// The path as given.
-        path: PathBuf,
-        /// The file's owner.
-        uid: u32,
-    },
     /// The `--private-key` file holds no usable private key.
     PrivateKey {
         /// The path as given.
@@ -345,7 +337,6 @@ impl Error {
                 | Error::KeyFile { .. }
                 | Error::PrivateKeyRead { .. }
                 | Error::PrivateKeyMode { .. }
-                | Error::PrivateKeyOwner { .. }
                 | Error::PrivateKey { .. }
                 | Error::TrustedRead { .. }
                 | Error::Trusted { .. }

@@ -94,10 +94,6 @@ fn every_message_is_one_line_without_final_period() {
             path: PathBuf::from("/etc/ethcloud/vpn0.key"),
             mode: 0o100644,
         },
-        Error::PrivateKeyOwner {
-            path: PathBuf::from("/etc/ethcloud/vpn0.key"),
-            uid: 1000,
-        },
         Error::Trusted {
             path: PathBuf::from("/etc/ethcloud/vpn0.trusted"),
             line: Some(3),

@@ -88,8 +88,7 @@ pub fn load_identity(
 /// # Errors
 ///
 /// [`Error::PrivateKeyMode`] if the group or others may read the file (any bit of
-/// [`PRIVATE_KEY_FORBIDDEN_MODE`]), [`Error::PrivateKeyOwner`] if it belongs to a user other
-/// than root and the one we run as, [`Error::PrivateKeyRead`] if it cannot be opened or read,
+/// [`PRIVATE_KEY_FORBIDDEN_MODE`]), [`Error::PrivateKeyRead`] if it cannot be opened or read,
 /// [`Error::PrivateKey`] if it is longer than [`MAX_PRIVATE_KEY_LEN`] or holds no key.
 pub fn read_private_key(path: &Path) -> Result<SecretKey, Error> {
     let read_error = |source| Error::PrivateKeyRead {
@@ -97,20 +96,11 @@ pub fn read_private_key(path: &Path) -> Result<SecretKey, Error> {
         source,
     };
     let file = open_for_reading(path).map_err(read_error)?;
-    let meta = file.metadata().map_err(read_error)?;
-    let mode = meta.permissions().mode();
+    let mode = file.metadata().map_err(read_error)?.permissions().mode();
     if mode & PRIVATE_KEY_FORBIDDEN_MODE != 0 {
         return Err(Error::PrivateKeyMode {
             path: path.to_owned(),
             mode,
-        });
-    }
-    let (_, euid, _, _) = crate::sys::privdrop::current_ids();
-    let uid = std::os::unix::fs::MetadataExt::uid(&meta);
-    if uid != 0 && uid != euid {
-        return Err(Error::PrivateKeyOwner {
-            path: path.to_owned(),
-            uid,
         });
     }
     let mut contents = read_bounded(file, MAX_PRIVATE_KEY_LEN)
@@ -209,9 +199,17 @@ fn add_trust_file(trusted: &mut TrustedKeys, path: &Path) -> Result<(), Error> {
         reason,
     };
     let file = open_for_reading(path).map_err(read_error)?;
+    let regular = file.metadata().map_err(read_error)?.is_file();
     let contents = read_bounded(file, MAX_TRUST_FILE_LEN)
         .map_err(read_error)?
         .ok_or_else(|| bad(None, format!("longer than {MAX_TRUST_FILE_LEN} bytes")))?;
+    if contents.is_empty() && !regular {
+        // A FIFO whose writer is not there (yet): not the same as a trust file that is empty.
+        return Err(bad(
+            None,
+            "not a regular file, and nothing to read from it".to_owned(),
+        ));
+    }
     let text = std::str::from_utf8(&contents).map_err(|e| {
         let line = line_at(&contents, e.valid_up_to());
         bad(Some(line), "not UTF-8 text".to_owned())
@@ -220,9 +218,18 @@ fn add_trust_file(trusted: &mut TrustedKeys, path: &Path) -> Result<(), Error> {
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    trusted
+    let cleaned = trusted
         .add_contents(text, &default_name)
-        .map_err(|e| bad(Some(e.line), e.reason))
+        .map_err(|e| bad(Some(e.line), e.reason))?;
+    if let Some(line) = cleaned {
+        log::warn!(
+            "trusted keys {:?}, line {line} (and maybe more): a key's name was longer than {} \
+             bytes or held control characters; it is shown shortened, with them replaced",
+            path,
+            crate::identity::keys::MAX_KEY_NAME_LEN
+        );
+    }
+    Ok(())
 }
 
 /// `ethcloud genkey`: writes a new private key (32 bytes from the kernel's random number

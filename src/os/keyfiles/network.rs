@@ -32,9 +32,9 @@ pub fn read_key(path: &Path, token: Token) -> Result<Key, Error> {
             // (Not refused: the group may have to read it after --user, and earlier versions
             // took any mode.)
             let mode = file.metadata()?.permissions().mode();
-            if mode & 0o007 != 0 {
+            if mode & 0o004 != 0 {
                 log::warn!(
-                    "the key file {} may be read by other users (mode {:o}): chmod o-rwx it",
+                    "the key file {} may be read by other users (mode {:o}): chmod o-r it",
                     path.display(),
                     mode & 0o7777
                 );

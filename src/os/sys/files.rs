@@ -9,11 +9,12 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-/// Opens `path` for reading without waiting for a writer: a FIFO that nobody writes would
-/// block a plain open for good (at start-up, or on SIGHUP in the forwarding loop itself), and
-/// with SIGTERM blocked. Opened non-blocking and then switched back to blocking reads, a FIFO
-/// without a writer reads as empty (an error about the contents follows), and one with a
-/// writer (a shell's process substitution) is read as usual.
+/// Opens `path` for reading without waiting for a writer: a FIFO that nobody has open for
+/// writing would block a plain open for good (at start-up, or on SIGHUP in the forwarding loop
+/// itself), and with SIGTERM blocked. Opened non-blocking and then switched back to blocking
+/// reads, such a FIFO reads as empty (the callers make that an error), and one with a writer
+/// (a shell's process substitution) is read as usual. (A writer that has it open and never
+/// writes still holds up the read: that needs a process of the operator's own.)
 ///
 /// # Errors
 ///

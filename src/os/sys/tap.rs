@@ -89,6 +89,9 @@ pub fn check_name(name: &str) -> Result<(), &'static str> {
         Err("contains a NUL byte")
     } else if name.contains(['/', ':']) || name.contains(char::is_whitespace) {
         Err("contains '/', ':' or white space")
+    } else if name.contains(char::is_control) {
+        // The kernel would take ESC and the like; the name goes into logs and the status file.
+        Err("contains a control character")
     } else if name == "." || name == ".." {
         Err("'.' and '..' are not interface names")
     } else {
@@ -549,6 +552,7 @@ mod tests {
     #[test]
     fn check_name_rejects_16_bytes_empty_nul_slash_space_and_dots() {
         assert!(check_name("abcdefghijklmnop").is_err());
+        assert!(check_name("eth\u{1b}[2J").is_err());
         assert!(check_name("").is_err());
         assert!(check_name("eth\0").is_err());
         assert!(check_name("a/b").is_err());

@@ -210,7 +210,9 @@ impl Sessions {
         self.stats.cookies_received += 1;
         let again = !pending.retried;
         pending.retried = true;
-        pending.with_mac2 |= again;
+        if again {
+            pending.mac2_cookie = Some(now);
+        }
         let message = pending.message;
         self.keep_cookie(now, from, got);
         let Some(out) = out.get_mut(..INITIATION_WITH_MAC2_LEN) else {
@@ -503,13 +505,14 @@ impl Sessions {
                     .cookies
                     .get(&addr)
                     .filter(|(_, at)| now < *at + COOKIE_LIFETIME);
-                let len = match (fresh, scratch.get_mut(len..INITIATION_WITH_MAC2_LEN)) {
-                    (Some((got, _)), Some(tail)) => {
-                        tail.copy_from_slice(&cookie::mac2(got, &message));
-                        INITIATION_WITH_MAC2_LEN
-                    }
-                    _ => len,
-                };
+                let (len, mac2_cookie) =
+                    match (fresh, scratch.get_mut(len..INITIATION_WITH_MAC2_LEN)) {
+                        (Some((got, at)), Some(tail)) => {
+                            tail.copy_from_slice(&cookie::mac2(got, &message));
+                            (INITIATION_WITH_MAC2_LEN, Some(*at))
+                        }
+                        _ => (len, None),
+                    };
                 if let Some(bytes) = scratch.get(..len) {
                     send(addr, bytes);
                 }
@@ -522,7 +525,7 @@ impl Sessions {
                         sent: now,
                         message,
                         retried: false,
-                        with_mac2: len == INITIATION_WITH_MAC2_LEN,
+                        mac2_cookie,
                     },
                 );
             }
@@ -535,11 +538,14 @@ impl Sessions {
         // An initiation with mac2 that nobody answered: its cookie goes, and the next one to
         // that address is the plain 136 bytes again. (A forged reply, or a node of an earlier
         // version now at that address, cannot keep us sending what goes unread.)
+        // (Only the cookie it carried: not one that came later and did its work.)
         let cookies = &mut self.cookies;
         self.pending.retain(|_, p| {
             let live = now < p.sent + HANDSHAKE_TIMEOUT;
-            if !live && p.with_mac2 {
-                cookies.remove(&p.addr);
+            if let (false, Some(used)) = (live, p.mac2_cookie) {
+                if cookies.get(&p.addr).is_some_and(|(_, at)| *at == used) {
+                    cookies.remove(&p.addr);
+                }
             }
             live
         });
@@ -929,5 +935,31 @@ mod tests {
         }
         assert_eq!(b.stats().initiations_proven, before + 10);
         assert_eq!(b.stats().handshakes_rate_limited, limited + 8);
+    }
+
+    #[test]
+    fn a_timed_out_initiation_drops_only_the_cookie_it_carried_not_a_newer_one() {
+        let (mut a, mut b, at_a, at_b) = cookie_pair(1);
+        let now = Instant::from_secs(1);
+        let mut out = [0u8; 256];
+        let first = round_to(&mut a, now, at_b);
+        flood(&mut b, now, at_a, 1);
+        let HandshakeEvent::CookieReply(len) = b.on_handshake(now, at_a, &first[0], &mut out)
+        else {
+            panic!("no cookie reply over the limit");
+        };
+        let reply = out[..len].to_vec();
+        assert!(matches!(
+            a.on_handshake(now, at_b, &reply, &mut out),
+            HandshakeEvent::Retried(_)
+        ));
+        // A newer cookie from b came meanwhile (for another initiation, which went through).
+        a.keep_cookie(now + Duration::from_secs(2), at_b, [7; cookie::COOKIE_LEN]);
+        // The first initiation times out: the newer cookie stays, and goes on the next one.
+        let later = now + HANDSHAKE_TIMEOUT + Duration::from_secs(1);
+        a.housekeep(later, &mut |_, _| {});
+        let next = round_to(&mut a, later, at_b);
+        assert!(!next.is_empty());
+        assert!(next.iter().all(|m| m.len() == INITIATION_WITH_MAC2_LEN));
     }
 }

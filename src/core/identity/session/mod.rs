@@ -197,8 +197,9 @@ struct Pending {
     message: [u8; handshake::INITIATION_LEN],
     /// Whether a cookie reply already had it sent again (once per initiation).
     retried: bool,
-    /// Whether it went with mac2 (at first, or sent again after a cookie reply).
-    with_mac2: bool,
+    /// When the cookie whose mac2 it carried came (at first, or sent again after a cookie
+    /// reply); `None` without mac2.
+    mac2_cookie: Option<Instant>,
 }
 
 /// The identity mode's sessions. See the module doc.
