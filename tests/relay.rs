@@ -13,7 +13,8 @@ use ethcloud::crypto::{Key, Sealer};
 use ethcloud::relay::{RouteState, RELAY_AFTER};
 use ethcloud::stats::DropReason;
 use ethcloud::wire::relay::{
-    emit_hello, emit_relayed, FLAG_ANSWER, FLAG_NAMES_KEYS, FLAG_RELAY, FLAG_RELAYED, RELAY_TO,
+    emit_hello, emit_relayed, FLAG_ANSWER, FLAG_NAMES_KEYS, FLAG_RELAY, FLAG_RELAYED, RELAYED_FROM,
+    RELAY_TO,
 };
 use ethcloud::wire::{Message, Packet, Token, HEADER_LEN, TOKEN_LEN};
 use sim::{Recorder, Simulator};
@@ -693,4 +694,79 @@ fn a_revoked_key_that_lies_about_its_members_still_gets_nothing_through_a_relay(
     sim.inject_frame(b, &frame(3, 0xff, 0x88));
     sim.run_until_idle(1000);
     assert_eq!(got(&mut sim, a, 0x88), 0, "B reached A through P");
+}
+
+#[test]
+fn a_relayed_frame_from_an_address_nobody_should_contact_makes_no_route_and_no_contact() {
+    let on = Simulator::keyed_config(7);
+    let mut sim = Simulator::new(0x5e1a_0900);
+    let [p, a, _b] = triangle(&mut sim, [&on, &on, &on]);
+    sim.advance(Duration::from_secs(30));
+    assert!(sim.nodes[&a].relay_table().is_capable(p));
+    // p (a relaying member) says frames come from addresses that a's own host serves
+    // (loopback), nobody can be reached at (multicast, port 0), or that are a's own.
+    let origins: [SocketAddr; 4] = [
+        "127.0.0.1:53".parse().unwrap(),
+        "[::1]:5353".parse().unwrap(),
+        "224.0.0.251:5353".parse().unwrap(),
+        "198.18.77.7:0".parse().unwrap(),
+    ];
+    let token = Token::new(1).unwrap();
+    let refused = sim.stats(a).drops_of(DropReason::RelayRefused);
+    for (i, origin) in origins.iter().enumerate() {
+        let mut clear = vec![0u8; 200];
+        let len = emit_relayed(
+            token,
+            RELAYED_FROM,
+            *origin,
+            &frame(0x30 + i as u8, 0xff, 0x91),
+            &mut clear,
+        )
+        .unwrap();
+        sim.inject_datagram(p, a, sealed(7, 0x60 + i as u8, &clear[..len]));
+    }
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, a, 0x91), 0, "delivered");
+    assert_eq!(sim.stats(a).drops_of(DropReason::RelayRefused), refused + 4);
+    // Long past the first direct try of a route (30 s): none was made, nothing contacted.
+    sim.advance(Duration::from_secs(60));
+    for origin in &origins {
+        assert_eq!(route(&sim, a, *origin), None, "{origin}");
+        assert!(
+            !sim.nodes[&a].contacts().contains(*origin),
+            "{origin} contacted"
+        );
+    }
+}
+
+#[test]
+fn a_hello_that_names_a_verified_peer_as_our_public_address_changes_nothing() {
+    let on = Simulator::keyed_config(7);
+    let mut sim = Simulator::new(0x5e1a_0a00);
+    // Three members that all reach each other.
+    let p = sim.add_node(&on);
+    let a = sim.add_node(&on);
+    let b = sim.add_node(&on);
+    sim.connect(a, p);
+    sim.connect(b, p);
+    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    sim.advance(Duration::from_secs(5));
+    assert!(sim.nodes[&a].relay_table().is_capable(b));
+    // p tells a that it sees a at b's address.
+    let token = Token::new(1).unwrap();
+    let mut clear = vec![0u8; 64];
+    let len = emit_hello(
+        token,
+        FLAG_RELAY | FLAG_RELAYED,
+        0x7777,
+        b,
+        None,
+        &mut clear,
+    )
+    .unwrap();
+    sim.inject_datagram(p, a, sealed(7, 0x70, &clear[..len]));
+    sim.run_until_idle(1000);
+    let table = sim.nodes[&a].relay_table();
+    assert!(!table.is_public(b), "b taken for a's own address");
+    assert!(table.is_capable(b), "b's relay state wiped");
 }

@@ -17,7 +17,7 @@ use log::{debug, info};
 use super::{MoveCheck, Node, CONTROL_AT, MAX_MOVE_CHECKS, MOVE_CHECK};
 use crate::identity::PublicKey;
 use crate::io::{Device, Socket};
-use crate::peers::canonical;
+use crate::peers::{canonical, is_unusable};
 use crate::relay::{Accept, KeyVerdict, RouteState, DIRECT_FRESH};
 use crate::stats::DropReason;
 use crate::time::Instant;
@@ -428,10 +428,14 @@ impl<S: Socket, D: Device> Node<S, D> {
                 ..
             } => {
                 // Where `from` sees us: one of our own public addresses, which we never
-                // contact or relay to (taken from any member; it only stops contacts and
-                // routes, and datagrams from it are still heard).
+                // contact or relay to (it only stops contacts and routes, and datagrams from
+                // it are still heard). Taken from a verified peer only, and never naming a
+                // verified peer of ours: that would wipe the peer's relay state and routes.
                 let observed = canonical(observed);
-                if self.relay.add_public(observed) {
+                let credible = self.peers.is_verified(from)
+                    && !self.peers.is_verified(observed)
+                    && !is_unusable(observed);
+                if credible && self.relay.add_public(observed) {
                     debug!("{from} sees this node at {observed}");
                     self.contacts.remove(observed);
                     for gone in self.relay.forget_peer(observed) {
@@ -584,7 +588,17 @@ impl<S: Socket, D: Device> Node<S, D> {
         origin: SocketAddr,
         frame: Frame<&[u8]>,
     ) -> Result<(), DropReason> {
-        if !self.relay.is_capable(via) || origin == via || self.config.is_own(origin) {
+        // An origin nobody can be reached at, a loopback address from a relay that is not on
+        // loopback, or one of our own public addresses: its route would have us contact it
+        // (the direct tries), as a peer list naming it would (`learn_addresses`).
+        let foreign_loopback = origin.ip().is_loopback() && !via.ip().is_loopback();
+        if !self.relay.is_capable(via)
+            || origin == via
+            || self.config.is_own(origin)
+            || is_unusable(origin)
+            || foreign_loopback
+            || self.relay.is_public(origin)
+        {
             return Err(DropReason::RelayRefused);
         }
         if self.peers.is_verified(origin) {
