@@ -134,6 +134,9 @@ pub struct RelayTable {
     accepting: BTreeSet<SocketAddr>,
     /// The node id each peer announced in its Hello.
     ids: BTreeMap<SocketAddr, u64>,
+    /// The same, by id: finding the other address of a node costs a look-up, not a scan of
+    /// every peer for each Hello.
+    by_id: BTreeSet<(u64, SocketAddr)>,
     /// Per-node keys: the members' digest each peer announced in its Hello.
     members: BTreeMap<SocketAddr, u64>,
     /// Per-node keys: the relaying peers that name the keys of their peers (Hello flag 0x40).
@@ -167,22 +170,29 @@ impl RelayTable {
         if relays && accepts {
             self.capable.insert(peer);
             Vec::new()
-        } else {
-            self.capable.remove(&peer);
+        } else if self.capable.remove(&peer) {
             self.drop_via(peer)
+        } else {
+            // Never capable: nothing goes through it (routes and candidates are only made
+            // through capable peers), and a Hello repeated does not walk the routes again.
+            Vec::new()
         }
     }
 
     /// `peer` announced node id `id`; returns another peer that announced the same id (the
     /// same node at an older address), if any.
     pub fn set_id(&mut self, peer: SocketAddr, id: u64) -> Option<SocketAddr> {
-        let other = self
-            .ids
-            .iter()
-            .find(|(addr, other)| **other == id && **addr != peer)
-            .map(|(addr, _)| *addr);
-        self.ids.insert(peer, id);
-        other
+        if let Some(old) = self.ids.insert(peer, id) {
+            self.by_id.remove(&(old, peer));
+        }
+        self.by_id.insert((id, peer));
+        // `SocketAddr` orders every IPv4 address before every IPv6 one: this is the least.
+        let least = SocketAddr::from(([0, 0, 0, 0], 0));
+        self.by_id
+            .range((id, least)..)
+            .take_while(|(other_id, _)| *other_id == id)
+            .map(|(_, addr)| *addr)
+            .find(|addr| *addr != peer)
     }
 
     /// `peer` announced the digest of the members it trusts (per-node keys), or none.
@@ -266,7 +276,9 @@ impl RelayTable {
     pub fn forget_peer(&mut self, peer: SocketAddr) -> Vec<SocketAddr> {
         self.capable.remove(&peer);
         self.accepting.remove(&peer);
-        self.ids.remove(&peer);
+        if let Some(id) = self.ids.remove(&peer) {
+            self.by_id.remove(&(id, peer));
+        }
         self.members.remove(&peer);
         self.names_keys.remove(&peer);
         self.remove_route(peer);
@@ -721,6 +733,44 @@ mod tests {
             |_, _| {},
         );
         new
+    }
+
+    #[test]
+    fn the_other_address_of_a_node_id_is_found_as_a_scan_would_find_it() {
+        // A model: random Hellos (address, id) and peers gone, against a scan of the ids.
+        let mut table = RelayTable::new();
+        let mut model: BTreeMap<SocketAddr, u64> = BTreeMap::new();
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let host = (rng >> 8) as u8 % 24;
+            let addr = if host % 3 == 0 {
+                SocketAddr::from(([0xfd00, 0, 0, 0, 0, 0, 0, u16::from(host)], 3210))
+            } else {
+                SocketAddr::from(([198, 18, 0, host], 3210))
+            };
+            let id = (rng >> 20) % 6;
+            if rng % 5 == 0 {
+                table.forget_peer(addr);
+                model.remove(&addr);
+                continue;
+            }
+            let got = table.set_id(addr, id);
+            let others: Vec<SocketAddr> = model
+                .iter()
+                .filter(|(a, i)| **i == id && **a != addr)
+                .map(|(a, _)| *a)
+                .collect();
+            model.insert(addr, id);
+            match got {
+                Some(other) => assert!(others.contains(&other), "{other} for {addr} id {id}"),
+                None => assert!(others.is_empty(), "missed {others:?} for {addr} id {id}"),
+            }
+            assert_eq!(table.known_ids(), model.len());
+            assert_eq!(table.by_id.len(), model.len());
+        }
     }
 
     #[test]
