@@ -631,11 +631,10 @@ fn a_peer_gone_for_good_is_not_sent_initiations_for_ever() {
     );
 }
 
-#[test]
-fn a_flood_of_initiations_from_many_addresses_does_not_starve_the_renewals() {
-    let mut sim = Simulator::new(0x1d_0b00);
-    // Low limits, so that the flood is cheap to simulate: 20 a second from all sources, 2
-    // from one.
+/// Nodes 1 (a) and 2 (b) as [`meshed_pair`] makes them, but with low handshake limits, so
+/// that a flood is cheap to simulate: 20 a second from all sources (and from the addresses of
+/// trusted keys), 2 from one.
+fn low_limit_pair(sim: &mut Simulator) -> (SocketAddr, SocketAddr) {
     let cfgs = [1u8, 2].map(|i| {
         let mut cfg = Simulator::identity_config(i, &[1, 2]);
         if let Some(identity) = cfg.identity.as_mut() {
@@ -647,21 +646,31 @@ fn a_flood_of_initiations_from_many_addresses_does_not_starve_the_renewals() {
     let [a, b] = cfgs.each_ref().map(|cfg| sim.add_node(cfg));
     sim.connect(b, a);
     sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    (a, b)
+}
+
+/// An initiation to node `secret`'s key from a key nobody trusts: it passes that node's mac1.
+fn attacker_initiation(secret: u8) -> Vec<u8> {
     let attacker = Identity::new(SecretKey::from_random([66; 32]));
-    let flood = [(a, 1u8), (b, 2)].map(|(node, secret)| {
-        let mut out = [0u8; 256];
-        let (_, len) = handshake::initiate(
-            &attacker,
-            Token::new(1).unwrap(),
-            &Simulator::public_key(secret),
-            1,
-            handshake::timestamp(1),
-            None,
-            &mut out,
-        )
-        .unwrap();
-        (node, out[..len].to_vec())
-    });
+    let mut out = [0u8; 256];
+    let (_, len) = handshake::initiate(
+        &attacker,
+        Token::new(1).unwrap(),
+        &Simulator::public_key(secret),
+        1,
+        handshake::timestamp(1),
+        None,
+        &mut out,
+    )
+    .unwrap();
+    out[..len].to_vec()
+}
+
+#[test]
+fn a_flood_of_initiations_from_many_addresses_does_not_starve_the_renewals() {
+    let mut sim = Simulator::new(0x1d_0b00);
+    let (a, b) = low_limit_pair(&mut sim);
+    let flood = [(a, attacker_initiation(1)), (b, attacker_initiation(2))];
     // At both nodes, from 40 addresses, 2 initiations each, every second: twice the limit of
     // all sources, for longer than a session lives without renewal.
     for _ in 0..300 {
@@ -686,37 +695,15 @@ fn a_flood_of_initiations_from_many_addresses_does_not_starve_the_renewals() {
 #[test]
 fn a_flood_that_forges_a_peers_own_address_does_not_starve_its_renewals() {
     let mut sim = Simulator::new(0x1d_0b80);
-    // Low limits, as above: 20 initiations a second from the addresses trusted keys use.
-    let cfgs = [1u8, 2].map(|i| {
-        let mut cfg = Simulator::identity_config(i, &[1, 2]);
-        if let Some(identity) = cfg.identity.as_mut() {
-            identity.config.handshakes_per_second = 20;
-            identity.config.handshakes_per_source = 2;
-        }
-        cfg
-    });
-    let [a, b] = cfgs.each_ref().map(|cfg| sim.add_node(cfg));
-    sim.connect(b, a);
-    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    let (a, b) = low_limit_pair(&mut sim);
     let made = sim.session_stats(a).sessions_made;
-    let attacker = Identity::new(SecretKey::from_random([66; 32]));
     // Each node gets initiations that pass its mac1 from the other's own address: 80 a
     // second, four times what that bucket takes, for longer than a session lives without
     // renewal (120 s + 60 s). The attacker never sees what is sent to the forged address.
-    let flood = [(a, b, 1u8), (b, a, 2)].map(|(node, forged, secret)| {
-        let mut out = [0u8; 256];
-        let (_, len) = handshake::initiate(
-            &attacker,
-            Token::new(1).unwrap(),
-            &Simulator::public_key(secret),
-            1,
-            handshake::timestamp(1),
-            None,
-            &mut out,
-        )
-        .unwrap();
-        (node, forged, out[..len].to_vec())
-    });
+    let flood = [
+        (a, b, attacker_initiation(1)),
+        (b, a, attacker_initiation(2)),
+    ];
     for _ in 0..300 {
         for (node, forged, initiation) in &flood {
             for _ in 0..80 {

@@ -52,13 +52,12 @@ impl Sessions {
         full: &[u8],
         out: &mut [u8],
     ) -> HandshakeEvent {
-        let msg = full;
-        // An initiation with mac2 is the 136-byte one and 16 bytes more (`cookie`).
-        let with_mac2 = msg.len() == INITIATION_WITH_MAC2_LEN;
-        let msg = if with_mac2 {
-            msg.get(..INITIATION_LEN).unwrap_or_default()
-        } else {
-            msg
+        // An initiation with mac2 is the 136-byte one and 16 bytes more (`cookie`); `msg` is
+        // the 136 bytes either way.
+        let with_mac2 = full.len() == INITIATION_WITH_MAC2_LEN;
+        let msg = match full.get(..INITIATION_LEN) {
+            Some(body) if with_mac2 => body,
+            _ => full,
         };
         if handshake::check_initiation(&self.identity, msg).is_err() {
             self.stats.handshakes_invalid += 1;
@@ -741,6 +740,25 @@ mod tests {
         }
     }
 
+    /// `a`'s initiation to `b`, sent once a flood from `a`'s address spent `b`'s allowance of
+    /// `spent`, and the cookie reply `b` sends for it.
+    fn over_the_limit(
+        a: &mut Sessions,
+        b: &mut Sessions,
+        (at_a, at_b): (SocketAddr, SocketAddr),
+        now: Instant,
+        spent: usize,
+    ) -> (Vec<Vec<u8>>, Vec<u8>) {
+        let first = round_to(a, now, at_b);
+        flood(b, now, at_a, spent);
+        let mut out = [0u8; 256];
+        let HandshakeEvent::CookieReply(len) = b.on_handshake(now, at_a, &first[0], &mut out)
+        else {
+            panic!("no cookie reply over the limit");
+        };
+        (first, out[..len].to_vec())
+    }
+
     /// What `a` sends when it starts a handshake round with `to` at `now`.
     fn round_to(a: &mut Sessions, now: Instant, to: SocketAddr) -> Vec<Vec<u8>> {
         let mut sent = Vec::new();
@@ -758,17 +776,11 @@ mod tests {
         let mut now = Instant::from_secs(1);
         let mut out = [0u8; 256];
         // Before any reply, a node sends the initiation as it always was: 136 bytes.
-        let first = round_to(&mut a, now, at_b);
+        // b's allowance for it is spent by a flood from a's address.
+        let (first, reply) = over_the_limit(&mut a, &mut b, (at_a, at_b), now, 2);
         assert!(!first.is_empty());
         assert!(first.iter().all(|m| m.len() == INITIATION_LEN));
         assert_eq!(first.len(), 1);
-        // b's allowance for the second is spent by a flood from a's address.
-        flood(&mut b, now, at_a, 2);
-        let HandshakeEvent::CookieReply(len) = b.on_handshake(now, at_a, &first[0], &mut out)
-        else {
-            panic!("no cookie reply over the limit");
-        };
-        let reply = out[..len].to_vec();
         // From elsewhere, the reply is not taken.
         let elsewhere: SocketAddr = "198.18.0.9:3210".parse().unwrap();
         assert_eq!(
@@ -830,13 +842,7 @@ mod tests {
         let (mut a, mut b, at_a, at_b) = cookie_pair(1);
         let now = Instant::from_secs(1);
         let mut out = [0u8; 256];
-        let first = round_to(&mut a, now, at_b);
-        flood(&mut b, now, at_a, 1);
-        let HandshakeEvent::CookieReply(len) = b.on_handshake(now, at_a, &first[0], &mut out)
-        else {
-            panic!("no cookie reply over the limit");
-        };
-        let reply = out[..len].to_vec();
+        let (_, reply) = over_the_limit(&mut a, &mut b, (at_a, at_b), now, 1);
         let HandshakeEvent::Retried(len) = a.on_handshake(now, at_b, &reply, &mut out) else {
             panic!("not sent again");
         };
@@ -879,13 +885,7 @@ mod tests {
         let (mut a, mut b, at_a, at_b) = cookie_pair(1);
         let now = Instant::from_secs(1);
         let mut out = [0u8; 256];
-        let first = round_to(&mut a, now, at_b);
-        flood(&mut b, now, at_a, 1);
-        let HandshakeEvent::CookieReply(len) = b.on_handshake(now, at_a, &first[0], &mut out)
-        else {
-            panic!("no cookie reply over the limit");
-        };
-        let reply = out[..len].to_vec();
+        let (_, reply) = over_the_limit(&mut a, &mut b, (at_a, at_b), now, 1);
         assert!(matches!(
             a.on_handshake(now, at_b, &reply, &mut out),
             HandshakeEvent::Retried(_)
@@ -942,13 +942,7 @@ mod tests {
         let (mut a, mut b, at_a, at_b) = cookie_pair(1);
         let now = Instant::from_secs(1);
         let mut out = [0u8; 256];
-        let first = round_to(&mut a, now, at_b);
-        flood(&mut b, now, at_a, 1);
-        let HandshakeEvent::CookieReply(len) = b.on_handshake(now, at_a, &first[0], &mut out)
-        else {
-            panic!("no cookie reply over the limit");
-        };
-        let reply = out[..len].to_vec();
+        let (_, reply) = over_the_limit(&mut a, &mut b, (at_a, at_b), now, 1);
         assert!(matches!(
             a.on_handshake(now, at_b, &reply, &mut out),
             HandshakeEvent::Retried(_)
