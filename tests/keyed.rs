@@ -259,10 +259,12 @@ fn frames_go_under_aegis_while_every_peer_opens_it_and_never_to_an_older_node() 
         "frames and all else under AEGIS-128L among nodes that open it"
     );
 
-    // An ethcloud from before AEGIS-128L joins: frames go back to this CPU's first cipher
-    // (one seal for every receiver), and nothing under AEGIS-128L ever reaches it.
+    // An ethcloud from before AEGIS-128L (and before Challenge and Echo) joins: frames go
+    // back to this CPU's first cipher (one seal for every receiver), and nothing under
+    // AEGIS-128L ever reaches it.
     let mut old_cfg = cfg.clone();
     old_cfg.aegis = false;
+    old_cfg.keyed_echo = false;
     let old = sim.next_addr();
     sim.old_nodes.insert(old);
     sim.add_node_at(old, &old_cfg);
@@ -276,6 +278,10 @@ fn frames_go_under_aegis_while_every_peer_opens_it_and_never_to_an_older_node() 
     let wire = sim.wire_log.take().unwrap();
     assert!(wire.iter().all(|d| d[7] == Cipher::preferred().marker()));
     assert_eq!(sim.aegis_to_old, 0, "the older node was sent AEGIS-128L");
+    // Nor a Challenge, which it would not know (the newer nodes verified it by its peer
+    // list, and it them by theirs).
+    let malformed = DropReason::Malformed(ethcloud::wire::Error::UnknownKind(0x15));
+    assert_eq!(sim.stats(old).drops_of(malformed), 0);
 
     // It leaves: frames go under AEGIS-128L again.
     sim.shutdown(old);
@@ -450,5 +456,146 @@ fn a_lost_hello_is_asked_for_again_so_frames_still_move_to_aegis() {
     assert!(
         stuck.is_empty(),
         "frames not under AEGIS-128L: seeds {stuck:?}"
+    );
+}
+
+/// Three keyed nodes (`echo`: of this version, else all of an earlier one) in a mesh; someone
+/// records what `a` sends `c` for two minutes, then replays it to `b` from an address of its
+/// own. Returns whether `b` took that address for a verified peer, and `b`'s counters.
+fn replay_a_recording_to_another_member(echo: bool) -> (bool, ethcloud::stats::Stats) {
+    let mut cfg = Simulator::keyed_config(7);
+    cfg.keyed_echo = echo;
+    let mut sim = Simulator::new(0x8f20 + u64::from(echo));
+    let [a, b, c] = sim.add_nodes(&cfg);
+    sim.connect(b, a);
+    sim.connect(c, a);
+    sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
+    sim.flow_log = Some(Vec::new());
+    sim.advance(Duration::from_secs(120));
+    let recorded: Vec<Vec<u8>> = sim
+        .flow_log
+        .take()
+        .unwrap()
+        .into_iter()
+        .filter(|(from, to, _)| (*from, *to) == (a, c))
+        .map(|(_, _, bytes)| bytes)
+        .collect();
+    assert!(recorded.len() >= 2, "a sent c {} datagrams", recorded.len());
+    let replayer: SocketAddr = "198.19.66.66:3210".parse().unwrap();
+    for d in recorded {
+        // One at a time, each after b's answers to the one before.
+        sim.inject_datagram(replayer, b, d);
+        sim.run_until_idle(1000);
+        sim.advance(Duration::from_secs(1));
+    }
+    (sim.peers_of(b).contains(&replayer), sim.stats(b))
+}
+
+#[test]
+fn a_recording_replayed_to_another_member_does_not_verify_the_replayers_address() {
+    // Between nodes of this version, the recorded peer lists answer b's "get peer list" but
+    // verify nothing: only an Echo of b's Challenge to that address would, and none of the
+    // recorded datagrams carries b's nonce.
+    let (verified, stats) = replay_a_recording_to_another_member(true);
+    assert!(!verified, "b verified the replayer's address");
+    assert_eq!(stats.drops_of(DropReason::Replayed), 0, "{stats:?}");
+    // Nodes of an earlier version (counters from 0, no Echo) take it, as the man page says
+    // of them: what this test would show without the Echo.
+    let (verified, _) = replay_a_recording_to_another_member(false);
+    assert!(verified, "the earlier version's weakness is not reproduced");
+}
+
+/// A datagram sealed by `sealer` (made with the network key of
+/// [`Simulator::keyed_config`]`(7)`): `kind`, then `body`, after the token.
+fn sealed_by(sealer: &ethcloud::crypto::Sealer, kind: u8, body: &[u8]) -> Vec<u8> {
+    use ethcloud::crypto::{FRONT_LEN, TAG_LEN};
+    let token = ethcloud::wire::Token::new(1).unwrap();
+    let mut buf = vec![0u8; FRONT_LEN + 1 + body.len() + TAG_LEN];
+    buf[FRONT_LEN] = kind;
+    buf[FRONT_LEN + 1..FRONT_LEN + 1 + body.len()].copy_from_slice(body);
+    let range = sealer
+        .seal(token, &mut buf, FRONT_LEN, 1 + body.len())
+        .unwrap();
+    buf[range].to_vec()
+}
+
+/// Hands `b` one datagram from `from` directly, and returns what `b` sent `from` in answer,
+/// opened with the key.
+fn exchange(sim: &mut Simulator, b: SocketAddr, from: SocketAddr, mut d: Vec<u8>) -> Vec<Vec<u8>> {
+    let now = sim.now;
+    let node = sim.nodes.get_mut(&b).unwrap();
+    let _ = node.on_datagram(now, from, &mut d);
+    let out = std::mem::take(&mut node.socket_mut().outbox);
+    let key = ethcloud::crypto::Key::from_bytes([7; 32]);
+    let mut opener = ethcloud::crypto::Opener::new(&key, 16);
+    out.into_iter()
+        .filter(|(to, _)| *to == from)
+        .map(|(_, mut bytes)| {
+            let range = opener.open(&mut bytes).unwrap();
+            bytes[range].to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn only_an_echo_of_the_challenge_sent_to_that_address_verifies_it() {
+    use ethcloud::crypto::{Sealer, ECHO_COUNTER};
+    let mut sim = Simulator::new(0x8f30);
+    let b = sim.add_node(&Simulator::keyed_config(7));
+    let x: SocketAddr = "198.19.7.7:3210".parse().unwrap();
+    let key = ethcloud::crypto::Key::from_bytes([7; 32]);
+    // A member of this version at x (its counters start at 2^63) asks b for its list.
+    let member = Sealer::new(&key, [9; 16]).starting_at(ECHO_COUNTER);
+    let answers = exchange(&mut sim, b, x, sealed_by(&member, 2, &[]));
+    let kinds: Vec<u8> = answers.iter().map(|m| m[7]).collect();
+    let challenge = answers.iter().find(|m| m[7] == 0x15).expect("a Challenge");
+    assert!(kinds.contains(&2), "no get peer list among {kinds:?}");
+    let nonce = challenge[8..16].to_vec();
+    // Its peer list answers b's request, but verifies nothing.
+    exchange(&mut sim, b, x, sealed_by(&member, 1, &[0, 0]));
+    assert!(!sim.peers_of(b).contains(&x));
+    assert_eq!(sim.stats(b).total_drops(), 0, "{:?}", sim.stats(b));
+    // An Echo of another nonce: counted as a replay, verifies nothing.
+    let replayed_before = sim.stats(b).drops_of(DropReason::Replayed);
+    let mut wrong = nonce.clone();
+    wrong[0] ^= 1;
+    exchange(&mut sim, b, x, sealed_by(&member, 0x16, &wrong));
+    assert!(!sim.peers_of(b).contains(&x));
+    assert_eq!(
+        sim.stats(b).drops_of(DropReason::Replayed),
+        replayed_before + 1
+    );
+    // The Echo of b's Challenge, from that address: verified, and sent b's whole list.
+    let after = exchange(&mut sim, b, x, sealed_by(&member, 0x16, &nonce));
+    assert!(sim.peers_of(b).contains(&x), "the Echo did not verify x");
+    assert!(
+        after.iter().any(|m| m[7] == 1),
+        "no peer list after verification"
+    );
+
+    // b answers a Challenge with an Echo of its nonce, to the address it came from.
+    let y: SocketAddr = "198.19.7.8:3210".parse().unwrap();
+    let echoes = exchange(
+        &mut sim,
+        b,
+        y,
+        sealed_by(&member, 0x15, &[1, 2, 3, 4, 5, 6, 7, 8]),
+    );
+    assert_eq!(
+        echoes,
+        vec![vec![0, 0, 0, 0, 0, 0, 1, 0x16, 1, 2, 3, 4, 5, 6, 7, 8]]
+    );
+
+    // A member of an earlier version (counters from 0) is verified by its peer list and
+    // never sent a Challenge.
+    let z: SocketAddr = "198.19.7.9:3210".parse().unwrap();
+    let old = Sealer::new(&key, [10; 16]);
+    let answers = exchange(&mut sim, b, z, sealed_by(&old, 2, &[]));
+    assert!(answers.iter().all(|m| m[7] != 0x15));
+    exchange(&mut sim, b, z, sealed_by(&old, 1, &[0, 0]));
+    assert!(
+        sim.peers_of(b).contains(&z),
+        "the earlier version was not verified: {:?}",
+        sim.stats(b)
     );
 }

@@ -124,10 +124,23 @@ proptest! {
                 prop_assert!(Extension::parse(&buf[..cut]).is_err(), "cut at {}", cut);
             }
         }
+        // Challenge and Echo (network key): round trip, and every cut one is refused.
+        for kind in [relay::CHALLENGE, relay::ECHO] {
+            let len = relay::emit_echo_message(t, kind, id, &mut buf).unwrap();
+            let expected = if kind == relay::CHALLENGE {
+                Extension::Challenge { nonce: id }
+            } else {
+                Extension::Echo { nonce: id }
+            };
+            prop_assert_eq!(Extension::parse(&buf[..len]), Ok(expected));
+            for cut in 0..len {
+                prop_assert!(Extension::parse(&buf[..cut]).is_err(), "cut at {}", cut);
+            }
+        }
     }
 
     #[test]
-    fn arbitrary_bytes_never_panic_the_relay_parser(kind in 0x10u8..=0x14, bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+    fn arbitrary_bytes_never_panic_the_relay_parser(kind in 0x10u8..=0x16, bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let mut datagram = vec![0u8, 0, 0, 0, 0, 0, 7, kind];
         datagram.extend_from_slice(&bytes);
         let _ = ethcloud::wire::relay::Extension::parse(&datagram);

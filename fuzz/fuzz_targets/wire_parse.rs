@@ -45,6 +45,11 @@ fuzz_target!(|data: &[u8]| {
                 let len = relay::emit_key_message(token, addr, Some(&key), &mut buf).unwrap();
                 assert_eq!(&buf[..len], &data[..len]);
             }
+            Ok(Extension::Challenge { nonce }) | Ok(Extension::Echo { nonce }) => {
+                let kind = packet.kind_byte();
+                let len = relay::emit_echo_message(token, kind, nonce, &mut buf).unwrap();
+                assert_eq!(&buf[..len], &data[..len]);
+            }
             Err(_) => {}
         }
         return;

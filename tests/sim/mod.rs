@@ -170,6 +170,8 @@ pub struct Simulator {
     pub lost: u64,
     /// When `Some`, every delivered datagram's bytes are kept here (what a wiretap sees).
     pub wire_log: Option<Vec<Vec<u8>>>,
+    /// When set, every delivered datagram with its source and destination.
+    pub flow_log: Option<Vec<(SocketAddr, SocketAddr, Vec<u8>)>>,
     /// Nodes that stand for an ethcloud from before AEGIS-128L (give them `aegis = false` too,
     /// so that they do not announce it): a datagram under marker 0x83 to one of them is
     /// dropped, as such a node drops what it cannot open, and counted in `aegis_to_old`.
@@ -220,6 +222,7 @@ impl Simulator {
             delivered: 0,
             lost: 0,
             wire_log: None,
+            flow_log: None,
             old_nodes: BTreeSet::new(),
             aegis_to_old: 0,
             plain_devices: BTreeSet::new(),
@@ -553,6 +556,9 @@ impl Simulator {
     fn record(&mut self, d: &Datagram) {
         if let Some(log) = self.wire_log.as_mut() {
             log.push(d.bytes.clone());
+        }
+        if let Some(log) = self.flow_log.as_mut() {
+            log.push((d.from, d.to, d.bytes.clone()));
         }
         let mut h = self.trace_hash;
         let mut feed = |bytes: &[u8]| {

@@ -31,7 +31,10 @@
 //!   `aead_key.rs`'s.
 //! - The session is the sender's process start time (milliseconds since the Unix epoch, 8 bytes
 //!   big-endian) followed by 8 random bytes; the counter (8 bytes big-endian) starts at 0 and
-//!   goes up by one per sealed packet.
+//!   goes up by one per sealed packet. A keyed-mode node of this version starts its counters
+//!   at [`ECHO_COUNTER`] instead (2^63, a value an earlier version's counters never reach):
+//!   the counter is in the nonce, so that top bit is authenticated, and it tells the receiver
+//!   that the sender answers a Challenge with an Echo (`node/verify.rs`).
 //! - Each (session, cipher) seals with its own subkey: `HKDF-SHA256(salt =
 //!   "ethcloud-session-v1", ikm = network key, info = session ‖ marker)`, 32 bytes (16 for AES-128-GCM
 //!   and the AEGIS ciphers). The 96-bit AEAD nonce is 4 zero bytes followed by the counter
@@ -137,6 +140,21 @@ pub const KEY_LEN: usize = 32;
 pub const INITIAL_SESSIONS: usize = 64;
 /// The longest passphrase accepted in a key file.
 pub const MAX_PASSPHRASE_LEN: usize = 1024;
+/// The first counter of a keyed-mode sender that answers a Challenge with an Echo (and
+/// verifies new addresses only by an Echo): its top bit set. An earlier version's counters
+/// start at 0 and never reach it.
+pub const ECHO_COUNTER: u64 = 1 << 63;
+
+/// Whether a sealed datagram that opened (so its counter is authentic) came from a sender of
+/// [`ECHO_COUNTER`]'s kind; false for anything too short to be sealed.
+// HOT PATH: one byte read.
+#[inline]
+pub fn sender_echoes(datagram: &[u8]) -> bool {
+    datagram
+        .get(field::COUNTER)
+        .is_some_and(|first| first & 0x80 != 0)
+}
+
 /// Counters accepted below the highest one seen, per session.
 pub const WINDOW_LEN: u64 = 8192;
 

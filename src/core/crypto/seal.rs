@@ -98,6 +98,14 @@ impl Sealer {
         }
     }
 
+    /// The same sealer with its first counter at `first` instead of 0: a keyed-mode node of
+    /// this version starts at [`super::ECHO_COUNTER`]. Only before the first seal.
+    #[must_use]
+    pub fn starting_at(self, first: u64) -> Sealer {
+        self.next.store(first, Ordering::Relaxed);
+        self
+    }
+
     /// A sealer for the same `key` and `session` as `old` (whose key the caller kept) under
     /// `cipher`, going on from `old`'s next counter: the switch of a session of per-node keys
     /// to AEGIS-128L (see [`Opener::allow_switch_to_aegis`](super::Opener::allow_switch_to_aegis)).

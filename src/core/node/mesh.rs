@@ -185,6 +185,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
         self.send_keepalives(now, keepalive);
         self.send_follow_ups(now);
+        self.send_echo_retries(now);
         self.advance_rollover(now);
         self.housekeep_sessions(now);
     }

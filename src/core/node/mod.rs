@@ -150,6 +150,11 @@ pub struct Config {
     /// verified peer does). Default: whether this CPU has it
     /// ([`crate::crypto::has_vector_aes`]); `--no-aegis` turns it off with `aegis`.
     pub aegis_x4: bool,
+    /// Keyed mode: start our counters at [`crate::crypto::ECHO_COUNTER`], answer a Challenge
+    /// with an Echo, and verify an address that speaks in a session of such a sender only by
+    /// its Echo (see `verify.rs`). Always on in the daemon; off, the node acts as a keyed node
+    /// of an earlier version (what the tests of mixed networks use).
+    pub keyed_echo: bool,
 }
 
 /// How long an address whose node spoke from a new one has to answer a "get peer list" before
@@ -255,6 +260,7 @@ impl Config {
             relay_rate: DEFAULT_RELAY_RATE,
             aegis: true,
             aegis_x4: crate::crypto::has_vector_aes(),
+            keyed_echo: true,
         }
     }
 
@@ -291,6 +297,14 @@ pub struct Node<S: Socket, D: Device> {
     keyed_aegis: Option<seal::KeyedAegis>,
     /// Keyed mode: the sender session of the datagram opened last.
     last_session: [u8; crypto::SESSION_LEN],
+    /// Keyed mode: the datagram opened last came from a sender that answers a Challenge
+    /// ([`crate::crypto::sender_echoes`]), so only its Echo verifies its address.
+    sender_echoes: bool,
+    /// Keyed mode: Challenges sent so far (what each one's nonce is made from).
+    echo_sequence: u64,
+    /// Keyed mode: unverified peers owed more Challenges (`Peer::echo_again`), at most
+    /// `max_peers`.
+    echo_retries: Vec<SocketAddr>,
     /// Keyed mode: moves whenever the sealer of frames is replaced (key rotation, frames
     /// switched to or from AEGIS-128L), for [`Node::forward_generation`].
     sealer_changes: u64,
@@ -366,6 +380,16 @@ const FULL_PEERS: u8 = 1;
 const FULL_MACS: u8 = 2;
 const FULL_CONTACTS: u8 = 4;
 
+/// The first counter of our keyed sealers: [`crate::crypto::ECHO_COUNTER`] with
+/// [`Config::keyed_echo`], else 0 (an earlier version's).
+fn first_counter(config: &Config) -> u64 {
+    if config.keyed_echo {
+        crate::crypto::ECHO_COUNTER
+    } else {
+        0
+    }
+}
+
 /// The node id a node announces in its Hellos (0 in the cleartext protocol, which has none).
 fn node_id(config: &Config) -> u64 {
     let mut id = [0u8; 8];
@@ -384,11 +408,12 @@ impl<S: Socket, D: Device> Node<S, D> {
         let connect = core::mem::take(&mut config.connect);
         let contact_rate = config.contacts_per_second.max(1) as u64;
         let broadcast_rate = config.broadcast_limit.unwrap_or(0);
+        let first_counter = first_counter(&config);
         let keyed_aegis = config
             .keyed
             .as_ref()
             .filter(|_| config.aegis)
-            .and_then(|k| seal::KeyedAegis::new(k, config.aegis_x4));
+            .and_then(|k| seal::KeyedAegis::new(k, config.aegis_x4, first_counter));
         let crypto = config.keyed.as_ref().map(|k| {
             let mut opener =
                 Opener::new(&k.key, config.max_peers.saturating_mul(SESSIONS_PER_PEER));
@@ -396,7 +421,8 @@ impl<S: Socket, D: Device> Node<S, D> {
             for session in keyed_aegis.iter().flat_map(seal::KeyedAegis::sessions) {
                 opener.refuse_session(session);
             }
-            (Arc::new(Sealer::new(&k.key, k.session)), opener)
+            let sealer = Sealer::new(&k.key, k.session).starting_at(first_counter);
+            (Arc::new(sealer), opener)
         });
         let sessions = config.identity.as_ref().map(|setup| {
             Box::new(Sessions::new(
@@ -427,6 +453,9 @@ impl<S: Socket, D: Device> Node<S, D> {
             crypto,
             keyed_aegis,
             last_session: [0; crypto::SESSION_LEN],
+            sender_echoes: false,
+            echo_sequence: 0,
+            echo_retries: Vec::new(),
             sealer_changes: 0,
             rollover: None,
             sessions,

@@ -61,6 +61,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             return Err(DropReason::FromSelf);
         }
         let wire_len = datagram.len();
+        self.sender_echoes = false;
         if let Some(sessions) = &mut self.sessions {
             let marker = datagram.get(wire::TOKEN_LEN).copied();
             if marker == Some(handshake::INITIATION)
@@ -81,6 +82,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             None => datagram,
             Some((_, opener)) => {
                 let range = opener.open(datagram).map_err(open_drop_reason)?;
+                self.sender_echoes = crypto::sender_echoes(datagram);
                 if self.keyed_aegis.is_some() {
                     let at = wire::TOKEN_LEN + 1;
                     if let Some(session) = datagram.get(at..at + crypto::SESSION_LEN) {
@@ -191,12 +193,18 @@ impl<S: Socket, D: Device> Node<S, D> {
                 return Err(DropReason::PeerTableFull);
             }
         };
-        if is_answer && !is_verified {
+        // A sender that answers Challenges is verified by its Echo only: a peer list of its
+        // could be a recording replayed from another address (see `verify.rs`).
+        let echo_required = self.echo_required();
+        if is_answer && !is_verified && !echo_required {
             self.verify_peer(now, from);
             is_verified = true;
         }
         if !is_verified {
             self.challenge(now, from, &message, wire_len);
+            if echo_required {
+                self.send_echo_challenge(now, from);
+            }
         }
         match message {
             Message::Frame(frame) => self.deliver(now, from, frame, is_verified),

@@ -379,6 +379,11 @@ impl<S: Socket, D: Device> Node<S, D> {
         wire_len: usize,
     ) -> Result<(), DropReason> {
         let message = Extension::parse(datagram).map_err(DropReason::Malformed)?;
+        match message {
+            Extension::Challenge { nonce } => return self.on_echo_challenge(from, nonce),
+            Extension::Echo { nonce } => return self.on_echo(now, from, nonce, wire_len),
+            _ => {}
+        }
         // A Hello is heard from any peer, verified or not: it opened with a session, so an
         // authenticated node sent it, and it may come before we verified that address. The
         // rest needs a verified peer.
@@ -480,6 +485,8 @@ impl<S: Socket, D: Device> Node<S, D> {
                 self.on_key_answer(now, from, canonical(addr), key);
                 Ok(())
             }
+            // (Handled above.)
+            Extension::Challenge { .. } | Extension::Echo { .. } => Ok(()),
         }
     }
 

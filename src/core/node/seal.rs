@@ -44,6 +44,8 @@ pub(super) struct KeyedAegis {
     session: [u8; crypto::SESSION_LEN],
     /// The AEGIS-128X4 sealer and its session ([`x4_session`] of the node's), if `aegis_x4`.
     x4: Option<(Arc<Sealer>, [u8; crypto::SESSION_LEN])>,
+    /// The first counter of every sealer (see [`crate::crypto::ECHO_COUNTER`]).
+    first_counter: u64,
     /// The peers whose Hello had the AEGIS-128L flag, each with the sender session the Hello
     /// came in (the flags hold for that process of the peer only: see
     /// [`Node::keyed_aegis_seen`]), whether it also had the AEGIS-128X4 flag, and whether it
@@ -58,14 +60,17 @@ pub(super) struct KeyedAegis {
 impl KeyedAegis {
     /// The AEGIS-128L sealer for the network key `keyed`, if this CPU has AES instructions
     /// (elsewhere AEGIS-128L in software would be slower than ChaCha20-Poly1305), with the
-    /// AEGIS-128X4 one if `x4`.
-    pub(super) fn new(keyed: &Keyed, x4: bool) -> Option<KeyedAegis> {
+    /// AEGIS-128X4 one if `x4`; their counters start at `first_counter`.
+    pub(super) fn new(keyed: &Keyed, x4: bool, first_counter: u64) -> Option<KeyedAegis> {
         (Cipher::preferred_for_sessions(true) == Cipher::Aegis128L).then(|| {
             let session = aegis_session(keyed.session);
+            let sealer = Sealer::with_cipher(&keyed.key, session, Cipher::Aegis128L)
+                .starting_at(first_counter);
             KeyedAegis {
-                sealer: Arc::new(Sealer::with_cipher(&keyed.key, session, Cipher::Aegis128L)),
+                sealer: Arc::new(sealer),
                 session,
-                x4: x4.then(|| x4_sealer(keyed)),
+                x4: x4.then(|| x4_sealer(keyed, first_counter)),
+                first_counter,
                 peers: HashMap::new(),
                 frames: None,
             }
@@ -80,13 +85,11 @@ impl KeyedAegis {
     /// A key rotation: the AEGIS sealers seal with the new key `next` from now on.
     fn rekey(&mut self, next: &Keyed) {
         self.session = aegis_session(next.session);
-        self.sealer = Arc::new(Sealer::with_cipher(
-            &next.key,
-            self.session,
-            Cipher::Aegis128L,
-        ));
+        let sealer = Sealer::with_cipher(&next.key, self.session, Cipher::Aegis128L)
+            .starting_at(self.first_counter);
+        self.sealer = Arc::new(sealer);
         if self.x4.is_some() {
-            self.x4 = Some(x4_sealer(next));
+            self.x4 = Some(x4_sealer(next, self.first_counter));
         }
     }
 
@@ -117,9 +120,10 @@ impl KeyedAegis {
 }
 
 /// The AEGIS-128X4 sealer of `keyed` and its session.
-fn x4_sealer(keyed: &Keyed) -> (Arc<Sealer>, [u8; crypto::SESSION_LEN]) {
+fn x4_sealer(keyed: &Keyed, first_counter: u64) -> (Arc<Sealer>, [u8; crypto::SESSION_LEN]) {
     let session = x4_session(keyed.session);
-    let sealer = Sealer::with_cipher(&keyed.key, session, Cipher::Aegis128X4);
+    let sealer =
+        Sealer::with_cipher(&keyed.key, session, Cipher::Aegis128X4).starting_at(first_counter);
     (Arc::new(sealer), session)
 }
 
@@ -399,7 +403,8 @@ impl<S: Socket, D: Device> Node<S, D> {
         match self.rollover.take() {
             Some(Rollover::Opening { next, .. }) => {
                 if let Some((sealer, _)) = &mut self.crypto {
-                    *sealer = Arc::new(Sealer::new(&next.key, next.session));
+                    let first = super::first_counter(&self.config);
+                    *sealer = Arc::new(Sealer::new(&next.key, next.session).starting_at(first));
                     self.sealer_changes = self.sealer_changes.wrapping_add(1);
                 }
                 if let Some(aegis) = &mut self.keyed_aegis {

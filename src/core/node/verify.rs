@@ -20,6 +20,14 @@
 //!   not followed, and it is dropped after [`UNVERIFIED_TIMEOUT`](super::UNVERIFIED_TIMEOUT).
 //!   Once verified it gets our whole list. So a forged source address cannot make us flood or
 //!   amplify towards a victim.
+//! - With a network key, every member seals in one session for all its peers, so a recorded
+//!   peer list of a member could be replayed once to another member from any address, answer
+//!   that member's "get peer list" there and verify the replayer's address. A sender of this
+//!   version (its counters start at [`crate::crypto::ECHO_COUNTER`], which the seal
+//!   authenticates) is therefore verified only by an Echo: the nonce of a Challenge we sent to
+//!   that address (at most one per [`CHALLENGE_INTERVAL`]), sent back sealed. The nonce is
+//!   new for each Challenge and differs from every other node's, so no recording carries it.
+//!   A sender of an earlier version (counters from 0) is verified by its peer list as before.
 
 use std::net::SocketAddr;
 
@@ -31,11 +39,16 @@ use super::{
 };
 use crate::crypto;
 use crate::io::{Device, Socket};
+use crate::stats::DropReason;
 use crate::time::Instant;
-use crate::wire::{emit_peers, peers::MAX_PEER_LIST_BODY_LEN, Kind, Message, HEADER_LEN};
+use crate::wire::relay::{emit_echo_message, CHALLENGE, ECHO};
+use crate::wire::{emit_peers, peers::MAX_PEER_LIST_BODY_LEN, Error, Kind, Message, HEADER_LEN};
 
 /// Follow-up slots kept allocated when none is pending.
 const FOLLOW_UPS_KEPT: usize = 16;
+/// Keyed mode: Challenges sent to an unverified peer after the one its datagram drew, one per
+/// [`CHALLENGE_INTERVAL`], while it stays unverified.
+pub const ECHO_RETRIES: u8 = 2;
 
 impl<S: Socket, D: Device> Node<S, D> {
     /// True if we sent `addr` a "get peer list" within [`ANSWER_WINDOW`].
@@ -121,6 +134,156 @@ impl<S: Socket, D: Device> Node<S, D> {
         };
         self.after_removal(now, victim, true, "room for a --connect address");
         true
+    }
+
+    /// Whether the datagram being handled came, in keyed mode, from a sender that answers
+    /// Challenges, so that only its Echo verifies its address (see the module doc).
+    pub(super) fn echo_required(&self) -> bool {
+        self.sender_echoes && self.config.keyed_echo && self.crypto.is_some()
+    }
+
+    /// Keyed mode: the unverified peer `to` sent us something: it is sent a Challenge, whose
+    /// Echo will verify it ([`Node::on_echo`]), unless one went there within
+    /// [`CHALLENGE_INTERVAL`]; and up to [`ECHO_RETRIES`] more follow, one per interval, until
+    /// it is verified ([`Node::send_echo_retries`]), so that a lost Challenge or Echo does not
+    /// wait for its next datagram. So one datagram draws at most 1 + [`ECHO_RETRIES`]
+    /// Challenges, and a stream of them one per interval.
+    pub(super) fn send_echo_challenge(&mut self, now: Instant, to: SocketAddr) {
+        let room = self.echo_retries.len() < self.config.max_peers;
+        let Some(peer) = self.peers.get_mut(to) else {
+            return;
+        };
+        if peer.is_verified {
+            return;
+        }
+        if peer.echo_again == 0 && room {
+            self.echo_retries.push(to);
+        }
+        peer.echo_again = if room || peer.echo_again > 0 {
+            ECHO_RETRIES + 1
+        } else {
+            1
+        };
+        self.echo_challenge_due(now, to);
+    }
+
+    /// Sends `to` a Challenge if one is owed ([`Peer::echo_again`](crate::peers::Peer)) and
+    /// none went there within [`CHALLENGE_INTERVAL`]; returns whether more are owed.
+    fn echo_challenge_due(&mut self, now: Instant, to: SocketAddr) -> bool {
+        let Some(peer) = self.peers.get_mut(to) else {
+            return false;
+        };
+        if peer.is_verified || peer.echo_again == 0 {
+            peer.echo_again = 0;
+            return false;
+        }
+        if peer
+            .echo_challenge
+            .is_some_and(|(_, at)| now.saturating_duration_since(at) < CHALLENGE_INTERVAL)
+        {
+            return true;
+        }
+        peer.echo_again -= 1;
+        let more = peer.echo_again > 0;
+        let nonce = self.next_echo_nonce();
+        if let Some(peer) = self.peers.get_mut(to) {
+            peer.echo_challenge = Some((nonce, now));
+        }
+        self.send_echo_message(to, CHALLENGE, nonce);
+        debug!("sent a Challenge to unverified peer {to}");
+        more
+    }
+
+    /// Housekeeping of [`Node::send_echo_challenge`]: the Challenges owed are sent once due.
+    /// The list empties as they go, and its memory is given back then.
+    pub(super) fn send_echo_retries(&mut self, now: Instant) {
+        if self.echo_retries.is_empty() {
+            if self.echo_retries.capacity() > FOLLOW_UPS_KEPT {
+                self.echo_retries.shrink_to(FOLLOW_UPS_KEPT);
+            }
+            return;
+        }
+        let mut retries = core::mem::take(&mut self.echo_retries);
+        retries.retain(|addr| self.echo_challenge_due(now, *addr));
+        // (Nothing was added meanwhile: only datagrams add.)
+        retries.append(&mut self.echo_retries);
+        self.echo_retries = retries;
+    }
+
+    /// A nonce no other Challenge (of ours or of any other node) carries: the first 8 bytes
+    /// of SHA-256("ethcloud-echo-v1" ‖ our session ‖ a sequence number). The session differs
+    /// between processes, the sequence number between our Challenges.
+    fn next_echo_nonce(&mut self) -> u64 {
+        self.echo_sequence = self.echo_sequence.wrapping_add(1);
+        let session = self.config.keyed.as_ref().map(|k| k.session);
+        let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+        hash.update(b"ethcloud-echo-v1");
+        hash.update(&session.unwrap_or_default());
+        hash.update(&self.echo_sequence.to_be_bytes());
+        let digest = hash.finish();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(digest.as_ref().get(..8).unwrap_or(&[0; 8]));
+        u64::from_be_bytes(first)
+    }
+
+    /// Sends `to` a Challenge or an Echo (`kind`) with `nonce`, sealed.
+    fn send_echo_message(&mut self, to: SocketAddr, kind: u8, nonce: u64) {
+        let token = self.config.token;
+        let Some(out) = self.control.get_mut(CONTROL_AT..) else {
+            return;
+        };
+        if let Ok(len) = emit_echo_message(token, kind, nonce, out) {
+            self.send_control_buffer(to, len);
+        }
+    }
+
+    /// Keyed mode: `from` sent a Challenge: its nonce goes back in an Echo, to the address it
+    /// came from (the same size as the Challenge, so no amplification; and only a member's
+    /// datagram, or a replay of one, opens). A node acting as an earlier version
+    /// ([`Config::keyed_echo`](super::Config::keyed_echo) off), or with per-node keys, does
+    /// not know the message.
+    pub(super) fn on_echo_challenge(
+        &mut self,
+        from: SocketAddr,
+        nonce: u64,
+    ) -> Result<(), DropReason> {
+        if !self.config.keyed_echo || self.crypto.is_none() {
+            return Err(DropReason::Malformed(Error::UnknownKind(CHALLENGE)));
+        }
+        self.send_echo_message(from, ECHO, nonce);
+        Ok(())
+    }
+
+    /// Keyed mode: `from` sent an Echo; with the nonce of our last Challenge to that address
+    /// (an unverified peer) it verifies it. Any other nonce is counted as a replay: no
+    /// recording carries a nonce of ours to another address.
+    pub(super) fn on_echo(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        nonce: u64,
+        wire_len: usize,
+    ) -> Result<(), DropReason> {
+        if !self.config.keyed_echo || self.crypto.is_none() {
+            return Err(DropReason::Malformed(Error::UnknownKind(ECHO)));
+        }
+        let Some(peer) = self.peers.get_mut(from) else {
+            return Err(DropReason::Replayed);
+        };
+        if peer.is_verified {
+            // The Echo of a Challenge sent just before another way verified it, or a repeat.
+            return Ok(());
+        }
+        match peer.echo_challenge {
+            Some((sent, _)) if sent == nonce => {
+                peer.echo_challenge = None;
+                let _ = self.peers.touch_received(now, from, wire_len);
+                debug!("{from} echoed our Challenge");
+                self.verify_peer(now, from);
+                Ok(())
+            }
+            _ => Err(DropReason::Replayed),
+        }
     }
 
     pub(super) fn verify_peer(&mut self, now: Instant, addr: SocketAddr) {

@@ -28,6 +28,12 @@ pub struct Peer {
     pub asked_at: Option<Instant>,
     /// When we last answered its "get peer list" with our whole list (verified peers only).
     pub listed_at: Option<Instant>,
+    /// Keyed mode, unverified peers that answer Challenges: the nonce of the Challenge we sent
+    /// it last and when; only an Echo of that nonce verifies it.
+    pub echo_challenge: Option<(u64, Instant)>,
+    /// Challenges still owed to it, one per interval, in case the last one or its Echo was
+    /// lost (set again by each datagram it sends while unverified).
+    pub echo_again: u8,
     /// Its broadcast and multicast frames, when those are rate-limited.
     pub broadcasts: RateLimiter,
     /// When we last sent it a keepalive or a gossip list, or when it was added (we answer a
@@ -211,6 +217,8 @@ impl PeerTable {
                 is_verified: false,
                 asked_at: None,
                 listed_at: None,
+                echo_challenge: None,
+                echo_again: 0,
                 broadcasts: RateLimiter::new(now, u64::MAX),
                 last_sent: now,
                 traffic,

@@ -11,6 +11,8 @@
 //! | token: 7 | 0x12 | address | frame ...                                           RelayedFrom
 //! | token: 7 | 0x13 | address | (ignored ...)                                       KeyQuery
 //! | token: 7 | 0x14 | address | key: 32 | (ignored ...)                             KeyAnswer
+//! | token: 7 | 0x15 | nonce: 8 | (ignored ...)                                      Challenge
+//! | token: 7 | 0x16 | nonce: 8 | (ignored ...)                                      Echo
 //!   address = 0x04 | ipv4[4] | port[2]     or     0x06 | ipv6[16] | port[2]   (big-endian)
 //!   flags: 0x01 = please answer with your Hello; 0x02 = relays for its peers;
 //!          0x04 = sends through relays and accepts relayed frames;
@@ -31,6 +33,10 @@
 //! With per-node keys, `KeyQuery` asks a relay which public key its peer at `address` holds a
 //! session with, and `KeyAnswer` says it, so that the far ends of a route check each other's
 //! key against their own trusted keys before any frame passes.
+//! `Challenge` and `Echo` exist with a network key only: a node verifies a new address of a
+//! sender of this version (one whose counters start at [`crate::crypto::ECHO_COUNTER`]) only
+//! once that address sent back, sealed, the nonce of a Challenge sent to it there (see
+//! `crate::node`'s `verify.rs`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -46,6 +52,12 @@ pub const RELAYED_FROM: u8 = 0x12;
 pub const KEY_QUERY: u8 = 0x13;
 /// Switch byte of a KeyAnswer: "my peer at this address holds this key".
 pub const KEY_ANSWER: u8 = 0x14;
+/// Switch byte of a Challenge (network key only): "send this nonce back in an Echo".
+pub const CHALLENGE: u8 = 0x15;
+/// Switch byte of an Echo (network key only): "here is the nonce of your Challenge".
+pub const ECHO: u8 = 0x16;
+/// Bytes of a Challenge or Echo message: header and nonce.
+pub const ECHO_MESSAGE_LEN: usize = HEADER_LEN + 8;
 /// Bytes of a public key in a KeyAnswer.
 pub const KEY_LEN: usize = 32;
 /// The Hello version this node speaks.
@@ -89,7 +101,7 @@ pub const MAX_ADDR_LEN: usize = V6_ADDR_LEN;
 pub const fn is_extension(kind: u8) -> bool {
     matches!(
         kind,
-        HELLO | RELAY_TO | RELAYED_FROM | KEY_QUERY | KEY_ANSWER
+        HELLO | RELAY_TO | RELAYED_FROM | KEY_QUERY | KEY_ANSWER | CHALLENGE | ECHO
     )
 }
 
@@ -137,6 +149,17 @@ pub enum Extension<'a> {
         addr: SocketAddr,
         /// The peer's public key (X25519, 32 bytes).
         key: [u8; KEY_LEN],
+    },
+    /// Network key: the sender asks for `nonce` back in an [`Extension::Echo`], sent from the
+    /// address this Challenge reached.
+    Challenge {
+        /// What the Echo must carry.
+        nonce: u64,
+    },
+    /// Network key: the answer to a Challenge.
+    Echo {
+        /// The Challenge's nonce.
+        nonce: u64,
     },
 }
 
@@ -196,6 +219,18 @@ impl<'a> Extension<'a> {
                     .and_then(|k| <[u8; KEY_LEN]>::try_from(k).ok())
                     .ok_or(Error::Truncated)?;
                 Ok(Extension::KeyAnswer { addr, key })
+            }
+            CHALLENGE | ECHO => {
+                let nonce = body
+                    .get(..8)
+                    .and_then(|n| <[u8; 8]>::try_from(n).ok())
+                    .map(u64::from_be_bytes)
+                    .ok_or(Error::Truncated)?;
+                Ok(if kind == CHALLENGE {
+                    Extension::Challenge { nonce }
+                } else {
+                    Extension::Echo { nonce }
+                })
             }
             other => Err(Error::UnknownKind(other)),
         }
@@ -327,6 +362,29 @@ pub fn emit_key_message(
         out[at..].copy_from_slice(key);
     }
     Ok(len)
+}
+
+/// Writes a Challenge (`kind` [`CHALLENGE`]) or an Echo ([`ECHO`]) carrying `nonce`; returns
+/// its length, [`ECHO_MESSAGE_LEN`].
+///
+/// # Errors
+///
+/// [`Error::Truncated`] if `buf` is shorter than [`ECHO_MESSAGE_LEN`], and
+/// [`Error::UnknownKind`] for another `kind`.
+pub fn emit_echo_message(
+    token: Token,
+    kind: u8,
+    nonce: u64,
+    buf: &mut [u8],
+) -> Result<usize, Error> {
+    if kind != CHALLENGE && kind != ECHO {
+        return Err(Error::UnknownKind(kind));
+    }
+    let out = buf.get_mut(..ECHO_MESSAGE_LEN).ok_or(Error::Truncated)?;
+    out[..TOKEN_LEN].copy_from_slice(&token.to_bytes());
+    out[TOKEN_LEN] = kind;
+    out[HEADER_LEN..].copy_from_slice(&nonce.to_be_bytes());
+    Ok(ECHO_MESSAGE_LEN)
 }
 
 #[cfg(test)]
@@ -495,7 +553,15 @@ mod tests {
 
     #[test]
     fn seed_parser_still_refuses_extension_kinds() {
-        for kind in [HELLO, RELAY_TO, RELAYED_FROM, KEY_QUERY, KEY_ANSWER] {
+        for kind in [
+            HELLO,
+            RELAY_TO,
+            RELAYED_FROM,
+            KEY_QUERY,
+            KEY_ANSWER,
+            CHALLENGE,
+            ECHO,
+        ] {
             let bytes = [
                 0, 0, 0, 0, 0, 0, 7, kind, 1, 3, 0, 0, 0, 0, 0, 0, 0, 0, 4, 1, 2, 3, 4, 0, 1,
             ];
@@ -507,5 +573,37 @@ mod tests {
             assert!(is_extension(kind));
         }
         assert!(!is_extension(0) && !is_extension(3) && !is_extension(0x80));
+        assert!(!is_extension(0x17));
+    }
+
+    #[test]
+    fn challenge_and_echo_layout() {
+        let mut buf = [0u8; 32];
+        let nonce = 0x0102_0304_0506_0708;
+        for (kind, expected) in [
+            (CHALLENGE, Extension::Challenge { nonce }),
+            (ECHO, Extension::Echo { nonce }),
+        ] {
+            let len = emit_echo_message(T, kind, nonce, &mut buf).unwrap();
+            assert_eq!(len, 16);
+            assert_eq!(
+                buf[..len],
+                [0, 0, 0, 0, 0, 0, 7, kind, 1, 2, 3, 4, 5, 6, 7, 8]
+            );
+            assert_eq!(Extension::parse(&buf[..len]), Ok(expected));
+            // Bytes after the nonce are ignored (room for later versions).
+            assert_eq!(Extension::parse(&buf[..len + 4]), Ok(expected));
+            for cut in 0..len {
+                assert!(Extension::parse(&buf[..cut]).is_err(), "cut at {cut}");
+            }
+            assert_eq!(
+                emit_echo_message(T, kind, nonce, &mut buf[..15]),
+                Err(Error::Truncated)
+            );
+        }
+        assert_eq!(
+            emit_echo_message(T, KEY_QUERY, 1, &mut buf),
+            Err(Error::UnknownKind(KEY_QUERY))
+        );
     }
 }
