@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ethcloud::crypto::Cipher;
 use ethcloud::stats::DropReason;
-use sim::{frame, mac, Simulator, BROADCAST};
+use sim::{frame, mac, sealed_by, Simulator, BROADCAST};
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
@@ -465,7 +465,7 @@ fn a_lost_hello_is_asked_for_again_so_frames_still_move_to_aegis() {
 fn replay_a_recording_to_another_member(echo: bool) -> (bool, ethcloud::stats::Stats) {
     let mut cfg = Simulator::keyed_config(7);
     cfg.keyed_echo = echo;
-    let mut sim = Simulator::new(0x8f20 + u64::from(echo));
+    let mut sim = Simulator::new(0x8f20);
     let [a, b, c] = sim.add_nodes(&cfg);
     sim.connect(b, a);
     sim.connect(c, a);
@@ -505,36 +505,42 @@ fn a_recording_replayed_to_another_member_does_not_verify_the_replayers_address(
     assert!(verified, "the earlier version's weakness is not reproduced");
 }
 
-/// A datagram sealed by `sealer` (made with the network key of
-/// [`Simulator::keyed_config`]`(7)`): `kind`, then `body`, after the token.
-fn sealed_by(sealer: &ethcloud::crypto::Sealer, kind: u8, body: &[u8]) -> Vec<u8> {
-    use ethcloud::crypto::{FRONT_LEN, TAG_LEN};
-    let token = ethcloud::wire::Token::new(1).unwrap();
-    let mut buf = vec![0u8; FRONT_LEN + 1 + body.len() + TAG_LEN];
-    buf[FRONT_LEN] = kind;
-    buf[FRONT_LEN + 1..FRONT_LEN + 1 + body.len()].copy_from_slice(body);
-    let range = sealer
-        .seal(token, &mut buf, FRONT_LEN, 1 + body.len())
-        .unwrap();
-    buf[range].to_vec()
-}
-
 /// Hands `b` one datagram from `from` directly, and returns what `b` sent `from` in answer,
-/// opened with the key.
-fn exchange(sim: &mut Simulator, b: SocketAddr, from: SocketAddr, mut d: Vec<u8>) -> Vec<Vec<u8>> {
+/// as it went on the wire.
+fn deliver_direct(
+    sim: &mut Simulator,
+    b: SocketAddr,
+    from: SocketAddr,
+    mut d: Vec<u8>,
+) -> Vec<Vec<u8>> {
     let now = sim.now;
     let node = sim.nodes.get_mut(&b).unwrap();
     let _ = node.on_datagram(now, from, &mut d);
     let out = std::mem::take(&mut node.socket_mut().outbox);
-    let key = ethcloud::crypto::Key::from_bytes([7; 32]);
-    let mut opener = ethcloud::crypto::Opener::new(&key, 16);
     out.into_iter()
         .filter(|(to, _)| *to == from)
-        .map(|(_, mut bytes)| {
+        .map(|(_, bytes)| bytes)
+        .collect()
+}
+
+/// Opens sealed datagrams with the key of [`Simulator::keyed_config`]`(7)`.
+fn opened(sealed: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let key = ethcloud::crypto::Key::from_bytes([7; 32]);
+    let mut opener = ethcloud::crypto::Opener::new(&key, 16);
+    sealed
+        .iter()
+        .map(|d| {
+            let mut bytes = d.clone();
             let range = opener.open(&mut bytes).unwrap();
             bytes[range].to_vec()
         })
         .collect()
+}
+
+/// [`deliver_direct`], with the answers opened.
+fn exchange(sim: &mut Simulator, b: SocketAddr, from: SocketAddr, d: Vec<u8>) -> Vec<Vec<u8>> {
+    let sealed = deliver_direct(sim, b, from, d);
+    opened(&sealed)
 }
 
 #[test]
@@ -544,14 +550,15 @@ fn only_an_echo_of_the_challenge_sent_to_that_address_verifies_it() {
     let b = sim.add_node(&Simulator::keyed_config(7));
     let x: SocketAddr = "198.19.7.7:3210".parse().unwrap();
     let key = ethcloud::crypto::Key::from_bytes([7; 32]);
-    // A member of this version at x (its counters start at 2^63) asks b for its list.
+    // A member of this version at x (its counters start at 2^63) asks b for its list: b
+    // answers with a Challenge in place of its own request (a peer list would verify nothing).
     let member = Sealer::new(&key, [9; 16]).starting_at(ECHO_COUNTER);
     let answers = exchange(&mut sim, b, x, sealed_by(&member, 2, &[]));
     let kinds: Vec<u8> = answers.iter().map(|m| m[7]).collect();
+    assert!(!kinds.contains(&2), "a get peer list among {kinds:?}");
     let challenge = answers.iter().find(|m| m[7] == 0x15).expect("a Challenge");
-    assert!(kinds.contains(&2), "no get peer list among {kinds:?}");
     let nonce = challenge[8..16].to_vec();
-    // Its peer list answers b's request, but verifies nothing.
+    // Its peer list verifies nothing.
     exchange(&mut sim, b, x, sealed_by(&member, 1, &[0, 0]));
     assert!(!sim.peers_of(b).contains(&x));
     assert_eq!(sim.stats(b).total_drops(), 0, "{:?}", sim.stats(b));
@@ -565,26 +572,39 @@ fn only_an_echo_of_the_challenge_sent_to_that_address_verifies_it() {
         sim.stats(b).drops_of(DropReason::Replayed),
         replayed_before + 1
     );
-    // The Echo of b's Challenge, from that address: verified, and sent b's whole list.
+    // The right nonce from another address: that address was never challenged.
+    let w: SocketAddr = "198.19.7.6:3210".parse().unwrap();
+    exchange(&mut sim, b, w, sealed_by(&member, 0x16, &nonce));
+    assert!(!sim.peers_of(b).contains(&w) && !sim.peers_of(b).contains(&x));
+    // The Echo of b's Challenge, from that address: verified, sent b's whole list, and asked
+    // for its own (the one it sent while unverified was not followed).
     let after = exchange(&mut sim, b, x, sealed_by(&member, 0x16, &nonce));
     assert!(sim.peers_of(b).contains(&x), "the Echo did not verify x");
-    assert!(
-        after.iter().any(|m| m[7] == 1),
-        "no peer list after verification"
-    );
+    let kinds: Vec<u8> = after.iter().map(|m| m[7]).collect();
+    assert!(kinds.contains(&1) && kinds.contains(&2), "{kinds:?}");
 
-    // b answers a Challenge with an Echo of its nonce, to the address it came from.
-    let y: SocketAddr = "198.19.7.8:3210".parse().unwrap();
+    // b answers a verified peer's Challenge with an Echo of its nonce; not one from an
+    // address it neither verified nor contacted (counted in replies_limited).
     let echoes = exchange(
         &mut sim,
         b,
-        y,
+        x,
         sealed_by(&member, 0x15, &[1, 2, 3, 4, 5, 6, 7, 8]),
     );
     assert_eq!(
         echoes,
         vec![vec![0, 0, 0, 0, 0, 0, 1, 0x16, 1, 2, 3, 4, 5, 6, 7, 8]]
     );
+    let y: SocketAddr = "198.19.7.8:3210".parse().unwrap();
+    let limited = sim.stats(b).replies_limited;
+    let echoes = exchange(
+        &mut sim,
+        b,
+        y,
+        sealed_by(&member, 0x15, &[1, 2, 3, 4, 5, 6, 7, 9]),
+    );
+    assert!(echoes.is_empty(), "echoed to a stranger");
+    assert_eq!(sim.stats(b).replies_limited, limited + 1);
 
     // A member of an earlier version (counters from 0) is verified by its peer list and
     // never sent a Challenge.
@@ -592,10 +612,60 @@ fn only_an_echo_of_the_challenge_sent_to_that_address_verifies_it() {
     let old = Sealer::new(&key, [10; 16]);
     let answers = exchange(&mut sim, b, z, sealed_by(&old, 2, &[]));
     assert!(answers.iter().all(|m| m[7] != 0x15));
+    assert!(answers.iter().any(|m| m[7] == 2));
     exchange(&mut sim, b, z, sealed_by(&old, 1, &[0, 0]));
     assert!(
         sim.peers_of(b).contains(&z),
-        "the earlier version was not verified: {:?}",
-        sim.stats(b)
+        "the earlier version was not verified"
     );
+}
+
+#[test]
+fn a_challenge_reflected_through_another_member_does_not_verify_the_replayers_address() {
+    // The replayer at y hands b a recorded datagram of a's; b challenges y. The replayer hands
+    // that Challenge to a, from y: a must not echo it (y is neither verified nor contacted
+    // there), or the Echo, sealed by a, would verify y at b.
+    let cfg = Simulator::keyed_config(7);
+    let mut sim = Simulator::new(0x8f31);
+    let [a, b, c] = sim.add_nodes(&cfg);
+    sim.connect(b, a);
+    sim.connect(c, a);
+    sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
+    sim.flow_log = Some(Vec::new());
+    sim.advance(Duration::from_secs(120));
+    let mut recorded = sim
+        .flow_log
+        .take()
+        .unwrap()
+        .into_iter()
+        .filter(|(from, to, _)| (*from, *to) == (a, c))
+        .map(|(_, _, bytes)| bytes);
+    let y: SocketAddr = "198.19.66.67:3210".parse().unwrap();
+    let to_y = deliver_direct(&mut sim, b, y, recorded.next().unwrap());
+    let challenge: Vec<Vec<u8>> = to_y
+        .into_iter()
+        .filter(|d| opened(std::slice::from_ref(d))[0][7] == 0x15)
+        .collect();
+    assert_eq!(challenge.len(), 1, "b challenged y");
+    // Straight to a, and again once y is an unverified peer there too.
+    for round in 0..2 {
+        if round == 1 {
+            let _ = deliver_direct(&mut sim, a, y, recorded.next().unwrap());
+        }
+        let answers = deliver_direct(&mut sim, a, y, challenge[0].clone());
+        for echo in answers
+            .into_iter()
+            .filter(|d| opened(std::slice::from_ref(d))[0][7] == 0x16)
+        {
+            let _ = deliver_direct(&mut sim, b, y, echo);
+        }
+        assert!(
+            !sim.peers_of(b).contains(&y),
+            "round {round}: y verified at b"
+        );
+        assert!(
+            !sim.peers_of(a).contains(&y),
+            "round {round}: y verified at a"
+        );
+    }
 }

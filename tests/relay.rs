@@ -272,7 +272,10 @@ fn a_member_that_did_not_announce_relaying_gets_nothing_relayed() {
 #[test]
 fn relaying_for_others_is_capped_by_the_relay_rate() {
     let mut relay = Simulator::keyed_config(7);
-    relay.relay_rate = 6_400; // bytes per second: 100 frames of 64 bytes
+    // Bytes per second: 100 frames of 64 bytes, but each counts the datagram it makes (header
+    // 8, IPv4 address field 7, seal 41, IPv4 and UDP headers 28): 43 of them.
+    relay.relay_rate = 6_400;
+    let cost = 64 + 8 + 7 + 41 + 28;
     let on = Simulator::keyed_config(7);
     let mut sim = Simulator::new(0x5e1a_0400);
     let [p, a, b] = triangle(&mut sim, [&relay, &on, &on]);
@@ -287,7 +290,7 @@ fn relaying_for_others_is_capped_by_the_relay_rate() {
     let relayed = sp.relayed_for_others - before;
     let limited = sp.drops_of(DropReason::RelayRateLimited);
     assert!(
-        relayed <= 100,
+        relayed > 0 && relayed <= 6_400 / cost,
         "relayed {relayed} frames in one second: {sp}"
     );
     assert_eq!(relayed + limited, 1000, "{sp}");
@@ -769,4 +772,23 @@ fn a_hello_that_names_a_verified_peer_as_our_public_address_changes_nothing() {
     let table = sim.nodes[&a].relay_table();
     assert!(!table.is_public(b), "b taken for a's own address");
     assert!(table.is_capable(b), "b's relay state wiped");
+}
+
+#[test]
+fn a_key_answer_nothing_asked_for_is_counted_as_refused() {
+    // A member (here: a datagram sealed with the network key, from a verified peer's address)
+    // sends a KeyAnswer, which with a network key nothing asks for, or about an address we
+    // have no route to through it: dropped and counted, not ignored unseen.
+    let cfg = Simulator::keyed_config(7);
+    let mut sim = Simulator::new(0x5e1a_0b00);
+    let [p, a, _b] = triangle(&mut sim, [&cfg, &cfg, &cfg]);
+    sim.advance_until(Duration::from_secs(20), |s| s.is_full_mesh_among(&[p, a]));
+    let key = ethcloud::crypto::Key::from_bytes([7; 32]);
+    let member = ethcloud::crypto::Sealer::new(&key, [3; 16]);
+    let mut body = vec![4, 198, 18, 9, 9, 0x0c, 0x8a];
+    body.extend_from_slice(&[5; 32]);
+    let refused = sim.stats(a).drops_of(DropReason::RelayRefused);
+    sim.inject_datagram(p, a, sim::sealed_by(&member, 0x14, &body));
+    sim.run_until_idle(100);
+    assert_eq!(sim.stats(a).drops_of(DropReason::RelayRefused), refused + 1);
 }

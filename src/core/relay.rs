@@ -123,8 +123,11 @@ pub enum KeyVerdict {
     Activated,
     /// A key we do not trust: the route is refused.
     Refused,
-    /// Nothing changed (no such route through that relay, or the same verdict as before).
+    /// Nothing changed: the same verdict as before, or a route that no longer takes keys
+    /// (superseded or refused).
     Unchanged,
+    /// There is no route to that address through that relay: nothing asked for this key.
+    NoRoute,
 }
 
 /// The relay state of one node. See the module doc.
@@ -457,7 +460,7 @@ impl RelayTable {
         trusted: bool,
     ) -> KeyVerdict {
         let Some(r) = self.routes.get_mut(&addr).filter(|r| r.via == via) else {
-            return KeyVerdict::Unchanged;
+            return KeyVerdict::NoRoute;
         };
         let was_active = match r.state {
             RouteState::Checking => false,
@@ -922,7 +925,7 @@ mod tests {
         let changes = table.changes();
         assert_eq!(
             table.on_key(t(16), a(X), a(X), key, true),
-            KeyVerdict::Unchanged
+            KeyVerdict::NoRoute
         );
         assert_eq!(
             table.on_key(t(16), a(R), a(X), key, true),

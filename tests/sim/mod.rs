@@ -900,6 +900,20 @@ impl Socket for Recorder {
     }
 }
 
+/// A datagram sealed by `sealer` (made with the network key of
+/// [`Simulator::keyed_config`]`(7)`): `kind`, then `body`, after the token.
+pub fn sealed_by(sealer: &ethcloud::crypto::Sealer, kind: u8, body: &[u8]) -> Vec<u8> {
+    use ethcloud::crypto::{FRONT_LEN, TAG_LEN};
+    let token = ethcloud::wire::Token::new(1).unwrap();
+    let mut buf = vec![0u8; FRONT_LEN + 1 + body.len() + TAG_LEN];
+    buf[FRONT_LEN] = kind;
+    buf[FRONT_LEN + 1..FRONT_LEN + 1 + body.len()].copy_from_slice(body);
+    let range = sealer
+        .seal(token, &mut buf, FRONT_LEN, 1 + body.len())
+        .unwrap();
+    buf[range].to_vec()
+}
+
 /// Whether this CPU seals with AEGIS-128L (it has AES instructions); says so when not, for
 /// the tests of AEGIS-128L that then have nothing to check (everything stays on
 /// ChaCha20-Poly1305 there).

@@ -31,7 +31,7 @@ pub enum SealError {
     /// The buffer has fewer than [`FRONT_LEN`] bytes before the switch byte or [`TAG_LEN`] after
     /// the body (or the packet is longer than the cipher allows).
     NoRoom,
-    /// All 2^64 - 1 counters of this session are used; a new session (restart) is needed.
+    /// Every counter of this session up to 2^64 - 2 is used; a new session (restart) is needed.
     CounterExhausted,
     /// The session ended ([`Sealer::retire`]): nothing is sealed in it any more.
     Retired,
@@ -51,7 +51,8 @@ impl fmt::Display for SealError {
 
 impl std::error::Error for SealError {}
 
-/// Seals outgoing datagrams for one session: one per process, counters from 0.
+/// Seals outgoing datagrams for one session: one per process, counters from 0 (or from
+/// [`Sealer::starting_at`]).
 pub struct Sealer {
     key: AeadKey,
     cipher: Cipher,

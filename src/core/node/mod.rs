@@ -36,7 +36,7 @@ pub(crate) mod tx;
 mod verify;
 mod view;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,8 +139,9 @@ pub struct Config {
     /// relays to addresses we cannot reach directly, accept relayed frames. Only in the sealed
     /// modes (`keyed` or `identity`); the seed's protocol never relays.
     pub relay: bool,
-    /// The most bytes per second of frames we pass on for others as a relay (`--relay-rate`);
-    /// 0: we do not relay for others (but may still use relays).
+    /// The most bytes per second of frames we pass on for others as a relay (`--relay-rate`),
+    /// each counted as the whole datagram it makes, UDP and IP headers included; 0: we do not
+    /// relay for others (but may still use relays).
     pub relay_rate: u64,
     /// Sealed modes: tell peers (in the Hello) that we open AEGIS-128L, and seal with it to
     /// the peers that say so (`--no-aegis` turns both off). See [`crate::crypto::Cipher`].
@@ -302,9 +303,9 @@ pub struct Node<S: Socket, D: Device> {
     sender_echoes: bool,
     /// Keyed mode: Challenges sent so far (what each one's nonce is made from).
     echo_sequence: u64,
-    /// Keyed mode: unverified peers owed more Challenges (`Peer::echo_again`), at most
+    /// Keyed mode: unverified peers owed another Challenge (`Peer::echo_again`), at most
     /// `max_peers`.
-    echo_retries: Vec<SocketAddr>,
+    echo_retries: BTreeSet<SocketAddr>,
     /// Keyed mode: moves whenever the sealer of frames is replaced (key rotation, frames
     /// switched to or from AEGIS-128L), for [`Node::forward_generation`].
     sealer_changes: u64,
@@ -455,7 +456,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             last_session: [0; crypto::SESSION_LEN],
             sender_echoes: false,
             echo_sequence: 0,
-            echo_retries: Vec::new(),
+            echo_retries: BTreeSet::new(),
             sealer_changes: 0,
             rollover: None,
             sessions,

@@ -81,8 +81,11 @@ impl<S: Socket, D: Device> Node<S, D> {
         let datagram: &[u8] = match &mut self.crypto {
             None => datagram,
             Some((_, opener)) => {
+                // (Read before opening, which writes over the counter; it counts only once
+                // the datagram opened, which authenticates it.)
+                let echoes = crypto::sender_echoes(datagram);
                 let range = opener.open(datagram).map_err(open_drop_reason)?;
-                self.sender_echoes = crypto::sender_echoes(datagram);
+                self.sender_echoes = echoes;
                 if self.keyed_aegis.is_some() {
                     let at = wire::TOKEN_LEN + 1;
                     if let Some(session) = datagram.get(at..at + crypto::SESSION_LEN) {
@@ -202,9 +205,6 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
         if !is_verified {
             self.challenge(now, from, &message, wire_len);
-            if echo_required {
-                self.send_echo_challenge(now, from);
-            }
         }
         match message {
             Message::Frame(frame) => self.deliver(now, from, frame, is_verified),

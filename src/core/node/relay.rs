@@ -261,16 +261,17 @@ impl<S: Socket, D: Device> Node<S, D> {
     }
 
     /// Per-node keys: the relaying peer `via` says its peer at `addr` holds `key`: a route to
-    /// `addr` through `via` carries frames only if we trust it.
+    /// `addr` through `via` carries frames only if we trust it. An answer nothing asked for
+    /// (no such route through `via`, or a network key) is dropped as refused.
     fn on_key_answer(
         &mut self,
         now: Instant,
         via: SocketAddr,
         addr: SocketAddr,
         key: [u8; KEY_LEN],
-    ) {
+    ) -> Result<(), DropReason> {
         let Some(sessions) = &self.sessions else {
-            return;
+            return Err(DropReason::RelayRefused);
         };
         let public = PublicKey(key);
         let trusted = sessions.trusted().contains(&public);
@@ -293,7 +294,9 @@ impl<S: Socket, D: Device> Node<S, D> {
                 );
             }
             KeyVerdict::Unchanged => {}
+            KeyVerdict::NoRoute => return Err(DropReason::RelayRefused),
         }
+        Ok(())
     }
 
     /// After SIGHUP changed the trusted keys: routes to nodes whose key is no longer trusted
@@ -332,8 +335,9 @@ impl<S: Socket, D: Device> Node<S, D> {
         };
         match emit_relayed(token, RELAY_TO, to, frame, out) {
             Ok(len) => {
-                self.stats.relay_frames_sent += 1;
-                self.send_sealed(via, len, false);
+                if self.send_sealed(via, len, false) {
+                    self.stats.relay_frames_sent += 1;
+                }
             }
             Err(e) => {
                 self.stats.send_errors += 1;
@@ -380,7 +384,9 @@ impl<S: Socket, D: Device> Node<S, D> {
     ) -> Result<(), DropReason> {
         let message = Extension::parse(datagram).map_err(DropReason::Malformed)?;
         match message {
-            Extension::Challenge { nonce } => return self.on_echo_challenge(from, nonce),
+            Extension::Challenge { nonce } => {
+                return self.on_echo_challenge(now, from, nonce, wire_len)
+            }
             Extension::Echo { nonce } => return self.on_echo(now, from, nonce, wire_len),
             _ => {}
         }
@@ -482,8 +488,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             } => self.on_relayed(now, from, canonical(origin), frame),
             Extension::KeyQuery { addr } => self.on_key_query(from, canonical(addr)),
             Extension::KeyAnswer { addr, key } => {
-                self.on_key_answer(now, from, canonical(addr), key);
-                Ok(())
+                self.on_key_answer(now, from, canonical(addr), key)
             }
             // (Handled above.)
             Extension::Challenge { .. } | Extension::Echo { .. } => Ok(()),
@@ -571,19 +576,22 @@ impl<S: Socket, D: Device> Node<S, D> {
             return Err(DropReason::RelayRefused);
         }
         let bytes = frame.as_bytes();
-        let len = bytes.len() as u64;
-        if self.relay_limiter.available(now, rate) < len {
+        let cost = relayed_cost(from, to, bytes.len(), self.seal_overhead());
+        if self.relay_limiter.available(now, rate) < cost {
             return Err(DropReason::RelayRateLimited);
         }
-        self.relay_limiter.take(len);
+        self.relay_limiter.take(cost);
         let token = self.config.token;
         let Some(out) = self.control.get_mut(CONTROL_AT..) else {
             return Err(DropReason::RelayRefused);
         };
         let len =
             emit_relayed(token, RELAYED_FROM, from, bytes, out).map_err(DropReason::Malformed)?;
+        if !self.send_sealed(to, len, false) {
+            // No session with `to` yet (per-node keys), or the send failed.
+            return Err(DropReason::RelayRefused);
+        }
         self.stats.relayed_for_others += 1;
-        self.send_sealed(to, len, false);
         Ok(())
     }
 
@@ -645,4 +653,17 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.stats.relay_frames_received += 1;
         self.deliver_at(now, origin, via, frame, true)
     }
+}
+
+/// What passing on a `frame_len`-byte frame from `from` to `to` costs in `--relay-rate`: the
+/// whole datagram it makes, as the network carries it (the RelayedFrom's header and address
+/// field, the frame, the seal's `seal_overhead` bytes, and the UDP and IP headers of `to`'s
+/// family), so that small frames cannot pass many more datagrams than the rate suggests.
+fn relayed_cost(from: SocketAddr, to: SocketAddr, frame_len: usize, seal_overhead: usize) -> u64 {
+    let ip_udp = match to {
+        SocketAddr::V4(_) => 20 + 8,
+        SocketAddr::V6(_) => 40 + 8,
+    };
+    let datagram = crate::wire::HEADER_LEN + crate::wire::relay::addr_len(from) + frame_len;
+    (datagram + seal_overhead + ip_udp) as u64
 }

@@ -298,48 +298,50 @@ impl<S: Socket, D: Device> Node<S, D> {
     }
 
     /// [`Node::send_control_buffer`], counted as a control message or not (a relayed frame).
-    pub(super) fn send_sealed(&mut self, to: SocketAddr, len: usize, is_control: bool) {
-        if let Some(sessions) = &mut self.sessions {
+    /// Returns whether the datagram went to the socket: not with per-node keys and no
+    /// session with `to` yet (a handshake is started), nor when sealing or the send failed
+    /// (counted in `send_errors` or `send_would_block`).
+    pub(super) fn send_sealed(&mut self, to: SocketAddr, len: usize, is_control: bool) -> bool {
+        let range = if let Some(sessions) = &mut self.sessions {
             let switch_at = CONTROL_AT + wire::TOKEN_LEN;
             let inner_len = len.saturating_sub(wire::TOKEN_LEN);
             match sessions.seal(self.now, to, &mut self.control, switch_at, inner_len) {
-                Ok(range) => {
-                    if let Some(datagram) = self.control.get(range) {
-                        if self.tx.send(&mut self.stats, to, datagram, is_control) {
-                            self.peers.count_sent(to, datagram.len());
-                        }
-                    }
-                }
+                Ok(range) => range,
                 Err(SealOutcome::NoSession) => {
-                    debug!("no session with {to} yet: a handshake is started")
+                    debug!("no session with {to} yet: a handshake is started");
+                    return false;
                 }
                 Err(SealOutcome::Seal(e)) => {
                     self.stats.send_errors += 1;
                     debug!("cannot seal a message to {to}: {e}");
+                    return false;
                 }
             }
-            return;
-        }
-        let range = match keyed_sealer_for(&self.keyed_aegis, &self.crypto, to) {
-            None => CONTROL_AT..CONTROL_AT + len,
-            Some(sealer) => {
-                let switch_at = CONTROL_AT + wire::TOKEN_LEN;
-                let inner_len = len.saturating_sub(wire::TOKEN_LEN);
-                match sealer.seal(self.config.token, &mut self.control, switch_at, inner_len) {
-                    Ok(range) => range,
-                    Err(e) => {
-                        self.stats.send_errors += 1;
-                        debug!("cannot seal a message to {to}: {e}");
-                        return;
+        } else {
+            match keyed_sealer_for(&self.keyed_aegis, &self.crypto, to) {
+                None => CONTROL_AT..CONTROL_AT + len,
+                Some(sealer) => {
+                    let switch_at = CONTROL_AT + wire::TOKEN_LEN;
+                    let inner_len = len.saturating_sub(wire::TOKEN_LEN);
+                    match sealer.seal(self.config.token, &mut self.control, switch_at, inner_len) {
+                        Ok(range) => range,
+                        Err(e) => {
+                            self.stats.send_errors += 1;
+                            debug!("cannot seal a message to {to}: {e}");
+                            return false;
+                        }
                     }
                 }
             }
         };
-        if let Some(datagram) = self.control.get(range) {
-            if self.tx.send(&mut self.stats, to, datagram, is_control) {
-                self.peers.count_sent(to, datagram.len());
-            }
+        let Some(datagram) = self.control.get(range) else {
+            return false;
+        };
+        let sent = self.tx.send(&mut self.stats, to, datagram, is_control);
+        if sent {
+            self.peers.count_sent(to, datagram.len());
         }
+        sent
     }
 
     /// Bytes a datagram grows by when sealed (0 in the clear protocol).

@@ -24,10 +24,15 @@
 //!   peer list of a member could be replayed once to another member from any address, answer
 //!   that member's "get peer list" there and verify the replayer's address. A sender of this
 //!   version (its counters start at [`crate::crypto::ECHO_COUNTER`], which the seal
-//!   authenticates) is therefore verified only by an Echo: the nonce of a Challenge we sent to
-//!   that address (at most one per [`CHALLENGE_INTERVAL`]), sent back sealed. The nonce is
-//!   new for each Challenge and differs from every other node's, so no recording carries it.
-//!   A sender of an earlier version (counters from 0) is verified by its peer list as before.
+//!   authenticates) is therefore sent a Challenge in place of the request, and verified only
+//!   by an Echo of its nonce from that address. The nonce is new for each Challenge and
+//!   differs from every other node's, so no recording carries it; and a node echoes only to an
+//!   address it verified or chose to contact, so a replayer cannot hand one member's Challenge
+//!   to another and carry the Echo back. A Challenge goes out at most once per
+//!   [`CHALLENGE_INTERVAL`]; a datagram that comes sooner is owed one once the interval has
+//!   passed (never more Challenges than datagrams), except to an address we contacted, which
+//!   is asked every interval until it answers. A sender of an earlier version (counters from
+//!   0) is verified by its peer list as before.
 
 use std::net::SocketAddr;
 
@@ -39,16 +44,14 @@ use super::{
 };
 use crate::crypto;
 use crate::io::{Device, Socket};
+use crate::peers::Touch;
 use crate::stats::DropReason;
 use crate::time::Instant;
-use crate::wire::relay::{emit_echo_message, CHALLENGE, ECHO};
+use crate::wire::relay::{emit_echo_message, CHALLENGE, ECHO, ECHO_MESSAGE_LEN};
 use crate::wire::{emit_peers, peers::MAX_PEER_LIST_BODY_LEN, Error, Kind, Message, HEADER_LEN};
 
 /// Follow-up slots kept allocated when none is pending.
 const FOLLOW_UPS_KEPT: usize = 16;
-/// Keyed mode: Challenges sent to an unverified peer after the one its datagram drew, one per
-/// [`CHALLENGE_INTERVAL`], while it stays unverified.
-pub const ECHO_RETRIES: u8 = 2;
 
 impl<S: Socket, D: Device> Node<S, D> {
     /// True if we sent `addr` a "get peer list" within [`ANSWER_WINDOW`].
@@ -72,6 +75,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         message: &Message<'_>,
         request_len: usize,
     ) {
+        let echo = self.echo_required();
         let Some(peer) = self.peers.get_mut(to) else {
             return;
         };
@@ -80,16 +84,32 @@ impl<S: Socket, D: Device> Node<S, D> {
             .is_some_and(|t| now.saturating_duration_since(t) < CHALLENGE_INTERVAL)
         {
             self.stats.replies_limited += 1;
+            if echo {
+                self.owe_echo_challenge(to);
+            }
             return;
         }
         peer.asked_at = Some(now);
+        // A sender that answers Challenges gets one in place of the request: its peer list
+        // would verify nothing.
+        let request = if echo { ECHO_MESSAGE_LEN } else { HEADER_LEN };
         if let Message::GetPeers = message {
             let budget = request_len.saturating_mul(AMPLIFICATION_FACTOR);
-            let body_budget = budget.saturating_sub(2 * (HEADER_LEN + self.seal_overhead()));
+            let overhead = self.seal_overhead();
+            let body_budget = budget.saturating_sub(HEADER_LEN + request + 2 * overhead);
             self.send_peer_list(to, body_budget);
         }
-        debug!("asking unverified peer {to} for its peer list");
-        self.send_control(to, Kind::GetPeers);
+        if echo {
+            self.send_echo_challenge(to);
+            if self.contacts.get(to).is_some() {
+                // An address we chose to contact: asked again every interval until it
+                // answers (see `send_echo_retries`).
+                self.owe_echo_challenge(to);
+            }
+        } else {
+            debug!("asking unverified peer {to} for its peer list");
+            self.send_control(to, Kind::GetPeers);
+        }
     }
 
     /// A verified peer asked for our peer list: the whole list, at most once per
@@ -142,71 +162,66 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.sender_echoes && self.config.keyed_echo && self.crypto.is_some()
     }
 
-    /// Keyed mode: the unverified peer `to` sent us something: it is sent a Challenge, whose
-    /// Echo will verify it ([`Node::on_echo`]), unless one went there within
-    /// [`CHALLENGE_INTERVAL`]; and up to [`ECHO_RETRIES`] more follow, one per interval, until
-    /// it is verified ([`Node::send_echo_retries`]), so that a lost Challenge or Echo does not
-    /// wait for its next datagram. So one datagram draws at most 1 + [`ECHO_RETRIES`]
-    /// Challenges, and a stream of them one per interval.
-    pub(super) fn send_echo_challenge(&mut self, now: Instant, to: SocketAddr) {
+    /// Keyed mode: sends the unverified peer `to` a Challenge with a new nonce; only an Echo
+    /// of that nonce will verify it ([`Node::on_echo`]). The caller keeps to
+    /// [`CHALLENGE_INTERVAL`] (`Peer::asked_at`).
+    fn send_echo_challenge(&mut self, to: SocketAddr) {
+        let nonce = self.next_echo_nonce();
+        let Some(peer) = self.peers.get_mut(to) else {
+            return;
+        };
+        peer.echo_challenge = Some(nonce);
+        self.send_echo_message(to, CHALLENGE, nonce);
+        debug!("sent a Challenge to unverified peer {to}");
+    }
+
+    /// Keyed mode: the unverified peer `to` sent us something within [`CHALLENGE_INTERVAL`]
+    /// of our last Challenge: another one is sent once the interval has passed
+    /// ([`Node::send_echo_retries`]), in case that one or its Echo was lost. At most one is
+    /// owed at a time, so an address is never sent more Challenges than it sent us
+    /// datagrams, unless we chose to contact it ourselves: such an address is asked every
+    /// interval until it is verified or dropped.
+    pub(super) fn owe_echo_challenge(&mut self, to: SocketAddr) {
         let room = self.echo_retries.len() < self.config.max_peers;
         let Some(peer) = self.peers.get_mut(to) else {
             return;
         };
-        if peer.is_verified {
-            return;
+        if !peer.is_verified && !peer.echo_again && room {
+            peer.echo_again = true;
+            self.echo_retries.insert(to);
         }
-        if peer.echo_again == 0 && room {
-            self.echo_retries.push(to);
-        }
-        peer.echo_again = if room || peer.echo_again > 0 {
-            ECHO_RETRIES + 1
-        } else {
-            1
-        };
-        self.echo_challenge_due(now, to);
     }
 
-    /// Sends `to` a Challenge if one is owed ([`Peer::echo_again`](crate::peers::Peer)) and
-    /// none went there within [`CHALLENGE_INTERVAL`]; returns whether more are owed.
-    fn echo_challenge_due(&mut self, now: Instant, to: SocketAddr) -> bool {
-        let Some(peer) = self.peers.get_mut(to) else {
-            return false;
-        };
-        if peer.is_verified || peer.echo_again == 0 {
-            peer.echo_again = 0;
-            return false;
-        }
-        if peer
-            .echo_challenge
-            .is_some_and(|(_, at)| now.saturating_duration_since(at) < CHALLENGE_INTERVAL)
-        {
-            return true;
-        }
-        peer.echo_again -= 1;
-        let more = peer.echo_again > 0;
-        let nonce = self.next_echo_nonce();
-        if let Some(peer) = self.peers.get_mut(to) {
-            peer.echo_challenge = Some((nonce, now));
-        }
-        self.send_echo_message(to, CHALLENGE, nonce);
-        debug!("sent a Challenge to unverified peer {to}");
-        more
-    }
-
-    /// Housekeeping of [`Node::send_echo_challenge`]: the Challenges owed are sent once due.
-    /// The list empties as they go, and its memory is given back then.
+    /// Housekeeping of [`Node::owe_echo_challenge`]: the Challenges owed are sent once due.
     pub(super) fn send_echo_retries(&mut self, now: Instant) {
         if self.echo_retries.is_empty() {
-            if self.echo_retries.capacity() > FOLLOW_UPS_KEPT {
-                self.echo_retries.shrink_to(FOLLOW_UPS_KEPT);
-            }
             return;
         }
         let mut retries = core::mem::take(&mut self.echo_retries);
-        retries.retain(|addr| self.echo_challenge_due(now, *addr));
+        retries.retain(|addr| {
+            let Some(peer) = self.peers.get_mut(*addr) else {
+                return false;
+            };
+            if peer.is_verified || !peer.echo_again {
+                peer.echo_again = false;
+                return false;
+            }
+            if peer
+                .asked_at
+                .is_some_and(|t| now.saturating_duration_since(t) < CHALLENGE_INTERVAL)
+            {
+                return true;
+            }
+            peer.asked_at = Some(now);
+            // An address we contacted ourselves (a --connect address, or one a verified peer
+            // listed) is asked again every interval while it stays unverified: no forged
+            // source can make us do that. Any other gets one per datagram of its.
+            let again = self.contacts.get(*addr).is_some();
+            peer.echo_again = again;
+            self.send_echo_challenge(*addr);
+            again
+        });
         // (Nothing was added meanwhile: only datagrams add.)
-        retries.append(&mut self.echo_retries);
         self.echo_retries = retries;
     }
 
@@ -244,13 +259,45 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// not know the message.
     pub(super) fn on_echo_challenge(
         &mut self,
+        now: Instant,
         from: SocketAddr,
         nonce: u64,
+        wire_len: usize,
     ) -> Result<(), DropReason> {
         if !self.config.keyed_echo || self.crypto.is_none() {
             return Err(DropReason::Malformed(Error::UnknownKind(CHALLENGE)));
         }
-        self.send_echo_message(from, ECHO, nonce);
+        // Echoed only to an address we verified or contacted ourselves: otherwise a
+        // replayer could hand us, from its own address, a Challenge another member sent it
+        // there, and take our Echo back to that member.
+        if self.peers.is_verified(from) || self.contacts.get(from).is_some() {
+            self.send_echo_message(from, ECHO, nonce);
+        } else {
+            self.stats.replies_limited += 1;
+            debug!("not echoing a Challenge from {from}: neither verified nor contacted");
+            if let Some(peer) = self.peers.get_mut(from) {
+                // Echoed if its own Echo verifies it (its Challenge often comes first).
+                peer.unanswered_challenge = Some(nonce);
+            }
+        }
+        if !self.sender_echoes || self.peers.is_verified(from) {
+            return Ok(());
+        }
+        // An address we contacted answers with a Challenge: a peer now, unverified, as if it
+        // had answered with a seed message (the request we sent proves we chose it).
+        if !self.peers.contains(from) && self.contacts.get(from).is_some() {
+            if let Touch::Added {
+                evicted: Some(victim),
+            } = self.peers.touch_received(now, from, wire_len)
+            {
+                self.after_removal(now, victim, false, "the peer table is full");
+            }
+        }
+        // Its Challenge is a datagram from it like any other: it is challenged in turn (so two
+        // nodes that wait for each other's Echo keep asking, one Challenge per interval).
+        if self.peers.contains(from) {
+            self.challenge(now, from, &Message::Close, wire_len);
+        }
         Ok(())
     }
 
@@ -274,20 +321,24 @@ impl<S: Socket, D: Device> Node<S, D> {
             // The Echo of a Challenge sent just before another way verified it, or a repeat.
             return Ok(());
         }
-        match peer.echo_challenge {
-            Some((sent, _)) if sent == nonce => {
-                peer.echo_challenge = None;
-                let _ = self.peers.touch_received(now, from, wire_len);
-                debug!("{from} echoed our Challenge");
-                self.verify_peer(now, from);
-                Ok(())
-            }
-            _ => Err(DropReason::Replayed),
+        if peer.echo_challenge != Some(nonce) {
+            return Err(DropReason::Replayed);
         }
+        peer.echo_challenge = None;
+        let _ = self.peers.touch_received(now, from, wire_len);
+        debug!("{from} echoed our Challenge");
+        self.verify_peer(now, from);
+        // Its peer list, if it sent one, came while it was unverified and was not followed.
+        self.send_control(from, Kind::GetPeers);
+        Ok(())
     }
 
     pub(super) fn verify_peer(&mut self, now: Instant, addr: SocketAddr) {
         let was_asked_as_peer = self.peers.get(addr).is_some_and(|p| p.asked_at.is_some());
+        let unanswered = self
+            .peers
+            .get_mut(addr)
+            .and_then(|p| p.unanswered_challenge.take());
         if !self.peers.verify(addr) {
             return;
         }
@@ -299,6 +350,10 @@ impl<S: Socket, D: Device> Node<S, D> {
         if was_asked_as_peer {
             // It contacted us first and got only a short list then: send the whole list now.
             self.send_peer_list(addr, MAX_PEER_LIST_BODY_LEN);
+        }
+        if let Some(nonce) = unanswered {
+            // Keyed mode: the Challenge it sent before we could answer it.
+            self.send_echo_message(addr, ECHO, nonce);
         }
         self.relay_on_verified(addr);
     }

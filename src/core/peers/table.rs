@@ -29,11 +29,14 @@ pub struct Peer {
     /// When we last answered its "get peer list" with our whole list (verified peers only).
     pub listed_at: Option<Instant>,
     /// Keyed mode, unverified peers that answer Challenges: the nonce of the Challenge we sent
-    /// it last and when; only an Echo of that nonce verifies it.
-    pub echo_challenge: Option<(u64, Instant)>,
-    /// Challenges still owed to it, one per interval, in case the last one or its Echo was
-    /// lost (set again by each datagram it sends while unverified).
-    pub echo_again: u8,
+    /// it last (when: `asked_at`); only an Echo of that nonce verifies it.
+    pub echo_challenge: Option<u64>,
+    /// It sent us something too soon after that Challenge for another: one is owed, sent once
+    /// the interval has passed (in case the last one or its Echo was lost).
+    pub echo_again: bool,
+    /// Keyed mode: the nonce of a Challenge it sent us while unverified (and so unanswered):
+    /// echoed once it is verified.
+    pub unanswered_challenge: Option<u64>,
     /// Its broadcast and multicast frames, when those are rate-limited.
     pub broadcasts: RateLimiter,
     /// When we last sent it a keepalive or a gossip list, or when it was added (we answer a
@@ -218,7 +221,8 @@ impl PeerTable {
                 asked_at: None,
                 listed_at: None,
                 echo_challenge: None,
-                echo_again: 0,
+                echo_again: false,
+                unanswered_challenge: None,
                 broadcasts: RateLimiter::new(now, u64::MAX),
                 last_sent: now,
                 traffic,
