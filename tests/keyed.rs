@@ -624,7 +624,8 @@ fn only_an_echo_of_the_challenge_sent_to_that_address_verifies_it() {
 fn a_challenge_reflected_through_another_member_does_not_verify_the_replayers_address() {
     // The replayer at y hands b a recorded datagram of a's; b challenges y. The replayer hands
     // that Challenge to a, from y: a must not echo it (y is neither verified nor contacted
-    // there), or the Echo, sealed by a, would verify y at b.
+    // there), or the Echo, sealed by a, would verify y at b. Round 0 with y unknown to a,
+    // round 1 with y an unverified peer at a (a replayed datagram of b's made it one).
     let cfg = Simulator::keyed_config(7);
     let mut sim = Simulator::new(0x8f31);
     let [a, b, c] = sim.add_nodes(&cfg);
@@ -633,32 +634,33 @@ fn a_challenge_reflected_through_another_member_does_not_verify_the_replayers_ad
     sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
     sim.flow_log = Some(Vec::new());
     sim.advance(Duration::from_secs(120));
-    let mut recorded = sim
-        .flow_log
-        .take()
-        .unwrap()
-        .into_iter()
-        .filter(|(from, to, _)| (*from, *to) == (a, c))
-        .map(|(_, _, bytes)| bytes);
+    let log = sim.flow_log.take().unwrap();
+    let recorded = |from: SocketAddr| -> Vec<Vec<u8>> {
+        log.iter()
+            .filter(|(f, t, _)| (*f, *t) == (from, c))
+            .map(|(_, _, bytes)| bytes.clone())
+            .collect()
+    };
+    let (from_a, from_b) = (recorded(a), recorded(b));
+    assert!(from_a.len() >= 2 && !from_b.is_empty());
     let y: SocketAddr = "198.19.66.67:3210".parse().unwrap();
-    let to_y = deliver_direct(&mut sim, b, y, recorded.next().unwrap());
-    let challenge: Vec<Vec<u8>> = to_y
-        .into_iter()
-        .filter(|d| opened(std::slice::from_ref(d))[0][7] == 0x15)
-        .collect();
-    assert_eq!(challenge.len(), 1, "b challenged y");
-    // Straight to a, and again once y is an unverified peer there too.
-    for round in 0..2 {
+    let kind = |d: &Vec<u8>| opened(std::slice::from_ref(d))[0][7];
+    for (round, recording) in from_a.iter().take(2).enumerate() {
         if round == 1 {
-            let _ = deliver_direct(&mut sim, a, y, recorded.next().unwrap());
+            let to_y = deliver_direct(&mut sim, a, y, from_b[0].clone());
+            assert!(to_y.iter().any(|d| kind(d) == 0x15), "a challenged y");
+            sim.advance(Duration::from_secs(6));
         }
+        // A fresh Challenge of b's to y.
+        let to_y = deliver_direct(&mut sim, b, y, recording.clone());
+        let challenge: Vec<Vec<u8>> = to_y.into_iter().filter(|d| kind(d) == 0x15).collect();
+        assert_eq!(challenge.len(), 1, "round {round}: b challenged y");
         let answers = deliver_direct(&mut sim, a, y, challenge[0].clone());
-        for echo in answers
-            .into_iter()
-            .filter(|d| opened(std::slice::from_ref(d))[0][7] == 0x16)
-        {
-            let _ = deliver_direct(&mut sim, b, y, echo);
-        }
+        let echoes: Vec<Vec<u8>> = answers.into_iter().filter(|d| kind(d) == 0x16).collect();
+        assert!(
+            echoes.is_empty(),
+            "round {round}: a echoed b's Challenge to y"
+        );
         assert!(
             !sim.peers_of(b).contains(&y),
             "round {round}: y verified at b"

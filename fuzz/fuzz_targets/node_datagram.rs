@@ -2,14 +2,15 @@
 //! not, any switch byte, any body), frames from the device, and time passing with housekeeping.
 //! Never a panic; the tables never exceed their caps. With the first byte odd the node has a
 //! network key, and each datagram is sealed with it (by one of a few sender sessions) first,
-//! so that the sealed modes' messages (Hello, relaying, key queries) are reached too.
+//! so that the sealed modes' messages (Hello, relaying, key queries, Challenge and Echo) are
+//! reached too.
 #![no_main]
 
 use std::io;
 use std::net::SocketAddr;
 
 use ethcloud::buf::PacketBuf;
-use ethcloud::crypto::{Key, Sealer, FRONT_LEN, TAG_LEN};
+use ethcloud::crypto::{Key, Sealer, ECHO_COUNTER, FRONT_LEN, TAG_LEN};
 use ethcloud::io::{Device, Socket};
 use ethcloud::node::{Config, Node};
 use ethcloud::time::Instant;
@@ -49,12 +50,15 @@ fuzz_target!(|data: &[u8]| {
             session: [1; 16],
         });
     }
-    // Sender sessions of a few peers (start times 2..=5 ms, so never below the node's).
+    // Sender sessions of a few peers (start times 2..=5 ms, so never below the node's); the
+    // even ones of this version (counters from 2^63: verified by Challenge and Echo), the odd
+    // ones of an earlier one.
     let sealers: Vec<Sealer> = (2u8..6)
         .map(|i| {
             let mut session = [i; 16];
             session[..8].copy_from_slice(&u64::from(i).to_be_bytes());
-            Sealer::new(&key, session)
+            let first = if i % 2 == 0 { ECHO_COUNTER } else { 0 };
+            Sealer::new(&key, session).starting_at(first)
         })
         .collect();
     let mut node = Node::new(config, Null, Null, Instant::ZERO);

@@ -28,11 +28,13 @@
 //!   by an Echo of its nonce from that address. The nonce is new for each Challenge and
 //!   differs from every other node's, so no recording carries it; and a node echoes only to an
 //!   address it verified or chose to contact, so a replayer cannot hand one member's Challenge
-//!   to another and carry the Echo back. A Challenge goes out at most once per
-//!   [`CHALLENGE_INTERVAL`]; a datagram that comes sooner is owed one once the interval has
-//!   passed (never more Challenges than datagrams), except to an address we contacted, which
-//!   is asked every interval until it answers. A sender of an earlier version (counters from
-//!   0) is verified by its peer list as before.
+//!   to another from its own address and carry the Echo back. (It can from a forged address
+//!   of a peer of that member, recording the Echo sent there: no message under one shared key
+//!   names its receiver. The man page says so; per-node keys have no such gap.) A Challenge
+//!   goes out at most once per [`CHALLENGE_INTERVAL`]; a datagram that comes sooner is owed
+//!   one once the interval has passed (never more Challenges than datagrams), except to an
+//!   address we contacted, which is owed [`CONTACTED_ECHO_RETRIES`] more. A sender of an
+//!   earlier version (counters from 0) is verified by its peer list as before.
 
 use std::net::SocketAddr;
 
@@ -52,6 +54,10 @@ use crate::wire::{emit_peers, peers::MAX_PEER_LIST_BODY_LEN, Error, Kind, Messag
 
 /// Follow-up slots kept allocated when none is pending.
 const FOLLOW_UPS_KEPT: usize = 16;
+/// Keyed mode: Challenges sent, one per [`CHALLENGE_INTERVAL`], after the one a datagram
+/// drew from an address we chose to contact, while it stays unverified (so that a lost
+/// Challenge or Echo does not wait for its next datagram).
+pub const CONTACTED_ECHO_RETRIES: u8 = 2;
 
 impl<S: Socket, D: Device> Node<S, D> {
     /// True if we sent `addr` a "get peer list" within [`ANSWER_WINDOW`].
@@ -85,7 +91,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         {
             self.stats.replies_limited += 1;
             if echo {
-                self.owe_echo_challenge(to);
+                self.owe_echo_challenge(to, 1);
             }
             return;
         }
@@ -102,9 +108,9 @@ impl<S: Socket, D: Device> Node<S, D> {
         if echo {
             self.send_echo_challenge(to);
             if self.contacts.get(to).is_some() {
-                // An address we chose to contact: asked again every interval until it
-                // answers (see `send_echo_retries`).
-                self.owe_echo_challenge(to);
+                // An address we chose to contact: asked again, every interval, up to
+                // CONTACTED_ECHO_RETRIES times (see `send_echo_retries`).
+                self.owe_echo_challenge(to, CONTACTED_ECHO_RETRIES);
             }
         } else {
             debug!("asking unverified peer {to} for its peer list");
@@ -177,19 +183,21 @@ impl<S: Socket, D: Device> Node<S, D> {
 
     /// Keyed mode: the unverified peer `to` sent us something within [`CHALLENGE_INTERVAL`]
     /// of our last Challenge: another one is sent once the interval has passed
-    /// ([`Node::send_echo_retries`]), in case that one or its Echo was lost. At most one is
-    /// owed at a time, so an address is never sent more Challenges than it sent us
-    /// datagrams, unless we chose to contact it ourselves: such an address is asked every
-    /// interval until it is verified or dropped.
-    pub(super) fn owe_echo_challenge(&mut self, to: SocketAddr) {
+    /// ([`Node::send_echo_retries`]), in case that one or its Echo was lost; `count` is how
+    /// many it is owed at least, one per interval. A datagram from it makes it owed one, so it
+    /// is never sent more Challenges than it sent us datagrams, except an address we chose to
+    /// contact, which is owed [`CONTACTED_ECHO_RETRIES`] after each Challenge its datagrams
+    /// drew.
+    pub(super) fn owe_echo_challenge(&mut self, to: SocketAddr, count: u8) {
         let room = self.echo_retries.len() < self.config.max_peers;
         let Some(peer) = self.peers.get_mut(to) else {
             return;
         };
-        if !peer.is_verified && !peer.echo_again && room {
-            peer.echo_again = true;
-            self.echo_retries.insert(to);
+        if peer.is_verified || !(room || peer.echo_again > 0) {
+            return;
         }
+        peer.echo_again = peer.echo_again.max(count);
+        self.echo_retries.insert(to);
     }
 
     /// Housekeeping of [`Node::owe_echo_challenge`]: the Challenges owed are sent once due.
@@ -202,8 +210,8 @@ impl<S: Socket, D: Device> Node<S, D> {
             let Some(peer) = self.peers.get_mut(*addr) else {
                 return false;
             };
-            if peer.is_verified || !peer.echo_again {
-                peer.echo_again = false;
+            if peer.is_verified || peer.echo_again == 0 {
+                peer.echo_again = 0;
                 return false;
             }
             if peer
@@ -213,13 +221,10 @@ impl<S: Socket, D: Device> Node<S, D> {
                 return true;
             }
             peer.asked_at = Some(now);
-            // An address we contacted ourselves (a --connect address, or one a verified peer
-            // listed) is asked again every interval while it stays unverified: no forged
-            // source can make us do that. Any other gets one per datagram of its.
-            let again = self.contacts.get(*addr).is_some();
-            peer.echo_again = again;
+            peer.echo_again -= 1;
+            let more = peer.echo_again > 0;
             self.send_echo_challenge(*addr);
-            again
+            more
         });
         // (Nothing was added meanwhile: only datagrams add.)
         self.echo_retries = retries;
@@ -266,6 +271,9 @@ impl<S: Socket, D: Device> Node<S, D> {
     ) -> Result<(), DropReason> {
         if !self.config.keyed_echo || self.crypto.is_none() {
             return Err(DropReason::Malformed(Error::UnknownKind(CHALLENGE)));
+        }
+        if self.peers.is_verified(from) {
+            let _ = self.peers.touch_received(now, from, wire_len);
         }
         // Echoed only to an address we verified or contacted ourselves: otherwise a
         // replayer could hand us, from its own address, a Challenge another member sent it
@@ -319,6 +327,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         };
         if peer.is_verified {
             // The Echo of a Challenge sent just before another way verified it, or a repeat.
+            let _ = self.peers.touch_received(now, from, wire_len);
             return Ok(());
         }
         if peer.echo_challenge != Some(nonce) {

@@ -31,9 +31,9 @@ pub struct Peer {
     /// Keyed mode, unverified peers that answer Challenges: the nonce of the Challenge we sent
     /// it last (when: `asked_at`); only an Echo of that nonce verifies it.
     pub echo_challenge: Option<u64>,
-    /// It sent us something too soon after that Challenge for another: one is owed, sent once
-    /// the interval has passed (in case the last one or its Echo was lost).
-    pub echo_again: bool,
+    /// Challenges owed to it, one per interval, in case the last one or its Echo was lost
+    /// (see the node's `owe_echo_challenge`).
+    pub echo_again: u8,
     /// Keyed mode: the nonce of a Challenge it sent us while unverified (and so unanswered):
     /// echoed once it is verified.
     pub unanswered_challenge: Option<u64>,
@@ -221,7 +221,7 @@ impl PeerTable {
                 asked_at: None,
                 listed_at: None,
                 echo_challenge: None,
-                echo_again: false,
+                echo_again: 0,
                 unanswered_challenge: None,
                 broadcasts: RateLimiter::new(now, u64::MAX),
                 last_sent: now,
