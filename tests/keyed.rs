@@ -671,3 +671,41 @@ fn a_challenge_reflected_through_another_member_does_not_verify_the_replayers_ad
         );
     }
 }
+
+#[test]
+fn a_challenge_handed_on_with_a_peers_forged_address_is_not_echoed() {
+    // helper-32's variant: the replayer makes a challenge y (a recording of b's, replayed
+    // from y), hands a's Challenge to b with c's address forged as its source, and would
+    // record b's Echo to c and replay it to a from y. b must see that the Challenge was
+    // sealed by a, which speaks to it from a's own address, and not echo it.
+    let cfg = Simulator::keyed_config(7);
+    let mut sim = Simulator::new(0x8f32);
+    let [a, b, c] = sim.add_nodes(&cfg);
+    sim.connect(b, a);
+    sim.connect(c, a);
+    sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
+    sim.flow_log = Some(Vec::new());
+    sim.advance(Duration::from_secs(120));
+    let from_b: Vec<Vec<u8>> = sim
+        .flow_log
+        .take()
+        .unwrap()
+        .into_iter()
+        .filter(|(f, t, _)| (*f, *t) == (b, c))
+        .map(|(_, _, bytes)| bytes)
+        .collect();
+    let y: SocketAddr = "198.19.66.68:3210".parse().unwrap();
+    let kind = |d: &Vec<u8>| opened(std::slice::from_ref(d))[0][7];
+    let to_y = deliver_direct(&mut sim, a, y, from_b[0].clone());
+    let challenge: Vec<Vec<u8>> = to_y.into_iter().filter(|d| kind(d) == 0x15).collect();
+    assert_eq!(challenge.len(), 1, "a challenged y");
+    let limited = sim.stats(b).replies_limited;
+    let to_c = deliver_direct(&mut sim, b, c, challenge[0].clone());
+    let echoes: Vec<Vec<u8>> = to_c.into_iter().filter(|d| kind(d) == 0x16).collect();
+    for echo in &echoes {
+        let _ = deliver_direct(&mut sim, a, y, echo.clone());
+    }
+    assert!(!sim.peers_of(a).contains(&y), "y verified at a");
+    assert!(echoes.is_empty(), "b echoed a's Challenge to c");
+    assert_eq!(sim.stats(b).replies_limited, limited + 1);
+}

@@ -358,6 +358,7 @@ impl<S: Socket, D: Device> Node<S, D> {
     ) {
         let macs = self.switch.forget_peer(addr);
         self.relay_on_removed(addr);
+        self.forget_process(addr);
         if was_verified {
             let count = self.peers.verified_len();
             self.note(

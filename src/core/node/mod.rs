@@ -301,6 +301,14 @@ pub struct Node<S: Socket, D: Device> {
     /// Keyed mode: the datagram opened last came from a sender that answers a Challenge
     /// ([`crate::crypto::sender_echoes`]), so only its Echo verifies its address.
     sender_echoes: bool,
+    /// Keyed mode: the sender process of the datagram opened last
+    /// ([`crypto::sender_process`]).
+    sender_process: u128,
+    /// Keyed mode: the sender process each verified peer was verified in, and the same by
+    /// process: a Challenge sealed by a process that speaks to us from verified addresses is
+    /// echoed only to one of them (`verify.rs`).
+    process_of: HashMap<SocketAddr, u128>,
+    by_process: BTreeSet<(u128, SocketAddr)>,
     /// Keyed mode: Challenges sent so far (what each one's nonce is made from).
     echo_sequence: u64,
     /// Keyed mode: unverified peers owed another Challenge (`Peer::echo_again`), at most
@@ -455,6 +463,9 @@ impl<S: Socket, D: Device> Node<S, D> {
             keyed_aegis,
             last_session: [0; crypto::SESSION_LEN],
             sender_echoes: false,
+            sender_process: 0,
+            process_of: HashMap::new(),
+            by_process: BTreeSet::new(),
             echo_sequence: 0,
             echo_retries: BTreeSet::new(),
             sealer_changes: 0,

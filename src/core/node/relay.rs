@@ -580,7 +580,6 @@ impl<S: Socket, D: Device> Node<S, D> {
         if self.relay_limiter.available(now, rate) < cost {
             return Err(DropReason::RelayRateLimited);
         }
-        self.relay_limiter.take(cost);
         let token = self.config.token;
         let Some(out) = self.control.get_mut(CONTROL_AT..) else {
             return Err(DropReason::RelayRefused);
@@ -588,9 +587,10 @@ impl<S: Socket, D: Device> Node<S, D> {
         let len =
             emit_relayed(token, RELAYED_FROM, from, bytes, out).map_err(DropReason::Malformed)?;
         if !self.send_sealed(to, len, false) {
-            // No session with `to` yet (per-node keys), or the send failed.
+            // No session with `to` yet (per-node keys), or the send failed: nothing spent.
             return Err(DropReason::RelayRefused);
         }
+        self.relay_limiter.take(cost);
         self.stats.relayed_for_others += 1;
         Ok(())
     }

@@ -28,9 +28,10 @@
 //!   by an Echo of its nonce from that address. The nonce is new for each Challenge and
 //!   differs from every other node's, so no recording carries it; and a node echoes only to an
 //!   address it verified or chose to contact, so a replayer cannot hand one member's Challenge
-//!   to another from its own address and carry the Echo back. (It can from a forged address
-//!   of a peer of that member, recording the Echo sent there: no message under one shared key
-//!   names its receiver. The man page says so; per-node keys have no such gap.) A Challenge
+//!   to another from its own address and carry the Echo back; nor, with a forged address of a
+//!   peer, a Challenge sealed by a sender process we verified elsewhere (`process_of`). (It
+//!   still can through a member that has not verified the challenger: no message under one
+//!   shared key names its receiver. The man page says so; per-node keys have no such gap.) A Challenge
 //!   goes out at most once per [`CHALLENGE_INTERVAL`]; a datagram that comes sooner is owed
 //!   one once the interval has passed (never more Challenges than datagrams), except to an
 //!   address we contacted, which is owed [`CONTACTED_ECHO_RETRIES`] more. A sender of an
@@ -277,8 +278,20 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
         // Echoed only to an address we verified or contacted ourselves: otherwise a
         // replayer could hand us, from its own address, a Challenge another member sent it
-        // there, and take our Echo back to that member.
-        if self.peers.is_verified(from) || self.contacts.get(from).is_some() {
+        // there, and take our Echo back to that member. And a Challenge sealed by a process
+        // that speaks to us from verified addresses only to one of those: from elsewhere it
+        // is that member's Challenge handed on by someone else, with a forged source.
+        let process = self.sender_process;
+        let mut homes = self
+            .by_process
+            .range((process, SocketAddr::from(([0, 0, 0, 0], 0)))..)
+            .take_while(|(p, _)| *p == process)
+            .peekable();
+        let elsewhere = homes.peek().is_some() && homes.all(|(_, home)| *home != from);
+        if elsewhere {
+            self.stats.replies_limited += 1;
+            debug!("not echoing a Challenge from {from}: its sender speaks from another address");
+        } else if self.peers.is_verified(from) || self.contacts.get(from).is_some() {
             self.send_echo_message(from, ECHO, nonce);
         } else {
             self.stats.replies_limited += 1;
@@ -342,6 +355,25 @@ impl<S: Socket, D: Device> Node<S, D> {
         Ok(())
     }
 
+    /// Keyed mode: `addr` was verified by a datagram of the sender process
+    /// [`Node::sender_process`]: noted, for [`Node::on_echo_challenge`].
+    fn note_process(&mut self, addr: SocketAddr) {
+        if self.crypto.is_none() {
+            return;
+        }
+        self.forget_process(addr);
+        let process = self.sender_process;
+        self.process_of.insert(addr, process);
+        self.by_process.insert((process, addr));
+    }
+
+    /// Forgets the sender process `addr` was verified in (it is no peer any more).
+    pub(super) fn forget_process(&mut self, addr: SocketAddr) {
+        if let Some(process) = self.process_of.remove(&addr) {
+            self.by_process.remove(&(process, addr));
+        }
+    }
+
     pub(super) fn verify_peer(&mut self, now: Instant, addr: SocketAddr) {
         let was_asked_as_peer = self.peers.get(addr).is_some_and(|p| p.asked_at.is_some());
         let unanswered = self
@@ -351,6 +383,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         if !self.peers.verify(addr) {
             return;
         }
+        self.note_process(addr);
         self.contacts.remove(addr);
         let count = self.peers.verified_len();
         self.note(now, format_args!("peer {addr} added ({count} peers)"));
