@@ -459,27 +459,50 @@ fn a_lost_hello_is_asked_for_again_so_frames_still_move_to_aegis() {
     );
 }
 
+/// Three keyed nodes a, b, c made from `cfg` in a mesh, and two minutes of what each sent
+/// the others, recorded: `recorded(from, to)` gives what `from` sent `to`.
+struct Recorded {
+    sim: Simulator,
+    nodes: [SocketAddr; 3],
+    log: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+}
+
+impl Recorded {
+    fn new(cfg: &ethcloud::node::Config, seed: u64) -> Recorded {
+        let mut sim = Simulator::new(seed);
+        let [a, b, c] = sim.add_nodes(cfg);
+        sim.connect(b, a);
+        sim.connect(c, a);
+        sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
+        sim.flow_log = Some(Vec::new());
+        sim.advance(Duration::from_secs(120));
+        let log = sim.flow_log.take().unwrap();
+        Recorded {
+            sim,
+            nodes: [a, b, c],
+            log,
+        }
+    }
+
+    fn recorded(&self, from: SocketAddr, to: SocketAddr) -> Vec<Vec<u8>> {
+        self.log
+            .iter()
+            .filter(|(f, t, _)| (*f, *t) == (from, to))
+            .map(|(_, _, bytes)| bytes.clone())
+            .collect()
+    }
+}
+
 /// Three keyed nodes (`echo`: of this version, else all of an earlier one) in a mesh; someone
 /// records what `a` sends `c` for two minutes, then replays it to `b` from an address of its
 /// own. Returns whether `b` took that address for a verified peer, and `b`'s counters.
 fn replay_a_recording_to_another_member(echo: bool) -> (bool, ethcloud::stats::Stats) {
     let mut cfg = Simulator::keyed_config(7);
     cfg.keyed_echo = echo;
-    let mut sim = Simulator::new(0x8f20);
-    let [a, b, c] = sim.add_nodes(&cfg);
-    sim.connect(b, a);
-    sim.connect(c, a);
-    sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
-    sim.flow_log = Some(Vec::new());
-    sim.advance(Duration::from_secs(120));
-    let recorded: Vec<Vec<u8>> = sim
-        .flow_log
-        .take()
-        .unwrap()
-        .into_iter()
-        .filter(|(from, to, _)| (*from, *to) == (a, c))
-        .map(|(_, _, bytes)| bytes)
-        .collect();
+    let run = Recorded::new(&cfg, 0x8f20);
+    let [a, b, c] = run.nodes;
+    let recorded = run.recorded(a, c);
+    let mut sim = run.sim;
     assert!(recorded.len() >= 2, "a sent c {} datagrams", recorded.len());
     let replayer: SocketAddr = "198.19.66.66:3210".parse().unwrap();
     for d in recorded {
@@ -626,22 +649,10 @@ fn a_challenge_reflected_through_another_member_does_not_verify_the_replayers_ad
     // that Challenge to a, from y: a must not echo it (y is neither verified nor contacted
     // there), or the Echo, sealed by a, would verify y at b. Round 0 with y unknown to a,
     // round 1 with y an unverified peer at a (a replayed datagram of b's made it one).
-    let cfg = Simulator::keyed_config(7);
-    let mut sim = Simulator::new(0x8f31);
-    let [a, b, c] = sim.add_nodes(&cfg);
-    sim.connect(b, a);
-    sim.connect(c, a);
-    sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
-    sim.flow_log = Some(Vec::new());
-    sim.advance(Duration::from_secs(120));
-    let log = sim.flow_log.take().unwrap();
-    let recorded = |from: SocketAddr| -> Vec<Vec<u8>> {
-        log.iter()
-            .filter(|(f, t, _)| (*f, *t) == (from, c))
-            .map(|(_, _, bytes)| bytes.clone())
-            .collect()
-    };
-    let (from_a, from_b) = (recorded(a), recorded(b));
+    let run = Recorded::new(&Simulator::keyed_config(7), 0x8f31);
+    let [a, b, c] = run.nodes;
+    let (from_a, from_b) = (run.recorded(a, c), run.recorded(b, c));
+    let mut sim = run.sim;
     assert!(from_a.len() >= 2 && !from_b.is_empty());
     let y: SocketAddr = "198.19.66.67:3210".parse().unwrap();
     let kind = |d: &Vec<u8>| opened(std::slice::from_ref(d))[0][7];
@@ -678,22 +689,10 @@ fn a_challenge_handed_on_with_a_peers_forged_address_is_not_echoed() {
     // from y), hands a's Challenge to b with c's address forged as its source, and would
     // record b's Echo to c and replay it to a from y. b must see that the Challenge was
     // sealed by a, which speaks to it from a's own address, and not echo it.
-    let cfg = Simulator::keyed_config(7);
-    let mut sim = Simulator::new(0x8f32);
-    let [a, b, c] = sim.add_nodes(&cfg);
-    sim.connect(b, a);
-    sim.connect(c, a);
-    sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
-    sim.flow_log = Some(Vec::new());
-    sim.advance(Duration::from_secs(120));
-    let from_b: Vec<Vec<u8>> = sim
-        .flow_log
-        .take()
-        .unwrap()
-        .into_iter()
-        .filter(|(f, t, _)| (*f, *t) == (b, c))
-        .map(|(_, _, bytes)| bytes)
-        .collect();
+    let run = Recorded::new(&Simulator::keyed_config(7), 0x8f32);
+    let [a, b, c] = run.nodes;
+    let from_b = run.recorded(b, c);
+    let mut sim = run.sim;
     let y: SocketAddr = "198.19.66.68:3210".parse().unwrap();
     let kind = |d: &Vec<u8>| opened(std::slice::from_ref(d))[0][7];
     let to_y = deliver_direct(&mut sim, a, y, from_b[0].clone());

@@ -155,19 +155,12 @@ pub fn sender_echoes(datagram: &[u8]) -> bool {
         .is_some_and(|first| first & 0x80 != 0)
 }
 
-/// The sender process of a sealed datagram: its session with the 8 random bytes brought back
-/// to one of the four forms a process's sessions take (every byte XORed with 0x00, 0xff,
-/// 0x55 or 0xaa: the first cipher's, AEGIS-128L's and AEGIS-128X4's), so every session of one
-/// process gives the same value; 0 for anything too short.
-#[inline]
-pub fn sender_process(datagram: &[u8]) -> u128 {
-    let Some(session) = datagram
-        .get(field::SESSION..field::SESSION + SESSION_LEN)
-        .and_then(|b| <[u8; SESSION_LEN]>::try_from(b).ok())
-    else {
-        return 0;
-    };
-    let mut id = session;
+/// The sender process of a session: the session with its 8 random bytes brought back to one
+/// of the four forms a process's sessions take (every byte XORed with 0x00, 0xff, 0x55 or
+/// 0xaa: the first cipher's, AEGIS-128L's and AEGIS-128X4's), so every session of one process
+/// gives the same value.
+pub fn sender_process(session: &[u8; SESSION_LEN]) -> u128 {
+    let mut id = *session;
     // The XOR that clears the first random byte's top two bits: one of the four does.
     let mask = match id[8] >> 6 {
         0b00 => 0x00,

@@ -296,14 +296,12 @@ pub struct Node<S: Socket, D: Device> {
     crypto: Option<(Arc<Sealer>, Opener)>,
     /// Keyed mode with AEGIS-128L: the second sealer and the peers that open it.
     keyed_aegis: Option<seal::KeyedAegis>,
-    /// Keyed mode: the sender session of the datagram opened last.
+    /// Keyed mode: the sender session of the datagram opened last (its sender process:
+    /// [`crypto::sender_process`]).
     last_session: [u8; crypto::SESSION_LEN],
     /// Keyed mode: the datagram opened last came from a sender that answers a Challenge
     /// ([`crate::crypto::sender_echoes`]), so only its Echo verifies its address.
     sender_echoes: bool,
-    /// Keyed mode: the sender process of the datagram opened last
-    /// ([`crypto::sender_process`]).
-    sender_process: u128,
     /// Keyed mode: the sender process each verified peer was verified in, and the same by
     /// process: a Challenge sealed by a process that speaks to us from verified addresses is
     /// echoed only to one of them (`verify.rs`).
@@ -463,7 +461,6 @@ impl<S: Socket, D: Device> Node<S, D> {
             keyed_aegis,
             last_session: [0; crypto::SESSION_LEN],
             sender_echoes: false,
-            sender_process: 0,
             process_of: HashMap::new(),
             by_process: BTreeSet::new(),
             echo_sequence: 0,

@@ -84,15 +84,11 @@ impl<S: Socket, D: Device> Node<S, D> {
                 // (Read before opening, which writes over the counter; it counts only once
                 // the datagram opened, which authenticates it.)
                 let echoes = crypto::sender_echoes(datagram);
-                let process = crypto::sender_process(datagram);
                 let range = opener.open(datagram).map_err(open_drop_reason)?;
                 self.sender_echoes = echoes;
-                self.sender_process = process;
-                if self.keyed_aegis.is_some() {
-                    let at = wire::TOKEN_LEN + 1;
-                    if let Some(session) = datagram.get(at..at + crypto::SESSION_LEN) {
-                        self.last_session.copy_from_slice(session);
-                    }
+                let at = wire::TOKEN_LEN + 1;
+                if let Some(session) = datagram.get(at..at + crypto::SESSION_LEN) {
+                    self.last_session.copy_from_slice(session);
                 }
                 datagram.get(range).unwrap_or_default()
             }

@@ -258,6 +258,16 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
     }
 
+    /// Whether this node takes Challenge and Echo (`kind`): with a network key, as this
+    /// version; else they are unknown kinds, as to an earlier version or with per-node keys.
+    fn knows_echo(&self, kind: u8) -> Result<(), DropReason> {
+        if self.config.keyed_echo && self.crypto.is_some() {
+            Ok(())
+        } else {
+            Err(DropReason::Malformed(Error::UnknownKind(kind)))
+        }
+    }
+
     /// Keyed mode: `from` sent a Challenge: its nonce goes back in an Echo, to the address it
     /// came from (the same size as the Challenge, so no amplification; and only a member's
     /// datagram, or a replay of one, opens). A node acting as an earlier version
@@ -270,9 +280,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         nonce: u64,
         wire_len: usize,
     ) -> Result<(), DropReason> {
-        if !self.config.keyed_echo || self.crypto.is_none() {
-            return Err(DropReason::Malformed(Error::UnknownKind(CHALLENGE)));
-        }
+        self.knows_echo(CHALLENGE)?;
         if self.peers.is_verified(from) {
             let _ = self.peers.touch_received(now, from, wire_len);
         }
@@ -281,7 +289,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         // there, and take our Echo back to that member. And a Challenge sealed by a process
         // that speaks to us from verified addresses only to one of those: from elsewhere it
         // is that member's Challenge handed on by someone else, with a forged source.
-        let process = self.sender_process;
+        let process = crypto::sender_process(&self.last_session);
         let mut homes = self
             .by_process
             .range((process, SocketAddr::from(([0, 0, 0, 0], 0)))..)
@@ -332,9 +340,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         nonce: u64,
         wire_len: usize,
     ) -> Result<(), DropReason> {
-        if !self.config.keyed_echo || self.crypto.is_none() {
-            return Err(DropReason::Malformed(Error::UnknownKind(ECHO)));
-        }
+        self.knows_echo(ECHO)?;
         let Some(peer) = self.peers.get_mut(from) else {
             return Err(DropReason::Replayed);
         };
@@ -355,14 +361,14 @@ impl<S: Socket, D: Device> Node<S, D> {
         Ok(())
     }
 
-    /// Keyed mode: `addr` was verified by a datagram of the sender process
-    /// [`Node::sender_process`]: noted, for [`Node::on_echo_challenge`].
+    /// Keyed mode: `addr` was verified by a datagram of the sender process of
+    /// [`Node::last_session`]: noted, for [`Node::on_echo_challenge`].
     fn note_process(&mut self, addr: SocketAddr) {
         if self.crypto.is_none() {
             return;
         }
         self.forget_process(addr);
-        let process = self.sender_process;
+        let process = crypto::sender_process(&self.last_session);
         self.process_of.insert(addr, process);
         self.by_process.insert((process, addr));
     }
