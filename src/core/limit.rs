@@ -1,13 +1,34 @@
 //! [`RateLimiter`]: a token bucket on the injected clock; [`LogBudget`]: at most so many
-//! log lines per window.
+//! log lines per window; [`Host`]: what a per-host cap counts against.
 //!
 //! Owns the arithmetic only; callers decide what is limited (contacts per second, broadcast
-//! frames per source, log lines that the network can cause). No allocation, no clock reads,
-//! saturating arithmetic throughout.
+//! frames per source, log lines that the network can cause, table entries per host). No
+//! allocation, no clock reads, saturating arithmetic throughout.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::time::Instant;
+
+/// The host an address belongs to, as the per-host cap counts it: the IP address (IPv4 as
+/// an IPv4-mapped IPv6 address), and for other IPv6 addresses their /64 prefix, which one
+/// host usually holds whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Host(u128);
+
+impl Host {
+    /// The host of `addr`.
+    #[inline]
+    pub fn of(addr: SocketAddr) -> Host {
+        match addr.ip() {
+            IpAddr::V4(v4) => Host(u128::from(v4.to_ipv6_mapped())),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Host(u128::from(v4.to_ipv6_mapped())),
+                None => Host(u128::from(v6) & !u128::from(u64::MAX)),
+            },
+        }
+    }
+}
 
 /// A token bucket holding up to one second's worth of tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -53,6 +53,10 @@ pub const KEY_ASKS: u8 = 6;
 pub const MAX_PUBLIC: usize = 16;
 /// The most routes and candidates together.
 pub const MAX_ENTRIES: usize = 1024;
+/// The most routes and candidates through any one relay: half the table, so that one
+/// relaying peer (listing made-up addresses, or relaying frames from them) cannot take the
+/// slots of the others.
+pub const MAX_PER_RELAY: usize = MAX_ENTRIES / 2;
 
 /// Whether a route carries frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,6 +152,9 @@ pub struct RelayTable {
     public: Vec<SocketAddr>,
     candidates: BTreeMap<SocketAddr, Candidate>,
     routes: BTreeMap<SocketAddr, Route>,
+    /// Routes and candidates through each relay (what [`MAX_PER_RELAY`] caps); a relay with
+    /// none has no entry.
+    held: BTreeMap<SocketAddr, usize>,
     /// Active routes, counted so that the hot path can skip the table when there are none.
     active: usize,
     /// Moves whenever an active route is made, ends or changes its relay (see
@@ -285,18 +292,23 @@ impl RelayTable {
         self.members.remove(&peer);
         self.names_keys.remove(&peer);
         self.remove_route(peer);
-        self.candidates.remove(&peer);
+        if let Some(c) = self.candidates.remove(&peer) {
+            release(&mut self.held, c.via);
+        }
         self.drop_via(peer)
     }
 
     /// `addr` became a direct peer: no route or candidate for it any more. Returns the relay
     /// of the route it had, if any.
     pub fn on_direct(&mut self, addr: SocketAddr) -> Option<SocketAddr> {
-        self.candidates.remove(&addr);
+        if let Some(c) = self.candidates.remove(&addr) {
+            release(&mut self.held, c.via);
+        }
         self.remove_route(addr).map(|r| r.via)
     }
 
-    /// The relaying peer `via` listed `addr`, which is not a direct peer of ours.
+    /// The relaying peer `via` listed `addr`, which is not a direct peer of ours. A new
+    /// address is a candidate only while the table has room, in all and for `via`.
     pub fn on_listed(&mut self, now: Instant, via: SocketAddr, addr: SocketAddr) {
         if !self.capable.contains(&via) || addr == via {
             return;
@@ -311,7 +323,8 @@ impl RelayTable {
             c.last_listed = now;
             return;
         }
-        if self.len() < MAX_ENTRIES {
+        if self.len() < MAX_ENTRIES && self.held_by(via) < MAX_PER_RELAY {
+            hold(&mut self.held, via);
             self.candidates.insert(
                 addr,
                 Candidate {
@@ -363,15 +376,22 @@ impl RelayTable {
     }
 
     /// A frame from `from` reached us through the relaying peer `via`: may it be delivered?
+    /// A new route, or a route moved to `via`, needs room in the table, in all and for `via`
+    /// ([`MAX_PER_RELAY`]).
     pub fn accept_relayed(&mut self, now: Instant, via: SocketAddr, from: SocketAddr) -> Accept {
         let names_keys = self.names_keys.contains(&via);
+        let via_full = self.held_by(via) >= MAX_PER_RELAY;
         if let Some(r) = self.routes.get_mut(&from) {
+            let moves = r.via != via;
+            if moves && via_full && !matches!(r.state, RouteState::Superseded(_)) {
+                return Accept::Full;
+            }
             return match r.state {
                 RouteState::Superseded(_) => Accept::Superseded,
                 RouteState::Refused(_) if r.via == via || !names_keys => Accept::Refused,
                 RouteState::Refused(_) => {
                     // The far end picked another relay: its key is asked of that one.
-                    r.via = via;
+                    move_via(&mut self.held, r, via);
                     r.state = RouteState::Checking;
                     r.key = None;
                     r.asked = None;
@@ -383,7 +403,7 @@ impl RelayTable {
                     r.last_used = now;
                     if r.via != via {
                         // Asked of the relay the other side picked.
-                        r.via = via;
+                        move_via(&mut self.held, r, via);
                         r.asked = None;
                         r.unanswered = 0;
                         if !names_keys {
@@ -400,7 +420,7 @@ impl RelayTable {
                     r.last_used = now;
                     // The other side picked this relay; follow it if ours differs.
                     if r.via != via {
-                        r.via = via;
+                        move_via(&mut self.held, r, via);
                         self.changes = self.changes.wrapping_add(1);
                         if names_keys {
                             // The key is asked of the new relay before anything passes.
@@ -416,9 +436,14 @@ impl RelayTable {
                 }
             };
         }
-        let had_candidate = self.candidates.remove(&from).is_some();
-        if !had_candidate && self.len() >= MAX_ENTRIES {
+        let candidate_via = self.candidates.get(&from).map(|c| c.via);
+        if (candidate_via.is_none() && self.len() >= MAX_ENTRIES)
+            || (candidate_via != Some(via) && via_full)
+        {
             return Accept::Full;
+        }
+        if let Some(c) = self.candidates.remove(&from) {
+            release(&mut self.held, c.via);
         }
         match self.insert(from, via, now) {
             RouteState::Active => Accept::New,
@@ -550,10 +575,15 @@ impl RelayTable {
         mut on_gone: impl FnMut(SocketAddr, SocketAddr),
     ) {
         let capable = &self.capable;
+        let held = &mut self.held;
         self.candidates.retain(|addr, c| {
-            !is_direct(*addr)
+            let keep = !is_direct(*addr)
                 && capable.contains(&c.via)
-                && now.saturating_duration_since(c.last_listed) < CANDIDATE_IDLE
+                && now.saturating_duration_since(c.last_listed) < CANDIDATE_IDLE;
+            if !keep {
+                release(held, c.via);
+            }
+            keep
         });
         let due: Vec<(SocketAddr, SocketAddr)> = self
             .candidates
@@ -565,7 +595,9 @@ impl RelayTable {
             .map(|(a, c)| (*a, c.via))
             .collect();
         for (addr, via) in due {
-            self.candidates.remove(&addr);
+            if let Some(c) = self.candidates.remove(&addr) {
+                release(&mut self.held, c.via);
+            }
             let state = self.insert(addr, via, now);
             on_new(addr, via, state);
         }
@@ -619,6 +651,11 @@ impl RelayTable {
         self.routes.len() + self.candidates.len()
     }
 
+    /// Routes and candidates through the relay `via` (what [`MAX_PER_RELAY`] caps).
+    pub fn held_by(&self, via: SocketAddr) -> usize {
+        self.held.get(&via).copied().unwrap_or(0)
+    }
+
     /// True when there are no routes and no candidates.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -645,6 +682,10 @@ impl RelayTable {
                 unanswered: 0,
             },
         );
+        if let Some(old) = old {
+            release(&mut self.held, old.via);
+        }
+        hold(&mut self.held, via);
         let was_active = old.is_some_and(|r| r.state == RouteState::Active);
         match (was_active, state == RouteState::Active) {
             (false, true) => self.active += 1,
@@ -657,6 +698,7 @@ impl RelayTable {
 
     fn remove_route(&mut self, addr: SocketAddr) -> Option<Route> {
         let r = self.routes.remove(&addr)?;
+        release(&mut self.held, r.via);
         if r.state == RouteState::Active {
             self.active -= 1;
             self.changes = self.changes.wrapping_add(1);
@@ -665,7 +707,13 @@ impl RelayTable {
     }
 
     fn drop_via(&mut self, via: SocketAddr) -> Vec<SocketAddr> {
-        self.candidates.retain(|_, c| c.via != via);
+        let held = &mut self.held;
+        self.candidates.retain(|_, c| {
+            if c.via == via {
+                release(held, via);
+            }
+            c.via != via
+        });
         let gone: Vec<SocketAddr> = self
             .routes
             .iter()
@@ -677,6 +725,28 @@ impl RelayTable {
         }
         gone
     }
+}
+
+/// One more route or candidate through `via` in `held`.
+fn hold(held: &mut BTreeMap<SocketAddr, usize>, via: SocketAddr) {
+    *held.entry(via).or_default() += 1;
+}
+
+/// One route or candidate through `via` fewer in `held`.
+fn release(held: &mut BTreeMap<SocketAddr, usize>, via: SocketAddr) {
+    if let Some(n) = held.get_mut(&via) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            held.remove(&via);
+        }
+    }
+}
+
+/// Route `r` goes through `via` from now on (counted in `held`).
+fn move_via(held: &mut BTreeMap<SocketAddr, usize>, r: &mut Route, via: SocketAddr) {
+    release(held, r.via);
+    hold(held, via);
+    r.via = via;
 }
 
 /// [`RelayTable::ask_due`] for one route `r`, `names_keys` being the relays that name keys.
@@ -735,6 +805,7 @@ mod tests {
             |x, v, _| new.push((x, v)),
             |_, _| {},
         );
+        check_held(table);
         new
     }
 
@@ -888,15 +959,76 @@ mod tests {
     #[test]
     fn the_table_is_capped() {
         let mut table = table();
+        let relays = [a(R), a("198.18.0.2:3210"), a("198.18.0.4:3210")];
+        for r in relays {
+            table.set_flags(r, true, true);
+        }
         for i in 0..(MAX_ENTRIES as u32 + 100) {
             let addr = SocketAddr::from(([198, 19, (i >> 8) as u8, i as u8], 1));
-            table.on_listed(t(0), a(R), addr);
+            table.on_listed(t(0), relays[i as usize % 3], addr);
         }
         assert_eq!(table.len(), MAX_ENTRIES);
         assert_eq!(
             table.accept_relayed(t(0), a(R), a("198.18.9.9:9")),
             Accept::Full
         );
+        check_held(&table);
+    }
+
+    /// `held` counts what it should: every route and candidate, by relay.
+    fn check_held(table: &RelayTable) {
+        let mut counted: BTreeMap<SocketAddr, usize> = BTreeMap::new();
+        for r in table.routes.values() {
+            *counted.entry(r.via).or_default() += 1;
+        }
+        for c in table.candidates.values() {
+            *counted.entry(c.via).or_default() += 1;
+        }
+        assert_eq!(table.held, counted);
+    }
+
+    #[test]
+    fn one_relay_takes_at_most_half_the_table() {
+        let mut table = table();
+        let other = a("198.18.0.2:3210");
+        table.set_flags(other, true, true);
+        let made_up = |i: u32| SocketAddr::from(([198, 19, (i >> 8) as u8, i as u8], 7));
+        // R lists made-up addresses, then relays frames from more of them.
+        for i in 0..600 {
+            table.on_listed(t(0), a(R), made_up(i));
+        }
+        assert_eq!(table.held_by(a(R)), MAX_PER_RELAY);
+        for i in 600..700 {
+            assert_eq!(table.accept_relayed(t(1), a(R), made_up(i)), Accept::Full);
+        }
+        // A candidate of R's becomes a route through R: no new slot is taken.
+        assert_eq!(table.accept_relayed(t(1), a(R), made_up(3)), Accept::New);
+        assert_eq!(table.held_by(a(R)), MAX_PER_RELAY);
+        check_held(&table);
+        // The other relay still has its half, for candidates and for routes.
+        table.on_listed(t(2), other, X.parse().unwrap());
+        assert_eq!(
+            table.accept_relayed(t(2), other, a("198.18.0.5:1")),
+            Accept::New
+        );
+        assert_eq!(table.held_by(other), 2);
+        // A route of the other relay does not move to R while R is at its share.
+        assert_eq!(
+            table.accept_relayed(t(3), a(R), a("198.18.0.5:1")),
+            Accept::Full
+        );
+        assert_eq!(table.route(a("198.18.0.5:1")), Some(other));
+        // Nor does R's route to an address of the other's candidates take a slot of R's.
+        assert_eq!(table.accept_relayed(t(3), a(R), a(X)), Accept::Full);
+        check_held(&table);
+        // Entries that go give their slots back.
+        for i in 0..10 {
+            table.on_direct(made_up(i));
+        }
+        assert_eq!(table.held_by(a(R)), MAX_PER_RELAY - 10);
+        table.forget_peer(a(R));
+        assert_eq!(table.held_by(a(R)), 0);
+        check_held(&table);
     }
 
     #[test]

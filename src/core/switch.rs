@@ -3,14 +3,16 @@
 //! Owns which peer a (VLAN, MAC) was last seen behind, and for how long that holds. It does not
 //! decide what to do with a frame (that is `node`) and never sees bytes or sockets.
 //!
-//! The table is capped in total and per peer, so nobody on the network can grow it without bound:
-//! a full table refuses new entries (the caller counts them) and the frames to those MACs are
-//! flooded, as for any unknown destination.
+//! The table is capped in total, per peer and per host ([`Host`]: an IP address, or an IPv6
+//! /64), so nobody on the network can grow it without bound, and one host cannot fill it
+//! through many ports or relayed origins: a full table refuses new entries (the caller counts
+//! them) and the frames to those MACs are flooded, as for any unknown destination.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::limit::Host;
 use crate::time::Instant;
 use crate::wire::{Mac, VlanId};
 
@@ -18,6 +20,13 @@ use crate::wire::{Mac, VlanId};
 pub const DEFAULT_MAX_ENTRIES: usize = 65_536;
 /// Default cap on the entries that point at one peer.
 pub const DEFAULT_MAX_ENTRIES_PER_PEER: usize = 4_096;
+
+/// The cap on the entries charged to one host, for a table of `max_entries` in all and
+/// `max_per_peer` per peer: a quarter of the table, or the per-peer cap if that is more (one
+/// peer may always fill its own share).
+pub fn max_per_host(max_entries: usize, max_per_peer: usize) -> usize {
+    (max_entries / 4).max(max_per_peer)
+}
 
 /// A (VLAN, MAC) packed into one integer: the VLAN id above the 48 bits of the MAC. Hashing
 /// one `u64` costs the table's SipHash a single write where the tuple took three (one per
@@ -49,6 +58,8 @@ struct Entry {
     expires: Instant,
     /// Its place in its peer's list of keys (`SwitchTable::per_peer`).
     slot: u32,
+    /// The host it counts against: the peer's, or for a frame relayed to us, the relay's.
+    host: Host,
 }
 
 /// What [`SwitchTable::learn`] did.
@@ -75,11 +86,14 @@ pub struct SwitchTable {
     /// entries go in time proportional to their number, not to the table's size (removing a
     /// peer is something the network can cause at a high rate).
     per_peer: HashMap<SocketAddr, Vec<Key>>,
+    /// How many entries count against each host (a host with none has no entry).
+    per_host: HashMap<Host, usize>,
     /// Reused by [`SwitchTable::expire`].
     expired: Vec<Key>,
     timeout: Duration,
     max_entries: usize,
     max_per_peer: usize,
+    max_per_host: usize,
     /// Entries added, moved or removed since the table was made (see [`SwitchTable::changes`]).
     changes: u64,
 }
@@ -114,15 +128,19 @@ impl MacView {
 }
 
 impl SwitchTable {
-    /// An empty table whose entries live for `timeout` after they were last seen.
+    /// An empty table whose entries live for `timeout` after they were last seen, with at
+    /// most `max_entries` in all, `max_per_peer` behind one peer and [`max_per_host`] against
+    /// one host.
     pub fn new(timeout: Duration, max_entries: usize, max_per_peer: usize) -> SwitchTable {
         SwitchTable {
             entries: HashMap::new(),
             per_peer: HashMap::new(),
+            per_host: HashMap::new(),
             expired: Vec::new(),
             timeout,
             max_entries,
             max_per_peer,
+            max_per_host: max_per_host(max_entries, max_per_peer),
             changes: 0,
         }
     }
@@ -142,26 +160,56 @@ impl SwitchTable {
         }
     }
 
-    /// Records that `mac` on `vlan` sits behind `peer`, as of `now`.
+    /// Records that `mac` on `vlan` sits behind `peer`, as of `now`, counted against
+    /// `peer`'s host.
     ///
     /// Group (multicast or broadcast) addresses are never learned; callers filter them.
     // HOT PATH
+    #[inline]
     pub fn learn(&mut self, now: Instant, vlan: VlanId, mac: Mac, peer: SocketAddr) -> Learned {
+        self.learn_through(now, vlan, mac, peer, peer)
+    }
+
+    /// [`SwitchTable::learn`] for a frame from `peer` that reached us through `through`
+    /// (a relay; `peer` itself when it came directly), whose host the entry counts against.
+    // HOT PATH
+    pub fn learn_through(
+        &mut self,
+        now: Instant,
+        vlan: VlanId,
+        mac: Mac,
+        peer: SocketAddr,
+        through: SocketAddr,
+    ) -> Learned {
         let expires = now + self.timeout;
         let key = Key::new(vlan, mac);
+        let host = Host::of(through);
         if let Some(entry) = self.entries.get_mut(&key) {
-            if entry.peer == peer {
+            if entry.peer == peer && entry.host == host {
                 entry.expires = expires;
                 return Learned::Refreshed;
             }
-            let (from, slot) = (entry.peer, entry.slot);
-            if count_of(&self.per_peer, peer) >= self.max_per_peer {
+            let (from, slot, old_host) = (entry.peer, entry.slot, entry.host);
+            let moves_peer = from != peer;
+            if (moves_peer && count_of(&self.per_peer, peer) >= self.max_per_peer)
+                || (old_host != host && host_count(&self.per_host, host) >= self.max_per_host)
+            {
                 // The new owner is at its cap: keep the old entry rather than exceed it, but
                 // do not refresh it either (the MAC was not heard behind the old owner), so
                 // it expires unless the old owner still sends from it.
                 return Learned::Refused;
             }
             entry.expires = expires;
+            if old_host != host {
+                entry.host = host;
+                charge(&mut self.per_host, host);
+                discharge(&mut self.per_host, old_host);
+            }
+            if !moves_peer {
+                // The same peer, now reached another way (directly, or through another
+                // relay): only the host it counts against changed.
+                return Learned::Refreshed;
+            }
             entry.peer = peer;
             entry.slot = attach(&mut self.per_peer, peer, key);
             self.changes += 1;
@@ -170,16 +218,19 @@ impl SwitchTable {
         }
         if self.entries.len() >= self.max_entries
             || count_of(&self.per_peer, peer) >= self.max_per_peer
+            || host_count(&self.per_host, host) >= self.max_per_host
         {
             return Learned::Refused;
         }
         let slot = attach(&mut self.per_peer, peer, key);
+        charge(&mut self.per_host, host);
         self.entries.insert(
             key,
             Entry {
                 peer,
                 expires,
                 slot,
+                host,
             },
         );
         self.changes += 1;
@@ -227,6 +278,7 @@ impl SwitchTable {
             if let Some(e) = self.entries.remove(key) {
                 on_expired(key.vlan(), key.mac(), e.peer);
                 detach(&mut self.per_peer, &mut self.entries, e.peer, e.slot);
+                discharge(&mut self.per_host, e.host);
             }
         }
         let removed = expired.len();
@@ -241,7 +293,9 @@ impl SwitchTable {
             return 0;
         };
         for key in &keys {
-            self.entries.remove(key);
+            if let Some(e) = self.entries.remove(key) {
+                discharge(&mut self.per_host, e.host);
+            }
         }
         self.changes += keys.len() as u64;
         keys.len()
@@ -262,6 +316,11 @@ impl SwitchTable {
         count_of(&self.per_peer, peer)
     }
 
+    /// Number of entries counted against `host`.
+    pub fn count_for_host(&self, host: Host) -> usize {
+        host_count(&self.per_host, host)
+    }
+
     /// Every entry as (VLAN, MAC, peer, expiry), in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (VlanId, Mac, SocketAddr, Instant)> + '_ {
         self.entries
@@ -272,6 +331,25 @@ impl SwitchTable {
 
 fn count_of(map: &HashMap<SocketAddr, Vec<Key>>, peer: SocketAddr) -> usize {
     map.get(&peer).map_or(0, Vec::len)
+}
+
+fn host_count(map: &HashMap<Host, usize>, host: Host) -> usize {
+    map.get(&host).copied().unwrap_or(0)
+}
+
+/// One entry more counts against `host`.
+fn charge(map: &mut HashMap<Host, usize>, host: Host) {
+    *map.entry(host).or_default() += 1;
+}
+
+/// One entry fewer counts against `host`; a host left with none goes from the map.
+fn discharge(map: &mut HashMap<Host, usize>, host: Host) {
+    if let Some(n) = map.get_mut(&host) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(&host);
+        }
+    }
 }
 
 /// Adds `key` to `peer`'s list; returns its slot there.
@@ -464,6 +542,61 @@ mod tests {
     }
 
     #[test]
+    fn one_host_cannot_fill_the_table_through_many_ports_or_relayed_origins() {
+        // 64 entries, 8 per peer: 16 per host.
+        let mut t = SwitchTable::new(Duration::from_secs(300), 64, 8);
+        assert_eq!(max_per_host(64, 8), 16);
+        let mac = |i: u8| Mac([2, 0, 0, 0, 1, i]);
+        let port = |p: u16| SocketAddr::from(([198, 18, 0, 1], p));
+        // Eight ports of one host, eight MACs each: only two ports' worth is learned.
+        let mut learned = 0;
+        for p in 0..8u16 {
+            for i in 0..8u8 {
+                if t.learn(T0, VlanId::UNTAGGED, mac(p as u8 * 8 + i), port(4000 + p))
+                    == Learned::New
+                {
+                    learned += 1;
+                }
+            }
+        }
+        assert_eq!(learned, 16);
+        assert_eq!(t.count_for_host(Host::of(port(1))), 16);
+        // Relayed origins count against their relay's host, whatever their own addresses.
+        let relay = addr(7);
+        let origin = |i: u8| SocketAddr::from(([198, 19, 0, i], 3210));
+        let relayed = (0..40u8)
+            .filter(|&i| {
+                t.learn_through(T0, VlanId::new(5), mac(i), origin(i), relay) == Learned::New
+            })
+            .count();
+        assert_eq!(relayed, 16);
+        // Another host still has room, and so does an IPv6 host; a second address in the
+        // same /64 is the same host.
+        assert_eq!(t.learn(T0, VlanId::UNTAGGED, M, addr(2)), Learned::New);
+        let v6 = |s: &str| SocketAddr::new(s.parse().unwrap(), 3210);
+        assert_eq!(Host::of(v6("fd00::1")), Host::of(v6("fd00::ffff:2")));
+        assert_ne!(Host::of(v6("fd00::1")), Host::of(v6("fd00:0:0:1::1")));
+        assert_eq!(
+            Host::of(v6("::ffff:198.18.0.1")),
+            Host::of(port(1)),
+            "an IPv4-mapped address is its IPv4 host"
+        );
+        // A relayed origin reached directly later counts against its own host.
+        assert_eq!(
+            t.learn(T0, VlanId::new(5), mac(0), origin(0)),
+            Learned::Refreshed
+        );
+        assert_eq!(t.count_for_host(Host::of(relay)), 15);
+        assert_eq!(t.count_for_host(Host::of(origin(0))), 1);
+        // Entries that go give the host its room back.
+        t.forget_peer(port(4000));
+        assert_eq!(t.count_for_host(Host::of(port(1))), 8);
+        t.expire(Instant::from_secs(301), |_, _, _| {});
+        assert!(t.is_empty());
+        assert_eq!(t.count_for_host(Host::of(relay)), 0);
+    }
+
+    #[test]
     fn each_peers_list_of_keys_matches_the_entries_through_learning_moves_expiry_and_removal() {
         let mut table = SwitchTable::new(Duration::from_secs(30), 64, 24);
         let mut x = 0x9e37_79b9_u32;
@@ -482,10 +615,21 @@ mod tests {
                 1 => {
                     table.expire(now, |_, _, _| {});
                 }
+                2..=5 => {
+                    // Relayed, through one of two relays.
+                    let relay = addr(9 + (x >> 24) as u8 % 2);
+                    table.learn_through(now, vlan, mac, peer, relay);
+                }
                 _ => {
                     table.learn(now, vlan, mac, peer);
                 }
             }
+            let mut hosts: HashMap<Host, usize> = HashMap::new();
+            for e in table.entries.values() {
+                *hosts.entry(e.host).or_default() += 1;
+            }
+            assert_eq!(hosts, table.per_host, "step {step}");
+            assert!(hosts.values().all(|&n| n <= 24), "step {step}");
             let listed: usize = table.per_peer.values().map(Vec::len).sum();
             assert_eq!(listed, table.entries.len(), "step {step}");
             for (key, e) in &table.entries {

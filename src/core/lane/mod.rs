@@ -360,7 +360,9 @@ impl<S: Socket> Outbound for Lane<S> {
 
     fn send_to_all(&mut self, datagram: &[u8]) {
         let (view, _, _, mut out) = self.parts();
-        view.peers.iter().for_each(|&peer| out.send(peer, datagram));
+        for &peer in &view.peers {
+            out.send(peer, datagram);
+        }
     }
 
     fn seal_and_send(
@@ -396,13 +398,16 @@ struct Out<'a, S> {
 impl<S: Socket> Out<'_, S> {
     /// Sends one datagram and counts it for `peer`.
     // HOT PATH
-    fn send(&mut self, peer: SocketAddr, datagram: &[u8]) {
-        if self.tx.send(self.stats, peer, datagram, false) {
+    /// Sends `datagram` to `peer`; returns whether it went out (was queued).
+    fn send(&mut self, peer: SocketAddr, datagram: &[u8]) -> bool {
+        let sent = self.tx.send(self.stats, peer, datagram, false);
+        if sent {
             // Never allocates: room for every peer of the view was reserved.
             let count = self.sent.entry(peer).or_insert((0, 0));
             count.0 += 1;
             count.1 += datagram.len() as u64;
         }
+        sent
     }
 
     /// The sealer for datagrams to `peer` in `view`: `None` in the clear protocol, and `Err`
@@ -481,7 +486,6 @@ impl<S: Socket> Out<'_, S> {
                 return;
             }
         };
-        self.stats.relay_frames_sent += 1;
         let sealed = match self.sealer_for(view, now, via) {
             Ok(Some(sealer)) => sealer.seal(
                 view.token,
@@ -494,8 +498,9 @@ impl<S: Socket> Out<'_, S> {
         };
         match sealed {
             Ok(range) => {
-                if let Some(datagram) = buf.get(range) {
-                    self.send(via, datagram);
+                // Counted once it went out, as the loop's own relaying counts it.
+                if buf.get(range).is_some_and(|d| self.send(via, d)) {
+                    self.stats.relay_frames_sent += 1;
                 }
             }
             Err(e) => self.seal_failed(via, e),

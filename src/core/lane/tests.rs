@@ -431,6 +431,23 @@ fn with_per_node_keys_a_peer_without_a_session_is_counted_and_handed_back_for_a_
     assert_eq!(counts.stats.frames_flooded, 2);
     assert_eq!(counts.stats.datagrams_sent, 0);
 
+    // A relay route through that peer: a frame for the far end goes nowhere, and is not
+    // counted as relayed.
+    let view = ForwardView {
+        relays: vec![(peer(9), peer(1))],
+        ..(*lane.view).clone()
+    };
+    let mut relaying = Lane::new(Recorder::default(), Arc::new(view), now);
+    assert!(send_through_lane(
+        &mut relaying,
+        now,
+        &frame([0xff; 6], [2, 0, 0, 0, 0, 1], 60)
+    )
+    .is_empty());
+    let relayed = relaying.take_counts();
+    assert_eq!(relayed.stats.relay_frames_sent, 0);
+    assert_eq!(relayed.stats.datagrams_sent, 0);
+
     // The node counts them and starts a handshake with the peer at once.
     node.socket_mut().0.clear();
     node.absorb_lane(&counts);

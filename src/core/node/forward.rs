@@ -20,7 +20,7 @@ use crate::identity::SealOutcome;
 use crate::io::{Device, Socket};
 use crate::outbound::{self, Outbound, Sealing};
 use crate::stats::{DropReason, Stats};
-use crate::switch::Learned;
+use crate::switch::{self, Learned};
 use crate::time::Instant;
 use crate::wire::{Frame, Mac, Token, VlanId};
 
@@ -113,7 +113,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         let src = frame.src();
         if is_verified && !src.is_multicast() {
             let vlan = frame.vlan();
-            match self.switch.learn(now, vlan, src, from) {
+            match self.switch.learn_through(now, vlan, src, from, limit_by) {
                 Learned::Refreshed => {}
                 Learned::New => debug!("learned {src} on {vlan} at {from}"),
                 Learned::Moved { from: old } => {
@@ -129,7 +129,8 @@ impl<S: Socket, D: Device> Node<S, D> {
                     if self.first_time_full(FULL_MACS) {
                         let (total, per_peer) =
                             (self.config.max_macs, self.config.max_macs_per_peer);
-                        warn!("mac table full ({total} entries, {per_peer} per peer): frames to new macs are flooded (counted; warned once)");
+                        let per_host = switch::max_per_host(total, per_peer);
+                        warn!("mac table full ({total} entries, {per_peer} per peer, {per_host} per host): frames to new macs are flooded (counted; warned once)");
                     }
                     debug!("not learning {src} on {vlan} at {from}: mac table full");
                 }

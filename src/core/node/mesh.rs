@@ -326,13 +326,14 @@ impl<S: Socket, D: Device> Node<S, D> {
                 continue;
             }
             news += 1;
-            if !self.contacts.add_learned(now, addr) {
+            if !self.contacts.add_learned(now, addr, from) {
                 self.stats.contacts_refused += 1;
                 if self.first_time_full(FULL_CONTACTS) {
                     let max = self.config.max_contacts;
-                    warn!("contact queue full ({max} addresses): addresses from peer lists are ignored (counted; warned once)");
+                    let share = self.contacts.max_per_lister();
+                    warn!("contact queue full ({max} addresses, or {share} listed by one host): addresses from peer lists are ignored (counted; warned once)");
                 }
-                debug!("not contacting {addr}: contact queue full");
+                debug!("not contacting {addr}: contact queue full (or {from}'s share of it)");
             }
         }
         if news == 0 && !list.is_empty() {

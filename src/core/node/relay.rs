@@ -184,7 +184,8 @@ impl<S: Socket, D: Device> Node<S, D> {
             if self.peers.contains(*addr) || !self.config.can_reach(*addr) {
                 continue;
             }
-            match self.contacts.try_once_more(now, *addr) {
+            let via = self.relay.route(*addr).unwrap_or(*addr);
+            match self.contacts.try_once_more(now, *addr, via) {
                 Some(true) => debug!("trying {addr} directly again (reached through a relay)"),
                 Some(false) => {}
                 None => self.stats.contacts_refused += 1,

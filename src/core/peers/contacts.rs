@@ -1,11 +1,12 @@
 //! [`Contacts`]: the addresses we are trying to reach with "get peer list", configured
 //! (`--connect`, tried forever with back-off) or learned from peer lists (tried a few times,
-//! then remembered quietly), capped.
+//! then remembered quietly), capped in all and per host that listed them (a quarter of the
+//! queue), so that one peer listing junk cannot keep out the addresses the others list.
 //!
 //! Owns when each address is due and its back-off. It sends nothing: `node` takes the due
 //! addresses and sends.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use super::{
     CONNECT_BACKOFF_MAX, CONNECT_BACKOFF_START, LEARNED_ATTEMPTS, LEARNED_BACKOFF_START,
     LEARNED_QUIET_PERIOD,
 };
+use crate::limit::Host;
 use crate::time::Instant;
 
 /// One address we are trying to reach with "get peer list".
@@ -31,6 +33,9 @@ pub struct Contact {
     pub forget_at: Instant,
     /// When we last sent it "get peer list".
     pub last_sent: Option<Instant>,
+    /// For learned addresses: the host of the peer that listed it (or of the relay whose
+    /// route it is), whose share of the queue it takes.
+    pub lister: Option<Host>,
 }
 
 /// Addresses to contact, with back-off, capped.
@@ -38,21 +43,35 @@ pub struct Contact {
 pub struct Contacts {
     entries: BTreeMap<SocketAddr, Contact>,
     max: usize,
+    /// Learned entries by the host that listed them (a host with none has no entry).
+    per_lister: HashMap<Host, usize>,
 }
 
 impl Contacts {
-    /// An empty queue holding at most `max` addresses.
+    /// An empty queue holding at most `max` addresses, and at most a quarter of that (at
+    /// least one) listed by any one host.
     pub fn new(max: usize) -> Contacts {
         Contacts {
             entries: BTreeMap::new(),
             max,
+            per_lister: HashMap::new(),
         }
+    }
+
+    /// The most learned addresses one host's lists may hold in the queue.
+    pub fn max_per_lister(&self) -> usize {
+        (self.max / 4).max(1)
+    }
+
+    /// Learned addresses in the queue that `lister`'s host listed.
+    pub fn listed_by(&self, lister: SocketAddr) -> usize {
+        self.per_lister.get(&Host::of(lister)).copied().unwrap_or(0)
     }
 
     /// Queues a `--connect` address for an attempt at `at`. Configured addresses are never
     /// refused for lack of room and never given up.
     pub fn add_configured(&mut self, addr: SocketAddr, at: Instant) {
-        self.entries.insert(
+        let old = self.entries.insert(
             addr,
             Contact {
                 next_attempt: at,
@@ -61,19 +80,25 @@ impl Contacts {
                 is_configured: true,
                 forget_at: Instant::FAR_FUTURE,
                 last_sent: None,
+                lister: None,
             },
         );
+        self.discharge(old);
     }
 
-    /// Queues an address learned from a peer list, unless it is already queued (or was given up
-    /// recently). Returns false if it was refused because the queue is full.
-    pub fn add_learned(&mut self, now: Instant, addr: SocketAddr) -> bool {
+    /// Queues an address learned from a peer list of `lister`, unless it is already queued
+    /// (or was given up recently). Returns false if it was refused because the queue is
+    /// full, or holds [`Contacts::max_per_lister`] addresses listed by `lister`'s host.
+    pub fn add_learned(&mut self, now: Instant, addr: SocketAddr, lister: SocketAddr) -> bool {
         if self.entries.contains_key(&addr) {
             return true;
         }
-        if self.entries.len() >= self.max {
+        let host = Host::of(lister);
+        let listed = self.per_lister.get(&host).copied().unwrap_or(0);
+        if self.entries.len() >= self.max || listed >= self.max_per_lister() {
             return false;
         }
+        *self.per_lister.entry(host).or_default() += 1;
         self.entries.insert(
             addr,
             Contact {
@@ -83,18 +108,31 @@ impl Contacts {
                 is_configured: false,
                 forget_at: Instant::FAR_FUTURE,
                 last_sent: None,
+                lister: Some(host),
             },
         );
         true
     }
 
+    /// A learned entry left the queue: its lister's host has room for one more.
+    fn discharge(&mut self, gone: Option<Contact>) {
+        if let Some(host) = gone.and_then(|c| c.lister) {
+            release(&mut self.per_lister, host);
+        }
+    }
+
     /// One more attempt at `addr`, due at `now` (a relay route's regular direct try): a learned
     /// address that was given up gets one attempt despite its quiet period, and is given up
     /// again if it does not answer; a `--connect` address is tried now rather than at the end
-    /// of its back-off; a new one is queued as by [`Contacts::add_learned`]. Returns
-    /// `Some(true)` if an attempt was queued, `Some(false)` if one was queued already, `None`
-    /// if there was no room.
-    pub fn try_once_more(&mut self, now: Instant, addr: SocketAddr) -> Option<bool> {
+    /// of its back-off; a new one is queued as by [`Contacts::add_learned`], in the share of
+    /// `lister` (the relay of its route). Returns `Some(true)` if an attempt was queued,
+    /// `Some(false)` if one was queued already, `None` if there was no room.
+    pub fn try_once_more(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        lister: SocketAddr,
+    ) -> Option<bool> {
         match self.entries.get_mut(&addr) {
             Some(c) if !c.is_configured && c.attempts >= LEARNED_ATTEMPTS => {
                 c.attempts = LEARNED_ATTEMPTS - 1;
@@ -107,13 +145,15 @@ impl Contacts {
                 Some(true)
             }
             Some(_) => Some(false),
-            None => self.add_learned(now, addr).then_some(true),
+            None => self.add_learned(now, addr, lister).then_some(true),
         }
     }
 
     /// Removes `addr` (it answered, so it is a peer now). Returns what was queued.
     pub fn remove(&mut self, addr: SocketAddr) -> Option<Contact> {
-        self.entries.remove(&addr)
+        let gone = self.entries.remove(&addr);
+        self.discharge(gone);
+        gone
     }
 
     /// True if `addr` is queued.
@@ -139,8 +179,14 @@ impl Contacts {
     /// Forgets given-up learned entries whose quiet period is over, then appends up to `limit`
     /// addresses due at `now` to `out` and schedules each one's next attempt.
     pub fn take_due(&mut self, now: Instant, limit: usize, out: &mut Vec<SocketAddr>) {
-        self.entries
-            .retain(|_, c| c.is_configured || c.attempts < LEARNED_ATTEMPTS || c.forget_at > now);
+        let per_lister = &mut self.per_lister;
+        self.entries.retain(|_, c| {
+            let keep = c.is_configured || c.attempts < LEARNED_ATTEMPTS || c.forget_at > now;
+            if let (false, Some(host)) = (keep, c.lister) {
+                release(per_lister, host);
+            }
+            keep
+        });
         for (addr, c) in self.entries.iter_mut() {
             if out.len() >= limit {
                 break;
@@ -169,5 +215,15 @@ impl Contacts {
             .filter(|c| c.is_configured || c.attempts < LEARNED_ATTEMPTS)
             .map(|c| c.next_attempt)
             .min()
+    }
+}
+
+/// One entry fewer listed by `host`; a host with none left goes from the map.
+fn release(per_lister: &mut HashMap<Host, usize>, host: Host) {
+    if let Some(n) = per_lister.get_mut(&host) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            per_lister.remove(&host);
+        }
     }
 }

@@ -513,7 +513,7 @@ fn contacts_configured_back_off_doubles_up_to_cap() {
 #[test]
 fn contacts_learned_are_tried_a_few_times_then_remembered_quietly() {
     let mut c = Contacts::new(4);
-    assert!(c.add_learned(Instant::ZERO, addr(1)));
+    assert!(c.add_learned(Instant::ZERO, addr(1), addr(1)));
     let mut attempts = 0;
     let mut now = Instant::ZERO;
     for _ in 0..200 {
@@ -521,7 +521,7 @@ fn contacts_learned_are_tried_a_few_times_then_remembered_quietly() {
         c.take_due(now, 10, &mut out);
         attempts += out.len();
         // peer lists keep naming it: no new attempts
-        c.add_learned(now, addr(1));
+        c.add_learned(now, addr(1), addr(1));
         now += Duration::from_secs(1);
     }
     assert_eq!(attempts, usize::try_from(LEARNED_ATTEMPTS).unwrap());
@@ -546,12 +546,12 @@ fn contacts_learned_are_tried_a_few_times_then_remembered_quietly() {
 fn contacts_a_given_up_address_can_be_tried_once_more() {
     let mut c = Contacts::new(4);
     assert_eq!(
-        c.try_once_more(Instant::ZERO, addr(1)),
+        c.try_once_more(Instant::ZERO, addr(1), addr(1)),
         Some(true),
         "new: queued"
     );
     assert_eq!(
-        c.try_once_more(Instant::ZERO, addr(1)),
+        c.try_once_more(Instant::ZERO, addr(1), addr(1)),
         Some(false),
         "being tried already"
     );
@@ -562,7 +562,7 @@ fn contacts_a_given_up_address_can_be_tried_once_more() {
     assert_eq!(out.len(), usize::try_from(LEARNED_ATTEMPTS).unwrap());
     // Given up and quiet; a relay route's direct try still gets one attempt, and one only.
     let at = Instant::from_secs(30);
-    assert_eq!(c.try_once_more(at, addr(1)), Some(true));
+    assert_eq!(c.try_once_more(at, addr(1), addr(1)), Some(true));
     out.clear();
     for s in 30..60 {
         c.take_due(Instant::from_secs(s), 10, &mut out);
@@ -571,19 +571,22 @@ fn contacts_a_given_up_address_can_be_tried_once_more() {
     assert!(c.contains(addr(1)), "given up again, and remembered");
     // A --connect address in its back-off is tried now; a full queue says so.
     c.add_configured(addr(2), Instant::from_secs(100));
-    assert_eq!(c.try_once_more(Instant::from_secs(60), addr(2)), Some(true));
+    assert_eq!(
+        c.try_once_more(Instant::from_secs(60), addr(2), addr(2)),
+        Some(true)
+    );
     out.clear();
     c.take_due(Instant::from_secs(60), 10, &mut out);
     assert_eq!(out, [addr(2)]);
     let mut full = Contacts::new(1);
     full.add_configured(addr(3), Instant::ZERO);
-    assert_eq!(full.try_once_more(Instant::ZERO, addr(4)), None);
+    assert_eq!(full.try_once_more(Instant::ZERO, addr(4), addr(4)), None);
 }
 
 #[test]
 fn contacts_learned_quiet_period_counts_from_giving_up_also_when_attempts_came_late() {
     let mut c = Contacts::new(4);
-    assert!(c.add_learned(Instant::ZERO, addr(1)));
+    assert!(c.add_learned(Instant::ZERO, addr(1), addr(1)));
     // A busy queue gets to the address only after 1000 s.
     let start = Instant::from_secs(1000);
     let mut out = Vec::new();
@@ -599,7 +602,7 @@ fn contacts_learned_quiet_period_counts_from_giving_up_also_when_attempts_came_l
         c.contains(addr(1)),
         "remembered although added over 300 s ago"
     );
-    c.add_learned(later, addr(1));
+    c.add_learned(later, addr(1), addr(1));
     c.take_due(later, 10, &mut out);
     assert!(
         out.is_empty(),
@@ -610,9 +613,9 @@ fn contacts_learned_quiet_period_counts_from_giving_up_also_when_attempts_came_l
 #[test]
 fn contacts_refuse_learned_beyond_cap_and_limit_per_call() {
     let mut c = Contacts::new(2);
-    assert!(c.add_learned(Instant::ZERO, addr(1)));
-    assert!(c.add_learned(Instant::ZERO, addr(2)));
-    assert!(!c.add_learned(Instant::ZERO, addr(3)));
+    assert!(c.add_learned(Instant::ZERO, addr(1), addr(1)));
+    assert!(c.add_learned(Instant::ZERO, addr(2), addr(2)));
+    assert!(!c.add_learned(Instant::ZERO, addr(3), addr(3)));
     let mut out = Vec::new();
     c.take_due(Instant::ZERO, 1, &mut out);
     assert_eq!(out, vec![addr(1)]);
@@ -653,4 +656,42 @@ fn traffic_is_counted_per_peer_each_way() {
     assert_eq!(seen, [addr(1)]);
     assert_eq!(t.get(addr(1)).unwrap().traffic.tx_bytes, 80);
     assert_eq!(t.get(addr(3)).unwrap().traffic, Traffic::default());
+}
+
+#[test]
+fn contacts_one_host_lists_at_most_a_quarter_of_the_queue() {
+    let mut c = Contacts::new(16);
+    assert_eq!(c.max_per_lister(), 4);
+    let junk = |i: u16| SocketAddr::from(([198, 19, 1, 1], 1000 + i));
+    // A peer lists junk from two ports of one host: four are queued, the rest refused.
+    let queued = (0..10u16)
+        .filter(|&i| {
+            let port = SocketAddr::from(([198, 18, 0, 9], 3210 + i % 2));
+            c.add_learned(Instant::ZERO, junk(i), port)
+        })
+        .count();
+    assert_eq!(queued, 4);
+    assert_eq!(c.listed_by(addr(9)), 4);
+    // Another peer's addresses still get in.
+    for n in 20..24 {
+        assert!(c.add_learned(Instant::ZERO, addr(n), addr(2)));
+    }
+    // An address already queued is not refused, whoever lists it again.
+    assert!(c.add_learned(Instant::ZERO, junk(0), addr(9)));
+    // Room comes back as entries go: answered, or forgotten after the quiet period.
+    c.remove(junk(0));
+    assert_eq!(c.listed_by(addr(9)), 3);
+    assert!(c.add_learned(Instant::ZERO, junk(100), addr(9)));
+    let mut out = Vec::new();
+    for s in 0..20 {
+        c.take_due(Instant::from_secs(s), 100, &mut out);
+    }
+    c.take_due(Instant::from_secs(20) + LEARNED_QUIET_PERIOD, 100, &mut out);
+    assert!(c.is_empty());
+    assert_eq!(c.listed_by(addr(9)), 0);
+    assert_eq!(c.listed_by(addr(2)), 0);
+    // A --connect address that was learned first gives its lister's room back.
+    assert!(c.add_learned(Instant::ZERO, addr(30), addr(9)));
+    c.add_configured(addr(30), Instant::ZERO);
+    assert_eq!(c.listed_by(addr(9)), 0);
 }

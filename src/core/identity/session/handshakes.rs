@@ -154,9 +154,7 @@ impl Sessions {
             self.stats.handshakes_untrusted += 1;
             return HandshakeEvent::Dropped;
         }
-        // A refused response leaves the handshake in flight: anyone who knows our public key
-        // can make a response that passes mac1, and it must not cancel the real one. Nor may
-        // a response claim the address of another member (see `on_initiation`).
+        // A response may not claim the address of another member (see `on_initiation`).
         if self.used_by_other(from, &remote, now) {
             self.stats.address_in_use += 1;
             debug!("handshake response from {from} refused: another trusted key uses that address");
@@ -174,8 +172,14 @@ impl Sessions {
                 HandshakeEvent::Completed
             }
             Err(e) => {
+                // Anyone who knows our public key can make a response that passes mac1, but
+                // only one who saw the initiation (the node it went to, or one on the path)
+                // knows its index. Opening a response costs two Diffie-Hellmans, so a handshake
+                // takes one refused response and no more: it is given up, and the next round
+                // starts another.
+                self.pending.remove(&receiver_index);
                 self.count_refusal(e);
-                debug!("handshake response from {from} refused: {e}");
+                debug!("handshake response from {from} refused: {e} (handshake given up)");
                 HandshakeEvent::Dropped
             }
         }
@@ -377,13 +381,19 @@ impl Sessions {
         !confirm_first
     }
 
+    /// A fresh handshake index: drawn under a secret key, so that the indices a node sees
+    /// (those of the handshakes with it) tell nothing of the others, and a response forged
+    /// off the path cannot name a handshake in flight.
     fn next_index(&mut self) -> u32 {
         loop {
-            // xorshift64
-            self.rng ^= self.rng << 13;
-            self.rng ^= self.rng >> 7;
-            self.rng ^= self.rng << 17;
-            let index = (self.rng >> 32) as u32;
+            self.index_count = self.index_count.wrapping_add(1);
+            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+            ctx.update(&self.index_key);
+            ctx.update(&self.index_count.to_le_bytes());
+            let digest = ctx.finish();
+            let mut first = [0u8; 4];
+            first.copy_from_slice(&digest.as_ref()[..4]);
+            let index = u32::from_le_bytes(first);
             if !self.pending.contains_key(&index) {
                 return index;
             }
@@ -935,6 +945,83 @@ mod tests {
         }
         assert_eq!(b.stats().initiations_proven, before + 10);
         assert_eq!(b.stats().handshakes_rate_limited, limited + 8);
+    }
+
+    #[test]
+    fn a_handshake_takes_one_refused_response_and_no_more() {
+        let (mut a, mut b, at_a, at_b) = cookie_pair(20);
+        let now = Instant::from_secs(1);
+        let mut out = [0u8; 256];
+        let first = round_to(&mut a, now, at_b);
+        assert_eq!(first.len(), 1);
+        // Whoever got the initiation knows its index, and anyone knows a's public key: a
+        // response with random Noise bytes passes mac1, and costs a two Diffie-Hellmans.
+        let a_public = a.public();
+        let forged = |fill: u8| {
+            let mut m = vec![fill; handshake::RESPONSE_LEN];
+            m[..7].copy_from_slice(&Token::MAX.to_bytes());
+            m[7] = handshake::RESPONSE;
+            m[12..16].copy_from_slice(&first[0][8..12]);
+            crate::identity::tests_handshake::remac(&mut m, &a_public);
+            m
+        };
+        for i in 0..1000 {
+            let from = if i % 2 == 0 { at_b } else { at_a };
+            let _ = a.on_handshake(now, from, &forged(i as u8), &mut out);
+        }
+        let stats = a.stats();
+        assert_eq!(
+            stats.handshakes_forged, 1,
+            "one refused response, then the handshake is given up"
+        );
+        assert_eq!(stats.responses_unexpected, 999);
+        // b's real answer to that initiation finds nothing in flight; the next round's does.
+        if let HandshakeEvent::Answered(len, _) = b.on_handshake(now, at_a, &first[0], &mut out) {
+            let answer = out[..len].to_vec();
+            assert_eq!(
+                a.on_handshake(now, at_b, &answer, &mut out),
+                HandshakeEvent::Dropped
+            );
+        } else {
+            panic!("b did not answer");
+        }
+        let later = now + HANDSHAKE_RETRY;
+        a.housekeep(later, &mut |_, _| {});
+        let second = round_to(&mut a, later, at_b);
+        assert_eq!(second.len(), 1);
+        let HandshakeEvent::Answered(len, _) = b.on_handshake(later, at_a, &second[0], &mut out)
+        else {
+            panic!("b did not answer the second round");
+        };
+        let answer = out[..len].to_vec();
+        assert_eq!(
+            a.on_handshake(later, at_b, &answer, &mut out),
+            HandshakeEvent::Completed
+        );
+    }
+
+    #[test]
+    fn handshake_indices_are_not_a_linear_function_of_the_seed() {
+        // A generator linear over GF(2) (xorshift) gives, for seeds s1 ^ s2 ^ s3 = s4, first
+        // indices that XOR to zero; from a few indices its whole state can be solved for,
+        // and every later index of the node predicted.
+        let first = |seed: u64| {
+            let mut sessions = Sessions::new(
+                Identity::new(SecretKey::from_random([7; 32])),
+                Token::MAX,
+                TrustedKeys::new(),
+                IdentityConfig::new(Instant::ZERO, 1_700_000_000_000_000_000, seed),
+                Instant::ZERO,
+            );
+            [sessions.next_index(), sessions.next_index()]
+        };
+        let seeds = [0x1234_5679u64, 0x0bad_cafe_0001, 0x7777_0000_0003];
+        let s4 = seeds[0] ^ seeds[1] ^ seeds[2];
+        let [i1, i2, i3, i4] = [seeds[0], seeds[1], seeds[2], s4].map(first);
+        assert_ne!(i1[0] ^ i2[0] ^ i3[0] ^ i4[0], 0);
+        assert_ne!(i1[1] ^ i2[1] ^ i3[1] ^ i4[1], 0);
+        // Still the same indices for the same seed (simulations are reproducible).
+        assert_eq!(first(seeds[0]), i1);
     }
 
     #[test]

@@ -96,7 +96,8 @@ pub struct IdentityConfig {
     pub wall_start_nanos: u64,
     /// The node's clock reading when `wall_start_nanos` was taken.
     pub started: Instant,
-    /// Seed for handshake indices (random bytes from the caller).
+    /// Seed for handshake indices (random bytes from the caller): the key under which they
+    /// are drawn, so that nobody who sees some of them can tell the others.
     pub seed: u64,
 }
 
@@ -244,7 +245,10 @@ pub struct Sessions {
     proven_addrs: HashMap<SocketAddr, RateLimiter>,
     /// The initiator's cookies, by the address whose reply brought them, and when.
     cookies: HashMap<SocketAddr, (Cookie, Instant)>,
-    rng: u64,
+    /// The key handshake indices are drawn under (from [`IdentityConfig::seed`]), and how
+    /// many were drawn: each index is the first 4 bytes of SHA-256(key ‖ count).
+    index_key: [u8; 32],
+    index_count: u64,
     /// The timestamp of our last initiation (nanoseconds since the Unix epoch): each next one
     /// is later, also two in the same instant, so that a peer never takes one for a replay.
     last_initiation: u64,
@@ -292,7 +296,8 @@ impl Sessions {
             proven_addrs: HashMap::new(),
             cookies: HashMap::new(),
             log_budget: LogBudget::new(now),
-            rng: config.seed | 1,
+            index_key: index_key(config.seed),
+            index_count: 0,
             last_initiation: 0,
             config,
             keys: FastMap::default(),
@@ -704,4 +709,14 @@ fn members_digest(trusted: &[PublicKey], own: &PublicKey) -> u64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(digest.as_ref().get(..8).unwrap_or(&[0; 8]));
     u64::from_be_bytes(first)
+}
+
+/// The key handshake indices are drawn under, for `seed`.
+fn index_key(seed: u64) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(b"ethcloud-index-v1");
+    ctx.update(&seed.to_le_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(ctx.finish().as_ref());
+    key
 }
