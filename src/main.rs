@@ -18,14 +18,14 @@
 //! Exit codes: 0 clean exit (also after SIGINT/SIGTERM), 1 run-time failure, 2 usage or
 //! config error.
 
-use std::io;
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use log::{info, warn};
+use log::{error, info, warn};
 
 use ethcloud::cli::{unique_addrs, Args, Command, Host, Settings, ShowArgs};
 use ethcloud::daemon;
@@ -53,12 +53,17 @@ fn main() -> ExitCode {
         };
         return match result {
             Ok(()) => ExitCode::SUCCESS,
+            // The reader went away: quietly, as `write_stdout` does.
+            Err(Error::Stdio { source, .. }) if source.kind() == io::ErrorKind::BrokenPipe => {
+                ExitCode::from(141)
+            }
             Err(err) => fail(&err),
         };
     }
     if let Some(shell) = args.completions {
-        clap_complete::generate(shell, &mut Args::command(), "ethcloud", &mut io::stdout());
-        return ExitCode::SUCCESS;
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Args::command(), "ethcloud", &mut script);
+        return write_stdout(&script);
     }
     let settings = match args.check() {
         Ok(settings) => settings,
@@ -75,8 +80,29 @@ fn main() -> ExitCode {
 }
 
 fn fail(err: &Error) -> ExitCode {
-    eprintln!("ethcloud: {err}");
+    say(&format!("ethcloud: {err}\n"));
     ExitCode::from(err.exit_code())
+}
+
+/// Writes `text` to standard error; a standard error that is closed or full is no reason
+/// to stop (`eprint!` would panic).
+fn say(text: &str) {
+    let _ = io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// Writes `bytes` to standard output. A reader that went away (`ethcloud show | head -1`)
+/// ends the command quietly with status 141, as a shell shows a command ended by SIGPIPE;
+/// any other failure is one line on standard error and status 1. (`print!` would panic.)
+fn write_stdout(bytes: &[u8]) -> ExitCode {
+    let mut out = io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::from(141),
+        Err(e) => {
+            say(&format!("ethcloud: cannot write to standard output: {e}\n"));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn run(settings: &Settings) -> Result<(), Error> {
@@ -122,12 +148,23 @@ fn run(settings: &Settings) -> Result<(), Error> {
         hook::run("--ifup", command, &name, HOOK_TIMEOUT)?;
     }
     if let Some(identity) = &identity {
+        let before = privdrop::current_ids();
         if let Err(err) = privdrop::drop_to(identity) {
-            // --ifup ran: its counterpart runs too (still as root, since the switch failed).
-            run_ifdown(settings, &name);
+            // --ifup ran: its counterpart runs too, but only with the ids it ran with (a
+            // switch refused outright); one that failed halfway leaves the process in a
+            // state no hook should run in.
+            if privdrop::current_ids() == before {
+                run_ifdown(settings, &name);
+            } else {
+                error!("not running --ifdown: the switch to {identity} failed halfway");
+            }
             return Err(err);
         }
         info!("running as {identity}");
+        if let Err(err) = check_reloadable(settings, identity) {
+            run_ifdown(settings, &name);
+            return Err(err);
+        }
     }
 
     let families = socket.families();
@@ -185,23 +222,25 @@ fn show_command(show: &ShowArgs) -> ExitCode {
     let file_socket = file.as_ref().and_then(|f| f.control_socket.clone());
     let file_device = file.and_then(|f| f.device);
     let device = show.device.clone().or(file_device);
-    let path = show
-        .socket
-        .clone()
-        .or(file_socket)
-        .unwrap_or_else(|| control::find_default(device.as_deref()));
+    let path = match show.socket.clone().or(file_socket) {
+        Some(path) => path,
+        None => match control::find_default(device.as_deref()) {
+            Ok(path) => path,
+            Err(err) => {
+                say(&format!("ethcloud: {err}\n"));
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let request = if show.json { "show json" } else { "show" };
     match control::request(&path, request) {
         Ok(answer) if answer.starts_with("error: ") => {
-            eprint!("ethcloud: {answer}");
+            say(&format!("ethcloud: {answer}"));
             ExitCode::FAILURE
         }
-        Ok(answer) => {
-            print!("{answer}");
-            ExitCode::SUCCESS
-        }
+        Ok(answer) => write_stdout(answer.as_bytes()),
         Err(err) => {
-            eprintln!("ethcloud: {err}");
+            say(&format!("ethcloud: {err}\n"));
             ExitCode::FAILURE
         }
     }
@@ -243,6 +282,28 @@ fn load_key(path: &std::path::Path, token: ethcloud::wire::Token) -> Result<Keye
     Ok(Keyed { key, session })
 }
 
+/// After the switch to `--user`: the files SIGHUP reads again must still be readable. The
+/// `--trusted` ones are how a key is revoked, so not being able to read them is an error; a
+/// `--key-file` that cannot be read only rules out a key rotation, which is a warning.
+fn check_reloadable(settings: &Settings, identity: &Identity) -> Result<(), Error> {
+    if settings.private_key.is_some() {
+        keyfiles::read_trusted(&settings.trusted).map_err(|source| Error::TrustedAfterDrop {
+            user: identity.user.clone(),
+            source: Box::new(source),
+        })?;
+    }
+    if let Some(path) = &settings.key_file {
+        if let Err(e) = std::fs::File::open(path) {
+            warn!(
+                "--key-file {} cannot be read as {identity} ({e}): SIGHUP cannot start a key \
+                 rotation (make it 640, owned by root and that user's group)",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Reads the node's private key and the keys it trusts (refusing a key file others may read).
 fn load_identity(
     path: &std::path::Path,
@@ -272,11 +333,11 @@ fn warn_if_stdout_readable_by_others() {
     };
     let mode = meta.permissions().mode();
     if meta.is_file() && mode & keyfiles::PRIVATE_KEY_FORBIDDEN_MODE != 0 {
-        eprintln!(
+        say(&format!(
             "ethcloud: warning: the key goes to a file others can read (mode {:04o}); \
-             chmod 600 it, and next time run `umask 077` first",
+             chmod 600 it, and next time run `umask 077` first\n",
             mode & 0o7777
-        );
+        ));
     }
 }
 

@@ -533,3 +533,84 @@ fn signal(pid: u32, name: &str) {
         .expect("kill runs");
     assert!(status.success(), "kill -{name} {pid}");
 }
+
+/// Runs the binary with its standard output a pipe whose reader is already gone, and with
+/// standard error as given; returns how it ended.
+fn run_into_closed_pipe(args: &[&str], stderr: Stdio) -> std::process::ExitStatus {
+    let child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(closed_pipe())
+        .stderr(stderr)
+        .spawn()
+        .expect("start the binary");
+    Guard(child).wait_within(RUN_LIMIT, "a run into a closed pipe")
+}
+
+/// One end of a connected socket pair whose other end is closed before anything can be
+/// written (a write there fails with EPIPE, as into a pipe nobody reads any more).
+fn closed_pipe() -> Stdio {
+    let (reader, writer) = std::os::unix::net::UnixStream::pair().expect("make a socket pair");
+    drop(reader);
+    Stdio::from(std::os::fd::OwnedFd::from(writer))
+}
+
+#[test]
+fn a_reader_that_went_away_ends_the_output_quietly_not_with_a_panic() {
+    use std::os::unix::net::UnixListener;
+    use std::os::unix::process::ExitStatusExt;
+    // `ethcloud --completions bash | true`: status 141, as a shell shows SIGPIPE, and
+    // nothing on standard error (no panic message, no abort).
+    let mut child = Command::new(BIN)
+        .args(["--completions", "bash"])
+        .stdin(Stdio::null())
+        .stdout(closed_pipe())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the binary");
+    let stderr = read_all(child.stderr.take().expect("stderr"));
+    let status = Guard(child).wait_within(RUN_LIMIT, "--completions into a closed pipe");
+    let said = String::from_utf8_lossy(&stderr.join().expect("stderr reader")).into_owned();
+    assert_eq!(
+        (status.code(), status.signal()),
+        (Some(141), None),
+        "{said}"
+    );
+    assert!(said.is_empty(), "{said}");
+
+    let status = run_into_closed_pipe(&["genkey"], Stdio::null());
+    assert_eq!((status.code(), status.signal()), (Some(141), None));
+
+    // `ethcloud show | head -1` with an answer larger than a pipe holds, from a daemon
+    // stand-in on a socket of its own.
+    let dir = temp_dir("closed-pipe");
+    let path = dir.join("show.sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).expect("bind the stand-in's socket");
+    let server = std::thread::spawn(move || {
+        use std::io::Write;
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut request = [0u8; 64];
+            let _ = stream.read(&mut request);
+            let line = "peer 198.18.0.2:3210 verified\n".repeat(20_000);
+            let _ = stream.write_all(line.as_bytes());
+        }
+    });
+    let socket = path.to_str().expect("utf-8 path");
+    let status = run_into_closed_pipe(&["show", "--socket", socket], Stdio::null());
+    assert_eq!((status.code(), status.signal()), (Some(141), None));
+    server.join().expect("the stand-in");
+
+    // And a standard error that cannot be written (/dev/full) does not turn an error into a
+    // panic either: status 1, as with any.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    let status = run_into_closed_pipe(
+        &["show", "--socket", "/nonexistent/x.sock"],
+        Stdio::from(full),
+    );
+    assert_eq!((status.code(), status.signal()), (Some(1), None));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1524,3 +1524,61 @@ fn a_flood_that_forges_the_peers_own_addresses_does_not_stop_their_renewals() {
     assert!(lab.daemons[d1].poll_exit().is_none(), "h1's daemon died");
     assert!(lab.daemons[d2].poll_exit().is_none(), "h2's daemon died");
 }
+
+#[test]
+#[ignore = "needs root + netns; scripts/test.sh passes --include-ignored"]
+fn with_user_the_trust_files_must_stay_readable_so_that_sighup_can_revoke() {
+    use std::os::unix::fs::{chown, PermissionsExt};
+    const NOGROUP: u32 = 65534;
+    let scratch = Scratch::new("user");
+    let k1 = genkey(&scratch, "h1");
+    let k2 = genkey(&scratch, "h2");
+    // The man page's recipe: a trust directory made under `umask 077`, owned by root.
+    let dir = scratch.path("trusted.d");
+    fs::create_dir(&dir).expect("create the trust directory");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).expect("chmod 700");
+    let file = dir.join("h2");
+    trust_file(&file, &[(&k2, "h2")]);
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).expect("chmod 600");
+    fs::set_permissions(&scratch.0, fs::Permissions::from_mode(0o755)).expect("chmod 755");
+
+    let mut lab = Lab::new(2);
+    let (h1, h2) = (lab.host(1), lab.host(2));
+    let user = ["--user", "nobody"];
+    let refused = lab.spawn(
+        &h1,
+        &[
+            "-t",
+            TOKEN,
+            "--private-key",
+            &s(&k1.file),
+            "--trusted",
+            &s(&dir),
+            user[0],
+            user[1],
+        ],
+    );
+    let status = lab.daemons[refused].wait_exit(SOON);
+    let log = lab.daemons[refused].log();
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(
+        log.contains("as nobody, cannot read trusted keys")
+            && log.contains("SIGHUP could not revoke a key"),
+        "{log}"
+    );
+
+    // Readable by nobody's group: it starts, and SIGHUP revokes as it should.
+    for (path, mode) in [(&dir, 0o750), (&file, 0o640)] {
+        chown(path, None, Some(NOGROUP)).expect("chgrp nogroup");
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    let other = scratch.path("h2.trusted");
+    trust_file(&other, &[(&k1, "h1")]);
+    let (d1, _) = start_node(&mut lab, &scratch, &h1, &k1, &dir, &user);
+    lab.daemons[d1].wait_log("running as user nobody", SOON);
+    start_node(&mut lab, &scratch, &h2, &k2, &other, &["-c", &h1.addr_v4()]);
+    lab.assert_ping(&h1, &h2.overlay_v4());
+    trust_file(&file, &[]);
+    lab.daemons[d1].signal(libc::SIGHUP);
+    lab.daemons[d1].wait_log("SIGHUP: trusted keys read again: 0 (were 1); 1 peer", SOON);
+}

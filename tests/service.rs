@@ -426,3 +426,51 @@ fn systemd_hears_ready_once_the_tap_is_up_and_stopping_at_sigterm() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+#[ignore = "needs root + netns; .ci/run passes --include-ignored"]
+fn a_daemon_started_as_another_user_with_capabilities_drops_them_all() {
+    // A service manager may start ethcloud as an unprivileged user with the capabilities it
+    // needs (ambient CAP_NET_ADMIN, CAP_SETUID, CAP_SETGID). Leaving a uid that is not 0
+    // takes no capability away by itself: they are cleared explicitly, so that root cannot be
+    // had back and the --ifdown hook does not run with them.
+    let mut lab = Lab::new(1);
+    let scratch = Scratch::new("caps");
+    let a = lab.host(1);
+    let pid_file = scratch.path("pid");
+    let id_file = scratch.path("ifdown-id");
+    // (And CAP_DAC_OVERRIDE, where /dev/net/tun is root's alone, as on this test machine.)
+    let caps = "+net_admin,+setuid,+setgid,+dac_override";
+    let script = format!(
+        "exec setpriv --reuid 1000 --regid 1000 --clear-groups --inh-caps {caps} \
+         --ambient-caps {caps} {ETHCLOUD} -t 7 --user nobody \
+         --ifup 'echo $PPID > {pid}' --ifdown 'id -u > {ids}; grep ^Cap /proc/self/status >> {ids}' 2>&1",
+        pid = pid_file.display(),
+        ids = id_file.display()
+    );
+    let log = lab.helper(&a, "caps", &["sh", "-c", &script]);
+    wait_file_contains(&log, "running as user nobody", SOON);
+    wait_file_contains(&log, "started: ", SOON);
+    let pid = fs::read_to_string(&pid_file).expect("the --ifup hook wrote the PID");
+    let status = fs::read_to_string(format!("/proc/{}/status", pid.trim()))
+        .expect("read the daemon's status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    assert_eq!(field("Uid:"), "65534 65534 65534 65534", "{status}");
+    for set in ["CapEff:", "CapPrm:", "CapInh:", "CapAmb:"] {
+        assert_eq!(field(set), "0000000000000000", "{set} {status}");
+    }
+    // At exit, --ifdown runs as nobody, with no capabilities either.
+    drop(lab);
+    let ids = fs::read_to_string(&id_file).expect("the --ifdown hook ran");
+    assert!(ids.starts_with("65534\n"), "{ids}");
+    assert!(
+        ids.contains("CapEff:\t0000000000000000") && ids.contains("CapAmb:\t0000000000000000"),
+        "{ids}"
+    );
+}

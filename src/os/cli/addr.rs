@@ -63,7 +63,9 @@ pub fn parse_peer(text: &str) -> Result<PeerAddr, Error> {
         return Err(invalid("port 0 cannot be connected to"));
     }
     let host = match parse_ip(host).map_err(invalid)? {
-        Some(ip) => Host::Ip(ip),
+        // An IPv4-mapped IPv6 address (`[::ffff:198.18.0.2]`) is that IPv4 address, as peer
+        // lists and the socket treat it.
+        Some(ip) => Host::Ip(ip.to_canonical()),
         None if is_dns_name(host) => Host::Name(host.to_owned()),
         None => return Err(invalid("the host is neither an IP address nor a DNS name")),
     };

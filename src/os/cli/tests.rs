@@ -252,6 +252,20 @@ fn literal_peers_resolve_without_dns_and_v4_mapped_becomes_ipv4() {
 }
 
 #[test]
+fn a_v4_mapped_peer_is_the_ipv4_address_it_maps_for_the_family_check_too() {
+    // An IPv4 socket reaches it...
+    let s = check(&["-l", "0.0.0.0:3210", "-c", "[::ffff:198.18.0.2]:3210"]).unwrap();
+    assert_eq!(
+        s.resolve_peers().unwrap(),
+        ["198.18.0.2:3210".parse().unwrap()]
+    );
+    // ... and an IPv6-only one does not, which is said at once (exit status 2), not at
+    // start-up.
+    let err = usage_error(&["-l", "[fd00::1]:3210", "-c", "[::ffff:198.18.0.2]:3210"]);
+    assert!(err.contains("198.18.0.2:3210"), "{err}");
+}
+
+#[test]
 fn localhost_resolves_to_the_listen_family() {
     let s = check(&["-l", "0.0.0.0:3210", "-c", "localhost:3210"]).unwrap();
     let addrs = s.resolve_peers().unwrap();

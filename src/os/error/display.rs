@@ -243,6 +243,12 @@ impl fmt::Display for Error {
                 OnOneLine(path),
                 OsError(source)
             ),
+            Error::TrustedAfterDrop { user, source } => write!(
+                f,
+                "as {user}, {source}: SIGHUP could not revoke a key, so ethcloud does not start \
+                 (make the --trusted files and directories readable by that user's group, \
+                 e.g. chgrp -R GROUP PATH && chmod -R g+rX PATH, or run without --user)"
+            ),
             Error::Trusted { path, line, reason } => {
                 write!(f, "trusted keys {}", OnOneLine(path))?;
                 if let Some(line) = line {

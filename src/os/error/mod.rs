@@ -207,6 +207,14 @@ pub enum Error {
         /// The OS error.
         source: io::Error,
     },
+    /// The `--trusted` files cannot be read once privileges are dropped (`--user`), so a
+    /// SIGHUP could not revoke a key.
+    TrustedAfterDrop {
+        /// Who the daemon runs as now.
+        user: String,
+        /// What reading them as that user gave.
+        source: Box<Error>,
+    },
     /// A `--trusted` file or directory holds something other than trusted public keys.
     Trusted {
         /// The file or directory.
@@ -339,6 +347,7 @@ impl Error {
                 | Error::PrivateKeyMode { .. }
                 | Error::PrivateKey { .. }
                 | Error::TrustedRead { .. }
+                | Error::TrustedAfterDrop { .. }
                 | Error::Trusted { .. }
                 | Error::KeyInput { .. }
                 | Error::ConfigParse { .. }

@@ -124,7 +124,8 @@ pub fn read_private_key(path: &Path) -> Result<SecretKey, Error> {
 /// # Errors
 ///
 /// [`Error::TrustedRead`] if a path, a directory entry or a file cannot be read;
-/// [`Error::Trusted`] for a file longer than [`MAX_TRUST_FILE_LEN`] or not UTF-8, a directory
+/// [`Error::Trusted`] for a file or directory that any user may write to, a file longer
+/// than [`MAX_TRUST_FILE_LEN`] or not UTF-8, a directory
 /// of more than [`MAX_TRUST_DIR_FILES`] files, a path that is neither a file nor a directory,
 /// and for a bad key (with its line) or a key past
 /// [`MAX_TRUSTED_KEYS`](crate::identity::keys::MAX_TRUSTED_KEYS).
@@ -136,6 +137,7 @@ pub fn read_trusted(paths: &[PathBuf]) -> Result<TrustedKeys, Error> {
             source,
         })?;
         if meta.is_dir() {
+            refuse_writable_by_all(path, &meta)?;
             for file in trust_dir_files(path)? {
                 add_trust_file(&mut trusted, &file)?;
             }
@@ -150,6 +152,25 @@ pub fn read_trusted(paths: &[PathBuf]) -> Result<TrustedKeys, Error> {
         }
     }
     Ok(trusted)
+}
+
+/// A trust file or directory that any user may write to is refused: anyone on the host
+/// could add a key to it (or, in a directory, a file of keys), and be trusted at the next
+/// start or SIGHUP.
+fn refuse_writable_by_all(path: &Path, meta: &std::fs::Metadata) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode();
+    if mode & 0o002 == 0 {
+        return Ok(());
+    }
+    Err(Error::Trusted {
+        path: path.to_owned(),
+        line: None,
+        reason: format!(
+            "writable by any user (mode {:04o}), who could add a key: run `chmod o-w` on it",
+            mode & 0o7777
+        ),
+    })
 }
 
 /// The trust files of directory `dir`: its regular files (links followed), less hidden files
@@ -199,7 +220,11 @@ fn add_trust_file(trusted: &mut TrustedKeys, path: &Path) -> Result<(), Error> {
         reason,
     };
     let file = open_for_reading(path).map_err(read_error)?;
-    let regular = file.metadata().map_err(read_error)?.is_file();
+    let meta = file.metadata().map_err(read_error)?;
+    let regular = meta.is_file();
+    if regular {
+        refuse_writable_by_all(path, &meta)?;
+    }
     let contents = read_bounded(file, MAX_TRUST_FILE_LEN)
         .map_err(read_error)?
         .ok_or_else(|| bad(None, format!("longer than {MAX_TRUST_FILE_LEN} bytes")))?;

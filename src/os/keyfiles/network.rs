@@ -39,6 +39,14 @@ pub fn read_key(path: &Path, token: Token) -> Result<Key, Error> {
                     mode & 0o7777
                 );
             }
+            if mode & 0o022 != 0 {
+                log::warn!(
+                    "the key file {} may be written by other users (mode {:o}), who could \
+                     replace the network's key: chmod go-w it",
+                    path.display(),
+                    mode & 0o7777
+                );
+            }
             read_bounded(file, MAX_KEY_FILE_LEN)
         })
         .map_err(|source| Error::KeyFileRead {

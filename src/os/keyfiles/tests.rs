@@ -372,3 +372,36 @@ fn a_trust_file_whose_name_would_forge_lines_names_its_key_cleaned_and_errors_st
     assert!(!text.contains('\n'), "{text}");
     assert!(text.contains("node\\npeer"), "{text}");
 }
+
+#[test]
+fn a_trust_file_or_directory_any_user_may_write_to_is_refused() {
+    let dir = TempDir::new("writable");
+    let file = dir.write("net.trusted", format!("{}\n", public(1)).as_bytes(), 0o646);
+    let err = read_trusted(std::slice::from_ref(&file)).unwrap_err();
+    assert!(matches!(err, Error::Trusted { .. }), "{err}");
+    assert!(
+        err.to_string().contains("writable by any user (mode 0646)"),
+        "{err}"
+    );
+    assert_eq!(err.exit_code(), 2);
+    // Group-writable or readable by all is the operator's choice (public keys, a group of
+    // admins): accepted.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o664)).unwrap();
+    assert_eq!(read_trusted(std::slice::from_ref(&file)).unwrap().len(), 1);
+
+    // A directory anyone can add a file to, and a file in a directory that is fine.
+    let trust = dir.0.join("trusted.d");
+    std::fs::create_dir(&trust).unwrap();
+    std::fs::write(trust.join("a"), format!("{}\n", public(2))).unwrap();
+    std::fs::set_permissions(&trust, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = read_trusted(std::slice::from_ref(&trust)).unwrap_err();
+    assert!(
+        err.to_string().contains("writable by any user (mode 0777)"),
+        "{err}"
+    );
+    std::fs::set_permissions(&trust, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(read_trusted(std::slice::from_ref(&trust)).unwrap().len(), 1);
+    std::fs::set_permissions(trust.join("a"), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let err = read_trusted(std::slice::from_ref(&trust)).unwrap_err();
+    assert!(err.to_string().contains("trusted.d/a"), "{err}");
+}

@@ -66,23 +66,48 @@ pub fn default_path(device: &str) -> PathBuf {
 
 /// The socket `ethcloud show` asks when `--socket` is not given: the default path of
 /// `device` (with `-d`, unless it is a `%d` template), else the only `*.sock` in
-/// [`CONTROL_DIR`], else the default path of `ethcloud0`.
-pub fn find_default(device: Option<&str>) -> PathBuf {
+/// [`CONTROL_DIR`], else (none there) the default path of `ethcloud0`.
+///
+/// # Errors
+///
+/// Several sockets in [`CONTROL_DIR`] and no device named: asking one of them at random
+/// could show another network than the one meant.
+pub fn find_default(device: Option<&str>) -> Result<PathBuf, ClientError> {
+    find_default_in(Path::new(CONTROL_DIR), device)
+}
+
+/// [`find_default`] in directory `dir`.
+fn find_default_in(dir: &Path, device: Option<&str>) -> Result<PathBuf, ClientError> {
     if let Some(device) = device.filter(|d| !d.contains('%')) {
-        return default_path(device);
+        return Ok(dir.join(format!("{device}.sock")));
     }
-    let sockets: Vec<PathBuf> = fs::read_dir(CONTROL_DIR)
-        .map(|dir| {
-            dir.filter_map(Result::ok)
+    let mut sockets: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
                 .map(|entry| entry.path())
                 .filter(|p| p.extension().is_some_and(|e| e == "sock"))
-                .take(2)
+                .take(64)
                 .collect()
         })
         .unwrap_or_default();
+    sockets.sort();
     match sockets.as_slice() {
-        [only] => only.clone(),
-        _ => default_path("ethcloud0"),
+        [] => Ok(dir.join("ethcloud0.sock")),
+        [only] => Ok(only.clone()),
+        several => {
+            let names: Vec<String> = several
+                .iter()
+                .filter_map(|p| p.file_stem())
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect();
+            Err(ClientError(format!(
+                "several daemons have a control socket in {} ({}): name one with -d DEVICE \
+                 or --socket PATH",
+                dir.display(),
+                names.join(", ")
+            )))
+        }
     }
 }
 
@@ -667,6 +692,34 @@ mod tests {
             std::env::temp_dir().join(format!("ethcloud-control-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
+    }
+
+    #[test]
+    fn the_default_socket_is_the_device_s_the_only_one_or_none_of_several() {
+        let dir = temp_dir("default");
+        fs::create_dir_all(&dir).unwrap();
+        let sock = |name: &str| dir.join(format!("{name}.sock"));
+        // None there: ethcloud0's (asking it says that no daemon runs).
+        assert_eq!(find_default_in(&dir, None).unwrap(), sock("ethcloud0"));
+        fs::write(sock("ethcloud1"), "").unwrap();
+        fs::write(dir.join("notes.txt"), "").unwrap();
+        assert_eq!(find_default_in(&dir, None).unwrap(), sock("ethcloud1"));
+        assert_eq!(
+            find_default_in(&dir, Some("ethcloud%d")).unwrap(),
+            sock("ethcloud1")
+        );
+        // Two daemons: a template names neither, so none is asked.
+        fs::write(sock("ethcloud0"), "").unwrap();
+        let err = find_default_in(&dir, Some("ethcloud%d")).unwrap_err();
+        assert!(
+            err.0
+                .contains("(ethcloud0, ethcloud1): name one with -d DEVICE"),
+            "{}",
+            err.0
+        );
+        assert!(find_default_in(&dir, None).is_err());
+        assert_eq!(find_default_in(&dir, Some("vpn7")).unwrap(), sock("vpn7"));
+        let _ = fs::remove_dir_all(&dir);
     }
 
     /// A server on `x.sock` in a fresh directory, watched by a poll under token 9.

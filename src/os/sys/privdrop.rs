@@ -4,8 +4,11 @@
 //!
 //! Owns the user and group lookups and the switch. It does not decide *when*: `main` calls
 //! [`drop_to`] once the tap device and the socket are open (their fds keep working as any
-//! user), before the daemon starts any thread. Capabilities go with root: after the switch the
-//! process has none, so it can forward frames but no longer reconfigure interfaces.
+//! user), before the daemon starts any thread. After the switch the process has no
+//! capabilities, so it can forward frames but no longer reconfigure interfaces: leaving root
+//! takes them away, and they are cleared explicitly as well, for a daemon started as another
+//! user with capabilities of its own (`CAP_SETUID`, ambient ones), which keeps them across
+//! `setuid`.
 
 use std::ffi::{c_char, CStr, CString};
 use std::fmt;
@@ -221,6 +224,9 @@ pub fn drop_to(to: &Identity) -> Result<(), Error> {
     syscall!(setgid(to.gid)).map_err(fail)?;
     // SAFETY: setuid() takes no pointers.
     syscall!(setuid(to.uid)).map_err(fail)?;
+    if to.uid != 0 {
+        clear_capabilities().map_err(fail)?;
+    }
 
     let (uid, euid, gid, egid) = current_ids();
     if (uid, euid, gid, egid) != (to.uid, to.uid, to.gid, to.gid) {
@@ -233,8 +239,79 @@ pub fn drop_to(to: &Identity) -> Result<(), Error> {
         if syscall!(setuid(0)).is_ok() {
             return Err(fail(io::Error::other("setuid(0) still succeeds")));
         }
+        if has_capabilities() == Some(true) {
+            return Err(fail(io::Error::other(
+                "capabilities remain after the switch",
+            )));
+        }
     }
     Ok(())
+}
+
+/// Empties the process's ambient, effective, permitted and inheritable capability sets.
+/// A process that was root lost them with `setuid`; one that was not (a service started as
+/// another user with `CAP_SETUID`) keeps them unless told.
+fn clear_capabilities() -> io::Result<()> {
+    /// `struct __user_cap_header_struct` of `<linux/capability.h>`.
+    #[repr(C)]
+    struct CapHeader {
+        version: u32,
+        pid: libc::c_int,
+    }
+    /// `struct __user_cap_data_struct`.
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct CapData {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    /// `_LINUX_CAPABILITY_VERSION_3`: two data structs, 64 capabilities.
+    const VERSION_3: u32 = 0x2008_0522;
+    // SAFETY: prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL) takes no pointers; the unused
+    // arguments must be 0.
+    let ambient = syscall!(prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+        0 as libc::c_ulong,
+        0 as libc::c_ulong,
+        0 as libc::c_ulong
+    ));
+    if let Err(e) = ambient {
+        // Kernels before 4.3 have no ambient set, so nothing to clear there.
+        if e.raw_os_error() != Some(libc::EINVAL) {
+            return Err(e);
+        }
+    }
+    let header = CapHeader {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let data = [CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: capset(2) reads one header and, for version 3, two data structs; both live on
+    // the stack for the call and have the kernel's layout (`repr(C)`, u32 fields).
+    let res =
+        unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
+    if res < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether the process holds any effective or permitted capability (from
+/// `/proc/self/status`; `None` if that cannot be read).
+fn has_capabilities() -> Option<bool> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let mut any = false;
+    for field in ["CapEff:", "CapPrm:"] {
+        let value = status.lines().find_map(|l| l.strip_prefix(field))?;
+        any |= u64::from_str_radix(value.trim(), 16).ok()? != 0;
+    }
+    Some(any)
 }
 
 /// (real uid, effective uid, real gid, effective gid) of the process.
