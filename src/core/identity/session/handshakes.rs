@@ -11,8 +11,8 @@ use log::{debug, info};
 
 use super::{
     HandshakeEvent, Pending, RecvSession, SendSession, Sessions, HANDSHAKE_RETRY,
-    HANDSHAKE_TIMEOUT, MAX_PENDING, MAX_PROBES, MAX_SOURCES, MAX_WANTED, RECEIVE_GRACE,
-    REJECT_SLACK, RESPONDER_REKEY_DELAY,
+    HANDSHAKE_TIMEOUT, MAX_PENDING, MAX_PROBES, MAX_PROBES_PER_SECOND, MAX_SOURCES, MAX_WANTED,
+    RECEIVE_GRACE, REJECT_SLACK, RESPONDER_REKEY_DELAY,
 };
 use crate::crypto::{Cipher, Opener, Sealer};
 use crate::identity::cookie::{self, COOKIE_LIFETIME, COOKIE_REPLY, INITIATION_WITH_MAC2_LEN};
@@ -437,7 +437,7 @@ impl Sessions {
         let known = self.by_addr.get(&addr).copied();
         let mut next_cursor = cursor;
         match known {
-            Some(key) => self.initiate(now, addr, key, send),
+            Some(key) => self.initiate(now, addr, key, false, send),
             None => {
                 let n = self.probe_order.len();
                 let mut sent = 0;
@@ -462,7 +462,13 @@ impl Sessions {
                     if live || in_flight {
                         continue;
                     }
-                    self.initiate(now, addr, key, send);
+                    if !self.probes.allow(now, MAX_PROBES_PER_SECOND) {
+                        // Over the budget: the next round to this address goes on from here.
+                        next_cursor = at;
+                        self.stats.probes_deferred += 1;
+                        break;
+                    }
+                    self.initiate(now, addr, key, true, send);
                     sent += 1;
                 }
             }
@@ -478,17 +484,27 @@ impl Sessions {
         now: Instant,
         addr: SocketAddr,
         key: PublicKey,
+        probe: bool,
         send: &mut dyn FnMut(SocketAddr, &[u8]),
     ) {
         if self.pending.len() >= MAX_PENDING {
-            // Forget the oldest handshake in flight.
-            if let Some(oldest) = self
+            // Forget the oldest probe in flight, or if there is none the oldest handshake: a
+            // flood of probes (peer lists naming many addresses) cannot push out renewals.
+            let oldest = self
                 .pending
                 .iter()
-                .min_by_key(|(_, p)| p.sent)
-                .map(|(i, _)| *i)
-            {
-                self.pending.remove(&oldest);
+                .min_by_key(|(_, p)| (!p.probe, p.sent))
+                .map(|(i, p)| (*i, p.probe));
+            match oldest {
+                Some((index, oldest_is_probe)) if oldest_is_probe || !probe => {
+                    self.pending.remove(&index);
+                }
+                // A probe never makes room by pushing out a handshake with a known key.
+                Some(_) => {
+                    self.stats.probes_deferred += 1;
+                    return;
+                }
+                None => {}
             }
         }
         let index = self.next_index();
@@ -534,6 +550,7 @@ impl Sessions {
                         sent: now,
                         message,
                         retried: false,
+                        probe,
                         mac2_cookie,
                     },
                 );
@@ -612,7 +629,7 @@ impl Sessions {
             let in_flight = self.pending.values().any(|p| p.initiator.remote == key);
             if !in_flight {
                 debug!("renewing the session with {key} at {addr}");
-                self.initiate(now, addr, key, send);
+                self.initiate(now, addr, key, false, send);
             }
         }
         self.flush(now, send);
@@ -998,6 +1015,52 @@ mod tests {
             a.on_handshake(later, at_b, &answer, &mut out),
             HandshakeEvent::Completed
         );
+    }
+
+    #[test]
+    fn probes_are_budgeted_and_never_push_a_handshake_with_a_known_key_out() {
+        let (mut a, mut b, at_a, at_b) = cookie_pair(10_000);
+        let now = Instant::from_secs(1);
+        let mut out = [0u8; 256];
+        // a trusts b and 64 keys that no address has shown yet.
+        let mut trusted = TrustedKeys::new();
+        trusted.insert(b.public(), "b");
+        for i in 0..64u8 {
+            let key = SecretKey::from_random([100u8.wrapping_add(i); 32]).public_key();
+            trusted.insert(key, "");
+        }
+        a.set_trusted(trusted);
+        // b starts a session with a, so a knows b's key at at_b ...
+        let init = round_to(&mut b, now, at_a);
+        let HandshakeEvent::Answered(len, _) = a.on_handshake(now, at_b, &init[0], &mut out) else {
+            panic!("a did not answer b");
+        };
+        let answer = out[..len].to_vec();
+        assert_eq!(
+            b.on_handshake(now, at_a, &answer, &mut out),
+            HandshakeEvent::Completed
+        );
+        // ... and renews it: one initiation to a known key, in flight.
+        assert_eq!(round_to(&mut a, now, at_b).len(), 1);
+        // A second later, peer lists name 20 addresses: 64 probes each, 1,024 a second in
+        // all, and more than the table of handshakes in flight holds.
+        let now = now + Duration::from_secs(1);
+        let mut probes = 0;
+        for i in 0..20u8 {
+            probes += round_to(&mut a, now, SocketAddr::from(([198, 19, 0, i], 3210))).len();
+        }
+        assert_eq!(probes, 1024);
+        assert!(a.stats().probes_deferred >= 4, "{:?}", a.stats());
+        assert_eq!(a.pending.len(), MAX_PENDING);
+        assert!(
+            a.pending.values().any(|p| p.addr == at_b && !p.probe),
+            "the renewal, the oldest, is still in flight"
+        );
+        // A second later the budget is back; the rounds go on 5 s later where they stopped.
+        let later = now + HANDSHAKE_RETRY;
+        let again = round_to(&mut a, later, SocketAddr::from(([198, 19, 0, 17], 3210)));
+        assert_eq!(again.len(), 64);
+        assert!(a.pending.values().any(|p| p.addr == at_b && !p.probe));
     }
 
     #[test]

@@ -17,7 +17,9 @@
 //! - The initiator of a handshake must know the responder's key. For an address whose key is
 //!   unknown (a `--connect` address, or one learnt from a peer list), one initiation is sent for
 //!   each trusted key that has no live session yet, at most [`MAX_PROBES`] per round, starting
-//!   where the previous round to that address stopped. Initiations aimed at another key fail
+//!   where the previous round to that address stopped, and at most [`MAX_PROBES_PER_SECOND`]
+//!   in all. When the table of handshakes in flight is full, the oldest probe makes room
+//!   before any handshake with a known key does. Initiations aimed at another key fail
 //!   the responder's mac1 check and cost it one HMAC.
 //! - The responder answers an initiation only after its mac1 is right, the source is within
 //!   its rate limit ([`IdentityConfig::handshakes_per_second`] in all and
@@ -68,6 +70,10 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_PROBES: usize = 64;
 /// The most handshakes in flight (initiator side).
 pub const MAX_PENDING: usize = 1024;
+/// The most probes (initiations to an address whose key is unknown) a second, in all: what
+/// peer lists naming many addresses (junk, from a member) can make a node spend on
+/// handshakes it starts. Initiations to addresses of known keys (renewals) are not counted.
+pub const MAX_PROBES_PER_SECOND: u64 = 1024;
 /// The most addresses waiting for a handshake round.
 pub const MAX_WANTED: usize = 1024;
 /// The most source addresses with a handshake rate bucket of their own.
@@ -198,6 +204,8 @@ struct Pending {
     message: [u8; handshake::INITIATION_LEN],
     /// Whether a cookie reply already had it sent again (once per initiation).
     retried: bool,
+    /// A probe (the key at `addr` was not known): the first to go when the table is full.
+    probe: bool,
     /// When the cookie whose mac2 it carried came (at first, or sent again after a cookie
     /// reply); `None` without mac2.
     mac2_cookie: Option<Instant>,
@@ -227,6 +235,8 @@ pub struct Sessions {
     sources: HashMap<IpAddr, RateLimiter>,
     /// Initiations from addresses no trusted key uses, all together.
     all_sources: RateLimiter,
+    /// Probes sent, all together ([`MAX_PROBES_PER_SECOND`]).
+    probes: RateLimiter,
     /// Initiations from addresses a trusted key uses, all together: a bucket of their own, so
     /// that a flood from other addresses cannot starve renewals, and the CPU spent on
     /// handshakes stays bounded by the two.
@@ -288,6 +298,7 @@ impl Sessions {
             probe_order: Vec::new(),
             members: 0,
             all_sources: RateLimiter::new(now, config.handshakes_per_second),
+            probes: RateLimiter::new(now, MAX_PROBES_PER_SECOND),
             known_sources: RateLimiter::new(now, config.handshakes_per_second),
             cookie_secret,
             proven_sources: HashMap::new(),
@@ -423,7 +434,7 @@ impl Sessions {
         let mut addrs = Vec::new();
         for key in revoked {
             if let Some(state) = self.keys.remove(&key) {
-                if state.current.is_some() {
+                if state.current.is_some() || state.next.is_some() || state.previous.is_some() {
                     self.stats.revoked += 1;
                 }
                 if let Some(current) = state.current {

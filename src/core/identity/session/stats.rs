@@ -59,7 +59,8 @@ pub struct SessionStats {
     pub responses_unexpected: u64,
     /// Datagrams not sent because no session exists with their address.
     pub no_session: u64,
-    /// Sessions dropped because their key was removed from the trusted set.
+    /// Keys removed from the trusted set while they had sessions (current, next, or one
+    /// still opened): one per key, whose sessions were all dropped.
     pub revoked: u64,
     /// Sending sessions switched to AEGIS-128L or AEGIS-128X4 because the peer's Hello said
     /// it opens it.
@@ -76,11 +77,15 @@ pub struct SessionStats {
     pub cookies_unexpected: u64,
     /// Initiations whose mac2 proved that their sender receives at their source address.
     pub initiations_proven: u64,
+    /// Probes (initiations to an address whose key is unknown) put off: over the budget of
+    /// [`MAX_PROBES_PER_SECOND`](super::MAX_PROBES_PER_SECOND), or no room in flight that
+    /// only a handshake with a known key could have made.
+    pub probes_deferred: u64,
 }
 
 impl SessionStats {
     /// Every counter with its name (as in the stats file) and a one-line description.
-    pub fn named(&self) -> [(&'static str, u64, &'static str); 18] {
+    pub fn named(&self) -> [(&'static str, u64, &'static str); 19] {
         [
             (
                 "handshake_initiations_sent",
@@ -140,7 +145,7 @@ impl SessionStats {
             (
                 "sessions_revoked",
                 self.revoked,
-                "Sessions dropped because their key was no longer trusted.",
+                "Keys no longer trusted whose sessions were dropped (one per key).",
             ),
             (
                 "sessions_switched_to_aegis",
@@ -171,6 +176,11 @@ impl SessionStats {
                 "handshakes_proven",
                 self.initiations_proven,
                 "Initiations whose mac2 proved their source address.",
+            ),
+            (
+                "handshake_probes_deferred",
+                self.probes_deferred,
+                "Initiations to addresses of unknown keys put off (over 1024 a second, or no room).",
             ),
         ]
     }
