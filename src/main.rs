@@ -148,6 +148,14 @@ fn run(settings: &Settings) -> Result<(), Error> {
         hook::run("--ifup", command, &name, HOOK_TIMEOUT)?;
     }
     if let Some(identity) = &identity {
+        // What SIGHUP reads must stay readable after the switch: checked as that user
+        // while still root, so that a failure leaves --ifdown its privileges.
+        let unreadable =
+            privdrop::as_filesystem_user(identity, || check_trusted_readable(settings, identity));
+        if let Some(Err(err)) = unreadable {
+            run_ifdown(settings, &name);
+            return Err(err);
+        }
         let before = privdrop::current_ids();
         if let Err(err) = privdrop::drop_to(identity) {
             // --ifup ran: its counterpart runs too, but only with the ids it ran with (a
@@ -282,16 +290,24 @@ fn load_key(path: &std::path::Path, token: ethcloud::wire::Token) -> Result<Keye
     Ok(Keyed { key, session })
 }
 
-/// After the switch to `--user`: the files SIGHUP reads again must still be readable. The
-/// `--trusted` ones are how a key is revoked, so not being able to read them is an error; a
-/// `--key-file` that cannot be read only rules out a key rotation, which is a warning.
-fn check_reloadable(settings: &Settings, identity: &Identity) -> Result<(), Error> {
+/// With `--user`: the `--trusted` files, which SIGHUP reads again to revoke keys, must be
+/// readable by that user (checked with its filesystem ids before the switch, and once more
+/// after it).
+fn check_trusted_readable(settings: &Settings, identity: &Identity) -> Result<(), Error> {
     if settings.private_key.is_some() {
         keyfiles::read_trusted(&settings.trusted).map_err(|source| Error::TrustedAfterDrop {
             user: identity.user.clone(),
             source: Box::new(source),
         })?;
     }
+    Ok(())
+}
+
+/// After the switch to `--user`: the files SIGHUP reads again must still be readable. The
+/// `--trusted` ones are how a key is revoked, so not being able to read them is an error; a
+/// `--key-file` that cannot be read only rules out a key rotation, which is a warning.
+fn check_reloadable(settings: &Settings, identity: &Identity) -> Result<(), Error> {
+    check_trusted_readable(settings, identity)?;
     if let Some(path) = &settings.key_file {
         if let Err(e) = std::fs::File::open(path) {
             warn!(

@@ -65,6 +65,7 @@ fn every_counter_of_the_stats_line_is_named_under_logging() {
         "busy_poll_yields",
         "partial_checksum_superframes",
         "busy_poll_write_yields",
+        "reloads_failed",
     ];
     let logging = section("LOGGING");
     let gaps = missing(logging, names.iter().copied().chain(daemon));

@@ -1540,11 +1540,16 @@ fn with_user_the_trust_files_must_stay_readable_so_that_sighup_can_revoke() {
     let file = dir.join("h2");
     trust_file(&file, &[(&k2, "h2")]);
     fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).expect("chmod 600");
-    fs::set_permissions(&scratch.0, fs::Permissions::from_mode(0o755)).expect("chmod 755");
+    // (Writable by nobody, for the stats file.)
+    fs::set_permissions(&scratch.0, fs::Permissions::from_mode(0o777)).expect("chmod 777");
 
     let mut lab = Lab::new(2);
     let (h1, h2) = (lab.host(1), lab.host(2));
     let user = ["--user", "nobody"];
+    // (Checked before the switch, as nobody's filesystem ids: --ifdown still runs as root,
+    // and can undo what --ifup did.)
+    let ifdown_id = scratch.path("ifdown-id");
+    let ifdown = format!("id -u > {}", s(&ifdown_id));
     let refused = lab.spawn(
         &h1,
         &[
@@ -1556,6 +1561,8 @@ fn with_user_the_trust_files_must_stay_readable_so_that_sighup_can_revoke() {
             &s(&dir),
             user[0],
             user[1],
+            "--ifdown",
+            &ifdown,
         ],
     );
     let status = lab.daemons[refused].wait_exit(SOON);
@@ -1566,6 +1573,12 @@ fn with_user_the_trust_files_must_stay_readable_so_that_sighup_can_revoke() {
             && log.contains("SIGHUP could not revoke a key"),
         "{log}"
     );
+    assert!(!log.contains("running as user nobody"), "{log}");
+    assert_eq!(
+        fs::read_to_string(&ifdown_id).unwrap_or_default(),
+        "0\n",
+        "--ifdown ran as root: {log}"
+    );
 
     // Readable by nobody's group: it starts, and SIGHUP revokes as it should.
     for (path, mode) in [(&dir, 0o750), (&file, 0o640)] {
@@ -1574,11 +1587,29 @@ fn with_user_the_trust_files_must_stay_readable_so_that_sighup_can_revoke() {
     }
     let other = scratch.path("h2.trusted");
     trust_file(&other, &[(&k1, "h1")]);
-    let (d1, _) = start_node(&mut lab, &scratch, &h1, &k1, &dir, &user);
+    let (d1, stats1) = start_node(&mut lab, &scratch, &h1, &k1, &dir, &user);
     lab.daemons[d1].wait_log("running as user nobody", SOON);
     start_node(&mut lab, &scratch, &h2, &k2, &other, &["-c", &h1.addr_v4()]);
     lab.assert_ping(&h1, &h2.overlay_v4());
     trust_file(&file, &[]);
     lab.daemons[d1].signal(libc::SIGHUP);
     lab.daemons[d1].wait_log("SIGHUP: trusted keys read again: 0 (were 1); 1 peer", SOON);
+
+    // A file added later under `umask 077` cannot be read by nobody: that SIGHUP changes
+    // nothing, and says so where an operator looks (an error line, and reloads_failed).
+    let added = dir.join("h3");
+    trust_file(&added, &[(&k2, "h2")]);
+    fs::set_permissions(&added, fs::Permissions::from_mode(0o600)).expect("chmod 600");
+    lab.daemons[d1].signal(libc::SIGHUP);
+    lab.daemons[d1].wait_log("no key was revoked", SOON);
+    assert!(
+        lab.daemons[d1].log().contains("ERROR"),
+        "{}",
+        lab.daemons[d1].log()
+    );
+    let deadline = Instant::now() + SOON;
+    while counter(&read_stats(&stats1), "reloads_failed") != Some(1) {
+        assert!(Instant::now() < deadline, "{}", read_stats(&stats1));
+        thread::sleep(Duration::from_millis(100));
+    }
 }

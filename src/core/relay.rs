@@ -53,9 +53,9 @@ pub const KEY_ASKS: u8 = 6;
 pub const MAX_PUBLIC: usize = 16;
 /// The most routes and candidates together.
 pub const MAX_ENTRIES: usize = 1024;
-/// The most routes and candidates through any one relay: half the table, so that one
-/// relaying peer (listing made-up addresses, or relaying frames from them) cannot take the
-/// slots of the others.
+/// The most routes and candidates through any one relay while more than one peer relays:
+/// half the table, so that one relaying peer (listing made-up addresses, or relaying frames
+/// from them) cannot take the slots of the others. A lone relay may use the whole table.
 pub const MAX_PER_RELAY: usize = MAX_ENTRIES / 2;
 
 /// Whether a route carries frames.
@@ -323,7 +323,7 @@ impl RelayTable {
             c.last_listed = now;
             return;
         }
-        if self.len() < MAX_ENTRIES && self.held_by(via) < MAX_PER_RELAY {
+        if self.len() < MAX_ENTRIES && self.held_by(via) < self.relay_share() {
             hold(&mut self.held, via);
             self.candidates.insert(
                 addr,
@@ -376,15 +376,25 @@ impl RelayTable {
     }
 
     /// A frame from `from` reached us through the relaying peer `via`: may it be delivered?
-    /// A new route, or a route moved to `via`, needs room in the table, in all and for `via`
-    /// ([`MAX_PER_RELAY`]).
+    /// A new route needs room in the table, in all and for `via` ([`MAX_PER_RELAY`]); a
+    /// route does not move to a `via` at its share, but an active one still delivers what
+    /// comes through it.
     pub fn accept_relayed(&mut self, now: Instant, via: SocketAddr, from: SocketAddr) -> Accept {
         let names_keys = self.names_keys.contains(&via);
-        let via_full = self.held_by(via) >= MAX_PER_RELAY;
+        let via_full = self.held_by(via) >= self.relay_share();
         if let Some(r) = self.routes.get_mut(&from) {
-            let moves = r.via != via;
-            if moves && via_full && !matches!(r.state, RouteState::Superseded(_)) {
-                return Accept::Full;
+            if r.via != via && via_full {
+                return match r.state {
+                    RouteState::Superseded(_) => Accept::Superseded,
+                    // The far end sends through `via`, ours goes on through the relay it
+                    // has: both still reach it.
+                    RouteState::Active => {
+                        r.last_used = now;
+                        Accept::Known
+                    }
+                    RouteState::Checking => Accept::Checking,
+                    RouteState::Refused(_) => Accept::Refused,
+                };
             }
             return match r.state {
                 RouteState::Superseded(_) => Accept::Superseded,
@@ -654,6 +664,16 @@ impl RelayTable {
     /// Routes and candidates through the relay `via` (what [`MAX_PER_RELAY`] caps).
     pub fn held_by(&self, via: SocketAddr) -> usize {
         self.held.get(&via).copied().unwrap_or(0)
+    }
+
+    /// The most routes and candidates one relay may hold now: [`MAX_PER_RELAY`] while more
+    /// than one peer relays, the whole table for a lone relay.
+    fn relay_share(&self) -> usize {
+        if self.capable.len() > 1 {
+            MAX_PER_RELAY
+        } else {
+            MAX_ENTRIES
+        }
     }
 
     /// True when there are no routes and no candidates.
@@ -1012,10 +1032,11 @@ mod tests {
             Accept::New
         );
         assert_eq!(table.held_by(other), 2);
-        // A route of the other relay does not move to R while R is at its share.
+        // A route of the other relay does not move to R while R is at its share; what the
+        // far end sends through R is still delivered.
         assert_eq!(
             table.accept_relayed(t(3), a(R), a("198.18.0.5:1")),
-            Accept::Full
+            Accept::Known
         );
         assert_eq!(table.route(a("198.18.0.5:1")), Some(other));
         // Nor does R's route to an address of the other's candidates take a slot of R's.
@@ -1028,6 +1049,29 @@ mod tests {
         assert_eq!(table.held_by(a(R)), MAX_PER_RELAY - 10);
         table.forget_peer(a(R));
         assert_eq!(table.held_by(a(R)), 0);
+        check_held(&table);
+    }
+
+    #[test]
+    fn a_lone_relay_may_use_the_whole_table() {
+        let mut table = table();
+        let made_up = |i: u32| SocketAddr::from(([198, 19, (i >> 8) as u8, i as u8], 7));
+        for i in 0..(MAX_ENTRIES as u32 + 10) {
+            table.on_listed(t(0), a(R), made_up(i));
+        }
+        assert_eq!(table.held_by(a(R)), MAX_ENTRIES);
+        // A second relay: the first takes nothing more until it is under its half.
+        let other = a("198.18.0.2:3210");
+        table.set_flags(other, true, true);
+        table.forget_peer(made_up(0));
+        assert_eq!(
+            table.accept_relayed(t(1), a(R), made_up(2000)),
+            Accept::Full
+        );
+        assert_eq!(
+            table.accept_relayed(t(1), other, made_up(2001)),
+            Accept::New
+        );
         check_held(&table);
     }
 

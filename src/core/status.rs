@@ -79,6 +79,9 @@ pub struct LoopCounters {
     /// Yields of the busy-poll spin right after writing a few frames to the tap (a request
     /// or a reply), so that the application they woke runs at once.
     pub busy_poll_write_yields: u64,
+    /// SIGHUPs whose key or trust files could not be read or used: nothing was reloaded
+    /// (with per-node keys, no key was revoked).
+    pub reloads_failed: u64,
 }
 
 /// Which parts of the text snapshot to write, and how many MAC lines at most.
@@ -302,7 +305,7 @@ impl Prometheus {
 }
 
 /// The node's counters plus the loop's, as (name, value, help), in a fixed order.
-pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'static str); 29] {
+pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'static str); 30] {
     [
         (
             "frames_from_device",
@@ -449,6 +452,11 @@ pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'st
             extra.busy_poll_write_yields,
             "Yields right after writing a request or reply to the tap.",
         ),
+        (
+            "reloads_failed",
+            extra.reloads_failed,
+            "SIGHUPs whose key or trust files could not be used (nothing reloaded).",
+        ),
     ]
 }
 
@@ -569,6 +577,7 @@ mod tests {
             busy_poll_yields: 0,
             partial_checksum_superframes: 3,
             busy_poll_write_yields: 9,
+            reloads_failed: 2,
         };
         let text = render(StatsFormat::Text, &header(), now, &node, extra);
         let lines: Vec<&str> = text.lines().collect();
@@ -592,6 +601,7 @@ mod tests {
             "busy_poll_yields 0",
             "partial_checksum_superframes 3",
             "busy_poll_write_yields 9",
+            "reloads_failed 2",
         ] {
             assert!(lines.contains(&expected), "no {expected:?} in:\n{text}");
         }

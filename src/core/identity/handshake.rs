@@ -148,6 +148,15 @@ impl Identity {
         }
     }
 
+    /// 32 secret bytes derived from the private key for `label` (HMAC-SHA256 keyed with it):
+    /// for values others must not be able to predict, which need no randomness of their own.
+    pub fn derived_secret(&self, label: &[u8]) -> [u8; 32] {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, self.secret.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(hmac::sign(&key, label).as_ref());
+        out
+    }
+
     /// This node's public key.
     pub fn public(&self) -> PublicKey {
         self.public

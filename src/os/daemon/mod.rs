@@ -132,6 +132,8 @@ pub struct LoopStats {
     pub busy_poll_yields: u64,
     /// Tap super-frames cut with their checksums left partial for the receiving peer.
     pub partial_checksum_superframes: u64,
+    /// SIGHUPs whose key or trust files could not be read or used (nothing was changed).
+    pub reloads_failed: u64,
     /// Yields right after writing a request or reply to the tap (`Spin::yield_after_writing`).
     pub busy_poll_write_yields: u64,
 }
@@ -495,6 +497,7 @@ impl Daemon {
             busy_poll_yields: self.stats.busy_poll_yields,
             partial_checksum_superframes: self.stats.partial_checksum_superframes,
             busy_poll_write_yields: self.stats.busy_poll_write_yields,
+            reloads_failed: self.stats.reloads_failed,
         }
     }
 }

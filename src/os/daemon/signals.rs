@@ -5,7 +5,7 @@
 //! Owns the reaction to each signal; the signalfd itself is `sys::signal`'s, and reading key
 //! and trust files is `keyfiles`'.
 
-use log::{info, warn};
+use log::{error, info, warn};
 
 use super::{Daemon, Exit};
 use crate::error::Error;
@@ -18,10 +18,13 @@ use crate::time::Instant;
 
 impl Daemon {
     /// SIGHUP: re-reads the key file (same path, same parsing as at start-up) and starts a key
-    /// rotation if the key changed. Any failure is a warning; the key in use stays.
+    /// rotation if the key changed. A failure is logged at error level and counted
+    /// (`reloads_failed`); the key in use stays.
     fn reload_key(&mut self, now: Instant) {
         if let Some(identity) = &mut self.identity {
-            reload_trusted(&mut self.node, identity, now);
+            if !reload_trusted(&mut self.node, identity, now) {
+                self.stats.reloads_failed = self.stats.reloads_failed.saturating_add(1);
+            }
             return;
         }
         let Some(path) = &self.key_file else {
@@ -32,7 +35,8 @@ impl Daemon {
         let (key, session) = match key_and_session {
             Ok(pair) => pair,
             Err(e) => {
-                warn!("SIGHUP: {e}; keeping the key in use");
+                self.stats.reloads_failed = self.stats.reloads_failed.saturating_add(1);
+                error!("SIGHUP: {e}; keeping the key in use, no key rotation");
                 return;
             }
         };
@@ -72,7 +76,8 @@ impl Daemon {
                     info!(
                         "stats: peers={} {} socket_errors={} offload_errors={} \
                          udp_receive_overflows={} tap_queue_drops={} busy_poll_yields={} \
-                         partial_checksum_superframes={} busy_poll_write_yields={}",
+                         partial_checksum_superframes={} busy_poll_write_yields={} \
+                         reloads_failed={}",
                         self.node.peer_count(),
                         self.node.stats(),
                         counters.socket_errors,
@@ -81,7 +86,8 @@ impl Daemon {
                         counters.tap_queue_drops,
                         counters.busy_poll_yields,
                         counters.partial_checksum_superframes,
-                        counters.busy_poll_write_yields
+                        counters.busy_poll_write_yields,
+                        counters.reloads_failed
                     );
                     self.service.log_status(now, &self.node, counters);
                 }
@@ -93,13 +99,14 @@ impl Daemon {
 }
 
 /// SIGHUP in identity mode: reads the `--trusted` files again and hands the new set to the
-/// node, which drops the sessions of keys no longer in it at once. A failure is a warning; the
-/// set in use stays. The private key is read only at start-up.
+/// node, which drops the sessions of keys no longer in it at once. A failure is logged at
+/// error level (no key is revoked: the set in use stays) and returns false. The private key
+/// is read only at start-up.
 fn reload_trusted(
     node: &mut Node<UdpSocket, TapDevice>,
     identity: &mut NodeIdentity,
     now: Instant,
-) {
+) -> bool {
     match crate::keyfiles::read_trusted(&identity.trusted_paths) {
         Ok(trusted) => {
             let (before, after) = (identity.trusted.len(), trusted.len());
@@ -109,7 +116,14 @@ fn reload_trusted(
                 "SIGHUP: trusted keys read again: {after} (were {before}); {cut} peer addresses \
                  cut off"
             );
+            true
         }
-        Err(e) => warn!("SIGHUP: {e}; keeping the trusted keys in use"),
+        Err(e) => {
+            error!(
+                "SIGHUP: {e}; keeping the trusted keys in use: no key was revoked (fix the \
+                 files and send SIGHUP again)"
+            );
+            false
+        }
     }
 }

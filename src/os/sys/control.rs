@@ -65,13 +65,14 @@ pub fn default_path(device: &str) -> PathBuf {
 }
 
 /// The socket `ethcloud show` asks when `--socket` is not given: the default path of
-/// `device` (with `-d`, unless it is a `%d` template), else the only `*.sock` in
-/// [`CONTROL_DIR`], else (none there) the default path of `ethcloud0`.
+/// `device` (named, and not a `%d` template), else the only `*.sock` in [`CONTROL_DIR`] that
+/// a daemon listens on (or the only one there at all: asking it says what is wrong), else
+/// the default path of `ethcloud0`.
 ///
 /// # Errors
 ///
-/// Several sockets in [`CONTROL_DIR`] and no device named: asking one of them at random
-/// could show another network than the one meant.
+/// Several daemons listening in [`CONTROL_DIR`] and no device named: asking one of them at
+/// random could show another network than the one meant.
 pub fn find_default(device: Option<&str>) -> Result<PathBuf, ClientError> {
     find_default_in(Path::new(CONTROL_DIR), device)
 }
@@ -92,18 +93,24 @@ fn find_default_in(dir: &Path, device: Option<&str>) -> Result<PathBuf, ClientEr
         })
         .unwrap_or_default();
     sockets.sort();
-    match sockets.as_slice() {
-        [] => Ok(dir.join("ethcloud0.sock")),
-        [only] => Ok(only.clone()),
-        several => {
+    // Sockets left by a daemon that did not exit cleanly answer no connection.
+    let live: Vec<PathBuf> = sockets
+        .iter()
+        .filter(|p| connect_now(p).is_ok())
+        .cloned()
+        .collect();
+    match (live.as_slice(), sockets.as_slice()) {
+        ([only], _) | ([], [only]) => Ok(only.clone()),
+        ([], _) => Ok(dir.join("ethcloud0.sock")),
+        (several, _) => {
             let names: Vec<String> = several
                 .iter()
                 .filter_map(|p| p.file_stem())
                 .map(|n| n.to_string_lossy().into_owned())
                 .collect();
             Err(ClientError(format!(
-                "several daemons have a control socket in {} ({}): name one with -d DEVICE \
-                 or --socket PATH",
+                "several daemons listen in {} ({}): name one, as `ethcloud show DEVICE` or \
+                 `ethcloud show --socket PATH`",
                 dir.display(),
                 names.join(", ")
             )))
@@ -695,25 +702,28 @@ mod tests {
     }
 
     #[test]
-    fn the_default_socket_is_the_device_s_the_only_one_or_none_of_several() {
+    fn the_default_socket_is_the_device_s_the_only_live_one_or_none_of_several() {
         let dir = temp_dir("default");
         fs::create_dir_all(&dir).unwrap();
         let sock = |name: &str| dir.join(format!("{name}.sock"));
         // None there: ethcloud0's (asking it says that no daemon runs).
         assert_eq!(find_default_in(&dir, None).unwrap(), sock("ethcloud0"));
-        fs::write(sock("ethcloud1"), "").unwrap();
+        let _one = std::os::unix::net::UnixListener::bind(sock("ethcloud1")).unwrap();
         fs::write(dir.join("notes.txt"), "").unwrap();
         assert_eq!(find_default_in(&dir, None).unwrap(), sock("ethcloud1"));
         assert_eq!(
             find_default_in(&dir, Some("ethcloud%d")).unwrap(),
             sock("ethcloud1")
         );
+        // A socket left behind by a daemon that died (nobody listens): not a second daemon.
+        drop(std::os::unix::net::UnixListener::bind(sock("stale")).unwrap());
+        assert_eq!(find_default_in(&dir, None).unwrap(), sock("ethcloud1"));
         // Two daemons: a template names neither, so none is asked.
-        fs::write(sock("ethcloud0"), "").unwrap();
+        let _two = std::os::unix::net::UnixListener::bind(sock("ethcloud0")).unwrap();
         let err = find_default_in(&dir, Some("ethcloud%d")).unwrap_err();
         assert!(
             err.0
-                .contains("(ethcloud0, ethcloud1): name one with -d DEVICE"),
+                .contains("(ethcloud0, ethcloud1): name one, as `ethcloud show DEVICE`"),
             "{}",
             err.0
         );

@@ -248,6 +248,43 @@ pub fn drop_to(to: &Identity) -> Result<(), Error> {
     Ok(())
 }
 
+/// Runs `f` with `to`'s filesystem ids (`setfsuid`, `setfsgid`, and `to.gid` as the only
+/// supplementary group), so that what `f` opens is checked as it will be once the process
+/// is `to`; then goes back to the filesystem ids it had. Call it as root, while the process
+/// has one thread, right before [`drop_to`]: the supplementary groups stay as `to`'s, as the
+/// switch sets them anyway.
+///
+/// Returns `None` without running `f` if the ids cannot be taken (not root, no
+/// `CAP_SETUID`/`CAP_SETGID`): the caller checks after the switch instead.
+pub fn as_filesystem_user<T>(to: &Identity, f: impl FnOnce() -> T) -> Option<T> {
+    // SAFETY: getuid() and getgid() take no arguments and cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let groups = [to.gid];
+    // SAFETY: `groups` holds exactly the one gid whose count is passed.
+    syscall!(setgroups(1, groups.as_ptr())).ok()?;
+    if !set_fs_ids(to.uid, to.gid) {
+        set_fs_ids(uid, gid);
+        return None;
+    }
+    let result = f();
+    set_fs_ids(uid, gid);
+    Some(result)
+}
+
+/// Sets the filesystem group and user ids; returns whether both are now what was asked.
+fn set_fs_ids(uid: libc::uid_t, gid: libc::gid_t) -> bool {
+    // SAFETY: setfsgid() and setfsuid() take no pointers. Each returns the previous id and
+    // reports no error; called with -1 (never a valid id) it changes nothing and returns the
+    // current one, which is how the result is checked.
+    unsafe {
+        libc::setfsgid(gid);
+        libc::setfsuid(uid);
+        let gid_now = libc::setfsgid(libc::gid_t::MAX) as libc::gid_t;
+        let uid_now = libc::setfsuid(libc::uid_t::MAX) as libc::uid_t;
+        gid_now == gid && uid_now == uid
+    }
+}
+
 /// Empties the process's ambient, effective, permitted and inheritable capability sets.
 /// A process that was root lost them with `setuid`; one that was not (a service started as
 /// another user with `CAP_SETUID`) keeps them unless told.

@@ -437,7 +437,9 @@ impl Sessions {
         let known = self.by_addr.get(&addr).copied();
         let mut next_cursor = cursor;
         match known {
-            Some(key) => self.initiate(now, addr, key, false, send),
+            Some(key) => {
+                let _ = self.initiate(now, addr, key, false, send);
+            }
             None => {
                 let n = self.probe_order.len();
                 let mut sent = 0;
@@ -468,7 +470,11 @@ impl Sessions {
                         self.stats.probes_deferred += 1;
                         break;
                     }
-                    self.initiate(now, addr, key, true, send);
+                    if !self.initiate(now, addr, key, true, send) {
+                        // No room in flight: the next round goes on from this key.
+                        next_cursor = at;
+                        break;
+                    }
                     sent += 1;
                 }
             }
@@ -479,6 +485,8 @@ impl Sessions {
         self.rounds.insert(addr, (now, next_cursor));
     }
 
+    /// Sends an initiation to `key` at `addr` and keeps it in flight; returns whether it went
+    /// (not: a probe with no room but a known key's, or a message that could not be made).
     fn initiate(
         &mut self,
         now: Instant,
@@ -486,7 +494,7 @@ impl Sessions {
         key: PublicKey,
         probe: bool,
         send: &mut dyn FnMut(SocketAddr, &[u8]),
-    ) {
+    ) -> bool {
         if self.pending.len() >= MAX_PENDING {
             // Forget the oldest probe in flight, or if there is none the oldest handshake: a
             // flood of probes (peer lists naming many addresses) cannot push out renewals.
@@ -502,7 +510,7 @@ impl Sessions {
                 // A probe never makes room by pushing out a handshake with a known key.
                 Some(_) => {
                     self.stats.probes_deferred += 1;
-                    return;
+                    return false;
                 }
                 None => {}
             }
@@ -554,8 +562,12 @@ impl Sessions {
                         mac2_cookie,
                     },
                 );
+                true
             }
-            Err(e) => debug!("cannot start a handshake with {key} at {addr}: {e}"),
+            Err(e) => {
+                debug!("cannot start a handshake with {key} at {addr}: {e}");
+                false
+            }
         }
     }
 
@@ -629,7 +641,7 @@ impl Sessions {
             let in_flight = self.pending.values().any(|p| p.initiator.remote == key);
             if !in_flight {
                 debug!("renewing the session with {key} at {addr}");
-                self.initiate(now, addr, key, false, send);
+                let _ = self.initiate(now, addr, key, false, send);
             }
         }
         self.flush(now, send);

@@ -291,6 +291,7 @@ impl Sessions {
         now: Instant,
     ) -> Sessions {
         let cookie_secret = CookieSecret::new(&identity.public(), now);
+        let index_key = index_key(config.seed, &identity);
         let mut sessions = Sessions {
             identity,
             token,
@@ -307,7 +308,7 @@ impl Sessions {
             proven_addrs: HashMap::new(),
             cookies: HashMap::new(),
             log_budget: LogBudget::new(now),
-            index_key: index_key(config.seed),
+            index_key,
             index_count: 0,
             last_initiation: 0,
             config,
@@ -722,11 +723,13 @@ fn members_digest(trusted: &[PublicKey], own: &PublicKey) -> u64 {
     u64::from_be_bytes(first)
 }
 
-/// The key handshake indices are drawn under, for `seed`.
-fn index_key(seed: u64) -> [u8; 32] {
+/// The key handshake indices are drawn under: from `seed` (this run's) and a secret of the
+/// private key's, so that it is as hard to guess as that key.
+fn index_key(seed: u64, identity: &Identity) -> [u8; 32] {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(b"ethcloud-index-v1");
     ctx.update(&seed.to_le_bytes());
+    ctx.update(&identity.derived_secret(b"ethcloud-index-v1"));
     let mut key = [0u8; 32];
     key.copy_from_slice(ctx.finish().as_ref());
     key
