@@ -473,4 +473,34 @@ fn a_daemon_started_as_another_user_with_capabilities_drops_them_all() {
         ids.contains("CapEff:\t0000000000000000") && ids.contains("CapAmb:\t0000000000000000"),
         "{ids}"
     );
+
+    // With per-node keys and a trust directory nobody cannot read, the check made before
+    // the switch does not let CAP_DAC_OVERRIDE read it for nobody: refused before the switch.
+    let mut lab = Lab::new(1);
+    let a = lab.host(1);
+    let key = scratch.path("node.key");
+    let public = e2e::genkey(&key);
+    let trusted = scratch.path("trusted.d");
+    fs::create_dir(&trusted).expect("create the trust directory");
+    fs::write(trusted.join("self"), format!("{public}\n")).expect("write a trust file");
+    fs::set_permissions(&trusted, fs::Permissions::from_mode(0o700)).expect("chmod 700");
+    let script = format!(
+        "setpriv --reuid 1000 --regid 1000 --clear-groups --inh-caps {caps} \
+         --ambient-caps {caps} {ETHCLOUD} -t 7 --user nobody --private-key {key} \
+         --trusted {trusted} 2>&1; echo exit=$?",
+        key = key.display(),
+        trusted = trusted.display()
+    );
+    let log = lab.helper(&a, "caps-trusted", &["sh", "-c", &script]);
+    wait_file_contains(&log, "exit=", SOON);
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("exit=2"), "{text}");
+    assert!(
+        text.contains("as nobody, cannot read trusted keys"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("running as user nobody"),
+        "checked only after the switch: {text}"
+    );
 }

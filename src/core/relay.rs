@@ -53,9 +53,10 @@ pub const KEY_ASKS: u8 = 6;
 pub const MAX_PUBLIC: usize = 16;
 /// The most routes and candidates together.
 pub const MAX_ENTRIES: usize = 1024;
-/// The most routes and candidates through any one relay while more than one peer relays:
-/// half the table, so that one relaying peer (listing made-up addresses, or relaying frames
-/// from them) cannot take the slots of the others. A lone relay may use the whole table.
+/// The most routes and candidates through any one relay: half the table, so that one
+/// relaying peer (listing made-up addresses, or relaying frames from them) cannot take the
+/// slots of the others. (Also for a lone relay: one that filled the whole table before a
+/// second one came would keep it, refreshing its entries by listing them again.)
 pub const MAX_PER_RELAY: usize = MAX_ENTRIES / 2;
 
 /// Whether a route carries frames.
@@ -323,7 +324,7 @@ impl RelayTable {
             c.last_listed = now;
             return;
         }
-        if self.len() < MAX_ENTRIES && self.held_by(via) < self.relay_share() {
+        if self.len() < MAX_ENTRIES && self.held_by(via) < MAX_PER_RELAY {
             hold(&mut self.held, via);
             self.candidates.insert(
                 addr,
@@ -377,21 +378,21 @@ impl RelayTable {
 
     /// A frame from `from` reached us through the relaying peer `via`: may it be delivered?
     /// A new route needs room in the table, in all and for `via` ([`MAX_PER_RELAY`]); a
-    /// route does not move to a `via` at its share, but an active one still delivers what
-    /// comes through it.
+    /// route does not move to a `via` at its share. An active one still delivers what comes
+    /// through `via` then, unless `via` names keys (it has not named the key of the node it
+    /// relays from, which may be another node than ours at that address: dropped, as a
+    /// route still checking drops it); either way that does not keep the route alive.
     pub fn accept_relayed(&mut self, now: Instant, via: SocketAddr, from: SocketAddr) -> Accept {
         let names_keys = self.names_keys.contains(&via);
-        let via_full = self.held_by(via) >= self.relay_share();
+        let via_full = self.held_by(via) >= MAX_PER_RELAY;
         if let Some(r) = self.routes.get_mut(&from) {
             if r.via != via && via_full {
                 return match r.state {
                     RouteState::Superseded(_) => Accept::Superseded,
+                    RouteState::Active if names_keys => Accept::Checking,
                     // The far end sends through `via`, ours goes on through the relay it
-                    // has: both still reach it.
-                    RouteState::Active => {
-                        r.last_used = now;
-                        Accept::Known
-                    }
+                    // has.
+                    RouteState::Active => Accept::Known,
                     RouteState::Checking => Accept::Checking,
                     RouteState::Refused(_) => Accept::Refused,
                 };
@@ -664,16 +665,6 @@ impl RelayTable {
     /// Routes and candidates through the relay `via` (what [`MAX_PER_RELAY`] caps).
     pub fn held_by(&self, via: SocketAddr) -> usize {
         self.held.get(&via).copied().unwrap_or(0)
-    }
-
-    /// The most routes and candidates one relay may hold now: [`MAX_PER_RELAY`] while more
-    /// than one peer relays, the whole table for a lone relay.
-    fn relay_share(&self) -> usize {
-        if self.capable.len() > 1 {
-            MAX_PER_RELAY
-        } else {
-            MAX_ENTRIES
-        }
     }
 
     /// True when there are no routes and no candidates.
@@ -1053,25 +1044,35 @@ mod tests {
     }
 
     #[test]
-    fn a_lone_relay_may_use_the_whole_table() {
+    fn a_relay_at_its_share_does_not_move_a_route_nor_keep_it_alive_nor_pass_an_unnamed_key() {
         let mut table = table();
         let made_up = |i: u32| SocketAddr::from(([198, 19, (i >> 8) as u8, i as u8], 7));
+        // A lone relay takes half the table too: a second one that comes later has room.
         for i in 0..(MAX_ENTRIES as u32 + 10) {
             table.on_listed(t(0), a(R), made_up(i));
         }
-        assert_eq!(table.held_by(a(R)), MAX_ENTRIES);
-        // A second relay: the first takes nothing more until it is under its half.
+        assert_eq!(table.held_by(a(R)), MAX_PER_RELAY);
         let other = a("198.18.0.2:3210");
         table.set_flags(other, true, true);
-        table.forget_peer(made_up(0));
-        assert_eq!(
-            table.accept_relayed(t(1), a(R), made_up(2000)),
-            Accept::Full
-        );
-        assert_eq!(
-            table.accept_relayed(t(1), other, made_up(2001)),
-            Accept::New
-        );
+        assert_eq!(table.accept_relayed(t(1), other, a(X)), Accept::New);
+        // R, at its share, relays frames "from X": delivered (R does not name keys), but the
+        // route stays with the other relay and is not kept alive by them.
+        assert_eq!(table.accept_relayed(t(2), a(R), a(X)), Accept::Known);
+        assert_eq!(table.route(a(X)), Some(other));
+        let late = t(1) + ROUTE_IDLE;
+        assert_eq!(table.accept_relayed(late, a(R), a(X)), Accept::Known);
+        housekeep(&mut table, late);
+        assert_eq!(table.route(a(X)), None, "idle through its own relay: gone");
+        // Through a relay that names keys, a frame it relays without having named the key of
+        // the node at X is not delivered.
+        assert_eq!(table.accept_relayed(late, other, a(X)), Accept::New);
+        for i in 0..(MAX_ENTRIES as u32) {
+            table.on_listed(late, a(R), made_up(i));
+        }
+        assert_eq!(table.held_by(a(R)), MAX_PER_RELAY);
+        table.set_names_keys(a(R), true);
+        assert_eq!(table.accept_relayed(late, a(R), a(X)), Accept::Checking);
+        assert_eq!(table.route(a(X)), Some(other));
         check_held(&table);
     }
 

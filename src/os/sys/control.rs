@@ -93,10 +93,16 @@ fn find_default_in(dir: &Path, device: Option<&str>) -> Result<PathBuf, ClientEr
         })
         .unwrap_or_default();
     sockets.sort();
-    // Sockets left by a daemon that did not exit cleanly answer no connection.
+    // A socket left by a daemon that did not exit cleanly refuses connections; any other
+    // outcome (accepted, not permitted, a full backlog) is a daemon there.
     let live: Vec<PathBuf> = sockets
         .iter()
-        .filter(|p| connect_now(p).is_ok())
+        .filter(|p| {
+            !matches!(connect_now(p), Err(e) if matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound
+            ))
+        })
         .cloned()
         .collect();
     match (live.as_slice(), sockets.as_slice()) {

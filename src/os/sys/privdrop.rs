@@ -249,33 +249,50 @@ pub fn drop_to(to: &Identity) -> Result<(), Error> {
 }
 
 /// Runs `f` with `to`'s filesystem ids (`setfsuid`, `setfsgid`, and `to.gid` as the only
-/// supplementary group), so that what `f` opens is checked as it will be once the process
-/// is `to`; then goes back to the filesystem ids it had. Call it as root, while the process
-/// has one thread, right before [`drop_to`]: the supplementary groups stay as `to`'s, as the
-/// switch sets them anyway.
+/// supplementary group) and without the capabilities that bypass file permissions in the
+/// effective set, so that what `f` opens is checked as it will be once the process is `to`;
+/// then puts back the groups, the filesystem ids and the effective set it had. Call it while
+/// the process has one thread, right before [`drop_to`].
 ///
-/// Returns `None` without running `f` if the ids cannot be taken (not root, no
+/// Returns `None` without running `f` if that state cannot be taken (not root, no
 /// `CAP_SETUID`/`CAP_SETGID`): the caller checks after the switch instead.
 pub fn as_filesystem_user<T>(to: &Identity, f: impl FnOnce() -> T) -> Option<T> {
-    // SAFETY: getuid() and getgid() take no arguments and cannot fail.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let groups = [to.gid];
-    // SAFETY: `groups` holds exactly the one gid whose count is passed.
-    syscall!(setgroups(1, groups.as_ptr())).ok()?;
-    if !set_fs_ids(to.uid, to.gid) {
-        set_fs_ids(uid, gid);
+    // SAFETY: geteuid() and getegid() take no arguments and cannot fail. (The filesystem ids
+    // follow the effective ones until set apart, which nothing here did before.)
+    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let groups = supplementary_groups().ok()?;
+    let caps = capabilities().ok()?;
+    let restore = |caps: &[CapData; 2]| {
+        let back =
+            set_fs_ids(euid, egid) && set_groups(&groups).is_ok() && set_capabilities(caps).is_ok();
+        if !back {
+            log::warn!("cannot put back the ids and capabilities after checking the files as {to}");
+        }
+    };
+    let mut without_dac = caps;
+    without_dac[0].effective &= !DAC_CAPABILITIES;
+    if set_groups(&[to.gid]).is_err()
+        || !set_fs_ids(to.uid, to.gid)
+        || set_capabilities(&without_dac).is_err()
+    {
+        restore(&caps);
         return None;
     }
     let result = f();
-    set_fs_ids(uid, gid);
+    restore(&caps);
     Some(result)
 }
+
+/// The capabilities that let a process read or search files their modes do not let it:
+/// `CAP_DAC_OVERRIDE` (1), `CAP_DAC_READ_SEARCH` (2) and `CAP_FOWNER` (3), as bits of the
+/// first capability word.
+const DAC_CAPABILITIES: u32 = (1 << 1) | (1 << 2) | (1 << 3);
 
 /// Sets the filesystem group and user ids; returns whether both are now what was asked.
 fn set_fs_ids(uid: libc::uid_t, gid: libc::gid_t) -> bool {
     // SAFETY: setfsgid() and setfsuid() take no pointers. Each returns the previous id and
     // reports no error; called with -1 (never a valid id) it changes nothing and returns the
-    // current one, which is how the result is checked.
+    // current one (since Linux 3.5), which is how the result is checked.
     unsafe {
         libc::setfsgid(gid);
         libc::setfsuid(uid);
@@ -285,26 +302,85 @@ fn set_fs_ids(uid: libc::uid_t, gid: libc::gid_t) -> bool {
     }
 }
 
+/// The process's supplementary groups.
+fn supplementary_groups() -> io::Result<Vec<libc::gid_t>> {
+    // SAFETY: with a size of 0, getgroups() writes nothing and returns the count.
+    let count = syscall!(getgroups(0, std::ptr::null_mut()))?;
+    let mut groups = vec![0 as libc::gid_t; usize::try_from(count).unwrap_or(0)];
+    // SAFETY: `groups` has room for exactly the count passed.
+    let got = syscall!(getgroups(count, groups.as_mut_ptr()))?;
+    groups.truncate(usize::try_from(got).unwrap_or(0));
+    Ok(groups)
+}
+
+/// Sets the process's supplementary groups to `groups`.
+fn set_groups(groups: &[libc::gid_t]) -> io::Result<()> {
+    // SAFETY: `groups` holds exactly the gids whose count is passed.
+    syscall!(setgroups(groups.len(), groups.as_ptr()))?;
+    Ok(())
+}
+
+/// `struct __user_cap_header_struct` of `<linux/capability.h>`.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// `struct __user_cap_data_struct`: one word of each set (two words: 64 capabilities).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: two data structs, 64 capabilities.
+const CAP_VERSION_3: u32 = 0x2008_0522;
+
+/// The process's capability sets.
+fn capabilities() -> io::Result<[CapData; 2]> {
+    let mut header = CapHeader {
+        version: CAP_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget(2) reads the header and, for version 3, writes two data structs; both
+    // live on the stack for the call and have the kernel's layout (`repr(C)`, u32 fields).
+    let res = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
+    if res < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(data)
+}
+
+/// Sets the process's capability sets to `data`.
+fn set_capabilities(data: &[CapData; 2]) -> io::Result<()> {
+    let header = CapHeader {
+        version: CAP_VERSION_3,
+        pid: 0,
+    };
+    // SAFETY: capset(2) reads one header and, for version 3, two data structs; both live on
+    // the stack (or in the caller's borrow) for the call and have the kernel's layout.
+    let res =
+        unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
+    if res < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Empties the process's ambient, effective, permitted and inheritable capability sets.
 /// A process that was root lost them with `setuid`; one that was not (a service started as
 /// another user with `CAP_SETUID`) keeps them unless told.
 fn clear_capabilities() -> io::Result<()> {
-    /// `struct __user_cap_header_struct` of `<linux/capability.h>`.
-    #[repr(C)]
-    struct CapHeader {
-        version: u32,
-        pid: libc::c_int,
-    }
-    /// `struct __user_cap_data_struct`.
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct CapData {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    /// `_LINUX_CAPABILITY_VERSION_3`: two data structs, 64 capabilities.
-    const VERSION_3: u32 = 0x2008_0522;
     // SAFETY: prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL) takes no pointers; the unused
     // arguments must be 0.
     let ambient = syscall!(prctl(
@@ -320,23 +396,7 @@ fn clear_capabilities() -> io::Result<()> {
             return Err(e);
         }
     }
-    let header = CapHeader {
-        version: VERSION_3,
-        pid: 0,
-    };
-    let data = [CapData {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
-    // SAFETY: capset(2) reads one header and, for version 3, two data structs; both live on
-    // the stack for the call and have the kernel's layout (`repr(C)`, u32 fields).
-    let res =
-        unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
-    if res < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    set_capabilities(&[CapData::default(); 2])
 }
 
 /// Whether the process holds any effective or permitted capability (from
