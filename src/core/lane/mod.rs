@@ -271,6 +271,12 @@ impl<S: Socket> Lane<S> {
         }
     }
 
+    /// Whether a peer without a session waits to be handed to the node for a handshake
+    /// (per-node keys): worth a hand-over before the next regular one.
+    pub fn wants_handshakes(&self) -> bool {
+        !self.wanted.is_empty()
+    }
+
     /// The socket (how many datagrams it holds queued, for the daemon).
     pub fn socket(&self) -> &S {
         &self.tx.socket

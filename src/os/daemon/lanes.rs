@@ -45,6 +45,8 @@ pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 pub const REPORT_EVERY: Duration = Duration::from_secs(1);
 /// The longest a lane sleeps without looking at the stop flag and the view.
 const LANE_WAKE: Duration = Duration::from_millis(100);
+/// A lane with peers waiting for a handshake hands its counts over at most this often.
+const WANTED_HAND_OVER: Duration = Duration::from_millis(20);
 
 /// What the loop's thread and the lanes share.
 struct Shared {
@@ -253,6 +255,7 @@ fn run_lane(
         }
     ];
     let mut report_at = clock.now() + REPORT_EVERY;
+    let mut handed_at = clock.now();
     // Tap reads that could not be cut into frames, since the last hand-over and in all.
     let mut offload_errors = 0u64;
     let mut offload_errors_total = 0u64;
@@ -286,8 +289,12 @@ fn run_lane(
             break;
         }
         lane.flush();
-        if now >= report_at {
+        // A peer that needs a handshake is handed over soon (the node starts it), not with
+        // the next regular report up to a second later.
+        let early = lane.wants_handshakes() && now >= handed_at + WANTED_HAND_OVER;
+        if now >= report_at || early {
             report_at = now + REPORT_EVERY;
+            handed_at = now;
             offload_errors_total += offload_errors;
             forwarded += hand_over(shared, &mut lane, std::mem::take(&mut offload_errors));
         }
