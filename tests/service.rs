@@ -503,4 +503,21 @@ fn a_daemon_started_as_another_user_with_capabilities_drops_them_all() {
         !text.contains("running as user nobody"),
         "checked only after the switch: {text}"
     );
+
+    // Without CAP_SETUID and CAP_SETGID, --user fails with the switch's own error, and the
+    // check before it changes nothing (so it has nothing to put back, and says nothing).
+    let few = "+net_admin,+dac_override";
+    let script = format!(
+        "setpriv --reuid 1000 --regid 1000 --clear-groups --inh-caps {few} \
+         --ambient-caps {few} {ETHCLOUD} -t 7 --user nobody --private-key {key} \
+         --trusted {trusted} 2>&1; echo exit=$?",
+        key = key.display(),
+        trusted = trusted.display()
+    );
+    let log = lab.helper(&a, "few-caps", &["sh", "-c", &script]);
+    wait_file_contains(&log, "exit=", SOON);
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("exit=1") || text.contains("exit=2"), "{text}");
+    assert!(!text.contains("cannot put back"), "{text}");
+    assert!(!text.contains("running as user nobody"), "{text}");
 }

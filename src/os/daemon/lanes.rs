@@ -263,7 +263,13 @@ fn run_lane(
     let mut trouble = Trouble::default();
     debug!("lane {index} started");
     while !shared.stop.load(Ordering::Acquire) {
-        if let Err(e) = poll.wait(Some(LANE_WAKE)) {
+        // While a peer waits for a handshake, awake in time to hand it over.
+        let wake = if lane.wants_handshakes() {
+            WANTED_HAND_OVER
+        } else {
+            LANE_WAKE
+        };
+        if let Err(e) = poll.wait(Some(wake)) {
             if e.kind() != io::ErrorKind::Interrupted {
                 error!("lane {index}: epoll failed: {e}; this lane stops");
                 break;

@@ -263,18 +263,21 @@ pub fn as_filesystem_user<T>(to: &Identity, f: impl FnOnce() -> T) -> Option<T> 
     let groups = supplementary_groups().ok()?;
     let caps = capabilities().ok()?;
     let restore = |caps: &[CapData; 2]| {
-        let back =
-            set_fs_ids(euid, egid) && set_groups(&groups).is_ok() && set_capabilities(caps).is_ok();
-        if !back {
+        // Every step, whichever failed.
+        let ids = set_fs_ids(euid, egid);
+        let groups = set_groups(&groups).is_ok();
+        let caps = set_capabilities(caps).is_ok();
+        if !(ids && groups && caps) {
             log::warn!("cannot put back the ids and capabilities after checking the files as {to}");
         }
     };
     let mut without_dac = caps;
     without_dac[0].effective &= !DAC_CAPABILITIES;
-    if set_groups(&[to.gid]).is_err()
-        || !set_fs_ids(to.uid, to.gid)
-        || set_capabilities(&without_dac).is_err()
-    {
+    if set_groups(&[to.gid]).is_err() {
+        // Nothing changed (no CAP_SETGID).
+        return None;
+    }
+    if !set_fs_ids(to.uid, to.gid) || set_capabilities(&without_dac).is_err() {
         restore(&caps);
         return None;
     }
