@@ -484,16 +484,20 @@ fn a_daemon_started_as_another_user_with_capabilities_drops_them_all() {
     fs::create_dir(&trusted).expect("create the trust directory");
     fs::write(trusted.join("self"), format!("{public}\n")).expect("write a trust file");
     fs::set_permissions(&trusted, fs::Permissions::from_mode(0o700)).expect("chmod 700");
-    let script = format!(
-        "setpriv --reuid 1000 --regid 1000 --clear-groups --inh-caps {caps} \
-         --ambient-caps {caps} {ETHCLOUD} -t 7 --user nobody --private-key {key} \
-         --trusted {trusted} 2>&1; echo exit=$?",
-        key = key.display(),
-        trusted = trusted.display()
-    );
-    let log = lab.helper(&a, "caps-trusted", &["sh", "-c", &script]);
-    wait_file_contains(&log, "exit=", SOON);
-    let text = fs::read_to_string(&log).unwrap_or_default();
+    // Runs the daemon as uid 1000 with the capabilities `caps`, to its exit; its output.
+    let run_as_1000 = |lab: &mut Lab, caps: &str, name: &str| {
+        let script = format!(
+            "setpriv --reuid 1000 --regid 1000 --clear-groups --inh-caps {caps} \
+             --ambient-caps {caps} {ETHCLOUD} -t 7 --user nobody --private-key {key} \
+             --trusted {trusted} 2>&1; echo exit=$?",
+            key = key.display(),
+            trusted = trusted.display()
+        );
+        let log = lab.helper(&a, name, &["sh", "-c", &script]);
+        wait_file_contains(&log, "exit=", SOON);
+        fs::read_to_string(&log).unwrap_or_default()
+    };
+    let text = run_as_1000(&mut lab, caps, "caps-trusted");
     assert!(text.contains("exit=2"), "{text}");
     assert!(
         text.contains("as nobody, cannot read trusted keys"),
@@ -506,17 +510,7 @@ fn a_daemon_started_as_another_user_with_capabilities_drops_them_all() {
 
     // Without CAP_SETUID and CAP_SETGID, --user fails with the switch's own error, and the
     // check before it changes nothing (so it has nothing to put back, and says nothing).
-    let few = "+net_admin,+dac_override";
-    let script = format!(
-        "setpriv --reuid 1000 --regid 1000 --clear-groups --inh-caps {few} \
-         --ambient-caps {few} {ETHCLOUD} -t 7 --user nobody --private-key {key} \
-         --trusted {trusted} 2>&1; echo exit=$?",
-        key = key.display(),
-        trusted = trusted.display()
-    );
-    let log = lab.helper(&a, "few-caps", &["sh", "-c", &script]);
-    wait_file_contains(&log, "exit=", SOON);
-    let text = fs::read_to_string(&log).unwrap_or_default();
+    let text = run_as_1000(&mut lab, "+net_admin,+dac_override", "few-caps");
     assert!(text.contains("exit=1") || text.contains("exit=2"), "{text}");
     assert!(!text.contains("cannot put back"), "{text}");
     assert!(!text.contains("running as user nobody"), "{text}");

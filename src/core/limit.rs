@@ -1,10 +1,13 @@
 //! [`RateLimiter`]: a token bucket on the injected clock; [`LogBudget`]: at most so many
-//! log lines per window; [`Host`]: what a per-host cap counts against.
+//! log lines per window; [`Host`]: what a per-host cap counts against; [`Tally`]: how many
+//! entries each host (or relay) holds, for such caps.
 //!
 //! Owns the arithmetic only; callers decide what is limited (contacts per second, broadcast
 //! frames per source, log lines that the network can cause, table entries per host). No
 //! allocation, no clock reads, saturating arithmetic throughout.
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -26,6 +29,40 @@ impl Host {
                 Some(v4) => Host(u128::from(v4.to_ipv6_mapped())),
                 None => Host(u128::from(v6) & !u128::from(u64::MAX)),
             },
+        }
+    }
+}
+
+/// How many entries each key holds (table entries per host, routes per relay), for a cap
+/// per key: counted up when an entry comes, down when it goes; a key that holds none is
+/// not kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tally<K: Hash + Eq>(HashMap<K, usize>);
+
+impl<K: Hash + Eq> Default for Tally<K> {
+    fn default() -> Tally<K> {
+        Tally(HashMap::new())
+    }
+}
+
+impl<K: Hash + Eq> Tally<K> {
+    /// How many entries `key` holds.
+    pub fn get(&self, key: &K) -> usize {
+        self.0.get(key).copied().unwrap_or(0)
+    }
+
+    /// One entry more for `key`.
+    pub fn add(&mut self, key: K) {
+        *self.0.entry(key).or_default() += 1;
+    }
+
+    /// One entry fewer for `key` (none below zero); a key left with none goes.
+    pub fn remove(&mut self, key: &K) {
+        if let Some(n) = self.0.get_mut(key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.0.remove(key);
+            }
         }
     }
 }

@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::limit::Tally;
 use crate::time::Instant;
 
 /// An address listed by a relaying peer and not a direct peer this long after is relayed.
@@ -155,7 +156,7 @@ pub struct RelayTable {
     routes: BTreeMap<SocketAddr, Route>,
     /// Routes and candidates through each relay (what [`MAX_PER_RELAY`] caps); a relay with
     /// none has no entry.
-    held: BTreeMap<SocketAddr, usize>,
+    held: Tally<SocketAddr>,
     /// Active routes, counted so that the hot path can skip the table when there are none.
     active: usize,
     /// Moves whenever an active route is made, ends or changes its relay (see
@@ -294,7 +295,7 @@ impl RelayTable {
         self.names_keys.remove(&peer);
         self.remove_route(peer);
         if let Some(c) = self.candidates.remove(&peer) {
-            release(&mut self.held, c.via);
+            self.held.remove(&c.via);
         }
         self.drop_via(peer)
     }
@@ -303,7 +304,7 @@ impl RelayTable {
     /// of the route it had, if any.
     pub fn on_direct(&mut self, addr: SocketAddr) -> Option<SocketAddr> {
         if let Some(c) = self.candidates.remove(&addr) {
-            release(&mut self.held, c.via);
+            self.held.remove(&c.via);
         }
         self.remove_route(addr).map(|r| r.via)
     }
@@ -325,7 +326,7 @@ impl RelayTable {
             return;
         }
         if self.len() < MAX_ENTRIES && self.held_by(via) < MAX_PER_RELAY {
-            hold(&mut self.held, via);
+            self.held.add(via);
             self.candidates.insert(
                 addr,
                 Candidate {
@@ -454,7 +455,7 @@ impl RelayTable {
             return Accept::Full;
         }
         if let Some(c) = self.candidates.remove(&from) {
-            release(&mut self.held, c.via);
+            self.held.remove(&c.via);
         }
         match self.insert(from, via, now) {
             RouteState::Active => Accept::New,
@@ -592,7 +593,7 @@ impl RelayTable {
                 && capable.contains(&c.via)
                 && now.saturating_duration_since(c.last_listed) < CANDIDATE_IDLE;
             if !keep {
-                release(held, c.via);
+                held.remove(&c.via);
             }
             keep
         });
@@ -607,7 +608,7 @@ impl RelayTable {
             .collect();
         for (addr, via) in due {
             if let Some(c) = self.candidates.remove(&addr) {
-                release(&mut self.held, c.via);
+                self.held.remove(&c.via);
             }
             let state = self.insert(addr, via, now);
             on_new(addr, via, state);
@@ -664,7 +665,7 @@ impl RelayTable {
 
     /// Routes and candidates through the relay `via` (what [`MAX_PER_RELAY`] caps).
     pub fn held_by(&self, via: SocketAddr) -> usize {
-        self.held.get(&via).copied().unwrap_or(0)
+        self.held.get(&via)
     }
 
     /// True when there are no routes and no candidates.
@@ -694,9 +695,9 @@ impl RelayTable {
             },
         );
         if let Some(old) = old {
-            release(&mut self.held, old.via);
+            self.held.remove(&old.via);
         }
-        hold(&mut self.held, via);
+        self.held.add(via);
         let was_active = old.is_some_and(|r| r.state == RouteState::Active);
         match (was_active, state == RouteState::Active) {
             (false, true) => self.active += 1,
@@ -709,7 +710,7 @@ impl RelayTable {
 
     fn remove_route(&mut self, addr: SocketAddr) -> Option<Route> {
         let r = self.routes.remove(&addr)?;
-        release(&mut self.held, r.via);
+        self.held.remove(&r.via);
         if r.state == RouteState::Active {
             self.active -= 1;
             self.changes = self.changes.wrapping_add(1);
@@ -721,7 +722,7 @@ impl RelayTable {
         let held = &mut self.held;
         self.candidates.retain(|_, c| {
             if c.via == via {
-                release(held, via);
+                held.remove(&via);
             }
             c.via != via
         });
@@ -738,25 +739,10 @@ impl RelayTable {
     }
 }
 
-/// One more route or candidate through `via` in `held`.
-fn hold(held: &mut BTreeMap<SocketAddr, usize>, via: SocketAddr) {
-    *held.entry(via).or_default() += 1;
-}
-
-/// One route or candidate through `via` fewer in `held`.
-fn release(held: &mut BTreeMap<SocketAddr, usize>, via: SocketAddr) {
-    if let Some(n) = held.get_mut(&via) {
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            held.remove(&via);
-        }
-    }
-}
-
 /// Route `r` goes through `via` from now on (counted in `held`).
-fn move_via(held: &mut BTreeMap<SocketAddr, usize>, r: &mut Route, via: SocketAddr) {
-    release(held, r.via);
-    hold(held, via);
+fn move_via(held: &mut Tally<SocketAddr>, r: &mut Route, via: SocketAddr) {
+    held.remove(&r.via);
+    held.add(via);
     r.via = via;
 }
 
@@ -988,12 +974,12 @@ mod tests {
 
     /// `held` counts what it should: every route and candidate, by relay.
     fn check_held(table: &RelayTable) {
-        let mut counted: BTreeMap<SocketAddr, usize> = BTreeMap::new();
+        let mut counted = Tally::default();
         for r in table.routes.values() {
-            *counted.entry(r.via).or_default() += 1;
+            counted.add(r.via);
         }
         for c in table.candidates.values() {
-            *counted.entry(c.via).or_default() += 1;
+            counted.add(c.via);
         }
         assert_eq!(table.held, counted);
     }

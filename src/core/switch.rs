@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::limit::Host;
+use crate::limit::{Host, Tally};
 use crate::time::Instant;
 use crate::wire::{Mac, VlanId};
 
@@ -87,7 +87,7 @@ pub struct SwitchTable {
     /// peer is something the network can cause at a high rate).
     per_peer: HashMap<SocketAddr, Vec<Key>>,
     /// How many entries count against each host (a host with none has no entry).
-    per_host: HashMap<Host, usize>,
+    per_host: Tally<Host>,
     /// Reused by [`SwitchTable::expire`].
     expired: Vec<Key>,
     timeout: Duration,
@@ -135,7 +135,7 @@ impl SwitchTable {
         SwitchTable {
             entries: HashMap::new(),
             per_peer: HashMap::new(),
-            per_host: HashMap::new(),
+            per_host: Tally::default(),
             expired: Vec::new(),
             timeout,
             max_entries,
@@ -192,7 +192,7 @@ impl SwitchTable {
             let (from, slot, old_host) = (entry.peer, entry.slot, entry.host);
             let moves_peer = from != peer;
             if (moves_peer && count_of(&self.per_peer, peer) >= self.max_per_peer)
-                || (old_host != host && host_count(&self.per_host, host) >= self.max_per_host)
+                || (old_host != host && self.per_host.get(&host) >= self.max_per_host)
             {
                 // The new owner is at its cap: keep the old entry rather than exceed it, but
                 // do not refresh it either (the MAC was not heard behind the old owner), so
@@ -202,8 +202,8 @@ impl SwitchTable {
             entry.expires = expires;
             if old_host != host {
                 entry.host = host;
-                charge(&mut self.per_host, host);
-                discharge(&mut self.per_host, old_host);
+                self.per_host.add(host);
+                self.per_host.remove(&old_host);
             }
             if !moves_peer {
                 // The same peer, now reached another way (directly, or through another
@@ -218,12 +218,12 @@ impl SwitchTable {
         }
         if self.entries.len() >= self.max_entries
             || count_of(&self.per_peer, peer) >= self.max_per_peer
-            || host_count(&self.per_host, host) >= self.max_per_host
+            || self.per_host.get(&host) >= self.max_per_host
         {
             return Learned::Refused;
         }
         let slot = attach(&mut self.per_peer, peer, key);
-        charge(&mut self.per_host, host);
+        self.per_host.add(host);
         self.entries.insert(
             key,
             Entry {
@@ -278,7 +278,7 @@ impl SwitchTable {
             if let Some(e) = self.entries.remove(key) {
                 on_expired(key.vlan(), key.mac(), e.peer);
                 detach(&mut self.per_peer, &mut self.entries, e.peer, e.slot);
-                discharge(&mut self.per_host, e.host);
+                self.per_host.remove(&e.host);
             }
         }
         let removed = expired.len();
@@ -294,7 +294,7 @@ impl SwitchTable {
         };
         for key in &keys {
             if let Some(e) = self.entries.remove(key) {
-                discharge(&mut self.per_host, e.host);
+                self.per_host.remove(&e.host);
             }
         }
         self.changes += keys.len() as u64;
@@ -318,7 +318,7 @@ impl SwitchTable {
 
     /// Number of entries counted against `host`.
     pub fn count_for_host(&self, host: Host) -> usize {
-        host_count(&self.per_host, host)
+        self.per_host.get(&host)
     }
 
     /// Every entry as (VLAN, MAC, peer, expiry), in no particular order.
@@ -331,25 +331,6 @@ impl SwitchTable {
 
 fn count_of(map: &HashMap<SocketAddr, Vec<Key>>, peer: SocketAddr) -> usize {
     map.get(&peer).map_or(0, Vec::len)
-}
-
-fn host_count(map: &HashMap<Host, usize>, host: Host) -> usize {
-    map.get(&host).copied().unwrap_or(0)
-}
-
-/// One entry more counts against `host`.
-fn charge(map: &mut HashMap<Host, usize>, host: Host) {
-    *map.entry(host).or_default() += 1;
-}
-
-/// One entry fewer counts against `host`; a host left with none goes from the map.
-fn discharge(map: &mut HashMap<Host, usize>, host: Host) {
-    if let Some(n) = map.get_mut(&host) {
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            map.remove(&host);
-        }
-    }
 }
 
 /// Adds `key` to `peer`'s list; returns its slot there.
@@ -624,12 +605,15 @@ mod tests {
                     table.learn(now, vlan, mac, peer);
                 }
             }
-            let mut hosts: HashMap<Host, usize> = HashMap::new();
+            let mut hosts = Tally::default();
             for e in table.entries.values() {
-                *hosts.entry(e.host).or_default() += 1;
+                hosts.add(e.host);
             }
             assert_eq!(hosts, table.per_host, "step {step}");
-            assert!(hosts.values().all(|&n| n <= 24), "step {step}");
+            assert!(
+                table.entries.values().all(|e| hosts.get(&e.host) <= 24),
+                "step {step}"
+            );
             let listed: usize = table.per_peer.values().map(Vec::len).sum();
             assert_eq!(listed, table.entries.len(), "step {step}");
             for (key, e) in &table.entries {

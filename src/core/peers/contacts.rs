@@ -6,7 +6,7 @@
 //! Owns when each address is due and its back-off. It sends nothing: `node` takes the due
 //! addresses and sends.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use super::{
     CONNECT_BACKOFF_MAX, CONNECT_BACKOFF_START, LEARNED_ATTEMPTS, LEARNED_BACKOFF_START,
     LEARNED_QUIET_PERIOD,
 };
-use crate::limit::Host;
+use crate::limit::{Host, Tally};
 use crate::time::Instant;
 
 /// One address we are trying to reach with "get peer list".
@@ -44,7 +44,7 @@ pub struct Contacts {
     entries: BTreeMap<SocketAddr, Contact>,
     max: usize,
     /// Learned entries by the host that listed them (a host with none has no entry).
-    per_lister: HashMap<Host, usize>,
+    per_lister: Tally<Host>,
 }
 
 impl Contacts {
@@ -54,7 +54,7 @@ impl Contacts {
         Contacts {
             entries: BTreeMap::new(),
             max,
-            per_lister: HashMap::new(),
+            per_lister: Tally::default(),
         }
     }
 
@@ -65,7 +65,7 @@ impl Contacts {
 
     /// Learned addresses in the queue that `lister`'s host listed.
     pub fn listed_by(&self, lister: SocketAddr) -> usize {
-        self.per_lister.get(&Host::of(lister)).copied().unwrap_or(0)
+        self.per_lister.get(&Host::of(lister))
     }
 
     /// Queues a `--connect` address for an attempt at `at`. Configured addresses are never
@@ -94,11 +94,11 @@ impl Contacts {
             return true;
         }
         let host = Host::of(lister);
-        let listed = self.per_lister.get(&host).copied().unwrap_or(0);
+        let listed = self.per_lister.get(&host);
         if self.entries.len() >= self.max || listed >= self.max_per_lister() {
             return false;
         }
-        *self.per_lister.entry(host).or_default() += 1;
+        self.per_lister.add(host);
         self.entries.insert(
             addr,
             Contact {
@@ -117,7 +117,7 @@ impl Contacts {
     /// A learned entry left the queue: its lister's host has room for one more.
     fn discharge(&mut self, gone: Option<Contact>) {
         if let Some(host) = gone.and_then(|c| c.lister) {
-            release(&mut self.per_lister, host);
+            self.per_lister.remove(&host);
         }
     }
 
@@ -183,7 +183,7 @@ impl Contacts {
         self.entries.retain(|_, c| {
             let keep = c.is_configured || c.attempts < LEARNED_ATTEMPTS || c.forget_at > now;
             if let (false, Some(host)) = (keep, c.lister) {
-                release(per_lister, host);
+                per_lister.remove(&host);
             }
             keep
         });
@@ -215,15 +215,5 @@ impl Contacts {
             .filter(|c| c.is_configured || c.attempts < LEARNED_ATTEMPTS)
             .map(|c| c.next_attempt)
             .min()
-    }
-}
-
-/// One entry fewer listed by `host`; a host with none left goes from the map.
-fn release(per_lister: &mut HashMap<Host, usize>, host: Host) {
-    if let Some(n) = per_lister.get_mut(&host) {
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            per_lister.remove(&host);
-        }
     }
 }
