@@ -112,6 +112,10 @@ pub struct PeerTable {
     /// The verified peers in no particular order, so that one can be picked at random in O(1).
     /// Each verified peer's `slot` is its index here.
     verified: Vec<SocketAddr>,
+    /// The verified peers again, in address order: what a flood walks, so that its cost
+    /// follows the verified peers, not the unverified addresses that anyone who knows the
+    /// token can fill the rest of the table with.
+    verified_in_order: BTreeSet<SocketAddr>,
     /// The unverified peers by the time they were added: the oldest makes room in O(log n)
     /// when the table is full (a scan per datagram from a new address would let a flood of
     /// such datagrams cost a walk of the whole table each).
@@ -133,6 +137,7 @@ impl PeerTable {
         PeerTable {
             peers: BTreeMap::new(),
             verified: Vec::new(),
+            verified_in_order: BTreeSet::new(),
             unverified: BTreeSet::new(),
             max,
             quiet_until: Instant::ZERO,
@@ -176,13 +181,23 @@ impl PeerTable {
     }
 
     /// Calls `f` with every verified peer's address and traffic counters, in address order
-    /// (flooding: send, then count).
+    /// (flooding: send, then count). Walks the whole table while the verified peers are at
+    /// least half of it, and otherwise looks each verified peer up, so that a table filled
+    /// with unverified addresses does not make every flood a walk over all of them.
     // HOT PATH
     #[inline]
     pub fn for_each_verified(&mut self, mut f: impl FnMut(SocketAddr, &mut Traffic)) {
         // Not through `get_mut`: this moves no expiry deadline.
-        for (addr, p) in self.peers.iter_mut().filter(|(_, p)| p.is_verified) {
-            f(*addr, &mut p.traffic);
+        if self.unverified.len() <= self.verified_in_order.len() {
+            for (addr, p) in self.peers.iter_mut().filter(|(_, p)| p.is_verified) {
+                f(*addr, &mut p.traffic);
+            }
+            return;
+        }
+        for addr in &self.verified_in_order {
+            if let Some(p) = self.peers.get_mut(addr) {
+                f(*addr, &mut p.traffic);
+            }
         }
     }
 
@@ -240,6 +255,7 @@ impl PeerTable {
                 self.unverified.remove(&(peer.added, addr));
                 peer.slot = self.verified.len();
                 self.verified.push(addr);
+                self.verified_in_order.insert(addr);
                 self.verified_changes += 1;
                 true
             }
@@ -272,6 +288,9 @@ impl PeerTable {
         let peer = self.peers.remove(&addr)?;
         if !peer.is_verified {
             self.unverified.remove(&(peer.added, addr));
+        }
+        if peer.is_verified {
+            self.verified_in_order.remove(&addr);
         }
         if peer.is_verified && self.verified.get(peer.slot) == Some(&addr) {
             self.verified.swap_remove(peer.slot);
@@ -386,10 +405,7 @@ impl PeerTable {
     /// The verified peers' addresses, in address order.
     // HOT PATH (flooding)
     pub fn verified_addrs(&self) -> impl Iterator<Item = SocketAddr> + Clone + '_ {
-        self.peers
-            .iter()
-            .filter(|(_, p)| p.is_verified)
-            .map(|(a, _)| *a)
+        self.verified_in_order.iter().copied()
     }
 
     /// Every peer with what we know of it, in address order.

@@ -695,3 +695,65 @@ fn contacts_one_host_lists_at_most_a_quarter_of_the_queue() {
     c.add_configured(addr(30), Instant::ZERO);
     assert_eq!(c.listed_by(addr(9)), 0);
 }
+
+/// Every walk over the verified peers gives them in address order, with their traffic, and
+/// nothing else, both while they are most of the table and once unverified addresses crowd
+/// it (when a flood looks them up one by one instead of walking the table).
+#[test]
+fn floods_walk_the_verified_peers_in_order_however_many_strangers_fill_the_table() {
+    let mut t = PeerTable::new(200);
+    let at = |i: u32| SocketAddr::from(([198, 19, (i >> 8) as u8, i as u8], 3210));
+    // A fixed pseudo-random walk of adds, verifications and removals.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut step = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut crowded_checks = 0;
+    for round in 0..3_000u32 {
+        let r = step();
+        let a = at(u32::try_from(r % 300).unwrap());
+        // First mostly verified peers, then mostly strangers.
+        let (touch, verify) = if round < 1_500 { (3, 8) } else { (6, 7) };
+        match (r >> 32) % 10 {
+            k if k < touch => {
+                t.touch(Instant::from_millis(u64::from(round)), a);
+            }
+            k if k < verify => {
+                t.verify(a);
+            }
+            _ => {
+                t.remove(a);
+            }
+        }
+        let expected: Vec<SocketAddr> = t
+            .iter()
+            .filter(|(_, p)| p.is_verified)
+            .map(|(a, _)| a)
+            .collect();
+        assert_eq!(
+            t.verified_addrs().collect::<Vec<_>>(),
+            expected,
+            "round {round}"
+        );
+        assert_eq!(t.verified_len(), expected.len());
+        let mut seen = Vec::new();
+        t.for_each_verified(|a, traffic| {
+            traffic.count_sent(1);
+            seen.push(a);
+        });
+        assert_eq!(seen, expected, "round {round}");
+        if t.len() > 2 * t.verified_len() {
+            crowded_checks += 1;
+        }
+    }
+    // Both ways of walking were checked.
+    assert!(crowded_checks > 100, "crowded {crowded_checks}");
+    assert!(crowded_checks < 2_900, "crowded {crowded_checks}");
+    // Only verified peers were counted as flooded to.
+    for (_, p) in t.iter().filter(|(_, p)| !p.is_verified) {
+        assert_eq!(p.traffic.tx_datagrams, 0);
+    }
+}
