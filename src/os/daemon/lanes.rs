@@ -10,7 +10,10 @@
 //!   refreshed MAC expiries); a lane checks one atomic version per wake-up and takes the
 //!   mutex only when it moved;
 //! - the counts: each lane hands what it counted to the loop every [`REPORT_EVERY`] and when
-//!   it stops; the loop adds them to the node's counters.
+//!   it stops; the loop adds them to the node's counters;
+//! - a [`Wake`] flag in the loop's epoll set: a lane sets it when what it hands over should
+//!   not wait for the loop's next wake-up (peers that need a handshake, or the lane's own
+//!   end), since an idle loop sleeps up to a second.
 //!
 //! Everything else (receiving, learning, control messages, timers, signals) stays on the
 //! loop's thread. A lane that fails (its queue gone, its epoll broken) logs one line and
@@ -34,6 +37,7 @@ use crate::node::Node;
 use crate::sys::epoll::Poll;
 use crate::sys::tap::{TapDevice, TapQueue};
 use crate::sys::udp::UdpSocket;
+use crate::sys::wake::Wake;
 use crate::time::Instant;
 
 /// The fewest milliseconds between two views published after changes: a flood of new MACs
@@ -57,6 +61,17 @@ struct Shared {
     /// tap reads that could not be cut into frames.
     counts: Mutex<Vec<(LaneCounts, u64)>>,
     stop: AtomicBool,
+    /// Set by a lane for the loop: see [`Lanes::wake`].
+    wake: Option<Wake>,
+}
+
+impl Shared {
+    /// Wakes the loop's thread, if it sleeps.
+    fn wake_loop(&self) {
+        if let Some(wake) = &self.wake {
+            wake.set();
+        }
+    }
 }
 
 /// The lanes, as the loop's thread sees them.
@@ -90,11 +105,17 @@ impl Lanes {
         };
         let now = clock.now();
         let published = view.generation;
+        let wake = if queues.is_empty() {
+            None
+        } else {
+            Some(Wake::new().map_err(|e| Error::Lanes(format!("cannot make an eventfd: {e}")))?)
+        };
         let shared = Arc::new(Shared {
             view: Mutex::new(Arc::new(view)),
             version: AtomicU64::new(0),
             counts: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
+            wake,
         });
         let mut lanes = Lanes {
             shared,
@@ -117,6 +138,26 @@ impl Lanes {
             lanes.threads.push(thread);
         }
         Ok(lanes)
+    }
+
+    /// The flag the lanes set to wake the loop's thread (`None` without lanes): the loop
+    /// watches it in its epoll set and, when it is set, clears it with [`Lanes::clear_wake`]
+    /// and tends the lanes ([`Lanes::tend`]) in the same pass.
+    pub(super) fn wake(&self) -> Option<&Wake> {
+        self.shared.wake.as_ref()
+    }
+
+    /// Clears the flag of [`Lanes::wake`] (the loop then tends the lanes).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Epoll`] if the eventfd cannot be read (it stays readable, and the loop would
+    /// spin on it).
+    pub(super) fn clear_wake(&self) -> Result<(), Error> {
+        if let Some(wake) = &self.shared.wake {
+            wake.clear().map_err(Error::Epoll)?;
+        }
+        Ok(())
     }
 
     /// How many lanes run besides the loop.
@@ -303,11 +344,20 @@ fn run_lane(
             handed_at = now;
             offload_errors_total += offload_errors;
             forwarded += hand_over(shared, &mut lane, std::mem::take(&mut offload_errors));
+            if early {
+                // The loop may sleep for up to a second: the handshakes should not wait.
+                shared.wake_loop();
+            }
         }
     }
     lane.flush();
     offload_errors_total += offload_errors;
     forwarded += hand_over(shared, &mut lane, offload_errors);
+    if !shared.stop.load(Ordering::Acquire) {
+        // This lane failed: the loop ends the daemon (see `Lanes::tend`) now, not at its next
+        // wake-up.
+        shared.wake_loop();
+    }
     debug!(
         "lane {index} stopped after {forwarded} frames from the device \
          ({offload_errors_total} tap reads that could not be cut into frames)"
@@ -412,6 +462,7 @@ mod tests {
             version: AtomicU64::new(0),
             counts: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
+            wake: None,
         })
     }
 

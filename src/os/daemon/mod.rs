@@ -82,6 +82,7 @@ const TOKEN_SOCKET: u64 = 1;
 const TOKEN_TIMER: u64 = 2;
 const TOKEN_SIGNAL: u64 = 3;
 const TOKEN_CONTROL: u64 = 4;
+const TOKEN_LANES: u64 = 5;
 
 /// The monotonic clock, as the core sees it: milliseconds since the daemon started.
 #[derive(Debug, Clone, Copy)]
@@ -229,6 +230,10 @@ pub fn run(
     let token = config.token;
     let node = Node::new(config, socket, device, clock.now());
     let lanes = Lanes::start(&node, queues, clock, vnet_hdr_len)?;
+    if let Some(wake) = lanes.wake() {
+        poll.register(wake.as_fd(), TOKEN_LANES)
+            .map_err(Error::Epoll)?;
+    }
     if lanes.len() > 0 {
         info!(
             "threads: {} (the loop and {} lanes, one tap queue each)",
@@ -335,7 +340,7 @@ impl Daemon {
     }
 
     fn serve(&mut self) -> Result<Exit, Error> {
-        let mut ready = [false; 5];
+        let mut ready = [false; 6];
         // When the last pass ended (std clock): the next pass starts from it, so a spinning
         // pass reads the clock only after its reads and after its yield.
         let mut pass_end = std::time::Instant::now();
@@ -384,8 +389,12 @@ impl Daemon {
                     *flag = true;
                 }
             }
-            // (`ready` is indexed by token: device, socket, timer, signal, control.)
-            let [device, socket, timer, signal, control] = ready;
+            // (`ready` is indexed by token: device, socket, timer, signal, control, lanes.)
+            let [device, socket, timer, signal, control, lanes] = ready;
+            if lanes {
+                // What they handed over is taken by `after_pass` below.
+                self.lanes.clear_wake()?;
+            }
 
             let now = self.clock.now();
             if signal {

@@ -44,3 +44,4 @@ pub mod signal;
 pub mod tap;
 pub mod timer;
 pub mod udp;
+pub mod wake;
