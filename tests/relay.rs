@@ -297,6 +297,55 @@ fn relaying_for_others_is_capped_by_the_relay_rate() {
     println!("1000 frames to relay at once, 6400 B/s cap: {relayed} relayed, {limited} dropped");
 }
 
+/// A sender that wants more than the relay rate does not keep another one out: the relay's
+/// budget is shared, and below half of it each sender draws on its own half only.
+#[test]
+fn one_greedy_sender_does_not_starve_another_at_the_relay() {
+    let mut relay = Simulator::keyed_config(7);
+    // 6,400 bytes a second: 43 frames of 64 bytes as relayed datagrams (see above).
+    relay.relay_rate = 6_400;
+    let on = Simulator::keyed_config(7);
+    let mut sim = Simulator::new(0x5e1a_0410);
+    let [p, a, b] = triangle(&mut sim, [&relay, &on, &on]);
+    let c = sim.add_node(&on);
+    sim.partition(c, b);
+    sim.partition(c, a);
+    sim.connect(c, p);
+    sim.advance_until(Duration::from_secs(60), |s| {
+        route(s, a, b).is_some_and(|r| r.1 == RouteState::Active)
+            && route(s, c, b).is_some_and(|r| r.1 == RouteState::Active)
+    });
+    sim.advance(Duration::from_secs(2));
+    sim.take_frames(b);
+    let before = sim.stats(p).relayed_for_others;
+    // For 3 seconds, A floods 400 frames a second (ten times the rate) and C sends 10 (a
+    // quarter of it), every 10 ms and every 100 ms.
+    for tick in 0..300u32 {
+        for _ in 0..4 {
+            sim.inject_frame(a, &frame(1, 0xff, 0xa0));
+        }
+        if tick % 10 == 5 {
+            sim.inject_frame(c, &frame(3, 0xff, 0xc0));
+        }
+        sim.pass(Duration::from_millis(10));
+    }
+    // (`got` takes all of B's frames: count both markers in one take.)
+    let at_b = sim.take_frames(b);
+    let count = |marker: u8| at_b.iter().filter(|f| f.get(14) == Some(&marker)).count();
+    let (from_a, from_c) = (count(0xa0), count(0xc0));
+    let relayed = sim.stats(p).relayed_for_others - before;
+    println!(
+        "3 s: A offered 1200 frames to B, {from_a} relayed; C offered 30, {from_c} relayed; \
+         {relayed} relayed in all (to C and A too)"
+    );
+    // At most the rate in all (plus the first second's burst; each frame goes to two
+    // relayed addresses: A's to B and C, C's to B and A) ...
+    assert!(relayed <= 4 * 43, "{relayed}");
+    // ... and C, under half of it, loses nothing but in the first moment of A's burst.
+    assert!(from_c >= 28, "C got {from_c} of 30 through, A {from_a}");
+    assert!(from_a >= 3 * 43 / 4, "A got {from_a} to B");
+}
+
 #[test]
 fn the_seed_protocol_with_relaying_on_never_carries_an_extension_byte() {
     let cfg = Simulator::config();

@@ -135,6 +135,81 @@ impl RateLimiter {
     }
 }
 
+/// A budget of `rate` tokens a second that several senders draw on (the relay rate), shared
+/// so that none of them can keep the others out:
+/// - while more than half of the budget would be left after a draw, anyone may draw;
+/// - below that, a sender draws only on its own share as well, a bucket of half the rate.
+///
+/// So one sender alone gets the whole rate (and a whole second's burst), while under
+/// contention one that keeps drawing gets about half and leaves the rest to the others. A
+/// sender's share is kept only while it is not full ([`SharedBudget::prune`]): a full share
+/// is what a new one would be. (Making a share may grow the map; forgetting one keeps its
+/// room, so a steady set of senders allocates nothing.)
+#[derive(Clone, Debug)]
+pub struct SharedBudget<K: Hash + Eq> {
+    all: RateLimiter,
+    shares: HashMap<K, RateLimiter>,
+}
+
+impl<K: Hash + Eq + Copy> SharedBudget<K> {
+    /// A full budget for `rate` tokens a second, as of `now`.
+    pub fn new(now: Instant, rate: u64) -> SharedBudget<K> {
+        SharedBudget {
+            all: RateLimiter::new(now, rate),
+            shares: HashMap::new(),
+        }
+    }
+
+    /// Whether `key` may draw `cost` at `now`, at `rate` a second in all (nothing is taken).
+    pub fn allows(&mut self, now: Instant, rate: u64, key: K, cost: u64) -> bool {
+        match self.free(now, rate, cost) {
+            None => false,
+            Some(true) => true,
+            Some(false) => {
+                let share = rate / 2;
+                self.shares
+                    .get_mut(&key)
+                    .map_or(share, |s| s.available(now, share))
+                    >= cost
+            }
+        }
+    }
+
+    /// Draws `cost` for `key` at `now` (after [`SharedBudget::allows`] said yes, at the same
+    /// `now`): from the budget, and, below half of it, from `key`'s share too.
+    pub fn take(&mut self, now: Instant, rate: u64, key: K, cost: u64) {
+        if self.free(now, rate, cost) == Some(false) {
+            let share = rate / 2;
+            let bucket = self
+                .shares
+                .entry(key)
+                .or_insert_with(|| RateLimiter::new(now, share));
+            bucket.available(now, share);
+            bucket.take(cost);
+        }
+        self.all.take(cost);
+    }
+
+    /// Forgets the shares that filled up again by `now` (call it now and then: it walks them).
+    pub fn prune(&mut self, now: Instant, rate: u64) {
+        let share = rate / 2;
+        self.shares.retain(|_, s| s.available(now, share) < share);
+    }
+
+    /// How many senders have a share that is not full.
+    pub fn shares(&self) -> usize {
+        self.shares.len()
+    }
+
+    /// `None` if the budget has less than `cost` left at `now`; otherwise whether more than
+    /// half of it would be left after drawing `cost`.
+    fn free(&mut self, now: Instant, rate: u64, cost: u64) -> Option<bool> {
+        let left = self.all.available(now, rate);
+        let after = left.checked_sub(cost)?;
+        Some(after > rate / 2)
+    }
+}
+
 /// At most this many lines at info per [`LOG_WINDOW`] about events that the network can
 /// cause (peers added and removed, relay routes, sessions made): worth an operator's
 /// attention, but anyone who knows the token can make a peer come and go (three datagrams),
@@ -184,6 +259,72 @@ impl LogBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every sender tries `want[i]` draws of `cost` a millisecond for `secs` seconds (a
+    /// fraction: one draw every `1 / want` ms); returns what each got, in tokens.
+    fn share_out(rate: u64, cost: u64, want: &[f64], secs: u64) -> Vec<u64> {
+        let mut budget = SharedBudget::new(Instant::ZERO, rate);
+        let mut got = vec![0u64; want.len()];
+        let mut owed = vec![0f64; want.len()];
+        for ms in 0..secs * 1000 {
+            let now = Instant::from_millis(ms);
+            // Senders take turns at being first within a millisecond.
+            for k in 0..want.len() {
+                let i = (k + usize::try_from(ms).unwrap()) % want.len();
+                owed[i] += want[i];
+                while owed[i] >= 1.0 {
+                    owed[i] -= 1.0;
+                    if budget.allows(now, rate, i, cost) {
+                        budget.take(now, rate, i, cost);
+                        got[i] += cost;
+                    }
+                }
+            }
+            if ms % 1000 == 999 {
+                budget.prune(now, rate);
+                assert!(budget.shares() <= want.len());
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn a_shared_budget_gives_a_lone_sender_all_and_keeps_half_from_a_greedy_one() {
+        // 1,000,000 tokens a second, draws of 1,000: 1,000 draws a second in all.
+        let (rate, cost, secs) = (1_000_000u64, 1_000u64, 10u64);
+        let total = rate * secs;
+        let near = |got: u64, want: u64| got.abs_diff(want) * 100 <= want * 3;
+        // Alone, wanting twice the rate: the whole rate, and a burst of a second's worth at
+        // first (after which it gets half for a second, until the budget is half full again).
+        let got = share_out(rate, cost, &[2.0], secs);
+        assert!(near(got[0], total + rate / 2), "{got:?}");
+        // A greedy sender (twice the rate) and one that wants a third of it: the second gets
+        // all it wants, the greedy one the rest.
+        let got = share_out(rate, cost, &[2.0, 1.0 / 3.0], secs);
+        assert!(near(got[1], total / 3), "{got:?}");
+        assert!(got[0] + got[1] <= total + rate, "{got:?}");
+        assert!(got[0] >= total / 2, "{got:?}");
+        // A greedy sender and one that wants the whole rate: about half each.
+        let got = share_out(rate, cost, &[2.0, 1.0], secs);
+        for g in &got {
+            assert!(*g >= total * 2 / 5 && *g <= total * 3 / 5 + rate, "{got:?}");
+        }
+        // Three greedy senders: nobody is shut out.
+        let got = share_out(rate, cost, &[2.0, 2.0, 2.0], secs);
+        for g in &got {
+            assert!(*g >= total / 5, "{got:?}");
+        }
+        // Idle shares are forgotten.
+        let mut budget = SharedBudget::new(Instant::ZERO, rate);
+        for i in 0..600u32 {
+            if budget.allows(Instant::ZERO, rate, i, cost) {
+                budget.take(Instant::ZERO, rate, i, cost);
+            }
+        }
+        assert!(budget.shares() > 0);
+        budget.prune(Instant::from_secs(1), rate);
+        assert_eq!(budget.shares(), 0);
+    }
 
     #[test]
     fn a_caller_slower_than_a_token_still_gets_the_whole_rate() {

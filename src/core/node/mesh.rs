@@ -173,6 +173,7 @@ impl<S: Socket, D: Device> Node<S, D> {
 
         self.contact_due(now);
         self.relay_housekeep(now);
+        self.relay_budget.prune(now, self.config.relay_rate);
         self.settle_moves(now);
         self.hello_retries(now);
 

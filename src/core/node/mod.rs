@@ -45,7 +45,7 @@ use crate::buf::BUF_LEN;
 use crate::crypto::{self, Key, Opener, Sealer};
 use crate::identity::{handshake, IdentityConfig, SecretKey, Sessions, TrustedKeys};
 use crate::io::{Device, Socket};
-use crate::limit::{LogBudget, RateLimiter};
+use crate::limit::{Host, LogBudget, RateLimiter, SharedBudget};
 pub use crate::limit::{LOG_BUDGET, LOG_WINDOW};
 use crate::peers::{self, canonical, Contacts, PeerTable, Sweep, Trickle};
 use crate::relay::RelayTable;
@@ -372,8 +372,9 @@ pub struct Node<S: Socket, D: Device> {
     full_warned: u8,
     /// Relaying: who relays, and the addresses we reach through a relay.
     relay: RelayTable,
-    /// Bytes per second of frames relayed for others.
-    relay_limiter: RateLimiter,
+    /// Bytes per second of frames relayed for others, shared between the hosts that send
+    /// them so that none keeps the others out.
+    relay_budget: SharedBudget<Host>,
     /// Bytes of whole peer lists sent in answer ([`LIST_ANSWER_RATE`]).
     list_limiter: RateLimiter,
     /// Scratch list of (address, relay) for a flood through relays, reused.
@@ -500,7 +501,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             device_broadcasts: RateLimiter::new(now, broadcast_rate),
             full_warned: 0,
             relay: RelayTable::new(),
-            relay_limiter: RateLimiter::new(now, config.relay_rate),
+            relay_budget: SharedBudget::new(now, config.relay_rate),
             list_limiter: RateLimiter::new(now, LIST_ANSWER_RATE),
             relay_targets: Vec::new(),
             node_id,

@@ -17,6 +17,7 @@ use log::{debug, info};
 use super::{MoveCheck, Node, CONTROL_AT, MAX_MOVE_CHECKS, MOVE_CHECK};
 use crate::identity::PublicKey;
 use crate::io::{Device, Socket};
+use crate::limit::Host;
 use crate::peers::{canonical, is_unusable};
 use crate::relay::{Accept, KeyVerdict, RouteState, DIRECT_FRESH};
 use crate::stats::DropReason;
@@ -578,7 +579,8 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
         let bytes = frame.as_bytes();
         let cost = relayed_cost(from, to, bytes.len(), self.seal_overhead());
-        if self.relay_limiter.available(now, rate) < cost {
+        let sender = Host::of(from);
+        if !self.relay_budget.allows(now, rate, sender, cost) {
             return Err(DropReason::RelayRateLimited);
         }
         let token = self.config.token;
@@ -591,7 +593,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             // No session with `to` yet (per-node keys), or the send failed: nothing spent.
             return Err(DropReason::RelayRefused);
         }
-        self.relay_limiter.take(cost);
+        self.relay_budget.take(now, rate, sender, cost);
         self.stats.relayed_for_others += 1;
         Ok(())
     }
