@@ -154,8 +154,10 @@ pub struct Stats {
     pub peer_entries_ignored: u64,
     /// Addresses not queued for contact because the queue was full.
     pub contacts_refused: u64,
-    /// Messages from unverified peers left unanswered by the per-address rate limit, and
-    /// verified peers' requests for the whole peer list left unanswered by its limits.
+    /// Replies held back: to messages from unverified peers (by the per-address rate limit,
+    /// or with a network key by the Challenge rules), and to verified peers' requests for the
+    /// whole peer list (by its limits). Each reply counts: one Challenge from an unverified
+    /// address can hold back two (its Echo and our own Challenge).
     pub replies_limited: u64,
     /// Frames we sent through a relay (RelayTo).
     pub relay_frames_sent: u64,

@@ -43,7 +43,8 @@ pub struct SessionStats {
     pub responses_sent: u64,
     /// Sessions made (either role).
     pub sessions_made: u64,
-    /// Sessions made that replaced a session with the same key (renewals).
+    /// Sessions made that replaced a session with the same key: renewals, and the second of
+    /// two first sessions when both ends initiated at once (it replaces the first).
     pub rekeys: u64,
     /// Handshake messages with a bad length, type or mac1 (aimed at another key, or altered).
     pub handshakes_invalid: u64,
