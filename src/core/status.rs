@@ -241,21 +241,30 @@ pub fn render_prometheus<S: Socket, D: Device>(
     p.family("peers", "gauge", "Verified peers.");
     p.sample("peers", "", node.peer_count());
     p.family(
+        "unverified_peers",
+        "gauge",
+        "Addresses heard from that are not verified peers (yet).",
+    );
+    let unverified = node.peers().len().saturating_sub(node.peer_count());
+    p.sample("unverified_peers", "", unverified);
+    // One series per verified peer only: unverified addresses are anyone's to make, from
+    // forged sources too, and each would be a series for the scraper to keep.
+    p.family(
         "peer_last_seen_seconds",
         "gauge",
-        "Seconds since each peer was last heard from.",
+        "Seconds since each verified peer was last heard from.",
     );
-    for (addr, peer) in node.peers().iter() {
-        let labels = format!(",peer=\"{addr}\",verified=\"{}\"", peer.is_verified);
+    for (addr, peer) in node.peers().iter().filter(|(_, p)| p.is_verified) {
+        let labels = format!(",peer=\"{addr}\",verified=\"true\"");
         let ago = now.saturating_duration_since(peer.last_seen);
         p.sample("peer_last_seen_seconds", &labels, ago.as_secs_f64());
     }
     p.family(
         "peer_macs",
         "gauge",
-        "MAC addresses learned behind each peer.",
+        "MAC addresses learned behind each verified peer.",
     );
-    for (addr, _) in node.peers().iter() {
+    for addr in node.peers().verified_addrs() {
         let labels = format!(",peer=\"{addr}\"");
         let count = node.switch_table().count_for(addr);
         p.sample("peer_macs", &labels, count);
@@ -625,7 +634,13 @@ mod tests {
 
     #[test]
     fn prometheus_has_typed_families_and_device_labels() {
-        let (node, now) = node_with_a_peer();
+        let (mut node, now) = node_with_a_peer();
+        // An unverified address (anyone's to make): counted, but no series of its own.
+        let mut get = [0u8; 8];
+        crate::wire::emit_control(node.config().token, crate::wire::Kind::GetPeers, &mut get)
+            .unwrap();
+        let stranger: SocketAddr = "198.18.0.9:3210".parse().unwrap();
+        let _ = node.on_datagram(now, stranger, &mut get);
         let text = render(
             StatsFormat::Prometheus,
             &header(),
@@ -636,6 +651,7 @@ mod tests {
         for expected in [
             "# TYPE ethcloud_peers gauge",
             "ethcloud_peers{device=\"ethcloud0\"} 1",
+            "ethcloud_unverified_peers{device=\"ethcloud0\"} 1",
             "ethcloud_peer_last_seen_seconds{device=\"ethcloud0\",peer=\"198.18.0.2:3210\",verified=\"true\"} 1",
             "ethcloud_peer_macs{device=\"ethcloud0\",peer=\"198.18.0.2:3210\"} 1",
             "# TYPE ethcloud_frames_to_device_total counter",
@@ -644,6 +660,7 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == expected), "no {expected:?} in:\n{text}");
         }
+        assert!(!text.contains("198.18.0.9"), "{text}");
         // Every sample line belongs to a family declared before it.
         let mut declared = Vec::new();
         for line in text.lines() {

@@ -408,6 +408,22 @@ impl PeerTable {
         self.verified_in_order.iter().copied()
     }
 
+    /// Every peer with what we know of it: the verified ones first, then the others, each in
+    /// address order (what a listing cut short should show first: unverified addresses are
+    /// anyone's to make, from forged sources too).
+    pub fn iter_verified_first(&self) -> impl Iterator<Item = (SocketAddr, &Peer)> + '_ {
+        let verified = self
+            .verified_in_order
+            .iter()
+            .filter_map(|a| self.peers.get(a).map(|p| (*a, p)));
+        let others = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.is_verified)
+            .map(|(a, p)| (*a, p));
+        verified.chain(others)
+    }
+
     /// Every peer with what we know of it, in address order.
     pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, &Peer)> + '_ {
         self.peers.iter().map(|(a, p)| (*a, p))

@@ -47,7 +47,7 @@ pub fn render_json<S: Socket, D: Device>(
     let peers = node.peers();
     json_array(
         &mut out,
-        peers.iter().take(MAX_LISTED),
+        peers.iter_verified_first().take(MAX_LISTED),
         |out, (addr, peer)| {
             let t = peer.traffic;
             out.push_str("{\"address\":");

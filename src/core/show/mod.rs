@@ -29,8 +29,10 @@
 //!  "drops":{"malformed":0,...}}
 //! ```
 //!
-//! At most [`MAX_LISTED`] peers and as many MAC entries are listed (the `*_total` fields and a
-//! text line say how many there are), so an answer stays small enough for one write.
+//! At most [`MAX_LISTED`] peers (the verified ones first, so that unverified addresses, which
+//! anyone who knows the token can make, never push them out) and as many MAC entries are
+//! listed (the `*_total` fields and a text line say how many there are), so an answer stays
+//! small enough for one write.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -78,7 +80,8 @@ pub struct ControlStats {
     pub refused: u64,
     /// Clients dropped because their request did not come within `sys::control::REQUEST_DEADLINE`.
     pub timed_out: u64,
-    /// Clients dropped because their answer did not fit into the socket buffer.
+    /// Clients dropped while answered: they read nothing of it for
+    /// `sys::control::ANSWER_DEADLINE`, or hung up before it was all written.
     pub dropped_answers: u64,
 }
 

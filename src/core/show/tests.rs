@@ -174,3 +174,44 @@ fn seconds_are_json_numbers_with_milliseconds() {
     assert_eq!(json_secs(Duration::from_millis(12_345)), "12.345");
     assert_eq!(json_secs(Duration::ZERO), "0.000");
 }
+
+#[test]
+fn verified_peers_are_listed_before_any_number_of_unverified_addresses() {
+    let (mut node, now) = node_with_a_peer();
+    let token = node.config().token;
+    let mut get = [0u8; 8];
+    crate::wire::emit_control(token, crate::wire::Kind::GetPeers, &mut get).unwrap();
+    // More unverified addresses than are listed, all before the verified peer in address
+    // order (198.18.0.1 against its 198.18.0.2).
+    for port in 1..=u16::try_from(MAX_LISTED + 50).unwrap() {
+        let stranger = std::net::SocketAddr::from(([198, 18, 0, 1], port));
+        let _ = node.on_datagram(now, stranger, &mut get.clone());
+    }
+    assert_eq!(node.peers().len(), MAX_LISTED + 51);
+    let text = render_text(
+        &header("ethcloud0"),
+        now,
+        &node,
+        LoopCounters::default(),
+        ControlStats::default(),
+    );
+    let first = text.find("\npeer: ").expect("peers listed");
+    assert!(
+        text[first..].starts_with("\npeer: 198.18.0.2:3210\n  state: verified"),
+        "{}",
+        &text[first..first + 80]
+    );
+    assert!(text.contains("peers: 51 more not listed"), "{text}");
+    let json = render_json(
+        &header("ethcloud0"),
+        now,
+        &node,
+        LoopCounters::default(),
+        ControlStats::default(),
+    );
+    assert!(
+        json.contains("\"peers\":[{\"address\":\"198.18.0.2:3210\",\"verified\":true"),
+        "{}",
+        &json[..400]
+    );
+}

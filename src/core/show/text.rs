@@ -64,7 +64,7 @@ pub fn render_text<S: Socket, D: Device>(
     let _ = writeln!(out, "  uptime: {}", secs(uptime(now)));
 
     let peers = node.peers();
-    for (addr, peer) in peers.iter().take(MAX_LISTED) {
+    for (addr, peer) in peers.iter_verified_first().take(MAX_LISTED) {
         let t = peer.traffic;
         let _ = writeln!(out);
         let _ = writeln!(out, "peer: {addr}");

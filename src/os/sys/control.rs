@@ -77,6 +77,11 @@ pub fn find_default(device: Option<&str>) -> Result<PathBuf, ClientError> {
     find_default_in(Path::new(CONTROL_DIR), device)
 }
 
+/// The most socket names [`find_default`] reads from the directory ...
+const MAX_SOCKETS_LISTED: usize = 4096;
+/// ... and the most it tries to connect to, the first by name.
+const MAX_SOCKETS_TRIED: usize = 64;
+
 /// [`find_default`] in directory `dir`.
 fn find_default_in(dir: &Path, device: Option<&str>) -> Result<PathBuf, ClientError> {
     if let Some(device) = device.filter(|d| !d.contains('%')) {
@@ -88,23 +93,38 @@ fn find_default_in(dir: &Path, device: Option<&str>) -> Result<PathBuf, ClientEr
                 .filter_map(Result::ok)
                 .map(|entry| entry.path())
                 .filter(|p| p.extension().is_some_and(|e| e == "sock"))
-                .take(64)
+                .take(MAX_SOCKETS_LISTED)
                 .collect()
         })
         .unwrap_or_default();
+    // The first ones by name are tried (a connect each), whatever the directory's order.
     sockets.sort();
+    sockets.truncate(MAX_SOCKETS_TRIED);
     // A socket left by a daemon that did not exit cleanly refuses connections; any other
-    // outcome (accepted, not permitted, a full backlog) is a daemon there.
+    // outcome (accepted, a full backlog) is a daemon there. Without the permission to
+    // connect, nobody can tell which: that is the error when there are several.
+    let mut denied = false;
     let live: Vec<PathBuf> = sockets
         .iter()
-        .filter(|p| {
-            !matches!(connect_now(p), Err(e) if matches!(
+        .filter(|p| match connect_now(p) {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                denied = true;
+                true
+            }
+            Err(e) => !matches!(
                 e.kind(),
                 io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound
-            ))
+            ),
+            Ok(_) => true,
         })
         .cloned()
         .collect();
+    if denied && live.len() > 1 {
+        return Err(ClientError(format!(
+            "permission denied on the control sockets in {}: run as root",
+            dir.display()
+        )));
+    }
     match (live.as_slice(), sockets.as_slice()) {
         ([only], _) | ([], [only]) => Ok(only.clone()),
         ([], _) => Ok(dir.join("ethcloud0.sock")),
@@ -283,6 +303,13 @@ impl ControlServer {
                     self.stats.answered += 1;
                     self.answer(now, poll, token, client.stream, answer);
                 }
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    // Too long: one error line, as for any request that is not one.
+                    let client = self.clients.swap_remove(i);
+                    let answer = format!("error: request longer than {MAX_REQUEST_LEN} bytes\n");
+                    self.stats.answered += 1;
+                    self.answer(now, poll, token, client.stream, answer.into_bytes());
+                }
                 Err(e) => {
                     log::debug!("control socket: client dropped: {e}");
                     self.clients.swap_remove(i);
@@ -369,6 +396,9 @@ impl ControlServer {
                 let mut stream = stream;
                 let _ = stream.set_nonblocking(true);
                 let _ = stream.write(b"error: busy, try again\n");
+                // Closing with the request unread resets the connection; the client keeps
+                // what it read before a reset, and this read makes one rarer.
+                let _ = stream.read(&mut [0u8; MAX_REQUEST_LEN]);
                 continue;
             }
             if let Err(e) = stream
@@ -614,6 +644,14 @@ fn unix_addr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
     ))
 }
 
+/// Whether `e` says the daemon closed its end (a reset, or a broken pipe on a write).
+fn is_reset(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+    )
+}
+
 /// Why `ethcloud show` got no answer; its `Display` is the one line the user sees.
 #[derive(Debug)]
 pub struct ClientError(String);
@@ -641,26 +679,35 @@ pub fn request(path: &Path, line: &str) -> Result<String, ClientError> {
         .set_read_timeout(Some(CLIENT_TIMEOUT))
         .and_then(|()| stream.set_write_timeout(Some(CLIENT_TIMEOUT)))
         .map_err(io_error)?;
-    stream
-        .write_all(format!("{line}\n").as_bytes())
-        .map_err(io_error)?;
+    // A daemon that turns us away (busy) may close before our line is written: its answer
+    // is still there to read.
+    if let Err(e) = stream.write_all(format!("{line}\n").as_bytes()) {
+        if !is_reset(&e) {
+            return Err(io_error(e));
+        }
+    }
     let mut answer = Vec::new();
-    stream
-        .take(MAX_ANSWER_LEN)
-        .read_to_end(&mut answer)
-        .map_err(|e| {
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) {
-                ClientError(format!(
-                    "the daemon at {shown} did not answer within {} s",
-                    CLIENT_TIMEOUT.as_secs()
-                ))
-            } else {
-                io_error(e)
-            }
-        })?;
+    let read = stream.take(MAX_ANSWER_LEN).read_to_end(&mut answer);
+    // A daemon that closes with part of our line unread resets the connection; what it
+    // wrote before is its whole answer (a reset never cuts a real answer short: the daemon
+    // closes only once the answer is written, and it has read our line by then).
+    let read = match read {
+        Err(e) if is_reset(&e) && !answer.is_empty() => Ok(answer.len()),
+        other => other,
+    };
+    read.map_err(|e| {
+        if matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ) {
+            ClientError(format!(
+                "the daemon at {shown} did not answer within {} s",
+                CLIENT_TIMEOUT.as_secs()
+            ))
+        } else {
+            io_error(e)
+        }
+    })?;
     if answer.is_empty() {
         return Err(ClientError(format!(
             "the daemon at {shown} closed the connection without an answer (busy? try again)"
@@ -903,6 +950,72 @@ mod tests {
         let err = ControlServer::bind(&path).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read_to_string(&path).unwrap(), "not a socket");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Runs `request(path, line)` on a thread while the server serves; returns its result.
+    fn ask(
+        server: &mut ControlServer,
+        poll: &Poll,
+        path: &Path,
+        line: String,
+    ) -> Result<String, ClientError> {
+        let client_path = path.to_path_buf();
+        let client = std::thread::spawn(move || request(&client_path, &line));
+        let start = std::time::Instant::now();
+        while !client.is_finished() {
+            assert!(start.elapsed() < Duration::from_secs(10));
+            server.on_ready(Instant::ZERO, poll, 9, |_| "the answer\n".to_string());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        client.join().unwrap()
+    }
+
+    #[test]
+    fn a_busy_daemon_and_an_over_long_request_get_their_error_line_through() {
+        let (dir, path, mut server, poll) = serving("busy");
+        let silent: Vec<UnixStream> = (0..MAX_CLIENTS)
+            .map(|_| UnixStream::connect(&path).unwrap())
+            .collect();
+        for _ in 0..MAX_CLIENTS.div_ceil(ACCEPTS_PER_WAKE) {
+            server.on_ready(Instant::ZERO, &poll, 9, |_| unreachable!());
+        }
+        assert_eq!(server.waiting(), MAX_CLIENTS);
+        for _ in 0..5 {
+            let answer = ask(&mut server, &poll, &path, "show".into());
+            assert_eq!(answer.unwrap(), "error: busy, try again\n");
+        }
+        assert_eq!(server.stats().refused, 5);
+        drop(silent);
+        server.expire(Instant::ZERO + REQUEST_DEADLINE);
+        assert_eq!(server.waiting(), 0);
+        // Over-long: one error line, although the daemon closes with the rest unread.
+        let answer = ask(&mut server, &poll, &path, "x".repeat(4 * MAX_REQUEST_LEN));
+        assert_eq!(
+            answer.unwrap(),
+            format!("error: request longer than {MAX_REQUEST_LEN} bytes\n")
+        );
+        assert_eq!(
+            ask(&mut server, &poll, &path, "show".into()).unwrap(),
+            "the answer\n"
+        );
+        drop(server);
+
+        // A daemon (an earlier version) that writes its line and closes with our request
+        // unread: the reset that follows does not hide the line.
+        let listener = UnixListener::bind(&path).unwrap();
+        let daemon = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            // Wait until the request is there, then leave it unread.
+            let mut readable = Poll::new().unwrap();
+            readable.register(stream.as_fd(), 1).unwrap();
+            let woken = readable.wait(Some(Duration::from_secs(5))).unwrap().count();
+            assert_eq!(woken, 1, "the request came");
+            stream.write_all(b"error: busy, try again\n").unwrap();
+        });
+        let answer = request(&path, "show");
+        daemon.join().unwrap();
+        assert_eq!(answer.unwrap(), "error: busy, try again\n");
         fs::remove_dir_all(&dir).unwrap();
     }
 
