@@ -108,6 +108,15 @@ fn write_stdout(bytes: &[u8]) -> ExitCode {
 fn run(settings: &Settings) -> Result<(), Error> {
     // First, so that SIGINT/SIGTERM during start-up lead to a clean exit, not a kill.
     let signals = SignalFd::new().map_err(Error::Signal)?;
+    if !settings.unused.is_empty() {
+        warn!(
+            "{} ignored: relaying and its options (and --no-aegis) apply to --key-file and \
+             --private-key only, --rekey-after to --private-key only",
+            settings.unused.join(", ")
+        );
+    }
+    // The hooks' exit status must be ours to wait for, whatever the parent left us.
+    ethcloud::sys::signal::default_child_signal().map_err(Error::Signal)?;
     let identity = match &settings.user {
         Some(user) => Some(Identity::resolve(user, settings.group.as_deref())?),
         None => None,
@@ -309,7 +318,8 @@ fn check_trusted_readable(settings: &Settings, identity: &Identity) -> Result<()
 fn check_reloadable(settings: &Settings, identity: &Identity) -> Result<(), Error> {
     check_trusted_readable(settings, identity)?;
     if let Some(path) = &settings.key_file {
-        if let Err(e) = std::fs::File::open(path) {
+        // Not a plain open: a FIFO with no writer would block it for good.
+        if let Err(e) = ethcloud::sys::files::open_for_reading(path) {
             warn!(
                 "--key-file {} cannot be read as {identity} ({e}): SIGHUP cannot start a key \
                  rotation (make it 640, owned by root and that user's group)",

@@ -376,7 +376,7 @@ fn world_readable_private_key_exits_with_the_chmod_hint() {
     let line = assert_fails(&args, 2);
     assert!(
         line.starts_with(&format!(
-            "ethcloud: private key file {key_arg} can be read by others"
+            "ethcloud: private key file {key_arg} is open to others"
         )),
         "{line}"
     );

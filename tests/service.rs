@@ -515,3 +515,31 @@ fn a_daemon_started_as_another_user_with_capabilities_drops_them_all() {
     assert!(!text.contains("cannot put back"), "{text}");
     assert!(!text.contains("running as user nobody"), "{text}");
 }
+
+#[test]
+#[ignore = "needs root + netns; .ci/run passes --include-ignored"]
+fn a_daemon_started_with_sigchld_ignored_still_sees_its_hooks_succeed() {
+    // A parent that ignores SIGCHLD passes that on across exec: the kernel then reaps the
+    // hook's shell itself, and waiting for it fails (ECHILD) although it succeeded.
+    let mut lab = Lab::new(1);
+    let scratch = Scratch::new("sigchld");
+    let a = lab.host(1);
+    let ran = scratch.path("ifup-ran");
+    // (Python, since dash does not pass on a `trap '' CHLD`.)
+    let script = format!(
+        "import os, signal; signal.signal(signal.SIGCHLD, signal.SIG_IGN); \
+         os.dup2(1, 2); \
+         os.execv('{ETHCLOUD}', ['ethcloud', '-t', '7', '--ifup', 'echo up > {ran}', \
+         '--control-socket', '{sock}'])",
+        ran = ran.display(),
+        sock = scratch.path("control.sock").display()
+    );
+    let log = lab.helper(&a, "sigchld", &["python3", "-c", &script]);
+    wait_file_contains(&log, "started: ", SOON);
+    assert_eq!(fs::read_to_string(&ran).unwrap_or_default(), "up\n");
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !text.contains("--ifup command \""),
+        "a hook failure: {text}"
+    );
+}

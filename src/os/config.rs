@@ -97,9 +97,11 @@ pub struct FileValues {
     pub max_macs_per_peer: Option<usize>,
     /// `--broadcast-limit`, frames per second.
     pub broadcast_limit: Option<u64>,
-    /// `--user`.
+    /// `--user` (a name, or a number as a string or an integer).
+    #[serde(default, deserialize_with = "number_or_string")]
     pub user: Option<String>,
-    /// `--group`.
+    /// `--group` (as `user`).
+    #[serde(default, deserialize_with = "number_or_string")]
     pub group: Option<String>,
     /// `--ifup`.
     pub ifup: Option<String>,
@@ -164,11 +166,17 @@ impl ConfigFile {
     /// [`ConfigFile::parse`].
     pub fn read(path: &Path) -> Result<ConfigFile, Error> {
         use std::io::Read;
-        let mut text = String::new();
+        let mut bytes = Vec::new();
+        let mut mode_refused = None;
         crate::keyfiles::open_for_reading(path)
             .and_then(|file| {
-                let regular = file.metadata()?.is_file();
-                let len = file.take(MAX_CONFIG_LEN + 1).read_to_string(&mut text)?;
+                let meta = file.metadata()?;
+                if let Some(reason) = writable_by_others(&meta) {
+                    mode_refused = Some(reason);
+                    return Ok((true, 0));
+                }
+                let regular = meta.is_file();
+                let len = file.take(MAX_CONFIG_LEN + 1).read_to_end(&mut bytes)?;
                 Ok((regular, len))
             })
             .and_then(|(regular, len)| {
@@ -190,6 +198,25 @@ impl ConfigFile {
                 path: path.to_owned(),
                 source,
             })?;
+        if let Some(reason) = mode_refused {
+            return Err(Error::ConfigMode {
+                path: path.to_owned(),
+                reason,
+            });
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let line = e
+                .as_bytes()
+                .get(..at)
+                .map_or(1, |b| b.iter().filter(|&&c| c == b'\n').count() + 1);
+            Error::ConfigParse {
+                path: path.to_owned(),
+                line,
+                key: None,
+                message: "not UTF-8 text".to_owned(),
+            }
+        })?;
         ConfigFile::parse(path, &text)
     }
 
@@ -257,6 +284,26 @@ impl ConfigFile {
     }
 }
 
+/// Why a configuration file that others may write to is refused, if it is: it names commands
+/// that run as root (`ifup`, `ifdown`) and the keys to trust. Writable by its group is
+/// refused too, unless the group is root's.
+fn writable_by_others(meta: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mode = meta.permissions().mode();
+    let who = if mode & 0o002 != 0 {
+        "any user"
+    } else if mode & 0o020 != 0 && meta.gid() != 0 {
+        "its group"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "writable by {who} (mode {:04o}), who could make the daemon run commands as root: run \
+         `chmod go-w` on it",
+        mode & 0o7777
+    ))
+}
+
 /// The 1-based line holding byte `offset` of `text`.
 fn line_at(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
@@ -295,13 +342,14 @@ fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// `token = 7` and `token = "7"` both work; the digits are checked by `cli`.
+/// `token = 7` and `token = "7"` both work (and `user = 1000`, `user = "1000"`); the digits
+/// are checked by `cli`.
 fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     struct TokenVisitor;
     impl Visitor<'_> for TokenVisitor {
         type Value = Option<String>;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a non-negative integer")
+            f.write_str("a non-negative integer or a string")
         }
         fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
             Ok(Some(v.to_string()))
@@ -469,6 +517,50 @@ threads = 2
     #[test]
     fn empty_file_sets_nothing() {
         assert_eq!(parse("# nothing\n").unwrap().values, FileValues::default());
+    }
+
+    #[test]
+    fn a_config_file_others_may_write_or_that_is_not_text_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ethcloud-config-mode-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("vpn0.toml");
+        std::fs::write(&file, "token = 7\nifup = \"true\"\n").unwrap();
+        let mode = |m: u32| {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(m)).unwrap();
+            ConfigFile::read(&file)
+        };
+        assert!(mode(0o644).is_ok());
+        assert!(mode(0o600).is_ok());
+        let err = mode(0o646).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{err}");
+        let err = err.to_string();
+        assert!(
+            err.starts_with(&format!(
+                "config file {}: writable by any user (mode 0646)",
+                file.display()
+            )),
+            "{err}"
+        );
+        assert!(err.contains("chmod go-w"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+        // Writable by its group: refused unless that is root's group (as here, as root).
+        use std::os::unix::fs::MetadataExt;
+        let root_group = std::fs::metadata(&file).unwrap().gid() == 0;
+        assert_eq!(mode(0o664).is_ok(), root_group);
+        std::fs::write(&file, b"token = 7\n# caf\xe9\n").unwrap();
+        let err = mode(0o644).unwrap_err().to_string();
+        assert!(err.contains("line 2: not UTF-8 text"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn user_and_group_may_be_numbers() {
+        let file = parse("user = 1000\ngroup = \"1000\"\n").unwrap();
+        assert_eq!(file.values.user.as_deref(), Some("1000"));
+        assert_eq!(file.values.group.as_deref(), Some("1000"));
+        let text = parse_error("user = true\n");
+        assert!(text.contains("line 1: key user: "), "{text}");
     }
 
     #[test]

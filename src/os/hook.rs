@@ -65,7 +65,13 @@ pub fn run(
             }
             Ok(Some(status)) => return Err(fail(HookFailure::Status(status))),
             Ok(None) => thread::sleep(POLL),
-            Err(e) => return Err(fail(HookFailure::Spawn(e))),
+            Err(e) => {
+                // Cannot tell how it ended (or whether it did): it is stopped, group and all.
+                let _ = crate::sys::signal::kill_process_group(child.id());
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail(HookFailure::Wait(e)));
+            }
         }
     }
     // Our own child, not yet reaped: its PID, which is also its group's id, cannot have been

@@ -69,6 +69,16 @@ impl fmt::Display for KeyError {
 impl std::error::Error for KeyError {}
 
 impl Key {
+    /// Whether a key file's `contents` are 32 bytes of printable text (with perhaps a final
+    /// newline): [`Key::from_file_contents`] takes them as a raw key, but they were most
+    /// likely meant as a passphrase (31 characters and the newline `echo` adds, or 32 written
+    /// with `printf`), and a node whose file holds the same passphrase with another length
+    /// gets another key. (Random raw bytes are all printable once in about 10^13 keys.)
+    pub fn is_text_taken_raw(contents: &[u8]) -> bool {
+        let body = contents.strip_suffix(b"\n").unwrap_or(contents);
+        contents.len() == KEY_LEN && body.iter().all(|b| (0x20..0x7f).contains(b))
+    }
+
     /// Reads a key file's contents.
     ///
     /// - exactly 32 bytes: the raw key;
@@ -79,13 +89,16 @@ impl Key {
     ///   each network its own key. This takes a moment (64 MiB, 3 passes), once, at start-up.
     ///
     /// A 32-byte file is always a raw key and a 64-hex-digit file always a hex key, even if it
-    /// was meant as a passphrase. `contents` is not wiped here; the caller owns it.
+    /// was meant as a passphrase ([`Key::is_text_taken_raw`] says when that is likely). This
+    /// is the wire-compatible rule: every node of a network must read the file the same way.
+    /// `contents` is not wiped here; the caller owns it.
     ///
     /// # Errors
     ///
     /// [`KeyError::Empty`] for an empty passphrase, [`KeyError::TooLong`] past 1024 bytes, and
     /// [`KeyError::Kdf`] if Argon2 fails (it cannot with these parameters short of memory).
     pub fn from_file_contents(contents: &[u8], token: Token) -> Result<Key, KeyError> {
+        // (A 32-byte file of text is still a raw key: see `is_text_taken_raw`.)
         if let Ok(raw) = <[u8; KEY_LEN]>::try_from(contents) {
             return Ok(Key(raw));
         }

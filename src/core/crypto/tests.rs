@@ -922,3 +922,27 @@ fn the_four_forms_of_a_sessions_random_bytes_name_one_sender_process() {
     other[7] ^= 1;
     assert_ne!(super::sender_process(&other), id, "another start time");
 }
+
+#[test]
+fn a_32_byte_key_file_of_text_is_a_raw_key_and_is_said_to_look_like_a_passphrase() {
+    let token = Token::new(7).unwrap();
+    let echoed = b"correct horse battery staple 31\n";
+    let printed = b"correct horse battery staple 32!";
+    assert_eq!((echoed.len(), printed.len()), (32, 32));
+    for text in [&echoed[..], &printed[..]] {
+        assert!(Key::is_text_taken_raw(text));
+        // Taken as the raw bytes, as always (every node must read a file alike).
+        let hex: String = text.iter().map(|b| format!("{b:02x}")).collect();
+        let key = Key::from_file_contents(text, token).unwrap();
+        assert!(key == Key::from_file_contents(hex.as_bytes(), token).unwrap());
+    }
+    let mut raw = [0u8; 32];
+    for (i, b) in raw.iter_mut().enumerate() {
+        *b = u8::try_from(i * 37 % 256).unwrap();
+    }
+    assert!(!Key::is_text_taken_raw(&raw));
+    assert!(!Key::is_text_taken_raw(b"31 characters and no newline..."));
+    assert!(!Key::is_text_taken_raw(
+        b"a passphrase of 33 characters ok!"
+    ));
+}

@@ -110,7 +110,23 @@ fn parse_ip(host: &str) -> Result<Option<IpAddr>, &'static str> {
     if host.contains(':') {
         return Err("an IPv6 address must be in brackets, e.g. [fd00::1]:3210");
     }
-    Ok(host.parse::<IpAddr>().ok())
+    match host.parse::<IpAddr>() {
+        Ok(ip) => Ok(Some(ip)),
+        // No DNS name ends in a label of digits: this is an address the resolver would read
+        // the old inet_aton way (010.0.0.1 as 8.0.0.1, 3232235777 as 192.168.1.1).
+        Err(_) if ends_in_a_number(host) => {
+            Err("not an IPv4 address: four decimal numbers from 0 to 255, without leading zeros")
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+/// Whether the last dot-separated label of `host` is all digits.
+fn ends_in_a_number(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    host.rsplit('.')
+        .next()
+        .is_some_and(|last| !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A plausible DNS name: dot-separated labels of letters, digits, `-` and `_`, at most 253

@@ -442,6 +442,34 @@ impl Args {
             }));
         }
 
+        // Options that only the sealed modes use, given without one: a word at start-up.
+        let given = |cli: bool, in_file: fn(&ConfigFile) -> bool| cli || file.is_some_and(in_file);
+        let mut unused = Vec::new();
+        if key_file.is_none() && private_key.is_none() {
+            for (option, cli, in_file) in [
+                (
+                    "--no-relay",
+                    self.no_relay,
+                    (|f| f.values.no_relay.is_some()) as fn(&ConfigFile) -> bool,
+                ),
+                ("--no-aegis", self.no_aegis, |f| f.values.no_aegis.is_some()),
+                ("--relay-rate", self.relay_rate_mbit.is_some(), |f| {
+                    f.values.relay_rate.is_some()
+                }),
+            ] {
+                if given(cli, in_file) {
+                    unused.push(option);
+                }
+            }
+        }
+        if private_key.is_none()
+            && given(self.rekey_after_secs.is_some(), |f| {
+                f.values.rekey_after.is_some()
+            })
+        {
+            unused.push("--rekey-after");
+        }
+
         let log_level = if self.verbose || self.quiet {
             self.log_level()
         } else {
@@ -489,6 +517,7 @@ impl Args {
             relay: !no_relay,
             aegis: !no_aegis,
             relay_rate: relay_rate_mbit.saturating_mul(1_000_000 / 8),
+            unused,
         })
     }
 }

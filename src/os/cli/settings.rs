@@ -87,6 +87,9 @@ pub struct Settings {
     pub relay_rate: u64,
     /// Seal with AEGIS-128L where peers open it, and say that we do (not `--no-aegis`).
     pub aegis: bool,
+    /// Options given that the mode chosen does not use (the sealed modes' options without
+    /// `--key-file` or `--private-key`): the daemon says so at start-up.
+    pub unused: Vec<&'static str>,
 }
 
 impl Settings {

@@ -731,3 +731,33 @@ fn threads_default_to_one_are_bounded_and_work_in_every_mode() {
         assert_eq!(check(&list).unwrap().threads, 4, "{list:?}");
     }
 }
+
+#[test]
+fn an_address_the_resolver_would_read_the_old_way_is_refused_not_resolved() {
+    for bad in [
+        "010.0.0.1",
+        "3232235777",
+        "198.18.1",
+        "0x7f.1",
+        "198.18.0.256",
+        "1.2.3.4.",
+    ] {
+        let text = usage_error(&["-c", &format!("{bad}:3210")]);
+        assert!(text.contains("not an IPv4 address"), "{bad}: {text}");
+        let text = usage_error(&["-l", &format!("{bad}:3210")]);
+        assert!(text.contains("not an IPv4 address"), "{bad}: {text}");
+    }
+    // Names are still names, digits and all.
+    for good in ["peer1.example", "198-18-0-1.example", "host42", "a.b"] {
+        assert!(check(&["-c", &format!("{good}:3210")]).is_ok(), "{good}");
+    }
+}
+
+#[test]
+fn the_sealed_modes_options_without_a_key_are_named_as_unused() {
+    let s = check(&["--relay-rate", "10", "--no-aegis", "--rekey-after", "60"]).unwrap();
+    assert_eq!(s.unused, ["--no-aegis", "--relay-rate", "--rekey-after"]);
+    let s = check(&["--no-relay", "--key-file", "/k", "--rekey-after", "60"]).unwrap();
+    assert_eq!(s.unused, ["--rekey-after"]);
+    assert!(check(&[]).unwrap().unused.is_empty());
+}

@@ -14,6 +14,9 @@ impl fmt::Display for HookFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HookFailure::Spawn(source) => write!(f, "cannot run /bin/sh: {}", OsError(source)),
+            HookFailure::Wait(source) => {
+                write!(f, "cannot be waited for ({}), killed", OsError(source))
+            }
             HookFailure::Status(status) => match status.code() {
                 Some(code) => write!(f, "exited with status {code}"),
                 None => write!(f, "was killed ({status})"),
@@ -226,7 +229,7 @@ impl fmt::Display for Error {
             ),
             Error::PrivateKeyMode { path, mode } => write!(
                 f,
-                "private key file {} can be read by others (mode {:04o}): run `chmod 600 {}` \
+                "private key file {} is open to others (mode {:04o}): run `chmod 600 {}` \
                  and use a new key if others may have read it",
                 path.display(),
                 mode & 0o7777,
@@ -269,6 +272,9 @@ impl fmt::Display for Error {
                 path.display(),
                 OsError(source)
             ),
+            Error::ConfigMode { path, reason } => {
+                write!(f, "config file {}: {reason}", path.display())
+            }
             Error::ConfigParse {
                 path,
                 line,

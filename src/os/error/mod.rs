@@ -136,6 +136,13 @@ pub enum Error {
         /// The OS error.
         source: io::Error,
     },
+    /// The `--config` file may be written by others (it names commands run as root).
+    ConfigMode {
+        /// The path as given.
+        path: PathBuf,
+        /// Who may write it, the mode, and the fix.
+        reason: String,
+    },
     /// `--rekey-after` is out of range.
     InvalidRekeyAfter {
         /// The value as given, in seconds.
@@ -307,6 +314,8 @@ pub enum Error {
 pub enum HookFailure {
     /// `/bin/sh` could not be started.
     Spawn(io::Error),
+    /// Waiting for the command failed (it was killed).
+    Wait(io::Error),
     /// The command exited unsuccessfully.
     Status(ExitStatus),
     /// The command did not finish in time and was killed.
@@ -338,6 +347,7 @@ impl Error {
                 | Error::InvalidMtu { .. }
                 | Error::InvalidCombination { .. }
                 | Error::ConfigRead { .. }
+                | Error::ConfigMode { .. }
                 | Error::KeyFileRead { .. }
                 | Error::InvalidBusyPoll { .. }
                 | Error::InvalidThreads { .. }

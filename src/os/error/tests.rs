@@ -54,7 +54,7 @@ fn key_file_errors_are_config_errors_and_name_the_fix() {
     };
     assert_eq!(
         mode.to_string(),
-        "private key file /etc/ethcloud/vpn0.key can be read by others (mode 0640): run \
+        "private key file /etc/ethcloud/vpn0.key is open to others (mode 0640): run \
          `chmod 600 /etc/ethcloud/vpn0.key` and use a new key if others may have read it"
     );
     assert_eq!(mode.exit_code(), EXIT_USAGE);

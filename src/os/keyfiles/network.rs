@@ -59,6 +59,14 @@ pub fn read_key(path: &Path, token: Token) -> Result<Key, Error> {
             reason: format!("longer than {MAX_KEY_FILE_LEN} bytes"),
         });
     };
+    if Key::is_text_taken_raw(&contents) {
+        log::warn!(
+            "the key file {} holds 32 bytes of text: it is taken as a raw 32-byte key, not as \
+             a passphrase, so a node whose file holds the same passphrase with or without a \
+             newline gets another key (use a passphrase of another length, or 64 hex digits)",
+            path.display()
+        );
+    }
     let key = Key::from_file_contents(&contents, token);
     wipe(&mut contents);
     key.map_err(|e| Error::KeyFile {

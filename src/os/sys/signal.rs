@@ -10,6 +10,24 @@ use std::io::{self, Read};
 use std::mem;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 
+/// Puts SIGCHLD back to its default action. A daemon started with SIGCHLD ignored (a parent
+/// that ignored it passes that on across `exec`) would have its children reaped by the
+/// kernel, and waiting for a hook command would fail with `ECHILD` even when the command
+/// succeeded.
+///
+/// # Errors
+///
+/// What `sigaction(2)` returned.
+pub fn default_child_signal() -> io::Result<()> {
+    // SAFETY: sigaction is plain data; all zeroes with SIG_DFL (0) as the handler is the
+    // default action with an empty mask and no flags.
+    let mut action: libc::sigaction = unsafe { mem::zeroed() };
+    action.sa_sigaction = libc::SIG_DFL;
+    // SAFETY: `action` is an initialised sigaction that outlives the call; the old action is
+    // not wanted, so a null pointer is allowed.
+    syscall!(sigaction(libc::SIGCHLD, &action, std::ptr::null_mut())).map(|_| ())
+}
+
 /// Sends SIGKILL to every process in the process group `pgid`: a child started as the leader
 /// of a group of its own (`CommandExt::process_group(0)`, so the group's id is the child's
 /// PID), and whatever it started that is still in the group. Killing only the child would
