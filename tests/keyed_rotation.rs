@@ -168,3 +168,23 @@ fn rekey_without_keyed_mode_or_during_a_rotation_changes_nothing() {
     assert!(!sim.nodes[&a].is_rotating_key());
     assert_eq!(sim.rekey(a, Key::from_bytes([10; 32])), Rekey::Started);
 }
+
+#[test]
+fn a_key_used_before_is_refused_since_its_recordings_would_open_again() {
+    let mut sim = Simulator::new(0x8e9);
+    let a = sim.add_node(&Simulator::keyed_config(7));
+    let rotate = |sim: &mut Simulator, byte: u8| {
+        let result = sim.rekey(a, Key::from_bytes([byte; 32]));
+        if result == Rekey::Started {
+            sim.advance(KEY_ROLLOVER + KEY_GRACE + Duration::from_secs(2));
+            assert!(!sim.nodes[&a].is_rotating_key());
+        }
+        result
+    };
+    assert_eq!(rotate(&mut sim, 9), Rekey::Started);
+    // Back to the first key (its sessions were forgotten when it was retired): refused.
+    assert_eq!(rotate(&mut sim, 7), Rekey::Reused);
+    assert_eq!(rotate(&mut sim, 10), Rekey::Started);
+    assert_eq!(rotate(&mut sim, 9), Rekey::Reused);
+    assert_eq!(rotate(&mut sim, 10), Rekey::Unchanged);
+}

@@ -132,6 +132,17 @@ impl Key {
         Key(bytes)
     }
 
+    /// A one-way fingerprint of the key (SHA-256 of a fixed label and the key): what a node
+    /// remembers of the keys it used, to refuse going back to one, without keeping them.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(b"ethcloud-key-fingerprint-v1");
+        ctx.update(&self.0);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        out
+    }
+
     /// The HKDF-SHA256 pseudorandom key from which the session subkeys are expanded.
     pub(super) fn subkey_prk(&self) -> Prk {
         Salt::new(hkdf::HKDF_SHA256, SUBKEY_SALT).extract(&self.0)

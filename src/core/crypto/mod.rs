@@ -60,8 +60,8 @@
 //! **Replay protection.** [`Opener`] keeps one window per sender *session* (not per address, so
 //! a replay from another source address is caught as well): the highest counter seen and a
 //! [`WINDOW_LEN`]-bit bitmap (8192, about as wide as Linux's WireGuard's) of the counters
-//! below it (RFC 6479). A counter is accepted once if it is above the highest or within the
-//! 8192 below it and not yet seen; anything older is dropped. The window is that wide because
+//! below it (RFC 6479). A counter is accepted once if it is above the highest or one of the
+//! 8191 below it and not yet seen (8192 with the highest); anything older is dropped. The window is that wide because
 //! the `--threads` lanes seal with the node's one sealer: their datagrams leave slightly out
 //! of counter order, and a lane held up by the scheduler for a few milliseconds must not see
 //! its batch refused (with 2048 some were: a few dozen datagrams in 1.5 million, 2 threads on

@@ -4,8 +4,9 @@
 //!
 //! Owns the replay rules (checked before decrypting, updated only after the tag verified) and
 //! the session memory. It allocates only when a new, authenticated session is remembered (and
-//! once per key rotation, for [`Opener::add_key`]'s scratch buffer), and reads no clock: session
-//! start times come from the packets.
+//! then, with the map full, for the eviction's tally of processes), and once per key rotation
+//! (for [`Opener::add_key`]'s scratch buffer). It reads no clock: session start times come from
+//! the packets, and the wall clock that caps the floor is told ([`Opener::set_wall_clock_ms`]).
 //!
 //! **Key rotation.** An opener holds one key, or two while a key rotation is under way
 //! ([`Opener::add_key`] until [`Opener::retire_old_key`]). A remembered session keeps the
@@ -215,6 +216,9 @@ pub struct Opener {
     /// This node's own sessions (the current ones, and those before a key rotation; keyed
     /// mode may seal in three at once, one per cipher).
     own: [Option<[u8; SESSION_LEN]>; OWN_SESSIONS],
+    /// The local wall clock, ms since the Unix epoch, as last told
+    /// ([`Opener::set_wall_clock_ms`]): the floor is never raised past it.
+    wall_ms: Option<u64>,
 }
 
 impl fmt::Debug for Opener {
@@ -246,7 +250,17 @@ impl Opener {
             tick: 0,
             switch_to_aegis: false,
             own: [None; OWN_SESSIONS],
+            wall_ms: None,
         }
+    }
+
+    /// Tells the opener the local wall clock (ms since the Unix epoch). A session forgotten
+    /// to make room raises the floor to its start time, but never past this: a sender whose
+    /// clock runs ahead (or a member that claims a start time years ahead) would otherwise
+    /// push the floor above every session yet to start, and the node would refuse every new
+    /// one (a peer restarted, a new peer) until it restarts itself. Call it now and then.
+    pub fn set_wall_clock_ms(&mut self, ms: u64) {
+        self.wall_ms = Some(ms);
     }
 
     /// Refuses packets of `session` (as [`OpenError::Replayed`]): give it this node's own
@@ -470,7 +484,8 @@ impl Opener {
         };
         self.sessions.retain(|id, _| start_time(id) != victim);
         self.starts.remove(&victim);
-        self.floor = Some(self.floor.map_or(victim, |f| f.max(victim)));
+        let raised = self.wall_ms.map_or(victim, |now| victim.min(now));
+        self.floor = Some(self.floor.map_or(raised, |f| f.max(raised)));
         true
     }
 

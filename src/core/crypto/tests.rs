@@ -619,6 +619,32 @@ fn lru_eviction_raises_floor_and_refuses_stale_sessions() {
     }
 }
 #[test]
+fn a_start_time_ahead_of_the_clock_cannot_raise_the_floor_past_it() {
+    for cipher in Cipher::ALL {
+        let now = 1_000_000;
+        let mut opener = Opener::new(&test_key(), 2);
+        opener.set_wall_clock_ms(now);
+        // A sender whose clock runs years ahead, then two others: it is forgotten first.
+        let ahead = session(now + 10_000_000_000, 1);
+        assert!(open(&mut opener, &packet(cipher, ahead, 0)).is_ok());
+        assert!(open(&mut opener, &packet(cipher, session(now - 5_000, 2), 0)).is_ok());
+        assert!(open(&mut opener, &packet(cipher, session(now - 4_000, 3), 0)).is_ok());
+        assert_eq!(
+            opener.floor,
+            Some(now),
+            "raised to the clock, not to the start time"
+        );
+        // A peer that restarts after now is still let in ...
+        assert!(open(&mut opener, &packet(cipher, session(now + 60_000, 4), 0)).is_ok());
+        // ... and an unknown session that started before the clock is still refused.
+        assert_eq!(
+            open(&mut opener, &packet(cipher, session(now - 60_000, 5), 0)),
+            Err(OpenError::StaleSession)
+        );
+    }
+}
+
+#[test]
 fn eviction_takes_a_whole_process_and_spares_the_twins_of_a_live_one() {
     // A keyed process seals in up to three sessions that share its start time.
     let twin = |start: u64, n: u64| session(start, 0x0101_0101_0101_0101 * n);

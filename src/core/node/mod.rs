@@ -223,7 +223,13 @@ pub enum Rekey {
     Busy,
     /// A key rotation to the new key started.
     Started,
+    /// The key is one this node used before in this run; nothing changed. Datagrams
+    /// recorded under it would open again (their sessions were forgotten with the key).
+    Reused,
 }
+
+/// The most keys a keyed node remembers (by fingerprint) as used, to refuse rotating back.
+pub const MAX_KEYS_REMEMBERED: usize = 64;
 
 /// How many sessions a keyed node remembers per peer it may have (`max_peers`): a peer's
 /// process seals in up to three (one per cipher), and one more leaves room for processes that
@@ -317,6 +323,9 @@ pub struct Node<S: Socket, D: Device> {
     sealer_changes: u64,
     /// Keyed mode: the key rotation under way, if any.
     rollover: Option<Rollover>,
+    /// Keyed mode: the fingerprints of the keys used in this run, oldest first, at most
+    /// [`MAX_KEYS_REMEMBERED`].
+    keys_used: Vec<[u8; 32]>,
     /// Identity mode: the sessions with each trusted key.
     sessions: Option<Box<Sessions>>,
     /// Identity mode: where a flooded datagram is copied and sealed for each peer.
@@ -468,6 +477,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             echo_retries: BTreeSet::new(),
             sealer_changes: 0,
             rollover: None,
+            keys_used: config.keyed.iter().map(|k| k.key.fingerprint()).collect(),
             sessions,
             flood,
             now,
@@ -548,11 +558,15 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.sessions.as_deref_mut()
     }
 
-    /// Per-node keys: the wall clock, read again by the caller (see
-    /// [`Sessions::set_wall_clock`]); nothing in the other modes.
+    /// The wall clock, read again by the caller: per-node keys take their handshake
+    /// timestamps from it (see [`Sessions::set_wall_clock`]); keyed mode never raises its
+    /// floor of forgotten sessions past it (see [`Opener::set_wall_clock_ms`]).
     pub fn set_wall_clock(&mut self, now: Instant, wall_nanos: u64) {
         if let Some(sessions) = &mut self.sessions {
             sessions.set_wall_clock(now, wall_nanos);
+        }
+        if let Some((_, opener)) = &mut self.crypto {
+            opener.set_wall_clock_ms(wall_nanos / 1_000_000);
         }
     }
 

@@ -373,6 +373,14 @@ impl<S: Socket, D: Device> Node<S, D> {
         if self.rollover.is_some() {
             return Rekey::Busy;
         }
+        let fingerprint = next.key.fingerprint();
+        if self.keys_used.contains(&fingerprint) {
+            return Rekey::Reused;
+        }
+        if self.keys_used.len() >= super::MAX_KEYS_REMEMBERED {
+            self.keys_used.remove(0);
+        }
+        self.keys_used.push(fingerprint);
         opener.add_key(&next.key);
         opener.refuse_session(next.session);
         if let Some(aegis) = &self.keyed_aegis {

@@ -53,6 +53,15 @@ impl Daemon {
                 path.display()
             ),
             Rekey::NotKeyed => info!("SIGHUP: not in keyed mode, nothing to reload"),
+            Rekey::Reused => {
+                self.stats.reloads_failed = self.stats.reloads_failed.saturating_add(1);
+                error!(
+                    "SIGHUP: the key in {} is one this node used before; datagrams recorded \
+                     under it would open again, so it is refused (keeping the key in use): \
+                     make a new key",
+                    path.display()
+                );
+            }
         }
     }
 
