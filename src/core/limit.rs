@@ -2,9 +2,13 @@
 //! log lines per window; [`Host`]: what a per-host cap counts against; [`Tally`]: how many
 //! entries each host (or relay) holds, for such caps.
 //!
+//! [`SharedBudget`]: a rate shared by several senders so that none keeps the others out.
+//!
 //! Owns the arithmetic only; callers decide what is limited (contacts per second, broadcast
-//! frames per source, log lines that the network can cause, table entries per host). No
-//! allocation, no clock reads, saturating arithmetic throughout.
+//! frames per source, log lines that the network can cause, table entries per host, the relay
+//! rate). No clock reads, saturating arithmetic throughout. The maps of [`Tally`] and
+//! [`SharedBudget`] grow with the keys present (and keep their room when keys go); nothing
+//! else allocates.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -137,7 +141,8 @@ impl RateLimiter {
 
 /// A budget of `rate` tokens a second that several senders draw on (the relay rate), shared
 /// so that none of them can keep the others out:
-/// - while more than half of the budget would be left after a draw, anyone may draw;
+/// - while more than half of the budget would be left after a draw (or the budget is full:
+///   a draw of more than half the rate fits no other way), anyone may draw;
 /// - below that, a sender draws only on its own share as well, a bucket of half the rate.
 ///
 /// So one sender alone gets the whole rate (and a whole second's burst), while under
@@ -201,12 +206,12 @@ impl<K: Hash + Eq + Copy> SharedBudget<K> {
         self.shares.len()
     }
 
-    /// `None` if the budget has less than `cost` left at `now`; otherwise whether more than
-    /// half of it would be left after drawing `cost`.
+    /// `None` if the budget has less than `cost` left at `now`; otherwise whether anyone may
+    /// draw `cost` from it: more than half of it would be left after, or it is full.
     fn free(&mut self, now: Instant, rate: u64, cost: u64) -> Option<bool> {
         let left = self.all.available(now, rate);
         let after = left.checked_sub(cost)?;
-        Some(after > rate / 2)
+        Some(after > rate / 2 || left >= rate)
     }
 }
 
@@ -314,6 +319,13 @@ mod tests {
         for g in &got {
             assert!(*g >= total / 5, "{got:?}");
         }
+        // Draws of more than half the rate still pass (from a full budget): a lone sender of
+        // 600-token draws gets the rate, and so do two.
+        let got = share_out(rate, 600_000, &[0.01], secs);
+        assert!(got[0] >= total * 9 / 10, "{got:?}");
+        let got = share_out(rate, 600_000, &[0.01, 0.013], secs);
+        assert!(got[0] + got[1] >= total * 9 / 10, "{got:?}");
+        assert!(got[0] > 0 && got[1] > 0, "{got:?}");
         // Idle shares are forgotten.
         let mut budget = SharedBudget::new(Instant::ZERO, rate);
         for i in 0..600u32 {

@@ -161,9 +161,10 @@ impl ConfigFile {
     ///
     /// # Errors
     ///
-    /// [`Error::ConfigRead`] if the file cannot be read, is not UTF-8 or is longer than
-    /// [`MAX_CONFIG_LEN`] (a path to something endless must not grow memory), else as
-    /// [`ConfigFile::parse`].
+    /// [`Error::ConfigRead`] if the file cannot be read or is longer than [`MAX_CONFIG_LEN`]
+    /// (a path to something endless must not grow memory); [`Error::ConfigMode`] if another
+    /// user than root (and us) owns it or may write to it; [`Error::ConfigParse`] if it is not
+    /// UTF-8; else as [`ConfigFile::parse`].
     pub fn read(path: &Path) -> Result<ConfigFile, Error> {
         use std::io::Read;
         let mut bytes = Vec::new();
@@ -289,6 +290,13 @@ impl ConfigFile {
 /// refused too, unless the group is root's.
 fn writable_by_others(meta: &std::fs::Metadata) -> Option<String> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let owner = meta.uid();
+    if owner != 0 && owner != crate::sys::privdrop::current_ids().1 {
+        return Some(format!(
+            "owned by uid {owner}, who could make the daemon run commands as root: make root \
+             its owner (chown root)"
+        ));
+    }
     let mode = meta.permissions().mode();
     let who = if mode & 0o002 != 0 {
         "any user"
@@ -548,6 +556,13 @@ threads = 2
         use std::os::unix::fs::MetadataExt;
         let root_group = std::fs::metadata(&file).unwrap().gid() == 0;
         assert_eq!(mode(0o664).is_ok(), root_group);
+        // Owned by another user (who could write it whatever its mode): refused, as root.
+        if crate::sys::privdrop::current_ids().1 == 0 {
+            std::os::unix::fs::chown(&file, Some(1000), None).unwrap();
+            let err = mode(0o644).unwrap_err().to_string();
+            assert!(err.contains("owned by uid 1000"), "{err}");
+            std::os::unix::fs::chown(&file, Some(0), None).unwrap();
+        }
         std::fs::write(&file, b"token = 7\n# caf\xe9\n").unwrap();
         let err = mode(0o644).unwrap_err().to_string();
         assert!(err.contains("line 2: not UTF-8 text"), "{err}");

@@ -66,10 +66,14 @@ pub fn run(
             Ok(Some(status)) => return Err(fail(HookFailure::Status(status))),
             Ok(None) => thread::sleep(POLL),
             Err(e) => {
-                // Cannot tell how it ended (or whether it did): it is stopped, group and all.
-                let _ = crate::sys::signal::kill_process_group(child.id());
-                let _ = child.kill();
-                let _ = child.wait();
+                // Cannot tell how it ended (or whether it did). Unless it is gone already
+                // (ECHILD: reaped by someone else, its PID free for reuse), it is stopped,
+                // group and all.
+                if e.raw_os_error() != Some(libc::ECHILD) {
+                    let _ = crate::sys::signal::kill_process_group(child.id());
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
                 return Err(fail(HookFailure::Wait(e)));
             }
         }

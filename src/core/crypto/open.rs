@@ -171,6 +171,10 @@ pub(super) fn start_time(session: &[u8; SESSION_LEN]) -> u64 {
     u64::from_be_bytes(ms)
 }
 
+/// 2024-01-01T00:00:00Z in ms since the Unix epoch: an earlier wall clock is not believed
+/// (see [`Opener::set_wall_clock_ms`]).
+const MIN_PLAUSIBLE_WALL_MS: u64 = 1_704_067_200_000;
+
 /// What an [`Opener`] remembers of one sender session.
 struct SessionState {
     window: Window,
@@ -218,7 +222,7 @@ pub struct Opener {
     own: [Option<[u8; SESSION_LEN]>; OWN_SESSIONS],
     /// The local wall clock, ms since the Unix epoch, as last told
     /// ([`Opener::set_wall_clock_ms`]): the floor is never raised past it.
-    wall_ms: Option<u64>,
+    pub(super) wall_ms: Option<u64>,
 }
 
 impl fmt::Debug for Opener {
@@ -259,8 +263,12 @@ impl Opener {
     /// clock runs ahead (or a member that claims a start time years ahead) would otherwise
     /// push the floor above every session yet to start, and the node would refuse every new
     /// one (a peer restarted, a new peer) until it restarts itself. Call it now and then.
+    ///
+    /// A clock before 2024 is not believed (a board without a real-time clock, booted at
+    /// 1970 before NTP): the cap would hold the floor near zero and protect nothing, so the
+    /// floor then follows the forgotten sessions' start times as it did without a clock.
     pub fn set_wall_clock_ms(&mut self, ms: u64) {
-        self.wall_ms = Some(ms);
+        self.wall_ms = (ms >= MIN_PLAUSIBLE_WALL_MS).then_some(ms);
     }
 
     /// Refuses packets of `session` (as [`OpenError::Replayed`]): give it this node's own

@@ -621,8 +621,12 @@ fn lru_eviction_raises_floor_and_refuses_stale_sessions() {
 #[test]
 fn a_start_time_ahead_of_the_clock_cannot_raise_the_floor_past_it() {
     for cipher in Cipher::ALL {
-        let now = 1_000_000;
+        // 2026-12-06.
+        let now = 1_796_515_200_000;
         let mut opener = Opener::new(&test_key(), 2);
+        // A clock at 1970 is not believed (the cap would protect nothing) ...
+        opener.set_wall_clock_ms(1_000);
+        assert_eq!(opener.wall_ms, None);
         opener.set_wall_clock_ms(now);
         // A sender whose clock runs years ahead, then two others: it is forgotten first.
         let ahead = session(now + 10_000_000_000, 1);

@@ -236,7 +236,7 @@ fn counts_go_back_to_the_node_and_the_generation_moves_with_what_the_view_shows(
 
     let before = node.stats().clone();
     let traffic_before = node.peers().get(peer(1)).unwrap().traffic;
-    node.absorb_lane(&counts);
+    node.absorb_lane(now, &counts);
     assert_eq!(
         node.stats().frames_from_device,
         before.frames_from_device + 2
@@ -450,7 +450,7 @@ fn with_per_node_keys_a_peer_without_a_session_is_counted_and_handed_back_for_a_
 
     // The node counts them and starts a handshake with the peer at once.
     node.socket_mut().0.clear();
-    node.absorb_lane(&counts);
+    node.absorb_lane(now, &counts);
     assert_eq!(node.sessions().map(|s| s.stats().no_session), Some(2));
     let sent = std::mem::take(&mut node.socket_mut().0);
     assert_eq!(sent.len(), 1, "one initiation: {sent:?}");

@@ -45,7 +45,7 @@ use crate::buf::BUF_LEN;
 use crate::crypto::{self, Key, Opener, Sealer};
 use crate::identity::{handshake, IdentityConfig, SecretKey, Sessions, TrustedKeys};
 use crate::io::{Device, Socket};
-use crate::limit::{Host, LogBudget, RateLimiter, SharedBudget};
+use crate::limit::{LogBudget, RateLimiter, SharedBudget};
 pub use crate::limit::{LOG_BUDGET, LOG_WINDOW};
 use crate::peers::{self, canonical, Contacts, PeerTable, Sweep, Trickle};
 use crate::relay::RelayTable;
@@ -383,7 +383,7 @@ pub struct Node<S: Socket, D: Device> {
     relay: RelayTable,
     /// Bytes per second of frames relayed for others, shared between the hosts that send
     /// them so that none keeps the others out.
-    relay_budget: SharedBudget<Host>,
+    relay_budget: SharedBudget<relay::RelaySender>,
     /// Bytes of whole peer lists sent in answer ([`LIST_ANSWER_RATE`]).
     list_limiter: RateLimiter,
     /// Scratch list of (address, relay) for a flood through relays, reused.

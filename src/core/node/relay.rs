@@ -29,6 +29,16 @@ use crate::wire::relay::{
 };
 use crate::wire::{Frame, Kind};
 
+/// Whom a share of `--relay-rate` belongs to: with per-node keys the sender's key (one member,
+/// however many addresses it has, and members behind one NAT apart), else its host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum RelaySender {
+    /// Per-node keys: the key the sender's session belongs to.
+    Key(PublicKey),
+    /// Keyed mode: the sender's IP address, or its IPv6 /64.
+    Host(Host),
+}
+
 /// A peer asked for its Hello and silent this long is asked again ...
 pub const HELLO_RETRY: Duration = Duration::from_secs(5);
 /// ... up to this many times in all.
@@ -579,7 +589,10 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
         let bytes = frame.as_bytes();
         let cost = relayed_cost(from, to, bytes.len(), self.seal_overhead());
-        let sender = Host::of(from);
+        let sender = match self.sessions.as_ref().and_then(|s| s.key_of(from)) {
+            Some(key) => RelaySender::Key(key),
+            None => RelaySender::Host(Host::of(from)),
+        };
         if !self.relay_budget.allows(now, rate, sender, cost) {
             return Err(DropReason::RelayRateLimited);
         }

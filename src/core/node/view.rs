@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::Node;
 use crate::io::{Device, Socket};
 use crate::lane::{ForwardView, LaneCounts, PeerSealers};
+use crate::time::Instant;
 
 impl<S: Socket, D: Device> Node<S, D> {
     /// A snapshot for the `--threads` lanes ([`crate::lane`]). In the sealed modes the view
@@ -56,7 +57,8 @@ impl<S: Socket, D: Device> Node<S, D> {
 
     /// Adds what a lane counted to the node's counters and to the peers' traffic; with
     /// per-node keys, starts the handshakes the lane found missing.
-    pub fn absorb_lane(&mut self, counts: &LaneCounts) {
+    pub fn absorb_lane(&mut self, now: Instant, counts: &LaneCounts) {
+        self.now = now;
         self.stats.add(&counts.stats);
         for &(peer, datagrams, bytes) in &counts.sent {
             self.peers.count_sent_many(peer, datagrams, bytes);
@@ -68,7 +70,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             }
         }
         if !counts.wanted.is_empty() {
-            self.flush_handshakes(self.now);
+            self.flush_handshakes(now);
         }
     }
 }

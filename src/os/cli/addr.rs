@@ -121,12 +121,17 @@ fn parse_ip(host: &str) -> Result<Option<IpAddr>, &'static str> {
     }
 }
 
-/// Whether the last dot-separated label of `host` is all digits.
+/// Whether the last dot-separated label of `host` is a number as `inet_aton` reads one:
+/// decimal digits, or `0x` and hexadecimal digits.
 fn ends_in_a_number(host: &str) -> bool {
     let host = host.strip_suffix('.').unwrap_or(host);
-    host.rsplit('.')
-        .next()
-        .is_some_and(|last| !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()))
+    host.rsplit('.').next().is_some_and(|last| {
+        let hex = last.strip_prefix("0x").or_else(|| last.strip_prefix("0X"));
+        match hex {
+            Some(digits) => digits.bytes().all(|b| b.is_ascii_hexdigit()),
+            None => !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()),
+        }
+    })
 }
 
 /// A plausible DNS name: dot-separated labels of letters, digits, `-` and `_`, at most 253

@@ -450,9 +450,11 @@ impl Args {
                 (
                     "--no-relay",
                     self.no_relay,
-                    (|f| f.values.no_relay.is_some()) as fn(&ConfigFile) -> bool,
+                    (|f| f.values.no_relay == Some(true)) as fn(&ConfigFile) -> bool,
                 ),
-                ("--no-aegis", self.no_aegis, |f| f.values.no_aegis.is_some()),
+                ("--no-aegis", self.no_aegis, |f| {
+                    f.values.no_aegis == Some(true)
+                }),
                 ("--relay-rate", self.relay_rate_mbit.is_some(), |f| {
                     f.values.relay_rate.is_some()
                 }),

@@ -739,6 +739,9 @@ fn an_address_the_resolver_would_read_the_old_way_is_refused_not_resolved() {
         "3232235777",
         "198.18.1",
         "0x7f.1",
+        "0x7f000001",
+        "1.2.3.0x4",
+        "0X1",
         "198.18.0.256",
         "1.2.3.4.",
     ] {

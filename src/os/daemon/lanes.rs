@@ -21,7 +21,7 @@
 //! to that queue would otherwise be lost without a word.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -63,6 +63,8 @@ struct Shared {
     stop: AtomicBool,
     /// Set by a lane for the loop: see [`Lanes::wake`].
     wake: Option<Wake>,
+    /// The number of a lane that failed (0: none), set before it wakes the loop.
+    failed: AtomicUsize,
 }
 
 impl Shared {
@@ -116,6 +118,7 @@ impl Lanes {
             counts: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
             wake,
+            failed: AtomicUsize::new(0),
         });
         let mut lanes = Lanes {
             shared,
@@ -206,28 +209,34 @@ impl Lanes {
                 .unwrap_or_else(PoisonError::into_inner) = Arc::new(view);
             self.shared.version.fetch_add(1, Ordering::Release);
         }
-        self.absorb(node);
+        self.absorb(now, node);
         Ok(())
     }
 
-    /// The number of the first lane whose thread has ended, if one has (while running, a
-    /// lane ends only when it fails; at the stop, [`Lanes::stop`] ends them all).
+    /// The number of the first lane that has ended or is ending, if one has (while running, a
+    /// lane ends only when it fails; at the stop, [`Lanes::stop`] ends them all). A lane that
+    /// fails says so in `Shared::failed` before it wakes the loop, since its thread may still
+    /// be winding down when the loop looks.
     fn ended(&self) -> Option<usize> {
-        self.threads
-            .iter()
-            .position(JoinHandle::is_finished)
-            .map(|i| i + 1)
+        match self.shared.failed.load(Ordering::Acquire) {
+            0 => self
+                .threads
+                .iter()
+                .position(JoinHandle::is_finished)
+                .map(|i| i + 1),
+            index => Some(index),
+        }
     }
 
     /// Adds the counts the lanes handed over to the node's counters.
-    pub(super) fn absorb(&mut self, node: &mut Node<UdpSocket, TapDevice>) {
+    pub(super) fn absorb(&mut self, now: Instant, node: &mut Node<UdpSocket, TapDevice>) {
         let mut counts = self
             .shared
             .counts
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         for (c, offload_errors) in counts.drain(..) {
-            node.absorb_lane(&c);
+            node.absorb_lane(now, &c);
             self.offload_errors = self.offload_errors.saturating_add(offload_errors);
         }
     }
@@ -239,9 +248,9 @@ impl Lanes {
     }
 
     /// Stops every lane and waits for it; their last counts go to the node.
-    pub(super) fn stop(&mut self, node: &mut Node<UdpSocket, TapDevice>) {
+    pub(super) fn stop(&mut self, now: Instant, node: &mut Node<UdpSocket, TapDevice>) {
         self.join();
-        self.absorb(node);
+        self.absorb(now, node);
     }
 
     /// Sets the stop flag and waits for every lane (each notices within [`LANE_WAKE`]).
@@ -272,6 +281,8 @@ fn run_lane(
     clock: Clock,
     vnet_hdr_len: usize,
 ) {
+    // However the lane ends before the stop (an error, a panic), the loop hears of it now.
+    let _ended = EndGuard { index, shared };
     let mut poll = match Poll::new().and_then(|poll| {
         poll.register(std::os::fd::AsFd::as_fd(&queue), 0)?;
         Ok(poll)
@@ -353,15 +364,33 @@ fn run_lane(
     lane.flush();
     offload_errors_total += offload_errors;
     forwarded += hand_over(shared, &mut lane, offload_errors);
-    if !shared.stop.load(Ordering::Acquire) {
-        // This lane failed: the loop ends the daemon (see `Lanes::tend`) now, not at its next
-        // wake-up.
-        shared.wake_loop();
-    }
+
     debug!(
         "lane {index} stopped after {forwarded} frames from the device \
          ({offload_errors_total} tap reads that could not be cut into frames)"
     );
+}
+
+/// Tells the loop when a lane's thread ends other than by the stop flag (a failure, a panic):
+/// the lane's number in `Shared::failed`, then a wake-up, so that the loop ends the daemon
+/// (see [`Lanes::tend`]) at once rather than at its next wake-up.
+struct EndGuard<'a> {
+    index: usize,
+    shared: &'a Shared,
+}
+
+impl Drop for EndGuard<'_> {
+    fn drop(&mut self) {
+        if !self.shared.stop.load(Ordering::Acquire) {
+            let _ = self.shared.failed.compare_exchange(
+                0,
+                self.index,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+            self.shared.wake_loop();
+        }
+    }
 }
 
 /// Reads up to [`BUDGET`] frames (or super-frames) from the queue and forwards them. Returns
@@ -463,6 +492,7 @@ mod tests {
             counts: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
             wake: None,
+            failed: AtomicUsize::new(0),
         })
     }
 
@@ -498,6 +528,55 @@ mod tests {
         // Stopping sets the flag and joins the lane still running.
         lanes.join();
         assert!(lanes.threads.is_empty());
+    }
+
+    #[test]
+    fn a_lane_that_fails_says_so_and_wakes_the_loop_before_its_thread_is_gone() {
+        let token = Token::new(7).expect("a valid token");
+        let signalled = Arc::new(Shared {
+            view: Mutex::new(Arc::new(ForwardView::empty(token))),
+            version: AtomicU64::new(0),
+            counts: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+            wake: Some(Wake::new().expect("an eventfd")),
+            failed: AtomicUsize::new(0),
+        });
+        // A lane thread that fails (or panics) and is still winding down: `ended` names it
+        // already, and the flag is set for the loop's epoll.
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let lane = {
+            let signalled = Arc::clone(&signalled);
+            std::thread::spawn(move || {
+                drop(EndGuard {
+                    index: 2,
+                    shared: &signalled,
+                });
+                let _ = wait.recv_timeout(Duration::from_secs(30));
+            })
+        };
+        let mut lanes = lanes(Arc::clone(&signalled), vec![running(&signalled), lane]);
+        let deadline = StdInstant::now() + Duration::from_secs(10);
+        while lanes.ended().is_none() && StdInstant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(lanes.ended(), Some(2));
+        assert!(
+            !lanes.threads[1].is_finished(),
+            "named before its thread ended"
+        );
+        let wake = signalled.wake.as_ref().expect("a wake flag");
+        assert!(wake.clear().expect("clear"), "the loop was woken");
+        assert!(lanes.clear_wake().is_ok());
+        release.send(()).expect("the lane waits");
+        lanes.join();
+        // A lane that ends at the stop says nothing.
+        let quiet = shared();
+        quiet.stop.store(true, Ordering::Release);
+        drop(EndGuard {
+            index: 1,
+            shared: &quiet,
+        });
+        assert_eq!(quiet.failed.load(Ordering::Acquire), 0);
     }
 
     #[test]

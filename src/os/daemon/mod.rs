@@ -228,7 +228,9 @@ pub fn run(
         .map_err(Error::Epoll)?;
 
     let token = config.token;
-    let node = Node::new(config, socket, device, clock.now());
+    let mut node = Node::new(config, socket, device, clock.now());
+    // Before the first datagram is opened (keyed mode caps its floor at this clock).
+    node.set_wall_clock(clock.now(), wall_nanos());
     let lanes = Lanes::start(&node, queues, clock, vnet_hdr_len)?;
     if let Some(wake) = lanes.wake() {
         poll.register(wake.as_fd(), TOKEN_LANES)
@@ -332,7 +334,7 @@ impl Daemon {
         let result = self.serve();
         if result.is_err() {
             let now = self.clock.now();
-            self.lanes.stop(&mut self.node);
+            self.lanes.stop(now, &mut self.node);
             self.node.shutdown(now);
             self.node.flush();
         }

@@ -72,7 +72,7 @@ impl Daemon {
                 Signal::Interrupt | Signal::Terminate => {
                     info!("shutting down ({signal})");
                     // The lanes first: nothing is sent after the Close messages.
-                    self.lanes.stop(&mut self.node);
+                    self.lanes.stop(now, &mut self.node);
                     self.node.shutdown(now);
                     // The Close messages are queued: send them before leaving.
                     self.node.flush();

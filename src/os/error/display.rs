@@ -15,7 +15,7 @@ impl fmt::Display for HookFailure {
         match self {
             HookFailure::Spawn(source) => write!(f, "cannot run /bin/sh: {}", OsError(source)),
             HookFailure::Wait(source) => {
-                write!(f, "cannot be waited for ({}), killed", OsError(source))
+                write!(f, "cannot be waited for ({})", OsError(source))
             }
             HookFailure::Status(status) => match status.code() {
                 Some(code) => write!(f, "exited with status {code}"),

@@ -394,11 +394,12 @@ impl ControlServer {
                 // Accepted and closed at once, so the listener does not stay readable.
                 self.stats.refused += 1;
                 let mut stream = stream;
-                let _ = stream.set_nonblocking(true);
-                let _ = stream.write(b"error: busy, try again\n");
-                // Closing with the request unread resets the connection; the client keeps
-                // what it read before a reset, and this read makes one rarer.
-                let _ = stream.read(&mut [0u8; MAX_REQUEST_LEN]);
+                if stream.set_nonblocking(true).is_ok() {
+                    let _ = stream.write(b"error: busy, try again\n");
+                    // Closing with the request unread resets the connection; the client
+                    // keeps the line it read before a reset, and this read makes one rarer.
+                    let _ = stream.read(&mut [0u8; MAX_REQUEST_LEN]);
+                }
                 continue;
             }
             if let Err(e) = stream
@@ -688,11 +689,11 @@ pub fn request(path: &Path, line: &str) -> Result<String, ClientError> {
     }
     let mut answer = Vec::new();
     let read = stream.take(MAX_ANSWER_LEN).read_to_end(&mut answer);
-    // A daemon that closes with part of our line unread resets the connection; what it
-    // wrote before is its whole answer (a reset never cuts a real answer short: the daemon
-    // closes only once the answer is written, and it has read our line by then).
+    // A daemon that closes with part of our line unread (busy, or a line too long) resets
+    // the connection after its one error line; a real answer never ends in a reset, since
+    // the daemon has read our whole line by then. Only a whole line is taken as the answer.
     let read = match read {
-        Err(e) if is_reset(&e) && !answer.is_empty() => Ok(answer.len()),
+        Err(e) if is_reset(&e) && answer.ends_with(b"\n") => Ok(answer.len()),
         other => other,
     };
     read.map_err(|e| {
