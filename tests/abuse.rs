@@ -138,10 +138,25 @@ fn forged_verified_addresses_get_one_whole_list_a_second_each_and_within_the_bud
         39 + fakes.len(),
         "forged, and verified"
     );
-    let _ = queued_to(&mut sim, a, a);
-    sim.nodes.get_mut(&a).unwrap().socket_mut().outbox.clear();
+    // Each was sent the whole list as it was verified (it spoke first, and got only a short
+    // list then): within the same budget as answers (it grows to 255 entries, 1.5 KB, as the
+    // forged addresses join the list).
+    let outbox = std::mem::take(&mut sim.nodes.get_mut(&a).unwrap().socket_mut().outbox);
+    let short = 3 * get.len();
+    let whole: usize = outbox
+        .iter()
+        .filter(|(_, d)| d.get(7) == Some(&1) && d.len() > short)
+        .map(|(_, d)| d.len())
+        .sum();
+    println!(
+        "{} forged addresses verified: {whole} bytes of whole lists",
+        fakes.len()
+    );
+    assert!(whole as u64 <= LIST_ANSWER_RATE, "{whole} bytes");
+    assert!(whole > 0);
 
-    // Every forged address asks ten times at once.
+    // A second later (the budget full again), every forged address asks ten times at once.
+    let now = now + LIST_ANSWER_INTERVAL;
     let limited = sim.stats(a).replies_limited;
     let node = sim.nodes.get_mut(&a).unwrap();
     for v in &fakes {

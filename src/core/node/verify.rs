@@ -123,8 +123,17 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// [`LIST_ANSWER_INTERVAL`] per peer and within [`LIST_ANSWER_RATE`] for all (the rest is
     /// counted in `replies_limited`).
     pub(super) fn answer_get_peers(&mut self, now: Instant, from: SocketAddr) {
-        let Some(peer) = self.peers.get_mut(from) else {
-            return;
+        if self.send_whole_list(now, from) {
+            self.follow_up(now, from);
+        }
+    }
+
+    /// Sends `to` our whole peer list, within [`LIST_ANSWER_INTERVAL`] for `to` and
+    /// [`LIST_ANSWER_RATE`] for all (else counted in `replies_limited`); returns whether it
+    /// went.
+    fn send_whole_list(&mut self, now: Instant, to: SocketAddr) -> bool {
+        let Some(peer) = self.peers.get_mut(to) else {
+            return false;
         };
         let recently = peer
             .listed_at
@@ -132,14 +141,14 @@ impl<S: Socket, D: Device> Node<S, D> {
         let largest = (HEADER_LEN + MAX_PEER_LIST_BODY_LEN) as u64;
         if recently || self.list_limiter.available(now, LIST_ANSWER_RATE) < largest {
             self.stats.replies_limited += 1;
-            return;
+            return false;
         }
         peer.listed_at = Some(now);
-        if let Some(len) = self.emit_peer_list(from, MAX_PEER_LIST_BODY_LEN) {
+        if let Some(len) = self.emit_peer_list(to, MAX_PEER_LIST_BODY_LEN) {
             self.list_limiter.take(len as u64);
-            self.send_control_buffer(from, len);
+            self.send_control_buffer(to, len);
         }
-        self.follow_up(now, from);
+        true
     }
 
     /// The peer table is full of verified peers and `from`, a `--connect` address, is not
@@ -396,8 +405,17 @@ impl<S: Socket, D: Device> Node<S, D> {
         // The peer set grew: there is news to spread, gossip soon again (Trickle reset).
         self.trickle.reset(now, GOSSIP_INTERVAL_MIN);
         if was_asked_as_peer {
-            // It contacted us first and got only a short list then: send the whole list now.
-            self.send_peer_list(addr, MAX_PEER_LIST_BODY_LEN);
+            // It contacted us first and got only a short list then: the whole list now,
+            // within the rate of all whole lists (an address forged and verified by timing
+            // must not make us an amplifier beyond it). Not counted as its answer per
+            // interval: the request it sends to verify us must still be answered.
+            let largest = (HEADER_LEN + MAX_PEER_LIST_BODY_LEN) as u64;
+            if self.list_limiter.available(now, LIST_ANSWER_RATE) < largest {
+                self.stats.replies_limited += 1;
+            } else if let Some(len) = self.emit_peer_list(addr, MAX_PEER_LIST_BODY_LEN) {
+                self.list_limiter.take(len as u64);
+                self.send_control_buffer(addr, len);
+            }
         }
         if let Some(nonce) = unanswered {
             // Keyed mode: the Challenge it sent before we could answer it.

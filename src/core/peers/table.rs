@@ -537,9 +537,9 @@ impl PeerTable {
     }
 
     /// The verified peers of one address family (IPv6 if `is_v6`) in address order, starting
-    /// after `cursor` (if it is of that family) and wrapping once. Only that family's part of
-    /// the table is walked, and lazily: taking the first k costs O(k + log n) when most peers
-    /// are verified, not O(n).
+    /// after `cursor` (if it is of that family) and wrapping once. Only that family's verified
+    /// peers are walked, and lazily: taking the first k costs O(k + log n), however many
+    /// unverified addresses the table holds.
     pub fn verified_of_family_after(
         &self,
         is_v6: bool,
@@ -550,24 +550,20 @@ impl PeerTable {
         } else {
             (MIN_ADDR, MAX_V4)
         };
+        // The verified peers alone: unverified addresses, anyone's to make, are never walked.
+        let verified = &self.verified_in_order;
         let (after, before) = match cursor {
             Some(c) if c.is_ipv6() == is_v6 => (
-                self.peers
-                    .range((Bound::Excluded(c), Bound::Included(high))),
-                self.peers.range((Bound::Included(low), Bound::Included(c))),
+                verified.range((Bound::Excluded(c), Bound::Included(high))),
+                verified.range((Bound::Included(low), Bound::Included(c))),
             ),
             _ => (
-                self.peers
-                    .range((Bound::Included(low), Bound::Included(high))),
+                verified.range((Bound::Included(low), Bound::Included(high))),
                 // empty: start and end are the same address, the end excluded
-                self.peers
-                    .range((Bound::Included(low), Bound::Excluded(low))),
+                verified.range((Bound::Included(low), Bound::Excluded(low))),
             ),
         };
-        after
-            .chain(before)
-            .filter(|(_, p)| p.is_verified)
-            .map(|(a, _)| *a)
+        after.chain(before).copied()
     }
 }
 
