@@ -31,7 +31,7 @@
 #                      io_uring modes (uring, uring-spin, uring-defer, sqpoll), busypoll
 #                      (SO_BUSY_POLL on its socket) or xdp (an AF_XDP socket for the
 #                      underlay); see examples/minirelay. busypoll and xdp get an underlay
-#                      veth of their own (198.18.5<i>.0/24; GRO on for busypoll, so that the
+#                      veth of their own (198.18.<100+i>.0/24; GRO on for busypoll, so that the
 #                      veth has a NAPI context to poll; ethtool is installed if missing), so
 #                      that the other rows' underlay stays as it is; repeatable
 #   --floor-throughput with --floor, run the throughput tests on the floor rows too (one
@@ -46,7 +46,7 @@
 #
 # Builds release, makes two namespaces joined by one veth (underlay 198.18.50.0/24, MTU 1500),
 # and in them a VXLAN (id 4242, UDP 4789, overlay 198.19.50.0/24) and one ethcloud pair per
-# variant (overlay 198.19.5<i>.0/24); every overlay device has MTU 1400. Unless --no-wireguard,
+# variant (overlay 198.19.<100+i>.0/24); every overlay device has MTU 1400. Unless --no-wireguard,
 # also two WireGuard tunnels between the same two namespaces, set up with wg: this kernel may
 # have no WireGuard module, so they are the user-space ones, row "wg-go" (wireguard-go, the
 # WireGuard project's own implementation in Go; overlay 198.19.61.0/24, UDP 51821) and row
@@ -179,7 +179,10 @@ for variant in "${variants[@]}"; do
     index=$((index + 1))
     label="${variant%%=*}"
     extra="${variant#*=}"
-    net="198.19.5$index"
+    # 198.19.101-249: one /24 per system (at most 149 of them; 198.19.50, 60 and 61 are the
+    # VXLAN's and the WireGuards').
+    [ "$index" -le 149 ] || die "at most 149 systems in one run"
+    net="198.19.$((100 + index))"
     port=$((3210 + index))
     tap="ecb$index"
     vbin="$bin"
@@ -191,7 +194,7 @@ for variant in "${variants[@]}"; do
     # The relay's underlay: the shared veth, or for busypoll and xdp one of its own.
     underlay="198.18.50"
     if [[ "$label" = floor-busypoll || "$label" = floor-xdp ]]; then
-        underlay="198.18.5$index"
+        underlay="198.18.$((100 + index))"
         ul="ul$index"
         ip -n "$a" link add "$ul" type veth peer name "$ul" netns "$b"
         for side in 1 2; do
@@ -395,11 +398,19 @@ run_latency() {
     # ping: 20 echoes 10 ms apart, average RTT.
     rtt=$(timeout 20 ip netns exec "$a" ping -n -q -c 20 -i 0.01 -W 1 "$ip" |
         awk -F'/' '/^rtt/{print $5}') || true
-    [ -n "$rtt" ] && record "$label" ping_rtt_us "$(python3 -c "print($rtt*1000)")"
+    if [ -n "$rtt" ]; then
+        record "$label" ping_rtt_us "$(python3 -c "print($rtt*1000)")"
+    fi
     # UDP ping-pong, one-way latency.
     pp=$(timeout 60 ip netns exec "$a" "$pingpong" client "$ip:7000" "$pingpong_rounds") || true
     pp="${pp##*median_us=}"
-    [ -n "$pp" ] && record "$label" pingpong_us "${pp%%[!0-9.]*}"
+    # (An `if`: a bare `[ ] && ...` as the last command would return 1 when the ping-pong
+    # printed nothing, and set -e would end the whole bench without a word.)
+    if [ -n "$pp" ]; then
+        record "$label" pingpong_us "${pp%%[!0-9.]*}"
+    else
+        echo "bench.sh: $label: no ping-pong result" >&2
+    fi
 }
 
 run_tests() {

@@ -16,8 +16,10 @@ command -v systemd-analyze >/dev/null || fail "systemd-analyze not found: apt-ge
 cargo build --release --locked
 # The man page and completions are checked in (dist/); package them only if they are current.
 bash scripts/assets.sh --check
-deb="$(cargo deb --no-build --locked 2>&1 | tail -n 1)"
-[ -f "$deb" ] || fail "cargo deb did not report a package: $deb"
+# (Captured whole, so that a failing cargo deb shows why instead of ending the script here.)
+out="$(cargo deb --no-build --locked 2>&1)" || fail "cargo deb failed: $out"
+deb="$(printf '%s\n' "$out" | tail -n 1)"
+[ -f "$deb" ] || fail "cargo deb did not report a package: $out"
 echo "deb.sh: built $deb"
 
 # Every expected file is in the package.

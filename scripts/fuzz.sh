@@ -11,12 +11,29 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
     cargo install --locked cargo-fuzz
 fi
 export RUSTC_BOOTSTRAP=1
-for target in $(cd fuzz && cargo fuzz list); do
+# (Listed first: a failing command inside a `for` list would not stop the script, and no
+# target at all would pass for a success.)
+targets="$(cd fuzz && cargo fuzz list)"
+[ -n "$targets" ] || { echo "fuzz: no targets listed" >&2; exit 1; }
+log="$(mktemp)"
+# New inputs go to a scratch corpus (listed first); the committed one is only read.
+scratch="$(mktemp -d)"
+trap 'rm -rf "$log" "$scratch"' EXIT
+for target in $targets; do
     echo "fuzz: $target for ${secs}s"
     # No sanitizer: the fuzzed code is the pure core, safe Rust, where AddressSanitizer has
     # nothing to find that a panic would not show; without it the targets build faster and
-    # run more inputs per second.
-    (cd fuzz && cargo fuzz run --sanitizer none "$target" -- -max_total_time="$secs" \
-        -rss_limit_mb=2048 2>&1 | tail -n 2)
+    # run more inputs per second. One input may take at most 10 s (a hang is a failure, not
+    # the 20-minute default), and the whole run at most the time asked for plus 10 minutes
+    # (the build included).
+    mkdir -p "$scratch/$target"
+    if ! (cd fuzz && timeout $((secs + 600)) cargo fuzz run --sanitizer none "$target" \
+        "$scratch/$target" "corpus/$target" -- \
+        -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048) >"$log" 2>&1; then
+        tail -n 60 "$log" >&2
+        echo "fuzz: $target failed (the input is under fuzz/artifacts/$target/)" >&2
+        exit 1
+    fi
+    tail -n 2 "$log"
 done
 echo "fuzz: all targets ran without a crash"

@@ -151,8 +151,10 @@ wait_or_die() {
 
 # add_ns NAME: creates namespace NAME (recorded for clean-up) with its loopback up.
 add_ns() {
-    ip netns add "$1"
+    # Recorded first: an interrupt during the add still finds it (deleting one that was not
+    # made fails quietly).
     namespaces+=("$1")
+    ip netns add "$1"
     ip -n "$1" link set lo up
 }
 

@@ -24,12 +24,17 @@ step "tools"
 need_tools ip=iproute2 ss=iproute2 iperf3=iperf3 ping=iputils-ping python3=python3 pandoc=pandoc \
     man=man-db groff=groff-base "cc=gcc libc6-dev" systemd-analyze=systemd dpkg-deb=dpkg \
     shellcheck=shellcheck
-need_tools setpriv=util-linux nft=nftables conntrack=conntrack tcpdump=tcpdump
-if ! python3 -c 'import jsonschema' 2>/dev/null; then
+need_tools setpriv=util-linux nft=nftables conntrack=conntrack tcpdump=tcpdump \
+    sysctl=procps kill=procps "c++=g++"
+# The JSON schema check of `ethcloud show --json` (tests/show.rs) runs Debian's python3
+# (/usr/bin/python3 where there is one: another python3 first on PATH, such as pyenv's, does
+# not see Debian's packages).
+if ! /usr/bin/python3 -c 'import jsonschema' 2>/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends python3-jsonschema >/dev/null
+    apt-get install -y -qq --no-install-recommends python3 python3-jsonschema >/dev/null
 fi
+/usr/bin/python3 -c 'import jsonschema' || fail "python3-jsonschema did not install"
 if ! cargo fmt --version >/dev/null 2>&1; then rustup component add rustfmt; fi
 if ! cargo clippy --version >/dev/null 2>&1; then rustup component add clippy; fi
 if ! command -v cargo-deb >/dev/null 2>&1; then
@@ -50,6 +55,11 @@ for ns in $(ip netns list | awk '{print $1}' | grep -E '^ec[0-9]+n[0-9]+(sw|h[0-
     pid="${ns#ec}"
     pid="${pid%%n*}"
     if [ ! -d "/proc/$pid" ] && [ -n "$(find "/run/netns/$ns" -maxdepth 0 -mmin +30 2>/dev/null)" ]; then
+        # What that run started in them and left running (its test process was killed):
+        # by PID, as listed for the namespace.
+        for left in $(ip netns pids "$ns" 2>/dev/null || true); do
+            kill -KILL "$left" 2>/dev/null || true
+        done
         ip netns del "$ns" || true
         rm -rf "/etc/netns/$ns"
     fi

@@ -489,7 +489,8 @@ fn a_daemon_started_as_another_user_with_capabilities_drops_them_all() {
         let script = format!(
             "setpriv --reuid 1000 --regid 1000 --clear-groups --inh-caps {caps} \
              --ambient-caps {caps} {ETHCLOUD} -t 7 --user nobody --private-key {key} \
-             --trusted {trusted} 2>&1; echo exit=$?",
+             --trusted {trusted} 2>&1 & daemon=$!; trap 'kill $daemon' TERM; \
+             wait $daemon; echo exit=$?",
             key = key.display(),
             trusted = trusted.display()
         );

@@ -134,7 +134,7 @@ fn show_lists_the_peer_its_macs_and_counters_in_text_and_json() {
     let out = lab.run(
         &lab.host(1),
         &[
-            "python3",
+            python3(),
             checker.to_str().unwrap(),
             schema.to_str().unwrap(),
             file.to_str().unwrap(),
@@ -162,7 +162,7 @@ fn show_lists_the_peer_its_macs_and_counters_in_text_and_json() {
     );
     let out = lab.run(
         &lab.host(1),
-        &["python3", "-c", &script, file.to_str().unwrap()],
+        &[python3(), "-c", &script, file.to_str().unwrap()],
         CLIENT,
     );
     assert!(
@@ -342,4 +342,14 @@ fn default_socket_is_per_device_root_only_replaces_a_stale_one_and_goes_at_exit(
     assert!(!path.exists(), "{} is left behind", path.display());
     let out = show(&lab, &[], &[&device]);
     assert_fails_with(&out, "no ethcloud daemon at");
+}
+
+/// Debian's python3, where there is one (it has python3-jsonschema, which scripts/test.sh
+/// installs; another python3 first on PATH, such as pyenv's, may not), else the one on PATH.
+fn python3() -> &'static str {
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
 }
