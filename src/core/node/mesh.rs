@@ -289,15 +289,16 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.targets = targets;
     }
 
-    /// Queues the addresses in a verified peer's list that are new to us. A non-empty list with
-    /// nothing new is *consistent* and counts towards suppressing our next steady gossip round.
+    /// Queues the addresses in a verified peer's list that are new to us. A list with nothing
+    /// new that names at least one address we know is *consistent* and counts towards
+    /// suppressing our next steady gossip round.
     pub(super) fn learn_addresses(
         &mut self,
         now: Instant,
         from: SocketAddr,
         list: wire::PeerList<'_>,
     ) {
-        let mut news = 0usize;
+        let (mut news, mut known) = (0usize, 0usize);
         let relay_listed = self.relays() && self.relay.is_capable(from);
         for addr in list.iter() {
             let addr = canonical(addr);
@@ -313,6 +314,7 @@ impl<S: Socket, D: Device> Node<S, D> {
                 || self.contacts.contains(addr)
                 || self.relay.is_public(addr)
             {
+                known += 1;
                 continue;
             }
             // A loopback address in the list of a peer that is not on loopback itself names
@@ -337,7 +339,9 @@ impl<S: Socket, D: Device> Node<S, D> {
                 debug!("not contacting {addr}: contact queue full (or {from}'s share of it)");
             }
         }
-        if news == 0 && !list.is_empty() {
+        // Consistent: it names what we know and nothing new (a list of unusable entries
+        // alone says nothing about our view, and does not count).
+        if news == 0 && known > 0 {
             self.trickle.heard_consistent(from);
         }
     }

@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::limit::Host;
 use crate::time::Instant;
 
 /// When to run gossip rounds: a Trickle timer (RFC 6206, simplified).
@@ -31,9 +32,10 @@ pub struct Trickle {
     round_at: Instant,
     round_done: bool,
     heard: u32,
-    /// Who sent the consistent list counted last in this interval: one sender's lists count
-    /// once in a row, so that a single peer cannot silence our gossip by repeating itself.
-    heard_from: Option<SocketAddr>,
+    /// The host that sent the consistent list counted last in this interval: one host's
+    /// lists count once in a row, so that a single peer (or one host from several ports)
+    /// cannot silence our gossip by repeating itself.
+    heard_from: Option<Host>,
     rng: u64,
 }
 
@@ -102,12 +104,13 @@ impl Trickle {
     }
 
     /// Counts a list from `from` that taught us nothing new; not if the list counted last in
-    /// this interval came from `from` too.
+    /// this interval came from `from`'s host too.
     pub fn heard_consistent(&mut self, from: SocketAddr) {
-        if self.heard_from == Some(from) {
+        let host = Host::of(from);
+        if self.heard_from == Some(host) {
             return;
         }
-        self.heard_from = Some(from);
+        self.heard_from = Some(host);
         self.heard = self.heard.saturating_add(1);
     }
 
