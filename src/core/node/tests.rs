@@ -235,3 +235,24 @@ fn peers_added_and_removed_take_from_the_log_budget() {
         Some(1)
     );
 }
+
+#[test]
+fn a_new_peer_has_one_follow_up_queued_however_often_it_asks() {
+    let (mut node, peers) = node_with_peers(1, Duration::from_secs(120));
+    let peer = peers[0];
+    let token = node.config().token;
+    let mut get = [0u8; 8];
+    wire::emit_control(token, wire::Kind::GetPeers, &mut get).unwrap();
+    // Answered once a second; each answer wants a follow-up, one stays queued.
+    let start = Instant::from_secs(11);
+    for s in 0..3 {
+        let now = start + Duration::from_secs(s);
+        node.on_datagram(now, peer, &mut get.clone()).unwrap();
+    }
+    assert_eq!(node.follow_ups.len(), 1);
+    assert!(node.peers.get(peer).is_some_and(|p| p.follow_up_pending));
+    // Sent at housekeeping once due; the peer may have another queued after that.
+    node.housekeep(start + Duration::from_secs(20));
+    assert!(node.follow_ups.is_empty());
+    assert!(node.peers.get(peer).is_some_and(|p| !p.follow_up_pending));
+}

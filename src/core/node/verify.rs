@@ -433,15 +433,15 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// [`FOLLOW_UP_DELAY`]. It is sent even if we sent that peer something since: that may
     /// have been lost as well.
     pub(super) fn follow_up(&mut self, now: Instant, addr: SocketAddr) {
-        let is_new = self
-            .peers
-            .get(addr)
-            .is_some_and(|p| now.saturating_duration_since(p.added) < ANSWER_WINDOW / 3);
-        // One pending per peer (its requests are answered at most once a second anyway).
-        if is_new
-            && self.follow_ups.len() < self.config.max_peers
-            && !self.follow_ups.iter().any(|(_, a)| *a == addr)
-        {
+        let room = self.follow_ups.len() < self.config.max_peers;
+        let Some(peer) = self.peers.get_mut(addr) else {
+            return;
+        };
+        let is_new = now.saturating_duration_since(peer.added) < ANSWER_WINDOW / 3;
+        // One pending per peer (its requests are answered at most once a second anyway),
+        // told by a flag on the peer rather than a walk of the queue.
+        if is_new && room && !peer.follow_up_pending {
+            peer.follow_up_pending = true;
             self.follow_ups.push((now, addr));
         }
     }
@@ -465,6 +465,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             let Some(peer) = self.peers.get_mut(addr) else {
                 continue;
             };
+            peer.follow_up_pending = false;
             if !peer.is_verified {
                 continue;
             }

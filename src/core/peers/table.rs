@@ -37,6 +37,8 @@ pub struct Peer {
     /// Keyed mode: the nonce of a Challenge it sent us while unverified (and so unanswered):
     /// echoed once it is verified.
     pub unanswered_challenge: Option<u64>,
+    /// A follow-up to it is queued (see the node's `follow_up`).
+    pub follow_up_pending: bool,
     /// Its broadcast and multicast frames, when those are rate-limited.
     pub broadcasts: RateLimiter,
     /// When we last sent it a keepalive or a gossip list, or when it was added (we answer a
@@ -238,6 +240,7 @@ impl PeerTable {
                 echo_challenge: None,
                 echo_again: 0,
                 unanswered_challenge: None,
+                follow_up_pending: false,
                 broadcasts: RateLimiter::new(now, u64::MAX),
                 last_sent: now,
                 traffic,
