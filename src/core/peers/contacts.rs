@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::ops::Bound;
 use std::time::Duration;
 
 use super::{
@@ -45,6 +46,10 @@ pub struct Contacts {
     max: usize,
     /// Learned entries by the host that listed them (a host with none has no entry).
     per_lister: Tally<Host>,
+    /// The last address served by [`Contacts::take_due`]: the next call starts after it, so
+    /// that when more are due than a call takes, the ones at low addresses (junk listed
+    /// there) do not come first every time.
+    served_last: Option<SocketAddr>,
 }
 
 impl Contacts {
@@ -55,6 +60,7 @@ impl Contacts {
             entries: BTreeMap::new(),
             max,
             per_lister: Tally::default(),
+            served_last: None,
         }
     }
 
@@ -177,7 +183,9 @@ impl Contacts {
     }
 
     /// Forgets given-up learned entries whose quiet period is over, then appends up to `limit`
-    /// addresses due at `now` to `out` and schedules each one's next attempt.
+    /// addresses due at `now` to `out` and schedules each one's next attempt. The walk starts
+    /// after the address the last call served and wraps around, so every due address is served
+    /// within a few calls, whatever its place in the order.
     pub fn take_due(&mut self, now: Instant, limit: usize, out: &mut Vec<SocketAddr>) {
         let per_lister = &mut self.per_lister;
         self.entries.retain(|_, c| {
@@ -187,12 +195,13 @@ impl Contacts {
             }
             keep
         });
-        for (addr, c) in self.entries.iter_mut() {
+        let first = out.len();
+        let mut serve = |addr: &SocketAddr, c: &mut Contact| {
             if out.len() >= limit {
-                break;
+                return false;
             }
             if c.next_attempt > now || (!c.is_configured && c.attempts >= LEARNED_ATTEMPTS) {
-                continue;
+                return true;
             }
             out.push(*addr);
             c.last_sent = Some(now);
@@ -205,6 +214,38 @@ impl Contacts {
             }
             // (A learned address is given up long before its back-off gets near the cap.)
             c.backoff = c.backoff.saturating_mul(2).min(CONNECT_BACKOFF_MAX);
+            true
+        };
+        match self.served_last {
+            Some(last) => {
+                let after = self
+                    .entries
+                    .range_mut((Bound::Excluded(last), Bound::Unbounded));
+                let mut more = true;
+                for (addr, c) in after {
+                    more = serve(addr, c);
+                    if !more {
+                        break;
+                    }
+                }
+                if more {
+                    for (addr, c) in self.entries.range_mut(..=last) {
+                        if !serve(addr, c) {
+                            break;
+                        }
+                    }
+                }
+            }
+            None => {
+                for (addr, c) in self.entries.iter_mut() {
+                    if !serve(addr, c) {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(last) = out.get(first..).and_then(<[SocketAddr]>::last) {
+            self.served_last = Some(*last);
         }
     }
 

@@ -769,3 +769,27 @@ fn floods_walk_the_verified_peers_in_order_however_many_strangers_fill_the_table
         assert_eq!(p.traffic.tx_datagrams, 0);
     }
 }
+
+#[test]
+fn contacts_at_high_addresses_are_served_while_low_ones_keep_the_queue_busy() {
+    let mut c = Contacts::new(4096);
+    // 300 addresses at the bottom of the order, from several listers, and one at the top.
+    for i in 0..300u32 {
+        let junk = SocketAddr::from(([1, 0, (i >> 8) as u8, i as u8], 1000));
+        let lister = SocketAddr::from(([198, 18, 1, (i % 8) as u8], 3210));
+        assert!(c.add_learned(Instant::ZERO, junk, lister));
+    }
+    let top = SocketAddr::from(([198, 19, 255, 1], 3210));
+    assert!(c.add_learned(Instant::ZERO, top, addr(2)));
+    // Ten a second: the top address is served within the first pass over the queue.
+    let mut out = Vec::new();
+    let served_at = (0..60u64).find(|&s| {
+        out.clear();
+        c.take_due(Instant::from_secs(s), 10, &mut out);
+        out.contains(&top)
+    });
+    assert!(
+        served_at.is_some_and(|s| s <= 31),
+        "served at {served_at:?}"
+    );
+}
