@@ -26,12 +26,18 @@ for target in $targets; do
     # run more inputs per second. One input may take at most 10 s (a hang is a failure, not
     # the 20-minute default), and the whole run at most the time asked for plus 10 minutes
     # (the build included).
-    mkdir -p "$scratch/$target"
-    if ! (cd fuzz && timeout $((secs + 600)) cargo fuzz run --sanitizer none "$target" \
+    mkdir -p "$scratch/$target" "fuzz/corpus/$target"
+    status=0
+    (cd fuzz && timeout $((secs + 600)) cargo fuzz run --sanitizer none "$target" \
         "$scratch/$target" "corpus/$target" -- \
-        -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048) >"$log" 2>&1; then
+        -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048) >"$log" 2>&1 || status=$?
+    if [ "$status" -ne 0 ]; then
         tail -n 60 "$log" >&2
-        echo "fuzz: $target failed (the input is under fuzz/artifacts/$target/)" >&2
+        if [ "$status" -eq 124 ]; then
+            echo "fuzz: $target still running after $((secs + 600)) s, stopped" >&2
+        else
+            echo "fuzz: $target failed (status $status; a crash's input is under fuzz/artifacts/$target/)" >&2
+        fi
         exit 1
     fi
     tail -n 2 "$log"

@@ -25,7 +25,7 @@ need_tools ip=iproute2 ss=iproute2 iperf3=iperf3 ping=iputils-ping python3=pytho
     man=man-db groff=groff-base "cc=gcc libc6-dev" systemd-analyze=systemd dpkg-deb=dpkg \
     shellcheck=shellcheck
 need_tools setpriv=util-linux nft=nftables conntrack=conntrack tcpdump=tcpdump \
-    sysctl=procps kill=procps "c++=g++"
+    sysctl=procps "c++=g++"
 # The JSON schema check of `ethcloud show --json` (tests/show.rs) runs Debian's python3
 # (/usr/bin/python3 where there is one: another python3 first on PATH, such as pyenv's, does
 # not see Debian's packages).

@@ -18,8 +18,9 @@
 //!   that asks for one is answered from any address, and with per-node keys a handshake
 //!   initiation gets its response and a Hello: each about the size of what came in.) It gets no frames, its frames teach the MAC table nothing, its peer lists are
 //!   not followed, and it is dropped after [`UNVERIFIED_TIMEOUT`](super::UNVERIFIED_TIMEOUT).
-//!   Once verified it gets our whole list. So a forged source address cannot make us flood or
-//!   amplify towards a victim.
+//!   Once verified it gets our whole list, within the budget of all whole lists
+//!   ([`LIST_ANSWER_RATE`]). So a forged source address cannot make us flood or amplify
+//!   towards a victim beyond that budget.
 //! - With a network key, every member seals in one session for all its peers, so a recorded
 //!   peer list of a member could be replayed once to another member from any address, answer
 //!   that member's "get peer list" there and verify the replayer's address. A sender of this

@@ -9,7 +9,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::limit::Host;
 use crate::time::Instant;
 
 /// When to run gossip rounds: a Trickle timer (RFC 6206, simplified).
@@ -32,10 +31,11 @@ pub struct Trickle {
     round_at: Instant,
     round_done: bool,
     heard: u32,
-    /// The host that sent the consistent list counted last in this interval: one host's
-    /// lists count once in a row, so that a single peer (or one host from several ports)
-    /// cannot silence our gossip by repeating itself.
-    heard_from: Option<Host>,
+    /// Who sent the consistent list counted last in this interval: one sender's lists count
+    /// once in a row, so that a single peer cannot silence our gossip by repeating itself.
+    /// (By address, not by host: the peers of a mesh on one LAN or behind one NAT often share
+    /// a host, and their lists must still be able to stand for each other.)
+    heard_from: Option<SocketAddr>,
     rng: u64,
 }
 
@@ -104,13 +104,12 @@ impl Trickle {
     }
 
     /// Counts a list from `from` that taught us nothing new; not if the list counted last in
-    /// this interval came from `from`'s host too.
+    /// this interval came from `from` too.
     pub fn heard_consistent(&mut self, from: SocketAddr) {
-        let host = Host::of(from);
-        if self.heard_from == Some(host) {
+        if self.heard_from == Some(from) {
             return;
         }
-        self.heard_from = Some(host);
+        self.heard_from = Some(from);
         self.heard = self.heard.saturating_add(1);
     }
 
