@@ -34,6 +34,11 @@ impl Daemon {
                         let Some((from, bytes, segment_len)) = self.rx.get_mut(i) else {
                             continue;
                         };
+                        if bytes.is_empty() {
+                            // An empty datagram has no chunks: the node counts it (malformed).
+                            let _ = self.node.on_datagram(now, from, bytes);
+                            continue;
+                        }
                         for datagram in bytes.chunks_mut(segment_len) {
                             // A drop is counted and logged by the node itself.
                             let _ = self.node.on_datagram(now, from, datagram);
@@ -51,6 +56,7 @@ impl Daemon {
                     debug!("ignored UDP receive error: {e}");
                 }
                 Err(e) if is_transient(&e) => {
+                    self.stats.socket_errors = self.stats.socket_errors.saturating_add(1);
                     self.recv_trouble.failed("UDP receive", &e);
                     break;
                 }

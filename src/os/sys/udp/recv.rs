@@ -165,8 +165,12 @@ impl UdpSocket {
             let has_gro = control_len >= mem::size_of::<libc::cmsghdr>() + 4
                 && cmsg.hdr.cmsg_level == libc::SOL_UDP
                 && cmsg.hdr.cmsg_type == UDP_GRO;
+            // (A segment size of 0, which the kernel never gives, is taken as one segment.)
             let segment_len = if has_gro {
-                usize::try_from(cmsg.data).unwrap_or(len)
+                usize::try_from(cmsg.data)
+                    .ok()
+                    .filter(|&s| s > 0)
+                    .unwrap_or(len)
             } else {
                 len
             };

@@ -12,7 +12,7 @@ use std::mem;
 use std::net::{SocketAddr, SocketAddrV6};
 use std::os::fd::AsRawFd;
 
-use log::info;
+use log::{debug, info};
 
 use super::{
     unmap, Cmsg, SockAddr, UdpSocket, GSO_MAX_BYTES, GSO_MAX_SEGMENTS, SEND_BATCH,
@@ -28,6 +28,8 @@ pub(super) struct SendQueue {
     entries: Vec<(usize, usize, SocketAddr)>,
     failed: u64,
     first_error: Option<io::Error>,
+    /// GSO messages the kernel refused since the last one it took (see `send_queued`).
+    gso_refusals: u32,
     /// One message header, I/O vector, address and GSO control message per message of a
     /// `sendmmsg`, kept between flushes: each flush fills in the ones it sends, completely,
     /// instead of clearing 8 KiB of them first (a lone datagram is flushed on its own).
@@ -70,6 +72,7 @@ impl UdpSocket {
                 entries: Vec::with_capacity(SEND_QUEUE_DATAGRAMS),
                 failed: 0,
                 first_error: None,
+                gso_refusals: 0,
                 // SAFETY: plain C structs; all zeroes (null pointers, zero lengths) is valid.
                 msgs: Box::new(unsafe { mem::zeroed() }),
                 // SAFETY: as above.
@@ -88,8 +91,11 @@ impl UdpSocket {
     /// Sends everything queued: runs of equal-sized datagrams to one peer as one GSO message
     /// (if on), up to [`SEND_BATCH`] messages per `sendmmsg`. A failed message is dropped and
     /// counted; a full socket buffer drops the rest of the queue. If the kernel refuses a GSO
-    /// message (e.g. a segment above the path MTU), GSO is turned off for good and the run
-    /// is sent again datagram by datagram.
+    /// message, the run is sent again datagram by datagram: the reasons are mostly one
+    /// destination's (a segment above its path MTU, which an ICMP message about that peer
+    /// alone can lower; a route through IPsec), so GSO stays on for the others, and is turned
+    /// off for good only after [`GSO_REFUSALS_BEFORE_OFF`] refusals with none taken between
+    /// (a kernel that refuses it everywhere).
     // HOT PATH
     fn send_queued(&mut self) {
         let Some(mut q) = self.queue.take() else {
@@ -97,6 +103,8 @@ impl UdpSocket {
         };
         let total = q.entries.len();
         let mut next = 0;
+        // Entries before this are sent one by one: their GSO run was refused.
+        let mut singly_before = 0;
         // Each round sends at least one message, drops one, or turns GSO off (once).
         for _ in 0..2 * total + 2 {
             if next >= total {
@@ -118,7 +126,7 @@ impl UdpSocket {
                 let (start, len, to) = entries[at];
                 let mut run = 1;
                 let mut bytes = len;
-                if self.offloads.gso {
+                if self.offloads.gso && at >= singly_before {
                     while at + run < total && run < GSO_MAX_SEGMENTS {
                         let (_, prev_len, _) = entries[at + run - 1];
                         let (_, next_len, next_to) = entries[at + run];
@@ -180,12 +188,24 @@ impl UdpSocket {
                         q.fail(total - next, io::Error::other("sendmmsg sent nothing"));
                         break;
                     }
+                    if spans[..sent].iter().any(|&run| run > 1) {
+                        q.gso_refusals = 0;
+                    }
                     next += spans[..sent].iter().sum::<usize>();
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if spans[0] > 1 && is_gso_refusal(&e) => {
-                    self.offloads.gso = false;
-                    info!("UDP GSO refused by the kernel ({e}): sending datagrams one by one from now on");
+                    singly_before = next + spans[0];
+                    q.gso_refusals = q.gso_refusals.saturating_add(1);
+                    if q.gso_refusals >= GSO_REFUSALS_BEFORE_OFF {
+                        self.offloads.gso = false;
+                        info!("UDP GSO refused by the kernel {GSO_REFUSALS_BEFORE_OFF} times in a row ({e}): sending datagrams one by one from now on");
+                    } else {
+                        debug!(
+                            "UDP GSO refused for a run to {} ({e}): sent datagram by datagram",
+                            entries_dest(&q, next)
+                        );
+                    }
                 }
                 Err(e)
                     if e.kind() == io::ErrorKind::WouldBlock
@@ -215,6 +235,16 @@ impl UdpSocket {
             _ => to,
         }
     }
+}
+
+/// GSO messages refused in a row, none taken between, after which GSO is turned off.
+pub const GSO_REFUSALS_BEFORE_OFF: u32 = 64;
+
+/// The destination of the queued entry `at` (for a log line).
+fn entries_dest(q: &SendQueue, at: usize) -> String {
+    q.entries
+        .get(at)
+        .map_or_else(String::new, |(_, _, to)| unmap(*to).to_string())
 }
 
 /// Errors with which the kernel refuses a GSO message it would take as single datagrams.

@@ -225,3 +225,48 @@ fn recv_blocking(socket: &mut UdpSocket, buf: &mut [u8]) -> (usize, SocketAddr) 
     }
     panic!("nothing received within a second");
 }
+
+#[test]
+#[ignore = "needs root (a network namespace of its own); .ci/run passes --include-ignored"]
+fn a_gso_run_the_kernel_refuses_goes_out_datagram_by_datagram_and_gso_stays_on() {
+    // In a network namespace of its own whose loopback has an MTU of 1300, a run of
+    // 1400-byte datagrams is refused as GSO (each segment above the path MTU) and sent one
+    // by one (fragmented); GSO stays on, since the reason is that destination's.
+    let worker = std::thread::spawn(|| {
+        // SAFETY: unshare(CLONE_NEWNET) takes a flag and moves only this thread (and what
+        // it starts) into a new network namespace; nothing else of the test shares it.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "unshare: {}", io::Error::last_os_error());
+        let up = std::process::Command::new("ip")
+            .args(["link", "set", "lo", "mtu", "1300", "up"])
+            .status()
+            .expect("ip");
+        assert!(up.success());
+        let mut tx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+        tx.enable_batching();
+        if !tx.enable_offloads().gso {
+            return None;
+        }
+        let mut rx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+        let to = rx.local_addr().unwrap();
+        let want: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i; 1400]).collect();
+        for round in 0..2 {
+            for d in &want {
+                tx.send_to(d, to).unwrap();
+            }
+            let flushed = tx.flush();
+            assert!(flushed.is_ok(), "round {round}: {flushed:?}");
+        }
+        let got = recv_datagrams(&mut rx, 2 * want.len());
+        Some((got, want, tx.offloads().gso))
+    });
+    let Some((got, want, gso)) = worker.join().expect("the worker ran") else {
+        return;
+    };
+    let data: Vec<Vec<u8>> = got.into_iter().map(|(_, d)| d).collect();
+    assert_eq!(data, [want.clone(), want].concat());
+    assert!(
+        gso,
+        "GSO turned off for every destination by one destination's refusal"
+    );
+}
