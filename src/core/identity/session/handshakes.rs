@@ -326,12 +326,15 @@ impl Sessions {
             completes_checksums: false,
         };
         if confirm_first {
-            // An unconfirmed renewal that a newer one replaces is of no use any more (the
-            // initiator tried again: it never had it): its keys go, so that a key holds at most
-            // one such session.
+            // An unconfirmed renewal that a newer one replaces stays as the one before: the
+            // initiator may complete either (two initiations in flight, to two of our
+            // addresses, cross on the way). The one before that goes, so that a key holds at
+            // most two such sessions.
             if let Some(stale) = state.next.replace(send) {
-                stale.sealer.retire();
-                self.by_session.remove(&stale.recv_session);
+                if let Some(oldest) = state.next_before.replace(stale) {
+                    oldest.sealer.retire();
+                    self.by_session.remove(&oldest.recv_session);
+                }
             }
         } else {
             if let Some(current) = state.current.take() {
@@ -343,6 +346,7 @@ impl Sessions {
             // A renewal of the peer's we answered meanwhile (both started one at once): the
             // peer may seal in it, so its receiving half stays until it expires.
             state.next = None;
+            state.next_before = None;
         }
         state.addr = Some(addr);
         let mut opener = Opener::new(&established.recv_key, 1);
@@ -438,7 +442,20 @@ impl Sessions {
         let mut next_cursor = cursor;
         match known {
             Some(key) => {
-                let _ = self.initiate(now, addr, key, false, send);
+                // One handshake with a key in flight at a time: two (to two addresses of one
+                // node, or a round while a renewal is under way) would have the responder
+                // keep only the later one while we might complete the earlier, and each
+                // side would then seal in a session the other cannot open until the next
+                // renewal. A retry to the same address replaces the one in flight.
+                let elsewhere = self
+                    .pending
+                    .values()
+                    .any(|p| p.initiator.remote == key && p.addr != addr);
+                if !elsewhere {
+                    self.pending
+                        .retain(|_, p| !(p.initiator.remote == key && p.addr == addr));
+                    let _ = self.initiate(now, addr, key, false, send);
+                }
             }
             None => {
                 let n = self.probe_order.len();
@@ -600,9 +617,11 @@ impl Sessions {
                     state.previous = None;
                 }
             }
-            if state.next.as_ref().is_some_and(|n| now >= n.made + reject) {
-                // (Its receiving half went with `by_session` above.)
-                state.next = None;
+            for next in [&mut state.next, &mut state.next_before] {
+                if next.as_ref().is_some_and(|n| now >= n.made + reject) {
+                    // (Its receiving half went with `by_session` above.)
+                    *next = None;
+                }
             }
             if state
                 .current
@@ -974,6 +993,85 @@ mod tests {
         }
         assert_eq!(b.stats().initiations_proven, before + 10);
         assert_eq!(b.stats().handshakes_rate_limited, limited + 8);
+    }
+
+    #[test]
+    fn a_restarted_peer_that_reaches_us_at_two_addresses_gets_the_session_it_completed() {
+        // a's process, b's view of it, one key each, trusting the other.
+        let secret = |i: u8| SecretKey::from_random([i; 32]);
+        let node = |me: u8, other: u8| {
+            let mut trusted = TrustedKeys::new();
+            trusted.insert(secret(other).public_key(), "");
+            let cfg = IdentityConfig::new(Instant::ZERO, 1_700_000_000_000_000_000, 9);
+            Sessions::new(
+                Identity::new(secret(me)),
+                Token::MAX,
+                trusted,
+                cfg,
+                Instant::ZERO,
+            )
+        };
+        let (mut a, mut b) = (node(1, 2), node(2, 1));
+        let at_a: SocketAddr = "198.18.0.1:3210".parse().unwrap();
+        let at_b: SocketAddr = "198.18.0.2:3210".parse().unwrap();
+        let at_b6: SocketAddr = "[fd00::2]:3210".parse().unwrap();
+        let mut out = [0u8; 256];
+        let now = Instant::from_secs(1);
+        let first = round_to(&mut a, now, at_b);
+        let HandshakeEvent::Answered(len, _) = b.on_handshake(now, at_a, &first[0], &mut out)
+        else {
+            panic!("b did not answer");
+        };
+        let answer = out[..len].to_vec();
+        assert_eq!(
+            a.on_handshake(now, at_b, &answer, &mut out),
+            HandshakeEvent::Completed
+        );
+        // a restarts (a new process, the same key) and knows b at two addresses: a probe to
+        // each. b, whose session with a's old process is current, answers both as renewals
+        // to confirm; a completes with the first answer to come back.
+        let later = now + Duration::from_secs(30);
+        let mut a = node(1, 2);
+        let mut sent = Vec::new();
+        a.want(at_b);
+        a.want(at_b6);
+        a.flush(later, &mut |to, bytes| sent.push((to, bytes.to_vec())));
+        assert_eq!(sent.len(), 2);
+        let mut answers = Vec::new();
+        for (to, message) in &sent {
+            let HandshakeEvent::Answered(len, false) =
+                b.on_handshake(later, at_a, message, &mut out)
+            else {
+                panic!("b did not answer the probe to {to} as a renewal");
+            };
+            answers.push((*to, out[..len].to_vec()));
+        }
+        assert_eq!(
+            a.on_handshake(later, answers[0].0, &answers[0].1, &mut out),
+            HandshakeEvent::Completed
+        );
+        // a seals in the session it completed (the first); b opens it, and seals in it back.
+        let mut buf = vec![0u8; crate::buf::BUF_LEN];
+        let at = crate::buf::SWITCH_AT;
+        buf[at] = 0x02;
+        let range = a
+            .seal(later, at_b, &mut buf, at, 1)
+            .expect("a has a session");
+        let mut datagram = buf[range].to_vec();
+        assert!(
+            b.open(later, at_a, &mut datagram).is_ok(),
+            "b dropped the session a completed, for the later one"
+        );
+        let mut buf = vec![0u8; crate::buf::BUF_LEN];
+        buf[at] = 0x02;
+        let range = b
+            .seal(later, at_a, &mut buf, at, 1)
+            .expect("b has a session");
+        let mut datagram = buf[range].to_vec();
+        assert!(
+            a.open(later, at_b, &mut datagram).is_ok(),
+            "b seals in a session a does not have"
+        );
     }
 
     #[test]

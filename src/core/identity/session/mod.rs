@@ -187,6 +187,10 @@ struct KeyState {
     /// datagram of this one opens, which shows that the initiator has it too (its response
     /// may have been lost), and then make it `current`.
     next: Option<SendSession>,
+    /// The unconfirmed renewal that `next` replaced: the initiator may have sent both (to two
+    /// of our addresses, or as a retry) and completed this one first, so it is kept, keys
+    /// and all, until one of the two is confirmed (the other then goes) or it expires.
+    next_before: Option<SendSession>,
     /// The receiving session of the session before `current`, and when it was made.
     previous: Option<([u8; crypto::SESSION_LEN], Instant)>,
     /// The newest handshake timestamp accepted from this key.
@@ -435,7 +439,11 @@ impl Sessions {
         let mut addrs = Vec::new();
         for key in revoked {
             if let Some(state) = self.keys.remove(&key) {
-                if state.current.is_some() || state.next.is_some() || state.previous.is_some() {
+                if state.current.is_some()
+                    || state.next.is_some()
+                    || state.next_before.is_some()
+                    || state.previous.is_some()
+                {
                     self.stats.revoked += 1;
                 }
                 if let Some(current) = state.current {
@@ -443,7 +451,7 @@ impl Sessions {
                     current.sealer.retire();
                     self.by_session.remove(&current.recv_session);
                 }
-                if let Some(next) = state.next {
+                for next in [state.next, state.next_before].into_iter().flatten() {
                     next.sealer.retire();
                     self.by_session.remove(&next.recv_session);
                 }
@@ -646,17 +654,29 @@ impl Sessions {
         }
         if let Some(state) = self.keys.get_mut(&remote) {
             state.addr = Some(from);
-            if state
-                .next
-                .as_ref()
-                .is_some_and(|next| next.recv_session == id)
-            {
-                // The renewal we answered is confirmed: seal in it from now on.
+            let is = |s: &Option<SendSession>| s.as_ref().is_some_and(|s| s.recv_session == id);
+            let confirmed = if is(&state.next) {
+                state.next.take()
+            } else if is(&state.next_before) {
+                state.next_before.take()
+            } else {
+                None
+            };
+            if let Some(confirmed) = confirmed {
+                // The renewal we answered is confirmed: seal in it from now on. The other
+                // candidate, if any, is of no use any more.
+                for other in [state.next.take(), state.next_before.take()]
+                    .into_iter()
+                    .flatten()
+                {
+                    other.sealer.retire();
+                    self.by_session.remove(&other.recv_session);
+                }
                 if let Some((older, _)) = state.previous.take() {
                     self.by_session.remove(&older);
                 }
                 let old = state.current.take();
-                state.current = state.next.take();
+                state.current = Some(confirmed);
                 if let Some(old) = old {
                     if let Some(current) = &state.current {
                         // Lanes still holding the old one seal in the new one too.
