@@ -274,6 +274,11 @@ impl Dh for X25519 {
         let out = out.get_mut(..KEY_LEN).ok_or(snow::Error::Dh)?;
         if self.is_static {
             if let Some(shared) = self.statics.shared.get(&point) {
+                if shared.iter().all(|&b| b == 0) {
+                    // A low-order "key" in a trust file (all zeros, say): anyone would
+                    // complete the handshake as it. Refused, as WireGuard refuses it.
+                    return Err(snow::Error::Dh);
+                }
                 out.copy_from_slice(shared);
                 return Ok(());
             }
@@ -285,7 +290,13 @@ impl Dh for X25519 {
                 }
             }
         }
-        out.copy_from_slice(&x25519(self.secret, point));
+        let shared = x25519(self.secret, point);
+        if shared.iter().all(|&b| b == 0) {
+            // A low-order point (an ephemeral or static key of the peer's): the result would
+            // be known to anyone.
+            return Err(snow::Error::Dh);
+        }
+        out.copy_from_slice(&shared);
         Ok(())
     }
 }
@@ -321,6 +332,24 @@ mod tests {
     fn dh(dh: &dyn Dh, point: &[u8; 32]) -> Result<[u8; 32], snow::Error> {
         let mut out = [0u8; 32];
         dh.dh(point, &mut out).map(|()| out)
+    }
+
+    #[test]
+    fn a_low_order_point_gives_no_shared_secret_static_or_not() {
+        // 0 and 1 are points of small order: X25519 with either gives all zeros, whatever the
+        // secret, so a trust file holding one would let anyone be that key.
+        let zero = [0u8; 32];
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        let resolver = Resolver::initiator(statics(&[zero, one]));
+        for secret in [[7u8; 32], [9; 32]] {
+            let ours = ours(&resolver, &secret);
+            for point in [zero, one] {
+                assert!(dh(&*ours, &point).is_err(), "{secret:?} with {point:?}");
+            }
+            // An ordinary point still works.
+            assert!(dh(&*ours, &public(&[11; 32])).is_ok());
+        }
     }
 
     #[test]

@@ -60,7 +60,7 @@ mod handshakes;
 mod stats;
 
 use stats::FastMap;
-pub use stats::{FastHasher, SessionStats};
+pub use stats::{FastBuildHasher, FastHasher, SessionStats};
 
 /// An address is sent at most one round of initiations per this interval.
 pub const HANDSHAKE_RETRY: Duration = Duration::from_secs(5);
@@ -296,6 +296,13 @@ impl Sessions {
     ) -> Sessions {
         let cookie_secret = CookieSecret::new(&identity.public(), now);
         let index_key = index_key(config.seed, &identity);
+        // The tables' hash seed: secret, and apart from the indices' key.
+        let table_seed = FastBuildHasher::new(u64::from_le_bytes(
+            index_key
+                .get(24..)
+                .and_then(|b| b.try_into().ok())
+                .unwrap_or([0; 8]),
+        ));
         let mut sessions = Sessions {
             identity,
             token,
@@ -316,9 +323,9 @@ impl Sessions {
             index_count: 0,
             last_initiation: 0,
             config,
-            keys: FastMap::default(),
-            by_addr: FastMap::default(),
-            by_session: FastMap::default(),
+            keys: FastMap::with_hasher(table_seed),
+            by_addr: FastMap::with_hasher(table_seed),
+            by_session: FastMap::with_hasher(table_seed),
             pending: HashMap::new(),
             // All it may ever hold: `want` runs on the packet path and must not allocate.
             wanted: Vec::with_capacity(MAX_WANTED),

@@ -8,14 +8,22 @@ use std::collections::HashMap;
 
 /// A fast hasher for the session tables, which are looked up for every packet. They hold
 /// only what authenticated handshakes and packets inserted (trusted keys, their addresses and
-/// their sessions), so nobody can fill them with colliding keys, and SipHash's protection
-/// against that is not needed; a lookup of an attacker's bytes costs one hash either way.
+/// their sessions), but a member chooses the addresses it sends from (every port, and the
+/// host part of an IPv6 /64): so the hash starts from a secret seed of the run
+/// ([`FastBuildHasher`]) and ends with MurmurHash3's finaliser, which spreads every bit of
+/// the state into the low bits the table indexes with. Without the seed, addresses cannot
+/// be chosen to fall into one bucket; SipHash would cost several times more per packet.
 #[derive(Clone, Copy, Default)]
 pub struct FastHasher(u64);
 
 impl core::hash::Hasher for FastHasher {
     fn finish(&self) -> u64 {
-        self.0
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -32,7 +40,25 @@ impl core::hash::Hasher for FastHasher {
     }
 }
 
-pub(super) type FastMap<K, V> = HashMap<K, V, core::hash::BuildHasherDefault<FastHasher>>;
+/// Makes [`FastHasher`]s that start from this run's secret seed.
+#[derive(Clone, Copy, Default)]
+pub struct FastBuildHasher(u64);
+
+impl FastBuildHasher {
+    /// Hashers seeded with `seed` (secret, random per run).
+    pub fn new(seed: u64) -> FastBuildHasher {
+        FastBuildHasher(seed)
+    }
+}
+
+impl core::hash::BuildHasher for FastBuildHasher {
+    type Hasher = FastHasher;
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher(self.0)
+    }
+}
+
+pub(super) type FastMap<K, V> = HashMap<K, V, FastBuildHasher>;
 
 /// Counters of the identity mode.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -184,5 +210,77 @@ impl SessionStats {
                 "Initiations to addresses of unknown keys put off (over 1024 a second, or no room).",
             ),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::hash::BuildHasher;
+    use std::net::SocketAddr;
+
+    /// The table index (low bits) of each address, under `seed`.
+    fn buckets(seed: u64, addrs: &[SocketAddr]) -> std::collections::BTreeSet<u64> {
+        let build = FastBuildHasher::new(seed);
+        addrs.iter().map(|a| build.hash_one(a) & 1023).collect()
+    }
+
+    #[test]
+    fn addresses_a_member_chooses_in_its_64_spread_over_the_table_under_any_seed() {
+        // 1,000 addresses of one /64 that differ only in the top byte of the host part and
+        // the port's top byte: what a member picks to make them collide.
+        let addrs: Vec<SocketAddr> = (0..1000u32)
+            .map(|i| {
+                let [_, _, hi, lo] = i.to_be_bytes();
+                let ip = std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, u16::from(lo) << 8, 0, 0, 1);
+                SocketAddr::from((ip, u16::from(hi) << 8 | 0x42))
+            })
+            .collect();
+        for seed in [0, 1, 0x9e37_79b9_7f4a_7c15] {
+            let used = buckets(seed, &addrs).len();
+            // Random placement fills about 640 of 1,024 buckets with 1,000 keys.
+            assert!(used >= 550, "seed {seed:#x}: {used} buckets of 1024");
+        }
+        // Addresses found offline to share a bucket under the unseeded hash without the
+        // finaliser (what the tables used before): spread under the seeded one.
+        struct Unseeded(u64);
+        impl core::hash::Hasher for Unseeded {
+            fn finish(&self) -> u64 {
+                self.0
+            }
+            fn write(&mut self, bytes: &[u8]) {
+                let mut inner = FastHasher(self.0);
+                inner.write(bytes);
+                self.0 = inner.0;
+            }
+        }
+        let unseeded = |a: &SocketAddr| {
+            let mut h = Unseeded(0);
+            core::hash::Hash::hash(a, &mut h);
+            core::hash::Hasher::finish(&h) & 1023
+        };
+        let crafted: Vec<SocketAddr> = (0..2_000_000u64)
+            .map(|i| {
+                let ip = std::net::Ipv6Addr::from(0xfd00_u128 << 112 | u128::from(i));
+                SocketAddr::from((ip, 3210))
+            })
+            .filter(|a| unseeded(a) == 0)
+            .take(200)
+            .collect();
+        assert_eq!(crafted.len(), 200, "the old hash is easy to collide");
+        for seed in [1u64, 0x9e37_79b9_7f4a_7c15] {
+            let used = buckets(seed, &crafted).len();
+            // Random placement fills about 182 of 1,024 buckets with 200 keys.
+            assert!(used >= 150, "seed {seed:#x}: {used} buckets");
+        }
+        // And the seed moves them: one address's bucket under two seeds differs for most.
+        let moved = addrs
+            .iter()
+            .filter(|a| {
+                let [x, y] = [1u64, 2].map(|s| FastBuildHasher::new(s).hash_one(a) & 1023);
+                x != y
+            })
+            .count();
+        assert!(moved > 900, "{moved}");
     }
 }
