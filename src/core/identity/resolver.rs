@@ -52,6 +52,12 @@ fn same_secret(a: &[u8; KEY_LEN], b: &[u8; KEY_LEN]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
+/// Whether a Diffie-Hellman result is all zeros (a low-order point), looked at whole (no
+/// early exit on the first non-zero byte).
+fn is_zero(shared: &[u8; KEY_LEN]) -> bool {
+    std::hint::black_box(shared.iter().fold(0u8, |acc, b| acc | b)) == 0
+}
+
 /// X25519 of `secret` and `point` (`secret` is clamped, as X25519 asks).
 fn x25519(secret: [u8; KEY_LEN], point: [u8; KEY_LEN]) -> [u8; KEY_LEN] {
     MontgomeryPoint(point).mul_clamped(secret).to_bytes()
@@ -274,7 +280,7 @@ impl Dh for X25519 {
         let out = out.get_mut(..KEY_LEN).ok_or(snow::Error::Dh)?;
         if self.is_static {
             if let Some(shared) = self.statics.shared.get(&point) {
-                if shared.iter().all(|&b| b == 0) {
+                if is_zero(shared) {
                     // A low-order "key" in a trust file (all zeros, say): anyone would
                     // complete the handshake as it. Refused, as WireGuard refuses it.
                     return Err(snow::Error::Dh);
@@ -291,7 +297,7 @@ impl Dh for X25519 {
             }
         }
         let shared = x25519(self.secret, point);
-        if shared.iter().all(|&b| b == 0) {
+        if is_zero(&shared) {
             // A low-order point (an ephemeral or static key of the peer's): the result would
             // be known to anyone.
             return Err(snow::Error::Dh);

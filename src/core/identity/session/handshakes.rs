@@ -11,8 +11,8 @@ use log::{debug, info};
 
 use super::{
     HandshakeEvent, Pending, RecvSession, SendSession, Sessions, HANDSHAKE_RETRY,
-    HANDSHAKE_TIMEOUT, MAX_PENDING, MAX_PROBES, MAX_PROBES_PER_SECOND, MAX_SOURCES, MAX_WANTED,
-    RECEIVE_GRACE, REJECT_SLACK, RESPONDER_REKEY_DELAY,
+    HANDSHAKE_TIMEOUT, MAX_PENDING, MAX_PROBES, MAX_PROBES_PER_SECOND, MAX_SOURCES,
+    MAX_UNCONFIRMED, MAX_WANTED, RECEIVE_GRACE, REJECT_SLACK, RESPONDER_REKEY_DELAY,
 };
 use crate::crypto::{Cipher, Opener, Sealer};
 use crate::identity::cookie::{self, COOKIE_LIFETIME, COOKIE_REPLY, INITIATION_WITH_MAC2_LEN};
@@ -326,15 +326,16 @@ impl Sessions {
             completes_checksums: false,
         };
         if confirm_first {
-            // An unconfirmed renewal that a newer one replaces stays as the one before: the
-            // initiator may complete either (two initiations in flight, to two of our
-            // addresses, cross on the way). The one before that goes, so that a key holds at
-            // most two such sessions.
+            // An unconfirmed renewal that a newer one replaces is kept among the earlier ones:
+            // the initiator may complete any (initiations in flight to several of our
+            // addresses cross on the way). The oldest goes past MAX_UNCONFIRMED.
             if let Some(stale) = state.next.replace(send) {
-                if let Some(oldest) = state.next_before.replace(stale) {
+                if state.earlier.len() + 1 >= MAX_UNCONFIRMED {
+                    let oldest = state.earlier.remove(0);
                     oldest.sealer.retire();
                     self.by_session.remove(&oldest.recv_session);
                 }
+                state.earlier.push(stale);
             }
         } else {
             if let Some(current) = state.current.take() {
@@ -346,7 +347,7 @@ impl Sessions {
             // A renewal of the peer's we answered meanwhile (both started one at once): the
             // peer may seal in it, so its receiving half stays until it expires.
             state.next = None;
-            state.next_before = None;
+            state.earlier.clear();
         }
         state.addr = Some(addr);
         let mut opener = Opener::new(&established.recv_key, 1);
@@ -442,20 +443,10 @@ impl Sessions {
         let mut next_cursor = cursor;
         match known {
             Some(key) => {
-                // One handshake with a key in flight at a time: two (to two addresses of one
-                // node, or a round while a renewal is under way) would have the responder
-                // keep only the later one while we might complete the earlier, and each
-                // side would then seal in a session the other cannot open until the next
-                // renewal. A retry to the same address replaces the one in flight.
-                let elsewhere = self
-                    .pending
-                    .values()
-                    .any(|p| p.initiator.remote == key && p.addr != addr);
-                if !elsewhere {
-                    self.pending
-                        .retain(|_, p| !(p.initiator.remote == key && p.addr == addr));
-                    let _ = self.initiate(now, addr, key, false, send);
-                }
+                // (Several handshakes with one key may be in flight, to several addresses or
+                // with a renewal: the responder keeps each unconfirmed one it answered, up to
+                // MAX_UNCONFIRMED, and confirms the one we complete.)
+                let _ = self.initiate(now, addr, key, false, send);
             }
             None => {
                 let n = self.probe_order.len();
@@ -617,12 +608,11 @@ impl Sessions {
                     state.previous = None;
                 }
             }
-            for next in [&mut state.next, &mut state.next_before] {
-                if next.as_ref().is_some_and(|n| now >= n.made + reject) {
-                    // (Its receiving half went with `by_session` above.)
-                    *next = None;
-                }
+            // (Their receiving halves went with `by_session` above.)
+            if state.next.as_ref().is_some_and(|n| now >= n.made + reject) {
+                state.next = None;
             }
+            state.earlier.retain(|n| now < n.made + reject);
             if state
                 .current
                 .as_ref()
@@ -996,7 +986,7 @@ mod tests {
     }
 
     #[test]
-    fn a_restarted_peer_that_reaches_us_at_two_addresses_gets_the_session_it_completed() {
+    fn a_restarted_peer_that_reaches_us_at_three_addresses_gets_the_session_it_completed() {
         // a's process, b's view of it, one key each, trusting the other.
         let secret = |i: u8| SecretKey::from_random([i; 32]);
         let node = |me: u8, other: u8| {
@@ -1015,6 +1005,7 @@ mod tests {
         let at_a: SocketAddr = "198.18.0.1:3210".parse().unwrap();
         let at_b: SocketAddr = "198.18.0.2:3210".parse().unwrap();
         let at_b6: SocketAddr = "[fd00::2]:3210".parse().unwrap();
+        let at_b_lan: SocketAddr = "198.18.1.2:3210".parse().unwrap();
         let mut out = [0u8; 256];
         let now = Instant::from_secs(1);
         let first = round_to(&mut a, now, at_b);
@@ -1027,16 +1018,18 @@ mod tests {
             a.on_handshake(now, at_b, &answer, &mut out),
             HandshakeEvent::Completed
         );
-        // a restarts (a new process, the same key) and knows b at two addresses: a probe to
-        // each. b, whose session with a's old process is current, answers both as renewals
-        // to confirm; a completes with the first answer to come back.
+        // a restarts (a new process, the same key) and knows b at three addresses (A, AAAA
+        // and a LAN address): a probe to each. b, whose session with a's old process is
+        // current, answers all as renewals to confirm; a completes with the first answer to
+        // come back.
         let later = now + Duration::from_secs(30);
         let mut a = node(1, 2);
         let mut sent = Vec::new();
         a.want(at_b);
         a.want(at_b6);
+        a.want(at_b_lan);
         a.flush(later, &mut |to, bytes| sent.push((to, bytes.to_vec())));
-        assert_eq!(sent.len(), 2);
+        assert_eq!(sent.len(), 3);
         let mut answers = Vec::new();
         for (to, message) in &sent {
             let HandshakeEvent::Answered(len, false) =

@@ -70,6 +70,10 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_PROBES: usize = 64;
 /// The most handshakes in flight (initiator side).
 pub const MAX_PENDING: usize = 1024;
+/// The most renewals answered but not yet confirmed that a node holds per key (`next` and the
+/// earlier ones): a restarted peer probes each address it knows of ours, and completes
+/// whichever answer comes back first.
+pub const MAX_UNCONFIRMED: usize = 4;
 /// The most probes (initiations to an address whose key is unknown) a second, in all: what
 /// peer lists naming many addresses (junk, from a member) can make a node spend on
 /// handshakes it starts. Initiations to addresses of known keys (renewals) are not counted.
@@ -187,10 +191,11 @@ struct KeyState {
     /// datagram of this one opens, which shows that the initiator has it too (its response
     /// may have been lost), and then make it `current`.
     next: Option<SendSession>,
-    /// The unconfirmed renewal that `next` replaced: the initiator may have sent both (to two
-    /// of our addresses, or as a retry) and completed this one first, so it is kept, keys
-    /// and all, until one of the two is confirmed (the other then goes) or it expires.
-    next_before: Option<SendSession>,
+    /// Unconfirmed renewals that `next` replaced, oldest first (with `next`, at most
+    /// [`MAX_UNCONFIRMED`]): the initiator may have sent several (to several of our
+    /// addresses, or a retry) and completed any, so they are kept, keys and all, until one of
+    /// them is confirmed (the others then go) or they expire.
+    earlier: Vec<SendSession>,
     /// The receiving session of the session before `current`, and when it was made.
     previous: Option<([u8; crypto::SESSION_LEN], Instant)>,
     /// The newest handshake timestamp accepted from this key.
@@ -296,7 +301,7 @@ impl Sessions {
     ) -> Sessions {
         let cookie_secret = CookieSecret::new(&identity.public(), now);
         let index_key = index_key(config.seed, &identity);
-        // The tables' hash seed: secret, and apart from the indices' key.
+        // The tables' hash seed: secret (bytes of the indices' key, which never leaves).
         let table_seed = FastBuildHasher::new(u64::from_le_bytes(
             index_key
                 .get(24..)
@@ -448,7 +453,7 @@ impl Sessions {
             if let Some(state) = self.keys.remove(&key) {
                 if state.current.is_some()
                     || state.next.is_some()
-                    || state.next_before.is_some()
+                    || !state.earlier.is_empty()
                     || state.previous.is_some()
                 {
                     self.stats.revoked += 1;
@@ -458,7 +463,7 @@ impl Sessions {
                     current.sealer.retire();
                     self.by_session.remove(&current.recv_session);
                 }
-                for next in [state.next, state.next_before].into_iter().flatten() {
+                for next in state.next.into_iter().chain(state.earlier) {
                     next.sealer.retire();
                     self.by_session.remove(&next.recv_session);
                 }
@@ -661,21 +666,19 @@ impl Sessions {
         }
         if let Some(state) = self.keys.get_mut(&remote) {
             state.addr = Some(from);
-            let is = |s: &Option<SendSession>| s.as_ref().is_some_and(|s| s.recv_session == id);
-            let confirmed = if is(&state.next) {
+            let confirmed = if state.next.as_ref().is_some_and(|s| s.recv_session == id) {
                 state.next.take()
-            } else if is(&state.next_before) {
-                state.next_before.take()
             } else {
-                None
+                state
+                    .earlier
+                    .iter()
+                    .position(|s| s.recv_session == id)
+                    .map(|i| state.earlier.remove(i))
             };
             if let Some(confirmed) = confirmed {
                 // The renewal we answered is confirmed: seal in it from now on. The other
-                // candidate, if any, is of no use any more.
-                for other in [state.next.take(), state.next_before.take()]
-                    .into_iter()
-                    .flatten()
-                {
+                // candidates are of no use any more.
+                for other in state.next.take().into_iter().chain(state.earlier.drain(..)) {
                     other.sealer.retire();
                     self.by_session.remove(&other.recv_session);
                 }

@@ -40,8 +40,9 @@ impl core::hash::Hasher for FastHasher {
     }
 }
 
-/// Makes [`FastHasher`]s that start from this run's secret seed.
-#[derive(Clone, Copy, Default)]
+/// Makes [`FastHasher`]s that start from this run's secret seed (no `Default`: a map must
+/// be given its seed).
+#[derive(Clone, Copy)]
 pub struct FastBuildHasher(u64);
 
 impl FastBuildHasher {

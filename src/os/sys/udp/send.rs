@@ -30,6 +30,8 @@ pub(super) struct SendQueue {
     first_error: Option<io::Error>,
     /// GSO messages the kernel refused since the last one it took (see `send_queued`).
     gso_refusals: u32,
+    /// After [`GSO_REFUSALS_BEFORE_PAUSE`] refusals in a row: no GSO until then.
+    gso_paused_until: Option<std::time::Instant>,
     /// One message header, I/O vector, address and GSO control message per message of a
     /// `sendmmsg`, kept between flushes: each flush fills in the ones it sends, completely,
     /// instead of clearing 8 KiB of them first (a lone datagram is flushed on its own).
@@ -73,6 +75,7 @@ impl UdpSocket {
                 failed: 0,
                 first_error: None,
                 gso_refusals: 0,
+                gso_paused_until: None,
                 // SAFETY: plain C structs; all zeroes (null pointers, zero lengths) is valid.
                 msgs: Box::new(unsafe { mem::zeroed() }),
                 // SAFETY: as above.
@@ -93,9 +96,9 @@ impl UdpSocket {
     /// counted; a full socket buffer drops the rest of the queue. If the kernel refuses a GSO
     /// message, the run is sent again datagram by datagram: the reasons are mostly one
     /// destination's (a segment above its path MTU, which an ICMP message about that peer
-    /// alone can lower; a route through IPsec), so GSO stays on for the others, and is turned
-    /// off for good only after [`GSO_REFUSALS_BEFORE_OFF`] refusals with none taken between
-    /// (a kernel that refuses it everywhere).
+    /// alone can lower; a route through IPsec), so GSO stays on for the others. After
+    /// [`GSO_REFUSALS_BEFORE_PAUSE`] refusals with none taken between, GSO rests for
+    /// [`GSO_PAUSE`] (saving a refused call per run), and is tried again after it.
     // HOT PATH
     fn send_queued(&mut self) {
         let Some(mut q) = self.queue.take() else {
@@ -103,9 +106,17 @@ impl UdpSocket {
         };
         let total = q.entries.len();
         let mut next = 0;
+        if q.gso_paused_until
+            .is_some_and(|t| std::time::Instant::now() >= t)
+        {
+            q.gso_paused_until = None;
+            q.gso_refusals = 0;
+        }
+        let gso = self.offloads.gso && q.gso_paused_until.is_none();
         // Entries before this are sent one by one: their GSO run was refused.
         let mut singly_before = 0;
-        // Each round sends at least one message, drops one, or turns GSO off (once).
+        // Each round sends at least one message, drops one, or has a GSO run refused, which
+        // sends that run's datagrams singly from then on (a run is two or more entries).
         for _ in 0..2 * total + 2 {
             if next >= total {
                 break;
@@ -126,7 +137,7 @@ impl UdpSocket {
                 let (start, len, to) = entries[at];
                 let mut run = 1;
                 let mut bytes = len;
-                if self.offloads.gso && at >= singly_before {
+                if gso && at >= singly_before {
                     while at + run < total && run < GSO_MAX_SEGMENTS {
                         let (_, prev_len, _) = entries[at + run - 1];
                         let (_, next_len, next_to) = entries[at + run];
@@ -197,9 +208,9 @@ impl UdpSocket {
                 Err(e) if spans[0] > 1 && is_gso_refusal(&e) => {
                     singly_before = next + spans[0];
                     q.gso_refusals = q.gso_refusals.saturating_add(1);
-                    if q.gso_refusals >= GSO_REFUSALS_BEFORE_OFF {
-                        self.offloads.gso = false;
-                        info!("UDP GSO refused by the kernel {GSO_REFUSALS_BEFORE_OFF} times in a row ({e}): sending datagrams one by one from now on");
+                    if q.gso_refusals >= GSO_REFUSALS_BEFORE_PAUSE {
+                        q.gso_paused_until = Some(std::time::Instant::now() + GSO_PAUSE);
+                        info!("UDP GSO refused by the kernel {GSO_REFUSALS_BEFORE_PAUSE} times in a row ({e}): sending datagrams one by one for {} s", GSO_PAUSE.as_secs());
                     } else {
                         debug!(
                             "UDP GSO refused for a run to {} ({e}): sent datagram by datagram",
@@ -237,8 +248,10 @@ impl UdpSocket {
     }
 }
 
-/// GSO messages refused in a row, none taken between, after which GSO is turned off.
-pub const GSO_REFUSALS_BEFORE_OFF: u32 = 64;
+/// GSO messages refused in a row, none taken between, after which GSO rests ...
+pub const GSO_REFUSALS_BEFORE_PAUSE: u32 = 64;
+/// ... for this long.
+pub const GSO_PAUSE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The destination of the queued entry `at` (for a log line).
 fn entries_dest(q: &SendQueue, at: usize) -> String {
