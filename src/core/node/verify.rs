@@ -124,27 +124,30 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// [`LIST_ANSWER_INTERVAL`] per peer and within [`LIST_ANSWER_RATE`] for all (the rest is
     /// counted in `replies_limited`).
     pub(super) fn answer_get_peers(&mut self, now: Instant, from: SocketAddr) {
-        if self.send_whole_list(now, from) {
+        if self.send_whole_list(now, from, true) {
             self.follow_up(now, from);
         }
     }
 
-    /// Sends `to` our whole peer list, within [`LIST_ANSWER_INTERVAL`] for `to` and
-    /// [`LIST_ANSWER_RATE`] for all (else counted in `replies_limited`); returns whether it
-    /// went.
-    fn send_whole_list(&mut self, now: Instant, to: SocketAddr) -> bool {
+    /// Sends `to` our whole peer list within [`LIST_ANSWER_RATE`] for all, and, if it is the
+    /// answer to `to`'s request (`as_answer`), at most once per [`LIST_ANSWER_INTERVAL`] for
+    /// `to`; what is held back is counted in `replies_limited`. Returns whether it went.
+    fn send_whole_list(&mut self, now: Instant, to: SocketAddr, as_answer: bool) -> bool {
         let Some(peer) = self.peers.get_mut(to) else {
             return false;
         };
-        let recently = peer
-            .listed_at
-            .is_some_and(|t| now.saturating_duration_since(t) < LIST_ANSWER_INTERVAL);
+        let recently = as_answer
+            && peer
+                .listed_at
+                .is_some_and(|t| now.saturating_duration_since(t) < LIST_ANSWER_INTERVAL);
         let largest = (HEADER_LEN + MAX_PEER_LIST_BODY_LEN) as u64;
         if recently || self.list_limiter.available(now, LIST_ANSWER_RATE) < largest {
             self.stats.replies_limited += 1;
             return false;
         }
-        peer.listed_at = Some(now);
+        if as_answer {
+            peer.listed_at = Some(now);
+        }
         if let Some(len) = self.emit_peer_list(to, MAX_PEER_LIST_BODY_LEN) {
             self.list_limiter.take(len as u64);
             self.send_control_buffer(to, len);
@@ -410,13 +413,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             // within the rate of all whole lists (an address forged and verified by timing
             // must not make us an amplifier beyond it). Not counted as its answer per
             // interval: the request it sends to verify us must still be answered.
-            let largest = (HEADER_LEN + MAX_PEER_LIST_BODY_LEN) as u64;
-            if self.list_limiter.available(now, LIST_ANSWER_RATE) < largest {
-                self.stats.replies_limited += 1;
-            } else if let Some(len) = self.emit_peer_list(addr, MAX_PEER_LIST_BODY_LEN) {
-                self.list_limiter.take(len as u64);
-                self.send_control_buffer(addr, len);
-            }
+            self.send_whole_list(now, addr, false);
         }
         if let Some(nonce) = unanswered {
             // Keyed mode: the Challenge it sent before we could answer it.

@@ -11,6 +11,34 @@ fn header(device: &str) -> Header {
     }
 }
 
+/// The text form for device ethcloud0, with no loop or control counters.
+fn text_of<S: crate::io::Socket, D: crate::io::Device>(
+    node: &crate::node::Node<S, D>,
+    now: crate::time::Instant,
+) -> String {
+    render_text(
+        &header("ethcloud0"),
+        now,
+        node,
+        LoopCounters::default(),
+        ControlStats::default(),
+    )
+}
+
+/// The JSON form, as [`text_of`].
+fn json_of<S: crate::io::Socket, D: crate::io::Device>(
+    node: &crate::node::Node<S, D>,
+    now: crate::time::Instant,
+) -> String {
+    render_json(
+        &header("ethcloud0"),
+        now,
+        node,
+        LoopCounters::default(),
+        ControlStats::default(),
+    )
+}
+
 #[test]
 fn requests_parse_and_anything_else_is_an_error_line() {
     assert_eq!(Request::parse(b"show\n"), Ok(Request::Text));
@@ -87,24 +115,12 @@ fn sent_frames_are_counted_per_peer_unicast_and_flooded() {
         room[6..12].copy_from_slice(&[0x02, 0xec, 0, 0, 0, 0x01]);
         node.on_frame(now, &mut buf, 60).unwrap();
     }
-    let text = render_text(
-        &header("ethcloud0"),
-        now,
-        &node,
-        LoopCounters::default(),
-        ControlStats::default(),
-    );
+    let text = text_of(&node, now);
     assert!(
         text.contains("  transfer: 2 datagrams (78 bytes) received, 2 datagrams (136 bytes) sent"),
         "{text}"
     );
-    let json = render_json(
-        &header("ethcloud0"),
-        now,
-        &node,
-        LoopCounters::default(),
-        ControlStats::default(),
-    );
+    let json = json_of(&node, now);
     assert!(
         json.contains("\"rx_datagrams\":2,\"rx_bytes\":78,\"tx_datagrams\":2,\"tx_bytes\":136}"),
         "{json}"
@@ -188,13 +204,7 @@ fn verified_peers_are_listed_before_any_number_of_unverified_addresses() {
         let _ = node.on_datagram(now, stranger, &mut get.clone());
     }
     assert_eq!(node.peers().len(), MAX_LISTED + 51);
-    let text = render_text(
-        &header("ethcloud0"),
-        now,
-        &node,
-        LoopCounters::default(),
-        ControlStats::default(),
-    );
+    let text = text_of(&node, now);
     let first = text.find("\npeer: ").expect("peers listed");
     assert!(
         text[first..].starts_with("\npeer: 198.18.0.2:3210\n  state: verified"),
@@ -202,13 +212,7 @@ fn verified_peers_are_listed_before_any_number_of_unverified_addresses() {
         &text[first..first + 80]
     );
     assert!(text.contains("peers: 51 more not listed"), "{text}");
-    let json = render_json(
-        &header("ethcloud0"),
-        now,
-        &node,
-        LoopCounters::default(),
-        ControlStats::default(),
-    );
+    let json = json_of(&node, now);
     assert!(
         json.contains("\"peers\":[{\"address\":\"198.18.0.2:3210\",\"verified\":true"),
         "{}",

@@ -4,7 +4,7 @@
 //! epoll set; nothing here knows what the deadline is for.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
@@ -71,12 +71,7 @@ impl Timer {
     ///
     /// The OS error of `read`, other than `EAGAIN`.
     pub fn clear(&mut self) -> io::Result<bool> {
-        let mut expirations = [0u8; 8];
-        match self.file.read(&mut expirations) {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-            Err(e) => Err(e),
-        }
+        super::wake::take_count(&self.file)
     }
 }
 

@@ -47,12 +47,22 @@ impl Wake {
     ///
     /// The OS error of `read`, other than `EAGAIN`.
     pub fn clear(&self) -> io::Result<bool> {
-        let mut count = [0u8; 8];
-        match (&self.file).read(&mut count) {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-            Err(e) => Err(e),
-        }
+        take_count(&self.file)
+    }
+}
+
+/// Reads (and so resets) the 8-byte count of a non-blocking eventfd or timerfd; returns
+/// whether it was set. Shared with [`Timer::clear`](super::timer::Timer::clear).
+///
+/// # Errors
+///
+/// The OS error of `read`, other than `EAGAIN`.
+pub(super) fn take_count(mut file: &File) -> io::Result<bool> {
+    let mut count = [0u8; 8];
+    match file.read(&mut count) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

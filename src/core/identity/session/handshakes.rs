@@ -747,22 +747,27 @@ mod tests {
         assert!(sessions.timestamp(Instant::from_secs(31)) > after);
     }
 
+    /// A node of key `[me; 32]` trusting the key `[other; 32]`, answering `per_second`
+    /// initiations a second from the addresses trusted keys use, and from all others.
+    fn node(me: u8, other: u8, per_second: u64) -> Sessions {
+        let mut cfg = IdentityConfig::new(Instant::ZERO, 1_700_000_000_000_000_000, 9);
+        cfg.handshakes_per_second = per_second;
+        cfg.handshakes_per_source = per_second;
+        let mut trusted = TrustedKeys::new();
+        trusted.insert(SecretKey::from_random([other; 32]).public_key(), "");
+        Sessions::new(
+            Identity::new(SecretKey::from_random([me; 32])),
+            Token::MAX,
+            trusted,
+            cfg,
+            Instant::ZERO,
+        )
+    }
+
     /// Two nodes that trust each other; b answers `per_second` initiations a second from the
     /// addresses trusted keys use, and from all others.
     fn cookie_pair(per_second: u64) -> (Sessions, Sessions, SocketAddr, SocketAddr) {
-        let keys = [1u8, 2].map(|i| SecretKey::from_random([i; 32]));
-        let publics = [keys[1].public_key(), keys[0].public_key()];
-        let mut other = publics.into_iter();
-        let [a, b] = keys.map(|k| {
-            let mut cfg = IdentityConfig::new(Instant::ZERO, 1_700_000_000_000_000_000, 9);
-            cfg.handshakes_per_second = per_second;
-            cfg.handshakes_per_source = per_second;
-            let mut trusted = TrustedKeys::new();
-            if let Some(key) = other.next() {
-                trusted.insert(key, "");
-            }
-            Sessions::new(Identity::new(k), Token::MAX, trusted, cfg, Instant::ZERO)
-        });
+        let (a, b) = (node(1, 2, per_second), node(2, 1, per_second));
         let addrs = ["198.18.0.1:3210", "198.18.0.2:3210"].map(|s| s.parse().unwrap());
         (a, b, addrs[0], addrs[1])
     }
@@ -816,6 +821,27 @@ mod tests {
             sent.push(bytes.to_vec());
         });
         sent
+    }
+
+    /// A whole handshake at `now`: `a` starts a round to `b` at `at_b`, `b` answers it (from
+    /// `at_a`), and `a` completes it.
+    fn handshake(
+        a: &mut Sessions,
+        b: &mut Sessions,
+        (at_a, at_b): (SocketAddr, SocketAddr),
+        now: Instant,
+    ) {
+        let mut out = [0u8; 256];
+        let init = round_to(a, now, at_b);
+        assert_eq!(init.len(), 1);
+        let HandshakeEvent::Answered(len, _) = b.on_handshake(now, at_a, &init[0], &mut out) else {
+            panic!("no answer to the round");
+        };
+        let answer = out[..len].to_vec();
+        assert_eq!(
+            a.on_handshake(now, at_b, &answer, &mut out),
+            HandshakeEvent::Completed
+        );
     }
 
     #[test]
@@ -987,43 +1013,20 @@ mod tests {
 
     #[test]
     fn a_restarted_peer_that_reaches_us_at_three_addresses_gets_the_session_it_completed() {
-        // a's process, b's view of it, one key each, trusting the other.
-        let secret = |i: u8| SecretKey::from_random([i; 32]);
-        let node = |me: u8, other: u8| {
-            let mut trusted = TrustedKeys::new();
-            trusted.insert(secret(other).public_key(), "");
-            let cfg = IdentityConfig::new(Instant::ZERO, 1_700_000_000_000_000_000, 9);
-            Sessions::new(
-                Identity::new(secret(me)),
-                Token::MAX,
-                trusted,
-                cfg,
-                Instant::ZERO,
-            )
-        };
-        let (mut a, mut b) = (node(1, 2), node(2, 1));
+        let (mut a, mut b) = (node(1, 2, 20), node(2, 1, 20));
         let at_a: SocketAddr = "198.18.0.1:3210".parse().unwrap();
         let at_b: SocketAddr = "198.18.0.2:3210".parse().unwrap();
         let at_b6: SocketAddr = "[fd00::2]:3210".parse().unwrap();
         let at_b_lan: SocketAddr = "198.18.1.2:3210".parse().unwrap();
         let mut out = [0u8; 256];
         let now = Instant::from_secs(1);
-        let first = round_to(&mut a, now, at_b);
-        let HandshakeEvent::Answered(len, _) = b.on_handshake(now, at_a, &first[0], &mut out)
-        else {
-            panic!("b did not answer");
-        };
-        let answer = out[..len].to_vec();
-        assert_eq!(
-            a.on_handshake(now, at_b, &answer, &mut out),
-            HandshakeEvent::Completed
-        );
+        handshake(&mut a, &mut b, (at_a, at_b), now);
         // a restarts (a new process, the same key) and knows b at three addresses (A, AAAA
         // and a LAN address): a probe to each. b, whose session with a's old process is
         // current, answers all as renewals to confirm; a completes with the first answer to
         // come back.
         let later = now + Duration::from_secs(30);
-        let mut a = node(1, 2);
+        let mut a = node(1, 2, 20);
         let mut sent = Vec::new();
         a.want(at_b);
         a.want(at_b6);
@@ -1107,24 +1110,13 @@ mod tests {
         }
         let later = now + HANDSHAKE_RETRY;
         a.housekeep(later, &mut |_, _| {});
-        let second = round_to(&mut a, later, at_b);
-        assert_eq!(second.len(), 1);
-        let HandshakeEvent::Answered(len, _) = b.on_handshake(later, at_a, &second[0], &mut out)
-        else {
-            panic!("b did not answer the second round");
-        };
-        let answer = out[..len].to_vec();
-        assert_eq!(
-            a.on_handshake(later, at_b, &answer, &mut out),
-            HandshakeEvent::Completed
-        );
+        handshake(&mut a, &mut b, (at_a, at_b), later);
     }
 
     #[test]
     fn probes_are_budgeted_and_never_push_a_handshake_with_a_known_key_out() {
         let (mut a, mut b, at_a, at_b) = cookie_pair(10_000);
         let now = Instant::from_secs(1);
-        let mut out = [0u8; 256];
         // a trusts b and 64 keys that no address has shown yet.
         let mut trusted = TrustedKeys::new();
         trusted.insert(b.public(), "b");
@@ -1134,15 +1126,7 @@ mod tests {
         }
         a.set_trusted(trusted);
         // b starts a session with a, so a knows b's key at at_b ...
-        let init = round_to(&mut b, now, at_a);
-        let HandshakeEvent::Answered(len, _) = a.on_handshake(now, at_b, &init[0], &mut out) else {
-            panic!("a did not answer b");
-        };
-        let answer = out[..len].to_vec();
-        assert_eq!(
-            b.on_handshake(now, at_a, &answer, &mut out),
-            HandshakeEvent::Completed
-        );
+        handshake(&mut b, &mut a, (at_b, at_a), now);
         // ... and renews it: one initiation to a known key, in flight.
         assert_eq!(round_to(&mut a, now, at_b).len(), 1);
         // A second later, peer lists name 20 addresses: 64 probes each, 1,024 a second in
