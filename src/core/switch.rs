@@ -194,9 +194,16 @@ impl SwitchTable {
             if (moves_peer && count_of(&self.per_peer, peer) >= self.max_per_peer)
                 || (old_host != host && self.per_host.get(&host) >= self.max_per_host)
             {
-                // The new owner is at its cap: keep the old entry rather than exceed it, but
-                // do not refresh it either (the MAC was not heard behind the old owner), so
-                // it expires unless the old owner still sends from it.
+                // The new owner is at its cap, so the MAC cannot be learned behind it; and it
+                // was just heard somewhere else than its entry says, so the entry is dropped:
+                // frames to it are flooded (and reach it at its new place) until it is heard
+                // again behind a peer with room. Keeping the entry would send them to the old
+                // place, where the MAC no longer is, until it expired.
+                if let Some(e) = self.entries.remove(&key) {
+                    self.per_host.remove(&e.host);
+                }
+                detach(&mut self.per_peer, &mut self.entries, from, slot);
+                self.changes += 1;
                 return Learned::Refused;
             }
             entry.expires = expires;
@@ -496,30 +503,29 @@ mod tests {
             "total cap"
         );
         assert_eq!(t.len(), 8);
-        // a move onto a peer at its cap is refused and the old owner kept
+        // a move onto a peer at its cap is refused, and the old entry dropped: the MAC is
+        // no longer behind its old owner, so frames to it are flooded (and reach it).
         assert_eq!(
             t.learn(T0, VlanId::UNTAGGED, Mac([2, 0, 0, 0, 2, 0]), addr(1)),
             Learned::Refused
         );
         assert_eq!(
             t.lookup(T0, VlanId::UNTAGGED, Mac([2, 0, 0, 0, 2, 0])),
-            Some(addr(2))
-        );
-        // ... and not refreshed by the refused move: frames from the capped peer do not keep
-        // the old owner's entry alive past its own timeout.
-        let late = T0 + Duration::from_secs(200);
-        assert_eq!(
-            t.learn(late, VlanId::UNTAGGED, Mac([2, 0, 0, 0, 2, 0]), addr(1)),
-            Learned::Refused
-        );
-        assert_eq!(
-            t.lookup(
-                T0 + Duration::from_secs(300),
-                VlanId::UNTAGGED,
-                Mac([2, 0, 0, 0, 2, 0])
-            ),
             None
         );
+        assert_eq!((t.len(), t.count_for(addr(2)), t.count_for(addr(1))), (7, 3, 4));
+        // The old owner's other entries are intact (its list was re-indexed), and it can
+        // learn the MAC back, or another one, in the room the dropped entry left.
+        assert_eq!(
+            t.learn(T0, VlanId::UNTAGGED, Mac([2, 0, 0, 0, 2, 3]), addr(2)),
+            Learned::Refreshed
+        );
+        assert_eq!(
+            t.learn(T0, VlanId::UNTAGGED, Mac([2, 0, 0, 0, 2, 0]), addr(2)),
+            Learned::New
+        );
+        assert_eq!(t.forget_peer(addr(2)), 4);
+        assert_eq!(t.len(), 4);
     }
 
     #[test]

@@ -270,11 +270,17 @@ impl<S: Socket, D: Device> Node<S, D> {
             entries.clear();
             self.peers
                 .round_robin(&mut self.share_cursor, share + 1, &mut entries);
-            let list = entries
-                .iter()
-                .copied()
-                .filter(move |a| *a != to)
-                .take(share);
+            // The next list starts share peers on, whoever this one goes to: the windows of
+            // successive lists then start at every peer in turn, and a window's last peer,
+            // left out when `to` is not in it, starts the next one. (Moving past the whole
+            // window let them line up the same way round after round when n is a multiple
+            // of share + 1, and some peers were never named to some receivers.)
+            if entries.len() > share {
+                self.share_cursor = entries.get(share - 1).copied();
+            }
+            entries.retain(|a| *a != to);
+            entries.truncate(share);
+            let list = entries.iter().copied();
             let end = self.control.len() - crypto::TAG_LEN;
             let Some(buf) = self.control.get_mut(CONTROL_AT..end) else {
                 continue;

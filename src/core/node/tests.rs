@@ -8,19 +8,27 @@ use std::time::Duration;
 use super::{Config, Node, GOSSIP_INTERVAL_MIN, HOUSEKEEP_INTERVAL, KEEPALIVE_MAX};
 use crate::io::{Device, Socket};
 use crate::time::Instant;
-use crate::wire::{self, emit_peers, Token};
+use crate::wire::{self, emit_peers, PeerList, Token};
 
-/// Records what the node sends: (time, to, length, switch byte).
+/// Records what the node sends: (time, to, length, switch byte), and the addresses each
+/// peer list named (to, addresses).
 #[derive(Default)]
 struct Recorder {
     now: Instant,
     sent: Vec<(Instant, SocketAddr, usize, u8)>,
+    named: Vec<(SocketAddr, Vec<SocketAddr>)>,
 }
 
 impl Socket for Recorder {
     fn send_to(&mut self, datagram: &[u8], to: SocketAddr) -> io::Result<()> {
         let kind = datagram.get(wire::TOKEN_LEN).copied().unwrap_or(0xff);
         self.sent.push((self.now, to, datagram.len(), kind));
+        if kind == 1 {
+            let body = datagram.get(wire::TOKEN_LEN + 1..).unwrap_or_default();
+            if let Ok(list) = PeerList::parse(body) {
+                self.named.push((to, list.iter().collect()));
+            }
+        }
         Ok(())
     }
 }
@@ -255,4 +263,34 @@ fn a_new_peer_has_one_follow_up_queued_however_often_it_asks() {
     node.housekeep(start + Duration::from_secs(20));
     assert!(node.follow_ups.is_empty());
     assert!(node.peers.get(peer).is_some_and(|p| !p.follow_up_pending));
+}
+
+#[test]
+fn gossip_names_every_peer_to_every_other_peer_whatever_their_number() {
+    // With 8 peers a list holds ⌈√8⌉ = 3 of them, and 8 is a multiple of 3 + 1: the windows
+    // of 4 that lists are cut from line up the same way round after round, and a window's
+    // last peer used to be left out of the lists to everyone outside the window, for ever.
+    for n in [5u8, 8, 10, 15] {
+        let (mut node, peers) = node_with_peers(n, Duration::from_secs(8000));
+        let start = node.socket().now;
+        let mut now = start;
+        // about 120 rounds at the steady interval of 60 s
+        while now < start + Duration::from_secs(7200) {
+            node.socket_mut().now = now;
+            node.housekeep(now);
+            now += Duration::from_secs(1);
+        }
+        assert_eq!(node.peer_count(), peers.len());
+        let named = &node.socket().named;
+        assert!(named.iter().all(|(to, list)| !list.contains(to)));
+        for to in &peers {
+            for p in peers.iter().filter(|p| *p != to) {
+                assert!(
+                    named.iter().any(|(t, list)| t == to && list.contains(p)),
+                    "n = {n}: {to} never heard of {p} in {} lists",
+                    named.len()
+                );
+            }
+        }
+    }
 }
