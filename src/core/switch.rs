@@ -513,7 +513,10 @@ mod tests {
             t.lookup(T0, VlanId::UNTAGGED, Mac([2, 0, 0, 0, 2, 0])),
             None
         );
-        assert_eq!((t.len(), t.count_for(addr(2)), t.count_for(addr(1))), (7, 3, 4));
+        assert_eq!(
+            (t.len(), t.count_for(addr(2)), t.count_for(addr(1))),
+            (7, 3, 4)
+        );
         // The old owner's other entries are intact (its list was re-indexed), and it can
         // learn the MAC back, or another one, in the room the dropped entry left.
         assert_eq!(

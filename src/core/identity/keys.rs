@@ -47,6 +47,15 @@ impl PublicKey {
     pub fn from_text(key: &str) -> Result<PublicKey, KeyTextError> {
         decode(key.trim()).map(PublicKey)
     }
+
+    /// Whether this is a point of small order (all zeros is one): X25519 with it gives all
+    /// zeros whatever the private key, so no handshake with it can ever complete, and no
+    /// private key has it as its public key. A clamped scalar is a multiple of 8 below the
+    /// group's prime order, so it maps exactly the points of order 1, 2, 4 or 8 to zero.
+    pub fn is_low_order(&self) -> bool {
+        let product = curve25519_dalek::MontgomeryPoint(self.0).mul_clamped([0x5a; KEY_LEN]);
+        product.to_bytes() == [0u8; KEY_LEN]
+    }
 }
 
 /// An X25519 private key. Its bytes are overwritten with zeros when it is dropped.
@@ -287,6 +296,14 @@ impl TrustedKeys {
                 line: i + 1,
                 reason: e.to_string(),
             })?;
+            if key.is_low_order() {
+                return Err(TrustError {
+                    line: i + 1,
+                    reason: "a point of small order (all zeros is one), with which no \
+                             handshake can complete: not a public key that genkey makes"
+                        .to_owned(),
+                });
+            }
             let name = match cleaned_name(name) {
                 Some(shown) => {
                     cleaned = cleaned.or(Some(i + 1));
@@ -387,6 +404,42 @@ mod tests {
                 Err(KeyTextError::Length(n))
             );
         }
+    }
+
+    #[test]
+    fn points_of_small_order_are_told_apart_from_keys_and_refused_in_trust_files() {
+        // The points of order 1, 2, 4 and 8 as libsodium's blocklist gives them (0, 1, two
+        // of order 8, p - 1, p, p + 1), and the same with the top bit set, which X25519
+        // ignores.
+        let small = [
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "0100000000000000000000000000000000000000000000000000000000000000",
+            "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+            "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        ];
+        for h in small {
+            let mut key = PublicKey(hex(h));
+            assert!(key.is_low_order(), "{h}");
+            key.0[31] |= 0x80;
+            assert!(key.is_low_order(), "{h} with the top bit");
+        }
+        let mut nine = [0u8; 32];
+        nine[0] = 9;
+        assert!(!PublicKey(nine).is_low_order(), "the base point");
+        for seed in 1..=50u8 {
+            let key = SecretKey::from_random([seed; 32]).public_key();
+            assert!(!key.is_low_order(), "{key}");
+        }
+        let good = SecretKey::from_random([7; 32]).public_key();
+        let zero = PublicKey([0; 32]);
+        let err = TrustedKeys::new()
+            .add_contents(&format!("{good} a\n{zero} placeholder\n"), "f")
+            .unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(err.reason.contains("small order"), "{}", err.reason);
     }
 
     #[test]

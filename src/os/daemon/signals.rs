@@ -125,6 +125,13 @@ fn reload_trusted(
                 "SIGHUP: trusted keys read again: {after} (were {before}); {cut} peer addresses \
                  cut off"
             );
+            if after == 0 && before > 0 {
+                warn!(
+                    "SIGHUP: --trusted names no key now, so no node is accepted (if a file was \
+                     read while it was being rewritten, write a new file and mv it into place, \
+                     then send SIGHUP again)"
+                );
+            }
             true
         }
         Err(e) => {

@@ -185,7 +185,11 @@ fn trust_dir_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
         let entry = entry.map_err(read_error(dir))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with('.') || name.ends_with('~') {
+        if is_set_aside(&name) {
+            log::info!(
+                "trusted keys: skipping {:?} (a hidden file or a backup's name)",
+                entry.path()
+            );
             continue;
         }
         let path = entry.path();
@@ -205,6 +209,37 @@ fn trust_dir_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     }
     files.sort();
     Ok(files)
+}
+
+/// Endings of the names that editors, package managers and people give the copies and
+/// set-aside versions of a file.
+const SET_ASIDE_ENDINGS: [&str; 17] = [
+    "~",
+    ".bak",
+    ".old",
+    ".orig",
+    ".rej",
+    ".swp",
+    ".tmp",
+    ".disabled",
+    ".dpkg-old",
+    ".dpkg-new",
+    ".dpkg-dist",
+    ".dpkg-tmp",
+    ".ucf-old",
+    ".ucf-new",
+    ".ucf-dist",
+    ".rpmsave",
+    ".rpmnew",
+];
+
+/// Whether a file of a trust directory is skipped: a hidden file, or a name that says it is
+/// a copy or set aside (see [`SET_ASIDE_ENDINGS`]; an Emacs auto-save `#name#` too), so that
+/// `mv alice alice.bak` or an editor's backup cannot keep a removed key trusted.
+fn is_set_aside(name: &str) -> bool {
+    name.starts_with('.')
+        || (name.len() > 1 && name.starts_with('#') && name.ends_with('#'))
+        || SET_ASIDE_ENDINGS.iter().any(|end| name.ends_with(end))
 }
 
 /// Adds the keys of trust file `path` to `trusted`, named after the file where their line

@@ -166,17 +166,30 @@ fn trust_directory_reads_its_files_sorted_named_by_file() {
     );
     write(".hidden", format!("{}\n", public(4)));
     write("beta~", format!("{}\n", public(5)));
+    // Copies and set-aside versions: `mv delta delta.bak` removes delta.
+    for name in [
+        "delta.bak",
+        "delta.disabled",
+        "delta.dpkg-old",
+        "#delta#",
+        "delta.rpmsave",
+    ] {
+        write(name, format!("{}\n", public(8)));
+    }
+    // ... but a name merely holding a dot is a trust file.
+    write("epsilon.key", format!("{}\n", public(9)));
     std::fs::create_dir(trust.join("subdir")).unwrap();
     std::fs::write(trust.join("subdir").join("x"), format!("{}\n", public(6))).unwrap();
     std::os::unix::fs::symlink(trust.join("beta"), trust.join("link")).unwrap();
 
     let trusted = read_trusted(std::slice::from_ref(&trust)).unwrap();
-    assert_eq!(trusted.len(), 3, "{trusted:?}");
+    assert_eq!(trusted.len(), 4, "{trusted:?}");
+    assert_eq!(trusted.name(&public(9)), Some("epsilon.key"));
     assert_eq!(trusted.name(&public(1)), Some("gamma"));
     // "link" sorts after "beta": the link's name wins.
     assert_eq!(trusted.name(&public(2)), Some("link"));
     assert_eq!(trusted.name(&public(3)), Some("gamma-laptop"));
-    for hidden in [4, 5, 6] {
+    for hidden in [4, 5, 6, 8] {
         assert!(!trusted.contains(&public(hidden)), "{hidden}");
     }
 
@@ -185,7 +198,7 @@ fn trust_directory_reads_its_files_sorted_named_by_file() {
     std::fs::create_dir(&empty).unwrap();
     let extra = dir.write("extra", format!("{} extra\n", public(7)).as_bytes(), 0o644);
     let trusted = read_trusted(&[trust.clone(), empty, extra]).unwrap();
-    assert_eq!(trusted.len(), 4);
+    assert_eq!(trusted.len(), 5);
     assert_eq!(trusted.name(&public(7)), Some("extra"));
 
     // A dangling link is an error naming it, not a key quietly dropped.

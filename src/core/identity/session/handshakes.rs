@@ -24,6 +24,17 @@ use crate::limit::{RateLimiter, LOG_BUDGET, LOG_WINDOW};
 use crate::time::Instant;
 use crate::wire::TOKEN_LEN;
 
+/// What became of an initiation [`Sessions::initiate`] was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Initiated {
+    /// It went out and is in flight.
+    Sent,
+    /// A probe found no room in flight (handshakes with known keys fill it).
+    NoRoom,
+    /// No message could be made for the key.
+    Failed,
+}
+
 impl Sessions {
     /// Handles a handshake message (the byte after the token is [`INITIATION`], [`RESPONSE`]
     /// or [`COOKIE_REPLY`]); a message to send back is written to `out`.
@@ -478,12 +489,17 @@ impl Sessions {
                         self.stats.probes_deferred += 1;
                         break;
                     }
-                    if !self.initiate(now, addr, key, true, send) {
-                        // No room in flight: the next round goes on from this key.
-                        next_cursor = at;
-                        break;
+                    match self.initiate(now, addr, key, true, send) {
+                        Initiated::Sent => sent += 1,
+                        Initiated::NoRoom => {
+                            // No room in flight: the next round goes on from this key.
+                            next_cursor = at;
+                            break;
+                        }
+                        // No message can be made for this key (a low-order point, which the
+                        // trust file's reader refuses anyway): the others still get theirs.
+                        Initiated::Failed => {}
                     }
-                    sent += 1;
                 }
             }
         }
@@ -502,7 +518,7 @@ impl Sessions {
         key: PublicKey,
         probe: bool,
         send: &mut dyn FnMut(SocketAddr, &[u8]),
-    ) -> bool {
+    ) -> Initiated {
         if self.pending.len() >= MAX_PENDING {
             // Forget the oldest probe in flight, or if there is none the oldest handshake: a
             // flood of probes (peer lists naming many addresses) cannot push out renewals.
@@ -518,7 +534,7 @@ impl Sessions {
                 // A probe never makes room by pushing out a handshake with a known key.
                 Some(_) => {
                     self.stats.probes_deferred += 1;
-                    return false;
+                    return Initiated::NoRoom;
                 }
                 None => {}
             }
@@ -570,11 +586,11 @@ impl Sessions {
                         mac2_cookie,
                     },
                 );
-                true
+                Initiated::Sent
             }
             Err(e) => {
                 debug!("cannot start a handshake with {key} at {addr}: {e}");
-                false
+                Initiated::Failed
             }
         }
     }
@@ -1148,6 +1164,23 @@ mod tests {
         let again = round_to(&mut a, later, SocketAddr::from(([198, 19, 0, 17], 3210)));
         assert_eq!(again.len(), 64);
         assert!(a.pending.values().any(|p| p.addr == at_b && !p.probe));
+    }
+
+    #[test]
+    fn a_key_no_handshake_can_be_made_with_does_not_stop_the_probes_to_the_others() {
+        let (mut a, b, _, at_b) = cookie_pair(10_000);
+        let now = Instant::from_secs(1);
+        // All zeros (a point of small order; the trust file's reader refuses it) sorts first
+        // in the probe order: every initiation to it fails, and used to end the round.
+        let mut trusted = TrustedKeys::new();
+        trusted.insert(PublicKey([0; 32]), "placeholder");
+        trusted.insert(b.public(), "b");
+        a.set_trusted(trusted);
+        let first = round_to(&mut a, now, at_b);
+        assert_eq!(first.len(), 1, "one initiation, to b");
+        let later = now + HANDSHAKE_TIMEOUT + HANDSHAKE_RETRY;
+        a.housekeep(later, &mut |_, _| {});
+        assert_eq!(round_to(&mut a, later, at_b).len(), 1, "and again later");
     }
 
     #[test]
