@@ -677,6 +677,23 @@ fn a_relay_passes_nothing_between_nodes_that_do_not_trust_the_same_members() {
     assert_eq!(got(&mut sim, a, 0x81), 0, "B reached A through P");
     assert_eq!(got(&mut sim, b, 0x82), 0, "A reached B through P");
     assert_eq!(sim.stats(p).relayed_for_others, 0);
+    // B trusts A, and P knows A's key, but P does not name it to B: P would not relay
+    // between them, and a route made active by the answer would send B's frames into P,
+    // dropped there for ever, while `show` called it active.
+    sim.advance(Duration::from_secs(60));
+    assert!(
+        !matches!(route(&sim, b, a), Some((_, RouteState::Active))),
+        "{:?}",
+        route(&sim, b, a)
+    );
+    let refused = sim.stats(p).drops_of(DropReason::RelayRefused);
+    sim.inject_frame(b, &frame(3, 0xff, 0x88));
+    sim.run_until_idle(1000);
+    assert_eq!(
+        sim.stats(p).drops_of(DropReason::RelayRefused),
+        refused,
+        "B sent a frame through P for A"
+    );
 }
 
 #[test]
@@ -705,29 +722,45 @@ fn a_revoked_key_that_lies_about_its_members_still_gets_nothing_through_a_relay(
     let lie = sim.nodes[&a].sessions().map(|s| s.members());
     let mut node_id = [0u8; 8];
     node_id.copy_from_slice(&Simulator::public_key(3).0[..8]);
-    let mut buf = vec![0u8; 256];
-    let at = ethcloud::crypto::FRONT_LEN;
-    let flags = FLAG_RELAY | FLAG_RELAYED | FLAG_NAMES_KEYS;
-    let token = Token::new(1).unwrap();
-    let len = emit_hello(
-        token,
-        flags,
-        u64::from_be_bytes(node_id),
-        p,
-        lie,
-        &mut buf[at - TOKEN_LEN..],
-    )
-    .unwrap();
-    let now = sim.now;
-    let sealed = sim
-        .nodes
-        .get_mut(&b)
-        .and_then(|n| n.sessions_mut())
-        .unwrap()
-        .seal(now, p, &mut buf, at, len - TOKEN_LEN)
+    let tell_the_lie = |sim: &mut Simulator| {
+        let mut buf = vec![0u8; 256];
+        let at = ethcloud::crypto::FRONT_LEN;
+        let flags = FLAG_RELAY | FLAG_RELAYED | FLAG_NAMES_KEYS;
+        let token = Token::new(1).unwrap();
+        let len = emit_hello(
+            token,
+            flags,
+            u64::from_be_bytes(node_id),
+            p,
+            lie,
+            &mut buf[at - TOKEN_LEN..],
+        )
         .unwrap();
-    sim.inject_datagram(b, p, buf[sealed].to_vec());
-    sim.run_until_idle(1000);
+        let now = sim.now;
+        let sealed = sim
+            .nodes
+            .get_mut(&b)
+            .and_then(|n| n.sessions_mut())
+            .unwrap()
+            .seal(now, p, &mut buf, at, len - TOKEN_LEN)
+            .unwrap();
+        sim.inject_datagram(b, p, buf[sealed].to_vec());
+        sim.run_until_idle(1000);
+    };
+    // B lied from the start, as a modified node would: P answers B's queries about A's key,
+    // B's route to A is active, and B sends through P. (Told the truth, P names A's key to
+    // B not at all, and B's route is refused.)
+    assert!(!matches!(route(&sim, b, a), Some((_, RouteState::Active))));
+    for _ in 0..40 {
+        tell_the_lie(&mut sim);
+        sim.advance(Duration::from_secs(10));
+    }
+    tell_the_lie(&mut sim);
+    assert!(
+        matches!(route(&sim, b, a), Some((via, RouteState::Active)) if via == p),
+        "{:?}",
+        route(&sim, b, a)
+    );
 
     let before = sim.stats(p).relayed_for_others;
     sim.inject_frame(b, &frame(3, 0xff, 0x86));
@@ -840,4 +873,59 @@ fn a_key_answer_nothing_asked_for_is_counted_as_refused() {
     sim.inject_datagram(p, a, sim::sealed_by(&member, 0x14, &body));
     sim.run_until_idle(100);
     assert_eq!(sim.stats(a).drops_of(DropReason::RelayRefused), refused + 1);
+}
+
+#[test]
+fn a_relay_route_to_a_node_that_is_a_direct_peer_at_another_address_is_superseded_and_stays_so() {
+    // Per-node keys. B is dual-stack and A IPv4-only; A and B are direct peers over IPv4,
+    // while P knows B only at its IPv6 address and lists that to A. A cannot reach it, so
+    // it is relayed through P; but P names B's key for it, and A holds a session with that
+    // key directly: the route is a detour, and every flood of A's would reach B twice.
+    let (p, p6): (SocketAddr, SocketAddr) = (
+        "198.18.0.1:3210".parse().unwrap(),
+        "[fd00::1]:3210".parse().unwrap(),
+    );
+    let a: SocketAddr = "198.18.0.2:3210".parse().unwrap();
+    let (b, b6): (SocketAddr, SocketAddr) = (
+        "198.18.0.3:3210".parse().unwrap(),
+        "[fd00::3]:3210".parse().unwrap(),
+    );
+    let mut sim = Simulator::new(0x5e1a_0d00);
+    let mut cfg_p = Simulator::identity_config(1, &[1, 2, 3]);
+    cfg_p.own_addrs.push(p6);
+    sim.add_node_at(p, &cfg_p);
+    sim.add_alias(p, p6);
+    let mut cfg_a = Simulator::identity_config(2, &[1, 2, 3]);
+    cfg_a.accepts_ipv6 = false;
+    sim.add_node_at(a, &cfg_a);
+    let mut cfg_b = Simulator::identity_config(3, &[1, 2, 3]);
+    cfg_b.own_addrs.push(b6);
+    sim.add_node_at(b, &cfg_b);
+    sim.add_alias(b, b6);
+    sim.connect(a, p);
+    sim.connect(a, b);
+    sim.connect(b, p6);
+    sim.advance(Duration::from_secs(60));
+    assert!(sim.peers_of(a).contains(&b), "{:?}", sim.peers_of(a));
+    assert!(sim.peers_of(p).contains(&b6), "{:?}", sim.peers_of(p));
+    // For five minutes (past several key checks and the superseded time), no route to b6
+    // carries A's frames, and P relays nothing from A.
+    for second in 0..300 {
+        assert!(
+            !matches!(route(&sim, a, b6), Some((_, RouteState::Active))),
+            "{second} s in: {:?}",
+            route(&sim, a, b6)
+        );
+        sim.tick();
+    }
+    assert!(
+        matches!(route(&sim, a, b6), Some((_, RouteState::Superseded(_)))),
+        "{:?}",
+        route(&sim, a, b6)
+    );
+    let relayed = sim.stats(p).relayed_for_others;
+    sim.inject_frame(a, &frame(2, 0xff, 0x89));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, b, 0x89), 1, "B got A's flood once");
+    assert_eq!(sim.stats(p).relayed_for_others, relayed);
 }

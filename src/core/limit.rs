@@ -100,7 +100,8 @@ impl RateLimiter {
             .saturating_add(self.fraction);
         self.tokens = self.tokens.saturating_add(earned / 1000);
         self.fraction = earned % 1000;
-        self.last_refill = now;
+        // (Never backwards: a time before the last refill earns nothing, then or later.)
+        self.last_refill = self.last_refill.max(now);
         // never more than one second's worth, also when the rate was lowered since; a full
         // bucket saves no time for later
         if self.tokens >= rate {

@@ -9,8 +9,9 @@
 //! - While a route is active its address is tried directly every [`DIRECT_RETRY`].
 //! - A route ends when R stops being a relaying peer, when its address becomes a direct peer,
 //!   when it was neither listed by R nor used for [`ROUTE_IDLE`], or when a direct path to the
-//!   same node shows (its MACs arrive directly): then it is *superseded* for
-//!   [`SUPERSEDED_FOR`], and frames relayed from it are dropped as duplicates.
+//!   same node shows (its MACs arrive directly, or with per-node keys R names a key that a
+//!   direct peer holds): then it is *superseded* for [`SUPERSEDED_FOR`], and for as long as
+//!   that direct peer stays one, and frames relayed from it are dropped as duplicates.
 //! - Routes are one hop: a RelayedFrom is delivered, never passed on, so no loop can form.
 //! - Per-node keys, through a relay that names keys (Hello flag 0x40): a route is *checking*
 //!   until the relay named the key its far end holds, and carries frames (either way) only if
@@ -91,6 +92,10 @@ pub struct Route {
     pub tried: Instant,
     /// Per-node keys: the key the relay named for the node at the address, if it did.
     pub key: Option<[u8; 32]>,
+    /// The direct peer whose path superseded the route: it stays superseded while that peer
+    /// does (else the relay's lists would make it again, and floods would go to the node
+    /// twice, directly and through the relay).
+    pub superseded_by: Option<SocketAddr>,
     /// When the relay was last asked for that key (`None`: not yet).
     pub asked: Option<Instant>,
     /// Queries sent since the relay last answered.
@@ -322,6 +327,16 @@ impl RelayTable {
             return;
         }
         if let Some(c) = self.candidates.get_mut(&addr) {
+            if c.via != via {
+                // Listed through another relay too: the candidate follows the one that
+                // listed it last (the first may have lost it), if that one has room.
+                if self.held.get(&via) >= MAX_PER_RELAY {
+                    return;
+                }
+                self.held.remove(&c.via);
+                self.held.add(via);
+                c.via = via;
+            }
             c.last_listed = now;
             return;
         }
@@ -535,6 +550,7 @@ impl RelayTable {
         trusted: impl Fn(&[u8; 32]) -> bool,
     ) -> Vec<SocketAddr> {
         let mut refused = Vec::new();
+        let mut activated = 0;
         for (addr, r) in &mut self.routes {
             match r.state {
                 RouteState::Active if r.key.is_some_and(|k| !trusted(&k)) => {
@@ -542,23 +558,35 @@ impl RelayTable {
                     refused.push(*addr);
                 }
                 RouteState::Refused(_) if r.key.is_some_and(|k| trusted(&k)) => {
-                    r.state = RouteState::Checking;
                     r.asked = None;
                     r.unanswered = 0;
+                    if self.names_keys.contains(&r.via) {
+                        r.state = RouteState::Checking;
+                    } else {
+                        // Its relay names no keys any more (it restarted as an earlier
+                        // version): nobody would be asked, so as routes through it are.
+                        r.state = RouteState::Active;
+                        activated += 1;
+                    }
                 }
                 _ => {}
             }
         }
-        if !refused.is_empty() {
-            self.active -= refused.len();
+        if !refused.is_empty() || activated > 0 {
+            self.active = self.active + activated - refused.len();
             self.changes = self.changes.wrapping_add(1);
         }
         refused
     }
 
-    /// A direct path to the node behind the route to `addr` showed: supersede the route.
-    /// Returns its relay if it was active (or still checking).
-    pub fn supersede(&mut self, now: Instant, addr: SocketAddr) -> Option<SocketAddr> {
+    /// A direct path to the node behind the route to `addr` showed, at the direct peer `by`:
+    /// supersede the route. Returns its relay if it was active (or still checking).
+    pub fn supersede(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        by: SocketAddr,
+    ) -> Option<SocketAddr> {
         let r = self.routes.get_mut(&addr)?;
         match r.state {
             RouteState::Active => {
@@ -570,6 +598,7 @@ impl RelayTable {
             RouteState::Superseded(_) | RouteState::Refused(_) => return None,
         }
         r.state = RouteState::Superseded(now);
+        r.superseded_by = Some(by);
         Some(r.via)
     }
 
@@ -621,7 +650,10 @@ impl RelayTable {
                         || !self.capable.contains(&r.via)
                         || now.saturating_duration_since(r.last_used) >= ROUTE_IDLE
                 }
-                RouteState::Superseded(at) => now.saturating_duration_since(at) >= SUPERSEDED_FOR,
+                RouteState::Superseded(at) => {
+                    now.saturating_duration_since(at) >= SUPERSEDED_FOR
+                        && !r.superseded_by.is_some_and(&is_direct)
+                }
                 RouteState::Refused(at) => now.saturating_duration_since(at) >= REFUSED_FOR,
             };
             if stale {
@@ -692,6 +724,7 @@ impl RelayTable {
                 key: None,
                 asked: None,
                 unanswered: 0,
+                superseded_by: None,
             },
         );
         if let Some(old) = old {
@@ -786,6 +819,8 @@ mod tests {
 
     const R: &str = "198.18.0.1:3210";
     const X: &str = "198.18.0.3:40000";
+    /// X's node, reached directly at another address (its NAT's mapping towards us).
+    const D: &str = "198.18.0.3:40001";
 
     fn table() -> RelayTable {
         let mut table = RelayTable::new();
@@ -925,13 +960,59 @@ mod tests {
         let mut table = table();
         assert_eq!(table.accept_relayed(t(0), a(R), a(X)), Accept::New);
         assert_eq!(table.accept_relayed(t(1), a(R), a(X)), Accept::Known);
-        assert_eq!(table.supersede(t(2), a(X)), Some(a(R)));
-        assert_eq!(table.supersede(t(2), a(X)), None);
+        assert_eq!(table.supersede(t(2), a(X), a(D)), Some(a(R)));
+        assert_eq!(table.supersede(t(2), a(X), a(D)), None);
         assert_eq!(table.route(a(X)), None);
         assert_eq!(table.accept_relayed(t(3), a(R), a(X)), Accept::Superseded);
         housekeep(&mut table, t(2) + SUPERSEDED_FOR);
         assert!(table.is_empty());
         assert_eq!(table.accept_relayed(t(70), a(R), a(X)), Accept::New);
+    }
+
+    #[test]
+    fn a_route_superseded_by_a_direct_peer_stays_so_while_that_peer_does() {
+        // X is listed by R; X's node is a direct peer at D (a symmetric NAT maps it one way
+        // towards R, another towards us), and the route was superseded when its MACs came
+        // from D. R goes on listing X: the route must not come back while D is a peer, or
+        // every flood would reach X's node twice, directly and through R.
+        let mut table = table();
+        table.on_listed(t(0), a(R), a(X));
+        assert_eq!(housekeep(&mut table, t(10)), vec![(a(X), a(R))]);
+        assert_eq!(table.supersede(t(11), a(X), a(D)), Some(a(R)));
+        let direct = |addr: SocketAddr| addr == a(D);
+        for now in (20..400).step_by(10) {
+            table.on_listed(t(now), a(R), a(X));
+            table.housekeep(
+                t(now),
+                direct,
+                |_| false,
+                |x, _, _| panic!("{x} again"),
+                |_, _| {},
+            );
+            assert_eq!(table.route(a(X)), None, "at {now} s");
+        }
+        assert_eq!(table.accept_relayed(t(400), a(R), a(X)), Accept::Superseded);
+        // D is gone: the superseded route goes after its time, and X may be relayed again.
+        housekeep(&mut table, t(401));
+        assert!(table.is_empty());
+        table.on_listed(t(402), a(R), a(X));
+        assert_eq!(housekeep(&mut table, t(412)), vec![(a(X), a(R))]);
+    }
+
+    #[test]
+    fn a_candidate_follows_the_relay_that_lists_it() {
+        // R1 listed X once; R2 lists X from then on. The route goes through R2, not through
+        // R1, which may have lost X.
+        let mut table = table();
+        let r2 = a("198.18.0.2:3210");
+        table.set_flags(r2, true, true);
+        table.on_listed(t(0), a(R), a(X));
+        for now in 1..=10 {
+            table.on_listed(t(now), r2, a(X));
+        }
+        assert_eq!(housekeep(&mut table, t(10)), vec![(a(X), r2)]);
+        assert_eq!(table.route(a(X)), Some(r2));
+        assert_eq!((table.held_by(a(R)), table.held_by(r2)), (0, 1));
     }
 
     #[test]
@@ -982,6 +1063,12 @@ mod tests {
             counted.add(c.via);
         }
         assert_eq!(table.held, counted);
+        let active = table
+            .routes
+            .values()
+            .filter(|r| r.state == RouteState::Active)
+            .count();
+        assert_eq!(table.active, active);
     }
 
     #[test]
@@ -1156,7 +1243,7 @@ mod tests {
         let key = [9u8; 32];
         // Superseded while still checking: it never starts to carry frames.
         assert_eq!(table.accept_relayed(t(0), a(R), a(X)), Accept::Checking);
-        assert_eq!(table.supersede(t(0), a(X)), Some(a(R)));
+        assert_eq!(table.supersede(t(0), a(X), a(D)), Some(a(R)));
         assert_eq!(
             table.on_key(t(1), a(R), a(X), key, true),
             KeyVerdict::Unchanged
@@ -1197,6 +1284,22 @@ mod tests {
             KeyVerdict::Activated
         );
         assert_eq!(table.route(y), Some(a(R)));
+
+        // Refused, then R restarts as an earlier version (it names no keys), then SIGHUP
+        // trusts the key: nobody would answer a query, so the route is used as before
+        // rather than left checking for ever.
+        let z = a("198.18.0.8:1");
+        assert_eq!(table.accept_relayed(t(310), a(R), z), Accept::Checking);
+        assert_eq!(table.ask_due(t(310), z), Some(a(R)));
+        assert_eq!(
+            table.on_key(t(311), a(R), z, [5; 32], false),
+            KeyVerdict::Refused
+        );
+        table.set_names_keys(a(R), false);
+        assert!(table.retrust(t(312), |_| true).is_empty());
+        assert_eq!(table.route(z), Some(a(R)));
+        assert_eq!(table.accept_relayed(t(313), a(R), z), Accept::Known);
+        check_held(&table);
     }
 
     #[test]

@@ -255,7 +255,8 @@ impl<S: Socket, D: Device> Node<S, D> {
     }
 
     /// Per-node keys: `from` asks which key our peer at `addr` holds. Answered for a peer that
-    /// takes part in relaying about one that does too (what a route through us needs).
+    /// takes part in relaying about one that does too, if both trust the same members (what
+    /// a route through us needs).
     fn on_key_query(&mut self, from: SocketAddr, addr: SocketAddr) -> Result<(), DropReason> {
         let key = self
             .sessions
@@ -265,6 +266,10 @@ impl<S: Socket, D: Device> Node<S, D> {
                     && self.relay.accepts(from)
                     && self.relay.accepts(addr)
                     && self.peers.is_verified(addr)
+                    // Only for a pair we would relay between (see `relay_for`): an answer
+                    // for any other would make the asker's route active, and everything it
+                    // sent through us would be dropped.
+                    && self.relay.same_members(from, addr)
             })
             .and_then(|sessions| sessions.key_of(addr))
             .ok_or(DropReason::RelayRefused)?;
@@ -287,7 +292,19 @@ impl<S: Socket, D: Device> Node<S, D> {
         };
         let public = PublicKey(key);
         let trusted = sessions.trusted().contains(&public);
-        match self.relay.on_key(now, via, addr, key, trusted) {
+        let direct = sessions
+            .addr_of(&public)
+            .filter(|at| *at != addr && self.peers.is_verified(*at));
+        let verdict = self.relay.on_key(now, via, addr, key, trusted);
+        if let (Some(at), true) = (direct, trusted) {
+            // The node there is a direct peer of ours (at another address: its NAT maps it
+            // one way towards us and another towards the relay): the relay is a detour.
+            if matches!(verdict, KeyVerdict::Activated | KeyVerdict::Unchanged) {
+                self.relay_on_moved(now, addr, at);
+                return Ok(());
+            }
+        }
+        match verdict {
             KeyVerdict::Activated => {
                 // (Once per route made.)
                 let name = sessions.trusted().name(&public).unwrap_or("").to_owned();
@@ -330,7 +347,7 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// A MAC of the node behind the route to `old` arrived directly from `now_at`: the direct
     /// path replaces the relay.
     pub(super) fn relay_on_moved(&mut self, now: Instant, old: SocketAddr, now_at: SocketAddr) {
-        if let Some(via) = self.relay.supersede(now, old) {
+        if let Some(via) = self.relay.supersede(now, old, now_at) {
             self.switch.forget_peer(old);
             self.note(
                 now,
@@ -659,6 +676,9 @@ impl<S: Socket, D: Device> Node<S, D> {
             Accept::Superseded => return Err(DropReason::RelaySuperseded),
             Accept::Full => return Err(DropReason::RelayRefused),
             Accept::Checking => {
+                // (A route that was active and now waits for a key: what was learnt behind
+                // it goes, so that frames to those MACs are not sent to the origin.)
+                self.switch.forget_peer(origin);
                 if let Some(via) = self.relay.ask_due(now, origin) {
                     self.send_key_message(via, origin, None);
                 }

@@ -370,6 +370,14 @@ impl Sessions {
         self.by_addr.get(&addr).copied()
     }
 
+    /// Where `key` last answered or sent from, if it has a current session.
+    pub fn addr_of(&self, key: &PublicKey) -> Option<SocketAddr> {
+        self.keys
+            .get(key)
+            .filter(|k| k.current.is_some())
+            .and_then(|k| k.addr)
+    }
+
     /// The current sending session of `key`: its 16-byte id, when it was made, and how many
     /// packets it sealed.
     pub fn current_session(
