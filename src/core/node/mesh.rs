@@ -127,12 +127,20 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
     }
 
-    /// Sends Close to every peer (the spec's shutdown rule) and forgets them.
+    /// Sends Close to every peer (the spec's shutdown rule) and forgets them. With per-node
+    /// keys only to the verified ones: the others have no session to seal it in (sending
+    /// would start a handshake).
     pub fn shutdown(&mut self, now: Instant) {
         self.now = now;
         let mut peers = core::mem::take(&mut self.targets);
         peers.clear();
-        peers.extend(self.peers.verified_addrs());
+        if self.sessions.is_some() {
+            peers.extend(self.peers.verified_addrs());
+        } else {
+            // Unverified ones too: a node that asked us for our list, and so counts us as
+            // its peer, stops sending to us now rather than after its peer timeout.
+            peers.extend(self.peers.addrs());
+        }
         for addr in peers.iter() {
             self.send_control(*addr, Kind::Close);
         }

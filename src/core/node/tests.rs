@@ -294,3 +294,27 @@ fn gossip_names_every_peer_to_every_other_peer_whatever_their_number() {
         }
     }
 }
+
+#[test]
+fn shutdown_sends_close_to_unverified_peers_too() {
+    // X asked for our list (so it counts us as its peer), and we have not verified it yet:
+    // it gets a Close as well, and stops sending to us now rather than after its timeout.
+    let (mut node, peers) = node_with_peers(2, Duration::from_secs(1800));
+    let x = SocketAddr::from(([198, 18, 2, 1], 3210));
+    let now = node.socket().now;
+    let mut ask = [0u8; 8];
+    let len = wire::emit_control(Token::new(5).unwrap(), wire::Kind::GetPeers, &mut ask).unwrap();
+    node.on_datagram(now, x, &mut ask[..len]).unwrap();
+    node.socket_mut().sent.clear();
+    node.shutdown(now);
+    let closed: Vec<SocketAddr> = node
+        .socket()
+        .sent
+        .iter()
+        .filter(|s| s.3 == 3)
+        .map(|s| s.1)
+        .collect();
+    assert_eq!(closed.len(), 3, "{closed:?}");
+    assert!(closed.contains(&x) && peers.iter().all(|p| closed.contains(p)));
+    assert_eq!(node.peer_count(), 0);
+}

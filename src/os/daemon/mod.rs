@@ -70,6 +70,9 @@ pub const FLUSH_AT: usize = 32;
 /// Bytes of the tap read buffer with a vnet header: the header and a 64 KiB super-frame.
 const SUPERFRAME_BUF_LEN: usize = VNET_HDR_LEN + (1 << 16) + 64;
 
+/// The longest each send of the Close messages at exit waits for room in the socket buffer.
+pub const LAST_SEND_WAIT: Duration = Duration::from_millis(100);
+
 /// How often the kernel's drop counters of the socket and the tap are read for the status.
 const KERNEL_COUNTERS_EVERY: Duration = Duration::from_secs(1);
 
@@ -334,11 +337,22 @@ impl Daemon {
         let result = self.serve();
         if result.is_err() {
             let now = self.clock.now();
-            self.lanes.stop(now, &mut self.node);
-            self.node.shutdown(now);
-            self.node.flush();
+            self.send_closes(now);
         }
         result
+    }
+
+    /// The end of the loop: stops the lanes (nothing is sent after the Close messages), then
+    /// sends every peer its Close, each send waiting up to [`LAST_SEND_WAIT`] for room in a
+    /// socket buffer that a flood may have filled.
+    fn send_closes(&mut self, now: Instant) {
+        self.lanes.stop(now, &mut self.node);
+        if let Err(e) = self.node.socket().block_for_last_sends(LAST_SEND_WAIT) {
+            debug!("cannot make the socket wait for room for the Close messages: {e}");
+        }
+        self.node.shutdown(now);
+        // The Close messages are queued: send them before leaving.
+        self.node.flush();
     }
 
     fn serve(&mut self) -> Result<Exit, Error> {

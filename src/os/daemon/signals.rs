@@ -71,11 +71,7 @@ impl Daemon {
             match signal {
                 Signal::Interrupt | Signal::Terminate => {
                     info!("shutting down ({signal})");
-                    // The lanes first: nothing is sent after the Close messages.
-                    self.lanes.stop(now, &mut self.node);
-                    self.node.shutdown(now);
-                    // The Close messages are queued: send them before leaving.
-                    self.node.flush();
+                    self.send_closes(now);
                     return Ok(Some(Exit::Signal));
                 }
                 Signal::User1 => {

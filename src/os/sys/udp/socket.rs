@@ -106,6 +106,20 @@ impl UdpSocket {
         })
     }
 
+    /// For the last datagrams before exit (the Close messages): the socket blocks from now
+    /// on, each send waiting at most `timeout` for room in its buffer, so that a buffer that
+    /// a flood filled does not drop them all (non-blocking, they would fail at once with
+    /// `EAGAIN`). Nothing may read or send through it afterwards on the hot path: this holds
+    /// for every handle on it (see [`UdpSocket::try_clone`]).
+    ///
+    /// # Errors
+    ///
+    /// The OS error of `setsockopt` or `fcntl`.
+    pub fn block_for_last_sends(&self, timeout: std::time::Duration) -> io::Result<()> {
+        self.socket.set_write_timeout(Some(timeout))?;
+        self.socket.set_nonblocking(false)
+    }
+
     /// A second handle on the same socket (a duplicated fd), with its own send queue (off
     /// until [`UdpSocket::enable_batching`]) and the same offloads: a `--threads` lane sends
     /// through it. Datagrams sent through either leave from the same address and port.

@@ -270,3 +270,67 @@ fn a_gso_run_the_kernel_refuses_goes_out_datagram_by_datagram_and_gso_stays_on()
         "GSO turned off for every destination by one destination's refusal"
     );
 }
+
+#[test]
+#[ignore = "needs root (a network namespace of its own); .ci/run passes --include-ignored"]
+fn the_last_sends_wait_for_room_in_a_socket_buffer_a_flood_filled() {
+    // In a network namespace of its own, datagrams to 198.18.5.2 leave through a veth whose
+    // token bucket (10 Mb/s) holds them: the socket's buffer fills, and a send fails with
+    // EAGAIN, as the Close messages at exit did after a flood. Made to wait, the last
+    // datagram goes out.
+    let worker = std::thread::spawn(|| {
+        // SAFETY: unshare(CLONE_NEWNET) takes a flag and moves only this thread (and what
+        // it starts) into a new network namespace; nothing else of the test shares it.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "unshare: {}", io::Error::last_os_error());
+        let ip = |args: &str| {
+            let ok = std::process::Command::new("ip")
+                .args(args.split(' '))
+                .status()
+                .expect("ip");
+            assert!(ok.success(), "ip {args}");
+        };
+        ip("link add v0 type veth peer name v1");
+        ip("addr add 198.18.5.1/24 dev v0");
+        ip("link set v0 up");
+        ip("link set v1 up");
+        ip("neigh add 198.18.5.2 lladdr 02:00:00:00:00:02 dev v0");
+        let ok = std::process::Command::new("tc")
+            .args("qdisc add dev v0 root tbf rate 10mbit burst 10kb limit 100mb".split(' '))
+            .status()
+            .expect("tc");
+        assert!(ok.success(), "tc");
+        let mut tx = UdpSocket::bind(addr("198.18.5.1:0")).unwrap();
+        tx.enable_batching();
+        let to = addr("198.18.5.2:9");
+        let big = vec![0u8; 60_000];
+        // Fill the buffer until a send fails; then a small datagram fails at once too (tried
+        // again, boundedly, in the rare case that the bucket freed room just between).
+        let mut refused = false;
+        for _ in 0..5 {
+            let mut full = false;
+            for _ in 0..2_000 {
+                tx.send_to(&big, to).unwrap();
+                if let Err(e) = tx.flush() {
+                    assert_eq!(e.error.kind(), io::ErrorKind::WouldBlock, "{e:?}");
+                    full = true;
+                    break;
+                }
+            }
+            assert!(full, "the socket buffer never filled");
+            tx.send_to(&[3; 8], to).unwrap();
+            if tx.flush().is_err() {
+                refused = true;
+                break;
+            }
+        }
+        assert!(refused, "a small datagram always found room at once");
+        // Made to wait, it goes out (the bucket frees a 60 KB datagram every 48 ms).
+        tx.block_for_last_sends(std::time::Duration::from_millis(500))
+            .unwrap();
+        tx.send_to(&[3; 8], to).unwrap();
+        tx.flush()
+    });
+    let flushed = worker.join().expect("the worker ran");
+    assert!(flushed.is_ok(), "{flushed:?}");
+}
