@@ -25,9 +25,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use log::{error, info, warn};
+use log::{debug, error, info, warn};
 
-use ethcloud::cli::{unique_addrs, Args, Command, Host, Settings, ShowArgs};
+use ethcloud::cli::{unique_addrs, Args, Command, Host, PeerAddr, Settings, ShowArgs};
 use ethcloud::daemon;
 use ethcloud::error::Error;
 use ethcloud::hook::{self, HOOK_TIMEOUT};
@@ -105,6 +105,41 @@ fn write_stdout(bytes: &[u8]) -> ExitCode {
     }
 }
 
+/// The `--connect` names resolved, on a thread of their own (each may take the resolver's
+/// whole timeout, in a call no signal interrupts), while this one looks every 20 ms whether
+/// `stop` says to give up: `None` then, and the thread is left to end with the process.
+fn resolve_unless(
+    settings: &Settings,
+    stop: &dyn Fn() -> bool,
+) -> Result<Option<Vec<(PeerAddr, SocketAddr)>>, Error> {
+    let names = settings.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("resolve".to_owned())
+        .spawn(move || {
+            // The receiver may be gone (we stopped): nothing to tell then.
+            let _ = tx.send(names.resolve_each());
+        });
+    if let Err(e) = spawned {
+        debug!("cannot start a thread to resolve names ({e}): resolving here");
+        return settings.resolve_each_unless(stop);
+    }
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_millis(20)) {
+            Ok(result) => return result.map(Some),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if stop() {
+                    return Ok(None);
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                // The thread ended without an answer (it panicked): resolve here instead.
+                return settings.resolve_each_unless(stop);
+            }
+        }
+    }
+}
+
 fn run(settings: &Settings) -> Result<(), Error> {
     // First, so that SIGINT/SIGTERM during start-up lead to a clean exit, not a kill.
     let signals = SignalFd::new().map_err(Error::Signal)?;
@@ -129,7 +164,19 @@ fn run(settings: &Settings) -> Result<(), Error> {
         Some(path) => Some(load_identity(path, &settings.trusted)?),
         None => None,
     };
-    let resolved = settings.resolve_each()?;
+    // SIGINT or SIGTERM while names resolve (each may take the resolver's whole timeout when
+    // DNS is down) or while --ifup runs: stop there, and cleanly.
+    let stop_pending = || match signals.stop_pending() {
+        Ok(stop) => stop,
+        Err(e) => {
+            debug!("cannot look at the pending signals: {e}");
+            false
+        }
+    };
+    let Some(resolved) = resolve_unless(settings, &stop_pending)? else {
+        info!("stopped during start-up (a signal came while names were being resolved)");
+        return Ok(());
+    };
     let mut socket = UdpSocket::bind(settings.listen)?;
     if settings.offload {
         socket.enable_offloads();
@@ -155,6 +202,11 @@ fn run(settings: &Settings) -> Result<(), Error> {
     let control = open_control(settings, &name);
     if let Some(command) = &settings.ifup {
         hook::run("--ifup", command, &name, HOOK_TIMEOUT)?;
+        if stop_pending() {
+            info!("stopped during start-up (a signal came while --ifup ran)");
+            run_ifdown(settings, &name);
+            return Ok(());
+        }
     }
     if let Some(identity) = &identity {
         // What SIGHUP reads must stay readable after the switch: checked as that user

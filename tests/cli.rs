@@ -511,6 +511,60 @@ fn template_device_starts_logs_its_real_name_and_sigterm_exits_0() {
     );
 }
 
+#[test]
+#[ignore = "needs root + netns; .ci/run passes --include-ignored"]
+fn sigterm_while_a_name_resolves_against_a_silent_resolver_exits_0_at_once() {
+    // In a network and mount namespace of their own, the resolver is 198.18.99.1, routed
+    // into loopback where nothing answers: each name takes the resolver's whole timeout
+    // (30 s here), in a call no signal interrupts. SIGTERM must not wait for it.
+    let dir = temp_dir("resolve");
+    let resolv = dir.join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        "nameserver 198.18.99.1\noptions timeout:30 attempts:1\n",
+    )
+    .expect("resolv.conf");
+    let script = format!(
+        "mount --bind {} /etc/resolv.conf && ip link set lo up && \
+         ip route add 198.18.99.0/24 dev lo && exec {BIN} -d ecrtest%d -l 127.0.0.1:0 \
+         -c peer.example.invalid:3210",
+        resolv.display()
+    );
+    let child = Command::new("unshare")
+        .args(["--net", "--mount", "sh", "-c", &script])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("unshare runs");
+    let mut child = Guard(child);
+    // The query is out once a socket to 198.18.99.1:53 shows in the daemon's namespace
+    // (/proc/PID/net/udp writes the address as little-endian hex).
+    let udp = format!("/proc/{}/net/udp", child.0.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let table = std::fs::read_to_string(&udp).unwrap_or_default();
+        if table.contains("016312C6:0035") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no query to the resolver within 10 s:\n{table}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(child.0.id(), "TERM");
+    let status = child.wait_within(Duration::from_secs(5), "the daemon after SIGTERM");
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.0.stderr.take() {
+        pipe.read_to_string(&mut stderr).expect("stderr");
+    }
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("stopped during start-up"), "{stderr}");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
 /// The first line containing `needle` within 10 s, skipping others (e.g. warnings about
 /// unreachable peers: the namespace has no routes).
 fn wait_for(rx: &mpsc::Receiver<String>, needle: &str) -> String {

@@ -102,11 +102,29 @@ impl Settings {
     /// [`Error::Resolve`] if a name cannot be resolved, [`Error::NoUsableAddress`] if it
     /// resolves only to addresses of the other family.
     pub fn resolve_each(&self) -> Result<Vec<(PeerAddr, SocketAddr)>, Error> {
+        self.resolve_each_unless(|| false)
+            .map(Option::unwrap_or_default)
+    }
+
+    /// [`Settings::resolve_each`], asking `stop` before each name (each may take the
+    /// resolver's whole timeout): `None` once it says stop.
+    ///
+    /// # Errors
+    ///
+    /// As [`Settings::resolve_each`].
+    pub fn resolve_each_unless(
+        &self,
+        mut stop: impl FnMut() -> bool,
+    ) -> Result<Option<Vec<(PeerAddr, SocketAddr)>>, Error> {
         let families = Families::of(&self.listen);
-        self.connect
-            .iter()
-            .map(|peer| Ok((peer.clone(), peer.resolve(families, self.listen)?)))
-            .collect()
+        let mut each = Vec::with_capacity(self.connect.len());
+        for peer in &self.connect {
+            if stop() {
+                return Ok(None);
+            }
+            each.push((peer.clone(), peer.resolve(families, self.listen)?));
+        }
+        Ok(Some(each))
     }
 
     /// Resolves every `--connect` peer to one address the socket on `listen` can reach,

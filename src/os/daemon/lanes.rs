@@ -281,7 +281,8 @@ fn run_lane(
     clock: Clock,
     vnet_hdr_len: usize,
 ) {
-    // However the lane ends before the stop (an error, a panic), the loop hears of it now.
+    // However the lane ends before the stop (an error, or a panic where panics unwind: the
+    // tests' builds; the release build aborts), the loop hears of it now.
     let _ended = EndGuard { index, shared };
     let mut poll = match Poll::new().and_then(|poll| {
         poll.register(std::os::fd::AsFd::as_fd(&queue), 0)?;

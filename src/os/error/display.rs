@@ -156,7 +156,8 @@ impl fmt::Display for Error {
             ),
             Error::Epoll(source) => write!(
                 f,
-                "epoll failed: {} (out of file descriptors or memory?)",
+                "the event loop (epoll or its eventfd) failed: {} (out of file descriptors or \
+                 memory?)",
                 OsError(source)
             ),
             Error::Signal(source) => write!(
@@ -166,7 +167,7 @@ impl fmt::Display for Error {
             ),
             Error::Timer(source) => write!(
                 f,
-                "cannot set up the timer: {} (out of file descriptors or memory?)",
+                "the loop's timer (timerfd) failed: {} (out of file descriptors or memory?)",
                 OsError(source)
             ),
             Error::DeviceRead { name, source } => write!(

@@ -95,11 +95,11 @@ pub enum Error {
     },
     /// The host's addresses could not be listed.
     LocalAddrs(io::Error),
-    /// epoll could not be set up or waited on.
+    /// epoll could not be set up or waited on, or the lanes' eventfd could not be read.
     Epoll(io::Error),
     /// The signalfd could not be set up or read.
     Signal(io::Error),
-    /// The timerfd could not be set up or armed.
+    /// The timerfd could not be set up, armed or cleared.
     Timer(io::Error),
     /// Reading from the tap device failed for good (e.g. the device was deleted).
     DeviceRead {

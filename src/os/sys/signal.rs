@@ -123,6 +123,27 @@ impl SignalFd {
         })
     }
 
+    /// Whether SIGINT or SIGTERM is pending (blocked and not read yet), without taking it
+    /// or any other: start-up checks this between its slow steps (names to resolve, the
+    /// `--ifup` hook), so that a stop asked for meanwhile is not kept waiting for the rest.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of `sigpending`.
+    pub fn stop_pending(&self) -> io::Result<bool> {
+        let mut set = mem::MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigpending() fills the whole set it is given a valid pointer to.
+        syscall!(sigpending(set.as_mut_ptr()))?;
+        // SAFETY: sigpending() succeeded, so every byte of `set` is initialised.
+        let set = unsafe { set.assume_init() };
+        let mut stop = false;
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: `set` is an initialised sigset_t that is only read; `signal` is valid.
+            stop |= syscall!(sigismember(&set, signal))? == 1;
+        }
+        Ok(stop)
+    }
+
     /// The next pending signal, or `None` when none is pending.
     ///
     /// # Errors
