@@ -179,11 +179,11 @@ fn coalesce(data: &[u8]) {
     // Each frame: [control, length]; its payload is the next `length` * 8 bytes of the input
     // (padded with a pattern if the input runs out).
     while let [ctl, len, tail @ ..] = rest {
-        rest = tail;
         let n = usize::from(*len) * 8;
         let payload: Vec<u8> = (0..n)
             .map(|i| tail.get(i).copied().unwrap_or(i as u8))
             .collect();
+        rest = tail.get(n..).unwrap_or_default();
         let flags = match ctl & 0x0c {
             0x04 => 0x18, // ACK PSH
             0x08 => 0x11, // ACK FIN: never joins
@@ -232,20 +232,63 @@ fn segment(data: &[u8]) {
     let Ok(mut cut) = Segmenter::new(&hdr, frame) else {
         return;
     };
-    if hdr.flags & 0x80 != 0 {
+    let partial = hdr.flags & 0x80 != 0;
+    if partial {
         // Unused vnet flag bit: cut for a peer that completes checksums.
         cut.leave_checksums_partial();
     }
     let max = cut.max_segment_len();
     let count = cut.count();
+    let header_len = cut.header_len();
     let mut out = vec![0u8; max];
     let mut n = 0;
+    let mut payload = Vec::with_capacity(frame.len());
     while let Some(len) = cut.next_into(&mut out) {
-        assert!(len <= max);
+        assert!(len <= max && len >= header_len);
         n += 1;
         assert!(n <= count);
+        payload.extend_from_slice(&out[header_len..len]);
+        if !partial {
+            assert!(transport_checksum_ok(&out[..len]), "segment {n} of {count}");
+        }
     }
-    assert_eq!(n, count);
+    if n == count {
+        // What the segments carry is the super-frame's payload, in order, all of it.
+        assert_eq!(payload, &frame[header_len..]);
+    } else {
+        // Stopped early only where a segment's length fits no 16-bit length field.
+        assert!(max > 65_535, "{n} of {count} segments, at most {max} bytes");
+    }
+}
+
+/// Whether the TCP or UDP checksum of a cut segment verifies (Ethernet with up to two VLAN
+/// tags, IPv4 with options or IPv6 with hop-by-hop and destination options headers).
+fn transport_checksum_ok(f: &[u8]) -> bool {
+    let mut at = 12;
+    while matches!(f.get(at..at + 2), Some([0x81, 0x00] | [0x88, 0xa8])) {
+        at += 4;
+    }
+    let l3 = at + 2;
+    let (src, dst, mut protocol, mut l4) = match f.get(at..at + 2) {
+        Some([0x08, 0x00]) => (
+            &f[l3 + 12..l3 + 16],
+            &f[l3 + 16..l3 + 20],
+            f[l3 + 9],
+            l3 + usize::from(f[l3] & 0x0f) * 4,
+        ),
+        Some([0x86, 0xdd]) => (&f[l3 + 8..l3 + 24], &f[l3 + 24..l3 + 40], f[l3 + 6], l3 + 40),
+        _ => panic!("a segment that is not IP"),
+    };
+    while protocol == 0 || protocol == 60 {
+        protocol = f[l4];
+        l4 += (usize::from(f[l4 + 1]) + 1) * 8;
+    }
+    let pseudo = checksum::pseudo_header(src, dst, protocol, f.len() - l4);
+    let at = if protocol == 6 { l4 + 16 } else { l4 + 6 };
+    if protocol == 17 && f[at..at + 2] == [0, 0] {
+        return false; // never written as 0: 0xffff stands for it
+    }
+    checksum::finish(checksum::add(pseudo, &f[l4..])) == 0
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -160,6 +160,8 @@ pub struct Simulator {
     nat: BTreeMap<SocketAddr, BTreeMap<SocketAddr, Instant>>,
     /// A second address of a node (of the other family: a dual-stack host) → the node.
     aliases: BTreeMap<SocketAddr, SocketAddr>,
+    /// Public address -> node behind a NAT that hairpins (see [`Simulator::add_hairpin`]).
+    hairpins: BTreeMap<SocketAddr, SocketAddr>,
     /// (from, to, byte after the token): the next such datagram is lost.
     lose_next: Option<(SocketAddr, SocketAddr, u8)>,
     next_host: u32,
@@ -215,6 +217,7 @@ impl Simulator {
             blocked: BTreeSet::new(),
             nat: BTreeMap::new(),
             aliases: BTreeMap::new(),
+            hairpins: BTreeMap::new(),
             lose_next: None,
             next_host: 1,
             buf: PacketBuf::new(),
@@ -442,6 +445,12 @@ impl Simulator {
         self.aliases.insert(alias, node);
     }
 
+    /// `public` is where the outside reaches `node` (a 1:1 NAT or a port forward), and the
+    /// NAT hairpins: what `node` itself sends to `public` comes back to it, from `public`.
+    pub fn add_hairpin(&mut self, node: SocketAddr, public: SocketAddr) {
+        self.hairpins.insert(public, node);
+    }
+
     /// The address a datagram from the node at `addr` to `to` leaves from.
     fn source(&self, addr: SocketAddr, to: SocketAddr) -> SocketAddr {
         if addr.is_ipv4() == to.is_ipv4() {
@@ -647,7 +656,16 @@ impl Simulator {
                 return true;
             }
         }
-        let at = self.aliases.get(&d.to).copied().unwrap_or(d.to);
+        let mut d = d;
+        let at = match self.hairpins.get(&d.to) {
+            Some(&node) => {
+                if d.from == node {
+                    d.from = d.to;
+                }
+                node
+            }
+            None => self.aliases.get(&d.to).copied().unwrap_or(d.to),
+        };
         if !self.nodes.contains_key(&at) {
             self.lost += 1;
             return true;
@@ -664,7 +682,6 @@ impl Simulator {
             *last = self.now;
         }
         let now = self.now;
-        let mut d = d;
         let _ = self.node(at).on_datagram(now, d.from, &mut d.bytes);
         self.flush(at);
         true

@@ -154,6 +154,12 @@ impl<'a> Segmenter<'a> {
         self.partial
     }
 
+    /// Bytes of headers (Ethernet to TCP or UDP) each frame starts with; the rest of a frame
+    /// is its piece of the super-frame's payload.
+    pub fn header_len(&self) -> usize {
+        self.hdr_len
+    }
+
     /// How many frames the super-frame becomes.
     pub fn count(&self) -> usize {
         self.count as usize
