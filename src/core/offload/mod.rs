@@ -40,6 +40,12 @@ pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
 /// Bytes of the fixed IPv6 header.
 pub const IPV6_HEADER_LEN: usize = 40;
+/// IPv6 next-header value of a hop-by-hop options header.
+pub const IPV6_HOP_BY_HOP: u8 = 0;
+/// IPv6 next-header value of a destination options header.
+pub const IPV6_DEST_OPTIONS: u8 = 60;
+/// The most IPv6 option headers [`Layout::parse_past_ipv6_options`] walks past.
+pub const MAX_IPV6_OPTION_HEADERS: usize = 4;
 /// Bytes of a UDP header.
 pub const UDP_HEADER_LEN: usize = 8;
 /// The most VLAN tags in front of the IP header that are looked through.
@@ -151,6 +157,35 @@ impl Layout {
                 protocol: frame[l3 + 9],
             })
         }
+    }
+
+    /// [`Layout::parse`], then for IPv6 past hop-by-hop and destination options headers (at
+    /// most [`MAX_IPV6_OPTION_HEADERS`]) to the transport header, which the kernel's TSO and
+    /// USO allow too. Only for cutting a super-frame: the headers before the transport one
+    /// are copied into every segment as they are, and neither changes the pseudo-header (a
+    /// routing header, which would, is still refused, as are fragments).
+    ///
+    /// # Errors
+    ///
+    /// As [`Layout::parse`]; [`Error::Truncated`] for an option header past the frame's end.
+    pub fn parse_past_ipv6_options(frame: &[u8]) -> Result<Layout, Error> {
+        let mut layout = Layout::parse(frame)?;
+        if !layout.is_ipv6 {
+            return Ok(layout);
+        }
+        for _ in 0..MAX_IPV6_OPTION_HEADERS {
+            if !matches!(layout.protocol, IPV6_HOP_BY_HOP | IPV6_DEST_OPTIONS) {
+                break;
+            }
+            let next = *frame.get(layout.l4).ok_or(Error::Truncated)?;
+            let len = (usize::from(*frame.get(layout.l4 + 1).ok_or(Error::Truncated)?) + 1) * 8;
+            if frame.len() < layout.l4 + len {
+                return Err(Error::Truncated);
+            }
+            layout.protocol = next;
+            layout.l4 += len;
+        }
+        Ok(layout)
     }
 
     /// The source and destination address bytes (4 or 16 each).

@@ -9,7 +9,9 @@
 
 use super::checksum;
 use super::vnet::{VnetHdr, F_NEEDS_CSUM, GSO_ECN, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
-use super::{be16, be32, put16, put32, Error, Layout, PROTO_TCP, PROTO_UDP, UDP_HEADER_LEN};
+use super::{
+    be16, be32, put16, put32, Error, Layout, IPV6_HEADER_LEN, PROTO_TCP, PROTO_UDP, UDP_HEADER_LEN,
+};
 
 /// Bytes of an Ethernet header without a tag.
 const ETHERNET_LEN: usize = 14;
@@ -101,7 +103,7 @@ impl<'a> Segmenter<'a> {
         if hdr.gso_size == 0 {
             return Err(Error::ZeroGsoSize);
         }
-        let layout = Layout::parse(frame)?;
+        let layout = Layout::parse_past_ipv6_options(frame)?;
         if layout.protocol != protocol
             || (gso_type == GSO_TCPV4 && layout.is_ipv6)
             || (gso_type == GSO_TCPV6 && !layout.is_ipv6)
@@ -147,10 +149,13 @@ impl<'a> Segmenter<'a> {
     /// Leaves the TCP or UDP checksum of every frame partial: the field holds the
     /// pseudo-header sum (folded, not complemented), as a checksum offload expects, and the
     /// payload is not summed. For a receiver that completes such checksums (the Hello flag
-    /// 0x20) only, which takes untagged frames only: on a tagged super-frame this does
-    /// nothing. The IPv4 header checksum is always computed. Returns whether it took.
+    /// 0x20) only, which takes untagged frames without IPv6 option headers only: on any
+    /// other super-frame this does nothing. The IPv4 header checksum is always computed.
+    /// Returns whether it took.
     pub fn leave_checksums_partial(&mut self) -> bool {
-        self.partial = self.layout.l3 == ETHERNET_LEN;
+        let ipv6_options =
+            self.layout.is_ipv6 && self.layout.l4 != self.layout.l3 + IPV6_HEADER_LEN;
+        self.partial = self.layout.l3 == ETHERNET_LEN && !ipv6_options;
         self.partial
     }
 
@@ -188,7 +193,8 @@ impl<'a> Segmenter<'a> {
 
         let Layout { l3, l4, .. } = self.layout;
         if self.layout.is_ipv6 {
-            put16(out, l3 + 4, u16::try_from(len - l4).ok()?);
+            // The payload length counts any option headers too.
+            put16(out, l3 + 4, u16::try_from(len - l3 - IPV6_HEADER_LEN).ok()?);
         } else {
             let total = u16::try_from(len - l3).ok()?;
             let id = be16(out, l3 + 4).ok()?.wrapping_add(self.index as u16);
@@ -266,6 +272,49 @@ mod tests {
                     assert!(got.len() <= spec.header_len() + 1348);
                 }
             }
+        }
+    }
+
+    /// A destination options header (8 bytes: a PadN option) after the IPv6 header of
+    /// `frame`, which is untagged; its payload length grows by 8 unless `super_frame` (whose
+    /// length field nobody reads).
+    fn with_dest_options(frame: &[u8], super_frame: bool) -> Vec<u8> {
+        let (l3, l4) = (14, 14 + IPV6_HEADER_LEN);
+        let mut f = frame[..l4].to_vec();
+        f.extend_from_slice(&[frame[l3 + 6], 0, 1, 4, 0, 0, 0, 0]);
+        f.extend_from_slice(&frame[l4..]);
+        f[l3 + 6] = super::super::IPV6_DEST_OPTIONS;
+        if !super_frame {
+            let len = u16::from_be_bytes([f[l3 + 4], f[l3 + 5]]) + 8;
+            f[l3 + 4..l3 + 6].copy_from_slice(&len.to_be_bytes());
+        }
+        f
+    }
+
+    #[test]
+    fn ipv6_super_frames_with_option_headers_are_cut_past_them() {
+        // The kernel's TSO and USO take TCP and UDP over IPv6 with hop-by-hop or destination
+        // options headers; such a super-frame used to be refused and dropped whole, which
+        // stalls the connection (its retransmissions are super-frames too).
+        for spec in all_specs()
+            .into_iter()
+            .filter(|s| s.is_ipv6 && s.vlan.is_none())
+        {
+            let payload = pattern(1348 * 3 + 5);
+            let (mut hdr, superframe) = build_super(&spec, &payload, 1348);
+            let superframe = with_dest_options(&superframe, true);
+            hdr.hdr_len += 8;
+            hdr.csum_start += 8;
+            let want: Vec<Vec<u8>> = build_segments(&spec, &payload, 1348)
+                .iter()
+                .map(|f| with_dest_options(f, false))
+                .collect();
+            let got = cut(&hdr, &superframe);
+            assert_eq!(got, want, "{spec:?}");
+            // Left partial they are not: receivers complete frames without option headers
+            // only.
+            let mut s = Segmenter::new(&hdr, &superframe).unwrap();
+            assert!(!s.leave_checksums_partial(), "{spec:?}");
         }
     }
 
