@@ -283,15 +283,38 @@ impl TrustedKeys {
         default_name: &str,
     ) -> Result<Option<usize>, TrustError> {
         let mut cleaned = None;
+        // A byte order mark, as some Windows editors write, is not part of the first line.
+        let contents = contents.strip_prefix('\u{feff}').unwrap_or(contents);
         for (i, line) in contents.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
+            let bad = |reason: &str| TrustError {
+                line: i + 1,
+                reason: reason.to_owned(),
+            };
+            if line.contains('\r') {
+                // Old Mac line ends: the whole file would be one line, its first key trusted
+                // and the others taken for its name.
+                return Err(bad(
+                    "a carriage return inside the line: write one key per line, with \
+                     Unix line ends",
+                ));
+            }
             let (key, name) = match line.split_once(char::is_whitespace) {
                 Some((key, name)) => (key, name.trim()),
                 None => (line, default_name),
             };
+            if name
+                .split_whitespace()
+                .next()
+                .is_some_and(|word| PublicKey::from_text(word).is_ok())
+            {
+                return Err(bad(
+                    "a second key where the name goes: write one key per line",
+                ));
+            }
             let key = PublicKey::from_text(key).map_err(|e| TrustError {
                 line: i + 1,
                 reason: e.to_string(),
@@ -440,6 +463,27 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.line, 2);
         assert!(err.reason.contains("small order"), "{}", err.reason);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped_and_keys_run_together_are_refused() {
+        let a = SecretKey::from_random([1; 32]).public_key();
+        let b = SecretKey::from_random([2; 32]).public_key();
+        let mut t = TrustedKeys::new();
+        t.add_contents(&format!("\u{feff}{a} alpha\r\n{b}\r\n"), "f")
+            .unwrap();
+        assert_eq!(
+            (t.len(), t.name(&a), t.name(&b)),
+            (2, Some("alpha"), Some("f"))
+        );
+        for (contents, line) in [
+            (format!("{a}\r{b}\r"), 1),
+            (format!("# two\n{a} {b}\n"), 2),
+            (format!("{a} alpha\n{b}\t{a} beta\n"), 2),
+        ] {
+            let err = TrustedKeys::new().add_contents(&contents, "f").unwrap_err();
+            assert_eq!(err.line, line, "{contents:?}: {err}");
+        }
     }
 
     #[test]

@@ -239,10 +239,14 @@ pub fn drop_to(to: &Identity) -> Result<(), Error> {
         if syscall!(setuid(0)).is_ok() {
             return Err(fail(io::Error::other("setuid(0) still succeeds")));
         }
-        if has_capabilities() == Some(true) {
-            return Err(fail(io::Error::other(
-                "capabilities remain after the switch",
-            )));
+        match has_capabilities() {
+            Ok(false) => {}
+            Ok(true) => {
+                return Err(fail(io::Error::other(
+                    "capabilities remain after the switch",
+                )))
+            }
+            Err(e) => return Err(fail(e)),
         }
     }
     Ok(())
@@ -402,16 +406,13 @@ fn clear_capabilities() -> io::Result<()> {
     set_capabilities(&[CapData::default(); 2])
 }
 
-/// Whether the process holds any effective or permitted capability (from
-/// `/proc/self/status`; `None` if that cannot be read).
-fn has_capabilities() -> Option<bool> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let mut any = false;
-    for field in ["CapEff:", "CapPrm:"] {
-        let value = status.lines().find_map(|l| l.strip_prefix(field))?;
-        any |= u64::from_str_radix(value.trim(), 16).ok()? != 0;
-    }
-    Some(any)
+/// Whether the process holds any effective or permitted capability, as `capget(2)` tells
+/// (no `/proc` needed, which a sandbox may hide); an error if it cannot tell, which the
+/// switch treats as capabilities left (it fails closed).
+fn has_capabilities() -> io::Result<bool> {
+    Ok(capabilities()?
+        .iter()
+        .any(|d| d.effective != 0 || d.permitted != 0))
 }
 
 /// (real uid, effective uid, real gid, effective gid) of the process.
@@ -430,6 +431,18 @@ pub fn current_ids() -> (libc::uid_t, libc::uid_t, libc::gid_t, libc::gid_t) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capget_tells_what_proc_shows() {
+        // The capabilities the test process holds (all as root, none as another user), as
+        // capget(2) gives them and as /proc/self/status shows them.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let from_proc = ["CapEff:", "CapPrm:"].iter().any(|field| {
+            let value = status.lines().find_map(|l| l.strip_prefix(field)).unwrap();
+            u64::from_str_radix(value.trim(), 16).unwrap() != 0
+        });
+        assert_eq!(has_capabilities().unwrap(), from_proc);
+    }
 
     #[test]
     fn root_is_uid_0_group_0() {
