@@ -120,13 +120,23 @@ fn resolve_unless(
             // The receiver may be gone (we stopped): nothing to tell then.
             let _ = tx.send(names.resolve_each());
         });
-    if let Err(e) = spawned {
-        debug!("cannot start a thread to resolve names ({e}): resolving here");
-        return settings.resolve_each_unless(stop);
-    }
+    let thread = match spawned {
+        Ok(thread) => thread,
+        Err(e) => {
+            debug!("cannot start a thread to resolve names ({e}): resolving here");
+            return settings.resolve_each_unless(stop);
+        }
+    };
     loop {
         match rx.recv_timeout(std::time::Duration::from_millis(20)) {
-            Ok(result) => return result.map(Some),
+            Ok(result) => {
+                // Its last act was the send: joined, the process has one thread again, as
+                // the switch of user (`privdrop::drop_to`) wants.
+                if thread.join().is_err() {
+                    debug!("the thread that resolved names ended in a panic after its answer");
+                }
+                return result.map(Some);
+            }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 if stop() {
                     return Ok(None);

@@ -984,3 +984,46 @@ fn a_node_that_reaches_itself_through_a_hairpinning_nat_never_becomes_its_own_pe
         assert!(!sim.peers_of(a).contains(&public), "{name}");
     }
 }
+
+#[test]
+fn a_mac_that_moves_to_a_direct_peer_does_not_cut_off_the_relayed_node_it_left() {
+    // B is reached through P only; D is a direct peer of A's. A MAC that two nodes share (a
+    // VRRP address) moves from B to D: A supersedes its route to B, since that MAC now
+    // arrives directly. But B still sends from its own MAC, which is not behind D: A must
+    // take B's frames again, not drop them while D stays a peer.
+    let on = Simulator::keyed_config(7);
+    let mut sim = Simulator::new(0x5e1a_0f00);
+    let [p, a, b] = triangle(&mut sim, [&on, &on, &on]);
+    let d = sim.add_node(&on);
+    sim.partition(b, d);
+    sim.partition(p, d);
+    sim.connect(d, a);
+    sim.advance_until(Duration::from_secs(40), |s| {
+        route(s, a, b).is_some_and(|r| r == (p, RouteState::Active))
+    });
+    assert_eq!(route(&sim, a, b), Some((p, RouteState::Active)));
+    assert!(sim.peers_of(a).contains(&d));
+    // The shared MAC (0x30) at B, through P, then at D, directly.
+    sim.inject_frame(b, &frame(0x30, 0xff, 0x91));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, a, 0x91), 1);
+    sim.inject_frame(d, &frame(0x30, 0xff, 0x92));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, a, 0x92), 1);
+    sim.inject_frame(b, &frame(0x30, 0xff, 0x93));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, a, 0x93), 0, "the shared MAC is D's now");
+    assert!(matches!(
+        route(&sim, a, b),
+        Some((_, RouteState::Superseded(_)))
+    ));
+    // B's own MAC (3) through P: delivered, and the route carries frames again.
+    sim.advance(Duration::from_secs(10));
+    sim.inject_frame(b, &frame(3, 0xff, 0x94));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, a, 0x94), 1, "B is cut off");
+    assert_eq!(route(&sim, a, b), Some((p, RouteState::Active)));
+    sim.inject_frame(a, &frame(1, 3, 0x95));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, b, 0x95), 1);
+}

@@ -580,7 +580,8 @@ impl RelayTable {
     }
 
     /// A direct path to the node behind the route to `addr` showed, at the direct peer `by`:
-    /// supersede the route. Returns its relay if it was active (or still checking).
+    /// supersede the route. Returns its relay if it was active (or still checking). See
+    /// [`RelayTable::unsupersede`] for when evidence shows otherwise.
     pub fn supersede(
         &mut self,
         now: Instant,
@@ -600,6 +601,27 @@ impl RelayTable {
         r.state = RouteState::Superseded(now);
         r.superseded_by = Some(by);
         Some(r.via)
+    }
+
+    /// A frame relayed from `addr` came from a MAC that is not behind the direct peer that
+    /// superseded its route: the node there is another one (the MAC that moved was one that
+    /// two nodes share, as a VRRP address, or moved between them; or the relay has another
+    /// node at that address now). The superseded route goes, so that the frame (and the next
+    /// ones) make a route again. Returns whether it did.
+    pub fn unsupersede(&mut self, addr: SocketAddr) -> bool {
+        let superseded = self
+            .routes
+            .get(&addr)
+            .is_some_and(|r| matches!(r.state, RouteState::Superseded(_)));
+        superseded && self.remove_route(addr).is_some()
+    }
+
+    /// The direct peer whose path superseded the route to `addr`, if it is superseded.
+    pub fn superseded_by(&self, addr: SocketAddr) -> Option<SocketAddr> {
+        self.routes
+            .get(&addr)
+            .filter(|r| matches!(r.state, RouteState::Superseded(_)))
+            .and_then(|r| r.superseded_by)
     }
 
     /// Time passes: candidates listed for [`RELAY_AFTER`] whose relay still relays become
@@ -650,9 +672,13 @@ impl RelayTable {
                         || !self.capable.contains(&r.via)
                         || now.saturating_duration_since(r.last_used) >= ROUTE_IDLE
                 }
+                // Kept past its time while the direct peer that superseded it stays one and
+                // the relay still lists the address (else the listing would make the route
+                // again), but not once neither holds.
                 RouteState::Superseded(at) => {
                     now.saturating_duration_since(at) >= SUPERSEDED_FOR
-                        && !r.superseded_by.is_some_and(&is_direct)
+                        && (!r.superseded_by.is_some_and(&is_direct)
+                            || now.saturating_duration_since(r.last_used) >= ROUTE_IDLE)
                 }
                 RouteState::Refused(at) => now.saturating_duration_since(at) >= REFUSED_FOR,
             };
@@ -997,6 +1023,34 @@ mod tests {
         assert!(table.is_empty());
         table.on_listed(t(402), a(R), a(X));
         assert_eq!(housekeep(&mut table, t(412)), vec![(a(X), a(R))]);
+        // Superseded again, and R stops listing X (the NAT gave X's node another mapping
+        // towards R): the route goes once idle, D or not, and takes no room for ever.
+        assert_eq!(table.supersede(t(413), a(X), a(D)), Some(a(R)));
+        table.housekeep(
+            t(411) + ROUTE_IDLE,
+            direct,
+            |_| false,
+            |_, _, _| {},
+            |_, _| {},
+        );
+        assert!(table.superseded_by(a(X)).is_some());
+        table.housekeep(
+            t(413) + ROUTE_IDLE,
+            direct,
+            |_| false,
+            |_, _, _| {},
+            |_, _| {},
+        );
+        assert!(table.is_empty(), "{:?}", table.routes().collect::<Vec<_>>());
+        // Evidence of another node at X (a frame from a MAC not behind D) ends a
+        // supersession at once.
+        table.on_listed(t(800), a(R), a(X));
+        housekeep(&mut table, t(810));
+        assert_eq!(table.supersede(t(811), a(X), a(D)), Some(a(R)));
+        assert!(table.unsupersede(a(X)));
+        assert!(!table.unsupersede(a(X)));
+        assert_eq!(table.accept_relayed(t(812), a(R), a(X)), Accept::New);
+        check_held(&table);
     }
 
     #[test]

@@ -194,6 +194,11 @@ impl SwitchTable {
             if (moves_peer && count_of(&self.per_peer, peer) >= self.max_per_peer)
                 || (old_host != host && self.per_host.get(&host) >= self.max_per_host)
             {
+                if !moves_peer {
+                    // The same peer, reached another way whose host is at its cap: the entry
+                    // still points at the right peer, so it stays as it was.
+                    return Learned::Refused;
+                }
                 // The new owner is at its cap, so the MAC cannot be learned behind it; and it
                 // was just heard somewhere else than its entry says, so the entry is dropped:
                 // frames to it are flooded (and reach it at its new place) until it is heard
@@ -560,6 +565,13 @@ mod tests {
             })
             .count();
         assert_eq!(relayed, 16);
+        // A MAC of port(4000)'s peer, relayed now through the full relay: the same peer,
+        // whose entry stays (it is not learnt against the relay's host, nor dropped).
+        assert_eq!(
+            t.learn_through(T0, VlanId::UNTAGGED, mac(0), port(4000), relay),
+            Learned::Refused
+        );
+        assert_eq!(t.lookup(T0, VlanId::UNTAGGED, mac(0)), Some(port(4000)));
         // Another host still has room, and so does an IPv6 host; a second address in the
         // same /64 is the same host.
         assert_eq!(t.learn(T0, VlanId::UNTAGGED, M, addr(2)), Learned::New);

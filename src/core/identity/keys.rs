@@ -287,9 +287,6 @@ impl TrustedKeys {
         let contents = contents.strip_prefix('\u{feff}').unwrap_or(contents);
         for (i, line) in contents.lines().enumerate() {
             let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
             let bad = |reason: &str| TrustError {
                 line: i + 1,
                 reason: reason.to_owned(),
@@ -301,6 +298,9 @@ impl TrustedKeys {
                     "a carriage return inside the line: write one key per line, with \
                      Unix line ends",
                 ));
+            }
+            if line.is_empty() || line.starts_with('#') {
+                continue;
             }
             let (key, name) = match line.split_once(char::is_whitespace) {
                 Some((key, name)) => (key, name.trim()),
@@ -478,6 +478,7 @@ mod tests {
         );
         for (contents, line) in [
             (format!("{a}\r{b}\r"), 1),
+            (format!("# keys\r{a}\r{b}\r"), 1),
             (format!("# two\n{a} {b}\n"), 2),
             (format!("{a} alpha\n{b}\t{a} beta\n"), 2),
         ] {

@@ -673,12 +673,38 @@ impl<S: Socket, D: Device> Node<S, D> {
                 now,
                 format_args!("frames from {origin} arrive through the relay {via}"),
             ),
-            Accept::Superseded => return Err(DropReason::RelaySuperseded),
+            Accept::Superseded => {
+                let by = self.relay.superseded_by(origin);
+                let elsewhere = !src.is_multicast()
+                    && by.is_some_and(|by| self.switch.lookup(now, frame.vlan(), src) != Some(by));
+                if !elsewhere {
+                    return Err(DropReason::RelaySuperseded);
+                }
+                // A MAC that is not behind the direct peer that superseded the route: the
+                // node there is another one, which only the relay reaches.
+                self.relay.unsupersede(origin);
+                self.note(
+                    now,
+                    format_args!(
+                        "frames from {origin} through {via} come from another node than the \
+                         direct peer that replaced that route: relayed again"
+                    ),
+                );
+                if !matches!(
+                    self.relay.accept_relayed(now, via, origin),
+                    Accept::New | Accept::Known
+                ) {
+                    return Err(DropReason::RelayUnverified);
+                }
+            }
             Accept::Full => return Err(DropReason::RelayRefused),
             Accept::Checking => {
-                // (A route that was active and now waits for a key: what was learnt behind
-                // it goes, so that frames to those MACs are not sent to the origin.)
-                self.switch.forget_peer(origin);
+                if self.relay.route(origin).is_none() {
+                    // (A route that was active and now waits for a key: what was learnt
+                    // behind it goes, so that frames to those MACs are not sent to the
+                    // origin. One that stays active through its relay keeps them.)
+                    self.switch.forget_peer(origin);
+                }
                 if let Some(via) = self.relay.ask_due(now, origin) {
                     self.send_key_message(via, origin, None);
                 }

@@ -102,15 +102,16 @@ impl SignalFd {
     ///
     /// The OS error of `sigprocmask` or `signalfd`.
     pub fn new() -> io::Result<SignalFd> {
-        let mut set = mem::MaybeUninit::<libc::sigset_t>::uninit();
-        // SAFETY: sigemptyset() initialises the whole set it is given a valid pointer to.
-        syscall!(sigemptyset(set.as_mut_ptr()))?;
+        // Zeroed first, whatever sigemptyset() writes (glibc clears the whole set, another
+        // libc may clear only the kernel's part).
+        // SAFETY: sigset_t is plain integers, for which all zeroes is a valid value.
+        let mut set: libc::sigset_t = unsafe { mem::zeroed() };
+        // SAFETY: `set` is a valid, initialised sigset_t that outlives the call.
+        syscall!(sigemptyset(&mut set))?;
         for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1, libc::SIGHUP] {
-            // SAFETY: `set` was initialised by sigemptyset() above; `signal` is valid.
-            syscall!(sigaddset(set.as_mut_ptr(), signal))?;
+            // SAFETY: `set` is initialised; `signal` is a valid signal number.
+            syscall!(sigaddset(&mut set, signal))?;
         }
-        // SAFETY: sigemptyset() succeeded, so every byte of `set` is initialised.
-        let set = unsafe { set.assume_init() };
         // SAFETY: `set` is an initialised sigset_t that outlives the call; the old mask is not
         // wanted, so a null pointer is allowed.
         syscall!(sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()))?;
@@ -131,11 +132,13 @@ impl SignalFd {
     ///
     /// The OS error of `sigpending`.
     pub fn stop_pending(&self) -> io::Result<bool> {
-        let mut set = mem::MaybeUninit::<libc::sigset_t>::uninit();
-        // SAFETY: sigpending() fills the whole set it is given a valid pointer to.
-        syscall!(sigpending(set.as_mut_ptr()))?;
-        // SAFETY: sigpending() succeeded, so every byte of `set` is initialised.
-        let set = unsafe { set.assume_init() };
+        // Zeroed first: sigpending() writes only the bytes of the signals the kernel has (8),
+        // not the whole of libc's 128-byte sigset_t.
+        // SAFETY: sigset_t is plain integers, for which all zeroes is a valid value (the
+        // empty set).
+        let mut set: libc::sigset_t = unsafe { mem::zeroed() };
+        // SAFETY: `set` is a valid, initialised sigset_t that outlives the call.
+        syscall!(sigpending(&mut set))?;
         let mut stop = false;
         for signal in [libc::SIGINT, libc::SIGTERM] {
             // SAFETY: `set` is an initialised sigset_t that is only read; `signal` is valid.
