@@ -476,25 +476,20 @@ impl PeerTable {
         out: &mut Vec<SocketAddr>,
     ) {
         let start = out.len();
+        // The verified peers alone: unverified addresses, anyone's to make, are never walked.
+        let verified = &self.verified_in_order;
         let (after, before) = match *cursor {
             Some(c) => (
-                self.peers.range((Bound::Excluded(c), Bound::Unbounded)),
-                self.peers.range((Bound::Unbounded, Bound::Included(c))),
+                verified.range((Bound::Excluded(c), Bound::Unbounded)),
+                verified.range((Bound::Unbounded, Bound::Included(c))),
             ),
             None => (
-                self.peers.range::<SocketAddr, _>(..),
+                verified.range::<SocketAddr, _>(..),
                 // empty: nothing sorts below the smallest address
-                self.peers
-                    .range((Bound::Unbounded, Bound::Excluded(MIN_ADDR))),
+                verified.range((Bound::Unbounded, Bound::Excluded(MIN_ADDR))),
             ),
         };
-        out.extend(
-            after
-                .chain(before)
-                .filter(|(_, p)| p.is_verified)
-                .map(|(a, _)| *a)
-                .take(count),
-        );
+        out.extend(after.chain(before).copied().take(count));
         if let Some(last) = out.get(start..).and_then(|taken| taken.last()) {
             *cursor = Some(*last);
         }
@@ -512,27 +507,25 @@ impl PeerTable {
         idle: Duration,
         out: &mut Vec<SocketAddr>,
     ) {
-        let mut walked = 0usize;
         let mut last = None;
-        let mut part = |range: std::collections::btree_map::RangeMut<'_, SocketAddr, Peer>| {
-            for (addr, p) in range.filter(|(_, p)| p.is_verified) {
-                if walked >= count {
-                    break;
-                }
-                walked += 1;
-                last = Some(*addr);
+        // The verified peers alone (see `round_robin`), each looked up to note the send.
+        let verified = &self.verified_in_order;
+        let walk = match *cursor {
+            Some(c) => verified
+                .range((Bound::Excluded(c), Bound::Unbounded))
+                .chain(verified.range((Bound::Unbounded, Bound::Included(c)))),
+            None => verified
+                .range::<SocketAddr, _>(..)
+                .chain(verified.range((Bound::Unbounded, Bound::Excluded(MIN_ADDR)))),
+        };
+        for addr in walk.take(count) {
+            last = Some(*addr);
+            if let Some(p) = self.peers.get_mut(addr) {
                 if now.saturating_duration_since(p.last_sent) >= idle {
                     p.last_sent = now;
                     out.push(*addr);
                 }
             }
-        };
-        match *cursor {
-            Some(c) => {
-                part(self.peers.range_mut((Bound::Excluded(c), Bound::Unbounded)));
-                part(self.peers.range_mut((Bound::Unbounded, Bound::Included(c))));
-            }
-            None => part(self.peers.range_mut::<SocketAddr, _>(..)),
         }
         if last.is_some() {
             *cursor = last;

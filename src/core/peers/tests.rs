@@ -99,6 +99,42 @@ fn peer_table_round_robin_visits_everyone_in_turn() {
 }
 
 #[test]
+fn round_robin_and_sweep_give_the_same_peers_however_many_unverified_sit_between() {
+    // Three verified peers among 3,000 unverified addresses (anyone's to make), and the same
+    // three alone: the same lists, the same keepalives, the same cursors.
+    let verified = [
+        SocketAddr::from(([198, 18, 0, 1], 3210)),
+        SocketAddr::from(([198, 18, 200, 1], 3210)),
+        SocketAddr::from(([198, 19, 255, 1], 3210)),
+    ];
+    let mut crowded = PeerTable::new(4000);
+    let mut alone = PeerTable::new(4000);
+    for i in 0..3000u32 {
+        let junk = SocketAddr::from(([198, 18, (i / 12) as u8, 2 + (i % 12) as u8], 7));
+        crowded.touch(Instant::ZERO, junk);
+    }
+    for t in [&mut crowded, &mut alone] {
+        for a in verified {
+            t.touch(Instant::ZERO, a);
+            t.verify(a);
+        }
+    }
+    let (mut c1, mut c2, mut s1, mut s2) = (None, None, None, None);
+    for step in 0..20u64 {
+        let (mut o1, mut o2) = (Vec::new(), Vec::new());
+        crowded.round_robin(&mut c1, 2, &mut o1);
+        alone.round_robin(&mut c2, 2, &mut o2);
+        assert_eq!((&o1, c1), (&o2, c2), "round robin, step {step}");
+        let now = Instant::from_secs(step * 10);
+        let idle = Duration::from_secs(15);
+        let (mut k1, mut k2) = (Vec::new(), Vec::new());
+        crowded.sweep(&mut s1, 2, now, idle, &mut k1);
+        alone.sweep(&mut s2, 2, now, idle, &mut k2);
+        assert_eq!((&k1, s1), (&k2, s2), "sweep, step {step}");
+    }
+}
+
+#[test]
 fn peer_table_shuffled_round_robin_gives_each_peer_once_per_round_in_random_order() {
     let mut t = PeerTable::new(300);
     for i in 1..=200u8 {
