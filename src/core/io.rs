@@ -36,6 +36,8 @@ pub trait Socket {
 pub struct FlushError {
     /// Datagrams (or frames) that were dropped.
     pub dropped: u64,
+    /// Their bytes, where the caller counted them as sent (datagrams).
+    pub dropped_bytes: u64,
     /// The first error.
     pub error: io::Error,
 }

@@ -365,6 +365,34 @@ fn a_keyed_lane_seals_what_the_node_seals_in_the_node_s_session_with_counters_of
 }
 
 #[test]
+fn a_keyed_lane_seals_with_the_new_key_as_soon_as_the_node_rotates_to_it() {
+    // The lane keeps the copy it had before the rotation (the next one comes with the next
+    // view): what it seals must be in the new session all the same.
+    let now = Instant::from_secs(1);
+    let mac = [2, 0, 0, 0, 0, 2];
+    let remote = Sealer::new(&crate::crypto::Key::from_bytes([9; 32]), [2; 16]);
+    let mut node = keyed_node_with_peers(1, mac, &remote, now);
+    let mut lane = Lane::new(Recorder::default(), Arc::new(node.forward_view()), now);
+    let next = crate::node::Keyed {
+        key: crate::crypto::Key::from_bytes([10; 32]),
+        session: [5; crypto::SESSION_LEN],
+    };
+    assert_eq!(node.rekey(now, next), crate::node::Rekey::Started);
+    // Past the time in which peers take the new key: the node seals with it.
+    let later = now + crate::node::KEY_ROLLOVER + std::time::Duration::from_secs(1);
+    node.housekeep(later);
+    let f = frame(mac, [2, 0, 0, 0, 0, 1], 60);
+    let sent = send_through_lane(&mut lane, later, &f);
+    assert_eq!(sent.len(), 1);
+    let session = &sent[0].1[TOKEN_LEN + 1..TOKEN_LEN + 1 + crypto::SESSION_LEN];
+    assert_eq!(
+        session,
+        &[5; crypto::SESSION_LEN],
+        "sealed in the old session"
+    );
+}
+
+#[test]
 fn a_sealer_shared_by_threads_never_uses_a_counter_twice() {
     let sealer = Arc::new(Sealer::new(
         &crate::crypto::Key::from_bytes([9; 32]),

@@ -414,7 +414,10 @@ impl<S: Socket, D: Device> Node<S, D> {
             Some(Rollover::Opening { next, .. }) => {
                 if let Some((sealer, _)) = &mut self.crypto {
                     let first = super::first_counter(&self.config);
-                    *sealer = Arc::new(Sealer::new(&next.key, next.session).starting_at(first));
+                    let new = Arc::new(Sealer::new(&next.key, next.session).starting_at(first));
+                    // Lanes still holding the old one seal with the new key from now on.
+                    sealer.forward_to(Arc::clone(&new));
+                    *sealer = new;
                     self.sealer_changes = self.sealer_changes.wrapping_add(1);
                 }
                 if let Some(aegis) = &mut self.keyed_aegis {

@@ -67,6 +67,7 @@ impl<S: Socket> Tx<S> {
     pub(crate) fn flush(&mut self, stats: &mut Stats) {
         if let Err(e) = self.socket.flush() {
             stats.datagrams_sent = stats.datagrams_sent.saturating_sub(e.dropped);
+            stats.bytes_sent = stats.bytes_sent.saturating_sub(e.dropped_bytes);
             if e.error.kind() == io::ErrorKind::WouldBlock {
                 stats.send_would_block += e.dropped;
             } else {

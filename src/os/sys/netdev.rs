@@ -66,13 +66,17 @@ pub fn mtu(name: &str) -> io::Result<u32> {
     u32::try_from(mtu).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "negative MTU"))
 }
 
-/// Sets the MTU of interface `name`.
+/// Sets the MTU of interface `name`, unless it has that MTU already (so that a user who
+/// owns a persistent tap, without `CAP_NET_ADMIN`, can use it as it is).
 ///
 /// # Errors
 ///
 /// The OS error of `SIOCSIFMTU` (`EPERM` without `CAP_NET_ADMIN`, `EINVAL` for an MTU the
 /// device does not take), or `InvalidInput` for a bad name or an MTU above `i32::MAX`.
 pub fn set_mtu(name: &str, mtu: u32) -> io::Result<()> {
+    if self::mtu(name).ok() == Some(mtu) {
+        return Ok(());
+    }
     let mut req = request(name)?;
     req.ifr_ifru.ifru_mtu = libc::c_int::try_from(mtu)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "MTU too large"))?;

@@ -370,14 +370,20 @@ fn capabilities() -> io::Result<[CapData; 2]> {
 
 /// Sets the process's capability sets to `data`.
 fn set_capabilities(data: &[CapData; 2]) -> io::Result<()> {
-    let header = CapHeader {
+    let mut header = CapHeader {
         version: CAP_VERSION_3,
         pid: 0,
     };
-    // SAFETY: capset(2) reads one header and, for version 3, two data structs; both live on
-    // the stack (or in the caller's borrow) for the call and have the kernel's layout.
-    let res =
-        unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
+    // SAFETY: capset(2) reads one header (and writes its version back if the kernel wants
+    // another, hence `mut`) and, for version 3, reads two data structs; both live on the
+    // stack (or in the caller's borrow) for the call and have the kernel's layout.
+    let res = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        )
+    };
     if res < 0 {
         return Err(io::Error::last_os_error());
     }

@@ -27,6 +27,8 @@ pub(super) struct SendQueue {
     /// (start in `bytes`, length, destination as the kernel sees it)
     entries: Vec<(usize, usize, SocketAddr)>,
     failed: u64,
+    /// Bytes of the `failed` datagrams.
+    failed_bytes: u64,
     first_error: Option<io::Error>,
     /// GSO messages the kernel refused since the last one it took (see `send_queued`).
     gso_refusals: u32,
@@ -42,8 +44,17 @@ pub(super) struct SendQueue {
 }
 
 impl SendQueue {
-    fn fail(&mut self, count: usize, error: io::Error) {
+    /// The `count` queued datagrams from entry `from` on were not sent, for `error`.
+    fn fail(&mut self, from: usize, count: usize, error: io::Error) {
         self.failed += count as u64;
+        let bytes: usize = self
+            .entries
+            .get(from..from.saturating_add(count))
+            .unwrap_or_default()
+            .iter()
+            .map(|(_, len, _)| *len)
+            .sum();
+        self.failed_bytes += bytes as u64;
         if self.first_error.is_none() {
             self.first_error = Some(error);
         }
@@ -73,6 +84,7 @@ impl UdpSocket {
                 used: 0,
                 entries: Vec::with_capacity(SEND_QUEUE_DATAGRAMS),
                 failed: 0,
+                failed_bytes: 0,
                 first_error: None,
                 gso_refusals: 0,
                 gso_paused_until: None,
@@ -179,7 +191,11 @@ impl UdpSocket {
                 at += run;
             }
             if count == 0 {
-                q.fail(total - next, io::Error::other("send queue is inconsistent"));
+                q.fail(
+                    next,
+                    total - next,
+                    io::Error::other("send queue is inconsistent"),
+                );
                 break;
             }
             // SAFETY: `msgs[..count]` are initialised mmsghdrs, every field set above, whose
@@ -196,7 +212,11 @@ impl UdpSocket {
                 Ok(sent) => {
                     let sent = usize::try_from(sent).unwrap_or(0).min(count);
                     if sent == 0 {
-                        q.fail(total - next, io::Error::other("sendmmsg sent nothing"));
+                        q.fail(
+                            next,
+                            total - next,
+                            io::Error::other("sendmmsg sent nothing"),
+                        );
                         break;
                     }
                     if spans[..sent].iter().any(|&run| run > 1) {
@@ -222,11 +242,11 @@ impl UdpSocket {
                     if e.kind() == io::ErrorKind::WouldBlock
                         || e.raw_os_error() == Some(libc::ENOBUFS) =>
                 {
-                    q.fail(total - next, e);
+                    q.fail(next, total - next, e);
                     break;
                 }
                 Err(e) => {
-                    q.fail(spans[0], e);
+                    q.fail(next, spans[0], e);
                     next += spans[0];
                 }
             }
@@ -311,6 +331,7 @@ impl Socket for UdpSocket {
             None => Ok(()),
             Some(error) => Err(FlushError {
                 dropped: mem::take(&mut q.failed),
+                dropped_bytes: mem::take(&mut q.failed_bytes),
                 error,
             }),
         }

@@ -205,11 +205,11 @@ fn flush_counts_datagrams_the_kernel_refuses() {
     let mut tx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
     tx.enable_batching();
     // Port 0 cannot be sent to: every datagram fails, and the flush says how many.
-    for _ in 0..3 {
-        tx.send_to(b"x", addr("127.0.0.1:0")).unwrap();
+    for len in [1, 20, 300] {
+        tx.send_to(&vec![7; len], addr("127.0.0.1:0")).unwrap();
     }
     let err = tx.flush().unwrap_err();
-    assert_eq!(err.dropped, 3, "{}", err.error);
+    assert_eq!((err.dropped, err.dropped_bytes), (3, 321), "{}", err.error);
     assert!(tx.flush().is_ok(), "the failure is reported once");
 }
 
