@@ -535,15 +535,8 @@ fn sigterm_while_a_name_resolves_against_a_silent_resolver_exits_0_at_once() {
         resolv.display(),
         nsswitch.display()
     );
-    let child = Command::new("unshare")
-        .args(["--net", "--mount", "sh", "-c", &script])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("unshare runs");
-    let mut child = Guard(child);
+    let mut child =
+        spawn_for_stderr(Command::new("unshare").args(["--net", "--mount", "sh", "-c", &script]));
     // The query is out once a socket to 198.18.99.1:53 shows in the daemon's namespace
     // (/proc/PID/net/udp writes the address as little-endian hex).
     let udp = format!("/proc/{}/net/udp", child.0.id());
@@ -559,12 +552,7 @@ fn sigterm_while_a_name_resolves_against_a_silent_resolver_exits_0_at_once() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    signal(child.0.id(), "TERM");
-    let status = child.wait_within(Duration::from_secs(5), "the daemon after SIGTERM");
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.0.stderr.take() {
-        pipe.read_to_string(&mut stderr).expect("stderr");
-    }
+    let (status, stderr) = terminate(&mut child, Duration::from_secs(5));
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("stopped during start-up"), "{stderr}");
     std::fs::remove_dir_all(&dir).expect("cleanup");
@@ -577,26 +565,18 @@ fn sigterm_while_ifup_runs_runs_ifdown_and_exits_0_without_starting() {
     let (up, down) = (dir.join("up"), dir.join("down"));
     let ifup = format!("touch {}; sleep 2", up.display());
     let ifdown = format!("touch {}", down.display());
-    let child = Command::new("unshare")
-        .args([
-            "--net",
-            BIN,
-            "-d",
-            "ecutest%d",
-            "-l",
-            "127.0.0.1:0",
-            "--ifup",
-            &ifup,
-            "--ifdown",
-            &ifdown,
-        ])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("unshare runs");
-    let mut child = Guard(child);
+    let mut child = spawn_for_stderr(Command::new("unshare").args([
+        "--net",
+        BIN,
+        "-d",
+        "ecutest%d",
+        "-l",
+        "127.0.0.1:0",
+        "--ifup",
+        &ifup,
+        "--ifdown",
+        &ifdown,
+    ]));
     let deadline = Instant::now() + Duration::from_secs(10);
     while !up.exists() {
         assert!(
@@ -605,12 +585,7 @@ fn sigterm_while_ifup_runs_runs_ifdown_and_exits_0_without_starting() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    signal(child.0.id(), "TERM");
-    let status = child.wait_within(Duration::from_secs(10), "the daemon after SIGTERM");
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.0.stderr.take() {
-        pipe.read_to_string(&mut stderr).expect("stderr");
-    }
+    let (status, stderr) = terminate(&mut child, Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains("stopped during start-up (a signal came while --ifup ran)"),
@@ -619,6 +594,31 @@ fn sigterm_while_ifup_runs_runs_ifdown_and_exits_0_without_starting() {
     assert!(!stderr.contains("started: "), "{stderr}");
     assert!(down.exists(), "--ifdown did not run");
     std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+/// Starts `command` (with no RUST_LOG, its standard error piped), killed by its PID if the
+/// test fails before it ends.
+fn spawn_for_stderr(command: &mut Command) -> Guard {
+    let child = command
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command starts");
+    Guard(child)
+}
+
+/// Sends `child` SIGTERM and waits at most `limit` for it to end: its status and all it
+/// wrote to standard error.
+fn terminate(child: &mut Guard, limit: Duration) -> (std::process::ExitStatus, String) {
+    signal(child.0.id(), "TERM");
+    let status = child.wait_within(limit, "the daemon after SIGTERM");
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.0.stderr.take() {
+        pipe.read_to_string(&mut stderr).expect("stderr");
+    }
+    (status, stderr)
 }
 
 /// The first line containing `needle` within 10 s, skipping others (e.g. warnings about
