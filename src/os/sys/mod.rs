@@ -45,3 +45,6 @@ pub mod tap;
 pub mod timer;
 pub mod udp;
 pub mod wake;
+
+#[cfg(test)]
+pub(crate) mod testing;

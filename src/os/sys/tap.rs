@@ -614,11 +614,7 @@ mod tests {
     #[test]
     #[ignore = "needs root (a network namespace of its own); .ci/run passes --include-ignored"]
     fn a_persistent_tap_another_program_left_with_a_12_byte_header_is_set_back_to_10() {
-        let worker = std::thread::spawn(|| {
-            // SAFETY: unshare(CLONE_NEWNET) takes a flag and moves only this thread (and what
-            // it starts) into a new network namespace; nothing else of the test shares it.
-            let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "unshare: {}", io::Error::last_os_error());
+        let (vnet_hdr, size) = crate::sys::testing::in_own_netns(|| {
             // What QEMU does with a tap: a 12-byte header (with num_buffers), kept as the
             // tap is made persistent.
             let (file, _) = attach("ecvt0", true, false).unwrap();
@@ -651,7 +647,6 @@ mod tests {
             .unwrap();
             (tap.offloads().vnet_hdr, size)
         });
-        let (vnet_hdr, size) = worker.join().expect("the worker ran");
         assert!(vnet_hdr);
         assert_eq!(size, 10);
     }

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use super::*;
 use crate::error::Error;
 use crate::io::Socket;
+use crate::sys::testing::{in_own_netns, run};
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -232,16 +233,8 @@ fn a_gso_run_the_kernel_refuses_goes_out_datagram_by_datagram_and_gso_stays_on()
     // In a network namespace of its own whose loopback has an MTU of 1300, a run of
     // 1400-byte datagrams is refused as GSO (each segment above the path MTU) and sent one
     // by one (fragmented); GSO stays on, since the reason is that destination's.
-    let worker = std::thread::spawn(|| {
-        // SAFETY: unshare(CLONE_NEWNET) takes a flag and moves only this thread (and what
-        // it starts) into a new network namespace; nothing else of the test shares it.
-        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "unshare: {}", io::Error::last_os_error());
-        let up = std::process::Command::new("ip")
-            .args(["link", "set", "lo", "mtu", "1300", "up"])
-            .status()
-            .expect("ip");
-        assert!(up.success());
+    let result = in_own_netns(|| {
+        run("ip link set lo mtu 1300 up");
         let mut tx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
         tx.enable_batching();
         if !tx.enable_offloads().gso {
@@ -260,7 +253,7 @@ fn a_gso_run_the_kernel_refuses_goes_out_datagram_by_datagram_and_gso_stays_on()
         let got = recv_datagrams(&mut rx, 2 * want.len());
         Some((got, want, tx.offloads().gso))
     });
-    let Some((got, want, gso)) = worker.join().expect("the worker ran") else {
+    let Some((got, want, gso)) = result else {
         return;
     };
     let data: Vec<Vec<u8>> = got.into_iter().map(|(_, d)| d).collect();
@@ -278,28 +271,13 @@ fn the_last_sends_wait_for_room_in_a_socket_buffer_a_flood_filled() {
     // token bucket (10 Mb/s) holds them: the socket's buffer fills, and a send fails with
     // EAGAIN, as the Close messages at exit did after a flood. Made to wait, the last
     // datagram goes out.
-    let worker = std::thread::spawn(|| {
-        // SAFETY: unshare(CLONE_NEWNET) takes a flag and moves only this thread (and what
-        // it starts) into a new network namespace; nothing else of the test shares it.
-        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "unshare: {}", io::Error::last_os_error());
-        let ip = |args: &str| {
-            let ok = std::process::Command::new("ip")
-                .args(args.split(' '))
-                .status()
-                .expect("ip");
-            assert!(ok.success(), "ip {args}");
-        };
-        ip("link add v0 type veth peer name v1");
-        ip("addr add 198.18.5.1/24 dev v0");
-        ip("link set v0 up");
-        ip("link set v1 up");
-        ip("neigh add 198.18.5.2 lladdr 02:00:00:00:00:02 dev v0");
-        let ok = std::process::Command::new("tc")
-            .args("qdisc add dev v0 root tbf rate 10mbit burst 10kb limit 100mb".split(' '))
-            .status()
-            .expect("tc");
-        assert!(ok.success(), "tc");
+    let flushed = in_own_netns(|| {
+        run("ip link add v0 type veth peer name v1");
+        run("ip addr add 198.18.5.1/24 dev v0");
+        run("ip link set v0 up");
+        run("ip link set v1 up");
+        run("ip neigh add 198.18.5.2 lladdr 02:00:00:00:00:02 dev v0");
+        run("tc qdisc add dev v0 root tbf rate 10mbit burst 10kb limit 100mb");
         let mut tx = UdpSocket::bind(addr("198.18.5.1:0")).unwrap();
         tx.enable_batching();
         let to = addr("198.18.5.2:9");
@@ -331,6 +309,5 @@ fn the_last_sends_wait_for_room_in_a_socket_buffer_a_flood_filled() {
         tx.send_to(&[3; 8], to).unwrap();
         tx.flush()
     });
-    let flushed = worker.join().expect("the worker ran");
     assert!(flushed.is_ok(), "{flushed:?}");
 }
