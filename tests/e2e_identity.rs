@@ -1541,7 +1541,8 @@ fn with_user_the_trust_files_must_stay_readable_so_that_sighup_can_revoke() {
     trust_file(&file, &[(&k2, "h2")]);
     fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).expect("chmod 600");
     // (Writable by nobody, for the stats file.)
-    fs::set_permissions(&scratch.0, fs::Permissions::from_mode(0o777)).expect("chmod 777");
+    // (Sticky, as /tmp: a trust file in a directory anyone may change files in is refused.)
+    fs::set_permissions(&scratch.0, fs::Permissions::from_mode(0o1777)).expect("chmod 1777");
 
     let mut lab = Lab::new(2);
     let (h1, h2) = (lab.host(1), lab.host(2));

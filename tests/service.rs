@@ -37,7 +37,8 @@ impl Scratch {
         let dir = std::env::temp_dir().join(format!("ethcloud-svc-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("create the scratch dir");
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777))
+        // (Sticky, as /tmp: trust files in it are refused otherwise.)
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777))
             .expect("chmod the scratch dir");
         Scratch {
             dir,

@@ -156,21 +156,43 @@ pub fn read_trusted(paths: &[PathBuf]) -> Result<TrustedKeys, Error> {
 
 /// A trust file or directory that any user may write to is refused: anyone on the host
 /// could add a key to it (or, in a directory, a file of keys), and be trusted at the next
-/// start or SIGHUP.
+/// start or SIGHUP. So is one inside a directory (its own, after symbolic links, or any
+/// above it) that any user may write to without the sticky bit: anyone could replace it.
 fn refuse_writable_by_all(path: &Path, meta: &std::fs::Metadata) -> Result<(), Error> {
     use std::os::unix::fs::PermissionsExt;
+    let refuse = |reason: String| {
+        Err(Error::Trusted {
+            path: path.to_owned(),
+            line: None,
+            reason,
+        })
+    };
     let mode = meta.permissions().mode();
-    if mode & 0o002 == 0 {
-        return Ok(());
-    }
-    Err(Error::Trusted {
-        path: path.to_owned(),
-        line: None,
-        reason: format!(
+    if mode & 0o002 != 0 {
+        return refuse(format!(
             "writable by any user (mode {:04o}), who could add a key: run `chmod o-w` on it",
             mode & 0o7777
-        ),
-    })
+        ));
+    }
+    // (A path that cannot be resolved fails when it is opened.)
+    let Ok(real) = std::fs::canonicalize(path) else {
+        return Ok(());
+    };
+    for dir in real.ancestors().skip(1) {
+        let Ok(meta) = std::fs::metadata(dir) else {
+            continue;
+        };
+        let mode = meta.permissions().mode();
+        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+            return refuse(format!(
+                "inside {}, which any user may write to (mode {:04o}), so anyone could \
+                 replace it: run `chmod o-w` (or `chmod +t`) on that directory",
+                dir.display(),
+                mode & 0o7777
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The trust files of directory `dir`: its regular files (links followed), less hidden files

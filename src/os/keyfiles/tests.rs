@@ -418,3 +418,31 @@ fn a_trust_file_or_directory_any_user_may_write_to_is_refused() {
     let err = read_trusted(std::slice::from_ref(&trust)).unwrap_err();
     assert!(err.to_string().contains("trusted.d/a"), "{err}");
 }
+
+#[test]
+fn a_trust_file_inside_a_directory_any_user_may_write_to_is_refused_unless_sticky() {
+    // A 0644 file is fine in itself, but in a 0777 directory anyone can replace it, and
+    // a link to it from a trust directory changes nothing.
+    let dir = TempDir::new("open-parent");
+    let open = dir.0.join("open");
+    std::fs::create_dir(&open).unwrap();
+    let file = open.join("net.trusted");
+    std::fs::write(&file, format!("{}\n", public(1))).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let trust = dir.0.join("trusted.d");
+    std::fs::create_dir(&trust).unwrap();
+    std::os::unix::fs::symlink(&file, trust.join("net")).unwrap();
+    for path in [&file, &trust] {
+        let err = read_trusted(std::slice::from_ref(path)).unwrap_err();
+        assert!(matches!(err, Error::Trusted { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("which any user may write to (mode 0777)"),
+            "{err}"
+        );
+    }
+    // With the sticky bit (as /tmp), only the owner may replace it: accepted.
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    assert_eq!(read_trusted(std::slice::from_ref(&file)).unwrap().len(), 1);
+    assert_eq!(read_trusted(std::slice::from_ref(&trust)).unwrap().len(), 1);
+}
