@@ -255,20 +255,39 @@ pub(super) fn is_transient(e: &io::Error) -> bool {
 }
 
 /// A run of transient failures of one kind of I/O (see [`is_transient`]): warned about once
-/// when it starts, at debug while it lasts (the loop retries on every pass, thousands of
-/// times a second while it spins), and over at the next success.
+/// when it starts, at debug while it lasts, and over at the next success. The fd stays
+/// readable through it, so each failure after the first waits [`TROUBLE_BACKOFF`]: a loop
+/// asleep in epoll would otherwise wake at once and fail again, at full speed.
 #[derive(Debug, Default)]
 pub(super) struct Trouble {
     on: bool,
 }
 
+/// How long a thread waits after a transient failure that repeats (the fd stays readable,
+/// so a loop asleep in epoll would otherwise wake at once, thousands of times a second).
+pub(super) const TROUBLE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(1);
+
 impl Trouble {
-    /// `what` failed with `e`; retried later.
+    /// `what` failed with `e`; retried later. The first failure of a run returns at once;
+    /// later ones wait [`TROUBLE_BACKOFF`] first (see [`Trouble::backoff`]).
     pub(super) fn failed(&mut self, what: &str, e: &io::Error) {
+        let wait = self.backoff();
         if std::mem::replace(&mut self.on, true) {
             debug!("{what} failed again, retrying later: {e}");
         } else {
             warn!("{what} failed, retrying later: {e} (warned once until it works again)");
+        }
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+    }
+
+    /// What a failure now waits: nothing for the first of a run, [`TROUBLE_BACKOFF`] after.
+    fn backoff(&self) -> std::time::Duration {
+        if self.on {
+            TROUBLE_BACKOFF
+        } else {
+            std::time::Duration::ZERO
         }
     }
 
@@ -288,12 +307,15 @@ mod tests {
         let e = io::Error::from_raw_os_error(libc::ENOBUFS);
         let mut t = Trouble::default();
         assert!(!t.on);
+        assert!(t.backoff().is_zero(), "the first failure waits for nothing");
         t.failed("UDP receive", &e);
         assert!(t.on, "the first failure starts a run");
+        assert_eq!(t.backoff(), TROUBLE_BACKOFF, "the next ones wait");
         t.failed("UDP receive", &e);
         assert!(t.on);
         t.over();
         assert!(!t.on, "a success ends it: the next failure warns again");
+        assert!(t.backoff().is_zero());
     }
 
     #[test]
