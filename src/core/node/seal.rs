@@ -82,14 +82,20 @@ impl KeyedAegis {
         std::iter::once(self.session).chain(self.x4.as_ref().map(|(_, s)| *s))
     }
 
-    /// A key rotation: the AEGIS sealers seal with the new key `next` from now on.
+    /// A key rotation: the AEGIS sealers seal with the new key `next` from now on, also
+    /// those the lanes still hold (each old one is forwarded to its successor).
     fn rekey(&mut self, next: &Keyed) {
         self.session = aegis_session(next.session);
-        let sealer = Sealer::with_cipher(&next.key, self.session, Cipher::Aegis128L)
-            .starting_at(self.first_counter);
-        self.sealer = Arc::new(sealer);
-        if self.x4.is_some() {
-            self.x4 = Some(x4_sealer(next, self.first_counter));
+        let sealer = Arc::new(
+            Sealer::with_cipher(&next.key, self.session, Cipher::Aegis128L)
+                .starting_at(self.first_counter),
+        );
+        self.sealer.forward_to(Arc::clone(&sealer));
+        self.sealer = sealer;
+        if let Some((old, _)) = &self.x4 {
+            let x4 = x4_sealer(next, self.first_counter);
+            old.forward_to(Arc::clone(&x4.0));
+            self.x4 = Some(x4);
         }
     }
 
@@ -536,6 +542,39 @@ mod tests {
         for s in [other, later, aegis_session(other), x4_session(later)] {
             assert!(!same_process(&base, &s), "{s:02x?}");
             assert!(!same_process(&x4, &s), "{s:02x?}");
+        }
+    }
+
+    #[test]
+    fn a_rotation_hands_the_aegis_sealers_the_lanes_hold_on_to_the_new_key() {
+        let keyed = |byte: u8| Keyed {
+            key: crate::crypto::Key::from_bytes([byte; 32]),
+            session: [byte; crypto::SESSION_LEN],
+        };
+        // (None where this CPU has no AES instructions: nothing to check there.)
+        let Some(mut aegis) = KeyedAegis::new(&keyed(1), true, 0) else {
+            return;
+        };
+        // What a lane holds: the two sealers from before the rotation.
+        let held = [
+            Arc::clone(&aegis.sealer),
+            Arc::clone(&aegis.x4.as_ref().unwrap().0),
+        ];
+        aegis.rekey(&keyed(2));
+        let want = [
+            aegis_session(keyed(2).session),
+            x4_session(keyed(2).session),
+        ];
+        let token = crate::wire::Token::new(7).unwrap();
+        for (sealer, session) in held.iter().zip(want) {
+            let mut buf = [0u8; 128];
+            let range = sealer.seal(token, &mut buf, crypto::FRONT_LEN, 8).unwrap();
+            let at = range.start + crate::wire::TOKEN_LEN + 1;
+            assert_eq!(
+                buf[at..at + crypto::SESSION_LEN],
+                session,
+                "the old key's session"
+            );
         }
     }
 }

@@ -174,25 +174,57 @@ fn refuse_writable_by_all(path: &Path, meta: &std::fs::Metadata) -> Result<(), E
             mode & 0o7777
         ));
     }
-    // (A path that cannot be resolved fails when it is opened.)
-    let Ok(real) = std::fs::canonicalize(path) else {
-        return Ok(());
-    };
-    for dir in real.ancestors().skip(1) {
-        let Ok(meta) = std::fs::metadata(dir) else {
-            continue;
-        };
-        let mode = meta.permissions().mode();
-        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
-            return refuse(format!(
-                "inside {}, which any user may write to (mode {:04o}), so anyone could \
-                 replace it: run `chmod o-w` (or `chmod +t`) on that directory",
-                dir.display(),
-                mode & 0o7777
-            ));
+    // The path as given (a symbolic link in it could be replaced where it sits) and as
+    // resolved (where the file is). A path that cannot be resolved fails when it is opened.
+    let given = std::env::current_dir()
+        .map(|dir| dir.join(path))
+        .unwrap_or_else(|_| path.to_owned());
+    for chain in [Some(given), std::fs::canonicalize(path).ok()]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(reason) = replaceable(&chain) {
+            return refuse(reason);
         }
     }
     Ok(())
+}
+
+/// Why the file at the absolute path `path` could be replaced by a user other than root and
+/// us, if it could: a directory on the way that any user may write to, without the sticky
+/// bit; or, in a sticky one (as /tmp), an entry that such a user owns.
+fn replaceable(path: &Path) -> Option<String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let (_, our_uid, _, _) = crate::sys::privdrop::current_ids();
+    let mut entry = path;
+    for dir in path.ancestors().skip(1) {
+        let Ok(meta) = std::fs::metadata(dir) else {
+            entry = dir;
+            continue;
+        };
+        let mode = meta.permissions().mode();
+        if mode & 0o002 != 0 {
+            if mode & 0o1000 == 0 {
+                return Some(format!(
+                    "inside {}, which any user may write to (mode {:04o}), so anyone could \
+                     replace it: run `chmod o-w` (or `chmod +t`) on that directory",
+                    dir.display(),
+                    mode & 0o7777
+                ));
+            }
+            let owner = std::fs::symlink_metadata(entry).map(|m| m.uid()).ok();
+            if let Some(uid) = owner.filter(|uid| *uid != 0 && *uid != our_uid) {
+                return Some(format!(
+                    "{} is owned by uid {uid}, in {}, which any user may write to: only \
+                     root (or this daemon's user) may own what it trusts there",
+                    entry.display(),
+                    dir.display()
+                ));
+            }
+        }
+        entry = dir;
+    }
+    None
 }
 
 /// The trust files of directory `dir`: its regular files (links followed), less hidden files

@@ -445,4 +445,25 @@ fn a_trust_file_inside_a_directory_any_user_may_write_to_is_refused_unless_stick
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
     assert_eq!(read_trusted(std::slice::from_ref(&file)).unwrap().len(), 1);
     assert_eq!(read_trusted(std::slice::from_ref(&trust)).unwrap().len(), 1);
+    // ... unless another user owns it there (the name was free, and they took it).
+    if crate::sys::privdrop::current_ids().1 == 0 {
+        std::os::unix::fs::lchown(&file, Some(65534), None).unwrap();
+        let err = read_trusted(std::slice::from_ref(&file)).unwrap_err();
+        assert!(err.to_string().contains("is owned by uid 65534"), "{err}");
+        std::os::unix::fs::lchown(&file, Some(0), None).unwrap();
+    }
+
+    // A link that sits in an open directory can be pointed elsewhere, whatever it points
+    // at: refused too.
+    let fine = dir.write("fine.trusted", format!("{}\n", public(2)).as_bytes(), 0o644);
+    let link = open.join("link.trusted");
+    std::os::unix::fs::symlink(&fine, &link).unwrap();
+    assert_eq!(read_trusted(std::slice::from_ref(&fine)).unwrap().len(), 1);
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = read_trusted(std::slice::from_ref(&link)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("which any user may write to (mode 0777)"),
+        "{err}"
+    );
 }
