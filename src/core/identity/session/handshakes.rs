@@ -1063,27 +1063,32 @@ mod tests {
             HandshakeEvent::Completed
         );
         // a seals in the session it completed (the first); b opens it, and seals in it back.
+        assert!(
+            carries(&mut a, &mut b, (at_a, at_b), later),
+            "b dropped the session a completed, for the later one"
+        );
+        assert!(
+            carries(&mut b, &mut a, (at_b, at_a), later),
+            "b seals in a session a does not have"
+        );
+    }
+
+    /// Whether a one-byte datagram `from` seals (it must have a session) reaches `to`, which
+    /// opens it: (`from`'s address, `to`'s address).
+    fn carries(
+        from: &mut Sessions,
+        to: &mut Sessions,
+        (at_from, at_to): (SocketAddr, SocketAddr),
+        now: Instant,
+    ) -> bool {
         let mut buf = vec![0u8; crate::buf::BUF_LEN];
         let at = crate::buf::SWITCH_AT;
         buf[at] = 0x02;
-        let range = a
-            .seal(later, at_b, &mut buf, at, 1)
-            .expect("a has a session");
+        let range = from
+            .seal(now, at_to, &mut buf, at, 1)
+            .expect("the sender has a session");
         let mut datagram = buf[range].to_vec();
-        assert!(
-            b.open(later, at_a, &mut datagram).is_ok(),
-            "b dropped the session a completed, for the later one"
-        );
-        let mut buf = vec![0u8; crate::buf::BUF_LEN];
-        buf[at] = 0x02;
-        let range = b
-            .seal(later, at_a, &mut buf, at, 1)
-            .expect("b has a session");
-        let mut datagram = buf[range].to_vec();
-        assert!(
-            a.open(later, at_b, &mut datagram).is_ok(),
-            "b seals in a session a does not have"
-        );
+        to.open(now, at_from, &mut datagram).is_ok()
     }
 
     #[test]
