@@ -554,13 +554,15 @@ fn raise_send_buffer(stream: &UnixStream) {
     for option in [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF] {
         // SAFETY: the fd is open for the call; `size_ptr` points to a live c_int of `len`
         // bytes that the kernel only reads.
-        let set = syscall!(setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            option,
-            size_ptr.cast(),
-            len
-        ));
+        let set = unsafe {
+            syscall!(setsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                size_ptr.cast(),
+                len
+            ))
+        };
         if set.is_ok() {
             return;
         }
@@ -574,13 +576,13 @@ fn bind_private(path: &Path) -> io::Result<UnixListener> {
     let (addr, len) = unix_addr(path)?;
     let fd = unix_socket(0)?;
     // SAFETY: the fd is open for the call.
-    syscall!(fchmod(fd.as_raw_fd(), 0o600))?;
+    unsafe { syscall!(fchmod(fd.as_raw_fd(), 0o600)) }?;
     let addr_ptr: *const libc::sockaddr_un = &addr;
     // SAFETY: the fd is open; `addr_ptr` points to a live sockaddr_un whose first `len`
     // bytes hold the family and the NUL-terminated path; the kernel only reads them.
-    syscall!(bind(fd.as_raw_fd(), addr_ptr.cast(), len))?;
+    unsafe { syscall!(bind(fd.as_raw_fd(), addr_ptr.cast(), len)) }?;
     // SAFETY: the fd is an open, bound stream socket.
-    syscall!(listen(fd.as_raw_fd(), 16))?;
+    unsafe { syscall!(listen(fd.as_raw_fd(), 16)) }?;
     Ok(UnixListener::from(fd))
 }
 
@@ -597,7 +599,7 @@ fn connect_now(path: &Path) -> io::Result<UnixStream> {
     let addr_ptr: *const libc::sockaddr_un = &addr;
     // SAFETY: the fd is open; `addr_ptr` points to a live sockaddr_un whose first `len`
     // bytes hold the family and the NUL-terminated path; the kernel only reads them.
-    syscall!(connect(fd.as_raw_fd(), addr_ptr.cast(), len))?;
+    unsafe { syscall!(connect(fd.as_raw_fd(), addr_ptr.cast(), len)) }?;
     let stream = UnixStream::from(fd);
     stream.set_nonblocking(false)?;
     Ok(stream)
@@ -606,11 +608,13 @@ fn connect_now(path: &Path) -> io::Result<UnixStream> {
 /// A new Unix stream socket (close-on-exec, plus `flags`).
 fn unix_socket(flags: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: socket() takes plain integers and returns a new fd or -1.
-    let raw = syscall!(socket(
-        libc::AF_UNIX,
-        libc::SOCK_STREAM | libc::SOCK_CLOEXEC | flags,
-        0
-    ))?;
+    let raw = unsafe {
+        syscall!(socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | flags,
+            0
+        ))
+    }?;
     // SAFETY: `raw` was just returned by socket(), is open, and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }

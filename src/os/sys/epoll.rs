@@ -33,7 +33,7 @@ impl Poll {
     /// The OS error, e.g. `EMFILE`.
     pub fn new() -> io::Result<Poll> {
         // SAFETY: epoll_create1() takes a flag and returns a new fd or -1.
-        let raw = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
+        let raw = unsafe { syscall!(epoll_create1(libc::EPOLL_CLOEXEC)) }?;
         // SAFETY: `raw` was just returned by epoll_create1(), is open, and nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         Ok(Poll {
@@ -98,12 +98,14 @@ impl Poll {
         let event_ptr: *mut libc::epoll_event = &mut event;
         // SAFETY: both fds are open for the call; `event_ptr` points to a live, initialised
         // `epoll_event` that the kernel only reads.
-        syscall!(epoll_ctl(
-            self.fd.as_raw_fd(),
-            op,
-            fd.as_raw_fd(),
-            event_ptr
-        ))?;
+        unsafe {
+            syscall!(epoll_ctl(
+                self.fd.as_raw_fd(),
+                op,
+                fd.as_raw_fd(),
+                event_ptr
+            ))
+        }?;
         Ok(())
     }
 
@@ -126,7 +128,9 @@ impl Poll {
         let events_ptr = self.events.as_mut_ptr();
         // SAFETY: the epoll fd is open; `events_ptr` points to `self.events`, which has room
         // for `max` == MAX_EVENTS events and is borrowed mutably for the call.
-        self.ready = match syscall!(epoll_wait(self.fd.as_raw_fd(), events_ptr, max, timeout_ms)) {
+        let waited =
+            unsafe { syscall!(epoll_wait(self.fd.as_raw_fd(), events_ptr, max, timeout_ms)) };
+        self.ready = match waited {
             Ok(n) => usize::try_from(n).unwrap_or(0).min(MAX_EVENTS),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
             Err(e) => return Err(e),

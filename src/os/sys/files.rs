@@ -26,9 +26,9 @@ pub fn open_for_reading(path: &Path) -> io::Result<File> {
         .open(path)?;
     let fd = file.as_raw_fd();
     // SAFETY: F_GETFL on a descriptor `file` owns and keeps open across the call.
-    let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
+    let flags = unsafe { syscall!(fcntl(fd, libc::F_GETFL)) }?;
     // SAFETY: F_SETFL with an integer flag word on the same descriptor.
-    syscall!(fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK))?;
+    unsafe { syscall!(fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK)) }?;
     Ok(file)
 }
 
@@ -41,6 +41,6 @@ pub fn make_fifo(path: &Path, mode: u32) -> io::Result<()> {
     let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: `c_path` is a NUL-terminated string that lives across the call.
-    syscall!(mkfifo(c_path.as_ptr(), mode as libc::mode_t))?;
+    unsafe { syscall!(mkfifo(c_path.as_ptr(), mode as libc::mode_t)) }?;
     Ok(())
 }

@@ -29,7 +29,7 @@ impl Drop for IfAddrs {
 pub fn local_addrs() -> io::Result<Vec<SocketAddr>> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: `head` is a valid place for getifaddrs() to store the list pointer.
-    syscall!(getifaddrs(&mut head))?;
+    unsafe { syscall!(getifaddrs(&mut head)) }?;
     let list = IfAddrs { head };
 
     let mut addrs = Vec::new();

@@ -5,24 +5,23 @@
 //!
 //! Owns every `unsafe` block and every libc call of the crate (this is the only module with
 //! `#![allow(unsafe_code)]`; the lint setting covers its submodules). Every libc call goes
-//! through `syscall!`, every `unsafe` block starts with a `// SAFETY:` comment, and every file
+//! through `syscall!` inside an `unsafe` block, every `unsafe` block starts with a `// SAFETY:` comment, and every file
 //! descriptor is held in an [`std::os::fd::OwnedFd`] (or a type wrapping one) from the moment it
 //! exists, so no error path can leak it. Nothing here knows the protocol: the core (`node`)
 //! sees these types only through the traits in `crate::io`.
 
 #![allow(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 /// Calls `libc::$fn(args..)` and turns the C convention "negative return value plus `errno`"
 /// into an [`std::io::Result`] holding the non-negative return value.
 ///
-/// The `unsafe` block lives inside the macro; every call site states why its arguments are
-/// valid in a `// SAFETY:` comment right above it.
+/// The macro holds no `unsafe` block of its own: the libc call is unsafe, so every call site
+/// has to be written `unsafe { syscall!(..) }`, with a `// SAFETY:` comment right above it
+/// that says why the arguments are valid. The compiler refuses a call site without it.
 macro_rules! syscall {
     ($fn:ident ( $($arg:expr),* $(,)? )) => {{
-        #[allow(unused_unsafe)]
-        // SAFETY: the caller documents, at the call site, why the arguments are valid for
-        // this libc function.
-        let res = unsafe { libc::$fn($($arg, )*) };
+        let res = libc::$fn($($arg, )*);
         if res < 0 {
             Err(std::io::Error::last_os_error())
         } else {

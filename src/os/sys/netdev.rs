@@ -31,10 +31,10 @@ fn request(name: &str) -> io::Result<libc::ifreq> {
 fn control_socket() -> io::Result<OwnedFd> {
     let flags = libc::SOCK_DGRAM | libc::SOCK_CLOEXEC;
     // SAFETY: socket() takes no pointers; the result is checked by `syscall!`.
-    let raw = syscall!(socket(libc::AF_INET, flags, 0)).or_else(|e| {
+    let raw = unsafe { syscall!(socket(libc::AF_INET, flags, 0)) }.or_else(|e| {
         if e.raw_os_error() == Some(libc::EAFNOSUPPORT) {
             // SAFETY: as above.
-            syscall!(socket(libc::AF_INET6, flags, 0))
+            unsafe { syscall!(socket(libc::AF_INET6, flags, 0)) }
         } else {
             Err(e)
         }
@@ -48,7 +48,7 @@ fn ioctl(request: libc::Ioctl, req: &mut libc::ifreq) -> io::Result<()> {
     let socket = control_socket()?;
     // SAFETY: `socket` is an open socket we own for the duration of the call; every request
     // used in this module reads or writes one `ifreq`, and `req` is a valid, exclusive one.
-    syscall!(ioctl(socket.as_raw_fd(), request, req as *mut libc::ifreq))?;
+    unsafe { syscall!(ioctl(socket.as_raw_fd(), request, req as *mut libc::ifreq)) }?;
     Ok(())
 }
 

@@ -219,11 +219,11 @@ pub fn drop_to(to: &Identity) -> Result<(), Error> {
     };
     let groups = [to.gid];
     // SAFETY: `groups` holds exactly the one gid whose count is passed.
-    syscall!(setgroups(1, groups.as_ptr())).map_err(fail)?;
+    unsafe { syscall!(setgroups(1, groups.as_ptr())) }.map_err(fail)?;
     // SAFETY: setgid() takes no pointers.
-    syscall!(setgid(to.gid)).map_err(fail)?;
+    unsafe { syscall!(setgid(to.gid)) }.map_err(fail)?;
     // SAFETY: setuid() takes no pointers.
-    syscall!(setuid(to.uid)).map_err(fail)?;
+    unsafe { syscall!(setuid(to.uid)) }.map_err(fail)?;
     if to.uid != 0 {
         clear_capabilities().map_err(fail)?;
     }
@@ -236,7 +236,7 @@ pub fn drop_to(to: &Identity) -> Result<(), Error> {
     }
     if to.uid != 0 {
         // SAFETY: setuid() takes no pointers. It must fail: root is gone for good.
-        if syscall!(setuid(0)).is_ok() {
+        if unsafe { syscall!(setuid(0)) }.is_ok() {
             return Err(fail(io::Error::other("setuid(0) still succeeds")));
         }
         match has_capabilities() {
@@ -312,10 +312,10 @@ fn set_fs_ids(uid: libc::uid_t, gid: libc::gid_t) -> bool {
 /// The process's supplementary groups.
 fn supplementary_groups() -> io::Result<Vec<libc::gid_t>> {
     // SAFETY: with a size of 0, getgroups() writes nothing and returns the count.
-    let count = syscall!(getgroups(0, std::ptr::null_mut()))?;
+    let count = unsafe { syscall!(getgroups(0, std::ptr::null_mut())) }?;
     let mut groups = vec![0 as libc::gid_t; usize::try_from(count).unwrap_or(0)];
     // SAFETY: `groups` has room for exactly the count passed.
-    let got = syscall!(getgroups(count, groups.as_mut_ptr()))?;
+    let got = unsafe { syscall!(getgroups(count, groups.as_mut_ptr())) }?;
     groups.truncate(usize::try_from(got).unwrap_or(0));
     Ok(groups)
 }
@@ -323,7 +323,7 @@ fn supplementary_groups() -> io::Result<Vec<libc::gid_t>> {
 /// Sets the process's supplementary groups to `groups`.
 fn set_groups(groups: &[libc::gid_t]) -> io::Result<()> {
     // SAFETY: `groups` holds exactly the gids whose count is passed.
-    syscall!(setgroups(groups.len(), groups.as_ptr()))?;
+    unsafe { syscall!(setgroups(groups.len(), groups.as_ptr())) }?;
     Ok(())
 }
 
@@ -396,13 +396,15 @@ fn set_capabilities(data: &[CapData; 2]) -> io::Result<()> {
 fn clear_capabilities() -> io::Result<()> {
     // SAFETY: prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL) takes no pointers; the unused
     // arguments must be 0.
-    let ambient = syscall!(prctl(
-        libc::PR_CAP_AMBIENT,
-        libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-        0 as libc::c_ulong,
-        0 as libc::c_ulong,
-        0 as libc::c_ulong
-    ));
+    let ambient = unsafe {
+        syscall!(prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong
+        ))
+    };
     if let Err(e) = ambient {
         // Kernels before 4.3 have no ambient set, so nothing to clear there.
         if e.raw_os_error() != Some(libc::EINVAL) {

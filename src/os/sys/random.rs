@@ -15,7 +15,7 @@ pub fn fill(buf: &mut [u8]) -> io::Result<()> {
         let rest = buf.get_mut(filled..).unwrap_or_default();
         // SAFETY: `rest` is a valid, writable buffer of `rest.len()` bytes for the duration of
         // the call; flags 0 means "block until the pool is initialised", which is what we want.
-        match syscall!(getrandom(rest.as_mut_ptr().cast(), rest.len(), 0)) {
+        match unsafe { syscall!(getrandom(rest.as_mut_ptr().cast(), rest.len(), 0)) } {
             Ok(n) => filled += usize::try_from(n).unwrap_or(0),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),

@@ -25,7 +25,7 @@ pub fn default_child_signal() -> io::Result<()> {
     action.sa_sigaction = libc::SIG_DFL;
     // SAFETY: `action` is an initialised sigaction that outlives the call; the old action is
     // not wanted, so a null pointer is allowed.
-    syscall!(sigaction(libc::SIGCHLD, &action, std::ptr::null_mut())).map(|_| ())
+    unsafe { syscall!(sigaction(libc::SIGCHLD, &action, std::ptr::null_mut())) }.map(|_| ())
 }
 
 /// Sends SIGKILL to every process in the process group `pgid`: a child started as the leader
@@ -44,7 +44,7 @@ pub fn kill_process_group(pgid: u32) -> io::Result<()> {
         .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: kill(2) takes plain integers and touches no memory of ours; a negative PID names
     // the process group, and `pgid` > 1 rules out our own group (0) and every process (-1).
-    syscall!(kill(-pgid, libc::SIGKILL)).map(|_| ())
+    unsafe { syscall!(kill(-pgid, libc::SIGKILL)) }.map(|_| ())
 }
 
 /// A signal ethcloud handles.
@@ -107,16 +107,16 @@ impl SignalFd {
         // SAFETY: sigset_t is plain integers, for which all zeroes is a valid value.
         let mut set: libc::sigset_t = unsafe { mem::zeroed() };
         // SAFETY: `set` is a valid, initialised sigset_t that outlives the call.
-        syscall!(sigemptyset(&mut set))?;
+        unsafe { syscall!(sigemptyset(&mut set)) }?;
         for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1, libc::SIGHUP] {
             // SAFETY: `set` is initialised; `signal` is a valid signal number.
-            syscall!(sigaddset(&mut set, signal))?;
+            unsafe { syscall!(sigaddset(&mut set, signal)) }?;
         }
         // SAFETY: `set` is an initialised sigset_t that outlives the call; the old mask is not
         // wanted, so a null pointer is allowed.
-        syscall!(sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()))?;
+        unsafe { syscall!(sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())) }?;
         // SAFETY: -1 asks for a new fd; `set` is initialised and only read.
-        let raw = syscall!(signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC))?;
+        let raw = unsafe { syscall!(signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC)) }?;
         // SAFETY: `raw` was just returned by signalfd(), is open, and nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         Ok(SignalFd {
@@ -138,11 +138,11 @@ impl SignalFd {
         // empty set).
         let mut set: libc::sigset_t = unsafe { mem::zeroed() };
         // SAFETY: `set` is a valid, initialised sigset_t that outlives the call.
-        syscall!(sigpending(&mut set))?;
+        unsafe { syscall!(sigpending(&mut set)) }?;
         let mut stop = false;
         for signal in [libc::SIGINT, libc::SIGTERM] {
             // SAFETY: `set` is an initialised sigset_t that is only read; `signal` is valid.
-            stop |= syscall!(sigismember(&set, signal))? == 1;
+            stop |= unsafe { syscall!(sigismember(&set, signal)) }? == 1;
         }
         Ok(stop)
     }

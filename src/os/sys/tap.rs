@@ -112,15 +112,17 @@ fn reset_persistent_state(file: &File, vnet_hdr: bool) -> io::Result<()> {
         let size = libc::c_int::try_from(VNET_HDR_LEN).unwrap_or(10);
         // SAFETY: `file` is an open tun fd attached to a device; TUNSETVNETHDRSZ reads one
         // c_int through the pointer, which points at `size` for the whole call.
-        syscall!(ioctl(file.as_raw_fd(), libc::TUNSETVNETHDRSZ, &size))?;
+        unsafe { syscall!(ioctl(file.as_raw_fd(), libc::TUNSETVNETHDRSZ, &size)) }?;
     } else {
         // SAFETY: `file` is an open tun fd attached to a device; TUNSETOFFLOAD takes the
         // flags by value and touches no memory of ours.
-        syscall!(ioctl(
-            file.as_raw_fd(),
-            libc::TUNSETOFFLOAD,
-            c_ulong::from(0u8)
-        ))?;
+        unsafe {
+            syscall!(ioctl(
+                file.as_raw_fd(),
+                libc::TUNSETOFFLOAD,
+                c_ulong::from(0u8)
+            ))
+        }?;
     }
     Ok(())
 }
@@ -286,11 +288,13 @@ impl TapDevice {
         ] {
             // SAFETY: `file` is an open tun fd attached to a device; TUNSETOFFLOAD takes the
             // flags by value and touches no memory of ours.
-            if syscall!(ioctl(
-                self.file.as_raw_fd(),
-                libc::TUNSETOFFLOAD,
-                c_ulong::from(flags)
-            ))
+            if unsafe {
+                syscall!(ioctl(
+                    self.file.as_raw_fd(),
+                    libc::TUNSETOFFLOAD,
+                    c_ulong::from(flags)
+                ))
+            }
             .is_ok()
             {
                 return offloads;
@@ -452,7 +456,7 @@ fn write_vnet(fd: BorrowedFd<'_>, hdr: &VnetHdr, parts: &[&[u8]]) -> io::Result<
     // SAFETY: `fd` is an open tun fd borrowed for the call; the first `count` (at most four)
     // iovecs of `iov` point to `head` and the parts, all alive and of the given lengths for
     // the whole call, and writev only reads them.
-    let written = syscall!(writev(fd.as_raw_fd(), iov.as_ptr(), count as libc::c_int))?;
+    let written = unsafe { syscall!(writev(fd.as_raw_fd(), iov.as_ptr(), count as libc::c_int)) }?;
     if usize::try_from(written).ok() == Some(len) {
         Ok(())
     } else {
@@ -481,11 +485,13 @@ fn queue_for<'a>(first: &'a File, others: &'a [File], frame: &[u8]) -> BorrowedF
 fn write_plain(fd: BorrowedFd<'_>, frame: &[u8]) -> io::Result<usize> {
     // SAFETY: `fd` is an open tun fd borrowed for the call; `frame` is alive and of the given
     // length for the whole call, and write only reads it.
-    let written = syscall!(write(
-        fd.as_raw_fd(),
-        frame.as_ptr().cast::<c_void>(),
-        frame.len()
-    ))?;
+    let written = unsafe {
+        syscall!(write(
+            fd.as_raw_fd(),
+            frame.as_ptr().cast::<c_void>(),
+            frame.len()
+        ))
+    }?;
     Ok(usize::try_from(written).unwrap_or(0))
 }
 
@@ -620,30 +626,35 @@ mod tests {
             let (file, _) = attach("ecvt0", true, false).unwrap();
             let twelve: c_int = 12;
             // SAFETY: an open tun fd attached to a device; the ioctl reads one c_int.
-            syscall!(ioctl(file.as_raw_fd(), libc::TUNSETVNETHDRSZ, &twelve)).unwrap();
+            unsafe { syscall!(ioctl(file.as_raw_fd(), libc::TUNSETVNETHDRSZ, &twelve)) }.unwrap();
             // SAFETY: an open tun fd attached to a device; the flag is passed by value.
-            syscall!(ioctl(
-                file.as_raw_fd(),
-                libc::TUNSETPERSIST,
-                c_ulong::from(1u8)
-            ))
+            unsafe {
+                syscall!(ioctl(
+                    file.as_raw_fd(),
+                    libc::TUNSETPERSIST,
+                    c_ulong::from(1u8)
+                ))
+            }
             .unwrap();
             drop(file);
             let header = |tap: &TapDevice| {
                 let mut size: c_int = 0;
                 // SAFETY: an open tun fd attached to a device; the ioctl writes one c_int
                 // through the pointer, which points at `size` for the whole call.
-                syscall!(ioctl(tap.as_raw_fd(), libc::TUNGETVNETHDRSZ, &mut size)).unwrap();
+                unsafe { syscall!(ioctl(tap.as_raw_fd(), libc::TUNGETVNETHDRSZ, &mut size)) }
+                    .unwrap();
                 size
             };
             let tap = TapDevice::open_with("ecvt0", true).unwrap();
             let size = header(&tap);
             // SAFETY: as above; the device goes when this last fd closes.
-            syscall!(ioctl(
-                tap.as_raw_fd(),
-                libc::TUNSETPERSIST,
-                c_ulong::from(0u8)
-            ))
+            unsafe {
+                syscall!(ioctl(
+                    tap.as_raw_fd(),
+                    libc::TUNSETPERSIST,
+                    c_ulong::from(0u8)
+                ))
+            }
             .unwrap();
             (tap.offloads().vnet_hdr, size)
         });

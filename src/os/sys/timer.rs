@@ -24,7 +24,7 @@ impl Timer {
     pub fn new() -> io::Result<Timer> {
         let flags = libc::TFD_NONBLOCK | libc::TFD_CLOEXEC;
         // SAFETY: timerfd_create() takes plain integers and returns a new fd or -1.
-        let raw = syscall!(timerfd_create(libc::CLOCK_MONOTONIC, flags))?;
+        let raw = unsafe { syscall!(timerfd_create(libc::CLOCK_MONOTONIC, flags)) }?;
         // SAFETY: `raw` was just returned by timerfd_create(), is open, and nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         Ok(Timer {
@@ -55,12 +55,14 @@ impl Timer {
         };
         // SAFETY: the timerfd is open; `spec` is an initialised itimerspec that outlives the
         // call; the old value is not wanted, so a null pointer is allowed.
-        syscall!(timerfd_settime(
-            self.file.as_raw_fd(),
-            0,
-            &spec,
-            std::ptr::null_mut()
-        ))?;
+        unsafe {
+            syscall!(timerfd_settime(
+                self.file.as_raw_fd(),
+                0,
+                &spec,
+                std::ptr::null_mut()
+            ))
+        }?;
         Ok(())
     }
 

@@ -25,7 +25,7 @@ impl Wake {
     pub fn new() -> io::Result<Wake> {
         let flags = libc::EFD_NONBLOCK | libc::EFD_CLOEXEC;
         // SAFETY: eventfd() takes plain integers and returns a new fd or -1.
-        let raw = syscall!(eventfd(0, flags))?;
+        let raw = unsafe { syscall!(eventfd(0, flags)) }?;
         // SAFETY: `raw` was just returned by eventfd(), is open, and nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         Ok(Wake {

@@ -147,13 +147,15 @@ impl UdpSocket {
         // control buffers point into `iovs`, `addrs`, `cmsgs` and `bytes`, all alive, not
         // otherwise borrowed and of the stated lengths until the call returns; the kernel
         // writes only within them. A null timeout is allowed.
-        let n = syscall!(recvmmsg(
-            self.socket.as_raw_fd(),
-            msgs.as_mut_ptr(),
-            RECV_SLOTS as c_uint,
-            libc::MSG_DONTWAIT,
-            std::ptr::null_mut()
-        ))?;
+        let n = unsafe {
+            syscall!(recvmmsg(
+                self.socket.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                RECV_SLOTS as c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut()
+            ))
+        }?;
         let n = usize::try_from(n).unwrap_or(0).min(RECV_SLOTS);
         for (i, msg) in msgs.iter().enumerate().take(n) {
             let len = msg.msg_len as usize;

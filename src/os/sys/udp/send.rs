@@ -202,12 +202,14 @@ impl UdpSocket {
             // names, iovecs and control messages point into `addrs`, `iovs`, `cmsgs` and the
             // queue's bytes, all alive and of the stated lengths until the call returns;
             // sendmmsg only reads them (and writes each `msg_len`).
-            let result = syscall!(sendmmsg(
-                self.socket.as_raw_fd(),
-                msgs.as_mut_ptr(),
-                count as c_uint,
-                0
-            ));
+            let result = unsafe {
+                syscall!(sendmmsg(
+                    self.socket.as_raw_fd(),
+                    msgs.as_mut_ptr(),
+                    count as c_uint,
+                    0
+                ))
+            };
             match result {
                 Ok(sent) => {
                     let sent = usize::try_from(sent).unwrap_or(0).min(count);

@@ -32,13 +32,15 @@ fn set_int_option(
     let value_ptr: *const libc::c_int = &value;
     // SAFETY: `fd` is an open socket borrowed for the call; `value_ptr` points to a live
     // `c_int` and the length passed is exactly its size.
-    syscall!(setsockopt(
-        fd.as_raw_fd(),
-        level,
-        name,
-        value_ptr.cast(),
-        socklen::<libc::c_int>()
-    ))?;
+    unsafe {
+        syscall!(setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            value_ptr.cast(),
+            socklen::<libc::c_int>()
+        ))
+    }?;
     Ok(())
 }
 
@@ -48,7 +50,7 @@ fn bind_raw(fd: BorrowedFd<'_>, addr: &SocketAddr) -> io::Result<()> {
     // SAFETY: `fd` is an open socket of `addr`'s family; `ptr` points to a `SockAddr` whose
     // variant for that family is fully initialised and outlives the call, and `len` is that
     // variant's exact size, so the kernel reads only initialised bytes.
-    syscall!(bind(fd.as_raw_fd(), ptr.cast(), len))?;
+    unsafe { syscall!(bind(fd.as_raw_fd(), ptr.cast(), len)) }?;
     Ok(())
 }
 
@@ -89,7 +91,7 @@ impl UdpSocket {
         };
         let kind = libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
         // SAFETY: socket() takes plain integers and returns a new fd or -1.
-        let raw = syscall!(socket(domain, kind, 0))?;
+        let raw = unsafe { syscall!(socket(domain, kind, 0)) }?;
         // SAFETY: `raw` was just returned by socket(), is open, and nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         if is_ipv6 {
@@ -163,13 +165,15 @@ impl UdpSocket {
         // SAFETY: the socket is open for the duration of the call; `meminfo` is a writable
         // buffer of exactly `len` bytes and `len_ptr` points to that length, so the kernel
         // writes at most `len` bytes and stores the length it wrote.
-        syscall!(getsockopt(
-            self.socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_MEMINFO,
-            meminfo.as_mut_ptr().cast(),
-            len_ptr
-        ))?;
+        unsafe {
+            syscall!(getsockopt(
+                self.socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_MEMINFO,
+                meminfo.as_mut_ptr().cast(),
+                len_ptr
+            ))
+        }?;
         let written = usize::try_from(len).unwrap_or(0) / mem::size_of::<u32>();
         if written <= SK_MEMINFO_DROPS {
             return Err(io::Error::new(
