@@ -324,6 +324,20 @@ impl Resolver {
                     }
                 }
                 Ok(new) => {
+                    // A refused address (a filtering resolver's 0.0.0.0, our own address)
+                    // counts as a failure: the old address, which may still work, is kept.
+                    if let Some(why) = node.connect_refusal(new) {
+                        let text = &named.peer.text;
+                        if std::mem::replace(failing, true) {
+                            debug!("{text} resolves to {new}, refused ({why}); still trying {old}");
+                        } else {
+                            warn!(
+                                "{text} now resolves to {new}, which is refused ({why}); still \
+                                 trying {old} (further failures are logged at debug)"
+                            );
+                        }
+                        continue;
+                    }
                     *failing = false;
                     info!("{} now resolves to {new} (was {old})", named.peer.text);
                     let still_used = self.literals.contains(&old)
@@ -401,6 +415,27 @@ mod tests {
             .apply(Instant::from_secs(30), &mut node, vec![(0, Ok(new))]);
         assert_eq!(node.config().connect, [new]);
         assert_eq!(svc.names()[0].addr, new);
+    }
+
+    #[test]
+    fn a_name_that_now_resolves_to_a_refused_address_keeps_the_old_one() {
+        let old = addr("198.18.0.2:3210");
+        let mut node = node(&[old]);
+        let mut svc = service(vec![named("peer.example:3210", "198.18.0.2:3210")], vec![]);
+        // A filtering resolver's answer, then a multicast group.
+        for refused in [addr("0.0.0.0:3210"), addr("224.0.0.1:3210")] {
+            svc.resolver
+                .apply(Instant::ZERO, &mut node, vec![(0, Ok(refused))]);
+            assert_eq!(node.config().connect, [old]);
+            assert_eq!(svc.names()[0].addr, old);
+            assert!(svc.resolver.failing[0]);
+        }
+        // Once it resolves to a usable address again, that one is taken.
+        let new = addr("198.18.0.3:3210");
+        svc.resolver
+            .apply(Instant::ZERO, &mut node, vec![(0, Ok(new))]);
+        assert_eq!(node.config().connect, [new]);
+        assert!(!svc.resolver.failing[0]);
     }
 
     #[test]

@@ -95,16 +95,8 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// added (or already there).
     pub fn add_connect(&mut self, now: Instant, addr: SocketAddr) -> bool {
         let addr = canonical(addr);
-        if self.config.is_own(addr) {
-            warn!("not connecting to {addr}: that is this node's own address");
-            return false;
-        }
-        if is_unusable(addr) {
-            warn!("not connecting to {addr}: no node can be reached there");
-            return false;
-        }
-        if !self.config.can_reach(addr) {
-            warn!("not connecting to {addr}: the listen socket cannot reach that address family");
+        if let Some(why) = self.connect_refusal(addr) {
+            warn!("not connecting to {addr}: {why}");
             return false;
         }
         if !self.config.connect.contains(&addr) {
@@ -115,6 +107,22 @@ impl<S: Socket, D: Device> Node<S, D> {
             self.next_housekeep = self.next_housekeep.min(now);
         }
         true
+    }
+
+    /// Why [`Node::add_connect`] would refuse `addr`, without logging anything: our own
+    /// address, an unusable one (unspecified, multicast, port 0, ...) or one of a family the
+    /// socket cannot reach. `None` if it would be taken.
+    pub fn connect_refusal(&self, addr: SocketAddr) -> Option<&'static str> {
+        let addr = canonical(addr);
+        if self.config.is_own(addr) {
+            Some("that is this node's own address")
+        } else if is_unusable(addr) {
+            Some("no node can be reached there")
+        } else if !self.config.can_reach(addr) {
+            Some("the listen socket cannot reach that address family")
+        } else {
+            None
+        }
     }
 
     /// Forgets a `--connect` address (e.g. a DNS name now resolves elsewhere): it is no longer
