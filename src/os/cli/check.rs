@@ -161,13 +161,16 @@ impl Args {
             let (value, at) = pick(given, file, key, from_file, default);
             timeout(value, option).map_err(|e| at.blame(e))
         };
-        let peer_timeout = secs(
+        // The shortest keepalive is 1 s and it may be at most half the peer timeout, so a
+        // timeout of 1 s would leave no keepalive that works.
+        let (peer_timeout, at) = pick(
             self.peer_timeout_secs,
+            file,
             "peer-timeout",
             |f| f.peer_timeout,
             DEFAULT_PEER_TIMEOUT_SECS,
-            "--peer-timeout",
-        )?;
+        );
+        let peer_timeout = at_least(peer_timeout, 2, "--peer-timeout").map_err(|e| at.blame(e))?;
         let (keepalive, at) = pick(
             self.keepalive_secs.map(Some),
             file,
@@ -535,8 +538,12 @@ fn blame_either(a: Origin<'_>, b: Origin<'_>, err: Error) -> Error {
 }
 
 fn timeout(secs: u64, option: &'static str) -> Result<Duration, Error> {
-    if secs == 0 {
-        Err(Error::InvalidTimeout { option })
+    at_least(secs, 1, option)
+}
+
+fn at_least(secs: u64, min: u64, option: &'static str) -> Result<Duration, Error> {
+    if secs < min {
+        Err(Error::InvalidTimeout { option, min })
     } else {
         Ok(Duration::from_secs(secs))
     }

@@ -220,6 +220,16 @@ fn device_name_of_16_bytes_or_more_is_rejected() {
 fn zero_timeouts_are_rejected() {
     let text = usage_error(&["--peer-timeout", "0"]);
     assert!(text.contains("--peer-timeout"), "{text}");
+    // One second leaves no keepalive that is at least 1 s and at most half of it.
+    let text = usage_error(&["--peer-timeout", "1"]);
+    assert!(
+        text.contains("invalid --peer-timeout: must be at least 2 seconds"),
+        "{text}"
+    );
+    assert_eq!(
+        check(&["--peer-timeout", "2"]).unwrap().peer_timeout,
+        Duration::from_secs(2)
+    );
     let text = usage_error(&["--mac-timeout", "0"]);
     assert!(text.contains("--mac-timeout"), "{text}");
     assert_eq!(
@@ -379,7 +389,7 @@ fn bad_config_value_names_the_file_the_key_and_the_line() {
     assert_eq!(
         err.to_string(),
         "config file /etc/ethcloud/vpn0.toml, line 3: key peer-timeout: \
-         invalid --peer-timeout: must be at least 1 second"
+         invalid --peer-timeout: must be at least 2 seconds"
     );
     let err = check_file(&[], "token = 72057594037927936\n").unwrap_err();
     assert!(

@@ -121,8 +121,11 @@ impl fmt::Display for Error {
                 "invalid device name {name:?}: {reason} (e.g. ethcloud0, or ethcloud%d to let \
                  the kernel pick the number)"
             ),
-            Error::InvalidTimeout { option } => {
+            Error::InvalidTimeout { option, min: 1 } => {
                 write!(f, "invalid {option}: must be at least 1 second")
+            }
+            Error::InvalidTimeout { option, min } => {
+                write!(f, "invalid {option}: must be at least {min} seconds")
             }
             Error::Resolve { peer, source } => write!(
                 f,

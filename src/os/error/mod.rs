@@ -60,10 +60,12 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// A timeout option is zero.
+    /// A timeout option is below its minimum.
     InvalidTimeout {
         /// The option, e.g. `--peer-timeout`.
         option: &'static str,
+        /// The smallest value it takes, seconds.
+        min: u64,
     },
     /// A `--connect` name could not be resolved.
     Resolve {

@@ -40,6 +40,7 @@ fn bind_eaddrnotavail_says_address_is_not_local() {
 fn usage_errors_exit_2_and_system_errors_exit_1() {
     let usage = Error::InvalidTimeout {
         option: "--mac-timeout",
+        min: 1,
     };
     assert_eq!(usage.exit_code(), EXIT_USAGE);
     let system = Error::Epoll(io::Error::from_raw_os_error(libc::EMFILE));
