@@ -195,7 +195,7 @@ pub fn render_text<S: Socket, D: Device>(
     if macs.len() > parts.max_macs {
         let _ = writeln!(
             out,
-            "mac ... {} more (see the stats file)",
+            "mac ... {} more (`ethcloud show` and the stats file list them all)",
             macs.len() - parts.max_macs
         );
     }

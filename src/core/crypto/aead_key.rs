@@ -5,7 +5,11 @@
 //!
 //! Owns the per-cipher nonce layout (4 zero bytes then the counter for the 96-bit nonces of
 //! `ring`'s ciphers, 8 zero bytes then the counter for the AEGIS ciphers' 128-bit nonce) and the
-//! wiping of AEGIS subkeys on drop (`ring` wipes its own). It knows nothing of the datagram
+//! wiping of AEGIS subkeys on drop. (`ring` 0.17 does not wipe its keys, nor the HKDF
+//! pseudo-random keys an `Opener` keeps to derive the subkeys of sessions it has not met yet:
+//! a copy of their schedules may stay in freed memory until it is reused. Only a process that
+//! can read this one's memory could find them, and that process could read the live keys.)
+//! It knows nothing of the datagram
 //! layout: the caller hands it the associated data, the bytes to seal or open, and the counter.
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey};

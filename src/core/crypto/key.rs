@@ -47,6 +47,9 @@ impl Drop for Key {
 pub enum KeyError {
     /// The file is empty (or holds only a newline).
     Empty,
+    /// The passphrase is nothing but white space (e.g. a file that `echo >>` wrote twice):
+    /// a key anyone could guess.
+    Blank,
     /// The passphrase is longer than [`MAX_PASSPHRASE_LEN`] bytes.
     TooLong,
     /// Argon2 refused its parameters or failed; the reason is its own message.
@@ -57,6 +60,7 @@ impl fmt::Display for KeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeyError::Empty => f.write_str("key file is empty"),
+            KeyError::Blank => f.write_str("key file holds nothing but white space"),
             KeyError::TooLong => write!(
                 f,
                 "key file passphrase is longer than {MAX_PASSPHRASE_LEN} bytes"
@@ -69,14 +73,19 @@ impl fmt::Display for KeyError {
 impl std::error::Error for KeyError {}
 
 impl Key {
-    /// Whether a key file's `contents` are 32 bytes of printable text (with perhaps a final
-    /// newline): [`Key::from_file_contents`] takes them as a raw key, but they were most
-    /// likely meant as a passphrase (31 characters and the newline `echo` adds, or 32 written
-    /// with `printf`), and a node whose file holds the same passphrase with another length
-    /// gets another key. (Random raw bytes are all printable once in about 10^13 keys.)
+    /// Whether a key file's `contents` are 32 bytes of text (with perhaps a final newline,
+    /// or carriage return and newline): [`Key::from_file_contents`] takes them as a raw key,
+    /// but they were most likely meant as a passphrase (31 characters and the newline `echo`
+    /// adds, 30 and a Windows line end, or 32 written with `printf`), and a node whose file
+    /// holds the same passphrase with another length gets another key. Text is UTF-8 with
+    /// no control character but the tab. (Random raw bytes pass about once in 10^12 keys.)
     pub fn is_text_taken_raw(contents: &[u8]) -> bool {
-        let body = contents.strip_suffix(b"\n").unwrap_or(contents);
-        contents.len() == KEY_LEN && body.iter().all(|b| (0x20..0x7f).contains(b))
+        let body = contents
+            .strip_suffix(b"\n")
+            .map_or(contents, |b| b.strip_suffix(b"\r").unwrap_or(b));
+        contents.len() == KEY_LEN
+            && std::str::from_utf8(body)
+                .is_ok_and(|text| text.chars().all(|c| c == '\t' || !c.is_control()))
     }
 
     /// Reads a key file's contents.
@@ -95,7 +104,8 @@ impl Key {
     ///
     /// # Errors
     ///
-    /// [`KeyError::Empty`] for an empty passphrase, [`KeyError::TooLong`] past 1024 bytes, and
+    /// [`KeyError::Empty`] for an empty passphrase, [`KeyError::Blank`] for one of nothing but
+    /// white space, [`KeyError::TooLong`] past 1024 bytes, and
     /// [`KeyError::Kdf`] if Argon2 fails (it cannot with these parameters short of memory).
     pub fn from_file_contents(contents: &[u8], token: Token) -> Result<Key, KeyError> {
         // (A 32-byte file of text is still a raw key: see `is_text_taken_raw`.)
@@ -110,6 +120,9 @@ impl Key {
             .map_or(contents, |p| p.strip_suffix(b"\r").unwrap_or(p));
         if pass.is_empty() {
             return Err(KeyError::Empty);
+        }
+        if pass.iter().all(u8::is_ascii_whitespace) {
+            return Err(KeyError::Blank);
         }
         if pass.len() > MAX_PASSPHRASE_LEN {
             return Err(KeyError::TooLong);
@@ -207,6 +220,13 @@ mod tests {
             Key::from_file_contents(b"\r\n", token()).unwrap_err(),
             KeyError::Empty
         );
+        for blank in [&b"\n\n"[..], b"   \n", b"\t", b" \r\n\r\n"] {
+            assert_eq!(
+                Key::from_file_contents(blank, token()).unwrap_err(),
+                KeyError::Blank,
+                "{blank:?}"
+            );
+        }
         let long = vec![b'x'; MAX_PASSPHRASE_LEN + 1];
         assert_eq!(
             Key::from_file_contents(&long, token()).unwrap_err(),

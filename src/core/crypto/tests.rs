@@ -958,8 +958,13 @@ fn a_32_byte_key_file_of_text_is_a_raw_key_and_is_said_to_look_like_a_passphrase
     let token = Token::new(7).unwrap();
     let echoed = b"correct horse battery staple 31\n";
     let printed = b"correct horse battery staple 32!";
-    assert_eq!((echoed.len(), printed.len()), (32, 32));
-    for text in [&echoed[..], &printed[..]] {
+    let windows = b"correct horse battery stapl 30\r\n";
+    let tabbed = "caf\u{e9}\tcorrect horse battery 32..".as_bytes();
+    assert_eq!(
+        (echoed.len(), printed.len(), windows.len(), tabbed.len()),
+        (32, 32, 32, 32)
+    );
+    for text in [&echoed[..], &printed[..], &windows[..], tabbed] {
         assert!(Key::is_text_taken_raw(text));
         // Taken as the raw bytes, as always (every node must read a file alike).
         let hex: String = text.iter().map(|b| format!("{b:02x}")).collect();
@@ -972,6 +977,9 @@ fn a_32_byte_key_file_of_text_is_a_raw_key_and_is_said_to_look_like_a_passphrase
     }
     assert!(!Key::is_text_taken_raw(&raw));
     assert!(!Key::is_text_taken_raw(b"31 characters and no newline..."));
+    assert!(!Key::is_text_taken_raw(
+        b"a control byte \x01 in 32 bytes.."
+    ));
     assert!(!Key::is_text_taken_raw(
         b"a passphrase of 33 characters ok!"
     ));

@@ -26,7 +26,7 @@
 //!           "expires_in_secs":299.0}],
 //!  "macs_total":1,
 //!  "counters":{"frames_from_device":12,...},
-//!  "drops":{"malformed":0,...}}
+//!  "drops":{"wrong_token":0,...}}
 //! ```
 //!
 //! At most [`MAX_LISTED`] peers (the verified ones first, so that unverified addresses, which

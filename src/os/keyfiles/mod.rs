@@ -103,6 +103,13 @@ pub fn read_private_key(path: &Path) -> Result<SecretKey, Error> {
             mode,
         });
     }
+    // Another user who could put their own file there would know the node's identity key.
+    if let Some(reason) = replaceable_path(path) {
+        return Err(Error::PrivateKey {
+            path: path.to_owned(),
+            reason,
+        });
+    }
     let mut contents = read_bounded(file, MAX_PRIVATE_KEY_LEN)
         .map_err(read_error)?
         .ok_or_else(|| Error::PrivateKey {
@@ -174,20 +181,20 @@ fn refuse_writable_by_all(path: &Path, meta: &std::fs::Metadata) -> Result<(), E
             mode & 0o7777
         ));
     }
-    // The path as given (a symbolic link in it could be replaced where it sits) and as
-    // resolved (where the file is). A path that cannot be resolved fails when it is opened.
+    replaceable_path(path).map_or(Ok(()), refuse)
+}
+
+/// Why another user could replace the file at `path` (see [`replaceable`]), if one could:
+/// checked on the path as given (a symbolic link in it could be replaced where it sits) and
+/// as resolved (where the file is). A path that cannot be resolved fails when it is opened.
+fn replaceable_path(path: &Path) -> Option<String> {
     let given = std::env::current_dir()
         .map(|dir| dir.join(path))
         .unwrap_or_else(|_| path.to_owned());
-    for chain in [Some(given), std::fs::canonicalize(path).ok()]
+    [Some(given), std::fs::canonicalize(path).ok()]
         .into_iter()
         .flatten()
-    {
-        if let Some(reason) = replaceable(&chain) {
-            return refuse(reason);
-        }
-    }
-    Ok(())
+        .find_map(|chain| replaceable(&chain))
 }
 
 /// Why the file at the absolute path `path` could be replaced by a user other than root and
@@ -216,7 +223,7 @@ fn replaceable(path: &Path) -> Option<String> {
             if let Some(uid) = owner.filter(|uid| *uid != 0 && *uid != our_uid) {
                 return Some(format!(
                     "{} is owned by uid {uid}, in {}, which any user may write to: only \
-                     root (or this daemon's user) may own what it trusts there",
+                     root (or this daemon's user) may own what it reads there",
                     entry.display(),
                     dir.display()
                 ));
@@ -407,15 +414,43 @@ fn parse_secret(bytes: &[u8]) -> Result<SecretKey, String> {
 
 /// Everything `reader` gives, or `None` if that is more than `limit` bytes; reads at most
 /// `limit + 1` bytes either way.
-fn read_bounded(reader: impl Read, limit: u64) -> io::Result<Option<Vec<u8>>> {
-    let mut contents = Vec::new();
-    reader
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut contents)?;
-    if u64::try_from(contents.len()).unwrap_or(u64::MAX) > limit {
+///
+/// Secret files (limits up to 64 KiB) are read into one buffer allocated up front, never
+/// moved, and wiped on every way out but the one that hands it over, so no copy of a key is
+/// left in freed memory. Only a trust file (public keys) past 64 KiB makes the buffer grow.
+fn read_bounded(mut reader: impl Read, limit: u64) -> io::Result<Option<Vec<u8>>> {
+    const UP_FRONT: usize = 64 * 1024 + 1;
+    let most = usize::try_from(limit)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    let mut contents = vec![0u8; most.min(UP_FRONT)];
+    let mut len = 0;
+    let read = loop {
+        if len == contents.len() {
+            if len >= most {
+                break Ok(());
+            }
+            contents.resize(len.saturating_mul(2).min(most), 0);
+        }
+        let Some(room) = contents.get_mut(len..) else {
+            break Ok(());
+        };
+        match reader.read(room) {
+            Ok(0) => break Ok(()),
+            Ok(n) => len = len.saturating_add(n).min(contents.len()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    if let Err(e) = read {
+        wipe(&mut contents);
+        return Err(e);
+    }
+    if u64::try_from(len).unwrap_or(u64::MAX) > limit {
         wipe(&mut contents);
         return Ok(None);
     }
+    contents.truncate(len);
     Ok(Some(contents))
 }
 

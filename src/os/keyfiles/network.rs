@@ -47,6 +47,13 @@ pub fn read_key(path: &Path, token: Token) -> Result<Key, Error> {
                     mode & 0o7777
                 );
             }
+            if let Some(reason) = super::replaceable_path(path) {
+                log::warn!(
+                    "the key file {} could be replaced by another user, with a key they \
+                     know: {reason}",
+                    path.display()
+                );
+            }
             read_bounded(file, MAX_KEY_FILE_LEN)
         })
         .map_err(|source| Error::KeyFileRead {

@@ -85,6 +85,27 @@ fn private_key_readable_by_group_or_others_is_refused_naming_chmod() {
 }
 
 #[test]
+fn a_private_key_inside_a_directory_any_user_may_write_to_is_refused_unless_sticky() {
+    // Anyone could put a key they know in its place, and the node would use it.
+    let dir = TempDir::new("open-key");
+    let open = dir.0.join("open");
+    std::fs::create_dir(&open).unwrap();
+    let key = open.join("node.key");
+    std::fs::write(&key, ALICE_PRIVATE).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = read_private_key(&key).unwrap_err();
+    assert!(matches!(err, Error::PrivateKey { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("which any user may write to (mode 0777)"),
+        "{err}"
+    );
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    assert!(read_private_key(&key).is_ok());
+}
+
+#[test]
 fn bad_private_key_files_are_one_line_errors() {
     let dir = TempDir::new("badkey");
     let garbage = dir.write("garbage.key", b"not a key\n", 0o600);
@@ -466,4 +487,52 @@ fn a_trust_file_inside_a_directory_any_user_may_write_to_is_refused_unless_stick
             .contains("which any user may write to (mode 0777)"),
         "{err}"
     );
+}
+
+/// Gives its bytes a few at a time, then perhaps an error: how a pipe or a slow disk reads.
+struct Trickle<'a> {
+    left: &'a [u8],
+    step: usize,
+    fail_at_end: bool,
+}
+
+impl Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left.is_empty() && self.fail_at_end {
+            return Err(io::Error::other("disk gone"));
+        }
+        let n = self.step.min(buf.len()).min(self.left.len());
+        let (now, rest) = self.left.split_at(n);
+        buf[..n].copy_from_slice(now);
+        self.left = rest;
+        Ok(n)
+    }
+}
+
+#[test]
+fn bounded_reads_take_up_to_the_limit_and_refuse_one_byte_more() {
+    let trickle = |left, fail_at_end| Trickle {
+        left,
+        step: 7,
+        fail_at_end,
+    };
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    for (limit, len) in [
+        (64, 0),
+        (64, 63),
+        (64, 64),
+        (65_536, 65_536),
+        (1 << 20, 200_001),
+    ] {
+        let got = read_bounded(trickle(&data[..len], false), limit).unwrap();
+        assert_eq!(got.as_deref(), Some(&data[..len]), "{len} of {limit}");
+    }
+    for (limit, len) in [(64, 65), (65_536, 65_537), (100_000, 300_000)] {
+        let got = read_bounded(trickle(&data[..len], false), limit).unwrap();
+        assert!(got.is_none(), "{len} of {limit}");
+    }
+    // Something endless stops one byte past the limit.
+    assert!(read_bounded(io::repeat(1), 4096).unwrap().is_none());
+    let err = read_bounded(trickle(&data[..10], true), 64).unwrap_err();
+    assert_eq!(err.to_string(), "disk gone");
 }
