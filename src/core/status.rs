@@ -195,7 +195,7 @@ pub fn render_text<S: Socket, D: Device>(
     if macs.len() > parts.max_macs {
         let _ = writeln!(
             out,
-            "mac ... {} more (`ethcloud show` and the stats file list them all)",
+            "mac ... {} more (`ethcloud show` lists up to 1024 of them, a --stats-file all)",
             macs.len() - parts.max_macs
         );
     }
