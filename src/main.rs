@@ -317,6 +317,11 @@ fn show_command(show: &ShowArgs) -> ExitCode {
             say(&format!("ethcloud: {answer}"));
             ExitCode::FAILURE
         }
+        // The JSON answer is one object; a cut at a line's end would still end in a newline.
+        Ok(answer) if show.json && !answer.ends_with("}\n") => {
+            say(&format!("ethcloud: {}\n", control::cut_off(&path)));
+            ExitCode::FAILURE
+        }
         Ok(answer) => write_stdout(answer.as_bytes()),
         Err(err) => {
             say(&format!("ethcloud: {err}\n"));

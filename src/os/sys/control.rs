@@ -675,7 +675,8 @@ impl std::error::Error for ClientError {}
 /// # Errors
 ///
 /// [`ClientError`] with one line saying what is wrong: no daemon (nothing at `path`), not a
-/// socket, nobody listening, permission denied, a timeout, or an answer that is not UTF-8.
+/// socket, nobody listening, permission denied, a timeout, an answer longer than
+/// [`MAX_ANSWER_LEN`], cut off (not ending in a newline), or not UTF-8.
 pub fn request(path: &Path, line: &str) -> Result<String, ClientError> {
     let shown = path.display();
     let mut stream = connect_now(path).map_err(|e| connect_error(path, &e))?;
@@ -692,7 +693,9 @@ pub fn request(path: &Path, line: &str) -> Result<String, ClientError> {
         }
     }
     let mut answer = Vec::new();
-    let read = stream.take(MAX_ANSWER_LEN).read_to_end(&mut answer);
+    let read = stream
+        .take(MAX_ANSWER_LEN.saturating_add(1))
+        .read_to_end(&mut answer);
     // A daemon that closes with part of our line unread (busy, or a line too long) resets
     // the connection after its one error line; a real answer never ends in a reset, since
     // the daemon has read our whole line by then. Only a whole line is taken as the answer.
@@ -718,8 +721,27 @@ pub fn request(path: &Path, line: &str) -> Result<String, ClientError> {
             "the daemon at {shown} closed the connection without an answer (busy? try again)"
         )));
     }
+    if u64::try_from(answer.len()).unwrap_or(u64::MAX) > MAX_ANSWER_LEN {
+        return Err(ClientError(format!(
+            "the answer from {shown} is longer than {} MiB",
+            MAX_ANSWER_LEN >> 20
+        )));
+    }
+    // Every answer ends with a newline; one that does not was cut off, most likely by the
+    // daemon stopping while it was being sent.
+    if !answer.ends_with(b"\n") {
+        return Err(cut_off(path));
+    }
     String::from_utf8(answer)
         .map_err(|_| ClientError(format!("the answer from {shown} is not UTF-8")))
+}
+
+/// The error for an answer from the daemon at `path` that stops before its end.
+pub fn cut_off(path: &Path) -> ClientError {
+    ClientError(format!(
+        "the answer from {} was cut off (did the daemon stop while answering?)",
+        path.display()
+    ))
 }
 
 /// The one-line message for a failed connect to `path`.
@@ -1083,6 +1105,29 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
         assert!(start.elapsed() < Duration::from_secs(1));
         drop(listener);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_answer_cut_off_by_a_daemon_that_stops_is_an_error_not_output() {
+        let dir = temp_dir("cut");
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.sock");
+        let listener = bind_private(&path).unwrap();
+        listener.set_nonblocking(false).unwrap();
+        // A daemon that reads the request, sends part of a long answer and exits.
+        let daemon = std::thread::spawn(move || {
+            for part in [&b"interface: ethcloud0\npeer: 198.18.0."[..], b"whole\n"] {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut line = [0u8; 5];
+                stream.read_exact(&mut line).unwrap();
+                stream.write_all(part).unwrap();
+            }
+        });
+        let err = request(&path, "show").unwrap_err().to_string();
+        assert!(err.contains("was cut off"), "{err}");
+        assert_eq!(request(&path, "show").unwrap(), "whole\n");
+        daemon.join().unwrap();
         fs::remove_dir_all(&dir).unwrap();
     }
 }
