@@ -387,20 +387,32 @@ impl Args {
             |f| f.ifdown.clone().map(Some),
             None,
         );
-        let (stats_file, _) = pick(
+        let (stats_file, at) = pick(
             self.stats_file.clone().map(Some),
             file,
             "stats-file",
             |f| f.stats_file.clone().map(Some),
             None,
         );
-        let (control_socket, _) = pick(
+        if let Some(path) = &stats_file {
+            usable_path(path, "--stats-file", at, None).map_err(|e| at.blame(e))?;
+        }
+        let (control_socket, at) = pick(
             self.control_socket.clone().map(Some),
             file,
             "control-socket",
             |f| f.control_socket.clone().map(Some),
             None,
         );
+        if let Some(path) = &control_socket {
+            usable_path(
+                path,
+                "--control-socket",
+                at,
+                Some(crate::sys::control::MAX_PATH_LEN),
+            )
+            .map_err(|e| at.blame(e))?;
+        }
         let (stats_format, _) = pick(
             self.stats_format,
             file,
@@ -539,6 +551,32 @@ fn blame_either(a: Origin<'_>, b: Origin<'_>, err: Error) -> Error {
 
 fn timeout(secs: u64, option: &'static str) -> Result<Duration, Error> {
     at_least(secs, 1, option)
+}
+
+/// A path option's value that no file can have is refused before anything starts: empty,
+/// holding a NUL byte, too long for a socket address (`max_len`), or, in a config file,
+/// relative (the daemon runs in `/` under systemd, `ethcloud show --config` wherever it is
+/// started, so the two would look in different places).
+fn usable_path(
+    path: &std::path::Path,
+    option: &'static str,
+    at: Origin<'_>,
+    max_len: Option<usize>,
+) -> Result<(), Error> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    let reason = if bytes.is_empty() {
+        "the path is empty"
+    } else if bytes.contains(&0) {
+        "the path holds a NUL byte"
+    } else if max_len.is_some_and(|max| bytes.len() > max) {
+        "a socket's path must be at most 107 bytes long"
+    } else if matches!(at, Origin::File(..)) && path.is_relative() {
+        "a path in a config file must be absolute"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidPath { option, reason })
 }
 
 fn at_least(secs: u64, min: u64, option: &'static str) -> Result<Duration, Error> {

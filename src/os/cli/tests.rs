@@ -383,6 +383,43 @@ fn command_line_overrides_the_config_file() {
 }
 
 #[test]
+fn path_options_no_file_can_have_are_refused_naming_the_option_or_the_line() {
+    // (clap refuses an empty value on the command line itself.)
+    let err = check_file(&[], "stats-file = \"\"\n").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("line 1: key stats-file: invalid --stats-file: the path is empty"),
+        "{err}"
+    );
+    let long = format!("/run/{}.sock", "x".repeat(100));
+    let text = usage_error(&["--control-socket", &long]);
+    assert!(
+        text.contains("invalid --control-socket: a socket's path must be at most 107 bytes"),
+        "{text}"
+    );
+    // On the command line a relative path is the caller's; in a file it is refused.
+    assert!(check(&["--stats-file", "stats.txt"]).is_ok());
+    let err = check_file(&[], "token = 1\ncontrol-socket = \"vpn0.sock\"\n").unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert_eq!(
+        err.to_string(),
+        "config file /etc/ethcloud/vpn0.toml, line 2: key control-socket: invalid \
+         --control-socket: a path in a config file must be absolute"
+    );
+    let err = check_file(&[], "stats-file = \"/run/a\\u0000b\"\n").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("line 1: key stats-file: invalid --stats-file: the path holds a NUL byte"),
+        "{err}"
+    );
+    assert!(check_file(
+        &[],
+        "control-socket = \"/run/ethcloud/vpn0/control.sock\"\n"
+    )
+    .is_ok());
+}
+
+#[test]
 fn bad_config_value_names_the_file_the_key_and_the_line() {
     let err = check_file(&[], "device = \"vpn0\"\n\npeer-timeout = 0\n").unwrap_err();
     assert_eq!(err.exit_code(), 2);

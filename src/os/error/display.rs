@@ -189,6 +189,7 @@ impl fmt::Display for Error {
                 "invalid --mtu {value}: must be from {min} to {max} (leave it out for the \
                  underlay's default, 1450 over IPv4 or 1430 over IPv6, 41 less with a key)"
             ),
+            Error::InvalidPath { option, reason } => write!(f, "invalid {option}: {reason}"),
             Error::InvalidCombination { reason } => f.write_str(reason),
             Error::InvalidRekeyAfter { value, min, max } => write!(
                 f,

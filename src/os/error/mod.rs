@@ -126,6 +126,13 @@ pub enum Error {
         /// The largest MTU allowed.
         max: u32,
     },
+    /// A path option (`--stats-file`, `--control-socket`) that no file can have.
+    InvalidPath {
+        /// The option, e.g. `--control-socket`.
+        option: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A command-line option that needs another one, or excludes it.
     InvalidCombination {
         /// What is wrong, naming the options.
@@ -347,6 +354,7 @@ impl Error {
                 | Error::InvalidTimeout { .. }
                 | Error::InvalidLimit { .. }
                 | Error::InvalidMtu { .. }
+                | Error::InvalidPath { .. }
                 | Error::InvalidCombination { .. }
                 | Error::ConfigRead { .. }
                 | Error::ConfigMode { .. }

@@ -56,6 +56,9 @@ pub const ANSWER_DEADLINE: Duration = Duration::from_secs(10);
 /// How long the listener is not watched after an `accept` failed for want of resources.
 pub const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 
+/// The longest path a Unix socket address holds (`sun_path` is 108 bytes with its NUL).
+pub const MAX_PATH_LEN: usize = 107;
+
 /// The longest answer the client reads.
 pub const MAX_ANSWER_LEN: u64 = 64 << 20;
 
@@ -67,7 +70,8 @@ pub fn default_path(device: &str) -> PathBuf {
 /// The socket `ethcloud show` asks when `--socket` is not given: the default path of
 /// `device` (named, and not a `%d` template), else the only `*.sock` in [`CONTROL_DIR`] that
 /// a daemon listens on (or the only one there at all: asking it says what is wrong), else
-/// the default path of `ethcloud0`.
+/// the default path of `ethcloud0`. With a `%d` template, only the sockets of devices it
+/// can name count (`vpn%d`: `vpn0.sock`, `vpn12.sock`, not `ethcloud0.sock`).
 ///
 /// # Errors
 ///
@@ -93,6 +97,10 @@ fn find_default_in(dir: &Path, device: Option<&str>) -> Result<PathBuf, ClientEr
                 .filter_map(Result::ok)
                 .map(|entry| entry.path())
                 .filter(|p| p.extension().is_some_and(|e| e == "sock"))
+                .filter(|p| {
+                    let stem = p.file_stem().and_then(|s| s.to_str());
+                    device.is_none_or(|template| stem.is_some_and(|s| names(template, s)))
+                })
                 .take(MAX_SOCKETS_LISTED)
                 .collect()
         })
@@ -142,6 +150,17 @@ fn find_default_in(dir: &Path, device: Option<&str>) -> Result<PathBuf, ClientEr
             )))
         }
     }
+}
+
+/// Whether the device template `template` (`vpn%d`) can give the name `name` (`vpn3`): the
+/// template's text around its `%d`, and a decimal number in its place.
+fn names(template: &str, name: &str) -> bool {
+    let Some((prefix, suffix)) = template.split_once("%d") else {
+        return template == name;
+    };
+    name.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_suffix(suffix))
+        .is_some_and(|number| !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// One connected client waiting for its request line.
@@ -630,7 +649,13 @@ fn unix_addr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
     // SAFETY: sockaddr_un is plain data; all zeroes is a valid (empty) value.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    if bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+    if bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a socket path cannot hold a NUL byte",
+        ));
+    }
+    if bytes.len() >= addr.sun_path.len() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
@@ -809,6 +834,11 @@ mod tests {
         );
         assert!(find_default_in(&dir, None).is_err());
         assert_eq!(find_default_in(&dir, Some("vpn7")).unwrap(), sock("vpn7"));
+        // Another template counts only the sockets of the devices it names.
+        let _vpn = std::os::unix::net::UnixListener::bind(sock("vpn3")).unwrap();
+        assert_eq!(find_default_in(&dir, Some("vpn%d")).unwrap(), sock("vpn3"));
+        assert!(names("vpn%d", "vpn12") && names("t%dx", "t0x"));
+        assert!(!names("vpn%d", "vpn") && !names("vpn%d", "vpnx") && !names("vpn%d", "xvpn1"));
         let _ = fs::remove_dir_all(&dir);
     }
 
