@@ -354,7 +354,7 @@ impl Args {
             }
         };
 
-        let (user, _) = pick(
+        let (user, user_at) = pick(
             self.user.clone().map(Some),
             file,
             "user",
@@ -372,6 +372,18 @@ impl Args {
             return Err(at.blame(Error::InvalidCombination {
                 reason: "--group needs --user (ethcloud switches user and group together)",
             }));
+        }
+        // Looked up now, so that a name the system does not know is blamed on its line of
+        // the config file; the daemon looks it up again when it switches.
+        if let Some(user) = &user {
+            if let Err(e) = crate::sys::privdrop::Identity::resolve(user, group.as_deref()) {
+                let blamed = if matches!(e, Error::UnknownGroup { .. }) {
+                    at
+                } else {
+                    user_at
+                };
+                return Err(blamed.blame(e));
+            }
         }
         let (ifup, _) = pick(
             self.ifup.clone().map(Some),

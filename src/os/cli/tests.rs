@@ -383,6 +383,27 @@ fn command_line_overrides_the_config_file() {
 }
 
 #[test]
+fn a_user_or_group_the_system_does_not_know_is_blamed_on_its_line() {
+    let err = check_file(&[], "token = 1\nuser = \"ethcloud-no-such-user\"\n").unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(
+        err.to_string().starts_with(
+            "config file /etc/ethcloud/vpn0.toml, line 2: key user: invalid --user \
+             \"ethcloud-no-such-user\": no such user"
+        ),
+        "{err}"
+    );
+    let err = check_file(
+        &[],
+        "user = \"root\"\n\ngroup = \"ethcloud-no-such-group\"\n",
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("line 3: key group: "), "{err}");
+    let text = usage_error(&["--user", "ethcloud-no-such-user"]);
+    assert!(text.contains("ethcloud-no-such-user"), "{text}");
+}
+
+#[test]
 fn path_options_no_file_can_have_are_refused_naming_the_option_or_the_line() {
     // (clap refuses an empty value on the command line itself.)
     let err = check_file(&[], "stats-file = \"\"\n").unwrap_err();
