@@ -31,11 +31,14 @@ pub trait Socket {
     }
 }
 
-/// What a flush could not deliver: the count is exact, the error is the first one seen.
+/// What a flush could not deliver: the counts are exact, the error is the first one seen.
 #[derive(Debug)]
 pub struct FlushError {
     /// Datagrams (or frames) that were dropped.
     pub dropped: u64,
+    /// How many of `dropped` failed for a full buffer ([`io::ErrorKind::WouldBlock`]), the
+    /// rest for other errors, whatever `error` is.
+    pub would_block: u64,
     /// Their bytes, where the caller counted them as sent (datagrams).
     pub dropped_bytes: u64,
     /// The first error.

@@ -68,11 +68,9 @@ impl<S: Socket> Tx<S> {
         if let Err(e) = self.socket.flush() {
             stats.datagrams_sent = stats.datagrams_sent.saturating_sub(e.dropped);
             stats.bytes_sent = stats.bytes_sent.saturating_sub(e.dropped_bytes);
-            if e.error.kind() == io::ErrorKind::WouldBlock {
-                stats.send_would_block += e.dropped;
-            } else {
-                stats.send_errors += e.dropped;
-            }
+            let would_block = e.would_block.min(e.dropped);
+            stats.send_would_block += would_block;
+            stats.send_errors += e.dropped - would_block;
             let bit = error_bit(e.error.kind());
             if self.warned & bit == 0 {
                 self.warned |= bit;
@@ -122,5 +120,46 @@ impl<S: Socket, D: Device> Node<S, D> {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::FlushError;
+
+    /// A socket whose flush fails the way it is told to.
+    struct Failing(Option<FlushError>);
+
+    impl Socket for Failing {
+        fn send_to(&mut self, _: &[u8], _: SocketAddr) -> io::Result<()> {
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), FlushError> {
+            self.0.take().map_or(Ok(()), Err)
+        }
+    }
+
+    #[test]
+    fn a_flush_files_each_failed_datagram_under_its_own_kind() {
+        // Five queued datagrams failed: the first for a full buffer, as one more did, and
+        // three as refused.
+        let mut tx = Tx {
+            socket: Failing(Some(FlushError {
+                dropped: 5,
+                would_block: 2,
+                dropped_bytes: 500,
+                error: io::ErrorKind::WouldBlock.into(),
+            })),
+            warned: 0,
+        };
+        let mut stats = Stats {
+            datagrams_sent: 5,
+            bytes_sent: 500,
+            ..Stats::default()
+        };
+        tx.flush(&mut stats);
+        assert_eq!((stats.datagrams_sent, stats.bytes_sent), (0, 0));
+        assert_eq!((stats.send_would_block, stats.send_errors), (2, 3));
     }
 }

@@ -559,6 +559,8 @@ impl Device for TapDevice {
             None => Ok(()),
             Some(error) => Err(FlushError {
                 dropped: core::mem::take(&mut self.failed),
+                // (Frames to the tap: counted as one kind of drop whatever the error.)
+                would_block: 0,
                 // (Frames to the tap: no byte counter to correct.)
                 dropped_bytes: 0,
                 error,

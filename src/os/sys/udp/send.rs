@@ -27,6 +27,8 @@ pub(super) struct SendQueue {
     /// (start in `bytes`, length, destination as the kernel sees it)
     entries: Vec<(usize, usize, SocketAddr)>,
     failed: u64,
+    /// How many of `failed` were refused for a full buffer (`EAGAIN`).
+    would_block: u64,
     /// Bytes of the `failed` datagrams.
     failed_bytes: u64,
     first_error: Option<io::Error>,
@@ -47,6 +49,9 @@ impl SendQueue {
     /// The `count` queued datagrams from entry `from` on were not sent, for `error`.
     fn fail(&mut self, from: usize, count: usize, error: io::Error) {
         self.failed += count as u64;
+        if error.kind() == io::ErrorKind::WouldBlock {
+            self.would_block += count as u64;
+        }
         let bytes: usize = self
             .entries
             .get(from..from.saturating_add(count))
@@ -84,6 +89,7 @@ impl UdpSocket {
                 used: 0,
                 entries: Vec::with_capacity(SEND_QUEUE_DATAGRAMS),
                 failed: 0,
+                would_block: 0,
                 failed_bytes: 0,
                 first_error: None,
                 gso_refusals: 0,
@@ -333,6 +339,7 @@ impl Socket for UdpSocket {
             None => Ok(()),
             Some(error) => Err(FlushError {
                 dropped: mem::take(&mut q.failed),
+                would_block: mem::take(&mut q.would_block),
                 dropped_bytes: mem::take(&mut q.failed_bytes),
                 error,
             }),

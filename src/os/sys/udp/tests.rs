@@ -211,6 +211,7 @@ fn flush_counts_datagrams_the_kernel_refuses() {
     }
     let err = tx.flush().unwrap_err();
     assert_eq!((err.dropped, err.dropped_bytes), (3, 321), "{}", err.error);
+    assert_eq!(err.would_block, 0, "refused, not for want of room");
     assert!(tx.flush().is_ok(), "the failure is reported once");
 }
 
@@ -291,6 +292,7 @@ fn the_last_sends_wait_for_room_in_a_socket_buffer_a_flood_filled() {
                 tx.send_to(&big, to).unwrap();
                 if let Err(e) = tx.flush() {
                     assert_eq!(e.error.kind(), io::ErrorKind::WouldBlock, "{e:?}");
+                    assert_eq!(e.would_block, e.dropped, "{e:?}");
                     full = true;
                     break;
                 }
