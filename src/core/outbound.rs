@@ -23,7 +23,7 @@ use crate::buf::{PacketBuf, HEADROOM, SWITCH_AT};
 use crate::crypto::Sealer;
 use crate::stats::{DropReason, Stats};
 use crate::time::Instant;
-use crate::wire::{emit_header, Frame, Kind, Mac, Token, VlanId, HEADER_LEN};
+use crate::wire::{emit_header, Frame, Kind, Mac, Token, VlanId, HEADER_LEN, MAX_FRAME_LEN};
 
 /// How the datagrams of frames are sealed.
 #[derive(Clone, Copy)]
@@ -110,8 +110,9 @@ pub(crate) fn from_device<O: Outbound>(
 ///
 /// # Errors
 ///
-/// [`DropReason::BadDeviceFrame`] for a frame without a whole Ethernet header (or one that
-/// cannot be sealed), [`DropReason::BroadcastLimit`] over the broadcast limit,
+/// [`DropReason::BadDeviceFrame`] for a frame without a whole Ethernet header, one longer
+/// than the buffer took (a tap read returns the frame's whole length even when it did not
+/// fit: its MTU was raised past what a datagram holds), or one that cannot be sealed, [`DropReason::BroadcastLimit`] over the broadcast limit,
 /// [`DropReason::NoPeers`] when there is nobody to send to. The caller counts them.
 // HOT PATH
 pub(crate) fn forward<O: Outbound>(
@@ -120,6 +121,9 @@ pub(crate) fn forward<O: Outbound>(
     buf: &mut PacketBuf,
     len: usize,
 ) -> Result<(), DropReason> {
+    if len > MAX_FRAME_LEN {
+        return Err(DropReason::BadDeviceFrame);
+    }
     let (dst, vlan) = match Frame::new_checked(buf.frame(len)) {
         Ok(frame) => (frame.dst(), frame.vlan()),
         Err(_) => return Err(DropReason::BadDeviceFrame),
@@ -349,6 +353,23 @@ mod tests {
         assert_eq!(run(&mut s, &[0xff; 13]), Err(DropReason::BadDeviceFrame));
         assert_eq!(s.events, []);
         assert_eq!(s.stats, Stats::default());
+    }
+
+    #[test]
+    fn a_frame_longer_than_the_buffer_took_is_refused_not_sent_cut() {
+        let mut s = Script {
+            peers: vec![addr(2)],
+            ..Script::default()
+        };
+        let mut buf = PacketBuf::new();
+        buf.frame_room().fill(0xff);
+        let len = MAX_FRAME_LEN + 1;
+        assert_eq!(
+            forward(&mut s, NOW, &mut buf, len),
+            Err(DropReason::BadDeviceFrame)
+        );
+        assert_eq!(s.events, []);
+        assert_eq!(forward(&mut s, NOW, &mut buf, MAX_FRAME_LEN), Ok(()));
     }
 
     #[test]
