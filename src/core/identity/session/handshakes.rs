@@ -197,7 +197,10 @@ impl Sessions {
     }
 
     /// A cookie reply: the responder was over its rate limit for one of our initiations. The
-    /// cookie is kept for the address, and the initiation goes again at once with mac2 (once).
+    /// cookie is kept for the address, and the initiation goes again at once with mac2 (once),
+    /// with a timeout of its own from then. A reply with the cookie we hold already (a replay,
+    /// or the responder's same secret) leaves its time as it was: the cookie lives as long as
+    /// the secret it came from, counted from when it first came.
     fn on_cookie_reply(
         &mut self,
         now: Instant,
@@ -226,9 +229,12 @@ impl Sessions {
         pending.retried = true;
         if again {
             pending.mac2_cookie = Some(now);
+            pending.sent = now;
         }
         let message = pending.message;
-        self.keep_cookie(now, from, got);
+        if self.cookies.get(&from).is_none_or(|(held, _)| *held != got) {
+            self.keep_cookie(now, from, got);
+        }
         let Some(out) = out.get_mut(..INITIATION_WITH_MAC2_LEN) else {
             return HandshakeEvent::Dropped;
         };
@@ -925,6 +931,39 @@ mod tests {
         let expired = round_to(&mut a, now, at_b);
         assert!(!expired.is_empty());
         assert!(expired.iter().all(|m| m.len() == INITIATION_LEN));
+    }
+
+    #[test]
+    fn a_late_cookie_reply_gets_its_retry_a_whole_timeout_and_a_replay_refreshes_nothing() {
+        let (mut a, mut b, at_a, at_b) = cookie_pair(1);
+        let start = Instant::from_secs(1);
+        let mut out = [0u8; 256];
+        let (_, reply) = over_the_limit(&mut a, &mut b, (at_a, at_b), start, 1);
+        // The reply comes 8 s after the initiation went.
+        let late = start + Duration::from_secs(8);
+        let HandshakeEvent::Retried(len) = a.on_handshake(late, at_b, &reply, &mut out) else {
+            panic!("not sent again");
+        };
+        let again = out[..len].to_vec();
+        // Replayed a second later: the cookie keeps the time it first came.
+        let replayed = late + Duration::from_secs(1);
+        assert_eq!(
+            a.on_handshake(replayed, at_b, &reply, &mut out),
+            HandshakeEvent::Dropped
+        );
+        assert_eq!(a.cookies.get(&at_b).map(|(_, at)| *at), Some(late));
+        // 10 s after the first send, but not after the retry: the answer still completes.
+        let answered = start + HANDSHAKE_TIMEOUT + Duration::from_secs(1);
+        a.housekeep(answered, &mut |_, _| {});
+        let HandshakeEvent::Answered(len, true) = b.on_handshake(answered, at_a, &again, &mut out)
+        else {
+            panic!("the initiation with mac2 was not answered");
+        };
+        let response = out[..len].to_vec();
+        assert_eq!(
+            a.on_handshake(answered, at_b, &response, &mut out),
+            HandshakeEvent::Completed
+        );
     }
 
     #[test]
