@@ -116,6 +116,23 @@ impl MacView {
             .map(|e| e.peer)
     }
 
+    /// Like [`MacView::lookup`], but an entry counts until `lag` past its expiry in the
+    /// snapshot: for a snapshot whose owner refreshes entries without taking a new one at
+    /// once, and removes expired ones within `lag` (see [`crate::lane::VIEW_LAG`]).
+    // HOT PATH
+    pub fn lookup_lagging(
+        &self,
+        now: Instant,
+        lag: Duration,
+        vlan: VlanId,
+        mac: Mac,
+    ) -> Option<SocketAddr> {
+        self.entries
+            .get(&Key::new(vlan, mac))
+            .filter(|e| e.expires + lag > now)
+            .map(|e| e.peer)
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.entries.len()

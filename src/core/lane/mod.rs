@@ -28,6 +28,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use log::debug;
 
@@ -50,6 +51,15 @@ const RELAY_AT: usize = crypto::FRONT_LEN - TOKEN_LEN;
 const RELAY_BUF_LEN: usize = RELAY_AT + wire::MAX_DATAGRAM_LEN + crypto::TAG_LEN;
 /// The most peers a lane hands back per report as wanting a handshake.
 const MAX_WANTED: usize = 16;
+
+/// How long past the expiry a view shows a lane still takes a MAC entry. The node may have
+/// refreshed the entry since the view was taken (refreshes do not publish a new view, and a
+/// view is at most a publishing interval old); one that really expired, the node removes at
+/// its next housekeeping, which publishes a new view without it. So within this lag a lane
+/// sends to the peer the entry names, as a switch whose ageing runs once a second does,
+/// rather than flood every frame to that MAC to all peers until the next view. The daemon
+/// publishes views more often than this (and housekeeps at least once a second).
+pub const VIEW_LAG: Duration = Duration::from_secs(2);
 
 /// Per-node keys: the sealer of each peer's current session, as a lane needs them.
 #[derive(Clone, Debug, Default)]
@@ -321,7 +331,7 @@ impl<S: Socket> Outbound for Lane<S> {
     }
 
     fn lookup(&self, now: Instant, vlan: VlanId, dst: Mac) -> Option<SocketAddr> {
-        self.view.macs.lookup(now, vlan, dst)
+        self.view.macs.lookup_lagging(now, VIEW_LAG, vlan, dst)
     }
 
     fn has_peers(&self) -> bool {

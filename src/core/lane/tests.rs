@@ -123,9 +123,23 @@ fn a_lane_sends_what_the_node_sends_byte_for_byte_unicast_flood_and_broadcast() 
         lane.on_frame(now, &mut buf, 10),
         Err(DropReason::BadDeviceFrame)
     );
-    // The MAC entry expires in the view as in the table.
-    let later = now + node.config().mac_timeout;
-    let sent = send_through_lane(&mut lane, later, &frame(remote, local, 100));
+    // At its expiry in the view, the entry still holds (the node may have refreshed it
+    // since the view was taken: a newer view would say so) ...
+    let expiry = now + node.config().mac_timeout;
+    let sent = send_through_lane(&mut lane, expiry, &frame(remote, local, 100));
+    assert_eq!(
+        sent.len(),
+        1,
+        "a frame to a MAC the node may have refreshed is not flooded"
+    );
+    let sent = send_through_lane(
+        &mut lane,
+        expiry + Duration::from_millis(1999),
+        &frame(remote, local, 100),
+    );
+    assert_eq!(sent.len(), 1);
+    // ... but not past the lag, by which a newer view would have removed it.
+    let sent = send_through_lane(&mut lane, expiry + VIEW_LAG, &frame(remote, local, 100));
     assert_eq!(sent.len(), 3, "an expired entry floods");
 }
 

@@ -45,6 +45,9 @@ use crate::time::Instant;
 pub const PUBLISH_MIN_GAP: Duration = Duration::from_millis(20);
 /// A view is published at least this often, changed or not (refreshed expiries).
 pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+// A lane trusts a view's MAC entries until `VIEW_LAG` past their expiry there: a newer view,
+// with the node's refreshes and removals, must come before that.
+const _: () = assert!(PUBLISH_EVERY.as_millis() < crate::lane::VIEW_LAG.as_millis());
 /// How often a lane hands its counts to the loop.
 pub const REPORT_EVERY: Duration = Duration::from_secs(1);
 /// The longest a lane sleeps without looking at the stop flag and the view.
