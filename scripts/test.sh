@@ -47,23 +47,26 @@ add_rust_tool() { # component debian-package
 }
 if ! cargo fmt --version >/dev/null 2>&1; then add_rust_tool rustfmt rustfmt; fi
 if ! cargo clippy --version >/dev/null 2>&1; then add_rust_tool clippy rust-clippy; fi
-if ! command -v cargo-deb >/dev/null 2>&1; then
-    echo "installing cargo-deb (once, about 90 s)"
-    cargo install cargo-deb --locked
-fi
-if ! command -v cargo-fuzz >/dev/null 2>&1; then
-    echo "installing cargo-fuzz (once, about 60 s)"
-    cargo install cargo-fuzz --locked
-fi
+# (Into ~/.cargo/bin, which need_cargo_tool puts on PATH: Debian's own cargo does not, and
+# scripts/deb.sh and scripts/fuzz.sh look there.)
+need_cargo_tool cargo-deb cargo-deb || fail "cargo-deb did not install"
+need_cargo_tool cargo-fuzz cargo-fuzz || fail "cargo-fuzz did not install"
 [ -e /dev/net/tun ] || fail "/dev/net/tun is missing (modprobe tun)"
+# The privilege-switch tests run the daemon as Debian's nobody and nogroup.
+if ! getent passwd nobody >/dev/null || ! getent group nogroup >/dev/null; then
+    fail "the tests need the user nobody and the group nogroup (as Debian has them)"
+fi
 echo "ok"
 
-# Namespaces left behind by an end-to-end test run that was killed (named ec<pid>n<k>...):
-# those whose test process is gone and that are over 30 minutes old (a run in another PID
-# namespace sharing /run/netns may still be using a younger one).
-for ns in $(ip netns list | awk '{print $1}' | grep -E '^ec[0-9]+n[0-9]+(sw|h[0-9]+)$' || true); do
+# Namespaces left behind by an end-to-end test run that was killed (named ec<pid>n<k>...)
+# or by scale.sh (ecsc<pid>sw, ecsc<pid>h<k>): those whose process is gone and that are over
+# 30 minutes old (a run in another PID namespace sharing /run/netns may still be using a
+# younger one).
+for ns in $(ip netns list | awk '{print $1}' |
+    grep -E '^(ec[0-9]+n[0-9]+|ecsc[0-9]+)(sw|h[0-9]+)$' || true); do
     pid="${ns#ec}"
-    pid="${pid%%n*}"
+    pid="${pid#sc}"
+    pid="${pid%%[nsh]*}"
     if [ ! -d "/proc/$pid" ] && [ -n "$(find "/run/netns/$ns" -maxdepth 0 -mmin +30 2>/dev/null)" ]; then
         # What that run started in them and left running (its test process was killed):
         # by PID, as listed for the namespace.
@@ -111,6 +114,9 @@ bash scripts/deb.sh
 # 100,000-handshake flood test lost 16 of 120 trusted pings against its bound of 12 in a
 # CI run, where cargo test pairs it only with its own binary's tests.
 step "cargo test --lib --bins --tests -- --include-ignored"
+# Strict: a test that would skip its check for want of something this script installs, or
+# that this kind of machine has (UDP GSO, jsonschema, ...), fails instead.
+export ETHCLOUD_STRICT_TESTS=1
 cargo test --lib --bins --tests -- --include-ignored
 
 step "scale: 12 daemons"

@@ -562,8 +562,14 @@ fn sigterm_while_a_name_resolves_against_a_silent_resolver_exits_0_at_once() {
 #[ignore = "needs root + netns; .ci/run passes --include-ignored"]
 fn sigterm_while_ifup_runs_runs_ifdown_and_exits_0_without_starting() {
     let dir = temp_dir("ifup-stop");
-    let (up, down) = (dir.join("up"), dir.join("down"));
-    let ifup = format!("touch {}; sleep 2", up.display());
+    let (up, go, down) = (dir.join("up"), dir.join("go"), dir.join("down"));
+    // --ifup runs until the test says go (after the signal), at most 20 s: however slow the
+    // machine, the signal comes while it runs.
+    let ifup = format!(
+        "touch {}; i=0; while [ ! -e {} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done",
+        up.display(),
+        go.display()
+    );
     let ifdown = format!("touch {}", down.display());
     let mut child = spawn_for_stderr(Command::new("unshare").args([
         "--net",
@@ -585,7 +591,9 @@ fn sigterm_while_ifup_runs_runs_ifdown_and_exits_0_without_starting() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let (status, stderr) = terminate(&mut child, Duration::from_secs(10));
+    signal(child.0.id(), "TERM");
+    std::fs::write(&go, "").expect("go");
+    let (status, stderr) = terminate(&mut child, Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains("stopped during start-up (a signal came while --ifup ran)"),

@@ -74,6 +74,12 @@ impl Drop for Scratch {
     }
 }
 
+/// Taken by the two flood tests, which each keep a core busy for half a minute: cargo test
+/// runs a binary's tests two at a time on two cores, and together each would measure its
+/// daemons under the other's flood. With it they run one after the other (the other tests
+/// of this binary still run beside either).
+static FLOODS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A node's key pair, made by the binary: the private key file (mode 600) and the public key.
 struct Key {
     file: PathBuf,
@@ -288,6 +294,20 @@ fn iperf3(lab: &mut Lab, client: &Host, server: &Host, secs: u32) -> f64 {
 /// [`iperf3`] to the server's overlay address `bind` (IPv4 or IPv6).
 fn iperf3_at(lab: &mut Lab, client: &Host, server: &Host, bind: &str, secs: u32) -> f64 {
     let bind = bind.to_owned();
+    let listening = |lab: &Lab| {
+        let out = lab.run(server, &["ss", "-Hltn", "sport = :5201"], SOON);
+        !out.stdout.is_empty()
+    };
+    // The one-off server of an earlier run may still be closing: wait until the port is
+    // free, so that the listener seen below is the new one.
+    let start = Instant::now();
+    while listening(lab) {
+        assert!(
+            start.elapsed() < SOON,
+            "an earlier iperf3 server still listens after {SOON:?}"
+        );
+        thread::sleep(POLL);
+    }
     lab.helper(
         server,
         "iperf3-server",
@@ -295,8 +315,7 @@ fn iperf3_at(lab: &mut Lab, client: &Host, server: &Host, bind: &str, secs: u32)
     );
     let start = Instant::now();
     loop {
-        let out = lab.run(server, &["ss", "-Hltn", "sport = :5201"], SOON);
-        if !out.stdout.is_empty() {
+        if listening(lab) {
             break;
         }
         assert!(
@@ -1104,6 +1123,9 @@ fn sessions_renew_on_the_timer_and_a_datagram_of_two_sessions_ago_is_dropped() {
 #[test]
 #[ignore = "needs root + netns; scripts/test.sh passes --include-ignored"]
 fn a_flood_of_100k_untrusted_initiations_leaves_rss_and_cpu_bounded_and_traffic_flowing() {
+    let _alone = FLOODS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     const FLOOD: u64 = 100_000;
     const RSS_BOUND_KIB: u64 = 8 * 1024;
     const SOURCES: u8 = 32;
@@ -1409,6 +1431,9 @@ fn forged_flood(targets: &[(String, String, String)], rate: u64, seconds: u64) -
 #[test]
 #[ignore = "needs root + netns; scripts/test.sh passes --include-ignored"]
 fn a_flood_that_forges_the_peers_own_addresses_does_not_stop_their_renewals() {
+    let _alone = FLOODS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // Per direction twenty times the 500 a second that the addresses of trusted keys get,
     // evenly spread, for three and a half renewal periods.
     const RATE: u64 = 10_000;

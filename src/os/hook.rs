@@ -150,8 +150,9 @@ mod tests {
         let dir = fresh_dir("hook-kill");
         let pid_file = dir.join("pid");
         // The shell starts a grandchild in the background, writes its PID and waits for it.
+        // (3 s: time enough for the shell to get that far on a loaded machine.)
         let command = format!("sleep 30 & echo $! > '{}'; wait", pid_file.display());
-        let err = run("--ifup", &command, "ethcloud0", Duration::from_millis(300)).unwrap_err();
+        let err = run("--ifup", &command, "ethcloud0", Duration::from_secs(3)).unwrap_err();
         assert!(err.to_string().contains("killed"), "{err}");
         let pid = std::fs::read_to_string(&pid_file).unwrap();
         let pid = pid.trim();

@@ -327,7 +327,7 @@ quiet = true
 max-peers = 10
 broadcast-limit = 100
 mtu = 1400
-user = "nobody"
+user = "65534"
 stats-file = "/run/ethcloud/vpn0/stats"
 stats-format = "prometheus"
 "#;
@@ -345,7 +345,7 @@ fn config_file_values_apply_where_the_command_line_is_silent() {
     assert_eq!(s.max_peers, 10);
     assert_eq!(s.broadcast_limit, Some(100));
     assert_eq!(s.mtu, 1400);
-    assert_eq!(s.user.as_deref(), Some("nobody"));
+    assert_eq!(s.user.as_deref(), Some("65534"));
     assert_eq!(s.stats_format, StatsFormat::Prometheus);
     assert_eq!(s.stats_interval, Duration::from_secs(10), "default");
 }
@@ -575,9 +575,10 @@ fn zero_caps_are_rejected() {
 
 #[test]
 fn group_without_user_is_rejected() {
-    let text = usage_error(&["--group", "nogroup"]);
+    let text = usage_error(&["--group", "65534"]);
     assert!(text.contains("--group needs --user"), "{text}");
-    assert!(check(&["--user", "nobody", "--group", "nogroup"]).is_ok());
+    // (Numbers: they resolve whether or not the system names them.)
+    assert!(check(&["--user", "65534", "--group", "65534"]).is_ok());
 }
 
 #[test]

@@ -169,6 +169,8 @@ mod tests {
     #[test]
     fn calibration_times_both_routines_and_pays_only_when_clearly_faster() {
         let Some((c, _)) = calibrate() else {
+            // (Not a strict skip: a CPU without the vector instructions is a fine machine.)
+            eprintln!("skipped: this CPU has no vector checksum to calibrate");
             return;
         };
         assert!(c.vector_ns > 0 && c.portable_ns > 0, "{c:?}");

@@ -471,7 +471,7 @@ mod tests {
             (uid != gid).then_some((uid, gid))
         });
         let Some((uid, gid)) = entry else {
-            println!("no user with uid != gid here: nothing to check");
+            crate::sys::testing::skip("no user with uid != gid here: nothing to check");
             return;
         };
         let id = Identity::resolve(&uid.to_string(), None).unwrap();

@@ -255,6 +255,7 @@ fn a_gso_run_the_kernel_refuses_goes_out_datagram_by_datagram_and_gso_stays_on()
         Some((got, want, tx.offloads().gso))
     });
     let Some((got, want, gso)) = result else {
+        crate::sys::testing::skip("the kernel refuses UDP GSO");
         return;
     };
     let data: Vec<Vec<u8>> = got.into_iter().map(|(_, d)| d).collect();
