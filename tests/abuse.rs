@@ -169,23 +169,51 @@ fn forged_verified_addresses_get_one_whole_list_a_second_each_and_within_the_bud
         .iter()
         .filter(|(_, d)| d.get(7) == Some(&1))
         .collect();
-    let bytes: usize = lists.iter().map(|(_, d)| d.len()).sum();
+    // Whole lists, and the empty ones (10 bytes) that answer what the budget held back.
+    let (whole_lists, empty_lists): (Vec<_>, Vec<_>) =
+        lists.iter().copied().partition(|(_, d)| d.len() > len);
+    let bytes: usize = whole_lists.iter().map(|(_, d)| d.len()).sum();
     let mut per_address = std::collections::BTreeMap::new();
     for (to, _) in &lists {
         *per_address.entry(*to).or_insert(0) += 1;
     }
     println!(
-        "{} requests from {} forged verified addresses: {} whole lists, {bytes} bytes",
+        "{} requests from {} forged verified addresses: {} whole lists, {bytes} bytes, {} empty",
         10 * fakes.len(),
         fakes.len(),
-        lists.len()
+        whole_lists.len(),
+        empty_lists.len()
     );
+    assert_eq!(per_address.len(), fakes.len(), "every address got a list");
     assert!(
         per_address.values().all(|n| *n == 1),
         "one list per address"
     );
     assert!(bytes as u64 <= LIST_ANSWER_RATE, "{bytes} bytes");
-    assert!(lists.len() < fakes.len(), "the budget held some back");
+    assert!(whole_lists.len() < fakes.len(), "the budget held some back");
+    assert!(empty_lists.iter().all(|(_, d)| d.len() == len));
+
+    // With the budget spent, a new node that checks A (its request answering A's) still gets
+    // a list, empty: that verifies A there, where holding it back would have left A
+    // unverified at that node until its next keepalive, half a minute later.
+    let newcomer: SocketAddr = "198.18.77.1:3210".parse().unwrap();
+    let node = sim.nodes.get_mut(&a).unwrap();
+    let _ = node.on_datagram(now, newcomer, &mut get.clone());
+    let _ = node.on_datagram(now, newcomer, &mut empty[..len].to_vec());
+    assert!(node.peers().get(newcomer).is_some_and(|p| p.is_verified));
+    let _ = std::mem::take(&mut node.socket_mut().outbox);
+    let _ = node.on_datagram(now, newcomer, &mut get.clone());
+    let outbox = std::mem::take(&mut sim.nodes.get_mut(&a).unwrap().socket_mut().outbox);
+    let answers: Vec<usize> = outbox
+        .iter()
+        .filter(|(to, d)| *to == newcomer && d.get(7) == Some(&1))
+        .map(|(_, d)| d.len())
+        .collect();
+    assert_eq!(
+        answers,
+        [len],
+        "the newcomer's check is answered, with an empty list"
+    );
     assert!(sim.stats(a).replies_limited >= limited + 9 * fakes.len() as u64);
     // A second later one may ask again.
     let later = now + LIST_ANSWER_INTERVAL;

@@ -132,6 +132,10 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// Sends `to` our whole peer list within [`LIST_ANSWER_RATE`] for all, and, if it is the
     /// answer to `to`'s request (`as_answer`), at most once per [`LIST_ANSWER_INTERVAL`] for
     /// `to`; what is held back is counted in `replies_limited`. Returns whether it went.
+    ///
+    /// An answer the budget holds back still goes as an empty list (10 bytes, once per
+    /// interval for `to`): the request may be `to` checking us, and any list answers that,
+    /// so a spent budget never keeps us unverified at a new peer.
     fn send_whole_list(&mut self, now: Instant, to: SocketAddr, as_answer: bool) -> bool {
         let Some(peer) = self.peers.get_mut(to) else {
             return false;
@@ -143,6 +147,10 @@ impl<S: Socket, D: Device> Node<S, D> {
         let largest = (HEADER_LEN + MAX_PEER_LIST_BODY_LEN) as u64;
         if recently || self.list_limiter.available(now, LIST_ANSWER_RATE) < largest {
             self.stats.replies_limited += 1;
+            if as_answer && !recently {
+                peer.listed_at = Some(now);
+                self.send_empty_list(to);
+            }
             return false;
         }
         if as_answer {
@@ -468,14 +476,19 @@ impl<S: Socket, D: Device> Node<S, D> {
                 continue;
             }
             peer.last_sent = now;
-            let end = self.control.len() - crypto::TAG_LEN;
-            let Some(buf) = self.control.get_mut(CONTROL_AT..end) else {
-                continue;
-            };
-            if let Ok((len, _)) = emit_peers(self.config.token, core::iter::empty(), buf) {
-                debug!("follow-up to new peer {addr}");
-                self.send_control_buffer(addr, len);
-            }
+            debug!("follow-up to new peer {addr}");
+            self.send_empty_list(addr);
+        }
+    }
+
+    /// Sends `to` a peer list that names nobody (10 bytes in the clear).
+    fn send_empty_list(&mut self, to: SocketAddr) {
+        let end = self.control.len() - crypto::TAG_LEN;
+        let Some(buf) = self.control.get_mut(CONTROL_AT..end) else {
+            return;
+        };
+        if let Ok((len, _)) = emit_peers(self.config.token, core::iter::empty(), buf) {
+            self.send_control_buffer(to, len);
         }
     }
 }
