@@ -253,3 +253,47 @@ fn a_table_full_of_verified_addresses_still_takes_a_connect_address_back() {
     assert!(sim.peers_of(a).contains(&c));
     assert_eq!(sim.nodes[&a].peers().verified_len(), 8);
 }
+
+#[test]
+fn a_forged_close_cuts_a_live_peer_off_for_a_round_trip_not_until_its_next_keepalive() {
+    let (mut sim, nodes) = mesh(0xc105e, 3);
+    let (a, b) = (nodes[0], nodes[1]);
+    assert!(sim.peers_of(a).contains(&b));
+    let mut close = [0u8; 8];
+    wire::emit_control(Token::new(1).unwrap(), Kind::Close, &mut close).unwrap();
+    // Someone forges B's Close to A: A removes B (the seed's rule; it cannot tell) ...
+    sim.inject_datagram(b, a, close.to_vec());
+    sim.step();
+    assert!(!sim.peers_of(a).contains(&b), "a Close removes its sender");
+    // ... and asks B, which is there and answers: a peer again within the next round trips,
+    // with no timer of A's or B's run (B's next keepalive would be up to a minute away).
+    sim.pass(Duration::from_millis(100));
+    assert!(
+        sim.peers_of(a).contains(&b),
+        "B stays cut off from A after a forged Close"
+    );
+}
+
+#[test]
+fn a_close_from_an_unverified_address_does_not_undo_its_verification() {
+    let (mut sim, nodes) = mesh(0xc105f, 2);
+    let a = nodes[0];
+    let token = Token::new(1).unwrap();
+    let newcomer: SocketAddr = "198.18.88.1:3210".parse().unwrap();
+    let (mut get, mut close, mut empty) = ([0u8; 8], [0u8; 8], [0u8; 10]);
+    wire::emit_control(token, Kind::GetPeers, &mut get).unwrap();
+    wire::emit_control(token, Kind::Close, &mut close).unwrap();
+    let (len, _) = wire::emit_peers(token, std::iter::empty(), &mut empty).unwrap();
+    let now = sim.now;
+    let node = sim.nodes.get_mut(&a).unwrap();
+    // The newcomer asks A, which asks it back; a Close forged in between changes nothing, and
+    // the newcomer's answer verifies it.
+    let _ = node.on_datagram(now, newcomer, &mut get.clone());
+    let _ = node.on_datagram(now, newcomer, &mut close.clone());
+    assert!(node.peers().contains(newcomer), "an unverified entry stays");
+    let _ = node.on_datagram(now, newcomer, &mut empty[..len].to_vec());
+    assert!(
+        node.peers().get(newcomer).is_some_and(|p| p.is_verified),
+        "the answer no longer verifies the newcomer"
+    );
+}

@@ -368,6 +368,25 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
     }
 
+    /// A Close from `from`. From a verified peer it removes the peer at once (the seed's
+    /// rule). In the clear protocol, where anyone can forge a Close, the address is then
+    /// contacted once, at once (within the contact rate): a peer that is still there answers,
+    /// and is a peer again a round trip later, rather than stay cut off until its next
+    /// datagram (a restarted one is found again as quickly); one that is gone sends nothing,
+    /// and is not asked again. A Close from an unverified peer is ignored: it is sent nothing
+    /// but our questions and goes by itself, and a forged Close must not wipe the question of
+    /// a verification under way.
+    pub(super) fn on_close(&mut self, now: Instant, from: SocketAddr) {
+        if !self.peers.is_verified(from) {
+            debug!("ignored a Close from unverified peer {from}");
+            return;
+        }
+        self.remove_peer(now, from, "closed by peer");
+        if !self.is_sealed() && self.contacts.try_once(now, from, from) {
+            self.contact_due(now);
+        }
+    }
+
     pub(super) fn remove_peer(&mut self, now: Instant, addr: SocketAddr, reason: &str) {
         let Some(peer) = self.peers.remove(addr) else {
             return;

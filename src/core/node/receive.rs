@@ -164,7 +164,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             self.keyed_aegis_seen(from);
         }
         if let Message::Close = message {
-            self.remove_peer(now, from, "closed by peer");
+            self.on_close(now, from);
             return Ok(());
         }
         // A peer list from an address we recently asked is its answer: the address receives

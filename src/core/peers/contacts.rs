@@ -155,6 +155,23 @@ impl Contacts {
         }
     }
 
+    /// One attempt at `addr`, due at `now`, and no more if it goes unanswered (a peer that
+    /// sent Close: one that is still there answers, one that is gone is not asked again). An
+    /// address already queued is handled as by [`Contacts::try_once_more`]. Returns whether
+    /// an attempt was queued.
+    pub fn try_once(&mut self, now: Instant, addr: SocketAddr, lister: SocketAddr) -> bool {
+        if self.entries.contains_key(&addr) {
+            return self.try_once_more(now, addr, lister) == Some(true);
+        }
+        if !self.add_learned(now, addr, lister) {
+            return false;
+        }
+        if let Some(c) = self.entries.get_mut(&addr) {
+            c.attempts = LEARNED_ATTEMPTS - 1;
+        }
+        true
+    }
+
     /// Removes `addr` (it answered, so it is a peer now). Returns what was queued.
     pub fn remove(&mut self, addr: SocketAddr) -> Option<Contact> {
         let gone = self.entries.remove(&addr);

@@ -302,16 +302,20 @@ impl fmt::Display for Error {
                 "config file {}, line {line}: key {key}: {source}",
                 path.display()
             ),
-            Error::UnknownUser { name } => write!(
+            // (The name goes into the hint only when it could be one: quoted, it may hold
+            // anything, a newline included.)
+            Error::UnknownUser { name } if is_plain_name(name) => write!(
                 f,
                 "invalid --user {name:?}: no such user (create it, e.g. with `adduser --system \
                  {name}`, or give a number)"
             ),
-            Error::UnknownGroup { name } => write!(
+            Error::UnknownUser { name } => write!(f, "invalid --user {name:?}: no such user"),
+            Error::UnknownGroup { name } if is_plain_name(name) => write!(
                 f,
                 "invalid --group {name:?}: no such group (create it, e.g. with `addgroup --system \
                  {name}`, or give a number)"
             ),
+            Error::UnknownGroup { name } => write!(f, "invalid --group {name:?}: no such group"),
             Error::UserLookup { name, source } => write!(
                 f,
                 "cannot look up user or group {name:?}: {} (check /etc/nsswitch.conf)",
@@ -355,4 +359,14 @@ impl fmt::Display for OnOneLine<'_> {
             f.write_str(&shown)
         }
     }
+}
+
+/// Whether `name` could be a user or group name as adduser takes it (letters, digits, `_`,
+/// `-`, `.`, not starting with `-`), and so may go into a hint unquoted.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }

@@ -55,6 +55,17 @@ impl Identity {
     /// [`Error::UnknownUser`] / [`Error::UnknownGroup`] for a name that is neither in the
     /// databases nor a number; [`Error::UserLookup`] if a database cannot be read.
     pub fn resolve(user: &str, group: Option<&str>) -> Result<Identity, Error> {
+        // No user or group can have a NUL in its name (nor could the C lookups take one).
+        if user.contains('\0') {
+            return Err(Error::UnknownUser {
+                name: user.to_owned(),
+            });
+        }
+        if let Some(name) = group.filter(|g| g.contains('\0')) {
+            return Err(Error::UnknownGroup {
+                name: name.to_owned(),
+            });
+        }
         let lookup_error = |name: &str| {
             let name = name.to_owned();
             move |source| Error::UserLookup { name, source }
