@@ -255,6 +255,42 @@ fn a_table_full_of_verified_addresses_still_takes_a_connect_address_back() {
 }
 
 #[test]
+fn the_room_made_for_a_connect_address_is_not_taken_by_the_next_new_address() {
+    let mut sim = Simulator::new(0xa42);
+    let mut cfg = Simulator::config();
+    cfg.max_peers = 8;
+    let a = sim.add_node(&cfg);
+    let c = sim.next_addr();
+    sim.connect(a, c);
+    let token = Token::new(1).unwrap();
+    let mut get = [0u8; 8];
+    wire::emit_control(token, Kind::GetPeers, &mut get).unwrap();
+    let mut empty = [0u8; 10];
+    let (len, _) = wire::emit_peers(token, std::iter::empty(), &mut empty).unwrap();
+    let now = sim.now;
+    let node = sim.nodes.get_mut(&a).unwrap();
+    for i in 0..8u8 {
+        let v = SocketAddr::from(([198, 19, 7, i], 4000));
+        let _ = node.on_datagram(now, v, &mut get.clone());
+        let _ = node.on_datagram(now, v, &mut empty[..len].to_vec());
+    }
+    // C's request finds the table full of verified addresses: one makes room for it ...
+    let _ = node.on_datagram(now, c, &mut get.clone());
+    assert!(node.peers().contains(c));
+    // ... and a new address right after it (as a flood sends them) does not push it out.
+    let x = SocketAddr::from(([198, 19, 8, 1], 4000));
+    let _ = node.on_datagram(now, x, &mut get.clone());
+    assert!(
+        node.peers().contains(c),
+        "the next new address took C's room"
+    );
+    assert!(!node.peers().contains(x));
+    // C answers A's question and is a peer.
+    let _ = node.on_datagram(now, c, &mut empty[..len].to_vec());
+    assert!(node.peers().is_verified(c));
+}
+
+#[test]
 fn a_forged_close_cuts_a_live_peer_off_for_a_round_trip_not_until_its_next_keepalive() {
     let (mut sim, nodes) = mesh(0xc105e, 3);
     let (a, b) = (nodes[0], nodes[1]);

@@ -182,7 +182,11 @@ impl<S: Socket, D: Device> Node<S, D> {
             Touch::Full if self.room_for_configured(now, from) => {
                 match self.peers.touch_received(now, from, wire_len) {
                     Touch::Refreshed { is_verified } => is_verified,
-                    Touch::Added { .. } => false,
+                    Touch::Added { .. } => {
+                        // The room was made for it: the next new address must not take it.
+                        self.peers.shelter(from);
+                        false
+                    }
                     Touch::Full => return Err(DropReason::PeerTableFull),
                 }
             }

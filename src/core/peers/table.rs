@@ -250,6 +250,16 @@ impl PeerTable {
         Touch::Added { evicted }
     }
 
+    /// Takes the unverified peer `addr` out of the eviction order: it stays until it is
+    /// verified, removed or expires ([`PeerTable::collect_expired`] walks every peer), and a
+    /// new address cannot push it out. For the `--connect` address let in by evicting a
+    /// verified peer: the next forged address must not take its place at once.
+    pub fn shelter(&mut self, addr: SocketAddr) {
+        if let Some(peer) = self.peers.get(&addr).filter(|p| !p.is_verified) {
+            self.unverified.remove(&(peer.added, addr));
+        }
+    }
+
     /// Marks `addr` verified; true if it is a peer that was not verified before.
     pub fn verify(&mut self, addr: SocketAddr) -> bool {
         match self.peers.get_mut(&addr) {
