@@ -333,3 +333,40 @@ fn a_close_from_an_unverified_address_does_not_undo_its_verification() {
         "the answer no longer verifies the newcomer"
     );
 }
+
+#[test]
+fn peers_that_come_and_go_do_not_keep_gossip_rounds_a_second_apart() {
+    // Each second, someone forges the verification of a new address of its own and then its
+    // Close: the set of verified peers does not grow, and gossip must stay at its settled pace
+    // (each round sends a list to several peers), not start over every second.
+    let (mut sim, nodes) = mesh(0x90551, 9);
+    sim.advance(Duration::from_secs(300));
+    let a = nodes[0];
+    let real: std::collections::BTreeSet<SocketAddr> = nodes[1..].iter().copied().collect();
+    let token = Token::new(1).unwrap();
+    let (mut get, mut close, mut empty) = ([0u8; 8], [0u8; 8], [0u8; 10]);
+    wire::emit_control(token, Kind::GetPeers, &mut get).unwrap();
+    wire::emit_control(token, Kind::Close, &mut close).unwrap();
+    let (len, _) = wire::emit_peers(token, std::iter::empty(), &mut empty).unwrap();
+    let mut now = sim.now;
+    let node = sim.nodes.get_mut(&a).unwrap();
+    node.socket_mut().outbox.clear();
+    let mut gossip = 0;
+    for i in 0..120u16 {
+        now += Duration::from_secs(1);
+        let fake = SocketAddr::from(([198, 19, 9, (i % 250) as u8], 4000 + i));
+        let _ = node.on_datagram(now, fake, &mut get.clone());
+        let _ = node.on_datagram(now, fake, &mut empty[..len].to_vec());
+        let _ = node.on_datagram(now, fake, &mut close.clone());
+        node.housekeep(now);
+        for (to, d) in node.socket_mut().outbox.drain(..) {
+            if real.contains(&to) && d.get(7) == Some(&1) && d.len() > len {
+                gossip += 1;
+            }
+        }
+    }
+    println!("lists to real peers in 120 s of churn: {gossip}");
+    // Settled: a round a keepalive apart, a few lists each; the doubling rounds after the
+    // first verification at most once per settled interval. A round a second sends hundreds.
+    assert!(gossip <= 60, "{gossip} gossip lists to real peers in 120 s");
+}

@@ -199,6 +199,13 @@ impl<S: Socket, D: Device> Node<S, D> {
             .poll(now, GOSSIP_INTERVAL_MIN, keepalive, GOSSIP_REDUNDANCY)
         {
             self.gossip(now);
+            // Once the rounds are a keepalive apart (the timer settled), the set as it is now
+            // is the news spread: growth past it is news again. (Lowered only then, so that
+            // peers that come and go cost at most the doubling rounds once per settled
+            // interval, not a round a second.)
+            if self.trickle.interval() >= keepalive {
+                self.gossip_high = self.peers.verified_len();
+            }
         }
         self.send_keepalives(now, keepalive);
         self.send_follow_ups(now);

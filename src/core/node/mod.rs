@@ -374,6 +374,10 @@ pub struct Node<S: Socket, D: Device> {
     list_cursors: [Option<SocketAddr>; 2],
     /// When gossip rounds run.
     trickle: Trickle,
+    /// The most verified peers since the gossip timer last settled: only a verification past
+    /// it restarts the timer (churn that does not grow the set, such as forged verifications
+    /// and forged Close one after the other, must not keep rounds a second apart).
+    gossip_high: usize,
     next_housekeep: Instant,
     contact_limiter: RateLimiter,
     device_broadcasts: RateLimiter,
@@ -506,6 +510,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             share_cursor: None,
             list_cursors: [None, None],
             trickle: Trickle::new(now, GOSSIP_INTERVAL_MIN, trickle_seed(&config, now)),
+            gossip_high: 0,
             next_housekeep: now,
             contact_limiter: RateLimiter::new(now, contact_rate),
             device_broadcasts: RateLimiter::new(now, broadcast_rate),

@@ -414,8 +414,13 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.contacts.remove(addr);
         let count = self.peers.verified_len();
         self.note(now, format_args!("peer {addr} added ({count} peers)"));
-        // The peer set grew: there is news to spread, gossip soon again (Trickle reset).
-        self.trickle.reset(now, GOSSIP_INTERVAL_MIN);
+        // The peer set grew past what the last round spread: there is news, gossip soon again
+        // (Trickle reset). A peer that only takes the place of one that left since does not
+        // count: churn alone must not keep rounds a second apart.
+        if count > self.gossip_high {
+            self.gossip_high = count;
+            self.trickle.reset(now, GOSSIP_INTERVAL_MIN);
+        }
         if was_asked_as_peer {
             // It contacted us first and got only a short list then: the whole list now,
             // within the rate of all whole lists (an address forged and verified by timing
