@@ -80,6 +80,8 @@ pub struct ControlStats {
     pub refused: u64,
     /// Clients dropped because their request did not come within `sys::control::REQUEST_DEADLINE`.
     pub timed_out: u64,
+    /// Clients that hung up (or whose connection failed) before their request was whole.
+    pub hung_up: u64,
     /// Clients dropped while answered: they read nothing of it for
     /// `sys::control::ANSWER_DEADLINE`, or hung up before it was all written.
     pub dropped_answers: u64,
@@ -138,11 +140,12 @@ pub fn answer<S: Socket, D: Device>(
 
 impl ControlStats {
     /// The counters as (name, value), in a fixed order.
-    pub fn named(&self) -> [(&'static str, u64); 4] {
+    pub fn named(&self) -> [(&'static str, u64); 5] {
         [
             ("control_answered", self.answered),
             ("control_refused", self.refused),
             ("control_timed_out", self.timed_out),
+            ("control_hung_up", self.hung_up),
             ("control_dropped_answers", self.dropped_answers),
         ]
     }

@@ -331,6 +331,7 @@ impl ControlServer {
                 }
                 Err(e) => {
                     log::debug!("control socket: client dropped: {e}");
+                    self.stats.hung_up += 1;
                     self.clients.swap_remove(i);
                 }
             }
@@ -1088,6 +1089,24 @@ mod tests {
         server.expire(Instant::ZERO + REQUEST_DEADLINE);
         assert_eq!(server.waiting(), 0);
         assert_eq!(server.stats().timed_out, 1);
+        drop(server);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn clients_that_hang_up_before_their_request_are_counted() {
+        let dir = temp_dir("hangup");
+        let path = dir.join("x.sock");
+        let mut server = ControlServer::bind(&path).unwrap();
+        let poll = Poll::new().unwrap();
+        drop(UnixStream::connect(&path).unwrap());
+        // Accepted, then read: nothing came before the hang-up.
+        for _ in 0..2 {
+            server.on_ready(Instant::ZERO, &poll, 9, |_| unreachable!());
+        }
+        assert_eq!(server.waiting(), 0);
+        assert_eq!(server.stats().hung_up, 1);
+        assert_eq!(server.stats().timed_out, 0);
         drop(server);
         fs::remove_dir_all(&dir).unwrap();
     }
