@@ -370,3 +370,34 @@ fn peers_that_come_and_go_do_not_keep_gossip_rounds_a_second_apart() {
     // first verification at most once per settled interval. A round a second sends hundreds.
     assert!(gossip <= 60, "{gossip} gossip lists to real peers in 120 s");
 }
+
+#[test]
+fn a_peer_that_takes_the_place_of_one_that_left_a_while_ago_is_news_again() {
+    // Settled (rounds a keepalive apart, most of them suppressed): a peer leaves, and a
+    // housekeeping later another joins. The set is no larger than before, but the newcomer
+    // is news: the rounds start over.
+    let (mut sim, nodes) = mesh(0x90552, 9);
+    sim.advance(Duration::from_secs(300));
+    let a = nodes[0];
+    let token = Token::new(1).unwrap();
+    let (mut get, mut close, mut empty) = ([0u8; 8], [0u8; 8], [0u8; 10]);
+    wire::emit_control(token, Kind::GetPeers, &mut get).unwrap();
+    wire::emit_control(token, Kind::Close, &mut close).unwrap();
+    let (len, _) = wire::emit_peers(token, std::iter::empty(), &mut empty).unwrap();
+    let node = sim.nodes.get_mut(&a).unwrap();
+    let settled = node.gossip_interval();
+    assert!(settled > Duration::from_secs(8), "{settled:?}");
+    let mut now = sim.now;
+    let _ = node.on_datagram(now, nodes[8], &mut close.clone());
+    now += Duration::from_secs(1);
+    node.housekeep(now);
+    let newcomer: SocketAddr = "198.18.99.1:3210".parse().unwrap();
+    let _ = node.on_datagram(now, newcomer, &mut get.clone());
+    let _ = node.on_datagram(now, newcomer, &mut empty[..len].to_vec());
+    assert!(node.peers().is_verified(newcomer));
+    assert_eq!(
+        node.gossip_interval(),
+        Duration::from_secs(1),
+        "no fresh rounds"
+    );
+}

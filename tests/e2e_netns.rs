@@ -359,7 +359,7 @@ fn dual_stack_listener_sees_an_ipv4_peer_as_plain_ipv4() {
     assert_pings_both_ways(&lab);
 }
 
-/// With `--mac-timeout 4`, a MAC learned behind B gets unicasts from A only while it is fresh;
+/// With `--mac-timeout 10`, a MAC learned behind B gets unicasts from A only while it is fresh;
 /// once the entry expires, frames to it are flooded (C sees them too), and not before.
 #[test]
 #[ignore = "needs root + netns; .ci/run passes --include-ignored"]

@@ -78,7 +78,7 @@ impl Key {
     /// but they were most likely meant as a passphrase (31 characters and the newline `echo`
     /// adds, 30 and a Windows line end, or 32 written with `printf`), and a node whose file
     /// holds the same passphrase with another length gets another key. Text is UTF-8 with
-    /// no control character but the tab. (Random raw bytes pass about once in 10^12 keys.)
+    /// no control character but the tab. (Random raw bytes pass about once in 10^11 keys.)
     pub fn is_text_taken_raw(contents: &[u8]) -> bool {
         let body = contents
             .strip_suffix(b"\n")

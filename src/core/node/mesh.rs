@@ -199,13 +199,13 @@ impl<S: Socket, D: Device> Node<S, D> {
             .poll(now, GOSSIP_INTERVAL_MIN, keepalive, GOSSIP_REDUNDANCY)
         {
             self.gossip(now);
-            // Once the rounds are a keepalive apart (the timer settled), the set as it is now
-            // is the news spread: growth past it is news again. (Lowered only then, so that
-            // peers that come and go cost at most the doubling rounds once per settled
-            // interval, not a round a second.)
-            if self.trickle.interval() >= keepalive {
-                self.gossip_high = self.peers.verified_len();
-            }
+        }
+        // Once the rounds are a keepalive apart (the timer settled, whether its rounds run or
+        // are suppressed), the set as it is now is what gossip spreads: growth past it is news
+        // again. (Only then: after a restart the timer takes about a keepalive to settle
+        // again, so peers that come and go restart it at most that often, not every second.)
+        if self.trickle.interval() >= keepalive {
+            self.gossip_high = self.peers.verified_len();
         }
         self.send_keepalives(now, keepalive);
         self.send_follow_ups(now);

@@ -37,6 +37,10 @@ pub struct Contact {
     /// For learned addresses: the host of the peer that listed it (or of the relay whose
     /// route it is), whose share of the queue it takes.
     pub lister: Option<Host>,
+    /// Asked once after it sent Close ([`Contacts::try_once`]): forgotten as soon as that
+    /// attempt goes unanswered, with no quiet period (peer lists that name it later, as
+    /// when it restarts, have it contacted again).
+    pub once: bool,
 }
 
 /// Addresses to contact, with back-off, capped.
@@ -87,6 +91,7 @@ impl Contacts {
                 forget_at: Instant::FAR_FUTURE,
                 last_sent: None,
                 lister: None,
+                once: false,
             },
         );
         self.discharge(old);
@@ -115,6 +120,7 @@ impl Contacts {
                 forget_at: Instant::FAR_FUTURE,
                 last_sent: None,
                 lister: Some(host),
+                once: false,
             },
         );
         true
@@ -168,6 +174,7 @@ impl Contacts {
         }
         if let Some(c) = self.entries.get_mut(&addr) {
             c.attempts = LEARNED_ATTEMPTS - 1;
+            c.once = true;
         }
         true
     }
@@ -226,8 +233,12 @@ impl Contacts {
             c.next_attempt = now + c.backoff;
             if !c.is_configured && c.attempts >= LEARNED_ATTEMPTS {
                 // Given up when the last attempt's answer is due; quiet from then on, however
-                // late a busy queue got to the attempts.
-                c.forget_at = c.next_attempt + LEARNED_QUIET_PERIOD;
+                // late a busy queue got to the attempts (not after a Close: see `once`).
+                c.forget_at = if c.once {
+                    c.next_attempt
+                } else {
+                    c.next_attempt + LEARNED_QUIET_PERIOD
+                };
             }
             // (A learned address is given up long before its back-off gets near the cap.)
             c.backoff = c.backoff.saturating_mul(2).min(CONNECT_BACKOFF_MAX);

@@ -374,15 +374,14 @@ impl Args {
             }));
         }
         // Looked up now, so that a name the system does not know is blamed on its line of
-        // the config file; the daemon looks it up again when it switches.
+        // the config file (a usage error); the daemon looks it up again when it switches. A
+        // database that cannot be read now (LDAP not up yet at boot) is not a usage error:
+        // that lookup fails then, with status 1, which a service manager retries.
         if let Some(user) = &user {
-            if let Err(e) = crate::sys::privdrop::Identity::resolve(user, group.as_deref()) {
-                let blamed = if matches!(e, Error::UnknownGroup { .. }) {
-                    at
-                } else {
-                    user_at
-                };
-                return Err(blamed.blame(e));
+            match crate::sys::privdrop::Identity::resolve(user, group.as_deref()) {
+                Err(e @ Error::UnknownUser { .. }) => return Err(user_at.blame(e)),
+                Err(e @ Error::UnknownGroup { .. }) => return Err(at.blame(e)),
+                Ok(_) | Err(_) => {}
             }
         }
         let (ifup, _) = pick(

@@ -71,7 +71,8 @@ pub fn default_path(device: &str) -> PathBuf {
 /// `device` (named, and not a `%d` template), else the only `*.sock` in [`CONTROL_DIR`] that
 /// a daemon listens on (or the only one there at all: asking it says what is wrong), else
 /// the default path of `ethcloud0`. With a `%d` template, only the sockets of devices it
-/// can name count (`vpn%d`: `vpn0.sock`, `vpn12.sock`, not `ethcloud0.sock`).
+/// can name count (`vpn%d`: `vpn0.sock`, `vpn12.sock`, not `ethcloud0.sock`), and the last
+/// resort is its first name (`vpn0.sock`).
 ///
 /// # Errors
 ///
@@ -135,7 +136,12 @@ fn find_default_in(dir: &Path, device: Option<&str>) -> Result<PathBuf, ClientEr
     }
     match (live.as_slice(), sockets.as_slice()) {
         ([only], _) | ([], [only]) => Ok(only.clone()),
-        ([], _) => Ok(dir.join("ethcloud0.sock")),
+        // None there: the first name the template (or the default one) gives, whose daemon
+        // is then said not to run; never another network's socket.
+        ([], _) => Ok(dir.join(format!(
+            "{}.sock",
+            device.map_or_else(|| "ethcloud0".to_owned(), |t| t.replacen("%d", "0", 1))
+        ))),
         (several, _) => {
             let names: Vec<String> = several
                 .iter()
@@ -836,6 +842,11 @@ mod tests {
         assert!(find_default_in(&dir, None).is_err());
         assert_eq!(find_default_in(&dir, Some("vpn7")).unwrap(), sock("vpn7"));
         // Another template counts only the sockets of the devices it names.
+        assert_eq!(
+            find_default_in(&dir, Some("vpn%d")).unwrap(),
+            sock("vpn0"),
+            "none of the template's: never another network's socket"
+        );
         let _vpn = std::os::unix::net::UnixListener::bind(sock("vpn3")).unwrap();
         assert_eq!(find_default_in(&dir, Some("vpn%d")).unwrap(), sock("vpn3"));
         assert!(names("vpn%d", "vpn12") && names("t%dx", "t0x"));

@@ -228,12 +228,19 @@ impl Sessions {
         let again = !pending.retried;
         pending.retried = true;
         if again {
-            pending.mac2_cookie = Some(now);
             pending.sent = now;
         }
         let message = pending.message;
         if self.cookies.get(&from).is_none_or(|(held, _)| *held != got) {
             self.keep_cookie(now, from, got);
+        }
+        if again {
+            // The time of the cookie held, which the mac2 of the retry is made with: if the
+            // retry goes unanswered, that cookie goes (see `housekeep`).
+            let held = self.cookies.get(&from).map(|(_, at)| *at);
+            if let Some(pending) = self.pending.get_mut(&index) {
+                pending.mac2_cookie = held;
+            }
         }
         let Some(out) = out.get_mut(..INITIATION_WITH_MAC2_LEN) else {
             return HandshakeEvent::Dropped;
