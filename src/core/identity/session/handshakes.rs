@@ -104,26 +104,48 @@ impl Sessions {
         let trusted = &self.trusted;
         let keys = &self.keys;
         let mut timestamp = None;
+        let mut crowded = false;
         let result = handshake::respond(
             &self.identity,
             self.token,
             msg,
             |key| trusted.contains(key),
             |key, ts| {
-                let newer = keys
-                    .get(key)
+                let state = keys.get(key);
+                let newer = state
                     .and_then(|s| s.last_timestamp)
                     .is_none_or(|last| ts > &last);
-                if newer {
+                // A renewal we answer waits, unconfirmed, until the initiator seals in it. At
+                // most MAX_UNCONFIRMED wait; the oldest may make room only once no initiator
+                // can still be completing it: a restarted peer probing us at many addresses
+                // completes the first answer that reaches it, most often the oldest.
+                crowded = state.is_some_and(|s| {
+                    s.current.is_some()
+                        && s.next.is_some()
+                        && s.earlier.len() + 1 >= MAX_UNCONFIRMED
+                        && s.earlier
+                            .first()
+                            .is_some_and(|oldest| now < oldest.made + HANDSHAKE_TIMEOUT * 2)
+                });
+                let take = newer && !crowded;
+                if take {
                     timestamp = Some(*ts);
                 }
-                newer
+                take
             },
             local_index,
             None,
             out,
         );
         match result {
+            Err(_) if crowded => {
+                self.stats.handshakes_rate_limited += 1;
+                debug!(
+                    "handshake initiation from {from} not answered: {MAX_UNCONFIRMED} renewals \
+                     of that key wait to be confirmed"
+                );
+                HandshakeEvent::Dropped
+            }
             Ok((established, _)) if self.used_by_other(from, &established.remote, now) => {
                 // An initiation of one trusted key from the address of another that still
                 // uses it: a member posing as another. No answer, no session.
@@ -1117,6 +1139,50 @@ mod tests {
             carries(&mut b, &mut a, (at_b, at_a), later),
             "b seals in a session a does not have"
         );
+    }
+
+    #[test]
+    fn a_restarted_peer_that_reaches_us_at_six_addresses_still_gets_the_first_it_completes() {
+        let (mut a, mut b) = (node(1, 2, 20), node(2, 1, 20));
+        let at_a: SocketAddr = "198.18.0.1:3210".parse().unwrap();
+        let at_b: SocketAddr = "198.18.0.2:3210".parse().unwrap();
+        let mut out = [0u8; 256];
+        let now = Instant::from_secs(1);
+        handshake(&mut a, &mut b, (at_a, at_b), now);
+        // a restarts and probes b at six addresses within a round trip. b answers as many
+        // renewals as it keeps waiting (MAX_UNCONFIRMED); the others get no answer, rather
+        // than push out the oldest, which is the one a completes first.
+        let later = now + Duration::from_secs(30);
+        let mut a = node(1, 2, 20);
+        let addresses: Vec<SocketAddr> = (0..6u8)
+            .map(|i| SocketAddr::from(([198, 18, i, 2], 3210)))
+            .collect();
+        assert_eq!(addresses[0], at_b);
+        let mut sent = Vec::new();
+        for to in &addresses {
+            a.want(*to);
+        }
+        a.flush(later, &mut |to, bytes| sent.push((to, bytes.to_vec())));
+        assert_eq!(sent.len(), 6);
+        let mut answers = Vec::new();
+        for (to, message) in &sent {
+            match b.on_handshake(later, at_a, message, &mut out) {
+                HandshakeEvent::Answered(len, false) => answers.push((*to, out[..len].to_vec())),
+                HandshakeEvent::Dropped => {}
+                other => panic!("{other:?} for the probe to {to}"),
+            }
+        }
+        assert_eq!(answers.len(), MAX_UNCONFIRMED);
+        assert_eq!(
+            a.on_handshake(later, answers[0].0, &answers[0].1, &mut out),
+            HandshakeEvent::Completed
+        );
+        assert!(
+            carries(&mut a, &mut b, (at_a, at_b), later),
+            "b dropped the session a completed, for a later one"
+        );
+        assert!(carries(&mut b, &mut a, (at_b, at_a), later));
+        assert_eq!(b.stats().handshakes_rate_limited, 2);
     }
 
     /// Whether a one-byte datagram `from` seals (it must have a session) reaches `to`, which
