@@ -327,12 +327,13 @@ impl Sessions {
     /// their own: what floods the ones above from forged addresses cannot reach these.
     fn within_proven_rate(&mut self, now: Instant, from: SocketAddr) -> bool {
         let rate = self.config.handshakes_per_second;
-        if self.by_addr.contains_key(&from) {
-            // Each of these addresses has a bucket of its own as well, so that no one of them
-            // (a member's, or one whose proven initiations someone on the path replays) takes
-            // the whole allowance of the others.
+        if let Some(&key) = self.by_addr.get(&from) {
+            // Each key these addresses belong to has a bucket of its own as well, so that no
+            // one of them (a member's, even one that binds many source ports to its key, or
+            // one whose proven initiations someone on the path replays) takes the whole
+            // allowance of the others.
             let per_source = self.config.handshakes_per_source;
-            return bucket_allows(&mut self.proven_addrs, from, now, per_source)
+            return bucket_allows(&mut self.proven_keys, key, now, per_source)
                 && self.proven_known.allow(now, rate);
         }
         source_allows(
@@ -734,11 +735,14 @@ fn bucket_allows<K: core::hash::Hash + Eq>(
     rate: u64,
 ) -> bool {
     if buckets.len() >= MAX_SOURCES && !buckets.contains_key(&key) {
-        // Full buckets are of sources quiet for a second: forgetting them loses nothing.
+        // Full buckets are of sources quiet for as long as a bucket takes to fill (1/rate s
+        // per initiation spent): forgetting them loses nothing.
         buckets.retain(|_, bucket| bucket.available(now, rate) < rate);
-        if buckets.len() >= MAX_SOURCES {
-            // Still full (a flood from many sources): forgetting them all costs at most one
-            // second's allowance per source, and keeps the map bounded.
+        if buckets.len() >= MAX_SOURCES / 2 {
+            // Still half full (a flood from many sources): forgetting them all costs at most
+            // one second's allowance per source, keeps the map bounded, and leaves room for
+            // half the table of new sources before the next walk, so that a flood tuned to
+            // keep buckets from filling cannot make every new source cost a walk.
             buckets.clear();
         }
     }
@@ -813,6 +817,49 @@ mod tests {
             cfg,
             Instant::ZERO,
         )
+    }
+
+    #[test]
+    fn a_bucket_table_that_a_walk_cannot_empty_is_cleared_so_walks_stay_rare() {
+        // Every bucket used a moment ago (a flood tuned so that few are full again) but six,
+        // quiet long enough to be full: the walk frees only those six, and would run again
+        // after six more new sources. Cleared instead, the next MAX_SOURCES / 2 go in without
+        // one.
+        let mut buckets: HashMap<u32, RateLimiter> = HashMap::new();
+        let (then, now) = (Instant::from_secs(1), Instant::from_secs(10));
+        for i in 0..MAX_SOURCES as u32 {
+            let at = if i < 6 { then } else { now };
+            assert!(bucket_allows(&mut buckets, i, at, 20));
+        }
+        assert_eq!(buckets.len(), MAX_SOURCES);
+        assert!(bucket_allows(&mut buckets, u32::MAX, now, 20));
+        assert_eq!(buckets.len(), 1, "the table was not cleared");
+    }
+
+    #[test]
+    fn a_member_bound_at_many_ports_draws_one_key_s_share_of_proven_initiations() {
+        // b answers 500 proven initiations a second from members' addresses, at most 20 per
+        // member. Member A has 30 source ports bound (one sealed datagram from each is
+        // enough); C renews from its one address.
+        let mut b = node(2, 1, 500);
+        b.config.handshakes_per_source = 20;
+        let key_a = SecretKey::from_random([1; 32]).public_key();
+        let key_c = SecretKey::from_random([3; 32]).public_key();
+        let now = Instant::from_secs(1);
+        for port in 0..30u16 {
+            b.bind(SocketAddr::from(([198, 18, 0, 1], 4000 + port)), key_a);
+        }
+        let at_c: SocketAddr = "198.18.0.3:3210".parse().unwrap();
+        b.bind(at_c, key_c);
+        let mut allowed = 0;
+        for port in 0..30u16 {
+            for _ in 0..20 {
+                let from = SocketAddr::from(([198, 18, 0, 1], 4000 + port));
+                allowed += usize::from(b.within_proven_rate(now, from));
+            }
+        }
+        assert_eq!(allowed, 20, "A's ports share A's bucket");
+        assert!(b.within_proven_rate(now, at_c), "A took C's share");
     }
 
     /// Two nodes that trust each other; b answers `per_second` initiations a second from the

@@ -260,8 +260,9 @@ pub struct Sessions {
     /// Proven initiations from addresses a trusted key uses, all together: forged source
     /// addresses never get here, so a flood that forges peers' addresses cannot starve them.
     proven_known: RateLimiter,
-    /// And per such address.
-    proven_addrs: HashMap<SocketAddr, RateLimiter>,
+    /// And per trusted key those addresses are bound to (a member that binds many source
+    /// ports still has one bucket).
+    proven_keys: HashMap<PublicKey, RateLimiter>,
     /// The initiator's cookies, by the address whose reply brought them, and when.
     cookies: HashMap<SocketAddr, (Cookie, Instant)>,
     /// The key handshake indices are drawn under (from [`IdentityConfig::seed`]), and how
@@ -321,7 +322,7 @@ impl Sessions {
             proven_sources: HashMap::new(),
             proven_all: RateLimiter::new(now, config.handshakes_per_second),
             proven_known: RateLimiter::new(now, config.handshakes_per_second),
-            proven_addrs: HashMap::new(),
+            proven_keys: HashMap::new(),
             cookies: HashMap::new(),
             log_budget: LogBudget::new(now),
             index_key,
