@@ -820,6 +820,34 @@ mod tests {
     }
 
     #[test]
+    fn an_address_whose_binding_a_full_table_dropped_is_bound_again_by_its_next_datagram() {
+        let (mut a, mut b) = (node(1, 2, 20), node(2, 1, 20));
+        let at_a: SocketAddr = "198.18.0.1:3210".parse().unwrap();
+        let at_b: SocketAddr = "198.18.0.2:3210".parse().unwrap();
+        let now = Instant::from_secs(1);
+        handshake(&mut a, &mut b, (at_a, at_b), now);
+        assert!(carries(&mut a, &mut b, (at_a, at_b), now));
+        // a's key has moved on to another address (its datagrams of another session come
+        // from there), and the binding table fills: the walk keeps only the addresses the
+        // keys use now, so at_a goes.
+        let key_a = SecretKey::from_random([1; 32]).public_key();
+        let elsewhere: SocketAddr = "198.18.0.9:3210".parse().unwrap();
+        if let Some(state) = b.keys.get_mut(&key_a) {
+            state.addr = Some(elsewhere);
+        }
+        let filler = SecretKey::from_random([7; 32]).public_key();
+        for i in 0..crate::identity::session::MAX_BINDINGS {
+            let port = u16::try_from(i % 60_000).unwrap();
+            let ip = [198, 19, u8::try_from(i / 60_000).unwrap(), 1];
+            b.bind(SocketAddr::from((ip, port)), filler);
+        }
+        assert!(!b.by_addr.contains_key(&at_a));
+        // a's next datagram from at_a binds it again, so b can send there.
+        assert!(carries(&mut a, &mut b, (at_a, at_b), now));
+        assert_eq!(b.by_addr.get(&at_a), Some(&key_a));
+    }
+
+    #[test]
     fn a_bucket_table_that_a_walk_cannot_empty_is_cleared_so_walks_stay_rare() {
         // Every bucket used a moment ago (a flood tuned so that few are full again) but six,
         // quiet long enough to be full: the walk frees only those six, and would run again

@@ -732,6 +732,14 @@ impl Sessions {
             let keys = &self.keys;
             self.by_addr
                 .retain(|a, k| keys.get(k).is_some_and(|s| s.addr == Some(*a)));
+            // A session last heard from an address no longer bound must bind it again at its
+            // next datagram from there (`open` skips that for the address it last came from).
+            let by_addr = &self.by_addr;
+            for session in self.by_session.values_mut() {
+                if session.last_from.is_some_and(|a| !by_addr.contains_key(&a)) {
+                    session.last_from = None;
+                }
+            }
         }
         if self.by_addr.insert(addr, key) != Some(key) {
             self.changes = self.changes.wrapping_add(1);
