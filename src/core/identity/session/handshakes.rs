@@ -352,11 +352,11 @@ impl Sessions {
         let state = self.keys.entry(key).or_default();
         let renewed = state.current.is_some();
         let confirm_first = renewed && !established.is_initiator;
-        if !confirm_first {
-            if let Some((older, _)) = state.previous.take() {
-                self.by_session.remove(&older);
-            }
-        }
+        // The receiving half of the session before `current` (`previous`) is not dropped
+        // here when `current` moves there: the peer may still seal in it (after a first
+        // contact that crossed, each side seals in the session it started, which the other
+        // opens as `previous`, until its Hello in the renewal arrives). It expires with the
+        // other receiving halves (`housekeep`), and revocation drops it with its key.
         // AEGIS-128L only once the peer's Hello in this session says it opens it.
         let cipher = Cipher::preferred_for_sessions(false);
         let aegis = Cipher::preferred_for_sessions(true);
@@ -845,6 +845,61 @@ mod tests {
         // a's next datagram from at_a binds it again, so b can send there.
         assert!(carries(&mut a, &mut b, (at_a, at_b), now));
         assert_eq!(b.by_addr.get(&at_a), Some(&key_a));
+    }
+
+    #[test]
+    fn after_a_crossed_first_contact_a_renewal_still_opens_what_the_peer_seals_meanwhile() {
+        let (mut a, mut b) = (node(1, 2, 20), node(2, 1, 20));
+        let at_a: SocketAddr = "198.18.0.1:3210".parse().unwrap();
+        let at_b: SocketAddr = "198.18.0.2:3210".parse().unwrap();
+        let mut out = [0u8; 256];
+        let now = Instant::from_secs(1);
+        // Both start at once: each answers the other's initiation, then completes its own.
+        let (mut from_a, mut from_b) = (Vec::new(), Vec::new());
+        a.want(at_b);
+        b.want(at_a);
+        a.flush(now, &mut |_, bytes| from_a.push(bytes.to_vec()));
+        b.flush(now, &mut |_, bytes| from_b.push(bytes.to_vec()));
+        let HandshakeEvent::Answered(len, _) = b.on_handshake(now, at_a, &from_a[0], &mut out)
+        else {
+            panic!("b did not answer");
+        };
+        let to_a = out[..len].to_vec();
+        let HandshakeEvent::Answered(len, _) = a.on_handshake(now, at_b, &from_b[0], &mut out)
+        else {
+            panic!("a did not answer");
+        };
+        let to_b = out[..len].to_vec();
+        assert_eq!(
+            a.on_handshake(now, at_b, &to_a, &mut out),
+            HandshakeEvent::Completed
+        );
+        assert_eq!(
+            b.on_handshake(now, at_a, &to_b, &mut out),
+            HandshakeEvent::Completed
+        );
+        assert!(carries(&mut a, &mut b, (at_a, at_b), now));
+        assert!(carries(&mut b, &mut a, (at_b, at_a), now));
+        // a renews; b answers and keeps sealing in its session until a's Hello in the new
+        // one arrives. Meanwhile a must still open what b seals.
+        let later = now + a.config.rekey_after + Duration::from_secs(1);
+        let mut renewal = Vec::new();
+        a.housekeep(later, &mut |_, bytes| renewal.push(bytes.to_vec()));
+        assert_eq!(renewal.len(), 1, "a did not renew");
+        let HandshakeEvent::Answered(len, false) =
+            b.on_handshake(later, at_a, &renewal[0], &mut out)
+        else {
+            panic!("b did not answer the renewal");
+        };
+        let response = out[..len].to_vec();
+        assert_eq!(
+            a.on_handshake(later, at_b, &response, &mut out),
+            HandshakeEvent::Completed
+        );
+        assert!(
+            carries(&mut b, &mut a, (at_b, at_a), later),
+            "a dropped the session b still seals in"
+        );
     }
 
     #[test]
