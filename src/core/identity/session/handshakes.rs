@@ -370,6 +370,7 @@ impl Sessions {
             recv_session: established.recv_session,
             made: now,
             is_initiator: established.is_initiator,
+            heard: established.is_initiator,
             completes_checksums: false,
         };
         if confirm_first {
@@ -900,6 +901,43 @@ mod tests {
             carries(&mut b, &mut a, (at_b, at_a), later),
             "a dropped the session b still seals in"
         );
+    }
+
+    #[test]
+    fn a_session_made_by_a_replayed_initiation_after_a_restart_is_replaced_by_our_own() {
+        let (mut a, mut b) = (node(1, 2, 20), node(2, 1, 20));
+        let at_a: SocketAddr = "198.18.0.1:3210".parse().unwrap();
+        let at_b: SocketAddr = "198.18.0.2:3210".parse().unwrap();
+        let mut out = [0u8; 256];
+        let now = Instant::from_secs(1);
+        let recorded = round_to(&mut a, now, at_b);
+        let HandshakeEvent::Answered(..) = b.on_handshake(now, at_a, &recorded[0], &mut out) else {
+            panic!("no answer");
+        };
+        // b restarts, knowing no timestamp of a's: someone replays a's recorded initiation
+        // from a's address. b answers (nobody will complete it) and seals to a in it.
+        let later = now + Duration::from_secs(30);
+        let mut b = node(2, 1, 20);
+        let HandshakeEvent::Answered(_, true) = b.on_handshake(later, at_a, &recorded[0], &mut out)
+        else {
+            panic!("the replay was not taken as a first contact");
+        };
+        let mut buf = vec![0u8; crate::buf::BUF_LEN];
+        let at = crate::buf::SWITCH_AT;
+        let mut sent = Vec::new();
+        assert!(b.seal(later, at_a, &mut buf, at, 1).is_ok());
+        b.flush(later, &mut |to, bytes| sent.push((to, bytes.to_vec())));
+        assert!(
+            sent.is_empty(),
+            "a just-made session is not doubted at once"
+        );
+        // Nothing of a's opens in it: a few seconds on, b starts a handshake of its own.
+        let doubted = later + HANDSHAKE_RETRY;
+        assert!(b.seal(doubted, at_a, &mut buf, at, 1).is_ok());
+        b.flush(doubted, &mut |to, bytes| sent.push((to, bytes.to_vec())));
+        assert_eq!(sent.len(), 1, "b never started a handshake of its own");
+        assert_eq!(sent[0].0, at_a);
+        assert_eq!(sent[0].1.len(), INITIATION_LEN);
     }
 
     #[test]

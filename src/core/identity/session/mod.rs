@@ -166,6 +166,10 @@ struct SendSession {
     recv_session: [u8; crypto::SESSION_LEN],
     made: Instant,
     is_initiator: bool,
+    /// Something sealed by the peer opened in this session (its Hello follows the handshake
+    /// at once), or we started it. A session we answered that stays unheard may have been
+    /// made by a replayed initiation, which nobody completes: see [`Sessions::seal`].
+    heard: bool,
     /// The peer's Hello in this session had the partial-checksum flag (0x20)
     /// ([`Sessions::peer_completes_checksums`]).
     completes_checksums: bool,
@@ -525,10 +529,21 @@ impl Sessions {
             .and_then(|state| state.current.as_mut())
             .filter(|s| may_seal(&s.sealer, s.made + reject_after, max_messages, now));
         match session {
-            Some(s) => s
-                .sealer
-                .seal(self.token, buf, switch_at, inner_len)
-                .map_err(SealOutcome::Seal),
+            Some(s) => {
+                // A session we answered that nothing has come in for a while: perhaps made by
+                // a replayed initiation (after we restarted, no newer timestamp is known), so
+                // the peer cannot open what we seal. A handshake of our own to the address
+                // makes a session both ends hold (the round to an address is rate-limited).
+                let unheard = !s.heard && now >= s.made + HANDSHAKE_RETRY;
+                let sealed = s
+                    .sealer
+                    .seal(self.token, buf, switch_at, inner_len)
+                    .map_err(SealOutcome::Seal);
+                if unheard {
+                    self.want(to);
+                }
+                sealed
+            }
             None => {
                 self.stats.no_session += 1;
                 self.want(to);
@@ -704,6 +719,9 @@ impl Sessions {
                     state.previous = Some((old.recv_session, old.made));
                 }
                 self.changes = self.changes.wrapping_add(1);
+            }
+            if let Some(current) = state.current.as_mut().filter(|c| c.recv_session == id) {
+                current.heard = true;
             }
         }
         Ok(range)
