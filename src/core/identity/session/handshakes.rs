@@ -499,6 +499,14 @@ impl Sessions {
             None => {
                 let n = self.probe_order.len();
                 let mut sent = 0;
+                // The keys with a handshake in flight to this address, gathered once (not one
+                // walk of up to MAX_PENDING handshakes per trusted key).
+                let in_flight_here: std::collections::HashSet<PublicKey> = self
+                    .pending
+                    .values()
+                    .filter(|p| p.addr == addr)
+                    .map(|p| p.initiator.remote)
+                    .collect();
                 for i in 0..n {
                     if sent >= MAX_PROBES {
                         break;
@@ -513,11 +521,7 @@ impl Sessions {
                             .as_ref()
                             .is_some_and(|c| now < c.made + self.config.rekey_after + REJECT_SLACK)
                     });
-                    let in_flight = self
-                        .pending
-                        .values()
-                        .any(|p| p.initiator.remote == key && p.addr == addr);
-                    if live || in_flight {
+                    if live || in_flight_here.contains(&key) {
                         continue;
                     }
                     if !self.probes.allow(now, MAX_PROBES_PER_SECOND) {
@@ -699,9 +703,15 @@ impl Sessions {
         if ended {
             self.changes = self.changes.wrapping_add(1);
         }
+        // The keys with a handshake in flight, gathered once (not one walk of the handshakes
+        // in flight per due key).
+        let in_flight: std::collections::HashSet<PublicKey> = if due.is_empty() {
+            std::collections::HashSet::new()
+        } else {
+            self.pending.values().map(|p| p.initiator.remote).collect()
+        };
         for (addr, key) in due {
-            let in_flight = self.pending.values().any(|p| p.initiator.remote == key);
-            if !in_flight {
+            if !in_flight.contains(&key) {
                 debug!("renewing the session with {key} at {addr}");
                 let _ = self.initiate(now, addr, key, false, send);
             }
