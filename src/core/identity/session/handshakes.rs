@@ -104,48 +104,26 @@ impl Sessions {
         let trusted = &self.trusted;
         let keys = &self.keys;
         let mut timestamp = None;
-        let mut crowded = false;
         let result = handshake::respond(
             &self.identity,
             self.token,
             msg,
             |key| trusted.contains(key),
             |key, ts| {
-                let state = keys.get(key);
-                let newer = state
+                let newer = keys
+                    .get(key)
                     .and_then(|s| s.last_timestamp)
                     .is_none_or(|last| ts > &last);
-                // A renewal we answer waits, unconfirmed, until the initiator seals in it. At
-                // most MAX_UNCONFIRMED wait; the oldest may make room only once no initiator
-                // can still be completing it: a restarted peer probing us at many addresses
-                // completes the first answer that reaches it, most often the oldest.
-                crowded = state.is_some_and(|s| {
-                    s.current.is_some()
-                        && s.next.is_some()
-                        && s.earlier.len() + 1 >= MAX_UNCONFIRMED
-                        && s.earlier
-                            .first()
-                            .is_some_and(|oldest| now < oldest.made + HANDSHAKE_TIMEOUT * 2)
-                });
-                let take = newer && !crowded;
-                if take {
+                if newer {
                     timestamp = Some(*ts);
                 }
-                take
+                newer
             },
             local_index,
             None,
             out,
         );
         match result {
-            Err(_) if crowded => {
-                self.stats.handshakes_rate_limited += 1;
-                debug!(
-                    "handshake initiation from {from} not answered: {MAX_UNCONFIRMED} renewals \
-                     of that key wait to be confirmed"
-                );
-                HandshakeEvent::Dropped
-            }
             Ok((established, _)) if self.used_by_other(from, &established.remote, now) => {
                 // An initiation of one trusted key from the address of another that still
                 // uses it: a member posing as another. No answer, no session.
@@ -376,12 +354,25 @@ impl Sessions {
         if confirm_first {
             // An unconfirmed renewal that a newer one replaces is kept among the earlier ones:
             // the initiator may complete any (initiations in flight to several of our
-            // addresses cross on the way). The oldest goes past MAX_UNCONFIRMED.
+            // addresses cross on the way). Past MAX_UNCONFIRMED one goes: the oldest once no
+            // initiator can still be completing it, else the newest of the earlier ones, not
+            // the oldest, which is the answer most likely to reach an initiator first (a
+            // restarted peer probing us at many addresses completes that one). Replays of
+            // recorded initiations then only push out each other.
             if let Some(stale) = state.next.replace(send) {
-                if state.earlier.len() + 1 >= MAX_UNCONFIRMED {
-                    let oldest = state.earlier.remove(0);
-                    oldest.sealer.retire();
-                    self.by_session.remove(&oldest.recv_session);
+                let full = state.earlier.len() + 1 >= MAX_UNCONFIRMED;
+                let oldest_done = state
+                    .earlier
+                    .first()
+                    .is_some_and(|oldest| now >= oldest.made + HANDSHAKE_TIMEOUT * 2);
+                let dropped = match (full, oldest_done) {
+                    (false, _) => None,
+                    (true, true) => Some(state.earlier.remove(0)),
+                    (true, false) => state.earlier.pop(),
+                };
+                if let Some(dropped) = dropped {
+                    dropped.sealer.retire();
+                    self.by_session.remove(&dropped.recv_session);
                 }
                 state.earlier.push(stale);
             }
@@ -692,7 +683,13 @@ impl Sessions {
             } else {
                 rekey_after + RESPONDER_REKEY_DELAY
             };
-            let old = now >= current.made + after
+            // A session we answered that nothing has opened in since (the initiator's Hello
+            // comes right after the handshake) may have been made by a replayed initiation
+            // (after a restart, no newer timestamp is known), which nobody completes: the
+            // peer cannot open what we seal in it. Renewed at once, as by the timer.
+            let unheard = !current.heard && now >= current.made + HANDSHAKE_RETRY;
+            let old = unheard
+                || now >= current.made + after
                 || current.sealer.sealed() >= self.config.rekey_after_messages;
             let recently = state.last_rekey.is_some_and(|t| now < t + HANDSHAKE_RETRY);
             if let (true, false, Some(addr)) = (old, recently, state.addr) {
@@ -932,19 +929,18 @@ mod tests {
         else {
             panic!("the replay was not taken as a first contact");
         };
-        let mut buf = vec![0u8; crate::buf::BUF_LEN];
-        let at = crate::buf::SWITCH_AT;
         let mut sent = Vec::new();
-        assert!(b.seal(later, at_a, &mut buf, at, 1).is_ok());
-        b.flush(later, &mut |to, bytes| sent.push((to, bytes.to_vec())));
+        b.housekeep(later + Duration::from_secs(1), &mut |to, bytes| {
+            sent.push((to, bytes.to_vec()));
+        });
         assert!(
             sent.is_empty(),
             "a just-made session is not doubted at once"
         );
-        // Nothing of a's opens in it: a few seconds on, b starts a handshake of its own.
+        // Nothing of a's opens in it: a few seconds on, b renews it with a handshake of its
+        // own (whether or not it has anything to send).
         let doubted = later + HANDSHAKE_RETRY;
-        assert!(b.seal(doubted, at_a, &mut buf, at, 1).is_ok());
-        b.flush(doubted, &mut |to, bytes| sent.push((to, bytes.to_vec())));
+        b.housekeep(doubted, &mut |to, bytes| sent.push((to, bytes.to_vec())));
         assert_eq!(sent.len(), 1, "b never started a handshake of its own");
         assert_eq!(sent[0].0, at_a);
         assert_eq!(sent[0].1.len(), INITIATION_LEN);
@@ -1327,9 +1323,9 @@ mod tests {
         let mut out = [0u8; 256];
         let now = Instant::from_secs(1);
         handshake(&mut a, &mut b, (at_a, at_b), now);
-        // a restarts and probes b at six addresses within a round trip. b answers as many
-        // renewals as it keeps waiting (MAX_UNCONFIRMED); the others get no answer, rather
-        // than push out the oldest, which is the one a completes first.
+        // a restarts and probes b at six addresses within a round trip. b answers them all as
+        // renewals, and keeps MAX_UNCONFIRMED waiting: the later ones push out each other,
+        // not the oldest, which is the one a completes first.
         let later = now + Duration::from_secs(30);
         let mut a = node(1, 2, 20);
         let addresses: Vec<SocketAddr> = (0..6u8)
@@ -1346,11 +1342,10 @@ mod tests {
         for (to, message) in &sent {
             match b.on_handshake(later, at_a, message, &mut out) {
                 HandshakeEvent::Answered(len, false) => answers.push((*to, out[..len].to_vec())),
-                HandshakeEvent::Dropped => {}
                 other => panic!("{other:?} for the probe to {to}"),
             }
         }
-        assert_eq!(answers.len(), MAX_UNCONFIRMED);
+        assert_eq!(answers.len(), 6);
         assert_eq!(
             a.on_handshake(later, answers[0].0, &answers[0].1, &mut out),
             HandshakeEvent::Completed
@@ -1360,7 +1355,6 @@ mod tests {
             "b dropped the session a completed, for a later one"
         );
         assert!(carries(&mut b, &mut a, (at_b, at_a), later));
-        assert_eq!(b.stats().handshakes_rate_limited, 2);
     }
 
     /// Whether a one-byte datagram `from` seals (it must have a session) reaches `to`, which

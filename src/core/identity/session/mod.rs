@@ -37,8 +37,10 @@
 //!   once it sealed [`IdentityConfig::rekey_after_messages`] packets. It seals nothing past
 //!   [`IdentityConfig::rekey_after`] + [`REJECT_SLACK`] or twice the message count, and opens
 //!   nothing after that plus [`RECEIVE_GRACE`]. When a new session is made with a key, the one
-//!   before it is still opened (the peer may not have switched yet) and the one before that is
-//!   forgotten: its keys are dropped.
+//!   before it is still opened (the peer may not have switched yet). The receiving half of
+//!   the one before that stays until it expires when we completed the new one, and goes at
+//!   once when a renewal we answered is confirmed. A session we answered that nothing opened
+//!   in after [`HANDSHAKE_RETRY`] (a replayed initiation) is renewed at once.
 
 use core::ops::Range;
 use core::time::Duration;
@@ -168,7 +170,8 @@ struct SendSession {
     is_initiator: bool,
     /// Something sealed by the peer opened in this session (its Hello follows the handshake
     /// at once), or we started it. A session we answered that stays unheard may have been
-    /// made by a replayed initiation, which nobody completes: see [`Sessions::seal`].
+    /// made by a replayed initiation, which nobody completes: `housekeep` renews it after
+    /// [`HANDSHAKE_RETRY`].
     heard: bool,
     /// The peer's Hello in this session had the partial-checksum flag (0x20)
     /// ([`Sessions::peer_completes_checksums`]).
@@ -529,21 +532,10 @@ impl Sessions {
             .and_then(|state| state.current.as_mut())
             .filter(|s| may_seal(&s.sealer, s.made + reject_after, max_messages, now));
         match session {
-            Some(s) => {
-                // A session we answered that nothing has come in for a while: perhaps made by
-                // a replayed initiation (after we restarted, no newer timestamp is known), so
-                // the peer cannot open what we seal. A handshake of our own to the address
-                // makes a session both ends hold (the round to an address is rate-limited).
-                let unheard = !s.heard && now >= s.made + HANDSHAKE_RETRY;
-                let sealed = s
-                    .sealer
-                    .seal(self.token, buf, switch_at, inner_len)
-                    .map_err(SealOutcome::Seal);
-                if unheard {
-                    self.want(to);
-                }
-                sealed
-            }
+            Some(s) => s
+                .sealer
+                .seal(self.token, buf, switch_at, inner_len)
+                .map_err(SealOutcome::Seal),
             None => {
                 self.stats.no_session += 1;
                 self.want(to);
