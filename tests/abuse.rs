@@ -223,28 +223,46 @@ fn forged_verified_addresses_get_one_whole_list_a_second_each_and_within_the_bud
     assert!(count >= 1);
 }
 
-#[test]
-fn a_table_full_of_verified_addresses_still_takes_a_connect_address_back() {
-    // A holds at most 8 peers; someone fills its table with 8 verified addresses of its own
-    // (here forged: request, then a blind answer). A's `--connect` peer C must still get in.
-    let mut sim = Simulator::new(0xa41);
+/// A node `a` that holds at most 8 peers and has `--connect` address `c` (not started), its
+/// table filled with 8 addresses verified by forgery (request, then a blind answer).
+fn full_of_forged_verified(seed: u64) -> (Simulator, SocketAddr, SocketAddr) {
+    let mut sim = Simulator::new(seed);
     let mut cfg = Simulator::config();
     cfg.max_peers = 8;
     let a = sim.add_node(&cfg);
     let c = sim.next_addr();
     sim.connect(a, c);
-    let token = Token::new(1).unwrap();
-    let mut get = [0u8; 8];
-    wire::emit_control(token, Kind::GetPeers, &mut get).unwrap();
-    let mut empty = [0u8; 10];
-    let (len, _) = wire::emit_peers(token, std::iter::empty(), &mut empty).unwrap();
     let now = sim.now;
     let node = sim.nodes.get_mut(&a).unwrap();
     for i in 0..8u8 {
         let v = SocketAddr::from(([198, 19, 7, i], 4000));
-        let _ = node.on_datagram(now, v, &mut get.clone());
-        let _ = node.on_datagram(now, v, &mut empty[..len].to_vec());
+        let _ = node.on_datagram(now, v, &mut request());
+        let _ = node.on_datagram(now, v, &mut empty_list());
     }
+    (sim, a, c)
+}
+
+/// A "get peer list" of token 1.
+fn request() -> Vec<u8> {
+    let mut get = [0u8; 8];
+    wire::emit_control(Token::new(1).unwrap(), Kind::GetPeers, &mut get).unwrap();
+    get.to_vec()
+}
+
+/// An empty peer list of token 1.
+fn empty_list() -> Vec<u8> {
+    let mut empty = [0u8; 10];
+    let (len, _) =
+        wire::emit_peers(Token::new(1).unwrap(), std::iter::empty(), &mut empty).unwrap();
+    empty[..len].to_vec()
+}
+
+#[test]
+fn a_table_full_of_verified_addresses_still_takes_a_connect_address_back() {
+    // A holds at most 8 peers; someone fills its table with 8 verified addresses of its own
+    // (here forged: request, then a blind answer). A's `--connect` peer C must still get in.
+    let (mut sim, a, c) = full_of_forged_verified(0xa41);
+    let node = sim.nodes.get_mut(&a).unwrap();
     assert_eq!(node.peers().verified_len(), 8);
     node.socket_mut().outbox.clear();
     // C starts; A's attempts reach it, and its answers must find room.
@@ -256,24 +274,11 @@ fn a_table_full_of_verified_addresses_still_takes_a_connect_address_back() {
 
 #[test]
 fn the_room_made_for_a_connect_address_is_not_taken_by_the_next_new_address() {
-    let mut sim = Simulator::new(0xa42);
-    let mut cfg = Simulator::config();
-    cfg.max_peers = 8;
-    let a = sim.add_node(&cfg);
-    let c = sim.next_addr();
-    sim.connect(a, c);
-    let token = Token::new(1).unwrap();
-    let mut get = [0u8; 8];
-    wire::emit_control(token, Kind::GetPeers, &mut get).unwrap();
-    let mut empty = [0u8; 10];
-    let (len, _) = wire::emit_peers(token, std::iter::empty(), &mut empty).unwrap();
+    let (mut sim, a, c) = full_of_forged_verified(0xa42);
+    let (get, empty) = (request(), empty_list());
     let now = sim.now;
     let node = sim.nodes.get_mut(&a).unwrap();
-    for i in 0..8u8 {
-        let v = SocketAddr::from(([198, 19, 7, i], 4000));
-        let _ = node.on_datagram(now, v, &mut get.clone());
-        let _ = node.on_datagram(now, v, &mut empty[..len].to_vec());
-    }
+    assert_eq!(node.peers().verified_len(), 8);
     // C's request finds the table full of verified addresses: one makes room for it ...
     let _ = node.on_datagram(now, c, &mut get.clone());
     assert!(node.peers().contains(c));
@@ -286,7 +291,7 @@ fn the_room_made_for_a_connect_address_is_not_taken_by_the_next_new_address() {
     );
     assert!(!node.peers().contains(x));
     // C answers A's question and is a peer.
-    let _ = node.on_datagram(now, c, &mut empty[..len].to_vec());
+    let _ = node.on_datagram(now, c, &mut empty.clone());
     assert!(node.peers().is_verified(c));
 }
 

@@ -28,26 +28,16 @@ fn offload_node_and_no_offload_node_carry_tcp_both_ways_over_ipv4_and_ipv6() {
     lab.assert_ping(&a, &b.overlay_v6());
 
     let (v4, v6) = (b.overlay_v4(), b.overlay_v6());
-    // offload -> no-offload and back, over both overlay families. One one-off server per
-    // run, each on its own port: a server that serves several runs closes its listening
-    // socket between them, and a client that connects at that moment is reset.
+    // offload -> no-offload and back, over both overlay families, each run against a one-off
+    // server of its own (see `iperf3_one_off`).
     for (port, target, reverse) in [
-        ("5201", &v4, false),
-        ("5202", &v4, true),
-        ("5203", &v6, false),
-        ("5204", &v6, true),
+        (5201, &v4, false),
+        (5202, &v4, true),
+        (5203, &v6, false),
+        (5204, &v6, true),
     ] {
-        lab.helper(
-            &b,
-            &format!("iperf3-server-{port}"),
-            &["iperf3", "-s", "-1", "-p", port],
-        );
-        e2e::wait_port(&lab, &b, port.parse().expect("a port"));
-        let mut extra = vec!["-p", port];
-        if reverse {
-            extra.push("-R");
-        }
-        e2e::iperf3_tcp(&lab, &a, target, &extra);
+        let extra: &[&str] = if reverse { &["-R"] } else { &[] };
+        e2e::iperf3_one_off(&mut lab, &a, &b, target, port, extra);
     }
     e2e::assert_no_offload_errors(&mut lab, 0);
 }

@@ -128,27 +128,16 @@ fn two_threads(mode: Mode) {
     assert!(sent.status.success(), "send: {sent:?}");
     e2e::wait_file_contains(&out, "flows ok", Duration::from_secs(30));
 
-    // TCP, 4 streams, both ways and over both overlay families. One one-off server per run,
-    // each on its own port: a server that serves several runs closes its listening socket
-    // between them, and a client that connects at that moment is reset (seen once, with the
-    // slow debug build).
+    // TCP, 4 streams, both ways and over both overlay families, each run against a one-off
+    // server of its own (see `iperf3_one_off`).
     let (v4, v6) = (b.overlay_v4(), b.overlay_v6());
-    for (port, target, reverse) in [
-        ("5201", &v4, false),
-        ("5202", &v4, true),
-        ("5203", &v6, false),
-    ] {
-        lab.helper(
-            &b,
-            &format!("iperf3-server-{port}"),
-            &["iperf3", "-s", "-1", "-p", port],
-        );
-        e2e::wait_port(&lab, &b, port.parse().expect("a port"));
-        let mut extra = vec!["-p", port, "-P", "4"];
-        if reverse {
-            extra.push("-R");
-        }
-        e2e::iperf3_tcp(&lab, &a, target, &extra);
+    for (port, target, reverse) in [(5201, &v4, false), (5202, &v4, true), (5203, &v6, false)] {
+        let extra: &[&str] = if reverse {
+            &["-P", "4", "-R"]
+        } else {
+            &["-P", "4"]
+        };
+        e2e::iperf3_one_off(&mut lab, &a, &b, target, port, extra);
     }
 
     // No tap read was lost, the lane's included (it hands its count to the status).

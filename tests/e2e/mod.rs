@@ -575,6 +575,30 @@ pub fn wait_file_contains(path: &Path, needle: &str, timeout: Duration) -> Durat
     }
 }
 
+/// [`iperf3_tcp`] from `from` to `server`'s address `target`, against a one-off server (`-1`)
+/// started on `port` for this run alone: a server that serves several runs closes its
+/// listening socket between them, and a client that connects at that moment is reset (seen
+/// once, with the slow debug build). `extra` goes to the client (with `-p PORT`).
+pub fn iperf3_one_off(
+    lab: &mut Lab,
+    from: &Host,
+    server: &Host,
+    target: &str,
+    port: u16,
+    extra: &[&str],
+) -> String {
+    let port_text = port.to_string();
+    lab.helper(
+        server,
+        &format!("iperf3-server-{port}"),
+        &["iperf3", "-s", "-1", "-p", &port_text],
+    );
+    wait_port(lab, server, port);
+    let mut args = vec!["-p", port_text.as_str()];
+    args.extend_from_slice(extra);
+    iperf3_tcp(lab, from, target, &args)
+}
+
 /// Runs a 2-second iperf3 TCP test from `from` to the iperf3 server at `server` (with
 /// `extra` arguments such as `-R` or `-P 4`), asserts it completed with data received, and
 /// returns the receiver's line (the `[SUM]` line with several streams).
