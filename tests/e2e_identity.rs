@@ -664,8 +664,11 @@ fn an_impersonator_with_a_trusted_public_key_but_not_its_private_key_is_ignored(
     let trusted = scratch.path("net.trusted");
     trust_file(&trusted, &[(&k1, "h1"), (&k2, "h2"), (&spare, "spare")]);
 
-    let mut lab = Lab::new(3);
-    let (h1, h2, h3) = (lab.host(1), lab.host(2), lab.host(3));
+    // h3 forges; h4 sends the control's genuine initiation. (A session h1 answers and that
+    // nothing then opens in is renewed by h1 five seconds later: towards h4, not towards the
+    // forger, whose underlay must see nothing from h1.)
+    let mut lab = Lab::new(4);
+    let (h1, h2, h3, h4) = (lab.host(1), lab.host(2), lab.host(3), lab.host(4));
     let (_, stats1) = start_node(&mut lab, &scratch, &h1, &k1, &trusted, &[]);
     start_node(
         &mut lab,
@@ -681,7 +684,7 @@ fn an_impersonator_with_a_trusted_public_key_but_not_its_private_key_is_ignored(
     });
     let h2_session = session_id(&before, &h2.addr_v4());
 
-    let forge = |claimed: &Key, secret: &Key, count: &str| -> String {
+    let forge = |from: &Host, claimed: &Key, secret: &Key, count: &str| -> String {
         let args: Vec<String> = [
             TOKEN,
             &k1.public,
@@ -694,14 +697,14 @@ fn an_impersonator_with_a_trusted_public_key_but_not_its_private_key_is_ignored(
         .iter()
         .map(|a| (*a).to_owned())
         .collect();
-        in_netns(&h3, move || forge_initiation::run(&args))
+        in_netns(from, move || forge_initiation::run(&args))
             .unwrap_or_else(|e| panic!("forge_initiation failed: {e}"))
     };
 
     // Control: with the spare key's own private key the hand-built initiation is genuine and
     // answered, so the silence below is the forgery's, not the forger's.
     let responses = count(&stats1, "handshake_responses_sent");
-    let control = forge(&spare, &spare, "1");
+    let control = forge(&h4, &spare, &spare, "1");
     println!("genuine initiation (spare key, its own private key): {control}");
     assert_eq!(
         num(&control, "responses"),
@@ -726,8 +729,8 @@ fn an_impersonator_with_a_trusted_public_key_but_not_its_private_key_is_ignored(
     e2e::wait_file_contains(&watch, "ready", SOON);
     let forged = count(&stats1, "handshakes_forged");
     let responses = count(&stats1, "handshake_responses_sent");
-    let as_h2 = forge(&k2, &mallory, "5");
-    let as_spare = forge(&spare, &mallory, "5");
+    let as_h2 = forge(&h3, &k2, &mallory, "5");
+    let as_spare = forge(&h3, &spare, &mallory, "5");
     println!("forged as h2: {as_h2}; forged as spare: {as_spare}");
     assert_eq!(
         num(&as_h2, "replies"),
