@@ -686,8 +686,12 @@ impl Sessions {
             // A session we answered that nothing has opened in since (the initiator's Hello
             // comes right after the handshake) may have been made by a replayed initiation
             // (after a restart, no newer timestamp is known), which nobody completes: the
-            // peer cannot open what we seal in it. Renewed at once, as by the timer.
-            let unheard = !current.heard && now >= current.made + HANDSHAKE_RETRY;
+            // peer cannot open what we seal in it. Renewed at once, as by the timer; once per
+            // session (towards a forged source, one initiation per replay, not one every
+            // 10 s), later tries being the timer's.
+            let unheard = !current.heard
+                && now >= current.made + HANDSHAKE_RETRY
+                && state.last_rekey.is_none_or(|t| t < current.made);
             let old = unheard
                 || now >= current.made + after
                 || current.sealer.sealed() >= self.config.rekey_after_messages;
@@ -922,7 +926,7 @@ mod tests {
             panic!("no answer");
         };
         // b restarts, knowing no timestamp of a's: someone replays a's recorded initiation
-        // from a's address. b answers (nobody will complete it) and seals to a in it.
+        // from a's address. b answers (nobody will complete it), and would seal to a in it.
         let later = now + Duration::from_secs(30);
         let mut b = node(2, 1, 20);
         let HandshakeEvent::Answered(_, true) = b.on_handshake(later, at_a, &recorded[0], &mut out)
@@ -944,6 +948,30 @@ mod tests {
         assert_eq!(sent.len(), 1, "b never started a handshake of its own");
         assert_eq!(sent[0].0, at_a);
         assert_eq!(sent[0].1.len(), INITIATION_LEN);
+        // a answers; b completes, and the two ends hold one session again.
+        let HandshakeEvent::Answered(len, _) = a.on_handshake(doubted, at_b, &sent[0].1, &mut out)
+        else {
+            panic!("a did not answer b's handshake");
+        };
+        let response = out[..len].to_vec();
+        assert_eq!(
+            b.on_handshake(doubted, at_a, &response, &mut out),
+            HandshakeEvent::Completed
+        );
+        assert!(carries(&mut b, &mut a, (at_b, at_a), doubted));
+
+        // Once per such session: a replay whose source never answers (forged) draws one
+        // initiation there, not one every 10 s until the session ends.
+        let mut c = node(2, 1, 20);
+        let HandshakeEvent::Answered(_, true) = c.on_handshake(later, at_a, &recorded[0], &mut out)
+        else {
+            panic!("the replay was not taken as a first contact");
+        };
+        let mut tries = 0;
+        for s in 1..60u64 {
+            c.housekeep(later + Duration::from_secs(s), &mut |_, _| tries += 1);
+        }
+        assert_eq!(tries, 1, "initiations to the replay's source in a minute");
     }
 
     #[test]
