@@ -100,25 +100,16 @@ pub struct SwitchTable {
 
 /// A read-only copy of the [`SwitchTable`]'s entries, for lookups on another thread (a
 /// `--threads` lane, see [`crate::lane`]). It is a snapshot: it never learns or expires
-/// anything itself, but [`MacView::lookup`] still honours each entry's expiry.
+/// anything itself, but [`MacView::lookup_lagging`] still honours each entry's expiry.
 #[derive(Clone, Debug, Default)]
 pub struct MacView {
     entries: HashMap<Key, Entry>,
 }
 
 impl MacView {
-    /// The peer behind `mac` on `vlan` in the snapshot, if not expired at `now`.
-    // HOT PATH
-    pub fn lookup(&self, now: Instant, vlan: VlanId, mac: Mac) -> Option<SocketAddr> {
-        self.entries
-            .get(&Key::new(vlan, mac))
-            .filter(|e| e.expires > now)
-            .map(|e| e.peer)
-    }
-
-    /// Like [`MacView::lookup`], but an entry counts until `lag` past its expiry in the
-    /// snapshot: for a snapshot whose owner refreshes entries without taking a new one at
-    /// once, and removes expired ones within `lag` (see [`crate::lane::VIEW_LAG`]).
+    /// The peer behind `mac` on `vlan` in the snapshot, if not expired at `now` by more than
+    /// `lag`: the owner refreshes entries without taking a new snapshot at once, and removes
+    /// expired ones within `lag` (see [`crate::lane::VIEW_LAG`]).
     // HOT PATH
     pub fn lookup_lagging(
         &self,

@@ -619,6 +619,13 @@ mod tests {
         assert_eq!(check_name("%dnet"), Ok(()));
     }
 
+    /// Makes the tap whose fd is `fd` persistent (it outlives its last fd), or not.
+    fn persist(fd: std::os::fd::RawFd, on: bool) {
+        // SAFETY: `fd` is an open tun fd attached to a device; the flag is passed by value
+        // and the ioctl touches no memory of ours.
+        unsafe { syscall!(ioctl(fd, libc::TUNSETPERSIST, c_ulong::from(on))) }.unwrap();
+    }
+
     #[test]
     #[ignore = "needs root (a network namespace of its own); .ci/run passes --include-ignored"]
     fn a_persistent_tap_another_program_left_with_a_12_byte_header_is_set_back_to_10() {
@@ -629,15 +636,7 @@ mod tests {
             let twelve: c_int = 12;
             // SAFETY: an open tun fd attached to a device; the ioctl reads one c_int.
             unsafe { syscall!(ioctl(file.as_raw_fd(), libc::TUNSETVNETHDRSZ, &twelve)) }.unwrap();
-            // SAFETY: an open tun fd attached to a device; the flag is passed by value.
-            unsafe {
-                syscall!(ioctl(
-                    file.as_raw_fd(),
-                    libc::TUNSETPERSIST,
-                    c_ulong::from(1u8)
-                ))
-            }
-            .unwrap();
+            persist(file.as_raw_fd(), true);
             drop(file);
             let header = |tap: &TapDevice| {
                 let mut size: c_int = 0;
@@ -649,15 +648,8 @@ mod tests {
             };
             let tap = TapDevice::open_with("ecvt0", true).unwrap();
             let size = header(&tap);
-            // SAFETY: as above; the device goes when this last fd closes.
-            unsafe {
-                syscall!(ioctl(
-                    tap.as_raw_fd(),
-                    libc::TUNSETPERSIST,
-                    c_ulong::from(0u8)
-                ))
-            }
-            .unwrap();
+            // The device goes when this last fd closes.
+            persist(tap.as_raw_fd(), false);
             (tap.offloads().vnet_hdr, size)
         });
         assert!(vnet_hdr);
