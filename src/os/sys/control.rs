@@ -208,7 +208,9 @@ pub struct ControlServer {
 impl ControlServer {
     /// Listens on `path`: creates its directory (mode 0755) if missing, replaces a stale
     /// socket file nobody listens on, creates the socket with mode 0600 (root-only) and makes
-    /// it non-blocking.
+    /// it non-blocking. The check for a stale file and the bind hold a `flock` on the
+    /// directory (waited for at most [`DIR_LOCK_WAIT`]), so of two daemons started at once on
+    /// one path, one listens and the other is told `AddrInUse`.
     ///
     /// # Errors
     ///
@@ -216,14 +218,20 @@ impl ControlServer {
     /// a socket is there (it is left alone), else the OS error of creating the directory or
     /// binding.
     pub fn bind(path: &Path) -> io::Result<ControlServer> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.exists() {
-                fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o755)
-                    .create(dir)?;
-            }
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)?;
         }
+        // Two daemons starting at once on one path must not both find the file stale, one
+        // removing the socket the other has just bound: the check, the removal and the bind
+        // happen under a lock on the directory, released when this returns.
+        let _lock = lock_dir(dir);
         match fs::symlink_metadata(path) {
             Ok(meta) if meta.file_type().is_socket() => match connect_now(path) {
                 Ok(_) => {
@@ -591,6 +599,46 @@ fn raise_send_buffer(stream: &UnixStream) {
         };
         if set.is_ok() {
             return;
+        }
+    }
+}
+
+/// How long [`ControlServer::bind`] waits for another daemon to release the directory's lock
+/// before it goes on without it. The lock is held only while a socket is bound, so a daemon
+/// waits a millisecond or so; anything longer is someone else holding it (any user may lock a
+/// directory they can read), who must not be able to stop the daemon from starting.
+const DIR_LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// An exclusive `flock` on the directory `dir`, held until the returned fd is dropped; `None`
+/// (logged) if it cannot be opened or stays locked for [`DIR_LOCK_WAIT`].
+fn lock_dir(dir: &Path) -> Option<fs::File> {
+    let file = match fs::File::open(dir) {
+        Ok(file) => file,
+        Err(e) => {
+            log::debug!("cannot open {} to lock it: {e}", dir.display());
+            return None;
+        }
+    };
+    let start = std::time::Instant::now();
+    loop {
+        // SAFETY: the fd is open for the call; flock takes plain integers.
+        match unsafe { syscall!(flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB)) } {
+            Ok(_) => return Some(file),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if start.elapsed() >= DIR_LOCK_WAIT {
+                    log::warn!(
+                        "{} stays locked by another process; binding the control socket without the lock",
+                        dir.display()
+                    );
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::debug!("cannot lock {}: {e}", dir.display());
+                return None;
+            }
         }
     }
 }
@@ -1188,6 +1236,56 @@ mod tests {
         assert!(err.contains("was cut off"), "{err}");
         assert_eq!(request(&path, "show").unwrap(), "whole\n");
         daemon.join().unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn two_daemons_replacing_one_stale_socket_never_both_listen() {
+        let dir = temp_dir("race");
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.sock");
+        let mut both = 0;
+        for _ in 0..300 {
+            // A stale file: its daemon is gone.
+            drop(bind_private(&path).unwrap());
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+            let racers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (path, barrier) = (path.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        ControlServer::bind(&path)
+                    })
+                })
+                .collect();
+            let servers: Vec<_> = racers
+                .into_iter()
+                .filter_map(|r| r.join().unwrap().ok())
+                .collect();
+            // One of them listens, on the file at the path; the other was refused.
+            assert!(!servers.is_empty());
+            if servers.len() > 1 {
+                both += 1;
+            }
+            drop(servers);
+            let _ = fs::remove_file(&path);
+        }
+        assert_eq!(both, 0, "both daemons listened, one on a file the other removed");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_directory_someone_else_keeps_locked_delays_the_bind_but_does_not_stop_it() {
+        let dir = temp_dir("locked");
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.sock");
+        let holder = lock_dir(&dir).unwrap();
+        let start = std::time::Instant::now();
+        let server = ControlServer::bind(&path).unwrap();
+        let waited = start.elapsed();
+        assert!(waited >= DIR_LOCK_WAIT, "{waited:?}");
+        assert!(waited < DIR_LOCK_WAIT + Duration::from_secs(5), "{waited:?}");
+        drop((server, holder));
         fs::remove_dir_all(&dir).unwrap();
     }
 }
