@@ -515,14 +515,19 @@ impl Sessions {
                     if live || in_flight_here.contains(&key) {
                         continue;
                     }
-                    if !self.probes.allow(now, MAX_PROBES_PER_SECOND) {
+                    if self.probes.available(now, MAX_PROBES_PER_SECOND) == 0 {
                         // Over the budget: the next round to this address goes on from here.
                         next_cursor = at;
                         self.stats.probes_deferred += 1;
                         break;
                     }
+                    // (A token only for an initiation that went: not for one with no room, or
+                    // one that could not be made.)
                     match self.initiate(now, addr, key, true, send) {
-                        Initiated::Sent => sent += 1,
+                        Initiated::Sent => {
+                            self.probes.take(1);
+                            sent += 1;
+                        }
                         Initiated::NoRoom => {
                             // No room in flight: the next round goes on from this key.
                             next_cursor = at;
@@ -1495,6 +1500,11 @@ mod tests {
         a.set_trusted(trusted);
         let first = round_to(&mut a, now, at_b);
         assert_eq!(first.len(), 1, "one initiation, to b");
+        // Which took one probe token: the failed one took none.
+        assert_eq!(
+            a.probes.available(now, MAX_PROBES_PER_SECOND),
+            MAX_PROBES_PER_SECOND - 1
+        );
         let later = now + HANDSHAKE_TIMEOUT + HANDSHAKE_RETRY;
         a.housekeep(later, &mut |_, _| {});
         assert_eq!(round_to(&mut a, later, at_b).len(), 1, "and again later");
