@@ -99,7 +99,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             warn!("not connecting to {addr}: {why}");
             return false;
         }
-        if !self.config.connect.contains(&addr) {
+        if self.connect_set.insert(addr) {
             self.config.connect.push(addr);
             if !self.peers.contains(addr) {
                 self.contacts.add_configured(addr, now);
@@ -129,7 +129,9 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// retried. If it is a peer it stays one until it times out or closes, like any other.
     pub fn remove_connect(&mut self, addr: SocketAddr) {
         let addr = canonical(addr);
-        self.config.connect.retain(|a| *a != addr);
+        if self.connect_set.remove(&addr) {
+            self.config.connect.retain(|a| *a != addr);
+        }
         if self.contacts.get(addr).is_some_and(|c| c.is_configured) {
             self.contacts.remove(addr);
         }
@@ -425,7 +427,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         if macs > 0 {
             debug!("forgot {macs} mac entries behind {addr}");
         }
-        if self.config.is_configured(addr) {
+        if self.connect_set.contains(&addr) {
             self.contacts
                 .add_configured(addr, now + peers::CONNECT_BACKOFF_START);
         }

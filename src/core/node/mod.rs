@@ -36,7 +36,7 @@ pub(crate) mod tx;
 mod verify;
 mod view;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -275,10 +275,6 @@ impl Config {
         self.own_addrs.contains(&addr)
     }
 
-    fn is_configured(&self, addr: SocketAddr) -> bool {
-        self.connect.contains(&addr)
-    }
-
     fn can_reach(&self, addr: SocketAddr) -> bool {
         match addr {
             SocketAddr::V4(_) => self.accepts_ipv4,
@@ -358,6 +354,9 @@ pub struct Node<S: Socket, D: Device> {
     /// When a verified peer last made room for a `--connect` address (see
     /// `Node::room_for_configured`).
     configured_room_at: Option<Instant>,
+    /// The addresses of `config.connect`, for lookups (every removal of a peer asks, and
+    /// forged addresses can make an eviction per datagram: not a walk of up to 1,024).
+    connect_set: HashSet<SocketAddr>,
     /// New peers that asked for our list, with when we answered (see [`FOLLOW_UP_DELAY`]);
     /// at most `max_peers` entries.
     follow_ups: Vec<(Instant, SocketAddr)>,
@@ -502,6 +501,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             move_checks: Vec::new(),
             hello_asked: HashMap::new(),
             configured_room_at: None,
+            connect_set: HashSet::new(),
             follow_ups: Vec::new(),
             entries: Vec::new(),
             sweep_cursor: None,
