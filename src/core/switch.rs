@@ -204,8 +204,10 @@ impl SwitchTable {
             {
                 if !moves_peer {
                     // The same peer, reached another way whose host is at its cap: the entry
-                    // still points at the right peer, so it stays as it was.
-                    return Learned::Refused;
+                    // still points at the right peer, so it stays, counted against the host
+                    // it was, and is refreshed (nothing is refused: no host's count grows).
+                    entry.expires = expires;
+                    return Learned::Refreshed;
                 }
                 // The new owner is at its cap, so the MAC cannot be learned behind it; and it
                 // was just heard somewhere else than its entry says, so the entry is dropped:
@@ -574,12 +576,20 @@ mod tests {
             .count();
         assert_eq!(relayed, 16);
         // A MAC of port(4000)'s peer, relayed now through the full relay: the same peer,
-        // whose entry stays (it is not learnt against the relay's host, nor dropped).
+        // whose entry stays (it is not learnt against the relay's host, nor dropped), and
+        // lives on while frames keep coming that way.
+        let later = T0 + Duration::from_secs(200);
         assert_eq!(
-            t.learn_through(T0, VlanId::UNTAGGED, mac(0), port(4000), relay),
-            Learned::Refused
+            t.learn_through(later, VlanId::UNTAGGED, mac(0), port(4000), relay),
+            Learned::Refreshed
         );
         assert_eq!(t.lookup(T0, VlanId::UNTAGGED, mac(0)), Some(port(4000)));
+        let past_first_timeout = T0 + Duration::from_secs(301);
+        assert_eq!(
+            t.lookup(past_first_timeout, VlanId::UNTAGGED, mac(0)),
+            Some(port(4000))
+        );
+        assert_eq!(t.count_for_host(Host::of(relay)), 16);
         // Another host still has room, and so does an IPv6 host; a second address in the
         // same /64 is the same host.
         assert_eq!(t.learn(T0, VlanId::UNTAGGED, M, addr(2)), Learned::New);

@@ -18,7 +18,7 @@ const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
 
 /// A hash of the frame's flow: IP addresses, protocol and, for TCP and UDP (not in an IPv4
-/// fragment after the first), ports; symmetric, so both directions hash alike. Frames that
+/// fragment, the first included), ports; symmetric, so both directions hash alike. Frames that
 /// are not IP (ARP, ...) hash to 0.
 // HOT PATH
 pub fn flow_hash(frame: &[u8]) -> u32 {
@@ -42,14 +42,17 @@ pub fn flow_hash(frame: &[u8]) -> u32 {
                 return 0;
             };
             let ihl = usize::from(header[0] & 0x0f) * 4;
-            let offset = u16::from_be_bytes([header[6], header[7]]) & 0x1fff;
+            // Any fragment, the first included (offset 0 with more-fragments set): only the
+            // first carries the ports, so they are left out of every fragment's hash, and the
+            // fragments of one datagram go through one queue.
+            let fragment = u16::from_be_bytes([header[6], header[7]]) & 0x3fff != 0;
             let src = u64::from(u32::from_be_bytes([
                 header[12], header[13], header[14], header[15],
             ]));
             let dst = u64::from(u32::from_be_bytes([
                 header[16], header[17], header[18], header[19],
             ]));
-            let l4 = if offset == 0 { ip.get(ihl..) } else { None };
+            let l4 = if fragment { None } else { ip.get(ihl..) };
             (header[9], src ^ dst, l4)
         }
         ETHERTYPE_IPV6 => {
@@ -149,6 +152,19 @@ mod tests {
         let mut tagged = there.clone();
         tagged.splice(12..12, [0x81, 0x00, 0x00, 0x07]);
         assert_eq!(flow_hash(&tagged), flow_hash(&there));
+
+        // The fragments of one datagram: the first (offset 0, more fragments) carries the
+        // ports, the others do not; all hash alike.
+        let mut first = ipv4(PROTO_UDP, a, 40_000, b, 5201);
+        first[14 + 6] = 0x20;
+        let mut later = ipv4(PROTO_UDP, a, 1, b, 2);
+        later[14 + 6..14 + 8].copy_from_slice(&185u16.to_be_bytes());
+        assert_eq!(flow_hash(&first), flow_hash(&later));
+        // (An unfragmented datagram of that flow hashes with its ports.)
+        assert_ne!(
+            flow_hash(&first),
+            flow_hash(&ipv4(PROTO_UDP, a, 40_000, b, 5201))
+        );
 
         let (x, y) = ([0xfd; 16], [0xfe; 16]);
         assert_eq!(flow_hash(&ipv6(x, 1, y, 2)), flow_hash(&ipv6(y, 2, x, 1)));

@@ -1,7 +1,9 @@
 //! Ethernet frame view (spec: "Frame packet", switch value 0, and the 802.1Q paragraph).
 //!
 //! Owns reading the destination, source and VLAN id out of a frame's bytes. It never copies or
-//! rewrites a frame: frames cross ethcloud verbatim, tags included.
+//! rewrites a frame: the switch forwards frames as they came, tags included (only the offload
+//! edge, `crate::offload`, cuts, merges or leaves checksums to the kernel; see the man page's
+//! PERFORMANCE).
 //!
 //! ```text
 //! untagged: | dst[6] | src[6] | ethertype[2] | payload ...
