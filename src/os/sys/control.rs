@@ -209,7 +209,7 @@ impl ControlServer {
     /// Listens on `path`: creates its directory (mode 0755) if missing, replaces a stale
     /// socket file nobody listens on, creates the socket with mode 0600 (root-only) and makes
     /// it non-blocking. The check for a stale file and the bind hold a `flock` on the
-    /// directory (waited for at most [`DIR_LOCK_WAIT`]), so of two daemons started at once on
+    /// directory (waited for at most 2 s), so of two daemons started at once on
     /// one path, one listens and the other is told `AddrInUse`.
     ///
     /// # Errors
