@@ -59,15 +59,22 @@ pub struct Sealer {
     session: [u8; SESSION_LEN],
     /// The next counter; `u64::MAX` once all are used.
     pub(super) next: AtomicU64,
+    /// Counters skipped at the start, never used ([`SWITCH_GAP`] after a switch, else 0):
+    /// not counted as sealed.
+    skipped: u64,
     /// Set once the session is replaced or ended: the sealer that seals in its place
     /// (`Some`, [`Sealer::forward_to`]) or none (`None`, [`Sealer::retire`]).
     after: OnceLock<Option<Arc<Sealer>>>,
 }
 
-/// How many counters a cipher switch ([`Sealer::switched`]) skips: a thread that began a seal
-/// with the old cipher just before the switch takes its counter from below the gap, so the
-/// receiver does not refuse the new cipher's first packets as replays of those.
-pub(super) const SWITCH_GAP: u64 = 64;
+/// How many counters a cipher switch ([`Sealer::switched`]) skips: threads that still seal
+/// with the old cipher between the switch's read of its counter and the hand-over
+/// ([`Sealer::forward_to`]) take their counters from below the gap, so the receiver does not
+/// refuse the new cipher's first packets as replays of those. Not a lock: a margin, 2^24
+/// seals (about 16 s at a million a second; a thread that switches could be preempted for
+/// milliseconds on a busy machine, which 64 did not cover), free in a space of 2^64 whose
+/// renewal comes at 2^40 (the receiver's window takes any jump forward).
+pub(super) const SWITCH_GAP: u64 = 1 << 24;
 
 impl fmt::Debug for Sealer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -95,6 +102,7 @@ impl Sealer {
             cipher,
             session,
             next: AtomicU64::new(0),
+            skipped: 0,
             after: OnceLock::new(),
         }
     }
@@ -111,14 +119,15 @@ impl Sealer {
     /// `cipher`, going on from `old`'s next counter: the switch of a session of per-node keys
     /// to AEGIS-128L (see [`Opener::allow_switch_to_aegis`](super::Opener::allow_switch_to_aegis)).
     /// Counters stay unique under each subkey, since the subkey differs by cipher; the new
-    /// sealer skips a few (64) for seals of the old one still under way. The
+    /// sealer skips 2^24 ([`SWITCH_GAP`]) for seals of the old one still under way. The
     /// caller then hands it to the old one's holders with [`Sealer::forward_to`].
     pub fn switched(old: &Sealer, key: &Key, cipher: Cipher) -> Sealer {
-        let sealer = Sealer::with_cipher(key, old.session, cipher);
-        let next = old.current().next.load(Ordering::Relaxed);
-        sealer
-            .next
-            .store(next.saturating_add(SWITCH_GAP), Ordering::Relaxed);
+        let mut sealer = Sealer::with_cipher(key, old.session, cipher);
+        let current = old.current();
+        let next = current.next.load(Ordering::Relaxed);
+        let first = next.saturating_add(SWITCH_GAP);
+        sealer.next.store(first, Ordering::Relaxed);
+        sealer.skipped = current.skipped.saturating_add(first - next);
         sealer
     }
 
@@ -163,15 +172,19 @@ impl Sealer {
         self.live().is_none()
     }
 
-    /// How many packets this sealer has sealed (the next counter); of its last successor once
-    /// forwarded.
+    /// How many packets this sealer has sealed (the next counter, less the counters a switch
+    /// skipped); of its last successor once forwarded.
     // HOT PATH
     #[inline]
     pub fn sealed(&self) -> u64 {
-        match self.after.get() {
-            None => self.next.load(Ordering::Relaxed),
-            Some(_) => self.current().next.load(Ordering::Relaxed),
-        }
+        let sealer = match self.after.get() {
+            None => self,
+            Some(_) => self.current(),
+        };
+        sealer
+            .next
+            .load(Ordering::Relaxed)
+            .saturating_sub(sealer.skipped)
     }
 
     /// The cipher this sealer uses.

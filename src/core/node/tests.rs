@@ -318,3 +318,36 @@ fn shutdown_sends_close_to_unverified_peers_too() {
     assert!(closed.contains(&x) && peers.iter().all(|p| closed.contains(p)));
     assert_eq!(node.peer_count(), 0);
 }
+
+#[test]
+fn a_lane_starts_handshakes_only_with_peers_still_verified() {
+    use crate::identity::{IdentityConfig, SecretKey, TrustedKeys};
+    use crate::lane::LaneCounts;
+    let token = Token::new(7).unwrap();
+    let mut config = Config::new(token);
+    let mut trusted = TrustedKeys::new();
+    trusted.insert(SecretKey::from_random([6; 32]).public_key(), "other");
+    config.identity = Some(super::IdentitySetup {
+        secret: SecretKey::from_random([5; 32]),
+        trusted,
+        config: IdentityConfig::new(Instant::ZERO, 1, 5),
+    });
+    let now = Instant::from_secs(1);
+    let mut node = Node::new(config, Recorder::default(), NoDevice, Instant::ZERO);
+    let verified = SocketAddr::from(([198, 18, 1, 1], 3210));
+    let gone = SocketAddr::from(([198, 18, 1, 2], 3210));
+    node.peers.touch(now, verified);
+    assert!(node.peers.verify(verified));
+    // A lane's view, a little behind, still had `gone` (removed since: timed out, or its key
+    // revoked); both had no session.
+    let counts = LaneCounts {
+        no_session: 2,
+        wanted: vec![gone, verified],
+        ..LaneCounts::default()
+    };
+    node.absorb_lane(now, &counts);
+    let sent = std::mem::take(&mut node.socket_mut().sent);
+    let to: Vec<SocketAddr> = sent.iter().map(|s| s.1).collect();
+    assert_eq!(to, [verified], "one initiation, to the verified peer only");
+    assert_eq!(node.sessions().map(|s| s.stats().no_session), Some(2));
+}

@@ -56,7 +56,7 @@ impl<S: Socket, D: Device> Node<S, D> {
     }
 
     /// Adds what a lane counted to the node's counters and to the peers' traffic; with
-    /// per-node keys, starts the handshakes the lane found missing.
+    /// per-node keys, starts the handshakes the lane found missing with peers still verified.
     pub fn absorb_lane(&mut self, now: Instant, counts: &LaneCounts) {
         self.now = now;
         self.stats.add(&counts.stats);
@@ -65,8 +65,13 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
         if let Some(sessions) = &mut self.sessions {
             sessions.count_no_session(counts.no_session);
+            // Only verified peers: a lane's view may be up to 20 ms behind, and name one the
+            // node has removed since (timed out, or its key revoked), where a handshake must
+            // not start (for an address no key is bound to, that would be a round of probes).
             for &peer in &counts.wanted {
-                sessions.want(peer);
+                if self.peers.is_verified(peer) {
+                    sessions.want(peer);
+                }
             }
         }
         if !counts.wanted.is_empty() {

@@ -55,6 +55,15 @@ const LANE_WAKE: Duration = Duration::from_millis(100);
 /// A lane with peers waiting for a handshake hands its counts over at most this often.
 const WANTED_HAND_OVER: Duration = Duration::from_millis(20);
 
+/// When the next view is due after one published at `published_at`: [`PUBLISH_MIN_GAP`]
+/// later if the node's changed since (a lane learns of a new peer within that gap even when
+/// nothing else wakes the loop), else [`PUBLISH_EVERY`] later (the refreshed expiries must
+/// reach the lanes within [`crate::lane::VIEW_LAG`], also when the loop sleeps: its
+/// housekeeping alone would wake it up to a second late).
+fn publish_at(changed: bool, published_at: Instant) -> Instant {
+    published_at + if changed { PUBLISH_MIN_GAP } else { PUBLISH_EVERY }
+}
+
 /// What the loop's thread and the lanes share.
 struct Shared {
     view: Mutex<Arc<ForwardView>>,
@@ -88,6 +97,8 @@ pub(super) struct Lanes {
     published_at: Instant,
     /// Tap reads the lanes could not cut into frames, as handed over so far.
     offload_errors: u64,
+    /// The lanes' counts being added to the node's (see [`Lanes::absorb`]); empty between.
+    absorbing: Vec<(LaneCounts, u64)>,
 }
 
 impl Lanes {
@@ -129,6 +140,7 @@ impl Lanes {
             published,
             published_at: now,
             offload_errors: 0,
+            absorbing: Vec::new(),
         };
         for (i, queue) in queues.into_iter().enumerate() {
             let index = i + 1;
@@ -171,12 +183,15 @@ impl Lanes {
         self.threads.len()
     }
 
-    /// When the loop must wake up to publish a view that changed but was held back by
-    /// [`PUBLISH_MIN_GAP`] (`None` without lanes or changes), so that a lane learns of a new
-    /// peer within that gap even when nothing else wakes the loop.
+    /// When the loop must wake up to publish the next view (`None` without lanes): see
+    /// [`publish_at`].
     pub(super) fn publish_due(&self, node: &Node<UdpSocket, TapDevice>) -> Option<Instant> {
-        (!self.threads.is_empty() && node.forward_generation() != self.published)
-            .then(|| self.published_at + PUBLISH_MIN_GAP)
+        (!self.threads.is_empty()).then(|| {
+            publish_at(
+                node.forward_generation() != self.published,
+                self.published_at,
+            )
+        })
     }
 
     /// After a pass: publishes a new view if the node's changed (and [`PUBLISH_MIN_GAP`]
@@ -231,14 +246,19 @@ impl Lanes {
         }
     }
 
-    /// Adds the counts the lanes handed over to the node's counters.
+    /// Adds the counts the lanes handed over to the node's counters. The lock is held only
+    /// to take them (swapped with an empty list that keeps its room): the node's work with
+    /// them, handshakes included, never keeps a lane from handing over.
     pub(super) fn absorb(&mut self, now: Instant, node: &mut Node<UdpSocket, TapDevice>) {
-        let mut counts = self
-            .shared
-            .counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for (c, offload_errors) in counts.drain(..) {
+        {
+            let mut counts = self
+                .shared
+                .counts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            std::mem::swap(&mut *counts, &mut self.absorbing);
+        }
+        for (c, offload_errors) in self.absorbing.drain(..) {
             node.absorb_lane(now, &c);
             self.offload_errors = self.offload_errors.saturating_add(offload_errors);
         }
@@ -485,6 +505,7 @@ mod tests {
             published: 0,
             published_at: Instant::ZERO,
             offload_errors: 0,
+            absorbing: Vec::new(),
         }
     }
 
@@ -581,6 +602,16 @@ mod tests {
             shared: &quiet,
         });
         assert_eq!(quiet.failed.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn a_view_is_due_soon_after_a_change_and_a_second_after_the_last_without_one() {
+        let at = Instant::from_secs(5);
+        assert_eq!(publish_at(true, at), at + PUBLISH_MIN_GAP);
+        // Also with nothing changed: the loop wakes for it, or its housekeeping could leave
+        // the lanes' expiries two seconds old.
+        assert_eq!(publish_at(false, at), at + PUBLISH_EVERY);
+        assert!(PUBLISH_EVERY < crate::lane::VIEW_LAG);
     }
 
     #[test]
