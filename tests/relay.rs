@@ -606,10 +606,17 @@ fn an_ipv4_only_node_reaches_an_ipv6_only_one_through_a_dual_stack_relay_and_nev
 #[test]
 fn a_dual_stack_node_given_by_both_addresses_stays_a_peer_at_both_without_flapping() {
     // Keyed mode. (With per-node keys the second address gets no session of its own, since
-    // the key has one already, and stays unverified: one peer, nothing to flap.)
-    {
-        let name = "keyed";
-        let cfgs = [1u8, 2].map(|_| Simulator::keyed_config(7));
+    // the key has one already, and stays unverified: one peer, nothing to flap.) Also with a
+    // long peer timeout, where B stays quiet for a minute between keepalives: the move check's
+    // own probe must keep B, not other traffic that happens to come within its 5 s.
+    for (name, timeout) in [("keyed", None), ("keyed, quiet", Some(600))] {
+        let cfgs = [1u8, 2].map(|_| {
+            let mut c = Simulator::keyed_config(7);
+            if let Some(secs) = timeout {
+                c.peer_timeout = Duration::from_secs(secs);
+            }
+            c
+        });
         let mut sim = Simulator::new(0x5e1a_0900);
         let (a, a6): (SocketAddr, SocketAddr) = (
             "198.18.0.1:3210".parse().unwrap(),
@@ -636,6 +643,26 @@ fn a_dual_stack_node_given_by_both_addresses_stays_a_peer_at_both_without_flappi
             assert!(
                 peers.contains(&b) && peers.contains(&b6),
                 "{name}: {second} s in, A's peers are {peers:?}"
+            );
+            sim.tick();
+        }
+        // B restarts, once A's rounds are quiet: its Hellos from both addresses with a new
+        // id make A check each address once more; B answers, and stays at both.
+        sim.restart(b);
+        sim.advance_until(Duration::from_secs(30), |s| {
+            let peers = s.peers_of(b);
+            peers.contains(&a) && peers.contains(&a6)
+        });
+        for second in 0..60 {
+            let peers = sim.peers_of(a);
+            assert!(
+                peers.contains(&b) && peers.contains(&b6),
+                "{name}: {second} s after B's restart, A's peers are {peers:?}"
+            );
+            let peers = sim.peers_of(b);
+            assert!(
+                peers.contains(&a) && peers.contains(&a6),
+                "{name}: {second} s after B's restart, B's peers are {peers:?}"
             );
             sim.tick();
         }

@@ -27,7 +27,7 @@ use crate::wire::relay::{
     FLAG_NAMES_KEYS, FLAG_PARTIAL_CHECKSUMS, FLAG_RELAY, FLAG_RELAYED, KEY_LEN, RELAYED_FROM,
     RELAY_TO,
 };
-use crate::wire::{Frame, Kind};
+use crate::wire::Frame;
 
 /// Whom a share of `--relay-rate` belongs to: with per-node keys the sender's key (one member,
 /// however many addresses it has, and members behind one NAT apart), else its host.
@@ -524,8 +524,10 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
     }
 
-    /// The node at `old` speaks from `new` now: asks `old` for its peer list and drops it at
-    /// [`Node::settle_moves`] unless it answers within [`MOVE_CHECK`].
+    /// The node at `old` speaks from `new` now: asks `old` for its Hello (answered at once,
+    /// where a peer list may be held back by its rate) and drops it at
+    /// [`Node::settle_moves`] unless it answers within [`MOVE_CHECK`]. (Only the sealed modes
+    /// know node ids, and so call this.)
     fn check_move(&mut self, now: Instant, old: SocketAddr, new: SocketAddr) {
         if self.move_checks.len() >= MAX_MOVE_CHECKS
             || self
@@ -536,7 +538,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             return;
         }
         debug!("{old} speaks from {new} too: asking {old} whether it is still there");
-        self.send_control(old, Kind::GetPeers);
+        self.send_hello(old, true);
         self.move_checks.push(MoveCheck {
             old,
             new,
@@ -554,7 +556,9 @@ impl<S: Socket, D: Device> Node<S, D> {
         checks.retain(|m| {
             let answered = match self.peers.get(m.old) {
                 None => return false,
-                Some(peer) => peer.last_seen > m.asked,
+                // (From the moment asked on: an answer may come within the same
+                // millisecond, which the clock does not tell apart.)
+                Some(peer) => peer.last_seen >= m.asked,
             };
             if answered {
                 debug!("{} answers as well as {}: the node has both", m.old, m.new);
@@ -667,36 +671,39 @@ impl<S: Socket, D: Device> Node<S, D> {
                 }
             }
         }
-        match self.relay.accept_relayed(now, via, origin) {
+        let mut accept = self.relay.accept_relayed(now, via, origin);
+        let mut renewed = false;
+        if matches!(accept, Accept::Superseded) {
+            let by = self.relay.superseded_by(origin);
+            let elsewhere = !src.is_multicast()
+                && by.is_some_and(|by| self.switch.lookup(now, frame.vlan(), src) != Some(by));
+            if !elsewhere {
+                return Err(DropReason::RelaySuperseded);
+            }
+            // A MAC that is not behind the direct peer that superseded the route: the node
+            // there is another one, which only the relay reaches.
+            self.relay.unsupersede(origin);
+            self.note(
+                now,
+                format_args!(
+                    "frames from {origin} through {via} come from another node than the \
+                     direct peer that replaced that route: relayed again"
+                ),
+            );
+            // As for a route never seen: it may not fit (its relay's share is full), or
+            // need a key check first.
+            accept = self.relay.accept_relayed(now, via, origin);
+            renewed = true;
+        }
+        match accept {
             Accept::Known => {}
+            Accept::New if renewed => {}
             Accept::New => self.note(
                 now,
                 format_args!("frames from {origin} arrive through the relay {via}"),
             ),
-            Accept::Superseded => {
-                let by = self.relay.superseded_by(origin);
-                let elsewhere = !src.is_multicast()
-                    && by.is_some_and(|by| self.switch.lookup(now, frame.vlan(), src) != Some(by));
-                if !elsewhere {
-                    return Err(DropReason::RelaySuperseded);
-                }
-                // A MAC that is not behind the direct peer that superseded the route: the
-                // node there is another one, which only the relay reaches.
-                self.relay.unsupersede(origin);
-                self.note(
-                    now,
-                    format_args!(
-                        "frames from {origin} through {via} come from another node than the \
-                         direct peer that replaced that route: relayed again"
-                    ),
-                );
-                if !matches!(
-                    self.relay.accept_relayed(now, via, origin),
-                    Accept::New | Accept::Known
-                ) {
-                    return Err(DropReason::RelayUnverified);
-                }
-            }
+            // (Not after the route was removed above.)
+            Accept::Superseded => return Err(DropReason::RelaySuperseded),
             Accept::Full => return Err(DropReason::RelayRefused),
             Accept::Checking => {
                 if self.relay.route(origin).is_none() {
