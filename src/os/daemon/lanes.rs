@@ -61,7 +61,12 @@ const WANTED_HAND_OVER: Duration = Duration::from_millis(20);
 /// reach the lanes within [`crate::lane::VIEW_LAG`], also when the loop sleeps: its
 /// housekeeping alone would wake it up to a second late).
 fn publish_at(changed: bool, published_at: Instant) -> Instant {
-    published_at + if changed { PUBLISH_MIN_GAP } else { PUBLISH_EVERY }
+    published_at
+        + if changed {
+            PUBLISH_MIN_GAP
+        } else {
+            PUBLISH_EVERY
+        }
 }
 
 /// What the loop's thread and the lanes share.

@@ -1270,7 +1270,10 @@ mod tests {
             drop(servers);
             let _ = fs::remove_file(&path);
         }
-        assert_eq!(both, 0, "both daemons listened, one on a file the other removed");
+        assert_eq!(
+            both, 0,
+            "both daemons listened, one on a file the other removed"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1284,7 +1287,10 @@ mod tests {
         let server = ControlServer::bind(&path).unwrap();
         let waited = start.elapsed();
         assert!(waited >= DIR_LOCK_WAIT, "{waited:?}");
-        assert!(waited < DIR_LOCK_WAIT + Duration::from_secs(5), "{waited:?}");
+        assert!(
+            waited < DIR_LOCK_WAIT + Duration::from_secs(5),
+            "{waited:?}"
+        );
         drop((server, holder));
         fs::remove_dir_all(&dir).unwrap();
     }
