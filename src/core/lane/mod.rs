@@ -187,7 +187,8 @@ pub struct Lane<S> {
     stats: Stats,
     broadcasts: RateLimiter,
     /// (datagrams, bytes) sent to each peer since the last [`Lane::take_counts`]; room for
-    /// every peer of the view is reserved when the view is set, so counting never allocates.
+    /// every peer and relay of the view is reserved when the view is set, so counting
+    /// allocates only for an address outside them (see `Out::send`).
     sent: HashMap<SocketAddr, (u64, u64)>,
     /// Where a frame to a relayed address is wrapped and sealed; allocated with the first
     /// view that has relay routes.
@@ -418,7 +419,9 @@ impl<S: Socket> Out<'_, S> {
     fn send(&mut self, peer: SocketAddr, datagram: &[u8]) -> bool {
         let sent = self.tx.send(self.stats, peer, datagram, false);
         if sent {
-            // Never allocates: room for every peer of the view was reserved.
+            // Room for every peer and relay of the view was reserved, so this allocates only
+            // for a MAC owner outside them (a relayed origin whose route ended since the
+            // view was taken), once: the room is kept.
             let count = self.sent.entry(peer).or_insert((0, 0));
             count.0 += 1;
             count.1 += datagram.len() as u64;
