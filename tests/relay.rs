@@ -1054,3 +1054,39 @@ fn a_mac_that_moves_to_a_direct_peer_does_not_cut_off_the_relayed_node_it_left()
     sim.run_until_idle(1000);
     assert_eq!(got(&mut sim, b, 0x95), 1);
 }
+
+#[test]
+fn with_per_node_keys_a_route_taken_back_from_a_direct_peer_asks_its_relay_for_the_key_at_once() {
+    // As above with per-node keys, where P names keys: the route B's own MAC takes back is
+    // new, and waits for P to name B's key. The frame that takes it back asks for the key
+    // (it used to be dropped without asking, and the route waited for B's next frame).
+    let cfg = |i: u8| Simulator::identity_config(i, &[1, 2, 3, 4]);
+    let mut sim = Simulator::new(0x5e1a_0f80);
+    let [p, a, b] = triangle(&mut sim, [&cfg(1), &cfg(2), &cfg(3)]);
+    let d = sim.add_node(&cfg(4));
+    sim.partition(b, d);
+    sim.partition(p, d);
+    sim.connect(d, a);
+    sim.advance_until(Duration::from_secs(40), |s| {
+        route(s, a, b).is_some_and(|r| r == (p, RouteState::Active)) && s.peers_of(a).contains(&d)
+    });
+    assert_eq!(route(&sim, a, b), Some((p, RouteState::Active)));
+    sim.inject_frame(b, &frame(0x30, 0xff, 0x91));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, a, 0x91), 1);
+    sim.inject_frame(d, &frame(0x30, 0xff, 0x92));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, a, 0x92), 1);
+    assert!(matches!(
+        route(&sim, a, b),
+        Some((_, RouteState::Superseded(_)))
+    ));
+    sim.advance(Duration::from_secs(10));
+    sim.inject_frame(b, &frame(3, 0xff, 0x94));
+    sim.run_until_idle(1000);
+    // P answered the query the frame made: the route is active without another frame.
+    assert_eq!(route(&sim, a, b), Some((p, RouteState::Active)));
+    sim.inject_frame(a, &frame(2, 3, 0x95));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, b, 0x95), 1);
+}

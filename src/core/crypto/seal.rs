@@ -81,7 +81,7 @@ impl fmt::Debug for Sealer {
         f.debug_struct("Sealer")
             .field("cipher", &self.cipher)
             .field("session", &self.session)
-            .field("next", &self.sealed())
+            .field("sealed", &self.sealed())
             .finish_non_exhaustive()
     }
 }

@@ -169,8 +169,12 @@ pub const MAX_MOVE_CHECKS: usize = 64;
 struct MoveCheck {
     old: SocketAddr,
     new: SocketAddr,
-    /// When it was asked for its peer list.
+    /// When it was asked for its Hello.
     asked: Instant,
+    /// How many valid datagrams had come from `old` by then: it answered once that count
+    /// moved (not "heard since `asked`": one pass over the socket reads datagrams under one
+    /// clock reading, so one that came before the ask could pass for an answer).
+    heard: u64,
 }
 
 /// Default for [`Config::relay_rate`]: 100 Mbit/s.

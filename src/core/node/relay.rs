@@ -538,11 +538,13 @@ impl<S: Socket, D: Device> Node<S, D> {
             return;
         }
         debug!("{old} speaks from {new} too: asking {old} whether it is still there");
+        let heard = self.peers.get(old).map_or(0, |p| p.traffic.rx_datagrams);
         self.send_hello(old, true);
         self.move_checks.push(MoveCheck {
             old,
             new,
             asked: now,
+            heard,
         });
     }
 
@@ -556,9 +558,8 @@ impl<S: Socket, D: Device> Node<S, D> {
         checks.retain(|m| {
             let answered = match self.peers.get(m.old) {
                 None => return false,
-                // (From the moment asked on: an answer may come within the same
-                // millisecond, which the clock does not tell apart.)
-                Some(peer) => peer.last_seen >= m.asked,
+                // (Counted, not timed: an answer may come within the same millisecond.)
+                Some(peer) => peer.traffic.rx_datagrams != m.heard,
             };
             if answered {
                 debug!("{} answers as well as {}: the node has both", m.old, m.new);
