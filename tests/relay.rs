@@ -1090,3 +1090,39 @@ fn with_per_node_keys_a_route_taken_back_from_a_direct_peer_asks_its_relay_for_t
     sim.run_until_idle(1000);
     assert_eq!(got(&mut sim, b, 0x95), 1);
 }
+
+#[test]
+fn a_hello_replayed_from_a_relay_cannot_make_a_relayed_node_pass_for_this_one() {
+    // Keyed mode: P's Hello to B (which names B's address as P sees it) opens at A too. Replayed
+    // to A from P's address, it made A take B's address for one of its own public ones: the
+    // route to B ended, and every later listing and relayed frame of B was refused, for good.
+    let on = Simulator::keyed_config(7);
+    let mut sim = Simulator::new(0x5e1a_1100);
+    sim.flow_log = Some(Vec::new());
+    let [p, a, b] = triangle(&mut sim, [&on, &on, &on]);
+    sim.advance_until(Duration::from_secs(40), |s| {
+        route(s, a, b).is_some_and(|r| r == (p, RouteState::Active))
+    });
+    assert_eq!(route(&sim, a, b), Some((p, RouteState::Active)));
+    let recorded: Vec<Vec<u8>> = sim
+        .flow_log
+        .take()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(from, to, _)| (*from, *to) == (p, b))
+        .map(|(_, _, bytes)| bytes)
+        .collect();
+    assert!(!recorded.is_empty());
+    for bytes in recorded {
+        sim.inject_datagram(p, a, bytes);
+    }
+    sim.run_until_idle(10_000);
+    assert!(
+        !sim.nodes[&a].relay_table().is_public(b),
+        "A took B's address for its own"
+    );
+    assert_eq!(route(&sim, a, b), Some((p, RouteState::Active)));
+    sim.inject_frame(a, &frame(1, 0xff, 0x61));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, b, 0x61), 1, "B is reached through P again");
+}

@@ -256,6 +256,13 @@ impl RelayTable {
         true
     }
 
+    /// Whether `addr` is another node's as far as this table knows: a relay listed it, so it
+    /// has a route (in any state) or is a candidate for one. (No relay lists the receiver's
+    /// own address to it: each leaves its receiver out of its lists.)
+    pub fn is_listed_node(&self, addr: SocketAddr) -> bool {
+        self.routes.contains_key(&addr) || self.candidates.contains_key(&addr)
+    }
+
     /// Whether a peer told us that `addr` is where it sees us.
     pub fn is_public(&self, addr: SocketAddr) -> bool {
         self.public.contains(&addr)
