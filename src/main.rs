@@ -210,6 +210,13 @@ fn run(settings: &Settings) -> Result<(), Error> {
         }
     };
     let control = open_control(settings, &name);
+    if stop_pending() {
+        // (Before --ifup: a stop that came while the tap, the socket or the control socket
+        // were being set up does not start a hook that could take a minute, nor its
+        // counterpart.)
+        info!("stopped during start-up (a signal came before --ifup)");
+        return Ok(());
+    }
     if let Some(command) = &settings.ifup {
         hook::run("--ifup", command, &name, HOOK_TIMEOUT)?;
         if stop_pending() {
@@ -221,8 +228,10 @@ fn run(settings: &Settings) -> Result<(), Error> {
     if let Some(identity) = &identity {
         // What SIGHUP reads must stay readable after the switch: checked as that user
         // while still root, so that a failure leaves --ifdown its privileges.
-        let unreadable =
-            privdrop::as_filesystem_user(identity, || check_trusted_readable(settings, identity));
+        let unreadable = privdrop::as_filesystem_user(identity, || {
+            check_trusted_readable(settings, identity)?;
+            check_stats_writable(settings, identity)
+        });
         if let Some(Err(err)) = unreadable {
             run_ifdown(settings, &name);
             return Err(err);
@@ -374,6 +383,19 @@ fn check_trusted_readable(settings: &Settings, identity: &Identity) -> Result<()
         keyfiles::read_trusted(&settings.trusted).map_err(|source| Error::TrustedAfterDrop {
             user: identity.user.clone(),
             source: Box::new(source),
+        })?;
+    }
+    Ok(())
+}
+
+/// Before the switch to `--user`, as that user: the `--stats-file` must be writable then (it
+/// is written every few seconds; failures after the first are logged at debug only).
+fn check_stats_writable(settings: &Settings, identity: &Identity) -> Result<(), Error> {
+    if let Some(path) = &settings.stats_file {
+        ethcloud::service::check_writable_beside(path).map_err(|source| Error::StatsAfterDrop {
+            user: identity.user.clone(),
+            path: path.clone(),
+            source,
         })?;
     }
     Ok(())

@@ -266,6 +266,26 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// Whether a file can be written beside `path` the way [`write_atomically`] writes it: creates
+/// a temporary file there with a random name and removes it.
+///
+/// # Errors
+///
+/// The OS error of creating the file (or of removing it).
+pub fn check_writable_beside(path: &Path) -> io::Result<()> {
+    let mut random = [0u8; 8];
+    crate::sys::random::fill(&mut random)?;
+    let probe = path.with_file_name(format!(
+        ".ethcloud-probe.{:016x}.tmp",
+        u64::from_le_bytes(random)
+    ));
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    fs::remove_file(&probe)
+}
+
 impl Resolver {
     fn poll<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>) {
         if let Some(pending) = &self.pending {

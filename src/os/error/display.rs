@@ -257,6 +257,14 @@ impl fmt::Display for Error {
                  (make the --trusted files and directories readable by that user's group, \
                  e.g. chgrp -R GROUP PATH && chmod -R g+rX PATH, or run without --user)"
             ),
+            Error::StatsAfterDrop { user, path, source } => write!(
+                f,
+                "as {user}, cannot write the --stats-file {} ({source}): give that user a \
+                 directory it may write to (under the systemd unit, e.g. \
+                 ExecStartPre=+/bin/chown {user} /run/ethcloud/%i in a drop-in), or run \
+                 without --user",
+                OnOneLine(path)
+            ),
             Error::Trusted { path, line, reason } => {
                 write!(f, "trusted keys {}", OnOneLine(path))?;
                 if let Some(line) = line {

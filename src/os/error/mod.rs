@@ -231,6 +231,15 @@ pub enum Error {
         /// What reading them as that user gave.
         source: Box<Error>,
     },
+    /// The `--stats-file` cannot be written after the switch to `--user`.
+    StatsAfterDrop {
+        /// Who the daemon runs as then.
+        user: String,
+        /// The stats file.
+        path: PathBuf,
+        /// What creating a file beside it as that user gave.
+        source: io::Error,
+    },
     /// A `--trusted` file or directory holds something other than trusted public keys.
     Trusted {
         /// The file or directory.
@@ -368,6 +377,7 @@ impl Error {
                 | Error::PrivateKey { .. }
                 | Error::TrustedRead { .. }
                 | Error::TrustedAfterDrop { .. }
+                | Error::StatsAfterDrop { .. }
                 | Error::Trusted { .. }
                 | Error::KeyInput { .. }
                 | Error::ConfigParse { .. }
