@@ -473,18 +473,25 @@ impl Opener {
     }
 
     /// Forgets the sender process used least recently (every session with its start time,
-    /// used last when the most recent of them was) and raises the floor to its start time.
+    /// used last when the most recent of them was), one of the old key's first while there is
+    /// one, and raises the floor to its start time.
     /// Never the process that started at `arriving`: the new session is its twin, and
     /// evicting the process would let the twin in and then, through the exemption of twins,
     /// replays of the sessions just forgotten. Runs only when a new session arrives with the
     /// map full; returns false if nothing could go.
     fn evict_least_recently_used(&mut self, arriving: u64) -> bool {
-        let mut used: HashMap<u64, u64> = HashMap::with_capacity(self.starts.len());
+        // During a rotation the processes of the old key go first, whenever they were used:
+        // each member switches within the minute and they are all forgotten then anyway,
+        // while a new-key session forgotten would raise the bar past its start and be refused
+        // for good (one that seals quietly meanwhile is often the least recently used).
+        let mut used: HashMap<u64, (bool, u64)> = HashMap::with_capacity(self.starts.len());
         for (id, s) in &self.sessions {
             let start = start_time(id);
             if start != arriving {
-                let last = used.entry(start).or_insert(0);
-                *last = (*last).max(s.window.last_used);
+                let current = s.generation == self.generation;
+                let entry = used.entry(start).or_insert((current, 0));
+                entry.0 |= current;
+                entry.1 = entry.1.max(s.window.last_used);
             }
         }
         let Some(victim) = used.iter().min_by_key(|(_, last)| **last).map(|(s, _)| *s) else {

@@ -129,3 +129,31 @@ fn own_sessions_before_and_after_a_rotation_are_both_refused() {
         );
     }
 }
+
+#[test]
+fn during_a_rotation_the_old_key_sessions_make_room_first() {
+    // A table of two: P and Q under the old key; Q switches first and then stays quiet while
+    // P keeps sealing under the old key until it switches too. The room for P's new session
+    // must come from P's old one (going away within the minute anyway), not from Q's new one:
+    // that would raise the bar past Q's new session, refused from then on for good.
+    let cipher = Cipher::Aes128Gcm;
+    let mut opener = Opener::new(&key(1), 2);
+    let mut p_old = Sealer::with_cipher(&key(1), session(1_001, 1), cipher);
+    let mut q_old = Sealer::with_cipher(&key(1), session(1_002, 2), cipher);
+    assert!(open(&mut opener, &seal(&mut p_old, &clear_frame())).is_ok());
+    assert!(open(&mut opener, &seal(&mut q_old, &clear_frame())).is_ok());
+    assert!(open(&mut opener, &seal(&mut p_old, &clear_frame())).is_ok());
+    opener.add_key(&key(2));
+    let mut q_new = Sealer::with_cipher(&key(2), session(2_002, 3), cipher);
+    assert!(open(&mut opener, &seal(&mut q_new, &clear_frame())).is_ok());
+    for _ in 0..3 {
+        assert!(open(&mut opener, &seal(&mut p_old, &clear_frame())).is_ok());
+    }
+    let mut p_new = Sealer::with_cipher(&key(2), session(2_001, 4), cipher);
+    assert!(open(&mut opener, &seal(&mut p_new, &clear_frame())).is_ok());
+    assert_eq!(
+        open(&mut opener, &seal(&mut q_new, &clear_frame())),
+        Ok(clear_frame()),
+        "Q's new session"
+    );
+}
