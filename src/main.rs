@@ -389,16 +389,37 @@ fn check_trusted_readable(settings: &Settings, identity: &Identity) -> Result<()
 }
 
 /// Before the switch to `--user`, as that user: the `--stats-file` must be writable then (it
-/// is written every few seconds; failures after the first are logged at debug only).
+/// is written every few seconds; failures after the first are logged at debug only). Refused
+/// only for what no retry mends (permissions, a read-only file system); anything else (a
+/// directory not there yet, a full file system) is a warning, as it is without `--user`.
 fn check_stats_writable(settings: &Settings, identity: &Identity) -> Result<(), Error> {
-    if let Some(path) = &settings.stats_file {
-        ethcloud::service::check_writable_beside(path).map_err(|source| Error::StatsAfterDrop {
-            user: identity.user.clone(),
-            path: path.clone(),
-            source,
-        })?;
+    let Some(path) = &settings.stats_file else {
+        return Ok(());
+    };
+    match ethcloud::service::check_writable_beside(path, identity.uid) {
+        Ok(()) => Ok(()),
+        Err(source)
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            Err(Error::StatsAfterDrop {
+                user: identity.user.clone(),
+                path: path.clone(),
+                source,
+            })
+        }
+        Err(e) => {
+            warn!(
+                "as {}, the --stats-file {} cannot be written now ({e}); it is tried again \
+                 every --stats-interval",
+                identity.user,
+                path.display()
+            );
+            Ok(())
+        }
     }
-    Ok(())
 }
 
 /// After the switch to `--user`: the files SIGHUP reads again must still be readable. The

@@ -329,6 +329,47 @@ fn a_stats_file_the_user_cannot_write_stops_the_start_not_every_write_later() {
         .expect("read the directory")
         .collect();
     assert!(left.is_empty(), "nothing left behind: {left:?}");
+
+    // In a sticky directory anyone may write to (as /tmp), a stats file left by a run as root
+    // cannot be replaced by nobody: refused too.
+    let roots = scratch.file("roots.stats", "from a run as root\n");
+    let d = lab.spawn(
+        &a,
+        &[
+            "-t",
+            "7",
+            "--user",
+            "nobody",
+            "--stats-file",
+            roots.to_str().expect("utf-8 path"),
+        ],
+    );
+    let status = lab.daemons[d].wait_exit(SOON);
+    let log = lab.daemons[d].log();
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(
+        log.contains("another user's, in a sticky directory"),
+        "{log}"
+    );
+
+    // A directory that is not there (yet): a warning, and the daemon runs, as it does
+    // without --user.
+    let later = scratch.path("not-yet").join("stats");
+    let d = lab.spawn(
+        &a,
+        &[
+            "-t",
+            "7",
+            "--user",
+            "nobody",
+            "--stats-file",
+            later.to_str().expect("utf-8 path"),
+        ],
+    );
+    lab.daemons[d].wait_log("cannot be written now", SOON);
+    lab.daemons[d].wait_log("running as user nobody", SOON);
+    lab.daemons[d].signal(libc::SIGTERM);
+    assert_eq!(lab.daemons[d].wait_exit(SOON).code(), Some(0));
 }
 
 #[test]

@@ -256,9 +256,10 @@ impl RelayTable {
         true
     }
 
-    /// Whether `addr` is another node's as far as this table knows: a relay listed it, so it
-    /// has a route (in any state) or is a candidate for one. (No relay lists the receiver's
-    /// own address to it: each leaves its receiver out of its lists.)
+    /// Whether a relay listed `addr` to us: it has a route (in any state) or is a candidate
+    /// for one. Mostly another node's address: a relay leaves out of its lists the address
+    /// it sends them to, though not another address it knows the receiver at (the other
+    /// family of a dual-stack node, a LAN address behind a hairpinning NAT).
     pub fn is_listed_node(&self, addr: SocketAddr) -> bool {
         self.routes.contains_key(&addr) || self.candidates.contains_key(&addr)
     }

@@ -266,13 +266,17 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
-/// Whether a file can be written beside `path` the way [`write_atomically`] writes it: creates
-/// a temporary file there with a random name and removes it.
+/// Whether user `uid` can write `path` the way [`write_atomically`] does: creates a
+/// temporary file beside it with a random name and removes it; and if `path` exists in a
+/// sticky directory (such as /tmp), checks that `uid` owns it or the directory, since
+/// otherwise the rename over it is refused.
 ///
 /// # Errors
 ///
-/// The OS error of creating the file (or of removing it).
-pub fn check_writable_beside(path: &Path) -> io::Result<()> {
+/// The OS error of creating the file (or of removing it, or of reading the metadata), or
+/// `PermissionDenied` for another user's file in a sticky directory.
+pub fn check_writable_beside(path: &Path, uid: u32) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
     let mut random = [0u8; 8];
     crate::sys::random::fill(&mut random)?;
     let probe = path.with_file_name(format!(
@@ -283,7 +287,23 @@ pub fn check_writable_beside(path: &Path) -> io::Result<()> {
         .write(true)
         .create_new(true)
         .open(&probe)?;
-    fs::remove_file(&probe)
+    fs::remove_file(&probe)?;
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => dir,
+        None => Path::new("."),
+    };
+    let dir_meta = fs::metadata(dir)?;
+    match fs::symlink_metadata(path) {
+        Ok(file) if dir_meta.mode() & 0o1000 != 0 && file.uid() != uid && dir_meta.uid() != uid => {
+            Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the file there is another user's, in a sticky directory: it cannot be replaced",
+            ))
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 impl Resolver {

@@ -471,14 +471,16 @@ impl<S: Socket, D: Device> Node<S, D> {
                 // contact or relay to (it only stops contacts and routes, and datagrams from
                 // it are still heard). Taken from a verified peer only, and never naming a
                 // verified peer of ours: that would wipe the peer's relay state and routes.
-                // Nor naming a node a relay lists to us (which has a route or is about to):
-                // with a network key, a Hello the relay sent that node opens here too, and
+                // With a network key, nor naming a node a relay lists to us (which has a route
+                // or is about to): a Hello the relay sent that node opens here too, and
                 // replayed from the relay's address it would end that node's route and have
-                // its listings and frames refused for good.
+                // its listings and frames refused for good. (With per-node keys a Hello opens
+                // only at the node it was sealed for.)
                 let observed = canonical(observed);
+                let replayable = self.sessions.is_none();
                 let credible = self.peers.is_verified(from)
                     && !self.peers.is_verified(observed)
-                    && !self.relay.is_listed_node(observed)
+                    && !(replayable && self.relay.is_listed_node(observed))
                     && !is_unusable(observed);
                 if credible && self.relay.add_public(observed) {
                     debug!("{from} sees this node at {observed}");
