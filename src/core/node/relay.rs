@@ -477,10 +477,11 @@ impl<S: Socket, D: Device> Node<S, D> {
                 // its listings and frames refused for good. (With per-node keys a Hello opens
                 // only at the node it was sealed for.)
                 let observed = canonical(observed);
-                let replayable = self.sessions.is_none();
+                let relay_lists_a_node =
+                    self.sessions.is_none() && self.relay.is_listed_node(observed);
                 let credible = self.peers.is_verified(from)
                     && !self.peers.is_verified(observed)
-                    && !(replayable && self.relay.is_listed_node(observed))
+                    && !relay_lists_a_node
                     && !is_unusable(observed);
                 if credible && self.relay.add_public(observed) {
                     debug!("{from} sees this node at {observed}");
