@@ -56,6 +56,19 @@ impl PublicKey {
         let product = curve25519_dalek::MontgomeryPoint(self.0).mul_clamped([0x5a; KEY_LEN]);
         product.to_bytes() == [0u8; KEY_LEN]
     }
+
+    /// Whether the bytes are a coordinate as X25519 writes it: below 2^255 - 19, the top bit
+    /// clear. Every public key a private key makes is; another encoding of the same point
+    /// would be a key that no lookup (by bytes) matches, so a trust line with it trusts no one.
+    pub fn is_canonical(&self) -> bool {
+        let top = self.0[KEY_LEN - 1];
+        if top & 0x80 != 0 {
+            return false;
+        }
+        // 2^255 - 19 and above: 0x7f, then thirty 0xff, then at least 0xed (little-endian).
+        let all_ones_between = self.0[1..KEY_LEN - 1].iter().all(|b| *b == 0xff);
+        !(top == 0x7f && all_ones_between && self.0[0] >= 0xed)
+    }
 }
 
 /// An X25519 private key. Its bytes are overwritten with zeros when it is dropped.
@@ -302,14 +315,17 @@ impl TrustedKeys {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (key, name) = match line.split_once(char::is_whitespace) {
-                Some((key, name)) => (key, name.trim()),
-                None => (line, default_name),
+            let (key, name, named_here) = match line.split_once(char::is_whitespace) {
+                Some((key, name)) => (key, name.trim(), true),
+                None => (line, default_name, false),
             };
-            if name
-                .split_whitespace()
-                .next()
-                .is_some_and(|word| PublicKey::from_text(word).is_ok())
+            // (Only a name on the line: a file may well be named after a key, as one file per
+            // node in a trust directory often is.)
+            if named_here
+                && name
+                    .split_whitespace()
+                    .next()
+                    .is_some_and(|word| PublicKey::from_text(word).is_ok())
             {
                 return Err(bad(
                     "a second key where the name goes: write one key per line",
@@ -324,6 +340,14 @@ impl TrustedKeys {
                     line: i + 1,
                     reason: "a point of small order (all zeros is one), with which no \
                              handshake can complete: not a public key that genkey makes"
+                        .to_owned(),
+                });
+            }
+            if !key.is_canonical() {
+                return Err(TrustError {
+                    line: i + 1,
+                    reason: "not a coordinate as X25519 writes it (the top bit set, or \
+                             2^255 - 19 or more): not a public key that genkey makes"
                         .to_owned(),
                 });
             }
@@ -463,6 +487,25 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.line, 2);
         assert!(err.reason.contains("small order"), "{}", err.reason);
+        // Another encoding of a good key's point (its top bit set) trusts no one: refused.
+        let mut top = good;
+        top.0[31] |= 0x80;
+        let mut high = [0xffu8; 32];
+        high[31] = 0x7f;
+        high[0] = 0xf0;
+        for odd in [top, PublicKey(high)] {
+            assert!(!odd.is_low_order() && !odd.is_canonical(), "{odd}");
+            let err = TrustedKeys::new()
+                .add_contents(&format!("{good} a\n{odd} b\n"), "f")
+                .unwrap_err();
+            assert_eq!(err.line, 2);
+            assert!(err.reason.contains("X25519 writes"), "{}", err.reason);
+        }
+        for seed in 1..=50u8 {
+            assert!(SecretKey::from_random([seed; 32])
+                .public_key()
+                .is_canonical());
+        }
     }
 
     #[test]

@@ -274,7 +274,7 @@ fn trust_dir_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
 
 /// Endings of the names that editors, package managers and people give the copies and
 /// set-aside versions of a file.
-const SET_ASIDE_ENDINGS: [&str; 17] = [
+const SET_ASIDE_ENDINGS: [&str; 21] = [
     "~",
     ".bak",
     ".old",
@@ -287,11 +287,15 @@ const SET_ASIDE_ENDINGS: [&str; 17] = [
     ".dpkg-new",
     ".dpkg-dist",
     ".dpkg-tmp",
+    ".dpkg-bak",
+    ".dpkg-backup",
+    ".dpkg-remove",
     ".ucf-old",
     ".ucf-new",
     ".ucf-dist",
     ".rpmsave",
     ".rpmnew",
+    ".rpmorig",
 ];
 
 /// Whether a file of a trust directory is skipped: a hidden file, or a name that says it is

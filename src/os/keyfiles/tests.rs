@@ -194,18 +194,33 @@ fn trust_directory_reads_its_files_sorted_named_by_file() {
         "delta.dpkg-old",
         "#delta#",
         "delta.rpmsave",
+        // What dpkg's rm_conffile and rpm leave of a conffile a package removes or replaces.
+        "delta.dpkg-bak",
+        "delta.dpkg-backup",
+        "delta.dpkg-remove",
+        "delta.rpmorig",
     ] {
         write(name, format!("{}\n", public(8)));
     }
-    // ... but a name merely holding a dot is a trust file.
+    // ... but a name merely holding a dot is a trust file, and so is one named after the key
+    // it holds (one file per node, named by its key).
     write("epsilon.key", format!("{}\n", public(9)));
+    let named_by_key = (10..60u8)
+        .map(public)
+        .find(|k| !k.to_string().contains('/'))
+        .expect("a key whose text has no slash");
+    write(&named_by_key.to_string(), format!("{named_by_key}\n"));
     std::fs::create_dir(trust.join("subdir")).unwrap();
     std::fs::write(trust.join("subdir").join("x"), format!("{}\n", public(6))).unwrap();
     std::os::unix::fs::symlink(trust.join("beta"), trust.join("link")).unwrap();
 
     let trusted = read_trusted(std::slice::from_ref(&trust)).unwrap();
-    assert_eq!(trusted.len(), 4, "{trusted:?}");
+    assert_eq!(trusted.len(), 5, "{trusted:?}");
     assert_eq!(trusted.name(&public(9)), Some("epsilon.key"));
+    assert_eq!(
+        trusted.name(&named_by_key).map(str::to_owned),
+        Some(named_by_key.to_string())
+    );
     assert_eq!(trusted.name(&public(1)), Some("gamma"));
     // "link" sorts after "beta": the link's name wins.
     assert_eq!(trusted.name(&public(2)), Some("link"));
@@ -219,7 +234,7 @@ fn trust_directory_reads_its_files_sorted_named_by_file() {
     std::fs::create_dir(&empty).unwrap();
     let extra = dir.write("extra", format!("{} extra\n", public(7)).as_bytes(), 0o644);
     let trusted = read_trusted(&[trust.clone(), empty, extra]).unwrap();
-    assert_eq!(trusted.len(), 5);
+    assert_eq!(trusted.len(), 6);
     assert_eq!(trusted.name(&public(7)), Some("extra"));
 
     // A dangling link is an error naming it, not a key quietly dropped.
