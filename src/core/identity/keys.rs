@@ -8,8 +8,6 @@
 use core::fmt;
 use std::collections::HashMap;
 
-use snow::params::DHChoice;
-use snow::resolvers::{CryptoResolver, DefaultResolver};
 
 /// Bytes of an X25519 key, private or public.
 pub const KEY_LEN: usize = 32;
@@ -122,14 +120,10 @@ impl SecretKey {
         s
     }
 
-    /// The public key of this private key (X25519 with the base point).
+    /// The public key of this private key (X25519 with the base point). Computed here, not
+    /// through `snow`'s key pair type, which keeps a copy of the private key it does not wipe.
     pub fn public_key(&self) -> PublicKey {
-        let mut public = [0u8; KEY_LEN];
-        if let Some(mut dh) = DefaultResolver.resolve_dh(&DHChoice::Curve25519) {
-            dh.set(&self.0);
-            public.copy_from_slice(dh.pubkey());
-        }
-        PublicKey(public)
+        PublicKey(curve25519_dalek::MontgomeryPoint::mul_base_clamped(self.0).to_bytes())
     }
 }
 
