@@ -8,7 +8,6 @@
 use core::fmt;
 use std::collections::HashMap;
 
-
 /// Bytes of an X25519 key, private or public.
 pub const KEY_LEN: usize = 32;
 /// Characters of a key in text form (base64 of 32 bytes, with one `=` of padding).
@@ -329,6 +328,14 @@ impl TrustedKeys {
                 line: i + 1,
                 reason: e.to_string(),
             })?;
+            if !named_here && PublicKey::from_text(name).is_ok_and(|named| named != key) {
+                // A file named after a key that holds another (the key replaced, the file
+                // not renamed): the other key would go by the first one's text.
+                return Err(bad(
+                    "the file is named after another key: rename it, or name the key on \
+                     its line",
+                ));
+            }
             if key.is_low_order() {
                 return Err(TrustError {
                     line: i + 1,
@@ -603,5 +610,30 @@ mod tests {
             *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
         }
         out
+    }
+
+    #[test]
+    fn a_file_named_after_a_key_names_that_key_and_no_other() {
+        let a = SecretKey::from_random([21; 32]).public_key();
+        let b = SecretKey::from_random([22; 32]).public_key();
+        let mut trusted = TrustedKeys::new();
+        assert!(trusted
+            .add_contents(&format!("{a}\n"), &a.to_string())
+            .is_ok());
+        assert_eq!(trusted.name(&a).map(str::to_owned), Some(a.to_string()));
+        let err = TrustedKeys::new()
+            .add_contents(&format!("{a}\n"), &b.to_string())
+            .unwrap_err();
+        assert_eq!(err.line, 1);
+        assert!(
+            err.reason.contains("named after another key"),
+            "{}",
+            err.reason
+        );
+        // Two keys on one line are still refused, whatever the file's name.
+        let err = TrustedKeys::new()
+            .add_contents(&format!("{a} {b}\n"), &a.to_string())
+            .unwrap_err();
+        assert!(err.reason.contains("second key"), "{}", err.reason);
     }
 }

@@ -274,7 +274,7 @@ fn trust_dir_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
 
 /// Endings of the names that editors, package managers and people give the copies and
 /// set-aside versions of a file.
-const SET_ASIDE_ENDINGS: [&str; 21] = [
+const SET_ASIDE_ENDINGS: [&str; 24] = [
     "~",
     ".bak",
     ".old",
@@ -296,6 +296,9 @@ const SET_ASIDE_ENDINGS: [&str; 21] = [
     ".rpmsave",
     ".rpmnew",
     ".rpmorig",
+    ".pacnew",
+    ".pacsave",
+    ".pacorig",
 ];
 
 /// Whether a file of a trust directory is skipped: a hidden file, or a name that says it is

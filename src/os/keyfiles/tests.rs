@@ -199,6 +199,7 @@ fn trust_directory_reads_its_files_sorted_named_by_file() {
         "delta.dpkg-backup",
         "delta.dpkg-remove",
         "delta.rpmorig",
+        "delta.pacsave",
     ] {
         write(name, format!("{}\n", public(8)));
     }
