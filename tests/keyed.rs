@@ -708,3 +708,28 @@ fn a_challenge_handed_on_with_a_peers_forged_address_is_not_echoed() {
     assert!(echoes.is_empty(), "b echoed a's Challenge to c");
     assert_eq!(sim.stats(b).replies_limited, limited + 1);
 }
+
+#[test]
+fn a_challenge_handed_on_is_not_echoed_after_its_sealer_restarted_either() {
+    // The same, after a restarted while b kept it as a verified peer: b knew the process that
+    // verified a, not the new one, and so echoed the new one's Challenge handed on with c's
+    // address. b now asks a for an Echo when a speaks from a new process, and learns it.
+    let run = Recorded::new(&Simulator::keyed_config(7), 0x8f33);
+    let [a, b, c] = run.nodes;
+    let from_b = run.recorded(b, c);
+    let mut sim = run.sim;
+    sim.restart(a);
+    sim.advance(Duration::from_secs(60));
+    assert!(sim.peers_of(b).contains(&a), "a is still b's peer");
+    let y: SocketAddr = "198.19.66.69:3210".parse().unwrap();
+    let kind = |d: &Vec<u8>| opened(std::slice::from_ref(d))[0][7];
+    let to_y = deliver_direct(&mut sim, a, y, from_b[0].clone());
+    let challenge: Vec<Vec<u8>> = to_y.into_iter().filter(|d| kind(d) == 0x15).collect();
+    assert_eq!(challenge.len(), 1, "a challenged y");
+    let to_c = deliver_direct(&mut sim, b, c, challenge[0].clone());
+    let echoes: Vec<Vec<u8>> = to_c.into_iter().filter(|d| kind(d) == 0x16).collect();
+    assert!(
+        echoes.is_empty(),
+        "b echoed the restarted a's Challenge to c"
+    );
+}

@@ -163,6 +163,9 @@ impl<S: Socket, D: Device> Node<S, D> {
             // A restarted peer, or one under a new key, asks and answers in a new session.
             self.keyed_aegis_seen(from);
         }
+        if self.crypto.is_some() && !matches!(message, Message::Frame(_) | Message::Close) {
+            self.recheck_process(now, from);
+        }
         if let Message::Close = message {
             self.on_close(now, from);
             return Ok(());

@@ -366,7 +366,15 @@ impl<S: Socket, D: Device> Node<S, D> {
             return Err(DropReason::Replayed);
         };
         if peer.is_verified {
-            // The Echo of a Challenge sent just before another way verified it, or a repeat.
+            if peer.echo_challenge == Some(nonce) {
+                // The Echo of the Challenge `recheck_process` sent: the process that sealed
+                // it answers at this address now.
+                peer.echo_challenge = None;
+                self.note_process(from);
+                debug!("{from} echoed our Challenge from its new process");
+            }
+            // (Else the Echo of a Challenge sent just before another way verified it, or a
+            // repeat.)
             let _ = self.peers.touch_received(now, from, wire_len);
             return Ok(());
         }
@@ -380,6 +388,34 @@ impl<S: Socket, D: Device> Node<S, D> {
         // Its peer list, if it sent one, came while it was unverified and was not followed.
         self.send_control(from, Kind::GetPeers);
         Ok(())
+    }
+
+    /// Keyed mode, a sender that answers Challenges: a message (not a frame) of the verified
+    /// peer `from` came from a sender process other than the one noted for it when it was
+    /// verified (it restarted, or rotated the key, while it stayed a peer). The process is not
+    /// noted from that message, which a replay forged from `from` could be: `from` is sent a
+    /// Challenge (one per [`CHALLENGE_INTERVAL`]), and the process that seals its Echo is
+    /// noted ([`Node::on_echo`]), so that [`Node::on_echo_challenge`] knows where it speaks.
+    pub(super) fn recheck_process(&mut self, now: Instant, from: SocketAddr) {
+        if !self.echo_required() || !self.peers.is_verified(from) {
+            return;
+        }
+        let process = crypto::sender_process(&self.last_session);
+        if self.process_of.get(&from) == Some(&process) {
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(from) else {
+            return;
+        };
+        if peer
+            .rechallenged_at
+            .is_some_and(|at| now < at + CHALLENGE_INTERVAL)
+        {
+            return;
+        }
+        peer.rechallenged_at = Some(now);
+        debug!("{from} speaks from a new process: sending it a Challenge to learn which");
+        self.send_echo_challenge(from);
     }
 
     /// Keyed mode: `addr` was verified by a datagram of the sender process of

@@ -34,6 +34,10 @@ pub struct Peer {
     /// Challenges owed to it, one per interval, in case the last one or its Echo was lost
     /// (see the node's `owe_echo_challenge`).
     pub echo_again: u8,
+    /// Keyed mode, a verified peer that speaks from a process other than the one that
+    /// verified it: when we last sent it a Challenge to learn that process (see the node's
+    /// `recheck_process`).
+    pub rechallenged_at: Option<Instant>,
     /// Keyed mode: the nonce of a Challenge it sent us while unverified (and so unanswered):
     /// echoed once it is verified.
     pub unanswered_challenge: Option<u64>,
@@ -239,6 +243,7 @@ impl PeerTable {
                 listed_at: None,
                 echo_challenge: None,
                 echo_again: 0,
+                rechallenged_at: None,
                 unanswered_challenge: None,
                 follow_up_pending: false,
                 broadcasts: RateLimiter::new(now, u64::MAX),
