@@ -119,7 +119,7 @@ impl Sealer {
     /// `cipher`, going on from `old`'s next counter: the switch of a session of per-node keys
     /// to AEGIS-128L (see [`Opener::allow_switch_to_aegis`](super::Opener::allow_switch_to_aegis)).
     /// Counters stay unique under each subkey, since the subkey differs by cipher; the new
-    /// sealer skips 2^24 ([`SWITCH_GAP`]) for seals of the old one still under way. The
+    /// sealer skips 2^24 for seals of the old one still under way. The
     /// caller then hands it to the old one's holders with [`Sealer::forward_to`].
     pub fn switched(old: &Sealer, key: &Key, cipher: Cipher) -> Sealer {
         let mut sealer = Sealer::with_cipher(key, old.session, cipher);
