@@ -694,19 +694,30 @@ fn a_challenge_handed_on_with_a_peers_forged_address_is_not_echoed() {
     let from_b = run.recorded(b, c);
     let mut sim = run.sim;
     let y: SocketAddr = "198.19.66.68:3210".parse().unwrap();
-    let kind = |d: &Vec<u8>| opened(std::slice::from_ref(d))[0][7];
-    let to_y = deliver_direct(&mut sim, a, y, from_b[0].clone());
-    let challenge: Vec<Vec<u8>> = to_y.into_iter().filter(|d| kind(d) == 0x15).collect();
-    assert_eq!(challenge.len(), 1, "a challenged y");
     let limited = sim.stats(b).replies_limited;
-    let to_c = deliver_direct(&mut sim, b, c, challenge[0].clone());
-    let echoes: Vec<Vec<u8>> = to_c.into_iter().filter(|d| kind(d) == 0x16).collect();
+    let echoes = hand_on_a_challenge(&mut sim, [a, b, c], y, from_b[0].clone());
     for echo in &echoes {
         let _ = deliver_direct(&mut sim, a, y, echo.clone());
     }
     assert!(!sim.peers_of(a).contains(&y), "y verified at a");
     assert!(echoes.is_empty(), "b echoed a's Challenge to c");
     assert_eq!(sim.stats(b).replies_limited, limited + 1);
+}
+
+/// The replayer at `y` gets a Challenge from a (by replaying `recorded` of b's from y) and
+/// hands it to b with c's address forged as its source: b's Echoes to c.
+fn hand_on_a_challenge(
+    sim: &mut Simulator,
+    [a, b, c]: [SocketAddr; 3],
+    y: SocketAddr,
+    recorded: Vec<u8>,
+) -> Vec<Vec<u8>> {
+    let kind = |d: &Vec<u8>| opened(std::slice::from_ref(d))[0][7];
+    let to_y = deliver_direct(sim, a, y, recorded);
+    let challenge: Vec<Vec<u8>> = to_y.into_iter().filter(|d| kind(d) == 0x15).collect();
+    assert_eq!(challenge.len(), 1, "a challenged y");
+    let to_c = deliver_direct(sim, b, c, challenge[0].clone());
+    to_c.into_iter().filter(|d| kind(d) == 0x16).collect()
 }
 
 #[test]
@@ -722,12 +733,7 @@ fn a_challenge_handed_on_is_not_echoed_after_its_sealer_restarted_either() {
     sim.advance(Duration::from_secs(60));
     assert!(sim.peers_of(b).contains(&a), "a is still b's peer");
     let y: SocketAddr = "198.19.66.69:3210".parse().unwrap();
-    let kind = |d: &Vec<u8>| opened(std::slice::from_ref(d))[0][7];
-    let to_y = deliver_direct(&mut sim, a, y, from_b[0].clone());
-    let challenge: Vec<Vec<u8>> = to_y.into_iter().filter(|d| kind(d) == 0x15).collect();
-    assert_eq!(challenge.len(), 1, "a challenged y");
-    let to_c = deliver_direct(&mut sim, b, c, challenge[0].clone());
-    let echoes: Vec<Vec<u8>> = to_c.into_iter().filter(|d| kind(d) == 0x16).collect();
+    let echoes = hand_on_a_challenge(&mut sim, [a, b, c], y, from_b[0].clone());
     assert!(
         echoes.is_empty(),
         "b echoed the restarted a's Challenge to c"

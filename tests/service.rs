@@ -305,17 +305,12 @@ fn a_stats_file_the_user_cannot_write_stops_the_start_not_every_write_later() {
     fs::set_permissions(&root_only, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
     let stats = root_only.join("stats");
     let a = lab.host(1);
-    let d = lab.spawn(
-        &a,
-        &[
-            "-t",
-            "7",
-            "--user",
-            "nobody",
-            "--stats-file",
-            stats.to_str().expect("utf-8 path"),
-        ],
-    );
+    // A daemon as nobody with the stats file at `path`: its index in `lab.daemons`.
+    let as_nobody = |lab: &mut Lab, path: &Path| {
+        let path = path.to_str().expect("utf-8 path");
+        lab.spawn(&a, &["-t", "7", "--user", "nobody", "--stats-file", path])
+    };
+    let d = as_nobody(&mut lab, &stats);
     let status = lab.daemons[d].wait_exit(SOON);
     let log = lab.daemons[d].log();
     assert_eq!(status.code(), Some(2), "{log}");
@@ -333,17 +328,7 @@ fn a_stats_file_the_user_cannot_write_stops_the_start_not_every_write_later() {
     // In a sticky directory anyone may write to (as /tmp), a stats file left by a run as root
     // cannot be replaced by nobody: refused too.
     let roots = scratch.file("roots.stats", "from a run as root\n");
-    let d = lab.spawn(
-        &a,
-        &[
-            "-t",
-            "7",
-            "--user",
-            "nobody",
-            "--stats-file",
-            roots.to_str().expect("utf-8 path"),
-        ],
-    );
+    let d = as_nobody(&mut lab, &roots);
     let status = lab.daemons[d].wait_exit(SOON);
     let log = lab.daemons[d].log();
     assert_eq!(status.code(), Some(2), "{log}");
@@ -354,18 +339,7 @@ fn a_stats_file_the_user_cannot_write_stops_the_start_not_every_write_later() {
 
     // A directory that is not there (yet): a warning, and the daemon runs, as it does
     // without --user.
-    let later = scratch.path("not-yet").join("stats");
-    let d = lab.spawn(
-        &a,
-        &[
-            "-t",
-            "7",
-            "--user",
-            "nobody",
-            "--stats-file",
-            later.to_str().expect("utf-8 path"),
-        ],
-    );
+    let d = as_nobody(&mut lab, &scratch.path("not-yet").join("stats"));
     lab.daemons[d].wait_log("cannot be written now", SOON);
     lab.daemons[d].wait_log("running as user nobody", SOON);
     lab.daemons[d].signal(libc::SIGTERM);
