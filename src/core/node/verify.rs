@@ -190,9 +190,10 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.sender_echoes && self.config.keyed_echo && self.crypto.is_some()
     }
 
-    /// Keyed mode: sends the unverified peer `to` a Challenge with a new nonce; only an Echo
-    /// of that nonce will verify it ([`Node::on_echo`]). The caller keeps to
-    /// [`CHALLENGE_INTERVAL`] (`Peer::asked_at`).
+    /// Keyed mode: sends the peer `to` a Challenge with a new nonce; only an Echo of that
+    /// nonce will verify it, or for a verified peer tell its sender process
+    /// ([`Node::on_echo`]). The caller keeps to [`CHALLENGE_INTERVAL`] (`Peer::asked_at`,
+    /// `Peer::rechallenged_at`).
     fn send_echo_challenge(&mut self, to: SocketAddr) {
         let nonce = self.next_echo_nonce();
         let Some(peer) = self.peers.get_mut(to) else {
@@ -200,7 +201,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         };
         peer.echo_challenge = Some(nonce);
         self.send_echo_message(to, CHALLENGE, nonce);
-        debug!("sent a Challenge to unverified peer {to}");
+        debug!("sent a Challenge to peer {to}");
     }
 
     /// Keyed mode: the unverified peer `to` sent us something within [`CHALLENGE_INTERVAL`]
