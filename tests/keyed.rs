@@ -49,7 +49,11 @@ fn keyed_nodes_mesh_and_carry_frames_that_never_appear_in_clear_on_the_wire() {
             !contains(datagram, &[0x5a; 16]),
             "payload visible on the wire"
         );
-        assert!(!contains(datagram, &mac(1)), "a MAC visible on the wire");
+        // (In the sealed part: the clear front holds random session bytes and a counter.)
+        let sealed_part = datagram
+            .get(ethcloud::crypto::FRONT_LEN..)
+            .unwrap_or_default();
+        assert!(!contains(sealed_part, &mac(1)), "a MAC visible on the wire");
     }
 }
 
@@ -738,4 +742,39 @@ fn a_challenge_handed_on_is_not_echoed_after_its_sealer_restarted_either() {
         echoes.is_empty(),
         "b echoed the restarted a's Challenge to c"
     );
+}
+
+#[test]
+fn a_close_replayed_with_a_peers_address_does_not_remove_that_peer() {
+    // c stops and sends its Close to a and b. Someone records the one to a and replays it to b
+    // with a's address forged: sealed by c's process, not by the one b knows a by. b used to
+    // drop a (until it spoke again); it now keeps it and asks a for an Echo instead.
+    let mut sim = Simulator::new(0x8f34);
+    let [a, b, c] = sim.add_nodes(&Simulator::keyed_config(7));
+    sim.connect(b, a);
+    sim.connect(c, a);
+    sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
+    sim.advance(Duration::from_secs(30));
+    sim.flow_log = Some(Vec::new());
+    sim.shutdown(c);
+    sim.run_until_idle(1000);
+    let closes: Vec<Vec<u8>> = sim
+        .flow_log
+        .take()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(from, to, _)| (*from, *to) == (c, a))
+        .map(|(_, _, bytes)| bytes)
+        .collect();
+    assert!(!closes.is_empty(), "c sent a its Close");
+    assert!(sim.peers_of(b).contains(&a));
+    for close in closes {
+        sim.inject_datagram(a, b, close);
+    }
+    sim.run_until_idle(1000);
+    assert!(sim.peers_of(b).contains(&a), "b dropped a on c's Close");
+    // A Close of a's own process still removes it.
+    sim.shutdown(a);
+    sim.run_until_idle(1000);
+    assert!(!sim.peers_of(b).contains(&a), "a's own Close");
 }

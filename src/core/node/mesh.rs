@@ -390,6 +390,23 @@ impl<S: Socket, D: Device> Node<S, D> {
             debug!("ignored a Close from unverified peer {from}");
             return;
         }
+        if self.crypto.is_some() && self.echo_required() {
+            // Keyed mode, a sender that answers Challenges: a Close sealed by a process other
+            // than the one this peer is known by is a recording of another member's (or of
+            // the peer's before it restarted) replayed with its address, or the peer restarted
+            // and closes before its Echo told its new process: either way not obeyed (a peer
+            // that is gone times out); the peer is asked for an Echo.
+            let process = crate::crypto::sender_process(&self.last_session);
+            if self
+                .process_of
+                .get(&from)
+                .is_some_and(|known| *known != process)
+            {
+                debug!("ignored a Close from {from}: sealed by a process it is not known by");
+                self.recheck_process(now, from);
+                return;
+            }
+        }
         self.remove_peer(now, from, "closed by peer");
         if !self.is_sealed() && self.contacts.try_once(now, from, from) {
             self.contact_due(now);
