@@ -1031,12 +1031,7 @@ fn a_mac_that_moves_to_a_direct_peer_does_not_cut_off_the_relayed_node_it_left()
     assert_eq!(route(&sim, a, b), Some((p, RouteState::Active)));
     assert!(sim.peers_of(a).contains(&d));
     // The shared MAC (0x30) at B, through P, then at D, directly.
-    sim.inject_frame(b, &frame(0x30, 0xff, 0x91));
-    sim.run_until_idle(1000);
-    assert_eq!(got(&mut sim, a, 0x91), 1);
-    sim.inject_frame(d, &frame(0x30, 0xff, 0x92));
-    sim.run_until_idle(1000);
-    assert_eq!(got(&mut sim, a, 0x92), 1);
+    shared_mac_moves(&mut sim, [a, b, d]);
     sim.inject_frame(b, &frame(0x30, 0xff, 0x93));
     sim.run_until_idle(1000);
     assert_eq!(got(&mut sim, a, 0x93), 0, "the shared MAC is D's now");
@@ -1055,6 +1050,21 @@ fn a_mac_that_moves_to_a_direct_peer_does_not_cut_off_the_relayed_node_it_left()
     assert_eq!(got(&mut sim, b, 0x95), 1);
 }
 
+/// The MAC 0x30, which B (reached through a relay) and D (a direct peer of A) share, comes
+/// from B, then from D: A's route to B is superseded.
+fn shared_mac_moves(sim: &mut Simulator, [a, b, d]: [SocketAddr; 3]) {
+    sim.inject_frame(b, &frame(0x30, 0xff, 0x91));
+    sim.run_until_idle(1000);
+    assert_eq!(got(sim, a, 0x91), 1);
+    sim.inject_frame(d, &frame(0x30, 0xff, 0x92));
+    sim.run_until_idle(1000);
+    assert_eq!(got(sim, a, 0x92), 1);
+    assert!(matches!(
+        route(sim, a, b),
+        Some((_, RouteState::Superseded(_)))
+    ));
+}
+
 #[test]
 fn with_per_node_keys_a_route_taken_back_from_a_direct_peer_asks_its_relay_for_the_key_at_once() {
     // As above with per-node keys, where P names keys: the route B's own MAC takes back is
@@ -1071,16 +1081,7 @@ fn with_per_node_keys_a_route_taken_back_from_a_direct_peer_asks_its_relay_for_t
         route(s, a, b).is_some_and(|r| r == (p, RouteState::Active)) && s.peers_of(a).contains(&d)
     });
     assert_eq!(route(&sim, a, b), Some((p, RouteState::Active)));
-    sim.inject_frame(b, &frame(0x30, 0xff, 0x91));
-    sim.run_until_idle(1000);
-    assert_eq!(got(&mut sim, a, 0x91), 1);
-    sim.inject_frame(d, &frame(0x30, 0xff, 0x92));
-    sim.run_until_idle(1000);
-    assert_eq!(got(&mut sim, a, 0x92), 1);
-    assert!(matches!(
-        route(&sim, a, b),
-        Some((_, RouteState::Superseded(_)))
-    ));
+    shared_mac_moves(&mut sim, [a, b, d]);
     sim.advance(Duration::from_secs(10));
     sim.inject_frame(b, &frame(3, 0xff, 0x94));
     sim.run_until_idle(1000);
