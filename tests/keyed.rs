@@ -746,35 +746,61 @@ fn a_challenge_handed_on_is_not_echoed_after_its_sealer_restarted_either() {
 
 #[test]
 fn a_close_replayed_with_a_peers_address_does_not_remove_that_peer() {
-    // c stops and sends its Close to a and b. Someone records the one to a and replays it to b
-    // with a's address forged: sealed by c's process, not by the one b knows a by. b used to
-    // drop a (until it spoke again); it now keeps it and asks a for an Echo instead.
+    // c and d stop and send their Closes to a (and b). Someone records the ones to a and
+    // replays them to b with a's address forged: sealed by c's (d's) process, not by the one b
+    // knows a by. b used to drop a at once (until it spoke again); it now asks a for an Echo,
+    // keeps a if a answers, and drops it only if nothing comes from it within 5 s.
     let mut sim = Simulator::new(0x8f34);
-    let [a, b, c] = sim.add_nodes(&Simulator::keyed_config(7));
-    sim.connect(b, a);
-    sim.connect(c, a);
+    let [a, b, c, d, e] = sim.add_nodes(&Simulator::keyed_config(7));
+    for n in [b, c, d, e] {
+        sim.connect(n, a);
+    }
     sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
     sim.advance(Duration::from_secs(30));
     sim.flow_log = Some(Vec::new());
     sim.shutdown(c);
+    sim.shutdown(d);
     sim.run_until_idle(1000);
-    let closes: Vec<Vec<u8>> = sim
-        .flow_log
-        .take()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(from, to, _)| (*from, *to) == (c, a))
-        .map(|(_, _, bytes)| bytes)
-        .collect();
-    assert!(!closes.is_empty(), "c sent a its Close");
-    assert!(sim.peers_of(b).contains(&a));
-    for close in closes {
+    let log = sim.flow_log.take().unwrap_or_default();
+    let closes_to_a = |from: SocketAddr| -> Vec<Vec<u8>> {
+        log.iter()
+            .filter(|(f, t, _)| (*f, *t) == (from, a))
+            .map(|(_, _, bytes)| bytes.clone())
+            .collect()
+    };
+    let (from_c, from_d) = (closes_to_a(c), closes_to_a(d));
+    assert!(
+        !from_c.is_empty() && !from_d.is_empty(),
+        "c and d sent a their Closes"
+    );
+    let challenges_before = sim.stats(b).control_sent;
+
+    // a is alive: it answers b's Challenge, and stays.
+    for close in from_c {
         sim.inject_datagram(a, b, close);
     }
     sim.run_until_idle(1000);
     assert!(sim.peers_of(b).contains(&a), "b dropped a on c's Close");
-    // A Close of a's own process still removes it.
-    sim.shutdown(a);
+    assert!(sim.stats(b).control_sent > challenges_before, "b asked a");
+    sim.advance(Duration::from_secs(10));
+    assert!(sim.peers_of(b).contains(&a), "a answered, and stays");
+
+    // A Close of a peer's own process removes it at once.
+    sim.shutdown(e);
     sim.run_until_idle(1000);
-    assert!(!sim.peers_of(b).contains(&a), "a's own Close");
+    assert!(!sim.peers_of(b).contains(&e), "e's own Close");
+
+    // a is gone without a word (or restarted and stopped before b learnt its new process):
+    // the Close b did not obey at once removes it within seconds, not at the peer timeout.
+    sim.kill(a);
+    for close in from_d {
+        sim.inject_datagram(a, b, close);
+    }
+    sim.run_until_idle(1000);
+    assert!(sim.peers_of(b).contains(&a));
+    sim.advance(Duration::from_secs(7));
+    assert!(
+        !sim.peers_of(b).contains(&a),
+        "a, silent, is still b's peer"
+    );
 }

@@ -36,8 +36,8 @@ use std::time::Duration;
 use log::{debug, info, warn};
 
 use super::{
-    Config, Node, CONTROL_AT, FULL_CONTACTS, GOSSIP_INTERVAL_MIN, GOSSIP_REDUNDANCY,
-    HOUSEKEEP_INTERVAL, LOG_BUDGET, LOG_WINDOW, UNVERIFIED_TIMEOUT,
+    CloseCheck, Config, Node, CONTROL_AT, FULL_CONTACTS, GOSSIP_INTERVAL_MIN, GOSSIP_REDUNDANCY,
+    HOUSEKEEP_INTERVAL, LOG_BUDGET, LOG_WINDOW, MAX_MOVE_CHECKS, MOVE_CHECK, UNVERIFIED_TIMEOUT,
 };
 use crate::crypto;
 use crate::io::{Device, Socket};
@@ -193,6 +193,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.relay_housekeep(now);
         self.relay_budget.prune(now, self.config.relay_rate);
         self.settle_moves(now);
+        self.settle_closes(now);
         self.hello_retries(now);
 
         let keepalive = self.config.keepalive();
@@ -378,7 +379,8 @@ impl<S: Socket, D: Device> Node<S, D> {
     }
 
     /// A Close from `from`. From a verified peer it removes the peer at once (the seed's
-    /// rule). In the clear protocol, where anyone can forge a Close, the address is then
+    /// rule), except with a network key when another sender process than the one the peer is
+    /// known by sealed it (see below and [`Node::settle_closes`]). In the clear protocol, where anyone can forge a Close, the address is then
     /// contacted once, at once (within the contact rate): a peer that is still there answers,
     /// and is a peer again a round trip later, rather than stay cut off until its next
     /// datagram (a restarted one is found again as quickly); one that is gone sends nothing,
@@ -390,20 +392,30 @@ impl<S: Socket, D: Device> Node<S, D> {
             debug!("ignored a Close from unverified peer {from}");
             return;
         }
-        if self.crypto.is_some() && self.echo_required() {
-            // Keyed mode, a sender that answers Challenges: a Close sealed by a process other
-            // than the one this peer is known by is a recording of another member's (or of
-            // the peer's before it restarted) replayed with its address, or the peer restarted
-            // and closes before its Echo told its new process: either way not obeyed (a peer
-            // that is gone times out); the peer is asked for an Echo.
-            let process = crate::crypto::sender_process(&self.last_session);
-            if self
+        if self.crypto.is_some() {
+            // Keyed mode: a Close sealed by a process other than the one this peer is known by
+            // is a recording of another member's (or of the peer's before it restarted)
+            // replayed with its address, or the peer restarted or rotated the key and closes
+            // before its Echo told its new process. Not obeyed at once: the peer is asked for
+            // an Echo (if it answers Challenges) and goes unless something comes from it
+            // within MOVE_CHECK (`settle_closes`). With no room to wait, obeyed.
+            let process = crypto::sender_process(&self.last_session);
+            let unknown = self
                 .process_of
                 .get(&from)
-                .is_some_and(|known| *known != process)
-            {
-                debug!("ignored a Close from {from}: sealed by a process it is not known by");
+                .is_some_and(|known| *known != process);
+            if unknown && self.close_checks.len() < MAX_MOVE_CHECKS {
+                if !self.close_checks.iter().any(|c| c.addr == from) {
+                    let heard = self.peers.get(from).map_or(0, |p| p.traffic.rx_datagrams);
+                    self.close_checks.push(CloseCheck {
+                        addr: from,
+                        until: now + MOVE_CHECK,
+                        heard,
+                    });
+                }
+                debug!("a Close from {from} sealed by a process it is not known by: asking it");
                 self.recheck_process(now, from);
+                self.next_housekeep = self.next_housekeep.min(now + MOVE_CHECK);
                 return;
             }
         }
@@ -411,6 +423,29 @@ impl<S: Socket, D: Device> Node<S, D> {
         if !self.is_sealed() && self.contacts.try_once(now, from, from) {
             self.contact_due(now);
         }
+    }
+
+    /// Housekeeping of the Closes [`Node::on_close`] did not obey at once: a peer from which
+    /// nothing came since goes, as closed.
+    pub(super) fn settle_closes(&mut self, now: Instant) {
+        if self.close_checks.is_empty() {
+            return;
+        }
+        let mut checks = core::mem::take(&mut self.close_checks);
+        checks.retain(|c| {
+            if now < c.until {
+                return true;
+            }
+            let silent = self
+                .peers
+                .get(c.addr)
+                .is_some_and(|p| p.traffic.rx_datagrams == c.heard);
+            if silent {
+                self.remove_peer(now, c.addr, "closed by peer (silent since)");
+            }
+            false
+        });
+        self.close_checks = checks;
     }
 
     pub(super) fn remove_peer(&mut self, now: Instant, addr: SocketAddr, reason: &str) {

@@ -177,6 +177,17 @@ struct MoveCheck {
     heard: u64,
 }
 
+/// Keyed mode: a verified peer's Close sealed by a process it is not known by (see
+/// `Node::on_close`): the peer stays if anything comes from it before `until`, else it goes
+/// as closed.
+#[derive(Clone, Copy, Debug)]
+struct CloseCheck {
+    addr: SocketAddr,
+    until: Instant,
+    /// How many valid datagrams had come from it when the Close came.
+    heard: u64,
+}
+
 /// Default for [`Config::relay_rate`]: 100 Mbit/s.
 pub const DEFAULT_RELAY_RATE: u64 = 100_000_000 / 8;
 
@@ -352,6 +363,9 @@ pub struct Node<S: Socket, D: Device> {
     /// Addresses whose node spoke from a new one: asked for their peer list, and dropped if
     /// they do not answer within [`MOVE_CHECK`] (see `relay.rs`); at most [`MAX_MOVE_CHECKS`].
     move_checks: Vec<MoveCheck>,
+    /// Keyed mode: peers whose Close came sealed by a process they are not known by, waiting
+    /// [`MOVE_CHECK`] for a sign of life; at most [`MAX_MOVE_CHECKS`].
+    close_checks: Vec<CloseCheck>,
     /// Sealed modes: peers asked for their Hello and not heard yet, with when they were last
     /// asked and how many times (see `Node::hello_retries`); at most `max_peers`.
     hello_asked: HashMap<SocketAddr, (Instant, u8)>,
@@ -503,6 +517,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             control: vec![0u8; control_len].into_boxed_slice(),
             targets: Vec::new(),
             move_checks: Vec::new(),
+            close_checks: Vec::new(),
             hello_asked: HashMap::new(),
             configured_room_at: None,
             connect_set: HashSet::new(),
