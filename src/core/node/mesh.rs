@@ -37,7 +37,7 @@ use log::{debug, info, warn};
 
 use super::{
     CloseCheck, Config, Node, CONTROL_AT, FULL_CONTACTS, GOSSIP_INTERVAL_MIN, GOSSIP_REDUNDANCY,
-    HOUSEKEEP_INTERVAL, LOG_BUDGET, LOG_WINDOW, MAX_MOVE_CHECKS, MOVE_CHECK, UNVERIFIED_TIMEOUT,
+    HOUSEKEEP_INTERVAL, LOG_BUDGET, LOG_WINDOW, MOVE_CHECK, UNVERIFIED_TIMEOUT,
 };
 use crate::crypto;
 use crate::io::{Device, Socket};
@@ -396,26 +396,34 @@ impl<S: Socket, D: Device> Node<S, D> {
             // Keyed mode: a Close sealed by a process other than the one this peer is known by
             // is a recording of another member's (or of the peer's before it restarted)
             // replayed with its address, or the peer restarted or rotated the key and closes
-            // before its Echo told its new process. Not obeyed at once: the peer is asked for
-            // an Echo (if it answers Challenges) and goes unless something comes from it
-            // within MOVE_CHECK (`settle_closes`). With no room to wait, obeyed.
+            // before its Echo told its new process. Not obeyed at once: the peer is sent a
+            // Challenge (one per check, whatever `recheck_process`'s own rate; a peer of an
+            // earlier version drops it) and goes unless something comes from it within
+            // MOVE_CHECK (`settle_closes`). One check per verified peer at most; with the list
+            // full (never, as long as it holds only verified peers), the Close is ignored
+            // and the peer left to its timeout.
             let process = crypto::sender_process(&self.last_session);
             let unknown = self
                 .process_of
                 .get(&from)
                 .is_some_and(|known| *known != process);
-            if unknown && self.close_checks.len() < MAX_MOVE_CHECKS {
-                if !self.close_checks.iter().any(|c| c.addr == from) {
+            if unknown {
+                let pending = self.close_checks.iter().any(|c| c.addr == from);
+                if !pending && self.close_checks.len() < self.config.max_peers {
                     let heard = self.peers.get(from).map_or(0, |p| p.traffic.rx_datagrams);
                     self.close_checks.push(CloseCheck {
                         addr: from,
                         until: now + MOVE_CHECK,
                         heard,
                     });
+                    if self.config.keyed_echo {
+                        if let Some(peer) = self.peers.get_mut(from) {
+                            peer.rechallenged_at = Some(now);
+                        }
+                        self.send_echo_challenge(from);
+                    }
                 }
                 debug!("a Close from {from} sealed by a process it is not known by: asking it");
-                self.recheck_process(now, from);
-                self.next_housekeep = self.next_housekeep.min(now + MOVE_CHECK);
                 return;
             }
         }
@@ -433,16 +441,15 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
         let mut checks = core::mem::take(&mut self.close_checks);
         checks.retain(|c| {
-            if now < c.until {
-                return true;
-            }
             let silent = self
                 .peers
                 .get(c.addr)
                 .is_some_and(|p| p.traffic.rx_datagrams == c.heard);
-            if silent {
-                self.remove_peer(now, c.addr, "closed by peer (silent since)");
+            if !silent || now < c.until {
+                // (Something came: the check is done; else it waits.)
+                return silent;
             }
+            self.remove_peer(now, c.addr, "closed by peer (silent since)");
             false
         });
         self.close_checks = checks;
@@ -467,6 +474,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         let macs = self.switch.forget_peer(addr);
         self.relay_on_removed(addr);
         self.forget_process(addr);
+        self.close_checks.retain(|c| c.addr != addr);
         if was_verified {
             let count = self.peers.verified_len();
             self.note(

@@ -364,7 +364,8 @@ pub struct Node<S: Socket, D: Device> {
     /// they do not answer within [`MOVE_CHECK`] (see `relay.rs`); at most [`MAX_MOVE_CHECKS`].
     move_checks: Vec<MoveCheck>,
     /// Keyed mode: peers whose Close came sealed by a process they are not known by, waiting
-    /// [`MOVE_CHECK`] for a sign of life; at most [`MAX_MOVE_CHECKS`].
+    /// [`MOVE_CHECK`] for a sign of life; one per verified peer at most, so at most
+    /// `max_peers`.
     close_checks: Vec<CloseCheck>,
     /// Sealed modes: peers asked for their Hello and not heard yet, with when they were last
     /// asked and how many times (see `Node::hello_retries`); at most `max_peers`.

@@ -194,7 +194,7 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// nonce will verify it, or for a verified peer tell its sender process
     /// ([`Node::on_echo`]). The caller keeps to [`CHALLENGE_INTERVAL`] (`Peer::asked_at`,
     /// `Peer::rechallenged_at`).
-    fn send_echo_challenge(&mut self, to: SocketAddr) {
+    pub(super) fn send_echo_challenge(&mut self, to: SocketAddr) {
         let nonce = self.next_echo_nonce();
         let Some(peer) = self.peers.get_mut(to) else {
             return;
