@@ -125,7 +125,12 @@ proptest! {
 
     #[test]
     fn trust_files_keep_every_key_and_name_the_first_bad_line(
-        entries in proptest::collection::vec((any::<[u8; 32]>(), proptest::option::of("[a-z][a-z0-9-]{0,12}")), 0..20),
+        // (Keys that key pairs make: a trust file refuses the others, points of small order
+        // and encodings X25519 never writes, half of all random byte strings.)
+        entries in proptest::collection::vec((
+            any::<[u8; 32]>().prop_map(|b| ethcloud::identity::SecretKey::from_random(b).public_key().0),
+            proptest::option::of("[a-z][a-z0-9-]{0,12}"),
+        ), 0..20),
         comments in proptest::collection::vec(any::<bool>(), 20),
         bad in proptest::option::of((0usize..20, text())),
     ) {
