@@ -245,15 +245,7 @@ impl StatsFile {
 ///
 /// The OS error of creating, writing or renaming; the temporary file is removed on failure.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
-    let mut random = [0u8; 8];
-    crate::sys::random::fill(&mut random)?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".{:016x}.tmp", u64::from_le_bytes(random)));
-    let tmp = path.with_file_name(tmp_name);
+    let tmp = temporary_beside(path)?;
     let result = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -264,6 +256,23 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// A new name for a temporary file beside `path`: a dot, its name, 16 random hex digits.
+///
+/// # Errors
+///
+/// `InvalidInput` if `path` has no file name; the error of the random source.
+fn temporary_beside(path: &Path) -> io::Result<std::path::PathBuf> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut random = [0u8; 8];
+    crate::sys::random::fill(&mut random)?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{:016x}.tmp", u64::from_le_bytes(random)));
+    Ok(path.with_file_name(tmp_name))
 }
 
 /// Whether user `uid` can write `path` the way [`write_atomically`] does: creates a
@@ -277,12 +286,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// `PermissionDenied` for another user's file in a sticky directory.
 pub fn check_writable_beside(path: &Path, uid: u32) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let mut random = [0u8; 8];
-    crate::sys::random::fill(&mut random)?;
-    let probe = path.with_file_name(format!(
-        ".ethcloud-probe.{:016x}.tmp",
-        u64::from_le_bytes(random)
-    ));
+    let probe = temporary_beside(path)?;
     fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -408,19 +408,13 @@ impl<S: Socket, D: Device> Node<S, D> {
                 .get(&from)
                 .is_some_and(|known| *known != process);
             if unknown {
-                let pending = self.close_checks.iter().any(|c| c.addr == from);
+                let pending = self.close_checks.contains_key(&from);
                 if !pending && self.close_checks.len() < self.config.max_peers {
                     let heard = self.peers.get(from).map_or(0, |p| p.traffic.rx_datagrams);
-                    self.close_checks.push(CloseCheck {
-                        addr: from,
-                        until: now + MOVE_CHECK,
-                        heard,
-                    });
+                    let until = now + MOVE_CHECK;
+                    self.close_checks.insert(from, CloseCheck { until, heard });
                     if self.config.keyed_echo {
-                        if let Some(peer) = self.peers.get_mut(from) {
-                            peer.rechallenged_at = Some(now);
-                        }
-                        self.send_echo_challenge(from);
+                        self.send_process_challenge(now, from);
                     }
                 }
                 debug!("a Close from {from} sealed by a process it is not known by: asking it");
@@ -440,16 +434,16 @@ impl<S: Socket, D: Device> Node<S, D> {
             return;
         }
         let mut checks = core::mem::take(&mut self.close_checks);
-        checks.retain(|c| {
+        checks.retain(|&addr, c| {
             let silent = self
                 .peers
-                .get(c.addr)
+                .get(addr)
                 .is_some_and(|p| p.traffic.rx_datagrams == c.heard);
             if !silent || now < c.until {
                 // (Something came: the check is done; else it waits.)
                 return silent;
             }
-            self.remove_peer(now, c.addr, "closed by peer (silent since)");
+            self.remove_peer(now, addr, "closed by peer (silent since)");
             false
         });
         self.close_checks = checks;
@@ -474,7 +468,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         let macs = self.switch.forget_peer(addr);
         self.relay_on_removed(addr);
         self.forget_process(addr);
-        self.close_checks.retain(|c| c.addr != addr);
+        self.close_checks.remove(&addr);
         if was_verified {
             let count = self.peers.verified_len();
             self.note(

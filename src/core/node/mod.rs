@@ -182,7 +182,6 @@ struct MoveCheck {
 /// as closed.
 #[derive(Clone, Copy, Debug)]
 struct CloseCheck {
-    addr: SocketAddr,
     until: Instant,
     /// How many valid datagrams had come from it when the Close came.
     heard: u64,
@@ -366,7 +365,7 @@ pub struct Node<S: Socket, D: Device> {
     /// Keyed mode: peers whose Close came sealed by a process they are not known by, waiting
     /// [`MOVE_CHECK`] for a sign of life; one per verified peer at most, so at most
     /// `max_peers`.
-    close_checks: Vec<CloseCheck>,
+    close_checks: HashMap<SocketAddr, CloseCheck>,
     /// Sealed modes: peers asked for their Hello and not heard yet, with when they were last
     /// asked and how many times (see `Node::hello_retries`); at most `max_peers`.
     hello_asked: HashMap<SocketAddr, (Instant, u8)>,
@@ -518,7 +517,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             control: vec![0u8; control_len].into_boxed_slice(),
             targets: Vec::new(),
             move_checks: Vec::new(),
-            close_checks: Vec::new(),
+            close_checks: HashMap::new(),
             hello_asked: HashMap::new(),
             configured_room_at: None,
             connect_set: HashSet::new(),

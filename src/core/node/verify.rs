@@ -194,7 +194,7 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// nonce will verify it, or for a verified peer tell its sender process
     /// ([`Node::on_echo`]). The caller keeps to [`CHALLENGE_INTERVAL`] (`Peer::asked_at`,
     /// `Peer::rechallenged_at`).
-    pub(super) fn send_echo_challenge(&mut self, to: SocketAddr) {
+    fn send_echo_challenge(&mut self, to: SocketAddr) {
         let nonce = self.next_echo_nonce();
         let Some(peer) = self.peers.get_mut(to) else {
             return;
@@ -414,8 +414,16 @@ impl<S: Socket, D: Device> Node<S, D> {
         {
             return;
         }
-        peer.rechallenged_at = Some(now);
         debug!("{from} speaks from a new process: sending it a Challenge to learn which");
+        self.send_process_challenge(now, from);
+    }
+
+    /// Sends the verified peer `from` the Challenge whose Echo tells its sender process
+    /// ([`Node::on_echo`]), and notes when (the rate of [`Node::recheck_process`]).
+    pub(super) fn send_process_challenge(&mut self, now: Instant, from: SocketAddr) {
+        if let Some(peer) = self.peers.get_mut(from) {
+            peer.rechallenged_at = Some(now);
+        }
         self.send_echo_challenge(from);
     }
 
