@@ -11,27 +11,31 @@
 //! Pure arithmetic over the frame's headers; nothing here is a security boundary (a peer can
 //! only choose which lane carries its own flows).
 
-use super::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
-
-const ETHERTYPE_VLAN: u16 = 0x8100;
-const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
+use super::{
+    ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN, MAX_VLAN_TAGS, PROTO_TCP,
+    PROTO_UDP,
+};
 
 /// A hash of the frame's flow: IP addresses, protocol and, for TCP and UDP (not in an IPv4
-/// fragment, the first included), ports; symmetric, so both directions hash alike. Frames that
-/// are not IP (ARP, ...) hash to 0.
+/// fragment, the first included), ports; symmetric, so both directions hash alike. Up to
+/// [`MAX_VLAN_TAGS`] tags (802.1Q or 802.1ad) are looked through and not hashed. Frames that
+/// are not IP (ARP, more tags, ...) hash to 0.
 // HOT PATH
 pub fn flow_hash(frame: &[u8]) -> u32 {
     let Some(mut ethertype) = be16(frame, 12) else {
         return 0;
     };
     let mut l3 = 14;
-    if ethertype == ETHERTYPE_VLAN {
-        let Some(inner) = be16(frame, 16) else {
+    // Through up to two tags, 802.1Q or 802.1ad (QinQ), as the offloads look.
+    for _ in 0..MAX_VLAN_TAGS {
+        if !matches!(ethertype, ETHERTYPE_VLAN | ETHERTYPE_QINQ) {
+            break;
+        }
+        let Some(inner) = be16(frame, l3 + 2) else {
             return 0;
         };
         ethertype = inner;
-        l3 = 18;
+        l3 += 4;
     }
     let Some(ip) = frame.get(l3..) else {
         return 0;
@@ -152,6 +156,17 @@ mod tests {
         let mut tagged = there.clone();
         tagged.splice(12..12, [0x81, 0x00, 0x00, 0x07]);
         assert_eq!(flow_hash(&tagged), flow_hash(&there));
+        // QinQ: a service tag, then a customer tag, as the offloads look through.
+        let mut stacked = tagged.clone();
+        stacked.splice(12..12, [0x88, 0xa8, 0x00, 0x09]);
+        assert_eq!(flow_hash(&stacked), flow_hash(&there));
+        let mut service = there.clone();
+        service.splice(12..12, [0x88, 0xa8, 0x00, 0x09]);
+        assert_eq!(flow_hash(&service), flow_hash(&there));
+        // A third tag is past what is looked through: not IP, queue 0's hash.
+        let mut three = stacked.clone();
+        three.splice(12..12, [0x81, 0x00, 0x00, 0x05]);
+        assert_eq!(flow_hash(&three), 0);
 
         // The fragments of one datagram: the first (offset 0, more fragments) carries the
         // ports, the others do not; all hash alike.

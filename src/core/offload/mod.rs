@@ -201,11 +201,60 @@ impl Layout {
         )
     }
 
-    /// The pseudo-header sum for a transport packet of `l4_len` bytes.
+    /// The pseudo-header sum for a transport packet of `l4_len` bytes. Its destination is
+    /// the final one: for an IPv4 header with a source route whose hops are not used up, the
+    /// route's last address, as RFC 9293 (3.1) and RFC 768 ask and Linux sends; otherwise
+    /// the header's destination.
     pub fn pseudo_header(&self, frame: &[u8], l4_len: usize) -> u64 {
-        let (src, dst) = self.addrs(frame);
+        let (src, mut dst) = self.addrs(frame);
+        if !self.is_ipv6 {
+            if let Some(last) = ipv4_route_end(frame.get(self.l3 + 20..self.l4).unwrap_or_default())
+            {
+                dst = last;
+            }
+        }
         checksum::pseudo_header(src, dst, self.protocol, l4_len)
     }
+}
+
+/// IPv4 option: the end of the option list.
+const IPV4_OPTION_END: u8 = 0;
+/// IPv4 option: no operation (one byte).
+const IPV4_OPTION_NOP: u8 = 1;
+/// IPv4 option: loose source and record route.
+const IPV4_OPTION_LSRR: u8 = 131;
+/// IPv4 option: strict source and record route.
+const IPV4_OPTION_SSRR: u8 = 137;
+
+/// The final destination a source route option in the IPv4 `options` names: the last
+/// address of its route data, if the route still has hops to go (its pointer is at one of
+/// the addresses). `None` without such an option, or if the options are malformed (then the
+/// header's destination is used, and the checksum is as wrong as the frame).
+fn ipv4_route_end(options: &[u8]) -> Option<&[u8]> {
+    let mut at = 0;
+    while let Some(&kind) = options.get(at) {
+        match kind {
+            IPV4_OPTION_END => return None,
+            IPV4_OPTION_NOP => at += 1,
+            _ => {
+                let len = usize::from(*options.get(at + 1)?);
+                let option = options.get(at..at + len)?;
+                if len < 2 {
+                    return None;
+                }
+                if matches!(kind, IPV4_OPTION_LSRR | IPV4_OPTION_SSRR) {
+                    // Type, length, pointer (1-based, 4 at the first address), addresses.
+                    let pointer = usize::from(*option.get(2)?);
+                    if len < 7 || pointer < 4 || pointer + 3 > len {
+                        return None;
+                    }
+                    return option.get(len - 4..);
+                }
+                at += len;
+            }
+        }
+    }
+    None
 }
 
 /// The big-endian `u16` at `at`.

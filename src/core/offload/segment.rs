@@ -503,4 +503,82 @@ mod tests {
         }
         assert_eq!(index, 5);
     }
+
+    /// A TCP super-frame sent along an IPv4 source route (`IP_OPTIONS` with a loose or
+    /// strict route): the header names the first hop, and every segment's checksum covers a
+    /// pseudo-header with the final destination, the route's last address, as the sender's
+    /// stack and the receiver's (once the route is used up) compute it. Left partial, the
+    /// field holds that pseudo-header's sum. A route whose pointer is past its addresses is
+    /// used up, and the header's destination is the final one.
+    #[test]
+    fn source_routed_segments_sum_the_final_destination() {
+        let spec = Spec::tcp(false, None);
+        let payload = pattern(1348 * 2 + 9);
+        let (hdr, plain) = build_super(&spec, &payload, 1348);
+        let l3 = spec.l3();
+        let src: [u8; 4] = plain[l3 + 12..l3 + 16].try_into().unwrap();
+        let first_hop = [198, 18, 7, 1];
+        let last = [198, 18, 9, 2];
+        for (kind, pointer, final_dst) in [(131u8, 4u8, last), (137, 8, last), (131, 12, first_hop)]
+        {
+            // IHL 8: type, length 11, pointer, two addresses, then the end of the list.
+            let mut frame = plain[..l3 + 20].to_vec();
+            frame[l3] = 0x48;
+            frame[l3 + 16..l3 + 20].copy_from_slice(&first_hop);
+            frame.extend_from_slice(&[kind, 11, pointer]);
+            frame.extend_from_slice(&[198, 18, 8, 1]);
+            frame.extend_from_slice(&last);
+            frame.push(0);
+            frame.extend_from_slice(&plain[l3 + 20..]);
+            let l4 = l3 + 32;
+            for partial in [false, true] {
+                let mut s = Segmenter::new(&hdr, &frame).unwrap();
+                if partial {
+                    assert!(s.leave_checksums_partial());
+                }
+                let mut out = vec![0u8; 2000];
+                let mut n = 0;
+                while let Some(len) = s.next_into(&mut out) {
+                    let got = &out[..len];
+                    let pseudo = checksum::pseudo_header(&src, &final_dst, PROTO_TCP, len - l4);
+                    let sum = if partial {
+                        u16::from_be_bytes([got[l4 + 16], got[l4 + 17]]) == checksum::fold(pseudo)
+                    } else {
+                        checksum::fold(checksum::add(pseudo, &got[l4..])) == 0xffff
+                    };
+                    assert!(
+                        sum,
+                        "option {kind} pointer {pointer} partial {partial} segment {n}"
+                    );
+                    if !partial {
+                        // A receiver that completes checksums leaves the same sum.
+                        let left = super::super::coalesce::partial_checksum(got).unwrap();
+                        assert_eq!(left.pseudo, checksum::fold(pseudo));
+                    }
+                    n += 1;
+                }
+                assert_eq!(n, 3);
+            }
+        }
+        // Malformed route options (too short, pointer before the data) fall back to the
+        // header's destination, without a panic.
+        for option in [
+            [131u8, 3, 4, 0],
+            [131, 11, 4, 0],
+            [137, 7, 3, 0],
+            [7, 0, 0, 0],
+        ] {
+            let mut frame = plain[..l3 + 20].to_vec();
+            frame[l3] = 0x46;
+            frame.extend_from_slice(&option);
+            frame.extend_from_slice(&plain[l3 + 20..]);
+            let layout = Layout::parse(&frame).unwrap();
+            let (s, d) = layout.addrs(&frame);
+            assert_eq!(
+                layout.pseudo_header(&frame, 100),
+                checksum::pseudo_header(s, d, PROTO_TCP, 100),
+                "{option:?}"
+            );
+        }
+    }
 }
