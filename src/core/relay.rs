@@ -1178,6 +1178,33 @@ mod tests {
         check_held(&table);
     }
 
+    /// The sequence the node follows for a frame from another node behind a superseded
+    /// route (`Node::on_relayed`): a frame through another relay, one at its share,
+    /// finds the route superseded; once the supersession ends, the same frame is refused
+    /// for want of room (the node counts `relay_refused`), and the superseded route's slot
+    /// under its old relay is given back.
+    #[test]
+    fn an_unsuperseded_route_through_a_relay_at_its_share_is_refused_for_room() {
+        let mut table = table();
+        let made_up = |i: u32| SocketAddr::from(([198, 19, (i >> 8) as u8, i as u8], 7));
+        let other = a("198.18.0.2:3210");
+        table.set_flags(other, true, true);
+        for i in 0..MAX_PER_RELAY as u32 {
+            table.on_listed(t(0), other, made_up(i));
+        }
+        assert_eq!(table.held_by(other), MAX_PER_RELAY);
+        assert_eq!(table.accept_relayed(t(1), a(R), a(X)), Accept::New);
+        assert_eq!(table.supersede(t(2), a(X), a(D)), Some(a(R)));
+        assert_eq!(table.accept_relayed(t(3), other, a(X)), Accept::Superseded);
+        assert!(table.unsupersede(a(X)));
+        assert_eq!(table.held_by(a(R)), 0);
+        assert_eq!(table.accept_relayed(t(3), other, a(X)), Accept::Full);
+        assert_eq!(table.route(a(X)), None);
+        // Through its old relay, which has room, the same frame makes a route again.
+        assert_eq!(table.accept_relayed(t(4), a(R), a(X)), Accept::New);
+        check_held(&table);
+    }
+
     #[test]
     fn a_relay_at_its_share_does_not_move_a_route_nor_keep_it_alive_nor_pass_an_unnamed_key() {
         let mut table = table();
