@@ -310,10 +310,10 @@ fn show_command(show: &ShowArgs) -> ExitCode {
     let file_socket = file.as_ref().and_then(|f| f.control_socket.clone());
     let file_device = file.and_then(|f| f.device);
     let device = show.device.clone().or(file_device);
-    let path = match show.socket.clone().or(file_socket) {
-        Some(path) => path,
+    let (path, stream) = match show.socket.clone().or(file_socket) {
+        Some(path) => (path, None),
         None => match control::find_default(device.as_deref()) {
-            Ok(path) => path,
+            Ok(found) => (found.path, found.stream),
             Err(err) => {
                 say(&format!("ethcloud: {err}\n"));
                 return ExitCode::FAILURE;
@@ -321,7 +321,7 @@ fn show_command(show: &ShowArgs) -> ExitCode {
         },
     };
     let request = if show.json { "show json" } else { "show" };
-    match control::request(&path, request) {
+    match control::request_on(&path, stream, request) {
         Ok(answer) if answer.starts_with("error: ") => {
             say(&format!("ethcloud: {answer}"));
             ExitCode::FAILURE

@@ -78,8 +78,20 @@ pub fn default_path(device: &str) -> PathBuf {
 ///
 /// Several daemons listening in [`CONTROL_DIR`] and no device named: asking one of them at
 /// random could show another network than the one meant.
-pub fn find_default(device: Option<&str>) -> Result<PathBuf, ClientError> {
+pub fn find_default(device: Option<&str>) -> Result<Found, ClientError> {
     find_default_in(Path::new(CONTROL_DIR), device)
+}
+
+/// The socket [`find_default`] chose, and the connection it made to it while telling live
+/// sockets from stale ones, if it made one: [`request_on`] asks over it, so that the daemon
+/// sees one connection, not a probe it would count as a client that hung up
+/// (`control_hung_up`) and then the request.
+#[derive(Debug)]
+pub struct Found {
+    /// The socket's path.
+    pub path: PathBuf,
+    /// A connection to it, made by the probe.
+    pub stream: Option<UnixStream>,
 }
 
 /// The most socket names [`find_default`] reads from the directory ...
@@ -88,9 +100,10 @@ const MAX_SOCKETS_LISTED: usize = 4096;
 const MAX_SOCKETS_TRIED: usize = 64;
 
 /// [`find_default`] in directory `dir`.
-fn find_default_in(dir: &Path, device: Option<&str>) -> Result<PathBuf, ClientError> {
+fn find_default_in(dir: &Path, device: Option<&str>) -> Result<Found, ClientError> {
+    let found = |path: PathBuf| Found { path, stream: None };
     if let Some(device) = device.filter(|d| !d.contains('%')) {
-        return Ok(dir.join(format!("{device}.sock")));
+        return Ok(found(dir.join(format!("{device}.sock"))));
     }
     let mut sockets: Vec<PathBuf> = fs::read_dir(dir)
         .map(|entries| {
@@ -113,20 +126,24 @@ fn find_default_in(dir: &Path, device: Option<&str>) -> Result<PathBuf, ClientEr
     // outcome (accepted, a full backlog) is a daemon there. Without the permission to
     // connect, nobody can tell which: that is the error when there are several.
     let mut denied = false;
-    let live: Vec<PathBuf> = sockets
+    let mut live: Vec<(&PathBuf, Option<UnixStream>)> = sockets
         .iter()
-        .filter(|p| match connect_now(p) {
+        .filter_map(|p| match connect_now(p) {
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
                 denied = true;
-                true
+                Some((p, None))
             }
-            Err(e) => !matches!(
-                e.kind(),
-                io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound
-            ),
-            Ok(_) => true,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound
+                ) =>
+            {
+                None
+            }
+            Err(_) => Some((p, None)),
+            Ok(stream) => Some((p, Some(stream))),
         })
-        .cloned()
         .collect();
     if denied && live.len() > 1 {
         return Err(ClientError(format!(
@@ -134,18 +151,26 @@ fn find_default_in(dir: &Path, device: Option<&str>) -> Result<PathBuf, ClientEr
             dir.display()
         )));
     }
+    if live.len() == 1 {
+        if let Some((path, stream)) = live.pop() {
+            return Ok(Found {
+                path: path.clone(),
+                stream,
+            });
+        }
+    }
     match (live.as_slice(), sockets.as_slice()) {
-        ([only], _) | ([], [only]) => Ok(only.clone()),
+        ([], [only]) => Ok(found(only.clone())),
         // None there: the first name the template (or the default one) gives, whose daemon
         // is then said not to run; never another network's socket.
-        ([], _) => Ok(dir.join(format!(
+        ([], _) => Ok(found(dir.join(format!(
             "{}.sock",
             device.map_or_else(|| "ethcloud0".to_owned(), |t| t.replacen("%d", "0", 1))
-        ))),
+        )))),
         (several, _) => {
             let names: Vec<String> = several
                 .iter()
-                .filter_map(|p| p.file_stem())
+                .filter_map(|(p, _)| p.file_stem())
                 .map(|n| n.to_string_lossy().into_owned())
                 .collect();
             Err(ClientError(format!(
@@ -758,8 +783,25 @@ impl std::error::Error for ClientError {}
 /// socket, nobody listening, permission denied, a timeout, an answer longer than
 /// [`MAX_ANSWER_LEN`], cut off (not ending in a newline), or not UTF-8.
 pub fn request(path: &Path, line: &str) -> Result<String, ClientError> {
+    request_on(path, None, line)
+}
+
+/// [`request`] over `stream`, a connection already made to `path` ([`Found::stream`]), or
+/// over a new one if it is `None`.
+///
+/// # Errors
+///
+/// As [`request`].
+pub fn request_on(
+    path: &Path,
+    stream: Option<UnixStream>,
+    line: &str,
+) -> Result<String, ClientError> {
     let shown = path.display();
-    let mut stream = connect_now(path).map_err(|e| connect_error(path, &e))?;
+    let mut stream = match stream {
+        Some(stream) => stream,
+        None => connect_now(path).map_err(|e| connect_error(path, &e))?,
+    };
     let io_error = |e: io::Error| ClientError(format!("control socket {shown}: {e}"));
     stream
         .set_read_timeout(Some(CLIENT_TIMEOUT))
@@ -867,17 +909,17 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let sock = |name: &str| dir.join(format!("{name}.sock"));
         // None there: ethcloud0's (asking it says that no daemon runs).
-        assert_eq!(find_default_in(&dir, None).unwrap(), sock("ethcloud0"));
+        assert_eq!(find_default_in(&dir, None).unwrap().path, sock("ethcloud0"));
         let _one = std::os::unix::net::UnixListener::bind(sock("ethcloud1")).unwrap();
         fs::write(dir.join("notes.txt"), "").unwrap();
-        assert_eq!(find_default_in(&dir, None).unwrap(), sock("ethcloud1"));
+        assert_eq!(find_default_in(&dir, None).unwrap().path, sock("ethcloud1"));
         assert_eq!(
-            find_default_in(&dir, Some("ethcloud%d")).unwrap(),
+            find_default_in(&dir, Some("ethcloud%d")).unwrap().path,
             sock("ethcloud1")
         );
         // A socket left behind by a daemon that died (nobody listens): not a second daemon.
         drop(std::os::unix::net::UnixListener::bind(sock("stale")).unwrap());
-        assert_eq!(find_default_in(&dir, None).unwrap(), sock("ethcloud1"));
+        assert_eq!(find_default_in(&dir, None).unwrap().path, sock("ethcloud1"));
         // Two daemons: a template names neither, so none is asked.
         let _two = std::os::unix::net::UnixListener::bind(sock("ethcloud0")).unwrap();
         let err = find_default_in(&dir, Some("ethcloud%d")).unwrap_err();
@@ -888,15 +930,21 @@ mod tests {
             err.0
         );
         assert!(find_default_in(&dir, None).is_err());
-        assert_eq!(find_default_in(&dir, Some("vpn7")).unwrap(), sock("vpn7"));
+        assert_eq!(
+            find_default_in(&dir, Some("vpn7")).unwrap().path,
+            sock("vpn7")
+        );
         // Another template counts only the sockets of the devices it names.
         assert_eq!(
-            find_default_in(&dir, Some("vpn%d")).unwrap(),
+            find_default_in(&dir, Some("vpn%d")).unwrap().path,
             sock("vpn0"),
             "none of the template's: never another network's socket"
         );
         let _vpn = std::os::unix::net::UnixListener::bind(sock("vpn3")).unwrap();
-        assert_eq!(find_default_in(&dir, Some("vpn%d")).unwrap(), sock("vpn3"));
+        assert_eq!(
+            find_default_in(&dir, Some("vpn%d")).unwrap().path,
+            sock("vpn3")
+        );
         assert!(names("vpn%d", "vpn12") && names("t%dx", "t0x"));
         assert!(!names("vpn%d", "vpn") && !names("vpn%d", "vpnx") && !names("vpn%d", "xvpn1"));
         let _ = fs::remove_dir_all(&dir);
@@ -1004,6 +1052,37 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
         drop(server);
         assert!(!path.exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// `ethcloud show` without a device finds the one live socket by connecting to it, and
+    /// asks over that connection: the daemon sees one client, answered, and no hang-up (a
+    /// bare `show` every few seconds from a monitoring job used to count one each time).
+    #[test]
+    fn the_default_socket_is_asked_over_the_probe_s_connection() {
+        let (dir, path, mut server, poll) = serving("probe");
+        // A stale socket beside it is probed too, and dropped.
+        drop(std::os::unix::net::UnixListener::bind(dir.join("stale.sock")).unwrap());
+        let client_dir = dir.clone();
+        let client = std::thread::spawn(move || {
+            let found = find_default_in(&client_dir, None)?;
+            assert!(found.stream.is_some());
+            request_on(&found.path, found.stream, "show").map(|a| (found.path, a))
+        });
+        let start = std::time::Instant::now();
+        while !client.is_finished() {
+            assert!(start.elapsed() < Duration::from_secs(10));
+            server.on_ready(Instant::ZERO, &poll, 9, |_| "ok\n".to_owned());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let (found, answer) = client.join().unwrap().unwrap();
+        assert_eq!((found, answer.as_str()), (path, "ok\n"));
+        for _ in 0..3 {
+            server.on_ready(Instant::ZERO, &poll, 9, |_| unreachable!());
+        }
+        assert_eq!(server.stats().answered, 1);
+        assert_eq!(server.stats().hung_up, 0);
+        drop(server);
         fs::remove_dir_all(&dir).unwrap();
     }
 
