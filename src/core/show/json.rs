@@ -31,10 +31,10 @@ pub fn render_json<S: Socket, D: Device>(
     json_string(&mut out, &header.listen.to_string());
     let _ = write!(
         out,
-        ",\"mode\":\"{}\",\"token\":{},\"uptime_secs\":{}",
+        ",\"mode\":\"{}\",\"token\":{token},\"token_text\":\"{token}\",\"uptime_secs\":{}",
         mode(node),
-        node.config().token.get(),
-        json_secs(uptime(now))
+        json_secs(uptime(now)),
+        token = node.config().token.get(),
     );
 
     out.push_str(",\"public_addrs\":");

@@ -148,7 +148,7 @@ fn json_has_every_key_and_escapes_the_device_name() {
     for expected in [
         "\"listen\":\"0.0.0.0:3210\"",
         "\"mode\":\"clear\"",
-        "\"token\":7",
+        "\"token\":7,\"token_text\":\"7\",",
         "\"uptime_secs\":1.200",
         "\"peers\":[{\"address\":\"198.18.0.2:3210\",\"verified\":true,\"last_heard_secs_ago\":1.000",
         "\"rx_datagrams\":2,",
