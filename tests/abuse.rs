@@ -406,3 +406,27 @@ fn a_peer_that_takes_the_place_of_one_that_left_a_while_ago_is_news_again() {
         "no fresh rounds"
     );
 }
+
+#[test]
+fn more_connect_addresses_than_max_peers_do_not_push_each_other_out() {
+    // `--max-peers 2 -c C1 -c C2 -c C3`: a table full of configured peers keeps the two it
+    // has. Before, the third evicted the quietest to make room, which came back a second later
+    // and evicted the next: the peers changed every second for good, each change forgetting
+    // MACs and logging.
+    let mut sim = Simulator::new(0x3a9);
+    let mut cfg = Simulator::config();
+    cfg.max_peers = 2;
+    let a = sim.add_node(&cfg);
+    let others: [SocketAddr; 3] = sim.add_nodes(&Simulator::config());
+    for c in others {
+        sim.connect(a, c);
+    }
+    sim.advance_until(Duration::from_secs(30), |s| s.peers_of(a).len() == 2);
+    sim.advance(Duration::from_secs(10));
+    let settled = sim.peers_of(a);
+    assert_eq!(settled.len(), 2);
+    for second in 0..60 {
+        sim.advance(Duration::from_secs(1));
+        assert_eq!(sim.peers_of(a), settled, "after {second} s more");
+    }
+}

@@ -167,7 +167,9 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// among them: the verified peer heard from least recently makes room for it, at most once
     /// per [`CONFIGURED_ROOM_INTERVAL`] (whoever fills the table with addresses of its own
     /// must not keep a configured peer out for good, and a forged source of a configured
-    /// address must not empty the table). Returns whether there is room now.
+    /// address must not empty the table). Another `--connect` peer never makes room: with
+    /// more of them than `--max-peers`, they would push each other out every second for
+    /// good; the table keeps those it has. Returns whether there is room now.
     pub(super) fn room_for_configured(&mut self, now: Instant, from: SocketAddr) -> bool {
         let configured = self.contacts.get(from).is_some_and(|c| c.is_configured);
         let due = self
@@ -177,7 +179,8 @@ impl<S: Socket, D: Device> Node<S, D> {
             return false;
         }
         self.configured_room_at = Some(now);
-        let Some(victim) = self.peers.evict_quietest() else {
+        let configured = &self.connect_set;
+        let Some(victim) = self.peers.evict_quietest(|a| configured.contains(&a)) else {
             return false;
         };
         self.after_removal(now, victim, true, "room for a --connect address");

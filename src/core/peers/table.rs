@@ -288,14 +288,15 @@ impl PeerTable {
         self.verified_changes
     }
 
-    /// Removes the verified peer heard from least recently, to make room when the table is
-    /// full of verified peers (see `Node`: only for a `--connect` address, at most once a
-    /// second). Returns its address. A scan of the table.
-    pub fn evict_quietest(&mut self) -> Option<SocketAddr> {
+    /// Removes the verified peer heard from least recently, of those `spare` does not spare,
+    /// to make room when the table is full of verified peers (see `Node`: only for a
+    /// `--connect` address, at most once a second, and never another one). Returns its
+    /// address. A scan of the table.
+    pub fn evict_quietest(&mut self, spare: impl Fn(SocketAddr) -> bool) -> Option<SocketAddr> {
         let victim = self
             .peers
             .iter()
-            .filter(|(_, p)| p.is_verified)
+            .filter(|(a, p)| p.is_verified && !spare(**a))
             .min_by_key(|(_, p)| p.last_seen)
             .map(|(a, _)| *a)?;
         self.remove(victim).map(|_| victim)
