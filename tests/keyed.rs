@@ -819,3 +819,57 @@ fn a_close_replayed_with_a_peers_address_does_not_remove_that_peer() {
         "a, silent, is still b's peer"
     );
 }
+
+/// Sealed datagrams (key 7) of `n` or more distinct sender sessions that a node of another
+/// simulation never heard: one per session, from a member restarted once a second.
+fn recorded_sessions(n: usize) -> Vec<Vec<u8>> {
+    let mut rec = Simulator::new(0x5e55);
+    let [x, y] = rec.add_nodes(&Simulator::keyed_config(7));
+    rec.connect(x, y);
+    rec.wire_log = Some(Vec::new());
+    let mut by_session = std::collections::BTreeMap::new();
+    for _ in 0..n {
+        rec.advance(Duration::from_secs(1));
+        rec.kill(x);
+        rec.restart(x);
+        rec.connect(x, y);
+    }
+    rec.advance(Duration::from_secs(1));
+    for d in rec.wire_log.take().unwrap() {
+        if let Some(session) = d.get(8..24) {
+            by_session.entry(session.to_vec()).or_insert(d);
+        }
+    }
+    assert!(by_session.len() >= n, "{} sessions", by_session.len());
+    by_session.into_values().collect()
+}
+
+#[test]
+fn replayed_sessions_the_node_never_heard_do_not_push_a_live_peer_out() {
+    // A node remembers four sender sessions per peer (here --max-peers 2: 8). Someone
+    // without the key replays the first datagrams of a dozen sessions it never heard (a
+    // recording from before it restarted): each opens as a new session, the map fills, and
+    // the least recently used process went, the live peer that was quiet during the burst,
+    // with the floor raised past its start. Its next frame was refused as a stale session,
+    // and so was every later one, until it restarted. The peer's process, proved live by its
+    // Echo, is never evicted now.
+    let recordings = recorded_sessions(12);
+    let mut sim = Simulator::new(0x5e56);
+    let mut cfg = Simulator::keyed_config(7);
+    cfg.max_peers = 2;
+    let [a, b] = sim.add_nodes(&cfg);
+    sim.connect(b, a);
+    sim.advance_until(Duration::from_secs(10), |s| s.is_full_mesh());
+    sim.run_until_idle(1000);
+    let replayer: SocketAddr = "198.18.9.9:3210".parse().unwrap();
+    for d in recordings {
+        sim.inject_datagram(replayer, a, d);
+    }
+    sim.run_until_idle(1000);
+    let stale = sim.stats(a).drops_of(DropReason::Replayed);
+    sim.inject_frame(b, &frame(BROADCAST, mac(2), None, 1));
+    sim.run_until_idle(100);
+    assert_eq!(sim.take_frames(a).len(), 1, "b's frame after the replays");
+    assert_eq!(sim.stats(a).drops_of(DropReason::Replayed), stale);
+    assert!(sim.peers_of(a).contains(&b));
+}

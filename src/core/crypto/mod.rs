@@ -77,7 +77,9 @@
 //! [`SESSION_STATE_LEN`] bytes (window and subkey, boxed, plus its map entry): 4096 sessions
 //! take about 6.5 MiB (the node allows four per peer). When the map is full, the sender process
 //! used least recently is evicted, all its sessions (those with its start time) at once (found
-//! by a scan: rare, and only a key holder can cause it), and a `floor` is raised to its start
+//! by a scan; replays of sessions the opener does not remember can cause it without the key,
+//! so processes the node pinned as live, [`Opener::pin_process`], are never chosen), and a
+//! `floor` is raised to its start
 //! time; a session that is not in the map and started at or before the floor is refused
 //! ([`OpenError::StaleSession`]) unless a session with its very start time is still
 //! remembered (its twin under another cipher), so replays of forgotten sessions stay refused.

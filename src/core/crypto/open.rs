@@ -223,6 +223,9 @@ pub struct Opener {
     /// The local wall clock, ms since the Unix epoch, as last told
     /// ([`Opener::set_wall_clock_ms`]): the floor is never raised past it.
     pub(super) wall_ms: Option<u64>,
+    /// Start times of sender processes the node knows to be live ([`Opener::pin_process`]),
+    /// with how many times each was pinned: never evicted.
+    pinned: HashMap<u64, u32>,
 }
 
 impl fmt::Debug for Opener {
@@ -255,6 +258,30 @@ impl Opener {
             switch_to_aegis: false,
             own: [None; OWN_SESSIONS],
             wall_ms: None,
+            pinned: HashMap::new(),
+        }
+    }
+
+    /// Keeps the sessions of the sender process that started at `start` (ms, the first 8
+    /// bytes of its sessions) from being evicted, until as many [`Opener::unpin_process`]
+    /// calls: the node pins the process of each peer it verified, whose Echo of a fresh
+    /// Challenge proved it live. Without that, replayed first packets of sessions the node
+    /// does not remember (recorded before it restarted, or sent to other members) fill the
+    /// map and, least recently used being whoever was quiet during the burst, evict live
+    /// peers' processes and raise the floor past their start: those peers were then refused
+    /// ([`OpenError::StaleSession`]) until they restarted. At most one pin per peer, so the
+    /// map (four sessions per peer) always has room for unpinned ones.
+    pub fn pin_process(&mut self, start: u64) {
+        *self.pinned.entry(start).or_insert(0) += 1;
+    }
+
+    /// Undoes one [`Opener::pin_process`] of `start`.
+    pub fn unpin_process(&mut self, start: u64) {
+        if let Some(count) = self.pinned.get_mut(&start) {
+            *count -= 1;
+            if *count == 0 {
+                self.pinned.remove(&start);
+            }
         }
     }
 
@@ -477,8 +504,9 @@ impl Opener {
     /// one, and raises the floor to its start time.
     /// Never the process that started at `arriving`: the new session is its twin, and
     /// evicting the process would let the twin in and then, through the exemption of twins,
-    /// replays of the sessions just forgotten. Runs only when a new session arrives with the
-    /// map full; returns false if nothing could go.
+    /// replays of the sessions just forgotten. Never a pinned process
+    /// ([`Opener::pin_process`]). Runs only when a new session arrives with the map full;
+    /// returns false if nothing could go.
     fn evict_least_recently_used(&mut self, arriving: u64) -> bool {
         // During a rotation the processes of the old key go first, whenever they were used:
         // each member switches within the minute and they are all forgotten then anyway,
@@ -487,7 +515,7 @@ impl Opener {
         let mut used: HashMap<u64, (bool, u64)> = HashMap::with_capacity(self.starts.len());
         for (id, s) in &self.sessions {
             let start = start_time(id);
-            if start != arriving {
+            if start != arriving && !self.pinned.contains_key(&start) {
                 let current = s.generation == self.generation;
                 let entry = used.entry(start).or_insert((current, 0));
                 entry.0 |= current;

@@ -110,8 +110,10 @@ impl Sealer {
     /// The same sealer with its first counter at `first` instead of 0: a keyed-mode node of
     /// this version starts at [`super::ECHO_COUNTER`]. Only before the first seal.
     #[must_use]
-    pub fn starting_at(self, first: u64) -> Sealer {
+    pub fn starting_at(mut self, first: u64) -> Sealer {
         self.next.store(first, Ordering::Relaxed);
+        // Not sealed: [`Sealer::sealed`] counts from here.
+        self.skipped = first;
         self
     }
 

@@ -618,6 +618,57 @@ fn lru_eviction_raises_floor_and_refuses_stale_sessions() {
         );
     }
 }
+/// Replayed first packets of sessions the opener does not remember (a recording of members'
+/// processes from before it restarted) fill the map; the live peer's process, quiet during the
+/// burst, is pinned and never evicted, so its next packet still opens. Without the pin it was
+/// the least recently used, went, and raised the floor past its own start: refused for good.
+/// With nothing but pinned processes and the newcomer's twins left, the newcomer is refused,
+/// and the floor stays.
+#[test]
+fn a_pinned_live_process_is_never_evicted_by_replayed_sessions() {
+    for cipher in Cipher::ALL {
+        let mut opener = Opener::new(&test_key(), 4);
+        let live = session(1_000, 1);
+        assert!(open(&mut opener, &packet(cipher, live, 0)).is_ok());
+        opener.pin_process(1_000);
+        for i in 0..8 {
+            let recorded = session(2_000 + i, 10 + i);
+            assert!(
+                open(&mut opener, &packet(cipher, recorded, 0)).is_ok(),
+                "{i}"
+            );
+        }
+        assert!(open(&mut opener, &packet(cipher, live, 1)).is_ok());
+        assert!(opener.floor.is_some_and(|f| f < 2_008));
+        // Pinned all but the newcomer's own: it is refused, nothing is raised.
+        let mut full = Opener::new(&test_key(), 2);
+        assert!(open(&mut full, &packet(cipher, live, 0)).is_ok());
+        assert!(open(&mut full, &packet(cipher, session(1_500, 5), 0)).is_ok());
+        full.pin_process(1_000);
+        full.pin_process(1_500);
+        assert_eq!(
+            open(&mut full, &packet(cipher, session(3_000, 6), 0)),
+            Err(OpenError::StaleSession)
+        );
+        assert_eq!(full.floor, None);
+        // Unpinned (the peer went), it is evicted as before; pins are counted.
+        full.pin_process(1_000);
+        full.unpin_process(1_000);
+        full.unpin_process(1_500);
+        assert!(open(&mut full, &packet(cipher, session(3_000, 6), 0)).is_ok());
+        assert_eq!(full.floor, Some(1_500));
+        assert!(open(&mut full, &packet(cipher, live, 1)).is_ok());
+        full.unpin_process(1_000);
+        assert!(open(&mut full, &packet(cipher, session(4_000, 7), 0)).is_ok());
+        assert_eq!(full.floor, Some(3_000), "the least recently used went");
+        assert_eq!(
+            open(&mut full, &packet(cipher, session(3_000, 6), 1)),
+            Err(OpenError::StaleSession)
+        );
+        assert!(open(&mut full, &packet(cipher, live, 2)).is_ok());
+    }
+}
+
 #[test]
 fn a_start_time_ahead_of_the_clock_cannot_raise_the_floor_past_it() {
     for cipher in Cipher::ALL {
@@ -1001,4 +1052,16 @@ fn a_32_byte_key_file_of_text_is_a_raw_key_and_is_said_to_look_like_a_passphrase
     assert!(!Key::is_text_taken_raw(
         b"a passphrase of 33 characters ok!"
     ));
+}
+
+/// A sealer that starts at a counter (a keyed node's start at [`ECHO_COUNTER`]) counts what
+/// it seals from there: `sealed` is 0 before the first seal, not 2^63.
+#[test]
+fn a_sealer_started_at_a_counter_counts_only_what_it_sealed() {
+    let sealer = Sealer::new(&test_key(), session(1, 1)).starting_at(ECHO_COUNTER);
+    assert_eq!(sealer.sealed(), 0);
+    let token = Token::new(1).unwrap();
+    let mut buf = vec![0u8; 200];
+    sealer.seal(token, &mut buf, 64, 20).unwrap();
+    assert_eq!(sealer.sealed(), 1);
 }

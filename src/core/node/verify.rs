@@ -440,12 +440,18 @@ impl<S: Socket, D: Device> Node<S, D> {
         let process = crypto::sender_process(&self.last_session);
         self.process_of.insert(addr, process);
         self.by_process.insert((process, addr));
+        if let Some((_, opener)) = &mut self.crypto {
+            opener.pin_process(process_start(process));
+        }
     }
 
     /// Forgets the sender process `addr` was verified in (it is no peer any more).
     pub(super) fn forget_process(&mut self, addr: SocketAddr) {
         if let Some(process) = self.process_of.remove(&addr) {
             self.by_process.remove(&(process, addr));
+            if let Some((_, opener)) = &mut self.crypto {
+                opener.unpin_process(process_start(process));
+            }
         }
     }
 
@@ -544,4 +550,10 @@ impl<S: Socket, D: Device> Node<S, D> {
             self.send_control_buffer(to, len);
         }
     }
+}
+
+/// The start time (ms) of a sender process ([`crypto::sender_process`]): its sessions' first
+/// 8 bytes, which the process's sessions share.
+fn process_start(process: u128) -> u64 {
+    (process >> 64) as u64
 }
