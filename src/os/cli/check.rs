@@ -149,6 +149,13 @@ impl Args {
                 if !families.reaches(&addr) {
                     return Err(at.blame(Error::UnreachablePeer { peer: addr, listen }));
                 }
+                // (A name that resolves to one is refused when it does, with a warning.)
+                if peers::is_unusable(addr) {
+                    return Err(at.blame(Error::InvalidPeer {
+                        value: text.clone(),
+                        reason: "no node can be at an unspecified, multicast or broadcast address",
+                    }));
+                }
             }
             connect.push(peer);
         }

@@ -204,6 +204,28 @@ fn connect_ipv6_peer_from_ipv4_socket_is_rejected() {
     assert!(text.contains("reaches only IPv4"), "{text}");
 }
 
+/// An address no node can be at is a usage error, as one of the wrong family is (it only
+/// warned at run time, and the daemon ran without that peer).
+#[test]
+fn a_connect_address_no_node_can_be_at_is_rejected() {
+    for bad in ["0.0.0.0:3210", "224.0.0.1:3210", "255.255.255.255:3210"] {
+        let text = usage_error(&["-c", bad]);
+        assert!(
+            text.contains("unspecified, multicast or broadcast"),
+            "{bad}: {text}"
+        );
+        assert!(text.contains(bad), "{bad}: {text}");
+    }
+    for bad in ["[::]:3210", "[ff02::1]:3210"] {
+        let text = usage_error(&["-l", "[::]:3210", "-c", bad]);
+        assert!(
+            text.contains("unspecified, multicast or broadcast"),
+            "{bad}: {text}"
+        );
+    }
+    assert!(check(&["-c", "198.18.0.255:3210"]).is_ok());
+}
+
 #[test]
 fn device_name_of_16_bytes_or_more_is_rejected() {
     let text = usage_error(&["-d", "abcdefghijklmnop"]);
