@@ -84,6 +84,25 @@ fn private_key_readable_by_group_or_others_is_refused_naming_chmod() {
     }
 }
 
+/// A directory given as a key (a trust directory by mistake) is said to be one: the advice to
+/// chmod 600 its mode 0755 would not mend it.
+#[test]
+fn a_directory_given_as_a_key_file_is_named_as_one() {
+    let dir = TempDir::new("keydir");
+    let sub = dir.0.join("trusted.d");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = read_private_key(&sub).unwrap_err().to_string();
+    assert!(
+        err.contains("is a directory") && !err.contains("chmod"),
+        "{err}"
+    );
+    let err = read_key(&sub, crate::wire::Token::new(7).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is a directory"), "{err}");
+}
+
 #[test]
 fn a_private_key_inside_a_directory_any_user_may_write_to_is_refused_unless_sticky() {
     // Anyone could put a key they know in its place, and the node would use it.
