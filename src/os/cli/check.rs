@@ -274,6 +274,18 @@ impl Args {
             |f| f.trusted.clone(),
             Vec::new(),
         );
+        // In a config file, as for the other paths: relative to the directory the daemon
+        // was started in, they would work by hand and fail under the unit (started in /).
+        if let Some(path) = &key_file {
+            usable_path(path, "--key-file", key_file_at, None).map_err(|e| key_file_at.blame(e))?;
+        }
+        if let Some(path) = &private_key {
+            usable_path(path, "--private-key", private_key_at, None)
+                .map_err(|e| private_key_at.blame(e))?;
+        }
+        for path in &trusted {
+            usable_path(path, "--trusted", trusted_at, None).map_err(|e| trusted_at.blame(e))?;
+        }
         if key_file.is_some() && private_key.is_some() {
             return Err(blame_either(
                 private_key_at,

@@ -449,6 +449,27 @@ fn path_options_no_file_can_have_are_refused_naming_the_option_or_the_line() {
         "config file /etc/ethcloud/vpn0.toml, line 2: key control-socket: invalid \
          --control-socket: a path in a config file must be absolute"
     );
+    // The key and trust paths too (they worked by hand from /etc/ethcloud and failed under
+    // the unit, whose working directory is /).
+    for (line, key) in [
+        ("key-file = \"vpn0.psk\"", "key-file"),
+        ("private-key = \"vpn0.key\"", "private-key"),
+        (
+            "private-key = \"/k\"\ntrusted = [\"/t\", \"vpn0.trusted.d\"]",
+            "trusted",
+        ),
+    ] {
+        let err = check_file(&[], &format!("{line}\n")).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!(
+                "key {key}: invalid --{key}: a path in a config file must be absolute"
+            )),
+            "{text}"
+        );
+    }
+    assert!(check(&["--key-file", "vpn0.psk"]).is_ok());
     let err = check_file(&[], "stats-file = \"/run/a\\u0000b\"\n").unwrap_err();
     assert!(
         err.to_string()
@@ -686,7 +707,7 @@ fn private_key_conflicts_with_key_file_and_needs_trusted() {
         ),
         "{err}"
     );
-    let err = check_file(&[], "private-key = \"a\"\ntrusted = []\n").unwrap_err();
+    let err = check_file(&[], "private-key = \"/etc/ethcloud/a.key\"\ntrusted = []\n").unwrap_err();
     assert!(
         err.to_string()
             .contains("line 1: key private-key: --private-key needs --trusted"),
