@@ -213,13 +213,13 @@ impl fmt::Display for Error {
             Error::KeyFileRead { path, source } => write!(
                 f,
                 "cannot read key file {}: {} (check the --key-file path and its permissions)",
-                path.display(),
+                OnOneLine(path),
                 OsError(source)
             ),
             Error::KeyFile { path, reason } => write!(
                 f,
                 "key file {}: {reason} (use 32 raw bytes, 64 hex digits, or a passphrase)",
-                path.display()
+                OnOneLine(path),
             ),
             Error::Random(source) => write!(
                 f,
@@ -229,21 +229,21 @@ impl fmt::Display for Error {
             Error::PrivateKeyRead { path, source } => write!(
                 f,
                 "cannot read private key file {}: {} (check the --private-key path)",
-                path.display(),
+                OnOneLine(path),
                 OsError(source)
             ),
             Error::PrivateKeyMode { path, mode } => write!(
                 f,
                 "private key file {} is open to others (mode {:04o}): run `chmod 600 {}` \
                  and use a new key if others may have read it",
-                path.display(),
+                OnOneLine(path),
                 mode & 0o7777,
-                path.display()
+                OnOneLine(path),
             ),
             Error::PrivateKey { path, reason } => write!(
                 f,
                 "private key file {}: {reason} (make one with `umask 077; ethcloud genkey > FILE`)",
-                path.display()
+                OnOneLine(path),
             ),
             Error::TrustedRead { path, source } => write!(
                 f,
@@ -282,11 +282,11 @@ impl fmt::Display for Error {
             Error::ConfigRead { path, source } => write!(
                 f,
                 "cannot read config file {}: {} (check the --config path)",
-                path.display(),
+                OnOneLine(path),
                 OsError(source)
             ),
             Error::ConfigMode { path, reason } => {
-                write!(f, "config file {}: {reason}", path.display())
+                write!(f, "config file {}: {reason}", OnOneLine(path))
             }
             Error::ConfigParse {
                 path,
@@ -294,7 +294,7 @@ impl fmt::Display for Error {
                 key,
                 message,
             } => {
-                write!(f, "config file {}, line {line}: ", path.display())?;
+                write!(f, "config file {}, line {line}: ", OnOneLine(path))?;
                 if let Some(key) = key {
                     write!(f, "key {key}: ")?;
                 }
@@ -308,7 +308,7 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "config file {}, line {line}: key {key}: {source}",
-                path.display()
+                OnOneLine(path),
             ),
             // (The name goes into the hint only when it could be one: quoted, it may hold
             // anything, a newline included.)

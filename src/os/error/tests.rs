@@ -105,7 +105,46 @@ fn every_message_is_one_line_without_final_period() {
             source: io::Error::from_raw_os_error(libc::EPIPE),
         },
     ];
-    for err in errors {
+    // Paths with a newline in them (a TOML string may hold one) stay on one line too.
+    let odd = || PathBuf::from("/etc/ethcloud/a\nb");
+    let read = || io::Error::from_raw_os_error(libc::ENOENT);
+    let odd_paths = [
+        Error::KeyFileRead {
+            path: odd(),
+            source: read(),
+        },
+        Error::KeyFile {
+            path: odd(),
+            reason: "too short".to_owned(),
+        },
+        Error::PrivateKeyRead {
+            path: odd(),
+            source: read(),
+        },
+        Error::PrivateKeyMode {
+            path: odd(),
+            mode: 0o100644,
+        },
+        Error::PrivateKey {
+            path: odd(),
+            reason: "no key".to_owned(),
+        },
+        Error::ConfigRead {
+            path: odd(),
+            source: read(),
+        },
+        Error::ConfigMode {
+            path: odd(),
+            reason: "writable by others".to_owned(),
+        },
+        Error::ConfigParse {
+            path: odd(),
+            line: 2,
+            key: None,
+            message: "expected a value".to_owned(),
+        },
+    ];
+    for err in errors.into_iter().chain(odd_paths) {
         let text = err.to_string();
         assert!(!text.contains('\n'), "{text}");
         assert!(!text.ends_with('.'), "{text}");
