@@ -73,13 +73,19 @@ impl Identity {
         let (uid, primary_gid, primary_name) =
             match lookup_user(user).map_err(lookup_error(user))? {
                 Some(entry) => entry,
-                None => match user.parse::<libc::uid_t>() {
-                    Ok(uid) => user_by_uid(uid).map_err(lookup_error(user))?.unwrap_or((
+                // (Not (uid_t)-1: the kernel takes it as "leave unchanged", so the switch
+                // would fail only after --ifup.)
+                None => match user
+                    .parse::<libc::uid_t>()
+                    .ok()
+                    .filter(|&u| u != libc::uid_t::MAX)
+                {
+                    Some(uid) => user_by_uid(uid).map_err(lookup_error(user))?.unwrap_or((
                         uid,
                         uid,
                         user.to_owned(),
                     )),
-                    Err(_) => {
+                    None => {
                         return Err(Error::UnknownUser {
                             name: user.to_owned(),
                         })
@@ -90,9 +96,13 @@ impl Identity {
             None => (primary_gid, group_name(primary_gid).unwrap_or(primary_name)),
             Some(name) => match lookup_group(name).map_err(lookup_error(name))? {
                 Some(gid) => (gid, name.to_owned()),
-                None => match name.parse::<libc::gid_t>() {
-                    Ok(gid) => (gid, name.to_owned()),
-                    Err(_) => {
+                None => match name
+                    .parse::<libc::gid_t>()
+                    .ok()
+                    .filter(|&g| g != libc::gid_t::MAX)
+                {
+                    Some(gid) => (gid, name.to_owned()),
+                    None => {
                         return Err(Error::UnknownGroup {
                             name: name.to_owned(),
                         })
@@ -549,5 +559,14 @@ mod tests {
         assert!(err.to_string().contains("no such user"), "{err}");
         let err = Identity::resolve("root", Some("ethcloud-no-such-group")).unwrap_err();
         assert!(err.to_string().contains("no such group"), "{err}");
+        // (uid_t)-1 and (gid_t)-1 mean "unchanged" to the kernel: no such user or group,
+        // not a switch that fails after --ifup.
+        let err = Identity::resolve("4294967295", None).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("no such user"), "{err}");
+        let err = Identity::resolve("root", Some("4294967295")).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("no such group"), "{err}");
+        assert!(Identity::resolve("4294967294", Some("4294967294")).is_ok());
     }
 }
