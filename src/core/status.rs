@@ -182,9 +182,9 @@ pub fn render_text<S: Socket, D: Device>(
         }
     }
 
-    let macs = sorted_macs(node);
-    let _ = writeln!(out, "macs {}", macs.len());
-    for (vlan, mac, peer, expires) in macs.iter().take(parts.max_macs) {
+    let (macs, total) = first_macs(node, parts.max_macs);
+    let _ = writeln!(out, "macs {total}");
+    for (vlan, mac, peer, expires) in &macs {
         let _ = writeln!(
             out,
             "mac {mac} vlan {} at {peer}, expires in {}",
@@ -192,11 +192,11 @@ pub fn render_text<S: Socket, D: Device>(
             secs(expires.saturating_duration_since(now))
         );
     }
-    if macs.len() > parts.max_macs {
+    if total > macs.len() {
         let _ = writeln!(
             out,
             "mac ... {} more (`ethcloud show` lists up to 1024 of them, a --stats-file all)",
-            macs.len() - parts.max_macs
+            total - macs.len()
         );
     }
 
@@ -477,10 +477,27 @@ pub fn drops(stats: &Stats) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         .zip(stats.drops.iter().copied())
 }
 
-fn sorted_macs<S: Socket, D: Device>(node: &Node<S, D>) -> Vec<(VlanId, Mac, SocketAddr, Instant)> {
-    let mut macs: Vec<_> = node.switch_table().iter().collect();
-    macs.sort_unstable_by_key(|(vlan, mac, _, _)| (*vlan, mac.0));
-    macs
+/// One MAC table entry as listed: VLAN, MAC, peer, expiry.
+pub(crate) type MacEntry = (VlanId, Mac, SocketAddr, Instant);
+
+/// The first `limit` entries of the MAC table by VLAN, then MAC, and how many there are in
+/// all. Only those listed are sorted: `ethcloud show` lists 1,024 of up to 65,536 entries,
+/// on the loop's thread.
+pub(crate) fn first_macs<S: Socket, D: Device>(
+    node: &Node<S, D>,
+    limit: usize,
+) -> (Vec<MacEntry>, usize) {
+    let mut macs: Vec<MacEntry> = node.switch_table().iter().collect();
+    let total = macs.len();
+    let order = |e: &MacEntry| (e.0, e.1 .0);
+    if limit == 0 {
+        macs.clear();
+    } else if limit < total {
+        macs.select_nth_unstable_by_key(limit - 1, order);
+        macs.truncate(limit);
+    }
+    macs.sort_unstable_by_key(order);
+    (macs, total)
 }
 
 /// `12.3s`.
@@ -567,6 +584,41 @@ pub(crate) mod test_io {
 mod tests {
     use super::*;
     use test_io::node_with_a_peer;
+
+    /// The first entries of the MAC table, listed without sorting all of it, are the first
+    /// of the whole table sorted, in order, whatever the limit; the total counts them all.
+    #[test]
+    fn first_macs_are_the_first_of_the_whole_table_in_order() {
+        let (mut node, now) = node_with_a_peer();
+        let token = node.config().token;
+        let peer: SocketAddr = test_io::PEER.parse().unwrap();
+        let mut buf = [0u8; 256];
+        let mut x = 0x9e37_79b9u32;
+        for _ in 0..300 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let mut frame = [0u8; 60];
+            frame[..6].copy_from_slice(&[0xff; 6]);
+            frame[6] = 0x02;
+            frame[7..11].copy_from_slice(&x.to_be_bytes());
+            // Some tagged, in a few VLANs.
+            if x % 3 == 0 {
+                frame.copy_within(12..56, 16);
+                frame[12..16].copy_from_slice(&[0x81, 0x00, 0x00, (x % 7) as u8 + 1]);
+            }
+            let len = crate::wire::emit_frame(token, &frame, &mut buf).unwrap();
+            node.on_datagram(now, peer, &mut buf[..len]).unwrap();
+        }
+        let mut all: Vec<MacEntry> = node.switch_table().iter().collect();
+        all.sort_unstable_by_key(|e| (e.0, e.1 .0));
+        assert!(all.len() > 250, "{}", all.len());
+        for limit in [0, 1, 7, 100, all.len() - 1, all.len(), all.len() + 5] {
+            let (first, total) = first_macs(&node, limit);
+            assert_eq!(total, all.len());
+            assert_eq!(first[..], all[..limit.min(all.len())], "limit {limit}");
+        }
+    }
 
     fn header() -> Header {
         Header {

@@ -6,8 +6,9 @@
 //! Owns those periodic jobs and their state. The daemon's loop calls [`Service::poll`] after
 //! every wake-up (it only compares two instants unless a job is due) and
 //! [`Service::log_status`] on SIGUSR1. Nothing here runs on the packet path, and nothing
-//! here blocks the loop: names are resolved on a helper thread, one round at a time, whose
-//! results the loop picks up at a later poll. The node is changed only through
+//! here blocks the loop on the outside world: names are resolved on a helper thread, one
+//! round at a time, whose results the loop picks up at a later poll, and the stats file is
+//! written by a thread of its own (the loop renders the snapshot, which reads the node). The node is changed only through
 //! [`Node::add_connect`] and [`Node::remove_connect`].
 
 use std::fs;
@@ -69,8 +70,112 @@ pub struct Service {
 struct StatsFile {
     spec: StatsFileSpec,
     next_at: Instant,
-    /// The last write failed (warned once; further failures are logged at debug).
-    failing: bool,
+    /// The thread that writes the snapshots, started at the first one.
+    writer: Option<StatsWriter>,
+}
+
+/// How many snapshots may wait for the writer thread while it writes one: more are skipped
+/// (a file system that hangs, as an NFS mount whose server is gone, holds one write, one
+/// snapshot, and nothing else).
+const STATS_WAITING: usize = 1;
+
+/// How long a stopping daemon waits for the stats file's writer to finish the write under way
+/// (it is a rename away from done, or stuck).
+const STATS_WRITER_STOP: Duration = Duration::from_secs(2);
+
+/// The writer thread of the stats file: rendering is the loop's (it reads the node), writing
+/// is this thread's, so that a slow or hung file system never holds up the packet loop.
+#[derive(Debug)]
+struct StatsWriter {
+    /// Snapshots to write; `None` once the daemon stops.
+    to_write: Option<mpsc::SyncSender<String>>,
+    /// Disconnected when the thread ends.
+    ended: Receiver<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Snapshots not written because the one before was still being written.
+    skipped: u64,
+}
+
+impl StatsWriter {
+    fn start(path: PathBuf, write: fn(&Path, &[u8]) -> io::Result<()>) -> io::Result<StatsWriter> {
+        let (to_write, snapshots) = mpsc::sync_channel::<String>(STATS_WAITING);
+        let (ended_tx, ended) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("stats-file".to_owned())
+            .spawn(move || {
+                let _ended = ended_tx;
+                let mut failing = false;
+                for text in snapshots {
+                    failing = report_write(&path, write(&path, text.as_bytes()), failing);
+                }
+            })?;
+        Ok(StatsWriter {
+            to_write: Some(to_write),
+            ended,
+            thread: Some(thread),
+            skipped: 0,
+        })
+    }
+
+    /// Hands `text` to the thread; skipped (logged at debug) if a snapshot still waits.
+    fn send(&mut self, text: String) {
+        let Some(to_write) = &self.to_write else {
+            return;
+        };
+        match to_write.try_send(text) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(_)) => {
+                self.skipped += 1;
+                debug!(
+                    "stats file: the write before is not done; this snapshot is skipped                      ({} so far)",
+                    self.skipped
+                );
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => self.to_write = None,
+        }
+    }
+}
+
+impl Drop for StatsWriter {
+    /// Lets the thread write what waits and end, for at most [`STATS_WRITER_STOP`]; a thread
+    /// stuck in a write is left to the process's exit.
+    fn drop(&mut self) {
+        self.to_write = None;
+        if let Err(mpsc::RecvTimeoutError::Disconnected) =
+            self.ended.recv_timeout(STATS_WRITER_STOP)
+        {
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        } else {
+            warn!("the stats file's last write did not finish within 2 s; stopping without it");
+        }
+    }
+}
+
+/// Logs the outcome of a stats file write: the first failure at warn, the next ones at debug,
+/// and at info when writing works again. Returns whether it failed.
+fn report_write(path: &Path, result: io::Result<()>, failing: bool) -> bool {
+    match result {
+        Ok(()) => {
+            if failing {
+                info!("stats file {} written again", path.display());
+            }
+            false
+        }
+        Err(e) if failing => {
+            debug!("cannot write stats file {}: {e}", path.display());
+            true
+        }
+        Err(e) => {
+            warn!(
+                "cannot write stats file {}: {e} (is its directory writable by the user \
+                 ethcloud runs as? further failures are logged at debug)",
+                path.display()
+            );
+            true
+        }
+    }
 }
 
 /// One resolution round's results: for each name (by index), its address or the error.
@@ -109,7 +214,7 @@ impl Service {
             stats: stats.map(|spec| StatsFile {
                 spec,
                 next_at: Instant::ZERO,
-                failing: false,
+                writer: None,
             }),
             resolver: Resolver {
                 failing: vec![false; names.len()],
@@ -182,7 +287,7 @@ impl Service {
             if now >= stats.next_at {
                 stats.next_at = now + stats.spec.interval;
                 let text = status::render(stats.spec.format, &self.header, now, node, extra);
-                stats.write(&text);
+                stats.write(text);
             }
         }
     }
@@ -212,25 +317,22 @@ impl Service {
 }
 
 impl StatsFile {
-    fn write(&mut self, text: &str) {
-        match write_atomically(&self.spec.path, text.as_bytes()) {
-            Ok(()) => {
-                if self.failing {
-                    info!("stats file {} written again", self.spec.path.display());
+    /// Hands the snapshot `text` to the writer thread, started at the first snapshot (a thread
+    /// that cannot be started is warned about, and the snapshot is written here instead).
+    fn write(&mut self, text: String) {
+        if self.writer.is_none() {
+            match StatsWriter::start(self.spec.path.clone(), write_atomically) {
+                Ok(writer) => self.writer = Some(writer),
+                Err(e) => {
+                    warn!("cannot start a thread to write the stats file: {e}; writing it here");
+                    let result = write_atomically(&self.spec.path, text.as_bytes());
+                    report_write(&self.spec.path, result, false);
+                    return;
                 }
-                self.failing = false;
             }
-            Err(e) if self.failing => {
-                debug!("cannot write stats file {}: {e}", self.spec.path.display());
-            }
-            Err(e) => {
-                self.failing = true;
-                warn!(
-                    "cannot write stats file {}: {e} (is its directory writable by the user \
-                     ethcloud runs as? further failures are logged at debug)",
-                    self.spec.path.display()
-                );
-            }
+        }
+        if let Some(writer) = &mut self.writer {
+            writer.send(text);
         }
     }
 }
@@ -586,16 +688,68 @@ mod tests {
                 format: StatsFormat::Text,
             },
             next_at: Instant::ZERO,
-            failing: false,
+            writer: None,
         });
         let mut node = node(&[]);
         svc.poll(Instant::from_secs(1), &mut node, LoopCounters::default());
-        let first = fs::read_to_string(&path).unwrap();
-        assert!(first.contains("uptime 1.0s"), "{first}");
+        let first = wait_for(&path, "uptime 1.0s");
         svc.poll(Instant::from_secs(5), &mut node, LoopCounters::default());
-        assert_eq!(fs::read_to_string(&path).unwrap(), first);
         svc.poll(Instant::from_secs(11), &mut node, LoopCounters::default());
-        assert!(fs::read_to_string(&path).unwrap().contains("uptime 11.0s"));
+        let second = wait_for(&path, "uptime 11.0s");
+        assert!(!second.contains("uptime 5.0s") && first != second);
+        // Stopping lets the thread finish: nothing is left beside the file.
+        drop(svc);
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The file at `path` once it holds `text` (waited for, at most 10 s).
+    fn wait_for(path: &Path, text: &str) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let now = fs::read_to_string(path).unwrap_or_default();
+            if now.contains(text) {
+                return now;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no {text:?} in {now}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Held while [`held_write`] may not go on.
+    static HOLD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    static WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// A write that waits for [`HOLD`] (a file system that hangs), then counts itself.
+    fn held_write(_: &Path, _: &[u8]) -> io::Result<()> {
+        drop(
+            HOLD.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        WRITES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// A stats file write that hangs holds up neither the loop nor memory: the loop hands
+    /// snapshots over without waiting, one waits while one is written, the rest are skipped
+    /// and counted; once the file system answers again, the waiting one is written.
+    #[test]
+    fn a_hung_stats_file_write_holds_up_nothing_and_keeps_at_most_one_snapshot() {
+        let hold = HOLD.lock().unwrap();
+        let mut writer = StatsWriter::start(PathBuf::from("/nowhere"), held_write).unwrap();
+        let start = std::time::Instant::now();
+        for i in 0..100 {
+            writer.send(format!("snapshot {i}"));
+        }
+        assert!(start.elapsed() < Duration::from_secs(1), "the sends waited");
+        // One being written (or about to be), one waiting: 98 or 99 skipped.
+        assert!((98..=99).contains(&writer.skipped), "{}", writer.skipped);
+        drop(hold);
+        drop(writer);
+        let written = WRITES.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((1..=2).contains(&written), "{written}");
     }
 }

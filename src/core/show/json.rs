@@ -8,12 +8,12 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::{
-    connect_states, mac_age, mode, peer_key, route_state, sorted_macs, uptime, ControlStats,
-    JSON_VERSION, MAX_LISTED,
+    connect_states, mac_age, mode, peer_key, route_state, uptime, ControlStats, JSON_VERSION,
+    MAX_LISTED,
 };
 use crate::io::{Device, Socket};
 use crate::node::Node;
-use crate::status::{counters, drops, Header, LoopCounters};
+use crate::status::{counters, drops, first_macs, Header, LoopCounters};
 use crate::time::Instant;
 
 /// The JSON form (see the module docs), one object on one line, ending in a newline.
@@ -108,22 +108,18 @@ pub fn render_json<S: Socket, D: Device>(
     });
 
     out.push_str(",\"macs\":");
-    let macs = sorted_macs(node);
-    json_array(
-        &mut out,
-        macs.iter().take(MAX_LISTED),
-        |out, (vlan, mac, peer, expires)| {
-            let _ = write!(out, "{{\"vlan\":{},\"mac\":\"{mac}\",\"peer\":", vlan.get());
-            json_string(out, &peer.to_string());
-            let _ = write!(
-                out,
-                ",\"age_secs\":{},\"expires_in_secs\":{}}}",
-                json_secs(mac_age(node, now, *expires)),
-                json_secs(expires.saturating_duration_since(now))
-            );
-        },
-    );
-    let _ = write!(out, ",\"macs_total\":{}", macs.len());
+    let (macs, total) = first_macs(node, MAX_LISTED);
+    json_array(&mut out, macs.iter(), |out, (vlan, mac, peer, expires)| {
+        let _ = write!(out, "{{\"vlan\":{},\"mac\":\"{mac}\",\"peer\":", vlan.get());
+        json_string(out, &peer.to_string());
+        let _ = write!(
+            out,
+            ",\"age_secs\":{},\"expires_in_secs\":{}}}",
+            json_secs(mac_age(node, now, *expires)),
+            json_secs(expires.saturating_duration_since(now))
+        );
+    });
+    let _ = write!(out, ",\"macs_total\":{total}");
 
     out.push_str(",\"counters\":");
     let loop_and_node = counters(node.stats(), extra)

@@ -42,7 +42,6 @@ use crate::io::{Device, Socket};
 use crate::node::Node;
 use crate::status::{Header, LoopCounters};
 use crate::time::Instant;
-use crate::wire::ethernet::{Mac, VlanId};
 
 mod json;
 #[cfg(test)]
@@ -206,13 +205,6 @@ fn connect_states<'a, S: Socket, D: Device>(
         };
         (*addr, state)
     })
-}
-
-/// The MAC table sorted by VLAN, then MAC.
-fn sorted_macs<S: Socket, D: Device>(node: &Node<S, D>) -> Vec<(VlanId, Mac, SocketAddr, Instant)> {
-    let mut macs: Vec<_> = node.switch_table().iter().collect();
-    macs.sort_unstable_by_key(|(vlan, mac, _, _)| (*vlan, mac.0));
-    macs
 }
 
 /// Time since the entry expiring at `expires` was last seen (`--mac-timeout` minus what is left).

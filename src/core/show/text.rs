@@ -6,12 +6,11 @@
 use std::fmt::Write as _;
 
 use super::{
-    connect_states, mac_age, mode, peer_key, route_state, secs, sorted_macs, uptime, ControlStats,
-    MAX_LISTED,
+    connect_states, mac_age, mode, peer_key, route_state, secs, uptime, ControlStats, MAX_LISTED,
 };
 use crate::io::{Device, Socket};
 use crate::node::Node;
-use crate::status::{counters, drops, Header, LoopCounters};
+use crate::status::{counters, drops, first_macs, Header, LoopCounters};
 use crate::time::Instant;
 
 /// The text form, for people:
@@ -119,11 +118,11 @@ pub fn render_text<S: Socket, D: Device>(
         );
     }
 
-    let macs = sorted_macs(node);
+    let (macs, total) = first_macs(node, MAX_LISTED);
     let _ = writeln!(out);
-    let _ = writeln!(out, "mac table: {} entries", macs.len());
+    let _ = writeln!(out, "mac table: {total} entries");
     let mut vlan_shown = None;
-    for (vlan, mac, peer, expires) in macs.iter().take(MAX_LISTED) {
+    for (vlan, mac, peer, expires) in &macs {
         if vlan_shown != Some(*vlan) {
             let _ = writeln!(out, "  vlan {}:", vlan.get());
             vlan_shown = Some(*vlan);
@@ -134,8 +133,8 @@ pub fn render_text<S: Socket, D: Device>(
             secs(mac_age(node, now, *expires))
         );
     }
-    if macs.len() > MAX_LISTED {
-        let _ = writeln!(out, "  ... {} more not listed", macs.len() - MAX_LISTED);
+    if total > macs.len() {
+        let _ = writeln!(out, "  ... {} more not listed", total - macs.len());
     }
 
     let _ = writeln!(out);
