@@ -351,3 +351,57 @@ fn a_lane_starts_handshakes_only_with_peers_still_verified() {
     assert_eq!(to, [verified], "one initiation, to the verified peer only");
     assert_eq!(node.sessions().map(|s| s.stats().no_session), Some(2));
 }
+
+/// Two Closes forged from a live, learned peer less than a second apart: it answered the
+/// ask after the first, and holds back its answer to the ask after the second (one a second,
+/// `LIST_ANSWER_INTERVAL`). The node asks it a second time 2 s later, past that second, so
+/// the peer is back within seconds. With one ask it stayed cut off until something else
+/// made the two meet again (its keepalive, up to a minute later).
+#[test]
+fn a_peer_cut_off_by_two_forged_closes_within_a_second_is_asked_again() {
+    let token = Token::new(5).unwrap();
+    let mut now = Instant::from_secs(10);
+    let mut node = Node::new(Config::new(token), Recorder::default(), NoDevice, now);
+    let b = SocketAddr::from(([198, 18, 1, 9], 3210));
+    let (mut get, mut close, mut empty) = ([0u8; 8], [0u8; 8], [0u8; 10]);
+    wire::emit_control(token, wire::Kind::GetPeers, &mut get).unwrap();
+    wire::emit_control(token, wire::Kind::Close, &mut close).unwrap();
+    let (len, _) = emit_peers(token, core::iter::empty(), &mut empty).unwrap();
+    // B asks, is asked back, answers: a learned, verified peer.
+    node.on_datagram(now, b, &mut get.clone()).unwrap();
+    node.on_datagram(now, b, &mut empty[..len].to_vec())
+        .unwrap();
+    assert!(node.peers().is_verified(b));
+    let asks = |node: &Node<Recorder, NoDevice>| {
+        node.socket()
+            .sent
+            .iter()
+            .filter(|s| s.1 == b && s.3 == wire::Kind::GetPeers as u8)
+            .count()
+    };
+    // A forged Close; the node asks B, which answers.
+    now += Duration::from_secs(5);
+    node.socket_mut().sent.clear();
+    let _ = node.on_datagram(now, b, &mut close.clone());
+    node.housekeep(now);
+    assert_eq!(asks(&node), 1);
+    node.on_datagram(now, b, &mut empty[..len].to_vec())
+        .unwrap();
+    assert!(node.peers().is_verified(b));
+    // Another, 300 ms later: the node asks, B (having answered 300 ms ago) does not answer.
+    now += Duration::from_millis(300);
+    let _ = node.on_datagram(now, b, &mut close.clone());
+    node.housekeep(now);
+    assert_eq!(asks(&node), 2);
+    assert!(!node.peers().contains(b));
+    // Asked again once B answers requests again; its answer makes it a peer.
+    for _ in 0..3 {
+        now += Duration::from_secs(1);
+        node.socket_mut().now = now;
+        node.housekeep(now);
+    }
+    assert_eq!(asks(&node), 3, "not asked again");
+    node.on_datagram(now, b, &mut empty[..len].to_vec())
+        .unwrap();
+    assert!(node.peers().is_verified(b));
+}

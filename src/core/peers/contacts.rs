@@ -37,7 +37,7 @@ pub struct Contact {
     /// For learned addresses: the host of the peer that listed it (or of the relay whose
     /// route it is), whose share of the queue it takes.
     pub lister: Option<Host>,
-    /// Asked once after it sent Close ([`Contacts::try_once`]): forgotten as soon as that
+    /// Asked after it sent Close ([`Contacts::try_once`]): forgotten as soon as the second
     /// attempt goes unanswered, with no quiet period (peer lists that name it later, as
     /// when it restarts, have it contacted again).
     pub once: bool,
@@ -161,8 +161,11 @@ impl Contacts {
         }
     }
 
-    /// One attempt at `addr`, due at `now`, and no more if it goes unanswered (a peer that
-    /// sent Close: one that is still there answers, one that is gone is not asked again). An
+    /// An attempt at `addr`, due at `now`, and one more [`LEARNED_BACKOFF_START`] later if
+    /// it goes unanswered, then none (a peer that sent Close: one that is still there
+    /// answers, one that is gone is not asked again). Two, because a peer answers a peer
+    /// list request at most once a second: a second Close forged within that second had its
+    /// one ask go unanswered, and left the live peer cut off until its next keepalive. An
     /// address already queued is handled as by [`Contacts::try_once_more`]. Returns whether
     /// an attempt was queued.
     pub fn try_once(&mut self, now: Instant, addr: SocketAddr, lister: SocketAddr) -> bool {
@@ -173,7 +176,7 @@ impl Contacts {
             return false;
         }
         if let Some(c) = self.entries.get_mut(&addr) {
-            c.attempts = LEARNED_ATTEMPTS - 1;
+            c.attempts = LEARNED_ATTEMPTS - 2;
             c.once = true;
         }
         true
