@@ -72,6 +72,9 @@ struct StatsFile {
     next_at: Instant,
     /// The thread that writes the snapshots, started at the first one.
     writer: Option<StatsWriter>,
+    /// No thread could be started (warned once): the loop writes the file itself, and its
+    /// last write failed (warned once; further failures are logged at debug).
+    unthreaded: Option<bool>,
 }
 
 /// How many snapshots may wait for the writer thread while it writes one: more are skipped
@@ -104,6 +107,7 @@ impl StatsWriter {
             .name("stats-file".to_owned())
             .spawn(move || {
                 let _ended = ended_tx;
+                remove_leftovers(&path);
                 let mut failing = false;
                 for text in snapshots {
                     failing = report_write(&path, write(&path, text.as_bytes()), failing);
@@ -127,7 +131,8 @@ impl StatsWriter {
             Err(mpsc::TrySendError::Full(_)) => {
                 self.skipped += 1;
                 debug!(
-                    "stats file: the write before is not done; this snapshot is skipped                      ({} so far)",
+                    "stats file: the write before is not done; this snapshot is skipped ({} so \
+                     far)",
                     self.skipped
                 );
             }
@@ -149,6 +154,41 @@ impl Drop for StatsWriter {
             }
         } else {
             warn!("the stats file's last write did not finish within 2 s; stopping without it");
+        }
+    }
+}
+
+/// Removes the temporary files of [`write_atomically`] left beside `path` (a daemon stopped
+/// while a write took longer than [`STATS_WRITER_STOP`], or killed): names `.NAME.` with 16
+/// hex digits and `.tmp`, which only it makes. At most 4,096 directory entries are looked at.
+fn remove_leftovers(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    for entry in entries.filter_map(Result::ok).take(4096) {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        let is_ours = file
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        if is_ours {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => info!(
+                    "removed {}, left by an earlier write",
+                    entry.path().display()
+                ),
+                Err(e) => debug!("cannot remove {}: {e}", entry.path().display()),
+            }
         }
     }
 }
@@ -215,6 +255,7 @@ impl Service {
                 spec,
                 next_at: Instant::ZERO,
                 writer: None,
+                unthreaded: None,
             }),
             resolver: Resolver {
                 failing: vec![false; names.len()],
@@ -320,14 +361,18 @@ impl StatsFile {
     /// Hands the snapshot `text` to the writer thread, started at the first snapshot (a thread
     /// that cannot be started is warned about, and the snapshot is written here instead).
     fn write(&mut self, text: String) {
+        if let Some(failing) = self.unthreaded {
+            let result = write_atomically(&self.spec.path, text.as_bytes());
+            self.unthreaded = Some(report_write(&self.spec.path, result, failing));
+            return;
+        }
         if self.writer.is_none() {
             match StatsWriter::start(self.spec.path.clone(), write_atomically) {
                 Ok(writer) => self.writer = Some(writer),
                 Err(e) => {
                     warn!("cannot start a thread to write the stats file: {e}; writing it here");
-                    let result = write_atomically(&self.spec.path, text.as_bytes());
-                    report_write(&self.spec.path, result, false);
-                    return;
+                    self.unthreaded = Some(false);
+                    return self.write(text);
                 }
             }
         }
@@ -689,10 +734,19 @@ mod tests {
             },
             next_at: Instant::ZERO,
             writer: None,
+            unthreaded: None,
         });
+        // A temporary file an earlier daemon left (stopped during a slow write) goes; a file
+        // of another name stays.
+        let leftover = dir.join(".stats.0123456789abcdef.tmp");
+        let other = dir.join(".stats.notours.tmp");
+        fs::write(&leftover, "old").unwrap();
+        fs::write(&other, "keep").unwrap();
         let mut node = node(&[]);
         svc.poll(Instant::from_secs(1), &mut node, LoopCounters::default());
         let first = wait_for(&path, "uptime 1.0s");
+        assert!(!leftover.exists() && other.exists());
+        fs::remove_file(&other).unwrap();
         svc.poll(Instant::from_secs(5), &mut node, LoopCounters::default());
         svc.poll(Instant::from_secs(11), &mut node, LoopCounters::default());
         let second = wait_for(&path, "uptime 11.0s");

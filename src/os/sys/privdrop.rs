@@ -73,8 +73,8 @@ impl Identity {
         let (uid, primary_gid, primary_name) =
             match lookup_user(user).map_err(lookup_error(user))? {
                 Some(entry) => entry,
-                // (Not (uid_t)-1: the kernel takes it as "leave unchanged", so the switch
-                // would fail only after --ifup.)
+                // (Not (uid_t)-1, which setuid refuses: the switch would fail only after
+                // --ifup.)
                 None => match user
                     .parse::<libc::uid_t>()
                     .ok()
@@ -110,6 +110,16 @@ impl Identity {
                 },
             },
         };
+        // Whatever the source (a number, or a user database that serves one): an id the
+        // switch cannot take is no such user or group, refused before --ifup.
+        if uid == libc::uid_t::MAX {
+            return Err(Error::UnknownUser {
+                name: user.to_owned(),
+            });
+        }
+        if gid == libc::gid_t::MAX {
+            return Err(Error::UnknownGroup { name: group });
+        }
         Ok(Identity {
             uid,
             gid,
@@ -559,7 +569,7 @@ mod tests {
         assert!(err.to_string().contains("no such user"), "{err}");
         let err = Identity::resolve("root", Some("ethcloud-no-such-group")).unwrap_err();
         assert!(err.to_string().contains("no such group"), "{err}");
-        // (uid_t)-1 and (gid_t)-1 mean "unchanged" to the kernel: no such user or group,
+        // (uid_t)-1 and (gid_t)-1, which setuid and setgid refuse: no such user or group,
         // not a switch that fails after --ifup.
         let err = Identity::resolve("4294967295", None).unwrap_err();
         assert_eq!(err.exit_code(), 2);
