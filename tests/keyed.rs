@@ -873,3 +873,36 @@ fn replayed_sessions_the_node_never_heard_do_not_push_a_live_peer_out() {
     assert_eq!(sim.stats(a).drops_of(DropReason::Replayed), stale);
     assert!(sim.peers_of(a).contains(&b));
 }
+
+#[test]
+fn a_frame_that_opens_a_new_session_of_a_verified_peer_draws_a_challenge() {
+    // A verified peer that restarted, or rotated the key, and whose first datagrams in its
+    // new process are frames (a busy peer sends no keepalive): its new process is learnt
+    // from the Echo of a Challenge, so that it is the one protected from eviction. Only its
+    // messages drew that Challenge before; a busy peer could go a keepalive without one.
+    let mut sim = Simulator::new(0x5e57);
+    let [a, b] = sim.add_nodes(&Simulator::keyed_config(7));
+    sim.connect(b, a);
+    sim.advance_until(Duration::from_secs(10), |s| s.is_full_mesh());
+    sim.advance(Duration::from_secs(30));
+    let mut session = [0u8; 16];
+    session[..8].copy_from_slice(&(sim.now.as_millis() + 1).to_be_bytes());
+    session[8..].copy_from_slice(&0x1234_5678_9abc_def0u64.to_be_bytes());
+    let sealer =
+        ethcloud::crypto::Sealer::new(&ethcloud::crypto::Key::from_bytes([7; 32]), session)
+            .starting_at(ethcloud::crypto::ECHO_COUNTER);
+    let first = sealed_by(&sealer, 0, &frame(BROADCAST, mac(2), None, 9));
+    let before = sim.stats(a).control_sent;
+    sim.inject_datagram(b, a, first);
+    sim.step();
+    assert_eq!(
+        sim.stats(a).control_sent,
+        before + 1,
+        "no Challenge for the new process"
+    );
+    // The next frame of that session, and of the process b runs, draw nothing more.
+    let next = sealed_by(&sealer, 0, &frame(BROADCAST, mac(2), None, 10));
+    sim.inject_datagram(b, a, next);
+    sim.step();
+    assert_eq!(sim.stats(a).control_sent, before + 1);
+}

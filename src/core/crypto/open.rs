@@ -224,8 +224,10 @@ pub struct Opener {
     /// ([`Opener::set_wall_clock_ms`]): the floor is never raised past it.
     pub(super) wall_ms: Option<u64>,
     /// Start times of sender processes the node knows to be live ([`Opener::pin_process`]),
-    /// with how many times each was pinned: never evicted.
+    /// with how many times each was pinned: their sessions of the newest key never evicted.
     pinned: HashMap<u64, u32>,
+    /// The last packet opened was the first of a session not remembered before.
+    opened_new: bool,
 }
 
 impl fmt::Debug for Opener {
@@ -259,7 +261,15 @@ impl Opener {
             own: [None; OWN_SESSIONS],
             wall_ms: None,
             pinned: HashMap::new(),
+            opened_new: false,
         }
+    }
+
+    /// Whether the last packet [`Opener::open`] opened was the first of a session it did not
+    /// remember (a peer's new process, after a restart or a key rotation, or a replay of one
+    /// it never heard or forgot).
+    pub fn opened_new_session(&self) -> bool {
+        self.opened_new
     }
 
     /// Keeps the sessions of the sender process that started at `start` (ms, the first 8
@@ -391,6 +401,7 @@ impl Opener {
             .ok_or(OpenError::Truncated)?;
         let aad = front.get(..field::AAD_END).ok_or(OpenError::Truncated)?;
 
+        self.opened_new = false;
         if self.own.contains(&Some(session)) {
             return Err(OpenError::Replayed);
         }
@@ -430,6 +441,7 @@ impl Opener {
             if !self.insert(session, cipher, key, generation, counter) {
                 return Err(OpenError::StaleSession);
             }
+            self.opened_new = true;
         }
         front.copy_within(..TOKEN_LEN, field::SWITCH - TOKEN_LEN);
         Ok(field::SWITCH - TOKEN_LEN..tag_at)
@@ -505,8 +517,10 @@ impl Opener {
     /// Never the process that started at `arriving`: the new session is its twin, and
     /// evicting the process would let the twin in and then, through the exemption of twins,
     /// replays of the sessions just forgotten. Never a pinned process
-    /// ([`Opener::pin_process`]). Runs only when a new session arrives with the map full;
-    /// returns false if nothing could go.
+    /// ([`Opener::pin_process`]) under the newest key: during a key rotation the pinned
+    /// processes of the old key go first as the others do (each member switches within the
+    /// minute, and the pin moves to its new process once it answers a Challenge). Runs only
+    /// when a new session arrives with the map full; returns false if nothing could go.
     fn evict_least_recently_used(&mut self, arriving: u64) -> bool {
         // During a rotation the processes of the old key go first, whenever they were used:
         // each member switches within the minute and they are all forgotten then anyway,
@@ -515,7 +529,8 @@ impl Opener {
         let mut used: HashMap<u64, (bool, u64)> = HashMap::with_capacity(self.starts.len());
         for (id, s) in &self.sessions {
             let start = start_time(id);
-            if start != arriving && !self.pinned.contains_key(&start) {
+            let pinned = s.generation == self.generation && self.pinned.contains_key(&start);
+            if start != arriving && !pinned {
                 let current = s.generation == self.generation;
                 let entry = used.entry(start).or_insert((current, 0));
                 entry.0 |= current;

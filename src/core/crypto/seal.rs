@@ -59,8 +59,8 @@ pub struct Sealer {
     session: [u8; SESSION_LEN],
     /// The next counter; `u64::MAX` once all are used.
     pub(super) next: AtomicU64,
-    /// Counters skipped at the start, never used ([`SWITCH_GAP`] after a switch, else 0):
-    /// not counted as sealed.
+    /// Counters skipped at the start, never used (the first counter of
+    /// [`Sealer::starting_at`], plus [`SWITCH_GAP`] after a switch): not counted as sealed.
     skipped: u64,
     /// Set once the session is replaced or ended: the sealer that seals in its place
     /// (`Some`, [`Sealer::forward_to`]) or none (`None`, [`Sealer::retire`]).

@@ -157,3 +157,37 @@ fn during_a_rotation_the_old_key_sessions_make_room_first() {
         "Q's new session"
     );
 }
+
+/// During a key rotation the old key's processes go first, pinned or not: a peer's pin is on
+/// the process it was verified in, which is the old key's until its new process answers a
+/// Challenge. Honouring it would evict a live new-key process instead and raise the floor
+/// past the rotation, refusing that peer, and every member whose new session started
+/// earlier, until they restarted.
+#[test]
+fn pins_of_the_old_key_do_not_hold_during_a_rotation() {
+    for cipher in Cipher::ALL {
+        let mut opener = Opener::new(&key(1), 4);
+        let s = |k: u8, start: u64| Sealer::with_cipher(&key(k), session(start, start), cipher);
+        let (mut p1, mut p2) = (s(1, 1_000), s(1, 1_100));
+        assert!(open(&mut opener, &seal(&mut p1, &clear_frame())).is_ok());
+        assert!(open(&mut opener, &seal(&mut p2, &clear_frame())).is_ok());
+        opener.pin_process(1_000);
+        opener.pin_process(1_100);
+        opener.add_key(&key(2));
+        let (mut q1, mut q2, mut r) = (s(2, 2_000), s(2, 2_100), s(2, 2_050));
+        assert!(open(&mut opener, &seal(&mut q1, &clear_frame())).is_ok());
+        assert!(open(&mut opener, &seal(&mut q2, &clear_frame())).is_ok());
+        assert!(open(&mut opener, &seal(&mut r, &clear_frame())).is_ok());
+        assert!(
+            opener.floor.is_some_and(|f| f <= 1_100),
+            "{:?}",
+            opener.floor
+        );
+        assert!(open(&mut opener, &seal(&mut q1, &clear_frame())).is_ok());
+        // A pin of the newest key holds: Q1 pinned, a fifth process pushes out the others.
+        opener.pin_process(2_000);
+        let mut t = s(2, 2_200);
+        assert!(open(&mut opener, &seal(&mut t, &clear_frame())).is_ok());
+        assert!(open(&mut opener, &seal(&mut q1, &clear_frame())).is_ok());
+    }
+}

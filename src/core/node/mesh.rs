@@ -381,10 +381,11 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// A Close from `from`. From a verified peer it removes the peer at once (the seed's
     /// rule), except with a network key when another sender process than the one the peer is
     /// known by sealed it (see below and [`Node::settle_closes`]). In the clear protocol, where anyone can forge a Close, the address is then
-    /// contacted once, at once (within the contact rate): a peer that is still there answers,
-    /// and is a peer again a round trip later, rather than stay cut off until its next
-    /// datagram (a restarted one is found again as quickly); one that is gone sends nothing,
-    /// and is not asked again. A Close from an unverified peer is ignored: it is sent nothing
+    /// asked at once (within the contact rate), and once more 2 s later if no answer came
+    /// ([`Contacts::try_once`](crate::peers::Contacts::try_once)): a peer that is still there
+    /// answers, and is a peer again a round trip later, rather than stay cut off until its
+    /// next datagram (a restarted one is found again as quickly); one that is gone sends
+    /// nothing, and is not asked again. A Close from an unverified peer is ignored: it is sent nothing
     /// but our questions and goes by itself, and a forged Close must not wipe the question of
     /// a verification under way.
     pub(super) fn on_close(&mut self, now: Instant, from: SocketAddr) {

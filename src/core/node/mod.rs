@@ -323,6 +323,13 @@ pub struct Node<S: Socket, D: Device> {
     /// echoed only to one of them (`verify.rs`).
     process_of: HashMap<SocketAddr, u128>,
     by_process: BTreeSet<(u128, SocketAddr)>,
+    /// Keyed mode: the peers whose process was noted from their Echo, and so pinned in the
+    /// opener ([`Opener::pin_process`]); a peer of an earlier version, verified by a peer list
+    /// (which could be a recording), pins nothing.
+    pinned_by: HashSet<SocketAddr>,
+    /// Keyed mode: the datagram opened last was the first of a session the opener did not
+    /// remember ([`Opener::opened_new_session`]).
+    new_session: bool,
     /// Keyed mode: Challenges sent so far (what each one's nonce is made from).
     echo_sequence: u64,
     /// Keyed mode: unverified peers owed another Challenge (`Peer::echo_again`), at most
@@ -494,6 +501,8 @@ impl<S: Socket, D: Device> Node<S, D> {
             sender_echoes: false,
             process_of: HashMap::new(),
             by_process: BTreeSet::new(),
+            pinned_by: HashSet::new(),
+            new_session: false,
             echo_sequence: 0,
             echo_retries: BTreeSet::new(),
             sealer_changes: 0,

@@ -86,6 +86,7 @@ impl<S: Socket, D: Device> Node<S, D> {
                 let echoes = crypto::sender_echoes(datagram);
                 let range = opener.open(datagram).map_err(open_drop_reason)?;
                 self.sender_echoes = echoes;
+                self.new_session = opener.opened_new_session();
                 let at = wire::TOKEN_LEN + 1;
                 if let Some(session) = datagram.get(at..at + crypto::SESSION_LEN) {
                     self.last_session.copy_from_slice(session);
@@ -163,7 +164,12 @@ impl<S: Socket, D: Device> Node<S, D> {
             // A restarted peer, or one under a new key, asks and answers in a new session.
             self.keyed_aegis_seen(from);
         }
-        if self.crypto.is_some() && !matches!(message, Message::Frame(_) | Message::Close) {
+        // (Frames only when they open a new session: a busy peer that restarted or rotated
+        // the key may send nothing else for a keepalive, while the pin of its old process
+        // protects nothing and its new one has none.)
+        if self.crypto.is_some()
+            && (self.new_session || !matches!(message, Message::Frame(_) | Message::Close))
+        {
             self.recheck_process(now, from);
         }
         if let Message::Close = message {

@@ -394,9 +394,10 @@ impl<S: Socket, D: Device> Node<S, D> {
         Ok(())
     }
 
-    /// Keyed mode, a sender that answers Challenges: a message (not a frame) of the verified
-    /// peer `from` came from a sender process other than the one noted for it when it was
-    /// verified (it restarted, or rotated the key, while it stayed a peer). The process is not
+    /// Keyed mode, a sender that answers Challenges: a message (not a frame, unless it is the
+    /// first of a new session) of the verified peer `from` came from a sender process other
+    /// than the one noted for it when it was verified (it restarted, or rotated the key,
+    /// while it stayed a peer). The process is not
     /// noted from that message, which a replay forged from `from` could be: `from` is sent a
     /// Challenge (one per [`CHALLENGE_INTERVAL`]), and the process that seals its Echo is
     /// noted ([`Node::on_echo`]), so that [`Node::on_echo_challenge`] knows where it speaks.
@@ -440,8 +441,12 @@ impl<S: Socket, D: Device> Node<S, D> {
         let process = crypto::sender_process(&self.last_session);
         self.process_of.insert(addr, process);
         self.by_process.insert((process, addr));
-        if let Some((_, opener)) = &mut self.crypto {
-            opener.pin_process(process_start(process));
+        // Only a process whose Echo of a fresh Challenge proved it live is pinned.
+        if self.echo_required() {
+            if let Some((_, opener)) = &mut self.crypto {
+                opener.pin_process(process_start(process));
+                self.pinned_by.insert(addr);
+            }
         }
     }
 
@@ -449,8 +454,10 @@ impl<S: Socket, D: Device> Node<S, D> {
     pub(super) fn forget_process(&mut self, addr: SocketAddr) {
         if let Some(process) = self.process_of.remove(&addr) {
             self.by_process.remove(&(process, addr));
-            if let Some((_, opener)) = &mut self.crypto {
-                opener.unpin_process(process_start(process));
+            if self.pinned_by.remove(&addr) {
+                if let Some((_, opener)) = &mut self.crypto {
+                    opener.unpin_process(process_start(process));
+                }
             }
         }
     }

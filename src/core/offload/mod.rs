@@ -203,8 +203,8 @@ impl Layout {
 
     /// The pseudo-header sum for a transport packet of `l4_len` bytes. Its destination is
     /// the final one: for an IPv4 header with a source route whose hops are not used up, the
-    /// route's last address, as RFC 9293 (3.1) and RFC 768 ask and Linux sends; otherwise
-    /// the header's destination.
+    /// route's last address, which the final receiver checks (RFC 9293 3.1, as Linux's TCP
+    /// sums it; its UDP sums the first hop); otherwise the header's destination.
     pub fn pseudo_header(&self, frame: &[u8], l4_len: usize) -> u64 {
         let (src, mut dst) = self.addrs(frame);
         if !self.is_ipv6 {
