@@ -29,6 +29,15 @@ pub trait Socket {
     fn flush(&mut self) -> Result<(), FlushError> {
         Ok(())
     }
+
+    /// After a [`Socket::flush`] that failed: calls `f(to, datagrams, bytes)` for the queued
+    /// datagrams it dropped (what [`FlushError`] totals, by destination; an implementation
+    /// may call it once per datagram, and may leave some out under overload), and forgets
+    /// them, so that what was counted as sent to each peer can be taken back. The default,
+    /// for a socket that queues nothing, has none.
+    fn drain_failed(&mut self, f: &mut dyn FnMut(SocketAddr, u64, u64)) {
+        let _ = f;
+    }
 }
 
 /// What a flush could not deliver: the counts are exact, the error is the first one seen.

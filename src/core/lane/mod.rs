@@ -260,7 +260,13 @@ impl<S: Socket> Lane<S> {
     /// Sends what the socket queued (see [`Node::flush`](crate::node::Node::flush)).
     // HOT PATH
     pub fn flush(&mut self) {
-        self.tx.flush(&mut self.stats);
+        let sent = &mut self.sent;
+        self.tx.flush(&mut self.stats, |peer, datagrams, bytes| {
+            if let Some(count) = sent.get_mut(&peer) {
+                count.0 = count.0.saturating_sub(datagrams);
+                count.1 = count.1.saturating_sub(bytes);
+            }
+        });
     }
 
     /// Takes what was counted since the last call, for [`Node::absorb_lane`](crate::node::Node::absorb_lane) (allocates

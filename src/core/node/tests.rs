@@ -405,3 +405,69 @@ fn a_peer_cut_off_by_two_forged_closes_within_a_second_is_asked_again() {
         .unwrap();
     assert!(node.peers().is_verified(b));
 }
+
+/// A socket that queues and whose every flush drops all it queued, saying to whom.
+#[derive(Default)]
+struct DroppingQueue {
+    queued: Vec<(SocketAddr, usize)>,
+    failed: Vec<(SocketAddr, u64, u64)>,
+}
+
+impl Socket for DroppingQueue {
+    fn send_to(&mut self, datagram: &[u8], to: SocketAddr) -> io::Result<()> {
+        self.queued.push((to, datagram.len()));
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), crate::io::FlushError> {
+        if self.queued.is_empty() {
+            return Ok(());
+        }
+        let dropped = self.queued.len() as u64;
+        let dropped_bytes = self.queued.iter().map(|q| q.1 as u64).sum();
+        for (to, len) in self.queued.drain(..) {
+            self.failed.push((to, 1, len as u64));
+        }
+        Err(crate::io::FlushError {
+            dropped,
+            would_block: dropped,
+            dropped_bytes,
+            error: io::ErrorKind::WouldBlock.into(),
+        })
+    }
+    fn drain_failed(&mut self, f: &mut dyn FnMut(SocketAddr, u64, u64)) {
+        for (to, datagrams, bytes) in self.failed.drain(..) {
+            f(to, datagrams, bytes);
+        }
+    }
+}
+
+/// What a failed flush dropped is taken back from the peer's sent counters too, as from the
+/// node's: `show` said more was sent to it than went out.
+#[test]
+fn a_failed_flush_takes_back_what_each_peer_was_counted() {
+    let token = Token::new(5).unwrap();
+    let now = Instant::from_secs(10);
+    let mut node = Node::new(Config::new(token), DroppingQueue::default(), NoDevice, now);
+    let b = SocketAddr::from(([198, 18, 1, 9], 3210));
+    let (mut get, mut empty) = ([0u8; 8], [0u8; 10]);
+    wire::emit_control(token, wire::Kind::GetPeers, &mut get).unwrap();
+    let (len, _) = emit_peers(token, core::iter::empty(), &mut empty).unwrap();
+    node.on_datagram(now, b, &mut get.clone()).unwrap();
+    node.on_datagram(now, b, &mut empty[..len].to_vec())
+        .unwrap();
+    assert!(node.peers().is_verified(b));
+    node.flush();
+    let traffic = |node: &Node<DroppingQueue, NoDevice>| {
+        let t = &node.peers().get(b).unwrap().traffic;
+        (t.tx_datagrams, t.tx_bytes)
+    };
+    assert_eq!(traffic(&node), (0, 0));
+    assert_eq!(node.stats().datagrams_sent, 0);
+    // B asks again (a second later): answered, counted, dropped by the flush, taken back.
+    let later = now + Duration::from_secs(2);
+    node.on_datagram(later, b, &mut get.clone()).unwrap();
+    assert_eq!(traffic(&node).0, 1);
+    node.flush();
+    assert_eq!(traffic(&node), (0, 0));
+    assert_eq!(node.stats().datagrams_sent, 0);
+}

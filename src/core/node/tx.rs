@@ -62,10 +62,17 @@ impl<S: Socket> Tx<S> {
 
 impl<S: Socket> Tx<S> {
     /// Sends what the socket queued ([`Socket::flush`]); failures are moved from the sent
-    /// counters to the failure counters and warned about once per kind.
+    /// counters to the failure counters and warned about once per kind, and
+    /// `uncount(peer, datagrams, bytes)` takes back what each peer was counted
+    /// ([`Socket::drain_failed`]).
     // HOT PATH
-    pub(crate) fn flush(&mut self, stats: &mut Stats) {
+    pub(crate) fn flush(
+        &mut self,
+        stats: &mut Stats,
+        mut uncount: impl FnMut(SocketAddr, u64, u64),
+    ) {
         if let Err(e) = self.socket.flush() {
+            self.socket.drain_failed(&mut uncount);
             stats.datagrams_sent = stats.datagrams_sent.saturating_sub(e.dropped);
             stats.bytes_sent = stats.bytes_sent.saturating_sub(e.dropped_bytes);
             let would_block = e.would_block.min(e.dropped);
@@ -104,7 +111,10 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// datagrams were counted as sent when queued, and are moved to the failure counters).
     // HOT PATH
     pub fn flush(&mut self) {
-        self.tx.flush(&mut self.stats);
+        let peers = &mut self.peers;
+        self.tx.flush(&mut self.stats, |peer, datagrams, bytes| {
+            peers.uncount_sent(peer, datagrams, bytes);
+        });
         if let Err(e) = self.device.flush() {
             self.stats.frames_to_device = self.stats.frames_to_device.saturating_sub(e.dropped);
             for _ in 0..e.dropped {
@@ -158,7 +168,7 @@ mod tests {
             bytes_sent: 500,
             ..Stats::default()
         };
-        tx.flush(&mut stats);
+        tx.flush(&mut stats, |_, _, _| {});
         assert_eq!((stats.datagrams_sent, stats.bytes_sent), (0, 0));
         assert_eq!((stats.send_would_block, stats.send_errors), (2, 3));
     }

@@ -84,6 +84,13 @@ impl Traffic {
         self.tx_bytes = self.tx_bytes.wrapping_add(bytes);
     }
 
+    /// Takes back `datagrams` datagrams of `bytes` bytes counted as sent that the socket
+    /// then dropped (a failed flush).
+    pub fn uncount_sent(&mut self, datagrams: u64, bytes: u64) {
+        self.tx_datagrams = self.tx_datagrams.wrapping_sub(datagrams);
+        self.tx_bytes = self.tx_bytes.wrapping_sub(bytes);
+    }
+
     /// Counts one datagram of `len` bytes received.
     // HOT PATH
     #[inline]
@@ -174,6 +181,14 @@ impl PeerTable {
         // Not through `get_mut`: this moves no expiry deadline.
         if let Some(p) = self.peers.get_mut(&addr) {
             p.traffic.count_sent(len);
+        }
+    }
+
+    /// Takes back, for `addr` if it is still a peer, what a failed flush dropped of what it
+    /// was counted as sent ([`Traffic::uncount_sent`]).
+    pub fn uncount_sent(&mut self, addr: SocketAddr, datagrams: u64, bytes: u64) {
+        if let Some(p) = self.peers.get_mut(&addr) {
+            p.traffic.uncount_sent(datagrams, bytes);
         }
     }
 

@@ -31,6 +31,11 @@ pub(super) struct SendQueue {
     would_block: u64,
     /// Bytes of the `failed` datagrams.
     failed_bytes: u64,
+    /// Each of the `failed` datagrams: its destination (as the node knows it, not
+    /// v4-mapped) and length, for [`Socket::drain_failed`]; at most
+    /// [`SEND_QUEUE_DATAGRAMS`], in room reserved once (more, from automatic flushes of an
+    /// overfull queue between two of the node's, go unrecorded).
+    failed_to: Vec<(SocketAddr, usize)>,
     first_error: Option<io::Error>,
     /// GSO messages the kernel refused since the last one it took (see `send_queued`).
     gso_refusals: u32,
@@ -60,6 +65,15 @@ impl SendQueue {
             .map(|(_, len, _)| *len)
             .sum();
         self.failed_bytes += bytes as u64;
+        for &(_, len, to) in self
+            .entries
+            .get(from..from.saturating_add(count))
+            .unwrap_or_default()
+        {
+            if self.failed_to.len() < SEND_QUEUE_DATAGRAMS {
+                self.failed_to.push((unmap(to), len));
+            }
+        }
         if self.first_error.is_none() {
             self.first_error = Some(error);
         }
@@ -91,6 +105,7 @@ impl UdpSocket {
                 failed: 0,
                 would_block: 0,
                 failed_bytes: 0,
+                failed_to: Vec::with_capacity(SEND_QUEUE_DATAGRAMS),
                 first_error: None,
                 gso_refusals: 0,
                 gso_paused_until: None,
@@ -336,13 +351,25 @@ impl Socket for UdpSocket {
             return Ok(());
         };
         match q.first_error.take() {
-            None => Ok(()),
+            None => {
+                // (What an earlier failure left, if nobody asked for it: forgotten.)
+                q.failed_to.clear();
+                Ok(())
+            }
             Some(error) => Err(FlushError {
                 dropped: mem::take(&mut q.failed),
                 would_block: mem::take(&mut q.would_block),
                 dropped_bytes: mem::take(&mut q.failed_bytes),
                 error,
             }),
+        }
+    }
+
+    fn drain_failed(&mut self, f: &mut dyn FnMut(SocketAddr, u64, u64)) {
+        if let Some(q) = self.queue.as_mut() {
+            for (to, len) in q.failed_to.drain(..) {
+                f(to, 1, len as u64);
+            }
         }
     }
 }

@@ -212,7 +212,26 @@ fn flush_counts_datagrams_the_kernel_refuses() {
     let err = tx.flush().unwrap_err();
     assert_eq!((err.dropped, err.dropped_bytes), (3, 321), "{}", err.error);
     assert_eq!(err.would_block, 0, "refused, not for want of room");
+    // ... and to whom, for the peers' counters.
+    let mut failed = Vec::new();
+    tx.drain_failed(&mut |to, datagrams, bytes| failed.push((to, datagrams, bytes)));
+    let to = addr("127.0.0.1:0");
+    assert_eq!(failed, [(to, 1, 1), (to, 1, 20), (to, 1, 300)]);
     assert!(tx.flush().is_ok(), "the failure is reported once");
+    tx.drain_failed(&mut |to, _, _| panic!("{to} again"));
+    // More than the queue holds between two flushes: the queue sends (and fails) on its own
+    // on the way; every failure is still there for the flush's caller.
+    for _ in 0..SEND_QUEUE_DATAGRAMS + 1 {
+        tx.send_to(&[7; 10], to).unwrap();
+    }
+    let err = tx.flush().unwrap_err();
+    assert_eq!(err.dropped, SEND_QUEUE_DATAGRAMS as u64 + 1);
+    let mut datagrams = 0;
+    tx.drain_failed(&mut |_, n, _| datagrams += n);
+    assert_eq!(
+        datagrams, SEND_QUEUE_DATAGRAMS as u64,
+        "recorded up to the reserved room"
+    );
 }
 
 fn recv_blocking(socket: &mut UdpSocket, buf: &mut [u8]) -> (usize, SocketAddr) {
