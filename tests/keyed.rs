@@ -906,3 +906,31 @@ fn a_frame_that_opens_a_new_session_of_a_verified_peer_draws_a_challenge() {
     sim.step();
     assert_eq!(sim.stats(a).control_sent, before + 1);
 }
+
+#[test]
+fn a_contacted_address_s_challenge_into_a_full_table_is_echoed_and_counted() {
+    // b holds one peer, verified; an address b contacts answers with a Challenge: b echoes it
+    // (it chose to ask there), but has no room for it, which is counted as for any new
+    // address (it went uncounted).
+    use ethcloud::crypto::{Sealer, ECHO_COUNTER};
+    let mut sim = Simulator::new(0x8f31);
+    let mut cfg = Simulator::keyed_config(7);
+    cfg.max_peers = 1;
+    let b = sim.add_node(&cfg);
+    let key = ethcloud::crypto::Key::from_bytes([7; 32]);
+    let x: SocketAddr = "198.19.7.7:3210".parse().unwrap();
+    let member = Sealer::new(&key, [9; 16]).starting_at(ECHO_COUNTER);
+    let answers = exchange(&mut sim, b, x, sealed_by(&member, 2, &[]));
+    let challenge = answers.iter().find(|m| m[7] == 0x15).expect("a Challenge");
+    let nonce = challenge[8..16].to_vec();
+    exchange(&mut sim, b, x, sealed_by(&member, 0x16, &nonce));
+    assert!(sim.peers_of(b).contains(&x));
+    let c: SocketAddr = "198.19.7.8:3210".parse().unwrap();
+    sim.connect(b, c);
+    let other = Sealer::new(&key, [11; 16]).starting_at(ECHO_COUNTER);
+    let full = sim.stats(b).drops_of(DropReason::PeerTableFull);
+    let echoes = exchange(&mut sim, b, c, sealed_by(&other, 0x15, &[1; 8]));
+    assert!(echoes.iter().any(|m| m[7] == 0x16), "not echoed");
+    assert!(!sim.peers_of(b).contains(&c));
+    assert_eq!(sim.stats(b).drops_of(DropReason::PeerTableFull), full + 1);
+}

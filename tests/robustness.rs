@@ -88,3 +88,42 @@ fn random_frames_from_the_device_never_panic() {
         "every frame is sent or counted as a drop"
     );
 }
+
+#[test]
+fn a_datagram_from_a_source_nothing_can_be_sent_to_is_dropped_and_counted() {
+    // Linux delivers a datagram from port 0. As a peer such an address was sent questions
+    // that could not go (each a send error), and flooded to for good if a forged list made it
+    // verified. It is dropped as it comes, counted, and answered with nothing.
+    let mut sim = Simulator::new(0xbad5);
+    let a = sim.add_node(&Simulator::config());
+    let mut get = [0u8; 8];
+    ethcloud::wire::emit_control(
+        Token::new(1).unwrap(),
+        ethcloud::wire::Kind::GetPeers,
+        &mut get,
+    )
+    .unwrap();
+    let sources = [
+        "198.18.9.9:0",
+        "0.0.0.0:3210",
+        "224.0.0.1:3210",
+        "255.255.255.255:3210",
+        "[ff02::1]:3210",
+    ];
+    let now = sim.now;
+    let node = sim.nodes.get_mut(&a).unwrap();
+    for from in sources {
+        let from: SocketAddr = from.parse().unwrap();
+        assert!(
+            node.on_datagram(now, from, &mut get.clone()).is_err(),
+            "{from}"
+        );
+    }
+    assert_eq!(node.peer_count(), 0);
+    assert!(node.socket_mut().outbox.is_empty());
+    assert_eq!(
+        sim.stats(a)
+            .drops_of(ethcloud::stats::DropReason::BadSource),
+        sources.len() as u64
+    );
+}

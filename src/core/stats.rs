@@ -40,11 +40,14 @@ pub enum DropReason {
     /// Per-node keys: a relayed frame from a node whose key its relay has not named yet, or
     /// named as one we do not trust.
     RelayUnverified,
+    /// A datagram from a source no node can be reached at (port 0, or an unspecified,
+    /// multicast or broadcast address): nothing could be sent back.
+    BadSource,
 }
 
 impl DropReason {
     /// Number of distinct counters.
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 18;
 
     /// Every counter index with its name, in a fixed order.
     pub const NAMES: [&'static str; DropReason::COUNT] = [
@@ -65,6 +68,7 @@ impl DropReason {
         "relay_rate_limited",
         "relay_superseded",
         "relay_unverified",
+        "bad_source",
     ];
 
     /// The counter index of this reason.
@@ -87,6 +91,7 @@ impl DropReason {
             DropReason::RelayRateLimited => 14,
             DropReason::RelaySuperseded => 15,
             DropReason::RelayUnverified => 16,
+            DropReason::BadSource => 17,
         }
     }
 }
@@ -110,6 +115,7 @@ impl fmt::Display for DropReason {
             DropReason::RelayUnverified => {
                 f.write_str("relayed from a key not checked or not trusted")
             }
+            DropReason::BadSource => f.write_str("from an address nothing can be sent to"),
         }
     }
 }
@@ -314,6 +320,7 @@ mod tests {
             DropReason::RelayRateLimited,
             DropReason::RelaySuperseded,
             DropReason::RelayUnverified,
+            DropReason::BadSource,
         ];
         let mut seen = [false; DropReason::COUNT];
         for r in all {

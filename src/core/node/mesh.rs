@@ -304,7 +304,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             if entries.len() > share {
                 self.share_cursor = entries.get(share - 1).copied();
             }
-            entries.retain(|a| *a != to);
+            entries.retain(|a| *a != to && may_name(*a, to));
             entries.truncate(share);
             let list = entries.iter().copied();
             let end = self.control.len() - crypto::TAG_LEN;
@@ -504,7 +504,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         let family = |is_v6: bool, cursor: Option<SocketAddr>| {
             peers
                 .verified_of_family_after(is_v6, cursor)
-                .filter(move |a| *a != to)
+                .filter(move |a| *a != to && may_name(*a, to))
                 .take(MAX_ENTRIES_PER_FAMILY)
         };
         let [cursor_v4, cursor_v6] = self.list_cursors;
@@ -526,4 +526,11 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
         Some(len)
     }
+}
+
+/// Whether a peer list to `to` may name `peer`: not a loopback peer (another instance on this
+/// host) to a peer elsewhere, where that address is its own host's, and a node of the seed's
+/// protocol would contact whatever listens there.
+fn may_name(peer: SocketAddr, to: SocketAddr) -> bool {
+    !peer.ip().is_loopback() || to.ip().is_loopback()
 }

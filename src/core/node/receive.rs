@@ -60,6 +60,11 @@ impl<S: Socket, D: Device> Node<S, D> {
         if self.config.is_own(from) {
             return Err(DropReason::FromSelf);
         }
+        // (Linux delivers a datagram from port 0: as a peer it would be sent questions that
+        // fail, and be flooded to for good if a forged list verified it.)
+        if crate::peers::is_unusable(from) {
+            return Err(DropReason::BadSource);
+        }
         let wire_len = datagram.len();
         self.sender_echoes = false;
         if let Some(sessions) = &mut self.sessions {

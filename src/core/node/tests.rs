@@ -471,3 +471,40 @@ fn a_failed_flush_takes_back_what_each_peer_was_counted() {
     assert_eq!(traffic(&node), (0, 0));
     assert_eq!(node.stats().datagrams_sent, 0);
 }
+
+/// A peer at a loopback address (another instance on this host) is named in the lists to
+/// peers on this host only: elsewhere the address is that host's own, which a node of the
+/// seed's protocol would contact.
+#[test]
+fn a_loopback_peer_is_named_only_to_peers_on_this_host() {
+    let token = Token::new(5).unwrap();
+    let now = Instant::from_secs(10);
+    let mut node = Node::new(Config::new(token), Recorder::default(), NoDevice, now);
+    let local = SocketAddr::from(([127, 0, 0, 1], 3211));
+    let other_local = SocketAddr::from(([127, 0, 0, 1], 3212));
+    let remote = SocketAddr::from(([198, 18, 1, 1], 3210));
+    let (mut get, mut empty) = ([0u8; 8], [0u8; 10]);
+    wire::emit_control(token, wire::Kind::GetPeers, &mut get).unwrap();
+    let (len, _) = emit_peers(token, core::iter::empty(), &mut empty).unwrap();
+    for p in [local, other_local, remote] {
+        node.on_datagram(now, p, &mut get.clone()).unwrap();
+        node.on_datagram(now, p, &mut empty[..len].to_vec())
+            .unwrap();
+        assert!(node.peers().is_verified(p));
+    }
+    node.socket_mut().named.clear();
+    let later = now + Duration::from_secs(2);
+    for p in [local, remote] {
+        node.on_datagram(later, p, &mut get.clone()).unwrap();
+    }
+    let named = &node.socket().named;
+    let to = |p: SocketAddr| named.iter().find(|(t, _)| *t == p).map(|(_, l)| l.clone());
+    assert_eq!(
+        to(remote),
+        Some(vec![]),
+        "a loopback peer named to {remote}"
+    );
+    let mut to_local = to(local).unwrap();
+    to_local.sort();
+    assert_eq!(to_local, vec![other_local, remote]);
+}

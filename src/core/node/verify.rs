@@ -340,11 +340,13 @@ impl<S: Socket, D: Device> Node<S, D> {
         // An address we contacted answers with a Challenge: a peer now, unverified, as if it
         // had answered with a seed message (the request we sent proves we chose it).
         if !self.peers.contains(from) && self.contacts.get(from).is_some() {
-            if let Touch::Added {
-                evicted: Some(victim),
-            } = self.peers.touch_received(now, from, wire_len)
-            {
-                self.after_removal(now, victim, false, "the peer table is full");
+            match self.peers.touch_received(now, from, wire_len) {
+                Touch::Added {
+                    evicted: Some(victim),
+                } => self.after_removal(now, victim, false, "the peer table is full"),
+                // (Its Echo went out above; it stays no peer, as any new address would.)
+                Touch::Full => return Err(DropReason::PeerTableFull),
+                _ => {}
             }
         }
         // Its Challenge is a datagram from it like any other: it is challenged in turn (so two

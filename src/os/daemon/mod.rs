@@ -2,7 +2,9 @@
 //! device, the UDP socket, a timerfd and a signalfd, driving a [`Node`].
 //!
 //! Owns the clock the node runs on (elsewhere `std::time` is read only for a keyed session's
-//! id, in `keyfiles`, and to time the checksum at start-up, in `sys::cpu`), the packet buffer
+//! id, in `keyfiles`, to time the checksum at start-up, in `sys::cpu`, and for the OS edges'
+//! own deadlines: the UDP queue's GSO pause, the hooks' timeout, the control socket), the
+//! packet buffer
 //! (allocated once), the per-wake-up budget, and what signals mean: SIGINT/SIGTERM shut down
 //! cleanly (the node sends `Close` to every peer), SIGUSR1 logs the counters and the status
 //! (peers, MAC table), SIGHUP re-reads the key file in keyed mode and hands a changed key to
