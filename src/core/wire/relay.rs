@@ -113,7 +113,8 @@ pub enum Extension<'a> {
         /// The sender's Hello version (1 today; later versions keep these two bytes).
         version: u8,
         /// [`FLAG_ANSWER`], [`FLAG_RELAY`], [`FLAG_RELAYED`], [`FLAG_AEGIS`],
-        /// [`FLAG_AEGIS_X4`], [`FLAG_PARTIAL_CHECKSUMS`]; unknown bits are ignored.
+        /// [`FLAG_AEGIS_X4`], [`FLAG_PARTIAL_CHECKSUMS`], [`FLAG_NAMES_KEYS`]; unknown bits are
+        /// ignored.
         flags: u8,
         /// The sender's node id: the same for every address the node speaks from (so a
         /// peer seen at a new address is known to be the one at the old address).
