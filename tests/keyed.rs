@@ -892,6 +892,8 @@ fn a_frame_that_opens_a_new_session_of_a_verified_peer_draws_a_challenge() {
         ethcloud::crypto::Sealer::new(&ethcloud::crypto::Key::from_bytes([7; 32]), session)
             .starting_at(ethcloud::crypto::ECHO_COUNTER);
     let first = sealed_by(&sealer, 0, &frame(BROADCAST, mac(2), None, 9));
+    // The Challenge is lost on the way (b's Echo would name its real process).
+    sim.block_one_way(a, b);
     let before = sim.stats(a).control_sent;
     sim.inject_datagram(b, a, first);
     sim.step();
@@ -900,11 +902,53 @@ fn a_frame_that_opens_a_new_session_of_a_verified_peer_draws_a_challenge() {
         before + 1,
         "no Challenge for the new process"
     );
-    // The next frame of that session, and of the process b runs, draw nothing more.
+    // The next frame of that session draws nothing more within 5 s ...
     let next = sealed_by(&sealer, 0, &frame(BROADCAST, mac(2), None, 10));
     sim.inject_datagram(b, a, next);
     sim.step();
     assert_eq!(sim.stats(a).control_sent, before + 1);
+    // ... but one after the 5 s asks again.
+    sim.advance(Duration::from_secs(6));
+    let before = sim.stats(a).control_sent;
+    let later = sealed_by(&sealer, 0, &frame(BROADCAST, mac(2), None, 11));
+    sim.inject_datagram(b, a, later);
+    sim.step();
+    assert_eq!(sim.stats(a).control_sent, before + 1, "not asked again");
+}
+
+#[test]
+fn a_relay_message_that_opens_a_new_session_of_a_verified_peer_draws_a_challenge() {
+    // A relay's new process may send nothing but relayed frames.
+    let mut sim = Simulator::new(0x5e58);
+    let [a, b] = sim.add_nodes(&Simulator::keyed_config(7));
+    sim.connect(b, a);
+    sim.advance_until(Duration::from_secs(10), |s| s.is_full_mesh());
+    sim.advance(Duration::from_secs(30));
+    let mut session = [0u8; 16];
+    session[..8].copy_from_slice(&(sim.now.as_millis() + 1).to_be_bytes());
+    session[8..].copy_from_slice(&0x2345_6789_abcd_ef01u64.to_be_bytes());
+    let sealer =
+        ethcloud::crypto::Sealer::new(&ethcloud::crypto::Key::from_bytes([7; 32]), session)
+            .starting_at(ethcloud::crypto::ECHO_COUNTER);
+    let mut clear = vec![0u8; 200];
+    let origin: SocketAddr = "198.19.5.5:3210".parse().unwrap();
+    let len = ethcloud::wire::relay::emit_relayed(
+        ethcloud::wire::Token::new(1).unwrap(),
+        ethcloud::wire::relay::RELAYED_FROM,
+        origin,
+        &frame(BROADCAST, mac(3), None, 1),
+        &mut clear,
+    )
+    .unwrap();
+    let relayed = sealed_by(&sealer, clear[7], &clear[8..len]);
+    let before = sim.stats(a).control_sent;
+    sim.inject_datagram(b, a, relayed);
+    sim.step();
+    assert_eq!(
+        sim.stats(a).control_sent,
+        before + 1,
+        "no Challenge for the new process"
+    );
 }
 
 #[test]

@@ -173,14 +173,17 @@ fn remove_leftovers(path: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
-    let prefix = format!(".{}.", name.to_string_lossy());
+    use std::os::unix::ffi::OsStrExt;
+    let mut prefix = b".".to_vec();
+    prefix.extend_from_slice(name.as_bytes());
+    prefix.push(b'.');
     for entry in entries.filter_map(Result::ok).take(4096) {
         let file = entry.file_name();
-        let file = file.to_string_lossy();
         let is_ours = file
-            .strip_prefix(&prefix)
-            .and_then(|rest| rest.strip_suffix(".tmp"))
-            .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+            .as_bytes()
+            .strip_prefix(prefix.as_slice())
+            .and_then(|rest| rest.strip_suffix(b".tmp"))
+            .is_some_and(|hex| hex.len() == 16 && hex.iter().all(u8::is_ascii_hexdigit));
         if is_ours {
             match fs::remove_file(entry.path()) {
                 Ok(()) => info!(
@@ -371,6 +374,7 @@ impl StatsFile {
                 Ok(writer) => self.writer = Some(writer),
                 Err(e) => {
                     warn!("cannot start a thread to write the stats file: {e}; writing it here");
+                    remove_leftovers(&self.spec.path);
                     self.unthreaded = Some(false);
                     return self.write(text);
                 }

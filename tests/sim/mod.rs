@@ -547,6 +547,11 @@ impl Simulator {
         self.blocked.insert((b, a));
     }
 
+    /// Drops what `a` sends to `b` (only that way) until [`Simulator::heal`].
+    pub fn block_one_way(&mut self, a: SocketAddr, b: SocketAddr) {
+        self.blocked.insert((a, b));
+    }
+
     pub fn heal(&mut self, a: SocketAddr, b: SocketAddr) {
         self.blocked.remove(&(a, b));
         self.blocked.remove(&(b, a));

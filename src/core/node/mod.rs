@@ -330,6 +330,11 @@ pub struct Node<S: Socket, D: Device> {
     /// Keyed mode: the datagram opened last was the first of a session the opener did not
     /// remember ([`Opener::opened_new_session`]).
     new_session: bool,
+    /// Keyed mode: verified peers heard from a sender process other than the one noted for
+    /// them, whose new process is not confirmed by an Echo yet: each of their datagrams, frames
+    /// too, may draw the process Challenge again (at its rate), so a lost Challenge or Echo
+    /// is asked again. At most one entry per verified peer.
+    unconfirmed: HashSet<SocketAddr>,
     /// Keyed mode: Challenges sent so far (what each one's nonce is made from).
     echo_sequence: u64,
     /// Keyed mode: unverified peers owed another Challenge (`Peer::echo_again`), at most
@@ -503,6 +508,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             by_process: BTreeSet::new(),
             pinned_by: HashSet::new(),
             new_session: false,
+            unconfirmed: HashSet::new(),
             echo_sequence: 0,
             echo_retries: BTreeSet::new(),
             sealer_changes: 0,

@@ -169,11 +169,12 @@ impl<S: Socket, D: Device> Node<S, D> {
             // A restarted peer, or one under a new key, asks and answers in a new session.
             self.keyed_aegis_seen(from);
         }
-        // (Frames only when they open a new session: a busy peer that restarted or rotated
-        // the key may send nothing else for a keepalive, while the pin of its old process
-        // protects nothing and its new one has none.)
+        // (Frames only when they open a new session, or come from a peer whose new process is
+        // not confirmed yet: a busy peer that restarted or rotated the key may send nothing
+        // else for a keepalive, while the pin of its old process protects nothing and its new
+        // one has none.)
         if self.crypto.is_some()
-            && (self.new_session || !matches!(message, Message::Frame(_) | Message::Close))
+            && (!matches!(message, Message::Frame(_) | Message::Close) || self.recheck_due(from))
         {
             self.recheck_process(now, from);
         }

@@ -419,6 +419,10 @@ impl<S: Socket, D: Device> Node<S, D> {
             Extension::Echo { nonce } => return self.on_echo(now, from, nonce, wire_len),
             _ => {}
         }
+        // As for frames: a relay's new process may send nothing but relayed frames.
+        if self.crypto.is_some() && self.recheck_due(from) {
+            self.recheck_process(now, from);
+        }
         // A Hello is heard from any peer, verified or not: it opened with a session, so an
         // authenticated node sent it, and it may come before we verified that address. The
         // rest needs a verified peer.

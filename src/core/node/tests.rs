@@ -470,6 +470,16 @@ fn a_failed_flush_takes_back_what_each_peer_was_counted() {
     node.flush();
     assert_eq!(traffic(&node), (0, 0));
     assert_eq!(node.stats().datagrams_sent, 0);
+    // What is taken back may include datagrams never counted for the peer (the ask after
+    // its Close went while it was none): never below zero.
+    let mut close = [0u8; 8];
+    wire::emit_control(token, wire::Kind::Close, &mut close).unwrap();
+    let later = later + Duration::from_secs(2);
+    let _ = node.on_datagram(later, b, &mut close.clone());
+    node.housekeep(later);
+    let _ = node.on_datagram(later, b, &mut get.clone());
+    node.flush();
+    assert_eq!(traffic(&node), (0, 0));
 }
 
 /// A peer at a loopback address (another instance on this host) is named in the lists to

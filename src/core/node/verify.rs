@@ -411,6 +411,8 @@ impl<S: Socket, D: Device> Node<S, D> {
         if self.process_of.get(&from) == Some(&process) {
             return;
         }
+        // Until an Echo notes a process for it (`note_process`), or it goes.
+        self.unconfirmed.insert(from);
         let Some(peer) = self.peers.get_mut(from) else {
             return;
         };
@@ -422,6 +424,14 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
         debug!("{from} speaks from a new process: sending it a Challenge to learn which");
         self.send_process_challenge(now, from);
+    }
+
+    /// Keyed mode: whether a frame or relay message from `from` is to check its sender
+    /// process ([`Node::recheck_process`]): it opened a new session, or `from` was heard from
+    /// a process not confirmed yet. (A set lookup only while some peer is unconfirmed.)
+    // HOT PATH
+    pub(super) fn recheck_due(&self, from: SocketAddr) -> bool {
+        self.new_session || (!self.unconfirmed.is_empty() && self.unconfirmed.contains(&from))
     }
 
     /// Sends the verified peer `from` the Challenge whose Echo tells its sender process
@@ -440,6 +450,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             return;
         }
         self.forget_process(addr);
+        self.unconfirmed.remove(&addr);
         let process = crypto::sender_process(&self.last_session);
         self.process_of.insert(addr, process);
         self.by_process.insert((process, addr));
@@ -454,6 +465,7 @@ impl<S: Socket, D: Device> Node<S, D> {
 
     /// Forgets the sender process `addr` was verified in (it is no peer any more).
     pub(super) fn forget_process(&mut self, addr: SocketAddr) {
+        self.unconfirmed.remove(&addr);
         if let Some(process) = self.process_of.remove(&addr) {
             self.by_process.remove(&(process, addr));
             if self.pinned_by.remove(&addr) {

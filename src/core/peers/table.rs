@@ -85,10 +85,12 @@ impl Traffic {
     }
 
     /// Takes back `datagrams` datagrams of `bytes` bytes counted as sent that the socket
-    /// then dropped (a failed flush).
+    /// then dropped (a failed flush). Never below zero: what is taken back may include
+    /// datagrams sent while the address was not a peer (handshakes, the Echo to a contacted
+    /// address, the ask after a Close), which were never counted for it.
     pub fn uncount_sent(&mut self, datagrams: u64, bytes: u64) {
-        self.tx_datagrams = self.tx_datagrams.wrapping_sub(datagrams);
-        self.tx_bytes = self.tx_bytes.wrapping_sub(bytes);
+        self.tx_datagrams = self.tx_datagrams.saturating_sub(datagrams);
+        self.tx_bytes = self.tx_bytes.saturating_sub(bytes);
     }
 
     /// Counts one datagram of `len` bytes received.

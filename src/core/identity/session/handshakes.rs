@@ -507,10 +507,13 @@ impl Sessions {
                         break;
                     };
                     next_cursor = at + 1;
+                    // (Not a session nothing has opened in yet: one answered to a replayed
+                    // initiation, bound to a forged address, would keep the key from being
+                    // probed at its real one until it ended.)
                     let live = self.keys.get(&key).is_some_and(|s| {
-                        s.current
-                            .as_ref()
-                            .is_some_and(|c| now < c.made + self.config.rekey_after + REJECT_SLACK)
+                        s.current.as_ref().is_some_and(|c| {
+                            c.heard && now < c.made + self.config.rekey_after + REJECT_SLACK
+                        })
                     });
                     if live || in_flight_here.contains(&key) {
                         continue;
@@ -977,6 +980,43 @@ mod tests {
             c.housekeep(later + Duration::from_secs(s), &mut |_, _| tries += 1);
         }
         assert_eq!(tries, 1, "initiations to the replay's source in a minute");
+    }
+
+    /// After a restart, a recorded initiation of a's replayed from a forged address makes an
+    /// unheard session bound there; when b then wants a at its real address, it probes there
+    /// at once (it skipped a's key as "live" until that session ended, up to 3 minutes, and
+    /// a, whose old session still sealed, did not start one either).
+    #[test]
+    fn a_replay_bound_to_a_forged_address_does_not_keep_a_key_from_being_probed() {
+        let (mut a, mut b) = (node(1, 2, 20), node(2, 1, 20));
+        let at_a: SocketAddr = "198.18.0.1:3210".parse().unwrap();
+        let at_b: SocketAddr = "198.18.0.2:3210".parse().unwrap();
+        let at_z: SocketAddr = "198.18.9.9:3210".parse().unwrap();
+        let mut out = [0u8; 256];
+        let now = Instant::from_secs(1);
+        let recorded = round_to(&mut a, now, at_b);
+        let HandshakeEvent::Answered(..) = b.on_handshake(now, at_a, &recorded[0], &mut out) else {
+            panic!("no answer");
+        };
+        let later = now + Duration::from_secs(30);
+        let mut b = node(2, 1, 20);
+        let HandshakeEvent::Answered(_, true) = b.on_handshake(later, at_z, &recorded[0], &mut out)
+        else {
+            panic!("the replay was not taken as a first contact");
+        };
+        let sent = round_to(&mut b, later, at_a);
+        assert_eq!(sent.len(), 1, "no probe to a's real address");
+        assert_eq!(sent[0].len(), INITIATION_LEN);
+        let HandshakeEvent::Answered(len, _) = a.on_handshake(later, at_b, &sent[0], &mut out)
+        else {
+            panic!("a did not answer b's probe");
+        };
+        let response = out[..len].to_vec();
+        assert_eq!(
+            b.on_handshake(later, at_a, &response, &mut out),
+            HandshakeEvent::Completed
+        );
+        assert!(carries(&mut b, &mut a, (at_b, at_a), later));
     }
 
     #[test]
