@@ -39,6 +39,13 @@ $listing"
 done
 echo "deb.sh: dpkg-deb -c lists every expected file"
 
+# The unit's ExecReload runs /bin/kill, from procps: a dependency, not a given.
+depends="$(dpkg-deb -f "$deb" Depends)"
+case "$depends" in
+*procps*) echo "deb.sh: Depends names procps ($depends)" ;;
+*) fail "Depends does not name procps, whose /bin/kill the unit's ExecReload runs: $depends" ;;
+esac
+
 # The units as packaged, with the packaged binary, next to the host's own units.
 root="$(mktemp -d)"
 trap 'rm -rf "$root"' EXIT
@@ -46,7 +53,7 @@ dpkg-deb -x "$deb" "$root"
 mkdir -p "$root/lib/systemd"
 cp -a /lib/systemd/system "$root/lib/systemd/"
 cp "$root"/usr/lib/systemd/system/ethcloud* "$root/lib/systemd/system/"
-# ExecReload runs the system's /bin/kill (procps), which the package does not ship.
+# ExecReload runs the system's /bin/kill (procps, a dependency of the package).
 mkdir -p "$root/bin"
 cp /bin/kill "$root/bin/"
 # verify exits 0 on unknown keys and the like, so any output at all is a failure.

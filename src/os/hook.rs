@@ -27,7 +27,8 @@ const POLL: Duration = Duration::from_millis(20);
 /// `/dev/null` and stdout and stderr shared with the daemon (so they land in its log), and
 /// waits up to `timeout` for it. `option` (`--ifup` / `--ifdown`) names it in messages. The
 /// command runs in a process group of its own, so that on timeout everything it started is
-/// killed with it, not left running.
+/// killed with it, not left running (what leaves that group, as `timeout` or `setsid` does,
+/// is not).
 ///
 /// # Errors
 ///

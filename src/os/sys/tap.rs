@@ -89,6 +89,10 @@ pub fn check_name(name: &str) -> Result<(), &'static str> {
         Err("contains a NUL byte")
     } else if name.contains(['/', ':']) || name.contains(char::is_whitespace) {
         Err("contains '/', ':' or white space")
+    } else if name.bytes().any(|b| b == 0xa0) {
+        // The kernel's isspace() takes byte 0xA0 for white space, and UTF-8 has it inside
+        // many characters ('à' is C3 A0, Cyrillic 'Р' D0 A0): TUNSETIFF would say EINVAL.
+        Err("contains a byte the kernel takes for white space (0xA0, as in 'à' or 'Р')")
     } else if name.contains(char::is_control) {
         // The kernel would take ESC and the like; the name goes into logs and the status file.
         Err("contains a control character")
@@ -603,6 +607,10 @@ mod tests {
         assert!(check_name("..").is_err());
         // 15 bytes, but 16 once UTF-8 is counted: bytes matter, not characters.
         assert!(check_name("ééééééééx").is_err());
+        // Byte 0xA0 is white space to the kernel.
+        assert!(check_name("vpnà").is_err());
+        assert!(check_name("Р%d").is_err());
+        assert!(check_name("vpné").is_ok());
     }
 
     #[test]
