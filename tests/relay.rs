@@ -884,6 +884,42 @@ fn a_hello_that_names_a_verified_peer_as_our_public_address_changes_nothing() {
 }
 
 #[test]
+fn a_hello_that_names_a_connect_address_as_our_public_address_does_not_stop_contacting_it() {
+    // A member says it sees a at c's address while c, a's --connect peer, is down: a takes it
+    // for its own, but still asks c, and c is a peer once it is back. (Before, c was dropped
+    // from a's contacts and never asked again.)
+    let on = Simulator::keyed_config(7);
+    let mut sim = Simulator::new(0x5e1a_0b00);
+    let p = sim.add_node(&on);
+    let a = sim.add_node(&on);
+    sim.connect(a, p);
+    let c = sim.next_addr();
+    sim.connect(a, c);
+    sim.advance_until(Duration::from_secs(30), |s| s.peers_of(a).contains(&p));
+    sim.advance(Duration::from_secs(5));
+    let token = Token::new(1).unwrap();
+    let mut clear = vec![0u8; 64];
+    let len = emit_hello(
+        token,
+        FLAG_RELAY | FLAG_RELAYED,
+        0x7777,
+        c,
+        None,
+        &mut clear,
+    )
+    .unwrap();
+    sim.inject_datagram(p, a, sealed(7, 0x71, &clear[..len]));
+    sim.run_until_idle(1000);
+    assert!(sim.nodes[&a].relay_table().is_public(c));
+    assert!(
+        sim.nodes[&a].contacts().get(c).is_some(),
+        "c no longer asked"
+    );
+    sim.add_node_at(c, &on);
+    sim.advance_until(Duration::from_secs(600), |s| s.peers_of(a).contains(&c));
+}
+
+#[test]
 fn a_key_answer_nothing_asked_for_is_counted_as_refused() {
     // A member (here: a datagram sealed with the network key, from a verified peer's address)
     // sends a KeyAnswer, which with a network key nothing asks for, or about an address we

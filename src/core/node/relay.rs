@@ -489,7 +489,14 @@ impl<S: Socket, D: Device> Node<S, D> {
                     && !is_unusable(observed);
                 if credible && self.relay.add_public(observed) {
                     debug!("{from} sees this node at {observed}");
-                    self.contacts.remove(observed);
+                    // A `--connect` address stays queued: if it is ours (a configuration
+                    // shared by every node lists this one too), contacting it costs a datagram
+                    // now and then, which comes back sealed by our own session and is dropped;
+                    // if a member lied, the configured peer would otherwise never be asked
+                    // again.
+                    if !self.connect_set.contains(&observed) {
+                        self.contacts.remove(observed);
+                    }
                     for gone in self.relay.forget_peer(observed) {
                         self.switch.forget_peer(gone);
                     }
