@@ -712,15 +712,20 @@ impl Sessions {
         if ended {
             self.changes = self.changes.wrapping_add(1);
         }
-        // The keys with a handshake in flight, gathered once (not one walk of the handshakes
-        // in flight per due key).
-        let in_flight: std::collections::HashSet<PublicKey> = if due.is_empty() {
+        // The keys with a handshake in flight to the same address, gathered once (not one walk
+        // of the handshakes in flight per due key). (One to another address, a probe of that
+        // key there, does not renew this session: skipping for it spent the one renewal of an
+        // unheard session.)
+        let in_flight: std::collections::HashSet<(PublicKey, SocketAddr)> = if due.is_empty() {
             std::collections::HashSet::new()
         } else {
-            self.pending.values().map(|p| p.initiator.remote).collect()
+            self.pending
+                .values()
+                .map(|p| (p.initiator.remote, p.addr))
+                .collect()
         };
         for (addr, key) in due {
-            if !in_flight.contains(&key) {
+            if !in_flight.contains(&(key, addr)) {
                 debug!("renewing the session with {key} at {addr}");
                 let _ = self.initiate(now, addr, key, false, send);
             }
@@ -1017,6 +1022,37 @@ mod tests {
             HandshakeEvent::Completed
         );
         assert!(carries(&mut b, &mut a, (at_b, at_a), later));
+    }
+
+    /// The one renewal of an unheard session goes out even while that key is being probed at
+    /// another address (it was skipped for any handshake in flight with the key, and that
+    /// spent it: the pair stayed cut off until a timer's renewal, minutes later).
+    #[test]
+    fn an_unheard_session_is_renewed_while_its_key_is_probed_elsewhere() {
+        let mut a = node(1, 2, 20);
+        let at_a: SocketAddr = "198.18.0.1:3210".parse().unwrap();
+        let at_b: SocketAddr = "198.18.0.2:3210".parse().unwrap();
+        let at_x: SocketAddr = "198.18.0.9:3210".parse().unwrap();
+        let mut out = [0u8; 256];
+        let now = Instant::from_secs(1);
+        let recorded = round_to(&mut a, now, at_b);
+        let later = now + Duration::from_secs(30);
+        let mut b = node(2, 1, 20);
+        let HandshakeEvent::Answered(_, true) = b.on_handshake(later, at_a, &recorded[0], &mut out)
+        else {
+            panic!("the replay was not taken as a first contact");
+        };
+        // b wants an address it knows no key of: a's key is probed there.
+        let probes = round_to(&mut b, later + Duration::from_secs(1), at_x);
+        assert_eq!(probes.len(), 1);
+        let mut sent = Vec::new();
+        b.housekeep(later + HANDSHAKE_RETRY, &mut |to, bytes| {
+            sent.push((to, bytes.len()));
+        });
+        assert!(
+            sent.contains(&(at_a, INITIATION_LEN)),
+            "the unheard session was not renewed: {sent:?}"
+        );
     }
 
     #[test]
