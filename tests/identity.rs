@@ -908,3 +908,29 @@ fn a_lost_hello_is_asked_for_again_so_sessions_still_move_to_aegis() {
         "sessions not on AEGIS-128L: seeds {stuck:?}"
     );
 }
+
+#[test]
+fn a_lane_wanting_a_handshake_with_a_peer_that_has_a_session_by_now_starts_none() {
+    // A lane's view is up to 20 ms old: it may ask for a handshake with a peer whose session
+    // was made since. Started anyway, the handshake replaced the fresh session at once.
+    let mut sim = Simulator::new(0x1a9e);
+    let (a, b) = meshed_pair(&mut sim);
+    assert!(carries(&mut sim, a, b, 1, 1));
+    sim.advance(Duration::from_secs(10));
+    let now = sim.now;
+    let node = sim.nodes.get_mut(&a).unwrap();
+    node.socket_mut().outbox.clear();
+    let counts = ethcloud::lane::LaneCounts {
+        no_session: 1,
+        wanted: vec![b],
+        ..Default::default()
+    };
+    node.absorb_lane(now, &counts);
+    let to_b = node
+        .socket_mut()
+        .outbox
+        .iter()
+        .filter(|(to, _)| *to == b)
+        .count();
+    assert_eq!(to_b, 0, "a handshake with a peer that has a session");
+}

@@ -180,6 +180,30 @@ pub struct LaneCounts {
     pub wanted: Vec<SocketAddr>,
 }
 
+impl LaneCounts {
+    /// Adds `other`'s counts to these (one hand-over in place of two, for a loop that does
+    /// not take them for a while): counters summed, per-peer counts summed by peer, the
+    /// wanted peers joined (at most 16).
+    pub fn merge(&mut self, other: LaneCounts) {
+        self.stats.add(&other.stats);
+        self.no_session = self.no_session.saturating_add(other.no_session);
+        for (peer, datagrams, bytes) in other.sent {
+            match self.sent.iter_mut().find(|(p, _, _)| *p == peer) {
+                Some(entry) => {
+                    entry.1 = entry.1.saturating_add(datagrams);
+                    entry.2 = entry.2.saturating_add(bytes);
+                }
+                None => self.sent.push((peer, datagrams, bytes)),
+            }
+        }
+        for peer in other.wanted {
+            if self.wanted.len() < MAX_WANTED && !self.wanted.contains(&peer) {
+                self.wanted.push(peer);
+            }
+        }
+    }
+}
+
 /// One lane: forwards frames with the snapshot it was given, through its own socket.
 pub struct Lane<S> {
     tx: Tx<S>,

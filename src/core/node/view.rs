@@ -65,11 +65,13 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
         if let Some(sessions) = &mut self.sessions {
             sessions.count_no_session(counts.no_session);
-            // Only verified peers: a lane's view may be up to 20 ms behind, and name one the
-            // node has removed since (timed out, or its key revoked), where a handshake must
-            // not start (for an address no key is bound to, that would be a round of probes).
+            // Only verified peers without a session now: a lane's view may be up to 20 ms
+            // behind, and name one the node has removed since (timed out, or its key revoked),
+            // where a handshake must not start (for an address no key is bound to, that would
+            // be a round of probes), or one whose session was made since (a handshake would
+            // replace it at once).
             for &peer in &counts.wanted {
-                if self.peers.is_verified(peer) {
+                if self.peers.is_verified(peer) && !sessions.can_seal(now, peer) {
                     sessions.want(peer);
                 }
             }

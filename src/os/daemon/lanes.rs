@@ -278,6 +278,17 @@ impl Lanes {
     /// Stops every lane and waits for it; their last counts go to the node.
     pub(super) fn stop(&mut self, now: Instant, node: &mut Node<UdpSocket, TapDevice>) {
         self.join();
+        // Counts only: no handshake starts on the way out (its initiation would go out just
+        // before the Close, and leave the peer a session nobody completes).
+        for (counts, _) in self
+            .shared
+            .counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter_mut()
+        {
+            counts.wanted.clear();
+        }
         self.absorb(now, node);
     }
 
@@ -487,13 +498,28 @@ fn drain_queue(
 fn hand_over(shared: &Shared, lane: &mut Lane<UdpSocket>, offload_errors: u64) -> u64 {
     let counts = lane.take_counts();
     let frames = counts.stats.frames_from_device;
-    shared
-        .counts
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push((counts, offload_errors));
+    let mut pending = shared.counts.lock().unwrap_or_else(PoisonError::into_inner);
+    push_counts(&mut pending, counts, offload_errors);
     frames
 }
+
+/// Adds one hand-over to those waiting. A loop that does not take them (held up in a read of
+/// a file system that hangs) must not make them pile up: past [`MAX_PENDING_HANDOVERS`] they
+/// are merged into the last one.
+fn push_counts(pending: &mut Vec<(LaneCounts, u64)>, counts: LaneCounts, offload_errors: u64) {
+    let full = pending.len() >= MAX_PENDING_HANDOVERS;
+    match pending.last_mut() {
+        Some((last, errors)) if full => {
+            last.merge(counts);
+            *errors = errors.saturating_add(offload_errors);
+        }
+        _ => pending.push((counts, offload_errors)),
+    }
+}
+
+/// The most hand-overs waiting for the loop's thread (the lanes hand over about once a
+/// second each, and at most every 20 ms with per-node keys wanting handshakes).
+const MAX_PENDING_HANDOVERS: usize = 64;
 
 #[cfg(test)]
 mod tests {
@@ -501,6 +527,43 @@ mod tests {
 
     use super::*;
     use crate::wire::Token;
+
+    /// Hand-overs the loop does not take stay at most [`MAX_PENDING_HANDOVERS`], and nothing
+    /// counted is lost: a thousand of them, each with a frame, a datagram to one of two peers
+    /// and a wanted peer, sum up as they were.
+    #[test]
+    fn hand_overs_the_loop_does_not_take_are_merged_not_piled_up() {
+        let (p, q): (std::net::SocketAddr, std::net::SocketAddr) = (
+            "198.18.0.2:3210".parse().unwrap(),
+            "198.18.0.3:3210".parse().unwrap(),
+        );
+        let mut pending = Vec::new();
+        for i in 0..1000u64 {
+            let peer = if i % 2 == 0 { p } else { q };
+            let mut counts = LaneCounts::default();
+            counts.stats.frames_from_device = 1;
+            counts.sent = vec![(peer, 1, 100)];
+            counts.no_session = 2;
+            counts.wanted = vec![peer];
+            push_counts(&mut pending, counts, 3);
+        }
+        assert_eq!(pending.len(), MAX_PENDING_HANDOVERS);
+        let frames: u64 = pending
+            .iter()
+            .map(|(c, _)| c.stats.frames_from_device)
+            .sum();
+        let errors: u64 = pending.iter().map(|(_, e)| e).sum();
+        let no_session: u64 = pending.iter().map(|(c, _)| c.no_session).sum();
+        let sent: u64 = pending.iter().flat_map(|(c, _)| &c.sent).map(|s| s.1).sum();
+        let bytes: u64 = pending.iter().flat_map(|(c, _)| &c.sent).map(|s| s.2).sum();
+        assert_eq!(
+            (frames, errors, no_session, sent, bytes),
+            (1000, 3000, 2000, 1000, 100_000)
+        );
+        let (last, _) = pending.last().unwrap();
+        assert_eq!(last.sent.len(), 2, "per peer, not per hand-over");
+        assert_eq!(last.wanted.len(), 2);
+    }
 
     /// `Lanes` over the given threads, as `Lanes::start` would hold them.
     fn lanes(shared: Arc<Shared>, threads: Vec<JoinHandle<()>>) -> Lanes {

@@ -619,6 +619,17 @@ impl Sessions {
             })
     }
 
+    /// Whether the current session with the peer at `to` may still seal (a frame to it goes).
+    pub fn can_seal(&self, now: Instant, to: SocketAddr) -> bool {
+        let reject_after = self.config.rekey_after + REJECT_SLACK;
+        let max_messages = self.max_messages();
+        self.by_addr
+            .get(&to)
+            .and_then(|key| self.keys.get(key))
+            .and_then(|state| state.current.as_ref())
+            .is_some_and(|s| may_seal(&s.sealer, s.made + reject_after, max_messages, now))
+    }
+
     /// The cipher the current sending session of `key` seals with.
     pub fn current_cipher(&self, key: &PublicKey) -> Option<crypto::Cipher> {
         Some(self.keys.get(key)?.current.as_ref()?.sealer.cipher())
