@@ -920,6 +920,49 @@ fn a_hello_that_names_a_connect_address_as_our_public_address_does_not_stop_cont
 }
 
 #[test]
+fn with_per_node_keys_a_hello_naming_a_connect_address_as_ours_does_not_stop_contacting_it() {
+    let mut sim = Simulator::new(0x5e1a_0b01);
+    let cfg = |i: u8| Simulator::identity_config(i, &[1, 2, 3]);
+    let p = sim.add_node(&cfg(1));
+    let a = sim.add_node(&cfg(2));
+    sim.connect(a, p);
+    let c = sim.next_addr();
+    sim.connect(a, c);
+    sim.advance_until(Duration::from_secs(30), |s| s.peers_of(a).contains(&p));
+    sim.advance(Duration::from_secs(5));
+    // Sealed in p's session with a, as p sends it.
+    let mut buf = vec![0u8; 256];
+    let at = ethcloud::crypto::FRONT_LEN;
+    let token = Token::new(1).unwrap();
+    let len = emit_hello(
+        token,
+        FLAG_RELAY | FLAG_RELAYED,
+        0x7777,
+        c,
+        None,
+        &mut buf[at - TOKEN_LEN..],
+    )
+    .unwrap();
+    let now = sim.now;
+    let sealed = sim
+        .nodes
+        .get_mut(&p)
+        .and_then(|n| n.sessions_mut())
+        .unwrap()
+        .seal(now, a, &mut buf, at, len - TOKEN_LEN)
+        .unwrap();
+    sim.inject_datagram(p, a, buf[sealed].to_vec());
+    sim.run_until_idle(1000);
+    assert!(sim.nodes[&a].relay_table().is_public(c));
+    assert!(
+        sim.nodes[&a].contacts().get(c).is_some(),
+        "c no longer asked"
+    );
+    sim.add_node_at(c, &cfg(3));
+    sim.advance_until(Duration::from_secs(600), |s| s.peers_of(a).contains(&c));
+}
+
+#[test]
 fn a_key_answer_nothing_asked_for_is_counted_as_refused() {
     // A member (here: a datagram sealed with the network key, from a verified peer's address)
     // sends a KeyAnswer, which with a network key nothing asks for, or about an address we

@@ -187,13 +187,23 @@ impl LaneCounts {
     pub fn merge(&mut self, other: LaneCounts) {
         self.stats.add(&other.stats);
         self.no_session = self.no_session.saturating_add(other.no_session);
+        // (By an index of this list: both may name thousands of peers.)
+        let mut at: HashMap<SocketAddr, usize> = self
+            .sent
+            .iter()
+            .enumerate()
+            .map(|(i, (peer, _, _))| (*peer, i))
+            .collect();
         for (peer, datagrams, bytes) in other.sent {
-            match self.sent.iter_mut().find(|(p, _, _)| *p == peer) {
+            match at.get(&peer).and_then(|&i| self.sent.get_mut(i)) {
                 Some(entry) => {
                     entry.1 = entry.1.saturating_add(datagrams);
                     entry.2 = entry.2.saturating_add(bytes);
                 }
-                None => self.sent.push((peer, datagrams, bytes)),
+                None => {
+                    at.insert(peer, self.sent.len());
+                    self.sent.push((peer, datagrams, bytes));
+                }
             }
         }
         for peer in other.wanted {

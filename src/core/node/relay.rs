@@ -489,14 +489,14 @@ impl<S: Socket, D: Device> Node<S, D> {
                     && !is_unusable(observed);
                 if credible && self.relay.add_public(observed) {
                     debug!("{from} sees this node at {observed}");
-                    // With a network key a `--connect` address stays queued: if it is ours (a
-                    // configuration shared by every node lists this one too), contacting it
-                    // costs a datagram now and then, which comes back sealed by our own
-                    // session and is dropped; if a member lied, the configured peer would
-                    // otherwise never be asked again. (With per-node keys an ask of an address
-                    // of no known key is a probe of up to 64 keys, each counted as invalid
-                    // when it comes back: there it goes, as any other.)
-                    if self.sessions.is_some() || !self.connect_set.contains(&observed) {
+                    // A `--connect` address stays queued: if a member lied, the configured
+                    // peer would otherwise never be asked again. If it is ours (a
+                    // configuration shared by every node lists this one too), asking it costs
+                    // now and then, at its back-off, what it cost before this Hello: with a
+                    // network key a datagram that comes back sealed by our own session and is
+                    // dropped; with per-node keys an initiation for each trusted key without a
+                    // session, which comes back to us and is counted as invalid.
+                    if !self.connect_set.contains(&observed) {
                         self.contacts.remove(observed);
                     }
                     for gone in self.relay.forget_peer(observed) {

@@ -32,7 +32,7 @@ use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use log::{debug, info};
+use log::{debug, info, warn};
 
 use crate::buf::PacketBuf;
 
@@ -264,7 +264,7 @@ pub fn run(
         read_trouble: Trouble::default(),
         spin: Spin::new(busy_poll, std::time::Instant::now()),
         kernel_counters_at: Instant::ZERO,
-        link_counters: Ok(None),
+        tap_drops: Ok(None),
         armed_for: None,
         service,
         key_file,
@@ -322,9 +322,9 @@ struct Daemon {
     spin: Spin,
     /// When the kernel's drop counters are read next.
     kernel_counters_at: Instant,
-    /// The tap's counters over rtnetlink; `Err(())` once that failed (a sandbox without
-    /// `AF_NETLINK`): `/proc/net/dev` is read instead.
-    link_counters: Result<Option<crate::sys::netdev::LinkCounters>, ()>,
+    /// The thread that reads the tap's drop counter (started at the first read; `Err(())` if
+    /// it could not be, and the counter is then read here).
+    tap_drops: Result<Option<crate::sys::netdev::TapDropsReader>, ()>,
     /// The keyed mode's key file, re-read on SIGHUP.
     key_file: Option<PathBuf>,
     /// The network's token (salts a passphrase key).
@@ -502,32 +502,30 @@ impl Daemon {
         }
     }
 
-    /// Reads the kernel's drop counters of the socket and the tap (a `getsockopt` and an
-    /// rtnetlink request, or a read of `/proc/net/dev` where netlink fails, about once a
-    /// second). A failure keeps the last value.
+    /// Reads the kernel's drop counters of the socket and the tap, about once a second: a
+    /// `getsockopt`, and the last value the tap's reader thread got (it asks rtnetlink, which
+    /// may wait on the kernel's RTNL lock, or reads `/proc/net/dev`). A failure keeps the
+    /// last value.
     fn read_kernel_counters(&mut self) {
-        use crate::sys::netdev::{tx_dropped, LinkCounters};
+        use crate::sys::netdev::{tx_dropped, TapDropsReader};
         match self.node.socket().receive_drops() {
             Ok(drops) => self.stats.udp_receive_overflows = drops,
             Err(e) => debug!("cannot read the UDP socket's drop counter: {e}"),
         }
         let name = self.node.device().name();
-        if let Ok(None) = self.link_counters {
-            self.link_counters = LinkCounters::open(name).map(Some).map_err(|e| {
-                debug!("cannot ask rtnetlink for the tap's counters ({e}): reading /proc/net/dev");
+        if let Ok(None) = self.tap_drops {
+            self.tap_drops = TapDropsReader::start(name).map(Some).map_err(|e| {
+                warn!(
+                    "cannot start a thread to read the tap's drop counter ({e}): reading it here"
+                );
             });
         }
-        let drops = match &mut self.link_counters {
-            Ok(Some(link)) => link.tx_dropped().or_else(|e| {
-                debug!("rtnetlink did not give the tap's counters ({e}): reading /proc/net/dev");
-                self.link_counters = Err(());
-                tx_dropped(name)
-            }),
-            _ => tx_dropped(name),
-        };
-        match drops {
-            Ok(drops) => self.stats.tap_queue_drops = drops,
-            Err(e) => debug!("cannot read the tap's drop counter: {e}"),
+        match &self.tap_drops {
+            Ok(Some(reader)) => self.stats.tap_queue_drops = reader.latest(),
+            _ => match tx_dropped(name) {
+                Ok(drops) => self.stats.tap_queue_drops = drops,
+                Err(e) => debug!("cannot read the tap's drop counter: {e}"),
+            },
         }
     }
 

@@ -231,6 +231,66 @@ impl LinkCounters {
     }
 }
 
+/// Reads the transmit drops of tap `name` on a thread of its own, once a second (over
+/// rtnetlink, or from `/proc/net/dev` where that fails), so that the forwarding thread never
+/// waits on the kernel for them: `RTM_GETLINK` takes the kernel's RTNL lock, which a busy host
+/// of containers may hold for a long time, and `/proc/net/dev` prints every interface of the
+/// namespace. The thread ends at the next read after this is dropped.
+#[derive(Debug)]
+pub struct TapDropsReader {
+    latest: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+impl TapDropsReader {
+    /// Starts the thread for tap `name`.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of starting a thread.
+    pub fn start(name: &str) -> io::Result<TapDropsReader> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::mpsc::RecvTimeoutError;
+        let latest = std::sync::Arc::new(AtomicU64::new(0));
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (name, shared) = (name.to_owned(), latest.clone());
+        std::thread::Builder::new()
+            .name("tap-counters".to_owned())
+            .spawn(move || {
+                let mut link = LinkCounters::open(&name).map_err(|e| {
+                    log::debug!("cannot ask rtnetlink for {name}'s counters ({e}): reading /proc/net/dev");
+                });
+                loop {
+                    let drops = match &mut link {
+                        Ok(counters) => counters.tx_dropped().or_else(|e| {
+                            log::debug!("rtnetlink did not give {name}'s counters ({e}): reading /proc/net/dev");
+                            link = Err(());
+                            tx_dropped(&name)
+                        }),
+                        Err(()) => tx_dropped(&name),
+                    };
+                    match drops {
+                        Ok(drops) => shared.store(drops, Ordering::Relaxed),
+                        Err(e) => log::debug!("cannot read {name}'s drop counter: {e}"),
+                    }
+                    match stopped.recv_timeout(std::time::Duration::from_secs(1)) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                }
+            })?;
+        Ok(TapDropsReader {
+            latest,
+            _stop: stop,
+        })
+    }
+
+    /// The drops last read (0 before the first read).
+    pub fn latest(&self) -> u64 {
+        self.latest.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// In the netlink messages `buf`, the answer to request `seq` about link `index`: its transmit
 /// drops (`IFLA_STATS64`), or the kernel's error (a positive errno); `None` if `buf` holds
 /// no answer to that request (or one without the counters).
@@ -399,7 +459,7 @@ mod tests {
 
     #[test]
     #[ignore = "needs root (a network namespace of its own); .ci/run passes --include-ignored"]
-    fn link_counters_read_a_tap_s_transmit_drops_over_netlink() {
+    fn link_counters_and_the_reader_thread_read_a_tap_s_transmit_drops() {
         let (asked, listed) = crate::sys::testing::in_own_netns(|| {
             use crate::sys::testing::run;
             // Attached, and nobody reads: what does not fit its queue is dropped.
@@ -415,6 +475,17 @@ mod tests {
             let asked = LinkCounters::open("ecdrop0").unwrap().tx_dropped().unwrap();
             // (This thread's namespace: /proc/net is the process's, the main thread's.)
             let text = std::fs::read_to_string("/proc/thread-self/net/dev").unwrap();
+            // The reader thread (started here, in this namespace) gets the same.
+            let reader = TapDropsReader::start("ecdrop0").unwrap();
+            let start = std::time::Instant::now();
+            while reader.latest() != asked {
+                assert!(
+                    start.elapsed() < std::time::Duration::from_secs(5),
+                    "{}",
+                    reader.latest()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
             (asked, parse_tx_dropped(&text, "ecdrop0").unwrap())
         });
         assert!(asked > 0, "no drops to read");
