@@ -874,34 +874,37 @@ fn replayed_sessions_the_node_never_heard_do_not_push_a_live_peer_out() {
     assert!(sim.peers_of(a).contains(&b));
 }
 
-#[test]
-fn a_frame_that_opens_a_new_session_of_a_verified_peer_draws_a_challenge() {
-    // A verified peer that restarted, or rotated the key, and whose first datagrams in its
-    // new process are frames (a busy peer sends no keepalive): its new process is learnt
-    // from the Echo of a Challenge, so that it is the one protected from eviction. Only its
-    // messages drew that Challenge before; a busy peer could go a keepalive without one.
-    let mut sim = Simulator::new(0x5e57);
+/// Two keyed members a and b, meshed and settled, and the sealer of a process of b's that a
+/// never heard (as after b restarted, or rotated the key): its sessions are new to a.
+fn settled_pair_and_a_new_process_of_b(
+    seed: u64,
+) -> (Simulator, SocketAddr, SocketAddr, ethcloud::crypto::Sealer) {
+    let mut sim = Simulator::new(seed);
     let [a, b] = sim.add_nodes(&Simulator::keyed_config(7));
     sim.connect(b, a);
     sim.advance_until(Duration::from_secs(10), |s| s.is_full_mesh());
     sim.advance(Duration::from_secs(30));
     let mut session = [0u8; 16];
     session[..8].copy_from_slice(&(sim.now.as_millis() + 1).to_be_bytes());
-    session[8..].copy_from_slice(&0x1234_5678_9abc_def0u64.to_be_bytes());
+    session[8..].copy_from_slice(&seed.to_be_bytes());
     let sealer =
         ethcloud::crypto::Sealer::new(&ethcloud::crypto::Key::from_bytes([7; 32]), session)
             .starting_at(ethcloud::crypto::ECHO_COUNTER);
+    (sim, a, b, sealer)
+}
+
+#[test]
+fn a_frame_that_opens_a_new_session_of_a_verified_peer_draws_a_challenge() {
+    // A verified peer that restarted, or rotated the key, and whose first datagrams in its
+    // new process are frames (a busy peer sends no keepalive): its new process is learnt
+    // from the Echo of a Challenge, so that it is the one protected from eviction. Only its
+    // messages drew that Challenge before; a busy peer could go a keepalive without one.
+    let (mut sim, a, b, sealer) = settled_pair_and_a_new_process_of_b(0x5e57);
     let first = sealed_by(&sealer, 0, &frame(BROADCAST, mac(2), None, 9));
     // The Challenge is lost on the way (b's Echo would name its real process).
     sim.block_one_way(a, b);
     let before = sim.stats(a).control_sent;
-    sim.inject_datagram(b, a, first);
-    sim.step();
-    assert_eq!(
-        sim.stats(a).control_sent,
-        before + 1,
-        "no Challenge for the new process"
-    );
+    draws_one_challenge(&mut sim, a, b, first);
     // The next frame of that session draws nothing more within 5 s ...
     let next = sealed_by(&sealer, 0, &frame(BROADCAST, mac(2), None, 10));
     sim.inject_datagram(b, a, next);
@@ -919,17 +922,7 @@ fn a_frame_that_opens_a_new_session_of_a_verified_peer_draws_a_challenge() {
 #[test]
 fn a_relay_message_that_opens_a_new_session_of_a_verified_peer_draws_a_challenge() {
     // A relay's new process may send nothing but relayed frames.
-    let mut sim = Simulator::new(0x5e58);
-    let [a, b] = sim.add_nodes(&Simulator::keyed_config(7));
-    sim.connect(b, a);
-    sim.advance_until(Duration::from_secs(10), |s| s.is_full_mesh());
-    sim.advance(Duration::from_secs(30));
-    let mut session = [0u8; 16];
-    session[..8].copy_from_slice(&(sim.now.as_millis() + 1).to_be_bytes());
-    session[8..].copy_from_slice(&0x2345_6789_abcd_ef01u64.to_be_bytes());
-    let sealer =
-        ethcloud::crypto::Sealer::new(&ethcloud::crypto::Key::from_bytes([7; 32]), session)
-            .starting_at(ethcloud::crypto::ECHO_COUNTER);
+    let (mut sim, a, b, sealer) = settled_pair_and_a_new_process_of_b(0x5e58);
     let mut clear = vec![0u8; 200];
     let origin: SocketAddr = "198.19.5.5:3210".parse().unwrap();
     let len = ethcloud::wire::relay::emit_relayed(
@@ -941,8 +934,14 @@ fn a_relay_message_that_opens_a_new_session_of_a_verified_peer_draws_a_challenge
     )
     .unwrap();
     let relayed = sealed_by(&sealer, clear[7], &clear[8..len]);
+    draws_one_challenge(&mut sim, a, b, relayed);
+}
+
+/// Delivers `datagram` from `b` to `a`: it makes `a` send exactly one control message (the
+/// process Challenge).
+fn draws_one_challenge(sim: &mut Simulator, a: SocketAddr, b: SocketAddr, datagram: Vec<u8>) {
     let before = sim.stats(a).control_sent;
-    sim.inject_datagram(b, a, relayed);
+    sim.inject_datagram(b, a, datagram);
     sim.step();
     assert_eq!(
         sim.stats(a).control_sent,

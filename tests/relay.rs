@@ -750,28 +750,9 @@ fn a_revoked_key_that_lies_about_its_members_still_gets_nothing_through_a_relay(
     let mut node_id = [0u8; 8];
     node_id.copy_from_slice(&Simulator::public_key(3).0[..8]);
     let tell_the_lie = |sim: &mut Simulator| {
-        let mut buf = vec![0u8; 256];
-        let at = ethcloud::crypto::FRONT_LEN;
         let flags = FLAG_RELAY | FLAG_RELAYED | FLAG_NAMES_KEYS;
-        let token = Token::new(1).unwrap();
-        let len = emit_hello(
-            token,
-            flags,
-            u64::from_be_bytes(node_id),
-            p,
-            lie,
-            &mut buf[at - TOKEN_LEN..],
-        )
-        .unwrap();
-        let now = sim.now;
-        let sealed = sim
-            .nodes
-            .get_mut(&b)
-            .and_then(|n| n.sessions_mut())
-            .unwrap()
-            .seal(now, p, &mut buf, at, len - TOKEN_LEN)
-            .unwrap();
-        sim.inject_datagram(b, p, buf[sealed].to_vec());
+        let hello = sealed_hello(sim, b, p, flags, u64::from_be_bytes(node_id), p, lie);
+        sim.inject_datagram(b, p, hello);
         sim.run_until_idle(1000);
     };
     // B lied from the start, as a modified node would: P answers B's queries about A's key,
@@ -851,6 +832,23 @@ fn a_relayed_frame_from_an_address_nobody_should_contact_makes_no_route_and_no_c
     }
 }
 
+/// A relaying member's Hello (key 7, session byte `session`) saying it sees its receiver at
+/// `observed`.
+fn keyed_hello_seeing(observed: SocketAddr, session: u8) -> Vec<u8> {
+    let token = Token::new(1).unwrap();
+    let mut clear = vec![0u8; 64];
+    let len = emit_hello(
+        token,
+        FLAG_RELAY | FLAG_RELAYED,
+        0x7777,
+        observed,
+        None,
+        &mut clear,
+    )
+    .unwrap();
+    sealed(7, session, &clear[..len])
+}
+
 #[test]
 fn a_hello_that_names_a_verified_peer_as_our_public_address_changes_nothing() {
     let on = Simulator::keyed_config(7);
@@ -865,18 +863,7 @@ fn a_hello_that_names_a_verified_peer_as_our_public_address_changes_nothing() {
     sim.advance(Duration::from_secs(5));
     assert!(sim.nodes[&a].relay_table().is_capable(b));
     // p tells a that it sees a at b's address.
-    let token = Token::new(1).unwrap();
-    let mut clear = vec![0u8; 64];
-    let len = emit_hello(
-        token,
-        FLAG_RELAY | FLAG_RELAYED,
-        0x7777,
-        b,
-        None,
-        &mut clear,
-    )
-    .unwrap();
-    sim.inject_datagram(p, a, sealed(7, 0x70, &clear[..len]));
+    sim.inject_datagram(p, a, keyed_hello_seeing(b, 0x70));
     sim.run_until_idle(1000);
     let table = sim.nodes[&a].relay_table();
     assert!(!table.is_public(b), "b taken for a's own address");
@@ -897,18 +884,7 @@ fn a_hello_that_names_a_connect_address_as_our_public_address_does_not_stop_cont
     sim.connect(a, c);
     sim.advance_until(Duration::from_secs(30), |s| s.peers_of(a).contains(&p));
     sim.advance(Duration::from_secs(5));
-    let token = Token::new(1).unwrap();
-    let mut clear = vec![0u8; 64];
-    let len = emit_hello(
-        token,
-        FLAG_RELAY | FLAG_RELAYED,
-        0x7777,
-        c,
-        None,
-        &mut clear,
-    )
-    .unwrap();
-    sim.inject_datagram(p, a, sealed(7, 0x71, &clear[..len]));
+    sim.inject_datagram(p, a, keyed_hello_seeing(c, 0x71));
     sim.run_until_idle(1000);
     assert!(sim.nodes[&a].relay_table().is_public(c));
     assert!(
@@ -931,27 +907,8 @@ fn with_per_node_keys_a_hello_naming_a_connect_address_as_ours_does_not_stop_con
     sim.advance_until(Duration::from_secs(30), |s| s.peers_of(a).contains(&p));
     sim.advance(Duration::from_secs(5));
     // Sealed in p's session with a, as p sends it.
-    let mut buf = vec![0u8; 256];
-    let at = ethcloud::crypto::FRONT_LEN;
-    let token = Token::new(1).unwrap();
-    let len = emit_hello(
-        token,
-        FLAG_RELAY | FLAG_RELAYED,
-        0x7777,
-        c,
-        None,
-        &mut buf[at - TOKEN_LEN..],
-    )
-    .unwrap();
-    let now = sim.now;
-    let sealed = sim
-        .nodes
-        .get_mut(&p)
-        .and_then(|n| n.sessions_mut())
-        .unwrap()
-        .seal(now, a, &mut buf, at, len - TOKEN_LEN)
-        .unwrap();
-    sim.inject_datagram(p, a, buf[sealed].to_vec());
+    let hello = sealed_hello(&mut sim, p, a, FLAG_RELAY | FLAG_RELAYED, 0x7777, c, None);
+    sim.inject_datagram(p, a, hello);
     sim.run_until_idle(1000);
     assert!(sim.nodes[&a].relay_table().is_public(c));
     assert!(
@@ -960,6 +917,40 @@ fn with_per_node_keys_a_hello_naming_a_connect_address_as_ours_does_not_stop_con
     );
     sim.add_node_at(c, &cfg(3));
     sim.advance_until(Duration::from_secs(600), |s| s.peers_of(a).contains(&c));
+}
+
+/// A Hello with `flags`, `node_id`, `observed` and `members`, sealed in the session that the
+/// node at `from` (per-node keys) holds with `to`, as `from` would send it.
+fn sealed_hello(
+    sim: &mut Simulator,
+    from: SocketAddr,
+    to: SocketAddr,
+    flags: u8,
+    node_id: u64,
+    observed: SocketAddr,
+    members: Option<u64>,
+) -> Vec<u8> {
+    let mut buf = vec![0u8; 256];
+    let at = ethcloud::crypto::FRONT_LEN;
+    let token = Token::new(1).unwrap();
+    let len = emit_hello(
+        token,
+        flags,
+        node_id,
+        observed,
+        members,
+        &mut buf[at - TOKEN_LEN..],
+    )
+    .unwrap();
+    let now = sim.now;
+    let sealed = sim
+        .nodes
+        .get_mut(&from)
+        .and_then(|n| n.sessions_mut())
+        .unwrap()
+        .seal(now, to, &mut buf, at, len - TOKEN_LEN)
+        .unwrap();
+    buf[sealed].to_vec()
 }
 
 #[test]

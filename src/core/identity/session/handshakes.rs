@@ -927,25 +927,36 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_session_made_by_a_replayed_initiation_after_a_restart_is_replaced_by_our_own() {
+    /// a's first initiation to b (at `at_b`), answered by b; then b restarts (knowing no
+    /// timestamp of a's) and someone replays that recording from `from`: b answers it as a
+    /// first contact. Returns a, the restarted b, the time of the replay and the recording.
+    fn replayed_after_restart(from: SocketAddr) -> (Sessions, Sessions, Instant, Vec<u8>) {
         let (mut a, mut b) = (node(1, 2, 20), node(2, 1, 20));
         let at_a: SocketAddr = "198.18.0.1:3210".parse().unwrap();
         let at_b: SocketAddr = "198.18.0.2:3210".parse().unwrap();
         let mut out = [0u8; 256];
         let now = Instant::from_secs(1);
-        let recorded = round_to(&mut a, now, at_b);
-        let HandshakeEvent::Answered(..) = b.on_handshake(now, at_a, &recorded[0], &mut out) else {
+        let recorded = round_to(&mut a, now, at_b).remove(0);
+        let HandshakeEvent::Answered(..) = b.on_handshake(now, at_a, &recorded, &mut out) else {
             panic!("no answer");
         };
-        // b restarts, knowing no timestamp of a's: someone replays a's recorded initiation
-        // from a's address. b answers (nobody will complete it), and would seal to a in it.
         let later = now + Duration::from_secs(30);
         let mut b = node(2, 1, 20);
-        let HandshakeEvent::Answered(_, true) = b.on_handshake(later, at_a, &recorded[0], &mut out)
+        let HandshakeEvent::Answered(_, true) = b.on_handshake(later, from, &recorded, &mut out)
         else {
             panic!("the replay was not taken as a first contact");
         };
+        (a, b, later, recorded)
+    }
+
+    #[test]
+    fn a_session_made_by_a_replayed_initiation_after_a_restart_is_replaced_by_our_own() {
+        let at_a: SocketAddr = "198.18.0.1:3210".parse().unwrap();
+        let at_b: SocketAddr = "198.18.0.2:3210".parse().unwrap();
+        let mut out = [0u8; 256];
+        // b restarts, knowing no timestamp of a's: someone replays a's recorded initiation
+        // from a's address. b answers (nobody will complete it), and would seal to a in it.
+        let (mut a, mut b, later, recorded) = replayed_after_restart(at_a);
         let mut sent = Vec::new();
         b.housekeep(later + Duration::from_secs(1), &mut |to, bytes| {
             sent.push((to, bytes.to_vec()));
@@ -976,7 +987,7 @@ mod tests {
         // Once per such session: a replay whose source never answers (forged) draws one
         // initiation there, not one every 10 s until the session ends.
         let mut c = node(2, 1, 20);
-        let HandshakeEvent::Answered(_, true) = c.on_handshake(later, at_a, &recorded[0], &mut out)
+        let HandshakeEvent::Answered(_, true) = c.on_handshake(later, at_a, &recorded, &mut out)
         else {
             panic!("the replay was not taken as a first contact");
         };
@@ -993,22 +1004,11 @@ mod tests {
     /// a, whose old session still sealed, did not start one either).
     #[test]
     fn a_replay_bound_to_a_forged_address_does_not_keep_a_key_from_being_probed() {
-        let (mut a, mut b) = (node(1, 2, 20), node(2, 1, 20));
         let at_a: SocketAddr = "198.18.0.1:3210".parse().unwrap();
         let at_b: SocketAddr = "198.18.0.2:3210".parse().unwrap();
         let at_z: SocketAddr = "198.18.9.9:3210".parse().unwrap();
         let mut out = [0u8; 256];
-        let now = Instant::from_secs(1);
-        let recorded = round_to(&mut a, now, at_b);
-        let HandshakeEvent::Answered(..) = b.on_handshake(now, at_a, &recorded[0], &mut out) else {
-            panic!("no answer");
-        };
-        let later = now + Duration::from_secs(30);
-        let mut b = node(2, 1, 20);
-        let HandshakeEvent::Answered(_, true) = b.on_handshake(later, at_z, &recorded[0], &mut out)
-        else {
-            panic!("the replay was not taken as a first contact");
-        };
+        let (mut a, mut b, later, _) = replayed_after_restart(at_z);
         let sent = round_to(&mut b, later, at_a);
         assert_eq!(sent.len(), 1, "no probe to a's real address");
         assert_eq!(sent[0].len(), INITIATION_LEN);
@@ -1029,19 +1029,9 @@ mod tests {
     /// spent it: the pair stayed cut off until a timer's renewal, minutes later).
     #[test]
     fn an_unheard_session_is_renewed_while_its_key_is_probed_elsewhere() {
-        let mut a = node(1, 2, 20);
         let at_a: SocketAddr = "198.18.0.1:3210".parse().unwrap();
-        let at_b: SocketAddr = "198.18.0.2:3210".parse().unwrap();
         let at_x: SocketAddr = "198.18.0.9:3210".parse().unwrap();
-        let mut out = [0u8; 256];
-        let now = Instant::from_secs(1);
-        let recorded = round_to(&mut a, now, at_b);
-        let later = now + Duration::from_secs(30);
-        let mut b = node(2, 1, 20);
-        let HandshakeEvent::Answered(_, true) = b.on_handshake(later, at_a, &recorded[0], &mut out)
-        else {
-            panic!("the replay was not taken as a first contact");
-        };
+        let (_, mut b, later, _) = replayed_after_restart(at_a);
         // b wants an address it knows no key of: a's key is probed there.
         let probes = round_to(&mut b, later + Duration::from_secs(1), at_x);
         assert_eq!(probes.len(), 1);

@@ -607,27 +607,24 @@ impl Sessions {
     /// it that it completes checksums left partial ([`Sessions::peer_completes_checksums`]).
     // HOT PATH (once per super-frame)
     pub fn completes_checksums(&self, now: Instant, to: SocketAddr) -> bool {
-        let reject_after = self.config.rekey_after + REJECT_SLACK;
-        let max_messages = self.max_messages();
-        self.by_addr
-            .get(&to)
-            .and_then(|key| self.keys.get(key))
-            .and_then(|state| state.current.as_ref())
-            .is_some_and(|s| {
-                s.completes_checksums
-                    && may_seal(&s.sealer, s.made + reject_after, max_messages, now)
-            })
+        self.sealing_session(now, to)
+            .is_some_and(|s| s.completes_checksums)
     }
 
     /// Whether the current session with the peer at `to` may still seal (a frame to it goes).
     pub fn can_seal(&self, now: Instant, to: SocketAddr) -> bool {
+        self.sealing_session(now, to).is_some()
+    }
+
+    /// The current session with the peer at `to`, if it may still seal at `now`.
+    fn sealing_session(&self, now: Instant, to: SocketAddr) -> Option<&SendSession> {
         let reject_after = self.config.rekey_after + REJECT_SLACK;
         let max_messages = self.max_messages();
         self.by_addr
             .get(&to)
             .and_then(|key| self.keys.get(key))
             .and_then(|state| state.current.as_ref())
-            .is_some_and(|s| may_seal(&s.sealer, s.made + reject_after, max_messages, now))
+            .filter(|s| may_seal(&s.sealer, s.made + reject_after, max_messages, now))
     }
 
     /// The cipher the current sending session of `key` seals with.
