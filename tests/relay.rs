@@ -893,6 +893,7 @@ fn a_hello_that_names_a_connect_address_as_our_public_address_does_not_stop_cont
     );
     sim.add_node_at(c, &on);
     sim.advance_until(Duration::from_secs(600), |s| s.peers_of(a).contains(&c));
+    assert!(!sim.nodes[&a].relay_table().is_public(c));
 }
 
 #[test]
@@ -917,6 +918,8 @@ fn with_per_node_keys_a_hello_naming_a_connect_address_as_ours_does_not_stop_con
     );
     sim.add_node_at(c, &cfg(3));
     sim.advance_until(Duration::from_secs(600), |s| s.peers_of(a).contains(&c));
+    // A verified peer there: not a's own address after all.
+    assert!(!sim.nodes[&a].relay_table().is_public(c));
 }
 
 /// A Hello with `flags`, `node_id`, `observed` and `members`, sealed in the session that the

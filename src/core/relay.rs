@@ -46,6 +46,12 @@ pub const KEY_ASK_EVERY: Duration = Duration::from_secs(5);
 /// An active route asks its relay for the far end's key again this often (the relay may have
 /// a new node at that address by now).
 pub const KEY_RECHECK: Duration = Duration::from_secs(60);
+/// An active route moves to the relay that the far end's frames come through only once its
+/// own relay has carried nothing from it for this long: a node that two relays list at two
+/// addresses (behind a symmetric NAT), or one sending through both for a moment, does not
+/// make it flap between them (with per-node keys each move is a new key check, frames dropped
+/// meanwhile), and a relaying member cannot take over a route its honest relay carries.
+pub const ROUTE_STICKY: Duration = Duration::from_secs(5);
 /// A route whose far end showed a key we do not trust stays refused this long.
 pub const REFUSED_FOR: Duration = Duration::from_secs(300);
 /// A route still checking whose relay did not answer this many queries (every
@@ -86,6 +92,9 @@ pub struct Route {
     /// When it was last listed by `via` or a frame came through it (what we send through it
     /// does not count: that proves nothing about the far end).
     pub last_used: Instant,
+    /// When a frame from the far end last came through `via` (or the route was made, or
+    /// moved there): see [`ROUTE_STICKY`].
+    pub carried: Instant,
     /// Active or superseded.
     pub state: RouteState,
     /// When its address was last tried directly.
@@ -254,6 +263,11 @@ impl RelayTable {
         }
         self.public.push(addr);
         true
+    }
+
+    /// Takes `addr` off our public addresses (a verified peer is there, so it is not ours).
+    pub fn remove_public(&mut self, addr: SocketAddr) {
+        self.public.retain(|a| *a != addr);
     }
 
     /// Whether a relay listed `addr` to us: it has a route (in any state) or is a candidate
@@ -436,6 +450,7 @@ impl RelayTable {
                 }
                 RouteState::Checking => {
                     r.last_used = now;
+                    r.carried = now;
                     if r.via != via {
                         // Asked of the relay the other side picked.
                         move_via(&mut self.held, r, via);
@@ -452,8 +467,20 @@ impl RelayTable {
                     Accept::Checking
                 }
                 RouteState::Active => {
+                    if r.via != via && now.saturating_duration_since(r.carried) < ROUTE_STICKY {
+                        // Our relay carries the far end's frames: this one does not take the
+                        // route over. Delivered as any relayed copy if `via` names no keys;
+                        // dropped if it does (it has not named the key there). Neither keeps
+                        // the route alive.
+                        return if names_keys {
+                            Accept::Checking
+                        } else {
+                            Accept::Known
+                        };
+                    }
                     r.last_used = now;
-                    // The other side picked this relay; follow it if ours differs.
+                    r.carried = now;
+                    // The other side picked this relay, and ours has gone quiet: follow it.
                     if r.via != via {
                         move_via(&mut self.held, r, via);
                         self.changes = self.changes.wrapping_add(1);
@@ -753,6 +780,7 @@ impl RelayTable {
                 via,
                 since: now,
                 last_used: now,
+                carried: now,
                 state,
                 tried: now,
                 key: None,
@@ -1310,12 +1338,19 @@ mod tests {
         // Through R (which names no keys, an earlier version): active at once.
         assert_eq!(table.accept_relayed(t(0), a(R), a(X)), Accept::New);
         assert_eq!(table.route(a(X)), Some(a(R)));
-        // The far end picks Q, which names keys: checked before anything passes.
+        // A frame of X's through Q, which names keys, while R still carries X's: dropped
+        // (Q has not named the key there), and the route stays with R.
         assert_eq!(table.accept_relayed(t(1), q, a(X)), Accept::Checking);
+        assert_eq!(table.route(a(X)), Some(a(R)));
+        assert_eq!(table.ask_due(t(1), a(X)), None);
+        // The far end picked Q, and R has carried nothing for ROUTE_STICKY: the route moves,
+        // and is checked before anything passes.
+        let moved = t(0) + ROUTE_STICKY;
+        assert_eq!(table.accept_relayed(moved, q, a(X)), Accept::Checking);
         assert_eq!(table.route(a(X)), None);
-        assert_eq!(table.ask_due(t(1), a(X)), Some(q));
+        assert_eq!(table.ask_due(moved, a(X)), Some(q));
         assert_eq!(
-            table.on_key(t(2), q, a(X), [1; 32], true),
+            table.on_key(moved, q, a(X), [1; 32], true),
             KeyVerdict::Activated
         );
         assert_eq!(table.route(a(X)), Some(q));
@@ -1323,6 +1358,34 @@ mod tests {
         table.set_names_keys(q, false);
         assert_eq!(table.ask_due(t(100), a(X)), None);
         assert_eq!(table.route(a(X)), Some(q));
+    }
+
+    /// A node two relays carry (listed at one address by both, or sending through both for a
+    /// moment): the route stays with the relay that carries its frames, whatever comes through
+    /// the other, and follows the other only once its own has gone quiet.
+    #[test]
+    fn an_active_route_stays_with_the_relay_that_carries_it() {
+        let mut table = table();
+        let o = a("198.18.0.2:3210");
+        table.set_flags(o, true, true);
+        assert_eq!(table.accept_relayed(t(0), a(R), a(X)), Accept::New);
+        for s in 1..20 {
+            // Copies through both, every second: delivered, the route stays with R.
+            assert_eq!(table.accept_relayed(t(s), o, a(X)), Accept::Known);
+            assert_eq!(table.accept_relayed(t(s), a(R), a(X)), Accept::Known);
+            assert_eq!(table.route(a(X)), Some(a(R)), "at {s} s");
+        }
+        let changes = table.changes();
+        // R goes quiet: O's frames move the route once ROUTE_STICKY has passed.
+        assert_eq!(table.accept_relayed(t(21), o, a(X)), Accept::Known);
+        assert_eq!(table.route(a(X)), Some(a(R)));
+        assert_eq!(
+            table.accept_relayed(t(19) + ROUTE_STICKY, o, a(X)),
+            Accept::Known
+        );
+        assert_eq!(table.route(a(X)), Some(o));
+        assert!(table.changes() > changes);
+        check_held(&table);
     }
 
     #[test]

@@ -147,6 +147,10 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// address.
     pub(super) fn relay_on_verified(&mut self, addr: SocketAddr) {
         self.keyed_aegis_update();
+        // A verified peer there is another node (in the sealed modes, where public addresses
+        // are learnt, a node never verifies itself): a Hello that named it as ours was wrong,
+        // and its relayed frames and listings are to be taken again.
+        self.relay.remove_public(addr);
         if self.relays() {
             if let Some(via) = self.relay.on_direct(addr) {
                 self.note(
