@@ -50,7 +50,9 @@ pub const KEY_RECHECK: Duration = Duration::from_secs(60);
 /// own relay has carried nothing from it for this long: a node that two relays list at two
 /// addresses (behind a symmetric NAT), or one sending through both for a moment, does not
 /// make it flap between them (with per-node keys each move is a new key check, frames dropped
-/// meanwhile), and a relaying member cannot take over a route its honest relay carries.
+/// meanwhile). It cuts both ways with a relaying member that lies: it cannot take over a route
+/// while the honest relay carries frames, but one it took (the far end quiet for this long)
+/// it keeps for as long as it relays a frame "from" there within each such period.
 pub const ROUTE_STICKY: Duration = Duration::from_secs(5);
 /// A route whose far end showed a key we do not trust stays refused this long.
 pub const REFUSED_FOR: Duration = Duration::from_secs(300);
