@@ -830,9 +830,7 @@ fn recorded_sessions(n: usize) -> Vec<Vec<u8>> {
     let mut by_session = std::collections::BTreeMap::new();
     for _ in 0..n {
         rec.advance(Duration::from_secs(1));
-        rec.kill(x);
         rec.restart(x);
-        rec.connect(x, y);
     }
     rec.advance(Duration::from_secs(1));
     for d in rec.wire_log.take().unwrap() {

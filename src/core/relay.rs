@@ -426,7 +426,11 @@ impl RelayTable {
         let names_keys = self.names_keys.contains(&via);
         let via_full = self.held_by(via) >= MAX_PER_RELAY;
         if let Some(r) = self.routes.get_mut(&from) {
-            if r.via != via && via_full {
+            // An active route whose relay carries the far end's frames stays with it
+            // ([`ROUTE_STICKY`]), as one does that cannot move to a `via` at its share.
+            let sticky = r.state == RouteState::Active
+                && now.saturating_duration_since(r.carried) < ROUTE_STICKY;
+            if r.via != via && (via_full || sticky) {
                 return match r.state {
                     RouteState::Superseded(_) => Accept::Superseded,
                     RouteState::Active if names_keys => Accept::Checking,
@@ -469,17 +473,6 @@ impl RelayTable {
                     Accept::Checking
                 }
                 RouteState::Active => {
-                    if r.via != via && now.saturating_duration_since(r.carried) < ROUTE_STICKY {
-                        // Our relay carries the far end's frames: this one does not take the
-                        // route over. Delivered as any relayed copy if `via` names no keys;
-                        // dropped if it does (it has not named the key there). Neither keeps
-                        // the route alive.
-                        return if names_keys {
-                            Accept::Checking
-                        } else {
-                            Accept::Known
-                        };
-                    }
                     r.last_used = now;
                     r.carried = now;
                     // The other side picked this relay, and ours has gone quiet: follow it.

@@ -70,11 +70,20 @@ pub struct Service {
 struct StatsFile {
     spec: StatsFileSpec,
     next_at: Instant,
-    /// The thread that writes the snapshots, started at the first one.
-    writer: Option<StatsWriter>,
-    /// No thread could be started (warned once): the loop writes the file itself, and its
-    /// last write failed (warned once; further failures are logged at debug).
-    unthreaded: Option<bool>,
+    /// Who writes the snapshots.
+    writing: Writing,
+}
+
+/// Who writes the stats file's snapshots.
+#[derive(Debug)]
+enum Writing {
+    /// Nobody yet: the writer thread starts at the first snapshot.
+    NotStarted,
+    /// The writer thread.
+    Thread(StatsWriter),
+    /// The loop itself, as no thread could be started (warned once); `failing`: the last
+    /// write failed (warned once; further failures are logged at debug).
+    Here { failing: bool },
 }
 
 /// How many snapshots may wait for the writer thread while it writes one: more are skipped
@@ -153,7 +162,10 @@ impl Drop for StatsWriter {
                 let _ = thread.join();
             }
         } else {
-            warn!("the stats file's last write did not finish within 2 s; stopping without it");
+            warn!(
+                "the stats file's last write did not finish within {} s; stopping without it",
+                STATS_WRITER_STOP.as_secs()
+            );
         }
     }
 }
@@ -257,8 +269,7 @@ impl Service {
             stats: stats.map(|spec| StatsFile {
                 spec,
                 next_at: Instant::ZERO,
-                writer: None,
-                unthreaded: None,
+                writing: Writing::NotStarted,
             }),
             resolver: Resolver {
                 failing: vec![false; names.len()],
@@ -364,24 +375,23 @@ impl StatsFile {
     /// Hands the snapshot `text` to the writer thread, started at the first snapshot (a thread
     /// that cannot be started is warned about, and the snapshot is written here instead).
     fn write(&mut self, text: String) {
-        if let Some(failing) = self.unthreaded {
-            let result = write_atomically(&self.spec.path, text.as_bytes());
-            self.unthreaded = Some(report_write(&self.spec.path, result, failing));
-            return;
-        }
-        if self.writer.is_none() {
-            match StatsWriter::start(self.spec.path.clone(), write_atomically) {
-                Ok(writer) => self.writer = Some(writer),
+        if let Writing::NotStarted = self.writing {
+            self.writing = match StatsWriter::start(self.spec.path.clone(), write_atomically) {
+                Ok(writer) => Writing::Thread(writer),
                 Err(e) => {
                     warn!("cannot start a thread to write the stats file: {e}; writing it here");
                     remove_leftovers(&self.spec.path);
-                    self.unthreaded = Some(false);
-                    return self.write(text);
+                    Writing::Here { failing: false }
                 }
-            }
+            };
         }
-        if let Some(writer) = &mut self.writer {
-            writer.send(text);
+        match &mut self.writing {
+            Writing::Thread(writer) => writer.send(text),
+            Writing::Here { failing } => {
+                let result = write_atomically(&self.spec.path, text.as_bytes());
+                *failing = report_write(&self.spec.path, result, *failing);
+            }
+            Writing::NotStarted => {}
         }
     }
 }
@@ -737,8 +747,7 @@ mod tests {
                 format: StatsFormat::Text,
             },
             next_at: Instant::ZERO,
-            writer: None,
-            unthreaded: None,
+            writing: Writing::NotStarted,
         });
         // A temporary file an earlier daemon left (stopped during a slow write) goes; a file
         // of another name stays.

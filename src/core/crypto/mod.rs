@@ -157,6 +157,12 @@ pub fn sender_echoes(datagram: &[u8]) -> bool {
         .is_some_and(|first| first & 0x80 != 0)
 }
 
+/// The start time (ms) of a sender process ([`sender_process`]): the first 8 bytes of its
+/// sessions, which they share.
+pub fn process_start(process: u128) -> u64 {
+    (process >> 64) as u64
+}
+
 /// The sender process of a session: the session with its 8 random bytes brought back to one
 /// of the four forms a process's sessions take (every byte XORed with 0x00, 0xff, 0x55 or
 /// 0xaa: the first cipher's, AEGIS-128L's and AEGIS-128X4's), so every session of one process

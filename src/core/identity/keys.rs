@@ -291,6 +291,8 @@ impl TrustedKeys {
         let mut cleaned = None;
         // A byte order mark, as some Windows editors write, is not part of the first line.
         let contents = contents.strip_prefix('\u{feff}').unwrap_or(contents);
+        // The key the file is named after, if it is: parsed once, not on every unnamed line.
+        let file_key = PublicKey::from_text(default_name).ok();
         for (i, line) in contents.lines().enumerate() {
             let line = line.trim();
             let bad = |reason: &str| TrustError {
@@ -328,7 +330,7 @@ impl TrustedKeys {
                 line: i + 1,
                 reason: e.to_string(),
             })?;
-            if !named_here && PublicKey::from_text(name).is_ok_and(|named| named != key) {
+            if !named_here && file_key.is_some_and(|named| named != key) {
                 // A file named after a key that holds another (the key replaced, the file
                 // not renamed): the other key would go by the first one's text.
                 return Err(bad(
@@ -337,20 +339,16 @@ impl TrustedKeys {
                 ));
             }
             if key.is_low_order() {
-                return Err(TrustError {
-                    line: i + 1,
-                    reason: "a point of small order (all zeros is one), with which no \
-                             handshake can complete: not a public key that genkey makes"
-                        .to_owned(),
-                });
+                return Err(bad(
+                    "a point of small order (all zeros is one), with which no handshake can \
+                     complete: not a public key that genkey makes",
+                ));
             }
             if !key.is_canonical() {
-                return Err(TrustError {
-                    line: i + 1,
-                    reason: "not a coordinate as X25519 writes it (the top bit set, or \
-                             2^255 - 19 or more): not a public key that genkey makes"
-                        .to_owned(),
-                });
+                return Err(bad(
+                    "not a coordinate as X25519 writes it (the top bit set, or 2^255 - 19 or \
+                     more): not a public key that genkey makes",
+                ));
             }
             let name = match cleaned_name(name) {
                 Some(shown) => {

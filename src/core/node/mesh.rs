@@ -41,7 +41,7 @@ use super::{
 };
 use crate::crypto;
 use crate::io::{Device, Socket};
-use crate::peers::{self, canonical, ceil_sqrt, is_unusable};
+use crate::peers::{self, canonical, ceil_sqrt, foreign_loopback, is_unusable};
 use crate::time::Instant;
 use crate::wire::{
     self, emit_peers,
@@ -304,7 +304,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             if entries.len() > share {
                 self.share_cursor = entries.get(share - 1).copied();
             }
-            entries.retain(|a| *a != to && may_name(*a, to));
+            entries.retain(|a| may_name(*a, to));
             entries.truncate(share);
             let list = entries.iter().copied();
             let end = self.control.len() - crypto::TAG_LEN;
@@ -337,7 +337,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             if addr == from {
                 continue;
             }
-            let foreign_loopback = addr.ip().is_loopback() && !from.ip().is_loopback();
+            let foreign_loopback = foreign_loopback(addr, from);
             if relay_listed && !is_unusable(addr) && !foreign_loopback && !self.config.is_own(addr)
             {
                 self.relay_on_listed(now, from, addr);
@@ -411,7 +411,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             if unknown {
                 let pending = self.close_checks.contains_key(&from);
                 if !pending && self.close_checks.len() < self.config.max_peers {
-                    let heard = self.peers.get(from).map_or(0, |p| p.traffic.rx_datagrams);
+                    let heard = self.peers.heard(from).unwrap_or(0);
                     let until = now + MOVE_CHECK;
                     self.close_checks.insert(from, CloseCheck { until, heard });
                     if self.config.keyed_echo {
@@ -435,18 +435,16 @@ impl<S: Socket, D: Device> Node<S, D> {
             return;
         }
         let mut checks = core::mem::take(&mut self.close_checks);
-        checks.retain(|&addr, c| {
-            let silent = self
-                .peers
-                .get(addr)
-                .is_some_and(|p| p.traffic.rx_datagrams == c.heard);
-            if !silent || now < c.until {
-                // (Something came: the check is done; else it waits.)
-                return silent;
-            }
-            self.remove_peer(now, addr, "closed by peer (silent since)");
-            false
-        });
+        checks.retain(
+            |&addr, c| match check_of(self.peers.heard(addr), c.heard, now, c.until) {
+                Check::Gone | Check::Answered => false,
+                Check::Waiting => true,
+                Check::Silent => {
+                    self.remove_peer(now, addr, "closed by peer (silent since)");
+                    false
+                }
+            },
+        );
         self.close_checks = checks;
     }
 
@@ -504,7 +502,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         let family = |is_v6: bool, cursor: Option<SocketAddr>| {
             peers
                 .verified_of_family_after(is_v6, cursor)
-                .filter(move |a| *a != to && may_name(*a, to))
+                .filter(move |a| may_name(*a, to))
                 .take(MAX_ENTRIES_PER_FAMILY)
         };
         let [cursor_v4, cursor_v6] = self.list_cursors;
@@ -528,9 +526,33 @@ impl<S: Socket, D: Device> Node<S, D> {
     }
 }
 
-/// Whether a peer list to `to` may name `peer`: not a loopback peer (another instance on this
-/// host) to a peer elsewhere, where that address is its own host's, and a node of the seed's
-/// protocol would contact whatever listens there.
+/// Whether a peer list to `to` may name `peer`: not `to` itself, nor a loopback peer (another
+/// instance on this host) to a node elsewhere, where that address is its own host's, and a
+/// node of the seed's protocol would contact whatever listens there.
 fn may_name(peer: SocketAddr, to: SocketAddr) -> bool {
-    !peer.ip().is_loopback() || to.ip().is_loopback()
+    peer != to && !foreign_loopback(peer, to)
+}
+
+/// Where a check of a peer that was asked something stands (a Close not obeyed at once, an
+/// address the node may have moved from).
+pub(super) enum Check {
+    /// The address is no peer any more: nothing to decide.
+    Gone,
+    /// Something came from it since it was asked.
+    Answered,
+    /// Nothing yet, and its time is not up.
+    Waiting,
+    /// Nothing came within its time.
+    Silent,
+}
+
+/// The [`Check`] of a peer from which `heard` datagrams have come by `now` (`None`: no peer),
+/// `then` when it was asked, with time until `until`.
+pub(super) fn check_of(heard: Option<u64>, then: u64, now: Instant, until: Instant) -> Check {
+    match heard {
+        None => Check::Gone,
+        Some(heard) if heard != then => Check::Answered,
+        Some(_) if now < until => Check::Waiting,
+        Some(_) => Check::Silent,
+    }
 }

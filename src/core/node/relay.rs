@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use log::{debug, info};
 
+use super::mesh::{check_of, Check};
 use super::{MoveCheck, Node, CONTROL_AT, MAX_MOVE_CHECKS, MOVE_CHECK};
 use crate::identity::PublicKey;
 use crate::io::{Device, Socket};
@@ -563,7 +564,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             return;
         }
         debug!("{old} speaks from {new} too: asking {old} whether it is still there");
-        let heard = self.peers.get(old).map_or(0, |p| p.traffic.rx_datagrams);
+        let heard = self.peers.heard(old).unwrap_or(0);
         self.send_hello(old, true);
         self.move_checks.push(MoveCheck {
             old,
@@ -581,21 +582,19 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
         let mut checks = core::mem::take(&mut self.move_checks);
         checks.retain(|m| {
-            let answered = match self.peers.get(m.old) {
-                None => return false,
-                // (Counted, not timed: an answer may come within the same millisecond.)
-                Some(peer) => peer.traffic.rx_datagrams != m.heard,
-            };
-            if answered {
-                debug!("{} answers as well as {}: the node has both", m.old, m.new);
-                return false;
+            match check_of(self.peers.heard(m.old), m.heard, now, m.asked + MOVE_CHECK) {
+                Check::Gone => false,
+                Check::Answered => {
+                    debug!("{} answers as well as {}: the node has both", m.old, m.new);
+                    false
+                }
+                Check::Waiting => true,
+                Check::Silent => {
+                    self.remove_peer(now, m.old, "the same node speaks from a new address");
+                    self.note(now, format_args!("{} moved to {}", m.old, m.new));
+                    false
+                }
             }
-            if now < m.asked + MOVE_CHECK {
-                return true;
-            }
-            self.remove_peer(now, m.old, "the same node speaks from a new address");
-            self.note(now, format_args!("{} moved to {}", m.old, m.new));
-            false
         });
         self.move_checks = checks;
     }
@@ -669,7 +668,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         // An origin nobody can be reached at, a loopback address from a relay that is not on
         // loopback, or one of our own public addresses: its route would have us contact it
         // (the direct tries), as a peer list naming it would (`learn_addresses`).
-        let foreign_loopback = origin.ip().is_loopback() && !via.ip().is_loopback();
+        let foreign_loopback = crate::peers::foreign_loopback(origin, via);
         if !self.relay.is_capable(via)
             || origin == via
             || self.config.is_own(origin)

@@ -450,14 +450,13 @@ impl<S: Socket, D: Device> Node<S, D> {
             return;
         }
         self.forget_process(addr);
-        self.unconfirmed.remove(&addr);
         let process = crypto::sender_process(&self.last_session);
         self.process_of.insert(addr, process);
         self.by_process.insert((process, addr));
         // Only a process whose Echo of a fresh Challenge proved it live is pinned.
         if self.echo_required() {
             if let Some((_, opener)) = &mut self.crypto {
-                opener.pin_process(process_start(process));
+                opener.pin_process(crypto::process_start(process));
                 self.pinned_by.insert(addr);
             }
         }
@@ -470,7 +469,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             self.by_process.remove(&(process, addr));
             if self.pinned_by.remove(&addr) {
                 if let Some((_, opener)) = &mut self.crypto {
-                    opener.unpin_process(process_start(process));
+                    opener.unpin_process(crypto::process_start(process));
                 }
             }
         }
@@ -571,10 +570,4 @@ impl<S: Socket, D: Device> Node<S, D> {
             self.send_control_buffer(to, len);
         }
     }
-}
-
-/// The start time (ms) of a sender process ([`crypto::sender_process`]): its sessions' first
-/// 8 bytes, which the process's sessions share.
-fn process_start(process: u128) -> u64 {
-    (process >> 64) as u64
 }

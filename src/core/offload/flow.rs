@@ -11,37 +11,25 @@
 //! Pure arithmetic over the frame's headers; nothing here is a security boundary (a peer can
 //! only choose which lane carries its own flows).
 
-use super::{
-    ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN, MAX_VLAN_TAGS, PROTO_TCP,
-    PROTO_UDP,
-};
+use super::{ip_start, PROTO_TCP, PROTO_UDP};
+#[cfg(test)]
+use super::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN};
 
 /// A hash of the frame's flow: IP addresses, protocol and, for TCP and UDP (not in an IPv4
 /// fragment, the first included), ports; symmetric, so both directions hash alike. Up to
-/// [`MAX_VLAN_TAGS`] tags (802.1Q or 802.1ad) are looked through and not hashed. Frames that
+/// [`MAX_VLAN_TAGS`](super::MAX_VLAN_TAGS) tags (802.1Q or 802.1ad) are looked through and not hashed. Frames that
 /// are not IP (ARP, more tags, ...) hash to 0.
 // HOT PATH
 pub fn flow_hash(frame: &[u8]) -> u32 {
-    let Some(mut ethertype) = be16(frame, 12) else {
+    // Past the tags as the offloads look (`Layout::parse`).
+    let Ok((l3, is_ipv6)) = ip_start(frame) else {
         return 0;
     };
-    let mut l3 = 14;
-    // Through up to two tags, 802.1Q or 802.1ad (QinQ), as the offloads look.
-    for _ in 0..MAX_VLAN_TAGS {
-        if !matches!(ethertype, ETHERTYPE_VLAN | ETHERTYPE_QINQ) {
-            break;
-        }
-        let Some(inner) = be16(frame, l3 + 2) else {
-            return 0;
-        };
-        ethertype = inner;
-        l3 += 4;
-    }
     let Some(ip) = frame.get(l3..) else {
         return 0;
     };
-    let (proto, addrs, l4): (u8, u64, Option<&[u8]>) = match ethertype {
-        ETHERTYPE_IPV4 => {
+    let (proto, addrs, l4): (u8, u64, Option<&[u8]>) = match is_ipv6 {
+        false => {
             let Some(header) = ip.get(..20) else {
                 return 0;
             };
@@ -59,7 +47,7 @@ pub fn flow_hash(frame: &[u8]) -> u32 {
             let l4 = if fragment { None } else { ip.get(ihl..) };
             (header[9], src ^ dst, l4)
         }
-        ETHERTYPE_IPV6 => {
+        true => {
             let Some(header) = ip.get(..40) else {
                 return 0;
             };
@@ -71,7 +59,6 @@ pub fn flow_hash(frame: &[u8]) -> u32 {
             }
             (header[6], addrs, ip.get(40..))
         }
-        _ => return 0,
     };
     let ports = match (proto, l4) {
         (PROTO_TCP | PROTO_UDP, Some(l4)) => match (be16(l4, 0), be16(l4, 2)) {

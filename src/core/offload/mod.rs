@@ -104,23 +104,7 @@ impl Layout {
     ///
     /// [`Error::Truncated`], [`Error::NotIp`] or [`Error::BadIpHeader`].
     pub fn parse(frame: &[u8]) -> Result<Layout, Error> {
-        let mut type_at = 12;
-        let mut l3 = None;
-        for _ in 0..=MAX_VLAN_TAGS {
-            match be16(frame, type_at)? {
-                ETHERTYPE_VLAN | ETHERTYPE_QINQ => type_at += 4,
-                ETHERTYPE_IPV4 => {
-                    l3 = Some((type_at + 2, false));
-                    break;
-                }
-                ETHERTYPE_IPV6 => {
-                    l3 = Some((type_at + 2, true));
-                    break;
-                }
-                _ => return Err(Error::NotIp),
-            }
-        }
-        let (l3, is_ipv6) = l3.ok_or(Error::NotIp)?;
+        let (l3, is_ipv6) = ip_start(frame)?;
         let first = *frame.get(l3).ok_or(Error::Truncated)?;
         if is_ipv6 {
             if first >> 4 != 6 {
@@ -255,6 +239,26 @@ fn ipv4_route_end(options: &[u8]) -> Option<&[u8]> {
         }
     }
     None
+}
+
+/// Where the IP header of `frame` starts, past at most [`MAX_VLAN_TAGS`] tags (802.1Q or
+/// 802.1ad), and whether it is IPv6.
+///
+/// # Errors
+///
+/// [`Error::Truncated`] if the frame ends inside its EtherTypes; [`Error::NotIp`] for another
+/// EtherType, or more tags.
+pub(crate) fn ip_start(frame: &[u8]) -> Result<(usize, bool), Error> {
+    let mut type_at = 12;
+    for _ in 0..=MAX_VLAN_TAGS {
+        match be16(frame, type_at)? {
+            ETHERTYPE_VLAN | ETHERTYPE_QINQ => type_at += 4,
+            ETHERTYPE_IPV4 => return Ok((type_at + 2, false)),
+            ETHERTYPE_IPV6 => return Ok((type_at + 2, true)),
+            _ => return Err(Error::NotIp),
+        }
+    }
+    Err(Error::NotIp)
 }
 
 /// The big-endian `u16` at `at`.

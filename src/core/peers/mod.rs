@@ -63,6 +63,14 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// True if `addr` is a loopback address and `seen_from` is not: named by (or to) a node on
+/// another host, where that address is its own host's (another instance here is reached at
+/// it only from this host). Such an address is neither contacted, nor relayed from, nor named
+/// in a peer list to such a node.
+pub fn foreign_loopback(addr: SocketAddr, seen_from: SocketAddr) -> bool {
+    addr.ip().is_loopback() && !seen_from.ip().is_loopback()
+}
+
 /// True for addresses nobody can be reached at: unspecified, multicast, broadcast, port 0.
 pub fn is_unusable(addr: SocketAddr) -> bool {
     if addr.port() == 0 {

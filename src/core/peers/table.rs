@@ -406,6 +406,13 @@ impl PeerTable {
         self.peers.get(&addr).is_some_and(|p| p.is_verified)
     }
 
+    /// How many valid datagrams came from the peer at `addr` so far, if it is a peer: what
+    /// a check of that address compares against later (counted, not timed: an answer may
+    /// come within the same millisecond as the question).
+    pub fn heard(&self, addr: SocketAddr) -> Option<u64> {
+        self.peers.get(&addr).map(|p| p.traffic.rx_datagrams)
+    }
+
     /// The peer at `addr`.
     pub fn get(&self, addr: SocketAddr) -> Option<&Peer> {
         self.peers.get(&addr)

@@ -277,14 +277,13 @@ impl Args {
         // In a config file, as for the other paths: relative to the directory the daemon
         // was started in, they would work by hand and fail under the unit (started in /).
         if let Some(path) = &key_file {
-            usable_path(path, "--key-file", key_file_at, None).map_err(|e| key_file_at.blame(e))?;
+            usable_path(path, "--key-file", key_file_at, None)?;
         }
         if let Some(path) = &private_key {
-            usable_path(path, "--private-key", private_key_at, None)
-                .map_err(|e| private_key_at.blame(e))?;
+            usable_path(path, "--private-key", private_key_at, None)?;
         }
         for path in &trusted {
-            usable_path(path, "--trusted", trusted_at, None).map_err(|e| trusted_at.blame(e))?;
+            usable_path(path, "--trusted", trusted_at, None)?;
         }
         if key_file.is_some() && private_key.is_some() {
             return Err(blame_either(
@@ -425,7 +424,7 @@ impl Args {
             None,
         );
         if let Some(path) = &stats_file {
-            usable_path(path, "--stats-file", at, None).map_err(|e| at.blame(e))?;
+            usable_path(path, "--stats-file", at, None)?;
         }
         let (control_socket, at) = pick(
             self.control_socket.clone().map(Some),
@@ -440,8 +439,7 @@ impl Args {
                 "--control-socket",
                 at,
                 Some(crate::sys::control::MAX_PATH_LEN),
-            )
-            .map_err(|e| at.blame(e))?;
+            )?;
         }
         let (stats_format, _) = pick(
             self.stats_format,
@@ -586,7 +584,7 @@ fn timeout(secs: u64, option: &'static str) -> Result<Duration, Error> {
 /// A path option's value that no file can have is refused before anything starts: empty,
 /// holding a NUL byte, too long for a socket address (`max_len`), or, in a config file,
 /// relative (the daemon runs in `/` under systemd, `ethcloud show --config` wherever it is
-/// started, so the two would look in different places).
+/// started, so the two would look in different places). The error names `at`.
 fn usable_path(
     path: &std::path::Path,
     option: &'static str,
@@ -606,7 +604,7 @@ fn usable_path(
     } else {
         return Ok(());
     };
-    Err(Error::InvalidPath { option, reason })
+    Err(at.blame(Error::InvalidPath { option, reason }))
 }
 
 fn at_least(secs: u64, min: u64, option: &'static str) -> Result<Duration, Error> {

@@ -219,9 +219,8 @@ impl Lanes {
         if let Some(index) = self.ended() {
             return Err(Error::LaneEnded { index });
         }
-        let since = now.saturating_duration_since(self.published_at);
         let changed = node.forward_generation() != self.published;
-        if (changed && since >= PUBLISH_MIN_GAP) || since >= PUBLISH_EVERY {
+        if now >= publish_at(changed, self.published_at) {
             let view = node.forward_view();
             self.published = view.generation;
             self.published_at = now;

@@ -248,6 +248,12 @@ pub fn run(
             lanes.len()
         );
     }
+    // (After the signals are blocked, so the thread has them blocked too.)
+    let tap_drops = crate::sys::netdev::TapDropsReader::start(node.device().name())
+        .map_err(|e| {
+            warn!("cannot start a thread to read the tap's drop counter ({e}): reading it here");
+        })
+        .ok();
     Daemon {
         lanes,
         node,
@@ -264,7 +270,7 @@ pub fn run(
         read_trouble: Trouble::default(),
         spin: Spin::new(busy_poll, std::time::Instant::now()),
         kernel_counters_at: Instant::ZERO,
-        tap_drops: Ok(None),
+        tap_drops,
         armed_for: None,
         service,
         key_file,
@@ -322,9 +328,9 @@ struct Daemon {
     spin: Spin,
     /// When the kernel's drop counters are read next.
     kernel_counters_at: Instant,
-    /// The thread that reads the tap's drop counter (started at the first read; `Err(())` if
-    /// it could not be, and the counter is then read here).
-    tap_drops: Result<Option<crate::sys::netdev::TapDropsReader>, ()>,
+    /// The thread that reads the tap's drop counter (`None` if it could not be started: the
+    /// counter is then read here).
+    tap_drops: Option<crate::sys::netdev::TapDropsReader>,
     /// The keyed mode's key file, re-read on SIGHUP.
     key_file: Option<PathBuf>,
     /// The network's token (salts a passphrase key).
@@ -507,22 +513,13 @@ impl Daemon {
     /// may wait on the kernel's RTNL lock, or reads `/proc/net/dev`). A failure keeps the
     /// last value.
     fn read_kernel_counters(&mut self) {
-        use crate::sys::netdev::{tx_dropped, TapDropsReader};
         match self.node.socket().receive_drops() {
             Ok(drops) => self.stats.udp_receive_overflows = drops,
             Err(e) => debug!("cannot read the UDP socket's drop counter: {e}"),
         }
-        let name = self.node.device().name();
-        if let Ok(None) = self.tap_drops {
-            self.tap_drops = TapDropsReader::start(name).map(Some).map_err(|e| {
-                warn!(
-                    "cannot start a thread to read the tap's drop counter ({e}): reading it here"
-                );
-            });
-        }
         match &self.tap_drops {
-            Ok(Some(reader)) => self.stats.tap_queue_drops = reader.latest(),
-            _ => match tx_dropped(name) {
+            Some(reader) => self.stats.tap_queue_drops = reader.latest(),
+            None => match crate::sys::netdev::tx_dropped(self.node.device().name()) {
                 Ok(drops) => self.stats.tap_queue_drops = drops,
                 Err(e) => debug!("cannot read the tap's drop counter: {e}"),
             },

@@ -259,11 +259,12 @@ impl fmt::Display for Error {
             ),
             Error::StatsAfterDrop { user, path, source } => write!(
                 f,
-                "as {user}, cannot write the --stats-file {} ({source}): give that user a \
+                "as {user}, cannot write the --stats-file {} ({}): give that user a \
                  directory it may write to (under the systemd unit, e.g. \
                  ExecStartPre=+/bin/chown {user} /run/ethcloud/%i in a drop-in), or run \
                  without --user",
-                OnOneLine(path)
+                OnOneLine(path),
+                OsError(source)
             ),
             Error::Trusted { path, line, reason } => {
                 write!(f, "trusted keys {}", OnOneLine(path))?;

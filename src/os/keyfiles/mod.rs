@@ -96,12 +96,7 @@ pub fn read_private_key(path: &Path) -> Result<SecretKey, Error> {
         source,
     };
     let file = open_for_reading(path).map_err(read_error)?;
-    let meta = file.metadata().map_err(read_error)?;
-    // (Before the mode: a directory's 0755 is no advice to chmod.)
-    if meta.is_dir() {
-        return Err(read_error(std::io::ErrorKind::IsADirectory.into()));
-    }
-    let mode = meta.permissions().mode();
+    let mode = file.metadata().map_err(read_error)?.permissions().mode();
     if mode & PRIVATE_KEY_FORBIDDEN_MODE != 0 {
         return Err(Error::PrivateKeyMode {
             path: path.to_owned(),

@@ -31,11 +31,7 @@ pub fn read_key(path: &Path, token: Token) -> Result<Key, Error> {
             // The whole network's secret: other users reading it is a mistake worth a word.
             // (Not refused: the group may have to read it after --user, and earlier versions
             // took any mode.)
-            let meta = file.metadata()?;
-            if meta.is_dir() {
-                return Err(std::io::ErrorKind::IsADirectory.into());
-            }
-            let mode = meta.permissions().mode();
+            let mode = file.metadata()?.permissions().mode();
             if mode & 0o004 != 0 {
                 log::warn!(
                     "the key file {} may be read by other users (mode {:o}): chmod o-r it",

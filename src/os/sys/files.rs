@@ -18,12 +18,16 @@ use std::path::Path;
 ///
 /// # Errors
 ///
-/// What `open(2)` or `fcntl(2)` returned.
+/// What `open(2)` or `fcntl(2)` returned; `IsADirectory` for a directory (every caller reads
+/// a file, and a directory's mode is no advice for one).
 pub fn open_for_reading(path: &Path) -> io::Result<File> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)?;
+    if file.metadata()?.is_dir() {
+        return Err(io::ErrorKind::IsADirectory.into());
+    }
     let fd = file.as_raw_fd();
     // SAFETY: F_GETFL on a descriptor `file` owns and keeps open across the call.
     let flags = unsafe { syscall!(fcntl(fd, libc::F_GETFL)) }?;

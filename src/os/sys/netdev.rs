@@ -127,7 +127,7 @@ fn up_flag() -> libc::c_short {
 ///
 /// The OS error of `SIOCGIFINDEX` (`ENODEV` if there is no such interface), or `InvalidInput`
 /// for a name the kernel would refuse.
-pub fn index(name: &str) -> io::Result<i32> {
+fn index(name: &str) -> io::Result<i32> {
     let mut req = request(name)?;
     ioctl(libc::SIOCGIFINDEX, &mut req)?;
     // SAFETY: SIOCGIFINDEX succeeded, so the kernel stored the index in `ifru_ifindex`.

@@ -73,19 +73,13 @@ impl Identity {
         let (uid, primary_gid, primary_name) =
             match lookup_user(user).map_err(lookup_error(user))? {
                 Some(entry) => entry,
-                // (Not (uid_t)-1, which setuid refuses: the switch would fail only after
-                // --ifup.)
-                None => match user
-                    .parse::<libc::uid_t>()
-                    .ok()
-                    .filter(|&u| u != libc::uid_t::MAX)
-                {
-                    Some(uid) => user_by_uid(uid).map_err(lookup_error(user))?.unwrap_or((
+                None => match user.parse::<libc::uid_t>() {
+                    Ok(uid) => user_by_uid(uid).map_err(lookup_error(user))?.unwrap_or((
                         uid,
                         uid,
                         user.to_owned(),
                     )),
-                    None => {
+                    Err(_) => {
                         return Err(Error::UnknownUser {
                             name: user.to_owned(),
                         })
@@ -96,13 +90,9 @@ impl Identity {
             None => (primary_gid, group_name(primary_gid).unwrap_or(primary_name)),
             Some(name) => match lookup_group(name).map_err(lookup_error(name))? {
                 Some(gid) => (gid, name.to_owned()),
-                None => match name
-                    .parse::<libc::gid_t>()
-                    .ok()
-                    .filter(|&g| g != libc::gid_t::MAX)
-                {
-                    Some(gid) => (gid, name.to_owned()),
-                    None => {
+                None => match name.parse::<libc::gid_t>() {
+                    Ok(gid) => (gid, name.to_owned()),
+                    Err(_) => {
                         return Err(Error::UnknownGroup {
                             name: name.to_owned(),
                         })
@@ -110,8 +100,9 @@ impl Identity {
                 },
             },
         };
-        // Whatever the source (a number, or a user database that serves one): an id the
-        // switch cannot take is no such user or group, refused before --ifup.
+        // Whatever the source (a number, or a user database that serves one): (uid_t)-1 and
+        // (gid_t)-1, which setuid and setgid refuse, are no such user or group, refused
+        // before --ifup rather than by the switch after it.
         if uid == libc::uid_t::MAX {
             return Err(Error::UnknownUser {
                 name: user.to_owned(),
