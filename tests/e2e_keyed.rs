@@ -51,6 +51,8 @@ fn same_key_pings_wrong_key_and_no_key_are_ignored_and_the_wire_shows_no_payload
             };
             lab.daemons[d].wait_log(&format!("frames are sealed with {cipher} now"), SOON);
         }
+    } else {
+        e2e::cpu::assert_no_aes_really();
     }
 
     // A capture of the underlay on h2 while h1 pings h2 with a known pattern.

@@ -17,6 +17,9 @@
 
 #![allow(dead_code)]
 
+#[path = "../sim/cpu.rs"]
+pub mod cpu;
+
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
