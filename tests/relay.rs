@@ -1200,3 +1200,92 @@ fn a_hello_replayed_from_a_relay_cannot_make_a_relayed_node_pass_for_this_one() 
     sim.run_until_idle(1000);
     assert_eq!(got(&mut sim, b, 0x61), 1, "B is reached through P again");
 }
+
+/// Counts, per thread, the info lines that say a relay route was made to an address other
+/// than `LOG_SKIP`'s (the simulated nodes all run on the test's thread).
+mod route_lines {
+    use std::cell::Cell;
+    use std::sync::Once;
+
+    thread_local! {
+        static MADE: Cell<usize> = const { Cell::new(0) };
+        static SKIP: Cell<Option<std::net::SocketAddr>> = const { Cell::new(None) };
+    }
+
+    struct Counter;
+
+    impl log::Log for Counter {
+        fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+            metadata.level() <= log::Level::Info
+        }
+
+        fn log(&self, record: &log::Record<'_>) {
+            if record.level() != log::Level::Info {
+                return;
+            }
+            let text = record.args().to_string();
+            let Some(rest) = text.strip_prefix("no direct path to ") else {
+                return;
+            };
+            let skipped = SKIP.with(Cell::get).map(|a| a.to_string());
+            if skipped.is_some_and(|a| rest.starts_with(&format!("{a} "))) {
+                return;
+            }
+            MADE.with(|m| m.set(m.get() + 1));
+        }
+
+        fn flush(&self) {}
+    }
+
+    static COUNTER: Counter = Counter;
+    static INSTALL: Once = Once::new();
+
+    /// Installs the counter (once per test binary) and starts counting on this thread,
+    /// leaving out routes to `skip`.
+    pub fn start(skip: std::net::SocketAddr) {
+        INSTALL.call_once(|| {
+            if log::set_logger(&COUNTER).is_ok() {
+                log::set_max_level(log::LevelFilter::Info);
+            }
+        });
+        SKIP.with(|s| s.set(Some(skip)));
+        MADE.with(|m| m.set(0));
+    }
+
+    /// The lines counted on this thread since `start`.
+    pub fn made() -> usize {
+        MADE.with(Cell::get)
+    }
+}
+
+/// A relay through which a node gets more routes at once than its budget of info lines about
+/// peers and routes allows (one member can list hundreds of addresses): the lines past the
+/// budget go to debug, as every other line about peers and routes does.
+#[test]
+fn routes_made_by_the_hundred_stay_within_the_budget_of_info_lines() {
+    let cfg = Simulator::keyed_config(7);
+    let mut sim = Simulator::new(0x5e1a_0b00);
+    let p = sim.add_node(&cfg);
+    let a = sim.add_node(&cfg);
+    sim.connect(a, p);
+    let others = 140;
+    let mut far = Vec::new();
+    for _ in 0..others {
+        let b = sim.add_node(&cfg);
+        sim.partition(a, b);
+        sim.connect(b, p);
+        far.push(b);
+    }
+    route_lines::start(a);
+    sim.advance_until(Duration::from_secs(120), |s| {
+        far.iter().all(|b| route(s, a, *b).is_some())
+    });
+    assert!(far.iter().all(|b| route(&sim, a, *b).is_some()));
+    let made = route_lines::made();
+    assert!(
+        made <= usize::try_from(ethcloud::node::LOG_BUDGET).unwrap(),
+        "{made} lines at info for {others} routes made within a minute"
+    );
+    assert!(made > 0, "no line at all");
+    println!("{others} routes made: {made} lines at info");
+}

@@ -215,28 +215,41 @@ impl<S: Socket, D: Device> Node<S, D> {
             contacts,
             ..
         } = self;
+        // Logged after, through the budget of lines about peers and routes (a member listing
+        // hundreds of addresses makes as many routes in one pass).
+        let (mut made, mut ended) = (Vec::new(), Vec::new());
         relay.housekeep(
             now,
             |addr| peers.is_verified(addr),
             // Still waiting in the contact queue (a node that joins a large mesh asks at most
             // `contacts_per_second` a second): not out of reach, only not asked yet.
             |addr| contacts.get(addr).is_some_and(|c| c.attempts == 0),
-            |addr, via, state| {
-                let checking = if state == RouteState::Checking {
-                    " (once it names the key there)"
-                } else {
-                    ""
-                };
-                info!(
-                    "no direct path to {addr} after {}s: relaying through {via}{checking}",
-                    crate::relay::RELAY_AFTER.as_secs()
-                );
-            },
+            |addr, via, state| made.push((addr, via, state)),
             |addr, via| {
                 switch.forget_peer(addr);
-                info!("relay route to {addr} through {via} ended");
+                ended.push((addr, via));
             },
         );
+        for (addr, via, state) in made {
+            let checking = if state == RouteState::Checking {
+                " (once it names the key there)"
+            } else {
+                ""
+            };
+            self.note(
+                now,
+                format_args!(
+                    "no direct path to {addr} after {}s: relaying through {via}{checking}",
+                    crate::relay::RELAY_AFTER.as_secs()
+                ),
+            );
+        }
+        for (addr, via) in ended {
+            self.note(
+                now,
+                format_args!("relay route to {addr} through {via} ended"),
+            );
+        }
         // Per-node keys: ask the relays for the keys of the routes' far ends (new routes at
         // once, then from time to time).
         let mut queries = core::mem::take(&mut self.relay_targets);
