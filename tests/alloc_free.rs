@@ -153,6 +153,37 @@ fn packet_path_makes_no_allocation_after_warm_up() {
     assert_eq!(node.socket().sent - sent_before, 10_000 * 9);
 }
 
+/// A MAC whose frames come from two peers in turn, each with no other entry (a node that is a
+/// peer at two addresses, its floods arriving from both): every frame moves its entry from
+/// one peer's list of keys to the other's, emptying one and starting the other.
+#[test]
+fn a_mac_moving_between_two_peers_allocates_nothing() {
+    let token = Token::new(7).unwrap();
+    let now = Instant::from_secs(1);
+    let (mut node, peers) = node_with_8_peers(token, now);
+    let mut incoming = vec![0u8; 1500];
+    let len = wire::emit_frame(
+        token,
+        &ethernet([0xff; 6], [2, 0, 0, 0, 0, 2]),
+        &mut incoming,
+    )
+    .unwrap();
+    let mut datagram = incoming.clone();
+    let mut run = |node: &mut Node<NullSocket, NullDevice>, rounds: usize| {
+        for _ in 0..rounds {
+            for peer in &peers[..2] {
+                datagram[..len].copy_from_slice(&incoming[..len]);
+                node.on_datagram(now, *peer, &mut datagram[..len]).unwrap();
+            }
+        }
+    };
+    run(&mut node, 100); // warm-up
+    let moves_before = node.stats().mac_moves;
+    let allocations = allocations_in(|| run(&mut node, 10_000));
+    assert_eq!(node.stats().mac_moves - moves_before, 20_000);
+    assert_eq!(allocations, 0, "allocations while a MAC moves");
+}
+
 /// Keeps the datagrams sent since the last `take`, in fixed slots (no allocation).
 struct Capture {
     slots: Box<[[u8; 2048]; 8]>,

@@ -85,7 +85,7 @@ pub struct SwitchTable {
     /// The keys of each peer's entries (each entry's `slot` is its index there): a peer's
     /// entries go in time proportional to their number, not to the table's size (removing a
     /// peer is something the network can cause at a high rate).
-    per_peer: HashMap<SocketAddr, Vec<Key>>,
+    per_peer: PeerKeys,
     /// How many entries count against each host (a host with none has no entry).
     per_host: Tally<Host>,
     /// Reused by [`SwitchTable::expire`].
@@ -142,7 +142,7 @@ impl SwitchTable {
     pub fn new(timeout: Duration, max_entries: usize, max_per_peer: usize) -> SwitchTable {
         SwitchTable {
             entries: HashMap::new(),
-            per_peer: HashMap::new(),
+            per_peer: PeerKeys::default(),
             per_host: Tally::default(),
             expired: Vec::new(),
             timeout,
@@ -161,10 +161,12 @@ impl SwitchTable {
     }
 
     /// A copy of every entry, for lookups on another thread. O(n): take it when
-    /// [`SwitchTable::changes`] moved, and not more often than needed.
+    /// [`SwitchTable::changes`] moved, and not more often than needed. Sized to the entries
+    /// there are, not to the table's room (a clone would copy every bucket the table ever
+    /// grew to, after a flood of made-up MACs a thousand times what is left).
     pub fn view(&self) -> MacView {
         MacView {
-            entries: self.entries.clone(),
+            entries: self.entries.iter().map(|(k, e)| (*k, *e)).collect(),
         }
     }
 
@@ -199,7 +201,7 @@ impl SwitchTable {
             }
             let (from, slot, old_host) = (entry.peer, entry.slot, entry.host);
             let moves_peer = from != peer;
-            if (moves_peer && count_of(&self.per_peer, peer) >= self.max_per_peer)
+            if (moves_peer && self.per_peer.count(peer) >= self.max_per_peer)
                 || (old_host != host && self.per_host.get(&host) >= self.max_per_host)
             {
                 if !moves_peer {
@@ -217,7 +219,7 @@ impl SwitchTable {
                 if let Some(e) = self.entries.remove(&key) {
                     self.per_host.remove(&e.host);
                 }
-                detach(&mut self.per_peer, &mut self.entries, from, slot);
+                self.per_peer.detach(&mut self.entries, from, slot);
                 self.changes += 1;
                 return Learned::Refused;
             }
@@ -233,18 +235,18 @@ impl SwitchTable {
                 return Learned::Refreshed;
             }
             entry.peer = peer;
-            entry.slot = attach(&mut self.per_peer, peer, key);
+            entry.slot = self.per_peer.attach(peer, key);
             self.changes += 1;
-            detach(&mut self.per_peer, &mut self.entries, from, slot);
+            self.per_peer.detach(&mut self.entries, from, slot);
             return Learned::Moved { from };
         }
         if self.entries.len() >= self.max_entries
-            || count_of(&self.per_peer, peer) >= self.max_per_peer
+            || self.per_peer.count(peer) >= self.max_per_peer
             || self.per_host.get(&host) >= self.max_per_host
         {
             return Learned::Refused;
         }
-        let slot = attach(&mut self.per_peer, peer, key);
+        let slot = self.per_peer.attach(peer, key);
         self.per_host.add(host);
         self.entries.insert(
             key,
@@ -299,7 +301,7 @@ impl SwitchTable {
         for key in &expired {
             if let Some(e) = self.entries.remove(key) {
                 on_expired(key.vlan(), key.mac(), e.peer);
-                detach(&mut self.per_peer, &mut self.entries, e.peer, e.slot);
+                self.per_peer.detach(&mut self.entries, e.peer, e.slot);
                 self.per_host.remove(&e.host);
             }
         }
@@ -311,7 +313,7 @@ impl SwitchTable {
 
     /// Removes every entry that points at `peer`. Returns how many.
     pub fn forget_peer(&mut self, peer: SocketAddr) -> usize {
-        let Some(keys) = self.per_peer.remove(&peer) else {
+        let Some(keys) = self.per_peer.lists.remove(&peer) else {
             return 0;
         };
         for key in &keys {
@@ -319,8 +321,10 @@ impl SwitchTable {
                 self.per_host.remove(&e.host);
             }
         }
-        self.changes += keys.len() as u64;
-        keys.len()
+        let removed = keys.len();
+        self.changes += removed as u64;
+        self.per_peer.keep_spare(keys);
+        removed
     }
 
     /// Number of entries.
@@ -335,7 +339,7 @@ impl SwitchTable {
 
     /// Number of entries pointing at `peer`.
     pub fn count_for(&self, peer: SocketAddr) -> usize {
-        count_of(&self.per_peer, peer)
+        self.per_peer.count(peer)
     }
 
     /// Number of entries counted against `host`.
@@ -351,41 +355,67 @@ impl SwitchTable {
     }
 }
 
-fn count_of(map: &HashMap<SocketAddr, Vec<Key>>, peer: SocketAddr) -> usize {
-    map.get(&peer).map_or(0, Vec::len)
+/// Emptied lists of keys kept for reuse, at most: a MAC that moves between two peers with no
+/// other entry (a node that is a peer at two addresses, whose floods come from both) empties
+/// one list and starts another with every move, which must not allocate.
+const MAX_SPARE_LISTS: usize = 64;
+
+/// The keys of each peer's entries (each entry's `slot` is its index in its peer's list), and
+/// emptied lists kept for the next peer that needs one.
+#[derive(Debug, Default)]
+struct PeerKeys {
+    lists: HashMap<SocketAddr, Vec<Key>>,
+    spare: Vec<Vec<Key>>,
 }
 
-/// Adds `key` to `peer`'s list; returns its slot there.
-fn attach(map: &mut HashMap<SocketAddr, Vec<Key>>, peer: SocketAddr, key: Key) -> u32 {
-    let keys = map.entry(peer).or_default();
-    keys.push(key);
-    // At most the per-peer cap, far below u32::MAX.
-    u32::try_from(keys.len() - 1).unwrap_or(u32::MAX)
-}
-
-/// Takes the key at `slot` out of `peer`'s list: the last key moves into its place (its
-/// entry's slot is updated), and a peer left with none goes from the map.
-fn detach(
-    map: &mut HashMap<SocketAddr, Vec<Key>>,
-    entries: &mut HashMap<Key, Entry>,
-    peer: SocketAddr,
-    slot: u32,
-) {
-    let Some(keys) = map.get_mut(&peer) else {
-        return;
-    };
-    let slot = slot as usize;
-    if slot >= keys.len() {
-        return;
+impl PeerKeys {
+    /// How many entries point at `peer`.
+    fn count(&self, peer: SocketAddr) -> usize {
+        self.lists.get(&peer).map_or(0, Vec::len)
     }
-    keys.swap_remove(slot);
-    if let Some(moved) = keys.get(slot) {
-        if let Some(e) = entries.get_mut(moved) {
-            e.slot = u32::try_from(slot).unwrap_or(u32::MAX);
+
+    /// Adds `key` to `peer`'s list (a spare one if it had none); returns its slot there.
+    fn attach(&mut self, peer: SocketAddr, key: Key) -> u32 {
+        let spare = &mut self.spare;
+        let keys = self
+            .lists
+            .entry(peer)
+            .or_insert_with(|| spare.pop().unwrap_or_default());
+        keys.push(key);
+        // At most the per-peer cap, far below u32::MAX.
+        u32::try_from(keys.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    /// Takes the key at `slot` out of `peer`'s list: the last key moves into its place (its
+    /// entry's slot in `entries` is updated), and a peer left with none goes, its list kept.
+    fn detach(&mut self, entries: &mut HashMap<Key, Entry>, peer: SocketAddr, slot: u32) {
+        let Some(keys) = self.lists.get_mut(&peer) else {
+            return;
+        };
+        let slot = slot as usize;
+        if slot >= keys.len() {
+            return;
+        }
+        keys.swap_remove(slot);
+        if let Some(moved) = keys.get(slot) {
+            if let Some(e) = entries.get_mut(moved) {
+                e.slot = u32::try_from(slot).unwrap_or(u32::MAX);
+            }
+        }
+        if keys.is_empty() {
+            if let Some(emptied) = self.lists.remove(&peer) {
+                self.keep_spare(emptied);
+            }
         }
     }
-    if keys.is_empty() {
-        map.remove(&peer);
+
+    /// Keeps `keys`' room for reuse, emptied, if there are fewer than [`MAX_SPARE_LISTS`]
+    /// and it is small (a list that grew to a peer's thousands of entries is let go).
+    fn keep_spare(&mut self, mut keys: Vec<Key>) {
+        if self.spare.len() < MAX_SPARE_LISTS && keys.capacity() <= 64 {
+            keys.clear();
+            self.spare.push(keys);
+        }
     }
 }
 
@@ -490,6 +520,33 @@ mod tests {
         assert_eq!(t.forget_peer(addr(1)), 0);
         assert_eq!(t.len(), 1);
         assert_eq!(t.lookup(T0, VlanId::UNTAGGED, M), None);
+    }
+
+    /// A view holds room for the entries there are, not for all the table ever held: after a
+    /// flood of 60,000 MACs that expired, one entry left makes a small copy.
+    #[test]
+    fn a_view_is_sized_to_the_entries_left_not_to_the_tables_peak() {
+        let mut t = SwitchTable::new(Duration::from_secs(300), 65_536, 65_536);
+        for i in 0..60_000u32 {
+            let [_, a, b, c] = i.to_be_bytes();
+            let mac = Mac([2, 0, 0, a, b, c]);
+            t.learn(T0, VlanId::UNTAGGED, mac, addr(1 + (i % 4) as u8));
+        }
+        assert_eq!(t.len(), 60_000);
+        let later = T0 + Duration::from_secs(301);
+        assert_eq!(t.expire(later, |_, _, _| {}), 60_000);
+        t.learn(later, VlanId::UNTAGGED, M, addr(1));
+        let view = t.view();
+        assert_eq!(view.len(), 1);
+        assert!(
+            view.entries.capacity() < 1024,
+            "a view of 1 entry has room for {}",
+            view.entries.capacity()
+        );
+        assert_eq!(
+            view.lookup_lagging(later, Duration::ZERO, VlanId::UNTAGGED, M),
+            Some(addr(1))
+        );
     }
 
     #[test]
@@ -653,14 +710,15 @@ mod tests {
                 table.entries.values().all(|e| hosts.get(&e.host) <= 24),
                 "step {step}"
             );
-            let listed: usize = table.per_peer.values().map(Vec::len).sum();
+            let listed: usize = table.per_peer.lists.values().map(Vec::len).sum();
             assert_eq!(listed, table.entries.len(), "step {step}");
             for (key, e) in &table.entries {
-                let keys = &table.per_peer[&e.peer];
+                let keys = &table.per_peer.lists[&e.peer];
                 assert_eq!(keys[e.slot as usize], *key, "step {step}");
             }
             assert!(table
                 .per_peer
+                .lists
                 .values()
                 .all(|k| !k.is_empty() && k.len() <= 24));
             assert!(table.entries.len() <= 64);
