@@ -63,10 +63,11 @@ pub struct Header {
 pub struct LoopCounters {
     /// Failed receives on the socket (ICMP errors), ignored by the loop.
     pub socket_errors: u64,
-    /// Super-frames from the tap that could not be segmented and were dropped.
+    /// Tap reads that could not be cut into frames (a super-frame not segmented, a checksum
+    /// not completed, a read too short or too long) and were dropped.
     pub offload_errors: u64,
-    /// Datagrams the kernel dropped on the UDP socket because its receive buffer was full
-    /// (the socket's drop counter, read about once a second).
+    /// Datagrams the kernel dropped on the UDP socket because its receive buffer was full, or
+    /// for a bad checksum (the socket's drop counter, read about once a second).
     pub udp_receive_overflows: u64,
     /// Frames the kernel dropped at the tap device because its queue toward the daemon was
     /// full (the device's transmit drops, read about once a second).
@@ -409,7 +410,7 @@ pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'st
         (
             "replies_limited",
             stats.replies_limited,
-            "Messages from unverified peers left unanswered.",
+            "Replies held back by the rate and verification limits (to unverified peers, and whole lists to verified ones).",
         ),
         (
             "relay_frames_sent",
@@ -434,12 +435,12 @@ pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'st
         (
             "offload_errors",
             extra.offload_errors,
-            "Tap super-frames that could not be segmented.",
+            "Tap reads that could not be cut into frames (segmenting, checksums, lengths).",
         ),
         (
             "udp_receive_overflows",
             extra.udp_receive_overflows,
-            "Datagrams the kernel dropped because the UDP receive buffer was full.",
+            "Datagrams the kernel dropped because the UDP receive buffer was full, or for a bad checksum.",
         ),
         (
             "tap_queue_drops",
