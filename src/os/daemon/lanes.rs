@@ -116,7 +116,7 @@ impl Lanes {
     pub(super) fn start(
         node: &Node<UdpSocket, TapDevice>,
         queues: Vec<TapQueue>,
-        clock: Clock,
+        mut clock: Clock,
         vnet_hdr_len: usize,
     ) -> Result<Lanes, Error> {
         let view = if queues.is_empty() {
@@ -316,7 +316,7 @@ fn run_lane(
     mut queue: TapQueue,
     mut socket: UdpSocket,
     shared: &Shared,
-    clock: Clock,
+    mut clock: Clock,
     vnet_hdr_len: usize,
 ) {
     // However the lane ends before the stop (an error, or a panic where panics unwind: the

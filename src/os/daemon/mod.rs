@@ -89,31 +89,60 @@ const TOKEN_SIGNAL: u64 = 3;
 const TOKEN_CONTROL: u64 = 4;
 const TOKEN_LANES: u64 = 5;
 
-/// The monotonic clock, as the core sees it: milliseconds since the daemon started.
+/// The clock as the core sees it: milliseconds since the daemon started, counting the time
+/// the machine was suspended (`CLOCK_BOOTTIME`, as WireGuard's timers do). A session, a peer
+/// or a relay route must not outlive its time in the world because the host slept: a peer
+/// that ended our session on its own clock would drop all we send until our renewal.
+///
+/// The spinning passes time themselves with std's `Instant` (`CLOCK_MONOTONIC`, which stops
+/// during a suspend) and take the core's time from it with [`Clock::at`]: that adds the time
+/// spent asleep as of the last [`Clock::now`], which reads both clocks. So the core's time
+/// never goes back, and catches up with a suspend at the next full pass.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     start: std::time::Instant,
+    /// `CLOCK_BOOTTIME` at the start.
+    boot_start: Duration,
+    /// How long the machine was suspended since the start, as of the last `now` (never less).
+    asleep: Duration,
 }
 
 impl Clock {
     /// Starts the clock at zero.
     pub fn start() -> Clock {
         Clock {
+            boot_start: crate::sys::timer::boottime(),
             start: std::time::Instant::now(),
+            asleep: Duration::ZERO,
         }
     }
 
-    /// Milliseconds since [`Clock::start`].
-    pub fn now(&self) -> Instant {
-        self.at(std::time::Instant::now())
+    /// Milliseconds since [`Clock::start`], suspended time included.
+    pub fn now(&mut self) -> Instant {
+        // Boot time first: the monotonic reading is the later one, so a preemption between
+        // the two makes the time asleep look shorter, never longer.
+        let boot = crate::sys::timer::boottime().saturating_sub(self.boot_start);
+        let mono = std::time::Instant::now();
+        self.asleep = asleep(
+            self.asleep,
+            boot,
+            mono.saturating_duration_since(self.start),
+        );
+        self.at(mono)
     }
 
-    /// The core's time at `instant`, read from the std clock earlier (milliseconds since
-    /// [`Clock::start`]; zero before it).
+    /// The core's time at `instant`, read from the std clock since the last [`Clock::now`]
+    /// (milliseconds since [`Clock::start`], zero before it, plus the time asleep then).
     pub fn at(&self, instant: std::time::Instant) -> Instant {
-        let since = instant.saturating_duration_since(self.start);
+        let since = instant.saturating_duration_since(self.start) + self.asleep;
         Instant::from_millis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
     }
+}
+
+/// The time the machine was suspended, from `boot` and `mono`, the time since the start on
+/// the clock that counts it and on the one that does not; never less than `before`.
+fn asleep(before: Duration, boot: Duration, mono: Duration) -> Duration {
+    before.max(boot.saturating_sub(mono))
 }
 
 /// Why the loop ended without an error.
@@ -186,7 +215,7 @@ pub fn run(
         rekey_after,
     } = keys;
     let mut config = config;
-    let clock = Clock::start();
+    let mut clock = Clock::start();
     if let Some(identity) = &identity {
         let mut setup = IdentityConfig::new(clock.now(), wall_nanos(), random_u64()?);
         if let Some(rekey_after) = rekey_after {
@@ -574,9 +603,30 @@ mod tests {
         }
     }
 
+    /// A suspend of ten minutes moves the core's time ten minutes on, at the next full
+    /// reading and at every spinning pass after it; a reading that looks like less time asleep
+    /// (a preemption between the two reads) never takes any back.
+    #[test]
+    fn time_asleep_counts_and_never_goes_back() {
+        let s = Duration::from_secs;
+        assert_eq!(asleep(Duration::ZERO, s(5), s(5)), Duration::ZERO);
+        let after_suspend = asleep(Duration::ZERO, s(605), s(5));
+        assert_eq!(after_suspend, s(600));
+        assert_eq!(
+            asleep(after_suspend, s(606), s(6) + Duration::from_millis(3)),
+            s(600)
+        );
+        assert_eq!(asleep(after_suspend, s(1206), s(6)), s(1200));
+        let mut clock = Clock::start();
+        clock.asleep = s(600);
+        let later = clock.start + Duration::from_millis(1500);
+        assert_eq!(clock.at(later), Instant::from_millis(601_500));
+        assert!(clock.now() >= Instant::from_millis(600_000));
+    }
+
     #[test]
     fn clock_starts_near_zero_and_never_goes_back() {
-        let clock = Clock::start();
+        let mut clock = Clock::start();
         let a = clock.now();
         let b = clock.now();
         assert!(a.as_millis() < 1000);

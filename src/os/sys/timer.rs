@@ -1,6 +1,9 @@
-//! [`Timer`]: a one-shot timerfd on `CLOCK_MONOTONIC`, armed relative to now.
+//! [`Timer`]: a one-shot timerfd on `CLOCK_BOOTTIME`, armed relative to now; and
+//! [`boottime`], a reading of that clock.
 //!
-//! Owns the timerfd only. The daemon arms it for the node's next deadline and puts it in its
+//! Owns the timerfd and the clock reading only. `CLOCK_BOOTTIME` counts the time the machine
+//! was suspended, where `CLOCK_MONOTONIC` (std's `Instant`) stops: the node's timers are
+//! about the world outside (a peer's session ends on the peer's clock), so they must count it. The daemon arms it for the node's next deadline and puts it in its
 //! epoll set; nothing here knows what the deadline is for.
 
 use std::fs::File;
@@ -16,7 +19,7 @@ pub struct Timer {
 }
 
 impl Timer {
-    /// Creates a disarmed timer (`timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)`).
+    /// Creates a disarmed timer (`timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC)`).
     ///
     /// # Errors
     ///
@@ -24,7 +27,7 @@ impl Timer {
     pub fn new() -> io::Result<Timer> {
         let flags = libc::TFD_NONBLOCK | libc::TFD_CLOEXEC;
         // SAFETY: timerfd_create() takes plain integers and returns a new fd or -1.
-        let raw = unsafe { syscall!(timerfd_create(libc::CLOCK_MONOTONIC, flags)) }?;
+        let raw = unsafe { syscall!(timerfd_create(libc::CLOCK_BOOTTIME, flags)) }?;
         // SAFETY: `raw` was just returned by timerfd_create(), is open, and nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         Ok(Timer {
@@ -77,6 +80,22 @@ impl Timer {
     }
 }
 
+/// The time since the machine booted, suspended time included (`CLOCK_BOOTTIME`); zero should
+/// the clock fail (it does not on Linux since 2.6.39: the caller then counts without it).
+pub fn boottime() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is an initialised timespec that outlives the call, which only writes it.
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u32::try_from(ts.tv_nsec).unwrap_or(0);
+    Duration::new(secs, nanos.min(999_999_999))
+}
+
 impl AsFd for Timer {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.file.as_fd()
@@ -87,6 +106,34 @@ impl AsFd for Timer {
 mod tests {
     use super::*;
     use crate::sys::epoll::Poll;
+
+    /// The timer counts suspended time: the kernel says which clock a timerfd is on.
+    #[test]
+    fn the_timer_is_on_the_clock_that_counts_suspended_time() {
+        let timer = Timer::new().unwrap();
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", timer.file.as_raw_fd()))
+            .unwrap();
+        let clock = info
+            .lines()
+            .find_map(|l| l.strip_prefix("clockid:"))
+            .map(str::trim);
+        assert_eq!(clock, Some("7"), "CLOCK_BOOTTIME is 7:\n{info}");
+    }
+
+    #[test]
+    fn boottime_runs_with_the_monotonic_clock_when_nothing_sleeps() {
+        let (boot, mono) = (boottime(), std::time::Instant::now());
+        assert!(boot > Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(20));
+        let (boot_gap, mono_gap) = (boottime() - boot, mono.elapsed());
+        assert!(boot_gap >= Duration::from_millis(20), "{boot_gap:?}");
+        // Read in the order boot, then monotonic: the gap of boottime is the smaller one,
+        // give or take the reads themselves.
+        assert!(
+            boot_gap <= mono_gap + Duration::from_millis(5),
+            "{boot_gap:?} {mono_gap:?}"
+        );
+    }
 
     #[test]
     fn timer_fires_once_after_its_duration() {
