@@ -187,14 +187,33 @@ fn handshakes() {
     alice.set_trusted(&[bob.public()]);
     let message = |from: &Identity| {
         let mut out = [0u8; INITIATION_LEN];
-        initiate(from, token, &bob.public(), 1, timestamp(1), None, &mut out)
-            .expect("an initiation");
+        initiate(
+            from,
+            token,
+            &bob.public(),
+            1,
+            timestamp(1),
+            &[7; 32],
+            &mut out,
+        )
+        .expect("an initiation");
         out
     };
     let (trusted, untrusted) = (message(&alice), message(&carol));
     let mut out = [0u8; RESPONSE_LEN];
-    let mut answered =
-        |msg: &[u8]| respond(&bob, token, msg, |_| true, |_, _| true, 2, None, &mut out).is_ok();
+    let mut answered = |msg: &[u8]| {
+        respond(
+            &bob,
+            token,
+            msg,
+            |_| true,
+            |_, _| true,
+            2,
+            &[8; 32],
+            &mut out,
+        )
+        .is_ok()
+    };
     let refuse = micros(PER_RUN, || assert!(!answered(&untrusted)));
     let answer = micros(PER_RUN, || assert!(answered(&trusted)));
     let mut init = [0u8; INITIATION_LEN];
@@ -205,7 +224,7 @@ fn handshakes() {
             &bob.public(),
             1,
             timestamp(1),
-            None,
+            &[9; 32],
             &mut init,
         );
         black_box(r.expect("an initiation"));
@@ -215,7 +234,11 @@ fn handshakes() {
          {answer:6.1} us, make one {make:6.1} us (medians of {RUNS})"
     );
     // Over the rate limit: the mac1 check and the cookie reply (an HMAC and 16 bytes sealed).
-    let mut secret = CookieSecret::new(&bob.public(), Instant::ZERO);
+    let mut secret = CookieSecret::new(
+        &bob.public(),
+        Instant::ZERO,
+        ethcloud::identity::random::Random::new(&[1; 32], b"bench"),
+    );
     let from = SocketAddr::from(([198, 18, 0, 2], 3210));
     let mut reply = [0u8; COOKIE_REPLY_LEN];
     let cookie_reply = micros(PER_RUN * 100, || {

@@ -132,7 +132,7 @@ fn self_check(token: Token, responder: &PublicKey) -> Result<(), String> {
         responder,
         7,
         stamp,
-        Some(&e),
+        &e,
         &mut genuine,
     )
     .map_err(|e| format!("initiate: {e}"))?;

@@ -76,8 +76,16 @@ pub fn run(args: &[String]) -> Result<String, String> {
         let mut out = [0u8; INITIATION_LEN];
         let index = u32::from_be_bytes(random::<4>()?);
         let stamp = timestamp(wall + i as u64);
-        initiate(&id, token, &responder, index, stamp, None, &mut out)
-            .map_err(|e| format!("initiate: {e}"))?;
+        initiate(
+            &id,
+            token,
+            &responder,
+            index,
+            stamp,
+            &random::<32>()?,
+            &mut out,
+        )
+        .map_err(|e| format!("initiate: {e}"))?;
         messages.push(out);
     }
     let socks: Vec<UdpSocket> = (0..sockets)

@@ -1400,7 +1400,8 @@ fn forged_flood(targets: &[(String, String, String)], rate: u64, seconds: u64) -
                         &key,
                         i,
                         timestamp(wall + u64::from(i)),
-                        None,
+                        // Distinct ephemeral keys (X25519 ignores the first byte's low bits).
+                        &[i as u8 ^ 0x40; 32],
                         &mut out,
                     )
                     .expect("an initiation");

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use ethcloud::identity::cookie::{self, CookieSecret};
 use ethcloud::identity::handshake::{self, Identity};
+use ethcloud::identity::random::Random;
 use ethcloud::identity::{HandshakeEvent, IdentityConfig, SecretKey, Sessions, TrustedKeys};
 use ethcloud::time::Instant;
 use ethcloud::wire::Token;
@@ -19,7 +20,16 @@ fuzz_target!(|data: &[u8]| {
     // The message functions on their own: refused or accepted, never a panic.
     let _ = handshake::check_initiation(&id, data);
     let _ = handshake::check_response(&id, data);
-    let _ = handshake::respond(&id, token, data, |_| true, |_, _| true, 1, None, &mut out);
+    let _ = handshake::respond(
+        &id,
+        token,
+        data,
+        |_| true,
+        |_, _| true,
+        1,
+        &[5; 32],
+        &mut out,
+    );
     // The cookie reply and mac2 (an initiation of 152 bytes), both ways.
     let from = SocketAddr::from(([198, 18, 0, 9], 3210));
     let _ = cookie::reply_receiver(data);
@@ -27,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
     let len = initiation.len().min(data.len());
     initiation[..len].copy_from_slice(&data[..len]);
     let _ = cookie::open_reply(token, &id.public(), &initiation, data);
-    let mut secret = CookieSecret::new(&id.public(), Instant::ZERO);
+    let mut secret = CookieSecret::new(&id.public(), Instant::ZERO, Random::new(&[6; 32], b"fuzz"));
     let _ = secret.proves(Instant::from_secs(1), from, data);
     let _ = secret.write_reply(Instant::from_secs(1), from, data, &mut out);
 

@@ -237,7 +237,10 @@ fn segment(data: &[u8]) {
     let partial = hdr.flags & 0x80 != 0 && cut.leave_checksums_partial();
     if partial {
         let l3 = 14;
-        assert!(matches!(frame.get(12..14), Some([0x08, 0x00] | [0x86, 0xdd])));
+        assert!(matches!(
+            frame.get(12..14),
+            Some([0x08, 0x00] | [0x86, 0xdd])
+        ));
         if frame[12] == 0x86 {
             assert!(
                 !matches!(frame[l3 + 6], 0 | 60),
@@ -284,7 +287,12 @@ fn transport_checksum_ok(f: &[u8]) -> bool {
             f[l3 + 9],
             l3 + usize::from(f[l3] & 0x0f) * 4,
         ),
-        Some([0x86, 0xdd]) => (&f[l3 + 8..l3 + 24], &f[l3 + 24..l3 + 40], f[l3 + 6], l3 + 40),
+        Some([0x86, 0xdd]) => (
+            &f[l3 + 8..l3 + 24],
+            &f[l3 + 24..l3 + 40],
+            f[l3 + 6],
+            l3 + 40,
+        ),
         _ => panic!("a segment that is not IP"),
     };
     while protocol == 0 || protocol == 60 {

@@ -343,7 +343,10 @@ impl Simulator {
             self.starts += 1;
             identity.config.started = self.now;
             identity.config.wall_start_nanos += self.now.as_millis() * 1_000_000;
-            identity.config.seed ^= (u64::from(self.starts) << 32) ^ u64::from(ip_bits(addr));
+            let start = (u64::from(self.starts) << 32) ^ u64::from(ip_bits(addr));
+            for (byte, with) in identity.config.seed.0.iter_mut().zip(start.to_le_bytes()) {
+                *byte ^= with;
+            }
         }
         let device = SimDevice {
             completes_checksums: !self.plain_devices.contains(&addr),

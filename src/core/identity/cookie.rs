@@ -35,12 +35,11 @@
 use core::time::Duration;
 use std::net::{IpAddr, SocketAddr};
 
-use log::warn;
-use ring::rand::{SecureRandom, SystemRandom};
 use ring::{aead, digest, hmac};
 
 use super::handshake::{HandshakeError, INITIATION_LEN, MAC1_LEN};
 use super::keys::PublicKey;
+use super::random::Random;
 use crate::time::Instant;
 use crate::wire::{Token, TOKEN_LEN};
 
@@ -158,22 +157,13 @@ pub fn open_reply(
     Ok(cookie)
 }
 
-/// Fills `buf` from the operating system's random source; false (with a warning) if it failed.
-fn random_bytes(buf: &mut [u8]) -> bool {
-    if SystemRandom::new().fill(buf).is_ok() {
-        return true;
-    }
-    warn!("the random source failed: no new handshake cookie secret (tried again later)");
-    false
-}
-
 /// The responder's side: the cookie secret (a new one every [`SECRET_LIFETIME`], the one before
 /// still accepted), the key its replies are sealed with, and their nonces (a random 8-byte
-/// prefix drawn with each secret, then a 4-byte count). Should the random source fail, the
-/// secret in use is kept; without any (it failed from the start), no reply is made and no
-/// mac2 proves anything, which leaves the rate limits as they were without cookies.
+/// prefix drawn with each secret, then a 4-byte count). Secrets and prefixes come from a
+/// [`Random`] of its own.
 pub struct CookieSecret {
-    secret: Option<hmac::Key>,
+    random: Random,
+    secret: hmac::Key,
     previous: Option<hmac::Key>,
     /// The period of `secret`: the time in [`SECRET_LIFETIME`]s.
     period: u64,
@@ -191,13 +181,15 @@ impl core::fmt::Debug for CookieSecret {
 }
 
 impl CookieSecret {
-    /// A fresh secret for the responder whose static public key is `own`.
-    pub fn new(own: &PublicKey, now: Instant) -> CookieSecret {
-        let mut raw = [0u8; 32];
+    /// A fresh secret for the responder whose static public key is `own`, its secrets drawn
+    /// from `random`.
+    pub fn new(own: &PublicKey, now: Instant, mut random: Random) -> CookieSecret {
+        let secret = hmac::Key::new(hmac::HMAC_SHA256, &random.draw());
         let mut nonce_prefix = [0u8; 8];
-        let drawn = random_bytes(&mut raw) && random_bytes(&mut nonce_prefix);
+        random.fill(&mut nonce_prefix);
         CookieSecret {
-            secret: drawn.then(|| hmac::Key::new(hmac::HMAC_SHA256, &raw)),
+            random,
+            secret,
             previous: None,
             period: period_of(now),
             reply_key: reply_key(own).ok(),
@@ -214,19 +206,17 @@ impl CookieSecret {
         if period == self.period {
             return;
         }
-        let mut raw = [0u8; 32];
-        let mut prefix = [0u8; 8];
-        if !(random_bytes(&mut raw) && random_bytes(&mut prefix)) {
-            // Keep what we have (if anything), and try again in the next period.
-            self.period = period;
-            return;
-        }
-        let fresh = hmac::Key::new(hmac::HMAC_SHA256, &raw);
-        let old = self.secret.replace(fresh);
-        self.previous = old.filter(|_| period == self.period + 1);
+        let fresh = hmac::Key::new(hmac::HMAC_SHA256, &self.random.draw());
+        let old = core::mem::replace(&mut self.secret, fresh);
+        self.previous = (period == self.period + 1).then_some(old);
         self.period = period;
-        self.nonce_prefix = prefix;
+        self.random.fill(&mut self.nonce_prefix);
         self.count = 0;
+    }
+
+    /// Mixes `fresh` bytes into the generator the secrets come from (see [`Random::reseed`]).
+    pub fn reseed(&mut self, fresh: &[u8; 32]) {
+        self.random.reseed(fresh);
     }
 
     /// Whether `msg`, an initiation of [`INITIATION_WITH_MAC2_LEN`] bytes from `from`, carries
@@ -244,7 +234,7 @@ impl CookieSecret {
             return false;
         }
         let addr = address_bytes(from);
-        [self.secret.as_ref(), self.previous.as_ref()]
+        [Some(&self.secret), self.previous.as_ref()]
             .into_iter()
             .flatten()
             .any(|secret| {
@@ -278,23 +268,16 @@ impl CookieSecret {
             .ok_or(HandshakeError::Length)?;
         let aad = mac1_of(initiation).ok_or(HandshakeError::Length)?;
         let key = self.reply_key.as_ref().ok_or(HandshakeError::Noise)?;
-        let secret = self.secret.as_ref().ok_or(HandshakeError::Noise)?;
         self.count = self.count.wrapping_add(1);
         if self.count == 0 {
             // 2^32 replies under one prefix: draw another rather than repeat a nonce.
-            let mut prefix = [0u8; 8];
-            if !random_bytes(&mut prefix) {
-                // No reply rather than a nonce used before: none until the next secret.
-                self.secret = None;
-                return Err(HandshakeError::Noise);
-            }
-            self.nonce_prefix = prefix;
+            self.random.fill(&mut self.nonce_prefix);
         }
         let mut nonce = [0u8; 12];
         nonce[..8].copy_from_slice(&self.nonce_prefix);
         nonce[8..].copy_from_slice(&self.count.to_be_bytes());
         let mut sealed = [0u8; COOKIE_LEN + 16];
-        sealed[..COOKIE_LEN].copy_from_slice(&cookie(secret, &address_bytes(from)));
+        sealed[..COOKIE_LEN].copy_from_slice(&cookie(&self.secret, &address_bytes(from)));
         let tag = key
             .seal_in_place_separate_tag(
                 aead::Nonce::assume_unique_for_key(nonce),
@@ -359,7 +342,7 @@ mod tests {
             &to.public(),
             index,
             timestamp(7),
-            None,
+            &[7; 32],
             &mut out,
         )
         .unwrap();
@@ -379,7 +362,8 @@ mod tests {
     #[test]
     fn a_reply_opens_for_its_initiation_and_its_mac2_proves_that_address_only() {
         let r = responder();
-        let mut secret = CookieSecret::new(&r.public(), Instant::ZERO);
+        let mut secret =
+            CookieSecret::new(&r.public(), Instant::ZERO, Random::new(&[1; 32], b"cookie"));
         let body = initiation(&r, 0x0102_0304);
         let from = addr("198.18.0.2:3210");
         let mut out = [0u8; 64];
@@ -419,7 +403,8 @@ mod tests {
     #[test]
     fn a_reply_opens_for_nobody_else_and_not_when_altered() {
         let r = responder();
-        let mut secret = CookieSecret::new(&r.public(), Instant::ZERO);
+        let mut secret =
+            CookieSecret::new(&r.public(), Instant::ZERO, Random::new(&[1; 32], b"cookie"));
         let body = initiation(&r, 5);
         let from = addr("198.18.0.2:3210");
         let mut out = [0u8; COOKIE_REPLY_LEN];
@@ -480,7 +465,8 @@ mod tests {
     #[test]
     fn two_replies_never_share_a_nonce() {
         let r = responder();
-        let mut secret = CookieSecret::new(&r.public(), Instant::ZERO);
+        let mut secret =
+            CookieSecret::new(&r.public(), Instant::ZERO, Random::new(&[1; 32], b"cookie"));
         let body = initiation(&r, 5);
         let from = addr("198.18.0.2:3210");
         let mut nonces = std::collections::HashSet::new();
@@ -499,7 +485,8 @@ mod tests {
         let body = initiation(&r, 5);
         let from = addr("198.18.0.2:3210");
         for made in [0u64, 1, 60, 119] {
-            let mut secret = CookieSecret::new(&r.public(), Instant::ZERO);
+            let mut secret =
+                CookieSecret::new(&r.public(), Instant::ZERO, Random::new(&[1; 32], b"cookie"));
             let mut out = [0u8; COOKIE_REPLY_LEN];
             let at = Instant::from_secs(made);
             secret.write_reply(at, from, &body, &mut out).unwrap();

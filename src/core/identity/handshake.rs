@@ -3,10 +3,11 @@
 //! session ids both ends derive from a finished handshake ([`Established`]).
 //!
 //! Owns the two message layouts, the prologue, the mac1 key and tag, and the key and session
-//! derivation. It performs no I/O and reads no clock: the caller passes the TAI64N timestamp
-//! ([`timestamp`]), decides which keys are trusted and which timestamps are fresh (it keeps the
-//! newest per key), routes responses to their [`Initiator`] by index, and sends the bytes. The
-//! ephemeral keys come from `snow`'s RNG (getrandom) unless a test fixes them.
+//! derivation. It performs no I/O, reads no clock and draws no random bytes: the caller passes
+//! the TAI64N timestamp ([`timestamp`]) and the ephemeral private key (from its
+//! [`Random`](super::random::Random), or fixed by a test), decides which keys are trusted and
+//! which timestamps are fresh (it keeps the newest per key), routes responses to their
+//! [`Initiator`] by index, and sends the bytes.
 //!
 //! ```text
 //! initiation: | token 7 | 0x90 | sender 4 | e 32 | enc s 48 | enc timestamp 28 | mac1 16 |  136
@@ -174,19 +175,21 @@ impl Identity {
         self.statics.len()
     }
 
-    /// A `snow` builder for `params` whose X25519 knows this node's statics (see `resolver`);
-    /// a responder's says through `refusal` that it refused an untrusted static key.
+    /// A `snow` builder for `params` whose X25519 knows this node's statics (see `resolver`)
+    /// and whose ephemeral private key is `own_ephemeral`; a responder's says through
+    /// `refusal` that it refused an untrusted static key.
     fn builder<'a>(
         &self,
         params: NoiseParams,
         responder: Option<([u8; KEY_LEN], Refusal)>,
+        own_ephemeral: &[u8; KEY_LEN],
     ) -> Builder<'a> {
         let statics = Arc::clone(&self.statics);
         let resolver = match responder {
             Some((ephemeral, refusal)) => Resolver::responder(statics, ephemeral, refusal),
             None => Resolver::initiator(statics),
         };
-        Builder::with_resolver(params, Box::new(resolver))
+        Builder::with_resolver(params, Box::new(resolver.drawing(own_ephemeral)))
     }
 }
 
@@ -249,20 +252,20 @@ pub fn timestamp(unix_nanos: u64) -> [u8; TIMESTAMP_LEN] {
 
 /// Starts a handshake with `remote`: writes the initiation into `out[..INITIATION_LEN]` and
 /// returns the state that waits for the response, with the length written.
-/// `ephemeral` fixes the ephemeral private key (tests and test vectors only); with `None`,
-/// `snow` draws it from its RNG.
+/// `ephemeral` is the handshake's ephemeral private key: 32 bytes the caller drew from its
+/// [`Random`](super::random::Random) (never used twice), or a test vector's.
 ///
 /// # Errors
 ///
 /// [`HandshakeError::NoRoom`] when `out` is shorter than [`INITIATION_LEN`] (nothing is
-/// written); [`HandshakeError::Noise`] if `snow` fails (e.g. its RNG).
+/// written); [`HandshakeError::Noise`] if `snow` fails.
 pub fn initiate(
     id: &Identity,
     token: Token,
     remote: &PublicKey,
     local_index: u32,
     timestamp: [u8; TIMESTAMP_LEN],
-    ephemeral: Option<&[u8; KEY_LEN]>,
+    ephemeral: &[u8; KEY_LEN],
     out: &mut [u8],
 ) -> Result<(Initiator, usize), HandshakeError> {
     let out = out
@@ -270,15 +273,12 @@ pub fn initiate(
         .ok_or(HandshakeError::NoRoom)?;
     let params = params()?;
     let prologue = prologue(token);
-    let mut builder = id
-        .builder(params, None)
+    let mut state = id
+        .builder(params, None, ephemeral)
         .local_private_key(id.secret.as_bytes())?
         .remote_public_key(&remote.0)?
-        .prologue(&prologue)?;
-    if let Some(e) = ephemeral {
-        builder = builder.fixed_ephemeral_key_for_testing_only(e);
-    }
-    let mut state = builder.build_initiator()?;
+        .prologue(&prologue)?
+        .build_initiator()?;
 
     let mut msg = [0u8; INITIATION_LEN];
     msg[..TOKEN_LEN].copy_from_slice(&token.to_bytes());
@@ -317,7 +317,7 @@ pub fn check_initiation(id: &Identity, msg: &[u8]) -> Result<u32, HandshakeError
 /// `is_trusted(initiator's key)`, then `timestamp_ok(initiator's key, timestamp)` (the caller
 /// keeps the newest timestamp per key and accepts only newer ones), then writes the response
 /// into `out[..RESPONSE_LEN]` and returns the finished handshake with the length written.
-/// `ephemeral` fixes the ephemeral private key (tests only); with `None`, `snow` draws it.
+/// `ephemeral` is the response's ephemeral private key, as for [`initiate`].
 ///
 /// `out` is written only on success. `timestamp_ok` is called only for an authenticated
 /// initiation from a trusted key, and only when `out` has room, so a refused message never
@@ -343,7 +343,7 @@ pub fn respond(
     is_trusted: impl FnOnce(&PublicKey) -> bool,
     timestamp_ok: impl FnOnce(&PublicKey, &[u8; TIMESTAMP_LEN]) -> bool,
     local_index: u32,
-    ephemeral: Option<&[u8; KEY_LEN]>,
+    ephemeral: &[u8; KEY_LEN],
     out: &mut [u8],
 ) -> Result<(Established, usize), HandshakeError> {
     let out = out.get_mut(..RESPONSE_LEN).ok_or(HandshakeError::NoRoom)?;
@@ -363,14 +363,11 @@ pub fn respond(
     let params = params()?;
     let prologue = prologue(token);
     let refusal = Refusal::default();
-    let mut builder = id
-        .builder(params, Some((their_ephemeral, refusal.clone())))
+    let mut state = id
+        .builder(params, Some((their_ephemeral, refusal.clone())), ephemeral)
         .local_private_key(id.secret.as_bytes())?
-        .prologue(&prologue)?;
-    if let Some(e) = ephemeral {
-        builder = builder.fixed_ephemeral_key_for_testing_only(e);
-    }
-    let mut state = builder.build_responder()?;
+        .prologue(&prologue)?
+        .build_responder()?;
 
     let mut payload = [0u8; INITIATION_NOISE_LEN];
     let n = match state.read_message(noise, &mut payload) {

@@ -3,8 +3,9 @@
 //! sessions it yields.
 //!
 //! Owns the identity keys, the trust set, the handshake messages and the session keys. Like the
-//! rest of the core it performs no I/O and reads no clock: the caller passes time, random bytes
-//! and file contents (only the handshake's ephemeral keys come from `snow`'s RNG).
+//! rest of the core it performs no I/O, reads no clock and no random source: the caller passes
+//! time, file contents and a random seed, from which [`random::Random`] draws the handshakes'
+//! ephemeral keys and the cookie secrets.
 //!
 //! **The handshake** is `Noise_IK_25519_ChaChaPoly_BLAKE2s` with the prologue
 //! `"ethcloud-ik-v1"` followed by the token's 7 wire bytes; the initiator knows the responder's
@@ -59,6 +60,7 @@
 pub mod cookie;
 pub mod handshake;
 pub mod keys;
+pub mod random;
 mod resolver;
 pub mod session;
 #[cfg(test)]
@@ -71,4 +73,4 @@ pub use handshake::{
     Identity, Initiator, INITIATION, INITIATION_LEN, RESPONSE, RESPONSE_LEN, TIMESTAMP_LEN,
 };
 pub use keys::{KeyTextError, PublicKey, SecretKey, TrustError, TrustedKeys};
-pub use session::{HandshakeEvent, IdentityConfig, SealOutcome, SessionStats, Sessions};
+pub use session::{HandshakeEvent, IdentityConfig, SealOutcome, Seed, SessionStats, Sessions};

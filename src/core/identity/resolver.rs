@@ -25,8 +25,9 @@
 //! Every other Diffie-Hellman (the ephemeral ones, a static one on the initiator's side with
 //! a key it has no secret for) is computed as `snow` computes it, with the same
 //! `curve25519-dalek` arithmetic. Owns only that resolver, its X25519 and the table of
-//! secrets; the messages and keys are `handshake`'s. No I/O: randomness comes from `snow`'s
-//! default RNG.
+//! secrets; the messages and keys are `handshake`'s. No I/O, and no random source: the one
+//! random value a handshake needs, its ephemeral private key, is drawn by the caller
+//! ([`super::random::Random`]) and handed to `snow` as the resolver's RNG ([`Drawn`]).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -41,7 +42,7 @@ use snow::types::{Cipher, Dh, Hash, Random};
 use super::keys::KEY_LEN;
 
 /// Overwrites a secret so that the compiler keeps the stores (as `SecretKey` does).
-fn wipe(secret: &mut [u8; KEY_LEN]) {
+pub(super) fn wipe(secret: &mut [u8; KEY_LEN]) {
     secret.fill(0);
     std::hint::black_box(secret);
 }
@@ -148,6 +149,50 @@ pub(super) struct Resolver {
     /// For a responder: the initiation's ephemeral key (the one static Diffie-Hellman that
     /// needs no precomputed secret, `es`) and where to say that `ss` was refused.
     responder: Option<([u8; KEY_LEN], Refusal)>,
+    /// Our ephemeral private key, drawn by the caller: what the RNG it gives `snow` yields.
+    own_ephemeral: Option<[u8; KEY_LEN]>,
+}
+
+impl Drop for Resolver {
+    fn drop(&mut self) {
+        if let Some(key) = &mut self.own_ephemeral {
+            wipe(key);
+        }
+    }
+}
+
+/// The RNG a handshake state gets: the 32 bytes of its ephemeral private key, drawn by the
+/// caller, given once; any other request is an error (`snow` asks for nothing else).
+pub(super) struct Drawn(Option<[u8; KEY_LEN]>);
+
+impl Drawn {
+    /// An RNG that yields `key`, once.
+    #[cfg(test)]
+    pub(super) fn new(key: [u8; KEY_LEN]) -> Drawn {
+        Drawn(Some(key))
+    }
+}
+
+impl Drop for Drawn {
+    fn drop(&mut self) {
+        if let Some(key) = &mut self.0 {
+            wipe(key);
+        }
+    }
+}
+
+impl Random for Drawn {
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), snow::Error> {
+        match (self.0.as_mut(), <&mut [u8; KEY_LEN]>::try_from(dest)) {
+            (Some(key), Ok(dest)) => {
+                dest.copy_from_slice(key);
+                wipe(key);
+                self.0 = None;
+                Ok(())
+            }
+            _ => Err(snow::Error::Rng),
+        }
+    }
 }
 
 impl Resolver {
@@ -156,6 +201,7 @@ impl Resolver {
         Resolver {
             statics,
             responder: None,
+            own_ephemeral: None,
         }
     }
 
@@ -169,13 +215,21 @@ impl Resolver {
         Resolver {
             statics,
             responder: Some((ephemeral, refusal)),
+            own_ephemeral: None,
         }
+    }
+
+    /// The same, with `key` as our ephemeral private key (what its RNG yields).
+    pub(super) fn drawing(mut self, key: &[u8; KEY_LEN]) -> Resolver {
+        self.own_ephemeral = Some(*key);
+        self
     }
 }
 
 impl CryptoResolver for Resolver {
     fn resolve_rng(&self) -> Option<Box<dyn Random>> {
-        DefaultResolver.resolve_rng()
+        // Without a drawn key, an RNG that fails: the core has no random source of its own.
+        Some(Box::new(Drawn(self.own_ephemeral)))
     }
 
     fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
@@ -452,8 +506,15 @@ mod tests {
         ours.set(&[5; 3]);
         assert!(ours.dh(&[1; 31], &mut [0u8; 32]).is_err());
         assert!(ours.dh(&[1; 32], &mut [0u8; 31]).is_err());
-        ours.generate(&mut *DefaultResolver.resolve_rng().unwrap())
-            .unwrap();
+        ours.generate(&mut Drawn::new([9; 32])).unwrap();
         assert_ne!(ours.pubkey(), &[0; 32]);
+        // The drawn key is given once; a second request, or one of another size, fails.
+        let mut drawn = Drawn::new([9; 32]);
+        assert!(drawn.try_fill_bytes(&mut [0u8; 16]).is_err());
+        let mut key = [0u8; 32];
+        drawn.try_fill_bytes(&mut key).unwrap();
+        assert_eq!(key, [9; 32]);
+        assert!(drawn.try_fill_bytes(&mut key).is_err());
+        assert!(ours.generate(&mut drawn).is_err());
     }
 }

@@ -46,6 +46,17 @@ pub(super) fn bob() -> &'static Identity {
     BOB.get_or_init(|| identity(2, &[1]))
 }
 
+/// An ephemeral private key no other call gave (from a counter: the tests need distinct
+/// keys, not secret ones). The count is in bytes 8 to 15: X25519 clears the low bits of the
+/// first byte, where consecutive counts would make the same key.
+pub(super) fn fresh() -> [u8; 32] {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let mut key = [0x5a; 32];
+    key[8..16].copy_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    key
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -69,7 +80,7 @@ pub(super) fn initiation(
         &bob().public(),
         INIT_INDEX,
         ts,
-        ephemeral,
+        &ephemeral.copied().unwrap_or_else(fresh),
         &mut out,
     )
     .unwrap();
@@ -98,7 +109,7 @@ fn answer_by(
         |_| true,
         |_, _| true,
         RESP_INDEX,
-        ephemeral,
+        &ephemeral.copied().unwrap_or_else(fresh),
         &mut out,
     )
     .map(|(est, n)| (est, out[..n].to_vec()))
@@ -121,7 +132,7 @@ pub(super) fn answer_asking(
         is_trusted,
         |_, _| true,
         RESP_INDEX,
-        None,
+        &fresh(),
         out,
     );
     (result, asked.get())
@@ -259,7 +270,7 @@ fn handshake_round_trip_gives_matching_keys_and_sessions() {
 #[test]
 fn replayed_initiation_is_refused_by_a_newest_timestamp_store() {
     let newest: std::cell::RefCell<HashMap<PublicKey, [u8; TIMESTAMP_LEN]>> = Default::default();
-    let fresh = |key: &PublicKey, ts: &[u8; TIMESTAMP_LEN]| {
+    let newer = |key: &PublicKey, ts: &[u8; TIMESTAMP_LEN]| {
         let mut store = newest.borrow_mut();
         if store.get(key).is_some_and(|seen| ts <= seen) {
             return false;
@@ -275,9 +286,9 @@ fn replayed_initiation_is_refused_by_a_newest_timestamp_store() {
             token(),
             msg,
             |_| true,
-            fresh,
+            newer,
             RESP_INDEX,
-            None,
+            &fresh(),
             &mut out,
         )
         .map(|_| ())
@@ -317,7 +328,7 @@ fn untrusted_initiator_is_refused_and_nothing_is_written() {
             true
         },
         RESP_INDEX,
-        None,
+        &fresh(),
         &mut out,
     );
     assert_eq!(result.err(), Some(HandshakeError::Untrusted));
@@ -341,7 +352,7 @@ fn an_initiator_the_identity_does_not_trust_is_refused_before_the_static_static_
         &bob().public(),
         INIT_INDEX,
         timestamp(UNIX_NANOS),
-        None,
+        &fresh(),
         &mut msg,
     )
     .unwrap();
@@ -371,7 +382,7 @@ fn short_output_buffers_are_refused_untouched() {
         &bob().public(),
         INIT_INDEX,
         timestamp(UNIX_NANOS),
-        None,
+        &fresh(),
         &mut out,
     );
     assert_eq!(r.err(), Some(HandshakeError::NoRoom));
@@ -389,7 +400,7 @@ fn short_output_buffers_are_refused_untouched() {
             true
         },
         RESP_INDEX,
-        None,
+        &fresh(),
         &mut out,
     );
     assert_eq!(r.err(), Some(HandshakeError::NoRoom));

@@ -8,8 +8,8 @@ use snow::resolvers::{CryptoResolver, DefaultResolver};
 use super::handshake::*;
 use super::keys::{PublicKey, SecretKey};
 use super::tests_handshake::{
-    alice, answer, answer_asking, bob, initiation, remac, token, E_INIT, E_RESP, INIT_INDEX, TOKEN,
-    UNIX_NANOS,
+    alice, answer, answer_asking, bob, fresh, initiation, remac, token, E_INIT, E_RESP, INIT_INDEX,
+    TOKEN, UNIX_NANOS,
 };
 use crate::wire::{Token, TOKEN_LEN};
 
@@ -207,7 +207,7 @@ fn impersonator_with_a_trusted_public_key_but_its_own_private_key_is_refused() {
         trusted,
         |_, _| true,
         1,
-        None,
+        &fresh(),
         &mut out,
     );
     assert_eq!(result.err(), Some(HandshakeError::Noise));
@@ -224,7 +224,7 @@ fn initiation_aimed_at_another_key_fails_mac1_before_any_diffie_hellman() {
         &carol.public(),
         INIT_INDEX,
         timestamp(UNIX_NANOS),
-        None,
+        &fresh(),
         &mut out,
     )
     .unwrap();
@@ -252,7 +252,7 @@ fn another_networks_token_is_refused_even_with_mac1_recomputed() {
         |_| true,
         |_, _| true,
         1,
-        None,
+        &fresh(),
         &mut out,
     );
     assert_eq!(r.err(), Some(HandshakeError::Token));
@@ -260,7 +260,16 @@ fn another_networks_token_is_refused_even_with_mac1_recomputed() {
     let mut m = msg1.clone();
     m[..TOKEN_LEN].copy_from_slice(&other.to_bytes());
     remac(&mut m, &bob().public());
-    let r = respond(bob(), other, &m, |_| true, |_, _| true, 1, None, &mut out);
+    let r = respond(
+        bob(),
+        other,
+        &m,
+        |_| true,
+        |_, _| true,
+        1,
+        &fresh(),
+        &mut out,
+    );
     assert_eq!(r.err(), Some(HandshakeError::Noise));
 }
 

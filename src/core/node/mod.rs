@@ -609,6 +609,12 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
     }
 
+    /// Per-node keys: mixes `fresh` random bytes into the generators of ephemeral keys and
+    /// cookie secrets (see [`Sessions::reseed`]); whether the node has any to mix them into.
+    pub fn reseed(&mut self, fresh: &[u8; 32]) -> bool {
+        self.sessions.as_mut().map(|s| s.reseed(fresh)).is_some()
+    }
+
     /// Whether a key rotation is under way (from [`Node::rekey`] until the old key is retired).
     pub fn is_rotating_key(&self) -> bool {
         self.rollover.is_some()

@@ -37,7 +37,7 @@ use log::{debug, info, warn};
 use crate::buf::PacketBuf;
 
 use crate::error::Error;
-use crate::identity::IdentityConfig;
+use crate::identity::{IdentityConfig, Seed};
 use crate::keyfiles::NodeIdentity;
 use crate::node::{Config, IdentitySetup, Node};
 use crate::offload::vnet::VNET_HDR_LEN;
@@ -77,6 +77,10 @@ pub const LAST_SEND_WAIT: Duration = Duration::from_millis(100);
 
 /// How often the kernel's drop counters of the socket and the tap are read for the status.
 const KERNEL_COUNTERS_EVERY: Duration = Duration::from_secs(1);
+
+/// How often, with per-node keys, fresh random bytes from the OS are mixed into the node's
+/// generator of ephemeral keys (see [`Node::reseed`]).
+const RESEED_EVERY: Duration = Duration::from_secs(60);
 
 /// The longest the loop sleeps, whatever the node's deadline (a safety net; the node's own
 /// deadline is never more than about a second away).
@@ -217,7 +221,10 @@ pub fn run(
     let mut config = config;
     let mut clock = Clock::start();
     if let Some(identity) = &identity {
-        let mut setup = IdentityConfig::new(clock.now(), wall_nanos(), random_u64()?);
+        let mut seed = [0u8; 32];
+        crate::sys::random::fill(&mut seed).map_err(Error::Random)?;
+        let mut setup = IdentityConfig::new(clock.now(), wall_nanos(), Seed(seed));
+        seed.fill(0);
         if let Some(rekey_after) = rekey_after {
             setup.rekey_after = rekey_after;
         }
@@ -299,6 +306,7 @@ pub fn run(
         read_trouble: Trouble::default(),
         spin: Spin::new(busy_poll, std::time::Instant::now()),
         kernel_counters_at: Instant::ZERO,
+        reseed_at: Instant::ZERO + RESEED_EVERY,
         tap_drops,
         armed_for: None,
         service,
@@ -357,6 +365,8 @@ struct Daemon {
     spin: Spin,
     /// When the kernel's drop counters are read next.
     kernel_counters_at: Instant,
+    /// When fresh random bytes are next mixed into the node's generator.
+    reseed_at: Instant,
     /// The thread that reads the tap's drop counter (`None` if it could not be started: the
     /// counter is then read here).
     tap_drops: Option<crate::sys::netdev::TapDropsReader>,
@@ -497,6 +507,17 @@ impl Daemon {
             // Handshake timestamps follow the wall clock, should it be set while we run.
             self.node.set_wall_clock(now, wall_nanos());
         }
+        if now >= self.reseed_at {
+            self.reseed_at = now + RESEED_EVERY;
+            let mut fresh = [0u8; 32];
+            match crate::sys::random::fill(&mut fresh) {
+                Ok(()) => {
+                    self.node.reseed(&fresh);
+                }
+                Err(e) => warn!("cannot read random bytes to reseed the handshakes' keys: {e}"),
+            }
+            fresh.fill(0);
+        }
         let counters = self.loop_counters();
         self.service.poll(now, &mut self.node, counters);
         // `ethcloud show` clients (never blocks).
@@ -579,13 +600,6 @@ fn wall_nanos() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0)
-}
-
-/// Eight random bytes from the OS.
-fn random_u64() -> Result<u64, Error> {
-    let mut bytes = [0u8; 8];
-    crate::sys::random::fill(&mut bytes).map_err(Error::Random)?;
-    Ok(u64::from_le_bytes(bytes))
 }
 
 #[cfg(test)]

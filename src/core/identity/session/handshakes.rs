@@ -20,6 +20,7 @@ use crate::identity::handshake::{
     self, Established, HandshakeError, INITIATION, INITIATION_LEN, RESPONSE,
 };
 use crate::identity::keys::PublicKey;
+use crate::identity::resolver::wipe;
 use crate::limit::{RateLimiter, LOG_BUDGET, LOG_WINDOW};
 use crate::time::Instant;
 use crate::wire::TOKEN_LEN;
@@ -104,6 +105,7 @@ impl Sessions {
         let trusted = &self.trusted;
         let keys = &self.keys;
         let mut timestamp = None;
+        let mut ephemeral = self.random.draw();
         let result = handshake::respond(
             &self.identity,
             self.token,
@@ -120,9 +122,10 @@ impl Sessions {
                 newer
             },
             local_index,
-            None,
+            &ephemeral,
             out,
         );
+        wipe(&mut ephemeral);
         match result {
             Ok((established, _)) if self.used_by_other(from, &established.remote, now) => {
                 // An initiation of one trusted key from the address of another that still
@@ -582,15 +585,18 @@ impl Sessions {
         let index = self.next_index();
         let timestamp = self.timestamp(now);
         let scratch = &mut self.scratch[..];
-        match handshake::initiate(
+        let mut ephemeral = self.random.draw();
+        let initiated = handshake::initiate(
             &self.identity,
             self.token,
             &key,
             index,
             timestamp,
-            None,
+            &ephemeral,
             scratch,
-        ) {
+        );
+        wipe(&mut ephemeral);
+        match initiated {
             Ok((initiator, len)) => {
                 let mut message = [0u8; INITIATION_LEN];
                 if let Some(bytes) = scratch.get(..INITIATION_LEN) {
@@ -1108,7 +1114,7 @@ mod tests {
                 &to.public(),
                 7,
                 handshake::timestamp(1 + i as u64),
-                None,
+                &[7; 32],
                 &mut out,
             )
             .unwrap();

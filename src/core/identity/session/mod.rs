@@ -42,6 +42,7 @@
 //!   once when a renewal we answered is confirmed. A session we answered that nothing opened
 //!   in after [`HANDSHAKE_RETRY`] (a replayed initiation) is renewed at once.
 
+use core::fmt;
 use core::ops::Range;
 use core::time::Duration;
 use std::collections::HashMap;
@@ -53,6 +54,7 @@ use log::info;
 use super::cookie::{Cookie, CookieSecret};
 use super::handshake::{self, Identity, Initiator};
 use super::keys::{PublicKey, TrustedKeys};
+use super::random::Random;
 use crate::crypto::{self, OpenError, Opener, SealError, Sealer};
 use crate::limit::{LogBudget, RateLimiter};
 use crate::time::Instant;
@@ -108,14 +110,35 @@ pub struct IdentityConfig {
     pub wall_start_nanos: u64,
     /// The node's clock reading when `wall_start_nanos` was taken.
     pub started: Instant,
-    /// Seed for handshake indices (random bytes from the caller): the key under which they
-    /// are drawn, so that nobody who sees some of them can tell the others.
-    pub seed: u64,
+    /// Random bytes from the caller (the OS's, or a simulation's seed): the key under which
+    /// handshake indices are drawn, so that nobody who sees some of them can tell the others,
+    /// and the seed of the [`Random`] behind ephemeral keys and cookie secrets. (`Debug`
+    /// does not show it.)
+    pub seed: Seed,
+}
+
+/// The 32 random bytes of [`IdentityConfig::seed`]; its `Debug` shows nothing of them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Seed(pub [u8; 32]);
+
+impl fmt::Debug for Seed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Seed(..)")
+    }
+}
+
+impl From<u64> for Seed {
+    /// A seed made of one number, for tests and simulations: its 8 bytes, then zeros.
+    fn from(n: u64) -> Seed {
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&n.to_le_bytes());
+        Seed(bytes)
+    }
 }
 
 impl IdentityConfig {
     /// The defaults, with the wall time and seed the caller read.
-    pub fn new(started: Instant, wall_start_nanos: u64, seed: u64) -> IdentityConfig {
+    pub fn new(started: Instant, wall_start_nanos: u64, seed: impl Into<Seed>) -> IdentityConfig {
         IdentityConfig {
             rekey_after: Duration::from_secs(120),
             rekey_after_messages: 1 << 40,
@@ -123,7 +146,7 @@ impl IdentityConfig {
             handshakes_per_source: 20,
             wall_start_nanos,
             started,
-            seed,
+            seed: seed.into(),
         }
     }
 }
@@ -275,6 +298,8 @@ pub struct Sessions {
     /// The key handshake indices are drawn under (from [`IdentityConfig::seed`]), and how
     /// many were drawn: each index is the first 4 bytes of SHA-256(key ‖ count).
     index_key: [u8; 32],
+    /// Where the handshakes' ephemeral keys come from (seeded from [`IdentityConfig::seed`]).
+    random: Random,
     index_count: u64,
     /// The timestamp of our last initiation (nanoseconds since the Unix epoch): each next one
     /// is later, also two in the same instant, so that a peer never takes one for a replay.
@@ -307,8 +332,13 @@ impl Sessions {
         config: IdentityConfig,
         now: Instant,
     ) -> Sessions {
-        let cookie_secret = CookieSecret::new(&identity.public(), now);
-        let index_key = index_key(config.seed, &identity);
+        let mut random = Random::new(&config.seed.0, b"ethcloud-sessions-v1");
+        let cookie_secret = CookieSecret::new(
+            &identity.public(),
+            now,
+            Random::new(&random.draw(), b"ethcloud-cookies-v1"),
+        );
+        let index_key = index_key(&config.seed, &identity);
         // The tables' hash seed: secret (bytes of the indices' key, which never leaves).
         let table_seed = FastBuildHasher::new(u64::from_le_bytes(
             index_key
@@ -333,6 +363,7 @@ impl Sessions {
             cookies: HashMap::new(),
             log_budget: LogBudget::new(now),
             index_key,
+            random,
             index_count: 0,
             last_initiation: 0,
             config,
@@ -426,6 +457,14 @@ impl Sessions {
     pub fn set_wall_clock(&mut self, now: Instant, wall_nanos: u64) {
         self.config.started = now;
         self.config.wall_start_nanos = wall_nanos;
+    }
+
+    /// Mixes `fresh` random bytes (the OS's) into the generators of ephemeral keys and cookie
+    /// secrets, so that a copy of their state taken earlier does not tell what they draw
+    /// from now on.
+    pub fn reseed(&mut self, fresh: &[u8; 32]) {
+        self.random.reseed(fresh);
+        self.cookie_secret.reseed(fresh);
     }
 
     /// A session seals nothing once it sealed this many packets.
@@ -790,10 +829,10 @@ fn members_digest(trusted: &[PublicKey], own: &PublicKey) -> u64 {
 
 /// The key handshake indices are drawn under: from `seed` (this run's) and a secret of the
 /// private key's, so that it is as hard to guess as that key.
-fn index_key(seed: u64, identity: &Identity) -> [u8; 32] {
+fn index_key(seed: &Seed, identity: &Identity) -> [u8; 32] {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(b"ethcloud-index-v1");
-    ctx.update(&seed.to_le_bytes());
+    ctx.update(&seed.0);
     ctx.update(&identity.derived_secret(b"ethcloud-index-v1"));
     let mut key = [0u8; 32];
     key.copy_from_slice(ctx.finish().as_ref());
