@@ -184,6 +184,16 @@ impl LinkCounters {
     /// The OS error of sending or receiving, the kernel's error answer (`ENODEV` once the
     /// interface is gone), or `InvalidData` for an answer without the counters.
     pub fn tx_dropped(&mut self) -> io::Result<u64> {
+        self.ask()?.tx_dropped.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "no RTM_NEWLINK answer with the link's counters",
+            )
+        })
+    }
+
+    /// What the kernel says of the link now (see [`LinkAnswer`]).
+    fn ask(&mut self) -> io::Result<LinkAnswer> {
         self.seq = self.seq.wrapping_add(1);
         const ASK_LEN: usize = NLMSG_HDR_LEN + IFINFOMSG_LEN;
         let mut ask = [0u8; ASK_LEN];
@@ -219,16 +229,45 @@ impl LinkCounters {
                 .get(..usize::try_from(n).unwrap_or(0))
                 .unwrap_or_default();
             match parse_link_answer(got, self.seq, self.index) {
-                Some(Ok(drops)) => return Ok(drops),
+                Some(Ok(answer)) => return Ok(answer),
                 Some(Err(errno)) => return Err(io::Error::from_raw_os_error(errno)),
                 None => {}
             }
         }
         Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            "no RTM_NEWLINK answer with the link's counters",
+            "no RTM_NEWLINK answer for the link",
         ))
     }
+}
+
+/// Whether `name` is a tun or tap device that some program has a queue of open: the kernel
+/// keeps a tun device's carrier on exactly while a queue (enabled or not) is attached, so an
+/// idle persistent tap has none. `Ok(false)` for no such interface, or one of another kind.
+///
+/// # Errors
+///
+/// The OS error of the netlink socket or request (a sandbox may forbid `AF_NETLINK`), or
+/// `InvalidData` for an answer without the attributes.
+pub fn tap_in_use(name: &str) -> io::Result<bool> {
+    let mut link = match LinkCounters::open(name) {
+        Ok(link) => link,
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let answer = link.ask()?;
+    Ok(answer.is_tun && answer.carrier == Some(true))
+}
+
+/// What [`parse_link_answer`] takes from a link's `RTM_NEWLINK`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct LinkAnswer {
+    /// The transmit drops (`IFLA_STATS64`).
+    tx_dropped: Option<u64>,
+    /// Whether the carrier is on (`IFLA_CARRIER`).
+    carrier: Option<bool>,
+    /// Whether it is a tun or tap device (`IFLA_LINKINFO`'s `IFLA_INFO_KIND` is "tun").
+    is_tun: bool,
 }
 
 /// Reads the transmit drops of tap `name` on a thread of its own, once a second (over
@@ -292,9 +331,9 @@ impl TapDropsReader {
 }
 
 /// In the netlink messages `buf`, the answer to request `seq` about link `index`: its transmit
-/// drops (`IFLA_STATS64`), or the kernel's error (a positive errno); `None` if `buf` holds
-/// no answer to that request (or one without the counters).
-fn parse_link_answer(buf: &[u8], seq: u32, index: i32) -> Option<Result<u64, i32>> {
+/// attributes ([`LinkAnswer`]), or the kernel's error (a positive errno); `None` if `buf` holds
+/// no answer to that request.
+fn parse_link_answer(buf: &[u8], seq: u32, index: i32) -> Option<Result<LinkAnswer, i32>> {
     let u16_at = |b: &[u8], at: usize| b.get(at..at + 2).map(|x| u16::from_ne_bytes([x[0], x[1]]));
     let u32_at = |b: &[u8], at: usize| {
         b.get(at..at + 4)
@@ -318,31 +357,47 @@ fn parse_link_answer(buf: &[u8], seq: u32, index: i32) -> Option<Result<u64, i32
             let is_ours =
                 i32::from_ne_bytes(u32_at(msg, NLMSG_HDR_LEN + 4)?.to_ne_bytes()) == index;
             if kind == libc::RTM_NEWLINK && is_ours {
-                let mut attr = NLMSG_HDR_LEN + IFINFOMSG_LEN;
-                while let (Some(attr_len), Some(attr_kind)) =
-                    (u16_at(msg, attr), u16_at(msg, attr + 2))
-                {
-                    let attr_len = usize::from(attr_len);
-                    if attr_len < 4 {
-                        break;
+                let mut answer = LinkAnswer::default();
+                let attrs = msg.get(NLMSG_HDR_LEN + IFINFOMSG_LEN..)?;
+                for (attr_kind, value) in attributes(attrs) {
+                    match attr_kind {
+                        libc::IFLA_STATS64 => {
+                            let at = STATS64_TX_DROPPED_AT;
+                            answer.tx_dropped = value
+                                .get(at..at + 8)
+                                .and_then(|b| b.try_into().ok())
+                                .map(u64::from_ne_bytes);
+                        }
+                        libc::IFLA_CARRIER => answer.carrier = value.first().map(|c| *c != 0),
+                        libc::IFLA_LINKINFO => {
+                            answer.is_tun = attributes(value).any(|(k, v)| {
+                                k == libc::IFLA_INFO_KIND
+                                    && v.split(|b| *b == 0).next() == Some(b"tun".as_slice())
+                            });
+                        }
+                        _ => {}
                     }
-                    // (The top two bits of the type are flags.)
-                    if attr_kind & 0x3fff == libc::IFLA_STATS64 {
-                        let value = msg.get(
-                            attr + 4 + STATS64_TX_DROPPED_AT..attr + 4 + STATS64_TX_DROPPED_AT + 8,
-                        )?;
-                        let mut bytes = [0u8; 8];
-                        bytes.copy_from_slice(value);
-                        return Some(Ok(u64::from_ne_bytes(bytes)));
-                    }
-                    attr += (attr_len + 3) & !3;
                 }
-                return None;
+                return Some(Ok(answer));
             }
         }
         at += (len + 3) & !3;
     }
     None
+}
+
+/// The netlink attributes in `buf` (type without its two flag bits, value), up to the first
+/// one that is cut short.
+fn attributes(buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> + '_ {
+    let mut at = 0usize;
+    core::iter::from_fn(move || {
+        let head = buf.get(at..at + 4)?;
+        let len = usize::from(u16::from_ne_bytes([head[0], head[1]]));
+        let kind = u16::from_ne_bytes([head[2], head[3]]) & 0x3fff;
+        let value = buf.get(at + 4..at.checked_add(len)?).filter(|_| len >= 4)?;
+        at += (len + 3) & !3;
+        Some((kind, value))
+    })
 }
 
 /// Frames the kernel dropped on their way out of interface `name` since it was created (the
@@ -437,17 +492,41 @@ mod tests {
         let name = (libc::IFLA_IFNAME, b"tap0\0".to_vec());
         let answer = [name.clone(), (libc::IFLA_STATS64, stats.clone())];
         let buf = netlink(&[(libc::RTM_NEWLINK, 7, 4, &answer)]);
-        assert_eq!(parse_link_answer(&buf, 7, 4), Some(Ok(93_581)));
+        let drops = |buf: &[u8], seq, index| {
+            parse_link_answer(buf, seq, index).map(|r| r.map(|a| a.tx_dropped))
+        };
+        assert_eq!(drops(&buf, 7, 4), Some(Ok(Some(93_581))));
         // Another request's answer, another link, a message cut short: not this one.
-        assert_eq!(parse_link_answer(&buf, 8, 4), None);
-        assert_eq!(parse_link_answer(&buf, 7, 5), None);
-        assert_eq!(parse_link_answer(&buf[..buf.len() - 1], 7, 4), None);
+        assert_eq!(drops(&buf, 8, 4), None);
+        assert_eq!(drops(&buf, 7, 5), None);
+        assert_eq!(drops(&buf[..buf.len() - 1], 7, 4), None);
         // An earlier answer first, then ours.
         let two = [netlink(&[(libc::RTM_NEWLINK, 6, 4, &answer)]), buf.clone()].concat();
-        assert_eq!(parse_link_answer(&two, 7, 4), Some(Ok(93_581)));
+        assert_eq!(drops(&two, 7, 4), Some(Ok(Some(93_581))));
         // No counters in it; the kernel's error.
-        let bare = netlink(&[(libc::RTM_NEWLINK, 7, 4, &[name])]);
-        assert_eq!(parse_link_answer(&bare, 7, 4), None);
+        let bare = netlink(&[(libc::RTM_NEWLINK, 7, 4, std::slice::from_ref(&name))]);
+        assert_eq!(drops(&bare, 7, 4), Some(Ok(None)));
+        // The carrier, and the kind inside the link info (a nested attribute).
+        let mut info = Vec::new();
+        let kind: &[u8] = b"tun\0";
+        info.extend_from_slice(&((4 + kind.len()) as u16).to_ne_bytes());
+        info.extend_from_slice(&libc::IFLA_INFO_KIND.to_ne_bytes());
+        info.extend_from_slice(kind);
+        let tap = [
+            name.clone(),
+            (libc::IFLA_CARRIER, vec![1]),
+            (libc::IFLA_LINKINFO, info),
+        ];
+        let got = parse_link_answer(&netlink(&[(libc::RTM_NEWLINK, 7, 4, &tap)]), 7, 4);
+        let expected = LinkAnswer {
+            tx_dropped: None,
+            carrier: Some(true),
+            is_tun: true,
+        };
+        assert_eq!(got, Some(Ok(expected)));
+        let veth = [name, (libc::IFLA_CARRIER, vec![1])];
+        let got = parse_link_answer(&netlink(&[(libc::RTM_NEWLINK, 7, 4, &veth)]), 7, 4);
+        assert_eq!(got.and_then(Result::ok).map(|a| a.is_tun), Some(false));
         let mut error = netlink(&[(libc::NLMSG_ERROR as u16, 7, 0, &[])]);
         error[NLMSG_HDR_LEN..NLMSG_HDR_LEN + 4].copy_from_slice(&(-libc::ENODEV).to_ne_bytes());
         assert_eq!(parse_link_answer(&error, 7, 4), Some(Err(libc::ENODEV)));

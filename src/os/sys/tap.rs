@@ -215,12 +215,26 @@ impl TapDevice {
     /// # Errors
     ///
     /// As [`TapDevice::open`]; a device that exists already without `IFF_MULTI_QUEUE` (or
-    /// with it, asked for one queue) is refused by the kernel with `EINVAL`.
+    /// with it, asked for one queue) is refused by the kernel with `EINVAL`. A multi-queue tap
+    /// that another program has a queue of open is refused with `EBUSY`, as the kernel refuses
+    /// a single-queue one: the kernel would add our queues to it, and both programs would get
+    /// a share of each other's frames (and we would rewrite the settings the device shares).
     pub fn open_queues(name: &str, offload: bool, queues: usize) -> Result<TapDevice, Error> {
         // (Each queue attaches to the same device, whose header size and offloads the first
         // one set: see `reset_persistent_state`.)
         if queues <= 1 {
             return Self::open_with(name, offload);
+        }
+        match super::netdev::tap_in_use(name) {
+            Ok(false) => {}
+            Ok(true) => {
+                return Err(Error::OpenTap {
+                    name: name.to_owned(),
+                    source: io::Error::from_raw_os_error(libc::EBUSY),
+                })
+            }
+            // Not known (a sandbox without netlink): the kernel's own checks only.
+            Err(e) => log::debug!("cannot tell whether {name} is in use: {e}"),
         }
         let mut tap = Self::open_offload(name, offload, true)?;
         let vnet_hdr = tap.offloads.vnet_hdr;
@@ -662,6 +676,35 @@ mod tests {
         });
         assert!(vnet_hdr);
         assert_eq!(size, 10);
+    }
+
+    /// A multi-queue tap: a second daemon (or any program) asking for queues of one that is in
+    /// use is refused as a single-queue one would be (the kernel would add its queues to the
+    /// first one's device); one whose queues were all closed, left persistent, is taken.
+    #[test]
+    #[ignore = "needs root (a network namespace of its own); .ci/run passes --include-ignored"]
+    fn a_multi_queue_tap_in_use_is_refused_and_an_idle_one_taken() {
+        let (busy_down, busy_up, idle) = crate::sys::testing::in_own_netns(|| {
+            let first = TapDevice::open_queues("ecmq0", true, 2).unwrap();
+            // Down (as made) or up, the carrier says it.
+            let busy_down = TapDevice::open_queues("ecmq0", true, 2).err();
+            crate::sys::testing::run("ip link set ecmq0 up");
+            let busy_up = TapDevice::open_queues("ecmq0", true, 3).err();
+            persist(first.as_raw_fd(), true);
+            drop(first);
+            let again = TapDevice::open_queues("ecmq0", true, 2).map(|t| t.name().to_owned());
+            crate::sys::testing::run("ip link del ecmq0");
+            (busy_down, busy_up, again)
+        });
+        for err in [busy_down, busy_up] {
+            match err {
+                Some(Error::OpenTap { source, .. }) => {
+                    assert_eq!(source.raw_os_error(), Some(libc::EBUSY), "{source}");
+                }
+                other => panic!("a tap in use taken: {other:?}"),
+            }
+        }
+        assert_eq!(idle.ok().as_deref(), Some("ecmq0"));
     }
 
     #[test]
