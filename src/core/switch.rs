@@ -161,13 +161,17 @@ impl SwitchTable {
     }
 
     /// A copy of every entry, for lookups on another thread. O(n): take it when
-    /// [`SwitchTable::changes`] moved, and not more often than needed. Sized to the entries
-    /// there are, not to the table's room (a clone would copy every bucket the table ever
-    /// grew to, after a flood of made-up MACs a thousand times what is left).
+    /// [`SwitchTable::changes`] moved, and not more often than needed. A table at least a
+    /// quarter full is cloned (a copy of its buckets, no hashing); a sparser one, such as
+    /// what is left after a flood of made-up MACs expired, is built anew with room for its
+    /// entries only, not for every bucket the table ever grew to.
     pub fn view(&self) -> MacView {
-        MacView {
-            entries: self.entries.iter().map(|(k, e)| (*k, *e)).collect(),
-        }
+        let entries = if self.entries.len() * 4 >= self.entries.capacity() {
+            self.entries.clone()
+        } else {
+            self.entries.iter().map(|(k, e)| (*k, *e)).collect()
+        };
+        MacView { entries }
     }
 
     /// Records that `mac` on `vlan` sits behind `peer`, as of `now`, counted against

@@ -10,7 +10,9 @@
 //! know it can tell the output from random bytes; and since `k` moves on after every draw, a
 //! copy of the memory taken later tells nothing about keys drawn before it (the ephemeral
 //! keys that give the sessions their forward secrecy). [`Random::reseed`] mixes fresh bytes
-//! in, so that one taken earlier does not tell the later ones either.
+//! in, so that one taken earlier does not tell the later ones either (the daemon does it
+//! every second). What `ring` keeps of an HMAC key (its inner and outer states, on the stack
+//! of a draw) is not wiped, as ring's own copies of keys never are.
 
 use ring::hmac;
 

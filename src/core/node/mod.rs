@@ -474,12 +474,18 @@ impl<S: Socket, D: Device> Node<S, D> {
             let sealer = Sealer::new(&k.key, k.session).starting_at(first_counter);
             (Arc::new(sealer), opener)
         });
-        let sessions = config.identity.as_ref().map(|setup| {
+        let sessions = config.identity.as_mut().map(|setup| {
+            // The seed goes to the sessions and leaves the configuration the node keeps: a
+            // copy of it would tell every ephemeral key drawn before the first reseed.
+            let seeded = IdentityConfig {
+                seed: core::mem::take(&mut setup.config.seed),
+                ..setup.config.clone()
+            };
             Box::new(Sessions::new(
                 handshake::Identity::new(setup.secret.clone()),
                 config.token,
                 setup.trusted.clone(),
-                setup.config.clone(),
+                seeded,
                 now,
             ))
         });

@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use log::{debug, info};
+use log::debug;
 
 use super::mesh::{check_of, Check};
 use super::{MoveCheck, Node, CONTROL_AT, MAX_MOVE_CHECKS, MOVE_CHECK};
@@ -353,12 +353,15 @@ impl<S: Socket, D: Device> Node<S, D> {
             return;
         };
         let trusted = sessions.trusted();
-        for addr in self
+        let refused = self
             .relay
-            .retrust(now, |key| trusted.contains(&PublicKey(*key)))
-        {
+            .retrust(now, |key| trusted.contains(&PublicKey(*key)));
+        for addr in refused {
             self.switch.forget_peer(addr);
-            info!("relay route to {addr} refused: its key is no longer trusted");
+            self.note(
+                now,
+                format_args!("relay route to {addr} refused: its key is no longer trusted"),
+            );
         }
     }
 

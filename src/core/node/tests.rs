@@ -334,6 +334,15 @@ fn a_lane_starts_handshakes_only_with_peers_still_verified() {
     });
     let now = Instant::from_secs(1);
     let mut node = Node::new(config, Recorder::default(), NoDevice, Instant::ZERO);
+    // The seed went to the sessions: the configuration the node keeps has none (a copy
+    // of it would tell the ephemeral keys drawn before the first reseed).
+    let kept = node
+        .config()
+        .identity
+        .as_ref()
+        .map(|s| s.config.seed.clone());
+    assert_eq!(kept, Some(crate::identity::Seed::default()));
+    assert_eq!(node.sessions.as_ref().map(|s| s.config.seed.clone()), kept);
     let verified = SocketAddr::from(([198, 18, 1, 1], 3210));
     let gone = SocketAddr::from(([198, 18, 1, 2], 3210));
     node.peers.touch(now, verified);

@@ -79,8 +79,11 @@ pub const LAST_SEND_WAIT: Duration = Duration::from_millis(100);
 const KERNEL_COUNTERS_EVERY: Duration = Duration::from_secs(1);
 
 /// How often, with per-node keys, fresh random bytes from the OS are mixed into the node's
-/// generator of ephemeral keys (see [`Node::reseed`]).
-const RESEED_EVERY: Duration = Duration::from_secs(60);
+/// generator of ephemeral keys (see [`Node::reseed`]): every second, so that two copies of
+/// one process (a virtual machine's snapshot restored twice, a checkpoint restored while the
+/// original runs) draw the same keys for a second at most, and a copy of the generator's
+/// state tells nothing a second later.
+const RESEED_EVERY: Duration = Duration::from_secs(1);
 
 /// The longest the loop sleeps, whatever the node's deadline (a safety net; the node's own
 /// deadline is never more than about a second away).
@@ -221,10 +224,8 @@ pub fn run(
     let mut config = config;
     let mut clock = Clock::start();
     if let Some(identity) = &identity {
-        let mut seed = [0u8; 32];
-        crate::sys::random::fill(&mut seed).map_err(Error::Random)?;
-        let mut setup = IdentityConfig::new(clock.now(), wall_nanos(), Seed(seed));
-        seed.fill(0);
+        let mut setup = IdentityConfig::new(clock.now(), wall_nanos(), Seed::default());
+        crate::sys::random::fill(&mut setup.seed.0).map_err(Error::Random)?;
         if let Some(rekey_after) = rekey_after {
             setup.rekey_after = rekey_after;
         }
@@ -509,14 +510,14 @@ impl Daemon {
         }
         if now >= self.reseed_at {
             self.reseed_at = now + RESEED_EVERY;
-            let mut fresh = [0u8; 32];
-            match crate::sys::random::fill(&mut fresh) {
+            // (A `Seed`: wiped when it goes.)
+            let mut fresh = Seed::default();
+            match crate::sys::random::fill(&mut fresh.0) {
                 Ok(()) => {
-                    self.node.reseed(&fresh);
+                    self.node.reseed(&fresh.0);
                 }
                 Err(e) => warn!("cannot read random bytes to reseed the handshakes' keys: {e}"),
             }
-            fresh.fill(0);
         }
         let counters = self.loop_counters();
         self.service.poll(now, &mut self.node, counters);

@@ -226,6 +226,16 @@ fn c_name(name: &str) -> io::Result<CString> {
     CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in the name"))
 }
 
+/// How many threads other than the caller the process has (`/proc/self/task`), if it can be
+/// read. The switch of user needs one thread: glibc's `setuid` and `setgid` reach every
+/// thread, but the calls that clear capabilities (`capset`, `PR_CAP_AMBIENT_CLEAR_ALL`) and
+/// the final check act on the caller's alone, so another thread of a start with capabilities
+/// (not as root) would keep `CAP_NET_ADMIN` for the whole run. Fails closed: the start stops.
+pub fn other_threads() -> Option<usize> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    Some(tasks.filter(Result::is_ok).count().saturating_sub(1))
+}
+
 /// Switches the whole process to `to`: supplementary groups to just `to.gid`, then the group,
 /// then the user (real, effective and saved ids), and checks the result. Call it while the
 /// process has one thread.
@@ -233,12 +243,18 @@ fn c_name(name: &str) -> io::Result<CString> {
 /// # Errors
 ///
 /// [`Error::DropPrivileges`] if a call fails (typically `EPERM`: not root), if the ids read
-/// back differ, or if root could be regained afterwards.
+/// back differ, or if root could be regained afterwards; and before any of it, if other
+/// threads run (see [`other_threads`]).
 pub fn drop_to(to: &Identity) -> Result<(), Error> {
     let fail = |source| Error::DropPrivileges {
         to: to.to_string(),
         source,
     };
+    if let Some(n) = other_threads().filter(|n| *n > 0) {
+        return Err(fail(io::Error::other(format!(
+            "{n} other threads run, which would keep their capabilities"
+        ))));
+    }
     let groups = [to.gid];
     // SAFETY: `groups` holds exactly the one gid whose count is passed.
     unsafe { syscall!(setgroups(1, groups.as_ptr())) }.map_err(fail)?;
@@ -461,6 +477,30 @@ pub fn current_ids() -> (libc::uid_t, libc::uid_t, libc::gid_t, libc::gid_t) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The switch of user refuses to run with another thread alive (which would keep its
+    /// capabilities), before it changes anything.
+    #[test]
+    fn another_thread_stops_the_switch_before_it_starts() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || {
+            let _ = rx.recv_timeout(std::time::Duration::from_secs(30));
+        });
+        assert!(other_threads().is_some_and(|n| n >= 1));
+        let before = current_ids();
+        // The ids the test runs with: should the check fail, the switch changes little.
+        let same = Identity {
+            uid: before.1,
+            gid: before.3,
+            user: before.1.to_string(),
+            group: before.3.to_string(),
+        };
+        let err = drop_to(&same).unwrap_err().to_string();
+        assert!(err.contains("other threads run"), "{err}");
+        assert_eq!(current_ids(), before);
+        drop(tx);
+        other.join().unwrap();
+    }
 
     #[test]
     fn capget_tells_what_proc_shows() {

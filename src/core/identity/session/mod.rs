@@ -117,9 +117,18 @@ pub struct IdentityConfig {
     pub seed: Seed,
 }
 
-/// The 32 random bytes of [`IdentityConfig::seed`]; its `Debug` shows nothing of them.
-#[derive(Clone, PartialEq, Eq)]
+/// The 32 random bytes of [`IdentityConfig::seed`]; its `Debug` shows nothing of them, and
+/// they are wiped when it goes. [`Sessions::new`] takes them out of the configuration it
+/// keeps ([`Seed::default`], all zeros, is left).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Seed(pub [u8; 32]);
+
+impl Drop for Seed {
+    fn drop(&mut self) {
+        self.0.fill(0);
+        std::hint::black_box(&self.0);
+    }
+}
 
 impl fmt::Debug for Seed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -259,7 +268,7 @@ pub struct Sessions {
     probe_order: Vec<PublicKey>,
     /// [`Sessions::members`]: a digest of the trusted keys and our own.
     members: u64,
-    config: IdentityConfig,
+    pub(crate) config: IdentityConfig,
     keys: FastMap<PublicKey, KeyState>,
     by_addr: FastMap<SocketAddr, PublicKey>,
     by_session: FastMap<[u8; crypto::SESSION_LEN], RecvSession>,
@@ -329,16 +338,18 @@ impl Sessions {
         identity: Identity,
         token: Token,
         trusted: TrustedKeys,
-        config: IdentityConfig,
+        mut config: IdentityConfig,
         now: Instant,
     ) -> Sessions {
-        let mut random = Random::new(&config.seed.0, b"ethcloud-sessions-v1");
+        // Used here, then wiped (it is dropped at the end of this call), not kept.
+        let seed = core::mem::take(&mut config.seed);
+        let mut random = Random::new(&seed.0, b"ethcloud-sessions-v1");
         let cookie_secret = CookieSecret::new(
             &identity.public(),
             now,
             Random::new(&random.draw(), b"ethcloud-cookies-v1"),
         );
-        let index_key = index_key(&config.seed, &identity);
+        let index_key = index_key(&seed, &identity);
         // The tables' hash seed: secret (bytes of the indices' key, which never leaves).
         let table_seed = FastBuildHasher::new(u64::from_le_bytes(
             index_key
