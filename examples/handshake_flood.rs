@@ -7,7 +7,8 @@
 //! one passes the responder's cheap check and reaches its rate limit and Noise step. Then it
 //! sends `COUNT` datagrams at full speed, cycling through the initiations and through `SOCKETS`
 //! UDP sockets, each bound to a kernel-chosen (random) port on one of the `SRC_IP`s in turn.
-//! A send the kernel refuses for lack of buffer space is retried after 50 µs.
+//! A send the kernel refuses for lack of buffer space is retried after 50 µs; the whole flood
+//! gives up after [`LIMIT`].
 //!
 //! Prints `sent=N retries=R seconds=S rate=D/s sockets=K sources=J`, exit status 0.
 
@@ -21,6 +22,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ethcloud::identity::handshake::{initiate, timestamp, Identity, INITIATION_LEN};
 use ethcloud::identity::keys::{PublicKey, SecretKey};
 use ethcloud::wire::Token;
+
+/// The longest the flood may take (its callers wait on it with no deadline of their own).
+const LIMIT: Duration = Duration::from_secs(120);
 
 const USAGE: &str =
     "usage: handshake_flood TOKEN RESPONDER_PUBKEY TARGET COUNT DISTINCT SOCKETS SRC_IP [SRC_IP ...]";
@@ -109,8 +113,11 @@ pub fn run(args: &[String]) -> Result<String, String> {
                         || e.raw_os_error() == Some(libc::ENOBUFS) =>
                 {
                     retries += 1;
-                    if retries > 10_000_000 {
-                        return Err(format!("send to {target}: {e} (giving up)"));
+                    if start.elapsed() > LIMIT {
+                        return Err(format!(
+                            "send to {target}: {e} (giving up after {} s)",
+                            LIMIT.as_secs()
+                        ));
                     }
                     std::thread::sleep(Duration::from_micros(50));
                 }

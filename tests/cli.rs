@@ -109,9 +109,11 @@ fn run_isolated(args: &[&str]) -> Output {
 }
 
 /// Asserts the exit code and that stderr is exactly one line starting with `ethcloud: `;
-/// returns that line.
+/// returns that line. Run isolated ([`run_isolated`]): should a check that must refuse the
+/// arguments be missing, the daemon starts in a namespace of its own, not on the test host
+/// (a tap `ethcloud0`, the port 3210) until the run's limit.
 fn assert_fails(args: &[&str], code: i32) -> String {
-    assert_output_fails(args, &run(args), code)
+    assert_output_fails(args, &run_isolated(args), code)
 }
 
 /// [`assert_fails`] for an output already taken.
@@ -193,8 +195,10 @@ fn listen_on_a_foreign_address_exits_1_before_touching_the_tap() {
         std::net::UdpSocket::bind(addr).is_err(),
         "precondition: {addr} must not be local"
     );
-    // `-d lo` would fail as a tap device; the bind error must come first.
-    let line = assert_fails(&["-l", addr, "-d", "lo"], 1);
+    // `-d lo` would fail as a tap device; the bind error must come first (on the host: a
+    // namespace of its own, with no address at all, lets any address be bound).
+    let args = ["-l", addr, "-d", "lo"];
+    let line = assert_output_fails(&args, &run(&args), 1);
     assert!(
         line.starts_with("ethcloud: cannot listen on 198.18.255.254:3210: "),
         "{line}"
@@ -382,9 +386,10 @@ fn world_readable_private_key_exits_with_the_chmod_hint() {
     );
     assert!(line.contains(&format!("chmod 600 {key_arg}")), "{line}");
 
-    // Once it is 0600 the keys load, and start-up goes on to the (failing) bind.
+    // Once it is 0600 the keys load, and start-up goes on to the (failing) bind (on the
+    // host: a namespace of its own, with no address at all, lets any address be bound).
     write_file(&key, &format!("{ALICE_PRIVATE}\n"), 0o600);
-    let line = assert_fails(&args, 1);
+    let line = assert_output_fails(&args, &run(&args), 1);
     assert!(line.starts_with("ethcloud: cannot listen on "), "{line}");
 
     // A bad trusted key is named with its file and line.

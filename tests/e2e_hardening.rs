@@ -16,6 +16,35 @@ const FLOOD: &str = include_str!("e2e/flood.py");
 /// The bound we state for a daemon's peak RSS under the flood.
 const RSS_BOUND_KIB: u64 = 32 * 1024;
 
+/// The counter `name` of the stats line the daemon logs on SIGUSR1 now (its `name=N`; for
+/// `dropped`, the sum of its `drop_*=N`, which it lists where not zero).
+fn stats_counter(daemon: &mut e2e::Daemon, name: &str) -> u64 {
+    let before = daemon.log().matches("stats: peers=").count();
+    daemon.signal(libc::SIGUSR1);
+    daemon.wait_log_count("stats: peers=", before + 1, SOON);
+    let log = daemon.log();
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("stats: peers="))
+        .unwrap_or_default();
+    let pairs = line
+        .split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .filter_map(|(n, v)| Some((n, v.parse::<u64>().ok()?)));
+    if name == "dropped" {
+        return pairs
+            .filter(|(n, _)| n.starts_with("drop_"))
+            .map(|(_, v)| v)
+            .sum();
+    }
+    pairs
+        .filter(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+        .next()
+        .unwrap_or_else(|| panic!("no {name} in {line}"))
+}
+
 /// A `Vm*` field of /proc/PID/status, in KiB.
 fn vm_kib(pid: u32, field: &str) -> u64 {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -68,6 +97,8 @@ fn flood_of_random_macs_and_garbage_datagrams_leaves_the_daemon_small_and_forwar
         sources.push(extra.to_owned());
     }
     let target = h2.underlay_v4();
+    let received_before = stats_counter(&mut lab.daemons[1], "datagrams_received");
+    let dropped_before = stats_counter(&mut lab.daemons[1], "dropped");
     let mut args = vec![
         "python3",
         flood,
@@ -80,7 +111,24 @@ fn flood_of_random_macs_and_garbage_datagrams_leaves_the_daemon_small_and_forwar
     args.extend(sources.iter().map(String::as_str));
     let out = lab.run(&h3, &args, Duration::from_secs(300));
     assert!(out.status.success(), "datagram flood failed: {out:?}");
-    println!("h3 -> h2: {}", stdout(&out).trim());
+    let report = stdout(&out);
+    println!("h3 -> h2: {}", report.trim());
+    // The flood went out, and reached the daemon: most of it, and each one dropped (random
+    // bytes behind the right token are no message of any kind it takes).
+    let sent: u64 = report
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("sent="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(sent >= 90_000, "only {sent} of 100000 datagrams sent");
+    let received = stats_counter(&mut lab.daemons[1], "datagrams_received") - received_before;
+    let dropped = stats_counter(&mut lab.daemons[1], "dropped") - dropped_before;
+    println!("h2 received {received} datagrams in the flood, dropped {dropped}");
+    assert!(received >= sent / 2, "h2 received {received} of {sent}");
+    assert!(
+        dropped >= received / 2,
+        "h2 dropped {dropped} of {received}"
+    );
 
     // Both daemons are still up, stayed small, and real traffic still crosses.
     for daemon in &mut lab.daemons {

@@ -2,8 +2,9 @@
 //! device, the UDP socket, a timerfd and a signalfd, driving a [`Node`].
 //!
 //! Owns the clock the node runs on (elsewhere `std::time` is read only for a keyed session's
-//! id, in `keyfiles`, to time the checksum at start-up, in `sys::cpu`, and for the OS edges'
-//! own deadlines: the UDP queue's GSO pause, the hooks' timeout, the control socket), the
+//! id, in `keyfiles`, to time the checksum at start-up, in `sys::cpu`, by the spin of
+//! `--busy-poll`, and for the OS edges' own deadlines: the UDP queue's GSO pause, the control
+//! socket, the stats writer's wait at a stop, the names resolved at start-up), the
 //! packet buffer
 //! (allocated once), the per-wake-up budget, and what signals mean: SIGINT/SIGTERM shut down
 //! cleanly (the node sends `Close` to every peer), SIGUSR1 logs the counters and the status

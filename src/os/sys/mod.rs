@@ -1,7 +1,7 @@
 //! The operating-system edges: tap device, UDP socket, epoll, signalfd, timerfd, the control
 //! socket of `ethcloud show`, local addresses, interface MTU, flags and drop counters, systemd
-//! notification, dropping privileges, the thread's context switches, the CPU's vector
-//! instructions for the checksum.
+//! notification, dropping privileges, the OS random source, the clock that counts suspended
+//! time, the CPU's vector instructions for the checksum.
 //!
 //! Owns every `unsafe` block and every libc call of the crate (this is the only module with
 //! `#![allow(unsafe_code)]`; the lint setting covers its submodules). Every libc call goes
