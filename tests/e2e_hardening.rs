@@ -122,11 +122,22 @@ fn flood_of_random_macs_and_garbage_datagrams_leaves_the_daemon_small_and_forwar
         .unwrap_or(0);
     assert!(sent >= 90_000, "only {sent} of 100000 datagrams sent");
     let received = stats_counter(&mut lab.daemons[1], "datagrams_received") - received_before;
+    let overflows = stats_counter(&mut lab.daemons[1], "udp_receive_overflows");
     let dropped = stats_counter(&mut lab.daemons[1], "dropped") - dropped_before;
-    println!("h2 received {received} datagrams in the flood, dropped {dropped}");
-    assert!(received >= sent / 2, "h2 received {received} of {sent}");
+    println!(
+        "h2 received {received} datagrams in the flood ({overflows} lost in its socket), \
+         dropped {dropped}"
+    );
     assert!(
-        dropped >= received / 2,
+        received + overflows >= sent * 9 / 10,
+        "h2 received {received} of {sent}"
+    );
+    // A fifth of them (switch byte 0) are frames from an address nobody verified, which the
+    // clear protocol delivers; a fifth each are asks for the peer list and Closes, taken and
+    // left unanswered from an unverified address. Dropped: the unknown switch byte 4, and
+    // peer lists whose random body does not parse (most of them): about two fifths.
+    assert!(
+        dropped >= received / 4,
         "h2 dropped {dropped} of {received}"
     );
 

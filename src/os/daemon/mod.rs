@@ -225,8 +225,9 @@ pub fn run(
     let mut config = config;
     let mut clock = Clock::start();
     if let Some(identity) = &identity {
+        // The seed is drawn where it stays (in the configuration the node takes it from and
+        // wipes), not into a local that a move would leave behind on this long-lived stack.
         let mut setup = IdentityConfig::new(clock.now(), wall_nanos(), Seed::default());
-        crate::sys::random::fill(&mut setup.seed.0).map_err(Error::Random)?;
         if let Some(rekey_after) = rekey_after {
             setup.rekey_after = rekey_after;
         }
@@ -236,11 +237,12 @@ pub fn run(
             identity.trusted.len(),
             setup.rekey_after.as_secs()
         );
-        config.identity = Some(IdentitySetup {
+        let setup = config.identity.insert(IdentitySetup {
             secret: identity.secret.clone(),
             trusted: identity.trusted.clone(),
             config: setup,
         });
+        crate::sys::random::fill(&mut setup.config.seed.0).map_err(Error::Random)?;
     }
     let mut socket = socket;
     socket.enable_batching();
@@ -509,7 +511,7 @@ impl Daemon {
             // Handshake timestamps follow the wall clock, should it be set while we run.
             self.node.set_wall_clock(now, wall_nanos());
         }
-        if now >= self.reseed_at {
+        if self.identity.is_some() && now >= self.reseed_at {
             self.reseed_at = now + RESEED_EVERY;
             // (A `Seed`: wiped when it goes.)
             let mut fresh = Seed::default();

@@ -241,9 +241,12 @@ impl LinkCounters {
     }
 }
 
-/// Whether `name` is a tun or tap device that some program has a queue of open: the kernel
-/// keeps a tun device's carrier on exactly while a queue (enabled or not) is attached, so an
-/// idle persistent tap has none. `Ok(false)` for no such interface, or one of another kind.
+/// Whether `name` is a tun or tap device that some program has a queue of open: a
+/// multi-queue device's link information counts its attached queues, enabled and disabled
+/// (`IFLA_TUN_NUM_QUEUES`, `IFLA_TUN_NUM_DISABLED_QUEUES`); where those are missing, the
+/// carrier tells, which the kernel keeps on while a queue is attached (a program may turn it
+/// off by hand, though). `Ok(false)` for no such interface, or one of another kind. A program
+/// that attaches between this and our own attach is not seen.
 ///
 /// # Errors
 ///
@@ -256,8 +259,17 @@ pub fn tap_in_use(name: &str) -> io::Result<bool> {
         Err(e) => return Err(e),
     };
     let answer = link.ask()?;
-    Ok(answer.is_tun && answer.carrier == Some(true))
+    Ok(answer.is_tun
+        && match answer.tun_queues {
+            Some(queues) => queues > 0,
+            None => answer.carrier == Some(true),
+        })
 }
+
+/// `IFLA_TUN_NUM_QUEUES` in a tun device's `IFLA_INFO_DATA` (`linux/if_link.h`; the kernel
+/// fills it for a multi-queue device only), and `IFLA_TUN_NUM_DISABLED_QUEUES` after it.
+const IFLA_TUN_NUM_QUEUES: u16 = 8;
+const IFLA_TUN_NUM_DISABLED_QUEUES: u16 = 9;
 
 /// What [`parse_link_answer`] takes from a link's `RTM_NEWLINK`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -268,6 +280,8 @@ struct LinkAnswer {
     carrier: Option<bool>,
     /// Whether it is a tun or tap device (`IFLA_LINKINFO`'s `IFLA_INFO_KIND` is "tun").
     is_tun: bool,
+    /// A multi-queue tun device's attached queues, enabled and disabled together.
+    tun_queues: Option<u32>,
 }
 
 /// Reads the transmit drops of tap `name` on a thread of its own, once a second (over
@@ -370,10 +384,16 @@ fn parse_link_answer(buf: &[u8], seq: u32, index: i32) -> Option<Result<LinkAnsw
                         }
                         libc::IFLA_CARRIER => answer.carrier = value.first().map(|c| *c != 0),
                         libc::IFLA_LINKINFO => {
-                            answer.is_tun = attributes(value).any(|(k, v)| {
-                                k == libc::IFLA_INFO_KIND
-                                    && v.split(|b| *b == 0).next() == Some(b"tun".as_slice())
-                            });
+                            for (k, v) in attributes(value) {
+                                match k {
+                                    libc::IFLA_INFO_KIND => {
+                                        answer.is_tun =
+                                            v.split(|b| *b == 0).next() == Some(b"tun".as_slice());
+                                    }
+                                    libc::IFLA_INFO_DATA => answer.tun_queues = tun_queues(v),
+                                    _ => {}
+                                }
+                            }
                         }
                         _ => {}
                     }
@@ -384,6 +404,21 @@ fn parse_link_answer(buf: &[u8], seq: u32, index: i32) -> Option<Result<LinkAnsw
         at += (len + 3) & !3;
     }
     None
+}
+
+/// The attached queues, enabled and disabled, that a tun device's `IFLA_INFO_DATA` counts, if
+/// it counts them.
+fn tun_queues(data: &[u8]) -> Option<u32> {
+    let u32_of = |v: &[u8]| v.get(..4)?.try_into().ok().map(u32::from_ne_bytes);
+    let (mut enabled, mut disabled) = (None, None);
+    for (kind, value) in attributes(data) {
+        match kind {
+            IFLA_TUN_NUM_QUEUES => enabled = u32_of(value),
+            IFLA_TUN_NUM_DISABLED_QUEUES => disabled = u32_of(value),
+            _ => {}
+        }
+    }
+    Some(enabled?.saturating_add(disabled.unwrap_or(0)))
 }
 
 /// The netlink attributes in `buf` (type without its two flag bits, value), up to the first
@@ -522,8 +557,33 @@ mod tests {
             tx_dropped: None,
             carrier: Some(true),
             is_tun: true,
+            tun_queues: None,
         };
         assert_eq!(got, Some(Ok(expected)));
+        // A multi-queue tap's link data counts its queues: they tell, whatever the carrier.
+        let attr = |kind: u16, value: &[u8]| {
+            let mut a = ((4 + value.len()) as u16).to_ne_bytes().to_vec();
+            a.extend_from_slice(&kind.to_ne_bytes());
+            a.extend_from_slice(value);
+            a
+        };
+        let data = [
+            attr(IFLA_TUN_NUM_QUEUES, &2u32.to_ne_bytes()),
+            attr(IFLA_TUN_NUM_DISABLED_QUEUES, &1u32.to_ne_bytes()),
+        ]
+        .concat();
+        let info = [
+            attr(libc::IFLA_INFO_KIND, b"tun\0"),
+            attr(libc::IFLA_INFO_DATA, &data),
+        ]
+        .concat();
+        let multi = [
+            name.clone(),
+            (libc::IFLA_CARRIER, vec![0]),
+            (libc::IFLA_LINKINFO, info),
+        ];
+        let got = parse_link_answer(&netlink(&[(libc::RTM_NEWLINK, 7, 4, &multi)]), 7, 4);
+        assert_eq!(got.and_then(Result::ok).and_then(|a| a.tun_queues), Some(3));
         let veth = [name, (libc::IFLA_CARRIER, vec![1])];
         let got = parse_link_answer(&netlink(&[(libc::RTM_NEWLINK, 7, 4, &veth)]), 7, 4);
         assert_eq!(got.and_then(Result::ok).map(|a| a.is_tun), Some(false));

@@ -230,7 +230,8 @@ fn c_name(name: &str) -> io::Result<CString> {
 /// read. The switch of user needs one thread: glibc's `setuid` and `setgid` reach every
 /// thread, but the calls that clear capabilities (`capset`, `PR_CAP_AMBIENT_CLEAR_ALL`) and
 /// the final check act on the caller's alone, so another thread of a start with capabilities
-/// (not as root) would keep `CAP_NET_ADMIN` for the whole run. Fails closed: the start stops.
+/// (not as root) would keep `CAP_NET_ADMIN` for the whole run: [`drop_to`] refuses then, and
+/// the start stops. `None` where `/proc` cannot be read: the switch goes ahead unchecked.
 pub fn other_threads() -> Option<usize> {
     let tasks = std::fs::read_dir("/proc/self/task").ok()?;
     Some(tasks.filter(Result::is_ok).count().saturating_sub(1))
@@ -250,7 +251,17 @@ pub fn drop_to(to: &Identity) -> Result<(), Error> {
         to: to.to_string(),
         source,
     };
-    if let Some(n) = other_threads().filter(|n| *n > 0) {
+    // A thread just joined may still be listed for a moment (the join returns before the
+    // kernel has reaped it): asked again for up to 100 ms before refusing.
+    let mut others = other_threads();
+    for _ in 0..100 {
+        if others.is_none_or(|n| n == 0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        others = other_threads();
+    }
+    if let Some(n) = others.filter(|n| *n > 0) {
         return Err(fail(io::Error::other(format!(
             "{n} other threads run, which would keep their capabilities"
         ))));

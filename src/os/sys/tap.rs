@@ -689,6 +689,8 @@ mod tests {
             // Down (as made) or up, the carrier says it.
             let busy_down = TapDevice::open_queues("ecmq0", true, 2).err();
             crate::sys::testing::run("ip link set ecmq0 up");
+            // With its carrier turned off by hand: the count of queues still tells.
+            crate::sys::testing::run("ip link set ecmq0 carrier off");
             let busy_up = TapDevice::open_queues("ecmq0", true, 3).err();
             persist(first.as_raw_fd(), true);
             drop(first);
