@@ -16,8 +16,9 @@
 //! service ──→ show, sys::control                  `ethcloud show`: the control socket's answers
 //! daemon ──→ node, io, stats, time, sys::epoll    the thin loop: the only reader of the node's clock
 //! sys::* ──→ io (implements it), libc, c/tapdev   the only unsafe code
-//! node ──→ wire, switch, peers, stats, io, time   pure core
-//!   node/mod.rs: the facade; forward, receive, verify, mesh, seal, tx: one responsibility each
+//! node ──→ wire, switch, peers, relay, crypto,    pure core
+//!          identity, offload, limit, buf, stats, io, time
+//!   node/mod.rs: the facade; forward, receive, verify, mesh, seal, relay, tx, view: one each
 //! node, lane ──→ outbound                         a frame's way out, decided once for both
 //! switch, peers ──→ wire (Mac, VlanId), time
 //! wire ──→ core/std only
@@ -25,8 +26,9 @@
 //!
 //! The core (`wire`, `switch`, `peers`, `node`, `outbound`, `lane`, `relay`, `crypto`,
 //! `identity`, `offload`, `buf`, `time`, `io`, `stats`, `limit`, `show`, `status`) performs no
-//! I/O and reads no clock, so tests drive it deterministically in a simulator. The OS edges (`sys`, `daemon`, `service`, `hook`, `cli`,
-//! `config`, `keyfiles`, `error`) build only with the `os` feature (on by default), and so do
+//! I/O, reads no clock and no random source, so tests drive it deterministically in a
+//! simulator. The OS edges (`sys`, `daemon`, `service`, `hook`, `cli`, `config`, `keyfiles`,
+//! `error`, `spin`, `resolve`) build only with the `os` feature (on by default), and so do
 //! libc, clap and the config parser: `cargo check --lib --no-default-features` builds the core
 //! alone, which fails if the core reaches for any of them.
 
@@ -47,4 +49,4 @@ pub use self::core::{
     status, switch, time, wire,
 };
 #[cfg(feature = "os")]
-pub use self::os::{cli, config, daemon, error, hook, keyfiles, service, spin, sys};
+pub use self::os::{cli, config, daemon, error, hook, keyfiles, resolve, service, spin, sys};

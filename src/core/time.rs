@@ -1,9 +1,9 @@
 //! Time as the core sees it: a monotonic [`Instant`] counted in milliseconds from an arbitrary
 //! origin, plus [`std::time::Duration`] for spans.
 //!
-//! Owns only the arithmetic. Nothing here reads a clock: the daemon converts the real monotonic
-//! clock into an [`Instant`] once per wake-up, and the simulator advances a fake one. The core
-//! therefore behaves identically under both.
+//! Owns only the arithmetic. Nothing here reads a clock: the daemon turns `CLOCK_BOOTTIME`
+//! (suspended time included; `daemon::Clock`) into an [`Instant`] at each pass, and the
+//! simulator advances a fake one. The core therefore behaves identically under both.
 
 use core::fmt;
 use core::ops::{Add, AddAssign};

@@ -6,7 +6,7 @@
 //! Owns only the decisions, over instants handed in by the daemon, which owns the clock and
 //! makes the system calls (the reads, `epoll_wait`, `sched_yield`); so the policy is tested
 //! here with made-up times. Why the spin yields and why it ends when switched out is told at
-//! `Daemon::busy_poll` and in docs/performance.md.
+//! `Daemon`'s `spin` field and in docs/performance.md.
 
 use std::time::{Duration, Instant};
 

@@ -5,9 +5,9 @@
 //! Owns the two layouts, the responder's rotating cookie secret ([`CookieSecret`]) and the
 //! initiator's side (opening a reply, adding mac2). It decides nothing: the session table
 //! chooses when to send a reply, which initiations count as proven and which buckets they
-//! draw on. It reads no clock (`now` comes from the caller); the secrets and the reply nonces'
-//! random prefix come from the operating system's random source (through `ring`), as the
-//! handshake's ephemeral keys do through `snow`.
+//! draw on. It reads no clock (`now` comes from the caller) and no random source: the secrets
+//! and the reply nonces' random prefix are drawn from a seeded generator the session table
+//! gives it ([`Random`]), as the handshakes' ephemeral keys are.
 //!
 //! ```text
 //! cookie reply: | token 7 | 0x92 | receiver 4 | nonce 12 | enc cookie 16 | tag 16 |   56

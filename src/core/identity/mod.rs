@@ -50,6 +50,8 @@
 //! keys.rs             SecretKey, PublicKey, their text form, TrustedKeys and the trust file
 //! handshake.rs        Identity, the two messages, mac1, Initiator, Established
 //! cookie.rs           the cookie reply and mac2, for a responder over its rate limit
+//! random.rs           Random: the seeded generator of ephemeral keys and cookie secrets
+//!                     (HMAC-SHA256 with fast key erasure)
 //! resolver.rs         the snow resolver whose X25519 reuses the node's own public key
 //! session/          Sessions: the session table (mod.rs), its handshakes and timers
 //!                    (handshakes.rs), its counters and table hasher (stats.rs)

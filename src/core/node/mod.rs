@@ -18,8 +18,11 @@
 //!   gossip, the peer lists we send, learning addresses, removing peers, shutdown;
 //! - `seal.rs`: the keyed and identity modes' glue: sealing control messages, key rotation,
 //!   the trusted keys, starting handshakes;
+//! - `relay.rs`: the relay extension: Hellos, frames sent and received through a relay,
+//!   relaying for others, the relays' key queries;
 //! - `tx.rs`: the send side: the socket, counting and warning once per kind of failure,
-//!   [`Node::flush`].
+//!   [`Node::flush`];
+//! - `view.rs`: the `--threads` lanes' snapshot of the node, and what they hand back.
 //!
 //! The choices made where the spec is silent are listed with the code that makes them: how a
 //! new peer is verified and what an unverified address may be sent in `verify.rs`; contacts,

@@ -14,6 +14,8 @@
 //!   TCP stack handles them as one packet (as Linux GRO and wireguard-go's TUN GRO do); with
 //!   a tap that takes USO, runs of UDP datagrams of one flow become `GSO_UDP_L4` super-frames.
 //! - [`checksum`] is the Internet checksum both use.
+//! - [`flow`] hashes a frame's flow (the same for both directions), so that a multi-queue tap
+//!   (`--threads`) is written each flow through one queue of its own.
 //!
 //! It owns header layouts and arithmetic only; opening the tap, the ioctls and the socket
 //! options are in `sys`, and when to flush is decided by the daemon.

@@ -16,7 +16,7 @@
 //! args.rs      the clap definitions: Args, its options, help texts and -v / -q, the key tools
 //! check.rs     Args::check: the config file under the command line, defaults, validation
 //! settings.rs  Settings, the checked values, and what main derives from them
-//! addr.rs      the --token, --listen and --connect syntax, and resolving --connect names
+//! addr.rs      the --token, --listen and --connect syntax (resolving is `os::resolve`'s)
 //! tests.rs     the unit tests of the whole command line
 //! ```
 //!

@@ -3,8 +3,8 @@
 //! the loop's thread.
 //!
 //! Owns the threads, their own small loops (epoll on one queue, up to [`BUDGET`] reads per
-//! wake-up, the same super-frame cutting as the loop's) and the two things shared with the
-//! loop's thread, neither of them touched per frame:
+//! wake-up, the same super-frame cutting as the loop's) and the three things shared with the
+//! loop's thread, none of them touched per frame:
 //! - the view: the loop publishes a new [`ForwardView`] when [`Node::forward_generation`]
 //!   moved (at most every [`PUBLISH_MIN_GAP`]) and at least every [`PUBLISH_EVERY`] (to carry
 //!   refreshed MAC expiries); a lane checks one atomic version per wake-up and takes the

@@ -1,5 +1,6 @@
-//! The event loop: one thread (and the `--threads` lanes of `lanes.rs`), one epoll set over the tap
-//! device, the UDP socket, a timerfd and a signalfd, driving a [`Node`].
+//! The event loop: one thread (plus the `--threads` lanes of `lanes.rs`, and a helper thread
+//! that reads the tap's drop counter), one epoll set over the tap device, the UDP socket, a
+//! timerfd and a signalfd, driving a [`Node`].
 //!
 //! Owns the clock the node runs on (elsewhere `std::time` is read only for a keyed session's
 //! id, in `keyfiles`, to time the checksum at start-up, in `sys::cpu`, by the spin of

@@ -1,8 +1,8 @@
 //! The host's own IP addresses, from `getifaddrs(3)`.
 //!
-//! Owns walking the C list and freeing it. The caller turns the addresses into the node's
-//! `own_addrs` (each local IP with the listen port), so the node can recognise itself in peer
-//! lists. Nothing here filters addresses by use; every IPv4 and IPv6 address is returned.
+//! Owns walking the C list and freeing it, and [`own_addrs`], which turns the addresses into
+//! the node's own (each local IP of the listen address's families, with the listen port), so
+//! the node can recognise itself in peer lists.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};

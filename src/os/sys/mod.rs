@@ -1,11 +1,14 @@
 //! The operating-system edges: tap device, UDP socket, epoll, signalfd, timerfd, the control
-//! socket of `ethcloud show`, local addresses, interface MTU, flags and drop counters, systemd
+//! socket of `ethcloud show`, local addresses, interface MTU, flags and drop counters and
+//! whether a tap is in use, systemd
 //! notification, dropping privileges, the OS random source, the clock that counts suspended
 //! time, the CPU's vector instructions for the checksum.
 //!
 //! Owns every `unsafe` block and every libc call of the crate (this is the only module with
-//! `#![allow(unsafe_code)]`; the lint setting covers its submodules). Every libc call goes
-//! through `syscall!` inside an `unsafe` block, every `unsafe` block starts with a `// SAFETY:` comment, and every file
+//! `#![allow(unsafe_code)]`; the lint setting covers its submodules). Every libc call that
+//! reports failure as -1 and `errno` goes through `syscall!` (the others, such as the `_r`
+//! user lookups, `clock_gettime`, `setfsuid` and `freeifaddrs`, check their own result), every
+//! `unsafe` block starts with a `// SAFETY:` comment, and every file
 //! descriptor is held in an [`std::os::fd::OwnedFd`] (or a type wrapping one) from the moment it
 //! exists, so no error path can leak it. Nothing here knows the protocol: the core (`node`)
 //! sees these types only through the traits in `crate::io`.

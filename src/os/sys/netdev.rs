@@ -1,9 +1,12 @@
 //! Interface settings by name: the MTU and the up flag, through the classic `SIOC[GS]IFMTU` and
-//! `SIOC[GS]IFFLAGS` ioctls on a throw-away datagram socket; and the interface's transmit drop
-//! counter, over rtnetlink ([`LinkCounters`]) or from `/proc/net/dev` of the daemon's network
-//! namespace.
+//! `SIOC[GS]IFFLAGS` ioctls on a throw-away datagram socket; the interface's transmit drop
+//! counter, over rtnetlink ([`LinkCounters`], read on a thread of its own by
+//! [`TapDropsReader`]) or from `/proc/net/dev` of the daemon's network namespace; and whether
+//! a tun or tap device has a queue attached ([`tap_in_use`], which `tap` asks before a
+//! multi-queue attach).
 //!
-//! Owns those four ioctls, the `ifreq` they use, and reading that one counter. It does not create or delete interfaces
+//! Owns those ioctls (and `SIOCGIFINDEX`), the `ifreq` they use, and the one `RTM_GETLINK`
+//! request these read. It does not create or delete interfaces
 //! (that is `tap`) and sets no addresses or routes (that is the operator's `--ifup` command).
 //! Changing an interface needs `CAP_NET_ADMIN` in its network namespace; reading does not.
 

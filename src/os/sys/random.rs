@@ -1,4 +1,5 @@
-//! Random bytes from the kernel (`getrandom(2)`), for the keyed mode's session ids.
+//! Random bytes from the kernel (`getrandom(2)`): keyed mode's session ids, the seed and the
+//! reseeds of the per-node keys' generator, `genkey`'s keys, temporary file names.
 //!
 //! Owns the one syscall; callers decide what the bytes are for.
 

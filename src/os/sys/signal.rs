@@ -1,8 +1,9 @@
 //! [`SignalFd`]: SIGINT, SIGTERM, SIGUSR1 and SIGHUP delivered as readable events on an fd.
 //!
 //! Owns blocking those four signals (so their default action, killing the process, never
-//! runs) and reading them from a signalfd that sits in the daemon's epoll set, and killing a
-//! hook command's process group ([`kill_process_group`]). It does not decide what a signal
+//! runs) and reading them from a signalfd that sits in the daemon's epoll set, killing a
+//! hook command's process group ([`kill_process_group`]), and setting SIGCHLD back to its
+//! default action at start ([`default_child_signal`]). It does not decide what a signal
 //! means: the daemon does.
 
 use std::fs::File;

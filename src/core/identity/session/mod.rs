@@ -7,7 +7,8 @@
 //! and after a message count, and the keys of a session older than the one before the current
 //! are dropped. It performs no I/O (what to send is passed to a `send` callback) and reads no
 //! clock: `now` comes from the caller, the wall time of handshake timestamps is derived from the
-//! wall time at start given in [`IdentityConfig`].
+//! wall time given in [`IdentityConfig`] at start, or in the latest
+//! [`Sessions::set_wall_clock`].
 //!
 //! Rules, in the order a reader of the man page meets them:
 //! - A node seals every datagram to an address with the session of the key that answered
