@@ -25,7 +25,7 @@
 //! drop_wrong_token 0
 //! ```
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -316,6 +316,7 @@ impl Prometheus {
 
 /// The node's counters plus the loop's, as (name, value, help), in a fixed order.
 pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'static str); 30] {
+    let [l0, l1, l2, l3, l4, l5, l6, l7] = loop_counters(extra);
     [
         (
             "frames_from_device",
@@ -427,6 +428,14 @@ pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'st
             stats.relayed_for_others,
             "Frames passed on as a relay for two peers.",
         ),
+        l0, l1, l2, l3, l4, l5, l6, l7,
+    ]
+}
+
+/// The loop's counters, as (name, value, help), in a fixed order: the end of [`counters`], and
+/// what the SIGUSR1 line adds after the node's (see `LoopCounters`' `Display`).
+pub fn loop_counters(extra: LoopCounters) -> [(&'static str, u64, &'static str); 8] {
+    [
         (
             "socket_errors",
             extra.socket_errors,
@@ -468,6 +477,17 @@ pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'st
             "SIGHUPs whose key or trust files could not be used (nothing reloaded).",
         ),
     ]
+}
+
+impl fmt::Display for LoopCounters {
+    /// `name=value` for each of [`loop_counters`], separated by spaces.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (name, value, _)) in loop_counters(*self).iter().enumerate() {
+            let space = if i == 0 { "" } else { " " };
+            write!(f, "{space}{name}={value}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Every drop reason with its count, zeros included, in [`DropReason::NAMES`] order.
@@ -724,6 +744,27 @@ mod tests {
                 assert!(declared.iter().any(|d| d == name), "{line}");
             }
         }
+    }
+
+    /// The loop's part of the SIGUSR1 line: every loop counter, in the order of the status.
+    #[test]
+    fn the_loop_counters_line_names_each_counter_once_in_order() {
+        let extra = LoopCounters {
+            socket_errors: 1,
+            reloads_failed: 8,
+            ..LoopCounters::default()
+        };
+        assert_eq!(
+            extra.to_string(),
+            "socket_errors=1 offload_errors=0 udp_receive_overflows=0 tap_queue_drops=0 \
+             busy_poll_yields=0 partial_checksum_superframes=0 busy_poll_write_yields=0 \
+             reloads_failed=8"
+        );
+        let names: Vec<&str> = counters(&Stats::default(), extra)
+            .iter()
+            .map(|(name, _, _)| *name)
+            .collect();
+        assert!(names.ends_with(&loop_counters(extra).map(|(name, _, _)| name)));
     }
 
     #[test]

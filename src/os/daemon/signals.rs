@@ -79,20 +79,9 @@ impl Daemon {
                     // The loop's counters with the lanes' (`--threads`) added.
                     let counters = self.loop_counters();
                     info!(
-                        "stats: peers={} {} socket_errors={} offload_errors={} \
-                         udp_receive_overflows={} tap_queue_drops={} busy_poll_yields={} \
-                         partial_checksum_superframes={} busy_poll_write_yields={} \
-                         reloads_failed={}",
+                        "stats: peers={} {} {counters}",
                         self.node.peer_count(),
                         self.node.stats(),
-                        counters.socket_errors,
-                        counters.offload_errors,
-                        counters.udp_receive_overflows,
-                        counters.tap_queue_drops,
-                        counters.busy_poll_yields,
-                        counters.partial_checksum_superframes,
-                        counters.busy_poll_write_yields,
-                        counters.reloads_failed
                     );
                     self.service.log_status(now, &self.node, counters);
                 }
