@@ -254,6 +254,12 @@ impl Lanes {
     /// to take them (swapped with an empty list that keeps its room): the node's work with
     /// them, handshakes included, never keeps a lane from handing over.
     pub(super) fn absorb(&mut self, now: Instant, node: &mut Node<UdpSocket, TapDevice>) {
+        self.absorb_as(now, node, false);
+    }
+
+    /// [`Lanes::absorb`], or at a stop, where no handshake starts (see
+    /// [`Node::absorb_lane_at_stop`]).
+    fn absorb_as(&mut self, now: Instant, node: &mut Node<UdpSocket, TapDevice>, stopping: bool) {
         {
             let mut counts = self
                 .shared
@@ -263,7 +269,11 @@ impl Lanes {
             std::mem::swap(&mut *counts, &mut self.absorbing);
         }
         for (c, offload_errors) in self.absorbing.drain(..) {
-            node.absorb_lane(now, &c);
+            if stopping {
+                node.absorb_lane_at_stop(now, &c);
+            } else {
+                node.absorb_lane(now, &c);
+            }
             self.offload_errors = self.offload_errors.saturating_add(offload_errors);
         }
     }
@@ -277,18 +287,8 @@ impl Lanes {
     /// Stops every lane and waits for it; their last counts go to the node.
     pub(super) fn stop(&mut self, now: Instant, node: &mut Node<UdpSocket, TapDevice>) {
         self.join();
-        // Counts only: no handshake starts on the way out (its initiation would go out just
-        // before the Close, and leave the peer a session nobody completes).
-        for (counts, _) in self
-            .shared
-            .counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter_mut()
-        {
-            counts.wanted.clear();
-        }
-        self.absorb(now, node);
+        // Counts only: no handshake starts on the way out.
+        self.absorb_as(now, node, true);
     }
 
     /// Sets the stop flag and waits for every lane (each notices within [`LANE_WAKE`]).
