@@ -17,7 +17,7 @@
 //! daemon ──→ node, io, stats, time, sys::epoll    the thin loop: the only reader of the node's clock
 //! sys::* ──→ io (implements it), libc, c/tapdev   the only unsafe code
 //! node ──→ wire, switch, peers, relay, crypto,    pure core
-//!          identity, offload, limit, buf, stats, io, time
+//!          identity, lane, limit, buf, stats, io, time
 //!   node/mod.rs: the facade; forward, receive, verify, mesh, seal, relay, tx, view: one each
 //! node, lane ──→ outbound                         a frame's way out, decided once for both
 //! switch, peers ──→ wire (Mac, VlanId), time

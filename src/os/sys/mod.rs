@@ -5,9 +5,10 @@
 //! time, the CPU's vector instructions for the checksum.
 //!
 //! Owns every `unsafe` block and every libc call of the crate (this is the only module with
-//! `#![allow(unsafe_code)]`; the lint setting covers its submodules). Every libc call that
-//! reports failure as -1 and `errno` goes through `syscall!` (the others, such as the `_r`
-//! user lookups, `clock_gettime`, `setfsuid` and `freeifaddrs`, check their own result), every
+//! `#![allow(unsafe_code)]`; the lint setting covers its submodules). Most libc calls go
+//! through `syscall!`; the others (the `_r` user lookups, `setfsuid`, `freeifaddrs`, which do
+//! not report failure as -1 and `errno`, and `clock_gettime` and the raw `capget`/`capset`,
+//! which do) check their own result; every
 //! `unsafe` block starts with a `// SAFETY:` comment, and every file
 //! descriptor is held in an [`std::os::fd::OwnedFd`] (or a type wrapping one) from the moment it
 //! exists, so no error path can leak it. Nothing here knows the protocol: the core (`node`)
