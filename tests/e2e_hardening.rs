@@ -16,33 +16,12 @@ const FLOOD: &str = include_str!("e2e/flood.py");
 /// The bound we state for a daemon's peak RSS under the flood.
 const RSS_BOUND_KIB: u64 = 32 * 1024;
 
-/// The counter `name` of the stats line the daemon logs on SIGUSR1 now (its `name=N`; for
-/// `dropped`, the sum of its `drop_*=N`, which it lists where not zero).
-fn stats_counter(daemon: &mut e2e::Daemon, name: &str) -> u64 {
-    let before = daemon.log().matches("stats: peers=").count();
-    daemon.signal(libc::SIGUSR1);
-    daemon.wait_log_count("stats: peers=", before + 1, SOON);
-    let log = daemon.log();
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("stats: peers="))
-        .unwrap_or_default();
-    let pairs = line
-        .split_whitespace()
-        .filter_map(|w| w.split_once('='))
-        .filter_map(|(n, v)| Some((n, v.parse::<u64>().ok()?)));
-    if name == "dropped" {
-        return pairs
-            .filter(|(n, _)| n.starts_with("drop_"))
-            .map(|(_, v)| v)
-            .sum();
-    }
-    pairs
-        .filter(|(n, _)| *n == name)
-        .map(|(_, v)| v)
-        .next()
-        .unwrap_or_else(|| panic!("no {name} in {line}"))
+/// The drops a stats line lists (the sum of its `drop_*=N`, listed where not zero).
+fn drops(line: &str) -> u64 {
+    line.split_whitespace()
+        .filter_map(|w| w.strip_prefix("drop_")?.split_once('='))
+        .filter_map(|(_, v)| v.parse::<u64>().ok())
+        .sum()
 }
 
 /// A `Vm*` field of /proc/PID/status, in KiB.
@@ -97,9 +76,7 @@ fn flood_of_random_macs_and_garbage_datagrams_leaves_the_daemon_small_and_forwar
         sources.push(extra.to_owned());
     }
     let target = h2.underlay_v4();
-    let received_before = stats_counter(&mut lab.daemons[1], "datagrams_received");
-    let dropped_before = stats_counter(&mut lab.daemons[1], "dropped");
-    let overflows_before = stats_counter(&mut lab.daemons[1], "udp_receive_overflows");
+    let before = lab.daemons[1].stats_line();
     let mut args = vec![
         "python3",
         flood,
@@ -114,17 +91,18 @@ fn flood_of_random_macs_and_garbage_datagrams_leaves_the_daemon_small_and_forwar
     assert!(out.status.success(), "datagram flood failed: {out:?}");
     let report = stdout(&out);
     println!("h3 -> h2: {}", report.trim());
-    // The flood went out, and reached the daemon: most of it, and each one dropped (random
-    // bytes behind the right token are no message of any kind it takes).
-    let sent: u64 = report
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("sent="))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    // The flood went out, reached the daemon (most of it), and a share of it was dropped.
+    let sent = e2e::field(&report, "sent").unwrap_or(0);
     assert!(sent >= 90_000, "only {sent} of 100000 datagrams sent");
-    let received = stats_counter(&mut lab.daemons[1], "datagrams_received") - received_before;
-    let overflows = stats_counter(&mut lab.daemons[1], "udp_receive_overflows") - overflows_before;
-    let dropped = stats_counter(&mut lab.daemons[1], "dropped") - dropped_before;
+    let after = lab.daemons[1].stats_line();
+    let grew = |key: &str| {
+        let count =
+            |line: &str| e2e::field(line, key).unwrap_or_else(|| panic!("no {key} in {line}"));
+        count(&after) - count(&before)
+    };
+    let received = grew("datagrams_received");
+    let overflows = grew("udp_receive_overflows");
+    let dropped = drops(&after) - drops(&before);
     println!(
         "h2 received {received} datagrams in the flood ({overflows} lost in its socket), \
          dropped {dropped}"
@@ -160,15 +138,7 @@ fn flood_of_random_macs_and_garbage_datagrams_leaves_the_daemon_small_and_forwar
             lab.daemons[id].host.ns
         );
         assert!(hwm < RSS_BOUND_KIB, "peak RSS {hwm} KiB over the bound");
-        lab.daemons[id].signal(libc::SIGUSR1);
-        lab.daemons[id].wait_log("stats: peers=", SOON);
-        let log = lab.daemons[id].log();
-        let stats = log
-            .lines()
-            .rev()
-            .find(|l| l.contains("stats: peers="))
-            .unwrap_or_default();
-        println!("{stats}");
+        println!("{}", lab.daemons[id].stats_line());
     }
     let log = lab.daemons[1].log();
     assert!(
@@ -209,12 +179,9 @@ fn get_peers_burst_from_a_fresh_address_gets_at_most_three_times_one_request() {
     );
     let line = stdout(&out);
     let field = |name: &str| -> u64 {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(name))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+        e2e::field(&line, name).unwrap_or_else(|| panic!("no {name} in {line:?}"))
     };
-    let (sent, received, replies) = (field("sent="), field("received="), field("replies="));
+    let (sent, received, replies) = (field("sent"), field("received"), field("replies"));
     println!(
         "1000 get-peer-list ({sent} bytes) from a fresh address to a node with 4 peers: {replies} replies, {received} bytes, ratio {:.4}",
         received as f64 / sent as f64

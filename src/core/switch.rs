@@ -160,18 +160,13 @@ impl SwitchTable {
         self.changes
     }
 
-    /// A copy of every entry, for lookups on another thread. O(n): take it when
-    /// [`SwitchTable::changes`] moved, and not more often than needed. A table at least a
-    /// quarter full is cloned (a copy of its buckets, no hashing); a sparser one, such as
-    /// what is left after a flood of made-up MACs expired, is built anew with room for its
-    /// entries only, not for every bucket the table ever grew to.
+    /// A copy of every entry, for lookups on another thread. O(n) in the table's room, which
+    /// [`SwitchTable::expire`] keeps near its entries: take it when [`SwitchTable::changes`]
+    /// moved, and not more often than needed.
     pub fn view(&self) -> MacView {
-        let entries = if self.entries.len() * 4 >= self.entries.capacity() {
-            self.entries.clone()
-        } else {
-            self.entries.iter().map(|(k, e)| (*k, *e)).collect()
-        };
-        MacView { entries }
+        MacView {
+            entries: self.entries.clone(),
+        }
     }
 
     /// Records that `mac` on `vlan` sits behind `peer`, as of `now`, counted against
@@ -312,6 +307,12 @@ impl SwitchTable {
         let removed = expired.len();
         self.expired = expired;
         self.changes += removed as u64;
+        // A table left sparse (a flood of made-up MACs expired, a peer forgotten) gives its
+        // room back: else every lane's view, a copy of every bucket, and this walk would go on
+        // costing the table's peak. Small tables keep theirs (no allocation on the way up).
+        if self.entries.capacity() > 1024 && self.entries.len() * 4 < self.entries.capacity() {
+            self.entries.shrink_to(self.entries.len() * 2);
+        }
         removed
     }
 

@@ -132,6 +132,19 @@ impl Daemon {
             send_signal(self.child.id(), signal);
         }
     }
+    /// Asks for the counters (SIGUSR1) and returns the stats line this signal made (not one
+    /// an earlier SIGUSR1 left in the log).
+    pub fn stats_line(&mut self) -> String {
+        let before = self.log().matches("stats: peers=").count();
+        self.signal(libc::SIGUSR1);
+        self.wait_log_count("stats: peers=", before + 1, SOON);
+        self.log()
+            .lines()
+            .rev()
+            .find(|l| l.contains("stats: peers="))
+            .unwrap_or_default()
+            .to_owned()
+    }
     /// Waits until its log contains `needle`; returns how long that took, or panics at the
     /// deadline (or if the daemon died).
     pub fn wait_log(&mut self, needle: &str, timeout: Duration) -> Duration {
@@ -639,17 +652,14 @@ pub fn iperf3_tcp(lab: &Lab, from: &Host, server: &str, extra: &[&str]) -> Strin
 
 /// Asks a daemon for its counters (SIGUSR1) and asserts no super-frame was dropped.
 pub fn assert_no_offload_errors(lab: &mut Lab, daemon: usize) {
-    // The stats line this signal asks for, not one an earlier SIGUSR1 left in the log.
-    let before = lab.daemons[daemon].log().matches("offload_errors=").count();
-    lab.daemons[daemon].signal(libc::SIGUSR1);
-    lab.daemons[daemon].wait_log_count("offload_errors=", before + 1, SOON);
-    let log = lab.daemons[daemon].log();
-    let last = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("offload_errors="))
-        .unwrap_or_default();
+    let last = lab.daemons[daemon].stats_line();
     assert!(last.contains("offload_errors=0"), "{last}");
+}
+
+/// The number after `key=` among the white-space separated words of `line`, if there is one.
+pub fn field(line: &str, key: &str) -> Option<u64> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
 }
 
 /// Waits until something listens on TCP `port` in `host`'s namespace, or panics at [`SOON`].

@@ -36,3 +36,16 @@ pub fn assert_no_aes_really() {
          its CPU feature detection is wrong (the AEGIS tests must not be skipped here)"
     );
 }
+
+/// Whether this CPU seals with AEGIS-128L (it has AES instructions); says so when not, for
+/// the tests of AEGIS-128L that then have nothing to check (everything stays on
+/// ChaCha20-Poly1305 there).
+pub fn seals_aegis_here() -> bool {
+    let here = ethcloud::crypto::Cipher::preferred_for_sessions(true)
+        == ethcloud::crypto::Cipher::Aegis128L;
+    if !here {
+        assert_no_aes_really();
+        println!("no AES instructions: no AEGIS-128L, nothing to test");
+    }
+    here
+}

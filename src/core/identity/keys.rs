@@ -80,10 +80,15 @@ impl fmt::Debug for SecretKey {
 
 impl Drop for SecretKey {
     fn drop(&mut self) {
-        self.0.fill(0);
-        // Keeps the compiler from treating the stores above as dead.
-        std::hint::black_box(&self.0);
+        wipe(&mut self.0);
     }
+}
+
+/// Overwrites secret bytes with zeros, in a way the compiler keeps (it would otherwise drop
+/// the stores to memory about to be freed as dead).
+pub(crate) fn wipe(bytes: &mut [u8]) {
+    bytes.fill(0);
+    std::hint::black_box(&*bytes);
 }
 
 impl SecretKey {

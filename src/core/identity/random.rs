@@ -70,8 +70,7 @@ impl Random {
 
 impl Drop for Random {
     fn drop(&mut self) {
-        self.key.fill(0);
-        std::hint::black_box(&self.key);
+        super::keys::wipe(&mut self.key);
     }
 }
 

@@ -39,13 +39,7 @@ use snow::params::{CipherChoice, DHChoice, HashChoice};
 use snow::resolvers::{CryptoResolver, DefaultResolver};
 use snow::types::{Cipher, Dh, Hash, Random};
 
-use super::keys::KEY_LEN;
-
-/// Overwrites a secret so that the compiler keeps the stores (as `SecretKey` does).
-pub(super) fn wipe(secret: &mut [u8; KEY_LEN]) {
-    secret.fill(0);
-    std::hint::black_box(secret);
-}
+use super::keys::{wipe, KEY_LEN};
 
 /// Whether two secrets are equal, in time that does not depend on where they differ.
 fn same_secret(a: &[u8; KEY_LEN], b: &[u8; KEY_LEN]) -> bool {

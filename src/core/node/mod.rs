@@ -619,9 +619,11 @@ impl<S: Socket, D: Device> Node<S, D> {
     }
 
     /// Per-node keys: mixes `fresh` random bytes into the generators of ephemeral keys and
-    /// cookie secrets (see [`Sessions::reseed`]); whether the node has any to mix them into.
-    pub fn reseed(&mut self, fresh: &[u8; 32]) -> bool {
-        self.sessions.as_mut().map(|s| s.reseed(fresh)).is_some()
+    /// cookie secrets (see [`Sessions::reseed`]); nothing without per-node keys.
+    pub fn reseed(&mut self, fresh: &[u8; 32]) {
+        if let Some(sessions) = &mut self.sessions {
+            sessions.reseed(fresh);
+        }
     }
 
     /// Whether a key rotation is under way (from [`Node::rekey`] until the old key is retired).

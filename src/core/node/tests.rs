@@ -342,7 +342,10 @@ fn a_lane_starts_handshakes_only_with_peers_still_verified() {
         .as_ref()
         .map(|s| s.config.seed.clone());
     assert_eq!(kept, Some(crate::identity::Seed::default()));
-    assert_eq!(node.sessions.as_ref().map(|s| s.config.seed.clone()), kept);
+    assert_eq!(
+        node.sessions.as_ref().map(|s| s.config().seed.clone()),
+        kept
+    );
     let verified = SocketAddr::from(([198, 18, 1, 1], 3210));
     let gone = SocketAddr::from(([198, 18, 1, 2], 3210));
     node.peers.touch(now, verified);

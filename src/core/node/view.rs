@@ -58,30 +58,7 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// Adds what a lane counted to the node's counters and to the peers' traffic; with
     /// per-node keys, starts the handshakes the lane found missing with peers still verified.
     pub fn absorb_lane(&mut self, now: Instant, counts: &LaneCounts) {
-        self.absorb_lane_counts(now, counts);
-        self.absorb_lane_wanted(now, counts);
-    }
-
-    /// The lanes' last counts at a stop: counted, but no handshake starts (its initiation
-    /// would go out just before the Close, and leave the peer a session nobody completes).
-    pub fn absorb_lane_at_stop(&mut self, now: Instant, counts: &LaneCounts) {
-        self.absorb_lane_counts(now, counts);
-    }
-
-    /// The counting half of [`Node::absorb_lane`].
-    fn absorb_lane_counts(&mut self, now: Instant, counts: &LaneCounts) {
-        self.now = now;
-        self.stats.add(&counts.stats);
-        for &(peer, datagrams, bytes) in &counts.sent {
-            self.peers.count_sent_many(peer, datagrams, bytes);
-        }
-        if let Some(sessions) = &mut self.sessions {
-            sessions.count_no_session(counts.no_session);
-        }
-    }
-
-    /// The handshakes half of [`Node::absorb_lane`].
-    fn absorb_lane_wanted(&mut self, now: Instant, counts: &LaneCounts) {
+        self.absorb_lane_at_stop(now, counts);
         if let Some(sessions) = &mut self.sessions {
             // Only verified peers without a session now: a lane's view may be up to 20 ms
             // behind, and name one the node has removed since (timed out, or its key revoked),
@@ -96,6 +73,20 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
         if !counts.wanted.is_empty() {
             self.flush_handshakes(now);
+        }
+    }
+
+    /// The lanes' last counts at a stop: counted, but no handshake starts (its initiation
+    /// would go out just before the Close, and leave the peer a session nobody completes).
+    /// [`Node::absorb_lane`] counts through it too.
+    pub fn absorb_lane_at_stop(&mut self, now: Instant, counts: &LaneCounts) {
+        self.now = now;
+        self.stats.add(&counts.stats);
+        for &(peer, datagrams, bytes) in &counts.sent {
+            self.peers.count_sent_many(peer, datagrams, bytes);
+        }
+        if let Some(sessions) = &mut self.sessions {
+            sessions.count_no_session(counts.no_session);
         }
     }
 }

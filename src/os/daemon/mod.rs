@@ -80,13 +80,6 @@ pub const LAST_SEND_WAIT: Duration = Duration::from_millis(100);
 /// How often the kernel's drop counters of the socket and the tap are read for the status.
 const KERNEL_COUNTERS_EVERY: Duration = Duration::from_secs(1);
 
-/// How often, with per-node keys, fresh random bytes from the OS are mixed into the node's
-/// generator of ephemeral keys (see [`Node::reseed`]): every second, so that two copies of
-/// one process (a virtual machine's snapshot restored twice, a checkpoint restored while the
-/// original runs) draw the same keys for a second at most, and a copy of the generator's
-/// state tells nothing a second later.
-const RESEED_EVERY: Duration = Duration::from_secs(1);
-
 /// The longest the loop sleeps, whatever the node's deadline (a safety net; the node's own
 /// deadline is never more than about a second away).
 pub const MAX_SLEEP: Duration = Duration::from_secs(1);
@@ -226,9 +219,10 @@ pub fn run(
     let mut config = config;
     let mut clock = Clock::start();
     if let Some(identity) = &identity {
-        // The seed is drawn where it stays (in the configuration the node takes it from and
-        // wipes), not into a local that a move would leave behind on this long-lived stack.
-        let mut setup = IdentityConfig::new(clock.now(), wall_nanos(), Seed::default());
+        // (The seed is on the heap: the moves below leave no copy of it on this stack.)
+        let mut seed = Seed::default();
+        crate::sys::random::fill(&mut seed.0[..]).map_err(Error::Random)?;
+        let mut setup = IdentityConfig::new(clock.now(), wall_nanos(), seed);
         if let Some(rekey_after) = rekey_after {
             setup.rekey_after = rekey_after;
         }
@@ -238,12 +232,11 @@ pub fn run(
             identity.trusted.len(),
             setup.rekey_after.as_secs()
         );
-        let setup = config.identity.insert(IdentitySetup {
+        config.identity = Some(IdentitySetup {
             secret: identity.secret.clone(),
             trusted: identity.trusted.clone(),
             config: setup,
         });
-        crate::sys::random::fill(&mut setup.config.seed.0).map_err(Error::Random)?;
     }
     let mut socket = socket;
     socket.enable_batching();
@@ -311,7 +304,6 @@ pub fn run(
         read_trouble: Trouble::default(),
         spin: Spin::new(busy_poll, std::time::Instant::now()),
         kernel_counters_at: Instant::ZERO,
-        reseed_at: Instant::ZERO + RESEED_EVERY,
         tap_drops,
         armed_for: None,
         service,
@@ -370,8 +362,6 @@ struct Daemon {
     spin: Spin,
     /// When the kernel's drop counters are read next.
     kernel_counters_at: Instant,
-    /// When fresh random bytes are next mixed into the node's generator.
-    reseed_at: Instant,
     /// The thread that reads the tap's drop counter (`None` if it could not be started: the
     /// counter is then read here).
     tap_drops: Option<crate::sys::netdev::TapDropsReader>,
@@ -511,16 +501,17 @@ impl Daemon {
             self.read_kernel_counters();
             // Handshake timestamps follow the wall clock, should it be set while we run.
             self.node.set_wall_clock(now, wall_nanos());
-        }
-        if self.identity.is_some() && now >= self.reseed_at {
-            self.reseed_at = now + RESEED_EVERY;
-            // (A `Seed`: wiped when it goes.)
-            let mut fresh = Seed::default();
-            match crate::sys::random::fill(&mut fresh.0) {
-                Ok(()) => {
-                    self.node.reseed(&fresh.0);
+            // Per-node keys: fresh random bytes for the node's generator of ephemeral keys
+            // each second, so that two copies of one process (a virtual machine's snapshot
+            // restored twice) draw the same keys for a second at most, and a copy of the
+            // generator's state tells nothing a second later (see `Node::reseed`).
+            if self.identity.is_some() {
+                // (A `Seed`: wiped when it goes.)
+                let mut fresh = Seed::default();
+                match crate::sys::random::fill(&mut fresh.0[..]) {
+                    Ok(()) => self.node.reseed(&fresh.0),
+                    Err(e) => warn!("cannot read random bytes to reseed the handshakes' keys: {e}"),
                 }
-                Err(e) => warn!("cannot read random bytes to reseed the handshakes' keys: {e}"),
             }
         }
         let counters = self.loop_counters();

@@ -6,7 +6,7 @@
 //!
 //! Owns every `unsafe` block and every libc call of the crate (this is the only module with
 //! `#![allow(unsafe_code)]`; the lint setting covers its submodules). Most libc calls go
-//! through `syscall!`; the others (the `_r` user lookups, `setfsuid`, `freeifaddrs`, which do
+//! through `syscall!`; the others (the `_r` user lookups, `setfsuid`/`setfsgid`, `freeifaddrs`, which do
 //! not report failure as -1 and `errno`, and `clock_gettime` and the raw `capget`/`capset`,
 //! which do) check their own result; every
 //! `unsafe` block starts with a `// SAFETY:` comment, and every file

@@ -686,7 +686,7 @@ mod tests {
     fn a_multi_queue_tap_in_use_is_refused_and_an_idle_one_taken() {
         let (busy_down, busy_up, idle) = crate::sys::testing::in_own_netns(|| {
             let first = TapDevice::open_queues("ecmq0", true, 2).unwrap();
-            // Down (as made) or up, the carrier says it.
+            // Down (as made) or up: its count of attached queues says it.
             let busy_down = TapDevice::open_queues("ecmq0", true, 2).err();
             crate::sys::testing::run("ip link set ecmq0 up");
             // With its carrier turned off by hand: the count of queues still tells.

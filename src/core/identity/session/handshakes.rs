@@ -19,8 +19,8 @@ use crate::identity::cookie::{self, COOKIE_LIFETIME, COOKIE_REPLY, INITIATION_WI
 use crate::identity::handshake::{
     self, Established, HandshakeError, INITIATION, INITIATION_LEN, RESPONSE,
 };
+use crate::identity::keys::wipe;
 use crate::identity::keys::PublicKey;
-use crate::identity::resolver::wipe;
 use crate::limit::{RateLimiter, LOG_BUDGET, LOG_WINDOW};
 use crate::time::Instant;
 use crate::wire::TOKEN_LEN;

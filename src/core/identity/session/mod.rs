@@ -119,15 +119,15 @@ pub struct IdentityConfig {
 }
 
 /// The 32 random bytes of [`IdentityConfig::seed`]; its `Debug` shows nothing of them, and
-/// they are wiped when it goes. [`Sessions::new`] takes them out of the configuration it
-/// keeps ([`Seed::default`], all zeros, is left).
+/// they are wiped when it goes. They live on the heap, so that moving a configuration (by
+/// value, into the node) copies a pointer and leaves no copy of them behind. [`Sessions::new`]
+/// takes them out of the configuration it keeps ([`Seed::default`], all zeros, is left).
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Seed(pub [u8; 32]);
+pub struct Seed(pub Box<[u8; 32]>);
 
 impl Drop for Seed {
     fn drop(&mut self) {
-        self.0.fill(0);
-        std::hint::black_box(&self.0);
+        super::keys::wipe(&mut self.0[..]);
     }
 }
 
@@ -140,9 +140,9 @@ impl fmt::Debug for Seed {
 impl From<u64> for Seed {
     /// A seed made of one number, for tests and simulations: its 8 bytes, then zeros.
     fn from(n: u64) -> Seed {
-        let mut bytes = [0u8; 32];
-        bytes[..8].copy_from_slice(&n.to_le_bytes());
-        Seed(bytes)
+        let mut seed = Seed::default();
+        seed.0[..8].copy_from_slice(&n.to_le_bytes());
+        seed
     }
 }
 
@@ -269,7 +269,7 @@ pub struct Sessions {
     probe_order: Vec<PublicKey>,
     /// [`Sessions::members`]: a digest of the trusted keys and our own.
     members: u64,
-    pub(crate) config: IdentityConfig,
+    config: IdentityConfig,
     keys: FastMap<PublicKey, KeyState>,
     by_addr: FastMap<SocketAddr, PublicKey>,
     by_session: FastMap<[u8; crypto::SESSION_LEN], RecvSession>,
@@ -469,6 +469,12 @@ impl Sessions {
     pub fn set_wall_clock(&mut self, now: Instant, wall_nanos: u64) {
         self.config.started = now;
         self.config.wall_start_nanos = wall_nanos;
+    }
+
+    /// The configuration the sessions keep (its seed taken out), for tests.
+    #[cfg(test)]
+    pub(crate) fn config(&self) -> &IdentityConfig {
+        &self.config
     }
 
     /// Mixes `fresh` random bytes (the OS's) into the generators of ephemeral keys and cookie
@@ -844,7 +850,7 @@ fn members_digest(trusted: &[PublicKey], own: &PublicKey) -> u64 {
 fn index_key(seed: &Seed, identity: &Identity) -> [u8; 32] {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(b"ethcloud-index-v1");
-    ctx.update(&seed.0);
+    ctx.update(&seed.0[..]);
     ctx.update(&identity.derived_secret(b"ethcloud-index-v1"));
     let mut key = [0u8; 32];
     key.copy_from_slice(ctx.finish().as_ref());
