@@ -374,39 +374,43 @@ fn parse_link_answer(buf: &[u8], seq: u32, index: i32) -> Option<Result<LinkAnsw
             let is_ours =
                 i32::from_ne_bytes(u32_at(msg, NLMSG_HDR_LEN + 4)?.to_ne_bytes()) == index;
             if kind == libc::RTM_NEWLINK && is_ours {
-                let mut answer = LinkAnswer::default();
                 let attrs = msg.get(NLMSG_HDR_LEN + IFINFOMSG_LEN..)?;
-                for (attr_kind, value) in attributes(attrs) {
-                    match attr_kind {
-                        libc::IFLA_STATS64 => {
-                            let at = STATS64_TX_DROPPED_AT;
-                            answer.tx_dropped = value
-                                .get(at..at + 8)
-                                .and_then(|b| b.try_into().ok())
-                                .map(u64::from_ne_bytes);
-                        }
-                        libc::IFLA_CARRIER => answer.carrier = value.first().map(|c| *c != 0),
-                        libc::IFLA_LINKINFO => {
-                            for (k, v) in attributes(value) {
-                                match k {
-                                    libc::IFLA_INFO_KIND => {
-                                        answer.is_tun =
-                                            v.split(|b| *b == 0).next() == Some(b"tun".as_slice());
-                                    }
-                                    libc::IFLA_INFO_DATA => answer.tun_queues = tun_queues(v),
-                                    _ => {}
-                                }
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                return Some(Ok(answer));
+                return Some(Ok(link_answer(attrs)));
             }
         }
         at += (len + 3) & !3;
     }
     None
+}
+
+/// What an `RTM_NEWLINK` answer's attributes (`attrs`, past its `ifinfomsg`) say.
+fn link_answer(attrs: &[u8]) -> LinkAnswer {
+    let mut answer = LinkAnswer::default();
+    for (kind, value) in attributes(attrs) {
+        match kind {
+            libc::IFLA_STATS64 => {
+                let at = STATS64_TX_DROPPED_AT;
+                answer.tx_dropped = value
+                    .get(at..at + 8)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_ne_bytes);
+            }
+            libc::IFLA_CARRIER => answer.carrier = value.first().map(|c| *c != 0),
+            libc::IFLA_LINKINFO => {
+                for (k, v) in attributes(value) {
+                    match k {
+                        libc::IFLA_INFO_KIND => {
+                            answer.is_tun = v.split(|b| *b == 0).next() == Some(b"tun".as_slice());
+                        }
+                        libc::IFLA_INFO_DATA => answer.tun_queues = tun_queues(v),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    answer
 }
 
 /// The attached queues, enabled and disabled, that a tun device's `IFLA_INFO_DATA` counts, if
