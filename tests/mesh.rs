@@ -316,6 +316,36 @@ fn loopback_addresses_in_a_remote_peers_list_are_not_contacted() {
 }
 
 #[test]
+fn link_local_addresses_in_a_peers_list_are_not_contacted() {
+    // A peer list carries no interface, so a link-local IPv6 entry arrives with scope 0,
+    // which nobody can send to: every try would only fail and count a send error.
+    let mut sim = Simulator::new(0x5e4f);
+    let cfg = Simulator::config();
+    let [a, b] = sim.add_nodes(&cfg);
+    sim.connect(b, a);
+    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
+    let link_local: SocketAddr = "[fe80::2]:3210".parse().unwrap();
+    let global: SocketAddr = "[fd00::7]:3210".parse().unwrap();
+    let mut buf = [0u8; 128];
+    let (len, _) = wire::emit_peers(
+        Token::new(1).unwrap(),
+        [link_local, global].into_iter(),
+        &mut buf,
+    )
+    .unwrap();
+    let now = sim.now;
+    let ignored = sim.stats(a).peer_entries_ignored;
+    sim.nodes
+        .get_mut(&a)
+        .unwrap()
+        .on_datagram(now, b, &mut buf[..len])
+        .unwrap();
+    assert!(!sim.nodes[&a].contacts().contains(link_local));
+    assert!(sim.nodes[&a].contacts().contains(global));
+    assert_eq!(sim.stats(a).peer_entries_ignored, ignored + 1);
+}
+
+#[test]
 fn peer_list_naming_the_receiver_is_not_followed_to_itself() {
     let mut sim = Simulator::new(0x5e2f);
     let cfg = Simulator::config();

@@ -41,7 +41,9 @@ use super::{
 };
 use crate::crypto;
 use crate::io::{Device, Socket};
-use crate::peers::{self, canonical, ceil_sqrt, foreign_loopback, is_unusable};
+use crate::peers::{
+    self, canonical, ceil_sqrt, foreign_loopback, is_unusable, unscoped_link_local,
+};
 use crate::time::Instant;
 use crate::wire::{
     self, emit_peers,
@@ -352,7 +354,9 @@ impl<S: Socket, D: Device> Node<S, D> {
             // A loopback address in the list of a peer that is not on loopback itself names
             // a host of that peer's, never one of ours: probing it would only send our "get
             // peer list" to whatever listens on that port of this very host.
+            // A link-local IPv6 address comes without its interface, and cannot be sent to.
             if is_unusable(addr)
+                || unscoped_link_local(addr)
                 || foreign_loopback
                 || self.config.is_own(addr)
                 || !self.config.can_reach(addr)

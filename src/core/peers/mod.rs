@@ -82,6 +82,13 @@ pub fn is_unusable(addr: SocketAddr) -> bool {
     }
 }
 
+/// True for an IPv6 link-local address (`fe80::/10`) without its interface (scope 0), as
+/// every such entry of a peer list is (the format has no room for the interface): nobody can
+/// send to it, so it is not worth contacting.
+pub fn unscoped_link_local(addr: SocketAddr) -> bool {
+    matches!(addr, SocketAddr::V6(a) if a.ip().is_unicast_link_local() && a.scope_id() == 0)
+}
+
 /// ⌈√n⌉ without floating point; 0 for 0.
 pub fn ceil_sqrt(n: usize) -> usize {
     let mut r = 0usize;

@@ -35,6 +35,23 @@ fn unusable_addresses_are_recognised() {
 }
 
 #[test]
+fn only_link_local_addresses_without_their_interface_are_unscoped() {
+    let unscoped: SocketAddr = "[fe80::2]:3210".parse().unwrap();
+    assert!(unscoped_link_local(unscoped));
+    assert!(unscoped_link_local("[febf::2]:3210".parse().unwrap()));
+    let scoped = SocketAddr::V6(std::net::SocketAddrV6::new(
+        "fe80::2".parse().unwrap(),
+        3210,
+        0,
+        3,
+    ));
+    assert!(!unscoped_link_local(scoped));
+    for other in ["[fd00::2]:3210", "[fec0::2]:3210", "198.18.0.1:3210"] {
+        assert!(!unscoped_link_local(other.parse().unwrap()), "{other}");
+    }
+}
+
+#[test]
 fn ceil_sqrt_matches_definition() {
     let expected = [0, 1, 2, 2, 2, 3, 3, 3, 3, 3, 4];
     for (n, want) in expected.iter().enumerate() {

@@ -63,6 +63,13 @@ pub fn parse_peer(text: &str) -> Result<PeerAddr, Error> {
         return Err(invalid("port 0 cannot be connected to"));
     }
     let host = match parse_ip(host).map_err(invalid)? {
+        // Such an address needs its interface (a scope), which nothing here carries: the
+        // socket could never send to it.
+        Some(IpAddr::V6(ip)) if ip.is_unicast_link_local() => {
+            return Err(invalid(
+                "a link-local address needs an interface, which ethcloud cannot take: use a global or unique local address",
+            ))
+        }
         // An IPv4-mapped IPv6 address (`[::ffff:198.18.0.2]`) is that IPv4 address, as peer
         // lists and the socket treat it.
         Some(ip) => Host::Ip(ip.to_canonical()),

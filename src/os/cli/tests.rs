@@ -172,6 +172,8 @@ fn connect_without_valid_port_is_rejected() {
         ("fd00::2:3210", "brackets"),
         ("bad host:3210", "neither"),
         ("a..b:3210", "neither"),
+        ("[fe80::2]:3210", "link-local"),
+        ("[fe80::2%eth0]:3210", "not an IPv6 address"),
     ] {
         let text = usage_error(&["-l", "[::]:3210", "-c", bad]);
         assert!(text.contains(why), "{bad:?}: {text}");

@@ -53,7 +53,7 @@ pub fn local_addrs() -> io::Result<Vec<SocketAddr>> {
                 // SAFETY: the family is AF_INET6, so the sockaddr is a `sockaddr_in6`.
                 let sin6 = unsafe { &*entry.ifa_addr.cast::<libc::sockaddr_in6>() };
                 let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-                let scope_id = if is_link_local(&ip) {
+                let scope_id = if ip.is_unicast_link_local() {
                     sin6.sin6_scope_id
                 } else {
                     0
@@ -67,11 +67,6 @@ pub fn local_addrs() -> io::Result<Vec<SocketAddr>> {
     addrs.sort_unstable();
     addrs.dedup();
     Ok(addrs)
-}
-
-/// `fe80::/10` (`Ipv6Addr::is_unicast_link_local` needs a newer Rust than our MSRV).
-fn is_link_local(ip: &Ipv6Addr) -> bool {
-    ip.segments()[0] & 0xffc0 == 0xfe80
 }
 
 /// The addresses the node is reachable at: each local IP of the listen address's families
