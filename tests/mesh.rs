@@ -454,6 +454,36 @@ fn nodes_behind_nat_punch_holes_to_each_other() {
     sim.assert_full_mesh();
 }
 
+/// Two NAT'ed nodes that learn of each other 40 s apart, with NATs that keep a one-way
+/// mapping for 30 s (Linux's conntrack): the first one's requests, dropped at the second's
+/// NAT, must keep its own NAT open long enough for the second one's requests to get in.
+#[test]
+fn nat_ed_nodes_that_learn_of_each_other_40_s_apart_still_meet() {
+    let mut sim = Simulator::new(0x0a8);
+    sim.nat_timeout = Duration::from_secs(30);
+    let cfg = Simulator::config();
+    let [public, y] = sim.add_nodes(&cfg);
+    sim.set_nat(y);
+    sim.connect(y, public);
+    sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
+    sim.assert_full_mesh();
+    // y hears nothing from the public node for a while, so it learns of x late.
+    sim.partition(public, y);
+    let [x] = sim.add_nodes(&cfg);
+    sim.set_nat(x);
+    sim.connect(x, public);
+    sim.advance_until(Duration::from_secs(20), |s| s.peers_of(x).contains(&public));
+    assert!(sim.nodes[&x].contacts().contains(y), "x never learned of y");
+    let learned = sim.now;
+    sim.advance_until(Duration::from_secs(60), |s| {
+        s.now.saturating_duration_since(learned) >= Duration::from_secs(40)
+    });
+    sim.heal(public, y);
+    let took = sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
+    report("NAT'ed nodes learning of each other 40 s apart", &sim, took);
+    sim.assert_full_mesh();
+}
+
 #[test]
 fn same_seed_gives_same_trace_and_loss_changes_it() {
     fn run(seed: u64) -> u64 {

@@ -25,7 +25,8 @@ use ethcloud::stats::Stats;
 use ethcloud::time::Instant;
 use ethcloud::wire::Token;
 
-/// How long a NAT keeps a mapping open after the inside node last sent to an address.
+/// How long a NAT keeps a mapping open after the inside node last sent to an address, unless
+/// a test sets [`Simulator::nat_timeout`].
 pub const NAT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A socket that records what the node sends.
@@ -163,6 +164,9 @@ pub struct Simulator {
     blocked: BTreeSet<(SocketAddr, SocketAddr)>,
     /// NAT'ed node → (remote → last time the node sent to it).
     nat: BTreeMap<SocketAddr, BTreeMap<SocketAddr, Instant>>,
+    /// How long the NATs keep a mapping open ([`NAT_TIMEOUT`] unless set): Linux's conntrack
+    /// keeps a one-way UDP mapping for 30 s.
+    pub nat_timeout: Duration,
     /// A second address of a node (of the other family: a dual-stack host) → the node.
     aliases: BTreeMap<SocketAddr, SocketAddr>,
     /// Public address -> node behind a NAT that hairpins (see [`Simulator::add_hairpin`]).
@@ -221,6 +225,7 @@ impl Simulator {
             loss_per_mille: 0,
             blocked: BTreeSet::new(),
             nat: BTreeMap::new(),
+            nat_timeout: NAT_TIMEOUT,
             aliases: BTreeMap::new(),
             hairpins: BTreeMap::new(),
             lose_next: None,
@@ -570,7 +575,7 @@ impl Simulator {
     }
 
     /// Puts `a` behind a NAT: datagrams to it pass only from addresses it sent to in the last
-    /// [`NAT_TIMEOUT`].
+    /// [`Simulator::nat_timeout`].
     pub fn set_nat(&mut self, a: SocketAddr) {
         self.nat.entry(a).or_default();
     }
@@ -663,7 +668,7 @@ impl Simulator {
         if let Some(seen) = self.nat.get(&d.to) {
             let open = seen
                 .get(&d.from)
-                .is_some_and(|t| self.now.saturating_duration_since(*t) < NAT_TIMEOUT);
+                .is_some_and(|t| self.now.saturating_duration_since(*t) < self.nat_timeout);
             if !open {
                 self.lost += 1;
                 return true;

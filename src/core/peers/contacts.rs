@@ -12,8 +12,8 @@ use std::ops::Bound;
 use std::time::Duration;
 
 use super::{
-    CONNECT_BACKOFF_MAX, CONNECT_BACKOFF_START, LEARNED_ATTEMPTS, LEARNED_BACKOFF_START,
-    LEARNED_QUIET_PERIOD,
+    CONNECT_BACKOFF_MAX, CONNECT_BACKOFF_START, LEARNED_ATTEMPTS, LEARNED_BACKOFF_MAX,
+    LEARNED_BACKOFF_START, LEARNED_QUIET_PERIOD,
 };
 use crate::limit::{Host, Tally};
 use crate::time::Instant;
@@ -243,8 +243,12 @@ impl Contacts {
                     c.next_attempt + LEARNED_QUIET_PERIOD
                 };
             }
-            // (A learned address is given up long before its back-off gets near the cap.)
-            c.backoff = c.backoff.saturating_mul(2).min(CONNECT_BACKOFF_MAX);
+            let cap = if c.is_configured {
+                CONNECT_BACKOFF_MAX
+            } else {
+                LEARNED_BACKOFF_MAX
+            };
+            c.backoff = c.backoff.saturating_mul(2).min(cap);
             true
         };
         match self.served_last {

@@ -45,8 +45,15 @@ pub const CONNECT_BACKOFF_START: Duration = Duration::from_secs(1);
 pub const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// First retry delay for an address learned from a peer list.
 pub const LEARNED_BACKOFF_START: Duration = Duration::from_secs(2);
-/// How often an address learned from a peer list is tried before it is given up.
-pub const LEARNED_ATTEMPTS: u32 = 3;
+/// Longest retry delay for an address learned from a peer list.
+pub const LEARNED_BACKOFF_MAX: Duration = Duration::from_secs(16);
+/// How often an address learned from a peer list is tried before it is given up: at 0, 2, 6,
+/// 14, 30 and 46 s. The requests are also how two nodes behind NATs meet (each one's requests
+/// open its own NAT to the other), so they span 46 s with no gap over 16 s: a NAT that keeps
+/// a one-way mapping for 30 s (Linux's conntrack) lets the other node's requests in for over a
+/// minute after this node learned of it, however late the other learns of this one within
+/// that time.
+pub const LEARNED_ATTEMPTS: u32 = 6;
 /// How long a given-up learned address is remembered, so that peer lists naming it again do not
 /// make us contact it again before then.
 pub const LEARNED_QUIET_PERIOD: Duration = Duration::from_secs(300);
