@@ -470,8 +470,11 @@ impl Sessions {
         self.wanted.clear();
     }
 
-    /// One round of initiations to `addr`: to its key if known, else to every trusted key
-    /// without a live session (at most [`MAX_PROBES`]).
+    /// One round of initiations to `addr`: to the key that uses it if there is one
+    /// ([`Sessions::user_of`]), else to every trusted key without a live session (at most
+    /// [`MAX_PROBES`]). A key merely bound there, whose session ended, is probed with the
+    /// others: the node may be back at that address with another trusted key, which would
+    /// otherwise never be asked.
     fn round(&mut self, now: Instant, addr: SocketAddr, send: &mut dyn FnMut(SocketAddr, &[u8])) {
         let (last, cursor) = self
             .rounds
@@ -481,7 +484,7 @@ impl Sessions {
         if self.rounds.contains_key(&addr) && now < last + HANDSHAKE_RETRY {
             return;
         }
-        let known = self.by_addr.get(&addr).copied();
+        let known = self.user_of(addr, now);
         let mut next_cursor = cursor;
         match known {
             Some(key) => {
@@ -848,6 +851,44 @@ mod tests {
             cfg,
             Instant::ZERO,
         )
+    }
+
+    /// A node back at a known address with another trusted key (the hub restarted with a new
+    /// key, the old one still trusted for a while): once the old key's session has ended, a
+    /// round to that address asks every trusted key there, not only the old one, which would
+    /// never answer again.
+    #[test]
+    fn a_round_to_an_address_whose_key_s_session_ended_probes_the_other_keys_too() {
+        let at_hub: SocketAddr = "198.18.0.1:3210".parse().unwrap();
+        let at_b: SocketAddr = "198.18.0.2:3210".parse().unwrap();
+        let mut old_hub = node(1, 2, 20);
+        let mut b = node(2, 1, 20);
+        b.set_trusted({
+            let mut t = TrustedKeys::new();
+            t.insert(SecretKey::from_random([1; 32]).public_key(), "");
+            t.insert(SecretKey::from_random([3; 32]).public_key(), "");
+            t
+        });
+        let now = Instant::from_secs(1);
+        handshake(&mut old_hub, &mut b, (at_hub, at_b), now);
+        assert!(carries(&mut old_hub, &mut b, (at_hub, at_b), now));
+        assert!(carries(&mut b, &mut old_hub, (at_b, at_hub), now));
+        // The hub is back with key 3 and says nothing; key 1's session ends at b.
+        let end = b.config().rekey_after + REJECT_SLACK + RECEIVE_GRACE;
+        let later = now + end + Duration::from_secs(1);
+        b.housekeep(later, &mut |_, _| {});
+        let mut new_hub = node(3, 2, 20);
+        let mut out = [0u8; 256];
+        let answered = round_to(&mut b, later, at_hub)
+            .iter()
+            .filter(|init| {
+                matches!(
+                    new_hub.on_handshake(later, at_b, init, &mut out),
+                    HandshakeEvent::Answered(..)
+                )
+            })
+            .count();
+        assert_eq!(answered, 1, "the key now at the address was not asked");
     }
 
     #[test]

@@ -784,21 +784,25 @@ impl Sessions {
         Ok(range)
     }
 
-    /// Whether `addr` belongs to another trusted key than `key` that still uses it: the key
-    /// last sent from there, in a session that is not past its end. A key that moved away,
-    /// or whose session ended (a node gone for good), leaves the address free.
+    /// Whether `addr` belongs to another trusted key than `key` that still uses it
+    /// ([`Sessions::user_of`]).
     fn used_by_other(&self, addr: SocketAddr, key: &PublicKey, now: Instant) -> bool {
-        let Some(owner) = self.by_addr.get(&addr).filter(|owner| *owner != key) else {
-            return false;
-        };
+        self.user_of(addr, now).is_some_and(|owner| owner != *key)
+    }
+
+    /// The trusted key that still uses `addr`: the key bound to it, which last sent from
+    /// there, in a session that is not past its end. A key that moved away, or whose session
+    /// ended (a node gone for good, or back there with another key), leaves the address free.
+    fn user_of(&self, addr: SocketAddr, now: Instant) -> Option<PublicKey> {
+        let owner = *self.by_addr.get(&addr)?;
         let end = self.config.rekey_after + REJECT_SLACK + RECEIVE_GRACE;
-        self.keys.get(owner).is_some_and(|state| {
-            state.addr == Some(addr)
-                && state
-                    .current
-                    .as_ref()
-                    .is_some_and(|current| now < current.made + end)
-        })
+        let state = self.keys.get(&owner)?;
+        let live = state.addr == Some(addr)
+            && state
+                .current
+                .as_ref()
+                .is_some_and(|current| now < current.made + end);
+        live.then_some(owner)
     }
 
     fn bind(&mut self, addr: SocketAddr, key: PublicKey) {
