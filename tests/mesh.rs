@@ -343,6 +343,10 @@ fn link_local_addresses_in_a_peers_list_are_not_contacted() {
     assert!(!sim.nodes[&a].contacts().contains(link_local));
     assert!(sim.nodes[&a].contacts().contains(global));
     assert_eq!(sim.stats(a).peer_entries_ignored, ignored + 1);
+    // Nor is one a name resolves to (a literal one is refused on the command line).
+    assert!(sim.nodes[&a].connect_refusal(link_local).is_some());
+    assert!(!sim.nodes.get_mut(&a).unwrap().add_connect(now, link_local));
+    assert!(sim.nodes[&a].connect_refusal(global).is_none());
 }
 
 #[test]

@@ -87,15 +87,17 @@ proptest! {
     fn addresses_round_trip_through_their_printed_form(ip in ip(), port in any::<u16>()) {
         let addr = SocketAddr::new(ip, port);
         let text = addr.to_string();
-        prop_assert_eq!(parse_listen(&text).ok(), Some(addr));
+        // (A link-local address needs an interface, which neither option takes.)
+        let link_local = matches!(ip, IpAddr::V6(v6) if v6.is_unicast_link_local());
+        prop_assert_eq!(parse_listen(&text).ok(), (!link_local).then_some(addr));
         match parse_peer(&text) {
             Ok(peer) => {
-                prop_assert!(port != 0);
+                prop_assert!(port != 0 && !link_local);
                 prop_assert_eq!(peer.host, Host::Ip(ip));
                 prop_assert_eq!(peer.port, port);
             }
             Err(e) => {
-                prop_assert_eq!(port, 0, "{}", e);
+                prop_assert!(port == 0 || link_local, "{}", e);
                 one_line(&e.to_string())?;
             }
         }

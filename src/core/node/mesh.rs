@@ -112,14 +112,17 @@ impl<S: Socket, D: Device> Node<S, D> {
     }
 
     /// Why [`Node::add_connect`] would refuse `addr`, without logging anything: our own
-    /// address, an unusable one (unspecified, multicast, port 0, ...) or one of a family the
-    /// socket cannot reach. `None` if it would be taken.
+    /// address, an unusable one (unspecified, multicast, port 0, ...), a link-local one
+    /// without its interface (a name that resolves to one) or one of a family the socket
+    /// cannot reach. `None` if it would be taken.
     pub fn connect_refusal(&self, addr: SocketAddr) -> Option<&'static str> {
         let addr = canonical(addr);
         if self.config.is_own(addr) {
             Some("that is this node's own address")
         } else if is_unusable(addr) {
             Some("no node can be reached there")
+        } else if unscoped_link_local(addr) {
+            Some("a link-local address needs an interface, which ethcloud cannot take")
         } else if !self.config.can_reach(addr) {
             Some("the listen socket cannot reach that address family")
         } else {

@@ -44,6 +44,9 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, Error> {
     let ip = parse_ip(host)
         .map_err(invalid)?
         .ok_or_else(|| invalid("the host must be an IP address, not a name"))?;
+    if is_link_local(ip) {
+        return Err(invalid(LINK_LOCAL));
+    }
     Ok(SocketAddr::new(ip, port))
 }
 
@@ -63,13 +66,7 @@ pub fn parse_peer(text: &str) -> Result<PeerAddr, Error> {
         return Err(invalid("port 0 cannot be connected to"));
     }
     let host = match parse_ip(host).map_err(invalid)? {
-        // Such an address needs its interface (a scope), which nothing here carries: the
-        // socket could never send to it.
-        Some(IpAddr::V6(ip)) if ip.is_unicast_link_local() => {
-            return Err(invalid(
-                "a link-local address needs an interface, which ethcloud cannot take: use a global or unique local address",
-            ))
-        }
+        Some(ip) if is_link_local(ip) => return Err(invalid(LINK_LOCAL)),
         // An IPv4-mapped IPv6 address (`[::ffff:198.18.0.2]`) is that IPv4 address, as peer
         // lists and the socket treat it.
         Some(ip) => Host::Ip(ip.to_canonical()),
@@ -81,6 +78,16 @@ pub fn parse_peer(text: &str) -> Result<PeerAddr, Error> {
         host,
         port,
     })
+}
+
+/// Why an IPv6 link-local address is refused.
+const LINK_LOCAL: &str =
+    "a link-local address needs an interface, which ethcloud cannot take: use a global or unique local address";
+
+/// An IPv6 link-local address (`fe80::/10`): it needs its interface (a scope), which nothing
+/// here carries, so the socket could neither bind to it nor send to it.
+fn is_link_local(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if v6.is_unicast_link_local())
 }
 
 /// Splits `host:port`, checking the port. The host is returned as written (brackets kept).

@@ -143,6 +143,7 @@ fn listen_without_valid_port_is_rejected() {
         ("::1:3210", "brackets"),
         ("localhost:3210", "IP address"),
         ("[nonsense]:3210", "IPv6"),
+        ("[fe80::1]:3210", "link-local"),
     ] {
         let text = usage_error(&["-l", bad]);
         assert!(text.contains(why), "{bad:?}: {text}");
