@@ -402,20 +402,26 @@ impl Args {
                 Ok(_) | Err(_) => {}
             }
         }
-        let (ifup, _) = pick(
+        let (ifup, ifup_at) = pick(
             self.ifup.clone().map(Some),
             file,
             "ifup",
             |f| f.ifup.clone().map(Some),
             None,
         );
-        let (ifdown, _) = pick(
+        let (ifdown, ifdown_at) = pick(
             self.ifdown.clone().map(Some),
             file,
             "ifdown",
             |f| f.ifdown.clone().map(Some),
             None,
         );
+        for (command, option, at) in [(&ifup, "--ifup", ifup_at), (&ifdown, "--ifdown", ifdown_at)]
+        {
+            if let Some(command) = command {
+                usable_command(command, option, at)?;
+            }
+        }
         let (stats_file, at) = pick(
             self.stats_file.clone().map(Some),
             file,
@@ -601,6 +607,22 @@ fn usable_path(
         "a socket's path must be at most 107 bytes long"
     } else if matches!(at, Origin::File(..)) && path.is_relative() {
         "a path in a config file must be absolute"
+    } else {
+        return Ok(());
+    };
+    Err(at.blame(Error::InvalidPath { option, reason }))
+}
+
+/// A hook command that cannot run as meant is refused before anything starts (the hook
+/// would fail only once the device exists): one holding a NUL byte (`sh -c` cannot take it),
+/// or a carriage return, which a config file saved with Windows line ends leaves at the end of
+/// each line of a multi-line string (the shell would read `up\r` for `up`). The error names
+/// `at`.
+fn usable_command(command: &str, option: &'static str, at: Origin<'_>) -> Result<(), Error> {
+    let reason = if command.contains('\0') {
+        "the command holds a NUL byte"
+    } else if command.contains('\r') {
+        "the command holds a carriage return (save the config file with Unix line ends)"
     } else {
         return Ok(());
     };

@@ -486,6 +486,38 @@ fn path_options_no_file_can_have_are_refused_naming_the_option_or_the_line() {
     .is_ok());
 }
 
+/// A hook that could not run as written is refused at the start, not when the device exists:
+/// a config file with Windows line ends leaves a carriage return in each line of a multi-line
+/// command, and a NUL byte cannot reach `sh -c`.
+#[test]
+fn hook_commands_with_a_carriage_return_or_a_nul_byte_are_refused() {
+    let crlf = "token = 1\r\nifup = \"\"\"\r\nip link set $IFNAME up\r\n\"\"\"\r\n";
+    let err = check_file(&[], crlf).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(
+        err.to_string().contains(
+            "line 2: key ifup: invalid --ifup: the command holds a carriage return (save the \
+             config file with Unix line ends)"
+        ),
+        "{err}"
+    );
+    let err = check_file(&[], "ifdown = \"true\\u0000\"\n").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("line 1: key ifdown: invalid --ifdown: the command holds a NUL byte"),
+        "{err}"
+    );
+    let text = usage_error(&["--ifup", "true\r"]);
+    assert!(
+        text.contains("invalid --ifup: the command holds a carriage return"),
+        "{text}"
+    );
+    // The same commands with Unix line ends are taken.
+    let lf = crlf.replace("\r\n", "\n");
+    assert!(check_file(&[], &lf).is_ok());
+    assert!(check(&["--ifup", "ip link set $IFNAME up", "--ifdown", "true"]).is_ok());
+}
+
 #[test]
 fn bad_config_value_names_the_file_the_key_and_the_line() {
     let err = check_file(&[], "device = \"vpn0\"\n\npeer-timeout = 0\n").unwrap_err();

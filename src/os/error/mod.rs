@@ -126,7 +126,8 @@ pub enum Error {
         /// The largest MTU allowed.
         max: u32,
     },
-    /// A path option (`--stats-file`, `--control-socket`) that no file can have.
+    /// A path option (`--stats-file`, `--control-socket`) that no file can have, or a hook
+    /// command (`--ifup`, `--ifdown`) that cannot run.
     InvalidPath {
         /// The option, e.g. `--control-socket`.
         option: &'static str,
