@@ -205,6 +205,12 @@ fn connect_accepts_ipv4_bracketed_ipv6_and_names() {
 fn connect_ipv6_peer_from_ipv4_socket_is_rejected() {
     let text = usage_error(&["-l", "0.0.0.0:3210", "-c", "[fd00::2]:3210"]);
     assert!(text.contains("reaches only IPv4"), "{text}");
+    // A socket on an IPv4-mapped address reaches IPv4 peers only, and is named so.
+    let text = usage_error(&["-l", "[::ffff:198.18.0.1]:3210", "-c", "[fd00::2]:3210"]);
+    assert!(
+        text.contains("is IPv6 but the socket on [::ffff:198.18.0.1]:3210 reaches only IPv4"),
+        "{text}"
+    );
 }
 
 /// An address no node can be at is a usage error, as one of the wrong family is (it only

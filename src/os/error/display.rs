@@ -45,8 +45,10 @@ impl fmt::Display for OsError<'_> {
     }
 }
 
+/// The family `addr` stands for: an IPv4-mapped IPv6 address (a socket bound to one reaches
+/// IPv4 peers only) counts as IPv4.
 fn family(addr: &SocketAddr) -> &'static str {
-    if addr.is_ipv4() {
+    if addr.ip().to_canonical().is_ipv4() {
         "IPv4"
     } else {
         "IPv6"
