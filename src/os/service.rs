@@ -233,8 +233,8 @@ fn report_write(path: &Path, result: io::Result<()>, failing: bool) -> bool {
     }
 }
 
-/// One resolution round's results: for each name (by index), its address or the error.
-type Round = Vec<(usize, Result<SocketAddr, Error>)>;
+/// One resolution round's results: for each name (by index), its addresses or the error.
+type Round = Vec<(usize, Result<Vec<SocketAddr>, Error>)>;
 
 #[derive(Debug)]
 struct Resolver {
@@ -505,7 +505,7 @@ impl Resolver {
             .spawn(move || {
                 let round: Round = due
                     .into_iter()
-                    .map(|(i, peer)| (i, peer.resolve(families, listen)))
+                    .map(|(i, peer)| (i, peer.resolve_all(families, listen)))
                     .collect();
                 let _ = tx.send(round);
             });
@@ -515,7 +515,10 @@ impl Resolver {
         }
     }
 
-    /// Takes in one round of results: a name at a new address is connected there instead.
+    /// Takes in one round of results. A name is resolved again only while its address does
+    /// not answer, so the address after it among the name's usable ones is connected instead
+    /// (the first one, if the name no longer has it): a name with several addresses is tried
+    /// at each in turn, and one that moved is followed.
     fn apply<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>, round: Round) {
         for (i, result) in round {
             let (Some(named), Some(failing)) = (self.names.get(i), self.failing.get_mut(i)) else {
@@ -523,28 +526,52 @@ impl Resolver {
             };
             let old = named.addr;
             match result {
-                Ok(new) if new == old => {
-                    if std::mem::take(failing) {
-                        info!("{} resolves again, still to {old}", named.peer.text);
-                    }
-                }
-                Ok(new) => {
-                    // A refused address (a filtering resolver's 0.0.0.0, our own address)
-                    // counts as a failure: the old address, which may still work, is kept.
-                    if let Some(why) = node.connect_refusal(new) {
+                Ok(all) => {
+                    // A refused address (a filtering resolver's 0.0.0.0, our own address) is
+                    // never taken; with nothing else, that counts as a failure, and the old
+                    // address, which may still work, is kept.
+                    let usable: Vec<SocketAddr> = all
+                        .iter()
+                        .copied()
+                        .filter(|addr| node.connect_refusal(*addr).is_none())
+                        .collect();
+                    let next = usable
+                        .iter()
+                        .position(|addr| *addr == old)
+                        .and_then(|at| usable.get((at + 1) % usable.len()))
+                        .or(usable.first())
+                        .copied();
+                    let Some(new) = next else {
                         let text = &named.peer.text;
+                        let refused = all.first().copied().unwrap_or(old);
+                        let why = node.connect_refusal(refused).unwrap_or("refused");
                         if std::mem::replace(failing, true) {
-                            debug!("{text} resolves to {new}, refused ({why}); still trying {old}");
+                            debug!(
+                                "{text} resolves to {refused}, refused ({why}); still trying {old}"
+                            );
                         } else {
                             warn!(
-                                "{text} now resolves to {new}, which is refused ({why}); still \
-                                 trying {old} (further failures are logged at debug)"
+                                "{text} now resolves to {refused}, which is refused ({why}); \
+                                 still trying {old} (further failures are logged at debug)"
                             );
+                        }
+                        continue;
+                    };
+                    if new == old {
+                        if std::mem::take(failing) {
+                            info!("{} resolves again, still to {old}", named.peer.text);
                         }
                         continue;
                     }
                     *failing = false;
-                    info!("{} now resolves to {new} (was {old})", named.peer.text);
+                    if usable.contains(&old) {
+                        info!(
+                            "{}: {old} does not answer; trying {new}, another of its addresses",
+                            named.peer.text
+                        );
+                    } else {
+                        info!("{} now resolves to {new} (was {old})", named.peer.text);
+                    }
                     let still_used = self.literals.contains(&old)
                         || self
                             .names
@@ -617,9 +644,42 @@ mod tests {
         let mut node = node(&[old]);
         let mut svc = service(vec![named("peer.example:3210", "198.18.0.2:3210")], vec![]);
         svc.resolver
-            .apply(Instant::from_secs(30), &mut node, vec![(0, Ok(new))]);
+            .apply(Instant::from_secs(30), &mut node, vec![(0, Ok(vec![new]))]);
         assert_eq!(node.config().connect, [new]);
         assert_eq!(svc.names()[0].addr, new);
+    }
+
+    /// A name with several addresses (three gateways behind one name): while the one in use
+    /// does not answer, each round moves on to the next usable one, round and round, so a
+    /// name whose first address is down still reaches the others.
+    #[test]
+    fn a_name_with_several_addresses_is_tried_at_each_in_turn() {
+        let (first, second, third) = (
+            addr("198.18.0.2:3210"),
+            addr("198.18.0.3:3210"),
+            addr("198.18.0.4:3210"),
+        );
+        let mut node = node(&[first]);
+        let mut svc = service(vec![named("gw.example:3210", "198.18.0.2:3210")], vec![]);
+        // (A filtering resolver's 0.0.0.0 among them is skipped.)
+        let all = vec![first, addr("0.0.0.0:3210"), second, third];
+        for want in [second, third, first, second] {
+            svc.resolver.apply(
+                Instant::from_secs(30),
+                &mut node,
+                vec![(0, Ok(all.clone()))],
+            );
+            assert_eq!(node.config().connect, [want]);
+            assert_eq!(svc.names()[0].addr, want);
+            assert!(!svc.resolver.failing[0]);
+        }
+        // A name that has only the address in use keeps it.
+        svc.resolver.apply(
+            Instant::from_secs(60),
+            &mut node,
+            vec![(0, Ok(vec![second]))],
+        );
+        assert_eq!(node.config().connect, [second]);
     }
 
     #[test]
@@ -630,7 +690,7 @@ mod tests {
         // A filtering resolver's answer, then a multicast group.
         for refused in [addr("0.0.0.0:3210"), addr("224.0.0.1:3210")] {
             svc.resolver
-                .apply(Instant::ZERO, &mut node, vec![(0, Ok(refused))]);
+                .apply(Instant::ZERO, &mut node, vec![(0, Ok(vec![refused]))]);
             assert_eq!(node.config().connect, [old]);
             assert_eq!(svc.names()[0].addr, old);
             assert!(svc.resolver.failing[0]);
@@ -638,7 +698,7 @@ mod tests {
         // Once it resolves to a usable address again, that one is taken.
         let new = addr("198.18.0.3:3210");
         svc.resolver
-            .apply(Instant::ZERO, &mut node, vec![(0, Ok(new))]);
+            .apply(Instant::ZERO, &mut node, vec![(0, Ok(vec![new]))]);
         assert_eq!(node.config().connect, [new]);
         assert!(!svc.resolver.failing[0]);
     }
@@ -653,7 +713,7 @@ mod tests {
             vec![old],
         );
         svc.resolver
-            .apply(Instant::ZERO, &mut node, vec![(0, Ok(new))]);
+            .apply(Instant::ZERO, &mut node, vec![(0, Ok(vec![new]))]);
         assert_eq!(node.config().connect, [old, new]);
     }
 
@@ -671,7 +731,7 @@ mod tests {
         assert_eq!(node.config().connect, [old]);
         assert!(svc.resolver.failing[0]);
         svc.resolver
-            .apply(Instant::ZERO, &mut node, vec![(0, Ok(old))]);
+            .apply(Instant::ZERO, &mut node, vec![(0, Ok(vec![old]))]);
         assert!(!svc.resolver.failing[0]);
     }
 
