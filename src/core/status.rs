@@ -4,7 +4,10 @@
 //!
 //! Owns the rendering only: [`render`] reads a `&Node` and returns a `String`. It runs off the
 //! packet path (every few seconds, or on SIGUSR1), so it may allocate. It never changes the
-//! node and does no I/O; `service` writes the result to the stats file and the log.
+//! node and does no I/O; `service` writes the result to the stats file and the log. For the
+//! stats file the work is split: [`snapshot`] copies what it needs from the node on the
+//! forwarding loop, and [`Snapshot::finish`] sorts and writes out the MAC lines on the file's
+//! writer thread (`cargo bench --bench hot_path` measures both halves).
 //!
 //! The text format, one fact per line, sorted so that two snapshots diff cleanly:
 //!
@@ -110,9 +113,74 @@ pub fn render<S: Socket, D: Device>(
     node: &Node<S, D>,
     extra: LoopCounters,
 ) -> String {
+    snapshot(format, header, now, node, extra).finish()
+}
+
+/// The snapshot in `format` as the forwarding loop takes it, to be finished elsewhere
+/// ([`Snapshot::finish`]).
+pub fn snapshot<S: Socket, D: Device>(
+    format: StatsFormat,
+    header: &Header,
+    now: Instant,
+    node: &Node<S, D>,
+    extra: LoopCounters,
+) -> Snapshot {
     match format {
-        StatsFormat::Text => render_text(header, now, node, extra, TextParts::ALL),
-        StatsFormat::Prometheus => render_prometheus(header, now, node, extra),
+        StatsFormat::Text => text_snapshot(header, now, node, extra, TextParts::ALL),
+        StatsFormat::Prometheus => render_prometheus(header, now, node, extra).into(),
+    }
+}
+
+/// A snapshot taken but not yet written out: the text but for the MAC lines, and the MAC
+/// entries as the table holds them. Sorting and writing up to 65,536 MAC lines takes tens of
+/// milliseconds, which [`Snapshot::finish`] spends wherever it is called: for the stats file,
+/// on its writer thread, not on the forwarding loop (which only copies the entries).
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Everything before the MAC lines (all of it in the Prometheus format).
+    head: String,
+    /// The MAC entries to list, in no order.
+    macs: Vec<MacEntry>,
+    /// How many the table holds (more than `macs.len()` if the list is cut).
+    total: usize,
+    /// When the snapshot was taken (the entries' expiry times count from then).
+    now: Instant,
+    /// Everything after the MAC lines.
+    tail: String,
+}
+
+impl From<String> for Snapshot {
+    /// A snapshot that is all text already (the Prometheus format lists no MAC entries).
+    fn from(text: String) -> Snapshot {
+        Snapshot {
+            head: text,
+            ..Snapshot::default()
+        }
+    }
+}
+
+impl Snapshot {
+    /// The whole text.
+    pub fn finish(mut self) -> String {
+        let mut out = self.head;
+        self.macs.sort_unstable_by_key(mac_order);
+        for (vlan, mac, peer, expires) in &self.macs {
+            let _ = writeln!(
+                out,
+                "mac {mac} vlan {} at {peer}, expires in {}",
+                vlan.get(),
+                secs(expires.saturating_duration_since(self.now))
+            );
+        }
+        if self.total > self.macs.len() {
+            let _ = writeln!(
+                out,
+                "mac ... {} more (`ethcloud show` lists up to 1024 of them, a --stats-file all)",
+                self.total - self.macs.len()
+            );
+        }
+        out.push_str(&self.tail);
+        out
     }
 }
 
@@ -124,6 +192,17 @@ pub fn render_text<S: Socket, D: Device>(
     extra: LoopCounters,
     parts: TextParts,
 ) -> String {
+    text_snapshot(header, now, node, extra, parts).finish()
+}
+
+/// [`render_text`] as taken, to be finished by [`Snapshot::finish`].
+fn text_snapshot<S: Socket, D: Device>(
+    header: &Header,
+    now: Instant,
+    node: &Node<S, D>,
+    extra: LoopCounters,
+    parts: TextParts,
+) -> Snapshot {
     let mut out = String::new();
     let _ = writeln!(out, "ethcloud status");
     let _ = writeln!(out, "device {}", header.device);
@@ -183,24 +262,11 @@ pub fn render_text<S: Socket, D: Device>(
         }
     }
 
-    let (macs, total) = first_macs(node, parts.max_macs);
+    let (macs, total) = chosen_macs(node, parts.max_macs);
     let _ = writeln!(out, "macs {total}");
-    for (vlan, mac, peer, expires) in &macs {
-        let _ = writeln!(
-            out,
-            "mac {mac} vlan {} at {peer}, expires in {}",
-            vlan.get(),
-            secs(expires.saturating_duration_since(now))
-        );
-    }
-    if total > macs.len() {
-        let _ = writeln!(
-            out,
-            "mac ... {} more (`ethcloud show` lists up to 1024 of them, a --stats-file all)",
-            total - macs.len()
-        );
-    }
+    let head = out;
 
+    let mut out = String::new();
     if parts.counters {
         let _ = writeln!(out, "counters");
         for (name, value, _) in counters(node.stats(), extra) {
@@ -215,7 +281,13 @@ pub fn render_text<S: Socket, D: Device>(
             }
         }
     }
-    out
+    Snapshot {
+        head,
+        macs,
+        total,
+        now,
+        tail: out,
+    }
 }
 
 /// The snapshot in the Prometheus text exposition format (version 0.0.4). Every series has a
@@ -508,17 +580,28 @@ pub(crate) fn first_macs<S: Socket, D: Device>(
     node: &Node<S, D>,
     limit: usize,
 ) -> (Vec<MacEntry>, usize) {
+    let (mut macs, total) = chosen_macs(node, limit);
+    macs.sort_unstable_by_key(mac_order);
+    (macs, total)
+}
+
+/// The entries [`first_macs`] gives, in no order: all of them, or the first `limit` (chosen in
+/// linear time), and how many the table holds.
+fn chosen_macs<S: Socket, D: Device>(node: &Node<S, D>, limit: usize) -> (Vec<MacEntry>, usize) {
     let mut macs: Vec<MacEntry> = node.switch_table().iter().collect();
     let total = macs.len();
-    let order = |e: &MacEntry| (e.0, e.1 .0);
     if limit == 0 {
         macs.clear();
     } else if limit < total {
-        macs.select_nth_unstable_by_key(limit - 1, order);
+        macs.select_nth_unstable_by_key(limit - 1, mac_order);
         macs.truncate(limit);
     }
-    macs.sort_unstable_by_key(order);
     (macs, total)
+}
+
+/// The order MAC entries are listed in: by VLAN, then address.
+fn mac_order(e: &MacEntry) -> (VlanId, [u8; 6]) {
+    (e.0, e.1 .0)
 }
 
 /// `12.3s`.

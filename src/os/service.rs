@@ -25,7 +25,7 @@ use crate::io::{Device, Socket};
 use crate::node::Node;
 use crate::os::resolve::PeerAddr;
 use crate::show::{self, Request};
-use crate::status::{self, Header, LoopCounters, StatsFormat, TextParts};
+use crate::status::{self, Header, LoopCounters, Snapshot, StatsFormat, TextParts};
 use crate::sys::control::ControlServer;
 use crate::sys::epoll::Poll;
 use crate::sys::udp::Families;
@@ -95,12 +95,14 @@ const STATS_WAITING: usize = 1;
 /// (it is a rename away from done, or stuck).
 const STATS_WRITER_STOP: Duration = Duration::from_secs(2);
 
-/// The writer thread of the stats file: rendering is the loop's (it reads the node), writing
-/// is this thread's, so that a slow or hung file system never holds up the packet loop.
+/// The writer thread of the stats file: taking a snapshot is the loop's (it reads the node);
+/// finishing it (sorting and writing out up to 65,536 MAC lines, tens of milliseconds) and
+/// writing the file are this thread's, so that neither a full MAC table nor a slow or hung
+/// file system holds up the packet loop.
 #[derive(Debug)]
 struct StatsWriter {
     /// Snapshots to write; `None` once the daemon stops.
-    to_write: Option<mpsc::SyncSender<String>>,
+    to_write: Option<mpsc::SyncSender<Snapshot>>,
     /// Disconnected when the thread ends.
     ended: Receiver<()>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -110,7 +112,7 @@ struct StatsWriter {
 
 impl StatsWriter {
     fn start(path: PathBuf, write: fn(&Path, &[u8]) -> io::Result<()>) -> io::Result<StatsWriter> {
-        let (to_write, snapshots) = mpsc::sync_channel::<String>(STATS_WAITING);
+        let (to_write, snapshots) = mpsc::sync_channel::<Snapshot>(STATS_WAITING);
         let (ended_tx, ended) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("stats-file".to_owned())
@@ -118,7 +120,8 @@ impl StatsWriter {
                 let _ended = ended_tx;
                 remove_leftovers(&path);
                 let mut failing = false;
-                for text in snapshots {
+                for snapshot in snapshots {
+                    let text = snapshot.finish();
                     failing = report_write(&path, write(&path, text.as_bytes()), failing);
                 }
             })?;
@@ -130,12 +133,12 @@ impl StatsWriter {
         })
     }
 
-    /// Hands `text` to the thread; skipped (logged at debug) if a snapshot still waits.
-    fn send(&mut self, text: String) {
+    /// Hands `snapshot` to the thread; skipped (logged at debug) if one still waits.
+    fn send(&mut self, snapshot: Snapshot) {
         let Some(to_write) = &self.to_write else {
             return;
         };
-        match to_write.try_send(text) {
+        match to_write.try_send(snapshot) {
             Ok(()) => {}
             Err(mpsc::TrySendError::Full(_)) => {
                 self.skipped += 1;
@@ -341,8 +344,8 @@ impl Service {
         if let Some(stats) = &mut self.stats {
             if now >= stats.next_at {
                 stats.next_at = now + stats.spec.interval;
-                let text = status::render(stats.spec.format, &self.header, now, node, extra);
-                stats.write(text);
+                let snapshot = status::snapshot(stats.spec.format, &self.header, now, node, extra);
+                stats.write(snapshot);
             }
         }
     }
@@ -372,9 +375,10 @@ impl Service {
 }
 
 impl StatsFile {
-    /// Hands the snapshot `text` to the writer thread, started at the first snapshot (a thread
-    /// that cannot be started is warned about, and the snapshot is written here instead).
-    fn write(&mut self, text: String) {
+    /// Hands `snapshot` to the writer thread, started at the first snapshot (a thread that
+    /// cannot be started is warned about, and the snapshot is finished and written here
+    /// instead).
+    fn write(&mut self, snapshot: Snapshot) {
         if let Writing::NotStarted = self.writing {
             self.writing = match StatsWriter::start(self.spec.path.clone(), write_atomically) {
                 Ok(writer) => Writing::Thread(writer),
@@ -386,8 +390,9 @@ impl StatsFile {
             };
         }
         match &mut self.writing {
-            Writing::Thread(writer) => writer.send(text),
+            Writing::Thread(writer) => writer.send(snapshot),
             Writing::Here { failing } => {
+                let text = snapshot.finish();
                 let result = write_atomically(&self.spec.path, text.as_bytes());
                 *failing = report_write(&self.spec.path, result, *failing);
             }
@@ -869,7 +874,7 @@ mod tests {
         let mut writer = StatsWriter::start(PathBuf::from("/nowhere"), held_write).unwrap();
         let start = std::time::Instant::now();
         for i in 0..100 {
-            writer.send(format!("snapshot {i}"));
+            writer.send(format!("snapshot {i}").into());
         }
         assert!(start.elapsed() < Duration::from_secs(1), "the sends waited");
         // One being written (or about to be), one waiting: 98 or 99 skipped.
