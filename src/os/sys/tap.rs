@@ -111,26 +111,19 @@ pub fn check_name(name: &str) -> Result<(), &'static str> {
 /// header, its size ([`VNET_HDR_LEN`]; a program that set 12 would shift every frame by two
 /// bytes); without one, no offloads (else the kernel would hand over 64 KiB super-frames,
 /// cut to the read buffer without a word). A tap ethcloud creates has both already. The
-/// device also keeps a destination filter (`TUNSETTXFILTER`), a socket filter
-/// (`TUNATTACHFILTER`) and a send buffer size (`TUNSETSNDBUF`) from before: the filters would
-/// drop frames on their way to us (counted as the tap's own drops, which read as a slow
-/// daemon) and a small buffer would fail our writes, so all three go back to the kernel's
-/// defaults (no filter, an unlimited buffer).
+/// device also keeps a destination filter (`TUNSETTXFILTER`) from before, which would drop
+/// frames on their way to us (counted as the tap's own drops, which read as a slow daemon):
+/// it is turned off. (A socket filter, `TUNATTACHFILTER`, the device keeps too is never put on
+/// our queues: `IFF_NO_PI`, which we attach with, is also `IFF_NOFILTER`. A send buffer size,
+/// `TUNSETSNDBUF`, is not given to queues that attach later.)
 fn reset_persistent_state(file: &File, vnet_hdr: bool) -> io::Result<()> {
-    let fd = file.as_raw_fd();
     // `struct tun_filter`'s header: no flags, a count of 0 (no addresses follow), which turns
     // the filter off.
     let no_filter: [u16; 2] = [0, 0];
-    // SAFETY: `fd` is an open tun fd attached to a tap; TUNSETTXFILTER reads the 4-byte
+    // SAFETY: `file` is an open tun fd attached to a tap; TUNSETTXFILTER reads the 4-byte
     // header through the pointer (and no address, the count being 0), which points at
     // `no_filter` for the whole call.
-    unsafe { syscall!(ioctl(fd, libc::TUNSETTXFILTER, &no_filter)) }?;
-    // SAFETY: as above; on a tap TUNDETACHFILTER reads nothing through its argument.
-    unsafe { syscall!(ioctl(fd, libc::TUNDETACHFILTER, c_ulong::from(0u8))) }?;
-    let unlimited = libc::c_int::MAX;
-    // SAFETY: as above; TUNSETSNDBUF reads one c_int through the pointer, which points at
-    // `unlimited` for the whole call.
-    unsafe { syscall!(ioctl(fd, libc::TUNSETSNDBUF, &unlimited)) }?;
+    unsafe { syscall!(ioctl(file.as_raw_fd(), libc::TUNSETTXFILTER, &no_filter)) }?;
     if vnet_hdr {
         let size = libc::c_int::try_from(VNET_HDR_LEN).unwrap_or(10);
         // SAFETY: `file` is an open tun fd attached to a device; TUNSETVNETHDRSZ reads one
@@ -698,12 +691,12 @@ mod tests {
     }
 
     /// A persistent tap another program left with a destination filter (frames to one MAC
-    /// only) and a tiny send buffer: both are set back, so frames reach us and our writes go
-    /// through.
+    /// only) and a socket filter that drops everything: the first is turned off and the
+    /// second never reaches our queue, so frames to any MAC reach us.
     #[test]
     #[ignore = "needs root (a network namespace of its own); .ci/run passes --include-ignored"]
-    fn a_persistent_tap_another_program_left_with_a_filter_and_a_small_buffer_is_set_back() {
-        let (read, sndbuf) = crate::sys::testing::in_own_netns(|| {
+    fn a_persistent_tap_another_program_left_with_filters_delivers_every_frame() {
+        let read = crate::sys::testing::in_own_netns(|| {
             use crate::sys::testing::run;
             let (file, _) = attach("ectf0", true, false).unwrap();
             // `struct tun_filter` with one address, not the neighbour's below.
@@ -711,15 +704,23 @@ mod tests {
             // SAFETY: an open tun fd attached to a tap; the ioctl reads the 4-byte header
             // and the one address it counts, all in `filter`.
             unsafe { syscall!(ioctl(file.as_raw_fd(), libc::TUNSETTXFILTER, &filter)) }.unwrap();
-            let tiny: c_int = 1;
-            // SAFETY: as above; the ioctl reads one c_int.
-            unsafe { syscall!(ioctl(file.as_raw_fd(), libc::TUNSETSNDBUF, &tiny)) }.unwrap();
+            // A classic BPF program of one instruction: return 0 (drop).
+            let mut drop_all = [libc::sock_filter {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: 0,
+            }];
+            let program = libc::sock_fprog {
+                len: 1,
+                filter: drop_all.as_mut_ptr(),
+            };
+            // SAFETY: as above; the ioctl reads the `sock_fprog` and the one instruction it
+            // points at, both alive for the call.
+            unsafe { syscall!(ioctl(file.as_raw_fd(), libc::TUNATTACHFILTER, &program)) }.unwrap();
             persist(file.as_raw_fd(), true);
             drop(file);
             let mut tap = TapDevice::open_with("ectf0", true).unwrap();
-            let mut sndbuf: c_int = 0;
-            // SAFETY: as above; the ioctl writes one c_int through the pointer.
-            unsafe { syscall!(ioctl(tap.as_raw_fd(), libc::TUNGETSNDBUF, &mut sndbuf)) }.unwrap();
             run("ip link set ectf0 addrgenmode none");
             run("ip link set ectf0 up");
             run("ip addr add 198.18.78.1/24 dev ectf0");
@@ -740,13 +741,12 @@ mod tests {
                 std::thread::sleep(std::time::Duration::from_millis(5));
             };
             persist(tap.as_raw_fd(), false);
-            (read, sndbuf)
+            read
         });
         assert!(
             read.is_some(),
             "the frame to 02:00:00:00:00:02 was filtered out"
         );
-        assert_eq!(sndbuf, c_int::MAX);
     }
 
     /// A multi-queue tap: a second daemon (or any program) asking for queues of one that is in
