@@ -8,7 +8,8 @@
 //! [`Service::log_status`] on SIGUSR1. Nothing here runs on the packet path, and nothing
 //! here blocks the loop on the outside world: names are resolved on a helper thread, one
 //! round at a time, whose results the loop picks up at a later poll, and the stats file is
-//! written by a thread of its own (the loop renders the snapshot, which reads the node). The node is changed only through
+//! written by a thread of its own (the loop takes the snapshot, which reads the node; the
+//! thread finishes it, sorting and writing out its MAC lines). The node is changed only through
 //! [`Node::add_connect`] and [`Node::remove_connect`].
 
 use std::fs;
@@ -47,7 +48,7 @@ pub struct StatsFileSpec {
     pub format: StatsFormat,
 }
 
-/// A `--connect` value that is a DNS name, with the address it resolved to last.
+/// A `--connect` value that is a DNS name, with the one of its addresses in use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NamedPeer {
     /// The value as given.
@@ -246,10 +247,15 @@ struct Resolver {
     literals: Vec<SocketAddr>,
     /// Names whose last resolution failed (warned once until it works again).
     failing: Vec<bool>,
+    /// Names moved on to another of their addresses since they were last a peer (the first
+    /// move is logged at info, the next ones at debug).
+    moved: Vec<bool>,
     families: Families,
     listen: SocketAddr,
     next_at: Instant,
     pending: Option<Receiver<Round>>,
+    /// Whether the first poll has looked for names whose start-up address the node refused.
+    started: bool,
 }
 
 impl Service {
@@ -276,12 +282,14 @@ impl Service {
             }),
             resolver: Resolver {
                 failing: vec![false; names.len()],
+                moved: vec![false; names.len()],
                 names,
                 literals,
                 families,
                 listen,
                 next_at: now + RESOLVE_INTERVAL,
                 pending: None,
+                started: false,
             },
             control: None,
         }
@@ -488,17 +496,28 @@ impl Resolver {
                 Err(TryRecvError::Disconnected) => self.pending = None,
             }
         }
+        if !std::mem::replace(&mut self.started, true)
+            && self
+                .names
+                .iter()
+                .any(|named| node.connect_refusal(named.addr).is_some())
+        {
+            // A name's first address was refused at start-up (the node's own, as on one of
+            // several gateways behind one name): its others are tried now, not in 30 s.
+            self.next_at = now;
+        }
         if now < self.next_at || self.pending.is_some() {
             return;
         }
         self.next_at = now + RESOLVE_INTERVAL;
-        let due: Vec<(usize, PeerAddr)> = self
-            .names
-            .iter()
-            .enumerate()
-            .filter(|(_, named)| !node.is_peer(named.addr))
-            .map(|(i, named)| (i, named.peer.clone()))
-            .collect();
+        let mut due: Vec<(usize, PeerAddr)> = Vec::new();
+        for (i, (named, moved)) in self.names.iter().zip(&mut self.moved).enumerate() {
+            if node.is_peer(named.addr) {
+                *moved = false;
+            } else {
+                due.push((i, named.peer.clone()));
+            }
+        }
         if due.is_empty() {
             return;
         }
@@ -526,10 +545,19 @@ impl Resolver {
     /// at each in turn, and one that moved is followed.
     fn apply<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>, round: Round) {
         for (i, result) in round {
-            let (Some(named), Some(failing)) = (self.names.get(i), self.failing.get_mut(i)) else {
+            let (Some(named), Some(failing), Some(moved)) = (
+                self.names.get(i),
+                self.failing.get_mut(i),
+                self.moved.get_mut(i),
+            ) else {
                 continue;
             };
             let old = named.addr;
+            if node.is_peer(old) {
+                // It answered while the name was being resolved: it stays.
+                *failing = false;
+                continue;
+            }
             match result {
                 Ok(all) => {
                     // A refused address (a filtering resolver's 0.0.0.0, our own address) is
@@ -570,10 +598,15 @@ impl Resolver {
                     }
                     *failing = false;
                     if usable.contains(&old) {
-                        info!(
-                            "{}: {old} does not answer; trying {new}, another of its addresses",
-                            named.peer.text
-                        );
+                        let text = &named.peer.text;
+                        if std::mem::replace(moved, true) {
+                            debug!("{text}: {old} does not answer; trying {new}");
+                        } else {
+                            info!(
+                                "{text}: {old} does not answer; trying {new}, another of its \
+                                 addresses (further moves are logged at debug)"
+                            );
+                        }
                     } else {
                         info!("{} now resolves to {new} (was {old})", named.peer.text);
                     }
@@ -685,6 +718,50 @@ mod tests {
             vec![(0, Ok(vec![second]))],
         );
         assert_eq!(node.config().connect, [second]);
+    }
+
+    /// A name whose address answered while the round was out stays at that address.
+    #[test]
+    fn a_name_whose_address_answered_meanwhile_is_not_moved() {
+        let (first, second) = (addr("198.18.0.2:3210"), addr("198.18.0.3:3210"));
+        let mut node = node(&[first]);
+        let mut svc = service(vec![named("gw.example:3210", "198.18.0.2:3210")], vec![]);
+        // Asked (it is a --connect address), it answers with its list.
+        node.housekeep(Instant::from_secs(1));
+        let mut list = [0u8; 10];
+        let (len, _) =
+            crate::wire::emit_peers(node.config().token, std::iter::empty(), &mut list).unwrap();
+        node.on_datagram(Instant::from_secs(1), first, &mut list[..len])
+            .unwrap();
+        assert!(node.is_peer(first));
+        svc.resolver.apply(
+            Instant::from_secs(30),
+            &mut node,
+            vec![(0, Ok(vec![first, second]))],
+        );
+        assert_eq!(node.config().connect, [first]);
+        assert_eq!(svc.names()[0].addr, first);
+    }
+
+    /// A name whose start-up address the node refused (one of its own, as on one of several
+    /// gateways behind one name) is resolved again at the first poll, not 30 s later.
+    #[test]
+    fn a_name_whose_first_address_was_refused_is_resolved_again_at_once() {
+        let mut node = node(&[]);
+        let mut svc = service(vec![named("localhost:3210", "0.0.0.0:3210")], vec![]);
+        svc.poll(Instant::from_secs(1), &mut node, LoopCounters::default());
+        assert!(svc.resolver.pending.is_some(), "not resolved again at once");
+        let start = std::time::Instant::now();
+        while svc.resolver.pending.is_some() {
+            assert!(start.elapsed() < Duration::from_secs(10), "no result");
+            std::thread::sleep(Duration::from_millis(10));
+            svc.poll(Instant::from_secs(1), &mut node, LoopCounters::default());
+        }
+        assert_eq!(svc.names()[0].addr, addr("127.0.0.1:3210"));
+        assert_eq!(node.config().connect, [addr("127.0.0.1:3210")]);
+        // Once only: the next round is the interval's.
+        svc.poll(Instant::from_secs(2), &mut node, LoopCounters::default());
+        assert!(svc.resolver.pending.is_none());
     }
 
     #[test]

@@ -217,6 +217,7 @@ impl UdpSocket {
                     total - next,
                     io::Error::other("send queue is inconsistent"),
                 );
+                next = total;
                 break;
             }
             // SAFETY: `msgs[..count]` are initialised mmsghdrs, every field set above, whose
@@ -240,6 +241,7 @@ impl UdpSocket {
                             total - next,
                             io::Error::other("sendmmsg sent nothing"),
                         );
+                        next = total;
                         break;
                     }
                     if spans[..sent].iter().any(|&run| run > 1) {
