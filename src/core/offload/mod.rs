@@ -46,7 +46,9 @@ pub const IPV6_HEADER_LEN: usize = 40;
 pub const IPV6_HOP_BY_HOP: u8 = 0;
 /// IPv6 next-header value of a destination options header.
 pub const IPV6_DEST_OPTIONS: u8 = 60;
-/// The most IPv6 option headers [`Layout::parse_past_ipv6_options`] walks past.
+/// IPv6 next-header value of a routing header.
+pub const IPV6_ROUTING: u8 = 43;
+/// The most IPv6 extension headers [`Layout::parse_past_ipv6_options`] walks past.
 pub const MAX_IPV6_OPTION_HEADERS: usize = 4;
 /// Bytes of a UDP header.
 pub const UDP_HEADER_LEN: usize = 8;
@@ -96,6 +98,10 @@ pub struct Layout {
     pub is_ipv6: bool,
     /// The transport protocol ([`PROTO_TCP`] or [`PROTO_UDP`]).
     pub protocol: u8,
+    /// An IPv6 routing header lies before the transport header
+    /// ([`Layout::parse_past_ipv6_options`]): the pseudo-header's destination is then the
+    /// route's final one, not the IPv6 header's.
+    pub routed: bool,
 }
 
 impl Layout {
@@ -122,6 +128,7 @@ impl Layout {
                 l4,
                 is_ipv6,
                 protocol,
+                routed: false,
             })
         } else {
             let ihl = usize::from(first & 0x0f) * 4;
@@ -141,15 +148,17 @@ impl Layout {
                 l4,
                 is_ipv6,
                 protocol: frame[l3 + 9],
+                routed: false,
             })
         }
     }
 
-    /// [`Layout::parse`], then for IPv6 past hop-by-hop and destination options headers (at
-    /// most [`MAX_IPV6_OPTION_HEADERS`]) to the transport header, which the kernel's TSO and
-    /// USO allow too. Only for cutting a super-frame: the headers before the transport one
-    /// are copied into every segment as they are, and neither changes the pseudo-header (a
-    /// routing header, which would, is still refused, as are fragments).
+    /// [`Layout::parse`], then for IPv6 past hop-by-hop, destination options and routing
+    /// headers (at most [`MAX_IPV6_OPTION_HEADERS`]) to the transport header, which the
+    /// kernel's TSO and USO allow too. Only for cutting a super-frame: the headers before the
+    /// transport one are copied into every segment as they are. A routing header makes the
+    /// pseudo-header's destination the route's final one ([`Layout::routed`]); fragments are
+    /// still refused.
     ///
     /// # Errors
     ///
@@ -160,9 +169,13 @@ impl Layout {
             return Ok(layout);
         }
         for _ in 0..MAX_IPV6_OPTION_HEADERS {
-            if !matches!(layout.protocol, IPV6_HOP_BY_HOP | IPV6_DEST_OPTIONS) {
+            if !matches!(
+                layout.protocol,
+                IPV6_HOP_BY_HOP | IPV6_DEST_OPTIONS | IPV6_ROUTING
+            ) {
                 break;
             }
+            layout.routed |= layout.protocol == IPV6_ROUTING;
             let next = *frame.get(layout.l4).ok_or(Error::Truncated)?;
             let len = (usize::from(*frame.get(layout.l4 + 1).ok_or(Error::Truncated)?) + 1) * 8;
             if frame.len() < layout.l4 + len {

@@ -126,7 +126,20 @@ impl<'a> Segmenter<'a> {
         let mss = usize::from(hdr.gso_size);
         let payload = frame.len() - hdr_len;
         let count = u32::try_from(payload.div_ceil(mss).max(1)).unwrap_or(u32::MAX);
-        let pseudo_base = layout.pseudo_header(frame, 0);
+        let pseudo_base = if layout.routed {
+            // The final destination a routing header names is what the pseudo-header sums,
+            // and the kernel put the pseudo-header's sum for the whole super-frame in the
+            // checksum field (as for any it leaves to be completed): take it from there, less
+            // that length, as the kernel's own GSO does.
+            if hdr.flags & F_NEEDS_CSUM == 0 {
+                return Err(Error::BadIpHeader);
+            }
+            let at = layout.l4 + if protocol == PROTO_TCP { 16 } else { 6 };
+            let whole = u16::try_from(frame.len() - layout.l4).map_err(|_| Error::BadIpHeader)?;
+            u64::from(be16(frame, at)?) + u64::from(!whole)
+        } else {
+            layout.pseudo_header(frame, 0)
+        };
         let ipv4_base = if layout.is_ipv6 {
             0
         } else {
@@ -315,6 +328,57 @@ mod tests {
             // only.
             let mut s = Segmenter::new(&hdr, &superframe).unwrap();
             assert!(!s.leave_checksums_partial(), "{spec:?}");
+        }
+    }
+
+    /// A routing header (a segment routing header naming the final destination `final_dst`,
+    /// one segment left) after the IPv6 header of `frame`, which is untagged and whose
+    /// destination becomes the waypoint fd00::99; its payload length grows by 24 unless
+    /// `super_frame`.
+    fn with_routing_header(frame: &[u8], super_frame: bool) -> Vec<u8> {
+        let (l3, l4) = (14, 14 + IPV6_HEADER_LEN);
+        let mut f = frame[..l4].to_vec();
+        let final_dst: [u8; 16] = frame[l3 + 24..l3 + 40].try_into().unwrap();
+        f.extend_from_slice(&[frame[l3 + 6], 2, 4, 1, 0, 0, 0, 0]);
+        f.extend_from_slice(&final_dst);
+        f.extend_from_slice(&frame[l4..]);
+        f[l3 + 6] = super::super::IPV6_ROUTING;
+        let waypoint: std::net::Ipv6Addr = "fd00::99".parse().unwrap();
+        f[l3 + 24..l3 + 40].copy_from_slice(&waypoint.octets());
+        if !super_frame {
+            let len = u16::from_be_bytes([f[l3 + 4], f[l3 + 5]]) + 24;
+            f[l3 + 4..l3 + 6].copy_from_slice(&len.to_be_bytes());
+        }
+        f
+    }
+
+    /// Through a routing header, whose final destination the checksums sum (not the IPv6
+    /// header's first waypoint): cut as the kernel's GSO cuts them, every checksum right.
+    /// Such a super-frame used to be refused and dropped whole, which stalled the connection.
+    #[test]
+    fn ipv6_super_frames_with_a_routing_header_are_cut_with_the_final_destination() {
+        for spec in all_specs()
+            .into_iter()
+            .filter(|s| s.is_ipv6 && s.vlan.is_none())
+        {
+            let payload = pattern(1348 * 3 + 5);
+            // Built for the final destination, then routed through the waypoint.
+            let (mut hdr, superframe) = build_super(&spec, &payload, 1348);
+            let superframe = with_routing_header(&superframe, true);
+            hdr.hdr_len += 24;
+            hdr.csum_start += 24;
+            let want: Vec<Vec<u8>> = build_segments(&spec, &payload, 1348)
+                .iter()
+                .map(|f| with_routing_header(f, false))
+                .collect();
+            let got = cut(&hdr, &superframe);
+            assert_eq!(got, want, "{spec:?}");
+            let mut s = Segmenter::new(&hdr, &superframe).unwrap();
+            assert!(!s.leave_checksums_partial(), "{spec:?}");
+            // Without the kernel's partial sum to go by, it is refused.
+            let mut plain = hdr;
+            plain.flags = 0;
+            assert!(Segmenter::new(&plain, &superframe).is_err(), "{spec:?}");
         }
     }
 
