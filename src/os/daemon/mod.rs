@@ -59,8 +59,9 @@ mod drain;
 mod lanes;
 mod signals;
 
-/// Packets read from one fd per wake-up at most, so one busy fd cannot starve the others
-/// (the fd stays ready, so level-triggered epoll wakes us again for the rest).
+/// Frames read from the tap per wake-up at most, so it cannot starve the socket (the fd stays
+/// ready, so level-triggered epoll wakes us again for the rest); the socket's own budget is
+/// [`SOCKET_BATCHES`] `recvmmsg` calls.
 pub const BUDGET: usize = 64;
 
 /// `recvmmsg` calls per wake-up at most (each up to
@@ -157,7 +158,9 @@ pub enum Exit {
 /// Counters of the loop itself (the node keeps its own [`crate::stats::Stats`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoopStats {
-    /// Receive errors on the UDP socket that were ignored (ICMP errors such as `ECONNREFUSED`).
+    /// Receive errors on the UDP socket that were ignored: a lack of memory, or an ICMP error
+    /// such as `ECONNREFUSED` (which the kernel reports to an unconnected socket such as ours
+    /// only with `IP_RECVERR`, never set: kept for safety).
     pub socket_errors: u64,
     /// Super-frames from the tap that could not be segmented (or checksummed) and were dropped.
     pub offload_errors: u64,
@@ -305,6 +308,7 @@ pub fn run(
         spin: Spin::new(busy_poll, std::time::Instant::now()),
         kernel_counters_at: Instant::ZERO,
         tap_drops,
+        udp_drops: crate::sys::udp::Widened::default(),
         armed_for: None,
         service,
         key_file,
@@ -365,6 +369,8 @@ struct Daemon {
     /// The thread that reads the tap's drop counter (`None` if it could not be started: the
     /// counter is then read here).
     tap_drops: Option<crate::sys::netdev::TapDropsReader>,
+    /// The socket's drop counter (32 bits in the kernel) as a running total.
+    udp_drops: crate::sys::udp::Widened,
     /// The keyed mode's key file, re-read on SIGHUP.
     key_file: Option<PathBuf>,
     /// The network's token (salts a passphrase key).
@@ -560,7 +566,7 @@ impl Daemon {
     /// last value.
     fn read_kernel_counters(&mut self) {
         match self.node.socket().receive_drops() {
-            Ok(drops) => self.stats.udp_receive_overflows = drops,
+            Ok(drops) => self.stats.udp_receive_overflows = self.udp_drops.update(drops),
             Err(e) => debug!("cannot read the UDP socket's drop counter: {e}"),
         }
         match &self.tap_drops {

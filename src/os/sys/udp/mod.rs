@@ -41,6 +41,7 @@ mod tests;
 
 pub use recv::RecvBatch;
 use send::SendQueue;
+pub use socket::Widened;
 
 /// The socket buffer size asked for in each direction (best effort: the kernel may cap it).
 pub const SOCKET_BUF_LEN: usize = 4 << 20;

@@ -158,7 +158,7 @@ impl UdpSocket {
     /// # Errors
     ///
     /// The OS error of `getsockopt` (`ENOPROTOOPT` before Linux 4.6).
-    pub fn receive_drops(&self) -> io::Result<u64> {
+    pub fn receive_drops(&self) -> io::Result<u32> {
         let mut meminfo = [0u32; SK_MEMINFO_VARS];
         let mut len = socklen::<[u32; SK_MEMINFO_VARS]>();
         let len_ptr: *mut libc::socklen_t = &mut len;
@@ -181,7 +181,7 @@ impl UdpSocket {
                 "SO_MEMINFO without a drop counter",
             ));
         }
-        Ok(u64::from(meminfo[SK_MEMINFO_DROPS]))
+        Ok(meminfo[SK_MEMINFO_DROPS])
     }
 
     /// The offloads in force.
@@ -201,5 +201,27 @@ impl UdpSocket {
     /// The address families this socket can reach.
     pub fn families(&self) -> Families {
         self.families
+    }
+}
+
+/// A kernel counter 32 bits wide (as the socket's drop count), read now and then, kept as a
+/// 64-bit total that does not go back when the kernel's wraps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Widened {
+    last: Option<u32>,
+    total: u64,
+}
+
+impl Widened {
+    /// Takes in a new reading of the counter (the first counts from 0) and returns the total.
+    /// Readings must come often enough that the counter cannot wrap twice between two.
+    pub fn update(&mut self, raw: u32) -> u64 {
+        let grew = match self.last {
+            None => raw,
+            Some(last) => raw.wrapping_sub(last),
+        };
+        self.last = Some(raw);
+        self.total = self.total.saturating_add(u64::from(grew));
+        self.total
     }
 }

@@ -81,8 +81,19 @@ fn receive_drops_count_datagrams_that_found_the_buffer_full() {
             break;
         }
     }
-    let drops = receiver.receive_drops().unwrap();
+    let drops = u64::from(receiver.receive_drops().unwrap());
     assert!(drops > 0 && drops <= sent, "{drops} drops of {sent}");
+}
+
+#[test]
+fn a_32_bit_counter_read_now_and_then_keeps_growing_past_its_wrap() {
+    let mut count = Widened::default();
+    assert_eq!(count.update(0xffff_fff0), 0xffff_fff0);
+    assert_eq!(count.update(0xffff_fff8), 0xffff_fff8);
+    // The kernel's counter wrapped: the total goes on.
+    assert_eq!(count.update(0x10), 0x1_0000_0010);
+    assert_eq!(count.update(0x10), 0x1_0000_0010);
+    assert_eq!(count.update(0x20), 0x1_0000_0020);
 }
 
 #[test]
