@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ethcloud::crypto::{Key, Sealer};
-use ethcloud::relay::{RouteState, RELAY_AFTER};
+use ethcloud::relay::{RouteState, KEY_RECHECKS_MISSED, RELAY_AFTER};
 use ethcloud::stats::DropReason;
 use ethcloud::wire::relay::{
     emit_hello, emit_relayed, FLAG_ANSWER, FLAG_NAMES_KEYS, FLAG_RELAY, FLAG_RELAYED, RELAYED_FROM,
@@ -738,6 +738,25 @@ fn a_key_revoked_by_sighup_is_cut_off_from_relaying_at_once() {
     sim.run_until_idle(1000);
     assert_eq!(got(&mut sim, a, 0x84), 0, "B still reaches A through P");
     assert_eq!(got(&mut sim, b, 0x85), 0, "A still reaches B through P");
+    // B's route to A was active; P, which no longer relays between them, stops naming A's
+    // key to B, and within a few rechecks B stops sending into P for A (it was shown active
+    // for ever, and everything B sent to A's MACs was dropped at P).
+    assert_eq!(route(&sim, b, a), Some((p, RouteState::Active)));
+    sim.advance(Duration::from_secs(60 * u64::from(KEY_RECHECKS_MISSED + 1) + 60));
+    assert!(
+        !matches!(route(&sim, b, a), Some((_, RouteState::Active))),
+        "{:?}",
+        route(&sim, b, a)
+    );
+    let refused = sim.stats(p).drops_of(DropReason::RelayRefused);
+    sim.inject_frame(b, &frame(3, 0xff, 0x89));
+    sim.inject_frame(b, &frame(3, 2, 0x8a));
+    sim.run_until_idle(1000);
+    assert_eq!(
+        sim.stats(p).drops_of(DropReason::RelayRefused),
+        refused,
+        "B still sends through P for A"
+    );
 }
 
 #[test]

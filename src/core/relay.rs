@@ -17,6 +17,9 @@
 //!   until the relay named the key its far end holds, and carries frames (either way) only if
 //!   that key is one we trust; one we do not trust makes it *refused* for [`REFUSED_FOR`]. The
 //!   key is asked again every [`KEY_RECHECK`], and a SIGHUP that revokes it refuses the route.
+//!   An active route whose relay leaves [`KEY_RECHECKS_MISSED`] of those queries unanswered
+//!   (it no longer names the key: the far end revoked us, stopped relaying, or trusts other
+//!   members now) is checking again, and carries nothing until the relay answers.
 //!
 //! It holds addresses and times only: it never sends, parses or touches the peer or MAC table;
 //! the node asks it and acts.
@@ -59,6 +62,9 @@ pub const REFUSED_FOR: Duration = Duration::from_secs(300);
 /// A route still checking whose relay did not answer this many queries (every
 /// [`KEY_ASK_EVERY`]) is refused: the relay will not name that key.
 pub const KEY_ASKS: u8 = 6;
+/// An active route whose relay did not answer this many of its queries in a row (every
+/// [`KEY_RECHECK`]) is checking again: frames sent through it would be dropped there.
+pub const KEY_RECHECKS_MISSED: u8 = 2;
 /// The most addresses of our own (as peers see us) remembered.
 pub const MAX_PUBLIC: usize = 16;
 /// The most routes and candidates together.
@@ -514,19 +520,36 @@ impl RelayTable {
     /// still checking after [`KEY_ASKS`] unanswered queries is refused instead.
     pub fn ask_due(&mut self, now: Instant, addr: SocketAddr) -> Option<SocketAddr> {
         let r = self.routes.get_mut(&addr)?;
-        ask_due(&self.names_keys, now, r)
+        let (via, unconfirmed) = ask_due(&self.names_keys, now, r);
+        if unconfirmed {
+            self.active -= 1;
+            self.changes = self.changes.wrapping_add(1);
+        }
+        via
     }
 
     /// Appends to `out` every (address, relay) whose key is to be asked now
-    /// ([`RelayTable::ask_due`]).
-    pub fn due_key_queries(&mut self, now: Instant, out: &mut Vec<(SocketAddr, SocketAddr)>) {
+    /// ([`RelayTable::ask_due`]), and to `unconfirmed` the addresses of active routes that
+    /// are checking again ([`KEY_RECHECKS_MISSED`]; what was learnt behind them is to go).
+    pub fn due_key_queries(
+        &mut self,
+        now: Instant,
+        out: &mut Vec<(SocketAddr, SocketAddr)>,
+        unconfirmed: &mut Vec<SocketAddr>,
+    ) {
         if self.names_keys.is_empty() {
             return;
         }
         let names_keys = &self.names_keys;
         for (addr, r) in &mut self.routes {
-            if let Some(via) = ask_due(names_keys, now, r) {
+            let (via, demoted) = ask_due(names_keys, now, r);
+            if let Some(via) = via {
                 out.push((*addr, via));
+            }
+            if demoted {
+                self.active -= 1;
+                self.changes = self.changes.wrapping_add(1);
+                unconfirmed.push(*addr);
             }
         }
     }
@@ -836,30 +859,45 @@ fn move_via(held: &mut Tally<SocketAddr>, r: &mut Route, via: SocketAddr) {
     r.via = via;
 }
 
-/// [`RelayTable::ask_due`] for one route `r`, `names_keys` being the relays that name keys.
-fn ask_due(names_keys: &BTreeSet<SocketAddr>, now: Instant, r: &mut Route) -> Option<SocketAddr> {
+/// [`RelayTable::ask_due`] for one route `r`, `names_keys` being the relays that name keys:
+/// the relay to ask, and whether the route was active and is checking again (the caller
+/// keeps the count of active routes).
+fn ask_due(
+    names_keys: &BTreeSet<SocketAddr>,
+    now: Instant,
+    r: &mut Route,
+) -> (Option<SocketAddr>, bool) {
     if !names_keys.contains(&r.via) {
-        return None;
+        return (None, false);
     }
     let every = match r.state {
         RouteState::Checking => KEY_ASK_EVERY,
         RouteState::Active => KEY_RECHECK,
-        RouteState::Superseded(_) | RouteState::Refused(_) => return None,
+        RouteState::Superseded(_) | RouteState::Refused(_) => return (None, false),
     };
     if r.asked
         .is_some_and(|at| now.saturating_duration_since(at) < every)
     {
-        return None;
+        return (None, false);
+    }
+    let mut demoted = false;
+    if r.state == RouteState::Active && r.unanswered >= KEY_RECHECKS_MISSED {
+        // The relay no longer names the key (the far end revoked us or stopped relaying, or
+        // the two trust other members now: the relay drops what we send through it for that
+        // address): checking again, asked at the pace of a new route.
+        r.state = RouteState::Checking;
+        r.unanswered = 0;
+        demoted = true;
     }
     if r.state == RouteState::Checking && r.unanswered >= KEY_ASKS {
         // The relay does not name that key (the node there takes no part in relaying, or
         // the relay does not know it): refused, as a key not trusted is.
         r.state = RouteState::Refused(now);
-        return None;
+        return (None, demoted);
     }
     r.asked = Some(now);
     r.unanswered = r.unanswered.saturating_add(1);
-    Some(r.via)
+    (Some(r.via), demoted)
 }
 
 #[cfg(test)]

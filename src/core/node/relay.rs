@@ -254,7 +254,19 @@ impl<S: Socket, D: Device> Node<S, D> {
         // once, then from time to time).
         let mut queries = core::mem::take(&mut self.relay_targets);
         queries.clear();
-        self.relay.due_key_queries(now, &mut queries);
+        let mut unconfirmed = Vec::new();
+        self.relay
+            .due_key_queries(now, &mut queries, &mut unconfirmed);
+        for addr in unconfirmed {
+            // Frames to what was learnt behind it would go to the far end directly.
+            self.switch.forget_peer(addr);
+            self.note(
+                now,
+                format_args!(
+                    "relay route to {addr}: its relay no longer names the key there; checking again"
+                ),
+            );
+        }
         for (addr, via) in &queries {
             self.send_key_message(*via, *addr, None);
         }
