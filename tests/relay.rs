@@ -759,6 +759,30 @@ fn a_key_revoked_by_sighup_is_cut_off_from_relaying_at_once() {
     );
 }
 
+/// A verified peer says it sees this node at the address of a routed node (a CGNAT that gave
+/// that port to us since, or a member that lies): the route goes, and so does what was learnt
+/// behind it, or frames to those MACs would go to what is now our own address.
+#[test]
+fn a_hello_naming_a_routed_address_as_ours_forgets_what_was_learnt_there() {
+    let (mut sim, [p, a, b]) = per_node_triangle(0x5e1a_0d00, &[1, 2, 3]);
+    assert_eq!(route(&sim, a, b), Some((p, RouteState::Active)));
+    sim.inject_frame(b, &frame(3, 0xff, 0x90));
+    sim.run_until_idle(1000);
+    assert!(
+        sim.nodes[&a].switch_table().count_for(b) > 0,
+        "B's MAC not learnt at A"
+    );
+    let members = sim.nodes[&p].sessions().map(|s| s.members());
+    let mut node_id = [0u8; 8];
+    node_id.copy_from_slice(&Simulator::public_key(1).0[..8]);
+    let flags = FLAG_RELAY | FLAG_RELAYED | FLAG_NAMES_KEYS;
+    let hello = sealed_hello(&mut sim, p, a, flags, u64::from_be_bytes(node_id), b, members);
+    sim.inject_datagram(p, a, hello);
+    sim.run_until_idle(1000);
+    assert_eq!(route(&sim, a, b), None);
+    assert_eq!(sim.nodes[&a].switch_table().count_for(b), 0);
+}
+
 #[test]
 fn a_revoked_key_that_lies_about_its_members_still_gets_nothing_through_a_relay() {
     // A does not trust B (node 3); P trusts both. B, modified, tells P that it trusts the same

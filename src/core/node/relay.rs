@@ -532,6 +532,9 @@ impl<S: Socket, D: Device> Node<S, D> {
                     if !self.connect_set.contains(&observed) {
                         self.contacts.remove(observed);
                     }
+                    // (What was learnt at that address itself, through a route to it that
+                    // just went, goes too: frames to it would go to our own address.)
+                    self.switch.forget_peer(observed);
                     for gone in self.relay.forget_peer(observed) {
                         self.switch.forget_peer(gone);
                     }
