@@ -1315,7 +1315,7 @@ mod tests {
         assert!(!table.has_active());
         // Its key is asked at once, then every KEY_ASK_EVERY while checking.
         let mut asked = Vec::new();
-        table.due_key_queries(t(10), &mut asked);
+        table.due_key_queries(t(10), &mut asked, &mut Vec::new());
         assert_eq!(asked, vec![(a(X), a(R))]);
         assert_eq!(table.ask_due(t(14), a(X)), None);
         assert_eq!(table.ask_due(t(15), a(X)), Some(a(R)));
@@ -1360,6 +1360,47 @@ mod tests {
         );
         assert_eq!(table.accept_relayed(t(402), a(R), a(X)), Accept::Refused);
         assert!(!table.has_active());
+    }
+
+    /// An active route whose relay stops answering its rechecks (it no longer names the key)
+    /// is checking again after KEY_RECHECKS_MISSED of them, and says so.
+    #[test]
+    fn an_active_route_whose_rechecks_go_unanswered_is_checking_again() {
+        let mut table = table();
+        table.set_names_keys(a(R), true);
+        assert_eq!(table.accept_relayed(t(0), a(R), a(X)), Accept::Checking);
+        assert_eq!(table.ask_due(t(0), a(X)), Some(a(R)));
+        assert_eq!(
+            table.on_key(t(1), a(R), a(X), [7; 32], true),
+            KeyVerdict::Activated
+        );
+        let at = |n: u32| t(1) + KEY_RECHECK * n;
+        let (mut asked, mut unconfirmed) = (Vec::new(), Vec::new());
+        for n in 1..=u32::from(KEY_RECHECKS_MISSED) {
+            table.due_key_queries(at(n), &mut asked, &mut unconfirmed);
+            assert_eq!(table.route(a(X)), Some(a(R)), "recheck {n}");
+        }
+        assert_eq!(asked.len(), usize::from(KEY_RECHECKS_MISSED));
+        assert!(unconfirmed.is_empty());
+        // The next recheck finds them all unanswered: checking, and asked at once.
+        let changes = table.changes();
+        asked.clear();
+        table.due_key_queries(
+            at(u32::from(KEY_RECHECKS_MISSED) + 1),
+            &mut asked,
+            &mut unconfirmed,
+        );
+        assert_eq!(unconfirmed, [a(X)]);
+        assert_eq!(asked, [(a(X), a(R))]);
+        assert_eq!(table.route(a(X)), None);
+        assert!(!table.has_active());
+        assert_ne!(table.changes(), changes);
+        assert_eq!(table.accept_relayed(at(4), a(R), a(X)), Accept::Checking);
+        // Answered again: active again.
+        assert_eq!(
+            table.on_key(at(4), a(R), a(X), [7; 32], true),
+            KeyVerdict::Activated
+        );
     }
 
     #[test]
