@@ -742,7 +742,9 @@ fn a_key_revoked_by_sighup_is_cut_off_from_relaying_at_once() {
     // key to B, and within a few rechecks B stops sending into P for A (it was shown active
     // for ever, and everything B sent to A's MACs was dropped at P).
     assert_eq!(route(&sim, b, a), Some((p, RouteState::Active)));
-    sim.advance(Duration::from_secs(60 * u64::from(KEY_RECHECKS_MISSED + 1) + 60));
+    sim.advance(Duration::from_secs(
+        60 * u64::from(KEY_RECHECKS_MISSED + 1) + 60,
+    ));
     assert!(
         !matches!(route(&sim, b, a), Some((_, RouteState::Active))),
         "{:?}",
@@ -776,7 +778,15 @@ fn a_hello_naming_a_routed_address_as_ours_forgets_what_was_learnt_there() {
     let mut node_id = [0u8; 8];
     node_id.copy_from_slice(&Simulator::public_key(1).0[..8]);
     let flags = FLAG_RELAY | FLAG_RELAYED | FLAG_NAMES_KEYS;
-    let hello = sealed_hello(&mut sim, p, a, flags, u64::from_be_bytes(node_id), b, members);
+    let hello = sealed_hello(
+        &mut sim,
+        p,
+        a,
+        flags,
+        u64::from_be_bytes(node_id),
+        b,
+        members,
+    );
     sim.inject_datagram(p, a, hello);
     sim.run_until_idle(1000);
     assert_eq!(route(&sim, a, b), None);

@@ -387,7 +387,7 @@ impl Coalescer {
         let frame = self.buf.get_mut(..len)?;
         if flow.count == 1 {
             // Trusted: its checksum may have been left partial by the peer (flag 0x20).
-            if let Some(partial) = partial_checksum(frame).filter(|_| self.trusted) {
+            if let Some(partial) = self.trusted.then(|| partial_checksum(frame)).flatten() {
                 put16(frame, partial.field, partial.pseudo);
                 return Some((partial.hdr, frame));
             }

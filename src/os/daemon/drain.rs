@@ -124,6 +124,8 @@ impl Daemon {
     // HOT PATH
     fn on_superframe(&mut self, now: Instant, len: usize) {
         let Some(packet) = self.superframe.get_mut(..len) else {
+            // The kernel says how long the frame was, also when it copied less.
+            self.offload_error(len, CutError::TooLarge);
             return;
         };
         let node = &mut self.node;

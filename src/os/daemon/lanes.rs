@@ -458,6 +458,9 @@ fn drain_queue(
                 trouble.over();
                 if with_vnet {
                     let Some(packet) = superframe.get_mut(..len) else {
+                        // Longer than the buffer (the kernel says how long the frame was,
+                        // also when it copied less).
+                        *offload_errors += 1;
                         continue;
                     };
                     // Lanes always send complete checksums (their view does not carry the

@@ -548,7 +548,7 @@ impl Device for TapDevice {
                 }
             }
             let fd = queue_for(&self.file, &self.other_queues, frame);
-            if let Some(partial) = partial_checksum(frame).filter(|_| self.completes) {
+            if let Some(partial) = self.completes.then(|| partial_checksum(frame)).flatten() {
                 // Its checksum may have been left partial by the peer (Hello flag 0x20).
                 let (head, tail) = frame.split_at(partial.field);
                 let field = partial.pseudo.to_be_bytes();
