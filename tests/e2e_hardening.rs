@@ -152,6 +152,79 @@ fn flood_of_random_macs_and_garbage_datagrams_leaves_the_daemon_small_and_forwar
     );
 }
 
+/// Under a flood of datagrams at full speed (the busy-poll spin on, as by default), the
+/// daemon still answers `ethcloud show`, logs its SIGUSR1 line and stops on SIGTERM, each
+/// within a few seconds: the loop's passes are bounded and it looks at its signals and the
+/// control socket every few of them.
+#[test]
+#[ignore = "needs root + netns; .ci/run passes --include-ignored"]
+fn under_a_datagram_flood_show_signals_and_stop_still_answer() {
+    let mut lab = Lab::new(3);
+    lab.verbose = false; // info level: a debug line per dropped packet would only measure the log
+    let dir = e2e::TestDir::with_mode("e2e_hardening", "flood-show", 0o755);
+    let sock = dir.path("h2.sock");
+    let (h1, h2, h3) = (lab.host(1), lab.host(2), lab.host(3));
+    lab.start(&h1, &["-t", "77"]);
+    lab.start(
+        &h2,
+        &["-t", "77", "--control-socket", &sock, "-c", &h1.addr_v4()],
+    );
+    lab.daemons[0].wait_log(&format!("peer {} added", h2.addr_v4()), SOON);
+    let flood = lab.script("flood.py", FLOOD);
+    let flood = flood.to_str().expect("utf-8 path");
+    let received = |lab: &mut Lab| {
+        let line = lab.daemons[1].stats_line();
+        e2e::field(&line, "datagrams_received").unwrap_or(0)
+    };
+    let before = received(&mut lab);
+    // Far more than it can send in the time the test takes; stopped when the lab goes.
+    let target = h2.underlay_v4();
+    lab.helper(
+        &h3,
+        "flood",
+        &[
+            "python3",
+            flood,
+            "datagrams",
+            &target,
+            "3210",
+            "77",
+            "50000000",
+            &h3.underlay_v4(),
+        ],
+    );
+    let start = Instant::now();
+    let flowing = loop {
+        let now = received(&mut lab);
+        if now >= before + 20_000 {
+            break now;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the flood did not reach h2"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let asked = Instant::now();
+    let answer = e2e::show(&lab, &h2, &sock);
+    let took = asked.elapsed();
+    println!("ethcloud show under the flood: {took:?}");
+    assert!(answer.contains("interface: "), "{answer}");
+    assert!(took < Duration::from_secs(3), "show took {took:?}");
+    // The flood was still on while show was answered.
+    assert!(
+        received(&mut lab) > flowing,
+        "the flood had ended before show"
+    );
+    let asked = Instant::now();
+    lab.daemons[1].signal(libc::SIGTERM);
+    let status = lab.daemons[1].wait_exit(Duration::from_secs(5));
+    let took = asked.elapsed();
+    println!("SIGTERM under the flood: exited {status} after {took:?}");
+    assert!(status.success(), "{status}");
+    assert!(took < Duration::from_secs(3), "stopping took {took:?}");
+}
+
 #[test]
 #[ignore = "needs root + netns; .ci/run passes --include-ignored"]
 fn get_peers_burst_from_a_fresh_address_gets_at_most_three_times_one_request() {

@@ -793,6 +793,32 @@ fn a_hello_naming_a_routed_address_as_ours_forgets_what_was_learnt_there() {
     assert_eq!(sim.nodes[&a].switch_table().count_for(b), 0);
 }
 
+/// A relayed node away for a few minutes (a reboot): the route to it, whose relay stops
+/// naming its key meanwhile, is checking again, but not refused: once the node is back, the
+/// relay names its key again and the route carries frames within about a minute.
+#[test]
+fn a_relayed_node_back_after_a_few_minutes_is_reached_through_its_relay_again() {
+    let (mut sim, [p, a, b]) = per_node_triangle(0x5e1a_0e00, &[1, 2, 3]);
+    assert_eq!(route(&sim, b, a), Some((p, RouteState::Active)));
+    sim.shutdown(a);
+    sim.kill(a);
+    sim.advance(Duration::from_secs(200));
+    assert!(!matches!(route(&sim, b, a), Some((_, RouteState::Active))));
+    sim.restart(a);
+    sim.advance_until(
+        Duration::from_secs(120),
+        |s| matches!(route(s, b, a), Some((via, RouteState::Active)) if via == p),
+    );
+    sim.take_frames(a);
+    sim.inject_frame(b, &frame(3, 0xff, 0x91));
+    sim.run_until_idle(1000);
+    assert_eq!(
+        got(&mut sim, a, 0x91),
+        1,
+        "B does not reach A through P again"
+    );
+}
+
 #[test]
 fn a_revoked_key_that_lies_about_its_members_still_gets_nothing_through_a_relay() {
     // A does not trust B (node 3); P trusts both. B, modified, tells P that it trusts the same

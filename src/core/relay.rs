@@ -18,8 +18,11 @@
 //!   that key is one we trust; one we do not trust makes it *refused* for [`REFUSED_FOR`]. The
 //!   key is asked again every [`KEY_RECHECK`], and a SIGHUP that revokes it refuses the route.
 //!   An active route whose relay leaves [`KEY_RECHECKS_MISSED`] of those queries unanswered
-//!   (it no longer names the key: the far end revoked us, stopped relaying, or trusts other
-//!   members now) is checking again, and carries nothing until the relay answers.
+//!   (it no longer names the key: the far end revoked us, stopped relaying, trusts other
+//!   members now, or is away for a while) is checking again, and carries nothing until the
+//!   relay answers. Having had a trusted key named, it is never refused for want of answers:
+//!   after [`KEY_ASKS`] it is asked every [`KEY_RECHECK`] again (at once when a frame from its
+//!   far end comes through the relay, which then relays between us again).
 //!
 //! It holds addresses and times only: it never sends, parses or touches the peer or MAC table;
 //! the node asks it and acts.
@@ -248,6 +251,9 @@ impl RelayTable {
             for r in self.routes.values_mut() {
                 if r.via == peer && r.state == RouteState::Checking {
                     r.state = RouteState::Active;
+                    // (Its queries went to a relay that named no keys: none was missed.)
+                    r.unanswered = 0;
+                    r.asked = None;
                     self.active += 1;
                     self.changes = self.changes.wrapping_add(1);
                 }
@@ -514,13 +520,15 @@ impl RelayTable {
         }
     }
 
-    /// Per-node keys: whether the relay of the route to `addr` is to be asked for the key of
-    /// the node there now (never asked, or not for [`KEY_ASK_EVERY`] while checking, or for
-    /// [`KEY_RECHECK`] while active); if so, notes it as asked and returns the relay. A route
-    /// still checking after [`KEY_ASKS`] unanswered queries is refused instead.
+    /// Per-node keys, for a frame from `addr` that came through the route's relay: whether
+    /// the relay is to be asked for the key of the node there now (never asked, or not for
+    /// [`KEY_ASK_EVERY`] while checking, or for [`KEY_RECHECK`] while active); if so, notes
+    /// it as asked and returns the relay. A route never confirmed, still checking after
+    /// [`KEY_ASKS`] unanswered queries, is refused instead; an active one whose rechecks went
+    /// unanswered is checking again (as [`RelayTable::due_key_queries`] says).
     pub fn ask_due(&mut self, now: Instant, addr: SocketAddr) -> Option<SocketAddr> {
         let r = self.routes.get_mut(&addr)?;
-        let (via, unconfirmed) = ask_due(&self.names_keys, now, r);
+        let (via, unconfirmed) = ask_due(&self.names_keys, now, r, true);
         if unconfirmed {
             self.active -= 1;
             self.changes = self.changes.wrapping_add(1);
@@ -542,7 +550,7 @@ impl RelayTable {
         }
         let names_keys = &self.names_keys;
         for (addr, r) in &mut self.routes {
-            let (via, demoted) = ask_due(names_keys, now, r);
+            let (via, demoted) = ask_due(names_keys, now, r, false);
             if let Some(via) = via {
                 out.push((*addr, via));
             }
@@ -859,18 +867,23 @@ fn move_via(held: &mut Tally<SocketAddr>, r: &mut Route, via: SocketAddr) {
     r.via = via;
 }
 
-/// [`RelayTable::ask_due`] for one route `r`, `names_keys` being the relays that name keys:
-/// the relay to ask, and whether the route was active and is checking again (the caller
-/// keeps the count of active routes).
+/// [`RelayTable::ask_due`] for one route `r`, `names_keys` being the relays that name keys,
+/// `relayed` whether a frame from the far end just came through the relay: the relay to ask,
+/// and whether the route was active and is checking again (the caller keeps the count of
+/// active routes).
 fn ask_due(
     names_keys: &BTreeSet<SocketAddr>,
     now: Instant,
     r: &mut Route,
+    relayed: bool,
 ) -> (Option<SocketAddr>, bool) {
     if !names_keys.contains(&r.via) {
         return (None, false);
     }
+    // A key was named for it once (and trusted, or it would be refused).
+    let confirmed = r.key.is_some();
     let every = match r.state {
+        RouteState::Checking if confirmed && !relayed && r.unanswered >= KEY_ASKS => KEY_RECHECK,
         RouteState::Checking => KEY_ASK_EVERY,
         RouteState::Active => KEY_RECHECK,
         RouteState::Superseded(_) | RouteState::Refused(_) => return (None, false),
@@ -889,9 +902,10 @@ fn ask_due(
         r.unanswered = 0;
         demoted = true;
     }
-    if r.state == RouteState::Checking && r.unanswered >= KEY_ASKS {
+    if r.state == RouteState::Checking && r.unanswered >= KEY_ASKS && !confirmed {
         // The relay does not name that key (the node there takes no part in relaying, or
-        // the relay does not know it): refused, as a key not trusted is.
+        // the relay does not know it): refused, as a key not trusted is. (One it named
+        // before, a trusted one, is asked on: its node may be away for a while.)
         r.state = RouteState::Refused(now);
         return (None, demoted);
     }

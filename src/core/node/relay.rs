@@ -762,13 +762,23 @@ impl<S: Socket, D: Device> Node<S, D> {
             Accept::Superseded => return Err(DropReason::RelaySuperseded),
             Accept::Full => return Err(DropReason::RelayRefused),
             Accept::Checking => {
+                let was_active = self.relay.route(origin).is_some();
+                let ask = self.relay.ask_due(now, origin);
                 if self.relay.route(origin).is_none() {
                     // (A route that was active and now waits for a key: what was learnt
                     // behind it goes, so that frames to those MACs are not sent to the
                     // origin. One that stays active through its relay keeps them.)
                     self.switch.forget_peer(origin);
+                    if was_active {
+                        self.note(
+                            now,
+                            format_args!(
+                                "relay route to {origin}: its relay no longer names the key there; checking again"
+                            ),
+                        );
+                    }
                 }
-                if let Some(via) = self.relay.ask_due(now, origin) {
+                if let Some(via) = ask {
                     self.send_key_message(via, origin, None);
                 }
                 return Err(DropReason::RelayUnverified);

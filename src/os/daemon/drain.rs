@@ -171,7 +171,8 @@ pub(super) struct Drained {
 pub(super) enum CutError {
     /// Shorter than its vnet header.
     Short,
-    /// A plain frame larger than the packet buffer.
+    /// A plain frame larger than the packet buffer, or a read larger than the super-frame
+    /// buffer.
     TooLarge,
     /// The checksum or the segmentation failed.
     Offload(crate::offload::Error),
