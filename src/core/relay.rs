@@ -248,12 +248,12 @@ impl RelayTable {
         if names {
             self.names_keys.insert(peer);
         } else if self.names_keys.remove(&peer) {
-            for r in self.routes.values_mut() {
-                if r.via == peer && r.state == RouteState::Checking {
+            for r in self.routes.values_mut().filter(|r| r.via == peer) {
+                // (Queries to a relay that names no keys are not missed answers.)
+                r.unanswered = 0;
+                r.asked = None;
+                if r.state == RouteState::Checking {
                     r.state = RouteState::Active;
-                    // (Its queries went to a relay that named no keys: none was missed.)
-                    r.unanswered = 0;
-                    r.asked = None;
                     self.active += 1;
                     self.changes = self.changes.wrapping_add(1);
                 }
@@ -470,9 +470,17 @@ impl RelayTable {
                     r.last_used = now;
                     r.carried = now;
                     if r.via != via {
-                        // Asked of the relay the other side picked.
+                        // Asked of the relay the other side picked, which named no key yet
+                        // (but not sooner than KEY_ASK_EVERY after the last query: frames
+                        // that alternate between two relays move the route each time).
                         move_via(&mut self.held, r, via);
-                        r.asked = None;
+                        r.key = None;
+                        if !r
+                            .asked
+                            .is_some_and(|at| now.saturating_duration_since(at) < KEY_ASK_EVERY)
+                        {
+                            r.asked = None;
+                        }
                         r.unanswered = 0;
                         if !names_keys {
                             // (Not naming keys: as without the check.)
@@ -491,10 +499,11 @@ impl RelayTable {
                     if r.via != via {
                         move_via(&mut self.held, r, via);
                         self.changes = self.changes.wrapping_add(1);
+                        // (A key the old relay named says nothing of the new one's.)
+                        r.key = None;
                         if names_keys {
                             // The key is asked of the new relay before anything passes.
                             r.state = RouteState::Checking;
-                            r.key = None;
                             r.asked = None;
                             r.unanswered = 0;
                             self.active -= 1;
@@ -520,15 +529,21 @@ impl RelayTable {
         }
     }
 
-    /// Per-node keys, for a frame from `addr` that came through the route's relay: whether
+    /// Per-node keys, for a frame from `addr` that came through `via`: whether
     /// the relay is to be asked for the key of the node there now (never asked, or not for
     /// [`KEY_ASK_EVERY`] while checking, or for [`KEY_RECHECK`] while active); if so, notes
     /// it as asked and returns the relay. A route never confirmed, still checking after
     /// [`KEY_ASKS`] unanswered queries, is refused instead; an active one whose rechecks went
     /// unanswered is checking again (as [`RelayTable::due_key_queries`] says).
-    pub fn ask_due(&mut self, now: Instant, addr: SocketAddr) -> Option<SocketAddr> {
+    pub fn ask_due(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        via: SocketAddr,
+    ) -> Option<SocketAddr> {
         let r = self.routes.get_mut(&addr)?;
-        let (via, unconfirmed) = ask_due(&self.names_keys, now, r, true);
+        let relayed = r.via == via;
+        let (via, unconfirmed) = ask_due(&self.names_keys, now, r, relayed);
         if unconfirmed {
             self.active -= 1;
             self.changes = self.changes.wrapping_add(1);
@@ -603,18 +618,26 @@ impl RelayTable {
     }
 
     /// Per-node keys, after SIGHUP changed the trusted keys: active routes whose far end's key
-    /// `trusted` no longer accepts are refused, and refused ones whose key it now accepts are
-    /// checked again. Returns the addresses refused.
+    /// `trusted` no longer accepts are refused (and checking ones whose relay named such a key
+    /// before), and refused ones whose key it now accepts are checked again. Returns the
+    /// addresses refused.
     pub fn retrust(
         &mut self,
         now: Instant,
         trusted: impl Fn(&[u8; 32]) -> bool,
     ) -> Vec<SocketAddr> {
         let mut refused = Vec::new();
-        let mut activated = 0;
+        let (mut activated, mut deactivated) = (0, 0);
         for (addr, r) in &mut self.routes {
             match r.state {
                 RouteState::Active if r.key.is_some_and(|k| !trusted(&k)) => {
+                    r.state = RouteState::Refused(now);
+                    refused.push(*addr);
+                    deactivated += 1;
+                }
+                // Checking again after its relay went quiet: the key it named then is no
+                // longer one we take.
+                RouteState::Checking if r.key.is_some_and(|k| !trusted(&k)) => {
                     r.state = RouteState::Refused(now);
                     refused.push(*addr);
                 }
@@ -634,7 +657,7 @@ impl RelayTable {
             }
         }
         if !refused.is_empty() || activated > 0 {
-            self.active = self.active + activated - refused.len();
+            self.active = self.active + activated - deactivated;
             self.changes = self.changes.wrapping_add(1);
         }
         refused
@@ -880,7 +903,8 @@ fn ask_due(
     if !names_keys.contains(&r.via) {
         return (None, false);
     }
-    // A key was named for it once (and trusted, or it would be refused).
+    // A key was named for it once by this relay, and trusted (an untrusted one refuses the
+    // route, and so does a SIGHUP that stops trusting it).
     let confirmed = r.key.is_some();
     let every = match r.state {
         RouteState::Checking if confirmed && !relayed && r.unanswered >= KEY_ASKS => KEY_RECHECK,
@@ -1331,8 +1355,8 @@ mod tests {
         let mut asked = Vec::new();
         table.due_key_queries(t(10), &mut asked, &mut Vec::new());
         assert_eq!(asked, vec![(a(X), a(R))]);
-        assert_eq!(table.ask_due(t(14), a(X)), None);
-        assert_eq!(table.ask_due(t(15), a(X)), Some(a(R)));
+        assert_eq!(table.ask_due(t(14), a(X), a(R)), None);
+        assert_eq!(table.ask_due(t(15), a(X), a(R)), Some(a(R)));
         // Frames relayed from it meanwhile are dropped.
         assert_eq!(table.accept_relayed(t(15), a(R), a(X)), Accept::Checking);
         // Another relay's answer is not taken; the relay's, with a trusted key, activates it.
@@ -1349,8 +1373,8 @@ mod tests {
         assert_eq!(table.route(a(X)), Some(a(R)));
         assert_eq!(table.accept_relayed(t(17), a(R), a(X)), Accept::Known);
         // Asked again every KEY_RECHECK; the same answer changes nothing.
-        assert_eq!(table.ask_due(t(17), a(X)), None);
-        assert_eq!(table.ask_due(t(16) + KEY_RECHECK, a(X)), Some(a(R)));
+        assert_eq!(table.ask_due(t(17), a(X), a(R)), None);
+        assert_eq!(table.ask_due(t(16) + KEY_RECHECK, a(X), a(R)), Some(a(R)));
         assert_eq!(
             table.on_key(t(80), a(R), a(X), key, true),
             KeyVerdict::Unchanged
@@ -1359,7 +1383,7 @@ mod tests {
         assert_eq!(table.retrust(t(90), |k| *k != key), vec![a(X)]);
         assert_eq!(table.route(a(X)), None);
         assert_eq!(table.accept_relayed(t(91), a(R), a(X)), Accept::Refused);
-        assert_eq!(table.ask_due(t(200), a(X)), None);
+        assert_eq!(table.ask_due(t(200), a(X), a(R)), None);
         housekeep(&mut table, t(89) + REFUSED_FOR);
         assert_eq!(table.len(), 1);
         housekeep(&mut table, t(90) + REFUSED_FOR);
@@ -1367,7 +1391,7 @@ mod tests {
 
         // A route made by a relayed frame checks too, and a key we do not trust refuses it.
         assert_eq!(table.accept_relayed(t(400), a(R), a(X)), Accept::Checking);
-        assert_eq!(table.ask_due(t(400), a(X)), Some(a(R)));
+        assert_eq!(table.ask_due(t(400), a(X), a(R)), Some(a(R)));
         assert_eq!(
             table.on_key(t(401), a(R), a(X), other, false),
             KeyVerdict::Refused
@@ -1383,7 +1407,7 @@ mod tests {
         let mut table = table();
         table.set_names_keys(a(R), true);
         assert_eq!(table.accept_relayed(t(0), a(R), a(X)), Accept::Checking);
-        assert_eq!(table.ask_due(t(0), a(X)), Some(a(R)));
+        assert_eq!(table.ask_due(t(0), a(X), a(R)), Some(a(R)));
         assert_eq!(
             table.on_key(t(1), a(R), a(X), [7; 32], true),
             KeyVerdict::Activated
@@ -1417,6 +1441,75 @@ mod tests {
         );
     }
 
+    /// A route confirmed once, then checking again (its relay went quiet): a SIGHUP that
+    /// stops trusting the key its relay named refuses it; asked on, it is asked at the slow
+    /// pace once KEY_ASKS went unanswered, fast only for frames through its own relay; moved
+    /// to another relay, it is not confirmed there, and is refused as a new route would be.
+    #[test]
+    fn a_route_checking_again_keeps_the_rules_of_the_key_it_had() {
+        let q = a("198.18.0.2:3210");
+        let confirmed_then_quiet = || {
+            let mut table = table();
+            table.set_flags(q, true, true);
+            table.set_names_keys(a(R), true);
+            table.set_names_keys(q, true);
+            assert_eq!(table.accept_relayed(t(0), a(R), a(X)), Accept::Checking);
+            assert_eq!(table.ask_due(t(0), a(X), a(R)), Some(a(R)));
+            table.on_key(t(1), a(R), a(X), [7; 32], true);
+            let (mut asked, mut unconfirmed) = (Vec::new(), Vec::new());
+            for n in 1..=u32::from(KEY_RECHECKS_MISSED) + 1 {
+                table.due_key_queries(t(1) + KEY_RECHECK * n, &mut asked, &mut unconfirmed);
+            }
+            assert_eq!(unconfirmed, [a(X)]);
+            table
+        };
+        let after = t(1) + KEY_RECHECK * (u32::from(KEY_RECHECKS_MISSED) + 1);
+        // SIGHUP: the key is no longer trusted.
+        let mut table = confirmed_then_quiet();
+        assert_eq!(table.retrust(after, |k| *k != [7; 32]), [a(X)]);
+        assert_eq!(
+            table.routes().next().map(|(_, r)| r.state),
+            Some(RouteState::Refused(after))
+        );
+        assert_eq!(table.ask_due(after + KEY_RECHECK, a(X), a(R)), None);
+        assert!(!table.has_active());
+        // Asked on: KEY_ASKS at the fast pace, then only every KEY_RECHECK, but at the fast
+        // one again for a frame through its own relay (not through another one).
+        let mut table = confirmed_then_quiet();
+        let (mut asked, mut none) = (Vec::new(), Vec::new());
+        for i in 1..=u32::from(KEY_ASKS) {
+            table.due_key_queries(after + KEY_ASK_EVERY * i, &mut asked, &mut none);
+        }
+        assert_eq!(asked.len(), usize::from(KEY_ASKS) - 1);
+        let slow = after + KEY_ASK_EVERY * (u32::from(KEY_ASKS) + 1);
+        asked.clear();
+        table.due_key_queries(slow, &mut asked, &mut none);
+        assert!(asked.is_empty(), "asked at the fast pace: {asked:?}");
+        assert_eq!(table.ask_due(slow, a(X), q), None, "a frame through Q");
+        assert_eq!(
+            table.ask_due(slow, a(X), a(R)),
+            Some(a(R)),
+            "a frame through R"
+        );
+        assert!(matches!(
+            table.routes().next().map(|(_, r)| r.state),
+            Some(RouteState::Checking)
+        ));
+        // Moved to Q by a frame through it: Q named no key, so it is refused as a new
+        // route is when its queries go unanswered.
+        let mut table = confirmed_then_quiet();
+        assert_eq!(table.accept_relayed(after, q, a(X)), Accept::Checking);
+        let mut refused = false;
+        for i in 0..=u32::from(KEY_ASKS) + 1 {
+            table.ask_due(after + KEY_ASK_EVERY * (i + 1), a(X), q);
+            refused |= matches!(
+                table.routes().next().map(|(_, r)| r.state),
+                Some(RouteState::Refused(_))
+            );
+        }
+        assert!(refused, "a key R named kept the route at Q");
+    }
+
     #[test]
     fn an_active_route_that_moves_to_a_relay_naming_keys_is_checked_again() {
         let mut table = table();
@@ -1430,13 +1523,13 @@ mod tests {
         // (Q has not named the key there), and the route stays with R.
         assert_eq!(table.accept_relayed(t(1), q, a(X)), Accept::Checking);
         assert_eq!(table.route(a(X)), Some(a(R)));
-        assert_eq!(table.ask_due(t(1), a(X)), None);
+        assert_eq!(table.ask_due(t(1), a(X), a(R)), None);
         // The far end picked Q, and R has carried nothing for ROUTE_STICKY: the route moves,
         // and is checked before anything passes.
         let moved = t(0) + ROUTE_STICKY;
         assert_eq!(table.accept_relayed(moved, q, a(X)), Accept::Checking);
         assert_eq!(table.route(a(X)), None);
-        assert_eq!(table.ask_due(moved, a(X)), Some(q));
+        assert_eq!(table.ask_due(moved, a(X), a(R)), Some(q));
         assert_eq!(
             table.on_key(moved, q, a(X), [1; 32], true),
             KeyVerdict::Activated
@@ -1444,7 +1537,7 @@ mod tests {
         assert_eq!(table.route(a(X)), Some(q));
         // A relay that stops naming keys leaves its routes as they are.
         table.set_names_keys(q, false);
-        assert_eq!(table.ask_due(t(100), a(X)), None);
+        assert_eq!(table.ask_due(t(100), a(X), a(R)), None);
         assert_eq!(table.route(a(X)), Some(q));
     }
 
@@ -1497,7 +1590,10 @@ mod tests {
         assert_eq!(table.accept_relayed(t(100), a(R), a(X)), Accept::Checking);
         let mut sent = 0;
         for i in 0..20 {
-            if table.ask_due(t(100) + KEY_ASK_EVERY * i, a(X)).is_some() {
+            if table
+                .ask_due(t(100) + KEY_ASK_EVERY * i, a(X), a(R))
+                .is_some()
+            {
                 sent += 1;
             }
         }
@@ -1511,14 +1607,14 @@ mod tests {
         // Refused for a key not trusted, then SIGHUP trusts it: checked again.
         let y = a("198.18.0.7:1");
         assert_eq!(table.accept_relayed(t(300), a(R), y), Accept::Checking);
-        assert_eq!(table.ask_due(t(300), y), Some(a(R)));
+        assert_eq!(table.ask_due(t(300), y, a(R)), Some(a(R)));
         assert_eq!(
             table.on_key(t(300), a(R), y, key, false),
             KeyVerdict::Refused
         );
         assert!(table.retrust(t(301), |k| *k == key).is_empty());
         assert_eq!(table.accept_relayed(t(302), a(R), y), Accept::Checking);
-        assert_eq!(table.ask_due(t(302), y), Some(a(R)));
+        assert_eq!(table.ask_due(t(302), y, a(R)), Some(a(R)));
         assert_eq!(
             table.on_key(t(303), a(R), y, key, true),
             KeyVerdict::Activated
@@ -1530,7 +1626,7 @@ mod tests {
         // rather than left checking for ever.
         let z = a("198.18.0.8:1");
         assert_eq!(table.accept_relayed(t(310), a(R), z), Accept::Checking);
-        assert_eq!(table.ask_due(t(310), z), Some(a(R)));
+        assert_eq!(table.ask_due(t(310), z, a(R)), Some(a(R)));
         assert_eq!(
             table.on_key(t(311), a(R), z, [5; 32], false),
             KeyVerdict::Refused
@@ -1559,12 +1655,12 @@ mod tests {
         table.set_names_keys(a(R), true);
         let y = a("198.18.0.7:1");
         assert_eq!(table.accept_relayed(t(2), a(R), y), Accept::Checking);
-        assert_eq!(table.ask_due(t(2), y), Some(a(R)));
+        assert_eq!(table.ask_due(t(2), y, a(R)), Some(a(R)));
         assert_eq!(
             table.on_key(t(3), a(R), y, [1; 32], false),
             KeyVerdict::Refused
         );
         assert_eq!(table.accept_relayed(t(4), q, y), Accept::Checking);
-        assert_eq!(table.ask_due(t(4), y), Some(q));
+        assert_eq!(table.ask_due(t(4), y, q), Some(q));
     }
 }

@@ -763,7 +763,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             Accept::Full => return Err(DropReason::RelayRefused),
             Accept::Checking => {
                 let was_active = self.relay.route(origin).is_some();
-                let ask = self.relay.ask_due(now, origin);
+                let ask = self.relay.ask_due(now, origin, via);
                 if self.relay.route(origin).is_none() {
                     // (A route that was active and now waits for a key: what was learnt
                     // behind it goes, so that frames to those MACs are not sent to the
