@@ -475,9 +475,8 @@ impl RelayTable {
                         // that alternate between two relays move the route each time).
                         move_via(&mut self.held, r, via);
                         r.key = None;
-                        if !r
-                            .asked
-                            .is_some_and(|at| now.saturating_duration_since(at) < KEY_ASK_EVERY)
+                        if r.asked
+                            .is_none_or(|at| now.saturating_duration_since(at) >= KEY_ASK_EVERY)
                         {
                             r.asked = None;
                         }
