@@ -282,25 +282,18 @@ fn node_given_its_own_address_never_peers_with_itself() {
     assert!(!sim.nodes[&a].contacts().contains(a));
 }
 
-#[test]
-fn loopback_addresses_in_a_remote_peers_list_are_not_contacted() {
-    let mut sim = Simulator::new(0x5e3f);
+/// Two nodes meshed; the verified peer `b` (not on loopback) sends `a` a peer list naming
+/// `listed`. Returns the simulator, `a`, and `a`'s count of ignored entries before the list.
+fn list_from_a_verified_peer(seed: u64, listed: &[SocketAddr]) -> (Simulator, SocketAddr, u64) {
+    let mut sim = Simulator::new(seed);
     let cfg = Simulator::config();
     let [a, b] = sim.add_nodes(&cfg);
     sim.connect(b, a);
     sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
     assert!(!b.ip().is_loopback());
-    // b (verified, not on loopback) names loopback addresses, which would be this host's own
-    // services, and one ordinary address.
-    let far = SocketAddr::from(([198, 18, 77, 7], 3210));
-    let listed: [SocketAddr; 4] = [
-        SocketAddr::from(([127, 0, 0, 1], 53)),
-        SocketAddr::from(([127, 9, 9, 9], 3210)),
-        "[::1]:5353".parse().unwrap(),
-        far,
-    ];
     let mut buf = [0u8; 128];
-    let (len, _) = wire::emit_peers(Token::new(1).unwrap(), listed.into_iter(), &mut buf).unwrap();
+    let (len, _) =
+        wire::emit_peers(Token::new(1).unwrap(), listed.iter().copied(), &mut buf).unwrap();
     let now = sim.now;
     let ignored = sim.stats(a).peer_entries_ignored;
     sim.nodes
@@ -308,6 +301,20 @@ fn loopback_addresses_in_a_remote_peers_list_are_not_contacted() {
         .unwrap()
         .on_datagram(now, b, &mut buf[..len])
         .unwrap();
+    (sim, a, ignored)
+}
+
+#[test]
+fn loopback_addresses_in_a_remote_peers_list_are_not_contacted() {
+    // Loopback addresses, which would be this host's own services, and one ordinary address.
+    let far = SocketAddr::from(([198, 18, 77, 7], 3210));
+    let listed: [SocketAddr; 4] = [
+        SocketAddr::from(([127, 0, 0, 1], 53)),
+        SocketAddr::from(([127, 9, 9, 9], 3210)),
+        "[::1]:5353".parse().unwrap(),
+        far,
+    ];
+    let (sim, a, ignored) = list_from_a_verified_peer(0x5e3f, &listed);
     for addr in &listed[..3] {
         assert!(!sim.nodes[&a].contacts().contains(*addr), "{addr} queued");
     }
@@ -319,31 +326,14 @@ fn loopback_addresses_in_a_remote_peers_list_are_not_contacted() {
 fn link_local_addresses_in_a_peers_list_are_not_contacted() {
     // A peer list carries no interface, so a link-local IPv6 entry arrives with scope 0,
     // which nobody can send to: every try would only fail and count a send error.
-    let mut sim = Simulator::new(0x5e4f);
-    let cfg = Simulator::config();
-    let [a, b] = sim.add_nodes(&cfg);
-    sim.connect(b, a);
-    sim.advance_until(Duration::from_secs(30), |s| s.is_full_mesh());
     let link_local: SocketAddr = "[fe80::2]:3210".parse().unwrap();
     let global: SocketAddr = "[fd00::7]:3210".parse().unwrap();
-    let mut buf = [0u8; 128];
-    let (len, _) = wire::emit_peers(
-        Token::new(1).unwrap(),
-        [link_local, global].into_iter(),
-        &mut buf,
-    )
-    .unwrap();
-    let now = sim.now;
-    let ignored = sim.stats(a).peer_entries_ignored;
-    sim.nodes
-        .get_mut(&a)
-        .unwrap()
-        .on_datagram(now, b, &mut buf[..len])
-        .unwrap();
+    let (mut sim, a, ignored) = list_from_a_verified_peer(0x5e4f, &[link_local, global]);
     assert!(!sim.nodes[&a].contacts().contains(link_local));
     assert!(sim.nodes[&a].contacts().contains(global));
     assert_eq!(sim.stats(a).peer_entries_ignored, ignored + 1);
     // Nor is one a name resolves to (a literal one is refused on the command line).
+    let now = sim.now;
     assert!(sim.nodes[&a].connect_refusal(link_local).is_some());
     assert!(!sim.nodes.get_mut(&a).unwrap().add_connect(now, link_local));
     assert!(sim.nodes[&a].connect_refusal(global).is_none());
