@@ -34,6 +34,18 @@ fn vm_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} for pid {pid}"))
 }
 
+/// The command line of `flood.py datagrams`: `count` datagrams with token 77 to `target`'s
+/// port 3210, round-robin from `sources`.
+fn datagram_flood(flood: &str, target: &str, count: u64, sources: &[String]) -> Vec<String> {
+    let mut args: Vec<String> = ["python3", flood, "datagrams", target, "3210", "77"]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect();
+    args.push(count.to_string());
+    args.extend(sources.iter().cloned());
+    args
+}
+
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -75,18 +87,9 @@ fn flood_of_random_macs_and_garbage_datagrams_leaves_the_daemon_small_and_forwar
         ]);
         sources.push(extra.to_owned());
     }
-    let target = h2.underlay_v4();
     let before = lab.daemons[1].stats_line();
-    let mut args = vec![
-        "python3",
-        flood,
-        "datagrams",
-        &target,
-        "3210",
-        "77",
-        "100000",
-    ];
-    args.extend(sources.iter().map(String::as_str));
+    let args = datagram_flood(flood, &h2.underlay_v4(), 100_000, &sources);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = lab.run(&h3, &args, Duration::from_secs(300));
     assert!(out.status.success(), "datagram flood failed: {out:?}");
     let report = stdout(&out);
@@ -178,21 +181,9 @@ fn under_a_datagram_flood_show_signals_and_stop_still_answer() {
     };
     let before = received(&mut lab);
     // Far more than it can send in the time the test takes; stopped when the lab goes.
-    let target = h2.underlay_v4();
-    lab.helper(
-        &h3,
-        "flood",
-        &[
-            "python3",
-            flood,
-            "datagrams",
-            &target,
-            "3210",
-            "77",
-            "50000000",
-            &h3.underlay_v4(),
-        ],
-    );
+    let args = datagram_flood(flood, &h2.underlay_v4(), 50_000_000, &[h3.underlay_v4()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    lab.helper(&h3, "flood", &args);
     let start = Instant::now();
     let flowing = loop {
         let now = received(&mut lab);
