@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ethcloud::crypto::{Key, Sealer};
-use ethcloud::relay::{RouteState, KEY_RECHECKS_MISSED, RELAY_AFTER};
+use ethcloud::relay::{RouteState, KEY_RECHECK, KEY_RECHECKS_MISSED, RELAY_AFTER};
 use ethcloud::stats::DropReason;
 use ethcloud::wire::relay::{
     emit_hello, emit_relayed, FLAG_ANSWER, FLAG_NAMES_KEYS, FLAG_RELAY, FLAG_RELAYED, RELAYED_FROM,
@@ -742,9 +742,7 @@ fn a_key_revoked_by_sighup_is_cut_off_from_relaying_at_once() {
     // key to B, and within a few rechecks B stops sending into P for A (it was shown active
     // for ever, and everything B sent to A's MACs was dropped at P).
     assert_eq!(route(&sim, b, a), Some((p, RouteState::Active)));
-    sim.advance(Duration::from_secs(
-        60 * u64::from(KEY_RECHECKS_MISSED + 1) + 60,
-    ));
+    sim.advance(KEY_RECHECK * (u32::from(KEY_RECHECKS_MISSED) + 2));
     assert!(
         !matches!(route(&sim, b, a), Some((_, RouteState::Active))),
         "{:?}",
@@ -775,18 +773,8 @@ fn a_hello_naming_a_routed_address_as_ours_forgets_what_was_learnt_there() {
         "B's MAC not learnt at A"
     );
     let members = sim.nodes[&p].sessions().map(|s| s.members());
-    let mut node_id = [0u8; 8];
-    node_id.copy_from_slice(&Simulator::public_key(1).0[..8]);
     let flags = FLAG_RELAY | FLAG_RELAYED | FLAG_NAMES_KEYS;
-    let hello = sealed_hello(
-        &mut sim,
-        p,
-        a,
-        flags,
-        u64::from_be_bytes(node_id),
-        b,
-        members,
-    );
+    let hello = sealed_hello(&mut sim, p, a, flags, node_id(1), b, members);
     sim.inject_datagram(p, a, hello);
     sim.run_until_idle(1000);
     assert_eq!(route(&sim, a, b), None);
@@ -826,11 +814,9 @@ fn a_revoked_key_that_lies_about_its_members_still_gets_nothing_through_a_relay(
     // key P names for B's address.
     let (mut sim, [p, a, b]) = per_node_triangle(0x5e1a_0c00, &[1, 2]);
     let lie = sim.nodes[&a].sessions().map(|s| s.members());
-    let mut node_id = [0u8; 8];
-    node_id.copy_from_slice(&Simulator::public_key(3).0[..8]);
     let tell_the_lie = |sim: &mut Simulator| {
         let flags = FLAG_RELAY | FLAG_RELAYED | FLAG_NAMES_KEYS;
-        let hello = sealed_hello(sim, b, p, flags, u64::from_be_bytes(node_id), p, lie);
+        let hello = sealed_hello(sim, b, p, flags, node_id(3), p, lie);
         sim.inject_datagram(b, p, hello);
         sim.run_until_idle(1000);
     };
@@ -1003,6 +989,13 @@ fn with_per_node_keys_a_hello_naming_a_connect_address_as_ours_does_not_stop_con
 
 /// A Hello with `flags`, `node_id`, `observed` and `members`, sealed in the session that the
 /// node at `from` (per-node keys) holds with `to`, as `from` would send it.
+/// The node id (the first 8 bytes of its public key) of the simulator's node `n`.
+fn node_id(n: u8) -> u64 {
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&Simulator::public_key(n).0[..8]);
+    u64::from_be_bytes(id)
+}
+
 fn sealed_hello(
     sim: &mut Simulator,
     from: SocketAddr,

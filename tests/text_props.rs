@@ -88,7 +88,7 @@ proptest! {
         let addr = SocketAddr::new(ip, port);
         let text = addr.to_string();
         // (A link-local address needs an interface, which neither option takes.)
-        let link_local = matches!(ip, IpAddr::V6(v6) if v6.is_unicast_link_local());
+        let link_local = ethcloud::peers::unscoped_link_local(addr);
         prop_assert_eq!(parse_listen(&text).ok(), (!link_local).then_some(addr));
         match parse_peer(&text) {
             Ok(peer) => {

@@ -470,16 +470,12 @@ impl RelayTable {
                     r.last_used = now;
                     r.carried = now;
                     if r.via != via {
-                        // Asked of the relay the other side picked, which named no key yet
-                        // (but not sooner than KEY_ASK_EVERY after the last query: frames
-                        // that alternate between two relays move the route each time).
+                        // Asked of the relay the other side picked, which named no key yet.
+                        // (`asked` is kept: `ask_due` asks the new relay once KEY_ASK_EVERY
+                        // has passed since the last query, so frames that alternate between
+                        // two relays, moving the route each time, draw no query apiece.)
                         move_via(&mut self.held, r, via);
                         r.key = None;
-                        if r.asked
-                            .is_none_or(|at| now.saturating_duration_since(at) >= KEY_ASK_EVERY)
-                        {
-                            r.asked = None;
-                        }
                         r.unanswered = 0;
                         if !names_keys {
                             // (Not naming keys: as without the check.)
@@ -533,21 +529,20 @@ impl RelayTable {
     /// [`KEY_ASK_EVERY`] while checking, or for [`KEY_RECHECK`] while active); if so, notes
     /// it as asked and returns the relay. A route never confirmed, still checking after
     /// [`KEY_ASKS`] unanswered queries, is refused instead; an active one whose rechecks went
-    /// unanswered is checking again (as [`RelayTable::due_key_queries`] says).
+    /// unanswered is checking again (as [`RelayTable::due_key_queries`] says), and the second
+    /// value is true (what was learnt behind it is to go).
     pub fn ask_due(
         &mut self,
         now: Instant,
         addr: SocketAddr,
         via: SocketAddr,
-    ) -> Option<SocketAddr> {
-        let r = self.routes.get_mut(&addr)?;
+    ) -> (Option<SocketAddr>, bool) {
+        let Some(r) = self.routes.get_mut(&addr) else {
+            return (None, false);
+        };
         let relayed = r.via == via;
-        let (via, unconfirmed) = ask_due(&self.names_keys, now, r, relayed);
-        if unconfirmed {
-            self.active -= 1;
-            self.changes = self.changes.wrapping_add(1);
-        }
-        via
+        let mut count = (&mut self.active, &mut self.changes);
+        ask_due(&self.names_keys, now, r, relayed, &mut count)
     }
 
     /// Appends to `out` every (address, relay) whose key is to be asked now
@@ -563,14 +558,13 @@ impl RelayTable {
             return;
         }
         let names_keys = &self.names_keys;
+        let mut count = (&mut self.active, &mut self.changes);
         for (addr, r) in &mut self.routes {
-            let (via, demoted) = ask_due(names_keys, now, r, false);
+            let (via, demoted) = ask_due(names_keys, now, r, false, &mut count);
             if let Some(via) = via {
                 out.push((*addr, via));
             }
             if demoted {
-                self.active -= 1;
-                self.changes = self.changes.wrapping_add(1);
                 unconfirmed.push(*addr);
             }
         }
@@ -629,14 +623,12 @@ impl RelayTable {
         let (mut activated, mut deactivated) = (0, 0);
         for (addr, r) in &mut self.routes {
             match r.state {
-                RouteState::Active if r.key.is_some_and(|k| !trusted(&k)) => {
-                    r.state = RouteState::Refused(now);
-                    refused.push(*addr);
-                    deactivated += 1;
-                }
-                // Checking again after its relay went quiet: the key it named then is no
-                // longer one we take.
-                RouteState::Checking if r.key.is_some_and(|k| !trusted(&k)) => {
+                // (Also one checking again after its relay went quiet: the key the relay
+                // named then is no longer one we take.)
+                RouteState::Active | RouteState::Checking
+                    if r.key.is_some_and(|k| !trusted(&k)) =>
+                {
+                    deactivated += usize::from(r.state == RouteState::Active);
                     r.state = RouteState::Refused(now);
                     refused.push(*addr);
                 }
@@ -893,11 +885,15 @@ fn move_via(held: &mut Tally<SocketAddr>, r: &mut Route, via: SocketAddr) {
 /// `relayed` whether a frame from the far end just came through the relay: the relay to ask,
 /// and whether the route was active and is checking again (the caller keeps the count of
 /// active routes).
+///
+/// `count` is the table's count of active routes and its change counter, which a demotion
+/// moves.
 fn ask_due(
     names_keys: &BTreeSet<SocketAddr>,
     now: Instant,
     r: &mut Route,
     relayed: bool,
+    count: &mut (&mut usize, &mut u64),
 ) -> (Option<SocketAddr>, bool) {
     if !names_keys.contains(&r.via) {
         return (None, false);
@@ -924,6 +920,8 @@ fn ask_due(
         r.state = RouteState::Checking;
         r.unanswered = 0;
         demoted = true;
+        *count.0 -= 1;
+        *count.1 = count.1.wrapping_add(1);
     }
     if r.state == RouteState::Checking && r.unanswered >= KEY_ASKS && !confirmed {
         // The relay does not name that key (the node there takes no part in relaying, or
@@ -1354,8 +1352,8 @@ mod tests {
         let mut asked = Vec::new();
         table.due_key_queries(t(10), &mut asked, &mut Vec::new());
         assert_eq!(asked, vec![(a(X), a(R))]);
-        assert_eq!(table.ask_due(t(14), a(X), a(R)), None);
-        assert_eq!(table.ask_due(t(15), a(X), a(R)), Some(a(R)));
+        assert_eq!(table.ask_due(t(14), a(X), a(R)).0, None);
+        assert_eq!(table.ask_due(t(15), a(X), a(R)).0, Some(a(R)));
         // Frames relayed from it meanwhile are dropped.
         assert_eq!(table.accept_relayed(t(15), a(R), a(X)), Accept::Checking);
         // Another relay's answer is not taken; the relay's, with a trusted key, activates it.
@@ -1372,8 +1370,8 @@ mod tests {
         assert_eq!(table.route(a(X)), Some(a(R)));
         assert_eq!(table.accept_relayed(t(17), a(R), a(X)), Accept::Known);
         // Asked again every KEY_RECHECK; the same answer changes nothing.
-        assert_eq!(table.ask_due(t(17), a(X), a(R)), None);
-        assert_eq!(table.ask_due(t(16) + KEY_RECHECK, a(X), a(R)), Some(a(R)));
+        assert_eq!(table.ask_due(t(17), a(X), a(R)).0, None);
+        assert_eq!(table.ask_due(t(16) + KEY_RECHECK, a(X), a(R)).0, Some(a(R)));
         assert_eq!(
             table.on_key(t(80), a(R), a(X), key, true),
             KeyVerdict::Unchanged
@@ -1382,7 +1380,7 @@ mod tests {
         assert_eq!(table.retrust(t(90), |k| *k != key), vec![a(X)]);
         assert_eq!(table.route(a(X)), None);
         assert_eq!(table.accept_relayed(t(91), a(R), a(X)), Accept::Refused);
-        assert_eq!(table.ask_due(t(200), a(X), a(R)), None);
+        assert_eq!(table.ask_due(t(200), a(X), a(R)).0, None);
         housekeep(&mut table, t(89) + REFUSED_FOR);
         assert_eq!(table.len(), 1);
         housekeep(&mut table, t(90) + REFUSED_FOR);
@@ -1390,7 +1388,7 @@ mod tests {
 
         // A route made by a relayed frame checks too, and a key we do not trust refuses it.
         assert_eq!(table.accept_relayed(t(400), a(R), a(X)), Accept::Checking);
-        assert_eq!(table.ask_due(t(400), a(X), a(R)), Some(a(R)));
+        assert_eq!(table.ask_due(t(400), a(X), a(R)).0, Some(a(R)));
         assert_eq!(
             table.on_key(t(401), a(R), a(X), other, false),
             KeyVerdict::Refused
@@ -1406,7 +1404,7 @@ mod tests {
         let mut table = table();
         table.set_names_keys(a(R), true);
         assert_eq!(table.accept_relayed(t(0), a(R), a(X)), Accept::Checking);
-        assert_eq!(table.ask_due(t(0), a(X), a(R)), Some(a(R)));
+        assert_eq!(table.ask_due(t(0), a(X), a(R)).0, Some(a(R)));
         assert_eq!(
             table.on_key(t(1), a(R), a(X), [7; 32], true),
             KeyVerdict::Activated
@@ -1453,7 +1451,7 @@ mod tests {
             table.set_names_keys(a(R), true);
             table.set_names_keys(q, true);
             assert_eq!(table.accept_relayed(t(0), a(R), a(X)), Accept::Checking);
-            assert_eq!(table.ask_due(t(0), a(X), a(R)), Some(a(R)));
+            assert_eq!(table.ask_due(t(0), a(X), a(R)).0, Some(a(R)));
             table.on_key(t(1), a(R), a(X), [7; 32], true);
             let (mut asked, mut unconfirmed) = (Vec::new(), Vec::new());
             for n in 1..=u32::from(KEY_RECHECKS_MISSED) + 1 {
@@ -1470,7 +1468,7 @@ mod tests {
             table.routes().next().map(|(_, r)| r.state),
             Some(RouteState::Refused(after))
         );
-        assert_eq!(table.ask_due(after + KEY_RECHECK, a(X), a(R)), None);
+        assert_eq!(table.ask_due(after + KEY_RECHECK, a(X), a(R)).0, None);
         assert!(!table.has_active());
         // Asked on: KEY_ASKS at the fast pace, then only every KEY_RECHECK, but at the fast
         // one again for a frame through its own relay (not through another one).
@@ -1484,9 +1482,9 @@ mod tests {
         asked.clear();
         table.due_key_queries(slow, &mut asked, &mut none);
         assert!(asked.is_empty(), "asked at the fast pace: {asked:?}");
-        assert_eq!(table.ask_due(slow, a(X), q), None, "a frame through Q");
+        assert_eq!(table.ask_due(slow, a(X), q).0, None, "a frame through Q");
         assert_eq!(
-            table.ask_due(slow, a(X), a(R)),
+            table.ask_due(slow, a(X), a(R)).0,
             Some(a(R)),
             "a frame through R"
         );
@@ -1522,13 +1520,13 @@ mod tests {
         // (Q has not named the key there), and the route stays with R.
         assert_eq!(table.accept_relayed(t(1), q, a(X)), Accept::Checking);
         assert_eq!(table.route(a(X)), Some(a(R)));
-        assert_eq!(table.ask_due(t(1), a(X), a(R)), None);
+        assert_eq!(table.ask_due(t(1), a(X), a(R)).0, None);
         // The far end picked Q, and R has carried nothing for ROUTE_STICKY: the route moves,
         // and is checked before anything passes.
         let moved = t(0) + ROUTE_STICKY;
         assert_eq!(table.accept_relayed(moved, q, a(X)), Accept::Checking);
         assert_eq!(table.route(a(X)), None);
-        assert_eq!(table.ask_due(moved, a(X), a(R)), Some(q));
+        assert_eq!(table.ask_due(moved, a(X), a(R)).0, Some(q));
         assert_eq!(
             table.on_key(moved, q, a(X), [1; 32], true),
             KeyVerdict::Activated
@@ -1536,7 +1534,7 @@ mod tests {
         assert_eq!(table.route(a(X)), Some(q));
         // A relay that stops naming keys leaves its routes as they are.
         table.set_names_keys(q, false);
-        assert_eq!(table.ask_due(t(100), a(X), a(R)), None);
+        assert_eq!(table.ask_due(t(100), a(X), a(R)).0, None);
         assert_eq!(table.route(a(X)), Some(q));
     }
 
@@ -1591,6 +1589,7 @@ mod tests {
         for i in 0..20 {
             if table
                 .ask_due(t(100) + KEY_ASK_EVERY * i, a(X), a(R))
+                .0
                 .is_some()
             {
                 sent += 1;
@@ -1606,14 +1605,14 @@ mod tests {
         // Refused for a key not trusted, then SIGHUP trusts it: checked again.
         let y = a("198.18.0.7:1");
         assert_eq!(table.accept_relayed(t(300), a(R), y), Accept::Checking);
-        assert_eq!(table.ask_due(t(300), y, a(R)), Some(a(R)));
+        assert_eq!(table.ask_due(t(300), y, a(R)).0, Some(a(R)));
         assert_eq!(
             table.on_key(t(300), a(R), y, key, false),
             KeyVerdict::Refused
         );
         assert!(table.retrust(t(301), |k| *k == key).is_empty());
         assert_eq!(table.accept_relayed(t(302), a(R), y), Accept::Checking);
-        assert_eq!(table.ask_due(t(302), y, a(R)), Some(a(R)));
+        assert_eq!(table.ask_due(t(302), y, a(R)).0, Some(a(R)));
         assert_eq!(
             table.on_key(t(303), a(R), y, key, true),
             KeyVerdict::Activated
@@ -1625,7 +1624,7 @@ mod tests {
         // rather than left checking for ever.
         let z = a("198.18.0.8:1");
         assert_eq!(table.accept_relayed(t(310), a(R), z), Accept::Checking);
-        assert_eq!(table.ask_due(t(310), z, a(R)), Some(a(R)));
+        assert_eq!(table.ask_due(t(310), z, a(R)).0, Some(a(R)));
         assert_eq!(
             table.on_key(t(311), a(R), z, [5; 32], false),
             KeyVerdict::Refused
@@ -1654,12 +1653,12 @@ mod tests {
         table.set_names_keys(a(R), true);
         let y = a("198.18.0.7:1");
         assert_eq!(table.accept_relayed(t(2), a(R), y), Accept::Checking);
-        assert_eq!(table.ask_due(t(2), y, a(R)), Some(a(R)));
+        assert_eq!(table.ask_due(t(2), y, a(R)).0, Some(a(R)));
         assert_eq!(
             table.on_key(t(3), a(R), y, [1; 32], false),
             KeyVerdict::Refused
         );
         assert_eq!(table.accept_relayed(t(4), q, y), Accept::Checking);
-        assert_eq!(table.ask_due(t(4), y, q), Some(q));
+        assert_eq!(table.ask_due(t(4), y, q).0, Some(q));
     }
 }

@@ -2,8 +2,9 @@
 //! from), which MAC addresses on which VLAN live behind which peer, and the counters (frames
 //! and bytes each way, drops by reason), as plain text or in the Prometheus text format.
 //!
-//! Owns the rendering only: [`render`] reads a `&Node` and returns a `String`. It runs off the
-//! packet path (every few seconds, or on SIGUSR1), so it may allocate. It never changes the
+//! Owns the rendering only: [`render_text`] and [`render_prometheus`] read a `&Node` and
+//! return a `String`. It runs off the packet path (every few seconds, or on SIGUSR1), so it
+//! may allocate. It never changes the
 //! node and does no I/O; `service` writes the result to the stats file and the log. For the
 //! stats file the work is split: [`snapshot`] copies what it needs from the node on the
 //! forwarding loop, and [`Snapshot::finish`] sorts and writes out the MAC lines on the file's
@@ -103,17 +104,6 @@ impl TextParts {
         counters: true,
         max_macs: usize::MAX,
     };
-}
-
-/// The snapshot in `format`.
-pub fn render<S: Socket, D: Device>(
-    format: StatsFormat,
-    header: &Header,
-    now: Instant,
-    node: &Node<S, D>,
-    extra: LoopCounters,
-) -> String {
-    snapshot(format, header, now, node, extra).finish()
 }
 
 /// The snapshot in `format` as the forwarding loop takes it, to be finished elsewhere
@@ -744,7 +734,7 @@ mod tests {
             busy_poll_write_yields: 9,
             reloads_failed: 2,
         };
-        let text = render(StatsFormat::Text, &header(), now, &node, extra);
+        let text = snapshot(StatsFormat::Text, &header(), now, &node, extra).finish();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "ethcloud status");
         for expected in [
@@ -797,13 +787,14 @@ mod tests {
             .unwrap();
         let stranger: SocketAddr = "198.18.0.9:3210".parse().unwrap();
         let _ = node.on_datagram(now, stranger, &mut get);
-        let text = render(
+        let text = snapshot(
             StatsFormat::Prometheus,
             &header(),
             now,
             &node,
             LoopCounters::default(),
-        );
+        )
+        .finish();
         for expected in [
             "# TYPE ethcloud_peers gauge",
             "ethcloud_peers{device=\"ethcloud0\"} 1",

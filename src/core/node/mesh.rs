@@ -119,10 +119,10 @@ impl<S: Socket, D: Device> Node<S, D> {
         let addr = canonical(addr);
         if self.config.is_own(addr) {
             Some("that is this node's own address")
-        } else if is_unusable(addr) {
-            Some("no node can be reached there")
         } else if unscoped_link_local(addr) {
             Some("a link-local address needs an interface, which ethcloud cannot take")
+        } else if is_unusable(addr) {
+            Some("no node can be reached there")
         } else if !self.config.can_reach(addr) {
             Some("the listen socket cannot reach that address family")
         } else {
@@ -357,9 +357,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             // A loopback address in the list of a peer that is not on loopback itself names
             // a host of that peer's, never one of ours: probing it would only send our "get
             // peer list" to whatever listens on that port of this very host.
-            // A link-local IPv6 address comes without its interface, and cannot be sent to.
             if is_unusable(addr)
-                || unscoped_link_local(addr)
                 || foreign_loopback
                 || self.config.is_own(addr)
                 || !self.config.can_reach(addr)

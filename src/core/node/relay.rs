@@ -258,19 +258,24 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.relay
             .due_key_queries(now, &mut queries, &mut unconfirmed);
         for addr in unconfirmed {
-            // Frames to what was learnt behind it would go to the far end directly.
-            self.switch.forget_peer(addr);
-            self.note(
-                now,
-                format_args!(
-                    "relay route to {addr}: its relay no longer names the key there; checking again"
-                ),
-            );
+            self.relay_route_unconfirmed(now, addr);
         }
         for (addr, via) in &queries {
             self.send_key_message(*via, *addr, None);
         }
         self.relay_targets = queries;
+    }
+
+    /// The active route to `addr` is checking again (its relay no longer names the key there):
+    /// what was learnt behind it goes, since frames to it would go to the far end directly.
+    fn relay_route_unconfirmed(&mut self, now: Instant, addr: SocketAddr) {
+        self.switch.forget_peer(addr);
+        self.note(
+            now,
+            format_args!(
+                "relay route to {addr}: its relay no longer names the key there; checking again"
+            ),
+        );
     }
 
     /// Sends `to` a KeyQuery about `addr`, or with `key` a KeyAnswer.
@@ -762,21 +767,14 @@ impl<S: Socket, D: Device> Node<S, D> {
             Accept::Superseded => return Err(DropReason::RelaySuperseded),
             Accept::Full => return Err(DropReason::RelayRefused),
             Accept::Checking => {
-                let was_active = self.relay.route(origin).is_some();
-                let ask = self.relay.ask_due(now, origin, via);
-                if self.relay.route(origin).is_none() {
+                let (ask, demoted) = self.relay.ask_due(now, origin, via);
+                if demoted {
+                    self.relay_route_unconfirmed(now, origin);
+                } else if self.relay.route(origin).is_none() {
                     // (A route that was active and now waits for a key: what was learnt
                     // behind it goes, so that frames to those MACs are not sent to the
                     // origin. One that stays active through its relay keeps them.)
                     self.switch.forget_peer(origin);
-                    if was_active {
-                        self.note(
-                            now,
-                            format_args!(
-                                "relay route to {origin}: its relay no longer names the key there; checking again"
-                            ),
-                        );
-                    }
                 }
                 if let Some(via) = ask {
                     self.send_key_message(via, origin, None);

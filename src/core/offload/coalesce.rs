@@ -40,7 +40,7 @@ use super::checksum;
 use super::vnet::{VnetHdr, F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
 use super::{
     be16, be32, fix_ipv4_checksum, put16, Layout, IPV6_HEADER_LEN, PROTO_TCP, PROTO_UDP,
-    UDP_HEADER_LEN,
+    TCP_CHECKSUM_OFFSET, UDP_CHECKSUM_OFFSET, UDP_HEADER_LEN,
 };
 
 /// Bytes of an Ethernet header without a tag.
@@ -56,10 +56,6 @@ pub const MAX_UDP_SEGMENTS: u32 = 64;
 
 const TCP_ACK: u8 = 0x10;
 const TCP_PSH: u8 = 0x08;
-/// Where the checksum lies in a TCP header.
-const TCP_CHECKSUM_OFFSET: u16 = 16;
-/// Where the checksum lies in a UDP header.
-const UDP_CHECKSUM_OFFSET: u16 = 6;
 
 /// How to hand a frame to the kernel with its TCP or UDP checksum still to be completed
 /// (`F_NEEDS_CSUM`), from [`partial_checksum`].

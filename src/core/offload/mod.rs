@@ -50,6 +50,10 @@ pub const IPV6_DEST_OPTIONS: u8 = 60;
 pub const IPV6_ROUTING: u8 = 43;
 /// The most IPv6 extension headers [`Layout::parse_past_ipv6_options`] walks past.
 pub const MAX_IPV6_OPTION_HEADERS: usize = 4;
+/// Where the checksum lies in a TCP header.
+pub(crate) const TCP_CHECKSUM_OFFSET: u16 = 16;
+/// Where the checksum lies in a UDP header.
+pub(crate) const UDP_CHECKSUM_OFFSET: u16 = 6;
 /// Bytes of a UDP header.
 pub const UDP_HEADER_LEN: usize = 8;
 /// The most VLAN tags in front of the IP header that are looked through.

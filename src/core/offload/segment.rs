@@ -10,7 +10,8 @@
 use super::checksum;
 use super::vnet::{VnetHdr, F_NEEDS_CSUM, GSO_ECN, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
 use super::{
-    be16, be32, put16, put32, Error, Layout, IPV6_HEADER_LEN, PROTO_TCP, PROTO_UDP, UDP_HEADER_LEN,
+    be16, be32, put16, put32, Error, Layout, IPV6_HEADER_LEN, PROTO_TCP, PROTO_UDP,
+    TCP_CHECKSUM_OFFSET, UDP_CHECKSUM_OFFSET, UDP_HEADER_LEN,
 };
 
 /// Bytes of an Ethernet header without a tag.
@@ -92,7 +93,8 @@ impl<'a> Segmenter<'a> {
     ///
     /// [`Error::UnsupportedGso`] for anything but TCPv4, TCPv6 and UDP (USO);
     /// [`Error::ZeroGsoSize`]; [`Error::NotIp`], [`Error::BadIpHeader`] or [`Error::Truncated`]
-    /// if the headers do not match the offload type.
+    /// if the headers do not match the offload type; [`Error::BadIpHeader`] for one behind an
+    /// IPv6 routing header without `F_NEEDS_CSUM` (no pseudo-header sum to go by).
     pub fn new(hdr: &VnetHdr, frame: &'a [u8]) -> Result<Segmenter<'a>, Error> {
         let gso_type = hdr.gso_type & !GSO_ECN;
         let protocol = match gso_type {
@@ -134,7 +136,12 @@ impl<'a> Segmenter<'a> {
             if hdr.flags & F_NEEDS_CSUM == 0 {
                 return Err(Error::BadIpHeader);
             }
-            let at = layout.l4 + if protocol == PROTO_TCP { 16 } else { 6 };
+            let at = layout.l4
+                + usize::from(if protocol == PROTO_TCP {
+                    TCP_CHECKSUM_OFFSET
+                } else {
+                    UDP_CHECKSUM_OFFSET
+                });
             let whole = u16::try_from(frame.len() - layout.l4).map_err(|_| Error::BadIpHeader)?;
             u64::from(be16(frame, at)?) + u64::from(!whole)
         } else {
@@ -227,10 +234,10 @@ impl<'a> Segmenter<'a> {
                 flags &= !TCP_CWR;
             }
             out[l4 + 13] = flags;
-            l4 + 16
+            l4 + usize::from(TCP_CHECKSUM_OFFSET)
         } else {
             put16(out, l4 + 4, u16::try_from(len - l4).ok()?);
-            l4 + 6
+            l4 + usize::from(UDP_CHECKSUM_OFFSET)
         };
         put16(out, check_at, 0);
         let pseudo = self.pseudo_base + (len - l4) as u64;

@@ -78,9 +78,10 @@ pub fn foreign_loopback(addr: SocketAddr, seen_from: SocketAddr) -> bool {
     addr.ip().is_loopback() && !seen_from.ip().is_loopback()
 }
 
-/// True for addresses nobody can be reached at: unspecified, multicast, broadcast, port 0.
+/// True for addresses nobody can be reached at: unspecified, multicast, broadcast, port 0,
+/// and IPv6 link-local without its interface ([`unscoped_link_local`]).
 pub fn is_unusable(addr: SocketAddr) -> bool {
-    if addr.port() == 0 {
+    if addr.port() == 0 || unscoped_link_local(addr) {
         return true;
     }
     match addr.ip() {

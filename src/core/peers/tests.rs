@@ -27,6 +27,7 @@ fn unusable_addresses_are_recognised() {
         "255.255.255.255:3210",
         "[::]:3210",
         "[ff02::1]:3210",
+        "[fe80::1]:3210",
         "198.18.0.1:0",
     ] {
         assert!(is_unusable(bad.parse().unwrap()), "{bad}");

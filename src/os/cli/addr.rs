@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use crate::error::Error;
 pub use crate::os::resolve::{Host, PeerAddr};
+use crate::peers::unscoped_link_local;
 use crate::wire::Token;
 
 /// Parses `--token`: a decimal number below 2^56.
@@ -44,7 +45,7 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, Error> {
     let ip = parse_ip(host)
         .map_err(invalid)?
         .ok_or_else(|| invalid("the host must be an IP address, not a name"))?;
-    if is_link_local(ip) {
+    if unscoped_link_local(SocketAddr::new(ip, port)) {
         return Err(invalid(LINK_LOCAL));
     }
     Ok(SocketAddr::new(ip, port))
@@ -66,7 +67,9 @@ pub fn parse_peer(text: &str) -> Result<PeerAddr, Error> {
         return Err(invalid("port 0 cannot be connected to"));
     }
     let host = match parse_ip(host).map_err(invalid)? {
-        Some(ip) if is_link_local(ip) => return Err(invalid(LINK_LOCAL)),
+        Some(ip) if unscoped_link_local(SocketAddr::new(ip, port)) => {
+            return Err(invalid(LINK_LOCAL))
+        }
         // An IPv4-mapped IPv6 address (`[::ffff:198.18.0.2]`) is that IPv4 address, as peer
         // lists and the socket treat it.
         Some(ip) => Host::Ip(ip.to_canonical()),
@@ -80,15 +83,10 @@ pub fn parse_peer(text: &str) -> Result<PeerAddr, Error> {
     })
 }
 
-/// Why an IPv6 link-local address is refused.
+/// Why an IPv6 link-local address is refused: it needs its interface (a scope), which
+/// nothing here carries, so the socket could neither bind to it nor send to it.
 const LINK_LOCAL: &str =
     "a link-local address needs an interface, which ethcloud cannot take: use a global or unique local address";
-
-/// An IPv6 link-local address (`fe80::/10`): it needs its interface (a scope), which nothing
-/// here carries, so the socket could neither bind to it nor send to it.
-fn is_link_local(ip: IpAddr) -> bool {
-    matches!(ip, IpAddr::V6(v6) if v6.is_unicast_link_local())
-}
 
 /// Splits `host:port`, checking the port. The host is returned as written (brackets kept).
 fn split_host_port(text: &str) -> Result<(&str, u16), &'static str> {

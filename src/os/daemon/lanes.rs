@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use log::{debug, error};
 
-use super::drain::{cut_superframe, is_transient, Trouble};
+use super::drain::{cut_superframe, is_transient, CutError, Trouble};
 use super::{Clock, BUDGET, FLUSH_AT, SUPERFRAME_BUF_LEN};
 use crate::buf::PacketBuf;
 use crate::error::Error;
@@ -457,18 +457,17 @@ fn drain_queue(
             Ok(len) => {
                 trouble.over();
                 if with_vnet {
-                    let Some(packet) = superframe.get_mut(..len) else {
-                        // Longer than the buffer (the kernel says how long the frame was,
-                        // also when it copied less).
-                        *offload_errors += 1;
-                        continue;
-                    };
                     // Lanes always send complete checksums (their view does not carry the
-                    // peers' partial-checksum flags).
-                    let result = cut_superframe(packet, buf, false, |buf, frame_len| {
-                        // A drop is counted and logged by the lane itself.
-                        let _ = lane.on_frame(now, buf, frame_len);
-                    });
+                    // peers' partial-checksum flags). A read longer than the buffer (the
+                    // kernel says how long the frame was, also when it copied less) is
+                    // dropped.
+                    let result = match superframe.get_mut(..len) {
+                        Some(packet) => cut_superframe(packet, buf, false, |buf, frame_len| {
+                            // A drop is counted and logged by the lane itself.
+                            let _ = lane.on_frame(now, buf, frame_len);
+                        }),
+                        None => Err(CutError::TooLarge),
+                    };
                     if let Err(e) = result {
                         *offload_errors += 1;
                         debug!("lane {index}: dropped a {len}-byte read from the tap: {e}");

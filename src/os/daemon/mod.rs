@@ -164,7 +164,8 @@ pub struct LoopStats {
     pub socket_errors: u64,
     /// Super-frames from the tap that could not be segmented (or checksummed) and were dropped.
     pub offload_errors: u64,
-    /// The UDP socket's kernel drop counter (receive buffer full), as last read.
+    /// The UDP socket's kernel drop counter (receive buffer full), kept past its 32-bit wrap
+    /// (`udp::Widened`).
     pub udp_receive_overflows: u64,
     /// The tap device's transmit drops (its queue to us full), as last read.
     pub tap_queue_drops: u64,

@@ -699,8 +699,11 @@ mod tests {
         let read = crate::sys::testing::in_own_netns(|| {
             use crate::sys::testing::run;
             let (file, _) = attach("ectf0", true, false).unwrap();
-            // `struct tun_filter` with one address, not the neighbour's below.
-            let filter: [u8; 10] = [0, 0, 1, 0, 0x02, 0, 0, 0, 0, 0x99];
+            // `struct tun_filter` (flags 0, count 1, in the host's byte order) with one
+            // address, not the neighbour's below.
+            let mut filter = [0u8; 10];
+            filter[2..4].copy_from_slice(&1u16.to_ne_bytes());
+            filter[4..].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x99]);
             // SAFETY: an open tun fd attached to a tap; the ioctl reads the 4-byte header
             // and the one address it counts, all in `filter`.
             unsafe { syscall!(ioctl(file.as_raw_fd(), libc::TUNSETTXFILTER, &filter)) }.unwrap();

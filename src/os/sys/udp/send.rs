@@ -150,6 +150,8 @@ impl UdpSocket {
         let mut singly_before = 0;
         // Each round sends at least one message, drops one, or has a GSO run refused, which
         // sends that run's datagrams singly from then on (a run is two or more entries).
+        // Why the rest of the queue was given up, if it was.
+        let mut given_up = None;
         for _ in 0..2 * total + 2 {
             if next >= total {
                 break;
@@ -212,12 +214,7 @@ impl UdpSocket {
                 at += run;
             }
             if count == 0 {
-                q.fail(
-                    next,
-                    total - next,
-                    io::Error::other("send queue is inconsistent"),
-                );
-                next = total;
+                given_up = Some(io::Error::other("send queue is inconsistent"));
                 break;
             }
             // SAFETY: `msgs[..count]` are initialised mmsghdrs, every field set above, whose
@@ -236,12 +233,7 @@ impl UdpSocket {
                 Ok(sent) => {
                     let sent = usize::try_from(sent).unwrap_or(0).min(count);
                     if sent == 0 {
-                        q.fail(
-                            next,
-                            total - next,
-                            io::Error::other("sendmmsg sent nothing"),
-                        );
-                        next = total;
+                        given_up = Some(io::Error::other("sendmmsg sent nothing"));
                         break;
                     }
                     if spans[..sent].iter().any(|&run| run > 1) {
@@ -267,8 +259,7 @@ impl UdpSocket {
                     if e.kind() == io::ErrorKind::WouldBlock
                         || e.raw_os_error() == Some(libc::ENOBUFS) =>
                 {
-                    q.fail(next, total - next, e);
-                    next = total;
+                    given_up = Some(e);
                     break;
                 }
                 Err(e) => {
@@ -278,13 +269,11 @@ impl UdpSocket {
             }
         }
         if next < total {
-            // The rounds ran out (only a run of interrupted blocking sends, in the Close flush
-            // at exit, can get here): what is left is counted as dropped, not lost unseen.
-            q.fail(
-                next,
-                total - next,
-                io::Error::from(io::ErrorKind::Interrupted),
-            );
+            // Given up, or the rounds ran out (only a run of interrupted blocking sends, in the
+            // Close flush at exit, can do that): what is left is counted as dropped, not lost
+            // unseen.
+            let e = given_up.unwrap_or_else(|| io::Error::from(io::ErrorKind::Interrupted));
+            q.fail(next, total - next, e);
         }
         q.entries.clear();
         q.used = 0;

@@ -208,7 +208,7 @@ impl UdpSocket {
 /// 64-bit total that does not go back when the kernel's wraps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Widened {
-    last: Option<u32>,
+    last: u32,
     total: u64,
 }
 
@@ -216,11 +216,8 @@ impl Widened {
     /// Takes in a new reading of the counter (the first counts from 0) and returns the total.
     /// Readings must come often enough that the counter cannot wrap twice between two.
     pub fn update(&mut self, raw: u32) -> u64 {
-        let grew = match self.last {
-            None => raw,
-            Some(last) => raw.wrapping_sub(last),
-        };
-        self.last = Some(raw);
+        let grew = raw.wrapping_sub(self.last);
+        self.last = raw;
         self.total = self.total.saturating_add(u64::from(grew));
         self.total
     }
