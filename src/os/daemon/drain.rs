@@ -2,7 +2,8 @@
 //! tap's super-frames into frames, every frame and datagram handed to the node.
 //!
 //! Owns the per-wake-up reads and their error handling (ICMP errors counted, memory pressure
-//! warned once per run of failures, anything else fatal); what a frame or datagram means is
+//! warned once per run of failures, a tap frame the kernel could not hand over counted,
+//! anything else fatal); what a frame or datagram means is
 //! the node's, when the loop sleeps or spins is `mod.rs`'s.
 
 use std::io;
@@ -106,6 +107,10 @@ impl Daemon {
                 Err(e) if is_transient(&e) => {
                     self.read_trouble.failed("tap read", &e);
                     break;
+                }
+                Err(e) if is_dropped_frame(&e) => {
+                    self.stats.offload_errors = self.stats.offload_errors.saturating_add(1);
+                    note_dropped_frame("tap read", &e);
                 }
                 Err(source) => {
                     return Err(Error::DeviceRead {
@@ -257,6 +262,28 @@ pub(super) fn is_transient(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOMEM | libc::ENOBUFS))
 }
 
+/// A tap read that failed for one frame alone: `EINVAL`, which Linux gives when the vnet
+/// header cannot describe a frame's offloads (`tun_put_user`). The kernel has dropped that
+/// frame (`tun_do_read` frees it), so the next read gets the next one: the read is counted in
+/// `offload_errors` and the loop goes on, where before the daemon stopped.
+pub(super) fn is_dropped_frame(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EINVAL)
+}
+
+/// Warns about the first tap read [`is_dropped_frame`] in this process; the later ones are
+/// logged at debug (each is counted).
+pub(super) fn note_dropped_frame(who: &str, e: &io::Error) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        debug!("{who}: the kernel dropped a frame it could not hand over: {e}");
+    } else {
+        warn!(
+            "{who}: the kernel dropped a frame it could not hand over: {e} (counted in \
+             offload_errors; further ones are logged at debug)"
+        );
+    }
+}
+
 /// A run of transient failures of one kind of I/O (see [`is_transient`]): warned about once
 /// when it starts, at debug while it lasts, and over at the next success. The fd stays
 /// readable through it, so each failure after the first waits [`TROUBLE_BACKOFF`]: a loop
@@ -356,5 +383,22 @@ mod tests {
         )));
         assert!(!is_icmp_error(&io::Error::from_raw_os_error(libc::EBADF)));
         assert!(!is_transient(&io::Error::from_raw_os_error(libc::EBADF)));
+    }
+
+    #[test]
+    fn a_tap_read_the_kernel_could_not_describe_drops_one_frame_only() {
+        let einval = io::Error::from_raw_os_error(libc::EINVAL);
+        assert!(is_dropped_frame(&einval), "counted, and the loop goes on");
+        assert!(!is_transient(&einval));
+        for fatal in [libc::EBADF, libc::EIO, libc::EFAULT, libc::ENODEV] {
+            let e = io::Error::from_raw_os_error(fatal);
+            assert!(
+                !is_dropped_frame(&e),
+                "errno {fatal} still stops the daemon"
+            );
+        }
+        assert!(!is_dropped_frame(&io::Error::from(
+            io::ErrorKind::InvalidInput
+        )));
     }
 }

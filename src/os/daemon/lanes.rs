@@ -28,7 +28,9 @@ use std::time::Duration;
 
 use log::{debug, error};
 
-use super::drain::{cut_superframe, is_transient, CutError, Trouble};
+use super::drain::{
+    cut_superframe, is_dropped_frame, is_transient, note_dropped_frame, CutError, Trouble,
+};
 use super::{Clock, BUDGET, FLUSH_AT, SUPERFRAME_BUF_LEN};
 use crate::buf::PacketBuf;
 use crate::error::Error;
@@ -484,6 +486,10 @@ fn drain_queue(
             Err(e) if is_transient(&e) => {
                 trouble.failed("a lane's tap read", &e);
                 break;
+            }
+            Err(e) if is_dropped_frame(&e) => {
+                *offload_errors += 1;
+                note_dropped_frame("a lane's tap read", &e);
             }
             Err(e) => {
                 error!("lane {index}: tap read failed: {e}; this lane stops");
