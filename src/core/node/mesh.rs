@@ -533,9 +533,16 @@ impl<S: Socket, D: Device> Node<S, D> {
 
 /// Whether a peer list to `to` may name `peer`: not `to` itself, nor a loopback peer (another
 /// instance on this host) to a node elsewhere, where that address is its own host's, and a
-/// node of the seed's protocol would contact whatever listens there.
+/// node of the seed's protocol would contact whatever listens there; nor an IPv6 link-local
+/// peer, whose interface the list cannot carry (new nodes ignore such entries, a node of the
+/// seed's protocol would try them in vain).
 fn may_name(peer: SocketAddr, to: SocketAddr) -> bool {
-    peer != to && !foreign_loopback(peer, to)
+    peer != to && !foreign_loopback(peer, to) && !is_link_local(peer)
+}
+
+/// True for an IPv6 link-local address (`fe80::/10`), with its interface or without.
+fn is_link_local(addr: SocketAddr) -> bool {
+    matches!(addr, SocketAddr::V6(a) if a.ip().is_unicast_link_local())
 }
 
 /// Where a check of a peer that was asked something stands (a Close not obeyed at once, an

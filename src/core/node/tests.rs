@@ -535,3 +535,48 @@ fn a_loopback_peer_is_named_only_to_peers_on_this_host() {
     to_local.sort();
     assert_eq!(to_local, vec![other_local, remote]);
 }
+
+/// A peer at an IPv6 link-local address (it reached us on one of our links, so its address
+/// carries that link's interface) is named to nobody: a peer list has no room for the
+/// interface, new nodes ignore such entries, and old ones would try them in vain.
+#[test]
+fn a_link_local_peer_is_named_to_nobody() {
+    let token = Token::new(5).unwrap();
+    let now = Instant::from_secs(10);
+    let mut node = Node::new(Config::new(token), Recorder::default(), NoDevice, now);
+    let link_local = SocketAddr::V6(std::net::SocketAddrV6::new(
+        std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 7),
+        3211,
+        0,
+        2,
+    ));
+    let other_v6 = SocketAddr::from((std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2), 3210));
+    let remote = SocketAddr::from(([198, 18, 1, 1], 3210));
+    let (mut get, mut empty) = ([0u8; 8], [0u8; 10]);
+    wire::emit_control(token, wire::Kind::GetPeers, &mut get).unwrap();
+    let (len, _) = emit_peers(token, core::iter::empty(), &mut empty).unwrap();
+    for p in [link_local, other_v6, remote] {
+        node.on_datagram(now, p, &mut get.clone()).unwrap();
+        node.on_datagram(now, p, &mut empty[..len].to_vec())
+            .unwrap();
+        assert!(node.peers().is_verified(p), "{p} verified");
+    }
+    node.socket_mut().named.clear();
+    let later = now + Duration::from_secs(2);
+    for p in [link_local, other_v6, remote] {
+        node.on_datagram(later, p, &mut get.clone()).unwrap();
+    }
+    let named = &node.socket().named;
+    let to = |p: SocketAddr| {
+        let mut list = named
+            .iter()
+            .find(|(t, _)| *t == p)
+            .map(|(_, l)| l.clone())
+            .unwrap();
+        list.sort();
+        list
+    };
+    assert_eq!(to(remote), vec![other_v6], "the list to {remote}");
+    assert_eq!(to(other_v6), vec![remote], "the list to {other_v6}");
+    assert_eq!(to(link_local), vec![remote, other_v6]);
+}
