@@ -119,6 +119,12 @@ impl UdpSocket {
         }
     }
 
+    /// GSO runs refused in a row (see [`GSO_REFUSALS_BEFORE_PAUSE`]).
+    #[cfg(test)]
+    pub(super) fn gso_refusals(&self) -> u32 {
+        self.queue.as_ref().map_or(0, |q| q.gso_refusals)
+    }
+
     /// Datagrams waiting in the send queue.
     pub fn queued(&self) -> usize {
         self.queue.as_ref().map_or(0, |q| q.entries.len())
@@ -145,7 +151,7 @@ impl UdpSocket {
             q.gso_paused_until = None;
             q.gso_refusals = 0;
         }
-        let gso = self.offloads.gso && q.gso_paused_until.is_none();
+        let mut gso = self.offloads.gso && q.gso_paused_until.is_none();
         // Entries before this are sent one by one: their GSO run was refused.
         let mut singly_before = 0;
         // Each round sends at least one message, drops one, or has a GSO run refused, which
@@ -247,6 +253,9 @@ impl UdpSocket {
                     q.gso_refusals = q.gso_refusals.saturating_add(1);
                     if q.gso_refusals >= GSO_REFUSALS_BEFORE_PAUSE {
                         q.gso_paused_until = Some(std::time::Instant::now() + GSO_PAUSE);
+                        // The runs left in this flush go singly too: the pause starts now,
+                        // and is logged once.
+                        gso = false;
                         info!("UDP GSO refused by the kernel {GSO_REFUSALS_BEFORE_PAUSE} times in a row ({e}): sending datagrams one by one for {} s", GSO_PAUSE.as_secs());
                     } else {
                         debug!(

@@ -298,6 +298,49 @@ fn a_gso_run_the_kernel_refuses_goes_out_datagram_by_datagram_and_gso_stays_on()
 
 #[test]
 #[ignore = "needs root (a network namespace of its own); .ci/run passes --include-ignored"]
+fn gso_pauses_at_once_within_the_flush_that_reaches_the_limit() {
+    // As above (loopback MTU 1300: every GSO run refused), one flush holds many short runs
+    // (1400, 1400, then 1500, 1500, ...: a larger datagram starts a new run). The refusal that
+    // reaches the limit pauses GSO for the rest of that flush too: no run after it is tried
+    // as GSO (and refused, and logged again), and every datagram still arrives.
+    const RUNS: usize = 3 * super::send::GSO_REFUSALS_BEFORE_PAUSE as usize;
+    let result = in_own_netns(|| {
+        run("ip link set lo mtu 1300 up");
+        let mut tx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+        tx.enable_batching();
+        if !tx.enable_offloads().gso {
+            return None;
+        }
+        let mut rx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+        let to = rx.local_addr().unwrap();
+        let mut sent = 0;
+        for i in 0..RUNS {
+            let len = 1400 + 100 * (i % 2);
+            for _ in 0..2 {
+                tx.send_to(&vec![(i % 251) as u8; len], to).unwrap();
+                sent += 1;
+            }
+        }
+        let flushed = tx.flush();
+        assert!(flushed.is_ok(), "{flushed:?}");
+        let refusals = tx.gso_refusals();
+        let got = recv_datagrams(&mut rx, sent);
+        Some((refusals, got.len(), sent))
+    });
+    let Some((refusals, got, sent)) = result else {
+        crate::sys::testing::skip("the kernel refuses UDP GSO");
+        return;
+    };
+    assert_eq!(
+        refusals,
+        super::send::GSO_REFUSALS_BEFORE_PAUSE,
+        "GSO runs tried after the pause began"
+    );
+    assert_eq!(got, sent);
+}
+
+#[test]
+#[ignore = "needs root (a network namespace of its own); .ci/run passes --include-ignored"]
 fn the_last_sends_wait_for_room_in_a_socket_buffer_a_flood_filled() {
     // In a network namespace of its own, datagrams to 198.18.5.2 leave through a veth whose
     // token bucket (10 Mb/s) holds them: the socket's buffer fills, and a send fails with
