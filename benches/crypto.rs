@@ -252,11 +252,47 @@ fn handshakes() {
     );
 }
 
+/// Microseconds per new sender session opened while the opener's map is full (16,384
+/// sessions, the default's four per peer): the subkey, the tag, and the room made for it.
+fn new_sessions_when_full() {
+    const FULL: usize = 16_384;
+    const NEW: usize = 4_096;
+    let token = Token::new(7).expect("small token");
+    let key = Key::from_bytes([0x42; 32]);
+    let inner_len = 1 + 64;
+    let sealed_len = HEADER_LEN + 64 + OVERHEAD;
+    let packets: Vec<Vec<u8>> = (0..FULL + NEW)
+        .map(|i| {
+            let mut session = [0u8; 16];
+            session[..8].copy_from_slice(&(1_740_787_200_000u64 + i as u64).to_be_bytes());
+            let sealer = Sealer::with_cipher(&key, session, Cipher::ChaCha20Poly1305);
+            let mut packet = vec![0u8; sealed_len];
+            sealer
+                .seal(token, &mut packet, FRONT_LEN, inner_len)
+                .expect("exact room");
+            packet
+        })
+        .collect();
+    let mut opener = Opener::new(&key, FULL);
+    let mut packets = packets.into_iter();
+    for mut packet in packets.by_ref().take(FULL) {
+        opener.open(&mut packet).expect("a new session");
+    }
+    let start = WallClock::now();
+    for mut packet in packets {
+        let r = opener.open(black_box(&mut packet)).expect("a new session");
+        black_box(r);
+    }
+    let us = start.elapsed().as_secs_f64() * 1e6 / NEW as f64;
+    println!("  new session, map full ({FULL} sessions): {us:8.2} us each, over {NEW} in a row");
+}
+
 fn main() {
     println!("preferred on this CPU: {}", Cipher::preferred());
     for cipher in Cipher::ALL {
         bench(cipher);
     }
     counter();
+    new_sessions_when_full();
     handshakes();
 }

@@ -75,9 +75,9 @@
 //! when a *new, authenticated* session is inserted, never while opening packets of known
 //! sessions, so the steady state allocates nothing. A remembered session takes about
 //! [`SESSION_STATE_LEN`] bytes (window and subkey, boxed, plus its map entry): 4096 sessions
-//! take about 6.5 MiB (the node allows four per peer). When the map is full, the sender process
-//! used least recently is evicted, all its sessions (those with its start time) at once (found
-//! by a scan; replays of sessions the opener does not remember can cause it without the key,
+//! take about 6.5 MiB (the node allows four per peer). When the map is full, the sender processes
+//! used least recently are evicted, a sixteenth of them at once (at least one), each with all
+//! its sessions (those with its start time) (found by a scan, once per that many new sessions; replays of sessions the opener does not remember can cause it without the key,
 //! so processes the node pinned as live, [`Opener::pin_process`], are never chosen), and a
 //! `floor` is raised to its start
 //! time; a session that is not in the map and started at or before the floor is refused

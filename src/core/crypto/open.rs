@@ -4,7 +4,8 @@
 //!
 //! Owns the replay rules (checked before decrypting, updated only after the tag verified) and
 //! the session memory. It allocates only when a new, authenticated session is remembered (and
-//! then, with the map full, for the eviction's tally of processes), and once per key rotation
+//! the first times the map is full, for the eviction's tally of processes, whose room it
+//! keeps), and once per key rotation
 //! (for [`Opener::add_key`]'s scratch buffer). It reads no clock: session start times come from
 //! the packets, and the wall clock that caps the floor is told ([`Opener::set_wall_clock_ms`]).
 //!
@@ -17,9 +18,11 @@
 //! session while two keys are held). Each remembered session is tagged with the generation of
 //! the key it was derived with; retiring the older key forgets the sessions of its generation.
 //!
-//! **Eviction.** When the map is full, the sender *process* used least recently goes: every
-//! remembered session with its start time (a keyed node seals in up to three sessions, one
-//! per cipher, that share it), and the floor rises to that start time. An unknown session that
+//! **Eviction.** When the map is full, the sender *processes* used least recently go, a
+//! sixteenth of them ([`EVICT_SHARE`], at least one) at once, so the walk over every session
+//! is paid once per that many new sessions: each with every remembered session of its start
+//! time (a keyed node seals in up to three sessions, one per cipher, that share it), and the
+//! floor rises to the latest of their start times. An unknown session that
 //! started no later than the floor is refused, unless a session with its very start time is
 //! still remembered: then it is a twin of a process that was never evicted (evicting one
 //! session of a process evicts them all), which has just started to seal with another cipher.
@@ -228,7 +231,18 @@ pub struct Opener {
     pinned: HashMap<u64, u32>,
     /// The last packet opened was the first of a session not remembered before.
     opened_new: bool,
+    /// The eviction's tally of processes (start time to whether any session is of the newest
+    /// key, and when the process was used last), kept between evictions for its room.
+    tally: HashMap<u64, (bool, u64)>,
+    /// The eviction's candidates, (newest key, used last, start time), kept for its room.
+    candidates: Vec<(bool, u64, u64)>,
 }
+
+/// When the map is full, this share of its sender processes (at least one) is forgotten at
+/// once: the walk over every session then happens once per that many new sessions, not for
+/// each (a member making up new sessions at full speed made it cost about a millisecond per
+/// datagram with 16,384 sessions remembered).
+pub const EVICT_SHARE: usize = 16;
 
 impl fmt::Debug for Opener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -262,6 +276,8 @@ impl Opener {
             wall_ms: None,
             pinned: HashMap::new(),
             opened_new: false,
+            tally: HashMap::new(),
+            candidates: Vec::new(),
         }
     }
 
@@ -511,9 +527,10 @@ impl Opener {
         true
     }
 
-    /// Forgets the sender process used least recently (every session with its start time,
-    /// used last when the most recent of them was), one of the old key's first while there is
-    /// one, and raises the floor to its start time.
+    /// Forgets the sender processes used least recently, the [`EVICT_SHARE`]th of them (at
+    /// least one; each with every session of its start time, used last when the most recent
+    /// of them was), the old key's first while there are any, and raises the floor to the
+    /// latest start time among them.
     /// Never the process that started at `arriving`: the new session is its twin, and
     /// evicting the process would let the twin in and then, through the exemption of twins,
     /// replays of the sessions just forgotten. Never a pinned process
@@ -526,7 +543,10 @@ impl Opener {
         // each member switches within the minute and they are all forgotten then anyway,
         // while a new-key session forgotten would raise the bar past its start and be refused
         // for good (one that seals quietly meanwhile is often the least recently used).
-        let mut used: HashMap<u64, (bool, u64)> = HashMap::with_capacity(self.starts.len());
+        let mut used = core::mem::take(&mut self.tally);
+        let mut candidates = core::mem::take(&mut self.candidates);
+        used.clear();
+        candidates.clear();
         for (id, s) in &self.sessions {
             let start = start_time(id);
             let pinned = s.generation == self.generation && self.pinned.contains_key(&start);
@@ -537,12 +557,38 @@ impl Opener {
                 entry.1 = entry.1.max(s.window.last_used);
             }
         }
-        let Some(victim) = used.iter().min_by_key(|(_, last)| **last).map(|(s, _)| *s) else {
+        candidates.extend(
+            used.iter()
+                .map(|(start, (current, last))| (*current, *last, *start)),
+        );
+        let share = (candidates.len() / EVICT_SHARE).max(1);
+        let evicted = if candidates.len() > share {
+            candidates.select_nth_unstable(share - 1);
+            candidates.get_mut(..share)
+        } else {
+            candidates.get_mut(..)
+        };
+        let latest = match evicted {
+            Some(victims) if !victims.is_empty() => {
+                victims.sort_unstable_by_key(|(_, _, start)| *start);
+                self.sessions.retain(|id, _| {
+                    victims
+                        .binary_search_by_key(&start_time(id), |(_, _, start)| *start)
+                        .is_err()
+                });
+                for (_, _, start) in victims.iter() {
+                    self.starts.remove(start);
+                }
+                victims.last().map(|(_, _, start)| *start)
+            }
+            _ => None,
+        };
+        self.tally = used;
+        self.candidates = candidates;
+        let Some(latest) = latest else {
             return false;
         };
-        self.sessions.retain(|id, _| start_time(id) != victim);
-        self.starts.remove(&victim);
-        let raised = self.wall_ms.map_or(victim, |now| victim.min(now));
+        let raised = self.wall_ms.map_or(latest, |now| latest.min(now));
         self.floor = Some(self.floor.map_or(raised, |f| f.max(raised)));
         true
     }

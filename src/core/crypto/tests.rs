@@ -618,6 +618,42 @@ fn lru_eviction_raises_floor_and_refuses_stale_sessions() {
         );
     }
 }
+/// With the map full, a new session makes room for itself and the next ones: the least
+/// recently used sixteenth of the processes goes at once (the walk over every session runs
+/// once per that many new sessions, not for each), and the floor rises to the latest start
+/// time among them.
+#[test]
+fn a_full_map_forgets_a_share_of_its_processes_at_once() {
+    use super::open::EVICT_SHARE;
+    let cipher = Cipher::ChaCha20Poly1305;
+    let full = 10 * EVICT_SHARE;
+    let mut opener = Opener::new(&test_key(), full);
+    let start = |i: usize| 1_000 + 10 * i as u64;
+    for i in 0..full {
+        assert!(open(&mut opener, &packet(cipher, session(start(i), 1), 0)).is_ok());
+    }
+    // Process 0 was used last of all: it stays; processes 1 to 10 are the least recent.
+    assert!(open(&mut opener, &packet(cipher, session(start(0), 1), 1)).is_ok());
+    assert!(open(&mut opener, &packet(cipher, session(50_000, 1), 0)).is_ok());
+    assert_eq!(opener.sessions(), full - 10 + 1);
+    assert_eq!(opener.floor, Some(start(10)));
+    assert!(open(&mut opener, &packet(cipher, session(start(0), 1), 2)).is_ok());
+    for i in 1..=10 {
+        assert_eq!(
+            open(&mut opener, &packet(cipher, session(start(i), 1), 1)),
+            Err(OpenError::StaleSession),
+            "process {i} was forgotten"
+        );
+    }
+    assert!(open(&mut opener, &packet(cipher, session(start(11), 1), 1)).is_ok());
+    // The next nine new sessions find room without forgetting anyone.
+    for k in 1..10 {
+        assert!(open(&mut opener, &packet(cipher, session(50_000 + k, 1), 0)).is_ok());
+    }
+    assert_eq!(opener.sessions(), full);
+    assert_eq!(opener.floor, Some(start(10)));
+}
+
 /// Replayed first packets of sessions the opener does not remember (a recording of members'
 /// processes from before it restarted) fill the map; the live peer's process, quiet during the
 /// burst, is pinned and never evicted, so its next packet still opens. Without the pin it was
