@@ -247,7 +247,7 @@ impl RelayTable {
     pub fn set_names_keys(&mut self, peer: SocketAddr, names: bool) {
         if names {
             self.names_keys.insert(peer);
-        } else if self.names_keys.remove(&peer) {
+        } else if self.names_keys.remove(&peer) && self.held.get(&peer) > 0 {
             for r in self.routes.values_mut().filter(|r| r.via == peer) {
                 // (Queries to a relay that names no keys are not missed answers.)
                 r.unanswered = 0;
@@ -854,6 +854,11 @@ impl RelayTable {
     }
 
     fn drop_via(&mut self, via: SocketAddr) -> Vec<SocketAddr> {
+        // Most peers that go carry nothing: no walk over the tables for them (`held` counts
+        // every entry through each relay).
+        if self.held.get(&via) == 0 {
+            return Vec::new();
+        }
         let held = &mut self.held;
         self.candidates.retain(|_, c| {
             if c.via == via {
