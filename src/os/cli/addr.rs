@@ -48,6 +48,17 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, Error> {
     if unscoped_link_local(SocketAddr::new(ip, port)) {
         return Err(invalid(LINK_LOCAL));
     }
+    // Linux binds a UDP socket to such an address, and the node would then hear nothing:
+    // it sends from its unicast address, where peers answer.
+    let group = match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.is_multicast() || v4.is_broadcast(),
+        IpAddr::V6(v6) => v6.is_multicast(),
+    };
+    if group {
+        return Err(invalid(
+            "a multicast or broadcast address: listen on a unicast address, or 0.0.0.0 or [::]",
+        ));
+    }
     Ok(SocketAddr::new(ip, port))
 }
 

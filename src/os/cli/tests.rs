@@ -144,6 +144,10 @@ fn listen_without_valid_port_is_rejected() {
         ("localhost:3210", "IP address"),
         ("[nonsense]:3210", "IPv6"),
         ("[fe80::1]:3210", "link-local"),
+        ("224.1.2.3:3210", "multicast or broadcast"),
+        ("255.255.255.255:3210", "multicast or broadcast"),
+        ("[ff05::1]:3210", "multicast or broadcast"),
+        ("[::ffff:239.1.1.1]:3210", "multicast or broadcast"),
     ] {
         let text = usage_error(&["-l", bad]);
         assert!(text.contains(why), "{bad:?}: {text}");
@@ -161,6 +165,9 @@ fn listen_accepts_ipv4_ipv6_and_port_0() {
         check(&["-l", "127.0.0.1:3210"]).unwrap().listen,
         "127.0.0.1:3210".parse().unwrap()
     );
+    for any in ["0.0.0.0:0", "[::]:3210", "198.18.255.255:3210"] {
+        assert_eq!(check(&["-l", any]).unwrap().listen, any.parse().unwrap());
+    }
 }
 
 #[test]
