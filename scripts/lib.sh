@@ -18,6 +18,12 @@
 # script has to do in between (show logs, put sysctls back).
 
 lib_name="${0##*/}"
+# Debian keeps sysctl, nft and conntrack in /usr/sbin, which a user's PATH carried through
+# sudo (as the README shows for Rust installed per user) lacks: the tests run them too.
+for lib_dir in /usr/local/sbin /usr/sbin /sbin; do
+    case ":$PATH:" in *":$lib_dir:"*) ;; *) PATH="$PATH:$lib_dir" ;; esac
+done
+export PATH
 pids=()
 namespaces=()
 lib_cleanup=""

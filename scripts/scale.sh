@@ -31,7 +31,7 @@ fi
 . scripts/lib.sh
 
 need_root "$n"
-need_tools ip=iproute2 ping=iputils-ping "cc=gcc libc6-dev"
+need_tools ip=iproute2 ping=iputils-ping "cc=gcc libc6-dev" sysctl=procps
 build_release
 
 prefix="ecsc$$"

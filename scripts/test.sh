@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite, as root: sudo scripts/test.sh
+# The whole test suite, as root: scripts/test.sh (sudo scripts/test.sh from a user's shell)
 #
 # Installs what the tests need if it is missing (Debian packages, rustfmt, clippy, cargo-deb,
 # cargo-fuzz), then runs, stopping at the first failure: formatting, clippy, the check that
@@ -17,7 +17,7 @@ step() { printf '\n==> %s [%d s]\n' "$*" "$SECONDS"; }
 fail() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] ||
-    fail "run as root (sudo scripts/test.sh): the end-to-end tests need network namespaces and /dev/net/tun"
+    fail "run as root (from a user's shell: sudo scripts/test.sh): the end-to-end tests need network namespaces and /dev/net/tun"
 command -v cargo >/dev/null || fail "cargo not found: install Rust (https://rustup.rs) first"
 
 step "tools"
