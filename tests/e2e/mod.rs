@@ -869,12 +869,18 @@ pub fn nat_lab(masquerade: &str) -> (Lab, Host, Site, Site) {
 }
 
 /// A router's UDP conntrack entries (`conntrack -L -p udp`), for evidence and failure
-/// messages.
+/// messages. Panics if `conntrack` fails: an empty answer would pass the checks that no
+/// mapping exists without checking anything.
 pub fn conntrack(lab: &Lab, router: &Host) -> String {
     let out = lab.run(
         router,
         &["conntrack", "-L", "-p", "udp"],
         Duration::from_secs(10),
+    );
+    assert!(
+        out.status.success(),
+        "conntrack -L failed: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

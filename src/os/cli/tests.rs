@@ -321,18 +321,6 @@ fn localhost_resolves_to_the_listen_family() {
 }
 
 #[test]
-fn unresolvable_name_is_a_runtime_error_naming_the_peer() {
-    let s = check(&["-c", "nonexistent.invalid:3210"]).unwrap();
-    let err = s.resolve_peers().unwrap_err();
-    assert_eq!(err.exit_code(), 1);
-    let text = err.to_string();
-    assert!(
-        text.starts_with("cannot resolve peer address nonexistent.invalid:3210: "),
-        "{text}"
-    );
-}
-
-#[test]
 fn node_config_carries_the_checked_values() {
     let s = check(&["-t", "7", "--peer-timeout", "9", "--mac-timeout", "8"]).unwrap();
     let families = Families::of(&s.listen);
