@@ -462,3 +462,54 @@ fn a_node_whose_tap_is_deleted_exits_with_an_error_and_its_peer_hears_close_at_o
     let removed = format!("peer {} removed: closed by peer", a.addr_v4());
     lab.daemons[1].wait_log(&removed, SOON);
 }
+
+/// A host gains an address while its node runs (on `[::]`): after a SIGHUP (or within 30 s)
+/// the node counts it as its own. Here A's IPv6 address comes only after A started, and B
+/// knows A at its IPv4 and its IPv6 address (two peers to B: the clear protocol cannot tell),
+/// so B's lists to A name A's IPv6 address; A ignores that entry instead of asking it, which
+/// made A its own peer there, every flood coming back into its tap.
+#[test]
+#[ignore = "needs root + netns; .ci/run passes --include-ignored"]
+fn an_address_the_host_gains_becomes_the_nodes_own_and_never_its_peer() {
+    let mut lab = Lab::new(2);
+    let (a, b) = (lab.host(1), lab.host(2));
+    let v6 = format!("{}/64", a.underlay_v6());
+    e2e::ip(&["-n", &a.ns, "addr", "del", &v6, "dev", "eth0"]);
+    let ad = lab.start(&a, &["-l", "[::]:3210", "-t", "7"]);
+    e2e::ip(&["-n", &a.ns, "addr", "add", &v6, "dev", "eth0", "nodad"]);
+    lab.daemons[ad].signal(libc::SIGHUP);
+    lab.daemons[ad].wait_log("this node's addresses changed", SOON);
+    let bd = lab.start(
+        &b,
+        &[
+            "-l",
+            "[::]:3210",
+            "-t",
+            "7",
+            "-c",
+            &a.addr_v4(),
+            "-c",
+            &a.addr_v6(),
+        ],
+    );
+    lab.daemons[bd].wait_log(&format!("peer {} added", a.addr_v6()), SOON);
+    lab.daemons[bd].wait_log(&format!("peer {} added", a.addr_v4()), SOON);
+    // B names A's IPv6 address to A's IPv4 one (its only other peer) in two gossip rounds,
+    // seconds apart; A ignores that entry (it asked it at once, before).
+    let to_a_v4 = format!("gossip: sending 1 peers to {}", a.addr_v4());
+    lab.daemons[bd].wait_log_count(&to_a_v4, 2, Duration::from_secs(60));
+    let line = lab.daemons[ad].stats_line();
+    assert!(
+        e2e::field(&line, "peer_entries_ignored").is_some_and(|n| n >= 2),
+        "{line}"
+    );
+    let log = lab.daemons[ad].log();
+    assert!(
+        !log.contains(&format!("peer {} added", a.addr_v6())),
+        "{log}"
+    );
+    assert!(
+        log.contains("peer 198.18.0.2:3210 added") || log.contains("peer [fd00::2]:3210 added"),
+        "{log}"
+    );
+}

@@ -9,8 +9,10 @@
 //! here blocks the loop on the outside world: names are resolved on a helper thread, one
 //! round at a time, whose results the loop picks up at a later poll, and the stats file is
 //! written by a thread of its own (the loop takes the snapshot, which reads the node; the
-//! thread finishes it, sorting and writing out its MAC lines). The node is changed only through
-//! [`Node::add_connect`] and [`Node::remove_connect`].
+//! thread finishes it, sorting and writing out its MAC lines). It also reads the node's own
+//! addresses again every [`RESOLVE_INTERVAL`] (and after a SIGHUP), on a thread too, where they
+//! come from the interfaces (the listen address is unspecified). The node is changed only
+//! through [`Node::add_connect`], [`Node::remove_connect`] and [`Node::set_own_addrs`].
 
 use std::fs;
 use std::io::{self, Write};
@@ -63,6 +65,7 @@ pub struct Service {
     header: Header,
     stats: Option<StatsFile>,
     resolver: Resolver,
+    own: OwnAddrs,
     /// The control socket `ethcloud show` asks, if it could be opened.
     control: Option<ControlServer>,
 }
@@ -240,6 +243,61 @@ fn report_write(path: &Path, result: io::Result<()>, failing: bool) -> bool {
 /// One resolution round's results: for each name (by index), its addresses or the error.
 type Round = Vec<(usize, Result<Vec<SocketAddr>, Error>)>;
 
+/// The node's own addresses, read again from the interfaces every [`RESOLVE_INTERVAL`] and
+/// after a SIGHUP ([`Service::read_own_addrs_again`]) when they come from there (the listen
+/// address is unspecified), on a thread of its own: the kernel's answer may wait on its
+/// routing lock.
+#[derive(Debug)]
+struct OwnAddrs {
+    listen: SocketAddr,
+    next_at: Instant,
+    pending: Option<Receiver<io::Result<Vec<SocketAddr>>>>,
+    /// The last reading failed (warned once until one works).
+    failing: bool,
+}
+
+impl OwnAddrs {
+    fn poll<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>) {
+        if let Some(pending) = &self.pending {
+            match pending.try_recv() {
+                Ok(Ok(addrs)) => {
+                    self.pending = None;
+                    self.failing = false;
+                    let count = addrs.len();
+                    if node.set_own_addrs(now, addrs) {
+                        debug!("this node's addresses changed: {count} now");
+                    }
+                }
+                Ok(Err(e)) => {
+                    self.pending = None;
+                    if !std::mem::replace(&mut self.failing, true) {
+                        warn!(
+                            "cannot read this node's addresses again ({e}); keeping the last ones"
+                        );
+                    }
+                }
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => self.pending = None,
+            }
+        }
+        if !self.listen.ip().is_unspecified() || now < self.next_at || self.pending.is_some() {
+            return;
+        }
+        self.next_at = now + RESOLVE_INTERVAL;
+        let listen = self.listen;
+        let (tx, rx) = mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("own-addrs".to_owned())
+            .spawn(move || {
+                let _ = tx.send(crate::sys::ifaddrs::own_addrs(listen));
+            });
+        match spawned {
+            Ok(_) => self.pending = Some(rx),
+            Err(e) => debug!("cannot start a thread to read this node's addresses: {e}"),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Resolver {
     names: Vec<NamedPeer>,
@@ -291,6 +349,12 @@ impl Service {
                 pending: None,
                 started: false,
             },
+            own: OwnAddrs {
+                listen,
+                next_at: now + RESOLVE_INTERVAL,
+                pending: None,
+                failing: false,
+            },
             control: None,
         }
     }
@@ -341,6 +405,12 @@ impl Service {
         });
     }
 
+    /// Reads the node's own addresses again at the next poll (SIGHUP), where they come from
+    /// the interfaces.
+    pub fn read_own_addrs_again(&mut self, now: Instant) {
+        self.own.next_at = now;
+    }
+
     /// Runs the jobs that are due at `now`. Cheap when none is.
     pub fn poll<S: Socket, D: Device>(
         &mut self,
@@ -349,6 +419,7 @@ impl Service {
         extra: LoopCounters,
     ) {
         self.resolver.poll(now, node);
+        self.own.poll(now, node);
         if let Some(stats) = &mut self.stats {
             if now >= stats.next_at {
                 stats.next_at = now + stats.spec.interval;
@@ -849,6 +920,44 @@ mod tests {
         }
         assert_eq!(svc.names()[0].addr, addr("127.0.0.1:3210"));
         assert!(!svc.resolver.failing[0]);
+    }
+
+    /// The node's own addresses are read again every interval (and at once after a SIGHUP),
+    /// on a thread: here the host's loopback address, which the node did not know it had at
+    /// start, becomes its own (a peer there is removed, a list naming it is ignored).
+    #[test]
+    fn own_addresses_are_read_again_every_interval_and_after_a_sighup() {
+        let mut node = node(&[]);
+        let mut svc = service(vec![], vec![]);
+        let loopback = addr("127.0.0.1:3210");
+        assert_eq!(node.connect_refusal(loopback), None);
+        let wait = |svc: &mut Service, node: &mut Node<NullSocket, NullDevice>, at: u64| {
+            let start = std::time::Instant::now();
+            while svc.own.pending.is_some() {
+                assert!(start.elapsed() < Duration::from_secs(10), "no result");
+                std::thread::sleep(Duration::from_millis(10));
+                svc.poll(Instant::from_secs(at), node, LoopCounters::default());
+            }
+        };
+        svc.poll(Instant::from_secs(1), &mut node, LoopCounters::default());
+        assert!(svc.own.pending.is_none(), "not before the interval");
+        svc.poll(Instant::from_secs(30), &mut node, LoopCounters::default());
+        assert!(svc.own.pending.is_some());
+        wait(&mut svc, &mut node, 30);
+        assert!(
+            node.connect_refusal(loopback).is_some(),
+            "{:?}",
+            node.config().own_addrs
+        );
+        // Forgotten again (as if it had been removed): a SIGHUP reads them at the next poll.
+        node.set_own_addrs(Instant::from_secs(31), vec![]);
+        svc.poll(Instant::from_secs(32), &mut node, LoopCounters::default());
+        assert!(svc.own.pending.is_none());
+        svc.read_own_addrs_again(Instant::from_secs(33));
+        svc.poll(Instant::from_secs(33), &mut node, LoopCounters::default());
+        wait(&mut svc, &mut node, 33);
+        assert!(node.connect_refusal(loopback).is_some());
+        assert!(!svc.own.failing);
     }
 
     /// An empty directory of this test run's own.

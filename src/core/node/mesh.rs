@@ -130,6 +130,36 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
     }
 
+    /// Replaces the addresses that are this node's own (read again from its interfaces, which
+    /// gain and lose addresses while it runs: IPv6 temporary addresses, a DHCP lease, an
+    /// interface brought up later). A peer at an address that is now ours is removed: in the
+    /// clear protocol a list naming such an address made the node its own peer, every flood
+    /// coming back into its device. Returns whether the set changed.
+    pub fn set_own_addrs(&mut self, now: Instant, mut addrs: Vec<SocketAddr>) -> bool {
+        for a in &mut addrs {
+            *a = canonical(*a);
+        }
+        addrs.sort_unstable();
+        addrs.dedup();
+        let old = core::mem::take(&mut self.config.own_addrs);
+        if addrs == old {
+            self.config.own_addrs = old;
+            return false;
+        }
+        self.config.own_addrs = addrs;
+        let gained: Vec<SocketAddr> = self
+            .config
+            .own_addrs
+            .iter()
+            .filter(|a| !old.contains(a) && self.peers.contains(**a))
+            .copied()
+            .collect();
+        for addr in gained {
+            self.remove_peer(now, addr, "the address is now this node's own");
+        }
+        true
+    }
+
     /// Forgets a `--connect` address (e.g. a DNS name now resolves elsewhere): it is no longer
     /// retried. If it is a peer it stays one until it times out or closes, like any other.
     pub fn remove_connect(&mut self, addr: SocketAddr) {

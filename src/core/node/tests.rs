@@ -580,3 +580,36 @@ fn a_link_local_peer_is_named_to_nobody() {
     assert_eq!(to(other_v6), vec![remote], "the list to {other_v6}");
     assert_eq!(to(link_local), vec![remote, other_v6]);
 }
+
+/// An address the node gains while it runs (read again from its interfaces) is its own from
+/// then on: a peer there (the node itself, reached through a list that named the address) is
+/// removed, datagrams from it are dropped as from the node itself, and it is not contacted.
+#[test]
+fn an_address_that_becomes_the_nodes_own_is_no_peer_any_more() {
+    use crate::stats::DropReason;
+    let token = Token::new(5).unwrap();
+    let now = Instant::from_secs(10);
+    let mut node = Node::new(Config::new(token), Recorder::default(), NoDevice, now);
+    let gained = SocketAddr::from(([198, 18, 7, 9], 3210));
+    let other = SocketAddr::from(([198, 18, 7, 1], 3210));
+    let (mut get, mut empty) = ([0u8; 8], [0u8; 10]);
+    wire::emit_control(token, wire::Kind::GetPeers, &mut get).unwrap();
+    let (len, _) = emit_peers(token, core::iter::empty(), &mut empty).unwrap();
+    for p in [gained, other] {
+        node.on_datagram(now, p, &mut get.clone()).unwrap();
+        node.on_datagram(now, p, &mut empty[..len].to_vec())
+            .unwrap();
+        assert!(node.peers().is_verified(p));
+    }
+    let later = now + Duration::from_secs(1);
+    assert!(node.set_own_addrs(later, vec![gained]));
+    assert!(!node.set_own_addrs(later, vec![gained]), "unchanged");
+    assert!(!node.is_peer(gained));
+    assert!(node.peers().is_verified(other), "other peers stay");
+    assert_eq!(
+        node.on_datagram(later, gained, &mut get.clone()),
+        Err(DropReason::FromSelf)
+    );
+    assert!(!node.is_peer(gained));
+    assert!(node.connect_refusal(gained).is_some());
+}

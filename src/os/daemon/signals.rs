@@ -1,6 +1,6 @@
 //! Signals and what they mean: SIGINT/SIGTERM end the loop cleanly, SIGUSR1 logs the counters
 //! and the status, SIGHUP reads the key file again (keyed mode) or the trust files (per-node
-//! keys).
+//! keys), and has the node's own addresses read again (on the service's thread).
 //!
 //! Owns the reaction to each signal; the signalfd itself is `sys::signal`'s, and reading key
 //! and trust files is `keyfiles`'.
@@ -85,7 +85,10 @@ impl Daemon {
                     );
                     self.service.log_status(now, &self.node, counters);
                 }
-                Signal::Hangup => self.reload_key(now),
+                Signal::Hangup => {
+                    self.service.read_own_addrs_again(now);
+                    self.reload_key(now);
+                }
             }
         }
         Ok(None)
