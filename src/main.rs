@@ -69,10 +69,7 @@ fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(err) => return fail(&err),
     };
-    env_logger::Builder::new()
-        .filter_level(settings.log_level)
-        .parse_default_env()
-        .init();
+    ethcloud::os::logging::init(settings.log_level);
     match run(&settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => fail(&err),
@@ -80,7 +77,10 @@ fn main() -> ExitCode {
 }
 
 fn fail(err: &Error) -> ExitCode {
-    say(&format!("ethcloud: {err}\n"));
+    say(&format!(
+        "{}ethcloud: {err}\n",
+        ethcloud::os::logging::error_prefix()
+    ));
     ExitCode::from(err.exit_code())
 }
 

@@ -162,6 +162,51 @@ fn assert_output_fails(args: &[&str], out: &Output, code: i32) -> String {
     lines[0].to_owned()
 }
 
+/// Under systemd, with standard error going to the journal (`JOURNAL_STREAM` names that very
+/// file), the fatal line carries the syslog priority of an error, `<3>`; written anywhere
+/// else (the variable names another file), it does not.
+#[test]
+fn a_fatal_line_to_the_journal_carries_the_error_priority() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = std::env::temp_dir().join(format!("ethcloud-cli-journal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let run_to = |name: &str, stream_of: Option<&str>| {
+        let path = dir.join(name);
+        let file = std::fs::File::create(&path).unwrap();
+        let meta = file.metadata().unwrap();
+        let named = match stream_of {
+            Some(other) => std::fs::metadata(dir.join(other)).unwrap(),
+            None => meta,
+        };
+        let mut child = Guard(
+            Command::new(BIN)
+                .args(["-l", "0.0.0.0"])
+                .env("JOURNAL_STREAM", format!("{}:{}", named.dev(), named.ino()))
+                .env_remove("RUST_LOG")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(file)
+                .spawn()
+                .unwrap(),
+        );
+        let status = child.wait_within(RUN_LIMIT, "ethcloud -l 0.0.0.0");
+        assert_eq!(status.code(), Some(2));
+        std::fs::read_to_string(&path).unwrap()
+    };
+    let journal = run_to("journal", None);
+    assert!(
+        journal.starts_with("<3>ethcloud: invalid listen address"),
+        "{journal:?}"
+    );
+    let elsewhere = run_to("elsewhere", Some("journal"));
+    assert!(
+        elsewhere.starts_with("ethcloud: invalid listen address"),
+        "{elsewhere:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn verbose_with_quiet_is_a_clap_usage_error() {
     let out = run(&["-v", "-q"]);
