@@ -965,3 +965,57 @@ fn the_same_seeds_give_the_same_bytes_on_the_wire() {
     assert_eq!(run(0), run(0));
     assert_ne!(run(0), run(100));
 }
+
+/// A hub (a, no `--connect`) restarts cleanly: its Close ends b's sessions with its key, so
+/// b's next contact attempt starts a handshake with the new process at once. Before, b sealed
+/// in the old session (which the new process cannot open) until its timer renewed it, two
+/// minutes and more.
+#[test]
+fn a_hub_that_restarts_is_reached_again_at_once_after_its_close() {
+    let mut sim = Simulator::new(0x1d_0b01);
+    let (a, b) = meshed_pair(&mut sim);
+    sim.advance(Duration::from_secs(5));
+    sim.shutdown(a);
+    sim.restart(a);
+    let took = sim.advance_until(Duration::from_secs(400), |s| s.is_full_mesh());
+    assert!(took <= Duration::from_secs(20), "took {took:?}");
+    assert!(carries(&mut sim, b, a, 2, 1));
+    assert!(carries(&mut sim, a, b, 1, 2));
+}
+
+/// The same hub crashes (no Close) and comes back at once: b hears nothing in its session for
+/// a keep-alive interval and more, and renews it then, rather than on the two-minute timer;
+/// the mesh is whole again well within two minutes.
+#[test]
+fn a_hub_that_crashes_and_restarts_is_reached_again_within_a_keepalive_or_so() {
+    let mut sim = Simulator::new(0x1d_0b02);
+    let (a, b) = meshed_pair(&mut sim);
+    sim.advance(Duration::from_secs(5));
+    sim.kill(a);
+    sim.restart(a);
+    let took = sim.advance_until(Duration::from_secs(400), |s| {
+        s.is_full_mesh() && s.session_id(a, 2).is_some()
+    });
+    assert!(took <= Duration::from_secs(110), "took {took:?}");
+    assert!(carries(&mut sim, b, a, 2, 1));
+    assert!(carries(&mut sim, a, b, 1, 2));
+}
+
+/// A node's process restarts at a new address (b is told it, as a re-resolved name would):
+/// once nothing came in b's session with that key for a keep-alive interval and more, the key
+/// counts as live no more, and b's next round to the new address (at its next contact
+/// attempt, up to a minute apart) probes it too. Before, it was skipped until the old session
+/// ended, three minutes and more.
+#[test]
+fn a_node_back_at_a_new_address_is_probed_there_once_its_old_session_fell_silent() {
+    let mut sim = Simulator::new(0x1d_0b03);
+    let (a, b) = meshed_pair(&mut sim);
+    sim.advance(Duration::from_secs(5));
+    sim.kill(a);
+    let a2 = sim.next_addr();
+    sim.add_node_at(a2, &Simulator::identity_config(1, &[1, 2]));
+    sim.connect(b, a2);
+    let took = sim.advance_until(Duration::from_secs(400), |s| s.is_full_mesh_among(&[a2, b]));
+    assert!(took <= Duration::from_secs(130), "took {took:?}");
+    assert!(carries(&mut sim, b, a2, 2, 1));
+}

@@ -458,6 +458,12 @@ impl<S: Socket, D: Device> Node<S, D> {
             }
         }
         self.remove_peer(now, from, "closed by peer");
+        // Per-node keys: the process that closed held our sessions with its key; a new one
+        // there (a restart) opens none of them. Ended, so that what we send next starts a
+        // handshake.
+        if let Some(sessions) = self.sessions.as_deref_mut() {
+            sessions.peer_closed();
+        }
         if !self.is_sealed() && self.contacts.try_once(now, from, from) {
             self.contact_due(now);
         }

@@ -477,11 +477,15 @@ impl<S: Socket, D: Device> Node<S, D> {
             let sealer = Sealer::new(&k.key, k.session).starting_at(first_counter);
             (Arc::new(sealer), opener)
         });
+        let keepalive = config.keepalive();
         let sessions = config.identity.as_mut().map(|setup| {
             // The seed goes to the sessions and leaves the configuration the node keeps: a
             // copy of it would tell every ephemeral key drawn before the first reseed.
+            // A live peer sends at least every keep-alive interval (ours, which is the
+            // peers' too where they run the defaults).
             let seeded = IdentityConfig {
                 seed: core::mem::take(&mut setup.config.seed),
+                renew_after_silence: keepalive + crate::identity::session::SILENCE_SLACK,
                 ..setup.config.clone()
             };
             Box::new(Sessions::new(

@@ -402,6 +402,7 @@ impl Sessions {
                 remote: key,
                 made: now,
                 last_from: None,
+                heard_at: None,
             },
         );
         self.bind(addr, key);
@@ -515,10 +516,20 @@ impl Sessions {
                     next_cursor = at + 1;
                     // (Not a session nothing has opened in yet: one answered to a replayed
                     // initiation, bound to a forged address, would keep the key from being
-                    // probed at its real one until it ended.)
+                    // probed at its real one until it ended. Nor one nothing opened in for
+                    // a keep-alive interval and more: the node may have moved here, and its
+                    // old address, where the session is, hears nothing.)
                     let live = self.keys.get(&key).is_some_and(|s| {
                         s.current.as_ref().is_some_and(|c| {
-                            c.heard && now < c.made + self.config.rekey_after + REJECT_SLACK
+                            c.heard
+                                && now < c.made + self.config.rekey_after + REJECT_SLACK
+                                && self
+                                    .by_session
+                                    .get(&c.recv_session)
+                                    .and_then(|r| r.heard_at)
+                                    .is_some_and(|h| {
+                                        now < h.max(c.made) + self.config.renew_after_silence
+                                    })
                         })
                     });
                     if live || in_flight_here.contains(&key) {
@@ -667,6 +678,8 @@ impl Sessions {
         self.by_session.retain(|_, s| now < s.made + reject);
         let mut due = Vec::new();
         let mut ended = false;
+        let silence = self.config.renew_after_silence;
+        let by_session = &self.by_session;
         for (key, state) in self.keys.iter_mut() {
             if let Some((_, made)) = state.previous {
                 if now >= made + reject {
@@ -709,7 +722,29 @@ impl Sessions {
             let unheard = !current.heard
                 && now >= current.made + HANDSHAKE_RETRY
                 && state.last_rekey.is_none_or(|t| t < current.made);
+            // Nothing from the peer opened for a keep-alive interval and more (in this session
+            // or the ones around it): it restarted, or moved, and cannot open what we seal;
+            // or it is gone. Renewed then, once per such interval (a peer gone costs one
+            // initiation a minute until the session ends), not only on the timer; by the
+            // session's responder [`RESPONDER_REKEY_DELAY`] later, as on the timer, so that
+            // the two ends of a path that was cut do not both start one.
+            let heard = [Some(current.recv_session), state.previous.map(|(id, _)| id)]
+                .into_iter()
+                .flatten()
+                .chain(state.next.iter().map(|n| n.recv_session))
+                .chain(state.earlier.iter().map(|n| n.recv_session))
+                .filter_map(|id| by_session.get(&id).and_then(|s| s.heard_at))
+                .max();
+            let quiet_since = heard.map_or(current.made, |h| h.max(current.made));
+            let silence = if current.is_initiator {
+                silence
+            } else {
+                silence + RESPONDER_REKEY_DELAY
+            };
+            let silent =
+                now >= quiet_since + silence && state.last_rekey.is_none_or(|t| now >= t + silence);
             let old = unheard
+                || silent
                 || now >= current.made + after
                 || current.sealer.sealed() >= self.config.rekey_after_messages;
             let recently = state.last_rekey.is_some_and(|t| now < t + HANDSHAKE_RETRY);

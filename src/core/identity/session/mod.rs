@@ -42,6 +42,11 @@
 //!   the one before that stays until it expires when we completed the new one, and goes at
 //!   once when a renewal we answered is confirmed. A session we answered that nothing opened
 //!   in after [`HANDSHAKE_RETRY`] (a replayed initiation) is renewed at once.
+//! - A session nothing of the peer opened in for [`IdentityConfig::renew_after_silence`]
+//!   (the keep-alive interval + [`SILENCE_SLACK`]; its responder [`RESPONDER_REKEY_DELAY`]
+//!   later) is renewed then, and counts as live no more when an address is probed: the peer
+//!   restarted or moved. A Close that opened in a session ends the sessions with its key
+//!   ([`Sessions::peer_closed`]).
 
 use core::fmt;
 use core::ops::Range;
@@ -50,7 +55,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use log::info;
+use log::{debug, info};
 
 use super::cookie::{Cookie, CookieSecret};
 use super::handshake::{self, Identity, Initiator};
@@ -95,6 +100,9 @@ pub const RESPONDER_REKEY_DELAY: Duration = Duration::from_secs(30);
 pub const REJECT_SLACK: Duration = Duration::from_secs(60);
 /// A session opens packets this long after it stopped sealing.
 pub const RECEIVE_GRACE: Duration = Duration::from_secs(10);
+/// What [`IdentityConfig::renew_after_silence`] adds to the keep-alive interval: a peer's
+/// keep-alives may come that much late (a round trip, the housekeeping's second).
+pub const SILENCE_SLACK: Duration = Duration::from_secs(10);
 
 /// How the identity mode is set up.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +111,12 @@ pub struct IdentityConfig {
     pub rekey_after: Duration,
     /// Renew a session once it sealed this many packets.
     pub rekey_after_messages: u64,
+    /// Renew a session in which nothing from the peer opened for this long (at most once per
+    /// this long): a peer that restarted, or moved, cannot open what we seal in it, and
+    /// would otherwise wait for the timer. The node sets its keep-alive interval and
+    /// [`SILENCE_SLACK`], since a live peer sends at least that often (the default here is
+    /// that for the default keep-alive of 60 s).
+    pub renew_after_silence: Duration,
     /// Handshakes answered per second, from all sources together.
     pub handshakes_per_second: u64,
     /// Handshakes answered per second from one source IP address.
@@ -152,6 +166,7 @@ impl IdentityConfig {
         IdentityConfig {
             rekey_after: Duration::from_secs(120),
             rekey_after_messages: 1 << 40,
+            renew_after_silence: Duration::from_secs(60) + SILENCE_SLACK,
             handshakes_per_second: 500,
             handshakes_per_source: 20,
             wall_start_nanos,
@@ -219,6 +234,8 @@ struct RecvSession {
     /// Where its last packet came from: while that stays the same, the address bindings need
     /// no look-up.
     last_from: Option<SocketAddr>,
+    /// When a packet last opened in it.
+    heard_at: Option<Instant>,
 }
 
 /// What we hold per trusted key.
@@ -635,6 +652,47 @@ impl Sessions {
         Some(cipher)
     }
 
+    /// The datagram opened last (by [`Sessions::open`]) was a Close: the process behind its
+    /// session is going, and nothing we seal with its key opens any more (a restarted
+    /// process has no session). The key's sessions end, so that the next datagram for it
+    /// starts a handshake, with whatever process answers there next, instead of being sealed
+    /// in vain until the timers renew the session (two minutes and more). Returns whether
+    /// anything ended.
+    pub fn peer_closed(&mut self) -> bool {
+        let Some(id) = self.last_opened else {
+            return false;
+        };
+        let Some(remote) = self.by_session.get(&id).map(|s| s.remote) else {
+            return false;
+        };
+        let Some(state) = self.keys.get_mut(&remote) else {
+            return false;
+        };
+        let mut ended = false;
+        for session in state
+            .current
+            .take()
+            .into_iter()
+            .chain(state.next.take())
+            .chain(state.earlier.drain(..))
+        {
+            session.sealer.retire();
+            self.by_session.remove(&session.recv_session);
+            ended = true;
+        }
+        if let Some((previous, _)) = state.previous.take() {
+            self.by_session.remove(&previous);
+        }
+        // (The Close itself opened in one of them: gone with them, or left to expire.)
+        self.by_session.remove(&id);
+        self.last_opened = None;
+        if ended {
+            self.changes = self.changes.wrapping_add(1);
+            debug!("sessions with {remote} ended: it closed");
+        }
+        ended
+    }
+
     /// The datagram opened last (by [`Sessions::open`]) was a Hello; `on` is its
     /// partial-checksum flag (0x20). It counts if it came in the receiving half of the current
     /// session with its key: then the process behind that session completes TCP and UDP
@@ -725,6 +783,7 @@ impl Sessions {
             return Err(OpenError::StaleSession);
         }
         let range = session.opener.open(datagram)?;
+        session.heard_at = Some(now);
         if session.last_from == Some(from) {
             self.last_opened = Some(id);
             return Ok(range);
