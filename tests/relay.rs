@@ -1361,3 +1361,32 @@ fn routes_made_by_the_hundred_stay_within_the_budget_of_info_lines() {
     assert!(made > 0, "no line at all");
     println!("{others} routes made: {made} lines at info");
 }
+
+/// A and B reach each other only through P, and A does not trust B yet: P names neither key
+/// to the other, so both routes are refused for want of answers. Once A trusts B (SIGHUP),
+/// both routes are asked again and carry frames within about a minute (A's at once, B's once
+/// its refusal of KEY_RECHECK is over and P lists A again), not after REFUSED_FOR (5 min).
+#[test]
+fn routes_refused_while_the_two_ends_trusted_other_members_recover_once_they_agree() {
+    let (mut sim, [p, a, b]) = per_node_triangle(0x5e1a_0c00, &[1, 2]);
+    sim.advance(Duration::from_secs(60));
+    for (at, to) in [(a, b), (b, a)] {
+        assert!(
+            !matches!(route(&sim, at, to), Some((_, RouteState::Active))),
+            "{:?}",
+            route(&sim, at, to)
+        );
+    }
+    sim.set_trusted(a, &[1, 2, 3]);
+    let took = sim.advance_until(Duration::from_secs(400), |s| {
+        matches!(route(s, a, b), Some((_, RouteState::Active)))
+            && matches!(route(s, b, a), Some((_, RouteState::Active)))
+    });
+    assert!(took <= Duration::from_secs(100), "took {took:?}");
+    sim.inject_frame(b, &frame(3, 0xff, 0x8b));
+    sim.inject_frame(a, &frame(2, 0xff, 0x8c));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, a, 0x8b), 1, "B reaches A through P");
+    assert_eq!(got(&mut sim, b, 0x8c), 1, "A reaches B through P");
+    assert!(sim.stats(p).relayed_for_others > 0);
+}

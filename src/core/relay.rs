@@ -15,7 +15,9 @@
 //! - Routes are one hop: a RelayedFrom is delivered, never passed on, so no loop can form.
 //! - Per-node keys, through a relay that names keys (Hello flag 0x40): a route is *checking*
 //!   until the relay named the key its far end holds, and carries frames (either way) only if
-//!   that key is one we trust; one we do not trust makes it *refused* for [`REFUSED_FOR`]. The
+//!   that key is one we trust; one we do not trust makes it *refused* for [`REFUSED_FOR`] (a
+//!   relay that names no key after [`KEY_ASKS`], for [`KEY_RECHECK`]: the two ends may have
+//!   trusted different members only while their trust files were being changed). The
 //!   key is asked again every [`KEY_RECHECK`], and a SIGHUP that revokes it refuses the route.
 //!   An active route whose relay leaves [`KEY_RECHECKS_MISSED`] of those queries unanswered
 //!   (it no longer names the key: the far end revoked us, stopped relaying, trusts other
@@ -632,7 +634,9 @@ impl RelayTable {
                     r.state = RouteState::Refused(now);
                     refused.push(*addr);
                 }
-                RouteState::Refused(_) if r.key.is_some_and(|k| trusted(&k)) => {
+                // (Also one refused because its relay named no key: the relay may answer
+                // now that the members changed.)
+                RouteState::Refused(_) if r.key.is_none_or(|k| trusted(&k)) => {
                     r.asked = None;
                     r.unanswered = 0;
                     if self.names_keys.contains(&r.via) {
@@ -755,7 +759,17 @@ impl RelayTable {
                         && (!r.superseded_by.is_some_and(&is_direct)
                             || now.saturating_duration_since(r.last_used) >= ROUTE_IDLE)
                 }
-                RouteState::Refused(at) => now.saturating_duration_since(at) >= REFUSED_FOR,
+                // One refused for want of answers (no key named) goes after KEY_RECHECK, to
+                // be made again from the relay's listing and asked anew: the relay may have
+                // answered nothing only while the two ends trusted different members.
+                RouteState::Refused(at) => {
+                    let refused_for = if r.key.is_some() {
+                        REFUSED_FOR
+                    } else {
+                        KEY_RECHECK
+                    };
+                    now.saturating_duration_since(at) >= refused_for
+                }
             };
             if stale {
                 gone.push((*addr, r.via));
