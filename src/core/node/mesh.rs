@@ -230,6 +230,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.settle_moves(now);
         self.settle_closes(now);
         self.hello_retries(now);
+        self.keyed_aegis_housekeep();
 
         let keepalive = self.config.keepalive();
         if self

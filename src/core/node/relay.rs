@@ -147,7 +147,7 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// A verified peer became one: send our Hello (sealed modes), and end any route to its
     /// address.
     pub(super) fn relay_on_verified(&mut self, addr: SocketAddr) {
-        self.keyed_aegis_update();
+        self.keyed_aegis_changed(addr);
         // A verified peer there is another node (in the sealed modes, where public addresses
         // are learnt, a node never verifies itself): a Hello that named it as ours was wrong,
         // and its relayed frames and listings are to be taken again.

@@ -55,6 +55,28 @@ pub(super) struct KeyedAegis {
     /// What frames are sealed with: AEGIS-128X4 or AEGIS-128L while every verified peer (at
     /// least one) takes it, else `None`: the network key's first cipher.
     frames: Option<Cipher>,
+    /// A change that may allow a faster cipher for frames (a peer gone, or one that takes a
+    /// faster one now) is decided by a walk over the verified peers: at once, but at most
+    /// once per [`AEGIS_WALK_EVERY`]; one that comes sooner sets this, and the next
+    /// housekeeping walks. A change that calls for a slower one is made at once, without a
+    /// walk. So a member's Hellos or a churn of addresses cost no walk per datagram.
+    upgrade_due: bool,
+    /// When the verified peers were last walked.
+    walked: Option<Instant>,
+}
+
+/// The verified peers are walked at most this often to decide whether frames may be sealed
+/// with a faster cipher ([`KeyedAegis::upgrade_due`]).
+pub(super) const AEGIS_WALK_EVERY: core::time::Duration = core::time::Duration::from_secs(1);
+
+/// The order of what frames may be sealed with: the network key's first cipher (`None`),
+/// then AEGIS-128L, then AEGIS-128X4.
+fn frames_rank(cipher: Option<Cipher>) -> u8 {
+    match cipher {
+        None => 0,
+        Some(Cipher::Aegis128X4) => 2,
+        Some(_) => 1,
+    }
 }
 
 impl KeyedAegis {
@@ -73,6 +95,8 @@ impl KeyedAegis {
                 first_counter,
                 peers: HashMap::new(),
                 frames: None,
+                upgrade_due: false,
+                walked: None,
             }
         })
     }
@@ -208,6 +232,58 @@ impl<S: Socket, D: Device> Node<S, D> {
             aegis.peers.remove(&from).is_some()
         };
         if changed {
+            self.keyed_aegis_changed(from);
+        }
+    }
+
+    /// Keyed mode: what the verified peer at `peer` takes changed (its Hello, its process, or
+    /// it was just verified). Frames move to a slower cipher at once if it takes less than
+    /// they are sealed with; a faster one waits for the next housekeeping's walk
+    /// ([`KeyedAegis::upgrade_due`]). Nothing for a peer that is not verified: frames do not
+    /// depend on it.
+    pub(super) fn keyed_aegis_changed(&mut self, peer: SocketAddr) {
+        let Node {
+            keyed_aegis: Some(aegis),
+            peers,
+            ..
+        } = self
+        else {
+            return;
+        };
+        if !peers.is_verified(peer) {
+            return;
+        }
+        let takes = aegis.cipher_for(peer);
+        if frames_rank(takes) < frames_rank(aegis.frames) {
+            self.keyed_aegis_set(takes);
+        } else {
+            self.keyed_aegis_may_upgrade();
+        }
+    }
+
+    /// Keyed mode: frames may be sealed with a faster cipher now; the walk that decides it
+    /// runs at once unless one ran within [`AEGIS_WALK_EVERY`] (then at the next
+    /// housekeeping).
+    fn keyed_aegis_may_upgrade(&mut self) {
+        let now = self.now;
+        let Some(aegis) = &mut self.keyed_aegis else {
+            return;
+        };
+        if aegis.walked.is_some_and(|t| now < t + AEGIS_WALK_EVERY) {
+            aegis.upgrade_due = true;
+        } else {
+            self.keyed_aegis_update();
+        }
+    }
+
+    /// Keyed mode, at housekeeping: the walk a change that may allow a faster cipher waits
+    /// for.
+    pub(super) fn keyed_aegis_housekeep(&mut self) {
+        if self
+            .keyed_aegis
+            .as_mut()
+            .is_some_and(|a| core::mem::take(&mut a.upgrade_due))
+        {
             self.keyed_aegis_update();
         }
     }
@@ -231,21 +307,23 @@ impl<S: Socket, D: Device> Node<S, D> {
         debug!(
             "{from} seals in a new session: sealing to it with AEGIS-128L again after its Hello"
         );
-        self.keyed_aegis_update();
+        self.keyed_aegis_changed(from);
         self.send_hello(from, true);
     }
 
-    /// Keyed mode: the peer at `addr` is gone.
+    /// Keyed mode: the peer at `addr` is gone. (Also when it did not open AEGIS-128L: then
+    /// perhaps every peer left does, which the next housekeeping finds.)
     pub(super) fn keyed_aegis_forget(&mut self, addr: SocketAddr) {
-        if let Some(aegis) = &mut self.keyed_aegis {
-            // Also when it did not open AEGIS-128L: then perhaps every peer left does.
-            aegis.peers.remove(&addr);
-            self.keyed_aegis_update();
+        let Some(aegis) = &mut self.keyed_aegis else {
+            return;
+        };
+        if aegis.peers.remove(&addr).is_some() || aegis.frames.is_none() {
+            self.keyed_aegis_may_upgrade();
         }
     }
 
-    /// Keyed mode: decides again whether frames are sealed with AEGIS-128X4, AEGIS-128L or
-    /// neither (after a Hello, a peer verified or removed).
+    /// Keyed mode: decides again, by a walk over the verified peers, whether frames are
+    /// sealed with AEGIS-128X4, AEGIS-128L or neither.
     pub(super) fn keyed_aegis_update(&mut self) {
         let Node {
             keyed_aegis: Some(aegis),
@@ -255,6 +333,8 @@ impl<S: Socket, D: Device> Node<S, D> {
         else {
             return;
         };
+        aegis.walked = Some(self.now);
+        aegis.upgrade_due = false;
         let mut all = peers.verified_len() > 0;
         let mut all_x4 = all && aegis.x4.is_some();
         peers.for_each_verified(|peer, _| {
@@ -266,6 +346,15 @@ impl<S: Socket, D: Device> Node<S, D> {
             (true, _) => Some(Cipher::Aegis128X4),
             (false, true) => Some(Cipher::Aegis128L),
             (false, false) => None,
+        };
+        self.keyed_aegis_set(frames);
+    }
+
+    /// Keyed mode: frames are sealed with `frames` from now on (logged, within the budget,
+    /// when that is a change).
+    fn keyed_aegis_set(&mut self, frames: Option<Cipher>) {
+        let Some(aegis) = &mut self.keyed_aegis else {
+            return;
         };
         if frames != aegis.frames {
             aegis.frames = frames;
