@@ -1390,3 +1390,46 @@ fn routes_refused_while_the_two_ends_trusted_other_members_recover_once_they_agr
     assert_eq!(got(&mut sim, b, 0x8c), 1, "A reaches B through P");
     assert!(sim.stats(p).relayed_for_others > 0);
 }
+
+/// Per-node keys: A is given both of B's addresses, and B keeps quiet longer than A's
+/// silence rule waits (its `--keepalive` is 300 s). A's session with B falls silent now and
+/// then, and is renewed at B's first address, which answers; B's key keeps counting as live,
+/// and A's rounds to B's second address never probe it there: B stays one peer, at one
+/// address, for ten minutes. (The unit test
+/// `a_silent_session_is_probed_elsewhere_only_once_its_renewal_went_unanswered` shows the
+/// rule itself; here the window between the silence and the answered renewal is too short
+/// for a round to fall into it either way.)
+#[test]
+fn per_node_keys_a_quiet_dual_stack_node_stays_one_peer_with_one_session() {
+    let mut sim = Simulator::new(0x5e1a_0d00);
+    let (a, a6): (SocketAddr, SocketAddr) = (
+        "198.18.0.1:3210".parse().unwrap(),
+        "[fd00::1]:3210".parse().unwrap(),
+    );
+    let (b, b6): (SocketAddr, SocketAddr) = (
+        "198.18.0.2:3210".parse().unwrap(),
+        "[fd00::2]:3210".parse().unwrap(),
+    );
+    let mut cfg_a = Simulator::identity_config(1, &[1, 2]);
+    let mut cfg_b = Simulator::identity_config(2, &[1, 2]);
+    for cfg in [&mut cfg_a, &mut cfg_b] {
+        cfg.peer_timeout = Duration::from_secs(1200);
+    }
+    cfg_b.keepalive = Some(Duration::from_secs(300));
+    for (at, alias, cfg) in [(a, a6, cfg_a), (b, b6, cfg_b)] {
+        let mut cfg = cfg.clone();
+        cfg.own_addrs.push(alias);
+        sim.add_node_at(at, &cfg);
+        sim.add_alias(at, alias);
+    }
+    sim.connect(a, b);
+    sim.connect(a, b6);
+    sim.advance(Duration::from_secs(30));
+    for second in 0..600 {
+        let peers = sim.peers_of(a);
+        let at_b = [b, b6].iter().filter(|x| peers.contains(x)).count();
+        assert_eq!(at_b, 1, "{second} s in, A's peers are {peers:?}");
+        sim.tick();
+    }
+    assert!(sim.peers_of(a).contains(&b) || sim.peers_of(a).contains(&b6));
+}

@@ -79,8 +79,8 @@
 //! used least recently are evicted, a sixteenth of them at once (at least one), each with all
 //! its sessions (those with its start time) (found by a scan, once per that many new sessions; replays of sessions the opener does not remember can cause it without the key,
 //! so processes the node pinned as live, [`Opener::pin_process`], are never chosen), and a
-//! `floor` is raised to its start
-//! time; a session that is not in the map and started at or before the floor is refused
+//! `floor` is raised to the latest of their start
+//! times; a session that is not in the map and started at or before the floor is refused
 //! ([`OpenError::StaleSession`]) unless a session with its very start time is still
 //! remembered (its twin under another cipher), so replays of forgotten sessions stay refused.
 //! There is no

@@ -262,6 +262,13 @@ impl<S: Socket, D: Device> Node<S, D> {
             .take_due(now, usize::try_from(budget).unwrap_or(usize::MAX), &mut due);
         self.contact_limiter.take(due.len() as u64);
         for addr in due.iter() {
+            // (A `--connect` address, or one learnt, that became this node's own while it
+            // runs (`set_own_addrs`) is not asked: it would only reach this node. It stays
+            // a connect address, in case the address moves away again.)
+            if self.config.is_own(*addr) {
+                debug!("not asking {addr}: it is this node's own address now");
+                continue;
+            }
             debug!("asking {addr} for its peer list");
             self.send_control(*addr, Kind::GetPeers);
         }

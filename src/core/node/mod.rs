@@ -481,11 +481,13 @@ impl<S: Socket, D: Device> Node<S, D> {
         let sessions = config.identity.as_mut().map(|setup| {
             // The seed goes to the sessions and leaves the configuration the node keeps: a
             // copy of it would tell every ephemeral key drawn before the first reseed.
-            // A live peer sends at least every keep-alive interval (ours, which is the
-            // peers' too where they run the defaults).
+            // A live peer sends at least every keep-alive interval: the default's (60 s) for
+            // every peer that runs the defaults, ours if that is longer. (Not ours if that is
+            // shorter: a node with a short --keepalive would renew with every quiet peer.)
             let seeded = IdentityConfig {
                 seed: core::mem::take(&mut setup.config.seed),
-                renew_after_silence: keepalive + crate::identity::session::SILENCE_SLACK,
+                renew_after_silence: keepalive.max(KEEPALIVE_MAX)
+                    + crate::identity::session::SILENCE_SLACK,
                 ..setup.config.clone()
             };
             Box::new(Sessions::new(

@@ -613,3 +613,43 @@ fn an_address_that_becomes_the_nodes_own_is_no_peer_any_more() {
     assert!(!node.is_peer(gained));
     assert!(node.connect_refusal(gained).is_some());
 }
+
+/// A `--connect` address that becomes the node's own while it runs (a failover address
+/// moved to this host) is not asked any more; it stays a connect address, and is asked again
+/// once it is no longer the node's own.
+#[test]
+fn a_connect_address_that_becomes_the_nodes_own_is_not_asked_while_it_is() {
+    let token = Token::new(5).unwrap();
+    let now = Instant::from_secs(10);
+    let failover = SocketAddr::from(([198, 18, 7, 50], 3210));
+    let mut config = Config::new(token);
+    config.connect = vec![failover];
+    let mut node = Node::new(config, Recorder::default(), NoDevice, now);
+    let asked = |node: &Node<Recorder, NoDevice>| {
+        node.socket()
+            .sent
+            .iter()
+            .filter(|s| s.1 == failover)
+            .count()
+    };
+    node.housekeep(now);
+    node.flush();
+    let before = asked(&node);
+    assert!(before >= 1, "asked at start");
+    node.set_own_addrs(now, vec![failover]);
+    let mut t = now;
+    for _ in 0..200 {
+        t += Duration::from_secs(1);
+        node.housekeep(t);
+        node.flush();
+    }
+    assert_eq!(asked(&node), before, "asked while it was this node's own");
+    assert!(node.config().connect.contains(&failover));
+    node.set_own_addrs(t, vec![]);
+    for _ in 0..120 {
+        t += Duration::from_secs(1);
+        node.housekeep(t);
+        node.flush();
+    }
+    assert!(asked(&node) > before, "not asked again once it moved away");
+}

@@ -67,7 +67,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             // replace it at once).
             for &peer in &counts.wanted {
                 if self.peers.is_verified(peer) && !sessions.can_seal(now, peer) {
-                    sessions.want(peer);
+                    sessions.want(now, peer);
                 }
             }
         }

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use log::{debug, info};
 
 use super::{
-    HandshakeEvent, Pending, RecvSession, SendSession, Sessions, HANDSHAKE_RETRY,
-    HANDSHAKE_TIMEOUT, MAX_PENDING, MAX_PROBES, MAX_PROBES_PER_SECOND, MAX_SOURCES,
-    MAX_UNCONFIRMED, MAX_WANTED, RECEIVE_GRACE, REJECT_SLACK, RESPONDER_REKEY_DELAY,
+    FastMap, HandshakeEvent, KeyState, Pending, RecvSession, SendSession, Sessions,
+    HANDSHAKE_RETRY, HANDSHAKE_TIMEOUT, MAX_PENDING, MAX_PROBES, MAX_PROBES_PER_SECOND,
+    MAX_SOURCES, MAX_UNCONFIRMED, MAX_WANTED, RECEIVE_GRACE, REJECT_SLACK, RESPONDER_REKEY_DELAY,
 };
 use crate::crypto::{Cipher, Opener, Sealer};
 use crate::identity::cookie::{self, COOKIE_LIFETIME, COOKIE_REPLY, INITIATION_WITH_MAC2_LEN};
@@ -516,20 +516,19 @@ impl Sessions {
                     next_cursor = at + 1;
                     // (Not a session nothing has opened in yet: one answered to a replayed
                     // initiation, bound to a forged address, would keep the key from being
-                    // probed at its real one until it ended. Nor one nothing opened in for
-                    // a keep-alive interval and more: the node may have moved here, and its
-                    // old address, where the session is, hears nothing.)
+                    // probed at its real one until it ended. Nor one that fell silent and
+                    // whose renewal at its own address, tried since, went unanswered: the
+                    // node may have moved here. A node merely quiet, or reachable at a second
+                    // address too, answers that renewal and keeps one session.)
                     let live = self.keys.get(&key).is_some_and(|s| {
                         s.current.as_ref().is_some_and(|c| {
+                            let quiet = quiet_since(s, c, &self.by_session);
+                            let silence = silence_of(c, self.config.renew_after_silence);
+                            let abandoned = now >= quiet + silence + HANDSHAKE_RETRY
+                                && s.last_rekey.is_some_and(|t| t >= quiet && c.made < t);
                             c.heard
                                 && now < c.made + self.config.rekey_after + REJECT_SLACK
-                                && self
-                                    .by_session
-                                    .get(&c.recv_session)
-                                    .and_then(|r| r.heard_at)
-                                    .is_some_and(|h| {
-                                        now < h.max(c.made) + self.config.renew_after_silence
-                                    })
+                                && !abandoned
                         })
                     });
                     if live || in_flight_here.contains(&key) {
@@ -728,19 +727,8 @@ impl Sessions {
             // initiation a minute until the session ends), not only on the timer; by the
             // session's responder [`RESPONDER_REKEY_DELAY`] later, as on the timer, so that
             // the two ends of a path that was cut do not both start one.
-            let heard = [Some(current.recv_session), state.previous.map(|(id, _)| id)]
-                .into_iter()
-                .flatten()
-                .chain(state.next.iter().map(|n| n.recv_session))
-                .chain(state.earlier.iter().map(|n| n.recv_session))
-                .filter_map(|id| by_session.get(&id).and_then(|s| s.heard_at))
-                .max();
-            let quiet_since = heard.map_or(current.made, |h| h.max(current.made));
-            let silence = if current.is_initiator {
-                silence
-            } else {
-                silence + RESPONDER_REKEY_DELAY
-            };
+            let quiet_since = quiet_since(state, current, by_session);
+            let silence = silence_of(current, silence);
             let silent =
                 now >= quiet_since + silence && state.last_rekey.is_none_or(|t| now >= t + silence);
             let old = unheard
@@ -776,6 +764,33 @@ impl Sessions {
         }
         self.flush(now, send);
     }
+}
+
+/// How long `current` may stay silent before it is renewed: `silence` for its initiator,
+/// [`RESPONDER_REKEY_DELAY`] more for its responder, as on the timer.
+fn silence_of(current: &SendSession, silence: core::time::Duration) -> core::time::Duration {
+    if current.is_initiator {
+        silence
+    } else {
+        silence + RESPONDER_REKEY_DELAY
+    }
+}
+
+/// When the peer behind `current`, the session `state` holds with a key, was last heard: the
+/// latest packet that opened in this session or the ones around it (before, and renewals we
+/// answered), or when the session was made if that is later.
+fn quiet_since(
+    state: &KeyState,
+    current: &SendSession,
+    by_session: &FastMap<[u8; crate::crypto::SESSION_LEN], RecvSession>,
+) -> Instant {
+    [Some(current.recv_session), state.previous.map(|(id, _)| id)]
+        .into_iter()
+        .flatten()
+        .chain(state.next.iter().map(|n| n.recv_session))
+        .chain(state.earlier.iter().map(|n| n.recv_session))
+        .filter_map(|id| by_session.get(&id).and_then(|s| s.heard_at))
+        .fold(current.made, Instant::max)
 }
 
 /// Whether the per-source bucket of `from` in `sources` (an IPv6 source counts as its /64)
@@ -926,6 +941,58 @@ mod tests {
         assert_eq!(answered, 1, "the key now at the address was not asked");
     }
 
+    /// A session with a key falls silent (nothing of its peer opened for the silence
+    /// interval): a round to another address (the same node's second address, or a node that
+    /// moved) still does not probe that key there until the renewal tried at the session's own
+    /// address went unanswered. A node merely quiet, or reachable at two addresses, answers
+    /// that renewal and keeps one session; one that moved does not, and is probed.
+    #[test]
+    fn a_silent_session_is_probed_elsewhere_only_once_its_renewal_went_unanswered() {
+        let at_a: SocketAddr = "198.18.0.1:3210".parse().unwrap();
+        let at_b: SocketAddr = "198.18.0.2:3210".parse().unwrap();
+        let at_b6: SocketAddr = "[fd00::2]:3210".parse().unwrap();
+        let mut a = node(1, 2, 20);
+        let mut b = node(2, 1, 20);
+        let now = Instant::from_secs(1);
+        handshake(&mut a, &mut b, (at_a, at_b), now);
+        assert!(carries(&mut b, &mut a, (at_b, at_a), now));
+        let silence = a.config().renew_after_silence;
+        let silent = now + silence + Duration::from_secs(1);
+        assert!(
+            round_to(&mut a, silent, at_b6).is_empty(),
+            "silent, but no renewal tried yet: still live"
+        );
+        let mut renewal = Vec::new();
+        a.housekeep(silent, &mut |to, bytes| renewal.push((to, bytes.to_vec())));
+        assert_eq!(renewal.len(), 1, "the silent session is renewed");
+        assert_eq!(renewal[0].0, at_b);
+        let unanswered = silent + HANDSHAKE_RETRY + Duration::from_secs(1);
+        assert_eq!(
+            round_to(&mut a, unanswered, at_b6).len(),
+            1,
+            "the renewal went unanswered: the key is probed at the other address"
+        );
+        // Answered instead (b quiet but there): live, nothing probed elsewhere.
+        let mut a = node(1, 2, 20);
+        let mut b = node(2, 1, 20);
+        handshake(&mut a, &mut b, (at_a, at_b), now);
+        assert!(carries(&mut b, &mut a, (at_b, at_a), now));
+        let mut renewal = Vec::new();
+        a.housekeep(silent, &mut |to, bytes| renewal.push((to, bytes.to_vec())));
+        let mut out = [0u8; 256];
+        let HandshakeEvent::Answered(len, _) =
+            b.on_handshake(silent, at_a, &renewal[0].1, &mut out)
+        else {
+            panic!("b does not answer the renewal");
+        };
+        let answer = out[..len].to_vec();
+        assert_eq!(
+            a.on_handshake(silent, at_b, &answer, &mut out),
+            HandshakeEvent::Completed
+        );
+        assert!(round_to(&mut a, unanswered, at_b6).is_empty());
+    }
+
     #[test]
     fn an_address_whose_binding_a_full_table_dropped_is_bound_again_by_its_next_datagram() {
         let (mut a, mut b) = (node(1, 2, 20), node(2, 1, 20));
@@ -963,8 +1030,8 @@ mod tests {
         let now = Instant::from_secs(1);
         // Both start at once: each answers the other's initiation, then completes its own.
         let (mut from_a, mut from_b) = (Vec::new(), Vec::new());
-        a.want(at_b);
-        b.want(at_a);
+        a.want(now, at_b);
+        b.want(now, at_a);
         a.flush(now, &mut |_, bytes| from_a.push(bytes.to_vec()));
         b.flush(now, &mut |_, bytes| from_b.push(bytes.to_vec()));
         let HandshakeEvent::Answered(len, _) = b.on_handshake(now, at_a, &from_a[0], &mut out)
@@ -1221,7 +1288,7 @@ mod tests {
     /// What `a` sends when it starts a handshake round with `to` at `now`.
     fn round_to(a: &mut Sessions, now: Instant, to: SocketAddr) -> Vec<Vec<u8>> {
         let mut sent = Vec::new();
-        a.want(to);
+        a.want(now, to);
         a.flush(now, &mut |addr, bytes| {
             assert_eq!(addr, to);
             sent.push(bytes.to_vec());
@@ -1467,9 +1534,9 @@ mod tests {
         let later = now + Duration::from_secs(30);
         let mut a = node(1, 2, 20);
         let mut sent = Vec::new();
-        a.want(at_b);
-        a.want(at_b6);
-        a.want(at_b_lan);
+        a.want(now, at_b);
+        a.want(now, at_b6);
+        a.want(now, at_b_lan);
         a.flush(later, &mut |to, bytes| sent.push((to, bytes.to_vec())));
         assert_eq!(sent.len(), 3);
         let mut answers = Vec::new();
@@ -1515,7 +1582,7 @@ mod tests {
         assert_eq!(addresses[0], at_b);
         let mut sent = Vec::new();
         for to in &addresses {
-            a.want(*to);
+            a.want(now, *to);
         }
         a.flush(later, &mut |to, bytes| sent.push((to, bytes.to_vec())));
         assert_eq!(sent.len(), 6);

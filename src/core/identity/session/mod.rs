@@ -43,9 +43,10 @@
 //!   once when a renewal we answered is confirmed. A session we answered that nothing opened
 //!   in after [`HANDSHAKE_RETRY`] (a replayed initiation) is renewed at once.
 //! - A session nothing of the peer opened in for [`IdentityConfig::renew_after_silence`]
-//!   (the keep-alive interval + [`SILENCE_SLACK`]; its responder [`RESPONDER_REKEY_DELAY`]
-//!   later) is renewed then, and counts as live no more when an address is probed: the peer
-//!   restarted or moved. A Close that opened in a session ends the sessions with its key
+//!   (the keep-alive interval, at least 60 s, + [`SILENCE_SLACK`]; its responder
+//!   [`RESPONDER_REKEY_DELAY`] later) is renewed then; if that renewal goes unanswered, the
+//!   key counts as live no more when another address is probed: the peer restarted or
+//!   moved. A Close that opened in a session ends the sessions with its key
 //!   ([`Sessions::peer_closed`]).
 
 use core::fmt;
@@ -113,9 +114,9 @@ pub struct IdentityConfig {
     pub rekey_after_messages: u64,
     /// Renew a session in which nothing from the peer opened for this long (at most once per
     /// this long): a peer that restarted, or moved, cannot open what we seal in it, and
-    /// would otherwise wait for the timer. The node sets its keep-alive interval and
-    /// [`SILENCE_SLACK`], since a live peer sends at least that often (the default here is
-    /// that for the default keep-alive of 60 s).
+    /// would otherwise wait for the timer. The node sets the longer of its keep-alive
+    /// interval and the default's (60 s), and [`SILENCE_SLACK`], since a live peer sends at
+    /// least that often (the default here is that).
     pub renew_after_silence: Duration,
     /// Handshakes answered per second, from all sources together.
     pub handshakes_per_second: u64,
@@ -612,7 +613,7 @@ impl Sessions {
                 .map_err(SealOutcome::Seal),
             None => {
                 self.stats.no_session += 1;
-                self.want(to);
+                self.want(now, to);
                 Err(SealOutcome::NoSession)
             }
         }
@@ -747,8 +748,18 @@ impl Sessions {
         Some(self.keys.get(key)?.current.as_ref()?.sealer.cipher())
     }
 
-    /// Queues a handshake round with `to` (started by [`Sessions::flush`]).
-    pub fn want(&mut self, to: SocketAddr) {
+    /// Queues a handshake round with `to` (started by [`Sessions::flush`]), unless `to` had
+    /// one within [`HANDSHAKE_RETRY`] of `now` (the round would do nothing): a flood to many
+    /// peers without sessions then looks each up once, rather than walking the queue for
+    /// each again and again.
+    pub fn want(&mut self, now: Instant, to: SocketAddr) {
+        if self
+            .rounds
+            .get(&to)
+            .is_some_and(|(at, _)| now < *at + HANDSHAKE_RETRY)
+        {
+            return;
+        }
         if self.wanted.len() < MAX_WANTED && !self.wanted.contains(&to) {
             self.wanted.push(to);
         }
