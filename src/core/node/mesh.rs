@@ -37,7 +37,7 @@ use log::{debug, info, warn};
 
 use super::{
     CloseCheck, Config, Node, CONTROL_AT, FULL_CONTACTS, GOSSIP_INTERVAL_MIN, GOSSIP_REDUNDANCY,
-    HOUSEKEEP_INTERVAL, LOG_BUDGET, LOG_WINDOW, MOVE_CHECK, UNVERIFIED_TIMEOUT,
+    HOUSEKEEP_INTERVAL, LOG_BUDGET, LOG_WINDOW, MOVE_CHECK, UNVERIFIED_TIMEOUT, WARN_AGAIN_AFTER,
 };
 use crate::crypto;
 use crate::io::{Device, Socket};
@@ -231,6 +231,11 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.settle_closes(now);
         self.hello_retries(now);
         self.keyed_aegis_housekeep();
+        if now >= self.warn_again_at {
+            self.warn_again_at = now + WARN_AGAIN_AFTER;
+            self.tx.warned = 0;
+            self.device_warned = false;
+        }
 
         let keepalive = self.config.keepalive();
         if self

@@ -63,6 +63,10 @@ use tx::Tx;
 
 /// How often [`Node::housekeep`] wants to run.
 pub const HOUSEKEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// A kind of send or device-write failure warned about once is warned about again after this
+/// long (the ones between are logged at debug, and all counted): a fault at boot must not
+/// hide another one weeks later.
+pub const WARN_AGAIN_AFTER: Duration = Duration::from_secs(600);
 /// The shortest gossip interval, used right after the peer set grew.
 pub const GOSSIP_INTERVAL_MIN: Duration = Duration::from_secs(1);
 /// Without `--keepalive`, every peer hears from us at least this often (or every quarter of the
@@ -411,6 +415,8 @@ pub struct Node<S: Socket, D: Device> {
     /// and forged Close one after the other, must not keep rounds a second apart).
     gossip_high: usize,
     next_housekeep: Instant,
+    /// When the send and device-write warnings are armed again ([`WARN_AGAIN_AFTER`]).
+    warn_again_at: Instant,
     contact_limiter: RateLimiter,
     device_broadcasts: RateLimiter,
     /// Which "table full" warnings were already given (one each).
@@ -561,6 +567,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             trickle: Trickle::new(now, GOSSIP_INTERVAL_MIN, trickle_seed(&config, now)),
             gossip_high: 0,
             next_housekeep: now,
+            warn_again_at: now + WARN_AGAIN_AFTER,
             contact_limiter: RateLimiter::new(now, contact_rate),
             device_broadcasts: RateLimiter::new(now, broadcast_rate),
             full_warned: 0,

@@ -653,3 +653,23 @@ fn a_connect_address_that_becomes_the_nodes_own_is_not_asked_while_it_is() {
     }
     assert!(asked(&node) > before, "not asked again once it moved away");
 }
+
+/// A kind of send failure warned about once is warned about again ten minutes later (the
+/// failures between are logged at debug): one at boot must not hide another weeks later.
+#[test]
+fn send_failures_are_warned_about_again_after_ten_minutes() {
+    use super::WARN_AGAIN_AFTER;
+    let token = Token::new(5).unwrap();
+    let now = Instant::from_secs(10);
+    let peer = SocketAddr::from(([198, 18, 7, 1], 3210));
+    let mut config = Config::new(token);
+    config.connect = vec![peer];
+    let mut node = Node::new(config, DroppingQueue::default(), NoDevice, now);
+    node.housekeep(now);
+    node.flush();
+    assert_ne!(node.tx.warned, 0, "the first failure is warned about");
+    node.housekeep(now + (WARN_AGAIN_AFTER - Duration::from_secs(1)));
+    assert_ne!(node.tx.warned, 0, "not yet armed again");
+    node.housekeep(now + WARN_AGAIN_AFTER);
+    assert_eq!(node.tx.warned, 0, "armed again after ten minutes");
+}

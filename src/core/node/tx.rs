@@ -1,5 +1,6 @@
 //! The send side of a [`Node`]: the socket, wrapped in [`Tx`] so that every datagram sent is
-//! counted and each kind of failure is warned about once, and [`Node::flush`], which sends what
+//! counted and each kind of failure is warned about once (per lane; by the node once per
+//! [`WARN_AGAIN_AFTER`](super::WARN_AGAIN_AFTER)), and [`Node::flush`], which sends what
 //! the socket queued and writes what the device held back.
 //!
 //! It decides nothing about what is sent or to whom, and never seals: callers hand it finished
@@ -50,7 +51,7 @@ impl<S: Socket> Tx<S> {
                 let bit = error_bit(e.kind());
                 if self.warned & bit == 0 {
                     self.warned |= bit;
-                    warn!("sending to {to} failed: {e} (counted; further failures of this kind are logged at debug)");
+                    warn!("sending to {to} failed: {e} (counted; further failures of this kind are logged at debug for 10 minutes)");
                 } else {
                     debug!("sending to {to} failed: {e}");
                 }
@@ -82,7 +83,7 @@ impl<S: Socket> Tx<S> {
             if self.warned & bit == 0 {
                 self.warned |= bit;
                 warn!(
-                    "sending {} queued datagrams failed: {} (counted; further failures of this kind are logged at debug)",
+                    "sending {} queued datagrams failed: {} (counted; further failures of this kind are logged at debug for 10 minutes)",
                     e.dropped, e.error
                 );
             } else {
@@ -122,7 +123,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             }
             if !self.device_warned {
                 self.device_warned = true;
-                warn!("writing held frames to the device failed: {} (counted as drops; further failures are logged at debug)", e.error);
+                warn!("writing held frames to the device failed: {} (counted as drops; further failures are logged at debug for 10 minutes)", e.error);
             } else {
                 debug!(
                     "writing {} held frames to the device failed: {}",
