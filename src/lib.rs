@@ -49,4 +49,6 @@ pub use self::core::{
     status, switch, time, wire,
 };
 #[cfg(feature = "os")]
-pub use self::os::{cli, config, daemon, error, hook, keyfiles, resolve, service, spin, sys};
+pub use self::os::{
+    cli, config, daemon, error, hook, keyfiles, logging, resolve, service, spin, sys,
+};

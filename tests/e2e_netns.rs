@@ -513,3 +513,19 @@ fn an_address_the_host_gains_becomes_the_nodes_own_and_never_its_peer() {
         "{log}"
     );
 }
+
+/// Under `-q` (errors only) a SIGUSR1 still logs the counters and the status: the operator
+/// asked for them.
+#[test]
+#[ignore = "needs root + netns; .ci/run passes --include-ignored"]
+fn sigusr1_logs_the_counters_and_status_under_quiet_too() {
+    let mut lab = Lab::new(1);
+    lab.verbose = false;
+    let a = lab.host(1);
+    let ad = lab.start(&a, &["-q", "-t", "7"]);
+    let line = lab.daemons[ad].stats_line();
+    assert!(line.contains("stats: peers=0"), "{line}");
+    lab.daemons[ad].wait_log("status: ", SOON);
+    let log = lab.daemons[ad].log();
+    assert!(!log.contains("started: device"), "-q shows an info line: {log}");
+}

@@ -14,6 +14,10 @@ use std::os::unix::fs::MetadataExt;
 
 use log::{Level, LevelFilter};
 
+/// The target of the lines an operator asked for (SIGUSR1's counters and status): logged at
+/// info, and shown also under `-q`, which otherwise shows errors only.
+pub const ON_REQUEST: &str = "ethcloud::on_request";
+
 /// The syslog priority the journal reads from a `<N>` prefix.
 pub fn priority(level: Level) -> u8 {
     match level {
@@ -61,11 +65,14 @@ pub fn error_prefix() -> &'static str {
     }
 }
 
-/// Installs the logger: `level`, then `RUST_LOG` over it; the journal's format when standard
-/// error is the journal's stream.
+/// Installs the logger: `level` (and info for [`ON_REQUEST`] whatever `level` is), then
+/// `RUST_LOG` over it; the journal's format when standard error is the journal's stream.
 pub fn init(level: LevelFilter) {
     let mut builder = env_logger::Builder::new();
-    builder.filter_level(level).parse_default_env();
+    builder
+        .filter_level(level)
+        .filter_module(ON_REQUEST, level.max(LevelFilter::Info))
+        .parse_default_env();
     if stderr_is_journal() {
         builder.format(write_journal_line);
     }

@@ -4,7 +4,8 @@
 //! only `unsafe` code), the loop that reads the real clock and drives the node (`daemon`), the
 //! periodic service jobs (`service`), ifup/ifdown hooks (`hook`), the command line and the
 //! config file (`cli`, `config`), resolving `--connect` names (`resolve`), key files
-//! (`keyfiles`), the logger and the journal's priorities (`logging`), the busy-poll spin's decisions (`spin`) and the start-up errors (`error`).
+//! (`keyfiles`), the logger and the journal's priorities (`logging`), the busy-poll spin's
+//! decisions (`spin`) and the start-up errors (`error`).
 //! Built only with the `os` feature (the default). Nothing in `crate::core` may use it.
 
 pub mod cli;

@@ -443,7 +443,7 @@ impl Service {
         };
         let text = status::render_text(&self.header, now, node, extra, parts);
         for line in text.lines().skip(1) {
-            info!("status: {line}");
+            info!(target: crate::logging::ON_REQUEST, "status: {line}");
         }
     }
 

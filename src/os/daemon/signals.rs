@@ -79,6 +79,7 @@ impl Daemon {
                     // The loop's counters with the lanes' (`--threads`) added.
                     let counters = self.loop_counters();
                     info!(
+                        target: crate::logging::ON_REQUEST,
                         "stats: peers={} {} {counters}",
                         self.node.peer_count(),
                         self.node.stats(),
