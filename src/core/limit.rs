@@ -19,7 +19,8 @@ use crate::time::Instant;
 
 /// The host an address belongs to, as the per-host cap counts it: the IP address (IPv4 as
 /// an IPv4-mapped IPv6 address), and for other IPv6 addresses their /64 prefix, which one
-/// host usually holds whole.
+/// host usually holds whole, except link-local ones (`fe80::/10`), which every host on a link
+/// shares: the whole address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Host(u128);
 
@@ -31,6 +32,7 @@ impl Host {
             IpAddr::V4(v4) => Host(u128::from(v4.to_ipv6_mapped())),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 Some(v4) => Host(u128::from(v4.to_ipv6_mapped())),
+                None if v6.is_unicast_link_local() => Host(u128::from(v6)),
                 None => Host(u128::from(v6) & !u128::from(u64::MAX)),
             },
         }
@@ -292,6 +294,20 @@ mod tests {
             }
         }
         got
+    }
+
+    #[test]
+    fn a_host_is_its_ipv4_address_its_ipv6_64_or_its_whole_link_local_address() {
+        let of = |text: &str| Host::of(text.parse().unwrap());
+        assert_eq!(of("198.18.0.1:1"), of("198.18.0.1:2"));
+        assert_eq!(of("198.18.0.1:1"), of("[::ffff:198.18.0.1]:2"));
+        assert_ne!(of("198.18.0.1:1"), of("198.18.0.2:1"));
+        assert_eq!(of("[fd00::1]:1"), of("[fd00::2:3]:1"), "one /64, one host");
+        assert_ne!(of("[fd00::1]:1"), of("[fd00:0:0:1::1]:1"));
+        // Every host on a link has an address in fe80::/64: each is a host of its own.
+        assert_ne!(of("[fe80::1]:1"), of("[fe80::2]:1"));
+        assert_eq!(of("[fe80::1]:1"), of("[fe80::1]:2"));
+        assert_ne!(of("[fe80::1]:1"), of("[fe80::]:1"));
     }
 
     #[test]

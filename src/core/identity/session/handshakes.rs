@@ -802,9 +802,12 @@ fn source_allows(
     from: SocketAddr,
     per_source: u64,
 ) -> bool {
-    // An IPv6 source is its /64: one host usually has a whole /64 to pick from.
+    // An IPv6 source is its /64: one host usually has a whole /64 to pick from (not a
+    // link-local one, whose /64 every host on the link shares).
     let source = match from.ip() {
-        IpAddr::V6(ip) => IpAddr::V6((u128::from(ip) & !u128::from(u64::MAX)).into()),
+        IpAddr::V6(ip) if !ip.is_unicast_link_local() => {
+            IpAddr::V6((u128::from(ip) & !u128::from(u64::MAX)).into())
+        }
         ip => ip,
     };
     bucket_allows(sources, source, now, per_source)
@@ -1192,6 +1195,23 @@ mod tests {
             sent.contains(&(at_a, INITIATION_LEN)),
             "the unheard session was not renewed: {sent:?}"
         );
+    }
+
+    /// IPv6 sources share a bucket per /64, except link-local ones, which every host on the
+    /// link has in fe80::/64: each has its own.
+    #[test]
+    fn link_local_sources_each_have_their_own_bucket() {
+        let mut sources = HashMap::new();
+        let now = Instant::from_secs(1);
+        let at = |text: &str| -> SocketAddr { text.parse().unwrap() };
+        assert!(source_allows(&mut sources, now, at("[fd00::1]:1"), 1));
+        assert!(
+            !source_allows(&mut sources, now, at("[fd00::2]:1"), 1),
+            "one /64, one bucket"
+        );
+        assert!(source_allows(&mut sources, now, at("[fe80::1]:1"), 1));
+        assert!(source_allows(&mut sources, now, at("[fe80::2]:1"), 1));
+        assert!(!source_allows(&mut sources, now, at("[fe80::2]:2"), 1));
     }
 
     #[test]
