@@ -527,5 +527,8 @@ fn sigusr1_logs_the_counters_and_status_under_quiet_too() {
     assert!(line.contains("stats: peers=0"), "{line}");
     lab.daemons[ad].wait_log("status: ", SOON);
     let log = lab.daemons[ad].log();
-    assert!(!log.contains("started: device"), "-q shows an info line: {log}");
+    assert!(
+        !log.contains("started: device"),
+        "-q shows an info line: {log}"
+    );
 }
