@@ -1433,3 +1433,34 @@ fn per_node_keys_a_quiet_dual_stack_node_stays_one_peer_with_one_session() {
     }
     assert!(sim.peers_of(a).contains(&b) || sim.peers_of(a).contains(&b6));
 }
+
+/// Per-node keys: B takes no part in relaying (`--no-relay`), so P never names its key and
+/// A's route to B through P is refused for want of answers, again and again: checked anew
+/// after 60 s, then 120, 240, and every 300 s at most, so the queries it costs P fall to 6
+/// per 300 s (a fixed 60 s asked every 90 s, for ever).
+#[test]
+fn a_route_to_a_node_that_takes_no_part_in_relaying_is_asked_less_and_less_often() {
+    use ethcloud::relay::silent_refusal_wait;
+    assert_eq!(
+        [1, 2, 3, 4, 5, 200].map(|n| silent_refusal_wait(n).as_secs()),
+        [60, 120, 240, 300, 300, 300]
+    );
+    let p = Simulator::identity_config(1, &[1, 2, 3]);
+    let a = Simulator::identity_config(2, &[1, 2, 3]);
+    let mut b = Simulator::identity_config(3, &[1, 2, 3]);
+    b.relay = false;
+    let mut sim = Simulator::new(0x5e1a_0e00);
+    let [p, a, b] = triangle(&mut sim, [&p, &a, &b]);
+    sim.advance(Duration::from_secs(100));
+    let refused = |sim: &Simulator| sim.stats(p).drops_of(DropReason::RelayRefused);
+    let before = refused(&sim);
+    sim.advance(Duration::from_secs(1_200));
+    let asked = refused(&sim) - before;
+    println!("queries refused at P in 1,200 s: {asked}");
+    assert!(
+        !matches!(route(&sim, a, b), Some((_, RouteState::Active))),
+        "{:?}",
+        route(&sim, a, b)
+    );
+    assert!(asked <= 40, "{asked} queries in 1,200 s");
+}

@@ -16,8 +16,9 @@
 //! - Per-node keys, through a relay that names keys (Hello flag 0x40): a route is *checking*
 //!   until the relay named the key its far end holds, and carries frames (either way) only if
 //!   that key is one we trust; one we do not trust makes it *refused* for [`REFUSED_FOR`] (a
-//!   relay that names no key after [`KEY_ASKS`], for [`KEY_RECHECK`]: the two ends may have
-//!   trusted different members only while their trust files were being changed). The
+//!   relay that names no key after [`KEY_ASKS`], for [`silent_refusal_wait`], then checking
+//!   again: the two ends may have trusted different members only while their trust files
+//!   were being changed). The
 //!   key is asked again every [`KEY_RECHECK`], and a SIGHUP that revokes it refuses the route.
 //!   An active route whose relay leaves [`KEY_RECHECKS_MISSED`] of those queries unanswered
 //!   (it no longer names the key: the far end revoked us, stopped relaying, trusts other
@@ -122,6 +123,18 @@ pub struct Route {
     pub asked: Option<Instant>,
     /// Queries sent since the relay last answered.
     pub unanswered: u8,
+    /// Times it was refused because the relay named no key (see [`silent_refusal_wait`]).
+    pub silent_refusals: u8,
+}
+
+/// How long a route refused for the `n`th time (from 1) because its relay named no key
+/// stays refused before it is asked again: [`KEY_RECHECK`], doubling each time, at most
+/// [`REFUSED_FOR`]. The relay may have answered nothing only while the two ends trusted
+/// different members (their trust files changed one after the other); a far end that never
+/// takes part (`--no-relay`) costs [`KEY_ASKS`] queries per [`REFUSED_FOR`] in the end.
+pub fn silent_refusal_wait(n: u8) -> Duration {
+    let doublings = u32::from(n.saturating_sub(1)).min(8);
+    (KEY_RECHECK * (1u32 << doublings)).min(REFUSED_FOR)
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -744,11 +757,12 @@ impl RelayTable {
             on_new(addr, via, state);
         }
         let mut gone = Vec::new();
-        for (addr, r) in &self.routes {
+        let capable = &self.capable;
+        for (addr, r) in self.routes.iter_mut() {
             let stale = match r.state {
                 RouteState::Active | RouteState::Checking => {
                     is_direct(*addr)
-                        || !self.capable.contains(&r.via)
+                        || !capable.contains(&r.via)
                         || now.saturating_duration_since(r.last_used) >= ROUTE_IDLE
                 }
                 // Kept past its time while the direct peer that superseded it stays one and
@@ -759,16 +773,24 @@ impl RelayTable {
                         && (!r.superseded_by.is_some_and(&is_direct)
                             || now.saturating_duration_since(r.last_used) >= ROUTE_IDLE)
                 }
-                // One refused for want of answers (no key named) goes after KEY_RECHECK, to
-                // be made again from the relay's listing and asked anew: the relay may have
-                // answered nothing only while the two ends trusted different members.
+                RouteState::Refused(at) if r.key.is_some() => {
+                    now.saturating_duration_since(at) >= REFUSED_FOR
+                }
+                // One refused for want of answers (no key named) is checked again after
+                // `silent_refusal_wait`, where it is (while the relay still lists or carries
+                // the address): the relay may have answered nothing only while the two ends
+                // trusted different members.
                 RouteState::Refused(at) => {
-                    let refused_for = if r.key.is_some() {
-                        REFUSED_FOR
-                    } else {
-                        KEY_RECHECK
-                    };
-                    now.saturating_duration_since(at) >= refused_for
+                    let due =
+                        now.saturating_duration_since(at) >= silent_refusal_wait(r.silent_refusals);
+                    if due && now.saturating_duration_since(r.last_used) < ROUTE_IDLE {
+                        r.state = RouteState::Checking;
+                        r.asked = None;
+                        r.unanswered = 0;
+                    }
+                    due && (r.state != RouteState::Checking
+                        || is_direct(*addr)
+                        || !capable.contains(&r.via))
                 }
             };
             if stale {
@@ -840,6 +862,7 @@ impl RelayTable {
                 key: None,
                 asked: None,
                 unanswered: 0,
+                silent_refusals: 0,
                 superseded_by: None,
             },
         );
@@ -947,6 +970,7 @@ fn ask_due(
         // the relay does not know it): refused, as a key not trusted is. (One it named
         // before, a trusted one, is asked on: its node may be away for a while.)
         r.state = RouteState::Refused(now);
+        r.silent_refusals = r.silent_refusals.saturating_add(1);
         return (None, demoted);
     }
     r.asked = Some(now);
