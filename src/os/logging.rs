@@ -65,14 +65,17 @@ pub fn error_prefix() -> &'static str {
     }
 }
 
-/// Installs the logger: `level` (and info for [`ON_REQUEST`] whatever `level` is), then
-/// `RUST_LOG` over it; the journal's format when standard error is the journal's stream.
+/// Installs the logger: `level` (and info for [`ON_REQUEST`] whatever `level` is), or
+/// `RUST_LOG` instead when it is set; the journal's format when standard error is the
+/// journal's stream.
 pub fn init(level: LevelFilter) {
     let mut builder = env_logger::Builder::new();
-    builder
-        .filter_level(level)
-        .filter_module(ON_REQUEST, level.max(LevelFilter::Info))
-        .parse_default_env();
+    builder.filter_level(level);
+    if std::env::var_os("RUST_LOG").is_some() {
+        builder.parse_default_env();
+    } else {
+        builder.filter_module(ON_REQUEST, level.max(LevelFilter::Info));
+    }
     if stderr_is_journal() {
         builder.format(write_journal_line);
     }

@@ -322,6 +322,12 @@ impl<S: Socket> Lane<S> {
         }
     }
 
+    /// The kinds of send failure already warned about are warned about again
+    /// ([`WARN_AGAIN_AFTER`](crate::node::WARN_AGAIN_AFTER), the lane's thread keeps the time).
+    pub fn warn_again(&mut self) {
+        self.tx.warned = 0;
+    }
+
     /// Whether a peer without a session waits to be handed to the node for a handshake
     /// (per-node keys): worth a hand-over before the next regular one.
     pub fn wants_handshakes(&self) -> bool {

@@ -51,7 +51,7 @@ impl<S: Socket> Tx<S> {
                 let bit = error_bit(e.kind());
                 if self.warned & bit == 0 {
                     self.warned |= bit;
-                    warn!("sending to {to} failed: {e} (counted; further failures of this kind are logged at debug for 10 minutes)");
+                    warn!("sending to {to} failed: {e} (counted; further failures of this kind are logged at debug for up to 10 minutes)");
                 } else {
                     debug!("sending to {to} failed: {e}");
                 }
@@ -83,7 +83,7 @@ impl<S: Socket> Tx<S> {
             if self.warned & bit == 0 {
                 self.warned |= bit;
                 warn!(
-                    "sending {} queued datagrams failed: {} (counted; further failures of this kind are logged at debug for 10 minutes)",
+                    "sending {} queued datagrams failed: {} (counted; further failures of this kind are logged at debug for up to 10 minutes)",
                     e.dropped, e.error
                 );
             } else {
@@ -123,7 +123,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             }
             if !self.device_warned {
                 self.device_warned = true;
-                warn!("writing held frames to the device failed: {} (counted as drops; further failures are logged at debug for 10 minutes)", e.error);
+                warn!("writing held frames to the device failed: {} (counted as drops; further failures are logged at debug for up to 10 minutes)", e.error);
             } else {
                 debug!(
                     "writing {} held frames to the device failed: {}",
