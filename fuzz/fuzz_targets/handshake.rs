@@ -54,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
     );
     // A handshake of ours in flight to `from`, so that a cookie reply has something to
     // answer.
-    sessions.want(from);
+    sessions.want(now, from);
     sessions.flush(now, &mut |_, _| {});
     // Arbitrary bytes cannot make an initiation from key 2 (that needs its private key), nor
     // a cookie reply that opens for the initiation in flight (whose mac1, the associated
