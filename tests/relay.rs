@@ -603,6 +603,24 @@ fn an_ipv4_only_node_reaches_an_ipv6_only_one_through_a_dual_stack_relay_and_nev
     assert_eq!(sim.stats(a).send_errors, sent);
 }
 
+/// Nodes A and B (configurations `cfgs`), each at an IPv4 and an IPv6 address (its own
+/// addresses both), A given both of B's (-c 198.18.0.2:3210 -c [fd00::2]:3210). Returns
+/// [a, a6, b, b6].
+fn dual_stack_pair(sim: &mut Simulator, cfgs: [&ethcloud::node::Config; 2]) -> [SocketAddr; 4] {
+    let at = |text: &str| -> SocketAddr { text.parse().unwrap() };
+    let (a, a6) = (at("198.18.0.1:3210"), at("[fd00::1]:3210"));
+    let (b, b6) = (at("198.18.0.2:3210"), at("[fd00::2]:3210"));
+    for (at, alias, cfg) in [(a, a6, cfgs[0]), (b, b6, cfgs[1])] {
+        let mut cfg = cfg.clone();
+        cfg.own_addrs.push(alias);
+        sim.add_node_at(at, &cfg);
+        sim.add_alias(at, alias);
+    }
+    sim.connect(a, b);
+    sim.connect(a, b6);
+    [a, a6, b, b6]
+}
+
 #[test]
 fn a_dual_stack_node_given_by_both_addresses_stays_a_peer_at_both_without_flapping() {
     // Keyed mode. (With per-node keys the second address gets no session of its own, since
@@ -618,23 +636,7 @@ fn a_dual_stack_node_given_by_both_addresses_stays_a_peer_at_both_without_flappi
             c
         });
         let mut sim = Simulator::new(0x5e1a_0900);
-        let (a, a6): (SocketAddr, SocketAddr) = (
-            "198.18.0.1:3210".parse().unwrap(),
-            "[fd00::1]:3210".parse().unwrap(),
-        );
-        let (b, b6): (SocketAddr, SocketAddr) = (
-            "198.18.0.2:3210".parse().unwrap(),
-            "[fd00::2]:3210".parse().unwrap(),
-        );
-        for (at, alias, cfg) in [(a, a6, &cfgs[0]), (b, b6, &cfgs[1])] {
-            let mut cfg = cfg.clone();
-            cfg.own_addrs.push(alias);
-            sim.add_node_at(at, &cfg);
-            sim.add_alias(at, alias);
-        }
-        // A is given both of B's addresses (-c 198.18.0.2:3210 -c [fd00::2]:3210).
-        sim.connect(a, b);
-        sim.connect(a, b6);
+        let [a, a6, b, b6] = dual_stack_pair(&mut sim, [&cfgs[0], &cfgs[1]]);
         sim.advance(Duration::from_secs(30));
         // Then for two minutes, every second: B stays a peer at both (it used to be dropped
         // at one as "moved", found again at once as a --connect address, and so on).
@@ -1402,28 +1404,13 @@ fn routes_refused_while_the_two_ends_trusted_other_members_recover_once_they_agr
 #[test]
 fn per_node_keys_a_quiet_dual_stack_node_stays_one_peer_with_one_session() {
     let mut sim = Simulator::new(0x5e1a_0d00);
-    let (a, a6): (SocketAddr, SocketAddr) = (
-        "198.18.0.1:3210".parse().unwrap(),
-        "[fd00::1]:3210".parse().unwrap(),
-    );
-    let (b, b6): (SocketAddr, SocketAddr) = (
-        "198.18.0.2:3210".parse().unwrap(),
-        "[fd00::2]:3210".parse().unwrap(),
-    );
     let mut cfg_a = Simulator::identity_config(1, &[1, 2]);
     let mut cfg_b = Simulator::identity_config(2, &[1, 2]);
     for cfg in [&mut cfg_a, &mut cfg_b] {
         cfg.peer_timeout = Duration::from_secs(1200);
     }
     cfg_b.keepalive = Some(Duration::from_secs(300));
-    for (at, alias, cfg) in [(a, a6, cfg_a), (b, b6, cfg_b)] {
-        let mut cfg = cfg.clone();
-        cfg.own_addrs.push(alias);
-        sim.add_node_at(at, &cfg);
-        sim.add_alias(at, alias);
-    }
-    sim.connect(a, b);
-    sim.connect(a, b6);
+    let [a, _, b, b6] = dual_stack_pair(&mut sim, [&cfg_a, &cfg_b]);
     sim.advance(Duration::from_secs(30));
     for second in 0..600 {
         let peers = sim.peers_of(a);

@@ -238,7 +238,7 @@ impl<S: Socket, D: Device> Node<S, D> {
 
     /// Keyed mode: what the verified peer at `peer` takes changed (its Hello, its process, or
     /// it was just verified). Frames move to a slower cipher at once if it takes less than
-    /// they are sealed with; a faster one waits for the next housekeeping's walk
+    /// they are sealed with; a faster one is decided by a walk, at most once a second
     /// ([`KeyedAegis::upgrade_due`]). Nothing for a peer that is not verified: frames do not
     /// depend on it.
     pub(super) fn keyed_aegis_changed(&mut self, peer: SocketAddr) {

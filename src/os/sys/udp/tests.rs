@@ -258,6 +258,21 @@ fn recv_blocking(socket: &mut UdpSocket, buf: &mut [u8]) -> (usize, SocketAddr) 
     panic!("nothing received within a second");
 }
 
+/// In a network namespace of its own (call it inside `in_own_netns`): a loopback with an MTU
+/// of 1300, over which every GSO run of 1400-byte datagrams is refused; a sender with GSO on,
+/// a receiver and its address. `None` where the kernel refuses UDP GSO altogether.
+fn gso_refusing_loopback() -> Option<(UdpSocket, UdpSocket, SocketAddr)> {
+    run("ip link set lo mtu 1300 up");
+    let mut tx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+    tx.enable_batching();
+    if !tx.enable_offloads().gso {
+        return None;
+    }
+    let rx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+    let to = rx.local_addr().unwrap();
+    Some((tx, rx, to))
+}
+
 #[test]
 #[ignore = "needs root (a network namespace of its own); .ci/run passes --include-ignored"]
 fn a_gso_run_the_kernel_refuses_goes_out_datagram_by_datagram_and_gso_stays_on() {
@@ -265,14 +280,7 @@ fn a_gso_run_the_kernel_refuses_goes_out_datagram_by_datagram_and_gso_stays_on()
     // 1400-byte datagrams is refused as GSO (each segment above the path MTU) and sent one
     // by one (fragmented); GSO stays on, since the reason is that destination's.
     let result = in_own_netns(|| {
-        run("ip link set lo mtu 1300 up");
-        let mut tx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
-        tx.enable_batching();
-        if !tx.enable_offloads().gso {
-            return None;
-        }
-        let mut rx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
-        let to = rx.local_addr().unwrap();
+        let (mut tx, mut rx, to) = gso_refusing_loopback()?;
         let want: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i; 1400]).collect();
         for round in 0..2 {
             for d in &want {
@@ -305,14 +313,7 @@ fn gso_pauses_at_once_within_the_flush_that_reaches_the_limit() {
     // as GSO (and refused, and logged again), and every datagram still arrives.
     const RUNS: usize = 3 * super::send::GSO_REFUSALS_BEFORE_PAUSE as usize;
     let result = in_own_netns(|| {
-        run("ip link set lo mtu 1300 up");
-        let mut tx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
-        tx.enable_batching();
-        if !tx.enable_offloads().gso {
-            return None;
-        }
-        let mut rx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
-        let to = rx.local_addr().unwrap();
+        let (mut tx, mut rx, to) = gso_refusing_loopback()?;
         let mut sent = 0;
         for i in 0..RUNS {
             let len = 1400 + 100 * (i % 2);
