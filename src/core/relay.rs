@@ -650,16 +650,7 @@ impl RelayTable {
                 // (Also one refused because its relay named no key: the relay may answer
                 // now that the members changed.)
                 RouteState::Refused(_) if r.key.is_none_or(|k| trusted(&k)) => {
-                    r.asked = None;
-                    r.unanswered = 0;
-                    if self.names_keys.contains(&r.via) {
-                        r.state = RouteState::Checking;
-                    } else {
-                        // Its relay names no keys any more (it restarted as an earlier
-                        // version): nobody would be asked, so as routes through it are.
-                        r.state = RouteState::Active;
-                        activated += 1;
-                    }
+                    activated += usize::from(recheck(&self.names_keys, r));
                 }
                 _ => {}
             }
@@ -758,7 +749,20 @@ impl RelayTable {
         }
         let mut gone = Vec::new();
         let capable = &self.capable;
+        let mut activated = 0;
         for (addr, r) in self.routes.iter_mut() {
+            // One refused for want of answers (no key named) is checked again after
+            // `silent_refusal_wait`, where it is (while the relay still lists or carries the
+            // address): the relay may have answered nothing only while the two ends trusted
+            // different members.
+            if let RouteState::Refused(at) = r.state {
+                if r.key.is_none()
+                    && now.saturating_duration_since(at) >= silent_refusal_wait(r.silent_refusals)
+                    && now.saturating_duration_since(r.last_used) < ROUTE_IDLE
+                {
+                    activated += usize::from(recheck(&self.names_keys, r));
+                }
+            }
             let stale = match r.state {
                 RouteState::Active | RouteState::Checking => {
                     is_direct(*addr)
@@ -773,29 +777,22 @@ impl RelayTable {
                         && (!r.superseded_by.is_some_and(&is_direct)
                             || now.saturating_duration_since(r.last_used) >= ROUTE_IDLE)
                 }
-                RouteState::Refused(at) if r.key.is_some() => {
-                    now.saturating_duration_since(at) >= REFUSED_FOR
-                }
-                // One refused for want of answers (no key named) is checked again after
-                // `silent_refusal_wait`, where it is (while the relay still lists or carries
-                // the address): the relay may have answered nothing only while the two ends
-                // trusted different members.
                 RouteState::Refused(at) => {
-                    let due =
-                        now.saturating_duration_since(at) >= silent_refusal_wait(r.silent_refusals);
-                    if due && now.saturating_duration_since(r.last_used) < ROUTE_IDLE {
-                        r.state = RouteState::Checking;
-                        r.asked = None;
-                        r.unanswered = 0;
-                    }
-                    due && (r.state != RouteState::Checking
-                        || is_direct(*addr)
-                        || !capable.contains(&r.via))
+                    let refused_for = if r.key.is_some() {
+                        REFUSED_FOR
+                    } else {
+                        silent_refusal_wait(r.silent_refusals)
+                    };
+                    now.saturating_duration_since(at) >= refused_for
                 }
             };
             if stale {
                 gone.push((*addr, r.via));
             }
+        }
+        if activated > 0 {
+            self.active += activated;
+            self.changes = self.changes.wrapping_add(1);
         }
         for (addr, via) in gone {
             if let Some(r) = self.remove_route(addr) {
@@ -913,6 +910,21 @@ impl RelayTable {
             self.remove_route(*addr);
         }
         gone
+    }
+}
+
+/// Refused route `r` is asked about again: checking, or active where its relay names no keys
+/// any more (it restarted as an earlier version: nobody would be asked, so as routes through
+/// it are). Returns whether it became active.
+fn recheck(names_keys: &BTreeSet<SocketAddr>, r: &mut Route) -> bool {
+    r.asked = None;
+    r.unanswered = 0;
+    if names_keys.contains(&r.via) {
+        r.state = RouteState::Checking;
+        false
+    } else {
+        r.state = RouteState::Active;
+        true
     }
 }
 
@@ -1479,6 +1491,46 @@ mod tests {
             table.on_key(at(4), a(R), a(X), [7; 32], true),
             KeyVerdict::Activated
         );
+    }
+
+    /// A route refused because its relay named no key is checked again after
+    /// `silent_refusal_wait` where it is, while the relay still carries the address; if the
+    /// relay names no keys by then (it restarted as an earlier version), the route is active,
+    /// as routes through such a relay are (checking, it would never be asked, and drop what
+    /// comes through it for good).
+    #[test]
+    fn a_route_refused_for_want_of_answers_is_checked_again_or_active_if_its_relay_names_no_keys() {
+        let refused = || {
+            let mut table = table();
+            table.set_names_keys(a(R), true);
+            assert_eq!(table.accept_relayed(t(0), a(R), a(X)), Accept::Checking);
+            let mut at = t(0);
+            for _ in 0..=KEY_ASKS {
+                let _ = table.ask_due(at, a(X), a(R));
+                at += KEY_ASK_EVERY;
+            }
+            assert!(matches!(
+                table.routes().next().map(|(_, r)| r.state),
+                Some(RouteState::Refused(_))
+            ));
+            (table, at)
+        };
+        let state = |table: &RelayTable| table.routes().next().map(|(_, r)| r.state);
+        // Its relay still names keys: checking again, asked again.
+        let (mut table, at) = refused();
+        let later = at + silent_refusal_wait(1);
+        assert_eq!(table.accept_relayed(later, a(R), a(X)), Accept::Refused);
+        housekeep(&mut table, later);
+        assert_eq!(state(&table), Some(RouteState::Checking));
+        assert_eq!(table.ask_due(later, a(X), a(R)).0, Some(a(R)));
+        // Its relay names no keys any more: active.
+        let (mut table, at) = refused();
+        table.set_names_keys(a(R), false);
+        let later = at + silent_refusal_wait(1);
+        assert_eq!(table.accept_relayed(later, a(R), a(X)), Accept::Refused);
+        housekeep(&mut table, later);
+        assert_eq!(state(&table), Some(RouteState::Active));
+        assert!(table.has_active());
     }
 
     /// A route confirmed once, then checking again (its relay went quiet): a SIGHUP that

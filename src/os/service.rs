@@ -65,7 +65,8 @@ pub struct Service {
     header: Header,
     stats: Option<StatsFile>,
     resolver: Resolver,
-    own: OwnAddrs,
+    /// `None` where the node's addresses do not come from the interfaces.
+    own: Option<OwnAddrs>,
     /// The control socket `ethcloud show` asks, if it could be opened.
     control: Option<ControlServer>,
 }
@@ -243,6 +244,49 @@ fn report_write(path: &Path, result: io::Result<()>, failing: bool) -> bool {
 /// One resolution round's results: for each name (by index), its addresses or the error.
 type Round = Vec<(usize, Result<Vec<SocketAddr>, Error>)>;
 
+/// One job at a time on a thread of its own, whose result a later poll picks up: the loop
+/// never waits on the outside world.
+#[derive(Debug)]
+struct Job<T> {
+    pending: Option<Receiver<T>>,
+}
+
+impl<T: Send + 'static> Job<T> {
+    fn new() -> Job<T> {
+        Job { pending: None }
+    }
+
+    /// Whether a job is under way.
+    fn running(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// The job's result, if it ended (a job whose thread ended without one is over too).
+    fn take(&mut self) -> Option<T> {
+        let result = match self.pending.as_ref()?.try_recv() {
+            Ok(result) => Some(result),
+            Err(TryRecvError::Empty) => return None,
+            Err(TryRecvError::Disconnected) => None,
+        };
+        self.pending = None;
+        result
+    }
+
+    /// Starts `work` on a thread named `name`; warns, naming `what`, if no thread can start.
+    fn start(&mut self, name: &str, what: &str, work: impl FnOnce() -> T + Send + 'static) {
+        let (tx, rx) = mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                let _ = tx.send(work());
+            });
+        match spawned {
+            Ok(_) => self.pending = Some(rx),
+            Err(e) => warn!("cannot start a thread to {what}: {e}"),
+        }
+    }
+}
+
 /// The node's own addresses, read again from the interfaces every [`RESOLVE_INTERVAL`] and
 /// after a SIGHUP ([`Service::read_own_addrs_again`]) when they come from there (the listen
 /// address is unspecified), on a thread of its own: the kernel's answer may wait on its
@@ -251,50 +295,46 @@ type Round = Vec<(usize, Result<Vec<SocketAddr>, Error>)>;
 struct OwnAddrs {
     listen: SocketAddr,
     next_at: Instant,
-    pending: Option<Receiver<io::Result<Vec<SocketAddr>>>>,
+    job: Job<io::Result<Vec<SocketAddr>>>,
     /// The last reading failed (warned once until one works).
     failing: bool,
 }
 
 impl OwnAddrs {
+    /// The job for a node listening on `listen`, if its addresses come from the interfaces
+    /// (the listen address is unspecified); the first reading is due at `first`.
+    fn new(listen: SocketAddr, first: Instant) -> Option<OwnAddrs> {
+        listen.ip().is_unspecified().then(|| OwnAddrs {
+            listen,
+            next_at: first,
+            job: Job::new(),
+            failing: false,
+        })
+    }
+
     fn poll<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>) {
-        if let Some(pending) = &self.pending {
-            match pending.try_recv() {
-                Ok(Ok(addrs)) => {
-                    self.pending = None;
-                    self.failing = false;
-                    let count = addrs.len();
-                    if node.set_own_addrs(now, addrs) {
-                        debug!("this node's addresses changed: {count} now");
-                    }
+        match self.job.take() {
+            Some(Ok(addrs)) => {
+                self.failing = false;
+                let count = addrs.len();
+                if node.set_own_addrs(now, addrs) {
+                    debug!("this node's addresses changed: {count} now");
                 }
-                Ok(Err(e)) => {
-                    self.pending = None;
-                    if !std::mem::replace(&mut self.failing, true) {
-                        warn!(
-                            "cannot read this node's addresses again ({e}); keeping the last ones"
-                        );
-                    }
-                }
-                Err(TryRecvError::Empty) => {}
-                Err(TryRecvError::Disconnected) => self.pending = None,
             }
+            Some(Err(e)) if !std::mem::replace(&mut self.failing, true) => {
+                warn!("cannot read this node's addresses again ({e}); keeping the last ones");
+            }
+            Some(Err(_)) | None => {}
         }
-        if !self.listen.ip().is_unspecified() || now < self.next_at || self.pending.is_some() {
+        if now < self.next_at || self.job.running() {
             return;
         }
         self.next_at = now + RESOLVE_INTERVAL;
         let listen = self.listen;
-        let (tx, rx) = mpsc::channel();
-        let spawned = std::thread::Builder::new()
-            .name("own-addrs".to_owned())
-            .spawn(move || {
-                let _ = tx.send(crate::sys::ifaddrs::own_addrs(listen));
+        self.job
+            .start("own-addrs", "read this node's addresses", move || {
+                crate::sys::ifaddrs::own_addrs(listen)
             });
-        match spawned {
-            Ok(_) => self.pending = Some(rx),
-            Err(e) => debug!("cannot start a thread to read this node's addresses: {e}"),
-        }
     }
 }
 
@@ -311,7 +351,7 @@ struct Resolver {
     families: Families,
     listen: SocketAddr,
     next_at: Instant,
-    pending: Option<Receiver<Round>>,
+    job: Job<Round>,
     /// Whether the first poll has looked for names whose start-up address the node refused.
     started: bool,
 }
@@ -346,15 +386,10 @@ impl Service {
                 families,
                 listen,
                 next_at: now + RESOLVE_INTERVAL,
-                pending: None,
+                job: Job::new(),
                 started: false,
             },
-            own: OwnAddrs {
-                listen,
-                next_at: now + RESOLVE_INTERVAL,
-                pending: None,
-                failing: false,
-            },
+            own: OwnAddrs::new(listen, now + RESOLVE_INTERVAL),
             control: None,
         }
     }
@@ -408,7 +443,9 @@ impl Service {
     /// Reads the node's own addresses again at the next poll (SIGHUP), where they come from
     /// the interfaces.
     pub fn read_own_addrs_again(&mut self, now: Instant) {
-        self.own.next_at = now;
+        if let Some(own) = &mut self.own {
+            own.next_at = now;
+        }
     }
 
     /// Runs the jobs that are due at `now`. Cheap when none is.
@@ -419,7 +456,9 @@ impl Service {
         extra: LoopCounters,
     ) {
         self.resolver.poll(now, node);
-        self.own.poll(now, node);
+        if let Some(own) = &mut self.own {
+            own.poll(now, node);
+        }
         if let Some(stats) = &mut self.stats {
             if now >= stats.next_at {
                 stats.next_at = now + stats.spec.interval;
@@ -557,15 +596,8 @@ pub fn check_writable_beside(path: &Path, uid: u32) -> io::Result<()> {
 
 impl Resolver {
     fn poll<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>) {
-        if let Some(pending) = &self.pending {
-            match pending.try_recv() {
-                Ok(round) => {
-                    self.pending = None;
-                    self.apply(now, node, round);
-                }
-                Err(TryRecvError::Empty) => {}
-                Err(TryRecvError::Disconnected) => self.pending = None,
-            }
+        if let Some(round) = self.job.take() {
+            self.apply(now, node, round);
         }
         // A name's first address refused at start-up (the node's own, as on one of several
         // gateways behind one name): that name (only) is resolved again now, not in 30 s.
@@ -577,7 +609,7 @@ impl Resolver {
         if early {
             self.next_at = now;
         }
-        if now < self.next_at || self.pending.is_some() {
+        if now < self.next_at || self.job.running() {
             return;
         }
         self.next_at = now + RESOLVE_INTERVAL;
@@ -594,20 +626,12 @@ impl Resolver {
         }
         debug!("resolving {} --connect names again", due.len());
         let (families, listen) = (self.families, self.listen);
-        let (tx, rx) = mpsc::channel();
-        let spawned = std::thread::Builder::new()
-            .name("resolve".to_owned())
-            .spawn(move || {
-                let round: Round = due
-                    .into_iter()
+        self.job
+            .start("resolve", "resolve --connect names", move || {
+                due.into_iter()
                     .map(|(i, peer)| (i, peer.resolve_all(families, listen)))
-                    .collect();
-                let _ = tx.send(round);
+                    .collect()
             });
-        match spawned {
-            Ok(_) => self.pending = Some(rx),
-            Err(e) => warn!("cannot start a thread to resolve --connect names: {e}"),
-        }
     }
 
     /// Takes in one round of results. A name is resolved again only while its address does
@@ -830,9 +854,9 @@ mod tests {
             vec![],
         );
         svc.poll(Instant::from_secs(1), &mut node, LoopCounters::default());
-        assert!(svc.resolver.pending.is_some(), "not resolved again at once");
+        assert!(svc.resolver.job.running(), "not resolved again at once");
         let start = std::time::Instant::now();
-        while svc.resolver.pending.is_some() {
+        while svc.resolver.job.running() {
             assert!(start.elapsed() < Duration::from_secs(10), "no result");
             std::thread::sleep(Duration::from_millis(10));
             svc.poll(Instant::from_secs(1), &mut node, LoopCounters::default());
@@ -847,7 +871,7 @@ mod tests {
         );
         // Once only: the next round is the interval's.
         svc.poll(Instant::from_secs(2), &mut node, LoopCounters::default());
-        assert!(svc.resolver.pending.is_none());
+        assert!(!svc.resolver.job.running());
     }
 
     #[test]
@@ -908,12 +932,12 @@ mod tests {
         let mut node = node(&[addr("127.0.0.1:3210")]);
         let mut svc = service(vec![named("localhost:3210", "127.0.0.1:3210")], vec![]);
         svc.poll(Instant::from_secs(1), &mut node, LoopCounters::default());
-        assert!(svc.resolver.pending.is_none());
+        assert!(!svc.resolver.job.running());
         svc.poll(Instant::from_secs(30), &mut node, LoopCounters::default());
-        assert!(svc.resolver.pending.is_some());
+        assert!(svc.resolver.job.running());
         // The round comes back within a few seconds; poll for it with a deadline.
         let start = std::time::Instant::now();
-        while svc.resolver.pending.is_some() {
+        while svc.resolver.job.running() {
             assert!(start.elapsed() < Duration::from_secs(10), "no result");
             std::thread::sleep(Duration::from_millis(10));
             svc.poll(Instant::from_secs(31), &mut node, LoopCounters::default());
@@ -933,16 +957,19 @@ mod tests {
         assert_eq!(node.connect_refusal(loopback), None);
         let wait = |svc: &mut Service, node: &mut Node<NullSocket, NullDevice>, at: u64| {
             let start = std::time::Instant::now();
-            while svc.own.pending.is_some() {
+            while svc.own.as_ref().unwrap().job.running() {
                 assert!(start.elapsed() < Duration::from_secs(10), "no result");
                 std::thread::sleep(Duration::from_millis(10));
                 svc.poll(Instant::from_secs(at), node, LoopCounters::default());
             }
         };
         svc.poll(Instant::from_secs(1), &mut node, LoopCounters::default());
-        assert!(svc.own.pending.is_none(), "not before the interval");
+        assert!(
+            !svc.own.as_ref().unwrap().job.running(),
+            "not before the interval"
+        );
         svc.poll(Instant::from_secs(30), &mut node, LoopCounters::default());
-        assert!(svc.own.pending.is_some());
+        assert!(svc.own.as_ref().unwrap().job.running());
         wait(&mut svc, &mut node, 30);
         assert!(
             node.connect_refusal(loopback).is_some(),
@@ -952,12 +979,12 @@ mod tests {
         // Forgotten again (as if it had been removed): a SIGHUP reads them at the next poll.
         node.set_own_addrs(Instant::from_secs(31), vec![]);
         svc.poll(Instant::from_secs(32), &mut node, LoopCounters::default());
-        assert!(svc.own.pending.is_none());
+        assert!(!svc.own.as_ref().unwrap().job.running());
         svc.read_own_addrs_again(Instant::from_secs(33));
         svc.poll(Instant::from_secs(33), &mut node, LoopCounters::default());
         wait(&mut svc, &mut node, 33);
         assert!(node.connect_refusal(loopback).is_some());
-        assert!(!svc.own.failing);
+        assert!(!svc.own.as_ref().unwrap().failing);
     }
 
     /// An empty directory of this test run's own.

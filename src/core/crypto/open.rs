@@ -4,8 +4,8 @@
 //!
 //! Owns the replay rules (checked before decrypting, updated only after the tag verified) and
 //! the session memory. It allocates only when a new, authenticated session is remembered (and
-//! the first times the map is full, for the eviction's tally of processes, whose room it
-//! keeps), and once per key rotation
+//! then, with the map full, once per [`EVICT_SHARE`]th of its sessions, for the eviction's
+//! tally of processes), and once per key rotation
 //! (for [`Opener::add_key`]'s scratch buffer). It reads no clock: session start times come from
 //! the packets, and the wall clock that caps the floor is told ([`Opener::set_wall_clock_ms`]).
 //!
@@ -231,11 +231,6 @@ pub struct Opener {
     pinned: HashMap<u64, u32>,
     /// The last packet opened was the first of a session not remembered before.
     opened_new: bool,
-    /// The eviction's tally of processes (start time to whether any session is of the newest
-    /// key, and when the process was used last), kept between evictions for its room.
-    tally: HashMap<u64, (bool, u64)>,
-    /// The eviction's candidates, (newest key, used last, start time), kept for its room.
-    candidates: Vec<(bool, u64, u64)>,
 }
 
 /// When the map is full, this share of its sender processes (at least one) is forgotten at
@@ -276,8 +271,6 @@ impl Opener {
             wall_ms: None,
             pinned: HashMap::new(),
             opened_new: false,
-            tally: HashMap::new(),
-            candidates: Vec::new(),
         }
     }
 
@@ -543,10 +536,7 @@ impl Opener {
         // each member switches within the minute and they are all forgotten then anyway,
         // while a new-key session forgotten would raise the bar past its start and be refused
         // for good (one that seals quietly meanwhile is often the least recently used).
-        let mut used = core::mem::take(&mut self.tally);
-        let mut candidates = core::mem::take(&mut self.candidates);
-        used.clear();
-        candidates.clear();
+        let mut used: HashMap<u64, (bool, u64)> = HashMap::with_capacity(self.starts.len());
         for (id, s) in &self.sessions {
             let start = start_time(id);
             let pinned = s.generation == self.generation && self.pinned.contains_key(&start);
@@ -557,37 +547,28 @@ impl Opener {
                 entry.1 = entry.1.max(s.window.last_used);
             }
         }
-        candidates.extend(
-            used.iter()
-                .map(|(start, (current, last))| (*current, *last, *start)),
-        );
-        let share = (candidates.len() / EVICT_SHARE).max(1);
-        let evicted = if candidates.len() > share {
-            candidates.select_nth_unstable(share - 1);
-            candidates.get_mut(..share)
-        } else {
-            candidates.get_mut(..)
-        };
-        let latest = match evicted {
-            Some(victims) if !victims.is_empty() => {
-                victims.sort_unstable_by_key(|(_, _, start)| *start);
-                self.sessions.retain(|id, _| {
-                    victims
-                        .binary_search_by_key(&start_time(id), |(_, _, start)| *start)
-                        .is_err()
-                });
-                for (_, _, start) in victims.iter() {
-                    self.starts.remove(start);
-                }
-                victims.last().map(|(_, _, start)| *start)
-            }
-            _ => None,
-        };
-        self.tally = used;
-        self.candidates = candidates;
-        let Some(latest) = latest else {
+        // (Newest key, used last, start time): the old key's first, then the least recent.
+        let mut victims: Vec<(bool, u64, u64)> = used
+            .into_iter()
+            .map(|(start, (current, last))| (current, last, start))
+            .collect();
+        let share = (victims.len() / EVICT_SHARE).max(1);
+        if victims.len() > share {
+            victims.select_nth_unstable(share - 1);
+            victims.truncate(share);
+        }
+        victims.sort_unstable_by_key(|(_, _, start)| *start);
+        let Some(&(_, _, latest)) = victims.last() else {
             return false;
         };
+        self.sessions.retain(|id, _| {
+            victims
+                .binary_search_by_key(&start_time(id), |(_, _, start)| *start)
+                .is_err()
+        });
+        for (_, _, start) in &victims {
+            self.starts.remove(start);
+        }
         let raised = self.wall_ms.map_or(latest, |now| latest.min(now));
         self.floor = Some(self.floor.map_or(raised, |f| f.max(raised)));
         true

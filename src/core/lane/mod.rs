@@ -239,7 +239,7 @@ impl<S: Socket> Lane<S> {
     /// A lane that sends through `socket` and forwards with `view`.
     pub fn new(socket: S, view: Arc<ForwardView>, now: Instant) -> Lane<S> {
         let mut lane = Lane {
-            tx: Tx { socket, warned: 0 },
+            tx: Tx::new(socket, now),
             broadcasts: RateLimiter::new(now, view.broadcast_limit.unwrap_or(u64::MAX)),
             view: Arc::new(ForwardView::empty(view.token)),
             stats: Stats::default(),
@@ -322,10 +322,10 @@ impl<S: Socket> Lane<S> {
         }
     }
 
-    /// The kinds of send failure already warned about are warned about again
-    /// ([`WARN_AGAIN_AFTER`](crate::node::WARN_AGAIN_AFTER), the lane's thread keeps the time).
-    pub fn warn_again(&mut self) {
-        self.tx.warned = 0;
+    /// Arms the lane's send warnings again once
+    /// [`WARN_AGAIN_AFTER`](crate::node::WARN_AGAIN_AFTER) passed since they last were.
+    pub fn warn_again_if_due(&mut self, now: Instant) {
+        self.tx.warn_again_if_due(now);
     }
 
     /// Whether a peer without a session waits to be handed to the node for a handshake

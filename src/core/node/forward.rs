@@ -146,7 +146,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             Err(e) => {
                 if !self.device_warned {
                     self.device_warned = true;
-                    warn!("writing a frame to the device failed: {e} (counted as drops; further failures are logged at debug for up to 10 minutes)");
+                    warn!("writing a frame to the device failed: {e} (counted as drops; further failures are logged at debug {})", super::tx::WARN_AGAIN_TEXT);
                 }
                 Err(DropReason::DeviceWrite)
             }

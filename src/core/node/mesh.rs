@@ -37,7 +37,7 @@ use log::{debug, info, warn};
 
 use super::{
     CloseCheck, Config, Node, CONTROL_AT, FULL_CONTACTS, GOSSIP_INTERVAL_MIN, GOSSIP_REDUNDANCY,
-    HOUSEKEEP_INTERVAL, LOG_BUDGET, LOG_WINDOW, MOVE_CHECK, UNVERIFIED_TIMEOUT, WARN_AGAIN_AFTER,
+    HOUSEKEEP_INTERVAL, LOG_BUDGET, LOG_WINDOW, MOVE_CHECK, UNVERIFIED_TIMEOUT,
 };
 use crate::crypto;
 use crate::io::{Device, Socket};
@@ -141,17 +141,16 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
         addrs.sort_unstable();
         addrs.dedup();
-        let old = core::mem::take(&mut self.config.own_addrs);
-        if addrs == old {
-            self.config.own_addrs = old;
+        if addrs == self.config.own_addrs {
             return false;
         }
         self.config.own_addrs = addrs;
+        // (An address that was ours before is no peer: datagrams from it were refused.)
         let gained: Vec<SocketAddr> = self
             .config
             .own_addrs
             .iter()
-            .filter(|a| !old.contains(a) && self.peers.contains(**a))
+            .filter(|a| self.peers.contains(**a))
             .copied()
             .collect();
         for addr in gained {
@@ -231,9 +230,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.settle_closes(now);
         self.hello_retries(now);
         self.keyed_aegis_housekeep();
-        if now >= self.warn_again_at {
-            self.warn_again_at = now + WARN_AGAIN_AFTER;
-            self.tx.warned = 0;
+        if self.tx.warn_again_if_due(now) {
             self.device_warned = false;
         }
 
@@ -586,12 +583,7 @@ impl<S: Socket, D: Device> Node<S, D> {
 /// peer, whose interface the list cannot carry (new nodes ignore such entries, a node of the
 /// seed's protocol would try them in vain).
 fn may_name(peer: SocketAddr, to: SocketAddr) -> bool {
-    peer != to && !foreign_loopback(peer, to) && !is_link_local(peer)
-}
-
-/// True for an IPv6 link-local address (`fe80::/10`), with its interface or without.
-fn is_link_local(addr: SocketAddr) -> bool {
-    matches!(addr, SocketAddr::V6(a) if a.ip().is_unicast_link_local())
+    peer != to && !foreign_loopback(peer, to) && !crate::peers::link_local(peer)
 }
 
 /// Where a check of a peer that was asked something stands (a Close not obeyed at once, an

@@ -415,8 +415,6 @@ pub struct Node<S: Socket, D: Device> {
     /// and forged Close one after the other, must not keep rounds a second apart).
     gossip_high: usize,
     next_housekeep: Instant,
-    /// When the send and device-write warnings are armed again ([`WARN_AGAIN_AFTER`]).
-    warn_again_at: Instant,
     contact_limiter: RateLimiter,
     device_broadcasts: RateLimiter,
     /// Which "table full" warnings were already given (one each).
@@ -544,7 +542,7 @@ impl<S: Socket, D: Device> Node<S, D> {
                 config.max_macs,
                 config.max_macs_per_peer,
             ),
-            tx: Tx { socket, warned: 0 },
+            tx: Tx::new(socket, now),
             device,
             device_warned: false,
             log_budget: LogBudget::new(now),
@@ -567,7 +565,6 @@ impl<S: Socket, D: Device> Node<S, D> {
             trickle: Trickle::new(now, GOSSIP_INTERVAL_MIN, trickle_seed(&config, now)),
             gossip_high: 0,
             next_housekeep: now,
-            warn_again_at: now + WARN_AGAIN_AFTER,
             contact_limiter: RateLimiter::new(now, contact_rate),
             device_broadcasts: RateLimiter::new(now, broadcast_rate),
             full_warned: 0,

@@ -279,11 +279,7 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// Keyed mode, at housekeeping: the walk a change that may allow a faster cipher waits
     /// for.
     pub(super) fn keyed_aegis_housekeep(&mut self) {
-        if self
-            .keyed_aegis
-            .as_mut()
-            .is_some_and(|a| core::mem::take(&mut a.upgrade_due))
-        {
+        if self.keyed_aegis.as_ref().is_some_and(|a| a.upgrade_due) {
             self.keyed_aegis_update();
         }
     }

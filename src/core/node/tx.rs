@@ -11,15 +11,44 @@ use std::net::SocketAddr;
 
 use log::{debug, warn};
 
-use super::Node;
+use super::{Node, WARN_AGAIN_AFTER};
 use crate::io::{Device, Socket};
 use crate::stats::{DropReason, Stats};
+use crate::time::Instant;
 
 /// Send side: the socket plus which kinds of failure were already logged at warn. Shared by
 /// the node and the `--threads` lanes ([`crate::lane`]).
 pub(crate) struct Tx<S> {
     pub(crate) socket: S,
     pub(crate) warned: u8,
+    /// When `warned` is cleared again ([`WARN_AGAIN_AFTER`]).
+    warn_again_at: Instant,
+}
+
+/// How the warnings' lines name [`WARN_AGAIN_AFTER`].
+pub(super) const WARN_AGAIN_TEXT: &str = "for up to 10 minutes";
+const _: () = assert!(WARN_AGAIN_AFTER.as_secs() == 600);
+
+impl<S> Tx<S> {
+    /// Wraps `socket`, at `now`.
+    pub(crate) fn new(socket: S, now: Instant) -> Tx<S> {
+        Tx {
+            socket,
+            warned: 0,
+            warn_again_at: now + WARN_AGAIN_AFTER,
+        }
+    }
+
+    /// Arms the warnings again if [`WARN_AGAIN_AFTER`] passed since they last were; returns
+    /// whether it did (the node arms its device's warning with them).
+    pub(crate) fn warn_again_if_due(&mut self, now: Instant) -> bool {
+        if now < self.warn_again_at {
+            return false;
+        }
+        self.warn_again_at = now + WARN_AGAIN_AFTER;
+        self.warned = 0;
+        true
+    }
 }
 
 impl<S: Socket> Tx<S> {
@@ -51,7 +80,7 @@ impl<S: Socket> Tx<S> {
                 let bit = error_bit(e.kind());
                 if self.warned & bit == 0 {
                     self.warned |= bit;
-                    warn!("sending to {to} failed: {e} (counted; further failures of this kind are logged at debug for up to 10 minutes)");
+                    warn!("sending to {to} failed: {e} (counted; further failures of this kind are logged at debug {WARN_AGAIN_TEXT})");
                 } else {
                     debug!("sending to {to} failed: {e}");
                 }
@@ -83,7 +112,7 @@ impl<S: Socket> Tx<S> {
             if self.warned & bit == 0 {
                 self.warned |= bit;
                 warn!(
-                    "sending {} queued datagrams failed: {} (counted; further failures of this kind are logged at debug for up to 10 minutes)",
+                    "sending {} queued datagrams failed: {} (counted; further failures of this kind are logged at debug {WARN_AGAIN_TEXT})",
                     e.dropped, e.error
                 );
             } else {
@@ -123,7 +152,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             }
             if !self.device_warned {
                 self.device_warned = true;
-                warn!("writing held frames to the device failed: {} (counted as drops; further failures are logged at debug for up to 10 minutes)", e.error);
+                warn!("writing held frames to the device failed: {} (counted as drops; further failures are logged at debug {WARN_AGAIN_TEXT})", e.error);
             } else {
                 debug!(
                     "writing {} held frames to the device failed: {}",
@@ -163,6 +192,7 @@ mod tests {
                 error: io::ErrorKind::WouldBlock.into(),
             })),
             warned: 0,
+            warn_again_at: Instant::ZERO,
         };
         let mut stats = Stats {
             datagrams_sent: 5,

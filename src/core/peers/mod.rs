@@ -84,17 +84,27 @@ pub fn is_unusable(addr: SocketAddr) -> bool {
     if addr.port() == 0 || unscoped_link_local(addr) {
         return true;
     }
-    match addr.ip() {
-        IpAddr::V4(ip) => ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast(),
-        IpAddr::V6(ip) => ip.is_unspecified() || ip.is_multicast(),
+    addr.ip().is_unspecified() || is_group(addr.ip())
+}
+
+/// True for a multicast or broadcast address: a group, no one node.
+pub fn is_group(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => ip.is_multicast() || ip.is_broadcast(),
+        IpAddr::V6(ip) => ip.is_multicast(),
     }
+}
+
+/// True for an IPv6 link-local address (`fe80::/10`), with its interface or without.
+pub fn link_local(addr: SocketAddr) -> bool {
+    matches!(addr, SocketAddr::V6(a) if a.ip().is_unicast_link_local())
 }
 
 /// True for an IPv6 link-local address (`fe80::/10`) without its interface (scope 0), as
 /// every such entry of a peer list is (the format has no room for the interface): nobody can
 /// send to it, so it is not worth contacting.
 pub fn unscoped_link_local(addr: SocketAddr) -> bool {
-    matches!(addr, SocketAddr::V6(a) if a.ip().is_unicast_link_local() && a.scope_id() == 0)
+    matches!(addr, SocketAddr::V6(a) if a.scope_id() == 0) && link_local(addr)
 }
 
 /// ⌈√n⌉ without floating point; 0 for 0.

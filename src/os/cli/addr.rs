@@ -50,11 +50,7 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, Error> {
     }
     // Linux binds a UDP socket to such an address, and the node would then hear nothing:
     // it sends from its unicast address, where peers answer.
-    let group = match ip.to_canonical() {
-        IpAddr::V4(v4) => v4.is_multicast() || v4.is_broadcast(),
-        IpAddr::V6(v6) => v6.is_multicast(),
-    };
-    if group {
+    if crate::peers::is_group(ip.to_canonical()) {
         return Err(invalid(
             "a multicast or broadcast address: listen on a unicast address, or 0.0.0.0 or [::]",
         ));

@@ -349,7 +349,6 @@ fn run_lane(
     ];
     let mut report_at = clock.now() + REPORT_EVERY;
     let mut handed_at = clock.now();
-    let mut warn_again_at = clock.now() + crate::node::WARN_AGAIN_AFTER;
     // Tap reads that could not be cut into frames, since the last hand-over and in all.
     let mut offload_errors = 0u64;
     let mut offload_errors_total = 0u64;
@@ -392,10 +391,7 @@ fn run_lane(
         // A peer that needs a handshake is handed over soon (the node starts it), not with
         // the next regular report up to a second later.
         let early = lane.wants_handshakes() && now >= handed_at + WANTED_HAND_OVER;
-        if now >= warn_again_at {
-            warn_again_at = now + crate::node::WARN_AGAIN_AFTER;
-            lane.warn_again();
-        }
+        lane.warn_again_if_due(now);
         if now >= report_at || early {
             report_at = now + REPORT_EVERY;
             handed_at = now;

@@ -4,7 +4,7 @@
 //! parent module's.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use log::{debug, info};
@@ -21,7 +21,7 @@ use crate::identity::handshake::{
 };
 use crate::identity::keys::wipe;
 use crate::identity::keys::PublicKey;
-use crate::limit::{RateLimiter, LOG_BUDGET, LOG_WINDOW};
+use crate::limit::{Host, RateLimiter, LOG_BUDGET, LOG_WINDOW};
 use crate::time::Instant;
 use crate::wire::TOKEN_LEN;
 
@@ -477,14 +477,10 @@ impl Sessions {
     /// others: the node may be back at that address with another trusted key, which would
     /// otherwise never be asked.
     fn round(&mut self, now: Instant, addr: SocketAddr, send: &mut dyn FnMut(SocketAddr, &[u8])) {
-        let (last, cursor) = self
-            .rounds
-            .get(&addr)
-            .copied()
-            .unwrap_or((Instant::ZERO, 0));
-        if self.rounds.contains_key(&addr) && now < last + HANDSHAKE_RETRY {
+        if self.had_round(now, addr) {
             return;
         }
+        let cursor = self.rounds.get(&addr).map_or(0, |(_, cursor)| *cursor);
         let known = self.user_of(addr, now);
         let mut next_cursor = cursor;
         match known {
@@ -523,7 +519,7 @@ impl Sessions {
                     let live = self.keys.get(&key).is_some_and(|s| {
                         s.current.as_ref().is_some_and(|c| {
                             let quiet = quiet_since(s, c, &self.by_session);
-                            let silence = silence_of(c, self.config.renew_after_silence);
+                            let silence = for_role(c, self.config.renew_after_silence);
                             let abandoned = now >= quiet + silence + HANDSHAKE_RETRY
                                 && s.last_rekey.is_some_and(|t| t >= quiet && c.made < t);
                             c.heard
@@ -707,11 +703,7 @@ impl Sessions {
             let Some(current) = &state.current else {
                 continue;
             };
-            let after = if current.is_initiator {
-                rekey_after
-            } else {
-                rekey_after + RESPONDER_REKEY_DELAY
-            };
+            let after = for_role(current, rekey_after);
             // A session we answered that nothing has opened in since (the initiator's Hello
             // comes right after the handshake) may have been made by a replayed initiation
             // (after a restart, no newer timestamp is known), which nobody completes: the
@@ -728,7 +720,7 @@ impl Sessions {
             // session's responder [`RESPONDER_REKEY_DELAY`] later, as on the timer, so that
             // the two ends of a path that was cut do not both start one.
             let quiet_since = quiet_since(state, current, by_session);
-            let silence = silence_of(current, silence);
+            let silence = for_role(current, silence);
             let silent =
                 now >= quiet_since + silence && state.last_rekey.is_none_or(|t| now >= t + silence);
             let old = unheard
@@ -766,13 +758,14 @@ impl Sessions {
     }
 }
 
-/// How long `current` may stay silent before it is renewed: `silence` for its initiator,
-/// [`RESPONDER_REKEY_DELAY`] more for its responder, as on the timer.
-fn silence_of(current: &SendSession, silence: core::time::Duration) -> core::time::Duration {
+/// How long before `current` is renewed, on the timer or after a silence: `wait` for its
+/// initiator, [`RESPONDER_REKEY_DELAY`] more for its responder (should the initiator not do
+/// it).
+fn for_role(current: &SendSession, wait: core::time::Duration) -> core::time::Duration {
     if current.is_initiator {
-        silence
+        wait
     } else {
-        silence + RESPONDER_REKEY_DELAY
+        wait + RESPONDER_REKEY_DELAY
     }
 }
 
@@ -793,24 +786,17 @@ fn quiet_since(
         .fold(current.made, Instant::max)
 }
 
-/// Whether the per-source bucket of `from` in `sources` (an IPv6 source counts as its /64)
-/// allows one more initiation at `per_source` a second; `sources` holds at most
+/// Whether the per-source bucket of `from` in `sources` (its [`Host`]: an IPv6 source counts
+/// as its /64, but a link-local one as itself) allows one more initiation at `per_source` a
+/// second; `sources` holds at most
 /// [`MAX_SOURCES`] buckets.
 fn source_allows(
-    sources: &mut HashMap<IpAddr, RateLimiter>,
+    sources: &mut HashMap<Host, RateLimiter>,
     now: Instant,
     from: SocketAddr,
     per_source: u64,
 ) -> bool {
-    // An IPv6 source is its /64: one host usually has a whole /64 to pick from (not a
-    // link-local one, whose /64 every host on the link shares).
-    let source = match from.ip() {
-        IpAddr::V6(ip) if !ip.is_unicast_link_local() => {
-            IpAddr::V6((u128::from(ip) & !u128::from(u64::MAX)).into())
-        }
-        ip => ip,
-    };
-    bucket_allows(sources, source, now, per_source)
+    bucket_allows(sources, Host::of(from), now, per_source)
 }
 
 /// Whether `key`'s bucket in `buckets` allows one more initiation at `rate` a second;

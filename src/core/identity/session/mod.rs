@@ -53,7 +53,7 @@ use core::fmt;
 use core::ops::Range;
 use core::time::Duration;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use log::{debug, info};
@@ -63,7 +63,7 @@ use super::handshake::{self, Identity, Initiator};
 use super::keys::{PublicKey, TrustedKeys};
 use super::random::Random;
 use crate::crypto::{self, OpenError, Opener, SealError, Sealer};
-use crate::limit::{LogBudget, RateLimiter};
+use crate::limit::{Host, LogBudget, RateLimiter};
 use crate::time::Instant;
 use crate::wire::{Token, TOKEN_LEN};
 
@@ -299,7 +299,7 @@ pub struct Sessions {
     log_budget: LogBudget,
     /// When each address last had a round, and where its probing stopped.
     rounds: HashMap<SocketAddr, (Instant, usize)>,
-    sources: HashMap<IpAddr, RateLimiter>,
+    sources: HashMap<Host, RateLimiter>,
     /// Initiations from addresses no trusted key uses, all together.
     all_sources: RateLimiter,
     /// Probes sent, all together ([`MAX_PROBES_PER_SECOND`]).
@@ -312,7 +312,7 @@ pub struct Sessions {
     /// and those that come back with its mac2 draw on the three buckets below instead.
     cookie_secret: CookieSecret,
     /// Proven initiations (mac2) per source IP address.
-    proven_sources: HashMap<IpAddr, RateLimiter>,
+    proven_sources: HashMap<Host, RateLimiter>,
     /// Proven initiations from addresses no trusted key uses, all together.
     proven_all: RateLimiter,
     /// Proven initiations from addresses a trusted key uses, all together: forged source
@@ -541,25 +541,9 @@ impl Sessions {
             .collect();
         let mut addrs = Vec::new();
         for key in revoked {
-            if let Some(state) = self.keys.remove(&key) {
-                if state.current.is_some()
-                    || state.next.is_some()
-                    || !state.earlier.is_empty()
-                    || state.previous.is_some()
-                {
+            if let Some(mut state) = self.keys.remove(&key) {
+                if end_sessions(&mut state, &mut self.by_session) {
                     self.stats.revoked += 1;
-                }
-                if let Some(current) = state.current {
-                    // Also for the lanes that still hold it: nothing more reaches the key.
-                    current.sealer.retire();
-                    self.by_session.remove(&current.recv_session);
-                }
-                for next in state.next.into_iter().chain(state.earlier) {
-                    next.sealer.retire();
-                    self.by_session.remove(&next.recv_session);
-                }
-                if let Some((previous, _)) = state.previous {
-                    self.by_session.remove(&previous);
                 }
                 info!(
                     "key {key} is no longer trusted: its sessions are dropped (now {} trusted keys)",
@@ -669,21 +653,7 @@ impl Sessions {
         let Some(state) = self.keys.get_mut(&remote) else {
             return false;
         };
-        let mut ended = false;
-        for session in state
-            .current
-            .take()
-            .into_iter()
-            .chain(state.next.take())
-            .chain(state.earlier.drain(..))
-        {
-            session.sealer.retire();
-            self.by_session.remove(&session.recv_session);
-            ended = true;
-        }
-        if let Some((previous, _)) = state.previous.take() {
-            self.by_session.remove(&previous);
-        }
+        let ended = end_sessions(state, &mut self.by_session);
         // (The Close itself opened in one of them: gone with them, or left to expire.)
         self.by_session.remove(&id);
         self.last_opened = None;
@@ -753,16 +723,20 @@ impl Sessions {
     /// peers without sessions then looks each up once, rather than walking the queue for
     /// each again and again.
     pub fn want(&mut self, now: Instant, to: SocketAddr) {
-        if self
-            .rounds
-            .get(&to)
-            .is_some_and(|(at, _)| now < *at + HANDSHAKE_RETRY)
-        {
+        if self.had_round(now, to) {
             return;
         }
         if self.wanted.len() < MAX_WANTED && !self.wanted.contains(&to) {
             self.wanted.push(to);
         }
+    }
+
+    /// Whether `addr` had a handshake round within [`HANDSHAKE_RETRY`] of `now` (another one
+    /// does nothing).
+    fn had_round(&self, now: Instant, addr: SocketAddr) -> bool {
+        self.rounds
+            .get(&addr)
+            .is_some_and(|(at, _)| now < *at + HANDSHAKE_RETRY)
     }
 
     /// Whether handshakes are waiting to be started by [`Sessions::flush`].
@@ -894,6 +868,32 @@ impl Sessions {
             self.changes = self.changes.wrapping_add(1);
         }
     }
+}
+
+/// Ends every session `state` holds with its key: each sending half is retired (also for the
+/// `--threads` lanes that still hold it: nothing more is sealed to the key in it) and each
+/// receiving half leaves `by_session`. Returns whether there was any.
+fn end_sessions(
+    state: &mut KeyState,
+    by_session: &mut FastMap<[u8; crypto::SESSION_LEN], RecvSession>,
+) -> bool {
+    let mut any = false;
+    for session in state
+        .current
+        .take()
+        .into_iter()
+        .chain(state.next.take())
+        .chain(state.earlier.drain(..))
+    {
+        session.sealer.retire();
+        by_session.remove(&session.recv_session);
+        any = true;
+    }
+    if let Some((previous, _)) = state.previous.take() {
+        by_session.remove(&previous);
+        any = true;
+    }
+    any
 }
 
 /// Why [`Sessions::seal`] sealed nothing.
