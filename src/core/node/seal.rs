@@ -242,15 +242,10 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// ([`KeyedAegis::upgrade_due`]). Nothing for a peer that is not verified: frames do not
     /// depend on it.
     pub(super) fn keyed_aegis_changed(&mut self, peer: SocketAddr) {
-        let Node {
-            keyed_aegis: Some(aegis),
-            peers,
-            ..
-        } = self
-        else {
+        let Some(aegis) = &self.keyed_aegis else {
             return;
         };
-        if !peers.is_verified(peer) {
+        if !self.peers.is_verified(peer) {
             return;
         }
         let takes = aegis.cipher_for(peer);
