@@ -556,8 +556,12 @@ impl RelayTable {
             return (None, false);
         };
         let relayed = r.via == via;
-        let mut count = (&mut self.active, &mut self.changes);
-        ask_due(&self.names_keys, now, r, relayed, &mut count)
+        let (ask, demoted) = ask_due(&self.names_keys, now, r, relayed);
+        if demoted {
+            self.active -= 1;
+            self.changes = self.changes.wrapping_add(1);
+        }
+        (ask, demoted)
     }
 
     /// Appends to `out` every (address, relay) whose key is to be asked now
@@ -573,15 +577,20 @@ impl RelayTable {
             return;
         }
         let names_keys = &self.names_keys;
-        let mut count = (&mut self.active, &mut self.changes);
+        let before = unconfirmed.len();
         for (addr, r) in &mut self.routes {
-            let (via, demoted) = ask_due(names_keys, now, r, false, &mut count);
+            let (via, demoted) = ask_due(names_keys, now, r, false);
             if let Some(via) = via {
                 out.push((*addr, via));
             }
             if demoted {
                 unconfirmed.push(*addr);
             }
+        }
+        let demoted = unconfirmed.len() - before;
+        if demoted > 0 {
+            self.active -= demoted;
+            self.changes = self.changes.wrapping_add(1);
         }
     }
 
@@ -938,16 +947,12 @@ fn move_via(held: &mut Tally<SocketAddr>, r: &mut Route, via: SocketAddr) {
 /// [`RelayTable::ask_due`] for one route `r`, `names_keys` being the relays that name keys,
 /// `relayed` whether a frame from the far end just came through the relay: the relay to ask,
 /// and whether the route was active and is checking again (the caller keeps the count of
-/// active routes).
-///
-/// `count` is the table's count of active routes and its change counter, which a demotion
-/// moves.
+/// active routes and moves its change counter).
 fn ask_due(
     names_keys: &BTreeSet<SocketAddr>,
     now: Instant,
     r: &mut Route,
     relayed: bool,
-    count: &mut (&mut usize, &mut u64),
 ) -> (Option<SocketAddr>, bool) {
     if !names_keys.contains(&r.via) {
         return (None, false);
@@ -974,8 +979,6 @@ fn ask_due(
         r.state = RouteState::Checking;
         r.unanswered = 0;
         demoted = true;
-        *count.0 -= 1;
-        *count.1 = count.1.wrapping_add(1);
     }
     if r.state == RouteState::Checking && r.unanswered >= KEY_ASKS && !confirmed {
         // The relay does not name that key (the node there takes no part in relaying, or

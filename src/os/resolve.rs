@@ -64,7 +64,12 @@ impl PeerAddr {
     ) -> Result<Vec<SocketAddr>, Error> {
         let mut found = Vec::new();
         match &self.host {
-            Host::Ip(ip) => found.push(unmap(SocketAddr::new(*ip, self.port))),
+            Host::Ip(ip) => {
+                let addr = unmap(SocketAddr::new(*ip, self.port));
+                if families.reaches(&addr) {
+                    found.push(addr);
+                }
+            }
             Host::Name(name) => {
                 let all = (name.as_str(), self.port)
                     .to_socket_addrs()
@@ -82,7 +87,6 @@ impl PeerAddr {
                 }
             }
         }
-        found.retain(|addr| families.reaches(addr));
         if found.is_empty() {
             return Err(Error::NoUsableAddress {
                 peer: self.text.clone(),
