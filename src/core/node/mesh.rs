@@ -51,6 +51,16 @@ use crate::wire::{
     Kind, HEADER_LEN,
 };
 
+/// The node's own addresses as [`Config::is_own`] searches them: canonical (IPv4 unmapped),
+/// sorted, each once.
+pub(super) fn normalize_own(addrs: &mut Vec<SocketAddr>) {
+    for a in addrs.iter_mut() {
+        *a = canonical(*a);
+    }
+    addrs.sort_unstable();
+    addrs.dedup();
+}
+
 /// A seed for the gossip timer's random points: our own addresses and the start time, so that
 /// nodes started together still pick different points, and the simulator stays deterministic.
 pub(super) fn trickle_seed(config: &Config, now: Instant) -> u64 {
@@ -136,11 +146,7 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// clear protocol a list naming such an address made the node its own peer, every flood
     /// coming back into its device. Returns whether the set changed.
     pub fn set_own_addrs(&mut self, now: Instant, mut addrs: Vec<SocketAddr>) -> bool {
-        for a in &mut addrs {
-            *a = canonical(*a);
-        }
-        addrs.sort_unstable();
-        addrs.dedup();
+        normalize_own(&mut addrs);
         if addrs == self.config.own_addrs {
             return false;
         }

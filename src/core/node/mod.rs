@@ -292,8 +292,11 @@ impl Config {
         }
     }
 
+    /// Whether `addr` is one of ours: a binary search, as the node keeps `own_addrs` sorted
+    /// (`normalize_own`, at start and at each update); a host may have many addresses, and
+    /// this runs for every datagram.
     fn is_own(&self, addr: SocketAddr) -> bool {
-        self.own_addrs.contains(&addr)
+        self.own_addrs.binary_search(&addr).is_ok()
     }
 
     fn can_reach(&self, addr: SocketAddr) -> bool {
@@ -330,6 +333,10 @@ pub struct Node<S: Socket, D: Device> {
     /// echoed only to one of them (`verify.rs`).
     process_of: HashMap<SocketAddr, u128>,
     by_process: BTreeSet<(u128, SocketAddr)>,
+    /// Keyed mode: verified peers whose noted process an Echo showed replaced by another at
+    /// another address of ours (a dual-stack node restarted): that process, whose Challenge
+    /// from here is echoed (`verify.rs`). At most one per verified peer.
+    heir_of: HashMap<SocketAddr, u128>,
     /// Keyed mode: the peers whose process was noted from their Echo, and so pinned in the
     /// opener ([`Opener::pin_process`]); a peer of an earlier version, verified by a peer list
     /// (which could be a recording), pins nothing.
@@ -463,6 +470,7 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// first [`Node::housekeep`], which [`Node::next_deadline`] asks for at once.
     pub fn new(mut config: Config, socket: S, device: D, now: Instant) -> Self {
         let connect = core::mem::take(&mut config.connect);
+        mesh::normalize_own(&mut config.own_addrs);
         let contact_rate = config.contacts_per_second.max(1) as u64;
         let broadcast_rate = config.broadcast_limit.unwrap_or(0);
         let first_counter = first_counter(&config);
@@ -525,6 +533,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             sender_echoes: false,
             process_of: HashMap::new(),
             by_process: BTreeSet::new(),
+            heir_of: HashMap::new(),
             pinned_by: HashSet::new(),
             new_session: false,
             unconfirmed: HashSet::new(),

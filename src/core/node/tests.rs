@@ -614,6 +614,49 @@ fn an_address_that_becomes_the_nodes_own_is_no_peer_any_more() {
     assert!(node.connect_refusal(gained).is_some());
 }
 
+/// The node's own addresses as configured, in any order and IPv4 ones possibly v4-mapped
+/// (as a dual-stack socket's look-ups give them), are each refused as a source, and an
+/// address next to them in the order is not.
+#[test]
+fn own_addresses_given_in_any_order_are_each_refused_as_a_source() {
+    use crate::stats::DropReason;
+    use std::net::{Ipv6Addr, SocketAddrV6};
+    let token = Token::new(5).unwrap();
+    let now = Instant::from_secs(10);
+    let v4 = |last: u8| SocketAddr::from(([198, 18, 7, last], 3210));
+    let mapped = SocketAddr::V6(SocketAddrV6::new(
+        Ipv6Addr::from([0, 0, 0, 0, 0, 0xffff, 0xc612, 0x0705]),
+        3210,
+        0,
+        0,
+    ));
+    let v6 = SocketAddr::from(([0xfd00, 0, 0, 0, 0, 0, 0, 9], 3210));
+    let mut config = Config::new(token);
+    config.own_addrs = vec![v4(200), v6, mapped, v4(3), v4(200)];
+    let mut node = Node::new(config, Recorder::default(), NoDevice, now);
+    let mut get = [0u8; 8];
+    wire::emit_control(token, wire::Kind::GetPeers, &mut get).unwrap();
+    for own in [v4(200), v6, v4(5), v4(3)] {
+        assert_eq!(
+            node.on_datagram(now, own, &mut get.clone()),
+            Err(DropReason::FromSelf),
+            "{own}"
+        );
+    }
+    for other in [
+        v4(4),
+        v4(6),
+        v4(199),
+        SocketAddr::from(([0xfd00, 0, 0, 0, 0, 0, 0, 8], 3210)),
+    ] {
+        assert_eq!(
+            node.on_datagram(now, other, &mut get.clone()),
+            Ok(()),
+            "{other}"
+        );
+    }
+}
+
 /// A `--connect` address that becomes the node's own while it runs (a failover address
 /// moved to this host) is not asked any more; it stays a connect address, and is asked again
 /// once it is no longer the node's own.

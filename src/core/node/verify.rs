@@ -313,14 +313,20 @@ impl<S: Socket, D: Device> Node<S, D> {
         // replayer could hand us, from its own address, a Challenge another member sent it
         // there, and take our Echo back to that member. And a Challenge sealed by a process
         // that speaks to us from verified addresses only to one of those: from elsewhere it
-        // is that member's Challenge handed on by someone else, with a forged source.
+        // is that member's Challenge handed on by someone else, with a forged source. Except
+        // from a verified address whose process we saw that very process replace at another
+        // address (`heir_of`): a dual-stack node restarted, whose new process we verified at
+        // one of its addresses while we know the other from its old one, challenges us from
+        // that other (and would wait for our Echo for good: it echoes ours only where it
+        // verified us).
         let process = crypto::sender_process(&self.last_session);
+        let heir = self.heir_of.get(&from) == Some(&process) && self.peers.is_verified(from);
         let mut homes = self
             .by_process
             .range((process, SocketAddr::from(([0, 0, 0, 0], 0)))..)
             .take_while(|(p, _)| *p == process)
             .peekable();
-        let elsewhere = homes.peek().is_some() && homes.all(|(_, home)| *home != from);
+        let elsewhere = homes.peek().is_some() && homes.all(|(_, home)| *home != from) && !heir;
         if elsewhere {
             self.stats.replies_limited += 1;
             debug!("not echoing a Challenge from {from}: its sender speaks from another address");
@@ -449,8 +455,20 @@ impl<S: Socket, D: Device> Node<S, D> {
         if self.crypto.is_none() {
             return;
         }
+        let before = self.process_of.get(&addr).copied();
         self.forget_process(addr);
         let process = crypto::sender_process(&self.last_session);
+        if let Some(before) = before.filter(|b| *b != process) {
+            // The process we knew at `addr` restarted as `process`: where else we knew it
+            // (the other address of a dual-stack node), `process` may challenge us next.
+            for (_, other) in self
+                .by_process
+                .range((before, SocketAddr::from(([0, 0, 0, 0], 0)))..)
+                .take_while(|(p, _)| *p == before)
+            {
+                self.heir_of.insert(*other, process);
+            }
+        }
         self.process_of.insert(addr, process);
         self.by_process.insert((process, addr));
         // Only a process whose Echo of a fresh Challenge proved it live is pinned.
@@ -465,6 +483,7 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// Forgets the sender process `addr` was verified in (it is no peer any more).
     pub(super) fn forget_process(&mut self, addr: SocketAddr) {
         self.unconfirmed.remove(&addr);
+        self.heir_of.remove(&addr);
         if let Some(process) = self.process_of.remove(&addr) {
             self.by_process.remove(&(process, addr));
             if self.pinned_by.remove(&addr) {
