@@ -447,13 +447,16 @@ fn load_identity(
 ) -> Result<NodeIdentity, Error> {
     let identity = NodeIdentity::load(path, trusted)?;
     info!(
-        "per-node keys: public key {} (from {}); trusted keys: {}",
+        "per-node keys: public key {} (from {}); trusted keys: {} (besides its own)",
         identity.secret.public_key(),
         path.display(),
-        identity.trusted.len()
+        identity.peer_keys()
     );
-    if identity.trusted.is_empty() {
-        warn!("per-node keys: --trusted names no key, so no node will be accepted");
+    if identity.peer_keys() == 0 {
+        warn!(
+            "per-node keys: --trusted names no key but this node's own, so no node will be \
+             accepted"
+        );
     }
     Ok(identity)
 }

@@ -683,6 +683,32 @@ fn a_dual_stack_node_given_by_both_addresses_stays_a_peer_at_both_without_flappi
     }
 }
 
+/// Keyed mode: a dual-stack B restarts twice while its IPv6 path to A is down (A learns its
+/// second process at B's IPv4 address only, and its third): once the path is back, each is a
+/// peer of the other at both addresses again (A waited for the second process's Challenges
+/// there, for good, before the heir followed the third).
+#[test]
+fn a_dual_stack_node_that_restarts_twice_while_one_path_is_down_is_reached_at_both_again() {
+    for seed in [0x5e1a_0901, 5, 6] {
+        let cfg = Simulator::keyed_config(7);
+        let mut sim = Simulator::new(seed);
+        let [a, a6, b, b6] = dual_stack_pair(&mut sim, [&cfg, &cfg]);
+        sim.advance_until(Duration::from_secs(30), |s| {
+            s.peers_of(a).len() == 2 && s.peers_of(b).len() == 2
+        });
+        sim.partition(a6, b6);
+        sim.restart(b);
+        sim.advance(Duration::from_secs(10));
+        sim.restart(b);
+        sim.advance(Duration::from_secs(10));
+        sim.heal(a6, b6);
+        sim.advance_until(Duration::from_secs(120), |s| {
+            let (of_a, of_b) = (s.peers_of(a), s.peers_of(b));
+            of_a.contains(&b) && of_a.contains(&b6) && of_b.contains(&a) && of_b.contains(&a6)
+        });
+    }
+}
+
 /// Per-node keys: P trusts everyone; A, given `a_trusts`, and B, which trusts everyone, cannot
 /// reach each other directly. Returns the simulator and [p, a, b] once A's route to B through
 /// P is active (or after 40 s).

@@ -58,6 +58,17 @@ impl PacketBuf {
             .unwrap_or_default()
     }
 
+    /// Where a device read lands: [`PacketBuf::frame_room`] and one byte more. A tap read
+    /// copies at most what the buffer takes and returns that (not the frame's length), so a
+    /// frame longer than [`MAX_FRAME_LEN`] (the tap's MTU raised past what a datagram holds)
+    /// would come back cut to a length that looks whole; in this room it comes back one byte
+    /// too long, and is dropped as such.
+    pub fn read_room(&mut self) -> &mut [u8] {
+        self.bytes
+            .get_mut(FRAME_OFFSET..=FRAME_OFFSET + MAX_FRAME_LEN)
+            .unwrap_or_default()
+    }
+
     /// The frame of `len` bytes previously read into [`PacketBuf::frame_room`].
     pub fn frame(&self, len: usize) -> &[u8] {
         let end = FRAME_OFFSET + len.min(MAX_FRAME_LEN);

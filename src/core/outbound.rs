@@ -111,8 +111,8 @@ pub(crate) fn from_device<O: Outbound>(
 /// # Errors
 ///
 /// [`DropReason::BadDeviceFrame`] for a frame without a whole Ethernet header, one longer
-/// than the buffer took (a tap read returns the frame's whole length even when it did not
-/// fit: its MTU was raised past what a datagram holds), or one that cannot be sealed, [`DropReason::BroadcastLimit`] over the broadcast limit,
+/// than [`MAX_FRAME_LEN`] (read into [`PacketBuf::read_room`], one byte longer: the tap's MTU
+/// was raised past what a datagram holds), or one that cannot be sealed, [`DropReason::BroadcastLimit`] over the broadcast limit,
 /// [`DropReason::NoPeers`] when there is nobody to send to. The caller counts them.
 // HOT PATH
 pub(crate) fn forward<O: Outbound>(

@@ -1100,6 +1100,12 @@ mod tests {
         table.on_listed(t(0), a(R), a(X));
         assert!(housekeep(&mut table, t(60)).is_empty());
         assert!(table.is_empty());
+        // Hello flag 0x02 without 0x04 (the man page's flags table): not a relay either.
+        table.set_flags(a(R), true, false);
+        assert!(!table.is_capable(a(R)));
+        table.on_listed(t(60), a(R), a(X));
+        assert!(housekeep(&mut table, t(120)).is_empty());
+        assert!(table.is_empty());
     }
 
     #[test]

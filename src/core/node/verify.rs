@@ -460,13 +460,29 @@ impl<S: Socket, D: Device> Node<S, D> {
         let process = crypto::sender_process(&self.last_session);
         if let Some(before) = before.filter(|b| *b != process) {
             // The process we knew at `addr` restarted as `process`: where else we knew it
-            // (the other address of a dual-stack node), `process` may challenge us next.
-            for (_, other) in self
+            // (the other address of a dual-stack node), `process` may challenge us next; and
+            // where we waited for `before` as an heir (it restarted again), for `process`.
+            // Not for a process we know at an address already: that is no restart but
+            // another member's process taken for this peer's (a Challenge handed on, man
+            // page item 4), which must not make its other addresses echo that member.
+            let known = self
                 .by_process
-                .range((before, SocketAddr::from(([0, 0, 0, 0], 0)))..)
-                .take_while(|(p, _)| *p == before)
-            {
-                self.heir_of.insert(*other, process);
+                .range((process, SocketAddr::from(([0, 0, 0, 0], 0)))..)
+                .next()
+                .is_some_and(|(p, _)| *p == process);
+            for heir in self.heir_of.values_mut() {
+                if *heir == before {
+                    *heir = process;
+                }
+            }
+            if !known {
+                for (_, other) in self
+                    .by_process
+                    .range((before, SocketAddr::from(([0, 0, 0, 0], 0)))..)
+                    .take_while(|(p, _)| *p == before)
+                {
+                    self.heir_of.insert(*other, process);
+                }
             }
         }
         self.process_of.insert(addr, process);

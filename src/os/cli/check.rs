@@ -18,7 +18,8 @@ use super::{
     DEFAULT_BUSY_POLL_USECS, DEFAULT_DEVICE, DEFAULT_LISTEN, DEFAULT_MAC_TIMEOUT_SECS,
     DEFAULT_PEER_TIMEOUT_SECS, DEFAULT_REKEY_AFTER_SECS, DEFAULT_RELAY_RATE_MBIT,
     DEFAULT_STATS_INTERVAL_SECS, DEFAULT_THREADS, DEFAULT_TOKEN, MAX_BUSY_POLL_USECS, MAX_CONNECT,
-    MAX_MTU, MAX_REKEY_AFTER_SECS, MAX_RELAY_RATE_MBIT, MAX_THREADS, MIN_MTU, MIN_REKEY_AFTER_SECS,
+    MAX_MTU, MAX_REKEY_AFTER_SECS, MAX_RELAY_RATE_MBIT, MAX_THREADS, MAX_TIMEOUT_SECS, MIN_MTU,
+    MIN_REKEY_AFTER_SECS,
 };
 use crate::config::{ConfigFile, FileValues};
 use crate::crypto;
@@ -632,6 +633,8 @@ fn usable_command(command: &str, option: &'static str, at: Origin<'_>) -> Result
 fn at_least(secs: u64, min: u64, option: &'static str) -> Result<Duration, Error> {
     if secs < min {
         Err(Error::InvalidTimeout { option, min })
+    } else if secs > MAX_TIMEOUT_SECS {
+        Err(Error::TimeoutTooLong { option })
     } else {
         Ok(Duration::from_secs(secs))
     }

@@ -50,6 +50,10 @@ pub const DEFAULT_PEER_TIMEOUT_SECS: u64 = 1800;
 pub const DEFAULT_MAC_TIMEOUT_SECS: u64 = 300;
 /// `--stats-interval` default, seconds.
 pub const DEFAULT_STATS_INTERVAL_SECS: u64 = 10;
+/// The longest `--peer-timeout`, `--mac-timeout` and `--stats-interval` taken (136 years):
+/// far past any use ("never" in practice), and far below where the clock's sums saturate,
+/// which would make a MAC's age, worked back from its deadline, wrong.
+pub const MAX_TIMEOUT_SECS: u64 = u32::MAX as u64;
 
 /// The MTU of the underlay the default tap MTU is computed for (plain Ethernet).
 pub const UNDERLAY_MTU: u32 = 1500;

@@ -276,6 +276,25 @@ fn zero_timeouts_are_rejected() {
     );
 }
 
+/// A timeout past 136 years is refused, on the command line and in the file: "never" in
+/// practice, while a MAC table entry's age is worked back from a deadline that must not
+/// saturate (at 1e18 s it did: every MAC showed as ages old, and none as seen just now).
+#[test]
+fn timeouts_past_136_years_are_refused() {
+    for option in ["--peer-timeout", "--mac-timeout", "--stats-interval"] {
+        let text = usage_error(&[option, "4294967296"]);
+        assert!(
+            text.contains(&format!(
+                "invalid {option}: must be at most 4294967295 seconds (136 years)"
+            )),
+            "{text}"
+        );
+        assert!(check(&[option, "4294967295"]).is_ok(), "{option}");
+    }
+    let err = check_file(&[], "mac-timeout = 1000000000000000000\n").unwrap_err();
+    assert!(err.to_string().contains("at most 4294967295"), "{err}");
+}
+
 #[test]
 fn literal_peers_resolve_without_dns_and_v4_mapped_becomes_ipv4() {
     let s = check(&[

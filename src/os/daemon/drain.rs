@@ -86,7 +86,7 @@ impl Daemon {
             let room = if self.vnet_hdr_len > 0 {
                 &mut self.superframe[..]
             } else {
-                self.buf.frame_room()
+                self.buf.read_room()
             };
             match self.node.device_mut().read(room) {
                 Ok(len) => {
@@ -128,8 +128,10 @@ impl Daemon {
     /// frame to the node.
     // HOT PATH
     fn on_superframe(&mut self, now: Instant, len: usize) {
-        let Some(packet) = self.superframe.get_mut(..len) else {
-            // The kernel says how long the frame was, also when it copied less.
+        // A read that filled the buffer may have been cut (the kernel copies what fits and
+        // says how much it copied, not how long the frame was).
+        let room = self.superframe.len();
+        let Some(packet) = self.superframe.get_mut(..len).filter(|_| len < room) else {
             self.offload_error(len, CutError::TooLarge);
             return;
         };

@@ -454,17 +454,18 @@ fn drain_queue(
         let room = if with_vnet {
             &mut superframe[..]
         } else {
-            buf.frame_room()
+            buf.read_room()
         };
         match queue.read(room) {
             Ok(len) => {
                 trouble.over();
                 if with_vnet {
                     // Lanes always send complete checksums (their view does not carry the
-                    // peers' partial-checksum flags). A read longer than the buffer (the
-                    // kernel says how long the frame was, also when it copied less) is
-                    // dropped.
-                    let result = match superframe.get_mut(..len) {
+                    // peers' partial-checksum flags). A read that filled the buffer may have
+                    // been cut (the kernel says how much it copied, not how long the frame
+                    // was): dropped.
+                    let room = superframe.len();
+                    let result = match superframe.get_mut(..len).filter(|_| len < room) {
                         Some(packet) => cut_superframe(packet, buf, false, |buf, frame_len| {
                             // A drop is counted and logged by the lane itself.
                             let _ = lane.on_frame(now, buf, frame_len);

@@ -107,8 +107,9 @@ fn reload_trusted(
 ) -> bool {
     match crate::keyfiles::read_trusted(&identity.trusted_paths) {
         Ok(trusted) => {
-            let (before, after) = (identity.trusted.len(), trusted.len());
+            let before = identity.peer_keys();
             identity.trusted = trusted.clone();
+            let after = identity.peer_keys();
             let cut = node.set_trusted(now, trusted);
             info!(
                 "SIGHUP: trusted keys read again: {after} (were {before}); {cut} peer addresses \
@@ -116,7 +117,8 @@ fn reload_trusted(
             );
             if after == 0 && before > 0 {
                 warn!(
-                    "SIGHUP: --trusted names no key now, so no node is accepted (if a file was \
+                    "SIGHUP: --trusted names no key but this node's own now, so no node is \
+                     accepted (if a file was \
                      read while it was being rewritten, write a new file and mv it into place, \
                      then send SIGHUP again)"
                 );

@@ -129,6 +129,11 @@ impl fmt::Display for Error {
             Error::InvalidTimeout { option, min } => {
                 write!(f, "invalid {option}: must be at least {min} seconds")
             }
+            Error::TimeoutTooLong { option } => write!(
+                f,
+                "invalid {option}: must be at most {} seconds (136 years)",
+                crate::cli::MAX_TIMEOUT_SECS
+            ),
             Error::Resolve { peer, source } => write!(
                 f,
                 "cannot resolve peer address {peer}: {} (check the name and the resolver)",

@@ -67,6 +67,11 @@ pub enum Error {
         /// The smallest value it takes, seconds.
         min: u64,
     },
+    /// A timeout option is above [`MAX_TIMEOUT_SECS`](crate::cli::MAX_TIMEOUT_SECS).
+    TimeoutTooLong {
+        /// The option, e.g. `--mac-timeout`.
+        option: &'static str,
+    },
     /// A `--connect` name could not be resolved.
     Resolve {
         /// The value as given (`host:port`).
@@ -362,6 +367,7 @@ impl Error {
                 | Error::UnreachablePeer { .. }
                 | Error::InvalidDeviceName { .. }
                 | Error::InvalidTimeout { .. }
+                | Error::TimeoutTooLong { .. }
                 | Error::InvalidLimit { .. }
                 | Error::InvalidMtu { .. }
                 | Error::InvalidPath { .. }

@@ -64,6 +64,14 @@ impl NodeIdentity {
             trusted_paths: trusted.to_vec(),
         })
     }
+
+    /// How many trusted keys are other nodes' (the node's own key, which a trust file shared
+    /// by every node names too, is no peer: the sessions leave it out, and so do the counts
+    /// that `ethcloud show` and the log give).
+    pub fn peer_keys(&self) -> usize {
+        let own = self.trusted.contains(&self.secret.public_key());
+        self.trusted.len() - usize::from(own)
+    }
 }
 
 /// Reads the node's private key from `private_key` ([`read_private_key`]) and the keys it

@@ -57,6 +57,26 @@ fn private_key_and_trust_file_load() {
     assert_eq!(identity.private_key, key);
     assert_eq!(identity.trusted_paths, vec![trust]);
     assert_eq!(identity.trusted, trusted);
+    assert_eq!(identity.peer_keys(), 2);
+}
+
+/// A trust file every node shares names each node's own key too: the log's count and its
+/// "no node will be accepted" warning leave it out, as `ethcloud show` does.
+#[test]
+fn the_nodes_own_key_in_its_trust_file_is_no_peer_key() {
+    let dir = TempDir::new("own");
+    let key = dir.write("node.key", format!("{ALICE_PRIVATE}\n").as_bytes(), 0o600);
+    let own = dir.write("own", format!("{ALICE_PUBLIC} me\n").as_bytes(), 0o644);
+    let identity = NodeIdentity::load(&key, std::slice::from_ref(&own)).unwrap();
+    assert_eq!(identity.trusted.len(), 1);
+    assert_eq!(identity.peer_keys(), 0);
+    let both = dir.write(
+        "both",
+        format!("{ALICE_PUBLIC} me\n{} beta\n", public(1)).as_bytes(),
+        0o644,
+    );
+    let identity = NodeIdentity::load(&key, std::slice::from_ref(&both)).unwrap();
+    assert_eq!(identity.peer_keys(), 1);
 }
 
 #[test]

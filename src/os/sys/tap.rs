@@ -783,6 +783,61 @@ mod tests {
         assert_eq!(idle.ok().as_deref(), Some("ecmq0"));
     }
 
+    /// A frame longer than a datagram holds (the tap's MTU raised by hand, no offloads): a tap
+    /// read copies what the buffer takes and returns that, so read into a room of exactly
+    /// `MAX_FRAME_LEN` it came back cut to a length that looked whole and was forwarded; the
+    /// daemon's room (`PacketBuf::read_room`) is one byte longer, and it comes back too long,
+    /// which `forward` drops as `bad_device_frame`.
+    #[test]
+    #[ignore = "needs root (a network namespace of its own); .ci/run passes --include-ignored"]
+    fn a_frame_longer_than_a_datagram_holds_reads_back_too_long_not_cut_to_fit() {
+        use crate::buf::PacketBuf;
+        use crate::wire::MAX_FRAME_LEN;
+        let (cut, read) = crate::sys::testing::in_own_netns(|| {
+            use crate::sys::testing::run;
+            let mut tap = TapDevice::open_with("ecbig0", false).unwrap();
+            run("ip link set ecbig0 addrgenmode none");
+            run("ip link set ecbig0 mtu 65521");
+            run("ip link set ecbig0 up");
+            // Two frames of 65,535 bytes (a 14-byte header and 65,521 bytes), sent on the
+            // device through a packet socket, so that they come out of our end of the tap.
+            let send = "import socket; s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); \
+                        s.bind(('ecbig0', 0)); \
+                        f = bytes.fromhex('02000000000202000000000188b5') + bytes(65521); \
+                        [s.send(f) for _ in range(2)]";
+            let ok = std::process::Command::new("python3")
+                .args(["-c", send])
+                .status()
+                .unwrap();
+            assert!(ok.success(), "python3: {ok}");
+            let mut reads = Vec::new();
+            let mut room = vec![0u8; MAX_FRAME_LEN];
+            let mut buf = PacketBuf::new();
+            let start = std::time::Instant::now();
+            while reads.len() < 2 && start.elapsed() < std::time::Duration::from_secs(5) {
+                let into = if reads.is_empty() {
+                    &mut room[..]
+                } else {
+                    buf.read_room()
+                };
+                match tap.read(into) {
+                    Ok(len) => reads.push(len),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            (reads.first().copied(), reads.get(1).copied())
+        });
+        assert_eq!(cut, Some(MAX_FRAME_LEN), "the kernel cuts to the buffer");
+        assert_eq!(
+            read,
+            Some(MAX_FRAME_LEN + 1),
+            "one byte too long in the read room"
+        );
+    }
+
     #[test]
     #[ignore = "needs root + netns; .ci/run passes --include-ignored"]
     fn open_template_reads_back_the_kernels_name() {

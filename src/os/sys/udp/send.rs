@@ -41,6 +41,15 @@ pub(super) struct SendQueue {
     gso_refusals: u32,
     /// After [`GSO_REFUSALS_BEFORE_PAUSE`] refusals in a row: no GSO until then.
     gso_paused_until: Option<std::time::Instant>,
+    /// How long the next pause lasts: [`GSO_PAUSE`], doubled after each pause that no GSO
+    /// message taken ended, up to [`GSO_PAUSE_MAX`] (a cause that stays, such as an underlay
+    /// without checksum offload, costs a refused call per run only that often).
+    gso_pause: std::time::Duration,
+    /// Whether the kernel took a GSO message since the last pause began (the first pause, and
+    /// one after GSO worked again, is logged at info; the others at debug).
+    gso_worked: bool,
+    /// Pauses logged at info (for the tests).
+    gso_pauses_told: u32,
     /// One message header, I/O vector, address and GSO control message per message of a
     /// `sendmmsg`, kept between flushes: each flush fills in the ones it sends, completely,
     /// instead of clearing 8 KiB of them first (a lone datagram is flushed on its own).
@@ -109,6 +118,9 @@ impl UdpSocket {
                 first_error: None,
                 gso_refusals: 0,
                 gso_paused_until: None,
+                gso_pause: GSO_PAUSE,
+                gso_worked: true,
+                gso_pauses_told: 0,
                 // SAFETY: plain C structs; all zeroes (null pointers, zero lengths) is valid.
                 msgs: Box::new(unsafe { mem::zeroed() }),
                 // SAFETY: as above.
@@ -123,6 +135,19 @@ impl UdpSocket {
     #[cfg(test)]
     pub(super) fn gso_refusals(&self) -> u32 {
         self.queue.as_ref().map_or(0, |q| q.gso_refusals)
+    }
+
+    /// Ends a GSO pause now, and returns how long the next one would last and how many pauses
+    /// were logged at info (for the tests).
+    #[cfg(test)]
+    pub(super) fn end_gso_pause(&mut self) -> (std::time::Duration, u32) {
+        let q = self.queue.as_mut().map(|q| {
+            if q.gso_paused_until.is_some() {
+                q.gso_paused_until = Some(std::time::Instant::now());
+            }
+            (q.gso_pause, q.gso_pauses_told)
+        });
+        q.unwrap_or_default()
     }
 
     /// Datagrams waiting in the send queue.
@@ -244,6 +269,8 @@ impl UdpSocket {
                     }
                     if spans[..sent].iter().any(|&run| run > 1) {
                         q.gso_refusals = 0;
+                        q.gso_worked = true;
+                        q.gso_pause = GSO_PAUSE;
                     }
                     next += spans[..sent].iter().sum::<usize>();
                 }
@@ -252,11 +279,23 @@ impl UdpSocket {
                     singly_before = next + spans[0];
                     q.gso_refusals = q.gso_refusals.saturating_add(1);
                     if q.gso_refusals >= GSO_REFUSALS_BEFORE_PAUSE {
-                        q.gso_paused_until = Some(std::time::Instant::now() + GSO_PAUSE);
+                        let pause = q.gso_pause;
+                        q.gso_paused_until = Some(std::time::Instant::now() + pause);
+                        q.gso_pause = (pause * 2).min(GSO_PAUSE_MAX);
                         // The runs left in this flush go singly too: the pause starts now,
-                        // and is logged once.
+                        // and is logged once; at info only if GSO worked since the last one
+                        // (a cause that stays would log it at every pause's end).
                         gso = false;
-                        info!("UDP GSO refused by the kernel {GSO_REFUSALS_BEFORE_PAUSE} times in a row ({e}): sending datagrams one by one for {} s", GSO_PAUSE.as_secs());
+                        if q.gso_worked {
+                            q.gso_pauses_told += 1;
+                            info!("UDP GSO refused by the kernel {GSO_REFUSALS_BEFORE_PAUSE} times in a row ({e}): sending datagrams one by one for {} s, then longer while it is still refused", pause.as_secs());
+                        } else {
+                            debug!(
+                                "UDP GSO still refused ({e}): datagrams one by one for {} s",
+                                pause.as_secs()
+                            );
+                        }
+                        q.gso_worked = false;
                     } else {
                         debug!(
                             "UDP GSO refused for a run to {} ({e}): sent datagram by datagram",
@@ -303,8 +342,11 @@ impl UdpSocket {
 
 /// GSO messages refused in a row, none taken between, after which GSO rests ...
 pub const GSO_REFUSALS_BEFORE_PAUSE: u32 = 64;
-/// ... for this long.
+/// ... for this long, and twice as long after each pause that ended with no GSO message
+/// taken ...
 pub const GSO_PAUSE: std::time::Duration = std::time::Duration::from_secs(10);
+/// ... up to this.
+pub const GSO_PAUSE_MAX: std::time::Duration = std::time::Duration::from_secs(640);
 
 /// The destination of the queued entry `at` (for a log line).
 fn entries_dest(q: &SendQueue, at: usize) -> String {

@@ -342,6 +342,44 @@ fn gso_pauses_at_once_within_the_flush_that_reaches_the_limit() {
 
 #[test]
 #[ignore = "needs root (a network namespace of its own); .ci/run passes --include-ignored"]
+fn gso_refused_again_after_a_pause_pauses_twice_as_long_without_an_info_line() {
+    // Every GSO run refused (as above), for good: an underlay without checksum offload, an
+    // MTU below the segments. The first pause is logged at info and lasts GSO_PAUSE; once it
+    // ends and GSO is refused as often again, the next pause is not logged at info (it was,
+    // every 10 s, for as long as the cause stayed) and lasts twice as long, and so on.
+    use super::send::{GSO_PAUSE, GSO_REFUSALS_BEFORE_PAUSE};
+    let result = in_own_netns(|| {
+        let (mut tx, mut rx, to) = gso_refusing_loopback()?;
+        let mut after = Vec::new();
+        for _ in 0..3 {
+            let mut sent = 0;
+            for i in 0..(2 * GSO_REFUSALS_BEFORE_PAUSE as usize) {
+                let len = 1400 + 100 * (i % 2);
+                for _ in 0..2 {
+                    tx.send_to(&vec![(i % 251) as u8; len], to).unwrap();
+                    sent += 1;
+                }
+            }
+            let flushed = tx.flush();
+            assert!(flushed.is_ok(), "{flushed:?}");
+            assert_eq!(recv_datagrams(&mut rx, sent).len(), sent);
+            after.push(tx.end_gso_pause());
+        }
+        Some(after)
+    });
+    let Some(after) = result else {
+        crate::sys::testing::skip("the kernel refuses UDP GSO");
+        return;
+    };
+    assert_eq!(
+        after,
+        vec![(GSO_PAUSE * 2, 1), (GSO_PAUSE * 4, 1), (GSO_PAUSE * 8, 1)],
+        "(the next pause's length, pauses logged at info) after each flush"
+    );
+}
+
+#[test]
+#[ignore = "needs root (a network namespace of its own); .ci/run passes --include-ignored"]
 fn the_last_sends_wait_for_room_in_a_socket_buffer_a_flood_filled() {
     // In a network namespace of its own, datagrams to 198.18.5.2 leave through a veth whose
     // token bucket (10 Mb/s) holds them: the socket's buffer fills, and a send fails with
