@@ -78,7 +78,7 @@ pub(crate) trait Outbound {
     fn seal_and_send_to_all(&mut self, now: Instant, clear: &[u8]) -> Result<(), DropReason>;
 }
 
-/// A frame read from the device into `buf.frame_room()[..len]`: counted as such, sent with
+/// A frame read from the device into `buf.read_room()[..len]`: counted as such, sent with
 /// [`forward`], and if it cannot go, counted as a drop with its reason and logged at debug.
 /// What [`Node::on_frame`](crate::node::Node::on_frame) and
 /// [`Lane::on_frame`](crate::lane::Lane::on_frame) both do.
@@ -104,7 +104,7 @@ pub(crate) fn from_device<O: Outbound>(
     result
 }
 
-/// Sends the frame read into `buf.frame_room()[..len]` to the peer owning its destination, or
+/// Sends the frame read into `buf.read_room()[..len]` to the peer owning its destination, or
 /// to every verified peer and every relayed address, through `out`. The header (and the seal)
 /// is written around the frame in place.
 ///

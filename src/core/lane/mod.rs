@@ -271,7 +271,7 @@ impl<S: Socket> Lane<S> {
         self.view = view;
     }
 
-    /// Sends the frame read into `buf.frame_room()[..len]` to the peer owning its
+    /// Sends the frame read into `buf.read_room()[..len]` to the peer owning its
     /// destination, or to every verified peer, as [`Node::on_frame`](crate::node::Node::on_frame)
     /// does, in every mode. The header (and the seal) is written around the frame in place.
     ///

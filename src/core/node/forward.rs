@@ -25,7 +25,7 @@ use crate::time::Instant;
 use crate::wire::{Frame, Mac, Token, VlanId};
 
 impl<S: Socket, D: Device> Node<S, D> {
-    /// Sends the frame read into `buf.frame_room()[..len]` to the peer owning its destination, or
+    /// Sends the frame read into `buf.read_room()[..len]` to the peer owning its destination, or
     /// to every peer. The header is written in front of the frame in place.
     ///
     /// # Errors

@@ -337,6 +337,10 @@ pub struct Node<S: Socket, D: Device> {
     /// another address of ours (a dual-stack node restarted): that process, whose Challenge
     /// from here is echoed (`verify.rs`). At most one per verified peer.
     heir_of: HashMap<SocketAddr, u128>,
+    /// Keyed mode: verified peers whose process an Echo showed to be one we know at another
+    /// address (another member's: man page item 4's gap), whose next change of process is no
+    /// restart either (`verify.rs`).
+    borrowed: HashSet<SocketAddr>,
     /// Keyed mode: the peers whose process was noted from their Echo, and so pinned in the
     /// opener ([`Opener::pin_process`]); a peer of an earlier version, verified by a peer list
     /// (which could be a recording), pins nothing.
@@ -534,6 +538,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             process_of: HashMap::new(),
             by_process: BTreeSet::new(),
             heir_of: HashMap::new(),
+            borrowed: HashSet::new(),
             pinned_by: HashSet::new(),
             new_session: false,
             unconfirmed: HashSet::new(),

@@ -456,26 +456,31 @@ impl<S: Socket, D: Device> Node<S, D> {
             return;
         }
         let before = self.process_of.get(&addr).copied();
+        let was_borrowed = self.borrowed.remove(&addr);
         self.forget_process(addr);
         let process = crypto::sender_process(&self.last_session);
         if let Some(before) = before.filter(|b| *b != process) {
             // The process we knew at `addr` restarted as `process`: where else we knew it
             // (the other address of a dual-stack node), `process` may challenge us next; and
             // where we waited for `before` as an heir (it restarted again), for `process`.
-            // Not for a process we know at an address already: that is no restart but
+            // Neither for a process we know at an address already: that is no restart but
             // another member's process taken for this peer's (a Challenge handed on, man
-            // page item 4), which must not make its other addresses echo that member.
+            // page item 4; `addr` is noted as borrowed), which must not make this peer's
+            // other addresses echo that member; nor when the peer's own process comes back
+            // from such a borrow (the member's other addresses must not echo the peer).
             let known = self
                 .by_process
                 .range((process, SocketAddr::from(([0, 0, 0, 0], 0)))..)
                 .next()
                 .is_some_and(|(p, _)| *p == process);
-            for heir in self.heir_of.values_mut() {
-                if *heir == before {
-                    *heir = process;
+            if known {
+                self.borrowed.insert(addr);
+            } else if !was_borrowed {
+                for heir in self.heir_of.values_mut() {
+                    if *heir == before {
+                        *heir = process;
+                    }
                 }
-            }
-            if !known {
                 for (_, other) in self
                     .by_process
                     .range((before, SocketAddr::from(([0, 0, 0, 0], 0)))..)
@@ -500,6 +505,7 @@ impl<S: Socket, D: Device> Node<S, D> {
     pub(super) fn forget_process(&mut self, addr: SocketAddr) {
         self.unconfirmed.remove(&addr);
         self.heir_of.remove(&addr);
+        self.borrowed.remove(&addr);
         if let Some(process) = self.process_of.remove(&addr) {
             self.by_process.remove(&(process, addr));
             if self.pinned_by.remove(&addr) {

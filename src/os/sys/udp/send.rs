@@ -162,7 +162,8 @@ impl UdpSocket {
     /// destination's (a segment above its path MTU, which an ICMP message about that peer
     /// alone can lower; a route through IPsec), so GSO stays on for the others. After
     /// [`GSO_REFUSALS_BEFORE_PAUSE`] refusals with none taken between, GSO rests for
-    /// [`GSO_PAUSE`] (saving a refused call per run), and is tried again after it.
+    /// [`GSO_PAUSE`] (saving a refused call per run), and is tried again after it; twice as
+    /// long after each pause that no GSO message taken ended, up to [`GSO_PAUSE_MAX`].
     // HOT PATH
     fn send_queued(&mut self) {
         let Some(mut q) = self.queue.take() else {
