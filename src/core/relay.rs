@@ -190,8 +190,11 @@ pub struct RelayTable {
     members: BTreeMap<SocketAddr, u64>,
     /// Per-node keys: the relaying peers that name the keys of their peers (Hello flag 0x40).
     names_keys: BTreeSet<SocketAddr>,
-    /// Our own addresses as peers see them (newest last), at most [`MAX_PUBLIC`].
-    public: Vec<SocketAddr>,
+    /// Our own addresses as peers see them: (the peer that said so, the address), newest
+    /// last, one per peer, at most [`MAX_PUBLIC`]. An address counts as ours only while a
+    /// peer that said so is one (a node that roamed, or a NAT that gave its old port to
+    /// another node, must not keep refusing that address; nor a member's lie outlive it).
+    public: Vec<(SocketAddr, SocketAddr)>,
     candidates: BTreeMap<SocketAddr, Candidate>,
     routes: BTreeMap<SocketAddr, Route>,
     /// Routes and candidates through each relay (what [`MAX_PER_RELAY`] caps); a relay with
@@ -281,22 +284,25 @@ impl RelayTable {
         matches!((self.members.get(&a), self.members.get(&b)), (Some(x), Some(y)) if x == y)
     }
 
-    /// A peer sees us at `addr`: remember it as ours (the oldest of [`MAX_PUBLIC`] goes).
-    /// Returns whether it was new.
-    pub fn add_public(&mut self, addr: SocketAddr) -> bool {
-        if self.public.contains(&addr) {
-            return false;
+    /// The peer `by` sees us at `addr`: remember it as ours while `by` is a peer, in place
+    /// of what `by` said before (the oldest of [`MAX_PUBLIC`] goes). Returns whether `addr`
+    /// was not ours yet.
+    pub fn add_public(&mut self, by: SocketAddr, addr: SocketAddr) -> bool {
+        let new = !self.is_public(addr);
+        if self.public.last() == Some(&(by, addr)) {
+            return new;
         }
+        self.public.retain(|(from, _)| *from != by);
         if self.public.len() >= MAX_PUBLIC {
             self.public.remove(0);
         }
-        self.public.push(addr);
-        true
+        self.public.push((by, addr));
+        new
     }
 
     /// Takes `addr` off our public addresses (a verified peer is there, so it is not ours).
     pub fn remove_public(&mut self, addr: SocketAddr) {
-        self.public.retain(|a| *a != addr);
+        self.public.retain(|(_, a)| *a != addr);
     }
 
     /// Whether a relay listed `addr` to us: it has a route (in any state) or is a candidate
@@ -309,12 +315,19 @@ impl RelayTable {
 
     /// Whether a peer told us that `addr` is where it sees us.
     pub fn is_public(&self, addr: SocketAddr) -> bool {
-        self.public.contains(&addr)
+        self.public.iter().any(|(_, a)| *a == addr)
     }
 
-    /// Our own addresses as peers see them, oldest first.
-    pub fn public_addrs(&self) -> &[SocketAddr] {
-        &self.public
+    /// Our own addresses as peers see them, each once, oldest first.
+    pub fn public_addrs(&self) -> Vec<SocketAddr> {
+        let mut addrs: Vec<SocketAddr> = Vec::with_capacity(self.public.len());
+        for (_, addr) in &self.public {
+            if let Some(at) = addrs.iter().position(|a| a == addr) {
+                addrs.remove(at);
+            }
+            addrs.push(*addr);
+        }
+        addrs
     }
 
     /// Whether `peer` announced that it relays for others.
@@ -338,10 +351,11 @@ impl RelayTable {
         self.ids.len()
     }
 
-    /// `peer` is gone: forget that it relays, its node id, the routes through it and the
-    /// route to it.
+    /// `peer` is gone: forget that it relays, its node id, where it saw us, the routes
+    /// through it and the route to it.
     /// Returns the addresses whose routes went through it.
     pub fn forget_peer(&mut self, peer: SocketAddr) -> Vec<SocketAddr> {
+        self.public.retain(|(by, _)| *by != peer);
         self.capable.remove(&peer);
         self.accepting.remove(&peer);
         if let Some(id) = self.ids.remove(&peer) {
@@ -1092,6 +1106,35 @@ mod tests {
         assert_eq!(housekeep(&mut table, t(10)), vec![(a(X), a(R))]);
         assert_eq!(table.route(a(X)), Some(a(R)));
         assert!(table.has_active());
+    }
+
+    /// An address is ours while a peer that saw us there is a peer: a node that roamed (or
+    /// whose NAT gave its old port to another node) does not refuse that address for good,
+    /// nor does a member's lie outlive the member.
+    #[test]
+    fn a_public_address_is_ours_while_a_peer_that_saw_us_there_is_one() {
+        let mut table = table();
+        let (p, q, x, y) = (a("198.18.9.1:3210"), a("198.18.9.2:3210"), a(X), a(D));
+        assert!(table.add_public(p, x));
+        assert!(!table.add_public(q, x), "already ours");
+        assert!(!table.add_public(p, x), "said again");
+        table.forget_peer(p);
+        assert!(table.is_public(x), "q still sees us there");
+        table.forget_peer(q);
+        assert!(!table.is_public(x));
+        assert!(table.public_addrs().is_empty());
+        // What a peer says replaces what it said before (we moved).
+        assert!(table.add_public(p, x));
+        assert!(table.add_public(p, y));
+        assert!(!table.is_public(x) && table.is_public(y));
+        // At most MAX_PUBLIC reporters; the oldest goes.
+        for i in 0..MAX_PUBLIC as u8 {
+            let by = SocketAddr::from(([198, 18, 10, i], 3210));
+            let at = SocketAddr::from(([198, 19, 10, i], 3210));
+            table.add_public(by, at);
+        }
+        assert!(!table.is_public(y));
+        assert_eq!(table.public_addrs().len(), MAX_PUBLIC);
     }
 
     #[test]

@@ -525,7 +525,7 @@ impl<S: Socket, D: Device> Node<S, D> {
                     && !self.peers.is_verified(observed)
                     && !relay_lists_a_node
                     && !is_unusable(observed);
-                if credible && self.relay.add_public(observed) {
+                if credible && self.relay.add_public(from, observed) {
                     debug!("{from} sees this node at {observed}");
                     // A `--connect` address stays queued: if a member lied, the configured
                     // peer would otherwise never be asked again. If it is ours (a
