@@ -44,6 +44,28 @@ fn set_int_option(
     Ok(())
 }
 
+fn get_int_option(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = socklen::<libc::c_int>();
+    let (value_ptr, len_ptr): (*mut libc::c_int, *mut libc::socklen_t) = (&mut value, &mut len);
+    // SAFETY: `fd` is an open socket borrowed for the call; `value_ptr` points to a writable
+    // `c_int` and `len_ptr` to its exact size, so the kernel writes at most that many bytes.
+    unsafe {
+        syscall!(getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            value_ptr.cast(),
+            len_ptr
+        ))
+    }?;
+    Ok(value)
+}
+
 fn bind_raw(fd: BorrowedFd<'_>, addr: &SocketAddr) -> io::Result<()> {
     let (sockaddr, len) = SockAddr::new(*addr);
     let ptr: *const SockAddr = &sockaddr;
@@ -55,7 +77,11 @@ fn bind_raw(fd: BorrowedFd<'_>, addr: &SocketAddr) -> io::Result<()> {
 }
 
 /// Asks for bigger socket buffers: `SO_*BUFFORCE` (root may pass `net.core.*mem_max`), else
-/// the plain option, which the kernel caps. Failure only costs throughput, so it is logged.
+/// the plain option, which the kernel caps without an error (at `net.core.rmem_max`, 208 KiB
+/// by default, where the process lacks `CAP_NET_ADMIN` in the host's namespace: a user
+/// namespace's container, a non-root start on a persistent tap). Failure only costs
+/// throughput under bursts, so a buffer that came out short is logged once per process, at
+/// info, with what to raise.
 fn grow_buffers(fd: BorrowedFd<'_>) {
     let len = libc::c_int::try_from(SOCKET_BUF_LEN).unwrap_or(libc::c_int::MAX);
     for (force, plain, what) in [
@@ -68,6 +94,34 @@ fn grow_buffers(fd: BorrowedFd<'_>) {
             }
         }
     }
+    static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    for (what, got, sysctl) in short_buffers(fd) {
+        if !TOLD.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            log::info!(
+                "the UDP socket's {what} buffer is {got} bytes, not the {} asked for (the \
+                 kernel caps it at net.core.{sysctl} without CAP_NET_ADMIN in the host's \
+                 namespace): raise that sysctl if bursts show as udp_receive_overflows",
+                2 * SOCKET_BUF_LEN
+            );
+        }
+    }
+}
+
+/// The socket buffers that came out smaller than [`grow_buffers`] asked for: (which, its
+/// size as the kernel reports it, which is twice what it takes as data, the sysctl that caps
+/// it).
+pub(super) fn short_buffers(fd: BorrowedFd<'_>) -> Vec<(&'static str, usize, &'static str)> {
+    [
+        (libc::SO_RCVBUF, "receive", "rmem_max"),
+        (libc::SO_SNDBUF, "send", "wmem_max"),
+    ]
+    .into_iter()
+    .filter_map(|(name, what, sysctl)| {
+        let got = get_int_option(fd, libc::SOL_SOCKET, name).ok()?;
+        let got = usize::try_from(got).unwrap_or(0);
+        (got < 2 * SOCKET_BUF_LEN).then_some((what, got, sysctl))
+    })
+    .collect()
 }
 
 impl UdpSocket {

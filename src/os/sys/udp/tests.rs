@@ -426,3 +426,46 @@ fn the_last_sends_wait_for_room_in_a_socket_buffer_a_flood_filled() {
     });
     assert!(flushed.is_ok(), "{flushed:?}");
 }
+
+/// A socket buffer the kernel took smaller than asked (capped at `net.core.rmem_max` when the
+/// process may not force it) is found, to be logged; one it took whole is not.
+#[test]
+fn a_socket_buffer_smaller_than_asked_for_is_found() {
+    use std::os::fd::AsFd;
+    let socket = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+    let fd = socket.socket.as_fd();
+    let forced = socket::short_buffers(fd)
+        .iter()
+        .all(|(what, ..)| *what != "receive");
+    // The plain option, as a process without CAP_NET_ADMIN gets it, capped here at 4096.
+    let small: libc::c_int = 4096;
+    // SAFETY: `fd` is an open socket; the value pointer and length describe a live c_int.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            std::ptr::addr_of!(small).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+    let short = socket::short_buffers(fd);
+    assert!(
+        short.iter().any(|(what, got, sysctl)| *what == "receive"
+            && *got < 2 * SOCKET_BUF_LEN
+            && *sysctl == "rmem_max"),
+        "{short:?}"
+    );
+    if is_root() {
+        assert!(
+            forced,
+            "root forces the receive buffer to {SOCKET_BUF_LEN} bytes"
+        );
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
