@@ -714,43 +714,51 @@ fn a_challenge_handed_on_with_a_peers_forged_address_is_not_echoed() {
 fn a_process_taken_for_a_peers_and_given_back_leaves_no_heir_behind() {
     // Man page item 4's gap: a recording of c's, replayed to b with a's address forged, makes
     // b challenge a; someone hands that Challenge to c with b's address, and c's Echo,
-    // delivered from a, makes b take c's process for a's. a's next list gives it back. That
-    // must not leave b echoing a's Challenges from c's address (a noted as an heir there:
-    // the restart rule of a dual-stack node), which would let a Challenge of a's handed on
-    // with c's forged address be echoed, recorded and replayed to a.
-    let run = Recorded::new(&Simulator::keyed_config(7), 0x8f35);
-    let [a, b, c] = run.nodes;
-    let (from_c, from_b) = (run.recorded(c, a), run.recorded(b, c));
-    let mut sim = run.sim;
-    let kind = |d: &Vec<u8>| opened(std::slice::from_ref(d))[0][7];
-    let mut challenge = None;
-    for recording in &from_c {
-        let to_a = deliver_direct(&mut sim, b, a, recording.clone());
-        if let Some(d) = to_a.into_iter().find(|d| kind(d) == 0x15) {
-            challenge = Some(d);
-            break;
+    // delivered from a, makes b take c's process for a's (twice over: then a recording of
+    // a's own makes b challenge a, and the same is done again). a's next list gives it back. That must not leave b echoing a's Challenges from c's address (a noted
+    // as an heir there: the restart rule of a dual-stack node), which would let a Challenge
+    // of a's handed on with c's forged address be echoed, recorded and replayed to a.
+    for takes in [1, 2] {
+        let run = Recorded::new(&Simulator::keyed_config(7), 0x8f35);
+        let [a, b, c] = run.nodes;
+        let (from_c, from_b) = (run.recorded(c, a), run.recorded(b, c));
+        let from_a = run.recorded(a, c);
+        let mut sim = run.sim;
+        let kind = |d: &Vec<u8>| opened(std::slice::from_ref(d))[0][7];
+        for take in 0..takes {
+            let mut challenge = None;
+            let recordings = if take == 0 { &from_c } else { &from_a };
+            for recording in recordings {
+                let to_a = deliver_direct(&mut sim, b, a, recording.clone());
+                if let Some(d) = to_a.into_iter().find(|d| kind(d) == 0x15) {
+                    challenge = Some(d);
+                    break;
+                }
+            }
+            let challenge = challenge.expect("b challenged a after a list of c's from a's address");
+            let echo: Vec<Vec<u8>> = deliver_direct(&mut sim, c, b, challenge)
+                .into_iter()
+                .filter(|d| kind(d) == 0x16)
+                .collect();
+            assert_eq!(
+                echo.len(),
+                1,
+                "take {take}: c echoed b's Challenge with b's address"
+            );
+            let _ = deliver_direct(&mut sim, b, a, echo[0].clone());
+            // (b challenges a again at most every 5 s.)
+            sim.advance(Duration::from_secs(6));
         }
+        // a's next lists draw b's Challenge, which a echoes: b knows a by its own process.
+        sim.advance(Duration::from_secs(120));
+        assert!(sim.peers_of(b).contains(&a) && sim.peers_of(b).contains(&c));
+        let y: SocketAddr = "198.19.66.70:3210".parse().unwrap();
+        let echoes = hand_on_a_challenge(&mut sim, [a, b, c], y, from_b[0].clone());
+        assert!(
+            echoes.is_empty(),
+            "{takes} takes: b echoed a's Challenge handed on with c's address"
+        );
     }
-    let challenge = challenge.expect("b challenged a after a list of c's from a's address");
-    let echo: Vec<Vec<u8>> = deliver_direct(&mut sim, c, b, challenge)
-        .into_iter()
-        .filter(|d| kind(d) == 0x16)
-        .collect();
-    assert_eq!(
-        echo.len(),
-        1,
-        "c echoed b's Challenge handed on with b's address"
-    );
-    let _ = deliver_direct(&mut sim, b, a, echo[0].clone());
-    // a's next lists draw b's Challenge, which a echoes: b knows a by its own process again.
-    sim.advance(Duration::from_secs(120));
-    assert!(sim.peers_of(b).contains(&a) && sim.peers_of(b).contains(&c));
-    let y: SocketAddr = "198.19.66.70:3210".parse().unwrap();
-    let echoes = hand_on_a_challenge(&mut sim, [a, b, c], y, from_b[0].clone());
-    assert!(
-        echoes.is_empty(),
-        "b echoed a's Challenge handed on with c's address"
-    );
 }
 
 /// The replayer at `y` gets a Challenge from a (by replaying `recorded` of b's from y) and

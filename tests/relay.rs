@@ -709,6 +709,28 @@ fn a_dual_stack_node_that_restarts_twice_while_one_path_is_down_is_reached_at_bo
     }
 }
 
+/// Keyed mode: a dual-stack B that restarts again and again is a peer of A at both addresses
+/// after each restart (the second address, noted after the first as the heir came, once
+/// stayed marked as another member's process, and the next restart that A saw there first
+/// left the other address waiting for good).
+#[test]
+fn a_dual_stack_node_that_restarts_again_and_again_is_reached_at_both_each_time() {
+    for seed in [0x5e1a_0902, 7, 8, 9] {
+        let cfg = Simulator::keyed_config(7);
+        let mut sim = Simulator::new(seed);
+        let [a, a6, b, b6] = dual_stack_pair(&mut sim, [&cfg, &cfg]);
+        for restart in 0..4 {
+            sim.advance_until(Duration::from_secs(150), |s| {
+                let (of_a, of_b) = (s.peers_of(a), s.peers_of(b));
+                of_a.contains(&b) && of_a.contains(&b6) && of_b.contains(&a) && of_b.contains(&a6)
+            });
+            println!("seed {seed:#x}: at both addresses after restart {restart}");
+            sim.advance(Duration::from_secs(20));
+            sim.restart(b);
+        }
+    }
+}
+
 /// Per-node keys: P trusts everyone; A, given `a_trusts`, and B, which trusts everyone, cannot
 /// reach each other directly. Returns the simulator and [p, a, b] once A's route to B through
 /// P is active (or after 40 s).

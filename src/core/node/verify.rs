@@ -54,6 +54,10 @@ use crate::time::Instant;
 use crate::wire::relay::{emit_echo_message, CHALLENGE, ECHO, ECHO_MESSAGE_LEN};
 use crate::wire::{emit_peers, peers::MAX_PEER_LIST_BODY_LEN, Error, Kind, Message, HEADER_LEN};
 
+/// An heir's Challenges are echoed for two keep-alive intervals and this much more after its
+/// process replaced the old one at another address.
+const HEIR_SLACK: core::time::Duration = core::time::Duration::from_secs(10);
+
 /// Follow-up slots kept allocated when none is pending.
 const FOLLOW_UPS_KEPT: usize = 16;
 /// Keyed mode: Challenges sent, one per [`CHALLENGE_INTERVAL`], after the one a datagram
@@ -315,12 +319,16 @@ impl<S: Socket, D: Device> Node<S, D> {
         // that speaks to us from verified addresses only to one of those: from elsewhere it
         // is that member's Challenge handed on by someone else, with a forged source. Except
         // from a verified address whose process we saw that very process replace at another
-        // address (`heir_of`): a dual-stack node restarted, whose new process we verified at
-        // one of its addresses while we know the other from its old one, challenges us from
-        // that other (and would wait for our Echo for good: it echoes ours only where it
-        // verified us).
+        // address, within two keep-alive intervals (`heir_of`): a dual-stack node restarted,
+        // whose new process we verified at one of its addresses while we know the other from
+        // its old one, challenges us from that other (and would wait for our Echo for good:
+        // it echoes ours only where it verified us).
         let process = crypto::sender_process(&self.last_session);
-        let heir = self.heir_of.get(&from) == Some(&process) && self.peers.is_verified(from);
+        let heir = self
+            .heir_of
+            .get(&from)
+            .is_some_and(|(p, until)| *p == process && now < *until)
+            && self.peers.is_verified(from);
         let mut homes = self
             .by_process
             .range((process, SocketAddr::from(([0, 0, 0, 0], 0)))..)
@@ -456,37 +464,58 @@ impl<S: Socket, D: Device> Node<S, D> {
             return;
         }
         let before = self.process_of.get(&addr).copied();
-        let was_borrowed = self.borrowed.remove(&addr);
+        let awaited = self
+            .heir_of
+            .get(&addr)
+            .is_some_and(|(p, _)| *p == crypto::sender_process(&self.last_session));
+        let lent = self.borrowed.get(&addr).copied();
         self.forget_process(addr);
         let process = crypto::sender_process(&self.last_session);
-        if let Some(before) = before.filter(|b| *b != process) {
-            // The process we knew at `addr` restarted as `process`: where else we knew it
-            // (the other address of a dual-stack node), `process` may challenge us next; and
-            // where we waited for `before` as an heir (it restarted again), for `process`.
-            // Neither for a process we know at an address already: that is no restart but
-            // another member's process taken for this peer's (a Challenge handed on, man
-            // page item 4; `addr` is noted as borrowed), which must not make this peer's
-            // other addresses echo that member; nor when the peer's own process comes back
-            // from such a borrow (the member's other addresses must not echo the peer).
-            let known = self
-                .by_process
-                .range((process, SocketAddr::from(([0, 0, 0, 0], 0)))..)
-                .next()
-                .is_some_and(|(p, _)| *p == process);
-            if known {
-                self.borrowed.insert(addr);
-            } else if !was_borrowed {
-                for heir in self.heir_of.values_mut() {
-                    if *heir == before {
-                        *heir = process;
+        match before {
+            Some(before) if before != process => {
+                let known = self
+                    .by_process
+                    .range((process, SocketAddr::from(([0, 0, 0, 0], 0)))..)
+                    .next()
+                    .is_some_and(|(p, _)| *p == process);
+                if let Some(original) = lent {
+                    // Borrowed (below): no restart until its own process is back.
+                    if process != original {
+                        self.borrowed.insert(addr, original);
+                    }
+                } else if known && !awaited {
+                    // A process we know at another address, and not as this one's heir: no
+                    // restart, but another member's process taken for this peer's (a
+                    // Challenge handed on, man page item 4). Neither this change nor the way
+                    // back makes heirs: this peer's other addresses must not echo that
+                    // member, nor that member's the peer.
+                    self.borrowed.insert(addr, before);
+                } else if !known {
+                    // The process we knew at `addr` restarted as `process`: where else we
+                    // knew it (the other address of a dual-stack node), `process` may
+                    // challenge us next; and where we waited for `before` as an heir (it
+                    // restarted again), for `process`. For two keep-alive intervals, in
+                    // which our datagrams there draw its Challenge.
+                    let until = self.now + self.config.keepalive() * 2 + HEIR_SLACK;
+                    for heir in self.heir_of.values_mut() {
+                        if heir.0 == before {
+                            *heir = (process, until);
+                        }
+                    }
+                    for (_, other) in self
+                        .by_process
+                        .range((before, SocketAddr::from(([0, 0, 0, 0], 0)))..)
+                        .take_while(|(p, _)| *p == before)
+                    {
+                        self.heir_of.insert(*other, (process, until));
                     }
                 }
-                for (_, other) in self
-                    .by_process
-                    .range((before, SocketAddr::from(([0, 0, 0, 0], 0)))..)
-                    .take_while(|(p, _)| *p == before)
-                {
-                    self.heir_of.insert(*other, process);
+                // (Known and awaited: the heir came, at its other address.)
+            }
+            // The same process noted again: a borrow stays one.
+            _ => {
+                if let Some(original) = lent {
+                    self.borrowed.insert(addr, original);
                 }
             }
         }

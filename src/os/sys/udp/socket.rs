@@ -95,12 +95,14 @@ fn grow_buffers(fd: BorrowedFd<'_>) {
         }
     }
     static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    for (what, got, sysctl) in short_buffers(fd) {
-        if !TOLD.swap(true, std::sync::atomic::Ordering::Relaxed) {
+    let short = short_buffers(fd);
+    if !short.is_empty() && !TOLD.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        for (what, got, sysctl) in short {
             log::info!(
-                "the UDP socket's {what} buffer is {got} bytes, not the {} asked for (the \
-                 kernel caps it at net.core.{sysctl} without CAP_NET_ADMIN in the host's \
-                 namespace): raise that sysctl if bursts show as udp_receive_overflows",
+                "the UDP socket's {what} buffer came out at {got} bytes, not {} (as the kernel \
+                 counts them: {SOCKET_BUF_LEN} asked for; capped at net.core.{sysctl} without \
+                 CAP_NET_ADMIN in the host's namespace): raise that sysctl, or bursts may be \
+                 dropped",
                 2 * SOCKET_BUF_LEN
             );
         }
