@@ -336,11 +336,12 @@ pub struct Node<S: Socket, D: Device> {
     /// Keyed mode: verified peers whose noted process an Echo showed replaced by another at
     /// another address of ours (a dual-stack node restarted): that process, whose Challenge
     /// from here is echoed (`verify.rs`). At most one per verified peer.
-    heir_of: HashMap<SocketAddr, (u128, Instant)>,
-    /// Keyed mode: verified peers whose process an Echo showed to be one we know at another
-    /// address (another member's: man page item 4's gap), with the process they had before:
-    /// until that one is back, no change of theirs is taken for a restart (`verify.rs`).
-    borrowed: HashMap<SocketAddr, u128>,
+    heir_of: HashMap<SocketAddr, verify::Heir>,
+    /// Keyed mode: verified peers whose process, when an Echo showed it, was one we knew at
+    /// another address too, not as their heir (another member's, taken for theirs: man page
+    /// item 4's gap; or theirs, taken for the other's): their next change of process makes
+    /// no heirs (`verify.rs`).
+    disputed: HashSet<SocketAddr>,
     /// Keyed mode: the peers whose process was noted from their Echo, and so pinned in the
     /// opener ([`Opener::pin_process`]); a peer of an earlier version, verified by a peer list
     /// (which could be a recording), pins nothing.
@@ -538,7 +539,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             process_of: HashMap::new(),
             by_process: BTreeSet::new(),
             heir_of: HashMap::new(),
-            borrowed: HashMap::new(),
+            disputed: HashSet::new(),
             pinned_by: HashSet::new(),
             new_session: false,
             unconfirmed: HashSet::new(),

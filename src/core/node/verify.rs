@@ -58,6 +58,15 @@ use crate::wire::{emit_peers, peers::MAX_PEER_LIST_BODY_LEN, Error, Kind, Messag
 /// process replaced the old one at another address.
 const HEIR_SLACK: core::time::Duration = core::time::Duration::from_secs(10);
 
+/// Keyed mode: the process awaited at a verified address (`Node::heir_of`), which replaced
+/// the one we knew there at another address, `proven_at` (an Echo there showed it).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Heir {
+    process: u128,
+    proven_at: SocketAddr,
+    until: Instant,
+}
+
 /// Follow-up slots kept allocated when none is pending.
 const FOLLOW_UPS_KEPT: usize = 16;
 /// Keyed mode: Challenges sent, one per [`CHALLENGE_INTERVAL`], after the one a datagram
@@ -319,16 +328,13 @@ impl<S: Socket, D: Device> Node<S, D> {
         // that speaks to us from verified addresses only to one of those: from elsewhere it
         // is that member's Challenge handed on by someone else, with a forged source. Except
         // from a verified address whose process we saw that very process replace at another
-        // address, within two keep-alive intervals (`heir_of`): a dual-stack node restarted,
-        // whose new process we verified at one of its addresses while we know the other from
-        // its old one, challenges us from that other (and would wait for our Echo for good:
-        // it echoes ours only where it verified us).
+        // address, within two keep-alive intervals and while we still know it there
+        // (`is_heir`): a dual-stack node restarted, whose new process we verified at one of
+        // its addresses while we know the other from its old one, challenges us from that
+        // other (and would wait for our Echo for good: it echoes ours only where it verified
+        // us).
         let process = crypto::sender_process(&self.last_session);
-        let heir = self
-            .heir_of
-            .get(&from)
-            .is_some_and(|(p, until)| *p == process && now < *until)
-            && self.peers.is_verified(from);
+        let heir = self.is_heir(now, from, process) && self.peers.is_verified(from);
         let mut homes = self
             .by_process
             .range((process, SocketAddr::from(([0, 0, 0, 0], 0)))..)
@@ -463,43 +469,48 @@ impl<S: Socket, D: Device> Node<S, D> {
         if self.crypto.is_none() {
             return;
         }
-        let before = self.process_of.get(&addr).copied();
-        let awaited = self
-            .heir_of
-            .get(&addr)
-            .is_some_and(|(p, _)| *p == crypto::sender_process(&self.last_session));
-        let lent = self.borrowed.get(&addr).copied();
-        self.forget_process(addr);
+        let now = self.now;
         let process = crypto::sender_process(&self.last_session);
+        let before = self.process_of.get(&addr).copied();
+        let awaited = self.is_heir(now, addr, process);
+        let was_disputed = self.disputed.contains(&addr);
+        let heir = self.heir_of.get(&addr).copied();
+        self.forget_process(addr);
         match before {
             Some(before) if before != process => {
-                let known = self
+                let others: Vec<SocketAddr> = self
                     .by_process
                     .range((process, SocketAddr::from(([0, 0, 0, 0], 0)))..)
-                    .next()
-                    .is_some_and(|(p, _)| *p == process);
-                if let Some(original) = lent {
-                    // Borrowed (below): no restart until its own process is back.
-                    if process != original {
-                        self.borrowed.insert(addr, original);
-                    }
-                } else if known && !awaited {
+                    .take_while(|(p, _)| *p == process)
+                    .map(|(_, other)| *other)
+                    .collect();
+                if !others.is_empty() && !awaited {
                     // A process we know at another address, and not as this one's heir: no
-                    // restart, but another member's process taken for this peer's (a
-                    // Challenge handed on, man page item 4). Neither this change nor the way
-                    // back makes heirs: this peer's other addresses must not echo that
-                    // member, nor that member's the peer.
-                    self.borrowed.insert(addr, before);
-                } else if !known {
+                    // restart, but another member's process taken for one of the two (a
+                    // Challenge handed on, man page item 4). Both are disputed: their next
+                    // change makes no heirs (this peer's other addresses must not echo that
+                    // member, nor that member's the peer). An heir awaited here still is
+                    // (its proof stands elsewhere): the node it belongs to restarted.
+                    self.disputed.insert(addr);
+                    self.disputed.extend(others);
+                    if let Some(heir) = heir {
+                        self.heir_of.insert(addr, heir);
+                    }
+                } else if others.is_empty() && !was_disputed {
                     // The process we knew at `addr` restarted as `process`: where else we
                     // knew it (the other address of a dual-stack node), `process` may
-                    // challenge us next; and where we waited for `before` as an heir (it
-                    // restarted again), for `process`. For two keep-alive intervals, in
-                    // which our datagrams there draw its Challenge.
-                    let until = self.now + self.config.keepalive() * 2 + HEIR_SLACK;
+                    // challenge us next; and where we awaited `before` as an heir (it
+                    // restarted again), `process`. For two keep-alive intervals, in which our
+                    // datagrams there draw its Challenge, and while `addr` keeps it.
+                    let until = now + self.config.keepalive() * 2 + HEIR_SLACK;
+                    let next = Heir {
+                        process,
+                        proven_at: addr,
+                        until,
+                    };
                     for heir in self.heir_of.values_mut() {
-                        if heir.0 == before {
-                            *heir = (process, until);
+                        if heir.process == before {
+                            *heir = next;
                         }
                     }
                     for (_, other) in self
@@ -507,15 +518,18 @@ impl<S: Socket, D: Device> Node<S, D> {
                         .range((before, SocketAddr::from(([0, 0, 0, 0], 0)))..)
                         .take_while(|(p, _)| *p == before)
                     {
-                        self.heir_of.insert(*other, (process, until));
+                        self.heir_of.insert(*other, next);
                     }
                 }
-                // (Known and awaited: the heir came, at its other address.)
+                // (Awaited: the heir came, at its other address.)
             }
-            // The same process noted again: a borrow stays one.
+            // The same process noted again: it stays what it was.
             _ => {
-                if let Some(original) = lent {
-                    self.borrowed.insert(addr, original);
+                if was_disputed {
+                    self.disputed.insert(addr);
+                }
+                if let Some(heir) = heir {
+                    self.heir_of.insert(addr, heir);
                 }
             }
         }
@@ -530,11 +544,22 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
     }
 
+    /// Whether `process` is the heir awaited at `addr` (see [`Node::note_process`]): within
+    /// its time, and while the address where it replaced the old process still knows it
+    /// there (a take there, man page item 4, undone since, takes the heir with it).
+    fn is_heir(&self, now: Instant, addr: SocketAddr, process: u128) -> bool {
+        self.heir_of.get(&addr).is_some_and(|heir| {
+            heir.process == process
+                && now < heir.until
+                && self.process_of.get(&heir.proven_at) == Some(&process)
+        })
+    }
+
     /// Forgets the sender process `addr` was verified in (it is no peer any more).
     pub(super) fn forget_process(&mut self, addr: SocketAddr) {
         self.unconfirmed.remove(&addr);
         self.heir_of.remove(&addr);
-        self.borrowed.remove(&addr);
+        self.disputed.remove(&addr);
         if let Some(process) = self.process_of.remove(&addr) {
             self.by_process.remove(&(process, addr));
             if self.pinned_by.remove(&addr) {
