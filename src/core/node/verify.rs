@@ -508,8 +508,10 @@ impl<S: Socket, D: Device> Node<S, D> {
                         proven_at: addr,
                         until,
                     };
+                    // (Only heirs whose proof stood here until now: one left by a take undone
+                    // since must not come back with the taken member's next restart.)
                     for heir in self.heir_of.values_mut() {
-                        if heir.process == before {
+                        if heir.process == before && heir.proven_at == addr {
                             *heir = next;
                         }
                     }
