@@ -304,6 +304,18 @@ fn a_gso_run_the_kernel_refuses_goes_out_datagram_by_datagram_and_gso_stays_on()
     );
 }
 
+/// Queues `runs` runs of two datagrams to `to`, 1400 and 1500 bytes long in turn (a larger
+/// datagram starts a new GSO run); returns how many datagrams.
+fn queue_short_runs(tx: &mut UdpSocket, to: SocketAddr, runs: usize) -> usize {
+    for i in 0..runs {
+        let len = 1400 + 100 * (i % 2);
+        for _ in 0..2 {
+            tx.send_to(&vec![(i % 251) as u8; len], to).unwrap();
+        }
+    }
+    2 * runs
+}
+
 #[test]
 #[ignore = "needs root (a network namespace of its own); .ci/run passes --include-ignored"]
 fn gso_pauses_at_once_within_the_flush_that_reaches_the_limit() {
@@ -314,14 +326,7 @@ fn gso_pauses_at_once_within_the_flush_that_reaches_the_limit() {
     const RUNS: usize = 3 * super::send::GSO_REFUSALS_BEFORE_PAUSE as usize;
     let result = in_own_netns(|| {
         let (mut tx, mut rx, to) = gso_refusing_loopback()?;
-        let mut sent = 0;
-        for i in 0..RUNS {
-            let len = 1400 + 100 * (i % 2);
-            for _ in 0..2 {
-                tx.send_to(&vec![(i % 251) as u8; len], to).unwrap();
-                sent += 1;
-            }
-        }
+        let sent = queue_short_runs(&mut tx, to, RUNS);
         let flushed = tx.flush();
         assert!(flushed.is_ok(), "{flushed:?}");
         let refusals = tx.gso_refusals();
@@ -352,14 +357,7 @@ fn gso_refused_again_after_a_pause_pauses_twice_as_long_without_an_info_line() {
         let (mut tx, mut rx, to) = gso_refusing_loopback()?;
         let mut after = Vec::new();
         for _ in 0..3 {
-            let mut sent = 0;
-            for i in 0..(2 * GSO_REFUSALS_BEFORE_PAUSE as usize) {
-                let len = 1400 + 100 * (i % 2);
-                for _ in 0..2 {
-                    tx.send_to(&vec![(i % 251) as u8; len], to).unwrap();
-                    sent += 1;
-                }
-            }
+            let sent = queue_short_runs(&mut tx, to, 2 * GSO_REFUSALS_BEFORE_PAUSE as usize);
             let flushed = tx.flush();
             assert!(flushed.is_ok(), "{flushed:?}");
             assert_eq!(recv_datagrams(&mut rx, sent).len(), sent);
