@@ -621,6 +621,13 @@ fn dual_stack_pair(sim: &mut Simulator, cfgs: [&ethcloud::node::Config; 2]) -> [
     [a, a6, b, b6]
 }
 
+/// Whether the dual-stack pair of [`dual_stack_pair`] are each other's peers at both
+/// addresses.
+fn at_both(sim: &Simulator, [a, a6, b, b6]: [SocketAddr; 4]) -> bool {
+    let (of_a, of_b) = (sim.peers_of(a), sim.peers_of(b));
+    of_a.contains(&b) && of_a.contains(&b6) && of_b.contains(&a) && of_b.contains(&a6)
+}
+
 #[test]
 fn a_dual_stack_node_given_by_both_addresses_stays_a_peer_at_both_without_flapping() {
     // Keyed mode. (With per-node keys the second address gets no session of its own, since
@@ -702,10 +709,7 @@ fn a_dual_stack_node_that_restarts_twice_while_one_path_is_down_is_reached_at_bo
         sim.restart(b);
         sim.advance(Duration::from_secs(10));
         sim.heal(a6, b6);
-        sim.advance_until(Duration::from_secs(120), |s| {
-            let (of_a, of_b) = (s.peers_of(a), s.peers_of(b));
-            of_a.contains(&b) && of_a.contains(&b6) && of_b.contains(&a) && of_b.contains(&a6)
-        });
+        sim.advance_until(Duration::from_secs(120), |s| at_both(s, [a, a6, b, b6]));
     }
 }
 
@@ -720,10 +724,7 @@ fn a_dual_stack_node_that_restarts_again_and_again_is_reached_at_both_each_time(
         let mut sim = Simulator::new(seed);
         let [a, a6, b, b6] = dual_stack_pair(&mut sim, [&cfg, &cfg]);
         for restart in 0..4 {
-            sim.advance_until(Duration::from_secs(150), |s| {
-                let (of_a, of_b) = (s.peers_of(a), s.peers_of(b));
-                of_a.contains(&b) && of_a.contains(&b6) && of_b.contains(&a) && of_b.contains(&a6)
-            });
+            sim.advance_until(Duration::from_secs(150), |s| at_both(s, [a, a6, b, b6]));
             println!("seed {seed:#x}: at both addresses after restart {restart}");
             sim.advance(Duration::from_secs(20));
             sim.restart(b);

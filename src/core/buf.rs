@@ -51,7 +51,8 @@ impl PacketBuf {
         }
     }
 
-    /// Where a device read should land: room for one frame of up to [`MAX_FRAME_LEN`] bytes.
+    /// Room for one frame of up to [`MAX_FRAME_LEN`] bytes: a segment cut from a super-frame,
+    /// a test's frame (device reads land in [`PacketBuf::read_room`]).
     pub fn frame_room(&mut self) -> &mut [u8] {
         self.bytes
             .get_mut(FRAME_OFFSET..FRAME_OFFSET + MAX_FRAME_LEN)
@@ -69,7 +70,8 @@ impl PacketBuf {
             .unwrap_or_default()
     }
 
-    /// The frame of `len` bytes previously read into [`PacketBuf::frame_room`].
+    /// The frame of `len` bytes previously put into [`PacketBuf::read_room`] or
+    /// [`PacketBuf::frame_room`].
     pub fn frame(&self, len: usize) -> &[u8] {
         let end = FRAME_OFFSET + len.min(MAX_FRAME_LEN);
         self.bytes.get(FRAME_OFFSET..end).unwrap_or_default()

@@ -289,9 +289,6 @@ impl RelayTable {
     /// was not ours yet.
     pub fn add_public(&mut self, by: SocketAddr, addr: SocketAddr) -> bool {
         let new = !self.is_public(addr);
-        if self.public.last() == Some(&(by, addr)) {
-            return new;
-        }
         self.public.retain(|(from, _)| *from != by);
         if self.public.len() >= MAX_PUBLIC {
             self.public.remove(0);

@@ -215,16 +215,19 @@ fn ip_bits(addr: SocketAddr) -> u32 {
 
 impl Simulator {
     /// A simulator whose random choices (delivery order, loss) follow `seed`, XORed with a
-    /// multiple of `ETHCLOUD_SIM_SEED` where that is set (failures name the seed used): a test that holds only for the order of events
-    /// its own seed gives is found by running the suite again with a few values of it
-    /// (`ETHCLOUD_SIM_SEED=1 cargo test --test relay`). Failures name the seed used.
+    /// multiple of `ETHCLOUD_SIM_SEED` (a decimal number) where that is set: a test that
+    /// holds only for the order of events its own seed gives is found by running the suite
+    /// again with a few values of it (`ETHCLOUD_SIM_SEED=1 cargo test --test relay`). The
+    /// simulator's own failures name the seed used; a test's own messages name its seed.
     pub fn new(seed: u64) -> Self {
         // (Spread over every bit: a plain XOR with 1 would only swap neighbouring seeds, and
         // tests often use runs of them.)
         let seed = seed
             ^ std::env::var("ETHCLOUD_SIM_SEED")
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
+                .map(|s| {
+                    s.parse::<u64>()
+                        .expect("ETHCLOUD_SIM_SEED must be a decimal number")
+                })
                 .unwrap_or(0)
                 .wrapping_mul(0x9e37_79b9_7f4a_7c15);
         Simulator {

@@ -334,8 +334,8 @@ pub struct Node<S: Socket, D: Device> {
     process_of: HashMap<SocketAddr, u128>,
     by_process: BTreeSet<(u128, SocketAddr)>,
     /// Keyed mode: verified peers whose noted process an Echo showed replaced by another at
-    /// another address of ours (a dual-stack node restarted): that process, whose Challenge
-    /// from here is echoed (`verify.rs`). At most one per verified peer.
+    /// another address of the same peer's (a dual-stack node restarted): that process, whose
+    /// Challenge from here is echoed (`verify.rs`). At most one per verified peer.
     heir_of: HashMap<SocketAddr, verify::Heir>,
     /// Keyed mode: verified peers whose process, when an Echo showed it, was one we knew at
     /// another address too, not as their heir (another member's, taken for theirs: man page

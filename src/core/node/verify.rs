@@ -38,6 +38,7 @@
 //!   address we contacted, which is owed [`CONTACTED_ECHO_RETRIES`] more. A sender of an
 //!   earlier version (counters from 0) is verified by its peer list as before.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use log::debug;
@@ -57,6 +58,17 @@ use crate::wire::{emit_peers, peers::MAX_PEER_LIST_BODY_LEN, Error, Kind, Messag
 /// An heir's Challenges are echoed for two keep-alive intervals and this much more after its
 /// process replaced the old one at another address.
 const HEIR_SLACK: core::time::Duration = core::time::Duration::from_secs(10);
+
+/// The addresses where `process` is noted (`Node::by_process`).
+fn homes(
+    by_process: &BTreeSet<(u128, SocketAddr)>,
+    process: u128,
+) -> impl Iterator<Item = SocketAddr> + '_ {
+    by_process
+        .range((process, SocketAddr::from(([0, 0, 0, 0], 0)))..)
+        .take_while(move |(p, _)| *p == process)
+        .map(|(_, addr)| *addr)
+}
 
 /// Keyed mode: the process awaited at a verified address (`Node::heir_of`), which replaced
 /// the one we knew there at another address, `proven_at` (an Echo there showed it).
@@ -334,13 +346,10 @@ impl<S: Socket, D: Device> Node<S, D> {
         // other (and would wait for our Echo for good: it echoes ours only where it verified
         // us).
         let process = crypto::sender_process(&self.last_session);
-        let heir = self.is_heir(now, from, process) && self.peers.is_verified(from);
-        let mut homes = self
-            .by_process
-            .range((process, SocketAddr::from(([0, 0, 0, 0], 0)))..)
-            .take_while(|(p, _)| *p == process)
-            .peekable();
-        let elsewhere = homes.peek().is_some() && homes.all(|(_, home)| *home != from) && !heir;
+        let elsewhere = {
+            let mut at = homes(&self.by_process, process).peekable();
+            at.peek().is_some() && at.all(|home| home != from)
+        } && !self.is_heir(now, from, process);
         if elsewhere {
             self.stats.replies_limited += 1;
             debug!("not echoing a Challenge from {from}: its sender speaks from another address");
@@ -473,30 +482,23 @@ impl<S: Socket, D: Device> Node<S, D> {
         let process = crypto::sender_process(&self.last_session);
         let before = self.process_of.get(&addr).copied();
         let awaited = self.is_heir(now, addr, process);
-        let was_disputed = self.disputed.contains(&addr);
-        let heir = self.heir_of.get(&addr).copied();
-        self.forget_process(addr);
-        match before {
-            Some(before) if before != process => {
-                let others: Vec<SocketAddr> = self
-                    .by_process
-                    .range((process, SocketAddr::from(([0, 0, 0, 0], 0)))..)
-                    .take_while(|(p, _)| *p == process)
-                    .map(|(_, other)| *other)
-                    .collect();
-                if !others.is_empty() && !awaited {
-                    // A process we know at another address, and not as this one's heir: no
-                    // restart, but another member's process taken for one of the two (a
-                    // Challenge handed on, man page item 4). Both are disputed: their next
-                    // change makes no heirs (this peer's other addresses must not echo that
-                    // member, nor that member's the peer). An heir awaited here still is
-                    // (its proof stands elsewhere): the node it belongs to restarted.
-                    self.disputed.insert(addr);
-                    self.disputed.extend(others);
-                    if let Some(heir) = heir {
-                        self.heir_of.insert(addr, heir);
-                    }
-                } else if others.is_empty() && !was_disputed {
+        // (Its heir and dispute stay as they are but where the process changes, below.)
+        self.drop_process(addr);
+        if let Some(before) = before.filter(|b| *b != process) {
+            let others: Vec<SocketAddr> = homes(&self.by_process, process).collect();
+            if !others.is_empty() && !awaited {
+                // A process we know at another address, and not as this one's heir: no
+                // restart, but another member's process taken for one of the two (a
+                // Challenge handed on, man page item 4). Both are disputed: their next
+                // change makes no heirs (this peer's other addresses must not echo that
+                // member, nor that member's the peer). An heir awaited here still is
+                // (its proof stands elsewhere): the node it belongs to restarted.
+                self.disputed.insert(addr);
+                self.disputed.extend(others);
+            } else {
+                self.heir_of.remove(&addr);
+                // (A disputed address's change ends its dispute, and makes no heirs.)
+                if !self.disputed.remove(&addr) && others.is_empty() {
                     // The process we knew at `addr` restarted as `process`: where else we
                     // knew it (the other address of a dual-stack node), `process` may
                     // challenge us next; and where we awaited `before` as an heir (it
@@ -515,24 +517,11 @@ impl<S: Socket, D: Device> Node<S, D> {
                             *heir = next;
                         }
                     }
-                    for (_, other) in self
-                        .by_process
-                        .range((before, SocketAddr::from(([0, 0, 0, 0], 0)))..)
-                        .take_while(|(p, _)| *p == before)
-                    {
-                        self.heir_of.insert(*other, next);
+                    for other in homes(&self.by_process, before) {
+                        self.heir_of.insert(other, next);
                     }
                 }
                 // (Awaited: the heir came, at its other address.)
-            }
-            // The same process noted again: it stays what it was.
-            _ => {
-                if was_disputed {
-                    self.disputed.insert(addr);
-                }
-                if let Some(heir) = heir {
-                    self.heir_of.insert(addr, heir);
-                }
             }
         }
         self.process_of.insert(addr, process);
@@ -557,11 +546,17 @@ impl<S: Socket, D: Device> Node<S, D> {
         })
     }
 
-    /// Forgets the sender process `addr` was verified in (it is no peer any more).
+    /// Forgets the sender process `addr` was verified in, its heir and its dispute (it is no
+    /// peer any more).
     pub(super) fn forget_process(&mut self, addr: SocketAddr) {
-        self.unconfirmed.remove(&addr);
         self.heir_of.remove(&addr);
         self.disputed.remove(&addr);
+        self.drop_process(addr);
+    }
+
+    /// Forgets the sender process `addr` was verified in (and unpins it).
+    fn drop_process(&mut self, addr: SocketAddr) {
+        self.unconfirmed.remove(&addr);
         if let Some(process) = self.process_of.remove(&addr) {
             self.by_process.remove(&(process, addr));
             if self.pinned_by.remove(&addr) {

@@ -128,10 +128,7 @@ impl Daemon {
     /// frame to the node.
     // HOT PATH
     fn on_superframe(&mut self, now: Instant, len: usize) {
-        // A read that filled the buffer may have been cut (the kernel copies what fits and
-        // says how much it copied, not how long the frame was).
-        let room = self.superframe.len();
-        let Some(packet) = self.superframe.get_mut(..len).filter(|_| len < room) else {
+        let Ok(packet) = whole_read(&mut self.superframe, len) else {
             self.offload_error(len, CutError::TooLarge);
             return;
         };
@@ -173,13 +170,24 @@ pub(super) struct Drained {
     pub(super) written: u64,
 }
 
+/// The `len` bytes a tap read put into `superframe`, unless the read filled it: then it may
+/// have been cut (the kernel copies what fits and says how much it copied, not how long the
+/// frame was).
+pub(super) fn whole_read(superframe: &mut [u8], len: usize) -> Result<&mut [u8], CutError> {
+    let room = superframe.len();
+    superframe
+        .get_mut(..len)
+        .filter(|_| len < room)
+        .ok_or(CutError::TooLarge)
+}
+
 /// Why a tap read could not be cut into frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum CutError {
     /// Shorter than its vnet header.
     Short,
-    /// A plain frame larger than the packet buffer, or a read larger than the super-frame
-    /// buffer.
+    /// A plain frame larger than the packet buffer, or a read that filled the super-frame
+    /// buffer ([`whole_read`]).
     TooLarge,
     /// The checksum or the segmentation failed.
     Offload(crate::offload::Error),

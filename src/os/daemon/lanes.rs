@@ -29,7 +29,7 @@ use std::time::Duration;
 use log::{debug, error};
 
 use super::drain::{
-    cut_superframe, is_dropped_frame, is_transient, note_dropped_frame, CutError, Trouble,
+    cut_superframe, is_dropped_frame, is_transient, note_dropped_frame, whole_read, Trouble,
 };
 use super::{Clock, BUDGET, FLUSH_AT, SUPERFRAME_BUF_LEN};
 use crate::buf::PacketBuf;
@@ -461,17 +461,14 @@ fn drain_queue(
                 trouble.over();
                 if with_vnet {
                     // Lanes always send complete checksums (their view does not carry the
-                    // peers' partial-checksum flags). A read that filled the buffer may have
-                    // been cut (the kernel says how much it copied, not how long the frame
-                    // was): dropped.
-                    let room = superframe.len();
-                    let result = match superframe.get_mut(..len).filter(|_| len < room) {
-                        Some(packet) => cut_superframe(packet, buf, false, |buf, frame_len| {
+                    // peers' partial-checksum flags). A read that filled the buffer is
+                    // dropped (`whole_read`).
+                    let result = whole_read(superframe, len).and_then(|packet| {
+                        cut_superframe(packet, buf, false, |buf, frame_len| {
                             // A drop is counted and logged by the lane itself.
                             let _ = lane.on_frame(now, buf, frame_len);
-                        }),
-                        None => Err(CutError::TooLarge),
-                    };
+                        })
+                    });
                     if let Err(e) = result {
                         *offload_errors += 1;
                         debug!("lane {index}: dropped a {len}-byte read from the tap: {e}");

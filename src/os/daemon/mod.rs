@@ -231,9 +231,10 @@ pub fn run(
             setup.rekey_after = rekey_after;
         }
         info!(
-            "per-node keys: public key {}, {} trusted keys; sessions renewed every {} s",
+            "per-node keys: public key {}, {} trusted keys besides its own; sessions renewed \
+             every {} s",
             identity.secret.public_key(),
-            identity.trusted.len(),
+            identity.peer_keys(),
             setup.rekey_after.as_secs()
         );
         config.identity = Some(IdentitySetup {

@@ -44,10 +44,9 @@ pub(super) struct SendQueue {
     /// How long the next pause lasts: [`GSO_PAUSE`], doubled after each pause that no GSO
     /// message taken ended, up to [`GSO_PAUSE_MAX`] (a cause that stays, such as an underlay
     /// without checksum offload, costs a refused call per run only that often).
+    /// (At [`GSO_PAUSE`] also: the kernel took a GSO message since the last pause began, so
+    /// the next pause is logged at info; the others at debug.)
     gso_pause: std::time::Duration,
-    /// Whether the kernel took a GSO message since the last pause began (the first pause, and
-    /// one after GSO worked again, is logged at info; the others at debug).
-    gso_worked: bool,
     /// Pauses logged at info (for the tests).
     gso_pauses_told: u32,
     /// One message header, I/O vector, address and GSO control message per message of a
@@ -119,7 +118,6 @@ impl UdpSocket {
                 gso_refusals: 0,
                 gso_paused_until: None,
                 gso_pause: GSO_PAUSE,
-                gso_worked: true,
                 gso_pauses_told: 0,
                 // SAFETY: plain C structs; all zeroes (null pointers, zero lengths) is valid.
                 msgs: Box::new(unsafe { mem::zeroed() }),
@@ -270,7 +268,6 @@ impl UdpSocket {
                     }
                     if spans[..sent].iter().any(|&run| run > 1) {
                         q.gso_refusals = 0;
-                        q.gso_worked = true;
                         q.gso_pause = GSO_PAUSE;
                     }
                     next += spans[..sent].iter().sum::<usize>();
@@ -287,7 +284,7 @@ impl UdpSocket {
                         // and is logged once; at info only if GSO worked since the last one
                         // (a cause that stays would log it at every pause's end).
                         gso = false;
-                        if q.gso_worked {
+                        if pause == GSO_PAUSE {
                             q.gso_pauses_told += 1;
                             info!("UDP GSO refused by the kernel {GSO_REFUSALS_BEFORE_PAUSE} times in a row ({e}): sending datagrams one by one for {} s, then longer while it is still refused", pause.as_secs());
                         } else {
@@ -296,7 +293,6 @@ impl UdpSocket {
                                 pause.as_secs()
                             );
                         }
-                        q.gso_worked = false;
                     } else {
                         debug!(
                             "UDP GSO refused for a run to {} ({e}): sent datagram by datagram",

@@ -23,7 +23,7 @@ const SK_MEMINFO_VARS: usize = 9;
 /// Index of the socket's drop counter in it.
 const SK_MEMINFO_DROPS: usize = 8;
 
-fn set_int_option(
+pub(super) fn set_int_option(
     fd: BorrowedFd<'_>,
     level: libc::c_int,
     name: libc::c_int,

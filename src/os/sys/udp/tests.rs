@@ -436,18 +436,7 @@ fn a_socket_buffer_smaller_than_asked_for_is_found() {
         .iter()
         .all(|(what, ..)| *what != "receive");
     // The plain option, as a process without CAP_NET_ADMIN gets it, capped here at 4096.
-    let small: libc::c_int = 4096;
-    // SAFETY: `fd` is an open socket; the value pointer and length describe a live c_int.
-    let rc = unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(&fd),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            std::ptr::addr_of!(small).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+    socket::set_int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, 4096).unwrap();
     let short = socket::short_buffers(fd);
     assert!(
         short.iter().any(|(what, got, sysctl)| *what == "receive"
@@ -466,17 +455,13 @@ fn a_socket_buffer_smaller_than_asked_for_is_found() {
 /// Whether this process may pass `net.core.rmem_max` (`SO_RCVBUFFORCE` works: root with
 /// `CAP_NET_ADMIN` in the host's namespace, not root in a user namespace's container).
 fn may_force_buffers() -> bool {
+    use std::os::fd::AsFd;
     let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let len: libc::c_int = 1 << 20;
-    // SAFETY: the socket is open; the value pointer and length describe a live c_int.
-    let rc = unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(&probe),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            std::ptr::addr_of!(len).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    rc == 0
+    socket::set_int_option(
+        probe.as_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUFFORCE,
+        1 << 20,
+    )
+    .is_ok()
 }
