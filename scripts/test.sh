@@ -125,6 +125,7 @@ cargo test --lib --bins --tests -- --include-ignored
 step "simulated scenarios with other seeds (ETHCLOUD_SIM_SEED=1)"
 # (Every test file that uses tests/sim.)
 mapfile -t sim_tests < <(grep -l '^mod sim;' tests/*.rs | sed 's|^tests/\(.*\)\.rs$|--test=\1|')
+((${#sim_tests[@]} > 0)) || fail "no test file uses tests/sim ('mod sim;')"
 ETHCLOUD_SIM_SEED=1 cargo test -q "${sim_tests[@]}"
 
 step "scale: 12 daemons"

@@ -41,6 +41,8 @@ use crate::time::Instant;
 pub const RELAY_AFTER: Duration = Duration::from_secs(10);
 /// A route neither listed by its relay nor used this long is dropped.
 pub const ROUTE_IDLE: Duration = Duration::from_secs(300);
+/// An address a peer saw us at before it saw us at another stays ours this long.
+pub const FORMER_PUBLIC_FOR: Duration = ROUTE_IDLE;
 /// A candidate not listed again this long is forgotten.
 pub const CANDIDATE_IDLE: Duration = Duration::from_secs(120);
 /// A route replaced by a direct path stays refused this long (relayed copies are dropped).
@@ -195,6 +197,11 @@ pub struct RelayTable {
     /// peer that said so is one (a node that roamed, or a NAT that gave its old port to
     /// another node, must not keep refusing that address; nor a member's lie outlive it).
     public: Vec<(SocketAddr, SocketAddr)>,
+    /// Addresses a peer saw us at before it saw us at another (we moved, or our NAT gave us
+    /// a new mapping), still taken for ours until the time given, at most [`MAX_PUBLIC`]:
+    /// peers' lists may name the old one a while yet (a peer drops it only after its move
+    /// check), and a route made to it would bring our own frames back to us.
+    former_public: Vec<(SocketAddr, Instant)>,
     candidates: BTreeMap<SocketAddr, Candidate>,
     routes: BTreeMap<SocketAddr, Route>,
     /// Routes and candidates through each relay (what [`MAX_PER_RELAY`] caps); a relay with
@@ -287,8 +294,18 @@ impl RelayTable {
     /// The peer `by` sees us at `addr`: remember it as ours while `by` is a peer, in place
     /// of what `by` said before (the oldest of [`MAX_PUBLIC`] goes). Returns whether `addr`
     /// was not ours yet.
-    pub fn add_public(&mut self, by: SocketAddr, addr: SocketAddr) -> bool {
+    pub fn add_public(&mut self, now: Instant, by: SocketAddr, addr: SocketAddr) -> bool {
         let new = !self.is_public(addr);
+        if let Some(&(_, old)) = self.public.iter().find(|(from, _)| *from == by) {
+            if old != addr {
+                if self.former_public.len() >= MAX_PUBLIC {
+                    self.former_public.remove(0);
+                }
+                self.former_public.retain(|(a, _)| *a != old);
+                self.former_public.push((old, now + FORMER_PUBLIC_FOR));
+            }
+        }
+        self.former_public.retain(|(a, _)| *a != addr);
         self.public.retain(|(from, _)| *from != by);
         if self.public.len() >= MAX_PUBLIC {
             self.public.remove(0);
@@ -297,9 +314,17 @@ impl RelayTable {
         new
     }
 
+    /// Former public addresses past [`FORMER_PUBLIC_FOR`] are ours no more.
+    pub fn expire_public(&mut self, now: Instant) {
+        if !self.former_public.is_empty() {
+            self.former_public.retain(|(_, until)| now < *until);
+        }
+    }
+
     /// Takes `addr` off our public addresses (a verified peer is there, so it is not ours).
     pub fn remove_public(&mut self, addr: SocketAddr) {
         self.public.retain(|(_, a)| *a != addr);
+        self.former_public.retain(|(a, _)| *a != addr);
     }
 
     /// Whether a relay listed `addr` to us: it has a route (in any state) or is a candidate
@@ -313,6 +338,7 @@ impl RelayTable {
     /// Whether a peer told us that `addr` is where it sees us.
     pub fn is_public(&self, addr: SocketAddr) -> bool {
         self.public.iter().any(|(_, a)| *a == addr)
+            || self.former_public.iter().any(|(a, _)| *a == addr)
     }
 
     /// Our own addresses as peers see them, each once, oldest first.
@@ -1105,30 +1131,48 @@ mod tests {
         assert!(table.has_active());
     }
 
-    /// An address is ours while a peer that saw us there is a peer: a node that roamed (or
-    /// whose NAT gave its old port to another node) does not refuse that address for good,
-    /// nor does a member's lie outlive the member.
+    /// An address is ours while a peer that saw us there is a peer, or for
+    /// [`FORMER_PUBLIC_FOR`] after it saw us at another: a node that roamed (or whose NAT
+    /// gave its old port to another node) does not refuse that address for good, nor does a
+    /// member's lie outlive the member; and lists that name our old address a while yet do
+    /// not make a route to it (our own frames would come back).
     #[test]
     fn a_public_address_is_ours_while_a_peer_that_saw_us_there_is_one() {
         let mut table = table();
         let (p, q, x, y) = (a("198.18.9.1:3210"), a("198.18.9.2:3210"), a(X), a(D));
-        assert!(table.add_public(p, x));
-        assert!(!table.add_public(q, x), "already ours");
-        assert!(!table.add_public(p, x), "said again");
+        assert!(table.add_public(t(0), p, x));
+        assert!(!table.add_public(t(0), q, x), "already ours");
+        assert!(!table.add_public(t(0), p, x), "said again");
         table.forget_peer(p);
         assert!(table.is_public(x), "q still sees us there");
         table.forget_peer(q);
         assert!(!table.is_public(x));
         assert!(table.public_addrs().is_empty());
-        // What a peer says replaces what it said before (we moved).
-        assert!(table.add_public(p, x));
-        assert!(table.add_public(p, y));
+        // What a peer says replaces what it said before (we moved): the old address is ours
+        // for FORMER_PUBLIC_FOR more.
+        assert!(table.add_public(t(0), p, x));
+        assert!(table.add_public(t(10), p, y));
+        assert!(table.is_public(x) && table.is_public(y));
+        assert_eq!(
+            table.public_addrs(),
+            vec![y],
+            "show lists where peers see us now"
+        );
+        table.expire_public(t(9) + FORMER_PUBLIC_FOR);
+        assert!(table.is_public(x));
+        table.expire_public(t(10) + FORMER_PUBLIC_FOR);
         assert!(!table.is_public(x) && table.is_public(y));
+        // Seen there again: ours, not former.
+        assert!(table.add_public(t(400), p, x));
+        assert!(!table.add_public(t(401), p, y), "y was ours still (former)");
+        assert!(!table.add_public(t(402), p, x), "x was ours still (former)");
+        table.expire_public(t(402) + FORMER_PUBLIC_FOR);
+        assert!(table.is_public(x) && !table.is_public(y));
         // At most MAX_PUBLIC reporters; the oldest goes.
         for i in 0..MAX_PUBLIC as u8 {
             let by = SocketAddr::from(([198, 18, 10, i], 3210));
             let at = SocketAddr::from(([198, 19, 10, i], 3210));
-            table.add_public(by, at);
+            table.add_public(t(0), by, at);
         }
         assert!(!table.is_public(y));
         assert_eq!(table.public_addrs().len(), MAX_PUBLIC);
