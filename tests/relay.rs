@@ -425,7 +425,7 @@ fn a_node_whose_nat_gives_it_a_new_address_replaces_the_old_one_at_once() {
                 "{name}: {n} holds {ids} node ids for {peers} peers"
             );
         }
-        let seen = sim.nodes[&moved].relay_table().public_addrs();
+        let seen = sim.nodes[&moved].relay_table().public_addrs().to_vec();
         assert!(seen.contains(&moved), "{name}: A sees itself at {seen:?}");
         sim.inject_frame(b, &frame(2, 0xff, 0x91));
         sim.run_until_idle(1000);

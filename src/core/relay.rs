@@ -41,8 +41,6 @@ use crate::time::Instant;
 pub const RELAY_AFTER: Duration = Duration::from_secs(10);
 /// A route neither listed by its relay nor used this long is dropped.
 pub const ROUTE_IDLE: Duration = Duration::from_secs(300);
-/// An address a peer saw us at before it saw us at another stays ours this long.
-pub const FORMER_PUBLIC_FOR: Duration = ROUTE_IDLE;
 /// A candidate not listed again this long is forgotten.
 pub const CANDIDATE_IDLE: Duration = Duration::from_secs(120);
 /// A route replaced by a direct path stays refused this long (relayed copies are dropped).
@@ -192,16 +190,8 @@ pub struct RelayTable {
     members: BTreeMap<SocketAddr, u64>,
     /// Per-node keys: the relaying peers that name the keys of their peers (Hello flag 0x40).
     names_keys: BTreeSet<SocketAddr>,
-    /// Our own addresses as peers see them: (the peer that said so, the address), newest
-    /// last, one per peer, at most [`MAX_PUBLIC`]. An address counts as ours only while a
-    /// peer that said so is one (a node that roamed, or a NAT that gave its old port to
-    /// another node, must not keep refusing that address; nor a member's lie outlive it).
-    public: Vec<(SocketAddr, SocketAddr)>,
-    /// Addresses a peer saw us at before it saw us at another (we moved, or our NAT gave us
-    /// a new mapping), still taken for ours until the time given, at most [`MAX_PUBLIC`]:
-    /// peers' lists may name the old one a while yet (a peer drops it only after its move
-    /// check), and a route made to it would bring our own frames back to us.
-    former_public: Vec<(SocketAddr, Instant)>,
+    /// Our own addresses as peers see them (newest last), at most [`MAX_PUBLIC`].
+    public: Vec<SocketAddr>,
     candidates: BTreeMap<SocketAddr, Candidate>,
     routes: BTreeMap<SocketAddr, Route>,
     /// Routes and candidates through each relay (what [`MAX_PER_RELAY`] caps); a relay with
@@ -291,40 +281,22 @@ impl RelayTable {
         matches!((self.members.get(&a), self.members.get(&b)), (Some(x), Some(y)) if x == y)
     }
 
-    /// The peer `by` sees us at `addr`: remember it as ours while `by` is a peer, in place
-    /// of what `by` said before (the oldest of [`MAX_PUBLIC`] goes). Returns whether `addr`
-    /// was not ours yet.
-    pub fn add_public(&mut self, now: Instant, by: SocketAddr, addr: SocketAddr) -> bool {
-        let new = !self.is_public(addr);
-        if let Some(&(_, old)) = self.public.iter().find(|(from, _)| *from == by) {
-            if old != addr {
-                if self.former_public.len() >= MAX_PUBLIC {
-                    self.former_public.remove(0);
-                }
-                self.former_public.retain(|(a, _)| *a != old);
-                self.former_public.push((old, now + FORMER_PUBLIC_FOR));
-            }
+    /// A peer sees us at `addr`: remember it as ours (the oldest of [`MAX_PUBLIC`] goes).
+    /// Returns whether it was new.
+    pub fn add_public(&mut self, addr: SocketAddr) -> bool {
+        if self.public.contains(&addr) {
+            return false;
         }
-        self.former_public.retain(|(a, _)| *a != addr);
-        self.public.retain(|(from, _)| *from != by);
         if self.public.len() >= MAX_PUBLIC {
             self.public.remove(0);
         }
-        self.public.push((by, addr));
-        new
-    }
-
-    /// Former public addresses past [`FORMER_PUBLIC_FOR`] are ours no more.
-    pub fn expire_public(&mut self, now: Instant) {
-        if !self.former_public.is_empty() {
-            self.former_public.retain(|(_, until)| now < *until);
-        }
+        self.public.push(addr);
+        true
     }
 
     /// Takes `addr` off our public addresses (a verified peer is there, so it is not ours).
     pub fn remove_public(&mut self, addr: SocketAddr) {
-        self.public.retain(|(_, a)| *a != addr);
-        self.former_public.retain(|(a, _)| *a != addr);
+        self.public.retain(|a| *a != addr);
     }
 
     /// Whether a relay listed `addr` to us: it has a route (in any state) or is a candidate
@@ -337,20 +309,12 @@ impl RelayTable {
 
     /// Whether a peer told us that `addr` is where it sees us.
     pub fn is_public(&self, addr: SocketAddr) -> bool {
-        self.public.iter().any(|(_, a)| *a == addr)
-            || self.former_public.iter().any(|(a, _)| *a == addr)
+        self.public.contains(&addr)
     }
 
-    /// Our own addresses as peers see them, each once, oldest first.
-    pub fn public_addrs(&self) -> Vec<SocketAddr> {
-        let mut addrs: Vec<SocketAddr> = Vec::with_capacity(self.public.len());
-        for (_, addr) in &self.public {
-            if let Some(at) = addrs.iter().position(|a| a == addr) {
-                addrs.remove(at);
-            }
-            addrs.push(*addr);
-        }
-        addrs
+    /// Our own addresses as peers see them, oldest first.
+    pub fn public_addrs(&self) -> &[SocketAddr] {
+        &self.public
     }
 
     /// Whether `peer` announced that it relays for others.
@@ -374,11 +338,10 @@ impl RelayTable {
         self.ids.len()
     }
 
-    /// `peer` is gone: forget that it relays, its node id, where it saw us, the routes
-    /// through it and the route to it.
+    /// `peer` is gone: forget that it relays, its node id, the routes through it and the
+    /// route to it.
     /// Returns the addresses whose routes went through it.
     pub fn forget_peer(&mut self, peer: SocketAddr) -> Vec<SocketAddr> {
-        self.public.retain(|(by, _)| *by != peer);
         self.capable.remove(&peer);
         self.accepting.remove(&peer);
         if let Some(id) = self.ids.remove(&peer) {
@@ -1129,53 +1092,6 @@ mod tests {
         assert_eq!(housekeep(&mut table, t(10)), vec![(a(X), a(R))]);
         assert_eq!(table.route(a(X)), Some(a(R)));
         assert!(table.has_active());
-    }
-
-    /// An address is ours while a peer that saw us there is a peer, or for
-    /// [`FORMER_PUBLIC_FOR`] after it saw us at another: a node that roamed (or whose NAT
-    /// gave its old port to another node) does not refuse that address for good, nor does a
-    /// member's lie outlive the member; and lists that name our old address a while yet do
-    /// not make a route to it (our own frames would come back).
-    #[test]
-    fn a_public_address_is_ours_while_a_peer_that_saw_us_there_is_one() {
-        let mut table = table();
-        let (p, q, x, y) = (a("198.18.9.1:3210"), a("198.18.9.2:3210"), a(X), a(D));
-        assert!(table.add_public(t(0), p, x));
-        assert!(!table.add_public(t(0), q, x), "already ours");
-        assert!(!table.add_public(t(0), p, x), "said again");
-        table.forget_peer(p);
-        assert!(table.is_public(x), "q still sees us there");
-        table.forget_peer(q);
-        assert!(!table.is_public(x));
-        assert!(table.public_addrs().is_empty());
-        // What a peer says replaces what it said before (we moved): the old address is ours
-        // for FORMER_PUBLIC_FOR more.
-        assert!(table.add_public(t(0), p, x));
-        assert!(table.add_public(t(10), p, y));
-        assert!(table.is_public(x) && table.is_public(y));
-        assert_eq!(
-            table.public_addrs(),
-            vec![y],
-            "show lists where peers see us now"
-        );
-        table.expire_public(t(9) + FORMER_PUBLIC_FOR);
-        assert!(table.is_public(x));
-        table.expire_public(t(10) + FORMER_PUBLIC_FOR);
-        assert!(!table.is_public(x) && table.is_public(y));
-        // Seen there again: ours, not former.
-        assert!(table.add_public(t(400), p, x));
-        assert!(!table.add_public(t(401), p, y), "y was ours still (former)");
-        assert!(!table.add_public(t(402), p, x), "x was ours still (former)");
-        table.expire_public(t(402) + FORMER_PUBLIC_FOR);
-        assert!(table.is_public(x) && !table.is_public(y));
-        // At most MAX_PUBLIC reporters; the oldest goes.
-        for i in 0..MAX_PUBLIC as u8 {
-            let by = SocketAddr::from(([198, 18, 10, i], 3210));
-            let at = SocketAddr::from(([198, 19, 10, i], 3210));
-            table.add_public(t(0), by, at);
-        }
-        assert!(!table.is_public(y));
-        assert_eq!(table.public_addrs().len(), MAX_PUBLIC);
     }
 
     #[test]

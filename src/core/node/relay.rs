@@ -188,7 +188,6 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// Housekeeping: candidates due become routes, stale routes end, and the addresses of
     /// routes are tried directly from time to time.
     pub(super) fn relay_housekeep(&mut self, now: Instant) {
-        self.relay.expire_public(now);
         if self.relay.is_empty() {
             return;
         }
@@ -526,7 +525,7 @@ impl<S: Socket, D: Device> Node<S, D> {
                     && !self.peers.is_verified(observed)
                     && !relay_lists_a_node
                     && !is_unusable(observed);
-                if credible && self.relay.add_public(now, from, observed) {
+                if credible && self.relay.add_public(observed) {
                     debug!("{from} sees this node at {observed}");
                     // A `--connect` address stays queued: if a member lied, the configured
                     // peer would otherwise never be asked again. If it is ours (a
