@@ -356,13 +356,13 @@ mod tests {
     }
 
     #[test]
-    fn a_frame_longer_than_the_buffer_took_is_refused_not_sent_cut() {
+    fn a_frame_longer_than_max_frame_len_is_refused_not_sent_cut() {
         let mut s = Script {
             peers: vec![addr(2)],
             ..Script::default()
         };
         let mut buf = PacketBuf::new();
-        buf.frame_room().fill(0xff);
+        buf.read_room().fill(0xff);
         let len = MAX_FRAME_LEN + 1;
         assert_eq!(
             forward(&mut s, NOW, &mut buf, len),

@@ -128,9 +128,12 @@ impl Daemon {
     /// frame to the node.
     // HOT PATH
     fn on_superframe(&mut self, now: Instant, len: usize) {
-        let Ok(packet) = whole_read(&mut self.superframe, len) else {
-            self.offload_error(len, CutError::TooLarge);
-            return;
+        let packet = match whole_read(&mut self.superframe, len) {
+            Ok(packet) => packet,
+            Err(e) => {
+                self.offload_error(len, e);
+                return;
+            }
         };
         let node = &mut self.node;
         // The frames cut from a super-frame may leave their checksums to a receiver that

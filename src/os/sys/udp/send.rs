@@ -48,6 +48,7 @@ pub(super) struct SendQueue {
     /// the next pause is logged at info; the others at debug.)
     gso_pause: std::time::Duration,
     /// Pauses logged at info (for the tests).
+    #[cfg(test)]
     gso_pauses_told: u32,
     /// One message header, I/O vector, address and GSO control message per message of a
     /// `sendmmsg`, kept between flushes: each flush fills in the ones it sends, completely,
@@ -118,6 +119,7 @@ impl UdpSocket {
                 gso_refusals: 0,
                 gso_paused_until: None,
                 gso_pause: GSO_PAUSE,
+                #[cfg(test)]
                 gso_pauses_told: 0,
                 // SAFETY: plain C structs; all zeroes (null pointers, zero lengths) is valid.
                 msgs: Box::new(unsafe { mem::zeroed() }),
@@ -285,7 +287,10 @@ impl UdpSocket {
                         // (a cause that stays would log it at every pause's end).
                         gso = false;
                         if pause == GSO_PAUSE {
-                            q.gso_pauses_told += 1;
+                            #[cfg(test)]
+                            {
+                                q.gso_pauses_told += 1;
+                            }
                             info!("UDP GSO refused by the kernel {GSO_REFUSALS_BEFORE_PAUSE} times in a row ({e}): sending datagrams one by one for {} s, then longer while it is still refused", pause.as_secs());
                         } else {
                             debug!(
