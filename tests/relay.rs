@@ -365,13 +365,30 @@ fn the_seed_protocol_with_relaying_on_never_carries_an_extension_byte() {
     }
     let log = sim.wire_log.take().unwrap_or_default();
     assert!(log.len() > 50, "{} datagrams", log.len());
+    let mut lists_with_entries = 0;
     for bytes in &log {
         let packet = Packet::new_checked(&bytes[..]).unwrap();
         assert!(
             Message::parse(packet).is_ok(),
             "a datagram the seed cannot parse: {bytes:02x?}"
         );
+        // Stricter than a receiver need be, as a sender must be: each message exactly as
+        // long as the seed lays it out, no byte after it.
+        let exact = match bytes[7] {
+            0 => bytes.len() >= 8 + 14,
+            1 => {
+                let n4 = usize::from(bytes[8]);
+                let n6 = bytes.get(9 + 6 * n4).map_or(0, |n| usize::from(*n));
+                lists_with_entries += usize::from(n4 + n6 > 0);
+                bytes.len() == 8 + 1 + 6 * n4 + 1 + 18 * n6
+            }
+            2 | 3 => bytes.len() == 8,
+            _ => false,
+        };
+        assert!(exact, "not exactly a seed message: {bytes:02x?}");
     }
+    // (In a triangle each node's lists name its other peer.)
+    assert!(lists_with_entries > 0, "no peer list named a peer");
     assert_eq!(got(&mut sim, b, 5), 0, "clear nodes never relay");
 }
 

@@ -317,17 +317,23 @@ fn default_socket_is_per_device_root_only_replaces_a_stale_one_and_goes_at_exit(
     let device = format!("ecs{}", std::process::id() % 1_000_000_000);
     let path = PathBuf::from(format!("/run/ethcloud/{device}.sock"));
     /// Removes the socket file if the test fails before the daemon does (a name of this
-    /// test's alone: nothing else is touched).
-    struct RemoveOnDrop(PathBuf);
+    /// test's alone: nothing else is touched), and the directory if the test made it and
+    /// it is empty again.
+    struct RemoveOnDrop(PathBuf, bool);
     impl Drop for RemoveOnDrop {
         fn drop(&mut self) {
             let _ = std::fs::remove_file(&self.0);
+            if self.1 {
+                // (Fails, and leaves it, if anything else is in it by now.)
+                let _ = std::fs::remove_dir("/run/ethcloud");
+            }
         }
     }
-    let _remove = RemoveOnDrop(path.clone());
     // A stale socket file of a daemon that is gone. The directory, if this test makes it,
     // gets the mode the daemon gives it (not the one the umask would).
-    if !Path::new("/run/ethcloud").exists() {
+    let made_dir = !Path::new("/run/ethcloud").exists();
+    let _remove = RemoveOnDrop(path.clone(), made_dir);
+    if made_dir {
         std::fs::create_dir_all("/run/ethcloud").unwrap();
         std::fs::set_permissions("/run/ethcloud", std::fs::Permissions::from_mode(0o755)).unwrap();
     }

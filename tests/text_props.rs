@@ -13,6 +13,7 @@ use clap::Parser;
 use ethcloud::cli::{parse_listen, parse_peer, parse_token, Args, Host};
 use ethcloud::config::{ConfigFile, KEYS};
 use ethcloud::crypto::Key;
+use ethcloud::error::Error;
 use ethcloud::identity::{PublicKey, TrustedKeys};
 use ethcloud::show::Request;
 use ethcloud::wire::Token;
@@ -255,6 +256,12 @@ proptest! {
     ]) {
         if let Err(e) = ConfigFile::parse(Path::new("/etc/ethcloud/x.toml"), &s) {
             one_line(&e.to_string())?;
+            // The line named is one of the file's (the last one for an error at its end).
+            let Error::ConfigParse { line, .. } = e else {
+                return Err(TestCaseError::fail(format!("not a ConfigParse error: {e}")));
+            };
+            let lines = s.lines().count().max(1);
+            prop_assert!((1..=lines).contains(&line), "line {} of {} in {:?}", line, lines, s);
         }
     }
 

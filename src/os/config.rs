@@ -290,12 +290,10 @@ impl ConfigFile {
 /// refused too, unless the group is root's.
 fn writable_by_others(meta: &std::fs::Metadata) -> Option<String> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let owner = meta.uid();
-    if owner != 0 && owner != crate::sys::privdrop::current_ids().1 {
-        return Some(format!(
-            "owned by uid {owner}, who could make the daemon run commands as root: make root \
-             its owner (chown root)"
-        ));
+    if let Some(reason) =
+        crate::sys::files::foreign_owner(meta, "make the daemon run commands as root")
+    {
+        return Some(reason);
     }
     let mode = meta.permissions().mode();
     let who = if mode & 0o002 != 0 {
@@ -516,10 +514,36 @@ threads = 2
     }
 
     #[test]
+    fn an_error_at_the_end_of_the_file_names_its_last_line() {
+        for (text, line) in [
+            ("token = [\n", 1),
+            ("token = 7\nmtu = [\n", 2),
+            ("token = 7\nmtu = [\n\n\n", 2),
+            ("token = \"7", 1),
+            ("token =\n", 1),
+            ("token = 7\n[\n", 2),
+            ("token = 7\nmtu\n", 2),
+            ("token = 7\n\"mtu\n", 2),
+        ] {
+            let err = parse_error(text);
+            assert!(err.contains(&format!("line {line}:")), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
     fn shipped_example_is_valid() {
         let example = include_str!("../../dist/example.toml");
         let file = parse(example).unwrap();
         assert_eq!(file.values.token.as_deref(), Some("7"));
+        // The control socket stays in root's directory: the stats file's, the unit's
+        // /run/ethcloud/NAME, is the one the example tells to give to `user`.
+        let socket = file
+            .values
+            .control_socket
+            .expect("the example sets control-socket");
+        assert_eq!(socket.parent(), Some(Path::new("/run/ethcloud")));
+        let stats = file.values.stats_file.expect("the example sets stats-file");
+        assert_ne!(stats.parent(), socket.parent());
     }
 
     #[test]

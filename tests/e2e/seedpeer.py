@@ -2,6 +2,7 @@
 """A minimal ethcloud peer that speaks only the seed's protocol, for tests/e2e_seed_interop.rs.
 
     seedpeer.py run BIND_IP PORT TOKEN DAEMON_IP:PORT MAC MARKER LISTED_IP:PORT WINDOW SECONDS
+    seedpeer.py watch BIND_IP PORT TOKEN DAEMON_IP:PORT SECONDS
     seedpeer.py selftest
 
 It knows the four messages of NETWORK PROTOCOL (ethcloud.md, and the seed's spec) and
@@ -11,7 +12,8 @@ than the spec asks of a receiver, because it checks what a sender puts on the wi
 
 * the datagram comes from DAEMON_IP:PORT and is at least 8 bytes long;
 * its token is TOKEN and its switch byte is 0, 1, 2 or 3;
-* Frame: at least 14 bytes of Ethernet after the header (16 if it has an 802.1Q tag);
+* Frame: at least 14 bytes of Ethernet after the header (18 if it has an 802.1Q tag:
+  addresses, tag and the EtherType after it, as ethcloud's own parser asks);
 * Peer list: both counts and exactly that many entries, no byte after the last one;
 * Get peer list and Close: exactly 8 bytes.
 
@@ -36,6 +38,10 @@ first 64 bytes),
 or SECONDS have passed (or on SIGTERM) one line
 
     summary received=N frames=F peerlists=P getpeers=G close=C violations=V bad_switch=B
+
+`watch` is the address a `run` peer lists: it binds BIND_IP:PORT, prints `ready`, never
+sends anything, and prints the same `rx` and `violation` lines for what arrives, for SECONDS
+(or until SIGTERM). A seed node that learns the address may only ask it for its peer list.
 
 `selftest` feeds the same receiving code crafted good and bad datagrams and prints
 `selftest ok checks=N` (exit 0), or each check that failed (exit 1).
@@ -113,7 +119,7 @@ def classify(data, token):
             raise Violation("frame_too_short")
         ethertype, offset, vid = body[12:14], 14, "none"
         if ethertype == TPID_8021Q:
-            if len(body) < 16:
+            if len(body) < 18:
                 raise Violation("truncated_vlan_tag")
             vid = str(struct.unpack("!H", body[14:16])[0] & 0x0FFF)
             ethertype, offset = body[16:18], 18
@@ -253,6 +259,32 @@ def run(bind_ip, port, token, daemon, mac, marker, listed, window, seconds):
     print(peer.summary(), flush=True)
 
 
+def watch(bind_ip, port, token, daemon, seconds):
+    family = socket.AF_INET6 if ":" in bind_ip else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.bind((bind_ip, int(port)))
+    peer = Peer(int(token), parse_addr(daemon), lambda _message: None, [])
+
+    def stop(_signum, _frame):
+        print(peer.summary(), flush=True)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    print(f"ready bound={bind_ip}:{port}", flush=True)
+    deadline = time.monotonic() + float(seconds)
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sock.settimeout(left)
+        try:
+            data, source = sock.recvfrom(65535)
+        except socket.timeout:
+            break
+        peer.handle(data, source[:2])
+    print(peer.summary(), flush=True)
+
+
 def selftest():
     token = 134
     daemon = ("198.18.0.1", 3210)
@@ -281,7 +313,7 @@ def selftest():
         ("RelayedFrom 0x12", token_bytes(token) + b"\x12" + frame[8:], "bad_switch_0x12"),
         ("switch 4", bytes.fromhex("0000000000008604"), "bad_switch_0x04"),
         ("frame of 13 bytes", frame[:HEADER + 13], "frame_too_short"),
-        ("tagged frame of 15 bytes", tagged[:HEADER + 15], "truncated_vlan_tag"),
+        ("tagged frame of 17 bytes", tagged[:HEADER + 17], "truncated_vlan_tag"),
         ("close with 2 trailing bytes (man page)", bytes.fromhex("0000000000008603abcd"),
          "close_trailing_bytes"),
         ("get peer list with a trailing byte", bytes.fromhex("000000000000860200"),
@@ -340,6 +372,8 @@ def selftest():
 def main(argv):
     if len(argv) == 11 and argv[1] == "run":
         run(*argv[2:])
+    elif len(argv) == 7 and argv[1] == "watch":
+        watch(*argv[2:])
     elif len(argv) == 2 and argv[1] == "selftest":
         selftest()
     else:

@@ -11,6 +11,9 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use ring::hkdf::{self, Prk, Salt};
 
 use super::{KEY_LEN, MAX_PASSPHRASE_LEN};
+
+/// Passphrases shorter than this many bytes get a warning ([`Key::short_passphrase`]).
+pub const SHORT_PASSPHRASE: usize = 16;
 use crate::wire::{Token, TOKEN_LEN};
 
 /// Argon2id memory cost in KiB (64 MiB).
@@ -86,6 +89,22 @@ impl Key {
         contents.len() == KEY_LEN
             && std::str::from_utf8(body)
                 .is_ok_and(|text| text.chars().all(|c| c == '\t' || !c.is_control()))
+    }
+
+    /// The length of the passphrase that [`Key::from_file_contents`] would stretch from
+    /// `contents`, if it is one and shorter than [`SHORT_PASSPHRASE`] bytes: guessable by
+    /// anyone who records a datagram, or a key file read while it was being written (the
+    /// start of 64 hex digits is a passphrase too). `None` for a raw or hex key, for a longer
+    /// passphrase, and for contents that are refused anyway.
+    pub fn short_passphrase(contents: &[u8]) -> Option<usize> {
+        if contents.len() == KEY_LEN || parse_hex_key(contents.trim_ascii_end()).is_some() {
+            return None;
+        }
+        let pass = contents
+            .strip_suffix(b"\n")
+            .map_or(contents, |p| p.strip_suffix(b"\r").unwrap_or(p));
+        let refused = pass.iter().all(u8::is_ascii_whitespace);
+        (!refused && pass.len() < SHORT_PASSPHRASE).then_some(pass.len())
     }
 
     /// Reads a key file's contents.
@@ -188,6 +207,26 @@ fn hex_digit(c: u8) -> Option<u8> {
 mod tests {
     use super::*;
     use crate::crypto::tests::{hex, test_key, token};
+
+    #[test]
+    fn short_passphrases_are_told_and_keys_are_not() {
+        let hex_text = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+        assert_eq!(Key::short_passphrase(b"secret\n"), Some(6));
+        assert_eq!(Key::short_passphrase(b"a\r\n"), Some(1));
+        // A key file read half-written: the start of its hex digits.
+        assert_eq!(Key::short_passphrase(&hex_text.as_bytes()[..10]), Some(10));
+        assert_eq!(Key::short_passphrase(b"fifteen bytes!!"), Some(15));
+        assert_eq!(Key::short_passphrase(b"sixteen bytes!!!\n"), None);
+        assert_eq!(Key::short_passphrase(hex_text.as_bytes()), None);
+        assert_eq!(
+            Key::short_passphrase(format!("{hex_text}\n").as_bytes()),
+            None
+        );
+        assert_eq!(Key::short_passphrase(&[7u8; KEY_LEN]), None);
+        // Refused anyway: nothing to warn of.
+        assert_eq!(Key::short_passphrase(b""), None);
+        assert_eq!(Key::short_passphrase(b"  \n"), None);
+    }
 
     #[test]
     fn raw_and_hex_key_files_parse() {

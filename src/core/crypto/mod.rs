@@ -120,7 +120,7 @@ mod tests;
 mod tests_rotation;
 
 use aead_key::AeadKey;
-pub use key::{Key, KeyError};
+pub use key::{Key, KeyError, SHORT_PASSPHRASE};
 pub use open::{OpenError, Opener, SESSION_STATE_LEN};
 pub use seal::{SealError, Sealer};
 

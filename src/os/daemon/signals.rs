@@ -76,6 +76,8 @@ impl Daemon {
                 }
                 Signal::User1 => {
                     self.read_kernel_counters();
+                    // What the lanes handed over since the last pass, as `show` has it.
+                    self.lanes.absorb(now, &mut self.node);
                     // The loop's counters with the lanes' (`--threads`) added.
                     let counters = self.loop_counters();
                     info!(

@@ -111,8 +111,13 @@ pub fn read_private_key(path: &Path) -> Result<SecretKey, Error> {
             mode,
         });
     }
-    // Another user who could put their own file there would know the node's identity key.
-    if let Some(reason) = replaceable_path(path) {
+    // Another user who could put their own file there would know the node's identity key;
+    // so would one who owns the file (they may read it, mode 0600 or not).
+    let owned = || {
+        let meta = file.metadata().ok()?;
+        crate::sys::files::foreign_owner(&meta, "read and replace the node's identity key")
+    };
+    if let Some(reason) = replaceable_path(path).or_else(owned) {
         return Err(Error::PrivateKey {
             path: path.to_owned(),
             reason,
@@ -173,6 +178,9 @@ pub fn read_trusted(paths: &[PathBuf]) -> Result<TrustedKeys, Error> {
 /// could add a key to it (or, in a directory, a file of keys), and be trusted at the next
 /// start or SIGHUP. So is one inside a directory (its own, after symbolic links, or any
 /// above it) that any user may write to without the sticky bit: anyone could replace it.
+/// And so is one that a user other than root and the one ethcloud runs as owns: they may
+/// write to it whatever its mode. (Writable by its group is the operator's choice, a group
+/// of admins: accepted.)
 fn refuse_writable_by_all(path: &Path, meta: &std::fs::Metadata) -> Result<(), Error> {
     use std::os::unix::fs::PermissionsExt;
     let refuse = |reason: String| {
@@ -189,7 +197,9 @@ fn refuse_writable_by_all(path: &Path, meta: &std::fs::Metadata) -> Result<(), E
             mode & 0o7777
         ));
     }
-    replaceable_path(path).map_or(Ok(()), refuse)
+    replaceable_path(path)
+        .or_else(|| crate::sys::files::foreign_owner(meta, "add a key"))
+        .map_or(Ok(()), refuse)
 }
 
 /// Why another user could replace the file at `path` (see [`replaceable`]), if one could:

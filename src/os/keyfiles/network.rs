@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use super::{open_for_reading, read_bounded, wipe};
-use crate::crypto::{Key, SESSION_LEN};
+use crate::crypto::{Key, SESSION_LEN, SHORT_PASSPHRASE};
 use crate::error::Error;
 use crate::wire::Token;
 
@@ -71,6 +71,15 @@ pub fn read_key(path: &Path, token: Token) -> Result<Key, Error> {
             "the key file {} holds 32 bytes of text: it is taken as a raw 32-byte key, not as \
              a passphrase, so a node whose file holds the same passphrase with or without a \
              newline gets another key (use a passphrase of another length, or 64 hex digits)",
+            path.display()
+        );
+    }
+    if let Some(len) = Key::short_passphrase(&contents) {
+        log::warn!(
+            "the key file {} holds a passphrase of only {len} bytes: anyone who records a \
+             datagram may guess it, and a key file read while it was being written looks like \
+             this too (write a new key file beside the old one and rename it into place; use \
+             64 hex digits, or a passphrase of at least {SHORT_PASSPHRASE} bytes)",
             path.display()
         );
     }

@@ -22,7 +22,7 @@
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -637,7 +637,15 @@ const DIR_LOCK_WAIT: Duration = Duration::from_secs(2);
 /// An exclusive `flock` on the directory `dir`, held until the returned fd is dropped; `None`
 /// (logged) if it cannot be opened or stays locked for [`DIR_LOCK_WAIT`].
 fn lock_dir(dir: &Path) -> Option<fs::File> {
-    let file = match fs::File::open(dir) {
+    // O_DIRECTORY: anything else (a FIFO planted where the directory should be, whose open
+    // for reading would wait for a writer with the signals blocked) fails at once, and the
+    // bind that follows says why. O_NONBLOCK for good measure: opening a directory never
+    // waits, and flock works on the descriptor either way.
+    let opened = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK)
+        .open(dir);
+    let file = match opened {
         Ok(file) => file,
         Err(e) => {
             log::debug!("cannot open {} to lock it: {e}", dir.display());
@@ -803,6 +811,14 @@ pub fn request_on(
         None => connect_now(path).map_err(|e| connect_error(path, &e))?,
     };
     let io_error = |e: io::Error| ClientError(format!("control socket {shown}: {e}"));
+    let euid = crate::sys::privdrop::current_ids().1;
+    let listener_uid = peer_uid(&stream).map_err(io_error)?;
+    if !may_answer(listener_uid, euid) {
+        return Err(ClientError(format!(
+            "{shown} is served by uid {listener_uid}, not by root: not asking it (whoever can \
+             write its directory could answer anything in the daemon's name)"
+        )));
+    }
     stream
         .set_read_timeout(Some(CLIENT_TIMEOUT))
         .and_then(|()| stream.set_write_timeout(Some(CLIENT_TIMEOUT)))
@@ -856,6 +872,39 @@ pub fn request_on(
     }
     String::from_utf8(answer)
         .map_err(|_| ClientError(format!("the answer from {shown} is not UTF-8")))
+}
+
+/// Whether a client running as `euid` takes answers from a socket whose listener ran as
+/// `listener_uid` (when it called `listen`: the daemon binds its socket as root, before it
+/// switches to **user**): root's, or the client's own (a daemon the same user started).
+/// Anyone else's socket at the path, put there by a user who can write the directory (as
+/// the unit's /run/ethcloud/NAME may be, chowned for **user**), could answer anything.
+fn may_answer(listener_uid: libc::uid_t, euid: libc::uid_t) -> bool {
+    listener_uid == 0 || listener_uid == euid
+}
+
+/// The uid of the process that made the listening end of `stream` (`SO_PEERCRED`: fixed at
+/// `listen`, so a check of the connection, not of the path, which could change in between).
+fn peer_uid(stream: &UnixStream) -> io::Result<libc::uid_t> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    let cred_ptr: *mut libc::ucred = &mut cred;
+    // SAFETY: the fd is open for the call; `cred_ptr` points to a live ucred of `len` bytes,
+    // which the kernel fills and never reads past.
+    unsafe {
+        syscall!(getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            cred_ptr.cast(),
+            &mut len,
+        ))
+    }?;
+    Ok(cred.uid)
 }
 
 /// The error for an answer from the daemon at `path` that stops before its end.
@@ -1353,6 +1402,93 @@ mod tests {
             both, 0,
             "both daemons listened, one on a file the other removed"
         );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn answers_are_taken_from_root_s_sockets_and_the_client_s_own_only() {
+        assert!(may_answer(0, 0));
+        assert!(
+            may_answer(0, 1000),
+            "root's daemon, asked by a user with the permission"
+        );
+        assert!(may_answer(1000, 1000), "a daemon the same user started");
+        assert!(!may_answer(65534, 0), "nobody's socket, asked by root");
+        assert!(!may_answer(65534, 1000));
+    }
+
+    /// A listener on `path` run by python3 as `uid` (root's own if `None`): it answers one
+    /// request with a line that looks like a daemon's, and gives up after 10 s.
+    fn impostor(path: &Path, uid: Option<u32>) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        let script = "import socket, sys\n\
+            s = socket.socket(socket.AF_UNIX)\n\
+            s.bind(sys.argv[1]); s.listen(4); s.settimeout(10)\n\
+            print('ready', flush=True)\n\
+            c, _ = s.accept(); c.settimeout(10); c.recv(256)\n\
+            c.sendall(b'peers: 0\\n'); c.close()\n";
+        let mut command = std::process::Command::new("python3");
+        command
+            .args(["-c", script])
+            .arg(path)
+            .stdout(std::process::Stdio::piped());
+        if let Some(uid) = uid {
+            command.uid(uid).gid(uid);
+        }
+        let mut child = command.spawn().expect("python3 runs");
+        let mut ready = [0u8; 6];
+        let stdout = child.stdout.as_mut().expect("its stdout");
+        stdout
+            .read_exact(&mut ready)
+            .expect("the listener says ready");
+        child
+    }
+
+    #[test]
+    #[ignore = "needs root (a listener run as another user); .ci/run passes --include-ignored"]
+    fn show_refuses_a_socket_another_user_listens_on() {
+        let dir = temp_dir("impostor");
+        fs::create_dir_all(&dir).unwrap();
+        // A directory that user may write to, as /run/ethcloud/NAME chowned for `user`.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let path = dir.join("vpn0.sock");
+        let mut nobody = impostor(&path, Some(65534));
+        let refused = request(&path, "show");
+        let _ = nobody.kill();
+        let _ = nobody.wait();
+        let error = refused.expect_err("nobody's socket was asked").0;
+        assert!(error.contains("served by uid 65534"), "{error}");
+        // The same listener run as root is asked, and its answer taken.
+        fs::remove_file(&path).unwrap();
+        let mut root = impostor(&path, None);
+        let answer = request(&path, "show");
+        let _ = root.kill();
+        let _ = root.wait();
+        assert_eq!(answer.expect("root's socket answers"), "peers: 0\n");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_fifo_where_the_directory_should_be_fails_the_bind_at_once() {
+        // Opening a FIFO for reading waits for a writer; the daemon has its signals blocked
+        // by then, so a bind that opened it to lock it would hang the start for good.
+        let dir = temp_dir("fifo");
+        fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("not-a-dir");
+        crate::sys::files::make_fifo(&fifo, 0o600).unwrap();
+        let path = fifo.join("x.sock");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(ControlServer::bind(&path).map(|_| ()));
+        });
+        let result = rx.recv_timeout(Duration::from_secs(5));
+        // Free a thread still waiting in open(2), so that the test ends either way.
+        let _ = fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo);
+        let result = result.expect("the bind returns within 5 s");
+        assert!(result.is_err(), "a socket under a FIFO was bound");
         fs::remove_dir_all(&dir).unwrap();
     }
 

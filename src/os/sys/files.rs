@@ -1,7 +1,8 @@
 //! Opening the files an operator names (key files, trust files, the configuration file)
-//! without waiting on them, and making a FIFO (for the tests of that).
+//! without waiting on them, the one owner rule they share, and making a FIFO (for the tests
+//! of that).
 //!
-//! Owns those two calls; what is read and how it is checked is `keyfiles`' and `config`'s.
+//! Owns those calls; what is read and how else it is checked is `keyfiles`' and `config`'s.
 
 use std::fs::File;
 use std::io;
@@ -34,6 +35,17 @@ pub fn open_for_reading(path: &Path) -> io::Result<File> {
     // SAFETY: F_SETFL with an integer flag word on the same descriptor.
     unsafe { syscall!(fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK)) }?;
     Ok(file)
+}
+
+/// Why the file or directory that `meta` describes is refused for its owner, if it is: an
+/// owner other than root and the user ethcloud runs as may rewrite it (or `chmod` it and
+/// then rewrite it) whatever its mode says, which lets them do what `could` says.
+pub fn foreign_owner(meta: &std::fs::Metadata, could: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = meta.uid();
+    (owner != 0 && owner != crate::sys::privdrop::current_ids().1).then(|| {
+        format!("owned by uid {owner}, who could {could}: make root its owner (chown root)")
+    })
 }
 
 /// Makes a FIFO at `path` with mode `mode` (less the umask).

@@ -73,6 +73,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("notify");
         let listener = UnixDatagram::bind(&path).unwrap();
+        // (A failed send fails the test; it must not wait for good.)
+        listener
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
         notify_to(&path.clone().into_os_string(), READY).unwrap();
         let mut buf = [0u8; 64];
         let n = listener.recv(&mut buf).unwrap();
@@ -85,6 +89,9 @@ mod tests {
         let name = format!("ethcloud-notify-test-{}", std::process::id());
         let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
         let listener = UnixDatagram::bind_addr(&addr).unwrap();
+        listener
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
         notify_to(&OsString::from(format!("@{name}")), STOPPING).unwrap();
         let mut buf = [0u8; 64];
         let n = listener.recv(&mut buf).unwrap();
