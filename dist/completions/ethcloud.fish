@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_ethcloud_global_optspecs
-    string join \n config= d/device= l/listen= t/token= c/connect= peer-timeout= keepalive= mac-timeout= v/verbose q/quiet max-peers= max-macs= max-macs-per-peer= broadcast-limit= user= group= ifup= ifdown= mtu= stats-file= stats-interval= stats-format= no-offload no-relay no-aegis relay-rate= threads= busy-poll= key-file= private-key= trusted= rekey-after= completions= control-socket= h/help V/version
+    string join \n d/device= l/listen= t/token= c/connect= peer-timeout= mac-timeout= v/verbose q/quiet config= keepalive= max-peers= max-macs= max-macs-per-peer= broadcast-limit= user= group= ifup= ifdown= mtu= stats-file= stats-interval= stats-format= no-offload no-relay no-aegis relay-rate= threads= busy-poll= key-file= private-key= trusted= rekey-after= completions= control-socket= h/help V/version
 end
 
 function __fish_ethcloud_needs_command
@@ -24,14 +24,14 @@ function __fish_ethcloud_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c ethcloud -n "__fish_ethcloud_needs_command" -l config -d 'Read options from this TOML file (keys are the long options, e.g. peer-timeout = 60); options on the command line win. Convention: /etc/ethcloud/NAME.toml' -r -F
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s d -l device -d 'Name of the tap device (%d lets the kernel pick a number) [default: ethcloud%d]' -r
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s l -l listen -d 'Address to listen on (`[::]:port` also serves IPv4 peers) [default: 0.0.0.0:3210]' -r
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s t -l token -d 'Token that identifies the network [default: 0]' -r
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s c -l connect -d 'List of peers (addr:port) to connect to; repeat for more peers' -r
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l peer-timeout -d 'Peer timeout in seconds [default: 1800]' -r
-complete -c ethcloud -n "__fish_ethcloud_needs_command" -l keepalive -d 'Send every peer something at least every SECS seconds, which keeps NAT mappings open [default: a quarter of --peer-timeout, at most 60]' -r
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l mac-timeout -d 'Mac table entry timeout in seconds [default: 300]' -r
+complete -c ethcloud -n "__fish_ethcloud_needs_command" -l config -d 'Read options from this TOML file (keys are the long options, e.g. peer-timeout = 60); options on the command line win. Convention: /etc/ethcloud/NAME.toml' -r -F
+complete -c ethcloud -n "__fish_ethcloud_needs_command" -l keepalive -d 'Send every peer something at least every SECS seconds, which keeps NAT mappings open [default: a quarter of --peer-timeout, at most 60]' -r
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l max-peers -d 'Most peers kept at once [default: 4096]' -r
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l max-macs -d 'Most MAC table entries [default: 65536]' -r
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l max-macs-per-peer -d 'Most MAC table entries behind one peer [default: 4096]' -r

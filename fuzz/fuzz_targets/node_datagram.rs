@@ -1,9 +1,14 @@
 //! A node driven by a structured script: datagrams from a handful of addresses (right token or
 //! not, any switch byte, any body), frames from the device, and time passing with housekeeping.
-//! Never a panic; the tables never exceed their caps. With the first byte odd the node has a
-//! network key, and each datagram is sealed with it (by one of a few sender sessions) first,
-//! so that the sealed modes' messages (Hello, relaying, key queries, Challenge and Echo) are
-//! reached too.
+//! Never a panic; the tables never exceed their caps. The first byte picks the mode, modulo 3:
+//! - 0: the clear protocol;
+//! - 1: a network key, each datagram sealed with it (by one of a few sender sessions) first,
+//!   so that the sealed modes' messages (Hello, relaying, key queries, Challenge and Echo) are
+//!   reached too;
+//! - 2: per-node keys, with a second node (a trusted peer, at 198.18.0.2) that has completed
+//!   a handshake with this one first: each datagram is sealed in that peer's session, so what a
+//!   trusted member may send (peer lists, Hello, relaying, key queries and answers) is reached
+//!   with any body.
 #![no_main]
 
 use std::io;
@@ -11,8 +16,9 @@ use std::net::SocketAddr;
 
 use ethcloud::buf::PacketBuf;
 use ethcloud::crypto::{Key, Sealer, ECHO_COUNTER, FRONT_LEN, TAG_LEN};
+use ethcloud::identity::{IdentityConfig, SecretKey, TrustedKeys};
 use ethcloud::io::{Device, Socket};
-use ethcloud::node::{Config, Node};
+use ethcloud::node::{Config, IdentitySetup, Node};
 use ethcloud::time::Instant;
 use ethcloud::wire::Token;
 use libfuzzer_sys::fuzz_target;
@@ -29,6 +35,53 @@ impl Device for Null {
     }
 }
 
+/// A socket that keeps what is sent (at most 64 datagrams; the rest are dropped), so that two
+/// nodes can be introduced.
+#[derive(Default)]
+struct Capture(Vec<(SocketAddr, Vec<u8>)>);
+impl Socket for Capture {
+    fn send_to(&mut self, datagram: &[u8], to: SocketAddr) -> io::Result<()> {
+        if self.0.len() < 64 {
+            self.0.push((to, datagram.to_vec()));
+        }
+        Ok(())
+    }
+}
+
+/// Hands what `from` (at `from_addr`) sent to `to_addr` over to `to`; drops the rest.
+fn deliver(
+    from: &mut Node<Capture, Null>,
+    from_addr: SocketAddr,
+    to: &mut Node<Capture, Null>,
+    to_addr: SocketAddr,
+    now: Instant,
+) {
+    for (dest, mut datagram) in std::mem::take(&mut from.socket_mut().0) {
+        if dest == to_addr {
+            let _ = to.on_datagram(now, from_addr, &mut datagram);
+        }
+    }
+}
+
+const A: [u8; 4] = [198, 18, 0, 1];
+const B: [u8; 4] = [198, 18, 0, 2];
+
+/// The per-node-key configuration of node `n` (1 or 2), trusting both.
+fn identity(config: &Config, n: u8) -> Config {
+    let secret = |n: u8| SecretKey::from_random([n; 32]);
+    let mut trusted = TrustedKeys::new();
+    trusted.insert(secret(1).public_key(), "a");
+    trusted.insert(secret(2).public_key(), "b");
+    let mut config = config.clone();
+    config.own_addrs = vec![SocketAddr::from((if n == 1 { A } else { B }, 3210))];
+    config.identity = Some(IdentitySetup {
+        secret: secret(n),
+        trusted,
+        config: IdentityConfig::new(Instant::ZERO, 1_700_000_000_000_000_000, u64::from(n)),
+    });
+    config
+}
+
 fuzz_target!(|data: &[u8]| {
     let token = Token::new(0x0102_0304).unwrap();
     let mut config = Config::new(token);
@@ -38,12 +91,15 @@ fuzz_target!(|data: &[u8]| {
     config.max_contacts = 8;
     config.peer_timeout = std::time::Duration::from_secs(20);
     config.mac_timeout = std::time::Duration::from_secs(10);
-    config.own_addrs = vec![SocketAddr::from(([198, 18, 0, 1], 3210))];
+    config.own_addrs = vec![SocketAddr::from((A, 3210))];
     let Some((mode, mut rest)) = data.split_first() else {
         return;
     };
     let key = Key::from_bytes([7; 32]);
-    let keyed = mode % 2 == 1;
+    let keyed = mode % 3 == 1;
+    if mode % 3 == 2 {
+        return per_node_keys(&config, rest);
+    }
     if keyed {
         config.keyed = Some(ethcloud::node::Keyed {
             key: key.clone(),
@@ -110,3 +166,68 @@ fuzz_target!(|data: &[u8]| {
     }
     node.shutdown(now);
 });
+
+/// Mode 2: node A (198.18.0.1) and its trusted peer B (198.18.0.2) complete a handshake and
+/// verify each other; then the script's datagrams reach A sealed in B's session (or as they
+/// are, from any of a dozen addresses), with its frames and time passing as in the other
+/// modes.
+fn per_node_keys(config: &Config, mut rest: &[u8]) {
+    let (a_addr, b_addr) = (SocketAddr::from((A, 3210)), SocketAddr::from((B, 3210)));
+    let node = |n| Node::new(identity(config, n), Capture::default(), Null, Instant::ZERO);
+    let (mut a, mut b) = (node(1), node(2));
+    let mut now = Instant::from_secs(1);
+    b.add_connect(now, a_addr);
+    b.housekeep(now);
+    for _ in 0..6 {
+        deliver(&mut b, b_addr, &mut a, a_addr, now);
+        deliver(&mut a, a_addr, &mut b, b_addr, now);
+    }
+    assert_eq!((a.peer_count(), b.peer_count()), (1, 1), "the two nodes met");
+    let token = config.token;
+    let mut buf = PacketBuf::new();
+    while let [op, arg, len, tail @ ..] = rest {
+        let len = usize::from(*len).min(tail.len());
+        let (body, next) = tail.split_at(len);
+        rest = next;
+        match op % 4 {
+            0 => {
+                // Sealed in B's session: any switch byte up to the relay extension's last.
+                let mut datagram = Vec::with_capacity(FRONT_LEN + 1 + body.len() + TAG_LEN);
+                datagram.resize(FRONT_LEN, 0);
+                datagram.push(arg % 0x15);
+                datagram.extend_from_slice(body);
+                datagram.resize(datagram.len() + TAG_LEN, 0);
+                let inner = 1 + body.len();
+                let Some(sessions) = b.sessions_mut() else {
+                    return;
+                };
+                if let Ok(range) = sessions.seal(now, a_addr, &mut datagram, FRONT_LEN, inner) {
+                    let mut sealed = datagram[range].to_vec();
+                    let _ = a.on_datagram(now, b_addr, &mut sealed);
+                }
+            }
+            1 => {
+                let from = SocketAddr::from(([198, 18, 0, arg % 12], 3210));
+                let mut datagram = body.to_vec();
+                if arg % 2 == 0 {
+                    datagram.splice(0..0, token.to_bytes().into_iter().chain([arg % 5]));
+                }
+                let _ = a.on_datagram(now, from, &mut datagram);
+            }
+            2 => {
+                buf.frame_room()[..body.len()].copy_from_slice(body);
+                let _ = a.on_frame(now, &mut buf, body.len());
+            }
+            _ => {
+                now += std::time::Duration::from_millis(u64::from(*arg) * 100);
+                a.housekeep(now);
+            }
+        }
+        // What A sends is dropped (B is driven by the script only through its session).
+        a.socket_mut().0.clear();
+        assert!(a.peers().len() <= 8);
+        assert!(a.switch_table().len() <= 16);
+        assert!(a.contacts().len() <= 8);
+    }
+    a.shutdown(now);
+}

@@ -107,6 +107,19 @@ impl Key {
         (!refused && pass.len() < SHORT_PASSPHRASE).then_some(pass.len())
     }
 
+    /// The number of hex digits in `contents`, if they are nothing but hex digits (and
+    /// trailing white space), but not the 64 of a hex key nor the 32 bytes of a raw one:
+    /// [`Key::from_file_contents`] takes them as a passphrase, though they are most likely a
+    /// hex key cut short (a key file read while it was being written, or copied in part).
+    pub fn cut_hex(contents: &[u8]) -> Option<usize> {
+        let digits = contents.trim_ascii_end();
+        let cut = !digits.is_empty()
+            && digits.len() != 2 * KEY_LEN
+            && contents.len() != KEY_LEN
+            && digits.iter().all(u8::is_ascii_hexdigit);
+        cut.then_some(digits.len())
+    }
+
     /// Reads a key file's contents.
     ///
     /// - exactly 32 bytes: the raw key;
@@ -207,6 +220,29 @@ fn hex_digit(c: u8) -> Option<u8> {
 mod tests {
     use super::*;
     use crate::crypto::tests::{hex, test_key, token};
+
+    #[test]
+    fn hex_keys_cut_short_are_told_and_whole_keys_are_not() {
+        let hex_text = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+        for cut in [1, 10, 16, 31, 33, 40, 63] {
+            assert_eq!(
+                Key::cut_hex(&hex_text.as_bytes()[..cut]),
+                Some(cut),
+                "{cut}"
+            );
+            let with_newline = format!("{}\n", &hex_text[..cut]);
+            // (31 digits and a newline are 32 bytes: a raw key.)
+            let told = (cut != 31).then_some(cut);
+            assert_eq!(Key::cut_hex(with_newline.as_bytes()), told, "{cut}");
+        }
+        // 32 bytes are a raw key, whatever they hold; 64 digits a hex key.
+        assert_eq!(Key::cut_hex(&hex_text.as_bytes()[..32]), None);
+        assert_eq!(Key::cut_hex(hex_text.as_bytes()), None);
+        assert_eq!(Key::cut_hex(format!("{hex_text}\n").as_bytes()), None);
+        // A passphrase is not hex digits; nor is nothing.
+        assert_eq!(Key::cut_hex(b"correct horse battery staple\n"), None);
+        assert_eq!(Key::cut_hex(b"\n"), None);
+    }
 
     #[test]
     fn short_passphrases_are_told_and_keys_are_not() {

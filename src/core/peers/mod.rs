@@ -79,12 +79,19 @@ pub fn foreign_loopback(addr: SocketAddr, seen_from: SocketAddr) -> bool {
 }
 
 /// True for addresses nobody can be reached at: unspecified, multicast, broadcast, port 0,
-/// and IPv6 link-local without its interface ([`unscoped_link_local`]).
+/// IPv6 link-local without its interface ([`unscoped_link_local`]), and IPv4-compatible
+/// IPv6 (`::a.b.c.d`, deprecated by RFC 4291, section 2.5.5.1: no host has one, and the
+/// loopback check would not see `::127.0.0.1` for what it is).
 pub fn is_unusable(addr: SocketAddr) -> bool {
-    if addr.port() == 0 || unscoped_link_local(addr) {
+    if addr.port() == 0 || unscoped_link_local(addr) || ipv4_compatible(addr.ip()) {
         return true;
     }
     addr.ip().is_unspecified() || is_group(addr.ip())
+}
+
+/// True for an IPv4-compatible IPv6 address: `::/96` but for `::` and `::1`.
+fn ipv4_compatible(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if v6.segments()[..6] == [0; 6] && !v6.is_unspecified() && !v6.is_loopback())
 }
 
 /// True for a multicast or broadcast address: a group, no one node.

@@ -29,10 +29,21 @@ fn unusable_addresses_are_recognised() {
         "[ff02::1]:3210",
         "[fe80::1]:3210",
         "198.18.0.1:0",
+        "[::198.18.0.2]:3210",
+        "[::127.0.0.1]:3210",
+        "[::2]:3210",
     ] {
         assert!(is_unusable(bad.parse().unwrap()), "{bad}");
     }
     assert!(!is_unusable(addr(1)));
+    for good in [
+        "[::1]:3210",
+        "[fd00::2]:3210",
+        "[::ffff:198.18.0.2]:3210",
+        "[1::]:3210",
+    ] {
+        assert!(!is_unusable(good.parse().unwrap()), "{good}");
+    }
 }
 
 #[test]

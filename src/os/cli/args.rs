@@ -30,11 +30,6 @@ pub struct Args {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Read options from this TOML file (keys are the long options, e.g. peer-timeout = 60);
-    /// options on the command line win. Convention: /etc/ethcloud/NAME.toml
-    #[arg(long = "config", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-
     /// Name of the tap device (%d lets the kernel pick a number) [default: ethcloud%d]
     #[arg(short = 'd', long = "device", value_name = "device")]
     pub device: Option<String>,
@@ -55,11 +50,6 @@ pub struct Args {
     #[arg(long = "peer-timeout", value_name = "peer_timeout")]
     pub peer_timeout_secs: Option<u64>,
 
-    /// Send every peer something at least every SECS seconds, which keeps NAT mappings open
-    /// [default: a quarter of --peer-timeout, at most 60]
-    #[arg(long = "keepalive", value_name = "SECS")]
-    pub keepalive_secs: Option<u64>,
-
     /// Mac table entry timeout in seconds [default: 300]
     #[arg(long = "mac-timeout", value_name = "mac_timeout")]
     pub mac_timeout_secs: Option<u64>,
@@ -71,6 +61,17 @@ pub struct Args {
     /// Only print error messages
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
+
+    // (The seed's options above, in the seed's order, open the usage; ours follow.)
+    /// Read options from this TOML file (keys are the long options, e.g. peer-timeout = 60);
+    /// options on the command line win. Convention: /etc/ethcloud/NAME.toml
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Send every peer something at least every SECS seconds, which keeps NAT mappings open
+    /// [default: a quarter of --peer-timeout, at most 60]
+    #[arg(long = "keepalive", value_name = "SECS")]
+    pub keepalive_secs: Option<u64>,
 
     /// Most peers kept at once [default: 4096]
     #[arg(long = "max-peers", value_name = "N")]

@@ -295,6 +295,7 @@ pub fn run(
         .ok();
     Daemon {
         lanes,
+        status_asked: false,
         node,
         poll,
         timer,
@@ -325,6 +326,9 @@ struct Daemon {
     node: Node<UdpSocket, TapDevice>,
     /// The `--threads` lanes (none by default).
     lanes: Lanes,
+    /// A SIGUSR1 came: its lines are logged once this pass has taken what the lanes handed
+    /// over, as `show`'s answer is (see `Daemon::log_on_request`).
+    status_asked: bool,
     poll: Poll,
     timer: Timer,
     signals: SignalFd,
@@ -504,6 +508,9 @@ impl Daemon {
             self.node.housekeep(now);
         }
         self.lanes.tend(now, &mut self.node)?;
+        if std::mem::take(&mut self.status_asked) {
+            self.log_on_request(now);
+        }
         if now >= self.kernel_counters_at {
             self.kernel_counters_at = now + KERNEL_COUNTERS_EVERY;
             self.read_kernel_counters();

@@ -65,29 +65,35 @@ impl Daemon {
         }
     }
 
+    /// SIGUSR1's lines: the counters (the lanes', `--threads`, added) and the status.
+    pub(super) fn log_on_request(&mut self, now: Instant) {
+        self.read_kernel_counters();
+        let counters = self.loop_counters();
+        info!(
+            target: crate::logging::ON_REQUEST,
+            "stats: peers={} {} {counters}",
+            self.node.peer_count(),
+            self.node.stats(),
+        );
+        self.service.log_status(now, &self.node, counters);
+    }
+
     /// Handles every pending signal; `Some` when the loop must end.
     pub(super) fn on_signals(&mut self, now: Instant) -> Result<Option<Exit>, Error> {
         while let Some(signal) = self.signals.read().map_err(Error::Signal)? {
             match signal {
                 Signal::Interrupt | Signal::Terminate => {
+                    // A SIGUSR1 read in the same batch still gets its lines.
+                    if std::mem::take(&mut self.status_asked) {
+                        self.log_on_request(now);
+                    }
                     info!("shutting down ({signal})");
                     self.send_closes(now);
                     return Ok(Some(Exit::Signal));
                 }
-                Signal::User1 => {
-                    self.read_kernel_counters();
-                    // What the lanes handed over since the last pass, as `show` has it.
-                    self.lanes.absorb(now, &mut self.node);
-                    // The loop's counters with the lanes' (`--threads`) added.
-                    let counters = self.loop_counters();
-                    info!(
-                        target: crate::logging::ON_REQUEST,
-                        "stats: peers={} {} {counters}",
-                        self.node.peer_count(),
-                        self.node.stats(),
-                    );
-                    self.service.log_status(now, &self.node, counters);
-                }
+                // Logged at the end of this pass, once what the lanes handed over is in
+                // (`Daemon::after_pass`), as `show` answers.
+                Signal::User1 => self.status_asked = true,
                 Signal::Hangup => {
                     self.service.read_own_addrs_again(now);
                     self.reload_key(now);

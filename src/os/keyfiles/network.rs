@@ -47,7 +47,11 @@ pub fn read_key(path: &Path, token: Token) -> Result<Key, Error> {
                     mode & 0o7777
                 );
             }
-            if let Some(reason) = super::replaceable_path(path) {
+            let owned = || {
+                let meta = file.metadata().ok()?;
+                crate::sys::files::foreign_owner(&meta, "read and replace the network's key")
+            };
+            if let Some(reason) = super::replaceable_path(path).or_else(owned) {
                 log::warn!(
                     "the key file {} could be replaced by another user, with a key they \
                      know: {reason}",
@@ -74,12 +78,19 @@ pub fn read_key(path: &Path, token: Token) -> Result<Key, Error> {
             path.display()
         );
     }
-    if let Some(len) = Key::short_passphrase(&contents) {
+    if let Some(digits) = Key::cut_hex(&contents) {
         log::warn!(
-            "the key file {} holds a passphrase of only {len} bytes: anyone who records a \
-             datagram may guess it, and a key file read while it was being written looks like \
-             this too (write a new key file beside the old one and rename it into place; use \
-             64 hex digits, or a passphrase of at least {SHORT_PASSPHRASE} bytes)",
+            "the key file {} holds {digits} hex digits, not 64: they are taken as a passphrase, \
+             and give a key no other node has if they are a hex key cut short (read while it \
+             was being written? write a new key file beside the old one and rename it into \
+             place)",
+            path.display()
+        );
+    } else if let Some(len) = Key::short_passphrase(&contents) {
+        log::warn!(
+            "the key file {} holds a passphrase of only {len} bytes, which anyone who records \
+             a datagram may guess: use 64 hex digits, or a passphrase of at least \
+             {SHORT_PASSPHRASE} bytes",
             path.display()
         );
     }

@@ -815,8 +815,9 @@ pub fn request_on(
     let listener_uid = peer_uid(&stream).map_err(io_error)?;
     if !may_answer(listener_uid, euid) {
         return Err(ClientError(format!(
-            "{shown} is served by uid {listener_uid}, not by root: not asking it (whoever can \
-             write its directory could answer anything in the daemon's name)"
+            "{shown} is served by uid {listener_uid}, not by root: not asking it, since whoever \
+             can write its directory could answer anything in the daemon's name (a daemon \
+             started as uid {listener_uid} itself: ask as that user)"
         )));
     }
     stream
@@ -875,8 +876,9 @@ pub fn request_on(
 }
 
 /// Whether a client running as `euid` takes answers from a socket whose listener ran as
-/// `listener_uid` (when it called `listen`: the daemon binds its socket as root, before it
-/// switches to **user**): root's, or the client's own (a daemon the same user started).
+/// `listener_uid` (when it called `listen`: a daemon started as root binds its socket before
+/// it switches to **user**, so it is root's): root's, or the client's own (a daemon the same
+/// user started, with capabilities of its own).
 /// Anyone else's socket at the path, put there by a user who can write the directory (as
 /// the unit's /run/ethcloud/NAME may be, chowned for **user**), could answer anything.
 fn may_answer(listener_uid: libc::uid_t, euid: libc::uid_t) -> bool {
