@@ -12,7 +12,7 @@
 //! main ──→ cli, error, daemon, sys::*             the binary shell
 //! cli ──→ config                                  the command line over the config file
 //! main ──→ hook; daemon ──→ service ──→ status     ifup/ifdown, stats file, re-resolving names
-//! main ──→ keyfiles ──→ identity, sys::random      per-node key files, genkey and pubkey
+//! main ──→ keyfiles ──→ identity, crypto, sys      key files, genkey and pubkey
 //! service ──→ show, sys::control                  `ethcloud show`: the control socket's answers
 //! daemon ──→ node, io, stats, time, sys::epoll    the thin loop: the only reader of the node's clock
 //! sys::* ──→ io (implements it), libc, c/tapdev   the only unsafe code
@@ -20,15 +20,16 @@
 //!          identity, lane, limit, buf, stats, io, time
 //!   node/mod.rs: the facade; forward, receive, verify, mesh, seal, relay, tx, view: one each
 //! node, lane ──→ outbound                         a frame's way out, decided once for both
-//! switch, peers ──→ wire (Mac, VlanId), time
+//! switch ──→ wire (Mac, VlanId), limit, time
+//! peers ──→ limit, time
 //! wire ──→ core/std only
 //! ```
 //!
 //! The core (`wire`, `switch`, `peers`, `node`, `outbound`, `lane`, `relay`, `crypto`,
 //! `identity`, `offload`, `buf`, `time`, `io`, `stats`, `limit`, `show`, `status`) performs no
 //! I/O, reads no clock and no random source, so tests drive it deterministically in a
-//! simulator. The OS edges (`sys`, `daemon`, `service`, `hook`, `cli`, `config`, `keyfiles`,
-//! `error`, `spin`, `resolve`) build only with the `os` feature (on by default), and so do
+//! simulator (on one CPU: `crypto` picks its ciphers by the CPU's AES instructions). The OS edges (`sys`, `daemon`, `service`, `hook`, `cli`, `config`, `keyfiles`,
+//! `error`, `spin`, `resolve`, `logging`) build only with the `os` feature (on by default), and so do
 //! libc, clap and the config parser: `cargo check --lib --no-default-features` builds the core
 //! alone, which fails if the core reaches for any of them.
 

@@ -41,6 +41,7 @@ use ethcloud::sys::{ifaddrs, netdev, notify, signal::SignalFd, tap::TapDevice, u
 use ethcloud::time::Instant;
 
 fn main() -> ExitCode {
+    ethcloud::sys::files::note_starting_user();
     let args = Args::parse();
     if let Some(command) = args.command {
         let result = match command {
@@ -281,6 +282,11 @@ fn run(settings: &Settings) -> Result<(), Error> {
     );
 
     tell_systemd(notify::STOPPING);
+    if let (Err(err), Some(_)) = (&result, &settings.ifdown) {
+        // The fatal line comes at the exit, after --ifdown (up to a minute, and its own
+        // lines, perhaps errors of a device that is gone): the cause goes first.
+        info!("stopping after an error: {err}");
+    }
     run_ifdown(settings, &name);
     drop(keep_tap);
     result.map(|_| ())

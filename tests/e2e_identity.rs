@@ -1642,6 +1642,23 @@ fn with_user_the_trust_files_must_stay_readable_so_that_sighup_can_revoke() {
         assert!(Instant::now() < deadline, "{}", read_stats(&stats1));
         thread::sleep(Duration::from_millis(100));
     }
+
+    // The same file given to nobody (who can read it now): refused at that SIGHUP as it
+    // would be at the next start, since its owner may add keys to it.
+    chown(&added, Some(NOGROUP), None).expect("chown nobody");
+    lab.daemons[d1].signal(libc::SIGHUP);
+    let deadline = Instant::now() + SOON;
+    while counter(&read_stats(&stats1), "reloads_failed") != Some(2) {
+        assert!(Instant::now() < deadline, "{}", read_stats(&stats1));
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        lab.daemons[d1]
+            .log()
+            .contains("owned by uid 65534, who could add a key"),
+        "{}",
+        lab.daemons[d1].log()
+    );
 }
 
 /// A hub (h1, no `-c`) with per-node keys restarts cleanly (SIGTERM, then the same key

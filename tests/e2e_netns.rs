@@ -452,12 +452,27 @@ fn connect_address_is_found_again_after_that_node_restarts() {
 #[ignore = "needs root + netns; .ci/run passes --include-ignored"]
 fn a_node_whose_tap_is_deleted_exits_with_an_error_and_its_peer_hears_close_at_once() {
     let mut lab = Lab::new(2);
-    let a = lab.host(1);
-    two_connected_nodes(&mut lab, "0.0.0.0:3210", &a.addr_v4(), e2e::Host::addr_v4);
+    let (a, b) = (lab.host(1), lab.host(2));
+    // A with an --ifdown hook: the cause is logged before the hook runs, not only in the
+    // fatal line at the exit, after it.
+    lab.start(&a, &["-t", "7", "--ifdown", "echo ifdown-ran"]);
+    lab.start(&b, &["-t", "7", "-c", &a.addr_v4()]);
+    lab.daemons[0].wait_log(&format!("peer {} added", b.addr_v4()), SOON);
+    lab.daemons[1].wait_log(&format!("peer {} added", a.addr_v4()), SOON);
     e2e::ip(&["-n", &a.ns, "link", "del", e2e::TAP]);
     let status = lab.daemons[0].wait_exit(SOON);
     assert_eq!(status.code(), Some(1), "A's exit status");
-    assert!(lab.daemons[0].log().contains("cannot read from tap device"));
+    let log = lab.daemons[0].log();
+    let cause = log.find("stopping after an error: cannot read from tap device");
+    let hook = log.find("running --ifdown command");
+    assert!(
+        cause.is_some() && hook.is_some() && cause < hook,
+        "the cause is not logged before --ifdown runs:\n{log}"
+    );
+    assert!(log
+        .lines()
+        .last()
+        .is_some_and(|l| l.starts_with("ethcloud: cannot read from tap device")));
     // Not after the peer timeout (30 minutes): A's Close tells B at once.
     let removed = format!("peer {} removed: closed by peer", a.addr_v4());
     lab.daemons[1].wait_log(&removed, SOON);

@@ -184,6 +184,20 @@ fn per_node_keys(config: &Config, mut rest: &[u8]) {
     }
     assert_eq!((a.peer_count(), b.peer_count()), (1, 1), "the two nodes met");
     let token = config.token;
+    // What B seals, A opens: a Get peer list in B's session gets A's answer. (Else every
+    // sealed op below would be a forgery A drops, and the mode would fuzz nothing more.)
+    a.socket_mut().0.clear();
+    let mut ask = vec![0u8; FRONT_LEN + 1 + TAG_LEN];
+    ask[FRONT_LEN] = 2;
+    let sealed = b
+        .sessions_mut()
+        .and_then(|s| s.seal(now, a_addr, &mut ask, FRONT_LEN, 1).ok());
+    let range = sealed.expect("B seals in its session with A");
+    let _ = a.on_datagram(now, b_addr, &mut ask[range].to_vec());
+    assert!(
+        a.socket().0.iter().any(|(to, _)| *to == b_addr),
+        "A opened B's Get peer list and answered it"
+    );
     let mut buf = PacketBuf::new();
     while let [op, arg, len, tail @ ..] = rest {
         let len = usize::from(*len).min(tail.len());

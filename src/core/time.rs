@@ -3,7 +3,8 @@
 //!
 //! Owns only the arithmetic. Nothing here reads a clock: the daemon turns `CLOCK_BOOTTIME`
 //! (suspended time included; `daemon::Clock`) into an [`Instant`] at each pass, and the
-//! simulator advances a fake one. The core therefore behaves identically under both.
+//! simulator advances a fake one. The core therefore behaves identically under both (on
+//! one CPU: which ciphers it seals with depends on the CPU's AES instructions, see `crypto`).
 
 use core::fmt;
 use core::ops::{Add, AddAssign};

@@ -4,7 +4,11 @@
 //!
 //! Owns the sealed byte layout, the key derivation and the replay state. It performs no I/O and
 //! reads no clock and no RNG: the caller supplies the session (start time and random bytes),
-//! and decides what to do with a packet that fails (drop it and count it).
+//! and decides what to do with a packet that fails (drop it and count it). Two things come
+//! from the host all the same: which AES instructions the CPU has ([`Cipher::preferred`] and
+//! the AEGIS checks ask std's feature detection), so the cipher chosen, and with it the
+//! bytes on the wire, can differ from one CPU to another; and the sessions map's hasher, keyed
+//! at random by std (only lookups, never an order, depend on it).
 //!
 //! ```text
 //! clear:                                      | token 7 | switch 1 | body ... |

@@ -492,17 +492,27 @@ impl<S: Socket, D: Device> Node<S, D> {
             return;
         }
         let mut checks = core::mem::take(&mut self.close_checks);
+        let mut silent = core::mem::take(&mut self.targets);
+        silent.clear();
         checks.retain(
             |&addr, c| match check_of(self.peers.heard(addr), c.heard, now, c.until) {
                 Check::Gone | Check::Answered => false,
                 Check::Waiting => true,
                 Check::Silent => {
-                    self.remove_peer(now, addr, "closed by peer (silent since)");
+                    silent.push(addr);
                     false
                 }
             },
         );
         self.close_checks = checks;
+        // Removed in address order, not the map's (which differs per process): the peer
+        // table's order after the removals, which the gossip's rounds follow, is the same
+        // for the same inputs.
+        silent.sort_unstable();
+        for addr in silent.iter() {
+            self.remove_peer(now, *addr, "closed by peer (silent since)");
+        }
+        self.targets = silent;
     }
 
     pub(super) fn remove_peer(&mut self, now: Instant, addr: SocketAddr, reason: &str) {

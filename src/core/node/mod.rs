@@ -17,7 +17,7 @@
 //! - `mesh.rs`: mesh upkeep: housekeeping, `--connect` and the contact queue, keepalives,
 //!   gossip, the peer lists we send, learning addresses, removing peers, shutdown;
 //! - `seal.rs`: the keyed and identity modes' glue: sealing control messages, key rotation,
-//!   the trusted keys, starting handshakes;
+//!   keyed mode's AEGIS choice, the trusted keys, starting handshakes;
 //! - `relay.rs`: the relay extension: Hellos, frames sent and received through a relay,
 //!   relaying for others, the relays' key queries;
 //! - `tx.rs`: the send side: the socket, counting and warning once per kind of failure,

@@ -1,8 +1,9 @@
 //! The keyed and identity modes' glue: sealing the control messages (`send_control`,
 //! `send_control_buffer`, `seal_overhead`), key rotation in keyed mode (`rekey` and its
-//! phases), and in identity mode the trusted keys (`set_trusted`) and starting the handshakes
-//! that sealing asked for. The cryptography itself is in `crate::crypto` and
-//! `crate::identity`.
+//! phases), keyed mode's choice of cipher for frames and control messages (`KeyedAegis`:
+//! AEGIS-128L or -128X4 while every verified peer said it opens it, from their Hellos), and in
+//! identity mode the trusted keys (`set_trusted`) and starting the handshakes that sealing
+//! asked for. The cryptography itself is in `crate::crypto` and `crate::identity`.
 //!
 //! It seals and counts what the other parts ask it to send; it must not decide what is sent or
 //! to whom (beyond removing the peers of keys no longer trusted). Frames are sealed on the hot

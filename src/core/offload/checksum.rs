@@ -1,7 +1,8 @@
 //! The Internet checksum (RFC 1071): one's-complement sums over big-endian 16-bit words.
 //!
 //! Owns the arithmetic only, and the one slot (a `OnceLock`, set at most once, at start-up)
-//! for a faster routine the OS edge may install; it never looks at the CPU itself. Sums are
+//! for a faster routine the OS edge may install; it never looks at the CPU itself (unlike
+//! `crypto`'s choice of cipher). Sums are
 //! kept unfolded in a `u64` so that the pieces of one checksum (pseudo-header, header,
 //! payload) can be added before [`fold`]ing; every piece but the last must have an even
 //! length.
@@ -18,7 +19,7 @@ static FAST: OnceLock<SumFn> = OnceLock::new();
 /// on inputs of every length class and alignment (lengths 0 to 300 at 8 offsets, and two
 /// 64 KiB slices, one of them all ones so that every word carries). Returns false, and
 /// changes nothing, if it disagrees or if a routine is already installed. The OS edge calls this once at start-up with a routine compiled for the CPU's
-/// vector instructions (see `sys::cpu`); the core never looks at the CPU itself.
+/// vector instructions (see `sys::cpu`); this module never looks at the CPU itself.
 pub fn install(sum: SumFn) -> bool {
     agrees_with_portable(sum) && FAST.set(sum).is_ok()
 }

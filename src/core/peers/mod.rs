@@ -5,8 +5,10 @@
 //! back-off for addresses that have not answered yet. It never sends anything and never parses
 //! bytes; `node` asks it what to do and does it.
 //!
-//! Iteration order is the order of addresses (`BTreeMap`), so the same inputs always give the
-//! same decisions: the simulator depends on it.
+//! Lookups are by address (`BTreeMap`), and the gossip rounds walk the verified peers in the
+//! order they were verified and removed in (a `Vec`): the same inputs always give the same
+//! decisions, which the simulator depends on, as long as callers that remove several peers at
+//! once do so in a fixed order (`node` removes them in address order).
 //!
 //! The parts, one responsibility each:
 //!

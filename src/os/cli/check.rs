@@ -154,7 +154,8 @@ impl Args {
                 if peers::is_unusable(addr) {
                     return Err(at.blame(Error::InvalidPeer {
                         value: text.clone(),
-                        reason: "no node can be at an unspecified, multicast or broadcast address",
+                        reason: "no node can be at an unspecified, multicast, broadcast or \
+                                 IPv4-compatible IPv6 (::a.b.c.d) address",
                     }));
                 }
             }

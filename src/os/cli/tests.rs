@@ -227,15 +227,15 @@ fn a_connect_address_no_node_can_be_at_is_rejected() {
     for bad in ["0.0.0.0:3210", "224.0.0.1:3210", "255.255.255.255:3210"] {
         let text = usage_error(&["-c", bad]);
         assert!(
-            text.contains("unspecified, multicast or broadcast"),
+            text.contains("unspecified, multicast, broadcast or IPv4-compatible"),
             "{bad}: {text}"
         );
         assert!(text.contains(bad), "{bad}: {text}");
     }
-    for bad in ["[::]:3210", "[ff02::1]:3210"] {
+    for bad in ["[::]:3210", "[ff02::1]:3210", "[::198.18.0.2]:3210"] {
         let text = usage_error(&["-l", "[::]:3210", "-c", bad]);
         assert!(
-            text.contains("unspecified, multicast or broadcast"),
+            text.contains("unspecified, multicast, broadcast or IPv4-compatible"),
             "{bad}: {text}"
         );
     }

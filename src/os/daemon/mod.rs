@@ -1,6 +1,7 @@
 //! The event loop: one thread (plus the `--threads` lanes of `lanes.rs`, and a helper thread
 //! that reads the tap's drop counter), one epoll set over the tap device, the UDP socket, a
-//! timerfd and a signalfd, driving a [`Node`].
+//! timerfd, a signalfd, the control socket and the eventfd the lanes wake it with, driving a
+//! [`Node`].
 //!
 //! Owns the clock the node runs on (elsewhere `std::time` is read only for a keyed session's
 //! id, in `keyfiles`, to time the checksum at start-up, in `sys::cpu`, by the spin of
@@ -23,7 +24,8 @@
 //!
 //! The parts: this file sets the loop up and runs it (passes, spin, bookkeeping); `drain.rs`
 //! is the packet path (the socket and tap drains, super-frames cut into frames); `signals.rs`
-//! handles the signals and the SIGHUP reloads.
+//! handles the signals and the SIGHUP reloads; `lanes.rs` runs the `--threads` lanes and
+//! hands them the node's views.
 //!
 //! Busy polling: after traffic the loop spins for `--busy-poll` ([`crate::spin`] decides how
 //! each pass looks for work and when the spin ends). A spinning pass that finds nothing
@@ -405,6 +407,11 @@ impl Daemon {
     /// socket buffer that a flood may have filled.
     fn send_closes(&mut self, now: Instant) {
         self.lanes.stop(now, &mut self.node);
+        // A SIGUSR1 read in the same batch as the stop still gets its lines, with the
+        // lanes' last counts in.
+        if std::mem::take(&mut self.status_asked) {
+            self.log_on_request(now);
+        }
         if let Err(e) = self.node.socket().block_for_last_sends(LAST_SEND_WAIT) {
             debug!("cannot make the socket wait for room for the Close messages: {e}");
         }

@@ -83,10 +83,6 @@ impl Daemon {
         while let Some(signal) = self.signals.read().map_err(Error::Signal)? {
             match signal {
                 Signal::Interrupt | Signal::Terminate => {
-                    // A SIGUSR1 read in the same batch still gets its lines.
-                    if std::mem::take(&mut self.status_asked) {
-                        self.log_on_request(now);
-                    }
                     info!("shutting down ({signal})");
                     self.send_closes(now);
                     return Ok(Some(Exit::Signal));

@@ -86,7 +86,8 @@ pub fn read_key(path: &Path, token: Token) -> Result<Key, Error> {
              place)",
             path.display()
         );
-    } else if let Some(len) = Key::short_passphrase(&contents) {
+    }
+    if let Some(len) = Key::short_passphrase(&contents) {
         log::warn!(
             "the key file {} holds a passphrase of only {len} bytes, which anyone who records \
              a datagram may guess: use 64 hex digits, or a passphrase of at least \

@@ -267,7 +267,8 @@ impl Sessions {
                 if let Some(oldest) = self
                     .cookies
                     .iter()
-                    .min_by_key(|(_, (_, at))| *at)
+                    // (Ties by address, not by the map's order, which differs per process.)
+                    .min_by_key(|(addr, (_, at))| (*at, **addr))
                     .map(|(a, _)| *a)
                 {
                     self.cookies.remove(&oldest);
@@ -577,7 +578,8 @@ impl Sessions {
             let oldest = self
                 .pending
                 .iter()
-                .min_by_key(|(_, p)| (!p.probe, p.sent))
+                // (Ties, as among one round's probes, by index, not by the map's order.)
+                .min_by_key(|(i, p)| (!p.probe, p.sent, **i))
                 .map(|(i, p)| (*i, p.probe));
             match oldest {
                 Some((index, oldest_is_probe)) if oldest_is_probe || !probe => {
