@@ -222,7 +222,7 @@ fn run(settings: &Settings) -> Result<(), Error> {
         hook::run("--ifup", command, &name, HOOK_TIMEOUT)?;
         if stop_pending() {
             info!("stopped during start-up (a signal came while --ifup ran)");
-            run_ifdown(settings, &name);
+            run_ifdown(settings, &name, None);
             return Ok(());
         }
     }
@@ -234,7 +234,7 @@ fn run(settings: &Settings) -> Result<(), Error> {
             check_stats_writable(settings, identity)
         });
         if let Some(Err(err)) = unreadable {
-            run_ifdown(settings, &name);
+            run_ifdown(settings, &name, Some(&err));
             return Err(err);
         }
         let before = privdrop::current_ids();
@@ -243,7 +243,7 @@ fn run(settings: &Settings) -> Result<(), Error> {
             // switch refused outright); one that failed halfway leaves the process in a
             // state no hook should run in.
             if privdrop::current_ids() == before {
-                run_ifdown(settings, &name);
+                run_ifdown(settings, &name, Some(&err));
             } else {
                 error!("not running --ifdown: the switch to {identity} failed halfway");
             }
@@ -251,7 +251,7 @@ fn run(settings: &Settings) -> Result<(), Error> {
         }
         info!("running as {identity}");
         if let Err(err) = check_reloadable(settings, identity) {
-            run_ifdown(settings, &name);
+            run_ifdown(settings, &name, Some(&err));
             return Err(err);
         }
     }
@@ -282,19 +282,20 @@ fn run(settings: &Settings) -> Result<(), Error> {
     );
 
     tell_systemd(notify::STOPPING);
-    if let (Err(err), Some(_)) = (&result, &settings.ifdown) {
-        // The fatal line comes at the exit, after --ifdown (up to a minute, and its own
-        // lines, perhaps errors of a device that is gone): the cause goes first.
-        info!("stopping after an error: {err}");
-    }
-    run_ifdown(settings, &name);
+    run_ifdown(settings, &name, result.as_ref().err());
     drop(keep_tap);
     result.map(|_| ())
 }
 
-/// Runs `--ifdown`, if given; a failure is a warning (the daemon is stopping anyway).
-fn run_ifdown(settings: &Settings, name: &str) {
+/// Runs `--ifdown`, if given; a failure is a warning (the daemon is stopping anyway). With
+/// `cause`, the error the daemon stops for, which its fatal line gives at the exit, after
+/// the hook (up to a minute, and its own lines, perhaps errors of a device that is gone):
+/// logged first, so that the log tells why before it tells what the hook did.
+fn run_ifdown(settings: &Settings, name: &str, cause: Option<&Error>) {
     if let Some(command) = &settings.ifdown {
+        if let Some(err) = cause {
+            info!("stopping after an error: {err}");
+        }
         if let Err(err) = hook::run("--ifdown", command, name, HOOK_TIMEOUT) {
             warn!("{err}");
         }

@@ -1604,6 +1604,10 @@ fn with_user_the_trust_files_must_stay_readable_so_that_sighup_can_revoke() {
         "{log}"
     );
     assert!(!log.contains("running as user nobody"), "{log}");
+    // Why, before what --ifdown did.
+    let cause = log.find("stopping after an error: as nobody, cannot read trusted keys");
+    let hook = log.find("running --ifdown command");
+    assert!(cause.is_some() && cause < hook, "{log}");
     assert_eq!(
         fs::read_to_string(&ifdown_id).unwrap_or_default(),
         "0\n",

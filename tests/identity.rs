@@ -886,9 +886,9 @@ fn a_lost_hello_is_asked_for_again_so_sessions_still_move_to_aegis() {
     }
     // Pairs whose sessions are made over a lossy path: a Hello lost there must not keep the
     // session off AEGIS-128L until its renewal once the path is clean again. (Asked again
-    // every 5 s, up to 5 times: AEGIS within 60 s of a clean path, half the renewal time,
-    // so that no renewal on the timer can be what brings it. Under ETHCLOUD_SIM_SEED=16 one
-    // pair took 31 s.)
+    // every 5 s, up to 5 times, or a session nothing was heard in renewed 5 s after it was
+    // made: AEGIS within 60 s of a clean path, half the renewal time, so that the timed
+    // renewal is not what brings it. Under ETHCLOUD_SIM_SEED=16 one pair took 31 s.)
     let mut stuck = Vec::new();
     for seed in 0..12u64 {
         let mut sim = Simulator::new(0x1f00 + seed);

@@ -8,7 +8,8 @@
 //! Lookups are by address (`BTreeMap`), and the gossip rounds walk the verified peers in the
 //! order they were verified and removed in (a `Vec`): the same inputs always give the same
 //! decisions, which the simulator depends on, as long as callers that remove several peers at
-//! once do so in a fixed order (`node` removes them in address order).
+//! once do so in an order the inputs fix (`node`: address order, or the order of the
+//! sessions' map, whose hasher is seeded from the node's configuration).
 //!
 //! The parts, one responsibility each:
 //!

@@ -178,7 +178,7 @@ pub fn read_trusted(paths: &[PathBuf]) -> Result<TrustedKeys, Error> {
 /// could add a key to it (or, in a directory, a file of keys), and be trusted at the next
 /// start or SIGHUP. So is one inside a directory (its own, after symbolic links, or any
 /// above it) that any user may write to without the sticky bit: anyone could replace it.
-/// And so is one that a user other than root and the one ethcloud runs as owns: they may
+/// And so is one that a user other than root and the one ethcloud started as owns: they may
 /// write to it whatever its mode. (Writable by its group is the operator's choice, a group
 /// of admins: accepted.)
 fn refuse_writable_by_all(path: &Path, meta: &std::fs::Metadata) -> Result<(), Error> {
@@ -216,11 +216,12 @@ fn replaceable_path(path: &Path) -> Option<String> {
 }
 
 /// Why the file at the absolute path `path` could be replaced by a user other than root and
-/// us, if it could: a directory on the way that any user may write to, without the sticky
-/// bit; or, in a sticky one (as /tmp), an entry that such a user owns.
+/// the one ethcloud started as, if it could: a directory on the way that any user may write
+/// to, without the sticky bit; or, in a sticky one (as /tmp), an entry that such a user owns
+/// (the **user** switched to too: at a SIGHUP as at the start).
 fn replaceable(path: &Path) -> Option<String> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let (_, our_uid, _, _) = crate::sys::privdrop::current_ids();
+    let our_uid = crate::sys::files::started_as();
     let mut entry = path;
     for dir in path.ancestors().skip(1) {
         let Ok(meta) = std::fs::metadata(dir) else {
@@ -241,7 +242,7 @@ fn replaceable(path: &Path) -> Option<String> {
             if let Some(uid) = owner.filter(|uid| *uid != 0 && *uid != our_uid) {
                 return Some(format!(
                     "{} is owned by uid {uid}, in {}, which any user may write to: only \
-                     root (or this daemon's user) may own what it reads there",
+                     root (or the user that starts this daemon) may own what it reads there",
                     entry.display(),
                     dir.display()
                 ));

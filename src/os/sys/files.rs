@@ -48,14 +48,18 @@ pub fn note_starting_user() {
     let _ = STARTED_AS.set(crate::sys::privdrop::current_ids().1);
 }
 
+/// The effective uid ethcloud started as (see [`note_starting_user`]).
+pub fn started_as() -> libc::uid_t {
+    *STARTED_AS.get_or_init(|| crate::sys::privdrop::current_ids().1)
+}
+
 /// Why the file or directory that `meta` describes is refused for its owner, if it is: an
 /// owner other than root and the user ethcloud started as may rewrite it (or `chmod` it and
 /// then rewrite it) whatever its mode says, which lets them do what `could` says.
 pub fn foreign_owner(meta: &std::fs::Metadata, could: &str) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let owner = meta.uid();
-    let started_as = *STARTED_AS.get_or_init(|| crate::sys::privdrop::current_ids().1);
-    (owner != 0 && owner != started_as).then(|| {
+    (owner != 0 && owner != started_as()).then(|| {
         format!("owned by uid {owner}, who could {could}: make root its owner (chown root)")
     })
 }
