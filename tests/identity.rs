@@ -738,6 +738,23 @@ fn a_flood_that_forges_a_peers_own_address_does_not_starve_its_renewals() {
     assert!(carries(&mut sim, b, a, 2, 1));
 }
 
+/// A first initiation lost (sent before the other node's socket was up, as when two nodes
+/// start together): the next round to that address, 5 s on or later, tries again, not only
+/// once the lost one is forgotten (10 s) and a contact after that asks (15 s after the first
+/// on the contact schedule, 0, 1, 3, 7, 15 s).
+#[test]
+fn a_lost_first_initiation_is_tried_again_at_the_next_round() {
+    let mut sim = Simulator::new(0x1d_0c01);
+    let [a, b] = [1u8, 2].map(|i| sim.add_node(&Simulator::identity_config(i, &[1, 2])));
+    sim.lose_next(b, a, INITIATION);
+    sim.connect(b, a);
+    let took = sim.advance_until(Duration::from_secs(60), |s| {
+        s.lost_next() && s.session_id(a, 2).is_some() && s.session_id(b, 1).is_some()
+    });
+    assert!(took < Duration::from_secs(10), "the session took {took:?}");
+    assert!(carries(&mut sim, b, a, 2, 1));
+}
+
 #[test]
 fn a_lost_response_to_a_renewal_does_not_cut_the_answering_side_off() {
     let mut sim = Simulator::new(0x1d_0c00);

@@ -496,10 +496,14 @@ impl Sessions {
                 let mut sent = 0;
                 // The keys with a handshake in flight to this address, gathered once (not one
                 // walk of up to MAX_PENDING handshakes per trusted key).
+                // Only those sent within HANDSHAKE_RETRY: one that went unanswered longer (a
+                // first initiation lost, or sent before the other node's socket was up) is
+                // tried again with this round, as a known key's is, not only once it is
+                // forgotten at HANDSHAKE_TIMEOUT and a contact after that asks again.
                 let in_flight_here: std::collections::HashSet<PublicKey> = self
                     .pending
                     .values()
-                    .filter(|p| p.addr == addr)
+                    .filter(|p| p.addr == addr && now < p.sent + HANDSHAKE_RETRY)
                     .map(|p| p.initiator.remote)
                     .collect();
                 for i in 0..n {
