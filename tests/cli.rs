@@ -318,6 +318,28 @@ fn help_exits_0_and_lists_the_specs_options() {
     ] {
         assert!(help.contains(option), "--help lacks {option:?}:\n{help}");
     }
+    // The seed's eight options open the list, in the seed's order; ours follow.
+    let options: Vec<&str> = help
+        .lines()
+        .skip_while(|l| *l != "Options:")
+        .filter(|l| l.starts_with("  -") || l.starts_with("      --"))
+        .map(str::trim)
+        .take(8)
+        .collect();
+    assert_eq!(
+        options,
+        [
+            "-d, --device <device>",
+            "-l, --listen <listen>",
+            "-t, --token <token>",
+            "-c, --connect <connect>",
+            "--peer-timeout <peer_timeout>",
+            "--mac-timeout <mac_timeout>",
+            "-v, --verbose",
+            "-q, --quiet",
+        ],
+        "{help}"
+    );
 }
 
 #[test]

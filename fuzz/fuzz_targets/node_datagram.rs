@@ -63,6 +63,25 @@ fn deliver(
     }
 }
 
+/// The script's ops 2 and 3, alike in every mode: `body` as a frame from the device, or
+/// `arg` tenths of a second passing, with housekeeping.
+fn frame_or_time<S: Socket>(
+    node: &mut Node<S, Null>,
+    op: u8,
+    arg: u8,
+    body: &[u8],
+    now: &mut Instant,
+    buf: &mut PacketBuf,
+) {
+    if op % 4 == 2 {
+        buf.frame_room()[..body.len()].copy_from_slice(body);
+        let _ = node.on_frame(*now, buf, body.len());
+    } else {
+        *now += std::time::Duration::from_millis(u64::from(arg) * 100);
+        node.housekeep(*now);
+    }
+}
+
 const A: [u8; 4] = [198, 18, 0, 1];
 const B: [u8; 4] = [198, 18, 0, 2];
 
@@ -151,14 +170,7 @@ fuzz_target!(|data: &[u8]| {
                 datagram.extend_from_slice(body);
                 let _ = node.on_datagram(now, from, &mut datagram);
             }
-            2 => {
-                buf.frame_room()[..body.len()].copy_from_slice(body);
-                let _ = node.on_frame(now, &mut buf, body.len());
-            }
-            _ => {
-                now += std::time::Duration::from_millis(u64::from(*arg) * 100);
-                node.housekeep(now);
-            }
+            _ => frame_or_time(&mut node, *op, *arg, body, &mut now, &mut buf),
         }
         assert!(node.peers().len() <= 8);
         assert!(node.switch_table().len() <= 16);
@@ -228,14 +240,7 @@ fn per_node_keys(config: &Config, mut rest: &[u8]) {
                 }
                 let _ = a.on_datagram(now, from, &mut datagram);
             }
-            2 => {
-                buf.frame_room()[..body.len()].copy_from_slice(body);
-                let _ = a.on_frame(now, &mut buf, body.len());
-            }
-            _ => {
-                now += std::time::Duration::from_millis(u64::from(*arg) * 100);
-                a.housekeep(now);
-            }
+            _ => frame_or_time(&mut a, *op, *arg, body, &mut now, &mut buf),
         }
         // What A sends is dropped (B is driven by the script only through its session).
         a.socket_mut().0.clear();

@@ -931,33 +931,3 @@ fn the_sealed_modes_options_without_a_key_are_named_as_unused() {
     assert_eq!(s.unused, ["--rekey-after"]);
     assert!(check(&[]).unwrap().unused.is_empty());
 }
-
-/// The usage opens with the seed's eight options, in the seed's order, with its short and
-/// long names and value names; the project's own options follow them.
-#[test]
-fn the_usage_opens_with_the_seed_s_options_in_its_order() {
-    use clap::CommandFactory;
-    let help = Args::command().render_long_help().to_string();
-    let options: Vec<&str> = help
-        .lines()
-        .skip_while(|l| *l != "Options:")
-        .filter(|l| l.starts_with("  -") || l.starts_with("      --"))
-        .map(str::trim)
-        .collect();
-    assert_eq!(
-        options.get(..8),
-        Some(
-            &[
-                "-d, --device <device>",
-                "-l, --listen <listen>",
-                "-t, --token <token>",
-                "-c, --connect <connect>",
-                "--peer-timeout <peer_timeout>",
-                "--mac-timeout <mac_timeout>",
-                "-v, --verbose",
-                "-q, --quiet",
-            ][..]
-        ),
-        "{help}"
-    );
-}

@@ -749,8 +749,12 @@ impl Sessions {
         let in_flight: std::collections::HashSet<(PublicKey, SocketAddr)> = if due.is_empty() {
             std::collections::HashSet::new()
         } else {
+            // (As in `round`: only those sent within HANDSHAKE_RETRY. An older one, a probe
+            // lost before the peer's socket was up, must not spend the one renewal of the
+            // session the peer made with us since.)
             self.pending
                 .values()
+                .filter(|p| now < p.sent + HANDSHAKE_RETRY)
                 .map(|p| (p.initiator.remote, p.addr))
                 .collect()
         };
@@ -1181,6 +1185,35 @@ mod tests {
         assert_eq!(probes.len(), 1);
         let mut sent = Vec::new();
         b.housekeep(later + HANDSHAKE_RETRY, &mut |to, bytes| {
+            sent.push((to, bytes.len()));
+        });
+        assert!(
+            sent.contains(&(at_a, INITIATION_LEN)),
+            "the unheard session was not renewed: {sent:?}"
+        );
+    }
+
+    /// b's probe to a's address is lost (a's socket was not up yet); a then initiates, and b
+    /// answers, but that answer is lost too: b's session with a is unheard, and its one
+    /// renewal, 5 s on, goes out although b's lost probe to the same key and address is still
+    /// in flight (it spent the renewal, and the pair waited for a timer's, minutes later).
+    #[test]
+    fn an_unheard_session_is_renewed_while_an_older_probe_to_its_address_is_pending() {
+        let at_a: SocketAddr = "198.18.0.1:3210".parse().unwrap();
+        let at_b: SocketAddr = "198.18.0.2:3210".parse().unwrap();
+        let (mut a, mut b) = (node(1, 2, 20), node(2, 1, 20));
+        let t0 = Instant::from_secs(1);
+        assert_eq!(round_to(&mut b, t0, at_a).len(), 1, "b's probe (lost)");
+        let made = t0 + Duration::from_secs(1);
+        let init = round_to(&mut a, made, at_b);
+        let mut out = [0u8; 256];
+        assert!(matches!(
+            b.on_handshake(made, at_a, &init[0], &mut out),
+            HandshakeEvent::Answered(..)
+        ));
+        // (The answer is lost.)
+        let mut sent = Vec::new();
+        b.housekeep(made + HANDSHAKE_RETRY, &mut |to, bytes| {
             sent.push((to, bytes.len()));
         });
         assert!(
