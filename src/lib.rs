@@ -28,7 +28,8 @@
 //! The core (`wire`, `switch`, `peers`, `node`, `outbound`, `lane`, `relay`, `crypto`,
 //! `identity`, `offload`, `buf`, `time`, `io`, `stats`, `limit`, `show`, `status`) performs no
 //! I/O, reads no clock and no random source, so tests drive it deterministically in a
-//! simulator (on one CPU: `crypto` picks its ciphers by the CPU's AES instructions). The OS edges (`sys`, `daemon`, `service`, `hook`, `cli`, `config`, `keyfiles`,
+//! simulator (on one CPU: `crypto` picks its ciphers by the CPU's AES instructions). The OS
+//! edges (`sys`, `daemon`, `service`, `hook`, `cli`, `config`, `keyfiles`,
 //! `error`, `spin`, `resolve`, `logging`) build only with the `os` feature (on by default), and so do
 //! libc, clap and the config parser: `cargo check --lib --no-default-features` builds the core
 //! alone, which fails if the core reaches for any of them.

@@ -1649,7 +1649,8 @@ fn with_user_the_trust_files_must_stay_readable_so_that_sighup_can_revoke() {
 
     // The same file given to nobody (who can read it now): refused at that SIGHUP as it
     // would be at the next start, since its owner may add keys to it.
-    chown(&added, Some(NOGROUP), None).expect("chown nobody");
+    const NOBODY: u32 = 65534;
+    chown(&added, Some(NOBODY), None).expect("chown nobody");
     lab.daemons[d1].signal(libc::SIGHUP);
     let deadline = Instant::now() + SOON;
     while counter(&read_stats(&stats1), "reloads_failed") != Some(2) {

@@ -469,10 +469,12 @@ fn a_node_whose_tap_is_deleted_exits_with_an_error_and_its_peer_hears_close_at_o
         cause.is_some() && hook.is_some() && cause < hook,
         "the cause is not logged before --ifdown runs:\n{log}"
     );
-    assert!(log
-        .lines()
-        .last()
-        .is_some_and(|l| l.starts_with("ethcloud: cannot read from tap device")));
+    assert!(
+        log.lines()
+            .last()
+            .is_some_and(|l| l.starts_with("ethcloud: cannot read from tap device")),
+        "the fatal line is not the last:\n{log}"
+    );
     // Not after the peer timeout (30 minutes): A's Close tells B at once.
     let removed = format!("peer {} removed: closed by peer", a.addr_v4());
     lab.daemons[1].wait_log(&removed, SOON);

@@ -162,8 +162,9 @@ impl ConfigFile {
     /// # Errors
     ///
     /// [`Error::ConfigRead`] if the file cannot be read or is longer than [`MAX_CONFIG_LEN`]
-    /// (a path to something endless must not grow memory); [`Error::ConfigMode`] if another
-    /// user than root (and us) owns it or may write to it; [`Error::ConfigParse`] if it is not
+    /// (a path to something endless must not grow memory); [`Error::ConfigMode`] if a user
+    /// other than root and the one ethcloud started as owns it, or one may write to it (its
+    /// group, unless root's; anyone); [`Error::ConfigParse`] if it is not
     /// UTF-8; else as [`ConfigFile::parse`].
     pub fn read(path: &Path) -> Result<ConfigFile, Error> {
         use std::io::Read;

@@ -11,10 +11,10 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use ring::hkdf::{self, Prk, Salt};
 
 use super::{KEY_LEN, MAX_PASSPHRASE_LEN};
+use crate::wire::{Token, TOKEN_LEN};
 
 /// Passphrases shorter than this many bytes get a warning ([`Key::short_passphrase`]).
 pub const SHORT_PASSPHRASE: usize = 16;
-use crate::wire::{Token, TOKEN_LEN};
 
 /// Argon2id memory cost in KiB (64 MiB).
 const KDF_MEMORY_KIB: u32 = 64 * 1024;
@@ -93,9 +93,8 @@ impl Key {
 
     /// The length of the passphrase that [`Key::from_file_contents`] would stretch from
     /// `contents`, if it is one and shorter than [`SHORT_PASSPHRASE`] bytes: guessable by
-    /// anyone who records a datagram, or a key file read while it was being written (the
-    /// start of 64 hex digits is a passphrase too). `None` for a raw or hex key, for a longer
-    /// passphrase, and for contents that are refused anyway.
+    /// anyone who records a datagram. (A hex key cut short is [`Key::cut_hex`]'s.) `None` for
+    /// a raw or hex key, for a longer passphrase, and for contents that are refused anyway.
     pub fn short_passphrase(contents: &[u8]) -> Option<usize> {
         if contents.len() == KEY_LEN || parse_hex_key(contents.trim_ascii_end()).is_some() {
             return None;
@@ -249,7 +248,7 @@ mod tests {
         let hex_text = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
         assert_eq!(Key::short_passphrase(b"secret\n"), Some(6));
         assert_eq!(Key::short_passphrase(b"a\r\n"), Some(1));
-        // A key file read half-written: the start of its hex digits.
+        // Hex digits are a passphrase too (and cut_hex's as well).
         assert_eq!(Key::short_passphrase(&hex_text.as_bytes()[..10]), Some(10));
         assert_eq!(Key::short_passphrase(b"fifteen bytes!!"), Some(15));
         assert_eq!(Key::short_passphrase(b"sixteen bytes!!!\n"), None);

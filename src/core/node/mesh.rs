@@ -491,28 +491,20 @@ impl<S: Socket, D: Device> Node<S, D> {
         if self.close_checks.is_empty() {
             return;
         }
+        // (In address order, a `BTreeMap`'s: the peer table's order after the removals,
+        // which the gossip's rounds follow, is the same for the same inputs.)
         let mut checks = core::mem::take(&mut self.close_checks);
-        let mut silent = core::mem::take(&mut self.targets);
-        silent.clear();
         checks.retain(
             |&addr, c| match check_of(self.peers.heard(addr), c.heard, now, c.until) {
                 Check::Gone | Check::Answered => false,
                 Check::Waiting => true,
                 Check::Silent => {
-                    silent.push(addr);
+                    self.remove_peer(now, addr, "closed by peer (silent since)");
                     false
                 }
             },
         );
         self.close_checks = checks;
-        // Removed in address order, not the map's (which differs per process): the peer
-        // table's order after the removals, which the gossip's rounds follow, is the same
-        // for the same inputs.
-        silent.sort_unstable();
-        for addr in silent.iter() {
-            self.remove_peer(now, *addr, "closed by peer (silent since)");
-        }
-        self.targets = silent;
     }
 
     pub(super) fn remove_peer(&mut self, now: Instant, addr: SocketAddr, reason: &str) {

@@ -39,7 +39,7 @@ pub(crate) mod tx;
 mod verify;
 mod view;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -396,10 +396,10 @@ pub struct Node<S: Socket, D: Device> {
     /// Keyed mode: peers whose Close came sealed by a process they are not known by, waiting
     /// [`MOVE_CHECK`] for a sign of life; one per verified peer at most, so at most
     /// `max_peers`.
-    close_checks: HashMap<SocketAddr, CloseCheck>,
+    close_checks: BTreeMap<SocketAddr, CloseCheck>,
     /// Sealed modes: peers asked for their Hello and not heard yet, with when they were last
     /// asked and how many times (see `Node::hello_retries`); at most `max_peers`.
-    hello_asked: HashMap<SocketAddr, (Instant, u8)>,
+    hello_asked: BTreeMap<SocketAddr, (Instant, u8)>,
     /// When a verified peer last made room for a `--connect` address (see
     /// `Node::room_for_configured`).
     configured_room_at: Option<Instant>,
@@ -566,8 +566,8 @@ impl<S: Socket, D: Device> Node<S, D> {
             control: vec![0u8; control_len].into_boxed_slice(),
             targets: Vec::new(),
             move_checks: Vec::new(),
-            close_checks: HashMap::new(),
-            hello_asked: HashMap::new(),
+            close_checks: BTreeMap::new(),
+            hello_asked: BTreeMap::new(),
             configured_room_at: None,
             connect_set: HashSet::new(),
             follow_ups: Vec::new(),

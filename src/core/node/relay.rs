@@ -129,9 +129,8 @@ impl<S: Socket, D: Device> Node<S, D> {
                 .filter(|(_, (at, _))| now.saturating_duration_since(*at) >= HELLO_RETRY)
                 .map(|(addr, _)| *addr),
         );
-        // In address order, not the map's (which differs per process): the same inputs
-        // send the same datagrams in the same order.
-        due.sort_unstable();
+        // (In address order, a `BTreeMap`'s: the same inputs send the same datagrams in the
+        // same order.)
         for to in due.iter() {
             debug!("asking {to} for its Hello again");
             self.send_hello(*to, true);

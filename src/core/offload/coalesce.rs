@@ -734,14 +734,17 @@ mod tests {
                     if xorshift(&mut seed) % 3 == 0 {
                         f.truncate(xorshift(&mut seed) as usize % (f.len() + 1));
                     }
-                    if c.push(&f) == Push::FlushFirst {
-                        let _ = c.take();
-                        let _ = c.push(&f);
-                    }
-                    if xorshift(&mut seed) % 16 == 0 {
+                    let take = |c: &mut Coalescer| {
                         if let Some((_, frame)) = c.take() {
                             assert!(frame.len() <= MAX_SUPER_LEN, "{}", frame.len());
                         }
+                    };
+                    if c.push(&f) == Push::FlushFirst {
+                        take(&mut c);
+                        let _ = c.push(&f);
+                    }
+                    if xorshift(&mut seed) % 16 == 0 {
+                        take(&mut c);
                     }
                 }
             }

@@ -2,8 +2,9 @@
 //! heard from and sent to, their expiry, and the cursors and shuffles that pick whom gossip
 //! and keepalives go to next.
 //!
-//! Owns the table's bookkeeping and its cap. It never sends anything and never parses bytes;
-//! the order of addresses (`BTreeMap`) keeps every walk deterministic.
+//! Owns the table's bookkeeping and its cap. It never sends anything and never parses bytes.
+//! Lookups are by address (`BTreeMap`); the gossip's walk follows the verified peers' `Vec`,
+//! whose order is that of their verifications and removals (see the module `peers`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

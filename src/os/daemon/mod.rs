@@ -407,8 +407,9 @@ impl Daemon {
     /// socket buffer that a flood may have filled.
     fn send_closes(&mut self, now: Instant) {
         self.lanes.stop(now, &mut self.node);
-        // A SIGUSR1 read in the same batch as the stop still gets its lines, with the
-        // lanes' last counts in.
+        // A SIGUSR1 read in the same batch as a SIGTERM (signalfd hands out the lower number
+        // first: a SIGUSR1 pending with a SIGINT is not read at all) still gets its lines,
+        // with the lanes' last counts in.
         if std::mem::take(&mut self.status_asked) {
             self.log_on_request(now);
         }

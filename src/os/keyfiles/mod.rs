@@ -97,7 +97,8 @@ pub fn load_identity(
 ///
 /// [`Error::PrivateKeyMode`] if the group or others may read the file (any bit of
 /// [`PRIVATE_KEY_FORBIDDEN_MODE`]), [`Error::PrivateKeyRead`] if it cannot be opened or read,
-/// [`Error::PrivateKey`] if it is longer than [`MAX_PRIVATE_KEY_LEN`] or holds no key.
+/// [`Error::PrivateKey`] if it is longer than [`MAX_PRIVATE_KEY_LEN`] or holds no key, or if
+/// another user could replace it or owns it (any but root and the user ethcloud started as).
 pub fn read_private_key(path: &Path) -> Result<SecretKey, Error> {
     let read_error = |source| Error::PrivateKeyRead {
         path: path.to_owned(),
@@ -113,11 +114,8 @@ pub fn read_private_key(path: &Path) -> Result<SecretKey, Error> {
     }
     // Another user who could put their own file there would know the node's identity key;
     // so would one who owns the file (they may read it, mode 0600 or not).
-    let owned = || {
-        let meta = file.metadata().ok()?;
-        crate::sys::files::foreign_owner(&meta, "read and replace the node's identity key")
-    };
-    if let Some(reason) = replaceable_path(path).or_else(owned) {
+    let could = "read and replace the node's identity key";
+    if let Some(reason) = replaceable_or_owned(path, &file, could) {
         return Err(Error::PrivateKey {
             path: path.to_owned(),
             reason,
@@ -144,7 +142,8 @@ pub fn read_private_key(path: &Path) -> Result<SecretKey, Error> {
 /// # Errors
 ///
 /// [`Error::TrustedRead`] if a path, a directory entry or a file cannot be read;
-/// [`Error::Trusted`] for a file or directory that any user may write to, a file longer
+/// [`Error::Trusted`] for a file or directory that any user may write to, that another user
+/// owns (any but root and the user ethcloud started as) or could replace, a file longer
 /// than [`MAX_TRUST_FILE_LEN`] or not UTF-8, a directory
 /// of more than [`MAX_TRUST_DIR_FILES`] files, a path that is neither a file nor a directory,
 /// and for a bad key (with its line) or a key past
@@ -202,6 +201,20 @@ fn refuse_writable_by_all(path: &Path, meta: &std::fs::Metadata) -> Result<(), E
         .map_or(Ok(()), refuse)
 }
 
+/// Why another user could read or replace `file`, opened from `path`, if one could: it
+/// could be replaced where it is ([`replaceable_path`]), or its owner is another user
+/// ([`foreign_owner`](crate::sys::files::foreign_owner)), who could do what `could` says.
+pub(super) fn replaceable_or_owned(
+    path: &Path,
+    file: &std::fs::File,
+    could: &str,
+) -> Option<String> {
+    replaceable_path(path).or_else(|| {
+        let meta = file.metadata().ok()?;
+        crate::sys::files::foreign_owner(&meta, could)
+    })
+}
+
 /// Why another user could replace the file at `path` (see [`replaceable`]), if one could:
 /// checked on the path as given (a symbolic link in it could be replaced where it sits) and
 /// as resolved (where the file is). A path that cannot be resolved fails when it is opened.
@@ -221,7 +234,6 @@ fn replaceable_path(path: &Path) -> Option<String> {
 /// (the **user** switched to too: at a SIGHUP as at the start).
 fn replaceable(path: &Path) -> Option<String> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let our_uid = crate::sys::files::started_as();
     let mut entry = path;
     for dir in path.ancestors().skip(1) {
         let Ok(meta) = std::fs::metadata(dir) else {
@@ -239,7 +251,7 @@ fn replaceable(path: &Path) -> Option<String> {
                 ));
             }
             let owner = std::fs::symlink_metadata(entry).map(|m| m.uid()).ok();
-            if let Some(uid) = owner.filter(|uid| *uid != 0 && *uid != our_uid) {
+            if let Some(uid) = owner.filter(|uid| crate::sys::files::is_foreign(*uid)) {
                 return Some(format!(
                     "{} is owned by uid {uid}, in {}, which any user may write to: only \
                      root (or the user that starts this daemon) may own what it reads there",

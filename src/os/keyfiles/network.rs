@@ -47,11 +47,8 @@ pub fn read_key(path: &Path, token: Token) -> Result<Key, Error> {
                     mode & 0o7777
                 );
             }
-            let owned = || {
-                let meta = file.metadata().ok()?;
-                crate::sys::files::foreign_owner(&meta, "read and replace the network's key")
-            };
-            if let Some(reason) = super::replaceable_path(path).or_else(owned) {
+            let could = "read and replace the network's key";
+            if let Some(reason) = super::replaceable_or_owned(path, &file, could) {
                 log::warn!(
                     "the key file {} could be replaced by another user, with a key they \
                      know: {reason}",

@@ -788,7 +788,8 @@ impl std::error::Error for ClientError {}
 /// # Errors
 ///
 /// [`ClientError`] with one line saying what is wrong: no daemon (nothing at `path`), not a
-/// socket, nobody listening, permission denied, a timeout, an answer longer than
+/// socket, nobody listening, a listener of another user than root and the one asking
+/// (`SO_PEERCRED`), permission denied, a timeout, an answer longer than
 /// [`MAX_ANSWER_LEN`], cut off (not ending in a newline), or not UTF-8.
 pub fn request(path: &Path, line: &str) -> Result<String, ClientError> {
     request_on(path, None, line)

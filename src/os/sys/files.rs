@@ -43,7 +43,7 @@ static STARTED_AS: std::sync::OnceLock<libc::uid_t> = std::sync::OnceLock::new()
 /// Notes the effective uid ethcloud starts as, before any switch to **user**: the one owner
 /// besides root that [`foreign_owner`] accepts, at the start and at every SIGHUP alike (so
 /// that a file the **user** made is not taken at a SIGHUP and refused at the next start).
-/// `main` calls it first; without that call, the first [`foreign_owner`] notes it.
+/// `main` calls it first; without that call, the first [`started_as`] notes it.
 pub fn note_starting_user() {
     let _ = STARTED_AS.set(crate::sys::privdrop::current_ids().1);
 }
@@ -53,13 +53,19 @@ pub fn started_as() -> libc::uid_t {
     *STARTED_AS.get_or_init(|| crate::sys::privdrop::current_ids().1)
 }
 
+/// Whether `uid` is neither root nor the user ethcloud started as: the owner rule of the
+/// files it acts on ([`foreign_owner`], and `keyfiles`' entries in sticky directories).
+pub fn is_foreign(uid: libc::uid_t) -> bool {
+    uid != 0 && uid != started_as()
+}
+
 /// Why the file or directory that `meta` describes is refused for its owner, if it is: an
 /// owner other than root and the user ethcloud started as may rewrite it (or `chmod` it and
 /// then rewrite it) whatever its mode says, which lets them do what `could` says.
 pub fn foreign_owner(meta: &std::fs::Metadata, could: &str) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let owner = meta.uid();
-    (owner != 0 && owner != started_as()).then(|| {
+    is_foreign(owner).then(|| {
         format!("owned by uid {owner}, who could {could}: make root its owner (chown root)")
     })
 }
