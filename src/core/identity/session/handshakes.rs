@@ -715,7 +715,7 @@ impl Sessions {
             // (after a restart, no newer timestamp is known), which nobody completes: the
             // peer cannot open what we seal in it. Renewed at once, as by the timer; once per
             // session (towards a forged source, one initiation per replay, not one every
-            // 10 s), later tries being the timer's.
+            // 5 s), later tries being the timer's.
             let unheard = !current.heard
                 && now >= current.made + HANDSHAKE_RETRY
                 && state.last_rekey.is_none_or(|t| t < current.made);
@@ -1133,7 +1133,7 @@ mod tests {
         assert!(carries(&mut b, &mut a, (at_b, at_a), doubted));
 
         // Once per such session: a replay whose source never answers (forged) draws one
-        // initiation there, not one every 10 s until the session ends.
+        // initiation there, not one every 5 s until the session ends.
         let mut c = node(2, 1, 20);
         let HandshakeEvent::Answered(_, true) = c.on_handshake(later, at_a, &recorded, &mut out)
         else {
