@@ -63,6 +63,18 @@ fn deliver(
     }
 }
 
+/// The script's ops, each `[op, arg, len, body of len bytes (fewer at the end)]`.
+fn ops(mut rest: &[u8]) -> impl Iterator<Item = (u8, u8, &[u8])> {
+    std::iter::from_fn(move || {
+        let [op, arg, len, tail @ ..] = rest else {
+            return None;
+        };
+        let (body, next) = tail.split_at(usize::from(*len).min(tail.len()));
+        rest = next;
+        Some((*op, *arg, body))
+    })
+}
+
 /// The script's ops 2 and 3, alike in every mode: `body` as a frame from the device, or
 /// `arg` tenths of a second passing, with housekeeping.
 fn frame_or_time<S: Socket>(
@@ -111,7 +123,7 @@ fuzz_target!(|data: &[u8]| {
     config.peer_timeout = std::time::Duration::from_secs(20);
     config.mac_timeout = std::time::Duration::from_secs(10);
     config.own_addrs = vec![SocketAddr::from((A, 3210))];
-    let Some((mode, mut rest)) = data.split_first() else {
+    let Some((mode, rest)) = data.split_first() else {
         return;
     };
     let key = Key::from_bytes([7; 32]);
@@ -139,11 +151,7 @@ fuzz_target!(|data: &[u8]| {
     let mut node = Node::new(config, Null, Null, Instant::ZERO);
     let mut now = Instant::ZERO;
     let mut buf = PacketBuf::new();
-    // each op: [op, arg, len, bytes...]
-    while let [op, arg, len, tail @ ..] = rest {
-        let len = usize::from(*len).min(tail.len());
-        let (body, next) = tail.split_at(len);
-        rest = next;
+    for (op, arg, body) in ops(rest) {
         match op % 4 {
             0 | 1 => {
                 let from = SocketAddr::from(([198, 18, 0, arg % 12], 3210));
@@ -170,7 +178,7 @@ fuzz_target!(|data: &[u8]| {
                 datagram.extend_from_slice(body);
                 let _ = node.on_datagram(now, from, &mut datagram);
             }
-            _ => frame_or_time(&mut node, *op, *arg, body, &mut now, &mut buf),
+            _ => frame_or_time(&mut node, op, arg, body, &mut now, &mut buf),
         }
         assert!(node.peers().len() <= 8);
         assert!(node.switch_table().len() <= 16);
@@ -183,7 +191,7 @@ fuzz_target!(|data: &[u8]| {
 /// verify each other; then the script's datagrams reach A sealed in B's session (or as they
 /// are, from any of a dozen addresses), with its frames and time passing as in the other
 /// modes.
-fn per_node_keys(config: &Config, mut rest: &[u8]) {
+fn per_node_keys(config: &Config, rest: &[u8]) {
     let (a_addr, b_addr) = (SocketAddr::from((A, 3210)), SocketAddr::from((B, 3210)));
     let node = |n| Node::new(identity(config, n), Capture::default(), Null, Instant::ZERO);
     let (mut a, mut b) = (node(1), node(2));
@@ -211,10 +219,7 @@ fn per_node_keys(config: &Config, mut rest: &[u8]) {
         "A opened B's Get peer list and answered it"
     );
     let mut buf = PacketBuf::new();
-    while let [op, arg, len, tail @ ..] = rest {
-        let len = usize::from(*len).min(tail.len());
-        let (body, next) = tail.split_at(len);
-        rest = next;
+    for (op, arg, body) in ops(rest) {
         match op % 4 {
             0 => {
                 // Sealed in B's session: any switch byte up to the relay extension's last.
@@ -241,7 +246,7 @@ fn per_node_keys(config: &Config, mut rest: &[u8]) {
                 let _ = a.on_datagram(now, from, &mut datagram);
             }
             _ => {
-                frame_or_time(&mut a, *op, *arg, body, &mut now, &mut buf);
+                frame_or_time(&mut a, op, arg, body, &mut now, &mut buf);
                 if op % 4 == 3 {
                     // B keeps up its side as time passes (keep-alives, renewals, answered
                     // both ways), so that its session with A still seals after minutes of
