@@ -181,7 +181,7 @@ pub(super) fn whole_read(superframe: &mut [u8], len: usize) -> Result<&mut [u8],
     superframe
         .get_mut(..len)
         .filter(|_| len < room)
-        .ok_or(CutError::TooLarge)
+        .ok_or(CutError::FilledBuffer)
 }
 
 /// Why a tap read could not be cut into frames.
@@ -189,9 +189,10 @@ pub(super) fn whole_read(superframe: &mut [u8], len: usize) -> Result<&mut [u8],
 pub(super) enum CutError {
     /// Shorter than its vnet header.
     Short,
-    /// A plain frame larger than the packet buffer, or a read that filled the super-frame
-    /// buffer ([`whole_read`]).
+    /// A plain frame larger than the packet buffer.
     TooLarge,
+    /// A read that filled the super-frame buffer: it may have been cut ([`whole_read`]).
+    FilledBuffer,
     /// The checksum or the segmentation failed.
     Offload(crate::offload::Error),
     /// A segment did not fit into the packet buffer (or its lengths into 16 bits): this and
@@ -204,6 +205,7 @@ impl core::fmt::Display for CutError {
         match self {
             CutError::Short => f.write_str("shorter than its vnet header"),
             CutError::TooLarge => f.write_str("frame larger than the packet buffer"),
+            CutError::FilledBuffer => f.write_str("filled the read buffer: may have been cut"),
             CutError::Offload(e) => e.fmt(f),
             CutError::SegmentTooLarge => f.write_str("a segment larger than the packet buffer"),
         }
@@ -344,6 +346,16 @@ impl Trouble {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_that_filled_the_buffer_is_told_apart_from_a_frame_too_large() {
+        let mut room = [0u8; 8];
+        assert_eq!(whole_read(&mut room, 7).map(|p| p.len()), Ok(7));
+        let err = whole_read(&mut room, 8).unwrap_err();
+        assert_eq!(err, CutError::FilledBuffer);
+        assert!(err.to_string().contains("may have been cut"), "{err}");
+        assert_ne!(err.to_string(), CutError::TooLarge.to_string());
+    }
 
     #[test]
     fn trouble_warns_once_per_run_of_failures() {

@@ -105,7 +105,8 @@ pub fn read_private_key(path: &Path) -> Result<SecretKey, Error> {
         source,
     };
     let file = open_for_reading(path).map_err(read_error)?;
-    let mode = file.metadata().map_err(read_error)?.permissions().mode();
+    let meta = file.metadata().map_err(read_error)?;
+    let mode = meta.permissions().mode();
     if mode & PRIVATE_KEY_FORBIDDEN_MODE != 0 {
         return Err(Error::PrivateKeyMode {
             path: path.to_owned(),
@@ -115,7 +116,7 @@ pub fn read_private_key(path: &Path) -> Result<SecretKey, Error> {
     // Another user who could put their own file there would know the node's identity key;
     // so would one who owns the file (they may read it, mode 0600 or not).
     let could = "read and replace the node's identity key";
-    if let Some(reason) = replaceable_or_owned(path, &file, could) {
+    if let Some(reason) = replaceable_or_owned(path, &meta, could) {
         return Err(Error::PrivateKey {
             path: path.to_owned(),
             reason,
@@ -196,23 +197,19 @@ fn refuse_writable_by_all(path: &Path, meta: &std::fs::Metadata) -> Result<(), E
             mode & 0o7777
         ));
     }
-    replaceable_path(path)
-        .or_else(|| crate::sys::files::foreign_owner(meta, "add a key"))
-        .map_or(Ok(()), refuse)
+    replaceable_or_owned(path, meta, "add a key").map_or(Ok(()), refuse)
 }
 
-/// Why another user could read or replace `file`, opened from `path`, if one could: it
-/// could be replaced where it is ([`replaceable_path`]), or its owner is another user
-/// ([`foreign_owner`](crate::sys::files::foreign_owner)), who could do what `could` says.
+/// Why another user could read or replace the file or directory at `path`, whose metadata
+/// is `meta`, if one could: it could be replaced where it is ([`replaceable_path`]), or its
+/// owner is another user ([`foreign_owner`](crate::sys::files::foreign_owner)), who could do
+/// what `could` says.
 pub(super) fn replaceable_or_owned(
     path: &Path,
-    file: &std::fs::File,
+    meta: &std::fs::Metadata,
     could: &str,
 ) -> Option<String> {
-    replaceable_path(path).or_else(|| {
-        let meta = file.metadata().ok()?;
-        crate::sys::files::foreign_owner(&meta, could)
-    })
+    replaceable_path(path).or_else(|| crate::sys::files::foreign_owner(meta, could))
 }
 
 /// Why another user could replace the file at `path` (see [`replaceable`]), if one could:

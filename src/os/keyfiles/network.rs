@@ -31,7 +31,8 @@ pub fn read_key(path: &Path, token: Token) -> Result<Key, Error> {
             // The whole network's secret: other users reading it is a mistake worth a word.
             // (Not refused: the group may have to read it after --user, and earlier versions
             // took any mode.)
-            let mode = file.metadata()?.permissions().mode();
+            let meta = file.metadata()?;
+            let mode = meta.permissions().mode();
             if mode & 0o004 != 0 {
                 log::warn!(
                     "the key file {} may be read by other users (mode {:o}): chmod o-r it",
@@ -48,7 +49,7 @@ pub fn read_key(path: &Path, token: Token) -> Result<Key, Error> {
                 );
             }
             let could = "read and replace the network's key";
-            if let Some(reason) = super::replaceable_or_owned(path, &file, could) {
+            if let Some(reason) = super::replaceable_or_owned(path, &meta, could) {
                 log::warn!(
                     "the key file {} could be replaced by another user, with a key they \
                      know: {reason}",

@@ -503,7 +503,7 @@ impl Sessions {
                 let in_flight_here: std::collections::HashSet<PublicKey> = self
                     .pending
                     .values()
-                    .filter(|p| p.addr == addr && now < p.sent + HANDSHAKE_RETRY)
+                    .filter(|p| p.addr == addr && p.in_flight(now))
                     .map(|p| p.initiator.remote)
                     .collect();
                 for i in 0..n {
@@ -749,12 +749,12 @@ impl Sessions {
         let in_flight: std::collections::HashSet<(PublicKey, SocketAddr)> = if due.is_empty() {
             std::collections::HashSet::new()
         } else {
-            // (As in `round`: only those sent within HANDSHAKE_RETRY. An older one, a probe
-            // lost before the peer's socket was up, must not spend the one renewal of the
-            // session the peer made with us since.)
+            // (As in `round`, only those `Pending::in_flight`: an older one, a probe lost before
+            // the peer's socket was up, must not spend the one renewal of the session the peer
+            // made with us since.)
             self.pending
                 .values()
-                .filter(|p| now < p.sent + HANDSHAKE_RETRY)
+                .filter(|p| p.in_flight(now))
                 .map(|p| (p.initiator.remote, p.addr))
                 .collect()
         };
@@ -1183,12 +1183,16 @@ mod tests {
         // b wants an address it knows no key of: a's key is probed there.
         let probes = round_to(&mut b, later + Duration::from_secs(1), at_x);
         assert_eq!(probes.len(), 1);
+        assert_renews(&mut b, later + HANDSHAKE_RETRY, at_a);
+    }
+
+    /// Asserts that `b`'s housekeeping at `now` sends an initiation to `at`: its unheard
+    /// session there is renewed.
+    fn assert_renews(b: &mut Sessions, now: Instant, at: SocketAddr) {
         let mut sent = Vec::new();
-        b.housekeep(later + HANDSHAKE_RETRY, &mut |to, bytes| {
-            sent.push((to, bytes.len()));
-        });
+        b.housekeep(now, &mut |to, bytes| sent.push((to, bytes.len())));
         assert!(
-            sent.contains(&(at_a, INITIATION_LEN)),
+            sent.contains(&(at, INITIATION_LEN)),
             "the unheard session was not renewed: {sent:?}"
         );
     }
@@ -1212,14 +1216,7 @@ mod tests {
             HandshakeEvent::Answered(..)
         ));
         // (The answer is lost.)
-        let mut sent = Vec::new();
-        b.housekeep(made + HANDSHAKE_RETRY, &mut |to, bytes| {
-            sent.push((to, bytes.len()));
-        });
-        assert!(
-            sent.contains(&(at_a, INITIATION_LEN)),
-            "the unheard session was not renewed: {sent:?}"
-        );
+        assert_renews(&mut b, made + HANDSHAKE_RETRY, at_a);
     }
 
     /// IPv6 sources share a bucket per /64, except link-local ones, which every host on the

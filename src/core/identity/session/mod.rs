@@ -278,6 +278,16 @@ struct Pending {
     mac2_cookie: Option<Instant>,
 }
 
+impl Pending {
+    /// Whether it is still in flight at `now`, to be waited for rather than sent again: sent
+    /// within [`HANDSHAKE_RETRY`]. One unanswered for longer (a first initiation lost, or
+    /// sent before the other node's socket was up) counts as lost for the rounds and the
+    /// renewals, though it is kept until [`HANDSHAKE_TIMEOUT`] for a late answer.
+    fn in_flight(&self, now: Instant) -> bool {
+        now < self.sent + HANDSHAKE_RETRY
+    }
+}
+
 /// The identity mode's sessions. See the module doc.
 pub struct Sessions {
     identity: Identity,
