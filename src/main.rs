@@ -71,6 +71,7 @@ fn main() -> ExitCode {
         Err(err) => return fail(&err),
     };
     ethcloud::os::logging::init(settings.log_level);
+    ethcloud::os::logging::install_panic_hook(ethcloud::os::logging::error_prefix());
     match run(&settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => fail(&err),

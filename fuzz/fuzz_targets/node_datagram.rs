@@ -202,7 +202,11 @@ fn per_node_keys(config: &Config, rest: &[u8]) {
         deliver(&mut b, b_addr, &mut a, a_addr, now);
         deliver(&mut a, a_addr, &mut b, b_addr, now);
     }
-    assert_eq!((a.peer_count(), b.peer_count()), (1, 1), "the two nodes met");
+    assert_eq!(
+        (a.peer_count(), b.peer_count()),
+        (1, 1),
+        "the two nodes met"
+    );
     let token = config.token;
     // What B seals, A opens: a Get peer list in B's session gets A's answer. (Else every
     // sealed op below would be a forgery A drops, and the mode would fuzz nothing more.)

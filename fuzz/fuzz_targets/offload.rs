@@ -1,6 +1,7 @@
 //! The offload code on input it does not choose: the coalescer on frames from the network
 //! (some of them valid TCP segments or UDP datagrams of one flow, some broken in one field),
-//! and the segmenter and checksum completion on any vnet header and any bytes from the tap.
+//! and on frames of any bytes at all, and the segmenter and checksum completion on any vnet
+//! header and any bytes from the tap.
 //!
 //! Never a panic, and what comes out is what went in: a lone frame comes back as it was (or,
 //! from a coalescer that trusts checksums, with the field set for the kernel to complete), a
@@ -10,6 +11,7 @@
 
 use ethcloud::offload::checksum;
 use ethcloud::offload::coalesce::{partial_checksum, Coalescer, Push, MAX_SUPER_LEN};
+use ethcloud::offload::flow::{flow_hash, queue_of};
 use ethcloud::offload::segment::{complete_checksum, Segmenter};
 use ethcloud::offload::vnet::{VnetHdr, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, VNET_HDR_LEN};
 use libfuzzer_sys::fuzz_target;
@@ -162,6 +164,9 @@ fn coalesce(data: &[u8]) {
     let Some((&first, mut rest)) = data.split_first() else {
         return;
     };
+    if first & 0x40 != 0 {
+        return coalesce_raw(first, rest);
+    }
     let ipv6 = first & 1 != 0;
     let opt = usize::from(first >> 1 & 3) * 4;
     // Bit 3: the frames are UDP datagrams, bit 4: also coalesced (else they pass through).
@@ -218,6 +223,41 @@ fn coalesce(data: &[u8]) {
         }
         if ctl & 0x80 != 0 {
             check_taken(&mut co, &mut run, trusted);
+        }
+    }
+    check_taken(&mut co, &mut run, trusted);
+}
+
+/// Bit 6 of the first byte: frames of any bytes, as a peer may send them, each
+/// `[length high, length low]` and that many bytes (fewer at the end of the input), pushed as
+/// they are (bits 4 and 5 as in `coalesce`); each is also hashed for `--threads`.
+fn coalesce_raw(first: u8, mut rest: &[u8]) {
+    let mut co = if first & 0x10 != 0 {
+        Coalescer::with_udp()
+    } else {
+        Coalescer::new()
+    };
+    let trusted = first & 0x20 != 0;
+    co.trust_checksums(trusted);
+    let mut run: Vec<Vec<u8>> = Vec::new();
+    while let [hi, lo, tail @ ..] = rest {
+        let n = usize::from(u16::from_be_bytes([*hi, *lo])).min(tail.len());
+        let (frame, after) = tail.split_at(n);
+        rest = after;
+        let _ = flow_hash(frame);
+        assert!(queue_of(frame, 3) < 3);
+        loop {
+            match co.push(frame) {
+                Push::Held => {
+                    run.push(frame.to_vec());
+                    break;
+                }
+                Push::FlushFirst => check_taken(&mut co, &mut run, trusted),
+                Push::Rejected => {
+                    assert!(run.is_empty());
+                    break;
+                }
+            }
         }
     }
     check_taken(&mut co, &mut run, trusted);

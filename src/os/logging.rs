@@ -82,6 +82,50 @@ pub fn init(level: LevelFilter) {
     builder.init();
 }
 
+/// Reports a panic in one line on standard error, `prefix` before it (`<3>` for the journal,
+/// so `journalctl -p err` shows it), instead of the standard library's two lines, which the
+/// journal filed at info. With `RUST_BACKTRACE` set, the backtrace follows it. The release
+/// build aborts after the hook (`panic = "abort"`): under the unit, systemd restarts it.
+pub fn install_panic_hook(prefix: &'static str) {
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+        let where_ = info.location().map(|l| (l.file(), l.line(), l.column()));
+        let line = panic_line(prefix, thread.name(), where_, message);
+        let mut err = std::io::stderr().lock();
+        // Nothing to be done about a standard error that is closed or full.
+        let _ = err.write_all(line.as_bytes());
+        let trace = std::backtrace::Backtrace::capture();
+        if trace.status() == std::backtrace::BacktraceStatus::Captured {
+            let _ = writeln!(err, "{trace}");
+        }
+    }));
+}
+
+/// The line [`install_panic_hook`] writes: the thread, the place in the source (file, line,
+/// column) and the message, if it has them.
+pub fn panic_line(
+    prefix: &str,
+    thread: Option<&str>,
+    location: Option<(&str, u32, u32)>,
+    message: Option<&str>,
+) -> String {
+    let thread = thread.unwrap_or("<unnamed>");
+    let at = location.map_or_else(
+        || "an unknown place".to_owned(),
+        |(file, line, column)| format!("{file}:{line}:{column}"),
+    );
+    let message = message.unwrap_or("(no message)").replace('\n', " / ");
+    format!(
+        "{prefix}ethcloud: internal error (a bug; please report it): thread '{thread}' \
+         panicked at {at}: {message}\n"
+    )
+}
+
 /// One line for the journal: `<priority>LEVEL target: message`.
 pub fn write_journal_line(out: &mut impl Write, record: &log::Record<'_>) -> std::io::Result<()> {
     writeln!(
@@ -122,6 +166,74 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "<4>WARN  ethcloud::core::node::mesh: peer 7 removed\n"
+        );
+    }
+
+    #[test]
+    fn a_panic_line_names_thread_place_and_message_in_one_line() {
+        assert_eq!(
+            panic_line(
+                "<3>",
+                Some("lane 1"),
+                Some(("src/x.rs", 7, 9)),
+                Some("a\nb")
+            ),
+            "<3>ethcloud: internal error (a bug; please report it): thread 'lane 1' panicked \
+             at src/x.rs:7:9: a / b\n"
+        );
+        assert_eq!(
+            panic_line("", None, None, None),
+            "ethcloud: internal error (a bug; please report it): thread '<unnamed>' panicked \
+             at an unknown place: (no message)\n"
+        );
+    }
+
+    /// The hook itself, in a child process (this test run again, told to panic), whose
+    /// standard error is a file that `JOURNAL_STREAM` names, as under the unit.
+    #[test]
+    fn a_panic_reaches_the_journal_as_one_error_line() {
+        const CHILD: &str = "ETHCLOUD_TEST_PANIC_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            install_panic_hook(error_prefix());
+            let n = 7;
+            panic!("boom {n}");
+        }
+        let dir = std::env::temp_dir().join(format!("ethcloud-panic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("stderr");
+        let file = std::fs::File::create(&path).unwrap();
+        let meta = file.metadata().unwrap();
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "os::logging::tests::a_panic_reaches_the_journal_as_one_error_line",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+            .env_remove("RUST_BACKTRACE")
+            .stdout(std::process::Stdio::null())
+            .stderr(file)
+            .status()
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(!status.success(), "the child did not panic: {text}");
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("boom")).collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert!(
+            lines[0].starts_with(
+                "<3>ethcloud: internal error (a bug; please report it): thread \
+                 'os::logging::tests::a_panic_reaches_the_journal_as_one_error_line' \
+                 panicked at src/os/logging.rs:"
+            ),
+            "{text}"
+        );
+        assert!(lines[0].ends_with(": boom 7"), "{text}");
+        assert!(
+            !text.contains("note: run with"),
+            "the standard hook ran too: {text}"
         );
     }
 
