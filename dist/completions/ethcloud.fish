@@ -60,7 +60,7 @@ zsh\t''"
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l control-socket -d 'Unix socket `ethcloud show` asks (root-only) [default: /run/ethcloud/DEVICE.sock]' -r -F
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s v -l verbose -d 'Log verbosely'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s q -l quiet -d 'Only print error messages'
-complete -c ethcloud -n "__fish_ethcloud_needs_command" -l no-offload -d 'Turn off the segmentation offloads (tap TSO/USO/checksum, UDP GSO/GRO, TCP coalescing)'
+complete -c ethcloud -n "__fish_ethcloud_needs_command" -l no-offload -d 'Turn off the segmentation offloads (tap TSO/USO/checksum, UDP GSO/GRO, TCP and UDP coalescing)'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l no-relay -d 'Never relay (network key or per-node keys only): do not forward frames for two peers that cannot reach each other, and do not send through other nodes'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l no-aegis -d 'Never seal with AEGIS-128L or AEGIS-128X4, nor tell peers we open them: sessions and sealed frames stay on AES-GCM or ChaCha20-Poly1305 (network key or per-node keys only)'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -70,7 +70,7 @@ complete -c ethcloud -n "__fish_ethcloud_needs_command" -f -a "genkey" -d 'Print
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -f -a "pubkey" -d 'Read a private key on standard input and print its public key, for the others\' --trusted'
 complete -c ethcloud -n "__fish_ethcloud_using_subcommand show" -l config -d 'The daemon\'s config file: its control-socket and device keys name the socket' -r -F
 complete -c ethcloud -n "__fish_ethcloud_using_subcommand show" -l socket -d 'The daemon\'s control socket [default: the --config file\'s control-socket, else /run/ethcloud/DEVICE.sock (DEVICE from here or the config file), else the only socket in /run/ethcloud, else /run/ethcloud/ethcloud0.sock]' -r -F
-complete -c ethcloud -n "__fish_ethcloud_using_subcommand show" -l json -d 'Print the answer as JSON (one object, schema in the man page)'
+complete -c ethcloud -n "__fish_ethcloud_using_subcommand show" -l json -d 'Print the answer as JSON (one object; its keys are in the man page)'
 complete -c ethcloud -n "__fish_ethcloud_using_subcommand show" -s h -l help -d 'Print help'
 complete -c ethcloud -n "__fish_ethcloud_using_subcommand genkey" -s h -l help -d 'Print help'
 complete -c ethcloud -n "__fish_ethcloud_using_subcommand pubkey" -s h -l help -d 'Print help'

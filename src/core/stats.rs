@@ -167,7 +167,8 @@ pub struct Stats {
     pub replies_limited: u64,
     /// Frames we sent through a relay (RelayTo).
     pub relay_frames_sent: u64,
-    /// Frames that reached us through a relay (RelayedFrom) and were delivered.
+    /// Frames that reached us through a relay (RelayedFrom), counted before they are delivered
+    /// (so also those the broadcast limit or a failed tap write then drops).
     pub relay_frames_received: u64,
     /// Frames we passed on as a relay for two of our peers.
     pub relayed_for_others: u64,

@@ -30,7 +30,7 @@
 //!   peer that said it opens AEGIS-128L (a flag in its Hello) both modes seal with AEGIS-128L,
 //!   about three times as fast again where the CPU has no vector AES; where both ends have
 //!   512-bit vector AES (a second flag in the Hello), with AEGIS-128X4, the same construction
-//!   on four lanes, about 1.6 times as fast again per 1400-byte frame (the node decides; see
+//!   on four lanes, about 1.5 times as fast again per 1400-byte frame (the node decides; see
 //!   `node/seal.rs` and the sessions). The per-cipher key and nonce handling is
 //!   `aead_key.rs`'s.
 //! - The session is the sender's process start time (milliseconds since the Unix epoch, 8 bytes
@@ -217,7 +217,7 @@ pub enum Cipher {
     /// peer that announced it opens it (the Hello's [`crate::wire::relay::FLAG_AEGIS`]).
     Aegis128L,
     /// AEGIS-128X4 (draft-irtf-cfrg-aegis-aead, four lanes of AEGIS-128L), marker 0x84: about
-    /// 1.6 times as fast as AEGIS-128L per 1400-byte frame where the CPU has 512-bit vector
+    /// 1.5 times as fast as AEGIS-128L per 1400-byte frame where the CPU has 512-bit vector
     /// AES (VAES with AVX-512), slower than it elsewhere; sealed only where both ends have it
     /// ([`has_vector_aes`], [`crate::wire::relay::FLAG_AEGIS_X4`]): by a session of per-node
     /// keys, or in keyed mode to such peers (frames while every verified peer has it).
@@ -341,7 +341,7 @@ fn has_aes_instructions() -> bool {
 }
 
 /// Whether this CPU runs AEGIS-128X4 at full width: AES on 512-bit vectors (VAES with
-/// AVX-512F), where libaegis's AEGIS-128X4 seals a 1400-byte frame in about 60 % of
+/// AVX-512F), where libaegis's AEGIS-128X4 seals a 1400-byte frame in about two thirds of
 /// AEGIS-128L's time. The default of the node's `aegis_x4`, which its Hello says
 /// ([`crate::wire::relay::FLAG_AEGIS_X4`]).
 #[cfg(target_arch = "x86_64")]

@@ -20,7 +20,9 @@
 //!   not followed, and it is dropped after [`UNVERIFIED_TIMEOUT`](super::UNVERIFIED_TIMEOUT).
 //!   Once verified it gets our whole list, within the budget of all whole lists
 //!   ([`LIST_ANSWER_RATE`]). So a forged source address cannot make us flood or amplify
-//!   towards a victim beyond that budget.
+//!   towards a victim beyond that budget. (What the hosts behind the tap answer to its frames
+//!   goes to a destination never learned, and so is flooded to the verified peers, as any
+//!   frame to an unknown destination: the man page's Switching section says so.)
 //! - With a network key, every member seals in one session for all its peers, so a recorded
 //!   peer list of a member could be replayed once to another member from any address, answer
 //!   that member's "get peer list" there and verify the replayer's address. A sender of this

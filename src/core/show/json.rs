@@ -36,6 +36,14 @@ pub fn render_json<S: Socket, D: Device>(
         json_secs(uptime(now)),
         token = node.config().token.get(),
     );
+    if let Some(sessions) = node.sessions() {
+        let _ = write!(
+            out,
+            ",\"public_key\":\"{}\",\"trusted_keys\":{}",
+            sessions.public(),
+            sessions.trusted().len()
+        );
+    }
 
     out.push_str(",\"public_addrs\":");
     let public = node.relay_table().public_addrs();

@@ -179,6 +179,43 @@ fn json_has_every_key_and_escapes_the_device_name() {
 }
 
 #[test]
+fn with_per_node_keys_both_forms_show_the_public_key_and_how_many_keys_are_trusted() {
+    use crate::identity::{IdentityConfig, SecretKey, TrustedKeys};
+    use crate::node::{Config, IdentitySetup, Node};
+    use crate::status::test_io::{NullDevice, NullSocket};
+    let secret = SecretKey::from_random([5; 32]);
+    let public = secret.public_key();
+    let mut trusted = TrustedKeys::new();
+    trusted.insert(SecretKey::from_random([6; 32]).public_key(), "b");
+    trusted.insert(SecretKey::from_random([7; 32]).public_key(), "c");
+    let mut config = Config::new(crate::wire::Token::new(7).unwrap());
+    config.identity = Some(IdentitySetup {
+        secret,
+        trusted,
+        config: IdentityConfig::new(crate::time::Instant::ZERO, 1, 5),
+    });
+    let node = Node::new(config, NullSocket, NullDevice, crate::time::Instant::ZERO);
+    let now = crate::time::Instant::from_secs(1);
+    let text = text_of(&node, now);
+    assert!(
+        text.contains(&format!("  public key: {public}\n")),
+        "{text}"
+    );
+    assert!(text.contains("  trusted keys: 2\n"), "{text}");
+    let json = json_of(&node, now);
+    assert!(
+        json.contains(&format!(
+            ",\"uptime_secs\":1.000,\"public_key\":\"{public}\",\"trusted_keys\":2,"
+        )),
+        "{json}"
+    );
+    // Neither in the other modes.
+    let (clear, now) = node_with_a_peer();
+    assert!(!json_of(&clear, now).contains("public_key"));
+    assert!(!text_of(&clear, now).contains("public key"));
+}
+
+#[test]
 fn json_strings_escape_quotes_backslashes_and_control_characters() {
     let mut out = String::new();
     json_string(&mut out, "a\"b\\c\nd\re\tf\u{1}g\u{7f}h\u{8}\u{c}é");

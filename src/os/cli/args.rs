@@ -121,7 +121,7 @@ pub struct Args {
     #[arg(long = "stats-format", value_name = "FORMAT")]
     pub stats_format: Option<StatsFormat>,
 
-    /// Turn off the segmentation offloads (tap TSO/USO/checksum, UDP GSO/GRO, TCP coalescing)
+    /// Turn off the segmentation offloads (tap TSO/USO/checksum, UDP GSO/GRO, TCP and UDP coalescing)
     #[arg(long = "no-offload")]
     pub no_offload: bool,
 
@@ -180,7 +180,7 @@ pub struct ShowArgs {
     #[arg(value_name = "DEVICE")]
     pub device: Option<String>,
 
-    /// Print the answer as JSON (one object, schema in the man page)
+    /// Print the answer as JSON (one object; its keys are in the man page)
     #[arg(long = "json")]
     pub json: bool,
 
