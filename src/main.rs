@@ -41,6 +41,9 @@ use ethcloud::sys::{ifaddrs, netdev, notify, signal::SignalFd, tap::TapDevice, u
 use ethcloud::time::Instant;
 
 fn main() -> ExitCode {
+    // First: a panic anywhere after this, in the key tools and the option checks too, is the
+    // one error line the man page describes.
+    ethcloud::os::logging::install_panic_hook(ethcloud::os::logging::error_prefix());
     ethcloud::sys::files::note_starting_user();
     let args = Args::parse();
     if let Some(command) = args.command {
@@ -71,7 +74,6 @@ fn main() -> ExitCode {
         Err(err) => return fail(&err),
     };
     ethcloud::os::logging::init(settings.log_level);
-    ethcloud::os::logging::install_panic_hook(ethcloud::os::logging::error_prefix());
     match run(&settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => fail(&err),

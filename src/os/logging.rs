@@ -84,8 +84,10 @@ pub fn init(level: LevelFilter) {
 
 /// Reports a panic in one line on standard error, `prefix` before it (`<3>` for the journal,
 /// so `journalctl -p err` shows it), instead of the standard library's two lines, which the
-/// journal filed at info. With `RUST_BACKTRACE` set, the backtrace follows it. The release
-/// build aborts after the hook (`panic = "abort"`): under the unit, systemd restarts it.
+/// journal filed at info. Where `RUST_BACKTRACE` or `RUST_LIB_BACKTRACE` asks for one (as
+/// `std::backtrace::Backtrace::capture` reads them), the backtrace follows, each line with
+/// the same prefix. The release build aborts after the hook (`panic = "abort"`): under the
+/// unit, systemd restarts it.
 pub fn install_panic_hook(prefix: &'static str) {
     std::panic::set_hook(Box::new(move |info| {
         let thread = std::thread::current();
@@ -101,7 +103,9 @@ pub fn install_panic_hook(prefix: &'static str) {
         let _ = err.write_all(line.as_bytes());
         let trace = std::backtrace::Backtrace::capture();
         if trace.status() == std::backtrace::BacktraceStatus::Captured {
-            let _ = writeln!(err, "{trace}");
+            for line in trace.to_string().lines() {
+                let _ = writeln!(err, "{prefix}{line}");
+            }
         }
     }));
 }
@@ -234,6 +238,50 @@ mod tests {
         assert!(
             !text.contains("note: run with"),
             "the standard hook ran too: {text}"
+        );
+    }
+
+    /// With a backtrace asked for, every line of it carries the prefix too (the journal would
+    /// file it at info otherwise).
+    #[test]
+    fn a_backtrace_follows_with_the_same_prefix() {
+        const CHILD: &str = "ETHCLOUD_TEST_PANIC_CHILD_TRACE";
+        if std::env::var_os(CHILD).is_some() {
+            install_panic_hook("<3>");
+            panic!("traced");
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "os::logging::tests::a_backtrace_follows_with_the_same_prefix",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .env("RUST_BACKTRACE", "1")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .stdout(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        let from = text.find("<3>ethcloud: internal error").expect(&text);
+        let lines: Vec<&str> = text[from..].lines().collect();
+        assert!(lines.len() > 3, "no backtrace: {text}");
+        assert!(lines.iter().all(|l| l.starts_with("<3>")), "{text}");
+    }
+
+    #[test]
+    fn the_binary_installs_the_hook_before_anything_else() {
+        let main = include_str!("../main.rs");
+        let (_, body) = main.split_once("fn main() -> ExitCode {").unwrap();
+        let first = body
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with("//"))
+            .unwrap();
+        assert!(
+            first.starts_with("ethcloud::os::logging::install_panic_hook("),
+            "{first}"
         );
     }
 

@@ -238,7 +238,7 @@ impl std::error::Error for TrustError {}
 /// A character that must not reach a log line, the status file or a terminal as it is: a
 /// control character (a newline would forge a line, ESC drives terminals) or a bidirectional
 /// formatting one (it reorders what a terminal shows).
-fn is_unshowable(c: char) -> bool {
+pub fn is_unshowable(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
