@@ -19,6 +19,10 @@
 //! that all it gets is Get peer list, exactly 8 bytes, and the seed peer that nothing else
 //! comes its way.
 //!
+//! Frames go both ways byte-exact (broadcast, tagged, and unicast once the node learned the
+//! seed peer's MAC), and when the seed peer says Close, the node removes it, asks it once
+//! for its peer list, and has it as a peer again.
+//!
 //! `seedpeer_selftest_flags_every_malformed_datagram` runs the seed peer's checks on crafted
 //! datagrams, so a seed peer that accepted anything could not make the end-to-end tests pass.
 
@@ -76,15 +80,15 @@ fn wait_verified(lab: &Lab, host: &Host, socket: &str, peer: &str) {
     }
 }
 
-/// A test frame exactly as `rawframe.py send` builds it: broadcast from `src`, an optional
+/// A test frame exactly as `rawframe.py send` builds it: to `dst` from `src`, an optional
 /// 802.1Q tag, EtherType 0x88b5, the marker and a NUL, padded with zeros to 64 bytes.
-fn test_frame(src: &str, vid: Option<u16>, marker: &str) -> Vec<u8> {
+fn test_frame(dst: &str, src: &str, vid: Option<u16>, marker: &str) -> Vec<u8> {
     let mac = |m: &str| -> Vec<u8> {
         m.split(':')
             .map(|b| u8::from_str_radix(b, 16).expect("a hex MAC byte"))
             .collect()
     };
-    let mut frame = mac(BROADCAST);
+    let mut frame = mac(dst);
     frame.extend(mac(src));
     if let Some(vid) = vid {
         frame.extend([0x81, 0x00]);
@@ -142,6 +146,7 @@ fn run_against_seed_peer(name: &str, relay_args: &[&str]) -> (String, BTreeSet<S
     let seed_marker = format!("seed2tap-{name}");
     let tap_marker = format!("tap2seed-{name}");
     let tap_marker_vlan = format!("tap2seed-vlan-{name}");
+    let tap_marker_unicast = format!("tap2seed-unicast-{name}");
 
     // The seed peer first, so that the node's first request finds it.
     let token = TOKEN.to_string();
@@ -210,8 +215,21 @@ fn run_against_seed_peer(name: &str, relay_args: &[&str]) -> (String, BTreeSet<S
     // Node -> seed peer: a frame written to the tap, untagged and tagged, arrives as exactly
     // token | 0x00 | frame.
     let seed_log = || fs::read_to_string(&seed_out).unwrap_or_default();
-    for (vid, marker) in [(None, &tap_marker), (Some(10), &tap_marker_vlan)] {
-        lab.send_frame(&node, BROADCAST, TAP_MAC, vid, marker);
+    // Unicast too, once the node has learned the seed peer's MAC behind it (from a frame that
+    // came after it verified the peer): the frame then goes to that peer alone.
+    let learned = format!("    {SEED_MAC} at {}, age ", seed.addr_v4());
+    let start = Instant::now();
+    while !show(&lab, &node, &sock).contains(&learned) {
+        assert!(start.elapsed() < SOON, "the node did not learn {SEED_MAC}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let unicast_before = counter(&show(&lab, &node, &sock), "frames_unicast").unwrap_or(0);
+    for (dst, vid, marker) in [
+        (BROADCAST, None, &tap_marker),
+        (BROADCAST, Some(10), &tap_marker_vlan),
+        (SEED_MAC, None, &tap_marker_unicast),
+    ] {
+        lab.send_frame(&node, dst, TAP_MAC, vid, marker);
         let needle = format!(" marker={marker} ");
         wait_file_contains(&seed_out, &needle, SOON);
         let out = seed_log();
@@ -219,7 +237,7 @@ fn run_against_seed_peer(name: &str, relay_args: &[&str]) -> (String, BTreeSet<S
             .lines()
             .find(|l| l.contains(&needle))
             .expect("the seed peer's line for the frame");
-        let want = frame_datagram(&test_frame(TAP_MAC, vid, marker));
+        let want = frame_datagram(&test_frame(dst, TAP_MAC, vid, marker));
         assert!(line.starts_with("rx frame len=72 "), "{line}");
         let shown_vid = vid.map_or_else(|| "none".to_owned(), |v: u16| v.to_string());
         assert_eq!(field(line, "vid"), Some(shown_vid.as_str()), "{line}");
@@ -230,12 +248,27 @@ fn run_against_seed_peer(name: &str, relay_args: &[&str]) -> (String, BTreeSet<S
         );
     }
 
+    // With one thread, it went as a unicast (a lane's copy of the MAC table may lag, and
+    // flood it to the one peer: the same bytes).
+    if !relay_args.contains(&"--threads") {
+        let unicast = counter(&show(&lab, &node, &sock), "frames_unicast").unwrap_or(0);
+        assert!(unicast > unicast_before, "not sent as a unicast");
+    }
+
     // Watch the wire past the relay threshold, then look at the node's side.
     wait_file_contains(
         &seed_out,
         "window-over",
         Duration::from_secs(WINDOW_SECS) + SOON,
     );
+    // The seed peer then says Close: the node removes it at once (the seed's rule), asks it
+    // for its peer list once, as it does after any Close in cleartext (a Close may be
+    // forged), and so has it as a peer again a round trip later.
+    wait_file_contains(&seed_out, "sent-close", SOON);
+    let peer = seed.addr_v4();
+    lab.daemons[id].wait_log(&format!("peer {peer} removed: closed by peer"), SOON);
+    lab.daemons[id].wait_log_count(&format!("peer {peer} added"), 2, SOON);
+    wait_verified(&lab, &node, &sock, &peer);
     // The window counts from the seed peer's start; a slow start of the node eats into it.
     // What follows means something only once the node has known the listed address past the
     // 10 s after which it would relay: until then, time has to pass (the seed peer keeps
@@ -297,6 +330,11 @@ fn run_against_seed_peer(name: &str, relay_args: &[&str]) -> (String, BTreeSet<S
         "no get peer list from the node: {summary}"
     );
     assert_eq!(c("close"), 1, "{summary}");
+    let after_close = out.split_once("sent-close").map_or("", |(_, rest)| rest);
+    assert!(
+        after_close.lines().any(|l| l == "rx getpeers len=8"),
+        "the node did not ask the closed peer again:\n{out}"
+    );
     assert!(c("frames") >= 2, "{summary}");
     assert_eq!(
         c("received"),

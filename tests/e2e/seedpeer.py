@@ -34,7 +34,8 @@ one Ethernet frame from MAC with EtherType 0x88b5 and the payload `MARKER-N` NUL
 
 (frames of type 88b5, tagged or not, with their whole datagram in hex, others with the
 first 64 bytes),
-`window-over` once WINDOW seconds have passed since `ready`, and when the daemon sends Close
+`window-over` once WINDOW seconds have passed since `ready`, then sends the daemon a Close
+(`sent-close`) and goes on as before; when the daemon sends Close
 or SECONDS have passed (or on SIGTERM) one line
 
     summary received=N frames=F peerlists=P getpeers=G close=C violations=V bad_switch=B
@@ -234,6 +235,10 @@ def run(bind_ip, port, token, daemon, mac, marker, listed, window, seconds):
         if not window_told and now >= window_end:
             print("window-over", flush=True)
             window_told = True
+            # Then it says Close, as a seed node that stops does, and goes on as if it had
+            # started again: a node that asks it for its peer list gets one.
+            send(token_bytes(token) + bytes([CLOSE]))
+            print("sent-close", flush=True)
         if peer.counts["peerlist"] == 0 and now >= next_ask:
             send(token_bytes(token) + bytes([GET_PEER_LIST]))
             next_ask = now + 1.0
