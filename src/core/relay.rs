@@ -1016,6 +1016,22 @@ mod tests {
         table
     }
 
+    #[test]
+    fn at_most_max_public_own_addresses_are_kept_the_oldest_going_first() {
+        let mut table = RelayTable::new();
+        let seen = |i: u16| SocketAddr::from(([198, 19, 0, 1], 40_000 + i));
+        let n = MAX_PUBLIC as u16 + 4;
+        for i in 0..n {
+            assert!(table.add_public(seen(i)));
+        }
+        let kept: Vec<SocketAddr> = (4..n).map(seen).collect();
+        assert_eq!(table.public_addrs(), &kept[..], "the newest, in order");
+        // One already kept is neither added twice nor moved.
+        assert!(!table.add_public(seen(5)));
+        assert_eq!(table.public_addrs(), &kept[..]);
+        assert!(!table.is_public(seen(0)));
+    }
+
     fn housekeep(table: &mut RelayTable, now: Instant) -> Vec<(SocketAddr, SocketAddr)> {
         let mut new = Vec::new();
         table.housekeep(

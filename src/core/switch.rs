@@ -443,6 +443,27 @@ mod tests {
     }
 
     #[test]
+    fn at_most_max_spare_lists_of_departed_peers_are_kept() {
+        let mut table = SwitchTable::new(Duration::from_secs(300), 1024, 16);
+        let peers: Vec<SocketAddr> = (0..100u16)
+            .map(|i| SocketAddr::from(([198, 18, 1, 1], 3000 + i)))
+            .collect();
+        for (i, &peer) in peers.iter().enumerate() {
+            let mac = Mac([2, 0, 0, 0, (i >> 8) as u8, i as u8]);
+            table.learn(Instant::ZERO, VlanId::UNTAGGED, mac, peer);
+        }
+        assert_eq!(table.per_peer.lists.len(), 100);
+        for &peer in &peers {
+            assert_eq!(table.forget_peer(peer), 1);
+        }
+        assert!(table.per_peer.lists.is_empty());
+        assert_eq!(table.per_peer.spare.len(), MAX_SPARE_LISTS);
+        // A new peer takes a kept one rather than a new allocation.
+        table.learn(Instant::ZERO, VlanId::UNTAGGED, M, addr(9));
+        assert_eq!(table.per_peer.spare.len(), MAX_SPARE_LISTS - 1);
+    }
+
+    #[test]
     fn seen_within_tells_how_fresh_an_entry_is() {
         let peer: SocketAddr = "198.18.0.2:3210".parse().unwrap();
         let mac = Mac([2, 0, 0, 0, 0, 1]);

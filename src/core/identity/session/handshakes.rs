@@ -1426,6 +1426,57 @@ mod tests {
         assert!(expired.iter().all(|m| m.len() == INITIATION_LEN));
     }
 
+    /// The cookies kept are at most [`MAX_PENDING`]: with the table full, a new one first
+    /// pushes out those past their lifetime, and only if none is, the oldest.
+    #[test]
+    fn at_most_max_pending_cookies_are_kept_expired_ones_going_first_then_the_oldest() {
+        let (mut a, ..) = cookie_pair(1);
+        let from = |i: usize| SocketAddr::from(([198, 19, (i >> 8) as u8, i as u8], 3210));
+        let t0 = Instant::from_secs(1);
+        for i in 0..MAX_PENDING {
+            let at = t0 + Duration::from_millis(i as u64);
+            a.keep_cookie(at, from(i), [i as u8; cookie::COOKIE_LEN]);
+        }
+        assert_eq!(a.cookies.len(), MAX_PENDING);
+        // Full, none expired: the oldest goes, and only it.
+        let later = t0 + Duration::from_secs(1);
+        a.keep_cookie(later, from(MAX_PENDING), [1; cookie::COOKIE_LEN]);
+        assert_eq!(a.cookies.len(), MAX_PENDING);
+        assert!(!a.cookies.contains_key(&from(0)));
+        assert!(a.cookies.contains_key(&from(1)));
+        // An address already held is replaced in place, pushing out nothing.
+        a.keep_cookie(later, from(5), [2; cookie::COOKIE_LEN]);
+        assert_eq!(a.cookies.len(), MAX_PENDING);
+        assert!(a.cookies.contains_key(&from(1)));
+        // Once the first ones are past their lifetime, all of those go at the next new one.
+        let expired = t0 + COOKIE_LIFETIME + Duration::from_millis(100);
+        a.keep_cookie(expired, from(MAX_PENDING + 1), [3; cookie::COOKIE_LEN]);
+        // (Kept at t0 + 1..1023 ms: those up to t0 + 100 ms are past it; 5 was renewed.)
+        assert_eq!(a.cookies.len(), MAX_PENDING - 99 + 1);
+        assert!(a.cookies.contains_key(&from(5)) && a.cookies.contains_key(&from(101)));
+        assert!(!a.cookies.contains_key(&from(100)));
+    }
+
+    /// The rounds remembered per address are pruned of those older than [`HANDSHAKE_RETRY`]
+    /// once there are `MAX_WANTED * 4`, so the map does not keep every address ever asked.
+    #[test]
+    fn old_rounds_are_forgotten_once_there_are_max_wanted_times_four() {
+        let (mut a, ..) = cookie_pair(1);
+        let to = |i: usize| SocketAddr::from(([198, 19, (i >> 8) as u8, i as u8], 3210));
+        let t0 = Instant::from_secs(1);
+        let cap = MAX_WANTED * 4;
+        for i in 0..cap {
+            a.round(t0, to(i), &mut |_, _| {});
+        }
+        assert_eq!(a.rounds.len(), cap);
+        // Within HANDSHAKE_RETRY of them all, nothing is old enough to go.
+        a.round(t0 + Duration::from_secs(1), to(cap), &mut |_, _| {});
+        assert_eq!(a.rounds.len(), cap + 1);
+        // Past it, every one of them goes but the two newest.
+        a.round(t0 + HANDSHAKE_RETRY, to(cap + 1), &mut |_, _| {});
+        assert_eq!(a.rounds.len(), 2);
+    }
+
     #[test]
     fn a_late_cookie_reply_gets_its_retry_a_whole_timeout_and_a_replay_refreshes_nothing() {
         let (mut a, mut b, at_a, at_b) = cookie_pair(1);
