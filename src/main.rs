@@ -48,6 +48,12 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(command) = args.command {
         let result = match command {
+            Command::Genkey if stdout_is_dev_null() => Err(Error::Stdio {
+                action: "write the private key to standard output",
+                source: io::Error::other(
+                    "it is /dev/null (closed, or sent there), where the key would be lost",
+                ),
+            }),
             Command::Genkey => {
                 warn_if_stdout_readable_by_others();
                 keyfiles::genkey(&mut io::stdout().lock())
@@ -473,6 +479,18 @@ fn load_identity(
 
 /// `ethcloud genkey > FILE` leaves the key as readable as the shell's umask makes FILE; say so
 /// (as `wg genkey` does) when that lets others read it. The key is written all the same.
+/// Whether standard output is /dev/null: sent there, or closed when the process started (the
+/// standard library opens /dev/null in its place, so writes to it would succeed).
+fn stdout_is_dev_null() -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(fd) = io::stdout().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    std::fs::File::from(fd)
+        .metadata()
+        .is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == libc::makedev(1, 3))
+}
+
 fn warn_if_stdout_readable_by_others() {
     let Ok(fd) = io::stdout().as_fd().try_clone_to_owned() else {
         return;

@@ -395,6 +395,42 @@ fn genkey_prints_a_new_key_each_run_and_pubkey_derives_its_public_key() {
     }
 }
 
+/// A private key written to /dev/null is lost: genkey refuses it, whether standard output
+/// was sent there or closed (`>&-`; the child then gets /dev/null in its place).
+#[test]
+fn genkey_refuses_a_standard_output_that_is_dev_null_or_closed() {
+    use std::os::unix::process::CommandExt;
+    for closed in [false, true] {
+        let mut command = Command::new(BIN);
+        command
+            .arg("genkey")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if closed {
+            // SAFETY: runs in the child between fork and exec; close(2) is async-signal-safe
+            // and touches nothing but the child's own descriptor 1.
+            unsafe {
+                command.pre_exec(|| {
+                    libc::close(1);
+                    Ok(())
+                });
+            }
+        }
+        let mut child = Guard(command.spawn().expect("the command runs"));
+        let stderr = read_all(child.0.stderr.take().expect("stderr is piped"));
+        let status = child.wait_within(RUN_LIMIT, "genkey into /dev/null");
+        let said = String::from_utf8_lossy(&stderr.join().expect("stderr reader")).into_owned();
+        assert_eq!(status.code(), Some(1), "closed {closed}: {said}");
+        assert_eq!(
+            said,
+            "ethcloud: cannot write the private key to standard output: it is /dev/null \
+             (closed, or sent there), where the key would be lost\n",
+            "closed {closed}"
+        );
+    }
+}
+
 #[test]
 fn pubkey_of_rfc7748_alice_is_her_public_key() {
     let out = run_with_input(&["pubkey"], format!("{ALICE_PRIVATE}\n").as_bytes());
