@@ -74,10 +74,18 @@ need_cargo_tool() {
 
 # build_release [CARGO ARGS]: cargo build --release; sets bin to the ethcloud binary.
 build_release() {
+    need_cargo
     echo "==> building ethcloud (cargo build --release${1:+ $*})"
     cargo build --release --quiet "$@"
     # shellcheck disable=SC2034 # read by the sourcing script
     bin="$PWD/target/release/ethcloud"
+}
+
+# need_cargo: exits with a way out unless cargo is on PATH (sudo leaves out a user's ~/.cargo/bin).
+need_cargo() {
+    command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (https://rustup.rs) \
+first; if it is installed for your user, pass it through sudo: sudo env \"PATH=\$PATH\" \
+\"RUSTUP_HOME=\$HOME/.rustup\" \"CARGO_HOME=\$HOME/.cargo\" scripts/$lib_name"
 }
 
 # on_exit FUNCTION: runs FUNCTION once when the script exits, however it exits.
@@ -89,6 +97,25 @@ on_exit() {
 lib_exit() {
     trap - EXIT INT TERM
     "$lib_cleanup"
+    give_back_files
+}
+
+# give_back_files: run as root (sudo) in a clone another user owns, hands back to that user
+# what the run made as root in it (target/, fuzz/'s build and corpus) and in a CARGO_HOME or
+# RUSTUP_HOME of theirs passed through sudo (cargo-deb, cargo-fuzz, the crates downloaded),
+# so that their own cargo runs afterwards are not refused. Nothing to do in a clone of
+# root's (CI's).
+give_back_files() {
+    local owner dir
+    for dir in target fuzz/target fuzz/corpus fuzz/artifacts "${CARGO_HOME:-}" "${RUSTUP_HOME:-}"; do
+        if [ -z "$dir" ] || [ ! -d "$dir" ]; then continue; fi
+        case "$dir" in
+        /*) owner="$(stat -c %u:%g "$dir")" ;; # a home of its own: its owner's
+        *) owner="$(stat -c %u:%g .)" ;;
+        esac
+        [ "${owner%%:*}" != 0 ] || continue
+        find "$dir" -user 0 -exec chown -h "$owner" {} + 2>/dev/null || true
+    done
 }
 
 # stop_pids [SECONDS]: SIGTERM to every process in pids, SIGKILL to those still alive after

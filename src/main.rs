@@ -75,6 +75,11 @@ fn main() -> ExitCode {
         clap_complete::generate(shell, &mut Args::command(), "ethcloud", &mut script);
         return write_stdout(&script);
     }
+    // SIGHUP and SIGUSR1 would kill the process during a slow start (an NSS lookup of
+    // --user); blocked now, they wait for the signalfd.
+    if let Err(e) = ethcloud::sys::signal::block_reload_and_status() {
+        return fail(&Error::Signal(e));
+    }
     let settings = match args.check() {
         Ok(settings) => settings,
         Err(err) => return fail(&err),
@@ -166,7 +171,8 @@ fn run(settings: &Settings) -> Result<(), Error> {
     if !settings.unused.is_empty() {
         warn!(
             "{} ignored: relaying and its options (and --no-aegis) apply to --key-file and \
-             --private-key only, --rekey-after to --private-key only",
+             --private-key only, --rekey-after to --private-key only, --stats-interval and \
+             --stats-format to --stats-file only",
             settings.unused.join(", ")
         );
     }

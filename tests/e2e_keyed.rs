@@ -184,6 +184,18 @@ fn sighup_with_a_new_key_file_rotates_the_key_and_pings_keep_working() {
     lab.daemons[0].signal(libc::SIGHUP);
     lab.daemons[0].wait_log("key rotation: new key", SOON);
     lab.assert_ping(&h1, &h2.overlay_v4());
+    // A third key while that rotation is under way is not taken: an error, and counted with
+    // the unreadable file above, since `systemctl reload` reports success either way.
+    fs::write(&key1, "33".repeat(32)).expect("write key");
+    lab.daemons[0].signal(libc::SIGHUP);
+    lab.daemons[0].wait_log("a key rotation is under way", SOON);
+    let log = lab.daemons[0].stats_line();
+    let stats = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("stats: peers="))
+        .expect("the stats line");
+    assert!(stats.contains(" reloads_failed=2"), "{stats}");
     lab.daemons[1].signal(libc::SIGHUP);
     lab.daemons[1].wait_log("key rotation: new key", SOON);
     lab.assert_ping(&h2, &h1.overlay_v4());

@@ -291,6 +291,57 @@ fn daemon_drops_to_nobody_after_setup_and_still_forwards() {
     lab.daemons[da].signal(libc::SIGUSR1);
     lab.daemons[da].wait_log(&format!("status: peer {} verified", b.addr_v4()), SOON);
     lab.daemons[da].wait_log("stats: peers=1 ", SOON);
+
+    // `systemctl reload` reaches it: the unit's ExecReload, run as systemd runs it (as root
+    // within the unit's CapabilityBoundingSet, unless the command starts with `+`), may
+    // signal a daemon that no longer shares root's uid. Without CAP_KILL it could not.
+    let reload = unit_reload_command(pid);
+    println!("ExecReload as systemd runs it: {reload:?}");
+    let out = Command::new(&reload[0])
+        .args(&reload[1..])
+        .output()
+        .expect("run the unit's ExecReload");
+    assert!(out.status.success(), "ExecReload failed: {out:?}");
+    lab.daemons[da].wait_log("SIGHUP: not in keyed mode, nothing to reload", SOON);
+}
+
+/// The unit's `ExecReload` for the daemon `pid`, as systemd runs it: with a `+` prefix as
+/// full root, otherwise as root within the unit's `CapabilityBoundingSet` (`setpriv`).
+fn unit_reload_command(pid: u32) -> Vec<String> {
+    let unit =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/ethcloud@.service"))
+            .expect("read the unit");
+    let value = |key: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in the unit"))
+            .trim()
+            .to_owned()
+    };
+    let exec = value("ExecReload=");
+    let (privileged, command) = match exec.strip_prefix('+') {
+        Some(rest) => (true, rest.to_owned()),
+        None => (false, exec.trim_start_matches('-').to_owned()),
+    };
+    let mut argv: Vec<String> = command
+        .replace("$MAINPID", &pid.to_string())
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    if !privileged {
+        let caps: Vec<String> = value("CapabilityBoundingSet=")
+            .split_whitespace()
+            .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+            .collect();
+        let mut wrapped = vec![
+            "setpriv".to_owned(),
+            format!("--bounding-set=-all,{}", caps.join(",")),
+            "--inh-caps=-all".to_owned(),
+        ];
+        wrapped.append(&mut argv);
+        argv = wrapped;
+    }
+    argv
 }
 
 #[test]

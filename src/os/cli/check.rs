@@ -522,6 +522,19 @@ impl Args {
         {
             unused.push("--rekey-after");
         }
+        // And the stats file's options without one.
+        if stats_file.is_none() {
+            if given(self.stats_interval_secs.is_some(), |f| {
+                f.values.stats_interval.is_some()
+            }) {
+                unused.push("--stats-interval");
+            }
+            if given(self.stats_format.is_some(), |f| {
+                f.values.stats_format.is_some()
+            }) {
+                unused.push("--stats-format");
+            }
+        }
 
         let log_level = if self.verbose || self.quiet {
             self.log_level()

@@ -88,7 +88,8 @@ pub struct Settings {
     /// Seal with AEGIS-128L where peers open it, and say that we do (not `--no-aegis`).
     pub aegis: bool,
     /// Options given that the mode chosen does not use (the sealed modes' options without
-    /// `--key-file` or `--private-key`): the daemon says so at start-up.
+    /// `--key-file` or `--private-key`, the stats file's without `--stats-file`): the daemon
+    /// says so at start-up.
     pub unused: Vec<&'static str>,
 }
 

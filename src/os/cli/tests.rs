@@ -930,4 +930,9 @@ fn the_sealed_modes_options_without_a_key_are_named_as_unused() {
     let s = check(&["--no-relay", "--key-file", "/k", "--rekey-after", "60"]).unwrap();
     assert_eq!(s.unused, ["--rekey-after"]);
     assert!(check(&[]).unwrap().unused.is_empty());
+    // The stats file's options without one.
+    let s = check(&["--stats-interval", "5", "--stats-format", "prometheus"]).unwrap();
+    assert_eq!(s.unused, ["--stats-interval", "--stats-format"]);
+    let s = check(&["--stats-file", "/run/s", "--stats-format", "prometheus"]).unwrap();
+    assert!(s.unused.is_empty(), "{:?}", s.unused);
 }

@@ -46,12 +46,17 @@ impl Daemon {
                 "SIGHUP: the key in {} is unchanged; nothing to do",
                 path.display()
             ),
-            Rekey::Busy => warn!(
-                "SIGHUP: a key rotation is under way (it takes {} s); the key in {} is ignored, \
-                 send SIGHUP again once the log says it is done",
-                (KEY_ROLLOVER + KEY_GRACE).as_secs(),
-                path.display()
-            ),
+            Rekey::Busy => {
+                // Not taken: counted, as any key that could not be used (peers that move on
+                // to it would cut this node off once they retire the key it keeps).
+                self.stats.reloads_failed = self.stats.reloads_failed.saturating_add(1);
+                error!(
+                    "SIGHUP: a key rotation is under way (it takes {} s); the key in {} is \
+                     ignored, send SIGHUP again once the log says it is done",
+                    (KEY_ROLLOVER + KEY_GRACE).as_secs(),
+                    path.display()
+                );
+            }
             Rekey::NotKeyed => info!("SIGHUP: not in keyed mode, nothing to reload"),
             Rekey::Reused => {
                 self.stats.reloads_failed = self.stats.reloads_failed.saturating_add(1);

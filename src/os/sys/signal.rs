@@ -11,6 +11,28 @@ use std::io::{self, Read};
 use std::mem;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 
+/// Blocks SIGHUP and SIGUSR1, whose default action kills the process, before the daemon's
+/// slow start (the config file, an NSS lookup of `--user`): one sent then stays pending, and
+/// [`SignalFd::new`] later hands it over (SIGHUP never stops the daemon). SIGINT and SIGTERM
+/// keep their default action until then: they are meant to stop it.
+///
+/// # Errors
+///
+/// What `sigprocmask(2)` returned.
+pub fn block_reload_and_status() -> io::Result<()> {
+    // SAFETY: sigset_t is plain integers, for which all zeroes is a valid value.
+    let mut set: libc::sigset_t = unsafe { mem::zeroed() };
+    // SAFETY: `set` is a valid, initialised sigset_t that outlives the call.
+    unsafe { syscall!(sigemptyset(&mut set)) }?;
+    for signal in [libc::SIGUSR1, libc::SIGHUP] {
+        // SAFETY: `set` is initialised; `signal` is a valid signal number.
+        unsafe { syscall!(sigaddset(&mut set, signal)) }?;
+    }
+    // SAFETY: `set` is an initialised sigset_t that outlives the call; the old mask is not
+    // wanted, so a null pointer is allowed.
+    unsafe { syscall!(sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())) }.map(|_| ())
+}
+
 /// Puts SIGCHLD back to its default action. A daemon started with SIGCHLD ignored (a parent
 /// that ignored it passes that on across `exec`) would have its children reaped by the
 /// kernel, and waiting for a hook command would fail with `ECHILD` even when the command
@@ -57,7 +79,8 @@ pub enum Signal {
     Terminate,
     /// SIGUSR1: log the counters.
     User1,
-    /// SIGHUP: re-read the key file (keyed mode).
+    /// SIGHUP: re-read the key file (keyed mode) or the trust files (per-node keys), and
+    /// the node's own addresses.
     Hangup,
 }
 
@@ -189,6 +212,31 @@ impl AsFd for SignalFd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// (On a thread of its own: the mask is per thread.)
+    #[test]
+    fn sighup_and_sigusr1_are_blocked_early_and_sigint_is_not() {
+        std::thread::spawn(|| {
+            block_reload_and_status().unwrap();
+            // SAFETY: sigset_t is plain integers, for which all zeroes is a valid value.
+            let mut now: libc::sigset_t = unsafe { mem::zeroed() };
+            // SAFETY: with a null new set, pthread_sigmask only writes the calling thread's
+            // mask into `now`, which outlives the call.
+            let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut now) };
+            assert_eq!(rc, 0);
+            // SAFETY: `now` is an initialised sigset_t; sigismember only reads it.
+            let blocked = |s| unsafe { libc::sigismember(&now, s) } == 1;
+            assert!(blocked(libc::SIGHUP) && blocked(libc::SIGUSR1));
+            assert!(!blocked(libc::SIGINT) && !blocked(libc::SIGTERM));
+        })
+        .join()
+        .unwrap();
+        // The binary does it before it reads its settings.
+        let main = include_str!("../../main.rs");
+        let block = main.find("block_reload_and_status()").unwrap();
+        let check = main.find("args.check()").unwrap();
+        assert!(block < check, "main blocks them only after args.check()");
+    }
 
     #[test]
     fn signalfd_reports_a_raised_sigusr1_instead_of_dying() {
