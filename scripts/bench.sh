@@ -39,7 +39,7 @@
 #                      per-frame cost against each other, not against ethcloud)
 #   --no-wireguard     leave out the WireGuard rows (else wg, wireguard-go and boringtun-cli
 #                      are installed if missing: apt-get wireguard-tools wireguard-go, cargo
-#                      install boringtun-cli, once)
+#                      install boringtun-cli 0.7.1, once)
 #   --wg-threads N     boringtun's worker threads (default 4, boringtun's own default)
 #   --udp-rate KPPS    offered rate of the fixed-rate UDP test (default 100 thousand 64-byte
 #                      datagrams per second): loss at the same offered rate for every system
@@ -123,11 +123,11 @@ done
 . scripts/lib.sh
 need_root
 need_tools ip=iproute2 ss=iproute2 iperf3=iperf3 ping=iputils-ping python3=python3 "cc=gcc libc6-dev"
-command -v cargo >/dev/null || die "cargo is missing"
+need_cargo
 [[ " ${floor_modes[*]} " != *" floor-busypoll= "* ]] || need_tools ethtool=ethtool
 if [ "$wireguard" -eq 1 ]; then
     need_tools wg=wireguard-tools wireguard-go=wireguard-go
-    need_cargo_tool boringtun-cli boringtun-cli ||
+    need_cargo_tool boringtun-cli boringtun-cli 0.7.1 ||
         die "boringtun-cli could not be installed (or leave WireGuard out: --no-wireguard)"
 fi
 

@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-25}"
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
-    echo "fuzz: installing cargo-fuzz"
-    cargo install --locked cargo-fuzz
+    echo "fuzz: installing cargo-fuzz 0.13.2 (the version scripts/test.sh installs)"
+    cargo install --locked --version 0.13.2 cargo-fuzz
 fi
 export RUSTC_BOOTSTRAP=1
 # (Listed first: a failing command inside a `for` list would not stop the script, and no

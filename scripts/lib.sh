@@ -61,14 +61,16 @@ need_tools() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# need_cargo_tool COMMAND CRATE: cargo install --locked CRATE (into ~/.cargo/bin, once) unless
-# COMMAND is already on PATH or there; puts ~/.cargo/bin on PATH (sudo may have dropped it).
+# need_cargo_tool COMMAND CRATE VERSION: cargo install --locked CRATE at VERSION (into
+# ~/.cargo/bin, once) unless COMMAND is already on PATH or there; puts ~/.cargo/bin on PATH
+# (sudo may have dropped it). A version known to build here, not whatever is newest: a
+# release that needs a newer Rust than Debian's would break the scripts overnight.
 need_cargo_tool() {
     local cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
     case ":$PATH:" in *":$cargo_bin:"*) ;; *) PATH="$PATH:$cargo_bin" ;; esac
     command -v "$1" >/dev/null 2>&1 && return 0
-    echo "$lib_name: installing $2 (cargo install --locked $2, once; a few minutes)"
-    cargo install --locked --quiet "$2"
+    echo "$lib_name: installing $2 $3 (cargo install --locked, once; a few minutes)"
+    cargo install --locked --quiet --version "$3" "$2"
     command -v "$1" >/dev/null 2>&1
 }
 

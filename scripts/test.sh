@@ -53,8 +53,9 @@ if ! cargo fmt --version >/dev/null 2>&1; then add_rust_tool rustfmt rustfmt; fi
 if ! cargo clippy --version >/dev/null 2>&1; then add_rust_tool clippy rust-clippy; fi
 # (Into ~/.cargo/bin, which need_cargo_tool puts on PATH: Debian's own cargo does not, and
 # scripts/deb.sh and scripts/fuzz.sh look there.)
-need_cargo_tool cargo-deb cargo-deb || fail "cargo-deb did not install"
-need_cargo_tool cargo-fuzz cargo-fuzz || fail "cargo-fuzz did not install"
+# (cargo-deb 3.8.0 asks for Rust 1.85, as ethcloud does.)
+need_cargo_tool cargo-deb cargo-deb 3.8.0 || fail "cargo-deb did not install"
+need_cargo_tool cargo-fuzz cargo-fuzz 0.13.2 || fail "cargo-fuzz did not install"
 [ -e /dev/net/tun ] || fail "/dev/net/tun is missing (modprobe tun)"
 # The privilege-switch tests run the daemon as Debian's nobody and nogroup.
 if ! getent passwd nobody >/dev/null || ! getent group nogroup >/dev/null; then
