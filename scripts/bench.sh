@@ -123,7 +123,6 @@ done
 . scripts/lib.sh
 need_root
 need_tools ip=iproute2 ss=iproute2 iperf3=iperf3 ping=iputils-ping python3=python3 "cc=gcc libc6-dev"
-need_cargo
 [[ " ${floor_modes[*]} " != *" floor-busypoll= "* ]] || need_tools ethtool=ethtool
 if [ "$wireguard" -eq 1 ]; then
     need_tools wg=wireguard-tools wireguard-go=wireguard-go

@@ -116,7 +116,9 @@ give_back_files() {
         *) owner="$(stat -c %u:%g .)" ;;
         esac
         [ "${owner%%:*}" != 0 ] || continue
-        find "$dir" -user 0 -exec chown -h "$owner" {} + 2>/dev/null || true
+        # (-execdir: each chown names a file in the directory it runs in, so a directory on
+        # the way swapped for a symlink meanwhile cannot send it elsewhere.)
+        find "$dir" -user 0 -execdir chown -h "$owner" {} + 2>/dev/null || true
     done
 }
 

@@ -18,13 +18,11 @@ fail() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] ||
     fail "run as root (from a user's shell: sudo scripts/test.sh): the end-to-end tests need network namespaces and /dev/net/tun"
-command -v cargo >/dev/null || fail "cargo not found: install Rust (https://rustup.rs) first; if it \
-is installed for your user, pass it through sudo: sudo env \"PATH=\$PATH\" \"RUSTUP_HOME=\$HOME/.rustup\" \
-\"CARGO_HOME=\$HOME/.cargo\" scripts/test.sh"
 
 step "tools"
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
+need_cargo
 # Run with sudo in a user's clone: what the run builds as root goes back to that user.
 trap give_back_files EXIT
 need_tools ip=iproute2 ss=iproute2 iperf3=iperf3 ping=iputils-ping python3=python3 pandoc=pandoc \

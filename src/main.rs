@@ -4,10 +4,11 @@
 //!
 //! Owns the order of start-up and shutdown only:
 //!
-//! 1. run a key tool (`genkey`, `pubkey`) and exit, or check the arguments and the config
-//!    file (before logging is set up, since they choose the log level), or print shell
-//!    completions and exit;
-//! 2. block signals, look up `--user`, read the key files, resolve peers, bind, open the tap
+//! 1. install the panic hook; run a key tool (`genkey`, `pubkey`, `show`) and exit, or print
+//!    shell completions and exit, or block SIGHUP and SIGUSR1 and check the arguments and the
+//!    config file, `--user` looked up (before logging is set up, since they choose the log
+//!    level);
+//! 2. block SIGINT and SIGTERM too (the signalfd), read the key files, resolve peers, bind, open the tap
 //!    (so a bad peer name, user, key file or listen address never creates a tap device), set
 //!    its MTU and bring it up;
 //! 3. run `--ifup`, drop privileges, log one `started: ...` line, tell systemd `READY=1`;
@@ -483,8 +484,6 @@ fn load_identity(
     Ok(identity)
 }
 
-/// `ethcloud genkey > FILE` leaves the key as readable as the shell's umask makes FILE; say so
-/// (as `wg genkey` does) when that lets others read it. The key is written all the same.
 /// Whether standard output is /dev/null: sent there, or closed when the process started (the
 /// standard library opens /dev/null in its place, so writes to it would succeed).
 fn stdout_is_dev_null() -> bool {
@@ -497,6 +496,8 @@ fn stdout_is_dev_null() -> bool {
         .is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == libc::makedev(1, 3))
 }
 
+/// `ethcloud genkey > FILE` leaves the key as readable as the shell's umask makes FILE; say so
+/// (as `wg genkey` does) when that lets others read it. The key is written all the same.
 fn warn_if_stdout_readable_by_others() {
     let Ok(fd) = io::stdout().as_fd().try_clone_to_owned() else {
         return;

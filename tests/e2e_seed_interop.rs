@@ -143,6 +143,8 @@ fn run_against_seed_peer(name: &str, relay_args: &[&str]) -> (String, BTreeSet<S
     let mut lab = Lab::new(3);
     let (node, seed, listed) = (lab.host(1), lab.host(2), lab.host(3));
     let sock = dir.path("node.sock");
+    // The seed peer says Close once this file exists (and its window is over).
+    let close_file = dir.path("close-now");
     let seed_marker = format!("seed2tap-{name}");
     let tap_marker = format!("tap2seed-{name}");
     let tap_marker_vlan = format!("tap2seed-vlan-{name}");
@@ -184,6 +186,7 @@ fn run_against_seed_peer(name: &str, relay_args: &[&str]) -> (String, BTreeSet<S
             &listed.addr_v4(),
             &window,
             &cap,
+            &close_file,
         ],
     );
     wait_file_contains(&seed_out, "ready", SOON);
@@ -255,13 +258,16 @@ fn run_against_seed_peer(name: &str, relay_args: &[&str]) -> (String, BTreeSet<S
         assert!(unicast > unicast_before, "not sent as a unicast");
     }
 
+    fs::write(&close_file, "").expect("the seed peer's close file");
+
     // Watch the wire past the relay threshold, then look at the node's side.
     wait_file_contains(
         &seed_out,
         "window-over",
         Duration::from_secs(WINDOW_SECS) + SOON,
     );
-    // The seed peer then says Close: the node removes it at once (the seed's rule), asks it
+    // The seed peer then says Close (told to by the file, not by its clock: the checks above
+    // are done): the node removes it at once (the seed's rule), asks it
     // for its peer list once, as it does after any Close in cleartext (a Close may be
     // forged), and so has it as a peer again a round trip later.
     wait_file_contains(&seed_out, "sent-close", SOON);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A minimal ethcloud peer that speaks only the seed's protocol, for tests/e2e_seed_interop.rs.
 
-    seedpeer.py run BIND_IP PORT TOKEN DAEMON_IP:PORT MAC MARKER LISTED_IP:PORT WINDOW SECONDS
+    seedpeer.py run BIND_IP PORT TOKEN DAEMON_IP:PORT MAC MARKER LISTED_IP:PORT WINDOW SECONDS CLOSE_FILE
     seedpeer.py watch BIND_IP PORT TOKEN DAEMON_IP:PORT SECONDS
     seedpeer.py selftest
 
@@ -34,8 +34,8 @@ one Ethernet frame from MAC with EtherType 0x88b5 and the payload `MARKER-N` NUL
 
 (frames of type 88b5, tagged or not, with their whole datagram in hex, others with the
 first 64 bytes),
-`window-over` once WINDOW seconds have passed since `ready`, then sends the daemon a Close
-(`sent-close`) and goes on as before; when the daemon sends Close
+`window-over` once WINDOW seconds have passed since `ready`, then, once the file CLOSE_FILE
+exists, sends the daemon a Close (`sent-close`) and goes on as before; when the daemon sends Close
 or SECONDS have passed (or on SIGTERM) one line
 
     summary received=N frames=F peerlists=P getpeers=G close=C violations=V bad_switch=B
@@ -49,6 +49,7 @@ sends anything, and prints the same `rx` and `violation` lines for what arrives,
 """
 
 import ipaddress
+import os
 import signal
 import socket
 import struct
@@ -202,7 +203,7 @@ class Peer:
                 f"violations={c['violations']} bad_switch={c['bad_switch']}")
 
 
-def run(bind_ip, port, token, daemon, mac, marker, listed, window, seconds):
+def run(bind_ip, port, token, daemon, mac, marker, listed, window, seconds, close_file):
     family = socket.AF_INET6 if ":" in bind_ip else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.bind((bind_ip, int(port)))
@@ -226,6 +227,7 @@ def run(bind_ip, port, token, daemon, mac, marker, listed, window, seconds):
     deadline = start + float(seconds)
     window_end = start + float(window)
     window_told = False
+    close_sent = False
     next_ask = next_keepalive = next_frame = start
     sent_frames = 0
     while True:
@@ -235,10 +237,12 @@ def run(bind_ip, port, token, daemon, mac, marker, listed, window, seconds):
         if not window_told and now >= window_end:
             print("window-over", flush=True)
             window_told = True
-            # Then it says Close, as a seed node that stops does, and goes on as if it had
-            # started again: a node that asks it for its peer list gets one.
+        if window_told and not close_sent and os.path.exists(close_file):
+            # Then, once the test says so, it says Close, as a seed node that stops does, and
+            # goes on as if it had started again: a node that asks it for its list gets one.
             send(token_bytes(token) + bytes([CLOSE]))
             print("sent-close", flush=True)
+            close_sent = True
         if peer.counts["peerlist"] == 0 and now >= next_ask:
             send(token_bytes(token) + bytes([GET_PEER_LIST]))
             next_ask = now + 1.0
@@ -375,7 +379,7 @@ def selftest():
 
 
 def main(argv):
-    if len(argv) == 11 and argv[1] == "run":
+    if len(argv) == 12 and argv[1] == "run":
         run(*argv[2:])
     elif len(argv) == 7 and argv[1] == "watch":
         watch(*argv[2:])

@@ -79,8 +79,9 @@ pub const GOSSIP_REDUNDANCY: u32 = 2;
 /// A peer list verifies its sender if we asked that address for it at most this long ago.
 pub const ANSWER_WINDOW: Duration = Duration::from_secs(30);
 /// A peer added less than [`ANSWER_WINDOW`] / 3 ago that asks for our list is (usually)
-/// checking us; it is sent one empty peer list this long after our answer, unless something
-/// else reached it first (see `Node::follow_up`).
+/// checking us, and one we verify by its answer still has to hear a list of ours; either is
+/// sent one empty peer list this long after, whatever was sent to it since (see
+/// `Node::follow_up`).
 pub const FOLLOW_UP_DELAY: Duration = Duration::from_secs(6);
 /// An unverified peer is sent at most one "get peer list" per this interval.
 pub const CHALLENGE_INTERVAL: Duration = Duration::from_secs(5);

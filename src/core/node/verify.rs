@@ -589,6 +589,11 @@ impl<S: Socket, D: Device> Node<S, D> {
             self.gossip_high = count;
             self.trickle.reset(now, GOSSIP_INTERVAL_MIN);
         }
+        // It verified us only once a list of ours reaches it (within its ANSWER_WINDOW of its
+        // request); its request, or the list we send it next, may have been lost: the
+        // follow-up closes that gap too. (Where it asks us as well, as it usually does,
+        // `answer_get_peers` queues the same one: one per peer.)
+        self.follow_up(now, addr);
         if was_asked_as_peer {
             // It contacted us first and got only a short list then: the whole list now,
             // within the rate of all whole lists (an address forged and verified by timing
@@ -603,14 +608,15 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.relay_on_verified(addr);
     }
 
-    /// Queues one empty peer list to a new peer that asked for our list: its request is
-    /// usually the challenge that verifies us, and if our answer is lost it drops us after
+    /// Queues one empty peer list to a new peer that asked for our list, or that we just
+    /// verified by its answer (`verify_peer`; its own request may have been lost on its way):
+    /// its request is usually the challenge that verifies us, and if our answer (or the list
+    /// we send a peer we verified) is lost it drops us after
     /// [`UNVERIFIED_TIMEOUT`](super::UNVERIFIED_TIMEOUT) while we keep it, until our next
     /// keepalive (up to K later) starts the exchange again. Any peer list from us within
-    /// [`ANSWER_WINDOW`] of its request verifies us there, so this one costs 10 bytes per
-    /// request of a new peer (which already cost us a full list) and closes the gap in
-    /// [`FOLLOW_UP_DELAY`]. It is sent even if we sent that peer something since: that may
-    /// have been lost as well.
+    /// [`ANSWER_WINDOW`] of its request verifies us there, so this one costs 10 bytes per new
+    /// peer (one per peer, however it came) and closes the gap in [`FOLLOW_UP_DELAY`]. It is
+    /// sent even if we sent that peer something since: that may have been lost as well.
     pub(super) fn follow_up(&mut self, now: Instant, addr: SocketAddr) {
         let room = self.follow_ups.len() < self.config.max_peers;
         let Some(peer) = self.peers.get_mut(addr) else {
