@@ -126,6 +126,7 @@ need_tools ip=iproute2 ss=iproute2 iperf3=iperf3 ping=iputils-ping python3=pytho
 [[ " ${floor_modes[*]} " != *" floor-busypoll= "* ]] || need_tools ethtool=ethtool
 if [ "$wireguard" -eq 1 ]; then
     need_tools wg=wireguard-tools wireguard-go=wireguard-go
+    need_cargo
     need_cargo_tool boringtun-cli boringtun-cli 0.7.1 ||
         die "boringtun-cli could not be installed (or leave WireGuard out: --no-wireguard)"
 fi

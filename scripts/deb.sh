@@ -4,13 +4,13 @@
 # binary), an example config and the shell completions.
 # `cargo deb` alone builds the same package (the man page and completions are checked in, in
 # dist/); this script also checks that they are current (scripts/assets.sh --check) and checks
-# the result. Needs cargo-deb (cargo install cargo-deb), pandoc and man (for the check),
+# the result. Needs cargo-deb (cargo install --locked --version 3.8.0 cargo-deb), pandoc and man (for the check),
 # systemd (for systemd-analyze) and dpkg-deb. Usage: scripts/deb.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 fail() { printf 'deb.sh: %s\n' "$*" >&2; exit 1; }
-command -v cargo-deb >/dev/null || fail "cargo-deb not found: cargo install cargo-deb"
+command -v cargo-deb >/dev/null || fail "cargo-deb not found: cargo install --locked --version 3.8.0 cargo-deb"
 command -v systemd-analyze >/dev/null || fail "systemd-analyze not found: apt-get install systemd"
 
 cargo build --release --locked

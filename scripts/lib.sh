@@ -70,7 +70,13 @@ need_cargo_tool() {
     case ":$PATH:" in *":$cargo_bin:"*) ;; *) PATH="$PATH:$cargo_bin" ;; esac
     command -v "$1" >/dev/null 2>&1 && return 0
     echo "$lib_name: installing $2 $3 (cargo install --locked, once; a few minutes)"
-    cargo install --locked --quiet --version "$3" "$2"
+    if ! cargo install --locked --quiet --version "$3" "$2"; then
+        # Its lock file may name crates that want a newer Rust than this one (Debian's own
+        # 1.85): once more, resolving afresh to versions this Rust builds.
+        echo "$lib_name: again without its lock file, with crates this Rust builds"
+        CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback \
+            cargo install --quiet --version "$3" "$2" || return 1
+    fi
     command -v "$1" >/dev/null 2>&1
 }
 

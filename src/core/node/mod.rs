@@ -408,8 +408,8 @@ pub struct Node<S: Socket, D: Device> {
     /// The addresses of `config.connect`, for lookups (every removal of a peer asks, and
     /// forged addresses can make an eviction per datagram: not a walk of up to 1,024).
     connect_set: HashSet<SocketAddr>,
-    /// New peers that asked for our list, with when we answered (see [`FOLLOW_UP_DELAY`]);
-    /// at most `max_peers` entries.
+    /// New peers that asked for our list or that we verified, with when (see
+    /// [`FOLLOW_UP_DELAY`]); at most `max_peers` entries.
     follow_ups: Vec<(Instant, SocketAddr)>,
     entries: Vec<SocketAddr>,
     /// Where the keepalive sweep over the verified peers is.

@@ -589,10 +589,11 @@ impl<S: Socket, D: Device> Node<S, D> {
             self.gossip_high = count;
             self.trickle.reset(now, GOSSIP_INTERVAL_MIN);
         }
-        // It verified us only once a list of ours reaches it (within its ANSWER_WINDOW of its
+        // It verifies us only once a list of ours reaches it (within its ANSWER_WINDOW of its
         // request); its request, or the list we send it next, may have been lost: the
-        // follow-up closes that gap too. (Where it asks us as well, as it usually does,
-        // `answer_get_peers` queues the same one: one per peer.)
+        // follow-up closes that gap too. (On the side that asked first, the peer's request
+        // usually queues the same one through `answer_get_peers`: one pending per peer. The
+        // side that was asked first now sends one too: 10 bytes per new link.)
         self.follow_up(now, addr);
         if was_asked_as_peer {
             // It contacted us first and got only a short list then: the whole list now,

@@ -1075,6 +1075,69 @@ mod tests {
         );
     }
 
+    /// Both start a handshake at once, and each seals in the one it started: each side's
+    /// Hello that it opens AEGIS-128L comes in the other's session, not in the receiving half
+    /// of its own current one. It still switches both (their renewals, on the same timers,
+    /// would cross again and again: under ETHCLOUD_SIM_SEED=19, tests/identity.rs's lost-Hello
+    /// test had a pair stay on AES-128-GCM for good).
+    #[test]
+    fn after_crossed_handshakes_each_side_s_hello_switches_the_other_to_aegis() {
+        if Cipher::preferred_for_sessions(true) != Cipher::Aegis128L {
+            return; // no AES instructions here: no switch to make
+        }
+        let (mut a, mut b) = (node(1, 2, 20), node(2, 1, 20));
+        let at_a: SocketAddr = "198.18.0.1:3210".parse().unwrap();
+        let at_b: SocketAddr = "198.18.0.2:3210".parse().unwrap();
+        let mut out = [0u8; 256];
+        let now = Instant::from_secs(1);
+        let (mut from_a, mut from_b) = (Vec::new(), Vec::new());
+        a.want(now, at_b);
+        b.want(now, at_a);
+        a.flush(now, &mut |_, bytes| from_a.push(bytes.to_vec()));
+        b.flush(now, &mut |_, bytes| from_b.push(bytes.to_vec()));
+        let HandshakeEvent::Answered(len, _) = b.on_handshake(now, at_a, &from_a[0], &mut out)
+        else {
+            panic!("b did not answer");
+        };
+        let to_a = out[..len].to_vec();
+        let HandshakeEvent::Answered(len, _) = a.on_handshake(now, at_b, &from_b[0], &mut out)
+        else {
+            panic!("a did not answer");
+        };
+        let to_b = out[..len].to_vec();
+        let later = now + Duration::from_millis(300);
+        assert_eq!(
+            a.on_handshake(later, at_b, &to_a, &mut out),
+            HandshakeEvent::Completed
+        );
+        assert_eq!(
+            b.on_handshake(later, at_a, &to_b, &mut out),
+            HandshakeEvent::Completed
+        );
+        // b's Hello, sealed in b's session, opens at a: a switches the session it seals in.
+        assert!(carries(&mut b, &mut a, (at_b, at_a), later));
+        assert_eq!(a.peer_opens_aegis(false), Some(Cipher::Aegis128L));
+        assert!(carries(&mut a, &mut b, (at_a, at_b), later));
+        assert_eq!(b.peer_opens_aegis(false), Some(Cipher::Aegis128L));
+        // And what each seals in AEGIS-128L now opens at the other.
+        for _ in 0..3 {
+            assert!(carries(&mut a, &mut b, (at_a, at_b), later));
+            assert!(carries(&mut b, &mut a, (at_b, at_a), later));
+        }
+        // A session made long before the current one (a previous one) does not count.
+        let (mut c, mut d, at_c, at_d) = cookie_pair(20);
+        handshake(&mut c, &mut d, (at_c, at_d), now);
+        let renewed = now + c.config.rekey_after + Duration::from_secs(1);
+        handshake(&mut c, &mut d, (at_c, at_d), renewed);
+        // (d still seals in the first session until c's first datagram in the new one.)
+        assert!(carries(&mut d, &mut c, (at_d, at_c), renewed));
+        assert_eq!(
+            c.peer_opens_aegis(false),
+            None,
+            "a Hello in the previous session"
+        );
+    }
+
     /// a's first initiation to b (at `at_b`), answered by b; then b restarts (knowing no
     /// timestamp of a's) and someone replays that recording from `from`: b answers it as a
     /// first contact. Returns a, the restarted b, the time of the replay and the recording.

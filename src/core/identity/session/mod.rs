@@ -616,7 +616,12 @@ impl Sessions {
     /// The datagram opened last (by [`Sessions::open`]) said that its sender opens
     /// AEGIS-128L: a Hello with that flag. If it came in the receiving half of the current
     /// session with its key, the peer behind that session (that very handshake, so that very
-    /// process) opens AEGIS-128L, and the sending half switches to an AEGIS cipher, going on
+    /// process) opens AEGIS-128L; so it does if it came in a session made with that key within
+    /// [`HANDSHAKE_TIMEOUT`] of the current one (two handshakes that crossed, each side
+    /// sealing in the one it started and opening the other's: the same process behind both,
+    /// bar a restart within those seconds). Without that second rule, two ends whose
+    /// renewals keep crossing (both started their sessions, so their timers run alike) never
+    /// left the first cipher. Then the sending half switches to an AEGIS cipher, going on
     /// with its counter ([`Sealer::switched`]), where this CPU has AES instructions:
     /// AEGIS-128X4 if `x4` (the node found that both ends have 512-bit vector AES: the
     /// Hello's second AEGIS flag and its own `aegis_x4`), AEGIS-128L otherwise. Returns the
@@ -624,12 +629,16 @@ impl Sessions {
     /// ([`Opener::allow_switch_to_aegis`]).
     pub fn peer_opens_aegis(&mut self, x4: bool) -> Option<crypto::Cipher> {
         let id = self.last_opened?;
-        let remote = self.by_session.get(&id).map(|s| s.remote)?;
+        let (remote, made) = self.by_session.get(&id).map(|s| (s.remote, s.made))?;
         let current = self
             .keys
             .get_mut(&remote)
             .and_then(|state| state.current.as_mut())
-            .filter(|c| c.recv_session == id)?;
+            .filter(|c| {
+                c.recv_session == id
+                    || made.saturating_duration_since(c.made) <= HANDSHAKE_TIMEOUT
+                        && c.made.saturating_duration_since(made) <= HANDSHAKE_TIMEOUT
+            })?;
         // Kept only where this CPU seals AEGIS-128L and the session does not yet.
         let key = current.switch_key.take()?;
         let cipher = if x4 {
