@@ -474,7 +474,8 @@ impl<S: Socket, D: Device> Node<S, D> {
             // It answered (or spoke first): no need to ask again.
             self.hello_asked.remove(&from);
             // The cipher flag counts whoever sent it: with per-node keys it speaks for the
-            // session it came in (see `Sessions::peer_opens_aegis`).
+            // session it came in, and for the current one whose handshake crossed that one
+            // (see `Sessions::peer_opens_aegis`).
             let opens = flags & FLAG_AEGIS != 0;
             let completes = flags & FLAG_PARTIAL_CHECKSUMS != 0;
             if let Some(sessions) = &mut self.sessions {

@@ -354,6 +354,7 @@ impl Sessions {
             is_initiator: established.is_initiator,
             heard: established.is_initiator,
             completes_checksums: false,
+            crossed: None,
         };
         if confirm_first {
             // An unconfirmed renewal that a newer one replaces is kept among the earlier ones:
@@ -381,6 +382,19 @@ impl Sessions {
                 state.earlier.push(stale);
             }
         } else {
+            let mut send = send;
+            // A handshake of the peer's that we answered meanwhile crossed this one of ours
+            // (both started one at once): the peer seals in that one, and its Hellos there
+            // speak for this one. After a first contact, it is the current one we answered;
+            // after a renewal, the one we answered and hold as `next`.
+            if established.is_initiator {
+                let answered = state
+                    .next
+                    .as_ref()
+                    .or(state.current.as_ref().filter(|c| !c.is_initiator))
+                    .map(|s| (s.recv_session, s.made));
+                send.crossed = answered.and_then(|(id, made)| send.crossed_by(id, made));
+            }
             if let Some(current) = state.current.take() {
                 // The lanes that still hold the old one seal in the new one at once.
                 current.sealer.forward_to(Arc::clone(&send.sealer));
@@ -780,20 +794,24 @@ fn for_role(current: &SendSession, wait: core::time::Duration) -> core::time::Du
 }
 
 /// When the peer behind `current`, the session `state` holds with a key, was last heard: the
-/// latest packet that opened in this session or the ones around it (before, and renewals we
-/// answered), or when the session was made if that is later.
+/// latest packet that opened in this session or the ones around it (before, the one that
+/// crossed it, and renewals we answered), or when the session was made if that is later.
 fn quiet_since(
     state: &KeyState,
     current: &SendSession,
     by_session: &FastMap<[u8; crate::crypto::SESSION_LEN], RecvSession>,
 ) -> Instant {
-    [Some(current.recv_session), state.previous.map(|(id, _)| id)]
-        .into_iter()
-        .flatten()
-        .chain(state.next.iter().map(|n| n.recv_session))
-        .chain(state.earlier.iter().map(|n| n.recv_session))
-        .filter_map(|id| by_session.get(&id).and_then(|s| s.heard_at))
-        .fold(current.made, Instant::max)
+    [
+        Some(current.recv_session),
+        current.crossed,
+        state.previous.map(|(id, _)| id),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(state.next.iter().map(|n| n.recv_session))
+    .chain(state.earlier.iter().map(|n| n.recv_session))
+    .filter_map(|id| by_session.get(&id).and_then(|s| s.heard_at))
+    .fold(current.made, Instant::max)
 }
 
 /// Whether the per-source bucket of `from` in `sources` (its [`Host`]: an IPv6 source counts
@@ -1136,6 +1154,61 @@ mod tests {
             None,
             "a Hello in the previous session"
         );
+    }
+
+    /// A session, then renewals that cross: both ends start one at once (their timers run
+    /// alike), each answers the other's before its own completes, and each seals in the one
+    /// it started. Each side's Hello, in its own, still switches the other to AEGIS-128L; and
+    /// what the peer seals in its own keeps ours from looking silent (which renewed it early,
+    /// crossing again).
+    #[test]
+    fn crossed_renewals_move_to_aegis_and_do_not_look_silent() {
+        let (mut a, mut b, at_a, at_b) = cookie_pair(20);
+        let now = Instant::from_secs(1);
+        handshake(&mut a, &mut b, (at_a, at_b), now);
+        let t = now + Duration::from_secs(30);
+        let (key_a, key_b) = (a.public(), b.public());
+        let (mut from_a, mut from_b) = (Vec::new(), Vec::new());
+        let _ = a.initiate(t, at_b, key_b, false, &mut |_, m| from_a.push(m.to_vec()));
+        let _ = b.initiate(t, at_a, key_a, false, &mut |_, m| from_b.push(m.to_vec()));
+        let mut out = [0u8; 256];
+        let HandshakeEvent::Answered(len, _) = b.on_handshake(t, at_a, &from_a[0], &mut out) else {
+            panic!("b did not answer");
+        };
+        let to_a = out[..len].to_vec();
+        let HandshakeEvent::Answered(len, _) = a.on_handshake(t, at_b, &from_b[0], &mut out) else {
+            panic!("a did not answer");
+        };
+        let to_b = out[..len].to_vec();
+        assert_eq!(
+            a.on_handshake(t, at_b, &to_a, &mut out),
+            HandshakeEvent::Completed
+        );
+        assert_eq!(
+            b.on_handshake(t, at_a, &to_b, &mut out),
+            HandshakeEvent::Completed
+        );
+        if Cipher::preferred_for_sessions(true) == Cipher::Aegis128L {
+            assert!(carries(&mut b, &mut a, (at_b, at_a), t));
+            assert_eq!(a.peer_opens_aegis(false), Some(Cipher::Aegis128L));
+            assert!(carries(&mut a, &mut b, (at_a, at_b), t));
+            assert_eq!(b.peer_opens_aegis(false), Some(Cipher::Aegis128L));
+        }
+        // b keeps sealing in its own; a hears it there, and does not renew for silence.
+        let mut now = t;
+        let end = t + a.config.renew_after_silence + Duration::from_secs(20);
+        while now < end {
+            now += Duration::from_secs(10);
+            assert!(carries(&mut b, &mut a, (at_b, at_a), now));
+            let mut sent = 0;
+            a.housekeep(now, &mut |_, _| sent += 1);
+            assert_eq!(
+                sent,
+                0,
+                "a renewed {:?} after the crossing",
+                now.saturating_duration_since(t)
+            );
+        }
     }
 
     /// a's first initiation to b (at `at_b`), answered by b; then b restarts (knowing no

@@ -225,6 +225,32 @@ struct SendSession {
     /// The peer's Hello in this session had the partial-checksum flag (0x20)
     /// ([`Sessions::peer_completes_checksums`]).
     completes_checksums: bool,
+    /// The receiving half of the handshake that crossed this one, if one did: the peer's,
+    /// which we answered within [`HANDSHAKE_TIMEOUT`] of this one, with the same process
+    /// behind it. The peer seals in that one while we seal in this one, so its Hellos come
+    /// there ([`SendSession::speaks_for`]).
+    crossed: Option<[u8; crypto::SESSION_LEN]>,
+}
+
+impl SendSession {
+    /// Whether what the peer says in the session `id` holds for this one: it is this one's
+    /// receiving half, or the one whose handshake crossed it.
+    fn speaks_for(&self, id: [u8; crypto::SESSION_LEN]) -> bool {
+        self.recv_session == id || self.crossed == Some(id)
+    }
+
+    /// The session that crossed this one, if `other` (made at `made`, which we answered)
+    /// did: within [`HANDSHAKE_TIMEOUT`] of this one.
+    fn crossed_by(
+        &self,
+        other: [u8; crypto::SESSION_LEN],
+        made: Instant,
+    ) -> Option<[u8; crypto::SESSION_LEN]> {
+        let apart = made
+            .saturating_duration_since(self.made)
+            .max(self.made.saturating_duration_since(made));
+        (apart <= HANDSHAKE_TIMEOUT).then_some(other)
+    }
 }
 
 /// A session's receiving half.
@@ -616,12 +642,11 @@ impl Sessions {
     /// The datagram opened last (by [`Sessions::open`]) said that its sender opens
     /// AEGIS-128L: a Hello with that flag. If it came in the receiving half of the current
     /// session with its key, the peer behind that session (that very handshake, so that very
-    /// process) opens AEGIS-128L; so it does if it came in a session made with that key within
-    /// [`HANDSHAKE_TIMEOUT`] of the current one (two handshakes that crossed, each side
-    /// sealing in the one it started and opening the other's: the same process behind both,
-    /// bar a restart within those seconds). Without that second rule, two ends whose
-    /// renewals keep crossing (both started their sessions, so their timers run alike) never
-    /// left the first cipher. Then the sending half switches to an AEGIS cipher, going on
+    /// process) opens AEGIS-128L; so it does if it came in the session whose handshake crossed
+    /// the current one (`SendSession::crossed`: each side seals in the one it started and
+    /// opens the other's, the same process behind both). Without that second rule, two ends
+    /// whose renewals keep crossing (both started their sessions, so their timers run alike)
+    /// never left the first cipher. Then the sending half switches to an AEGIS cipher, going on
     /// with its counter ([`Sealer::switched`]), where this CPU has AES instructions:
     /// AEGIS-128X4 if `x4` (the node found that both ends have 512-bit vector AES: the
     /// Hello's second AEGIS flag and its own `aegis_x4`), AEGIS-128L otherwise. Returns the
@@ -629,16 +654,12 @@ impl Sessions {
     /// ([`Opener::allow_switch_to_aegis`]).
     pub fn peer_opens_aegis(&mut self, x4: bool) -> Option<crypto::Cipher> {
         let id = self.last_opened?;
-        let (remote, made) = self.by_session.get(&id).map(|s| (s.remote, s.made))?;
+        let remote = self.by_session.get(&id).map(|s| s.remote)?;
         let current = self
             .keys
             .get_mut(&remote)
             .and_then(|state| state.current.as_mut())
-            .filter(|c| {
-                c.recv_session == id
-                    || made.saturating_duration_since(c.made) <= HANDSHAKE_TIMEOUT
-                        && c.made.saturating_duration_since(made) <= HANDSHAKE_TIMEOUT
-            })?;
+            .filter(|c| c.speaks_for(id))?;
         // Kept only where this CPU seals AEGIS-128L and the session does not yet.
         let key = current.switch_key.take()?;
         let cipher = if x4 {
@@ -685,7 +706,8 @@ impl Sessions {
 
     /// The datagram opened last (by [`Sessions::open`]) was a Hello; `on` is its
     /// partial-checksum flag (0x20). It counts if it came in the receiving half of the current
-    /// session with its key: then the process behind that session completes TCP and UDP
+    /// session with its key, or of the one that crossed it (as for
+    /// [`Sessions::peer_opens_aegis`]): then the process behind that session completes TCP and UDP
     /// checksums left partial, or does not. A new session starts without it. Returns whether
     /// that changed anything.
     pub fn peer_completes_checksums(&mut self, on: bool) -> bool {
@@ -699,7 +721,7 @@ impl Sessions {
             .keys
             .get_mut(&remote)
             .and_then(|state| state.current.as_mut())
-            .filter(|c| c.recv_session == id)
+            .filter(|c| c.speaks_for(id))
         else {
             return false;
         };
@@ -830,6 +852,13 @@ impl Sessions {
                     self.by_session.remove(&older);
                 }
                 let old = state.current.take();
+                let mut confirmed = confirmed;
+                // Ours, started at about the time we answered this one: they crossed, and the
+                // peer may seal in ours (the Hellos it sent there speak for this one too).
+                confirmed.crossed = old
+                    .as_ref()
+                    .filter(|o| o.is_initiator)
+                    .and_then(|o| confirmed.crossed_by(o.recv_session, o.made));
                 state.current = Some(confirmed);
                 if let Some(old) = old {
                     if let Some(current) = &state.current {
