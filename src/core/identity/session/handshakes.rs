@@ -1142,7 +1142,32 @@ mod tests {
             assert!(carries(&mut a, &mut b, (at_a, at_b), later));
             assert!(carries(&mut b, &mut a, (at_b, at_a), later));
         }
-        // A session made long before the current one (a previous one) does not count.
+        // A renewal 3 s after a session (not crossed: b answered it and goes on sealing in
+        // the first until a's first datagram in the new one) does not make b's Hello in the
+        // first one speak for it, however close in time.
+        let (mut e, mut f, at_e, at_f) = cookie_pair(20);
+        handshake(&mut e, &mut f, (at_e, at_f), now);
+        let soon = now + Duration::from_secs(3);
+        let mut init = Vec::new();
+        let _ = e.initiate(soon, at_f, f.public(), false, &mut |_, m| {
+            init.push(m.to_vec())
+        });
+        let HandshakeEvent::Answered(len, _) = f.on_handshake(soon, at_e, &init[0], &mut out)
+        else {
+            panic!("f did not answer the renewal");
+        };
+        let response = out[..len].to_vec();
+        assert_eq!(
+            e.on_handshake(soon, at_f, &response, &mut out),
+            HandshakeEvent::Completed
+        );
+        assert!(carries(&mut f, &mut e, (at_f, at_e), soon));
+        assert_eq!(
+            e.peer_opens_aegis(false),
+            None,
+            "a Hello in a session not crossed"
+        );
+        // Nor does a session made long before the current one (a previous one).
         let (mut c, mut d, at_c, at_d) = cookie_pair(20);
         handshake(&mut c, &mut d, (at_c, at_d), now);
         let renewed = now + c.config.rekey_after + Duration::from_secs(1);

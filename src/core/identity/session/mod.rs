@@ -852,13 +852,8 @@ impl Sessions {
                     self.by_session.remove(&older);
                 }
                 let old = state.current.take();
-                let mut confirmed = confirmed;
-                // Ours, started at about the time we answered this one: they crossed, and the
-                // peer may seal in ours (the Hellos it sent there speak for this one too).
-                confirmed.crossed = old
-                    .as_ref()
-                    .filter(|o| o.is_initiator)
-                    .and_then(|o| confirmed.crossed_by(o.recv_session, o.made));
+                // (Not marked as crossed by our own it replaces: once the peer confirms a
+                // renewal we answered, both ends seal in it.)
                 state.current = Some(confirmed);
                 if let Some(old) = old {
                     if let Some(current) = &state.current {
