@@ -160,6 +160,20 @@ fn check_taken(co: &mut Coalescer, run: &mut Vec<Vec<u8>>, trusted: bool) {
     run.clear();
 }
 
+/// The coalescer a mode's first byte asks for, and whether it trusts checksums: bit 4, UDP
+/// datagrams are coalesced too (else they pass through); bit 5, the sealed modes' coalescer,
+/// which takes TCP and UDP checksums as they are.
+fn coalescer_for(first: u8) -> (Coalescer, bool) {
+    let mut co = if first & 0x10 != 0 {
+        Coalescer::with_udp()
+    } else {
+        Coalescer::new()
+    };
+    let trusted = first & 0x20 != 0;
+    co.trust_checksums(trusted);
+    (co, trusted)
+}
+
 fn coalesce(data: &[u8]) {
     let Some((&first, mut rest)) = data.split_first() else {
         return;
@@ -169,14 +183,7 @@ fn coalesce(data: &[u8]) {
     // Bit 3: the frames are UDP datagrams, bit 4: also coalesced (else they pass through).
     let is_udp = first & 0x08 != 0;
     let mut seq = u32::from_be_bytes([first, 0x5a, 0, 0]);
-    let mut co = if first & 0x10 != 0 {
-        Coalescer::with_udp()
-    } else {
-        Coalescer::new()
-    };
-    // Bit 5: the sealed modes' coalescer, which takes TCP and UDP checksums as they are.
-    let trusted = first & 0x20 != 0;
-    co.trust_checksums(trusted);
+    let (mut co, trusted) = coalescer_for(first);
     let mut run: Vec<Vec<u8>> = Vec::new();
     // Each frame: [control, length]; its payload is the next `length` * 8 bytes of the input
     // (padded with a pattern if the input runs out).
@@ -232,13 +239,7 @@ fn coalesce_raw(data: &[u8]) {
     let Some((&first, mut rest)) = data.split_first() else {
         return;
     };
-    let mut co = if first & 0x10 != 0 {
-        Coalescer::with_udp()
-    } else {
-        Coalescer::new()
-    };
-    let trusted = first & 0x20 != 0;
-    co.trust_checksums(trusted);
+    let (mut co, trusted) = coalescer_for(first);
     let mut run: Vec<Vec<u8>> = Vec::new();
     while let [hi, lo, tail @ ..] = rest {
         let n = usize::from(u16::from_be_bytes([*hi, *lo])).min(tail.len());

@@ -1046,29 +1046,7 @@ mod tests {
         let mut out = [0u8; 256];
         let now = Instant::from_secs(1);
         // Both start at once: each answers the other's initiation, then completes its own.
-        let (mut from_a, mut from_b) = (Vec::new(), Vec::new());
-        a.want(now, at_b);
-        b.want(now, at_a);
-        a.flush(now, &mut |_, bytes| from_a.push(bytes.to_vec()));
-        b.flush(now, &mut |_, bytes| from_b.push(bytes.to_vec()));
-        let HandshakeEvent::Answered(len, _) = b.on_handshake(now, at_a, &from_a[0], &mut out)
-        else {
-            panic!("b did not answer");
-        };
-        let to_a = out[..len].to_vec();
-        let HandshakeEvent::Answered(len, _) = a.on_handshake(now, at_b, &from_b[0], &mut out)
-        else {
-            panic!("a did not answer");
-        };
-        let to_b = out[..len].to_vec();
-        assert_eq!(
-            a.on_handshake(now, at_b, &to_a, &mut out),
-            HandshakeEvent::Completed
-        );
-        assert_eq!(
-            b.on_handshake(now, at_a, &to_b, &mut out),
-            HandshakeEvent::Completed
-        );
+        cross(&mut a, &mut b, (at_a, at_b), now, now, true);
         assert!(carries(&mut a, &mut b, (at_a, at_b), now));
         assert!(carries(&mut b, &mut a, (at_b, at_a), now));
         // a renews; b answers and keeps sealing in its session until a's Hello in the new
@@ -1108,30 +1086,8 @@ mod tests {
         let at_b: SocketAddr = "198.18.0.2:3210".parse().unwrap();
         let mut out = [0u8; 256];
         let now = Instant::from_secs(1);
-        let (mut from_a, mut from_b) = (Vec::new(), Vec::new());
-        a.want(now, at_b);
-        b.want(now, at_a);
-        a.flush(now, &mut |_, bytes| from_a.push(bytes.to_vec()));
-        b.flush(now, &mut |_, bytes| from_b.push(bytes.to_vec()));
-        let HandshakeEvent::Answered(len, _) = b.on_handshake(now, at_a, &from_a[0], &mut out)
-        else {
-            panic!("b did not answer");
-        };
-        let to_a = out[..len].to_vec();
-        let HandshakeEvent::Answered(len, _) = a.on_handshake(now, at_b, &from_b[0], &mut out)
-        else {
-            panic!("a did not answer");
-        };
-        let to_b = out[..len].to_vec();
         let later = now + Duration::from_millis(300);
-        assert_eq!(
-            a.on_handshake(later, at_b, &to_a, &mut out),
-            HandshakeEvent::Completed
-        );
-        assert_eq!(
-            b.on_handshake(later, at_a, &to_b, &mut out),
-            HandshakeEvent::Completed
-        );
+        cross(&mut a, &mut b, (at_a, at_b), now, later, true);
         // b's Hello, sealed in b's session, opens at a: a switches the session it seals in.
         assert!(carries(&mut b, &mut a, (at_b, at_a), later));
         assert_eq!(a.peer_opens_aegis(false), Some(Cipher::Aegis128L));
@@ -1192,27 +1148,7 @@ mod tests {
         let now = Instant::from_secs(1);
         handshake(&mut a, &mut b, (at_a, at_b), now);
         let t = now + Duration::from_secs(30);
-        let (key_a, key_b) = (a.public(), b.public());
-        let (mut from_a, mut from_b) = (Vec::new(), Vec::new());
-        let _ = a.initiate(t, at_b, key_b, false, &mut |_, m| from_a.push(m.to_vec()));
-        let _ = b.initiate(t, at_a, key_a, false, &mut |_, m| from_b.push(m.to_vec()));
-        let mut out = [0u8; 256];
-        let HandshakeEvent::Answered(len, _) = b.on_handshake(t, at_a, &from_a[0], &mut out) else {
-            panic!("b did not answer");
-        };
-        let to_a = out[..len].to_vec();
-        let HandshakeEvent::Answered(len, _) = a.on_handshake(t, at_b, &from_b[0], &mut out) else {
-            panic!("a did not answer");
-        };
-        let to_b = out[..len].to_vec();
-        assert_eq!(
-            a.on_handshake(t, at_b, &to_a, &mut out),
-            HandshakeEvent::Completed
-        );
-        assert_eq!(
-            b.on_handshake(t, at_a, &to_b, &mut out),
-            HandshakeEvent::Completed
-        );
+        cross(&mut a, &mut b, (at_a, at_b), t, t, false);
         if Cipher::preferred_for_sessions(true) == Cipher::Aegis128L {
             assert!(carries(&mut b, &mut a, (at_b, at_a), t));
             assert_eq!(a.peer_opens_aegis(false), Some(Cipher::Aegis128L));
@@ -1497,6 +1433,51 @@ mod tests {
             sent.push(bytes.to_vec());
         });
         sent
+    }
+
+    /// Handshakes that cross: `a` and `b` each start one with the other at `start` (a first
+    /// contact, through `want` and `flush`, or else a renewal), each answers the other's,
+    /// and each completes its own at `done`.
+    fn cross(
+        a: &mut Sessions,
+        b: &mut Sessions,
+        (at_a, at_b): (SocketAddr, SocketAddr),
+        start: Instant,
+        done: Instant,
+        first_contact: bool,
+    ) {
+        let mut inits = [Vec::new(), Vec::new()];
+        let (key_a, key_b) = (a.public(), b.public());
+        for (i, (from, to, key)) in [(&mut *a, at_b, key_b), (&mut *b, at_a, key_a)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut push = |_: SocketAddr, m: &[u8]| inits[i].push(m.to_vec());
+            if first_contact {
+                from.want(start, to);
+                from.flush(start, &mut push);
+            } else {
+                let _ = from.initiate(start, to, key, false, &mut push);
+            }
+        }
+        let mut out = [0u8; 256];
+        let mut answer = |to: &mut Sessions, from: SocketAddr, init: &[u8]| {
+            let HandshakeEvent::Answered(len, _) = to.on_handshake(start, from, init, &mut out)
+            else {
+                panic!("an initiation was not answered");
+            };
+            out[..len].to_vec()
+        };
+        let to_a = answer(b, at_a, &inits[0][0]);
+        let to_b = answer(a, at_b, &inits[1][0]);
+        assert_eq!(
+            a.on_handshake(done, at_b, &to_a, &mut out),
+            HandshakeEvent::Completed
+        );
+        assert_eq!(
+            b.on_handshake(done, at_a, &to_b, &mut out),
+            HandshakeEvent::Completed
+        );
     }
 
     /// A whole handshake at `now`: `a` starts a round to `b` at `at_b`, `b` answers it (from
