@@ -49,12 +49,14 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(command) = args.command {
         let result = match command {
-            Command::Genkey if stdout_is_dev_null() => Err(Error::Stdio {
-                action: "write the private key to standard output",
-                source: io::Error::other(
-                    "it is /dev/null (closed, or sent there), where the key would be lost",
-                ),
-            }),
+            Command::Genkey if stdout_metadata().is_some_and(|m| is_dev_null(&m)) => {
+                Err(Error::Stdio {
+                    action: "write the private key to standard output",
+                    source: io::Error::other(
+                        "it is /dev/null (closed, or sent there), where the key would be lost",
+                    ),
+                })
+            }
             Command::Genkey => {
                 warn_if_stdout_readable_by_others();
                 keyfiles::genkey(&mut io::stdout().lock())
@@ -484,25 +486,23 @@ fn load_identity(
     Ok(identity)
 }
 
-/// Whether standard output is /dev/null: sent there, or closed when the process started (the
-/// standard library opens /dev/null in its place, so writes to it would succeed).
-fn stdout_is_dev_null() -> bool {
+/// What standard output is (`fstat`), if that can be told.
+fn stdout_metadata() -> Option<std::fs::Metadata> {
+    let fd = io::stdout().as_fd().try_clone_to_owned().ok()?;
+    std::fs::File::from(fd).metadata().ok()
+}
+
+/// Whether `meta` is /dev/null's: standard output sent there, or closed when the process
+/// started (the standard library opens /dev/null in its place, so writes to it would succeed).
+fn is_dev_null(meta: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let Ok(fd) = io::stdout().as_fd().try_clone_to_owned() else {
-        return false;
-    };
-    std::fs::File::from(fd)
-        .metadata()
-        .is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == libc::makedev(1, 3))
+    meta.file_type().is_char_device() && meta.rdev() == libc::makedev(1, 3)
 }
 
 /// `ethcloud genkey > FILE` leaves the key as readable as the shell's umask makes FILE; say so
 /// (as `wg genkey` does) when that lets others read it. The key is written all the same.
 fn warn_if_stdout_readable_by_others() {
-    let Ok(fd) = io::stdout().as_fd().try_clone_to_owned() else {
-        return;
-    };
-    let Ok(meta) = std::fs::File::from(fd).metadata() else {
+    let Some(meta) = stdout_metadata() else {
         return;
     };
     let mode = meta.permissions().mode();

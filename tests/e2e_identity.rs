@@ -484,25 +484,7 @@ fn three_nodes_with_per_node_keys_ping_each_other_and_carry_iperf3() {
     ] {
         assert!(json.contains(&key), "no {key} in {json}");
     }
-    let file = scratch.path("show.json");
-    fs::write(&file, &json).expect("write show.json");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = lab.run(
-        &hosts[0],
-        &[
-            "python3",
-            &s(&root.join("tests/show_check.py")),
-            &s(&root.join("tests/show.schema.json")),
-            &s(&file),
-        ],
-        SOON,
-    );
-    let verdict = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{verdict}{json}");
-    assert!(
-        std::env::var_os("ETHCLOUD_STRICT_TESTS").is_none() || verdict.contains("(jsonschema)"),
-        "ETHCLOUD_STRICT_TESTS is set but the schema was not checked by jsonschema: {verdict}"
-    );
+    e2e::assert_show_json_schema(&lab, &hosts[0], &scratch.path("show.json"), &json);
     let gbps = iperf3(&mut lab, &hosts[0], &hosts[2], 3);
     println!("iperf3 h1 -> h3 over per-node-key sessions, 3 s TCP: {gbps:.2} Gb/s");
     assert!(gbps > 0.0);

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use e2e::{Lab, TestDir, ETHCLOUD, SOON};
+use e2e::{assert_show_json_schema, python3, Lab, TestDir, ETHCLOUD, SOON};
 
 /// How long one `ethcloud show` may take (it times out by itself after 5 s).
 const CLIENT: Duration = Duration::from_secs(10);
@@ -128,27 +128,8 @@ fn show_lists_the_peer_its_macs_and_counters_in_text_and_json() {
     assert!(out.status.success(), "{}{json}", text(&out.stderr));
     println!("ethcloud show --json:\n{json}");
     let file = dir.join("show.json");
-    std::fs::write(&file, &json).unwrap();
-    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/show.schema.json");
-    let checker = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/show_check.py");
-    let out = lab.run(
-        &lab.host(1),
-        &[
-            python3(),
-            checker.to_str().unwrap(),
-            schema.to_str().unwrap(),
-            file.to_str().unwrap(),
-        ],
-        CLIENT,
-    );
-    let verdict = text(&out.stdout);
+    let verdict = assert_show_json_schema(&lab, &lab.host(1), &file, &json);
     println!("schema check: {verdict}");
-    assert!(out.status.success(), "{verdict}{}", text(&out.stderr));
-    // scripts/test.sh installs python3-jsonschema: there, the fallback check is not enough.
-    assert!(
-        std::env::var_os("ETHCLOUD_STRICT_TESTS").is_none() || verdict.contains("(jsonschema)"),
-        "ETHCLOUD_STRICT_TESTS is set but the schema was not checked by jsonschema: {verdict}"
-    );
     // The values, not only the shape: the peer with traffic both ways, its MAC, counters.
     let script = format!(
         "import json,sys\n\
@@ -366,14 +347,4 @@ fn default_socket_is_per_device_root_only_replaces_a_stale_one_and_goes_at_exit(
     assert!(!path.exists(), "{} is left behind", path.display());
     let out = show(&lab, &[], &[&device]);
     assert_fails_with(&out, "no ethcloud daemon at");
-}
-
-/// Debian's python3, where there is one (it has python3-jsonschema, which scripts/test.sh
-/// installs; another python3 first on PATH, such as pyenv's, may not), else the one on PATH.
-fn python3() -> &'static str {
-    if Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    }
 }

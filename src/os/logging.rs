@@ -112,7 +112,7 @@ pub fn install_panic_hook(prefix: &'static str) {
 
 /// The line [`install_panic_hook`] writes: the thread, the place in the source (file, line,
 /// column) and the message, if it has them.
-pub fn panic_line(
+fn panic_line(
     prefix: &str,
     thread: Option<&str>,
     location: Option<(&str, u32, u32)>,

@@ -928,3 +928,47 @@ fn stop_child(child: &mut Child, already_exited: bool) {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Debian's python3 where there is one (another python3 first on PATH, such as pyenv's, does
+/// not see Debian's packages, python3-jsonschema among them).
+pub fn python3() -> &'static str {
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
+/// Checks `json`, an `ethcloud show --json` answer written to `file`, against
+/// `tests/show.schema.json` (with `tests/show_check.py`, in `host`'s namespace); returns the
+/// checker's verdict. Under `ETHCLOUD_STRICT_TESTS` (scripts/test.sh, which installs
+/// python3-jsonschema) the checker's fallback is not enough.
+pub fn assert_show_json_schema(lab: &Lab, host: &Host, file: &Path, json: &str) -> String {
+    fs::write(file, json).expect("write the show --json answer");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (schema, checker) = (
+        root.join("tests/show.schema.json"),
+        root.join("tests/show_check.py"),
+    );
+    let out = lab.run(
+        host,
+        &[
+            python3(),
+            checker.to_str().expect("utf-8 path"),
+            schema.to_str().expect("utf-8 path"),
+            file.to_str().expect("utf-8 path"),
+        ],
+        SOON,
+    );
+    let verdict = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{verdict}{}{json}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::env::var_os("ETHCLOUD_STRICT_TESTS").is_none() || verdict.contains("(jsonschema)"),
+        "ETHCLOUD_STRICT_TESTS is set but the schema was not checked by jsonschema: {verdict}"
+    );
+    verdict
+}

@@ -167,8 +167,9 @@ pub struct Config {
 }
 
 /// How long an address whose node spoke from a new one has to be heard from again (it is
-/// asked with a Hello that asks for an answer, flag 0x01) before it is dropped as moved; also
-/// how long a keyed-mode Close from an unknown process waits for a sign of life of the peer (a node that has both addresses answers at both, and keeps both).
+/// asked with a Hello that asks for an answer, flag 0x01) before it is dropped as moved (a node
+/// that has both addresses answers at both, and keeps both); also how long a keyed-mode Close
+/// from an unknown process waits for a sign of life of the peer.
 pub const MOVE_CHECK: Duration = Duration::from_secs(5);
 /// The most addresses checked for a move at once; past it a move is left to the peer timeout.
 pub const MAX_MOVE_CHECKS: usize = 64;

@@ -616,8 +616,9 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// [`UNVERIFIED_TIMEOUT`](super::UNVERIFIED_TIMEOUT) while we keep it, until our next
     /// keepalive (up to K later) starts the exchange again. Any peer list from us within
     /// [`ANSWER_WINDOW`] of its request verifies us there, so this one costs 10 bytes per new
-    /// peer (one per peer, however it came) and closes the gap in [`FOLLOW_UP_DELAY`]. It is
-    /// sent even if we sent that peer something since: that may have been lost as well.
+    /// peer (one pending at a time per peer, however it came) and closes the gap in
+    /// [`FOLLOW_UP_DELAY`]. It is sent even if we sent that peer something since: that may
+    /// have been lost as well.
     pub(super) fn follow_up(&mut self, now: Instant, addr: SocketAddr) {
         let room = self.follow_ups.len() < self.config.max_peers;
         let Some(peer) = self.peers.get_mut(addr) else {

@@ -20,17 +20,25 @@ use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 ///
 /// What `sigprocmask(2)` returned.
 pub fn block_reload_and_status() -> io::Result<()> {
+    block(&[libc::SIGUSR1, libc::SIGHUP]).map(|_| ())
+}
+
+/// Blocks `signals` for the calling thread (`sigprocmask`); returns the set of them.
+fn block(signals: &[libc::c_int]) -> io::Result<libc::sigset_t> {
+    // Zeroed first, whatever sigemptyset() writes (glibc clears the whole set, another
+    // libc may clear only the kernel's part).
     // SAFETY: sigset_t is plain integers, for which all zeroes is a valid value.
     let mut set: libc::sigset_t = unsafe { mem::zeroed() };
     // SAFETY: `set` is a valid, initialised sigset_t that outlives the call.
     unsafe { syscall!(sigemptyset(&mut set)) }?;
-    for signal in [libc::SIGUSR1, libc::SIGHUP] {
+    for &signal in signals {
         // SAFETY: `set` is initialised; `signal` is a valid signal number.
         unsafe { syscall!(sigaddset(&mut set, signal)) }?;
     }
     // SAFETY: `set` is an initialised sigset_t that outlives the call; the old mask is not
     // wanted, so a null pointer is allowed.
-    unsafe { syscall!(sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())) }.map(|_| ())
+    unsafe { syscall!(sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())) }?;
+    Ok(set)
 }
 
 /// Puts SIGCHLD back to its default action. A daemon started with SIGCHLD ignored (a parent
@@ -126,19 +134,7 @@ impl SignalFd {
     ///
     /// The OS error of `sigprocmask` or `signalfd`.
     pub fn new() -> io::Result<SignalFd> {
-        // Zeroed first, whatever sigemptyset() writes (glibc clears the whole set, another
-        // libc may clear only the kernel's part).
-        // SAFETY: sigset_t is plain integers, for which all zeroes is a valid value.
-        let mut set: libc::sigset_t = unsafe { mem::zeroed() };
-        // SAFETY: `set` is a valid, initialised sigset_t that outlives the call.
-        unsafe { syscall!(sigemptyset(&mut set)) }?;
-        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1, libc::SIGHUP] {
-            // SAFETY: `set` is initialised; `signal` is a valid signal number.
-            unsafe { syscall!(sigaddset(&mut set, signal)) }?;
-        }
-        // SAFETY: `set` is an initialised sigset_t that outlives the call; the old mask is not
-        // wanted, so a null pointer is allowed.
-        unsafe { syscall!(sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())) }?;
+        let set = block(&[libc::SIGINT, libc::SIGTERM, libc::SIGUSR1, libc::SIGHUP])?;
         // SAFETY: -1 asks for a new fd; `set` is initialised and only read.
         let raw = unsafe { syscall!(signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC)) }?;
         // SAFETY: `raw` was just returned by signalfd(), is open, and nothing else owns it.

@@ -342,6 +342,23 @@ impl Sessions {
         // AEGIS-128L only once the peer's Hello in this session says it opens it.
         let cipher = Cipher::preferred_for_sessions(false);
         let aegis = Cipher::preferred_for_sessions(true);
+        // A handshake of the peer's that we answered meanwhile crossed this one of ours, if
+        // this is ours (both started one at once): the peer seals in that one, and its Hellos
+        // there speak for this one. It is the one we answered and hold as `next` (a renewal
+        // the peer has not confirmed), or else the current one if we answered it (a first
+        // contact, or a renewal of the peer's that it confirmed before ours completed);
+        // answered within HANDSHAKE_TIMEOUT.
+        let crossed = established
+            .is_initiator
+            .then(|| {
+                state
+                    .next
+                    .as_ref()
+                    .or(state.current.as_ref().filter(|c| !c.is_initiator))
+            })
+            .flatten()
+            .filter(|s| now.saturating_duration_since(s.made) <= HANDSHAKE_TIMEOUT)
+            .map(|s| s.recv_session);
         let send = SendSession {
             sealer: Arc::new(Sealer::with_cipher(
                 &established.send_key,
@@ -354,7 +371,7 @@ impl Sessions {
             is_initiator: established.is_initiator,
             heard: established.is_initiator,
             completes_checksums: false,
-            crossed: None,
+            crossed,
         };
         if confirm_first {
             // An unconfirmed renewal that a newer one replaces is kept among the earlier ones:
@@ -382,19 +399,6 @@ impl Sessions {
                 state.earlier.push(stale);
             }
         } else {
-            let mut send = send;
-            // A handshake of the peer's that we answered meanwhile crossed this one of ours
-            // (both started one at once): the peer seals in that one, and its Hellos there
-            // speak for this one. After a first contact, it is the current one we answered;
-            // after a renewal, the one we answered and hold as `next`.
-            if established.is_initiator {
-                let answered = state
-                    .next
-                    .as_ref()
-                    .or(state.current.as_ref().filter(|c| !c.is_initiator))
-                    .map(|s| (s.recv_session, s.made));
-                send.crossed = answered.and_then(|(id, made)| send.crossed_by(id, made));
-            }
             if let Some(current) = state.current.take() {
                 // The lanes that still hold the old one seal in the new one at once.
                 current.sealer.forward_to(Arc::clone(&send.sealer));
@@ -1098,8 +1102,8 @@ mod tests {
             assert!(carries(&mut a, &mut b, (at_a, at_b), later));
             assert!(carries(&mut b, &mut a, (at_b, at_a), later));
         }
-        // A renewal 3 s after a session (not crossed: b answered it and goes on sealing in
-        // the first until a's first datagram in the new one) does not make b's Hello in the
+        // A renewal 3 s after a session (not crossed: f answered it and goes on sealing in
+        // the first until e's first datagram in the new one) does not make f's Hello in the
         // first one speak for it, however close in time.
         let (mut e, mut f, at_e, at_f) = cookie_pair(20);
         handshake(&mut e, &mut f, (at_e, at_f), now);
@@ -1123,9 +1127,11 @@ mod tests {
             None,
             "a Hello in a session not crossed"
         );
-        // Nor does a session made long before the current one (a previous one).
+        // Nor does a session c answered long before its own renewal completes (the one it
+        // answered is its current one, as after a first contact, but not within
+        // HANDSHAKE_TIMEOUT).
         let (mut c, mut d, at_c, at_d) = cookie_pair(20);
-        handshake(&mut c, &mut d, (at_c, at_d), now);
+        handshake(&mut d, &mut c, (at_d, at_c), now);
         let renewed = now + c.config.rekey_after + Duration::from_secs(1);
         handshake(&mut c, &mut d, (at_c, at_d), renewed);
         // (d still seals in the first session until c's first datagram in the new one.)
@@ -1446,20 +1452,15 @@ mod tests {
         done: Instant,
         first_contact: bool,
     ) {
-        let mut inits = [Vec::new(), Vec::new()];
         let (key_a, key_b) = (a.public(), b.public());
-        for (i, (from, to, key)) in [(&mut *a, at_b, key_b), (&mut *b, at_a, key_a)]
-            .into_iter()
-            .enumerate()
-        {
-            let mut push = |_: SocketAddr, m: &[u8]| inits[i].push(m.to_vec());
+        let inits = [(&mut *a, at_b, key_b), (&mut *b, at_a, key_a)].map(|(from, to, key)| {
             if first_contact {
-                from.want(start, to);
-                from.flush(start, &mut push);
-            } else {
-                let _ = from.initiate(start, to, key, false, &mut push);
+                return round_to(from, start, to);
             }
-        }
+            let mut sent = Vec::new();
+            let _ = from.initiate(start, to, key, false, &mut |_, m| sent.push(m.to_vec()));
+            sent
+        });
         let mut out = [0u8; 256];
         let mut answer = |to: &mut Sessions, from: SocketAddr, init: &[u8]| {
             let HandshakeEvent::Answered(len, _) = to.on_handshake(start, from, init, &mut out)

@@ -226,8 +226,8 @@ struct SendSession {
     /// ([`Sessions::peer_completes_checksums`]).
     completes_checksums: bool,
     /// The receiving half of the handshake that crossed this one, if one did: the peer's,
-    /// which we answered within [`HANDSHAKE_TIMEOUT`] of this one, with the same process
-    /// behind it. The peer seals in that one while we seal in this one, so its Hellos come
+    /// which we answered within [`HANDSHAKE_TIMEOUT`] before this one completed (usually
+    /// with the same process behind it: a restart within those seconds is not told apart). The peer seals in that one while we seal in this one, so its Hellos come
     /// there ([`SendSession::speaks_for`]).
     crossed: Option<[u8; crypto::SESSION_LEN]>,
 }
@@ -237,19 +237,6 @@ impl SendSession {
     /// receiving half, or the one whose handshake crossed it.
     fn speaks_for(&self, id: [u8; crypto::SESSION_LEN]) -> bool {
         self.recv_session == id || self.crossed == Some(id)
-    }
-
-    /// The session that crossed this one, if `other` (made at `made`, which we answered)
-    /// did: within [`HANDSHAKE_TIMEOUT`] of this one.
-    fn crossed_by(
-        &self,
-        other: [u8; crypto::SESSION_LEN],
-        made: Instant,
-    ) -> Option<[u8; crypto::SESSION_LEN]> {
-        let apart = made
-            .saturating_duration_since(self.made)
-            .max(self.made.saturating_duration_since(made));
-        (apart <= HANDSHAKE_TIMEOUT).then_some(other)
     }
 }
 
@@ -644,7 +631,7 @@ impl Sessions {
     /// session with its key, the peer behind that session (that very handshake, so that very
     /// process) opens AEGIS-128L; so it does if it came in the session whose handshake crossed
     /// the current one (`SendSession::crossed`: each side seals in the one it started and
-    /// opens the other's, the same process behind both). Without that second rule, two ends
+    /// opens the other's, usually the same process behind both). Without that second rule, two ends
     /// whose renewals keep crossing (both started their sessions, so their timers run alike)
     /// never left the first cipher. Then the sending half switches to an AEGIS cipher, going on
     /// with its counter ([`Sealer::switched`]), where this CPU has AES instructions:
@@ -852,8 +839,8 @@ impl Sessions {
                     self.by_session.remove(&older);
                 }
                 let old = state.current.take();
-                // (Not marked as crossed by our own it replaces: once the peer confirms a
-                // renewal we answered, both ends seal in it.)
+                // (Not crossed by our own it replaces: the peer sealed in this one, so both
+                // ends seal in it now.)
                 state.current = Some(confirmed);
                 if let Some(old) = old {
                     if let Some(current) = &state.current {
