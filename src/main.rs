@@ -129,7 +129,7 @@ fn write_stdout(bytes: &[u8]) -> ExitCode {
 fn resolve_unless(
     settings: &Settings,
     stop: &dyn Fn() -> bool,
-) -> Result<Option<Vec<(PeerAddr, SocketAddr)>>, Error> {
+) -> Option<Vec<(PeerAddr, Result<SocketAddr, Error>)>> {
     let names = settings.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
@@ -153,11 +153,11 @@ fn resolve_unless(
                 if thread.join().is_err() {
                     debug!("the thread that resolved names ended in a panic after its answer");
                 }
-                return result.map(Some);
+                return Some(result);
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 if stop() {
-                    return Ok(None);
+                    return None;
                 }
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
@@ -202,10 +202,11 @@ fn run(settings: &Settings) -> Result<(), Error> {
             false
         }
     };
-    let Some(resolved) = resolve_unless(settings, &stop_pending)? else {
+    let Some(resolved) = resolve_unless(settings, &stop_pending) else {
         info!("stopped during start-up (a signal came while names were being resolved)");
         return Ok(());
     };
+    let resolved = start_without_unresolved(resolved);
     let mut socket = UdpSocket::bind(settings.listen)?;
     if settings.offload {
         socket.enable_offloads();
@@ -535,7 +536,7 @@ fn service(
     settings: &Settings,
     device: &str,
     listen: SocketAddr,
-    resolved: &[(ethcloud::cli::PeerAddr, SocketAddr)],
+    resolved: &[(ethcloud::cli::PeerAddr, Option<SocketAddr>)],
     families: ethcloud::sys::udp::Families,
 ) -> Service {
     let stats = settings.stats_file.clone().map(|path| StatsFileSpec {
@@ -551,7 +552,7 @@ fn service(
                 peer: peer.clone(),
                 addr: *addr,
             }),
-            Host::Ip(_) => literals.push(*addr),
+            Host::Ip(_) => literals.extend(*addr),
         }
     }
     let header = Header {
@@ -559,6 +560,29 @@ fn service(
         listen,
     };
     Service::new(header, stats, names, literals, families, Instant::ZERO)
+}
+
+/// The `--connect` values with their addresses, a name that did not resolve with `None`
+/// (warned about here: the daemon starts without it, and [`Service`] resolves it again
+/// every 30 s), so that one stale name or a resolver not yet up at boot does not keep the
+/// node off the network.
+fn start_without_unresolved(
+    resolved: Vec<(PeerAddr, Result<SocketAddr, Error>)>,
+) -> Vec<(PeerAddr, Option<SocketAddr>)> {
+    resolved
+        .into_iter()
+        .map(|(peer, result)| match result {
+            Ok(addr) => (peer, Some(addr)),
+            Err(e) => {
+                warn!(
+                    "{e}; starting without it, and resolving it again every {} s (further \
+                     failures are logged at debug)",
+                    ethcloud::service::RESOLVE_INTERVAL.as_secs()
+                );
+                (peer, None)
+            }
+        })
+        .collect()
 }
 
 /// Sends `state` to systemd if it is listening; a failure is worth a warning, not an exit.

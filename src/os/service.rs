@@ -55,8 +55,9 @@ pub struct StatsFileSpec {
 pub struct NamedPeer {
     /// The value as given.
     pub peer: PeerAddr,
-    /// The address in use (given to the node as a connect address).
-    pub addr: SocketAddr,
+    /// The address in use (given to the node as a connect address); `None` while the name
+    /// has never resolved (it did not at start-up, and has not since).
+    pub addr: Option<SocketAddr>,
 }
 
 /// The periodic jobs of one daemon.
@@ -358,7 +359,8 @@ struct Resolver {
 
 impl Service {
     /// The jobs for a daemon with `header`; `stats` if a stats file is wanted; `names` the
-    /// `--connect` names as resolved at start-up, `literals` the literal `--connect`
+    /// `--connect` names as resolved at start-up (an address of `None`: not resolved, tried
+    /// again at the interval), `literals` the literal `--connect`
     /// addresses; `families` what the socket on `header.listen` reaches. The first stats file
     /// is written at the first poll, the first re-resolution is [`RESOLVE_INTERVAL`] after
     /// `now`.
@@ -379,7 +381,8 @@ impl Service {
                 writing: Writing::NotStarted,
             }),
             resolver: Resolver {
-                failing: vec![false; names.len()],
+                // (A name that did not resolve at start-up was warned about then.)
+                failing: names.iter().map(|named| named.addr.is_none()).collect(),
                 moved: vec![false; names.len()],
                 names,
                 literals,
@@ -602,10 +605,11 @@ impl Resolver {
         // A name's first address refused at start-up (the node's own, as on one of several
         // gateways behind one name): that name (only) is resolved again now, not in 30 s.
         let early = !std::mem::replace(&mut self.started, true)
-            && self
-                .names
-                .iter()
-                .any(|named| node.connect_refusal(named.addr).is_some());
+            && self.names.iter().any(|named| {
+                named
+                    .addr
+                    .is_some_and(|at| node.connect_refusal(at).is_some())
+            });
         if early {
             self.next_at = now;
         }
@@ -615,9 +619,12 @@ impl Resolver {
         self.next_at = now + RESOLVE_INTERVAL;
         let mut due: Vec<(usize, PeerAddr)> = Vec::new();
         for (i, (named, moved)) in self.names.iter().zip(&mut self.moved).enumerate() {
-            if node.is_peer(named.addr) {
+            let refused = named
+                .addr
+                .is_some_and(|at| node.connect_refusal(at).is_some());
+            if named.addr.is_some_and(|at| node.is_peer(at)) {
                 *moved = false;
-            } else if !early || node.connect_refusal(named.addr).is_some() {
+            } else if !early || refused {
                 due.push((i, named.peer.clone()));
             }
         }
@@ -648,7 +655,7 @@ impl Resolver {
                 continue;
             };
             let old = named.addr;
-            if node.is_peer(old) {
+            if old.is_some_and(|at| node.is_peer(at)) {
                 // It answered while the name was being resolved: it stays.
                 *failing = false;
                 continue;
@@ -665,35 +672,47 @@ impl Resolver {
                         .collect();
                     let next = usable
                         .iter()
-                        .position(|addr| *addr == old)
+                        .position(|addr| Some(*addr) == old)
                         .and_then(|at| usable.get((at + 1) % usable.len()))
                         .or(usable.first())
                         .copied();
                     let Some(new) = next else {
                         let text = &named.peer.text;
-                        let refused = all.first().copied().unwrap_or(old);
-                        let why = node.connect_refusal(refused).unwrap_or("refused");
+                        let refused = all.first().copied().or(old);
+                        let why = refused
+                            .and_then(|at| node.connect_refusal(at))
+                            .unwrap_or("refused");
+                        let refused = refused.map_or_else(String::new, |at| at.to_string());
+                        let still = still_trying(old);
                         if std::mem::replace(failing, true) {
-                            debug!(
-                                "{text} resolves to {refused}, refused ({why}); still trying {old}"
-                            );
+                            debug!("{text} resolves to {refused}, refused ({why}); {still}");
                         } else {
                             warn!(
                                 "{text} now resolves to {refused}, which is refused ({why}); \
-                                 still trying {old} (further failures are logged at debug)"
+                                 {still} (further failures are logged at debug)"
                             );
+                        }
+                        continue;
+                    };
+                    let text = &named.peer.text;
+                    let Some(old) = old else {
+                        // Its first address since start-up.
+                        *failing = false;
+                        info!("{text} resolves now, to {new}");
+                        node.add_connect(now, new);
+                        if let Some(named) = self.names.get_mut(i) {
+                            named.addr = Some(new);
                         }
                         continue;
                     };
                     if new == old {
                         if std::mem::take(failing) {
-                            info!("{} resolves again, still to {old}", named.peer.text);
+                            info!("{text} resolves again, still to {old}");
                         }
                         continue;
                     }
                     *failing = false;
                     if usable.contains(&old) {
-                        let text = &named.peer.text;
                         if std::mem::replace(moved, true) {
                             debug!("{text}: {old} does not answer; trying {new}");
                         } else {
@@ -703,29 +722,40 @@ impl Resolver {
                             );
                         }
                     } else {
-                        info!("{} now resolves to {new} (was {old})", named.peer.text);
+                        info!("{text} now resolves to {new} (was {old})");
                     }
                     let still_used = self.literals.contains(&old)
                         || self
                             .names
                             .iter()
                             .enumerate()
-                            .any(|(j, other)| j != i && other.addr == old);
+                            .any(|(j, other)| j != i && other.addr == Some(old));
                     if !still_used {
                         node.remove_connect(old);
                     }
                     node.add_connect(now, new);
                     if let Some(named) = self.names.get_mut(i) {
-                        named.addr = new;
+                        named.addr = Some(new);
                     }
                 }
-                Err(e) if *failing => debug!("{e}; still trying {old}"),
+                Err(e) if *failing => debug!("{e}; {}", still_trying(old)),
                 Err(e) => {
                     *failing = true;
-                    warn!("{e}; still trying {old} (further failures are logged at debug)");
+                    warn!(
+                        "{e}; {} (further failures are logged at debug)",
+                        still_trying(old)
+                    );
                 }
             }
         }
+    }
+}
+
+/// What a name that did not resolve leaves in use: the address it had, if any.
+fn still_trying(old: Option<SocketAddr>) -> String {
+    match old {
+        Some(old) => format!("still trying {old}"),
+        None => "nothing to try yet".to_owned(),
     }
 }
 
@@ -766,7 +796,7 @@ mod tests {
                     port: port.parse().unwrap(),
                 }
             },
-            addr: addr(at),
+            addr: Some(addr(at)),
         }
     }
 
@@ -779,7 +809,7 @@ mod tests {
         svc.resolver
             .apply(Instant::from_secs(30), &mut node, vec![(0, Ok(vec![new]))]);
         assert_eq!(node.config().connect, [new]);
-        assert_eq!(svc.names()[0].addr, new);
+        assert_eq!(svc.names()[0].addr, Some(new));
     }
 
     /// A name with several addresses (three gateways behind one name): while the one in use
@@ -803,7 +833,7 @@ mod tests {
                 vec![(0, Ok(all.clone()))],
             );
             assert_eq!(node.config().connect, [want]);
-            assert_eq!(svc.names()[0].addr, want);
+            assert_eq!(svc.names()[0].addr, Some(want));
             assert!(!svc.resolver.failing[0]);
         }
         // A name that has only the address in use keeps it.
@@ -835,7 +865,7 @@ mod tests {
             vec![(0, Ok(vec![first, second]))],
         );
         assert_eq!(node.config().connect, [first]);
-        assert_eq!(svc.names()[0].addr, first);
+        assert_eq!(svc.names()[0].addr, Some(first));
     }
 
     /// A name whose start-up address the node refused (one of its own, as on one of several
@@ -864,11 +894,11 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
             svc.poll(Instant::from_secs(1), &mut node, LoopCounters::default());
         }
-        assert_eq!(svc.names()[0].addr, addr("127.0.0.1:3210"));
+        assert_eq!(svc.names()[0].addr, Some(addr("127.0.0.1:3210")));
         assert_eq!(node.config().connect, [other, addr("127.0.0.1:3210")]);
         assert_eq!(
             svc.names()[1].addr,
-            other,
+            Some(other),
             "a name not refused was resolved too"
         );
         // Once only: the next round is the interval's.
@@ -886,7 +916,7 @@ mod tests {
             svc.resolver
                 .apply(Instant::ZERO, &mut node, vec![(0, Ok(vec![refused]))]);
             assert_eq!(node.config().connect, [old]);
-            assert_eq!(svc.names()[0].addr, old);
+            assert_eq!(svc.names()[0].addr, Some(old));
             assert!(svc.resolver.failing[0]);
         }
         // Once it resolves to a usable address again, that one is taken.
@@ -929,6 +959,51 @@ mod tests {
         assert!(!svc.resolver.failing[0]);
     }
 
+    /// A name that did not resolve at start-up (the daemon started without it) is resolved
+    /// again each interval, and connected once it resolves.
+    #[test]
+    fn a_name_that_did_not_resolve_at_start_up_is_connected_once_it_resolves() {
+        let literal = addr("198.18.0.9:3210");
+        let mut node = node(&[literal]);
+        let mut unresolved = named("localhost:3210", "0.0.0.0:1");
+        unresolved.addr = None;
+        let mut svc = service(vec![unresolved], vec![literal]);
+        assert!(svc.resolver.failing[0], "warned at start-up: not again");
+        // Not at once: at the interval.
+        svc.poll(Instant::from_secs(1), &mut node, LoopCounters::default());
+        assert!(!svc.resolver.job.running());
+        // Still failing: nothing changes.
+        let err = Error::Resolve {
+            peer: "localhost:3210".to_owned(),
+            source: io::Error::other("temporary failure"),
+        };
+        svc.resolver
+            .apply(Instant::from_secs(30), &mut node, vec![(0, Err(err))]);
+        assert_eq!(node.config().connect, [literal]);
+        assert_eq!(svc.names()[0].addr, None);
+        // A refused answer is no address either.
+        svc.resolver.apply(
+            Instant::from_secs(60),
+            &mut node,
+            vec![(0, Ok(vec![addr("0.0.0.0:3210")]))],
+        );
+        assert_eq!(node.config().connect, [literal]);
+        assert_eq!(svc.names()[0].addr, None);
+        // The round of the interval, on the thread, resolves it (from the hosts file).
+        svc.poll(Instant::from_secs(90), &mut node, LoopCounters::default());
+        assert!(svc.resolver.job.running(), "not resolved again");
+        let start = std::time::Instant::now();
+        while svc.resolver.job.running() {
+            assert!(start.elapsed() < Duration::from_secs(10), "no result");
+            std::thread::sleep(Duration::from_millis(10));
+            svc.poll(Instant::from_secs(91), &mut node, LoopCounters::default());
+        }
+        let at = addr("127.0.0.1:3210");
+        assert_eq!(svc.names()[0].addr, Some(at));
+        assert_eq!(node.config().connect, [literal, at]);
+        assert!(!svc.resolver.failing[0]);
+    }
+
     #[test]
     fn names_are_resolved_again_only_after_the_interval_and_on_a_thread() {
         let mut node = node(&[addr("127.0.0.1:3210")]);
@@ -944,7 +1019,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
             svc.poll(Instant::from_secs(31), &mut node, LoopCounters::default());
         }
-        assert_eq!(svc.names()[0].addr, addr("127.0.0.1:3210"));
+        assert_eq!(svc.names()[0].addr, Some(addr("127.0.0.1:3210")));
         assert!(!svc.resolver.failing[0]);
     }
 

@@ -7,8 +7,8 @@
 //! the config file, the default MTU, and resolving `--connect` names at start-up. It opens
 //! nothing but the config file: `main` builds the sockets and devices from [`Settings`].
 //! Validation failures are usage errors ([`Error::exit_code`] 2), and a bad value from the
-//! config file names its key and line; a name that cannot be resolved is a run-time failure
-//! (exit 1).
+//! config file names its key and line; a name that cannot be resolved is each peer's own
+//! result (`main` warns and starts without it).
 //!
 //! The parts, one responsibility each:
 //!

@@ -96,36 +96,30 @@ pub struct Settings {
 impl Settings {
     /// Resolves every `--connect` peer to one address the socket on `listen` can reach, in
     /// command-line order, each with the value it came from (several values may give the
-    /// same address).
+    /// same address) and its own result: a name that does not resolve is not the others'
+    /// failure (the daemon starts without it and resolves it again later).
     ///
-    /// # Errors
-    ///
-    /// [`Error::Resolve`] if a name cannot be resolved, [`Error::NoUsableAddress`] if it
-    /// resolves only to addresses of the other family.
-    pub fn resolve_each(&self) -> Result<Vec<(PeerAddr, SocketAddr)>, Error> {
-        self.resolve_each_unless(|| false)
-            .map(Option::unwrap_or_default)
+    /// Each failure is [`Error::Resolve`] if the name cannot be resolved, or
+    /// [`Error::NoUsableAddress`] if it resolves only to addresses of the other family.
+    pub fn resolve_each(&self) -> Vec<(PeerAddr, Result<SocketAddr, Error>)> {
+        self.resolve_each_unless(|| false).unwrap_or_default()
     }
 
     /// [`Settings::resolve_each`], asking `stop` before each name (each may take the
     /// resolver's whole timeout): `None` once it says stop.
-    ///
-    /// # Errors
-    ///
-    /// As [`Settings::resolve_each`].
     pub fn resolve_each_unless(
         &self,
         mut stop: impl FnMut() -> bool,
-    ) -> Result<Option<Vec<(PeerAddr, SocketAddr)>>, Error> {
+    ) -> Option<Vec<(PeerAddr, Result<SocketAddr, Error>)>> {
         let families = Families::of(&self.listen);
         let mut each = Vec::with_capacity(self.connect.len());
         for peer in &self.connect {
             if stop() {
-                return Ok(None);
+                return None;
             }
-            each.push((peer.clone(), peer.resolve(families, self.listen)?));
+            each.push((peer.clone(), peer.resolve(families, self.listen)));
         }
-        Ok(Some(each))
+        Some(each)
     }
 
     /// Resolves every `--connect` peer to one address the socket on `listen` can reach,
@@ -133,9 +127,13 @@ impl Settings {
     ///
     /// # Errors
     ///
-    /// As [`Settings::resolve_each`].
+    /// The first peer's failure, as in [`Settings::resolve_each`].
     pub fn resolve_peers(&self) -> Result<Vec<SocketAddr>, Error> {
-        Ok(unique_addrs(&self.resolve_each()?))
+        let mut each = Vec::with_capacity(self.connect.len());
+        for (peer, result) in self.resolve_each() {
+            each.push((peer, Some(result?)));
+        }
+        Ok(unique_addrs(&each))
     }
 
     /// The node's configuration: the spec's defaults, then the checked values. `connect` and
@@ -166,12 +164,13 @@ impl Settings {
     }
 }
 
-/// The addresses of `resolved`, first occurrence kept, in order.
-pub fn unique_addrs(resolved: &[(PeerAddr, SocketAddr)]) -> Vec<SocketAddr> {
+/// The addresses of `resolved` (`None`: a name not resolved), first occurrence kept, in
+/// order.
+pub fn unique_addrs(resolved: &[(PeerAddr, Option<SocketAddr>)]) -> Vec<SocketAddr> {
     let mut seen = std::collections::HashSet::with_capacity(resolved.len());
     resolved
         .iter()
-        .map(|(_, addr)| *addr)
+        .filter_map(|(_, addr)| *addr)
         .filter(|addr| seen.insert(*addr))
         .collect()
 }

@@ -682,7 +682,11 @@ fn group_without_user_is_rejected() {
 #[test]
 fn resolve_each_keeps_every_value_with_its_address() {
     let s = check(&["-c", "127.0.0.1:1", "-c", "localhost:1"]).unwrap();
-    let each = s.resolve_each().unwrap();
+    let each: Vec<_> = s
+        .resolve_each()
+        .into_iter()
+        .map(|(peer, result)| (peer, Some(result.unwrap())))
+        .collect();
     assert_eq!(each.len(), 2);
     assert_eq!(unique_addrs(&each), ["127.0.0.1:1".parse().unwrap()]);
 }
