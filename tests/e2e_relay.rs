@@ -462,3 +462,108 @@ fn a_node_with_no_relay_is_not_relayed_for() {
         counter(&answer_a, "relay_frames_sent")
     );
 }
+
+/// A direct path that breaks between two keyed nodes that both still reach a relay (a
+/// firewall rule on A drops everything to and from B's address) moves to the relay in about
+/// two minutes (B silent for the keepalive plus 30 s, a Hello not answered, P's list, 10 s
+/// without a direct path), not at the 30-minute peer timeout; once the rule goes, the route's
+/// direct tries make them direct peers again.
+#[test]
+#[ignore = "needs root + netns + nft; .ci/run passes --include-ignored"]
+fn a_direct_path_that_breaks_moves_to_the_relay_and_back_once_it_works() {
+    /// Silence (90 s) + the Hello's 5 s + P's list + 10 s to the route, with room.
+    const MOVED: Duration = Duration::from_secs(150);
+    let mut lab = Lab::new(3);
+    let (public, a, b) = (lab.host(1), lab.host(2), lab.host(3));
+    let dir = TestDir::new("relay", "broken");
+    let key = key_file(&dir);
+    let (sock_a, sock_b) = (dir.path("a.sock"), dir.path("b.sock"));
+    lab.start(&public, &["-t", "7", "--key-file", &key]);
+    for (host, sock) in [(&a, &sock_a), (&b, &sock_b)] {
+        lab.start(
+            host,
+            &[
+                "-t",
+                "7",
+                "--key-file",
+                &key,
+                "-c",
+                VIA,
+                "--control-socket",
+                sock,
+            ],
+        );
+    }
+    wait_verified(&lab, &a, &sock_a, &b.addr_v4(), SOON);
+    wait_verified(&lab, &b, &sock_b, &a.addr_v4(), SOON);
+    lab.assert_ping(&a, &b.overlay_v4());
+
+    // The path between A and B breaks; both still reach P.
+    let b_ip = b.underlay_v4();
+    must(&lab, &a, &["nft", "add table inet cut"]);
+    for (chain, hook, dir) in [("in", "input", "saddr"), ("out", "output", "daddr")] {
+        must(
+            &lab,
+            &a,
+            &[
+                "nft",
+                &format!("add chain inet cut {chain} {{ type filter hook {hook} priority 0; }}"),
+            ],
+        );
+        must(
+            &lab,
+            &a,
+            &[
+                "nft",
+                &format!("add rule inet cut {chain} ip {dir} {b_ip} drop"),
+            ],
+        );
+    }
+    let broke = Instant::now();
+    let moved = lab.ping_within(&a, &b.overlay_v4(), MOVED);
+    let answer_a = show(&lab, &a, &sock_a);
+    assert!(
+        moved,
+        "A could not ping B through P within {MOVED:?} of the break\nA:\n{answer_a}\nB:\n{}",
+        show(&lab, &b, &sock_b)
+    );
+    println!("A pinged B through P {:?} after the break", broke.elapsed());
+    assert!(
+        verified_peers(&answer_a, &b.addr_v4()).is_empty(),
+        "B is still a direct peer of A:\n{answer_a}"
+    );
+    assert_eq!(
+        relays_to(&answer_a, &b.addr_v4())
+            .iter()
+            .map(|r| r.state.as_str())
+            .collect::<Vec<_>>(),
+        ["active"],
+        "{answer_a}"
+    );
+    lab.assert_ping(&b, &a.overlay_v4());
+    let a_log = lab.daemons[1].log();
+    assert!(
+        a_log.contains(&format!(
+            "peer {} removed: no answer to a Hello, and a relay lists it: its direct path is down",
+            b.addr_v4()
+        )),
+        "{a_log}"
+    );
+
+    // The path works again: direct peers, no route.
+    must(&lab, &a, &["nft", "delete table inet cut"]);
+    wait_verified(&lab, &a, &sock_a, &b.addr_v4(), DIRECT);
+    let start = Instant::now();
+    loop {
+        let answer_a = show(&lab, &a, &sock_a);
+        if relays_to(&answer_a, &b.addr_v4()).is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < SOON,
+            "the route to B stayed although B is a direct peer again:\n{answer_a}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    lab.assert_ping(&a, &b.overlay_v4());
+}

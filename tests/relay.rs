@@ -132,6 +132,206 @@ fn nodes_with_per_node_keys_relay_too() {
     relayed_pair_talks(0x5e1a_0002, [&cfgs[0], &cfgs[1], &cfgs[2]]);
 }
 
+/// A and B are direct peers, both also peers of P, when the path between A and B breaks (a
+/// firewall or routing change; P still reaches both): each drops the other once it has been
+/// silent for the keepalive plus 30 s and does not answer a Hello, and P's list makes a route
+/// through P, about two minutes in all instead of the 30-minute peer timeout. Once the path
+/// works again, the route's direct tries make them direct peers again.
+fn broken_direct_path_moves_to_a_relay_and_back(seed: u64, cfg: [&ethcloud::node::Config; 3]) {
+    let mut sim = Simulator::new(seed);
+    let p = sim.add_node(cfg[0]);
+    let a = sim.add_node(cfg[1]);
+    let b = sim.add_node(cfg[2]);
+    sim.connect(a, p);
+    sim.connect(b, p);
+    sim.advance_until(Duration::from_secs(60), |s| {
+        s.peers_of(a).contains(&b) && s.peers_of(b).contains(&a)
+    });
+    // Each learns the other's MAC directly.
+    sim.inject_frame(a, &frame(1, 0xff, 0x60));
+    sim.inject_frame(b, &frame(2, 0xff, 0x61));
+    sim.run_until_idle(1000);
+    for n in [p, a, b] {
+        sim.take_frames(n);
+    }
+
+    sim.partition(a, b);
+    let took = sim.advance_until(Duration::from_secs(300), |s| {
+        route(s, a, b) == Some((p, RouteState::Active))
+            && route(s, b, a) == Some((p, RouteState::Active))
+    });
+    println!("seed {seed:#x}: relayed {took:?} after the direct path broke");
+    assert!(took <= Duration::from_secs(150), "relayed after {took:?}");
+    assert!(!sim.peers_of(a).contains(&b) && !sim.peers_of(b).contains(&a));
+    assert!(sim.peers_of(a).contains(&p) && sim.peers_of(b).contains(&p));
+    // Frames go through P, once each: a unicast by MAC (learnt again from the broadcast),
+    // a broadcast, and the answer.
+    sim.inject_frame(a, &frame(1, 0xff, 0x62));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, b, 0x62), 1);
+    sim.inject_frame(b, &frame(2, 1, 0x63));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, a, 0x63), 1);
+    sim.inject_frame(a, &frame(1, 2, 0x64));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, b, 0x64), 1);
+    // It stays so while the path is down: no flapping, nothing doubled.
+    for _ in 0..30 {
+        sim.advance(Duration::from_secs(10));
+        sim.inject_frame(a, &frame(1, 2, 0x65));
+        sim.run_until_idle(1000);
+        assert_eq!(got(&mut sim, b, 0x65), 1);
+    }
+    assert_eq!(route(&sim, a, b), Some((p, RouteState::Active)));
+
+    // The path works again: direct peers, the relay off the path.
+    sim.heal(a, b);
+    let took = sim.advance_until(Duration::from_secs(45), |s| {
+        s.peers_of(a).contains(&b) && s.peers_of(b).contains(&a)
+    });
+    println!("seed {seed:#x}: direct again {took:?} after the path healed");
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(route(&sim, a, b), None);
+    assert_eq!(route(&sim, b, a), None);
+    let before = sim.stats(p).relayed_for_others;
+    sim.inject_frame(a, &frame(1, 2, 0x66));
+    sim.inject_frame(b, &frame(2, 1, 0x67));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, b, 0x66), 1);
+    assert_eq!(got(&mut sim, a, 0x67), 1);
+    assert_eq!(sim.stats(p).relayed_for_others, before, "still relayed");
+}
+
+#[test]
+fn with_a_network_key_a_broken_direct_path_moves_to_a_relay_and_back() {
+    let cfg = Simulator::keyed_config(7);
+    broken_direct_path_moves_to_a_relay_and_back(0x5e1a_0060, [&cfg, &cfg, &cfg]);
+}
+
+#[test]
+fn with_per_node_keys_a_broken_direct_path_moves_to_a_relay_and_back() {
+    let all = [1u8, 2, 3];
+    let cfgs = all.map(|i| Simulator::identity_config(i, &all));
+    broken_direct_path_moves_to_a_relay_and_back(0x5e1a_0061, [&cfgs[0], &cfgs[1], &cfgs[2]]);
+}
+
+/// A path that breaks one way only (what B sends A is lost; A reaches B): A drops B (silent,
+/// and P lists it), and then relays; B, which still hears A, sees A's frames come through P
+/// and asks A for its Hello, which cannot arrive, and relays too. Frames go both ways, once.
+fn one_way_break_moves_both_ends_to_the_relay(seed: u64, cfg: [&ethcloud::node::Config; 3]) {
+    let mut sim = Simulator::new(seed);
+    let p = sim.add_node(cfg[0]);
+    let a = sim.add_node(cfg[1]);
+    let b = sim.add_node(cfg[2]);
+    sim.connect(a, p);
+    sim.connect(b, p);
+    sim.advance_until(Duration::from_secs(60), |s| {
+        s.peers_of(a).contains(&b) && s.peers_of(b).contains(&a)
+    });
+    sim.block_one_way(b, a);
+    // Traffic both ways, a broadcast each every 10 s (what B sees through P is A's frames).
+    let mut took = None;
+    for t in 1..=30u32 {
+        sim.inject_frame(a, &frame(1, 0xff, 0x6f));
+        sim.inject_frame(b, &frame(2, 0xff, 0x6f));
+        sim.advance(Duration::from_secs(10));
+        if route(&sim, a, b) == Some((p, RouteState::Active))
+            && route(&sim, b, a) == Some((p, RouteState::Active))
+        {
+            took = Some(t * 10);
+            break;
+        }
+    }
+    println!("seed {seed:#x}: both relay {took:?} s after the break");
+    assert!(took.is_some_and(|t| t <= 200), "relayed after {took:?} s");
+    for n in [p, a, b] {
+        sim.take_frames(n);
+    }
+    sim.inject_frame(a, &frame(1, 0xff, 0x70));
+    sim.inject_frame(b, &frame(2, 0xff, 0x71));
+    sim.run_until_idle(1000);
+    assert_eq!(got(&mut sim, b, 0x70), 1);
+    assert_eq!(got(&mut sim, a, 0x71), 1);
+    for _ in 0..30 {
+        sim.advance(Duration::from_secs(10));
+        sim.inject_frame(a, &frame(1, 2, 0x72));
+        sim.inject_frame(b, &frame(2, 1, 0x73));
+        sim.run_until_idle(1000);
+        assert_eq!(got(&mut sim, b, 0x72), 1);
+        assert_eq!(got(&mut sim, a, 0x73), 1);
+    }
+}
+
+#[test]
+fn with_a_network_key_a_one_way_break_moves_both_ends_to_the_relay() {
+    let cfg = Simulator::keyed_config(7);
+    one_way_break_moves_both_ends_to_the_relay(0x5e1a_0064, [&cfg, &cfg, &cfg]);
+}
+
+#[test]
+fn with_per_node_keys_a_one_way_break_moves_both_ends_to_the_relay() {
+    let all = [1u8, 2, 3];
+    let cfgs = all.map(|i| Simulator::identity_config(i, &all));
+    one_way_break_moves_both_ends_to_the_relay(0x5e1a_0065, [&cfgs[0], &cfgs[1], &cfgs[2]]);
+}
+
+/// A node that loses its own network drops none of its peers this way, although it heard a
+/// relay (P) last, shortly before: no relay's list can reach it to say that P still reaches
+/// them.
+#[test]
+fn a_node_that_loses_its_own_network_drops_none_of_its_peers() {
+    let cfg = Simulator::keyed_config(7);
+    let mut sim = Simulator::new(0x5e1a_0066);
+    let [p, a, b, c] = sim.add_nodes(&cfg);
+    sim.connect(a, p);
+    sim.connect(b, p);
+    sim.connect(c, p);
+    sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
+    // B and C fall silent first, then P.
+    sim.partition(a, b);
+    sim.partition(a, c);
+    sim.advance(Duration::from_secs(40));
+    sim.inject_frame(p, &frame(3, 0xff, 0x76));
+    sim.run_until_idle(1000);
+    sim.partition(a, p);
+    sim.advance(Duration::from_secs(300));
+    assert_eq!(sim.peers_of(a), [p, b, c].into_iter().collect());
+}
+
+/// A peer that is only quiet stays: one whose keepalive is longer than ours (it answers the
+/// Hello that asks), and any silent peer where no relay is heard (nobody could carry its
+/// frames: it waits for the peer timeout, as in the seed's protocol).
+#[test]
+fn a_quiet_peer_that_answers_or_one_no_relay_could_reach_stays_a_peer() {
+    let cfg = Simulator::keyed_config(7);
+    let mut slow = Simulator::keyed_config(7);
+    slow.keepalive = Some(Duration::from_secs(600));
+    let mut sim = Simulator::new(0x5e1a_0062);
+    let p = sim.add_node(&cfg);
+    let a = sim.add_node(&cfg);
+    let b = sim.add_node(&slow);
+    sim.connect(a, p);
+    sim.connect(b, p);
+    sim.advance_until(Duration::from_secs(60), |s| {
+        s.peers_of(a).contains(&b) && s.peers_of(b).contains(&a)
+    });
+    sim.advance(Duration::from_secs(900));
+    assert!(sim.peers_of(a).contains(&b) && sim.peers_of(p).contains(&b));
+    assert_eq!(route(&sim, a, b), None);
+
+    // Two nodes alone: the path breaks, and each stays the other's peer.
+    let mut sim = Simulator::new(0x5e1a_0063);
+    let a = sim.add_node(&cfg);
+    let b = sim.add_node(&cfg);
+    sim.connect(a, b);
+    sim.advance_until(Duration::from_secs(60), |s| {
+        s.peers_of(a).contains(&b) && s.peers_of(b).contains(&a)
+    });
+    sim.partition(a, b);
+    sim.advance(Duration::from_secs(600));
+    assert!(sim.peers_of(a).contains(&b) && sim.peers_of(b).contains(&a));
+}
+
 /// A ring of `n` keyed nodes where only neighbours reach each other.
 fn ring(sim: &mut Simulator, n: usize) -> Vec<SocketAddr> {
     let cfg = Simulator::keyed_config(9);

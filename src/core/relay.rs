@@ -327,6 +327,16 @@ impl RelayTable {
         self.accepting.contains(&peer)
     }
 
+    /// The peers that announced that they relay, in address order.
+    pub fn capable(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.capable.iter().copied()
+    }
+
+    /// The peers that announced that they accept relayed frames, in address order.
+    pub fn accepting(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.accepting.iter().copied()
+    }
+
     /// Number of peers that announced that they relay.
     pub fn capable_len(&self) -> usize {
         self.capable.len()
@@ -342,6 +352,16 @@ impl RelayTable {
     /// route to it.
     /// Returns the addresses whose routes went through it.
     pub fn forget_peer(&mut self, peer: SocketAddr) -> Vec<SocketAddr> {
+        self.remove_route(peer);
+        if let Some(c) = self.candidates.remove(&peer) {
+            self.held.remove(&c.via);
+        }
+        self.forget_peer_keeping_route(peer)
+    }
+
+    /// [`RelayTable::forget_peer`], but the route to `peer` (or its candidacy) stays: an
+    /// unverified entry at an address reached through a relay went, not that node.
+    pub fn forget_peer_keeping_route(&mut self, peer: SocketAddr) -> Vec<SocketAddr> {
         self.capable.remove(&peer);
         self.accepting.remove(&peer);
         if let Some(id) = self.ids.remove(&peer) {
@@ -349,11 +369,12 @@ impl RelayTable {
         }
         self.members.remove(&peer);
         self.names_keys.remove(&peer);
-        self.remove_route(peer);
-        if let Some(c) = self.candidates.remove(&peer) {
-            self.held.remove(&c.via);
-        }
         self.drop_via(peer)
+    }
+
+    /// Whether `addr` has a route (in any state) or is a candidate for one.
+    pub fn is_routed(&self, addr: SocketAddr) -> bool {
+        self.routes.contains_key(&addr) || self.candidates.contains_key(&addr)
     }
 
     /// `addr` became a direct peer: no route or candidate for it any more. Returns the relay

@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use log::{debug, info, warn};
 
+use super::relay::silent;
 use super::{
     CloseCheck, Config, Node, CONTROL_AT, FULL_CONTACTS, GOSSIP_INTERVAL_MIN, GOSSIP_REDUNDANCY,
     HOUSEKEEP_INTERVAL, LOG_BUDGET, LOG_WINDOW, MOVE_CHECK, UNVERIFIED_TIMEOUT,
@@ -232,6 +233,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.contact_due(now);
         self.relay_housekeep(now);
         self.relay_budget.prune(now, self.config.relay_rate);
+        self.check_silent_peers(now);
         self.settle_moves(now);
         self.settle_closes(now);
         self.hello_retries(now);
@@ -392,6 +394,9 @@ impl<S: Socket, D: Device> Node<S, D> {
             if relay_listed && !is_unusable(addr) && !foreign_loopback && !self.config.is_own(addr)
             {
                 self.relay_on_listed(now, from, addr);
+                if !self.move_checks.is_empty() {
+                    self.note_listed(from, addr);
+                }
             }
             if self.peers.contains(addr)
                 || self.contacts.contains(addr)
@@ -523,8 +528,16 @@ impl<S: Socket, D: Device> Node<S, D> {
         was_verified: bool,
         reason: &str,
     ) {
-        let macs = self.switch.forget_peer(addr);
-        self.relay_on_removed(addr);
+        // An unverified entry at an address reached through a relay (its node's direct tries
+        // get through to us, ours do not reach it: a path broken one way) goes without the
+        // route and the MACs learnt through it, which still work.
+        let routed = !was_verified && self.relay.is_routed(addr);
+        let macs = if routed {
+            0
+        } else {
+            self.switch.forget_peer(addr)
+        };
+        self.relay_on_removed(addr, routed);
         self.forget_process(addr);
         self.close_checks.remove(&addr);
         if was_verified {
@@ -558,10 +571,15 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// Writes the peer list for `to` at [`CONTROL_AT`]; returns its length.
     pub(super) fn emit_peer_list(&mut self, to: SocketAddr, body_budget: usize) -> Option<usize> {
         let peers = &self.peers;
+        // (A relaying node lists only the peers it still hears: see `SILENT_SLACK`.)
+        let (relays, relay, now, after) =
+            (self.relays(), &self.relay, self.now, self.silent_after());
         let family = |is_v6: bool, cursor: Option<SocketAddr>| {
             peers
                 .verified_of_family_after(is_v6, cursor)
-                .filter(move |a| may_name(*a, to))
+                .filter(move |a| {
+                    may_name(*a, to) && !(relays && silent(relay, peers, now, after, *a))
+                })
                 .take(MAX_ENTRIES_PER_FAMILY)
         };
         let [cursor_v4, cursor_v6] = self.list_cursors;

@@ -174,17 +174,55 @@ pub const MOVE_CHECK: Duration = Duration::from_secs(5);
 /// The most addresses checked for a move at once; past it a move is left to the peer timeout.
 pub const MAX_MOVE_CHECKS: usize = 64;
 
-/// An address whose node (same node id, and with per-node keys the same key) spoke from `new`.
+/// A verified peer that takes relayed frames (see [`Config::relay`]) and that nothing valid
+/// came from for this long more than the keepalive interval (or [`KEEPALIVE_MAX`], if longer:
+/// the default of the other side) is silent: it is asked for its Hello, and the relaying peers
+/// for their lists, and it is dropped if it stays silent for [`SILENCE_CHECK`] while a relay's
+/// list names it (its direct path broke, and that relay still reaches it: the relay carries
+/// its frames from then on, instead of nobody until the peer timeout). A relaying node leaves
+/// silent peers out of its lists, so a list names only what its sender still hears.
+pub const SILENT_SLACK: Duration = Duration::from_secs(30);
+/// How long a silent peer (see [`SILENT_SLACK`]), or one whose frames came through a relay
+/// although it is a direct peer, has to answer: it is asked for its Hello twice (at the start
+/// and after `HELLO_RETRY`), so that one lost datagram does not drop it.
+pub const SILENCE_CHECK: Duration = Duration::from_secs(10);
+/// How often the verified peers are looked over for [`SILENT_SLACK`].
+pub const SILENCE_SCAN: Duration = Duration::from_secs(5);
+/// At most this many relaying peers heard lately are asked for their lists when a silent peer
+/// is checked.
+pub const SILENCE_ASK_RELAYS: usize = 4;
+/// A direct peer whose frames come through a relay (so it no longer takes us for its peer:
+/// the path from us to it broke) is checked at most this often.
+pub const ONE_WAY_RECHECK: Duration = Duration::from_secs(60);
+
+/// Why an address is being checked (see [`MoveCheck`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Why {
+    /// Its node (same node id, and with per-node keys the same key) spoke from this address.
+    Moved(SocketAddr),
+    /// It has been silent for longer than [`SILENT_SLACK`] allows.
+    Silent,
+    /// Its frames came through a relay although it is a direct peer.
+    OneWay,
+}
+
+/// An address that was asked for its Hello, and goes unless it answers in time.
 #[derive(Clone, Copy, Debug)]
 struct MoveCheck {
     old: SocketAddr,
-    new: SocketAddr,
+    why: Why,
     /// When it was asked for its Hello.
     asked: Instant,
     /// How many valid datagrams had come from `old` by then: it answered once that count
     /// moved (not "heard since `asked`": one pass over the socket reads datagrams under one
     /// clock reading, so one that came before the ask could pass for an answer).
     heard: u64,
+    /// A Hello came from `old` since (a one-way check takes nothing else for an answer: the
+    /// peer's own direct tries reach us whichever way the path broke).
+    hello: bool,
+    /// A relaying peer heard lately that listed `old` since (silence and one-way checks drop
+    /// only an address a relay reaches: the route goes through it).
+    listed_by: Option<SocketAddr>,
 }
 
 /// Keyed mode: a verified peer's Close sealed by a process it is not known by (see
@@ -393,9 +431,16 @@ pub struct Node<S: Socket, D: Device> {
     control: Box<[u8]>,
     /// Scratch lists for housekeeping, reused.
     targets: Vec<SocketAddr>,
-    /// Addresses whose node spoke from a new one: asked for their peer list, and dropped if
-    /// they do not answer within [`MOVE_CHECK`] (see `relay.rs`); at most [`MAX_MOVE_CHECKS`].
+    /// Addresses asked for their Hello, and dropped unless they answer: whose node spoke from
+    /// a new one (within [`MOVE_CHECK`]), or silent or one-way peers (within
+    /// [`SILENCE_CHECK`], and only where a relay lists them; see `relay.rs`); at most
+    /// [`MAX_MOVE_CHECKS`].
     move_checks: Vec<MoveCheck>,
+    /// When the verified peers are next looked over for silence (see [`SILENT_SLACK`]).
+    next_silence_scan: Instant,
+    /// When each direct peer whose frames came through a relay was last checked for it (see
+    /// [`ONE_WAY_RECHECK`]); at most `max_peers`, and pruned with the peer.
+    one_way_checked: BTreeMap<SocketAddr, Instant>,
     /// Keyed mode: peers whose Close came sealed by a process they are not known by, waiting
     /// [`MOVE_CHECK`] for a sign of life; one per verified peer at most, so at most
     /// `max_peers`.
@@ -569,6 +614,8 @@ impl<S: Socket, D: Device> Node<S, D> {
             control: vec![0u8; control_len].into_boxed_slice(),
             targets: Vec::new(),
             move_checks: Vec::new(),
+            next_silence_scan: now + SILENCE_SCAN,
+            one_way_checked: BTreeMap::new(),
             close_checks: BTreeMap::new(),
             hello_asked: BTreeMap::new(),
             configured_room_at: None,

@@ -6,8 +6,9 @@
 //! It decides per message whether relaying is allowed, within the rate limit and without loops
 //! (a relayed frame is delivered, never passed on); the routes themselves are
 //! `crate::relay`'s. It changes the peer table only as any message does (a peer heard from is
-//! refreshed; a moved node's old address is removed), and it sends only through
-//! `send_sealed` (control buffer, sealed like any control message).
+//! refreshed; a moved node's old address is removed, and so is a peer that went silent and did
+//! not answer while a relay is heard, so that the relay carries its frames), and it sends only
+//! through `send_sealed` (control buffer, sealed like any control message).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -15,12 +16,15 @@ use std::time::Duration;
 use log::debug;
 
 use super::mesh::{check_of, Check};
-use super::{MoveCheck, Node, CONTROL_AT, MAX_MOVE_CHECKS, MOVE_CHECK};
+use super::{
+    MoveCheck, Node, Why, CONTROL_AT, KEEPALIVE_MAX, MAX_MOVE_CHECKS, MOVE_CHECK, ONE_WAY_RECHECK,
+    SILENCE_ASK_RELAYS, SILENCE_CHECK, SILENCE_SCAN, SILENT_SLACK,
+};
 use crate::identity::PublicKey;
 use crate::io::{Device, Socket};
 use crate::limit::Host;
-use crate::peers::{canonical, is_unusable};
-use crate::relay::{Accept, KeyVerdict, RouteState, DIRECT_FRESH};
+use crate::peers::{canonical, is_unusable, PeerTable};
+use crate::relay::{Accept, KeyVerdict, RelayTable, RouteState, DIRECT_FRESH};
 use crate::stats::DropReason;
 use crate::time::Instant;
 use crate::wire::relay::{
@@ -28,7 +32,7 @@ use crate::wire::relay::{
     FLAG_NAMES_KEYS, FLAG_PARTIAL_CHECKSUMS, FLAG_RELAY, FLAG_RELAYED, KEY_LEN, RELAYED_FROM,
     RELAY_TO,
 };
-use crate::wire::Frame;
+use crate::wire::{Frame, Kind};
 
 /// Whom a share of `--relay-rate` belongs to: with per-node keys the sender's key (one member,
 /// however many addresses it has, and members behind one NAT apart), else its host.
@@ -165,13 +169,20 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.send_hello(addr, true);
     }
 
-    /// A peer is gone: the routes through it end, and the MACs learnt behind them.
-    pub(super) fn relay_on_removed(&mut self, addr: SocketAddr) {
+    /// A peer is gone: the routes through it end, and the MACs learnt behind them; the route
+    /// to it too, unless `keep_route` (see [`Node::after_removal`]).
+    pub(super) fn relay_on_removed(&mut self, addr: SocketAddr, keep_route: bool) {
         self.keyed_aegis_forget(addr);
         self.hello_asked.remove(&addr);
+        self.one_way_checked.remove(&addr);
         // Always, also with no routes and no relaying peer: the table keeps each peer's node
         // id and flags from its Hello, and they must go with the peer.
-        for gone in self.relay.forget_peer(addr) {
+        let through = if keep_route {
+            self.relay.forget_peer_keeping_route(addr)
+        } else {
+            self.relay.forget_peer(addr)
+        };
+        for gone in through {
             self.switch.forget_peer(gone);
             self.note(
                 self.now,
@@ -473,6 +484,9 @@ impl<S: Socket, D: Device> Node<S, D> {
         if let Extension::Hello { flags, .. } = message {
             // It answered (or spoke first): no need to ask again.
             self.hello_asked.remove(&from);
+            for m in self.move_checks.iter_mut().filter(|m| m.old == from) {
+                m.hello = true;
+            }
             // The cipher flag counts whoever sent it: with per-node keys it speaks for the
             // session it came in, and for the current one whose handshake crossed that one
             // (see `Sessions::peer_opens_aegis`).
@@ -598,39 +612,200 @@ impl<S: Socket, D: Device> Node<S, D> {
             || self
                 .move_checks
                 .iter()
-                .any(|m| m.old == old || m.new == old)
+                .any(|m| m.old == old || m.why == Why::Moved(old))
         {
             return;
         }
         debug!("{old} speaks from {new} too: asking {old} whether it is still there");
+        self.ask_if_there(now, old, Why::Moved(new));
+    }
+
+    /// Asks `old` for its Hello, and notes it for [`Node::settle_moves`].
+    fn ask_if_there(&mut self, now: Instant, old: SocketAddr, why: Why) {
         let heard = self.peers.heard(old).unwrap_or(0);
         self.send_hello(old, true);
         self.move_checks.push(MoveCheck {
             old,
-            new,
+            why,
             asked: now,
             heard,
+            hello: false,
+            listed_by: None,
         });
     }
 
-    /// Housekeeping of [`Node::check_move`]: an address that answered stays (the node has
-    /// both), one that did not within [`MOVE_CHECK`] is dropped as moved.
+    /// How long a verified peer must have been silent to be asked whether it is still there
+    /// (see [`SILENT_SLACK`]).
+    pub(super) fn silent_after(&self) -> Duration {
+        self.config.keepalive().max(KEEPALIVE_MAX) + SILENT_SLACK
+    }
+
+    /// Whether `addr` is a verified peer that takes relayed frames and has been silent for
+    /// [`Node::silent_after`] (relaying on only): checked as such, and left out of our lists.
+    pub(super) fn is_silent(&self, addr: SocketAddr) -> bool {
+        self.relays()
+            && silent(
+                &self.relay,
+                &self.peers,
+                self.now,
+                self.silent_after(),
+                addr,
+            )
+    }
+
+    /// Whether a check of `addr` for silence or a one-way path is under way.
+    fn checking(&self, addr: SocketAddr) -> bool {
+        self.move_checks
+            .iter()
+            .any(|m| m.old == addr || m.why == Why::Moved(addr))
+    }
+
+    /// Housekeeping, every [`SILENCE_SCAN`] with relaying on: the silent peers
+    /// ([`Node::is_silent`]) are asked for their Hello, and up to [`SILENCE_ASK_RELAYS`]
+    /// relaying peers that are not silent for their lists. One that stays silent for
+    /// [`SILENCE_CHECK`] while such a list names it goes (at [`Node::settle_moves`]): its
+    /// direct path broke, and that relay still reaches it. Where no relay lists it (this node
+    /// lost its own network, the relays lost it too, or it stopped), nothing changes: it stays
+    /// until the peer timeout, as in the seed's protocol.
+    pub(super) fn check_silent_peers(&mut self, now: Instant) {
+        if now < self.next_silence_scan {
+            return;
+        }
+        self.next_silence_scan = now + SILENCE_SCAN;
+        if !self.relays() || self.move_checks.len() >= MAX_MOVE_CHECKS {
+            return;
+        }
+        let mut due = core::mem::take(&mut self.targets);
+        due.clear();
+        let room = MAX_MOVE_CHECKS - self.move_checks.len();
+        due.extend(
+            self.relay
+                .accepting()
+                .filter(|addr| self.is_silent(*addr) && !self.checking(*addr))
+                .take(room),
+        );
+        if !due.is_empty() {
+            for addr in due.iter() {
+                debug!(
+                    "{addr} has been silent for {} s: asking whether it is still there",
+                    self.silent_after().as_secs()
+                );
+                self.ask_if_there(now, *addr, Why::Silent);
+            }
+            self.ask_relays_for_lists(None);
+        }
+        self.targets = due;
+    }
+
+    /// Asks up to [`SILENCE_ASK_RELAYS`] relaying peers that are not silent for their lists
+    /// (only `via`, if given), for the checks of [`Node::check_silent_peers`].
+    fn ask_relays_for_lists(&mut self, via: Option<SocketAddr>) {
+        let mut relays = core::mem::take(&mut self.targets);
+        let start = relays.len();
+        match via {
+            Some(via) => relays.push(via),
+            None => relays.extend(
+                self.relay
+                    .capable()
+                    .filter(|r| self.peers.is_verified(*r) && !self.is_silent(*r))
+                    .take(SILENCE_ASK_RELAYS),
+            ),
+        }
+        for r in start..relays.len() {
+            if let Some(&to) = relays.get(r) {
+                self.send_control(to, Kind::GetPeers);
+            }
+        }
+        relays.truncate(start);
+        self.targets = relays;
+    }
+
+    /// A relaying peer `via` listed `addr`: noted by a check of `addr` for silence or a
+    /// one-way path.
+    pub(super) fn note_listed(&mut self, via: SocketAddr, addr: SocketAddr) {
+        if self.is_silent(via) {
+            return;
+        }
+        for m in self.move_checks.iter_mut() {
+            if m.old == addr && !matches!(m.why, Why::Moved(_)) && m.listed_by.is_none() {
+                m.listed_by = Some(via);
+            }
+        }
+    }
+
+    /// Frames of the direct peer `origin` came through the relaying peer `via`: it no longer
+    /// takes us for its peer, so the path from us to it may have broken (it still reaches us:
+    /// a break one way only). Checked as a silent peer is, at most every [`ONE_WAY_RECHECK`],
+    /// but only a Hello counts as an answer.
+    fn check_one_way(&mut self, now: Instant, via: SocketAddr, origin: SocketAddr) {
+        if !self.relay.accepts(origin)
+            || self.move_checks.len() >= MAX_MOVE_CHECKS
+            || self.checking(origin)
+            || self
+                .one_way_checked
+                .get(&origin)
+                .is_some_and(|at| now.saturating_duration_since(*at) < ONE_WAY_RECHECK)
+            || (self.one_way_checked.len() >= self.config.max_peers
+                && !self.one_way_checked.contains_key(&origin))
+        {
+            return;
+        }
+        self.one_way_checked.insert(origin, now);
+        debug!("frames of direct peer {origin} come through {via}: asking whether it hears us");
+        self.ask_if_there(now, origin, Why::OneWay);
+        self.ask_relays_for_lists(Some(via));
+    }
+
+    /// Housekeeping of the checks: an address that answered stays; one that did not in its
+    /// time goes: as moved ([`MOVE_CHECK`]), or, where a relay listed it, as out of direct
+    /// reach ([`SILENCE_CHECK`]; its relay becomes its route).
     pub(super) fn settle_moves(&mut self, now: Instant) {
         if self.move_checks.is_empty() {
             return;
         }
         let mut checks = core::mem::take(&mut self.move_checks);
         checks.retain(|m| {
-            match check_of(self.peers.heard(m.old), m.heard, now, m.asked + MOVE_CHECK) {
-                Check::Gone => false,
-                Check::Answered => {
-                    debug!("{} answers as well as {}: the node has both", m.old, m.new);
+            let until = m.asked
+                + match m.why {
+                    Why::Moved(_) => MOVE_CHECK,
+                    Why::Silent | Why::OneWay => SILENCE_CHECK,
+                };
+            let heard = self.peers.heard(m.old);
+            let check = match (m.why, heard) {
+                (_, None) => Check::Gone,
+                (Why::OneWay, Some(_)) if m.hello => Check::Answered,
+                (Why::OneWay, Some(_)) if now < until => Check::Waiting,
+                (Why::OneWay, Some(_)) => Check::Silent,
+                (_, heard) => check_of(heard, m.heard, now, until),
+            };
+            match (check, m.why) {
+                (Check::Gone, _) => false,
+                (Check::Answered, Why::Moved(new)) => {
+                    debug!("{} answers as well as {new}: the node has both", m.old);
                     false
                 }
-                Check::Waiting => true,
-                Check::Silent => {
+                (Check::Answered, _) => {
+                    debug!("{} answers: it is still there", m.old);
+                    false
+                }
+                (Check::Waiting, _) => true,
+                (Check::Silent, Why::Moved(new)) => {
                     self.remove_peer(now, m.old, "the same node speaks from a new address");
-                    self.note(now, format_args!("{} moved to {}", m.old, m.new));
+                    self.note(now, format_args!("{} moved to {new}", m.old));
+                    false
+                }
+                (Check::Silent, _) => {
+                    if let Some(via) = m.listed_by {
+                        self.remove_peer(
+                            now,
+                            m.old,
+                            "no answer to a Hello, and a relay lists it: its direct path is down",
+                        );
+                        // (Listed while it was a peer, which made no candidate then.)
+                        self.relay_on_listed(now, via, m.old);
+                    } else {
+                        debug!("{} does not answer, and no relay lists it: it stays", m.old);
+                    }
                     false
                 }
             }
@@ -719,6 +894,8 @@ impl<S: Socket, D: Device> Node<S, D> {
         }
         if self.peers.is_verified(origin) {
             // We reach it directly: this is a copy of what comes (or will come) that way.
+            // Unless the path from us to it broke, one way only: it dropped us, and relays.
+            self.check_one_way(now, via, origin);
             return Err(DropReason::RelaySuperseded);
         }
         let src = frame.src();
@@ -802,4 +979,19 @@ fn relayed_cost(from: SocketAddr, to: SocketAddr, frame_len: usize, seal_overhea
     };
     let datagram = crate::wire::HEADER_LEN + crate::wire::relay::addr_len(from) + frame_len;
     (datagram + seal_overhead + ip_udp) as u64
+}
+
+/// [`Node::is_silent`] with relaying on, from the tables it reads: `addr` takes relayed
+/// frames, and nothing came from it for `after`.
+pub(super) fn silent(
+    relay: &RelayTable,
+    peers: &PeerTable,
+    now: Instant,
+    after: Duration,
+    addr: SocketAddr,
+) -> bool {
+    relay.accepts(addr)
+        && peers.get(addr).is_some_and(|peer| {
+            peer.is_verified && now.saturating_duration_since(peer.last_seen) >= after
+        })
 }
