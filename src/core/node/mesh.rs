@@ -358,6 +358,11 @@ impl<S: Socket, D: Device> Node<S, D> {
                 self.share_cursor = entries.get(share - 1).copied();
             }
             entries.retain(|a| may_name(*a, to));
+            if self.relays() {
+                // (Only the peers it still hears: see `LIST_SLACK`.)
+                let (relay, peers, after) = (&self.relay, &self.peers, self.listed_within());
+                entries.retain(|a| !silent(relay, peers, now, after, *a));
+            }
             entries.truncate(share);
             let list = entries.iter().copied();
             let end = self.control.len() - crypto::TAG_LEN;
@@ -571,9 +576,9 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// Writes the peer list for `to` at [`CONTROL_AT`]; returns its length.
     pub(super) fn emit_peer_list(&mut self, to: SocketAddr, body_budget: usize) -> Option<usize> {
         let peers = &self.peers;
-        // (A relaying node lists only the peers it still hears: see `SILENT_SLACK`.)
+        // (A relaying node lists only the peers it still hears: see `LIST_SLACK`.)
         let (relays, relay, now, after) =
-            (self.relays(), &self.relay, self.now, self.silent_after());
+            (self.relays(), &self.relay, self.now, self.listed_within());
         let family = |is_v6: bool, cursor: Option<SocketAddr>| {
             peers
                 .verified_of_family_after(is_v6, cursor)

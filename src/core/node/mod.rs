@@ -174,33 +174,39 @@ pub const MOVE_CHECK: Duration = Duration::from_secs(5);
 /// The most addresses checked for a move at once; past it a move is left to the peer timeout.
 pub const MAX_MOVE_CHECKS: usize = 64;
 
-/// A verified peer that takes relayed frames (see [`Config::relay`]) and that nothing valid
-/// came from for this long more than the keepalive interval (or [`KEEPALIVE_MAX`], if longer:
-/// the default of the other side) is silent: it is asked for its Hello, and the relaying peers
-/// for their lists, and it is dropped if it stays silent for [`SILENCE_CHECK`] while a relay's
-/// list names it (its direct path broke, and that relay still reaches it: the relay carries
-/// its frames from then on, instead of nobody until the peer timeout). A relaying node leaves
-/// silent peers out of its lists, so a list names only what its sender still hears.
-pub const SILENT_SLACK: Duration = Duration::from_secs(30);
-/// How long a silent peer (see [`SILENT_SLACK`]), or one whose frames came through a relay
-/// although it is a direct peer, has to answer: it is asked for its Hello twice (at the start
-/// and after `HELLO_RETRY`), so that one lost datagram does not drop it.
+/// A relaying node names in its lists (answers and gossip) only the peers that take relayed
+/// frames and were heard within this long more than the keepalive interval (or
+/// [`KEEPALIVE_MAX`], if longer): a list then says that its sender still hears them. (A peer
+/// hears from every other at least once per keepalive, with the same `--keepalive` throughout.)
+pub const LIST_SLACK: Duration = Duration::from_secs(10);
+/// How long a silence check lasts: a verified peer that takes relayed frames and that nothing
+/// valid came from for the keepalive interval (or [`KEEPALIVE_MAX`], if longer) plus what a
+/// list allows ([`LIST_SLACK`]: 130 s by default) is *silent*. It is asked for its Hello,
+/// and the relaying peers for their lists, and it is dropped if it stays silent for this long
+/// while a relay's list names it: its direct path broke, and that relay still reaches it (the
+/// relay carries its frames from then on, instead of nobody until the peer timeout). A peer
+/// that stopped is named by no relay by then (its last datagram to any of them is at most a
+/// keepalive younger than its last one to us), so nobody drops it this way. The Hello goes
+/// twice (at the start and after `HELLO_RETRY`), so that one lost datagram does not drop a
+/// live peer.
 pub const SILENCE_CHECK: Duration = Duration::from_secs(10);
-/// How often the verified peers are looked over for [`SILENT_SLACK`].
+/// A peer checked for silence or a one-way path is not checked again within this long.
+pub const RECHECK_AFTER: Duration = Duration::from_secs(60);
+/// Checks for silence or a one-way path hold at most this many of the [`MAX_MOVE_CHECKS`]
+/// places, so that they never keep checks of moves out.
+pub const MAX_SILENCE_CHECKS: usize = MAX_MOVE_CHECKS / 2;
+/// How often the verified peers are looked over for silence (see [`SILENCE_CHECK`]).
 pub const SILENCE_SCAN: Duration = Duration::from_secs(5);
 /// At most this many relaying peers heard lately are asked for their lists when a silent peer
-/// is checked.
+/// is checked (in turn, a different few each time).
 pub const SILENCE_ASK_RELAYS: usize = 4;
-/// A direct peer whose frames come through a relay (so it no longer takes us for its peer:
-/// the path from us to it broke) is checked at most this often.
-pub const ONE_WAY_RECHECK: Duration = Duration::from_secs(60);
 
 /// Why an address is being checked (see [`MoveCheck`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Why {
     /// Its node (same node id, and with per-node keys the same key) spoke from this address.
     Moved(SocketAddr),
-    /// It has been silent for longer than [`SILENT_SLACK`] allows.
+    /// It is silent (see [`SILENCE_CHECK`]).
     Silent,
     /// Its frames came through a relay although it is a direct peer.
     OneWay,
@@ -436,11 +442,13 @@ pub struct Node<S: Socket, D: Device> {
     /// [`SILENCE_CHECK`], and only where a relay lists them; see `relay.rs`); at most
     /// [`MAX_MOVE_CHECKS`].
     move_checks: Vec<MoveCheck>,
-    /// When the verified peers are next looked over for silence (see [`SILENT_SLACK`]).
+    /// When the verified peers are next looked over for silence (see [`SILENCE_CHECK`]).
     next_silence_scan: Instant,
-    /// When each direct peer whose frames came through a relay was last checked for it (see
-    /// [`ONE_WAY_RECHECK`]); at most `max_peers`, and pruned with the peer.
-    one_way_checked: BTreeMap<SocketAddr, Instant>,
+    /// When each peer was last checked for silence or a one-way path (see [`RECHECK_AFTER`]);
+    /// at most `max_peers`, and pruned with the peer.
+    rechecks: BTreeMap<SocketAddr, Instant>,
+    /// Where the next silence check starts among the relaying peers it asks for lists.
+    relay_ask_cursor: usize,
     /// Keyed mode: peers whose Close came sealed by a process they are not known by, waiting
     /// [`MOVE_CHECK`] for a sign of life; one per verified peer at most, so at most
     /// `max_peers`.
@@ -615,7 +623,8 @@ impl<S: Socket, D: Device> Node<S, D> {
             targets: Vec::new(),
             move_checks: Vec::new(),
             next_silence_scan: now + SILENCE_SCAN,
-            one_way_checked: BTreeMap::new(),
+            rechecks: BTreeMap::new(),
+            relay_ask_cursor: 0,
             close_checks: BTreeMap::new(),
             hello_asked: BTreeMap::new(),
             configured_room_at: None,

@@ -17,8 +17,8 @@ use log::debug;
 
 use super::mesh::{check_of, Check};
 use super::{
-    MoveCheck, Node, Why, CONTROL_AT, KEEPALIVE_MAX, MAX_MOVE_CHECKS, MOVE_CHECK, ONE_WAY_RECHECK,
-    SILENCE_ASK_RELAYS, SILENCE_CHECK, SILENCE_SCAN, SILENT_SLACK,
+    MoveCheck, Node, Why, CONTROL_AT, KEEPALIVE_MAX, LIST_SLACK, MAX_MOVE_CHECKS,
+    MAX_SILENCE_CHECKS, MOVE_CHECK, RECHECK_AFTER, SILENCE_ASK_RELAYS, SILENCE_CHECK, SILENCE_SCAN,
 };
 use crate::identity::PublicKey;
 use crate::io::{Device, Socket};
@@ -174,7 +174,7 @@ impl<S: Socket, D: Device> Node<S, D> {
     pub(super) fn relay_on_removed(&mut self, addr: SocketAddr, keep_route: bool) {
         self.keyed_aegis_forget(addr);
         self.hello_asked.remove(&addr);
-        self.one_way_checked.remove(&addr);
+        self.rechecks.remove(&addr);
         // Always, also with no routes and no relaying peer: the table keeps each peer's node
         // id and flags from its Hello, and they must go with the peer.
         let through = if keep_route {
@@ -634,14 +634,21 @@ impl<S: Socket, D: Device> Node<S, D> {
         });
     }
 
-    /// How long a verified peer must have been silent to be asked whether it is still there
-    /// (see [`SILENT_SLACK`]).
+    /// How long a relaying peer may have been unheard and still be named in our lists (see
+    /// [`LIST_SLACK`]).
+    pub(super) fn listed_within(&self) -> Duration {
+        self.config.keepalive().max(KEEPALIVE_MAX) + LIST_SLACK
+    }
+
+    /// How long a verified peer must have been silent to be checked (see [`SILENCE_CHECK`]):
+    /// a keepalive longer than [`Node::listed_within`], so that a relay names it only if it
+    /// heard it after we last did.
     pub(super) fn silent_after(&self) -> Duration {
-        self.config.keepalive().max(KEEPALIVE_MAX) + SILENT_SLACK
+        self.config.keepalive().max(KEEPALIVE_MAX) + self.listed_within()
     }
 
     /// Whether `addr` is a verified peer that takes relayed frames and has been silent for
-    /// [`Node::silent_after`] (relaying on only): checked as such, and left out of our lists.
+    /// [`Node::silent_after`] (relaying on only).
     pub(super) fn is_silent(&self, addr: SocketAddr) -> bool {
         self.relays()
             && silent(
@@ -653,11 +660,35 @@ impl<S: Socket, D: Device> Node<S, D> {
             )
     }
 
-    /// Whether a check of `addr` for silence or a one-way path is under way.
+    /// Whether a check of `addr` is under way.
     fn checking(&self, addr: SocketAddr) -> bool {
         self.move_checks
             .iter()
             .any(|m| m.old == addr || m.why == Why::Moved(addr))
+    }
+
+    /// Whether a check of `addr` for silence or a one-way path may start now: none under way,
+    /// none within [`RECHECK_AFTER`], and room for it.
+    fn may_check(&self, now: Instant, addr: SocketAddr) -> bool {
+        let silence_checks = self
+            .move_checks
+            .iter()
+            .filter(|m| !matches!(m.why, Why::Moved(_)))
+            .count();
+        silence_checks < MAX_SILENCE_CHECKS
+            && self.move_checks.len() < MAX_MOVE_CHECKS
+            && !self.checking(addr)
+            && self
+                .rechecks
+                .get(&addr)
+                .is_none_or(|at| now.saturating_duration_since(*at) >= RECHECK_AFTER)
+            && (self.rechecks.len() < self.config.max_peers || self.rechecks.contains_key(&addr))
+    }
+
+    /// Starts a check of `addr` for silence or a one-way path.
+    fn start_check(&mut self, now: Instant, addr: SocketAddr, why: Why) {
+        self.rechecks.insert(addr, now);
+        self.ask_if_there(now, addr, why);
     }
 
     /// Housekeeping, every [`SILENCE_SCAN`] with relaying on: the silent peers
@@ -672,51 +703,61 @@ impl<S: Socket, D: Device> Node<S, D> {
             return;
         }
         self.next_silence_scan = now + SILENCE_SCAN;
-        if !self.relays() || self.move_checks.len() >= MAX_MOVE_CHECKS {
+        if !self.relays() || self.relay.accepting().next().is_none() {
             return;
         }
         let mut due = core::mem::take(&mut self.targets);
         due.clear();
-        let room = MAX_MOVE_CHECKS - self.move_checks.len();
         due.extend(
             self.relay
                 .accepting()
-                .filter(|addr| self.is_silent(*addr) && !self.checking(*addr))
-                .take(room),
+                .filter(|addr| self.is_silent(*addr) && self.may_check(now, *addr))
+                .take(MAX_SILENCE_CHECKS),
         );
-        if !due.is_empty() {
-            for addr in due.iter() {
-                debug!(
-                    "{addr} has been silent for {} s: asking whether it is still there",
-                    self.silent_after().as_secs()
-                );
-                self.ask_if_there(now, *addr, Why::Silent);
+        let mut started = false;
+        for addr in due.iter() {
+            // (Each start takes a place: the last ones may find none.)
+            if !self.may_check(now, *addr) {
+                break;
             }
-            self.ask_relays_for_lists(None);
+            debug!(
+                "{addr} has been silent for {} s: asking whether it is still there",
+                self.silent_after().as_secs()
+            );
+            self.start_check(now, *addr, Why::Silent);
+            started = true;
         }
         self.targets = due;
+        if started {
+            self.ask_relays_for_lists(None);
+        }
     }
 
-    /// Asks up to [`SILENCE_ASK_RELAYS`] relaying peers that are not silent for their lists
-    /// (only `via`, if given), for the checks of [`Node::check_silent_peers`].
+    /// Asks up to [`SILENCE_ASK_RELAYS`] relaying peers that are not silent for their lists,
+    /// a different few each time (only `via`, if given), for the checks of
+    /// [`Node::check_silent_peers`].
     fn ask_relays_for_lists(&mut self, via: Option<SocketAddr>) {
         let mut relays = core::mem::take(&mut self.targets);
-        let start = relays.len();
+        relays.clear();
         match via {
             Some(via) => relays.push(via),
-            None => relays.extend(
-                self.relay
-                    .capable()
-                    .filter(|r| self.peers.is_verified(*r) && !self.is_silent(*r))
-                    .take(SILENCE_ASK_RELAYS),
-            ),
-        }
-        for r in start..relays.len() {
-            if let Some(&to) = relays.get(r) {
-                self.send_control(to, Kind::GetPeers);
+            None => {
+                relays.extend(
+                    self.relay
+                        .capable()
+                        .filter(|r| self.peers.is_verified(*r) && !self.is_silent(*r)),
+                );
+                if !relays.is_empty() {
+                    let start = self.relay_ask_cursor % relays.len();
+                    relays.rotate_left(start);
+                    self.relay_ask_cursor = start + SILENCE_ASK_RELAYS;
+                }
+                relays.truncate(SILENCE_ASK_RELAYS);
             }
         }
-        relays.truncate(start);
+        for to in relays.iter() {
+            self.send_control(*to, Kind::GetPeers);
+        }
         self.targets = relays;
     }
 
@@ -735,24 +776,14 @@ impl<S: Socket, D: Device> Node<S, D> {
 
     /// Frames of the direct peer `origin` came through the relaying peer `via`: it no longer
     /// takes us for its peer, so the path from us to it may have broken (it still reaches us:
-    /// a break one way only). Checked as a silent peer is, at most every [`ONE_WAY_RECHECK`],
+    /// a break one way only). Checked as a silent peer is, at most every [`RECHECK_AFTER`],
     /// but only a Hello counts as an answer.
     fn check_one_way(&mut self, now: Instant, via: SocketAddr, origin: SocketAddr) {
-        if !self.relay.accepts(origin)
-            || self.move_checks.len() >= MAX_MOVE_CHECKS
-            || self.checking(origin)
-            || self
-                .one_way_checked
-                .get(&origin)
-                .is_some_and(|at| now.saturating_duration_since(*at) < ONE_WAY_RECHECK)
-            || (self.one_way_checked.len() >= self.config.max_peers
-                && !self.one_way_checked.contains_key(&origin))
-        {
+        if !self.relay.accepts(origin) || !self.may_check(now, origin) {
             return;
         }
-        self.one_way_checked.insert(origin, now);
         debug!("frames of direct peer {origin} come through {via}: asking whether it hears us");
-        self.ask_if_there(now, origin, Why::OneWay);
+        self.start_check(now, origin, Why::OneWay);
         self.ask_relays_for_lists(Some(via));
     }
 
