@@ -89,6 +89,23 @@ fn key_file(dir: &TestDir) -> String {
     path
 }
 
+/// A keyed node on `host` that joins through P, answering `show` on `socket`.
+fn start_joining(lab: &mut Lab, host: &Host, key: &str, socket: &str) -> usize {
+    lab.start(
+        host,
+        &[
+            "-t",
+            "7",
+            "--key-file",
+            key,
+            "-c",
+            VIA,
+            "--control-socket",
+            socket,
+        ],
+    )
+}
+
 /// `ethcloud show --json` against `socket`.
 fn show_json(lab: &Lab, host: &Host, socket: &str) -> String {
     let out = must(lab, host, &[ETHCLOUD, "show", "--json", "--socket", socket]);
@@ -208,32 +225,8 @@ fn symmetric_nats_talk_through_the_relay_then_directly_once_one_nat_is_endpoint_
         &public,
         &["-t", "7", "--key-file", &key, "--control-socket", &sock_p],
     );
-    let node_a = lab.start(
-        &a.node,
-        &[
-            "-t",
-            "7",
-            "--key-file",
-            &key,
-            "-c",
-            VIA,
-            "--control-socket",
-            &sock_a,
-        ],
-    );
-    let node_b = lab.start(
-        &b.node,
-        &[
-            "-t",
-            "7",
-            "--key-file",
-            &key,
-            "-c",
-            VIA,
-            "--control-socket",
-            &sock_b,
-        ],
-    );
+    let node_a = start_joining(&mut lab, &a.node, &key, &sock_a);
+    let node_b = start_joining(&mut lab, &b.node, &key, &sock_b);
     let joined = Instant::now();
     // P sees both through their NATs, on the routers' addresses.
     wait_verified(&lab, &public, &sock_p, &a.public_prefix(), SOON);
@@ -408,19 +401,7 @@ fn a_node_with_no_relay_is_not_relayed_for() {
             &sock_p,
         ],
     );
-    let node_a = lab.start(
-        &a.node,
-        &[
-            "-t",
-            "7",
-            "--key-file",
-            &key,
-            "-c",
-            VIA,
-            "--control-socket",
-            &sock_a,
-        ],
-    );
+    let node_a = start_joining(&mut lab, &a.node, &key, &sock_a);
     lab.start(&b.node, &["-t", "7", "--key-file", &key, "-c", VIA]);
     let joined = Instant::now();
     wait_verified(&lab, &public, &sock_p, &a.public_prefix(), SOON);
@@ -479,21 +460,8 @@ fn a_direct_path_that_breaks_moves_to_the_relay_and_back_once_it_works() {
     let key = key_file(&dir);
     let (sock_a, sock_b) = (dir.path("a.sock"), dir.path("b.sock"));
     lab.start(&public, &["-t", "7", "--key-file", &key]);
-    for (host, sock) in [(&a, &sock_a), (&b, &sock_b)] {
-        lab.start(
-            host,
-            &[
-                "-t",
-                "7",
-                "--key-file",
-                &key,
-                "-c",
-                VIA,
-                "--control-socket",
-                sock,
-            ],
-        );
-    }
+    start_joining(&mut lab, &a, &key, &sock_a);
+    start_joining(&mut lab, &b, &key, &sock_b);
     wait_verified(&lab, &a, &sock_a, &b.addr_v4(), SOON);
     wait_verified(&lab, &b, &sock_b, &a.addr_v4(), SOON);
     lab.assert_ping(&a, &b.overlay_v4());

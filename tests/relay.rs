@@ -98,25 +98,45 @@ fn relayed_pair_talks(seed: u64, cfg: [&ethcloud::node::Config; 3]) {
 
     // The path opens: A and B become direct peers and the relay is off the path, found by the
     // route's direct tries (every 30 s), although each gave the other's address up long ago.
+    heals_to_direct(&mut sim, seed, [p, a, b], 0x54);
+}
+
+/// The path between A and B (relayed through P) works again: within 45 s they are direct
+/// peers with no route left, and a unicast each way and a broadcast (markers `first` and the
+/// two after it) arrive once each, none through P.
+fn heals_to_direct(sim: &mut Simulator, seed: u64, [p, a, b]: [SocketAddr; 3], first: u8) {
     sim.heal(a, b);
     let took = sim.advance_until(Duration::from_secs(45), |s| {
         s.peers_of(a).contains(&b) && s.peers_of(b).contains(&a)
     });
     println!("seed {seed:#x}: direct path {took:?} after the partition healed");
     sim.advance(Duration::from_secs(2));
-    assert_eq!(route(&sim, a, b), None);
-    assert_eq!(route(&sim, b, a), None);
+    assert_eq!(route(sim, a, b), None);
+    assert_eq!(route(sim, b, a), None);
     let before = sim.stats(p).relayed_for_others;
-    sim.inject_frame(a, &frame(1, 2, 0x54));
-    sim.inject_frame(a, &frame(1, 0xff, 0x55));
-    sim.inject_frame(b, &frame(2, 1, 0x56));
+    sim.inject_frame(a, &frame(1, 2, first));
+    sim.inject_frame(a, &frame(1, 0xff, first + 1));
+    sim.inject_frame(b, &frame(2, 1, first + 2));
     sim.run_until_idle(1000);
     let at_b = sim.take_frames(b);
     let count = |frames: &[Vec<u8>], marker: u8| frames.iter().filter(|f| f[14] == marker).count();
-    assert_eq!(count(&at_b, 0x54), 1);
-    assert_eq!(count(&at_b, 0x55), 1);
-    assert_eq!(got(&mut sim, a, 0x56), 1);
+    assert_eq!(count(&at_b, first), 1);
+    assert_eq!(count(&at_b, first + 1), 1);
+    assert_eq!(got(sim, a, first + 2), 1);
     assert_eq!(sim.stats(p).relayed_for_others, before, "still relayed");
+}
+
+/// P, A and B, A and B joined through P, once all three are direct peers.
+fn joined_through(sim: &mut Simulator, cfg: [&ethcloud::node::Config; 3]) -> [SocketAddr; 3] {
+    let p = sim.add_node(cfg[0]);
+    let a = sim.add_node(cfg[1]);
+    let b = sim.add_node(cfg[2]);
+    sim.connect(a, p);
+    sim.connect(b, p);
+    sim.advance_until(Duration::from_secs(60), |s| {
+        s.peers_of(a).contains(&b) && s.peers_of(b).contains(&a)
+    });
+    [p, a, b]
 }
 
 #[test]
@@ -140,14 +160,7 @@ fn nodes_with_per_node_keys_relay_too() {
 /// again.
 fn broken_direct_path_moves_to_a_relay_and_back(seed: u64, cfg: [&ethcloud::node::Config; 3]) {
     let mut sim = Simulator::new(seed);
-    let p = sim.add_node(cfg[0]);
-    let a = sim.add_node(cfg[1]);
-    let b = sim.add_node(cfg[2]);
-    sim.connect(a, p);
-    sim.connect(b, p);
-    sim.advance_until(Duration::from_secs(60), |s| {
-        s.peers_of(a).contains(&b) && s.peers_of(b).contains(&a)
-    });
+    let [p, a, b] = joined_through(&mut sim, cfg);
     // Each learns the other's MAC directly.
     sim.inject_frame(a, &frame(1, 0xff, 0x60));
     sim.inject_frame(b, &frame(2, 0xff, 0x61));
@@ -186,21 +199,7 @@ fn broken_direct_path_moves_to_a_relay_and_back(seed: u64, cfg: [&ethcloud::node
     assert_eq!(route(&sim, a, b), Some((p, RouteState::Active)));
 
     // The path works again: direct peers, the relay off the path.
-    sim.heal(a, b);
-    let took = sim.advance_until(Duration::from_secs(45), |s| {
-        s.peers_of(a).contains(&b) && s.peers_of(b).contains(&a)
-    });
-    println!("seed {seed:#x}: direct again {took:?} after the path healed");
-    sim.advance(Duration::from_secs(2));
-    assert_eq!(route(&sim, a, b), None);
-    assert_eq!(route(&sim, b, a), None);
-    let before = sim.stats(p).relayed_for_others;
-    sim.inject_frame(a, &frame(1, 2, 0x66));
-    sim.inject_frame(b, &frame(2, 1, 0x67));
-    sim.run_until_idle(1000);
-    assert_eq!(got(&mut sim, b, 0x66), 1);
-    assert_eq!(got(&mut sim, a, 0x67), 1);
-    assert_eq!(sim.stats(p).relayed_for_others, before, "still relayed");
+    heals_to_direct(&mut sim, seed, [p, a, b], 0x66);
 }
 
 #[test]
@@ -221,14 +220,7 @@ fn with_per_node_keys_a_broken_direct_path_moves_to_a_relay_and_back() {
 /// and asks A for its Hello, which cannot arrive, and relays too. Frames go both ways, once.
 fn one_way_break_moves_both_ends_to_the_relay(seed: u64, cfg: [&ethcloud::node::Config; 3]) {
     let mut sim = Simulator::new(seed);
-    let p = sim.add_node(cfg[0]);
-    let a = sim.add_node(cfg[1]);
-    let b = sim.add_node(cfg[2]);
-    sim.connect(a, p);
-    sim.connect(b, p);
-    sim.advance_until(Duration::from_secs(60), |s| {
-        s.peers_of(a).contains(&b) && s.peers_of(b).contains(&a)
-    });
+    let [p, a, b] = joined_through(&mut sim, cfg);
     sim.block_one_way(b, a);
     // Traffic both ways, a broadcast each every 10 s (what B sees through P is A's frames).
     let mut took = None;
@@ -345,14 +337,7 @@ fn a_quiet_peer_that_answers_or_one_no_relay_could_reach_stays_a_peer() {
     let mut slow = Simulator::keyed_config(7);
     slow.keepalive = Some(Duration::from_secs(600));
     let mut sim = Simulator::new(0x5e1a_0062);
-    let p = sim.add_node(&cfg);
-    let a = sim.add_node(&cfg);
-    let b = sim.add_node(&slow);
-    sim.connect(a, p);
-    sim.connect(b, p);
-    sim.advance_until(Duration::from_secs(60), |s| {
-        s.peers_of(a).contains(&b) && s.peers_of(b).contains(&a)
-    });
+    let [p, a, b] = joined_through(&mut sim, [&cfg, &cfg, &slow]);
     sim.advance(Duration::from_secs(900));
     assert!(sim.peers_of(a).contains(&b) && sim.peers_of(p).contains(&b));
     assert_eq!(route(&sim, a, b), None);
