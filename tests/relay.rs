@@ -13,8 +13,8 @@ use ethcloud::crypto::{Key, Sealer};
 use ethcloud::relay::{RouteState, KEY_RECHECK, KEY_RECHECKS_MISSED, RELAY_AFTER};
 use ethcloud::stats::DropReason;
 use ethcloud::wire::relay::{
-    emit_hello, emit_relayed, FLAG_ANSWER, FLAG_NAMES_KEYS, FLAG_RELAY, FLAG_RELAYED, RELAYED_FROM,
-    RELAY_TO,
+    emit_hello, emit_relayed, FLAG_AEGIS, FLAG_ANSWER, FLAG_NAMES_KEYS, FLAG_RELAY, FLAG_RELAYED,
+    RELAYED_FROM, RELAY_TO,
 };
 use ethcloud::wire::{Message, Packet, Token, HEADER_LEN, TOKEN_LEN};
 use sim::{Recorder, Simulator};
@@ -325,6 +325,62 @@ fn a_node_that_stops_is_not_taken_for_one_behind_a_broken_path() {
         assert!(sim.peers_of(a).contains(&x), "seed {seed:#x}: A dropped X");
         assert_eq!(route(&sim, a, x), None, "seed {seed:#x}");
         assert!(sim.peers_of(p).contains(&x), "seed {seed:#x}: P dropped X");
+    }
+}
+
+/// A relay that does not say that its lists name only the peers it still hears (Hello flag
+/// 0x80: a relay of an earlier version lists every peer until its timeout) makes nobody drop
+/// a silent peer: here A takes such a Hello from P and keeps B when their path breaks, while
+/// B, which took P's own, drops A.
+#[test]
+fn lists_of_a_relay_that_does_not_say_they_are_fresh_drop_nobody() {
+    let all = [1u8, 2, 3];
+    let cfgs = all.map(|i| {
+        let mut cfg = Simulator::identity_config(i, &all);
+        // (No renewal within the test: each new session's Hello would carry P's own flags.)
+        if let Some(identity) = cfg.identity.as_mut() {
+            identity.config.rekey_after = Duration::from_secs(3600);
+        }
+        cfg
+    });
+    let mut sim = Simulator::new(0x5e1a_006a);
+    let [p, a, b] = joined_through(&mut sim, [&cfgs[0], &cfgs[1], &cfgs[2]]);
+    let members = sim.nodes[&p].sessions().map(|s| s.members());
+    let flags = FLAG_RELAY | FLAG_RELAYED | FLAG_NAMES_KEYS | FLAG_AEGIS;
+    let hello = sealed_hello(&mut sim, p, a, flags, node_id(1), a, members);
+    sim.inject_datagram(p, a, hello);
+    sim.run_until_idle(1000);
+    sim.partition(a, b);
+    sim.advance(Duration::from_secs(400));
+    assert!(sim.peers_of(a).contains(&b), "A dropped B");
+    assert!(!sim.peers_of(b).contains(&a), "B kept A");
+}
+
+/// A silent peer whose node speaks from a new address (its NAT gave it another one) while its
+/// silence check is under way is checked as moved: the old address goes once it does not
+/// answer, although no relay lists it (the relays lost it too).
+#[test]
+fn a_silent_peer_that_moved_during_its_check_goes_as_moved() {
+    let cfg = Simulator::keyed_config(7);
+    for offset in (120..=200).step_by(4) {
+        let mut sim = Simulator::new(0x5e1a_006b);
+        let [p, a, r] = sim.add_nodes(&cfg);
+        sim.connect(a, r);
+        sim.connect(p, r);
+        sim.advance_until(Duration::from_secs(60), |s| s.is_full_mesh());
+        sim.partition(p, a);
+        sim.partition(p, r);
+        sim.advance(Duration::from_secs(offset));
+        sim.heal_all();
+        let moved = "198.18.1.9:3210".parse().unwrap();
+        sim.rebind(p, moved);
+        sim.inject_frame(moved, &frame(9, 0xff, 0x79));
+        sim.advance(Duration::from_secs(20));
+        assert!(
+            sim.peers_of(a).contains(&moved) && !sim.peers_of(a).contains(&p),
+            "offset {offset} s: A has {:?}",
+            sim.peers_of(a)
+        );
     }
 }
 

@@ -190,6 +190,8 @@ pub struct RelayTable {
     members: BTreeMap<SocketAddr, u64>,
     /// Per-node keys: the relaying peers that name the keys of their peers (Hello flag 0x40).
     names_keys: BTreeSet<SocketAddr>,
+    /// Relaying peers whose lists name only the peers they heard lately (Hello flag 0x80).
+    fresh_lists: BTreeSet<SocketAddr>,
     /// Our own addresses as peers see them (newest last), at most [`MAX_PUBLIC`].
     public: Vec<SocketAddr>,
     candidates: BTreeMap<SocketAddr, Candidate>,
@@ -253,6 +255,21 @@ impl RelayTable {
             Some(m) => self.members.insert(peer, m),
             None => self.members.remove(&peer),
         };
+    }
+
+    /// Notes whether `peer` said (Hello flag 0x80) that its lists name only the peers it
+    /// heard lately.
+    pub fn set_fresh_lists(&mut self, peer: SocketAddr, fresh: bool) {
+        if fresh {
+            self.fresh_lists.insert(peer);
+        } else {
+            self.fresh_lists.remove(&peer);
+        }
+    }
+
+    /// Whether `peer` said that its lists name only the peers it heard lately.
+    pub fn lists_fresh(&self, peer: SocketAddr) -> bool {
+        self.fresh_lists.contains(&peer)
     }
 
     /// Per-node keys: whether `peer` said in its Hello that it names the keys of the peers it
@@ -369,6 +386,7 @@ impl RelayTable {
         }
         self.members.remove(&peer);
         self.names_keys.remove(&peer);
+        self.fresh_lists.remove(&peer);
         self.drop_via(peer)
     }
 

@@ -208,8 +208,8 @@ enum Why {
     Moved(SocketAddr),
     /// It is silent (see [`SILENCE_CHECK`]).
     Silent,
-    /// Its frames came through a relay although it is a direct peer.
-    OneWay,
+    /// Its frames came through this relay although it is a direct peer.
+    OneWay(SocketAddr),
 }
 
 /// An address that was asked for its Hello, and goes unless it answers in time.
@@ -229,6 +229,8 @@ struct MoveCheck {
     /// A relaying peer heard lately that listed `old` since (silence and one-way checks drop
     /// only an address a relay reaches: the route goes through it).
     listed_by: Option<SocketAddr>,
+    /// The relays were asked for their lists (once `old` left the first Hello unanswered).
+    lists_asked: bool,
 }
 
 /// Keyed mode: a verified peer's Close sealed by a process it is not known by (see

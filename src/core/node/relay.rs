@@ -29,8 +29,8 @@ use crate::stats::DropReason;
 use crate::time::Instant;
 use crate::wire::relay::{
     emit_hello, emit_key_message, emit_relayed, Extension, FLAG_AEGIS, FLAG_AEGIS_X4, FLAG_ANSWER,
-    FLAG_NAMES_KEYS, FLAG_PARTIAL_CHECKSUMS, FLAG_RELAY, FLAG_RELAYED, KEY_LEN, RELAYED_FROM,
-    RELAY_TO,
+    FLAG_FRESH_LISTS, FLAG_NAMES_KEYS, FLAG_PARTIAL_CHECKSUMS, FLAG_RELAY, FLAG_RELAYED, KEY_LEN,
+    RELAYED_FROM, RELAY_TO,
 };
 use crate::wire::{Frame, Kind};
 
@@ -62,7 +62,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         };
         let mut relay = match (self.relays(), self.config.relay_rate > 0) {
             (false, _) => 0,
-            (true, true) => FLAG_RELAY | FLAG_RELAYED | names_keys,
+            (true, true) => FLAG_RELAY | FLAG_RELAYED | FLAG_FRESH_LISTS | names_keys,
             (true, false) => FLAG_RELAYED,
         };
         if self.completes_checksums {
@@ -577,6 +577,8 @@ impl<S: Socket, D: Device> Node<S, D> {
                     from,
                     relays && flags & FLAG_NAMES_KEYS != 0 && self.sessions.is_some(),
                 );
+                self.relay
+                    .set_fresh_lists(from, relays && flags & FLAG_FRESH_LISTS != 0);
                 let had = (self.relay.is_capable(from), self.relay.accepts(from));
                 for gone in self.relay.set_flags(from, relays, accepts) {
                     self.switch.forget_peer(gone);
@@ -608,6 +610,15 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// [`Node::settle_moves`] unless it answers within [`MOVE_CHECK`]. (Only the sealed modes
     /// know node ids, and so call this.)
     fn check_move(&mut self, now: Instant, old: SocketAddr, new: SocketAddr) {
+        if let Some(at) = self
+            .move_checks
+            .iter()
+            .position(|m| m.old == old && !matches!(m.why, Why::Moved(_)))
+        {
+            // A check of `old` for silence or a one-way path is under way: it becomes this
+            // one (its node is at `new` now, and `old` goes unless it answers).
+            self.move_checks.swap_remove(at);
+        }
         if self.move_checks.len() >= MAX_MOVE_CHECKS
             || self
                 .move_checks
@@ -631,6 +642,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             heard,
             hello: false,
             listed_by: None,
+            lists_asked: false,
         });
     }
 
@@ -714,7 +726,6 @@ impl<S: Socket, D: Device> Node<S, D> {
                 .filter(|addr| self.is_silent(*addr) && self.may_check(now, *addr))
                 .take(MAX_SILENCE_CHECKS),
         );
-        let mut started = false;
         for addr in due.iter() {
             // (Each start takes a place: the last ones may find none.)
             if !self.may_check(now, *addr) {
@@ -725,12 +736,8 @@ impl<S: Socket, D: Device> Node<S, D> {
                 self.silent_after().as_secs()
             );
             self.start_check(now, *addr, Why::Silent);
-            started = true;
         }
         self.targets = due;
-        if started {
-            self.ask_relays_for_lists(None);
-        }
     }
 
     /// Asks up to [`SILENCE_ASK_RELAYS`] relaying peers that are not silent for their lists,
@@ -764,7 +771,7 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// A relaying peer `via` listed `addr`: noted by a check of `addr` for silence or a
     /// one-way path.
     pub(super) fn note_listed(&mut self, via: SocketAddr, addr: SocketAddr) {
-        if self.is_silent(via) {
+        if self.is_silent(via) || !self.relay.lists_fresh(via) {
             return;
         }
         for m in self.move_checks.iter_mut() {
@@ -783,8 +790,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             return;
         }
         debug!("frames of direct peer {origin} come through {via}: asking whether it hears us");
-        self.start_check(now, origin, Why::OneWay);
-        self.ask_relays_for_lists(Some(via));
+        self.start_check(now, origin, Why::OneWay(via));
     }
 
     /// Housekeeping of the checks: an address that answered stays; one that did not in its
@@ -795,20 +801,35 @@ impl<S: Socket, D: Device> Node<S, D> {
             return;
         }
         let mut checks = core::mem::take(&mut self.move_checks);
-        checks.retain(|m| {
+        let mut ask_relays = false;
+        checks.retain_mut(|m| {
             let until = m.asked
                 + match m.why {
                     Why::Moved(_) => MOVE_CHECK,
-                    Why::Silent | Why::OneWay => SILENCE_CHECK,
+                    Why::Silent | Why::OneWay(_) => SILENCE_CHECK,
                 };
             let heard = self.peers.heard(m.old);
             let check = match (m.why, heard) {
                 (_, None) => Check::Gone,
-                (Why::OneWay, Some(_)) if m.hello => Check::Answered,
-                (Why::OneWay, Some(_)) if now < until => Check::Waiting,
-                (Why::OneWay, Some(_)) => Check::Silent,
+                (Why::OneWay(_), Some(_)) if m.hello => Check::Answered,
+                (Why::OneWay(_), Some(_)) if now < until => Check::Waiting,
+                (Why::OneWay(_), Some(_)) => Check::Silent,
                 (_, heard) => check_of(heard, m.heard, now, until),
             };
+            if matches!(check, Check::Waiting)
+                && !m.lists_asked
+                && now >= m.asked + HELLO_RETRY
+                && !matches!(m.why, Why::Moved(_))
+            {
+                // The first Hello went unanswered: now the relays are asked whether they
+                // still reach it (not before, so that a peer that only keeps quiet, with a
+                // longer keepalive, costs its Hello and nothing more).
+                m.lists_asked = true;
+                match m.why {
+                    Why::OneWay(via) => self.ask_relays_for_lists(Some(via)),
+                    _ => ask_relays = true,
+                }
+            }
             match (check, m.why) {
                 (Check::Gone, _) => false,
                 (Check::Answered, Why::Moved(new)) => {
@@ -842,6 +863,9 @@ impl<S: Socket, D: Device> Node<S, D> {
             }
         });
         self.move_checks = checks;
+        if ask_relays {
+            self.ask_relays_for_lists(None);
+        }
     }
 
     /// Whether two peers are the same node by their keys: with per-node keys the sessions

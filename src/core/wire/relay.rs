@@ -88,6 +88,12 @@ pub const FLAG_PARTIAL_CHECKSUMS: u8 = 0x20;
 /// [`KEY_QUERY`] about the peers it relays to, so that a route through it carries frames only
 /// once the node at its far end showed a key this node trusts.
 pub const FLAG_NAMES_KEYS: u8 = 0x40;
+/// Hello flag, only with [`FLAG_RELAY`]: the sender's peer lists name only the relaying peers
+/// it heard lately (within its keepalive interval, at least 60 s, and 10 s), so a list of its
+/// says that it still reaches them: what lets a node take a silent direct peer for one behind
+/// a broken path (see the man page, RELAYING, "Broken direct paths"). A relay of an earlier
+/// version lists every peer until its timeout, and its lists do not count for that.
+pub const FLAG_FRESH_LISTS: u8 = 0x80;
 /// Bytes of a Hello message before its address field (header, version, flags, node id).
 pub const HELLO_FIXED_LEN: usize = HEADER_LEN + 2 + 8;
 /// Bytes of an IPv4 address field.
