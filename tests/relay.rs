@@ -356,6 +356,42 @@ fn lists_of_a_relay_that_does_not_say_they_are_fresh_drop_nobody() {
     assert!(!sim.peers_of(b).contains(&a), "B kept A");
 }
 
+/// The relays asked for their lists when a direct path breaks are ones whose lists count:
+/// four relays of an earlier version (no 0x80 in their Hellos) at lower addresses than P do
+/// not hold the route back by a minute.
+#[test]
+fn relays_whose_lists_do_not_count_are_not_the_ones_asked() {
+    let all = [1u8, 2, 3, 4, 5, 6, 7];
+    let cfgs = all.map(|i| {
+        let mut cfg = Simulator::identity_config(i, &all);
+        if let Some(identity) = cfg.identity.as_mut() {
+            identity.config.rekey_after = Duration::from_secs(3600);
+        }
+        cfg
+    });
+    let mut sim = Simulator::new(0x5e1a_006c);
+    let olds: Vec<SocketAddr> = cfgs[..4].iter().map(|c| sim.add_node(c)).collect();
+    let [p, a, b] = [4, 5, 6].map(|i| sim.add_node(&cfgs[i]));
+    for n in olds.iter().chain([&a, &b]) {
+        sim.connect(*n, p);
+    }
+    sim.advance_until(Duration::from_secs(120), |s| s.is_full_mesh());
+    for (i, old) in olds.iter().enumerate() {
+        let members = sim.nodes[old].sessions().map(|s| s.members());
+        let flags = FLAG_RELAY | FLAG_RELAYED | FLAG_NAMES_KEYS | FLAG_AEGIS;
+        let secret = u8::try_from(i + 1).unwrap();
+        let hello = sealed_hello(&mut sim, *old, a, flags, node_id(secret), a, members);
+        sim.inject_datagram(*old, a, hello);
+    }
+    sim.run_until_idle(1000);
+    sim.partition(a, b);
+    let took = sim.advance_until(Duration::from_secs(300), |s| {
+        route(s, a, b).is_some_and(|(_, state)| state == RouteState::Active)
+    });
+    println!("relayed {took:?} after the break");
+    assert!(took <= Duration::from_secs(180), "relayed after {took:?}");
+}
+
 /// A silent peer whose node speaks from a new address (its NAT gave it another one) while its
 /// silence check is under way is checked as moved: the old address goes once it does not
 /// answer, although no relay lists it (the relays lost it too).

@@ -613,10 +613,11 @@ impl<S: Socket, D: Device> Node<S, D> {
         if let Some(at) = self
             .move_checks
             .iter()
-            .position(|m| m.old == old && !matches!(m.why, Why::Moved(_)))
+            .position(|m| m.old == old && m.why == Why::Silent)
         {
-            // A check of `old` for silence or a one-way path is under way: it becomes this
-            // one (its node is at `new` now, and `old` goes unless it answers).
+            // A silence check of `old` is under way: it becomes this one (its node is at
+            // `new` now, and `old` goes unless it answers). (Not a one-way check, which only
+            // a Hello answers: `old` is heard, and would pass a move check.)
             self.move_checks.swap_remove(at);
         }
         if self.move_checks.len() >= MAX_MOVE_CHECKS
@@ -740,7 +741,8 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.targets = due;
     }
 
-    /// Asks up to [`SILENCE_ASK_RELAYS`] relaying peers that are not silent for their lists,
+    /// Asks up to [`SILENCE_ASK_RELAYS`] relaying peers that are not silent and whose lists
+    /// count (Hello flag 0x80) for their lists,
     /// a different few each time (only `via`, if given), for the checks of
     /// [`Node::check_silent_peers`].
     fn ask_relays_for_lists(&mut self, via: Option<SocketAddr>) {
@@ -749,11 +751,9 @@ impl<S: Socket, D: Device> Node<S, D> {
         match via {
             Some(via) => relays.push(via),
             None => {
-                relays.extend(
-                    self.relay
-                        .capable()
-                        .filter(|r| self.peers.is_verified(*r) && !self.is_silent(*r)),
-                );
+                relays.extend(self.relay.capable().filter(|r| {
+                    self.relay.lists_fresh(*r) && self.peers.is_verified(*r) && !self.is_silent(*r)
+                }));
                 if !relays.is_empty() {
                     let start = self.relay_ask_cursor % relays.len();
                     relays.rotate_left(start);

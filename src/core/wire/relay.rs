@@ -19,7 +19,9 @@
 //!          0x08 = opens datagrams sealed with AEGIS-128L (marker 0x83);
 //!          0x10 = with 0x08: has 512-bit vector AES (AEGIS-128X4, marker 0x84);
 //!          0x20 = completes TCP/UDP checksums left partial;
-//!          0x40 = (per-node keys, with 0x02) answers KeyQuery; other bits: ignore
+//!          0x40 = (per-node keys, with 0x02) answers KeyQuery;
+//!          0x80 = (with 0x02) its lists name only the relaying peers it heard lately;
+//!          other bits: ignore
 //! ```
 //!
 //! A Hello's address is the receiver's, as the sender sees it (where its datagrams come from:
@@ -119,8 +121,8 @@ pub enum Extension<'a> {
         /// The sender's Hello version (1 today; later versions keep these two bytes).
         version: u8,
         /// [`FLAG_ANSWER`], [`FLAG_RELAY`], [`FLAG_RELAYED`], [`FLAG_AEGIS`],
-        /// [`FLAG_AEGIS_X4`], [`FLAG_PARTIAL_CHECKSUMS`], [`FLAG_NAMES_KEYS`]; unknown bits are
-        /// ignored.
+        /// [`FLAG_AEGIS_X4`], [`FLAG_PARTIAL_CHECKSUMS`], [`FLAG_NAMES_KEYS`],
+        /// [`FLAG_FRESH_LISTS`]; unknown bits are ignored.
         flags: u8,
         /// The sender's node id: the same for every address the node speaks from (so a
         /// peer seen at a new address is known to be the one at the old address).
