@@ -49,17 +49,20 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(command) = args.command {
         let result = match command {
-            Command::Genkey if stdout_metadata().is_some_and(|m| is_dev_null(&m)) => {
-                Err(Error::Stdio {
-                    action: "write the private key to standard output",
-                    source: io::Error::other(
-                        "it is /dev/null (closed, or sent there), where the key would be lost",
-                    ),
-                })
-            }
             Command::Genkey => {
-                warn_if_stdout_readable_by_others();
-                keyfiles::genkey(&mut io::stdout().lock())
+                let stdout = stdout_metadata();
+                if stdout.as_ref().is_some_and(is_dev_null) {
+                    Err(Error::Stdio {
+                        action: "write the private key to standard output",
+                        source: io::Error::other(
+                            "it is /dev/null (closed, or sent there), where the key would be \
+                             lost",
+                        ),
+                    })
+                } else {
+                    warn_if_readable_by_others(stdout.as_ref());
+                    keyfiles::genkey(&mut io::stdout().lock())
+                }
             }
             Command::Pubkey => keyfiles::pubkey(io::stdin().lock(), &mut io::stdout().lock()),
             Command::Show(show) => return show_command(&show),
@@ -501,9 +504,10 @@ fn is_dev_null(meta: &std::fs::Metadata) -> bool {
 }
 
 /// `ethcloud genkey > FILE` leaves the key as readable as the shell's umask makes FILE; say so
-/// (as `wg genkey` does) when that lets others read it. The key is written all the same.
-fn warn_if_stdout_readable_by_others() {
-    let Some(meta) = stdout_metadata() else {
+/// (as `wg genkey` does) when that lets others read it (`stdout`: what standard output is, if
+/// that could be told). The key is written all the same.
+fn warn_if_readable_by_others(stdout: Option<&std::fs::Metadata>) {
+    let Some(meta) = stdout else {
         return;
     };
     let mode = meta.permissions().mode();

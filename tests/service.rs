@@ -58,9 +58,11 @@ impl Scratch {
     }
 
     /// `/etc/netns/NS/hosts` for `host`: `ip netns exec` mounts it over `/etc/hosts`. Later
-    /// calls rewrite the same file in place, so a running daemon sees the change. A
-    /// `resolv.conf` beside it names the namespace's own loopback, where nothing answers: a
-    /// name the file lacks fails at once, and no query leaves the namespace.
+    /// calls rewrite the same file in place, so a running daemon sees the change. Beside it,
+    /// an `nsswitch.conf` that looks names up in files and DNS only (not through a resolver
+    /// daemon of the host, which a network namespace does not isolate) and a `resolv.conf`
+    /// that names the namespace's own loopback, where nothing answers: a name the file lacks
+    /// fails at once, and no query leaves the namespace.
     fn hosts(&mut self, host: &Host, text: &str) {
         let dir = Path::new("/etc/netns").join(&host.ns);
         if !self.netns_dirs.contains(&dir) {
@@ -68,6 +70,11 @@ impl Scratch {
             self.netns_dirs.push(dir.clone());
             fs::write(dir.join("resolv.conf"), "nameserver 127.0.0.1\n")
                 .expect("write the resolv.conf");
+            fs::write(
+                dir.join("nsswitch.conf"),
+                "passwd: files\ngroup: files\nhosts: files dns\n",
+            )
+            .expect("write the nsswitch.conf");
         }
         let hosts = dir.join("hosts");
         let content = format!("127.0.0.1 localhost\n{text}\n");

@@ -237,7 +237,7 @@ proptest! {
                 prop_assert!(answer.ends_with('\n'));
                 one_line(answer.trim_end_matches('\n'))?;
                 // At most 64 characters of the request, each escaped in at most 10 bytes
-                // (`\u{10ffff}`): 64 such characters give 710 bytes, so 512 was too low.
+                // (`\u{10ffff}`): 64 such characters give 708 bytes, so 512 was too low.
                 prop_assert!(answer.len() <= 100 + 64 * 10, "answer of {} bytes", answer.len());
             }
         }

@@ -14,6 +14,8 @@ use std::os::unix::fs::MetadataExt;
 
 use log::{Level, LevelFilter};
 
+use crate::identity::keys::is_unshowable;
+
 /// The target of the lines an operator asked for (SIGUSR1's counters and status): logged at
 /// info, and shown also under `-q`, which otherwise shows errors only.
 pub const ON_REQUEST: &str = "ethcloud::on_request";
@@ -123,7 +125,14 @@ fn panic_line(
         || "an unknown place".to_owned(),
         |(file, line, column)| format!("{file}:{line}:{column}"),
     );
-    let message = message.unwrap_or("(no message)").replace('\n', " / ");
+    // (One line: a newline becomes " / ", any other character that must not reach a log
+    // line or a terminal as it is, such as a carriage return or ESC, becomes '?'.)
+    let message: String = message
+        .unwrap_or("(no message)")
+        .replace('\n', " / ")
+        .chars()
+        .map(|c| if is_unshowable(c) { '?' } else { c })
+        .collect();
     format!(
         "{prefix}ethcloud: internal error (a bug; please report it): thread '{thread}' \
          panicked at {at}: {message}\n"
@@ -184,6 +193,12 @@ mod tests {
             ),
             "<3>ethcloud: internal error (a bug; please report it): thread 'lane 1' panicked \
              at src/x.rs:7:9: a / b\n"
+        );
+        // Nothing that drives a terminal or breaks the line gets through.
+        assert_eq!(
+            panic_line("", None, None, Some("a\rb\x1b[2J\u{202e}c")),
+            "ethcloud: internal error (a bug; please report it): thread '<unnamed>' panicked \
+             at an unknown place: a?b?[2J?c\n"
         );
         assert_eq!(
             panic_line("", None, None, None),

@@ -695,44 +695,40 @@ impl Resolver {
                         continue;
                     };
                     let text = &named.peer.text;
-                    let Some(old) = old else {
+                    match old {
                         // Its first address since start-up.
-                        *failing = false;
-                        info!("{text} resolves now, to {new}");
-                        node.add_connect(now, new);
-                        if let Some(named) = self.names.get_mut(i) {
-                            named.addr = Some(new);
+                        None => info!("{text} resolves now, to {new}"),
+                        Some(old) if new == old => {
+                            if std::mem::take(failing) {
+                                info!("{text} resolves again, still to {old}");
+                            }
+                            continue;
                         }
-                        continue;
-                    };
-                    if new == old {
-                        if std::mem::take(failing) {
-                            info!("{text} resolves again, still to {old}");
+                        Some(old) => {
+                            if usable.contains(&old) {
+                                if std::mem::replace(moved, true) {
+                                    debug!("{text}: {old} does not answer; trying {new}");
+                                } else {
+                                    info!(
+                                        "{text}: {old} does not answer; trying {new}, another \
+                                         of its addresses (further moves are logged at debug)"
+                                    );
+                                }
+                            } else {
+                                info!("{text} now resolves to {new} (was {old})");
+                            }
+                            let still_used = self.literals.contains(&old)
+                                || self
+                                    .names
+                                    .iter()
+                                    .enumerate()
+                                    .any(|(j, other)| j != i && other.addr == Some(old));
+                            if !still_used {
+                                node.remove_connect(old);
+                            }
                         }
-                        continue;
                     }
                     *failing = false;
-                    if usable.contains(&old) {
-                        if std::mem::replace(moved, true) {
-                            debug!("{text}: {old} does not answer; trying {new}");
-                        } else {
-                            info!(
-                                "{text}: {old} does not answer; trying {new}, another of its \
-                                 addresses (further moves are logged at debug)"
-                            );
-                        }
-                    } else {
-                        info!("{text} now resolves to {new} (was {old})");
-                    }
-                    let still_used = self.literals.contains(&old)
-                        || self
-                            .names
-                            .iter()
-                            .enumerate()
-                            .any(|(j, other)| j != i && other.addr == Some(old));
-                    if !still_used {
-                        node.remove_connect(old);
-                    }
                     node.add_connect(now, new);
                     if let Some(named) = self.names.get_mut(i) {
                         named.addr = Some(new);

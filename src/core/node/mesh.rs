@@ -42,9 +42,11 @@ use super::{
 };
 use crate::crypto;
 use crate::io::{Device, Socket};
+use crate::peers::PeerTable;
 use crate::peers::{
     self, canonical, ceil_sqrt, foreign_loopback, is_unusable, unscoped_link_local,
 };
+use crate::relay::RelayTable;
 use crate::time::Instant;
 use crate::wire::{
     self, emit_peers,
@@ -234,7 +236,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.relay_housekeep(now);
         self.relay_budget.prune(now, self.config.relay_rate);
         self.check_silent_peers(now);
-        self.settle_moves(now);
+        self.settle_checks(now);
         self.settle_closes(now);
         self.hello_retries(now);
         self.keyed_aegis_housekeep();
@@ -357,12 +359,10 @@ impl<S: Socket, D: Device> Node<S, D> {
             if entries.len() > share {
                 self.share_cursor = entries.get(share - 1).copied();
             }
-            entries.retain(|a| may_name(*a, to));
-            if self.relays() {
-                // (Only the peers it still hears: see `LIST_SLACK`.)
-                let (relay, peers, after) = (&self.relay, &self.peers, self.listed_within());
-                entries.retain(|a| !silent(relay, peers, now, after, *a));
-            }
+            let cut = self
+                .relays()
+                .then_some((&self.relay, now, self.config.heard_within()));
+            entries.retain(|a| listable(&self.peers, cut, *a, to));
             entries.truncate(share);
             let list = entries.iter().copied();
             let end = self.control.len() - crypto::TAG_LEN;
@@ -390,6 +390,9 @@ impl<S: Socket, D: Device> Node<S, D> {
     ) {
         let (mut news, mut known) = (0usize, 0usize);
         let relay_listed = self.relays() && self.relay.is_capable(from);
+        // (What the checks of silent and one-way peers wait for: see `SILENCE_CHECK`.)
+        let fresh_list =
+            relay_listed && self.relay.lists_fresh(from) && !self.hello_checks.is_empty();
         for addr in list.iter() {
             let addr = canonical(addr);
             if addr == from {
@@ -399,7 +402,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             if relay_listed && !is_unusable(addr) && !foreign_loopback && !self.config.is_own(addr)
             {
                 self.relay_on_listed(now, from, addr);
-                if !self.move_checks.is_empty() {
+                if fresh_list {
                     self.note_listed(from, addr);
                 }
             }
@@ -508,7 +511,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             |&addr, c| match check_of(self.peers.heard(addr), c.heard, now, c.until) {
                 Check::Gone | Check::Answered => false,
                 Check::Waiting => true,
-                Check::Silent => {
+                Check::Unanswered => {
                     self.remove_peer(now, addr, "closed by peer (silent since)");
                     false
                 }
@@ -576,15 +579,13 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// Writes the peer list for `to` at [`CONTROL_AT`]; returns its length.
     pub(super) fn emit_peer_list(&mut self, to: SocketAddr, body_budget: usize) -> Option<usize> {
         let peers = &self.peers;
-        // (A relaying node lists only the peers it still hears: see `LIST_SLACK`.)
-        let (relays, relay, now, after) =
-            (self.relays(), &self.relay, self.now, self.listed_within());
+        let cut = self
+            .relays()
+            .then_some((&self.relay, self.now, self.config.heard_within()));
         let family = |is_v6: bool, cursor: Option<SocketAddr>| {
             peers
                 .verified_of_family_after(is_v6, cursor)
-                .filter(move |a| {
-                    may_name(*a, to) && !(relays && silent(relay, peers, now, after, *a))
-                })
+                .filter(move |a| listable(peers, cut, *a, to))
                 .take(MAX_ENTRIES_PER_FAMILY)
         };
         let [cursor_v4, cursor_v6] = self.list_cursors;
@@ -617,6 +618,20 @@ fn may_name(peer: SocketAddr, to: SocketAddr) -> bool {
     peer != to && !foreign_loopback(peer, to) && !crate::peers::link_local(peer)
 }
 
+/// Whether a list to `to` may name the verified `peer` ([`may_name`]), and, with relaying on
+/// (`cut`: the relay table, the time and `Config::heard_within`), whether it is not a relaying
+/// peer unheard for that long: a relaying node lists only the peers it still hears (see
+/// [`super::SILENCE_CHECK`]).
+fn listable(
+    peers: &PeerTable,
+    cut: Option<(&RelayTable, Instant, Duration)>,
+    peer: SocketAddr,
+    to: SocketAddr,
+) -> bool {
+    may_name(peer, to)
+        && !cut.is_some_and(|(relay, now, after)| silent(relay, peers, now, after, peer))
+}
+
 /// Where a check of a peer that was asked something stands (a Close not obeyed at once, an
 /// address the node may have moved from).
 pub(super) enum Check {
@@ -627,7 +642,7 @@ pub(super) enum Check {
     /// Nothing yet, and its time is not up.
     Waiting,
     /// Nothing came within its time.
-    Silent,
+    Unanswered,
 }
 
 /// The [`Check`] of a peer from which `heard` datagrams have come by `now` (`None`: no peer),
@@ -637,6 +652,6 @@ pub(super) fn check_of(heard: Option<u64>, then: u64, now: Instant, until: Insta
         None => Check::Gone,
         Some(heard) if heard != then => Check::Answered,
         Some(_) if now < until => Check::Waiting,
-        Some(_) => Check::Silent,
+        Some(_) => Check::Unanswered,
     }
 }

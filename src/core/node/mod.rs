@@ -171,24 +171,23 @@ pub struct Config {
 /// that has both addresses answers at both, and keeps both); also how long a keyed-mode Close
 /// from an unknown process waits for a sign of life of the peer.
 pub const MOVE_CHECK: Duration = Duration::from_secs(5);
-/// The most addresses checked for a move at once; past it a move is left to the peer timeout.
+/// The most addresses checked at once (for a move, silence or a one-way path); past it a move
+/// is left to the peer timeout.
 pub const MAX_MOVE_CHECKS: usize = 64;
 
-/// A relaying node names in its lists (answers and gossip) only the peers that take relayed
-/// frames and were heard within this long more than the keepalive interval (or
-/// [`KEEPALIVE_MAX`], if longer): a list then says that its sender still hears them. (A peer
-/// hears from every other at least once per keepalive, with the same `--keepalive` throughout.)
-pub const LIST_SLACK: Duration = Duration::from_secs(10);
-/// How long a silence check lasts: a verified peer that takes relayed frames and that nothing
-/// valid came from for the keepalive interval (or [`KEEPALIVE_MAX`], if longer) plus what a
-/// list allows ([`LIST_SLACK`]: 130 s by default) is *silent*. It is asked for its Hello,
-/// and the relaying peers for their lists, and it is dropped if it stays silent for this long
-/// while a relay's list names it: its direct path broke, and that relay still reaches it (the
-/// relay carries its frames from then on, instead of nobody until the peer timeout). A peer
-/// that stopped is named by no relay by then (its last datagram to any of them is at most a
-/// keepalive younger than its last one to us), so nobody drops it this way. The Hello goes
-/// twice (at the start and after `HELLO_RETRY`), so that one lost datagram does not drop a
-/// live peer.
+/// How long a silence check lasts. A relaying node names in its lists (answers and gossip)
+/// only the peers that take relayed frames and that it heard within
+/// [`Config::heard_within`] (a keepalive interval, at least 60 s, and 10 s: 70 s by
+/// default), and says so in its Hello (flag 0x80): such a list says that its sender still
+/// hears them. A verified peer that takes relayed frames and that nothing valid came from for a
+/// keepalive interval (at least 60 s) more than that (130 s by default) is *silent*: it is
+/// asked for its Hello, again after `HELLO_RETRY`, and then up to [`SILENCE_ASK_RELAYS`]
+/// relaying peers that set 0x80 are asked for their lists. It is dropped if nothing comes from
+/// it within this long while such a list names it: its direct path broke, and that relay still
+/// reaches it (the relay carries its frames from then on, instead of nobody until the peer
+/// timeout). A peer that stopped is named by no such relay by then (its last datagram to any
+/// of them is at most a keepalive younger than its last one to us), so nobody drops it this
+/// way. (All of it assumes the same `--keepalive` throughout.)
 pub const SILENCE_CHECK: Duration = Duration::from_secs(10);
 /// A peer checked for silence or a one-way path is not checked again within this long.
 pub const RECHECK_AFTER: Duration = Duration::from_secs(60);
@@ -197,11 +196,12 @@ pub const RECHECK_AFTER: Duration = Duration::from_secs(60);
 pub const MAX_SILENCE_CHECKS: usize = MAX_MOVE_CHECKS / 2;
 /// How often the verified peers are looked over for silence (see [`SILENCE_CHECK`]).
 pub const SILENCE_SCAN: Duration = Duration::from_secs(5);
-/// At most this many relaying peers heard lately are asked for their lists when a silent peer
-/// is checked (in turn, a different few each time).
+/// At most this many relaying peers that set Hello flag 0x80 and are not silent are asked for
+/// their lists by a silence check whose first Hello went unanswered (in turn, a different few
+/// each time).
 pub const SILENCE_ASK_RELAYS: usize = 4;
 
-/// Why an address is being checked (see [`MoveCheck`]).
+/// Why an address is being checked (see [`HelloCheck`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Why {
     /// Its node (same node id, and with per-node keys the same key) spoke from this address.
@@ -214,7 +214,7 @@ enum Why {
 
 /// An address that was asked for its Hello, and goes unless it answers in time.
 #[derive(Clone, Copy, Debug)]
-struct MoveCheck {
+struct HelloCheck {
     old: SocketAddr,
     why: Why,
     /// When it was asked for its Hello.
@@ -355,6 +355,16 @@ impl Config {
         }
     }
 
+    /// How long a live peer goes at most without being heard: a keepalive interval (ours, or
+    /// the default's, 60 s, if that is longer: a node with a short `--keepalive` must not take
+    /// every peer of the defaults for silent) and
+    /// [`SILENCE_SLACK`](crate::identity::session::SILENCE_SLACK). Sessions of per-node keys
+    /// renew after that long without a word; relaying nodes list only the peers heard within
+    /// it (see [`SILENCE_CHECK`]).
+    fn heard_within(&self) -> Duration {
+        self.keepalive().max(KEEPALIVE_MAX) + crate::identity::session::SILENCE_SLACK
+    }
+
     /// How often every peer must hear from us.
     fn keepalive(&self) -> Duration {
         self.keepalive
@@ -443,7 +453,7 @@ pub struct Node<S: Socket, D: Device> {
     /// a new one (within [`MOVE_CHECK`]), or silent or one-way peers (within
     /// [`SILENCE_CHECK`], and only where a relay lists them; see `relay.rs`); at most
     /// [`MAX_MOVE_CHECKS`].
-    move_checks: Vec<MoveCheck>,
+    hello_checks: Vec<HelloCheck>,
     /// When the verified peers are next looked over for silence (see [`SILENCE_CHECK`]).
     next_silence_scan: Instant,
     /// When each peer was last checked for silence or a one-way path (see [`RECHECK_AFTER`]);
@@ -552,17 +562,13 @@ impl<S: Socket, D: Device> Node<S, D> {
             let sealer = Sealer::new(&k.key, k.session).starting_at(first_counter);
             (Arc::new(sealer), opener)
         });
-        let keepalive = config.keepalive();
+        let heard_within = config.heard_within();
         let sessions = config.identity.as_mut().map(|setup| {
             // The seed goes to the sessions and leaves the configuration the node keeps: a
             // copy of it would tell every ephemeral key drawn before the first reseed.
-            // A live peer sends at least every keep-alive interval: the default's (60 s) for
-            // every peer that runs the defaults, ours if that is longer. (Not ours if that is
-            // shorter: a node with a short --keepalive would renew with every quiet peer.)
             let seeded = IdentityConfig {
                 seed: core::mem::take(&mut setup.config.seed),
-                renew_after_silence: keepalive.max(KEEPALIVE_MAX)
-                    + crate::identity::session::SILENCE_SLACK,
+                renew_after_silence: heard_within,
                 ..setup.config.clone()
             };
             Box::new(Sessions::new(
@@ -623,7 +629,7 @@ impl<S: Socket, D: Device> Node<S, D> {
             stats: Stats::default(),
             control: vec![0u8; control_len].into_boxed_slice(),
             targets: Vec::new(),
-            move_checks: Vec::new(),
+            hello_checks: Vec::new(),
             next_silence_scan: now + SILENCE_SCAN,
             rechecks: BTreeMap::new(),
             relay_ask_cursor: 0,

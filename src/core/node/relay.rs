@@ -6,9 +6,10 @@
 //! It decides per message whether relaying is allowed, within the rate limit and without loops
 //! (a relayed frame is delivered, never passed on); the routes themselves are
 //! `crate::relay`'s. It changes the peer table only as any message does (a peer heard from is
-//! refreshed; a moved node's old address is removed, and so is a peer that went silent and did
-//! not answer while a relay is heard, so that the relay carries its frames), and it sends only
-//! through `send_sealed` (control buffer, sealed like any control message).
+//! refreshed; a moved node's old address is removed, and so is a peer that went silent, or
+//! stopped hearing us, and did not answer while a relay that sets Hello flag 0x80 lists it, so
+//! that the relay carries its frames), and it sends only through `send_sealed` (control
+//! buffer, sealed like any control message).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,8 +18,8 @@ use log::debug;
 
 use super::mesh::{check_of, Check};
 use super::{
-    MoveCheck, Node, Why, CONTROL_AT, KEEPALIVE_MAX, LIST_SLACK, MAX_MOVE_CHECKS,
-    MAX_SILENCE_CHECKS, MOVE_CHECK, RECHECK_AFTER, SILENCE_ASK_RELAYS, SILENCE_CHECK, SILENCE_SCAN,
+    HelloCheck, Node, Why, CONTROL_AT, KEEPALIVE_MAX, MAX_MOVE_CHECKS, MAX_SILENCE_CHECKS,
+    MOVE_CHECK, RECHECK_AFTER, SILENCE_ASK_RELAYS, SILENCE_CHECK, SILENCE_SCAN,
 };
 use crate::identity::PublicKey;
 use crate::io::{Device, Socket};
@@ -484,7 +485,7 @@ impl<S: Socket, D: Device> Node<S, D> {
         if let Extension::Hello { flags, .. } = message {
             // It answered (or spoke first): no need to ask again.
             self.hello_asked.remove(&from);
-            for m in self.move_checks.iter_mut().filter(|m| m.old == from) {
+            for m in self.hello_checks.iter_mut().filter(|m| m.old == from) {
                 m.hello = true;
             }
             // The cipher flag counts whoever sent it: with per-node keys it speaks for the
@@ -607,36 +608,31 @@ impl<S: Socket, D: Device> Node<S, D> {
 
     /// The node at `old` speaks from `new` now: asks `old` for its Hello (answered at once,
     /// where a peer list may be held back by its rate) and drops it at
-    /// [`Node::settle_moves`] unless it answers within [`MOVE_CHECK`]. (Only the sealed modes
+    /// [`Node::settle_checks`] unless it answers within [`MOVE_CHECK`]. (Only the sealed modes
     /// know node ids, and so call this.)
     fn check_move(&mut self, now: Instant, old: SocketAddr, new: SocketAddr) {
         if let Some(at) = self
-            .move_checks
+            .hello_checks
             .iter()
             .position(|m| m.old == old && m.why == Why::Silent)
         {
             // A silence check of `old` is under way: it becomes this one (its node is at
             // `new` now, and `old` goes unless it answers). (Not a one-way check, which only
             // a Hello answers: `old` is heard, and would pass a move check.)
-            self.move_checks.swap_remove(at);
+            self.hello_checks.swap_remove(at);
         }
-        if self.move_checks.len() >= MAX_MOVE_CHECKS
-            || self
-                .move_checks
-                .iter()
-                .any(|m| m.old == old || m.why == Why::Moved(old))
-        {
+        if self.hello_checks.len() >= MAX_MOVE_CHECKS || self.checking(old) {
             return;
         }
         debug!("{old} speaks from {new} too: asking {old} whether it is still there");
         self.ask_if_there(now, old, Why::Moved(new));
     }
 
-    /// Asks `old` for its Hello, and notes it for [`Node::settle_moves`].
+    /// Asks `old` for its Hello, and notes it for [`Node::settle_checks`].
     fn ask_if_there(&mut self, now: Instant, old: SocketAddr, why: Why) {
         let heard = self.peers.heard(old).unwrap_or(0);
         self.send_hello(old, true);
-        self.move_checks.push(MoveCheck {
+        self.hello_checks.push(HelloCheck {
             old,
             why,
             asked: now,
@@ -647,17 +643,11 @@ impl<S: Socket, D: Device> Node<S, D> {
         });
     }
 
-    /// How long a relaying peer may have been unheard and still be named in our lists (see
-    /// [`LIST_SLACK`]).
-    pub(super) fn listed_within(&self) -> Duration {
-        self.config.keepalive().max(KEEPALIVE_MAX) + LIST_SLACK
-    }
-
     /// How long a verified peer must have been silent to be checked (see [`SILENCE_CHECK`]):
-    /// a keepalive longer than [`Node::listed_within`], so that a relay names it only if it
-    /// heard it after we last did.
+    /// a keepalive longer than what a relay's lists allow (`Config::heard_within`), so that a
+    /// relay names it only if it heard it after we last did.
     pub(super) fn silent_after(&self) -> Duration {
-        self.config.keepalive().max(KEEPALIVE_MAX) + self.listed_within()
+        self.config.keepalive().max(KEEPALIVE_MAX) + self.config.heard_within()
     }
 
     /// Whether `addr` is a verified peer that takes relayed frames and has been silent for
@@ -675,27 +665,27 @@ impl<S: Socket, D: Device> Node<S, D> {
 
     /// Whether a check of `addr` is under way.
     fn checking(&self, addr: SocketAddr) -> bool {
-        self.move_checks
+        self.hello_checks
             .iter()
             .any(|m| m.old == addr || m.why == Why::Moved(addr))
     }
 
-    /// Whether a check of `addr` for silence or a one-way path may start now: none under way,
-    /// none within [`RECHECK_AFTER`], and room for it.
+    /// Whether a check of `addr` for silence or a one-way path may start now: none within
+    /// [`RECHECK_AFTER`], room for it, and none under way. (The cheap tests first: a one-way
+    /// check is asked for at every relayed frame of a direct peer.)
     fn may_check(&self, now: Instant, addr: SocketAddr) -> bool {
-        let silence_checks = self
-            .move_checks
-            .iter()
-            .filter(|m| !matches!(m.why, Why::Moved(_)))
-            .count();
-        silence_checks < MAX_SILENCE_CHECKS
-            && self.move_checks.len() < MAX_MOVE_CHECKS
-            && !self.checking(addr)
-            && self
-                .rechecks
-                .get(&addr)
-                .is_none_or(|at| now.saturating_duration_since(*at) >= RECHECK_AFTER)
+        self.rechecks
+            .get(&addr)
+            .is_none_or(|at| now.saturating_duration_since(*at) >= RECHECK_AFTER)
             && (self.rechecks.len() < self.config.max_peers || self.rechecks.contains_key(&addr))
+            && self.hello_checks.len() < MAX_MOVE_CHECKS
+            && self
+                .hello_checks
+                .iter()
+                .filter(|m| !matches!(m.why, Why::Moved(_)))
+                .count()
+                < MAX_SILENCE_CHECKS
+            && !self.checking(addr)
     }
 
     /// Starts a check of `addr` for silence or a one-way path.
@@ -705,18 +695,18 @@ impl<S: Socket, D: Device> Node<S, D> {
     }
 
     /// Housekeeping, every [`SILENCE_SCAN`] with relaying on: the silent peers
-    /// ([`Node::is_silent`]) are asked for their Hello, and up to [`SILENCE_ASK_RELAYS`]
-    /// relaying peers that are not silent for their lists. One that stays silent for
-    /// [`SILENCE_CHECK`] while such a list names it goes (at [`Node::settle_moves`]): its
-    /// direct path broke, and that relay still reaches it. Where no relay lists it (this node
-    /// lost its own network, the relays lost it too, or it stopped), nothing changes: it stays
-    /// until the peer timeout, as in the seed's protocol.
+    /// ([`Node::is_silent`]) are asked for their Hello ([`Node::settle_checks`] asks the
+    /// relays for their lists if the first goes unanswered). One that stays silent for
+    /// [`SILENCE_CHECK`] while such a list names it goes: its direct path broke, and that
+    /// relay still reaches it. Where no relay lists it (this node lost its own network, the
+    /// relays lost it too, or it stopped), nothing changes: it stays until the peer timeout,
+    /// as in the seed's protocol.
     pub(super) fn check_silent_peers(&mut self, now: Instant) {
         if now < self.next_silence_scan {
             return;
         }
         self.next_silence_scan = now + SILENCE_SCAN;
-        if !self.relays() || self.relay.accepting().next().is_none() {
+        if !self.relays() {
             return;
         }
         let mut due = core::mem::take(&mut self.targets);
@@ -742,9 +732,8 @@ impl<S: Socket, D: Device> Node<S, D> {
     }
 
     /// Asks up to [`SILENCE_ASK_RELAYS`] relaying peers that are not silent and whose lists
-    /// count (Hello flag 0x80) for their lists,
-    /// a different few each time (only `via`, if given), for the checks of
-    /// [`Node::check_silent_peers`].
+    /// count (Hello flag 0x80) for their lists, a different few each time, for a silence
+    /// check; only `via`, if given, for a one-way check.
     fn ask_relays_for_lists(&mut self, via: Option<SocketAddr>) {
         let mut relays = core::mem::take(&mut self.targets);
         relays.clear();
@@ -768,13 +757,11 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.targets = relays;
     }
 
-    /// A relaying peer `via` listed `addr`: noted by a check of `addr` for silence or a
-    /// one-way path.
+    /// A relaying peer `via` whose lists name only the peers it still hears (Hello flag 0x80)
+    /// listed `addr`: noted by a check of `addr` for silence or a one-way path. (`via` is not
+    /// silent: its list was just heard.)
     pub(super) fn note_listed(&mut self, via: SocketAddr, addr: SocketAddr) {
-        if self.is_silent(via) || !self.relay.lists_fresh(via) {
-            return;
-        }
-        for m in self.move_checks.iter_mut() {
+        for m in self.hello_checks.iter_mut() {
             if m.old == addr && !matches!(m.why, Why::Moved(_)) && m.listed_by.is_none() {
                 m.listed_by = Some(via);
             }
@@ -796,11 +783,11 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// Housekeeping of the checks: an address that answered stays; one that did not in its
     /// time goes: as moved ([`MOVE_CHECK`]), or, where a relay listed it, as out of direct
     /// reach ([`SILENCE_CHECK`]; its relay becomes its route).
-    pub(super) fn settle_moves(&mut self, now: Instant) {
-        if self.move_checks.is_empty() {
+    pub(super) fn settle_checks(&mut self, now: Instant) {
+        if self.hello_checks.is_empty() {
             return;
         }
-        let mut checks = core::mem::take(&mut self.move_checks);
+        let mut checks = core::mem::take(&mut self.hello_checks);
         let mut ask_relays = false;
         checks.retain_mut(|m| {
             let until = m.asked
@@ -813,7 +800,7 @@ impl<S: Socket, D: Device> Node<S, D> {
                 (_, None) => Check::Gone,
                 (Why::OneWay(_), Some(_)) if m.hello => Check::Answered,
                 (Why::OneWay(_), Some(_)) if now < until => Check::Waiting,
-                (Why::OneWay(_), Some(_)) => Check::Silent,
+                (Why::OneWay(_), Some(_)) => Check::Unanswered,
                 (_, heard) => check_of(heard, m.heard, now, until),
             };
             if matches!(check, Check::Waiting)
@@ -841,12 +828,12 @@ impl<S: Socket, D: Device> Node<S, D> {
                     false
                 }
                 (Check::Waiting, _) => true,
-                (Check::Silent, Why::Moved(new)) => {
+                (Check::Unanswered, Why::Moved(new)) => {
                     self.remove_peer(now, m.old, "the same node speaks from a new address");
                     self.note(now, format_args!("{} moved to {new}", m.old));
                     false
                 }
-                (Check::Silent, _) => {
+                (Check::Unanswered, _) => {
                     if let Some(via) = m.listed_by {
                         self.remove_peer(
                             now,
@@ -862,7 +849,7 @@ impl<S: Socket, D: Device> Node<S, D> {
                 }
             }
         });
-        self.move_checks = checks;
+        self.hello_checks = checks;
         if ask_relays {
             self.ask_relays_for_lists(None);
         }

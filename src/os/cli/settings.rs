@@ -127,7 +127,7 @@ impl Settings {
     ///
     /// # Errors
     ///
-    /// The first peer's failure, as in [`Settings::resolve_each`].
+    /// The first failure in command-line order, as in [`Settings::resolve_each`].
     pub fn resolve_peers(&self) -> Result<Vec<SocketAddr>, Error> {
         let mut each = Vec::with_capacity(self.connect.len());
         for (peer, result) in self.resolve_each() {

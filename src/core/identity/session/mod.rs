@@ -227,8 +227,9 @@ struct SendSession {
     completes_checksums: bool,
     /// The receiving half of the handshake that crossed this one, if one did: the peer's,
     /// which we answered within [`HANDSHAKE_TIMEOUT`] before this one completed (usually
-    /// with the same process behind it: a restart within those seconds is not told apart). The peer seals in that one while we seal in this one, so its Hellos come
-    /// there ([`SendSession::speaks_for`]).
+    /// with the same process behind it: a restart within those seconds is not told apart).
+    /// The peer seals in that one while we seal in this one, so its Hellos come there
+    /// ([`SendSession::speaks_for`]).
     crossed: Option<[u8; crypto::SESSION_LEN]>,
 }
 
