@@ -1000,17 +1000,7 @@ mod tests {
         assert!(carries(&mut b, &mut a, (at_b, at_a), now));
         let mut renewal = Vec::new();
         a.housekeep(silent, &mut |to, bytes| renewal.push((to, bytes.to_vec())));
-        let mut out = [0u8; 256];
-        let HandshakeEvent::Answered(len, _) =
-            b.on_handshake(silent, at_a, &renewal[0].1, &mut out)
-        else {
-            panic!("b does not answer the renewal");
-        };
-        let answer = out[..len].to_vec();
-        assert_eq!(
-            a.on_handshake(silent, at_b, &answer, &mut out),
-            HandshakeEvent::Completed
-        );
+        complete(&mut a, &mut b, (at_a, at_b), silent, &renewal[0].1);
         assert!(round_to(&mut a, unanswered, at_b6).is_empty());
     }
 
@@ -1047,7 +1037,6 @@ mod tests {
         let (mut a, mut b) = (node(1, 2, 20), node(2, 1, 20));
         let at_a: SocketAddr = "198.18.0.1:3210".parse().unwrap();
         let at_b: SocketAddr = "198.18.0.2:3210".parse().unwrap();
-        let mut out = [0u8; 256];
         let now = Instant::from_secs(1);
         // Both start at once: each answers the other's initiation, then completes its own.
         cross(&mut a, &mut b, (at_a, at_b), now, now, true);
@@ -1059,15 +1048,9 @@ mod tests {
         let mut renewal = Vec::new();
         a.housekeep(later, &mut |_, bytes| renewal.push(bytes.to_vec()));
         assert_eq!(renewal.len(), 1, "a did not renew");
-        let HandshakeEvent::Answered(len, false) =
-            b.on_handshake(later, at_a, &renewal[0], &mut out)
-        else {
-            panic!("b did not answer the renewal");
-        };
-        let response = out[..len].to_vec();
-        assert_eq!(
-            a.on_handshake(later, at_b, &response, &mut out),
-            HandshakeEvent::Completed
+        assert!(
+            !complete(&mut a, &mut b, (at_a, at_b), later, &renewal[0]),
+            "b did not answer the renewal as a renewal"
         );
         assert!(
             carries(&mut b, &mut a, (at_b, at_a), later),
@@ -1088,7 +1071,6 @@ mod tests {
         let (mut a, mut b) = (node(1, 2, 20), node(2, 1, 20));
         let at_a: SocketAddr = "198.18.0.1:3210".parse().unwrap();
         let at_b: SocketAddr = "198.18.0.2:3210".parse().unwrap();
-        let mut out = [0u8; 256];
         let now = Instant::from_secs(1);
         let later = now + Duration::from_millis(300);
         cross(&mut a, &mut b, (at_a, at_b), now, later, true);
@@ -1112,15 +1094,7 @@ mod tests {
         let _ = e.initiate(soon, at_f, f.public(), false, &mut |_, m| {
             init.push(m.to_vec())
         });
-        let HandshakeEvent::Answered(len, _) = f.on_handshake(soon, at_e, &init[0], &mut out)
-        else {
-            panic!("f did not answer the renewal");
-        };
-        let response = out[..len].to_vec();
-        assert_eq!(
-            e.on_handshake(soon, at_f, &response, &mut out),
-            HandshakeEvent::Completed
-        );
+        complete(&mut e, &mut f, (at_e, at_f), soon, &init[0]);
         assert!(carries(&mut f, &mut e, (at_f, at_e), soon));
         assert_eq!(
             e.peer_opens_aegis(false),
@@ -1224,15 +1198,7 @@ mod tests {
         assert_eq!(sent[0].0, at_a);
         assert_eq!(sent[0].1.len(), INITIATION_LEN);
         // a answers; b completes, and the two ends hold one session again.
-        let HandshakeEvent::Answered(len, _) = a.on_handshake(doubted, at_b, &sent[0].1, &mut out)
-        else {
-            panic!("a did not answer b's handshake");
-        };
-        let response = out[..len].to_vec();
-        assert_eq!(
-            b.on_handshake(doubted, at_a, &response, &mut out),
-            HandshakeEvent::Completed
-        );
+        complete(&mut b, &mut a, (at_b, at_a), doubted, &sent[0].1);
         assert!(carries(&mut b, &mut a, (at_b, at_a), doubted));
 
         // Once per such session: a replay whose source never answers (forged) draws one
@@ -1258,20 +1224,11 @@ mod tests {
         let at_a: SocketAddr = "198.18.0.1:3210".parse().unwrap();
         let at_b: SocketAddr = "198.18.0.2:3210".parse().unwrap();
         let at_z: SocketAddr = "198.18.9.9:3210".parse().unwrap();
-        let mut out = [0u8; 256];
         let (mut a, mut b, later, _) = replayed_after_restart(at_z);
         let sent = round_to(&mut b, later, at_a);
         assert_eq!(sent.len(), 1, "no probe to a's real address");
         assert_eq!(sent[0].len(), INITIATION_LEN);
-        let HandshakeEvent::Answered(len, _) = a.on_handshake(later, at_b, &sent[0], &mut out)
-        else {
-            panic!("a did not answer b's probe");
-        };
-        let response = out[..len].to_vec();
-        assert_eq!(
-            b.on_handshake(later, at_a, &response, &mut out),
-            HandshakeEvent::Completed
-        );
+        complete(&mut b, &mut a, (at_b, at_a), later, &sent[0]);
         assert!(carries(&mut b, &mut a, (at_b, at_a), later));
     }
 
@@ -1461,16 +1418,9 @@ mod tests {
             let _ = from.initiate(start, to, key, false, &mut |_, m| sent.push(m.to_vec()));
             sent
         });
+        let (to_a, _) = answer(b, start, at_a, &inits[0][0]);
+        let (to_b, _) = answer(a, start, at_b, &inits[1][0]);
         let mut out = [0u8; 256];
-        let mut answer = |to: &mut Sessions, from: SocketAddr, init: &[u8]| {
-            let HandshakeEvent::Answered(len, _) = to.on_handshake(start, from, init, &mut out)
-            else {
-                panic!("an initiation was not answered");
-            };
-            out[..len].to_vec()
-        };
-        let to_a = answer(b, at_a, &inits[0][0]);
-        let to_b = answer(a, at_b, &inits[1][0]);
         assert_eq!(
             a.on_handshake(done, at_b, &to_a, &mut out),
             HandshakeEvent::Completed
@@ -1489,17 +1439,46 @@ mod tests {
         (at_a, at_b): (SocketAddr, SocketAddr),
         now: Instant,
     ) {
-        let mut out = [0u8; 256];
         let init = round_to(a, now, at_b);
         assert_eq!(init.len(), 1);
-        let HandshakeEvent::Answered(len, _) = b.on_handshake(now, at_a, &init[0], &mut out) else {
-            panic!("no answer to the round");
+        complete(a, b, (at_a, at_b), now, &init[0]);
+    }
+
+    /// `responder` answers at `now` the initiation `init` that came from `from`: the response,
+    /// and whether the session it made is its current one (see `HandshakeEvent::Answered`).
+    #[track_caller]
+    fn answer(
+        responder: &mut Sessions,
+        now: Instant,
+        from: SocketAddr,
+        init: &[u8],
+    ) -> (Vec<u8>, bool) {
+        let mut out = [0u8; 256];
+        let HandshakeEvent::Answered(len, current) =
+            responder.on_handshake(now, from, init, &mut out)
+        else {
+            panic!("an initiation was not answered");
         };
-        let answer = out[..len].to_vec();
+        (out[..len].to_vec(), current)
+    }
+
+    /// `initiator` (at `at_i`) completes at `now` its handshake `init` with `responder`'s (at
+    /// `at_r`) answer; returns whether that answer made the responder's current session.
+    #[track_caller]
+    fn complete(
+        initiator: &mut Sessions,
+        responder: &mut Sessions,
+        (at_i, at_r): (SocketAddr, SocketAddr),
+        now: Instant,
+        init: &[u8],
+    ) -> bool {
+        let (response, current) = answer(responder, now, at_i, init);
+        let mut out = [0u8; 256];
         assert_eq!(
-            a.on_handshake(now, at_b, &answer, &mut out),
+            initiator.on_handshake(now, at_r, &response, &mut out),
             HandshakeEvent::Completed
         );
+        current
     }
 
     #[test]
@@ -1545,16 +1524,8 @@ mod tests {
             b.on_handshake(now, at_a, &first[0], &mut out),
             HandshakeEvent::CookieReply(_)
         ));
-        let HandshakeEvent::Answered(len, true) = b.on_handshake(now, at_a, &again, &mut out)
-        else {
-            panic!("the initiation with mac2 was not answered");
-        };
+        assert!(complete(&mut a, &mut b, (at_a, at_b), now, &again));
         assert_eq!(b.stats().initiations_proven, 1);
-        let response = out[..len].to_vec();
-        assert_eq!(
-            a.on_handshake(now, at_b, &response, &mut out),
-            HandshakeEvent::Completed
-        );
         // The cookie goes on the initiations to b for its lifetime.
         now += Duration::from_secs(20);
         a.housekeep(now, &mut |_, _| {});
@@ -1642,15 +1613,7 @@ mod tests {
         // 10 s after the first send, but not after the retry: the answer still completes.
         let answered = start + HANDSHAKE_TIMEOUT + Duration::from_secs(1);
         a.housekeep(answered, &mut |_, _| {});
-        let HandshakeEvent::Answered(len, true) = b.on_handshake(answered, at_a, &again, &mut out)
-        else {
-            panic!("the initiation with mac2 was not answered");
-        };
-        let response = out[..len].to_vec();
-        assert_eq!(
-            a.on_handshake(answered, at_b, &response, &mut out),
-            HandshakeEvent::Completed
-        );
+        assert!(complete(&mut a, &mut b, (at_a, at_b), answered, &again));
     }
 
     #[test]
