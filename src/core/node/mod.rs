@@ -177,7 +177,7 @@ pub const MAX_MOVE_CHECKS: usize = 64;
 
 /// How long a silence check lasts. A relaying node names in its lists (answers and gossip)
 /// only the peers that take relayed frames and that it heard within
-/// [`Config::heard_within`] (a keepalive interval, at least 60 s, and 10 s: 70 s by
+/// `Config::heard_within` (a keepalive interval, at least 60 s, and 10 s: 70 s by
 /// default), and says so in its Hello (flag 0x80): such a list says that its sender still
 /// hears them. A verified peer that takes relayed frames and that nothing valid came from for a
 /// keepalive interval (at least 60 s) more than that (130 s by default) is *silent*: it is
