@@ -52,5 +52,5 @@ pub use self::core::{
 };
 #[cfg(feature = "os")]
 pub use self::os::{
-    cli, config, daemon, error, hook, keyfiles, logging, resolve, service, spin, sys,
+    cli, config, daemon, error, hook, keyfiles, kpath, logging, resolve, service, spin, sys,
 };

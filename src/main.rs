@@ -33,6 +33,7 @@ use ethcloud::daemon;
 use ethcloud::error::Error;
 use ethcloud::hook::{self, HOOK_TIMEOUT};
 use ethcloud::keyfiles::{self, NodeIdentity};
+use ethcloud::kpath::KernelPath;
 use ethcloud::node::Keyed;
 use ethcloud::service::{NamedPeer, Service, StatsFileSpec};
 use ethcloud::status::Header;
@@ -223,6 +224,25 @@ fn run(settings: &Settings) -> Result<(), Error> {
     let name = device.name().to_owned();
     set_up_device(&name, settings.mtu)?;
     info!("device {name}: mtu {}, up", settings.mtu);
+    // (Before the switch to --user: loading and attaching need CAP_BPF and CAP_NET_ADMIN.)
+    let kernel_path = if settings.kernel_path {
+        match KernelPath::start(
+            &name,
+            listen.port(),
+            settings.token,
+            settings.max_peers,
+            settings.max_macs,
+            settings.mac_timeout,
+        ) {
+            Ok(path) => Some(path),
+            Err(e) => {
+                warn!("kernel path off, every frame goes through the daemon: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     // A second fd on the tap keeps the interface alive after the loop has dropped the device,
     // so that --ifdown still finds it.
     let keep_tap = match device.as_fd().try_clone_to_owned() {
@@ -295,7 +315,10 @@ fn run(settings: &Settings) -> Result<(), Error> {
         device,
         signals,
         service,
-        settings.busy_poll,
+        daemon::Paths {
+            busy_poll: settings.busy_poll,
+            kernel_path,
+        },
         daemon::KeySources {
             key_file: settings.key_file.clone(),
             identity: node_identity,

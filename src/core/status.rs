@@ -87,6 +87,17 @@ pub struct LoopCounters {
     /// SIGHUPs whose key or trust files could not be read or used: nothing was reloaded
     /// (with per-node keys, no key was revoked).
     pub reloads_failed: u64,
+    /// `--kernel-path`: packets (a super-frame counted once) the kernel sent to peers
+    /// without the daemon.
+    pub kernel_path_sent: u64,
+    /// `--kernel-path`: bytes of those (the frames, without outer headers).
+    pub kernel_path_bytes_sent: u64,
+    /// `--kernel-path`: packets from peers the kernel put into the tap without the daemon.
+    pub kernel_path_received: u64,
+    /// `--kernel-path`: bytes of those.
+    pub kernel_path_bytes_received: u64,
+    /// `--kernel-path`: map updates the kernel refused (those frames took the daemon's path).
+    pub kernel_path_map_errors: u64,
 }
 
 /// Which parts of the text snapshot to write, and how many MAC lines at most.
@@ -377,8 +388,8 @@ impl Prometheus {
 }
 
 /// The node's counters plus the loop's, as (name, value, help), in a fixed order.
-pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'static str); 30] {
-    let [l0, l1, l2, l3, l4, l5, l6, l7] = loop_counters(extra);
+pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'static str); 35] {
+    let [l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, l10, l11, l12] = loop_counters(extra);
     [
         (
             "frames_from_device",
@@ -490,13 +501,13 @@ pub fn counters(stats: &Stats, extra: LoopCounters) -> [(&'static str, u64, &'st
             stats.relayed_for_others,
             "Frames passed on as a relay for two peers.",
         ),
-        l0, l1, l2, l3, l4, l5, l6, l7,
+        l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, l10, l11, l12,
     ]
 }
 
 /// The loop's counters, as (name, value, help), in a fixed order: the end of [`counters`], and
 /// what the SIGUSR1 line adds after the node's (see `LoopCounters`' `Display`).
-pub fn loop_counters(extra: LoopCounters) -> [(&'static str, u64, &'static str); 8] {
+pub fn loop_counters(extra: LoopCounters) -> [(&'static str, u64, &'static str); 13] {
     [
         (
             "socket_errors",
@@ -537,6 +548,31 @@ pub fn loop_counters(extra: LoopCounters) -> [(&'static str, u64, &'static str);
             "reloads_failed",
             extra.reloads_failed,
             "SIGHUPs whose key or trust files could not be used (nothing reloaded).",
+        ),
+        (
+            "kernel_path_sent",
+            extra.kernel_path_sent,
+            "Packets the kernel path sent to peers without the daemon (--kernel-path).",
+        ),
+        (
+            "kernel_path_bytes_sent",
+            extra.kernel_path_bytes_sent,
+            "Bytes of frames the kernel path sent to peers.",
+        ),
+        (
+            "kernel_path_received",
+            extra.kernel_path_received,
+            "Packets from peers the kernel path put into the tap without the daemon.",
+        ),
+        (
+            "kernel_path_bytes_received",
+            extra.kernel_path_bytes_received,
+            "Bytes of frames the kernel path put into the tap.",
+        ),
+        (
+            "kernel_path_map_errors",
+            extra.kernel_path_map_errors,
+            "Kernel path map updates the kernel refused (those frames took the daemon's path).",
         ),
     ]
 }
@@ -733,6 +769,8 @@ mod tests {
             partial_checksum_superframes: 3,
             busy_poll_write_yields: 9,
             reloads_failed: 2,
+            kernel_path_sent: 11,
+            ..LoopCounters::default()
         };
         let text = snapshot(StatsFormat::Text, &header(), now, &node, extra).finish();
         let lines: Vec<&str> = text.lines().collect();
@@ -757,6 +795,8 @@ mod tests {
             "partial_checksum_superframes 3",
             "busy_poll_write_yields 9",
             "reloads_failed 2",
+            "kernel_path_sent 11",
+            "kernel_path_map_errors 0",
         ] {
             assert!(lines.contains(&expected), "no {expected:?} in:\n{text}");
         }
@@ -832,7 +872,8 @@ mod tests {
             extra.to_string(),
             "socket_errors=1 offload_errors=0 udp_receive_overflows=0 tap_queue_drops=0 \
              busy_poll_yields=0 partial_checksum_superframes=0 busy_poll_write_yields=0 \
-             reloads_failed=8"
+             reloads_failed=8 kernel_path_sent=0 kernel_path_bytes_sent=0 \
+             kernel_path_received=0 kernel_path_bytes_received=0 kernel_path_map_errors=0"
         );
         let names: Vec<&str> = counters(&Stats::default(), extra)
             .iter()

@@ -133,6 +133,13 @@ impl MacView {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// Every entry as (VLAN, MAC, peer, expiry), in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (VlanId, Mac, SocketAddr, Instant)> + '_ {
+        self.entries
+            .iter()
+            .map(|(&key, e)| (key.vlan(), key.mac(), e.peer, e.expires))
+    }
 }
 
 impl SwitchTable {

@@ -32,7 +32,7 @@ pub const CONFIG_DIR: &str = "/etc/ethcloud";
 
 /// Every key the file may hold: the long options, less `--config`, `--completions`, `--help`
 /// and `--version`.
-pub const KEYS: [&str; 32] = [
+pub const KEYS: [&str; 33] = [
     "device",
     "listen",
     "token",
@@ -65,6 +65,7 @@ pub const KEYS: [&str; 32] = [
     "no-relay",
     "relay-rate",
     "no-aegis",
+    "kernel-path",
 ];
 
 /// The values a config file sets; `None` where it says nothing. Types only: the values are
@@ -138,6 +139,8 @@ pub struct FileValues {
     pub no_relay: Option<bool>,
     /// `--no-aegis`.
     pub no_aegis: Option<bool>,
+    /// `--kernel-path`.
+    pub kernel_path: Option<bool>,
     /// `--relay-rate`, Mbit/s.
     pub relay_rate: Option<u64>,
 }
@@ -460,6 +463,7 @@ no-relay = true
 relay-rate = 10
 no-aegis = true
 threads = 2
+kernel-path = true
 "#;
         let file = parse(text).unwrap();
         let v = &file.values;
@@ -481,6 +485,7 @@ threads = 2
         assert_eq!((v.no_relay, v.relay_rate), (Some(true), Some(10)));
         assert_eq!(v.no_aegis, Some(true));
         assert_eq!(v.threads, Some(2));
+        assert_eq!(v.kernel_path, Some(true));
         assert_eq!(
             v.key_file.as_deref(),
             Some(std::path::Path::new("/etc/ethcloud/vpn0.key"))

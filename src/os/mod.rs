@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod error;
 pub mod hook;
 pub mod keyfiles;
+pub mod kpath;
 pub mod logging;
 pub mod resolve;
 pub mod service;

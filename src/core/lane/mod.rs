@@ -136,6 +136,11 @@ impl ForwardView {
         self.macs.len()
     }
 
+    /// The MAC table in the view.
+    pub fn mac_view(&self) -> &MacView {
+        &self.macs
+    }
+
     /// Whether frames are sealed (keyed mode or per-node keys).
     pub fn is_sealed(&self) -> bool {
         self.sealer.is_some() || self.per_peer.is_some()

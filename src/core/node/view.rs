@@ -2,6 +2,7 @@
 //! and taking back what they counted (and, with per-node keys, the handshakes they need). It must not be called per frame: a view is a copy of the
 //! MAC table.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::Node;
@@ -74,6 +75,14 @@ impl<S: Socket, D: Device> Node<S, D> {
         if !counts.wanted.is_empty() {
             self.flush_handshakes(now);
         }
+    }
+
+    /// Adds what the kernel path ([`crate::kpath`], an OS edge) moved for `peer` since it
+    /// was last asked to the peer's traffic counters: `sent` and `received` are (packets,
+    /// bytes), a super-frame counted once.
+    pub fn count_kernel_path(&mut self, peer: SocketAddr, sent: (u64, u64), received: (u64, u64)) {
+        self.peers.count_sent_many(peer, sent.0, sent.1);
+        self.peers.count_received_many(peer, received.0, received.1);
     }
 
     /// The lanes' last counts at a stop: counted, but no handshake starts (its initiation

@@ -101,6 +101,12 @@ impl Traffic {
         self.rx_datagrams = self.rx_datagrams.wrapping_add(1);
         self.rx_bytes = self.rx_bytes.wrapping_add(len as u64);
     }
+
+    /// Counts `datagrams` datagrams of `bytes` bytes in all received (by the kernel path).
+    pub fn count_received_many(&mut self, datagrams: u64, bytes: u64) {
+        self.rx_datagrams = self.rx_datagrams.wrapping_add(datagrams);
+        self.rx_bytes = self.rx_bytes.wrapping_add(bytes);
+    }
 }
 
 /// What [`PeerTable::touch`] did.
@@ -201,6 +207,15 @@ impl PeerTable {
         // Not through `get_mut`: this moves no expiry deadline.
         if let Some(p) = self.peers.get_mut(&addr) {
             p.traffic.count_sent_many(datagrams, bytes);
+        }
+    }
+
+    /// Counts `datagrams` datagrams of `bytes` bytes in all received from `addr` (by the
+    /// kernel path), if it is still a peer. Moves no expiry deadline: the kernel path hands
+    /// the daemon a frame of each flow now and then for that (see `crate::kpath`).
+    pub fn count_received_many(&mut self, addr: SocketAddr, datagrams: u64, bytes: u64) {
+        if let Some(p) = self.peers.get_mut(&addr) {
+            p.traffic.count_received_many(datagrams, bytes);
         }
     }
 

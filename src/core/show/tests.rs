@@ -74,6 +74,7 @@ fn text_shows_the_peer_its_traffic_the_mac_and_the_counters() {
         partial_checksum_superframes: 0,
         busy_poll_write_yields: 0,
         reloads_failed: 0,
+        ..LoopCounters::default()
     };
     let text = render_text(
         &header("ethcloud0"),

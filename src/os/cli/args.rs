@@ -135,6 +135,10 @@ pub struct Args {
     #[arg(long = "no-aegis")]
     pub no_aegis: bool,
 
+    /// Carry frames to and from direct IPv4 peers in the kernel (BPF), not through the daemon: clear protocol only, Linux 6.6 or later
+    #[arg(long = "kernel-path")]
+    pub kernel_path: bool,
+
     /// Relay for others at most MBIT megabits per second in all; 0: use relays but never be one [default: 100]
     #[arg(long = "relay-rate", value_name = "MBIT")]
     pub relay_rate_mbit: Option<u64>,

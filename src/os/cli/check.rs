@@ -479,6 +479,19 @@ impl Args {
             |f| f.no_aegis,
             false,
         );
+        let (kernel_path, kernel_path_at) = pick(
+            self.kernel_path.then_some(true),
+            file,
+            "kernel-path",
+            |f| f.kernel_path,
+            false,
+        );
+        if kernel_path && (key_file.is_some() || private_key.is_some()) {
+            return Err(kernel_path_at.blame(Error::InvalidCombination {
+                reason: "--kernel-path carries clear frames only: it cannot be used with \
+                         --key-file or --private-key",
+            }));
+        }
         let (relay_rate_mbit, at) = pick(
             self.relay_rate_mbit,
             file,
@@ -582,6 +595,7 @@ impl Args {
             control_socket,
             relay: !no_relay,
             aegis: !no_aegis,
+            kernel_path,
             relay_rate: relay_rate_mbit.saturating_mul(1_000_000 / 8),
             unused,
         })

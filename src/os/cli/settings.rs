@@ -87,6 +87,9 @@ pub struct Settings {
     pub relay_rate: u64,
     /// Seal with AEGIS-128L where peers open it, and say that we do (not `--no-aegis`).
     pub aegis: bool,
+    /// Carry frames to and from direct IPv4 peers in the kernel (`--kernel-path`): clear
+    /// protocol only.
+    pub kernel_path: bool,
     /// Options given that the mode chosen does not use (the sealed modes' options without
     /// `--key-file` or `--private-key`, the stats file's without `--stats-file`): the daemon
     /// says so at start-up.

@@ -881,6 +881,24 @@ fn keepalive_is_optional_and_at_most_half_the_peer_timeout() {
 }
 
 #[test]
+fn the_kernel_path_is_off_by_default_and_clear_mode_only() {
+    assert!(!check(&[]).unwrap().kernel_path);
+    assert!(check(&["--kernel-path"]).unwrap().kernel_path);
+    for sealed in [
+        &["--key-file", "/k"][..],
+        &["--private-key", "/k", "--trusted", "/t"][..],
+    ] {
+        let mut list = vec!["--kernel-path"];
+        list.extend_from_slice(sealed);
+        let err = usage_error(&list);
+        assert!(
+            err.contains("--kernel-path carries clear frames only"),
+            "{list:?}: {err}"
+        );
+    }
+}
+
+#[test]
 fn threads_default_to_one_are_bounded_and_work_in_every_mode() {
     assert_eq!(check(&[]).unwrap().threads, 1);
     assert_eq!(check(&["--threads", "2"]).unwrap().threads, 2);

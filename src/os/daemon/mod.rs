@@ -32,6 +32,7 @@
 //! yields and starts the next one at once, without the timer, housekeeping and service jobs,
 //! which run after every pass that moved packets and every epoll pass.
 
+use crate::kpath::KernelPath;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -194,6 +195,16 @@ pub struct KeySources {
     pub identity: Option<NodeIdentity>,
 }
 
+/// How frames move besides the node's own forwarding.
+#[derive(Debug, Default)]
+pub struct Paths {
+    /// `--busy-poll`: after traffic, keep polling for this long.
+    pub busy_poll: Duration,
+    /// `--kernel-path`: the maps and programs that carry frames to and from direct peers
+    /// (`None` without it, or when the kernel refused it).
+    pub kernel_path: Option<KernelPath>,
+}
+
 /// Builds a [`Node`] over `socket` and `device` and runs it until `signals` reports SIGINT or
 /// SIGTERM, polling `service` (stats file, re-resolved names) after each wake-up. Create
 /// `signals` as early as possible (it blocks the signals), so that a signal sent during
@@ -214,9 +225,13 @@ pub fn run(
     device: TapDevice,
     signals: SignalFd,
     service: Service,
-    busy_poll: Duration,
+    paths: Paths,
     keys: KeySources,
 ) -> Result<Exit, Error> {
+    let Paths {
+        busy_poll,
+        kernel_path,
+    } = paths;
     let KeySources {
         key_file,
         identity,
@@ -297,6 +312,7 @@ pub fn run(
         .ok();
     Daemon {
         lanes,
+        kernel_path,
         status_asked: false,
         node,
         poll,
@@ -328,6 +344,8 @@ struct Daemon {
     node: Node<UdpSocket, TapDevice>,
     /// The `--threads` lanes (none by default).
     lanes: Lanes,
+    /// `--kernel-path`: the maps and programs that carry frames to and from direct peers.
+    kernel_path: Option<KernelPath>,
     /// A SIGUSR1 came: its lines are logged once this pass has taken what the lanes handed
     /// over, as `show`'s answer is (see `Daemon::log_on_request`).
     status_asked: bool,
@@ -455,6 +473,9 @@ impl Daemon {
             if let Some(publish) = self.lanes.publish_due(&self.node) {
                 target = target.min(publish);
             }
+            if let Some(kernel_path) = &self.kernel_path {
+                target = target.min(kernel_path.due(&self.node));
+            }
             if self
                 .armed_for
                 .is_none_or(|armed| target < armed || armed <= now)
@@ -516,6 +537,9 @@ impl Daemon {
             self.node.housekeep(now);
         }
         self.lanes.tend(now, &mut self.node)?;
+        if let Some(kernel_path) = &mut self.kernel_path {
+            kernel_path.tend(now, &mut self.node);
+        }
         if std::mem::take(&mut self.status_asked) {
             self.log_on_request(now);
         }
@@ -597,6 +621,11 @@ impl Daemon {
 
     /// The loop's own counters, for the status snapshot.
     fn loop_counters(&self) -> LoopCounters {
+        let kernel = self
+            .kernel_path
+            .as_ref()
+            .map(KernelPath::totals)
+            .unwrap_or_default();
         LoopCounters {
             socket_errors: self.stats.socket_errors,
             offload_errors: self
@@ -609,6 +638,11 @@ impl Daemon {
             partial_checksum_superframes: self.stats.partial_checksum_superframes,
             busy_poll_write_yields: self.stats.busy_poll_write_yields,
             reloads_failed: self.stats.reloads_failed,
+            kernel_path_sent: kernel.sent.0,
+            kernel_path_bytes_sent: kernel.sent.1,
+            kernel_path_received: kernel.received.0,
+            kernel_path_bytes_received: kernel.received.1,
+            kernel_path_map_errors: kernel.map_errors,
         }
     }
 }

@@ -34,6 +34,7 @@ macro_rules! syscall {
     }};
 }
 
+pub mod bpf;
 pub mod control;
 pub mod cpu;
 pub mod epoll;

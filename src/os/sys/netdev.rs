@@ -137,6 +137,60 @@ fn index(name: &str) -> io::Result<i32> {
     Ok(unsafe { req.ifr_ifru.ifru_ifindex })
 }
 
+/// The index of interface `name`, as the kernel path attaches to it.
+///
+/// # Errors
+///
+/// As for the index itself (`ENODEV` if there is no such interface).
+pub fn ifindex(name: &str) -> io::Result<u32> {
+    let i = index(name)?;
+    u32::try_from(i).map_err(|_| io::Error::other("negative interface index"))
+}
+
+/// Whether interface `name` is an Ethernet interface (`ARPHRD_ETHER`, from `SIOCGIFHWADDR`).
+///
+/// # Errors
+///
+/// The OS error of `SIOCGIFHWADDR`.
+pub fn is_ethernet(name: &str) -> io::Result<bool> {
+    let mut req = request(name)?;
+    ioctl(libc::SIOCGIFHWADDR, &mut req)?;
+    // SAFETY: SIOCGIFHWADDR succeeded, so the kernel stored the address in `ifru_hwaddr`.
+    let family = unsafe { req.ifr_ifru.ifru_hwaddr.sa_family };
+    Ok(family == libc::ARPHRD_ETHER)
+}
+
+/// The names of this network namespace's interfaces (`if_nameindex`), in index order.
+///
+/// # Errors
+///
+/// The OS error of `if_nameindex`.
+pub fn interface_names() -> io::Result<Vec<String>> {
+    // SAFETY: no arguments; the list returned is freed below with `if_freenameindex`.
+    let list = unsafe { libc::if_nameindex() };
+    if list.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    let mut names = Vec::new();
+    let mut at = list;
+    loop {
+        // SAFETY: `at` points into the array `if_nameindex` returned, which ends with an
+        // entry whose index is 0 and name null; we stop there.
+        let entry = unsafe { &*at };
+        if entry.if_index == 0 || entry.if_name.is_null() {
+            break;
+        }
+        // SAFETY: `if_name` is a NUL-terminated string owned by the list, alive until freed.
+        let name = unsafe { std::ffi::CStr::from_ptr(entry.if_name) };
+        names.push(name.to_string_lossy().into_owned());
+        // SAFETY: not the last entry, so the next one is inside the array.
+        at = unsafe { at.add(1) };
+    }
+    // SAFETY: `list` came from `if_nameindex` and is freed once.
+    unsafe { libc::if_freenameindex(list) };
+    Ok(names)
+}
+
 /// Bytes of a netlink message header.
 const NLMSG_HDR_LEN: usize = 16;
 /// Bytes of an `ifinfomsg`.

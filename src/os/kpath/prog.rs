@@ -1,0 +1,490 @@
+//! The kernel path's two programs, written as BPF instructions (no compiler needed at build
+//! or run time): `encap` on the tap's egress and `decap` on the underlay's ingress. What they
+//! do, and the map layouts they share with the daemon, are in the module doc of
+//! [`crate::kpath`]; this file only spells them out.
+//!
+//! Stack layout (offsets from the frame pointer r10), the same in both programs:
+//! - `HDR` (-66 .. -3, 64 bytes): outer Ethernet (14), IPv4 without options (20), UDP (8),
+//!   the 7-byte token and the switch byte (8), the frame's own Ethernet header (14);
+//! - `MAC_KEY` (-80, 8 bytes): a key of the MAC map;
+//! - `PEER_KEY` (-88, 8 bytes): a key of the peer map.
+
+use super::{FLAGS_ENCAP, HDR_ROOM};
+
+// Offsets in the stack (from r10).
+const HDR: i16 = -66;
+const IP: i16 = HDR + 14; // -52
+const UDP: i16 = IP + 20; // -32
+const SHIM: i16 = UDP + 8; // -24
+const INNER: i16 = SHIM + 8; // -16
+const MAC_KEY: i16 = -80;
+const PEER_KEY: i16 = -88;
+
+// Fields of `struct __sk_buff`.
+const SKB_LEN: i16 = 0;
+const SKB_PROTOCOL: i16 = 16;
+const SKB_VLAN_PRESENT: i16 = 20;
+const SKB_IFINDEX: i16 = 40;
+
+// Fields of a peer map value (see `crate::kpath::PeerValue`).
+const PV_IFINDEX: i16 = 0;
+const PV_LOCAL: i16 = 4;
+const PV_TX_FRAMES: i16 = 8;
+const PV_TX_BYTES: i16 = 16;
+const PV_RX_FRAMES: i16 = 24;
+const PV_RX_BYTES: i16 = 32;
+// Fields of a MAC map value.
+const MV_PEER: i16 = 0;
+const MV_REFRESH_AT: i16 = 8;
+
+// Helpers.
+const MAP_LOOKUP: i32 = 1;
+const KTIME_GET_NS: i32 = 5;
+const SKB_STORE_BYTES: i32 = 9;
+const REDIRECT: i32 = 23;
+const SKB_LOAD_BYTES: i32 = 26;
+const CSUM_DIFF: i32 = 28;
+const SKB_ADJUST_ROOM: i32 = 50;
+const REDIRECT_NEIGH: i32 = 152;
+
+/// `BPF_ADJ_ROOM_MAC`.
+const ADJ_ROOM_MAC: i32 = 1;
+/// `BPF_F_ADJ_ROOM_FIXED_GSO`.
+const FIXED_GSO: i32 = 1;
+/// `BPF_F_INGRESS` for `bpf_redirect`.
+const F_INGRESS: i32 = 1;
+/// `TC_ACT_OK`: the packet goes on as if no program ran (to the daemon, or to the stack).
+const ACT_OK: i32 = 0;
+/// `TC_ACT_SHOT`: dropped.
+const ACT_SHOT: i32 = 2;
+
+/// EtherTypes as `__sk_buff.protocol` and a little-endian 16-bit load show them.
+const ETH_IPV4: i32 = 0x0008;
+const ETH_IPV6: i32 = 0xdd86;
+
+// Registers.
+const R0: u8 = 0;
+const R1: u8 = 1;
+const R2: u8 = 2;
+const R3: u8 = 3;
+const R4: u8 = 4;
+const R5: u8 = 5;
+const R6: u8 = 6;
+const R7: u8 = 7;
+const R8: u8 = 8;
+const R9: u8 = 9;
+const FP: u8 = 10;
+
+/// Where a jump goes: a number of instructions ahead, or one of the two exits.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum To {
+    Ahead(i16),
+    Pass,
+    Drop,
+}
+
+/// A program being written: instructions, and jumps to the exits to patch at the end.
+#[derive(Default)]
+struct Asm {
+    insns: Vec<u64>,
+    exits: Vec<(usize, To)>,
+}
+
+fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
+    u64::from(code)
+        | u64::from((dst & 0xf) | (src & 0xf) << 4) << 8
+        | u64::from(off as u16) << 16
+        | u64::from(imm as u32) << 32
+}
+
+impl Asm {
+    fn op(&mut self, code: u8, dst: u8, src: u8, off: i16, imm: i32) -> &mut Asm {
+        self.insns.push(insn(code, dst, src, off, imm));
+        self
+    }
+    fn mov(&mut self, dst: u8, src: u8) -> &mut Asm {
+        self.op(0xbf, dst, src, 0, 0)
+    }
+    fn movk(&mut self, dst: u8, imm: i32) -> &mut Asm {
+        self.op(0xb7, dst, 0, 0, imm)
+    }
+    fn addk(&mut self, dst: u8, imm: i32) -> &mut Asm {
+        self.op(0x07, dst, 0, 0, imm)
+    }
+    fn add(&mut self, dst: u8, src: u8) -> &mut Asm {
+        self.op(0x0f, dst, src, 0, 0)
+    }
+    fn andk(&mut self, dst: u8, imm: i32) -> &mut Asm {
+        self.op(0x57, dst, 0, 0, imm)
+    }
+    fn xork(&mut self, dst: u8, imm: i32) -> &mut Asm {
+        self.op(0xa7, dst, 0, 0, imm)
+    }
+    fn rshk(&mut self, dst: u8, imm: i32) -> &mut Asm {
+        self.op(0x77, dst, 0, 0, imm)
+    }
+    /// dst = htobe16(dst)
+    fn be16(&mut self, dst: u8) -> &mut Asm {
+        self.op(0xdc, dst, 0, 0, 16)
+    }
+    /// 64-bit immediate (two instruction slots).
+    fn lddw(&mut self, dst: u8, imm: u64) -> &mut Asm {
+        self.op(0x18, dst, 0, 0, imm as u32 as i32);
+        self.op(0, 0, 0, 0, (imm >> 32) as u32 as i32)
+    }
+    /// dst = the map with fd `fd` (`BPF_PSEUDO_MAP_FD`).
+    fn ld_map(&mut self, dst: u8, fd: i32) -> &mut Asm {
+        self.op(0x18, dst, 1, 0, fd);
+        self.op(0, 0, 0, 0, 0)
+    }
+    fn ldxb(&mut self, dst: u8, src: u8, off: i16) -> &mut Asm {
+        self.op(0x71, dst, src, off, 0)
+    }
+    fn ldxh(&mut self, dst: u8, src: u8, off: i16) -> &mut Asm {
+        self.op(0x69, dst, src, off, 0)
+    }
+    fn ldxw(&mut self, dst: u8, src: u8, off: i16) -> &mut Asm {
+        self.op(0x61, dst, src, off, 0)
+    }
+    fn ldxdw(&mut self, dst: u8, src: u8, off: i16) -> &mut Asm {
+        self.op(0x79, dst, src, off, 0)
+    }
+    fn stxh(&mut self, dst: u8, off: i16, src: u8) -> &mut Asm {
+        self.op(0x6b, dst, src, off, 0)
+    }
+    fn stxw(&mut self, dst: u8, off: i16, src: u8) -> &mut Asm {
+        self.op(0x63, dst, src, off, 0)
+    }
+    fn stxdw(&mut self, dst: u8, off: i16, src: u8) -> &mut Asm {
+        self.op(0x7b, dst, src, off, 0)
+    }
+    fn sth(&mut self, dst: u8, off: i16, imm: i32) -> &mut Asm {
+        self.op(0x6a, dst, 0, off, imm)
+    }
+    fn stdw(&mut self, dst: u8, off: i16, imm: i32) -> &mut Asm {
+        self.op(0x7a, dst, 0, off, imm)
+    }
+    /// *(u64 *)(dst + off) += src, atomically.
+    fn atomic_add(&mut self, dst: u8, off: i16, src: u8) -> &mut Asm {
+        self.op(0xdb, dst, src, off, 0)
+    }
+    fn call(&mut self, helper: i32) -> &mut Asm {
+        self.op(0x85, 0, 0, 0, helper)
+    }
+    fn exit(&mut self) -> &mut Asm {
+        self.op(0x95, 0, 0, 0, 0)
+    }
+    fn jump(&mut self, code: u8, dst: u8, src: u8, imm: i32, to: To) -> &mut Asm {
+        match to {
+            To::Ahead(n) => self.op(code, dst, src, n, imm),
+            exit => {
+                self.exits.push((self.insns.len(), exit));
+                self.op(code, dst, src, 0, imm)
+            }
+        }
+    }
+    fn jeqk(&mut self, dst: u8, imm: i32, to: To) -> &mut Asm {
+        self.jump(0x15, dst, 0, imm, to)
+    }
+    fn jnek(&mut self, dst: u8, imm: i32, to: To) -> &mut Asm {
+        self.jump(0x55, dst, 0, imm, to)
+    }
+    fn jlek(&mut self, dst: u8, imm: i32, to: To) -> &mut Asm {
+        self.jump(0xb5, dst, 0, imm, to)
+    }
+    fn jne(&mut self, dst: u8, src: u8, to: To) -> &mut Asm {
+        self.jump(0x5d, dst, src, 0, to)
+    }
+    fn jge(&mut self, dst: u8, src: u8, to: To) -> &mut Asm {
+        self.jump(0x3d, dst, src, 0, to)
+    }
+    /// r(dst) = the stack address fp + off.
+    fn stack_ptr(&mut self, dst: u8, off: i16) -> &mut Asm {
+        self.mov(dst, FP).addk(dst, i32::from(off))
+    }
+    /// Copies 6 bytes (a MAC address) from the stack at `from` to the stack at `to`, two
+    /// bytes at a time (both 2-aligned), through r2.
+    fn copy_mac(&mut self, from: i16, to: i16) -> &mut Asm {
+        for i in 0..3 {
+            self.ldxh(R2, FP, from + 2 * i).stxh(FP, to + 2 * i, R2);
+        }
+        self
+    }
+    /// Ends the program with the two exits and patches the jumps to them.
+    fn finish(mut self) -> Vec<u64> {
+        let pass = self.insns.len();
+        self.movk(R0, ACT_OK).exit();
+        let drop = self.insns.len();
+        self.movk(R0, ACT_SHOT).exit();
+        for (at, to) in std::mem::take(&mut self.exits) {
+            let target = if to == To::Drop { drop } else { pass };
+            let off = i16::try_from(target - at - 1).unwrap_or(i16::MAX);
+            if let Some(word) = self.insns.get_mut(at) {
+                *word = (*word & !(0xffff << 16)) | u64::from(off as u16) << 16;
+            }
+        }
+        self.insns
+    }
+}
+
+/// The token and the frame's switch byte (0) as the 8 bytes after the UDP header, read as
+/// one little-endian 64-bit word.
+pub(super) fn shim_word(token: [u8; 7]) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes[..7].copy_from_slice(&token);
+    u64::from_le_bytes(bytes)
+}
+
+/// The tap's egress program: an untagged IPv4 or IPv6 frame to a unicast MAC the MAC map
+/// places behind a peer the peer map holds (with an interface learnt) is wrapped in the
+/// frame packet (outer IPv4 and UDP from `port` to the peer's, the token, switch byte 0) and
+/// sent out of that interface (`bpf_redirect_neigh`: the kernel routes it and fills in the
+/// Ethernet addresses). Anything else goes on to the daemon, unchanged.
+pub(super) fn encap(macs: i32, peers: i32, port: u16, token: [u8; 7]) -> Vec<u64> {
+    let mut a = Asm::default();
+    a.mov(R6, R1)
+        .ldxw(R2, R6, SKB_PROTOCOL)
+        .jeqk(R2, ETH_IPV4, To::Ahead(1))
+        .jnek(R2, ETH_IPV6, To::Pass)
+        .ldxw(R2, R6, SKB_VLAN_PRESENT)
+        .jnek(R2, 0, To::Pass)
+        // The frame's Ethernet header, to the inner part of HDR.
+        .mov(R1, R6)
+        .movk(R2, 0)
+        .stack_ptr(R3, INNER)
+        .movk(R4, 14)
+        .call(SKB_LOAD_BYTES)
+        .jnek(R0, 0, To::Pass)
+        // Group destinations (broadcast, multicast) are flooded by the daemon.
+        .ldxb(R2, FP, INNER)
+        .andk(R2, 1)
+        .jnek(R2, 0, To::Pass)
+        .copy_mac(INNER, MAC_KEY)
+        .sth(FP, MAC_KEY + 6, 0)
+        .ld_map(R1, macs)
+        .stack_ptr(R2, MAC_KEY)
+        .call(MAP_LOOKUP)
+        .jeqk(R0, 0, To::Pass)
+        .ldxdw(R2, R0, MV_PEER)
+        .stxdw(FP, PEER_KEY, R2)
+        .ld_map(R1, peers)
+        .stack_ptr(R2, PEER_KEY)
+        .call(MAP_LOOKUP)
+        .jeqk(R0, 0, To::Pass)
+        .mov(R7, R0)
+        .ldxw(R8, R7, PV_IFINDEX)
+        .jeqk(R8, 0, To::Pass)
+        .ldxw(R9, R6, SKB_LEN)
+        // Room for the outer headers between the frame's Ethernet header and its payload;
+        // the kernel marks the packet as UDP-tunnelled, so that a super-frame is cut into
+        // datagrams, each with these headers, wherever it has to be.
+        .mov(R1, R6)
+        .movk(R2, HDR_ROOM)
+        .movk(R3, ADJ_ROOM_MAC)
+        .lddw(R4, FLAGS_ENCAP)
+        .call(SKB_ADJUST_ROOM)
+        .jnek(R0, 0, To::Pass)
+        // Outer Ethernet: addresses left to bpf_redirect_neigh, EtherType IPv4.
+        .sth(FP, HDR, 0)
+        .stdw(FP, HDR + 2, 0)
+        .sth(FP, HDR + 10, 0)
+        .sth(FP, HDR + 12, ETH_IPV4)
+        // IPv4: version 4, 5 words, length, no id, don't fragment, TTL 64, UDP.
+        .sth(FP, IP, 0x0045)
+        .mov(R2, R9)
+        .addk(R2, 36)
+        .jlek(R2, 0xffff, To::Ahead(1))
+        .movk(R2, 0xffff)
+        .be16(R2)
+        .stxh(FP, IP + 2, R2)
+        .sth(FP, IP + 4, 0)
+        .sth(FP, IP + 6, 0x0040)
+        .sth(FP, IP + 8, 0x1140)
+        .sth(FP, IP + 10, 0)
+        .ldxw(R2, R7, PV_LOCAL)
+        .stxw(FP, IP + 12, R2)
+        .ldxw(R2, FP, PEER_KEY)
+        .stxw(FP, IP + 16, R2)
+        .movk(R1, 0)
+        .movk(R2, 0)
+        .stack_ptr(R3, IP)
+        .movk(R4, 20)
+        .movk(R5, 0)
+        .call(CSUM_DIFF)
+        .mov(R2, R0)
+        .rshk(R2, 16)
+        .andk(R0, 0xffff)
+        .add(R0, R2)
+        .mov(R2, R0)
+        .rshk(R2, 16)
+        .andk(R0, 0xffff)
+        .add(R0, R2)
+        .xork(R0, 0xffff)
+        .andk(R0, 0xffff)
+        .stxh(FP, IP + 10, R0)
+        // UDP: our port to the peer's, length, no checksum (allowed over IPv4).
+        .sth(FP, UDP, i32::from(port.swap_bytes()))
+        .ldxh(R2, FP, PEER_KEY + 4)
+        .stxh(FP, UDP + 2, R2)
+        .mov(R2, R9)
+        .addk(R2, 16)
+        .jlek(R2, 0xffff, To::Ahead(1))
+        .movk(R2, 0xffff)
+        .be16(R2)
+        .stxh(FP, UDP + 4, R2)
+        .sth(FP, UDP + 6, 0)
+        .lddw(R2, shim_word(token))
+        .stxdw(FP, SHIM, R2)
+        .mov(R1, R6)
+        .movk(R2, 0)
+        .stack_ptr(R3, HDR)
+        .movk(R4, 64)
+        .movk(R5, 0)
+        .call(SKB_STORE_BYTES)
+        .jnek(R0, 0, To::Drop)
+        .movk(R2, 1)
+        .atomic_add(R7, PV_TX_FRAMES, R2)
+        .atomic_add(R7, PV_TX_BYTES, R9)
+        .mov(R1, R8)
+        .movk(R2, 0)
+        .movk(R3, 0)
+        .movk(R4, 0)
+        .call(REDIRECT_NEIGH)
+        .exit();
+    a.finish()
+}
+
+/// The underlay's ingress program: for an IPv4 datagram (no options, not a fragment) to
+/// `port` from a peer the peer map holds, it notes the interface it came in on and the
+/// address it was sent to (where the encap program sends that peer's frames from). If it is a
+/// frame packet with our token, an untagged IPv4 or IPv6 frame whose source MAC the MAC map
+/// places behind that same peer, and that entry's refresh time has not come, the outer
+/// headers are taken off and the frame goes into the tap as if the daemon had written it.
+/// Anything else goes on to the kernel's UDP socket and the daemon, unchanged.
+pub(super) fn decap(macs: i32, peers: i32, port: u16, token: [u8; 7], tap: u32) -> Vec<u64> {
+    let mut a = Asm::default();
+    a.mov(R6, R1)
+        .ldxw(R2, R6, SKB_PROTOCOL)
+        .jnek(R2, ETH_IPV4, To::Pass)
+        .mov(R1, R6)
+        .movk(R2, 0)
+        .stack_ptr(R3, HDR)
+        .movk(R4, 64)
+        .call(SKB_LOAD_BYTES)
+        .jnek(R0, 0, To::Pass)
+        .ldxb(R2, FP, IP)
+        .jnek(R2, 0x45, To::Pass)
+        .ldxb(R2, FP, IP + 9)
+        .jnek(R2, 17, To::Pass)
+        // More fragments, or a fragment offset.
+        .ldxh(R2, FP, IP + 6)
+        .andk(R2, 0xff3f)
+        .jnek(R2, 0, To::Pass)
+        .ldxh(R2, FP, UDP + 2)
+        .jnek(R2, i32::from(port.swap_bytes()), To::Pass)
+        // The sender, as a peer map key.
+        .ldxw(R2, FP, IP + 12)
+        .stxw(FP, PEER_KEY, R2)
+        .ldxh(R2, FP, UDP)
+        .stxh(FP, PEER_KEY + 4, R2)
+        .sth(FP, PEER_KEY + 6, 0)
+        .ld_map(R1, peers)
+        .stack_ptr(R2, PEER_KEY)
+        .call(MAP_LOOKUP)
+        .jeqk(R0, 0, To::Pass)
+        .mov(R7, R0)
+        .ldxw(R2, R6, SKB_IFINDEX)
+        .stxw(R7, PV_IFINDEX, R2)
+        .ldxw(R2, FP, IP + 16)
+        .stxw(R7, PV_LOCAL, R2)
+        .ldxdw(R2, FP, SHIM)
+        .lddw(R3, shim_word(token))
+        .jne(R2, R3, To::Pass)
+        .ldxh(R2, FP, INNER + 12)
+        .jeqk(R2, ETH_IPV4, To::Ahead(1))
+        .jnek(R2, ETH_IPV6, To::Pass)
+        .copy_mac(INNER + 6, MAC_KEY)
+        .sth(FP, MAC_KEY + 6, 0)
+        .ld_map(R1, macs)
+        .stack_ptr(R2, MAC_KEY)
+        .call(MAP_LOOKUP)
+        .jeqk(R0, 0, To::Pass)
+        .mov(R8, R0)
+        .ldxdw(R2, R8, MV_PEER)
+        .ldxdw(R3, FP, PEER_KEY)
+        .jne(R2, R3, To::Pass)
+        .call(KTIME_GET_NS)
+        .ldxdw(R2, R8, MV_REFRESH_AT)
+        .jge(R0, R2, To::Pass)
+        .ldxw(R9, R6, SKB_LEN)
+        .addk(R9, -HDR_ROOM)
+        .movk(R2, 1)
+        .atomic_add(R7, PV_RX_FRAMES, R2)
+        .atomic_add(R7, PV_RX_BYTES, R9)
+        .mov(R1, R6)
+        .movk(R2, -HDR_ROOM)
+        .movk(R3, ADJ_ROOM_MAC)
+        .movk(R4, FIXED_GSO)
+        .call(SKB_ADJUST_ROOM)
+        .jnek(R0, 0, To::Pass)
+        .mov(R1, R6)
+        .movk(R2, 0)
+        .stack_ptr(R3, INNER)
+        .movk(R4, 14)
+        .movk(R5, 0)
+        .call(SKB_STORE_BYTES)
+        .jnek(R0, 0, To::Drop)
+        .movk(R1, tap as i32)
+        .movk(R2, F_INGRESS)
+        .call(REDIRECT)
+        .exit();
+    a.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jumps_in_range(p: &[u64]) {
+        for (i, &w) in p.iter().enumerate() {
+            let code = (w & 0xff) as u8;
+            // Conditional and unconditional jumps (class JMP, not call or exit).
+            if code & 0x07 == 0x05 && code != 0x85 && code != 0x95 {
+                let off = ((w >> 16) & 0xffff) as u16 as i16;
+                let target = i as i64 + 1 + i64::from(off);
+                assert!(
+                    (0..p.len() as i64).contains(&target),
+                    "jump at {i} to {target} of {}",
+                    p.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn both_programs_end_in_exits_and_jump_inside() {
+        let token = [0, 0, 0, 0, 0, 0, 1];
+        for p in [encap(3, 4, 3210, token), decap(3, 4, 3210, token, 7)] {
+            jumps_in_range(&p);
+            assert_eq!(p.last().map(|w| w & 0xff), Some(0x95));
+            assert!(p.len() < 200);
+        }
+    }
+
+    #[test]
+    fn the_shim_word_is_the_token_then_a_zero_switch_byte() {
+        let w = shim_word([1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(w.to_le_bytes(), [1, 2, 3, 4, 5, 6, 7, 0]);
+    }
+
+    #[test]
+    fn a_jump_to_pass_lands_on_return_ok() {
+        let p = decap(3, 4, 3210, [0; 7], 7);
+        // The third instruction jumps to pass when the packet is not IPv4.
+        let w = p[2];
+        let off = ((w >> 16) & 0xffff) as u16 as i16;
+        let target = (3 + off) as usize;
+        assert_eq!(p[target] & 0xff, 0xb7, "mov r0, imm");
+        assert_eq!((p[target] >> 32) as i32, ACT_OK);
+    }
+}

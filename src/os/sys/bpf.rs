@@ -1,0 +1,259 @@
+//! The `bpf(2)` system call, as much of it as the kernel path needs ([`crate::kpath`]): hash
+//! maps (create, update, delete, look up), loading a traffic-control program, and attaching
+//! it to a device through a TCX link (Linux 6.6 and later), which detaches it when the link's
+//! fd is closed, so a daemon that exits or crashes leaves no program behind.
+//!
+//! It owns only the system call and its argument layout (`union bpf_attr`); what the
+//! programs do and what goes into the maps is the kernel path's business.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+// bpf(2) commands.
+const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_LINK_CREATE: libc::c_long = 28;
+/// `BPF_MAP_TYPE_HASH`.
+const MAP_TYPE_HASH: u32 = 1;
+/// `BPF_PROG_TYPE_SCHED_CLS`: a traffic-control classifier.
+const PROG_TYPE_SCHED_CLS: u32 = 3;
+/// `BPF_NOEXIST`: an update that only creates.
+pub const NOEXIST: u64 = 1;
+/// `BPF_ANY`: an update that creates or replaces.
+pub const ANY: u64 = 0;
+
+/// Where a TCX program runs on its device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// Packets the device receives (`BPF_TCX_INGRESS`).
+    Ingress,
+    /// Packets sent out through the device (`BPF_TCX_EGRESS`); for a tap, the frames the
+    /// kernel hands to the daemon.
+    Egress,
+}
+
+impl Hook {
+    fn attach_type(self) -> u32 {
+        match self {
+            Hook::Ingress => 46,
+            Hook::Egress => 47,
+        }
+    }
+}
+
+/// A `union bpf_attr`, as raw bytes (each command's fields are written at their offsets).
+#[repr(C, align(8))]
+struct Attr([u8; 128]);
+
+impl Attr {
+    fn new() -> Attr {
+        Attr([0; 128])
+    }
+    fn u32(&mut self, at: usize, value: u32) -> &mut Attr {
+        if let Some(field) = self.0.get_mut(at..at + 4) {
+            field.copy_from_slice(&value.to_ne_bytes());
+        }
+        self
+    }
+    fn u64(&mut self, at: usize, value: u64) -> &mut Attr {
+        if let Some(field) = self.0.get_mut(at..at + 8) {
+            field.copy_from_slice(&value.to_ne_bytes());
+        }
+        self
+    }
+}
+
+fn bpf(cmd: libc::c_long, attr: &mut Attr) -> io::Result<libc::c_long> {
+    // SAFETY: `attr` is a valid, writable 128-byte `bpf_attr` for the whole call, and every
+    // pointer written into it (keys, values, instructions, licence, log) points to memory
+    // the caller keeps alive and large enough for the sizes given with it; the kernel reads
+    // and writes only within those sizes.
+    let ret = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.0.as_mut_ptr(), attr.0.len()) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn fd_from(ret: libc::c_long) -> io::Result<OwnedFd> {
+    let fd = RawFd::try_from(ret).map_err(|_| io::Error::other("bpf(2) returned no fd"))?;
+    // SAFETY: `fd` was just returned by the kernel as a new descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A BPF hash map with fixed-size keys and values.
+#[derive(Debug)]
+pub struct HashMap {
+    fd: OwnedFd,
+    key_size: usize,
+    value_size: usize,
+}
+
+impl HashMap {
+    /// Creates a hash map of at most `max_entries` entries.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's refusal (no `CAP_BPF`, memory limits, ...).
+    pub fn create(key_size: u32, value_size: u32, max_entries: u32) -> io::Result<HashMap> {
+        let ret = bpf(
+            BPF_MAP_CREATE,
+            Attr::new()
+                .u32(0, MAP_TYPE_HASH)
+                .u32(4, key_size)
+                .u32(8, value_size)
+                .u32(12, max_entries),
+        )?;
+        Ok(HashMap {
+            fd: fd_from(ret)?,
+            key_size: key_size as usize,
+            value_size: value_size as usize,
+        })
+    }
+
+    /// The map's fd, for a program's map references.
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    fn check(&self, key: &[u8], value: Option<usize>) -> io::Result<()> {
+        if key.len() != self.key_size || value.is_some_and(|v| v != self.value_size) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "key or value of the wrong size for the map",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes `value` under `key`; `flags` is [`ANY`] or [`NOEXIST`].
+    ///
+    /// # Errors
+    ///
+    /// The kernel's refusal (the map full, or with [`NOEXIST`] the key present: `EEXIST`).
+    pub fn update(&self, key: &[u8], value: &[u8], flags: u64) -> io::Result<()> {
+        self.check(key, Some(value.len()))?;
+        bpf(
+            BPF_MAP_UPDATE_ELEM,
+            Attr::new()
+                .u32(0, self.fd.as_raw_fd() as u32)
+                .u64(8, key.as_ptr() as u64)
+                .u64(16, value.as_ptr() as u64)
+                .u64(24, flags),
+        )
+        .map(drop)
+    }
+
+    /// Removes `key` (absent is not an error).
+    ///
+    /// # Errors
+    ///
+    /// The kernel's refusal.
+    pub fn delete(&self, key: &[u8]) -> io::Result<()> {
+        self.check(key, None)?;
+        match bpf(
+            BPF_MAP_DELETE_ELEM,
+            Attr::new()
+                .u32(0, self.fd.as_raw_fd() as u32)
+                .u64(8, key.as_ptr() as u64),
+        ) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    /// Reads the value under `key` into `value`; false if the key is absent.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's refusal.
+    pub fn lookup(&self, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
+        self.check(key, Some(value.len()))?;
+        match bpf(
+            BPF_MAP_LOOKUP_ELEM,
+            Attr::new()
+                .u32(0, self.fd.as_raw_fd() as u32)
+                .u64(8, key.as_ptr() as u64)
+                .u64(16, value.as_mut_ptr() as u64),
+        ) {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Loads `insns` as a traffic-control program for `hook`. A refusal carries the verifier's
+/// last lines.
+///
+/// # Errors
+///
+/// The kernel's refusal (no `CAP_BPF`/`CAP_NET_ADMIN`, or the verifier's).
+pub fn load_classifier(insns: &[u64], hook: Hook, name: &CStr) -> io::Result<OwnedFd> {
+    let license = c"GPL";
+    let mut log = vec![0u8; 1 << 16];
+    let mut attr = Attr::new();
+    attr.u32(0, PROG_TYPE_SCHED_CLS)
+        .u32(4, u32::try_from(insns.len()).unwrap_or(u32::MAX))
+        .u64(8, insns.as_ptr() as u64)
+        .u64(16, license.as_ptr() as u64)
+        .u32(24, 1)
+        .u32(28, log.len() as u32)
+        .u64(32, log.as_mut_ptr() as u64)
+        .u32(68, hook.attach_type());
+    let bytes = name.to_bytes();
+    let n = bytes.len().min(15);
+    attr.0[48..48 + n].copy_from_slice(&bytes[..n]);
+    match bpf(BPF_PROG_LOAD, &mut attr) {
+        Ok(ret) => fd_from(ret),
+        Err(e) => {
+            let end = log.iter().position(|&b| b == 0).unwrap_or(0);
+            let text = String::from_utf8_lossy(&log[..end]);
+            let tail: Vec<&str> = text.lines().rev().take(3).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            Err(io::Error::new(
+                e.kind(),
+                format!("{e}; verifier: {}", tail.join(" / ")),
+            ))
+        }
+    }
+}
+
+/// Attaches `prog` to device `ifindex` at `hook` through a TCX link, after the programs
+/// already there. The program stays attached while the returned fd is open.
+///
+/// # Errors
+///
+/// The kernel's refusal (no TCX before Linux 6.6: `EINVAL`; no such device: `ENODEV`).
+pub fn attach_tcx(prog: &OwnedFd, ifindex: u32, hook: Hook) -> io::Result<OwnedFd> {
+    let ret = bpf(
+        BPF_LINK_CREATE,
+        Attr::new()
+            .u32(0, prog.as_raw_fd() as u32)
+            .u32(4, ifindex)
+            .u32(8, hook.attach_type()),
+    )?;
+    fd_from(ret)
+}
+
+/// Nanoseconds of `CLOCK_MONOTONIC`, the clock of the programs' `bpf_ktime_get_ns`.
+pub fn monotonic_nanos() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call.
+    let ret = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if ret != 0 {
+        return 0;
+    }
+    u64::try_from(ts.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(ts.tv_nsec).unwrap_or(0))
+}
