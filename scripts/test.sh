@@ -28,7 +28,7 @@ trap give_back_files EXIT
 need_tools ip=iproute2 ss=iproute2 iperf3=iperf3 ping=iputils-ping python3=python3 pandoc=pandoc \
     man=man-db groff=groff-base "cc=gcc libc6-dev" systemd-analyze=systemd dpkg-deb=dpkg \
     shellcheck=shellcheck
-need_tools setpriv=util-linux nft=nftables conntrack=conntrack tcpdump=tcpdump \
+need_tools setpriv=util-linux nft=nftables conntrack=conntrack tcpdump=tcpdump ethtool=ethtool \
     sysctl=procps "c++=g++"
 # The JSON schema check of `ethcloud show --json` (tests/show.rs) runs Debian's python3
 # (/usr/bin/python3 where there is one: another python3 first on PATH, such as pyenv's, does

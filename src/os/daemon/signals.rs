@@ -73,6 +73,9 @@ impl Daemon {
     /// SIGUSR1's lines: the counters (the lanes', `--threads`, added) and the status.
     pub(super) fn log_on_request(&mut self, now: Instant) {
         self.read_kernel_counters();
+        if let Some(kernel_path) = &mut self.kernel_path {
+            kernel_path.collect(&mut self.node);
+        }
         let counters = self.loop_counters();
         info!(
             target: crate::logging::ON_REQUEST,

@@ -23,8 +23,8 @@
 //!
 //! So that the daemon keeps seeing each flow (MAC entries and peers expire when nothing is
 //! heard), a MAC entry carries a refresh time: once it has passed, `decap` hands the next frame
-//! from that MAC to the daemon, and the daemon sets the next refresh time within a second. A
-//! flow is thus seen by the daemon about once per [`refresh_every`].
+//! from that MAC to the daemon and moves the refresh time on by [`refresh_every`]. A flow is
+//! thus seen by the daemon about once per [`refresh_every`].
 //!
 //! This module owns the maps, the programs' links and the daemon's copy of what the maps
 //! hold; the BPF system call is in [`crate::sys::bpf`] and the programs in `prog`. It must not
@@ -158,8 +158,8 @@ pub struct KernelPath {
     _links: Vec<OwnedFd>,
     /// Peers in the map, with their addresses and counters as last read.
     in_peers: BTreeMap<PeerKey, (SocketAddr, Read)>,
-    /// MAC entries in the map: the peer and the refresh time written.
-    in_macs: StdHashMap<MacKey, (PeerKey, u64)>,
+    /// MAC entries in the map, with their peers.
+    in_macs: StdHashMap<MacKey, PeerKey>,
     /// The node's forward generation at the last sync, and when that was.
     synced: Option<u64>,
     synced_at: Instant,
@@ -209,7 +209,16 @@ impl KernelPath {
             .map_err(|e| format!("cannot create the peer map: {e}"))?;
         let token = token.to_bytes();
         let encap = prog::encap(macs.raw_fd(), peers.raw_fd(), port, token);
-        let decap = prog::decap(macs.raw_fd(), peers.raw_fd(), port, token, tap_index);
+        let refresh = refresh_every(mac_timeout);
+        let refresh_ns = u64::try_from(refresh.as_nanos()).unwrap_or(u64::MAX);
+        let decap = prog::decap(
+            macs.raw_fd(),
+            peers.raw_fd(),
+            port,
+            token,
+            tap_index,
+            refresh_ns,
+        );
         let load = |insns: &[u64], hook, name: &CStr| {
             bpf::load_classifier(insns, hook, name)
                 .map_err(|e| format!("the kernel refused the {name:?} program: {e}"))
@@ -245,7 +254,7 @@ impl KernelPath {
             in_macs: StdHashMap::new(),
             synced: None,
             synced_at: Instant::ZERO,
-            refresh: refresh_every(mac_timeout),
+            refresh,
             totals: Totals::default(),
         })
     }
@@ -265,8 +274,8 @@ impl KernelPath {
     }
 
     /// After a pass of the loop: when the node's view changed (at most every 20 ms) or a
-    /// second passed, brings the maps in line with it, sets the refresh times that have
-    /// come, and adds what the programs counted to the peers' traffic.
+    /// second passed, brings the maps in line with it and adds what the programs counted to
+    /// the peers' traffic.
     pub fn tend<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>) {
         if now < self.due(node) {
             return;
@@ -303,17 +312,15 @@ impl KernelPath {
             }
         }
         for (key, peer) in &macs {
-            let write = match self.in_macs.get(key) {
-                Some(&(was, at)) => was != *peer || at <= clock,
-                None => true,
-            };
+            // (A refresh time, once written, is moved on by `decap` itself.)
+            let write = self.in_macs.get(key) != Some(peer);
             if write && self.in_peers.contains_key(peer) {
                 let mut value = [0u8; MAC_VALUE];
                 value[..8].copy_from_slice(peer);
                 value[8..].copy_from_slice(&refresh_at.to_ne_bytes());
                 match self.macs.update(key, &value, bpf::ANY) {
                     Ok(()) => {
-                        self.in_macs.insert(*key, (*peer, refresh_at));
+                        self.in_macs.insert(*key, *peer);
                     }
                     Err(e) => self.map_error("MAC", &e),
                 }
@@ -336,8 +343,9 @@ impl KernelPath {
         }
     }
 
-    /// Reads each peer's counters and adds what moved since the last read.
-    fn collect<S: Socket, D: Device>(&mut self, node: &mut Node<S, D>) {
+    /// Reads each peer's counters and adds what moved since the last read (also done by
+    /// [`KernelPath::tend`] once a second).
+    pub fn collect<S: Socket, D: Device>(&mut self, node: &mut Node<S, D>) {
         let mut value = [0u8; PEER_VALUE];
         for (key, (addr, last)) in &mut self.in_peers {
             match self.peers.lookup(key, &mut value) {

@@ -195,8 +195,11 @@ impl Asm {
     fn jne(&mut self, dst: u8, src: u8, to: To) -> &mut Asm {
         self.jump(0x5d, dst, src, 0, to)
     }
-    fn jge(&mut self, dst: u8, src: u8, to: To) -> &mut Asm {
-        self.jump(0x3d, dst, src, 0, to)
+    fn jgt(&mut self, dst: u8, src: u8, to: To) -> &mut Asm {
+        self.jump(0x2d, dst, src, 0, to)
+    }
+    fn ja(&mut self, to: To) -> &mut Asm {
+        self.jump(0x05, 0, 0, 0, to)
     }
     /// r(dst) = the stack address fp + off.
     fn stack_ptr(&mut self, dst: u8, off: i16) -> &mut Asm {
@@ -360,8 +363,17 @@ pub(super) fn encap(macs: i32, peers: i32, port: u16, token: [u8; 7]) -> Vec<u64
 /// frame packet with our token, an untagged IPv4 or IPv6 frame whose source MAC the MAC map
 /// places behind that same peer, and that entry's refresh time has not come, the outer
 /// headers are taken off and the frame goes into the tap as if the daemon had written it.
+/// When the entry's refresh time has come, the frame goes to the daemon instead, and the
+/// refresh time moves `refresh_ns` on: the daemon sees each flow about that often.
 /// Anything else goes on to the kernel's UDP socket and the daemon, unchanged.
-pub(super) fn decap(macs: i32, peers: i32, port: u16, token: [u8; 7], tap: u32) -> Vec<u64> {
+pub(super) fn decap(
+    macs: i32,
+    peers: i32,
+    port: u16,
+    token: [u8; 7],
+    tap: u32,
+    refresh_ns: u64,
+) -> Vec<u64> {
     let mut a = Asm::default();
     a.mov(R6, R1)
         .ldxw(R2, R6, SKB_PROTOCOL)
@@ -413,9 +425,15 @@ pub(super) fn decap(macs: i32, peers: i32, port: u16, token: [u8; 7], tap: u32) 
         .ldxdw(R2, R8, MV_PEER)
         .ldxdw(R3, FP, PEER_KEY)
         .jne(R2, R3, To::Pass)
+        // The refresh time come: this frame goes to the daemon, and the next one in
+        // `refresh_ns`.
         .call(KTIME_GET_NS)
         .ldxdw(R2, R8, MV_REFRESH_AT)
-        .jge(R0, R2, To::Pass)
+        .jgt(R2, R0, To::Ahead(5))
+        .lddw(R2, refresh_ns)
+        .add(R0, R2)
+        .stxdw(R8, MV_REFRESH_AT, R0)
+        .ja(To::Pass)
         .ldxw(R9, R6, SKB_LEN)
         .addk(R9, -HDR_ROOM)
         .movk(R2, 1)
@@ -464,7 +482,7 @@ mod tests {
     #[test]
     fn both_programs_end_in_exits_and_jump_inside() {
         let token = [0, 0, 0, 0, 0, 0, 1];
-        for p in [encap(3, 4, 3210, token), decap(3, 4, 3210, token, 7)] {
+        for p in [encap(3, 4, 3210, token), decap(3, 4, 3210, token, 7, 1)] {
             jumps_in_range(&p);
             assert_eq!(p.last().map(|w| w & 0xff), Some(0x95));
             assert!(p.len() < 200);
@@ -479,7 +497,7 @@ mod tests {
 
     #[test]
     fn a_jump_to_pass_lands_on_return_ok() {
-        let p = decap(3, 4, 3210, [0; 7], 7);
+        let p = decap(3, 4, 3210, [0; 7], 7, 1);
         // The third instruction jumps to pass when the packet is not IPv4.
         let w = p[2];
         let off = ((w >> 16) & 0xffff) as u16 as i16;
