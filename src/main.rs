@@ -228,13 +228,18 @@ fn run(settings: &Settings) -> Result<(), Error> {
     let kernel_path = if settings.kernel_path {
         match KernelPath::start(
             &name,
-            listen.port(),
+            settings.mtu,
+            listen,
             settings.token,
             settings.max_peers,
             settings.max_macs,
             settings.mac_timeout,
         ) {
-            Ok(path) => Some(path),
+            Ok(path) => {
+                // Merged runs of datagrams would pass the kernel path by.
+                socket.disable_gro();
+                Some(path)
+            }
             Err(e) => {
                 warn!("kernel path off, every frame goes through the daemon: {e}");
                 None

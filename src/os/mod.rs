@@ -2,7 +2,8 @@
 //!
 //! The tap device, the UDP socket, epoll, signals, timers and the control socket (`sys`, the
 //! only `unsafe` code), the loop that reads the real clock and drives the node (`daemon`), the
-//! periodic service jobs (`service`), ifup/ifdown hooks (`hook`), the command line and the
+//! periodic service jobs (`service`), the `--kernel-path` programs and maps (`kpath`),
+//! ifup/ifdown hooks (`hook`), the command line and the
 //! config file (`cli`, `config`), resolving `--connect` names (`resolve`), key files
 //! (`keyfiles`), the logger and the journal's priorities (`logging`), the busy-poll spin's
 //! decisions (`spin`) and the start-up errors (`error`).

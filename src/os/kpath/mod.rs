@@ -5,21 +5,26 @@
 //!
 //! - `encap`, on the tap's egress (a TCX link): an untagged IPv4 or IPv6 frame to a unicast
 //!   MAC that the MAC map places behind a peer of the peer map gets the outer IPv4 and UDP
-//!   headers, the token and switch byte 0, and leaves through the interface that peer's
-//!   datagrams arrive on (`bpf_redirect_neigh`: the kernel routes it and fills in the
-//!   Ethernet addresses). A TCP super-frame stays one packet, marked as UDP-tunnelled, and is
-//!   cut into datagrams wherever it has to be, as the kernel's own VXLAN does.
-//! - `decap`, on the ingress of every Ethernet interface (TCX links): a frame packet from a
-//!   peer of the peer map, with the token, whose untagged IPv4 or IPv6 frame comes from a MAC
-//!   the MAC map places behind that same peer, loses its outer headers and goes into the tap
-//!   as if the daemon had written it. For every datagram from such a peer it also notes the
-//!   interface it came in on and the address it was sent to, which `encap` uses.
+//!   headers, the token and switch byte 0, and leaves through the interface the kernel routes
+//!   that peer's address through, from the address it would pick (`bpf_redirect_neigh`: the
+//!   kernel fills in the Ethernet addresses). The daemon asks the kernel for that route
+//!   (`RTM_GETROUTE`) when the peer comes in and every 30 s; a peer whose route is not a
+//!   unicast one, or whose MTU is below the tap's plus the 50 bytes of headers, stays with
+//!   the daemon. A TCP super-frame stays one packet, marked as UDP-tunnelled, and is cut
+//!   into datagrams wherever it has to be, as the kernel's own VXLAN's are.
+//! - `decap`, on the ingress of every Ethernet interface with an IPv4 address at start-up
+//!   (TCX links): a frame packet for one of this host's addresses, with a UDP checksum of 0
+//!   (what a kernel path sends; anything checksummed goes through the kernel's UDP input),
+//!   from a peer of the peer map, with the token, whose untagged IPv4 or IPv6 unicast frame
+//!   comes from a MAC the MAC map places behind that same peer, loses its outer headers and
+//!   goes into the tap as if the daemon had written it.
 //!
 //! Everything else (broadcasts, multicasts and unknown destinations, which the daemon floods;
 //! VLAN-tagged frames; ARP; frames from a MAC the daemon has not learnt behind that peer;
 //! peer lists and every other message; IPv6 underlays) takes the daemon's path, unchanged.
 //! The daemon stays the switch: it decides which peers and MACs the maps hold, from the
-//! node's [`ForwardView`], within 20 ms of a change.
+//! node's [`ForwardView`], within 20 ms of a change. With the kernel path on, the socket's UDP
+//! GRO is off: the kernel would otherwise merge a peer's datagrams before `decap` sees them.
 //!
 //! So that the daemon keeps seeing each flow (MAC entries and peers expire when nothing is
 //! heard), a MAC entry carries a refresh time: once it has passed, `decap` hands the next frame
@@ -34,7 +39,7 @@ mod prog;
 
 use std::collections::{BTreeMap, HashMap as StdHashMap};
 use std::ffi::CStr;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
@@ -44,7 +49,7 @@ use crate::io::{Device, Socket};
 use crate::lane::ForwardView;
 use crate::node::Node;
 use crate::sys::bpf::{self, HashMap, Hook};
-use crate::sys::netdev;
+use crate::sys::{ifaddrs, netdev};
 use crate::time::Instant;
 use crate::wire::{Mac, Token, VlanId};
 
@@ -63,15 +68,20 @@ type MacKey = [u8; 8];
 /// Bytes of a MAC map value: the peer's key, then the refresh time (ns of
 /// `CLOCK_MONOTONIC`, native order).
 const MAC_VALUE: usize = 16;
-/// Bytes of a peer map value: the interface index and our address as the peer sends to it
-/// (written by `decap`), then sent packets and bytes, received packets and bytes (native
-/// 64-bit counters, added to by the programs), and 8 spare bytes.
+/// Bytes of a peer map value: the index of the interface frames to the peer leave through
+/// and the address they leave from (network order), written by the daemon; then sent
+/// packets and bytes, received packets and bytes (native 64-bit counters, added to by the
+/// programs), and 8 spare bytes.
 const PEER_VALUE: usize = 48;
+/// Most local addresses `decap` knows (frames to addresses past them take the daemon's path).
+const MAX_LOCALS: usize = 256;
 
 /// The shortest time between two syncs after a change (as the `--threads` lanes' views).
 const SYNC_MIN_GAP: Duration = Duration::from_millis(20);
-/// The longest time between two syncs, refresh times and counter reads.
+/// The longest time between two syncs and counter reads.
 const SYNC_EVERY: Duration = Duration::from_secs(1);
+/// How often the routes to the peers and the host's addresses are asked again.
+const RECHECK_EVERY: Duration = Duration::from_secs(30);
 
 /// How often a flow's frames go through the daemon once: a quarter of the MAC timeout, at
 /// most 10 s, at least 1 s.
@@ -95,12 +105,12 @@ fn mac_key(mac: Mac) -> MacKey {
 fn wanted(
     view: &ForwardView,
     now: Instant,
-) -> (BTreeMap<PeerKey, SocketAddr>, BTreeMap<MacKey, PeerKey>) {
-    let peers: BTreeMap<PeerKey, SocketAddr> = view
+) -> (BTreeMap<PeerKey, SocketAddrV4>, BTreeMap<MacKey, PeerKey>) {
+    let peers: BTreeMap<PeerKey, SocketAddrV4> = view
         .peers()
         .iter()
         .filter_map(|&addr| match addr {
-            SocketAddr::V4(v4) => Some((peer_key(v4), addr)),
+            SocketAddr::V4(v4) => Some((peer_key(v4), v4)),
             SocketAddr::V6(_) => None,
         })
         .collect();
@@ -116,6 +126,36 @@ fn wanted(
         })
         .collect();
     (peers, macs)
+}
+
+/// Where frames to a peer leave (the first 8 bytes of its peer map value): the interface
+/// index, native order, and the source address, network order.
+fn egress_bytes(oif: u32, local: Ipv4Addr) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    out[..4].copy_from_slice(&oif.to_ne_bytes());
+    out[4..].copy_from_slice(&local.octets());
+    out
+}
+
+/// Where the kernel path sends frames to `peer` from, if it may: the route's interface and
+/// source address (the `--listen` address if it names one), when the route is a unicast
+/// one whose MTU takes a tap frame with its 50 bytes of headers.
+fn egress(peer: Ipv4Addr, listen: SocketAddr, min_mtu: u32) -> Result<[u8; 8], String> {
+    let route = netdev::route_to(peer)
+        .map_err(|e| format!("no route: {e}"))?
+        .ok_or("not a unicast route")?;
+    let mtu = match route.mtu {
+        Some(mtu) => mtu,
+        None => netdev::mtu_of_index(route.oif).map_err(|e| format!("no MTU: {e}"))?,
+    };
+    if mtu < min_mtu {
+        return Err(format!("route MTU {mtu} < {min_mtu}"));
+    }
+    let local = match listen.ip() {
+        std::net::IpAddr::V4(ip) if !ip.is_unspecified() => ip,
+        _ => route.prefsrc.ok_or("no source address on the route")?,
+    };
+    Ok(egress_bytes(route.oif, local))
 }
 
 /// The counters of a peer map value last read: sent and received (packets, bytes).
@@ -149,34 +189,58 @@ pub struct Totals {
     pub map_errors: u64,
 }
 
+/// A peer in the peer map.
+#[derive(Debug)]
+struct InPeer {
+    addr: SocketAddrV4,
+    /// Where its frames leave, as written (see [`egress_bytes`]).
+    egress: [u8; 8],
+    /// Its counters as last read.
+    read: Read,
+}
+
 /// The kernel path of one daemon: its maps, programs and links, and what the maps hold.
 #[derive(Debug)]
 pub struct KernelPath {
     macs: HashMap,
     peers: HashMap,
+    locals: HashMap,
     /// The links keep the programs attached; dropping them detaches.
     _links: Vec<OwnedFd>,
-    /// Peers in the map, with their addresses and counters as last read.
-    in_peers: BTreeMap<PeerKey, (SocketAddr, Read)>,
+    /// The `--listen` address (its IP, if it names one, is where frames leave from).
+    listen: SocketAddr,
+    /// The smallest route MTU a peer may have: the tap's MTU and 50 bytes of headers.
+    min_mtu: u32,
+    /// Peers in the map.
+    in_peers: BTreeMap<PeerKey, InPeer>,
+    /// Peers the kernel path cannot take now (see [`egress`]), until their next check.
+    not_eligible: BTreeMap<PeerKey, Instant>,
     /// MAC entries in the map, with their peers.
     in_macs: StdHashMap<MacKey, PeerKey>,
+    /// Local addresses in the map.
+    in_locals: Vec<Ipv4Addr>,
     /// The node's forward generation at the last sync, and when that was.
     synced: Option<u64>,
     synced_at: Instant,
+    /// When the routes and the local addresses are asked again.
+    recheck_at: Instant,
     refresh: Duration,
     totals: Totals,
 }
 
-/// The interfaces `decap` goes on: every Ethernet interface of this network namespace but
-/// `tap`, as (name, index).
+/// The interfaces `decap` goes on: every Ethernet interface of this network namespace with
+/// an IPv4 address, but `tap` (bridge ports and bond members have none: the bridge or bond
+/// itself is where the host receives), as (name, index).
 fn underlay_interfaces(tap: &str) -> Vec<(String, u32)> {
-    let names = match netdev::interface_names() {
-        Ok(names) => names,
+    let mut names: Vec<String> = match ifaddrs::ipv4_interfaces() {
+        Ok(list) => list.into_iter().map(|(name, _)| name).collect(),
         Err(e) => {
             warn!("kernel path: cannot list the interfaces ({e}): receiving on none");
             return Vec::new();
         }
     };
+    names.sort();
+    names.dedup();
     names
         .into_iter()
         .filter(|name| name != tap && netdev::is_ethernet(name).unwrap_or(false))
@@ -186,16 +250,19 @@ fn underlay_interfaces(tap: &str) -> Vec<(String, u32)> {
 
 impl KernelPath {
     /// Creates the maps (room for `max_peers` peers and `max_macs` MAC entries), loads both
-    /// programs and attaches them: `encap` to the tap `tap`, `decap` to every Ethernet
-    /// interface there is now.
+    /// programs and attaches them: `encap` to the tap `tap` (MTU `tap_mtu`), `decap` to every
+    /// Ethernet interface with an IPv4 address there is now. Frames go out from `listen`'s
+    /// port (and its address, if it names one).
     ///
     /// # Errors
     ///
     /// One line saying what the kernel refused (no BPF or TCX, Linux before 6.6, missing
     /// privileges, the verifier).
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         tap: &str,
-        port: u16,
+        tap_mtu: u32,
+        listen: SocketAddr,
         token: Token,
         max_peers: usize,
         max_macs: usize,
@@ -207,13 +274,17 @@ impl KernelPath {
             .map_err(|e| format!("cannot create the MAC map: {e}"))?;
         let peers = HashMap::create(8, PEER_VALUE as u32, cap(max_peers))
             .map_err(|e| format!("cannot create the peer map: {e}"))?;
+        let locals = HashMap::create(4, 1, cap(MAX_LOCALS))
+            .map_err(|e| format!("cannot create the address map: {e}"))?;
         let token = token.to_bytes();
-        let encap = prog::encap(macs.raw_fd(), peers.raw_fd(), port, token);
+        let port = listen.port();
         let refresh = refresh_every(mac_timeout);
         let refresh_ns = u64::try_from(refresh.as_nanos()).unwrap_or(u64::MAX);
+        let encap = prog::encap(macs.raw_fd(), peers.raw_fd(), port, token);
         let decap = prog::decap(
             macs.raw_fd(),
             peers.raw_fd(),
+            locals.raw_fd(),
             port,
             token,
             tap_index,
@@ -246,17 +317,25 @@ impl KernelPath {
                 on.join(", ")
             }
         );
-        Ok(KernelPath {
+        let mut path = KernelPath {
             macs,
             peers,
+            locals,
             _links: links,
+            listen,
+            min_mtu: tap_mtu.saturating_add(HDR_ROOM as u32),
             in_peers: BTreeMap::new(),
+            not_eligible: BTreeMap::new(),
             in_macs: StdHashMap::new(),
+            in_locals: Vec::new(),
             synced: None,
             synced_at: Instant::ZERO,
+            recheck_at: Instant::ZERO,
             refresh,
             totals: Totals::default(),
-        })
+        };
+        path.sync_locals();
+        Ok(path)
     }
 
     /// What the kernel path moved so far.
@@ -273,9 +352,41 @@ impl KernelPath {
         }
     }
 
+    /// The host's IPv4 addresses `decap` takes frames for: the `--listen` address if it
+    /// names one, else every IPv4 address of the host (at most [`MAX_LOCALS`]).
+    fn sync_locals(&mut self) {
+        let mut want: Vec<Ipv4Addr> = match self.listen.ip() {
+            std::net::IpAddr::V4(ip) if !ip.is_unspecified() => vec![ip],
+            _ => match ifaddrs::ipv4_interfaces() {
+                Ok(list) => list.into_iter().map(|(_, ip)| ip).collect(),
+                Err(e) => {
+                    debug!("kernel path: cannot list the host's addresses: {e}");
+                    return;
+                }
+            },
+        };
+        want.sort_unstable();
+        want.dedup();
+        want.truncate(MAX_LOCALS);
+        for ip in &self.in_locals {
+            if !want.contains(ip) {
+                if let Err(e) = self.locals.delete(&ip.octets()) {
+                    debug!("kernel path: cannot forget the address {ip}: {e}");
+                }
+            }
+        }
+        for ip in &want {
+            if let Err(e) = self.locals.update(&ip.octets(), &[1], bpf::ANY) {
+                debug!("kernel path: cannot add the address {ip}: {e}");
+            }
+        }
+        self.in_locals = want;
+    }
+
     /// After a pass of the loop: when the node's view changed (at most every 20 ms) or a
     /// second passed, brings the maps in line with it and adds what the programs counted to
-    /// the peers' traffic.
+    /// the peers' traffic; every 30 s also asks again where frames to each peer leave, and
+    /// the host's addresses.
     pub fn tend<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>) {
         if now < self.due(node) {
             return;
@@ -283,50 +394,16 @@ impl KernelPath {
         let view = node.forward_view();
         self.synced = Some(view.generation);
         self.synced_at = now;
-        let clock = bpf::monotonic_nanos();
-        let refresh_at = clock.saturating_add(u64::try_from(self.refresh.as_nanos()).unwrap_or(0));
+        let recheck = now >= self.recheck_at;
+        if recheck {
+            self.recheck_at = now + RECHECK_EVERY;
+            self.not_eligible.clear();
+            self.sync_locals();
+        }
         let (peers, macs) = wanted(&view, now);
-        // Peers first in, last out: a MAC entry never names a peer the map lacks for long.
-        for (key, &addr) in &peers {
-            if !self.in_peers.contains_key(key) {
-                match self.peers.update(key, &[0u8; PEER_VALUE], bpf::NOEXIST) {
-                    Ok(()) => {
-                        self.in_peers.insert(*key, (addr, Read::default()));
-                    }
-                    Err(e) => self.map_error("peer", &e),
-                }
-            }
-        }
-        let gone: Vec<MacKey> = self
-            .in_macs
-            .keys()
-            .filter(|k| !macs.contains_key(*k))
-            .copied()
-            .collect();
-        for key in gone {
-            match self.macs.delete(&key) {
-                Ok(()) => {
-                    self.in_macs.remove(&key);
-                }
-                Err(e) => self.map_error("MAC", &e),
-            }
-        }
-        for (key, peer) in &macs {
-            // (A refresh time, once written, is moved on by `decap` itself.)
-            let write = self.in_macs.get(key) != Some(peer);
-            if write && self.in_peers.contains_key(peer) {
-                let mut value = [0u8; MAC_VALUE];
-                value[..8].copy_from_slice(peer);
-                value[8..].copy_from_slice(&refresh_at.to_ne_bytes());
-                match self.macs.update(key, &value, bpf::ANY) {
-                    Ok(()) => {
-                        self.in_macs.insert(*key, *peer);
-                    }
-                    Err(e) => self.map_error("MAC", &e),
-                }
-            }
-        }
         self.collect(node);
+        self.sync_peers(now, &peers, recheck);
+        self.sync_macs(&macs);
         let gone: Vec<PeerKey> = self
             .in_peers
             .keys()
@@ -343,14 +420,111 @@ impl KernelPath {
         }
     }
 
+    /// Puts the peers of `peers` the kernel path can take into the peer map (first in, last
+    /// out: a MAC entry never names a peer the map lacks), and with `recheck` moves those
+    /// whose route changed.
+    fn sync_peers(&mut self, now: Instant, peers: &BTreeMap<PeerKey, SocketAddrV4>, recheck: bool) {
+        for (key, &addr) in peers {
+            let known = self.in_peers.get(key).map(|p| p.egress);
+            if (known.is_some() && !recheck) || self.not_eligible.contains_key(key) {
+                continue;
+            }
+            let egress = match egress(*addr.ip(), self.listen, self.min_mtu) {
+                Ok(egress) => egress,
+                Err(why) => {
+                    debug!("kernel path: not for {addr}: {why}");
+                    self.not_eligible.insert(*key, now);
+                    if known.is_some() {
+                        self.drop_peer(key);
+                    }
+                    continue;
+                }
+            };
+            if known == Some(egress) {
+                continue;
+            }
+            let mut value = [0u8; PEER_VALUE];
+            value[..8].copy_from_slice(&egress);
+            // A moved route: the counters start again, after this last read.
+            if known.is_some() {
+                let mut current = [0u8; PEER_VALUE];
+                if matches!(self.peers.lookup(key, &mut current), Ok(true)) {
+                    value[8..].copy_from_slice(&current[8..]);
+                }
+            }
+            match self.peers.update(key, &value, bpf::ANY) {
+                Ok(()) => {
+                    let read = read_counters(&value);
+                    self.in_peers.insert(*key, InPeer { addr, egress, read });
+                }
+                Err(e) => self.map_error("peer", &e),
+            }
+        }
+    }
+
+    /// Takes `key` out of the peer map and its MAC entries out of the MAC map.
+    fn drop_peer(&mut self, key: &PeerKey) {
+        let macs: Vec<MacKey> = self
+            .in_macs
+            .iter()
+            .filter(|(_, p)| *p == key)
+            .map(|(m, _)| *m)
+            .collect();
+        for mac in macs {
+            if self.macs.delete(&mac).is_ok() {
+                self.in_macs.remove(&mac);
+            }
+        }
+        if self.peers.delete(key).is_ok() {
+            self.in_peers.remove(key);
+        }
+    }
+
+    /// Brings the MAC map in line with `macs`: entries gone, or behind a peer the peer map
+    /// lacks, removed; new and moved ones written with a refresh time one period ahead.
+    fn sync_macs(&mut self, macs: &BTreeMap<MacKey, PeerKey>) {
+        let gone: Vec<MacKey> = self
+            .in_macs
+            .iter()
+            .filter(|(k, p)| macs.get(*k) != Some(*p) || !self.in_peers.contains_key(*p))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in gone {
+            match self.macs.delete(&key) {
+                Ok(()) => {
+                    self.in_macs.remove(&key);
+                }
+                Err(e) => self.map_error("MAC", &e),
+            }
+        }
+        let refresh_at = bpf::monotonic_nanos()
+            .saturating_add(u64::try_from(self.refresh.as_nanos()).unwrap_or(0));
+        for (key, peer) in macs {
+            // (A refresh time, once written, is moved on by `decap` itself.)
+            if self.in_macs.contains_key(key) || !self.in_peers.contains_key(peer) {
+                continue;
+            }
+            let mut value = [0u8; MAC_VALUE];
+            value[..8].copy_from_slice(peer);
+            value[8..].copy_from_slice(&refresh_at.to_ne_bytes());
+            match self.macs.update(key, &value, bpf::ANY) {
+                Ok(()) => {
+                    self.in_macs.insert(*key, *peer);
+                }
+                Err(e) => self.map_error("MAC", &e),
+            }
+        }
+    }
+
     /// Reads each peer's counters and adds what moved since the last read (also done by
     /// [`KernelPath::tend`] once a second).
     pub fn collect<S: Socket, D: Device>(&mut self, node: &mut Node<S, D>) {
         let mut value = [0u8; PEER_VALUE];
-        for (key, (addr, last)) in &mut self.in_peers {
+        for (key, peer) in &mut self.in_peers {
             match self.peers.lookup(key, &mut value) {
                 Ok(true) => {
                     let now = read_counters(&value);
+                    let last = peer.read;
                     let sent = (
                         now.sent.0.wrapping_sub(last.sent.0),
                         now.sent.1.wrapping_sub(last.sent.1),
@@ -359,9 +533,9 @@ impl KernelPath {
                         now.received.0.wrapping_sub(last.received.0),
                         now.received.1.wrapping_sub(last.received.1),
                     );
-                    *last = now;
+                    peer.read = now;
                     if sent != (0, 0) || received != (0, 0) {
-                        node.count_kernel_path(*addr, sent, received);
+                        node.count_kernel_path(SocketAddr::V4(peer.addr), sent, received);
                         let t = &mut self.totals;
                         t.sent = (t.sent.0.wrapping_add(sent.0), t.sent.1.wrapping_add(sent.1));
                         t.received = (
@@ -378,7 +552,10 @@ impl KernelPath {
 
     fn map_error(&mut self, map: &str, e: &std::io::Error) {
         if self.totals.map_errors == 0 {
-            warn!("kernel path: the {map} map refused an update ({e}); such frames take the daemon's path");
+            warn!(
+                "kernel path: the {map} map refused an update ({e}); such frames take the \
+                 daemon's path"
+            );
         }
         self.totals.map_errors = self.totals.map_errors.wrapping_add(1);
     }
@@ -393,6 +570,40 @@ mod tests {
         let addr: SocketAddrV4 = "198.18.0.1:3210".parse().unwrap();
         assert_eq!(peer_key(addr), [198, 18, 0, 1, 0x0c, 0x8a, 0, 0]);
         assert_eq!(mac_key(Mac([2, 0, 0, 0, 0, 9])), [2, 0, 0, 0, 0, 9, 0, 0]);
+    }
+
+    #[test]
+    fn the_maps_get_the_verified_ipv4_peers_and_their_live_untagged_macs() {
+        use crate::switch::SwitchTable;
+        let v4_addr: SocketAddrV4 = "198.18.0.2:3210".parse().unwrap();
+        let v4 = SocketAddr::V4(v4_addr);
+        let other: SocketAddr = "198.18.0.3:3210".parse().unwrap();
+        let v6: SocketAddr = "[fd00::2]:3210".parse().unwrap();
+        let mut table = SwitchTable::new(Duration::from_secs(300), 64, 16);
+        let t0 = Instant::ZERO;
+        let mac = |n| Mac([2, 0, 0, 0, 0, n]);
+        table.learn(t0, VlanId::UNTAGGED, mac(1), v4);
+        table.learn(t0, VlanId::new(5), mac(2), v4);
+        table.learn(t0, VlanId::UNTAGGED, mac(3), v6);
+        table.learn(t0, VlanId::UNTAGGED, mac(4), other);
+        let mut view = ForwardView::empty(Token::new(7).unwrap());
+        view.peers = vec![v4, v6];
+        view.macs = table.view();
+        let (peers, macs) = wanted(&view, t0 + Duration::from_secs(1));
+        assert_eq!(peers.len(), 1);
+        assert_eq!(
+            peers.get(&[198, 18, 0, 2, 0x0c, 0x8a, 0, 0]),
+            Some(&v4_addr)
+        );
+        // Not the tagged one, not the IPv6 peer's, not the one behind an unverified peer.
+        assert_eq!(macs.len(), 1);
+        assert_eq!(
+            macs.get(&mac_key(mac(1))),
+            Some(&[198, 18, 0, 2, 0x0c, 0x8a, 0, 0])
+        );
+        // An expired entry is left out.
+        let (_, later) = wanted(&view, t0 + Duration::from_secs(301));
+        assert!(later.is_empty());
     }
 
     #[test]

@@ -20,13 +20,18 @@ const INNER: i16 = SHIM + 8; // -16
 const MAC_KEY: i16 = -80;
 const PEER_KEY: i16 = -88;
 
+const LOCAL_KEY: i16 = -92;
+/// The first 8 bytes of a super-frame's own IP header (-104, 8 bytes).
+const INNER_IP: i16 = -104;
+
 // Fields of `struct __sk_buff`.
 const SKB_LEN: i16 = 0;
+const SKB_PKT_TYPE: i16 = 4;
 const SKB_PROTOCOL: i16 = 16;
 const SKB_VLAN_PRESENT: i16 = 20;
-const SKB_IFINDEX: i16 = 40;
+const SKB_GSO_SIZE: i16 = 176;
 
-// Fields of a peer map value (see `crate::kpath::PeerValue`).
+// Fields of a peer map value (see `crate::kpath`'s `PEER_VALUE`).
 const PV_IFINDEX: i16 = 0;
 const PV_LOCAL: i16 = 4;
 const PV_TX_FRAMES: i16 = 8;
@@ -58,9 +63,20 @@ const ACT_OK: i32 = 0;
 /// `TC_ACT_SHOT`: dropped.
 const ACT_SHOT: i32 = 2;
 
-/// EtherTypes as `__sk_buff.protocol` and a little-endian 16-bit load show them.
-const ETH_IPV4: i32 = 0x0008;
-const ETH_IPV6: i32 = 0xdd86;
+/// `PACKET_HOST`: a packet addressed to this host's MAC.
+const PACKET_HOST: i32 = 0;
+
+/// Two bytes as a 16-bit load from memory shows them (the host's byte order).
+const fn ne16(bytes: [u8; 2]) -> i32 {
+    u16::from_ne_bytes(bytes) as i32
+}
+/// A 16-bit value in network order, as a 16-bit load shows it (and as
+/// `__sk_buff.protocol` holds an EtherType).
+const fn be16(value: u16) -> i32 {
+    ne16(value.to_be_bytes())
+}
+const ETH_IPV4: i32 = be16(0x0800);
+const ETH_IPV6: i32 = be16(0x86dd);
 
 // Registers.
 const R0: u8 = 0;
@@ -75,19 +91,23 @@ const R8: u8 = 8;
 const R9: u8 = 9;
 const FP: u8 = 10;
 
-/// Where a jump goes: a number of instructions ahead, or one of the two exits.
+/// Where a jump goes: a number of instructions ahead, a label further on, or one of the two
+/// exits.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum To {
     Ahead(i16),
+    Label(u8),
     Pass,
     Drop,
 }
 
-/// A program being written: instructions, and jumps to the exits to patch at the end.
+/// A program being written: instructions, the jumps to patch at the end, and where the
+/// labels are.
 #[derive(Default)]
 struct Asm {
     insns: Vec<u64>,
     exits: Vec<(usize, To)>,
+    labels: Vec<(u8, usize)>,
 }
 
 fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
@@ -213,14 +233,29 @@ impl Asm {
         }
         self
     }
-    /// Ends the program with the two exits and patches the jumps to them.
+    /// Marks the place of label `n` (the next instruction).
+    fn label(&mut self, n: u8) -> &mut Asm {
+        self.labels.push((n, self.insns.len()));
+        self
+    }
+
+    /// Ends the program with the two exits and patches the jumps to them and to the labels
+    /// (a jump to a label never set goes to pass).
     fn finish(mut self) -> Vec<u64> {
         let pass = self.insns.len();
         self.movk(R0, ACT_OK).exit();
         let drop = self.insns.len();
         self.movk(R0, ACT_SHOT).exit();
         for (at, to) in std::mem::take(&mut self.exits) {
-            let target = if to == To::Drop { drop } else { pass };
+            let target = match to {
+                To::Drop => drop,
+                To::Label(n) => self
+                    .labels
+                    .iter()
+                    .find(|(m, _)| *m == n)
+                    .map_or(pass, |(_, i)| *i),
+                _ => pass,
+            };
             let off = i16::try_from(target - at - 1).unwrap_or(i16::MAX);
             if let Some(word) = self.insns.get_mut(at) {
                 *word = (*word & !(0xffff << 16)) | u64::from(off as u16) << 16;
@@ -231,11 +266,11 @@ impl Asm {
 }
 
 /// The token and the frame's switch byte (0) as the 8 bytes after the UDP header, read as
-/// one little-endian 64-bit word.
+/// one 64-bit word.
 pub(super) fn shim_word(token: [u8; 7]) -> u64 {
     let mut bytes = [0u8; 8];
     bytes[..7].copy_from_slice(&token);
-    u64::from_le_bytes(bytes)
+    u64::from_ne_bytes(bytes)
 }
 
 /// The tap's egress program: an untagged IPv4 or IPv6 frame to a unicast MAC the MAC map
@@ -293,7 +328,7 @@ pub(super) fn encap(macs: i32, peers: i32, port: u16, token: [u8; 7]) -> Vec<u64
         .sth(FP, HDR + 10, 0)
         .sth(FP, HDR + 12, ETH_IPV4)
         // IPv4: version 4, 5 words, length, no id, don't fragment, TTL 64, UDP.
-        .sth(FP, IP, 0x0045)
+        .sth(FP, IP, ne16([0x45, 0]))
         .mov(R2, R9)
         .addk(R2, 36)
         .jlek(R2, 0xffff, To::Ahead(1))
@@ -301,8 +336,8 @@ pub(super) fn encap(macs: i32, peers: i32, port: u16, token: [u8; 7]) -> Vec<u64
         .be16(R2)
         .stxh(FP, IP + 2, R2)
         .sth(FP, IP + 4, 0)
-        .sth(FP, IP + 6, 0x0040)
-        .sth(FP, IP + 8, 0x1140)
+        .sth(FP, IP + 6, be16(0x4000))
+        .sth(FP, IP + 8, ne16([64, 17]))
         .sth(FP, IP + 10, 0)
         .ldxw(R2, R7, PV_LOCAL)
         .stxw(FP, IP + 12, R2)
@@ -326,7 +361,7 @@ pub(super) fn encap(macs: i32, peers: i32, port: u16, token: [u8; 7]) -> Vec<u64
         .andk(R0, 0xffff)
         .stxh(FP, IP + 10, R0)
         // UDP: our port to the peer's, length, no checksum (allowed over IPv4).
-        .sth(FP, UDP, i32::from(port.swap_bytes()))
+        .sth(FP, UDP, be16(port))
         .ldxh(R2, FP, PEER_KEY + 4)
         .stxh(FP, UDP + 2, R2)
         .mov(R2, R9)
@@ -357,18 +392,24 @@ pub(super) fn encap(macs: i32, peers: i32, port: u16, token: [u8; 7]) -> Vec<u64
     a.finish()
 }
 
-/// The underlay's ingress program: for an IPv4 datagram (no options, not a fragment) to
-/// `port` from a peer the peer map holds, it notes the interface it came in on and the
-/// address it was sent to (where the encap program sends that peer's frames from). If it is a
-/// frame packet with our token, an untagged IPv4 or IPv6 frame whose source MAC the MAC map
-/// places behind that same peer, and that entry's refresh time has not come, the outer
-/// headers are taken off and the frame goes into the tap as if the daemon had written it.
-/// When the entry's refresh time has come, the frame goes to the daemon instead, and the
-/// refresh time moves `refresh_ns` on: the daemon sees each flow about that often.
-/// Anything else goes on to the kernel's UDP socket and the daemon, unchanged.
+/// The underlay's ingress program. It takes an IPv4 datagram only if all of these hold:
+/// addressed to this host (`PACKET_HOST`, no VLAN tag left on it, the destination address
+/// one of `locals`), not a run of datagrams the kernel merged (a super-frame only if its
+/// frame's own IP length covers it all), no IP options, not a fragment, the IP and UDP
+/// lengths those of the packet (but a super-frame's), to `port`, with a UDP checksum of 0 (what a
+/// kernel path sends; a checksummed datagram goes through the kernel's UDP input, which
+/// checks it), from a peer the peer map holds, a frame packet with our token, an untagged
+/// IPv4 or IPv6 frame to a unicast MAC, from a MAC the MAC map places behind that same peer
+/// whose refresh time has not come. Then the outer headers come off and the frame goes into
+/// the tap as if the daemon had written it. When the refresh time has come, the frame goes
+/// to the daemon instead, and the refresh time moves `refresh_ns` on: the daemon sees each
+/// flow about that often. Anything else goes on to the kernel's UDP socket and the daemon,
+/// unchanged.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn decap(
     macs: i32,
     peers: i32,
+    locals: i32,
     port: u16,
     token: [u8; 7],
     tap: u32,
@@ -376,6 +417,15 @@ pub(super) fn decap(
 ) -> Vec<u64> {
     let mut a = Asm::default();
     a.mov(R6, R1)
+        .ldxw(R2, R6, SKB_PKT_TYPE)
+        .jnek(R2, PACKET_HOST, To::Pass)
+        .ldxw(R2, R6, SKB_VLAN_PRESENT)
+        .jnek(R2, 0, To::Pass)
+        // R9 = 1 for a super-frame (see below).
+        .movk(R9, 0)
+        .ldxw(R2, R6, SKB_GSO_SIZE)
+        .jeqk(R2, 0, To::Ahead(1))
+        .movk(R9, 1)
         .ldxw(R2, R6, SKB_PROTOCOL)
         .jnek(R2, ETH_IPV4, To::Pass)
         .mov(R1, R6)
@@ -390,10 +440,34 @@ pub(super) fn decap(
         .jnek(R2, 17, To::Pass)
         // More fragments, or a fragment offset.
         .ldxh(R2, FP, IP + 6)
-        .andk(R2, 0xff3f)
+        .andk(R2, be16(0x3fff))
         .jnek(R2, 0, To::Pass)
         .ldxh(R2, FP, UDP + 2)
-        .jnek(R2, i32::from(port.swap_bytes()), To::Pass)
+        .jnek(R2, be16(port), To::Pass)
+        .ldxh(R2, FP, UDP + 6)
+        .jnek(R2, 0, To::Pass)
+        // IP length = the packet's past the Ethernet header; UDP length = past the IP header
+        // (a super-frame's may say less: at most 65535).
+        .jnek(R9, 0, To::Ahead(9))
+        .ldxw(R3, R6, SKB_LEN)
+        .ldxh(R2, FP, IP + 2)
+        .be16(R2)
+        .addk(R2, 14)
+        .jne(R2, R3, To::Pass)
+        .ldxh(R2, FP, UDP + 4)
+        .be16(R2)
+        .addk(R2, 34)
+        .jne(R2, R3, To::Pass)
+        // For one of our addresses.
+        .ldxw(R2, FP, IP + 16)
+        .stxw(FP, LOCAL_KEY, R2)
+        .ld_map(R1, locals)
+        .stack_ptr(R2, LOCAL_KEY)
+        .call(MAP_LOOKUP)
+        .jeqk(R0, 0, To::Pass)
+        .ldxdw(R2, FP, SHIM)
+        .lddw(R3, shim_word(token))
+        .jne(R2, R3, To::Pass)
         // The sender, as a peer map key.
         .ldxw(R2, FP, IP + 12)
         .stxw(FP, PEER_KEY, R2)
@@ -405,16 +479,35 @@ pub(super) fn decap(
         .call(MAP_LOOKUP)
         .jeqk(R0, 0, To::Pass)
         .mov(R7, R0)
-        .ldxw(R2, R6, SKB_IFINDEX)
-        .stxw(R7, PV_IFINDEX, R2)
-        .ldxw(R2, FP, IP + 16)
-        .stxw(R7, PV_LOCAL, R2)
-        .ldxdw(R2, FP, SHIM)
-        .lddw(R3, shim_word(token))
-        .jne(R2, R3, To::Pass)
+        // Group destinations go to the daemon (its --broadcast-limit).
+        .ldxb(R2, FP, INNER)
+        .andk(R2, 1)
+        .jnek(R2, 0, To::Pass)
         .ldxh(R2, FP, INNER + 12)
         .jeqk(R2, ETH_IPV4, To::Ahead(1))
         .jnek(R2, ETH_IPV6, To::Pass)
+        // A super-frame is one packet only if the frame's own IP length says so: one that a
+        // kernel path on this host sent whole, across a veth. A run of datagrams the kernel
+        // merged (its first frame's length is its own) is the daemon's.
+        .jeqk(R9, 0, To::Label(0))
+        .mov(R1, R6)
+        .movk(R2, 64)
+        .stack_ptr(R3, INNER_IP)
+        .movk(R4, 8)
+        .call(SKB_LOAD_BYTES)
+        .jnek(R0, 0, To::Pass)
+        .ldxw(R3, R6, SKB_LEN)
+        .ldxh(R2, FP, INNER + 12)
+        .jnek(R2, ETH_IPV4, To::Ahead(4))
+        .ldxh(R2, FP, INNER_IP + 2)
+        .be16(R2)
+        .addk(R2, 64)
+        .ja(To::Ahead(3))
+        .ldxh(R2, FP, INNER_IP + 4)
+        .be16(R2)
+        .addk(R2, 64 + 40)
+        .jne(R2, R3, To::Pass)
+        .label(0)
         .copy_mac(INNER + 6, MAC_KEY)
         .sth(FP, MAC_KEY + 6, 0)
         .ld_map(R1, macs)
@@ -436,9 +529,6 @@ pub(super) fn decap(
         .ja(To::Pass)
         .ldxw(R9, R6, SKB_LEN)
         .addk(R9, -HDR_ROOM)
-        .movk(R2, 1)
-        .atomic_add(R7, PV_RX_FRAMES, R2)
-        .atomic_add(R7, PV_RX_BYTES, R9)
         .mov(R1, R6)
         .movk(R2, -HDR_ROOM)
         .movk(R3, ADJ_ROOM_MAC)
@@ -452,6 +542,9 @@ pub(super) fn decap(
         .movk(R5, 0)
         .call(SKB_STORE_BYTES)
         .jnek(R0, 0, To::Drop)
+        .movk(R2, 1)
+        .atomic_add(R7, PV_RX_FRAMES, R2)
+        .atomic_add(R7, PV_RX_BYTES, R9)
         .movk(R1, tap as i32)
         .movk(R2, F_INGRESS)
         .call(REDIRECT)
@@ -482,7 +575,7 @@ mod tests {
     #[test]
     fn both_programs_end_in_exits_and_jump_inside() {
         let token = [0, 0, 0, 0, 0, 0, 1];
-        for p in [encap(3, 4, 3210, token), decap(3, 4, 3210, token, 7, 1)] {
+        for p in [encap(3, 4, 3210, token), decap(3, 4, 5, 3210, token, 7, 1)] {
             jumps_in_range(&p);
             assert_eq!(p.last().map(|w| w & 0xff), Some(0x95));
             assert!(p.len() < 200);
@@ -492,13 +585,13 @@ mod tests {
     #[test]
     fn the_shim_word_is_the_token_then_a_zero_switch_byte() {
         let w = shim_word([1, 2, 3, 4, 5, 6, 7]);
-        assert_eq!(w.to_le_bytes(), [1, 2, 3, 4, 5, 6, 7, 0]);
+        assert_eq!(w.to_ne_bytes(), [1, 2, 3, 4, 5, 6, 7, 0]);
     }
 
     #[test]
     fn a_jump_to_pass_lands_on_return_ok() {
-        let p = decap(3, 4, 3210, [0; 7], 7, 1);
-        // The third instruction jumps to pass when the packet is not IPv4.
+        let p = decap(3, 4, 5, 3210, [0; 7], 7, 1);
+        // The third instruction jumps to pass when the packet is not for this host.
         let w = p[2];
         let off = ((w >> 16) & 0xffff) as u16 as i16;
         let target = (3 + off) as usize;

@@ -191,6 +191,158 @@ pub fn interface_names() -> io::Result<Vec<String>> {
     Ok(names)
 }
 
+/// Where the kernel routes IPv4 packets to one destination, as `ip route get` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// The interface they leave through.
+    pub oif: u32,
+    /// The source address the kernel would pick, if the route has one.
+    pub prefsrc: Option<std::net::Ipv4Addr>,
+    /// The route's MTU (a path MTU learnt, or one set on the route), if it has one.
+    pub mtu: Option<u32>,
+}
+
+/// Bytes of an `rtmsg`.
+const RTMSG_LEN: usize = 12;
+/// `RTA_DST`, `RTA_OIF`, `RTA_PREFSRC`, `RTA_METRICS` and, inside the last, `RTAX_MTU`.
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_PREFSRC: u16 = 7;
+const RTA_METRICS: u16 = 8;
+const RTAX_MTU: u16 = 2;
+/// `RTN_UNICAST`: a route to a host elsewhere (not local, not a blackhole).
+const RTN_UNICAST: u8 = 1;
+
+/// Asks the kernel (`RTM_GETROUTE`) where it routes packets to `dst`. `Ok(None)` when the
+/// route is not a unicast one (a local address, a blackhole, unreachable).
+///
+/// # Errors
+///
+/// The OS error of the netlink socket, or the kernel's error answer (`ENETUNREACH` when
+/// nothing routes there).
+pub fn route_to(dst: std::net::Ipv4Addr) -> io::Result<Option<Route>> {
+    const ASK_LEN: usize = NLMSG_HDR_LEN + RTMSG_LEN + 8;
+    let flags = libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+    // SAFETY: socket() takes no pointers; the result is checked by `syscall!`.
+    let raw = unsafe { syscall!(socket(libc::AF_NETLINK, flags, libc::NETLINK_ROUTE)) }?;
+    // SAFETY: `raw` was just returned by socket(), is open, and nothing else owns it.
+    let socket = unsafe { OwnedFd::from_raw_fd(raw) };
+    let seq: u32 = 1;
+    let mut ask = [0u8; ASK_LEN];
+    ask[0..4].copy_from_slice(&(ASK_LEN as u32).to_ne_bytes());
+    ask[4..6].copy_from_slice(&libc::RTM_GETROUTE.to_ne_bytes());
+    ask[6..8].copy_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    ask[8..12].copy_from_slice(&seq.to_ne_bytes());
+    // rtmsg: family AF_INET, a /32 destination.
+    ask[NLMSG_HDR_LEN] = libc::AF_INET as u8;
+    ask[NLMSG_HDR_LEN + 1] = 32;
+    let attr = NLMSG_HDR_LEN + RTMSG_LEN;
+    ask[attr..attr + 2].copy_from_slice(&8u16.to_ne_bytes());
+    ask[attr + 2..attr + 4].copy_from_slice(&RTA_DST.to_ne_bytes());
+    ask[attr + 4..attr + 8].copy_from_slice(&dst.octets());
+    // SAFETY: the fd is open; `ask` is valid for its length, which the kernel only reads.
+    unsafe { syscall!(send(socket.as_raw_fd(), ask.as_ptr().cast(), ask.len(), 0)) }?;
+    let mut answer = vec![0u8; 8192];
+    // SAFETY: the fd is open; `answer` is valid for writes of its length. The kernel answers
+    // while the request is sent.
+    let n = unsafe {
+        syscall!(recv(
+            socket.as_raw_fd(),
+            answer.as_mut_ptr().cast(),
+            answer.len(),
+            libc::MSG_DONTWAIT
+        ))
+    }?;
+    let got = answer
+        .get(..usize::try_from(n).unwrap_or(0))
+        .unwrap_or_default();
+    match parse_route_answer(got, seq) {
+        Some(Ok(route)) => Ok(route),
+        Some(Err(errno)) => Err(io::Error::from_raw_os_error(errno)),
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "no RTM_NEWROUTE answer",
+        )),
+    }
+}
+
+/// In `buf`, the answer to route request `seq`: the route if it is a unicast one, `None`
+/// inside if it is not, or the kernel's error (a positive errno); `None` if `buf` holds no
+/// answer to that request.
+fn parse_route_answer(buf: &[u8], seq: u32) -> Option<Result<Option<Route>, i32>> {
+    let u16_at = |b: &[u8], at: usize| b.get(at..at + 2).map(|x| u16::from_ne_bytes([x[0], x[1]]));
+    let u32_at = |b: &[u8], at: usize| {
+        b.get(at..at + 4)
+            .map(|x| u32::from_ne_bytes([x[0], x[1], x[2], x[3]]))
+    };
+    let mut at = 0;
+    while let Some(len) = u32_at(buf, at).map(|l| l as usize) {
+        let msg = buf.get(at..at.checked_add(len)?)?;
+        if len < NLMSG_HDR_LEN {
+            return None;
+        }
+        let kind = u16_at(msg, 4)?;
+        if u32_at(msg, 8)? == seq {
+            if kind == libc::NLMSG_ERROR as u16 {
+                let code = i32::from_ne_bytes(u32_at(msg, NLMSG_HDR_LEN)?.to_ne_bytes());
+                return Some(Err(code
+                    .checked_neg()
+                    .filter(|e| *e > 0)
+                    .unwrap_or(libc::EIO)));
+            }
+            if kind == libc::RTM_NEWROUTE {
+                let rtm_type = *msg.get(NLMSG_HDR_LEN + 7)?;
+                if rtm_type != RTN_UNICAST {
+                    return Some(Ok(None));
+                }
+                let mut route = Route {
+                    oif: 0,
+                    prefsrc: None,
+                    mtu: None,
+                };
+                for (k, v) in attributes(msg.get(NLMSG_HDR_LEN + RTMSG_LEN..)?) {
+                    match k {
+                        RTA_OIF => route.oif = u32_at(v, 0).unwrap_or(0),
+                        RTA_PREFSRC => {
+                            route.prefsrc = v
+                                .get(..4)
+                                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                                .map(std::net::Ipv4Addr::from);
+                        }
+                        RTA_METRICS => {
+                            for (mk, mv) in attributes(v) {
+                                if mk == RTAX_MTU {
+                                    route.mtu = u32_at(mv, 0).filter(|m| *m > 0);
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                return Some(Ok((route.oif != 0).then_some(route)));
+            }
+        }
+        at += (len + 3) & !3;
+    }
+    None
+}
+
+/// The MTU of the interface with index `index`.
+///
+/// # Errors
+///
+/// The OS error of `SIOCGIFNAME` or `SIOCGIFMTU`.
+pub fn mtu_of_index(index: u32) -> io::Result<u32> {
+    // SAFETY: ifreq is plain old data; all zeros is a valid value.
+    let mut req: libc::ifreq = unsafe { mem::zeroed() };
+    req.ifr_ifru.ifru_ifindex = i32::try_from(index).map_err(|_| io::Error::other("bad index"))?;
+    ioctl(libc::SIOCGIFNAME, &mut req)?;
+    ioctl(libc::SIOCGIFMTU, &mut req)?;
+    // SAFETY: SIOCGIFMTU succeeded, so the kernel stored the MTU in `ifru_mtu`.
+    let mtu = unsafe { req.ifr_ifru.ifru_mtu };
+    u32::try_from(mtu).map_err(|_| io::Error::other("negative MTU"))
+}
+
 /// Bytes of a netlink message header.
 const NLMSG_HDR_LEN: usize = 16;
 /// Bytes of an `ifinfomsg`.

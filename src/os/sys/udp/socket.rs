@@ -206,6 +206,16 @@ impl UdpSocket {
         self.offloads
     }
 
+    /// Turns UDP GRO off again (`--kernel-path`: the kernel would merge a peer's runs of
+    /// datagrams before the kernel path sees them, and merged runs are the daemon's to cut).
+    pub fn disable_gro(&mut self) {
+        if self.offloads.gro
+            && set_int_option(self.socket.as_fd(), libc::SOL_UDP, UDP_GRO, 0).is_ok()
+        {
+            self.offloads.gro = false;
+        }
+    }
+
     /// Datagrams the kernel dropped on this socket before the daemon could read them, since it
     /// was created: the socket's drop counter (`SO_MEMINFO`, `SK_MEMINFO_DROPS`), which grows
     /// when a datagram finds the receive buffer full (and, rarely, for a bad UDP checksum). One
