@@ -238,6 +238,18 @@ fn run(settings: &Settings) -> Result<(), Error> {
             Ok(path) => {
                 // Merged runs of datagrams would pass the kernel path by.
                 socket.disable_gro();
+                // Peers with a kernel path know each other by datagrams without checksums.
+                if !path.takes_frames() {
+                    info!(
+                        "kernel path: {name} forwards what it gets (a bridge port, or \
+                         forwarding on), so peers send their frames here through their daemons"
+                    );
+                } else if let Err(e) = socket.send_without_checksums() {
+                    warn!(
+                        "cannot send without UDP checksums ({e}): peers with a kernel path \
+                         will send their frames here through their daemons"
+                    );
+                }
                 Some(path)
             }
             Err(e) => {

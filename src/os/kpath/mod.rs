@@ -10,14 +10,22 @@
 //!   kernel fills in the Ethernet addresses). The daemon asks the kernel for that route
 //!   (`RTM_GETROUTE`) when the peer comes in and every 30 s; a peer whose route is not a
 //!   unicast one, or whose MTU is below the tap's plus the 50 bytes of headers, stays with
-//!   the daemon. A TCP super-frame stays one packet, marked as UDP-tunnelled, and is cut
-//!   into datagrams wherever it has to be, as the kernel's own VXLAN's are.
+//!   the daemon; so does a peer until a datagram without a UDP checksum came from it (see
+//!   below). The tap's TCP and generic segmentation offloads are off, so that every frame
+//!   is one datagram (a super-frame, which only a bridge could still hand the tap, is the
+//!   daemon's).
 //! - `decap`, on the ingress of every Ethernet interface with an IPv4 address at start-up
 //!   (TCX links): a frame packet for one of this host's addresses, with a UDP checksum of 0
 //!   (what a kernel path sends; anything checksummed goes through the kernel's UDP input),
-//!   from a peer of the peer map, with the token, whose untagged IPv4 or IPv6 unicast frame
-//!   comes from a MAC the MAC map places behind that same peer, loses its outer headers and
-//!   goes into the tap as if the daemon had written it.
+//!   from a peer of the peer map, on the interface the route to it leaves through, with the
+//!   token, whose untagged IPv4 or IPv6 unicast frame comes from a MAC the MAC map places
+//!   behind that same peer, loses its outer headers and goes into the tap as if the daemon
+//!   had written it. Any datagram without a checksum from such a peer marks it as a peer
+//!   with a kernel path: with `--kernel-path` the daemon's socket sends without checksums
+//!   too, so peers with a kernel path find each other, and a peer without one (which could
+//!   not complete the checksums the kernel leaves partial, over a veth) is never sent to.
+//!   A program that does not take a packet hands it on (`TCX_NEXT`) to the programs and
+//!   filters after it.
 //!
 //! Everything else (broadcasts, multicasts and unknown destinations, which the daemon floods;
 //! VLAN-tagged frames; ARP; frames from a MAC the daemon has not learnt behind that peer;
@@ -71,7 +79,8 @@ const MAC_VALUE: usize = 16;
 /// Bytes of a peer map value: the index of the interface frames to the peer leave through
 /// and the address they leave from (network order), written by the daemon; then sent
 /// packets and bytes, received packets and bytes (native 64-bit counters, added to by the
-/// programs), and 8 spare bytes.
+/// programs), and a word `decap` sets once the peer sent a datagram without a UDP checksum,
+/// as a kernel path's daemon does (only then does `encap` send to it).
 const PEER_VALUE: usize = 48;
 /// Most local addresses `decap` knows (frames to addresses past them take the daemon's path).
 const MAX_LOCALS: usize = 256;
@@ -82,6 +91,8 @@ const SYNC_MIN_GAP: Duration = Duration::from_millis(20);
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 /// How often the routes to the peers and the host's addresses are asked again.
 const RECHECK_EVERY: Duration = Duration::from_secs(30);
+/// When a peer put in the map gets its second empty peer list.
+const HELLO_AGAIN: Duration = Duration::from_secs(2);
 
 /// How often a flow's frames go through the daemon once: a quarter of the MAC timeout, at
 /// most 10 s, at least 1 s.
@@ -151,11 +162,20 @@ fn egress(peer: Ipv4Addr, listen: SocketAddr, min_mtu: u32) -> Result<[u8; 8], S
     if mtu < min_mtu {
         return Err(format!("route MTU {mtu} < {min_mtu}"));
     }
-    let local = match listen.ip() {
-        std::net::IpAddr::V4(ip) if !ip.is_unspecified() => ip,
-        _ => route.prefsrc.ok_or("no source address on the route")?,
+    let local = match listen_v4(listen) {
+        Some(ip) => ip,
+        None => route.prefsrc.ok_or("no source address on the route")?,
     };
     Ok(egress_bytes(route.oif, local))
+}
+
+/// The IPv4 address `--listen` names, if it names one (also as `[::ffff:a.b.c.d]`).
+fn listen_v4(listen: SocketAddr) -> Option<Ipv4Addr> {
+    let ip = match listen.ip() {
+        std::net::IpAddr::V4(ip) => ip,
+        std::net::IpAddr::V6(ip) => ip.to_ipv4_mapped()?,
+    };
+    (!ip.is_unspecified()).then_some(ip)
 }
 
 /// The counters of a peer map value last read: sent and received (packets, bytes).
@@ -225,6 +245,10 @@ pub struct KernelPath {
     /// When the routes and the local addresses are asked again.
     recheck_at: Instant,
     refresh: Duration,
+    /// Whether peers' kernel paths may send here (see [`KernelPath::takes_frames`]).
+    takes_frames: bool,
+    /// Peers just put in the map, and when to send them a second empty peer list.
+    hello_again: BTreeMap<PeerKey, Instant>,
     totals: Totals,
 }
 
@@ -241,11 +265,15 @@ fn underlay_interfaces(tap: &str) -> Vec<(String, u32)> {
     };
     names.sort();
     names.dedup();
-    names
+    // (An address label such as eth0:1 is eth0, by its index.)
+    let mut out: Vec<(String, u32)> = names
         .into_iter()
         .filter(|name| name != tap && netdev::is_ethernet(name).unwrap_or(false))
         .filter_map(|name| netdev::ifindex(&name).ok().map(|i| (name, i)))
-        .collect()
+        .collect();
+    out.sort_by_key(|&(_, index)| index);
+    out.dedup_by_key(|entry| entry.1);
+    out
 }
 
 impl KernelPath {
@@ -280,6 +308,17 @@ impl KernelPath {
         let port = listen.port();
         let refresh = refresh_every(mac_timeout);
         let refresh_ns = u64::try_from(refresh.as_nanos()).unwrap_or(u64::MAX);
+        // A super-frame taken whole keeps the marks of a tunnelled packet, which only a
+        // packet for this host may (one the tap forwards on to a NIC could be cut wrongly
+        // there): such a node takes single frames only, and says to no peer that it has a
+        // kernel path (see `takes_frames`).
+        let take_super = match netdev::forwards(tap) {
+            Ok(forwards) => !forwards,
+            Err(e) => {
+                debug!("kernel path: cannot tell whether {tap} forwards ({e}): taking it does");
+                false
+            }
+        };
         let encap = prog::encap(macs.raw_fd(), peers.raw_fd(), port, token);
         let decap = prog::decap(
             macs.raw_fd(),
@@ -289,6 +328,7 @@ impl KernelPath {
             token,
             tap_index,
             refresh_ns,
+            take_super,
         );
         let load = |insns: &[u64], hook, name: &CStr| {
             bpf::load_classifier(insns, hook, name)
@@ -332,10 +372,21 @@ impl KernelPath {
             synced_at: Instant::ZERO,
             recheck_at: Instant::ZERO,
             refresh,
+            takes_frames: take_super,
+            hello_again: BTreeMap::new(),
             totals: Totals::default(),
         };
         path.sync_locals();
         Ok(path)
+    }
+
+    /// Whether peers' kernel paths may send frames here: not when the tap forwards what it
+    /// gets (a bridge port, a bond member, forwarding on), where a super-frame could not be
+    /// taken whole. The daemon then keeps its datagrams checksummed, so that peers do not
+    /// take it for a node with a kernel path; its own frames still go out through the
+    /// kernel.
+    pub fn takes_frames(&self) -> bool {
+        self.takes_frames
     }
 
     /// What the kernel path moved so far.
@@ -355,9 +406,9 @@ impl KernelPath {
     /// The host's IPv4 addresses `decap` takes frames for: the `--listen` address if it
     /// names one, else every IPv4 address of the host (at most [`MAX_LOCALS`]).
     fn sync_locals(&mut self) {
-        let mut want: Vec<Ipv4Addr> = match self.listen.ip() {
-            std::net::IpAddr::V4(ip) if !ip.is_unspecified() => vec![ip],
-            _ => match ifaddrs::ipv4_interfaces() {
+        let mut want: Vec<Ipv4Addr> = match listen_v4(self.listen) {
+            Some(ip) => vec![ip],
+            None => match ifaddrs::ipv4_interfaces() {
                 Ok(list) => list.into_iter().map(|(_, ip)| ip).collect(),
                 Err(e) => {
                     debug!("kernel path: cannot list the host's addresses: {e}");
@@ -365,6 +416,8 @@ impl KernelPath {
                 }
             },
         };
+        // (Never loopback's: a datagram for 127/8 from outside is a martian.)
+        want.retain(|ip| !ip.is_loopback());
         want.sort_unstable();
         want.dedup();
         want.truncate(MAX_LOCALS);
@@ -402,7 +455,19 @@ impl KernelPath {
         }
         let (peers, macs) = wanted(&view, now);
         self.collect(node);
-        self.sync_peers(now, &peers, recheck);
+        self.sync_peers(now, node, &peers, recheck);
+        let again: Vec<PeerKey> = self
+            .hello_again
+            .iter()
+            .filter(|&(_, &at)| at <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in again {
+            self.hello_again.remove(&key);
+            if let Some(peer) = self.in_peers.get(&key) {
+                node.send_empty_peer_list(SocketAddr::V4(peer.addr));
+            }
+        }
         self.sync_macs(&macs);
         let gone: Vec<PeerKey> = self
             .in_peers
@@ -423,7 +488,13 @@ impl KernelPath {
     /// Puts the peers of `peers` the kernel path can take into the peer map (first in, last
     /// out: a MAC entry never names a peer the map lacks), and with `recheck` moves those
     /// whose route changed.
-    fn sync_peers(&mut self, now: Instant, peers: &BTreeMap<PeerKey, SocketAddrV4>, recheck: bool) {
+    fn sync_peers<S: Socket, D: Device>(
+        &mut self,
+        now: Instant,
+        node: &mut Node<S, D>,
+        peers: &BTreeMap<PeerKey, SocketAddrV4>,
+        recheck: bool,
+    ) {
         for (key, &addr) in peers {
             let known = self.in_peers.get(key).map(|p| p.egress);
             if (known.is_some() && !recheck) || self.not_eligible.contains_key(key) {
@@ -445,16 +516,25 @@ impl KernelPath {
             }
             let mut value = [0u8; PEER_VALUE];
             value[..8].copy_from_slice(&egress);
-            // A moved route: the counters start again, after this last read.
-            if known.is_some() {
+            // A moved route: the counters (and the kernel-peer mark) go on where they are.
+            // (What the programs add between this read and the update is lost: a few
+            // frames' worth, once per route change.)
+            let mut read = Read::default();
+            if let Some(peer) = self.in_peers.get(key) {
                 let mut current = [0u8; PEER_VALUE];
                 if matches!(self.peers.lookup(key, &mut current), Ok(true)) {
                     value[8..].copy_from_slice(&current[8..]);
+                    read = peer.read;
                 }
             }
             match self.peers.update(key, &value, bpf::ANY) {
                 Ok(()) => {
-                    let read = read_counters(&value);
+                    if known.is_none() && self.takes_frames {
+                        // So that its kernel path learns of ours (see `prog::decap`): now,
+                        // and once more when it has surely put us in its own map.
+                        node.send_empty_peer_list(SocketAddr::V4(addr));
+                        self.hello_again.insert(*key, now + HELLO_AGAIN);
+                    }
                     self.in_peers.insert(*key, InPeer { addr, egress, read });
                 }
                 Err(e) => self.map_error("peer", &e),
@@ -535,7 +615,15 @@ impl KernelPath {
                     );
                     peer.read = now;
                     if sent != (0, 0) || received != (0, 0) {
-                        node.count_kernel_path(SocketAddr::V4(peer.addr), sent, received);
+                        // The peer's traffic counts datagrams (the frame and its 8 bytes of
+                        // token and switch byte), as the daemon's own sends and receives do.
+                        let datagrams =
+                            |(n, bytes): (u64, u64)| (n, bytes.wrapping_add(n.wrapping_mul(8)));
+                        node.count_kernel_path(
+                            SocketAddr::V4(peer.addr),
+                            datagrams(sent),
+                            datagrams(received),
+                        );
                         let t = &mut self.totals;
                         t.sent = (t.sent.0.wrapping_add(sent.0), t.sent.1.wrapping_add(sent.1));
                         t.received = (

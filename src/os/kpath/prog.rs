@@ -29,6 +29,7 @@ const SKB_LEN: i16 = 0;
 const SKB_PKT_TYPE: i16 = 4;
 const SKB_PROTOCOL: i16 = 16;
 const SKB_VLAN_PRESENT: i16 = 20;
+const SKB_IFINDEX: i16 = 40;
 const SKB_GSO_SIZE: i16 = 176;
 
 // Fields of a peer map value (see `crate::kpath`'s `PEER_VALUE`).
@@ -38,6 +39,10 @@ const PV_TX_FRAMES: i16 = 8;
 const PV_TX_BYTES: i16 = 16;
 const PV_RX_FRAMES: i16 = 24;
 const PV_RX_BYTES: i16 = 32;
+/// Non-zero once the peer's daemon sent us a control message with a UDP checksum of 0: its
+/// kernel path takes frames (such a daemon sends without checksums), so its `decap` takes our
+/// frames, and our super-frames whole.
+const PV_KERNEL_PEER: i16 = 40;
 // Fields of a MAC map value.
 const MV_PEER: i16 = 0;
 const MV_REFRESH_AT: i16 = 8;
@@ -58,8 +63,10 @@ const ADJ_ROOM_MAC: i32 = 1;
 const FIXED_GSO: i32 = 1;
 /// `BPF_F_INGRESS` for `bpf_redirect`.
 const F_INGRESS: i32 = 1;
-/// `TC_ACT_OK`: the packet goes on as if no program ran (to the daemon, or to the stack).
-const ACT_OK: i32 = 0;
+/// `TCX_NEXT` (`TC_ACT_UNSPEC`): the packet goes on as if this program had not run: to the
+/// programs and filters after it, then to the daemon or the stack. (`TC_ACT_OK`, 0, would
+/// end the chain there.)
+const ACT_NEXT: i32 = -1;
 /// `TC_ACT_SHOT`: dropped.
 const ACT_SHOT: i32 = 2;
 
@@ -133,6 +140,9 @@ impl Asm {
     }
     fn add(&mut self, dst: u8, src: u8) -> &mut Asm {
         self.op(0x0f, dst, src, 0, 0)
+    }
+    fn and(&mut self, dst: u8, src: u8) -> &mut Asm {
+        self.op(0x5f, dst, src, 0, 0)
     }
     fn andk(&mut self, dst: u8, imm: i32) -> &mut Asm {
         self.op(0x57, dst, 0, 0, imm)
@@ -243,7 +253,7 @@ impl Asm {
     /// (a jump to a label never set goes to pass).
     fn finish(mut self) -> Vec<u64> {
         let pass = self.insns.len();
-        self.movk(R0, ACT_OK).exit();
+        self.movk(R0, ACT_NEXT).exit();
         let drop = self.insns.len();
         self.movk(R0, ACT_SHOT).exit();
         for (at, to) in std::mem::take(&mut self.exits) {
@@ -266,7 +276,7 @@ impl Asm {
 }
 
 /// The token and the frame's switch byte (0) as the 8 bytes after the UDP header, read as
-/// one 64-bit word.
+/// one 64-bit word (with a token of seven 0xff bytes: the mask of the token).
 pub(super) fn shim_word(token: [u8; 7]) -> u64 {
     let mut bytes = [0u8; 8];
     bytes[..7].copy_from_slice(&token);
@@ -312,6 +322,10 @@ pub(super) fn encap(macs: i32, peers: i32, port: u16, token: [u8; 7]) -> Vec<u64
         .mov(R7, R0)
         .ldxw(R8, R7, PV_IFINDEX)
         .jeqk(R8, 0, To::Pass)
+        // Only to a peer with a kernel path: anyone else may not complete the checksums the
+        // kernel left partial (over a veth), nor take a super-frame whole.
+        .ldxdw(R2, R7, PV_KERNEL_PEER)
+        .jeqk(R2, 0, To::Pass)
         .ldxw(R9, R6, SKB_LEN)
         // Room for the outer headers between the frame's Ethernet header and its payload;
         // the kernel marks the packet as UDP-tunnelled, so that a super-frame is cut into
@@ -414,6 +428,7 @@ pub(super) fn decap(
     token: [u8; 7],
     tap: u32,
     refresh_ns: u64,
+    take_super: bool,
 ) -> Vec<u64> {
     let mut a = Asm::default();
     a.mov(R6, R1)
@@ -421,17 +436,20 @@ pub(super) fn decap(
         .jnek(R2, PACKET_HOST, To::Pass)
         .ldxw(R2, R6, SKB_VLAN_PRESENT)
         .jnek(R2, 0, To::Pass)
-        // R9 = 1 for a super-frame (see below).
+        // R9 = 1 for a super-frame (see below); none when this node takes none.
         .movk(R9, 0)
         .ldxw(R2, R6, SKB_GSO_SIZE)
-        .jeqk(R2, 0, To::Ahead(1))
+        .jeqk(R2, 0, To::Ahead(2))
+        .jeqk(R9, i32::from(take_super), To::Pass)
         .movk(R9, 1)
         .ldxw(R2, R6, SKB_PROTOCOL)
         .jnek(R2, ETH_IPV4, To::Pass)
+        // The headers up to the switch byte (a control message may be shorter than a frame's
+        // headers).
         .mov(R1, R6)
         .movk(R2, 0)
         .stack_ptr(R3, HDR)
-        .movk(R4, 64)
+        .movk(R4, HDR_ROOM)
         .call(SKB_LOAD_BYTES)
         .jnek(R0, 0, To::Pass)
         .ldxb(R2, FP, IP)
@@ -446,18 +464,6 @@ pub(super) fn decap(
         .jnek(R2, be16(port), To::Pass)
         .ldxh(R2, FP, UDP + 6)
         .jnek(R2, 0, To::Pass)
-        // IP length = the packet's past the Ethernet header; UDP length = past the IP header
-        // (a super-frame's may say less: at most 65535).
-        .jnek(R9, 0, To::Ahead(9))
-        .ldxw(R3, R6, SKB_LEN)
-        .ldxh(R2, FP, IP + 2)
-        .be16(R2)
-        .addk(R2, 14)
-        .jne(R2, R3, To::Pass)
-        .ldxh(R2, FP, UDP + 4)
-        .be16(R2)
-        .addk(R2, 34)
-        .jne(R2, R3, To::Pass)
         // For one of our addresses.
         .ldxw(R2, FP, IP + 16)
         .stxw(FP, LOCAL_KEY, R2)
@@ -465,7 +471,10 @@ pub(super) fn decap(
         .stack_ptr(R2, LOCAL_KEY)
         .call(MAP_LOOKUP)
         .jeqk(R0, 0, To::Pass)
+        // Our token (any message: the daemon's keepalives mark a kernel peer too).
         .ldxdw(R2, FP, SHIM)
+        .lddw(R3, shim_word([0xff; 7]))
+        .and(R2, R3)
         .lddw(R3, shim_word(token))
         .jne(R2, R3, To::Pass)
         // The sender, as a peer map key.
@@ -479,6 +488,38 @@ pub(super) fn decap(
         .call(MAP_LOOKUP)
         .jeqk(R0, 0, To::Pass)
         .mov(R7, R0)
+        // From the interface the route to the peer leaves through, as a strict reverse
+        // path filter would have it (a datagram with the peer's address that comes in
+        // elsewhere is the daemon's, and the kernel's rp_filter, to judge).
+        .ldxw(R2, R6, SKB_IFINDEX)
+        .ldxw(R3, R7, PV_IFINDEX)
+        .jne(R2, R3, To::Pass)
+        // A control message without a checksum: from the daemon of a peer whose kernel path
+        // takes frames (a frame without one only says that the peer sends through a kernel
+        // path). Marked, and left to the daemon.
+        .ldxb(R2, FP, SHIM + 7)
+        .jeqk(R2, 0, To::Ahead(2))
+        .stdw(R7, PV_KERNEL_PEER, 1)
+        .ja(To::Pass)
+        // A frame packet: IP length = the packet's past the Ethernet header, UDP length =
+        // past the IP header (a super-frame's may say less: at most 65535).
+        .jnek(R9, 0, To::Ahead(9))
+        .ldxw(R3, R6, SKB_LEN)
+        .ldxh(R2, FP, IP + 2)
+        .be16(R2)
+        .addk(R2, 14)
+        .jne(R2, R3, To::Pass)
+        .ldxh(R2, FP, UDP + 4)
+        .be16(R2)
+        .addk(R2, 34)
+        .jne(R2, R3, To::Pass)
+        // The frame's Ethernet header.
+        .mov(R1, R6)
+        .movk(R2, HDR_ROOM)
+        .stack_ptr(R3, INNER)
+        .movk(R4, 14)
+        .call(SKB_LOAD_BYTES)
+        .jnek(R0, 0, To::Pass)
         // Group destinations go to the daemon (its --broadcast-limit).
         .ldxb(R2, FP, INNER)
         .andk(R2, 1)
@@ -575,7 +616,10 @@ mod tests {
     #[test]
     fn both_programs_end_in_exits_and_jump_inside() {
         let token = [0, 0, 0, 0, 0, 0, 1];
-        for p in [encap(3, 4, 3210, token), decap(3, 4, 5, 3210, token, 7, 1)] {
+        for p in [
+            encap(3, 4, 3210, token),
+            decap(3, 4, 5, 3210, token, 7, 1, true),
+        ] {
             jumps_in_range(&p);
             assert_eq!(p.last().map(|w| w & 0xff), Some(0x95));
             assert!(p.len() < 200);
@@ -590,12 +634,12 @@ mod tests {
 
     #[test]
     fn a_jump_to_pass_lands_on_return_ok() {
-        let p = decap(3, 4, 5, 3210, [0; 7], 7, 1);
+        let p = decap(3, 4, 5, 3210, [0; 7], 7, 1, true);
         // The third instruction jumps to pass when the packet is not for this host.
         let w = p[2];
         let off = ((w >> 16) & 0xffff) as u16 as i16;
         let target = (3 + off) as usize;
         assert_eq!(p[target] & 0xff, 0xb7, "mov r0, imm");
-        assert_eq!((p[target] >> 32) as i32, ACT_OK);
+        assert_eq!((p[target] >> 32) as i32, ACT_NEXT);
     }
 }

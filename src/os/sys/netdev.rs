@@ -270,61 +270,38 @@ pub fn route_to(dst: std::net::Ipv4Addr) -> io::Result<Option<Route>> {
 /// inside if it is not, or the kernel's error (a positive errno); `None` if `buf` holds no
 /// answer to that request.
 fn parse_route_answer(buf: &[u8], seq: u32) -> Option<Result<Option<Route>, i32>> {
-    let u16_at = |b: &[u8], at: usize| b.get(at..at + 2).map(|x| u16::from_ne_bytes([x[0], x[1]]));
-    let u32_at = |b: &[u8], at: usize| {
-        b.get(at..at + 4)
-            .map(|x| u32::from_ne_bytes([x[0], x[1], x[2], x[3]]))
+    let msg = match find_answer(buf, seq, |kind, _| kind == libc::RTM_NEWROUTE)? {
+        Ok(msg) => msg,
+        Err(errno) => return Some(Err(errno)),
     };
-    let mut at = 0;
-    while let Some(len) = u32_at(buf, at).map(|l| l as usize) {
-        let msg = buf.get(at..at.checked_add(len)?)?;
-        if len < NLMSG_HDR_LEN {
-            return None;
-        }
-        let kind = u16_at(msg, 4)?;
-        if u32_at(msg, 8)? == seq {
-            if kind == libc::NLMSG_ERROR as u16 {
-                let code = i32::from_ne_bytes(u32_at(msg, NLMSG_HDR_LEN)?.to_ne_bytes());
-                return Some(Err(code
-                    .checked_neg()
-                    .filter(|e| *e > 0)
-                    .unwrap_or(libc::EIO)));
+    if *msg.get(NLMSG_HDR_LEN + 7)? != RTN_UNICAST {
+        return Some(Ok(None));
+    }
+    let mut route = Route {
+        oif: 0,
+        prefsrc: None,
+        mtu: None,
+    };
+    for (k, v) in attributes(msg.get(NLMSG_HDR_LEN + RTMSG_LEN..)?) {
+        match k {
+            RTA_OIF => route.oif = u32_at(v, 0).unwrap_or(0),
+            RTA_PREFSRC => {
+                route.prefsrc = v
+                    .get(..4)
+                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                    .map(std::net::Ipv4Addr::from);
             }
-            if kind == libc::RTM_NEWROUTE {
-                let rtm_type = *msg.get(NLMSG_HDR_LEN + 7)?;
-                if rtm_type != RTN_UNICAST {
-                    return Some(Ok(None));
-                }
-                let mut route = Route {
-                    oif: 0,
-                    prefsrc: None,
-                    mtu: None,
-                };
-                for (k, v) in attributes(msg.get(NLMSG_HDR_LEN + RTMSG_LEN..)?) {
-                    match k {
-                        RTA_OIF => route.oif = u32_at(v, 0).unwrap_or(0),
-                        RTA_PREFSRC => {
-                            route.prefsrc = v
-                                .get(..4)
-                                .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                                .map(std::net::Ipv4Addr::from);
-                        }
-                        RTA_METRICS => {
-                            for (mk, mv) in attributes(v) {
-                                if mk == RTAX_MTU {
-                                    route.mtu = u32_at(mv, 0).filter(|m| *m > 0);
-                                }
-                            }
-                        }
-                        _ => {}
+            RTA_METRICS => {
+                for (mk, mv) in attributes(v) {
+                    if mk == RTAX_MTU {
+                        route.mtu = u32_at(mv, 0).filter(|m| *m > 0);
                     }
                 }
-                return Some(Ok((route.oif != 0).then_some(route)));
             }
+            _ => {}
         }
-        at += (len + 3) & !3;
     }
-    None
+    Some(Ok((route.oif != 0).then_some(route)))
 }
 
 /// The MTU of the interface with index `index`.
@@ -475,6 +452,21 @@ pub fn tap_in_use(name: &str) -> io::Result<bool> {
         })
 }
 
+/// Whether interface `name` forwards what it receives elsewhere: it is the port of a bridge
+/// or a member of a bond (it has a master), or IPv4 or IPv6 forwarding is on for it.
+///
+/// # Errors
+///
+/// The OS error of asking rtnetlink, or of reading the forwarding sysctls.
+pub fn forwards(name: &str) -> io::Result<bool> {
+    let master = LinkCounters::open(name)?.ask()?.master;
+    let sysctl = |family: &str| {
+        std::fs::read_to_string(format!("/proc/sys/net/{family}/conf/{name}/forwarding"))
+            .map(|s| s.trim() != "0")
+    };
+    Ok(master.is_some() || sysctl("ipv4")? || sysctl("ipv6")?)
+}
+
 /// `IFLA_TUN_NUM_QUEUES` in a tun device's `IFLA_INFO_DATA` (`linux/if_link.h`; the kernel
 /// fills it for a multi-queue device only), and `IFLA_TUN_NUM_DISABLED_QUEUES` after it.
 const IFLA_TUN_NUM_QUEUES: u16 = 8;
@@ -491,6 +483,8 @@ struct LinkAnswer {
     is_tun: bool,
     /// A multi-queue tun device's attached queues, enabled and disabled together.
     tun_queues: Option<u32>,
+    /// The index of its master (a bridge, a bond), if it has one (`IFLA_MASTER`).
+    master: Option<u32>,
 }
 
 /// Reads the transmit drops of tap `name` on a thread of its own, once a second (over
@@ -553,15 +547,14 @@ impl TapDropsReader {
     }
 }
 
-/// In the netlink messages `buf`, the answer to request `seq` about link `index`: its transmit
-/// attributes ([`LinkAnswer`]), or the kernel's error (a positive errno); `None` if `buf` holds
-/// no answer to that request.
-fn parse_link_answer(buf: &[u8], seq: u32, index: i32) -> Option<Result<LinkAnswer, i32>> {
-    let u16_at = |b: &[u8], at: usize| b.get(at..at + 2).map(|x| u16::from_ne_bytes([x[0], x[1]]));
-    let u32_at = |b: &[u8], at: usize| {
-        b.get(at..at + 4)
-            .map(|x| u32::from_ne_bytes([x[0], x[1], x[2], x[3]]))
-    };
+/// In the netlink messages `buf`, the first answer to request `seq` that `wanted` takes (by
+/// its type and whole message), or the kernel's error answer to it (a positive errno);
+/// `None` if `buf` holds neither.
+fn find_answer(
+    buf: &[u8],
+    seq: u32,
+    wanted: impl Fn(u16, &[u8]) -> bool,
+) -> Option<Result<&[u8], i32>> {
     let mut at = 0;
     while let Some(len) = u32_at(buf, at).map(|l| l as usize) {
         let msg = buf.get(at..at.checked_add(len)?)?;
@@ -577,16 +570,37 @@ fn parse_link_answer(buf: &[u8], seq: u32, index: i32) -> Option<Result<LinkAnsw
                     .filter(|e| *e > 0)
                     .unwrap_or(libc::EIO)));
             }
-            let is_ours =
-                i32::from_ne_bytes(u32_at(msg, NLMSG_HDR_LEN + 4)?.to_ne_bytes()) == index;
-            if kind == libc::RTM_NEWLINK && is_ours {
-                let attrs = msg.get(NLMSG_HDR_LEN + IFINFOMSG_LEN..)?;
-                return Some(Ok(link_answer(attrs)));
+            if wanted(kind, msg) {
+                return Some(Ok(msg));
             }
         }
         at += (len + 3) & !3;
     }
     None
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    b.get(at..at + 2).map(|x| u16::from_ne_bytes([x[0], x[1]]))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at + 4)
+        .map(|x| u32::from_ne_bytes([x[0], x[1], x[2], x[3]]))
+}
+
+/// In the netlink messages `buf`, the answer to request `seq` about link `index`: its transmit
+/// attributes ([`LinkAnswer`]), or the kernel's error (a positive errno); `None` if `buf` holds
+/// no answer to that request.
+fn parse_link_answer(buf: &[u8], seq: u32, index: i32) -> Option<Result<LinkAnswer, i32>> {
+    let is_ours = |kind: u16, msg: &[u8]| {
+        kind == libc::RTM_NEWLINK
+            && u32_at(msg, NLMSG_HDR_LEN + 4).map(|i| i32::from_ne_bytes(i.to_ne_bytes()))
+                == Some(index)
+    };
+    Some(
+        find_answer(buf, seq, is_ours)?
+            .map(|msg| link_answer(msg.get(NLMSG_HDR_LEN + IFINFOMSG_LEN..).unwrap_or_default())),
+    )
 }
 
 /// What an `RTM_NEWLINK` answer's attributes (`attrs`, past its `ifinfomsg`) say.
@@ -602,6 +616,7 @@ fn link_answer(attrs: &[u8]) -> LinkAnswer {
                     .map(u64::from_ne_bytes);
             }
             libc::IFLA_CARRIER => answer.carrier = value.first().map(|c| *c != 0),
+            libc::IFLA_MASTER => answer.master = u32_at(value, 0).filter(|m| *m != 0),
             libc::IFLA_LINKINFO => {
                 for (k, v) in attributes(value) {
                     match k {
@@ -732,6 +747,67 @@ mod tests {
         out
     }
 
+    /// An `RTM_NEWROUTE` answer (seq 9) of route type `rtm_type` with `attrs`.
+    fn route_answer(rtm_type: u8, attrs: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        let mut out = vec![0u8; NLMSG_HDR_LEN + RTMSG_LEN];
+        out[4..6].copy_from_slice(&libc::RTM_NEWROUTE.to_ne_bytes());
+        out[8..12].copy_from_slice(&9u32.to_ne_bytes());
+        out[NLMSG_HDR_LEN] = libc::AF_INET as u8;
+        out[NLMSG_HDR_LEN + 7] = rtm_type;
+        for (attr, data) in attrs {
+            out.extend_from_slice(&(4 + data.len() as u16).to_ne_bytes());
+            out.extend_from_slice(&attr.to_ne_bytes());
+            out.extend_from_slice(data);
+            while out.len() % 4 != 0 {
+                out.push(0);
+            }
+        }
+        let len = out.len() as u32;
+        out[0..4].copy_from_slice(&len.to_ne_bytes());
+        out
+    }
+
+    #[test]
+    fn a_route_answer_gives_interface_source_and_mtu_of_unicast_routes_only() {
+        let mut metrics = Vec::new();
+        metrics.extend_from_slice(&8u16.to_ne_bytes());
+        metrics.extend_from_slice(&RTAX_MTU.to_ne_bytes());
+        metrics.extend_from_slice(&1400u32.to_ne_bytes());
+        let attrs = [
+            (RTA_OIF, 3u32.to_ne_bytes().to_vec()),
+            (RTA_PREFSRC, vec![198, 18, 0, 1]),
+            (RTA_METRICS, metrics),
+        ];
+        let route = Route {
+            oif: 3,
+            prefsrc: Some(std::net::Ipv4Addr::new(198, 18, 0, 1)),
+            mtu: Some(1400),
+        };
+        let buf = route_answer(RTN_UNICAST, &attrs);
+        assert_eq!(parse_route_answer(&buf, 9), Some(Ok(Some(route))));
+        // Another request's answer, a cut answer: none.
+        assert_eq!(parse_route_answer(&buf, 8), None);
+        assert_eq!(parse_route_answer(&buf[..buf.len() - 1], 9), None);
+        // A local route (RTN_LOCAL, 2) or one without an interface: not for the kernel path.
+        assert_eq!(
+            parse_route_answer(&route_answer(2, &attrs), 9),
+            Some(Ok(None))
+        );
+        assert_eq!(
+            parse_route_answer(&route_answer(RTN_UNICAST, &attrs[1..]), 9),
+            Some(Ok(None))
+        );
+        // Every prefix of the answer parses without a panic.
+        for end in 0..buf.len() {
+            let _ = parse_route_answer(&buf[..end], 9);
+        }
+    }
+
+    #[test]
+    fn a_route_to_loopback_is_not_for_the_kernel_path() {
+        assert_eq!(route_to(std::net::Ipv4Addr::LOCALHOST).unwrap(), None);
+    }
+
     #[test]
     fn a_link_answer_gives_the_eighth_counter_of_its_stats64() {
         let mut stats = vec![0u8; 200];
@@ -764,6 +840,7 @@ mod tests {
             name.clone(),
             (libc::IFLA_CARRIER, vec![1]),
             (libc::IFLA_LINKINFO, info),
+            (libc::IFLA_MASTER, 9u32.to_ne_bytes().to_vec()),
         ];
         let got = parse_link_answer(&netlink(&[(libc::RTM_NEWLINK, 7, 4, &tap)]), 7, 4);
         let expected = LinkAnswer {
@@ -771,6 +848,7 @@ mod tests {
             carrier: Some(true),
             is_tun: true,
             tun_queues: None,
+            master: Some(9),
         };
         assert_eq!(got, Some(Ok(expected)));
         // A multi-queue tap's link data counts its queues: they tell, whatever the carrier.

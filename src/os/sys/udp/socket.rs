@@ -206,6 +206,19 @@ impl UdpSocket {
         self.offloads
     }
 
+    /// Sends IPv4 datagrams with a UDP checksum of 0 (`SO_NO_CHECK`, which RFC 768 allows):
+    /// `--kernel-path`, whose peers with a kernel path recognise each other by it. The kernel
+    /// refuses UDP GSO without checksums, so GSO goes off: each datagram is sent on its own.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of `setsockopt`.
+    pub fn send_without_checksums(&mut self) -> io::Result<()> {
+        set_int_option(self.socket.as_fd(), libc::SOL_SOCKET, libc::SO_NO_CHECK, 1)?;
+        self.offloads.gso = false;
+        Ok(())
+    }
+
     /// Turns UDP GRO off again (`--kernel-path`: the kernel would merge a peer's runs of
     /// datagrams before the kernel path sees them, and merged runs are the daemon's to cut).
     pub fn disable_gro(&mut self) {
