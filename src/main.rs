@@ -224,42 +224,6 @@ fn run(settings: &Settings) -> Result<(), Error> {
     let name = device.name().to_owned();
     set_up_device(&name, settings.mtu)?;
     info!("device {name}: mtu {}, up", settings.mtu);
-    // (Before the switch to --user: loading and attaching need CAP_BPF and CAP_NET_ADMIN.)
-    let kernel_path = if settings.kernel_path {
-        match KernelPath::start(
-            &name,
-            settings.mtu,
-            listen,
-            settings.token,
-            settings.max_peers,
-            settings.max_macs,
-            settings.mac_timeout,
-        ) {
-            Ok(path) => {
-                // Merged runs of datagrams would pass the kernel path by.
-                socket.disable_gro();
-                // Peers with a kernel path know each other by datagrams without checksums.
-                if !path.takes_frames() {
-                    info!(
-                        "kernel path: {name} forwards what it gets (a bridge port, or \
-                         forwarding on), so peers send their frames here through their daemons"
-                    );
-                } else if let Err(e) = socket.send_without_checksums() {
-                    warn!(
-                        "cannot send without UDP checksums ({e}): peers with a kernel path \
-                         will send their frames here through their daemons"
-                    );
-                }
-                Some(path)
-            }
-            Err(e) => {
-                warn!("kernel path off, every frame goes through the daemon: {e}");
-                None
-            }
-        }
-    } else {
-        None
-    };
     // A second fd on the tap keeps the interface alive after the loop has dropped the device,
     // so that --ifdown still finds it.
     let keep_tap = match device.as_fd().try_clone_to_owned() {
@@ -285,6 +249,44 @@ fn run(settings: &Settings) -> Result<(), Error> {
             return Ok(());
         }
     }
+    // After --ifup (which may make the tap a bridge port), before the switch to --user
+    // (loading and attaching need CAP_BPF and CAP_NET_ADMIN).
+    let kernel_path = if settings.kernel_path {
+        match KernelPath::start(
+            &name,
+            settings.mtu,
+            listen,
+            settings.token,
+            settings.max_peers,
+            settings.max_macs,
+            settings.mac_timeout,
+        ) {
+            Ok(path) => {
+                // Merged runs of datagrams would pass the kernel path by.
+                socket.disable_gro();
+                // Peers with a kernel path know each other by datagrams without checksums.
+                if !path.takes_frames() {
+                    info!(
+                        "kernel path: {name} forwards what it gets (a bridge port, a bond \
+                         member, or forwarding on) or no interface takes frames, so peers send \
+                         their frames here through their daemons"
+                    );
+                } else if let Err(e) = socket.send_without_checksums() {
+                    warn!(
+                        "cannot send without UDP checksums ({e}): peers with a kernel path \
+                         will send their frames here through their daemons"
+                    );
+                }
+                Some(path)
+            }
+            Err(e) => {
+                warn!("kernel path off, every frame goes through the daemon: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     if let Some(identity) = &identity {
         // What SIGHUP reads must stay readable after the switch: checked as that user
         // while still root, so that a failure leaves --ifdown its privileges.

@@ -81,10 +81,10 @@ fn the_kernel_path_carries_ping_and_tcp_both_ways_and_the_daemons_still_see_each
         assert_eq!(errors, 0);
     }
 
-    // With --mac-timeout 8 the daemon must be handed a frame of a flow about every 2 s: in
-    // a 12-second ping run, b's daemon sees a few of the pings, not every one and not none,
-    // and a's MAC in b's table, checked every second, is never older than that (without
-    // the refresh it would age to 8 s and expire, and come back only through a flood).
+    // With --mac-timeout 8 the daemon reads every 2 s when the kernel path last took a frame
+    // from each MAC: in a 12-second ping run that the kernel carries, a's MAC in b's table,
+    // checked every second, is never older than that (without the reading it would age to
+    // 8 s and expire, and come back only through a flood).
     let before = stat(&mut lab, 1, "frames_to_device");
     let kernel_before = stat(&mut lab, 1, "kernel_path_received");
     let needle = format!(" at {}, age ", a.addr_v4());
@@ -112,11 +112,11 @@ fn the_kernel_path_carries_ping_and_tcp_both_ways_and_the_daemons_still_see_each
     );
     assert!(answered >= 50, "{answered} pings answered");
     assert!(
-        (3..=answered / 5).contains(&through_daemon),
+        through_daemon <= answered / 5,
         "{through_daemon} of {answered} pings through b's daemon"
     );
     assert!(
-        through_kernel >= answered / 2,
+        through_kernel >= answered * 4 / 5,
         "{through_kernel} through the kernel"
     );
     assert!(oldest < 4.0, "a's MAC in b's table was {oldest} s old");

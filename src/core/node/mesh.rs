@@ -297,19 +297,6 @@ impl<S: Socket, D: Device> Node<S, D> {
     /// S + P + H = K later (plus however late a housekeeping runs). A gossip list thus stands
     /// in for a keepalive. Below K = 4H the rule is simply a keepalive at every visit, one per
     /// K − H.
-    /// Sends `to` an empty peer list, the smallest message there is (a keepalive), now: the
-    /// kernel path's daemon sends one to a peer it starts to serve, so that the peer's
-    /// kernel path learns of it (`crate::kpath`, an OS edge).
-    pub fn send_empty_peer_list(&mut self, to: SocketAddr) {
-        let end = self.control.len() - crypto::TAG_LEN;
-        let Some(buf) = self.control.get_mut(CONTROL_AT..end) else {
-            return;
-        };
-        if let Ok((len, _)) = emit_peers(self.config.token, core::iter::empty(), buf) {
-            self.send_control_buffer(to, len);
-        }
-    }
-
     fn send_keepalives(&mut self, now: Instant, keepalive: Duration) {
         let h = HOUSEKEEP_INTERVAL;
         let (period, idle) = if keepalive >= h * 4 {
@@ -327,7 +314,13 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.peers
             .sweep(&mut self.sweep_cursor, due, now, idle, &mut targets);
         for to in targets.iter().copied() {
-            self.send_empty_peer_list(to);
+            let end = self.control.len() - crypto::TAG_LEN;
+            let Some(buf) = self.control.get_mut(CONTROL_AT..end) else {
+                continue;
+            };
+            if let Ok((len, _)) = emit_peers(self.config.token, core::iter::empty(), buf) {
+                self.send_control_buffer(to, len);
+            }
         }
         self.targets = targets;
     }

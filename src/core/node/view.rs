@@ -85,6 +85,24 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.peers.count_received_many(peer, received.0, received.1);
     }
 
+    /// Asks `to` for its peer list now (the seed's Get peer list, which every node answers):
+    /// the kernel path ([`crate::kpath`]) asks each peer it starts to serve, so that both
+    /// ends' kernel paths learn of each other from the request and its answer.
+    pub fn ask_peer_list(&mut self, to: SocketAddr) {
+        self.send_control(to, crate::wire::Kind::GetPeers);
+    }
+
+    /// The kernel path ([`crate::kpath`]) put frames from `mac` behind `peer` into the tap:
+    /// refreshes (or learns) the untagged entry, as a frame through the daemon would. Only
+    /// for a verified peer and a unicast source.
+    pub fn seen_by_kernel_path(&mut self, now: Instant, peer: SocketAddr, mac: crate::wire::Mac) {
+        if self.peers.is_verified(peer) && !mac.is_multicast() {
+            let _ = self
+                .switch
+                .learn_through(now, crate::wire::VlanId::UNTAGGED, mac, peer, peer);
+        }
+    }
+
     /// The lanes' last counts at a stop: counted, but no handshake starts (its initiation
     /// would go out just before the Close, and leave the peer a session nobody completes).
     /// [`Node::absorb_lane`] counts through it too.

@@ -4,40 +4,45 @@
 //! what changes is that a frame crosses no system call and no copy into the daemon.
 //!
 //! - `encap`, on the tap's egress (a TCX link): an untagged IPv4 or IPv6 frame to a unicast
-//!   MAC that the MAC map places behind a peer of the peer map gets the outer IPv4 and UDP
-//!   headers, the token and switch byte 0, and leaves through the interface the kernel routes
-//!   that peer's address through, from the address it would pick (`bpf_redirect_neigh`: the
-//!   kernel fills in the Ethernet addresses). The daemon asks the kernel for that route
-//!   (`RTM_GETROUTE`) when the peer comes in and every 30 s; a peer whose route is not a
-//!   unicast one, or whose MTU is below the tap's plus the 50 bytes of headers, stays with
-//!   the daemon; so does a peer until a datagram without a UDP checksum came from it (see
-//!   below). The tap's TCP and generic segmentation offloads are off, so that every frame
-//!   is one datagram (a super-frame, which only a bridge could still hand the tap, is the
-//!   daemon's).
-//! - `decap`, on the ingress of every Ethernet interface with an IPv4 address at start-up
-//!   (TCX links): a frame packet for one of this host's addresses, with a UDP checksum of 0
-//!   (what a kernel path sends; anything checksummed goes through the kernel's UDP input),
-//!   from a peer of the peer map, on the interface the route to it leaves through, with the
-//!   token, whose untagged IPv4 or IPv6 unicast frame comes from a MAC the MAC map places
-//!   behind that same peer, loses its outer headers and goes into the tap as if the daemon
-//!   had written it. Any datagram without a checksum from such a peer marks it as a peer
-//!   with a kernel path: with `--kernel-path` the daemon's socket sends without checksums
-//!   too, so peers with a kernel path find each other, and a peer without one (which could
-//!   not complete the checksums the kernel leaves partial, over a veth) is never sent to.
-//!   A program that does not take a packet hands it on (`TCX_NEXT`) to the programs and
-//!   filters after it.
+//!   MAC that the MAC map places behind a peer of the peer map that has a kernel path gets the
+//!   outer IPv4 and UDP headers, the token and switch byte 0, and leaves through the
+//!   interface the kernel routes that peer's address through, from the address it would pick
+//!   (`bpf_redirect_neigh`: the kernel fills in the Ethernet addresses). The daemon asks the
+//!   kernel for that route (`RTM_GETROUTE`) when the peer comes in and every 30 s; a peer
+//!   whose route is not a unicast one, or whose MTU is below the tap's plus the 50 bytes of
+//!   headers, stays with the daemon. A TCP or UDP super-frame from the tap stays one packet,
+//!   marked as UDP-tunnelled, and is cut into datagrams wherever it has to be, as the
+//!   kernel's own VXLAN's are.
+//! - `decap`, on the ingress of every Ethernet interface at start-up (TCX links): a frame
+//!   packet for one of this host's addresses, with a UDP checksum of 0 (what a kernel path
+//!   sends; anything checksummed goes through the kernel's UDP input), from a peer of the
+//!   peer map, on the interface the route to it leaves through, with the token, whose
+//!   untagged IPv4 or IPv6 unicast frame comes from a MAC the MAC map places behind that
+//!   same peer, loses its outer headers and goes into the tap as if the daemon had written
+//!   it. A control message without a checksum from such a peer marks it as one whose kernel
+//!   path takes frames.
+//!
+//! Peers find each other so: with `--kernel-path` the daemon's socket sends without
+//! checksums, and the daemon asks each peer it starts to serve for its peer list (twice,
+//! 2 s apart); the request and the answer mark both ends. A peer without a kernel path (whose
+//! datagrams carry checksums) is never marked, and never sent frames the kernel left with
+//! partial checksums (which a veth delivers as they are). A node whose tap forwards (a
+//! bridge port, a bond member, forwarding on) after `--ifup` takes no super-frames (they keep
+//! the marks of a tunnelled packet, which a NIC could cut wrongly if the host sent them on)
+//! and keeps its checksums, so nobody marks it; nor does a node whose `decap` is on no
+//! interface.
 //!
 //! Everything else (broadcasts, multicasts and unknown destinations, which the daemon floods;
 //! VLAN-tagged frames; ARP; frames from a MAC the daemon has not learnt behind that peer;
-//! peer lists and every other message; IPv6 underlays) takes the daemon's path, unchanged.
+//! every other message; IPv6 underlays) takes the daemon's path, unchanged: a program that
+//! does not take a packet hands it on (`TCX_NEXT`) to the programs and filters after it.
 //! The daemon stays the switch: it decides which peers and MACs the maps hold, from the
 //! node's [`ForwardView`], within 20 ms of a change. With the kernel path on, the socket's UDP
 //! GRO is off: the kernel would otherwise merge a peer's datagrams before `decap` sees them.
 //!
-//! So that the daemon keeps seeing each flow (MAC entries and peers expire when nothing is
-//! heard), a MAC entry carries a refresh time: once it has passed, `decap` hands the next frame
-//! from that MAC to the daemon and moves the refresh time on by [`refresh_every`]. A flow is
-//! thus seen by the daemon about once per [`refresh_every`].
+//! So that the daemon keeps its MAC entries while their frames go through the kernel, `decap`
+//! notes in each MAC entry when it last took a frame from it (at most once a second), and the
+//! daemon reads those times every [`refresh_every`] and refreshes its own entries.
 //!
 //! This module owns the maps, the programs' links and the daemon's copy of what the maps
 //! hold; the BPF system call is in [`crate::sys::bpf`] and the programs in `prog`. It must not
@@ -73,8 +78,8 @@ const FLAGS_ENCAP: u64 = 1 | 1 << 1 | 1 << 4 | 1 << 6 | 14 << 56;
 type PeerKey = [u8; 8];
 /// A MAC map key: the MAC, then the VLAN (0: untagged, the only one the programs take).
 type MacKey = [u8; 8];
-/// Bytes of a MAC map value: the peer's key, then the refresh time (ns of
-/// `CLOCK_MONOTONIC`, native order).
+/// Bytes of a MAC map value: the peer's key, then when `decap` last took a frame from the
+/// MAC (ns of `CLOCK_MONOTONIC`, native order; 0 never).
 const MAC_VALUE: usize = 16;
 /// Bytes of a peer map value: the index of the interface frames to the peer leave through
 /// and the address they leave from (network order), written by the daemon; then sent
@@ -94,8 +99,8 @@ const RECHECK_EVERY: Duration = Duration::from_secs(30);
 /// When a peer put in the map gets its second empty peer list.
 const HELLO_AGAIN: Duration = Duration::from_secs(2);
 
-/// How often a flow's frames go through the daemon once: a quarter of the MAC timeout, at
-/// most 10 s, at least 1 s.
+/// How often the daemon reads when the kernel path last took a frame from each MAC, and
+/// refreshes its own entries: a quarter of the MAC timeout, at most 10 s, at least 1 s.
 pub fn refresh_every(mac_timeout: Duration) -> Duration {
     (mac_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(10))
 }
@@ -219,6 +224,14 @@ struct InPeer {
     read: Read,
 }
 
+/// A MAC entry in the MAC map.
+#[derive(Clone, Copy, Debug)]
+struct InMac {
+    peer: PeerKey,
+    /// The last-seen time last read from the map (0: none yet).
+    seen: u64,
+}
+
 /// The kernel path of one daemon: its maps, programs and links, and what the maps hold.
 #[derive(Debug)]
 pub struct KernelPath {
@@ -236,7 +249,7 @@ pub struct KernelPath {
     /// Peers the kernel path cannot take now (see [`egress`]), until their next check.
     not_eligible: BTreeMap<PeerKey, Instant>,
     /// MAC entries in the map, with their peers.
-    in_macs: StdHashMap<MacKey, PeerKey>,
+    in_macs: StdHashMap<MacKey, InMac>,
     /// Local addresses in the map.
     in_locals: Vec<Ipv4Addr>,
     /// The node's forward generation at the last sync, and when that was.
@@ -244,6 +257,8 @@ pub struct KernelPath {
     synced_at: Instant,
     /// When the routes and the local addresses are asked again.
     recheck_at: Instant,
+    /// When the MACs' last-seen times are read next.
+    seen_read_at: Instant,
     refresh: Duration,
     /// Whether peers' kernel paths may send here (see [`KernelPath::takes_frames`]).
     takes_frames: bool,
@@ -252,28 +267,23 @@ pub struct KernelPath {
     totals: Totals,
 }
 
-/// The interfaces `decap` goes on: every Ethernet interface of this network namespace with
-/// an IPv4 address, but `tap` (bridge ports and bond members have none: the bridge or bond
-/// itself is where the host receives), as (name, index).
+/// The interfaces `decap` goes on: every Ethernet interface of this network namespace but
+/// `tap`, as (name, index). (On a bridge port or a bond member it takes nothing: the route to
+/// a peer leaves through the bridge or the bond, and `decap` takes a datagram only from the
+/// interface the route to its sender leaves through.)
 fn underlay_interfaces(tap: &str) -> Vec<(String, u32)> {
-    let mut names: Vec<String> = match ifaddrs::ipv4_interfaces() {
-        Ok(list) => list.into_iter().map(|(name, _)| name).collect(),
+    let names = match netdev::interface_names() {
+        Ok(names) => names,
         Err(e) => {
             warn!("kernel path: cannot list the interfaces ({e}): receiving on none");
             return Vec::new();
         }
     };
-    names.sort();
-    names.dedup();
-    // (An address label such as eth0:1 is eth0, by its index.)
-    let mut out: Vec<(String, u32)> = names
+    names
         .into_iter()
         .filter(|name| name != tap && netdev::is_ethernet(name).unwrap_or(false))
         .filter_map(|name| netdev::ifindex(&name).ok().map(|i| (name, i)))
-        .collect();
-    out.sort_by_key(|&(_, index)| index);
-    out.dedup_by_key(|entry| entry.1);
-    out
+        .collect()
 }
 
 impl KernelPath {
@@ -307,7 +317,6 @@ impl KernelPath {
         let token = token.to_bytes();
         let port = listen.port();
         let refresh = refresh_every(mac_timeout);
-        let refresh_ns = u64::try_from(refresh.as_nanos()).unwrap_or(u64::MAX);
         // A super-frame taken whole keeps the marks of a tunnelled packet, which only a
         // packet for this host may (one the tap forwards on to a NIC could be cut wrongly
         // there): such a node takes single frames only, and says to no peer that it has a
@@ -327,7 +336,6 @@ impl KernelPath {
             port,
             token,
             tap_index,
-            refresh_ns,
             take_super,
         );
         let load = |insns: &[u64], hook, name: &CStr| {
@@ -348,6 +356,7 @@ impl KernelPath {
                 Err(e) => debug!("kernel path: not on {name}: {e}"),
             }
         }
+        let on_none = on.is_empty();
         info!(
             "kernel path: frames to and from direct IPv4 peers go through the kernel; \
              receiving on {}",
@@ -371,8 +380,9 @@ impl KernelPath {
             synced: None,
             synced_at: Instant::ZERO,
             recheck_at: Instant::ZERO,
+            seen_read_at: Instant::ZERO,
             refresh,
-            takes_frames: take_super,
+            takes_frames: take_super && !on_none,
             hello_again: BTreeMap::new(),
             totals: Totals::default(),
         };
@@ -455,6 +465,10 @@ impl KernelPath {
         }
         let (peers, macs) = wanted(&view, now);
         self.collect(node);
+        if now >= self.seen_read_at {
+            self.seen_read_at = now + self.refresh;
+            self.read_seen(now, node);
+        }
         self.sync_peers(now, node, &peers, recheck);
         let again: Vec<PeerKey> = self
             .hello_again
@@ -465,7 +479,7 @@ impl KernelPath {
         for key in again {
             self.hello_again.remove(&key);
             if let Some(peer) = self.in_peers.get(&key) {
-                node.send_empty_peer_list(SocketAddr::V4(peer.addr));
+                node.ask_peer_list(SocketAddr::V4(peer.addr));
             }
         }
         self.sync_macs(&macs);
@@ -530,9 +544,9 @@ impl KernelPath {
             match self.peers.update(key, &value, bpf::ANY) {
                 Ok(()) => {
                     if known.is_none() && self.takes_frames {
-                        // So that its kernel path learns of ours (see `prog::decap`): now,
-                        // and once more when it has surely put us in its own map.
-                        node.send_empty_peer_list(SocketAddr::V4(addr));
+                        // So that both kernel paths learn of each other (see `prog::decap`):
+                        // now, and once more when it has surely put us in its own map.
+                        node.ask_peer_list(SocketAddr::V4(addr));
                         self.hello_again.insert(*key, now + HELLO_AGAIN);
                     }
                     self.in_peers.insert(*key, InPeer { addr, egress, read });
@@ -547,8 +561,8 @@ impl KernelPath {
         let macs: Vec<MacKey> = self
             .in_macs
             .iter()
-            .filter(|(_, p)| *p == key)
-            .map(|(m, _)| *m)
+            .filter(|(_, m)| m.peer == *key)
+            .map(|(k, _)| *k)
             .collect();
         for mac in macs {
             if self.macs.delete(&mac).is_ok() {
@@ -561,12 +575,12 @@ impl KernelPath {
     }
 
     /// Brings the MAC map in line with `macs`: entries gone, or behind a peer the peer map
-    /// lacks, removed; new and moved ones written with a refresh time one period ahead.
+    /// lacks, removed; new and moved ones written, never seen.
     fn sync_macs(&mut self, macs: &BTreeMap<MacKey, PeerKey>) {
         let gone: Vec<MacKey> = self
             .in_macs
             .iter()
-            .filter(|(k, p)| macs.get(*k) != Some(*p) || !self.in_peers.contains_key(*p))
+            .filter(|(k, m)| macs.get(*k) != Some(&m.peer) || !self.in_peers.contains_key(&m.peer))
             .map(|(k, _)| *k)
             .collect();
         for key in gone {
@@ -577,21 +591,46 @@ impl KernelPath {
                 Err(e) => self.map_error("MAC", &e),
             }
         }
-        let refresh_at = bpf::monotonic_nanos()
-            .saturating_add(u64::try_from(self.refresh.as_nanos()).unwrap_or(0));
         for (key, peer) in macs {
-            // (A refresh time, once written, is moved on by `decap` itself.)
             if self.in_macs.contains_key(key) || !self.in_peers.contains_key(peer) {
                 continue;
             }
             let mut value = [0u8; MAC_VALUE];
             value[..8].copy_from_slice(peer);
-            value[8..].copy_from_slice(&refresh_at.to_ne_bytes());
             match self.macs.update(key, &value, bpf::ANY) {
                 Ok(()) => {
-                    self.in_macs.insert(*key, *peer);
+                    self.in_macs.insert(
+                        *key,
+                        InMac {
+                            peer: *peer,
+                            seen: 0,
+                        },
+                    );
                 }
                 Err(e) => self.map_error("MAC", &e),
+            }
+        }
+    }
+
+    /// Refreshes the node's entries of the MACs `decap` took frames from since the last read
+    /// (one map lookup per entry).
+    fn read_seen<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>) {
+        let mut value = [0u8; MAC_VALUE];
+        for (key, entry) in &mut self.in_macs {
+            if !matches!(self.macs.lookup(key, &mut value), Ok(true)) {
+                continue;
+            }
+            let mut seen = [0u8; 8];
+            seen.copy_from_slice(&value[8..]);
+            let seen = u64::from_ne_bytes(seen);
+            if seen <= entry.seen {
+                continue;
+            }
+            entry.seen = seen;
+            if let Some(peer) = self.in_peers.get(&entry.peer) {
+                let mut mac = [0u8; 6];
+                mac.copy_from_slice(&key[..6]);
+                node.seen_by_kernel_path(now, SocketAddr::V4(peer.addr), Mac(mac));
             }
         }
     }

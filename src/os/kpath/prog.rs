@@ -45,7 +45,9 @@ const PV_RX_BYTES: i16 = 32;
 const PV_KERNEL_PEER: i16 = 40;
 // Fields of a MAC map value.
 const MV_PEER: i16 = 0;
-const MV_REFRESH_AT: i16 = 8;
+const MV_SEEN_AT: i16 = 8;
+/// How often at most `decap` writes a MAC entry's last-seen time (1 s).
+const SEEN_EVERY_NS: u64 = 1_000_000_000;
 
 // Helpers.
 const MAP_LOOKUP: i32 = 1;
@@ -408,16 +410,18 @@ pub(super) fn encap(macs: i32, peers: i32, port: u16, token: [u8; 7]) -> Vec<u64
 
 /// The underlay's ingress program. It takes an IPv4 datagram only if all of these hold:
 /// addressed to this host (`PACKET_HOST`, no VLAN tag left on it, the destination address
-/// one of `locals`), not a run of datagrams the kernel merged (a super-frame only if its
-/// frame's own IP length covers it all), no IP options, not a fragment, the IP and UDP
-/// lengths those of the packet (but a super-frame's), to `port`, with a UDP checksum of 0 (what a
-/// kernel path sends; a checksummed datagram goes through the kernel's UDP input, which
-/// checks it), from a peer the peer map holds, a frame packet with our token, an untagged
-/// IPv4 or IPv6 frame to a unicast MAC, from a MAC the MAC map places behind that same peer
-/// whose refresh time has not come. Then the outer headers come off and the frame goes into
-/// the tap as if the daemon had written it. When the refresh time has come, the frame goes
-/// to the daemon instead, and the refresh time moves `refresh_ns` on: the daemon sees each
-/// flow about that often. Anything else goes on to the kernel's UDP socket and the daemon,
+/// one of `locals`), no IP options, not a fragment, to `port`, with a UDP checksum of 0 (what
+/// a kernel path sends; a checksummed datagram goes through the kernel's UDP input, which
+/// checks it), with our token, from a peer the peer map holds, on the interface the route to
+/// it leaves through. A control message such as that marks the peer as one whose kernel path
+/// takes frames, and goes on to the daemon. A frame packet is taken if its IP and UDP lengths
+/// are those of the packet (a super-frame only with `take_super`, and only if its frame's own
+/// IP length covers it all: one a kernel path on this host sent whole across a veth, not a
+/// run of datagrams the kernel merged), and it holds an untagged IPv4 or IPv6 frame to a
+/// unicast MAC, from a MAC the MAC map places behind that same peer. Then the outer headers
+/// come off, the frame goes into the tap as if the daemon had written it, and the MAC entry
+/// notes when (for the daemon, which refreshes its own entry from it). Anything else goes on
+/// to the programs after this one, then to the kernel's UDP socket and the daemon,
 /// unchanged.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn decap(
@@ -427,7 +431,6 @@ pub(super) fn decap(
     port: u16,
     token: [u8; 7],
     tap: u32,
-    refresh_ns: u64,
     take_super: bool,
 ) -> Vec<u64> {
     let mut a = Asm::default();
@@ -559,15 +562,13 @@ pub(super) fn decap(
         .ldxdw(R2, R8, MV_PEER)
         .ldxdw(R3, FP, PEER_KEY)
         .jne(R2, R3, To::Pass)
-        // The refresh time come: this frame goes to the daemon, and the next one in
-        // `refresh_ns`.
+        // When the MAC was last seen, for the daemon (written at most once a second).
         .call(KTIME_GET_NS)
-        .ldxdw(R2, R8, MV_REFRESH_AT)
-        .jgt(R2, R0, To::Ahead(5))
-        .lddw(R2, refresh_ns)
-        .add(R0, R2)
-        .stxdw(R8, MV_REFRESH_AT, R0)
-        .ja(To::Pass)
+        .ldxdw(R2, R8, MV_SEEN_AT)
+        .lddw(R3, SEEN_EVERY_NS)
+        .add(R2, R3)
+        .jgt(R2, R0, To::Ahead(1))
+        .stxdw(R8, MV_SEEN_AT, R0)
         .ldxw(R9, R6, SKB_LEN)
         .addk(R9, -HDR_ROOM)
         .mov(R1, R6)
@@ -618,7 +619,7 @@ mod tests {
         let token = [0, 0, 0, 0, 0, 0, 1];
         for p in [
             encap(3, 4, 3210, token),
-            decap(3, 4, 5, 3210, token, 7, 1, true),
+            decap(3, 4, 5, 3210, token, 7, true),
         ] {
             jumps_in_range(&p);
             assert_eq!(p.last().map(|w| w & 0xff), Some(0x95));
@@ -634,7 +635,7 @@ mod tests {
 
     #[test]
     fn a_jump_to_pass_lands_on_return_ok() {
-        let p = decap(3, 4, 5, 3210, [0; 7], 7, 1, true);
+        let p = decap(3, 4, 5, 3210, [0; 7], 7, true);
         // The third instruction jumps to pass when the packet is not for this host.
         let w = p[2];
         let off = ((w >> 16) & 0xffff) as u16 as i16;

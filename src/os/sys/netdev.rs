@@ -460,9 +460,13 @@ pub fn tap_in_use(name: &str) -> io::Result<bool> {
 /// The OS error of asking rtnetlink, or of reading the forwarding sysctls.
 pub fn forwards(name: &str) -> io::Result<bool> {
     let master = LinkCounters::open(name)?.ask()?.master;
-    let sysctl = |family: &str| {
-        std::fs::read_to_string(format!("/proc/sys/net/{family}/conf/{name}/forwarding"))
-            .map(|s| s.trim() != "0")
+    // (A host without IPv6 has no such file: no forwarding there.)
+    let sysctl = |family: &str| match std::fs::read_to_string(format!(
+        "/proc/sys/net/{family}/conf/{name}/forwarding"
+    )) {
+        Ok(s) => Ok(s.trim() != "0"),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     };
     Ok(master.is_some() || sysctl("ipv4")? || sysctl("ipv6")?)
 }
