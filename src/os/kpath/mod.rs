@@ -418,8 +418,14 @@ impl KernelPath {
     fn sync_locals(&mut self) {
         let mut want: Vec<Ipv4Addr> = match listen_v4(self.listen) {
             Some(ip) => vec![ip],
-            None => match ifaddrs::ipv4_interfaces() {
-                Ok(list) => list.into_iter().map(|(_, ip)| ip).collect(),
+            None => match ifaddrs::local_addrs() {
+                Ok(list) => list
+                    .into_iter()
+                    .filter_map(|addr| match addr.ip() {
+                        std::net::IpAddr::V4(ip) => Some(ip),
+                        std::net::IpAddr::V6(_) => None,
+                    })
+                    .collect(),
                 Err(e) => {
                     debug!("kernel path: cannot list the host's addresses: {e}");
                     return;

@@ -69,43 +69,6 @@ pub fn local_addrs() -> io::Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
-/// Every interface with an IPv4 address, as (name, address), loopback included, in
-/// `getifaddrs` order (an interface with several addresses appears once per address).
-///
-/// # Errors
-///
-/// The OS error of `getifaddrs`.
-pub fn ipv4_interfaces() -> io::Result<Vec<(String, Ipv4Addr)>> {
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: `head` is a valid place for getifaddrs() to store the list pointer.
-    unsafe { syscall!(getifaddrs(&mut head)) }?;
-    let list = IfAddrs { head };
-    let mut out = Vec::new();
-    let mut cursor: *const libc::ifaddrs = list.head;
-    // SAFETY: `cursor` walks the list getifaddrs() built; each node stays valid until
-    // `list` is dropped at the end of this function, after the walk.
-    while let Some(entry) = unsafe { cursor.as_ref() } {
-        cursor = entry.ifa_next;
-        // SAFETY: `ifa_addr` is null or points to a sockaddr inside the same list.
-        let Some(sa) = (unsafe { entry.ifa_addr.as_ref() }) else {
-            continue;
-        };
-        if libc::c_int::from(sa.sa_family) != libc::AF_INET || entry.ifa_name.is_null() {
-            continue;
-        }
-        // SAFETY: the family is AF_INET, so the sockaddr is a `sockaddr_in`.
-        let sin = unsafe { &*entry.ifa_addr.cast::<libc::sockaddr_in>() };
-        // SAFETY: `ifa_name` is a NUL-terminated string inside the same list.
-        let name = unsafe { std::ffi::CStr::from_ptr(entry.ifa_name) };
-        out.push((
-            name.to_string_lossy().into_owned(),
-            Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes()),
-        ));
-    }
-    drop(list);
-    Ok(out)
-}
-
 /// The addresses the node is reachable at: each local IP of the listen address's families
 /// with the listen port when the listen IP is unspecified (`0.0.0.0` reaches IPv4 only,
 /// `[::]` both), else just `listen` itself.
