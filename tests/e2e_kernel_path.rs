@@ -44,7 +44,7 @@ fn stat(lab: &mut Lab, daemon: usize, key: &str) -> u64 {
 
 #[test]
 #[ignore = "needs root + netns; .ci/run passes --include-ignored"]
-fn the_kernel_path_carries_ping_and_tcp_both_ways_and_the_daemons_still_see_each_flow() {
+fn the_kernel_path_carries_ping_and_tcp_both_ways_and_the_daemons_keep_their_macs() {
     let mut lab = Lab::new(2);
     let (a, b) = (lab.host(1), lab.host(2));
     let (_, b_socket) = pair(&mut lab, &["--kernel-path"], &["--kernel-path"]);
@@ -60,7 +60,7 @@ fn the_kernel_path_carries_ping_and_tcp_both_ways_and_the_daemons_still_see_each
 
     // The kernel carried the streams: on each node, far more bytes went through the kernel
     // path than through the daemon (which saw the first frames of each flow, ARP and
-    // neighbour discovery, and a frame of each flow every 2 s).
+    // neighbour discovery).
     for daemon in 0..2 {
         let kernel_sent = stat(&mut lab, daemon, "kernel_path_bytes_sent");
         let kernel_received = stat(&mut lab, daemon, "kernel_path_bytes_received");
@@ -111,8 +111,10 @@ fn the_kernel_path_carries_ping_and_tcp_both_ways_and_the_daemons_still_see_each
          {through_kernel} through the kernel; a's MAC in b's table at most {oldest} s old"
     );
     assert!(answered >= 50, "{answered} pings answered");
+    // (None of them handed to the daemon: only the first ping, before a's MAC was in the
+    // map, may have gone that way.)
     assert!(
-        through_daemon <= answered / 5,
+        through_daemon <= 3,
         "{through_daemon} of {answered} pings through b's daemon"
     );
     assert!(

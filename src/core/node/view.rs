@@ -93,13 +93,14 @@ impl<S: Socket, D: Device> Node<S, D> {
     }
 
     /// The kernel path ([`crate::kpath`]) put frames from `mac` behind `peer` into the tap:
-    /// refreshes (or learns) the untagged entry, as a frame through the daemon would. Only
-    /// for a verified peer and a unicast source.
+    /// refreshes the untagged entry, as a frame through the daemon would, if it is still
+    /// behind that verified peer. It never learns or moves an entry: what it read may be up
+    /// to a sync old, and the node may have moved the MAC since (a move is seen through the
+    /// daemon, where the kernel path hands such frames).
     pub fn seen_by_kernel_path(&mut self, now: Instant, peer: SocketAddr, mac: crate::wire::Mac) {
-        if self.peers.is_verified(peer) && !mac.is_multicast() {
-            let _ = self
-                .switch
-                .learn_through(now, crate::wire::VlanId::UNTAGGED, mac, peer, peer);
+        let vlan = crate::wire::VlanId::UNTAGGED;
+        if self.peers.is_verified(peer) && self.switch.lookup(now, vlan, mac) == Some(peer) {
+            let _ = self.switch.learn_through(now, vlan, mac, peer, peer);
         }
     }
 
@@ -115,5 +116,34 @@ impl<S: Socket, D: Device> Node<S, D> {
         if let Some(sessions) = &mut self.sessions {
             sessions.count_no_session(counts.no_session);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use crate::status::test_io::{node_with_a_peer, PEER, PEER_MAC};
+    use crate::time::Instant;
+    use crate::wire::{Mac, VlanId};
+
+    #[test]
+    fn the_kernel_path_refreshes_entries_and_never_learns_or_moves_one() {
+        let (mut node, _) = node_with_a_peer();
+        let peer: SocketAddr = PEER.parse().unwrap();
+        let other: SocketAddr = "198.18.0.9:3210".parse().unwrap();
+        let vlan = VlanId::UNTAGGED;
+        // Learnt at 0.2 s with the default 300 s timeout; refreshed at 250 s it lives on.
+        let later = Instant::from_secs(250);
+        node.seen_by_kernel_path(later, peer, Mac(PEER_MAC));
+        let at = Instant::from_secs(400);
+        assert_eq!(node.switch.lookup(at, vlan, Mac(PEER_MAC)), Some(peer));
+        // A MAC the node does not have behind that peer is not learnt.
+        let new = Mac([2, 0, 0, 0, 0, 0x42]);
+        node.seen_by_kernel_path(later, peer, new);
+        assert_eq!(node.switch.lookup(later, vlan, new), None);
+        // Nor is an entry moved to another address.
+        node.seen_by_kernel_path(later, other, Mac(PEER_MAC));
+        assert_eq!(node.switch.lookup(later, vlan, Mac(PEER_MAC)), Some(peer));
     }
 }

@@ -211,8 +211,8 @@ impl PeerTable {
     }
 
     /// Counts `datagrams` datagrams of `bytes` bytes in all received from `addr` (by the
-    /// kernel path), if it is still a peer. Moves no expiry deadline: the kernel path hands
-    /// the daemon a frame of each flow now and then for that (see `crate::kpath`).
+    /// kernel path), if it is still a peer. Moves no expiry deadline: the peer's keepalives
+    /// do that (see `crate::kpath`).
     pub fn count_received_many(&mut self, addr: SocketAddr, datagrams: u64, bytes: u64) {
         if let Some(p) = self.peers.get_mut(&addr) {
             p.traffic.count_received_many(datagrams, bytes);

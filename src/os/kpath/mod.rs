@@ -87,6 +87,8 @@ const MAC_VALUE: usize = 16;
 /// programs), and a word `decap` sets once the peer sent a datagram without a UDP checksum,
 /// as a kernel path's daemon does (only then does `encap` send to it).
 const PEER_VALUE: usize = 48;
+/// Most interfaces `decap` is attached to (one fd each); the first by index are taken.
+const MAX_INTERFACES: usize = 64;
 /// Most local addresses `decap` knows (frames to addresses past them take the daemon's path).
 const MAX_LOCALS: usize = 256;
 
@@ -96,7 +98,7 @@ const SYNC_MIN_GAP: Duration = Duration::from_millis(20);
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 /// How often the routes to the peers and the host's addresses are asked again.
 const RECHECK_EVERY: Duration = Duration::from_secs(30);
-/// When a peer put in the map gets its second empty peer list.
+/// When a peer put in the map is asked a second time for its peer list.
 const HELLO_AGAIN: Duration = Duration::from_secs(2);
 
 /// How often the daemon reads when the kernel path last took a frame from each MAC, and
@@ -262,7 +264,7 @@ pub struct KernelPath {
     refresh: Duration,
     /// Whether peers' kernel paths may send here (see [`KernelPath::takes_frames`]).
     takes_frames: bool,
-    /// Peers just put in the map, and when to send them a second empty peer list.
+    /// Peers just put in the map, and when to ask them a second time for their peer list.
     hello_again: BTreeMap<PeerKey, Instant>,
     totals: Totals,
 }
@@ -279,17 +281,27 @@ fn underlay_interfaces(tap: &str) -> Vec<(String, u32)> {
             return Vec::new();
         }
     };
-    names
+    let mut out: Vec<(String, u32)> = names
         .into_iter()
         .filter(|name| name != tap && netdev::is_ethernet(name).unwrap_or(false))
         .filter_map(|name| netdev::ifindex(&name).ok().map(|i| (name, i)))
-        .collect()
+        .collect();
+    out.sort_by_key(|&(_, index)| index);
+    if out.len() > MAX_INTERFACES {
+        warn!(
+            "kernel path: {} Ethernet interfaces; receiving on the first {MAX_INTERFACES} \
+             (by index) only",
+            out.len()
+        );
+        out.truncate(MAX_INTERFACES);
+    }
+    out
 }
 
 impl KernelPath {
     /// Creates the maps (room for `max_peers` peers and `max_macs` MAC entries), loads both
-    /// programs and attaches them: `encap` to the tap `tap` (MTU `tap_mtu`), `decap` to every
-    /// Ethernet interface with an IPv4 address there is now. Frames go out from `listen`'s
+    /// programs and attaches them: `encap` to the tap `tap` (MTU `tap_mtu`), `decap` to the
+    /// Ethernet interfaces there are now (at most [`MAX_INTERFACES`]). Frames go out from `listen`'s
     /// port (and its address, if it names one).
     ///
     /// # Errors
@@ -471,10 +483,6 @@ impl KernelPath {
         }
         let (peers, macs) = wanted(&view, now);
         self.collect(node);
-        if now >= self.seen_read_at {
-            self.seen_read_at = now + self.refresh;
-            self.read_seen(now, node);
-        }
         self.sync_peers(now, node, &peers, recheck);
         let again: Vec<PeerKey> = self
             .hello_again
@@ -489,6 +497,11 @@ impl KernelPath {
             }
         }
         self.sync_macs(&macs);
+        // (After the sync: the entries read are the node's of this view.)
+        if now >= self.seen_read_at {
+            self.seen_read_at = now + self.refresh;
+            self.read_seen(now, node);
+        }
         let gone: Vec<PeerKey> = self
             .in_peers
             .keys()
