@@ -301,7 +301,7 @@ fn underlay_interfaces(tap: &str) -> Vec<(String, u32)> {
 impl KernelPath {
     /// Creates the maps (room for `max_peers` peers and `max_macs` MAC entries), loads both
     /// programs and attaches them: `encap` to the tap `tap` (MTU `tap_mtu`), `decap` to the
-    /// Ethernet interfaces there are now (at most [`MAX_INTERFACES`]). Frames go out from `listen`'s
+    /// Ethernet interfaces there are now (at most 64). Frames go out from `listen`'s
     /// port (and its address, if it names one).
     ///
     /// # Errors
