@@ -508,12 +508,30 @@ impl KernelPath {
             .filter(|k| !peers.contains_key(*k))
             .copied()
             .collect();
-        for key in gone {
+        self.remove_peers(gone);
+    }
+
+    /// Takes `keys` out of the peer map (and out of `in_peers` once the kernel let them go;
+    /// a refusal is counted, and the next sync tries again).
+    fn remove_peers(&mut self, keys: Vec<PeerKey>) {
+        for key in keys {
             match self.peers.delete(&key) {
                 Ok(()) => {
                     self.in_peers.remove(&key);
                 }
                 Err(e) => self.map_error("peer", &e),
+            }
+        }
+    }
+
+    /// Takes `keys` out of the MAC map, as [`KernelPath::remove_peers`] does peers.
+    fn remove_macs(&mut self, keys: Vec<MacKey>) {
+        for key in keys {
+            match self.macs.delete(&key) {
+                Ok(()) => {
+                    self.in_macs.remove(&key);
+                }
+                Err(e) => self.map_error("MAC", &e),
             }
         }
     }
@@ -583,14 +601,8 @@ impl KernelPath {
             .filter(|(_, m)| m.peer == *key)
             .map(|(k, _)| *k)
             .collect();
-        for mac in macs {
-            if self.macs.delete(&mac).is_ok() {
-                self.in_macs.remove(&mac);
-            }
-        }
-        if self.peers.delete(key).is_ok() {
-            self.in_peers.remove(key);
-        }
+        self.remove_macs(macs);
+        self.remove_peers(vec![*key]);
     }
 
     /// Brings the MAC map in line with `macs`: entries gone, or behind a peer the peer map
@@ -602,14 +614,7 @@ impl KernelPath {
             .filter(|(k, m)| macs.get(*k) != Some(&m.peer) || !self.in_peers.contains_key(&m.peer))
             .map(|(k, _)| *k)
             .collect();
-        for key in gone {
-            match self.macs.delete(&key) {
-                Ok(()) => {
-                    self.in_macs.remove(&key);
-                }
-                Err(e) => self.map_error("MAC", &e),
-            }
-        }
+        self.remove_macs(gone);
         for (key, peer) in macs {
             if self.in_macs.contains_key(key) || !self.in_peers.contains_key(peer) {
                 continue;
