@@ -50,7 +50,7 @@
 
 mod prog;
 
-use std::collections::{BTreeMap, HashMap as StdHashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap as StdHashMap};
 use std::ffi::CStr;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::OwnedFd;
@@ -249,7 +249,7 @@ pub struct KernelPath {
     /// Peers in the map.
     in_peers: BTreeMap<PeerKey, InPeer>,
     /// Peers the kernel path cannot take now (see [`egress`]), until their next check.
-    not_eligible: BTreeMap<PeerKey, Instant>,
+    not_eligible: BTreeSet<PeerKey>,
     /// MAC entries in the map, with their peers.
     in_macs: StdHashMap<MacKey, InMac>,
     /// Local addresses in the map.
@@ -274,17 +274,25 @@ pub struct KernelPath {
 /// a peer leaves through the bridge or the bond, and `decap` takes a datagram only from the
 /// interface the route to its sender leaves through.)
 fn underlay_interfaces(tap: &str) -> Vec<(String, u32)> {
-    let names = match netdev::interface_names() {
-        Ok(names) => names,
+    let all = match netdev::interfaces() {
+        Ok(all) => all,
         Err(e) => {
             warn!("kernel path: cannot list the interfaces ({e}): receiving on none");
             return Vec::new();
         }
     };
-    let mut out: Vec<(String, u32)> = names
+    let mut out: Vec<(String, u32)> = all
         .into_iter()
-        .filter(|name| name != tap && netdev::is_ethernet(name).unwrap_or(false))
-        .filter_map(|name| netdev::ifindex(&name).ok().map(|i| (name, i)))
+        .filter(|(name, _)| {
+            name != tap
+                && match netdev::is_ethernet(name) {
+                    Ok(is) => is,
+                    Err(e) => {
+                        debug!("kernel path: not on {name}: {e}");
+                        false
+                    }
+                }
+        })
         .collect();
     out.sort_by_key(|&(_, index)| index);
     if out.len() > MAX_INTERFACES {
@@ -386,7 +394,7 @@ impl KernelPath {
             listen,
             min_mtu: tap_mtu.saturating_add(HDR_ROOM as u32),
             in_peers: BTreeMap::new(),
-            not_eligible: BTreeMap::new(),
+            not_eligible: BTreeSet::new(),
             in_macs: StdHashMap::new(),
             in_locals: Vec::new(),
             synced: None,
@@ -448,7 +456,16 @@ impl KernelPath {
         want.retain(|ip| !ip.is_loopback());
         want.sort_unstable();
         want.dedup();
-        want.truncate(MAX_LOCALS);
+        if want.len() > MAX_LOCALS {
+            if self.in_locals.len() < MAX_LOCALS {
+                warn!(
+                    "kernel path: {} local IPv4 addresses; frames to those past the first \
+                     {MAX_LOCALS} take the daemon's path",
+                    want.len()
+                );
+            }
+            want.truncate(MAX_LOCALS);
+        }
         for ip in &self.in_locals {
             if !want.contains(ip) {
                 if let Err(e) = self.locals.delete(&ip.octets()) {
@@ -464,16 +481,14 @@ impl KernelPath {
         self.in_locals = want;
     }
 
-    /// After a pass of the loop: when the node's view changed (at most every 20 ms) or a
-    /// second passed, brings the maps in line with it and adds what the programs counted to
-    /// the peers' traffic; every 30 s also asks again where frames to each peer leave, and
-    /// the host's addresses.
+    /// After a pass of the loop: when the node's view changed (at most every 20 ms), brings
+    /// the maps in line with it; every second adds what the programs counted to the peers'
+    /// traffic; every 30 s also asks again where frames to each peer leave, and the host's
+    /// addresses.
     pub fn tend<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>) {
         if now < self.due(node) {
             return;
         }
-        let view = node.forward_view();
-        self.synced = Some(view.generation);
         self.synced_at = now;
         let recheck = now >= self.recheck_at;
         if recheck {
@@ -481,9 +496,23 @@ impl KernelPath {
             self.not_eligible.clear();
             self.sync_locals();
         }
-        let (peers, macs) = wanted(&view, now);
         self.collect(node);
-        self.sync_peers(now, node, &peers, recheck);
+        // The maps follow the node's view only when it moved (or the routes are checked):
+        // a view is a copy of the MAC table.
+        if self.synced != Some(node.forward_generation()) || recheck {
+            let view = node.forward_view();
+            self.synced = Some(view.generation);
+            let (peers, macs) = wanted(&view, now);
+            self.sync_peers(now, node, &peers, recheck);
+            self.sync_macs(&macs);
+            let gone: Vec<PeerKey> = self
+                .in_peers
+                .keys()
+                .filter(|k| !peers.contains_key(*k))
+                .copied()
+                .collect();
+            self.remove_peers(gone);
+        }
         let again: Vec<PeerKey> = self
             .hello_again
             .iter()
@@ -496,19 +525,11 @@ impl KernelPath {
                 node.ask_peer_list(SocketAddr::V4(peer.addr));
             }
         }
-        self.sync_macs(&macs);
         // (After the sync: the entries read are the node's of this view.)
         if now >= self.seen_read_at {
             self.seen_read_at = now + self.refresh;
             self.read_seen(now, node);
         }
-        let gone: Vec<PeerKey> = self
-            .in_peers
-            .keys()
-            .filter(|k| !peers.contains_key(*k))
-            .copied()
-            .collect();
-        self.remove_peers(gone);
     }
 
     /// Takes `keys` out of the peer map (and out of `in_peers` once the kernel let them go;
@@ -548,14 +569,14 @@ impl KernelPath {
     ) {
         for (key, &addr) in peers {
             let known = self.in_peers.get(key).map(|p| p.egress);
-            if (known.is_some() && !recheck) || self.not_eligible.contains_key(key) {
+            if (known.is_some() && !recheck) || self.not_eligible.contains(key) {
                 continue;
             }
             let egress = match egress(*addr.ip(), self.listen, self.min_mtu) {
                 Ok(egress) => egress,
                 Err(why) => {
                     debug!("kernel path: not for {addr}: {why}");
-                    self.not_eligible.insert(*key, now);
+                    self.not_eligible.insert(*key);
                     if known.is_some() {
                         self.drop_peer(key);
                     }

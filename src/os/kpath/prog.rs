@@ -323,7 +323,6 @@ pub(super) fn encap(macs: i32, peers: i32, port: u16, token: [u8; 7]) -> Vec<u64
         .jeqk(R0, 0, To::Pass)
         .mov(R7, R0)
         .ldxw(R8, R7, PV_IFINDEX)
-        .jeqk(R8, 0, To::Pass)
         // Only to a peer with a kernel path: anyone else may not complete the checksums the
         // kernel left partial (over a veth), nor take a super-frame whole.
         .ldxdw(R2, R7, PV_KERNEL_PEER)

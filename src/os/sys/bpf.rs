@@ -21,8 +21,6 @@ const BPF_LINK_CREATE: libc::c_long = 28;
 const MAP_TYPE_HASH: u32 = 1;
 /// `BPF_PROG_TYPE_SCHED_CLS`: a traffic-control classifier.
 const PROG_TYPE_SCHED_CLS: u32 = 3;
-/// `BPF_NOEXIST`: an update that only creates.
-pub const NOEXIST: u64 = 1;
 /// `BPF_ANY`: an update that creates or replaces.
 pub const ANY: u64 = 0;
 
@@ -131,11 +129,11 @@ impl HashMap {
         Ok(())
     }
 
-    /// Writes `value` under `key`; `flags` is [`ANY`] or [`NOEXIST`].
+    /// Writes `value` under `key`; `flags` is [`ANY`] (or another `BPF_*` update flag).
     ///
     /// # Errors
     ///
-    /// The kernel's refusal (the map full, or with [`NOEXIST`] the key present: `EEXIST`).
+    /// The kernel's refusal (the map full, memory).
     pub fn update(&self, key: &[u8], value: &[u8], flags: u64) -> io::Result<()> {
         self.check(key, Some(value.len()))?;
         bpf(
@@ -189,26 +187,31 @@ impl HashMap {
 }
 
 /// Loads `insns` as a traffic-control program for `hook`. A refusal carries the verifier's
-/// last lines.
+/// last lines (asked for only then: loaded again with the log on, since a log that outgrew
+/// its buffer would itself make a good program fail).
 ///
 /// # Errors
 ///
 /// The kernel's refusal (no `CAP_BPF`/`CAP_NET_ADMIN`, or the verifier's).
 pub fn load_classifier(insns: &[u64], hook: Hook, name: &CStr) -> io::Result<OwnedFd> {
     let license = c"GPL";
-    let mut log = vec![0u8; 1 << 16];
     let mut attr = Attr::new();
     attr.u32(0, PROG_TYPE_SCHED_CLS)
         .u32(4, u32::try_from(insns.len()).unwrap_or(u32::MAX))
         .u64(8, insns.as_ptr() as u64)
         .u64(16, license.as_ptr() as u64)
-        .u32(24, 1)
-        .u32(28, log.len() as u32)
-        .u64(32, log.as_mut_ptr() as u64)
         .u32(68, hook.attach_type());
     let bytes = name.to_bytes();
     let n = bytes.len().min(15);
     attr.0[48..48 + n].copy_from_slice(&bytes[..n]);
+    let mut quiet = Attr(attr.0);
+    if let Ok(ret) = bpf(BPF_PROG_LOAD, &mut quiet) {
+        return fd_from(ret);
+    }
+    let mut log = vec![0u8; 1 << 16];
+    attr.u32(24, 1)
+        .u32(28, log.len() as u32)
+        .u64(32, log.as_mut_ptr() as u64);
     match bpf(BPF_PROG_LOAD, &mut attr) {
         Ok(ret) => fd_from(ret),
         Err(e) => {
@@ -239,21 +242,4 @@ pub fn attach_tcx(prog: &OwnedFd, ifindex: u32, hook: Hook) -> io::Result<OwnedF
             .u32(8, hook.attach_type()),
     )?;
     fd_from(ret)
-}
-
-/// Nanoseconds of `CLOCK_MONOTONIC`, the clock of the programs' `bpf_ktime_get_ns`.
-pub fn monotonic_nanos() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the call.
-    let ret = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    if ret != 0 {
-        return 0;
-    }
-    u64::try_from(ts.tv_sec)
-        .unwrap_or(0)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::try_from(ts.tv_nsec).unwrap_or(0))
 }

@@ -160,12 +160,13 @@ pub fn is_ethernet(name: &str) -> io::Result<bool> {
     Ok(family == libc::ARPHRD_ETHER)
 }
 
-/// The names of this network namespace's interfaces (`if_nameindex`), in index order.
+/// The names and indexes of this network namespace's interfaces (`if_nameindex`), in index
+/// order.
 ///
 /// # Errors
 ///
 /// The OS error of `if_nameindex`.
-pub fn interface_names() -> io::Result<Vec<String>> {
+pub fn interfaces() -> io::Result<Vec<(String, u32)>> {
     // SAFETY: no arguments; the list returned is freed below with `if_freenameindex`.
     let list = unsafe { libc::if_nameindex() };
     if list.is_null() {
@@ -182,7 +183,7 @@ pub fn interface_names() -> io::Result<Vec<String>> {
         }
         // SAFETY: `if_name` is a NUL-terminated string owned by the list, alive until freed.
         let name = unsafe { std::ffi::CStr::from_ptr(entry.if_name) };
-        names.push(name.to_string_lossy().into_owned());
+        names.push((name.to_string_lossy().into_owned(), entry.if_index));
         // SAFETY: not the last entry, so the next one is inside the array.
         at = unsafe { at.add(1) };
     }
