@@ -15,6 +15,10 @@
 #                      three modes, "ethcloud=" (clear), "keyed=--key-file {key-file}" and
 #                      "identity=--private-key {private-key} --trusted {trusted}" (per-node keys).
 #                      E.g. --variant ethcloud= --variant no-offload=--no-offload
+#                      {1:X} and {2:X} in ARGS stand for X on node 1 (in the namespace that
+#                      runs the iperf3 clients) or node 2 only, and for nothing on the other:
+#                      e.g. --variant 'mixed={1:--kernel-path}', a kernel path talking to a
+#                      node without one.
 #                      Rows labelled keyed-no-aegis and identity-no-aegis (the same modes with
 #                      --no-aegis) get same-run ratios against keyed and identity.
 #   --variant-bin L=PATH  run the executable PATH instead of this tree's build for variant L
@@ -223,6 +227,8 @@ for variant in "${variants[@]}"; do
             args="${extra//"{key-file}"/$work/network.key}"
             args="${args//"{private-key}"/$work/node$side.key}"
             args="${args//"{trusted}"/$work/trusted$side}"
+            # {1:X} and {2:X}: X on that side only.
+            args=$(sed -E "s/\{$side:([^}]*)\}/\1/g; s/\{[12]:[^}]*\}//g" <<<"$args")
             # shellcheck disable=SC2086
             ip netns exec "$ns" "$vbin" -d "$tap" -l "198.18.50.$side:$port" -t "$((4000 + index))" \
                 -c "198.18.50.$other:$port" $args 2>"$work/$label-$side.log" &

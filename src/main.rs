@@ -264,17 +264,19 @@ fn run(settings: &Settings) -> Result<(), Error> {
             Ok(path) => {
                 // Merged runs of datagrams would pass the kernel path by.
                 socket.disable_gro();
-                // Peers with a kernel path know each other by datagrams without checksums.
+                // Peers with a kernel path know each other by control messages without
+                // checksums.
                 if !path.takes_frames() {
                     info!(
                         "kernel path: {name} forwards what it gets (a bridge port, a bond \
                          member, or forwarding on) or no interface takes frames, so peers send \
                          their frames here through their daemons"
                     );
-                } else if let Err(e) = socket.send_without_checksums() {
+                } else if let Err(e) = socket.send_control_without_checksums() {
                     warn!(
-                        "cannot send without UDP checksums ({e}): peers with a kernel path \
-                         will send their frames here through their daemons"
+                        "kernel path: cannot open a raw socket for control messages without \
+                         UDP checksums ({e}): peers with a kernel path will send their frames \
+                         here through their daemons"
                     );
                 }
                 Some(path)

@@ -22,14 +22,15 @@
 //!   it. A control message without a checksum from such a peer marks it as one whose kernel
 //!   path takes frames.
 //!
-//! Peers find each other so: with `--kernel-path` the daemon's socket sends without
-//! checksums, and the daemon asks each peer it starts to serve for its peer list (twice,
+//! Peers find each other so: with `--kernel-path` the daemon sends its control messages to
+//! IPv4 peers without checksums (through a raw socket, `sys::udp::RawControl`; its frames
+//! keep their checksums and UDP GSO), and the daemon asks each peer it starts to serve for its peer list (twice,
 //! 2 s apart); the request and the answer mark both ends. A peer without a kernel path (whose
-//! datagrams carry checksums) is never marked, and never sent frames the kernel left with
+//! control messages carry checksums) is never marked, and never sent frames the kernel left with
 //! partial checksums (which a veth delivers as they are). A node whose tap forwards (a
 //! bridge port, a bond member, forwarding on) after `--ifup` takes no super-frames (they keep
 //! the marks of a tunnelled packet, which a NIC could cut wrongly if the host sent them on)
-//! and keeps its checksums, so nobody marks it; nor does a node whose `decap` is on no
+//! and keeps the checksums of its control messages, so nobody marks it; nor does a node whose `decap` is on no
 //! interface.
 //!
 //! Everything else (broadcasts, multicasts and unknown destinations, which the daemon floods;
@@ -412,7 +413,7 @@ impl KernelPath {
 
     /// Whether peers' kernel paths may send frames here: not when the tap forwards what it
     /// gets (a bridge port, a bond member, forwarding on), where a super-frame could not be
-    /// taken whole. The daemon then keeps its datagrams checksummed, so that peers do not
+    /// taken whole. The daemon then keeps its control messages checksummed, so that peers do not
     /// take it for a node with a kernel path; its own frames still go out through the
     /// kernel.
     pub fn takes_frames(&self) -> bool {

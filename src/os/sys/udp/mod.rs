@@ -20,6 +20,7 @@
 //! socket.rs  creating, configuring and binding the socket; options and offload probing
 //! send.rs    the batched send queue: send_to, flush, sendmmsg with GSO
 //! recv.rs    RecvBatch and receiving: recv_batch (recvmmsg with GRO) and recv_from
+//! raw.rs     RawControl: control messages to IPv4 peers without a UDP checksum (--kernel-path)
 //! tests.rs   the unit tests of the whole socket
 //! ```
 //!
@@ -33,12 +34,14 @@ use std::mem;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
+mod raw;
 mod recv;
 mod send;
 mod socket;
 #[cfg(test)]
 mod tests;
 
+pub use raw::{RawControl, RAW_MAX_PAYLOAD};
 pub use recv::RecvBatch;
 use send::SendQueue;
 pub use socket::Widened;
@@ -251,6 +254,9 @@ pub struct UdpSocket {
     /// `Some` once batching is on: `send_to` queues, `flush` sends.
     queue: Option<SendQueue>,
     offloads: UdpOffloads,
+    /// `Some` with `--kernel-path`: control messages to IPv4 peers go out through it,
+    /// without a UDP checksum (see [`UdpSocket::send_control_without_checksums`]).
+    control_raw: Option<RawControl>,
 }
 
 impl AsFd for UdpSocket {

@@ -370,6 +370,17 @@ impl Socket for UdpSocket {
     /// on a dual-stack socket.
     // HOT PATH
     fn send_to(&mut self, datagram: &[u8], to: SocketAddr) -> io::Result<()> {
+        if let (Some(raw), SocketAddr::V4(v4)) = (&self.control_raw, to) {
+            // A control message (`--kernel-path`): without a checksum if the raw socket
+            // takes it, else as any other datagram.
+            if datagram
+                .get(crate::wire::TOKEN_LEN)
+                .is_some_and(|&switch| switch != crate::wire::Kind::Frame as u8)
+                && raw.send(datagram, v4).is_ok()
+            {
+                return Ok(());
+            }
+        }
         let to = self.wire_addr(to);
         if let Some(q) = self.queue.as_ref() {
             if datagram.len() <= q.bytes.len() {

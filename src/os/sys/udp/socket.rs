@@ -7,14 +7,14 @@
 
 use std::io;
 use std::mem;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use log::debug;
 
 use super::{
-    socklen, unmap, Families, SockAddr, UdpOffloads, UdpSocket, SOCKET_BUF_LEN, UDP_GRO,
-    UDP_SEGMENT,
+    socklen, unmap, Families, RawControl, SockAddr, UdpOffloads, UdpSocket, SOCKET_BUF_LEN,
+    UDP_GRO, UDP_SEGMENT,
 };
 use crate::error::Error;
 
@@ -161,6 +161,7 @@ impl UdpSocket {
             families: Families::of(addr),
             queue: None,
             offloads: UdpOffloads::default(),
+            control_raw: None,
         })
     }
 
@@ -192,6 +193,11 @@ impl UdpSocket {
             families: self.families,
             queue: None,
             offloads: self.offloads,
+            control_raw: self
+                .control_raw
+                .as_ref()
+                .map(RawControl::try_clone)
+                .transpose()?,
         })
     }
 
@@ -206,16 +212,24 @@ impl UdpSocket {
         self.offloads
     }
 
-    /// Sends IPv4 datagrams with a UDP checksum of 0 (`SO_NO_CHECK`, which RFC 768 allows):
-    /// `--kernel-path`, whose peers with a kernel path recognise each other by it. The kernel
-    /// refuses UDP GSO without checksums, so GSO goes off: each datagram is sent on its own.
+    /// From now on, control messages (every datagram whose switch byte is not a frame's) to
+    /// IPv4 peers go out with a UDP checksum of 0, through a raw socket ([`RawControl`]):
+    /// `--kernel-path`, whose peers with a kernel path recognise each other by them (RFC 768
+    /// allows a checksum of 0 over IPv4). Frames keep their checksums, and UDP GSO. A control
+    /// message the raw socket cannot send (over [`super::RAW_MAX_PAYLOAD`] bytes, a full
+    /// buffer, ...) goes through the UDP socket, with a checksum. Only for the clear
+    /// protocol, whose switch byte is in the clear.
     ///
     /// # Errors
     ///
-    /// The OS error of `setsockopt`.
-    pub fn send_without_checksums(&mut self) -> io::Result<()> {
-        set_int_option(self.socket.as_fd(), libc::SOL_SOCKET, libc::SO_NO_CHECK, 1)?;
-        self.offloads.gso = false;
+    /// The OS error of `getsockname` or of the raw `socket` (`EPERM` without `CAP_NET_RAW`).
+    pub fn send_control_without_checksums(&mut self) -> io::Result<()> {
+        let local = self.local_addr()?;
+        let source = match local.ip() {
+            std::net::IpAddr::V4(ip) => ip,
+            std::net::IpAddr::V6(ip) => ip.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
+        };
+        self.control_raw = Some(RawControl::open(source, local.port())?);
         Ok(())
     }
 

@@ -465,3 +465,86 @@ fn may_force_buffers() -> bool {
     )
     .is_ok()
 }
+
+/// Reads the UDP headers of up to `count` IPv4 datagrams to port `port` from `raw` (an
+/// `IPPROTO_UDP` raw socket, which gets a copy of every UDP datagram the host receives),
+/// within a second: (source port, checksum field, payload's byte at [`crate::wire::TOKEN_LEN`]).
+fn udp_headers_to(raw: &std::net::UdpSocket, port: u16, count: usize) -> Vec<(u16, u16, u8)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 70_000];
+    for _ in 0..1000 {
+        if got.len() >= count || std::time::Instant::now() >= deadline {
+            break;
+        }
+        match raw.recv(&mut buf) {
+            Ok(n) => {
+                let packet = &buf[..n];
+                let ihl = usize::from(packet[0] & 0x0f) * 4;
+                let udp = &packet[ihl..];
+                let be = |at: usize| u16::from_be_bytes([udp[at], udp[at + 1]]);
+                if be(2) == port {
+                    got.push((be(0), be(6), udp[8 + crate::wire::TOKEN_LEN]));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => panic!("raw recv: {e}"),
+        }
+    }
+    got
+}
+
+#[test]
+#[ignore = "needs root (a network namespace of its own); .ci/run passes --include-ignored"]
+fn with_raw_control_only_control_messages_go_without_a_checksum() {
+    // `--kernel-path`: control messages to IPv4 peers leave through the raw socket with a
+    // UDP checksum of 0 and the UDP socket's port; frames, and a control message too long for
+    // the raw socket, keep their checksum; and the UDP socket keeps GSO. The receiver gets
+    // every one, byte for byte.
+    use std::os::fd::FromRawFd;
+    let (headers, got, gso) = in_own_netns(|| {
+        run("ip link set lo up");
+        // SAFETY: socket() takes plain integers and returns a new fd or -1.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_UDP) };
+        assert!(fd >= 0, "raw socket: {}", io::Error::last_os_error());
+        // SAFETY: `fd` was just returned by socket(), is open, and nothing else owns it.
+        let sniff = unsafe { std::net::UdpSocket::from_raw_fd(fd) };
+        sniff.set_nonblocking(true).unwrap();
+        let mut tx = UdpSocket::bind(addr("0.0.0.0:0")).unwrap();
+        tx.enable_batching();
+        tx.enable_offloads();
+        tx.send_control_without_checksums().unwrap();
+        let mut rx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+        let to = rx.local_addr().unwrap();
+        let token = [1, 2, 3, 4, 5, 6, 7];
+        let control = [&token[..], &[2]].concat();
+        let frame = [&token[..], &[0], &[0xab; 60]].concat();
+        let long = [&token[..], &[1], &[0xcd; super::RAW_MAX_PAYLOAD]].concat();
+        for d in [&control, &frame, &long] {
+            tx.send_to(d, to).unwrap();
+        }
+        tx.flush().unwrap();
+        let headers = udp_headers_to(&sniff, to.port(), 3);
+        let got = recv_datagrams(&mut rx, 3);
+        let port = tx.local_addr().unwrap().port();
+        (
+            headers
+                .into_iter()
+                .map(|(from, sum, switch)| (from == port, sum == 0, switch))
+                .collect::<Vec<_>>(),
+            got.into_iter().map(|(_, d)| d).collect::<Vec<_>>(),
+            tx.offloads().gso,
+        )
+    });
+    let mut headers = headers;
+    headers.sort_unstable();
+    // (from the socket's port, checksum 0, switch byte)
+    assert_eq!(headers, [(true, false, 0), (true, false, 1), (true, true, 2)]);
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().any(|d| d.len() == 8 && d[7] == 2));
+    assert!(got.iter().any(|d| d.len() == 68 && d[7] == 0));
+    assert!(got.iter().any(|d| d.len() == 8 + super::RAW_MAX_PAYLOAD && d[7] == 1));
+    assert!(gso, "UDP GSO went off");
+}
