@@ -148,7 +148,7 @@ fn a_node_without_the_kernel_path_talks_to_one_with_it() {
             );
         }
     }
-    // b took a's datagrams, sent without checksums, as any datagram.
+    // b took a's datagrams as any datagram.
     assert!(stat(&mut lab, 1, "bytes_to_device") > 50_000_000);
 }
 
@@ -240,4 +240,175 @@ fn two_networks_on_one_host_both_take_the_kernel_path() {
         let bytes = stat(&mut lab, daemon, counter);
         assert!(bytes > 50_000_000, "daemon {daemon}: {counter} {bytes}");
     }
+}
+
+/// Pings `target` from `from` until two pings in a row go unanswered (each waits 1 s), for
+/// at most `timeout`; returns whether they did.
+fn pings_stop(lab: &Lab, from: &Host, target: &str, timeout: Duration) -> bool {
+    let start = std::time::Instant::now();
+    let mut lost = 0;
+    for _ in 0..1000 {
+        if start.elapsed() >= timeout {
+            return false;
+        }
+        if lab.ping_once(from, target) {
+            lost = 0;
+        } else {
+            lost += 1;
+            if lost == 2 {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Pings `target` from `from` (one ping at a time, each waiting up to 1 s, so that the
+/// MAC entries stay fresh) until `daemon`'s log holds `needle`; returns how long that took,
+/// or panics after `timeout`.
+fn ping_until_log(
+    lab: &mut Lab,
+    from: &Host,
+    target: &str,
+    daemon: usize,
+    needle: &str,
+    timeout: Duration,
+) -> Duration {
+    let start = std::time::Instant::now();
+    for _ in 0..1000 {
+        if lab.daemons[daemon].log().contains(needle) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "no \"{needle}\" in daemon {daemon}'s log within {timeout:?}"
+        );
+        lab.ping_once(from, target);
+        thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no \"{needle}\" in daemon {daemon}'s log");
+}
+
+/// Runs the nft command `command` (one argument) in `host`'s namespace.
+fn nft(lab: &Lab, host: &Host, command: &str) {
+    e2e::must(lab, host, &["nft", command]);
+}
+
+/// Waits until the kernel path of `daemon` has sent frames, pinging `target` from `from`.
+fn wait_kernel_sends(lab: &mut Lab, daemon: usize, from: &Host, target: &str) {
+    let start = std::time::Instant::now();
+    for _ in 0..100 {
+        lab.ping_once(from, target);
+        if stat(lab, daemon, "kernel_path_sent") > 0 {
+            return;
+        }
+        assert!(
+            start.elapsed() < SOON,
+            "daemon {daemon}'s kernel path sent nothing"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    panic!("daemon {daemon}'s kernel path sent nothing");
+}
+
+#[test]
+#[ignore = "needs root + netns; .ci/run passes --include-ignored"]
+fn the_kernel_path_follows_the_firewall_within_seconds() {
+    let mut lab = Lab::new(2);
+    let (a, b) = (lab.host(1), lab.host(2));
+    pair(&mut lab, &["--kernel-path"], &["--kernel-path"]);
+    lab.assert_ping(&a, &b.overlay_v4());
+    wait_kernel_sends(&mut lab, 0, &a, &b.overlay_v4());
+    // ARP always goes through the daemons, and so through the firewall: the overlay's
+    // neighbours are made permanent, so that the pings below stop only if their own frames
+    // meet the firewall.
+    for (host, other) in [(&a, &b), (&b, &a)] {
+        let mac = e2e::must(&lab, other, &["cat", "/sys/class/net/ethcloud0/address"]);
+        let mac = String::from_utf8_lossy(&mac.stdout).trim().to_owned();
+        let ip = other.overlay_v4();
+        e2e::must(
+            &lab,
+            host,
+            &[
+                "ip",
+                "neigh",
+                "replace",
+                &ip,
+                "lladdr",
+                &mac,
+                "dev",
+                "ethcloud0",
+                "nud",
+                "permanent",
+            ],
+        );
+    }
+    for host in [&a, &b] {
+        nft(&lab, host, "add table inet ecfw");
+        nft(
+            &lab,
+            host,
+            "add chain inet ecfw input { type filter hook input priority 0 ; }",
+        );
+        nft(
+            &lab,
+            host,
+            "add chain inet ecfw output { type filter hook output priority 0 ; }",
+        );
+    }
+    let a_ip = a.underlay_v4();
+    let b_ip = b.underlay_v4();
+
+    // b's INPUT chain drops a's datagrams. a's frames reach b's `decap` before the chain,
+    // and are taken there until b has heard nothing from a through its socket for 20 s;
+    // then they meet the rule, and the pings stop. (Without the hold they go on for good.)
+    nft(
+        &lab,
+        &b,
+        &format!("add rule inet ecfw input ip saddr {a_ip} udp sport 3210 drop"),
+    );
+    // (Pinging all along, so that the MAC entries stay: else the pings would stop for
+    // another reason, the floods that b's firewall drops.)
+    let held = ping_until_log(
+        &mut lab,
+        &a,
+        &b.overlay_v4(),
+        1,
+        &format!("nothing from {} through the firewall", a.addr_v4()),
+        Duration::from_secs(40),
+    );
+    assert!(held >= Duration::from_secs(15), "held after {held:?}");
+    assert!(
+        pings_stop(&lab, &a, &b.overlay_v4(), Duration::from_secs(10)),
+        "a's pings still reach b through the kernel past b's firewall"
+    );
+    // The rule gone, b hears a again and takes its frames again.
+    nft(&lab, &b, "flush chain inet ecfw input");
+    lab.daemons[1].wait_log(&format!("{} is heard and let out again", a.addr_v4()), SOON);
+    lab.assert_ping(&a, &b.overlay_v4());
+
+    // a's OUTPUT chain drops datagrams to b: a's next heartbeat to b is refused (within 5 s),
+    // and a's frames then take a's socket, where the rule drops them too.
+    let sent = stat(&mut lab, 0, "kernel_path_sent");
+    assert!(sent > 0);
+    nft(
+        &lab,
+        &a,
+        &format!("add rule inet ecfw output ip daddr {b_ip} udp dport 3210 drop"),
+    );
+    ping_until_log(
+        &mut lab,
+        &a,
+        &b.overlay_v4(),
+        0,
+        &format!("the firewall refuses datagrams to {}", b.addr_v4()),
+        Duration::from_secs(10),
+    );
+    assert!(
+        pings_stop(&lab, &a, &b.overlay_v4(), Duration::from_secs(10)),
+        "a's pings still leave through the kernel past a's firewall"
+    );
+    nft(&lab, &a, "flush chain inet ecfw output");
+    lab.daemons[0].wait_log(&format!("{} is heard and let out again", b.addr_v4()), SOON);
+    lab.assert_ping(&a, &b.overlay_v4());
 }

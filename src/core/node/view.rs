@@ -85,6 +85,12 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.peers.count_received_many(peer, received.0, received.1);
     }
 
+    /// When the node last received a valid datagram from `peer` through its socket, if it
+    /// is a peer (the kernel path's frames do not count: see [`crate::kpath`]).
+    pub fn last_heard(&self, peer: SocketAddr) -> Option<Instant> {
+        self.peers.get(peer).map(|p| p.last_seen)
+    }
+
     /// Asks `to` for its peer list now (the seed's Get peer list, which every node answers):
     /// the kernel path ([`crate::kpath`]) asks each peer it starts to serve, so that both
     /// ends' kernel paths learn of each other from the request and its answer.

@@ -45,10 +45,17 @@
 //! notes in each MAC entry when it last took a frame from it (at most once a second), and the
 //! daemon reads those times every [`refresh_every`] and refreshes its own entries.
 //!
+//! The programs run before netfilter, so the kernel path follows the firewall through the
+//! daemon (`follow`): a heartbeat every 5 s to each peer known to run a kernel path, through
+//! a raw socket the OUTPUT chain sees, and a peer whose heartbeat is refused, or that has not
+//! been heard through the socket for 20 s, is held back out of the maps until that ends.
+//!
 //! This module owns the maps, the programs' links and the daemon's copy of what the maps
-//! hold; the BPF system call is in [`crate::sys::bpf`] and the programs in `prog`. It must not
+//! hold; the BPF system call is in [`crate::sys::bpf`], the programs in `prog` and the
+//! firewall's holds in `follow`. It must not
 //! decide switching: that is the node's.
 
+mod follow;
 mod prog;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap as StdHashMap};
@@ -63,9 +70,10 @@ use crate::io::{Device, Socket};
 use crate::lane::ForwardView;
 use crate::node::Node;
 use crate::sys::bpf::{self, HashMap, Hook};
+use crate::sys::udp::RawControl;
 use crate::sys::{ifaddrs, netdev};
 use crate::time::Instant;
-use crate::wire::{Mac, Token, VlanId};
+use crate::wire::{self, Kind, Mac, Token, VlanId};
 
 /// Bytes the outer headers add between the frame's Ethernet header and its payload: IPv4
 /// (20), UDP (8), token and switch byte (8), and the frame's own Ethernet header (14, where
@@ -191,6 +199,8 @@ fn listen_v4(listen: SocketAddr) -> Option<Ipv4Addr> {
 struct Read {
     sent: (u64, u64),
     received: (u64, u64),
+    /// `decap` marked the peer as one whose kernel path takes frames.
+    marked: bool,
 }
 
 fn read_counters(value: &[u8; PEER_VALUE]) -> Read {
@@ -202,6 +212,7 @@ fn read_counters(value: &[u8; PEER_VALUE]) -> Read {
     Read {
         sent: (at(8), at(16)),
         received: (at(24), at(32)),
+        marked: at(40) != 0,
     }
 }
 
@@ -268,6 +279,12 @@ pub struct KernelPath {
     /// Peers just put in the map, and when to ask them a second time for their peer list.
     hello_again: BTreeMap<PeerKey, Instant>,
     totals: Totals,
+    /// The peers known to run a kernel path, and those held back (see [`follow`]).
+    follow: follow::Follow,
+    /// The raw socket the heartbeats go out through.
+    raw: RawControl,
+    /// A Get peer list: the heartbeat.
+    heartbeat: [u8; wire::HEADER_LEN],
 }
 
 /// The interfaces `decap` goes on: every Ethernet interface of this network namespace but
@@ -335,6 +352,11 @@ impl KernelPath {
             .map_err(|e| format!("cannot create the peer map: {e}"))?;
         let locals = HashMap::create(4, 1, cap(MAX_LOCALS))
             .map_err(|e| format!("cannot create the address map: {e}"))?;
+        let mut heartbeat = [0u8; wire::HEADER_LEN];
+        wire::emit_control(token, Kind::GetPeers, &mut heartbeat)
+            .map_err(|e| format!("cannot write the heartbeat: {e}"))?;
+        let raw = RawControl::for_socket(listen)
+            .map_err(|e| format!("cannot open a raw socket for the heartbeats: {e}"))?;
         let token = token.to_bytes();
         let port = listen.port();
         let refresh = refresh_every(mac_timeout);
@@ -406,6 +428,9 @@ impl KernelPath {
             takes_frames: take_super && !on_none,
             hello_again: BTreeMap::new(),
             totals: Totals::default(),
+            follow: follow::Follow::default(),
+            raw,
+            heartbeat,
         };
         path.sync_locals();
         Ok(path)
@@ -498,6 +523,7 @@ impl KernelPath {
             self.sync_locals();
         }
         self.collect(node);
+        self.follow_firewall(now, node);
         // The maps follow the node's view only when it moved (or the routes are checked):
         // a view is a copy of the MAC table.
         if self.synced != Some(node.forward_generation()) || recheck {
@@ -513,6 +539,7 @@ impl KernelPath {
                 .copied()
                 .collect();
             self.remove_peers(gone);
+            self.follow.retain(|key| peers.contains_key(key));
         }
         let again: Vec<PeerKey> = self
             .hello_again
@@ -570,7 +597,10 @@ impl KernelPath {
     ) {
         for (key, &addr) in peers {
             let known = self.in_peers.get(key).map(|p| p.egress);
-            if (known.is_some() && !recheck) || self.not_eligible.contains(key) {
+            if (known.is_some() && !recheck)
+                || self.not_eligible.contains(key)
+                || self.follow.is_held(key)
+            {
                 continue;
             }
             let egress = match egress(*addr.ip(), self.listen, self.min_mtu) {
@@ -699,6 +729,15 @@ impl KernelPath {
                         now.received.1.wrapping_sub(last.received.1),
                     );
                     peer.read = now;
+                    if now.marked || now.received.0 != 0 {
+                        let source = Ipv4Addr::new(
+                            peer.egress[4],
+                            peer.egress[5],
+                            peer.egress[6],
+                            peer.egress[7],
+                        );
+                        self.follow.note(*key, peer.addr, source);
+                    }
                     if sent != (0, 0) || received != (0, 0) {
                         // The peer's traffic counts datagrams (the frame and its 8 bytes of
                         // token and switch byte), as the daemon's own sends and receives do.
@@ -719,6 +758,52 @@ impl KernelPath {
                 }
                 Ok(false) => {}
                 Err(e) => debug!("kernel path: cannot read a peer's counters: {e}"),
+            }
+        }
+    }
+
+    /// Sends the heartbeats that are due, and holds back or lets go the peers whose
+    /// datagrams the firewall now refuses or lets through (see [`follow`]). A node whose tap
+    /// forwards sends its heartbeats with a UDP checksum, so that they do not mark it.
+    fn follow_firewall<S: Socket, D: Device>(&mut self, now: Instant, node: &Node<S, D>) {
+        let mut changes = Vec::new();
+        for (key, addr, source) in self.follow.heartbeats(now) {
+            let sent = self
+                .raw
+                .send_with(&self.heartbeat, addr, source, !self.takes_frames);
+            if let Some(change) = self.follow.sent(&key, &sent) {
+                changes.push((key, addr, change));
+            }
+        }
+        changes.extend(
+            self.follow
+                .check_quiet(now, |addr| node.last_heard(SocketAddr::V4(addr))),
+        );
+        for (key, addr, change) in changes {
+            match change {
+                follow::Change::Held(why) => {
+                    match why {
+                        follow::Held::Refused => info!(
+                            "kernel path: the firewall refuses datagrams to {addr}; its frames \
+                             go through the daemon"
+                        ),
+                        follow::Held::Quiet => info!(
+                            "kernel path: nothing from {addr} through the firewall for {} s; \
+                             its frames go through the daemon",
+                            follow::QUIET.as_secs()
+                        ),
+                    }
+                    if self.in_peers.contains_key(&key) {
+                        self.drop_peer(&key);
+                    }
+                }
+                follow::Change::Released => {
+                    info!(
+                        "kernel path: {addr} is heard and let out again; back on the kernel path"
+                    );
+                    // (The next pass puts it back into the map.)
+                    self.synced = None;
+                }
             }
         }
     }

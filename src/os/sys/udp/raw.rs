@@ -16,7 +16,9 @@ use std::ffi::c_void;
 use std::io;
 use std::mem;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+use log::{debug, info};
 
 use super::SockAddr;
 
@@ -28,31 +30,71 @@ const HEADERS_LEN: usize = 28;
 /// checksum.
 pub const RAW_MAX_PAYLOAD: usize = 1500 - HEADERS_LEN;
 
+/// Control messages [`RawControl::queue`] holds until [`RawControl::flush`] at most.
+pub const RAW_QUEUE: usize = 64;
+
 /// A send-only raw socket that sends UDP datagrams to IPv4 peers with a checksum of 0.
 #[derive(Debug)]
 pub struct RawControl {
     fd: OwnedFd,
-    /// The source address written into each packet; unspecified lets the kernel choose it
-    /// by route, as it does for a UDP socket bound to no address.
+    /// The source address written into each packet, and the one the socket is bound to (so
+    /// that routing rules by source address apply as they do to the UDP socket); unspecified
+    /// lets the kernel choose it by route, as it does for a UDP socket bound to no address.
     source: Ipv4Addr,
     /// The UDP socket's port: the source port of each datagram.
     port: u16,
+    /// The queued datagrams, headers and payload, each in a slot of
+    /// [`HEADERS_LEN`] + [`RAW_MAX_PAYLOAD`] bytes (allocated once, at the first queue).
+    slots: Vec<u8>,
+    /// Each queued datagram's length (headers included) and destination, in order.
+    queued: Vec<(usize, SocketAddrV4)>,
+    /// A failure was logged at info (the later ones go to debug).
+    failure_told: bool,
 }
+
+/// Bytes of a queue slot.
+const SLOT: usize = HEADERS_LEN + RAW_MAX_PAYLOAD;
 
 impl RawControl {
     /// Opens the raw socket (non-blocking; needs `CAP_NET_RAW`, which it keeps after a
-    /// switch to `--user`: the kernel checks it only here).
+    /// switch to `--user`: the kernel checks it only here), bound to `source` unless that is
+    /// unspecified.
     ///
     /// # Errors
     ///
-    /// The OS error of `socket` (`EPERM` without `CAP_NET_RAW`).
+    /// The OS error of `socket` (`EPERM` without `CAP_NET_RAW`) or `bind`.
     pub fn open(source: Ipv4Addr, port: u16) -> io::Result<RawControl> {
         let kind = libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
         // SAFETY: socket() takes plain integers and returns a new fd or -1.
         let raw = unsafe { syscall!(socket(libc::AF_INET, kind, libc::IPPROTO_RAW)) }?;
         // SAFETY: `raw` was just returned by socket(), is open, and nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        Ok(RawControl { fd, source, port })
+        if !source.is_unspecified() {
+            let at = std::net::SocketAddr::V4(SocketAddrV4::new(source, 0));
+            super::socket::bind_raw(fd.as_fd(), &at)?;
+        }
+        Ok(RawControl {
+            fd,
+            source,
+            port,
+            slots: Vec::new(),
+            queued: Vec::new(),
+            failure_told: false,
+        })
+    }
+
+    /// [`RawControl::open`] for a UDP socket bound to `local`: its port, and its IPv4
+    /// address (also v4-mapped) if it is bound to one.
+    ///
+    /// # Errors
+    ///
+    /// As [`RawControl::open`].
+    pub fn for_socket(local: std::net::SocketAddr) -> io::Result<RawControl> {
+        let source = match local.ip() {
+            std::net::IpAddr::V4(ip) => ip,
+            std::net::IpAddr::V6(ip) => ip.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
+        };
+        RawControl::open(source, local.port())
     }
 
     /// A second handle on the same raw socket (a duplicated fd).
@@ -65,7 +107,111 @@ impl RawControl {
             fd: self.fd.try_clone()?,
             source: self.source,
             port: self.port,
+            slots: Vec::new(),
+            queued: Vec::new(),
+            failure_told: false,
         })
+    }
+
+    /// Queues `payload` for `to`, to be sent by [`RawControl::flush`] with a checksum of 0
+    /// (the UDP socket's queue goes first: a Close stays after the frames before it). Returns
+    /// false, and queues nothing, for a payload over [`RAW_MAX_PAYLOAD`] or a full queue:
+    /// the caller sends it through the UDP socket.
+    // HOT PATH (control messages only)
+    pub fn queue(&mut self, payload: &[u8], to: SocketAddrV4) -> bool {
+        let at = self.queued.len();
+        if payload.len() > RAW_MAX_PAYLOAD || at >= RAW_QUEUE {
+            return false;
+        }
+        if self.slots.is_empty() {
+            self.slots = vec![0u8; RAW_QUEUE * SLOT];
+            self.queued.reserve_exact(RAW_QUEUE);
+        }
+        let Some(slot) = self
+            .slots
+            .get_mut(at * SLOT..at * SLOT + HEADERS_LEN + payload.len())
+        else {
+            return false;
+        };
+        slot[..HEADERS_LEN].copy_from_slice(&headers(self.source, self.port, to, payload.len()));
+        slot[HEADERS_LEN..].copy_from_slice(payload);
+        self.queued.push((HEADERS_LEN + payload.len(), to));
+        true
+    }
+
+    /// Datagrams waiting in the queue.
+    pub fn queued(&self) -> usize {
+        self.queued.len()
+    }
+
+    /// Sends the queue with as few `sendmmsg` calls as it takes; each datagram the kernel
+    /// refuses goes to `fallback` (its payload and destination), which sends it through the
+    /// UDP socket. The first refusal is logged at info, the others at debug.
+    pub fn flush(&mut self, mut fallback: impl FnMut(&[u8], SocketAddrV4)) {
+        let total = self.queued.len();
+        let mut next = 0;
+        // Each round sends at least one datagram or hands one to the fallback.
+        for _ in 0..=total {
+            if next >= total {
+                break;
+            }
+            let count = total - next;
+            // SAFETY: plain C structs; all zeroes (null pointers, zero lengths) is valid.
+            let mut msgs: [libc::mmsghdr; RAW_QUEUE] = unsafe { mem::zeroed() };
+            // SAFETY: as above.
+            let mut iovs: [libc::iovec; RAW_QUEUE] = unsafe { mem::zeroed() };
+            let mut addrs = [SockAddr::zeroed(); RAW_QUEUE];
+            for i in 0..count {
+                let (len, to) = self.queued[next + i];
+                let slot = &self.slots[(next + i) * SLOT..(next + i) * SLOT + len];
+                iovs[i].iov_base = slot.as_ptr().cast_mut().cast::<c_void>();
+                iovs[i].iov_len = slot.len();
+                let (addr, addr_len) =
+                    SockAddr::new(std::net::SocketAddr::V4(SocketAddrV4::new(*to.ip(), 0)));
+                addrs[i] = addr;
+                let hdr = &mut msgs[i].msg_hdr;
+                hdr.msg_name = (&mut addrs[i] as *mut SockAddr).cast::<c_void>();
+                hdr.msg_namelen = addr_len;
+                hdr.msg_iov = &mut iovs[i];
+                hdr.msg_iovlen = 1;
+            }
+            // SAFETY: `msgs[..count]` are initialised mmsghdrs whose names and iovecs point
+            // into `addrs`, `iovs` and `self.slots`, all alive and of the stated lengths until
+            // the call returns; sendmmsg only reads them (and writes each `msg_len`).
+            let sent = unsafe {
+                syscall!(sendmmsg(
+                    self.fd.as_raw_fd(),
+                    msgs.as_mut_ptr(),
+                    count as libc::c_uint,
+                    0
+                ))
+            };
+            match sent {
+                Ok(n) if n > 0 => next += usize::try_from(n).unwrap_or(1).min(count),
+                result => {
+                    // The datagram at `next` was refused (or none was sent): it goes through
+                    // the UDP socket.
+                    let e = result
+                        .err()
+                        .unwrap_or_else(|| io::Error::other("sendmmsg sent nothing"));
+                    let (len, to) = self.queued[next];
+                    let payload = &self.slots[next * SLOT + HEADERS_LEN..next * SLOT + len];
+                    if self.failure_told {
+                        debug!("raw socket: a control message to {to} went with a checksum: {e}");
+                    } else {
+                        self.failure_told = true;
+                        info!(
+                            "kernel path: a control message to {to} could not go through the \
+                             raw socket ({e}); it went through the UDP socket, with a checksum \
+                             (further cases at debug)"
+                        );
+                    }
+                    fallback(payload, to);
+                    next += 1;
+                }
+            }
+        }
+        self.queued.clear();
     }
 
     /// Sends `payload` to `to` as one UDP datagram with a checksum of 0. The kernel fills in
@@ -78,10 +224,32 @@ impl RawControl {
     /// (`EAGAIN`, `EMSGSIZE` past the route's MTU, `EPERM` from the firewall, ...). The
     /// caller sends it through the UDP socket instead.
     pub fn send(&self, payload: &[u8], to: SocketAddrV4) -> io::Result<()> {
+        self.send_with(payload, to, self.source, false)
+    }
+
+    /// [`RawControl::send`] from `source` (unspecified: the kernel's choice), and with
+    /// `checksummed` a real UDP checksum, computed over `source`, which must then be the
+    /// address the kernel sends from (the kernel path's heartbeats from a node whose tap
+    /// forwards: see `crate::kpath`).
+    ///
+    /// # Errors
+    ///
+    /// As [`RawControl::send`].
+    pub fn send_with(
+        &self,
+        payload: &[u8],
+        to: SocketAddrV4,
+        source: Ipv4Addr,
+        checksummed: bool,
+    ) -> io::Result<()> {
         if payload.len() > RAW_MAX_PAYLOAD {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         }
-        let headers = headers(self.source, self.port, to, payload.len());
+        let mut headers = headers(source, self.port, to, payload.len());
+        if checksummed {
+            let sum = udp_checksum(&headers, payload);
+            headers[26..28].copy_from_slice(&sum.to_be_bytes());
+        }
         let mut iov = [
             libc::iovec {
                 iov_base: headers.as_ptr().cast_mut().cast::<c_void>(),
@@ -132,6 +300,19 @@ fn headers(source: Ipv4Addr, port: u16, to: SocketAddrV4, len: usize) -> [u8; HE
     h
 }
 
+/// The UDP checksum of `payload` behind `headers` (whose own checksum field is 0): over the
+/// pseudo-header, the UDP header and the payload; a computed 0 is sent as 0xffff (0 means
+/// "none").
+fn udp_checksum(headers: &[u8; HEADERS_LEN], payload: &[u8]) -> u16 {
+    use crate::offload::checksum;
+    let acc = checksum::pseudo_header(&headers[12..16], &headers[16..20], 17, 8 + payload.len());
+    let acc = checksum::add(checksum::add(acc, &headers[20..28]), payload);
+    match checksum::finish(acc) {
+        0 => 0xffff,
+        sum => sum,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +328,21 @@ mod tests {
                 0xa0, 0x0c, 0x8a, 0, 18, 0, 0
             ]
         );
+    }
+
+    #[test]
+    fn a_checksummed_datagram_sums_to_all_ones() {
+        use crate::offload::checksum;
+        let to: SocketAddrV4 = "198.18.0.2:3210".parse().unwrap();
+        for len in [0, 1, 8, 9, 200] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let mut h = headers(Ipv4Addr::new(198, 18, 0, 1), 4000, to, len);
+            let sum = udp_checksum(&h, &payload);
+            assert_ne!(sum, 0);
+            h[26..28].copy_from_slice(&sum.to_be_bytes());
+            let acc = checksum::pseudo_header(&h[12..16], &h[16..20], 17, 8 + len);
+            let acc = checksum::add(checksum::add(acc, &h[20..28]), &payload);
+            assert_eq!(checksum::fold(acc), 0xffff, "payload of {len} bytes");
+        }
     }
 }

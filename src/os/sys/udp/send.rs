@@ -332,13 +332,19 @@ impl UdpSocket {
 
     /// The address to hand to the kernel for the peer `to`.
     fn wire_addr(&self, to: SocketAddr) -> SocketAddr {
-        match (self.is_ipv6, to) {
-            (true, SocketAddr::V4(a)) => {
-                SocketAddr::V6(SocketAddrV6::new(a.ip().to_ipv6_mapped(), a.port(), 0, 0))
-            }
-            (false, SocketAddr::V6(_)) => unmap(to),
-            _ => to,
+        wire_addr(self.is_ipv6, to)
+    }
+}
+
+/// The address to hand to the kernel for the peer `to`, on an `AF_INET6` socket if
+/// `is_ipv6`.
+fn wire_addr(is_ipv6: bool, to: SocketAddr) -> SocketAddr {
+    match (is_ipv6, to) {
+        (true, SocketAddr::V4(a)) => {
+            SocketAddr::V6(SocketAddrV6::new(a.ip().to_ipv6_mapped(), a.port(), 0, 0))
         }
+        (false, SocketAddr::V6(_)) => unmap(to),
+        _ => to,
     }
 }
 
@@ -370,15 +376,22 @@ impl Socket for UdpSocket {
     /// on a dual-stack socket.
     // HOT PATH
     fn send_to(&mut self, datagram: &[u8], to: SocketAddr) -> io::Result<()> {
-        if let (Some(raw), SocketAddr::V4(v4)) = (&self.control_raw, to) {
+        if let (Some(raw), SocketAddr::V4(v4)) = (&mut self.control_raw, to) {
             // A control message (`--kernel-path`): without a checksum if the raw socket
-            // takes it, else as any other datagram.
+            // takes it (queued behind the UDP socket's queue with batching, else now), else
+            // as any other datagram.
             if datagram
                 .get(crate::wire::TOKEN_LEN)
                 .is_some_and(|&switch| switch != crate::wire::Kind::Frame as u8)
-                && raw.send(datagram, v4).is_ok()
             {
-                return Ok(());
+                let taken = if self.queue.is_some() {
+                    raw.queue(datagram, v4)
+                } else {
+                    raw.send(datagram, v4).is_ok()
+                };
+                if taken {
+                    return Ok(());
+                }
             }
         }
         let to = self.wire_addr(to);
@@ -412,6 +425,16 @@ impl Socket for UdpSocket {
     // HOT PATH
     fn flush(&mut self) -> Result<(), FlushError> {
         self.send_queued();
+        if let Some(raw) = self.control_raw.as_mut().filter(|raw| raw.queued() > 0) {
+            let socket = &self.socket;
+            let is_ipv6 = self.is_ipv6;
+            raw.flush(|payload, to| {
+                let to = wire_addr(is_ipv6, SocketAddr::V4(to));
+                if let Err(e) = socket.send_to(payload, to) {
+                    debug!("a control message to {to} was not sent: {e}");
+                }
+            });
+        }
         let Some(q) = self.queue.as_mut() else {
             return Ok(());
         };

@@ -7,7 +7,7 @@
 
 use std::io;
 use std::mem;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use log::debug;
@@ -66,7 +66,7 @@ fn get_int_option(
     Ok(value)
 }
 
-fn bind_raw(fd: BorrowedFd<'_>, addr: &SocketAddr) -> io::Result<()> {
+pub(super) fn bind_raw(fd: BorrowedFd<'_>, addr: &SocketAddr) -> io::Result<()> {
     let (sockaddr, len) = SockAddr::new(*addr);
     let ptr: *const SockAddr = &sockaddr;
     // SAFETY: `fd` is an open socket of `addr`'s family; `ptr` points to a `SockAddr` whose
@@ -224,12 +224,7 @@ impl UdpSocket {
     ///
     /// The OS error of `getsockname` or of the raw `socket` (`EPERM` without `CAP_NET_RAW`).
     pub fn send_control_without_checksums(&mut self) -> io::Result<()> {
-        let local = self.local_addr()?;
-        let source = match local.ip() {
-            std::net::IpAddr::V4(ip) => ip,
-            std::net::IpAddr::V6(ip) => ip.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
-        };
-        self.control_raw = Some(RawControl::open(source, local.port())?);
+        self.control_raw = Some(RawControl::for_socket(self.local_addr()?)?);
         Ok(())
     }
 

@@ -500,9 +500,9 @@ fn udp_headers_to(raw: &std::net::UdpSocket, port: u16, count: usize) -> Vec<(u1
 #[ignore = "needs root (a network namespace of its own); .ci/run passes --include-ignored"]
 fn with_raw_control_only_control_messages_go_without_a_checksum() {
     // `--kernel-path`: control messages to IPv4 peers leave through the raw socket with a
-    // UDP checksum of 0 and the UDP socket's port; frames, and a control message too long for
-    // the raw socket, keep their checksum; and the UDP socket keeps GSO. The receiver gets
-    // every one, byte for byte.
+    // UDP checksum of 0 and the UDP socket's port, after what the UDP socket had queued;
+    // frames, and a control message too long for the raw socket, keep their checksum; and the
+    // UDP socket keeps GSO. The receiver gets every one, byte for byte.
     use std::os::fd::FromRawFd;
     let (headers, got, gso) = in_own_netns(|| {
         run("ip link set lo up");
@@ -538,13 +538,18 @@ fn with_raw_control_only_control_messages_go_without_a_checksum() {
             tx.offloads().gso,
         )
     });
-    let mut headers = headers;
-    headers.sort_unstable();
-    // (from the socket's port, checksum 0, switch byte)
-    assert_eq!(headers, [(true, false, 0), (true, false, 1), (true, true, 2)]);
+    // (from the socket's port, checksum 0, switch byte), in the order they left: the
+    // control message queued for the raw socket goes after the UDP socket's queue (so a
+    // Close never overtakes the frames before it).
+    assert_eq!(
+        headers,
+        [(true, false, 0), (true, false, 1), (true, true, 2)]
+    );
     assert_eq!(got.len(), 3);
     assert!(got.iter().any(|d| d.len() == 8 && d[7] == 2));
     assert!(got.iter().any(|d| d.len() == 68 && d[7] == 0));
-    assert!(got.iter().any(|d| d.len() == 8 + super::RAW_MAX_PAYLOAD && d[7] == 1));
+    assert!(got
+        .iter()
+        .any(|d| d.len() == 8 + super::RAW_MAX_PAYLOAD && d[7] == 1));
     assert!(gso, "UDP GSO went off");
 }
