@@ -275,8 +275,8 @@ fn run(settings: &Settings) -> Result<(), Error> {
                 } else if let Err(e) = socket.send_control_without_checksums() {
                     warn!(
                         "kernel path: cannot open a raw socket for control messages without \
-                         UDP checksums ({e}): peers with a kernel path will send their frames \
-                         here through their daemons"
+                         UDP checksums ({e}): they go with checksums, and peers with a kernel \
+                         path learn of this one from its heartbeats only"
                     );
                 }
                 Some(path)

@@ -46,8 +46,8 @@
 //! daemon reads those times every [`refresh_every`] and refreshes its own entries.
 //!
 //! The programs run before netfilter, so the kernel path follows the firewall through the
-//! daemon (`follow`): a heartbeat every 5 s to each peer known to run a kernel path, through
-//! a raw socket the OUTPUT chain sees, and a peer whose heartbeat is refused, or that has not
+//! daemon (`follow`): a heartbeat (an empty peer list) every 5 s to each peer known to run a
+//! kernel path, through a raw socket the OUTPUT chain sees, and a peer whose heartbeat is refused, or that has not
 //! been heard through the socket for 20 s, is held back out of the maps until that ends.
 //!
 //! This module owns the maps, the programs' links and the daemon's copy of what the maps
@@ -73,7 +73,7 @@ use crate::sys::bpf::{self, HashMap, Hook};
 use crate::sys::udp::RawControl;
 use crate::sys::{ifaddrs, netdev};
 use crate::time::Instant;
-use crate::wire::{self, Kind, Mac, Token, VlanId};
+use crate::wire::{self, Mac, Token, VlanId};
 
 /// Bytes the outer headers add between the frame's Ethernet header and its payload: IPv4
 /// (20), UDP (8), token and switch byte (8), and the frame's own Ethernet header (14, where
@@ -283,8 +283,8 @@ pub struct KernelPath {
     follow: follow::Follow,
     /// The raw socket the heartbeats go out through.
     raw: RawControl,
-    /// A Get peer list: the heartbeat.
-    heartbeat: [u8; wire::HEADER_LEN],
+    /// An empty peer list: the heartbeat.
+    heartbeat: [u8; wire::HEADER_LEN + 2],
 }
 
 /// The interfaces `decap` goes on: every Ethernet interface of this network namespace but
@@ -352,8 +352,8 @@ impl KernelPath {
             .map_err(|e| format!("cannot create the peer map: {e}"))?;
         let locals = HashMap::create(4, 1, cap(MAX_LOCALS))
             .map_err(|e| format!("cannot create the address map: {e}"))?;
-        let mut heartbeat = [0u8; wire::HEADER_LEN];
-        wire::emit_control(token, Kind::GetPeers, &mut heartbeat)
+        let mut heartbeat = [0u8; wire::HEADER_LEN + 2];
+        wire::emit_peers(token, std::iter::empty(), &mut heartbeat)
             .map_err(|e| format!("cannot write the heartbeat: {e}"))?;
         let raw = RawControl::for_socket(listen)
             .map_err(|e| format!("cannot open a raw socket for the heartbeats: {e}"))?;
@@ -522,7 +522,7 @@ impl KernelPath {
             self.not_eligible.clear();
             self.sync_locals();
         }
-        self.collect(node);
+        self.collect(now, node);
         self.follow_firewall(now, node);
         // The maps follow the node's view only when it moved (or the routes are checked):
         // a view is a copy of the MAC table.
@@ -713,30 +713,30 @@ impl KernelPath {
 
     /// Reads each peer's counters and adds what moved since the last read (also done by
     /// [`KernelPath::tend`] once a second).
-    pub fn collect<S: Socket, D: Device>(&mut self, node: &mut Node<S, D>) {
+    pub fn collect<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>) {
         let mut value = [0u8; PEER_VALUE];
         for (key, peer) in &mut self.in_peers {
             match self.peers.lookup(key, &mut value) {
                 Ok(true) => {
-                    let now = read_counters(&value);
+                    let read = read_counters(&value);
                     let last = peer.read;
                     let sent = (
-                        now.sent.0.wrapping_sub(last.sent.0),
-                        now.sent.1.wrapping_sub(last.sent.1),
+                        read.sent.0.wrapping_sub(last.sent.0),
+                        read.sent.1.wrapping_sub(last.sent.1),
                     );
                     let received = (
-                        now.received.0.wrapping_sub(last.received.0),
-                        now.received.1.wrapping_sub(last.received.1),
+                        read.received.0.wrapping_sub(last.received.0),
+                        read.received.1.wrapping_sub(last.received.1),
                     );
-                    peer.read = now;
-                    if now.marked || now.received.0 != 0 {
+                    peer.read = read;
+                    if read.marked || read.received.0 != 0 {
                         let source = Ipv4Addr::new(
                             peer.egress[4],
                             peer.egress[5],
                             peer.egress[6],
                             peer.egress[7],
                         );
-                        self.follow.note(*key, peer.addr, source);
+                        self.follow.note(now, *key, peer.addr, source);
                     }
                     if sent != (0, 0) || received != (0, 0) {
                         // The peer's traffic counts datagrams (the frame and its 8 bytes of
@@ -771,7 +771,7 @@ impl KernelPath {
             let sent = self
                 .raw
                 .send_with(&self.heartbeat, addr, source, !self.takes_frames);
-            if let Some(change) = self.follow.sent(&key, &sent) {
+            if let Some(change) = self.follow.sent(now, &key, &sent) {
                 changes.push((key, addr, change));
             }
         }
@@ -780,28 +780,28 @@ impl KernelPath {
                 .check_quiet(now, |addr| node.last_heard(SocketAddr::V4(addr))),
         );
         for (key, addr, change) in changes {
+            let served = self.in_peers.contains_key(&key);
             match change {
                 follow::Change::Held(why) => {
-                    match why {
-                        follow::Held::Refused => info!(
-                            "kernel path: the firewall refuses datagrams to {addr}; its frames \
-                             go through the daemon"
-                        ),
-                        follow::Held::Quiet => info!(
-                            "kernel path: nothing from {addr} through the firewall for {} s; \
-                             its frames go through the daemon",
+                    let why = match why {
+                        follow::Held::Refused => {
+                            format!("the firewall refuses datagrams to {addr}")
+                        }
+                        follow::Held::Quiet => format!(
+                            "nothing heard from {addr} for {} s (a firewall, or the path)",
                             follow::QUIET.as_secs()
                         ),
-                    }
-                    if self.in_peers.contains_key(&key) {
+                    };
+                    if served {
+                        info!("kernel path: {why}; its frames go through the daemon");
                         self.drop_peer(&key);
+                    } else {
+                        debug!("kernel path: {why}");
                     }
                 }
                 follow::Change::Released => {
-                    info!(
-                        "kernel path: {addr} is heard and let out again; back on the kernel path"
-                    );
-                    // (The next pass puts it back into the map.)
+                    info!("kernel path: datagrams to and from {addr} pass again; back on the kernel path");
+                    // (This pass's sync puts it back into the map.)
                     self.synced = None;
                 }
             }

@@ -197,12 +197,12 @@ impl RawControl {
                     let (len, to) = self.queued[next];
                     let payload = &self.slots[next * SLOT + HEADERS_LEN..next * SLOT + len];
                     if self.failure_told {
-                        debug!("raw socket: a control message to {to} went with a checksum: {e}");
+                        debug!("raw socket: a control message to {to} goes with a checksum: {e}");
                     } else {
                         self.failure_told = true;
                         info!(
                             "kernel path: a control message to {to} could not go through the \
-                             raw socket ({e}); it went through the UDP socket, with a checksum \
+                             raw socket ({e}); it goes through the UDP socket, with a checksum \
                              (further cases at debug)"
                         );
                     }

@@ -60,6 +60,22 @@ pub(super) struct SendQueue {
 }
 
 impl SendQueue {
+    /// A datagram of `len` bytes to `to` (as the node knows it) sent outside the queue was
+    /// not sent, for `error`: counted as the queue's own failures are.
+    fn fail_one(&mut self, to: SocketAddr, len: usize, error: io::Error) {
+        self.failed += 1;
+        if error.kind() == io::ErrorKind::WouldBlock {
+            self.would_block += 1;
+        }
+        self.failed_bytes += len as u64;
+        if self.failed_to.len() < SEND_QUEUE_DATAGRAMS {
+            self.failed_to.push((to, len));
+        }
+        if self.first_error.is_none() {
+            self.first_error = Some(error);
+        }
+    }
+
     /// The `count` queued datagrams from entry `from` on were not sent, for `error`.
     fn fail(&mut self, from: usize, count: usize, error: io::Error) {
         self.failed += count as u64;
@@ -426,12 +442,20 @@ impl Socket for UdpSocket {
     fn flush(&mut self) -> Result<(), FlushError> {
         self.send_queued();
         if let Some(raw) = self.control_raw.as_mut().filter(|raw| raw.queued() > 0) {
+            // A control message the raw socket refused goes through the UDP socket; one
+            // that fails there too is counted with the queue's failures.
             let socket = &self.socket;
             let is_ipv6 = self.is_ipv6;
+            let queue = &mut self.queue;
             raw.flush(|payload, to| {
-                let to = wire_addr(is_ipv6, SocketAddr::V4(to));
-                if let Err(e) = socket.send_to(payload, to) {
-                    debug!("a control message to {to} was not sent: {e}");
+                let sent = socket.send_to(payload, wire_addr(is_ipv6, SocketAddr::V4(to)));
+                let error = match sent {
+                    Ok(n) if n == payload.len() => return,
+                    Ok(_) => io::Error::new(io::ErrorKind::WriteZero, "short UDP send"),
+                    Err(e) => e,
+                };
+                if let Some(q) = queue.as_mut() {
+                    q.fail_one(SocketAddr::V4(to), payload.len(), error);
                 }
             });
         }

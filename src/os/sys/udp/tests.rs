@@ -553,3 +553,38 @@ fn with_raw_control_only_control_messages_go_without_a_checksum() {
         .any(|d| d.len() == 8 + super::RAW_MAX_PAYLOAD && d[7] == 1));
     assert!(gso, "UDP GSO went off");
 }
+
+#[test]
+#[ignore = "needs root (a network namespace of its own) and nft; .ci/run passes --include-ignored"]
+fn a_control_message_the_firewall_refuses_is_counted_as_not_sent() {
+    // `--kernel-path`: a control message whose raw send the OUTPUT chain refuses goes through
+    // the UDP socket, which the chain refuses too; the flush reports it (the node counts it
+    // in send_errors), as it would any datagram of the queue.
+    let flushed = in_own_netns(|| {
+        run("ip link set lo up");
+        let mut tx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+        tx.enable_batching();
+        tx.send_control_without_checksums().unwrap();
+        let rx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+        let to = rx.local_addr().unwrap();
+        run("nft add table inet ecfw");
+        run("nft add chain inet ecfw out { type filter hook output priority 0 ; }");
+        run(&format!(
+            "nft add rule inet ecfw out udp dport {} drop",
+            to.port()
+        ));
+        let control = [1, 2, 3, 4, 5, 6, 7, 2];
+        tx.send_to(&control, to).unwrap();
+        let flushed = tx.flush();
+        let mut failed = Vec::new();
+        tx.drain_failed(&mut |to, n, bytes| failed.push((to, n, bytes)));
+        (
+            flushed.map_err(|e| (e.dropped, e.dropped_bytes)),
+            failed,
+            to,
+        )
+    });
+    let (flushed, failed, to) = flushed;
+    assert_eq!(flushed, Err((1, 8)));
+    assert_eq!(failed, [(to, 1, 8)]);
+}
