@@ -316,9 +316,11 @@ fn wait_kernel_sends(lab: &mut Lab, daemon: usize, from: &Host, target: &str) {
 fn the_kernel_path_follows_the_firewall_within_seconds() {
     let mut lab = Lab::new(2);
     let (a, b) = (lab.host(1), lab.host(2));
-    pair(&mut lab, &["--kernel-path"], &["--kernel-path"]);
+    let (a_socket, b_socket) = pair(&mut lab, &["--kernel-path"], &["--kernel-path"]);
     lab.assert_ping(&a, &b.overlay_v4());
     wait_kernel_sends(&mut lab, 0, &a, &b.overlay_v4());
+    let shown = e2e::show(&lab, &a, &a_socket);
+    assert!(shown.contains("\n  kernel path: on\n"), "{shown}");
     // ARP always goes through the daemons, and so through the firewall: the overlay's
     // neighbours are made permanent, so that the pings below stop only if their own frames
     // meet the firewall.
@@ -383,6 +385,19 @@ fn the_kernel_path_follows_the_firewall_within_seconds() {
         pings_stop(&lab, &a, &b.overlay_v4(), Duration::from_secs(10)),
         "a's pings still reach b through the kernel past b's firewall"
     );
+    let shown = e2e::show(&lab, &b, &b_socket);
+    assert!(
+        shown.contains("\n  kernel path: held back: nothing heard from it for 20 s\n"),
+        "{shown}"
+    );
+    let json = e2e::must(
+        &lab,
+        &b,
+        &[e2e::ETHCLOUD, "show", "--socket", &b_socket, "--json"],
+    );
+    let json = String::from_utf8_lossy(&json.stdout).into_owned();
+    assert!(json.contains("\"kernel_path\":\"held-unheard\""), "{json}");
+    e2e::assert_show_json_schema(&lab, &b, &lab.file("held.json"), &json);
     // The rule gone, b hears a again and takes its frames again.
     nft(&lab, &b, "flush chain inet ecfw input");
     lab.daemons[1].wait_log(
@@ -411,6 +426,11 @@ fn the_kernel_path_follows_the_firewall_within_seconds() {
     assert!(
         pings_stop(&lab, &a, &b.overlay_v4(), Duration::from_secs(10)),
         "a's pings still leave through the kernel past a's firewall"
+    );
+    let shown = e2e::show(&lab, &a, &a_socket);
+    assert!(
+        shown.contains("\n  kernel path: held back: the firewall refuses datagrams to it\n"),
+        "{shown}"
     );
     nft(&lab, &a, "flush chain inet ecfw output");
     lab.daemons[0].wait_log(

@@ -415,7 +415,8 @@ impl Service {
         &self.header
     }
 
-    /// Answers `ethcloud show`: `wake` is `(poll, token, ready)`, `ready` when the control
+    /// Answers `ethcloud show` (`kernel` gives the kernel path's peer states, asked only when
+    /// a client is ready): `wake` is `(poll, token, ready)`, `ready` when the control
     /// socket's token was (new clients are registered with `poll` under `token`); either way,
     /// clients silent past their deadline are dropped, and a listener paused after a failed
     /// `accept` is watched again when its pause is over. Never blocks; cheap without clients.
@@ -425,6 +426,7 @@ impl Service {
         wake: (&Poll, u64, bool),
         node: &Node<S, D>,
         extra: LoopCounters,
+        kernel: impl FnOnce() -> show::KernelStates,
     ) {
         let Some(control) = &mut self.control else {
             return;
@@ -437,8 +439,9 @@ impl Service {
         }
         let header = &self.header;
         let counters = control.stats();
+        let kernel = kernel();
         control.on_ready(now, poll, token, |line| match Request::parse(line) {
-            Ok(request) => show::answer(request, header, now, node, extra, counters),
+            Ok(request) => show::answer(request, header, now, node, extra, counters, &kernel),
             Err(error) => error,
         });
     }

@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::{
-    connect_states, mac_age, mode, peer_key, route_state, uptime, ControlStats, JSON_VERSION,
-    MAX_LISTED,
+    connect_states, mac_age, mode, peer_key, route_state, uptime, ControlStats, KernelStates,
+    JSON_VERSION, MAX_LISTED,
 };
 use crate::io::{Device, Socket};
 use crate::node::Node;
@@ -23,6 +23,7 @@ pub fn render_json<S: Socket, D: Device>(
     node: &Node<S, D>,
     extra: LoopCounters,
     control: ControlStats,
+    kernel: &KernelStates,
 ) -> String {
     let mut out = String::new();
     let _ = write!(out, "{{\"version\":{JSON_VERSION},\"device\":");
@@ -73,6 +74,10 @@ pub fn render_json<S: Socket, D: Device>(
                 t.tx_datagrams,
                 t.tx_bytes
             );
+            if let Some(state) = kernel.get(&addr) {
+                out.push_str(",\"kernel_path\":");
+                json_string(out, state);
+            }
             if let Some(k) = peer_key(node, now, addr) {
                 out.push_str(",\"key\":");
                 json_string(out, &k.key);

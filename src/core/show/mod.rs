@@ -17,7 +17,7 @@
 //!  "uptime_secs":12.345,"public_addrs":["198.18.0.2:3210"],
 //!  "peers":[{"address":"198.18.0.2:3210","verified":true,"last_heard_secs_ago":0.4,
 //!            "added_secs_ago":12.0,"macs":1,"rx_datagrams":12,"rx_bytes":1234,
-//!            "tx_datagrams":15,"tx_bytes":2345}],
+//!            "tx_datagrams":15,"tx_bytes":2345,"kernel_path":"on"}],
 //!  "peers_total":1,
 //!  "connect":[{"address":"198.18.0.2:3210","state":"peer"}],
 //!  "relays":[{"address":"198.18.0.3:40000","via":"198.18.0.1:3210","state":"active",
@@ -59,6 +59,34 @@ fn route_state(route: &crate::relay::Route) -> &'static str {
         crate::relay::RouteState::Checking => "checking",
         crate::relay::RouteState::Refused(_) => "refused",
     }
+}
+
+/// What the kernel path (`--kernel-path`, an OS edge: `crate::kpath`) does for each peer it
+/// knows, for `show`: one of [`KERNEL_STATES`]' names. Empty without a kernel path.
+pub type KernelStates = std::collections::BTreeMap<SocketAddr, &'static str>;
+
+/// The kernel path's states of a peer, as `show json` gives them, with what the text form
+/// says of each.
+pub const KERNEL_STATES: [(&str, &str); 5] = [
+    ("on", "on"),
+    (
+        "unmarked",
+        "frames to it go through the daemon (it has shown no kernel path that takes them)",
+    ),
+    (
+        "held-refused",
+        "held back: the firewall refuses datagrams to it",
+    ),
+    ("held-unheard", "held back: nothing heard from it for 20 s"),
+    ("no-route", "not used: no route the kernel path can take"),
+];
+
+/// What the text form says of the kernel path state `state`.
+fn kernel_state_text(state: &str) -> &str {
+    KERNEL_STATES
+        .iter()
+        .find(|(name, _)| *name == state)
+        .map_or(state, |(_, text)| text)
 }
 
 /// The version of the JSON form.
@@ -122,7 +150,8 @@ impl Request {
     }
 }
 
-/// The answer to `request`; `control` are the control socket's own counters.
+/// The answer to `request`; `control` are the control socket's own counters, `kernel` the
+/// kernel path's peer states.
 pub fn answer<S: Socket, D: Device>(
     request: Request,
     header: &Header,
@@ -130,10 +159,11 @@ pub fn answer<S: Socket, D: Device>(
     node: &Node<S, D>,
     extra: LoopCounters,
     control: ControlStats,
+    kernel: &KernelStates,
 ) -> String {
     match request {
-        Request::Text => render_text(header, now, node, extra, control),
-        Request::Json => render_json(header, now, node, extra, control),
+        Request::Text => render_text(header, now, node, extra, control, kernel),
+        Request::Json => render_json(header, now, node, extra, control, kernel),
     }
 }
 

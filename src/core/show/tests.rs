@@ -22,6 +22,7 @@ fn text_of<S: crate::io::Socket, D: crate::io::Device>(
         node,
         LoopCounters::default(),
         ControlStats::default(),
+        &KernelStates::new(),
     )
 }
 
@@ -36,6 +37,7 @@ fn json_of<S: crate::io::Socket, D: crate::io::Device>(
         node,
         LoopCounters::default(),
         ControlStats::default(),
+        &KernelStates::new(),
     )
 }
 
@@ -82,6 +84,7 @@ fn text_shows_the_peer_its_traffic_the_mac_and_the_counters() {
         &node,
         extra,
         ControlStats::default(),
+        &KernelStates::new(),
     );
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "interface: ethcloud0");
@@ -143,6 +146,7 @@ fn json_has_every_key_and_escapes_the_device_name() {
         &node,
         LoopCounters::default(),
         ControlStats::default(),
+        &KernelStates::new(),
     );
     assert!(
         json.ends_with("}\n") && !json.trim_end().contains('\n'),
@@ -262,4 +266,39 @@ fn verified_peers_are_listed_before_any_number_of_unverified_addresses() {
         "{}",
         &json[..400]
     );
+}
+
+#[test]
+fn the_kernel_path_state_of_a_peer_is_shown_when_there_is_one() {
+    let (node, now) = node_with_a_peer();
+    let peer: SocketAddr = crate::status::test_io::PEER.parse().unwrap();
+    assert!(!text_of(&node, now).contains("kernel path"));
+    assert!(!json_of(&node, now).contains("\"kernel_path\":"));
+    for (state, text) in KERNEL_STATES {
+        let kernel = KernelStates::from([(peer, state)]);
+        let shown = render_text(
+            &header("ethcloud0"),
+            now,
+            &node,
+            LoopCounters::default(),
+            ControlStats::default(),
+            &kernel,
+        );
+        assert!(
+            shown.contains(&format!("\n  kernel path: {text}\n")),
+            "{shown}"
+        );
+        let json = render_json(
+            &header("ethcloud0"),
+            now,
+            &node,
+            LoopCounters::default(),
+            ControlStats::default(),
+            &kernel,
+        );
+        assert!(
+            json.contains(&format!(",\"kernel_path\":\"{state}\"")),
+            "{json}"
+        );
+    }
 }

@@ -6,7 +6,8 @@
 use std::fmt::Write as _;
 
 use super::{
-    connect_states, mac_age, mode, peer_key, route_state, secs, uptime, ControlStats, MAX_LISTED,
+    connect_states, kernel_state_text, mac_age, mode, peer_key, route_state, secs, uptime,
+    ControlStats, KernelStates, MAX_LISTED,
 };
 use crate::io::{Device, Socket};
 use crate::node::Node;
@@ -27,6 +28,7 @@ use crate::time::Instant;
 ///   last heard: 0.4s ago
 ///   transfer: 12 datagrams (1234 bytes) received, 15 datagrams (2345 bytes) sent
 ///   macs: 1
+///   kernel path: on
 ///
 /// connect: 198.18.0.2:3210 (peer)
 ///
@@ -45,6 +47,7 @@ pub fn render_text<S: Socket, D: Device>(
     node: &Node<S, D>,
     extra: LoopCounters,
     control: ControlStats,
+    kernel: &KernelStates,
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "interface: {}", header.device);
@@ -84,6 +87,9 @@ pub fn render_text<S: Socket, D: Device>(
             t.rx_datagrams, t.rx_bytes, t.tx_datagrams, t.tx_bytes
         );
         let _ = writeln!(out, "  macs: {}", node.switch_table().count_for(addr));
+        if let Some(state) = kernel.get(&addr) {
+            let _ = writeln!(out, "  kernel path: {}", kernel_state_text(state));
+        }
         if let Some(k) = peer_key(node, now, addr) {
             let _ = writeln!(out, "  key: {} ({})", k.key, k.name);
             if let Some((id, age, sealed, cipher)) = k.session {

@@ -565,7 +565,11 @@ impl Daemon {
         self.service.poll(now, &mut self.node, counters);
         // `ethcloud show` clients (never blocks).
         let wake = (&self.poll, TOKEN_CONTROL, control);
-        self.service.serve_control(now, wake, &self.node, counters);
+        let kernel_path = self.kernel_path.as_ref();
+        self.service
+            .serve_control(now, wake, &self.node, counters, || {
+                kernel_path.map(KernelPath::peer_states).unwrap_or_default()
+            });
         self.node.flush();
         Ok(())
     }

@@ -116,6 +116,19 @@ impl Follow {
         self.peers.get(key).is_some_and(KernelPeer::is_held)
     }
 
+    /// The peers held back, with their address and why (refused first, if both).
+    pub fn held(&self) -> impl Iterator<Item = (SocketAddrV4, Held)> + '_ {
+        self.peers.values().filter_map(|p| {
+            if p.refused {
+                Some((p.addr, Held::Refused))
+            } else if p.quiet {
+                Some((p.addr, Held::Quiet))
+            } else {
+                None
+            }
+        })
+    }
+
     /// Marks quiet each peer not heard from within [`QUIET`] before `now` (by `last_heard`,
     /// the node's time of the last datagram from it through the socket), and not quiet those
     /// heard since; returns the peers held back or let go by that.

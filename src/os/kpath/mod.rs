@@ -445,6 +445,31 @@ impl KernelPath {
         self.takes_frames
     }
 
+    /// What the kernel path does for each peer it knows, for `ethcloud show` (see
+    /// [`crate::show::KERNEL_STATES`]): "on" (frames both ways), "unmarked" (in the maps, but
+    /// the peer has shown no kernel path that takes frames, so frames to it go through the
+    /// daemon), "held-refused" or "held-unheard" (held back, see `follow`), "no-route".
+    pub fn peer_states(&self) -> crate::show::KernelStates {
+        let mut out = crate::show::KernelStates::new();
+        for peer in self.in_peers.values() {
+            let state = if peer.read.marked { "on" } else { "unmarked" };
+            out.insert(SocketAddr::V4(peer.addr), state);
+        }
+        for (addr, why) in self.follow.held() {
+            let state = match why {
+                follow::Held::Refused => "held-refused",
+                follow::Held::Quiet => "held-unheard",
+            };
+            out.insert(SocketAddr::V4(addr), state);
+        }
+        for key in &self.not_eligible {
+            let [a, b, c, d, p, q, ..] = *key;
+            let addr = SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), u16::from_be_bytes([p, q]));
+            out.entry(SocketAddr::V4(addr)).or_insert("no-route");
+        }
+        out
+    }
+
     /// What the kernel path moved so far.
     pub fn totals(&self) -> Totals {
         self.totals
