@@ -166,8 +166,28 @@ fn a_node_whose_tap_forwards_sends_through_the_kernel_but_takes_frames_from_daem
         &b,
         &["sysctl", "-qw", "net.ipv4.conf.default.forwarding=1"],
     );
-    pair(&mut lab, &["--kernel-path"], &["--kernel-path"]);
+    let (_, b_socket) = pair(&mut lab, &["--kernel-path"], &["--kernel-path"]);
     lab.daemons[1].wait_log("forwards what it gets", SOON);
+    // b knows a runs a kernel path (a's control messages mark it) and holds it back if it
+    // hears nothing from it for 20 s; a, with no frame from b's kernel path yet, does not
+    // know that of b, and must send it heartbeats all the same: idle, b hears from a every
+    // 5 s (a's own keepalives and gossip come further and further apart).
+    let start = std::time::Instant::now();
+    for _ in 0..1000 {
+        let shown = e2e::show(&lab, &b, &b_socket);
+        let last_heard: f64 = shown
+            .split("\n  last heard: ")
+            .nth(1)
+            .and_then(|rest| rest.split('s').next())
+            .and_then(|secs| secs.parse().ok())
+            .unwrap_or_else(|| panic!("no last heard in: {shown}"));
+        assert!(last_heard < 8.0, "b last heard from a {last_heard} s ago");
+        if start.elapsed() >= Duration::from_secs(25) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(500));
+    }
+    assert!(!lab.daemons[1].log().contains("nothing heard from"));
     lab.assert_ping(&a, &b.overlay_v4());
     e2e::iperf3_one_off(&mut lab, &a, &b, &b.overlay_v4(), 5201, &[]);
     e2e::iperf3_one_off(&mut lab, &a, &b, &b.overlay_v4(), 5202, &["-R"]);

@@ -74,7 +74,7 @@ impl Daemon {
     pub(super) fn log_on_request(&mut self, now: Instant) {
         self.read_kernel_counters();
         if let Some(kernel_path) = &mut self.kernel_path {
-            kernel_path.collect(now, &mut self.node);
+            kernel_path.collect(&mut self.node);
         }
         let counters = self.loop_counters();
         info!(

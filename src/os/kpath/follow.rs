@@ -5,16 +5,20 @@
 //! serves a peer only while datagrams from it come through the firewall to the daemon and
 //! datagrams to it are let out:
 //!
-//! - every [`HEARTBEAT`] the daemon sends each peer known to run a kernel path an empty peer
-//!   list (the seed's message, which asks for no answer) through a raw socket, which
-//!   netfilter's OUTPUT chain sees as it sees the daemon's own datagrams: a refusal (`EPERM`)
-//!   holds the peer back at once, and the next heartbeat let out ends that; each peer's
-//!   heartbeats have a phase of their own within the period, so that they do not all leave
-//!   at once, and one the kernel could not take (`EAGAIN`, ...) is tried again a second
-//!   later;
-//! - such a peer that the daemon has heard nothing from through its socket for [`QUIET`]
-//!   (its own heartbeats, four of them, lost, or dropped by the INPUT chain) is held back
-//!   until it is heard again.
+//! - every [`HEARTBEAT`] the daemon sends each of the node's verified IPv4 peers a heartbeat,
+//!   an empty peer list (the seed's message, which asks for no answer), through a raw socket,
+//!   which netfilter's OUTPUT chain sees as it sees the daemon's own datagrams: a refusal
+//!   (`EPERM`) holds the peer back at once, and the next heartbeat let out ends that. Every
+//!   peer gets them, not only those known to run a kernel path, so that a peer which knows
+//!   this node runs one (and checks that it hears from it) always hears it, whether or not
+//!   this node has learnt the same of that peer. Each peer's heartbeats fall at a phase of
+//!   the period of their own, so that they do not all leave at once, and one the kernel could
+//!   not take (`EAGAIN`, ...) is tried again a second later;
+//! - a peer known to run a kernel path (it marked itself, or sent frames through one) that
+//!   the daemon has heard nothing from through its socket for [`QUIET`] (four heartbeats
+//!   lost, or dropped by the INPUT chain) is held back until it is heard again. Let go, it is
+//!   no longer taken to run a kernel path until it shows it again (a node restarted without
+//!   one, whose keepalives come a minute apart, is held back once, not every minute).
 //!
 //! A peer held back is taken out of the peer map, so both directions of its frames go
 //! through the daemon's socket, and the firewall, until neither reason holds. Owns that state
@@ -30,7 +34,7 @@ use crate::time::Instant;
 
 use super::PeerKey;
 
-/// How often each peer known to run a kernel path is sent a heartbeat.
+/// How often each peer is sent a heartbeat.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// How long a peer known to run a kernel path may go unheard before it is held back.
 pub const QUIET: Duration = Duration::from_secs(20);
@@ -46,21 +50,28 @@ pub enum Held {
     Refused,
 }
 
-/// A peer known to run a kernel path.
+/// A verified IPv4 peer of the node.
 #[derive(Clone, Copy, Debug)]
-struct KernelPeer {
+struct Entry {
     addr: SocketAddrV4,
-    /// The address frames to it leave from (the heartbeats too).
-    source: Ipv4Addr,
+    /// The address frames to it leave from (its heartbeats too), once known.
+    source: Option<Ipv4Addr>,
+    /// It runs a kernel path (marked itself, or sent frames through one): the quiet rule
+    /// applies.
+    kernel: bool,
     /// The last heartbeat to it was refused.
     refused: bool,
     /// Nothing heard from it for [`QUIET`].
     quiet: bool,
-    /// When its next heartbeat is due.
+    /// Its hold was told at info (so is its release).
+    told: bool,
+    /// When its next heartbeat is due: a point of its phase.
     heartbeat_at: Instant,
+    /// When a heartbeat the kernel could not take is tried again, if one is.
+    retry_at: Option<Instant>,
 }
 
-impl KernelPeer {
+impl Entry {
     fn is_held(&self) -> bool {
         self.refused || self.quiet
     }
@@ -71,8 +82,11 @@ impl KernelPeer {
 pub enum Change {
     /// Now held back, for this reason.
     Held(Held),
-    /// Neither reason holds any more.
-    Released,
+    /// Neither reason holds any more; `told`: its hold was told at info.
+    Released {
+        /// The hold was told at info (see [`Follow::told`]).
+        told: bool,
+    },
 }
 
 /// Where in the heartbeat period `key`'s heartbeats fall: spread by its bytes, the same for
@@ -81,39 +95,57 @@ fn phase(key: &PeerKey) -> Duration {
     let mixed = key.iter().fold(0u64, |acc, &b| {
         acc.wrapping_mul(31).wrapping_add(u64::from(b))
     });
-    let period = u64::try_from(HEARTBEAT.as_millis()).unwrap_or(5000);
-    Duration::from_millis(mixed % period)
+    Duration::from_millis(mixed % period_ms())
 }
 
-/// The peers known to run a kernel path, and which of them are held back.
+fn period_ms() -> u64 {
+    u64::try_from(HEARTBEAT.as_millis()).unwrap_or(5000)
+}
+
+/// The node's verified IPv4 peers, which of them run a kernel path, and which are held back.
 #[derive(Debug, Default)]
 pub struct Follow {
-    peers: BTreeMap<PeerKey, KernelPeer>,
+    peers: BTreeMap<PeerKey, Entry>,
 }
 
 impl Follow {
-    /// `key` (at `addr`, its frames leaving from `source`) runs a kernel path: it marked
-    /// itself, or sent frames through one. Its first heartbeat goes at its phase.
-    pub fn note(&mut self, now: Instant, key: PeerKey, addr: SocketAddrV4, source: Ipv4Addr) {
-        let entry = self.peers.entry(key).or_insert(KernelPeer {
-            addr,
-            source,
-            refused: false,
-            quiet: false,
-            heartbeat_at: now + phase(&key),
-        });
-        entry.addr = addr;
-        entry.source = source;
+    /// The node's verified IPv4 peers are now `view`: new ones are added (their first
+    /// heartbeat at their phase from `now`), gone ones forgotten.
+    pub fn sync_view(&mut self, now: Instant, view: &BTreeMap<PeerKey, SocketAddrV4>) {
+        self.peers.retain(|key, _| view.contains_key(key));
+        for (key, &addr) in view {
+            self.peers.entry(*key).or_insert(Entry {
+                addr,
+                source: None,
+                kernel: false,
+                refused: false,
+                quiet: false,
+                told: false,
+                heartbeat_at: now + phase(key),
+                retry_at: None,
+            });
+        }
     }
 
-    /// Keeps only the peers for which `keep` holds (the node's IPv4 peers).
-    pub fn retain(&mut self, keep: impl Fn(&PeerKey) -> bool) {
-        self.peers.retain(|key, _| keep(key));
+    /// The peer `key`'s frames leave from `source`; with `kernel`, it runs a kernel path (it
+    /// marked itself, or sent frames through one).
+    pub fn note(&mut self, key: &PeerKey, source: Ipv4Addr, kernel: bool) {
+        if let Some(entry) = self.peers.get_mut(key) {
+            entry.source = Some(source);
+            entry.kernel |= kernel;
+        }
+    }
+
+    /// The hold of `key` was told at info (its release will be too).
+    pub fn told(&mut self, key: &PeerKey) {
+        if let Some(entry) = self.peers.get_mut(key) {
+            entry.told = true;
+        }
     }
 
     /// Whether `key` is held back (and must stay out of the peer map).
     pub fn is_held(&self, key: &PeerKey) -> bool {
-        self.peers.get(key).is_some_and(KernelPeer::is_held)
+        self.peers.get(key).is_some_and(Entry::is_held)
     }
 
     /// The peers held back, with their address and why (refused first, if both).
@@ -129,9 +161,10 @@ impl Follow {
         })
     }
 
-    /// Marks quiet each peer not heard from within [`QUIET`] before `now` (by `last_heard`,
-    /// the node's time of the last datagram from it through the socket), and not quiet those
-    /// heard since; returns the peers held back or let go by that.
+    /// Marks quiet each peer known to run a kernel path not heard from within [`QUIET`]
+    /// before `now` (by `last_heard`, the node's time of the last datagram from it through
+    /// the socket), and not quiet those heard since; returns the peers held back or let go by
+    /// that.
     pub fn check_quiet(
         &mut self,
         now: Instant,
@@ -139,29 +172,59 @@ impl Follow {
     ) -> Vec<(PeerKey, SocketAddrV4, Change)> {
         let mut out = Vec::new();
         for (key, peer) in &mut self.peers {
-            let quiet =
-                last_heard(peer.addr).is_none_or(|at| now.saturating_duration_since(at) > QUIET);
+            let quiet = peer.kernel
+                && last_heard(peer.addr).is_none_or(|at| now.saturating_duration_since(at) > QUIET);
             if quiet == peer.quiet {
                 continue;
             }
             let was_held = peer.is_held();
             peer.quiet = quiet;
-            match (was_held, peer.is_held()) {
-                (false, true) => out.push((*key, peer.addr, Change::Held(Held::Quiet))),
-                (true, false) => out.push((*key, peer.addr, Change::Released)),
-                _ => {}
+            if let Some(change) = Self::change(peer, was_held, Held::Quiet) {
+                out.push((*key, peer.addr, change));
             }
         }
         out
     }
 
-    /// The peers whose heartbeat is due at `now`, as (key, address, source address); each
-    /// is due again [`HEARTBEAT`] later (see [`Follow::sent`]).
-    pub fn heartbeats(&mut self, now: Instant) -> Vec<(PeerKey, SocketAddrV4, Ipv4Addr)> {
+    /// What `peer`'s hold did, now that one of its reasons moved (`why`, if it is now held):
+    /// let go, it is no longer taken to run a kernel path until it shows it again.
+    fn change(peer: &mut Entry, was_held: bool, why: Held) -> Option<Change> {
+        match (was_held, peer.is_held()) {
+            (false, true) => Some(Change::Held(why)),
+            (true, false) => {
+                let told = std::mem::take(&mut peer.told);
+                peer.kernel = false;
+                Some(Change::Released { told })
+            }
+            _ => None,
+        }
+    }
+
+    /// The peers whose heartbeat is due at `now`, as (key, address, source address if known);
+    /// each is due again at its next point of its phase. With `needs_source` (the
+    /// heartbeats carry a checksum, which covers the source address), one whose source is not
+    /// known yet is skipped this time.
+    pub fn heartbeats(
+        &mut self,
+        now: Instant,
+        needs_source: bool,
+    ) -> Vec<(PeerKey, SocketAddrV4, Option<Ipv4Addr>)> {
         let mut out = Vec::new();
         for (key, peer) in &mut self.peers {
+            let retry = peer.retry_at.is_some_and(|at| at <= now);
+            if peer.heartbeat_at > now && !retry {
+                continue;
+            }
+            peer.retry_at = None;
             if peer.heartbeat_at <= now {
-                peer.heartbeat_at = now + HEARTBEAT;
+                // The next point of its phase after `now` (a late pass may have left it
+                // behind): the phases keep apart.
+                let behind = now.saturating_duration_since(peer.heartbeat_at).as_millis();
+                let periods = u64::try_from(behind).unwrap_or(u64::MAX) / period_ms() + 1;
+                let ahead = periods.saturating_mul(period_ms());
+                peer.heartbeat_at += Duration::from_millis(ahead);
+            }
+            if !needs_source || peer.source.is_some() {
                 out.push((*key, peer.addr, peer.source));
             }
         }
@@ -177,7 +240,7 @@ impl Follow {
             Ok(()) => false,
             Err(e) if e.raw_os_error() == Some(libc::EPERM) => true,
             Err(_) => {
-                peer.heartbeat_at = now + RETRY;
+                peer.retry_at = Some(now + RETRY);
                 return None;
             }
         };
@@ -186,11 +249,7 @@ impl Follow {
         }
         let was_held = peer.is_held();
         peer.refused = refused;
-        match (was_held, peer.is_held()) {
-            (false, true) => Some(Change::Held(Held::Refused)),
-            (true, false) => Some(Change::Released),
-            _ => None,
-        }
+        Self::change(peer, was_held, Held::Refused)
     }
 }
 
@@ -200,16 +259,21 @@ mod tests {
 
     const KEY: PeerKey = [198, 18, 0, 2, 0x0c, 0x8a, 0, 0];
 
-    fn follow(now: Instant) -> (Follow, SocketAddrV4) {
-        let addr: SocketAddrV4 = "198.18.0.2:3210".parse().unwrap();
+    fn addr() -> SocketAddrV4 {
+        "198.18.0.2:3210".parse().unwrap()
+    }
+
+    /// A Follow with the one peer KEY, added at `now`; `kernel`: known to run a kernel path.
+    fn follow(now: Instant, kernel: bool) -> Follow {
         let mut f = Follow::default();
-        f.note(now, KEY, addr, Ipv4Addr::new(198, 18, 0, 1));
-        (f, addr)
+        f.sync_view(now, &BTreeMap::from([(KEY, addr())]));
+        f.note(&KEY, Ipv4Addr::new(198, 18, 0, 1), kernel);
+        f
     }
 
     #[test]
-    fn a_peer_unheard_for_longer_than_quiet_is_held_until_heard_again() {
-        let (mut f, addr) = follow(Instant::ZERO);
+    fn a_kernel_peer_unheard_for_longer_than_quiet_is_held_until_heard_again() {
+        let mut f = follow(Instant::ZERO, true);
         let heard_at = Instant::from_secs(100);
         let at = |s: u64| Instant::from_secs(s);
         // 20 s after the last datagram: still served; 21 s: held.
@@ -217,40 +281,61 @@ mod tests {
         assert!(!f.is_held(&KEY));
         assert_eq!(
             f.check_quiet(at(121), |_| Some(heard_at)),
-            [(KEY, addr, Change::Held(Held::Quiet))]
+            [(KEY, addr(), Change::Held(Held::Quiet))]
         );
         assert!(f.is_held(&KEY));
+        f.told(&KEY);
         // Told once only.
         assert!(f.check_quiet(at(122), |_| Some(heard_at)).is_empty());
-        // Heard again: let go.
+        // Heard again: let go (told, as its hold was).
         assert_eq!(
             f.check_quiet(at(130), |_| Some(at(129))),
-            [(KEY, addr, Change::Released)]
+            [(KEY, addr(), Change::Released { told: true })]
         );
         assert!(!f.is_held(&KEY));
-        // A peer the node no longer has is quiet.
-        assert_eq!(f.check_quiet(at(131), |_| None).len(), 1);
+        // Let go, it is no longer taken to run a kernel path: quiet again, it is not held
+        // (a node restarted without one) until it shows one again.
+        assert!(f.check_quiet(at(200), |_| Some(at(129))).is_empty());
+        f.note(&KEY, Ipv4Addr::new(198, 18, 0, 1), true);
+        assert_eq!(f.check_quiet(at(200), |_| Some(at(129))).len(), 1);
+    }
+
+    #[test]
+    fn a_peer_not_known_to_run_a_kernel_path_is_never_held_for_quiet() {
+        let mut f = follow(Instant::ZERO, false);
+        assert!(f.check_quiet(Instant::from_secs(1000), |_| None).is_empty());
+        assert!(!f.is_held(&KEY));
+        // But it is sent heartbeats.
+        assert_eq!(f.heartbeats(Instant::from_secs(10), false).len(), 1);
     }
 
     #[test]
     fn a_refused_heartbeat_holds_the_peer_and_one_let_out_lets_it_go() {
         let t = Instant::from_secs(10);
-        let (mut f, _) = follow(t);
+        let mut f = follow(t, true);
         // The first heartbeat at the peer's phase, within the period; then every 5 s.
         let first = t + phase(&KEY);
         assert!(phase(&KEY) < HEARTBEAT);
-        assert!(first == t || f.heartbeats(t).is_empty());
-        assert_eq!(f.heartbeats(first).len(), 1);
-        assert!(f.heartbeats(first + Duration::from_secs(4)).is_empty());
-        assert_eq!(f.heartbeats(first + HEARTBEAT).len(), 1);
+        assert!(first == t || f.heartbeats(t, false).is_empty());
+        assert_eq!(f.heartbeats(first, false).len(), 1);
+        assert!(f
+            .heartbeats(first + Duration::from_secs(4), false)
+            .is_empty());
+        assert_eq!(f.heartbeats(first + HEARTBEAT, false).len(), 1);
         let now = first + HEARTBEAT;
         let refused = Err(io::Error::from_raw_os_error(libc::EPERM));
         let full = Err(io::Error::from_raw_os_error(libc::EAGAIN));
-        // Not taken now: no hold, and tried again a second later.
+        // Not taken now: no hold, and tried again a second later, off its phase once.
         assert_eq!(f.sent(now, &KEY, &full), None);
         assert!(!f.is_held(&KEY));
-        assert!(f.heartbeats(now + Duration::from_millis(500)).is_empty());
-        assert_eq!(f.heartbeats(now + RETRY).len(), 1);
+        assert!(f
+            .heartbeats(now + Duration::from_millis(500), false)
+            .is_empty());
+        assert_eq!(f.heartbeats(now + RETRY, false).len(), 1);
+        assert!(f
+            .heartbeats(now + Duration::from_millis(4999), false)
+            .is_empty());
+        assert_eq!(f.heartbeats(now + HEARTBEAT, false).len(), 1);
         assert_eq!(
             f.sent(now, &KEY, &refused),
             Some(Change::Held(Held::Refused))
@@ -260,17 +345,20 @@ mod tests {
         // Heard from (the INPUT chain lets it in) does not let it go: only sending does.
         assert!(f.check_quiet(now, |_| Some(now)).is_empty());
         assert!(f.is_held(&KEY));
-        assert_eq!(f.sent(now, &KEY, &Ok(())), Some(Change::Released));
+        assert_eq!(
+            f.sent(now, &KEY, &Ok(())),
+            Some(Change::Released { told: false })
+        );
         assert!(!f.is_held(&KEY));
         // A peer no longer in the view is sent nothing.
-        f.retain(|_| false);
-        assert!(f.heartbeats(Instant::from_secs(1000)).is_empty());
+        f.sync_view(now, &BTreeMap::new());
+        assert!(f.heartbeats(Instant::from_secs(1000), false).is_empty());
     }
 
     #[test]
     fn held_for_both_reasons_it_is_let_go_only_when_neither_holds() {
         let now = Instant::from_secs(100);
-        let (mut f, addr) = follow(now);
+        let mut f = follow(now, true);
         let refused = Err(io::Error::from_raw_os_error(libc::EPERM));
         assert_eq!(
             f.sent(now, &KEY, &refused),
@@ -285,28 +373,44 @@ mod tests {
         // Heard: let go.
         assert_eq!(
             f.check_quiet(later, |_| Some(later)),
-            [(KEY, addr, Change::Released)]
+            [(KEY, addr(), Change::Released { told: false })]
         );
     }
 
     #[test]
-    fn heartbeats_of_many_peers_spread_over_the_period() {
+    fn without_a_known_source_a_checksummed_heartbeat_waits() {
+        let mut f = Follow::default();
+        f.sync_view(Instant::ZERO, &BTreeMap::from([(KEY, addr())]));
+        let t = Instant::from_secs(10);
+        assert!(f.heartbeats(t, true).is_empty());
+        assert_eq!(f.heartbeats(t + HEARTBEAT, false), [(KEY, addr(), None)]);
+    }
+
+    #[test]
+    fn heartbeats_of_many_peers_spread_over_the_period_and_stay_spread() {
         let mut f = Follow::default();
         let t = Instant::from_secs(10);
-        for i in 0..=255u8 {
-            let key = [198, 18, 1, i, 0x0c, 0x8a, 0, 0];
-            let addr = SocketAddrV4::new(Ipv4Addr::new(198, 18, 1, i), 3210);
-            f.note(t, key, addr, Ipv4Addr::new(198, 18, 0, 1));
+        let view: BTreeMap<PeerKey, SocketAddrV4> = (0..=255u8)
+            .map(|i| {
+                let key = [198, 18, 1, i, 0x0c, 0x8a, 0, 0];
+                (key, SocketAddrV4::new(Ipv4Addr::new(198, 18, 1, i), 3210))
+            })
+            .collect();
+        f.sync_view(t, &view);
+        // Passes 0.9 to 1.4 s apart, for about an hour: no pass of the last twenty sends
+        // more than its share of the period and a margin (a pass d seconds after the last
+        // one: 256 d / 5 peers), nor fewer.
+        let mut now = t;
+        let mut last = Vec::new();
+        for pass in 0..3000u64 {
+            let gap = 900 + (pass * 397) % 500;
+            now += Duration::from_millis(gap);
+            let n = f.heartbeats(now, false).len();
+            last.push((gap, n));
         }
-        // In each second of the period, between a tenth and a third of them.
-        let mut total = 0;
-        for s in 0..5 {
-            let n = f
-                .heartbeats(t + Duration::from_millis(999 + 1000 * s))
-                .len();
-            assert!((25..=86).contains(&n), "second {s}: {n}");
-            total += n;
+        for &(gap, n) in &last[last.len() - 20..] {
+            let share = 256 * gap as usize / 5000;
+            assert!(n <= share + 25 && n + 25 >= share, "{gap} ms: {n} peers");
         }
-        assert_eq!(total, 256);
     }
 }

@@ -46,9 +46,10 @@
 //! daemon reads those times every [`refresh_every`] and refreshes its own entries.
 //!
 //! The programs run before netfilter, so the kernel path follows the firewall through the
-//! daemon (`follow`): a heartbeat (an empty peer list) every 5 s to each peer known to run a
-//! kernel path, through a raw socket the OUTPUT chain sees, and a peer whose heartbeat is refused, or that has not
-//! been heard through the socket for 20 s, is held back out of the maps until that ends.
+//! daemon (`follow`): a heartbeat (an empty peer list) every 5 s to each verified IPv4 peer,
+//! through a raw socket the OUTPUT chain sees; a peer whose heartbeat is refused, or that is
+//! known to run a kernel path and has not been heard through the socket for 20 s, is held
+//! back out of the maps until that ends.
 //!
 //! This module owns the maps, the programs' links and the daemon's copy of what the maps
 //! hold; the BPF system call is in [`crate::sys::bpf`], the programs in `prog` and the
@@ -547,7 +548,7 @@ impl KernelPath {
             self.not_eligible.clear();
             self.sync_locals();
         }
-        self.collect(now, node);
+        self.collect(node);
         self.follow_firewall(now, node);
         // The maps follow the node's view only when it moved (or the routes are checked):
         // a view is a copy of the MAC table.
@@ -564,7 +565,7 @@ impl KernelPath {
                 .copied()
                 .collect();
             self.remove_peers(gone);
-            self.follow.retain(|key| peers.contains_key(key));
+            self.follow.sync_view(now, &peers);
         }
         let again: Vec<PeerKey> = self
             .hello_again
@@ -738,7 +739,7 @@ impl KernelPath {
 
     /// Reads each peer's counters and adds what moved since the last read (also done by
     /// [`KernelPath::tend`] once a second).
-    pub fn collect<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>) {
+    pub fn collect<S: Socket, D: Device>(&mut self, node: &mut Node<S, D>) {
         let mut value = [0u8; PEER_VALUE];
         for (key, peer) in &mut self.in_peers {
             match self.peers.lookup(key, &mut value) {
@@ -754,15 +755,14 @@ impl KernelPath {
                         read.received.1.wrapping_sub(last.received.1),
                     );
                     peer.read = read;
-                    if read.marked || read.received.0 != 0 {
-                        let source = Ipv4Addr::new(
-                            peer.egress[4],
-                            peer.egress[5],
-                            peer.egress[6],
-                            peer.egress[7],
-                        );
-                        self.follow.note(now, *key, peer.addr, source);
-                    }
+                    let source = Ipv4Addr::new(
+                        peer.egress[4],
+                        peer.egress[5],
+                        peer.egress[6],
+                        peer.egress[7],
+                    );
+                    self.follow
+                        .note(key, source, read.marked || read.received.0 != 0);
                     if sent != (0, 0) || received != (0, 0) {
                         // The peer's traffic counts datagrams (the frame and its 8 bytes of
                         // token and switch byte), as the daemon's own sends and receives do.
@@ -787,15 +787,22 @@ impl KernelPath {
         }
     }
 
-    /// Sends the heartbeats that are due, and holds back or lets go the peers whose
-    /// datagrams the firewall now refuses or lets through (see [`follow`]). A node whose tap
-    /// forwards sends its heartbeats with a UDP checksum, so that they do not mark it.
-    fn follow_firewall<S: Socket, D: Device>(&mut self, now: Instant, node: &Node<S, D>) {
+    /// Sends the heartbeats that are due (counted in the peers' traffic), and holds back or
+    /// lets go the peers whose datagrams the firewall now refuses or lets through (see
+    /// [`follow`]). A node whose tap forwards sends its heartbeats with a UDP checksum, so
+    /// that they do not mark it (to peers whose source address is known: in the map).
+    fn follow_firewall<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>) {
         let mut changes = Vec::new();
-        for (key, addr, source) in self.follow.heartbeats(now) {
+        let checksummed = !self.takes_frames;
+        for (key, addr, source) in self.follow.heartbeats(now, checksummed) {
+            let source = source.unwrap_or(Ipv4Addr::UNSPECIFIED);
             let sent = self
                 .raw
-                .send_with(&self.heartbeat, addr, source, !self.takes_frames);
+                .send_with(&self.heartbeat, addr, source, checksummed);
+            if sent.is_ok() {
+                let len = self.heartbeat.len() as u64;
+                node.count_kernel_path(SocketAddr::V4(addr), (1, len), (0, 0));
+            }
             if let Some(change) = self.follow.sent(now, &key, &sent) {
                 changes.push((key, addr, change));
             }
@@ -805,7 +812,6 @@ impl KernelPath {
                 .check_quiet(now, |addr| node.last_heard(SocketAddr::V4(addr))),
         );
         for (key, addr, change) in changes {
-            let served = self.in_peers.contains_key(&key);
             match change {
                 follow::Change::Held(why) => {
                     let why = match why {
@@ -817,15 +823,23 @@ impl KernelPath {
                             follow::QUIET.as_secs()
                         ),
                     };
-                    if served {
+                    if self.in_peers.contains_key(&key) {
                         info!("kernel path: {why}; its frames go through the daemon");
+                        self.follow.told(&key);
                         self.drop_peer(&key);
                     } else {
                         debug!("kernel path: {why}");
                     }
                 }
-                follow::Change::Released => {
-                    info!("kernel path: datagrams to and from {addr} pass again; back on the kernel path");
+                follow::Change::Released { told } => {
+                    if told {
+                        info!(
+                            "kernel path: datagrams to and from {addr} pass again; back on \
+                             the kernel path"
+                        );
+                    } else {
+                        debug!("kernel path: datagrams to and from {addr} pass again");
+                    }
                     // (This pass's sync puts it back into the map.)
                     self.synced = None;
                 }

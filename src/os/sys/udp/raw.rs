@@ -202,8 +202,8 @@ impl RawControl {
                         self.failure_told = true;
                         info!(
                             "kernel path: a control message to {to} could not go through the \
-                             raw socket ({e}); it goes through the UDP socket, with a checksum \
-                             (further cases at debug)"
+                             raw socket ({e}); it is handed to the UDP socket instead, with a \
+                             checksum (further cases at debug)"
                         );
                     }
                     fallback(payload, to);
