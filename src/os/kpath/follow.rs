@@ -13,7 +13,8 @@
 //!   this node runs one (and checks that it hears from it) always hears it, whether or not
 //!   this node has learnt the same of that peer. Each peer's heartbeats fall at a phase of
 //!   the period of their own, so that they do not all leave at once, and one the kernel could
-//!   not take (`EAGAIN`, ...) is tried again a second later;
+//!   not take (`EAGAIN`, ...) is tried again a second later. A peer not heard from for
+//!   [`SILENT`] gets none until it is heard again;
 //! - a peer known to run a kernel path (it marked itself, or sent frames through one) that
 //!   the daemon has heard nothing from through its socket for [`QUIET`] (four heartbeats
 //!   lost, or dropped by the INPUT chain) is held back until it is heard again. Let go, it is
@@ -40,6 +41,11 @@ pub const HEARTBEAT: Duration = Duration::from_secs(5);
 pub const QUIET: Duration = Duration::from_secs(20);
 /// When a heartbeat the kernel could not take (not a refusal) is tried again.
 const RETRY: Duration = Duration::from_secs(1);
+/// A peer not heard from for this long is sent no heartbeats until it is heard again: an
+/// address verified by forged datagrams (the clear token is no secret) must not become a
+/// target of one datagram every 5 s for the peer timeout. A peer that checks that it hears
+/// from this node sends heartbeats itself, and is heard every 5 s.
+pub const SILENT: Duration = Duration::from_secs(40);
 
 /// Why a peer is held back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,8 +178,11 @@ impl Follow {
     ) -> Vec<(PeerKey, SocketAddrV4, Change)> {
         let mut out = Vec::new();
         for (key, peer) in &mut self.peers {
+            // (A peer the node no longer has is not quiet: it is gone, and goes from here
+            // with the next view.)
             let quiet = peer.kernel
-                && last_heard(peer.addr).is_none_or(|at| now.saturating_duration_since(at) > QUIET);
+                && last_heard(peer.addr)
+                    .is_some_and(|at| now.saturating_duration_since(at) > QUIET);
             if quiet == peer.quiet {
                 continue;
             }
@@ -201,13 +210,14 @@ impl Follow {
     }
 
     /// The peers whose heartbeat is due at `now`, as (key, address, source address if known);
-    /// each is due again at its next point of its phase. With `needs_source` (the
-    /// heartbeats carry a checksum, which covers the source address), one whose source is not
-    /// known yet is skipped this time.
+    /// each is due again at its next point of its phase. Skipped this time: a peer not heard
+    /// from (by `last_heard`) within [`SILENT`], and with `needs_source` (the heartbeats
+    /// carry a checksum, which covers the source address) one whose source is not known yet.
     pub fn heartbeats(
         &mut self,
         now: Instant,
         needs_source: bool,
+        last_heard: impl Fn(SocketAddrV4) -> Option<Instant>,
     ) -> Vec<(PeerKey, SocketAddrV4, Option<Ipv4Addr>)> {
         let mut out = Vec::new();
         for (key, peer) in &mut self.peers {
@@ -224,7 +234,9 @@ impl Follow {
                 let ahead = periods.saturating_mul(period_ms());
                 peer.heartbeat_at += Duration::from_millis(ahead);
             }
-            if !needs_source || peer.source.is_some() {
+            let heard =
+                last_heard(peer.addr).is_some_and(|at| now.saturating_duration_since(at) <= SILENT);
+            if heard && (!needs_source || peer.source.is_some()) {
                 out.push((*key, peer.addr, peer.source));
             }
         }
@@ -258,6 +270,11 @@ mod tests {
     use super::*;
 
     const KEY: PeerKey = [198, 18, 0, 2, 0x0c, 0x8a, 0, 0];
+
+    /// Every peer heard from just now (whatever the time asked about).
+    fn heard(_: SocketAddrV4) -> Option<Instant> {
+        Some(Instant::from_secs(1 << 40))
+    }
 
     fn addr() -> SocketAddrV4 {
         "198.18.0.2:3210".parse().unwrap()
@@ -298,6 +315,10 @@ mod tests {
         assert!(f.check_quiet(at(200), |_| Some(at(129))).is_empty());
         f.note(&KEY, Ipv4Addr::new(198, 18, 0, 1), true);
         assert_eq!(f.check_quiet(at(200), |_| Some(at(129))).len(), 1);
+        // A peer the node no longer has (a Close, say) is not quiet: it is gone, not
+        // blocked, and no hold is told for it.
+        let mut f = follow(Instant::ZERO, true);
+        assert!(f.check_quiet(at(500), |_| None).is_empty());
     }
 
     #[test]
@@ -306,7 +327,7 @@ mod tests {
         assert!(f.check_quiet(Instant::from_secs(1000), |_| None).is_empty());
         assert!(!f.is_held(&KEY));
         // But it is sent heartbeats.
-        assert_eq!(f.heartbeats(Instant::from_secs(10), false).len(), 1);
+        assert_eq!(f.heartbeats(Instant::from_secs(10), false, heard).len(), 1);
     }
 
     #[test]
@@ -316,12 +337,12 @@ mod tests {
         // The first heartbeat at the peer's phase, within the period; then every 5 s.
         let first = t + phase(&KEY);
         assert!(phase(&KEY) < HEARTBEAT);
-        assert!(first == t || f.heartbeats(t, false).is_empty());
-        assert_eq!(f.heartbeats(first, false).len(), 1);
+        assert!(first == t || f.heartbeats(t, false, heard).is_empty());
+        assert_eq!(f.heartbeats(first, false, heard).len(), 1);
         assert!(f
-            .heartbeats(first + Duration::from_secs(4), false)
+            .heartbeats(first + Duration::from_secs(4), false, heard)
             .is_empty());
-        assert_eq!(f.heartbeats(first + HEARTBEAT, false).len(), 1);
+        assert_eq!(f.heartbeats(first + HEARTBEAT, false, heard).len(), 1);
         let now = first + HEARTBEAT;
         let refused = Err(io::Error::from_raw_os_error(libc::EPERM));
         let full = Err(io::Error::from_raw_os_error(libc::EAGAIN));
@@ -329,13 +350,13 @@ mod tests {
         assert_eq!(f.sent(now, &KEY, &full), None);
         assert!(!f.is_held(&KEY));
         assert!(f
-            .heartbeats(now + Duration::from_millis(500), false)
+            .heartbeats(now + Duration::from_millis(500), false, heard)
             .is_empty());
-        assert_eq!(f.heartbeats(now + RETRY, false).len(), 1);
+        assert_eq!(f.heartbeats(now + RETRY, false, heard).len(), 1);
         assert!(f
-            .heartbeats(now + Duration::from_millis(4999), false)
+            .heartbeats(now + Duration::from_millis(4999), false, heard)
             .is_empty());
-        assert_eq!(f.heartbeats(now + HEARTBEAT, false).len(), 1);
+        assert_eq!(f.heartbeats(now + HEARTBEAT, false, heard).len(), 1);
         assert_eq!(
             f.sent(now, &KEY, &refused),
             Some(Change::Held(Held::Refused))
@@ -352,7 +373,9 @@ mod tests {
         assert!(!f.is_held(&KEY));
         // A peer no longer in the view is sent nothing.
         f.sync_view(now, &BTreeMap::new());
-        assert!(f.heartbeats(Instant::from_secs(1000), false).is_empty());
+        assert!(f
+            .heartbeats(Instant::from_secs(1000), false, heard)
+            .is_empty());
     }
 
     #[test]
@@ -382,8 +405,11 @@ mod tests {
         let mut f = Follow::default();
         f.sync_view(Instant::ZERO, &BTreeMap::from([(KEY, addr())]));
         let t = Instant::from_secs(10);
-        assert!(f.heartbeats(t, true).is_empty());
-        assert_eq!(f.heartbeats(t + HEARTBEAT, false), [(KEY, addr(), None)]);
+        assert!(f.heartbeats(t, true, heard).is_empty());
+        assert_eq!(
+            f.heartbeats(t + HEARTBEAT, false, heard),
+            [(KEY, addr(), None)]
+        );
     }
 
     #[test]
@@ -405,12 +431,38 @@ mod tests {
         for pass in 0..3000u64 {
             let gap = 900 + (pass * 397) % 500;
             now += Duration::from_millis(gap);
-            let n = f.heartbeats(now, false).len();
+            let n = f.heartbeats(now, false, heard).len();
             last.push((gap, n));
         }
         for &(gap, n) in &last[last.len() - 20..] {
             let share = 256 * gap as usize / 5000;
             assert!(n <= share + 25 && n + 25 >= share, "{gap} ms: {n} peers");
         }
+    }
+}
+
+#[cfg(test)]
+mod silent_tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_unheard_for_longer_than_silent_gets_no_heartbeats_until_heard() {
+        // An address verified by forged datagrams, then silent: heartbeats stop after
+        // SILENT, for the rest of the peer timeout, and start again once it is heard.
+        let key: PeerKey = [198, 18, 0, 9, 0x0c, 0x8a, 0, 0];
+        let addr: SocketAddrV4 = "198.18.0.9:3210".parse().unwrap();
+        let mut f = Follow::default();
+        let t0 = Instant::from_secs(100);
+        f.sync_view(t0, &BTreeMap::from([(key, addr)]));
+        let mut sent = 0;
+        let mut now = t0;
+        for _ in 0..600 {
+            now += Duration::from_secs(1);
+            sent += f.heartbeats(now, false, |_| Some(t0)).len();
+        }
+        // 40 s of heartbeats, one every 5 s, then none for the remaining 560 s.
+        assert!((7..=9).contains(&sent), "{sent} heartbeats in 10 minutes");
+        now += Duration::from_secs(5);
+        assert_eq!(f.heartbeats(now, false, |_| Some(now)).len(), 1);
     }
 }

@@ -794,7 +794,10 @@ impl KernelPath {
     fn follow_firewall<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>) {
         let mut changes = Vec::new();
         let checksummed = !self.takes_frames;
-        for (key, addr, source) in self.follow.heartbeats(now, checksummed) {
+        let due = self.follow.heartbeats(now, checksummed, |addr| {
+            node.last_heard(SocketAddr::V4(addr))
+        });
+        for (key, addr, source) in due {
             let source = source.unwrap_or(Ipv4Addr::UNSPECIFIED);
             let sent = self
                 .raw
@@ -823,10 +826,18 @@ impl KernelPath {
                             follow::QUIET.as_secs()
                         ),
                     };
+                    // Told at info only for a peer the programs served (it marked itself,
+                    // or sent frames through them): for the others nothing changes.
+                    let served = self
+                        .in_peers
+                        .get(&key)
+                        .is_some_and(|p| p.read.marked || p.read.received.0 != 0);
                     if self.in_peers.contains_key(&key) {
+                        self.drop_peer(&key);
+                    }
+                    if served {
                         info!("kernel path: {why}; its frames go through the daemon");
                         self.follow.told(&key);
-                        self.drop_peer(&key);
                     } else {
                         debug!("kernel path: {why}");
                     }
