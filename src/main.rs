@@ -272,12 +272,15 @@ fn run(settings: &Settings) -> Result<(), Error> {
                          member, or forwarding on) or no interface takes frames, so peers send \
                          their frames here through their daemons"
                     );
-                } else if let Err(e) = socket.send_control_without_checksums() {
-                    warn!(
-                        "kernel path: cannot open a raw socket for control messages without \
-                         UDP checksums ({e}): they go with checksums, and peers with a kernel \
-                         path learn of this one from its heartbeats only"
-                    );
+                } else {
+                    match path.raw_control() {
+                        Ok(raw) => socket.send_control_without_checksums(raw),
+                        Err(e) => warn!(
+                            "kernel path: cannot share the raw socket with the daemon's control \
+                             messages ({e}): they go with checksums, and peers with a kernel \
+                             path learn of this one from its heartbeats only"
+                        ),
+                    }
                 }
                 Some(path)
             }

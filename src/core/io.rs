@@ -19,6 +19,18 @@ pub trait Socket {
     /// Any OS error; the core counts it and never retries.
     fn send_to(&mut self, datagram: &[u8], to: SocketAddr) -> io::Result<()>;
 
+    /// Sends one control message (any datagram but a frame, relayed frames included in the
+    /// frames) to `to`, as [`Socket::send_to`] does; an implementation may send control
+    /// messages another way (the OS socket with `--kernel-path`: without a UDP checksum).
+    /// The default is [`Socket::send_to`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Socket::send_to`].
+    fn send_control_to(&mut self, datagram: &[u8], to: SocketAddr) -> io::Result<()> {
+        self.send_to(datagram, to)
+    }
+
     /// Sends whatever [`Socket::send_to`] queued. The core calls it after each batch of
     /// input (through [`crate::node::Node::flush`]), so a lone datagram waits for nothing.
     /// The default queues nothing, so it does nothing.

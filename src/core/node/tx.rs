@@ -61,7 +61,12 @@ impl<S: Socket> Tx<S> {
         datagram: &[u8],
         is_control: bool,
     ) -> bool {
-        match self.socket.send_to(datagram, to) {
+        let sent = if is_control {
+            self.socket.send_control_to(datagram, to)
+        } else {
+            self.socket.send_to(datagram, to)
+        };
+        match sent {
             Ok(()) => {
                 stats.datagrams_sent += 1;
                 stats.bytes_sent += datagram.len() as u64;

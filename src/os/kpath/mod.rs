@@ -123,6 +123,12 @@ fn peer_key(addr: SocketAddrV4) -> PeerKey {
     [a, b, c, d, p, q, 0, 0]
 }
 
+/// The address a peer map key names (the inverse of [`peer_key`]).
+fn key_addr(key: &PeerKey) -> SocketAddrV4 {
+    let [a, b, c, d, p, q, ..] = *key;
+    SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), u16::from_be_bytes([p, q]))
+}
+
 fn mac_key(mac: Mac) -> MacKey {
     let [a, b, c, d, e, f] = mac.0;
     [a, b, c, d, e, f, 0, 0]
@@ -270,6 +276,9 @@ pub struct KernelPath {
     /// The node's forward generation at the last sync, and when that was.
     synced: Option<u64>,
     synced_at: Instant,
+    /// When the counters were last read and the firewall followed (once a second, however
+    /// often the maps are synced).
+    collected_at: Instant,
     /// When the routes and the local addresses are asked again.
     recheck_at: Instant,
     /// When the MACs' last-seen times are read next.
@@ -286,6 +295,8 @@ pub struct KernelPath {
     raw: RawControl,
     /// An empty peer list: the heartbeat.
     heartbeat: [u8; wire::HEADER_LEN + 2],
+    /// A heartbeat failure other than the firewall's was logged at info.
+    heartbeat_error_told: bool,
 }
 
 /// The interfaces `decap` goes on: every Ethernet interface of this network namespace but
@@ -423,6 +434,7 @@ impl KernelPath {
             in_locals: Vec::new(),
             synced: None,
             synced_at: Instant::ZERO,
+            collected_at: Instant::ZERO,
             recheck_at: Instant::ZERO,
             seen_read_at: Instant::ZERO,
             refresh,
@@ -432,6 +444,7 @@ impl KernelPath {
             follow: follow::Follow::default(),
             raw,
             heartbeat,
+            heartbeat_error_told: false,
         };
         path.sync_locals();
         Ok(path)
@@ -464,11 +477,20 @@ impl KernelPath {
             out.insert(SocketAddr::V4(addr), state);
         }
         for key in &self.not_eligible {
-            let [a, b, c, d, p, q, ..] = *key;
-            let addr = SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), u16::from_be_bytes([p, q]));
-            out.entry(SocketAddr::V4(addr)).or_insert("no-route");
+            out.entry(SocketAddr::V4(key_addr(key)))
+                .or_insert("no-route");
         }
         out
+    }
+
+    /// A handle on the raw socket the heartbeats go out through, for the daemon's control
+    /// messages (see `sys::udp::UdpSocket::send_control_without_checksums`).
+    ///
+    /// # Errors
+    ///
+    /// The OS error of `dup`.
+    pub fn raw_control(&self) -> std::io::Result<RawControl> {
+        self.raw.try_clone()
     }
 
     /// What the kernel path moved so far.
@@ -548,8 +570,11 @@ impl KernelPath {
             self.not_eligible.clear();
             self.sync_locals();
         }
-        self.collect(node);
-        self.follow_firewall(now, node);
+        if now >= self.collected_at + SYNC_EVERY || recheck {
+            self.collected_at = now;
+            self.collect(node);
+            self.follow_firewall(now, node);
+        }
         // The maps follow the node's view only when it moved (or the routes are checked):
         // a view is a copy of the MAC table.
         if self.synced != Some(node.forward_generation()) || recheck {
@@ -802,9 +827,23 @@ impl KernelPath {
             let sent = self
                 .raw
                 .send_with(&self.heartbeat, addr, source, checksummed);
-            if sent.is_ok() {
-                let len = self.heartbeat.len() as u64;
-                node.count_kernel_path(SocketAddr::V4(addr), (1, len), (0, 0));
+            match &sent {
+                Ok(()) => {
+                    let len = self.heartbeat.len() as u64;
+                    node.count_kernel_path(SocketAddr::V4(addr), (1, len), (0, 0));
+                }
+                Err(e) if e.raw_os_error() != Some(libc::EPERM) => {
+                    if self.heartbeat_error_told {
+                        debug!("kernel path: a heartbeat to {addr} failed: {e}");
+                    } else {
+                        self.heartbeat_error_told = true;
+                        info!(
+                            "kernel path: a heartbeat to {addr} failed ({e}); it is tried again \
+                             a second later (further failures at debug)"
+                        );
+                    }
+                }
+                Err(_) => {}
             }
             if let Some(change) = self.follow.sent(now, &key, &sent) {
                 changes.push((key, addr, change));
@@ -877,6 +916,7 @@ mod tests {
     fn keys_are_address_and_port_in_network_order() {
         let addr: SocketAddrV4 = "198.18.0.1:3210".parse().unwrap();
         assert_eq!(peer_key(addr), [198, 18, 0, 1, 0x0c, 0x8a, 0, 0]);
+        assert_eq!(key_addr(&peer_key(addr)), addr);
         assert_eq!(mac_key(Mac([2, 0, 0, 0, 0, 9])), [2, 0, 0, 0, 0, 9, 0, 0]);
     }
 

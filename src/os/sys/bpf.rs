@@ -92,6 +92,9 @@ pub struct HashMap {
     value_size: usize,
 }
 
+/// `map_flags`: allocate entries on update, not all at creation.
+const BPF_F_NO_PREALLOC: u32 = 1;
+
 impl HashMap {
     /// Creates a hash map of at most `max_entries` entries.
     ///
@@ -105,7 +108,10 @@ impl HashMap {
                 .u32(0, MAP_TYPE_HASH)
                 .u32(4, key_size)
                 .u32(8, value_size)
-                .u32(12, max_entries),
+                .u32(12, max_entries)
+                // Entries allocated as they are added, not all of them up front: the maps'
+                // bounds follow --max-peers and --max-macs, which may be large.
+                .u32(16, BPF_F_NO_PREALLOC),
         )?;
         Ok(HashMap {
             fd: fd_from(ret)?,

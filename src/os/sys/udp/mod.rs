@@ -41,7 +41,7 @@ mod socket;
 #[cfg(test)]
 mod tests;
 
-pub use raw::{RawControl, RAW_MAX_PAYLOAD};
+pub use raw::{RawControl, RAW_MAX_PAYLOAD, RAW_QUEUE};
 pub use recv::RecvBatch;
 use send::SendQueue;
 pub use socket::Widened;

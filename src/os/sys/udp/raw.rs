@@ -10,7 +10,8 @@
 //! 0. Frames keep their checksums and GSO.
 //!
 //! Owns the raw socket and the two headers. It decides nothing about which datagrams are
-//! control messages: [`super::UdpSocket`]'s `send_to` does.
+//! control messages: the node says so (`Socket::send_control_to`), and
+//! [`super::UdpSocket`] hands them here.
 
 use std::ffi::c_void;
 use std::io;
@@ -144,6 +145,11 @@ impl RawControl {
         self.queued.len()
     }
 
+    /// Whether the queue holds [`RAW_QUEUE`] datagrams.
+    pub fn is_full(&self) -> bool {
+        self.queued.len() >= RAW_QUEUE
+    }
+
     /// Sends the queue with as few `sendmmsg` calls as it takes; each datagram the kernel
     /// refuses goes to `fallback` (its payload and destination), which sends it through the
     /// UDP socket. The first refusal is logged at info, the others at debug.
@@ -214,27 +220,17 @@ impl RawControl {
         self.queued.clear();
     }
 
-    /// Sends `payload` to `to` as one UDP datagram with a checksum of 0. The kernel fills in
-    /// the IP header's length, identification, checksum and (if unspecified) source address.
-    /// Nothing is allocated.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a payload over [`RAW_MAX_PAYLOAD`]; the OS error of `sendmsg`
-    /// (`EAGAIN`, `EMSGSIZE` past the route's MTU, `EPERM` from the firewall, ...). The
-    /// caller sends it through the UDP socket instead.
-    pub fn send(&self, payload: &[u8], to: SocketAddrV4) -> io::Result<()> {
-        self.send_with(payload, to, self.source, false)
-    }
-
-    /// [`RawControl::send`] from `source` (unspecified: the kernel's choice), and with
-    /// `checksummed` a real UDP checksum, computed over `source`, which must then be the
+    /// Sends `payload` to `to` at once as one UDP datagram from `source` (unspecified: the
+    /// kernel's choice; the kernel fills in the IP header's length, identification, checksum
+    /// and an unspecified source address), with a UDP checksum of 0 or, with `checksummed`,
+    /// a real one, computed over `source`, which must then be the
     /// address the kernel sends from (the kernel path's heartbeats from a node whose tap
     /// forwards: see `crate::kpath`).
     ///
     /// # Errors
     ///
-    /// As [`RawControl::send`].
+    /// `InvalidInput` for a payload over [`RAW_MAX_PAYLOAD`]; the OS error of `sendmsg`
+    /// (`EAGAIN`, `EMSGSIZE` past the route's MTU, `EPERM` from the firewall, ...).
     pub fn send_with(
         &self,
         payload: &[u8],

@@ -60,48 +60,42 @@ pub(super) struct SendQueue {
 }
 
 impl SendQueue {
-    /// A datagram of `len` bytes to `to` (as the node knows it) sent outside the queue was
-    /// not sent, for `error`: counted as the queue's own failures are.
-    fn fail_one(&mut self, to: SocketAddr, len: usize, error: io::Error) {
+    /// Counts one datagram of `len` bytes to `to` (as the node knows it) as not sent.
+    fn count_failed(&mut self, to: SocketAddr, len: usize, would_block: bool) {
         self.failed += 1;
-        if error.kind() == io::ErrorKind::WouldBlock {
+        if would_block {
             self.would_block += 1;
         }
         self.failed_bytes += len as u64;
         if self.failed_to.len() < SEND_QUEUE_DATAGRAMS {
             self.failed_to.push((to, len));
         }
+    }
+
+    /// Keeps `error` if it is the first since the last flush.
+    fn keep_error(&mut self, error: io::Error) {
         if self.first_error.is_none() {
             self.first_error = Some(error);
         }
     }
 
+    /// A datagram of `len` bytes to `to` (as the node knows it) sent outside the queue was
+    /// not sent, for `error`: counted as the queue's own failures are.
+    fn fail_one(&mut self, to: SocketAddr, len: usize, error: io::Error) {
+        self.count_failed(to, len, error.kind() == io::ErrorKind::WouldBlock);
+        self.keep_error(error);
+    }
+
     /// The `count` queued datagrams from entry `from` on were not sent, for `error`.
     fn fail(&mut self, from: usize, count: usize, error: io::Error) {
-        self.failed += count as u64;
-        if error.kind() == io::ErrorKind::WouldBlock {
-            self.would_block += count as u64;
+        let would_block = error.kind() == io::ErrorKind::WouldBlock;
+        for at in from..from.saturating_add(count) {
+            let Some(&(_, len, to)) = self.entries.get(at) else {
+                break;
+            };
+            self.count_failed(unmap(to), len, would_block);
         }
-        let bytes: usize = self
-            .entries
-            .get(from..from.saturating_add(count))
-            .unwrap_or_default()
-            .iter()
-            .map(|(_, len, _)| *len)
-            .sum();
-        self.failed_bytes += bytes as u64;
-        for &(_, len, to) in self
-            .entries
-            .get(from..from.saturating_add(count))
-            .unwrap_or_default()
-        {
-            if self.failed_to.len() < SEND_QUEUE_DATAGRAMS {
-                self.failed_to.push((unmap(to), len));
-            }
-        }
-        if self.first_error.is_none() {
-            self.first_error = Some(error);
-        }
+        self.keep_error(error);
     }
 }
 
@@ -346,6 +340,29 @@ impl UdpSocket {
         self.queue = Some(q);
     }
 
+    /// Sends the raw socket's queue of control messages, if any (`--kernel-path`): one it
+    /// refuses goes through the UDP socket; one that fails there too is counted with the
+    /// queue's failures.
+    fn send_raw_queued(&mut self) {
+        let Some(raw) = self.control_raw.as_mut().filter(|raw| raw.queued() > 0) else {
+            return;
+        };
+        let socket = &self.socket;
+        let is_ipv6 = self.is_ipv6;
+        let queue = &mut self.queue;
+        raw.flush(|payload, to| {
+            let sent = socket.send_to(payload, wire_addr(is_ipv6, SocketAddr::V4(to)));
+            let error = match sent {
+                Ok(n) if n == payload.len() => return,
+                Ok(_) => io::Error::new(io::ErrorKind::WriteZero, "short UDP send"),
+                Err(e) => e,
+            };
+            if let Some(q) = queue.as_mut() {
+                q.fail_one(SocketAddr::V4(to), payload.len(), error);
+            }
+        });
+    }
+
     /// The address to hand to the kernel for the peer `to`.
     fn wire_addr(&self, to: SocketAddr) -> SocketAddr {
         wire_addr(self.is_ipv6, to)
@@ -392,24 +409,6 @@ impl Socket for UdpSocket {
     /// on a dual-stack socket.
     // HOT PATH
     fn send_to(&mut self, datagram: &[u8], to: SocketAddr) -> io::Result<()> {
-        if let (Some(raw), SocketAddr::V4(v4)) = (&mut self.control_raw, to) {
-            // A control message (`--kernel-path`): without a checksum if the raw socket
-            // takes it (queued behind the UDP socket's queue with batching, else now), else
-            // as any other datagram.
-            if datagram
-                .get(crate::wire::TOKEN_LEN)
-                .is_some_and(|&switch| switch != crate::wire::Kind::Frame as u8)
-            {
-                let taken = if self.queue.is_some() {
-                    raw.queue(datagram, v4)
-                } else {
-                    raw.send(datagram, v4).is_ok()
-                };
-                if taken {
-                    return Ok(());
-                }
-            }
-        }
         let to = self.wire_addr(to);
         if let Some(q) = self.queue.as_ref() {
             if datagram.len() <= q.bytes.len() {
@@ -437,28 +436,34 @@ impl Socket for UdpSocket {
         }
     }
 
+    /// With `--kernel-path` ([`UdpSocket::send_control_without_checksums`]), a control
+    /// message to an IPv4 peer is queued for the raw socket, which sends it after the UDP
+    /// socket's queue, without a checksum (both queues are sent first if the raw one is
+    /// full); one the raw socket cannot take (too long), or any without batching, goes as
+    /// any other datagram.
+    fn send_control_to(&mut self, datagram: &[u8], to: SocketAddr) -> io::Result<()> {
+        if let (Some(raw), SocketAddr::V4(v4), true) = (&self.control_raw, to, self.queue.is_some())
+        {
+            if raw.is_full() {
+                self.send_queued();
+                self.send_raw_queued();
+            }
+            if self
+                .control_raw
+                .as_mut()
+                .is_some_and(|raw| raw.queue(datagram, v4))
+            {
+                return Ok(());
+            }
+        }
+        self.send_to(datagram, to)
+    }
+
     /// Sends what `send_to` queued (see [`UdpSocket::enable_batching`]).
     // HOT PATH
     fn flush(&mut self) -> Result<(), FlushError> {
         self.send_queued();
-        if let Some(raw) = self.control_raw.as_mut().filter(|raw| raw.queued() > 0) {
-            // A control message the raw socket refused goes through the UDP socket; one
-            // that fails there too is counted with the queue's failures.
-            let socket = &self.socket;
-            let is_ipv6 = self.is_ipv6;
-            let queue = &mut self.queue;
-            raw.flush(|payload, to| {
-                let sent = socket.send_to(payload, wire_addr(is_ipv6, SocketAddr::V4(to)));
-                let error = match sent {
-                    Ok(n) if n == payload.len() => return,
-                    Ok(_) => io::Error::new(io::ErrorKind::WriteZero, "short UDP send"),
-                    Err(e) => e,
-                };
-                if let Some(q) = queue.as_mut() {
-                    q.fail_one(SocketAddr::V4(to), payload.len(), error);
-                }
-            });
-        }
+        self.send_raw_queued();
         let Some(q) = self.queue.as_mut() else {
             return Ok(());
         };

@@ -212,20 +212,16 @@ impl UdpSocket {
         self.offloads
     }
 
-    /// From now on, control messages (every datagram whose switch byte is not a frame's) to
-    /// IPv4 peers go out with a UDP checksum of 0, through a raw socket ([`RawControl`]):
+    /// From now on, control messages ([`Socket::send_control_to`](crate::io::Socket)) to
+    /// IPv4 peers go out with a UDP checksum of 0, through the raw socket `raw`: with
     /// `--kernel-path`, whose peers with a kernel path recognise each other by them (RFC 768
     /// allows a checksum of 0 over IPv4). Frames keep their checksums, and UDP GSO. A control
     /// message the raw socket cannot send (over [`super::RAW_MAX_PAYLOAD`] bytes, a full
-    /// buffer, ...) goes through the UDP socket, with a checksum. Only for the clear
-    /// protocol, whose switch byte is in the clear.
+    /// buffer, ...) goes through the UDP socket, with a checksum.
     ///
-    /// # Errors
-    ///
-    /// The OS error of `getsockname` or of the raw `socket` (`EPERM` without `CAP_NET_RAW`).
-    pub fn send_control_without_checksums(&mut self) -> io::Result<()> {
-        self.control_raw = Some(RawControl::for_socket(self.local_addr()?)?);
-        Ok(())
+    /// `raw` is a handle on the kernel path's raw socket (see [`RawControl::for_socket`]).
+    pub fn send_control_without_checksums(&mut self, raw: RawControl) {
+        self.control_raw = Some(raw);
     }
 
     /// Turns UDP GRO off again (`--kernel-path`: the kernel would merge a peer's runs of

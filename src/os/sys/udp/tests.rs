@@ -515,16 +515,17 @@ fn with_raw_control_only_control_messages_go_without_a_checksum() {
         let mut tx = UdpSocket::bind(addr("0.0.0.0:0")).unwrap();
         tx.enable_batching();
         tx.enable_offloads();
-        tx.send_control_without_checksums().unwrap();
+        let raw = RawControl::for_socket(tx.local_addr().unwrap()).unwrap();
+        tx.send_control_without_checksums(raw);
         let mut rx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
         let to = rx.local_addr().unwrap();
         let token = [1, 2, 3, 4, 5, 6, 7];
         let control = [&token[..], &[2]].concat();
         let frame = [&token[..], &[0], &[0xab; 60]].concat();
         let long = [&token[..], &[1], &[0xcd; super::RAW_MAX_PAYLOAD]].concat();
-        for d in [&control, &frame, &long] {
-            tx.send_to(d, to).unwrap();
-        }
+        tx.send_control_to(&control, to).unwrap();
+        tx.send_to(&frame, to).unwrap();
+        tx.send_control_to(&long, to).unwrap();
         tx.flush().unwrap();
         let headers = udp_headers_to(&sniff, to.port(), 3);
         let got = recv_datagrams(&mut rx, 3);
@@ -564,7 +565,8 @@ fn a_control_message_the_firewall_refuses_is_counted_as_not_sent() {
         run("ip link set lo up");
         let mut tx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
         tx.enable_batching();
-        tx.send_control_without_checksums().unwrap();
+        let raw = RawControl::for_socket(tx.local_addr().unwrap()).unwrap();
+        tx.send_control_without_checksums(raw);
         let rx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
         let to = rx.local_addr().unwrap();
         run("nft add table inet ecfw");
@@ -574,7 +576,7 @@ fn a_control_message_the_firewall_refuses_is_counted_as_not_sent() {
             to.port()
         ));
         let control = [1, 2, 3, 4, 5, 6, 7, 2];
-        tx.send_to(&control, to).unwrap();
+        tx.send_control_to(&control, to).unwrap();
         let flushed = tx.flush();
         let mut failed = Vec::new();
         tx.drain_failed(&mut |to, n, bytes| failed.push((to, n, bytes)));
@@ -587,4 +589,37 @@ fn a_control_message_the_firewall_refuses_is_counted_as_not_sent() {
     let (flushed, failed, to) = flushed;
     assert_eq!(flushed, Err((1, 8)));
     assert_eq!(failed, [(to, 1, 8)]);
+}
+
+#[test]
+#[ignore = "needs root (a network namespace of its own); .ci/run passes --include-ignored"]
+fn more_control_messages_than_the_raw_queue_holds_all_go_without_a_checksum() {
+    // A pass that sends more control messages than the raw queue holds (keepalives to many
+    // peers, say): the full queue is sent first, and every one still goes without a
+    // checksum.
+    use std::os::fd::FromRawFd;
+    const COUNT: usize = super::raw::RAW_QUEUE + 6;
+    let headers = in_own_netns(|| {
+        run("ip link set lo up");
+        // SAFETY: socket() takes plain integers and returns a new fd or -1.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_UDP) };
+        assert!(fd >= 0, "raw socket: {}", io::Error::last_os_error());
+        // SAFETY: `fd` was just returned by socket(), is open, and nothing else owns it.
+        let sniff = unsafe { std::net::UdpSocket::from_raw_fd(fd) };
+        sniff.set_nonblocking(true).unwrap();
+        let mut tx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+        tx.enable_batching();
+        let raw = RawControl::for_socket(tx.local_addr().unwrap()).unwrap();
+        tx.send_control_without_checksums(raw);
+        let rx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
+        let to = rx.local_addr().unwrap();
+        for i in 0..COUNT {
+            let message = [1, 2, 3, 4, 5, 6, 7, 1, 0, 0, i as u8];
+            tx.send_control_to(&message, to).unwrap();
+        }
+        tx.flush().unwrap();
+        udp_headers_to(&sniff, to.port(), COUNT)
+    });
+    assert_eq!(headers.len(), COUNT);
+    assert!(headers.iter().all(|&(_, sum, _)| sum == 0), "{headers:?}");
 }
