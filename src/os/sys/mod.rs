@@ -39,6 +39,7 @@ pub mod control;
 pub mod cpu;
 pub mod epoll;
 pub mod files;
+pub mod firewall;
 pub mod ifaddrs;
 pub mod netdev;
 pub mod notify;

@@ -322,7 +322,7 @@ pub fn mtu_of_index(index: u32) -> io::Result<u32> {
 }
 
 /// Bytes of a netlink message header.
-const NLMSG_HDR_LEN: usize = 16;
+pub(super) const NLMSG_HDR_LEN: usize = 16;
 /// Bytes of an `ifinfomsg`.
 const IFINFOMSG_LEN: usize = 16;
 /// Where `tx_dropped` lies in a `struct rtnl_link_stats64` (its eighth `u64`).
@@ -555,7 +555,7 @@ impl TapDropsReader {
 /// In the netlink messages `buf`, the first answer to request `seq` that `wanted` takes (by
 /// its type and whole message), or the kernel's error answer to it (a positive errno);
 /// `None` if `buf` holds neither.
-fn find_answer(
+pub(super) fn find_answer(
     buf: &[u8],
     seq: u32,
     wanted: impl Fn(u16, &[u8]) -> bool,
@@ -584,11 +584,11 @@ fn find_answer(
     None
 }
 
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+pub(super) fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     b.get(at..at + 2).map(|x| u16::from_ne_bytes([x[0], x[1]]))
 }
 
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+pub(super) fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     b.get(at..at + 4)
         .map(|x| u32::from_ne_bytes([x[0], x[1], x[2], x[3]]))
 }
@@ -656,7 +656,7 @@ fn tun_queues(data: &[u8]) -> Option<u32> {
 
 /// The netlink attributes in `buf` (type without its two flag bits, value), up to the first
 /// one that is cut short.
-fn attributes(buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> + '_ {
+pub(super) fn attributes(buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> + '_ {
     let mut at = 0usize;
     core::iter::from_fn(move || {
         let head = buf.get(at..at + 4)?;
