@@ -28,7 +28,9 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 use log::{debug, error, info, warn};
 
-use ethcloud::cli::{unique_addrs, Args, Command, Host, PeerAddr, Settings, ShowArgs};
+use ethcloud::cli::{
+    unique_addrs, Args, Command, Host, KernelPathMode, PeerAddr, Settings, ShowArgs,
+};
 use ethcloud::daemon;
 use ethcloud::error::Error;
 use ethcloud::hook::{self, HOOK_TIMEOUT};
@@ -39,7 +41,9 @@ use ethcloud::service::{NamedPeer, Service, StatsFileSpec};
 use ethcloud::status::Header;
 use ethcloud::sys::control::{self, ControlServer};
 use ethcloud::sys::privdrop::{self, Identity};
-use ethcloud::sys::{ifaddrs, netdev, notify, signal::SignalFd, tap::TapDevice, udp::UdpSocket};
+use ethcloud::sys::{
+    firewall, ifaddrs, netdev, notify, signal::SignalFd, tap::TapDevice, udp::UdpSocket,
+};
 use ethcloud::time::Instant;
 
 fn main() -> ExitCode {
@@ -251,47 +255,7 @@ fn run(settings: &Settings) -> Result<(), Error> {
     }
     // After --ifup (which may make the tap a bridge port), before the switch to --user
     // (loading and attaching need CAP_BPF and CAP_NET_ADMIN).
-    let kernel_path = if settings.kernel_path {
-        match KernelPath::start(
-            &name,
-            settings.mtu,
-            listen,
-            settings.token,
-            settings.max_peers,
-            settings.max_macs,
-            settings.mac_timeout,
-        ) {
-            Ok(path) => {
-                // Merged runs of datagrams would pass the kernel path by.
-                socket.disable_gro();
-                // Peers with a kernel path know each other by control messages without
-                // checksums.
-                if !path.takes_frames() {
-                    info!(
-                        "kernel path: {name} forwards what it gets (a bridge port, a bond \
-                         member, or forwarding on) or no interface takes frames, so peers send \
-                         their frames here through their daemons"
-                    );
-                } else {
-                    match path.raw_control() {
-                        Ok(raw) => socket.send_control_without_checksums(raw),
-                        Err(e) => warn!(
-                            "kernel path: cannot share the raw socket with the daemon's control \
-                             messages ({e}): they go with checksums, and peers with a kernel \
-                             path learn of this one from its heartbeats only"
-                        ),
-                    }
-                }
-                Some(path)
-            }
-            Err(e) => {
-                warn!("kernel path off, every frame goes through the daemon: {e}");
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let kernel_path = start_kernel_path(settings, &name, listen, &mut socket);
     if let Some(identity) = &identity {
         // What SIGHUP reads must stay readable after the switch: checked as that user
         // while still root, so that a failure leaves --ifdown its privileges.
@@ -360,6 +324,85 @@ fn run(settings: &Settings) -> Result<(), Error> {
 /// `cause`, the error the daemon stops for, which its fatal line gives at the exit, after
 /// the hook (up to a minute, and its own lines, perhaps errors of a device that is gone):
 /// logged first, so that the log tells why before it tells what the hook did.
+
+/// Starts the kernel path as `settings` asks (see [`KernelPathMode`]), after `--ifup` (which
+/// may make the tap a bridge port) and before the switch to `--user` (loading and attaching
+/// need `CAP_BPF` and `CAP_NET_ADMIN`). By default a host with a firewall, or a kernel or
+/// privileges without what it needs, keeps every frame in the daemon, with one info line;
+/// with `--kernel-path` a failure is a warning.
+fn start_kernel_path(
+    settings: &Settings,
+    name: &str,
+    listen: SocketAddr,
+    socket: &mut UdpSocket,
+) -> Option<KernelPath> {
+    let forced = match settings.kernel_path {
+        KernelPathMode::Off => return None,
+        KernelPathMode::On => true,
+        KernelPathMode::Auto => false,
+    };
+    if !forced {
+        match firewall::first() {
+            Ok(None) => {}
+            Ok(Some(what)) => {
+                info!(
+                    "kernel path off, every frame goes through the daemon: this host has a \
+                     firewall ({what}), which frames in the kernel would pass by \
+                     (--kernel-path uses it anyway)"
+                );
+                return None;
+            }
+            Err(e) => {
+                info!(
+                    "kernel path off, every frame goes through the daemon: cannot tell \
+                     whether this host has a firewall ({e})"
+                );
+                return None;
+            }
+        }
+    }
+    let path = match KernelPath::start(
+        name,
+        settings.mtu,
+        listen,
+        settings.token,
+        settings.max_peers,
+        settings.max_macs,
+        settings.mac_timeout,
+        !forced,
+    ) {
+        Ok(path) => path,
+        Err(e) if forced => {
+            warn!("kernel path off, every frame goes through the daemon: {e}");
+            return None;
+        }
+        Err(e) => {
+            info!("kernel path off, every frame goes through the daemon: {e}");
+            return None;
+        }
+    };
+    // Merged runs of datagrams would pass the kernel path by.
+    socket.disable_gro();
+    // Peers with a kernel path know each other by control messages without checksums.
+    if !path.takes_frames() {
+        info!(
+            "kernel path: {name} forwards what it gets (a bridge port, a bond member, or \
+             forwarding on) or no interface takes frames, so peers send their frames here \
+             through their daemons"
+        );
+    } else {
+        match path.raw_control() {
+            Ok(raw) => socket.send_control_without_checksums(raw),
+            Err(e) => warn!(
+                "kernel path: cannot share the raw socket with the daemon's control messages \
+                 ({e}): they go with checksums, and peers with a kernel path learn of this one \
+                 from its heartbeats only"
+            ),
+        }
+    }
+    Some(path)
+}
+
 fn run_ifdown(settings: &Settings, name: &str, cause: Option<&Error>) {
     if let Some(command) = &settings.ifdown {
         if let Some(err) = cause {

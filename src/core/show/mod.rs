@@ -67,7 +67,7 @@ pub type KernelStates = std::collections::BTreeMap<SocketAddr, &'static str>;
 
 /// The kernel path's states of a peer, as `show json` gives them, with what the text form
 /// says of each.
-pub const KERNEL_STATES: [(&str, &str); 5] = [
+pub const KERNEL_STATES: [(&str, &str); 6] = [
     ("on", "on"),
     (
         "unmarked",
@@ -79,6 +79,10 @@ pub const KERNEL_STATES: [(&str, &str); 5] = [
     ),
     ("held-unheard", "held back: nothing heard from it for 20 s"),
     ("no-route", "not used: no route the kernel path can take"),
+    (
+        "aside",
+        "stepped aside: this host has a firewall (--kernel-path to use it anyway)",
+    ),
 ];
 
 /// What the text form says of the kernel path state `state`.

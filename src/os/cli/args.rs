@@ -135,9 +135,13 @@ pub struct Args {
     #[arg(long = "no-aegis")]
     pub no_aegis: bool,
 
-    /// Carry frames to and from direct IPv4 peers in the kernel (BPF), not through the daemon: clear protocol only, Linux 6.6 or later
+    /// Carry frames to and from direct IPv4 peers in the kernel (BPF) even with a firewall on the host (default: only without one; clear protocol, Linux 6.6 or later)
     #[arg(long = "kernel-path")]
     pub kernel_path: bool,
+
+    /// Carry every frame through the daemon, never in the kernel
+    #[arg(long = "no-kernel-path", conflicts_with = "kernel_path")]
+    pub no_kernel_path: bool,
 
     /// Relay for others at most MBIT megabits per second in all; 0: use relays but never be one [default: 100]
     #[arg(long = "relay-rate", value_name = "MBIT")]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use log::LevelFilter;
 
 use super::{
-    default_mtu, parse_listen, parse_peer, parse_token, Args, Host, Settings,
+    default_mtu, parse_listen, parse_peer, parse_token, Args, Host, KernelPathMode, Settings,
     DEFAULT_BUSY_POLL_USECS, DEFAULT_DEVICE, DEFAULT_LISTEN, DEFAULT_MAC_TIMEOUT_SECS,
     DEFAULT_PEER_TIMEOUT_SECS, DEFAULT_REKEY_AFTER_SECS, DEFAULT_RELAY_RATE_MBIT,
     DEFAULT_STATS_INTERVAL_SECS, DEFAULT_THREADS, DEFAULT_TOKEN, MAX_BUSY_POLL_USECS, MAX_CONNECT,
@@ -479,14 +479,29 @@ impl Args {
             |f| f.no_aegis,
             false,
         );
+        let given = if self.kernel_path {
+            Some(Some(true))
+        } else if self.no_kernel_path {
+            Some(Some(false))
+        } else {
+            None
+        };
         let (kernel_path, kernel_path_at) = pick(
-            self.kernel_path.then_some(true),
+            given,
             file,
             "kernel-path",
-            |f| f.kernel_path,
-            false,
+            |f| f.kernel_path.map(Some),
+            None,
         );
-        if kernel_path && (key_file.is_some() || private_key.is_some()) {
+        let sealed = key_file.is_some() || private_key.is_some();
+        let kernel_path = match kernel_path {
+            Some(true) => KernelPathMode::On,
+            Some(false) => KernelPathMode::Off,
+            // The sealed modes have no kernel path: not an error unless asked for.
+            None if sealed => KernelPathMode::Off,
+            None => KernelPathMode::Auto,
+        };
+        if kernel_path == KernelPathMode::On && sealed {
             return Err(kernel_path_at.blame(Error::InvalidCombination {
                 reason: "--kernel-path carries clear frames only: it cannot be used with \
                          --key-file or --private-key",

@@ -36,7 +36,7 @@ mod tests;
 
 pub use addr::{parse_listen, parse_peer, parse_token, Host, PeerAddr};
 pub use args::{Args, Command, ShowArgs};
-pub use settings::{unique_addrs, Settings};
+pub use settings::{unique_addrs, KernelPathMode, Settings};
 
 /// `--device` when neither the command line nor the config file gives one.
 pub const DEFAULT_DEVICE: &str = "ethcloud%d";

@@ -87,9 +87,9 @@ pub struct Settings {
     pub relay_rate: u64,
     /// Seal with AEGIS-128L where peers open it, and say that we do (not `--no-aegis`).
     pub aegis: bool,
-    /// Carry frames to and from direct IPv4 peers in the kernel (`--kernel-path`): clear
-    /// protocol only.
-    pub kernel_path: bool,
+    /// Whether frames to and from direct IPv4 peers go through the kernel (clear protocol
+    /// only).
+    pub kernel_path: KernelPathMode,
     /// Options given that the mode chosen does not use (the sealed modes' options without
     /// `--key-file` or `--private-key`, the stats file's without `--stats-file`): the daemon
     /// says so at start-up.
@@ -176,4 +176,19 @@ pub fn unique_addrs(resolved: &[(PeerAddr, Option<SocketAddr>)]) -> Vec<SocketAd
         .filter_map(|(_, addr)| *addr)
         .filter(|addr| seen.insert(*addr))
         .collect()
+}
+
+/// When frames to and from direct IPv4 peers go through the kernel path (`crate::kpath`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelPathMode {
+    /// The default: on where the kernel and the daemon's privileges allow it, in the clear
+    /// protocol, and while this network namespace has no firewall (the programs run before
+    /// netfilter): off, and nothing loaded, if there is one at start-up; stepping aside within
+    /// about a second if one comes later.
+    Auto,
+    /// `--kernel-path` (or `kernel-path = true`): on whatever the firewall, which the kernel
+    /// path then follows through its heartbeats; a start-up failure is a warning.
+    On,
+    /// `--no-kernel-path` (or `kernel-path = false`): every frame through the daemon.
+    Off,
 }

@@ -881,9 +881,21 @@ fn keepalive_is_optional_and_at_most_half_the_peer_timeout() {
 }
 
 #[test]
-fn the_kernel_path_is_off_by_default_and_clear_mode_only() {
-    assert!(!check(&[]).unwrap().kernel_path);
-    assert!(check(&["--kernel-path"]).unwrap().kernel_path);
+fn the_kernel_path_is_automatic_by_default_and_clear_mode_only() {
+    use crate::cli::KernelPathMode::{Auto, Off, On};
+    assert_eq!(check(&[]).unwrap().kernel_path, Auto);
+    assert_eq!(check(&["--kernel-path"]).unwrap().kernel_path, On);
+    assert_eq!(check(&["--no-kernel-path"]).unwrap().kernel_path, Off);
+    let err = args(&["--kernel-path", "--no-kernel-path"]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
+    // The sealed modes have none, and need not say so.
+    assert_eq!(check(&["--key-file", "/k"]).unwrap().kernel_path, Off);
+    assert_eq!(
+        check(&["--private-key", "/k", "--trusted", "/t"])
+            .unwrap()
+            .kernel_path,
+        Off
+    );
     for sealed in [
         &["--key-file", "/k"][..],
         &["--private-key", "/k", "--trusted", "/t"][..],

@@ -72,7 +72,7 @@ use crate::lane::ForwardView;
 use crate::node::Node;
 use crate::sys::bpf::{self, HashMap, Hook};
 use crate::sys::udp::RawControl;
-use crate::sys::{ifaddrs, netdev};
+use crate::sys::{firewall, ifaddrs, netdev};
 use crate::time::Instant;
 use crate::wire::{self, Mac, Token, VlanId};
 
@@ -297,6 +297,13 @@ pub struct KernelPath {
     heartbeat: [u8; wire::HEADER_LEN + 2],
     /// A heartbeat failure other than the firewall's was logged at info.
     heartbeat_error_told: bool,
+    /// Whether the kernel path steps aside while this network namespace has a firewall (on by
+    /// default, not with `--kernel-path`).
+    watch_firewall: bool,
+    /// The firewall it stepped aside for, if it did.
+    aside: Option<String>,
+    /// While aside, the peers it would take (for `show`).
+    aside_peers: Vec<SocketAddrV4>,
 }
 
 /// The interfaces `decap` goes on: every Ethernet interface of this network namespace but
@@ -340,7 +347,9 @@ impl KernelPath {
     /// Creates the maps (room for `max_peers` peers and `max_macs` MAC entries), loads both
     /// programs and attaches them: `encap` to the tap `tap` (MTU `tap_mtu`), `decap` to the
     /// Ethernet interfaces there are now (at most 64). Frames go out from `listen`'s
-    /// port (and its address, if it names one).
+    /// port (and its address, if it names one). With `watch_firewall` it checks once a
+    /// second whether this network namespace has a firewall ([`crate::sys::firewall`]) and
+    /// steps aside while it has one: its maps empty, every frame goes through the daemon.
     ///
     /// # Errors
     ///
@@ -355,6 +364,7 @@ impl KernelPath {
         max_peers: usize,
         max_macs: usize,
         mac_timeout: Duration,
+        watch_firewall: bool,
     ) -> Result<KernelPath, String> {
         let tap_index = netdev::ifindex(tap).map_err(|e| format!("no index for {tap}: {e}"))?;
         let cap = |n: usize| u32::try_from(n.max(1)).unwrap_or(u32::MAX);
@@ -445,6 +455,9 @@ impl KernelPath {
             raw,
             heartbeat,
             heartbeat_error_told: false,
+            watch_firewall,
+            aside: None,
+            aside_peers: Vec::new(),
         };
         path.sync_locals();
         Ok(path)
@@ -479,6 +492,9 @@ impl KernelPath {
         for key in &self.not_eligible {
             out.entry(SocketAddr::V4(key_addr(key)))
                 .or_insert("no-route");
+        }
+        for addr in &self.aside_peers {
+            out.insert(SocketAddr::V4(*addr), "aside");
         }
         out
     }
@@ -573,6 +589,9 @@ impl KernelPath {
         if now >= self.collected_at + SYNC_EVERY || recheck {
             self.collected_at = now;
             self.collect(node);
+            if self.watch_firewall {
+                self.watch_firewall();
+            }
             self.follow_firewall(now, node);
         }
         // The maps follow the node's view only when it moved (or the routes are checked):
@@ -580,7 +599,15 @@ impl KernelPath {
         if self.synced != Some(node.forward_generation()) || recheck {
             let view = node.forward_view();
             self.synced = Some(view.generation);
-            let (peers, macs) = wanted(&view, now);
+            let (mut peers, mut macs) = wanted(&view, now);
+            self.aside_peers.clear();
+            if self.aside.is_some() {
+                // Everything out of the maps: every frame through the daemon, and the
+                // firewall.
+                self.aside_peers.extend(peers.values().copied());
+                peers.clear();
+                macs.clear();
+            }
             self.sync_peers(now, node, &peers, recheck);
             self.sync_macs(&macs);
             let gone: Vec<PeerKey> = self
@@ -895,6 +922,28 @@ impl KernelPath {
                 }
             }
         }
+    }
+
+    /// Asks whether this network namespace has a firewall now, and steps aside (or back) if
+    /// that changed: the next sync empties the maps (or fills them again). A question the
+    /// kernel does not answer counts as a firewall.
+    fn watch_firewall(&mut self) {
+        let found = match firewall::first() {
+            Ok(found) => found,
+            Err(e) => Some(format!("no answer from the kernel about its firewall: {e}")),
+        };
+        match (&self.aside, &found) {
+            (None, Some(what)) => info!(
+                "kernel path: stepping aside, every frame goes through the daemon: this host \
+                 now has a firewall ({what})"
+            ),
+            (Some(_), None) => {
+                info!("kernel path: on again: this host has no firewall any more");
+            }
+            _ => return,
+        }
+        self.aside = found;
+        self.synced = None;
     }
 
     fn map_error(&mut self, map: &str, e: &std::io::Error) {
