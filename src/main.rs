@@ -320,11 +320,6 @@ fn run(settings: &Settings) -> Result<(), Error> {
     result.map(|_| ())
 }
 
-/// Runs `--ifdown`, if given; a failure is a warning (the daemon is stopping anyway). With
-/// `cause`, the error the daemon stops for, which its fatal line gives at the exit, after
-/// the hook (up to a minute, and its own lines, perhaps errors of a device that is gone):
-/// logged first, so that the log tells why before it tells what the hook did.
-
 /// Starts the kernel path as `settings` asks (see [`KernelPathMode`]), after `--ifup` (which
 /// may make the tap a bridge port) and before the switch to `--user` (loading and attaching
 /// need `CAP_BPF` and `CAP_NET_ADMIN`). By default a host with a firewall, or a kernel or
@@ -403,6 +398,10 @@ fn start_kernel_path(
     Some(path)
 }
 
+/// Runs `--ifdown`, if given; a failure is a warning (the daemon is stopping anyway). With
+/// `cause`, the error the daemon stops for, which its fatal line gives at the exit, after
+/// the hook (up to a minute, and its own lines, perhaps errors of a device that is gone):
+/// logged first, so that the log tells why before it tells what the hook did.
 fn run_ifdown(settings: &Settings, name: &str, cause: Option<&Error>) {
     if let Some(command) = &settings.ifdown {
         if let Some(err) = cause {

@@ -494,3 +494,93 @@ fn the_kernel_path_follows_the_firewall_within_seconds() {
     );
     lab.assert_ping(&a, &b.overlay_v4());
 }
+
+#[test]
+#[ignore = "needs root + netns + nft; .ci/run passes --include-ignored"]
+fn by_default_the_kernel_path_is_on_without_a_firewall_and_steps_aside_for_one() {
+    let mut lab = Lab::new(3);
+    lab.kernel_path_by_default = true;
+    let (a, b, c) = (lab.host(1), lab.host(2), lab.host(3));
+    // No option: these namespaces have no firewall, so both nodes take the kernel path.
+    let (a_socket, _) = pair(&mut lab, &[], &[]);
+    lab.assert_ping(&a, &b.overlay_v4());
+    wait_kernel_sends(&mut lab, 0, &a, &b.overlay_v4());
+    let shown = e2e::show(&lab, &a, &a_socket);
+    assert!(shown.contains("\n  kernel path: on\n"), "{shown}");
+
+    // A firewall on a, even one that lets everything pass: a steps aside within about a
+    // second, and its frames go through its daemon (and so through the firewall).
+    nft(&lab, &a, "add table inet ecfw");
+    nft(
+        &lab,
+        &a,
+        "add chain inet ecfw output { type filter hook output priority 0 ; }",
+    );
+    let start = std::time::Instant::now();
+    lab.daemons[0].wait_log(
+        "kernel path: stepping aside, every frame goes through the daemon: this host now has \
+         a firewall (the nftables chain inet ecfw output)",
+        Duration::from_secs(5),
+    );
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "stepped aside after {took:?}"
+    );
+    let sent = stat(&mut lab, 0, "kernel_path_sent");
+    for _ in 0..5 {
+        lab.assert_ping(&a, &b.overlay_v4());
+    }
+    assert_eq!(stat(&mut lab, 0, "kernel_path_sent"), sent);
+    let shown = e2e::show(&lab, &a, &a_socket);
+    assert!(
+        shown.contains("\n  kernel path: stepped aside: this host has a firewall"),
+        "{shown}"
+    );
+    let json = e2e::must(
+        &lab,
+        &a,
+        &[e2e::ETHCLOUD, "show", "--socket", &a_socket, "--json"],
+    );
+    let json = String::from_utf8_lossy(&json.stdout).into_owned();
+    assert!(json.contains("\"kernel_path\":\"aside\""), "{json}");
+    e2e::assert_show_json_schema(&lab, &a, &lab.file("aside.json"), &json);
+    // The firewall sees a's frames at once: a rule that drops datagrams to b stops them.
+    let b_ip = b.underlay_v4();
+    nft(
+        &lab,
+        &a,
+        &format!("add rule inet ecfw output ip daddr {b_ip} udp dport 3210 drop"),
+    );
+    assert!(
+        pings_stop(&lab, &a, &b.overlay_v4(), Duration::from_secs(5)),
+        "a's pings pass a's firewall"
+    );
+    // The firewall gone, a takes the kernel path again.
+    nft(&lab, &a, "delete table inet ecfw");
+    lab.daemons[0].wait_log(
+        "kernel path: on again: this host has no firewall any more",
+        Duration::from_secs(5),
+    );
+    wait_kernel_sends(&mut lab, 0, &a, &b.overlay_v4());
+    assert!(stat(&mut lab, 0, "kernel_path_sent") > sent);
+
+    // A node that starts on a host with a firewall loads nothing, and says why.
+    nft(&lab, &c, "add table ip ecfw");
+    nft(
+        &lab,
+        &c,
+        "add chain ip ecfw input { type filter hook input priority 0 ; }",
+    );
+    let connect = a.addr_v4();
+    lab.start(&c, &["-l", "0.0.0.0:3210", "-t", "7", "-c", &connect]);
+    lab.daemons[2].wait_log(
+        "kernel path off, every frame goes through the daemon: this host has a firewall \
+         (the nftables chain ip ecfw input)",
+        SOON,
+    );
+    lab.assert_ping(&c, &a.overlay_v4());
+    assert!(!lab.daemons[2]
+        .log()
+        .contains("frames to and from direct IPv4 peers go through the kernel"));
+}

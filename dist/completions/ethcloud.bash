@@ -32,7 +32,7 @@ _ethcloud() {
 
     case "${cmd}" in
         ethcloud)
-            opts="-d -l -t -c -v -q -h -V --device --listen --token --connect --peer-timeout --mac-timeout --verbose --quiet --config --keepalive --max-peers --max-macs --max-macs-per-peer --broadcast-limit --user --group --ifup --ifdown --mtu --stats-file --stats-interval --stats-format --no-offload --no-relay --no-aegis --kernel-path --relay-rate --threads --busy-poll --key-file --private-key --trusted --rekey-after --completions --control-socket --help --version show genkey pubkey"
+            opts="-d -l -t -c -v -q -h -V --device --listen --token --connect --peer-timeout --mac-timeout --verbose --quiet --config --keepalive --max-peers --max-macs --max-macs-per-peer --broadcast-limit --user --group --ifup --ifdown --mtu --stats-file --stats-interval --stats-format --no-offload --no-relay --no-aegis --kernel-path --no-kernel-path --relay-rate --threads --busy-poll --key-file --private-key --trusted --rekey-after --completions --control-socket --help --version show genkey pubkey"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

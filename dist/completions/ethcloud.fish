@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_ethcloud_global_optspecs
-    string join \n d/device= l/listen= t/token= c/connect= peer-timeout= mac-timeout= v/verbose q/quiet config= keepalive= max-peers= max-macs= max-macs-per-peer= broadcast-limit= user= group= ifup= ifdown= mtu= stats-file= stats-interval= stats-format= no-offload no-relay no-aegis kernel-path relay-rate= threads= busy-poll= key-file= private-key= trusted= rekey-after= completions= control-socket= h/help V/version
+    string join \n d/device= l/listen= t/token= c/connect= peer-timeout= mac-timeout= v/verbose q/quiet config= keepalive= max-peers= max-macs= max-macs-per-peer= broadcast-limit= user= group= ifup= ifdown= mtu= stats-file= stats-interval= stats-format= no-offload no-relay no-aegis kernel-path no-kernel-path relay-rate= threads= busy-poll= key-file= private-key= trusted= rekey-after= completions= control-socket= h/help V/version
 end
 
 function __fish_ethcloud_needs_command
@@ -63,7 +63,8 @@ complete -c ethcloud -n "__fish_ethcloud_needs_command" -s q -l quiet -d 'Only p
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l no-offload -d 'Turn off the segmentation offloads (tap TSO/USO/checksum, UDP GSO/GRO, TCP and UDP coalescing)'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l no-relay -d 'Never relay (network key or per-node keys only): do not forward frames for two peers that cannot reach each other, and do not send through other nodes'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -l no-aegis -d 'Never seal with AEGIS-128L or AEGIS-128X4, nor tell peers we open them: sessions and sealed frames stay on AES-GCM or ChaCha20-Poly1305 (network key or per-node keys only)'
-complete -c ethcloud -n "__fish_ethcloud_needs_command" -l kernel-path -d 'Carry frames to and from direct IPv4 peers in the kernel (BPF), not through the daemon: clear protocol only, Linux 6.6 or later'
+complete -c ethcloud -n "__fish_ethcloud_needs_command" -l kernel-path -d 'Carry frames to and from direct IPv4 peers in the kernel (BPF) even with a firewall on the host (default: only without one; clear protocol, Linux 6.6 or later)'
+complete -c ethcloud -n "__fish_ethcloud_needs_command" -l no-kernel-path -d 'Carry every frame through the daemon, never in the kernel'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -s V -l version -d 'Print version'
 complete -c ethcloud -n "__fish_ethcloud_needs_command" -f -a "show" -d 'Ask the running daemon for its peers, MAC table and counters (like `wg show`)'

@@ -216,6 +216,11 @@ pub struct Lab {
     helpers: Vec<Child>,
     /// Start daemons with `-v` (debug logs; the default). Off: info level.
     pub verbose: bool,
+    /// Leave the kernel path to the daemon's default (on: these namespaces have no
+    /// firewall). Off (the default here): daemons whose arguments do not name it get
+    /// `--no-kernel-path`, since these tests are about the daemon's own path; the kernel
+    /// path's tests are in `e2e_kernel_path.rs`.
+    pub kernel_path_by_default: bool,
 }
 
 impl Lab {
@@ -243,6 +248,7 @@ impl Lab {
             daemons: Vec::new(),
             helpers: Vec::new(),
             verbose: true,
+            kernel_path_by_default: false,
         };
         lab.add_namespace(&switch_ns);
         ip(&["-n", &switch_ns, "link", "add", "br0", "type", "bridge"]);
@@ -315,9 +321,16 @@ impl Lab {
             .join(format!("{}-{}.log", host.ns, self.daemons.len()));
         let stderr = File::create(&log).expect("create a daemon log file");
         let level: &[&str] = if self.verbose { &["-v"] } else { &[] };
+        let named = args.iter().any(|a| a.ends_with("kernel-path"));
+        let pinned: &[&str] = if self.kernel_path_by_default || named {
+            &[]
+        } else {
+            &["--no-kernel-path"]
+        };
         let child = Command::new("ip")
             .args(["netns", "exec", &host.ns, ETHCLOUD])
             .args(level)
+            .args(pinned)
             .args(args)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())

@@ -1,4 +1,5 @@
-//! The kernel path (`--kernel-path`): frames between this node and its direct peers, in the
+//! The kernel path (on by default where the host has no firewall; `--kernel-path` forces it,
+//! `--no-kernel-path` turns it off): frames between this node and its direct peers, in the
 //! clear protocol, carried by two small BPF programs inside the kernel instead of through the
 //! daemon. The bytes on the wire are the seed's frame packets, the same as the daemon sends;
 //! what changes is that a frame crosses no system call and no copy into the daemon.
@@ -22,7 +23,7 @@
 //!   it. A control message without a checksum from such a peer marks it as one whose kernel
 //!   path takes frames.
 //!
-//! Peers find each other so: with `--kernel-path` the daemon sends its control messages to
+//! Peers find each other so: with the kernel path on, the daemon sends its control messages to
 //! IPv4 peers without checksums (through a raw socket, `sys::udp::RawControl`; its frames
 //! keep their checksums and UDP GSO), and the daemon asks each peer it starts to serve for its peer list (twice,
 //! 2 s apart); the request and the answer mark both ends. A peer without a kernel path (whose
@@ -45,8 +46,10 @@
 //! notes in each MAC entry when it last took a frame from it (at most once a second), and the
 //! daemon reads those times every [`refresh_every`] and refreshes its own entries.
 //!
-//! The programs run before netfilter, so the kernel path follows the firewall through the
-//! daemon (`follow`): a heartbeat (an empty peer list) every 5 s to each verified IPv4 peer,
+//! The programs run before netfilter. By default the daemon starts the kernel path only on a
+//! host without a firewall ([`crate::sys::firewall`]), asks again once a second, and steps
+//! aside (empty maps) while one is there. With `--kernel-path` it follows the firewall
+//! through the daemon instead (`follow`): a heartbeat (an empty peer list) every 5 s to each verified IPv4 peer,
 //! through a raw socket the OUTPUT chain sees; a peer whose heartbeat is refused, or that is
 //! known to run a kernel path and has not been heard through the socket for 20 s, is held
 //! back out of the maps until that ends.

@@ -11,6 +11,7 @@
 use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::netdev::{attributes, u16_at, u32_at, NLMSG_HDR_LEN};
 
@@ -48,7 +49,28 @@ pub fn first() -> io::Result<Option<String>> {
     if let Some(table) = legacy_table(fs::read_to_string("/proc/net/ip_tables_names").ok()) {
         return Ok(Some(format!("the iptables table {table}")));
     }
-    nft_base_chain()
+    // Where nf_tables is a module not loaded, each question would have the kernel run
+    // modprobe for it: once it said so, it is asked again only once the module is there.
+    if NFT_ABSENT.load(Ordering::Relaxed) {
+        match fs::read_to_string("/proc/modules") {
+            Ok(modules) if !module_loaded(&modules, "nf_tables") => return Ok(None),
+            _ => NFT_ABSENT.store(false, Ordering::Relaxed),
+        }
+    }
+    let found = nft_base_chain();
+    if matches!(found, Err(ref e) if e.kind() == io::ErrorKind::Unsupported) {
+        NFT_ABSENT.store(true, Ordering::Relaxed);
+        return Ok(None);
+    }
+    found
+}
+
+/// nf_tables was not in the kernel at the last question (see [`first`]).
+static NFT_ABSENT: AtomicBool = AtomicBool::new(false);
+
+/// Whether the text of `/proc/modules` lists `name` (each line starts with a module's name).
+fn module_loaded(modules: &str, name: &str) -> bool {
+    modules.lines().any(|l| l.split(' ').next() == Some(name))
 }
 
 /// The first table named in the text of `/proc/net/ip_tables_names` (absent when `ip_tables`
@@ -131,12 +153,17 @@ fn text(v: &[u8]) -> &str {
     std::str::from_utf8(v.split(|b| *b == 0).next().unwrap_or_default()).unwrap_or("?")
 }
 
-/// The first base chain that counts, from a dump of every chain.
+/// The first base chain that counts, from a dump of every chain; an `Unsupported` error
+/// where the kernel has no nf_tables (or no nfnetlink) now.
 fn nft_base_chain() -> io::Result<Option<String>> {
     const ASK_LEN: usize = NLMSG_HDR_LEN + NFGENMSG_LEN;
     let flags = libc::SOCK_RAW | libc::SOCK_CLOEXEC;
     // SAFETY: socket() takes no pointers; the result is checked by `syscall!`.
-    let raw = unsafe { syscall!(socket(libc::AF_NETLINK, flags, libc::NETLINK_NETFILTER)) }?;
+    let raw = unsafe { syscall!(socket(libc::AF_NETLINK, flags, libc::NETLINK_NETFILTER)) }
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::EPROTONOSUPPORT) => unsupported(),
+            _ => e,
+        })?;
     // SAFETY: `raw` was just returned by socket(), is open, and nothing else owns it.
     let socket = unsafe { OwnedFd::from_raw_fd(raw) };
     let timeout = libc::timeval {
@@ -186,10 +213,9 @@ fn nft_base_chain() -> io::Result<Option<String>> {
         match scan(got, seq) {
             Scan::Found(chain) => return Ok(Some(format!("the nftables chain {chain}"))),
             Scan::Done => return Ok(None),
-            // nf_tables not in this kernel: no chain can be there.
-            Scan::Error(libc::EOPNOTSUPP | libc::EPROTONOSUPPORT | libc::ENOENT) => {
-                return Ok(None)
-            }
+            // nf_tables not in this kernel (nfnetlink knows no such subsystem): no chain
+            // can be there.
+            Scan::Error(libc::EINVAL | libc::EOPNOTSUPP) => return Err(unsupported()),
             Scan::Error(errno) => return Err(io::Error::from_raw_os_error(errno)),
             Scan::More => {}
         }
@@ -198,6 +224,10 @@ fn nft_base_chain() -> io::Result<Option<String>> {
         io::ErrorKind::InvalidData,
         "the chain dump did not end",
     ))
+}
+
+fn unsupported() -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, "no nf_tables in this kernel")
 }
 
 #[cfg(test)]
@@ -280,6 +310,14 @@ mod tests {
         assert_eq!(scan(&[], 7), Scan::More);
         // A length below the header's.
         assert_eq!(scan(&[8, 0, 0, 0, 0, 0, 0, 0], 7), Scan::Error(libc::EIO));
+    }
+
+    #[test]
+    fn a_module_is_loaded_if_a_line_starts_with_its_name() {
+        let modules = "nf_tables_x 1 0 - Live 0x0\nnf_tables 372736 0 - Live 0x0\n";
+        assert!(module_loaded(modules, "nf_tables"));
+        assert!(!module_loaded("nf_tables_x 1 0 - Live 0x0\n", "nf_tables"));
+        assert!(!module_loaded("", "nf_tables"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The operating-system edges: tap device, UDP socket, epoll, signalfd, timerfd, the control
 //! socket of `ethcloud show`, local addresses, interface MTU, flags and drop counters and
-//! whether a tap is in use, systemd
+//! whether a tap is in use, whether the host has a firewall, systemd
 //! notification, dropping privileges, the OS random source, the clock that counts suspended
 //! time, the CPU's vector instructions for the checksum.
 //!
