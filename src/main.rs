@@ -336,6 +336,15 @@ fn start_kernel_path(
         KernelPathMode::On => true,
         KernelPathMode::Auto => false,
     };
+    if !forced && settings.user.is_some() {
+        // The default asks about the firewall once a second, which nfnetlink answers only
+        // with CAP_NET_ADMIN, given up with --user.
+        info!(
+            "kernel path off, every frame goes through the daemon: with --user the daemon \
+             cannot watch the host's firewall (--kernel-path uses it anyway)"
+        );
+        return None;
+    }
     if !forced {
         match firewall::first() {
             Ok(None) => {}
@@ -372,7 +381,11 @@ fn start_kernel_path(
             return None;
         }
         Err(e) => {
-            info!("kernel path off, every frame goes through the daemon: {e}");
+            info!(
+                "kernel path off, every frame goes through the daemon: {e} (it needs Linux \
+                 6.6, CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_NET_RAW: see KERNEL PATH and \
+                 SYSTEMD in the man page)"
+            );
             return None;
         }
     };

@@ -498,11 +498,11 @@ fn the_kernel_path_follows_the_firewall_within_seconds() {
 #[test]
 #[ignore = "needs root + netns + nft; .ci/run passes --include-ignored"]
 fn by_default_the_kernel_path_is_on_without_a_firewall_and_steps_aside_for_one() {
-    let mut lab = Lab::new(3);
+    let mut lab = Lab::new(4);
     lab.kernel_path_by_default = true;
-    let (a, b, c) = (lab.host(1), lab.host(2), lab.host(3));
+    let (a, b, c, d) = (lab.host(1), lab.host(2), lab.host(3), lab.host(4));
     // No option: these namespaces have no firewall, so both nodes take the kernel path.
-    let (a_socket, _) = pair(&mut lab, &[], &[]);
+    let (a_socket, b_socket) = pair(&mut lab, &[], &[]);
     lab.assert_ping(&a, &b.overlay_v4());
     wait_kernel_sends(&mut lab, 0, &a, &b.overlay_v4());
     let shown = e2e::show(&lab, &a, &a_socket);
@@ -532,6 +532,19 @@ fn by_default_the_kernel_path_is_on_without_a_firewall_and_steps_aside_for_one()
         lab.assert_ping(&a, &b.overlay_v4());
     }
     assert_eq!(stat(&mut lab, 0, "kernel_path_sent"), sent);
+    // b no longer takes a for a node whose kernel path takes frames (a's Close, and control
+    // messages with checksums since): b's frames to a go through b's daemon too, so that
+    // a's daemon gets them whole and with their checksums. TCP both ways works.
+    lab.daemons[1].wait_log_count(&format!("peer {} added", a.addr_v4()), 2, SOON);
+    let received = stat(&mut lab, 1, "kernel_path_sent");
+    e2e::iperf3_one_off(&mut lab, &b, &a, &a.overlay_v4(), 5201, &[]);
+    e2e::iperf3_one_off(&mut lab, &a, &b, &b.overlay_v4(), 5202, &[]);
+    assert_eq!(stat(&mut lab, 1, "kernel_path_sent"), received);
+    let shown = e2e::show(&lab, &b, &b_socket);
+    assert!(
+        shown.contains("\n  kernel path: frames to it go through the daemon"),
+        "{shown}"
+    );
     let shown = e2e::show(&lab, &a, &a_socket);
     assert!(
         shown.contains("\n  kernel path: stepped aside: this host has a firewall"),
@@ -583,4 +596,25 @@ fn by_default_the_kernel_path_is_on_without_a_firewall_and_steps_aside_for_one()
     assert!(!lab.daemons[2]
         .log()
         .contains("frames to and from direct IPv4 peers go through the kernel"));
+
+    // Nor does one that gives up root (it could not ask about the firewall any more).
+    lab.start(
+        &d,
+        &[
+            "-l",
+            "0.0.0.0:3210",
+            "-t",
+            "7",
+            "-c",
+            &connect,
+            "--user",
+            "nobody",
+        ],
+    );
+    lab.daemons[3].wait_log(
+        "kernel path off, every frame goes through the daemon: with --user the daemon cannot \
+         watch the host's firewall",
+        SOON,
+    );
+    lab.assert_ping(&d, &a.overlay_v4());
 }

@@ -31,6 +31,12 @@ pub trait Socket {
         self.send_to(datagram, to)
     }
 
+    /// Whether control messages go as [`Socket::send_to`] sends frames (`true`), even where
+    /// the implementation has another way for them (the OS socket's raw socket without
+    /// checksums, which the kernel path turns off while it stands aside). The default has
+    /// no other way, so it does nothing.
+    fn control_as_frames(&mut self, _as_frames: bool) {}
+
     /// Sends whatever [`Socket::send_to`] queued. The core calls it after each batch of
     /// input (through [`crate::node::Node::flush`]), so a lone datagram waits for nothing.
     /// The default queues nothing, so it does nothing.

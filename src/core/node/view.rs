@@ -91,11 +91,25 @@ impl<S: Socket, D: Device> Node<S, D> {
         self.peers.get(peer).map(|p| p.last_seen)
     }
 
+    /// When `peer` became a peer, if it is one: a peer removed and added again (after its
+    /// Close, say) has a new time.
+    pub fn peer_added(&self, peer: SocketAddr) -> Option<Instant> {
+        self.peers.get(peer).map(|p| p.added)
+    }
+
     /// Asks `to` for its peer list now (the seed's Get peer list, which every node answers):
     /// the kernel path ([`crate::kpath`]) asks each peer it starts to serve, so that both
     /// ends' kernel paths learn of each other from the request and its answer.
     pub fn ask_peer_list(&mut self, to: SocketAddr) {
         self.send_control(to, crate::wire::Kind::GetPeers);
+    }
+
+    /// Sends `to` the seed's Close, and keeps it as a peer. A peer in the clear protocol
+    /// removes this node at once and asks it again, so that it is a peer again a round trip
+    /// later: the kernel path ([`crate::kpath`]) does this as it stands aside, so that
+    /// peers whose kernel paths took this node for one that takes frames drop that mark.
+    pub fn close_and_stay(&mut self, to: SocketAddr) {
+        self.send_control(to, crate::wire::Kind::Close);
     }
 
     /// The kernel path ([`crate::kpath`]) put frames from `mac` behind `peer` into the tap:

@@ -142,6 +142,12 @@ impl Follow {
         }
     }
 
+    /// Forgets `key` (a peer removed and added again): the next [`Follow::sync_view`] takes
+    /// it as new.
+    pub fn forget(&mut self, key: &PeerKey) {
+        self.peers.remove(key);
+    }
+
     /// The hold of `key` was told at info (its release will be too).
     pub fn told(&mut self, key: &PeerKey) {
         if let Some(entry) = self.peers.get_mut(key) {

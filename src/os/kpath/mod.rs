@@ -246,6 +246,8 @@ struct InPeer {
     egress: [u8; 8],
     /// Its counters as last read.
     read: Read,
+    /// When the node added it (see [`Node::peer_added`]).
+    added: Instant,
 }
 
 /// A MAC entry in the MAC map.
@@ -303,8 +305,10 @@ pub struct KernelPath {
     /// Whether the kernel path steps aside while this network namespace has a firewall (on by
     /// default, not with `--kernel-path`).
     watch_firewall: bool,
-    /// The firewall it stepped aside for, if it did.
+    /// The firewall it stepped aside for (or why it could not tell), if it did.
     aside: Option<String>,
+    /// It just stepped aside: the next sync sends every peer a Close.
+    close_on_sync: bool,
     /// While aside, the peers it would take (for `show`).
     aside_peers: Vec<SocketAddrV4>,
 }
@@ -460,6 +464,7 @@ impl KernelPath {
             heartbeat_error_told: false,
             watch_firewall,
             aside: None,
+            close_on_sync: false,
             aside_peers: Vec::new(),
         };
         path.sync_locals();
@@ -593,13 +598,29 @@ impl KernelPath {
             self.collected_at = now;
             self.collect(node);
             if self.watch_firewall {
-                self.watch_firewall();
+                self.watch_firewall(node);
             }
             self.follow_firewall(now, node);
         }
         // The maps follow the node's view only when it moved (or the routes are checked):
         // a view is a copy of the MAC table.
         if self.synced != Some(node.forward_generation()) || recheck {
+            // A peer removed and added again since the last sync (its Close, and a question
+            // answered, can take less than the 20 ms between syncs) is a new peer: out of
+            // the maps first, so that its entry starts unmarked (see "Finding each other").
+            let again: Vec<PeerKey> = self
+                .in_peers
+                .iter()
+                .filter(|(_, p)| {
+                    node.peer_added(SocketAddr::V4(p.addr))
+                        .is_some_and(|added| added != p.added)
+                })
+                .map(|(k, _)| *k)
+                .collect();
+            for key in again {
+                self.drop_peer(&key);
+                self.follow.forget(&key);
+            }
             let view = node.forward_view();
             self.synced = Some(view.generation);
             let (mut peers, mut macs) = wanted(&view, now);
@@ -610,6 +631,16 @@ impl KernelPath {
                 self.aside_peers.extend(peers.values().copied());
                 peers.clear();
                 macs.clear();
+                if std::mem::take(&mut self.close_on_sync) {
+                    // Peers whose kernel paths took this node for one that takes frames
+                    // would go on sending it frames only a kernel path can take (partial
+                    // checksums, whole super-frames over a veth): a Close makes them drop
+                    // it and verify it again, and its control messages now carry
+                    // checksums, so they do not mark it again.
+                    for addr in &self.aside_peers {
+                        node.close_and_stay(SocketAddr::V4(*addr));
+                    }
+                }
             }
             self.sync_peers(now, node, &peers, recheck);
             self.sync_macs(&macs);
@@ -719,7 +750,16 @@ impl KernelPath {
                         node.ask_peer_list(SocketAddr::V4(addr));
                         self.hello_again.insert(*key, now + HELLO_AGAIN);
                     }
-                    self.in_peers.insert(*key, InPeer { addr, egress, read });
+                    let added = node.peer_added(SocketAddr::V4(addr)).unwrap_or(now);
+                    self.in_peers.insert(
+                        *key,
+                        InPeer {
+                            addr,
+                            egress,
+                            read,
+                            added,
+                        },
+                    );
                 }
                 Err(e) => self.map_error("peer", &e),
             }
@@ -928,20 +968,26 @@ impl KernelPath {
     }
 
     /// Asks whether this network namespace has a firewall now, and steps aside (or back) if
-    /// that changed: the next sync empties the maps (or fills them again). A question the
-    /// kernel does not answer counts as a firewall.
-    fn watch_firewall(&mut self) {
+    /// that changed: control messages take checksums (or lose them again), and the next
+    /// sync empties the maps and sends every peer a Close (or fills the maps again). A
+    /// question the kernel does not answer counts as a firewall.
+    fn watch_firewall<S: Socket, D: Device>(&mut self, node: &mut Node<S, D>) {
         let found = match firewall::first() {
-            Ok(found) => found,
-            Err(e) => Some(format!("no answer from the kernel about its firewall: {e}")),
+            Ok(found) => found.map(|what| format!("this host now has a firewall ({what})")),
+            Err(e) => Some(format!(
+                "cannot tell whether this host has a firewall ({e})"
+            )),
         };
         match (&self.aside, &found) {
-            (None, Some(what)) => info!(
-                "kernel path: stepping aside, every frame goes through the daemon: this host \
-                 now has a firewall ({what})"
-            ),
+            (None, Some(why)) => {
+                info!("kernel path: stepping aside, every frame goes through the daemon: {why}");
+                self.close_on_sync = true;
+                node.socket_mut().control_as_frames(true);
+            }
             (Some(_), None) => {
                 info!("kernel path: on again: this host has no firewall any more");
+                self.close_on_sync = false;
+                node.socket_mut().control_as_frames(false);
             }
             _ => return,
         }

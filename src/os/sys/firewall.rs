@@ -21,6 +21,8 @@ const GETCHAIN: u16 = (10 << 8) | 4;
 const NEWCHAIN: u16 = (10 << 8) | 3;
 /// `struct nfgenmsg`: family, version, resource id.
 const NFGENMSG_LEN: usize = 4;
+/// The kernel's flag on the messages of a dump during which the rules changed.
+const NLM_F_DUMP_INTR: u16 = 0x10;
 const NFTA_CHAIN_TABLE: u16 = 1;
 const NFTA_CHAIN_NAME: u16 = 3;
 const NFTA_CHAIN_HOOK: u16 = 4;
@@ -46,7 +48,13 @@ fn family_name(family: u8) -> Option<&'static str> {
 /// The OS error of the netlink socket or the kernel's error answer (other than nf_tables
 /// not being there at all), or `InvalidData`/`TimedOut` for an answer that does not end.
 pub fn first() -> io::Result<Option<String>> {
-    if let Some(table) = legacy_table(fs::read_to_string("/proc/net/ip_tables_names").ok()) {
+    // (thread-self: the namespace of this thread, which is the daemon's.)
+    let legacy = match fs::read_to_string("/proc/thread-self/net/ip_tables_names") {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    if let Some(table) = legacy_table(legacy) {
         return Ok(Some(format!("the iptables table {table}")));
     }
     // Where nf_tables is a module not loaded, each question would have the kernel run
@@ -57,7 +65,14 @@ pub fn first() -> io::Result<Option<String>> {
             _ => NFT_ABSENT.store(false, Ordering::Relaxed),
         }
     }
-    let found = nft_base_chain();
+    // A dump the rules changed under is asked again (three times at most).
+    let mut found = nft_base_chain();
+    for _ in 0..2 {
+        if !matches!(found, Err(ref e) if e.raw_os_error() == Some(libc::EINTR)) {
+            break;
+        }
+        found = nft_base_chain();
+    }
     if matches!(found, Err(ref e) if e.kind() == io::ErrorKind::Unsupported) {
         NFT_ABSENT.store(true, Ordering::Relaxed);
         return Ok(None);
@@ -96,7 +111,8 @@ enum Scan {
     More,
 }
 
-/// Reads the messages of `buf` (answers to dump `seq`).
+/// Reads the messages of `buf` (answers to dump `seq`). A dump the kernel marks as
+/// interrupted (the rules changed while it was read) is an `EINTR` error.
 fn scan(buf: &[u8], seq: u32) -> Scan {
     let mut at = 0;
     while let Some(len) = u32_at(buf, at).map(|l| l as usize) {
@@ -107,8 +123,19 @@ fn scan(buf: &[u8], seq: u32) -> Scan {
             return Scan::Error(libc::EIO);
         }
         if u32_at(msg, 8) == Some(seq) {
+            if u16_at(msg, 6).is_some_and(|flags| flags & NLM_F_DUMP_INTR != 0) {
+                return Scan::Error(libc::EINTR);
+            }
             match u16_at(msg, 4) {
-                Some(kind) if kind == libc::NLMSG_DONE as u16 => return Scan::Done,
+                Some(kind) if kind == libc::NLMSG_DONE as u16 => {
+                    // (The end of a dump may carry an error of its own.)
+                    return match u32_at(msg, NLMSG_HDR_LEN)
+                        .map(|c| i32::from_ne_bytes(c.to_ne_bytes()))
+                    {
+                        Some(c) if c < 0 => Scan::Error(c.saturating_neg()),
+                        _ => Scan::Done,
+                    };
+                }
                 Some(kind) if kind == libc::NLMSG_ERROR as u16 => {
                     // (An error message with code 0 is an acknowledgement.)
                     let code =
@@ -318,6 +345,16 @@ mod tests {
         assert!(module_loaded(modules, "nf_tables"));
         assert!(!module_loaded("nf_tables_x 1 0 - Live 0x0\n", "nf_tables"));
         assert!(!module_loaded("", "nf_tables"));
+    }
+
+    #[test]
+    fn an_interrupted_dump_and_an_error_at_its_end_are_errors() {
+        let mut interrupted = chain(7, 2, "t", "regular", false);
+        interrupted[6..8].copy_from_slice(&(NLM_F_DUMP_INTR | 2).to_ne_bytes());
+        interrupted.extend(message(libc::NLMSG_DONE as u16, 7, &[0; 4]));
+        assert_eq!(scan(&interrupted, 7), Scan::Error(libc::EINTR));
+        let done = message(libc::NLMSG_DONE as u16, 7, &(-libc::EBUSY).to_ne_bytes());
+        assert_eq!(scan(&done, 7), Scan::Error(libc::EBUSY));
     }
 
     #[test]

@@ -254,9 +254,11 @@ pub struct UdpSocket {
     /// `Some` once batching is on: `send_to` queues, `flush` sends.
     queue: Option<SendQueue>,
     offloads: UdpOffloads,
-    /// `Some` with `--kernel-path`: control messages to IPv4 peers go out through it,
+    /// `Some` with the kernel path: control messages to IPv4 peers go out through it,
     /// without a UDP checksum (see [`UdpSocket::send_control_without_checksums`]).
     control_raw: Option<RawControl>,
+    /// While the kernel path stands aside: control messages keep their checksums.
+    control_raw_paused: bool,
 }
 
 impl AsFd for UdpSocket {

@@ -442,8 +442,12 @@ impl Socket for UdpSocket {
     /// full); one the raw socket cannot take (too long), or any without batching, goes as
     /// any other datagram.
     fn send_control_to(&mut self, datagram: &[u8], to: SocketAddr) -> io::Result<()> {
-        if let (Some(raw), SocketAddr::V4(v4), true) = (&self.control_raw, to, self.queue.is_some())
-        {
+        if let (Some(raw), SocketAddr::V4(v4), true, false) = (
+            &self.control_raw,
+            to,
+            self.queue.is_some(),
+            self.control_raw_paused,
+        ) {
             if raw.is_full() {
                 self.send_queued();
                 self.send_raw_queued();
@@ -457,6 +461,12 @@ impl Socket for UdpSocket {
             }
         }
         self.send_to(datagram, to)
+    }
+
+    /// While `as_frames`, control messages keep their checksums and go through the UDP
+    /// socket, whatever [`UdpSocket::send_control_without_checksums`] set.
+    fn control_as_frames(&mut self, as_frames: bool) {
+        self.control_raw_paused = as_frames;
     }
 
     /// Sends what `send_to` queued (see [`UdpSocket::enable_batching`]).

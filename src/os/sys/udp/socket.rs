@@ -162,6 +162,7 @@ impl UdpSocket {
             queue: None,
             offloads: UdpOffloads::default(),
             control_raw: None,
+            control_raw_paused: false,
         })
     }
 
@@ -198,6 +199,7 @@ impl UdpSocket {
                 .as_ref()
                 .map(RawControl::try_clone)
                 .transpose()?,
+            control_raw_paused: self.control_raw_paused,
         })
     }
 
