@@ -81,7 +81,8 @@ pub const KERNEL_STATES: [(&str, &str); 6] = [
     ("no-route", "not used: no route the kernel path can take"),
     (
         "aside",
-        "stepped aside: this host has a firewall (--kernel-path to use it anyway)",
+        "stepped aside: this host has a firewall, or the daemon cannot tell (see its log; \
+         --kernel-path to use it anyway)",
     ),
 ];
 

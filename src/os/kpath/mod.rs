@@ -23,7 +23,7 @@
 //!   it. A control message without a checksum from such a peer marks it as one whose kernel
 //!   path takes frames.
 //!
-//! Peers find each other so: with the kernel path on, the daemon sends its control messages to
+//! Peers find each other so: with the kernel path on (and not stepped aside), the daemon sends its control messages to
 //! IPv4 peers without checksums (through a raw socket, `sys::udp::RawControl`; its frames
 //! keep their checksums and UDP GSO), and the daemon asks each peer it starts to serve for its peer list (twice,
 //! 2 s apart); the request and the answer mark both ends. A peer without a kernel path (whose
@@ -48,7 +48,9 @@
 //!
 //! The programs run before netfilter. By default the daemon starts the kernel path only on a
 //! host without a firewall ([`crate::sys::firewall`]), asks again once a second, and steps
-//! aside (empty maps) while one is there. With `--kernel-path` it follows the firewall
+//! aside while one is there: empty maps, control messages with checksums, no heartbeats,
+//! and one Close to each peer (which it keeps as a peer), so that peers stop taking it for
+//! a node whose kernel path takes frames; it comes back on after five clean checks. With `--kernel-path` it follows the firewall
 //! through the daemon instead (`follow`): a heartbeat (an empty peer list) every 5 s to each verified IPv4 peer,
 //! through a raw socket the OUTPUT chain sees; a peer whose heartbeat is refused, or that is
 //! known to run a kernel path and has not been heard through the socket for 20 s, is held
@@ -78,6 +80,10 @@ use crate::sys::udp::RawControl;
 use crate::sys::{firewall, ifaddrs, netdev};
 use crate::time::Instant;
 use crate::wire::{self, Mac, Token, VlanId};
+
+/// Checks in a row (one a second) that must find no firewall before the kernel path comes
+/// back on after stepping aside.
+const CLEAN_CHECKS: u32 = 5;
 
 /// Bytes the outer headers add between the frame's Ethernet header and its payload: IPv4
 /// (20), UDP (8), token and switch byte (8), and the frame's own Ethernet header (14, where
@@ -163,6 +169,29 @@ fn wanted(
         })
         .collect();
     (peers, macs)
+}
+
+/// While the kernel path stands aside, the peers (of the view's `peers`) to send a Close to
+/// now, noted in `closed`. Peers whose kernel paths took this node for one that takes frames
+/// would go on sending it frames only a kernel path can take (partial checksums, whole
+/// super-frames over a veth): a Close makes them drop it and verify it again, and its
+/// control messages now carry checksums, so they do not mark it again. Each peer gets one,
+/// also one verified while this node is aside (it may have marked it before); none when
+/// this node takes no frames (`takes_frames` false: it never marked itself).
+fn aside_closes(
+    closed: &mut BTreeSet<PeerKey>,
+    peers: &BTreeMap<PeerKey, SocketAddrV4>,
+    takes_frames: bool,
+) -> Vec<SocketAddrV4> {
+    if !takes_frames {
+        return Vec::new();
+    }
+    closed.retain(|k| peers.contains_key(k));
+    peers
+        .iter()
+        .filter(|(key, _)| closed.insert(**key))
+        .map(|(_, addr)| *addr)
+        .collect()
 }
 
 /// Where frames to a peer leave (the first 8 bytes of its peer map value): the interface
@@ -307,8 +336,11 @@ pub struct KernelPath {
     watch_firewall: bool,
     /// The firewall it stepped aside for (or why it could not tell), if it did.
     aside: Option<String>,
-    /// It just stepped aside: the next sync sends every peer a Close.
-    close_on_sync: bool,
+    /// While aside, the peers sent a Close (each gets one, however late it was verified).
+    closed: BTreeSet<PeerKey>,
+    /// While aside, how many checks in a row found no firewall (it comes back on at
+    /// [`CLEAN_CHECKS`]).
+    clean_checks: u32,
     /// While aside, the peers it would take (for `show`).
     aside_peers: Vec<SocketAddrV4>,
 }
@@ -464,7 +496,8 @@ impl KernelPath {
             heartbeat_error_told: false,
             watch_firewall,
             aside: None,
-            close_on_sync: false,
+            closed: BTreeSet::new(),
+            clean_checks: 0,
             aside_peers: Vec::new(),
         };
         path.sync_locals();
@@ -629,18 +662,11 @@ impl KernelPath {
                 // Everything out of the maps: every frame through the daemon, and the
                 // firewall.
                 self.aside_peers.extend(peers.values().copied());
+                for addr in aside_closes(&mut self.closed, &peers, self.takes_frames) {
+                    node.close_and_stay(SocketAddr::V4(addr));
+                }
                 peers.clear();
                 macs.clear();
-                if std::mem::take(&mut self.close_on_sync) {
-                    // Peers whose kernel paths took this node for one that takes frames
-                    // would go on sending it frames only a kernel path can take (partial
-                    // checksums, whole super-frames over a veth): a Close makes them drop
-                    // it and verify it again, and its control messages now carry
-                    // checksums, so they do not mark it again.
-                    for addr in &self.aside_peers {
-                        node.close_and_stay(SocketAddr::V4(*addr));
-                    }
-                }
             }
             self.sync_peers(now, node, &peers, recheck);
             self.sync_macs(&macs);
@@ -967,10 +993,12 @@ impl KernelPath {
         }
     }
 
-    /// Asks whether this network namespace has a firewall now, and steps aside (or back) if
-    /// that changed: control messages take checksums (or lose them again), and the next
-    /// sync empties the maps and sends every peer a Close (or fills the maps again). A
-    /// question the kernel does not answer counts as a firewall.
+    /// Asks whether this network namespace has a firewall now, and steps aside if it has:
+    /// control messages take checksums, and the next sync empties the maps and sends every
+    /// peer a Close. It comes back on (control messages without checksums again, the maps
+    /// filled) once [`CLEAN_CHECKS`] checks in a row found none, so that a firewall that
+    /// comes and goes does not cost every peer a Close each time. A question the kernel
+    /// does not answer counts as a firewall.
     fn watch_firewall<S: Socket, D: Device>(&mut self, node: &mut Node<S, D>) {
         let found = match firewall::first() {
             Ok(found) => found.map(|what| format!("this host now has a firewall ({what})")),
@@ -978,20 +1006,29 @@ impl KernelPath {
                 "cannot tell whether this host has a firewall ({e})"
             )),
         };
-        match (&self.aside, &found) {
+        match (&self.aside, found) {
             (None, Some(why)) => {
                 info!("kernel path: stepping aside, every frame goes through the daemon: {why}");
-                self.close_on_sync = true;
                 node.socket_mut().control_as_frames(true);
+                self.aside = Some(why);
+                self.clean_checks = 0;
             }
             (Some(_), None) => {
-                info!("kernel path: on again: this host has no firewall any more");
-                self.close_on_sync = false;
+                self.clean_checks += 1;
+                if self.clean_checks < CLEAN_CHECKS {
+                    return;
+                }
+                info!("kernel path: on again: this host has had no firewall for {CLEAN_CHECKS} s");
                 node.socket_mut().control_as_frames(false);
+                self.aside = None;
+                self.closed.clear();
             }
-            _ => return,
+            (Some(_), Some(_)) => {
+                self.clean_checks = 0;
+                return;
+            }
+            (None, None) => return,
         }
-        self.aside = found;
         self.synced = None;
     }
 
@@ -1050,6 +1087,34 @@ mod tests {
         // An expired entry is left out.
         let (_, later) = wanted(&view, t0 + Duration::from_secs(301));
         assert!(later.is_empty());
+    }
+
+    #[test]
+    fn aside_each_peer_gets_one_close_and_a_node_that_takes_no_frames_none() {
+        let addr = |n: u8| SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, n), 3210);
+        let view = |ns: &[u8]| -> BTreeMap<PeerKey, SocketAddrV4> {
+            ns.iter().map(|&n| (peer_key(addr(n)), addr(n))).collect()
+        };
+        let mut closed = BTreeSet::new();
+        assert_eq!(
+            aside_closes(&mut closed, &view(&[1, 2]), true),
+            [addr(1), addr(2)]
+        );
+        // The next sync: nobody twice; a peer verified since gets its one.
+        assert_eq!(aside_closes(&mut closed, &view(&[1, 2]), true), []);
+        assert_eq!(
+            aside_closes(&mut closed, &view(&[1, 2, 3]), true),
+            [addr(3)]
+        );
+        // A peer gone and back (removed and verified again) gets another.
+        assert_eq!(aside_closes(&mut closed, &view(&[1, 3]), true), []);
+        assert_eq!(
+            aside_closes(&mut closed, &view(&[1, 2, 3]), true),
+            [addr(2)]
+        );
+        let mut none = BTreeSet::new();
+        assert_eq!(aside_closes(&mut none, &view(&[1, 2]), false), []);
+        assert!(none.is_empty());
     }
 
     #[test]
