@@ -141,6 +141,9 @@ fn count(counts: &[(String, u64)], name: &str, summary: &str) -> u64 {
 fn run_against_seed_peer(name: &str, relay_args: &[&str]) -> (String, BTreeSet<String>) {
     let dir = TestDir::new("seedinterop", name);
     let mut lab = Lab::new(3);
+    // The node runs as it does by default, kernel path included (these namespaces have no
+    // firewall): a seed peer never shows one, so every frame to it goes through the daemon.
+    lab.kernel_path_by_default = true;
     let (node, seed, listed) = (lab.host(1), lab.host(2), lab.host(3));
     let sock = dir.path("node.sock");
     // The seed peer says Close once this file exists (and its window is over).
@@ -199,6 +202,10 @@ fn run_against_seed_peer(name: &str, relay_args: &[&str]) -> (String, BTreeSet<S
 
     // The node verifies the seed peer: it answered the node's get peer list with a peer list.
     lab.daemons[id].wait_log(&format!("peer {} added", seed.addr_v4()), SOON);
+    lab.daemons[id].wait_log(
+        "kernel path: frames to and from direct IPv4 peers go through the kernel",
+        SOON,
+    );
     let added = Instant::now();
     wait_verified(&lab, &node, &sock, &seed.addr_v4());
 
