@@ -389,8 +389,6 @@ fn start_kernel_path(
             return None;
         }
     };
-    // Merged runs of datagrams would pass the kernel path by.
-    socket.disable_gro();
     // Peers with a kernel path know each other by control messages without checksums.
     if !path.takes_frames() {
         info!(

@@ -163,6 +163,7 @@ impl UdpSocket {
             offloads: UdpOffloads::default(),
             control_raw: None,
             control_raw_paused: false,
+            gro_allowed: false,
         })
     }
 
@@ -200,6 +201,7 @@ impl UdpSocket {
                 .map(RawControl::try_clone)
                 .transpose()?,
             control_raw_paused: self.control_raw_paused,
+            gro_allowed: self.gro_allowed,
         })
     }
 
@@ -211,6 +213,7 @@ impl UdpSocket {
         let gso = set_int_option(fd, libc::SOL_UDP, UDP_SEGMENT, 0).is_ok();
         let gro = set_int_option(fd, libc::SOL_UDP, UDP_GRO, 1).is_ok();
         self.offloads = UdpOffloads { gso, gro };
+        self.gro_allowed = gro;
         self.offloads
     }
 
@@ -226,13 +229,27 @@ impl UdpSocket {
         self.control_raw = Some(raw);
     }
 
-    /// Turns UDP GRO off again (`--kernel-path`: the kernel would merge a peer's runs of
-    /// datagrams before the kernel path sees them, and merged runs are the daemon's to cut).
+    /// Turns UDP GRO off again (the kernel path, while a peer may send through one: the
+    /// kernel would merge a peer's runs of datagrams before the kernel path sees them, and
+    /// merged runs are the daemon's to cut). [`recv_batch`](UdpSocket::recv_batch) reads
+    /// each message's segment size from the message itself, so either state may meet
+    /// datagrams received in the other.
     pub fn disable_gro(&mut self) {
         if self.offloads.gro
             && set_int_option(self.socket.as_fd(), libc::SOL_UDP, UDP_GRO, 0).is_ok()
         {
             self.offloads.gro = false;
+        }
+    }
+
+    /// Turns UDP GRO on again after [`UdpSocket::disable_gro`], if
+    /// [`UdpSocket::enable_offloads`] had turned it on.
+    pub fn enable_gro_again(&mut self) {
+        if self.gro_allowed
+            && !self.offloads.gro
+            && set_int_option(self.socket.as_fd(), libc::SOL_UDP, UDP_GRO, 1).is_ok()
+        {
+            self.offloads.gro = true;
         }
     }
 
