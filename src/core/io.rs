@@ -37,12 +37,6 @@ pub trait Socket {
     /// no other way, so it does nothing.
     fn control_as_frames(&mut self, _as_frames: bool) {}
 
-    /// Whether the kernel may merge runs of datagrams from one sender before they are
-    /// received (UDP GRO), where the implementation has that; the kernel path turns it off
-    /// while a peer may send through one (merged runs would pass it by). The default has
-    /// nothing to turn, so it does nothing.
-    fn merge_received(&mut self, _merge: bool) {}
-
     /// Sends whatever [`Socket::send_to`] queued. The core calls it after each batch of
     /// input (through [`crate::node::Node::flush`]), so a lone datagram waits for nothing.
     /// The default queues nothing, so it does nothing.

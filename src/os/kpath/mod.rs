@@ -39,9 +39,10 @@
 //! every other message; IPv6 underlays) takes the daemon's path, unchanged: a program that
 //! does not take a packet hands it on (`TCX_NEXT`) to the programs and filters after it.
 //! The daemon stays the switch: it decides which peers and MACs the maps hold, from the
-//! node's [`ForwardView`], within 20 ms of a change. While a peer that runs a kernel path is
-//! in the maps, the socket's UDP GRO is off: the kernel would otherwise merge that peer's
-//! datagrams before `decap` sees them (on it again when none is left).
+//! node's [`ForwardView`], within 20 ms of a change. The socket keeps its UDP GRO: Linux never
+//! merges UDP datagrams with a checksum of 0 (`udp_gro_receive_segment` requires one, "for
+//! symmetry with GSO"), so the datagrams `decap` takes reach it one by one whatever the
+//! socket or the interface (`rx-gro-list`) asks.
 //!
 //! So that the daemon keeps its MAC entries while their frames go through the kernel, `decap`
 //! notes in each MAC entry when it last took a frame from it (at most once a second), and the
@@ -344,9 +345,6 @@ pub struct KernelPath {
     clean_checks: u32,
     /// While aside, the peers it would take (for `show`).
     aside_peers: Vec<SocketAddrV4>,
-    /// Whether the socket lets the kernel merge received runs (UDP GRO): see
-    /// [`KernelPath::choose_merging`].
-    merging: bool,
 }
 
 /// The interfaces `decap` goes on: every Ethernet interface of this network namespace but
@@ -502,7 +500,6 @@ impl KernelPath {
             aside: None,
             closed: BTreeSet::new(),
             clean_checks: 0,
-            merging: true,
             aside_peers: Vec::new(),
         };
         path.sync_locals();
@@ -639,7 +636,6 @@ impl KernelPath {
                 self.watch_firewall(node);
             }
             self.follow_firewall(now, node);
-            self.choose_merging(node);
         }
         // The maps follow the node's view only when it moved (or the routes are checked):
         // a view is a copy of the MAC table.
@@ -996,26 +992,6 @@ impl KernelPath {
                     self.synced = None;
                 }
             }
-        }
-    }
-
-    /// UDP GRO on the socket only while no peer may send frames here through its kernel
-    /// path: the kernel would merge such a peer's runs of datagrams before `decap` sees them
-    /// (on a NIC that does GRO), and merged runs are the daemon's to cut. A peer that marked
-    /// itself (it runs a kernel path that takes frames, and so sends through one once it has
-    /// marked this node) turns it off; when none is left (gone, held back, stepped aside),
-    /// it comes back on, so that peers without a kernel path (an older node, a host with a
-    /// firewall) are received as fast as without one. A node that takes no frames never
-    /// turns it off.
-    fn choose_merging<S: Socket, D: Device>(&mut self, node: &mut Node<S, D>) {
-        let merge = !(self.takes_frames && self.in_peers.values().any(|p| p.read.marked));
-        if merge != self.merging {
-            debug!(
-                "kernel path: UDP GRO {} on the socket",
-                if merge { "back on" } else { "off" }
-            );
-            node.socket_mut().merge_received(merge);
-            self.merging = merge;
         }
     }
 

@@ -259,8 +259,6 @@ pub struct UdpSocket {
     control_raw: Option<RawControl>,
     /// While the kernel path stands aside: control messages keep their checksums.
     control_raw_paused: bool,
-    /// [`UdpSocket::enable_offloads`] turned UDP GRO on (it may be turned off and on again).
-    gro_allowed: bool,
 }
 
 impl AsFd for UdpSocket {

@@ -469,16 +469,6 @@ impl Socket for UdpSocket {
         self.control_raw_paused = as_frames;
     }
 
-    /// UDP GRO on or off; on only if [`UdpSocket::enable_offloads`] turned it on (not with
-    /// `--no-offload`, nor where the kernel lacks it).
-    fn merge_received(&mut self, merge: bool) {
-        if merge {
-            self.enable_gro_again();
-        } else {
-            self.disable_gro();
-        }
-    }
-
     /// Sends what `send_to` queued (see [`UdpSocket::enable_batching`]).
     // HOT PATH
     fn flush(&mut self) -> Result<(), FlushError> {

@@ -163,7 +163,6 @@ impl UdpSocket {
             offloads: UdpOffloads::default(),
             control_raw: None,
             control_raw_paused: false,
-            gro_allowed: false,
         })
     }
 
@@ -201,7 +200,6 @@ impl UdpSocket {
                 .map(RawControl::try_clone)
                 .transpose()?,
             control_raw_paused: self.control_raw_paused,
-            gro_allowed: self.gro_allowed,
         })
     }
 
@@ -213,7 +211,6 @@ impl UdpSocket {
         let gso = set_int_option(fd, libc::SOL_UDP, UDP_SEGMENT, 0).is_ok();
         let gro = set_int_option(fd, libc::SOL_UDP, UDP_GRO, 1).is_ok();
         self.offloads = UdpOffloads { gso, gro };
-        self.gro_allowed = gro;
         self.offloads
     }
 
@@ -227,30 +224,6 @@ impl UdpSocket {
     /// `raw` is a handle on the kernel path's raw socket (see [`RawControl::for_socket`]).
     pub fn send_control_without_checksums(&mut self, raw: RawControl) {
         self.control_raw = Some(raw);
-    }
-
-    /// Turns UDP GRO off again (the kernel path, while a peer may send through one: the
-    /// kernel would merge a peer's runs of datagrams before the kernel path sees them, and
-    /// merged runs are the daemon's to cut). [`recv_batch`](UdpSocket::recv_batch) reads
-    /// each message's segment size from the message itself, so either state may meet
-    /// datagrams received in the other.
-    pub fn disable_gro(&mut self) {
-        if self.offloads.gro
-            && set_int_option(self.socket.as_fd(), libc::SOL_UDP, UDP_GRO, 0).is_ok()
-        {
-            self.offloads.gro = false;
-        }
-    }
-
-    /// Turns UDP GRO on again after [`UdpSocket::disable_gro`], if
-    /// [`UdpSocket::enable_offloads`] had turned it on.
-    pub fn enable_gro_again(&mut self) {
-        if self.gro_allowed
-            && !self.offloads.gro
-            && set_int_option(self.socket.as_fd(), libc::SOL_UDP, UDP_GRO, 1).is_ok()
-        {
-            self.offloads.gro = true;
-        }
     }
 
     /// Datagrams the kernel dropped on this socket before the daemon could read them, since it
