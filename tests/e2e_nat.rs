@@ -135,6 +135,11 @@ fn nodes_behind_two_nats_mesh_talk_directly_without_the_public_node_and_survive_
     let sent = e2e::field(&line, "kernel_path_sent").unwrap_or(0);
     assert!(sent > 0, "A's kernel path sent nothing: {line}\n{answer}");
     assert!(answer.contains("\n  kernel path: on\n"), "{answer}");
+    // And B's took them (else they would have reached B's daemon, and the pings passed all
+    // the same).
+    let b_line = lab.daemons[2].stats_line();
+    let received = e2e::field(&b_line, "kernel_path_received").unwrap_or(0);
+    assert!(received > 0, "B's kernel path took nothing: {b_line}");
 
     // NAT rebinding: both routers forget every mapping at once.
     for router in [&a.router, &b.router] {
