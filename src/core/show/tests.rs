@@ -16,14 +16,7 @@ fn text_of<S: crate::io::Socket, D: crate::io::Device>(
     node: &crate::node::Node<S, D>,
     now: crate::time::Instant,
 ) -> String {
-    render_text(
-        &header("ethcloud0"),
-        now,
-        node,
-        LoopCounters::default(),
-        ControlStats::default(),
-        &KernelStates::new(),
-    )
+    text_with(node, now, &KernelStates::new())
 }
 
 /// The JSON form, as [`text_of`].
@@ -31,13 +24,38 @@ fn json_of<S: crate::io::Socket, D: crate::io::Device>(
     node: &crate::node::Node<S, D>,
     now: crate::time::Instant,
 ) -> String {
+    json_with(node, now, &KernelStates::new())
+}
+
+/// [`text_of`] with the kernel path's states `kernel`.
+fn text_with<S: crate::io::Socket, D: crate::io::Device>(
+    node: &crate::node::Node<S, D>,
+    now: crate::time::Instant,
+    kernel: &KernelStates,
+) -> String {
+    render_text(
+        &header("ethcloud0"),
+        now,
+        node,
+        LoopCounters::default(),
+        ControlStats::default(),
+        kernel,
+    )
+}
+
+/// [`json_of`] with the kernel path's states `kernel`.
+fn json_with<S: crate::io::Socket, D: crate::io::Device>(
+    node: &crate::node::Node<S, D>,
+    now: crate::time::Instant,
+    kernel: &KernelStates,
+) -> String {
     render_json(
         &header("ethcloud0"),
         now,
         node,
         LoopCounters::default(),
         ControlStats::default(),
-        &KernelStates::new(),
+        kernel,
     )
 }
 
@@ -276,26 +294,12 @@ fn the_kernel_path_state_of_a_peer_is_shown_when_there_is_one() {
     assert!(!json_of(&node, now).contains("\"kernel_path\":"));
     for (state, text) in KERNEL_STATES {
         let kernel = KernelStates::from([(peer, state)]);
-        let shown = render_text(
-            &header("ethcloud0"),
-            now,
-            &node,
-            LoopCounters::default(),
-            ControlStats::default(),
-            &kernel,
-        );
+        let shown = text_with(&node, now, &kernel);
         assert!(
             shown.contains(&format!("\n  kernel path: {text}\n")),
             "{shown}"
         );
-        let json = render_json(
-            &header("ethcloud0"),
-            now,
-            &node,
-            LoopCounters::default(),
-            ControlStats::default(),
-            &kernel,
-        );
+        let json = json_with(&node, now, &kernel);
         assert!(
             json.contains(&format!(",\"kernel_path\":\"{state}\"")),
             "{json}"

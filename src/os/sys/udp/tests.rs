@@ -466,6 +466,29 @@ fn may_force_buffers() -> bool {
     .is_ok()
 }
 
+/// An `IPPROTO_UDP` raw socket (non-blocking) that gets a copy of every UDP datagram the
+/// host receives, for [`udp_headers_to`].
+fn udp_sniffer() -> std::net::UdpSocket {
+    use std::os::fd::FromRawFd;
+    // SAFETY: socket() takes plain integers and returns a new fd or -1.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_UDP) };
+    assert!(fd >= 0, "raw socket: {}", io::Error::last_os_error());
+    // SAFETY: `fd` was just returned by socket(), is open, and nothing else owns it.
+    let sniff = unsafe { std::net::UdpSocket::from_raw_fd(fd) };
+    sniff.set_nonblocking(true).unwrap();
+    sniff
+}
+
+/// A batching socket bound to `bind` whose control messages go through a raw socket of its
+/// own, without checksums (as with the kernel path).
+fn with_raw_control(bind: &str) -> UdpSocket {
+    let mut tx = UdpSocket::bind(addr(bind)).unwrap();
+    tx.enable_batching();
+    let raw = RawControl::for_socket(tx.local_addr().unwrap()).unwrap();
+    tx.send_control_without_checksums(raw);
+    tx
+}
+
 /// Reads the UDP headers of up to `count` IPv4 datagrams to port `port` from `raw` (an
 /// `IPPROTO_UDP` raw socket, which gets a copy of every UDP datagram the host receives),
 /// within a second: (source port, checksum field, payload's byte at [`crate::wire::TOKEN_LEN`]).
@@ -503,20 +526,11 @@ fn with_raw_control_only_control_messages_go_without_a_checksum() {
     // UDP checksum of 0 and the UDP socket's port, after what the UDP socket had queued;
     // frames, and a control message too long for the raw socket, keep their checksum; and the
     // UDP socket keeps GSO. The receiver gets every one, byte for byte.
-    use std::os::fd::FromRawFd;
     let (headers, got, gso) = in_own_netns(|| {
         run("ip link set lo up");
-        // SAFETY: socket() takes plain integers and returns a new fd or -1.
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_UDP) };
-        assert!(fd >= 0, "raw socket: {}", io::Error::last_os_error());
-        // SAFETY: `fd` was just returned by socket(), is open, and nothing else owns it.
-        let sniff = unsafe { std::net::UdpSocket::from_raw_fd(fd) };
-        sniff.set_nonblocking(true).unwrap();
-        let mut tx = UdpSocket::bind(addr("0.0.0.0:0")).unwrap();
-        tx.enable_batching();
+        let sniff = udp_sniffer();
+        let mut tx = with_raw_control("0.0.0.0:0");
         tx.enable_offloads();
-        let raw = RawControl::for_socket(tx.local_addr().unwrap()).unwrap();
-        tx.send_control_without_checksums(raw);
         let mut rx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
         let to = rx.local_addr().unwrap();
         let token = [1, 2, 3, 4, 5, 6, 7];
@@ -563,10 +577,7 @@ fn a_control_message_the_firewall_refuses_is_counted_as_not_sent() {
     // in send_errors), as it would any datagram of the queue.
     let flushed = in_own_netns(|| {
         run("ip link set lo up");
-        let mut tx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
-        tx.enable_batching();
-        let raw = RawControl::for_socket(tx.local_addr().unwrap()).unwrap();
-        tx.send_control_without_checksums(raw);
+        let mut tx = with_raw_control("127.0.0.1:0");
         let rx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
         let to = rx.local_addr().unwrap();
         run("nft add table inet ecfw");
@@ -597,20 +608,11 @@ fn more_control_messages_than_the_raw_queue_holds_all_go_without_a_checksum() {
     // A pass that sends more control messages than the raw queue holds (keepalives to many
     // peers, say): the full queue is sent first, and every one still goes without a
     // checksum.
-    use std::os::fd::FromRawFd;
     const COUNT: usize = super::raw::RAW_QUEUE + 6;
     let headers = in_own_netns(|| {
         run("ip link set lo up");
-        // SAFETY: socket() takes plain integers and returns a new fd or -1.
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_UDP) };
-        assert!(fd >= 0, "raw socket: {}", io::Error::last_os_error());
-        // SAFETY: `fd` was just returned by socket(), is open, and nothing else owns it.
-        let sniff = unsafe { std::net::UdpSocket::from_raw_fd(fd) };
-        sniff.set_nonblocking(true).unwrap();
-        let mut tx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
-        tx.enable_batching();
-        let raw = RawControl::for_socket(tx.local_addr().unwrap()).unwrap();
-        tx.send_control_without_checksums(raw);
+        let sniff = udp_sniffer();
+        let mut tx = with_raw_control("127.0.0.1:0");
         let rx = UdpSocket::bind(addr("127.0.0.1:0")).unwrap();
         let to = rx.local_addr().unwrap();
         for i in 0..COUNT {
