@@ -344,6 +344,22 @@ fn ping_until_log(
     panic!("no \"{needle}\" in daemon {daemon}'s log");
 }
 
+/// Asserts that `show --json` on `host` (control socket `socket`) gives a peer the kernel
+/// path state `state`, and that the answer fits the schema.
+fn assert_json_kernel_state(lab: &Lab, host: &Host, socket: &str, state: &str) {
+    let json = e2e::must(
+        lab,
+        host,
+        &[e2e::ETHCLOUD, "show", "--socket", socket, "--json"],
+    );
+    let json = String::from_utf8_lossy(&json.stdout).into_owned();
+    assert!(
+        json.contains(&format!("\"kernel_path\":\"{state}\"")),
+        "{json}"
+    );
+    e2e::assert_show_json_schema(lab, host, &lab.file(&format!("{state}.json")), &json);
+}
+
 /// Runs the nft command `command` (one argument) in `host`'s namespace.
 fn nft(lab: &Lab, host: &Host, command: &str) {
     e2e::must(lab, host, &["nft", command]);
@@ -445,14 +461,7 @@ fn the_kernel_path_follows_the_firewall_within_seconds() {
         shown.contains("\n  kernel path: held back: nothing heard from it for 20 s\n"),
         "{shown}"
     );
-    let json = e2e::must(
-        &lab,
-        &b,
-        &[e2e::ETHCLOUD, "show", "--socket", &b_socket, "--json"],
-    );
-    let json = String::from_utf8_lossy(&json.stdout).into_owned();
-    assert!(json.contains("\"kernel_path\":\"held-unheard\""), "{json}");
-    e2e::assert_show_json_schema(&lab, &b, &lab.file("held.json"), &json);
+    assert_json_kernel_state(&lab, &b, &b_socket, "held-unheard");
     // The rule gone, b hears a again and takes its frames again.
     nft(&lab, &b, "flush chain inet ecfw input");
     lab.daemons[1].wait_log(
@@ -557,14 +566,7 @@ fn by_default_the_kernel_path_is_on_without_a_firewall_and_steps_aside_for_one()
         shown.contains("\n  kernel path: stepped aside: this host has a firewall"),
         "{shown}"
     );
-    let json = e2e::must(
-        &lab,
-        &a,
-        &[e2e::ETHCLOUD, "show", "--socket", &a_socket, "--json"],
-    );
-    let json = String::from_utf8_lossy(&json.stdout).into_owned();
-    assert!(json.contains("\"kernel_path\":\"aside\""), "{json}");
-    e2e::assert_show_json_schema(&lab, &a, &lab.file("aside.json"), &json);
+    assert_json_kernel_state(&lab, &a, &a_socket, "aside");
     // The firewall sees a's frames at once: a rule that drops datagrams to b stops them.
     let b_ip = b.underlay_v4();
     nft(
