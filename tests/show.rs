@@ -45,6 +45,24 @@ fn assert_fails_with(out: &Output, needle: &str) {
 }
 
 /// The number after `key: ` on the first line that has it, e.g. `  frames_to_device: 3`.
+/// Leaves a stale socket file at `path`: bound, then closed. A process another test
+/// spawns at that moment holds a copy of the listener until its `exec`, and a connect
+/// then still succeeds; so this waits (at most 5 s) until a connect is refused.
+fn stale_socket(path: &Path) {
+    drop(UnixListener::bind(path).unwrap());
+    let start = Instant::now();
+    loop {
+        match UnixStream::connect(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return,
+            other => assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "the closed socket still takes connections: {other:?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn number_after(answer: &str, key: &str) -> u64 {
     answer
         .lines()
@@ -267,7 +285,7 @@ fn show_errors_no_daemon_wrong_socket_not_permitted() {
     assert_fails_with(&out, "is not a socket");
 
     let stale = dir.join("stale.sock");
-    drop(UnixListener::bind(&stale).unwrap());
+    stale_socket(&stale);
     let out = show(&lab, &[], &["--socket", stale.to_str().unwrap()]);
     assert_fails_with(&out, "nothing listens on");
 
@@ -319,7 +337,7 @@ fn default_socket_is_per_device_root_only_replaces_a_stale_one_and_goes_at_exit(
         std::fs::set_permissions("/run/ethcloud", std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let _ = std::fs::remove_file(&path);
-    drop(UnixListener::bind(&path).unwrap());
+    stale_socket(&path);
 
     let id = lab.spawn(&a, &["-d", &device, "-t", "7"]);
     lab.daemons[id].wait_log(&format!("control socket {}", path.display()), SOON);

@@ -970,7 +970,7 @@ mod tests {
             sock("ethcloud1")
         );
         // A socket left behind by a daemon that died (nobody listens): not a second daemon.
-        drop(std::os::unix::net::UnixListener::bind(sock("stale")).unwrap());
+        stale_socket(&sock("stale"));
         assert_eq!(find_default_in(&dir, None).unwrap().path, sock("ethcloud1"));
         // Two daemons: a template names neither, so none is asked.
         let _two = std::os::unix::net::UnixListener::bind(sock("ethcloud0")).unwrap();
@@ -1114,7 +1114,7 @@ mod tests {
     fn the_default_socket_is_asked_over_the_probe_s_connection() {
         let (dir, path, mut server, poll) = serving("probe");
         // A stale socket beside it is probed too, and dropped.
-        drop(std::os::unix::net::UnixListener::bind(dir.join("stale.sock")).unwrap());
+        stale_socket(&dir.join("stale.sock"));
         let client_dir = dir.clone();
         let client = std::thread::spawn(move || {
             let found = find_default_in(&client_dir, None)?;
@@ -1185,12 +1185,31 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Leaves a stale socket file at `path`: bound, then closed. A process another test
+    /// thread spawns at that moment holds a copy of the listener (close-on-exec) until its
+    /// `exec`, and a connect then still succeeds; so this waits, at most 5 s, until a
+    /// connect is refused.
+    fn stale_socket(path: &Path) {
+        drop(bind_private(path).unwrap());
+        let start = std::time::Instant::now();
+        loop {
+            match connect_now(path) {
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return,
+                other => assert!(
+                    start.elapsed() < Duration::from_secs(5),
+                    "the closed socket still takes connections: {other:?}"
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     #[test]
     fn a_stale_socket_is_replaced_but_a_regular_file_is_not() {
         let dir = temp_dir("stale");
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("x.sock");
-        drop(UnixListener::bind(&path).unwrap());
+        stale_socket(&path);
         assert!(path.exists());
         let server = ControlServer::bind(&path).unwrap();
         drop(server);
@@ -1313,7 +1332,7 @@ mod tests {
         let err = request(&file, "show").unwrap_err().to_string();
         assert!(err.contains("is not a socket"), "{err}");
         let stale = dir.join("stale.sock");
-        drop(UnixListener::bind(&stale).unwrap());
+        stale_socket(&stale);
         let err = request(&stale, "show").unwrap_err().to_string();
         assert!(err.starts_with("nothing listens on "), "{err}");
         fs::remove_dir_all(&dir).unwrap();
@@ -1376,9 +1395,18 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("x.sock");
         let mut both = 0;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        // Another thread spawns processes meanwhile, as other tests do (each child holds
+        // copies of the listeners until its exec): the stale file must still be told apart.
+        let spawner = std::thread::spawn(move || {
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::process::Command::new("true").status();
+            }
+        });
         for _ in 0..300 {
             // A stale file: its daemon is gone.
-            drop(bind_private(&path).unwrap());
+            stale_socket(&path);
             let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
             let racers: Vec<_> = (0..2)
                 .map(|_| {
@@ -1389,18 +1417,20 @@ mod tests {
                     })
                 })
                 .collect();
-            let servers: Vec<_> = racers
+            let (servers, refused): (Vec<_>, Vec<_>) = racers
                 .into_iter()
-                .filter_map(|r| r.join().unwrap().ok())
-                .collect();
+                .map(|r| r.join().unwrap())
+                .partition(|r| r.is_ok());
             // One of them listens, on the file at the path; the other was refused.
-            assert!(!servers.is_empty());
+            assert!(!servers.is_empty(), "both were refused: {refused:?}");
             if servers.len() > 1 {
                 both += 1;
             }
             drop(servers);
             let _ = fs::remove_file(&path);
         }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        spawner.join().unwrap();
         assert_eq!(
             both, 0,
             "both daemons listened, one on a file the other removed"
