@@ -634,3 +634,64 @@ fn by_default_the_kernel_path_is_on_without_a_firewall_and_steps_aside_for_one()
     );
     lab.assert_ping(&d, &a.overlay_v4());
 }
+
+/// b's underlay moves to an interface plugged in after its daemon started (its address goes
+/// from eth0 to a new eth1, and eth0 goes down): within seconds `decap` is on eth1 and the
+/// route to a is asked again, so a's frames still go through the kernel into b's tap, and
+/// b's frames leave through eth1, not the interface the route no longer takes.
+#[test]
+#[ignore = "needs root + netns; .ci/run passes --include-ignored"]
+fn the_kernel_path_follows_the_underlay_to_an_interface_plugged_in_later() {
+    let mut lab = Lab::new(2);
+    lab.kernel_path_by_default = true;
+    let (a, b) = (lab.host(1), lab.host(2));
+    pair(&mut lab, &[], &[]);
+    lab.assert_ping(&a, &b.overlay_v4());
+    wait_kernel_sends(&mut lab, 0, &a, &b.overlay_v4());
+    wait_kernel_sends(&mut lab, 1, &b, &a.overlay_v4());
+    assert!(
+        lab.daemons[1].log().contains("receiving on eth0\n"),
+        "{}",
+        lab.daemons[1].log()
+    );
+
+    lab.plug(&b, "eth1");
+    let v4 = format!("{}/24", b.underlay_v4());
+    e2e::must(&lab, &b, &["ip", "addr", "del", &v4, "dev", "eth0"]);
+    e2e::must(&lab, &b, &["ip", "link", "set", "eth0", "down"]);
+    e2e::must(&lab, &b, &["ip", "addr", "add", &v4, "dev", "eth1"]);
+    // (a would learn eth1's MAC once its entry for b's address went stale.)
+    e2e::must(&lab, &a, &["ip", "neigh", "flush", "dev", "eth0"]);
+    let moved = std::time::Instant::now();
+    lab.daemons[1].wait_log("kernel path: receiving on eth1 too", Duration::from_secs(5));
+
+    // Pings both ways from the move on, until each daemon's kernel path has carried ten
+    // more: b's takes a's frames on eth1, and sends its own through eth1.
+    let received = stat(&mut lab, 1, "kernel_path_received");
+    let sent = stat(&mut lab, 1, "kernel_path_sent");
+    let mut answered = 0;
+    for _ in 0..100 {
+        if lab.ping_once(&a, &b.overlay_v4()) && lab.ping_once(&b, &a.overlay_v4()) {
+            answered += 1;
+        }
+        if stat(&mut lab, 1, "kernel_path_received") >= received + 10
+            && stat(&mut lab, 1, "kernel_path_sent") >= sent + 10
+        {
+            break;
+        }
+        assert!(
+            moved.elapsed() < Duration::from_secs(10),
+            "b's kernel path carried {} more frames in and {} out, {answered} pings \
+             answered both ways",
+            stat(&mut lab, 1, "kernel_path_received") - received,
+            stat(&mut lab, 1, "kernel_path_sent") - sent
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "the kernel path carried b's frames again {:?} after the move",
+        moved.elapsed()
+    );
+    e2e::iperf3_one_off(&mut lab, &a, &b, &b.overlay_v4(), 5201, &[]);
+    e2e::iperf3_one_off(&mut lab, &b, &a, &a.overlay_v4(), 5202, &[]);
+}

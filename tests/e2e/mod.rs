@@ -299,6 +299,18 @@ impl Lab {
         self.hosts.push(host);
     }
 
+    /// Gives `host` another interface `name` on the underlay bridge (a veth, up, without
+    /// addresses), as a second NIC plugged in while the daemons run.
+    pub fn plug(&self, host: &Host, name: &str) {
+        let port = format!("{name}p{}", host.index);
+        let sw = self.switch_ns.as_str();
+        ip(&[
+            "-n", &host.ns, "link", "add", name, "type", "veth", "peer", "name", &port, "netns", sw,
+        ]);
+        ip(&["-n", sw, "link", "set", &port, "master", "br0", "up"]);
+        ip(&["-n", &host.ns, "link", "set", name, "up"]);
+    }
+
     /// Starts `ethcloud ARGS` on `host` (with `-v`, stderr to a log file), waits for its tap and
     /// sets it up as an operator would: MTU 1400, up, the host's overlay addresses. Returns
     /// the daemon's index in [`Lab::daemons`].

@@ -9,12 +9,14 @@
 //!   outer IPv4 and UDP headers, the token and switch byte 0, and leaves through the
 //!   interface the kernel routes that peer's address through, from the address it would pick
 //!   (`bpf_redirect_neigh`: the kernel fills in the Ethernet addresses). The daemon asks the
-//!   kernel for that route (`RTM_GETROUTE`) when the peer comes in and every 30 s; a peer
+//!   kernel for that route (`RTM_GETROUTE`) when the peer comes in, within about two seconds
+//!   of a change rtnetlink announces to the interfaces, addresses or routes, and every 30 s; a peer
 //!   whose route is not a unicast one, or whose MTU is below the tap's plus the 50 bytes of
 //!   headers, stays with the daemon. A TCP or UDP super-frame from the tap stays one packet,
 //!   marked as UDP-tunnelled, and is cut into datagrams wherever it has to be, as the
 //!   kernel's own VXLAN's are.
-//! - `decap`, on the ingress of every Ethernet interface at start-up (TCX links): a frame
+//! - `decap`, on the ingress of every Ethernet interface (TCX links; one that appears later
+//!   gets it within about two seconds, see [`netdev::ChangeWatch`]): a frame
 //!   packet for one of this host's addresses, with a UDP checksum of 0 (what a kernel path
 //!   sends; anything checksummed goes through the kernel's UDP input), from a peer of the
 //!   peer map, on the interface the route to it leaves through, with the token, whose
@@ -117,8 +119,12 @@ const MAX_LOCALS: usize = 256;
 const SYNC_MIN_GAP: Duration = Duration::from_millis(20);
 /// The longest time between two syncs and counter reads.
 const SYNC_EVERY: Duration = Duration::from_secs(1);
-/// How often the routes to the peers and the host's addresses are asked again.
+/// How often the routes to the peers, the interfaces and the host's addresses are asked
+/// again, when nothing says they changed.
 const RECHECK_EVERY: Duration = Duration::from_secs(30);
+/// The shortest time between two such checks when changes are announced (see
+/// [`netdev::ChangeWatch`]).
+const RECHECK_GAP: Duration = Duration::from_secs(2);
 /// When a peer put in the map is asked a second time for its peer list.
 const HELLO_AGAIN: Duration = Duration::from_secs(2);
 
@@ -295,8 +301,22 @@ pub struct KernelPath {
     macs: HashMap,
     peers: HashMap,
     locals: HashMap,
-    /// The links keep the programs attached; dropping them detaches.
-    _links: Vec<OwnedFd>,
+    /// `encap`'s link to the tap: it keeps the program attached; dropping it detaches.
+    _encap_link: OwnedFd,
+    /// The `decap` program, for the interfaces that come later.
+    decap: OwnedFd,
+    /// `decap`'s links, by the index of the interface each is on (with its name).
+    decap_on: BTreeMap<u32, (String, OwnedFd)>,
+    /// Interfaces `decap` is not on and will not be tried on again while they are there: the
+    /// tap, those that are not Ethernet, those the kernel refused.
+    passed_over: BTreeSet<u32>,
+    /// The tap's index.
+    tap_index: u32,
+    /// Whether 64 interfaces were taken and another found (told once).
+    too_many_told: bool,
+    /// Tells when interfaces, addresses or routes changed (`None` if it could not be opened:
+    /// then only the 30-s checks see them).
+    changes: Option<netdev::ChangeWatch>,
     /// The `--listen` address (its IP, if it names one, is where frames leave from).
     listen: SocketAddr,
     /// The smallest route MTU a peer may have: the tap's MTU and 50 bytes of headers.
@@ -315,8 +335,10 @@ pub struct KernelPath {
     /// When the counters were last read and the firewall followed (once a second, however
     /// often the maps are synced).
     collected_at: Instant,
-    /// When the routes and the local addresses are asked again.
+    /// When the routes, the interfaces and the local addresses are asked again, and when
+    /// they last were.
     recheck_at: Instant,
+    rechecked_at: Instant,
     /// When the MACs' last-seen times are read next.
     seen_read_at: Instant,
     refresh: Duration,
@@ -347,47 +369,11 @@ pub struct KernelPath {
     aside_peers: Vec<SocketAddrV4>,
 }
 
-/// The interfaces `decap` goes on: every Ethernet interface of this network namespace but
-/// `tap`, as (name, index). (On a bridge port or a bond member it takes nothing: the route to
-/// a peer leaves through the bridge or the bond, and `decap` takes a datagram only from the
-/// interface the route to its sender leaves through.)
-fn underlay_interfaces(tap: &str) -> Vec<(String, u32)> {
-    let all = match netdev::interfaces() {
-        Ok(all) => all,
-        Err(e) => {
-            warn!("kernel path: cannot list the interfaces ({e}): receiving on none");
-            return Vec::new();
-        }
-    };
-    let mut out: Vec<(String, u32)> = all
-        .into_iter()
-        .filter(|(name, _)| {
-            name != tap
-                && match netdev::is_ethernet(name) {
-                    Ok(is) => is,
-                    Err(e) => {
-                        debug!("kernel path: not on {name}: {e}");
-                        false
-                    }
-                }
-        })
-        .collect();
-    out.sort_by_key(|&(_, index)| index);
-    if out.len() > MAX_INTERFACES {
-        warn!(
-            "kernel path: {} Ethernet interfaces; receiving on the first {MAX_INTERFACES} \
-             (by index) only",
-            out.len()
-        );
-        out.truncate(MAX_INTERFACES);
-    }
-    out
-}
-
 impl KernelPath {
     /// Creates the maps (room for `max_peers` peers and `max_macs` MAC entries), loads both
     /// programs and attaches them: `encap` to the tap `tap` (MTU `tap_mtu`), `decap` to the
-    /// Ethernet interfaces there are now (at most 64). Frames go out from `listen`'s
+    /// Ethernet interfaces there are now (at most 64; and, from [`KernelPath::tend`], to
+    /// those that come later). Frames go out from `listen`'s
     /// port (and its address, if it names one). With `watch_firewall` it checks once a
     /// second whether this network namespace has a firewall ([`crate::sys::firewall`]) and
     /// steps aside while it has one: its maps empty, every frame goes through the daemon.
@@ -450,33 +436,28 @@ impl KernelPath {
         };
         let encap = load(&encap, Hook::Egress, c"ethcloud_encap")?;
         let decap = load(&decap, Hook::Ingress, c"ethcloud_decap")?;
-        let mut links = vec![bpf::attach_tcx(&encap, tap_index, Hook::Egress)
-            .map_err(|e| format!("cannot attach to {tap}'s egress (TCX, Linux 6.6): {e}"))?];
-        let mut on = Vec::new();
-        for (name, index) in underlay_interfaces(tap) {
-            match bpf::attach_tcx(&decap, index, Hook::Ingress) {
-                Ok(link) => {
-                    links.push(link);
-                    on.push(name);
-                }
-                Err(e) => debug!("kernel path: not on {name}: {e}"),
-            }
-        }
-        let on_none = on.is_empty();
-        info!(
-            "kernel path: frames to and from direct IPv4 peers go through the kernel; \
-             receiving on {}",
-            if on.is_empty() {
-                "no interface (sending only)".to_owned()
-            } else {
-                on.join(", ")
-            }
-        );
+        let encap_link = bpf::attach_tcx(&encap, tap_index, Hook::Egress)
+            .map_err(|e| format!("cannot attach to {tap}'s egress (TCX, Linux 6.6): {e}"))?;
+        // (Before the interfaces are listed: one that comes meanwhile is not missed.)
+        let changes = netdev::ChangeWatch::open()
+            .map_err(|e| {
+                debug!(
+                    "kernel path: cannot watch the interfaces and routes ({e}): \
+                     asking every 30 s only"
+                );
+            })
+            .ok();
         let mut path = KernelPath {
             macs,
             peers,
             locals,
-            _links: links,
+            _encap_link: encap_link,
+            decap,
+            decap_on: BTreeMap::new(),
+            passed_over: BTreeSet::new(),
+            tap_index,
+            too_many_told: false,
+            changes,
             listen,
             min_mtu: tap_mtu.saturating_add(HDR_ROOM as u32),
             in_peers: BTreeMap::new(),
@@ -487,9 +468,10 @@ impl KernelPath {
             synced_at: Instant::ZERO,
             collected_at: Instant::ZERO,
             recheck_at: Instant::ZERO,
+            rechecked_at: Instant::ZERO,
             seen_read_at: Instant::ZERO,
             refresh,
-            takes_frames: take_super && !on_none,
+            takes_frames: false,
             hello_again: BTreeMap::new(),
             totals: Totals::default(),
             follow: follow::Follow::default(),
@@ -502,8 +484,88 @@ impl KernelPath {
             clean_checks: 0,
             aside_peers: Vec::new(),
         };
+        let on = path.sync_interfaces();
+        info!(
+            "kernel path: frames to and from direct IPv4 peers go through the kernel; \
+             receiving on {}",
+            if on.is_empty() {
+                "no interface (sending only)".to_owned()
+            } else {
+                on.join(", ")
+            }
+        );
+        path.takes_frames = take_super && !on.is_empty();
         path.sync_locals();
         Ok(path)
+    }
+
+    /// Puts `decap` on the Ethernet interfaces of this network namespace it is not on yet
+    /// (but the tap; at most [`MAX_INTERFACES`] at a time, taken by index) and lets go of the
+    /// links of interfaces that are gone. Returns the names of those it went on. (On a
+    /// bridge port or a bond member it takes nothing: the route to a peer leaves through the
+    /// bridge or the bond, and `decap` takes a datagram only from the interface the route to
+    /// its sender leaves through.)
+    fn sync_interfaces(&mut self) -> Vec<String> {
+        let all = match netdev::interfaces() {
+            Ok(all) => all,
+            Err(e) => {
+                warn!("kernel path: cannot list the interfaces: {e}");
+                return Vec::new();
+            }
+        };
+        let present: BTreeSet<u32> = all.iter().map(|&(_, index)| index).collect();
+        self.decap_on.retain(|index, (name, _)| {
+            let here = present.contains(index);
+            if !here {
+                debug!("kernel path: {name} is gone");
+            }
+            here
+        });
+        self.passed_over.retain(|index| present.contains(index));
+        let mut new: Vec<(String, u32)> = all
+            .into_iter()
+            .filter(|(_, index)| {
+                !self.decap_on.contains_key(index) && !self.passed_over.contains(index)
+            })
+            .collect();
+        new.sort_by_key(|&(_, index)| index);
+        let mut on = Vec::new();
+        for (name, index) in new {
+            let ethernet = index != self.tap_index
+                && match netdev::is_ethernet(&name) {
+                    Ok(is) => is,
+                    Err(e) => {
+                        // (Gone or renamed since the list: asked again at the next check.)
+                        debug!("kernel path: not on {name} for now: {e}");
+                        continue;
+                    }
+                };
+            if !ethernet {
+                self.passed_over.insert(index);
+                continue;
+            }
+            if self.decap_on.len() >= MAX_INTERFACES {
+                if !self.too_many_told {
+                    self.too_many_told = true;
+                    warn!(
+                        "kernel path: more than {MAX_INTERFACES} Ethernet interfaces; \
+                         receiving on {MAX_INTERFACES} of them only"
+                    );
+                }
+                break;
+            }
+            match bpf::attach_tcx(&self.decap, index, Hook::Ingress) {
+                Ok(link) => {
+                    self.decap_on.insert(index, (name.clone(), link));
+                    on.push(name);
+                }
+                Err(e) => {
+                    debug!("kernel path: not on {name}: {e}");
+                    self.passed_over.insert(index);
+                }
+            }
+        }
+        on
     }
 
     /// Whether peers' kernel paths may send frames here: not when the tap forwards what it
@@ -616,17 +678,33 @@ impl KernelPath {
 
     /// After a pass of the loop: when the node's view changed (at most every 20 ms), brings
     /// the maps in line with it; every second adds what the programs counted to the peers'
-    /// traffic; every 30 s also asks again where frames to each peer leave, and the host's
-    /// addresses.
+    /// traffic; every 30 s, and within about two seconds of a change the kernel announces,
+    /// also asks again where frames to each peer leave, the interfaces `decap` goes on, and
+    /// the host's addresses.
     pub fn tend<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>) {
         if now < self.due(node) {
             return;
         }
         self.synced_at = now;
+        if now >= self.collected_at + SYNC_EVERY
+            && self.changes.as_mut().is_some_and(|c| c.changed())
+        {
+            // Interfaces, addresses or routes changed: asked again now (at most every
+            // RECHECK_GAP), not at the next 30-s check, so that frames do not keep leaving
+            // through an interface the route no longer takes, nor arrive where `decap` is not.
+            self.recheck_at = self
+                .recheck_at
+                .min(now.max(self.rechecked_at + RECHECK_GAP));
+        }
         let recheck = now >= self.recheck_at;
         if recheck {
+            self.rechecked_at = now;
             self.recheck_at = now + RECHECK_EVERY;
             self.not_eligible.clear();
+            let on = self.sync_interfaces();
+            if !on.is_empty() {
+                debug!("kernel path: receiving on {} too", on.join(", "));
+            }
             self.sync_locals();
         }
         if now >= self.collected_at + SYNC_EVERY || recheck {

@@ -3,7 +3,8 @@
 //! counter, over rtnetlink ([`LinkCounters`], read on a thread of its own by
 //! [`TapDropsReader`]) or from `/proc/net/dev` of the daemon's network namespace; and whether
 //! a tun or tap device has a queue attached ([`tap_in_use`], which `tap` asks before a
-//! multi-queue attach).
+//! multi-queue attach); the route to an address ([`route_to`]); and whether interfaces,
+//! addresses or routes changed ([`ChangeWatch`]).
 //!
 //! Owns those ioctls (and `SIOCGIFINDEX`), the `ifreq` they use, and the one `RTM_GETLINK`
 //! request these read. It does not create or delete interfaces
@@ -552,6 +553,82 @@ impl TapDropsReader {
     }
 }
 
+/// Most notifications [`ChangeWatch::changed`] reads in one call (what is left is read at
+/// the next).
+const CHANGES_PER_CALL: usize = 4096;
+
+/// Tells whether this network namespace's interfaces, IPv4 addresses or IPv4 routes changed:
+/// an rtnetlink socket in the groups that announce them (`RTMGRP_LINK`,
+/// `RTMGRP_IPV4_IFADDR`, `RTMGRP_IPV4_ROUTE`), read without waiting. Joining them needs no
+/// privilege. The notifications are counted, not read: what changed is asked again by the
+/// caller.
+#[derive(Debug)]
+pub struct ChangeWatch {
+    socket: OwnedFd,
+}
+
+impl ChangeWatch {
+    /// Joins the groups.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of opening or binding the netlink socket.
+    pub fn open() -> io::Result<ChangeWatch> {
+        let flags = libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+        // SAFETY: socket() takes no pointers; the result is checked by `syscall!`.
+        let raw = unsafe { syscall!(socket(libc::AF_NETLINK, flags, libc::NETLINK_ROUTE)) }?;
+        // SAFETY: `raw` was just returned by socket(), is open, and nothing else owns it.
+        let socket = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: sockaddr_nl is plain data; all zeroes is a valid value.
+        let mut addr: libc::sockaddr_nl = unsafe { mem::zeroed() };
+        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        addr.nl_groups =
+            (libc::RTMGRP_LINK | libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV4_ROUTE) as u32;
+        let addr_ptr: *const libc::sockaddr_nl = &addr;
+        // SAFETY: the fd is open; `addr_ptr` points to a live sockaddr_nl of the length
+        // given, which the kernel only reads.
+        unsafe {
+            syscall!(bind(
+                socket.as_raw_fd(),
+                addr_ptr.cast(),
+                mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t
+            ))
+        }?;
+        Ok(ChangeWatch { socket })
+    }
+
+    /// Whether a notification came since the last call (or some were lost: the socket's
+    /// buffer overflowed, `ENOBUFS`). Never waits; reads at most 4096
+    /// notifications, each cut to a few bytes. An error other than "nothing more" counts as
+    /// a change, so that the caller asks again rather than miss one.
+    pub fn changed(&mut self) -> bool {
+        let mut buf = [0u8; 64];
+        let mut any = false;
+        for _ in 0..CHANGES_PER_CALL {
+            // SAFETY: the fd is open; `buf` is valid for writes of its length (a longer
+            // message is cut, the rest of it discarded, as for any datagram).
+            let n = unsafe {
+                libc::recv(
+                    self.socket.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n >= 0 {
+                any = true;
+                continue;
+            }
+            match io::Error::last_os_error().kind() {
+                io::ErrorKind::WouldBlock => return any,
+                io::ErrorKind::Interrupted => {}
+                _ => return true,
+            }
+        }
+        any
+    }
+}
+
 /// In the netlink messages `buf`, the first answer to request `seq` that `wanted` takes (by
 /// its type and whole message), or the kernel's error answer to it (a positive errno);
 /// `None` if `buf` holds neither.
@@ -927,6 +1004,43 @@ mod tests {
         });
         assert!(asked > 0, "no drops to read");
         assert_eq!(asked, listed);
+    }
+
+    #[test]
+    #[ignore = "needs root (a network namespace of its own); .ci/run passes --include-ignored"]
+    fn the_change_watch_tells_of_links_addresses_and_routes_and_of_nothing_else() {
+        let seen = crate::sys::testing::in_own_netns(|| {
+            use crate::sys::testing::run;
+            let mut watch = ChangeWatch::open().unwrap();
+            let mut seen = vec![watch.changed()];
+            // Asking changes nothing.
+            let _ = interfaces().unwrap();
+            let _ = route_to(std::net::Ipv4Addr::new(198, 18, 0, 1));
+            seen.push(watch.changed());
+            run("ip link add ecw0 type veth peer name ecw1");
+            // (No IPv6 addresses, whose duplicate address detection would end at a random
+            // time.)
+            run("ip link set ecw0 addrgenmode none");
+            run("ip link set ecw1 addrgenmode none");
+            seen.push(watch.changed());
+            seen.push(watch.changed());
+            run("ip link set ecw1 up");
+            run("ip link set ecw0 up");
+            let start = std::time::Instant::now();
+            while flags("ecw0").unwrap() & libc::IFF_RUNNING as libc::c_short == 0 {
+                assert!(start.elapsed() < std::time::Duration::from_secs(5));
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            seen.push(watch.changed());
+            run("ip addr add 198.18.91.1/24 dev ecw0");
+            seen.push(watch.changed());
+            run("ip route add 198.18.92.0/24 via 198.18.91.2");
+            seen.push(watch.changed());
+            run("ip link del ecw0");
+            seen.push(watch.changed());
+            seen
+        });
+        assert_eq!(seen, [false, false, true, false, true, true, true, true]);
     }
 
     #[test]
