@@ -645,6 +645,7 @@ fn the_kernel_path_follows_the_underlay_to_an_interface_plugged_in_later() {
     let mut lab = Lab::new(2);
     lab.kernel_path_by_default = true;
     let (a, b) = (lab.host(1), lab.host(2));
+    let started = std::time::Instant::now();
     pair(&mut lab, &[], &[]);
     lab.assert_ping(&a, &b.overlay_v4());
     wait_kernel_sends(&mut lab, 0, &a, &b.overlay_v4());
@@ -691,6 +692,13 @@ fn the_kernel_path_follows_the_underlay_to_an_interface_plugged_in_later() {
     eprintln!(
         "the kernel path carried b's frames again {:?} after the move",
         moved.elapsed()
+    );
+    assert!(answered > 0, "no ping answered both ways");
+    // (Within 30 s of the start: not the 30-s check, which would have come later.)
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "too slow to tell the watch from the 30-s check: {:?}",
+        started.elapsed()
     );
     e2e::iperf3_one_off(&mut lab, &a, &b, &b.overlay_v4(), 5201, &[]);
     e2e::iperf3_one_off(&mut lab, &b, &a, &a.overlay_v4(), 5202, &[]);

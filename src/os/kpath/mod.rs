@@ -123,8 +123,63 @@ const SYNC_EVERY: Duration = Duration::from_secs(1);
 /// again, when nothing says they changed.
 const RECHECK_EVERY: Duration = Duration::from_secs(30);
 /// The shortest time between two such checks when changes are announced (see
-/// [`netdev::ChangeWatch`]).
+/// [`netdev::ChangeWatch`]); it doubles, up to [`RECHECK_EVERY`], while announced changes
+/// go on, and is back to this once a check comes with none announced.
 const RECHECK_GAP: Duration = Duration::from_secs(2);
+
+/// When the routes, the interfaces and the host's addresses are asked again: every
+/// [`RECHECK_EVERY`], and sooner after a change the kernel announces, but never sooner than
+/// the gap after the last check (see [`RECHECK_GAP`]), so that a host whose routes never
+/// stop changing is not asked about every peer's route every 2 s.
+#[derive(Clone, Copy, Debug)]
+struct Rechecks {
+    /// When the next check is due.
+    at: Instant,
+    /// When the last one was.
+    last: Instant,
+    /// The shortest time after `last` for a check an announced change brings forward.
+    gap: Duration,
+    /// Whether the next check was brought forward by an announced change.
+    announced: bool,
+}
+
+impl Rechecks {
+    /// A schedule whose first check is due at once.
+    fn new() -> Rechecks {
+        Rechecks {
+            at: Instant::ZERO,
+            last: Instant::ZERO,
+            gap: RECHECK_GAP,
+            announced: false,
+        }
+    }
+
+    /// A change was announced at `now`: the next check comes at once, or at the gap after
+    /// the last.
+    fn changed(&mut self, now: Instant) {
+        let soon = now.max(self.last + self.gap);
+        if soon <= self.at {
+            self.at = soon;
+            self.announced = true;
+        }
+    }
+
+    /// Whether a check is due at `now`; if so, it counts as done.
+    fn due(&mut self, now: Instant) -> bool {
+        if now < self.at {
+            return false;
+        }
+        self.gap = if self.announced {
+            (self.gap * 2).min(RECHECK_EVERY)
+        } else {
+            RECHECK_GAP
+        };
+        self.announced = false;
+        self.last = now;
+        self.at = now + RECHECK_EVERY;
+        true
+    }
+}
 /// When a peer put in the map is asked a second time for its peer list.
 const HELLO_AGAIN: Duration = Duration::from_secs(2);
 
@@ -314,6 +369,8 @@ pub struct KernelPath {
     tap_index: u32,
     /// Whether 64 interfaces were taken and another found (told once).
     too_many_told: bool,
+    /// Whether the host had more local IPv4 addresses than the map takes (told once).
+    too_many_locals_told: bool,
     /// Tells when interfaces, addresses or routes changed (`None` if it could not be opened:
     /// then only the 30-s checks see them).
     changes: Option<netdev::ChangeWatch>,
@@ -335,10 +392,8 @@ pub struct KernelPath {
     /// When the counters were last read and the firewall followed (once a second, however
     /// often the maps are synced).
     collected_at: Instant,
-    /// When the routes, the interfaces and the local addresses are asked again, and when
-    /// they last were.
-    recheck_at: Instant,
-    rechecked_at: Instant,
+    /// When the routes, the interfaces and the local addresses are asked again.
+    rechecks: Rechecks,
     /// When the MACs' last-seen times are read next.
     seen_read_at: Instant,
     refresh: Duration,
@@ -441,7 +496,7 @@ impl KernelPath {
         // (Before the interfaces are listed: one that comes meanwhile is not missed.)
         let changes = netdev::ChangeWatch::open()
             .map_err(|e| {
-                debug!(
+                info!(
                     "kernel path: cannot watch the interfaces and routes ({e}): \
                      asking every 30 s only"
                 );
@@ -457,6 +512,7 @@ impl KernelPath {
             passed_over: BTreeSet::new(),
             tap_index,
             too_many_told: false,
+            too_many_locals_told: false,
             changes,
             listen,
             min_mtu: tap_mtu.saturating_add(HDR_ROOM as u32),
@@ -467,8 +523,7 @@ impl KernelPath {
             synced: None,
             synced_at: Instant::ZERO,
             collected_at: Instant::ZERO,
-            recheck_at: Instant::ZERO,
-            rechecked_at: Instant::ZERO,
+            rechecks: Rechecks::new(),
             seen_read_at: Instant::ZERO,
             refresh,
             takes_frames: false,
@@ -513,20 +568,35 @@ impl KernelPath {
                 return Vec::new();
             }
         };
-        let present: BTreeSet<u32> = all.iter().map(|&(_, index)| index).collect();
+        let listed: StdHashMap<u32, &str> = all
+            .iter()
+            .map(|(name, index)| (*index, name.as_str()))
+            .collect();
+        // A link goes when its interface is gone: not listed, and not there when asked by
+        // index (a list taken while others come and go can miss one); or when the index
+        // names another interface than it did (a new one with the index of one gone, or the
+        // same one renamed: attached again either way).
         self.decap_on.retain(|index, (name, _)| {
-            let here = present.contains(index);
-            if !here {
+            let now_named = match listed.get(index) {
+                Some(listed) => Some((*listed).to_owned()),
+                None => netdev::name_of_index(*index).unwrap_or_else(|e| {
+                    debug!("kernel path: cannot ask for interface {index} ({e}): taking it gone");
+                    None
+                }),
+            };
+            let same = now_named.as_deref() == Some(name.as_str());
+            if !same {
                 debug!("kernel path: {name} is gone");
             }
-            here
+            same
         });
-        self.passed_over.retain(|index| present.contains(index));
+        self.passed_over.retain(|index| listed.contains_key(index));
         let mut new: Vec<(String, u32)> = all
-            .into_iter()
+            .iter()
             .filter(|(_, index)| {
                 !self.decap_on.contains_key(index) && !self.passed_over.contains(index)
             })
+            .cloned()
             .collect();
         new.sort_by_key(|&(_, index)| index);
         let mut on = Vec::new();
@@ -652,7 +722,8 @@ impl KernelPath {
         want.sort_unstable();
         want.dedup();
         if want.len() > MAX_LOCALS {
-            if self.in_locals.len() < MAX_LOCALS {
+            if !self.too_many_locals_told {
+                self.too_many_locals_told = true;
                 warn!(
                     "kernel path: {} local IPv4 addresses; frames to those past the first \
                      {MAX_LOCALS} take the daemon's path",
@@ -689,17 +760,13 @@ impl KernelPath {
         if now >= self.collected_at + SYNC_EVERY
             && self.changes.as_mut().is_some_and(|c| c.changed())
         {
-            // Interfaces, addresses or routes changed: asked again now (at most every
-            // RECHECK_GAP), not at the next 30-s check, so that frames do not keep leaving
-            // through an interface the route no longer takes, nor arrive where `decap` is not.
-            self.recheck_at = self
-                .recheck_at
-                .min(now.max(self.rechecked_at + RECHECK_GAP));
+            // Interfaces, addresses or routes changed: asked again soon (see `Rechecks`),
+            // not at the next 30-s check, so that frames do not keep leaving through an
+            // interface the route no longer takes, nor arrive where `decap` is not.
+            self.rechecks.changed(now);
         }
-        let recheck = now >= self.recheck_at;
+        let recheck = self.rechecks.due(now);
         if recheck {
-            self.rechecked_at = now;
-            self.recheck_at = now + RECHECK_EVERY;
             self.not_eligible.clear();
             let on = self.sync_interfaces();
             if !on.is_empty() {
@@ -1195,6 +1262,44 @@ mod tests {
         let mut none = BTreeSet::new();
         assert_eq!(aside_closes(&mut none, &view(&[1, 2]), false), []);
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn rechecks_come_every_30_s_and_soon_after_a_change_but_back_off_while_changes_go_on() {
+        let t = |secs: u64| Instant::ZERO + Duration::from_secs(secs);
+        let mut r = Rechecks::new();
+        // The first at once, the next 30 s later.
+        assert!(r.due(t(0)));
+        assert!(!r.due(t(1)));
+        assert!(!r.due(t(29)));
+        assert!(r.due(t(30)));
+        // A change 10 s after a check: checked at once.
+        r.changed(t(40));
+        assert!(r.due(t(40)));
+        // Changes that go on: 4, 8, 16, then 30 s after the last check at most.
+        let mut at = t(40);
+        let mut gaps = Vec::new();
+        for second in 41..200 {
+            r.changed(t(second));
+            if r.due(t(second)) {
+                gaps.push(t(second).saturating_duration_since(at).as_secs());
+                at = t(second);
+            }
+        }
+        assert_eq!(&gaps[..5], [4, 8, 16, 30, 30]);
+        // (The last change, at 199 s, is checked 30 s after the check before it.)
+        assert!(!r.due(at + Duration::from_secs(29)));
+        assert!(r.due(at + Duration::from_secs(30)));
+        // A check with no change announced since: the next change is checked at once again.
+        assert!(r.due(at + Duration::from_secs(60)));
+        let quiet = at + Duration::from_secs(60);
+        r.changed(quiet + Duration::from_secs(5));
+        assert!(!r.due(quiet + Duration::from_secs(4)));
+        assert!(r.due(quiet + Duration::from_secs(5)));
+        // Within the gap after a check, a change waits for the gap's end, not for 30 s.
+        r.changed(quiet + Duration::from_secs(6));
+        assert!(!r.due(quiet + Duration::from_secs(8)));
+        assert!(r.due(quiet + Duration::from_secs(9)));
     }
 
     #[test]

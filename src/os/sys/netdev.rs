@@ -193,6 +193,30 @@ pub fn interfaces() -> io::Result<Vec<(String, u32)>> {
     Ok(names)
 }
 
+/// The name of the interface with index `index`, or `None` if there is none
+/// (`if_indextoname`, one `SIOCGIFNAME`: unlike a list of every interface, it cannot miss an
+/// interface because others come and go meanwhile).
+///
+/// # Errors
+///
+/// The OS error other than "no such interface".
+pub fn name_of_index(index: u32) -> io::Result<Option<String>> {
+    let mut name = [0 as c_char; libc::IF_NAMESIZE];
+    // SAFETY: `name` is valid for writes of IF_NAMESIZE bytes, as if_indextoname requires;
+    // it writes a NUL-terminated name there or returns null.
+    let got = unsafe { libc::if_indextoname(index, name.as_mut_ptr()) };
+    if got.is_null() {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENXIO | libc::ENODEV) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    // SAFETY: if_indextoname succeeded, so `name` holds a NUL-terminated string.
+    let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) };
+    Ok(Some(name.to_string_lossy().into_owned()))
+}
+
 /// Where the kernel routes IPv4 packets to one destination, as `ip route get` says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Route {
@@ -557,9 +581,10 @@ impl TapDropsReader {
 /// the next).
 const CHANGES_PER_CALL: usize = 4096;
 
-/// Tells whether this network namespace's interfaces, IPv4 addresses or IPv4 routes changed:
-/// an rtnetlink socket in the groups that announce them (`RTMGRP_LINK`,
-/// `RTMGRP_IPV4_IFADDR`, `RTMGRP_IPV4_ROUTE`), read without waiting. Joining them needs no
+/// Tells whether this network namespace's interfaces, IPv4 addresses, IPv4 routes or IPv4
+/// routing rules changed: an rtnetlink socket in the groups that announce them
+/// (`RTMGRP_LINK`, `RTMGRP_IPV4_IFADDR`, `RTMGRP_IPV4_ROUTE`, `RTMGRP_IPV4_RULE`), read
+/// without waiting. Joining them needs no
 /// privilege. The notifications are counted, not read: what changed is asked again by the
 /// caller.
 #[derive(Debug)]
@@ -582,8 +607,10 @@ impl ChangeWatch {
         // SAFETY: sockaddr_nl is plain data; all zeroes is a valid value.
         let mut addr: libc::sockaddr_nl = unsafe { mem::zeroed() };
         addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        addr.nl_groups =
-            (libc::RTMGRP_LINK | libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV4_ROUTE) as u32;
+        addr.nl_groups = (libc::RTMGRP_LINK
+            | libc::RTMGRP_IPV4_IFADDR
+            | libc::RTMGRP_IPV4_ROUTE
+            | libc::RTMGRP_IPV4_RULE) as u32;
         let addr_ptr: *const libc::sockaddr_nl = &addr;
         // SAFETY: the fd is open; `addr_ptr` points to a live sockaddr_nl of the length
         // given, which the kernel only reads.
@@ -1036,11 +1063,19 @@ mod tests {
             seen.push(watch.changed());
             run("ip route add 198.18.92.0/24 via 198.18.91.2");
             seen.push(watch.changed());
+            run("ip rule add to 198.18.93.0/24 table 7");
+            seen.push(watch.changed());
+            let index = ifindex("ecw0").unwrap();
+            assert_eq!(name_of_index(index).unwrap().as_deref(), Some("ecw0"));
             run("ip link del ecw0");
             seen.push(watch.changed());
+            assert_eq!(name_of_index(index).unwrap(), None);
             seen
         });
-        assert_eq!(seen, [false, false, true, false, true, true, true, true]);
+        assert_eq!(
+            seen,
+            [false, false, true, false, true, true, true, true, true]
+        );
     }
 
     #[test]
