@@ -383,8 +383,8 @@ fn start_kernel_path(
         Err(e) => {
             info!(
                 "kernel path off, every frame goes through the daemon: {e} (it needs Linux \
-                 6.6, CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_NET_RAW: see KERNEL PATH and \
-                 SYSTEMD in the man page)"
+                 6.6, CAP_BPF, CAP_NET_ADMIN and CAP_NET_RAW: see KERNEL PATH and SYSTEMD in \
+                 the man page)"
             );
             return None;
         }

@@ -316,20 +316,36 @@ fn daemon_drops_to_nobody_after_setup_and_still_forwards() {
     lab.daemons[da].wait_log("SIGHUP: not in keyed mode, nothing to reload", SOON);
 }
 
-/// The unit's `ExecReload` for the daemon `pid`, as systemd runs it: with a `+` prefix as
-/// full root, otherwise as root within the unit's `CapabilityBoundingSet` (`setpriv`).
-fn unit_reload_command(pid: u32) -> Vec<String> {
+/// The first value of `key` (as `ExecReload=`) in the shipped unit.
+fn unit_value(key: &str) -> String {
     let unit =
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/ethcloud@.service"))
             .expect("read the unit");
-    let value = |key: &str| {
-        unit.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .unwrap_or_else(|| panic!("no {key} in the unit"))
-            .trim()
-            .to_owned()
-    };
-    let exec = value("ExecReload=");
+    unit.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} in the unit"))
+        .trim()
+        .to_owned()
+}
+
+/// `setpriv` and its options that run a command as systemd runs the unit's: as root within
+/// the unit's `CapabilityBoundingSet`.
+fn within_unit_caps() -> Vec<String> {
+    let caps: Vec<String> = unit_value("CapabilityBoundingSet=")
+        .split_whitespace()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+        .collect();
+    vec![
+        "setpriv".to_owned(),
+        format!("--bounding-set=-all,{}", caps.join(",")),
+        "--inh-caps=-all".to_owned(),
+    ]
+}
+
+/// The unit's `ExecReload` for the daemon `pid`, as systemd runs it: with a `+` prefix as
+/// full root, otherwise as root within the unit's `CapabilityBoundingSet` (`setpriv`).
+fn unit_reload_command(pid: u32) -> Vec<String> {
+    let exec = unit_value("ExecReload=");
     let (privileged, command) = match exec.strip_prefix('+') {
         Some(rest) => (true, rest.to_owned()),
         None => (false, exec.trim_start_matches('-').to_owned()),
@@ -340,19 +356,66 @@ fn unit_reload_command(pid: u32) -> Vec<String> {
         .map(str::to_owned)
         .collect();
     if !privileged {
-        let caps: Vec<String> = value("CapabilityBoundingSet=")
-            .split_whitespace()
-            .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
-            .collect();
-        let mut wrapped = vec![
-            "setpriv".to_owned(),
-            format!("--bounding-set=-all,{}", caps.join(",")),
-            "--inh-caps=-all".to_owned(),
-        ];
+        let mut wrapped = within_unit_caps();
         wrapped.append(&mut argv);
         argv = wrapped;
     }
     argv
+}
+
+/// The shipped unit gives what the kernel path needs (CAP_BPF and CAP_NET_RAW in its
+/// bounding set; the `bpf` system call, which its filter allows): two daemons run as systemd
+/// runs the unit's (as root within its `CapabilityBoundingSet`; the system call filter cannot
+/// be applied here without systemd) take the kernel path by default, without CAP_PERFMON
+/// or CAP_SYS_ADMIN.
+#[test]
+#[ignore = "needs root + netns; .ci/run passes --include-ignored"]
+fn within_the_unit_s_capabilities_the_kernel_path_is_on_by_default() {
+    let filters: Vec<String> =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/ethcloud@.service"))
+            .expect("read the unit")
+            .lines()
+            .filter_map(|l| l.strip_prefix("SystemCallFilter="))
+            .flat_map(|v| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+    assert!(filters.iter().any(|f| f == "bpf"), "{filters:?}");
+    let mut lab = Lab::new(2);
+    lab.kernel_path_by_default = true;
+    lab.wrapper = within_unit_caps();
+    let (a, b) = (lab.host(1), lab.host(2));
+    let da = lab.start(&a, &["-t", "7"]);
+    let db = lab.start(&b, &["-t", "7", "-c", &a.addr_v4()]);
+    for d in [da, db] {
+        lab.daemons[d].wait_log(
+            "kernel path: frames to and from direct IPv4 peers go through the kernel",
+            SOON,
+        );
+        let status = fs::read_to_string(format!("/proc/{}/status", lab.daemons[d].pid()))
+            .expect("read the daemon's status");
+        let bounding = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapBnd:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .expect("CapBnd");
+        // (CAP_SYS_ADMIN is 21, CAP_PERFMON 38, CAP_BPF 39.)
+        assert_eq!(bounding & (1 << 21 | 1 << 38), 0, "{status}");
+        assert_ne!(bounding & 1 << 39, 0, "{status}");
+    }
+    lab.daemons[db].wait_log(&format!("peer {} added", a.addr_v4()), SOON);
+    lab.assert_ping(&a, &b.overlay_v4());
+    let start = Instant::now();
+    loop {
+        lab.ping_once(&a, &b.overlay_v4());
+        let line = lab.daemons[da].stats_line();
+        if e2e::field(&line, "kernel_path_sent").is_some_and(|n| n > 0) {
+            break;
+        }
+        assert!(
+            start.elapsed() < SOON,
+            "nothing went through the kernel: {line}"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]

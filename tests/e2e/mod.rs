@@ -221,6 +221,9 @@ pub struct Lab {
     /// `--no-kernel-path`, since these tests are about the daemon's own path; the kernel
     /// path's tests are in `e2e_kernel_path.rs`.
     pub kernel_path_by_default: bool,
+    /// A command (and its arguments) that daemons are started under, such as `setpriv` with
+    /// a unit's capabilities; none by default.
+    pub wrapper: Vec<String>,
 }
 
 impl Lab {
@@ -249,6 +252,7 @@ impl Lab {
             helpers: Vec::new(),
             verbose: true,
             kernel_path_by_default: false,
+            wrapper: Vec::new(),
         };
         lab.add_namespace(&switch_ns);
         ip(&["-n", &switch_ns, "link", "add", "br0", "type", "bridge"]);
@@ -340,7 +344,9 @@ impl Lab {
             &["--no-kernel-path"]
         };
         let child = Command::new("ip")
-            .args(["netns", "exec", &host.ns, ETHCLOUD])
+            .args(["netns", "exec", &host.ns])
+            .args(&self.wrapper)
+            .arg(ETHCLOUD)
             .args(level)
             .args(pinned)
             .args(args)
