@@ -256,6 +256,7 @@ fn run(settings: &Settings) -> Result<(), Error> {
     // After --ifup (which may make the tap a bridge port), before the switch to --user
     // (loading and attaching need CAP_BPF and CAP_NET_ADMIN).
     let kernel_path = start_kernel_path(settings, &name, listen, &mut socket);
+    give_up_kernel_path_privileges();
     if let Some(identity) = &identity {
         // What SIGHUP reads must stay readable after the switch: checked as that user
         // while still root, so that a failure leaves --ifdown its privileges.
@@ -318,6 +319,16 @@ fn run(settings: &Settings) -> Result<(), Error> {
     run_ifdown(settings, &name, result.as_ref().err());
     drop(keep_tap);
     result.map(|_| ())
+}
+
+/// Gives up, once the kernel path is started (or not), the capabilities only its start
+/// needs: its raw socket is open and its programs loaded, or it is off for the whole run.
+/// The maps change through their descriptors and `decap` is attached to new interfaces
+/// with `CAP_NET_ADMIN`, which the daemon keeps (for the firewall check, among others).
+fn give_up_kernel_path_privileges() {
+    if let Err(e) = privdrop::give_up(&[privdrop::CAP_BPF, privdrop::CAP_NET_RAW]) {
+        debug!("cannot give up CAP_BPF and CAP_NET_RAW: {e}");
+    }
 }
 
 /// Starts the kernel path as `settings` asks (see [`KernelPathMode`]), after `--ifup` (which

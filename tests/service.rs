@@ -367,7 +367,7 @@ fn unit_reload_command(pid: u32) -> Vec<String> {
 /// bounding set; the `bpf` system call, which its filter allows): two daemons run as systemd
 /// runs the unit's (as root within its `CapabilityBoundingSet`; the system call filter cannot
 /// be applied here without systemd) take the kernel path by default, without CAP_PERFMON
-/// or CAP_SYS_ADMIN.
+/// or CAP_SYS_ADMIN, and carry on with it after giving up CAP_BPF and CAP_NET_RAW.
 #[test]
 #[ignore = "needs root + netns; .ci/run passes --include-ignored"]
 fn within_the_unit_s_capabilities_the_kernel_path_is_on_by_default() {
@@ -397,9 +397,21 @@ fn within_the_unit_s_capabilities_the_kernel_path_is_on_by_default() {
             .find_map(|l| l.strip_prefix("CapBnd:"))
             .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
             .expect("CapBnd");
-        // (CAP_SYS_ADMIN is 21, CAP_PERFMON 38, CAP_BPF 39.)
+        // (CAP_NET_ADMIN is 12, CAP_NET_RAW 13, CAP_SYS_ADMIN 21, CAP_PERFMON 38,
+        // CAP_BPF 39.)
         assert_eq!(bounding & (1 << 21 | 1 << 38), 0, "{status}");
         assert_ne!(bounding & 1 << 39, 0, "{status}");
+        // Once the kernel path has started, CAP_BPF and CAP_NET_RAW are given up; the
+        // daemon keeps CAP_NET_ADMIN.
+        for set in ["CapPrm:", "CapEff:"] {
+            let caps = status
+                .lines()
+                .find_map(|l| l.strip_prefix(set))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+                .expect("the daemon's capabilities");
+            assert_eq!(caps & (1 << 39 | 1 << 13), 0, "{set} {caps:x}");
+            assert_ne!(caps & 1 << 12, 0, "{set} {caps:x}");
+        }
     }
     lab.daemons[db].wait_log(&format!("peer {} added", a.addr_v4()), SOON);
     lab.assert_ping(&a, &b.overlay_v4());

@@ -123,14 +123,14 @@ const SYNC_EVERY: Duration = Duration::from_secs(1);
 /// again, when nothing says they changed.
 const RECHECK_EVERY: Duration = Duration::from_secs(30);
 /// The shortest time between two such checks when changes are announced (see
-/// [`netdev::ChangeWatch`]); it doubles, up to [`RECHECK_EVERY`], while announced changes
-/// go on, and is back to this once a check comes with none announced.
+/// [`netdev::ChangeWatch`]). A change that comes sooner after a check waits for the gap's
+/// end, and the gap then doubles, up to [`RECHECK_EVERY`]: so a host whose routes change
+/// all the time is not asked about every peer's route every 2 s. A change that does not have
+/// to wait puts the gap back to this.
 const RECHECK_GAP: Duration = Duration::from_secs(2);
 
 /// When the routes, the interfaces and the host's addresses are asked again: every
-/// [`RECHECK_EVERY`], and sooner after a change the kernel announces, but never sooner than
-/// the gap after the last check (see [`RECHECK_GAP`]), so that a host whose routes never
-/// stop changing is not asked about every peer's route every 2 s.
+/// [`RECHECK_EVERY`], and sooner after a change the kernel announces (see [`RECHECK_GAP`]).
 #[derive(Clone, Copy, Debug)]
 struct Rechecks {
     /// When the next check is due.
@@ -139,8 +139,9 @@ struct Rechecks {
     last: Instant,
     /// The shortest time after `last` for a check an announced change brings forward.
     gap: Duration,
-    /// Whether the next check was brought forward by an announced change.
-    announced: bool,
+    /// Whether the next check was brought forward by an announced change, and if so
+    /// whether one had to wait for the gap.
+    brought: Option<bool>,
 }
 
 impl Rechecks {
@@ -150,17 +151,18 @@ impl Rechecks {
             at: Instant::ZERO,
             last: Instant::ZERO,
             gap: RECHECK_GAP,
-            announced: false,
+            brought: None,
         }
     }
 
-    /// A change was announced at `now`: the next check comes at once, or at the gap after
-    /// the last.
+    /// A change was announced at `now`: the next check comes at once, or at the gap's end
+    /// after the last.
     fn changed(&mut self, now: Instant) {
         let soon = now.max(self.last + self.gap);
         if soon <= self.at {
             self.at = soon;
-            self.announced = true;
+            let waits = soon > now;
+            self.brought = Some(self.brought.unwrap_or(false) || waits);
         }
     }
 
@@ -169,12 +171,11 @@ impl Rechecks {
         if now < self.at {
             return false;
         }
-        self.gap = if self.announced {
-            (self.gap * 2).min(RECHECK_EVERY)
-        } else {
-            RECHECK_GAP
+        self.gap = match self.brought {
+            Some(true) => (self.gap * 2).min(RECHECK_EVERY),
+            Some(false) | None => RECHECK_GAP,
         };
-        self.announced = false;
+        self.brought = None;
         self.last = now;
         self.at = now + RECHECK_EVERY;
         true
@@ -572,24 +573,29 @@ impl KernelPath {
             .iter()
             .map(|(name, index)| (*index, name.as_str()))
             .collect();
-        // A link goes when its interface is gone: not listed, and not there when asked by
-        // index (a list taken while others come and go can miss one); or when the index
-        // names another interface than it did (a new one with the index of one gone, or the
-        // same one renamed: attached again either way).
-        self.decap_on.retain(|index, (name, _)| {
-            let now_named = match listed.get(index) {
-                Some(listed) => Some((*listed).to_owned()),
-                None => netdev::name_of_index(*index).unwrap_or_else(|e| {
-                    debug!("kernel path: cannot ask for interface {index} ({e}): taking it gone");
-                    None
-                }),
-            };
-            let same = now_named.as_deref() == Some(name.as_str());
-            if !same {
-                debug!("kernel path: {name} is gone");
-            }
-            same
-        });
+        // A link goes when the kernel says its interface is gone (it detached it then, and
+        // the index may name another interface by now), not when a list taken while others
+        // come and go misses it; a renamed interface keeps its link.
+        self.decap_on
+            .retain(|index, (name, link)| match bpf::tcx_link_ifindex(link) {
+                Ok(0) => {
+                    debug!("kernel path: {name} is gone");
+                    false
+                }
+                Ok(_) => {
+                    if let Some(now_named) = listed.get(index) {
+                        if *now_named != name.as_str() {
+                            debug!("kernel path: {name} is now {now_named}");
+                            *name = (*now_named).to_owned();
+                        }
+                    }
+                    true
+                }
+                Err(e) => {
+                    debug!("kernel path: cannot ask about the link on {name}: {e}");
+                    true
+                }
+            });
         self.passed_over.retain(|index| listed.contains_key(index));
         let mut new: Vec<(String, u32)> = all
             .iter()
@@ -1276,7 +1282,8 @@ mod tests {
         // A change 10 s after a check: checked at once.
         r.changed(t(40));
         assert!(r.due(t(40)));
-        // Changes that go on: 4, 8, 16, then 30 s after the last check at most.
+        // Changes every second: each waits for the gap, which doubles: 2, 4, 8, 16, then
+        // 30 s at most.
         let mut at = t(40);
         let mut gaps = Vec::new();
         for second in 41..200 {
@@ -1286,20 +1293,28 @@ mod tests {
                 at = t(second);
             }
         }
-        assert_eq!(&gaps[..5], [4, 8, 16, 30, 30]);
-        // (The last change, at 199 s, is checked 30 s after the check before it.)
+        assert_eq!(&gaps[..6], [2, 4, 8, 16, 30, 30]);
+        // (The last change, at 199 s, waits for the 30-s gap.)
         assert!(!r.due(at + Duration::from_secs(29)));
         assert!(r.due(at + Duration::from_secs(30)));
-        // A check with no change announced since: the next change is checked at once again.
-        assert!(r.due(at + Duration::from_secs(60)));
+        // A change that need not wait (the last check was as long ago as the gap): checked
+        // at once, and the gap is back to 2 s.
         let quiet = at + Duration::from_secs(60);
-        r.changed(quiet + Duration::from_secs(5));
-        assert!(!r.due(quiet + Duration::from_secs(4)));
-        assert!(r.due(quiet + Duration::from_secs(5)));
-        // Within the gap after a check, a change waits for the gap's end, not for 30 s.
-        r.changed(quiet + Duration::from_secs(6));
-        assert!(!r.due(quiet + Duration::from_secs(8)));
-        assert!(r.due(quiet + Duration::from_secs(9)));
+        r.changed(quiet);
+        assert!(r.due(quiet));
+        r.changed(quiet + Duration::from_secs(1));
+        assert!(!r.due(quiet + Duration::from_secs(1)));
+        assert!(r.due(quiet + Duration::from_secs(2)));
+        // Changes now and then (every 20 s: unrelated links coming and going) never back it
+        // off: each is checked at once.
+        let mut r = Rechecks::new();
+        assert!(r.due(t(0)));
+        for k in 1..=10 {
+            r.changed(t(20 * k));
+            assert!(r.due(t(20 * k)), "the change at {} s", 20 * k);
+        }
+        r.changed(t(221));
+        assert!(r.due(t(222)));
     }
 
     #[test]

@@ -16,6 +16,7 @@ const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_LINK_CREATE: libc::c_long = 28;
 /// `BPF_MAP_TYPE_HASH`.
 const MAP_TYPE_HASH: u32 = 1;
@@ -248,4 +249,59 @@ pub fn attach_tcx(prog: &OwnedFd, ifindex: u32, hook: Hook) -> io::Result<OwnedF
             .u32(8, hook.attach_type()),
     )?;
     fd_from(ret)
+}
+
+/// The index of the device the TCX link `link` is attached to: 0 once that device is gone
+/// (the kernel detaches its links then, and the index may go to another device).
+///
+/// # Errors
+///
+/// The kernel's refusal of `BPF_OBJ_GET_INFO_BY_FD`.
+pub fn tcx_link_ifindex(link: &OwnedFd) -> io::Result<u32> {
+    // struct bpf_link_info: type, id and prog_id, then (8-aligned) the tcx member's ifindex
+    // and attach_type.
+    let mut info = [0u8; 24];
+    bpf(
+        BPF_OBJ_GET_INFO_BY_FD,
+        Attr::new()
+            .u32(0, link.as_raw_fd() as u32)
+            .u32(4, info.len() as u32)
+            .u64(8, info.as_mut_ptr() as u64),
+    )?;
+    Ok(u32::from_ne_bytes([info[16], info[17], info[18], info[19]]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[ignore = "needs root (a network namespace of its own) and Linux 6.6; .ci/run passes --include-ignored"]
+    fn a_tcx_link_names_its_device_until_the_device_is_gone() {
+        let seen = crate::sys::testing::in_own_netns(|| {
+            use crate::sys::testing::run;
+            // r0 = -1 (TCX_NEXT); exit.
+            let insns = [0xb7 | (0xffff_ffffu64 << 32), 0x95];
+            let prog = load_classifier(&insns, Hook::Ingress, c"ethcloud_test").unwrap();
+            run("ip link add ecl0 type veth peer name ecl1");
+            run("ip link add ecl2 type veth peer name ecl3");
+            let index = crate::sys::netdev::ifindex("ecl0").unwrap();
+            let link = attach_tcx(&prog, index, Hook::Ingress).unwrap();
+            let other = attach_tcx(
+                &prog,
+                crate::sys::netdev::ifindex("ecl2").unwrap(),
+                Hook::Ingress,
+            )
+            .unwrap();
+            let mut seen = vec![tcx_link_ifindex(&link).unwrap() == index];
+            run("ip link set ecl0 name ecl9");
+            seen.push(tcx_link_ifindex(&link).unwrap() == index);
+            run("ip link del ecl9");
+            seen.push(tcx_link_ifindex(&link).unwrap() == 0);
+            seen.push(tcx_link_ifindex(&other).unwrap() != 0);
+            run("ip link del ecl2");
+            seen
+        });
+        assert_eq!(seen, [true, true, true, true]);
+    }
 }

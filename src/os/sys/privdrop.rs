@@ -439,6 +439,64 @@ fn set_capabilities(data: &[CapData; 2]) -> io::Result<()> {
     Ok(())
 }
 
+/// `CAP_NET_RAW`: raw sockets (the kernel path's control messages without checksums).
+pub const CAP_NET_RAW: u32 = 13;
+/// `CAP_BPF`: loading BPF programs and creating maps (the kernel path).
+pub const CAP_BPF: u32 = 39;
+
+/// Gives up the capabilities `caps` (numbers, as [`CAP_BPF`]) for good: out of the
+/// effective, permitted, inheritable and ambient sets. Not out of the bounding set, which
+/// needs `CAP_SETPCAP` and would take them from the `--ifdown` hook that root runs too (under
+/// a unit with `NoNewPrivileges`, a hook gets no more than the daemon holds either way).
+/// The sets are per thread: call it while the process has one (see [`other_threads`]).
+///
+/// # Errors
+///
+/// The OS error of `capget`, `capset` or `prctl`.
+pub fn give_up(caps: &[u32]) -> io::Result<()> {
+    let mut data = capabilities()?;
+    for &cap in caps {
+        let (word, bit) = ((cap / 32) as usize, 1u32 << (cap % 32));
+        let Some(d) = data.get_mut(word) else {
+            continue;
+        };
+        d.effective &= !bit;
+        d.permitted &= !bit;
+        d.inheritable &= !bit;
+        // SAFETY: prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_LOWER, cap) takes no pointers; the
+        // unused arguments must be 0.
+        let lowered = unsafe {
+            syscall!(prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_LOWER as libc::c_ulong,
+                libc::c_ulong::from(cap),
+                0 as libc::c_ulong,
+                0 as libc::c_ulong
+            ))
+        };
+        if let Err(e) = lowered {
+            // Kernels before 4.3 have no ambient set, and older ones know fewer caps.
+            if e.raw_os_error() != Some(libc::EINVAL) {
+                return Err(e);
+            }
+        }
+    }
+    set_capabilities(&data)
+}
+
+/// Whether the capability `cap` is in this thread's effective or permitted set.
+///
+/// # Errors
+///
+/// The OS error of `capget`.
+pub fn holds(cap: u32) -> io::Result<bool> {
+    let data = capabilities()?;
+    let (word, bit) = ((cap / 32) as usize, 1u32 << (cap % 32));
+    Ok(data
+        .get(word)
+        .is_some_and(|d| (d.effective | d.permitted) & bit != 0))
+}
+
 /// Empties the process's ambient, effective, permitted and inheritable capability sets.
 /// A process that was root lost them with `setuid`; one that was not (a service started as
 /// another user with `CAP_SETUID`) keeps them unless told.
@@ -511,6 +569,35 @@ mod tests {
         assert_eq!(current_ids(), before);
         drop(tx);
         other.join().unwrap();
+    }
+
+    #[test]
+    fn given_up_capabilities_leave_this_thread_for_good_and_the_others_keep_theirs() {
+        if !holds(CAP_BPF).unwrap() {
+            return crate::sys::testing::skip("not root: no CAP_BPF to give up");
+        }
+        // (Capability sets are per thread: the test's own thread gives them up.)
+        let after = std::thread::spawn(|| {
+            give_up(&[CAP_BPF, CAP_NET_RAW]).unwrap();
+            // A raw socket is refused now.
+            // SAFETY: socket() takes plain integers and returns a new fd or -1.
+            let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_UDP) };
+            let refused = fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+            if fd >= 0 {
+                // SAFETY: `fd` was just returned by socket() and nothing else owns it.
+                unsafe { libc::close(fd) };
+            }
+            (
+                holds(CAP_BPF).unwrap(),
+                holds(CAP_NET_RAW).unwrap(),
+                holds(12).unwrap(),
+                refused,
+            )
+        })
+        .join()
+        .unwrap();
+        assert_eq!(after, (false, false, true, true));
+        assert!(holds(CAP_BPF).unwrap() && holds(CAP_NET_RAW).unwrap());
     }
 
     #[test]
