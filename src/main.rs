@@ -256,7 +256,7 @@ fn run(settings: &Settings) -> Result<(), Error> {
     // After --ifup (which may make the tap a bridge port), before the switch to --user
     // (loading and attaching need CAP_BPF and CAP_NET_ADMIN).
     let kernel_path = start_kernel_path(settings, &name, listen, &mut socket);
-    give_up_kernel_path_privileges();
+    give_up_kernel_path_privileges(kernel_path.is_some());
     if let Some(identity) = &identity {
         // What SIGHUP reads must stay readable after the switch: checked as that user
         // while still root, so that a failure leaves --ifdown its privileges.
@@ -324,9 +324,16 @@ fn run(settings: &Settings) -> Result<(), Error> {
 /// Gives up, once the kernel path is started (or not), the capabilities only its start
 /// needs: its raw socket is open and its programs loaded, or it is off for the whole run.
 /// The maps change through their descriptors and `decap` is attached to new interfaces
-/// with `CAP_NET_ADMIN`, which the daemon keeps (for the firewall check, among others).
-fn give_up_kernel_path_privileges() {
-    if let Err(e) = privdrop::give_up(&[privdrop::CAP_BPF, privdrop::CAP_NET_RAW]) {
+/// with `CAP_NET_ADMIN`, which the daemon keeps (for the firewall check, among others); but
+/// on a kernel before 6.5 every `bpf(2)` call may need `CAP_BPF`, which is then kept while
+/// the kernel path is on.
+fn give_up_kernel_path_privileges(on: bool) {
+    let caps: &[u32] = if on && ethcloud::sys::bpf::needs_cap_bpf_all_along() {
+        &[privdrop::CAP_NET_RAW]
+    } else {
+        &[privdrop::CAP_BPF, privdrop::CAP_NET_RAW]
+    };
+    if let Err(e) = privdrop::give_up(caps) {
         debug!("cannot give up CAP_BPF and CAP_NET_RAW: {e}");
     }
 }

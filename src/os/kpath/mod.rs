@@ -9,14 +9,15 @@
 //!   outer IPv4 and UDP headers, the token and switch byte 0, and leaves through the
 //!   interface the kernel routes that peer's address through, from the address it would pick
 //!   (`bpf_redirect_neigh`: the kernel fills in the Ethernet addresses). The daemon asks the
-//!   kernel for that route (`RTM_GETROUTE`) when the peer comes in, within about two seconds
-//!   of a change rtnetlink announces to the interfaces, addresses or routes, and every 30 s; a peer
+//!   kernel for that route (`RTM_GETROUTE`) when the peer comes in, soon after a change
+//!   rtnetlink announces to the interfaces, addresses or routes (see `Rechecks`), and every
+//!   30 s; a peer
 //!   whose route is not a unicast one, or whose MTU is below the tap's plus the 50 bytes of
 //!   headers, stays with the daemon. A TCP or UDP super-frame from the tap stays one packet,
 //!   marked as UDP-tunnelled, and is cut into datagrams wherever it has to be, as the
 //!   kernel's own VXLAN's are.
 //! - `decap`, on the ingress of every Ethernet interface (TCX links; one that appears later
-//!   gets it within about two seconds, see [`netdev::ChangeWatch`]): a frame
+//!   gets it as soon, see [`netdev::ChangeWatch`]): a frame
 //!   packet for one of this host's addresses, with a UDP checksum of 0 (what a kernel path
 //!   sends; anything checksummed goes through the kernel's UDP input), from a peer of the
 //!   peer map, on the interface the route to it leaves through, with the token, whose
@@ -123,25 +124,28 @@ const SYNC_EVERY: Duration = Duration::from_secs(1);
 /// again, when nothing says they changed.
 const RECHECK_EVERY: Duration = Duration::from_secs(30);
 /// The shortest time between two such checks when changes are announced (see
-/// [`netdev::ChangeWatch`]). A change that comes sooner after a check waits for the gap's
-/// end, and the gap then doubles, up to [`RECHECK_EVERY`]: so a host whose routes change
-/// all the time is not asked about every peer's route every 2 s. A change that does not have
-/// to wait puts the gap back to this.
+/// [`netdev::ChangeWatch`]).
 const RECHECK_GAP: Duration = Duration::from_secs(2);
+/// How many checks announced changes may bring forward in any [`RECHECK_EVERY`]: past them, a
+/// change waits until the oldest of them is that long ago, so that a host whose links or
+/// routes never stop changing is asked about every peer's route a few times in 30 s, not
+/// every 2 s.
+const EARLY_CHECKS: usize = 4;
 
 /// When the routes, the interfaces and the host's addresses are asked again: every
-/// [`RECHECK_EVERY`], and sooner after a change the kernel announces (see [`RECHECK_GAP`]).
+/// [`RECHECK_EVERY`], and sooner after a change the kernel announces (at once, or at the
+/// end of [`RECHECK_GAP`] after the last check, within [`EARLY_CHECKS`]).
 #[derive(Clone, Copy, Debug)]
 struct Rechecks {
     /// When the next check is due.
     at: Instant,
     /// When the last one was.
     last: Instant,
-    /// The shortest time after `last` for a check an announced change brings forward.
-    gap: Duration,
-    /// Whether the next check was brought forward by an announced change, and if so
-    /// whether one had to wait for the gap.
-    brought: Option<bool>,
+    /// When the last [`EARLY_CHECKS`] checks that changes brought forward were, oldest
+    /// first (`None`: fewer so far).
+    early: [Option<Instant>; EARLY_CHECKS],
+    /// Whether a change brought the next check forward.
+    brought: bool,
 }
 
 impl Rechecks {
@@ -150,19 +154,22 @@ impl Rechecks {
         Rechecks {
             at: Instant::ZERO,
             last: Instant::ZERO,
-            gap: RECHECK_GAP,
-            brought: None,
+            early: [None; EARLY_CHECKS],
+            brought: false,
         }
     }
 
-    /// A change was announced at `now`: the next check comes at once, or at the gap's end
-    /// after the last.
+    /// A change was announced at `now`: the next check comes as soon as the gap after the
+    /// last check and the budget of early checks allow.
     fn changed(&mut self, now: Instant) {
-        let soon = now.max(self.last + self.gap);
-        if soon <= self.at {
+        let budget = match self.early[0] {
+            Some(oldest) => oldest + RECHECK_EVERY,
+            None => Instant::ZERO,
+        };
+        let soon = now.max(self.last + RECHECK_GAP).max(budget);
+        if soon < self.at {
             self.at = soon;
-            let waits = soon > now;
-            self.brought = Some(self.brought.unwrap_or(false) || waits);
+            self.brought = true;
         }
     }
 
@@ -171,11 +178,11 @@ impl Rechecks {
         if now < self.at {
             return false;
         }
-        self.gap = match self.brought {
-            Some(true) => (self.gap * 2).min(RECHECK_EVERY),
-            Some(false) | None => RECHECK_GAP,
-        };
-        self.brought = None;
+        if self.brought {
+            self.early.rotate_left(1);
+            self.early[EARLY_CHECKS - 1] = Some(now);
+        }
+        self.brought = false;
         self.last = now;
         self.at = now + RECHECK_EVERY;
         true
@@ -425,6 +432,58 @@ pub struct KernelPath {
     aside_peers: Vec<SocketAddrV4>,
 }
 
+/// What becomes of `decap`'s link on the interface with index `index` (named `known` so far),
+/// from what the kernel says the link is attached to (`attached`), the name the list of
+/// interfaces gives that index (`listed`), and, if the list lacks it, what asking by index
+/// says (`asked`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum LinkFate {
+    /// Still on that interface, under its name.
+    Keep,
+    /// Still on that interface, which has this name now.
+    Renamed(String),
+    /// Its interface is gone (the kernel detached the link, and the index may name another
+    /// interface by now) or went to another network namespace (where the program has no
+    /// business, and perhaps under another index): the link is closed.
+    Gone,
+}
+
+/// Decides a [`LinkFate`] (see there). A list taken while interfaces come and go can miss
+/// one, so an interface the list lacks is asked for by index before its link goes; and
+/// when the kernel cannot be asked about the link, it is kept.
+fn link_fate(
+    index: u32,
+    known: &str,
+    attached: std::io::Result<u32>,
+    listed: Option<&str>,
+    asked: impl FnOnce() -> std::io::Result<Option<String>>,
+) -> LinkFate {
+    match attached {
+        Ok(0) => return LinkFate::Gone,
+        Ok(on) if on != index => return LinkFate::Gone,
+        Ok(_) => {}
+        Err(e) => {
+            debug!("kernel path: cannot ask about the link on interface {index}: {e}");
+            return LinkFate::Keep;
+        }
+    }
+    let name = match listed {
+        Some(name) => Some(name.to_owned()),
+        None => match asked() {
+            Ok(name) => name,
+            Err(e) => {
+                debug!("kernel path: cannot ask for interface {index}: {e}");
+                return LinkFate::Keep;
+            }
+        },
+    };
+    match name {
+        Some(name) if name == known => LinkFate::Keep,
+        Some(name) => LinkFate::Renamed(name),
+        None => LinkFate::Gone,
+    }
+}
+
 impl KernelPath {
     /// Creates the maps (room for `max_peers` peers and `max_macs` MAC entries), loads both
     /// programs and attaches them: `encap` to the tap `tap` (MTU `tap_mtu`), `decap` to the
@@ -573,29 +632,27 @@ impl KernelPath {
             .iter()
             .map(|(name, index)| (*index, name.as_str()))
             .collect();
-        // A link goes when the kernel says its interface is gone (it detached it then, and
-        // the index may name another interface by now), not when a list taken while others
-        // come and go misses it; a renamed interface keeps its link.
-        self.decap_on
-            .retain(|index, (name, link)| match bpf::tcx_link_ifindex(link) {
-                Ok(0) => {
+        self.decap_on.retain(|index, (name, link)| {
+            let fate = link_fate(
+                *index,
+                name,
+                bpf::tcx_link_ifindex(link),
+                listed.get(index).copied(),
+                || netdev::name_of_index(*index),
+            );
+            match fate {
+                LinkFate::Keep => true,
+                LinkFate::Renamed(now_named) => {
+                    debug!("kernel path: {name} is now {now_named}");
+                    *name = now_named;
+                    true
+                }
+                LinkFate::Gone => {
                     debug!("kernel path: {name} is gone");
                     false
                 }
-                Ok(_) => {
-                    if let Some(now_named) = listed.get(index) {
-                        if *now_named != name.as_str() {
-                            debug!("kernel path: {name} is now {now_named}");
-                            *name = (*now_named).to_owned();
-                        }
-                    }
-                    true
-                }
-                Err(e) => {
-                    debug!("kernel path: cannot ask about the link on {name}: {e}");
-                    true
-                }
-            });
+            }
+        });
         self.passed_over.retain(|index| listed.contains_key(index));
         let mut new: Vec<(String, u32)> = all
             .iter()
@@ -755,7 +812,7 @@ impl KernelPath {
 
     /// After a pass of the loop: when the node's view changed (at most every 20 ms), brings
     /// the maps in line with it; every second adds what the programs counted to the peers'
-    /// traffic; every 30 s, and within about two seconds of a change the kernel announces,
+    /// traffic; every 30 s, and soon after a change the kernel announces (see `Rechecks`),
     /// also asks again where frames to each peer leave, the interfaces `decap` goes on, and
     /// the host's addresses.
     pub fn tend<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>) {
@@ -1271,50 +1328,89 @@ mod tests {
     }
 
     #[test]
-    fn rechecks_come_every_30_s_and_soon_after_a_change_but_back_off_while_changes_go_on() {
+    fn rechecks_come_every_30_s_and_soon_after_a_change_but_a_few_times_in_30_s_at_most() {
         let t = |secs: u64| Instant::ZERO + Duration::from_secs(secs);
-        let mut r = Rechecks::new();
-        // The first at once, the next 30 s later.
-        assert!(r.due(t(0)));
-        assert!(!r.due(t(1)));
-        assert!(!r.due(t(29)));
-        assert!(r.due(t(30)));
-        // A change 10 s after a check: checked at once.
-        r.changed(t(40));
-        assert!(r.due(t(40)));
-        // Changes every second: each waits for the gap, which doubles: 2, 4, 8, 16, then
-        // 30 s at most.
-        let mut at = t(40);
-        let mut gaps = Vec::new();
-        for second in 41..200 {
-            r.changed(t(second));
-            if r.due(t(second)) {
-                gaps.push(t(second).saturating_duration_since(at).as_secs());
-                at = t(second);
+        // Runs `changes` (one at each of those seconds) through a fresh schedule, calling
+        // `due` every second up to `end`; returns the seconds of the checks.
+        let run = |changes: &[u64], end: u64| {
+            let mut r = Rechecks::new();
+            let mut checks = Vec::new();
+            for second in 0..=end {
+                if changes.contains(&second) {
+                    r.changed(t(second));
+                }
+                if r.due(t(second)) {
+                    checks.push(second);
+                }
             }
+            checks
+        };
+        // Nothing announced: at once, then every 30 s.
+        assert_eq!(run(&[], 95), [0, 30, 60, 90]);
+        // A change 10 s after a check: checked at once, and 30 s after that.
+        assert_eq!(run(&[40], 95), [0, 30, 40, 70]);
+        // One within 2 s of a check waits for those 2 s.
+        assert_eq!(run(&[31], 65), [0, 30, 32, 62]);
+        // Changes now and then (every 20 s: unrelated links coming and going): each is
+        // checked at once, and so is one that matters among them.
+        let noise: Vec<u64> = (1..=10).map(|k| 20 * k).chain([221]).collect();
+        let checks = run(&noise, 230);
+        for change in &noise {
+            assert!(
+                checks.contains(change),
+                "{change} not checked at once: {checks:?}"
+            );
         }
-        assert_eq!(&gaps[..6], [2, 4, 8, 16, 30, 30]);
-        // (The last change, at 199 s, waits for the 30-s gap.)
-        assert!(!r.due(at + Duration::from_secs(29)));
-        assert!(r.due(at + Duration::from_secs(30)));
-        // A change that need not wait (the last check was as long ago as the gap): checked
-        // at once, and the gap is back to 2 s.
-        let quiet = at + Duration::from_secs(60);
-        r.changed(quiet);
-        assert!(r.due(quiet));
-        r.changed(quiet + Duration::from_secs(1));
-        assert!(!r.due(quiet + Duration::from_secs(1)));
-        assert!(r.due(quiet + Duration::from_secs(2)));
-        // Changes now and then (every 20 s: unrelated links coming and going) never back it
-        // off: each is checked at once.
-        let mut r = Rechecks::new();
-        assert!(r.due(t(0)));
-        for k in 1..=10 {
-            r.changed(t(20 * k));
-            assert!(r.due(t(20 * k)), "the change at {} s", 20 * k);
+        // Changes every second or every 2 s: at most four checks brought forward in any
+        // 30 s (and the 30-s ones), not one every 2 s.
+        for every in [1, 2] {
+            let churn: Vec<u64> = (1..=300).step_by(every).collect();
+            let checks = run(&churn, 300);
+            for window in checks.windows(EARLY_CHECKS + 2) {
+                assert!(
+                    window[EARLY_CHECKS + 1] - window[0] >= 30,
+                    "every {every} s: {checks:?}"
+                );
+            }
+            assert!(checks.len() <= 300 / 30 * EARLY_CHECKS + 1, "{checks:?}");
+            assert_eq!(&checks[..6], [0, 2, 4, 6, 8, 32], "every {every} s");
         }
-        r.changed(t(221));
-        assert!(r.due(t(222)));
+    }
+
+    #[test]
+    fn a_link_goes_when_its_interface_is_gone_or_moved_away_and_follows_a_rename() {
+        let never = || -> std::io::Result<Option<String>> { panic!("asked") };
+        let err = || Err(std::io::Error::from_raw_os_error(libc::EPERM));
+        assert_eq!(
+            link_fate(4, "eth0", Ok(4), Some("eth0"), never),
+            LinkFate::Keep
+        );
+        assert_eq!(
+            link_fate(4, "eth0", Ok(4), Some("wan0"), never),
+            LinkFate::Renamed("wan0".to_owned())
+        );
+        // Detached: the interface was deleted (its index may name another one now).
+        assert_eq!(
+            link_fate(4, "eth0", Ok(0), Some("eth9"), never),
+            LinkFate::Gone
+        );
+        // Moved to another namespace, under another index there, or under the same one.
+        assert_eq!(link_fate(4, "eth0", Ok(7), None, never), LinkFate::Gone);
+        assert_eq!(
+            link_fate(4, "eth0", Ok(4), None, || Ok(None)),
+            LinkFate::Gone
+        );
+        // Missed by the list, but there when asked by index.
+        assert_eq!(
+            link_fate(4, "eth0", Ok(4), None, || Ok(Some("eth0".to_owned()))),
+            LinkFate::Keep
+        );
+        // Cannot tell: kept.
+        assert_eq!(link_fate(4, "eth0", Ok(4), None, err), LinkFate::Keep);
+        assert_eq!(
+            link_fate(4, "eth0", err().map(|_: Option<String>| 0), None, never),
+            LinkFate::Keep
+        );
     }
 
     #[test]

@@ -251,6 +251,31 @@ pub fn attach_tcx(prog: &OwnedFd, ifindex: u32, hook: Hook) -> io::Result<OwnedF
     fd_from(ret)
 }
 
+/// Whether map updates and the like need `CAP_BPF` for as long as the daemon runs: before
+/// Linux 6.5, with unprivileged BPF disabled (as most distributions ship it), every `bpf(2)`
+/// command did, and a kernel of that age may have TCX backported. Also where the kernel's
+/// release cannot be read (kept, to be safe).
+pub fn needs_cap_bpf_all_along() -> bool {
+    // SAFETY: utsname is plain data; uname() fills it in or fails.
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `uts` is a valid utsname for uname to write.
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return true;
+    }
+    // SAFETY: uname succeeded, so `release` holds a NUL-terminated string.
+    let release = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) };
+    release_before(&release.to_string_lossy(), (6, 5)).unwrap_or(true)
+}
+
+/// Whether the kernel release `release` (as "6.18.44-fc") is older than `(major, minor)`;
+/// `None` if it does not start with two numbers.
+fn release_before(release: &str, (major, minor): (u32, u32)) -> Option<bool> {
+    let mut parts = release.split(['.', '-']);
+    let got_major: u32 = parts.next()?.parse().ok()?;
+    let got_minor: u32 = parts.next()?.parse().ok()?;
+    Some((got_major, got_minor) < (major, minor))
+}
+
 /// The index of the device the TCX link `link` is attached to: 0 once that device is gone
 /// (the kernel detaches its links then, and the index may go to another device).
 ///
@@ -276,6 +301,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn releases_before_6_5_are_told_apart() {
+        assert_eq!(release_before("6.18.44-fc-v1300", (6, 5)), Some(false));
+        assert_eq!(release_before("6.5.0", (6, 5)), Some(false));
+        assert_eq!(release_before("6.4.16-200.fc38.x86_64", (6, 5)), Some(true));
+        assert_eq!(release_before("5.14.0-427.el9.x86_64", (6, 5)), Some(true));
+        assert_eq!(release_before("6", (6, 5)), None);
+        assert_eq!(release_before("", (6, 5)), None);
+        assert_eq!(release_before("x.y", (6, 5)), None);
+    }
+
+    #[test]
     #[ignore = "needs root (a network namespace of its own) and Linux 6.6; .ci/run passes --include-ignored"]
     fn a_tcx_link_names_its_device_until_the_device_is_gone() {
         let seen = crate::sys::testing::in_own_netns(|| {
@@ -299,9 +335,17 @@ mod tests {
             run("ip link del ecl9");
             seen.push(tcx_link_ifindex(&link).unwrap() == 0);
             seen.push(tcx_link_ifindex(&other).unwrap() != 0);
-            run("ip link del ecl2");
+            // Moved to another namespace, an interface keeps its links (the kernel detaches
+            // them only when the interface goes), and this namespace has it no more.
+            let away = format!("ectcx{}", std::process::id());
+            run(&format!("ip netns add {away}"));
+            let index2 = crate::sys::netdev::ifindex("ecl2").unwrap();
+            run(&format!("ip link set ecl2 netns {away}"));
+            seen.push(tcx_link_ifindex(&other).unwrap() != 0);
+            seen.push(crate::sys::netdev::name_of_index(index2).unwrap().is_none());
+            run(&format!("ip netns del {away}"));
             seen
         });
-        assert_eq!(seen, [true, true, true, true]);
+        assert_eq!(seen, [true, true, true, true, true, true]);
     }
 }

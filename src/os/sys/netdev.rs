@@ -193,6 +193,30 @@ pub fn interfaces() -> io::Result<Vec<(String, u32)>> {
     Ok(names)
 }
 
+/// The name of the interface with index `index` in this network namespace, or `None` if
+/// there is none (`if_indextoname`, one `SIOCGIFNAME`: unlike a list of every interface, it
+/// cannot miss one because others come and go meanwhile).
+///
+/// # Errors
+///
+/// The OS error other than "no such interface".
+pub fn name_of_index(index: u32) -> io::Result<Option<String>> {
+    let mut name = [0 as c_char; libc::IF_NAMESIZE];
+    // SAFETY: `name` is valid for writes of IF_NAMESIZE bytes, as if_indextoname requires;
+    // it writes a NUL-terminated name there or returns null.
+    let got = unsafe { libc::if_indextoname(index, name.as_mut_ptr()) };
+    if got.is_null() {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENXIO | libc::ENODEV) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    // SAFETY: if_indextoname succeeded, so `name` holds a NUL-terminated string.
+    let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) };
+    Ok(Some(name.to_string_lossy().into_owned()))
+}
+
 /// Where the kernel routes IPv4 packets to one destination, as `ip route get` says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Route {
