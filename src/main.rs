@@ -334,7 +334,7 @@ fn give_up_kernel_path_privileges(on: bool) {
         &[privdrop::CAP_BPF, privdrop::CAP_NET_RAW]
     };
     if let Err(e) = privdrop::give_up(caps) {
-        debug!("cannot give up CAP_BPF and CAP_NET_RAW: {e}");
+        debug!("cannot give up capabilities {caps:?} (CAP_BPF is 39, CAP_NET_RAW 13): {e}");
     }
 }
 
@@ -360,6 +360,16 @@ fn start_kernel_path(
         info!(
             "kernel path off, every frame goes through the daemon: with --user the daemon \
              cannot watch the host's firewall (--kernel-path uses it anyway)"
+        );
+        return None;
+    }
+    if forced && settings.user.is_some() && ethcloud::sys::bpf::needs_cap_bpf_all_along() {
+        // Before Linux 6.5 every bpf(2) call, map updates included, needs CAP_BPF (with
+        // unprivileged BPF disabled), which the switch to --user gives up: the maps would
+        // stop following the node.
+        warn!(
+            "kernel path off, every frame goes through the daemon: on Linux before 6.5 it \
+             cannot change its maps once --user has given up CAP_BPF"
         );
         return None;
     }

@@ -44,7 +44,6 @@ fn assert_fails_with(out: &Output, needle: &str) {
     assert!(stderr.contains(needle), "no {needle:?} in: {stderr}");
 }
 
-/// The number after `key: ` on the first line that has it, e.g. `  frames_to_device: 3`.
 /// Leaves a stale socket file at `path`: bound, then closed. A process another test
 /// spawns at that moment holds a copy of the listener until its `exec`, and a connect
 /// then still succeeds; so this waits (at most 5 s) until a connect is refused.
@@ -63,6 +62,7 @@ fn stale_socket(path: &Path) {
     }
 }
 
+/// The number after `key: ` on the first line that has it, e.g. `  frames_to_device: 3`.
 fn number_after(answer: &str, key: &str) -> u64 {
     answer
         .lines()

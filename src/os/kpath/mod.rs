@@ -17,7 +17,7 @@
 //!   marked as UDP-tunnelled, and is cut into datagrams wherever it has to be, as the
 //!   kernel's own VXLAN's are.
 //! - `decap`, on the ingress of every Ethernet interface (TCX links; one that appears later
-//!   gets it as soon, see [`netdev::ChangeWatch`]): a frame
+//!   gets it at the next of those checks, see [`netdev::ChangeWatch`]): a frame
 //!   packet for one of this host's addresses, with a UDP checksum of 0 (what a kernel path
 //!   sends; anything checksummed goes through the kernel's UDP input), from a peer of the
 //!   peer map, on the interface the route to it leaves through, with the token, whose
@@ -167,7 +167,9 @@ impl Rechecks {
             None => Instant::ZERO,
         };
         let soon = now.max(self.last + RECHECK_GAP).max(budget);
-        if soon < self.at {
+        // (A check the 30-s timer brings within the second anyway is not brought forward,
+        // and so uses none of the budget.)
+        if soon + SYNC_EVERY < self.at {
             self.at = soon;
             self.brought = true;
         }
@@ -1347,6 +1349,8 @@ mod tests {
         };
         // Nothing announced: at once, then every 30 s.
         assert_eq!(run(&[], 95), [0, 30, 60, 90]);
+        // A change within the second before a 30-s check: that check, as it was.
+        assert_eq!(run(&[29], 65), [0, 30, 60]);
         // A change 10 s after a check: checked at once, and 30 s after that.
         assert_eq!(run(&[40], 95), [0, 30, 40, 70]);
         // One within 2 s of a check waits for those 2 s.

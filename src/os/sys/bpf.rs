@@ -339,11 +339,20 @@ mod tests {
             // them only when the interface goes), and this namespace has it no more.
             let away = format!("ectcx{}", std::process::id());
             run(&format!("ip netns add {away}"));
+            // (Deleted however the test ends: a named namespace outlives the process.)
+            struct Remove(String);
+            impl Drop for Remove {
+                fn drop(&mut self) {
+                    let _ = std::process::Command::new("ip")
+                        .args(["netns", "del", &self.0])
+                        .status();
+                }
+            }
+            let _remove = Remove(away.clone());
             let index2 = crate::sys::netdev::ifindex("ecl2").unwrap();
             run(&format!("ip link set ecl2 netns {away}"));
             seen.push(tcx_link_ifindex(&other).unwrap() != 0);
             seen.push(crate::sys::netdev::name_of_index(index2).unwrap().is_none());
-            run(&format!("ip netns del {away}"));
             seen
         });
         assert_eq!(seen, [true, true, true, true, true, true]);

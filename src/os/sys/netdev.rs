@@ -6,7 +6,8 @@
 //! multi-queue attach); the route to an address ([`route_to`]); and whether interfaces,
 //! addresses or routes changed ([`ChangeWatch`]).
 //!
-//! Owns those ioctls (and `SIOCGIFINDEX`), the `ifreq` they use, and the one `RTM_GETLINK`
+//! Owns those ioctls (and `SIOCGIFINDEX`; `SIOCGIFNAME` through `if_indextoname`), the
+//! `ifreq` they use, and the one `RTM_GETLINK`
 //! request these read. It does not create or delete interfaces
 //! (that is `tap`) and sets no addresses or routes (that is the operator's `--ifup` command).
 //! Changing an interface needs `CAP_NET_ADMIN` in its network namespace; reading does not.
