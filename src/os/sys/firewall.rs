@@ -260,31 +260,7 @@ fn unsupported() -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A netlink message of `kind` for `seq` with `body` after the header.
-    fn message(kind: u16, seq: u32, body: &[u8]) -> Vec<u8> {
-        let mut out = vec![0u8; NLMSG_HDR_LEN];
-        out[4..6].copy_from_slice(&kind.to_ne_bytes());
-        out[8..12].copy_from_slice(&seq.to_ne_bytes());
-        out.extend_from_slice(body);
-        while out.len() % 4 != 0 {
-            out.push(0);
-        }
-        let len = out.len() as u32;
-        out[0..4].copy_from_slice(&len.to_ne_bytes());
-        out
-    }
-
-    fn attr(kind: u16, data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend_from_slice(&(4 + data.len() as u16).to_ne_bytes());
-        out.extend_from_slice(&kind.to_ne_bytes());
-        out.extend_from_slice(data);
-        while out.len() % 4 != 0 {
-            out.push(0);
-        }
-        out
-    }
+    use crate::sys::testing::{nl_attr as attr, nl_message as message};
 
     /// A chain of `family` (`table`, `name`), a base chain if `hooked`.
     fn chain(seq: u32, family: u8, table: &str, name: &str, hooked: bool) -> Vec<u8> {

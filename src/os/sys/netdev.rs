@@ -807,6 +807,7 @@ fn parse_tx_dropped(text: &str, name: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::testing::{nl_attr, nl_message};
 
     #[test]
     fn loopback_is_up_with_a_readable_mtu() {
@@ -837,44 +838,27 @@ mod tests {
     fn netlink(messages: &[Message<'_>]) -> Vec<u8> {
         let mut out = Vec::new();
         for (kind, seq, index, attrs) in messages {
-            let start = out.len();
-            out.extend_from_slice(&[0u8; NLMSG_HDR_LEN + IFINFOMSG_LEN]);
-            out[start + 4..start + 6].copy_from_slice(&kind.to_ne_bytes());
-            out[start + 8..start + 12].copy_from_slice(&seq.to_ne_bytes());
-            out[start + NLMSG_HDR_LEN + 4..start + NLMSG_HDR_LEN + 8]
-                .copy_from_slice(&index.to_ne_bytes());
+            // ifinfomsg: the index at 4.
+            let mut body = vec![0u8; IFINFOMSG_LEN];
+            body[4..8].copy_from_slice(&index.to_ne_bytes());
             for (attr, data) in attrs.iter() {
-                out.extend_from_slice(&(4 + data.len() as u16).to_ne_bytes());
-                out.extend_from_slice(&attr.to_ne_bytes());
-                out.extend_from_slice(data);
-                while out.len() % 4 != 0 {
-                    out.push(0);
-                }
+                body.extend(nl_attr(*attr, data));
             }
-            let len = (out.len() - start) as u32;
-            out[start..start + 4].copy_from_slice(&len.to_ne_bytes());
+            out.extend(nl_message(*kind, *seq, &body));
         }
         out
     }
 
     /// An `RTM_NEWROUTE` answer (seq 9) of route type `rtm_type` with `attrs`.
     fn route_answer(rtm_type: u8, attrs: &[(u16, Vec<u8>)]) -> Vec<u8> {
-        let mut out = vec![0u8; NLMSG_HDR_LEN + RTMSG_LEN];
-        out[4..6].copy_from_slice(&libc::RTM_NEWROUTE.to_ne_bytes());
-        out[8..12].copy_from_slice(&9u32.to_ne_bytes());
-        out[NLMSG_HDR_LEN] = libc::AF_INET as u8;
-        out[NLMSG_HDR_LEN + 7] = rtm_type;
+        // rtmsg: the family first, the route type at 7.
+        let mut body = vec![0u8; RTMSG_LEN];
+        body[0] = libc::AF_INET as u8;
+        body[7] = rtm_type;
         for (attr, data) in attrs {
-            out.extend_from_slice(&(4 + data.len() as u16).to_ne_bytes());
-            out.extend_from_slice(&attr.to_ne_bytes());
-            out.extend_from_slice(data);
-            while out.len() % 4 != 0 {
-                out.push(0);
-            }
+            body.extend(nl_attr(*attr, data));
         }
-        let len = out.len() as u32;
-        out[0..4].copy_from_slice(&len.to_ne_bytes());
-        out
+        nl_message(libc::RTM_NEWROUTE, 9, &body)
     }
 
     #[test]

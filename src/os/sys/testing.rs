@@ -35,3 +35,30 @@ pub(crate) fn skip(reason: &str) {
     );
     eprintln!("skipped: {reason}");
 }
+
+/// A netlink message of type `kind` for request `seq`, with `body` (a family header and its
+/// attributes) after the 16-byte header, padded to 4 bytes; the length set.
+pub(crate) fn nl_message(kind: u16, seq: u32, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; 16];
+    out[4..6].copy_from_slice(&kind.to_ne_bytes());
+    out[8..12].copy_from_slice(&seq.to_ne_bytes());
+    out.extend_from_slice(body);
+    while out.len() % 4 != 0 {
+        out.push(0);
+    }
+    let len = out.len() as u32;
+    out[0..4].copy_from_slice(&len.to_ne_bytes());
+    out
+}
+
+/// A netlink attribute of type `kind` holding `data`, padded to 4 bytes.
+pub(crate) fn nl_attr(kind: u16, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(4 + data.len() as u16).to_ne_bytes());
+    out.extend_from_slice(&kind.to_ne_bytes());
+    out.extend_from_slice(data);
+    while out.len() % 4 != 0 {
+        out.push(0);
+    }
+    out
+}
