@@ -365,22 +365,7 @@ fn nft(lab: &Lab, host: &Host, command: &str) {
     e2e::must(lab, host, &["nft", command]);
 }
 
-/// Waits until the kernel path of `daemon` has sent frames, pinging `target` from `from`.
-fn wait_kernel_sends(lab: &mut Lab, daemon: usize, from: &Host, target: &str) {
-    let start = std::time::Instant::now();
-    for _ in 0..100 {
-        lab.ping_once(from, target);
-        if stat(lab, daemon, "kernel_path_sent") > 0 {
-            return;
-        }
-        assert!(
-            start.elapsed() < SOON,
-            "daemon {daemon}'s kernel path sent nothing"
-        );
-        thread::sleep(Duration::from_millis(200));
-    }
-    panic!("daemon {daemon}'s kernel path sent nothing");
-}
+use e2e::wait_kernel_sends;
 
 #[test]
 #[ignore = "needs root + netns + nft; .ci/run passes --include-ignored"]

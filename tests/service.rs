@@ -420,19 +420,7 @@ fn within_the_unit_s_capabilities_the_kernel_path_is_on_by_default() {
     }
     lab.daemons[db].wait_log(&format!("peer {} added", a.addr_v4()), SOON);
     lab.assert_ping(&a, &b.overlay_v4());
-    let start = Instant::now();
-    loop {
-        lab.ping_once(&a, &b.overlay_v4());
-        let line = lab.daemons[da].stats_line();
-        if e2e::field(&line, "kernel_path_sent").is_some_and(|n| n > 0) {
-            break;
-        }
-        assert!(
-            start.elapsed() < SOON,
-            "nothing went through the kernel: {line}"
-        );
-        thread::sleep(Duration::from_millis(200));
-    }
+    e2e::wait_kernel_sends(&mut lab, da, &a, &b.overlay_v4());
 }
 
 #[test]

@@ -288,25 +288,23 @@ impl Lab {
             ns: format!("{}h{index}", self.prefix),
         };
         self.add_namespace(&host.ns);
-        let port = format!("p{index}");
-        let sw = self.switch_ns.as_str();
-        ip(&[
-            "-n", &host.ns, "link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns",
-            sw,
-        ]);
-        ip(&["-n", sw, "link", "set", &port, "master", "br0", "up"]);
         let v4 = format!("{}/24", host.underlay_v4());
         let v6 = format!("{}/64", host.underlay_v6());
+        self.plug(&host, "eth0");
         ip(&["-n", &host.ns, "addr", "add", &v4, "dev", "eth0"]);
         ip(&["-n", &host.ns, "addr", "add", &v6, "dev", "eth0", "nodad"]);
-        ip(&["-n", &host.ns, "link", "set", "eth0", "up"]);
         self.hosts.push(host);
     }
 
-    /// Gives `host` another interface `name` on the underlay bridge (a veth, up, without
-    /// addresses), as a second NIC plugged in while the daemons run.
+    /// Gives `host` an interface `name` on the underlay bridge (a veth, up, without
+    /// addresses): its `eth0`, or a second NIC plugged in while the daemons run. (The
+    /// bridge's side of it is named after both, `p1` for host 1's `eth0`.)
     pub fn plug(&self, host: &Host, name: &str) {
-        let port = format!("{name}p{}", host.index);
+        let port = if name == "eth0" {
+            format!("p{}", host.index)
+        } else {
+            format!("{name}p{}", host.index)
+        };
         let sw = self.switch_ns.as_str();
         ip(&[
             "-n", &host.ns, "link", "add", name, "type", "veth", "peer", "name", &port, "netns", sw,
@@ -914,6 +912,25 @@ pub fn conntrack(lab: &Lab, router: &Host) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits (at most [`SOON`]) until the kernel path of daemon `daemon` has sent frames,
+/// pinging `target` from `from`.
+pub fn wait_kernel_sends(lab: &mut Lab, daemon: usize, from: &Host, target: &str) {
+    let start = Instant::now();
+    for _ in 0..100 {
+        lab.ping_once(from, target);
+        let line = lab.daemons[daemon].stats_line();
+        if field(&line, "kernel_path_sent").is_some_and(|n| n > 0) {
+            return;
+        }
+        assert!(
+            start.elapsed() < SOON,
+            "daemon {daemon}'s kernel path sent nothing: {line}"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    panic!("daemon {daemon}'s kernel path sent nothing");
 }
 
 /// Runs `ip ARGS`, panicking with its stderr if it fails.

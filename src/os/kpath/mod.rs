@@ -423,8 +423,8 @@ pub struct KernelPath {
     /// Whether the kernel path steps aside while this network namespace has a firewall (on by
     /// default, not with `--kernel-path`).
     watch_firewall: bool,
-    /// The firewall it stepped aside for (or why it could not tell), if it did.
-    aside: Option<String>,
+    /// Whether it stands aside (for a firewall, or because it could not tell).
+    aside: bool,
     /// While aside, the peers sent a Close (each gets one, however late it was verified).
     closed: BTreeSet<PeerKey>,
     /// While aside, how many checks in a row found no firewall (it comes back on at
@@ -596,7 +596,7 @@ impl KernelPath {
             heartbeat,
             heartbeat_error_told: false,
             watch_firewall,
-            aside: None,
+            aside: false,
             closed: BTreeSet::new(),
             clean_checks: 0,
             aside_peers: Vec::new(),
@@ -870,7 +870,7 @@ impl KernelPath {
             self.synced = Some(view.generation);
             let (mut peers, mut macs) = wanted(&view, now);
             self.aside_peers.clear();
-            if self.aside.is_some() {
+            if self.aside {
                 // Everything out of the maps: every frame through the daemon, and the
                 // firewall.
                 self.aside_peers.extend(peers.values().copied());
@@ -1218,28 +1218,28 @@ impl KernelPath {
                 "cannot tell whether this host has a firewall ({e})"
             )),
         };
-        match (&self.aside, found) {
-            (None, Some(why)) => {
+        match (self.aside, found) {
+            (false, Some(why)) => {
                 info!("kernel path: stepping aside, every frame goes through the daemon: {why}");
                 node.socket_mut().control_as_frames(true);
-                self.aside = Some(why);
+                self.aside = true;
                 self.clean_checks = 0;
             }
-            (Some(_), None) => {
+            (true, None) => {
                 self.clean_checks += 1;
                 if self.clean_checks < CLEAN_CHECKS {
                     return;
                 }
                 info!("kernel path: on again: this host has had no firewall for {CLEAN_CHECKS} s");
                 node.socket_mut().control_as_frames(false);
-                self.aside = None;
+                self.aside = false;
                 self.closed.clear();
             }
-            (Some(_), Some(_)) => {
+            (true, Some(_)) => {
                 self.clean_checks = 0;
                 return;
             }
-            (None, None) => return,
+            (false, None) => return,
         }
         self.synced = None;
     }

@@ -660,7 +660,7 @@ impl ChangeWatch {
 /// In the netlink messages `buf`, the first answer to request `seq` that `wanted` takes (by
 /// its type and whole message), or the kernel's error answer to it (a positive errno);
 /// `None` if `buf` holds neither.
-pub(super) fn find_answer(
+fn find_answer(
     buf: &[u8],
     seq: u32,
     wanted: impl Fn(u16, &[u8]) -> bool,

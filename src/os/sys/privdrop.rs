@@ -484,12 +484,14 @@ pub fn give_up(caps: &[u32]) -> io::Result<()> {
     set_capabilities(&data)
 }
 
-/// Whether the capability `cap` is in this thread's effective or permitted set.
+/// Whether the capability `cap` is in this thread's effective or permitted set (for the
+/// tests).
 ///
 /// # Errors
 ///
 /// The OS error of `capget`.
-pub fn holds(cap: u32) -> io::Result<bool> {
+#[cfg(test)]
+fn holds(cap: u32) -> io::Result<bool> {
     let data = capabilities()?;
     let (word, bit) = ((cap / 32) as usize, 1u32 << (cap % 32));
     Ok(data
