@@ -34,6 +34,7 @@ use ethcloud::cli::{
 use ethcloud::daemon;
 use ethcloud::error::Error;
 use ethcloud::hook::{self, HOOK_TIMEOUT};
+use ethcloud::io::Socket as _;
 use ethcloud::keyfiles::{self, NodeIdentity};
 use ethcloud::kpath::KernelPath;
 use ethcloud::node::Keyed;
@@ -418,21 +419,29 @@ fn start_kernel_path(
         }
     };
     // Peers with a kernel path know each other by control messages without checksums.
-    if !path.takes_frames() {
+    if !path.may_take_frames() {
         info!(
             "kernel path: {name} forwards what it gets (a bridge port, a bond member, or \
-             forwarding on) or no interface takes frames, so peers send their frames here \
-             through their daemons"
+             forwarding on), so peers send their frames here through their daemons"
         );
-    } else {
-        match path.raw_control() {
-            Ok(raw) => socket.send_control_without_checksums(raw),
-            Err(e) => warn!(
-                "kernel path: cannot share the raw socket with the daemon's control messages \
-                 ({e}): they go with checksums, and peers with a kernel path learn of this one \
-                 from its heartbeats only"
-            ),
-        }
+        return Some(path);
+    }
+    match path.raw_control() {
+        Ok(raw) => socket.send_control_without_checksums(raw),
+        Err(e) => warn!(
+            "kernel path: cannot share the raw socket with the daemon's control messages \
+             ({e}): they go with checksums, and peers with a kernel path learn of this one \
+             from its heartbeats only"
+        ),
+    }
+    if !path.takes_frames() {
+        // (Until the kernel path takes frames on an interface that comes: see
+        // `KernelPath::tend`.)
+        socket.control_as_frames(true);
+        info!(
+            "kernel path: no interface takes frames yet, so peers send their frames here \
+             through their daemons until one does"
+        );
     }
     Some(path)
 }

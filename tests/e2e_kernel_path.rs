@@ -688,3 +688,43 @@ fn the_kernel_path_follows_the_underlay_to_an_interface_plugged_in_later() {
     e2e::iperf3_one_off(&mut lab, &a, &b, &b.overlay_v4(), 5201, &[]);
     e2e::iperf3_one_off(&mut lab, &b, &a, &a.overlay_v4(), 5202, &[]);
 }
+
+/// A node whose `decap` could go on no interface at start-up (b starts with no eth0) takes
+/// frames from the first interface that comes: its control messages then go without
+/// checksums, so a's kernel path marks it and sends it a's frames; before, it stayed a
+/// node that only sends, and a's frames went through both daemons for good.
+#[test]
+#[ignore = "needs root + netns; .ci/run passes --include-ignored"]
+fn a_node_that_started_with_no_interface_takes_frames_once_one_comes() {
+    let mut lab = Lab::new(2);
+    lab.kernel_path_by_default = true;
+    let (a, b) = (lab.host(1), lab.host(2));
+    e2e::must(&lab, &b, &["ip", "link", "del", "eth0"]);
+    let common = ["-l", "0.0.0.0:3210", "-t", "7", "--mac-timeout", "8"];
+    lab.start(&b, &common);
+    lab.daemons[0].wait_log("receiving on no interface (sending only)", SOON);
+    lab.daemons[0].wait_log("no interface takes frames yet", SOON);
+
+    lab.plug(&b, "eth0");
+    let v4 = format!("{}/24", b.underlay_v4());
+    e2e::must(&lab, &b, &["ip", "addr", "add", &v4, "dev", "eth0"]);
+    lab.daemons[0].wait_log(
+        "kernel path: receiving on eth0: peers' kernel paths may send here now",
+        SOON,
+    );
+
+    let connect = b.addr_v4();
+    let mut args = common.to_vec();
+    args.extend(["-c", &connect]);
+    lab.start(&a, &args);
+    lab.daemons[0].wait_log(&format!("peer {} added", a.addr_v4()), SOON);
+    lab.daemons[1].wait_log(&format!("peer {} added", b.addr_v4()), SOON);
+    lab.assert_ping(&a, &b.overlay_v4());
+    // a's kernel path sends to b only once b's control messages have marked it.
+    wait_kernel_sends(&mut lab, 1, &a, &b.overlay_v4());
+    wait_kernel_sends(&mut lab, 0, &b, &a.overlay_v4());
+    let received = stat(&mut lab, 0, "kernel_path_received");
+    assert!(received > 0, "b's kernel path took nothing");
+    e2e::iperf3_one_off(&mut lab, &a, &b, &b.overlay_v4(), 5201, &[]);
+    e2e::iperf3_one_off(&mut lab, &b, &a, &a.overlay_v4(), 5202, &[]);
+}

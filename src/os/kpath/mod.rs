@@ -409,6 +409,10 @@ pub struct KernelPath {
     refresh: Duration,
     /// Whether peers' kernel paths may send here (see [`KernelPath::takes_frames`]).
     takes_frames: bool,
+    /// Whether they may once `decap` is on an interface: the tap does not forward what it
+    /// gets (see [`KernelPath::takes_frames`]). A node that started with `decap` on no
+    /// interface takes frames from the first one `decap` goes on.
+    may_take_frames: bool,
     /// Peers just put in the map, and when to ask them a second time for their peer list.
     hello_again: BTreeMap<PeerKey, Instant>,
     totals: Totals,
@@ -589,6 +593,7 @@ impl KernelPath {
             seen_read_at: Instant::ZERO,
             refresh,
             takes_frames: false,
+            may_take_frames: take_super,
             hello_again: BTreeMap::new(),
             totals: Totals::default(),
             follow: follow::Follow::default(),
@@ -705,11 +710,21 @@ impl KernelPath {
 
     /// Whether peers' kernel paths may send frames here: not when the tap forwards what it
     /// gets (a bridge port, a bond member, forwarding on), where a super-frame could not be
-    /// taken whole. The daemon then keeps its control messages checksummed, so that peers do not
-    /// take it for a node with a kernel path; its own frames still go out through the
-    /// kernel.
+    /// taken whole, nor, until `decap` goes on one, while no interface takes frames. The
+    /// daemon then keeps its control messages checksummed (see
+    /// [`KernelPath::may_take_frames`]), so that peers do not take it for a node with a
+    /// kernel path; its own frames still go out through the kernel.
     pub fn takes_frames(&self) -> bool {
         self.takes_frames
+    }
+
+    /// Whether peers' kernel paths may send frames here once an interface takes them: the
+    /// tap does not forward what it gets. Such a node sends its control messages through the
+    /// raw socket ([`KernelPath::raw_control`]) from the moment [`KernelPath::takes_frames`]
+    /// holds, which [`KernelPath::tend`] turns on (with the socket's
+    /// [`Socket::control_as_frames`]) when `decap` goes on a first interface.
+    pub fn may_take_frames(&self) -> bool {
+        self.may_take_frames
     }
 
     /// What the kernel path does for each peer it knows, for `ethcloud show` (see
@@ -847,6 +862,9 @@ impl KernelPath {
             }
             self.follow_firewall(now, node);
         }
+        if !self.takes_frames && self.may_take_frames && !self.aside && !self.decap_on.is_empty() {
+            self.start_taking_frames(now, node);
+        }
         // The maps follow the node's view only when it moved (or the routes are checked):
         // a view is a copy of the MAC table.
         if self.synced != Some(node.forward_generation()) || recheck {
@@ -907,6 +925,29 @@ impl KernelPath {
         if now >= self.seen_read_at {
             self.seen_read_at = now + self.refresh;
             self.read_seen(now, node);
+        }
+    }
+
+    /// Lets peers' kernel paths send here, once `decap` went on a first interface (a node that
+    /// started with none) while the kernel path does not stand aside: control messages go
+    /// without checksums from now on, and each peer in the map is asked for its peer list
+    /// now and again soon, as a new one would be (see `sync_peers`), so that its kernel path
+    /// marks this node.
+    fn start_taking_frames<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>) {
+        let on: Vec<&str> = self
+            .decap_on
+            .values()
+            .map(|(name, _)| name.as_str())
+            .collect();
+        info!(
+            "kernel path: receiving on {}: peers' kernel paths may send here now",
+            on.join(", ")
+        );
+        self.takes_frames = true;
+        node.socket_mut().control_as_frames(false);
+        for (key, peer) in &self.in_peers {
+            node.ask_peer_list(SocketAddr::V4(peer.addr));
+            self.hello_again.insert(*key, now + HELLO_AGAIN);
         }
     }
 
@@ -1231,7 +1272,7 @@ impl KernelPath {
                     return;
                 }
                 info!("kernel path: on again: this host has had no firewall for {CLEAN_CHECKS} s");
-                node.socket_mut().control_as_frames(false);
+                node.socket_mut().control_as_frames(!self.takes_frames);
                 self.aside = false;
                 self.closed.clear();
             }
