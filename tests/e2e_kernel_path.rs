@@ -713,14 +713,31 @@ fn a_node_that_started_with_no_interface_takes_frames_once_one_comes() {
         SOON,
     );
 
+    // What b sends to a's port, as a's eth0 gets it: b's request for a's peer list, sent
+    // when a enters b's map, goes without a checksum (not only b's heartbeats, which
+    // would mark b by themselves).
+    let script = lab.script("controlsums.py", CONTROL_SUMS);
+    let seen = lab.helper(
+        &a,
+        "controlsums",
+        &[
+            e2e::python3(),
+            script.to_str().expect("utf-8 path"),
+            "eth0",
+            "3210",
+            "30",
+        ],
+    );
+    e2e::wait_file_contains(&seen, "ready", SOON);
     let connect = b.addr_v4();
     let mut args = common.to_vec();
     args.extend(["-c", &connect]);
     lab.start(&a, &args);
     lab.daemons[0].wait_log(&format!("peer {} added", a.addr_v4()), SOON);
     lab.daemons[1].wait_log(&format!("peer {} added", b.addr_v4()), SOON);
+    e2e::wait_file_contains(&seen, "switch=2 checksum=0", SOON);
     lab.assert_ping(&a, &b.overlay_v4());
-    // a's kernel path sends to b only once b's control messages have marked it.
+    // a's kernel path sends to b only once b has marked itself.
     wait_kernel_sends(&mut lab, 1, &a, &b.overlay_v4());
     wait_kernel_sends(&mut lab, 0, &b, &a.overlay_v4());
     let received = stat(&mut lab, 0, "kernel_path_received");
@@ -728,3 +745,32 @@ fn a_node_that_started_with_no_interface_takes_frames_once_one_comes() {
     e2e::iperf3_one_off(&mut lab, &a, &b, &b.overlay_v4(), 5201, &[]);
     e2e::iperf3_one_off(&mut lab, &b, &a, &a.overlay_v4(), 5202, &[]);
 }
+
+/// Prints, for each IPv4 UDP datagram an interface receives from port PORT, its switch byte
+/// (the byte after the 7-byte token) and its UDP checksum, for SECONDS:
+/// `controlsums.py IFACE PORT SECONDS`; `ready` first.
+const CONTROL_SUMS: &str = r#"
+import socket, struct, sys, time
+iface, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
+sock.bind((iface, 0))
+print("ready", flush=True)
+end = time.monotonic() + seconds
+while True:
+    left = end - time.monotonic()
+    if left <= 0:
+        break
+    sock.settimeout(left)
+    try:
+        data, addr = sock.recvfrom(65535)
+    except socket.timeout:
+        break
+    if addr[2] == 4 or len(data) < 20 or data[9] != 17:
+        continue
+    ihl = (data[0] & 15) * 4
+    if len(data) < ihl + 16:
+        continue
+    sport, _dport, _len, checksum = struct.unpack("!HHHH", data[ihl:ihl + 8])
+    if sport == port:
+        print(f"switch={data[ihl + 15]} checksum={checksum}", flush=True)
+"#;

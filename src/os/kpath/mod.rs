@@ -35,7 +35,7 @@
 //! bridge port, a bond member, forwarding on) after `--ifup` takes no super-frames (they keep
 //! the marks of a tunnelled packet, which a NIC could cut wrongly if the host sent them on)
 //! and keeps the checksums of its control messages, so nobody marks it; nor does a node whose `decap` is on no
-//! interface.
+//! interface, until it goes on one (see `KernelPath::tend`).
 //!
 //! Everything else (broadcasts, multicasts and unknown destinations, which the daemon floods;
 //! VLAN-tagged frames; ARP; frames from a MAC the daemon has not learnt behind that peer;
@@ -720,9 +720,10 @@ impl KernelPath {
 
     /// Whether peers' kernel paths may send frames here once an interface takes them: the
     /// tap does not forward what it gets. Such a node sends its control messages through the
-    /// raw socket ([`KernelPath::raw_control`]) from the moment [`KernelPath::takes_frames`]
-    /// holds, which [`KernelPath::tend`] turns on (with the socket's
-    /// [`Socket::control_as_frames`]) when `decap` goes on a first interface.
+    /// raw socket ([`KernelPath::raw_control`], if that could be had) from the moment
+    /// [`KernelPath::takes_frames`] holds, which [`KernelPath::tend`] turns on (with the
+    /// socket's [`Socket::control_as_frames`]) when `decap` goes on a first interface while
+    /// the kernel path does not stand aside (else when it comes back on).
     pub fn may_take_frames(&self) -> bool {
         self.may_take_frames
     }
@@ -863,7 +864,7 @@ impl KernelPath {
             self.follow_firewall(now, node);
         }
         if !self.takes_frames && self.may_take_frames && !self.aside && !self.decap_on.is_empty() {
-            self.start_taking_frames(now, node);
+            self.start_taking_frames(node);
         }
         // The maps follow the node's view only when it moved (or the routes are checked):
         // a view is a copy of the MAC table.
@@ -930,10 +931,11 @@ impl KernelPath {
 
     /// Lets peers' kernel paths send here, once `decap` went on a first interface (a node that
     /// started with none) while the kernel path does not stand aside: control messages go
-    /// without checksums from now on, and each peer in the map is asked for its peer list
-    /// now and again soon, as a new one would be (see `sync_peers`), so that its kernel path
-    /// marks this node.
-    fn start_taking_frames<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>) {
+    /// without checksums from now on, and so do the heartbeats (see `follow_firewall`). A
+    /// peer that enters the map from now on is asked for its peer list at once (see
+    /// `sync_peers`); one already there marks this node at its next control message or
+    /// heartbeat, within 5 s.
+    fn start_taking_frames<S: Socket, D: Device>(&mut self, node: &mut Node<S, D>) {
         let on: Vec<&str> = self
             .decap_on
             .values()
@@ -945,10 +947,6 @@ impl KernelPath {
         );
         self.takes_frames = true;
         node.socket_mut().control_as_frames(false);
-        for (key, peer) in &self.in_peers {
-            node.ask_peer_list(SocketAddr::V4(peer.addr));
-            self.hello_again.insert(*key, now + HELLO_AGAIN);
-        }
     }
 
     /// Takes `keys` out of the peer map (and out of `in_peers` once the kernel let them go;
@@ -1163,8 +1161,9 @@ impl KernelPath {
 
     /// Sends the heartbeats that are due (counted in the peers' traffic), and holds back or
     /// lets go the peers whose datagrams the firewall now refuses or lets through (see
-    /// [`follow`]). A node whose tap forwards sends its heartbeats with a UDP checksum, so
-    /// that they do not mark it (to peers whose source address is known: in the map).
+    /// [`follow`]). A node that takes no frames (its tap forwards, or `decap` is on no
+    /// interface yet) sends its heartbeats with a UDP checksum, so that they do not mark it
+    /// (to peers whose source address is known: in the map).
     fn follow_firewall<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>) {
         let mut changes = Vec::new();
         let checksummed = !self.takes_frames;
@@ -1248,8 +1247,8 @@ impl KernelPath {
 
     /// Asks whether this network namespace has a firewall now, and steps aside if it has:
     /// control messages take checksums, and the next sync empties the maps and sends every
-    /// peer a Close. It comes back on (control messages without checksums again, the maps
-    /// filled) once [`CLEAN_CHECKS`] checks in a row found none, so that a firewall that
+    /// peer a Close. It comes back on (control messages without checksums again if the node
+    /// takes frames, the maps filled) once [`CLEAN_CHECKS`] checks in a row found none, so that a firewall that
     /// comes and goes does not cost every peer a Close each time. A question the kernel
     /// does not answer counts as a firewall.
     fn watch_firewall<S: Socket, D: Device>(&mut self, node: &mut Node<S, D>) {
