@@ -418,14 +418,9 @@ fn start_kernel_path(
             return None;
         }
     };
-    // Peers with a kernel path know each other by control messages without checksums.
-    if !path.may_take_frames() {
-        info!(
-            "kernel path: {name} forwards what it gets (a bridge port, a bond member, or \
-             forwarding on), so peers send their frames here through their daemons"
-        );
-        return Some(path);
-    }
+    // Peers with a kernel path know each other by control messages without checksums,
+    // which go through the raw socket while the node takes frames (see
+    // `KernelPath::takes_frames`, which can change while it runs).
     match path.raw_control() {
         Ok(raw) => socket.send_control_without_checksums(raw),
         Err(e) => warn!(
@@ -435,13 +430,18 @@ fn start_kernel_path(
         ),
     }
     if !path.takes_frames() {
-        // (Until the kernel path takes frames on an interface that comes: see
-        // `KernelPath::tend`.)
         socket.control_as_frames(true);
-        info!(
-            "kernel path: no interface takes frames yet, so peers send their frames here \
-             through their daemons until one does"
-        );
+        if path.may_take_frames() {
+            info!(
+                "kernel path: no interface takes frames yet, so peers send their frames here \
+                 through their daemons until one does"
+            );
+        } else {
+            info!(
+                "kernel path: {name} forwards what it gets (a bridge port, a bond member, or \
+                 forwarding on), so peers send their frames here through their daemons"
+            );
+        }
     }
     Some(path)
 }

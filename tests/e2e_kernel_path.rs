@@ -746,6 +746,65 @@ fn a_node_that_started_with_no_interface_takes_frames_once_one_comes() {
     e2e::iperf3_one_off(&mut lab, &b, &a, &a.overlay_v4(), 5202, &[]);
 }
 
+/// b's tap starts forwarding while it runs (as when a container runtime turns
+/// `net.ipv4.ip_forward` on after ethcloud started): b stops taking super-frames whole and
+/// tells a, with a Close, to verify it anew; a's kernel path then sends b nothing, while
+/// pings and TCP still go both ways and b's own frames still leave through the kernel.
+/// Forwarding off again, a's kernel path sends to b again.
+#[test]
+#[ignore = "needs root + netns; .ci/run passes --include-ignored"]
+fn a_node_whose_tap_starts_forwarding_stops_taking_frames_until_it_stops() {
+    let mut lab = Lab::new(2);
+    lab.kernel_path_by_default = true;
+    let (a, b) = (lab.host(1), lab.host(2));
+    pair(&mut lab, &[], &[]);
+    wait_kernel_sends(&mut lab, 0, &a, &b.overlay_v4());
+    let forwarding = format!("net.ipv4.conf.{}.forwarding", e2e::TAP);
+
+    e2e::must(&lab, &b, &["sysctl", "-qw", &format!("{forwarding}=1")]);
+    lab.daemons[1].wait_log(
+        &format!("kernel path: {} forwards what it gets now", e2e::TAP),
+        SOON,
+    );
+    let removed = format!("peer {} removed: closed by peer", b.addr_v4());
+    lab.daemons[0].wait_log(&removed, SOON);
+    lab.daemons[0].wait_log_count(&format!("peer {} added", b.addr_v4()), 2, SOON);
+    lab.assert_ping(&a, &b.overlay_v4());
+    let a_sent = stat(&mut lab, 0, "kernel_path_sent");
+    let b_sent = stat(&mut lab, 1, "kernel_path_sent");
+    e2e::ping_run(&lab, &a, &b.overlay_v4(), 20, SOON);
+    e2e::iperf3_one_off(&mut lab, &a, &b, &b.overlay_v4(), 5201, &[]);
+    assert_eq!(
+        stat(&mut lab, 0, "kernel_path_sent"),
+        a_sent,
+        "a's kernel path still sends to b, whose tap forwards"
+    );
+    assert!(
+        stat(&mut lab, 1, "kernel_path_sent") > b_sent,
+        "b's kernel path stopped sending"
+    );
+
+    e2e::must(&lab, &b, &["sysctl", "-qw", &format!("{forwarding}=0")]);
+    lab.daemons[1].wait_log(
+        &format!("kernel path: {} no longer forwards what it gets", e2e::TAP),
+        SOON,
+    );
+    lab.daemons[1].wait_log("peers' kernel paths may send here now", SOON);
+    let start = std::time::Instant::now();
+    for _ in 0..100 {
+        lab.ping_once(&a, &b.overlay_v4());
+        if stat(&mut lab, 0, "kernel_path_sent") > a_sent {
+            break;
+        }
+        assert!(
+            start.elapsed() < SOON,
+            "a's kernel path does not send to b again"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    e2e::iperf3_one_off(&mut lab, &a, &b, &b.overlay_v4(), 5202, &[]);
+}
+
 /// Prints, for each IPv4 UDP datagram an interface receives from port PORT, its switch byte
 /// (the byte after the 7-byte token) and its UDP checksum, for SECONDS:
 /// `controlsums.py IFACE PORT SECONDS`; `ready` first.

@@ -32,10 +32,12 @@
 //! 2 s apart); the request and the answer mark both ends. A peer without a kernel path (whose
 //! control messages carry checksums) is never marked, and never sent frames the kernel left with
 //! partial checksums (which a veth delivers as they are). A node whose tap forwards (a
-//! bridge port, a bond member, forwarding on) after `--ifup` takes no super-frames (they keep
-//! the marks of a tunnelled packet, which a NIC could cut wrongly if the host sent them on)
-//! and keeps the checksums of its control messages, so nobody marks it; nor does a node whose `decap` is on no
-//! interface, until it goes on one (see `KernelPath::tend`).
+//! bridge port, a bond member, forwarding on) after `--ifup`, or starts to while it runs,
+//! takes no super-frames (they keep the marks of a tunnelled packet, which a NIC could cut
+//! wrongly if the host sent them on) and keeps the checksums of its control messages, so
+//! nobody marks it (one that starts to sends each peer a Close: see `KernelPath::follow_tap`);
+//! nor does a node whose `decap` is on no interface, until it goes on one (see
+//! `KernelPath::tend`).
 //!
 //! Everything else (broadcasts, multicasts and unknown destinations, which the daemon floods;
 //! VLAN-tagged frames; ARP; frames from a MAC the daemon has not learnt behind that peer;
@@ -368,8 +370,13 @@ pub struct KernelPath {
     locals: HashMap,
     /// `encap`'s link to the tap: it keeps the program attached; dropping it detaches.
     _encap_link: OwnedFd,
-    /// The `decap` program, for the interfaces that come later.
-    decap: OwnedFd,
+    /// The `decap` program that takes super-frames whole, while the tap does not forward
+    /// (see [`KernelPath::may_take_frames`]).
+    decap_whole: OwnedFd,
+    /// The `decap` program that takes single frames only, while the tap forwards.
+    decap_single: OwnedFd,
+    /// The tap's name.
+    tap: String,
     /// `decap`'s links, by the index of the interface each is on (with its name).
     decap_on: BTreeMap<u32, (String, OwnedFd)>,
     /// Interfaces `decap` is not on and will not be tried on again while they are there: the
@@ -410,8 +417,9 @@ pub struct KernelPath {
     /// Whether peers' kernel paths may send here (see [`KernelPath::takes_frames`]).
     takes_frames: bool,
     /// Whether they may once `decap` is on an interface: the tap does not forward what it
-    /// gets (see [`KernelPath::takes_frames`]). A node that started with `decap` on no
-    /// interface takes frames from the first one `decap` goes on.
+    /// gets (see [`KernelPath::takes_frames`]), as last asked (see `follow_tap`). A node
+    /// that started with `decap` on no interface takes frames from the first one `decap`
+    /// goes on.
     may_take_frames: bool,
     /// Peers just put in the map, and when to ask them a second time for their peer list.
     hello_again: BTreeMap<PeerKey, Instant>,
@@ -542,21 +550,27 @@ impl KernelPath {
             }
         };
         let encap = prog::encap(macs.raw_fd(), peers.raw_fd(), port, token);
-        let decap = prog::decap(
-            macs.raw_fd(),
-            peers.raw_fd(),
-            locals.raw_fd(),
-            port,
-            token,
-            tap_index,
-            take_super,
-        );
+        // Both forms of `decap` are loaded now, while the daemon may: the tap may start or
+        // stop forwarding while it runs (see `follow_tap`).
+        let decap = |take_super| {
+            prog::decap(
+                macs.raw_fd(),
+                peers.raw_fd(),
+                locals.raw_fd(),
+                port,
+                token,
+                tap_index,
+                take_super,
+            )
+        };
+        let (decap_whole, decap_single) = (decap(true), decap(false));
         let load = |insns: &[u64], hook, name: &CStr| {
             bpf::load_classifier(insns, hook, name)
                 .map_err(|e| format!("the kernel refused the {name:?} program: {e}"))
         };
         let encap = load(&encap, Hook::Egress, c"ethcloud_encap")?;
-        let decap = load(&decap, Hook::Ingress, c"ethcloud_decap")?;
+        let decap_whole = load(&decap_whole, Hook::Ingress, c"ethcloud_decap")?;
+        let decap_single = load(&decap_single, Hook::Ingress, c"ethcloud_decap")?;
         let encap_link = bpf::attach_tcx(&encap, tap_index, Hook::Egress)
             .map_err(|e| format!("cannot attach to {tap}'s egress (TCX, Linux 6.6): {e}"))?;
         // (Before the interfaces are listed: one that comes meanwhile is not missed.)
@@ -573,7 +587,9 @@ impl KernelPath {
             peers,
             locals,
             _encap_link: encap_link,
-            decap,
+            decap_whole,
+            decap_single,
+            tap: tap.to_owned(),
             decap_on: BTreeMap::new(),
             passed_over: BTreeSet::new(),
             tap_index,
@@ -694,7 +710,7 @@ impl KernelPath {
                 }
                 break;
             }
-            match bpf::attach_tcx(&self.decap, index, Hook::Ingress) {
+            match bpf::attach_tcx(self.decap(), index, Hook::Ingress) {
                 Ok(link) => {
                     self.decap_on.insert(index, (name.clone(), link));
                     on.push(name);
@@ -706,6 +722,86 @@ impl KernelPath {
             }
         }
         on
+    }
+
+    /// The form of `decap` for the tap as it is: whole super-frames only while it does not
+    /// forward.
+    fn decap(&self) -> &OwnedFd {
+        if self.may_take_frames {
+            &self.decap_whole
+        } else {
+            &self.decap_single
+        }
+    }
+
+    /// Asks again whether the tap forwards what it gets (a bridge port, a bond member,
+    /// forwarding on: see [`KernelPath::takes_frames`]), and follows a change. Once it
+    /// forwards, `decap` takes single frames only (each link is given the other program in
+    /// place; one the kernel refuses is closed, and the next check attaches the right one),
+    /// control messages and heartbeats take checksums again, and each peer the kernel path
+    /// would serve gets one Close (as when stepping aside), so that peers' kernel paths that
+    /// marked this node verify it anew and send their frames through their daemons. Once it
+    /// no longer forwards, the other way back: `tend` lets peers' kernel paths send here
+    /// again (see `start_taking_frames`).
+    fn follow_tap<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>) {
+        let forwards = match netdev::forwards(&self.tap) {
+            Ok(forwards) => forwards,
+            Err(e) => {
+                debug!(
+                    "kernel path: cannot tell whether {} forwards ({e})",
+                    self.tap
+                );
+                return;
+            }
+        };
+        if forwards != self.may_take_frames {
+            return;
+        }
+        self.may_take_frames = !forwards;
+        let prog = if forwards {
+            &self.decap_single
+        } else {
+            &self.decap_whole
+        };
+        let refused: Vec<u32> = self
+            .decap_on
+            .iter()
+            .filter_map(|(index, (name, link))| match bpf::update_link(link, prog) {
+                Ok(()) => None,
+                Err(e) => {
+                    debug!("kernel path: cannot change the program on {name} ({e}): off it");
+                    Some(*index)
+                }
+            })
+            .collect();
+        for index in refused {
+            self.decap_on.remove(&index);
+        }
+        if !forwards {
+            info!(
+                "kernel path: {} no longer forwards what it gets: super-frames are taken whole \
+                 again",
+                self.tap
+            );
+            return;
+        }
+        info!(
+            "kernel path: {} forwards what it gets now (a bridge port, a bond member, or \
+             forwarding on): no super-frames are taken whole, and peers send their frames \
+             here through their daemons",
+            self.tap
+        );
+        if !self.takes_frames {
+            return;
+        }
+        self.takes_frames = false;
+        node.socket_mut().control_as_frames(true);
+        if !self.aside {
+            let (peers, _) = wanted(&node.forward_view(), now);
+            for addr in peers.values() {
+                node.close_and_stay(SocketAddr::V4(*addr));
+            }
+        }
     }
 
     /// Whether peers' kernel paths may send frames here: not when the tap forwards what it
@@ -831,8 +927,8 @@ impl KernelPath {
     /// After a pass of the loop: when the node's view changed (at most every 20 ms), brings
     /// the maps in line with it; every second adds what the programs counted to the peers'
     /// traffic; every 30 s, and soon after a change the kernel announces (see `Rechecks`),
-    /// also asks again where frames to each peer leave, the interfaces `decap` goes on, and
-    /// the host's addresses.
+    /// also asks again whether the tap forwards (see `follow_tap`), where frames to each peer
+    /// leave, the interfaces `decap` goes on, and the host's addresses.
     pub fn tend<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>) {
         if now < self.due(node) {
             return;
@@ -849,6 +945,7 @@ impl KernelPath {
         let recheck = self.rechecks.due(now);
         if recheck {
             self.not_eligible.clear();
+            self.follow_tap(now, node);
             let on = self.sync_interfaces();
             if !on.is_empty() {
                 debug!("kernel path: receiving on {} too", on.join(", "));

@@ -18,6 +18,7 @@ const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_LINK_UPDATE: libc::c_long = 29;
 /// `BPF_MAP_TYPE_HASH`.
 const MAP_TYPE_HASH: u32 = 1;
 /// `BPF_PROG_TYPE_SCHED_CLS`: a traffic-control classifier.
@@ -251,6 +252,41 @@ pub fn attach_tcx(prog: &OwnedFd, ifindex: u32, hook: Hook) -> io::Result<OwnedF
     fd_from(ret)
 }
 
+/// Puts `prog` in the place of the program TCX link `link` runs, at once and without a
+/// moment with neither (`BPF_LINK_UPDATE`; it needs no capability from Linux 6.5 on).
+///
+/// # Errors
+///
+/// The kernel's refusal (a program of another type: `EINVAL`; the link's device gone:
+/// `ENOLINK`).
+pub fn update_link(link: &OwnedFd, prog: &OwnedFd) -> io::Result<()> {
+    bpf(
+        BPF_LINK_UPDATE,
+        Attr::new()
+            .u32(0, link.as_raw_fd() as u32)
+            .u32(4, prog.as_raw_fd() as u32),
+    )?;
+    Ok(())
+}
+
+/// The id of the program TCX link `link` runs (for tests: which of two it is).
+///
+/// # Errors
+///
+/// The kernel's refusal of `BPF_OBJ_GET_INFO_BY_FD`.
+#[cfg(test)]
+fn link_prog_id(link: &OwnedFd) -> io::Result<u32> {
+    let mut info = [0u8; 24];
+    bpf(
+        BPF_OBJ_GET_INFO_BY_FD,
+        Attr::new()
+            .u32(0, link.as_raw_fd() as u32)
+            .u32(4, info.len() as u32)
+            .u64(8, info.as_mut_ptr() as u64),
+    )?;
+    Ok(u32::from_ne_bytes([info[8], info[9], info[10], info[11]]))
+}
+
 /// Whether map updates and the like need `CAP_BPF` for as long as the daemon runs: before
 /// Linux 6.5, with unprivileged BPF disabled (as most distributions ship it), every `bpf(2)`
 /// command did, and a kernel of that age may have TCX backported. Also where the kernel's
@@ -356,5 +392,32 @@ mod tests {
             seen
         });
         assert_eq!(seen, [true, true, true, true, true, true]);
+    }
+
+    #[test]
+    #[ignore = "needs root (a network namespace of its own) and Linux 6.6; .ci/run passes --include-ignored"]
+    fn a_tcx_link_takes_another_program_in_place() {
+        let seen = crate::sys::testing::in_own_netns(|| {
+            use crate::sys::testing::run;
+            // r0 = -1 (TCX_NEXT); exit. And r0 = 0 (TCX_PASS); exit.
+            let next = [0xb7 | (0xffff_ffffu64 << 32), 0x95];
+            let pass = [0xb7, 0x95];
+            let first = load_classifier(&next, Hook::Ingress, c"ethcloud_test").unwrap();
+            let second = load_classifier(&pass, Hook::Ingress, c"ethcloud_test").unwrap();
+            run("ip link add ecl0 type veth peer name ecl1");
+            let index = crate::sys::netdev::ifindex("ecl0").unwrap();
+            let link = attach_tcx(&first, index, Hook::Ingress).unwrap();
+            let before = link_prog_id(&link).unwrap();
+            update_link(&link, &second).unwrap();
+            let after = link_prog_id(&link).unwrap();
+            update_link(&link, &first).unwrap();
+            vec![
+                before != 0,
+                after != before,
+                link_prog_id(&link).unwrap() == before,
+                tcx_link_ifindex(&link).unwrap() == index,
+            ]
+        });
+        assert_eq!(seen, [true, true, true, true]);
     }
 }

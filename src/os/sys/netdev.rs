@@ -582,10 +582,15 @@ impl TapDropsReader {
 /// the next).
 const CHANGES_PER_CALL: usize = 4096;
 
+/// The legacy group bits of `RTNLGRP_IPV4_NETCONF` (24) and `RTNLGRP_IPV6_NETCONF` (25),
+/// which announce an interface's forwarding turned on or off (`RTM_NEWNETCONF`).
+const RTMGRP_IPV4_NETCONF: u32 = 1 << (24 - 1);
+const RTMGRP_IPV6_NETCONF: u32 = 1 << (25 - 1);
+
 /// Tells whether this network namespace's interfaces, IPv4 addresses, IPv4 routes or IPv4
-/// routing rules changed: an rtnetlink socket in the groups that announce them
-/// (`RTMGRP_LINK`, `RTMGRP_IPV4_IFADDR`, `RTMGRP_IPV4_ROUTE`, `RTMGRP_IPV4_RULE`), read
-/// without waiting. Joining them needs no
+/// routing rules changed, or an interface's IPv4 or IPv6 forwarding: an rtnetlink socket in
+/// the groups that announce them (`RTMGRP_LINK`, `RTMGRP_IPV4_IFADDR`, `RTMGRP_IPV4_ROUTE`,
+/// `RTMGRP_IPV4_RULE`, and the two netconf groups), read without waiting. Joining them needs no
 /// privilege. The notifications are counted, not read: what changed is asked again by the
 /// caller.
 #[derive(Debug)]
@@ -611,7 +616,9 @@ impl ChangeWatch {
         addr.nl_groups = (libc::RTMGRP_LINK
             | libc::RTMGRP_IPV4_IFADDR
             | libc::RTMGRP_IPV4_ROUTE
-            | libc::RTMGRP_IPV4_RULE) as u32;
+            | libc::RTMGRP_IPV4_RULE) as u32
+            | RTMGRP_IPV4_NETCONF
+            | RTMGRP_IPV6_NETCONF;
         let addr_ptr: *const libc::sockaddr_nl = &addr;
         // SAFETY: the fd is open; `addr_ptr` points to a live sockaddr_nl of the length
         // given, which the kernel only reads.
@@ -1050,13 +1057,19 @@ mod tests {
             seen.push(watch.changed());
             run("ip rule add to 198.18.93.0/24 table 7");
             seen.push(watch.changed());
+            // (This thread's namespace: /proc/sys/net is the opener's.)
+            for family in ["ipv4", "ipv6"] {
+                let path = format!("/proc/sys/net/{family}/conf/ecw0/forwarding");
+                std::fs::write(&path, "1").unwrap();
+                seen.push(watch.changed());
+            }
             run("ip link del ecw0");
             seen.push(watch.changed());
             seen
         });
         assert_eq!(
             seen,
-            [false, false, true, false, true, true, true, true, true]
+            [false, false, true, false, true, true, true, true, true, true, true]
         );
     }
 
