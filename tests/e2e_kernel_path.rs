@@ -746,7 +746,7 @@ fn a_node_that_started_with_no_interface_takes_frames_once_one_comes() {
     e2e::iperf3_one_off(&mut lab, &b, &a, &a.overlay_v4(), 5202, &[]);
 }
 
-/// b's tap starts forwarding while it runs (as when a container runtime turns
+/// b's tap, renamed, starts forwarding while it runs (as when a container runtime turns
 /// `net.ipv4.ip_forward` on after ethcloud started): b stops taking super-frames whole and
 /// tells a, with a Close, to verify it anew; a's kernel path then sends b nothing, while
 /// pings and TCP still go both ways and b's own frames still leave through the kernel.
@@ -759,11 +759,22 @@ fn a_node_whose_tap_starts_forwarding_stops_taking_frames_until_it_stops() {
     let (a, b) = (lab.host(1), lab.host(2));
     pair(&mut lab, &[], &[]);
     wait_kernel_sends(&mut lab, 0, &a, &b.overlay_v4());
-    let forwarding = format!("net.ipv4.conf.{}.forwarding", e2e::TAP);
+    // (Renamed first: the daemon finds its tap by index.)
+    let tap = "ecrenamed0";
+    let commands: [&[&str]; 3] = [
+        &["ip", "link", "set", e2e::TAP, "down"],
+        &["ip", "link", "set", e2e::TAP, "name", tap],
+        &["ip", "link", "set", tap, "up"],
+    ];
+    for command in commands {
+        e2e::must(&lab, &b, command);
+    }
+    lab.assert_ping(&a, &b.overlay_v4());
+    let forwarding = format!("net.ipv4.conf.{tap}.forwarding");
 
     e2e::must(&lab, &b, &["sysctl", "-qw", &format!("{forwarding}=1")]);
     lab.daemons[1].wait_log(
-        &format!("kernel path: {} forwards what it gets now", e2e::TAP),
+        &format!("kernel path: {tap} forwards what it gets now"),
         SOON,
     );
     let removed = format!("peer {} removed: closed by peer", b.addr_v4());
@@ -786,7 +797,7 @@ fn a_node_whose_tap_starts_forwarding_stops_taking_frames_until_it_stops() {
 
     e2e::must(&lab, &b, &["sysctl", "-qw", &format!("{forwarding}=0")]);
     lab.daemons[1].wait_log(
-        &format!("kernel path: {} no longer forwards what it gets", e2e::TAP),
+        &format!("kernel path: {tap} no longer forwards what it gets"),
         SOON,
     );
     lab.daemons[1].wait_log("peers' kernel paths may send here now", SOON);

@@ -10,8 +10,8 @@
 //!   interface the kernel routes that peer's address through, from the address it would pick
 //!   (`bpf_redirect_neigh`: the kernel fills in the Ethernet addresses). The daemon asks the
 //!   kernel for that route (`RTM_GETROUTE`) when the peer comes in, soon after a change
-//!   rtnetlink announces to the interfaces, addresses or routes (see `Rechecks`), and every
-//!   30 s; a peer
+//!   rtnetlink announces to the interfaces, addresses, routes, rules or forwarding (see
+//!   `Rechecks`), and every 30 s; a peer
 //!   whose route is not a unicast one, or whose MTU is below the tap's plus the 50 bytes of
 //!   headers, stays with the daemon. A TCP or UDP super-frame from the tap stays one packet,
 //!   marked as UDP-tunnelled, and is cut into datagrams wherever it has to be, as the
@@ -134,7 +134,8 @@ const RECHECK_GAP: Duration = Duration::from_secs(2);
 /// every 2 s.
 const EARLY_CHECKS: usize = 4;
 
-/// When the routes, the interfaces and the host's addresses are asked again: every
+/// When the routes, the interfaces, the host's addresses and whether the tap forwards are
+/// asked again: every
 /// [`RECHECK_EVERY`], and sooner after a change the kernel announces (at once, or at the
 /// end of [`RECHECK_GAP`] after the last check, within [`EARLY_CHECKS`]).
 #[derive(Clone, Copy, Debug)]
@@ -252,13 +253,15 @@ fn wanted(
 /// super-frames over a veth): a Close makes them drop it and verify it again, and its
 /// control messages now carry checksums, so they do not mark it again. Each peer gets one,
 /// also one verified while this node is aside (it may have marked it before); none when
-/// this node takes no frames (`takes_frames` false: it never marked itself).
+/// this node never took frames (`marked` false: it never marked itself; a node that took
+/// them once may have been marked by a peer it no longer knows, and a peer verified again
+/// may still hold the mark).
 fn aside_closes(
     closed: &mut BTreeSet<PeerKey>,
     peers: &BTreeMap<PeerKey, SocketAddrV4>,
-    takes_frames: bool,
+    marked: bool,
 ) -> Vec<SocketAddrV4> {
-    if !takes_frames {
+    if !marked {
         return Vec::new();
     }
     closed.retain(|k| peers.contains_key(k));
@@ -388,8 +391,8 @@ pub struct KernelPath {
     too_many_told: bool,
     /// Whether the host had more local IPv4 addresses than the map takes (told once).
     too_many_locals_told: bool,
-    /// Tells when interfaces, addresses or routes changed (`None` if it could not be opened:
-    /// then only the 30-s checks see them).
+    /// Tells when interfaces, addresses, routes, rules or forwarding changed (`None` if it
+    /// could not be opened: then only the 30-s checks see them).
     changes: Option<netdev::ChangeWatch>,
     /// The `--listen` address (its IP, if it names one, is where frames leave from).
     listen: SocketAddr,
@@ -409,13 +412,17 @@ pub struct KernelPath {
     /// When the counters were last read and the firewall followed (once a second, however
     /// often the maps are synced).
     collected_at: Instant,
-    /// When the routes, the interfaces and the local addresses are asked again.
+    /// When the routes, the interfaces, the local addresses and the tap's forwarding are
+    /// asked again.
     rechecks: Rechecks,
     /// When the MACs' last-seen times are read next.
     seen_read_at: Instant,
     refresh: Duration,
     /// Whether peers' kernel paths may send here (see [`KernelPath::takes_frames`]).
     takes_frames: bool,
+    /// Whether it ever did since start-up: then peers may have marked it (see
+    /// `aside_closes`).
+    took_frames: bool,
     /// Whether they may once `decap` is on an interface: the tap does not forward what it
     /// gets (see [`KernelPath::takes_frames`]), as last asked (see `follow_tap`). A node
     /// that started with `decap` on no interface takes frames from the first one `decap`
@@ -609,6 +616,7 @@ impl KernelPath {
             seen_read_at: Instant::ZERO,
             refresh,
             takes_frames: false,
+            took_frames: false,
             may_take_frames: take_super,
             hello_again: BTreeMap::new(),
             totals: Totals::default(),
@@ -633,6 +641,7 @@ impl KernelPath {
             }
         );
         path.takes_frames = take_super && !on.is_empty();
+        path.took_frames = path.takes_frames;
         path.sync_locals();
         Ok(path)
     }
@@ -739,11 +748,20 @@ impl KernelPath {
     /// forwards, `decap` takes single frames only (each link is given the other program in
     /// place; one the kernel refuses is closed, and the next check attaches the right one),
     /// control messages and heartbeats take checksums again, and each peer the kernel path
-    /// would serve gets one Close (as when stepping aside), so that peers' kernel paths that
-    /// marked this node verify it anew and send their frames through their daemons. Once it
-    /// no longer forwards, the other way back: `tend` lets peers' kernel paths send here
-    /// again (see `start_taking_frames`).
+    /// would serve gets one Close (as when stepping aside; none while it stands aside, which
+    /// sent them), so that peers' kernel paths that marked this node verify it anew and send
+    /// their frames through their daemons. Once it no longer forwards, the other way back:
+    /// `tend` lets peers' kernel paths send here again (see `start_taking_frames`).
     fn follow_tap<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>) {
+        // (By its index: the tap may have been renamed.)
+        match netdev::name_of_index(self.tap_index) {
+            Ok(Some(name)) => self.tap = name,
+            Ok(None) => return,
+            Err(e) => {
+                debug!("kernel path: cannot find the tap's name ({e})");
+                return;
+            }
+        }
         let forwards = match netdev::forwards(&self.tap) {
             Ok(forwards) => forwards,
             Err(e) => {
@@ -818,8 +836,9 @@ impl KernelPath {
     /// tap does not forward what it gets. Such a node sends its control messages through the
     /// raw socket ([`KernelPath::raw_control`], if that could be had) from the moment
     /// [`KernelPath::takes_frames`] holds, which [`KernelPath::tend`] turns on (with the
-    /// socket's [`Socket::control_as_frames`]) when `decap` goes on a first interface while
-    /// the kernel path does not stand aside (else when it comes back on).
+    /// socket's [`Socket::control_as_frames`]) when `decap` goes on a first interface, or the
+    /// tap stops forwarding, while the kernel path does not stand aside (else when it comes
+    /// back on).
     pub fn may_take_frames(&self) -> bool {
         self.may_take_frames
     }
@@ -937,9 +956,10 @@ impl KernelPath {
         if now >= self.collected_at + SYNC_EVERY
             && self.changes.as_mut().is_some_and(|c| c.changed())
         {
-            // Interfaces, addresses or routes changed: asked again soon (see `Rechecks`),
-            // not at the next 30-s check, so that frames do not keep leaving through an
-            // interface the route no longer takes, nor arrive where `decap` is not.
+            // Interfaces, addresses, routes or forwarding changed: asked again soon (see
+            // `Rechecks`), not at the next 30-s check, so that frames do not keep leaving
+            // through an interface the route no longer takes, nor arrive where `decap` is
+            // not, nor whole where the tap now forwards.
             self.rechecks.changed(now);
         }
         let recheck = self.rechecks.due(now);
@@ -990,7 +1010,7 @@ impl KernelPath {
                 // Everything out of the maps: every frame through the daemon, and the
                 // firewall.
                 self.aside_peers.extend(peers.values().copied());
-                for addr in aside_closes(&mut self.closed, &peers, self.takes_frames) {
+                for addr in aside_closes(&mut self.closed, &peers, self.took_frames) {
                     node.close_and_stay(SocketAddr::V4(addr));
                 }
                 peers.clear();
@@ -1027,7 +1047,8 @@ impl KernelPath {
     }
 
     /// Lets peers' kernel paths send here, once `decap` went on a first interface (a node that
-    /// started with none) while the kernel path does not stand aside: control messages go
+    /// started with none), or the tap stopped forwarding, while the kernel path does not
+    /// stand aside: control messages go
     /// without checksums from now on, and so do the heartbeats (see `follow_firewall`). A
     /// peer that enters the map from now on is asked for its peer list at once (see
     /// `sync_peers`); one already there marks this node at its next control message or
@@ -1043,6 +1064,7 @@ impl KernelPath {
             on.join(", ")
         );
         self.takes_frames = true;
+        self.took_frames = true;
         node.socket_mut().control_as_frames(false);
     }
 

@@ -410,14 +410,27 @@ mod tests {
             let before = link_prog_id(&link).unwrap();
             update_link(&link, &second).unwrap();
             let after = link_prog_id(&link).unwrap();
-            update_link(&link, &first).unwrap();
+            // As the daemon under its unit does, once it has given up CAP_BPF (and never
+            // had CAP_SYS_ADMIN): on a thread of its own, since capabilities are per thread.
+            let back = std::thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        use crate::sys::privdrop::{give_up, CAP_BPF, CAP_NET_RAW};
+                        // (CAP_SYS_ADMIN, 21: it would allow what CAP_BPF does.)
+                        give_up(&[CAP_BPF, 21, CAP_NET_RAW]).unwrap();
+                        update_link(&link, &first)
+                    })
+                    .join()
+                    .unwrap()
+            });
             vec![
                 before != 0,
                 after != before,
+                back.is_ok(),
                 link_prog_id(&link).unwrap() == before,
                 tcx_link_ifindex(&link).unwrap() == index,
             ]
         });
-        assert_eq!(seen, [true, true, true, true]);
+        assert_eq!(seen, [true, true, true, true, true]);
     }
 }

@@ -583,7 +583,8 @@ impl TapDropsReader {
 const CHANGES_PER_CALL: usize = 4096;
 
 /// The legacy group bits of `RTNLGRP_IPV4_NETCONF` (24) and `RTNLGRP_IPV6_NETCONF` (25),
-/// which announce an interface's forwarding turned on or off (`RTM_NEWNETCONF`).
+/// which announce an interface's forwarding turned on or off (`RTM_NEWNETCONF`; also a few
+/// other per-interface settings, and a new interface, which only bring a check forward).
 const RTMGRP_IPV4_NETCONF: u32 = 1 << (24 - 1);
 const RTMGRP_IPV6_NETCONF: u32 = 1 << (25 - 1);
 
