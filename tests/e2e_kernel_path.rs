@@ -716,13 +716,14 @@ fn a_node_that_started_with_no_interface_takes_frames_once_one_comes() {
     // What b sends to a's port, as a's eth0 gets it: b's request for a's peer list, sent
     // when a enters b's map, goes without a checksum (not only b's heartbeats, which
     // would mark b by themselves).
-    let script = lab.script("controlsums.py", CONTROL_SUMS);
+    let script = lab.rawframe_script();
     let seen = lab.helper(
         &a,
-        "controlsums",
+        "udpsums",
         &[
             e2e::python3(),
             script.to_str().expect("utf-8 path"),
+            "udpsums",
             "eth0",
             "3210",
             "30",
@@ -815,32 +816,3 @@ fn a_node_whose_tap_starts_forwarding_stops_taking_frames_until_it_stops() {
     }
     e2e::iperf3_one_off(&mut lab, &a, &b, &b.overlay_v4(), 5202, &[]);
 }
-
-/// Prints, for each IPv4 UDP datagram an interface receives from port PORT, its switch byte
-/// (the byte after the 7-byte token) and its UDP checksum, for SECONDS:
-/// `controlsums.py IFACE PORT SECONDS`; `ready` first.
-const CONTROL_SUMS: &str = r#"
-import socket, struct, sys, time
-iface, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
-sock.bind((iface, 0))
-print("ready", flush=True)
-end = time.monotonic() + seconds
-while True:
-    left = end - time.monotonic()
-    if left <= 0:
-        break
-    sock.settimeout(left)
-    try:
-        data, addr = sock.recvfrom(65535)
-    except socket.timeout:
-        break
-    if addr[2] == 4 or len(data) < 20 or data[9] != 17:
-        continue
-    ihl = (data[0] & 15) * 4
-    if len(data) < ihl + 16:
-        continue
-    sport, _dport, _len, checksum = struct.unpack("!HHHH", data[ihl:ihl + 8])
-    if sport == port:
-        print(f"switch={data[ihl + 15]} checksum={checksum}", flush=True)
-"#;

@@ -3,6 +3,7 @@
 
     rawframe.py send IFACE DST_MAC SRC_MAC VID|none MARKER
     rawframe.py capture IFACE SECONDS
+    rawframe.py udpsums IFACE PORT SECONDS
 
 Test frames carry EtherType 0x88b5 (IEEE local experimental) and a text marker as payload.
 `send` writes one frame, with an 802.1Q tag (TPID 0x8100) unless VID is `none`.
@@ -12,6 +13,12 @@ Test frames carry EtherType 0x88b5 (IEEE local experimental) and a text marker a
 
 The kernel may move a received 802.1Q tag out of the bytes into packet metadata, so the tag
 is read from PACKET_AUXDATA (tp_vlan_tci, TP_STATUS_VLAN_VALID) as well as from the bytes.
+
+`udpsums` prints `ready`, then, for each IPv4 UDP datagram IFACE receives from port PORT
+until SECONDS have passed, its switch byte (the byte after the 7-byte token) and its UDP
+checksum (0: none):
+
+    switch=SWITCH checksum=CHECKSUM
 """
 
 import socket
@@ -20,6 +27,8 @@ import sys
 import time
 
 ETH_P_ALL = 0x0003
+ETH_P_IP = 0x0800
+IPPROTO_UDP = 17
 TEST_ETHERTYPE = b"\x88\xb5"
 TPID_8021Q = b"\x81\x00"
 SOL_PACKET = 263
@@ -48,11 +57,8 @@ def send(iface, dst, src, vid, marker):
         sock.send(frame)
 
 
-def capture(iface, seconds):
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-    sock.bind((iface, 0))
-    sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
-    print("ready", flush=True)
+def received(sock, seconds):
+    """What `sock` receives for `seconds`: (data, ancillary, flags, addr) each."""
     deadline = time.monotonic() + seconds
     while True:
         left = deadline - time.monotonic()
@@ -60,9 +66,18 @@ def capture(iface, seconds):
             return
         sock.settimeout(left)
         try:
-            data, ancillary, _flags, addr = sock.recvmsg(65535, socket.CMSG_SPACE(AUXDATA_LEN))
+            got = sock.recvmsg(65535, socket.CMSG_SPACE(AUXDATA_LEN))
         except socket.timeout:
             return
+        yield got
+
+
+def capture(iface, seconds):
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    sock.bind((iface, 0))
+    sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+    print("ready", flush=True)
+    for data, ancillary, _flags, addr in received(sock, seconds):
         if addr[2] == PACKET_OUTGOING or len(data) < 14:
             continue
         vid = None
@@ -83,11 +98,28 @@ def capture(iface, seconds):
               flush=True)
 
 
+def udpsums(iface, port, seconds):
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
+    sock.bind((iface, 0))
+    print("ready", flush=True)
+    for data, _ancillary, _flags, addr in received(sock, seconds):
+        if addr[2] == PACKET_OUTGOING or len(data) < 20 or data[9] != IPPROTO_UDP:
+            continue
+        ihl = (data[0] & 15) * 4
+        if len(data) < ihl + 16:
+            continue
+        sport, _dport, _length, checksum = struct.unpack("!HHHH", data[ihl:ihl + 8])
+        if sport == port:
+            print(f"switch={data[ihl + 15]} checksum={checksum}", flush=True)
+
+
 def main(argv):
     if len(argv) == 7 and argv[1] == "send":
         send(*argv[2:])
     elif len(argv) == 4 and argv[1] == "capture":
         capture(argv[2], float(argv[3]))
+    elif len(argv) == 5 and argv[1] == "udpsums":
+        udpsums(argv[2], int(argv[3]), float(argv[4]))
     else:
         sys.exit(__doc__)
 

@@ -276,14 +276,7 @@ pub fn update_link(link: &OwnedFd, prog: &OwnedFd) -> io::Result<()> {
 /// The kernel's refusal of `BPF_OBJ_GET_INFO_BY_FD`.
 #[cfg(test)]
 fn link_prog_id(link: &OwnedFd) -> io::Result<u32> {
-    let mut info = [0u8; 24];
-    bpf(
-        BPF_OBJ_GET_INFO_BY_FD,
-        Attr::new()
-            .u32(0, link.as_raw_fd() as u32)
-            .u32(4, info.len() as u32)
-            .u64(8, info.as_mut_ptr() as u64),
-    )?;
+    let info = tcx_link_info(link)?;
     Ok(u32::from_ne_bytes([info[8], info[9], info[10], info[11]]))
 }
 
@@ -319,8 +312,13 @@ fn release_before(release: &str, (major, minor): (u32, u32)) -> Option<bool> {
 ///
 /// The kernel's refusal of `BPF_OBJ_GET_INFO_BY_FD`.
 pub fn tcx_link_ifindex(link: &OwnedFd) -> io::Result<u32> {
-    // struct bpf_link_info: type, id and prog_id, then (8-aligned) the tcx member's ifindex
-    // and attach_type.
+    let info = tcx_link_info(link)?;
+    Ok(u32::from_ne_bytes([info[16], info[17], info[18], info[19]]))
+}
+
+/// The start of TCX link `link`'s `struct bpf_link_info`: type, id and prog_id, then
+/// (8-aligned) the tcx member's ifindex and attach_type.
+fn tcx_link_info(link: &OwnedFd) -> io::Result<[u8; 24]> {
     let mut info = [0u8; 24];
     bpf(
         BPF_OBJ_GET_INFO_BY_FD,
@@ -329,7 +327,7 @@ pub fn tcx_link_ifindex(link: &OwnedFd) -> io::Result<u32> {
             .u32(4, info.len() as u32)
             .u64(8, info.as_mut_ptr() as u64),
     )?;
-    Ok(u32::from_ne_bytes([info[16], info[17], info[18], info[19]]))
+    Ok(info)
 }
 
 #[cfg(test)]
