@@ -487,12 +487,13 @@ pub fn tap_in_use(name: &str) -> io::Result<bool> {
 /// The OS error of asking rtnetlink, or of reading the forwarding sysctls.
 pub fn forwards(name: &str) -> io::Result<bool> {
     let master = LinkCounters::open(name)?.ask()?.master;
-    // (A host without IPv6 has no such file: no forwarding there.)
+    // (A host without IPv6 has no such file: no forwarding there. Every interface has the
+    // IPv4 one: without it, the interface is gone or was renamed meanwhile, an error.)
     let sysctl = |family: &str| match std::fs::read_to_string(format!(
         "/proc/sys/net/{family}/conf/{name}/forwarding"
     )) {
         Ok(s) => Ok(s.trim() != "0"),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && family == "ipv6" => Ok(false),
         Err(e) => Err(e),
     };
     Ok(master.is_some() || sysctl("ipv4")? || sysctl("ipv6")?)
