@@ -917,20 +917,26 @@ pub fn conntrack(lab: &Lab, router: &Host) -> String {
 /// Waits (at most [`SOON`]) until the kernel path of daemon `daemon` has sent frames,
 /// pinging `target` from `from`.
 pub fn wait_kernel_sends(lab: &mut Lab, daemon: usize, from: &Host, target: &str) {
+    wait_kernel_sends_past(lab, daemon, from, target, 0);
+}
+
+/// Waits (at most [`SOON`]) until the kernel path of daemon `daemon` has sent more than
+/// `past` frames, pinging `target` from `from`.
+pub fn wait_kernel_sends_past(lab: &mut Lab, daemon: usize, from: &Host, target: &str, past: u64) {
     let start = Instant::now();
     for _ in 0..100 {
         lab.ping_once(from, target);
         let line = lab.daemons[daemon].stats_line();
-        if field(&line, "kernel_path_sent").is_some_and(|n| n > 0) {
+        if field(&line, "kernel_path_sent").is_some_and(|n| n > past) {
             return;
         }
         assert!(
             start.elapsed() < SOON,
-            "daemon {daemon}'s kernel path sent nothing: {line}"
+            "daemon {daemon}'s kernel path sent nothing past {past}: {line}"
         );
         thread::sleep(Duration::from_millis(200));
     }
-    panic!("daemon {daemon}'s kernel path sent nothing");
+    panic!("daemon {daemon}'s kernel path sent nothing past {past}");
 }
 
 /// Runs `ip ARGS`, panicking with its stderr if it fails.

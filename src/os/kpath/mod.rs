@@ -247,12 +247,12 @@ fn wanted(
     (peers, macs)
 }
 
-/// While the kernel path stands aside, the peers (of the view's `peers`) to send a Close to
-/// now, noted in `closed`. Peers whose kernel paths took this node for one that takes frames
+/// While the kernel path stands aside, or the node takes no frames (its tap started
+/// forwarding), the peers (of the view's `peers`) to send a Close to now, noted in `closed`. Peers whose kernel paths took this node for one that takes frames
 /// would go on sending it frames only a kernel path can take (partial checksums, whole
 /// super-frames over a veth): a Close makes them drop it and verify it again, and its
 /// control messages now carry checksums, so they do not mark it again. Each peer gets one,
-/// also one verified while this node is aside (it may have marked it before); none when
+/// also one verified meanwhile (it may have marked it before); none when
 /// this node never took frames (`marked` false: it never marked itself; a node that took
 /// them once may have been marked by a peer it no longer knows, and a peer verified again
 /// may still hold the mark).
@@ -378,8 +378,8 @@ pub struct KernelPath {
     decap_whole: OwnedFd,
     /// The `decap` program that takes single frames only, while the tap forwards.
     decap_single: OwnedFd,
-    /// The tap's name.
-    tap: String,
+    /// Whether a failure to ask whether the tap forwards was logged at info (told once).
+    tap_check_told: bool,
     /// `decap`'s links, by the index of the interface each is on (with its name).
     decap_on: BTreeMap<u32, (String, OwnedFd)>,
     /// Interfaces `decap` is not on and will not be tried on again while they are there: the
@@ -444,7 +444,8 @@ pub struct KernelPath {
     watch_firewall: bool,
     /// Whether it stands aside (for a firewall, or because it could not tell).
     aside: bool,
-    /// While aside, the peers sent a Close (each gets one, however late it was verified).
+    /// While aside or taking no frames, the peers sent a Close (each gets one, however late
+    /// it was verified; emptied when the node takes frames, not aside, again).
     closed: BTreeSet<PeerKey>,
     /// While aside, how many checks in a row found no firewall (it comes back on at
     /// [`CLEAN_CHECKS`]).
@@ -596,7 +597,7 @@ impl KernelPath {
             _encap_link: encap_link,
             decap_whole,
             decap_single,
-            tap: tap.to_owned(),
+            tap_check_told: false,
             decap_on: BTreeMap::new(),
             passed_over: BTreeSet::new(),
             tap_index,
@@ -752,23 +753,27 @@ impl KernelPath {
     /// sent them), so that peers' kernel paths that marked this node verify it anew and send
     /// their frames through their daemons. Once it no longer forwards, the other way back:
     /// `tend` lets peers' kernel paths send here again (see `start_taking_frames`).
-    fn follow_tap<S: Socket, D: Device>(&mut self, now: Instant, node: &mut Node<S, D>) {
-        // (By its index: the tap may have been renamed.)
-        match netdev::name_of_index(self.tap_index) {
-            Ok(Some(name)) => self.tap = name,
-            Ok(None) => return,
-            Err(e) => {
-                debug!("kernel path: cannot find the tap's name ({e})");
-                return;
-            }
+    fn follow_tap<S: Socket, D: Device>(&mut self, node: &mut Node<S, D>) {
+        // (By its index: the tap may have been renamed, also while it is asked, which the
+        // second look at its name tells.)
+        let name = || netdev::name_of_index(self.tap_index).ok().flatten();
+        let Some(tap) = name() else {
+            return;
+        };
+        let forwards = netdev::forwards(&tap);
+        if name().as_ref() != Some(&tap) {
+            return;
         }
-        let forwards = match netdev::forwards(&self.tap) {
+        let forwards = match forwards {
             Ok(forwards) => forwards,
             Err(e) => {
-                debug!(
-                    "kernel path: cannot tell whether {} forwards ({e})",
-                    self.tap
-                );
+                if !self.tap_check_told {
+                    self.tap_check_told = true;
+                    info!(
+                        "kernel path: cannot tell whether {tap} forwards ({e}): asked again \
+                         at the next check"
+                    );
+                }
                 return;
             }
         };
@@ -797,29 +802,26 @@ impl KernelPath {
         }
         if !forwards {
             info!(
-                "kernel path: {} no longer forwards what it gets: super-frames are taken whole \
-                 again",
-                self.tap
+                "kernel path: {tap} no longer forwards what it gets: super-frames are taken \
+                 whole again"
             );
             return;
         }
         info!(
-            "kernel path: {} forwards what it gets now (a bridge port, a bond member, or \
+            "kernel path: {tap} forwards what it gets now (a bridge port, a bond member, or \
              forwarding on): no super-frames are taken whole, and peers send their frames \
-             here through their daemons",
-            self.tap
+             here through their daemons"
         );
-        if !self.takes_frames {
-            return;
-        }
+        // (The sync of this pass sends the Closes: see `aside_closes`.)
         self.takes_frames = false;
-        node.socket_mut().control_as_frames(true);
-        if !self.aside {
-            let (peers, _) = wanted(&node.forward_view(), now);
-            for addr in peers.values() {
-                node.close_and_stay(SocketAddr::V4(*addr));
-            }
-        }
+        self.sync_control(node);
+    }
+
+    /// Has control messages go with checksums, through the UDP socket, while the kernel
+    /// path stands aside or the node takes no frames, and without them otherwise.
+    fn sync_control<S: Socket, D: Device>(&self, node: &mut Node<S, D>) {
+        node.socket_mut()
+            .control_as_frames(self.aside || !self.takes_frames);
     }
 
     /// Whether peers' kernel paths may send frames here: not when the tap forwards what it
@@ -965,7 +967,7 @@ impl KernelPath {
         let recheck = self.rechecks.due(now);
         if recheck {
             self.not_eligible.clear();
-            self.follow_tap(now, node);
+            self.follow_tap(node);
             let on = self.sync_interfaces();
             if !on.is_empty() {
                 debug!("kernel path: receiving on {} too", on.join(", "));
@@ -1006,13 +1008,17 @@ impl KernelPath {
             self.synced = Some(view.generation);
             let (mut peers, mut macs) = wanted(&view, now);
             self.aside_peers.clear();
+            if self.aside || !self.takes_frames {
+                // Peers that may have marked this node while it took frames are told to
+                // verify it anew (see `aside_closes`).
+                for addr in aside_closes(&mut self.closed, &peers, self.took_frames) {
+                    node.close_and_stay(SocketAddr::V4(addr));
+                }
+            }
             if self.aside {
                 // Everything out of the maps: every frame through the daemon, and the
                 // firewall.
                 self.aside_peers.extend(peers.values().copied());
-                for addr in aside_closes(&mut self.closed, &peers, self.took_frames) {
-                    node.close_and_stay(SocketAddr::V4(addr));
-                }
                 peers.clear();
                 macs.clear();
             }
@@ -1065,7 +1071,9 @@ impl KernelPath {
         );
         self.takes_frames = true;
         self.took_frames = true;
-        node.socket_mut().control_as_frames(false);
+        // (From now on peers may mark it again: each is owed a Close at the next change.)
+        self.closed.clear();
+        self.sync_control(node);
     }
 
     /// Takes `keys` out of the peer map (and out of `in_peers` once the kernel let them go;
@@ -1380,8 +1388,8 @@ impl KernelPath {
         match (self.aside, found) {
             (false, Some(why)) => {
                 info!("kernel path: stepping aside, every frame goes through the daemon: {why}");
-                node.socket_mut().control_as_frames(true);
                 self.aside = true;
+                self.sync_control(node);
                 self.clean_checks = 0;
             }
             (true, None) => {
@@ -1390,9 +1398,12 @@ impl KernelPath {
                     return;
                 }
                 info!("kernel path: on again: this host has had no firewall for {CLEAN_CHECKS} s");
-                node.socket_mut().control_as_frames(!self.takes_frames);
                 self.aside = false;
-                self.closed.clear();
+                self.sync_control(node);
+                if self.takes_frames {
+                    // (Peers may mark it again: each is owed a Close at the next change.)
+                    self.closed.clear();
+                }
             }
             (true, Some(_)) => {
                 self.clean_checks = 0;
